@@ -1,0 +1,11 @@
+//! flint runs real, unmodified systemd `.socket` and `.service` units without
+//! systemd. This crate is the whole daemon as a library; `main.rs` only wires
+//! the command line to it.
+//!
+//! Data flows top to bottom: [`unit`] turns text into typed units, [`listen`]
+//! opens the sockets they describe, [`spawn`] starts processes from a prepared
+//! plan.
+
+pub mod listen;
+pub mod spawn;
+pub mod unit;

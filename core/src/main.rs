@@ -1,0 +1,5 @@
+//! The `flint` command line. Wiring only.
+
+fn main() {
+    println!("flint");
+}

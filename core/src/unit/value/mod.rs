@@ -1,0 +1,3 @@
+//! Value grammars of unit files.
+
+pub mod address;
