@@ -6,6 +6,9 @@
 //! opens the sockets they describe, [`spawn`] starts processes from a prepared
 //! plan.
 
+pub mod activation;
 pub mod listen;
+pub mod policy;
+pub mod service;
 pub mod spawn;
 pub mod unit;

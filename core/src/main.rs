@@ -1,5 +1,210 @@
-//! The `flint` command line. Wiring only.
+//! The `flint` command line. It parses arguments and wires them to the
+//! library; every decision lives in the library.
 
-fn main() {
-    println!("flint");
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use flint::unit::Severity;
+use flint::unit::load::{self, UnitRef};
+use flint::unit::loader::SearchPath;
+use flint::unit::name::UnitName;
+
+/// Runs systemd .socket and .service units without systemd.
+#[derive(Debug, Parser)]
+#[command(name = "flint", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where units are looked up.
+#[derive(Debug, Args)]
+struct TreeArgs {
+    /// Use the user search path (as `systemd --user`).
+    #[arg(long)]
+    user: bool,
+    /// Look up units only in DIR (repeatable, highest priority first), as
+    /// `SYSTEMD_UNIT_PATH` does.
+    #[arg(long = "unit-dir", value_name = "DIR")]
+    unit_dirs: Vec<PathBuf>,
+}
+
+impl TreeArgs {
+    fn search_path(&self, extra_first: &[PathBuf]) -> SearchPath {
+        if self.unit_dirs.is_empty() && extra_first.is_empty() {
+            return if self.user {
+                SearchPath::user()
+            } else {
+                SearchPath::system()
+            };
+        }
+        let mut dirs: Vec<PathBuf> = extra_first.to_vec();
+        if self.unit_dirs.is_empty() {
+            let base = if self.user {
+                SearchPath::user()
+            } else {
+                SearchPath::system()
+            };
+            dirs.extend(base.dirs);
+        } else {
+            dirs.extend(self.unit_dirs.iter().cloned());
+        }
+        dirs.dedup();
+        SearchPath::from_dirs(dirs, self.user)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load units and report every problem, like `systemd-analyze verify`.
+    /// Exits 0 when every named unit loads, 1 otherwise.
+    Check {
+        #[command(flatten)]
+        tree: TreeArgs,
+        /// Unit names or unit files.
+        #[arg(required = true, value_name = "UNIT|FILE")]
+        units: Vec<String>,
+    },
+    /// Print the effective unit after drop-ins and specifiers as JSON.
+    Show {
+        #[command(flatten)]
+        tree: TreeArgs,
+        /// A unit name or unit file.
+        #[arg(value_name = "UNIT|FILE")]
+        unit: String,
+    },
+    /// Hold the sockets of the units and start services on demand.
+    Run {
+        #[command(flatten)]
+        tree: TreeArgs,
+        /// Units to run; by default the units the tree enables, or every
+        /// socket unit in a tree without `.wants/` links.
+        #[arg(value_name = "UNIT")]
+        units: Vec<String>,
+    },
+}
+
+/// A command-line unit argument: a file when it names one, else a unit name.
+fn unit_ref(arg: &str) -> anyhow::Result<UnitRef> {
+    if arg.contains('/') || std::path::Path::new(arg).is_file() {
+        let path =
+            std::fs::canonicalize(arg).with_context(|| format!("{arg}: cannot open unit file"))?;
+        Ok(UnitRef::File(path))
+    } else {
+        let name: UnitName = arg
+            .parse()
+            .with_context(|| format!("{arg}: not a valid unit name"))?;
+        Ok(UnitRef::Name(name))
+    }
+}
+
+/// The directories of unit files named on the command line, searched first
+/// so their templates and drop-ins are found (as `systemd-analyze verify`).
+fn file_dirs(refs: &[UnitRef]) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for r in refs {
+        if let UnitRef::File(p) = r
+            && let Some(d) = p.parent()
+            && !dirs.iter().any(|x: &PathBuf| x == d)
+        {
+            dirs.push(d.to_path_buf());
+        }
+    }
+    dirs
+}
+
+fn check(tree: &TreeArgs, units: &[String]) -> ExitCode {
+    let mut refs = Vec::new();
+    let mut failed = false;
+    for arg in units {
+        match unit_ref(arg) {
+            Ok(r) => refs.push(r),
+            Err(e) => {
+                eprintln!("{e:#}");
+                failed = true;
+            }
+        }
+    }
+    let search = tree.search_path(&file_dirs(&refs));
+    for r in &refs {
+        match load::load_ref(&search, r) {
+            Ok(unit) => {
+                for d in &unit.diagnostics {
+                    eprintln!("{d}");
+                }
+                if !unit.is_loaded() {
+                    failed = true;
+                    eprintln!(
+                        "{}: failed to load ({})",
+                        unit.name,
+                        unit.load_state.as_str()
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn show(tree: &TreeArgs, unit: &str) -> anyhow::Result<ExitCode> {
+    let r = unit_ref(unit)?;
+    let search = tree.search_path(&file_dirs(std::slice::from_ref(&r)));
+    let unit = load::load_ref(&search, &r).map_err(anyhow::Error::msg)?;
+    println!("{}", serde_json::to_string_pretty(&unit.to_json())?);
+    let errors = unit
+        .diagnostics
+        .iter()
+        .any(|d| d.severity == Severity::Error);
+    Ok(if unit.is_loaded() && !errors {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
+    let search = tree.search_path(&[]);
+    let names = units
+        .iter()
+        .map(|u| {
+            u.parse::<UnitName>()
+                .with_context(|| format!("{u}: not a valid unit name"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let code = flint::activation::run(search, names)?;
+    Ok(ExitCode::from(code))
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLINT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Check { tree, units } => Ok(check(tree, units)),
+        Command::Show { tree, unit } => show(tree, unit),
+        Command::Run { tree, units } => run(tree, units),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("flint: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,1 +1,669 @@
-//! (being written)
+//! Starting service processes: an [`ExecPlan`] in, a running [`Child`] out.
+//!
+//! This is the only place in flint with unsafe process code. Everything the
+//! new process needs (argv, envp, the fd map, credentials, limits, working
+//! directory) is built in the parent before the child exists. The child is
+//! created with `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD)` on its
+//! own guard-paged stack, so spawning costs the same however large flint's
+//! address space is (reference §10). Because the child shares flint's memory,
+//! it runs only async-signal-safe raw syscalls: no allocation, no locks, no
+//! glibc credential wrappers. It places the passed fds at 3, 4, … without
+//! CLOEXEC, closes every other fd, writes `LISTEN_PID=` (and `LISTEN_PIDFDID=`
+//! where the kernel has pidfd inode ids) with its own pid into a slot reserved
+//! in the environment, and execs. A failure before exec travels back over a
+//! close-on-exec pipe as (step, errno); the child then exits with systemd's exit
+//! code for that step (200/CHDIR, 203/EXEC, 217/USER, …), and [`spawn`] returns
+//! [`SpawnError::Child`] after reaping it.
+//!
+//! Promises: [`spawn`] never leaves a zombie behind when it returns an error;
+//! on success the caller owns the child through its pidfd and reaps it with
+//! [`Child::try_wait`], [`Child::wait`] or [`Child::wait_blocking`].
+
+mod child;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+use std::ffi::{CString, c_int, c_void};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+
+pub use resolve::{DEFAULT_SEARCH_PATH, resolve_executable};
+
+use child::{ChildContext, ListenPidSlot};
+
+/// Everything needed to start one process, prepared by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecPlan {
+    /// Absolute path of the executable, already resolved.
+    pub path: CString,
+    /// `argv`, including `argv[0]`.
+    pub argv: Vec<CString>,
+    /// The environment as `K=V` entries, in order.
+    pub env: Vec<CString>,
+    /// Add `LISTEN_PID=<the child's own pid>` (and `LISTEN_PIDFDID=` where the
+    /// kernel gives pidfd inode ids) after `env`. Entries for these two names in
+    /// `env` are dropped when this is set, so the value is always the pid that
+    /// execs the service.
+    pub listen_pid_slot: bool,
+    /// fds placed at 3, 4, … in this order, with `FD_CLOEXEC` cleared.
+    pub fds: Vec<PassFd>,
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+    /// Working directory, applied after the user switch (the directory may
+    /// only be reachable by the service's user). `None` keeps flint's.
+    pub cwd: Option<CString>,
+    /// `WorkingDirectory=-…`: a failing `chdir` is not fatal.
+    pub cwd_optional: bool,
+    pub umask: u32,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Supplementary groups. `None` with `uid` or `gid` set clears flint's own
+    /// supplementary groups, so a service never keeps root's groups by accident;
+    /// `None` without a credential change leaves them alone.
+    pub groups: Option<Vec<u32>>,
+    /// `(resource, soft, hard)` as for `prlimit(2)`; `u64::MAX` is infinity.
+    pub rlimits: Vec<(i32, u64, u64)>,
+    pub nice: Option<i32>,
+    pub oom_score_adjust: Option<i32>,
+    /// `setsid()` in the child (systemd always does this).
+    pub new_session: bool,
+    /// Ignore SIGPIPE in the child (`IgnoreSIGPIPE=`, default yes). All other
+    /// dispositions are reset to default and the signal mask is cleared.
+    pub ignore_sigpipe: bool,
+    pub no_new_privileges: bool,
+    /// `RootDirectory=`: `chroot` followed by `chdir("/")`, before `cwd`.
+    pub chroot: Option<CString>,
+}
+
+impl ExecPlan {
+    /// A plan with systemd's defaults: empty environment, stdin `/dev/null`,
+    /// stdout and stderr inherited, umask 0022, new session, SIGPIPE ignored.
+    pub fn new(path: CString, argv: Vec<CString>) -> Self {
+        ExecPlan {
+            path,
+            argv,
+            env: Vec::new(),
+            listen_pid_slot: false,
+            fds: Vec::new(),
+            stdin: Stdio::Null,
+            stdout: Stdio::Inherit,
+            stderr: Stdio::Inherit,
+            cwd: None,
+            cwd_optional: false,
+            umask: 0o022,
+            uid: None,
+            gid: None,
+            groups: None,
+            rlimits: Vec::new(),
+            nice: None,
+            oom_score_adjust: None,
+            new_session: true,
+            ignore_sigpipe: true,
+            no_new_privileges: false,
+            chroot: None,
+        }
+    }
+}
+
+/// One fd to pass at position 3 + index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassFd {
+    /// The source fd; the caller keeps it open until [`spawn`] returns.
+    pub fd: RawFd,
+    /// `Some(v)`: set `O_NONBLOCK` to `v` (socket fds, per `NonBlocking=`).
+    /// `None`: leave the flag as it is (fd-store fds). `O_NONBLOCK` lives on the
+    /// open file description, so flint's copy changes too.
+    pub nonblocking: Option<bool>,
+}
+
+/// Where one of fds 0, 1, 2 comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio {
+    /// `/dev/null`, opened read-write.
+    Null,
+    /// Keep flint's own fd.
+    Inherit,
+    /// A dup of this fd. A socket is made blocking first (inetd style,
+    /// `StandardInput=socket`), as systemd does.
+    Fd(RawFd),
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled { signal: i32, core_dumped: bool },
+}
+
+impl ExitStatus {
+    /// The exit code, if the child exited normally.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitStatus::Exited(code) => Some(code),
+            ExitStatus::Signaled { .. } => None,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == ExitStatus::Exited(0)
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Exited(code) => write!(f, "exited with status {code}"),
+            ExitStatus::Signaled {
+                signal,
+                core_dumped,
+            } => {
+                write!(f, "killed by signal {signal}")?;
+                if *core_dumped {
+                    f.write_str(" (core dumped)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The step of the child's setup that failed. Each maps to the exit code
+/// systemd uses for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ChildStep {
+    Setsid = 1,
+    Stdin,
+    Stdout,
+    Stderr,
+    Fds,
+    OomScoreAdjust,
+    Nice,
+    Limits,
+    Chroot,
+    Groups,
+    Setgid,
+    Setuid,
+    Chdir,
+    NoNewPrivileges,
+    SignalMask,
+    Exec,
+}
+
+impl ChildStep {
+    const ALL: [ChildStep; 16] = [
+        ChildStep::Setsid,
+        ChildStep::Stdin,
+        ChildStep::Stdout,
+        ChildStep::Stderr,
+        ChildStep::Fds,
+        ChildStep::OomScoreAdjust,
+        ChildStep::Nice,
+        ChildStep::Limits,
+        ChildStep::Chroot,
+        ChildStep::Groups,
+        ChildStep::Setgid,
+        ChildStep::Setuid,
+        ChildStep::Chdir,
+        ChildStep::NoNewPrivileges,
+        ChildStep::SignalMask,
+        ChildStep::Exec,
+    ];
+
+    /// systemd's exit code for a failure in this step (`exit-status.h`).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ChildStep::Chdir => 200,
+            ChildStep::Nice => 201,
+            ChildStep::Fds => 202,
+            ChildStep::Exec => 203,
+            ChildStep::Limits => 205,
+            ChildStep::OomScoreAdjust => 206,
+            ChildStep::SignalMask => 207,
+            ChildStep::Stdin => 208,
+            ChildStep::Stdout => 209,
+            ChildStep::Chroot => 210,
+            ChildStep::Groups | ChildStep::Setgid => 216,
+            ChildStep::Setuid => 217,
+            ChildStep::Setsid => 220,
+            ChildStep::Stderr => 222,
+            ChildStep::NoNewPrivileges => 227,
+        }
+    }
+
+    /// systemd's short name of the exit code (`CHDIR`, `EXEC`, …).
+    pub fn exit_code_name(self) -> &'static str {
+        match self {
+            ChildStep::Chdir => "CHDIR",
+            ChildStep::Nice => "NICE",
+            ChildStep::Fds => "FDS",
+            ChildStep::Exec => "EXEC",
+            ChildStep::Limits => "LIMITS",
+            ChildStep::OomScoreAdjust => "OOM_ADJUST",
+            ChildStep::SignalMask => "SIGNAL_MASK",
+            ChildStep::Stdin => "STDIN",
+            ChildStep::Stdout => "STDOUT",
+            ChildStep::Chroot => "CHROOT",
+            ChildStep::Groups | ChildStep::Setgid => "GROUP",
+            ChildStep::Setuid => "USER",
+            ChildStep::Setsid => "SETSID",
+            ChildStep::Stderr => "STDERR",
+            ChildStep::NoNewPrivileges => "NO_NEW_PRIVILEGES",
+        }
+    }
+
+    fn from_wire(value: u32) -> Option<ChildStep> {
+        ChildStep::ALL.into_iter().find(|s| *s as u32 == value)
+    }
+}
+
+impl fmt::Display for ChildStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChildStep::Setsid => "setsid",
+            ChildStep::Stdin => "setting up standard input",
+            ChildStep::Stdout => "setting up standard output",
+            ChildStep::Stderr => "setting up standard error",
+            ChildStep::Fds => "placing file descriptors",
+            ChildStep::OomScoreAdjust => "setting the OOM score adjustment",
+            ChildStep::Nice => "setting the nice level",
+            ChildStep::Limits => "setting resource limits",
+            ChildStep::Chroot => "changing the root directory",
+            ChildStep::Groups => "setting supplementary groups",
+            ChildStep::Setgid => "changing group",
+            ChildStep::Setuid => "changing user",
+            ChildStep::Chdir => "changing the working directory",
+            ChildStep::NoNewPrivileges => "setting no-new-privileges",
+            ChildStep::SignalMask => "resetting the signal mask",
+            ChildStep::Exec => "executing the program",
+        })
+    }
+}
+
+/// Why a process could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The plan cannot be turned into a process (empty argv, negative fd, …).
+    #[error("invalid exec plan: {0}")]
+    InvalidPlan(&'static str),
+    /// flint could not prepare the child (stack, pipe, signal mask).
+    #[error("cannot prepare the child process ({what}): {source}")]
+    Prepare {
+        what: &'static str,
+        source: io::Error,
+    },
+    /// `clone()` failed; no process was created.
+    #[error("cannot create the child process: {0}")]
+    Clone(io::Error),
+    /// The child was created but no pidfd could be obtained for it; it has
+    /// been killed and reaped.
+    #[error("cannot obtain a pidfd for the child: {0}")]
+    Pidfd(io::Error),
+    /// A setup step in the child failed before exec; the child exited with
+    /// [`ChildStep::exit_code`] and has been reaped.
+    #[error("{step} failed: {}", io::Error::from_raw_os_error(*.errno))]
+    Child { step: ChildStep, errno: i32 },
+}
+
+impl SpawnError {
+    /// The systemd exit code for this failure (`203` for a failed exec, …),
+    /// or `None` when no child ran (systemd then fails the unit with result
+    /// `resources` instead of an exit code).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            SpawnError::Child { step, .. } => Some(step.exit_code()),
+            _ => None,
+        }
+    }
+
+    /// The errno of a failed step in the child.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            SpawnError::Child { errno, .. } => Some(*errno),
+            SpawnError::Prepare { source, .. }
+            | SpawnError::Clone(source)
+            | SpawnError::Pidfd(source) => source.raw_os_error(),
+            SpawnError::InvalidPlan(_) => None,
+        }
+    }
+}
+
+/// A running child, owned through its pidfd.
+///
+/// Dropping a `Child` closes the pidfd but neither kills nor reaps the
+/// process; the owner reaps it through one of the wait methods.
+#[derive(Debug)]
+pub struct Child {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+}
+
+impl Child {
+    /// Reaps the child if it has exited; `Ok(None)` while it runs.
+    pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        self.waitid(libc::WEXITED | libc::WNOHANG)
+    }
+
+    /// Blocks the calling thread until the child exits, then reaps it.
+    pub fn wait_blocking(&self) -> io::Result<ExitStatus> {
+        loop {
+            match self.waitid(libc::WEXITED) {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits on the pidfd through tokio (the pidfd turns readable when the
+    /// child exits), then reaps the child. Outside a tokio runtime with I/O
+    /// enabled this returns an error instead of waiting.
+    pub async fn wait(&self) -> io::Result<ExitStatus> {
+        use tokio::io::Interest;
+        use tokio::io::unix::AsyncFd;
+
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::other("Child::wait needs a tokio runtime"));
+        }
+        // SAFETY: the registered fd is our pidfd, which `self` keeps open and
+        // unchanged for longer than `readiness` lives (it is dropped at the
+        // end of this function, while `&self` is still borrowed).
+        let readiness =
+            unsafe { AsyncFd::register_with_interest(self.pidfd.as_raw_fd(), Interest::READABLE) }?;
+        loop {
+            let mut guard = readiness.readable().await?;
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
+            guard.clear_ready();
+        }
+    }
+
+    /// Sends `signal` through the pidfd, so it can never reach a recycled pid.
+    pub fn send_signal(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: pidfd_send_signal takes an fd we own, a signal number, a
+        // null siginfo (kernel fills a default one) and flags 0; it touches no
+        // memory of ours.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal,
+                ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn waitid(&self, options: c_int) -> io::Result<Option<ExitStatus>> {
+        // SAFETY: siginfo_t is plain data; all-zero is a valid value and lets
+        // us see si_pid == 0 when WNOHANG finds nothing.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let id = libc::id_t::try_from(self.pidfd.as_raw_fd())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+        // SAFETY: waitid writes only into `info`, which lives for the call.
+        let r = unsafe { libc::waitid(libc::P_PIDFD, id, &raw mut info, options) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: after a successful waitid the SIGCHLD fields of the union
+        // (si_pid, si_status) are the initialised ones.
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if pid == 0 {
+            return Ok(None);
+        }
+        Ok(Some(match info.si_code {
+            libc::CLD_EXITED => ExitStatus::Exited(status),
+            libc::CLD_DUMPED => ExitStatus::Signaled {
+                signal: status,
+                core_dumped: true,
+            },
+            _ => ExitStatus::Signaled {
+                signal: status,
+                core_dumped: false,
+            },
+        }))
+    }
+}
+
+/// Bytes reserved for `LISTEN_PID=<u64>\0` and `LISTEN_PIDFDID=<u64>\0`.
+const LISTEN_PID_SLOT_LEN: usize = 40;
+
+/// Starts a process from `plan`. See the module documentation for what
+/// happens in the child and in which order.
+pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
+    if plan.argv.is_empty() {
+        return Err(SpawnError::InvalidPlan("argv is empty"));
+    }
+    if plan.fds.iter().any(|p| p.fd < 0) {
+        return Err(SpawnError::InvalidPlan("negative fd in the fd list"));
+    }
+    let stdio = [plan.stdin, plan.stdout, plan.stderr];
+    if stdio.iter().any(|s| matches!(s, Stdio::Fd(fd) if *fd < 0)) {
+        return Err(SpawnError::InvalidPlan("negative fd for standard I/O"));
+    }
+    let fd_count =
+        c_int::try_from(plan.fds.len()).map_err(|_| SpawnError::InvalidPlan("too many fds"))?;
+    let first_free = fd_count
+        .checked_add(3)
+        .ok_or(SpawnError::InvalidPlan("too many fds"))?;
+
+    // argv and envp as NULL-terminated pointer arrays into the plan's CStrings.
+    let mut argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(ptr::null());
+
+    let mut envp: Vec<*const libc::c_char> = Vec::with_capacity(plan.env.len() + 3);
+    envp.extend(
+        plan.env
+            .iter()
+            .filter(|e| !(plan.listen_pid_slot && is_listen_pid_entry(e.as_bytes())))
+            .map(|e| e.as_ptr()),
+    );
+    let mut pid_buf = [0u8; LISTEN_PID_SLOT_LEN];
+    let mut pidfdid_buf = [0u8; LISTEN_PID_SLOT_LEN];
+    let listen_pid = if plan.listen_pid_slot {
+        let index = envp.len();
+        envp.push(pid_buf.as_ptr().cast());
+        envp.push(pidfdid_buf.as_ptr().cast());
+        Some(index)
+    } else {
+        None
+    };
+    envp.push(ptr::null());
+
+    let groups: Option<Vec<libc::gid_t>> = match (&plan.groups, plan.uid.or(plan.gid)) {
+        (Some(g), _) => Some(g.clone()),
+        (None, Some(_)) => Some(Vec::new()),
+        (None, None) => None,
+    };
+    let rlimits: Vec<(c_int, libc::rlimit64)> = plan
+        .rlimits
+        .iter()
+        .map(|&(resource, soft, hard)| {
+            (
+                resource,
+                libc::rlimit64 {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                },
+            )
+        })
+        .collect();
+    let oom_text = plan.oom_score_adjust.map(|v| format!("{v}\n").into_bytes());
+    let mut high_fds: Vec<c_int> = vec![-1; plan.fds.len()];
+
+    let stack = child::Stack::new().map_err(|source| SpawnError::Prepare {
+        what: "stack",
+        source,
+    })?;
+    let (report_read, report_write) = report_pipe()?;
+
+    let mut ctx = ChildContext {
+        path: plan.path.as_ptr(),
+        argv: argv.as_ptr(),
+        envp: envp.as_mut_ptr(),
+        listen_pid: listen_pid.map(|index| ListenPidSlot {
+            envp_index: index,
+            pid_buf: pid_buf.as_mut_ptr(),
+            pidfdid_buf: pidfdid_buf.as_mut_ptr(),
+            len: LISTEN_PID_SLOT_LEN,
+        }),
+        pass_fds: &plan.fds,
+        high_fds: high_fds.as_mut_ptr(),
+        first_free,
+        stdio,
+        dev_null: c"/dev/null".as_ptr(),
+        oom_path: c"/proc/self/oom_score_adj".as_ptr(),
+        oom_text: oom_text.as_deref(),
+        nice: plan.nice,
+        rlimits: &rlimits,
+        umask: plan.umask & 0o7777,
+        chroot: plan.chroot.as_ref().map(|c| c.as_ptr()),
+        root: c"/".as_ptr(),
+        groups: groups.as_deref(),
+        gid: plan.gid,
+        uid: plan.uid,
+        cwd: plan.cwd.as_ref().map(|c| c.as_ptr()),
+        cwd_optional: plan.cwd_optional,
+        new_session: plan.new_session,
+        ignore_sigpipe: plan.ignore_sigpipe,
+        no_new_privileges: plan.no_new_privileges,
+        report_fd: report_write.as_raw_fd(),
+    };
+
+    let (pid, pidfd) = {
+        let _blocked = child::SignalsBlocked::new();
+        clone_child(&mut ctx, &stack)?
+    };
+    // The child has exec'd or exited (CLONE_VFORK); only our copy of the
+    // write end is left, so the read below sees the report or EOF.
+    drop(report_write);
+    drop(stack);
+
+    let report = read_report(&report_read);
+    let pidfd = match pidfd {
+        Some(fd) => fd,
+        None => match pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // No handle: kill and reap by pid so nothing is left behind.
+                // SAFETY: `pid` is our unreaped child, so it cannot be recycled.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, ptr::null_mut(), 0);
+                }
+                return Err(SpawnError::Pidfd(e));
+            }
+        },
+    };
+    let child = Child { pid, pidfd };
+    if let Some((step, errno)) = report {
+        // The child has already exited; reap it so no zombie stays.
+        let _ = child.wait_blocking();
+        return Err(SpawnError::Child { step, errno });
+    }
+    Ok(child)
+}
+
+fn is_listen_pid_entry(entry: &[u8]) -> bool {
+    entry.starts_with(b"LISTEN_PID=") || entry.starts_with(b"LISTEN_PIDFDID=")
+}
+
+fn report_pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    let mut fds = [-1 as c_int; 2];
+    // SAFETY: pipe2 writes two fds into the array, which has room for two.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if r < 0 {
+        return Err(SpawnError::Prepare {
+            what: "report pipe",
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Runs `clone()` with the child entry point. Signals must be blocked by the
+/// caller. Returns the pid and, when the kernel supports `CLONE_PIDFD`, the
+/// pidfd.
+fn clone_child(
+    ctx: &mut ChildContext<'_>,
+    stack: &child::Stack,
+) -> Result<(i32, Option<OwnedFd>), SpawnError> {
+    let mut pidfd: c_int = -1;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+    let arg: *mut c_void = ptr::from_mut(ctx).cast();
+    // SAFETY: the child runs `child::entry` on `stack`, a separate mapping
+    // that outlives the child's use of it (CLONE_VFORK suspends us until the
+    // child execs or exits, and the stack is only unmapped after that). `arg`
+    // points to `ctx`, which lives on our suspended stack frame for the same
+    // span. CLONE_PIDFD makes the kernel store the pidfd into `pidfd` (the
+    // parent_tid argument). All signals are blocked, so no handler of ours can
+    // run on the child's stack before it resets dispositions.
+    let mut pid = unsafe { libc::clone(child::entry, stack.top(), flags, arg, &raw mut pidfd) };
+    if pid < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // Kernels before 5.2 refuse CLONE_PIDFD; fall back to pidfd_open().
+        pidfd = -1;
+        // SAFETY: as above, without CLONE_PIDFD (no parent_tid write).
+        pid = unsafe { libc::clone(child::entry, stack.top(), flags & !libc::CLONE_PIDFD, arg) };
+    }
+    if pid < 0 {
+        return Err(SpawnError::Clone(io::Error::last_os_error()));
+    }
+    let pidfd = if pidfd >= 0 {
+        // SAFETY: the kernel just created this fd for us (CLONE_PIDFD).
+        Some(unsafe { OwnedFd::from_raw_fd(pidfd) })
+    } else {
+        None
+    };
+    Ok((pid, pidfd))
+}
+
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = c_int::try_from(r).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads the child's (step, errno) report, if any. EOF means exec succeeded.
+fn read_report(fd: &OwnedFd) -> Option<(ChildStep, i32)> {
+    let mut buf = [0u8; child::REPORT_LEN];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: read writes at most rest.len() bytes into `rest`.
+        let n = unsafe { libc::read(fd.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len()) };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return None;
+        }
+        if n == 0 {
+            break;
+        }
+        filled += n.unsigned_abs();
+    }
+    if filled < buf.len() {
+        return None;
+    }
+    let (step, errno) = child::decode_report(buf);
+    Some((ChildStep::from_wire(step).unwrap_or(ChildStep::Exec), errno))
+}

@@ -6,7 +6,9 @@
 //! [`model`]. This module is pure: it reads files and returns values or
 //! errors that carry `file:line`. No sockets, no processes.
 
+pub mod directive;
 pub mod lexer;
+pub mod load;
 pub mod loader;
 pub mod name;
 pub mod specifier;
@@ -38,8 +40,18 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(path: impl Into<PathBuf>, line: u32, severity: Severity, message: impl Into<String>) -> Self {
-        Diagnostic { path: path.into(), line, severity, message: message.into() }
+    pub fn new(
+        path: impl Into<PathBuf>,
+        line: u32,
+        severity: Severity,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            path: path.into(),
+            line,
+            severity,
+            message: message.into(),
+        }
     }
     pub fn warning(path: impl Into<PathBuf>, line: u32, message: impl Into<String>) -> Self {
         Self::new(path, line, Severity::Warning, message)

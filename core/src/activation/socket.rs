@@ -1,0 +1,644 @@
+//! One socket unit at run time: its configuration taken from the typed unit,
+//! its open listeners, the tasks that watch them, and the per-connection
+//! facts systemd derives from an accepted connection (instance name,
+//! `REMOTE_ADDR`/`REMOTE_PORT`, the source used by
+//! `MaxConnectionsPerSource=`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use nix::sys::socket::{self, AddressFamily, SockaddrLike, SockaddrStorage};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::Event;
+use super::limit::RateLimit;
+use crate::listen::{self, BindIpv6Only, ListenKind, SocketOptions};
+use crate::unit::directive::ListenType;
+use crate::unit::load::{ListenTarget, Unit, Value};
+use crate::unit::name::UnitName;
+
+/// What flint needs of a `[Socket]` section to run it.
+#[derive(Debug, Clone)]
+pub struct SocketConfig {
+    pub listens: Vec<ListenKind>,
+    pub options: SocketOptions,
+    pub accept: bool,
+    /// The service to start (`Accept=no`) or the template (`Accept=yes`).
+    pub service: UnitName,
+    /// `FileDescriptorName=`, if set.
+    pub fd_name: Option<String>,
+    pub max_connections: u32,
+    pub max_connections_per_source: u32,
+    pub trigger_interval: Duration,
+    pub trigger_burst: u64,
+    pub flush_pending: bool,
+}
+
+fn usec(v: Option<u64>) -> Option<Duration> {
+    v.filter(|u| *u != u64::MAX).map(Duration::from_micros)
+}
+
+fn user_id(name: &str) -> Result<u32, String> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+        .ok_or_else(|| format!("unknown user '{name}'"))
+}
+
+fn group_id(name: &str) -> Result<u32, String> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+        .ok_or_else(|| format!("unknown group '{name}'"))
+}
+
+impl SocketConfig {
+    /// Reads the run-time configuration of a loaded socket unit.
+    pub fn from_unit(unit: &Unit) -> Result<SocketConfig, String> {
+        let s = "Socket";
+        let mut listens = Vec::new();
+        for l in unit.listens() {
+            let kind = match (l.kind, &l.target) {
+                (ListenType::Stream, ListenTarget::Address(a)) => ListenKind::Stream(a.clone()),
+                (ListenType::Datagram, ListenTarget::Address(a)) => ListenKind::Datagram(a.clone()),
+                (ListenType::SequentialPacket, ListenTarget::Address(a)) => {
+                    ListenKind::SequentialPacket(a.clone())
+                }
+                (ListenType::Fifo, ListenTarget::Path(p)) => ListenKind::Fifo(p.clone()),
+                (ListenType::Special, ListenTarget::Path(p)) => ListenKind::Special(p.clone()),
+                (ListenType::Netlink, ListenTarget::Netlink { family, group }) => {
+                    ListenKind::Netlink {
+                        family: family.clone(),
+                        group: *group,
+                    }
+                }
+                (ListenType::MessageQueue, ListenTarget::MessageQueue(q)) => {
+                    ListenKind::MessageQueue(q.clone())
+                }
+                (kind, _) => {
+                    return Err(format!("{}= is not supported by flint", kind.directive()));
+                }
+            };
+            listens.push(kind);
+        }
+        let mut o = SocketOptions::default();
+        if let Some(Value::Mode(m)) = unit.get(s, "SocketMode") {
+            o.socket_mode = *m;
+        }
+        if let Some(Value::Mode(m)) = unit.get(s, "DirectoryMode") {
+            o.directory_mode = *m;
+        }
+        o.bind_ipv6_only = match unit.get_str(s, "BindIPv6Only") {
+            Some("both") => BindIpv6Only::Both,
+            Some("ipv6-only") => BindIpv6Only::Ipv6Only,
+            _ => BindIpv6Only::Default,
+        };
+        if let Some(b) = unit.get_u64(s, "Backlog") {
+            o.backlog = u32::try_from(b).unwrap_or(u32::MAX);
+        }
+        o.bind_to_device = unit.get_str(s, "BindToDevice").map(str::to_string);
+        let flag = |k: &str| unit.get_bool(s, k).unwrap_or(false);
+        o.free_bind = flag("FreeBind");
+        o.transparent = flag("Transparent");
+        o.reuse_port = flag("ReusePort");
+        o.keep_alive = flag("KeepAlive");
+        o.no_delay = flag("NoDelay");
+        o.pass_credentials = flag("PassCredentials");
+        o.pass_security = flag("PassSecurity");
+        o.pass_packet_info = flag("PassPacketInfo");
+        o.broadcast = flag("Broadcast");
+        o.writable = flag("Writable");
+        o.remove_on_stop = flag("RemoveOnStop");
+        o.keep_alive_time = usec(unit.get_usec(s, "KeepAliveTimeSec"));
+        o.keep_alive_interval = usec(unit.get_usec(s, "KeepAliveIntervalSec"));
+        o.keep_alive_probes = unit
+            .get_u64(s, "KeepAliveProbes")
+            .and_then(|v| u32::try_from(v).ok());
+        o.defer_accept = usec(unit.get_usec(s, "DeferAcceptSec")).filter(|d| !d.is_zero());
+        if let Some(Value::Int(p)) = unit.get(s, "Priority") {
+            o.priority = i32::try_from(*p).ok();
+        }
+        if let Some(Value::Int(m)) = unit.get(s, "Mark") {
+            o.mark = u32::try_from(*m).ok();
+        }
+        if let Some(Value::Int(t)) = unit.get(s, "IPTTL") {
+            o.ip_ttl = u32::try_from(*t).ok();
+        }
+        if let Some(tos) = unit.get_str(s, "IPTOS") {
+            o.ip_tos = match tos {
+                "low-delay" => Some(0x10),
+                "throughput" => Some(0x08),
+                "reliability" => Some(0x04),
+                "low-cost" => Some(0x02),
+                n => n.parse().ok(),
+            };
+        }
+        o.receive_buffer = unit.get_u64(s, "ReceiveBuffer");
+        o.send_buffer = unit.get_u64(s, "SendBuffer");
+        o.pipe_size = unit.get_u64(s, "PipeSize");
+        o.tcp_congestion = unit.get_str(s, "TCPCongestion").map(str::to_string);
+        if let Some(Value::Int(n)) = unit.get(s, "MessageQueueMaxMessages") {
+            o.mq_max_messages = Some(*n);
+        }
+        if let Some(Value::Int(n)) = unit.get(s, "MessageQueueMessageSize") {
+            o.mq_message_size = Some(*n);
+        }
+        if let Some(user) = unit.get_str(s, "SocketUser") {
+            o.socket_user = Some(user_id(user)?);
+            if unit.get_str(s, "SocketGroup").is_none() {
+                o.socket_group = nix::unistd::User::from_name(user)
+                    .ok()
+                    .flatten()
+                    .map(|u| u.gid.as_raw());
+            }
+        }
+        if let Some(group) = unit.get_str(s, "SocketGroup") {
+            o.socket_group = Some(group_id(group)?);
+        }
+        o.symlinks = unit
+            .entries(s, "Symlinks")
+            .iter()
+            .filter_map(|(v, _)| {
+                if let Value::Str(p) = v {
+                    Some(p.into())
+                } else {
+                    None
+                }
+            })
+            .collect();
+
+        let accept = unit.get_bool(s, "Accept").unwrap_or(false);
+        let prefix = unit
+            .id
+            .as_str()
+            .strip_suffix(".socket")
+            .unwrap_or(unit.id.as_str())
+            .to_string();
+        let service: UnitName = if accept {
+            format!("{}@.service", prefix.split('@').next().unwrap_or(&prefix))
+                .parse()
+                .map_err(|e| format!("cannot name the template service: {e}"))?
+        } else if let Some(name) = unit.get_str(s, "Service") {
+            name.parse().map_err(|e| format!("Service={name}: {e}"))?
+        } else {
+            format!("{prefix}.service")
+                .parse()
+                .map_err(|e| format!("cannot name the service: {e}"))?
+        };
+        let fd_name = unit
+            .get_str(s, "FileDescriptorName")
+            .filter(|n| valid_fd_name(n))
+            .map(str::to_string);
+        Ok(SocketConfig {
+            listens,
+            options: o,
+            accept,
+            service,
+            fd_name,
+            max_connections: unit
+                .get_u64(s, "MaxConnections")
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(64),
+            max_connections_per_source: unit
+                .get_u64(s, "MaxConnectionsPerSource")
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0),
+            trigger_interval: usec(unit.get_usec(s, "TriggerLimitIntervalSec"))
+                .unwrap_or(Duration::from_secs(2)),
+            trigger_burst: unit.get_u64(s, "TriggerLimitBurst").unwrap_or(if accept {
+                200
+            } else {
+                20
+            }),
+            flush_pending: flag("FlushPending"),
+        })
+    }
+}
+
+/// systemd's rule for fd names: printable ASCII without `:`, at most 255 bytes.
+pub fn valid_fd_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b':')
+}
+
+/// An open listener.
+#[derive(Debug)]
+pub struct OpenListener {
+    pub fd: OwnedFd,
+    pub kind: ListenKind,
+}
+
+impl OpenListener {
+    pub fn describe(&self) -> String {
+        self.kind.to_string()
+    }
+}
+
+/// A running socket unit.
+#[derive(Debug)]
+pub struct SocketRt {
+    pub name: String,
+    pub unit: Unit,
+    pub config: SocketConfig,
+    pub listeners: Vec<OpenListener>,
+    /// Live `Accept=yes` instances, and per source.
+    pub active: u32,
+    pub per_source: HashMap<String, u32>,
+    /// Connections handed to services (systemd's `NAccepted`).
+    pub accepted: u64,
+    /// Connections closed over the limits (`NRefused`).
+    pub refused: u64,
+    pub trigger_limit: RateLimit,
+    armed: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    pub failed: bool,
+}
+
+impl SocketRt {
+    /// Opens every listener; on any failure the ones already open are
+    /// closed and their nodes removed, as systemd does.
+    pub fn open(
+        index: usize,
+        unit: Unit,
+        config: SocketConfig,
+        tx: &mpsc::UnboundedSender<Event>,
+    ) -> Result<SocketRt, String> {
+        let mut listeners = Vec::new();
+        for kind in &config.listens {
+            match listen::open(kind, &config.options) {
+                Ok(l) => {
+                    for w in &l.warnings {
+                        tracing::warn!("{}: {w}", unit.id);
+                    }
+                    listeners.push(OpenListener {
+                        fd: l.fd,
+                        kind: l.kind,
+                    });
+                }
+                Err(e) => {
+                    for l in &listeners {
+                        listen::remove_nodes(&l.kind, &config.options);
+                    }
+                    return Err(format!("failed to listen on {kind}: {e}"));
+                }
+            }
+        }
+        let (armed, _) = watch::channel(false);
+        let mut rt = SocketRt {
+            name: unit.id.to_string(),
+            trigger_limit: RateLimit::new(config.trigger_interval, config.trigger_burst),
+            unit,
+            config,
+            listeners,
+            active: 0,
+            per_source: HashMap::new(),
+            accepted: 0,
+            refused: 0,
+            armed,
+            tasks: Vec::new(),
+            failed: false,
+        };
+        for l in &rt.listeners {
+            let task = watch_listener(
+                index,
+                l.fd.as_raw_fd(),
+                rt.config.accept,
+                rt.armed.subscribe(),
+                tx.clone(),
+            );
+            rt.tasks.push(task);
+        }
+        Ok(rt)
+    }
+
+    /// Starts watching the listeners.
+    pub fn arm(&mut self) {
+        if !self.failed {
+            self.armed.send_replace(true);
+        }
+    }
+
+    /// Stops watching (the service owns the listeners now).
+    pub fn disarm(&mut self) {
+        self.armed.send_replace(false);
+    }
+
+    /// Watches again after the service is gone; with `FlushPending=yes`,
+    /// first drops what queued meanwhile.
+    pub fn rearm(&mut self) {
+        if self.config.flush_pending {
+            for l in &self.listeners {
+                flush(l);
+            }
+        }
+        self.arm();
+    }
+
+    /// Puts the socket into the failed state: listeners closed.
+    pub fn fail(&mut self) {
+        tracing::error!("{}: entering failed state; listeners closed", self.unit.id);
+        self.failed = true;
+        self.close();
+    }
+
+    /// Closes the listeners (and removes their nodes with `RemoveOnStop=yes`).
+    pub fn close(&mut self) {
+        self.disarm();
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        let listeners = std::mem::take(&mut self.listeners);
+        if self.config.options.remove_on_stop {
+            for l in &listeners {
+                listen::remove_nodes(&l.kind, &self.config.options);
+            }
+        }
+        // The watch tasks deregister their fds when they are dropped; close
+        // the fds after that has happened.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::spawn_local(async move {
+                tokio::task::yield_now().await;
+                drop(listeners);
+            });
+        }
+    }
+}
+
+/// Drops queued connections or datagrams (`FlushPending=yes`).
+fn flush(l: &OpenListener) {
+    let fd = l.fd.as_raw_fd();
+    for _ in 0..4096 {
+        let done = match &l.kind {
+            ListenKind::Stream(_) | ListenKind::SequentialPacket(_) => match socket::accept4(
+                fd,
+                socket::SockFlag::SOCK_NONBLOCK | socket::SockFlag::SOCK_CLOEXEC,
+            ) {
+                // SAFETY: accept4 returned a new fd that nothing else owns.
+                Ok(c) => {
+                    // SAFETY: accept4 returned a new fd that nothing else owns.
+                    drop(unsafe { OwnedFd::from_raw_fd(c) });
+                    false
+                }
+                Err(_) => true,
+            },
+            _ => {
+                let mut buf = [0u8; 512];
+                nix::sys::socket::recv(fd, &mut buf, socket::MsgFlags::MSG_DONTWAIT).is_err()
+            }
+        };
+        if done {
+            break;
+        }
+    }
+}
+
+/// Whether `fd` has something to read right now (level-triggered check).
+fn readable_now(fd: RawFd) -> Result<bool, String> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid pollfd for the duration of the call and the
+    // count is 1.
+    let n = unsafe { libc::poll(&raw mut pfd, 1, 0) };
+    if n < 0 {
+        return Ok(false);
+    }
+    if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Err("got POLLERR on a listening socket".into());
+    }
+    if pfd.revents & libc::POLLHUP != 0 && pfd.revents & libc::POLLIN == 0 {
+        return Err("got POLLHUP on a listening socket".into());
+    }
+    Ok(pfd.revents & libc::POLLIN != 0)
+}
+
+/// The watch task of one listener: while armed, reports readiness
+/// (`Accept=no`) or accepts connections (`Accept=yes`).
+fn watch_listener(
+    socket: usize,
+    fd: RawFd,
+    accept: bool,
+    mut armed: watch::Receiver<bool>,
+    tx: mpsc::UnboundedSender<Event>,
+) -> JoinHandle<()> {
+    tokio::task::spawn_local(async move {
+        // SAFETY: `fd` is a listener owned by the socket unit, which closes
+        // it only after aborting this task and letting it be dropped (see
+        // `SocketRt::close`), so the fd outlives this registration.
+        let afd = match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = tx.send(Event::ListenerFailed {
+                    socket,
+                    error: format!("cannot watch listener: {e}"),
+                });
+                return;
+            }
+        };
+        loop {
+            while !*armed.borrow_and_update() {
+                if armed.changed().await.is_err() {
+                    return;
+                }
+            }
+            tokio::select! {
+                guard = afd.readable() => {
+                    let Ok(mut guard) = guard else { return };
+                    if accept {
+                        loop {
+                            match socket::accept4(fd, socket::SockFlag::SOCK_NONBLOCK | socket::SockFlag::SOCK_CLOEXEC) {
+                                Ok(c) => {
+                                    // SAFETY: accept4 returned a new fd that nothing else owns.
+                                    let conn = unsafe { OwnedFd::from_raw_fd(c) };
+                                    if tx.send(Event::Accepted { socket, conn }).is_err() {
+                                        return;
+                                    }
+                                    if !*armed.borrow() {
+                                        break;
+                                    }
+                                }
+                                Err(nix::errno::Errno::EAGAIN) => {
+                                    guard.clear_ready();
+                                    break;
+                                }
+                                // Transient: the peer went away or a network error; go on.
+                                Err(nix::errno::Errno::ECONNABORTED | nix::errno::Errno::EINTR | nix::errno::Errno::EPROTO | nix::errno::Errno::EPERM
+                                    | nix::errno::Errno::ENETDOWN | nix::errno::Errno::ENOPROTOOPT | nix::errno::Errno::EHOSTDOWN
+                                    | nix::errno::Errno::ENONET | nix::errno::Errno::EHOSTUNREACH | nix::errno::Errno::EOPNOTSUPP
+                                    | nix::errno::Errno::ENETUNREACH) => {}
+                                // Out of fds or memory: back off briefly instead of spinning.
+                                Err(e @ (nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE | nix::errno::Errno::ENOBUFS | nix::errno::Errno::ENOMEM)) => {
+                                    tracing::warn!("accept failed: {e}; retrying shortly");
+                                    drop(guard);
+                                    tokio::time::sleep(Duration::from_millis(100)).await;
+                                    break;
+                                }
+                                Err(e) => {
+                                    let _ = tx.send(Event::ListenerFailed { socket, error: format!("accept failed: {e}") });
+                                    return;
+                                }
+                            }
+                        }
+                    } else {
+                        match readable_now(fd) {
+                            Ok(true) => {
+                                if tx.send(Event::Readable { socket }).is_err() {
+                                    return;
+                                }
+                                // The manager disarms us while the service runs.
+                                while *armed.borrow_and_update() {
+                                    if armed.changed().await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Ok(false) => guard.clear_ready(),
+                            Err(error) => {
+                                let _ = tx.send(Event::ListenerFailed { socket, error });
+                                return;
+                            }
+                        }
+                    }
+                }
+                r = armed.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The peer of an accepted connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    Inet(SocketAddr),
+    Unix {
+        path: Option<String>,
+        uid: Option<u32>,
+    },
+    Vsock {
+        cid: u32,
+        port: u32,
+    },
+}
+
+/// An IPv4-mapped IPv6 address shown as IPv4, as systemd prints peers.
+fn plain_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+fn storage_to_peer(addr: &SockaddrStorage) -> Option<Peer> {
+    match addr.family()? {
+        AddressFamily::Inet => addr
+            .as_sockaddr_in()
+            .map(|a| Peer::Inet(SocketAddr::from(std::net::SocketAddrV4::from(*a)))),
+        AddressFamily::Inet6 => addr
+            .as_sockaddr_in6()
+            .map(|a| Peer::Inet(SocketAddr::from(std::net::SocketAddrV6::from(*a)))),
+        AddressFamily::Unix => {
+            let un = addr.as_unix_addr()?;
+            let path = if let Some(p) = un.path() {
+                Some(p.to_string_lossy().into_owned())
+            } else {
+                un.as_abstract()
+                    .map(|a| format!("@{}", String::from_utf8_lossy(a)))
+            };
+            Some(Peer::Unix { path, uid: None })
+        }
+        AddressFamily::Vsock => addr.as_vsock_addr().map(|v| Peer::Vsock {
+            cid: v.cid(),
+            port: v.port(),
+        }),
+        _ => None,
+    }
+}
+
+impl Peer {
+    /// The peer of `conn`, or `None` when it is already gone.
+    pub fn of(conn: &OwnedFd) -> Option<Peer> {
+        let addr: SockaddrStorage = socket::getpeername(conn.as_raw_fd()).ok()?;
+        let mut peer = storage_to_peer(&addr)?;
+        if let Peer::Unix { uid, .. } = &mut peer {
+            *uid = socket::getsockopt(&conn.as_fd(), socket::sockopt::PeerCredentials)
+                .ok()
+                .map(|c| c.uid());
+        }
+        Some(peer)
+    }
+
+    /// `REMOTE_ADDR` and `REMOTE_PORT` as systemd sets them.
+    pub fn remote_env(&self) -> Vec<(String, String)> {
+        match self {
+            Peer::Inet(sa) => vec![
+                ("REMOTE_ADDR".into(), plain_ip(sa.ip()).to_string()),
+                ("REMOTE_PORT".into(), sa.port().to_string()),
+            ],
+            Peer::Unix { path: Some(p), .. } => vec![("REMOTE_ADDR".into(), p.clone())],
+            Peer::Unix { path: None, .. } => Vec::new(),
+            Peer::Vsock { cid, port } => vec![
+                ("REMOTE_ADDR".into(), cid.to_string()),
+                ("REMOTE_PORT".into(), port.to_string()),
+            ],
+        }
+    }
+
+    /// The key `MaxConnectionsPerSource=` counts by: the IP address, the
+    /// vsock CID, or the uid of a unix peer.
+    pub fn source_key(&self) -> Option<String> {
+        match self {
+            Peer::Inet(sa) => Some(plain_ip(sa.ip()).to_string()),
+            Peer::Unix { uid, .. } => uid.map(|u| format!("uid:{u}")),
+            Peer::Vsock { cid, .. } => Some(format!("vsock:{cid}")),
+        }
+    }
+}
+
+/// The instance name systemd (up to v257) gives the per-connection service:
+/// `<n>-<local ip>:<port>-<remote ip>:<port>`, `<n>-<pid>-<uid>` for unix
+/// sockets (or `<n>-unknown`), with IPv4-mapped addresses shown as IPv4.
+/// `None` when the peer is already gone.
+pub fn instance_name(n: u64, conn: &OwnedFd) -> Option<String> {
+    let fd = conn.as_raw_fd();
+    let local: SockaddrStorage = socket::getsockname(fd).ok()?;
+    let remote: SockaddrStorage = socket::getpeername(fd).ok()?;
+    match (storage_to_peer(&local)?, storage_to_peer(&remote)?) {
+        (Peer::Inet(l), Peer::Inet(r)) => Some(format!(
+            "{n}-{}:{}-{}:{}",
+            plain_ip(l.ip()),
+            l.port(),
+            plain_ip(r.ip()),
+            r.port()
+        )),
+        (Peer::Vsock { cid: lc, port: lp }, Peer::Vsock { cid: rc, port: rp }) => {
+            Some(format!("{n}-{lc}:{lp}-{rc}:{rp}"))
+        }
+        (Peer::Unix { .. }, Peer::Unix { .. }) => {
+            match socket::getsockopt(&conn.as_fd(), socket::sockopt::PeerCredentials) {
+                Ok(c) => Some(format!("{n}-{}-{}", c.pid(), c.uid())),
+                Err(_) => Some(format!("{n}-unknown")),
+            }
+        }
+        _ => None,
+    }
+}

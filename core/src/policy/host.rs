@@ -1,0 +1,855 @@
+//! The engine, the loading of plugins, and one plugin call.
+//!
+//! [`PolicyHost`] holds the process's single wasmtime [`Engine`] (epoch
+//! interruption, pooling allocator), the strict linker and the compiled
+//! cache. A [`Plugin`] is a validated, pre-instantiated component with its
+//! configuration, its host store and its counters; it is cheap to clone and
+//! safe to share between threads.
+//!
+//! One call is: wait for a pool slot (the gate), a fresh [`Store`] with the
+//! plugin's memory cap and an epoch deadline, instantiate from the
+//! `InstancePre`, `init(config)`, then `decide(request)`, then drop
+//! everything. Any error in between is classified into a [`PluginFailure`];
+//! nothing here panics on what a plugin does. The epoch ticker advances the
+//! engine's epoch every millisecond while at least one call is in flight and
+//! parks otherwise, so an idle daemon is not woken.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap,
+};
+
+use super::PolicyError;
+use super::bindings::flint::policy::{clock, log, store, types as wit};
+use super::bindings::{Policy, PolicyPre};
+use super::cache::{Cache, CacheStatus, sha256_hex};
+use super::kv::{KvError, KvLimits, KvStore};
+use super::types::{MAX_REASON_LEN, truncate};
+
+/// One epoch tick.
+const TICK: Duration = Duration::from_millis(1);
+/// Messages one call may log; later ones are dropped.
+const MAX_LOGS_PER_CALL: u32 = 32;
+/// Longest logged message, in bytes.
+const MAX_LOG_LEN: usize = 1024;
+/// The interfaces a plugin may import, without their `@version`.
+const ALLOWED_IMPORTS: &[&str] = &[
+    "flint:policy/types",
+    "flint:policy/log",
+    "flint:policy/clock",
+    "flint:policy/store",
+];
+const HANDLER: &str = "flint:policy/handler";
+
+/// What happens to a connection when a plugin fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FailMode {
+    /// Skip the plugin: the chain goes on as if it had allowed.
+    Open,
+    /// Deny the connection.
+    #[default]
+    Closed,
+}
+
+impl fmt::Display for FailMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailMode::Open => "open",
+            FailMode::Closed => "closed",
+        })
+    }
+}
+
+/// How a plugin call went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginFailure {
+    /// The call ran past the plugin's timeout and was interrupted.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The plugin tried to grow its memory past its limit.
+    #[error("exceeded its memory limit of {0} bytes")]
+    MemoryLimit(u64),
+    /// The plugin overflowed its stack.
+    #[error("overflowed its stack")]
+    StackOverflow,
+    /// The plugin trapped (`unreachable`, a panic, a division by zero...).
+    /// `panic` holds the panic message if the plugin logged one.
+    #[error("trapped: {message}{}", panic.as_ref().map(|p| format!(" ({p})")).unwrap_or_default())]
+    Trap {
+        message: String,
+        panic: Option<String>,
+    },
+    /// The plugin's result could not be read (a pointer out of bounds, an
+    /// invalid discriminant, a string that is not UTF-8...).
+    #[error("returned an invalid result: {0}")]
+    InvalidResult(String),
+    /// The result was read, but makes no sense (a route to something that
+    /// is not a service unit).
+    #[error("returned an invalid decision: {0}")]
+    InvalidDecision(String),
+    /// `init` refused the configuration in a fresh instance.
+    #[error("init refused the configuration: {0}")]
+    InitRejected(String),
+    /// The instance could not be created.
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// Settings of the host, fixed for the life of the process.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Where compiled plugins are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Decisions that may run at once; further ones wait for a slot. Each
+    /// slot reserves address space (about 4 GiB per memory) up front.
+    pub max_concurrent_decisions: u32,
+    /// The largest memory limit a plugin may be given, in bytes.
+    pub max_memory_limit: u64,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            cache_dir: super::cache::default_dir(),
+            max_concurrent_decisions: 16,
+            max_memory_limit: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// How to load one plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// The name used in logs and events.
+    pub name: String,
+    /// The component file.
+    pub path: PathBuf,
+    /// Configuration pairs passed to `init`, in order.
+    pub config: Vec<(String, String)>,
+    pub fail_mode: FailMode,
+    /// Wall-clock limit of one call (`init` plus `decide`).
+    pub timeout: Duration,
+    /// Limit of the plugin's linear memory, in bytes.
+    pub memory_limit: u64,
+    /// Bounds of the plugin's host store.
+    pub store_limits: KvLimits,
+}
+
+impl PluginSpec {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(20);
+    pub const DEFAULT_MEMORY_LIMIT: u64 = 16 * 1024 * 1024;
+
+    /// A spec with the defaults: named after the file's stem, no
+    /// configuration, fail closed, 20 ms, 16 MiB.
+    pub fn new(path: impl Into<PathBuf>) -> PluginSpec {
+        let path = path.into();
+        let name = path.file_stem().map_or_else(
+            || "plugin".to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        PluginSpec {
+            name,
+            path,
+            config: Vec::new(),
+            fail_mode: FailMode::default(),
+            timeout: Self::DEFAULT_TIMEOUT,
+            memory_limit: Self::DEFAULT_MEMORY_LIMIT,
+            store_limits: KvLimits::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn config<K: Into<String>, V: Into<String>>(mut self, key: K, value: V) -> Self {
+        self.config.push((key.into(), value.into()));
+        self
+    }
+
+    #[must_use]
+    pub fn fail_mode(mut self, mode: FailMode) -> Self {
+        self.fail_mode = mode;
+        self
+    }
+
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+}
+
+/// Counters of one plugin's decisions since it was loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PluginStats {
+    pub allowed: u64,
+    pub denied: u64,
+    pub routed: u64,
+    /// Calls that failed (and were resolved by the fail mode).
+    pub failed: u64,
+    /// Environment edits dropped because they touched protected variables
+    /// or were malformed.
+    pub edits_refused: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) allowed: AtomicU64,
+    pub(crate) denied: AtomicU64,
+    pub(crate) routed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) edits_refused: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> PluginStats {
+        PluginStats {
+            allowed: self.allowed.load(Ordering::Relaxed),
+            denied: self.denied.load(Ordering::Relaxed),
+            routed: self.routed.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            edits_refused: self.edits_refused.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// State shared between the callers and the epoch ticker.
+#[derive(Debug, Default)]
+struct TickerShared {
+    active: AtomicUsize,
+    shutdown: AtomicBool,
+}
+
+/// Admits at most `max` calls at once (one pool slot each) and wakes the
+/// ticker when the first call starts.
+#[derive(Debug)]
+struct Gate {
+    in_flight: Mutex<u32>,
+    freed: Condvar,
+    max: u32,
+    shared: Arc<TickerShared>,
+    ticker: thread::Thread,
+}
+
+struct GateGuard<'a>(&'a Gate);
+
+impl Gate {
+    fn enter(&self) -> GateGuard<'_> {
+        let mut n = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while *n >= self.max {
+            n = self.freed.wait(n).unwrap_or_else(PoisonError::into_inner);
+        }
+        *n += 1;
+        if self.shared.active.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.ticker.unpark();
+        }
+        GateGuard(self)
+    }
+}
+
+impl Drop for GateGuard<'_> {
+    fn drop(&mut self) {
+        let mut n = self
+            .0
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *n -= 1;
+        self.0.shared.active.fetch_sub(1, Ordering::AcqRel);
+        drop(n);
+        self.0.freed.notify_one();
+    }
+}
+
+fn run_ticker(engine: &Engine, shared: &TickerShared) {
+    while !shared.shutdown.load(Ordering::Acquire) {
+        if shared.active.load(Ordering::Acquire) == 0 {
+            // An unpark between the load and here is not lost: it makes
+            // this park return at once.
+            thread::park();
+            continue;
+        }
+        thread::sleep(TICK);
+        engine.increment_epoch();
+    }
+}
+
+pub(crate) struct HostInner {
+    pub(crate) engine: Engine,
+    linker: Linker<CallState>,
+    cache: Cache,
+    gate: Gate,
+    ticker: Option<thread::JoinHandle<()>>,
+    clock_origin: Instant,
+    max_memory_limit: u64,
+}
+
+impl Drop for HostInner {
+    fn drop(&mut self) {
+        self.gate.shared.shutdown.store(true, Ordering::Release);
+        if let Some(t) = self.ticker.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// The policy plugin host: one per process.
+#[derive(Clone)]
+pub struct PolicyHost {
+    inner: Arc<HostInner>,
+}
+
+impl fmt::Debug for PolicyHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyHost")
+            .field("cache_dir", &self.inner.cache.dir())
+            .field("max_concurrent_decisions", &self.inner.gate.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyHost {
+    /// A host with default options, caching compiled plugins in `cache_dir`
+    /// or, when `None`, in the default directory (see [`HostOptions`]).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<PolicyHost, PolicyError> {
+        let mut options = HostOptions::default();
+        if cache_dir.is_some() {
+            options.cache_dir = cache_dir;
+        }
+        PolicyHost::with_options(options)
+    }
+
+    pub fn with_options(options: HostOptions) -> Result<PolicyHost, PolicyError> {
+        let slots = options.max_concurrent_decisions.max(1);
+        let max_memory = usize::try_from(options.max_memory_limit)
+            .map_err(|_| PolicyError::Engine("max_memory_limit too large".into()))?;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .max_core_instances_per_component(32)
+            .total_core_instances(slots.saturating_mul(32))
+            .max_memories_per_component(4)
+            .total_memories(slots.saturating_mul(4))
+            .max_tables_per_component(8)
+            .total_tables(slots.saturating_mul(8))
+            .max_memory_size(max_memory);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .max_wasm_stack(512 * 1024)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| PolicyError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&engine);
+        Policy::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| PolicyError::Engine(format!("{e:#}")))?;
+
+        let shared = Arc::new(TickerShared::default());
+        let ticker = {
+            let engine = engine.clone();
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("flint-epoch".into())
+                .spawn(move || run_ticker(&engine, &shared))
+                .map_err(|e| PolicyError::Engine(format!("cannot start the epoch ticker: {e}")))?
+        };
+        let cache = Cache::open(&engine, options.cache_dir);
+        Ok(PolicyHost {
+            inner: Arc::new(HostInner {
+                gate: Gate {
+                    in_flight: Mutex::new(0),
+                    freed: Condvar::new(),
+                    max: slots,
+                    shared,
+                    ticker: ticker.thread().clone(),
+                },
+                ticker: Some(ticker),
+                engine,
+                linker,
+                cache,
+                clock_origin: Instant::now(),
+                max_memory_limit: options.max_memory_limit,
+            }),
+        })
+    }
+
+    /// The cache directory in use, if the cache is on.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.inner.cache.dir()
+    }
+
+    /// Loads a plugin: reads and compiles (or fetches from the cache) the
+    /// component, checks it against the interface, links it, and runs its
+    /// `init` once with the spec's configuration.
+    pub fn load(&self, spec: PluginSpec) -> Result<Plugin, PolicyError> {
+        let started = Instant::now();
+        let name = spec.name.clone();
+        let invalid = |message: String| PolicyError::InvalidSpec {
+            name: name.clone(),
+            message,
+        };
+        if spec.timeout < TICK || spec.timeout > Duration::from_mins(1) {
+            return Err(invalid(format!(
+                "timeout {:?} is outside 1 ms..60 s",
+                spec.timeout
+            )));
+        }
+        if spec.memory_limit < 64 * 1024 || spec.memory_limit > self.inner.max_memory_limit {
+            return Err(invalid(format!(
+                "memory limit {} is outside 64 KiB..{} bytes",
+                spec.memory_limit, self.inner.max_memory_limit
+            )));
+        }
+        let memory_limit = usize::try_from(spec.memory_limit)
+            .map_err(|_| invalid("memory limit too large".into()))?;
+
+        let wasm = std::fs::read(&spec.path).map_err(|source| PolicyError::Read {
+            name: name.clone(),
+            path: spec.path.clone(),
+            source,
+        })?;
+        if wasm.starts_with(b"\0asm\x01\0\0\0") {
+            return Err(PolicyError::NotAComponent {
+                name,
+                path: spec.path.clone(),
+            });
+        }
+        let wasm_sha256 = sha256_hex(&wasm);
+        let (component, cache_status) = self
+            .inner
+            .cache
+            .component(&self.inner.engine, &wasm, &wasm_sha256)
+            .map_err(|e| PolicyError::Compile {
+                name: name.clone(),
+                path: spec.path.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let interface = check_interface(&self.inner.engine, &component, &name)?;
+        let link_error = |e: wasmtime::Error| PolicyError::Link {
+            name: name.clone(),
+            message: format!("{e:#}"),
+        };
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link_error)?;
+        let pre = PolicyPre::new(instance_pre).map_err(link_error)?;
+
+        let plugin = Plugin {
+            inner: Arc::new(PluginInner {
+                host: self.inner.clone(),
+                name: Arc::from(spec.name.as_str()),
+                path: spec.path,
+                config: spec.config,
+                fail_mode: spec.fail_mode,
+                timeout: spec.timeout,
+                memory_limit,
+                memory_limit_bytes: spec.memory_limit,
+                pre,
+                kv: Arc::new(KvStore::new(spec.store_limits)),
+                counters: Counters::default(),
+                cache_status,
+                wasm_sha256,
+                interface,
+                load_time: Duration::ZERO,
+            }),
+        };
+        match plugin.inner.call(None) {
+            Ok(_) => {}
+            Err(PluginFailure::InitRejected(message)) => {
+                return Err(PolicyError::InitRejected { name, message });
+            }
+            Err(failure) => return Err(PolicyError::InitFailed { name, failure }),
+        }
+        let mut plugin = plugin;
+        if let Some(inner) = Arc::get_mut(&mut plugin.inner) {
+            inner.load_time = started.elapsed();
+        }
+        tracing::info!(
+            plugin = %plugin.name(),
+            cache = ?plugin.cache_status(),
+            elapsed = ?plugin.inner.load_time,
+            "policy plugin loaded"
+        );
+        Ok(plugin)
+    }
+}
+
+/// What a component imports and exports, checked against the interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InterfaceInfo {
+    /// The version of `flint:policy/handler` it exports, e.g. `0.1.0`.
+    pub(crate) version: String,
+    pub(crate) imports: Vec<String>,
+    pub(crate) exports: Vec<String>,
+}
+
+/// Whether `version` is a 0.1.x release this host can serve.
+fn compatible(version: &str) -> bool {
+    version
+        .strip_prefix("0.1.")
+        .is_some_and(|patch| !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn check_interface(
+    engine: &Engine,
+    component: &Component,
+    name: &str,
+) -> Result<InterfaceInfo, PolicyError> {
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let handler = exports.iter().find_map(|e| {
+        let (iface, version) = e.split_once('@').unwrap_or((e.as_str(), ""));
+        (iface == HANDLER).then(|| version.to_string())
+    });
+    let version = match handler {
+        Some(v) if compatible(&v) => v,
+        Some(v) => {
+            return Err(PolicyError::InterfaceVersion {
+                name: name.to_string(),
+                found: if v.is_empty() {
+                    "(unversioned)".into()
+                } else {
+                    v
+                },
+            });
+        }
+        None => {
+            return Err(PolicyError::MissingHandler {
+                name: name.to_string(),
+                exports: if exports.is_empty() {
+                    "nothing".into()
+                } else {
+                    exports.join(", ")
+                },
+            });
+        }
+    };
+    let forbidden: Vec<&str> = imports
+        .iter()
+        .map(String::as_str)
+        .filter(|i| {
+            let (iface, v) = i.split_once('@').unwrap_or((i, ""));
+            !(ALLOWED_IMPORTS.contains(&iface) && compatible(v))
+        })
+        .collect();
+    if !forbidden.is_empty() {
+        return Err(PolicyError::ForbiddenImports {
+            name: name.to_string(),
+            imports: forbidden.join(", "),
+        });
+    }
+    Ok(InterfaceInfo {
+        version,
+        imports,
+        exports,
+    })
+}
+
+/// A loaded plugin. Clones share the instance template, the host store and
+/// the counters.
+#[derive(Clone)]
+pub struct Plugin {
+    pub(crate) inner: Arc<PluginInner>,
+}
+
+pub(crate) struct PluginInner {
+    host: Arc<HostInner>,
+    name: Arc<str>,
+    path: PathBuf,
+    config: Vec<(String, String)>,
+    pub(crate) fail_mode: FailMode,
+    timeout: Duration,
+    memory_limit: usize,
+    memory_limit_bytes: u64,
+    pre: PolicyPre<CallState>,
+    kv: Arc<KvStore>,
+    pub(crate) counters: Counters,
+    cache_status: CacheStatus,
+    wasm_sha256: String,
+    pub(crate) interface: InterfaceInfo,
+    load_time: Duration,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name())
+            .field("path", &self.inner.path)
+            .field("fail_mode", &self.inner.fail_mode)
+            .field("timeout", &self.inner.timeout)
+            .field("memory_limit", &self.inner.memory_limit)
+            .field("cache", &self.inner.cache_status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.inner.path
+    }
+
+    pub fn fail_mode(&self) -> FailMode {
+        self.inner.fail_mode
+    }
+
+    /// Whether the compiled component came from the cache.
+    pub fn cache_status(&self) -> CacheStatus {
+        self.inner.cache_status
+    }
+
+    /// sha256 of the component file, in hex.
+    pub fn sha256(&self) -> &str {
+        &self.inner.wasm_sha256
+    }
+
+    /// The interface version the plugin was built against.
+    pub fn interface_version(&self) -> &str {
+        &self.inner.interface.version
+    }
+
+    /// Time to load the plugin, `init` included.
+    pub fn load_time(&self) -> Duration {
+        self.inner.load_time
+    }
+
+    pub fn stats(&self) -> PluginStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// The plugin's host store.
+    pub fn store(&self) -> &KvStore {
+        &self.inner.kv
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Stage {
+    Instantiate,
+    Call,
+}
+
+impl PluginInner {
+    /// One call in a fresh instance: `init`, then `decide` if a request is
+    /// given.
+    pub(crate) fn call(
+        &self,
+        request: Option<&wit::Request>,
+    ) -> Result<Option<wit::Decision>, PluginFailure> {
+        let host = &self.host;
+        let _slot = host.gate.enter();
+        let state = CallState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.memory_limit)
+                .instances(64)
+                .tables(64)
+                .memories(8)
+                .trap_on_grow_failure(true)
+                .build(),
+            memory_exhausted: false,
+            kv: self.kv.clone(),
+            plugin: self.name.clone(),
+            clock_origin: host.clock_origin,
+            logs_left: MAX_LOGS_PER_CALL,
+            last_error: None,
+        };
+        let mut store = Store::new(&host.engine, state);
+        store.limiter(|s| s);
+        let ticks = self.timeout.as_millis().div_ceil(TICK.as_millis()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(&e, store.data(), Stage::Instantiate))?;
+        let handler = instance.flint_policy_handler();
+        match handler.call_init(&mut store, &self.config) {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                return Err(PluginFailure::InitRejected(truncate(
+                    message,
+                    MAX_REASON_LEN,
+                )));
+            }
+            Err(e) => return Err(self.classify(&e, store.data(), Stage::Call)),
+        }
+        let Some(request) = request else {
+            return Ok(None);
+        };
+        handler
+            .call_decide(&mut store, request)
+            .map(Some)
+            .map_err(|e| self.classify(&e, store.data(), Stage::Call))
+    }
+
+    fn classify(&self, err: &wasmtime::Error, state: &CallState, stage: Stage) -> PluginFailure {
+        if state.memory_exhausted {
+            return PluginFailure::MemoryLimit(self.memory_limit_bytes);
+        }
+        if let Some(trap) = err.downcast_ref::<Trap>() {
+            return match trap {
+                Trap::Interrupt => PluginFailure::Timeout(self.timeout),
+                Trap::StackOverflow => PluginFailure::StackOverflow,
+                other => PluginFailure::Trap {
+                    message: other
+                        .to_string()
+                        .trim_start_matches("wasm trap: ")
+                        .to_string(),
+                    panic: state.last_error.clone(),
+                },
+            };
+        }
+        let message = truncate(format!("{err:#}"), MAX_REASON_LEN);
+        match stage {
+            Stage::Instantiate => PluginFailure::Instantiate(message),
+            Stage::Call => PluginFailure::InvalidResult(message),
+        }
+    }
+}
+
+/// The data of one call's [`Store`]: limits and what the imports need.
+struct CallState {
+    limits: StoreLimits,
+    /// Set when the memory cap refused a growth, to tell that failure apart
+    /// from other errors (it is not a `Trap`).
+    memory_exhausted: bool,
+    kv: Arc<KvStore>,
+    plugin: Arc<str>,
+    clock_origin: Instant,
+    logs_left: u32,
+    /// The last error-level message logged (a panic message, from the SDK's
+    /// panic hook), reported with a trap.
+    last_error: Option<String>,
+}
+
+impl ResourceLimiter for CallState {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let r = self.limits.memory_growing(current, desired, maximum);
+        if !matches!(r, Ok(true)) {
+            self.memory_exhausted = true;
+        }
+        r
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_exhausted = true;
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+impl wit::Host for CallState {}
+
+impl log::Host for CallState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let message = truncate(message, MAX_LOG_LEN);
+        if matches!(level, log::Level::Error) {
+            self.last_error = Some(message.clone());
+        }
+        if self.logs_left == 0 {
+            return;
+        }
+        self.logs_left -= 1;
+        let plugin = &*self.plugin;
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+        if self.logs_left == 0 {
+            tracing::warn!(plugin, "further messages of this call dropped");
+        }
+    }
+}
+
+impl clock::Host for CallState {
+    fn now(&mut self) -> u64 {
+        u64::try_from(self.clock_origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+fn store_error(e: KvError) -> store::StoreError {
+    match e {
+        KvError::Full => store::StoreError::Full,
+        KvError::TooLarge => store::StoreError::TooLarge,
+        KvError::NotACounter => store::StoreError::NotACounter,
+    }
+}
+
+impl store::Host for CallState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.kv.get(&key)
+    }
+
+    fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl: Option<u64>,
+    ) -> Result<(), store::StoreError> {
+        self.kv
+            .set(&key, value, ttl.map(Duration::from_nanos))
+            .map_err(store_error)
+    }
+
+    fn increment(
+        &mut self,
+        key: String,
+        delta: i64,
+        ttl: Option<u64>,
+    ) -> Result<i64, store::StoreError> {
+        self.kv
+            .increment(&key, delta, ttl.map(Duration::from_nanos))
+            .map_err(store_error)
+    }
+
+    fn delete(&mut self, key: String) -> bool {
+        self.kv.delete(&key)
+    }
+}

@@ -1,0 +1,513 @@
+//! Builds the [`ExecPlan`] of one command of a unit: systemd's execution
+//! environment, computed entirely in the parent.
+//!
+//! The order of environment sources is `exec-invoke.c`'s: the manager's base
+//! environment (only `PATH` for the system manager, the whole environment
+//! for the user manager), the per-spawn variables (`REMOTE_ADDR`, ...), the
+//! exec variables (`LISTEN_*`, `INVOCATION_ID`, `USER`, ...),
+//! `PassEnvironment=`, `Environment=`, `EnvironmentFile=` (read at every
+//! spawn), and last `UnsetEnvironment=`. `$VAR`/`${VAR}` in the arguments are
+//! expanded on the result, unless the command has the `:` prefix. Executables
+//! named without a `/` are looked up in `ExecSearchPath=` or systemd's built-in
+//! path, never in the unit's `PATH`.
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use crate::spawn::{ExecPlan, PassFd, Stdio, resolve_executable};
+use crate::unit::load::{Unit, Value};
+use crate::unit::value::env::{parse_env_file, replace_env_argv};
+use crate::unit::value::exec::ExecCommand;
+
+/// systemd's compiled-in search path for executables and the system
+/// manager's `PATH`.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
+
+/// Why a command could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The executable was not found in the search path.
+    #[error("executable '{0}' not found in the search path")]
+    NotFound(String),
+    /// An `EnvironmentFile=` without `-` could not be read.
+    #[error("failed to read environment file {path}: {source}")]
+    EnvironmentFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `User=` or `Group=` names nobody.
+    #[error("unknown {what} '{name}'")]
+    UnknownIdentity { what: &'static str, name: String },
+    /// A value contains a NUL byte.
+    #[error("argument or variable contains a NUL byte")]
+    Nul,
+    /// A file for standard input or output could not be opened.
+    #[error("failed to open {path} for {what}: {source}")]
+    StdioFile {
+        path: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// `StandardInput=socket` without exactly one socket.
+    #[error("StandardInput=socket needs exactly one socket, got {0}")]
+    SocketCount(usize),
+}
+
+/// What the caller hands to one spawn besides the unit.
+#[derive(Debug, Default)]
+pub struct SpawnInputs {
+    /// File descriptors to pass at 3.., with their names (`LISTEN_FDNAMES`).
+    pub fds: Vec<(RawFd, String)>,
+    /// Whether the passed fds are sockets subject to `NonBlocking=`.
+    pub fds_are_sockets: bool,
+    /// Variables the manager sets for this spawn (`REMOTE_ADDR`, ...).
+    pub extra_env: Vec<(String, String)>,
+    /// The user manager passes its own environment; the system manager does not.
+    pub user_mode: bool,
+    /// The main process gets `LISTEN_*`; other commands only get the fds on stdio.
+    pub main_process: bool,
+}
+
+/// A prepared command plus the files it needs kept open until it is spawned.
+#[derive(Debug)]
+pub struct PreparedExec {
+    pub plan: ExecPlan,
+    /// Files opened for stdio; dropped after the spawn.
+    pub keep_open: Vec<OwnedFd>,
+}
+
+fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, ExecError> {
+    CString::new(s).map_err(|_| ExecError::Nul)
+}
+
+fn set_var(env: &mut Vec<(String, String)>, name: &str, value: String) {
+    match env.iter_mut().find(|(n, _)| n == name) {
+        Some(slot) => slot.1 = value,
+        None => env.push((name.to_string(), value)),
+    }
+}
+
+/// A fresh 128-bit id as 32 hex digits, like systemd's `INVOCATION_ID`.
+pub fn invocation_id() -> String {
+    let mut bytes = [0u8; 16];
+    // getrandom(2) only fails for bad arguments or before the pool is ready
+    // at early boot; a zero id is still a valid (if unlucky) value.
+    // SAFETY: the buffer is valid for writes of its length.
+    let _ = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    bytes.iter().fold(String::with_capacity(32), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn lookup_user(name: &str) -> Result<nix::unistd::User, ExecError> {
+    let found = if let Ok(uid) = name.parse::<u32>() {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+    } else {
+        nix::unistd::User::from_name(name).ok().flatten()
+    };
+    found.ok_or_else(|| ExecError::UnknownIdentity {
+        what: "user",
+        name: name.to_string(),
+    })
+}
+
+fn lookup_group(name: &str) -> Result<u32, ExecError> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+        .ok_or_else(|| ExecError::UnknownIdentity {
+            what: "group",
+            name: name.to_string(),
+        })
+}
+
+/// Builds the environment a command of `unit` starts with, before `$VAR`
+/// expansion.
+pub fn environment(
+    unit: &Unit,
+    section: &str,
+    inputs: &SpawnInputs,
+    user: Option<&nix::unistd::User>,
+) -> Result<Vec<(String, String)>, ExecError> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    if inputs.user_mode {
+        for (k, v) in std::env::vars() {
+            if !k.starts_with("LISTEN_") && k != "NOTIFY_SOCKET" {
+                env.push((k, v));
+            }
+        }
+    } else {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    for (k, v) in &inputs.extra_env {
+        set_var(&mut env, k, v.clone());
+    }
+    let inetd = stdin_is_socket(unit, section);
+    if inputs.main_process && !inputs.fds.is_empty() && !inetd {
+        set_var(&mut env, "LISTEN_FDS", inputs.fds.len().to_string());
+        let names: Vec<&str> = inputs.fds.iter().map(|(_, n)| n.as_str()).collect();
+        set_var(&mut env, "LISTEN_FDNAMES", names.join(":"));
+    }
+    if let Some(u) = user {
+        set_var(&mut env, "USER", u.name.clone());
+        set_var(&mut env, "LOGNAME", u.name.clone());
+        let home = u.dir.to_string_lossy().into_owned();
+        if home != "/" {
+            set_var(&mut env, "HOME", home);
+        }
+        let shell = u.shell.to_string_lossy().into_owned();
+        if !shell.ends_with("/nologin") && !shell.ends_with("/false") {
+            set_var(&mut env, "SHELL", shell);
+        }
+    }
+    if let Some(Value::Raw(p)) = unit.get(section, "ExecSearchPath") {
+        set_var(&mut env, "PATH", p.clone());
+    }
+    for (v, _) in unit.entries(section, "PassEnvironment") {
+        if let Value::Str(name) = v
+            && let Ok(val) = std::env::var(name)
+        {
+            set_var(&mut env, name, val);
+        }
+    }
+    for (v, _) in unit.entries(section, "Environment") {
+        if let Value::Env(k, val) = v {
+            set_var(&mut env, k, val.clone());
+        }
+    }
+    for (v, _) in unit.entries(section, "EnvironmentFile") {
+        if let Value::EnvFile { path, optional } = v {
+            match std::fs::read(path) {
+                Ok(bytes) => match parse_env_file(&bytes) {
+                    Ok(pairs) => {
+                        for (k, val) in pairs {
+                            set_var(&mut env, &k, val);
+                        }
+                    }
+                    Err(e) if !optional => {
+                        return Err(ExecError::EnvironmentFile {
+                            path: path.clone(),
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                e.to_string(),
+                            ),
+                        });
+                    }
+                    Err(_) => {}
+                },
+                Err(e) if !optional => {
+                    return Err(ExecError::EnvironmentFile {
+                        path: path.clone(),
+                        source: e,
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    for (v, _) in unit.entries(section, "UnsetEnvironment") {
+        if let Value::Str(spec) = v {
+            if spec.contains('=') {
+                env.retain(|(k, val)| format!("{k}={val}") != *spec);
+            } else {
+                env.retain(|(k, _)| k != spec);
+            }
+        }
+    }
+    Ok(env)
+}
+
+fn stdin_is_socket(unit: &Unit, section: &str) -> bool {
+    unit.get_str(section, "StandardInput") == Some("socket")
+}
+
+fn open_stdio_file(
+    spec: &str,
+    what: &'static str,
+    input: bool,
+) -> Result<Option<OwnedFd>, ExecError> {
+    let (path, mode) = if let Some(p) = spec.strip_prefix("file:") {
+        (p, 0)
+    } else if let Some(p) = spec.strip_prefix("append:") {
+        (p, 1)
+    } else if let Some(p) = spec.strip_prefix("truncate:") {
+        (p, 2)
+    } else {
+        return Ok(None);
+    };
+    let mut opts = OpenOptions::new();
+    if input {
+        opts.read(true);
+    } else {
+        opts.write(true).create(true);
+        match mode {
+            1 => {
+                opts.append(true);
+            }
+            2 => {
+                opts.truncate(true);
+            }
+            _ => {}
+        }
+    }
+    opts.mode(0o644).custom_flags(libc::O_NOCTTY);
+    let file = opts.open(path).map_err(|source| ExecError::StdioFile {
+        path: path.to_string(),
+        what,
+        source,
+    })?;
+    Ok(Some(OwnedFd::from(file)))
+}
+
+/// Prepares one command of `unit` (`section` is `Service` or `Socket`).
+pub fn prepare(
+    unit: &Unit,
+    section: &str,
+    cmd: &ExecCommand,
+    inputs: &SpawnInputs,
+) -> Result<PreparedExec, ExecError> {
+    let privileged = cmd.full_privileges || cmd.no_setuid;
+    let user = match unit.get_str(section, "User") {
+        Some(name) if !privileged => Some(lookup_user(name)?),
+        _ => None,
+    };
+    let env = environment(unit, section, inputs, user.as_ref())?;
+
+    // Arguments: $VAR expansion unless ':'; argv[0] is never expanded.
+    let argv: Vec<String> = if cmd.no_env_expand || cmd.argv.is_empty() {
+        cmd.argv.clone()
+    } else {
+        let mut out = vec![cmd.argv[0].clone()];
+        out.extend(replace_env_argv(&cmd.argv[1..], &env));
+        out
+    };
+    let search: Option<Vec<PathBuf>> = match unit.get(section, "ExecSearchPath") {
+        Some(Value::Raw(p)) => Some(p.split(':').map(PathBuf::from).collect()),
+        _ => None,
+    };
+    let path = if cmd.path.contains('/') {
+        PathBuf::from(&cmd.path)
+    } else {
+        resolve_executable(&cmd.path, search.as_deref())
+            .ok_or_else(|| ExecError::NotFound(cmd.path.clone()))?
+    };
+
+    let mut plan = ExecPlan::new(
+        cstring(path.into_os_string().into_encoded_bytes())?,
+        argv.into_iter().map(cstring).collect::<Result<_, _>>()?,
+    );
+    plan.env = env
+        .iter()
+        .map(|(k, v)| cstring(format!("{k}={v}")))
+        .collect::<Result<_, _>>()?;
+    let inetd = stdin_is_socket(unit, section);
+    let nonblocking = unit.get_bool(section, "NonBlocking").unwrap_or(false);
+    let mut keep_open = Vec::new();
+
+    if inetd {
+        if inputs.fds.len() != 1 {
+            return Err(ExecError::SocketCount(inputs.fds.len()));
+        }
+        plan.stdin = Stdio::Fd(inputs.fds[0].0);
+    } else if inputs.main_process && !inputs.fds.is_empty() {
+        plan.listen_pid_slot = true;
+        plan.fds = inputs
+            .fds
+            .iter()
+            .map(|(fd, _)| PassFd {
+                fd: *fd,
+                nonblocking: if inputs.fds_are_sockets {
+                    Some(nonblocking)
+                } else {
+                    None
+                },
+            })
+            .collect();
+    }
+    if !inetd {
+        match unit.get_str(section, "StandardInput") {
+            Some(spec) if spec.starts_with("file:") => {
+                if let Some(fd) = open_stdio_file(spec, "standard input", true)? {
+                    plan.stdin = Stdio::Fd(fd.as_raw_fd());
+                    keep_open.push(fd);
+                }
+            }
+            _ => plan.stdin = Stdio::Null,
+        }
+    }
+    // Standard output: `inherit` (of stdin when that is a socket or file),
+    // `null`, `socket`, files, or flint's own log for journal/syslog/kmsg.
+    let stdin_fd = match plan.stdin {
+        Stdio::Fd(fd) => Some(fd),
+        _ => None,
+    };
+    let default_out = if inetd { "inherit" } else { "journal" };
+    let out_spec = unit
+        .get_str(section, "StandardOutput")
+        .unwrap_or(default_out)
+        .to_string();
+    plan.stdout = output(
+        &out_spec,
+        stdin_fd,
+        inputs,
+        "standard output",
+        &mut keep_open,
+    )?;
+    let err_spec = unit
+        .get_str(section, "StandardError")
+        .unwrap_or("inherit")
+        .to_string();
+    let stdout_fd = match plan.stdout {
+        Stdio::Fd(fd) => Some(fd),
+        _ => None,
+    };
+    plan.stderr = if err_spec == "inherit" {
+        match (stdout_fd, &plan.stdout) {
+            (Some(fd), _) => Stdio::Fd(fd),
+            (None, Stdio::Null) => Stdio::Null,
+            _ => Stdio::Inherit,
+        }
+    } else {
+        output(
+            &err_spec,
+            stdin_fd,
+            inputs,
+            "standard error",
+            &mut keep_open,
+        )?
+    };
+
+    // Working directory: `~` is the user's home; system units default to `/`.
+    if let Some(Value::WorkingDirectory { path, optional }) = unit.get(section, "WorkingDirectory")
+    {
+        let dir = if path == "~" {
+            user.as_ref().map_or_else(
+                || std::env::var("HOME").unwrap_or_else(|_| "/".into()),
+                |u| u.dir.to_string_lossy().into_owned(),
+            )
+        } else {
+            path.clone()
+        };
+        plan.cwd = Some(cstring(dir)?);
+        plan.cwd_optional = *optional;
+    } else {
+        let dir = if inputs.user_mode {
+            std::env::var("HOME").unwrap_or_else(|_| "/".into())
+        } else {
+            "/".into()
+        };
+        plan.cwd = Some(cstring(dir)?);
+    }
+    if let Some(Value::Mode(m)) = unit.get(section, "UMask") {
+        plan.umask = *m;
+    }
+    if let Some(Value::Path(p)) = unit.get(section, "RootDirectory") {
+        plan.chroot = Some(cstring(p.clone().into_os_string().into_encoded_bytes())?);
+    }
+    if let Some(Value::Int(n)) = unit.get(section, "Nice") {
+        plan.nice = i32::try_from(*n).ok();
+    }
+    if let Some(Value::Int(n)) = unit.get(section, "OOMScoreAdjust") {
+        plan.oom_score_adjust = i32::try_from(*n).ok();
+    }
+    plan.ignore_sigpipe = unit.get_bool(section, "IgnoreSIGPIPE").unwrap_or(true);
+    plan.no_new_privileges = unit.get_bool(section, "NoNewPrivileges").unwrap_or(false);
+    for (key, resource) in RLIMITS {
+        if let Some(Value::Limit { soft, hard }) = unit.get(section, key) {
+            let conv = |v: u64| {
+                if v == u64::MAX {
+                    libc::RLIM_INFINITY
+                } else {
+                    v
+                }
+            };
+            #[allow(clippy::cast_possible_wrap)]
+            plan.rlimits
+                .push((*resource as i32, conv(*soft), conv(*hard)));
+        }
+    }
+    if let Some(u) = &user {
+        let gid = match unit.get_str(section, "Group") {
+            Some(g) => lookup_group(g)?,
+            None => u.gid.as_raw(),
+        };
+        let mut groups: Vec<u32> = CString::new(u.name.clone())
+            .ok()
+            .and_then(|name| nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(gid)).ok())
+            .map(|g| g.into_iter().map(nix::unistd::Gid::as_raw).collect())
+            .unwrap_or_default();
+        for (v, _) in unit.entries(section, "SupplementaryGroups") {
+            if let Value::Str(g) = v {
+                groups.push(lookup_group(g)?);
+            }
+        }
+        plan.uid = Some(u.uid.as_raw());
+        plan.gid = Some(gid);
+        plan.groups = Some(groups);
+    } else if let (Some(g), false) = (unit.get_str(section, "Group"), privileged) {
+        let gid = lookup_group(g)?;
+        plan.gid = Some(gid);
+        plan.groups = Some(Vec::new());
+    }
+    Ok(PreparedExec { plan, keep_open })
+}
+
+fn output(
+    spec: &str,
+    stdin_fd: Option<RawFd>,
+    inputs: &SpawnInputs,
+    what: &'static str,
+    keep_open: &mut Vec<OwnedFd>,
+) -> Result<Stdio, ExecError> {
+    Ok(match spec {
+        "null" => Stdio::Null,
+        "inherit" => stdin_fd.map_or(Stdio::Inherit, Stdio::Fd),
+        "socket" => match inputs.fds.first() {
+            Some((fd, _)) if inputs.fds.len() == 1 => Stdio::Fd(*fd),
+            _ => return Err(ExecError::SocketCount(inputs.fds.len())),
+        },
+        s if s.starts_with("file:") || s.starts_with("append:") || s.starts_with("truncate:") => {
+            match open_stdio_file(s, what, false)? {
+                Some(fd) => {
+                    let raw = fd.as_raw_fd();
+                    keep_open.push(fd);
+                    Stdio::Fd(raw)
+                }
+                None => Stdio::Inherit,
+            }
+        }
+        // journal, syslog, kmsg, tty and their +console forms: flint's own log.
+        _ => Stdio::Inherit,
+    })
+}
+
+/// `Limit*=` directives and their resources.
+const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
+    ("LimitCPU", libc::RLIMIT_CPU),
+    ("LimitFSIZE", libc::RLIMIT_FSIZE),
+    ("LimitDATA", libc::RLIMIT_DATA),
+    ("LimitSTACK", libc::RLIMIT_STACK),
+    ("LimitCORE", libc::RLIMIT_CORE),
+    ("LimitRSS", libc::RLIMIT_RSS),
+    ("LimitNOFILE", libc::RLIMIT_NOFILE),
+    ("LimitAS", libc::RLIMIT_AS),
+    ("LimitNPROC", libc::RLIMIT_NPROC),
+    ("LimitMEMLOCK", libc::RLIMIT_MEMLOCK),
+    ("LimitLOCKS", libc::RLIMIT_LOCKS),
+    ("LimitSIGPENDING", libc::RLIMIT_SIGPENDING),
+    ("LimitMSGQUEUE", libc::RLIMIT_MSGQUEUE),
+    ("LimitNICE", libc::RLIMIT_NICE),
+    ("LimitRTPRIO", libc::RLIMIT_RTPRIO),
+    ("LimitRTTIME", libc::RLIMIT_RTTIME),
+];

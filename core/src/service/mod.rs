@@ -1,0 +1,5 @@
+//! Services at run time. [`exec`] builds the execution environment of one
+//! command; the lifecycle (start, restart, stop) is driven by
+//! [`crate::activation`].
+
+pub mod exec;

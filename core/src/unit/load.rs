@@ -1,0 +1,1198 @@
+//! Turns the files of one unit into the typed [`Unit`]: the `RawUnit` ->
+//! `Unit` step of the engine.
+//!
+//! The files come from [`super::loader`] (fragment first, then drop-ins in
+//! application order), each goes through [`super::lexer`], and every
+//! assignment is parsed by the grammar its [`Directive`] names. The rules are
+//! systemd's: the last assignment of a single setting wins, lists accumulate,
+//! an empty assignment resets (except dependency lists), an invalid value is a
+//! warning and leaves the previous value, a broken command line or section
+//! header fails the unit, and the load-time refusals of `socket.c` and
+//! `service.c` (`Accept=yes` on a datagram socket and so on) are made after all
+//! files are read. `X-` sections and keys are kept for plugins.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value as Json, json};
+
+use super::directive::{self, Directive, Grammar, Kind, ListenType, Support};
+use super::lexer;
+use super::loader::{self, SearchPath, UnitSources};
+use super::name::{UnitName, UnitType};
+use super::specifier::{self, SpecifierContext, SpecifierTable};
+use super::value::address::SocketAddress;
+use super::value::exec::{self, ExecCommand};
+use super::value::{bool as vbool, env, exit_status, int, mode, signal, size, time, words};
+use super::{Diagnostic, Severity};
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub path: PathBuf,
+    pub line: u32,
+}
+
+/// What a `Listen*=` line describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenTarget {
+    /// A socket address (stream, datagram, sequential packet).
+    Address(SocketAddress),
+    /// A file-system path (FIFO, special file, USB function directory).
+    Path(PathBuf),
+    /// `ListenNetlink=FAMILY [GROUP]`.
+    Netlink { family: String, group: u32 },
+    /// `ListenMessageQueue=/name`.
+    MessageQueue(String),
+}
+
+/// One listener of a socket unit, in the order of the `Listen*=` lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub kind: ListenType,
+    pub target: ListenTarget,
+}
+
+impl Listen {
+    /// Whether `Accept=yes` can accept on this listener.
+    pub fn can_accept(&self) -> bool {
+        matches!(
+            (&self.kind, &self.target),
+            (ListenType::Stream, _)
+                | (
+                    ListenType::SequentialPacket,
+                    ListenTarget::Address(
+                        SocketAddress::Unix(_)
+                            | SocketAddress::Abstract(_)
+                            | SocketAddress::Vsock { .. }
+                    ),
+                )
+        )
+    }
+
+    /// The path of the file-system node this listener creates, if any.
+    pub fn node_path(&self) -> Option<&Path> {
+        match &self.target {
+            ListenTarget::Address(SocketAddress::Unix(p)) => Some(p),
+            ListenTarget::Path(p) if self.kind == ListenType::Fifo => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ListenTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenTarget::Address(a) => write!(f, "{a}"),
+            ListenTarget::Path(p) => write!(f, "{}", p.display()),
+            ListenTarget::Netlink { family, group } => write!(f, "{family} {group}"),
+            ListenTarget::MessageQueue(q) => f.write_str(q),
+        }
+    }
+}
+
+/// A typed setting value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Bool(bool),
+    Str(String),
+    Path(PathBuf),
+    /// Microseconds; `u64::MAX` is infinity.
+    Usec(u64),
+    U64(u64),
+    Int(i64),
+    Mode(u32),
+    Size(u64),
+    Signal(i32),
+    /// One of the words of a [`Grammar::Enum`].
+    Word(String),
+    Listen(Listen),
+    Exec(ExecCommand),
+    Env(String, String),
+    EnvFile {
+        path: PathBuf,
+        optional: bool,
+    },
+    Unit(String),
+    ExitStatus {
+        codes: Vec<u8>,
+        signals: Vec<i32>,
+    },
+    /// Soft and hard limit; `u64::MAX` is infinity.
+    Limit {
+        soft: u64,
+        hard: u64,
+    },
+    Condition {
+        trigger: bool,
+        negate: bool,
+        argument: String,
+    },
+    WorkingDirectory {
+        path: String,
+        optional: bool,
+    },
+    /// `StandardInput=`/`StandardOutput=`/`StandardError=` in systemd's words (`null`, `file:/x`, ...).
+    Stdio(String),
+    Raw(String),
+}
+
+/// One directive's effective value(s).
+#[derive(Debug, Clone)]
+pub struct Setting {
+    pub directive: &'static Directive,
+    /// Single settings hold one entry; lists hold one per item.
+    pub entries: Vec<(Value, Origin)>,
+}
+
+/// An assignment in an `X-` section or with an `X-` key, kept for plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extra {
+    pub section: String,
+    pub key: String,
+    pub value: String,
+    pub origin: Origin,
+}
+
+/// systemd's load states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadState {
+    Loaded,
+    NotFound,
+    Masked,
+    /// A setting makes the unit unusable (systemd's `bad-setting`).
+    BadSetting,
+    /// The file could not be read or parsed.
+    Error,
+}
+
+impl LoadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadState::Loaded => "loaded",
+            LoadState::NotFound => "not-found",
+            LoadState::Masked => "masked",
+            LoadState::BadSetting => "bad-setting",
+            LoadState::Error => "error",
+        }
+    }
+}
+
+/// A loaded unit: what systemd's manager holds after `unit_load()`.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    /// The name that was asked for.
+    pub name: UnitName,
+    /// The canonical name (after alias resolution).
+    pub id: UnitName,
+    pub load_state: LoadState,
+    pub fragment: Option<PathBuf>,
+    pub dropins: Vec<PathBuf>,
+    pub aliases: Vec<UnitName>,
+    pub wants: Vec<UnitName>,
+    pub requires: Vec<UnitName>,
+    /// Settings keyed by section name and directive key.
+    pub settings: BTreeMap<(String, &'static str), Setting>,
+    pub extras: Vec<Extra>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// How a unit is named on the command line of `flint check`/`show`.
+#[derive(Debug, Clone)]
+pub enum UnitRef {
+    Name(UnitName),
+    File(PathBuf),
+}
+
+impl Unit {
+    fn empty(name: UnitName, sources: Option<&UnitSources>) -> Unit {
+        Unit {
+            id: sources.map_or_else(|| name.clone(), |s| s.id.clone()),
+            name,
+            load_state: LoadState::Loaded,
+            fragment: sources.and_then(|s| s.fragment.clone()),
+            dropins: sources.map(|s| s.dropins.clone()).unwrap_or_default(),
+            aliases: sources.map(|s| s.aliases.clone()).unwrap_or_default(),
+            wants: sources.map(|s| s.wants.clone()).unwrap_or_default(),
+            requires: sources.map(|s| s.requires.clone()).unwrap_or_default(),
+            settings: BTreeMap::new(),
+            extras: Vec::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// Whether the unit can be started.
+    pub fn is_loaded(&self) -> bool {
+        self.load_state == LoadState::Loaded
+    }
+
+    /// The unit's type section name (`Service`, `Socket`, ...).
+    pub fn type_section(&self) -> &'static str {
+        directive::type_section(self.id.unit_type()).unwrap_or("Unit")
+    }
+
+    /// The entries of `key` in `section`; empty when unset.
+    pub fn entries(&self, section: &str, key: &str) -> &[(Value, Origin)] {
+        self.settings
+            .iter()
+            .find(|((s, k), _)| s == section && *k == key)
+            .map_or(&[], |(_, v)| v.entries.as_slice())
+    }
+
+    /// The effective value of a single setting.
+    pub fn get(&self, section: &str, key: &str) -> Option<&Value> {
+        self.entries(section, key).last().map(|(v, _)| v)
+    }
+
+    pub fn get_bool(&self, section: &str, key: &str) -> Option<bool> {
+        match self.get(section, key) {
+            Some(Value::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn get_usec(&self, section: &str, key: &str) -> Option<u64> {
+        match self.get(section, key) {
+            Some(Value::Usec(u)) => Some(*u),
+            _ => None,
+        }
+    }
+
+    pub fn get_u64(&self, section: &str, key: &str) -> Option<u64> {
+        match self.get(section, key) {
+            Some(Value::U64(u) | Value::Size(u)) => Some(*u),
+            _ => None,
+        }
+    }
+
+    pub fn get_str(&self, section: &str, key: &str) -> Option<&str> {
+        match self.get(section, key) {
+            Some(
+                Value::Str(s) | Value::Word(s) | Value::Unit(s) | Value::Raw(s) | Value::Stdio(s),
+            ) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The listeners of a socket unit, in order.
+    pub fn listens(&self) -> impl Iterator<Item = &Listen> {
+        self.entries("Socket", "Listen")
+            .iter()
+            .filter_map(|(v, _)| match v {
+                Value::Listen(l) => Some(l),
+                _ => None,
+            })
+    }
+
+    /// The commands of an `Exec*=` setting, in order.
+    pub fn commands(&self, section: &str, key: &str) -> Vec<&ExecCommand> {
+        self.entries(section, key)
+            .iter()
+            .filter_map(|(v, _)| match v {
+                Value::Exec(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Assignments of one `X-` section (or `X-` keys of a regular section).
+    pub fn extras_in<'a>(&'a self, section: &'a str) -> impl Iterator<Item = &'a Extra> + 'a {
+        self.extras.iter().filter(move |e| e.section == section)
+    }
+
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
+
+    fn warn(&mut self, origin: &Origin, message: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::warning(&origin.path, origin.line, message));
+    }
+
+    fn fail(&mut self, state: LoadState, path: &Path, line: u32, message: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::error(path, line, message));
+        if self.load_state == LoadState::Loaded {
+            self.load_state = state;
+        }
+    }
+}
+
+/// Loads a unit by name from the search path.
+pub fn load(search: &SearchPath, name: &UnitName) -> Unit {
+    match loader::resolve(search, name) {
+        Ok(sources) => load_sources(search, name.clone(), &sources),
+        Err(e) => not_found(name, &e.to_string()),
+    }
+}
+
+/// Loads a unit given as a file (as `systemd-analyze verify ./foo.service`):
+/// its drop-ins still come from the search path.
+pub fn load_file(search: &SearchPath, path: &Path) -> Result<Unit, loader::LoadError> {
+    let sources = loader::resolve_file(search, path)?;
+    Ok(load_sources(search, sources.name.clone(), &sources))
+}
+
+/// Loads a unit given either way.
+pub fn load_ref(search: &SearchPath, unit: &UnitRef) -> Result<Unit, String> {
+    match unit {
+        UnitRef::Name(n) => Ok(load(search, n)),
+        UnitRef::File(p) => load_file(search, p).map_err(|e| format!("{}: {e}", p.display())),
+    }
+}
+
+fn not_found(name: &UnitName, why: &str) -> Unit {
+    let mut unit = Unit::empty(name.clone(), None);
+    unit.load_state = LoadState::NotFound;
+    unit.diagnostics.push(Diagnostic::error(
+        PathBuf::from(name.as_str()),
+        0,
+        format!("Unit {name} not found: {why}"),
+    ));
+    unit
+}
+
+fn load_sources(search: &SearchPath, name: UnitName, sources: &UnitSources) -> Unit {
+    let mut unit = Unit::empty(name, Some(sources));
+    if sources.masked {
+        unit.load_state = LoadState::Masked;
+        return unit;
+    }
+    let Some(fragment) = sources.fragment.clone() else {
+        unit.load_state = LoadState::NotFound;
+        unit.diagnostics.push(Diagnostic::error(
+            PathBuf::from(unit.name.as_str()),
+            0,
+            "Unit has no unit file",
+        ));
+        return unit;
+    };
+    let ctx = SpecifierContext::new(unit.id.clone(), Some(fragment.clone()), search.user_mode);
+    let mut parser = Parser {
+        unit: &mut unit,
+        ctx: &ctx,
+        unknown: Vec::new(),
+        not_enforced: Vec::new(),
+    };
+    let files: Vec<PathBuf> = std::iter::once(fragment)
+        .chain(sources.dropins.iter().cloned())
+        .collect();
+    for file in &files {
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                parser.unit.fail(
+                    LoadState::Error,
+                    file,
+                    0,
+                    format!("Failed to read unit file: {e}"),
+                );
+                return unit;
+            }
+        };
+        match lexer::parse(file, &bytes) {
+            Ok(parsed) => parser.apply_file(file, &parsed),
+            Err(diag) => {
+                let (path, line) = (diag.path.clone(), diag.line);
+                parser
+                    .unit
+                    .fail(LoadState::Error, &path, line, diag.message);
+                return unit;
+            }
+        }
+    }
+    let not_enforced = std::mem::take(&mut parser.not_enforced);
+    drop(parser);
+    if !not_enforced.is_empty() {
+        let path = unit.fragment.clone().unwrap_or_default();
+        unit.diagnostics.push(Diagnostic::new(
+            path,
+            0,
+            Severity::Notice,
+            format!("accepted, not enforced: {}", not_enforced.join(" ")),
+        ));
+    }
+    validate(&mut unit);
+    unit
+}
+
+struct Parser<'a> {
+    unit: &'a mut Unit,
+    ctx: &'a SpecifierContext,
+    unknown: Vec<String>,
+    not_enforced: Vec<String>,
+}
+
+impl Parser<'_> {
+    fn apply_file(&mut self, file: &Path, parsed: &lexer::ParsedFile) {
+        self.unit
+            .diagnostics
+            .extend(parsed.warnings.iter().cloned());
+        let type_section = self.unit.type_section();
+        for (section, line) in &parsed.sections {
+            let known = section == "Unit"
+                || section == "Install"
+                || section == type_section
+                || section.starts_with("X-");
+            if !known {
+                self.unit.diagnostics.push(Diagnostic::warning(
+                    file,
+                    *line,
+                    format!("Unknown section '{section}'. Ignoring."),
+                ));
+            }
+        }
+        for a in &parsed.assignments {
+            let origin = Origin {
+                path: file.to_path_buf(),
+                line: a.line,
+            };
+            if a.section.starts_with("X-") || a.key.starts_with("X-") {
+                self.unit.extras.push(Extra {
+                    section: a.section.clone(),
+                    key: a.key.clone(),
+                    value: a.value.clone(),
+                    origin,
+                });
+                continue;
+            }
+            if a.section != "Unit" && a.section != "Install" && a.section != type_section {
+                continue; // warned once at the section header
+            }
+            let Some(dir) = directive::lookup(&a.section, &a.key) else {
+                self.unit.warn(
+                    &origin,
+                    format!(
+                        "Unknown key '{}' in section [{}], ignoring.",
+                        a.key, a.section
+                    ),
+                );
+                self.unknown.push(a.key.clone());
+                continue;
+            };
+            if dir.support == Support::NotEnforced
+                && !a.value.is_empty()
+                && !self
+                    .not_enforced
+                    .iter()
+                    .any(|k| k.trim_end_matches('=') == dir.key)
+            {
+                self.not_enforced.push(format!("{}=", dir.key));
+            }
+            self.assign(&a.section, dir, &a.value, &origin);
+        }
+    }
+
+    fn assign(&mut self, section: &str, dir: &'static Directive, value: &str, origin: &Origin) {
+        // All Listen*= lines share one ordered list; an empty one clears all.
+        let key: &'static str = if matches!(dir.grammar, Grammar::Listen(_)) {
+            "Listen"
+        } else {
+            dir.key
+        };
+        let slot = (section.to_string(), key);
+        if value.is_empty() {
+            match dir.kind {
+                Kind::Single | Kind::List => {
+                    self.unit.settings.remove(&slot);
+                }
+                Kind::ListNoReset => {}
+            }
+            return;
+        }
+        let values = match self.parse(dir, value, origin) {
+            Ok(v) => v,
+            Err(Problem::Warn(msg)) => {
+                self.unit.warn(origin, msg);
+                return;
+            }
+            Err(Problem::Fatal(msg)) => {
+                self.unit
+                    .fail(LoadState::BadSetting, &origin.path, origin.line, msg);
+                return;
+            }
+        };
+        let setting = self.unit.settings.entry(slot).or_insert_with(|| Setting {
+            directive: dir,
+            entries: Vec::new(),
+        });
+        if dir.kind == Kind::Single {
+            setting.entries.clear();
+        }
+        setting
+            .entries
+            .extend(values.into_iter().map(|v| (v, origin.clone())));
+        if setting.entries.is_empty() {
+            let slot = (section.to_string(), key);
+            self.unit.settings.remove(&slot);
+        }
+    }
+
+    fn expand(&self, s: &str, table: SpecifierTable) -> Result<String, String> {
+        specifier::expand(s, self.ctx, table)
+            .map_err(|e| format!("Failed to resolve unit specifiers in {s}: {e}"))
+    }
+
+    fn parse(
+        &mut self,
+        dir: &'static Directive,
+        value: &str,
+        origin: &Origin,
+    ) -> Result<Vec<Value>, Problem> {
+        let key = dir.key;
+        let bad = |what: &str, e: &dyn fmt::Display| {
+            Problem::Warn(format!("Failed to parse {what}, ignoring: {value} ({e})"))
+        };
+        let one = |v: Value| Ok(vec![v]);
+        match dir.grammar {
+            Grammar::Raw => one(Value::Raw(value.to_string())),
+            Grammar::Str => one(Value::Str(
+                self.expand(value, SpecifierTable::Full)
+                    .map_err(Problem::Warn)?,
+            )),
+            Grammar::Path => {
+                let p = self
+                    .expand(value, SpecifierTable::Full)
+                    .map_err(Problem::Warn)?;
+                if !p.starts_with('/') {
+                    return Err(Problem::Warn(format!(
+                        "{key}= path is not absolute, ignoring: {p}"
+                    )));
+                }
+                one(Value::Path(PathBuf::from(p)))
+            }
+            Grammar::WorkingDirectory => {
+                let (optional, rest) = value
+                    .strip_prefix('-')
+                    .map_or((false, value), |r| (true, r));
+                let p = self
+                    .expand(rest, SpecifierTable::Full)
+                    .map_err(Problem::Warn)?;
+                if p != "~" && !p.starts_with('/') {
+                    return Err(Problem::Warn(format!(
+                        "Working directory path '{p}' is not absolute, ignoring."
+                    )));
+                }
+                one(Value::WorkingDirectory { path: p, optional })
+            }
+            Grammar::Bool => vbool::parse_bool(value)
+                .map(|b| vec![Value::Bool(b)])
+                .map_err(|_| {
+                    Problem::Warn(format!("Failed to parse boolean value, ignoring: {value}"))
+                }),
+            Grammar::Sec => time::parse_timespan(value, 1_000_000)
+                .map(|u| vec![Value::Usec(u)])
+                .map_err(|_| {
+                    Problem::Warn(format!(
+                        "Failed to parse {key}= parameter, ignoring: {value}"
+                    ))
+                }),
+            Grammar::SecFix0 => time::parse_sec_fix_0(value)
+                .map(|u| vec![Value::Usec(u)])
+                .map_err(|_| {
+                    Problem::Warn(format!(
+                        "Failed to parse {key}= parameter, ignoring: {value}"
+                    ))
+                }),
+            Grammar::U32 => int::parse_u32(value)
+                .map(|u| vec![Value::U64(u64::from(u))])
+                .map_err(|e| bad(key, &e)),
+            Grammar::U64 => int::parse_u64(value)
+                .map(|u| vec![Value::U64(u)])
+                .map_err(|e| bad(key, &e)),
+            Grammar::Int => int::parse_i64(value)
+                .map(|u| vec![Value::Int(u)])
+                .map_err(|e| bad(key, &e)),
+            Grammar::Size => size::parse_size_iec(value)
+                .map(|u| vec![Value::Size(u)])
+                .map_err(|e| bad(key, &e)),
+            Grammar::Mode => mode::parse_mode(value)
+                .map(|m| vec![Value::Mode(m)])
+                .map_err(|e| bad(key, &e)),
+            Grammar::Signal => signal::parse_signal(value)
+                .map(|s| vec![Value::Signal(s)])
+                .map_err(|e| bad(key, &e)),
+            Grammar::Enum(words) => match words.iter().find(|w| **w == value) {
+                Some(w) => one(Value::Word((*w).to_string())),
+                None => Err(Problem::Warn(format!(
+                    "Failed to parse {key}= value, ignoring: {value}"
+                ))),
+            },
+            Grammar::Listen(kind) => self
+                .parse_listen(kind, value)
+                .map(|l| vec![Value::Listen(l)]),
+            Grammar::Exec => self.parse_exec(value, origin),
+            Grammar::Environment => {
+                let list = words::extract_words(
+                    value,
+                    words::ExtractFlags {
+                        unquote: true,
+                        cunescape: true,
+                        relax: true,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|_| Problem::Warn(format!("Invalid syntax, ignoring: {value}")))?;
+                let mut out = Vec::new();
+                for w in list {
+                    let w = self
+                        .expand(&w, SpecifierTable::Full)
+                        .map_err(Problem::Warn)?;
+                    match w.split_once('=') {
+                        Some((n, v)) if env::env_name_is_valid(n) => {
+                            out.push(Value::Env(n.to_string(), v.to_string()));
+                        }
+                        _ => self.unit.warn(
+                            origin,
+                            format!("Invalid environment assignment, ignoring: {w}"),
+                        ),
+                    }
+                }
+                Ok(out)
+            }
+            Grammar::EnvironmentFile => {
+                let (optional, rest) = value
+                    .strip_prefix('-')
+                    .map_or((false, value), |r| (true, r));
+                let p = self
+                    .expand(rest, SpecifierTable::Full)
+                    .map_err(Problem::Warn)?;
+                if !p.starts_with('/') {
+                    return Err(Problem::Warn(format!(
+                        "Path '{p}' is not absolute, ignoring."
+                    )));
+                }
+                one(Value::EnvFile {
+                    path: PathBuf::from(p),
+                    optional,
+                })
+            }
+            Grammar::Words => {
+                let list = words::extract_words(
+                    value,
+                    words::ExtractFlags {
+                        unquote: true,
+                        cunescape: true,
+                        relax: true,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|_| Problem::Warn(format!("Invalid syntax, ignoring: {value}")))?;
+                list.iter()
+                    .map(|w| {
+                        self.expand(w, SpecifierTable::Full)
+                            .map(Value::Str)
+                            .map_err(Problem::Warn)
+                    })
+                    .collect()
+            }
+            Grammar::Units | Grammar::Unit => {
+                let list = words::extract_words(
+                    value,
+                    words::ExtractFlags {
+                        unquote: true,
+                        relax: true,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|_| Problem::Warn(format!("Invalid syntax, ignoring: {value}")))?;
+                let mut out = Vec::new();
+                for w in list {
+                    let w = self
+                        .expand(&w, SpecifierTable::UnitName)
+                        .map_err(Problem::Warn)?;
+                    if w.parse::<UnitName>().is_ok() {
+                        out.push(Value::Unit(w));
+                    } else {
+                        self.unit.warn(
+                            origin,
+                            format!("Failed to add dependency on {w}, ignoring: Invalid argument"),
+                        );
+                    }
+                }
+                if dir.grammar == Grammar::Unit {
+                    if out.len() != 1 {
+                        return Err(Problem::Warn(format!(
+                            "Failed to parse {key}= value, ignoring: {value}"
+                        )));
+                    }
+                    if key == "Service" && !value.ends_with(".service") {
+                        return Err(Problem::Warn(format!(
+                            "Unit must be of type service, ignoring: {value}"
+                        )));
+                    }
+                }
+                Ok(out)
+            }
+            Grammar::ExitStatus => exit_status::parse_exit_status_list(value)
+                .map(|(codes, signals)| vec![Value::ExitStatus { codes, signals }])
+                .map_err(|e| bad(key, &e)),
+            Grammar::Limit => parse_limit(key, value)
+                .map(|(soft, hard)| vec![Value::Limit { soft, hard }])
+                .map_err(|e| {
+                    Problem::Warn(format!(
+                        "Failed to parse resource value, ignoring: {value} ({e})"
+                    ))
+                }),
+            Grammar::Condition => {
+                let mut rest = value;
+                let mut trigger = false;
+                let mut negate = false;
+                if let Some(r) = rest.strip_prefix('|') {
+                    trigger = true;
+                    rest = r.trim_start();
+                }
+                if let Some(r) = rest.strip_prefix('!') {
+                    negate = true;
+                    rest = r.trim_start();
+                }
+                let argument = self
+                    .expand(rest, SpecifierTable::Full)
+                    .map_err(Problem::Warn)?;
+                one(Value::Condition {
+                    trigger,
+                    negate,
+                    argument,
+                })
+            }
+            Grammar::StdInput => {
+                let v = self
+                    .expand(value, SpecifierTable::Full)
+                    .map_err(Problem::Warn)?;
+                let ok = matches!(
+                    v.as_str(),
+                    "null" | "tty" | "tty-force" | "tty-fail" | "data" | "socket"
+                ) || v.strip_prefix("file:").is_some_and(|p| p.starts_with('/'))
+                    || v.strip_prefix("fd:").is_some_and(|n| !n.is_empty());
+                if ok {
+                    one(Value::Stdio(v))
+                } else {
+                    Err(Problem::Warn(format!(
+                        "Failed to parse input specifier, ignoring: {value}"
+                    )))
+                }
+            }
+            Grammar::StdOutput => {
+                let v = self
+                    .expand(value, SpecifierTable::Full)
+                    .map_err(Problem::Warn)?;
+                let ok = matches!(
+                    v.as_str(),
+                    "inherit"
+                        | "null"
+                        | "tty"
+                        | "journal"
+                        | "kmsg"
+                        | "journal+console"
+                        | "kmsg+console"
+                        | "syslog"
+                        | "syslog+console"
+                        | "socket"
+                ) || ["file:", "append:", "truncate:"]
+                    .iter()
+                    .any(|p| v.strip_prefix(p).is_some_and(|p| p.starts_with('/')))
+                    || v.strip_prefix("fd:").is_some_and(|n| !n.is_empty());
+                if ok {
+                    one(Value::Stdio(v))
+                } else {
+                    Err(Problem::Warn(format!(
+                        "Failed to parse output specifier, ignoring: {value}"
+                    )))
+                }
+            }
+        }
+    }
+
+    fn parse_listen(&self, kind: ListenType, value: &str) -> Result<Listen, Problem> {
+        let v = self
+            .expand(value, SpecifierTable::Full)
+            .map_err(Problem::Warn)?;
+        let target = match kind {
+            ListenType::Stream | ListenType::Datagram | ListenType::SequentialPacket => {
+                let v = match v.strip_prefix("/var/run/") {
+                    Some(rest) => format!("/run/{rest}"),
+                    None => v,
+                };
+                let addr: SocketAddress = v.parse().map_err(|e| {
+                    Problem::Warn(format!(
+                        "Failed to parse address value in '{}', ignoring: {e}",
+                        kind.directive()
+                    ))
+                })?;
+                if kind == ListenType::SequentialPacket
+                    && !matches!(
+                        addr,
+                        SocketAddress::Unix(_)
+                            | SocketAddress::Abstract(_)
+                            | SocketAddress::Vsock { .. }
+                    )
+                {
+                    return Err(Problem::Warn("Address family not supported, ignoring: ListenSequentialPacket= needs a unix or vsock address".to_string()));
+                }
+                ListenTarget::Address(addr)
+            }
+            ListenType::Fifo | ListenType::Special | ListenType::UsbFunction => {
+                if !v.starts_with('/') {
+                    return Err(Problem::Warn(format!(
+                        "Path '{v}' is not absolute, ignoring."
+                    )));
+                }
+                ListenTarget::Path(PathBuf::from(v))
+            }
+            ListenType::Netlink => {
+                let mut parts = v.split_whitespace();
+                let family = parts.next().unwrap_or_default().to_string();
+                let group = match parts.next() {
+                    Some(g) => int::parse_u32(g).map_err(|e| {
+                        Problem::Warn(format!(
+                            "Failed to parse netlink group, ignoring: {g} ({e})"
+                        ))
+                    })?,
+                    None => 0,
+                };
+                if family.is_empty() || parts.next().is_some() {
+                    return Err(Problem::Warn(format!(
+                        "Failed to parse address value, ignoring: {v}"
+                    )));
+                }
+                ListenTarget::Netlink { family, group }
+            }
+            ListenType::MessageQueue => {
+                if !v.starts_with('/') || v.len() < 2 || v[1..].contains('/') {
+                    return Err(Problem::Warn(format!(
+                        "Invalid message queue name, ignoring: {v}"
+                    )));
+                }
+                ListenTarget::MessageQueue(v)
+            }
+        };
+        Ok(Listen { kind, target })
+    }
+
+    fn parse_exec(&mut self, value: &str, origin: &Origin) -> Result<Vec<Value>, Problem> {
+        let ctx = self.ctx;
+        let mut expand = |s: &str, is_path: bool| {
+            let table = if is_path {
+                SpecifierTable::Path
+            } else {
+                SpecifierTable::Full
+            };
+            specifier::expand(s, ctx, table)
+                .map_err(|e| format!("Failed to resolve unit specifiers in {s}: {e}"))
+        };
+        let line = exec::parse_exec_detailed(value, &mut expand);
+        let out: Vec<Value> = line.commands.into_iter().map(Value::Exec).collect();
+        for w in line.warnings {
+            self.unit
+                .diagnostics
+                .push(Diagnostic::warning(&origin.path, origin.line, w));
+        }
+        match line.error {
+            None => Ok(out),
+            Some(e) if e.fatal => Err(Problem::Fatal(e.error.to_string())),
+            Some(e) => {
+                // The commands before the error are kept, as systemd keeps them.
+                self.unit.warn(origin, e.error.to_string());
+                Ok(out)
+            }
+        }
+    }
+}
+
+enum Problem {
+    /// The assignment is ignored with a warning.
+    Warn(String),
+    /// The unit fails to load.
+    Fatal(String),
+}
+
+/// Parses `Limit*=`: `value` or `soft:hard`, each a number, `infinity`, a
+/// size (byte limits) or a time span (`LimitCPU=` in seconds, `LimitRTTIME=`
+/// in microseconds).
+fn parse_limit(key: &str, value: &str) -> Result<(u64, u64), String> {
+    let one = |s: &str| -> Result<u64, String> {
+        let s = s.trim();
+        if s == "infinity" {
+            return Ok(u64::MAX);
+        }
+        match key {
+            "LimitCPU" => time::parse_timespan(s, 1_000_000)
+                .map(|us| {
+                    if us == u64::MAX {
+                        us
+                    } else {
+                        us.div_ceil(1_000_000)
+                    }
+                })
+                .map_err(|e| e.to_string()),
+            "LimitRTTIME" => time::parse_timespan(s, 1).map_err(|e| e.to_string()),
+            "LimitFSIZE" | "LimitDATA" | "LimitSTACK" | "LimitCORE" | "LimitRSS" | "LimitAS"
+            | "LimitMEMLOCK" | "LimitMSGQUEUE" => {
+                size::parse_size_iec(s).map_err(|e| e.to_string())
+            }
+            "LimitNICE" => {
+                // "+N" or "-N" is a nice value, a bare number the raw limit.
+                if let Some(n) = s.strip_prefix('-').or_else(|| s.strip_prefix('+')) {
+                    let nice: i64 = n.parse().map_err(|_| format!("invalid nice value {s}"))?;
+                    let nice = if s.starts_with('-') { -nice } else { nice };
+                    if !(-20..=19).contains(&nice) {
+                        return Err(format!("nice value out of range {s}"));
+                    }
+                    u64::try_from(20 - nice).map_err(|e| e.to_string())
+                } else {
+                    int::parse_u64(s).map_err(|e| e.to_string())
+                }
+            }
+            _ => int::parse_u64(s).map_err(|e| e.to_string()),
+        }
+    };
+    if let Some((soft, hard)) = value.split_once(':') {
+        let (soft, hard) = (one(soft)?, one(hard)?);
+        if soft > hard {
+            return Err("soft limit above hard limit".to_string());
+        }
+        Ok((soft, hard))
+    } else {
+        let v = one(value)?;
+        Ok((v, v))
+    }
+}
+
+/// The load-time refusals systemd makes after all files are read.
+fn validate(unit: &mut Unit) {
+    if !unit.is_loaded() {
+        return;
+    }
+    let path = unit
+        .fragment
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(unit.id.as_str()));
+    match unit.id.unit_type() {
+        UnitType::Socket => validate_socket(unit, &path),
+        UnitType::Service => validate_service(unit, &path),
+        _ => {}
+    }
+}
+
+fn validate_socket(unit: &mut Unit, path: &Path) {
+    let listens: Vec<Listen> = unit.listens().cloned().collect();
+    if listens.is_empty() {
+        unit.fail(LoadState::BadSetting, path, 0, "Unit has no Listen setting (ListenStream=, ListenDatagram=, ListenFIFO=, ...). Refusing.");
+        return;
+    }
+    let accept = unit.get_bool("Socket", "Accept").unwrap_or(false);
+    if accept && !listens.iter().all(Listen::can_accept) {
+        unit.fail(
+            LoadState::BadSetting,
+            path,
+            0,
+            "Unit configured for accepting sockets, but sockets are non-accepting. Refusing.",
+        );
+    }
+    if accept && unit.get("Socket", "Service").is_some() {
+        unit.fail(
+            LoadState::BadSetting,
+            path,
+            0,
+            "Explicit service configuration for accepting socket units not supported. Refusing.",
+        );
+    }
+    if accept && unit.get_u64("Socket", "MaxConnections") == Some(0) {
+        unit.fail(
+            LoadState::BadSetting,
+            path,
+            0,
+            "MaxConnection= setting too small. Refusing.",
+        );
+    }
+    let nodes = listens.iter().filter(|l| l.node_path().is_some()).count();
+    if !unit.entries("Socket", "Symlinks").is_empty() && nodes != 1 {
+        unit.fail(
+            LoadState::BadSetting,
+            path,
+            0,
+            "Unit has symlinks set but none or more than one node in the file system. Refusing.",
+        );
+    }
+}
+
+fn validate_service(unit: &mut Unit, path: &Path) {
+    let starts = unit.commands("Service", "ExecStart").len();
+    let stops = unit.commands("Service", "ExecStop").len();
+    let service_type = unit.get_str("Service", "Type").map_or_else(
+        || {
+            if starts == 0 {
+                "oneshot".into()
+            } else {
+                "simple".into()
+            }
+        },
+        str::to_string,
+    );
+    let restart = unit
+        .get_str("Service", "Restart")
+        .unwrap_or("no")
+        .to_string();
+    let remain = unit.get_bool("Service", "RemainAfterExit").unwrap_or(false);
+    if starts == 0 && stops == 0 {
+        unit.fail(
+            LoadState::BadSetting,
+            path,
+            0,
+            "Service has no ExecStart=, ExecStop=, or SuccessAction=. Refusing.",
+        );
+    } else if service_type != "oneshot" && starts == 0 {
+        unit.fail(LoadState::BadSetting, path, 0, "Service has no ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.");
+    } else if starts == 0 && !remain {
+        unit.fail(
+            LoadState::BadSetting,
+            path,
+            0,
+            "Service has no ExecStart= and no RemainAfterExit=yes setting. Refusing.",
+        );
+    } else if service_type != "oneshot" && starts > 1 {
+        unit.fail(LoadState::BadSetting, path, 0, "Service has more than one ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.");
+    } else if service_type == "oneshot" && (restart == "always" || restart == "on-success") {
+        unit.fail(LoadState::BadSetting, path, 0, "Service has Restart= set to either always or on-success, which isn't allowed for Type=oneshot services. Refusing.");
+    } else if service_type == "dbus" && unit.get("Service", "BusName").is_none() {
+        unit.fail(
+            LoadState::BadSetting,
+            path,
+            0,
+            "Service is of type D-Bus but no D-Bus service name has been specified. Refusing.",
+        );
+    }
+}
+
+impl Value {
+    /// The JSON form used by `flint show` (schema in `docs/show.md`).
+    pub fn to_json(&self) -> Json {
+        match self {
+            Value::Bool(b) => json!(b),
+            Value::Str(s) | Value::Word(s) | Value::Unit(s) | Value::Raw(s) | Value::Stdio(s) => {
+                json!(s)
+            }
+            Value::Path(p) => json!(p.to_string_lossy()),
+            Value::Usec(u) => {
+                if *u == u64::MAX {
+                    json!({"usec": null, "text": "infinity"})
+                } else {
+                    json!({"usec": u, "text": time::format_timespan(*u)})
+                }
+            }
+            Value::U64(u) | Value::Size(u) => json!(u),
+            Value::Int(i) => json!(i),
+            Value::Mode(m) => json!(format!("{m:04o}")),
+            Value::Signal(s) => {
+                json!(signal::signal_name(*s).map_or_else(|| s.to_string(), str::to_string))
+            }
+            Value::Listen(l) => {
+                json!({"type": l.kind.directive(), "address": l.target.to_string()})
+            }
+            Value::Exec(c) => {
+                let mut prefix = String::new();
+                for (on, ch) in [
+                    (c.ignore_failure, "-"),
+                    (c.argv0_separate, "@"),
+                    (c.no_env_expand, ":"),
+                    (c.full_privileges, "+"),
+                    (c.no_setuid, "!"),
+                    (c.ambient_hack, "!!"),
+                ] {
+                    if on {
+                        prefix.push_str(ch);
+                    }
+                }
+                json!({"path": c.path, "argv": c.argv, "prefix": prefix})
+            }
+            Value::Env(n, v) => json!(format!("{n}={v}")),
+            Value::EnvFile { path, optional } => {
+                json!({"path": path.to_string_lossy(), "optional": optional})
+            }
+            Value::ExitStatus { codes, signals } => {
+                let names: Vec<String> = signals
+                    .iter()
+                    .map(|s| signal::signal_name(*s).map_or_else(|| s.to_string(), str::to_string))
+                    .collect();
+                json!({"codes": codes, "signals": names})
+            }
+            Value::Limit { soft, hard } => {
+                let f = |v: u64| {
+                    if v == u64::MAX {
+                        json!("infinity")
+                    } else {
+                        json!(v)
+                    }
+                };
+                json!({"soft": f(*soft), "hard": f(*hard)})
+            }
+            Value::Condition {
+                trigger,
+                negate,
+                argument,
+            } => json!({"trigger": trigger, "negate": negate, "argument": argument}),
+            Value::WorkingDirectory { path, optional } => {
+                json!({"path": path, "optional": optional})
+            }
+        }
+    }
+}
+
+impl Unit {
+    /// The JSON document `flint show` prints (schema in `docs/show.md`).
+    pub fn to_json(&self) -> Json {
+        let origin = |o: &Origin| json!({"file": o.path.to_string_lossy(), "line": o.line});
+        let mut sections = serde_json::Map::new();
+        for ((section, key), setting) in &self.settings {
+            let sec = sections.entry(section.clone()).or_insert_with(|| json!({}));
+            let items: Vec<Json> = setting
+                .entries
+                .iter()
+                .map(|(v, o)| {
+                    let mut item = json!({"value": v.to_json()});
+                    if let (Some(obj), Json::Object(src)) = (item.as_object_mut(), origin(o)) {
+                        obj.extend(src);
+                    }
+                    item
+                })
+                .collect();
+            let entry = if setting.directive.kind == Kind::Single && *key != "Listen" {
+                items.into_iter().next_back().unwrap_or(Json::Null)
+            } else {
+                Json::Array(items)
+            };
+            if let Some(obj) = sec.as_object_mut() {
+                obj.insert((*key).to_string(), entry);
+            }
+        }
+        let mut extras = serde_json::Map::new();
+        for e in &self.extras {
+            let sec = extras.entry(e.section.clone()).or_insert_with(|| json!({}));
+            if let Some(obj) = sec.as_object_mut() {
+                let list = obj.entry(e.key.clone()).or_insert_with(|| json!([]));
+                if let Some(arr) = list.as_array_mut() {
+                    arr.push(json!({"value": e.value, "file": e.origin.path.to_string_lossy(), "line": e.origin.line}));
+                }
+            }
+        }
+        let names = |v: &[UnitName]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        json!({
+            "name": self.name.to_string(),
+            "id": self.id.to_string(),
+            "load_state": self.load_state.as_str(),
+            "fragment": self.fragment.as_ref().map(|p| p.to_string_lossy()),
+            "dropins": self.dropins.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+            "aliases": names(&self.aliases),
+            "wants": names(&self.wants),
+            "requires": names(&self.requires),
+            "settings": sections,
+            "extra": extras,
+            "diagnostics": self.diagnostics.iter().map(|d| json!({"file": d.path.to_string_lossy(), "line": d.line, "severity": d.severity, "message": d.message})).collect::<Vec<_>>(),
+        })
+    }
+}

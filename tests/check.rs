@@ -1,0 +1,119 @@
+//! `flint check` and `flint show` on unit trees written for the test, as a
+//! user runs them.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Tree, flint_bin};
+
+fn flint(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(flint_bin())
+        .args(args)
+        .output()
+        .expect("run flint");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn broken_unit_reports_file_and_line_and_the_rest_still_loads() {
+    let tree = Tree::new();
+    let bad = tree.write(
+        "bad.service",
+        "[Unit]\nDescription=x\n[Service\nExecStart=/bin/true\n",
+    );
+    tree.write(
+        "good.service",
+        "[Service]\nExecStart=/bin/true\nFrobnicate=yes\n",
+    );
+    let dir = tree.path().to_str().unwrap();
+    let (code, _, err) = flint(&["check", "--unit-dir", dir, "bad.service", "good.service"]);
+    assert_eq!(
+        code, 1,
+        "a unit that fails to load makes check exit 1:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("{}:3:", bad.display())),
+        "error names file:line:\n{err}"
+    );
+    assert!(
+        err.contains("Unknown key 'Frobnicate' in section [Service], ignoring."),
+        "{err}"
+    );
+    let (code, _, err) = flint(&["check", "--unit-dir", dir, "good.service"]);
+    assert_eq!(code, 0, "warnings alone do not fail the check:\n{err}");
+}
+
+#[test]
+fn load_time_refusals_match_systemd() {
+    let tree = Tree::new();
+    tree.write("dg.socket", "[Socket]\nListenDatagram=5353\nAccept=yes\n");
+    tree.write("dg@.service", "[Service]\nExecStart=/bin/true\n");
+    tree.write("none.socket", "[Socket]\nAccept=no\n");
+    tree.write(
+        "two.service",
+        "[Service]\nExecStart=/bin/true\nExecStart=/bin/false\n",
+    );
+    tree.write("rel.service", "[Service]\nExecStart=bin/true\n");
+    let dir = tree.path().to_str().unwrap();
+    for (unit, message) in [
+        (
+            "dg.socket",
+            "Unit configured for accepting sockets, but sockets are non-accepting. Refusing.",
+        ),
+        ("none.socket", "Unit has no Listen setting"),
+        (
+            "two.service",
+            "Service has more than one ExecStart= setting",
+        ),
+        (
+            "rel.service",
+            "Neither a valid executable name nor an absolute path",
+        ),
+    ] {
+        let (code, _, err) = flint(&["check", "--unit-dir", dir, unit]);
+        assert_eq!(code, 1, "{unit} must be refused:\n{err}");
+        assert!(
+            err.contains(message),
+            "{unit}: expected {message:?} in:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn show_applies_dropins_resets_and_specifiers_and_keeps_x_sections() {
+    let tree = Tree::new();
+    let frag = tree.write(
+        "web@.socket",
+        "[Unit]\nDescription=web for %i\n[Socket]\nListenStream=8080\nListenStream=[::1]:9090\nAccept=true\nBacklog=0x10\n[X-Policy]\nPlugin=/p.wasm\n",
+    );
+    let dropin = tree.write("web@.socket.d/override.conf", "[Socket]\nListenStream=\nListenStream=127.0.0.1:8081\nKeepAlive=on\nTriggerLimitIntervalSec=1min 30s\n");
+    let dir = tree.path().to_str().unwrap();
+    let (code, out, err) = flint(&["show", "--unit-dir", dir, "web@blue.socket"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["id"], "web@blue.socket");
+    assert_eq!(v["fragment"], frag.to_str().unwrap());
+    assert_eq!(v["dropins"][0], dropin.to_str().unwrap());
+    let unit = &v["settings"]["Unit"];
+    assert_eq!(unit["Description"]["value"], "web for blue");
+    let s = &v["settings"]["Socket"];
+    let listens = s["Listen"].as_array().unwrap();
+    assert_eq!(
+        listens.len(),
+        1,
+        "the empty assignment in the drop-in reset the list: {listens:?}"
+    );
+    assert_eq!(listens[0]["value"]["address"], "127.0.0.1:8081");
+    assert_eq!(listens[0]["file"], dropin.to_str().unwrap());
+    assert_eq!(listens[0]["line"], 3);
+    assert_eq!(s["Accept"]["value"], true);
+    assert_eq!(s["Backlog"]["value"], 16);
+    assert_eq!(s["KeepAlive"]["value"], true);
+    assert_eq!(s["TriggerLimitIntervalSec"]["value"]["usec"], 90_000_000);
+    assert_eq!(v["extra"]["X-Policy"]["Plugin"][0]["value"], "/p.wasm");
+}

@@ -1,0 +1,197 @@
+//! Shared helpers for the integration tests: a running `flint` in a
+//! temporary unit tree, free loopback ports, bounded waits, and a probe
+//! program that reports what an activated process received.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `flint` binary under test.
+pub fn flint_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_flint"))
+}
+
+/// A unit tree in a temporary directory.
+pub struct Tree {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        Tree {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `name` (may contain `/` for drop-in dirs) with `text`.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; tests use each once).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, for at most `limit`.
+pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `flint run`; stopped with SIGTERM when dropped.
+pub struct Flint {
+    pub child: Child,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Flint {
+    /// Starts `flint run --unit-dir DIR UNITS...` and waits until it logs
+    /// that its units are running.
+    pub fn run(tree: &Tree, units: &[&str]) -> Flint {
+        let mut cmd = Command::new(flint_bin());
+        cmd.arg("run")
+            .arg("--unit-dir")
+            .arg(tree.path())
+            .args(units);
+        cmd.env("FLINT_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn flint");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[flint] {line}");
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let f = Flint { child, log };
+        let ok = wait_for(Duration::from_secs(20), || {
+            f.log().contains("unit(s) running").then_some(())
+        });
+        assert!(ok.is_some(), "flint did not start; log:\n{}", f.log());
+        f
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id().cast_signed(), libc::SIGTERM);
+        }
+        wait_for(Duration::from_secs(20), || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+
+    /// The number of open fds of the flint process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map_or(0, std::iter::Iterator::count)
+    }
+}
+
+impl Drop for Flint {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.stop();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Connects to 127.0.0.1:port, retrying for up to 10 s.
+pub fn connect(port: u16) -> TcpStream {
+    wait_for(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .expect("connect")
+}
+
+/// Sends `input`, half-closes, and reads everything the peer sends (bounded by 20 s).
+pub fn exchange(port: u16, input: &[u8]) -> String {
+    let mut s = connect(port);
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(input).unwrap();
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// A probe program (Python) that reports, as one JSON object, what the
+/// process received: pid, environment, and for fds 0..64 the socket type,
+/// whether it listens, O_NONBLOCK and FD_CLOEXEC. Where it writes: the path
+/// in its first argument, or, with `-`, the socket on fd 3 / stdout.
+pub const PROBE: &str = r#"
+import json, os, socket, stat, sys, fcntl
+def fdinfo(fd):
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    info = {"nonblock": bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK),
+            "cloexec": bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)}
+    if stat.S_ISSOCK(st.st_mode):
+        s = socket.socket(fileno=fd)
+        info["type"] = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram", socket.SOCK_SEQPACKET: "seqpacket"}.get(s.type, str(s.type))
+        info["family"] = {socket.AF_INET: "inet", socket.AF_INET6: "inet6", socket.AF_UNIX: "unix"}.get(s.family, str(s.family))
+        info["listening"] = bool(s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+        try:
+            info["local"] = str(s.getsockname())
+        except OSError:
+            pass
+        s.detach()
+    elif stat.S_ISFIFO(st.st_mode):
+        info["type"] = "fifo"
+    else:
+        info["type"] = "other"
+    return info
+report = {"pid": os.getpid(), "env": dict(os.environ),
+          "fds": {str(fd): i for fd in range(64) if (i := fdinfo(fd)) is not None}}
+out = sys.argv[1] if len(sys.argv) > 1 else "-"
+text = json.dumps(report) + "\n"
+if out == "-":
+    os.write(1, text.encode())
+else:
+    with open(out, "a") as f:
+        f.write(text)
+"#;
+
+/// Writes the probe into the tree and returns its path.
+pub fn install_probe(tree: &Tree) -> PathBuf {
+    tree.write("probe.py", PROBE)
+}

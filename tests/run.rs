@@ -1,0 +1,280 @@
+//! `flint run` end to end: real sockets on loopback and unix paths, real
+//! processes, and a probe that reports exactly what each activated process
+//! received (fds, flags, environment).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::{Flint, Tree, exchange, free_port, install_probe, wait_for};
+
+fn read_reports(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn accept_no_passes_every_listener_with_systemds_fd_protocol() {
+    let tree = Tree::new();
+    let probe = install_probe(&tree);
+    let out = tree.path().join("report.jsonl");
+    let (p1, p2) = (free_port(), free_port());
+    let sock = tree.path().join("run/app.sock");
+    tree.write("app.socket", &format!("[Socket]\nListenStream=127.0.0.1:{p1}\nListenDatagram=127.0.0.1:{p2}\nListenStream={}\nSocketMode=0600\n", sock.display()));
+    tree.write(
+        "app.service",
+        &format!(
+            "[Service]\nExecStart=/usr/bin/python3 {} {}\n",
+            probe.display(),
+            out.display()
+        ),
+    );
+    let _flint = Flint::run(&tree, &["app.socket"]);
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "SocketMode= applies to the unix node");
+    // Traffic on the datagram listener triggers the service.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"ping", ("127.0.0.1", p2)).unwrap();
+    let reports = wait_for(Duration::from_secs(15), || {
+        Some(read_reports(&out)).filter(|r| !r.is_empty())
+    })
+    .expect("service was not activated");
+    let r = &reports[0];
+    let env = &r["env"];
+    assert_eq!(env["LISTEN_FDS"], "3");
+    assert_eq!(
+        env["LISTEN_PID"].as_str().unwrap(),
+        r["pid"].to_string(),
+        "LISTEN_PID is the pid that execs the daemon"
+    );
+    assert_eq!(env["LISTEN_FDNAMES"], "app.socket:app.socket:app.socket");
+    assert_eq!(
+        env["PATH"],
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+    );
+    assert!(
+        env.get("HOME").is_none(),
+        "the system manager passes no environment of its own"
+    );
+    let fds = r["fds"].as_object().unwrap();
+    assert_eq!(fds["3"]["type"], "stream");
+    assert_eq!(fds["3"]["family"], "inet");
+    assert_eq!(fds["3"]["listening"], true);
+    assert_eq!(fds["4"]["type"], "dgram");
+    assert_eq!(fds["5"]["family"], "unix");
+    for fd in ["3", "4", "5"] {
+        assert_eq!(
+            fds[fd]["nonblock"], false,
+            "fd {fd} is blocking by default (NonBlocking=no)"
+        );
+        assert_eq!(fds[fd]["cloexec"], false, "fd {fd} survives exec");
+    }
+    let extra: Vec<&String> = fds
+        .keys()
+        .filter(|k| k.parse::<u32>().unwrap() > 5)
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "no other fds leak into the service: {extra:?}"
+    );
+}
+
+#[test]
+fn accept_yes_inetd_style_serves_each_connection_with_remote_env() {
+    let tree = Tree::new();
+    let port = free_port();
+    tree.write(
+        "greet.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    );
+    tree.write(
+        "greet@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/sh -c 'read line; echo \"got $line from $REMOTE_ADDR:$REMOTE_PORT as %i, fds=${LISTEN_FDS:-none}\"'\n",
+    );
+    let _flint = Flint::run(&tree, &["greet.socket"]);
+    for n in 0..3 {
+        let mut s = common::connect(port);
+        let local = s.local_addr().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s.write_all(b"hello\n").unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        let expected = format!(
+            "got hello from 127.0.0.1:{} as {n}-127.0.0.1:{port}-127.0.0.1:{}, fds=none\n",
+            local.port(),
+            local.port()
+        );
+        assert_eq!(reply, expected);
+    }
+}
+
+#[test]
+fn accept_yes_fd3_style_names_the_connection() {
+    let tree = Tree::new();
+    let probe = install_probe(&tree);
+    let port = free_port();
+    tree.write(
+        "p.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    );
+    // The probe writes its report to the connection (fd 3).
+    tree.write(
+        "p@.service",
+        &format!(
+            "[Service]\nExecStart=/bin/sh -c 'exec /usr/bin/python3 {} - >&3'\n",
+            probe.display()
+        ),
+    );
+    let _flint = Flint::run(&tree, &["p.socket"]);
+    let text = exchange(port, b"");
+    let r: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("bad report {text:?}: {e}"));
+    assert_eq!(r["env"]["LISTEN_FDS"], "1");
+    assert_eq!(r["env"]["LISTEN_FDNAMES"], "connection");
+    assert_eq!(
+        r["fds"]["3"]["listening"], false,
+        "fd 3 is the connection, not the listener"
+    );
+    assert_eq!(r["env"]["REMOTE_ADDR"], "127.0.0.1");
+}
+
+#[test]
+fn accept_no_loses_no_connection_while_the_service_is_killed_again_and_again() {
+    let tree = Tree::new();
+    let port = free_port();
+    tree.write(
+        "e.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\n"),
+    );
+    // Serves two connections, then dies by SIGKILL; Restart=always brings it back.
+    let server = "import os, signal, socket\ns = socket.socket(fileno=3)\nfor _ in range(2):\n    c, _ = s.accept()\n    c.sendall(c.recv(100))\n    c.close()\nos.kill(os.getpid(), signal.SIGKILL)\n";
+    tree.write("e.py", server);
+    tree.write(
+        "e.service",
+        &format!("[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/usr/bin/python3 {}\nRestart=always\nRestartSec=50ms\n", tree.path().join("e.py").display()),
+    );
+    let flint = Flint::run(&tree, &["e.socket"]);
+    let total = 40;
+    for i in 0..total {
+        let msg = format!("msg{i}");
+        let reply = exchange(port, msg.as_bytes());
+        assert_eq!(reply, msg, "connection {i} was not served");
+    }
+    let kills = flint.log().matches("signal").count();
+    assert!(
+        kills >= 10,
+        "the service was killed repeatedly (saw {kills})"
+    );
+}
+
+#[test]
+fn max_connections_refuses_extra_peers_and_the_socket_stays_healthy() {
+    let tree = Tree::new();
+    let port = free_port();
+    tree.write(
+        "m.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=2\n"),
+    );
+    tree.write(
+        "m@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/sh -c 'echo hi; read x'\n",
+    );
+    let flint = Flint::run(&tree, &["m.socket"]);
+    // Two held connections occupy both slots.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = common::connect(port);
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut buf = [0u8; 3];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hi\n");
+        held.push(s);
+    }
+    // A third is accepted and closed at once.
+    let mut third = common::connect(port);
+    third
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = third.read_to_end(&mut out);
+    assert!(out.is_empty(), "over-limit connection got data: {out:?}");
+    assert!(flint.log().contains("Too many incoming connections"));
+    // Releasing one slot makes the socket serve again.
+    drop(held.pop());
+    let served = wait_for(Duration::from_secs(15), || {
+        let mut s = common::connect(port);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 3];
+        s.read_exact(&mut buf).ok().map(|()| buf)
+    });
+    assert_eq!(served.as_ref().map(|b| &b[..]), Some(&b"hi\n"[..]));
+}
+
+#[test]
+fn a_broken_unit_does_not_stop_the_others() {
+    let tree = Tree::new();
+    let port = free_port();
+    let used = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = used.local_addr().unwrap().port();
+    tree.write(
+        "good.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    );
+    tree.write(
+        "good@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo ok\n",
+    );
+    tree.write(
+        "busy.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{busy}\nAccept=yes\n"),
+    );
+    tree.write(
+        "busy@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo no\n",
+    );
+    tree.write("bad.socket", "[Socket\nListenStream=1\n");
+    let flint = Flint::run(&tree, &["bad.socket", "busy.socket", "good.socket"]);
+    assert_eq!(exchange(port, b""), "ok\n");
+    let log = flint.log();
+    assert!(
+        log.contains("bad.socket:1:"),
+        "the broken header is reported with file:line:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("127.0.0.1:{busy}")),
+        "the bind failure names the address:\n{log}"
+    );
+}
+
+#[test]
+fn sigterm_stops_services_removes_nodes_and_exits_zero() {
+    let tree = Tree::new();
+    let sock = tree.path().join("s.sock");
+    tree.write(
+        "s.socket",
+        &format!(
+            "[Socket]\nListenStream={}\nRemoveOnStop=yes\n",
+            sock.display()
+        ),
+    );
+    tree.write("s.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let mut flint = Flint::run(&tree, &["s.socket"]);
+    let c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    wait_for(Duration::from_secs(10), || {
+        flint.log().contains("started /bin/sleep").then_some(())
+    })
+    .expect("service started");
+    let status = flint.stop().expect("flint exits after SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(!sock.exists(), "RemoveOnStop= removed the node");
+    drop(c);
+    assert!(
+        flint.log().contains("exited") || flint.log().contains("signal"),
+        "the service was stopped"
+    );
+}
