@@ -13,7 +13,38 @@ packages=(
   curl netcat-openbsd # clients
   libsystemd-dev gcc pkg-config  # a C client using sd_listen_fds_with_names()
   util-linux          # setpriv, unshare
+  # tests/daemons.rs: the daemons answer real clients (snmptrap) and chasquid
+  # needs a certificate (openssl); the daemons come with unit_packages below.
+  snmp openssl
+  uuid-runtime tang micro-httpd gpsd chasquid snmptrapd
 )
+# Daemons that ship real .socket/.service units: the corpus of the
+# conformance test (tests/conformance.rs), which compares `flint show` with
+# systemd's own parser on each of their unit files.
+unit_packages=(
+  openssh-server cups cups-browsed dbus gpsd libvirt-daemon-system
+  mariadb-server postgresql uuid-runtime tang micro-httpd chasquid snmptrapd
+  avahi-daemon rpcbind atftpd fcgiwrap pcscd nginx apache2 postfix cron
+  rsyslog chrony sane-utils tinysshd gophernicus munin-node nyancat-server
+  mpd knockd xinetd lighttpd haproxy redis-server memcached bind9 dnsmasq
+  rbldnsd cockpit-ws vsftpd dovecot-core squid lldpd mosquitto unbound radvd
+  smartmontools sysstat acpid irqbalance nfs-kernel-server openvpn tor
+  privoxy systemd-container ulogd2
+)
+# No daemon may start while installing: the machine may not run systemd, and
+# a started daemon would hold ports and files the tests use.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  own_policy=1
+fi
+cleanup() { if [ "$own_policy" -eq 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-echo "install-test-deps: ${#packages[@]} packages present"
+apt-get install -y -qq --no-install-recommends \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+  "${unit_packages[@]}" >/dev/null
+echo "install-test-deps: $((${#packages[@]} + ${#unit_packages[@]})) packages present"

@@ -8,6 +8,7 @@
 
 pub mod activation;
 pub mod listen;
+pub mod notify;
 pub mod policy;
 pub mod service;
 pub mod spawn;

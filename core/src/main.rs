@@ -68,13 +68,14 @@ enum Command {
         #[arg(required = true, value_name = "UNIT|FILE")]
         units: Vec<String>,
     },
-    /// Print the effective unit after drop-ins and specifiers as JSON.
+    /// Print the effective unit after drop-ins and specifiers as JSON: one
+    /// object for one unit, an array of objects (in order) for several.
     Show {
         #[command(flatten)]
         tree: TreeArgs,
-        /// A unit name or unit file.
-        #[arg(value_name = "UNIT|FILE")]
-        unit: String,
+        /// Unit names or unit files.
+        #[arg(required = true, value_name = "UNIT|FILE")]
+        units: Vec<String>,
     },
     /// Hold the sockets of the units and start services on demand.
     Run {
@@ -85,6 +86,48 @@ enum Command {
         #[arg(value_name = "UNIT")]
         units: Vec<String>,
     },
+    /// Work with WebAssembly policy plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Validate a plugin component against flint:policy, run its `init` with
+    /// the given configuration and one decision on a sample connection, and
+    /// print a report. Exits 0 when the plugin loads and `init` accepts the
+    /// configuration, 1 otherwise.
+    Check {
+        /// The component to check.
+        #[arg(value_name = "FILE.wasm")]
+        file: PathBuf,
+        /// One configuration pair, as `Config=KEY=VALUE` in the unit
+        /// (repeatable, in order).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = config_pair)]
+        config: Vec<(String, String)>,
+    },
+}
+
+/// Parses `KEY=VALUE` (the value may contain `=`).
+fn config_pair(arg: &str) -> Result<(String, String), String> {
+    arg.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got '{arg}'"))
+}
+
+fn plugin_check(file: &std::path::Path, config: &[(String, String)]) -> ExitCode {
+    match flint::policy::check_plugin(file, config) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// A command-line unit argument: a file when it names one, else a unit name.
@@ -157,16 +200,30 @@ fn check(tree: &TreeArgs, units: &[String]) -> ExitCode {
     }
 }
 
-fn show(tree: &TreeArgs, unit: &str) -> anyhow::Result<ExitCode> {
-    let r = unit_ref(unit)?;
-    let search = tree.search_path(&file_dirs(std::slice::from_ref(&r)));
-    let unit = load::load_ref(&search, &r).map_err(anyhow::Error::msg)?;
-    println!("{}", serde_json::to_string_pretty(&unit.to_json())?);
-    let errors = unit
-        .diagnostics
+fn show(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
+    let refs = units
         .iter()
-        .any(|d| d.severity == Severity::Error);
-    Ok(if unit.is_loaded() && !errors {
+        .map(|u| unit_ref(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let search = tree.search_path(&file_dirs(&refs));
+    let mut docs = Vec::with_capacity(refs.len());
+    let mut ok = true;
+    for r in &refs {
+        let unit = load::load_ref(&search, r).map_err(anyhow::Error::msg)?;
+        let errors = unit
+            .diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error);
+        ok &= unit.is_loaded() && !errors;
+        docs.push(unit.to_json());
+    }
+    let doc = if docs.len() == 1 {
+        docs.pop().unwrap_or_default()
+    } else {
+        serde_json::Value::Array(docs)
+    };
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -197,8 +254,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Check { tree, units } => Ok(check(tree, units)),
-        Command::Show { tree, unit } => show(tree, unit),
+        Command::Show { tree, units } => show(tree, units),
         Command::Run { tree, units } => run(tree, units),
+        Command::Plugin {
+            command: PluginCommand::Check { file, config },
+        } => Ok(plugin_check(file, config)),
     };
     match result {
         Ok(code) => code,

@@ -73,6 +73,11 @@ impl Flint {
     /// Starts `flint run --unit-dir DIR UNITS...` and waits until it logs
     /// that its units are running.
     pub fn run(tree: &Tree, units: &[&str]) -> Flint {
+        Flint::run_env(tree, units, &[])
+    }
+
+    /// Like [`Flint::run`], with extra environment variables for flint.
+    pub fn run_env(tree: &Tree, units: &[&str], env: &[(&str, &Path)]) -> Flint {
         let mut cmd = Command::new(flint_bin());
         cmd.arg("run")
             .arg("--unit-dir")
@@ -82,6 +87,7 @@ impl Flint {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawn flint");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
@@ -194,4 +200,57 @@ else:
 /// Writes the probe into the tree and returns its path.
 pub fn install_probe(tree: &Tree) -> PathBuf {
     tree.write("probe.py", PROBE)
+}
+
+/// Whether the tests run in CI, where every tool the install script
+/// provides must be present.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Whether `program` (a path or a name in `PATH`) can be run. When it
+/// cannot, the test says why it skips; in CI, where
+/// `scripts/install-test-deps.sh` installs it, that is a failure instead.
+pub fn require(program: &str, why: &str) -> bool {
+    let found = if program.contains('/') {
+        Path::new(program).exists()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).exists()))
+    };
+    if !found {
+        assert!(
+            !in_ci(),
+            "{program} is missing ({why}); scripts/install-test-deps.sh installs it in CI"
+        );
+        eprintln!("SKIP: {program} is missing ({why}); run scripts/install-test-deps.sh");
+    }
+    found
+}
+
+/// Whether the test runs as root; when not, says why the test skips.
+pub fn require_root(why: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("SKIP: needs root ({why})");
+    }
+    root
+}
+
+/// A free UDP port on 127.0.0.1.
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// A port free on both 127.0.0.1 and ::1 (for units listening on both).
+pub fn free_dual_port() -> u16 {
+    for _ in 0..100 {
+        let p = free_port();
+        if TcpListener::bind(("::1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no port free on both 127.0.0.1 and ::1");
 }

@@ -16,10 +16,12 @@
 //! `MaxConnections=`/`MaxConnectionsPerSource=` are accepted and closed while
 //! the socket stays healthy.
 
+mod lifecycle;
 mod limit;
+pub mod policy;
 mod socket;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -33,6 +35,7 @@ use crate::unit::name::{UnitName, UnitType};
 
 pub use socket::SocketConfig;
 
+use lifecycle::{ServiceRt, State, signal_group};
 use socket::{Peer, SocketRt};
 
 /// Why `flint run` could not start at all. Problems with single units are
@@ -53,7 +56,19 @@ enum Event {
     /// A listener of an `Accept=no` socket is readable.
     Readable { socket: usize },
     /// An `Accept=yes` socket accepted a connection.
-    Accepted { socket: usize, conn: OwnedFd },
+    Accepted {
+        socket: usize,
+        listener: usize,
+        conn: OwnedFd,
+    },
+    /// The peek of an accepted connection ended (`PeekBytes=`).
+    Peeked {
+        socket: usize,
+        listener: usize,
+        conn: OwnedFd,
+        peer: Option<Peer>,
+        bytes: Vec<u8>,
+    },
     /// A watcher failed on a listener (e.g. POLLHUP).
     ListenerFailed { socket: usize, error: String },
     /// A process of a service exited.
@@ -64,43 +79,12 @@ enum Event {
     },
     /// The restart delay of a service is over.
     RestartDue { service: u64 },
-    /// The stop timeout of a service is over.
-    StopTimeout { service: u64 },
+    /// The step timer of a service fired (start/stop/runtime timeouts).
+    Timer { service: u64, generation: u64 },
+    /// A message arrived on the notify socket.
+    Notify(crate::notify::Message),
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
-}
-
-/// Where a service is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Dead,
-    /// Running `ExecStartPre=` command number `n`.
-    StartPre(usize),
-    Running,
-    /// Running `ExecStopPost=` command number `n`.
-    StopPost(usize),
-    /// Waiting `RestartSec=` before starting again.
-    AutoRestart,
-    Failed,
-}
-
-struct ServiceRt {
-    unit: Unit,
-    state: State,
-    /// Main process pid while running; control process pid otherwise.
-    pid: Option<i32>,
-    /// The sockets that trigger it (`Accept=no`), whose fds it receives.
-    sockets: Vec<usize>,
-    /// The connection of an `Accept=yes` instance, and its socket and source.
-    conn: Option<(OwnedFd, usize, Option<Peer>)>,
-    /// Start times for `StartLimitIntervalSec=`/`StartLimitBurst=`.
-    starts: VecDeque<Instant>,
-    /// Whether a stop was requested (no restart then).
-    stopping: bool,
-    /// The result of the last run: `success`, `exit-code`, `signal`, ...
-    result: &'static str,
-    last_status: Option<ExitStatus>,
-    restarts: u32,
 }
 
 /// The manager: owns every socket and service.
@@ -112,6 +96,18 @@ struct Manager {
     next_id: u64,
     tx: mpsc::UnboundedSender<Event>,
     shutting_down: bool,
+    /// The value of `NOTIFY_SOCKET` for services.
+    notify_path: Option<String>,
+    /// The WebAssembly host, created when the first socket with plugins loads.
+    host: Option<crate::policy::PolicyHost>,
+}
+
+/// A socket's plugin chain and peek settings.
+#[derive(Debug)]
+pub struct SocketPolicy {
+    pub chain: crate::policy::Chain,
+    pub peek_bytes: usize,
+    pub peek_timeout: Duration,
 }
 
 /// Runs the named units (or the enabled ones) until SIGTERM/SIGINT.
@@ -162,6 +158,18 @@ async fn run_async(search: SearchPath, mut names: Vec<UnitName>) -> Result<u8, R
         next_id: 1,
         tx: tx.clone(),
         shutting_down: false,
+        notify_path: None,
+        host: None,
+    };
+    let _notify = match start_notify(&tx, mgr.search.user_mode) {
+        Ok(n) => {
+            mgr.notify_path = Some(n.path().to_string_lossy().into_owned());
+            Some(n)
+        }
+        Err(e) => {
+            tracing::warn!("flint: {e}; services get no NOTIFY_SOCKET");
+            None
+        }
     };
     let mut started = 0usize;
     for name in &names {
@@ -173,6 +181,7 @@ async fn run_async(search: SearchPath, mut names: Vec<UnitName>) -> Result<u8, R
             }
             UnitType::Service => {
                 if let Some(id) = mgr.add_service(name) {
+                    mgr.add_listed_sockets(id);
                     mgr.start(id);
                     started += 1;
                 }
@@ -223,6 +232,16 @@ impl Manager {
     /// Loads a socket unit and its service, opens its listeners and starts
     /// watching them. Failures are logged; the other units go on.
     fn add_socket(&mut self, name: &UnitName) -> bool {
+        self.add_socket_for(name, None)
+    }
+
+    /// [`Self::add_socket`] for a socket that `owner` lists in `Sockets=`: as
+    /// in systemd, such a socket without `Service=` triggers `owner` when no
+    /// service of its own name exists. A socket already open is left alone.
+    fn add_socket_for(&mut self, name: &UnitName, owner: Option<u64>) -> bool {
+        if self.sockets.iter().any(|s| s.name == name.as_str()) {
+            return true;
+        }
         let unit = load::load(&self.search, name);
         if !unit.is_loaded() {
             for d in &unit.diagnostics {
@@ -231,10 +250,24 @@ impl Manager {
             tracing::error!("{name}: failed to load ({})", unit.load_state.as_str());
             return false;
         }
-        let config = match SocketConfig::from_unit(&unit) {
+        let mut config = match SocketConfig::from_unit(&unit) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("{name}: {e}");
+                return false;
+            }
+        };
+        if let Some(owner) = owner.and_then(|o| self.services.get(&o))
+            && !config.accept
+            && unit.get_str("Socket", "Service").is_none()
+            && loader::resolve(&self.search, &config.service).is_err()
+        {
+            config.service = owner.unit.id.clone();
+        }
+        let policy = match self.load_policy(&unit) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("{name}: {e}; refusing to listen");
                 return false;
             }
         };
@@ -257,8 +290,13 @@ impl Manager {
             );
             return false;
         };
+        // The socket's own ExecStartPre= runs before the listeners exist.
+        if let Err(e) = run_socket_commands(&unit, "ExecStartPre", &[], self.search.user_mode) {
+            tracing::error!("{name}: {e}; refusing to listen");
+            return false;
+        }
         let index = self.sockets.len();
-        let rt = match SocketRt::open(index, unit, config, &self.tx) {
+        let mut rt = match SocketRt::open(index, unit, config, &self.tx) {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::error!("{name}: {e}");
@@ -268,14 +306,92 @@ impl Manager {
         for l in &rt.listeners {
             tracing::info!("{name}: listening on {}", l.describe());
         }
+        if let Some(p) = &policy {
+            let names: Vec<&str> = p
+                .chain
+                .plugins()
+                .iter()
+                .map(crate::policy::Plugin::name)
+                .collect();
+            tracing::info!("{name}: policy plugins {}", names.join(", "));
+        }
+        rt.policy = policy;
         self.sockets.push(rt);
         if let Some(id) = service_id
             && let Some(svc) = self.services.get_mut(&id)
         {
             svc.sockets.push(index);
         }
+        if let Some(id) = service_id {
+            self.add_listed_sockets(id);
+        }
+        if let Err(e) = run_socket_commands(
+            &self.sockets[index].unit,
+            "ExecStartPost",
+            &[],
+            self.search.user_mode,
+        ) {
+            tracing::error!("{name}: {e}; closing its listeners");
+            self.sockets[index].fail();
+            return false;
+        }
         self.sockets[index].arm();
         true
+    }
+
+    /// Loads the plugin chain of a socket unit; the WebAssembly host is
+    /// created on first use, so a flint without plugins never pays for it.
+    fn load_policy(&mut self, unit: &Unit) -> Result<Option<SocketPolicy>, String> {
+        let Some(config) = policy::PolicyConfig::from_unit(unit)? else {
+            return Ok(None);
+        };
+        if self.host.is_none() {
+            self.host = Some(
+                crate::policy::PolicyHost::with_options(crate::policy::HostOptions::default())
+                    .map_err(|e| format!("cannot start the plugin host: {e}"))?,
+            );
+        }
+        let host = self.host.as_ref().ok_or("no plugin host")?;
+        let mut plugins = Vec::new();
+        for spec in config.plugins {
+            let name = spec.name.clone();
+            let path = spec.path.clone();
+            let plugin = host
+                .load(spec)
+                .map_err(|e| format!("plugin {name} ({}): {e}", path.display()))?;
+            plugins.push(plugin);
+        }
+        Ok(Some(SocketPolicy {
+            chain: crate::policy::Chain::new(plugins),
+            peek_bytes: config.peek_bytes,
+            peek_timeout: config.peek_timeout,
+        }))
+    }
+
+    /// Opens the sockets a service names in `Sockets=` (systemd's implied
+    /// `Wants=`), so the service receives their fds too.
+    fn add_listed_sockets(&mut self, id: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        let listed: Vec<UnitName> = svc
+            .unit
+            .entries("Service", "Sockets")
+            .iter()
+            .filter_map(|(v, _)| match v {
+                Value::Unit(n) => n.parse().ok(),
+                _ => None,
+            })
+            .collect();
+        for name in listed {
+            if self.add_socket_for(&name, Some(id))
+                && let Some(index) = self.sockets.iter().position(|s| s.name == name.as_str())
+                && let Some(svc) = self.services.get_mut(&id)
+                && !svc.sockets.contains(&index)
+            {
+                svc.sockets.push(index);
+            }
+        }
     }
 
     /// Loads a service by name once; returns its id.
@@ -297,16 +413,21 @@ impl Manager {
         Some(id)
     }
 
-    fn all_dead(&self) -> bool {
-        self.services
-            .values()
-            .all(|s| matches!(s.state, State::Dead | State::Failed | State::AutoRestart))
-    }
-
     fn handle(&mut self, event: Event) {
         match event {
             Event::Readable { socket } => self.on_readable(socket),
-            Event::Accepted { socket, conn } => self.on_accepted(socket, conn),
+            Event::Accepted {
+                socket,
+                listener,
+                conn,
+            } => self.on_accepted(socket, listener, conn),
+            Event::Peeked {
+                socket,
+                listener,
+                conn,
+                peer,
+                bytes,
+            } => self.admit(socket, listener, conn, peer, Some(bytes)),
             Event::ListenerFailed { socket, error } => {
                 let name = self.sockets[socket].name.clone();
                 tracing::error!("{name}: {error}; closing its listeners");
@@ -317,26 +438,12 @@ impl Manager {
                 pid,
                 status,
             } => self.on_exit(service, pid, status),
-            Event::RestartDue { service } => {
-                if self
-                    .services
-                    .get(&service)
-                    .is_some_and(|s| s.state == State::AutoRestart)
-                    && !self.shutting_down
-                {
-                    self.start(service);
-                }
-            }
-            Event::StopTimeout { service } => {
-                if let Some(svc) = self.services.get(&service)
-                    && let (Some(pid), State::Running | State::StartPre(_) | State::StopPost(_)) =
-                        (svc.pid, svc.state)
-                    && svc.unit.get_bool("Service", "SendSIGKILL").unwrap_or(true)
-                {
-                    tracing::warn!("{}: stop timeout; sending SIGKILL", svc.unit.id);
-                    signal_group(pid, libc::SIGKILL);
-                }
-            }
+            Event::RestartDue { service } => self.on_restart_due(service),
+            Event::Timer {
+                service,
+                generation,
+            } => self.on_timer(service, generation),
+            Event::Notify(msg) => self.on_notify(msg),
             Event::Shutdown => self.shutdown(),
         }
     }
@@ -360,12 +467,79 @@ impl Manager {
             return;
         };
         // A pending restart just waits; the traffic stays queued for it.
-        if let Some(State::Dead | State::Failed) = self.services.get(&id).map(|s| s.state) {
-            self.start(id);
+        if !matches!(
+            self.services.get(&id).map(|s| s.state),
+            Some(State::Dead | State::Failed)
+        ) {
+            return;
         }
+        let mut id = id;
+        if self.sockets[socket].policy.is_some() {
+            let request = match self.services.get(&id) {
+                Some(svc) => self.request(socket, 0, None, None, &svc.unit, None),
+                None => return,
+            };
+            let outcome = self.decide(socket, &request);
+            match outcome.verdict {
+                crate::policy::Verdict::Allow => {}
+                crate::policy::Verdict::Deny(reason) => {
+                    // Refuse this activation: drop what triggered it, listen again.
+                    tracing::info!(
+                        "{}: activation denied by policy: {reason}",
+                        self.sockets[socket].name
+                    );
+                    self.sockets[socket].drop_one_pending();
+                    self.sockets[socket].arm();
+                    return;
+                }
+                crate::policy::Verdict::Route(target) => {
+                    let routed = target
+                        .parse::<UnitName>()
+                        .ok()
+                        .filter(|n| n.unit_type() == UnitType::Service && !n.is_template())
+                        .and_then(|n| self.add_service(&n));
+                    if let Some(r) = routed {
+                        tracing::info!(
+                            "{}: activation routed to {target}",
+                            self.sockets[socket].name
+                        );
+                        if let Some(svc) = self.services.get_mut(&r)
+                            && !svc.sockets.contains(&socket)
+                        {
+                            svc.sockets.push(socket);
+                        }
+                        if !matches!(
+                            self.services.get(&r).map(|s| s.state),
+                            Some(State::Dead | State::Failed)
+                        ) {
+                            return;
+                        }
+                        id = r;
+                    } else {
+                        tracing::warn!(
+                            "{}: policy routed to '{target}', which flint cannot load; refusing activation",
+                            self.sockets[socket].name
+                        );
+                        self.sockets[socket].drop_one_pending();
+                        self.sockets[socket].arm();
+                        return;
+                    }
+                }
+            }
+            if let Some(svc) = self.services.get_mut(&id) {
+                svc.env_edits = outcome.env_edits;
+            }
+        }
+        // Every socket of the service stops being watched while it runs.
+        if let Some(svc) = self.services.get(&id) {
+            for s in svc.sockets.clone() {
+                self.sockets[s].disarm();
+            }
+        }
+        self.start(id);
     }
 
-    fn on_accepted(&mut self, socket: usize, conn: OwnedFd) {
+    fn on_accepted(&mut self, socket: usize, listener: usize, conn: OwnedFd) {
         if self.shutting_down {
             return;
         }
@@ -388,9 +562,10 @@ impl Manager {
             return;
         }
         let peer = Peer::of(&conn);
+        let source = peer.as_ref().and_then(Peer::source_key);
         if sock.config.max_connections_per_source > 0
-            && let Some(key) = peer.as_ref().and_then(Peer::source_key)
-            && sock.per_source.get(&key).copied().unwrap_or(0)
+            && let Some(key) = &source
+            && sock.per_source.get(key).copied().unwrap_or(0)
                 >= sock.config.max_connections_per_source
         {
             sock.refused += 1;
@@ -401,8 +576,68 @@ impl Manager {
             );
             return;
         }
+        // The connection holds its slots from now on, also while it is peeked.
+        sock.active += 1;
+        if let Some(key) = source {
+            *sock.per_source.entry(key).or_insert(0) += 1;
+        }
+        let peek = sock
+            .policy
+            .as_ref()
+            .filter(|p| p.peek_bytes > 0)
+            .map(|p| (p.peek_bytes, p.peek_timeout));
+        match peek {
+            Some((bytes, timeout))
+                if matches!(
+                    sock.config.listens.get(listener),
+                    Some(crate::listen::ListenKind::Stream(_))
+                ) =>
+            {
+                socket::spawn_peek(
+                    socket,
+                    listener,
+                    conn,
+                    peer,
+                    bytes,
+                    timeout,
+                    self.tx.clone(),
+                );
+            }
+            _ => self.admit(socket, listener, conn, peer, None),
+        }
+    }
+
+    /// Releases the slots an accepted connection held.
+    fn release(&mut self, socket: usize, peer: Option<&Peer>) {
+        let sock = &mut self.sockets[socket];
+        sock.active = sock.active.saturating_sub(1);
+        if let Some(key) = peer.and_then(Peer::source_key)
+            && let Some(n) = sock.per_source.get_mut(&key)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                sock.per_source.remove(&key);
+            }
+        }
+    }
+
+    /// Names the instance, asks the plugin chain, loads the unit and starts it.
+    fn admit(
+        &mut self,
+        socket: usize,
+        listener: usize,
+        conn: OwnedFd,
+        peer: Option<Peer>,
+        peeked: Option<Vec<u8>>,
+    ) {
+        if self.shutting_down || self.sockets[socket].failed {
+            self.release(socket, peer.as_ref());
+            return;
+        }
+        let sock = &mut self.sockets[socket];
         let Some(instance) = socket::instance_name(sock.accepted, &conn) else {
             // The peer is already gone: drop silently, as systemd does.
+            self.release(socket, peer.as_ref());
             return;
         };
         sock.accepted += 1;
@@ -412,540 +647,328 @@ impl Manager {
         ) {
             tracing::debug!("{}: {w}", sock.name);
         }
-        let Ok(name) = sock.config.service.with_instance(&instance) else {
+        let Ok(mut name) = sock.config.service.with_instance(&instance) else {
             tracing::warn!("{}: cannot name an instance for {instance}", sock.name);
+            self.release(socket, peer.as_ref());
             return;
         };
-        let unit = load::load(&self.search, &name);
+        let mut unit = load::load(&self.search, &name);
+        let mut env_edits = Vec::new();
+        if unit.is_loaded() && self.sockets[socket].policy.is_some() {
+            let request = self.request(socket, listener, Some(&conn), peer.as_ref(), &unit, peeked);
+            let outcome = self.decide(socket, &request);
+            match outcome.verdict {
+                crate::policy::Verdict::Allow => {}
+                crate::policy::Verdict::Deny(reason) => {
+                    tracing::info!(
+                        "{}: connection from {} denied by policy: {reason}",
+                        self.sockets[socket].name,
+                        peer_text(peer.as_ref())
+                    );
+                    self.release(socket, peer.as_ref());
+                    return;
+                }
+                crate::policy::Verdict::Route(target) => {
+                    if let Some(n) = self.route_target(&target, &instance) {
+                        tracing::info!(
+                            "{}: connection from {} routed to {n}",
+                            self.sockets[socket].name,
+                            peer_text(peer.as_ref())
+                        );
+                        unit = load::load(&self.search, &n);
+                        name = n;
+                    } else {
+                        tracing::warn!(
+                            "{}: policy routed to '{target}', which is not a service flint can load; denying",
+                            self.sockets[socket].name
+                        );
+                        self.release(socket, peer.as_ref());
+                        return;
+                    }
+                }
+            }
+            env_edits = outcome.env_edits;
+        }
         if !unit.is_loaded() {
             for d in &unit.diagnostics {
                 tracing::error!("{d}");
             }
+            let sock = &mut self.sockets[socket];
             tracing::error!(
                 "{}: instance {name} failed to load; closing the socket",
                 sock.name
             );
-            sock.fail();
+            self.release(socket, peer.as_ref());
+            self.sockets[socket].fail();
             return;
-        }
-        sock.active += 1;
-        if let Some(key) = peer.as_ref().and_then(Peer::source_key) {
-            *sock.per_source.entry(key).or_insert(0) += 1;
         }
         let id = self.new_id();
         let mut svc = ServiceRt::new(unit);
         svc.conn = Some((conn, socket, peer));
+        svc.env_edits = env_edits;
         self.services.insert(id, svc);
         self.start(id);
     }
 
-    /// Starts a service: start limit, then `ExecStartPre=`, then the main process.
-    fn start(&mut self, id: u64) {
-        let Some(svc) = self.services.get_mut(&id) else {
-            return;
+    /// The unit a `route` verdict names, as this connection's unit: a
+    /// template gets the connection's instance.
+    fn route_target(&self, target: &str, instance: &str) -> Option<UnitName> {
+        let name: UnitName = target.parse().ok()?;
+        if name.unit_type() != UnitType::Service {
+            return None;
+        }
+        let name = if name.is_template() {
+            name.with_instance(instance).ok()?
+        } else {
+            name
         };
-        let interval = start_limit_interval(&svc.unit);
-        let burst = usize::try_from(start_limit_burst(&svc.unit)).unwrap_or(usize::MAX);
-        if interval > Duration::ZERO && burst > 0 {
-            let now = Instant::now();
-            while svc
-                .starts
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > interval)
-            {
-                svc.starts.pop_front();
-            }
-            if svc.starts.len() >= burst {
-                tracing::error!("{}: Start request repeated too quickly.", svc.unit.id);
-                svc.state = State::Failed;
-                svc.result = "start-limit-hit";
-                let sockets = svc.sockets.clone();
-                for s in sockets {
-                    tracing::error!(
-                        "{}: Failed with result 'service-start-limit-hit'.",
-                        self.sockets[s].name
-                    );
-                    self.sockets[s].fail();
-                }
-                return;
-            }
-            svc.starts.push_back(now);
-        }
-        svc.stopping = false;
-        svc.result = "success";
-        self.run_step(id, State::StartPre(0));
+        let src = loader::resolve(&self.search, &name).ok()?;
+        (!src.masked).then_some(name)
     }
 
-    /// Runs the command of `state` or moves past it when there is none.
-    fn run_step(&mut self, id: u64, mut state: State) {
-        loop {
-            let Some(svc) = self.services.get(&id) else {
-                return;
+    /// Runs the socket's chain on a request.
+    fn decide(
+        &self,
+        socket: usize,
+        request: &crate::policy::Request,
+    ) -> crate::policy::ChainOutcome {
+        let Some(policy) = &self.sockets[socket].policy else {
+            return crate::policy::ChainOutcome {
+                verdict: crate::policy::Verdict::Allow,
+                env_edits: Vec::new(),
+                events: Vec::new(),
             };
-            let (key, n) = match state {
-                State::StartPre(n) => ("ExecStartPre", n),
-                State::Running => ("ExecStart", 0),
-                State::StopPost(n) => ("ExecStopPost", n),
-                _ => return,
-            };
-            let commands = svc.unit.commands("Service", key);
-            let Some(cmd) = commands.get(n).map(|c| (*c).clone()) else {
-                match state {
-                    State::StartPre(_) => {
-                        state = State::Running;
-                        continue;
-                    }
-                    State::StopPost(_) => {
-                        self.after_stop(id);
-                        return;
-                    }
-                    _ => {
-                        // No ExecStart= (oneshot with RemainAfterExit=): done.
-                        if let Some(svc) = self.services.get_mut(&id) {
-                            svc.state = State::Running;
-                            svc.pid = None;
-                        }
-                        return;
-                    }
-                }
-            };
-            match self.spawn_command(id, &cmd, state) {
-                Ok(pid) => {
-                    if let Some(svc) = self.services.get_mut(&id) {
-                        svc.state = state;
-                        svc.pid = Some(pid);
-                    }
-                    return;
-                }
-                Err(msg) => {
-                    let name = self
-                        .services
-                        .get(&id)
-                        .map(|s| s.unit.id.to_string())
-                        .unwrap_or_default();
-                    tracing::error!("{name}: {msg}");
-                    if cmd.ignore_failure {
-                        state = next_state(state);
-                        continue;
-                    }
-                    if let Some(svc) = self.services.get_mut(&id) {
-                        svc.result = "resources";
-                    }
-                    if let State::StopPost(_) = state {
-                        self.after_stop(id);
-                        return;
-                    }
-                    state = State::StopPost(0);
-                }
-            }
-        }
+        };
+        let search = &self.search;
+        let routable = |n: &str| {
+            n.parse::<UnitName>().ok().is_some_and(|u| {
+                let probe = if u.is_template() {
+                    u.with_instance("probe").ok()
+                } else {
+                    Some(u)
+                };
+                probe.is_some_and(|p| loader::resolve(search, &p).is_ok_and(|s| !s.masked))
+            })
+        };
+        policy.chain.decide_with(request, &routable)
     }
 
-    fn spawn_command(
-        &mut self,
-        id: u64,
-        cmd: &crate::unit::value::exec::ExecCommand,
-        state: State,
-    ) -> Result<i32, String> {
-        let svc = self.services.get(&id).ok_or("unknown service")?;
-        let main = state == State::Running;
-        let mut inputs = SpawnInputs {
+    /// Describes a spawn to the plugins.
+    fn request(
+        &self,
+        socket: usize,
+        listener: usize,
+        conn: Option<&OwnedFd>,
+        peer: Option<&Peer>,
+        unit: &Unit,
+        peeked: Option<Vec<u8>>,
+    ) -> crate::policy::Request {
+        use crate::policy::{ActivationMode, ConnectionCounts, Request, Transport};
+        let sock = &self.sockets[socket];
+        let kind = sock.config.listens.get(listener);
+        let transport = match kind {
+            Some(crate::listen::ListenKind::Stream(_)) | None => Transport::Stream,
+            Some(crate::listen::ListenKind::Datagram(_)) => Transport::Datagram,
+            Some(crate::listen::ListenKind::SequentialPacket(_)) => Transport::SequentialPacket,
+            Some(crate::listen::ListenKind::Fifo(_)) => Transport::Fifo,
+            Some(crate::listen::ListenKind::Special(_)) => Transport::Special,
+            Some(crate::listen::ListenKind::Netlink { .. }) => Transport::Netlink,
+            Some(crate::listen::ListenKind::MessageQueue(_)) => Transport::MessageQueue,
+        };
+        let source = peer.and_then(Peer::source_key);
+        let inputs = SpawnInputs {
             user_mode: self.search.user_mode,
-            main_process: main,
-            fds_are_sockets: true,
+            main_process: true,
             ..Default::default()
         };
-        if let Some((conn, socket, peer)) = &svc.conn {
-            let sock = &self.sockets[*socket];
-            let name = sock
-                .config
-                .fd_name
-                .clone()
-                .unwrap_or_else(|| "connection".to_string());
-            inputs.fds.push((conn.as_raw_fd(), name));
-            if let Some(p) = peer {
-                inputs.extra_env.extend(p.remote_env());
-            }
-        } else {
-            for s in &svc.sockets {
-                let sock = &self.sockets[*s];
-                let name = sock
-                    .config
-                    .fd_name
-                    .clone()
-                    .unwrap_or_else(|| sock.name.clone());
-                for l in &sock.listeners {
-                    inputs.fds.push((l.fd.as_raw_fd(), name.clone()));
-                }
-            }
+        let environment = exec::environment(unit, "Service", &inputs, None).unwrap_or_default();
+        let mut env = environment;
+        if let Some(p) = peer {
+            env.extend(p.remote_env());
         }
-        // Only the main process gets the fds, unless they are its stdio.
-        let inetd = svc.unit.get_str("Service", "StandardInput") == Some("socket");
-        if !main && !inetd {
-            inputs.fds.clear();
-        }
-        inputs
-            .extra_env
-            .push(("INVOCATION_ID".into(), exec::invocation_id()));
-        if matches!(state, State::StopPost(_)) {
-            inputs
-                .extra_env
-                .push(("SERVICE_RESULT".into(), svc.result.to_string()));
-            if let Some(st) = svc.last_status {
-                let (code, status) = match st {
-                    ExitStatus::Exited(c) => ("exited", c.to_string()),
-                    ExitStatus::Signaled {
-                        signal,
-                        core_dumped,
-                    } => {
-                        let name = crate::unit::value::signal::signal_name(signal).map_or_else(
-                            || signal.to_string(),
-                            |n| n.trim_start_matches("SIG").to_string(),
-                        );
-                        (if core_dumped { "dumped" } else { "killed" }, name)
-                    }
-                };
-                inputs.extra_env.push(("EXIT_CODE".into(), code.into()));
-                inputs.extra_env.push(("EXIT_STATUS".into(), status));
-            }
-        }
-        let prepared = exec::prepare(&svc.unit, "Service", cmd, &inputs)
-            .map_err(|e| format!("failed to prepare {}: {e}", cmd.path))?;
-        let child = spawn::spawn(&prepared.plan)
-            .map_err(|e| format!("failed to start {}: {e}", cmd.path))?;
-        drop(prepared);
-        let pid = child.pid;
-        tracing::info!("{}: started {} (pid {pid})", svc.unit.id, cmd.path);
-        let tx = self.tx.clone();
-        tokio::task::spawn_local(async move {
-            let status = match child.wait().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!("waiting for pid {pid} failed: {e}");
-                    ExitStatus::Exited(255)
-                }
-            };
-            let _ = tx.send(Event::Exited {
-                service: id,
-                pid,
-                status,
-            });
-        });
-        Ok(pid)
-    }
-
-    fn on_exit(&mut self, id: u64, pid: i32, status: ExitStatus) {
-        let Some(svc) = self.services.get_mut(&id) else {
-            return;
-        };
-        if svc.pid != Some(pid) {
-            return;
-        }
-        svc.pid = None;
-        let state = svc.state;
-        let clean = is_clean(&svc.unit, status, state == State::Running);
-        let name = svc.unit.id.to_string();
-        match state {
-            State::StartPre(n) => {
-                let ignore = svc
-                    .unit
-                    .commands("Service", "ExecStartPre")
-                    .get(n)
-                    .is_some_and(|c| c.ignore_failure);
-                if clean || ignore {
-                    self.run_step(id, State::StartPre(n + 1));
+        Request {
+            socket_unit: sock.name.clone(),
+            listen_address: kind.map(ToString::to_string).unwrap_or_default(),
+            fd_name: sock.config.fd_name.clone().unwrap_or_else(|| {
+                if sock.config.accept {
+                    "connection".into()
                 } else {
-                    tracing::warn!("{name}: ExecStartPre= failed: {status}");
-                    svc.result = result_of(status);
-                    svc.last_status = Some(status);
-                    self.run_step(id, State::StopPost(0));
+                    sock.name.clone()
                 }
-            }
-            State::Running => {
-                svc.last_status = Some(status);
-                let ignore = svc
-                    .unit
-                    .commands("Service", "ExecStart")
-                    .first()
-                    .is_some_and(|c| c.ignore_failure);
-                if clean || ignore {
-                    tracing::info!("{name}: exited ({status})");
-                } else {
-                    svc.result = result_of(status);
-                    tracing::warn!("{name}: failed ({status}), result '{}'", svc.result);
-                }
-                // Remaining processes of the service are stopped with it.
-                signal_group(pid, libc::SIGTERM);
-                self.run_step(id, State::StopPost(0));
-            }
-            State::StopPost(n) => self.run_step(id, State::StopPost(n + 1)),
-            _ => {}
-        }
-    }
-
-    /// After the last `ExecStopPost=`: restart, or go dead and re-arm the sockets.
-    fn after_stop(&mut self, id: u64) {
-        let Some(svc) = self.services.get_mut(&id) else {
-            return;
-        };
-        let failed = svc.result != "success";
-        svc.state = if failed { State::Failed } else { State::Dead };
-        let restart = !svc.stopping
-            && !self.shutting_down
-            && should_restart(&svc.unit, svc.result, svc.last_status);
-        if restart && svc.conn.is_none() {
-            svc.state = State::AutoRestart;
-            svc.restarts += 1;
-            let delay = Duration::from_micros(
-                svc.unit
-                    .get_usec("Service", "RestartSec")
-                    .unwrap_or(100_000),
-            );
-            tracing::info!("{}: scheduling restart in {delay:?}", svc.unit.id);
-            let tx = self.tx.clone();
-            tokio::task::spawn_local(async move {
-                tokio::time::sleep(delay).await;
-                let _ = tx.send(Event::RestartDue { service: id });
-            });
-        }
-        if let Some((_, socket, peer)) = &svc.conn {
-            let (socket, key) = (*socket, peer.as_ref().and_then(Peer::source_key));
-            let sock = &mut self.sockets[socket];
-            sock.active = sock.active.saturating_sub(1);
-            if let Some(key) = key
-                && let Some(n) = sock.per_source.get_mut(&key)
-            {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    sock.per_source.remove(&key);
-                }
-            }
-            self.services.remove(&id);
-            return;
-        }
-        // Accept=no: the sockets listen again (also during a restart delay).
-        if !self.shutting_down {
-            let sockets = svc.sockets.clone();
-            for s in sockets {
-                self.sockets[s].rearm();
-            }
-        }
-    }
-
-    fn shutdown(&mut self) {
-        if self.shutting_down {
-            return;
-        }
-        tracing::info!("flint: stopping");
-        self.shutting_down = true;
-        for s in &mut self.sockets {
-            s.disarm();
-        }
-        let ids: Vec<u64> = self.services.keys().copied().collect();
-        for id in ids {
-            let Some(svc) = self.services.get_mut(&id) else {
-                continue;
-            };
-            svc.stopping = true;
-            if svc.state == State::AutoRestart {
-                svc.state = State::Dead;
-            }
-            if let Some(pid) = svc.pid {
-                let sig = match svc.unit.get("Service", "KillSignal") {
-                    Some(Value::Signal(s)) => *s,
-                    _ => libc::SIGTERM,
-                };
-                signal_group(pid, sig);
-                if svc.unit.get_bool("Service", "SendSIGHUP").unwrap_or(false) {
-                    signal_group(pid, libc::SIGHUP);
-                }
-                signal_group(pid, libc::SIGCONT);
-                let timeout = svc
-                    .unit
-                    .get_usec("Service", "TimeoutStopSec")
-                    .or_else(|| svc.unit.get_usec("Service", "TimeoutSec"))
-                    .unwrap_or(90_000_000);
-                if timeout != u64::MAX {
-                    let tx = self.tx.clone();
-                    tokio::task::spawn_local(async move {
-                        tokio::time::sleep(Duration::from_micros(timeout)).await;
-                        let _ = tx.send(Event::StopTimeout { service: id });
-                    });
-                }
-            }
+            }),
+            transport,
+            mode: if sock.config.accept {
+                ActivationMode::PerConnection
+            } else {
+                ActivationMode::WholeSocket
+            },
+            local_address: conn.and_then(|c| socket::policy_address(c.as_raw_fd(), true)),
+            peer_address: conn.and_then(|c| socket::policy_address(c.as_raw_fd(), false)),
+            peer_credentials: conn.and_then(socket::peer_credentials),
+            active_connections: ConnectionCounts {
+                socket: sock.active.saturating_sub(u32::from(conn.is_some())),
+                source: source
+                    .and_then(|k| sock.per_source.get(&k).copied())
+                    .unwrap_or(0)
+                    .saturating_sub(u32::from(conn.is_some())),
+            },
+            target_service: unit.id.to_string(),
+            environment: env,
+            peeked,
         }
     }
 
     fn close_sockets(&mut self) {
+        let user_mode = self.search.user_mode;
         for s in &mut self.sockets {
+            if s.failed {
+                continue;
+            }
+            if let Err(e) = run_socket_commands(&s.unit, "ExecStopPre", &[], user_mode) {
+                tracing::warn!("{}: {e}", s.name);
+            }
             s.close();
+            if let Err(e) = run_socket_commands(&s.unit, "ExecStopPost", &[], user_mode) {
+                tracing::warn!("{}: {e}", s.name);
+            }
         }
     }
+
+    /// The sockets whose fds a service receives, in a fixed order: those
+    /// named in `Sockets=` in that order, then the other sockets that
+    /// trigger it by unit name. Failed sockets contribute nothing.
+    fn service_sockets(&self, svc: &ServiceRt) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for (v, _) in svc.unit.entries("Service", "Sockets") {
+            if let Value::Unit(name) = v {
+                if let Some(i) = self.sockets.iter().position(|s| s.name == *name) {
+                    if !out.contains(&i) {
+                        out.push(i);
+                    }
+                }
+            }
+        }
+        let mut rest: Vec<usize> = svc
+            .sockets
+            .iter()
+            .copied()
+            .filter(|i| !out.contains(i))
+            .collect();
+        rest.sort_by(|a, b| self.sockets[*a].name.cmp(&self.sockets[*b].name));
+        out.extend(rest);
+        out.retain(|i| !self.sockets[*i].failed);
+        out
+    }
 }
 
-impl ServiceRt {
-    fn new(unit: Unit) -> ServiceRt {
-        ServiceRt {
-            unit,
-            state: State::Dead,
-            pid: None,
-            sockets: Vec::new(),
-            conn: None,
-            starts: VecDeque::new(),
-            stopping: false,
-            result: "success",
-            last_status: None,
-            restarts: 0,
+/// Runs the `key` commands of a socket unit one after another and waits for
+/// each (bounded by the socket's `TimeoutSec=`, default 90 s); a failure
+/// without the `-` prefix stops the sequence.
+fn run_socket_commands(
+    unit: &Unit,
+    key: &str,
+    fds: &[(std::os::fd::RawFd, String)],
+    user_mode: bool,
+) -> Result<(), String> {
+    let timeout = unit.get_usec("Socket", "TimeoutSec").unwrap_or(90_000_000);
+    for cmd in unit.commands("Socket", key) {
+        let inputs = SpawnInputs {
+            fds: fds.to_vec(),
+            user_mode,
+            main_process: !fds.is_empty(),
+            ..Default::default()
+        };
+        let prepared = exec::prepare(unit, "Socket", cmd, &inputs)
+            .map_err(|e| format!("{key}={}: {e}", cmd.path))?;
+        let child = spawn::spawn(&prepared.plan).map_err(|e| format!("{key}={}: {e}", cmd.path))?;
+        drop(prepared);
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) => {}
+                Err(e) => return Err(format!("{key}={}: waiting failed: {e}", cmd.path)),
+            }
+            if timeout != u64::MAX && start.elapsed() > Duration::from_micros(timeout) {
+                signal_group(child.pid, libc::SIGKILL);
+                let _ = child.wait_blocking();
+                return Err(format!("{key}={} timed out", cmd.path));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if !status.success() && !cmd.ignore_failure {
+            return Err(format!("{key}={} failed: {status}", cmd.path));
         }
     }
+    Ok(())
 }
 
-fn next_state(state: State) -> State {
-    match state {
-        State::StartPre(n) => State::StartPre(n + 1),
-        State::StopPost(n) => State::StopPost(n + 1),
-        s => s,
-    }
-}
-
-/// Sends `signal` to the process group the service's process leads (every
-/// service starts in a new session, so its pid is its group id).
-fn signal_group(pid: i32, signal: i32) {
-    // SAFETY: kill(2) takes plain integers and has no memory effects.
-    unsafe {
-        libc::kill(-pid, signal);
-    }
-}
-
-fn start_limit_interval(unit: &Unit) -> Duration {
-    let us = unit
-        .get_usec("Unit", "StartLimitIntervalSec")
-        .or_else(|| unit.get_usec("Unit", "StartLimitInterval"))
-        .or_else(|| unit.get_usec("Service", "StartLimitInterval"))
-        .unwrap_or(10_000_000);
-    if us == u64::MAX {
-        Duration::MAX
+/// Binds the notify socket (under `/run/flint` for a root system flint,
+/// else under `$XDG_RUNTIME_DIR/flint` or the temporary directory; one per
+/// flint process) and forwards its messages to the manager.
+fn start_notify(
+    tx: &mpsc::UnboundedSender<Event>,
+    user_mode: bool,
+) -> Result<std::rc::Rc<crate::notify::NotifySocket>, String> {
+    let base = if !user_mode && nix::unistd::geteuid().is_root() {
+        std::path::PathBuf::from("/run")
+    } else if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+        std::path::PathBuf::from(d)
     } else {
-        Duration::from_micros(us)
-    }
-}
-
-fn start_limit_burst(unit: &Unit) -> u64 {
-    unit.get_u64("Unit", "StartLimitBurst")
-        .or_else(|| unit.get_u64("Service", "StartLimitBurst"))
-        .unwrap_or(5)
-}
-
-/// systemd's "clean exit": 0, SIGHUP/SIGINT/SIGTERM/SIGPIPE for the main
-/// process, or a `SuccessExitStatus=` entry.
-fn is_clean(unit: &Unit, status: ExitStatus, main: bool) -> bool {
-    let listed = |code: Option<i32>, sig: Option<i32>| {
-        unit.entries("Service", "SuccessExitStatus")
-            .iter()
-            .any(|(v, _)| match v {
-                Value::ExitStatus { codes, signals } => {
-                    code.is_some_and(|c| codes.iter().any(|x| i32::from(*x) == c))
-                        || sig.is_some_and(|s| signals.contains(&s))
-                }
-                _ => false,
-            })
+        std::env::temp_dir()
     };
-    match status {
-        ExitStatus::Exited(0) => true,
-        ExitStatus::Exited(c) => listed(Some(c), None),
-        ExitStatus::Signaled { signal, .. } => {
-            (main
-                && matches!(
-                    signal,
-                    libc::SIGHUP | libc::SIGINT | libc::SIGTERM | libc::SIGPIPE
-                ))
-                || listed(None, Some(signal))
-        }
-    }
-}
-
-fn result_of(status: ExitStatus) -> &'static str {
-    match status {
-        ExitStatus::Exited(_) => "exit-code",
-        ExitStatus::Signaled {
-            core_dumped: true, ..
-        } => "core-dump",
-        ExitStatus::Signaled { .. } => "signal",
-    }
-}
-
-/// `Restart=` with `RestartPreventExitStatus=`/`RestartForceExitStatus=`.
-fn should_restart(unit: &Unit, result: &str, status: Option<ExitStatus>) -> bool {
-    let in_list = |key: &str| {
-        let Some(st) = status else { return false };
-        unit.entries("Service", key)
-            .iter()
-            .any(|(v, _)| match (v, st) {
-                (Value::ExitStatus { codes, .. }, ExitStatus::Exited(c)) => {
-                    codes.iter().any(|x| i32::from(*x) == c)
-                }
-                (Value::ExitStatus { signals, .. }, ExitStatus::Signaled { signal, .. }) => {
-                    signals.contains(&signal)
-                }
-                _ => false,
-            })
-    };
-    if in_list("RestartPreventExitStatus") {
-        return false;
-    }
-    if in_list("RestartForceExitStatus") {
-        return true;
-    }
-    let policy = unit.get_str("Service", "Restart").unwrap_or("no");
-    let success = result == "success";
-    match policy {
-        "always" => true,
-        "on-success" => success,
-        "on-failure" => !success,
-        "on-abnormal" => matches!(result, "signal" | "core-dump" | "timeout" | "watchdog"),
-        "on-abort" => matches!(result, "signal" | "core-dump"),
-        "on-watchdog" => result == "watchdog",
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::unit::load::LoadState;
-
-    #[test]
-    fn restart_policies_follow_systemd_table() {
-        // (policy, result) -> restart?  From systemd.service(5), "Restart=".
-        let table = [
-            ("no", "exit-code", false),
-            ("always", "success", true),
-            ("on-success", "success", true),
-            ("on-success", "exit-code", false),
-            ("on-failure", "exit-code", true),
-            ("on-failure", "success", false),
-            ("on-failure", "signal", true),
-            ("on-abnormal", "exit-code", false),
-            ("on-abnormal", "signal", true),
-            ("on-abort", "signal", true),
-            ("on-abort", "timeout", false),
-            ("on-watchdog", "watchdog", true),
-        ];
-        for (policy, result, expect) in table {
-            let dir = tempfile::tempdir().unwrap();
-            std::fs::write(
-                dir.path().join("t.service"),
-                format!("[Service]\nExecStart=/bin/true\nRestart={policy}\n"),
+    let path = base
+        .join("flint")
+        .join(format!("notify.{}", std::process::id()));
+    let sock =
+        std::rc::Rc::new(crate::notify::NotifySocket::bind(&path).map_err(|e| e.to_string())?);
+    let watched = sock.clone();
+    let tx = tx.clone();
+    tokio::task::spawn_local(async move {
+        // SAFETY: the notify socket lives as long as `run_async` (which holds
+        // another reference), longer than this task's registration.
+        let Ok(afd) = (unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                watched.raw_fd(),
+                tokio::io::Interest::READABLE,
             )
-            .unwrap();
-            let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
-            let unit = load::load(&search, &"t.service".parse().unwrap());
-            assert_eq!(unit.load_state, LoadState::Loaded);
-            assert_eq!(
-                should_restart(&unit, result, Some(ExitStatus::Exited(1))),
-                expect,
-                "Restart={policy} result={result}"
-            );
+        }) else {
+            return;
+        };
+        loop {
+            let Ok(mut guard) = afd.readable().await else {
+                return;
+            };
+            loop {
+                match watched.recv() {
+                    Ok(Some(m)) => {
+                        if tx.send(Event::Notify(m)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        guard.clear_ready();
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!("notify: {e}");
+                        guard.clear_ready();
+                        break;
+                    }
+                }
+            }
         }
+    });
+    Ok(sock)
+}
+
+/// A peer for the log.
+fn peer_text(peer: Option<&Peer>) -> String {
+    match peer {
+        Some(Peer::Inet(sa)) => sa.to_string(),
+        Some(Peer::Unix { path: Some(p), .. }) => p.clone(),
+        Some(Peer::Unix { uid: Some(u), .. }) => format!("uid {u}"),
+        Some(Peer::Vsock { cid, port }) => format!("vsock:{cid}:{port}"),
+        _ => "an unknown peer".to_string(),
     }
 }

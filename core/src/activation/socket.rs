@@ -263,6 +263,8 @@ pub struct SocketRt {
     /// Connections closed over the limits (`NRefused`).
     pub refused: u64,
     pub trigger_limit: RateLimit,
+    /// The plugin chain and its peek settings, when the unit has plugins.
+    pub policy: Option<super::SocketPolicy>,
     armed: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     pub failed: bool,
@@ -301,6 +303,7 @@ impl SocketRt {
         let mut rt = SocketRt {
             name: unit.id.to_string(),
             trigger_limit: RateLimit::new(config.trigger_interval, config.trigger_burst),
+            policy: None,
             unit,
             config,
             listeners,
@@ -312,9 +315,10 @@ impl SocketRt {
             tasks: Vec::new(),
             failed: false,
         };
-        for l in &rt.listeners {
+        for (listener, l) in rt.listeners.iter().enumerate() {
             let task = watch_listener(
                 index,
+                listener,
                 l.fd.as_raw_fd(),
                 rt.config.accept,
                 rt.armed.subscribe(),
@@ -432,6 +436,7 @@ fn readable_now(fd: RawFd) -> Result<bool, String> {
 /// (`Accept=no`) or accepts connections (`Accept=yes`).
 fn watch_listener(
     socket: usize,
+    listener: usize,
     fd: RawFd,
     accept: bool,
     mut armed: watch::Receiver<bool>,
@@ -466,7 +471,7 @@ fn watch_listener(
                                 Ok(c) => {
                                     // SAFETY: accept4 returned a new fd that nothing else owns.
                                     let conn = unsafe { OwnedFd::from_raw_fd(c) };
-                                    if tx.send(Event::Accepted { socket, conn }).is_err() {
+                                    if tx.send(Event::Accepted { socket, listener, conn }).is_err() {
                                         return;
                                     }
                                     if !*armed.borrow() {
@@ -641,4 +646,144 @@ pub fn instance_name(n: u64, conn: &OwnedFd) -> Option<String> {
         }
         _ => None,
     }
+}
+
+impl SocketRt {
+    /// Drops one queued connection or datagram: what a denied `Accept=no`
+    /// activation consumes, so it does not trigger again at once.
+    pub fn drop_one_pending(&self) {
+        for l in &self.listeners {
+            let fd = l.fd.as_raw_fd();
+            if !readable_now(fd).unwrap_or(false) {
+                continue;
+            }
+            match &l.kind {
+                ListenKind::Stream(_) | ListenKind::SequentialPacket(_) => {
+                    if let Ok(c) = socket::accept4(
+                        fd,
+                        socket::SockFlag::SOCK_NONBLOCK | socket::SockFlag::SOCK_CLOEXEC,
+                    ) {
+                        // SAFETY: accept4 returned a new fd that nothing else owns.
+                        drop(unsafe { OwnedFd::from_raw_fd(c) });
+                    }
+                }
+                _ => {
+                    let mut buf = vec![0u8; 65536];
+                    let _ = socket::recv(fd, &mut buf, socket::MsgFlags::MSG_DONTWAIT);
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// An address of `fd` in the plugins' terms: its own (`local`) or its peer's.
+pub fn policy_address(fd: RawFd, local: bool) -> Option<crate::policy::SocketAddress> {
+    use crate::policy::SocketAddress as P;
+    let addr: SockaddrStorage = if local {
+        socket::getsockname(fd).ok()?
+    } else {
+        socket::getpeername(fd).ok()?
+    };
+    Some(match storage_to_peer(&addr)? {
+        Peer::Inet(sa) => P::Ip(SocketAddr::new(plain_ip(sa.ip()), sa.port())),
+        Peer::Unix { path: Some(p), .. } => match p.strip_prefix('@') {
+            Some(name) => P::UnixAbstract(name.as_bytes().to_vec()),
+            None => P::UnixPath(p.into()),
+        },
+        Peer::Unix { path: None, .. } => P::Unnamed,
+        Peer::Vsock { cid, port } => P::Vsock { cid, port },
+    })
+}
+
+/// `SO_PEERCRED` of a unix connection.
+pub fn peer_credentials(conn: &OwnedFd) -> Option<crate::policy::PeerCredentials> {
+    let addr: SockaddrStorage = socket::getsockname(conn.as_raw_fd()).ok()?;
+    if addr.family()? != AddressFamily::Unix {
+        return None;
+    }
+    let c = socket::getsockopt(&conn.as_fd(), socket::sockopt::PeerCredentials).ok()?;
+    Some(crate::policy::PeerCredentials {
+        pid: u32::try_from(c.pid()).ok()?,
+        uid: c.uid(),
+        gid: c.gid(),
+    })
+}
+
+/// Peeks (`MSG_PEEK`) up to `max` bytes of a new connection, waiting for
+/// more until `timeout`; the bytes stay in the socket for the service. A
+/// peer that sends nothing or too little is decided on what arrived; the
+/// wait runs in its own task and never holds up other connections.
+pub fn spawn_peek(
+    socket: usize,
+    listener: usize,
+    conn: OwnedFd,
+    peer: Option<Peer>,
+    max: usize,
+    timeout: Duration,
+    tx: mpsc::UnboundedSender<Event>,
+) {
+    tokio::task::spawn_local(async move {
+        let raw = conn.as_raw_fd();
+        // SAFETY: `conn` is moved into the AsyncFd and taken back with
+        // `into_inner` before it is used again, so the fd stays open and
+        // unchanged while registered.
+        let afd = match unsafe { AsyncFd::register_with_interest(conn, Interest::READABLE) } {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = tx.send(Event::Peeked {
+                    socket,
+                    listener,
+                    conn: e.into_parts().0,
+                    peer,
+                    bytes: Vec::new(),
+                });
+                return;
+            }
+        };
+        let mut buf = vec![0u8; max];
+        let mut got = 0usize;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match socket::recv(
+                raw,
+                &mut buf,
+                socket::MsgFlags::MSG_PEEK | socket::MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got = n;
+                    if n >= max {
+                        break;
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+                Err(_) => break,
+            }
+            match tokio::time::timeout_at(deadline, afd.readable()).await {
+                Ok(Ok(mut guard)) => {
+                    // Wait for new data, unless some arrived since the peek.
+                    let now = socket::recv(
+                        raw,
+                        &mut buf,
+                        socket::MsgFlags::MSG_PEEK | socket::MsgFlags::MSG_DONTWAIT,
+                    )
+                    .unwrap_or(0);
+                    if now <= got {
+                        guard.clear_ready();
+                    }
+                }
+                _ => break,
+            }
+        }
+        buf.truncate(got);
+        let conn = afd.into_inner();
+        let _ = tx.send(Event::Peeked {
+            socket,
+            listener,
+            conn,
+            peer,
+            bytes: buf,
+        });
+    });
 }

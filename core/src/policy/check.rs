@@ -57,7 +57,8 @@ pub fn sample_request() -> Request {
 }
 
 /// Validates the component at `path` with `config` on a private host (no
-/// cache, one slot) and reports on it. A load failure is the error; a
+/// cache, one slot, a 1 s timeout, the default memory limit) and reports on
+/// it. A load failure is the error; a
 /// failure of the sample decision is in the report.
 pub fn check_plugin(path: &Path, config: &[(String, String)]) -> Result<PluginReport, PolicyError> {
     let host = PolicyHost::with_options(HostOptions {
@@ -67,6 +68,9 @@ pub fn check_plugin(path: &Path, config: &[(String, String)]) -> Result<PluginRe
     })?;
     let mut spec = PluginSpec::new(path);
     spec.config = config.to_vec();
+    // Generous, so that a slow or loaded machine does not fail the check;
+    // the report shows the time actually taken.
+    spec.timeout = Duration::from_secs(1);
     host.check(spec)
 }
 

@@ -69,6 +69,8 @@ pub struct SpawnInputs {
     pub user_mode: bool,
     /// The main process gets `LISTEN_*`; other commands only get the fds on stdio.
     pub main_process: bool,
+    /// Edits from the policy plugins, applied after everything else.
+    pub env_edits: Vec<crate::policy::EnvEdit>,
 }
 
 /// A prepared command plus the files it needs kept open until it is spawned.
@@ -224,6 +226,9 @@ pub fn environment(
                 env.retain(|(k, _)| k != spec);
             }
         }
+    }
+    for edit in &inputs.env_edits {
+        edit.apply(&mut env);
     }
     Ok(env)
 }

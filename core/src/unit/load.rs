@@ -19,7 +19,7 @@ use serde_json::{Value as Json, json};
 
 use super::directive::{self, Directive, Grammar, Kind, ListenType, Support};
 use super::lexer;
-use super::loader::{self, SearchPath, UnitSources};
+use super::loader::{self, SearchPath, UnitIndex, UnitSources};
 use super::name::{UnitName, UnitType};
 use super::specifier::{self, SpecifierContext, SpecifierTable};
 use super::value::address::SocketAddress;
@@ -323,10 +323,16 @@ impl Unit {
     }
 }
 
-/// Loads a unit by name from the search path.
+/// Loads a unit by name from the search path. This scans the search path;
+/// to load many units, build a [`UnitIndex`] once and use [`load_indexed`].
 pub fn load(search: &SearchPath, name: &UnitName) -> Unit {
-    match loader::resolve(search, name) {
-        Ok(sources) => load_sources(search, name.clone(), &sources),
+    load_indexed(&UnitIndex::build(search), name)
+}
+
+/// Loads a unit by name through an index of the search path built once.
+pub fn load_indexed(index: &UnitIndex, name: &UnitName) -> Unit {
+    match index.resolve(name) {
+        Ok(sources) => load_sources(index.search_path(), name.clone(), &sources),
         Err(e) => not_found(name, &e.to_string()),
     }
 }
@@ -564,7 +570,7 @@ impl Parser<'_> {
                         "{key}= path is not absolute, ignoring: {p}"
                     )));
                 }
-                one(Value::Path(PathBuf::from(p)))
+                one(Value::Path(PathBuf::from(exec::path_simplify(&p))))
             }
             Grammar::WorkingDirectory => {
                 let (optional, rest) = value
@@ -578,7 +584,8 @@ impl Parser<'_> {
                         "Working directory path '{p}' is not absolute, ignoring."
                     )));
                 }
-                one(Value::WorkingDirectory { path: p, optional })
+                let path = if p == "~" { p } else { exec::path_simplify(&p) };
+                one(Value::WorkingDirectory { path, optional })
             }
             Grammar::Bool => vbool::parse_bool(value)
                 .map(|b| vec![Value::Bool(b)])
@@ -672,6 +679,9 @@ impl Parser<'_> {
                     optional,
                 })
             }
+            Grammar::Words if is_exec_directory(key) => {
+                self.parse_exec_directories(key, value, origin)
+            }
             Grammar::Words => {
                 let list = words::extract_words(
                     value,
@@ -751,9 +761,19 @@ impl Parser<'_> {
                     negate = true;
                     rest = r.trim_start();
                 }
-                let argument = self
+                let mut argument = self
                     .expand(rest, SpecifierTable::Full)
                     .map_err(Problem::Warn)?;
+                if is_path_condition(key) {
+                    // systemd's config_parse_unit_condition_path(): absolute,
+                    // then simplified (a trailing `/` would follow symlinks).
+                    if !argument.starts_with('/') {
+                        return Err(Problem::Warn(format!(
+                            "Path in condition not absolute, ignoring: {argument}"
+                        )));
+                    }
+                    argument = exec::path_simplify(&argument);
+                }
                 one(Value::Condition {
                     trigger,
                     negate,
@@ -806,6 +826,53 @@ impl Parser<'_> {
                 }
             }
         }
+    }
+
+    /// `RuntimeDirectory=` and friends: relative paths, each optionally
+    /// `path:symlink`, simplified; `..` and absolute paths are refused per
+    /// item (systemd's `config_parse_exec_directories()`).
+    fn parse_exec_directories(
+        &mut self,
+        key: &str,
+        value: &str,
+        origin: &Origin,
+    ) -> Result<Vec<Value>, Problem> {
+        let list = words::extract_words(
+            value,
+            words::ExtractFlags {
+                unquote: true,
+                cunescape: true,
+                relax: true,
+                ..Default::default()
+            },
+        )
+        .map_err(|_| Problem::Warn(format!("Invalid syntax, ignoring: {value}")))?;
+        let mut out = Vec::new();
+        for w in list {
+            let w = self
+                .expand(&w, SpecifierTable::Full)
+                .map_err(Problem::Warn)?;
+            let (dir, link) = match w.split_once(':') {
+                Some((d, l)) => (d, Some(l)),
+                None => (w.as_str(), None),
+            };
+            let valid =
+                |p: &str| !p.is_empty() && !p.starts_with('/') && !p.split('/').any(|c| c == "..");
+            if !valid(dir) || link.is_some_and(|l| !valid(l)) {
+                self.unit.warn(
+                    origin,
+                    format!("{key}= path is not valid, ignoring assignment: {w}"),
+                );
+                continue;
+            }
+            let mut item = exec::path_simplify(dir);
+            if let Some(l) = link {
+                item.push(':');
+                item.push_str(&exec::path_simplify(l));
+            }
+            out.push(Value::Str(item));
+        }
+        Ok(out)
     }
 
     fn parse_listen(&self, kind: ListenType, value: &str) -> Result<Listen, Problem> {
@@ -902,6 +969,42 @@ impl Parser<'_> {
             }
         }
     }
+}
+
+/// The `*Directory=` settings systemd creates under a base directory.
+fn is_exec_directory(key: &str) -> bool {
+    matches!(
+        key,
+        "RuntimeDirectory"
+            | "StateDirectory"
+            | "CacheDirectory"
+            | "LogsDirectory"
+            | "ConfigurationDirectory"
+    )
+}
+
+/// The `Condition*=`/`Assert*=` settings whose argument is a path.
+fn is_path_condition(key: &str) -> bool {
+    let Some(rest) = key
+        .strip_prefix("Condition")
+        .or_else(|| key.strip_prefix("Assert"))
+    else {
+        return false;
+    };
+    matches!(
+        rest,
+        "PathExists"
+            | "PathExistsGlob"
+            | "PathIsDirectory"
+            | "PathIsSymbolicLink"
+            | "PathIsMountPoint"
+            | "PathIsReadWrite"
+            | "PathIsEncrypted"
+            | "DirectoryNotEmpty"
+            | "FileNotEmpty"
+            | "FileIsExecutable"
+            | "NeedsUpdate"
+    )
 }
 
 enum Problem {
@@ -1024,9 +1127,13 @@ fn validate_socket(unit: &mut Unit, path: &Path) {
 fn validate_service(unit: &mut Unit, path: &Path) {
     let starts = unit.commands("Service", "ExecStart").len();
     let stops = unit.commands("Service", "ExecStop").len();
+    // systemd's service_fix_output()/service_add_extras(): with no Type=,
+    // BusName= makes a dbus service, else ExecStart= a simple one.
     let service_type = unit.get_str("Service", "Type").map_or_else(
         || {
-            if starts == 0 {
+            if unit.get("Service", "BusName").is_some() {
+                "dbus".into()
+            } else if starts == 0 {
                 "oneshot".into()
             } else {
                 "simple".into()
@@ -1034,12 +1141,17 @@ fn validate_service(unit: &mut Unit, path: &Path) {
         },
         str::to_string,
     );
+    // SuccessAction= runs unconditionally when no command is given, so it
+    // stands in for ExecStart= (systemd's service_verify()).
+    let success_action = unit
+        .get_str("Unit", "SuccessAction")
+        .is_some_and(|a| a != "none");
     let restart = unit
         .get_str("Service", "Restart")
         .unwrap_or("no")
         .to_string();
     let remain = unit.get_bool("Service", "RemainAfterExit").unwrap_or(false);
-    if starts == 0 && stops == 0 {
+    if starts == 0 && stops == 0 && !success_action {
         unit.fail(
             LoadState::BadSetting,
             path,
@@ -1048,7 +1160,7 @@ fn validate_service(unit: &mut Unit, path: &Path) {
         );
     } else if service_type != "oneshot" && starts == 0 {
         unit.fail(LoadState::BadSetting, path, 0, "Service has no ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.");
-    } else if starts == 0 && !remain {
+    } else if starts == 0 && !remain && !success_action {
         unit.fail(
             LoadState::BadSetting,
             path,
@@ -1194,5 +1306,108 @@ impl Unit {
             "extra": extras,
             "diagnostics": self.diagnostics.iter().map(|d| json!({"file": d.path.to_string_lossy(), "line": d.line, "severity": d.severity, "message": d.message})).collect::<Vec<_>>(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Fixes found by the conformance test against systemd 252's test-mode
+    //! dump (`tests/conformance.rs`); the expected values are the dump's.
+
+    use super::*;
+
+    fn load_text(name: &str, text: &str) -> Unit {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(name), text).unwrap();
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        load(&search, &name.parse().unwrap())
+    }
+
+    #[test]
+    fn success_action_stands_in_for_exec_start() {
+        // systemd-reboot.service: no command, SuccessAction= only.
+        let unit = load_text(
+            "r.service",
+            "[Unit]\nSuccessAction=reboot-force\n[Service]\nType=oneshot\n",
+        );
+        assert_eq!(unit.load_state, LoadState::Loaded, "{:?}", unit.diagnostics);
+        let unit = load_text("n.service", "[Unit]\nSuccessAction=none\n[Service]\n");
+        assert_eq!(unit.load_state, LoadState::BadSetting);
+    }
+
+    #[test]
+    fn bus_name_without_type_makes_a_dbus_service() {
+        let unit = load_text(
+            "b.service",
+            "[Service]\nBusName=org.example.B\nExecStop=/bin/true\n",
+        );
+        assert!(
+            unit.diagnostics
+                .iter()
+                .any(|d| d.message.contains("only allowed for Type=oneshot")),
+            "{:?}",
+            unit.diagnostics
+        );
+    }
+
+    #[test]
+    fn exec_directories_are_simplified_and_checked() {
+        // irqbalance.service: RuntimeDirectory=irqbalance/ -> irqbalance.
+        let unit = load_text(
+            "d.service",
+            "[Service]\nExecStart=/bin/true\nRuntimeDirectory=irqbalance/ a//b/./c x/:y/ /abs ../up\n",
+        );
+        let dirs: Vec<&str> = unit
+            .entries("Service", "RuntimeDirectory")
+            .iter()
+            .filter_map(|(v, _)| match v {
+                Value::Str(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dirs, ["irqbalance", "a/b/c", "x:y"]);
+        assert_eq!(
+            unit.diagnostics
+                .iter()
+                .filter(|d| d.message.contains("path is not valid"))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn path_conditions_are_simplified_and_absolute() {
+        // systemd-sysctl.service: ConditionPathIsReadWrite=/proc/sys/net/.
+        let unit = load_text(
+            "c.service",
+            "[Unit]\nConditionPathIsReadWrite=/proc/sys/net/\nAssertPathExists=!//etc/./x/\nConditionPathExists=relative\nConditionHost=a/\n[Service]\nExecStart=/bin/true\n",
+        );
+        let arg = |key: &str| match unit.get("Unit", key) {
+            Some(Value::Condition { argument, .. }) => argument.clone(),
+            other => panic!("{key}: {other:?}"),
+        };
+        assert_eq!(arg("ConditionPathIsReadWrite"), "/proc/sys/net");
+        assert_eq!(arg("AssertPathExists"), "/etc/x");
+        assert_eq!(arg("ConditionHost"), "a/");
+        assert!(unit.get("Unit", "ConditionPathExists").is_none());
+    }
+
+    #[test]
+    fn paths_and_working_directory_are_simplified() {
+        let unit = load_text(
+            "p.service",
+            "[Service]\nExecStart=/bin/true\nPIDFile=/run//p/\nWorkingDirectory=-/srv/./www/\n",
+        );
+        assert_eq!(
+            unit.get("Service", "PIDFile"),
+            Some(&Value::Path(PathBuf::from("/run/p")))
+        );
+        assert_eq!(
+            unit.get("Service", "WorkingDirectory"),
+            Some(&Value::WorkingDirectory {
+                path: "/srv/www".into(),
+                optional: true
+            })
+        );
     }
 }

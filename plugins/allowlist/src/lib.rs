@@ -10,11 +10,14 @@
 //!
 //! Peers on dual-stack sockets (`::ffff:a.b.c.d`) match IPv4 prefixes.
 //!
+//! In the `.socket` unit (systemd ignores `X-` sections):
+//!
 //! ```ini
-//! [X-Policy]
-//! Plugin=allowlist.wasm
+//! [X-Flint-Plugin-allow]
+//! Path=allowlist
 //! Config=allow=127.0.0.1, ::1
 //! Config=deny=127.0.0.2
+//! FailMode=closed
 //! ```
 
 use flint_plugin_sdk::net::{Cidr, peer_ip};

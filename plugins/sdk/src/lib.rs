@@ -3,7 +3,8 @@
 //! A plugin is a type that implements [`Policy`] and is exported with
 //! [`export_plugin!`]. flint instantiates the plugin afresh for every
 //! decision, calls [`Policy::init`] with the plugin's configuration (the
-//! `X-Policy` pairs of the socket unit) and then [`Policy::decide`] with the
+//! `Config=KEY=VALUE` lines of the socket unit's `[X-Flint-Plugin-NAME]`
+//! section) and then [`Policy::decide`] with the
 //! connection. Nothing survives in the instance between two decisions; state
 //! that must outlive one (counters, token buckets, sticky routes) goes into
 //! the host's [`store`].

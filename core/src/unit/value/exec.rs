@@ -84,7 +84,7 @@ fn path_is_valid(s: &str) -> bool {
 }
 
 /// systemd's `path_simplify()`: drop empty and `.` components.
-fn path_simplify(s: &str) -> String {
+pub(crate) fn path_simplify(s: &str) -> String {
     let parts: Vec<&str> = s
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")

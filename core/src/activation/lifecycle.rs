@@ -1,0 +1,1215 @@
+//! The service state machine, after systemd's `service.c`: conditions,
+//! `ExecStartPre=`, the main process and its readiness by `Type=`,
+//! `ExecStartPost=`, running, `ExecStop=`, the kill procedure, `ExecStopPost=`,
+//! and then restart or rest.
+//!
+//! A service has at most one main process and one control process at a
+//! time, as in systemd. Every process is watched through its pidfd; exits,
+//! notify messages and timers arrive as events at the manager. Timers carry
+//! a generation number, so a timer armed for an earlier step never acts on a
+//! later one.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::socket::Peer;
+use super::{Event, Manager};
+use crate::notify::Message;
+use crate::service::exec::{self, SpawnInputs};
+use crate::spawn::{self, ExitStatus};
+use crate::unit::load::{Unit, Value};
+use crate::unit::value::exec::ExecCommand;
+
+/// Where a service is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    Dead,
+    /// Running `ExecCondition=` command number `n`.
+    Condition(usize),
+    /// Running `ExecStartPre=` command number `n`.
+    StartPre(usize),
+    /// The main process runs; waiting for it to count as started
+    /// (`READY=1` for notify, its exit for forking and oneshot; for
+    /// oneshot `n` is the `ExecStart=` being run).
+    Start(usize),
+    /// Running `ExecStartPost=` command number `n`.
+    StartPost(usize),
+    Running,
+    /// Running `ExecStop=` command number `n`.
+    Stop(usize),
+    /// The kill signal was sent; waiting for the main process to go.
+    StopSigterm,
+    /// Running `ExecStopPost=` command number `n`.
+    StopPost(usize),
+    /// Waiting `RestartSec=` before starting again.
+    AutoRestart,
+    Failed,
+}
+
+/// One service (or one `Accept=yes` instance) at run time.
+#[derive(Debug)]
+pub(super) struct ServiceRt {
+    pub unit: Unit,
+    pub state: State,
+    pub main_pid: Option<i32>,
+    /// The process group of the main process (its pid at spawn: every
+    /// service starts in a new session), used to stop what it left behind.
+    pub main_pgid: Option<i32>,
+    pub control_pid: Option<i32>,
+    /// The sockets that trigger it (`Accept=no`), whose fds it receives.
+    pub sockets: Vec<usize>,
+    /// The connection of an `Accept=yes` instance, and its socket and source.
+    pub conn: Option<(OwnedFd, usize, Option<Peer>)>,
+    /// Start times for `StartLimitIntervalSec=`/`StartLimitBurst=`.
+    pub starts: VecDeque<Instant>,
+    /// Whether a stop was requested (no restart then).
+    pub stopping: bool,
+    /// The result of the last run: `success`, `exit-code`, `signal`, ...
+    pub result: &'static str,
+    pub last_status: Option<ExitStatus>,
+    pub restarts: u32,
+    /// Environment edits the plugin chain made for this start.
+    pub env_edits: Vec<crate::policy::EnvEdit>,
+    /// The last `STATUS=` the service sent.
+    pub status_text: Option<String>,
+    /// Bumped at every step; a timer from an older step is ignored.
+    pub generation: u64,
+}
+
+impl ServiceRt {
+    pub fn new(unit: Unit) -> ServiceRt {
+        ServiceRt {
+            unit,
+            state: State::Dead,
+            main_pid: None,
+            main_pgid: None,
+            control_pid: None,
+            sockets: Vec::new(),
+            conn: None,
+            starts: VecDeque::new(),
+            stopping: false,
+            result: "success",
+            last_status: None,
+            restarts: 0,
+            env_edits: Vec::new(),
+            status_text: None,
+            generation: 0,
+        }
+    }
+
+    /// `Type=` with systemd's default (oneshot without `ExecStart=`).
+    pub fn service_type(&self) -> &str {
+        match self.unit.get_str("Service", "Type") {
+            Some(t) => t,
+            None if self.unit.commands("Service", "ExecStart").is_empty() => "oneshot",
+            None => "simple",
+        }
+    }
+
+    /// `NotifyAccess=` with systemd's implied default.
+    pub fn notify_access(&self) -> &str {
+        if let Some(a) = self.unit.get_str("Service", "NotifyAccess") {
+            return a;
+        }
+        let implied = matches!(self.service_type(), "notify" | "notify-reload")
+            || self
+                .unit
+                .get_usec("Service", "WatchdogSec")
+                .is_some_and(|u| u > 0)
+            || self
+                .unit
+                .get_u64("Service", "FileDescriptorStoreMax")
+                .is_some_and(|n| n > 0);
+        if implied { "main" } else { "none" }
+    }
+
+    fn timeout(&self, key: &str, default: u64) -> Option<Duration> {
+        let us = self
+            .unit
+            .get_usec("Service", key)
+            .or_else(|| self.unit.get_usec("Service", "TimeoutSec"))
+            .unwrap_or(default);
+        (us != u64::MAX).then(|| Duration::from_micros(us))
+    }
+
+    fn kill_signal(&self) -> i32 {
+        match self.unit.get("Service", "KillSignal") {
+            Some(Value::Signal(s)) => *s,
+            _ => libc::SIGTERM,
+        }
+    }
+}
+
+/// Sends `signal` to a process group.
+pub(super) fn signal_group(pgid: i32, signal: i32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) takes plain integers and has no memory effects.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+}
+
+fn signal_pid(pid: i32, signal: i32) {
+    if pid > 1 {
+        // SAFETY: kill(2) takes plain integers and has no memory effects.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// Which command list a control step runs.
+fn step_key(state: State) -> Option<(&'static str, usize)> {
+    match state {
+        State::Condition(n) => Some(("ExecCondition", n)),
+        State::StartPre(n) => Some(("ExecStartPre", n)),
+        State::StartPost(n) => Some(("ExecStartPost", n)),
+        State::Stop(n) => Some(("ExecStop", n)),
+        State::StopPost(n) => Some(("ExecStopPost", n)),
+        _ => None,
+    }
+}
+
+impl Manager {
+    /// Starts a service: start limit, then the start sequence.
+    pub(super) fn start(&mut self, id: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let interval = start_limit_interval(&svc.unit);
+        let burst = usize::try_from(start_limit_burst(&svc.unit)).unwrap_or(usize::MAX);
+        if interval > Duration::ZERO && burst > 0 {
+            let now = Instant::now();
+            while svc
+                .starts
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > interval)
+            {
+                svc.starts.pop_front();
+            }
+            if svc.starts.len() >= burst {
+                tracing::error!("{}: Start request repeated too quickly.", svc.unit.id);
+                svc.state = State::Failed;
+                svc.result = "start-limit-hit";
+                for s in svc.sockets.clone() {
+                    tracing::error!(
+                        "{}: Failed with result 'service-start-limit-hit'.",
+                        self.sockets[s].name
+                    );
+                    self.sockets[s].fail();
+                }
+                return;
+            }
+            svc.starts.push_back(now);
+        }
+        svc.stopping = false;
+        svc.result = "success";
+        svc.last_status = None;
+        svc.status_text = None;
+        let timeout = svc.timeout(
+            "TimeoutStartSec",
+            if svc.service_type() == "oneshot" {
+                u64::MAX
+            } else {
+                90_000_000
+            },
+        );
+        self.arm_timer(id, timeout);
+        self.step(id, State::Condition(0));
+    }
+
+    /// Arms the step timer of a service (a new generation).
+    fn arm_timer(&mut self, id: u64, after: Option<Duration>) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        svc.generation += 1;
+        let generation = svc.generation;
+        if let Some(after) = after {
+            let tx = self.tx.clone();
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(Event::Timer {
+                    service: id,
+                    generation,
+                });
+            });
+        }
+    }
+
+    /// Enters `state`, running its command or moving past it.
+    fn step(&mut self, id: u64, mut state: State) {
+        loop {
+            let Some(svc) = self.services.get(&id) else {
+                return;
+            };
+            let name = svc.unit.id.to_string();
+            if matches!(state, State::Start(_)) {
+                match self.start_main(id, state) {
+                    Ok(next) => match next {
+                        Some(next) => {
+                            state = next;
+                            continue;
+                        }
+                        None => return,
+                    },
+                    Err(msg) => {
+                        tracing::error!("{name}: {msg}");
+                        if let Some(svc) = self.services.get_mut(&id) {
+                            svc.result = "resources";
+                        }
+                        state = State::StopPost(0);
+                        continue;
+                    }
+                }
+            }
+            let Some((key, n)) = step_key(state) else {
+                if let Some(svc) = self.services.get_mut(&id) {
+                    svc.state = state;
+                }
+                return;
+            };
+            let commands = svc.unit.commands("Service", key);
+            let Some(cmd) = commands.get(n).map(|c| (*c).clone()) else {
+                state = match state {
+                    State::Condition(_) => State::StartPre(0),
+                    State::StartPre(_) => State::Start(0),
+                    State::StartPost(_) => {
+                        let oneshot_done = self.services.get(&id).is_some_and(|s| {
+                            s.service_type() == "oneshot"
+                                && !s
+                                    .unit
+                                    .get_bool("Service", "RemainAfterExit")
+                                    .unwrap_or(false)
+                        });
+                        // Start-up is over: the start timer no longer applies.
+                        let runtime = self
+                            .services
+                            .get(&id)
+                            .and_then(|s| s.unit.get_usec("Service", "RuntimeMaxSec"))
+                            .filter(|u| *u != u64::MAX)
+                            .map(Duration::from_micros);
+                        self.arm_timer(id, runtime);
+                        if oneshot_done {
+                            State::Stop(0)
+                        } else {
+                            State::Running
+                        }
+                    }
+                    State::Stop(_) => {
+                        self.kill_remaining(id);
+                        return;
+                    }
+                    State::StopPost(_) => {
+                        self.after_stop(id);
+                        return;
+                    }
+                    s => s,
+                };
+                continue;
+            };
+            match self.spawn_command(id, &cmd, state) {
+                Ok(pid) => {
+                    if let Some(svc) = self.services.get_mut(&id) {
+                        svc.state = state;
+                        svc.control_pid = Some(pid);
+                    }
+                    return;
+                }
+                Err(msg) => {
+                    tracing::error!("{name}: {msg}");
+                    if cmd.ignore_failure {
+                        state = next_step(state);
+                        continue;
+                    }
+                    state = self.after_control_failure(id, state, "resources");
+                }
+            }
+        }
+    }
+
+    /// Starts the main process (or, for oneshot, `ExecStart=` number `n`).
+    /// Returns the next state when the service counts as started at once.
+    fn start_main(&mut self, id: u64, state: State) -> Result<Option<State>, String> {
+        let State::Start(n) = state else {
+            return Ok(None);
+        };
+        let svc = self.services.get(&id).ok_or("unknown service")?;
+        let kind = svc.service_type().to_string();
+        let commands = svc.unit.commands("Service", "ExecStart");
+        let Some(cmd) = commands.get(n).map(|c| (*c).clone()) else {
+            // No (more) ExecStart=: oneshot is done starting.
+            return Ok(Some(State::StartPost(0)));
+        };
+        let pid = self.spawn_command(id, &cmd, state)?;
+        let svc = self.services.get_mut(&id).ok_or("unknown service")?;
+        svc.state = state;
+        svc.main_pid = Some(pid);
+        svc.main_pgid = Some(pid);
+        tracing::info!("{}: started {} (pid {pid})", svc.unit.id, cmd.path);
+        Ok(match kind.as_str() {
+            // Started once the process exists (exec: once execve succeeded,
+            // which spawn() has already waited for).
+            "simple" | "exec" | "idle" | "dbus" => Some(State::StartPost(0)),
+            // notify waits for READY=1, forking and oneshot for the exit.
+            _ => None,
+        })
+    }
+
+    fn spawn_command(&mut self, id: u64, cmd: &ExecCommand, state: State) -> Result<i32, String> {
+        let svc = self.services.get(&id).ok_or("unknown service")?;
+        let main = matches!(state, State::Start(_));
+        let mut inputs = SpawnInputs {
+            env_edits: svc.env_edits.clone(),
+            user_mode: self.search.user_mode,
+            main_process: main,
+            fds_are_sockets: true,
+            ..Default::default()
+        };
+        if let Some((conn, socket, peer)) = &svc.conn {
+            let sock = &self.sockets[*socket];
+            let name = sock
+                .config
+                .fd_name
+                .clone()
+                .unwrap_or_else(|| "connection".to_string());
+            inputs.fds.push((conn.as_raw_fd(), name));
+            if let Some(p) = peer {
+                inputs.extra_env.extend(p.remote_env());
+            }
+        } else {
+            for s in self.service_sockets(svc) {
+                let sock = &self.sockets[s];
+                let name = sock
+                    .config
+                    .fd_name
+                    .clone()
+                    .unwrap_or_else(|| sock.name.clone());
+                for l in &sock.listeners {
+                    inputs.fds.push((l.fd.as_raw_fd(), name.clone()));
+                }
+            }
+        }
+        // Only the main process gets the fds, unless they are its stdio.
+        let inetd = svc.unit.get_str("Service", "StandardInput") == Some("socket");
+        if !main && !inetd {
+            inputs.fds.clear();
+        }
+        let access = svc.notify_access();
+        let notify_allowed = if main {
+            access != "none"
+        } else {
+            matches!(access, "exec" | "all")
+        };
+        if let (true, Some(path)) = (notify_allowed, self.notify_path.as_ref()) {
+            inputs
+                .extra_env
+                .push(("NOTIFY_SOCKET".into(), path.clone()));
+        }
+        if let (false, Some(pid)) = (main, svc.main_pid) {
+            inputs.extra_env.push(("MAINPID".into(), pid.to_string()));
+        }
+        if main {
+            if let Some(us) = svc
+                .unit
+                .get_usec("Service", "WatchdogSec")
+                .filter(|u| *u > 0 && *u != u64::MAX)
+            {
+                inputs
+                    .extra_env
+                    .push(("WATCHDOG_USEC".into(), us.to_string()));
+            }
+        }
+        if let Some(Value::Path(p)) = svc.unit.get("Service", "PIDFile") {
+            inputs
+                .extra_env
+                .push(("PIDFILE".into(), p.to_string_lossy().into_owned()));
+        }
+        inputs
+            .extra_env
+            .push(("INVOCATION_ID".into(), exec::invocation_id()));
+        if matches!(state, State::Stop(_) | State::StopPost(_)) {
+            inputs
+                .extra_env
+                .push(("SERVICE_RESULT".into(), svc.result.to_string()));
+            if let Some(st) = svc.last_status {
+                let (code, status) = match st {
+                    ExitStatus::Exited(c) => ("exited", c.to_string()),
+                    ExitStatus::Signaled {
+                        signal,
+                        core_dumped,
+                    } => {
+                        let name = crate::unit::value::signal::signal_name(signal).map_or_else(
+                            || signal.to_string(),
+                            |n| n.trim_start_matches("SIG").to_string(),
+                        );
+                        (if core_dumped { "dumped" } else { "killed" }, name)
+                    }
+                };
+                inputs.extra_env.push(("EXIT_CODE".into(), code.into()));
+                inputs.extra_env.push(("EXIT_STATUS".into(), status));
+            }
+        }
+        let prepared = exec::prepare(&svc.unit, "Service", cmd, &inputs)
+            .map_err(|e| format!("failed to prepare {}: {e}", cmd.path))?;
+        let child = spawn::spawn(&prepared.plan)
+            .map_err(|e| format!("failed to start {}: {e}", cmd.path))?;
+        drop(prepared);
+        let pid = child.pid;
+        if !main {
+            tracing::debug!("{}: running {} (pid {pid})", svc.unit.id, cmd.path);
+        }
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            let status = match child.wait().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("waiting for pid {pid} failed: {e}");
+                    ExitStatus::Exited(255)
+                }
+            };
+            let _ = tx.send(Event::Exited {
+                service: id,
+                pid,
+                status,
+            });
+        });
+        Ok(pid)
+    }
+
+    /// Where a failed control command leads.
+    fn after_control_failure(&mut self, id: u64, state: State, result: &'static str) -> State {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return State::Dead;
+        };
+        if svc.result == "success" {
+            svc.result = result;
+        }
+        match state {
+            State::Condition(_) | State::StartPre(_) => State::StopPost(0),
+            // ExecStartPost= failing stops the service the normal way.
+            State::StartPost(_) => State::Stop(0),
+            State::Stop(n) => State::Stop(n + 1),
+            State::StopPost(n) => State::StopPost(n + 1),
+            s => s,
+        }
+    }
+
+    /// A process of a service exited.
+    pub(super) fn on_exit(&mut self, id: u64, pid: i32, status: ExitStatus) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        if svc.main_pid == Some(pid) {
+            svc.main_pid = None;
+            self.on_main_exit(id, status);
+        } else if svc.control_pid == Some(pid) {
+            svc.control_pid = None;
+            self.on_control_exit(id, status);
+        }
+    }
+
+    fn on_control_exit(&mut self, id: u64, status: ExitStatus) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let state = svc.state;
+        let Some((key, n)) = step_key(state) else {
+            return;
+        };
+        let ignore = svc
+            .unit
+            .commands("Service", key)
+            .get(n)
+            .is_some_and(|c| c.ignore_failure);
+        let clean = status.success();
+        if let State::Condition(_) = state {
+            if !clean {
+                // 1..254: the unit is skipped, not failed; 255 or a signal fails it.
+                let skip = matches!(status, ExitStatus::Exited(c) if (1..255).contains(&c));
+                tracing::info!(
+                    "{}: ExecCondition= {} ({status})",
+                    svc.unit.id,
+                    if skip { "is false, skipping" } else { "failed" }
+                );
+                if skip {
+                    svc.result = "success";
+                    svc.stopping = true;
+                    self.step(id, State::StopPost(0));
+                } else {
+                    svc.last_status = Some(status);
+                    let next = self.after_control_failure(id, state, result_of(status));
+                    self.step(id, next);
+                }
+                return;
+            }
+        }
+        if clean || ignore {
+            self.step(id, next_step(state));
+        } else {
+            tracing::warn!("{}: {key}= failed ({status})", svc.unit.id);
+            let next = self.after_control_failure(id, state, result_of(status));
+            self.step(id, next);
+        }
+    }
+
+    fn on_main_exit(&mut self, id: u64, status: ExitStatus) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let state = svc.state;
+        let kind = svc.service_type().to_string();
+        let clean = is_clean(&svc.unit, status, true);
+        let ignore = svc
+            .unit
+            .commands("Service", "ExecStart")
+            .first()
+            .is_some_and(|c| c.ignore_failure);
+        let name = svc.unit.id.to_string();
+        svc.last_status = Some(status);
+        match (state, kind.as_str()) {
+            (State::Start(n), "oneshot") => {
+                if clean || ignore {
+                    self.step(id, State::Start(n + 1));
+                } else {
+                    svc.result = result_of(status);
+                    tracing::warn!("{name}: failed ({status}), result '{}'", svc.result);
+                    self.step(id, State::StopPost(0));
+                }
+            }
+            (State::Start(_), "forking") => {
+                if clean || ignore {
+                    // The daemon is up: its main pid comes from PIDFile=.
+                    let pid = match svc.unit.get("Service", "PIDFile") {
+                        Some(Value::Path(p)) => std::fs::read_to_string(p)
+                            .ok()
+                            .and_then(|t| t.trim().parse::<i32>().ok()),
+                        _ => None,
+                    };
+                    if let Some(pid) = pid.filter(|p| *p > 1) {
+                        svc.main_pid = Some(pid);
+                        self.watch_foreign(id, pid);
+                    }
+                    self.step(id, State::StartPost(0));
+                } else {
+                    svc.result = result_of(status);
+                    self.step(id, State::StopPost(0));
+                }
+            }
+            (State::Stop(_) | State::StopSigterm, _) => {
+                tracing::info!("{name}: stopped ({status})");
+                if matches!(state, State::StopSigterm) {
+                    self.finish_stop(id);
+                }
+            }
+            (State::StopPost(_) | State::Dead | State::Failed | State::AutoRestart, _) => {}
+            _ => {
+                if clean || ignore {
+                    tracing::info!("{name}: exited ({status})");
+                } else {
+                    svc.result = result_of(status);
+                    tracing::warn!("{name}: failed ({status}), result '{}'", svc.result);
+                }
+                if let Some(c) = svc.control_pid {
+                    signal_group(c, libc::SIGTERM);
+                }
+                self.step(id, State::Stop(0));
+            }
+        }
+    }
+
+    /// Watches a main process that flint did not spawn (`PIDFile=`,
+    /// `MAINPID=`): its pidfd turns readable when it exits.
+    fn watch_foreign(&mut self, id: u64, pid: i32) {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let Ok(fd) = i32::try_from(fd) else { return };
+        if fd < 0 {
+            return;
+        }
+        // SAFETY: pidfd_open returned a new fd that nothing else owns.
+        let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            // SAFETY: the pidfd is moved in and stays open while registered.
+            let Ok(afd) = (unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    pidfd,
+                    tokio::io::Interest::READABLE,
+                )
+            }) else {
+                return;
+            };
+            let _ = afd.readable().await;
+            // Reap it if it became our child (flint is a subreaper).
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waitid with P_PIDFD on our pidfd and a valid siginfo buffer.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PIDFD,
+                    afd.get_ref().as_raw_fd().cast_unsigned(),
+                    &raw mut info,
+                    libc::WEXITED | libc::WNOHANG,
+                )
+            };
+            let status = if r == 0 {
+                // SAFETY: waitid filled in the child fields.
+                let (code, st) = unsafe { (info.si_code, info.si_status()) };
+                if code == libc::CLD_EXITED {
+                    ExitStatus::Exited(st)
+                } else {
+                    ExitStatus::Signaled {
+                        signal: st,
+                        core_dumped: code == libc::CLD_DUMPED,
+                    }
+                }
+            } else {
+                ExitStatus::Exited(0)
+            };
+            let _ = tx.send(Event::Exited {
+                service: id,
+                pid,
+                status,
+            });
+        });
+    }
+
+    /// After `ExecStop=`: the kill procedure for what is left.
+    fn kill_remaining(&mut self, id: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let mode = svc
+            .unit
+            .get_str("Service", "KillMode")
+            .unwrap_or("control-group")
+            .to_string();
+        let sig = svc.kill_signal();
+        let alive = svc.main_pid.is_some();
+        let group = svc.main_pgid;
+        let main = svc.main_pid;
+        let sighup = svc.unit.get_bool("Service", "SendSIGHUP").unwrap_or(false);
+        if mode == "none" || (!alive && group.is_none()) {
+            self.finish_stop(id);
+            return;
+        }
+        match mode.as_str() {
+            "process" => {
+                if let Some(p) = main {
+                    signal_pid(p, sig);
+                    signal_pid(p, libc::SIGCONT);
+                }
+            }
+            "mixed" => {
+                if let Some(p) = main {
+                    signal_pid(p, sig);
+                    signal_pid(p, libc::SIGCONT);
+                }
+            }
+            _ => {
+                if let Some(g) = group {
+                    signal_group(g, sig);
+                    if sighup {
+                        signal_group(g, libc::SIGHUP);
+                    }
+                    signal_group(g, libc::SIGCONT);
+                }
+            }
+        }
+        if !alive {
+            // Only leftovers of the group: they got the signal; go on.
+            self.finish_stop(id);
+            return;
+        }
+        let timeout = svc.timeout("TimeoutStopSec", 90_000_000);
+        svc.state = State::StopSigterm;
+        self.arm_timer(id, timeout);
+    }
+
+    /// The main process is gone: `ExecStopPost=`.
+    fn finish_stop(&mut self, id: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        if svc.unit.get_str("Service", "KillMode") == Some("mixed") {
+            if let Some(g) = svc.main_pgid {
+                signal_group(g, libc::SIGKILL);
+            }
+        }
+        self.arm_timer(id, None);
+        self.step(id, State::StopPost(0));
+    }
+
+    /// The step timer of a service fired.
+    pub(super) fn on_timer(&mut self, id: u64, generation: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        if svc.generation != generation {
+            return;
+        }
+        let name = svc.unit.id.to_string();
+        match svc.state {
+            State::Condition(_) | State::StartPre(_) | State::Start(_) | State::StartPost(_) => {
+                tracing::warn!("{name}: start operation timed out. Terminating.");
+                svc.result = "timeout";
+                if let Some(c) = svc.control_pid {
+                    signal_group(c, libc::SIGTERM);
+                }
+                self.step(id, State::Stop(0));
+            }
+            State::Running => {
+                tracing::warn!("{name}: RuntimeMaxSec= passed. Stopping.");
+                svc.result = "timeout";
+                self.step(id, State::Stop(0));
+            }
+            State::StopSigterm | State::Stop(_) | State::StopPost(_) => {
+                if svc.unit.get_bool("Service", "SendSIGKILL").unwrap_or(true) {
+                    tracing::warn!("{name}: stop timed out; sending SIGKILL");
+                    let sig = match svc.unit.get("Service", "FinalKillSignal") {
+                        Some(Value::Signal(s)) => *s,
+                        _ => libc::SIGKILL,
+                    };
+                    for g in [svc.main_pgid, svc.control_pid].into_iter().flatten() {
+                        signal_group(g, sig);
+                    }
+                    if let Some(p) = svc.main_pid {
+                        signal_pid(p, sig);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A message on the notify socket.
+    pub(super) fn on_notify(&mut self, msg: Message) {
+        let Some((&id, svc)) = self.services.iter_mut().find(|(_, s)| {
+            s.main_pid == Some(msg.pid)
+                || s.control_pid == Some(msg.pid)
+                || (s.notify_access() == "all"
+                    && s.main_pgid.is_some()
+                    && pgid_of(msg.pid) == s.main_pgid)
+        }) else {
+            tracing::debug!(
+                "notify: message from pid {} that belongs to no service, ignoring",
+                msg.pid
+            );
+            return;
+        };
+        let access = svc.notify_access();
+        let from_main = svc.main_pid == Some(msg.pid);
+        let from_control = svc.control_pid == Some(msg.pid);
+        let allowed = match access {
+            "main" => from_main,
+            "exec" => from_main || from_control,
+            "all" => true,
+            _ => false,
+        };
+        if !allowed {
+            tracing::warn!(
+                "{}: got notification message from PID {}, but reception is disabled (NotifyAccess={access})",
+                svc.unit.id,
+                msg.pid
+            );
+            return;
+        }
+        if let Some(s) = msg.get("STATUS") {
+            svc.status_text = Some(s.to_string());
+            tracing::info!("{}: status: {s}", svc.unit.id);
+        }
+        if let Some(p) = msg.get("MAINPID").and_then(|p| p.parse::<i32>().ok()) {
+            // Only a process of the service itself (or root) may move it.
+            let session = session_of(p);
+            let ours = session.is_some() && (msg.uid == 0 || session == svc.main_pgid);
+            if ours && p > 1 && svc.main_pid != Some(p) {
+                tracing::info!("{}: main pid is now {p}", svc.unit.id);
+                svc.main_pid = Some(p);
+                self.watch_foreign(id, p);
+            }
+        }
+        if let Some(us) = msg
+            .get("EXTEND_TIMEOUT_USEC")
+            .and_then(|u| u.parse::<u64>().ok())
+        {
+            self.arm_timer(id, Some(Duration::from_micros(us)));
+        }
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        if msg.flag("STOPPING") {
+            svc.stopping = true;
+        }
+        if msg.flag("READY")
+            && matches!(svc.state, State::Start(_))
+            && matches!(svc.service_type(), "notify" | "notify-reload")
+        {
+            tracing::info!("{}: ready", svc.unit.id);
+            self.step(id, State::StartPost(0));
+        }
+        // fds that nothing stores are closed when `msg` is dropped
+        // (BARRIER=1 needs exactly that).
+    }
+
+    /// After the last `ExecStopPost=`: restart, or go dead and re-arm the sockets.
+    fn after_stop(&mut self, id: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        svc.main_pid = None;
+        svc.control_pid = None;
+        svc.generation += 1;
+        let failed = svc.result != "success";
+        svc.state = if failed { State::Failed } else { State::Dead };
+        let restart = !svc.stopping
+            && !self.shutting_down
+            && should_restart(&svc.unit, svc.result, svc.last_status);
+        if restart && svc.conn.is_none() {
+            svc.state = State::AutoRestart;
+            svc.restarts += 1;
+            let delay = restart_delay(&svc.unit, svc.restarts);
+            tracing::info!("{}: scheduling restart in {delay:?}", svc.unit.id);
+            let tx = self.tx.clone();
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(Event::RestartDue { service: id });
+            });
+        }
+        if svc.conn.is_some() {
+            if let Some((_, socket, peer)) = self.services.remove(&id).and_then(|s| s.conn) {
+                self.release(socket, peer.as_ref());
+            }
+            return;
+        }
+        // Accept=no: the sockets listen again (also during a restart delay).
+        if !self.shutting_down {
+            for s in svc.sockets.clone() {
+                self.sockets[s].rearm();
+            }
+        }
+    }
+
+    pub(super) fn on_restart_due(&mut self, id: u64) {
+        if !self.shutting_down
+            && self
+                .services
+                .get(&id)
+                .is_some_and(|s| s.state == State::AutoRestart)
+        {
+            self.start(id);
+        }
+    }
+
+    /// SIGTERM/SIGINT: stop every service (`ExecStop=`, then the kill
+    /// procedure); flint exits when all are down.
+    pub(super) fn shutdown(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        tracing::info!("flint: stopping");
+        self.shutting_down = true;
+        for s in &mut self.sockets {
+            s.disarm();
+        }
+        let ids: Vec<u64> = self.services.keys().copied().collect();
+        for id in ids {
+            let Some(svc) = self.services.get_mut(&id) else {
+                continue;
+            };
+            svc.stopping = true;
+            match svc.state {
+                State::AutoRestart => svc.state = State::Dead,
+                State::Dead
+                | State::Failed
+                | State::Stop(_)
+                | State::StopSigterm
+                | State::StopPost(_) => {}
+                State::Running | State::Start(_) | State::StartPost(_) => {
+                    if let Some(c) = svc.control_pid.take() {
+                        signal_group(c, libc::SIGTERM);
+                    }
+                    self.step(id, State::Stop(0));
+                }
+                State::Condition(_) | State::StartPre(_) => {
+                    if let Some(c) = svc.control_pid {
+                        signal_group(c, libc::SIGTERM);
+                    }
+                    let timeout = svc.timeout("TimeoutStopSec", 90_000_000);
+                    self.arm_timer(id, timeout);
+                }
+            }
+        }
+    }
+
+    pub(super) fn all_dead(&self) -> bool {
+        self.services
+            .values()
+            .all(|s| matches!(s.state, State::Dead | State::Failed | State::AutoRestart))
+    }
+}
+
+fn next_step(state: State) -> State {
+    match state {
+        State::Condition(n) => State::Condition(n + 1),
+        State::StartPre(n) => State::StartPre(n + 1),
+        State::StartPost(n) => State::StartPost(n + 1),
+        State::Stop(n) => State::Stop(n + 1),
+        State::StopPost(n) => State::StopPost(n + 1),
+        s => s,
+    }
+}
+
+/// Field `n` (1-based, after the command name) of `/proc/PID/stat`.
+fn stat_field(pid: i32, n: usize) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    rest.split_whitespace().nth(n.checked_sub(3)?)?.parse().ok()
+}
+
+fn pgid_of(pid: i32) -> Option<i32> {
+    stat_field(pid, 5)
+}
+
+fn session_of(pid: i32) -> Option<i32> {
+    stat_field(pid, 6)
+}
+
+pub(super) fn start_limit_interval(unit: &Unit) -> Duration {
+    let us = unit
+        .get_usec("Unit", "StartLimitIntervalSec")
+        .or_else(|| unit.get_usec("Unit", "StartLimitInterval"))
+        .or_else(|| unit.get_usec("Service", "StartLimitInterval"))
+        .unwrap_or(10_000_000);
+    if us == u64::MAX {
+        Duration::MAX
+    } else {
+        Duration::from_micros(us)
+    }
+}
+
+pub(super) fn start_limit_burst(unit: &Unit) -> u64 {
+    unit.get_u64("Unit", "StartLimitBurst")
+        .or_else(|| unit.get_u64("Service", "StartLimitBurst"))
+        .unwrap_or(5)
+}
+
+/// `RestartSec=`, growing towards `RestartMaxDelaySec=` over `RestartSteps=`
+/// restarts as systemd does (geometrically).
+fn restart_delay(unit: &Unit, restarts: u32) -> Duration {
+    let base = unit.get_usec("Service", "RestartSec").unwrap_or(100_000);
+    let steps = unit.get_u64("Service", "RestartSteps").unwrap_or(0);
+    let max = unit
+        .get_usec("Service", "RestartMaxDelaySec")
+        .unwrap_or(u64::MAX);
+    let us = if steps > 0 && max != u64::MAX && max > base && base > 0 {
+        let n = u64::from(restarts.saturating_sub(1)).min(steps);
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let v = (base as f64 * ((max as f64 / base as f64).powf(n as f64 / steps as f64))).round()
+            as u64;
+        v.min(max)
+    } else {
+        base
+    };
+    Duration::from_micros(us)
+}
+
+/// systemd's "clean exit": 0, SIGHUP/SIGINT/SIGTERM/SIGPIPE for the main
+/// process, or a `SuccessExitStatus=` entry.
+pub(super) fn is_clean(unit: &Unit, status: ExitStatus, main: bool) -> bool {
+    let listed = |code: Option<i32>, sig: Option<i32>| {
+        unit.entries("Service", "SuccessExitStatus")
+            .iter()
+            .any(|(v, _)| match v {
+                Value::ExitStatus { codes, signals } => {
+                    code.is_some_and(|c| codes.iter().any(|x| i32::from(*x) == c))
+                        || sig.is_some_and(|s| signals.contains(&s))
+                }
+                _ => false,
+            })
+    };
+    match status {
+        ExitStatus::Exited(0) => true,
+        ExitStatus::Exited(c) => listed(Some(c), None),
+        ExitStatus::Signaled { signal, .. } => {
+            (main
+                && matches!(
+                    signal,
+                    libc::SIGHUP | libc::SIGINT | libc::SIGTERM | libc::SIGPIPE
+                ))
+                || listed(None, Some(signal))
+        }
+    }
+}
+
+pub(super) fn result_of(status: ExitStatus) -> &'static str {
+    match status {
+        ExitStatus::Exited(_) => "exit-code",
+        ExitStatus::Signaled {
+            core_dumped: true, ..
+        } => "core-dump",
+        ExitStatus::Signaled { .. } => "signal",
+    }
+}
+
+/// `Restart=` with `RestartPreventExitStatus=`/`RestartForceExitStatus=`.
+pub(super) fn should_restart(unit: &Unit, result: &str, status: Option<ExitStatus>) -> bool {
+    let in_list = |key: &str| {
+        let Some(st) = status else { return false };
+        unit.entries("Service", key)
+            .iter()
+            .any(|(v, _)| match (v, st) {
+                (Value::ExitStatus { codes, .. }, ExitStatus::Exited(c)) => {
+                    codes.iter().any(|x| i32::from(*x) == c)
+                }
+                (Value::ExitStatus { signals, .. }, ExitStatus::Signaled { signal, .. }) => {
+                    signals.contains(&signal)
+                }
+                _ => false,
+            })
+    };
+    if in_list("RestartPreventExitStatus") {
+        return false;
+    }
+    if in_list("RestartForceExitStatus") {
+        return true;
+    }
+    let policy = unit.get_str("Service", "Restart").unwrap_or("no");
+    let success = result == "success";
+    match policy {
+        "always" => true,
+        "on-success" => success,
+        "on-failure" => !success,
+        "on-abnormal" => matches!(result, "signal" | "core-dump" | "timeout" | "watchdog"),
+        "on-abort" => matches!(result, "signal" | "core-dump"),
+        "on-watchdog" => result == "watchdog",
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unit::load::{self, LoadState};
+    use crate::unit::loader::SearchPath;
+
+    fn unit(text: &str) -> (tempfile::TempDir, Unit) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.service"), text).unwrap();
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        let u = load::load(&search, &"t.service".parse().unwrap());
+        assert_eq!(u.load_state, LoadState::Loaded);
+        (dir, u)
+    }
+
+    #[test]
+    fn restart_policies_follow_systemds_table() {
+        // (policy, result) -> restart?  From systemd.service(5), "Restart=".
+        let table = [
+            ("no", "exit-code", false),
+            ("always", "success", true),
+            ("on-success", "success", true),
+            ("on-success", "exit-code", false),
+            ("on-failure", "exit-code", true),
+            ("on-failure", "success", false),
+            ("on-failure", "signal", true),
+            ("on-abnormal", "exit-code", false),
+            ("on-abnormal", "signal", true),
+            ("on-abort", "signal", true),
+            ("on-abort", "timeout", false),
+            ("on-watchdog", "watchdog", true),
+        ];
+        for (policy, result, expect) in table {
+            let (_d, u) = unit(&format!(
+                "[Service]\nExecStart=/bin/true\nRestart={policy}\n"
+            ));
+            assert_eq!(
+                should_restart(&u, result, Some(ExitStatus::Exited(1))),
+                expect,
+                "Restart={policy} result={result}"
+            );
+        }
+        let (_d, u) = unit(
+            "[Service]\nExecStart=/bin/true\nRestart=always\nRestartPreventExitStatus=3 SIGUSR1\n",
+        );
+        assert!(!should_restart(
+            &u,
+            "exit-code",
+            Some(ExitStatus::Exited(3))
+        ));
+        assert!(!should_restart(
+            &u,
+            "signal",
+            Some(ExitStatus::Signaled {
+                signal: libc::SIGUSR1,
+                core_dumped: false
+            })
+        ));
+        let (_d, u) = unit("[Service]\nExecStart=/bin/true\nRestartForceExitStatus=7\n");
+        assert!(should_restart(&u, "exit-code", Some(ExitStatus::Exited(7))));
+    }
+
+    #[test]
+    fn clean_exits_and_defaults() {
+        let (_d, u) = unit("[Service]\nExecStart=/bin/true\nSuccessExitStatus=42 SIGUSR2\n");
+        assert!(is_clean(&u, ExitStatus::Exited(0), true));
+        assert!(is_clean(&u, ExitStatus::Exited(42), true));
+        assert!(!is_clean(&u, ExitStatus::Exited(1), true));
+        assert!(is_clean(
+            &u,
+            ExitStatus::Signaled {
+                signal: libc::SIGTERM,
+                core_dumped: false
+            },
+            true
+        ));
+        assert!(
+            !is_clean(
+                &u,
+                ExitStatus::Signaled {
+                    signal: libc::SIGTERM,
+                    core_dumped: false
+                },
+                false
+            ),
+            "only the main process may die by SIGTERM cleanly"
+        );
+        assert!(is_clean(
+            &u,
+            ExitStatus::Signaled {
+                signal: libc::SIGUSR2,
+                core_dumped: false
+            },
+            false
+        ));
+        let svc = ServiceRt::new(u);
+        assert_eq!(svc.service_type(), "simple");
+        assert_eq!(svc.notify_access(), "none");
+        let (_d, u) = unit("[Service]\nType=notify\nExecStart=/bin/true\n");
+        assert_eq!(
+            ServiceRt::new(u).notify_access(),
+            "main",
+            "Type=notify implies NotifyAccess=main"
+        );
+        let (_d, u) = unit("[Service]\nExecStop=/bin/true\nRemainAfterExit=yes\n");
+        assert_eq!(ServiceRt::new(u).service_type(), "oneshot");
+    }
+
+    #[test]
+    fn restart_delay_grows_to_the_maximum() {
+        let (_d, u) = unit(
+            "[Service]\nExecStart=/bin/true\nRestartSec=1s\nRestartSteps=3\nRestartMaxDelaySec=8s\n",
+        );
+        let d: Vec<u64> = (1..=5)
+            .map(|n| restart_delay(&u, n).as_millis().try_into().unwrap())
+            .collect();
+        assert_eq!(d, vec![1000, 2000, 4000, 8000, 8000]);
+        let (_d, u) = unit("[Service]\nExecStart=/bin/true\nRestartSec=250ms\n");
+        assert_eq!(restart_delay(&u, 9), Duration::from_millis(250));
+    }
+}

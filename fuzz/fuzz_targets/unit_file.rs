@@ -1,0 +1,24 @@
+//! Fuzzes the unit-file lexer: any bytes, as a fragment or as a drop-in.
+//! The lexer must never panic, and every assignment it returns must carry a
+//! line number inside the file and a non-empty section.
+
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let path = Path::new("/fuzz/fuzz.service");
+    let lines = u32::try_from(data.iter().filter(|&&b| b == b'\n').count() + 1).unwrap_or(u32::MAX);
+    if let Ok(parsed) = flint::unit::lexer::parse(path, data) {
+        for a in &parsed.assignments {
+            assert!(a.line >= 1 && a.line <= lines, "line {} of {lines}", a.line);
+            assert!(!a.section.is_empty());
+            assert!(!a.key.is_empty());
+        }
+        for (section, line) in &parsed.sections {
+            assert!(*line >= 1 && *line <= lines, "section {section} at line {line}");
+        }
+    }
+});

@@ -1,0 +1,447 @@
+//! Real Debian daemons run by `flint run` from their own, unmodified unit
+//! files, each answering a real client: uuidd, tang, micro-httpd, gpsd,
+//! chasquid and snmptrapd. The unit files are copied from
+//! /lib/systemd/system into a temporary tree; drop-ins only move ports and
+//! paths (and give a daemon its configuration), as an administrator would.
+//! Missing daemons skip with the reason, except in CI (`CI` set), where
+//! `scripts/install-test-deps.sh` installs them and a missing one fails.
+//! The daemons switch to their own users, so the tests need root.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Flint, Tree, free_port, wait_for};
+
+const SYSTEM_UNITS: &str = "/lib/systemd/system";
+
+/// Whether the daemon's binary and unit files are there and we are root.
+fn ready(binary: &str, units: &[&str], why: &str) -> bool {
+    if !common::require(binary, why) {
+        return false;
+    }
+    for u in units {
+        if !common::require(&format!("{SYSTEM_UNITS}/{u}"), why) {
+            return false;
+        }
+    }
+    common::require_root("the daemon's unit switches to its own user")
+}
+
+/// A unit tree the daemon's user can traverse, holding copies of `units`.
+fn tree_with(units: &[&str]) -> Tree {
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for u in units {
+        let text = std::fs::read_to_string(Path::new(SYSTEM_UNITS).join(u)).unwrap();
+        tree.write(u, &text);
+    }
+    tree
+}
+
+/// Creates `dir` in the tree, owned by `user`.
+fn owned_dir(tree: &Tree, dir: &str, user: &str) -> std::path::PathBuf {
+    let p = tree.path().join(dir);
+    std::fs::create_dir_all(&p).unwrap();
+    run("chown", &["-R", user, p.to_str().unwrap()]);
+    p
+}
+
+/// Runs a setup or client command, bounded by `timeout`, and returns stdout.
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn curl(url: &str) -> String {
+    run("curl", &["-sS", "--fail", "--max-time", "15", url])
+}
+
+/// The uid a running process runs as.
+fn uid_of(pid: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn uid_of_user(name: &str) -> u32 {
+    nix::unistd::User::from_name(name)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no user {name}"))
+        .uid
+        .as_raw()
+}
+
+#[test]
+fn uuidd_serves_uuids_on_its_activated_socket() {
+    let units = ["uuidd.socket", "uuidd.service"];
+    if !ready("/usr/sbin/uuidd", &units, "uuid-runtime") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let path = tree.path().join("run/uuidd/request");
+    tree.write(
+        "uuidd.socket.d/path.conf",
+        &format!("[Socket]\nListenStream=\nListenStream={}\n", path.display()),
+    );
+    let _flint = Flint::run(&tree, &["uuidd.socket"]);
+    // uuidd's own client asks the daemon for a time-based UUID.
+    let uuid = run("uuidd", &["-s", path.to_str().unwrap(), "-t"]);
+    assert!(
+        uuid.trim().len() == 36 && uuid.trim().chars().filter(|c| *c == '-').count() == 4,
+        "not a UUID: {uuid:?}"
+    );
+    // The protocol's GETPID request (op 0) names the daemon that answered.
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(&[0]).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    assert!(reply.len() > 4, "short GETPID reply {reply:?}");
+    let pid = String::from_utf8_lossy(&reply[4..])
+        .trim_end_matches('\0')
+        .to_string();
+    assert_eq!(
+        uid_of(&pid),
+        Some(uid_of_user("uuidd")),
+        "the daemon (pid {pid}) runs as User=uuidd"
+    );
+}
+
+#[test]
+fn tang_answers_adv_per_connection() {
+    let units = ["tangd.socket", "tangd@.service"];
+    if !ready("/usr/libexec/tangd", &units, "tang") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let keys = owned_dir(&tree, "keys", "root");
+    run("/usr/libexec/tangd-keygen", &[keys.to_str().unwrap()]);
+    run("chown", &["-R", "_tang:_tang", keys.to_str().unwrap()]);
+    let port = free_port();
+    tree.write(
+        "tangd.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    tree.write(
+        "tangd@.service.d/keys.conf",
+        &format!(
+            "[Service]\nExecStart=\nExecStart=/usr/libexec/tangd {}\n",
+            keys.display()
+        ),
+    );
+    let _flint = Flint::run(&tree, &["tangd.socket"]);
+    for _ in 0..3 {
+        let adv: serde_json::Value =
+            serde_json::from_str(&curl(&format!("http://127.0.0.1:{port}/adv"))).unwrap();
+        assert!(adv["payload"].is_string(), "a JWS advertisement: {adv}");
+        assert!(
+            adv["signature"].is_string() || adv["signatures"].is_array(),
+            "a signed advertisement: {adv}"
+        );
+    }
+}
+
+#[test]
+fn micro_httpd_serves_a_page_inetd_style() {
+    let units = ["micro-httpd.socket", "micro-httpd@.service"];
+    if !ready("/usr/sbin/micro-httpd", &units, "micro-httpd") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let www = owned_dir(&tree, "www", "root");
+    std::fs::write(
+        www.join("index.html"),
+        "hello from micro-httpd under flint\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&www, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        www.join("index.html"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let port = free_port();
+    tree.write(
+        "micro-httpd.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    tree.write(
+        "micro-httpd@.service.d/root.conf",
+        &format!(
+            "[Service]\nExecStart=\nExecStart=-/usr/sbin/micro-httpd {}\n",
+            www.display()
+        ),
+    );
+    let _flint = Flint::run(&tree, &["micro-httpd.socket"]);
+    for _ in 0..3 {
+        let page = curl(&format!("http://127.0.0.1:{port}/index.html"));
+        assert_eq!(page, "hello from micro-httpd under flint\n");
+    }
+}
+
+/// Sends `request` on a stream and returns what arrives within a few
+/// seconds (gpsd keeps the connection open).
+fn ask(mut s: impl Read + Write, request: &[u8]) -> String {
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.ends_with(b"\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn gpsd_answers_on_ipv4_ipv6_and_its_unix_control_socket() {
+    let units = ["gpsd.socket", "gpsd.service"];
+    if !ready("/usr/sbin/gpsd", &units, "gpsd") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let port = common::free_dual_port();
+    let control = tree.path().join("run/gpsd.sock");
+    // The same three listeners, in the same order, on a free port and path.
+    tree.write(
+        "gpsd.socket.d/port.conf",
+        &format!(
+            "[Socket]\nListenStream=\nListenStream={}\nListenStream=[::1]:{port}\nListenStream=127.0.0.1:{port}\n",
+            control.display()
+        ),
+    );
+    // gpsd runs in the foreground: flint does not yet track the daemon a
+    // Type=forking service leaves behind.
+    tree.write(
+        "gpsd.service.d/foreground.conf",
+        "[Service]\nType=simple\nEnvironment=OPTIONS=-N\n",
+    );
+    let _flint = Flint::run(&tree, &["gpsd.socket"]);
+    for host in ["127.0.0.1", "::1"] {
+        let s = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect((host, port)).ok()
+        })
+        .expect("connect to gpsd");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let reply = ask(s, b"?VERSION;\n");
+        assert!(
+            reply.contains("\"class\":\"VERSION\""),
+            "gpsd on {host} answered {reply:?}"
+        );
+    }
+    let s = std::os::unix::net::UnixStream::connect(&control).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let reply = ask(s, b"?/dev/flint-test-no-such-device\n");
+    assert!(
+        reply.contains("OK") || reply.contains("ERROR"),
+        "the control socket answered {reply:?}"
+    );
+}
+
+#[test]
+fn chasquid_gets_three_named_sockets_and_answers_on_each() {
+    let units = [
+        "chasquid-smtp.socket",
+        "chasquid-submission.socket",
+        "chasquid-submission_tls.socket",
+        "chasquid.service",
+    ];
+    if !ready("/usr/bin/chasquid", &units, "chasquid")
+        || !common::require("openssl", "makes chasquid's certificate")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let conf = owned_dir(&tree, "conf", "root");
+    let data = owned_dir(&tree, "data", "root");
+    std::fs::create_dir_all(conf.join("certs/localhost")).unwrap();
+    std::fs::create_dir_all(conf.join("domains/localhost")).unwrap();
+    std::fs::write(
+        conf.join("chasquid.conf"),
+        format!(
+            "hostname: \"localhost\"\ndata_dir: \"{}\"\nmail_delivery_agent_bin: \"/bin/true\"\nmail_log_path: \"{}/mail.log\"\n",
+            data.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    let certs = conf.join("certs/localhost");
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            certs.join("privkey.pem").to_str().unwrap(),
+            "-out",
+            certs.join("fullchain.pem").to_str().unwrap(),
+        ],
+    );
+    run(
+        "chown",
+        &["-R", "chasquid:chasquid", conf.to_str().unwrap()],
+    );
+    run(
+        "chown",
+        &["-R", "chasquid:chasquid", data.to_str().unwrap()],
+    );
+    let (smtp, submission, tls) = (free_port(), free_port(), free_port());
+    for (unit, port) in [
+        ("chasquid-smtp", smtp),
+        ("chasquid-submission", submission),
+        ("chasquid-submission_tls", tls),
+    ] {
+        tree.write(
+            &format!("{unit}.socket.d/port.conf"),
+            &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+        );
+    }
+    let log = data.join("chasquid.log");
+    tree.write(
+        "chasquid.service.d/config.conf",
+        &format!(
+            "[Service]\nExecStart=\nExecStart=/usr/bin/chasquid -config_dir={} -logfile={}\n",
+            conf.display(),
+            log.display()
+        ),
+    );
+    let _flint = Flint::run(
+        &tree,
+        &[
+            "chasquid-smtp.socket",
+            "chasquid-submission.socket",
+            "chasquid-submission_tls.socket",
+        ],
+    );
+    for port in [smtp, submission] {
+        let mut s = common::connect(port);
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut banner = [0u8; 64];
+        let n = s.read(&mut banner).unwrap();
+        let banner = String::from_utf8_lossy(&banner[..n]).to_string();
+        assert!(
+            banner.starts_with("220 localhost ESMTP chasquid"),
+            "port {port}: {banner:?}"
+        );
+    }
+    // Submission over TLS: the banner arrives inside the TLS session.
+    let script = format!(
+        "import socket, ssl\nc = ssl.create_default_context()\nc.check_hostname = False\nc.verify_mode = ssl.CERT_NONE\ns = c.wrap_socket(socket.create_connection(('127.0.0.1', {tls}), timeout=15))\nprint(s.recv(64).decode())\n"
+    );
+    let banner = run("python3", &["-c", &script]);
+    assert!(
+        banner.starts_with("220 localhost ESMTP chasquid"),
+        "TLS port: {banner:?}"
+    );
+    // chasquid found each socket by its FileDescriptorName=.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    for kind in [
+        "(SMTP, via systemd)",
+        "(submission, via systemd)",
+        "(submission+TLS, via systemd)",
+    ] {
+        assert!(text.contains(kind), "chasquid log lacks {kind}:\n{text}");
+    }
+}
+
+#[test]
+fn snmptrapd_receives_traps_over_udp_and_udp6() {
+    let units = ["snmptrapd.socket", "snmptrapd.service"];
+    if !ready("/usr/sbin/snmptrapd", &units, "snmptrapd")
+        || !common::require("snmptrap", "the trap sender (snmp)")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let conf = owned_dir(&tree, "conf", "root");
+    std::fs::write(conf.join("snmptrapd.conf"), "authCommunity log public\n").unwrap();
+    run("chown", &["-R", "Debian-snmp", conf.to_str().unwrap()]);
+    let port = {
+        let mut found = None;
+        for _ in 0..100 {
+            let p = common::free_udp_port();
+            if std::net::UdpSocket::bind(("::1", p)).is_ok() {
+                found = Some(p);
+                break;
+            }
+        }
+        found.expect("a UDP port free on 127.0.0.1 and ::1")
+    };
+    tree.write(
+        "snmptrapd.socket.d/port.conf",
+        &format!("[Socket]\nListenDatagram=\nListenDatagram=127.0.0.1:{port}\nListenDatagram=[::1]:{port}\n"),
+    );
+    let traps = conf.join("traps.log");
+    tree.write(
+        "snmptrapd.service.d/port.conf",
+        &format!(
+            "[Service]\nExecStart=\nExecStart=/usr/sbin/snmptrapd -C -c {} -Lf {} -f udp:127.0.0.1:{port} udp6:[::1]:{port}\n",
+            conf.join("snmptrapd.conf").display(),
+            traps.display()
+        ),
+    );
+    let _flint = Flint::run(&tree, &["snmptrapd.socket"]);
+    for (target, value) in [
+        (format!("udp:127.0.0.1:{port}"), "424242"),
+        (format!("udp6:[::1]:{port}"), "434343"),
+    ] {
+        // The first trap activates the daemon; send until it is logged.
+        let logged = wait_for(Duration::from_secs(20), || {
+            run(
+                "snmptrap",
+                &[
+                    "-v",
+                    "2c",
+                    "-c",
+                    "public",
+                    &target,
+                    "",
+                    "1.3.6.1.4.1.8072.2.3.0.1",
+                    "1.3.6.1.4.1.8072.2.3.2.1",
+                    "i",
+                    value,
+                ],
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::read_to_string(&traps)
+                .ok()
+                .filter(|t| t.contains(value))
+        });
+        assert!(
+            logged.is_some(),
+            "snmptrapd did not log the trap via {target}"
+        );
+    }
+}
