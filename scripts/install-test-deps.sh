@@ -14,9 +14,13 @@ packages=(
   libsystemd-dev gcc pkg-config  # a C client using sd_listen_fds_with_names()
   util-linux          # setpriv, unshare
   # tests/daemons.rs: the daemons answer real clients (snmptrap) and chasquid
-  # needs a certificate (openssl); the daemons come with unit_packages below.
+  # needs a certificate (openssl); the daemons are also in unit_packages below.
   snmp openssl
   uuid-runtime tang micro-httpd gpsd chasquid snmptrapd
+  # tests/plugins.rs: curl and openssl for the SNI router's TLS services, and
+  # clang with lld (wasm-ld) for the C plugin of docs/plugins.md, whose
+  # binding generator comes from crates.io (below).
+  clang lld
 )
 # Daemons that ship real .socket/.service units: the corpus of the
 # conformance test (tests/conformance.rs), which compares `flint show` with
@@ -47,4 +51,8 @@ apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 apt-get install -y -qq --no-install-recommends \
   -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
   "${unit_packages[@]}" >/dev/null
+# wit-bindgen (C bindings for the C plugin example) is not packaged in Debian.
+if command -v cargo >/dev/null && ! command -v wit-bindgen >/dev/null; then
+  cargo install --locked wit-bindgen-cli@0.61.1
+fi
 echo "install-test-deps: $((${#packages[@]} + ${#unit_packages[@]})) packages present"

@@ -162,16 +162,18 @@ fn build_corpus(dest: &Path) -> Vec<Case> {
             let Ok(meta) = src.symlink_metadata() else {
                 continue;
             };
-            if name.ends_with(".d") && src.is_dir() {
-                let base = name.trim_end_matches(".d");
-                if !is_unit_name(&format!("{base}.x")) && !is_unit_name(base) {
+            let ext = |n: &str, e: &str| Path::new(n).extension().is_some_and(|x| x == e);
+            if ext(&name, "d") && src.is_dir() {
+                // foo.service.d, foo-.service.d, foo@.service.d, service.d
+                let base = &name[..name.len() - 2];
+                if !is_unit_name(base) && base != "service" && base != "socket" {
                     continue;
                 }
                 std::fs::create_dir_all(&target).unwrap();
                 make_readable(&target, true);
                 for f in std::fs::read_dir(&src).unwrap().flatten() {
                     let fname = f.file_name().to_string_lossy().into_owned();
-                    if fname.ends_with(".conf")
+                    if ext(&fname, "conf")
                         && let Ok(text) = std::fs::read(f.path())
                     {
                         let t = target.join(&fname);

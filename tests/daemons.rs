@@ -235,13 +235,9 @@ fn gpsd_answers_on_ipv4_ipv6_and_its_unix_control_socket() {
             control.display()
         ),
     );
-    // gpsd runs in the foreground: flint does not yet track the daemon a
-    // Type=forking service leaves behind.
-    tree.write(
-        "gpsd.service.d/foreground.conf",
-        "[Service]\nType=simple\nEnvironment=OPTIONS=-N\n",
-    );
-    let _flint = Flint::run(&tree, &["gpsd.socket"]);
+    // gpsd.service is Type=forking without PIDFile=: flint follows the
+    // daemon it leaves behind (GuessMainPID=) and stops it with flint.
+    let mut flint = Flint::run(&tree, &["gpsd.socket"]);
     for host in ["127.0.0.1", "::1"] {
         let s = wait_for(Duration::from_secs(10), || {
             std::net::TcpStream::connect((host, port)).ok()
@@ -261,6 +257,24 @@ fn gpsd_answers_on_ipv4_ipv6_and_its_unix_control_socket() {
         reply.contains("OK") || reply.contains("ERROR"),
         "the control socket answered {reply:?}"
     );
+    let main = wait_for(Duration::from_secs(5), || {
+        let log = flint.log();
+        let at = log.find("gpsd.service: main pid is ")?;
+        log[at + "gpsd.service: main pid is ".len()..]
+            .split_whitespace()
+            .next()?
+            .parse::<i32>()
+            .ok()
+    })
+    .expect("flint found gpsd's main pid");
+    assert!(
+        flint.stop().is_some_and(|s| s.success()),
+        "flint stops cleanly"
+    );
+    let gone = wait_for(Duration::from_secs(5), || {
+        (!std::path::Path::new(&format!("/proc/{main}")).exists()).then_some(())
+    });
+    assert!(gone.is_some(), "the forked gpsd was stopped with flint");
 }
 
 #[test]

@@ -283,28 +283,28 @@ fn several_sockets_feed_one_service_through_service_and_sockets() {
             continue;
         };
         let tree = Tree::new();
-        let (a, b, c) = (free_port(), free_udp_port(), common::free_dual_port());
+        let (port_a, port_b, port_c) = (free_port(), free_udp_port(), common::free_dual_port());
         // a and b name the service with Service=; the service names c with Sockets=.
         tree.write(
             "a.socket",
             &format!(
-                "[Socket]\nListenStream=127.0.0.1:{a}\nService=multi.service\nFileDescriptorName=alpha\n"
+                "[Socket]\nListenStream=127.0.0.1:{port_a}\nService=multi.service\nFileDescriptorName=alpha\n"
             ),
         );
         tree.write(
             "b.socket",
-            &format!("[Socket]\nListenDatagram=127.0.0.1:{b}\nService=multi.service\n"),
+            &format!("[Socket]\nListenDatagram=127.0.0.1:{port_b}\nService=multi.service\n"),
         );
         tree.write(
             "c.socket",
-            &format!("[Socket]\nListenStream=[::1]:{c}\nFileDescriptorName=gamma\n"),
+            &format!("[Socket]\nListenStream=[::1]:{port_c}\nFileDescriptorName=gamma\n"),
         );
         tree.write(
             "multi.service",
             &format!("[Service]\nSockets=c.socket\n{exec}"),
         );
         let _flint = Flint::run(&tree, &["a.socket", "b.socket"]);
-        let r = parse(&exchange(a, b""), &format!("{client:?}"));
+        let r = parse(&exchange(port_a, b""), &format!("{client:?}"));
         assert_eq!(r["pid_ok"], true, "{client:?}");
         assert_eq!(r["n"], 3, "{client:?}: every socket's fds: {r}");
         // The order between socket units is undefined in systemd; services use names.
@@ -324,7 +324,7 @@ fn several_sockets_feed_one_service_through_service_and_sockets() {
         );
         // Traffic on the socket that only Sockets= ties to the service starts it too.
         let mut s = wait_for(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("::1", c)).ok()
+            std::net::TcpStream::connect(("::1", port_c)).ok()
         })
         .expect("connect [::1]");
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

@@ -148,8 +148,15 @@ fn ten_thousand_connections_leave_no_fd_and_no_memory_behind() {
         if round == 4 {
             rss_warm = rss_kib(pid);
         }
+        if round % 10 == 9 {
+            eprintln!(
+                "soak: after {} connections RSS {} KiB",
+                (round + 1) * PER_ROUND,
+                rss_kib(pid)
+            );
+        }
         assert!(
-            start.elapsed() < Duration::from_secs(240),
+            start.elapsed() < Duration::from_mins(4),
             "the soak is far slower than expected (round {round})"
         );
     }
@@ -171,7 +178,7 @@ fn ten_thousand_connections_leave_no_fd_and_no_memory_behind() {
         "flint leaked fds: {fds_start} -> {fds_end}"
     );
     assert!(
-        rss_end <= rss_warm + 4096,
+        rss_end <= rss_warm + 1024,
         "flint's memory grew: {rss_warm} KiB -> {rss_end} KiB"
     );
     assert!(

@@ -10,7 +10,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let path = Path::new("/fuzz/fuzz.service");
-    let lines = u32::try_from(data.iter().filter(|&&b| b == b'\n').count() + 1).unwrap_or(u32::MAX);
+    // Lines end at `\n`, `\r`, `\r\n`, `\n\r` or NUL, as in systemd's
+    // `read_line()`, so this is an upper bound on the line count.
+    let ends = data.iter().filter(|&&b| matches!(b, b'\n' | b'\r' | 0)).count();
+    let lines = u32::try_from(ends + 1).unwrap_or(u32::MAX);
     if let Ok(parsed) = flint::unit::lexer::parse(path, data) {
         for a in &parsed.assignments {
             assert!(a.line >= 1 && a.line <= lines, "line {} of {lines}", a.line);

@@ -75,6 +75,19 @@ pub(super) struct ServiceRt {
     pub status_text: Option<String>,
     /// Bumped at every step; a timer from an older step is ignored.
     pub generation: u64,
+    /// The pending step timer, cancelled when a new one is armed or the
+    /// service is dropped, so finished instances leave no timer behind.
+    pub timer: Option<TimerGuard>,
+}
+
+/// A pending timer task, aborted when dropped.
+#[derive(Debug)]
+pub(super) struct TimerGuard(tokio::task::AbortHandle);
+
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl ServiceRt {
@@ -95,6 +108,7 @@ impl ServiceRt {
             env_edits: Vec::new(),
             status_text: None,
             generation: 0,
+            timer: None,
         }
     }
 
@@ -227,15 +241,17 @@ impl Manager {
         };
         svc.generation += 1;
         let generation = svc.generation;
+        svc.timer = None;
         if let Some(after) = after {
             let tx = self.tx.clone();
-            tokio::task::spawn_local(async move {
+            let task = tokio::task::spawn_local(async move {
                 tokio::time::sleep(after).await;
                 let _ = tx.send(Event::Timer {
                     service: id,
                     generation,
                 });
             });
+            svc.timer = Some(TimerGuard(task.abort_handle()));
         }
     }
 
@@ -411,16 +427,15 @@ impl Manager {
         if let (false, Some(pid)) = (main, svc.main_pid) {
             inputs.extra_env.push(("MAINPID".into(), pid.to_string()));
         }
-        if main {
-            if let Some(us) = svc
+        if main
+            && let Some(us) = svc
                 .unit
                 .get_usec("Service", "WatchdogSec")
                 .filter(|u| *u > 0 && *u != u64::MAX)
-            {
-                inputs
-                    .extra_env
-                    .push(("WATCHDOG_USEC".into(), us.to_string()));
-            }
+        {
+            inputs
+                .extra_env
+                .push(("WATCHDOG_USEC".into(), us.to_string()));
         }
         if let Some(Value::Path(p)) = svc.unit.get("Service", "PIDFile") {
             inputs
@@ -525,26 +540,26 @@ impl Manager {
             .get(n)
             .is_some_and(|c| c.ignore_failure);
         let clean = status.success();
-        if let State::Condition(_) = state {
-            if !clean {
-                // 1..254: the unit is skipped, not failed; 255 or a signal fails it.
-                let skip = matches!(status, ExitStatus::Exited(c) if (1..255).contains(&c));
-                tracing::info!(
-                    "{}: ExecCondition= {} ({status})",
-                    svc.unit.id,
-                    if skip { "is false, skipping" } else { "failed" }
-                );
-                if skip {
-                    svc.result = "success";
-                    svc.stopping = true;
-                    self.step(id, State::StopPost(0));
-                } else {
-                    svc.last_status = Some(status);
-                    let next = self.after_control_failure(id, state, result_of(status));
-                    self.step(id, next);
-                }
-                return;
+        if let State::Condition(_) = state
+            && !clean
+        {
+            // 1..254: the unit is skipped, not failed; 255 or a signal fails it.
+            let skip = matches!(status, ExitStatus::Exited(c) if (1..255).contains(&c));
+            tracing::info!(
+                "{}: ExecCondition= {} ({status})",
+                svc.unit.id,
+                if skip { "is false, skipping" } else { "failed" }
+            );
+            if skip {
+                svc.result = "success";
+                svc.stopping = true;
+                self.step(id, State::StopPost(0));
+            } else {
+                svc.last_status = Some(status);
+                let next = self.after_control_failure(id, state, result_of(status));
+                self.step(id, next);
             }
+            return;
         }
         if clean || ignore {
             self.step(id, next_step(state));
@@ -588,8 +603,15 @@ impl Manager {
                             .and_then(|t| t.trim().parse::<i32>().ok()),
                         _ => None,
                     };
-                    if let Some(pid) = pid.filter(|p| *p > 1) {
-                        svc.main_pid = Some(pid);
+                    let guess = svc.unit.get_bool("Service", "GuessMainPID").unwrap_or(true);
+                    let pid = pid
+                        .filter(|p| *p > 1)
+                        .or_else(|| if guess { self.guess_main_pid() } else { None });
+                    if let Some(pid) = pid {
+                        tracing::info!("{name}: main pid is {pid}");
+                        if let Some(svc) = self.services.get_mut(&id) {
+                            svc.main_pid = Some(pid);
+                        }
                         self.watch_foreign(id, pid);
                     }
                     self.step(id, State::StartPost(0));
@@ -644,6 +666,7 @@ impl Manager {
             };
             let _ = afd.readable().await;
             // Reap it if it became our child (flint is a subreaper).
+            // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             // SAFETY: waitid with P_PIDFD on our pidfd and a valid siginfo buffer.
             let r = unsafe {
@@ -674,6 +697,32 @@ impl Manager {
                 status,
             });
         });
+    }
+
+    /// `GuessMainPID=` without cgroups: the daemon a forking service leaves
+    /// behind is re-parented to flint (a subreaper); when exactly one child
+    /// of flint belongs to no service, that is it.
+    fn guess_main_pid(&self) -> Option<i32> {
+        let tracked: Vec<i32> = self
+            .services
+            .values()
+            .flat_map(|s| [s.main_pid, s.control_pid])
+            .flatten()
+            .collect();
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            found.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                    .filter(|p| !tracked.contains(p)),
+            );
+        }
+        found.dedup();
+        if found.len() == 1 { found.pop() } else { None }
     }
 
     /// After `ExecStop=`: the kill procedure for what is left.
@@ -709,12 +758,25 @@ impl Manager {
                 }
             }
             _ => {
-                if let Some(g) = group {
+                // Without cgroups, "the control group" is the group the
+                // service started in plus the main process and its own group
+                // (a daemon that called setsid() left the first).
+                let mut groups: Vec<i32> = group.into_iter().collect();
+                if let Some(g) = main.and_then(pgid_of)
+                    && !groups.contains(&g)
+                {
+                    groups.push(g);
+                }
+                for g in groups {
                     signal_group(g, sig);
                     if sighup {
                         signal_group(g, libc::SIGHUP);
                     }
                     signal_group(g, libc::SIGCONT);
+                }
+                if let Some(p) = main {
+                    signal_pid(p, sig);
+                    signal_pid(p, libc::SIGCONT);
                 }
             }
         }
@@ -733,10 +795,10 @@ impl Manager {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
-        if svc.unit.get_str("Service", "KillMode") == Some("mixed") {
-            if let Some(g) = svc.main_pgid {
-                signal_group(g, libc::SIGKILL);
-            }
+        if svc.unit.get_str("Service", "KillMode") == Some("mixed")
+            && let Some(g) = svc.main_pgid
+        {
+            signal_group(g, libc::SIGKILL);
         }
         self.arm_timer(id, None);
         self.step(id, State::StopPost(0));
@@ -765,19 +827,19 @@ impl Manager {
                 svc.result = "timeout";
                 self.step(id, State::Stop(0));
             }
-            State::StopSigterm | State::Stop(_) | State::StopPost(_) => {
-                if svc.unit.get_bool("Service", "SendSIGKILL").unwrap_or(true) {
-                    tracing::warn!("{name}: stop timed out; sending SIGKILL");
-                    let sig = match svc.unit.get("Service", "FinalKillSignal") {
-                        Some(Value::Signal(s)) => *s,
-                        _ => libc::SIGKILL,
-                    };
-                    for g in [svc.main_pgid, svc.control_pid].into_iter().flatten() {
-                        signal_group(g, sig);
-                    }
-                    if let Some(p) = svc.main_pid {
-                        signal_pid(p, sig);
-                    }
+            State::StopSigterm | State::Stop(_) | State::StopPost(_)
+                if svc.unit.get_bool("Service", "SendSIGKILL").unwrap_or(true) =>
+            {
+                tracing::warn!("{name}: stop timed out; sending SIGKILL");
+                let sig = match svc.unit.get("Service", "FinalKillSignal") {
+                    Some(Value::Signal(s)) => *s,
+                    _ => libc::SIGKILL,
+                };
+                for g in [svc.main_pgid, svc.control_pid].into_iter().flatten() {
+                    signal_group(g, sig);
+                }
+                if let Some(p) = svc.main_pid {
+                    signal_pid(p, sig);
                 }
             }
             _ => {}
@@ -785,6 +847,7 @@ impl Manager {
     }
 
     /// A message on the notify socket.
+    #[allow(clippy::needless_pass_by_value)] // dropping `msg` closes its fds on purpose
     pub(super) fn on_notify(&mut self, msg: Message) {
         let Some((&id, svc)) = self.services.iter_mut().find(|(_, s)| {
             s.main_pid == Some(msg.pid)

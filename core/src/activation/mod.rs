@@ -15,6 +15,11 @@
 //! instance of the template, named as systemd names it, and connections over
 //! `MaxConnections=`/`MaxConnectionsPerSource=` are accepted and closed while
 //! the socket stays healthy.
+//!
+//! A socket's policy plugins decide on a blocking thread, never on the
+//! event loop: the spawn waits (its connection holding its slots, or its
+//! `Accept=no` socket disarmed) until the outcome arrives as an event, while
+//! every other socket and service goes on.
 
 mod lifecycle;
 mod limit;
@@ -85,6 +90,33 @@ enum Event {
     Notify(crate::notify::Message),
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
+    /// SIGCHLD: reap orphans that were re-parented to flint.
+    ChildSignal,
+    /// A socket's plugin chain decided about a spawn.
+    Decided {
+        socket: usize,
+        pending: Pending,
+        outcome: crate::policy::ChainOutcome,
+    },
+}
+
+/// A spawn waiting for its socket's plugin chain.
+#[derive(Debug)]
+enum Pending {
+    /// An accepted connection (`Accept=yes`).
+    Connection(Box<PendingConnection>),
+    /// An activation of this service (`Accept=no`).
+    Activation { service: u64 },
+}
+
+/// An accepted connection, named and with its unit loaded.
+#[derive(Debug)]
+struct PendingConnection {
+    conn: OwnedFd,
+    peer: Option<Peer>,
+    instance: String,
+    name: UnitName,
+    unit: Unit,
 }
 
 /// The manager: owns every socket and service.
@@ -150,6 +182,13 @@ async fn run_async(search: SearchPath, mut names: Vec<UnitName>) -> Result<u8, R
         names = default_units(&search);
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_signal_watch(tx.clone())?;
+    // Orphans of the services come to flint, which reaps them (and can then
+    // follow a forking daemon's main process as its parent).
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
     let mut mgr = Manager {
         search,
         sockets: Vec::new(),
@@ -196,7 +235,6 @@ async fn run_async(search: SearchPath, mut names: Vec<UnitName>) -> Result<u8, R
             "no named unit could be started".into()
         }));
     }
-    spawn_signal_watch(tx.clone())?;
     tracing::info!("flint: {started} unit(s) running");
     while let Some(event) = rx.recv().await {
         mgr.handle(event);
@@ -213,14 +251,56 @@ fn spawn_signal_watch(tx: mpsc::UnboundedSender<Event>) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut child = signal(SignalKind::child())?;
     tokio::task::spawn_local(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        loop {
+            let event = tokio::select! {
+                _ = term.recv() => Event::Shutdown,
+                _ = int.recv() => Event::Shutdown,
+                _ = child.recv() => Event::ChildSignal,
+            };
+            if tx.send(event).is_err() {
+                return;
+            }
         }
-        let _ = tx.send(Event::Shutdown);
     });
     Ok(())
+}
+
+/// Reaps zombie children of flint that no service tracks: daemons' orphans
+/// re-parented to flint (it is a subreaper, or PID 1 in a container).
+/// Tracked children are left to the task that waits on their pidfd.
+fn reap_orphans(tracked: &[i32]) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            if tracked.contains(&pid) {
+                continue;
+            }
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|t| {
+                    t.rfind(')')
+                        .and_then(|i| t.get(i + 2..i + 3).map(|s| s == "Z"))
+                })
+                .unwrap_or(false);
+            if zombie {
+                let _ = nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                );
+                tracing::debug!("reaped orphan pid {pid}");
+            }
+        }
+    }
 }
 
 impl Manager {
@@ -445,6 +525,23 @@ impl Manager {
             } => self.on_timer(service, generation),
             Event::Notify(msg) => self.on_notify(msg),
             Event::Shutdown => self.shutdown(),
+            Event::ChildSignal => {
+                let tracked: Vec<i32> = self
+                    .services
+                    .values()
+                    .flat_map(|s| [s.main_pid, s.control_pid])
+                    .flatten()
+                    .collect();
+                reap_orphans(&tracked);
+            }
+            Event::Decided {
+                socket,
+                pending,
+                outcome,
+            } => match pending {
+                Pending::Connection(c) => self.spawn_connection(socket, *c, Some(outcome)),
+                Pending::Activation { service } => self.activate(socket, service, Some(outcome)),
+            },
         }
     }
 
@@ -473,13 +570,34 @@ impl Manager {
         ) {
             return;
         }
-        let mut id = id;
         if self.sockets[socket].policy.is_some() {
             let request = match self.services.get(&id) {
                 Some(svc) => self.request(socket, 0, None, None, &svc.unit, None),
                 None => return,
             };
-            let outcome = self.decide(socket, &request);
+            // The socket stays disarmed while its chain decides.
+            self.decide_off_loop(socket, request, Pending::Activation { service: id });
+            return;
+        }
+        self.activate(socket, id, None);
+    }
+
+    /// Goes on with an `Accept=no` activation of service `id`: at once for a
+    /// socket without plugins, or with the chain's `outcome`.
+    fn activate(&mut self, socket: usize, id: u64, outcome: Option<crate::policy::ChainOutcome>) {
+        let mut id = id;
+        if let Some(outcome) = outcome {
+            if self.shutting_down || self.sockets[socket].failed {
+                return;
+            }
+            // Started meanwhile through another of its sockets: that start
+            // disarmed this socket too, and the service's end re-arms it.
+            if !matches!(
+                self.services.get(&id).map(|s| s.state),
+                Some(State::Dead | State::Failed)
+            ) {
+                return;
+            }
             match outcome.verdict {
                 crate::policy::Verdict::Allow => {}
                 crate::policy::Verdict::Deny(reason) => {
@@ -647,16 +765,57 @@ impl Manager {
         ) {
             tracing::debug!("{}: {w}", sock.name);
         }
-        let Ok(mut name) = sock.config.service.with_instance(&instance) else {
+        let Ok(name) = sock.config.service.with_instance(&instance) else {
             tracing::warn!("{}: cannot name an instance for {instance}", sock.name);
             self.release(socket, peer.as_ref());
             return;
         };
-        let mut unit = load::load(&self.search, &name);
+        let unit = load::load(&self.search, &name);
+        let pending = PendingConnection {
+            conn,
+            peer,
+            instance,
+            name,
+            unit,
+        };
+        if pending.unit.is_loaded() && self.sockets[socket].policy.is_some() {
+            let request = self.request(
+                socket,
+                listener,
+                Some(&pending.conn),
+                pending.peer.as_ref(),
+                &pending.unit,
+                peeked,
+            );
+            // The connection holds its slots while its chain decides.
+            self.decide_off_loop(socket, request, Pending::Connection(Box::new(pending)));
+            return;
+        }
+        self.spawn_connection(socket, pending, None);
+    }
+
+    /// Goes on with an accepted connection: at once for a socket without
+    /// plugins, or with the chain's `outcome`; then loads and starts the
+    /// instance.
+    fn spawn_connection(
+        &mut self,
+        socket: usize,
+        pending: PendingConnection,
+        outcome: Option<crate::policy::ChainOutcome>,
+    ) {
+        let PendingConnection {
+            conn,
+            peer,
+            instance,
+            mut name,
+            mut unit,
+        } = pending;
         let mut env_edits = Vec::new();
-        if unit.is_loaded() && self.sockets[socket].policy.is_some() {
-            let request = self.request(socket, listener, Some(&conn), peer.as_ref(), &unit, peeked);
-            let outcome = self.decide(socket, &request);
+        if let Some(outcome) = outcome {
+            if self.shutting_down || self.sockets[socket].failed {
+                self.release(socket, peer.as_ref());
+                return;
+            }
             match outcome.verdict {
                 crate::policy::Verdict::Allow => {}
                 crate::policy::Verdict::Deny(reason) => {
@@ -726,31 +885,35 @@ impl Manager {
         (!src.masked).then_some(name)
     }
 
-    /// Runs the socket's chain on a request.
-    fn decide(
-        &self,
-        socket: usize,
-        request: &crate::policy::Request,
-    ) -> crate::policy::ChainOutcome {
-        let Some(policy) = &self.sockets[socket].policy else {
-            return crate::policy::ChainOutcome {
-                verdict: crate::policy::Verdict::Allow,
-                env_edits: Vec::new(),
-                events: Vec::new(),
+    /// Runs the socket's chain on `request` on a blocking thread, so that a
+    /// slow plugin (up to its `TimeoutSec=`) never holds up the event loop
+    /// and the other sockets, and reports the outcome as `Event::Decided`.
+    fn decide_off_loop(&self, socket: usize, request: crate::policy::Request, pending: Pending) {
+        let chain = self.sockets[socket]
+            .policy
+            .as_ref()
+            .map(|p| p.chain.clone())
+            .unwrap_or_default();
+        let search = self.search.clone();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let routable = |n: &str| {
+                n.parse::<UnitName>().ok().is_some_and(|u| {
+                    let probe = if u.is_template() {
+                        u.with_instance("probe").ok()
+                    } else {
+                        Some(u)
+                    };
+                    probe.is_some_and(|p| loader::resolve(&search, &p).is_ok_and(|s| !s.masked))
+                })
             };
-        };
-        let search = &self.search;
-        let routable = |n: &str| {
-            n.parse::<UnitName>().ok().is_some_and(|u| {
-                let probe = if u.is_template() {
-                    u.with_instance("probe").ok()
-                } else {
-                    Some(u)
-                };
-                probe.is_some_and(|p| loader::resolve(search, &p).is_ok_and(|s| !s.masked))
-            })
-        };
-        policy.chain.decide_with(request, &routable)
+            let outcome = chain.decide_with(&request, &routable);
+            let _ = tx.send(Event::Decided {
+                socket,
+                pending,
+                outcome,
+            });
+        });
     }
 
     /// Describes a spawn to the plugins.
@@ -840,12 +1003,11 @@ impl Manager {
     fn service_sockets(&self, svc: &ServiceRt) -> Vec<usize> {
         let mut out: Vec<usize> = Vec::new();
         for (v, _) in svc.unit.entries("Service", "Sockets") {
-            if let Value::Unit(name) = v {
-                if let Some(i) = self.sockets.iter().position(|s| s.name == *name) {
-                    if !out.contains(&i) {
-                        out.push(i);
-                    }
-                }
+            if let Value::Unit(name) = v
+                && let Some(i) = self.sockets.iter().position(|s| s.name == *name)
+                && !out.contains(&i)
+            {
+                out.push(i);
             }
         }
         let mut rest: Vec<usize> = svc

@@ -506,11 +506,12 @@ fn watch_listener(
                                 if tx.send(Event::Readable { socket }).is_err() {
                                     return;
                                 }
-                                // The manager disarms us while the service runs.
-                                while *armed.borrow_and_update() {
-                                    if armed.changed().await.is_err() {
-                                        return;
-                                    }
+                                // The manager answers by disarming us, and may
+                                // re-arm at once (a refused activation): wait
+                                // for its answer rather than for a value, which
+                                // the channel may have coalesced.
+                                if armed.changed().await.is_err() {
+                                    return;
                                 }
                             }
                             Ok(false) => guard.clear_ready(),

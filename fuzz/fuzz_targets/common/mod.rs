@@ -50,6 +50,7 @@ pub fn context(unit: UnitName, user_mode: bool) -> SpecifierContext {
 }
 
 /// The context most targets use: an instance with an escaped instance name.
+#[allow(dead_code)]
 pub fn default_context() -> SpecifierContext {
     let name = "fuzz-a@x\\x2dy-z.service"
         .parse()

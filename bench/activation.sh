@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# Compares flint's socket activation with its peers in one run, side by side:
+#   - Accept=yes with an inetd-style echo handler (/bin/cat): connections per
+#     second with 1 and with 8 concurrent clients, and connect-to-first-byte
+#     p50/p99, for flint, `systemd-socket-activate --accept --inetd`,
+#     tcpserver (ucspi-tcp, `-l 0`) and xinetd (private config, -dontfork);
+#   - Accept=no: connect-to-first-byte of the connection that starts the
+#     service, flint vs systemd-socket-activate;
+#   - idle RSS of each server (flint without plugins, with demo-like units).
+# Every measurement runs --rounds times (interleaved across servers) and the
+# median is reported, with ratios flint / peer. Loopback only; every loop is
+# bounded by a count and a time; every process started here is stopped on
+# exit. Results go to stdout as Markdown (bench/README.md keeps a copy).
+#   bench/activation.sh [--rounds N] [--conns N] [--seconds S] [--first N]
+#                       [--port-base P] [--no-build]
+# FLINT_BIN=PATH runs another flint binary (with --no-build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+rounds=5          # rounds of each Accept=yes measurement (median reported)
+conns=2000        # connections per Accept=yes run (at most)
+max_seconds=10    # seconds per Accept=yes run (at most)
+first_rounds=11   # Accept=no cold starts per server (median reported)
+port_base=19600
+build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=$2; shift 2 ;;
+    --conns) conns=$2; shift 2 ;;
+    --seconds) max_seconds=$2; shift 2 ;;
+    --first) first_rounds=$2; shift 2 ;;
+    --port-base) port_base=$2; shift 2 ;;
+    --no-build) build=0; shift ;;
+    *) echo "usage: $0 [--rounds N] [--conns N] [--seconds S] [--first N] [--port-base P] [--no-build]" >&2; exit 2 ;;
+  esac
+done
+
+for tool in systemd-socket-activate tcpserver xinetd cc; do
+  command -v "$tool" >/dev/null || {
+    echo "activation.sh: $tool is missing (scripts/install-test-deps.sh installs it)" >&2
+    exit 1
+  }
+done
+
+if [ "$build" -eq 1 ]; then
+  cargo build --release -p flint >&2
+fi
+flint=${FLINT_BIN:-$repo/target/release/flint}
+[ -x "$flint" ] || { echo "activation.sh: $flint is missing" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/flint-bench-activation.XXXXXX)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]}"; do
+    stop_pid "$p"
+  done
+  rm -rf "$work"
+}
+# Stops one process this script started: SIGTERM, then SIGKILL after 5 s.
+stop_pid() {
+  local p=$1 i
+  kill -TERM "$p" 2>/dev/null || return 0
+  for i in $(seq 50); do
+    kill -0 "$p" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+}
+forget_pid() {
+  local p=$1 q keep=()
+  for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+  pids=("${keep[@]}")
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cc -O2 -pthread -o "$work/client" bench/activation-client.c
+client=$work/client
+
+port_yes_flint=$((port_base + 0))
+port_yes_ssa=$((port_base + 1))
+port_yes_tcpserver=$((port_base + 2))
+port_yes_xinetd=$((port_base + 3))
+port_demo_yes=$((port_base + 4))
+port_demo_no=$((port_base + 5))
+port_no_flint=$((port_base + 6))
+port_no_ssa=$((port_base + 7))
+
+# True when something listens on 127.0.0.1:$1 (read from /proc, no connect:
+# a connection would start an Accept=no service).
+listening() {
+  local hex
+  hex=$(printf '0100007F:%04X' "$1")
+  awk -v a="$hex" '$2 == a && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
+}
+wait_listen() {
+  local i
+  for i in $(seq 100); do
+    listening "$1" && return 0
+    sleep 0.05
+  done
+  echo "activation.sh: nothing listens on port $1 after 5 s" >&2
+  return 1
+}
+for p in $(seq "$port_base" $((port_base + 7))); do
+  if listening "$p"; then
+    echo "activation.sh: port $p is in use; pick another --port-base" >&2
+    exit 1
+  fi
+done
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# --- Units and configurations ------------------------------------------------
+mkdir -p "$work/units" "$work/units-no"
+cat >"$work/units/bench-echo.socket" <<EOF
+# Accept=yes echo: one /bin/cat per connection. Rate limits off for a benchmark.
+[Socket]
+ListenStream=127.0.0.1:$port_yes_flint
+Accept=yes
+MaxConnections=256
+TriggerLimitIntervalSec=0
+PollLimitIntervalSec=0
+EOF
+cat >"$work/units/bench-echo@.service" <<'EOF'
+# inetd style: the connection is stdin and stdout.
+[Service]
+StandardInput=socket
+ExecStart=/bin/cat
+EOF
+# Demo-like units (units/ without the plugin sections, on bench ports): they
+# are loaded while flint's idle RSS is measured.
+cat >"$work/units/hello.socket" <<EOF
+# Like units/hello.socket, without plugins.
+[Socket]
+ListenStream=127.0.0.1:$port_demo_yes
+ListenStream=[::1]:$port_demo_yes
+Accept=yes
+MaxConnections=32
+EOF
+cat >"$work/units/hello@.service" <<'EOF'
+# Like units/hello@.service.
+[Service]
+StandardInput=socket
+Environment=GREETING=hi
+ExecStart=/bin/sh -c 'printf "HTTP/1.0 200 OK\r\n\r\n%%s, peer %%s port %%s\n" "$GREETING" "$REMOTE_ADDR" "$REMOTE_PORT"'
+EOF
+cat >"$work/units/echo.socket" <<EOF
+# Like units/echo.socket.
+[Socket]
+ListenStream=127.0.0.1:$port_demo_no
+FileDescriptorName=echo
+EOF
+cat >"$work/units/echo.service" <<EOF
+# Like units/echo.service, with a C echo server.
+[Service]
+ExecStart=$client serve-fd3
+EOF
+cat >"$work/units-no/first.socket" <<EOF
+# Accept=no: the first connection starts first.service.
+[Socket]
+ListenStream=127.0.0.1:$port_no_flint
+EOF
+cat >"$work/units-no/first.service" <<EOF
+# Echo server that takes the listening socket as fd 3.
+[Service]
+ExecStart=$client serve-fd3
+EOF
+xinetd_user=""
+if [ "$(id -u)" -eq 0 ]; then
+  # As root xinetd wants a user for the service; the others run as the
+  # caller too.
+  xinetd_user="user = root"
+fi
+cat >"$work/xinetd.conf" <<EOF
+# Private xinetd configuration: one echo service, no limits, no logging.
+defaults
+{
+}
+service flint-bench-echo
+{
+	type        = UNLISTED
+	socket_type = stream
+	protocol    = tcp
+	wait        = no
+	$xinetd_user
+	bind        = 127.0.0.1
+	port        = $port_yes_xinetd
+	server      = /bin/cat
+	instances   = UNLIMITED
+	per_source  = UNLIMITED
+	cps         = 1000000 1
+}
+EOF
+
+# --- Accept=yes servers ------------------------------------------------------
+declare -A pid_of port_of
+port_of[flint]=$port_yes_flint
+port_of[ssa]=$port_yes_ssa
+port_of[tcpserver]=$port_yes_tcpserver
+port_of[xinetd]=$port_yes_xinetd
+servers=(flint ssa tcpserver xinetd)
+
+"$flint" run --unit-dir "$work/units" bench-echo.socket hello.socket echo.socket \
+  2>"$work/flint.log" &
+pid_of[flint]=$!; pids+=("$!")
+systemd-socket-activate -l "127.0.0.1:$port_yes_ssa" --accept --inetd /bin/cat \
+  2>"$work/ssa.log" &
+pid_of[ssa]=$!; pids+=("$!")
+# -H -R: no DNS or ident lookups; -l 0: no local name lookup; -c: as flint.
+tcpserver -q -H -R -l 0 -c 256 127.0.0.1 "$port_yes_tcpserver" /bin/cat \
+  2>"$work/tcpserver.log" &
+pid_of[tcpserver]=$!; pids+=("$!")
+xinetd -f "$work/xinetd.conf" -dontfork -pidfile "$work/xinetd.pid" \
+  2>"$work/xinetd.log" &
+pid_of[xinetd]=$!; pids+=("$!")
+for s in "${servers[@]}"; do wait_listen "${port_of[$s]}"; done
+wait_listen "$port_demo_yes"
+wait_listen "$port_demo_no"
+sleep 0.5
+
+declare -A rss_idle rss_after
+for s in "${servers[@]}"; do rss_idle[$s]=$(rss_kib "${pid_of[$s]}"); done
+
+# results/NAME.METRIC holds one value per round.
+mkdir -p "$work/results"
+field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p"; }
+record() { echo "$3" >>"$work/results/$1.$2"; }
+median() { sort -g "$work/results/$1.$2" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+
+total_errors=0
+for r in $(seq "$rounds"); do
+  for mode in seq par; do
+    clients=1; [ "$mode" = par ] && clients=8
+    for s in "${servers[@]}"; do
+      out=$("$client" rate 127.0.0.1 "${port_of[$s]}" "$clients" "$conns" "$max_seconds")
+      echo "round $r $s $mode: $out" >&2
+      record "$s" "$mode.rate" "$(field rate <<<"$out")"
+      record "$s" "$mode.p50" "$(field p50_us <<<"$out")"
+      record "$s" "$mode.p99" "$(field p99_us <<<"$out")"
+      total_errors=$((total_errors + $(field errors <<<"$out")))
+    done
+  done
+done
+sleep 0.5
+for s in "${servers[@]}"; do rss_after[$s]=$(rss_kib "${pid_of[$s]}"); done
+for s in "${servers[@]}"; do stop_pid "${pid_of[$s]}"; forget_pid "${pid_of[$s]}"; done
+
+# --- Accept=no first connection ----------------------------------------------
+# Each round starts the activator afresh, makes the connection that starts
+# the service, then one more connection to the running service (warm).
+for r in $(seq "$first_rounds"); do
+  for s in flint ssa; do
+    if [ "$s" = flint ]; then
+      port=$port_no_flint
+      "$flint" run --unit-dir "$work/units-no" first.socket 2>>"$work/flint-no.log" &
+    else
+      port=$port_no_ssa
+      systemd-socket-activate -l "127.0.0.1:$port" "$client" serve-fd3 2>>"$work/ssa-no.log" &
+    fi
+    p=$!; pids+=("$p")
+    wait_listen "$port"
+    sleep 0.2
+    cold=$("$client" first 127.0.0.1 "$port" | field first_us)
+    warm=$("$client" first 127.0.0.1 "$port" | field first_us)
+    echo "first-connection round $r $s: cold ${cold}us warm ${warm}us" >&2
+    record "$s" first.cold "$cold"
+    record "$s" first.warm "$warm"
+    stop_pid "$p"; forget_pid "$p"
+    # systemd-socket-activate execs the service in its own place; stop_pid
+    # got it. flint stopped first.service on SIGTERM.
+  done
+done
+
+# --- Report --------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+row() { # label metric unit-kind
+  local label=$1 f s a t x
+  f=$(median flint "$2"); s=$(median ssa "$2")
+  if [ -e "$work/results/tcpserver.$2" ]; then t=$(median tcpserver "$2"); else t="-"; fi
+  if [ -e "$work/results/xinetd.$2" ]; then x=$(median xinetd "$2"); else x="-"; fi
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$s" "$t" "$x" \
+    "$(ratio "$f" "$s")" "$(ratio "$f" "$t")" "$(ratio "$f" "$x")"
+}
+for s in flint ssa; do
+  # Overhead of the cold start: the medians' difference (per-round
+  # differences would mix the noise of two connections).
+  record "$s" first.overhead "$(awk -v c="$(median "$s" first.cold)" -v w="$(median "$s" first.warm)" 'BEGIN { print c - w }')"
+done
+for s in "${servers[@]}"; do
+  record "$s" rss.idle "${rss_idle[$s]}"
+  record "$s" rss.after "${rss_after[$s]}"
+done
+
+echo
+echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average before the report: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Accept=yes: $rounds rounds of at most $conns connections / ${max_seconds} s each; Accept=no: $first_rounds cold starts; medians. Client errors: $total_errors."
+echo
+echo "| measurement | flint | systemd-socket-activate | tcpserver | xinetd | flint/ssa | flint/tcpserver | flint/xinetd |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+row "Accept=yes, 1 client: conn/s (higher is better)" seq.rate
+row "Accept=yes, 8 clients: conn/s (higher is better)" par.rate
+row "Accept=yes, 1 client: connect-to-first-byte p50 µs" seq.p50
+row "Accept=yes, 1 client: connect-to-first-byte p99 µs" seq.p99
+row "Accept=yes, 8 clients: connect-to-first-byte p50 µs" par.p50
+row "Accept=yes, 8 clients: connect-to-first-byte p99 µs" par.p99
+row "Accept=no: first connection, connect-to-first-byte µs" first.cold
+row "Accept=no: next connection (service running) µs" first.warm
+row "Accept=no: first-connection overhead (median cold - median warm) µs" first.overhead
+row "idle RSS KiB, after start" rss.idle
+row "idle RSS KiB, after the Accept=yes runs" rss.after

@@ -1,0 +1,260 @@
+//! The service lifecycle under `flint run`: readiness by `Type=`, the
+//! sd_notify protocol, the order of `ExecCondition=`/`ExecStartPre=`/
+//! `ExecStartPost=`/`ExecStop=`/`ExecStopPost=`, timeouts and the kill
+//! procedure, each observed through files the commands write.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Flint, Tree, wait_for};
+
+/// A Python program that sends `READY=1` (and a status) on `NOTIFY_SOCKET`
+/// after writing `ready` into the file in its first argument.
+const NOTIFY_DAEMON: &str = r#"
+import os, socket, sys, time
+log = open(sys.argv[1], "a")
+def note(s):
+    log.write(s + "\n"); log.flush()
+time.sleep(0.3)
+note("ready pid=%d notify=%s" % (os.getpid(), "NOTIFY_SOCKET" in os.environ))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1\nSTATUS=serving requests", os.environ["NOTIFY_SOCKET"])
+time.sleep(1000)
+"#;
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn notify_readiness_gates_exec_start_post_and_status_is_seen() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    tree.write("d.py", NOTIFY_DAEMON);
+    tree.write(
+        "d.service",
+        &format!(
+            "[Service]\nType=notify\nExecStartPre=/bin/sh -c 'echo pre >> {log}'\nExecStart=/usr/bin/python3 {py} {log}\nExecStartPost=/bin/sh -c 'echo post MAINPID=$MAINPID >> {log}'\nExecStop=/bin/sh -c 'echo stop MAINPID=$MAINPID >> {log}'\nExecStopPost=/bin/sh -c 'echo stoppost $SERVICE_RESULT $EXIT_CODE $EXIT_STATUS >> {log}'\n",
+            log = log.display(),
+            py = tree.path().join("d.py").display()
+        ),
+    );
+    let mut flint = Flint::run(&tree, &["d.service"]);
+    let seen = wait_for(Duration::from_secs(20), || {
+        let l = lines(&log);
+        (l.len() >= 3).then_some(l)
+    })
+    .expect("the start sequence ran");
+    assert_eq!(seen[0], "pre");
+    assert!(
+        seen[1].starts_with("ready pid=") && seen[1].ends_with("notify=True"),
+        "{seen:?}"
+    );
+    let pid = seen[1]
+        .trim_start_matches("ready pid=")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        seen[2],
+        format!("post MAINPID={pid}"),
+        "ExecStartPost= runs after READY=1 and knows the main pid"
+    );
+    wait_for(Duration::from_secs(10), || {
+        flint
+            .log()
+            .contains("status: serving requests")
+            .then_some(())
+    })
+    .expect("STATUS= reaches flint");
+    let status = flint.stop().expect("flint exits");
+    assert!(status.success());
+    let l = lines(&log);
+    assert_eq!(l[3], format!("stop MAINPID={pid}"), "{l:?}");
+    assert_eq!(l[4], "stoppost success killed TERM", "{l:?}");
+}
+
+#[test]
+fn a_notify_service_that_never_gets_ready_is_stopped_at_its_start_timeout() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    tree.write(
+        "slow.service",
+        &format!("[Service]\nType=notify\nExecStart=/bin/sleep 1000\nTimeoutStartSec=1s\nExecStopPost=/bin/sh -c 'echo $SERVICE_RESULT >> {}'\n", log.display()),
+    );
+    let flint = Flint::run(&tree, &["slow.service"]);
+    let l = wait_for(Duration::from_secs(20), || {
+        Some(lines(&log)).filter(|l| !l.is_empty())
+    })
+    .expect("ExecStopPost= ran");
+    assert_eq!(l, ["timeout"]);
+    assert!(flint.log().contains("start operation timed out"));
+}
+
+#[test]
+fn exec_condition_skips_without_failing_and_oneshot_runs_in_order() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    tree.write("skip.service", &format!("[Service]\nExecCondition=/bin/sh -c 'exit 1'\nExecStart=/bin/sh -c 'echo skipped-main-ran >> {l}'\n"));
+    tree.write(
+        "once.service",
+        &format!("[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo one >> {l}'\nExecStart=/bin/sh -c 'echo two >> {l}'\nExecStartPost=/bin/sh -c 'echo post >> {l}'\n"),
+    );
+    let flint = Flint::run(&tree, &["skip.service", "once.service"]);
+    let got = wait_for(Duration::from_secs(20), || {
+        Some(lines(&log)).filter(|l| l.len() >= 3)
+    })
+    .expect("oneshot ran");
+    assert_eq!(got, ["one", "two", "post"]);
+    assert!(
+        flint.log().contains("ExecCondition= is false, skipping"),
+        "{}",
+        flint.log()
+    );
+}
+
+#[test]
+fn kill_mode_control_group_stops_grandchildren_and_process_leaves_them() {
+    for (mode, survives) in [("control-group", false), ("process", true)] {
+        let tree = Tree::new();
+        let pidfile = tree.path().join("grandchild.pid");
+        tree.write(
+            "g.service",
+            &format!("[Service]\nKillMode={mode}\nExecStart=/bin/sh -c 'sleep 1000 & echo $! > {}; wait'\n", pidfile.display()),
+        );
+        let mut flint = Flint::run(&tree, &["g.service"]);
+        let pid: i32 = wait_for(Duration::from_secs(10), || {
+            std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
+        })
+        .expect("grandchild started");
+        flint.stop().expect("flint exits");
+        let alive = wait_for(Duration::from_secs(5), || {
+            (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        })
+        .is_none();
+        // Clean up whatever survived on purpose.
+        // SAFETY: kill(2) with plain integers.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        assert_eq!(alive, survives, "KillMode={mode}");
+    }
+}
+
+#[test]
+fn restart_on_failure_backs_off_and_the_start_limit_stops_it() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    tree.write(
+        "crash.service",
+        &format!("[Unit]\nStartLimitIntervalSec=30s\nStartLimitBurst=3\n[Service]\nExecStart=/bin/sh -c 'echo run >> {}; exit 3'\nRestart=on-failure\nRestartSec=100ms\n", log.display()),
+    );
+    let flint = Flint::run(&tree, &["crash.service"]);
+    wait_for(Duration::from_secs(20), || {
+        flint
+            .log()
+            .contains("Start request repeated too quickly")
+            .then_some(())
+    })
+    .expect("start limit hit");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lines(&log).len(), 3, "exactly StartLimitBurst= starts");
+}
+
+#[test]
+fn forking_daemon_is_followed_through_its_pid_file_and_stopped() {
+    let tree = Tree::new();
+    let pidfile = tree.path().join("d.pid");
+    // The parent exits at once; the daemon (a new session) writes its pid.
+    tree.write(
+        "f.service",
+        &format!(
+            "[Service]\nType=forking\nPIDFile={p}\nExecStart=/usr/bin/python3 -c 'import os, time\\nif os.fork() == 0:\\n    os.setsid()\\n    open(\"{p}\", \"w\").write(str(os.getpid()))\\n    time.sleep(1000)\\nelse:\\n    time.sleep(0.2)'\nExecStartPost=/bin/sh -c 'echo main=$MAINPID > {p}.post'\n",
+            p = pidfile.display()
+        ),
+    );
+    let mut flint = Flint::run(&tree, &["f.service"]);
+    let post = tree.path().join("d.pid.post");
+    let line = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&post).ok()
+    })
+    .expect("ExecStartPost= ran after the parent exited");
+    let daemon: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("main={daemon}"),
+        "the main pid comes from PIDFile="
+    );
+    flint.stop().expect("flint exits");
+    let gone = wait_for(Duration::from_secs(5), || {
+        (!std::path::Path::new(&format!("/proc/{daemon}")).exists()).then_some(())
+    });
+    // SAFETY: kill(2) with plain integers, cleaning up on failure.
+    unsafe {
+        libc::kill(daemon, libc::SIGKILL);
+    }
+    assert!(
+        gone.is_some(),
+        "the daemon in its own session was stopped through its main pid"
+    );
+}
+
+#[test]
+fn as_pid1_flint_reaps_orphans_and_stops_cleanly() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: creating a PID namespace needs root");
+        return;
+    }
+    let tree = Tree::new();
+    // Each loop leaves an orphan that exits at once and must be reaped.
+    tree.write("o.service", "[Service]\nExecStart=/bin/sh -c 'for i in 1 2 3 4 5; do (sleep 0.1 &); done; exec sleep 1000'\n");
+    let mut child = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(common::flint_bin())
+        .args(["run", "--unit-dir"])
+        .arg(tree.path())
+        .arg("o.service")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("unshare");
+    // flint is the child of unshare; find it.
+    let unshare = i32::try_from(child.id()).unwrap();
+    let flint = wait_for(Duration::from_secs(10), || {
+        let kids =
+            std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).ok()?;
+        kids.split_whitespace().next()?.parse::<i32>().ok()
+    })
+    .expect("flint runs as PID 1 of the namespace");
+    // Wait until the service runs, then for the orphans to exit.
+    let zombies = |pid: i32| -> usize {
+        let kids =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        kids.split_whitespace()
+            .filter(|k| {
+                std::fs::read_to_string(format!("/proc/{k}/stat"))
+                    .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+            })
+            .count()
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let left = zombies(flint);
+    // SAFETY: kill(2) with plain integers.
+    unsafe {
+        libc::kill(flint, libc::SIGTERM);
+    }
+    let status = wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten())
+        .expect("flint exits after SIGTERM");
+    assert_eq!(left, 0, "orphans were reaped");
+    assert!(status.success(), "exit status {status:?}");
+}
