@@ -5,6 +5,5 @@
 # the same trees. Extra arguments go to flint-bench (see bench/README.md).
 set -eu
 cd "$(dirname "$0")/.."
-FLINT_SKIP_PLUGIN_BUILD="${FLINT_SKIP_PLUGIN_BUILD:-1}" \
-    cargo build --release -p flint-bench
+cargo build --release -p flint-bench
 exec target/release/flint-bench --reference "$@"

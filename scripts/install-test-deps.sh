@@ -21,6 +21,9 @@ packages=(
   # clang with lld (wasm-ld) for the C plugin of docs/plugins.md, whose
   # binding generator comes from crates.io (below).
   clang lld
+  # bench/activation.sh: the activators flint is compared with (besides
+  # systemd-socket-activate; gcc above builds its load client).
+  ucspi-tcp xinetd
 )
 # Daemons that ship real .socket/.service units: the corpus of the
 # conformance test (tests/conformance.rs), which compares `flint show` with

@@ -258,3 +258,52 @@ fn as_pid1_flint_reaps_orphans_and_stops_cleanly() {
     assert_eq!(left, 0, "orphans were reaped");
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[test]
+fn directories_are_created_exported_and_the_runtime_one_removed() {
+    let tree = Tree::new();
+    let out = tree.path().join("out");
+    // User mode keeps the directories inside the test's own tree.
+    let base = tree.path().join("xdg");
+    tree.write(
+        "dirs.service",
+        &format!(
+            "[Service]\nType=oneshot\nRuntimeDirectory=flint-test/run\nRuntimeDirectoryMode=0700\nStateDirectory=flint-test-state\nExecStart=/bin/sh -c 'echo \"$RUNTIME_DIRECTORY $STATE_DIRECTORY\" > {}; echo hello from the service'\n",
+            out.display()
+        ),
+    );
+    let mut cmd = std::process::Command::new(common::flint_bin());
+    cmd.args(["run", "--user", "--unit-dir"])
+        .arg(tree.path())
+        .arg("dirs.service")
+        .env("XDG_RUNTIME_DIR", base.join("run"))
+        .env("XDG_STATE_HOME", base.join("state"))
+        .env("FLINT_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let got = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&out).ok().filter(|s| !s.is_empty())
+    })
+    .expect("the service ran");
+    let run = base.join("run/flint-test/run");
+    let state = base.join("state/flint-test-state");
+    assert_eq!(got.trim(), format!("{} {}", run.display(), state.display()));
+    assert!(state.is_dir(), "StateDirectory= stays");
+    let gone = wait_for(Duration::from_secs(10), || (!run.exists()).then_some(()));
+    assert!(
+        gone.is_some(),
+        "RuntimeDirectory= is removed when the service stops"
+    );
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id().cast_signed(), libc::SIGTERM);
+    }
+    let output = wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten())
+        .map(|_| child.wait_with_output().unwrap());
+    let log = String::from_utf8_lossy(&output.expect("flint exits").stderr).into_owned();
+    assert!(
+        log.contains("dirs.service[") && log.contains("]: hello from the service"),
+        "service output reaches flint's log with unit and pid:\n{log}"
+    );
+}

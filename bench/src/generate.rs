@@ -95,8 +95,9 @@ fn service(rng: &mut Rng, i: usize, template: bool) -> String {
     }
     let _ = writeln!(
         s,
-        "ExecStart=/usr/sbin/bench{i} $OPTS{inst} --config '/etc/bench/{i} main.conf' \\\n    --log-level=\"info\" ; /bin/true"
+        "ExecStart=/usr/sbin/bench{i} $OPTS{inst} --config '/etc/bench/{i} main.conf' \\\n    --log-level=\"info\""
     );
+    let _ = writeln!(s, "ExecStartPost=/bin/echo \"started %n\" ; -/bin/true");
     if ty == "oneshot" {
         let _ = writeln!(s, "RemainAfterExit=yes");
     } else {

@@ -24,12 +24,13 @@ struct Options {
     runs: usize,
     reference: bool,
     keep: Option<PathBuf>,
+    tree: Option<PathBuf>,
     system_dirs: Vec<PathBuf>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: flint-bench [--units N] [--runs N] [--reference] [--keep DIR] [--system-dir DIR]..."
+        "usage: flint-bench [--units N] [--runs N] [--reference] [--keep DIR | --tree DIR] [--system-dir DIR]..."
     );
     std::process::exit(2);
 }
@@ -40,6 +41,7 @@ fn parse_args() -> Options {
         runs: 7,
         reference: false,
         keep: None,
+        tree: None,
         system_dirs: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -50,6 +52,7 @@ fn parse_args() -> Options {
             "--runs" => o.runs = value().parse::<usize>().unwrap_or_else(|_| usage()).max(1),
             "--reference" => o.reference = true,
             "--keep" => o.keep = Some(PathBuf::from(value())),
+            "--tree" => o.tree = Some(PathBuf::from(value())),
             "--system-dir" => o.system_dirs.push(PathBuf::from(value())),
             _ => usage(),
         }
@@ -212,31 +215,35 @@ fn distinct_dirs(dirs: &[PathBuf]) -> Vec<PathBuf> {
 
 fn main() {
     let o = parse_args();
-    let (dir, temporary) = match &o.keep {
-        Some(d) => (d.clone(), false),
-        None => (
+    let (dir, temporary) = match (&o.tree, &o.keep) {
+        (Some(d), _) | (None, Some(d)) => (d.clone(), false),
+        (None, None) => (
             std::env::temp_dir().join(format!("flint-bench-{}", std::process::id())),
             true,
         ),
     };
-    if dir.exists() && std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_some()) {
-        eprintln!("flint-bench: {} is not empty", dir.display());
-        std::process::exit(2);
-    }
-    let tree = match generate::generate(&dir, o.units) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("flint-bench: cannot write {}: {e}", dir.display());
-            std::process::exit(1);
+    if let Some(tree) = &o.tree {
+        println!("loading the existing tree {}", tree.display());
+    } else {
+        if dir.exists() && std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_some()) {
+            eprintln!("flint-bench: {} is not empty", dir.display());
+            std::process::exit(2);
         }
-    };
-    println!(
-        "generated {} unit files, {} drop-ins, {} symlinks in {}",
-        tree.unit_files,
-        tree.dropins,
-        tree.links,
-        dir.display()
-    );
+        let tree = match generate::generate(&dir, o.units) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("flint-bench: cannot write {}: {e}", dir.display());
+                std::process::exit(1);
+            }
+        };
+        println!(
+            "generated {} unit files, {} drop-ins, {} symlinks in {}",
+            tree.unit_files,
+            tree.dropins,
+            tree.links,
+            dir.display()
+        );
+    }
     println!("\n| tree | what | median | min | max | index build (median) |");
     println!("|---|---|---|---|---|---|");
     let generated = SearchPath::from_dirs(vec![dir.clone()], false);

@@ -41,8 +41,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = replace_env_argv_full(&cmd.argv, &env);
         }
     }
-    // Without `%` in the input the expansion is the identity.
-    if !s.contains('%') {
+    // Without `%` in the input the expansion is the identity. A C escape
+    // (`\x25`) can produce a `%` after unquoting, which is then expanded
+    // (as in systemd), so inputs with backslashes are left out.
+    if !s.contains('%') && !s.contains('\\') {
         assert_eq!(plain, expanded, "{s:?}");
     }
 });

@@ -11,8 +11,8 @@ use flint::unit::value::exit_status::{
     exit_status_name, parse_exit_status, parse_exit_status_list, parse_exit_status_list_full,
 };
 use flint::unit::value::int::{
-    IntOptions, parse_i32, parse_i64, parse_port, parse_u8, parse_u16, parse_u32,
-    parse_u32_with, parse_u64, parse_u64_with,
+    IntOptions, parse_i32, parse_i64, parse_port, parse_u8, parse_u16, parse_u32, parse_u32_with,
+    parse_u64, parse_u64_with,
 };
 use flint::unit::value::mode::{format_mode, parse_mode};
 use flint::unit::value::signal::{format_signal, parse_signal, signal_name};

@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let path = Path::new("/fuzz/fuzz.service");
     // Lines end at `\n`, `\r`, `\r\n`, `\n\r` or NUL, as in systemd's
     // `read_line()`, so this is an upper bound on the line count.
-    let ends = data.iter().filter(|&&b| matches!(b, b'\n' | b'\r' | 0)).count();
+    let ends = data
+        .iter()
+        .filter(|&&b| matches!(b, b'\n' | b'\r' | 0))
+        .count();
     let lines = u32::try_from(ends + 1).unwrap_or(u32::MAX);
     if let Ok(parsed) = flint::unit::lexer::parse(path, data) {
         for a in &parsed.assignments {
@@ -21,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!a.key.is_empty());
         }
         for (section, line) in &parsed.sections {
-            assert!(*line >= 1 && *line <= lines, "section {section} at line {line}");
+            assert!(
+                *line >= 1 && *line <= lines,
+                "section {section} at line {line}"
+            );
         }
     }
 });

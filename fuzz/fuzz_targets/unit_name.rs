@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(n) = UnitName::parse(s) {
         assert_eq!(n.as_str(), s);
         assert_eq!(UnitName::parse(&n.to_string()).as_ref(), Ok(&n));
-        assert_eq!(n.unit_type().suffix(), &s[s.rfind('.').map_or(0, |d| d + 1)..]);
+        assert_eq!(
+            n.unit_type().suffix(),
+            &s[s.rfind('.').map_or(0, |d| d + 1)..]
+        );
         if let Some(t) = n.template() {
             assert!(t.is_template(), "{t}");
             let inst = n.instance().unwrap_or_default();
@@ -64,7 +67,11 @@ fuzz_target!(|data: &[u8]| {
         && nul_free
         && p.len() < 4000
     {
-        assert_eq!(unescape_path(&p).as_deref(), Ok(simplified(s).as_str()), "{p:?}");
+        assert_eq!(
+            unescape_path(&p).as_deref(),
+            Ok(simplified(s).as_str()),
+            "{p:?}"
+        );
         if let Ok(m) = UnitName::from_path(s, UnitType::Mount) {
             assert_eq!(m.to_path().as_deref(), Ok(simplified(s).as_str()));
         }

@@ -467,12 +467,16 @@ impl Manager {
                 inputs.extra_env.push(("EXIT_STATUS".into(), status));
             }
         }
-        let prepared = exec::prepare(&svc.unit, "Service", cmd, &inputs)
+        let mut prepared = exec::prepare(&svc.unit, "Service", cmd, &inputs)
             .map_err(|e| format!("failed to prepare {}: {e}", cmd.path))?;
         let child = spawn::spawn(&prepared.plan)
             .map_err(|e| format!("failed to start {}: {e}", cmd.path))?;
+        let log = prepared.log.take();
         drop(prepared);
         let pid = child.pid;
+        if let Some(pipe) = log {
+            exec::forward_log(pipe, svc.unit.id.to_string(), pid);
+        }
         if !main {
             tracing::debug!("{}: running {} (pid {pid})", svc.unit.id, cmd.path);
         }
@@ -929,6 +933,20 @@ impl Manager {
         let restart = !svc.stopping
             && !self.shutting_down
             && should_restart(&svc.unit, svc.result, svc.last_status);
+        let preserve = svc
+            .unit
+            .get_str("Service", "RuntimeDirectoryPreserve")
+            .unwrap_or("no");
+        let restarting = restart && svc.conn.is_none();
+        if !(preserve == "yes" || (preserve == "restart" && restarting)) {
+            for (key, _, path) in
+                exec::unit_directories(&svc.unit, "Service", self.search.user_mode)
+            {
+                if key == "RuntimeDirectory" {
+                    let _ = std::fs::remove_dir_all(&path);
+                }
+            }
+        }
         if restart && svc.conn.is_none() {
             svc.state = State::AutoRestart;
             svc.restarts += 1;

@@ -1040,9 +1040,12 @@ fn run_socket_commands(
             main_process: !fds.is_empty(),
             ..Default::default()
         };
-        let prepared = exec::prepare(unit, "Socket", cmd, &inputs)
+        let mut prepared = exec::prepare(unit, "Socket", cmd, &inputs)
             .map_err(|e| format!("{key}={}: {e}", cmd.path))?;
         let child = spawn::spawn(&prepared.plan).map_err(|e| format!("{key}={}: {e}", cmd.path))?;
+        if let Some(pipe) = prepared.log.take() {
+            exec::forward_log(pipe, unit.id.to_string(), child.pid);
+        }
         drop(prepared);
         let start = Instant::now();
         let status = loop {

@@ -79,6 +79,9 @@ pub struct PreparedExec {
     pub plan: ExecPlan,
     /// Files opened for stdio; dropped after the spawn.
     pub keep_open: Vec<OwnedFd>,
+    /// The read end of the pipe that carries the command's output to
+    /// flint's log (`StandardOutput=journal` and friends).
+    pub log: Option<OwnedFd>,
 }
 
 fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, ExecError> {
@@ -287,7 +290,20 @@ pub fn prepare(
         Some(name) if !privileged => Some(lookup_user(name)?),
         _ => None,
     };
-    let env = environment(unit, section, inputs, user.as_ref())?;
+    let mut env = environment(unit, section, inputs, user.as_ref())?;
+    // The directories belong to the unit's user, also for `+`/`!` commands.
+    let owner = match unit.get_str(section, "User") {
+        Some(name) => {
+            let u = lookup_user(name)?;
+            let gid = match unit.get_str(section, "Group") {
+                Some(g) => lookup_group(g)?,
+                None => u.gid.as_raw(),
+            };
+            Some((u.uid.as_raw(), gid))
+        }
+        None => None,
+    };
+    setup_directories(unit, section, inputs.user_mode, owner, &mut env)?;
 
     // Arguments: $VAR expansion unless ':'; argv[0] is never expanded.
     let argv: Vec<String> = if cmd.no_env_expand || cmd.argv.is_empty() {
@@ -362,12 +378,14 @@ pub fn prepare(
         .get_str(section, "StandardOutput")
         .unwrap_or(default_out)
         .to_string();
+    let mut log: Option<(OwnedFd, RawFd)> = None;
     plan.stdout = output(
         &out_spec,
         stdin_fd,
         inputs,
         "standard output",
         &mut keep_open,
+        &mut log,
     )?;
     let err_spec = unit
         .get_str(section, "StandardError")
@@ -390,6 +408,7 @@ pub fn prepare(
             inputs,
             "standard error",
             &mut keep_open,
+            &mut log,
         )?
     };
 
@@ -465,7 +484,11 @@ pub fn prepare(
         plan.gid = Some(gid);
         plan.groups = Some(Vec::new());
     }
-    Ok(PreparedExec { plan, keep_open })
+    Ok(PreparedExec {
+        plan,
+        keep_open,
+        log: log.map(|(read, _)| read),
+    })
 }
 
 fn output(
@@ -474,6 +497,7 @@ fn output(
     inputs: &SpawnInputs,
     what: &'static str,
     keep_open: &mut Vec<OwnedFd>,
+    log: &mut Option<(OwnedFd, RawFd)>,
 ) -> Result<Stdio, ExecError> {
     Ok(match spec {
         "null" => Stdio::Null,
@@ -492,9 +516,175 @@ fn output(
                 None => Stdio::Inherit,
             }
         }
-        // journal, syslog, kmsg, tty and their +console forms: flint's own log.
+        // journal, syslog, kmsg and their +console forms: flint's own log,
+        // one pipe per command, read line by line by flint.
+        s if s.starts_with("journal") || s.starts_with("syslog") || s.starts_with("kmsg") => {
+            if log.is_none() {
+                let (read, write) =
+                    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+                        ExecError::StdioFile {
+                            path: "pipe".into(),
+                            what,
+                            source: std::io::Error::from(e),
+                        }
+                    })?;
+                let raw = write.as_raw_fd();
+                keep_open.push(write);
+                *log = Some((read, raw));
+            }
+            log.as_ref().map_or(Stdio::Inherit, |(_, w)| Stdio::Fd(*w))
+        }
+        // tty: flint's own terminal.
         _ => Stdio::Inherit,
     })
+}
+
+/// The `*Directory=` settings: the environment variable, the system base,
+/// and the user-mode base (an XDG variable and its default under `$HOME`).
+const DIRECTORIES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "RuntimeDirectory",
+        "RUNTIME_DIRECTORY",
+        "/run",
+        "XDG_RUNTIME_DIR",
+        "",
+    ),
+    (
+        "StateDirectory",
+        "STATE_DIRECTORY",
+        "/var/lib",
+        "XDG_STATE_HOME",
+        ".local/state",
+    ),
+    (
+        "CacheDirectory",
+        "CACHE_DIRECTORY",
+        "/var/cache",
+        "XDG_CACHE_HOME",
+        ".cache",
+    ),
+    (
+        "LogsDirectory",
+        "LOGS_DIRECTORY",
+        "/var/log",
+        "XDG_STATE_HOME",
+        ".local/state/log",
+    ),
+    (
+        "ConfigurationDirectory",
+        "CONFIGURATION_DIRECTORY",
+        "/etc",
+        "XDG_CONFIG_HOME",
+        ".config",
+    ),
+];
+
+fn directory_base(system: &str, xdg: &str, home_default: &str, user_mode: bool) -> PathBuf {
+    if !user_mode {
+        return PathBuf::from(system);
+    }
+    if let Some(v) = std::env::var_os(xdg).filter(|v| !v.is_empty()) {
+        let base = PathBuf::from(v);
+        return if xdg == "XDG_STATE_HOME" && system == "/var/log" {
+            base.join("log")
+        } else {
+            base
+        };
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
+    if home_default.is_empty() {
+        std::env::temp_dir()
+    } else {
+        home.join(home_default)
+    }
+}
+
+/// The directories of `RuntimeDirectory=` and friends, as absolute paths,
+/// with the variable each is exported in.
+pub fn unit_directories(
+    unit: &Unit,
+    section: &str,
+    user_mode: bool,
+) -> Vec<(&'static str, &'static str, PathBuf)> {
+    let mut out = Vec::new();
+    for (key, var, system, xdg, home_default) in DIRECTORIES {
+        let base = directory_base(system, xdg, home_default, user_mode);
+        for (v, _) in unit.entries(section, key) {
+            if let Value::Str(name) = v {
+                // `path:symlink[:ro]` forms: only the first part is created.
+                let name = name.split(':').next().unwrap_or(name);
+                out.push((*key, *var, base.join(name)));
+            }
+        }
+    }
+    out
+}
+
+/// Creates the `*Directory=` directories with their mode and owner, as
+/// systemd does before running a command, and exports their variables.
+fn setup_directories(
+    unit: &Unit,
+    section: &str,
+    user_mode: bool,
+    uid_gid: Option<(u32, u32)>,
+    env: &mut Vec<(String, String)>,
+) -> Result<(), ExecError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut vars: Vec<(&str, Vec<String>)> = Vec::new();
+    for (key, var, path) in unit_directories(unit, section, user_mode) {
+        let mode = match unit.get(section, &format!("{key}Mode")) {
+            Some(Value::Mode(m)) => *m,
+            _ => 0o755,
+        };
+        std::fs::create_dir_all(&path).map_err(|source| ExecError::StdioFile {
+            path: path.display().to_string(),
+            what: key,
+            source,
+        })?;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+        if let Some((uid, gid)) = uid_gid {
+            let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+        }
+        match vars.iter_mut().find(|(v, _)| *v == var) {
+            Some((_, list)) => list.push(path.display().to_string()),
+            None => vars.push((var, vec![path.display().to_string()])),
+        }
+    }
+    // Exec variables: `Environment=` set earlier wins.
+    for (var, list) in vars {
+        if !env.iter().any(|(k, _)| k == var) {
+            set_var(env, var, list.join(":"));
+        }
+    }
+    Ok(())
+}
+
+/// Forwards a command's output pipe to flint's log, one line per line,
+/// prefixed with the unit name and pid (what journald would record).
+pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32) {
+    let forward = move |line: &str| tracing::info!(target: "service", "{unit}[{pid}]: {line}");
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::spawn_local(async move {
+            use tokio::io::AsyncBufReadExt;
+            let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) else {
+                return;
+            };
+            let mut lines = tokio::io::BufReader::new(rx).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                forward(&line);
+            }
+        });
+    } else {
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(std::fs::File::from(pipe))
+                .lines()
+                .map_while(Result::ok)
+            {
+                forward(&line);
+            }
+        });
+    }
 }
 
 /// `Limit*=` directives and their resources.

@@ -129,12 +129,21 @@ pub struct SpecifierContext {
 
 impl SpecifierContext {
     /// A context with facts from the running host and the user running
-    /// flint. Host facts are probed once per process and then shared.
+    /// flint. The facts are probed once per process (and per manager mode)
+    /// and then shared, so loading many units reads the password database
+    /// and the environment once.
     pub fn new(unit: UnitName, fragment: Option<PathBuf>, user_mode: bool) -> SpecifierContext {
         static HOST: OnceLock<HostFacts> = OnceLock::new();
+        static MANAGER: [OnceLock<(ManagerFacts, DirectoryFacts)>; 2] =
+            [OnceLock::new(), OnceLock::new()];
         let host = HOST.get_or_init(HostFacts::probe).clone();
-        let manager = ManagerFacts::probe(user_mode);
-        let dirs = DirectoryFacts::probe(user_mode, &manager, &|k| std::env::var(k).ok());
+        let (manager, dirs) = MANAGER[usize::from(user_mode)]
+            .get_or_init(|| {
+                let manager = ManagerFacts::probe(user_mode);
+                let dirs = DirectoryFacts::probe(user_mode, &manager, &|k| std::env::var(k).ok());
+                (manager, dirs)
+            })
+            .clone();
         SpecifierContext {
             unit,
             fragment,

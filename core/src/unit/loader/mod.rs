@@ -26,7 +26,7 @@ mod search_path;
 
 pub use search_path::{SYSTEM_UNIT_DIRS, SearchPath, home_dir};
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::fs::FileTypeExt;
@@ -115,6 +115,12 @@ pub struct UnitIndex {
     rejected: HashMap<String, (PathBuf, String)>,
     /// name of a canonical unit → every name that resolves to it.
     names: HashMap<String, Vec<String>>,
+    /// Search directories whose entries were listed by the scan.
+    listed: HashSet<PathBuf>,
+    /// Entries of listed directories named like drop-in or dependency
+    /// directories (`*.d`, `*.wants`, `*.requires`, `*.upholds`), so that
+    /// looking for a unit's drop-ins does not probe names that do not exist.
+    subdirs: HashSet<PathBuf>,
     /// Notices about entries that were skipped while scanning.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -200,6 +206,8 @@ impl UnitIndex {
             ids: HashMap::new(),
             rejected: HashMap::new(),
             names: HashMap::new(),
+            listed: HashSet::new(),
+            subdirs: HashSet::new(),
             diagnostics: Vec::new(),
         };
         // Search directories as the kernel sees them, so that links through
@@ -241,9 +249,18 @@ impl UnitIndex {
                 return;
             }
         };
+        self.listed.insert(dir.to_path_buf());
         let mut entries: Vec<(String, std::fs::DirEntry)> = Vec::new();
         for de in rd.flatten() {
-            if let Ok(name) = de.file_name().into_string() {
+            let Ok(name) = de.file_name().into_string() else {
+                continue;
+            };
+            if [".d", ".wants", ".requires", ".upholds"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            {
+                self.subdirs.insert(dir.join(&name));
+            } else {
                 entries.push((name, de));
             }
         }
@@ -493,16 +510,22 @@ impl UnitIndex {
             .collect()
     }
 
+    /// Whether `p`, an entry of the search directory `dir`, is a directory
+    /// (following symlinks). Entries the scan did not see are not probed.
+    fn is_dir(&self, dir: &Path, p: &Path) -> bool {
+        (!self.listed.contains(dir) || self.subdirs.contains(p)) && p.is_dir()
+    }
+
     /// Directories `<dir>/<candidate><suffix>` for `name`: the name, its
     /// template, then the dash-truncated prefixes (keeping the instance),
     /// each of which expands the same way.
-    fn find_dirs(dir: &Path, name: &UnitName, suffix: &str, out: &mut Vec<PathBuf>) {
+    fn find_dirs(&self, dir: &Path, name: &UnitName, suffix: &str, out: &mut Vec<PathBuf>) {
         let p = dir.join(format!("{}{suffix}", name.as_str()));
-        if p.is_dir() {
+        if self.is_dir(dir, &p) {
             out.push(p);
         }
         if let Some(t) = name.template() {
-            Self::find_dirs(dir, &t, suffix, out);
+            self.find_dirs(dir, &t, suffix, out);
         }
         let Some(prefix) = truncate_at_dash(name.prefix()) else {
             return;
@@ -515,7 +538,7 @@ impl UnitIndex {
             None
         };
         if let Ok(next) = UnitName::build(&prefix, instance, name.unit_type()) {
-            Self::find_dirs(dir, &next, suffix, out);
+            self.find_dirs(dir, &next, suffix, out);
         }
     }
 
@@ -523,12 +546,12 @@ impl UnitIndex {
         let mut dirs = Vec::new();
         for n in names {
             for d in &self.search.dirs {
-                Self::find_dirs(d, n, suffix, &mut dirs);
+                self.find_dirs(d, n, suffix, &mut dirs);
             }
         }
         for d in &self.search.dirs {
             let p = d.join(format!("{}{suffix}", id.unit_type().suffix()));
-            if p.is_dir() {
+            if self.is_dir(d, &p) {
                 dirs.push(p);
             }
         }

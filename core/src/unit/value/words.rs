@@ -377,7 +377,10 @@ pub fn extract_words(s: &str, flags: ExtractFlags) -> Result<Vec<String>, ValueE
     extract_words_with(s, DEFAULT_SEPARATORS, flags)
 }
 
-/// Split a whole value into words at the given separators.
+/// Split a whole value into words at the given separators. With
+/// `retain_separators` and `dont_coalesce_separators` the cursor can stop on
+/// a separator, where every further call returns the same empty word; the
+/// split ends there.
 pub fn extract_words_with(
     s: &str,
     separators: &str,
@@ -385,8 +388,15 @@ pub fn extract_words_with(
 ) -> Result<Vec<String>, ValueError> {
     let mut cursor = Some(s);
     let mut out = Vec::new();
-    while let Some(w) = extract_first_word(&mut cursor, Some(separators), flags)? {
+    loop {
+        let before = cursor.map(str::len);
+        let Some(w) = extract_first_word(&mut cursor, Some(separators), flags)? else {
+            break;
+        };
         out.push(w);
+        if cursor.map(str::len) == before {
+            break;
+        }
     }
     Ok(out)
 }
@@ -801,6 +811,22 @@ mod tests {
             Some(vec!["a".into(), "b".into(), String::new(), "c".into()])
         );
         assert_eq!(extract_words("", uc).ok(), Some(vec![]));
+    }
+
+    #[test]
+    fn split_ends_on_a_retained_separator() {
+        // Found by fuzzing: the cursor stays on the space, and the split used
+        // to return empty words forever.
+        let flags = ExtractFlags {
+            unquote: true,
+            dont_coalesce_separators: true,
+            retain_separators: true,
+            ..ExtractFlags::default()
+        };
+        assert_eq!(
+            extract_words_with("devgdm ", ",; ", flags).ok(),
+            Some(vec!["devgdm".into(), String::new()])
+        );
     }
 
     // Vectors from systemd src/test/test-escape.c (TEST(cunescape)).
