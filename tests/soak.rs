@@ -85,7 +85,7 @@ fn ten_thousand_connections_leave_no_fd_and_no_memory_behind() {
     tree.write(
         "soak.socket",
         &format!(
-            "[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections={MAX_CONNECTIONS}\nTriggerLimitIntervalSec=0\n"
+            "[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections={MAX_CONNECTIONS}\nTriggerLimitIntervalSec=0\nPollLimitIntervalSec=0\n"
         ),
     );
     tree.write(

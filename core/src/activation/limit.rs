@@ -23,6 +23,11 @@ impl RateLimit {
         }
     }
 
+    /// When the current window ends (and events are allowed again).
+    pub fn window_end(&self) -> Option<Instant> {
+        self.begin.map(|b| b + self.interval)
+    }
+
     /// Counts one event now; false when it exceeds the limit.
     pub fn allow(&mut self) -> bool {
         self.allow_at(Instant::now())

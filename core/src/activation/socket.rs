@@ -36,6 +36,9 @@ pub struct SocketConfig {
     pub max_connections_per_source: u32,
     pub trigger_interval: Duration,
     pub trigger_burst: u64,
+    /// `PollLimitIntervalSec=`/`PollLimitBurst=`, per listener.
+    pub poll_interval: Duration,
+    pub poll_burst: u64,
     pub flush_pending: bool,
 }
 
@@ -216,6 +219,11 @@ impl SocketConfig {
                 .get_u64(s, "MaxConnectionsPerSource")
                 .and_then(|v| u32::try_from(v).ok())
                 .unwrap_or(0),
+            poll_interval: usec(unit.get_usec(s, "PollLimitIntervalSec"))
+                .unwrap_or(Duration::from_secs(2)),
+            poll_burst: unit
+                .get_u64(s, "PollLimitBurst")
+                .unwrap_or(if accept { 150 } else { 15 }),
             trigger_interval: usec(unit.get_usec(s, "TriggerLimitIntervalSec"))
                 .unwrap_or(Duration::from_secs(2)),
             trigger_burst: unit.get_u64(s, "TriggerLimitBurst").unwrap_or(if accept {
@@ -323,6 +331,7 @@ impl SocketRt {
                 rt.config.accept,
                 rt.armed.subscribe(),
                 tx.clone(),
+                RateLimit::new(rt.config.poll_interval, rt.config.poll_burst),
             );
             rt.tasks.push(task);
         }
@@ -441,6 +450,7 @@ fn watch_listener(
     accept: bool,
     mut armed: watch::Receiver<bool>,
     tx: mpsc::UnboundedSender<Event>,
+    mut poll_limit: RateLimit,
 ) -> JoinHandle<()> {
     tokio::task::spawn_local(async move {
         // SAFETY: `fd` is a listener owned by the socket unit, which closes
@@ -465,8 +475,19 @@ fn watch_listener(
             tokio::select! {
                 guard = afd.readable() => {
                     let Ok(mut guard) = guard else { return };
+                    // PollLimit: past the burst, this listener pauses until
+                    // the interval is over (nothing is consumed meanwhile).
+                    if !poll_limit.allow() {
+                        let until = poll_limit.window_end().unwrap_or_else(std::time::Instant::now);
+                        tracing::debug!("poll limit hit on a listener; pausing it");
+                        drop(guard);
+                        tokio::time::sleep_until(until.into()).await;
+                        continue;
+                    }
                     if accept {
-                        loop {
+                        // One connection per dispatch, as systemd does, so the
+                        // poll limit counts connections.
+                        for _ in 0..1 {
                             match socket::accept4(fd, socket::SockFlag::SOCK_NONBLOCK | socket::SockFlag::SOCK_CLOEXEC) {
                                 Ok(c) => {
                                     // SAFETY: accept4 returned a new fd that nothing else owns.
