@@ -307,3 +307,26 @@ fn directories_are_created_exported_and_the_runtime_one_removed() {
         "service output reaches flint's log with unit and pid:\n{log}"
     );
 }
+
+#[test]
+fn unmet_conditions_skip_and_failed_assertions_fail() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    tree.write("c1.service", &format!("[Unit]\nConditionPathExists=/nonexistent/flint\n[Service]\nExecStart=/bin/sh -c 'echo c1 >> {l}'\n"));
+    tree.write("c2.service", &format!("[Unit]\nConditionPathExists=|/nonexistent/flint\nConditionPathIsDirectory=|/\n[Service]\nExecStart=/bin/sh -c 'echo c2 >> {l}'\n"));
+    tree.write("c3.service", &format!("[Unit]\nAssertPathExists=/nonexistent/flint\n[Service]\nExecStart=/bin/sh -c 'echo c3 >> {l}'\n"));
+    let flint = Flint::run(&tree, &["c1.service", "c2.service", "c3.service"]);
+    wait_for(Duration::from_secs(10), || {
+        lines(&log).contains(&"c2".to_string()).then_some(())
+    })
+    .expect("c2's triggering condition held");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lines(&log), ["c2"]);
+    let out = flint.log();
+    assert!(
+        out.contains("c1.service: condition check resulted in it being skipped"),
+        "{out}"
+    );
+    assert!(out.contains("c3.service: assertion failed"), "{out}");
+}

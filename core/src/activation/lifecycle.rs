@@ -192,6 +192,26 @@ impl Manager {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
+        match crate::service::condition::check(&svc.unit) {
+            crate::service::condition::ConditionOutcome::Pass => {}
+            crate::service::condition::ConditionOutcome::Skip(why) => {
+                tracing::info!(
+                    "{}: condition check resulted in it being skipped ({why})",
+                    svc.unit.id
+                );
+                svc.stopping = true;
+                svc.result = "success";
+                self.after_stop(id);
+                return;
+            }
+            crate::service::condition::ConditionOutcome::AssertFailed(why) => {
+                tracing::error!("{}: assertion failed ({why})", svc.unit.id);
+                svc.stopping = true;
+                svc.result = "failed";
+                self.after_stop(id);
+                return;
+            }
+        }
         let interval = start_limit_interval(&svc.unit);
         let burst = usize::try_from(start_limit_burst(&svc.unit)).unwrap_or(usize::MAX);
         if interval > Duration::ZERO && burst > 0 {

@@ -2,4 +2,5 @@
 //! command; the lifecycle (start, restart, stop) is driven by
 //! [`crate::activation`].
 
+pub mod condition;
 pub mod exec;
