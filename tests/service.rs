@@ -330,3 +330,97 @@ fn unmet_conditions_skip_and_failed_assertions_fail() {
     );
     assert!(out.contains("c3.service: assertion failed"), "{out}");
 }
+
+/// A C daemon using libsystemd: it keeps its state in the fd store, reports
+/// readiness, and stops pinging the watchdog on its first run.
+const SD_DAEMON: &str = r#"
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <systemd/sd-daemon.h>
+int main(int argc, char **argv) {
+    FILE *log = fopen(argv[1], "a");
+    char **names = NULL;
+    int n = sd_listen_fds_with_names(0, &names);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(names[i], "mystate") == 0) {
+            char buf[64] = {0};
+            pread(SD_LISTEN_FDS_START + i, buf, sizeof buf - 1, 0);
+            fprintf(log, "restored %s\n", buf);
+            fflush(log);
+            sd_notify(0, "READY=1\nSTATUS=restored");
+            for (;;) { sd_notify(0, "WATCHDOG=1"); usleep(100000); }
+        }
+    }
+    int fd = memfd_create("state", 0);
+    write(fd, "hello-state", 11);
+    sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=mystate", &fd, 1);
+    uint64_t usec = 0;
+    fprintf(log, "fresh watchdog=%d\n", sd_watchdog_enabled(0, &usec) > 0 ? (int)(usec / 1000) : -1);
+    fflush(log);
+    sd_notify(0, "READY=1");
+    pause(); /* no WATCHDOG=1: the watchdog fires */
+    return 0;
+}
+"#;
+
+#[test]
+fn sd_notify_daemon_watchdog_restarts_it_and_the_fd_store_survives() {
+    if !common::require("gcc", "builds the libsystemd client") {
+        return;
+    }
+    let tree = Tree::new();
+    let src = tree.write("d.c", SD_DAEMON);
+    let bin = tree.path().join("sd-daemon");
+    let libs = std::process::Command::new("pkg-config")
+        .args(["--cflags", "--libs", "libsystemd"])
+        .output();
+    let Ok(libs) = libs
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .map_err(|_| ())
+        .and_then(|l| if l.is_empty() { Err(()) } else { Ok(l) })
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "libsystemd-dev is installed in CI"
+        );
+        eprintln!("skipped: libsystemd-dev is not installed");
+        return;
+    };
+    let status = std::process::Command::new("gcc")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .args(libs.split_whitespace())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the C daemon builds");
+    let log = tree.path().join("log");
+    tree.write(
+        "sd.service",
+        &format!(
+            "[Service]\nType=notify\nExecStart={} {}\nWatchdogSec=700ms\nRestart=on-watchdog\nRestartSec=100ms\nFileDescriptorStoreMax=4\n",
+            bin.display(),
+            log.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["sd.service"]);
+    let l = wait_for(Duration::from_secs(20), || {
+        Some(lines(&log)).filter(|l| l.len() >= 2)
+    })
+    .expect("the daemon ran twice");
+    assert_eq!(
+        l[0], "fresh watchdog=700",
+        "WATCHDOG_USEC reaches sd_watchdog_enabled()"
+    );
+    assert_eq!(
+        l[1], "restored hello-state",
+        "the stored fd came back after the watchdog restart"
+    );
+    let out = flint.log();
+    assert!(out.contains("watchdog timeout"), "{out}");
+    assert!(out.contains("status: restored"), "{out}");
+}

@@ -78,6 +78,10 @@ pub(super) struct ServiceRt {
     /// The pending step timer, cancelled when a new one is armed or the
     /// service is dropped, so finished instances leave no timer behind.
     pub timer: Option<TimerGuard>,
+    /// Bumped when the watchdog is re-armed or cancelled.
+    pub watchdog_generation: u64,
+    /// The fd store (`FDSTORE=1`): fds and names, handed back at every start.
+    pub fd_store: Vec<(OwnedFd, String)>,
 }
 
 /// A pending timer task, aborted when dropped.
@@ -109,6 +113,8 @@ impl ServiceRt {
             status_text: None,
             generation: 0,
             timer: None,
+            watchdog_generation: 0,
+            fd_store: Vec::new(),
         }
     }
 
@@ -384,7 +390,14 @@ impl Manager {
         svc.state = state;
         svc.main_pid = Some(pid);
         svc.main_pgid = Some(pid);
+        let watchdog = svc
+            .unit
+            .get_usec("Service", "WatchdogSec")
+            .is_some_and(|u| u > 0 && u != u64::MAX);
         tracing::info!("{}: started {} (pid {pid})", svc.unit.id, cmd.path);
+        if watchdog {
+            self.arm_watchdog(id);
+        }
         Ok(match kind.as_str() {
             // Started once the process exists (exec: once execve succeeded,
             // which spawn() has already waited for).
@@ -427,6 +440,13 @@ impl Manager {
                     inputs.fds.push((l.fd.as_raw_fd(), name.clone()));
                 }
             }
+        }
+        if main {
+            inputs.stored_fds = svc
+                .fd_store
+                .iter()
+                .map(|(fd, name)| (fd.as_raw_fd(), name.clone()))
+                .collect();
         }
         // Only the main process gets the fds, unless they are its stdio.
         let inetd = svc.unit.get_str("Service", "StandardInput") == Some("socket");
@@ -613,7 +633,9 @@ impl Manager {
                 if clean || ignore {
                     self.step(id, State::Start(n + 1));
                 } else {
-                    svc.result = result_of(status);
+                    if svc.result == "success" {
+                        svc.result = result_of(status);
+                    }
                     tracing::warn!("{name}: failed ({status}), result '{}'", svc.result);
                     self.step(id, State::StopPost(0));
                 }
@@ -655,7 +677,9 @@ impl Manager {
                 if clean || ignore {
                     tracing::info!("{name}: exited ({status})");
                 } else {
-                    svc.result = result_of(status);
+                    if svc.result == "success" {
+                        svc.result = result_of(status);
+                    }
                     tracing::warn!("{name}: failed ({status}), result '{}'", svc.result);
                 }
                 if let Some(c) = svc.control_pid {
@@ -929,6 +953,44 @@ impl Manager {
         if msg.flag("STOPPING") {
             svc.stopping = true;
         }
+        if msg.get("WATCHDOG") == Some("trigger") {
+            let generation = svc.watchdog_generation;
+            self.on_watchdog(id, generation);
+            return;
+        }
+        if msg.flag("WATCHDOG") {
+            self.arm_watchdog(id);
+        }
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        if msg.flag("FDSTOREREMOVE") {
+            if let Some(name) = msg.get("FDNAME") {
+                svc.fd_store.retain(|(_, n)| n != name);
+            }
+        } else if msg.flag("FDSTORE") {
+            let max = usize::try_from(
+                svc.unit
+                    .get_u64("Service", "FileDescriptorStoreMax")
+                    .unwrap_or(0),
+            )
+            .unwrap_or(usize::MAX);
+            let name = msg
+                .get("FDNAME")
+                .filter(|n| super::socket::valid_fd_name(n))
+                .unwrap_or("stored")
+                .to_string();
+            for fd in msg.fds.iter().filter_map(|f| f.try_clone().ok()) {
+                if svc.fd_store.len() >= max {
+                    tracing::warn!(
+                        "{}: fd store is full (FileDescriptorStoreMax={max}), closing the fd",
+                        svc.unit.id
+                    );
+                    break;
+                }
+                svc.fd_store.push((fd, name.clone()));
+            }
+        }
         if msg.flag("READY")
             && matches!(svc.state, State::Start(_))
             && matches!(svc.service_type(), "notify" | "notify-reload")
@@ -938,6 +1000,58 @@ impl Manager {
         }
         // fds that nothing stores are closed when `msg` is dropped
         // (BARRIER=1 needs exactly that).
+    }
+
+    /// (Re)starts the watchdog of a service with `WatchdogSec=`.
+    fn arm_watchdog(&mut self, id: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        svc.watchdog_generation += 1;
+        let Some(us) = svc
+            .unit
+            .get_usec("Service", "WatchdogSec")
+            .filter(|u| *u > 0 && *u != u64::MAX)
+        else {
+            return;
+        };
+        let generation = svc.watchdog_generation;
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_micros(us)).await;
+            let _ = tx.send(Event::Watchdog {
+                service: id,
+                generation,
+            });
+        });
+    }
+
+    /// The watchdog expired (or `WATCHDOG=trigger`): `WatchdogSignal=` to the
+    /// main process, result `watchdog`, then `Restart=` decides.
+    pub(super) fn on_watchdog(&mut self, id: u64, generation: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        if svc.watchdog_generation != generation
+            || !matches!(
+                svc.state,
+                State::Start(_) | State::StartPost(_) | State::Running
+            )
+        {
+            return;
+        }
+        let Some(pid) = svc.main_pid else { return };
+        tracing::warn!(
+            "{}: watchdog timeout! Killing the main process {pid}.",
+            svc.unit.id
+        );
+        svc.watchdog_generation += 1;
+        svc.result = "watchdog";
+        let sig = match svc.unit.get("Service", "WatchdogSignal") {
+            Some(Value::Signal(s)) => *s,
+            _ => libc::SIGABRT,
+        };
+        signal_pid(pid, sig);
     }
 
     /// After the last `ExecStopPost=`: restart, or go dead and re-arm the sockets.
@@ -966,6 +1080,12 @@ impl Manager {
                     let _ = std::fs::remove_dir_all(&path);
                 }
             }
+        }
+        // The fd store is kept across restarts; on a real stop only with
+        // FileDescriptorStorePreserve=yes.
+        if !restarting && svc.unit.get_str("Service", "FileDescriptorStorePreserve") != Some("yes")
+        {
+            svc.fd_store.clear();
         }
         if restart && svc.conn.is_none() {
             svc.state = State::AutoRestart;

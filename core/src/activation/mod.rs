@@ -25,6 +25,7 @@ mod lifecycle;
 mod limit;
 pub mod policy;
 mod socket;
+mod unit_cache;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -84,6 +85,8 @@ enum Event {
     },
     /// The restart delay of a service is over.
     RestartDue { service: u64 },
+    /// The watchdog of a service expired.
+    Watchdog { service: u64, generation: u64 },
     /// The step timer of a service fired (start/stop/runtime timeouts).
     Timer { service: u64, generation: u64 },
     /// A message arrived on the notify socket.
@@ -122,6 +125,8 @@ struct PendingConnection {
 /// The manager: owns every socket and service.
 struct Manager {
     search: SearchPath,
+    /// The search path's index for per-connection loads.
+    units: unit_cache::UnitCache,
     sockets: Vec<SocketRt>,
     services: HashMap<u64, ServiceRt>,
     by_name: HashMap<String, u64>,
@@ -191,6 +196,7 @@ async fn run_async(search: SearchPath, mut names: Vec<UnitName>) -> Result<u8, R
     }
     let mut mgr = Manager {
         search,
+        units: unit_cache::UnitCache::default(),
         sockets: Vec::new(),
         services: HashMap::new(),
         by_name: HashMap::new(),
@@ -524,6 +530,10 @@ impl Manager {
                 generation,
             } => self.on_timer(service, generation),
             Event::Notify(msg) => self.on_notify(msg),
+            Event::Watchdog {
+                service,
+                generation,
+            } => self.on_watchdog(service, generation),
             Event::Shutdown => self.shutdown(),
             Event::ChildSignal => {
                 let tracked: Vec<i32> = self
@@ -770,7 +780,7 @@ impl Manager {
             self.release(socket, peer.as_ref());
             return;
         };
-        let unit = load::load(&self.search, &name);
+        let unit = self.units.load(&self.search, &name);
         let pending = PendingConnection {
             conn,
             peer,
@@ -834,7 +844,7 @@ impl Manager {
                             self.sockets[socket].name,
                             peer_text(peer.as_ref())
                         );
-                        unit = load::load(&self.search, &n);
+                        unit = self.units.load(&self.search, &n);
                         name = n;
                     } else {
                         tracing::warn!(

@@ -61,6 +61,9 @@ pub enum ExecError {
 pub struct SpawnInputs {
     /// File descriptors to pass at 3.., with their names (`LISTEN_FDNAMES`).
     pub fds: Vec<(RawFd, String)>,
+    /// File descriptors from the fd store, passed after `fds` (their
+    /// blocking mode is left alone), with their names.
+    pub stored_fds: Vec<(RawFd, String)>,
     /// Whether the passed fds are sockets subject to `NonBlocking=`.
     pub fds_are_sockets: bool,
     /// Variables the manager sets for this spawn (`REMOTE_ADDR`, ...).
@@ -159,9 +162,20 @@ pub fn environment(
         set_var(&mut env, k, v.clone());
     }
     let inetd = stdin_is_socket(unit, section);
-    if inputs.main_process && !inputs.fds.is_empty() && !inetd {
-        set_var(&mut env, "LISTEN_FDS", inputs.fds.len().to_string());
-        let names: Vec<&str> = inputs.fds.iter().map(|(_, n)| n.as_str()).collect();
+    let passed = if inetd {
+        inputs.stored_fds.len()
+    } else {
+        inputs.fds.len() + inputs.stored_fds.len()
+    };
+    if inputs.main_process && passed > 0 {
+        set_var(&mut env, "LISTEN_FDS", passed.to_string());
+        let names: Vec<&str> = inputs
+            .fds
+            .iter()
+            .filter(|_| !inetd)
+            .chain(inputs.stored_fds.iter())
+            .map(|(_, n)| n.as_str())
+            .collect();
         set_var(&mut env, "LISTEN_FDNAMES", names.join(":"));
     }
     if let Some(u) = user {
@@ -355,6 +369,15 @@ pub fn prepare(
                 },
             })
             .collect();
+    }
+    // Stored fds follow the sockets (also in inetd style, as systemd 262).
+    if inputs.main_process && !inputs.stored_fds.is_empty() {
+        plan.listen_pid_slot = true;
+        plan.fds
+            .extend(inputs.stored_fds.iter().map(|(fd, _)| PassFd {
+                fd: *fd,
+                nonblocking: None,
+            }));
     }
     if !inetd {
         match unit.get_str(section, "StandardInput") {

@@ -1,0 +1,81 @@
+//! The index of the unit search path that per-connection loads use.
+//!
+//! Every `Accept=yes` connection loads its instance unit. Scanning the whole
+//! search path for that (hundreds of entries in `/usr/lib/systemd/system`)
+//! would cost more than the rest of the activation, so the manager keeps one
+//! [`UnitIndex`] and builds it again only when a search directory changed
+//! (its mtime, inode or device moved, or it appeared or vanished), as
+//! systemd rebuilds its unit name map when the search path's timestamps
+//! change. The unit files and drop-ins themselves are still read and parsed
+//! at every load, so edits to them and `%i` of each instance are honoured.
+
+use std::os::unix::fs::MetadataExt;
+use std::time::SystemTime;
+
+use crate::unit::load::{self, Unit};
+use crate::unit::loader::{SearchPath, UnitIndex};
+use crate::unit::name::UnitName;
+
+/// What identifies the state of one search directory.
+type Stamp = Option<(u64, u64, Option<SystemTime>)>;
+
+fn stamps(search: &SearchPath) -> Vec<Stamp> {
+    search
+        .dirs
+        .iter()
+        .map(|d| {
+            std::fs::metadata(d)
+                .ok()
+                .map(|m| (m.dev(), m.ino(), m.modified().ok()))
+        })
+        .collect()
+}
+
+/// A [`UnitIndex`] plus the directory stamps it was built from.
+#[derive(Debug, Default)]
+pub(super) struct UnitCache {
+    cached: Option<(UnitIndex, Vec<Stamp>)>,
+}
+
+impl UnitCache {
+    /// Loads `name` through the cached index, rebuilding it first when a
+    /// search directory changed since it was built.
+    pub(super) fn load(&mut self, search: &SearchPath, name: &UnitName) -> Unit {
+        let now = stamps(search);
+        let fresh = self
+            .cached
+            .as_ref()
+            .is_some_and(|(index, then)| *then == now && index.search_path().dirs == search.dirs);
+        if !fresh {
+            self.cached = Some((UnitIndex::build(search), now));
+        }
+        let (index, _) = self.cached.as_ref().expect("just built");
+        load::load_indexed(index, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_new_and_edited_units() {
+        let dir = tempfile::tempdir().unwrap();
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        let mut cache = UnitCache::default();
+        let name: UnitName = "a@x.service".parse().unwrap();
+        assert!(!cache.load(&search, &name).is_loaded());
+        // A new file changes the directory: the index is built again.
+        std::fs::write(dir.path().join("a@.service"), "[Service]\nExecStart=/bin/true %i\n")
+            .unwrap();
+        let unit = cache.load(&search, &name);
+        assert!(unit.is_loaded());
+        // An edited file is read again without a new index; %i follows the instance.
+        std::fs::write(dir.path().join("a@.service"), "[Service]\nExecStart=/bin/echo %i\n")
+            .unwrap();
+        let unit = cache.load(&search, &"a@y.service".parse().unwrap());
+        let cmd = unit.commands("Service", "ExecStart");
+        assert_eq!(cmd[0].path, "/bin/echo");
+        assert_eq!(cmd[0].argv.last().map(String::as_str), Some("y"));
+    }
+}
