@@ -218,6 +218,17 @@ impl Manager {
                 return;
             }
         }
+        if svc.service_type() == "dbus" {
+            tracing::error!(
+                "{}: Type=dbus waits for a name on the D-Bus system bus, which flint does not watch; \
+                 refusing to start (a drop-in with Type=simple or Type=notify runs it)",
+                svc.unit.id
+            );
+            svc.stopping = true;
+            svc.result = "resources";
+            self.after_stop(id);
+            return;
+        }
         let interval = start_limit_interval(&svc.unit);
         let burst = usize::try_from(start_limit_burst(&svc.unit)).unwrap_or(usize::MAX);
         if interval > Duration::ZERO && burst > 0 {

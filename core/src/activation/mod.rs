@@ -217,6 +217,7 @@ async fn run_async(search: SearchPath, mut names: Vec<UnitName>) -> Result<u8, R
         }
     };
     let mut started = 0usize;
+    let names = plan_units(&mgr.search, &names);
     for name in &names {
         match name.unit_type() {
             UnitType::Socket => {
@@ -1078,6 +1079,108 @@ fn run_socket_commands(
     Ok(())
 }
 
+/// The units to start for `names`, in start order: the named socket and
+/// service units plus what they (and named targets) pull in through
+/// `Wants=`, `Requires=`, `BindsTo=` and `.wants/`/`.requires/` links;
+/// socket units first (as `sockets.target` comes first at boot), then
+/// services in `After=`/`Before=` order. Other unit types are left out.
+pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
+    use std::collections::{HashSet, VecDeque};
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut queue: VecDeque<UnitName> = names.iter().cloned().collect();
+    let mut found: Vec<Unit> = Vec::new();
+    while let Some(name) = queue.pop_front() {
+        if !seen.insert(name.to_string()) || seen.len() > 4096 {
+            continue;
+        }
+        if !matches!(
+            name.unit_type(),
+            UnitType::Socket | UnitType::Service | UnitType::Target
+        ) || name.is_template()
+        {
+            continue;
+        }
+        let unit = load::load(search, &name);
+        let mut deps: Vec<UnitName> = unit
+            .wants
+            .iter()
+            .chain(unit.requires.iter())
+            .cloned()
+            .collect();
+        for key in ["Wants", "Requires", "BindsTo"] {
+            deps.extend(
+                unit.entries("Unit", key)
+                    .iter()
+                    .filter_map(|(v, _)| match v {
+                        Value::Unit(n) => n.parse().ok(),
+                        _ => None,
+                    }),
+            );
+        }
+        queue.extend(deps);
+        if name.unit_type() != UnitType::Target {
+            found.push(unit);
+        }
+    }
+    let mut sockets: Vec<UnitName> = Vec::new();
+    let mut services: Vec<&Unit> = Vec::new();
+    for u in &found {
+        match u.name.unit_type() {
+            UnitType::Socket => sockets.push(u.name.clone()),
+            _ => services.push(u),
+        }
+    }
+    // Kahn's algorithm over After=/Before= among the services; ties and
+    // cycles keep the discovery order.
+    let names_of = |u: &Unit, key: &str| -> Vec<String> {
+        u.entries("Unit", key)
+            .iter()
+            .filter_map(|(v, _)| {
+                if let Value::Unit(n) = v {
+                    Some(n.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    let index: HashMap<String, usize> = services
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.name.to_string(), i))
+        .collect();
+    let mut before: Vec<Vec<usize>> = vec![Vec::new(); services.len()];
+    let mut indegree = vec![0usize; services.len()];
+    for (i, u) in services.iter().enumerate() {
+        for a in names_of(u, "After") {
+            if let Some(&j) = index.get(&a) {
+                before[j].push(i);
+                indegree[i] += 1;
+            }
+        }
+        for b in names_of(u, "Before") {
+            if let Some(&j) = index.get(&b) {
+                before[i].push(j);
+                indegree[j] += 1;
+            }
+        }
+    }
+    let mut order = Vec::new();
+    let mut done = vec![false; services.len()];
+    while order.len() < services.len() {
+        let next = (0..services.len())
+            .find(|&i| !done[i] && indegree[i] == 0)
+            .or_else(|| (0..services.len()).find(|&i| !done[i]));
+        let Some(i) = next else { break };
+        done[i] = true;
+        for &j in &before[i] {
+            indegree[j] = indegree[j].saturating_sub(1);
+        }
+        order.push(services[i].name.clone());
+    }
+    sockets.into_iter().chain(order).collect()
+}
+
 /// Binds the notify socket (under `/run/flint` for a root system flint,
 /// else under `$XDG_RUNTIME_DIR/flint` or the temporary directory; one per
 /// flint process) and forwards its messages to the manager.
@@ -1145,5 +1248,49 @@ fn peer_text(peer: Option<&Peer>) -> String {
         Some(Peer::Unix { uid: Some(u), .. }) => format!("uid {u}"),
         Some(Peer::Vsock { cid, port }) => format!("vsock:{cid}:{port}"),
         _ => "an unknown peer".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_pulls_in_dependencies_and_orders_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        w(
+            "app.service",
+            "[Unit]\nWants=db.service\nAfter=db.service cache.service\nRequires=app.socket\n[Service]\nExecStart=/bin/true\n",
+        );
+        w(
+            "db.service",
+            "[Unit]\nAfter=log.service\n[Service]\nExecStart=/bin/true\n",
+        );
+        w(
+            "log.service",
+            "[Unit]\nBefore=db.service\n[Service]\nExecStart=/bin/true\n",
+        );
+        w("app.socket", "[Socket]\nListenStream=1\n");
+        w("multi-user.target", "[Unit]\nDescription=m\n");
+        std::fs::create_dir(dir.path().join("multi-user.target.wants")).unwrap();
+        std::os::unix::fs::symlink(
+            "../log.service",
+            dir.path().join("multi-user.target.wants/log.service"),
+        )
+        .unwrap();
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        let names: Vec<UnitName> = ["app.service", "multi-user.target"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let plan: Vec<String> = plan_units(&search, &names)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            plan,
+            ["app.socket", "log.service", "db.service", "app.service"]
+        );
     }
 }

@@ -66,13 +66,19 @@ mod tests {
         let name: UnitName = "a@x.service".parse().unwrap();
         assert!(!cache.load(&search, &name).is_loaded());
         // A new file changes the directory: the index is built again.
-        std::fs::write(dir.path().join("a@.service"), "[Service]\nExecStart=/bin/true %i\n")
-            .unwrap();
+        std::fs::write(
+            dir.path().join("a@.service"),
+            "[Service]\nExecStart=/bin/true %i\n",
+        )
+        .unwrap();
         let unit = cache.load(&search, &name);
         assert!(unit.is_loaded());
         // An edited file is read again without a new index; %i follows the instance.
-        std::fs::write(dir.path().join("a@.service"), "[Service]\nExecStart=/bin/echo %i\n")
-            .unwrap();
+        std::fs::write(
+            dir.path().join("a@.service"),
+            "[Service]\nExecStart=/bin/echo %i\n",
+        )
+        .unwrap();
         let unit = cache.load(&search, &"a@y.service".parse().unwrap());
         let cmd = unit.commands("Service", "ExecStart");
         assert_eq!(cmd[0].path, "/bin/echo");
