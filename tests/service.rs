@@ -429,11 +429,26 @@ fn sd_notify_daemon_watchdog_restarts_it_and_the_fd_store_survives() {
 fn type_dbus_is_refused_with_a_clear_message() {
     let tree = Tree::new();
     let log = tree.path().join("log");
-    tree.write("ok.service", &format!("[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo ok >> {}'\n", log.display()));
-    tree.write("bus.service", "[Service]\nBusName=org.example.Bus\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "ok.service",
+        &format!(
+            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo ok >> {}'\n",
+            log.display()
+        ),
+    );
+    tree.write(
+        "bus.service",
+        "[Service]\nBusName=org.example.Bus\nExecStart=/bin/sleep 1000\n",
+    );
     let flint = Flint::run(&tree, &["bus.service", "ok.service"]);
-    wait_for(Duration::from_secs(10), || std::fs::read_to_string(&log).ok()).expect("the other unit runs");
+    wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).ok()
+    })
+    .expect("the other unit runs");
     let out = flint.log();
-    assert!(out.contains("bus.service: Type=dbus waits for a name on the D-Bus system bus"), "{out}");
+    assert!(
+        out.contains("bus.service: Type=dbus waits for a name on the D-Bus system bus"),
+        "{out}"
+    );
     assert!(!out.contains("started /bin/sleep"), "{out}");
 }

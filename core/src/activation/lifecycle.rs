@@ -123,6 +123,7 @@ impl ServiceRt {
         match self.unit.get_str("Service", "Type") {
             Some(t) => t,
             None if self.unit.commands("Service", "ExecStart").is_empty() => "oneshot",
+            None if self.unit.get("Service", "BusName").is_some() => "dbus",
             None => "simple",
         }
     }

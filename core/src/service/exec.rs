@@ -292,6 +292,112 @@ fn open_stdio_file(
     Ok(Some(OwnedFd::from(file)))
 }
 
+/// The bytes of `StandardInputText=` (C-unescaped, each followed by a
+/// newline) and `StandardInputData=` (base64), in the order of the lines
+/// that give them; an empty assignment of either drops everything before it.
+pub fn stdin_data(unit: &Unit, section: &str) -> Vec<u8> {
+    // Fragment first, then the drop-ins in order, each by line.
+    let position = |o: &crate::unit::load::Origin| {
+        let file = unit
+            .dropins
+            .iter()
+            .position(|d| *d == o.path)
+            .map_or(0, |i| i + 1);
+        (file, o.line)
+    };
+    let mut parts: Vec<((usize, u32), Option<Vec<u8>>)> = Vec::new();
+    for (key, text) in [("StandardInputText", true), ("StandardInputData", false)] {
+        for (v, origin) in unit.entries(section, key) {
+            let raw = match v {
+                Value::Str(s) | Value::Raw(s) => s.as_str(),
+                _ => continue,
+            };
+            let bytes = if raw.is_empty() {
+                None
+            } else if text {
+                match crate::unit::value::words::cunescape_bytes(raw.as_bytes(), false, false) {
+                    Ok(mut b) => {
+                        b.push(b'\n');
+                        Some(b)
+                    }
+                    Err(_) => continue,
+                }
+            } else {
+                match decode_base64(raw) {
+                    Some(b) => Some(b),
+                    None => continue,
+                }
+            };
+            parts.push((position(origin), bytes));
+        }
+    }
+    parts.sort_by_key(|(pos, _)| *pos);
+    let mut out = Vec::new();
+    for (_, bytes) in parts {
+        match bytes {
+            Some(b) => out.extend_from_slice(&b),
+            None => out.clear(),
+        }
+    }
+    out
+}
+
+/// Decodes base64 (standard alphabet, `=` padding optional), ignoring
+/// whitespace as systemd's `unbase64mem()` does. `None` for anything else.
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    let mut padding = false;
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                padding = true;
+                continue;
+            }
+            _ => return None,
+        };
+        if padding {
+            return None;
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
+/// A sealed-size memfd holding `data`, positioned at its start, for
+/// `StandardInput=data`.
+fn data_fd(data: &[u8]) -> Result<OwnedFd, ExecError> {
+    use std::io::{Seek, Write};
+    use std::os::fd::FromRawFd;
+    let err = |source: std::io::Error| ExecError::StdioFile {
+        path: "memfd".into(),
+        what: "standard input data",
+        source,
+    };
+    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns
+    // a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"flint-stdin".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(data).map_err(err)?;
+    file.rewind().map_err(err)?;
+    Ok(OwnedFd::from(file))
+}
+
 /// Prepares one command of `unit` (`section` is `Service` or `Socket`).
 pub fn prepare(
     unit: &Unit,
@@ -379,7 +485,9 @@ pub fn prepare(
                 nonblocking: None,
             }));
     }
+    let mut stdin_is_data = false;
     if !inetd {
+        let data = stdin_data(unit, section);
         match unit.get_str(section, "StandardInput") {
             Some(spec) if spec.starts_with("file:") => {
                 if let Some(fd) = open_stdio_file(spec, "standard input", true)? {
@@ -387,13 +495,22 @@ pub fn prepare(
                     keep_open.push(fd);
                 }
             }
+            // `data` (also the default when there is data); no data at all
+            // means /dev/null, as in systemd.
+            Some("data") | None if !data.is_empty() => {
+                let fd = data_fd(&data)?;
+                plan.stdin = Stdio::Fd(fd.as_raw_fd());
+                keep_open.push(fd);
+                stdin_is_data = true;
+            }
             _ => plan.stdin = Stdio::Null,
         }
     }
-    // Standard output: `inherit` (of stdin when that is a socket or file),
-    // `null`, `socket`, files, or flint's own log for journal/syslog/kmsg.
+    // Standard output: `inherit` (of stdin when that is a socket or file,
+    // not data), `null`, `socket`, files, or flint's own log for
+    // journal/syslog/kmsg.
     let stdin_fd = match plan.stdin {
-        Stdio::Fd(fd) => Some(fd),
+        Stdio::Fd(fd) if !stdin_is_data => Some(fd),
         _ => None,
     };
     let default_out = if inetd { "inherit" } else { "journal" };
