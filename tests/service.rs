@@ -452,3 +452,25 @@ fn type_dbus_is_refused_with_a_clear_message() {
     );
     assert!(!out.contains("started /bin/sleep"), "{out}");
 }
+
+#[test]
+fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
+    let tree = Tree::new();
+    tree.write("sandboxed.service", "[Service]\nProtectSystem=strict\nExecStart=/bin/sleep 1000\n");
+    tree.write("plain.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let mut cmd = std::process::Command::new(common::flint_bin());
+    cmd.args(["run", "--refuse-unenforced", "--unit-dir"]).arg(tree.path()).args(["sandboxed.service", "plain.service"]);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id().cast_signed(), libc::SIGTERM);
+    }
+    wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten()).expect("flint exits");
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("sandboxed.service: refusing to start (--refuse-unenforced): accepted, not enforced: ProtectSystem="), "{log}");
+    assert!(log.contains("plain.service: started /bin/sleep"), "{log}");
+    assert!(!log.contains("sandboxed.service: started"), "{log}");
+}

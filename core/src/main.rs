@@ -85,6 +85,10 @@ enum Command {
         /// socket unit in a tree without `.wants/` links.
         #[arg(value_name = "UNIT")]
         units: Vec<String>,
+        /// Refuse to start units that use directives flint accepts but does
+        /// not enforce (sandboxing and the like), instead of warning.
+        #[arg(long)]
+        refuse_unenforced: bool,
     },
     /// Work with WebAssembly policy plugins.
     Plugin {
@@ -230,7 +234,7 @@ fn show(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
+fn run(tree: &TreeArgs, units: &[String], refuse_unenforced: bool) -> anyhow::Result<ExitCode> {
     let search = tree.search_path(&[]);
     let names = units
         .iter()
@@ -239,7 +243,11 @@ fn run(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("{u}: not a valid unit name"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let code = flint::activation::run(search, names)?;
+    let code = flint::activation::run(
+        search,
+        names,
+        flint::activation::RunOptions { refuse_unenforced },
+    )?;
     Ok(ExitCode::from(code))
 }
 
@@ -255,7 +263,11 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Check { tree, units } => Ok(check(tree, units)),
         Command::Show { tree, units } => show(tree, units),
-        Command::Run { tree, units } => run(tree, units),
+        Command::Run {
+            tree,
+            units,
+            refuse_unenforced,
+        } => run(tree, units, *refuse_unenforced),
         Command::Plugin {
             command: PluginCommand::Check { file, config },
         } => Ok(plugin_check(file, config)),

@@ -632,7 +632,9 @@ impl Manager {
         };
         let state = svc.state;
         let kind = svc.service_type().to_string();
-        let clean = is_clean(&svc.unit, status, true);
+        // A oneshot's commands are not daemons: a SIGPIPE/SIGTERM/... death
+        // is a failure there, as in systemd (`EXIT_CLEAN_COMMAND`).
+        let clean = is_clean(&svc.unit, status, kind != "oneshot");
         let ignore = svc
             .unit
             .commands("Service", "ExecStart")
@@ -1076,6 +1078,11 @@ impl Manager {
         svc.generation += 1;
         let failed = svc.result != "success";
         svc.state = if failed { State::Failed } else { State::Dead };
+        if failed {
+            tracing::warn!("{}: Failed with result '{}'.", svc.unit.id, svc.result);
+        } else {
+            tracing::info!("{}: Deactivated successfully.", svc.unit.id);
+        }
         let restart = !svc.stopping
             && !self.shutting_down
             && should_restart(&svc.unit, svc.result, svc.last_status);

@@ -133,6 +133,7 @@ struct Manager {
     next_id: u64,
     tx: mpsc::UnboundedSender<Event>,
     shutting_down: bool,
+    options: RunOptions,
     /// The value of `NOTIFY_SOCKET` for services.
     notify_path: Option<String>,
     /// The WebAssembly host, created when the first socket with plugins loads.
@@ -149,12 +150,23 @@ pub struct SocketPolicy {
 
 /// Runs the named units (or the enabled ones) until SIGTERM/SIGINT.
 /// Returns the process exit code.
-pub fn run(search: SearchPath, names: Vec<UnitName>) -> Result<u8, RunError> {
+/// Choices of `flint run` beyond the unit tree.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Refuse to start units that set directives flint accepts but does
+    /// not enforce (sandboxing and the like), instead of warning.
+    pub refuse_unenforced: bool,
+}
+
+pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Result<u8, RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move { run_async(search, names).await })
+    local.block_on(
+        &runtime,
+        async move { run_async(search, names, options).await },
+    )
 }
 
 /// The units `flint run` starts when none are named: what `sockets.target`,
@@ -182,7 +194,11 @@ pub fn default_units(search: &SearchPath) -> Vec<UnitName> {
     out
 }
 
-async fn run_async(search: SearchPath, mut names: Vec<UnitName>) -> Result<u8, RunError> {
+async fn run_async(
+    search: SearchPath,
+    mut names: Vec<UnitName>,
+    options: RunOptions,
+) -> Result<u8, RunError> {
     if names.is_empty() {
         names = default_units(&search);
     }
@@ -205,6 +221,7 @@ async fn run_async(search: SearchPath, mut names: Vec<UnitName>) -> Result<u8, R
         shutting_down: false,
         notify_path: None,
         host: None,
+        options,
     };
     let _notify = match start_notify(&tx, mgr.search.user_mode) {
         Ok(n) => {
@@ -335,6 +352,10 @@ impl Manager {
                 tracing::error!("{d}");
             }
             tracing::error!("{name}: failed to load ({})", unit.load_state.as_str());
+            return false;
+        }
+        if let Some(why) = self.refused(&unit) {
+            tracing::error!("{name}: {why}");
             return false;
         }
         let mut config = match SocketConfig::from_unit(&unit) {
@@ -481,6 +502,18 @@ impl Manager {
         }
     }
 
+    /// With `--refuse-unenforced`, why a unit may not start: it sets
+    /// directives flint accepts without enforcing them.
+    fn refused(&self, unit: &Unit) -> Option<String> {
+        if !self.options.refuse_unenforced {
+            return None;
+        }
+        unit.diagnostics
+            .iter()
+            .find(|d| d.message.starts_with("accepted, not enforced"))
+            .map(|d| format!("refusing to start (--refuse-unenforced): {}", d.message))
+    }
+
     /// Loads a service by name once; returns its id.
     fn add_service(&mut self, name: &UnitName) -> Option<u64> {
         if let Some(id) = self.by_name.get(name.as_str()) {
@@ -492,6 +525,10 @@ impl Manager {
                 tracing::error!("{d}");
             }
             tracing::error!("{name}: failed to load ({})", unit.load_state.as_str());
+            return None;
+        }
+        if let Some(why) = self.refused(&unit) {
+            tracing::error!("{name}: {why}");
             return None;
         }
         let id = self.new_id();
