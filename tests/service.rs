@@ -456,11 +456,18 @@ fn type_dbus_is_refused_with_a_clear_message() {
 #[test]
 fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
     let tree = Tree::new();
-    tree.write("sandboxed.service", "[Service]\nProtectSystem=strict\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "sandboxed.service",
+        "[Service]\nProtectSystem=strict\nExecStart=/bin/sleep 1000\n",
+    );
     tree.write("plain.service", "[Service]\nExecStart=/bin/sleep 1000\n");
     let mut cmd = std::process::Command::new(common::flint_bin());
-    cmd.args(["run", "--refuse-unenforced", "--unit-dir"]).arg(tree.path()).args(["sandboxed.service", "plain.service"]);
-    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    cmd.args(["run", "--refuse-unenforced", "--unit-dir"])
+        .arg(tree.path())
+        .args(["sandboxed.service", "plain.service"]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: kill(2) on our own child.
@@ -473,4 +480,36 @@ fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
     assert!(log.contains("sandboxed.service: refusing to start (--refuse-unenforced): accepted, not enforced: ProtectSystem="), "{log}");
     assert!(log.contains("plain.service: started /bin/sleep"), "{log}");
     assert!(!log.contains("sandboxed.service: started"), "{log}");
+}
+
+#[test]
+fn dynamic_user_runs_the_service_under_an_allocated_uid() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: switching to a dynamic user needs root");
+        return;
+    }
+    let tree = Tree::new();
+    let out = tree.path().join("out");
+    std::fs::set_permissions(
+        tree.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    tree.write(
+        "dyn.service",
+        &format!("[Service]\nType=oneshot\nDynamicUser=yes\nExecStart=/bin/sh -c 'echo $(id -u) $(id -g) $USER > {}'\n", out.display()),
+    );
+    let _flint = Flint::run(&tree, &["dyn.service"]);
+    let got = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out).ok()
+    })
+    .expect("the service ran");
+    let fields: Vec<&str> = got.split_whitespace().collect();
+    let uid: u32 = fields[0].parse().unwrap();
+    assert!(
+        (61184..=65519).contains(&uid),
+        "uid {uid} from systemd's dynamic range"
+    );
+    assert_eq!(fields[1], fields[0], "the group matches the uid");
+    assert_eq!(fields[2], "dyn", "USER is the unit's name");
 }

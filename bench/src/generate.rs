@@ -1,7 +1,8 @@
 //! Writes a synthetic unit tree shaped like a busy server's: services with
 //! several `Exec*=` lines, environment and sandboxing settings; sockets with
-//! several listeners; template services and sockets loaded as instances;
-//! per-unit and type-level drop-ins; alias symlinks and masks.
+//! several listeners; `Accept=yes` sockets with template services, loaded
+//! as instances; per-unit and type-level drop-ins; alias symlinks and
+//! masks.
 
 use std::fmt::Write as _;
 use std::io;
@@ -125,13 +126,13 @@ fn socket(rng: &mut Rng, i: usize, template: bool) -> String {
     let _ = writeln!(s, "ListenStream=127.0.0.1:{}", port + 1);
     let _ = writeln!(s, "ListenStream=[::1]:{}", port + 2);
     let _ = writeln!(s, "ListenStream=/run/bench{i}/control.sock");
-    if rng.below(2) == 0 {
-        let _ = writeln!(s, "ListenDatagram=@bench{i}-dgram");
-    }
     if template {
         let _ = writeln!(s, "Accept=yes\nMaxConnections=64");
     } else {
         let _ = writeln!(s, "Accept=no");
+        if rng.below(2) == 0 {
+            let _ = writeln!(s, "ListenDatagram=@bench{i}-dgram");
+        }
     }
     let _ = writeln!(s, "SocketMode=0660\nSocketUser=bench\nBacklog=128");
     let _ = writeln!(s, "ReusePort=yes\nKeepAlive=true\nNoDelay=yes");
@@ -148,10 +149,11 @@ fn dropin(rng: &mut Rng, i: usize) -> String {
 }
 
 /// Writes `count` unit files into `dir` (which must exist and be empty).
-/// Roughly: 55% services, 25% sockets with a matching service already
-/// counted, 10% template services, 5% template sockets, 5% oddities
-/// (aliases, masks); every fifth service gets a drop-in, and there is one
-/// type-level `service.d/` drop-in.
+/// Per 20 units: 1 `Accept=yes` socket with its template service, 1 more
+/// template service, 5 socket/service pairs, the rest plain services, every
+/// fifth of which has a drop-in; 1 in 50 plain services has an alias
+/// symlink, 1 in 100 a masked twin; one type-level `service.d/` drop-in
+/// applies to every service.
 pub fn generate(dir: &Path, count: usize) -> io::Result<Tree> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut tree = Tree::default();
@@ -165,14 +167,14 @@ pub fn generate(dir: &Path, count: usize) -> io::Result<Tree> {
     while tree.unit_files < count {
         let remaining = count - tree.unit_files;
         match i % 20 {
-            // Template service + socket pair.
+            // An `Accept=yes` socket and its template service.
             0 if remaining >= 2 => {
                 std::fs::write(
                     dir.join(format!("tpl{i}@.service")),
                     service(&mut rng, i, true),
                 )?;
                 std::fs::write(
-                    dir.join(format!("tpl{i}@.socket")),
+                    dir.join(format!("tpl{i}.socket")),
                     socket(&mut rng, i, true),
                 )?;
                 tree.unit_files += 2;

@@ -78,11 +78,13 @@ impl Flint {
 
     /// Like [`Flint::run`], with extra environment variables for flint.
     pub fn run_env(tree: &Tree, units: &[&str], env: &[(&str, &Path)]) -> Flint {
+        Flint::run_dir(tree.path(), units, env)
+    }
+
+    /// Like [`Flint::run_env`], with units from any directory.
+    pub fn run_dir(dir: &Path, units: &[&str], env: &[(&str, &Path)]) -> Flint {
         let mut cmd = Command::new(flint_bin());
-        cmd.arg("run")
-            .arg("--unit-dir")
-            .arg(tree.path())
-            .args(units);
+        cmd.arg("run").arg("--unit-dir").arg(dir).args(units);
         cmd.env("FLINT_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -56,6 +56,21 @@ pub enum ExecError {
     SocketCount(usize),
 }
 
+impl ExecError {
+    /// The exit status systemd's child would end with for this failure
+    /// (systemd finds the executable and the credentials in the child:
+    /// 203/EXEC, 216/GROUP, 217/USER), or `None` when systemd fails the start
+    /// in the manager instead (result `resources`).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ExecError::NotFound(_) => Some(203),
+            ExecError::UnknownIdentity { what: "group", .. } => Some(216),
+            ExecError::UnknownIdentity { .. } => Some(217),
+            _ => None,
+        }
+    }
+}
+
 /// What the caller hands to one spawn besides the unit.
 #[derive(Debug, Default)]
 pub struct SpawnInputs {
@@ -110,6 +125,27 @@ pub fn invocation_id() -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+fn dynamic_user(unit: &Unit, section: &str) -> bool {
+    unit.get_bool(section, "DynamicUser").unwrap_or(false)
+}
+
+/// The user a unit's commands run as: `User=`, or with `DynamicUser=yes`
+/// that name (or the unit's name) allocated from the dynamic range.
+fn unit_user(unit: &Unit, section: &str) -> Result<Option<nix::unistd::User>, ExecError> {
+    if dynamic_user(unit, section) {
+        let name = unit
+            .get_str(section, "User")
+            .map_or_else(|| unit.id.prefix().to_string(), str::to_string);
+        return super::dynamic_user::resolve(&name)
+            .map(Some)
+            .ok_or(ExecError::UnknownIdentity {
+                what: "dynamic user",
+                name,
+            });
+    }
+    unit.get_str(section, "User").map(lookup_user).transpose()
 }
 
 fn lookup_user(name: &str) -> Result<nix::unistd::User, ExecError> {
@@ -190,7 +226,7 @@ pub fn environment(
             set_var(&mut env, "SHELL", shell);
         }
     }
-    if let Some(Value::Raw(p)) = unit.get(section, "ExecSearchPath") {
+    if let Some(Value::Raw(p) | Value::Str(p)) = unit.get(section, "ExecSearchPath") {
         set_var(&mut env, "PATH", p.clone());
     }
     for (v, _) in unit.entries(section, "PassEnvironment") {
@@ -406,18 +442,15 @@ pub fn prepare(
     inputs: &SpawnInputs,
 ) -> Result<PreparedExec, ExecError> {
     let privileged = cmd.full_privileges || cmd.no_setuid;
-    let user = match unit.get_str(section, "User") {
-        Some(name) if !privileged => Some(lookup_user(name)?),
-        _ => None,
-    };
+    let unit_user = unit_user(unit, section)?;
+    let user = if privileged { None } else { unit_user.clone() };
     let mut env = environment(unit, section, inputs, user.as_ref())?;
     // The directories belong to the unit's user, also for `+`/`!` commands.
-    let owner = match unit.get_str(section, "User") {
-        Some(name) => {
-            let u = lookup_user(name)?;
+    let owner = match &unit_user {
+        Some(u) => {
             let gid = match unit.get_str(section, "Group") {
-                Some(g) => lookup_group(g)?,
-                None => u.gid.as_raw(),
+                Some(g) if !dynamic_user(unit, section) => lookup_group(g)?,
+                _ => u.gid.as_raw(),
             };
             Some((u.uid.as_raw(), gid))
         }
@@ -434,7 +467,7 @@ pub fn prepare(
         out
     };
     let search: Option<Vec<PathBuf>> = match unit.get(section, "ExecSearchPath") {
-        Some(Value::Raw(p)) => Some(p.split(':').map(PathBuf::from).collect()),
+        Some(Value::Raw(p) | Value::Str(p)) => Some(p.split(':').map(PathBuf::from).collect()),
         _ => None,
     };
     let path = if cmd.path.contains('/') {
@@ -603,8 +636,8 @@ pub fn prepare(
     }
     if let Some(u) = &user {
         let gid = match unit.get_str(section, "Group") {
-            Some(g) => lookup_group(g)?,
-            None => u.gid.as_raw(),
+            Some(g) if !dynamic_user(unit, section) => lookup_group(g)?,
+            _ => u.gid.as_raw(),
         };
         let mut groups: Vec<u32> = CString::new(u.name.clone())
             .ok()
@@ -619,10 +652,21 @@ pub fn prepare(
         plan.uid = Some(u.uid.as_raw());
         plan.gid = Some(gid);
         plan.groups = Some(groups);
-    } else if let (Some(g), false) = (unit.get_str(section, "Group"), privileged) {
-        let gid = lookup_group(g)?;
-        plan.gid = Some(gid);
-        plan.groups = Some(Vec::new());
+    } else if !privileged {
+        // Without `User=`, the supplementary groups are exactly
+        // `SupplementaryGroups=` (none when `Group=` alone is given).
+        let mut groups = Vec::new();
+        for (v, _) in unit.entries(section, "SupplementaryGroups") {
+            if let Value::Str(g) = v {
+                groups.push(lookup_group(g)?);
+            }
+        }
+        if let Some(g) = unit.get_str(section, "Group") {
+            plan.gid = Some(lookup_group(g)?);
+            plan.groups = Some(groups);
+        } else if !groups.is_empty() {
+            plan.groups = Some(groups);
+        }
     }
     Ok(PreparedExec {
         plan,

@@ -3,4 +3,5 @@
 //! [`crate::activation`].
 
 pub mod condition;
+pub mod dynamic_user;
 pub mod exec;

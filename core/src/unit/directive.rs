@@ -1545,7 +1545,7 @@ pub static DIRECTIVES: &[Directive] = &[
     ),
     d(S::Exec, "ExecPaths", G::Words, K::List, N, "PATH [...]"),
     d(S::Exec, "NoExecPaths", G::Words, K::List, N, "PATH [...]"),
-    d(S::Exec, "ExecSearchPath", G::Raw, K::Single, E, "PATH"),
+    d(S::Exec, "ExecSearchPath", G::Str, K::Single, E, "PATH"),
     d(
         S::Exec,
         "BindPaths",

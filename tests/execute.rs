@@ -1,0 +1,490 @@
+//! systemd's own executor tests under `flint run`: the units of systemd's
+//! `test/test-execute/` directory, unmodified, with the setup its
+//! `src/test/test-execute.c` performs before each (files in /tmp, variables
+//! in the manager's environment). Each unit must end the way test-execute.c
+//! expects it to end under systemd.
+//!
+//! The units are not part of this repository: `scripts/fetch-systemd-tests.sh`
+//! obtains them from the Debian source package of the installed systemd and
+//! caches them under `target/systemd-source/`. Without them (no network, no
+//! apt) the test skips, except in CI where it fails. It needs root, as the
+//! units switch users and groups and write to /run and /tmp.
+//!
+//! Units that share files in /tmp run one after the other in a lane; lanes
+//! run in parallel, each step in its own `flint run`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Flint, in_ci, require_root, wait_for};
+
+/// How a unit must end under flint, as test-execute.c expects under systemd.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// Every command exits 0 (or the unit is skipped by `ExecCondition=` when
+    /// the string is given, which must then appear in flint's log).
+    Success(Option<&'static str>),
+    /// The unit fails with this result; the main process' status, as flint
+    /// logs it, contains the second string.
+    Failed(&'static str, &'static str),
+}
+
+/// One `flint run` of some units after a setup.
+struct Step {
+    units: &'static [(&'static str, Expect)],
+    /// Variables in flint's own environment (`PassEnvironment=` reads them).
+    env: &'static [(&'static str, &'static str)],
+    setup: fn(),
+}
+
+const OK: Expect = Expect::Success(None);
+
+/// The manager environment test-execute.c sets for the `PassEnvironment=` tests.
+const PASS_VARS: &[(&str, &str)] = &[
+    ("VAR1", "word1 word2"),
+    ("VAR2", "word3"),
+    ("VAR3", "$word 5 6"),
+    ("VAR4", "new\nline"),
+    ("VAR5", "passwordwithbackslashes"),
+];
+const PASS_VARS_AND_PATH: &[(&str, &str)] = &[
+    ("VAR1", "word1 word2"),
+    ("VAR2", "word3"),
+    ("VAR3", "$word 5 6"),
+    ("VAR4", "new\nline"),
+    ("VAR5", "passwordwithbackslashes"),
+    ("PATH", "/usr"),
+];
+
+/// The environment file of test-execute.c's `test_exec_environmentfile`.
+const ENV_FILE: &str = "VAR1='word1 word2'\nVAR2=word3 \n# comment1\n\n; comment2\n ; # comment3\nline without an equal\nVAR3='$word 5 6'\nVAR4='new\nline'\nVAR5=password\\with\\backslashes";
+
+fn no_setup() {}
+
+fn setup_workingdirectory() {
+    std::fs::create_dir_all("/tmp/test-exec_workingdirectory").unwrap();
+}
+
+fn setup_environmentfile() {
+    std::fs::write("/tmp/test-exec_environmentfile.conf", ENV_FILE).unwrap();
+    std::fs::write(
+        "/tmp/test-exec_execsearchpath_environmentfile.conf",
+        ENV_FILE,
+    )
+    .unwrap();
+    std::fs::write(
+        "/tmp/test-exec_execsearchpath_environmentfile-set.conf",
+        format!("{ENV_FILE}\nPATH=/usr"),
+    )
+    .unwrap();
+}
+
+fn setup_execsearchpath() {
+    std::fs::create_dir_all("/tmp/test-exec_execsearchpath").unwrap();
+    let to = Path::new("/tmp/test-exec_execsearchpath/ls_temp");
+    std::fs::copy("/bin/ls", to).unwrap();
+}
+
+fn remove_execsearchpath() {
+    let _ = std::fs::remove_dir_all("/tmp/test-exec_execsearchpath");
+}
+
+/// The units run, in lanes; a lane's steps run in order.
+fn lanes() -> Vec<Vec<Step>> {
+    let mut lanes = vec![
+        vec![Step {
+            units: &[
+                // test_exec_environment
+                ("exec-environment-no-substitute.service", OK),
+                ("exec-environment.service", OK),
+                ("exec-environment-multiple.service", OK),
+                ("exec-environment-empty.service", OK),
+                // test_exec_unsetenvironment
+                ("exec-unsetenvironment.service", OK),
+                // test_exec_specifier, test_exec_execsearchpath_specifier
+                ("exec-specifier.service", OK),
+                ("exec-specifier@foo-bar.service", OK),
+                ("exec-specifier-interpolation.service", OK),
+                ("exec-execsearchpath-unit-specifier.service", OK),
+                // test_exec_execsearchpath_environment
+                ("exec-execsearchpath-environment.service", OK),
+                ("exec-execsearchpath-environment-path-set.service", OK),
+                // test_exec_ignoresigpipe
+                ("exec-ignoresigpipe-yes.service", OK),
+                (
+                    "exec-ignoresigpipe-no.service",
+                    Expect::Failed("signal", "killed by signal 13"),
+                ),
+                // test_exec_basic
+                ("exec-basic.service", OK),
+                // test_exec_condition
+                (
+                    "exec-condition-failed.service",
+                    Expect::Failed("exit-code", "exited with status 255"),
+                ),
+                (
+                    "exec-condition-skip.service",
+                    Expect::Success(Some("ExecCondition= is false, skipping")),
+                ),
+                // test_exec_standardinput
+                ("exec-standardinput-data.service", OK),
+                ("exec-standardinput-file.service", OK),
+                ("exec-standardinput-file-cat.service", OK),
+                // test_exec_user, test_exec_group (Debian's nobody group is
+                // "nogroup"), test_exec_supplementarygroups
+                ("exec-user.service", OK),
+                ("exec-user-nobody.service", OK),
+                ("exec-group.service", OK),
+                ("exec-group-nogroup.service", OK),
+                ("exec-supplementarygroups.service", OK),
+                ("exec-supplementarygroups-single-group.service", OK),
+                ("exec-supplementarygroups-single-group-user.service", OK),
+                (
+                    "exec-supplementarygroups-multiple-groups-default-group-user.service",
+                    OK,
+                ),
+                (
+                    "exec-supplementarygroups-multiple-groups-withgid.service",
+                    OK,
+                ),
+                (
+                    "exec-supplementarygroups-multiple-groups-withuid.service",
+                    OK,
+                ),
+                // test_exec_runtimedirectory
+                ("exec-runtimedirectory.service", OK),
+                ("exec-runtimedirectory-mode.service", OK),
+                ("exec-runtimedirectory-owner.service", OK),
+                ("exec-runtimedirectory-owner-nogroup.service", OK),
+                // test_exec_oomscoreadjust (the negative one only outside
+                // containers; flint runs it everywhere as root may lower it)
+                ("exec-oomscoreadjust-positive.service", OK),
+                // test_exec_workingdirectory
+                ("exec-workingdirectory.service", OK),
+                ("exec-workingdirectory-trailing-dot.service", OK),
+                // test_exec_environmentfile,
+                // test_exec_execsearchpath_environment_files
+                ("exec-environmentfile.service", OK),
+                ("exec-execsearchpath-environmentfile.service", OK),
+                ("exec-execsearchpath-environmentfile-set.service", OK),
+            ],
+            env: &[],
+            setup: || {
+                setup_workingdirectory();
+                setup_environmentfile();
+            },
+        }],
+        // test_exec_passenvironment: the variables are in the manager's
+        // environment, then absent.
+        vec![
+            Step {
+                units: &[
+                    ("exec-passenvironment.service", OK),
+                    ("exec-passenvironment-repeated.service", OK),
+                    ("exec-passenvironment-empty.service", OK),
+                    ("exec-execsearchpath-passenvironment.service", OK),
+                ],
+                env: PASS_VARS,
+                setup: no_setup,
+            },
+            Step {
+                units: &[("exec-execsearchpath-passenvironment-set.service", OK)],
+                env: PASS_VARS_AND_PATH,
+                setup: no_setup,
+            },
+            Step {
+                units: &[("exec-passenvironment-absent.service", OK)],
+                env: &[],
+                setup: no_setup,
+            },
+        ],
+        // test_exec_execsearchpath: found, then gone (203/EXEC under systemd).
+        vec![
+            Step {
+                units: &[("exec-execsearchpath.service", OK)],
+                env: &[],
+                setup: setup_execsearchpath,
+            },
+            Step {
+                units: &[(
+                    "exec-execsearchpath.service",
+                    Expect::Failed("exit-code", "exited with status 203"),
+                )],
+                env: &[],
+                setup: remove_execsearchpath,
+            },
+        ],
+        // test_exec_umask: both use /tmp/test-exec-umask.
+        vec![
+            Step {
+                units: &[("exec-umask-default.service", OK)],
+                env: &[],
+                setup: no_setup,
+            },
+            Step {
+                units: &[("exec-umask-0177.service", OK)],
+                env: &[],
+                setup: no_setup,
+            },
+        ],
+        // test_exec_standardoutput*: all use the same two files.
+        vec![
+            Step {
+                units: &[("exec-standardoutput-file.service", OK)],
+                env: &[],
+                setup: no_setup,
+            },
+            Step {
+                units: &[("exec-standardoutput-append.service", OK)],
+                env: &[],
+                setup: no_setup,
+            },
+            Step {
+                units: &[("exec-standardoutput-truncate.service", OK)],
+                env: &[],
+                setup: no_setup,
+            },
+        ],
+    ];
+    if cfg!(target_arch = "x86_64") {
+        // test_exec_personality runs only the host's own personality.
+        lanes.push(vec![Step {
+            units: &[("exec-personality-x86-64.service", OK)],
+            env: &[],
+            setup: no_setup,
+        }]);
+    }
+    lanes
+}
+
+/// Units of test/test-execute/ not run, and why. Every unit there is either
+/// run above or listed here.
+const SKIPPED: &[(&str, &str)] = &[
+    (
+        "exec-ambientcapabilities",
+        "capabilities (AmbientCapabilities=)",
+    ),
+    ("exec-bindpaths", "mount namespaces (BindPaths=)"),
+    (
+        "exec-capabilityboundingset",
+        "capabilities (CapabilityBoundingSet=)",
+    ),
+    ("exec-cpuaffinity", "CPUAffinity= is not implemented"),
+    ("exec-dynamicuser", "DynamicUser="),
+    ("exec-group-nfsnobody", "not this system's nobody group"),
+    (
+        "exec-group-nobody",
+        "not this system's nobody group (nogroup)",
+    ),
+    ("exec-user-nfsnobody", "not this system's nobody user"),
+    (
+        "exec-runtimedirectory-owner-nfsnobody",
+        "not this system's nobody group",
+    ),
+    (
+        "exec-runtimedirectory-owner-nobody",
+        "not this system's nobody group (nogroup)",
+    ),
+    (
+        "exec-inaccessiblepaths",
+        "mount namespaces (InaccessiblePaths=)",
+    ),
+    (
+        "exec-ioschedulingclass",
+        "IOSchedulingClass= is not implemented",
+    ),
+    ("exec-mount-apivfs", "mount namespaces (MountAPIVFS=)"),
+    ("exec-noexecpaths", "mount namespaces (NoExecPaths=)"),
+    (
+        "exec-oomscoreadjust-negative",
+        "skipped by test-execute.c in containers",
+    ),
+    ("exec-personality-", "another architecture's personality"),
+    ("exec-privatedevices", "mount namespaces (PrivateDevices=)"),
+    (
+        "exec-privatenetwork",
+        "network namespaces (PrivateNetwork=)",
+    ),
+    ("exec-privatetmp", "mount namespaces (PrivateTmp=)"),
+    ("exec-protecthome", "mount namespaces (ProtectHome=)"),
+    (
+        "exec-protectkernellogs",
+        "capabilities and namespaces (ProtectKernelLogs=)",
+    ),
+    (
+        "exec-protectkernelmodules",
+        "capabilities and namespaces (ProtectKernelModules=)",
+    ),
+    ("exec-readonlypaths", "mount namespaces (ReadOnlyPaths=)"),
+    ("exec-readwritepaths", "mount namespaces (ReadWritePaths=)"),
+    ("exec-restrictnamespaces", "seccomp (RestrictNamespaces=)"),
+    (
+        "exec-specifier-credentials-dir",
+        "credentials (LoadCredential=)",
+    ),
+    (
+        "exec-systemcallerrornumber",
+        "seccomp (SystemCallErrorNumber=)",
+    ),
+    ("exec-systemcallfilter", "seccomp (SystemCallFilter=)"),
+    (
+        "exec-temporaryfilesystem",
+        "mount namespaces (TemporaryFileSystem=)",
+    ),
+    (
+        "exec-umask-namespace",
+        "mount namespaces (PrivateTmp= with UMask=)",
+    ),
+];
+
+/// The directory holding `test/test-execute` and `src/test`, fetched (or
+/// found in the cache) by the fetch script; `None` when it cannot be had.
+fn systemd_tests() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let script = root.join("scripts/fetch-systemd-tests.sh");
+    let out = Command::new(&script).output();
+    let tree = match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            PathBuf::from(text.lines().last().unwrap_or_default().trim())
+        }
+        Ok(o) => {
+            let why = String::from_utf8_lossy(&o.stderr).into_owned();
+            return skip_or_fail(&format!("{} failed: {why}", script.display()));
+        }
+        Err(e) => return skip_or_fail(&format!("{} did not run: {e}", script.display())),
+    };
+    if tree.join("test/test-execute/exec-basic.service").is_file() {
+        Some(tree)
+    } else {
+        skip_or_fail(&format!("{} has no test/test-execute", tree.display()))
+    }
+}
+
+fn skip_or_fail(why: &str) -> Option<PathBuf> {
+    assert!(
+        !in_ci(),
+        "systemd's test-execute units are needed in CI: {why}"
+    );
+    eprintln!("SKIP: systemd's test-execute units are not available ({why})");
+    None
+}
+
+/// Runs one step and returns what went wrong, one entry per unit.
+fn run_step(dir: &Path, step: &Step) -> Vec<String> {
+    (step.setup)();
+    let names: Vec<&str> = step.units.iter().map(|(u, _)| *u).collect();
+    let env: Vec<(&str, &Path)> = step.env.iter().map(|(k, v)| (*k, Path::new(*v))).collect();
+    let mut flint = Flint::run_dir(dir, &names, &env);
+    let ended = |log: &str, unit: &str| {
+        log.contains(&format!("{unit}: Deactivated successfully."))
+            || log.contains(&format!("{unit}: Failed with result"))
+    };
+    let all = wait_for(Duration::from_secs(60), || {
+        let log = flint.log();
+        names.iter().all(|u| ended(&log, u)).then_some(())
+    });
+    let _ = flint.stop();
+    let log = flint.log();
+    let mut problems = Vec::new();
+    if all.is_none() {
+        for u in names.iter().filter(|u| !ended(&log, u)) {
+            problems.push(format!("{u}: did not end"));
+        }
+    }
+    for (unit, expect) in step.units {
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("{unit}:")) || l.contains(&format!("{unit}[")))
+            .collect();
+        let has = |s: &str| lines.iter().any(|l| l.contains(s));
+        let ok = match expect {
+            Expect::Success(skip) => {
+                has(&format!("{unit}: Deactivated successfully."))
+                    && !has("Failed with result")
+                    && skip.is_none_or(|s| has(s))
+            }
+            Expect::Failed(result, status) => {
+                has(&format!("{unit}: Failed with result '{result}'.")) && has(status)
+            }
+        };
+        if !ok {
+            problems.push(format!(
+                "{unit}: expected {expect:?}; its log:\n  {}",
+                lines.join("\n  ")
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn systemd_test_execute_units() {
+    if !require_root("the units switch users and groups and write to /run") {
+        return;
+    }
+    let Some(tree) = systemd_tests() else {
+        return;
+    };
+    let dir = tree.join("test/test-execute");
+    let lanes = lanes();
+
+    // Every unit of the directory is either run or skipped with a reason.
+    let run: Vec<&str> = lanes
+        .iter()
+        .flatten()
+        .flat_map(|s| s.units.iter().map(|(u, _)| *u))
+        .collect();
+    let mut unaccounted = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".service") else {
+            continue;
+        };
+        let covered = run.iter().any(|u| {
+            u.trim_end_matches(".service") == stem || (stem.ends_with('@') && u.starts_with(stem))
+        }) || SKIPPED.iter().any(|(p, _)| stem.starts_with(p));
+        if !covered {
+            unaccounted.push(name);
+        }
+    }
+    assert!(
+        unaccounted.is_empty(),
+        "units neither run nor skipped: {unaccounted:?}"
+    );
+
+    let problems: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = lanes
+            .iter()
+            .map(|lane| {
+                let dir = &dir;
+                s.spawn(move || {
+                    lane.iter()
+                        .flat_map(|step| run_step(dir, step))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("lane panicked"))
+            .collect()
+    });
+    for f in [
+        "/tmp/test-exec_environmentfile.conf",
+        "/tmp/test-exec_execsearchpath_environmentfile.conf",
+        "/tmp/test-exec_execsearchpath_environmentfile-set.conf",
+        "/tmp/test-exec-umask",
+        "/tmp/test-exec-standardoutput-output",
+        "/tmp/test-exec-standardoutput-expected",
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = std::fs::remove_dir_all("/tmp/test-exec_workingdirectory");
+    remove_execsearchpath();
+    eprintln!("ran {} units, skipped {} groups", run.len(), SKIPPED.len());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
