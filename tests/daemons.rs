@@ -459,3 +459,37 @@ fn snmptrapd_receives_traps_over_udp_and_udp6() {
         );
     }
 }
+
+#[test]
+fn cups_type_notify_gets_ready_and_serves_http_on_its_socket() {
+    let units = ["cups.socket", "cups.service"];
+    if !ready("/usr/sbin/cupsd", &units, "cups") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let sock = tree.path().join("cups.sock");
+    // Only the socket's path moves, as an administrator's drop-in would.
+    tree.write(
+        "cups.socket.d/path.conf",
+        &format!("[Socket]\nListenStream=\nListenStream={}\n", sock.display()),
+    );
+    let flint = Flint::run(&tree, &["cups.socket"]);
+    let s = std::os::unix::net::UnixStream::connect(&sock).expect("connect to cups.sock");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let reply = ask(s, b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    assert!(
+        reply.starts_with("HTTP/1.0 200 OK"),
+        "cupsd answered {reply:?}"
+    );
+    wait_for(Duration::from_secs(10), || {
+        flint.log().contains("cups.service: ready").then_some(())
+    })
+    .expect("cupsd reported READY=1 through NOTIFY_SOCKET");
+    assert!(
+        flint
+            .log()
+            .contains("cups.service: status: Scheduler is running"),
+        "{}",
+        flint.log()
+    );
+}

@@ -227,11 +227,11 @@ fn throughput(seconds: u64, clients: u64) {
     let mut ports = Vec::new();
     for (i, (_, plugins)) in specs.iter().enumerate() {
         let port = free_port();
-        // Connections arrive faster than the default trigger limit (200 in
-        // 2 s) admits.
+        // Connections arrive faster than the default trigger and poll
+        // limits (200 and 150 in 2 s) admit.
         let mut text = format!(
             "[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=256\n\
-             TriggerLimitIntervalSec=0\n"
+             TriggerLimitIntervalSec=0\nPollLimitIntervalSec=0\n"
         );
         for (name, config) in plugins {
             text.push_str(&format!("[X-Flint-Plugin-{name}]\nPath={name}\n"));

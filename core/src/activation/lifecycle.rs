@@ -181,6 +181,44 @@ fn signal_pid(pid: i32, signal: i32) {
     }
 }
 
+/// Why a command did not start.
+#[derive(Debug)]
+pub(super) struct StartFailure {
+    msg: String,
+    /// The status systemd's child ends with when the failing step is one
+    /// systemd takes in the child (203/EXEC for a missing executable, …);
+    /// the unit then fails with `exit-code` rather than `resources`.
+    status: Option<ExitStatus>,
+}
+
+impl std::fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{} ({status})", self.msg),
+            None => f.write_str(&self.msg),
+        }
+    }
+}
+
+impl StartFailure {
+    fn result(&self) -> &'static str {
+        if self.status.is_some() {
+            "exit-code"
+        } else {
+            "resources"
+        }
+    }
+}
+
+impl From<&str> for StartFailure {
+    fn from(msg: &str) -> Self {
+        StartFailure {
+            msg: msg.to_string(),
+            status: None,
+        }
+    }
+}
+
 /// Which command list a control step runs.
 fn step_key(state: State) -> Option<(&'static str, usize)> {
     match state {
@@ -309,10 +347,14 @@ impl Manager {
                         }
                         None => return,
                     },
-                    Err(msg) => {
-                        tracing::error!("{name}: {msg}");
+                    Err(failure) => {
+                        tracing::error!("{name}: {failure}");
+                        let result = failure.result();
                         if let Some(svc) = self.services.get_mut(&id) {
-                            svc.result = "resources";
+                            svc.result = result;
+                            if failure.status.is_some() {
+                                svc.last_status = failure.status;
+                            }
                         }
                         state = State::StopPost(0);
                         continue;
@@ -372,13 +414,16 @@ impl Manager {
                     }
                     return;
                 }
-                Err(msg) => {
-                    tracing::error!("{name}: {msg}");
+                Err(failure) => {
+                    tracing::error!("{name}: {failure}");
                     if cmd.ignore_failure {
                         state = next_step(state);
                         continue;
                     }
-                    state = self.after_control_failure(id, state, "resources");
+                    if let (Some(svc), Some(_)) = (self.services.get_mut(&id), failure.status) {
+                        svc.last_status = failure.status;
+                    }
+                    state = self.after_control_failure(id, state, failure.result());
                 }
             }
         }
@@ -386,7 +431,7 @@ impl Manager {
 
     /// Starts the main process (or, for oneshot, `ExecStart=` number `n`).
     /// Returns the next state when the service counts as started at once.
-    fn start_main(&mut self, id: u64, state: State) -> Result<Option<State>, String> {
+    fn start_main(&mut self, id: u64, state: State) -> Result<Option<State>, StartFailure> {
         let State::Start(n) = state else {
             return Ok(None);
         };
@@ -419,7 +464,12 @@ impl Manager {
         })
     }
 
-    fn spawn_command(&mut self, id: u64, cmd: &ExecCommand, state: State) -> Result<i32, String> {
+    fn spawn_command(
+        &mut self,
+        id: u64,
+        cmd: &ExecCommand,
+        state: State,
+    ) -> Result<i32, StartFailure> {
         let svc = self.services.get(&id).ok_or("unknown service")?;
         let main = matches!(state, State::Start(_));
         let mut inputs = SpawnInputs {
@@ -519,10 +569,15 @@ impl Manager {
                 inputs.extra_env.push(("EXIT_STATUS".into(), status));
             }
         }
-        let mut prepared = exec::prepare(&svc.unit, "Service", cmd, &inputs)
-            .map_err(|e| format!("failed to prepare {}: {e}", cmd.path))?;
-        let child = spawn::spawn(&prepared.plan)
-            .map_err(|e| format!("failed to start {}: {e}", cmd.path))?;
+        let mut prepared =
+            exec::prepare(&svc.unit, "Service", cmd, &inputs).map_err(|e| StartFailure {
+                msg: format!("failed to prepare {}: {e}", cmd.path),
+                status: e.exit_code().map(ExitStatus::Exited),
+            })?;
+        let child = spawn::spawn(&prepared.plan).map_err(|e| StartFailure {
+            msg: format!("failed to start {}: {e}", cmd.path),
+            status: e.exit_code().map(ExitStatus::Exited),
+        })?;
         let log = prepared.log.take();
         drop(prepared);
         let pid = child.pid;
