@@ -383,7 +383,7 @@ fn run_step(dir: &Path, step: &Step) -> Vec<String> {
         log.contains(&format!("{unit}: Deactivated successfully."))
             || log.contains(&format!("{unit}: Failed with result"))
     };
-    let all = wait_for(Duration::from_secs(60), || {
+    let all = wait_for(Duration::from_mins(1), || {
         let log = flint.log();
         names.iter().all(|u| ended(&log, u)).then_some(())
     });
@@ -405,7 +405,7 @@ fn run_step(dir: &Path, step: &Step) -> Vec<String> {
             Expect::Success(skip) => {
                 has(&format!("{unit}: Deactivated successfully."))
                     && !has("Failed with result")
-                    && skip.is_none_or(|s| has(s))
+                    && skip.is_none_or(&has)
             }
             Expect::Failed(result, status) => {
                 has(&format!("{unit}: Failed with result '{result}'.")) && has(status)

@@ -92,8 +92,33 @@ fn names_to_load(index: &UnitIndex) -> Vec<UnitName> {
         .collect()
 }
 
+/// CPU time (user + system) this process has used so far. On a busy
+/// machine it is steadier than wall time.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return Duration::ZERO;
+    };
+    let us = |t: nix::sys::time::TimeVal| {
+        let micros = i128::from(t.tv_sec()) * 1_000_000 + i128::from(t.tv_usec());
+        Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+    };
+    us(u.user_time()) + us(u.system_time())
+}
+
+/// What one timed load of a whole tree took.
+struct Timing {
+    /// Wall time, index build included.
+    wall: Duration,
+    /// CPU time of the same span.
+    cpu: Duration,
+    /// Wall time of the index build alone.
+    index: Duration,
+}
+
 /// Builds the index and loads every unit once; the time covers both.
-fn load_all(search: &SearchPath) -> (Duration, Duration, Counts) {
+fn load_all(search: &SearchPath) -> (Timing, Counts) {
+    let cpu_start = cpu_time();
     let start = Instant::now();
     let index = UnitIndex::build(search);
     let indexed = start.elapsed();
@@ -108,7 +133,12 @@ fn load_all(search: &SearchPath) -> (Duration, Duration, Counts) {
         }
         c.settings += unit.settings.len();
     }
-    (start.elapsed(), indexed, c)
+    let timing = Timing {
+        wall: start.elapsed(),
+        cpu: cpu_time().saturating_sub(cpu_start),
+        index: indexed,
+    };
+    (timing, c)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -122,19 +152,21 @@ fn ms(d: Duration) -> String {
 
 fn bench(label: &str, search: &SearchPath, runs: usize) {
     // One untimed run warms the page cache.
-    let (_, _, counts) = load_all(search);
+    let (_, counts) = load_all(search);
     let mut totals = Vec::with_capacity(runs);
+    let mut cpus = Vec::with_capacity(runs);
     let mut indexes = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let (total, index, c) = load_all(search);
+        let (t, c) = load_all(search);
         assert_eq!(c, counts, "every run loads the same tree");
-        totals.push(total);
-        indexes.push(index);
+        totals.push(t.wall);
+        cpus.push(t.cpu);
+        indexes.push(t.index);
     }
     let min = totals.iter().min().copied().unwrap_or_default();
     let max = totals.iter().max().copied().unwrap_or_default();
     println!(
-        "| {label} | {} names ({} loaded, {} masked, {} failed, {} settings) | {} | {} | {} | {} |",
+        "| {label} | {} names ({} loaded, {} masked, {} failed, {} settings) | {} | {} | {} | {} | {} |",
         counts.names,
         counts.loaded,
         counts.masked,
@@ -143,6 +175,7 @@ fn bench(label: &str, search: &SearchPath, runs: usize) {
         ms(median(totals)),
         ms(min),
         ms(max),
+        ms(median(cpus)),
         ms(median(indexes)),
     );
 }
@@ -244,8 +277,10 @@ fn main() {
             dir.display()
         );
     }
-    println!("\n| tree | what | median | min | max | index build (median) |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "\n| tree | what | wall median | wall min | wall max | CPU median | index build (median) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let generated = SearchPath::from_dirs(vec![dir.clone()], false);
     bench("generated", &generated, o.runs);
     let system_dirs = distinct_dirs(&o.system_dirs);

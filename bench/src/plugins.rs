@@ -10,6 +10,7 @@
 //! and 3 plugins, each hammered in turn by concurrent loopback clients.
 //! `bench/plugins.sh` builds both binaries in release mode and runs it.
 
+use std::fmt::Write as _;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -234,9 +235,9 @@ fn throughput(seconds: u64, clients: u64) {
              TriggerLimitIntervalSec=0\nPollLimitIntervalSec=0\n"
         );
         for (name, config) in plugins {
-            text.push_str(&format!("[X-Flint-Plugin-{name}]\nPath={name}\n"));
+            let _ = writeln!(text, "[X-Flint-Plugin-{name}]\nPath={name}");
             for (k, v) in config {
-                text.push_str(&format!("Config={k}={v}\n"));
+                let _ = writeln!(text, "Config={k}={v}");
             }
         }
         std::fs::write(dir.path().join(format!("b{i}.socket")), text).expect("write unit");

@@ -7,6 +7,7 @@
 //! plan.
 
 pub mod activation;
+pub mod control;
 pub mod listen;
 pub mod notify;
 pub mod policy;

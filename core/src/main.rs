@@ -57,6 +57,32 @@ impl TreeArgs {
     }
 }
 
+/// `flint ctl` commands, named as `systemctl` names them.
+#[derive(Debug, Subcommand)]
+enum CtlCommand {
+    /// State, main pid, listeners, connections, status text of units (all when none named).
+    Status { units: Vec<String> },
+    /// Every unit flint runs.
+    ListUnits,
+    /// Every socket unit with its listeners.
+    ListSockets,
+    /// Start services.
+    Start {
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Stop services (or close sockets).
+    Stop {
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Stop and start services again.
+    Restart {
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Load units and report every problem, like `systemd-analyze verify`.
@@ -89,6 +115,24 @@ enum Command {
         /// not enforce (sandboxing and the like), instead of warning.
         #[arg(long)]
         refuse_unenforced: bool,
+        /// Where to listen for `flint ctl` (default: /run/flint/control, or
+        /// $XDG_RUNTIME_DIR/flint/control for --user or a non-root flint).
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+    },
+    /// Talk to a running flint: status, list, start, stop, restart.
+    Ctl {
+        /// Talk to the --user flint.
+        #[arg(long)]
+        user: bool,
+        /// The control socket of the flint to talk to.
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: CtlCommand,
     },
     /// Work with WebAssembly policy plugins.
     Plugin {
@@ -234,7 +278,58 @@ fn show(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run(tree: &TreeArgs, units: &[String], refuse_unenforced: bool) -> anyhow::Result<ExitCode> {
+fn ctl(
+    user: bool,
+    control: Option<&std::path::Path>,
+    json: bool,
+    command: &CtlCommand,
+) -> ExitCode {
+    let (name, units) = match command {
+        CtlCommand::Status { units } => ("status", units.clone()),
+        CtlCommand::ListUnits => ("list-units", Vec::new()),
+        CtlCommand::ListSockets => ("list-sockets", Vec::new()),
+        CtlCommand::Start { units } => ("start", units.clone()),
+        CtlCommand::Stop { units } => ("stop", units.clone()),
+        CtlCommand::Restart { units } => ("restart", units.clone()),
+    };
+    let path = control.map_or_else(
+        || flint::control::default_path(user),
+        std::path::Path::to_path_buf,
+    );
+    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": name, "units": units});
+    match flint::control::call(&path, &request) {
+        Ok(answer) => {
+            let exit = answer
+                .get("exit")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|e| u8::try_from(e).ok())
+                .unwrap_or(1);
+            if json {
+                println!("{answer}");
+            } else {
+                use std::io::IsTerminal;
+                let text = flint::control::render(name, &answer, std::io::stdout().is_terminal());
+                if answer.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
+                    print!("{text}");
+                } else {
+                    eprint!("{text}");
+                }
+            }
+            ExitCode::from(exit)
+        }
+        Err(e) => {
+            eprintln!("flint: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(
+    tree: &TreeArgs,
+    units: &[String],
+    refuse_unenforced: bool,
+    control: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let search = tree.search_path(&[]);
     let names = units
         .iter()
@@ -246,7 +341,10 @@ fn run(tree: &TreeArgs, units: &[String], refuse_unenforced: bool) -> anyhow::Re
     let code = flint::activation::run(
         search,
         names,
-        flint::activation::RunOptions { refuse_unenforced },
+        flint::activation::RunOptions {
+            refuse_unenforced,
+            control,
+        },
     )?;
     Ok(ExitCode::from(code))
 }
@@ -267,7 +365,14 @@ fn main() -> ExitCode {
             tree,
             units,
             refuse_unenforced,
-        } => run(tree, units, *refuse_unenforced),
+            control,
+        } => run(tree, units, *refuse_unenforced, control.clone()),
+        Command::Ctl {
+            user,
+            control,
+            json,
+            command,
+        } => Ok(ctl(*user, control.as_deref(), *json, command)),
         Command::Plugin {
             command: PluginCommand::Check { file, config },
         } => Ok(plugin_check(file, config)),

@@ -69,6 +69,8 @@ pub(super) struct ServiceRt {
     pub result: &'static str,
     pub last_status: Option<ExitStatus>,
     pub restarts: u32,
+    /// `flint ctl restart`: start again once stopped.
+    pub restart_requested: bool,
     /// Environment edits the plugin chain made for this start.
     pub env_edits: Vec<crate::policy::EnvEdit>,
     /// The last `STATUS=` the service sent.
@@ -109,6 +111,7 @@ impl ServiceRt {
             result: "success",
             last_status: None,
             restarts: 0,
+            restart_requested: false,
             env_edits: Vec::new(),
             status_text: None,
             generation: 0,
@@ -332,7 +335,7 @@ impl Manager {
     }
 
     /// Enters `state`, running its command or moving past it.
-    fn step(&mut self, id: u64, mut state: State) {
+    pub(super) fn step(&mut self, id: u64, mut state: State) {
         loop {
             let Some(svc) = self.services.get(&id) else {
                 return;
@@ -1124,10 +1127,17 @@ impl Manager {
     }
 
     /// After the last `ExecStopPost=`: restart, or go dead and re-arm the sockets.
-    fn after_stop(&mut self, id: u64) {
+    pub(super) fn after_stop(&mut self, id: u64) {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
+        if std::mem::take(&mut svc.restart_requested) && !self.shutting_down {
+            svc.main_pid = None;
+            svc.control_pid = None;
+            svc.state = State::Dead;
+            self.start(id);
+            return;
+        }
         svc.main_pid = None;
         svc.control_pid = None;
         svc.generation += 1;

@@ -21,6 +21,7 @@
 //! `Accept=no` socket disarmed) until the outcome arrives as an event, while
 //! every other socket and service goes on.
 
+mod control;
 mod lifecycle;
 mod limit;
 pub mod policy;
@@ -95,6 +96,11 @@ enum Event {
     Shutdown,
     /// SIGCHLD: reap orphans that were re-parented to flint.
     ChildSignal,
+    /// A request on the control socket, and where to send the answer.
+    Control {
+        request: serde_json::Value,
+        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+    },
     /// A socket's plugin chain decided about a spawn.
     Decided {
         socket: usize,
@@ -151,8 +157,10 @@ pub struct SocketPolicy {
 /// Runs the named units (or the enabled ones) until SIGTERM/SIGINT.
 /// Returns the process exit code.
 /// Choices of `flint run` beyond the unit tree.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Where the control socket is (`None`: the default path).
+    pub control: Option<std::path::PathBuf>,
     /// Refuse to start units that set directives flint accepts but does
     /// not enforce (sandboxing and the like), instead of warning.
     pub refuse_unenforced: bool,
@@ -233,6 +241,21 @@ async fn run_async(
             None
         }
     };
+    let control_path = mgr
+        .options
+        .control
+        .clone()
+        .unwrap_or_else(|| crate::control::default_path(mgr.search.user_mode));
+    let control_node = match crate::control::bind(&control_path) {
+        Ok(listener) => {
+            control::serve(listener, tx.clone());
+            Some(control_path)
+        }
+        Err(e) => {
+            tracing::warn!("flint: {e}; `flint ctl` cannot reach this flint");
+            None
+        }
+    };
     let mut started = 0usize;
     let names = plan_units(&mgr.search, &names);
     for name in &names {
@@ -267,6 +290,9 @@ async fn run_async(
         }
     }
     mgr.close_sockets();
+    if let Some(path) = control_node {
+        let _ = std::fs::remove_file(path);
+    }
     tracing::info!("flint: stopped");
     Ok(0)
 }
@@ -573,6 +599,10 @@ impl Manager {
                 generation,
             } => self.on_watchdog(service, generation),
             Event::Shutdown => self.shutdown(),
+            Event::Control { request, reply } => {
+                let answer = self.control(&request);
+                let _ = reply.send(answer);
+            }
             Event::ChildSignal => {
                 let tracked: Vec<i32> = self
                     .services

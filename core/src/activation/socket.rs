@@ -345,6 +345,11 @@ impl SocketRt {
         }
     }
 
+    /// Whether flint watches the listeners right now.
+    pub fn is_listening(&self) -> bool {
+        *self.armed.borrow()
+    }
+
     /// Stops watching (the service owns the listeners now).
     pub fn disarm(&mut self) {
         self.armed.send_replace(false);

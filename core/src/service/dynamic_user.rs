@@ -27,31 +27,30 @@ pub fn resolve(name: &str) -> Option<nix::unistd::User> {
         return Some(u);
     }
     let mut reg = registry().lock().ok()?;
-    let uid = match reg.get(name) {
-        Some(uid) => *uid,
-        None => {
-            let span = DYNAMIC_UID_MAX - DYNAMIC_UID_MIN + 1;
-            // FNV-1a of the name picks the first candidate.
-            let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
-                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-            });
-            let taken: Vec<u32> = reg.values().copied().collect();
-            let uid = (0..span)
-                .map(|i| DYNAMIC_UID_MIN + (hash.wrapping_add(i) % span))
-                .find(|uid| {
-                    !taken.contains(uid)
-                        && nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(*uid))
-                            .ok()
-                            .flatten()
-                            .is_none()
-                        && nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(*uid))
-                            .ok()
-                            .flatten()
-                            .is_none()
-                })?;
-            reg.insert(name.to_string(), uid);
-            uid
-        }
+    let uid = if let Some(uid) = reg.get(name) {
+        *uid
+    } else {
+        let span = DYNAMIC_UID_MAX - DYNAMIC_UID_MIN + 1;
+        // FNV-1a of the name picks the first candidate.
+        let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let taken: Vec<u32> = reg.values().copied().collect();
+        let uid = (0..span)
+            .map(|i| DYNAMIC_UID_MIN + (hash.wrapping_add(i) % span))
+            .find(|uid| {
+                !taken.contains(uid)
+                    && nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(*uid))
+                        .ok()
+                        .flatten()
+                        .is_none()
+                    && nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(*uid))
+                        .ok()
+                        .flatten()
+                        .is_none()
+            })?;
+        reg.insert(name.to_string(), uid);
+        uid
     };
     Some(nix::unistd::User {
         name: name.to_string(),

@@ -341,7 +341,9 @@ pub fn stdin_data(unit: &Unit, section: &str) -> Vec<u8> {
             .map_or(0, |i| i + 1);
         (file, o.line)
     };
-    let mut parts: Vec<((usize, u32), Option<Vec<u8>>)> = Vec::new();
+    // (where the line is, its bytes or `None` for a reset)
+    type Part = ((usize, u32), Option<Vec<u8>>);
+    let mut parts: Vec<Part> = Vec::new();
     for (key, text) in [("StandardInputText", true), ("StandardInputData", false)] {
         for (v, origin) in unit.entries(section, key) {
             let raw = match v {
@@ -890,3 +892,91 @@ const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
     ("LimitRTPRIO", libc::RLIMIT_RTPRIO),
     ("LimitRTTIME", libc::RLIMIT_RTTIME),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unit::loader::SearchPath;
+
+    fn unit(text: &str) -> Unit {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.service"), text).unwrap();
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        crate::unit::load::load(&search, &"t.service".parse().unwrap())
+    }
+
+    #[test]
+    fn base64_ignores_whitespace_and_rejects_garbage() {
+        assert_eq!(
+            decode_base64("c29tZXRoaW5nIGVuY29kZWQhCg==").unwrap(),
+            b"something encoded!\n"
+        );
+        assert_eq!(
+            decode_base64("YW5kIGEgbW9y      ZSBiYXM2NCBk YXRhCg==").unwrap(),
+            b"and a more bas64 data\n"
+        );
+        assert_eq!(decode_base64("").unwrap(), b"");
+        assert!(decode_base64("a*b").is_none());
+        assert!(decode_base64("YQ==YQ").is_none());
+    }
+
+    /// The unit of systemd's test/test-execute/exec-standardinput-data.service.
+    #[test]
+    fn stdin_data_interleaves_text_and_data_in_line_order() {
+        let u = unit(concat!(
+            "[Service]\nExecStart=/bin/cat\nStandardInput=data\n",
+            "StandardInputText=this is a test\n",
+            "StandardInputData=c29tZXRoaW5nIGVuY29kZWQhCg==\n",
+            "StandardInputText=something \\\n in multiple lines\n",
+            "StandardInputText=strange\\nembedded\\tcharacters in %n\n",
+        ));
+        assert_eq!(
+            String::from_utf8(stdin_data(&u, "Service")).unwrap(),
+            "this is a test\nsomething encoded!\nsomething   in multiple lines\n\
+             strange\nembedded\tcharacters in t.service\n"
+        );
+        let reset =
+            unit("[Service]\nStandardInputText=a\nStandardInputText=\nStandardInputText=b\n");
+        assert_eq!(stdin_data(&reset, "Service"), b"b\n");
+    }
+
+    #[test]
+    fn stdin_data_is_read_from_a_memfd_and_inherit_does_not_write_to_it() {
+        let u =
+            unit("[Service]\nExecStart=/bin/cat\nStandardInputText=hi\nStandardOutput=inherit\n");
+        let cmd = &u.commands("Service", "ExecStart")[0];
+        let prepared = prepare(&u, "Service", cmd, &SpawnInputs::default()).unwrap();
+        let Stdio::Fd(fd) = prepared.plan.stdin else {
+            panic!("stdin is not the data: {:?}", prepared.plan.stdin);
+        };
+        let mut text = String::new();
+        // SAFETY: `fd` stays open in `prepared.keep_open`; the dup is ours.
+        let dup = unsafe { libc::dup(fd) };
+        assert!(dup >= 0);
+        // SAFETY: `dup` is a fresh fd owned by the File.
+        let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+        std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+        assert_eq!(text, "hi\n");
+        assert!(!matches!(prepared.plan.stdout, Stdio::Fd(o) if o == fd));
+    }
+
+    #[test]
+    fn child_side_failures_carry_systemds_exit_codes() {
+        assert_eq!(ExecError::NotFound("x".into()).exit_code(), Some(203));
+        let user = ExecError::UnknownIdentity {
+            what: "user",
+            name: "x".into(),
+        };
+        assert_eq!(user.exit_code(), Some(217));
+        assert_eq!(ExecError::Nul.exit_code(), None);
+    }
+
+    #[test]
+    fn supplementary_groups_apply_without_user() {
+        let u = unit("[Service]\nExecStart=/bin/true\nSupplementaryGroups=1 2\n");
+        let cmd = &u.commands("Service", "ExecStart")[0];
+        let prepared = prepare(&u, "Service", cmd, &SpawnInputs::default()).unwrap();
+        assert_eq!(prepared.plan.groups, Some(vec![1, 2]));
+        assert_eq!(prepared.plan.gid, None);
+    }
+}

@@ -1,0 +1,255 @@
+//! `flint ctl` on the manager's side: the control socket's accept loop and
+//! the answers to each command, computed from the manager's own state.
+
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+use super::lifecycle::State;
+use super::{Event, Manager};
+use crate::control::{self, PROTOCOL_VERSION};
+
+/// Serves the control socket: each connection sends one request line and
+/// gets one answer line, computed by the manager.
+pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::UnboundedSender<Event>) {
+    tokio::task::spawn_local(async move {
+        let Ok(listener) = tokio::net::UnixListener::from_std(listener) else {
+            return;
+        };
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let tx = tx.clone();
+            tokio::task::spawn_local(async move {
+                let (read, mut write) = stream.into_split();
+                let allowed = read
+                    .as_ref()
+                    .peer_cred()
+                    .is_ok_and(|c| c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw());
+                let mut line = String::new();
+                let mut reader = BufReader::new(read);
+                let got = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    reader.read_line(&mut line),
+                )
+                .await;
+                let answer = if !allowed {
+                    control::error(
+                        1,
+                        "permission denied: only root and flint's own user may control it",
+                    )
+                } else if !matches!(got, Ok(Ok(n)) if n > 0) {
+                    control::error(1, "no request")
+                } else {
+                    match serde_json::from_str::<Json>(&line) {
+                        Ok(req)
+                            if req.get("version").and_then(Json::as_u64)
+                                == Some(PROTOCOL_VERSION) =>
+                        {
+                            let (reply, wait) = oneshot::channel();
+                            if tx
+                                .send(Event::Control {
+                                    request: req,
+                                    reply,
+                                })
+                                .is_err()
+                            {
+                                return;
+                            }
+                            wait.await
+                                .unwrap_or_else(|_| control::error(1, "flint is stopping"))
+                        }
+                        Ok(_) => control::error(
+                            1,
+                            &format!(
+                                "unsupported protocol version (this flint speaks {PROTOCOL_VERSION})"
+                            ),
+                        ),
+                        Err(e) => control::error(1, &format!("request is not JSON: {e}")),
+                    }
+                };
+                let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+            });
+        }
+    });
+}
+
+fn service_state(state: State, remain: bool) -> (&'static str, &'static str) {
+    match state {
+        State::Dead => ("inactive", "dead"),
+        State::Failed => ("failed", "failed"),
+        State::Condition(_) => ("activating", "condition"),
+        State::StartPre(_) => ("activating", "start-pre"),
+        State::Start(_) => ("activating", "start"),
+        State::StartPost(_) => ("activating", "start-post"),
+        State::Running if remain => ("active", "exited"),
+        State::Running => ("active", "running"),
+        State::Stop(_) => ("deactivating", "stop"),
+        State::StopSigterm => ("deactivating", "stop-sigterm"),
+        State::StopPost(_) => ("deactivating", "stop-post"),
+        State::AutoRestart => ("activating", "auto-restart"),
+    }
+}
+
+impl Manager {
+    fn service_json(&self, id: u64) -> Json {
+        let Some(svc) = self.services.get(&id) else {
+            return Json::Null;
+        };
+        let (state, sub) = service_state(
+            svc.state,
+            svc.main_pid.is_none() && svc.service_type() == "oneshot",
+        );
+        json!({
+            "name": svc.unit.id.to_string(),
+            "type": "service",
+            "description": svc.unit.get_str("Unit", "Description").unwrap_or(""),
+            "state": state,
+            "sub": sub,
+            "main_pid": svc.main_pid,
+            "status": svc.status_text,
+            "result": svc.result,
+            "restarts": svc.restarts,
+            "last_exit": svc.last_status.map(|s| s.to_string()),
+        })
+    }
+
+    fn socket_json(&self, index: usize) -> Json {
+        let s = &self.sockets[index];
+        let (state, sub) = if s.failed {
+            ("failed", "failed")
+        } else if s.is_listening() {
+            ("active", "listening")
+        } else {
+            ("active", "running")
+        };
+        let plugins: Vec<Json> = s
+            .policy
+            .as_ref()
+            .map(|p| {
+                p.chain
+                    .plugins()
+                    .iter()
+                    .map(|pl| {
+                        let st = pl.stats();
+                        json!({"name": pl.name(), "allowed": st.allowed, "denied": st.denied, "routed": st.routed, "failed": st.failed})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({
+            "name": s.name,
+            "type": "socket",
+            "description": s.unit.get_str("Unit", "Description").unwrap_or(""),
+            "state": state,
+            "sub": sub,
+            "listen": s.listeners.iter().map(super::socket::OpenListener::describe).collect::<Vec<_>>(),
+            "triggers": s.config.service.to_string(),
+            "connections": s.active,
+            "accepted": s.accepted,
+            "refused": s.refused,
+            "plugins": if plugins.is_empty() { Json::Null } else { Json::Array(plugins) },
+        })
+    }
+
+    fn find_service(&self, name: &str) -> Option<u64> {
+        self.by_name.get(name).copied().or_else(|| {
+            self.services
+                .iter()
+                .find(|(_, s)| s.unit.id.as_str() == name)
+                .map(|(id, _)| *id)
+        })
+    }
+
+    /// Answers one control request.
+    pub(super) fn control(&mut self, req: &Json) -> Json {
+        let command = req.get("command").and_then(Json::as_str).unwrap_or("");
+        let names: Vec<String> = req
+            .get("units")
+            .and_then(Json::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ok = |units: Vec<Json>, exit: u8| json!({"version": PROTOCOL_VERSION, "ok": true, "exit": exit, "units": units});
+        match command {
+            "list-units" | "list-sockets" | "status" => {
+                let mut units = Vec::new();
+                let mut exit = 0;
+                if names.is_empty() {
+                    units.extend((0..self.sockets.len()).map(|i| self.socket_json(i)));
+                    if command != "list-sockets" {
+                        let mut ids: Vec<u64> = self.services.keys().copied().collect();
+                        ids.sort_unstable();
+                        units.extend(ids.into_iter().map(|id| self.service_json(id)));
+                    }
+                } else {
+                    for n in &names {
+                        if let Some(i) = self.sockets.iter().position(|s| s.name == *n) {
+                            units.push(self.socket_json(i));
+                        } else if let Some(id) = self.find_service(n) {
+                            units.push(self.service_json(id));
+                        } else {
+                            return control::error(4, &format!("Unit {n} could not be found."));
+                        }
+                    }
+                }
+                if command == "status" && units.iter().any(|u| u["state"] != "active") {
+                    exit = 3;
+                }
+                ok(units, exit)
+            }
+            "start" | "stop" | "restart" => {
+                if names.is_empty() {
+                    return control::error(1, "Too few arguments.");
+                }
+                for n in &names {
+                    if let Some(i) = self.sockets.iter().position(|s| s.name == *n) {
+                        match command {
+                            "stop" => self.sockets[i].fail(),
+                            _ if self.sockets[i].failed => {
+                                return control::error(
+                                    1,
+                                    &format!(
+                                        "{n}: a stopped socket is started again with a new flint run or switch"
+                                    ),
+                                );
+                            }
+                            _ => {}
+                        }
+                        continue;
+                    }
+                    let Some(id) = self.find_service(n) else {
+                        return control::error(4, &format!("Unit {n} could not be found."));
+                    };
+                    let state = self.services.get(&id).map(|s| s.state);
+                    match (command, state) {
+                        ("start" | "restart", Some(State::Dead | State::Failed)) => self.start(id),
+                        (
+                            "stop" | "restart",
+                            Some(State::Running | State::Start(_) | State::StartPost(_)),
+                        ) => {
+                            if let Some(svc) = self.services.get_mut(&id) {
+                                svc.stopping = command == "stop";
+                                svc.restart_requested = command == "restart";
+                            }
+                            self.step(id, State::Stop(0));
+                        }
+                        ("stop", Some(State::AutoRestart)) => {
+                            if let Some(svc) = self.services.get_mut(&id) {
+                                svc.stopping = true;
+                                svc.state = State::Dead;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                ok(Vec::new(), 0)
+            }
+            other => control::error(1, &format!("Unknown command '{other}'.")),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The control socket of a running flint and its small protocol, used by
+//! `flint ctl`.
+//!
+//! One request per connection, one JSON object per line each way:
+//! `{"version":1,"command":"status","units":["foo.service"]}` is answered by
+//! `{"version":1,"ok":true,"exit":0,"units":[...]}` or
+//! `{"version":1,"ok":false,"exit":4,"error":"..."}`. `exit` is the exit code
+//! `systemctl` would use for the same answer (0 ok, 3 not active, 4 no such
+//! unit, 1 other failures). Only root and the user flint runs as may talk to
+//! it; the peer is known from `SO_PEERCRED`.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+
+/// The protocol version both sides speak.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// Where the control socket lives by default: `/run/flint/control` for a
+/// system flint run by root, `$XDG_RUNTIME_DIR/flint/control` otherwise.
+pub fn default_path(user_mode: bool) -> PathBuf {
+    if !user_mode && nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/run/flint/control");
+    }
+    let base = std::env::var_os("XDG_RUNTIME_DIR").map_or_else(
+        || std::env::temp_dir().join(format!("flint-{}", nix::unistd::geteuid())),
+        PathBuf::from,
+    );
+    base.join("flint/control")
+}
+
+/// Why the control socket could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot reach flint at {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad answer from flint: {0}")]
+    Protocol(String),
+}
+
+/// Binds the control socket (mode 0600); a stale node is replaced, a live
+/// one (another flint answers on it) is an error.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if UnixStream::connect(path).is_ok() {
+        return Err(ControlError::Bind {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another flint is running there",
+            ),
+        });
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).map_err(|source| ControlError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ControlError::Bind {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(listener)
+}
+
+/// Whether the peer of `stream` may control flint: root or flint's own user.
+pub fn authorized(stream: &UnixStream) -> bool {
+    nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
+        .is_ok_and(|c| c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw())
+}
+
+/// Reads one request line (bounded) from a connected client.
+pub fn read_request(stream: &UnixStream) -> Result<Json, String> {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut line = String::new();
+    BufReader::new(stream.take_limit())
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let v: Json = serde_json::from_str(&line).map_err(|e| format!("request is not JSON: {e}"))?;
+    if v.get("version").and_then(Json::as_u64) != Some(PROTOCOL_VERSION) {
+        return Err(format!(
+            "unsupported protocol version (this flint speaks {PROTOCOL_VERSION})"
+        ));
+    }
+    Ok(v)
+}
+
+trait TakeLimit {
+    fn take_limit(&self) -> std::io::Take<&UnixStream>;
+}
+
+impl TakeLimit for UnixStream {
+    fn take_limit(&self) -> std::io::Take<&UnixStream> {
+        std::io::Read::take(self, 64 * 1024)
+    }
+}
+
+/// An error answer.
+pub fn error(exit: u8, message: &str) -> Json {
+    json!({"version": PROTOCOL_VERSION, "ok": false, "exit": exit, "error": message})
+}
+
+/// Sends `request` to the flint listening at `path` and returns its answer.
+pub fn call(path: &Path, request: &Json) -> Result<Json, ControlError> {
+    let mut stream = UnixStream::connect(path).map_err(|source| ControlError::Connect {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_mins(2)));
+    let mut text = request.to_string();
+    text.push('\n');
+    stream
+        .write_all(text.as_bytes())
+        .map_err(|source| ControlError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(|e| ControlError::Protocol(e.to_string()))?;
+    serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()))
+}
+
+/// Renders an answer for a person: aligned columns, one unit per block.
+pub fn render(command: &str, answer: &Json, color: bool) -> String {
+    let mut out = String::new();
+    if answer.get("ok").and_then(Json::as_bool) != Some(true) {
+        return format!(
+            "flint: {}\n",
+            answer
+                .get("error")
+                .and_then(Json::as_str)
+                .unwrap_or("failed")
+        );
+    }
+    let units = answer
+        .get("units")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let paint = |state: &str| -> String {
+        if !color {
+            return state.to_string();
+        }
+        match state {
+            "active" | "listening" | "running" => format!("\x1b[32m{state}\x1b[0m"),
+            "failed" => format!("\x1b[31m{state}\x1b[0m"),
+            _ => state.to_string(),
+        }
+    };
+    if command == "status" {
+        for u in &units {
+            let name = u["name"].as_str().unwrap_or("?");
+            let state = u["state"].as_str().unwrap_or("?");
+            let _ = writeln!(
+                out,
+                "● {name} - {}",
+                u["description"].as_str().unwrap_or("")
+            );
+            let _ = writeln!(
+                out,
+                "     Active: {} ({})",
+                paint(state),
+                u["sub"].as_str().unwrap_or("")
+            );
+            for (label, key) in [
+                ("Main PID", "main_pid"),
+                ("Status", "status"),
+                ("Result", "result"),
+                ("Restarts", "restarts"),
+                ("Last exit", "last_exit"),
+                ("Connections", "connections"),
+                ("Accepted", "accepted"),
+                ("Refused", "refused"),
+            ] {
+                match &u[key] {
+                    Json::Null => {}
+                    Json::String(s) => {
+                        let _ = writeln!(out, "{label:>11}: {s}");
+                    }
+                    v => {
+                        let _ = writeln!(out, "{label:>11}: {v}");
+                    }
+                }
+            }
+            if let Some(listens) = u["listen"].as_array() {
+                for l in listens {
+                    let _ = writeln!(out, "{:>11}: {}", "Listen", l.as_str().unwrap_or(""));
+                }
+            }
+            if let Some(plugins) = u["plugins"].as_array() {
+                for p in plugins {
+                    let _ = writeln!(
+                        out,
+                        "{:>11}: {} (allowed {}, denied {}, routed {}, failed {})",
+                        "Plugin",
+                        p["name"].as_str().unwrap_or(""),
+                        p["allowed"],
+                        p["denied"],
+                        p["routed"],
+                        p["failed"]
+                    );
+                }
+            }
+            out.push('\n');
+        }
+    } else {
+        let width = units
+            .iter()
+            .filter_map(|u| u["name"].as_str())
+            .map(str::len)
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let _ = writeln!(
+            out,
+            "{:width$}  {:10}  {:12}  DESCRIPTION",
+            "UNIT", "ACTIVE", "SUB"
+        );
+        for u in &units {
+            let state = u["state"].as_str().unwrap_or("?");
+            let padded = format!("{state:10}");
+            let _ = writeln!(
+                out,
+                "{:width$}  {}  {:12}  {}",
+                u["name"].as_str().unwrap_or("?"),
+                paint(&padded),
+                u["sub"].as_str().unwrap_or(""),
+                u["description"].as_str().unwrap_or("")
+            );
+        }
+        let _ = write!(out, "\n{} unit(s) listed.\n", units.len());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip_and_authorization() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control");
+        let listener = bind(&path).unwrap();
+        assert!(
+            bind(&path).is_err(),
+            "a live control socket is not taken over"
+        );
+        let server = std::thread::spawn(move || {
+            listener.set_nonblocking(false).unwrap();
+            // The first connection is the probe of the second bind().
+            let (probe, _) = listener.accept().unwrap();
+            assert!(read_request(&probe).is_err(), "the probe sends nothing");
+            let (s, _) = listener.accept().unwrap();
+            assert!(authorized(&s), "our own user may control flint");
+            let req = read_request(&s).unwrap();
+            let mut w = &s;
+            let answer = json!({"version": 1, "ok": true, "exit": 0, "units": [{"name": "a.service", "state": "active", "sub": "running", "description": req["command"]}]});
+            w.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        });
+        let answer = call(&path, &json!({"version": 1, "command": "list-units"})).unwrap();
+        server.join().unwrap();
+        assert_eq!(answer["units"][0]["description"], "list-units");
+        let text = render("list-units", &answer, false);
+        assert!(
+            text.contains("a.service")
+                && text.contains("active")
+                && text.contains("1 unit(s) listed."),
+            "{text}"
+        );
+        assert!(
+            render(
+                "status",
+                &error(4, "Unit x.service could not be found."),
+                false
+            )
+            .contains("could not be found")
+        );
+    }
+}
