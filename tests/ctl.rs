@@ -109,3 +109,65 @@ fn status_list_stop_start_restart_with_systemctl_exit_codes() {
     });
     assert!(after.is_some(), "restart gave a new main pid");
 }
+
+#[test]
+fn reload_runs_exec_reload_or_the_notify_reload_handshake() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let log = tree.path().join("log");
+    tree.write(
+        "r.service",
+        &format!("[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/sh -c 'echo reload $MAINPID >> {}'\n", log.display()),
+    );
+    // A notify-reload daemon: on SIGHUP it sends RELOADING=1, then READY=1.
+    tree.write(
+        "nr.py",
+        &format!(
+            "import os, signal, socket, time\nlog = open('{}', 'a')\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ndef send(m): s.sendto(m, os.environ['NOTIFY_SOCKET'])\ndef hup(*_):\n    send(b'RELOADING=1\\nMONOTONIC_USEC=%d' % (time.monotonic_ns() // 1000))\n    log.write('hup\\n'); log.flush()\n    send(b'READY=1')\nsignal.signal(signal.SIGHUP, hup)\nsend(b'READY=1')\nwhile True: time.sleep(1)\n",
+            log.display()
+        ),
+    );
+    tree.write(
+        "nr.service",
+        &format!(
+            "[Service]\nType=notify-reload\nExecStart=/usr/bin/python3 {}\n",
+            tree.path().join("nr.py").display()
+        ),
+    );
+    tree.write("none.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "r.service",
+            "nr.service",
+            "none.service",
+        ],
+    );
+    wait_for(Duration::from_secs(15), || {
+        flint.log().contains("nr.service: ready").then_some(())
+    })
+    .expect("nr ready");
+    assert_eq!(ctl(&control, &["reload", "r.service"]).0, 0);
+    assert_eq!(ctl(&control, &["reload", "nr.service"]).0, 0);
+    let lines = wait_for(Duration::from_secs(15), || {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        (t.lines().count() >= 2).then_some(t)
+    })
+    .expect("both reloads ran");
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.starts_with("reload ") && l.len() > "reload ".len()),
+        "ExecReload= got $MAINPID: {lines}"
+    );
+    assert!(lines.lines().any(|l| l == "hup"), "{lines}");
+    wait_for(Duration::from_secs(10), || {
+        flint.log().contains("nr.service: reloaded").then_some(())
+    })
+    .expect("READY=1 ends the reload");
+    let (code, text) = ctl(&control, &["reload", "none.service"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("Job type reload is not applicable"), "{text}");
+}

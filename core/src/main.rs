@@ -81,6 +81,11 @@ enum CtlCommand {
         #[arg(required = true)]
         units: Vec<String>,
     },
+    /// Reload services (`ExecReload=`, or the notify-reload handshake).
+    Reload {
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +296,7 @@ fn ctl(
         CtlCommand::Start { units } => ("start", units.clone()),
         CtlCommand::Stop { units } => ("stop", units.clone()),
         CtlCommand::Restart { units } => ("restart", units.clone()),
+        CtlCommand::Reload { units } => ("reload", units.clone()),
     };
     let path = control.map_or_else(
         || flint::control::default_path(user),

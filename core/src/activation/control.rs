@@ -85,6 +85,7 @@ fn service_state(state: State, remain: bool) -> (&'static str, &'static str) {
         State::StartPost(_) => ("activating", "start-post"),
         State::Running if remain => ("active", "exited"),
         State::Running => ("active", "running"),
+        State::Reload(_) | State::ReloadNotify => ("reloading", "reload"),
         State::Stop(_) => ("deactivating", "stop"),
         State::StopSigterm => ("deactivating", "stop-sigterm"),
         State::StopPost(_) => ("deactivating", "stop-post"),
@@ -201,6 +202,23 @@ impl Manager {
                     exit = 3;
                 }
                 ok(units, exit)
+            }
+            "reload" => {
+                if names.is_empty() {
+                    return control::error(1, "Too few arguments.");
+                }
+                for n in &names {
+                    let Some(id) = self.find_service(n) else {
+                        return control::error(
+                            5,
+                            &format!("Failed to reload {n}: Unit {n} not loaded."),
+                        );
+                    };
+                    if let Err(e) = self.reload(id) {
+                        return control::error(1, &format!("Failed to reload {n}: {e}"));
+                    }
+                }
+                ok(Vec::new(), 0)
             }
             "start" | "stop" | "restart" => {
                 if names.is_empty() {

@@ -36,6 +36,10 @@ pub(super) enum State {
     /// Running `ExecStartPost=` command number `n`.
     StartPost(usize),
     Running,
+    /// Running `ExecReload=` command number `n`.
+    Reload(usize),
+    /// `Type=notify-reload` (or `RELOADING=1`): waiting for `READY=1`.
+    ReloadNotify,
     /// Running `ExecStop=` command number `n`.
     Stop(usize),
     /// The kill signal was sent; waiting for the main process to go.
@@ -228,6 +232,7 @@ fn step_key(state: State) -> Option<(&'static str, usize)> {
         State::Condition(n) => Some(("ExecCondition", n)),
         State::StartPre(n) => Some(("ExecStartPre", n)),
         State::StartPost(n) => Some(("ExecStartPost", n)),
+        State::Reload(n) => Some(("ExecReload", n)),
         State::Stop(n) => Some(("ExecStop", n)),
         State::StopPost(n) => Some(("ExecStopPost", n)),
         _ => None,
@@ -396,6 +401,12 @@ impl Manager {
                         } else {
                             State::Running
                         }
+                    }
+                    State::Reload(_) => {
+                        if let Some(svc) = self.services.get(&id) {
+                            tracing::info!("{}: reloaded", svc.unit.id);
+                        }
+                        State::Running
                     }
                     State::Stop(_) => {
                         self.kill_remaining(id);
@@ -620,6 +631,8 @@ impl Manager {
             State::Condition(_) | State::StartPre(_) => State::StopPost(0),
             // ExecStartPost= failing stops the service the normal way.
             State::StartPost(_) => State::Stop(0),
+            // A failed reload leaves the service running.
+            State::Reload(_) => State::Running,
             State::Stop(n) => State::Stop(n + 1),
             State::StopPost(n) => State::StopPost(n + 1),
             s => s,
@@ -1025,6 +1038,14 @@ impl Manager {
         if msg.flag("STOPPING") {
             svc.stopping = true;
         }
+        if msg.flag("RELOADING") && svc.state == State::Running {
+            tracing::info!("{}: reloading", svc.unit.id);
+            svc.state = State::ReloadNotify;
+        }
+        if msg.flag("READY") && svc.state == State::ReloadNotify {
+            tracing::info!("{}: reloaded", svc.unit.id);
+            svc.state = State::Running;
+        }
         if msg.get("WATCHDOG") == Some("trigger") {
             let generation = svc.watchdog_generation;
             self.on_watchdog(id, generation);
@@ -1072,6 +1093,37 @@ impl Manager {
         }
         // fds that nothing stores are closed when `msg` is dropped
         // (BARRIER=1 needs exactly that).
+    }
+
+    /// `flint ctl reload`: `ExecReload=`, or for `Type=notify-reload` the
+    /// reload signal and the `RELOADING=1`…`READY=1` handshake.
+    pub(super) fn reload(&mut self, id: u64) -> Result<(), String> {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return Err("no such service".into());
+        };
+        let name = svc.unit.id.to_string();
+        if svc.state != State::Running {
+            return Err(format!("{name} is not running; nothing to reload"));
+        }
+        if svc.service_type() == "notify-reload" {
+            let sig = match svc.unit.get("Service", "ReloadSignal") {
+                Some(Value::Signal(s)) => *s,
+                _ => libc::SIGHUP,
+            };
+            let Some(pid) = svc.main_pid else {
+                return Err(format!("{name} has no main process"));
+            };
+            svc.state = State::ReloadNotify;
+            signal_pid(pid, sig);
+            return Ok(());
+        }
+        if svc.unit.commands("Service", "ExecReload").is_empty() {
+            return Err(format!(
+                "Job type reload is not applicable for unit {name}."
+            ));
+        }
+        self.step(id, State::Reload(0));
+        Ok(())
     }
 
     /// (Re)starts the watchdog of a service with `WatchdogSec=`.
@@ -1231,7 +1283,11 @@ impl Manager {
                 | State::Stop(_)
                 | State::StopSigterm
                 | State::StopPost(_) => {}
-                State::Running | State::Start(_) | State::StartPost(_) => {
+                State::Running
+                | State::Start(_)
+                | State::StartPost(_)
+                | State::Reload(_)
+                | State::ReloadNotify => {
                     if let Some(c) = svc.control_pid.take() {
                         signal_group(c, libc::SIGTERM);
                     }
@@ -1260,6 +1316,7 @@ fn next_step(state: State) -> State {
         State::Condition(n) => State::Condition(n + 1),
         State::StartPre(n) => State::StartPre(n + 1),
         State::StartPost(n) => State::StartPost(n + 1),
+        State::Reload(n) => State::Reload(n + 1),
         State::Stop(n) => State::Stop(n + 1),
         State::StopPost(n) => State::StopPost(n + 1),
         s => s,
