@@ -75,6 +75,8 @@ pub(super) struct ServiceRt {
     pub restarts: u32,
     /// `flint ctl restart`: start again once stopped.
     pub restart_requested: bool,
+    /// The main process is being spawned on a blocking thread.
+    pub spawning: bool,
     /// Environment edits the plugin chain made for this start.
     pub env_edits: Vec<crate::policy::EnvEdit>,
     /// The last `STATUS=` the service sent.
@@ -116,6 +118,7 @@ impl ServiceRt {
             last_status: None,
             restarts: 0,
             restart_requested: false,
+            spawning: false,
             env_edits: Vec::new(),
             status_text: None,
             generation: 0,
@@ -444,46 +447,166 @@ impl Manager {
     }
 
     /// Starts the main process (or, for oneshot, `ExecStart=` number `n`).
-    /// Returns the next state when the service counts as started at once.
+    /// Returns the next state when there is nothing to start.
     fn start_main(&mut self, id: u64, state: State) -> Result<Option<State>, StartFailure> {
         let State::Start(n) = state else {
             return Ok(None);
         };
         let svc = self.services.get(&id).ok_or("unknown service")?;
-        let kind = svc.service_type().to_string();
         let commands = svc.unit.commands("Service", "ExecStart");
         let Some(cmd) = commands.get(n).map(|c| (*c).clone()) else {
             // No (more) ExecStart=: oneshot is done starting.
             return Ok(Some(State::StartPost(0)));
         };
-        let pid = self.spawn_command(id, &cmd, state)?;
-        let svc = self.services.get_mut(&id).ok_or("unknown service")?;
-        svc.state = state;
-        svc.main_pid = Some(pid);
-        svc.main_pgid = Some(pid);
-        let watchdog = svc
-            .unit
-            .get_usec("Service", "WatchdogSec")
-            .is_some_and(|u| u > 0 && u != u64::MAX);
-        tracing::info!("{}: started {} (pid {pid})", svc.unit.id, cmd.path);
-        if watchdog {
-            self.arm_watchdog(id);
-        }
-        Ok(match kind.as_str() {
-            // Started once the process exists (exec: once execve succeeded,
-            // which spawn() has already waited for).
-            "simple" | "exec" | "idle" | "dbus" => Some(State::StartPost(0)),
-            // notify waits for READY=1, forking and oneshot for the exit.
-            _ => None,
-        })
+        self.spawn_main_async(id, &cmd, state)?;
+        Ok(None)
     }
 
-    fn spawn_command(
+    /// Starts the main process off the event loop: the spawn (which returns
+    /// once the child has exec'd) runs on a blocking thread with its own
+    /// duplicates of the fds it passes, so a busy socket keeps accepting
+    /// meanwhile; the result comes back as [`Event::MainSpawned`].
+    fn spawn_main_async(
         &mut self,
         id: u64,
         cmd: &ExecCommand,
         state: State,
-    ) -> Result<i32, StartFailure> {
+    ) -> Result<(), StartFailure> {
+        let mut prepared = self.prepare_command(id, cmd, state)?;
+        let owned = own_plan_fds(&mut prepared.plan).map_err(|e| StartFailure {
+            msg: format!("failed to start {}: {e}", cmd.path),
+            status: None,
+        })?;
+        if let Some(svc) = self.services.get_mut(&id) {
+            svc.spawning = true;
+            svc.state = state;
+        }
+        let tx = self.tx.clone();
+        let path = cmd.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = spawn::spawn(&prepared.plan).map_err(|e| StartFailure {
+                msg: format!("failed to start {path}: {e}"),
+                status: e.exit_code().map(ExitStatus::Exited),
+            });
+            let log = prepared.log.take();
+            drop(prepared);
+            drop(owned);
+            let _ = tx.send(Event::MainSpawned {
+                service: id,
+                state,
+                result,
+                log,
+                path,
+            });
+        });
+        Ok(())
+    }
+
+    /// The main process was spawned (or could not be).
+    pub(super) fn on_main_spawned(
+        &mut self,
+        id: u64,
+        state: State,
+        result: Result<spawn::Child, StartFailure>,
+        log: Option<OwnedFd>,
+        path: &str,
+    ) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            if let Ok(child) = result {
+                signal_pid(child.pid, libc::SIGKILL);
+            }
+            return;
+        };
+        svc.spawning = false;
+        let name = svc.unit.id.to_string();
+        if self.reap_pending {
+            // Record this child first (below), then reap what is left.
+            let tx = self.tx.clone();
+            let _ = tx.send(Event::ChildSignal);
+        }
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let child = match result {
+            Ok(c) => c,
+            Err(failure) => {
+                tracing::error!("{name}: {failure}");
+                if svc.state == state {
+                    svc.result = failure.result();
+                    if failure.status.is_some() {
+                        svc.last_status = failure.status;
+                    }
+                    self.step(id, State::StopPost(0));
+                }
+                self.redispatch_notify();
+                return;
+            }
+        };
+        let pid = child.pid;
+        if let Some(pipe) = log {
+            exec::forward_log(pipe, name.clone(), pid);
+        }
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            let status = match child.wait().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("waiting for pid {pid} failed: {e}");
+                    ExitStatus::Exited(255)
+                }
+            };
+            let _ = tx.send(Event::Exited {
+                service: id,
+                pid,
+                status,
+            });
+        });
+        svc.main_pid = Some(pid);
+        svc.main_pgid = Some(pid);
+        if svc.state != state {
+            // A stop came while the process was being started: it goes too.
+            tracing::info!("{name}: stopping {path} (pid {pid}), started during a stop");
+            signal_group(pid, svc.kill_signal());
+            signal_group(pid, libc::SIGCONT);
+            return;
+        }
+        let kind = svc.service_type().to_string();
+        let watchdog = svc
+            .unit
+            .get_usec("Service", "WatchdogSec")
+            .is_some_and(|u| u > 0 && u != u64::MAX);
+        tracing::info!("{name}: started {path} (pid {pid})");
+        if watchdog {
+            self.arm_watchdog(id);
+        }
+        self.redispatch_notify();
+        // Started once the process exists (exec: once execve succeeded,
+        // which the spawn has waited for); notify waits for READY=1,
+        // forking and oneshot for the exit.
+        if matches!(kind.as_str(), "simple" | "exec" | "idle" | "dbus") {
+            self.step(id, State::StartPost(0));
+        }
+    }
+
+    /// Notify messages that arrived before their sender's spawn was
+    /// recorded get another look.
+    fn redispatch_notify(&mut self) {
+        let now = Instant::now();
+        let pending: Vec<(Instant, Message)> = std::mem::take(&mut self.pending_notify);
+        for (at, msg) in pending {
+            if now.duration_since(at) < Duration::from_secs(5) {
+                self.on_notify(msg);
+            }
+        }
+    }
+
+    /// Prepares a command of a service: its whole execution environment.
+    fn prepare_command(
+        &self,
+        id: u64,
+        cmd: &ExecCommand,
+        state: State,
+    ) -> Result<crate::service::exec::PreparedExec, StartFailure> {
         let svc = self.services.get(&id).ok_or("unknown service")?;
         let main = matches!(state, State::Start(_));
         let mut inputs = SpawnInputs {
@@ -583,11 +706,23 @@ impl Manager {
                 inputs.extra_env.push(("EXIT_STATUS".into(), status));
             }
         }
-        let mut prepared =
+        let prepared =
             exec::prepare(&svc.unit, "Service", cmd, &inputs).map_err(|e| StartFailure {
                 msg: format!("failed to prepare {}: {e}", cmd.path),
                 status: e.exit_code().map(ExitStatus::Exited),
             })?;
+        Ok(prepared)
+    }
+
+    fn spawn_command(
+        &mut self,
+        id: u64,
+        cmd: &ExecCommand,
+        state: State,
+    ) -> Result<i32, StartFailure> {
+        let mut prepared = self.prepare_command(id, cmd, state)?;
+        let svc = self.services.get(&id).ok_or("unknown service")?;
+        let main = matches!(state, State::Start(_));
         let child = spawn::spawn(&prepared.plan).map_err(|e| StartFailure {
             msg: format!("failed to start {}: {e}", cmd.path),
             status: e.exit_code().map(ExitStatus::Exited),
@@ -989,6 +1124,11 @@ impl Manager {
                     && s.main_pgid.is_some()
                     && pgid_of(msg.pid) == s.main_pgid)
         }) else {
+            if self.services.values().any(|s| s.spawning) && self.pending_notify.len() < 64 {
+                // Its service may not have recorded the spawn yet.
+                self.pending_notify.push((Instant::now(), msg));
+                return;
+            }
             tracing::debug!(
                 "notify: message from pid {} that belongs to no service, ignoring",
                 msg.pid
@@ -1305,9 +1445,9 @@ impl Manager {
     }
 
     pub(super) fn all_dead(&self) -> bool {
-        self.services
-            .values()
-            .all(|s| matches!(s.state, State::Dead | State::Failed | State::AutoRestart))
+        self.services.values().all(|s| {
+            !s.spawning && matches!(s.state, State::Dead | State::Failed | State::AutoRestart)
+        })
     }
 }
 
@@ -1452,6 +1592,36 @@ pub(super) fn should_restart(unit: &Unit, result: &str, status: Option<ExitStatu
         "on-watchdog" => result == "watchdog",
         _ => false,
     }
+}
+
+/// Replaces every fd an `ExecPlan` refers to by a duplicate that the
+/// returned list owns, so the plan stays valid on another thread whatever
+/// happens meanwhile to the originals.
+fn own_plan_fds(plan: &mut spawn::ExecPlan) -> std::io::Result<Vec<OwnedFd>> {
+    use std::os::fd::{FromRawFd, RawFd};
+    let mut owned: Vec<(RawFd, OwnedFd)> = Vec::new();
+    let mut dup = |fd: RawFd| -> std::io::Result<RawFd> {
+        if let Some((_, o)) = owned.iter().find(|(orig, _)| *orig == fd) {
+            return Ok(o.as_raw_fd());
+        }
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes integers and returns a new fd or -1.
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if new < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `new` was just created by fcntl and nothing else owns it.
+        owned.push((fd, unsafe { OwnedFd::from_raw_fd(new) }));
+        Ok(new)
+    };
+    for p in &mut plan.fds {
+        p.fd = dup(p.fd)?;
+    }
+    for stdio in [&mut plan.stdin, &mut plan.stdout, &mut plan.stderr] {
+        if let spawn::Stdio::Fd(fd) = stdio {
+            *fd = dup(*fd)?;
+        }
+    }
+    Ok(owned.into_iter().map(|(_, o)| o).collect())
 }
 
 #[cfg(test)]

@@ -84,6 +84,14 @@ enum Event {
         pid: i32,
         status: ExitStatus,
     },
+    /// The main process of a service was spawned (or not) off the loop.
+    MainSpawned {
+        service: u64,
+        state: State,
+        result: Result<crate::spawn::Child, lifecycle::StartFailure>,
+        log: Option<OwnedFd>,
+        path: String,
+    },
     /// The restart delay of a service is over.
     RestartDue { service: u64 },
     /// The watchdog of a service expired.
@@ -140,6 +148,10 @@ struct Manager {
     tx: mpsc::UnboundedSender<Event>,
     shutting_down: bool,
     options: RunOptions,
+    /// A SIGCHLD came while a spawn was in flight.
+    reap_pending: bool,
+    /// Notify messages whose sender was not known yet (its spawn was in flight).
+    pending_notify: Vec<(std::time::Instant, crate::notify::Message)>,
     /// The value of `NOTIFY_SOCKET` for services.
     notify_path: Option<String>,
     /// The WebAssembly host, created when the first socket with plugins loads.
@@ -230,6 +242,8 @@ async fn run_async(
         notify_path: None,
         host: None,
         options,
+        pending_notify: Vec::new(),
+        reap_pending: false,
     };
     let _notify = match start_notify(&tx, mgr.search.user_mode) {
         Ok(n) => {
@@ -540,6 +554,24 @@ impl Manager {
             .map(|d| format!("refusing to start (--refuse-unenforced): {}", d.message))
     }
 
+    /// Reaps orphans, unless a spawn is in flight: its child is not
+    /// recorded yet and must be left to its own waiter (the reaping then
+    /// happens when the spawn is recorded).
+    pub(super) fn reap_orphans(&mut self) {
+        if self.services.values().any(|s| s.spawning) {
+            self.reap_pending = true;
+            return;
+        }
+        self.reap_pending = false;
+        let tracked: Vec<i32> = self
+            .services
+            .values()
+            .flat_map(|s| [s.main_pid, s.control_pid])
+            .flatten()
+            .collect();
+        reap_orphans(&tracked);
+    }
+
     /// Loads a service by name once; returns its id.
     fn add_service(&mut self, name: &UnitName) -> Option<u64> {
         if let Some(id) = self.by_name.get(name.as_str()) {
@@ -594,6 +626,13 @@ impl Manager {
                 generation,
             } => self.on_timer(service, generation),
             Event::Notify(msg) => self.on_notify(msg),
+            Event::MainSpawned {
+                service,
+                state,
+                result,
+                log,
+                path,
+            } => self.on_main_spawned(service, state, result, log, &path),
             Event::Watchdog {
                 service,
                 generation,
@@ -603,15 +642,7 @@ impl Manager {
                 let answer = self.control(&request);
                 let _ = reply.send(answer);
             }
-            Event::ChildSignal => {
-                let tracked: Vec<i32> = self
-                    .services
-                    .values()
-                    .flat_map(|s| [s.main_pid, s.control_pid])
-                    .flatten()
-                    .collect();
-                reap_orphans(&tracked);
-            }
+            Event::ChildSignal => self.reap_orphans(),
             Event::Decided {
                 socket,
                 pending,
