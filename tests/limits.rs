@@ -130,7 +130,7 @@ fn max_connections_per_source_limits_one_peer_address_only() {
         .unwrap();
     other.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"ok\n");
-    assert!(flint.log().contains("from source 127.0.0.1"));
+    assert!(flint.wait_log("from source 127.0.0.1"));
 }
 
 #[test]

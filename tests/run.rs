@@ -203,7 +203,13 @@ fn max_connections_refuses_extra_peers_and_the_socket_stays_healthy() {
     let mut out = Vec::new();
     let _ = third.read_to_end(&mut out);
     assert!(out.is_empty(), "over-limit connection got data: {out:?}");
-    assert!(flint.log().contains("Too many incoming connections"));
+    let logged = wait_for(Duration::from_secs(10), || {
+        flint
+            .log()
+            .contains("Too many incoming connections")
+            .then_some(())
+    });
+    assert!(logged.is_some(), "the refusal is logged as systemd logs it");
     // Releasing one slot makes the socket serve again.
     drop(held.pop());
     let served = wait_for(Duration::from_secs(15), || {

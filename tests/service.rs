@@ -94,7 +94,7 @@ fn a_notify_service_that_never_gets_ready_is_stopped_at_its_start_timeout() {
     })
     .expect("ExecStopPost= ran");
     assert_eq!(l, ["timeout"]);
-    assert!(flint.log().contains("start operation timed out"));
+    assert!(flint.wait_log("start operation timed out"));
 }
 
 #[test]
@@ -328,7 +328,11 @@ fn unmet_conditions_skip_and_failed_assertions_fail() {
         out.contains("c1.service: condition check resulted in it being skipped"),
         "{out}"
     );
-    assert!(out.contains("c3.service: assertion failed"), "{out}");
+    assert!(
+        flint.wait_log("c3.service: assertion failed"),
+        "{}",
+        flint.log()
+    );
 }
 
 /// A C daemon using libsystemd: it keeps its state in the fd store, reports
@@ -420,9 +424,8 @@ fn sd_notify_daemon_watchdog_restarts_it_and_the_fd_store_survives() {
         l[1], "restored hello-state",
         "the stored fd came back after the watchdog restart"
     );
-    let out = flint.log();
-    assert!(out.contains("watchdog timeout"), "{out}");
-    assert!(out.contains("status: restored"), "{out}");
+    assert!(flint.wait_log("watchdog timeout"), "{}", flint.log());
+    assert!(flint.wait_log("status: restored"), "{}", flint.log());
 }
 
 #[test]

@@ -109,6 +109,14 @@ impl Flint {
         f
     }
 
+    /// Waits (bounded) until flint's log contains `needle`.
+    pub fn wait_log(&self, needle: &str) -> bool {
+        wait_for(Duration::from_secs(15), || {
+            self.log().contains(needle).then_some(())
+        })
+        .is_some()
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }

@@ -492,40 +492,34 @@ fn watch_listener(
                     if accept {
                         // One connection per dispatch, as systemd does, so the
                         // poll limit counts connections.
-                        for _ in 0..1 {
-                            match socket::accept4(fd, socket::SockFlag::SOCK_NONBLOCK | socket::SockFlag::SOCK_CLOEXEC) {
-                                Ok(c) => {
-                                    // SAFETY: accept4 returned a new fd that nothing else owns.
-                                    let conn = unsafe { OwnedFd::from_raw_fd(c) };
-                                    if tx.send(Event::Accepted { socket, listener, conn }).is_err() {
-                                        return;
-                                    }
-                                    if !*armed.borrow() {
-                                        break;
-                                    }
-                                }
-                                Err(nix::errno::Errno::EAGAIN) => {
-                                    guard.clear_ready();
-                                    break;
-                                }
-                                // Transient: the peer went away or a network error; go on.
-                                Err(nix::errno::Errno::ECONNABORTED | nix::errno::Errno::EINTR | nix::errno::Errno::EPROTO | nix::errno::Errno::EPERM
-                                    | nix::errno::Errno::ENETDOWN | nix::errno::Errno::ENOPROTOOPT | nix::errno::Errno::EHOSTDOWN
-                                    | nix::errno::Errno::ENONET | nix::errno::Errno::EHOSTUNREACH | nix::errno::Errno::EOPNOTSUPP
-                                    | nix::errno::Errno::ENETUNREACH) => {}
-                                // Out of fds or memory: back off briefly instead of spinning.
-                                Err(e @ (nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE | nix::errno::Errno::ENOBUFS | nix::errno::Errno::ENOMEM)) => {
-                                    tracing::warn!("accept failed: {e}; retrying shortly");
-                                    drop(guard);
-                                    tokio::time::sleep(Duration::from_millis(100)).await;
-                                    break;
-                                }
-                                Err(e) => {
-                                    let _ = tx.send(Event::ListenerFailed { socket, error: format!("accept failed: {e}") });
+                        match socket::accept4(fd, socket::SockFlag::SOCK_NONBLOCK | socket::SockFlag::SOCK_CLOEXEC) {
+                            Ok(c) => {
+                                // SAFETY: accept4 returned a new fd that nothing else owns.
+                                let conn = unsafe { OwnedFd::from_raw_fd(c) };
+                                if tx.send(Event::Accepted { socket, listener, conn }).is_err() {
                                     return;
                                 }
                             }
+                            Err(nix::errno::Errno::EAGAIN) => {
+                                guard.clear_ready();
+                            }
+                            // Transient: the peer went away or a network error; go on.
+                            Err(nix::errno::Errno::ECONNABORTED | nix::errno::Errno::EINTR | nix::errno::Errno::EPROTO | nix::errno::Errno::EPERM
+                                | nix::errno::Errno::ENETDOWN | nix::errno::Errno::ENOPROTOOPT | nix::errno::Errno::EHOSTDOWN
+                                | nix::errno::Errno::ENONET | nix::errno::Errno::EHOSTUNREACH | nix::errno::Errno::EOPNOTSUPP
+                                | nix::errno::Errno::ENETUNREACH) => {}
+                            // Out of fds or memory: back off briefly instead of spinning.
+                            Err(e @ (nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE | nix::errno::Errno::ENOBUFS | nix::errno::Errno::ENOMEM)) => {
+                                tracing::warn!("accept failed: {e}; retrying shortly");
+                                drop(guard);
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Event::ListenerFailed { socket, error: format!("accept failed: {e}") });
+                                return;
+                            }
                         }
+
                     } else {
                         match readable_now(fd) {
                             Ok(true) => {
