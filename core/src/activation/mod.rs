@@ -386,18 +386,9 @@ impl Manager {
         if self.sockets.iter().any(|s| s.name == name.as_str()) {
             return true;
         }
-        let unit = load::load(&self.search, name);
-        if !unit.is_loaded() {
-            for d in &unit.diagnostics {
-                tracing::error!("{d}");
-            }
-            tracing::error!("{name}: failed to load ({})", unit.load_state.as_str());
+        let Some(unit) = self.load_startable(name) else {
             return false;
-        }
-        if let Some(why) = self.refused(&unit) {
-            tracing::error!("{name}: {why}");
-            return false;
-        }
+        };
         let mut config = match SocketConfig::from_unit(&unit) {
             Ok(c) => c,
             Err(e) => {
@@ -572,12 +563,11 @@ impl Manager {
         reap_orphans(&tracked);
     }
 
-    /// Loads a service by name once; returns its id.
-    fn add_service(&mut self, name: &UnitName) -> Option<u64> {
-        if let Some(id) = self.by_name.get(name.as_str()) {
-            return Some(*id);
-        }
-        let unit = load::load(&self.search, name);
+    /// Loads a unit to run it: a unit that fails to load is reported with
+    /// every diagnostic, and with `--refuse-unenforced` one that sets
+    /// directives flint cannot enforce is refused.
+    fn load_startable(&mut self, name: &UnitName) -> Option<Unit> {
+        let unit = self.units.load(&self.search, name);
         if !unit.is_loaded() {
             for d in &unit.diagnostics {
                 tracing::error!("{d}");
@@ -589,6 +579,15 @@ impl Manager {
             tracing::error!("{name}: {why}");
             return None;
         }
+        Some(unit)
+    }
+
+    /// Loads a service by name once; returns its id.
+    fn add_service(&mut self, name: &UnitName) -> Option<u64> {
+        if let Some(id) = self.by_name.get(name.as_str()) {
+            return Some(*id);
+        }
+        let unit = self.load_startable(name)?;
         let id = self.new_id();
         self.services.insert(id, ServiceRt::new(unit));
         self.by_name.insert(name.to_string(), id);
