@@ -284,3 +284,28 @@ fn sigterm_stops_services_removes_nodes_and_exits_zero() {
         "the service was stopped"
     );
 }
+
+#[test]
+fn socket_exec_commands_run_around_the_listeners() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let sock = tree.path().join("x.sock");
+    let l = log.display();
+    let s = sock.display();
+    // Pre runs before the node exists, Post after; StopPre while it is
+    // still there, StopPost after it is gone (RemoveOnStop=yes).
+    tree.write(
+        "x.socket",
+        &format!(
+            "[Socket]\nListenStream={s}\nRemoveOnStop=yes\nExecStartPre=/bin/sh -c 'test -e {s} && echo pre-exists >> {l} || echo pre >> {l}'\nExecStartPost=/bin/sh -c 'test -S {s} && echo post >> {l}'\nExecStopPre=/bin/sh -c 'test -S {s} && echo stoppre >> {l}'\nExecStopPost=/bin/sh -c 'test -e {s} || echo stoppost >> {l}'\n"
+        ),
+    );
+    tree.write("x.service", "[Service]\nExecStart=/bin/true\n");
+    let mut flint = Flint::run(&tree, &["x.socket"]);
+    assert!(flint.stop().is_some_and(|st| st.success()));
+    let got = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        ["pre", "post", "stoppre", "stoppost"]
+    );
+}

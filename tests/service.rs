@@ -516,3 +516,79 @@ fn dynamic_user_runs_the_service_under_an_allocated_uid() {
     assert_eq!(fields[1], fields[0], "the group matches the uid");
     assert_eq!(fields[2], "dyn", "USER is the unit's name");
 }
+
+#[test]
+fn timeout_stop_escalates_to_sigkill() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    // The service ignores SIGTERM; TimeoutStopSec= ends it with SIGKILL.
+    tree.write(
+        "stubborn.service",
+        &format!(
+            "[Service]\nExecStart=/bin/sh -c 'trap \"\" TERM; echo up >> {l}; while :; do sleep 0.1; done'\nTimeoutStopSec=1s\nExecStopPost=/bin/sh -c 'echo $EXIT_CODE $EXIT_STATUS >> {l}'\n",
+            l = log.display()
+        ),
+    );
+    let mut flint = Flint::run(&tree, &["stubborn.service"]);
+    wait_for(Duration::from_secs(10), || lines(&log).first().cloned()).expect("the service runs");
+    let status = flint
+        .stop()
+        .expect("flint exits once the service is killed");
+    assert!(status.success());
+    assert!(
+        flint.wait_log("stop timed out; sending SIGKILL"),
+        "{}",
+        flint.log()
+    );
+    assert_eq!(lines(&log).last().map(String::as_str), Some("killed KILL"));
+}
+
+#[test]
+fn mainpid_moves_tracking_to_another_process() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    // The first process starts a successor, names it with MAINPID= and
+    // exits; the service stays up as long as the successor runs.
+    tree.write(
+        "m.py",
+        &format!(
+            "import os, socket, subprocess, sys, time\nchild = subprocess.Popen(['/bin/sleep', '1000'], start_new_session=False)\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.sendto(b'MAINPID=%d\\nREADY=1' % child.pid, os.environ['NOTIFY_SOCKET'])\nopen('{}', 'w').write(str(child.pid))\ntime.sleep(0.5)\n",
+            log.display()
+        ),
+    );
+    tree.write(
+        "m.service",
+        &format!(
+            "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/usr/bin/python3 {}\n",
+            tree.path().join("m.py").display()
+        ),
+    );
+    let mut flint = Flint::run(&tree, &["m.service"]);
+    let successor: i32 = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).ok()?.trim().parse().ok()
+    })
+    .expect("successor started");
+    assert!(
+        flint.wait_log(&format!("main pid is now {successor}")),
+        "{}",
+        flint.log()
+    );
+    // The first process has exited by now; the service is still running.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        !flint.log().contains("m.service: Deactivated"),
+        "{}",
+        flint.log()
+    );
+    // Killing the successor ends the service.
+    // SAFETY: kill(2) with plain integers.
+    unsafe {
+        libc::kill(successor, libc::SIGKILL);
+    }
+    assert!(
+        flint.wait_log("m.service: Failed with result 'signal'"),
+        "{}",
+        flint.log()
+    );
+    let _ = flint.stop();
+}
