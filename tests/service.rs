@@ -574,7 +574,7 @@ fn mainpid_moves_tracking_to_another_process() {
         flint.log()
     );
     // The first process has exited by now; the service is still running.
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_secs(1));
     assert!(
         !flint.log().contains("m.service: Deactivated"),
         "{}",
