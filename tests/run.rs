@@ -309,3 +309,45 @@ fn socket_exec_commands_run_around_the_listeners() {
         ["pre", "post", "stoppre", "stoppost"]
     );
 }
+
+#[test]
+fn without_units_flint_runs_what_the_tree_enables_or_every_socket() {
+    // A tree with sockets.target.wants/: only the enabled socket listens.
+    let tree = Tree::new();
+    let (p1, p2) = (free_port(), free_port());
+    tree.write(
+        "on.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{p1}\nAccept=yes\n"),
+    );
+    tree.write(
+        "on@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo on\n",
+    );
+    tree.write(
+        "off.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{p2}\nAccept=yes\n"),
+    );
+    tree.write(
+        "off@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo off\n",
+    );
+    tree.write("sockets.target", "[Unit]\nDescription=Sockets\n");
+    std::fs::create_dir(tree.path().join("sockets.target.wants")).unwrap();
+    std::os::unix::fs::symlink(
+        "../on.socket",
+        tree.path().join("sockets.target.wants/on.socket"),
+    )
+    .unwrap();
+    let flint = Flint::run(&tree, &[]);
+    assert_eq!(exchange(p1, b""), "on\n");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", p2)).is_err(),
+        "off.socket is not enabled"
+    );
+    drop(flint);
+    // Without .wants/ links: every socket unit of the tree.
+    std::fs::remove_dir_all(tree.path().join("sockets.target.wants")).unwrap();
+    let _flint = Flint::run(&tree, &[]);
+    assert_eq!(exchange(p1, b""), "on\n");
+    assert_eq!(exchange(p2, b""), "off\n");
+}
