@@ -653,19 +653,29 @@ impl Manager {
         }
     }
 
+    /// `TriggerLimitIntervalSec=`/`TriggerLimitBurst=`: counts one
+    /// activation; past the limit the socket fails, as in systemd.
+    fn trigger_allowed(&mut self, socket: usize) -> bool {
+        let sock = &mut self.sockets[socket];
+        if sock.trigger_limit.allow() {
+            return true;
+        }
+        tracing::error!(
+            "{}: Trigger limit hit, refusing further activation.",
+            sock.name
+        );
+        sock.fail();
+        false
+    }
+
     fn on_readable(&mut self, socket: usize) {
         if self.shutting_down {
             return;
         }
-        let sock = &mut self.sockets[socket];
-        if !sock.trigger_limit.allow() {
-            tracing::error!(
-                "{}: Trigger limit hit, refusing further activation.",
-                sock.name
-            );
-            sock.fail();
+        if !self.trigger_allowed(socket) {
             return;
         }
+        let sock = &mut self.sockets[socket];
         sock.disarm();
         let service = sock.config.service.clone();
         let Some(&id) = self.by_name.get(service.as_str()) else {
@@ -769,15 +779,10 @@ impl Manager {
         if self.shutting_down {
             return;
         }
-        let sock = &mut self.sockets[socket];
-        if !sock.trigger_limit.allow() {
-            tracing::error!(
-                "{}: Trigger limit hit, refusing further activation.",
-                sock.name
-            );
-            sock.fail();
+        if !self.trigger_allowed(socket) {
             return;
         }
+        let sock = &mut self.sockets[socket];
         if sock.active >= sock.config.max_connections {
             sock.refused += 1;
             tracing::warn!(

@@ -635,16 +635,7 @@ impl Parser<'_> {
                 .map(|l| vec![Value::Listen(l)]),
             Grammar::Exec => self.parse_exec(value, origin),
             Grammar::Environment => {
-                let list = words::extract_words(
-                    value,
-                    words::ExtractFlags {
-                        unquote: true,
-                        cunescape: true,
-                        relax: true,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|_| Problem::Warn(format!("Invalid syntax, ignoring: {value}")))?;
+                let list = split_words(value, true)?;
                 let mut out = Vec::new();
                 for w in list {
                     let w = self
@@ -683,16 +674,7 @@ impl Parser<'_> {
                 self.parse_exec_directories(key, value, origin)
             }
             Grammar::Words => {
-                let list = words::extract_words(
-                    value,
-                    words::ExtractFlags {
-                        unquote: true,
-                        cunescape: true,
-                        relax: true,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|_| Problem::Warn(format!("Invalid syntax, ignoring: {value}")))?;
+                let list = split_words(value, true)?;
                 list.iter()
                     .map(|w| {
                         self.expand(w, SpecifierTable::Full)
@@ -702,15 +684,7 @@ impl Parser<'_> {
                     .collect()
             }
             Grammar::Units | Grammar::Unit => {
-                let list = words::extract_words(
-                    value,
-                    words::ExtractFlags {
-                        unquote: true,
-                        relax: true,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|_| Problem::Warn(format!("Invalid syntax, ignoring: {value}")))?;
+                let list = split_words(value, false)?;
                 let mut out = Vec::new();
                 for w in list {
                     let w = self
@@ -837,16 +811,7 @@ impl Parser<'_> {
         value: &str,
         origin: &Origin,
     ) -> Result<Vec<Value>, Problem> {
-        let list = words::extract_words(
-            value,
-            words::ExtractFlags {
-                unquote: true,
-                cunescape: true,
-                relax: true,
-                ..Default::default()
-            },
-        )
-        .map_err(|_| Problem::Warn(format!("Invalid syntax, ignoring: {value}")))?;
+        let list = split_words(value, true)?;
         let mut out = Vec::new();
         for w in list {
             let w = self
@@ -1005,6 +970,17 @@ fn is_path_condition(key: &str) -> bool {
             | "FileIsExecutable"
             | "NeedsUpdate"
     )
+}
+
+/// Splits a list value into words as systemd's list settings do
+/// (`EXTRACT_RELAX|EXTRACT_UNQUOTE`, with `EXTRACT_CUNESCAPE` where asked).
+fn split_words(value: &str, cunescape: bool) -> Result<Vec<String>, Problem> {
+    let flags = words::ExtractFlags {
+        cunescape,
+        ..words::ExtractFlags::RELAX_UNQUOTE
+    };
+    words::extract_words(value, flags)
+        .map_err(|_| Problem::Warn(format!("Invalid syntax, ignoring: {value}")))
 }
 
 enum Problem {
