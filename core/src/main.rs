@@ -86,6 +86,19 @@ enum CtlCommand {
         #[arg(required = true)]
         units: Vec<String>,
     },
+    /// Switch to a new unit tree (DIR, or the running tree read anew): load
+    /// it completely, refuse it as a whole if anything fails to load, else
+    /// stop, reload, restart and start what changed. Listeners whose
+    /// address is unchanged are never closed.
+    Switch {
+        /// The new unit directory (replaces the running search path).
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Print the plan (in switch-to-configuration's words) and change
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +137,11 @@ enum Command {
         /// $XDG_RUNTIME_DIR/flint/control for --user or a non-root flint).
         #[arg(long, value_name = "PATH")]
         control: Option<PathBuf>,
+        /// Switch to the unit tree whenever it changes on disk (checked once
+        /// a second; a flipped profile symlink counts), as `flint ctl switch`
+        /// does. SIGHUP does the same once.
+        #[arg(long)]
+        watch: bool,
     },
     /// Talk to a running flint: status, list, start, stop, restart.
     Ctl {
@@ -297,12 +315,20 @@ fn ctl(
         CtlCommand::Stop { units } => ("stop", units.clone()),
         CtlCommand::Restart { units } => ("restart", units.clone()),
         CtlCommand::Reload { units } => ("reload", units.clone()),
+        CtlCommand::Switch { .. } => ("switch", Vec::new()),
     };
     let path = control.map_or_else(
         || flint::control::default_path(user),
         std::path::Path::to_path_buf,
     );
-    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": name, "units": units});
+    let mut request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": name, "units": units});
+    if let CtlCommand::Switch { dir, dry_run } = command {
+        request["dry_run"] = (*dry_run).into();
+        if let Some(dir) = dir {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            request["dir"] = dir.to_string_lossy().into_owned().into();
+        }
+    }
     match flint::control::call(&path, &request) {
         Ok(answer) => {
             let exit = answer
@@ -335,6 +361,7 @@ fn run(
     units: &[String],
     refuse_unenforced: bool,
     control: Option<PathBuf>,
+    watch: bool,
 ) -> anyhow::Result<ExitCode> {
     let search = tree.search_path(&[]);
     let names = units
@@ -350,6 +377,7 @@ fn run(
         flint::activation::RunOptions {
             refuse_unenforced,
             control,
+            watch,
         },
     )?;
     Ok(ExitCode::from(code))
@@ -372,7 +400,8 @@ fn main() -> ExitCode {
             units,
             refuse_unenforced,
             control,
-        } => run(tree, units, *refuse_unenforced, control.clone()),
+            watch,
+        } => run(tree, units, *refuse_unenforced, control.clone(), *watch),
         Command::Ctl {
             user,
             control,

@@ -154,7 +154,7 @@ impl Manager {
         })
     }
 
-    fn find_service(&self, name: &str) -> Option<u64> {
+    pub(super) fn find_service(&self, name: &str) -> Option<u64> {
         self.by_name.get(name).copied().or_else(|| {
             self.services
                 .iter()
@@ -181,7 +181,11 @@ impl Manager {
                 let mut units = Vec::new();
                 let mut exit = 0;
                 if names.is_empty() {
-                    units.extend((0..self.sockets.len()).map(|i| self.socket_json(i)));
+                    units.extend(
+                        (0..self.sockets.len())
+                            .filter(|i| !self.sockets[*i].removed)
+                            .map(|i| self.socket_json(i)),
+                    );
                     if command != "list-sockets" {
                         let mut ids: Vec<u64> = self.services.keys().copied().collect();
                         ids.sort_unstable();
@@ -189,7 +193,7 @@ impl Manager {
                     }
                 } else {
                     for n in &names {
-                        if let Some(i) = self.sockets.iter().position(|s| s.name == *n) {
+                        if let Some(i) = self.socket_index(n) {
                             units.push(self.socket_json(i));
                         } else if let Some(id) = self.find_service(n) {
                             units.push(self.service_json(id));
@@ -225,7 +229,7 @@ impl Manager {
                     return control::error(1, "Too few arguments.");
                 }
                 for n in &names {
-                    if let Some(i) = self.sockets.iter().position(|s| s.name == *n) {
+                    if let Some(i) = self.socket_index(n) {
                         match command {
                             "stop" => self.sockets[i].fail(),
                             _ if self.sockets[i].failed => {
@@ -266,6 +270,31 @@ impl Manager {
                     }
                 }
                 ok(Vec::new(), 0)
+            }
+            "switch" => {
+                let dir = req
+                    .get("dir")
+                    .and_then(Json::as_str)
+                    .map(std::path::PathBuf::from);
+                let dry_run = req.get("dry_run").and_then(Json::as_bool).unwrap_or(false);
+                match self.switch(dir.as_deref(), dry_run) {
+                    Ok(done) => json!({
+                        "version": PROTOCOL_VERSION,
+                        "ok": true,
+                        "exit": 0,
+                        "dry_run": dry_run,
+                        "lines": done.plan.lines(),
+                        "plan": done.plan,
+                        "warnings": done.warnings,
+                    }),
+                    Err(errors) => json!({
+                        "version": PROTOCOL_VERSION,
+                        "ok": false,
+                        "exit": 1,
+                        "error": "the new unit tree does not load; nothing was changed",
+                        "errors": errors,
+                    }),
+                }
             }
             other => control::error(1, &format!("Unknown command '{other}'.")),
         }

@@ -26,6 +26,7 @@ mod lifecycle;
 mod limit;
 pub mod policy;
 mod socket;
+mod switch;
 mod unit_cache;
 
 use std::collections::HashMap;
@@ -109,6 +110,14 @@ enum Event {
         request: serde_json::Value,
         reply: tokio::sync::oneshot::Sender<serde_json::Value>,
     },
+    /// Watch the listeners of a socket again (after a switch changed them).
+    Rewatch { socket: usize },
+    /// The grace period of a removed socket's `Accept=yes` instances is over.
+    InstancesGrace { socket: usize },
+    /// SIGHUP: switch to the unit tree as it is now.
+    Hangup,
+    /// `--watch`: the unit tree changed on disk.
+    TreeChanged,
     /// A socket's plugin chain decided about a spawn.
     Decided {
         socket: usize,
@@ -139,6 +148,9 @@ struct PendingConnection {
 /// The manager: owns every socket and service.
 struct Manager {
     search: SearchPath,
+    /// The units named on the command line (empty: what the tree enables),
+    /// planned again at every switch.
+    requested: Vec<UnitName>,
     /// The search path's index for per-connection loads.
     units: unit_cache::UnitCache,
     sockets: Vec<SocketRt>,
@@ -162,6 +174,8 @@ struct Manager {
 #[derive(Debug)]
 pub struct SocketPolicy {
     pub chain: crate::policy::Chain,
+    /// What the chain was loaded from, to tell whether a switch changes it.
+    pub specs: Vec<crate::policy::PluginSpec>,
     pub peek_bytes: usize,
     pub peek_timeout: Duration,
 }
@@ -176,6 +190,8 @@ pub struct RunOptions {
     /// Refuse to start units that set directives flint accepts but does
     /// not enforce (sandboxing and the like), instead of warning.
     pub refuse_unenforced: bool,
+    /// Switch to the unit tree whenever it changes on disk.
+    pub watch: bool,
 }
 
 pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Result<u8, RunError> {
@@ -219,6 +235,7 @@ async fn run_async(
     mut names: Vec<UnitName>,
     options: RunOptions,
 ) -> Result<u8, RunError> {
+    let requested = names.clone();
     if names.is_empty() {
         names = default_units(&search);
     }
@@ -232,6 +249,7 @@ async fn run_async(
     }
     let mut mgr = Manager {
         search,
+        requested,
         units: unit_cache::UnitCache::default(),
         sockets: Vec::new(),
         services: HashMap::new(),
@@ -297,6 +315,9 @@ async fn run_async(
         }));
     }
     tracing::info!("flint: {started} unit(s) running");
+    if mgr.options.watch {
+        spawn_tree_watch(mgr.search.clone(), tx.clone());
+    }
     while let Some(event) = rx.recv().await {
         mgr.handle(event);
         if mgr.shutting_down && mgr.all_dead() {
@@ -316,11 +337,13 @@ fn spawn_signal_watch(tx: mpsc::UnboundedSender<Event>) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut child = signal(SignalKind::child())?;
+    let mut hup = signal(SignalKind::hangup())?;
     tokio::task::spawn_local(async move {
         loop {
             let event = tokio::select! {
                 _ = term.recv() => Event::Shutdown,
                 _ = int.recv() => Event::Shutdown,
+                _ = hup.recv() => Event::Hangup,
                 _ = child.recv() => Event::ChildSignal,
             };
             if tx.send(event).is_err() {
@@ -329,6 +352,66 @@ fn spawn_signal_watch(tx: mpsc::UnboundedSender<Event>) -> std::io::Result<()> {
         }
     });
     Ok(())
+}
+
+/// What identifies the state of a unit tree on disk: every entry of the
+/// search directories and of their `.d`/`.wants`/`.requires` directories,
+/// with symlink targets resolved (a profile symlink flipped to another
+/// store path changes it), sizes and modification times.
+fn tree_stamp(search: &SearchPath) -> u64 {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    fn walk(dir: &std::path::Path, depth: u32, h: &mut std::collections::hash_map::DefaultHasher) {
+        let canonical = std::fs::canonicalize(dir).ok();
+        canonical.hash(h);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries {
+            path.hash(h);
+            if let Ok(target) = std::fs::read_link(&path) {
+                target.hash(h);
+            }
+            if let Ok(m) = std::fs::metadata(&path) {
+                (m.len(), m.mtime(), m.mtime_nsec(), m.ino()).hash(h);
+                if m.is_dir() && depth > 0 {
+                    walk(&path, depth - 1, h);
+                }
+            }
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for dir in &search.dirs {
+        walk(dir, 1, &mut h);
+    }
+    h.finish()
+}
+
+/// `flint run --watch`: polls the unit tree once a second and reports a
+/// change once it has settled (the same stamp twice in a row).
+fn spawn_tree_watch(search: SearchPath, tx: mpsc::UnboundedSender<Event>) {
+    tokio::task::spawn_local(async move {
+        let stamp_of = |search: SearchPath| async move {
+            tokio::task::spawn_blocking(move || tree_stamp(&search))
+                .await
+                .unwrap_or(0)
+        };
+        let mut applied = stamp_of(search.clone()).await;
+        let mut last = applied;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = stamp_of(search.clone()).await;
+            if now == last && now != applied {
+                applied = now;
+                if tx.send(Event::TreeChanged).is_err() {
+                    return;
+                }
+            }
+            last = now;
+        }
+    });
 }
 
 /// Reaps zombie children of flint that no service tracks: daemons' orphans
@@ -383,7 +466,7 @@ impl Manager {
     /// in systemd, such a socket without `Service=` triggers `owner` when no
     /// service of its own name exists. A socket already open is left alone.
     fn add_socket_for(&mut self, name: &UnitName, owner: Option<u64>) -> bool {
-        if self.sockets.iter().any(|s| s.name == name.as_str()) {
+        if self.socket_index(name.as_str()).is_some() {
             return true;
         }
         let Some(unit) = self.load_startable(name) else {
@@ -492,6 +575,7 @@ impl Manager {
         }
         let host = self.host.as_ref().ok_or("no plugin host")?;
         let mut plugins = Vec::new();
+        let specs = config.plugins.clone();
         for spec in config.plugins {
             let name = spec.name.clone();
             let path = spec.path.clone();
@@ -502,6 +586,7 @@ impl Manager {
         }
         Ok(Some(SocketPolicy {
             chain: crate::policy::Chain::new(plugins),
+            specs,
             peek_bytes: config.peek_bytes,
             peek_timeout: config.peek_timeout,
         }))
@@ -524,7 +609,7 @@ impl Manager {
             .collect();
         for name in listed {
             if self.add_socket_for(&name, Some(id))
-                && let Some(index) = self.sockets.iter().position(|s| s.name == name.as_str())
+                && let Some(index) = self.socket_index(name.as_str())
                 && let Some(svc) = self.services.get_mut(&id)
                 && !svc.sockets.contains(&index)
             {
@@ -642,6 +727,25 @@ impl Manager {
                 let _ = reply.send(answer);
             }
             Event::ChildSignal => self.reap_orphans(),
+            Event::Rewatch { socket } => {
+                let tx = self.tx.clone();
+                self.sockets[socket].watch(socket, &tx);
+            }
+            Event::InstancesGrace { socket } => self.on_instances_grace(socket),
+            Event::Hangup | Event::TreeChanged => {
+                let why = if matches!(event, Event::Hangup) {
+                    "SIGHUP"
+                } else {
+                    "the unit tree changed"
+                };
+                tracing::info!("flint: {why}; switching to the unit tree on disk");
+                if let Err(errors) = self.switch(None, false) {
+                    for e in &errors {
+                        tracing::error!("{e}");
+                    }
+                    tracing::error!("flint: the new unit tree does not load; nothing was changed");
+                }
+            }
             Event::Decided {
                 socket,
                 pending,

@@ -276,6 +276,8 @@ pub struct SocketRt {
     armed: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     pub failed: bool,
+    /// Gone from the unit tree after a switch (its index stays valid).
+    pub removed: bool,
 }
 
 impl SocketRt {
@@ -322,20 +324,37 @@ impl SocketRt {
             armed,
             tasks: Vec::new(),
             failed: false,
+            removed: false,
         };
-        for (listener, l) in rt.listeners.iter().enumerate() {
+        rt.watch(index, tx);
+        Ok(rt)
+    }
+
+    /// Starts a watch task per listener (none may be running).
+    pub fn watch(&mut self, index: usize, tx: &mpsc::UnboundedSender<Event>) {
+        if self.failed || !self.tasks.is_empty() {
+            return;
+        }
+        for (listener, l) in self.listeners.iter().enumerate() {
             let task = watch_listener(
                 index,
                 listener,
                 l.fd.as_raw_fd(),
-                rt.config.accept,
-                rt.armed.subscribe(),
+                self.config.accept,
+                self.armed.subscribe(),
                 tx.clone(),
-                RateLimit::new(rt.config.poll_interval, rt.config.poll_burst),
+                RateLimit::new(self.config.poll_interval, self.config.poll_burst),
             );
-            rt.tasks.push(task);
+            self.tasks.push(task);
         }
-        Ok(rt)
+    }
+
+    /// Stops the watch tasks; the listeners stay open and the armed state
+    /// is kept for the tasks [`Self::watch`] starts next.
+    pub fn stop_watching(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
     }
 
     /// Starts watching the listeners.
@@ -385,8 +404,15 @@ impl SocketRt {
                 listen::remove_nodes(&l.kind, &self.config.options);
             }
         }
-        // The watch tasks deregister their fds when they are dropped; close
-        // the fds after that has happened.
+        SocketRt::close_later(listeners);
+    }
+
+    /// Closes `listeners` once their watch tasks (already aborted) are
+    /// dropped and have deregistered the fds.
+    pub fn close_later(listeners: Vec<OpenListener>) {
+        if listeners.is_empty() {
+            return;
+        }
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::task::spawn_local(async move {
                 tokio::task::yield_now().await;

@@ -144,13 +144,29 @@ pub fn call(path: &Path, request: &Json) -> Result<Json, ControlError> {
 pub fn render(command: &str, answer: &Json, color: bool) -> String {
     let mut out = String::new();
     if answer.get("ok").and_then(Json::as_bool) != Some(true) {
-        return format!(
+        let mut text = format!(
             "flint: {}\n",
             answer
                 .get("error")
                 .and_then(Json::as_str)
                 .unwrap_or("failed")
         );
+        for e in answer["errors"].as_array().into_iter().flatten() {
+            let _ = writeln!(text, "{}", e.as_str().unwrap_or(""));
+        }
+        return text;
+    }
+    if command == "switch" {
+        for line in answer["lines"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "{}", line.as_str().unwrap_or(""));
+        }
+        for w in answer["warnings"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "warning: {}", w.as_str().unwrap_or(""));
+        }
+        if answer["lines"].as_array().is_none_or(Vec::is_empty) {
+            out.push_str("nothing to do: the running units match the tree\n");
+        }
+        return out;
     }
     let units = answer
         .get("units")

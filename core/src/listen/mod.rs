@@ -327,6 +327,111 @@ pub fn apply_accepted_options(fd: BorrowedFd<'_>, opts: &SocketOptions) -> Vec<S
     warnings
 }
 
+/// Applies changed options to a listener that stays open (a switch to a
+/// new unit tree kept its address). What the kernel allows changes in
+/// place: the option list, `Backlog=` (by listening again), and the mode
+/// and owner of an AF_UNIX node. Options that only take effect at `bind()`
+/// (`BindIPv6Only=`, `BindToDevice=`, `FreeBind=`, `Transparent=`,
+/// `ReusePort=`, `SocketProtocol=`) are reported as needing the socket to be
+/// stopped and started; the listener is never closed here. Returns the
+/// warnings.
+pub fn update(
+    fd: BorrowedFd<'_>,
+    kind: &ListenKind,
+    old: &SocketOptions,
+    new: &SocketOptions,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if old == new {
+        return warnings;
+    }
+    let text = kind.to_string();
+    let bind_time = [
+        ("BindIPv6Only=", old.bind_ipv6_only != new.bind_ipv6_only),
+        ("BindToDevice=", old.bind_to_device != new.bind_to_device),
+        ("FreeBind=", old.free_bind != new.free_bind),
+        ("Transparent=", old.transparent != new.transparent),
+        ("ReusePort=", old.reuse_port != new.reuse_port),
+        (
+            "SocketProtocol=",
+            old.socket_protocol != new.socket_protocol,
+        ),
+    ];
+    for (name, changed) in bind_time {
+        if changed {
+            warnings.push(format!(
+                "{text}: {name} changed; it takes effect when the socket is stopped and started"
+            ));
+        }
+    }
+    let family = options::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(0);
+    // Flags turned off are cleared first: the option list only sets.
+    let sol = libc::SOL_SOCKET;
+    let cleared = [
+        (
+            old.keep_alive && !new.keep_alive,
+            sol,
+            libc::SO_KEEPALIVE,
+            "SO_KEEPALIVE",
+        ),
+        (
+            old.broadcast && !new.broadcast,
+            sol,
+            libc::SO_BROADCAST,
+            "SO_BROADCAST",
+        ),
+        (
+            old.pass_credentials && !new.pass_credentials,
+            sol,
+            libc::SO_PASSCRED,
+            "SO_PASSCRED",
+        ),
+        (
+            old.no_delay && !new.no_delay,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            "TCP_NODELAY",
+        ),
+    ];
+    for (clear, level, name, label) in cleared {
+        if clear && let Err(e) = options::setsockopt_int(fd, level, name, 0) {
+            warnings.push(format!("{text}: clearing {label} failed: {e}"));
+        }
+    }
+    options::apply(fd, family, new, &text, &mut warnings);
+    let listening = options::getsockopt_int(fd, sol, libc::SO_ACCEPTCONN).unwrap_or(0) != 0;
+    if listening && old.backlog != new.backlog {
+        let backlog = i32::try_from(new.backlog).unwrap_or(i32::MAX);
+        // SAFETY: listen() on an fd this process owns, with an int backlog;
+        // on a listening socket it only changes the backlog.
+        if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
+            warnings.push(format!(
+                "{text}: Backlog= could not be changed: {}",
+                io::Error::last_os_error()
+            ));
+        }
+    }
+    if let Some(path) = kind.node_path() {
+        if old.socket_mode != new.socket_mode {
+            use std::os::unix::fs::PermissionsExt;
+            if let Err(e) = std::fs::set_permissions(
+                path,
+                std::fs::Permissions::from_mode(new.socket_mode & 0o7777),
+            ) {
+                warnings.push(format!("{text}: SocketMode= could not be applied: {e}"));
+            }
+        }
+        if (old.socket_user, old.socket_group) != (new.socket_user, new.socket_group)
+            && let Err(e) = std::os::unix::fs::chown(path, new.socket_user, new.socket_group)
+        {
+            warnings.push(format!(
+                "{text}: SocketUser=/SocketGroup= could not be applied: {e}"
+            ));
+        }
+    }
+    warnings
+}
+
 /// `RemoveOnStop=`: removes the AF_UNIX node, FIFO or message queue of
 /// `kind` and every `Symlinks=` entry. Missing files are not an error; the
 /// caller decides whether `RemoveOnStop=` applies.

@@ -537,3 +537,51 @@ fn socket_user_and_group_own_the_node() {
     let meta = std::fs::metadata(&path).expect("node");
     assert_eq!((meta.uid(), meta.gid()), (65534, 65533));
 }
+
+#[test]
+fn update_applies_options_in_place_and_keeps_the_fd() {
+    let kind = ListenKind::Stream(inet("127.0.0.1:0"));
+    let old = SocketOptions::default();
+    let l = open(&kind, &old).expect("listen");
+    let addr = local_addr(l.fd.as_fd());
+    let new = SocketOptions {
+        keep_alive: true,
+        backlog: 16,
+        bind_to_device: Some("lo".into()),
+        ..SocketOptions::default()
+    };
+    let warnings = update(l.fd.as_fd(), &kind, &old, &new);
+    assert_eq!(
+        sockopt(l.fd.as_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        1
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("BindToDevice=")),
+        "{warnings:?}"
+    );
+    let back = update(l.fd.as_fd(), &kind, &new, &old);
+    assert_eq!(
+        sockopt(l.fd.as_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        0
+    );
+    assert!(back.iter().all(|w| w.contains("BindToDevice=")), "{back:?}");
+    // Still the same listener, still listening.
+    assert_eq!(local_addr(l.fd.as_fd()), addr);
+    std::net::TcpStream::connect(addr).expect("connect after update");
+}
+
+#[test]
+fn update_changes_the_mode_of_a_unix_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.sock");
+    let kind = ListenKind::Stream(SocketAddress::Unix(path.clone()));
+    let old = SocketOptions::default();
+    let l = open(&kind, &old).expect("listen");
+    let new = SocketOptions {
+        socket_mode: 0o600,
+        ..SocketOptions::default()
+    };
+    assert!(update(l.fd.as_fd(), &kind, &old, &new).is_empty());
+    let mode = std::fs::metadata(&path).expect("node").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -57,7 +57,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// sha256 of `bytes`, in hex.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 

@@ -64,6 +64,7 @@ pub fn check_plugin(path: &Path, config: &[(String, String)]) -> Result<PluginRe
     let host = PolicyHost::with_options(HostOptions {
         cache_dir: None,
         max_concurrent_decisions: 1,
+        warm_instances: 0,
         ..HostOptions::default()
     })?;
     let mut spec = PluginSpec::new(path);

@@ -6,18 +6,32 @@
 //! configuration, its host store and its counters; it is cheap to clone and
 //! safe to share between threads.
 //!
-//! One call is: wait for a pool slot (the gate), a fresh [`Store`] with the
-//! plugin's memory cap and an epoch deadline, instantiate from the
-//! `InstancePre`, `init(config)`, then `decide(request)`, then drop
-//! everything. Any error in between is classified into a [`PluginFailure`];
-//! nothing here panics on what a plugin does. The epoch ticker advances the
-//! engine's epoch every millisecond while at least one call is in flight and
-//! parks otherwise, so an idle daemon is not woken.
+//! Every decision runs in a fresh instance: a new [`Store`] with the
+//! plugin's memory cap and an epoch deadline, instantiated from the
+//! `InstancePre`, given `init(config)`, then `decide(request)` once, then
+//! dropped. No instance ever sees two requests, so nothing a plugin keeps in
+//! its memory survives a decision; state lives in the host store.
+//!
+//! Instantiation and `init` cost tens of microseconds, more than `decide`.
+//! So that this is not paid while a connection waits, each plugin keeps a
+//! few *warm* instances: created and initialised ahead of time by the
+//! `flint-warm` thread, each used for exactly one decision and then
+//! discarded, and replaced in the background. A decision that finds no warm
+//! instance (a burst faster than the refill, or a plugin whose `init` fails)
+//! takes the cold path: all steps inline. Both paths give the same result.
+//!
+//! Each live instance holds one slot of the pooling allocator (the gate);
+//! warm instances may take at most half of the slots, so decisions never
+//! wait for them. Any error is classified into a [`PluginFailure`]; nothing
+//! here panics on what a plugin does. The epoch ticker advances the engine's
+//! epoch every millisecond while wasm runs somewhere and parks otherwise, so
+//! an idle daemon is not woken.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -113,6 +127,9 @@ pub struct HostOptions {
     pub max_concurrent_decisions: u32,
     /// The largest memory limit a plugin may be given, in bytes.
     pub max_memory_limit: u64,
+    /// Initialised instances each plugin keeps ready (see the module
+    /// documentation); 0 runs every decision on the cold path.
+    pub warm_instances: u32,
 }
 
 impl Default for HostOptions {
@@ -121,6 +138,7 @@ impl Default for HostOptions {
             cache_dir: super::cache::default_dir(),
             max_concurrent_decisions: 16,
             max_memory_limit: 256 * 1024 * 1024,
+            warm_instances: 2,
         }
     }
 }
@@ -202,6 +220,8 @@ pub struct PluginStats {
     /// Environment edits dropped because they touched protected variables
     /// or were malformed.
     pub edits_refused: u64,
+    /// Decisions that ran in a warm instance (the rest were cold).
+    pub warm: u64,
 }
 
 #[derive(Debug, Default)]
@@ -211,6 +231,7 @@ pub(crate) struct Counters {
     pub(crate) routed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) edits_refused: AtomicU64,
+    pub(crate) warm: AtomicU64,
 }
 
 impl Counters {
@@ -221,6 +242,7 @@ impl Counters {
             routed: self.routed.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             edits_refused: self.edits_refused.load(Ordering::Relaxed),
+            warm: self.warm.load(Ordering::Relaxed),
         }
     }
 }
@@ -232,21 +254,28 @@ struct TickerShared {
     shutdown: AtomicBool,
 }
 
-/// Admits at most `max` calls at once (one pool slot each) and wakes the
-/// ticker when the first call starts.
+/// Counts live instances against the pooling allocator's slots, and the
+/// calls running wasm, for the epoch ticker.
 #[derive(Debug)]
 struct Gate {
     in_flight: Mutex<u32>,
     freed: Condvar,
     max: u32,
+    /// Warm instances alive; at most `max / 2`.
+    warm: AtomicUsize,
     shared: Arc<TickerShared>,
     ticker: thread::Thread,
 }
 
-struct GateGuard<'a>(&'a Gate);
+/// One pool slot, held by a live instance.
+struct Slot(Arc<Gate>);
+
+/// Wasm running: keeps the epoch ticker going.
+struct Active<'a>(&'a Gate);
 
 impl Gate {
-    fn enter(&self) -> GateGuard<'_> {
+    /// Waits for a free slot.
+    fn acquire(self: &Arc<Self>) -> Slot {
         let mut n = self
             .in_flight
             .lock()
@@ -255,14 +284,33 @@ impl Gate {
             n = self.freed.wait(n).unwrap_or_else(PoisonError::into_inner);
         }
         *n += 1;
+        Slot(self.clone())
+    }
+
+    /// A slot for a warm instance, if one is free and warm instances hold
+    /// fewer than half of them.
+    fn try_acquire_warm(self: &Arc<Self>) -> Option<Slot> {
+        let mut n = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let cap = usize::try_from(self.max / 2).unwrap_or(usize::MAX);
+        if *n >= self.max || self.warm.load(Ordering::Acquire) >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(Slot(self.clone()))
+    }
+
+    fn activate(&self) -> Active<'_> {
         if self.shared.active.fetch_add(1, Ordering::AcqRel) == 0 {
             self.ticker.unpark();
         }
-        GateGuard(self)
+        Active(self)
     }
 }
 
-impl Drop for GateGuard<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut n = self
             .0
@@ -270,9 +318,14 @@ impl Drop for GateGuard<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *n -= 1;
-        self.0.shared.active.fetch_sub(1, Ordering::AcqRel);
         drop(n);
         self.0.freed.notify_one();
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.shared.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -293,7 +346,11 @@ pub(crate) struct HostInner {
     pub(crate) engine: Engine,
     linker: Linker<CallState>,
     cache: Cache,
-    gate: Gate,
+    gate: Arc<Gate>,
+    /// Plugins whose warm instances need topping up, to the `flint-warm`
+    /// thread. The thread ends when this sender is dropped.
+    refill: Mutex<mpsc::Sender<Chore>>,
+    warm_instances: usize,
     ticker: Option<thread::JoinHandle<()>>,
     clock_origin: Instant,
     max_memory_limit: u64,
@@ -368,16 +425,24 @@ impl PolicyHost {
                 .spawn(move || run_ticker(&engine, &shared))
                 .map_err(|e| PolicyError::Engine(format!("cannot start the epoch ticker: {e}")))?
         };
+        let (refill, requests) = mpsc::channel();
+        thread::Builder::new()
+            .name("flint-warm".into())
+            .spawn(move || run_refill(&requests))
+            .map_err(|e| PolicyError::Engine(format!("cannot start the refill thread: {e}")))?;
         let cache = Cache::open(&engine, options.cache_dir);
         Ok(PolicyHost {
             inner: Arc::new(HostInner {
-                gate: Gate {
+                gate: Arc::new(Gate {
                     in_flight: Mutex::new(0),
                     freed: Condvar::new(),
                     max: slots,
+                    warm: AtomicUsize::new(0),
                     shared,
                     ticker: ticker.thread().clone(),
-                },
+                }),
+                refill: Mutex::new(refill),
+                warm_instances: usize::try_from(options.warm_instances).unwrap_or(0),
                 ticker: Some(ticker),
                 engine,
                 linker,
@@ -452,7 +517,11 @@ impl PolicyHost {
         let pre = PolicyPre::new(instance_pre).map_err(link_error)?;
 
         let plugin = Plugin {
-            inner: Arc::new(PluginInner {
+            inner: Arc::new_cyclic(|me| PluginInner {
+                me: me.clone(),
+                warm: Mutex::new(Vec::new()),
+                refill_queued: AtomicBool::new(false),
+                warm_paused_until: Mutex::new(None),
                 host: self.inner.clone(),
                 name: Arc::from(spec.name.as_str()),
                 path: spec.path,
@@ -467,7 +536,7 @@ impl PolicyHost {
                 cache_status,
                 wasm_sha256,
                 interface,
-                load_time: Duration::ZERO,
+                load_time: OnceLock::new(),
             }),
         };
         match plugin.inner.call(None) {
@@ -477,16 +546,14 @@ impl PolicyHost {
             }
             Err(failure) => return Err(PolicyError::InitFailed { name, failure }),
         }
-        let mut plugin = plugin;
-        if let Some(inner) = Arc::get_mut(&mut plugin.inner) {
-            inner.load_time = started.elapsed();
-        }
+        let _ = plugin.inner.load_time.set(started.elapsed());
         tracing::info!(
             plugin = %plugin.name(),
             cache = ?plugin.cache_status(),
-            elapsed = ?plugin.inner.load_time,
+            elapsed = ?plugin.load_time(),
             "policy plugin loaded"
         );
+        plugin.inner.queue_refill();
         Ok(plugin)
     }
 }
@@ -571,6 +638,13 @@ pub struct Plugin {
 }
 
 pub(crate) struct PluginInner {
+    me: Weak<PluginInner>,
+    /// Initialised instances, each for one decision.
+    warm: Mutex<Vec<Warm>>,
+    /// A refill request is on its way to the `flint-warm` thread.
+    refill_queued: AtomicBool,
+    /// After a warm instance failed to initialise, no refill until then.
+    warm_paused_until: Mutex<Option<Instant>>,
     host: Arc<HostInner>,
     name: Arc<str>,
     path: PathBuf,
@@ -585,7 +659,7 @@ pub(crate) struct PluginInner {
     cache_status: CacheStatus,
     wasm_sha256: String,
     pub(crate) interface: InterfaceInfo,
-    load_time: Duration,
+    load_time: OnceLock<Duration>,
 }
 
 impl fmt::Debug for Plugin {
@@ -631,7 +705,7 @@ impl Plugin {
 
     /// Time to load the plugin, `init` included.
     pub fn load_time(&self) -> Duration {
-        self.inner.load_time
+        self.inner.load_time.get().copied().unwrap_or_default()
     }
 
     pub fn stats(&self) -> PluginStats {
@@ -642,6 +716,70 @@ impl Plugin {
     pub fn store(&self) -> &KvStore {
         &self.inner.kv
     }
+
+    /// Warm instances ready now.
+    pub fn warm_ready(&self) -> usize {
+        self.inner.lock_warm().len()
+    }
+}
+
+/// An instance that has run `init` and waits for its one decision.
+struct Warm {
+    store: Store<CallState>,
+    policy: Policy,
+    /// Released after the instance (declared last, dropped last).
+    _slot: Slot,
+}
+
+impl Drop for PluginInner {
+    fn drop(&mut self) {
+        let n = self.lock_warm().len();
+        self.host.gate.warm.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// The `flint-warm` thread: tops up the warm instances of the plugins it is
+/// sent, until the host is dropped.
+fn run_refill(chores: &mpsc::Receiver<Chore>) {
+    // Plugins whose pool stopped short (no free slot, or a paused refill),
+    // tried again after each retired instance and every 100 ms.
+    let mut waiting: Vec<Weak<PluginInner>> = Vec::new();
+    loop {
+        let chore = if waiting.is_empty() {
+            match chores.recv() {
+                Ok(c) => Some(c),
+                Err(_) => return,
+            }
+        } else {
+            match chores.recv_timeout(Duration::from_millis(100)) {
+                Ok(c) => Some(c),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        };
+        match chore {
+            Some(Chore::Refill(weak)) => {
+                if let Some(plugin) = weak.upgrade() {
+                    plugin.refill_queued.store(false, Ordering::Release);
+                    if !plugin.fill() && !waiting.iter().any(|w| w.ptr_eq(&weak)) {
+                        waiting.push(weak);
+                    }
+                }
+            }
+            Some(Chore::Retire(warm)) => drop(warm),
+            None => {}
+        }
+        waiting.retain(|w| w.upgrade().is_some_and(|p| !p.fill()));
+    }
+}
+
+/// Work for the `flint-warm` thread.
+enum Chore {
+    /// Top up this plugin's warm instances.
+    Refill(Weak<PluginInner>),
+    /// Drop a used instance. Returning its memory to the pool costs more
+    /// than the decision itself, so it is done off the caller's path.
+    Retire(Warm),
 }
 
 #[derive(Clone, Copy)]
@@ -652,13 +790,70 @@ enum Stage {
 
 impl PluginInner {
     /// One call in a fresh instance: `init`, then `decide` if a request is
-    /// given.
+    /// given. A decision uses a warm instance when one is ready.
     pub(crate) fn call(
         &self,
         request: Option<&wit::Request>,
     ) -> Result<Option<wit::Decision>, PluginFailure> {
+        let Some(request) = request else {
+            let slot = self.host.gate.acquire();
+            return self.prepare(slot).map(|_| None);
+        };
+        let warm = {
+            let mut pool = self.lock_warm();
+            let warm = pool.pop();
+            if warm.is_some() {
+                // Under the lock, so that the refill sees pool and count agree.
+                self.host.gate.warm.fetch_sub(1, Ordering::AcqRel);
+            }
+            warm
+        };
+        self.queue_refill();
+        let mut warm = if let Some(warm) = warm {
+            self.counters.warm.fetch_add(1, Ordering::Relaxed);
+            warm
+        } else {
+            let slot = self.host.gate.acquire();
+            self.prepare(slot)?
+        };
+        let state = warm.store.data_mut();
+        state.memory_exhausted = false;
+        state.logs_left = MAX_LOGS_PER_CALL;
+        state.last_error = None;
+        warm.store.set_epoch_deadline(self.deadline_ticks());
+        let active = self.host.gate.activate();
+        let result = warm
+            .policy
+            .flint_policy_handler()
+            .call_decide(&mut warm.store, request)
+            .map(Some)
+            .map_err(|e| self.classify(&e, warm.store.data(), Stage::Call));
+        drop(active);
+        self.retire(warm);
+        result
+    }
+
+    /// Drops a used instance on the `flint-warm` thread (here if it is gone).
+    fn retire(&self, warm: Warm) {
+        let sender = self
+            .host
+            .refill
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Err(mpsc::SendError(chore)) = sender.send(Chore::Retire(warm)) {
+            drop(chore);
+        }
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let ticks = self.timeout.as_millis().div_ceil(TICK.as_millis()).max(1);
+        u64::try_from(ticks).unwrap_or(u64::MAX)
+    }
+
+    /// A fresh instance in `slot`, after `init`.
+    fn prepare(&self, slot: Slot) -> Result<Warm, PluginFailure> {
         let host = &self.host;
-        let _slot = host.gate.enter();
         let state = CallState {
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_limit)
@@ -676,15 +871,16 @@ impl PluginInner {
         };
         let mut store = Store::new(&host.engine, state);
         store.limiter(|s| s);
-        let ticks = self.timeout.as_millis().div_ceil(TICK.as_millis()).max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-
-        let instance = self
+        store.set_epoch_deadline(self.deadline_ticks());
+        let _active = host.gate.activate();
+        let policy = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| self.classify(&e, store.data(), Stage::Instantiate))?;
-        let handler = instance.flint_policy_handler();
-        match handler.call_init(&mut store, &self.config) {
+        match policy
+            .flint_policy_handler()
+            .call_init(&mut store, &self.config)
+        {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {
                 return Err(PluginFailure::InitRejected(truncate(
@@ -694,13 +890,71 @@ impl PluginInner {
             }
             Err(e) => return Err(self.classify(&e, store.data(), Stage::Call)),
         }
-        let Some(request) = request else {
-            return Ok(None);
-        };
-        handler
-            .call_decide(&mut store, request)
-            .map(Some)
-            .map_err(|e| self.classify(&e, store.data(), Stage::Call))
+        Ok(Warm {
+            store,
+            policy,
+            _slot: slot,
+        })
+    }
+
+    fn lock_warm(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
+        self.warm.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the `flint-warm` thread to top up this plugin's warm instances.
+    fn queue_refill(&self) {
+        if self.host.warm_instances == 0
+            || self.lock_warm().len() >= self.host.warm_instances
+            || self.refill_queued.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let sent = self
+            .host
+            .refill
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(Chore::Refill(self.me.clone()));
+        if sent.is_err() {
+            self.refill_queued.store(false, Ordering::Release);
+        }
+    }
+
+    /// Creates warm instances up to the host's number, while slots allow;
+    /// true when the pool is full. An instance that fails to initialise
+    /// pauses the refill for a second: decisions then take the cold path,
+    /// which reports the failure.
+    fn fill(&self) -> bool {
+        let paused = self
+            .warm_paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| Instant::now() < until);
+        if paused {
+            return false;
+        }
+        while self.lock_warm().len() < self.host.warm_instances {
+            let Some(slot) = self.host.gate.try_acquire_warm() else {
+                return false;
+            };
+            match self.prepare(slot) {
+                Ok(warm) => {
+                    let mut pool = self.lock_warm();
+                    self.host.gate.warm.fetch_add(1, Ordering::AcqRel);
+                    pool.push(warm);
+                }
+                Err(failure) => {
+                    tracing::debug!(plugin = %self.name, "no warm instance: {failure}");
+                    *self
+                        .warm_paused_until
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) =
+                        Some(Instant::now() + Duration::from_secs(1));
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     fn classify(&self, err: &wasmtime::Error, state: &CallState, stage: Stage) -> PluginFailure {

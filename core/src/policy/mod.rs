@@ -44,7 +44,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-pub use cache::CacheStatus;
+pub use cache::{CacheStatus, sha256_hex};
 pub use chain::{Chain, ChainOutcome, PluginEvent, PluginEventKind};
 pub use check::{PluginReport, check_plugin};
 pub use host::{FailMode, HostOptions, Plugin, PluginFailure, PluginSpec, PluginStats, PolicyHost};

@@ -27,6 +27,7 @@ fn host() -> PolicyHost {
         cache_dir: None,
         max_concurrent_decisions: 4,
         max_memory_limit: 64 * 1024 * 1024,
+        warm_instances: 2,
     })
     .expect("host")
 }
@@ -389,6 +390,8 @@ enum Wat {
     ResultOutOfBounds,
     BadDiscriminant,
     LogThenTrapInInit,
+    /// Allows once, traps if its instance is asked a second time.
+    OneShot,
 }
 
 /// Builds a component for `flint:policy@{version}` whose `decide` behaves as
@@ -419,6 +422,9 @@ fn wat_component(kind: Wat, version: &str, extra_import: bool) -> Vec<u8> {
         Wat::StackOverflow => "(call $rec (i32.const 0))",
         Wat::ResultOutOfBounds => "i32.const 0x7ffffff0",
         Wat::BadDiscriminant => "i32.const 128",
+        Wat::OneShot => {
+            "(if (global.get $used) (then unreachable)) (global.set $used (i32.const 1)) i32.const 32"
+        }
     };
     let init = if kind == Wat::LogThenTrapInInit {
         "(call $log (i32.const 4) (i32.const 64) (i32.const 13)) unreachable"
@@ -430,6 +436,7 @@ fn wat_component(kind: Wat, version: &str, extra_import: bool) -> Vec<u8> {
   {imports}
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 4096))
+  (global $used (mut i32) (i32.const 0))
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
     (local $p i32)
     (local.set $p
@@ -513,6 +520,59 @@ fn wat_allow_and_deny_work() {
         decide(&deny, &req).verdict,
         Verdict::Deny("denied by wat".into())
     );
+}
+
+/// Waits (bounded) until `plugin` has `n` warm instances.
+fn wait_warm(plugin: &Plugin, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while plugin.warm_ready() < n {
+        assert!(
+            Instant::now() < deadline,
+            "no {n} warm instances in 10 s: {} ready, {:?}",
+            plugin.warm_ready(),
+            plugin.stats()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn warm_instances_serve_one_decision_each_and_are_refilled() {
+    let host = host();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = load_wat(&host, dir.path(), Wat::OneShot, FailMode::Closed).expect("load");
+    let req = tcp_request("127.0.0.1:1");
+    for _ in 0..10 {
+        wait_warm(&p, 2);
+        assert_eq!(decide(&p, &req).verdict, Verdict::Allow);
+    }
+    // Faster than the refill: cold instances, still each used once.
+    for _ in 0..10 {
+        assert_eq!(decide(&p, &req).verdict, Verdict::Allow);
+    }
+    let stats = p.stats();
+    assert_eq!(stats.failed, 0, "an instance was asked twice: {stats:?}");
+    assert!(stats.warm >= 10, "{stats:?}");
+    assert_eq!(stats.allowed, 20, "{stats:?}");
+    wait_warm(&p, 2);
+}
+
+#[test]
+fn warm_instances_off_runs_every_decision_cold() {
+    let host = PolicyHost::with_options(HostOptions {
+        cache_dir: None,
+        max_concurrent_decisions: 2,
+        max_memory_limit: 32 * 1024 * 1024,
+        warm_instances: 0,
+    })
+    .expect("host");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = load_wat(&host, dir.path(), Wat::OneShot, FailMode::Closed).expect("load");
+    let req = tcp_request("127.0.0.1:1");
+    for _ in 0..5 {
+        assert_eq!(decide(&p, &req).verdict, Verdict::Allow);
+    }
+    assert_eq!((p.stats().warm, p.warm_ready()), (0, 0));
 }
 
 /// Runs a hostile plugin in both fail modes and checks the failure, the
@@ -759,6 +819,7 @@ fn concurrent_decisions_wait_for_a_slot() {
         cache_dir: None,
         max_concurrent_decisions: 2,
         max_memory_limit: 32 * 1024 * 1024,
+        warm_instances: 1,
     })
     .expect("host");
     let p = load(&host, "ratelimit", &[("burst", "1000"), ("rate", "1")]);

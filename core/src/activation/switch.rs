@@ -1,0 +1,1050 @@
+//! Switching a running flint to a new unit tree: `flint ctl switch [DIR]`,
+//! `SIGHUP`, and `flint run --watch`.
+//!
+//! The new tree is loaded completely first: every unit the run would start,
+//! the services its sockets trigger, their socket settings and their plugin
+//! chains. If anything fails to load, the switch is refused as a whole with
+//! every error and nothing running is touched. Otherwise the difference is
+//! computed with the rules of NixOS's `switch-to-configuration` (its
+//! `compare_units` and `handle_modified_unit`), which the hints NixOS
+//! writes into units steer: `X-RestartIfChanged=`, `X-ReloadIfChanged=`,
+//! `X-StopIfChanged=`, `X-Restart-Triggers=`, `X-Reload-Triggers=`,
+//! `X-StopOnRemoval=`, `X-OnlyManualStart=`, `RefuseManualStop=`.
+//!
+//! Where flint does better than NixOS: a changed `.socket` unit is not
+//! ignored, and a listener whose address is unchanged is never closed. The
+//! changed options are applied to the open file descriptor where the kernel
+//! allows; only listeners whose address changed are opened or closed. A
+//! socket-activated service that has to stop for a change is stopped while
+//! its socket keeps listening, so clients queue in the backlog and the next
+//! connection starts the new version. `Accept=yes` instances already
+//! running are left to finish; those of a removed socket are stopped after
+//! a grace period.
+//!
+//! The plan is printed in the words `switch-to-configuration` uses, so the
+//! tools that read its output read flint's too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Duration;
+
+use super::lifecycle::State;
+use super::limit::RateLimit;
+use super::{Event, Manager, SocketConfig, SocketPolicy};
+use crate::listen::ListenKind;
+use crate::unit::load::{self, Unit};
+use crate::unit::loader::{self, SearchPath};
+use crate::unit::name::{UnitName, UnitType};
+
+/// A unit's settings as `switch-to-configuration` compares them: section,
+/// key, the values in order. `[Install]` is left out, as NixOS does.
+pub(super) type Sections = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+
+/// The settings of `unit` for comparison.
+pub(super) fn sections(unit: &Unit) -> Sections {
+    let mut out = Sections::new();
+    for ((section, key), setting) in &unit.settings {
+        if section == "Install" {
+            continue;
+        }
+        let values: Vec<String> = setting
+            .entries
+            .iter()
+            .map(|(v, _)| v.to_json().to_string())
+            .collect();
+        if !values.is_empty() {
+            out.entry(section.clone())
+                .or_default()
+                .insert((*key).to_string(), values);
+        }
+    }
+    for e in &unit.extras {
+        if e.section == "Install" {
+            continue;
+        }
+        let values = out
+            .entry(e.section.clone())
+            .or_default()
+            .entry(e.key.clone())
+            .or_default();
+        // An empty assignment resets the list, as in NixOS's parser.
+        if e.value.is_empty() {
+            values.clear();
+        } else {
+            values.push(e.value.clone());
+        }
+    }
+    for section in out.values_mut() {
+        section.retain(|_, v| !v.is_empty());
+    }
+    out.retain(|_, s| !s.is_empty());
+    out
+}
+
+/// How two definitions of a unit differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Diff {
+    Same,
+    /// Only `X-Reload-Triggers=` (or ignored keys besides it) changed.
+    Reload,
+    Restart,
+}
+
+/// `[Unit]` keys whose change needs no action (NixOS's list).
+const UNIT_IGNORED: &[&str] = &[
+    "X-Reload-Triggers",
+    "Description",
+    "Documentation",
+    "OnFailure",
+    "OnSuccess",
+    "OnFailureJobMode",
+    "IgnoreOnIsolate",
+    "StopWhenUnneeded",
+    "RefuseManualStart",
+    "RefuseManualStop",
+    "AllowIsolate",
+    "CollectMode",
+    "SourcePath",
+];
+
+/// NixOS's `compare_units`: restart on any change outside the ignored
+/// `[Unit]` keys, reload when only `X-Reload-Triggers=` changed.
+pub(super) fn compare(cur: &Sections, new: &Sections) -> Diff {
+    let empty = BTreeMap::new();
+    let mut result = Diff::Same;
+    let names: BTreeSet<&String> = cur.keys().chain(new.keys()).collect();
+    for name in names {
+        let a = cur.get(name).unwrap_or(&empty);
+        let b = new.get(name).unwrap_or(&empty);
+        let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for key in keys {
+            if a.get(key) == b.get(key) {
+                continue;
+            }
+            if name == "Unit" && key == "X-Reload-Triggers" {
+                result = Diff::Reload;
+            } else if name == "Unit" && UNIT_IGNORED.contains(&key.as_str()) {
+            } else {
+                return Diff::Restart;
+            }
+        }
+    }
+    result
+}
+
+/// A boolean hint as NixOS reads it: the last value, `1`/`yes`/`true`/`on`
+/// is true, anything else false; `default` when unset.
+pub(super) fn hint(sections: &Sections, section: &str, key: &str, default: bool) -> bool {
+    match sections
+        .get(section)
+        .and_then(|s| s.get(key))
+        .and_then(|v| v.last())
+    {
+        None => default,
+        Some(v) => {
+            let v = v.trim_matches('"');
+            v == "1" || v == "yes" || v == "true" || v == "on"
+        }
+    }
+}
+
+/// Whether a unit is a socket or a service, for planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Socket,
+    Service,
+}
+
+/// A unit of the running flint, as the planner sees it.
+#[derive(Debug, Clone)]
+pub(super) struct Current {
+    pub name: String,
+    pub kind: Kind,
+    /// Active or activating (a listening socket, a running service).
+    pub active: bool,
+    pub sections: Sections,
+    /// The listeners of a socket.
+    pub listens: Vec<ListenKind>,
+    /// A service that sockets trigger.
+    pub socket_activated: bool,
+}
+
+/// A unit of the new tree.
+#[derive(Debug, Clone)]
+pub(super) struct Desired {
+    pub kind: Kind,
+    pub sections: Sections,
+    pub listens: Vec<ListenKind>,
+    /// Started by the run (named, enabled or wanted), not only triggered.
+    pub wanted: bool,
+    /// The socket's plugin chain differs from the running one.
+    pub plugins_changed: bool,
+}
+
+/// What a switch does, by unit.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub(super) struct Plan {
+    pub stop: BTreeSet<String>,
+    /// Changed, but the hints say not to restart.
+    pub skip: BTreeSet<String>,
+    pub reload: BTreeSet<String>,
+    pub restart: BTreeSet<String>,
+    pub start: BTreeSet<String>,
+    /// Changed sockets whose listeners all stay open.
+    pub keep: BTreeSet<String>,
+    /// Sockets whose plugin chain is loaded anew.
+    pub plugins: BTreeSet<String>,
+    /// Stopped only to be started again (a changed service that is not
+    /// socket-activated, with `X-StopIfChanged=` on).
+    #[serde(skip)]
+    pub stop_start: BTreeSet<String>,
+}
+
+impl Plan {
+    /// The plan in `switch-to-configuration`'s words, one line per action
+    /// that has units.
+    pub fn lines(&self) -> Vec<String> {
+        let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+        let mut out = Vec::new();
+        let mut line = |label: &str, set: &BTreeSet<String>| {
+            if !set.is_empty() {
+                out.push(format!("{label}: {}", list(set)));
+            }
+        };
+        line("stopping the following units", &self.stop);
+        line("NOT restarting the following changed units", &self.skip);
+        line(
+            "keeping the listeners of the following changed units",
+            &self.keep,
+        );
+        line(
+            "reloading the plugins of the following units",
+            &self.plugins,
+        );
+        line("reloading the following units", &self.reload);
+        line("restarting the following units", &self.restart);
+        line("starting the following units", &self.start);
+        out
+    }
+}
+
+/// Computes the plan from the running units and the new tree.
+pub(super) fn plan(current: &[Current], desired: &BTreeMap<String, Desired>) -> Plan {
+    let mut p = Plan::default();
+    let active: BTreeSet<&str> = current
+        .iter()
+        .filter(|c| c.active)
+        .map(|c| c.name.as_str())
+        .collect();
+    for cur in current.iter().filter(|c| c.active) {
+        let name = cur.name.clone();
+        let Some(new) = desired.get(&cur.name).filter(|d| d.kind == cur.kind) else {
+            if hint(&cur.sections, "Unit", "X-StopOnRemoval", true) {
+                p.stop.insert(name);
+            }
+            continue;
+        };
+        if cur.kind == Kind::Socket && new.plugins_changed {
+            p.plugins.insert(name.clone());
+        }
+        match (compare(&cur.sections, &new.sections), cur.kind) {
+            (Diff::Same, _) | (Diff::Reload, Kind::Socket) => {}
+            (Diff::Reload, Kind::Service) => {
+                p.reload.insert(name);
+            }
+            (Diff::Restart, Kind::Socket) => {
+                if cur.listens == new.listens {
+                    p.keep.insert(name);
+                } else {
+                    p.restart.insert(name);
+                }
+            }
+            (Diff::Restart, Kind::Service) => {
+                let s = &new.sections;
+                if hint(s, "Service", "X-ReloadIfChanged", false) {
+                    p.reload.insert(name);
+                } else if !hint(s, "Service", "X-RestartIfChanged", true)
+                    || hint(s, "Unit", "RefuseManualStop", false)
+                    || hint(s, "Unit", "X-OnlyManualStart", false)
+                {
+                    p.skip.insert(name);
+                } else if !hint(s, "Service", "X-StopIfChanged", true) {
+                    p.restart.insert(name);
+                } else {
+                    p.stop.insert(name.clone());
+                    if !cur.socket_activated {
+                        p.start.insert(name.clone());
+                        p.stop_start.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    // A socket whose listeners change hands its service new fds: a running
+    // socket-activated service restarts with them.
+    for cur in current
+        .iter()
+        .filter(|c| c.active && c.kind == Kind::Socket)
+    {
+        if p.restart.contains(&cur.name)
+            && let Some(service) = socket_service(current, &cur.name)
+            && !p.stop.contains(&service)
+            && !p.skip.contains(&service)
+        {
+            p.reload.remove(&service);
+            p.restart.insert(service);
+        }
+    }
+    for (name, new) in desired {
+        if new.wanted && !active.contains(name.as_str()) {
+            p.start.insert(name.clone());
+        }
+    }
+    p
+}
+
+/// The running service of the same base name as `socket`, if it is
+/// socket-activated and active (the usual `foo.socket` → `foo.service`).
+fn socket_service(current: &[Current], socket: &str) -> Option<String> {
+    let base = socket.strip_suffix(".socket")?;
+    let service = format!("{base}.service");
+    current
+        .iter()
+        .find(|c| c.name == service && c.active && c.socket_activated)
+        .map(|c| c.name.clone())
+}
+
+/// A unit of the new tree, loaded and checked.
+struct NewUnit {
+    unit: Unit,
+    kind: Kind,
+    wanted: bool,
+    socket: Option<SocketConfig>,
+    policy: PolicyChange,
+}
+
+/// A socket's plugin chain in the new tree.
+enum PolicyChange {
+    /// The running chain stays.
+    Keep,
+    /// A chain loaded anew (`None`: the socket no longer has plugins).
+    Replace(Option<SocketPolicy>),
+}
+
+/// What a switch did, for the caller to report.
+#[derive(Debug, Default)]
+pub(super) struct Switched {
+    pub plan: Plan,
+    /// Problems while applying (a new listener that could not be opened, an
+    /// option the kernel refused); the rest of the switch went on.
+    pub warnings: Vec<String>,
+}
+
+/// Grace period for the `Accept=yes` instances of a removed socket.
+const INSTANCE_GRACE: Duration = Duration::from_secs(90);
+
+impl Manager {
+    /// Switches to the unit tree in `dir` (or the current search path read
+    /// anew). With `dry_run`, only the plan. Errors: every reason the new
+    /// tree was refused; nothing was changed then.
+    pub(super) fn switch(
+        &mut self,
+        dir: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<Switched, Vec<String>> {
+        let search = match dir {
+            Some(d) => {
+                if !d.is_dir() {
+                    return Err(vec![format!("{}: not a directory", d.display())]);
+                }
+                let d = std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
+                SearchPath::from_dirs(vec![d], self.search.user_mode)
+            }
+            None => self.search.clone(),
+        };
+        let names = if self.requested.is_empty() {
+            super::default_units(&search)
+        } else {
+            self.requested.clone()
+        };
+        let mut errors = Vec::new();
+        let mut new: BTreeMap<String, NewUnit> = BTreeMap::new();
+        for name in super::plan_units(&search, &names) {
+            self.load_new(&search, &name, true, &mut new, &mut errors);
+        }
+        if new.is_empty() && errors.is_empty() {
+            errors.push("the new unit tree has nothing to run".into());
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let current = self.current_units();
+        let desired: BTreeMap<String, Desired> = new
+            .iter()
+            .map(|(name, n)| {
+                let plugins_changed = matches!(n.policy, PolicyChange::Replace(_))
+                    && self
+                        .socket_index(name)
+                        .is_some_and(|i| !self.sockets[i].failed);
+                (
+                    name.clone(),
+                    Desired {
+                        kind: n.kind,
+                        sections: sections(&n.unit),
+                        listens: n
+                            .socket
+                            .as_ref()
+                            .map(|c| c.listens.clone())
+                            .unwrap_or_default(),
+                        wanted: n.wanted,
+                        plugins_changed,
+                    },
+                )
+            })
+            .collect();
+        let plan = plan(&current, &desired);
+        if dry_run {
+            return Ok(Switched {
+                plan,
+                warnings: Vec::new(),
+            });
+        }
+        let warnings = self.apply(search, new, &plan);
+        Ok(Switched { plan, warnings })
+    }
+
+    /// The running socket (not removed) named `name`.
+    pub(super) fn socket_index(&self, name: &str) -> Option<usize> {
+        self.sockets
+            .iter()
+            .position(|s| s.name == name && !s.removed)
+    }
+
+    /// Loads `name` from the new tree into `new`, with what it pulls in: the
+    /// service an `Accept=no` socket triggers, the sockets a service lists.
+    fn load_new(
+        &mut self,
+        search: &SearchPath,
+        name: &UnitName,
+        wanted: bool,
+        new: &mut BTreeMap<String, NewUnit>,
+        errors: &mut Vec<String>,
+    ) {
+        let kind = match name.unit_type() {
+            UnitType::Socket => Kind::Socket,
+            UnitType::Service => Kind::Service,
+            _ => return,
+        };
+        if let Some(n) = new.get_mut(name.as_str()) {
+            n.wanted |= wanted;
+            return;
+        }
+        let unit = load::load(search, name);
+        if unit.load_state == load::LoadState::Masked {
+            return;
+        }
+        if !unit.is_loaded() {
+            errors.extend(unit.diagnostics.iter().map(ToString::to_string));
+            errors.push(format!(
+                "{name}: failed to load ({})",
+                unit.load_state.as_str()
+            ));
+            return;
+        }
+        if let Some(why) = self.refused(&unit) {
+            errors.push(format!("{name}: {why}"));
+            return;
+        }
+        let mut pulled: Vec<UnitName> = Vec::new();
+        let mut socket = None;
+        let mut policy = PolicyChange::Keep;
+        if kind == Kind::Socket {
+            let config = match SocketConfig::from_unit(&unit) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(format!("{name}: {e}"));
+                    return;
+                }
+            };
+            if config.accept {
+                match loader::resolve(search, &config.service) {
+                    Ok(src) if !src.masked => {}
+                    _ => errors.push(format!("{name}: template {} not found", config.service)),
+                }
+            } else {
+                pulled.push(config.service.clone());
+            }
+            match self.new_policy(name.as_str(), &unit) {
+                Ok(p) => policy = p,
+                Err(e) => errors.push(format!("{name}: {e}")),
+            }
+            socket = Some(config);
+        } else {
+            pulled.extend(
+                unit.entries("Service", "Sockets")
+                    .iter()
+                    .filter_map(|(v, _)| match v {
+                        load::Value::Unit(n) => n.parse().ok(),
+                        _ => None,
+                    }),
+            );
+        }
+        new.insert(
+            name.to_string(),
+            NewUnit {
+                unit,
+                kind,
+                wanted,
+                socket,
+                policy,
+            },
+        );
+        for p in pulled {
+            let listed = p.unit_type() == UnitType::Socket;
+            self.load_new(search, &p, listed, new, errors);
+        }
+    }
+
+    /// The plugin chain of a socket in the new tree: the running one when
+    /// nothing about it changed (plugins, files, settings), else loaded anew.
+    fn new_policy(&mut self, name: &str, unit: &Unit) -> Result<PolicyChange, String> {
+        let config = super::policy::PolicyConfig::from_unit(unit)?;
+        let running = self
+            .socket_index(name)
+            .and_then(|i| self.sockets[i].policy.as_ref());
+        let same = match (&config, running) {
+            (None, None) => true,
+            (Some(c), Some(r)) => {
+                c.plugins == r.specs
+                    && c.peek_bytes == r.peek_bytes
+                    && c.peek_timeout == r.peek_timeout
+                    && r.chain.plugins().iter().zip(&c.plugins).all(|(p, spec)| {
+                        std::fs::read(&spec.path)
+                            .is_ok_and(|b| crate::policy::sha256_hex(&b) == p.sha256())
+                    })
+            }
+            _ => false,
+        };
+        if same && self.socket_index(name).is_some() {
+            return Ok(PolicyChange::Keep);
+        }
+        Ok(PolicyChange::Replace(self.load_policy(unit)?))
+    }
+
+    /// The running units, as the planner sees them. `Accept=yes` instances
+    /// are not units of the tree and are left out.
+    fn current_units(&self) -> Vec<Current> {
+        let mut out: Vec<Current> = self
+            .sockets
+            .iter()
+            .filter(|s| !s.removed)
+            .map(|s| Current {
+                name: s.name.clone(),
+                kind: Kind::Socket,
+                active: !s.failed,
+                sections: sections(&s.unit),
+                listens: s.config.listens.clone(),
+                socket_activated: false,
+            })
+            .collect();
+        let mut ids: Vec<u64> = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.conn.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            let svc = &self.services[&id];
+            out.push(Current {
+                name: svc.unit.id.to_string(),
+                kind: Kind::Service,
+                active: !matches!(svc.state, State::Dead | State::Failed),
+                sections: sections(&svc.unit),
+                listens: Vec::new(),
+                socket_activated: !svc.sockets.is_empty(),
+            });
+        }
+        out
+    }
+
+    /// Applies a plan; returns the warnings.
+    fn apply(
+        &mut self,
+        search: SearchPath,
+        mut new: BTreeMap<String, NewUnit>,
+        plan: &Plan,
+    ) -> Vec<String> {
+        let mut warnings = Vec::new();
+        self.search = search;
+        self.units = super::unit_cache::UnitCache::default();
+        for line in plan.lines() {
+            tracing::info!("flint: {line}");
+        }
+        // Stop.
+        for name in &plan.stop {
+            if let Some(index) = self.socket_index(name) {
+                if !new.contains_key(name) {
+                    self.remove_socket(index);
+                }
+            } else if let Some(id) = self.find_service(name) {
+                self.stop_service(id, plan.stop_start.contains(name));
+            }
+        }
+        // New definitions, kept and changed sockets.
+        for (name, n) in &mut new {
+            match n.kind {
+                Kind::Service => {
+                    if let Some(id) = self.find_service(name)
+                        && let Some(svc) = self.services.get_mut(&id)
+                    {
+                        svc.unit = n.unit.clone();
+                    }
+                }
+                Kind::Socket => {
+                    let Some(index) = self.socket_index(name) else {
+                        continue;
+                    };
+                    if self.sockets[index].failed {
+                        continue;
+                    }
+                    if let Some(config) = n.socket.take() {
+                        let unit = n.unit.clone();
+                        let policy = std::mem::replace(&mut n.policy, PolicyChange::Keep);
+                        warnings.extend(self.update_socket(index, unit, config, policy));
+                    }
+                }
+            }
+        }
+        // Reload.
+        for name in &plan.reload {
+            if let Some(id) = self.find_service(name)
+                && let Err(e) = self.reload(id)
+            {
+                warnings.push(format!("{name}: reload failed: {e}"));
+            }
+        }
+        // Restart.
+        for name in &plan.restart {
+            if self.socket_index(name).is_some() {
+                continue;
+            }
+            if let Some(id) = self.find_service(name) {
+                match self.services.get(&id).map(|s| s.state) {
+                    Some(State::Dead | State::Failed) => self.start(id),
+                    Some(_) => self.stop_service(id, true),
+                    None => {}
+                }
+            }
+        }
+        // Start.
+        for name in &plan.start {
+            if plan.stop_start.contains(name) {
+                continue;
+            }
+            let Ok(unit_name) = name.parse::<UnitName>() else {
+                continue;
+            };
+            match unit_name.unit_type() {
+                UnitType::Socket => {
+                    // A socket that failed (or was stopped) is opened anew.
+                    if let Some(i) = self.socket_index(name)
+                        && self.sockets[i].failed
+                    {
+                        self.sockets[i].removed = true;
+                        for svc in self.services.values_mut() {
+                            if svc.conn.is_none() {
+                                svc.sockets.retain(|s| *s != i);
+                            }
+                        }
+                    }
+                    if !self.add_socket(&unit_name) {
+                        warnings.push(format!("{name}: could not be started; see the log"));
+                    }
+                }
+                UnitType::Service => {
+                    if let Some(id) = self.add_service(&unit_name) {
+                        self.add_listed_sockets(id);
+                        if self
+                            .services
+                            .get(&id)
+                            .is_some_and(|s| matches!(s.state, State::Dead | State::Failed))
+                        {
+                            self.start(id);
+                        }
+                    } else {
+                        warnings.push(format!("{name}: could not be started; see the log"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for w in &warnings {
+            tracing::warn!("flint: {w}");
+        }
+        warnings
+    }
+
+    /// Stops a service for a switch; with `again`, starts it once stopped.
+    fn stop_service(&mut self, id: u64, again: bool) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        match svc.state {
+            State::Dead | State::Failed => {
+                if again {
+                    self.start(id);
+                }
+            }
+            State::AutoRestart => {
+                svc.state = State::Dead;
+                svc.stopping = !again;
+                if again {
+                    self.start(id);
+                }
+            }
+            State::Stop(_) | State::StopSigterm | State::StopPost(_) => {
+                svc.restart_requested = again;
+                svc.stopping = !again;
+            }
+            _ => {
+                svc.stopping = !again;
+                svc.restart_requested = again;
+                self.step(id, State::Stop(0));
+            }
+        }
+    }
+
+    /// Removes a socket of the old tree: its listeners close now, its
+    /// `Accept=yes` instances may finish within the grace period.
+    fn remove_socket(&mut self, index: usize) {
+        let rt = &mut self.sockets[index];
+        tracing::info!(
+            "{}: removed from the unit tree; closing its listeners",
+            rt.name
+        );
+        rt.close();
+        rt.failed = true;
+        rt.removed = true;
+        for svc in self.services.values_mut() {
+            if svc.conn.is_none() {
+                svc.sockets.retain(|s| *s != index);
+            }
+        }
+        if rt.active > 0 {
+            let tx = self.tx.clone();
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(INSTANCE_GRACE).await;
+                let _ = tx.send(Event::InstancesGrace { socket: index });
+            });
+        }
+    }
+
+    /// The grace period of a removed socket's instances is over: stop them.
+    pub(super) fn on_instances_grace(&mut self, socket: usize) {
+        let ids: Vec<u64> = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.conn.as_ref().is_some_and(|(_, i, _)| *i == socket))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.stop_service(id, false);
+        }
+    }
+
+    /// Brings a running socket to its new definition. Listeners whose
+    /// address is unchanged keep their file descriptor, with changed
+    /// options applied in place; the others are opened or closed.
+    fn update_socket(
+        &mut self,
+        index: usize,
+        unit: Unit,
+        config: SocketConfig,
+        policy: PolicyChange,
+    ) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let name = self.sockets[index].name.clone();
+        let old_service = self.sockets[index].config.service.clone();
+        let rt = &mut self.sockets[index];
+        let rewatch = rt.config.listens != config.listens
+            || rt.config.accept != config.accept
+            || rt.config.poll_interval != config.poll_interval
+            || rt.config.poll_burst != config.poll_burst;
+        if rewatch {
+            rt.stop_watching();
+        }
+        let mut old: Vec<super::socket::OpenListener> = std::mem::take(&mut rt.listeners);
+        let mut listeners = Vec::new();
+        for kind in &config.listens {
+            if let Some(pos) = old.iter().position(|l| l.kind == *kind) {
+                let l = old.remove(pos);
+                for w in
+                    crate::listen::update(l.fd.as_fd(), kind, &rt.config.options, &config.options)
+                {
+                    warnings.push(format!("{name}: {w}"));
+                }
+                listeners.push(l);
+                continue;
+            }
+            match crate::listen::open(kind, &config.options) {
+                Ok(l) => {
+                    tracing::info!("{name}: listening on {kind}");
+                    warnings.extend(l.warnings.iter().map(|w| format!("{name}: {w}")));
+                    listeners.push(super::socket::OpenListener {
+                        fd: l.fd,
+                        kind: l.kind,
+                    });
+                }
+                Err(e) => warnings.push(format!("{name}: failed to listen on {kind}: {e}")),
+            }
+        }
+        for l in &old {
+            tracing::info!("{name}: closing {}", l.describe());
+            if rt.config.options.remove_on_stop {
+                crate::listen::remove_nodes(&l.kind, &rt.config.options);
+            }
+        }
+        super::socket::SocketRt::close_later(old);
+        rt.listeners = listeners;
+        if rt.config.trigger_interval != config.trigger_interval
+            || rt.config.trigger_burst != config.trigger_burst
+        {
+            rt.trigger_limit = RateLimit::new(config.trigger_interval, config.trigger_burst);
+        }
+        rt.unit = unit;
+        rt.config = config;
+        if let PolicyChange::Replace(p) = policy {
+            rt.policy = p;
+        }
+        if rewatch {
+            let tx = self.tx.clone();
+            tokio::task::spawn_local(async move {
+                // Let the aborted watchers drop (and deregister their fds)
+                // before new ones register the same fds.
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+                let _ = tx.send(Event::Rewatch { socket: index });
+            });
+        }
+        // Accept=no: the socket may trigger another service now.
+        let rt = &self.sockets[index];
+        if !rt.config.accept && rt.config.service != old_service {
+            let service = rt.config.service.clone();
+            for svc in self.services.values_mut() {
+                if svc.conn.is_none() {
+                    svc.sockets.retain(|s| *s != index);
+                }
+            }
+            if let Some(id) = self.add_service(&service)
+                && let Some(svc) = self.services.get_mut(&id)
+                && !svc.sockets.contains(&index)
+            {
+                svc.sockets.push(index);
+            }
+        }
+        warnings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(pairs: &[(&str, &str, &str)]) -> Sections {
+        let mut s = Sections::new();
+        for (section, key, value) in pairs {
+            s.entry((*section).to_string())
+                .or_default()
+                .entry((*key).to_string())
+                .or_default()
+                .push((*value).to_string());
+        }
+        s
+    }
+
+    fn service(name: &str, active: bool, sections: Sections) -> Current {
+        Current {
+            name: name.into(),
+            kind: Kind::Service,
+            active,
+            sections,
+            listens: Vec::new(),
+            socket_activated: false,
+        }
+    }
+
+    fn desired(sections: Sections) -> Desired {
+        Desired {
+            kind: Kind::Service,
+            sections,
+            listens: Vec::new(),
+            wanted: true,
+            plugins_changed: false,
+        }
+    }
+
+    #[test]
+    fn compare_follows_switch_to_configuration() {
+        let a = secs(&[("Service", "ExecStart", "a"), ("Unit", "Description", "x")]);
+        assert_eq!(compare(&a, &a), Diff::Same);
+        let described = secs(&[("Service", "ExecStart", "a"), ("Unit", "Description", "y")]);
+        assert_eq!(compare(&a, &described), Diff::Same);
+        let b = secs(&[("Service", "ExecStart", "b"), ("Unit", "Description", "x")]);
+        assert_eq!(compare(&a, &b), Diff::Restart);
+        let mut r = a.clone();
+        r.entry("Unit".into())
+            .or_default()
+            .insert("X-Reload-Triggers".into(), vec!["t1".into()]);
+        assert_eq!(compare(&a, &r), Diff::Reload);
+        let mut rr = r.clone();
+        rr.entry("Service".into())
+            .or_default()
+            .insert("Environment".into(), vec!["A=1".into()]);
+        assert_eq!(compare(&r, &rr), Diff::Restart);
+        let mut t = a.clone();
+        t.entry("Unit".into())
+            .or_default()
+            .insert("X-Restart-Triggers".into(), vec!["t".into()]);
+        assert_eq!(compare(&a, &t), Diff::Restart);
+        assert_eq!(compare(&a, &Sections::new()), Diff::Restart);
+    }
+
+    #[test]
+    fn hints_read_as_nixos_reads_them() {
+        let s = secs(&[
+            ("Service", "X-RestartIfChanged", "false"),
+            ("Service", "X-StopIfChanged", "yes"),
+            ("Service", "X-StopIfChanged", "0"),
+        ]);
+        assert!(!hint(&s, "Service", "X-RestartIfChanged", true));
+        assert!(!hint(&s, "Service", "X-StopIfChanged", true));
+        assert!(hint(&s, "Service", "X-ReloadIfChanged", true));
+        assert!(!hint(&s, "Unit", "X-OnlyManualStart", false));
+    }
+
+    #[test]
+    fn plan_applies_every_hint() {
+        let old = secs(&[("Service", "ExecStart", "old")]);
+        let with = |hints: &[(&str, &str, &str)]| {
+            let mut s = secs(&[("Service", "ExecStart", "new")]);
+            for (sec, k, v) in hints {
+                s.entry((*sec).into())
+                    .or_default()
+                    .insert((*k).into(), vec![(*v).into()]);
+            }
+            s
+        };
+        let current = vec![
+            service("plain.service", true, old.clone()),
+            service("reload.service", true, old.clone()),
+            service("norestart.service", true, old.clone()),
+            service("manual.service", true, old.clone()),
+            service("nostop.service", true, old.clone()),
+            service("same.service", true, old.clone()),
+            service("gone.service", true, old.clone()),
+            service(
+                "keep.service",
+                true,
+                secs(&[("Unit", "X-StopOnRemoval", "false")]),
+            ),
+            service("idle.service", false, old.clone()),
+        ];
+        let mut d = BTreeMap::new();
+        d.insert("plain.service".to_string(), desired(with(&[])));
+        d.insert(
+            "reload.service".to_string(),
+            desired(with(&[("Service", "X-ReloadIfChanged", "true")])),
+        );
+        d.insert(
+            "norestart.service".to_string(),
+            desired(with(&[("Service", "X-RestartIfChanged", "false")])),
+        );
+        d.insert(
+            "manual.service".to_string(),
+            desired(with(&[("Unit", "X-OnlyManualStart", "true")])),
+        );
+        d.insert(
+            "nostop.service".to_string(),
+            desired(with(&[("Service", "X-StopIfChanged", "false")])),
+        );
+        d.insert("same.service".to_string(), desired(old.clone()));
+        d.insert("idle.service".to_string(), desired(with(&[])));
+        d.insert("new.service".to_string(), desired(with(&[])));
+        let p = plan(&current, &d);
+        assert_eq!(
+            p.lines(),
+            [
+                "stopping the following units: gone.service, plain.service",
+                "NOT restarting the following changed units: manual.service, norestart.service",
+                "reloading the following units: reload.service",
+                "restarting the following units: nostop.service",
+                "starting the following units: idle.service, new.service, plain.service",
+            ]
+        );
+    }
+
+    #[test]
+    fn sockets_keep_listeners_unless_addresses_change() {
+        let addr = |a: &str| ListenKind::Stream(a.parse().expect("address"));
+        let sock = |name: &str, listens: Vec<ListenKind>, s: Sections| Current {
+            name: name.into(),
+            kind: Kind::Socket,
+            active: true,
+            sections: s,
+            listens,
+            socket_activated: false,
+        };
+        let old = secs(&[("Socket", "Backlog", "10")]);
+        let new = secs(&[("Socket", "Backlog", "20")]);
+        let mut svc = service("b.service", true, secs(&[("Service", "ExecStart", "x")]));
+        svc.socket_activated = true;
+        let current = vec![
+            sock("a.socket", vec![addr("127.0.0.1:1")], old.clone()),
+            sock("b.socket", vec![addr("127.0.0.1:2")], old.clone()),
+            svc,
+        ];
+        let mut d = BTreeMap::new();
+        let ds = |listens: Vec<ListenKind>, s: Sections, plugins_changed| Desired {
+            kind: Kind::Socket,
+            sections: s,
+            listens,
+            wanted: true,
+            plugins_changed,
+        };
+        d.insert(
+            "a.socket".to_string(),
+            ds(vec![addr("127.0.0.1:1")], new.clone(), true),
+        );
+        d.insert(
+            "b.socket".to_string(),
+            ds(vec![addr("127.0.0.1:3")], new.clone(), false),
+        );
+        let mut same = desired(secs(&[("Service", "ExecStart", "x")]));
+        same.wanted = false;
+        d.insert("b.service".to_string(), same);
+        let p = plan(&current, &d);
+        assert_eq!(
+            p.lines(),
+            [
+                "keeping the listeners of the following changed units: a.socket",
+                "reloading the plugins of the following units: a.socket",
+                "restarting the following units: b.service, b.socket",
+            ]
+        );
+    }
+
+    #[test]
+    fn changed_socket_activated_service_stops_and_is_not_started() {
+        let mut svc = service("s.service", true, secs(&[("Service", "ExecStart", "a")]));
+        svc.socket_activated = true;
+        let mut d = BTreeMap::new();
+        let mut new = desired(secs(&[("Service", "ExecStart", "b")]));
+        new.wanted = false;
+        d.insert("s.service".to_string(), new);
+        let p = plan(&[svc], &d);
+        assert_eq!(p.lines(), ["stopping the following units: s.service"]);
+        assert!(p.stop_start.is_empty());
+    }
+}
