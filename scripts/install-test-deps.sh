@@ -21,6 +21,9 @@ packages=(
   # clang with lld (wasm-ld) for the C plugin of docs/plugins.md, whose
   # binding generator comes from crates.io (below).
   clang lld
+  # tests/nix.rs: Nix 2.8 evaluates and builds nix/ offline, without
+  # nixpkgs, into a store in a temporary directory.
+  nix-bin
   # bench/activation.sh: the activators flint is compared with (besides
   # systemd-socket-activate; gcc above builds its load client).
   ucspi-tcp xinetd

@@ -1002,7 +1002,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "ExecStopPost",
         G::Exec,
         K::List,
-        N,
+        E,
         "PATH [ARGUMENT [...]]",
     ),
     d(S::Service, "RestartSec", G::Sec, K::Single, E, "SECONDS"),
@@ -2398,6 +2398,20 @@ mod tests {
             for s in sections {
                 assert!(seen.insert((*s, dir.key)), "{s}.{} defined twice", dir.key);
             }
+        }
+    }
+
+    /// Both services (after the main process) and sockets (after closing
+    /// their listeners) run `ExecStopPost=`, so it draws no "accepted, not
+    /// enforced" notice (NixOS's `postStop` renders to it).
+    #[test]
+    fn exec_stop_post_is_enforced_in_both_sections() {
+        for section in ["Service", "Socket"] {
+            assert_eq!(
+                lookup(section, "ExecStopPost").map(|d| d.support),
+                Some(Support::Enforced),
+                "{section}"
+            );
         }
     }
 

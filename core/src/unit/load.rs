@@ -530,9 +530,30 @@ impl Parser<'_> {
         if dir.kind == Kind::Single {
             setting.entries.clear();
         }
-        setting
-            .entries
-            .extend(values.into_iter().map(|v| (v, origin.clone())));
+        if dir.grammar == Grammar::Environment {
+            // systemd keeps one assignment per variable
+            // (`strv_env_replace_consume()`): a later one replaces the
+            // earlier in its place, as a drop-in's `Environment=` does over
+            // the unit's (NixOS's overrides.conf over a package unit).
+            for v in values {
+                let name = match &v {
+                    Value::Env(n, _) => n.clone(),
+                    _ => String::new(),
+                };
+                match setting
+                    .entries
+                    .iter_mut()
+                    .find(|(e, _)| matches!(e, Value::Env(n, _) if *n == name))
+                {
+                    Some(slot) => *slot = (v, origin.clone()),
+                    None => setting.entries.push((v, origin.clone())),
+                }
+            }
+        } else {
+            setting
+                .entries
+                .extend(values.into_iter().map(|v| (v, origin.clone())));
+        }
         if setting.entries.is_empty() {
             let slot = (section.to_string(), key);
             self.unit.settings.remove(&slot);
@@ -1366,6 +1387,43 @@ mod tests {
         assert_eq!(arg("AssertPathExists"), "/etc/x");
         assert_eq!(arg("ConditionHost"), "a/");
         assert!(unit.get("Unit", "ConditionPathExists").is_none());
+    }
+
+    #[test]
+    fn a_later_environment_assignment_replaces_the_earlier_in_place() {
+        // A package unit's Environment=PRINTD_NAME=printd under NixOS's
+        // overrides.conf with Environment="PRINTD_NAME=flint's printd":
+        // the dump lists one PRINTD_NAME, the drop-in's, where the first was.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("e.service"),
+            "[Service]\nExecStart=/bin/true\nEnvironment=A=1 B=2 A=3\nEnvironment=C=4\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("e.service.d")).unwrap();
+        std::fs::write(
+            dir.path().join("e.service.d/overrides.conf"),
+            "[Service]\nEnvironment=\"B=drop-in\"\n",
+        )
+        .unwrap();
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        let unit = load(&search, &"e.service".parse().unwrap());
+        let env: Vec<(String, u32)> = unit
+            .entries("Service", "Environment")
+            .iter()
+            .map(|(v, o)| match v {
+                Value::Env(n, v) => (format!("{n}={v}"), o.line),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("A=3".to_string(), 3),
+                ("B=drop-in".to_string(), 2),
+                ("C=4".to_string(), 4)
+            ]
+        );
     }
 
     #[test]

@@ -555,7 +555,20 @@ impl UnitIndex {
                 dirs.push(p);
             }
         }
-        dirs
+        // systemd chases each directory's symlinks (`unit_file_find_dir()`)
+        // and reads, and reports, its files under the resolved path: a
+        // drop-in of a symlinked unit directory (NixOS's
+        // /etc/systemd/system -> /nix/store/…-system-units) or of a
+        // symlinked `.d` directory is named by where it really lives. Two
+        // candidates resolving to one directory count once.
+        let mut chased: Vec<PathBuf> = Vec::with_capacity(dirs.len());
+        for d in dirs {
+            let c = std::fs::canonicalize(&d).unwrap_or(d);
+            if !chased.contains(&c) {
+                chased.push(c);
+            }
+        }
+        chased
     }
 
     /// Files in the candidate directories, first directory winning per file

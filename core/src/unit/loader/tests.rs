@@ -456,9 +456,10 @@ fn dropin_directory_may_be_a_symlink() {
     t.file("lib/a.service", SERVICE)
         .file("store/overrides/overrides.conf", "[Service]\n")
         .link("etc/a.service.d", t.p("store/overrides"));
+    // systemd names the drop-in by its directory's resolved path.
     assert_eq!(
         t.rel(&t.ok("a.service").dropins),
-        ["etc/a.service.d/overrides.conf"]
+        ["store/overrides/overrides.conf"]
     );
 }
 
@@ -640,9 +641,12 @@ fn nixos_shaped_tree() {
         "relative alias inside a symlinked unit dir"
     );
     assert_eq!(names(&nd.aliases), ["dbus-org.example.service"]);
+    // The fragment keeps the search path's spelling; the drop-in is named
+    // by its directory's resolved path, as systemd's dump prints it. The
+    // drop-in file itself (a link into the store) is not resolved.
     assert_eq!(
         t.rel(&nd.dropins),
-        ["etc-static/nix-daemon.service.d/overrides.conf"]
+        ["store/h1-system-units/nix-daemon.service.d/overrides.conf"]
     );
     assert!(idx.resolve(&"off.service".parse().unwrap()).unwrap().masked);
     let st = idx.resolve(&"sockets.target".parse().unwrap()).unwrap();
