@@ -142,6 +142,11 @@ enum Command {
         /// does. SIGHUP does the same once.
         #[arg(long)]
         watch: bool,
+        /// Write a newline to FD (and close it) once every unit is started:
+        /// the readiness notification of s6 (`notification-fd`) and of
+        /// other supervisors that read a pipe.
+        #[arg(long, value_name = "FD")]
+        notify_fd: Option<i32>,
     },
     /// Talk to a running flint: status, list, start, stop, restart.
     Ctl {
@@ -362,6 +367,7 @@ fn run(
     refuse_unenforced: bool,
     control: Option<PathBuf>,
     watch: bool,
+    notify_fd: Option<i32>,
 ) -> anyhow::Result<ExitCode> {
     let search = tree.search_path(&[]);
     let names = units
@@ -378,6 +384,7 @@ fn run(
             refuse_unenforced,
             control,
             watch,
+            notify_fd,
         },
     )?;
     Ok(ExitCode::from(code))
@@ -401,7 +408,15 @@ fn main() -> ExitCode {
             refuse_unenforced,
             control,
             watch,
-        } => run(tree, units, *refuse_unenforced, control.clone(), *watch),
+            notify_fd,
+        } => run(
+            tree,
+            units,
+            *refuse_unenforced,
+            control.clone(),
+            *watch,
+            *notify_fd,
+        ),
         Command::Ctl {
             user,
             control,

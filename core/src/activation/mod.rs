@@ -192,6 +192,9 @@ pub struct RunOptions {
     pub refuse_unenforced: bool,
     /// Switch to the unit tree whenever it changes on disk.
     pub watch: bool,
+    /// s6's readiness protocol: write a newline to this fd and close it once
+    /// every unit is started (listeners open).
+    pub notify_fd: Option<i32>,
 }
 
 pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Result<u8, RunError> {
@@ -315,6 +318,9 @@ async fn run_async(
         }));
     }
     tracing::info!("flint: {started} unit(s) running");
+    if let Some(fd) = mgr.options.notify_fd {
+        notify_ready_fd(fd);
+    }
     if mgr.options.watch {
         spawn_tree_watch(mgr.search.clone(), tx.clone());
     }
@@ -352,6 +358,24 @@ fn spawn_signal_watch(tx: mpsc::UnboundedSender<Event>) -> std::io::Result<()> {
         }
     });
     Ok(())
+}
+
+/// Tells a supervisor that flint is ready: a newline on `fd`, then the fd is
+/// closed (s6's `notification-fd`). An fd that is not open is reported.
+fn notify_ready_fd(fd: i32) {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only inspects the fd number.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        tracing::warn!("flint: --notify-fd {fd} is not open; no readiness sent");
+        return;
+    }
+    // SAFETY: the fd is open and was handed to flint for this purpose only;
+    // the File owns and closes it.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    if let Err(e) = f.write_all(b"\n") {
+        tracing::warn!("flint: readiness on fd {fd} failed: {e}");
+    }
 }
 
 /// What identifies the state of a unit tree on disk: every entry of the
