@@ -171,3 +171,160 @@ fn reload_runs_exec_reload_or_the_notify_reload_handshake() {
     assert_ne!(code, 0);
     assert!(text.contains("Job type reload is not applicable"), "{text}");
 }
+
+#[test]
+fn service_output_reaches_the_log_status_and_ctl_logs_and_kill_signals_it() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    tree.write(
+        "chatty.service",
+        "[Unit]\nDescription=talks\n[Service]\nExecStart=/bin/sh -c 'echo hello-out; echo hello-err >&2; exec sleep 1000'\n",
+    );
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "chatty.service"],
+    );
+    assert!(flint.wait_log("hello-err"), "{}", flint.log());
+    let log = flint.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("hello-out"))
+        .expect("stdout line in flint's log");
+    assert!(line.contains("chatty.service["), "unit and pid: {line}");
+    let (code, text) = ctl(&control, &["logs", "chatty.service"]);
+    assert_eq!(code, 0, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines.iter().any(|l| l.ends_with("hello-out")), "{text}");
+    assert!(
+        lines[0].contains("chatty.service[") && lines[0].contains('T'),
+        "{text}"
+    );
+    let (_, last) = ctl(&control, &["logs", "-n", "1", "chatty.service"]);
+    assert_eq!(last.lines().count(), 1, "{last}");
+    let (_, status) = ctl(&control, &["status", "chatty.service"]);
+    assert!(
+        status.contains("hello-out") && status.contains("hello-err"),
+        "{status}"
+    );
+    // kill: SIGKILL to the process group; the service fails.
+    let (code, text) = ctl(&control, &["kill", "--signal", "KILL", "chatty.service"]);
+    assert_eq!(code, 0, "{text}");
+    let failed = wait_for(Duration::from_secs(10), || {
+        let (code, s) = ctl(&control, &["status", "chatty.service"]);
+        (code == 3 && s.contains("failed")).then_some(s)
+    });
+    assert!(failed.is_some(), "killed service is failed");
+    let (code, text) = ctl(&control, &["kill", "--signal", "NOPE", "chatty.service"]);
+    assert_eq!(code, 1, "{text}");
+}
+
+#[test]
+fn json_log_format_gives_one_object_per_line_with_unit_and_pid() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    tree.write(
+        "j.service",
+        "[Service]\nExecStart=/bin/sh -c 'echo json-line; exec sleep 1000'\n",
+    );
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--log-format",
+            "json",
+            "--control",
+            control.to_str().unwrap(),
+            "j.service",
+        ],
+    );
+    assert!(flint.wait_log("json-line"), "{}", flint.log());
+    let log = flint.log();
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    let entry: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "json-line")
+        .expect("the service's line");
+    assert_eq!(entry["unit"], "j.service");
+    assert!(entry["pid"].as_i64().is_some_and(|p| p > 1), "{entry}");
+}
+
+#[test]
+fn another_user_is_refused_by_the_control_socket() {
+    if !common::require_root("runs flint ctl as another user (nobody)") {
+        return;
+    }
+    if !common::require("setpriv", "runs a command as another user") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let control = tree.path().join("control");
+    tree.write("s.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let _flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "s.service"],
+    );
+    let as_nobody = || {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(common::flint_bin())
+            .arg("ctl")
+            .arg("--control")
+            .arg(&control)
+            .args(["stop", "s.service"])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The socket is 0600: the kernel refuses the connection.
+    let (code, err) = as_nobody();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    // Opened up, flint itself refuses by the peer's credentials.
+    std::fs::set_permissions(&control, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, err) = as_nobody();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("permission denied: only root and flint's own user may control it"),
+        "{err}"
+    );
+    let (code, status) = ctl(&control, &["status", "s.service"]);
+    assert_eq!(code, 0, "the service still runs: {status}");
+}
+
+#[test]
+fn user_mode_control_socket_lives_under_xdg_runtime_dir() {
+    let tree = Tree::new();
+    let runtime = tree.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    tree.write("u.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let _flint = Flint::run_env(
+        &tree,
+        &["--user", "u.service"],
+        &[("XDG_RUNTIME_DIR", &runtime)],
+    );
+    assert!(runtime.join("flint/control").exists());
+    let out = Command::new(common::flint_bin())
+        .args(["ctl", "--user", "status", "u.service"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("u.service") && text.contains("running"),
+        "{text}"
+    );
+}

@@ -9,6 +9,7 @@
 pub mod activation;
 pub mod control;
 pub mod listen;
+pub mod logs;
 pub mod notify;
 pub mod policy;
 pub mod service;

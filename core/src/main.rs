@@ -16,8 +16,27 @@ use flint::unit::name::UnitName;
 #[derive(Debug, Parser)]
 #[command(name = "flint", version, about)]
 struct Cli {
+    /// How flint writes its log (and the lines services write to it):
+    /// text lines, or one JSON object per line for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Where the log goes: stderr, or syslog (`/dev/log`, facility daemon).
+    #[arg(long, global = true, value_enum, default_value_t = LogTarget::Stderr)]
+    log_target: LogTarget,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogTarget {
+    Stderr,
+    Syslog,
 }
 
 /// Where units are looked up.
@@ -90,6 +109,30 @@ enum CtlCommand {
     /// it completely, refuse it as a whole if anything fails to load, else
     /// stop, reload, restart and start what changed. Listeners whose
     /// address is unchanged are never closed.
+    /// Recent lines a unit wrote to its output (journal, syslog, inherit),
+    /// from flint's in-memory ring; a template (`web@.service`) shows all of
+    /// its instances.
+    Logs {
+        unit: String,
+        /// Show the last N lines.
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 50)]
+        lines: u64,
+        /// Keep printing new lines until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Send a signal to the processes of services (as `systemctl kill`).
+    Kill {
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// The signal, by name or number.
+        #[arg(short, long, default_value = "SIGTERM")]
+        signal: String,
+        /// `main` (the main process) or `all` (its process group and the
+        /// control process).
+        #[arg(long, default_value = "all", value_parser = ["main", "all"])]
+        kill_whom: String,
+    },
     Switch {
         /// The new unit directory (replaces the running search path).
         #[arg(value_name = "DIR")]
@@ -321,12 +364,32 @@ fn ctl(
         CtlCommand::Restart { units } => ("restart", units.clone()),
         CtlCommand::Reload { units } => ("reload", units.clone()),
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
+        CtlCommand::Logs { unit, .. } => ("logs", vec![unit.clone()]),
+        CtlCommand::Kill { units, .. } => ("kill", units.clone()),
     };
     let path = control.map_or_else(
         || flint::control::default_path(user),
         std::path::Path::to_path_buf,
     );
     let mut request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": name, "units": units});
+    if let CtlCommand::Kill {
+        signal, kill_whom, ..
+    } = command
+    {
+        request["signal"] = signal.as_str().into();
+        request["whom"] = kill_whom.as_str().into();
+    }
+    if let CtlCommand::Logs {
+        lines,
+        follow: true,
+        ..
+    } = command
+    {
+        return follow_logs(&path, request, *lines, json);
+    }
+    if let CtlCommand::Logs { lines, .. } = command {
+        request["lines"] = (*lines).into();
+    }
     if let CtlCommand::Switch { dir, dry_run } = command {
         request["dry_run"] = (*dry_run).into();
         if let Some(dir) = dir {
@@ -361,6 +424,43 @@ fn ctl(
     }
 }
 
+/// `flint ctl logs -f`: the last lines, then new ones as they come, until
+/// flint goes away.
+fn follow_logs(
+    path: &std::path::Path,
+    mut request: serde_json::Value,
+    lines: u64,
+    json: bool,
+) -> ExitCode {
+    request["lines"] = lines.into();
+    loop {
+        match flint::control::call(path, &request) {
+            Ok(answer) if answer["ok"] == true => {
+                for e in answer["entries"].as_array().into_iter().flatten() {
+                    if json {
+                        println!("{e}");
+                    } else {
+                        println!("{}", flint::control::log_line(e));
+                    }
+                    if let Some(seq) = e["seq"].as_u64() {
+                        request["after"] = seq.into();
+                    }
+                }
+                request["lines"] = u64::MAX.into();
+            }
+            Ok(answer) => {
+                eprint!("{}", flint::control::render("logs", &answer, false));
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("flint: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 fn run(
     tree: &TreeArgs,
     units: &[String],
@@ -390,15 +490,43 @@ fn run(
     Ok(ExitCode::from(code))
 }
 
-fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLINT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+/// Sets up flint's log: `FLINT_LOG` (or `RUST_LOG`) filters, e.g.
+/// `FLINT_LOG=debug` or `FLINT_LOG=warn,service=info`.
+fn init_log(format: LogFormat, target: LogTarget) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FLINT_LOG")
+        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    flint::logs::set_json(format == LogFormat::Json);
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match (format, target) {
+        (LogFormat::Text, LogTarget::Stderr) => builder.with_writer(std::io::stderr).init(),
+        (LogFormat::Json, LogTarget::Stderr) => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .init(),
+        (format, LogTarget::Syslog) => {
+            let syslog = flint::logs::Syslog::open();
+            let connected = syslog.connected();
+            let builder = builder.without_time().with_ansi(false).with_writer(syslog);
+            if format == LogFormat::Json {
+                builder.json().flatten_event(true).init();
+            } else {
+                builder.with_level(false).init();
+            }
+            if !connected {
+                tracing::warn!("flint: /dev/log is not there; logging to stderr");
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_log(cli.log_format, cli.log_target);
     let result = match &cli.command {
         Command::Check { tree, units } => Ok(check(tree, units)),
         Command::Show { tree, units } => show(tree, units),

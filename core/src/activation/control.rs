@@ -75,6 +75,9 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
     });
 }
 
+/// Log lines `status` shows, as `systemctl status` does.
+const STATUS_LINES: usize = 10;
+
 fn service_state(state: State, remain: bool) -> (&'static str, &'static str) {
     match state {
         State::Dead => ("inactive", "dead"),
@@ -113,6 +116,7 @@ impl Manager {
             "result": svc.result,
             "restarts": svc.restarts,
             "last_exit": svc.last_status.map(|s| s.to_string()),
+            "log": crate::logs::recent(svc.unit.id.as_str(), STATUS_LINES, 0),
         })
     }
 
@@ -151,6 +155,7 @@ impl Manager {
             "accepted": s.accepted,
             "refused": s.refused,
             "plugins": if plugins.is_empty() { Json::Null } else { Json::Array(plugins) },
+            "log": crate::logs::recent(s.config.service.as_str(), STATUS_LINES, 0),
         })
     }
 
@@ -267,6 +272,54 @@ impl Manager {
                             }
                         }
                         _ => {}
+                    }
+                }
+                ok(Vec::new(), 0)
+            }
+            "logs" => {
+                let [name] = names.as_slice() else {
+                    return control::error(1, "logs takes one unit.");
+                };
+                let lines = req
+                    .get("lines")
+                    .and_then(Json::as_u64)
+                    .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+                let after = req.get("after").and_then(Json::as_u64).unwrap_or(0);
+                let entries = crate::logs::recent(name, lines, after);
+                json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "entries": entries})
+            }
+            "kill" => {
+                let signal = req
+                    .get("signal")
+                    .and_then(Json::as_str)
+                    .unwrap_or("SIGTERM");
+                let Ok(signo) = crate::unit::value::signal::parse_signal(signal) else {
+                    return control::error(1, &format!("Failed to parse signal string {signal}."));
+                };
+                let all = req.get("whom").and_then(Json::as_str) != Some("main");
+                if names.is_empty() {
+                    return control::error(1, "Too few arguments.");
+                }
+                for n in &names {
+                    let Some(id) = self.find_service(n) else {
+                        return control::error(
+                            5,
+                            &format!("Failed to kill unit {n}: Unit {n} not loaded."),
+                        );
+                    };
+                    let svc = &self.services[&id];
+                    match (svc.main_pid, svc.main_pgid) {
+                        (Some(_), Some(pgid)) if all => super::lifecycle::signal_group(pgid, signo),
+                        (Some(pid), _) => super::lifecycle::signal_pid(pid, signo),
+                        _ => {
+                            return control::error(
+                                1,
+                                &format!("Failed to kill unit {n}: No main process to kill"),
+                            );
+                        }
+                    }
+                    if let Some(pid) = svc.control_pid.filter(|_| all) {
+                        super::lifecycle::signal_pid(pid, signo);
                     }
                 }
                 ok(Vec::new(), 0)

@@ -182,7 +182,7 @@ pub(super) fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
-fn signal_pid(pid: i32, signal: i32) {
+pub(super) fn signal_pid(pid: i32, signal: i32) {
     if pid > 1 {
         // SAFETY: kill(2) takes plain integers and has no memory effects.
         unsafe {

@@ -140,6 +140,42 @@ pub fn call(path: &Path, request: &Json) -> Result<Json, ControlError> {
     serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()))
 }
 
+/// A log entry as a line: UTC time, unit, pid, text.
+pub fn log_line(e: &Json) -> String {
+    let usec = e["usec"].as_u64().unwrap_or(0);
+    format!(
+        "{} {}[{}]: {}",
+        utc(usec),
+        e["unit"].as_str().unwrap_or("?"),
+        e["pid"],
+        e["line"].as_str().unwrap_or("")
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for microseconds since the epoch.
+fn utc(usec: u64) -> String {
+    let secs = usec / 1_000_000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        usec % 1_000_000 / 1000
+    )
+}
+
 /// Renders an answer for a person: aligned columns, one unit per block.
 pub fn render(command: &str, answer: &Json, color: bool) -> String {
     let mut out = String::new();
@@ -155,6 +191,12 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             let _ = writeln!(text, "{}", e.as_str().unwrap_or(""));
         }
         return text;
+    }
+    if command == "logs" {
+        for e in answer["entries"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "{}", log_line(e));
+        }
+        return out;
     }
     if command == "switch" {
         for line in answer["lines"].as_array().into_iter().flatten() {
@@ -223,6 +265,13 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     let _ = writeln!(out, "{:>11}: {}", "Listen", l.as_str().unwrap_or(""));
                 }
             }
+            let log: Vec<&Json> = u["log"].as_array().into_iter().flatten().collect();
+            if !log.is_empty() {
+                out.push('\n');
+                for e in log {
+                    let _ = writeln!(out, "{}", log_line(e));
+                }
+            }
             if let Some(plugins) = u["plugins"].as_array() {
                 for p in plugins {
                     let _ = writeln!(
@@ -272,6 +321,13 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_render_in_utc() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(951_782_400_000_000 + 1_500), "2000-02-29T00:00:00.001Z");
+        assert_eq!(utc(1_796_169_599_999_999), "2026-12-01T23:59:59.999Z");
+    }
 
     #[test]
     fn request_round_trip_and_authorization() {

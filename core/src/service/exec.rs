@@ -848,7 +848,7 @@ fn setup_directories(
 /// Forwards a command's output pipe to flint's log, one line per line,
 /// prefixed with the unit name and pid (what journald would record).
 pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32) {
-    let forward = move |line: &str| tracing::info!(target: "service", "{unit}[{pid}]: {line}");
+    let forward = move |line: &str| crate::logs::record(&unit, pid, line);
     if tokio::runtime::Handle::try_current().is_ok() {
         tokio::task::spawn_local(async move {
             use tokio::io::AsyncBufReadExt;
