@@ -57,6 +57,42 @@ impl TreeArgs {
     }
 }
 
+/// Where `enable` and its siblings work.
+#[derive(Debug, Args)]
+struct InstallArgs {
+    /// Work offline on the tree below DIR, as `systemctl --root=DIR`.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Work on the calling user's units (~/.config/systemd/user).
+    #[arg(long, conflicts_with = "root")]
+    user: bool,
+    /// Work in /run/systemd/system (gone at reboot) instead of /etc.
+    #[arg(long)]
+    runtime: bool,
+    /// Replace links that are in the way.
+    #[arg(long, short)]
+    force: bool,
+    /// Print errors only.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Units (a name without a suffix means `.service`), or absolute paths
+    /// of unit files.
+    #[arg(required = true, value_name = "UNIT")]
+    units: Vec<String>,
+}
+
+/// `--now`: also start or stop the units in the running flint.
+#[derive(Debug, Args)]
+struct NowArgs {
+    /// Also start (enable) or stop (disable, mask) the units in the running
+    /// flint, as `flint ctl start/stop` does.
+    #[arg(long, conflicts_with = "root")]
+    now: bool,
+    /// The control socket of the flint `--now` talks to.
+    #[arg(long, value_name = "PATH", requires = "now")]
+    control: Option<PathBuf>,
+}
+
 /// `flint ctl` commands, named as `systemctl` names them.
 #[derive(Debug, Subcommand)]
 enum CtlCommand {
@@ -138,6 +174,49 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         command: CtlCommand,
+    },
+    /// Enable units as `systemctl enable` does: create the links their
+    /// [Install] section asks for (WantedBy=, RequiredBy=, UpheldBy=,
+    /// Alias=, Also=, DefaultInstance=) in /etc/systemd/system (below
+    /// --root; ~/.config/systemd/user with --user), where systemd and
+    /// `flint run` both read them.
+    Enable {
+        #[command(flatten)]
+        args: InstallArgs,
+        #[command(flatten)]
+        now: NowArgs,
+    },
+    /// Remove the links that enable units (and their Also= units).
+    Disable {
+        #[command(flatten)]
+        args: InstallArgs,
+        #[command(flatten)]
+        now: NowArgs,
+    },
+    /// Disable, then enable units again.
+    Reenable {
+        #[command(flatten)]
+        args: InstallArgs,
+    },
+    /// Link units to /dev/null in /etc/systemd/system so nothing starts
+    /// them.
+    Mask {
+        #[command(flatten)]
+        args: InstallArgs,
+        #[command(flatten)]
+        now: NowArgs,
+    },
+    /// Remove the /dev/null links of masked units.
+    Unmask {
+        #[command(flatten)]
+        args: InstallArgs,
+    },
+    /// Print whether units are enabled (enabled, disabled, static, masked,
+    /// alias, indirect, linked, …). Exits 0 when one of them is enabled,
+    /// static, alias, indirect or generated, 1 otherwise.
+    IsEnabled {
+        #[command(flatten)]
+        args: InstallArgs,
     },
     /// Work with WebAssembly policy plugins.
     Plugin {
@@ -355,6 +434,96 @@ fn run(
     Ok(ExitCode::from(code))
 }
 
+/// `enable`, `disable`, `reenable`, `mask`, `unmask`, `is-enabled`.
+fn install(verb: &str, args: &InstallArgs, now: Option<&NowArgs>) -> anyhow::Result<ExitCode> {
+    use flint::install::{self as inst, Level, LookupPaths, Options};
+    let lp = match if args.user {
+        LookupPaths::user()
+    } else {
+        LookupPaths::system(args.root.as_deref())
+    } {
+        Ok(lp) => lp,
+        Err(e) => {
+            eprintln!("Failed to {verb}: {e}.");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut names = Vec::new();
+    for u in &args.units {
+        if u.contains('/') {
+            names.push(u.clone());
+        } else {
+            let n = flint::unit::name::mangle(u)
+                .with_context(|| format!("Failed to mangle unit name {u}"))?;
+            names.push(n.as_str().to_owned());
+        }
+    }
+    if verb == "is-enabled" {
+        let mut enabled = false;
+        for n in &names {
+            match inst::unit_file_state(&lp, n) {
+                Ok(state) => {
+                    enabled |= state.counts_as_enabled();
+                    if !args.quiet {
+                        println!("{state}");
+                    }
+                }
+                Err(e) => {
+                    eprintln!("Failed to get unit file state for {n}: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        return Ok(ExitCode::from(u8::from(!enabled)));
+    }
+    if verb == "disable" && names.iter().any(|n| n.contains('/')) {
+        eprintln!(
+            "Warning: Can't execute disable on the unit file path. Proceeding with the unit name."
+        );
+        for n in &mut names {
+            if let Some(base) = n.rsplit('/').next() {
+                *n = base.to_owned();
+            }
+        }
+    }
+    let opts = Options {
+        force: args.force,
+        runtime: args.runtime,
+    };
+    let outcome = match verb {
+        "enable" => inst::enable(&lp, &names, opts),
+        "disable" => inst::disable(&lp, &names, opts),
+        "reenable" => inst::reenable(&lp, &names, opts),
+        "mask" => inst::mask(&lp, &names, opts),
+        _ => inst::unmask(&lp, &names, opts),
+    };
+    let utf8 = inst::locale_is_utf8(&|k| std::env::var(k).ok());
+    for m in outcome.messages(verb, utf8) {
+        if !args.quiet || m.level == Level::Error {
+            eprintln!("{m}");
+        }
+    }
+    if outcome.result.is_err() {
+        return Ok(ExitCode::from(1));
+    }
+    if matches!(verb, "enable" | "reenable") && outcome.result == Ok(0) && !args.quiet {
+        eprintln!("{}", inst::no_install_info_notice(utf8));
+    }
+    if let Some(now) = now.filter(|n| n.now) {
+        let units: Vec<String> = names
+            .iter()
+            .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
+            .collect();
+        let command = if verb == "enable" {
+            CtlCommand::Start { units }
+        } else {
+            CtlCommand::Stop { units }
+        };
+        return Ok(ctl(args.user, now.control.as_deref(), false, &command));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLINT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -382,6 +551,12 @@ fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Check { file, config },
         } => Ok(plugin_check(file, config)),
+        Command::Enable { args, now } => install("enable", args, Some(now)),
+        Command::Disable { args, now } => install("disable", args, Some(now)),
+        Command::Reenable { args } => install("reenable", args, None),
+        Command::Mask { args, now } => install("mask", args, Some(now)),
+        Command::Unmask { args } => install("unmask", args, None),
+        Command::IsEnabled { args } => install("is-enabled", args, None),
     };
     match result {
         Ok(code) => code,

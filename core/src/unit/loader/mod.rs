@@ -24,7 +24,7 @@
 
 mod search_path;
 
-pub use search_path::{SYSTEM_UNIT_DIRS, SearchPath, home_dir};
+pub use search_path::{FLINT_SYSTEM_UNIT_DIR, SYSTEM_UNIT_DIRS, SearchPath, home_dir};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
