@@ -458,10 +458,26 @@ fn install(verb: &str, args: &InstallArgs, now: Option<&NowArgs>) -> anyhow::Res
             names.push(n.as_str().to_owned());
         }
     }
+    let skip_sysv = std::env::var("SYSTEMCTL_SKIP_SYSV")
+        .ok()
+        .and_then(|v| flint::unit::value::bool::parse_bool(&v).ok())
+        == Some(true);
+    if matches!(verb, "enable" | "disable" | "is-enabled")
+        && !skip_sysv
+        && let Err(e) = inst::check_names(&lp, &names)
+    {
+        eprintln!("Failed to look up unit file state: {e}");
+        return Ok(ExitCode::from(1));
+    }
     if verb == "is-enabled" {
         let mut enabled = false;
         for n in &names {
-            match inst::unit_file_state(&lp, n) {
+            let mut warnings = Vec::new();
+            let state = inst::unit_file_state_warn(&lp, n, &mut warnings);
+            for w in warnings {
+                eprintln!("{w}");
+            }
+            match state {
                 Ok(state) => {
                     enabled |= state.counts_as_enabled();
                     if !args.quiet {

@@ -83,6 +83,8 @@ pub(crate) struct InstallInfo {
     pub symlink_target: Option<PathBuf>,
     /// Pulled in by `Also=`: failing to find it is only a warning.
     pub auxiliary: bool,
+    /// What reading the files had to ignore, as `FILE:LINE: message`.
+    pub warnings: Vec<String>,
 }
 
 impl InstallInfo {
@@ -115,10 +117,11 @@ impl InstallInfo {
     }
 }
 
-/// Whether a file's metadata makes it a mask: empty, or a device node.
+/// Whether a file's metadata makes it a mask: an empty file, or a
+/// character device (`/dev/null`).
 pub(crate) fn null_or_empty(meta: &std::fs::Metadata) -> bool {
     let ft = meta.file_type();
-    (ft.is_file() && meta.len() == 0) || ft.is_char_device() || ft.is_block_device()
+    (ft.is_file() && meta.len() == 0) || ft.is_char_device()
 }
 
 fn io(e: &std::io::Error) -> InstallError {
@@ -185,20 +188,68 @@ fn load(
     (&file).read_to_end(&mut bytes).map_err(|e| io(&e))?;
     let parsed =
         lexer::parse(path, &bytes).map_err(|_| InstallError::Os(nix::errno::Errno::EBADMSG))?;
-    for a in parsed.assignments.iter().filter(|a| a.section == "Install") {
-        match a.key.as_str() {
-            "Alias" => {
-                if name.unit_type().may_alias() {
-                    parse_list(&a.value, &mut info.aliases);
-                }
-            }
-            "WantedBy" => parse_list(&a.value, &mut info.wanted_by),
-            "RequiredBy" => parse_list(&a.value, &mut info.required_by),
-            "UpheldBy" => parse_list(&a.value, &mut info.upheld_by),
-            "DefaultInstance" => parse_default_instance(lp, info, &name, &a.value),
-            "Also" => parse_also(lp, info, &a.value)?,
-            _ => {}
+    let at = |line: u32, msg: &str| format!("{}:{line}: {msg}", path.display());
+    // Messages in line order; a line that fails the file ends it, and
+    // nothing after it is reported (systemd stops reading there).
+    // Lines in sections systemd does not read are skipped unseen.
+    let ignored_at = |line: u32| {
+        parsed
+            .sections
+            .iter()
+            .rev()
+            .find(|(_, l)| *l < line)
+            .is_some_and(|(s, _)| !KNOWN_SECTIONS.contains(&s.as_str()))
+    };
+    let mut events: Vec<(u32, String)> = parsed
+        .warnings
+        .iter()
+        .filter(|d| !ignored_at(d.line))
+        .map(|d| (d.line, d.to_string()))
+        .collect();
+    for (section, line) in &parsed.sections {
+        if !KNOWN_SECTIONS.contains(&section.as_str()) && !section.starts_with("X-") {
+            events.push((
+                *line,
+                at(*line, &format!("Unknown section '{section}'. Ignoring.")),
+            ));
         }
+    }
+    let mut failure = None;
+    for a in parsed.assignments.iter().filter(|a| a.section == "Install") {
+        let r = match a.key.as_str() {
+            "Alias" if !name.unit_type().may_alias() => Ok(Some(format!(
+                "Alias= is not allowed for {} units, ignoring.",
+                name.unit_type()
+            ))),
+            "Alias" => Ok(parse_list(&a.value, &mut info.aliases)),
+            "WantedBy" => Ok(parse_list(&a.value, &mut info.wanted_by)),
+            "RequiredBy" => Ok(parse_list(&a.value, &mut info.required_by)),
+            "UpheldBy" => Ok(parse_list(&a.value, &mut info.upheld_by)),
+            "DefaultInstance" => parse_default_instance(lp, info, &name, &a.value),
+            "Also" => parse_also(lp, info, &a.value),
+            key => Ok(Some(format!(
+                "Unknown key '{key}' in section [Install], ignoring."
+            ))),
+        };
+        match r {
+            Ok(None) => {}
+            Ok(Some(w)) => events.push((a.line, at(a.line, &w))),
+            Err((e, w)) => {
+                if let Some(w) = w {
+                    events.push((a.line, at(a.line, &w)));
+                }
+                failure = Some((a.line, e));
+                break;
+            }
+        }
+    }
+    if let Some((line, _)) = failure {
+        events.retain(|(l, _)| *l <= line);
+    }
+    events.sort_by_key(|(l, _)| *l);
+    info.warnings.extend(events.into_iter().map(|(_, w)| w));
+    if let Some((_, e)) = failure {
+        return Err(e);
     }
     if !dropin {
         info.mode = Some(Mode::Regular);
@@ -206,12 +257,30 @@ fn load(
     Ok(info.aliases.len() + info.wanted_by.len() + info.required_by.len() + info.upheld_by.len())
 }
 
+/// The sections systemd's install code reads or knowingly skips.
+const KNOWN_SECTIONS: &[&str] = &[
+    "Install",
+    "Unit",
+    "Automount",
+    "Device",
+    "Mount",
+    "Path",
+    "Scope",
+    "Service",
+    "Slice",
+    "Socket",
+    "Swap",
+    "Target",
+    "Timer",
+];
+
 /// systemd's `config_parse_strv()`: an empty value empties the list,
-/// words are unquoted with backslashes kept; a syntax error ends the line.
-fn parse_list(value: &str, list: &mut Vec<String>) {
+/// words are unquoted with backslashes kept; a syntax error ends the line
+/// (with a warning, returned).
+fn parse_list(value: &str, list: &mut Vec<String>) -> Option<String> {
     if value.is_empty() {
         list.clear();
-        return;
+        return None;
     }
     let flags = ExtractFlags {
         unquote: true,
@@ -219,42 +288,67 @@ fn parse_list(value: &str, list: &mut Vec<String>) {
         ..ExtractFlags::default()
     };
     let mut cursor = Some(value);
-    while let Ok(Some(w)) = words::extract_first_word(&mut cursor, None, flags) {
-        list.push(w);
+    loop {
+        match words::extract_first_word(&mut cursor, None, flags) {
+            Ok(Some(w)) => list.push(w),
+            Ok(None) => return None,
+            Err(_) => return Some(format!("Invalid syntax, ignoring: {value}")),
+        }
     }
 }
 
+/// What one `[Install]` line gave: maybe a warning; or a failure of the
+/// whole file, maybe with the warning systemd logs for it.
+type LineResult = Result<Option<String>, (InstallError, Option<String>)>;
+
 /// `DefaultInstance=`: only for templates; ignored (silently) when an
-/// instance is being enabled; specifiers expanded; empty unsets.
-fn parse_default_instance(lp: &LookupPaths, info: &mut InstallInfo, name: &UnitName, value: &str) {
-    if !name.is_template() {
-        return;
+/// instance is being enabled; specifiers expanded; empty unsets. A value
+/// that cannot be expanded or is not an instance fails the file.
+fn parse_default_instance(
+    lp: &LookupPaths,
+    info: &mut InstallInfo,
+    name: &UnitName,
+    value: &str,
+) -> LineResult {
+    if name.is_instance() {
+        return Ok(None);
     }
-    let Ok(printed) = install_printf(lp, info, value) else {
-        return;
-    };
+    if !name.is_template() {
+        return Ok(Some(
+            "DefaultInstance= only makes sense for template units, ignoring.".to_owned(),
+        ));
+    }
+    let printed = install_printf(lp, info, value).map_err(|e| {
+        let w = format!("Failed to resolve instance name in DefaultInstance=\"{value}\": {e}");
+        (e, Some(w))
+    })?;
     if printed.is_empty() {
         info.default_instance = None;
     } else if is_valid_instance(&printed) {
         info.default_instance = Some(printed);
+    } else {
+        let w = format!("Invalid DefaultInstance= value \"{printed}\".");
+        return Err((InstallError::Invalid, Some(w)));
     }
+    Ok(None)
 }
 
-/// `Also=`: words (no unquoting), specifiers expanded; a word that cannot
-/// be expanded is skipped, one that is not a unit name fails the file.
-fn parse_also(lp: &LookupPaths, info: &mut InstallInfo, value: &str) -> Result<(), InstallError> {
+/// `Also=`: words (no unquoting), specifiers expanded. A word that cannot
+/// be expanded, or is not a unit name, fails the file.
+fn parse_also(lp: &LookupPaths, info: &mut InstallInfo, value: &str) -> LineResult {
     let mut cursor = Some(value);
     loop {
         let word = match words::extract_first_word(&mut cursor, None, ExtractFlags::default()) {
             Ok(Some(w)) => w,
-            Ok(None) => return Ok(()),
-            Err(_) => return Err(InstallError::Invalid),
+            Ok(None) => return Ok(None),
+            Err(_) => return Err((InstallError::Invalid, None)),
         };
-        let Ok(printed) = install_printf(lp, info, &word) else {
-            continue;
-        };
+        let printed = install_printf(lp, info, &word).map_err(|e| {
+            let w = format!("Failed to resolve unit name in Also=\"{word}\": {e}");
+            (e, Some(w))
+        })?;
         if UnitName::parse(&printed).is_err() {
-            return Err(InstallError::Invalid);
+            return Err((InstallError::Invalid, None));
         }
         info.also.push(printed);
     }
@@ -274,8 +368,13 @@ fn load_or_readlink(
         other => return other,
     }
     let (target, linked) = resolve_symlink(lp, path)?;
+    // A link to /dev/null masks. Below a root, that is all systemd checks:
+    // it looks for the target with the root prefixed a second time, which
+    // finds nothing. Without a root, a link to an empty file masks too.
     let masked = if lp.skip_root(&target) == Path::new("/dev/null") {
         true
+    } else if lp.root.is_some() {
+        false
     } else {
         match std::fs::metadata(&target) {
             Ok(m) => null_or_empty(&m),
@@ -415,23 +514,25 @@ pub(crate) fn search(
                 let Ok(f) = de.file_name().into_string() else {
                     continue;
                 };
-                if !f.ends_with(".conf") || is_hidden_or_backup(&f) || chosen.contains_key(&f) {
+                let is_file = de.file_type().is_ok_and(|t| t.is_file() || t.is_symlink());
+                if !is_file
+                    || !f.ends_with(".conf")
+                    || is_hidden_or_backup(&f)
+                    || chosen.contains_key(&f)
+                {
                     continue;
                 }
+                // A drop-in linked to /dev/null (or empty) masks the ones
+                // of the same name below it: it reads as nothing. Below a
+                // root, /dev/null is looked for inside the root, where it
+                // usually is not, and the unit is then not found (as with
+                // systemctl --root).
                 let p = d.join(&f);
-                // A drop-in masked by a link to /dev/null (or an empty
-                // file) contributes nothing.
-                let masked = std::fs::read_link(&p).is_ok_and(|t| t == Path::new("/dev/null"))
-                    || std::fs::metadata(&p).is_ok_and(|m| null_or_empty(&m));
-                if masked {
-                    chosen.insert(f, PathBuf::new());
-                    continue;
-                }
                 chosen.insert(f, p);
             }
         }
     }
-    for p in chosen.values().filter(|p| !p.as_os_str().is_empty()) {
+    for p in chosen.values() {
         result = load(lp, info, p, flags, true)?;
     }
     Ok(result)
@@ -445,6 +546,8 @@ pub(crate) struct Context<'a> {
     pub infos: Vec<InstallInfo>,
     processed: Vec<bool>,
     by_name: HashMap<String, usize>,
+    /// Warnings from reading unit files, in order.
+    pub warnings: Vec<String>,
 }
 
 impl<'a> Context<'a> {
@@ -454,6 +557,7 @@ impl<'a> Context<'a> {
             infos: Vec::new(),
             processed: Vec::new(),
             by_name: HashMap::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -507,6 +611,7 @@ impl<'a> Context<'a> {
         let mut info = std::mem::take(&mut self.infos[i]);
         let r = search(self.lp, &mut info, flags);
         let also = info.also.clone();
+        self.warnings.append(&mut info.warnings);
         self.infos[i] = info;
         for a in also {
             self.add(Some(&a), None, true)?;
@@ -539,6 +644,7 @@ impl<'a> Context<'a> {
         let mut taken = std::mem::take(&mut self.infos[i]);
         let r = load_or_readlink(self.lp, &mut taken, &path, flags);
         let also = taken.also.clone();
+        self.warnings.append(&mut taken.warnings);
         self.infos[i] = taken;
         for a in also {
             self.add(Some(&a), None, true)?;

@@ -207,6 +207,8 @@ impl fmt::Display for Message {
 pub struct Outcome {
     pub changes: Vec<Change>,
     pub result: Result<usize, InstallError>,
+    /// What reading the unit files had to ignore (`FILE:LINE: message`).
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -216,7 +218,14 @@ impl Outcome {
     /// operation failed without a failed step, `Failed to VERB: ERROR.`.
     pub fn messages(&self, verb: &str, utf8: bool) -> Vec<Message> {
         let arrow = if utf8 { "→" } else { "->" };
-        let mut out = Vec::new();
+        let mut out: Vec<Message> = self
+            .warnings
+            .iter()
+            .map(|w| Message {
+                level: Level::Warning,
+                text: w.clone(),
+            })
+            .collect();
         let mut logged_error = false;
         let info = |text: String| Message {
             level: Level::Info,
@@ -419,18 +428,46 @@ impl fmt::Display for UnitFileState {
     }
 }
 
-/// Runs `f` and packs its changes with its result.
-fn outcome(f: impl FnOnce(&mut Vec<Change>) -> Result<usize, InstallError>) -> Outcome {
+/// Runs `f` and packs its changes and warnings with its result.
+fn outcome(
+    f: impl FnOnce(&mut Vec<Change>, &mut Vec<String>) -> Result<usize, InstallError>,
+) -> Outcome {
     let mut changes = Vec::new();
-    let result = f(&mut changes);
-    Outcome { changes, result }
+    let mut warnings = Vec::new();
+    let result = f(&mut changes, &mut warnings);
+    Outcome {
+        changes,
+        result,
+        warnings,
+    }
+}
+
+/// The check Debian's systemctl makes before `enable`, `disable` and
+/// `is-enabled` of system `.service` units (to hand SysV init scripts to
+/// `systemd-sysv-install`): looking a name up must not fail for another
+/// reason than the unit being masked, generated or an alias in
+/// `/etc/systemd/system`. A dangling alias, for one, fails here.
+pub fn check_names(lp: &LookupPaths, names: &[String]) -> Result<(), InstallError> {
+    if lp.scope != Scope::System {
+        return Ok(());
+    }
+    for n in names {
+        if !n.ends_with(".service") || n.starts_with('/') {
+            continue;
+        }
+        match discover::unit_file_exists(lp, n) {
+            Ok(_) | Err(InstallError::Loop | InstallError::Masked | InstallError::Generated) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Enables units: names, or absolute paths of unit files (below the root).
 pub fn enable(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
-    outcome(|changes| {
+    outcome(|changes, warnings| {
         let config = lp.config_path(opts.runtime)?.to_path_buf();
-        do_enable(lp, &config, names, opts, changes)
+        do_enable(lp, &config, names, opts, changes, warnings)
     })
 }
 
@@ -440,12 +477,21 @@ fn do_enable(
     names: &[String],
     opts: Options,
     changes: &mut Vec<Change>,
+    warnings: &mut Vec<String>,
 ) -> Result<usize, InstallError> {
     let mut ctx = Context::new(lp);
+    let mut r = Ok(0);
     for n in names {
-        ctx.discover_and_check(n, Flags::LOAD_FOLLOW, changes)?;
+        if let Err(e) = ctx.discover_and_check(n, Flags::LOAD_FOLLOW, changes) {
+            r = Err(e);
+            break;
+        }
     }
-    context_apply(&mut ctx, config, opts.force, changes)
+    if r.is_ok() {
+        r = context_apply(&mut ctx, config, opts.force, changes);
+    }
+    warnings.append(&mut ctx.warnings);
+    r
 }
 
 /// systemd's `install_context_apply()`: creates the links of every unit of
@@ -735,9 +781,9 @@ fn symlink_wants(
 
 /// Disables units (by name; a path stands for its file name).
 pub fn disable(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
-    outcome(|changes| {
+    outcome(|changes, warnings| {
         let config = lp.config_path(opts.runtime)?.to_path_buf();
-        do_disable(lp, &config, names, changes)
+        do_disable(lp, &config, names, changes, warnings)
     })
 }
 
@@ -746,6 +792,7 @@ fn do_disable(
     config: &Path,
     names: &[String],
     changes: &mut Vec<Change>,
+    warnings: &mut Vec<String>,
 ) -> Result<usize, InstallError> {
     let mut ctx = Context::new(lp);
     for n in names {
@@ -760,6 +807,7 @@ fn do_disable(
     }
     let mut marks = Marks::new();
     mark_for_removal(&mut ctx, &mut marks, changes);
+    warnings.append(&mut ctx.warnings);
     remove_marked_symlinks(lp, &mut marks, config, false, changes)?;
     Ok(0)
 }
@@ -797,7 +845,7 @@ fn mark_for_removal(ctx: &mut Context<'_>, marks: &mut Marks, changes: &mut Vec<
 /// Disables, then enables units again (links reset to what `[Install]`
 /// says now). An alias is enabled through the file it leads to.
 pub fn reenable(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
-    outcome(|changes| {
+    outcome(|changes, warnings| {
         let config = lp.config_path(opts.runtime)?.to_path_buf();
         let mut base_names = Vec::new();
         let mut files = Vec::new();
@@ -817,19 +865,20 @@ pub fn reenable(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
                 {
                     file = lp.skip_root(p).display().to_string();
                 }
+                warnings.append(&mut ctx.warnings);
             }
             base_names.push(n);
             files.push(file);
         }
-        do_disable(lp, &config, &base_names, changes)?;
-        do_enable(lp, &config, &files, opts, changes)
+        do_disable(lp, &config, &base_names, changes, warnings)?;
+        do_enable(lp, &config, &files, opts, changes, warnings)
     })
 }
 
 /// Masks units: links each name to `/dev/null` in the configuration
 /// directory.
 pub fn mask(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
-    outcome(|changes| {
+    outcome(|changes, _| {
         let config = lp.config_path(opts.runtime)?.to_path_buf();
         let mut r = Ok(0);
         for n in names {
@@ -857,7 +906,7 @@ pub fn mask(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
 /// Unmasks units: removes their `/dev/null` links from the configuration
 /// directory, and links that led to them.
 pub fn unmask(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
-    outcome(|changes| {
+    outcome(|changes, _| {
         let config = lp.config_path(opts.runtime)?.to_path_buf();
         let mut todo: Vec<&String> = Vec::new();
         for n in names {
@@ -903,12 +952,24 @@ pub fn unmask(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
 
 /// The state `is-enabled` prints for `name`.
 pub fn unit_file_state(lp: &LookupPaths, name: &str) -> Result<UnitFileState, InstallError> {
+    unit_file_state_warn(lp, name, &mut Vec::new())
+}
+
+/// [`unit_file_state`], with what reading the unit files had to ignore
+/// added to `warnings`.
+pub fn unit_file_state_warn(
+    lp: &LookupPaths,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<UnitFileState, InstallError> {
     if UnitName::parse(name).is_err() {
         return Err(InstallError::Invalid);
     }
     let mut ctx = Context::new(lp);
     let mut ignored = Vec::new();
-    let i = ctx.discover(name, Flags::LOAD_FOLLOW, &mut ignored)?;
+    let found = ctx.discover(name, Flags::LOAD_FOLLOW, &mut ignored);
+    warnings.append(&mut ctx.warnings);
+    let i = found?;
     let info = &ctx.infos[i];
     let path = info.path.clone().unwrap_or_default();
     match info.mode {
