@@ -454,6 +454,19 @@ impl UnitIndex {
         })
     }
 
+    /// The units named by links in `NAME.wants/` and `NAME.requires/`
+    /// directories, whether or not a file provides `name` itself: a target
+    /// that `flint enable` linked units to may exist only as those
+    /// directories.
+    pub fn dependency_links(&self, name: &UnitName) -> (Vec<UnitName>, Vec<UnitName>) {
+        let names = [name.clone()];
+        let mut ignored = Vec::new();
+        (
+            self.collect_deps(&names, name, ".wants", &mut ignored),
+            self.collect_deps(&names, name, ".requires", &mut ignored),
+        )
+    }
+
     /// The unit's own name: the fragment's file name, with the requested
     /// instance filled in when the fragment is a template.
     fn canonical_id(name: &UnitName, fragment: &Path) -> UnitName {
