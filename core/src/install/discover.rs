@@ -450,10 +450,8 @@ fn normalize_below(lp: &LookupPaths, p: &Path) -> PathBuf {
     for c in rel.components() {
         match c {
             std::path::Component::Normal(s) => out.push(s),
-            std::path::Component::ParentDir => {
-                if out != root {
-                    out.pop();
-                }
+            std::path::Component::ParentDir if out != root => {
+                out.pop();
             }
             _ => {}
         }
@@ -516,7 +514,7 @@ pub(crate) fn search(
                 };
                 let is_file = de.file_type().is_ok_and(|t| t.is_file() || t.is_symlink());
                 if !is_file
-                    || !f.ends_with(".conf")
+                    || Path::new(&f).extension().is_none_or(|e| e != "conf")
                     || is_hidden_or_backup(&f)
                     || chosen.contains_key(&f)
                 {
@@ -697,7 +695,7 @@ impl<'a> Context<'a> {
                             self.follow(i, flags, true)?;
                             continue;
                         }
-                        bn = filled.as_str().to_owned();
+                        filled.as_str().clone_into(&mut bn);
                     }
                     i = self.add(Some(&bn), None, false)?;
                     match self.search_entry(i, flags) {

@@ -375,10 +375,8 @@ fn find_in_directory(
         let same = found_path && found_dest && dir.join(&entry) == config_path.join(&info.name);
         if same {
             *same_name_link = true;
-        } else if found_path || found_dest {
-            if !match_name || is_known_name(info, &entry) {
-                return Ok(true);
-            }
+        } else if (found_path || found_dest) && (!match_name || is_known_name(info, &entry)) {
+            return Ok(true);
         }
     }
     result
