@@ -175,10 +175,12 @@ enum Command {
         #[command(subcommand)]
         command: CtlCommand,
     },
-    /// Enable units as `systemctl enable` does: create the links their
-    /// [Install] section asks for (WantedBy=, RequiredBy=, UpheldBy=,
-    /// Alias=, Also=, DefaultInstance=) in /etc/systemd/system (below
-    /// --root; ~/.config/systemd/user with --user), where systemd and
+    /// Enable units as `systemctl enable` does, in /etc/systemd/system.
+    ///
+    /// Creates the links the units' [Install] section asks for (WantedBy=,
+    /// RequiredBy=, UpheldBy=, Alias=, Also=, DefaultInstance=) in
+    /// /etc/systemd/system (below DIR with --root=DIR; ~/.config/systemd/user
+    /// with --user; /run/systemd/system with --runtime), where systemd and
     /// `flint run` both read them.
     Enable {
         #[command(flatten)]
@@ -211,9 +213,12 @@ enum Command {
         #[command(flatten)]
         args: InstallArgs,
     },
-    /// Print whether units are enabled (enabled, disabled, static, masked,
-    /// alias, indirect, linked, …). Exits 0 when one of them is enabled,
-    /// static, alias, indirect or generated, 1 otherwise.
+    /// Print whether units are enabled (enabled, disabled, static, masked, …).
+    ///
+    /// One state per unit: enabled, enabled-runtime, linked, alias,
+    /// masked, static, disabled, indirect, generated, transient. Exits 0
+    /// when one of them is enabled, static, alias, indirect or generated,
+    /// 1 otherwise.
     IsEnabled {
         #[command(flatten)]
         args: InstallArgs,
