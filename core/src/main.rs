@@ -453,14 +453,25 @@ fn install(verb: &str, args: &InstallArgs, now: Option<&NowArgs>) -> anyhow::Res
             return Ok(ExitCode::from(1));
         }
     };
+    let cwd = std::env::current_dir().context("current directory")?;
+    let operation = if verb == "is-enabled" {
+        "to check"
+    } else {
+        "to enable"
+    };
     let mut names = Vec::new();
     for u in &args.units {
-        if u.contains('/') {
-            names.push(u.clone());
-        } else {
-            let n = flint::unit::name::mangle(u)
-                .with_context(|| format!("Failed to mangle unit name {u}"))?;
-            names.push(n.as_str().to_owned());
+        match inst::mangle_arg(u, operation, &cwd) {
+            Ok((n, notices)) => {
+                for m in notices.iter().filter(|_| !args.quiet) {
+                    eprintln!("{m}");
+                }
+                names.push(n);
+            }
+            Err(e) => {
+                eprintln!("Failed to mangle unit name: {e}");
+                return Ok(ExitCode::from(1));
+            }
         }
     }
     let skip_sysv = std::env::var("SYSTEMCTL_SKIP_SYSV")

@@ -43,7 +43,7 @@ mod printf;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 pub use paths::{LookupPaths, Scope};
@@ -169,8 +169,8 @@ impl Change {
     pub(crate) fn failed(error: InstallError, path: &str, source: Option<String>) -> Change {
         Change::Failed {
             error,
-            path: path.to_owned(),
-            source,
+            path: simplify(path),
+            source: source.map(|s| simplify(&s)),
         }
     }
 
@@ -323,6 +323,89 @@ fn failure_text(verb: &str, error: InstallError, path: &str, source: Option<&str
         }
         (e, _) => format!("Failed to {verb} unit, file \"{path}\": {e}"),
     }
+}
+
+/// A path with doubled slashes, `.` components and a trailing slash
+/// removed, as systemd stores the paths of changes; anything else as is.
+fn simplify(s: &str) -> String {
+    if !s.contains('/') {
+        return s.to_owned();
+    }
+    let parts: Vec<&str> = s
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let joined = parts.join("/");
+    if s.starts_with('/') {
+        format!("/{joined}")
+    } else if joined.is_empty() {
+        ".".to_owned()
+    } else {
+        joined
+    }
+}
+
+/// A command-line unit argument as systemctl's `mangle_names()` takes it:
+/// a path (anything with a `/`) is made absolute against `cwd`; a name
+/// that is not valid is escaped (`/` to `-`, other bytes to `\xHH`) and
+/// gets `.service` when it has no unit type suffix. Returns the name and
+/// the notices systemctl prints about it; `operation` is e.g. `to enable`.
+pub fn mangle_arg(
+    arg: &str,
+    operation: &str,
+    cwd: &Path,
+) -> Result<(String, Vec<String>), InstallError> {
+    let mut notices = Vec::new();
+    if arg.contains('/') {
+        if arg.starts_with('/') {
+            return Ok((arg.to_owned(), notices));
+        }
+        let base = cwd.display().to_string();
+        return Ok((format!("{}/{arg}", base.trim_end_matches('/')), notices));
+    }
+    if UnitName::parse(arg).is_ok() {
+        return Ok((arg.to_owned(), notices));
+    }
+    let mut suggest_escape = true;
+    if arg.contains(['*', '?', '[']) {
+        let glob_chars = |c: char| c.is_ascii_alphanumeric() || ":-_.\\@[]!*?".contains(c);
+        if arg.chars().all(glob_chars) {
+            notices.push(format!(
+                "Glob pattern passed {operation}, but globs are not supported for this."
+            ));
+            suggest_escape = false;
+        }
+    }
+    let mut escaped = String::with_capacity(arg.len() * 4);
+    for b in arg.bytes() {
+        if b == b'/' {
+            escaped.push('-');
+        } else if b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b) {
+            escaped.push(char::from(b));
+        } else {
+            let _ = write!(escaped, "\\x{b:02x}");
+        }
+    }
+    if escaped != arg {
+        notices.push(format!(
+            "Invalid unit name \"{arg}\" escaped as \"{escaped}\"{}.",
+            if suggest_escape {
+                " (maybe you should use systemd-escape?)"
+            } else {
+                ""
+            }
+        ));
+    }
+    let typed = escaped
+        .rfind('.')
+        .is_some_and(|d| crate::unit::name::UnitType::from_suffix(&escaped[d + 1..]).is_some());
+    if !typed {
+        escaped.push_str(".service");
+    }
+    if UnitName::parse(&escaped).is_err() {
+        return Err(InstallError::Invalid);
+    }
+    Ok((escaped, notices))
 }
 
 /// The notice systemctl prints when `enable` found no installation rules.

@@ -678,3 +678,30 @@ fn locale_decides_the_arrow() {
         "Created symlink /a -> /b."
     );
 }
+
+#[test]
+fn command_line_names_are_mangled_as_systemctl_does() {
+    let cwd = Path::new("/tmp");
+    let m = |a: &str| mangle_arg(a, "to enable", cwd);
+    assert_eq!(m("ssh"), Ok(("ssh.service".to_owned(), vec![])));
+    assert_eq!(m("ssh.socket"), Ok(("ssh.socket".to_owned(), vec![])));
+    assert_eq!(m("./x.service").unwrap().0, "/tmp/./x.service");
+    assert_eq!(m("/abs/x.service").unwrap().0, "/abs/x.service");
+    let (n, notes) = m("foo bar").unwrap();
+    assert_eq!(n, "foo\\x20bar.service");
+    assert_eq!(
+        notes,
+        [
+            "Invalid unit name \"foo bar\" escaped as \"foo\\x20bar\" (maybe you should use systemd-escape?)."
+        ]
+    );
+    let (_, notes) = m("s*h.service").unwrap();
+    assert_eq!(
+        notes[0],
+        "Glob pattern passed to enable, but globs are not supported for this."
+    );
+    assert_eq!(m(""), Err(InstallError::Invalid));
+    // Paths of changes are stored simplified.
+    assert_eq!(simplify("/tmp/./a//b/"), "/tmp/a/b");
+    assert_eq!(simplify("a.service"), "a.service");
+}
