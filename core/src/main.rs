@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
+use flint::install::command::Verb;
 use flint::unit::Severity;
 use flint::unit::load::{self, UnitRef};
 use flint::unit::loader::SearchPath;
@@ -440,120 +441,49 @@ fn run(
 }
 
 /// `enable`, `disable`, `reenable`, `mask`, `unmask`, `is-enabled`.
-fn install(verb: &str, args: &InstallArgs, now: Option<&NowArgs>) -> anyhow::Result<ExitCode> {
-    use flint::install::{self as inst, Level, LookupPaths, Options};
-    let lp = match if args.user {
+fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
+    use flint::install::{LookupPaths, Options, command};
+    let lp = if args.user {
         LookupPaths::user()
     } else {
         LookupPaths::system(args.root.as_deref())
-    } {
-        Ok(lp) => lp,
-        Err(e) => {
-            eprintln!("Failed to {verb}: {e}.");
-            return Ok(ExitCode::from(1));
-        }
     };
-    let cwd = std::env::current_dir().context("current directory")?;
-    let operation = if verb == "is-enabled" {
-        "to check"
-    } else {
-        "to enable"
-    };
-    let mut names = Vec::new();
-    for u in &args.units {
-        match inst::mangle_arg(u, operation, &cwd) {
-            Ok((n, notices)) => {
-                for m in notices.iter().filter(|_| !args.quiet) {
-                    eprintln!("{m}");
-                }
-                names.push(n);
-            }
-            Err(e) => {
-                eprintln!("Failed to mangle unit name: {e}");
-                return Ok(ExitCode::from(1));
-            }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let report = command::run(
+        lp,
+        &command::Invocation {
+            verb,
+            units: &args.units,
+            options: Options {
+                force: args.force,
+                runtime: args.runtime,
+            },
+            quiet: args.quiet,
+            cwd: &cwd,
+            env: &|k| std::env::var(k).ok(),
+        },
+    );
+    for line in &report.lines {
+        match line {
+            command::Line::Stdout(l) => println!("{l}"),
+            command::Line::Stderr(l) => eprintln!("{l}"),
         }
     }
-    let skip_sysv = std::env::var("SYSTEMCTL_SKIP_SYSV")
-        .ok()
-        .and_then(|v| flint::unit::value::bool::parse_bool(&v).ok())
-        == Some(true);
-    if matches!(verb, "enable" | "disable" | "is-enabled")
-        && !skip_sysv
-        && let Err(e) = inst::check_names(&lp, &names)
-    {
-        eprintln!("Failed to look up unit file state: {e}");
-        return Ok(ExitCode::from(1));
+    if report.exit != 0 {
+        return ExitCode::from(report.exit);
     }
-    if verb == "is-enabled" {
-        let mut enabled = false;
-        for n in &names {
-            let mut warnings = Vec::new();
-            let state = inst::unit_file_state_warn(&lp, n, &mut warnings);
-            for w in warnings {
-                eprintln!("{w}");
-            }
-            match state {
-                Ok(state) => {
-                    enabled |= state.counts_as_enabled();
-                    if !args.quiet {
-                        println!("{state}");
-                    }
-                }
-                Err(e) => {
-                    eprintln!("Failed to get unit file state for {n}: {e}");
-                    return Ok(ExitCode::from(1));
-                }
-            }
+    match now.filter(|n| n.now) {
+        Some(now) => {
+            let units = report.units;
+            let command = if verb == Verb::Enable {
+                CtlCommand::Start { units }
+            } else {
+                CtlCommand::Stop { units }
+            };
+            ctl(args.user, now.control.as_deref(), false, &command)
         }
-        return Ok(ExitCode::from(u8::from(!enabled)));
+        None => ExitCode::SUCCESS,
     }
-    if verb == "disable" && names.iter().any(|n| n.contains('/')) {
-        eprintln!(
-            "Warning: Can't execute disable on the unit file path. Proceeding with the unit name."
-        );
-        for n in &mut names {
-            if let Some(base) = n.rsplit('/').next() {
-                *n = base.to_owned();
-            }
-        }
-    }
-    let opts = Options {
-        force: args.force,
-        runtime: args.runtime,
-    };
-    let outcome = match verb {
-        "enable" => inst::enable(&lp, &names, opts),
-        "disable" => inst::disable(&lp, &names, opts),
-        "reenable" => inst::reenable(&lp, &names, opts),
-        "mask" => inst::mask(&lp, &names, opts),
-        _ => inst::unmask(&lp, &names, opts),
-    };
-    let utf8 = inst::locale_is_utf8(&|k| std::env::var(k).ok());
-    for m in outcome.messages(verb, utf8) {
-        if !args.quiet || m.level == Level::Error {
-            eprintln!("{m}");
-        }
-    }
-    if outcome.result.is_err() {
-        return Ok(ExitCode::from(1));
-    }
-    if matches!(verb, "enable" | "reenable") && outcome.result == Ok(0) && !args.quiet {
-        eprintln!("{}", inst::no_install_info_notice(utf8));
-    }
-    if let Some(now) = now.filter(|n| n.now) {
-        let units: Vec<String> = names
-            .iter()
-            .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
-            .collect();
-        let command = if verb == "enable" {
-            CtlCommand::Start { units }
-        } else {
-            CtlCommand::Stop { units }
-        };
-        return Ok(ctl(args.user, now.control.as_deref(), false, &command));
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -583,12 +513,12 @@ fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Check { file, config },
         } => Ok(plugin_check(file, config)),
-        Command::Enable { args, now } => install("enable", args, Some(now)),
-        Command::Disable { args, now } => install("disable", args, Some(now)),
-        Command::Reenable { args } => install("reenable", args, None),
-        Command::Mask { args, now } => install("mask", args, Some(now)),
-        Command::Unmask { args } => install("unmask", args, None),
-        Command::IsEnabled { args } => install("is-enabled", args, None),
+        Command::Enable { args, now } => Ok(install(Verb::Enable, args, Some(now))),
+        Command::Disable { args, now } => Ok(install(Verb::Disable, args, Some(now))),
+        Command::Reenable { args } => Ok(install(Verb::Reenable, args, None)),
+        Command::Mask { args, now } => Ok(install(Verb::Mask, args, Some(now))),
+        Command::Unmask { args } => Ok(install(Verb::Unmask, args, None)),
+        Command::IsEnabled { args } => Ok(install(Verb::IsEnabled, args, None)),
     };
     match result {
         Ok(code) => code,

@@ -35,6 +35,7 @@
 //! in order, and the overall result; [`Outcome::messages`] words them as
 //! systemctl does.
 
+pub mod command;
 mod discover;
 mod links;
 mod paths;

@@ -163,11 +163,13 @@ impl LookupPaths {
     fn strip_root<'a>(&self, path: &'a Path) -> Option<&'a Path> {
         let root = self.root.as_deref()?;
         let rest = path.strip_prefix(root).ok()?;
+        let (s, tail) = (path.to_str()?, rest.to_str()?);
+        if tail.is_empty() {
+            return Some(Path::new("/"));
+        }
         // `rest` is relative; give it back its leading slash by slicing the
         // original string.
-        let s = path.to_str()?;
-        let tail = rest.to_str()?;
-        Some(Path::new(&s[s.len() - tail.len() - 1..]))
+        s.get(s.len() - tail.len() - 1..).map(Path::new)
     }
 
     /// `p` (absolute) below the root.

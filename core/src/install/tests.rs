@@ -705,3 +705,66 @@ fn command_line_names_are_mangled_as_systemctl_does() {
     assert_eq!(simplify("/tmp/./a//b/"), "/tmp/a/b");
     assert_eq!(simplify("a.service"), "a.service");
 }
+
+#[test]
+fn command_lines_and_exit_codes() {
+    use super::command::{Invocation, Line, Verb, run};
+    let r = Root::new(&[
+        ("a.service", &unit("WantedBy=multi-user.target\n")),
+        ("b.service", &unit("WantedBy=multi-user.target\n")),
+    ]);
+    let go = |verb, units: &[&str], quiet| {
+        let units = strings(units);
+        let lp =
+            LookupPaths::system_from(Some(r.path()), &SearchPath::system_with(&|_| None, None));
+        run(
+            lp,
+            &Invocation {
+                verb,
+                units: &units,
+                options: Options::default(),
+                quiet,
+                cwd: Path::new("/"),
+                env: &|_| None,
+            },
+        )
+    };
+    assert_eq!(go(Verb::Enable, &["a"], false).exit, 0);
+    let rep = go(Verb::IsEnabled, &["a", "b"], false);
+    assert_eq!(
+        rep.lines,
+        [
+            Line::Stdout("enabled".into()),
+            Line::Stdout("disabled".into())
+        ]
+    );
+    assert_eq!(rep.exit, 0, "one of them is enabled");
+    assert_eq!(go(Verb::IsEnabled, &["b"], false).exit, 1);
+    assert!(go(Verb::IsEnabled, &["a"], true).lines.is_empty());
+    let rep = go(Verb::IsEnabled, &["nothere", "a"], false);
+    assert_eq!(
+        (rep.exit, rep.lines),
+        (
+            1,
+            vec![Line::Stderr(
+                "Failed to get unit file state for nothere.service: No such file or directory"
+                    .into()
+            )]
+        )
+    );
+    // disable takes file names, with a warning for paths.
+    let rep = go(Verb::Disable, &["/usr/lib/systemd/system/a.service"], false);
+    assert_eq!(rep.exit, 0);
+    assert!(
+        matches!(&rep.lines[0], Line::Stderr(l) if l.starts_with("Warning: Can't execute disable"))
+    );
+    assert_eq!(rep.units, ["a.service"]);
+    assert!(r.links().is_empty());
+    // A unit without [Install] enables with the notice, and exit 0.
+    r.write("usr/lib/systemd/system/s.service", SVC);
+    let rep = go(Verb::Enable, &["s"], false);
+    assert_eq!(rep.exit, 0);
+    assert!(
+        matches!(&rep.lines[0], Line::Stderr(l) if l.starts_with("The unit files have no installation config"))
+    );
+}
