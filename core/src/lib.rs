@@ -4,10 +4,11 @@
 //!
 //! Data flows top to bottom: [`unit`] turns text into typed units, [`listen`]
 //! opens the sockets they describe, [`spawn`] starts processes from a prepared
-//! plan.
+//! plan. [`install`] applies `[Install]` sections as `systemctl enable` does.
 
 pub mod activation;
 pub mod control;
+pub mod install;
 pub mod listen;
 pub mod logs;
 pub mod notify;

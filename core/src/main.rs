@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
+use flint::install::command::Verb;
 use flint::unit::Severity;
 use flint::unit::load::{self, UnitRef};
 use flint::unit::loader::SearchPath;
@@ -74,6 +75,42 @@ impl TreeArgs {
         dirs.dedup();
         SearchPath::from_dirs(dirs, self.user)
     }
+}
+
+/// Where `enable` and its siblings work.
+#[derive(Debug, Args)]
+struct InstallArgs {
+    /// Work offline on the tree below DIR, as `systemctl --root=DIR`.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Work on the calling user's units (~/.config/systemd/user).
+    #[arg(long, conflicts_with = "root")]
+    user: bool,
+    /// Work in /run/systemd/system (gone at reboot) instead of /etc.
+    #[arg(long)]
+    runtime: bool,
+    /// Replace links that are in the way.
+    #[arg(long, short)]
+    force: bool,
+    /// Print errors only.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Units (a name without a suffix means `.service`), or absolute paths
+    /// of unit files.
+    #[arg(required = true, value_name = "UNIT")]
+    units: Vec<String>,
+}
+
+/// `--now`: also start or stop the units in the running flint.
+#[derive(Debug, Args)]
+struct NowArgs {
+    /// Also start (enable) or stop (disable, mask) the units in the running
+    /// flint, as `flint ctl start/stop` does.
+    #[arg(long, conflicts_with = "root")]
+    now: bool,
+    /// The control socket of the flint `--now` talks to.
+    #[arg(long, value_name = "PATH", requires = "now")]
+    control: Option<PathBuf>,
 }
 
 /// `flint ctl` commands, named as `systemctl` names them.
@@ -204,6 +241,54 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         command: CtlCommand,
+    },
+    /// Enable units as `systemctl enable` does, in /etc/systemd/system.
+    ///
+    /// Creates the links the units' [Install] section asks for (WantedBy=,
+    /// RequiredBy=, UpheldBy=, Alias=, Also=, DefaultInstance=) in
+    /// /etc/systemd/system (below DIR with --root=DIR; ~/.config/systemd/user
+    /// with --user; /run/systemd/system with --runtime), where systemd and
+    /// `flint run` both read them.
+    Enable {
+        #[command(flatten)]
+        args: InstallArgs,
+        #[command(flatten)]
+        now: NowArgs,
+    },
+    /// Remove the links that enable units (and their Also= units).
+    Disable {
+        #[command(flatten)]
+        args: InstallArgs,
+        #[command(flatten)]
+        now: NowArgs,
+    },
+    /// Disable, then enable units again.
+    Reenable {
+        #[command(flatten)]
+        args: InstallArgs,
+    },
+    /// Link units to /dev/null in /etc/systemd/system so nothing starts
+    /// them.
+    Mask {
+        #[command(flatten)]
+        args: InstallArgs,
+        #[command(flatten)]
+        now: NowArgs,
+    },
+    /// Remove the /dev/null links of masked units.
+    Unmask {
+        #[command(flatten)]
+        args: InstallArgs,
+    },
+    /// Print whether units are enabled (enabled, disabled, static, masked, …).
+    ///
+    /// One state per unit: enabled, enabled-runtime, linked, alias,
+    /// masked, static, disabled, indirect, generated, transient. Exits 0
+    /// when one of them is enabled, static, alias, indirect or generated,
+    /// 1 otherwise.
+    IsEnabled {
+        #[command(flatten)]
+        args: InstallArgs,
     },
     /// Work with WebAssembly policy plugins.
     Plugin {
@@ -490,6 +575,52 @@ fn run(
     Ok(ExitCode::from(code))
 }
 
+/// `enable`, `disable`, `reenable`, `mask`, `unmask`, `is-enabled`.
+fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
+    use flint::install::{LookupPaths, Options, command};
+    let lp = if args.user {
+        LookupPaths::user()
+    } else {
+        LookupPaths::system(args.root.as_deref())
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let report = command::run(
+        lp,
+        &command::Invocation {
+            verb,
+            units: &args.units,
+            options: Options {
+                force: args.force,
+                runtime: args.runtime,
+            },
+            quiet: args.quiet,
+            cwd: &cwd,
+            env: &|k| std::env::var(k).ok(),
+        },
+    );
+    for line in &report.lines {
+        match line {
+            command::Line::Stdout(l) => println!("{l}"),
+            command::Line::Stderr(l) => eprintln!("{l}"),
+        }
+    }
+    if report.exit != 0 {
+        return ExitCode::from(report.exit);
+    }
+    match now.filter(|n| n.now) {
+        Some(now) => {
+            let units = report.units;
+            let command = if verb == Verb::Enable {
+                CtlCommand::Start { units }
+            } else {
+                CtlCommand::Stop { units }
+            };
+            ctl(args.user, now.control.as_deref(), false, &command)
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
 /// Sets up flint's log: `FLINT_LOG` (or `RUST_LOG`) filters, e.g.
 /// `FLINT_LOG=debug` or `FLINT_LOG=warn,service=info`.
 fn init_log(format: LogFormat, target: LogTarget) {
@@ -554,6 +685,12 @@ fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Check { file, config },
         } => Ok(plugin_check(file, config)),
+        Command::Enable { args, now } => Ok(install(Verb::Enable, args, Some(now))),
+        Command::Disable { args, now } => Ok(install(Verb::Disable, args, Some(now))),
+        Command::Reenable { args } => Ok(install(Verb::Reenable, args, None)),
+        Command::Mask { args, now } => Ok(install(Verb::Mask, args, Some(now))),
+        Command::Unmask { args } => Ok(install(Verb::Unmask, args, None)),
+        Command::IsEnabled { args } => Ok(install(Verb::IsEnabled, args, None)),
     };
     match result {
         Ok(code) => code,

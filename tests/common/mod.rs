@@ -85,6 +85,18 @@ impl Flint {
     pub fn run_dir(dir: &Path, units: &[&str], env: &[(&str, &Path)]) -> Flint {
         let mut cmd = Command::new(flint_bin());
         cmd.arg("run").arg("--unit-dir").arg(dir).args(units);
+        Flint::start(cmd, env)
+    }
+
+    /// Starts `flint ARGS...` (a `run` command line) and waits until it
+    /// logs that its units are running.
+    pub fn run_args(args: &[&std::ffi::OsStr], env: &[(&str, &Path)]) -> Flint {
+        let mut cmd = Command::new(flint_bin());
+        cmd.args(args);
+        Flint::start(cmd, env)
+    }
+
+    fn start(mut cmd: Command, env: &[(&str, &Path)]) -> Flint {
         cmd.env("FLINT_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -209,18 +209,24 @@ pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Res
 }
 
 /// The units `flint run` starts when none are named: what `sockets.target`,
-/// `multi-user.target` and `default.target` want, or else every socket unit.
+/// `multi-user.target` and `default.target` want (through their `.wants/`
+/// and `.requires/` links, as `flint enable` makes them, even when no file
+/// provides the target itself), or else every socket unit.
 pub fn default_units(search: &SearchPath) -> Vec<UnitName> {
+    let index = loader::UnitIndex::build(search);
     let mut out: Vec<UnitName> = Vec::new();
     for target in ["sockets.target", "multi-user.target", "default.target"] {
         let Ok(name) = target.parse::<UnitName>() else {
             continue;
         };
-        if let Ok(src) = loader::resolve(search, &name) {
-            for u in src.wants.iter().chain(src.requires.iter()) {
-                if !out.contains(u) {
-                    out.push(u.clone());
-                }
+        let (wants, requires) = match index.resolve(&name) {
+            Ok(src) => (src.wants, src.requires),
+            Err(loader::LoadError::NotFound(_)) => index.dependency_links(&name),
+            Err(_) => continue,
+        };
+        for u in wants.iter().chain(requires.iter()) {
+            if !out.contains(u) {
+                out.push(u.clone());
             }
         }
     }
@@ -1484,6 +1490,34 @@ fn peer_text(peer: Option<&Peer>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Links made by `flint enable` count even when the tree has no
+    /// `sockets.target` file (a host without systemd's own units).
+    #[test]
+    fn default_units_follow_wants_links_of_a_target_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        w("on.socket", "[Socket]\nListenStream=1\n");
+        w("off.socket", "[Socket]\nListenStream=2\n");
+        std::fs::create_dir(dir.path().join("sockets.target.wants")).unwrap();
+        std::os::unix::fs::symlink(
+            "/usr/lib/systemd/system/on.socket",
+            dir.path().join("sockets.target.wants/on.socket"),
+        )
+        .unwrap();
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        let units: Vec<String> = default_units(&search)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(units, ["on.socket"]);
+        std::fs::remove_dir_all(dir.path().join("sockets.target.wants")).unwrap();
+        let units: Vec<String> = default_units(&search)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(units, ["off.socket", "on.socket"]);
+    }
 
     #[test]
     fn plan_pulls_in_dependencies_and_orders_them() {

@@ -24,7 +24,7 @@
 
 mod search_path;
 
-pub use search_path::{SYSTEM_UNIT_DIRS, SearchPath, home_dir};
+pub use search_path::{FLINT_SYSTEM_UNIT_DIR, SYSTEM_UNIT_DIRS, SearchPath, home_dir};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
@@ -452,6 +452,19 @@ impl UnitIndex {
             upholds,
             diagnostics,
         })
+    }
+
+    /// The units named by links in `NAME.wants/` and `NAME.requires/`
+    /// directories, whether or not a file provides `name` itself: a target
+    /// that `flint enable` linked units to may exist only as those
+    /// directories.
+    pub fn dependency_links(&self, name: &UnitName) -> (Vec<UnitName>, Vec<UnitName>) {
+        let names = [name.clone()];
+        let mut ignored = Vec::new();
+        (
+            self.collect_deps(&names, name, ".wants", &mut ignored),
+            self.collect_deps(&names, name, ".requires", &mut ignored),
+        )
     }
 
     /// The unit's own name: the fragment's file name, with the requested

@@ -1,7 +1,8 @@
 //! The ordered list of directories flint reads unit files from.
 //!
 //! [`SearchPath::system`] and [`SearchPath::user`] reproduce systemd's lookup
-//! order for the system and user managers, including `$SYSTEMD_UNIT_PATH`
+//! order for the system and user managers (the system one with flint's own
+//! [`FLINT_SYSTEM_UNIT_DIR`] in front), including `$SYSTEMD_UNIT_PATH`
 //! (which replaces the defaults, or extends them when it ends in `:`) and
 //! the XDG variables of the user manager. Entries are absolute, lexically
 //! normalised and unique; earlier entries take priority. Directories that do
@@ -16,6 +17,11 @@ pub struct SearchPath {
     /// Whether these are the directories of a user manager.
     pub user_mode: bool,
 }
+
+/// flint's own directory of system units, searched before every directory
+/// systemd searches, so that a unit placed there overrides the
+/// distribution's unit of the same name for flint only.
+pub const FLINT_SYSTEM_UNIT_DIR: &str = "/etc/flint/system";
 
 /// The default system search path of systemd 252 as built by Debian, which
 /// keeps `/lib/systemd/system` before `/usr/lib/systemd/system`.
@@ -104,7 +110,8 @@ pub fn home_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
 }
 
 impl SearchPath {
-    /// The system manager's search path, honouring `$SYSTEMD_UNIT_PATH`.
+    /// The system manager's search path: [`FLINT_SYSTEM_UNIT_DIR`], then
+    /// systemd's, honouring `$SYSTEMD_UNIT_PATH`.
     pub fn system() -> SearchPath {
         let cwd = std::env::current_dir().ok();
         SearchPath::system_with(&|k| std::env::var(k).ok(), cwd.as_deref())
@@ -140,7 +147,10 @@ impl SearchPath {
     /// [`SearchPath::system`] with the environment and working directory
     /// given explicitly.
     pub fn system_with(env: &dyn Fn(&str) -> Option<String>, cwd: Option<&Path>) -> SearchPath {
-        let defaults: Vec<PathBuf> = SYSTEM_UNIT_DIRS.iter().map(PathBuf::from).collect();
+        let defaults: Vec<PathBuf> = std::iter::once(FLINT_SYSTEM_UNIT_DIR)
+            .chain(SYSTEM_UNIT_DIRS.iter().copied())
+            .map(PathBuf::from)
+            .collect();
         SearchPath {
             dirs: with_unit_path_env(env, cwd, defaults),
             user_mode: false,
@@ -255,18 +265,37 @@ mod tests {
             .collect()
     }
 
-    /// `systemd-analyze unit-paths` of systemd 252 on Debian 12.
+    /// `/etc/flint/system`, then `systemd-analyze unit-paths` of systemd
+    /// 252 on Debian 12.
     #[test]
-    fn system_defaults_match_systemd_analyze() {
+    fn system_defaults_are_flints_dir_then_systemd_analyze() {
         let s = SearchPath::system_with(&env_of(&[]), Some(Path::new("/")));
+        assert_eq!(strs(&s)[0], "/etc/flint/system");
         assert_eq!(
-            strs(&s),
+            strs(&s)[1..],
             SYSTEM_UNIT_DIRS
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect::<Vec<_>>()
         );
         assert!(!s.user_mode);
+    }
+
+    /// A unit in `/etc/flint/system` wins over one of the same name in
+    /// `/etc/systemd/system` and `/lib/systemd/system`.
+    #[test]
+    fn flints_dir_comes_first() {
+        let s = SearchPath::system_with(&env_of(&[]), None);
+        let pos = |d: &str| s.dirs.iter().position(|p| p == Path::new(d)).unwrap();
+        assert_eq!(pos(FLINT_SYSTEM_UNIT_DIR), 0);
+        assert!(pos(FLINT_SYSTEM_UNIT_DIR) < pos("/etc/systemd/system.control"));
+        assert!(pos(FLINT_SYSTEM_UNIT_DIR) < pos("/etc/systemd/system"));
+        // Only the system manager reads it.
+        let u = SearchPath::user_with(&env_of(&[("HOME", "/h")]), None);
+        assert!(!u.dirs.iter().any(|d| d.starts_with("/etc/flint")));
+        // SYSTEMD_UNIT_PATH without a trailing colon replaces it too.
+        let s = SearchPath::system_with(&env_of(&[("SYSTEMD_UNIT_PATH", "/a")]), None);
+        assert_eq!(strs(&s), ["/a"]);
     }
 
     /// Modelled on systemd src/test/test-path-lookup.c (SYSTEMD_UNIT_PATH
@@ -279,8 +308,8 @@ mod tests {
         assert_eq!(strs(&s), ["/a", "/b"]);
 
         let s = SearchPath::system_with(&env_of(&[("SYSTEMD_UNIT_PATH", "/a:/b:")]), cwd);
-        assert_eq!(strs(&s)[..3], ["/a", "/b", "/etc/systemd/system.control"]);
-        assert_eq!(s.dirs.len(), 2 + SYSTEM_UNIT_DIRS.len());
+        assert_eq!(strs(&s)[..3], ["/a", "/b", FLINT_SYSTEM_UNIT_DIR]);
+        assert_eq!(s.dirs.len(), 3 + SYSTEM_UNIT_DIRS.len());
 
         let s = SearchPath::system_with(&env_of(&[("SYSTEMD_UNIT_PATH", "/a::/b")]), cwd);
         assert_eq!(strs(&s), ["/a", "/b"]);
@@ -289,7 +318,7 @@ mod tests {
         assert!(s.dirs.is_empty());
 
         let s = SearchPath::system_with(&env_of(&[("SYSTEMD_UNIT_PATH", ":")]), cwd);
-        assert_eq!(s.dirs.len(), SYSTEM_UNIT_DIRS.len());
+        assert_eq!(s.dirs.len(), 1 + SYSTEM_UNIT_DIRS.len());
 
         let s = SearchPath::system_with(
             &env_of(&[(
@@ -306,7 +335,7 @@ mod tests {
         );
         assert_eq!(
             s.dirs.len(),
-            SYSTEM_UNIT_DIRS.len(),
+            1 + SYSTEM_UNIT_DIRS.len(),
             "duplicates are dropped"
         );
         assert_eq!(strs(&s)[0], "/etc/systemd/system");
