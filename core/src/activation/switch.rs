@@ -109,7 +109,8 @@ const UNIT_IGNORED: &[&str] = &[
 ];
 
 /// NixOS's `compare_units`: restart on any change outside the ignored
-/// `[Unit]` keys, reload when only `X-Reload-Triggers=` changed.
+/// `[Unit]` keys, reload when only `X-Reload-Triggers=` changed or was
+/// added (removed triggers need nothing, as there).
 pub(super) fn compare(cur: &Sections, new: &Sections) -> Diff {
     let empty = BTreeMap::new();
     let mut result = Diff::Same;
@@ -123,7 +124,9 @@ pub(super) fn compare(cur: &Sections, new: &Sections) -> Diff {
                 continue;
             }
             if name == "Unit" && key == "X-Reload-Triggers" {
-                result = Diff::Reload;
+                if b.contains_key(key) {
+                    result = Diff::Reload;
+                }
             } else if name == "Unit" && UNIT_IGNORED.contains(&key.as_str()) {
             } else {
                 return Diff::Restart;
@@ -898,6 +901,17 @@ mod tests {
             .or_default()
             .insert("X-Reload-Triggers".into(), vec!["t1".into()]);
         assert_eq!(compare(&a, &r), Diff::Reload);
+        // Triggers removed: nothing, as in NixOS (the key is ignored when
+        // it is missing from the new unit).
+        assert_eq!(compare(&r, &a), Diff::Same);
+        let mut r2 = a.clone();
+        r2.entry("Unit".into())
+            .or_default()
+            .insert("X-Reload-Triggers".into(), vec!["t2".into()]);
+        assert_eq!(compare(&r, &r2), Diff::Reload);
+        let only_triggers = secs(&[("Unit", "X-Reload-Triggers", "t1")]);
+        assert_eq!(compare(&only_triggers, &Sections::new()), Diff::Same);
+        assert_eq!(compare(&Sections::new(), &only_triggers), Diff::Reload);
         let mut rr = r.clone();
         rr.entry("Service".into())
             .or_default()
