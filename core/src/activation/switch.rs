@@ -276,7 +276,10 @@ pub(super) fn plan(current: &[Current], desired: &BTreeMap<String, Desired>) -> 
                     p.restart.insert(name);
                 } else {
                     p.stop.insert(name.clone());
-                    if !cur.socket_activated {
+                    // A socket-activated service waits for its socket,
+                    // unless the tree wants it: NixOS starts the active
+                    // targets after a switch, which start it again.
+                    if !cur.socket_activated || new.wanted {
                         p.start.insert(name.clone());
                         p.stop_start.insert(name);
                     }
@@ -1060,5 +1063,25 @@ mod tests {
         let p = plan(&[svc], &d);
         assert_eq!(p.lines(), ["stopping the following units: s.service"]);
         assert!(p.stop_start.is_empty());
+    }
+
+    #[test]
+    fn changed_socket_activated_service_the_tree_wants_is_started_again() {
+        let mut svc = service("s.service", true, secs(&[("Service", "ExecStart", "a")]));
+        svc.socket_activated = true;
+        let mut d = BTreeMap::new();
+        d.insert(
+            "s.service".to_string(),
+            desired(secs(&[("Service", "ExecStart", "b")])),
+        );
+        let p = plan(&[svc], &d);
+        assert_eq!(
+            p.lines(),
+            [
+                "stopping the following units: s.service",
+                "starting the following units: s.service",
+            ]
+        );
+        assert!(p.stop_start.contains("s.service"));
     }
 }
