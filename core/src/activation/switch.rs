@@ -321,6 +321,22 @@ fn socket_service(current: &[Current], socket: &str) -> Option<String> {
         .map(|c| c.name.clone())
 }
 
+/// The running units the new tree does not start but still has a file
+/// for: as in NixOS, they are compared with it, not stopped, though
+/// nothing wants them any more.
+fn still_in_tree<T>(
+    current: &[Current],
+    loaded: &BTreeMap<String, T>,
+    search: &SearchPath,
+) -> Vec<UnitName> {
+    current
+        .iter()
+        .filter(|c| c.active && !loaded.contains_key(&c.name))
+        .filter_map(|c| c.name.parse::<UnitName>().ok())
+        .filter(|n| loader::resolve(search, n).is_ok())
+        .collect()
+}
+
 /// A unit of the new tree, loaded and checked.
 struct NewUnit {
     unit: Unit,
@@ -382,10 +398,26 @@ impl Manager {
         if new.is_empty() && errors.is_empty() {
             errors.push("the new unit tree has nothing to run".into());
         }
+        for name in still_in_tree(&self.current_units(), &new, &search) {
+            self.load_new(&search, &name, false, &mut new, &mut errors);
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
-        let current = self.current_units();
+        let mut current = self.current_units();
+        // As NixOS: a service none of whose sockets is in the new tree is no
+        // longer socket-activated.
+        for c in current.iter_mut().filter(|c| c.socket_activated) {
+            c.socket_activated = self
+                .find_service(&c.name)
+                .and_then(|id| self.services.get(&id))
+                .is_some_and(|svc| {
+                    svc.sockets.iter().any(|&i| {
+                        new.get(&self.sockets[i].name)
+                            .is_some_and(|n| n.kind == Kind::Socket)
+                    })
+                });
+        }
         let desired: BTreeMap<String, Desired> = new
             .iter()
             .map(|(name, n)| {
@@ -1063,6 +1095,28 @@ mod tests {
         let p = plan(&[svc], &d);
         assert_eq!(p.lines(), ["stopping the following units: s.service"]);
         assert!(p.stop_start.is_empty());
+    }
+
+    #[test]
+    fn running_units_whose_file_stays_are_compared_not_stopped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in ["kept.service", "idle.service", "loaded.service"] {
+            std::fs::write(dir.path().join(f), "[Service]\nExecStart=/bin/true\n").expect("write");
+        }
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        let none = Sections::new();
+        let current = [
+            service("kept.service", true, none.clone()),
+            service("gone.service", true, none.clone()),
+            service("idle.service", false, none.clone()),
+            service("loaded.service", true, none),
+        ];
+        let loaded = BTreeMap::from([("loaded.service".to_string(), 0)]);
+        let names: Vec<String> = still_in_tree(&current, &loaded, &search)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["kept.service"]);
     }
 
     #[test]
