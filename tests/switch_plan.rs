@@ -196,6 +196,7 @@ fn ask(port: u16) -> Option<String> {
 /// The long-running services wanted by gen1's `multi-user.target`.
 const GEN1_SERVICES: &[&str] = &[
     "description.service",
+    "disabled.service",
     "keep-on-removal.service",
     "norestart.service",
     "nostop.service",
@@ -205,6 +206,7 @@ const GEN1_SERVICES: &[&str] = &[
     "reload-triggers.service",
     "removed.service",
     "restart-triggers.service",
+    "wanted-activated.service",
 ];
 
 #[test]
@@ -213,13 +215,7 @@ fn dry_runs_match_the_golden_plans_and_switches_do_what_they_print() {
     let control = tree.path().join("control");
     let state = tree.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let (lazy, kept, moved, moved_new, activated) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
+    let [lazy, kept, moved, moved_new, activated, wanted, orphan] = [(); 7].map(|()| free_port());
     let vars = [
         ("@STATE@", state.to_str().unwrap().to_string()),
         ("@PORT_LAZY@", lazy.to_string()),
@@ -227,22 +223,27 @@ fn dry_runs_match_the_golden_plans_and_switches_do_what_they_print() {
         ("@PORT_MOVED_NEW@", moved_new.to_string()),
         ("@PORT_MOVED@", moved.to_string()),
         ("@PORT_ACTIVATED@", activated.to_string()),
+        ("@PORT_WANTED@", wanted.to_string()),
+        ("@PORT_ORPHAN@", orphan.to_string()),
     ];
-    let gens: Vec<PathBuf> = ["gen1", "gen2", "gen3"]
+    let gens: Vec<PathBuf> = ["gen1", "gen2", "gen3", "gen4"]
         .iter()
         .map(|g| materialize(g, tree.path(), &vars))
         .collect();
 
     let flint = Flint::run_dir(&gens[0], &["--control", control.to_str().unwrap()], &[]);
     let pid = flint.child.id();
-    // Two socket-activated services run (started by hand, with their
+    // Three socket-activated services run (started by hand, with their
     // sockets' fds); lazy.service stays inactive.
-    let (code, out, err) = ctl(&control, &["start", "moved.service", "activated.service"]);
+    let started_by_hand = ["moved.service", "activated.service", "orphan.service"];
+    let mut args = vec!["start"];
+    args.extend(started_by_hand);
+    let (code, out, err) = ctl(&control, &args);
     assert_eq!(code, 0, "{out}{err}");
     wait_status(&control, "gen1 is running", |u| {
         GEN1_SERVICES
             .iter()
-            .chain(&["moved.service", "activated.service"])
+            .chain(&started_by_hand)
             .all(|n| unit(u, n).0 == "active" && unit(u, n).1.is_some())
     });
     let gen1 = status(&control);
@@ -252,6 +253,8 @@ fn dry_runs_match_the_golden_plans_and_switches_do_what_they_print() {
     let activated_fd = listener_fd(pid, activated).expect("activated.socket listens");
     let lazy_fd = listener_fd(pid, lazy).expect("lazy.socket listens");
     assert!(listener_fd(pid, moved).is_some(), "moved.socket listens");
+    let wanted_fd = listener_fd(pid, wanted).expect("wanted-activated.socket listens");
+    assert!(listener_fd(pid, orphan).is_some(), "orphan.socket listens");
 
     // gen2: the hints of services.
     let dry = switch(&control, &gens[1], true);
@@ -361,9 +364,50 @@ fn dry_runs_match_the_golden_plans_and_switches_do_what_they_print() {
         "moved.socket listens on its new address"
     );
 
-    // The running units match gen3 now.
+    let pids3 = pids(&gen3);
+
+    // gen4: units no longer wanted whose files stay, removed triggers,
+    // socket-activated services the tree wants or whose socket is gone.
+    std::fs::remove_file(state.join("reload-triggers.reloaded")).unwrap();
+    let dry = switch(&control, &gens[3], true);
+    check_plan("gen4", &dry);
+    assert_eq!(pids(&status(&control)), pids3, "a dry run changes nothing");
+    let applied = switch(&control, &gens[3], false);
+    assert_eq!(applied, dry, "the switch did not do what its dry run said");
+    wait_status(&control, "gen4 applied", |u| {
+        ["wanted-activated.service", "orphan.service"]
+            .iter()
+            .all(|n| {
+                let (s, p) = unit(u, n);
+                s == "active" && p.is_some() && p != pids3.get(*n).copied()
+            })
+    });
+    let gen4 = status(&control);
+    for (name, p) in &pids3 {
+        if name != "wanted-activated.service" && name != "orphan.service" {
+            assert_eq!(unit(&gen4, name), ("active".into(), Some(*p)), "{name}");
+        }
+    }
     assert_eq!(
-        switch(&control, &gens[2], true),
+        listener_fd(pid, wanted),
+        Some(wanted_fd),
+        "wanted-activated.socket keeps listening while its service restarts"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || listener_inode(orphan)
+            .is_none()
+            .then_some(()))
+        .is_some(),
+        "orphan.socket was removed and closes"
+    );
+    assert!(
+        !state.join("reload-triggers.reloaded").exists(),
+        "removed X-Reload-Triggers= reloaded"
+    );
+
+    // The running units match gen4 now.
+    assert_eq!(
+        switch(&control, &gens[3], true),
         "nothing to do: the running units match the tree\n"
     );
 }
