@@ -109,7 +109,8 @@ const UNIT_IGNORED: &[&str] = &[
 ];
 
 /// NixOS's `compare_units`: restart on any change outside the ignored
-/// `[Unit]` keys, reload when only `X-Reload-Triggers=` changed.
+/// `[Unit]` keys, reload when only `X-Reload-Triggers=` changed or was
+/// added (removed triggers need nothing, as there).
 pub(super) fn compare(cur: &Sections, new: &Sections) -> Diff {
     let empty = BTreeMap::new();
     let mut result = Diff::Same;
@@ -123,7 +124,9 @@ pub(super) fn compare(cur: &Sections, new: &Sections) -> Diff {
                 continue;
             }
             if name == "Unit" && key == "X-Reload-Triggers" {
-                result = Diff::Reload;
+                if b.contains_key(key) {
+                    result = Diff::Reload;
+                }
             } else if name == "Unit" && UNIT_IGNORED.contains(&key.as_str()) {
             } else {
                 return Diff::Restart;
@@ -273,7 +276,10 @@ pub(super) fn plan(current: &[Current], desired: &BTreeMap<String, Desired>) -> 
                     p.restart.insert(name);
                 } else {
                     p.stop.insert(name.clone());
-                    if !cur.socket_activated {
+                    // A socket-activated service waits for its socket,
+                    // unless the tree wants it: NixOS starts the active
+                    // targets after a switch, which start it again.
+                    if !cur.socket_activated || new.wanted {
                         p.start.insert(name.clone());
                         p.stop_start.insert(name);
                     }
@@ -313,6 +319,22 @@ fn socket_service(current: &[Current], socket: &str) -> Option<String> {
         .iter()
         .find(|c| c.name == service && c.active && c.socket_activated)
         .map(|c| c.name.clone())
+}
+
+/// The running units the new tree does not start but still has a file
+/// for: as in NixOS, they are compared with it, not stopped, though
+/// nothing wants them any more.
+fn still_in_tree<T>(
+    current: &[Current],
+    loaded: &BTreeMap<String, T>,
+    search: &SearchPath,
+) -> Vec<UnitName> {
+    current
+        .iter()
+        .filter(|c| c.active && !loaded.contains_key(&c.name))
+        .filter_map(|c| c.name.parse::<UnitName>().ok())
+        .filter(|n| loader::resolve(search, n).is_ok())
+        .collect()
 }
 
 /// A unit of the new tree, loaded and checked.
@@ -376,10 +398,26 @@ impl Manager {
         if new.is_empty() && errors.is_empty() {
             errors.push("the new unit tree has nothing to run".into());
         }
+        for name in still_in_tree(&self.current_units(), &new, &search) {
+            self.load_new(&search, &name, false, &mut new, &mut errors);
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
-        let current = self.current_units();
+        let mut current = self.current_units();
+        // As NixOS: a service none of whose sockets is in the new tree is no
+        // longer socket-activated.
+        for c in current.iter_mut().filter(|c| c.socket_activated) {
+            c.socket_activated = self
+                .find_service(&c.name)
+                .and_then(|id| self.services.get(&id))
+                .is_some_and(|svc| {
+                    svc.sockets.iter().any(|&i| {
+                        new.get(&self.sockets[i].name)
+                            .is_some_and(|n| n.kind == Kind::Socket)
+                    })
+                });
+        }
         let desired: BTreeMap<String, Desired> = new
             .iter()
             .map(|(name, n)| {
@@ -898,6 +936,17 @@ mod tests {
             .or_default()
             .insert("X-Reload-Triggers".into(), vec!["t1".into()]);
         assert_eq!(compare(&a, &r), Diff::Reload);
+        // Triggers removed: nothing, as in NixOS (the key is ignored when
+        // it is missing from the new unit).
+        assert_eq!(compare(&r, &a), Diff::Same);
+        let mut r2 = a.clone();
+        r2.entry("Unit".into())
+            .or_default()
+            .insert("X-Reload-Triggers".into(), vec!["t2".into()]);
+        assert_eq!(compare(&r, &r2), Diff::Reload);
+        let only_triggers = secs(&[("Unit", "X-Reload-Triggers", "t1")]);
+        assert_eq!(compare(&only_triggers, &Sections::new()), Diff::Same);
+        assert_eq!(compare(&Sections::new(), &only_triggers), Diff::Reload);
         let mut rr = r.clone();
         rr.entry("Service".into())
             .or_default()
@@ -1046,5 +1095,47 @@ mod tests {
         let p = plan(&[svc], &d);
         assert_eq!(p.lines(), ["stopping the following units: s.service"]);
         assert!(p.stop_start.is_empty());
+    }
+
+    #[test]
+    fn running_units_whose_file_stays_are_compared_not_stopped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in ["kept.service", "idle.service", "loaded.service"] {
+            std::fs::write(dir.path().join(f), "[Service]\nExecStart=/bin/true\n").expect("write");
+        }
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        let none = Sections::new();
+        let current = [
+            service("kept.service", true, none.clone()),
+            service("gone.service", true, none.clone()),
+            service("idle.service", false, none.clone()),
+            service("loaded.service", true, none),
+        ];
+        let loaded = BTreeMap::from([("loaded.service".to_string(), 0)]);
+        let names: Vec<String> = still_in_tree(&current, &loaded, &search)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["kept.service"]);
+    }
+
+    #[test]
+    fn changed_socket_activated_service_the_tree_wants_is_started_again() {
+        let mut svc = service("s.service", true, secs(&[("Service", "ExecStart", "a")]));
+        svc.socket_activated = true;
+        let mut d = BTreeMap::new();
+        d.insert(
+            "s.service".to_string(),
+            desired(secs(&[("Service", "ExecStart", "b")])),
+        );
+        let p = plan(&[svc], &d);
+        assert_eq!(
+            p.lines(),
+            [
+                "stopping the following units: s.service",
+                "starting the following units: s.service",
+            ]
+        );
+        assert!(p.stop_start.contains("s.service"));
     }
 }
