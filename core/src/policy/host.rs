@@ -24,8 +24,8 @@
 //! warm instances may take at most half of the slots, so decisions never
 //! wait for them. Any error is classified into a [`PluginFailure`]; nothing
 //! here panics on what a plugin does. The epoch ticker advances the engine's
-//! epoch every millisecond while wasm runs somewhere and parks otherwise, so
-//! an idle daemon is not woken.
+//! epoch every millisecond while wasm runs somewhere and for 100 ms after,
+//! then parks, so an idle daemon is not woken.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -251,8 +251,14 @@ impl Counters {
 #[derive(Debug, Default)]
 struct TickerShared {
     active: AtomicUsize,
+    /// The ticker is parked (or about to park) and must be woken.
+    parked: AtomicBool,
     shutdown: AtomicBool,
 }
+
+/// Ticks the epoch ticker goes on after the last call ends, so that calls
+/// in a steady stream do not pay for waking it each time.
+const LINGER_TICKS: u32 = 100;
 
 /// Counts live instances against the pooling allocator's slots, and the
 /// calls running wasm, for the epoch ticker.
@@ -303,7 +309,8 @@ impl Gate {
     }
 
     fn activate(&self) -> Active<'_> {
-        if self.shared.active.fetch_add(1, Ordering::AcqRel) == 0 {
+        self.shared.active.fetch_add(1, Ordering::SeqCst);
+        if self.shared.parked.load(Ordering::SeqCst) {
             self.ticker.unpark();
         }
         Active(self)
@@ -330,12 +337,24 @@ impl Drop for Active<'_> {
 }
 
 fn run_ticker(engine: &Engine, shared: &TickerShared) {
+    let mut idle = 0u32;
     while !shared.shutdown.load(Ordering::Acquire) {
-        if shared.active.load(Ordering::Acquire) == 0 {
-            // An unpark between the load and here is not lost: it makes
-            // this park return at once.
-            thread::park();
-            continue;
+        if shared.active.load(Ordering::SeqCst) == 0 {
+            if idle >= LINGER_TICKS {
+                shared.parked.store(true, Ordering::SeqCst);
+                // Either a caller's increment is seen here, or the caller
+                // sees `parked` and unparks (an unpark before the park makes
+                // it return at once).
+                if shared.active.load(Ordering::SeqCst) == 0 {
+                    thread::park();
+                }
+                shared.parked.store(false, Ordering::SeqCst);
+                idle = 0;
+                continue;
+            }
+            idle += 1;
+        } else {
+            idle = 0;
         }
         thread::sleep(TICK);
         engine.increment_epoch();
