@@ -604,6 +604,15 @@ fn dist_scripts_parse() {
         );
         assert_eq!(mode & 0o111, 0o111, "{s} is executable");
     }
+    // The settings files are shell too (openrc-run and the sysvinit
+    // script source them).
+    for f in ["openrc/flint.confd", "sysvinit/flint.default"] {
+        let (code, out) = run_for(
+            Command::new("sh").arg("-n").arg(dist().join(f)),
+            Duration::from_secs(10),
+        );
+        assert_eq!(code, 0, "sh -n {f}: {out}");
+    }
     assert_eq!(
         std::fs::read_to_string(dist().join("s6/flint/notification-fd")).unwrap(),
         "3\n"
