@@ -97,8 +97,8 @@ fn alive(pid: u32) -> bool {
     unsafe { libc::kill(pid.cast_signed(), 0) == 0 }
 }
 
-/// The flint a supervisor started, killed when dropped if a failed test
-/// left it running.
+/// A process a supervisor started (flint, or supervise-daemon), killed
+/// when dropped if a failed test left it running.
 #[derive(Default)]
 struct KillOnDrop(Option<u32>);
 
@@ -732,11 +732,23 @@ fn openrc_supervise_daemon_runs_reloads_and_stops_flint() {
         )
     };
     let log = || std::fs::read_to_string(&logfile).unwrap_or_default();
-    let mut guard = KillOnDrop::default();
+    let supervisor_pid = || {
+        std::fs::read_to_string(tmp.path().join("supervise-daemon.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+    };
     let (code, out) = rc("start");
+    // Should the test fail, supervise-daemon goes first (it would start
+    // flint again), then flint: locals drop in reverse order.
+    let mut guard = KillOnDrop::default();
+    let _supervisor = KillOnDrop(supervisor_pid());
     assert_eq!(code, 0, "start: {out}\nlog:\n{}", log());
     assert!(served(port, "first"), "log:\n{}", log());
     guard.0 = flint_pid(&control);
+    assert!(
+        supervisor_pid().is_some_and(alive),
+        "supervise-daemon writes its pid file"
+    );
     let (code, out) = rc("status");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("started"), "{out}");
