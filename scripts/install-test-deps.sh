@@ -24,6 +24,13 @@ packages=(
   # tests/nix.rs: Nix 2.8 evaluates and builds nix/ offline, without
   # nixpkgs, into a store in a temporary directory.
   nix-bin
+  # tests/supervise.rs: the supervisors that start flint with the files of
+  # dist/. None of them becomes the init: Debian's runit (not runit-init)
+  # and s6 bring only their tools, and openrc (which replaces only sysv-rc,
+  # not installed beside systemd-sysv) records the existing services in
+  # /etc/runlevels but starts nothing; the tests run OpenRC in a private
+  # mount namespace. shellcheck lints the scripts.
+  runit s6 openrc shellcheck
   # bench/activation.sh: the activators flint is compared with (besides
   # systemd-socket-activate; gcc above builds its load client).
   ucspi-tcp xinetd

@@ -631,7 +631,10 @@ fn init_log(format: LogFormat, target: LogTarget) {
     flint::logs::set_json(format == LogFormat::Json);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        // Colours only on a terminal: under runit, s6, OpenRC or
+        // start-stop-daemon the log goes to a file or a logger.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match (format, target) {
         (LogFormat::Text, LogTarget::Stderr) => builder.with_writer(std::io::stderr).init(),
         (LogFormat::Json, LogTarget::Stderr) => builder
