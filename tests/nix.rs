@@ -1088,7 +1088,7 @@ impl Load {
         let (o, f, l, stop) = (ok.clone(), failures.clone(), last.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
-            for _ in 0..200_000 {
+            for _ in 0..1_000_000 {
                 if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(40) {
                     break;
                 }
@@ -1180,14 +1180,19 @@ fn ctl(control: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// The main pid of a running service.
-fn main_pid(control: &Path, unit: &str) -> u64 {
-    let (code, out, err) = ctl(control, &["--json", "status", unit]);
-    assert_eq!(code, 0, "status {unit}: {out}{err}");
-    let v: Json = serde_json::from_str(&out).unwrap();
-    v["units"][0]["main_pid"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{unit} has no main pid: {out}"))
+/// The main pid of a service, if it has one now.
+fn main_pid(control: &Path, unit: &str) -> Option<u64> {
+    let (_, out, _) = ctl(control, &["--json", "status", unit]);
+    let v: Json = serde_json::from_str(&out).ok()?;
+    v["units"][0]["main_pid"].as_u64()
+}
+
+/// Waits (bounded) until `unit` runs with a main pid other than `old`.
+fn restarted(control: &Path, unit: &str, old: u64) -> u64 {
+    wait_for(Duration::from_secs(10), || {
+        main_pid(control, unit).filter(|pid| *pid != old)
+    })
+    .unwrap_or_else(|| panic!("{unit} was not restarted"))
 }
 
 /// Compares `text` with the golden file `path` (`FLINT_BLESS=1` rewrites it).
@@ -1261,11 +1266,14 @@ fn nix_generations_switch_under_load_as_their_hints_say() {
     hello.wait_answer("hello from generation 1\n");
     echo.wait_answer("generation 1 echoes ping\n");
     let listeners = (listener_fd(pid, port), listener_fd(pid, port + 1));
-    let pids =
-        |names: &[&str]| -> Vec<u64> { names.iter().map(|n| main_pid(&control, n)).collect() };
+    let pids = |names: &[&str]| -> Vec<Option<u64>> {
+        names.iter().map(|n| main_pid(&control, n)).collect()
+    };
+    // Never restarted: not by the hint, not by a reload.
     let steady = ["keep.service", "reloader.service", "cache.service"];
     let steady_pids = pids(&steady);
-    let mut worker = main_pid(&control, "worker.service");
+    assert!(steady_pids.iter().all(Option::is_some), "{steady_pids:?}");
+    let worker = main_pid(&control, "worker.service").expect("worker.service runs");
 
     // The plan, without doing it.
     let plan_file = golden_dir().join("switch/plan");
@@ -1296,11 +1304,7 @@ fn nix_generations_switch_under_load_as_their_hints_say() {
     );
     assert!(f.wait_log("cache: reloading its rules"), "{}", f.log());
     assert_eq!(pids(&steady), steady_pids, "{steady:?}: not restarted");
-    let restarted = wait_for(Duration::from_secs(10), || {
-        let now = main_pid(&control, "worker.service");
-        (now != worker).then_some(now)
-    });
-    worker = restarted.expect("worker.service was restarted");
+    let worker = restarted(&control, "worker.service", worker);
 
     // Generation 3: named to `flint ctl switch`; the same plan again, now
     // from the running generation 2.
@@ -1316,7 +1320,14 @@ fn nix_generations_switch_under_load_as_their_hints_say() {
         f.log()
     );
     assert_eq!(pids(&steady), steady_pids, "{steady:?}: not restarted");
-    assert_ne!(main_pid(&control, "worker.service"), worker);
+    restarted(&control, "worker.service", worker);
+    // keep.service still runs generation 1's definition.
+    let environ = std::fs::read(format!("/proc/{}/environ", steady_pids[0].unwrap())).unwrap();
+    assert!(
+        environ.split(|b| *b == 0).any(|v| v == b"GENERATION=1"),
+        "keep.service: {}",
+        String::from_utf8_lossy(&environ)
+    );
 
     stop.store(true, Ordering::Relaxed);
     let (hello_ok, hello_failed) = hello.finish();
@@ -1335,5 +1346,10 @@ fn nix_generations_switch_under_load_as_their_hints_say() {
         listeners,
         "a listener was reopened"
     );
-    assert_eq!(f.log().matches("cache: reloading its rules").count(), 2);
+    let reloads = || f.log().matches("cache: reloading its rules").count();
+    assert!(
+        wait_for(Duration::from_secs(10), || (reloads() == 2).then_some(())).is_some(),
+        "cache.service reloaded {} times, not twice",
+        reloads()
+    );
 }
