@@ -16,7 +16,13 @@
 //!   space, the `ListenStream=` reset, conditions, dependencies, settings;
 //! - the socket-activated services answer real clients under `flint run`,
 //!   both from the library and from `nix/module.nix` (evaluated against
-//!   stubs), and `flake.nix` evaluates against a stub nixpkgs.
+//!   stubs), and `flake.nix` evaluates against a stub nixpkgs;
+//! - a `flint run --watch` started on a Nix profile switches between three
+//!   generations of `nix/examples/switch.nix` (a flipped profile, then
+//!   `flint ctl switch DIR`) with the plan NixOS's switch-to-configuration
+//!   makes of the hints the library writes (golden `switch/plan`), while
+//!   clients connecting without pause see no refusal or reset, get the new
+//!   answers, and the listeners keep their fd and socket.
 //!
 //! Outside CI a missing `nix-instantiate`/`nix-build` (or systemd) skips
 //! with the reason; in CI (`CI=true`) it is a failure.
@@ -25,13 +31,18 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
-use common::{Flint, exchange, flint_bin, in_ci, require};
+use common::{Flint, exchange, flint_bin, in_ci, require, wait_for};
 use flint::unit::value::time;
 
 /// The repository root.
@@ -302,7 +313,7 @@ fn library_renders_units_as_nixos_does() {
     }
     let failed = eval_json("import ./nix/tests/lib-checks.nix");
     assert_eq!(failed, Json::Array(vec![]), "failing library checks");
-    for example in ["echo", "showcase"] {
+    for example in ["echo", "showcase", "switch"] {
         let texts: BTreeMap<String, String> = rendered(example)
             .into_iter()
             .map(|(k, v)| (k, normalise(&v, Path::new("/nix/store"))))
@@ -317,7 +328,7 @@ fn built_trees_have_nixos_layout_and_load_as_systemd_loads_them() {
         return;
     }
     let store = Store::new();
-    for example in ["echo", "showcase"] {
+    for example in ["echo", "showcase", "switch"] {
         let out = store.build(&format!("nix/examples/{example}.nix"), &[], example);
         let dir = out.join("etc/systemd/system");
         let tree = listing(&dir, &store.store_dir());
@@ -351,7 +362,7 @@ fn built_trees_have_nixos_layout_and_load_as_systemd_loads_them() {
                 std::fs::canonicalize(dir.join(n)).map_or(true, |p| p != Path::new("/dev/null"))
             })
             .collect();
-        assert!(loadable.len() < names.len() || example == "echo");
+        assert!(loadable.len() < names.len() || example != "showcase");
         verify_with_systemd_analyze(&dir, &loadable);
         let o = flint(
             &[
@@ -1036,5 +1047,309 @@ fn check_flake(store: &Store) {
     assert_eq!(
         checks,
         serde_json::json!({"echo-units": "echo-units", "package": "flint", "showcase-units": "showcase-units"})
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Switching a running flint between generations the library built
+
+/// One request: connect, send `input`, read the answer to the end. The
+/// server closes first, so the client's port is not left in TIME_WAIT
+/// (thousands of requests would use up the ephemeral ports). An error
+/// names the refusal, reset, timeout or empty answer.
+fn ask(port: u16, input: &[u8]) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(input).map_err(|e| format!("write: {e}"))?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .map_err(|e| format!("read: {e}"))?;
+    if out.is_empty() {
+        return Err("empty answer".into());
+    }
+    Ok(out)
+}
+
+/// A client loop on one port that connects again as soon as it has its
+/// answer, until stopped; bounded in count and time.
+struct Load {
+    ok: Arc<AtomicU64>,
+    failures: Arc<Mutex<Vec<String>>>,
+    last: Arc<Mutex<String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(port: u16, input: &'static [u8], stop: &Arc<AtomicBool>) -> Load {
+        let ok = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let last = Arc::new(Mutex::new(String::new()));
+        let (o, f, l, stop) = (ok.clone(), failures.clone(), last.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            for _ in 0..1_000_000 {
+                if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(40) {
+                    break;
+                }
+                match ask(port, input) {
+                    Ok(answer) => {
+                        o.fetch_add(1, Ordering::Relaxed);
+                        *l.lock().unwrap() = answer;
+                    }
+                    Err(e) => f.lock().unwrap().push(e),
+                }
+            }
+        });
+        Load {
+            ok,
+            failures,
+            last,
+            thread: Some(thread),
+        }
+    }
+
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Waits (bounded) until the answers are `want`, with more to come.
+    fn wait_answer(&self, want: &str) {
+        let got = wait_for(Duration::from_secs(20), || {
+            (*self.last.lock().unwrap() == want).then_some(())
+        });
+        assert!(
+            got.is_some(),
+            "the answers never became {want:?}; the last was {:?}",
+            self.last.lock().unwrap()
+        );
+        let n = self.ok();
+        assert!(
+            wait_for(Duration::from_secs(20), || (self.ok() > n + 5)
+                .then_some(()))
+            .is_some(),
+            "the client loop stalled"
+        );
+    }
+
+    /// Stops waiting for the loop: (answers, failures).
+    fn finish(mut self) -> (u64, Vec<String>) {
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        (self.ok(), self.failures.lock().unwrap().clone())
+    }
+}
+
+/// The fd number and `socket:[inode]` of flint's listener on
+/// 127.0.0.1:`port` (the inode from `/proc/net/tcp`, the fd from
+/// `/proc/<pid>/fd`).
+fn listener_fd(pid: u32, port: u16) -> (u32, String) {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!("0100007F:{port:04X}");
+    let inode = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
+        .and_then(|f| f.get(9).map(|s| (*s).to_string()))
+        .unwrap_or_else(|| panic!("nothing listens on {port}"));
+    let link = format!("socket:[{inode}]");
+    let fd = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .find(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.as_os_str() == link.as_str()))
+        .and_then(|e| e.file_name().to_str()?.parse().ok())
+        .unwrap_or_else(|| panic!("flint does not hold {link} (port {port})"));
+    (fd, link)
+}
+
+/// `flint ctl --control CONTROL ARGS...`: (exit code, stdout, stderr).
+fn ctl(control: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(flint_bin())
+        .arg("ctl")
+        .arg("--control")
+        .arg(control)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The main pid of a service, if it has one now.
+fn main_pid(control: &Path, unit: &str) -> Option<u64> {
+    let (_, out, _) = ctl(control, &["--json", "status", unit]);
+    let v: Json = serde_json::from_str(&out).ok()?;
+    v["units"][0]["main_pid"].as_u64()
+}
+
+/// Waits (bounded) until `unit` runs with a main pid other than `old`.
+fn restarted(control: &Path, unit: &str, old: u64) -> u64 {
+    wait_for(Duration::from_secs(10), || {
+        main_pid(control, unit).filter(|pid| *pid != old)
+    })
+    .unwrap_or_else(|| panic!("{unit} was not restarted"))
+}
+
+/// Compares `text` with the golden file `path` (`FLINT_BLESS=1` rewrites it).
+fn check_golden_file(path: &Path, text: &str) {
+    if bless() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        eprintln!("blessed {}", path.display());
+        return;
+    }
+    let want = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (FLINT_BLESS=1 writes it)", path.display()));
+    assert_eq!(
+        text,
+        want,
+        "differs from {} (FLINT_BLESS=1 rewrites it once checked)",
+        path.display()
+    );
+}
+
+/// nix/examples/switch.nix in three generations under one `flint run
+/// --watch` started on a Nix profile: generation 2 comes by flipping the
+/// profile (`nix-env --set`), generation 3 by `flint ctl switch DIR`. The
+/// plan is NixOS's for the hints the library wrote; clients that connect
+/// without pause see no refusal or reset and get the new answers; the
+/// listeners keep their fd and socket; the hints are obeyed.
+#[test]
+fn nix_generations_switch_under_load_as_their_hints_say() {
+    if !have_nix("builds the unit trees")
+        || !require("/usr/bin/python3", "runs the example's greeter")
+    {
+        return;
+    }
+    let started = Instant::now();
+    let store = Store::new();
+    let port = free_port_pair();
+    let p = port.to_string();
+    let build = |generation: &str| {
+        store.build(
+            "nix/examples/switch.nix",
+            &[("port", &p), ("generation", generation)],
+            &format!("generation-{generation}"),
+        )
+    };
+    let (gen1, gen2, gen3) = (build("1"), build("2"), build("3"));
+    let tree = |out: &Path| out.join("etc/systemd/system").to_str().unwrap().to_owned();
+    // A profile as Nix keeps one: profile -> profile-N-link -> store path,
+    // flipped atomically by nix-env.
+    let profile = store.path().join("profile");
+    let set_profile = |out: &Path| {
+        run(store
+            .nix("nix-env")
+            .arg("--profile")
+            .arg(&profile)
+            .arg("--set")
+            .arg(out));
+    };
+    set_profile(&gen1);
+    let control = store.path().join("control");
+    let f = Flint::run_dir(
+        &profile.join("etc/systemd/system"),
+        &["--watch", "--control", control.to_str().unwrap()],
+        &[],
+    );
+    let pid = f.child.id();
+
+    // Generation 1 answers: the Accept=no greeter and the Accept=yes echo.
+    let stop = Arc::new(AtomicBool::new(false));
+    let hello = Load::start(port, b"", &stop);
+    let echo = Load::start(port + 1, b"ping\n", &stop);
+    hello.wait_answer("hello from generation 1\n");
+    echo.wait_answer("generation 1 echoes ping\n");
+    let listeners = (listener_fd(pid, port), listener_fd(pid, port + 1));
+    let pids = |names: &[&str]| -> Vec<Option<u64>> {
+        names.iter().map(|n| main_pid(&control, n)).collect()
+    };
+    // Never restarted: not by the hint, not by a reload.
+    let steady = ["keep.service", "reloader.service", "cache.service"];
+    let steady_pids = pids(&steady);
+    assert!(steady_pids.iter().all(Option::is_some), "{steady_pids:?}");
+    let worker = main_pid(&control, "worker.service").expect("worker.service runs");
+
+    // The plan, without doing it.
+    let plan_file = golden_dir().join("switch/plan");
+    let (code, plan, err) = ctl(&control, &["switch", "--dry-run", &tree(&gen2)]);
+    assert_eq!(code, 0, "{plan}{err}");
+    check_golden_file(&plan_file, &plan);
+    assert_eq!(*hello.last.lock().unwrap(), "hello from generation 1\n");
+
+    // Generation 2: the profile flips and --watch follows it.
+    set_profile(&gen2);
+    hello.wait_answer("hello from generation 2\n");
+    echo.wait_answer("generation 2 echoes ping\n");
+    let log = f.log();
+    let after = log
+        .split_once("the unit tree changed; switching")
+        .unwrap_or_else(|| panic!("--watch did not switch:\n{log}"))
+        .1;
+    for line in plan.lines() {
+        assert!(
+            after.contains(&format!("flint: {line}\n")),
+            "{line}:\n{after}"
+        );
+    }
+    assert!(
+        f.wait_log("reloader: reloading for generation 2"),
+        "{}",
+        f.log()
+    );
+    assert!(f.wait_log("cache: reloading its rules"), "{}", f.log());
+    assert_eq!(pids(&steady), steady_pids, "{steady:?}: not restarted");
+    let worker = restarted(&control, "worker.service", worker);
+
+    // Generation 3: named to `flint ctl switch`; the same plan again, now
+    // from the running generation 2.
+    let (code, dry, err) = ctl(&control, &["switch", "--dry-run", &tree(&gen3)]);
+    assert_eq!((code, dry.as_str()), (0, plan.as_str()), "{err}");
+    let (code, out, err) = ctl(&control, &["switch", &tree(&gen3)]);
+    assert_eq!((code, out.as_str()), (0, plan.as_str()), "{err}");
+    hello.wait_answer("hello from generation 3\n");
+    echo.wait_answer("generation 3 echoes ping\n");
+    assert!(
+        f.wait_log("reloader: reloading for generation 3"),
+        "{}",
+        f.log()
+    );
+    assert_eq!(pids(&steady), steady_pids, "{steady:?}: not restarted");
+    restarted(&control, "worker.service", worker);
+    // keep.service still runs generation 1's definition.
+    let environ = std::fs::read(format!("/proc/{}/environ", steady_pids[0].unwrap())).unwrap();
+    assert!(
+        environ.split(|b| *b == 0).any(|v| v == b"GENERATION=1"),
+        "keep.service: {}",
+        String::from_utf8_lossy(&environ)
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let (hello_ok, hello_failed) = hello.finish();
+    let (echo_ok, echo_failed) = echo.finish();
+    eprintln!(
+        "nix switch: greeter {hello_ok} answers, echo {echo_ok} answers, {:?} in all",
+        started.elapsed()
+    );
+    assert!(
+        hello_failed.is_empty() && echo_failed.is_empty(),
+        "refused or reset connections: greeter {hello_failed:?}, echo {echo_failed:?}"
+    );
+    assert!(hello_ok > 20 && echo_ok > 20, "{hello_ok} {echo_ok}");
+    assert_eq!(
+        (listener_fd(pid, port), listener_fd(pid, port + 1)),
+        listeners,
+        "a listener was reopened"
+    );
+    let reloads = || f.log().matches("cache: reloading its rules").count();
+    assert!(
+        wait_for(Duration::from_secs(10), || (reloads() == 2).then_some(())).is_some(),
+        "cache.service reloaded {} times, not twice",
+        reloads()
     );
 }

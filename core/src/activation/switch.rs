@@ -9,7 +9,8 @@
 //! `compare_units` and `handle_modified_unit`), which the hints NixOS
 //! writes into units steer: `X-RestartIfChanged=`, `X-ReloadIfChanged=`,
 //! `X-StopIfChanged=`, `X-Restart-Triggers=`, `X-Reload-Triggers=`,
-//! `X-StopOnRemoval=`, `X-OnlyManualStart=`, `RefuseManualStop=`.
+//! `X-StopOnRemoval=`, `X-OnlyManualStart=`, `X-NotSocketActivated=`,
+//! `RefuseManualStop=`.
 //!
 //! Where flint does better than NixOS: a changed `.socket` unit is not
 //! ignored, and a listener whose address is unchanged is never closed. The
@@ -199,7 +200,8 @@ pub(super) struct Plan {
     /// Sockets whose plugin chain is loaded anew.
     pub plugins: BTreeSet<String>,
     /// Stopped only to be started again (a changed service that is not
-    /// socket-activated, with `X-StopIfChanged=` on).
+    /// socket-activated, or says `X-NotSocketActivated=true`, with
+    /// `X-StopIfChanged=` on).
     #[serde(skip)]
     pub stop_start: BTreeSet<String>,
 }
@@ -277,9 +279,13 @@ pub(super) fn plan(current: &[Current], desired: &BTreeMap<String, Desired>) -> 
                 } else {
                     p.stop.insert(name.clone());
                     // A socket-activated service waits for its socket,
-                    // unless the tree wants it: NixOS starts the active
-                    // targets after a switch, which start it again.
-                    if !cur.socket_activated || new.wanted {
+                    // unless the tree wants it (NixOS starts the active
+                    // targets after a switch, which start it again) or
+                    // NixOS marks it `X-NotSocketActivated=`.
+                    if !cur.socket_activated
+                        || new.wanted
+                        || hint(s, "Service", "X-NotSocketActivated", false)
+                    {
                         p.start.insert(name.clone());
                         p.stop_start.insert(name);
                     }
@@ -1128,6 +1134,28 @@ mod tests {
             "s.service".to_string(),
             desired(secs(&[("Service", "ExecStart", "b")])),
         );
+        let p = plan(&[svc], &d);
+        assert_eq!(
+            p.lines(),
+            [
+                "stopping the following units: s.service",
+                "starting the following units: s.service",
+            ]
+        );
+        assert!(p.stop_start.contains("s.service"));
+    }
+
+    #[test]
+    fn not_socket_activated_services_are_started_again() {
+        let mut svc = service("s.service", true, secs(&[("Service", "ExecStart", "a")]));
+        svc.socket_activated = true;
+        let mut d = BTreeMap::new();
+        let mut new = desired(secs(&[
+            ("Service", "ExecStart", "b"),
+            ("Service", "X-NotSocketActivated", "true"),
+        ]));
+        new.wanted = false;
+        d.insert("s.service".to_string(), new);
         let p = plan(&[svc], &d);
         assert_eq!(
             p.lines(),
