@@ -472,25 +472,33 @@ fn a_tree_that_fails_to_load_is_refused_and_nothing_changes() {
 fn sighup_and_watch_follow_a_flipped_profile_symlink() {
     let tree = Tree::new();
     let control = tree.path().join("control");
-    let port = free_port();
-    let mk = |name: &str, reply: &str| {
-        let dir = tree.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let put = |dir: &Path, unit: &str, port: u16| {
         std::fs::write(
-            dir.join("p.socket"),
+            dir.join(format!("{unit}.socket")),
             format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
         )
         .unwrap();
         std::fs::write(
-            dir.join("p@.service"),
-            format!("[Service]\nStandardInput=socket\nExecStart=/bin/echo {reply}\n"),
+            dir.join(format!("{unit}@.service")),
+            format!("[Service]\nStandardInput=socket\nExecStart=/bin/echo {unit}\n"),
         )
         .unwrap();
+    };
+    // Each generation adds a socket that only a switch opens.
+    let mk = |name: &str, units: &[(&str, u16)]| {
+        let dir = tree.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (unit, port) in units {
+            put(&dir, unit, *port);
+        }
         dir
     };
-    let g1 = mk("g1", "one");
-    let g2 = mk("g2", "two");
-    let g3 = mk("g3", "three");
+    let p = ("p", ports[0]);
+    let g1 = mk("g1", &[p]);
+    let g2 = mk("g2", &[p, ("q", ports[1])]);
+    let g3 = mk("g3", &[p, ("r", ports[2])]);
+    let g4 = mk("g4", &[p, ("s", ports[3])]);
     let profile = tree.path().join("profile");
     let flip = |to: &Path| {
         let tmp = tree.path().join("profile.tmp");
@@ -498,36 +506,55 @@ fn sighup_and_watch_follow_a_flipped_profile_symlink() {
         std::os::unix::fs::symlink(to, &tmp).unwrap();
         std::fs::rename(&tmp, &profile).unwrap();
     };
+    let answers = |port: u16, want: &str| {
+        wait_for(Duration::from_secs(20), || {
+            (ask(port).as_deref() == Some(want)).then_some(())
+        })
+        .is_some()
+    };
     flip(&g1);
     let flint = Flint::run_dir(
         &profile,
         &["--control", control.to_str().unwrap(), "--watch"],
         &[],
     );
-    let fd = listener_fd(flint.child.id(), port);
-    assert_eq!(ask(port).as_deref(), Some("one\n"));
-    // --watch: the flipped symlink is noticed.
+    let fd = listener_fd(flint.child.id(), ports[0]);
+    assert_eq!(ask(ports[0]).as_deref(), Some("p\n"));
+    assert!(ask(ports[1]).is_none());
+    // --watch: the flipped symlink is noticed and switched to.
     flip(&g2);
     assert!(
-        wait_for(Duration::from_secs(20), || (ask(port).as_deref()
-            == Some("two\n"))
-        .then_some(()))
-        .is_some(),
+        answers(ports[1], "q\n"),
         "--watch did not follow the profile"
     );
-    // SIGHUP: switch to the tree on disk now (before --watch would notice).
+    assert!(
+        flint.log().contains("the unit tree changed"),
+        "{}",
+        flint.log()
+    );
+    // SIGHUP: switch to the tree on disk now.
     flip(&g3);
     // SAFETY: kill(2) on our own child.
     unsafe {
         libc::kill(flint.child.id().cast_signed(), libc::SIGHUP);
     }
+    assert!(answers(ports[2], "r\n"), "SIGHUP did not switch");
     assert!(
-        wait_for(Duration::from_secs(20), || (ask(port).as_deref()
-            == Some("three\n"))
-        .then_some(()))
+        wait_for(Duration::from_secs(5), || ask(ports[1])
+            .is_none()
+            .then_some(()))
         .is_some(),
-        "SIGHUP did not switch"
+        "q.socket closes"
     );
     assert!(flint.log().contains("SIGHUP"), "{}", flint.log());
-    assert_eq!(listener_fd(flint.child.id(), port), fd);
+    // After `ctl switch DIR`, --watch follows DIR.
+    switch(&control, &g4, false);
+    assert_eq!(ask(ports[3]).as_deref(), Some("s\n"));
+    put(&g4, "t", ports[4]);
+    assert!(
+        answers(ports[4], "t\n"),
+        "--watch did not follow the tree of ctl switch"
+    );
+    assert_eq!(ask(ports[0]).as_deref(), Some("p\n"));
+    assert_eq!(listener_fd(flint.child.id(), ports[0]), fd);
 }

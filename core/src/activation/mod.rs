@@ -148,6 +148,9 @@ struct PendingConnection {
 /// The manager: owns every socket and service.
 struct Manager {
     search: SearchPath,
+    /// With `--watch`, the search path the watcher polls (kept equal to
+    /// `search`).
+    watched: Option<Watched>,
     /// The units named on the command line (empty: what the tree enables),
     /// planned again at every switch.
     requested: Vec<UnitName>,
@@ -258,6 +261,7 @@ async fn run_async(
     }
     let mut mgr = Manager {
         search,
+        watched: None,
         requested,
         units: unit_cache::UnitCache::default(),
         sockets: Vec::new(),
@@ -328,7 +332,10 @@ async fn run_async(
         notify_ready_fd(fd);
     }
     if mgr.options.watch {
-        spawn_tree_watch(mgr.search.clone(), tx.clone());
+        let stamp = tree_stamp(&mgr.search);
+        let watched = std::rc::Rc::new(std::cell::RefCell::new((mgr.search.clone(), stamp)));
+        spawn_tree_watch(watched.clone(), tx.clone());
+        mgr.watched = Some(watched);
     }
     while let Some(event) = rx.recv().await {
         mgr.handle(event);
@@ -419,20 +426,31 @@ fn tree_stamp(search: &SearchPath) -> u64 {
     h.finish()
 }
 
+/// The tree `--watch` polls and the stamp of the tree last applied.
+type Watched = std::rc::Rc<std::cell::RefCell<(SearchPath, u64)>>;
+
 /// `flint run --watch`: polls the unit tree once a second and reports a
-/// change once it has settled (the same stamp twice in a row).
-fn spawn_tree_watch(search: SearchPath, tx: mpsc::UnboundedSender<Event>) {
+/// change once it has settled (the same stamp twice in a row). The search
+/// path is the manager's current one: after `flint ctl switch DIR`, DIR is
+/// watched.
+fn spawn_tree_watch(shared: Watched, tx: mpsc::UnboundedSender<Event>) {
     tokio::task::spawn_local(async move {
         let stamp_of = |search: SearchPath| async move {
             tokio::task::spawn_blocking(move || tree_stamp(&search))
                 .await
                 .unwrap_or(0)
         };
-        let mut applied = stamp_of(search.clone()).await;
+        let (mut watched, mut applied) = shared.borrow().clone();
         let mut last = applied;
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let now = stamp_of(search.clone()).await;
+            // A switch (from any cause) records the tree it applied.
+            let (current, stamp) = shared.borrow().clone();
+            if current != watched || stamp != applied {
+                watched = current;
+                applied = stamp;
+            }
+            let now = stamp_of(watched.clone()).await;
             if now == last && now != applied {
                 applied = now;
                 if tx.send(Event::TreeChanged).is_err() {

@@ -391,6 +391,8 @@ impl Manager {
             }
             None => self.search.clone(),
         };
+        // The tree as it is before loading it, for `--watch`.
+        let stamp = super::tree_stamp(&search);
         let names = if self.requested.is_empty() {
             super::default_units(&search)
         } else {
@@ -454,7 +456,7 @@ impl Manager {
                 warnings: Vec::new(),
             });
         }
-        let warnings = self.apply(search, new, &plan);
+        let warnings = self.apply(search, new, &plan, stamp);
         Ok(Switched { plan, warnings })
     }
 
@@ -619,9 +621,13 @@ impl Manager {
         search: SearchPath,
         mut new: BTreeMap<String, NewUnit>,
         plan: &Plan,
+        stamp: u64,
     ) -> Vec<String> {
         let mut warnings = Vec::new();
         self.search = search;
+        if let Some(watched) = &self.watched {
+            watched.replace((self.search.clone(), stamp));
+        }
         self.units = super::unit_cache::UnitCache::default();
         for line in plan.lines() {
             tracing::info!("flint: {line}");
