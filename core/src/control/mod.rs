@@ -249,6 +249,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 ("Connections", "connections"),
                 ("Accepted", "accepted"),
                 ("Refused", "refused"),
+                ("Triggers", "triggers"),
             ] {
                 match &u[key] {
                     Json::Null => {}
