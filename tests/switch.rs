@@ -558,3 +558,64 @@ fn sighup_and_watch_follow_a_flipped_profile_symlink() {
     assert_eq!(ask(ports[0]).as_deref(), Some("p\n"));
     assert_eq!(listener_fd(flint.child.id(), ports[0]), fd);
 }
+
+#[test]
+fn switch_answers_once_its_services_settled_and_names_failures() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let make = |name: &str, slow: &str, broken: bool| {
+        let dir = tree.path().join(name);
+        std::fs::create_dir_all(dir.join("multi-user.target.wants")).unwrap();
+        std::fs::write(dir.join("multi-user.target"), "[Unit]\nDescription=m\n").unwrap();
+        // Ready one second after it starts.
+        std::fs::write(
+            dir.join("slow.service"),
+            format!(
+                "[Service]\nType=notify\nNotifyAccess=all\nEnvironment=V={slow}\n\
+                 ExecStart=/bin/sh -c 'sleep 1; systemd-notify --ready; exec sleep 1000'\n"
+            ),
+        )
+        .unwrap();
+        let exec = if broken {
+            "/bin/false"
+        } else {
+            "/bin/sleep 1000"
+        };
+        std::fs::write(
+            dir.join("other.service"),
+            format!("[Service]\nExecStart={exec}\n"),
+        )
+        .unwrap();
+        for unit in ["slow.service", "other.service"] {
+            std::os::unix::fs::symlink(
+                dir.join(unit),
+                dir.join("multi-user.target.wants").join(unit),
+            )
+            .unwrap();
+        }
+        dir
+    };
+    let g1 = make("g1", "1", false);
+    let g2 = make("g2", "2", true);
+    let flint = Flint::run_dir(&g1, &["--control", control.to_str().unwrap()], &[]);
+    assert!(flint.wait_log("slow.service: ready"), "{}", flint.log());
+    let started = Instant::now();
+    let (code, out, err) = ctl(&control, &["switch", g2.to_str().unwrap()]);
+    let took = started.elapsed();
+    assert_eq!(code, 4, "a unit failed: {out}{err}");
+    assert!(
+        out.contains("stopping the following units: other.service, slow.service")
+            && out.contains("starting the following units: other.service, slow.service")
+            && out.contains("warning: the following units failed: other.service"),
+        "{out}"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "answered before slow.service was ready: {took:?}"
+    );
+    let (code, status, _) = ctl(&control, &["status", "slow.service"]);
+    assert_eq!(
+        code, 0,
+        "slow.service is running when switch returns: {status}"
+    );
+}

@@ -331,7 +331,9 @@ impl Manager {
                     .map(std::path::PathBuf::from);
                 let dry_run = req.get("dry_run").and_then(Json::as_bool).unwrap_or(false);
                 match self.switch(dir.as_deref(), dry_run) {
-                    Ok(done) => json!({
+                    Ok(done) => {
+                        self.switch_jobs.clone_from(&done.jobs);
+                        json!({
                         "version": PROTOCOL_VERSION,
                         "ok": true,
                         "exit": 0,
@@ -339,7 +341,8 @@ impl Manager {
                         "lines": done.plan.lines(),
                         "plan": done.plan,
                         "warnings": done.warnings,
-                    }),
+                        })
+                    }
                     Err(errors) => json!({
                         "version": PROTOCOL_VERSION,
                         "ok": false,

@@ -116,6 +116,8 @@ enum Event {
     InstancesGrace { socket: usize },
     /// SIGHUP: switch to the unit tree as it is now.
     Hangup,
+    /// Wakes the loop (a deadline of a waiting switch answer).
+    Tick,
     /// `--watch`: the unit tree changed on disk.
     TreeChanged,
     /// A socket's plugin chain decided about a spawn.
@@ -165,6 +167,11 @@ struct Manager {
     options: RunOptions,
     /// A SIGCHLD came while a spawn was in flight.
     reap_pending: bool,
+    /// The services the last switch stopped, started, restarted or
+    /// reloaded; its answer waits for them.
+    switch_jobs: Vec<u64>,
+    /// Switch answers waiting for their services to settle.
+    waiting: Vec<switch::Waiting>,
     /// Notify messages whose sender was not known yet (its spawn was in flight).
     pending_notify: Vec<(std::time::Instant, crate::notify::Message)>,
     /// The value of `NOTIFY_SOCKET` for services.
@@ -275,6 +282,8 @@ async fn run_async(
         options,
         pending_notify: Vec::new(),
         reap_pending: false,
+        switch_jobs: Vec::new(),
+        waiting: Vec::new(),
     };
     let _notify = match start_notify(&tx, mgr.search.user_mode) {
         Ok(n) => {
@@ -339,6 +348,7 @@ async fn run_async(
     }
     while let Some(event) = rx.recv().await {
         mgr.handle(event);
+        mgr.answer_settled();
         if mgr.shutting_down && mgr.all_dead() {
             break;
         }
@@ -772,8 +782,10 @@ impl Manager {
             Event::Shutdown => self.shutdown(),
             Event::Control { request, reply } => {
                 let answer = self.control(&request);
-                let _ = reply.send(answer);
+                let jobs = std::mem::take(&mut self.switch_jobs);
+                self.wait_for_jobs(jobs, answer, reply);
             }
+            Event::Tick => {}
             Event::ChildSignal => self.reap_orphans(),
             Event::Rewatch { socket } => {
                 let tx = self.tx.clone();

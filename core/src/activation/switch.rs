@@ -367,6 +367,21 @@ pub(super) struct Switched {
     /// Problems while applying (a new listener that could not be opened, an
     /// option the kernel refused); the rest of the switch went on.
     pub warnings: Vec<String>,
+    /// The services stopped, started, restarted or reloaded.
+    pub jobs: Vec<u64>,
+}
+
+/// How long a switch answer waits for its services to settle.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(100);
+
+/// A switch answer waiting until the services it touched have settled, as
+/// `switch-to-configuration` waits for its `systemctl` jobs.
+#[derive(Debug)]
+pub(super) struct Waiting {
+    jobs: Vec<u64>,
+    answer: serde_json::Value,
+    reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+    deadline: std::time::Instant,
 }
 
 /// Grace period for the `Accept=yes` instances of a removed socket.
@@ -453,11 +468,15 @@ impl Manager {
         if dry_run {
             return Ok(Switched {
                 plan,
-                warnings: Vec::new(),
+                ..Switched::default()
             });
         }
-        let warnings = self.apply(search, new, &plan, stamp);
-        Ok(Switched { plan, warnings })
+        let (warnings, jobs) = self.apply(search, new, &plan, stamp);
+        Ok(Switched {
+            plan,
+            warnings,
+            jobs,
+        })
     }
 
     /// The running socket (not removed) named `name`.
@@ -622,8 +641,9 @@ impl Manager {
         mut new: BTreeMap<String, NewUnit>,
         plan: &Plan,
         stamp: u64,
-    ) -> Vec<String> {
+    ) -> (Vec<String>, Vec<u64>) {
         let mut warnings = Vec::new();
+        let mut jobs: Vec<u64> = Vec::new();
         self.search = search;
         if let Some(watched) = &self.watched {
             watched.replace((self.search.clone(), stamp));
@@ -640,6 +660,7 @@ impl Manager {
                 }
             } else if let Some(id) = self.find_service(name) {
                 self.stop_service(id, plan.stop_start.contains(name));
+                jobs.push(id);
             }
         }
         // New definitions, kept and changed sockets.
@@ -669,10 +690,11 @@ impl Manager {
         }
         // Reload.
         for name in &plan.reload {
-            if let Some(id) = self.find_service(name)
-                && let Err(e) = self.reload(id)
-            {
-                warnings.push(format!("{name}: reload failed: {e}"));
+            if let Some(id) = self.find_service(name) {
+                jobs.push(id);
+                if let Err(e) = self.reload(id) {
+                    warnings.push(format!("{name}: reload failed: {e}"));
+                }
             }
         }
         // Restart.
@@ -681,6 +703,7 @@ impl Manager {
                 continue;
             }
             if let Some(id) = self.find_service(name) {
+                jobs.push(id);
                 match self.services.get(&id).map(|s| s.state) {
                     Some(State::Dead | State::Failed) => self.start(id),
                     Some(_) => self.stop_service(id, true),
@@ -715,6 +738,7 @@ impl Manager {
                 }
                 UnitType::Service => {
                     if let Some(id) = self.add_service(&unit_name) {
+                        jobs.push(id);
                         self.add_listed_sockets(id);
                         if self
                             .services
@@ -733,7 +757,103 @@ impl Manager {
         for w in &warnings {
             tracing::warn!("flint: {w}");
         }
-        warnings
+        jobs.sort_unstable();
+        jobs.dedup();
+        (warnings, jobs)
+    }
+
+    /// Answers a control request now, or once the services of a switch
+    /// have settled (bounded by [`SETTLE_TIMEOUT`]).
+    pub(super) fn wait_for_jobs(
+        &mut self,
+        jobs: Vec<u64>,
+        answer: serde_json::Value,
+        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+    ) {
+        if jobs.is_empty() {
+            let _ = reply.send(answer);
+            return;
+        }
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(SETTLE_TIMEOUT).await;
+            let _ = tx.send(Event::Tick);
+        });
+        self.waiting.push(Waiting {
+            jobs,
+            answer,
+            reply,
+            deadline: std::time::Instant::now() + SETTLE_TIMEOUT,
+        });
+    }
+
+    /// Whether a service has no start, stop or reload in progress.
+    fn settled(&self, id: u64) -> bool {
+        self.services.get(&id).is_none_or(|s| {
+            !s.spawning
+                && !s.restart_requested
+                && matches!(
+                    s.state,
+                    State::Running | State::Dead | State::Failed | State::AutoRestart
+                )
+        })
+    }
+
+    /// Sends the waiting switch answers whose services have settled (or
+    /// whose time is up), naming the services that failed, as
+    /// `switch-to-configuration` does (exit 4).
+    pub(super) fn answer_settled(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut i = 0;
+        while i < self.waiting.len() {
+            let w = &self.waiting[i];
+            let done = w.jobs.iter().all(|id| self.settled(*id));
+            if !done && now < w.deadline {
+                i += 1;
+                continue;
+            }
+            let w = self.waiting.swap_remove(i);
+            let mut answer = w.answer;
+            let failed: Vec<String> = w
+                .jobs
+                .iter()
+                .filter_map(|id| self.services.get(id))
+                .filter(|s| matches!(s.state, State::Failed | State::AutoRestart))
+                .map(|s| s.unit.id.to_string())
+                .collect();
+            let pending: Vec<String> = w
+                .jobs
+                .iter()
+                .filter(|id| !self.settled(**id))
+                .filter_map(|id| self.services.get(id))
+                .map(|s| s.unit.id.to_string())
+                .collect();
+            if let Some(lines) = answer["lines"].as_array_mut() {
+                if !failed.is_empty() {
+                    lines.push(
+                        format!("warning: the following units failed: {}", failed.join(", "))
+                            .into(),
+                    );
+                }
+                if !pending.is_empty() {
+                    lines.push(
+                        format!(
+                            "warning: still in progress after {}s: {}",
+                            SETTLE_TIMEOUT.as_secs(),
+                            pending.join(", ")
+                        )
+                        .into(),
+                    );
+                }
+            }
+            if !failed.is_empty() || !pending.is_empty() {
+                answer["exit"] = 4.into();
+            }
+            let _ = w.reply.send(answer);
+        }
     }
 
     /// Stops a service for a switch; with `again`, starts it once stopped.
