@@ -351,3 +351,52 @@ fn without_units_flint_runs_what_the_tree_enables_or_every_socket() {
     assert_eq!(exchange(p1, b""), "on\n");
     assert_eq!(exchange(p2, b""), "off\n");
 }
+
+#[test]
+fn vsock_listener_is_handed_to_the_service() {
+    // AF_VSOCK exists on VMs (and with vsock_loopback); without it, say so.
+    // SAFETY: socket(2) with integer arguments; the fd is closed at once.
+    let fd = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) };
+    if fd < 0 {
+        eprintln!("SKIP: this kernel has no AF_VSOCK");
+        return;
+    }
+    // SAFETY: closing the fd socket(2) just returned.
+    unsafe { libc::close(fd) };
+    let tree = Tree::new();
+    let probe = install_probe(&tree);
+    let report = tree.path().join("report.json");
+    let port = 40_000 + u32::from(free_port() % 20_000);
+    tree.write(
+        "v.socket",
+        &format!("[Socket]\nListenStream=vsock::{port}\nFileDescriptorName=vm\n"),
+    );
+    // Started at once (Sockets=), the service reports the fd it got.
+    tree.write(
+        "v.service",
+        &format!(
+            "[Service]\nSockets=v.socket\nType=oneshot\nExecStart=/usr/bin/python3 {} {}\n",
+            probe.display(),
+            report.display()
+        ),
+    );
+    let _flint = Flint::run(&tree, &["v.service"]);
+    let text = wait_for(Duration::from_secs(15), || {
+        std::fs::read_to_string(&report)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+    })
+    .expect("the service reported");
+    let r: serde_json::Value = serde_json::from_str(text.trim()).expect("report");
+    assert_eq!(r["env"]["LISTEN_FDS"], "1");
+    assert_eq!(r["env"]["LISTEN_FDNAMES"], "vm");
+    let fd3 = &r["fds"]["3"];
+    assert_eq!(fd3["family"], libc::AF_VSOCK.to_string(), "{fd3}");
+    assert_eq!(fd3["listening"], true, "{fd3}");
+    assert!(
+        fd3["local"]
+            .as_str()
+            .is_some_and(|l| l.contains(&port.to_string())),
+        "{fd3}"
+    );
+}
