@@ -619,3 +619,54 @@ fn switch_answers_once_its_services_settled_and_names_failures() {
         "slow.service is running when switch returns: {status}"
     );
 }
+
+#[test]
+fn a_renamed_socket_takes_over_the_listener_without_refusing_anyone() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let port = free_port();
+    let make = |generation: &str, unit: &str| {
+        let dir = tree.path().join(generation);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("{unit}.socket")),
+            format!(
+                "[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=512\n\
+                 PollLimitBurst=100000\nTriggerLimitBurst=100000\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{unit}@.service")),
+            format!("[Service]\nStandardInput=socket\nExecStart=/bin/echo {unit}\n"),
+        )
+        .unwrap();
+        dir
+    };
+    let g1 = make("g1", "old");
+    let g2 = make("g2", "new");
+    let flint = Flint::run_dir(&g1, &["--control", control.to_str().unwrap()], &[]);
+    let before = listener_fd(flint.child.id(), port);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = Load::start(port, &stop);
+    load.wait_answer("old");
+    let out = switch(&control, &g2, false);
+    assert_eq!(
+        out,
+        "stopping the following units: old.socket\nstarting the following units: new.socket\n"
+    );
+    load.wait_answer("new");
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "{ok} answered, {failed} refused or reset");
+    assert_eq!(
+        listener_fd(flint.child.id(), port),
+        before,
+        "the listener was reopened"
+    );
+    assert!(
+        flint.log().contains("new.socket: took over"),
+        "{}",
+        flint.log()
+    );
+}

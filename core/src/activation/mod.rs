@@ -172,6 +172,10 @@ struct Manager {
     switch_jobs: Vec<u64>,
     /// Switch answers waiting for their services to settle.
     waiting: Vec<switch::Waiting>,
+    /// During a switch, listeners of removed or changed sockets, with their
+    /// options, for a new socket with the same address to take over; what
+    /// is left is closed when the switch ends.
+    spare: Vec<(socket::OpenListener, crate::listen::SocketOptions)>,
     /// Notify messages whose sender was not known yet (its spawn was in flight).
     pending_notify: Vec<(std::time::Instant, crate::notify::Message)>,
     /// The value of `NOTIFY_SOCKET` for services.
@@ -284,6 +288,7 @@ async fn run_async(
         reap_pending: false,
         switch_jobs: Vec::new(),
         waiting: Vec::new(),
+        spare: Vec::new(),
     };
     let _notify = match start_notify(&tx, mgr.search.user_mode) {
         Ok(n) => {
@@ -576,7 +581,7 @@ impl Manager {
             return false;
         }
         let index = self.sockets.len();
-        let mut rt = match SocketRt::open(index, unit, config, &self.tx) {
+        let mut rt = match SocketRt::open(index, unit, config, &self.tx, &mut self.spare) {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::error!("{name}: {e}");

@@ -283,27 +283,51 @@ pub struct SocketRt {
 impl SocketRt {
     /// Opens every listener; on any failure the ones already open are
     /// closed and their nodes removed, as systemd does.
+    ///
+    /// A listener in `spare` (left by a socket a switch removed or changed)
+    /// with the same address is taken over instead of opened: its file
+    /// descriptor stays, with the new options applied.
     pub fn open(
         index: usize,
         unit: Unit,
         config: SocketConfig,
         tx: &mpsc::UnboundedSender<Event>,
+        spare: &mut Vec<(OpenListener, SocketOptions)>,
     ) -> Result<SocketRt, String> {
         let mut listeners = Vec::new();
+        // Whether each listener was taken over from `spare`.
+        let mut taken: Vec<bool> = Vec::new();
         for kind in &config.listens {
+            if let Some(pos) = spare.iter().position(|(l, _)| l.kind == *kind) {
+                taken.push(true);
+                let (l, old) = spare.swap_remove(pos);
+                for w in listen::update(l.fd.as_fd(), kind, &old, &config.options) {
+                    tracing::warn!("{}: {w}", unit.id);
+                }
+                tracing::info!("{}: took over {}", unit.id, l.describe());
+                listeners.push(l);
+                continue;
+            }
             match listen::open(kind, &config.options) {
                 Ok(l) => {
                     for w in &l.warnings {
                         tracing::warn!("{}: {w}", unit.id);
                     }
+                    taken.push(false);
                     listeners.push(OpenListener {
                         fd: l.fd,
                         kind: l.kind,
                     });
                 }
                 Err(e) => {
-                    for l in &listeners {
-                        listen::remove_nodes(&l.kind, &config.options);
+                    // Listeners taken over go back (open for whoever takes
+                    // them next, or closed with the spares); new ones close.
+                    for (l, was_spare) in listeners.into_iter().zip(taken) {
+                        if was_spare {
+                            spare.push((l, config.options.clone()));
+                        } else {
+                            listen::remove_nodes(&l.kind, &config.options);
+                        }
                     }
                     return Err(format!("failed to listen on {kind}: {e}"));
                 }
@@ -326,7 +350,19 @@ impl SocketRt {
             failed: false,
             removed: false,
         };
-        rt.watch(index, tx);
+        if taken.contains(&true) {
+            // The watchers of the socket that had these listeners were
+            // aborted but may not be dropped yet (they deregister the fds
+            // when dropped): watch once they are.
+            let tx = tx.clone();
+            tokio::task::spawn_local(async move {
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+                let _ = tx.send(Event::Rewatch { socket: index });
+            });
+        } else {
+            rt.watch(index, tx);
+        }
         Ok(rt)
     }
 

@@ -754,6 +754,17 @@ impl Manager {
                 _ => {}
             }
         }
+        // Listeners nobody took over close now.
+        let spare = std::mem::take(&mut self.spare);
+        let mut closing = Vec::new();
+        for (l, options) in spare {
+            tracing::info!("flint: closing {}", l.describe());
+            if options.remove_on_stop {
+                crate::listen::remove_nodes(&l.kind, &options);
+            }
+            closing.push(l);
+        }
+        super::socket::SocketRt::close_later(closing);
         for w in &warnings {
             tracing::warn!("flint: {w}");
         }
@@ -894,7 +905,15 @@ impl Manager {
             "{}: removed from the unit tree; closing its listeners",
             rt.name
         );
-        rt.close();
+        // The listeners close at the end of the switch, unless a new socket
+        // with the same address takes them over.
+        rt.disarm();
+        rt.stop_watching();
+        let options = rt.config.options.clone();
+        let listeners = std::mem::take(&mut rt.listeners);
+        self.spare
+            .extend(listeners.into_iter().map(|l| (l, options.clone())));
+        let rt = &mut self.sockets[index];
         rt.failed = true;
         rt.removed = true;
         for svc in self.services.values_mut() {
@@ -958,6 +977,15 @@ impl Manager {
                 listeners.push(l);
                 continue;
             }
+            if let Some(pos) = self.spare.iter().position(|(l, _)| l.kind == *kind) {
+                let (l, opts) = self.spare.swap_remove(pos);
+                for w in crate::listen::update(l.fd.as_fd(), kind, &opts, &config.options) {
+                    warnings.push(format!("{name}: {w}"));
+                }
+                tracing::info!("{name}: took over {}", l.describe());
+                listeners.push(l);
+                continue;
+            }
             match crate::listen::open(kind, &config.options) {
                 Ok(l) => {
                     tracing::info!("{name}: listening on {kind}");
@@ -970,13 +998,12 @@ impl Manager {
                 Err(e) => warnings.push(format!("{name}: failed to listen on {kind}: {e}")),
             }
         }
-        for l in &old {
-            tracing::info!("{name}: closing {}", l.describe());
-            if rt.config.options.remove_on_stop {
-                crate::listen::remove_nodes(&l.kind, &rt.config.options);
-            }
-        }
-        super::socket::SocketRt::close_later(old);
+        // Listeners this socket no longer has: another socket may take them
+        // over; the rest close at the end of the switch.
+        let options = rt.config.options.clone();
+        self.spare
+            .extend(old.drain(..).map(|l| (l, options.clone())));
+        let rt = &mut self.sockets[index];
         rt.listeners = listeners;
         if rt.config.trigger_interval != config.trigger_interval
             || rt.config.trigger_burst != config.trigger_burst
