@@ -493,3 +493,81 @@ fn cups_type_notify_gets_ready_and_serves_http_on_its_socket() {
         flint.log()
     );
 }
+
+/// One TFTP read (RFC 1350, octet mode) of `file` from 127.0.0.1:`port`:
+/// the first DATA block, acknowledged.
+fn tftp_get(port: u16, file: &str) -> Option<Vec<u8>> {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut rrq = vec![0, 1];
+    rrq.extend_from_slice(file.as_bytes());
+    rrq.push(0);
+    rrq.extend_from_slice(b"octet");
+    rrq.push(0);
+    s.send_to(&rrq, ("127.0.0.1", port)).ok()?;
+    let mut buf = [0u8; 1024];
+    let (n, from) = s.recv_from(&mut buf).ok()?;
+    if n < 4 || buf[..2] != [0, 3] {
+        return None;
+    }
+    let _ = s.send_to(&[0, 4, buf[2], buf[3]], from);
+    Some(buf[4..n].to_vec())
+}
+
+#[test]
+fn atftpd_runs_under_a_dynamic_user_and_serves_a_file() {
+    let units = ["atftpd.socket", "atftpd.service"];
+    if !ready("/usr/sbin/in.tftpd", &units, "atftpd (DynamicUser=yes)") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let root = owned_dir(&tree, "srv", "root");
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(root.join("hello.txt"), "served by a dynamic user\n").unwrap();
+    std::fs::set_permissions(
+        root.join("hello.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let port = common::free_udp_port();
+    // As an administrator would: a drop-in moves the port and the root.
+    tree.write(
+        "atftpd.socket.d/port.conf",
+        &format!("[Socket]\nListenDatagram=\nListenDatagram=127.0.0.1:{port}\n"),
+    );
+    tree.write(
+        "atftpd.service.d/options.conf",
+        &format!(
+            "[Service]\nEnvironmentFile=\nEnvironment=\"OPTIONS=--port {port} --tftpd-timeout 30 --no-multicast --logfile - {}\"\n",
+            root.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["atftpd.socket"]);
+    let got = wait_for(Duration::from_secs(20), || tftp_get(port, "hello.txt"));
+    assert_eq!(
+        got.as_deref(),
+        Some(&b"served by a dynamic user\n"[..]),
+        "{}",
+        flint.log()
+    );
+    // The daemon runs as a uid of systemd's dynamic range, with no entry
+    // in /etc/passwd.
+    let pid = wait_for(Duration::from_secs(10), || {
+        run("pgrep", &["-f", &format!("in.tftpd --port {port}")])
+            .lines()
+            .next()
+            .map(str::to_string)
+    })
+    .expect("in.tftpd runs");
+    let uid = uid_of(&pid).expect("uid");
+    assert!(
+        (61_184..=65_519).contains(&uid),
+        "in.tftpd runs as uid {uid}, not a dynamic one"
+    );
+    assert!(
+        nix::unistd::User::from_uid(uid.into())
+            .ok()
+            .flatten()
+            .is_none()
+    );
+}
