@@ -650,6 +650,7 @@ impl Manager {
                         && let Some(svc) = self.services.get_mut(&id)
                     {
                         svc.unit = n.unit.clone();
+                        svc.deps = super::jobs::Deps::of(&svc.unit);
                     }
                 }
                 Kind::Socket => {
@@ -682,7 +683,9 @@ impl Manager {
             }
             if let Some(id) = self.find_service(name) {
                 match self.services.get(&id).map(|s| s.state) {
-                    Some(State::Dead | State::Failed) => self.start(id),
+                    Some(State::Dead | State::Failed) => {
+                        self.enqueue(id, super::jobs::JobKind::Start);
+                    }
                     Some(_) => self.stop_service(id, true),
                     None => {}
                 }
@@ -721,7 +724,7 @@ impl Manager {
                             .get(&id)
                             .is_some_and(|s| matches!(s.state, State::Dead | State::Failed))
                         {
-                            self.start(id);
+                            self.enqueue(id, super::jobs::JobKind::Start);
                         }
                     } else {
                         warnings.push(format!("{name}: could not be started; see the log"));
@@ -754,7 +757,11 @@ impl Manager {
                     self.start(id);
                 }
             }
-            State::Stop(_) | State::StopSigterm | State::StopPost(_) => {
+            State::Stop(_)
+            | State::StopSigterm
+            | State::StopWatchdog
+            | State::StopSigkill
+            | State::StopPost(_) => {
                 svc.restart_requested = again;
                 svc.stopping = !again;
             }
