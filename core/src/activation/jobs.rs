@@ -311,7 +311,7 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
                 queue.push_back((c.clone(), JobKind::Stop, false));
             }
             graph.each(&mut |other, d| {
-                if d.conflicts.iter().any(|c| *c == name) {
+                if d.conflicts.contains(&name) {
                     queue.push_back((other.to_string(), JobKind::Stop, false));
                 }
             });
@@ -928,10 +928,10 @@ impl Manager {
             JobKind::Stop | JobKind::Restart | JobKind::TryRestart => {
                 let restart = kind != JobKind::Stop;
                 if restart && (Class::of(state).down() || state == State::AutoRestart) {
-                    if let Some(svc) = self.services.get_mut(&id) {
-                        if state == State::AutoRestart {
-                            svc.state = State::Dead;
-                        }
+                    if state == State::AutoRestart
+                        && let Some(svc) = self.services.get_mut(&id)
+                    {
+                        svc.state = State::Dead;
                     }
                     self.finish_job(id, JobResult::Done);
                     return true;
@@ -1004,9 +1004,9 @@ mod tests {
     impl Graph for Fake {
         fn node(&mut self, name: &str) -> Node {
             match self.0.iter().find(|(n, _)| n == name) {
-                Some((n, d)) if n.ends_with(".target") => Node::Group(d.clone()),
+                Some((n, d)) if n.ends_with("target") => Node::Group(d.clone()),
                 Some((_, d)) => Node::Runs(d.clone()),
-                None if name.ends_with(".mount") => Node::Foreign,
+                None if name.ends_with("mount") => Node::Foreign,
                 None => Node::Missing,
             }
         }
