@@ -968,6 +968,8 @@ impl Manager {
                     signal_group(c, libc::SIGTERM);
                     signal_group(c, libc::SIGCONT);
                 }
+                let timeout = svc.stop_timeout();
+                self.arm_timer(id, timeout);
             }
             State::Running
             | State::Start(_)

@@ -213,7 +213,7 @@ impl ServiceRt {
     }
 
     /// `TimeoutStopSec=` (or `TimeoutSec=`; default 90 s).
-    fn stop_timeout(&self) -> Option<Duration> {
+    pub(super) fn stop_timeout(&self) -> Option<Duration> {
         self.timeout("TimeoutStopSec", 90_000_000)
     }
 
@@ -392,7 +392,7 @@ impl Manager {
     }
 
     /// Arms the step timer of a service (a new generation).
-    fn arm_timer(&mut self, id: u64, after: Option<Duration>) {
+    pub(super) fn arm_timer(&mut self, id: u64, after: Option<Duration>) {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
@@ -1131,23 +1131,32 @@ impl Manager {
             signal_pid(p, libc::SIGCONT);
         };
         if mode == "control-group" {
-            let mut groups: Vec<i32> = group.into_iter().collect();
-            if let Some(g) = main.and_then(pgid_of)
-                && !groups.contains(&g)
-            {
-                groups.push(g);
-            }
-            for g in groups {
-                signal_group(g, sig);
-                if sighup {
-                    signal_group(g, libc::SIGHUP);
+            // Every process once: the groups hold the main process (and
+            // the control process its own).
+            let main_group = main.and_then(pgid_of);
+            let mut groups: Vec<i32> = group.into_iter().chain(main_group).collect();
+            groups.extend(control);
+            groups.dedup();
+            for (i, g) in groups.iter().enumerate() {
+                if groups[..i].contains(g) {
+                    continue;
                 }
-                signal_group(g, libc::SIGCONT);
+                signal_group(*g, sig);
+                if sighup {
+                    signal_group(*g, libc::SIGHUP);
+                }
+                signal_group(*g, libc::SIGCONT);
             }
-        }
-        // "process" and "mixed": the main (and control) process only.
-        for p in main.into_iter().chain(control) {
-            to_pid(p);
+            if main_group.is_none()
+                && let Some(p) = main
+            {
+                to_pid(p);
+            }
+        } else {
+            // "process" and "mixed": the main (and control) process only.
+            for p in main.into_iter().chain(control) {
+                to_pid(p);
+            }
         }
         if main.is_some() {
             Killed::Waiting

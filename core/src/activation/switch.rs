@@ -741,6 +741,15 @@ impl Manager {
 
     /// Stops a service for a switch; with `again`, starts it once stopped.
     fn stop_service(&mut self, id: u64, again: bool) {
+        if !again
+            && self
+                .jobs
+                .get(&id)
+                .is_some_and(|j| j.kind != super::jobs::JobKind::Stop)
+        {
+            // A start (or restart) waiting for its turn does not happen.
+            self.finish_job(id, super::jobs::JobResult::Canceled);
+        }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
