@@ -503,3 +503,20 @@ fn send_sighup_follows_the_stop_signal_not_the_restart_signal() {
         "SIGHUP right after SIGTERM on a stop"
     );
 }
+
+#[test]
+fn an_ordering_cycle_is_broken_and_both_start() {
+    let tree = Tree::new();
+    tree.write(
+        "x.service",
+        "[Unit]\nAfter=y.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "y.service",
+        "[Unit]\nAfter=x.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let (flint, control) = run(&tree, &["x.service", "y.service"]);
+    wait_state(&control, "x.service", "active");
+    wait_state(&control, "y.service", "active");
+    assert!(flint.wait_log("found an ordering cycle"), "{}", flint.log());
+}
