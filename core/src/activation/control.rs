@@ -5,6 +5,7 @@ use serde_json::{Value as Json, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
+use super::jobs::JobKind;
 use super::lifecycle::State;
 use super::{Event, Manager};
 use crate::control::{self, PROTOCOL_VERSION};
@@ -91,6 +92,8 @@ fn service_state(state: State, remain: bool) -> (&'static str, &'static str) {
         State::Reload(_) | State::ReloadNotify => ("reloading", "reload"),
         State::Stop(_) => ("deactivating", "stop"),
         State::StopSigterm => ("deactivating", "stop-sigterm"),
+        State::StopWatchdog => ("deactivating", "stop-watchdog"),
+        State::StopSigkill => ("deactivating", "stop-sigkill"),
         State::StopPost(_) => ("deactivating", "stop-post"),
         State::AutoRestart => ("activating", "auto-restart"),
     }
@@ -116,6 +119,7 @@ impl Manager {
             "result": svc.result,
             "restarts": svc.restarts,
             "last_exit": svc.last_status.map(|s| s.to_string()),
+            "job": self.job_text(id),
             "log": crate::logs::recent(svc.unit.id.as_str(), STATUS_LINES, 0),
         })
     }
@@ -233,10 +237,16 @@ impl Manager {
                 if names.is_empty() {
                     return control::error(1, "Too few arguments.");
                 }
+                let kind = match command {
+                    "start" => JobKind::Start,
+                    "stop" => JobKind::Stop,
+                    _ => JobKind::Restart,
+                };
                 for n in &names {
                     if let Some(i) = self.socket_index(n) {
                         match command {
-                            "stop" => self.sockets[i].fail(),
+                            // What requires the socket or is part of it stops too.
+                            "stop" => self.enqueue_name(n, JobKind::Stop),
                             _ if self.sockets[i].failed => {
                                 return control::error(
                                     1,
@@ -249,30 +259,20 @@ impl Manager {
                         }
                         continue;
                     }
-                    let Some(id) = self.find_service(n) else {
+                    let found = self.find_service(n).or_else(|| {
+                        // A service of the tree that nothing has loaded yet.
+                        let name = n.parse::<crate::unit::name::UnitName>().ok()?;
+                        (command != "stop"
+                            && name.unit_type() == crate::unit::name::UnitType::Service
+                            && !name.is_template()
+                            && crate::unit::loader::resolve(&self.search, &name).is_ok())
+                        .then(|| self.add_service(&name))
+                        .flatten()
+                    });
+                    let Some(id) = found else {
                         return control::error(4, &format!("Unit {n} could not be found."));
                     };
-                    let state = self.services.get(&id).map(|s| s.state);
-                    match (command, state) {
-                        ("start" | "restart", Some(State::Dead | State::Failed)) => self.start(id),
-                        (
-                            "stop" | "restart",
-                            Some(State::Running | State::Start(_) | State::StartPost(_)),
-                        ) => {
-                            if let Some(svc) = self.services.get_mut(&id) {
-                                svc.stopping = command == "stop";
-                                svc.restart_requested = command == "restart";
-                            }
-                            self.step(id, State::Stop(0));
-                        }
-                        ("stop", Some(State::AutoRestart)) => {
-                            if let Some(svc) = self.services.get_mut(&id) {
-                                svc.stopping = true;
-                                svc.state = State::Dead;
-                            }
-                        }
-                        _ => {}
-                    }
+                    self.enqueue(id, kind);
                 }
                 ok(Vec::new(), 0)
             }

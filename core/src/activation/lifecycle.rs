@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use super::jobs::{Deps, Seen};
 use super::socket::Peer;
 use super::{Event, Manager};
 use crate::notify::Message;
@@ -44,6 +45,11 @@ pub(super) enum State {
     Stop(usize),
     /// The kill signal was sent; waiting for the main process to go.
     StopSigterm,
+    /// The watchdog expired and `WatchdogSignal=` was sent; waiting
+    /// `TimeoutAbortSec=` for the main process to go.
+    StopWatchdog,
+    /// `FinalKillSignal=` was sent after a timeout; waiting once more.
+    StopSigkill,
     /// Running `ExecStopPost=` command number `n`.
     StopPost(usize),
     /// Waiting `RestartSec=` before starting again.
@@ -90,6 +96,19 @@ pub(super) struct ServiceRt {
     pub watchdog_generation: u64,
     /// The fd store (`FDSTORE=1`): fds and names, handed back at every start.
     pub fd_store: Vec<(OwnedFd, String)>,
+    /// What the unit's `[Unit]` section says about other units.
+    pub deps: Deps,
+    /// Start-ups completed (the start sequence reached its end).
+    pub ups: u64,
+    /// Times the service came to rest (dead, failed or waiting to restart).
+    pub downs: u64,
+    /// Start sequences begun (past the start limit).
+    pub launches: u64,
+    /// What the job engine saw last (see `jobs::Manager::observe`).
+    pub seen: Seen,
+    /// The stop under way is the first half of a restart: the kill signal
+    /// is `RestartKillSignal=`.
+    pub restart_kill: bool,
 }
 
 /// A pending timer task, aborted when dropped.
@@ -105,7 +124,6 @@ impl Drop for TimerGuard {
 impl ServiceRt {
     pub fn new(unit: Unit) -> ServiceRt {
         ServiceRt {
-            unit,
             state: State::Dead,
             main_pid: None,
             main_pgid: None,
@@ -125,6 +143,13 @@ impl ServiceRt {
             timer: None,
             watchdog_generation: 0,
             fd_store: Vec::new(),
+            deps: Deps::of(&unit),
+            ups: 0,
+            downs: 0,
+            launches: 0,
+            seen: Seen::default(),
+            restart_kill: false,
+            unit,
         }
     }
 
@@ -164,12 +189,48 @@ impl ServiceRt {
         (us != u64::MAX).then(|| Duration::from_micros(us))
     }
 
-    fn kill_signal(&self) -> i32 {
-        match self.unit.get("Service", "KillSignal") {
-            Some(Value::Signal(s)) => *s,
-            _ => libc::SIGTERM,
+    fn signal(&self, key: &str) -> Option<i32> {
+        match self.unit.get("Service", key) {
+            Some(Value::Signal(s)) => Some(*s),
+            _ => None,
         }
     }
+
+    /// `KillSignal=`, or for the stop of a restart `RestartKillSignal=`
+    /// (which defaults to `KillSignal=`).
+    fn kill_signal(&self) -> i32 {
+        let plain = self.signal("KillSignal").unwrap_or(libc::SIGTERM);
+        if self.restart_kill || self.restart_requested {
+            self.signal("RestartKillSignal").unwrap_or(plain)
+        } else {
+            plain
+        }
+    }
+
+    /// `FinalKillSignal=` (default SIGKILL), sent when a stop times out.
+    fn final_kill_signal(&self) -> i32 {
+        self.signal("FinalKillSignal").unwrap_or(libc::SIGKILL)
+    }
+
+    /// `TimeoutStopSec=` (or `TimeoutSec=`; default 90 s).
+    pub(super) fn stop_timeout(&self) -> Option<Duration> {
+        self.timeout("TimeoutStopSec", 90_000_000)
+    }
+
+    /// `TimeoutAbortSec=`, by default `TimeoutStopSec=`.
+    fn abort_timeout(&self) -> Option<Duration> {
+        match self.unit.get_usec("Service", "TimeoutAbortSec") {
+            Some(u64::MAX) => None,
+            Some(us) => Some(Duration::from_micros(us)),
+            None => self.stop_timeout(),
+        }
+    }
+}
+
+/// The name of a signal as systemd logs it (`SIGKILL`).
+fn signal_text(signal: i32) -> String {
+    crate::unit::value::signal::signal_name(signal)
+        .map_or_else(|| signal.to_string(), str::to_string)
 }
 
 /// Sends `signal` to a process group.
@@ -227,6 +288,12 @@ impl From<&str> for StartFailure {
             status: None,
         }
     }
+}
+
+/// Whether a kill left a main process to wait for.
+enum Killed {
+    Nothing,
+    Waiting,
 }
 
 /// Which command list a control step runs.
@@ -294,6 +361,7 @@ impl Manager {
                 tracing::error!("{}: Start request repeated too quickly.", svc.unit.id);
                 svc.state = State::Failed;
                 svc.result = "start-limit-hit";
+                svc.downs += 1;
                 for s in svc.sockets.clone() {
                     tracing::error!(
                         "{}: Failed with result 'service-start-limit-hit'.",
@@ -306,6 +374,8 @@ impl Manager {
             svc.starts.push_back(now);
         }
         svc.stopping = false;
+        svc.restart_kill = false;
+        svc.launches += 1;
         svc.result = "success";
         svc.last_status = None;
         svc.status_text = None;
@@ -322,7 +392,7 @@ impl Manager {
     }
 
     /// Arms the step timer of a service (a new generation).
-    fn arm_timer(&mut self, id: u64, after: Option<Duration>) {
+    pub(super) fn arm_timer(&mut self, id: u64, after: Option<Duration>) {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
@@ -345,6 +415,14 @@ impl Manager {
     /// Enters `state`, running its command or moving past it.
     pub(super) fn step(&mut self, id: u64, mut state: State) {
         loop {
+            if state == State::Stop(0)
+                && let Some(svc) = self.services.get(&id)
+                && !matches!(svc.state, State::Stop(_))
+            {
+                // ExecStop= gets TimeoutStopSec=, as each later stop phase does.
+                let timeout = svc.stop_timeout();
+                self.arm_timer(id, timeout);
+            }
             let Some(svc) = self.services.get(&id) else {
                 return;
             };
@@ -399,6 +477,9 @@ impl Manager {
                             .filter(|u| *u != u64::MAX)
                             .map(Duration::from_micros);
                         self.arm_timer(id, runtime);
+                        if let Some(svc) = self.services.get_mut(&id) {
+                            svc.ups += 1;
+                        }
                         if oneshot_done {
                             State::Stop(0)
                         } else {
@@ -793,6 +874,12 @@ impl Manager {
             return;
         };
         let state = svc.state;
+        if svc.stopping && matches!(state, State::Condition(_) | State::StartPre(_)) {
+            // Stopped while starting: what ran was killed; clean up.
+            self.arm_timer(id, None);
+            self.step(id, State::StopPost(0));
+            return;
+        }
         let Some((key, n)) = step_key(state) else {
             return;
         };
@@ -886,9 +973,9 @@ impl Manager {
                     self.step(id, State::StopPost(0));
                 }
             }
-            (State::Stop(_) | State::StopSigterm, _) => {
+            (State::Stop(_) | State::StopSigterm | State::StopWatchdog | State::StopSigkill, _) => {
                 tracing::info!("{name}: stopped ({status})");
-                if matches!(state, State::StopSigterm) {
+                if !matches!(state, State::Stop(_)) {
                     self.finish_stop(id);
                 }
             }
@@ -993,69 +1080,90 @@ impl Manager {
         if found.len() == 1 { found.pop() } else { None }
     }
 
-    /// After `ExecStop=`: the kill procedure for what is left.
+    /// After `ExecStop=`: the kill procedure for what is left, with
+    /// `KillSignal=` (`RestartKillSignal=` when the stop is half of a restart).
     fn kill_remaining(&mut self, id: u64) {
-        let Some(svc) = self.services.get_mut(&id) else {
+        let Some(svc) = self.services.get(&id) else {
             return;
+        };
+        let sig = svc.kill_signal();
+        // SendSIGHUP= goes with the plain stop signal only, as systemd's
+        // KILL_TERMINATE (not with a restart's, and not twice).
+        let sighup = svc.unit.get_bool("Service", "SendSIGHUP").unwrap_or(false)
+            && !(svc.restart_kill || svc.restart_requested)
+            && sig != libc::SIGHUP;
+        let timeout = svc.stop_timeout();
+        match self.kill_processes(id, sig, sighup) {
+            Killed::Nothing => self.finish_stop(id),
+            Killed::Waiting => {
+                if let Some(svc) = self.services.get_mut(&id) {
+                    svc.state = State::StopSigterm;
+                }
+                self.arm_timer(id, timeout);
+            }
+        }
+    }
+
+    /// Sends `sig` to the processes of a service as `KillMode=` says
+    /// (without cgroups, "the control group" is the process group the
+    /// service started in plus the main process and its own group, for a
+    /// daemon that called setsid()), each followed by SIGCONT, and with
+    /// `sighup` a SIGHUP after it.
+    fn kill_processes(&mut self, id: u64, sig: i32, sighup: bool) -> Killed {
+        let Some(svc) = self.services.get(&id) else {
+            return Killed::Nothing;
         };
         let mode = svc
             .unit
             .get_str("Service", "KillMode")
-            .unwrap_or("control-group")
-            .to_string();
-        let sig = svc.kill_signal();
-        let alive = svc.main_pid.is_some();
-        let group = svc.main_pgid;
+            .unwrap_or("control-group");
         let main = svc.main_pid;
-        let sighup = svc.unit.get_bool("Service", "SendSIGHUP").unwrap_or(false);
-        if mode == "none" || (!alive && group.is_none()) {
-            self.finish_stop(id);
-            return;
+        let group = svc.main_pgid;
+        let control = svc.control_pid;
+        if mode == "none" || (main.is_none() && group.is_none() && control.is_none()) {
+            return Killed::Nothing;
         }
-        match mode.as_str() {
-            "process" => {
-                if let Some(p) = main {
-                    signal_pid(p, sig);
-                    signal_pid(p, libc::SIGCONT);
-                }
+        let to_pid = |p: i32| {
+            signal_pid(p, sig);
+            if sighup {
+                signal_pid(p, libc::SIGHUP);
             }
-            "mixed" => {
-                if let Some(p) = main {
-                    signal_pid(p, sig);
-                    signal_pid(p, libc::SIGCONT);
+            signal_pid(p, libc::SIGCONT);
+        };
+        if mode == "control-group" {
+            // Every process once: the groups hold the main process (and
+            // the control process its own).
+            let main_group = main.and_then(pgid_of);
+            let mut groups: Vec<i32> = group.into_iter().chain(main_group).collect();
+            groups.extend(control);
+            groups.dedup();
+            for (i, g) in groups.iter().enumerate() {
+                if groups[..i].contains(g) {
+                    continue;
                 }
+                signal_group(*g, sig);
+                if sighup {
+                    signal_group(*g, libc::SIGHUP);
+                }
+                signal_group(*g, libc::SIGCONT);
             }
-            _ => {
-                // Without cgroups, "the control group" is the group the
-                // service started in plus the main process and its own group
-                // (a daemon that called setsid() left the first).
-                let mut groups: Vec<i32> = group.into_iter().collect();
-                if let Some(g) = main.and_then(pgid_of)
-                    && !groups.contains(&g)
-                {
-                    groups.push(g);
-                }
-                for g in groups {
-                    signal_group(g, sig);
-                    if sighup {
-                        signal_group(g, libc::SIGHUP);
-                    }
-                    signal_group(g, libc::SIGCONT);
-                }
-                if let Some(p) = main {
-                    signal_pid(p, sig);
-                    signal_pid(p, libc::SIGCONT);
-                }
+            if main_group.is_none()
+                && let Some(p) = main
+            {
+                to_pid(p);
+            }
+        } else {
+            // "process" and "mixed": the main (and control) process only.
+            for p in main.into_iter().chain(control) {
+                to_pid(p);
             }
         }
-        if !alive {
-            // Only leftovers of the group: they got the signal; go on.
-            self.finish_stop(id);
-            return;
+        if main.is_some() {
+            Killed::Waiting
+        } else {
+            // Only leftovers: they got the signal; go on.
+            Killed::Nothing
         }
-        let timeout = svc.timeout("TimeoutStopSec", 90_000_000);
-        svc.state = State::StopSigterm;
-        self.arm_timer(id, timeout);
     }
 
     /// The main process is gone: `ExecStopPost=`.
@@ -1072,6 +1180,47 @@ impl Manager {
         self.step(id, State::StopPost(0));
     }
 
+    /// A stop phase timed out: `FinalKillSignal=` to everything left (with
+    /// `SendSIGKILL=yes`, the default), then one more `TimeoutStopSec=`.
+    fn final_kill(&mut self, id: u64, phase: &str) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let name = svc.unit.id.to_string();
+        if svc.result == "success" {
+            svc.result = "timeout";
+        }
+        if !svc.unit.get_bool("Service", "SendSIGKILL").unwrap_or(true) {
+            tracing::warn!("{name}: State '{phase}' timed out. Skipping SIGKILL.");
+            self.finish_stop(id);
+            return;
+        }
+        let sig = svc.final_kill_signal();
+        let text = signal_text(sig);
+        tracing::warn!("{name}: State '{phase}' timed out. Killing.");
+        tracing::warn!("{name}: stop timed out; sending {text}");
+        if let Some(p) = svc.main_pid {
+            tracing::info!("{name}: Killing process {p} with signal {text}.");
+        }
+        // The final kill reaches the whole group, whatever KillMode= says
+        // (systemd's KILL_KILL), except with KillMode=none.
+        if svc.unit.get_str("Service", "KillMode") != Some("none") {
+            for g in [svc.main_pgid, svc.control_pid].into_iter().flatten() {
+                signal_group(g, sig);
+            }
+        }
+        for p in [svc.main_pid, svc.control_pid].into_iter().flatten() {
+            signal_pid(p, sig);
+        }
+        let timeout = svc.stop_timeout();
+        if svc.main_pid.is_none() {
+            self.finish_stop(id);
+            return;
+        }
+        svc.state = State::StopSigkill;
+        self.arm_timer(id, timeout);
+    }
+
     /// The step timer of a service fired.
     pub(super) fn on_timer(&mut self, id: u64, generation: u64) {
         let Some(svc) = self.services.get_mut(&id) else {
@@ -1085,7 +1234,7 @@ impl Manager {
             State::Condition(_) | State::StartPre(_) | State::Start(_) | State::StartPost(_) => {
                 tracing::warn!("{name}: start operation timed out. Terminating.");
                 svc.result = "timeout";
-                if let Some(c) = svc.control_pid {
+                if let Some(c) = svc.control_pid.take() {
                     signal_group(c, libc::SIGTERM);
                 }
                 self.step(id, State::Stop(0));
@@ -1095,19 +1244,33 @@ impl Manager {
                 svc.result = "timeout";
                 self.step(id, State::Stop(0));
             }
-            State::StopSigterm | State::Stop(_) | State::StopPost(_)
-                if svc.unit.get_bool("Service", "SendSIGKILL").unwrap_or(true) =>
-            {
-                tracing::warn!("{name}: stop timed out; sending SIGKILL");
-                let sig = match svc.unit.get("Service", "FinalKillSignal") {
-                    Some(Value::Signal(s)) => *s,
-                    _ => libc::SIGKILL,
-                };
-                for g in [svc.main_pgid, svc.control_pid].into_iter().flatten() {
-                    signal_group(g, sig);
+            State::Stop(_) => {
+                // ExecStop= took too long: it goes, then the kill procedure.
+                tracing::warn!("{name}: State 'stop' timed out. Terminating.");
+                if svc.result == "success" {
+                    svc.result = "timeout";
                 }
-                if let Some(p) = svc.main_pid {
-                    signal_pid(p, sig);
+                let sig = svc.kill_signal();
+                if let Some(c) = svc.control_pid.take() {
+                    signal_group(c, sig);
+                    signal_group(c, libc::SIGCONT);
+                }
+                self.kill_remaining(id);
+            }
+            State::StopSigterm => self.final_kill(id, "stop-sigterm"),
+            State::StopWatchdog => self.final_kill(id, "stop-watchdog"),
+            State::StopSigkill => {
+                tracing::warn!("{name}: Processes still around after final SIGKILL. Ignoring.");
+                self.finish_stop(id);
+            }
+            State::StopPost(_) if svc.unit.get_bool("Service", "SendSIGKILL").unwrap_or(true) => {
+                let sig = svc.final_kill_signal();
+                tracing::warn!(
+                    "{name}: State 'stop-post' timed out; sending {}",
+                    signal_text(sig)
+                );
+                if let Some(c) = svc.control_pid {
+                    signal_group(c, sig);
                 }
             }
             _ => {}
@@ -1290,8 +1453,10 @@ impl Manager {
         });
     }
 
-    /// The watchdog expired (or `WATCHDOG=trigger`): `WatchdogSignal=` to the
-    /// main process, result `watchdog`, then `Restart=` decides.
+    /// The watchdog expired (or `WATCHDOG=trigger`): result `watchdog`,
+    /// `WatchdogSignal=` (default SIGABRT) to the processes as `KillMode=`
+    /// says, and `TimeoutAbortSec=` (default `TimeoutStopSec=`) for them
+    /// to go before `FinalKillSignal=`; then `Restart=` decides.
     pub(super) fn on_watchdog(&mut self, id: u64, generation: u64) {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
@@ -1305,17 +1470,31 @@ impl Manager {
             return;
         }
         let Some(pid) = svc.main_pid else { return };
+        let limit = svc
+            .unit
+            .get_usec("Service", "WatchdogSec")
+            .map(|us| format!(" (limit {})", crate::unit::value::time::format_timespan(us)))
+            .unwrap_or_default();
         tracing::warn!(
-            "{}: watchdog timeout! Killing the main process {pid}.",
+            "{}: watchdog timeout{limit}! Killing the main process {pid}.",
             svc.unit.id
         );
         svc.watchdog_generation += 1;
         svc.result = "watchdog";
-        let sig = match svc.unit.get("Service", "WatchdogSignal") {
-            Some(Value::Signal(s)) => *s,
-            _ => libc::SIGABRT,
-        };
-        signal_pid(pid, sig);
+        let sig = svc.signal("WatchdogSignal").unwrap_or(libc::SIGABRT);
+        let timeout = svc.abort_timeout();
+        if let Some(c) = svc.control_pid.take() {
+            signal_group(c, sig);
+        }
+        match self.kill_processes(id, sig, false) {
+            Killed::Nothing => self.finish_stop(id),
+            Killed::Waiting => {
+                if let Some(svc) = self.services.get_mut(&id) {
+                    svc.state = State::StopWatchdog;
+                }
+                self.arm_timer(id, timeout);
+            }
+        }
     }
 
     /// After the last `ExecStopPost=`: restart, or go dead and re-arm the sockets.
@@ -1323,6 +1502,8 @@ impl Manager {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
+        svc.downs += 1;
+        svc.restart_kill = false;
         if std::mem::take(&mut svc.restart_requested) && !self.shutting_down {
             svc.main_pid = None;
             svc.control_pid = None;
@@ -1388,6 +1569,8 @@ impl Manager {
         }
     }
 
+    /// The restart delay is over: a restart job, as systemd's, so the
+    /// units that require it or are part of it are restarted too.
     pub(super) fn on_restart_due(&mut self, id: u64) {
         if !self.shutting_down
             && self
@@ -1395,12 +1578,13 @@ impl Manager {
                 .get(&id)
                 .is_some_and(|s| s.state == State::AutoRestart)
         {
-            self.start(id);
+            self.enqueue(id, super::jobs::JobKind::Restart);
         }
     }
 
-    /// SIGTERM/SIGINT: stop every service (`ExecStop=`, then the kill
-    /// procedure); flint exits when all are down.
+    /// SIGTERM/SIGINT: a stop job for every service, so that they stop
+    /// in the reverse order of their `After=`/`Before=` (`ExecStop=`, then
+    /// the kill procedure); flint exits when all are down.
     pub(super) fn shutdown(&mut self) {
         if self.shutting_down {
             return;
@@ -1410,37 +1594,10 @@ impl Manager {
         for s in &mut self.sockets {
             s.disarm();
         }
-        let ids: Vec<u64> = self.services.keys().copied().collect();
+        let mut ids: Vec<u64> = self.services.keys().copied().collect();
+        ids.sort_unstable();
         for id in ids {
-            let Some(svc) = self.services.get_mut(&id) else {
-                continue;
-            };
-            svc.stopping = true;
-            match svc.state {
-                State::AutoRestart => svc.state = State::Dead,
-                State::Dead
-                | State::Failed
-                | State::Stop(_)
-                | State::StopSigterm
-                | State::StopPost(_) => {}
-                State::Running
-                | State::Start(_)
-                | State::StartPost(_)
-                | State::Reload(_)
-                | State::ReloadNotify => {
-                    if let Some(c) = svc.control_pid.take() {
-                        signal_group(c, libc::SIGTERM);
-                    }
-                    self.step(id, State::Stop(0));
-                }
-                State::Condition(_) | State::StartPre(_) => {
-                    if let Some(c) = svc.control_pid {
-                        signal_group(c, libc::SIGTERM);
-                    }
-                    let timeout = svc.timeout("TimeoutStopSec", 90_000_000);
-                    self.arm_timer(id, timeout);
-                }
-            }
+            self.install_job(id, super::jobs::JobKind::Stop, false);
         }
     }
 

@@ -22,6 +22,7 @@
 //! every other socket and service goes on.
 
 mod control;
+mod jobs;
 mod lifecycle;
 mod limit;
 pub mod policy;
@@ -182,6 +183,8 @@ struct Manager {
     notify_path: Option<String>,
     /// The WebAssembly host, created when the first socket with plugins loads.
     host: Option<crate::policy::PolicyHost>,
+    /// The pending and running jobs, by service.
+    jobs: HashMap<u64, jobs::Job>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -289,6 +292,7 @@ async fn run_async(
         switch_jobs: Vec::new(),
         waiting: Vec::new(),
         spare: Vec::new(),
+        jobs: HashMap::new(),
     };
     let _notify = match start_notify(&tx, mgr.search.user_mode) {
         Ok(n) => {
@@ -315,25 +319,8 @@ async fn run_async(
             None
         }
     };
-    let mut started = 0usize;
     let names = plan_units(&mgr.search, &names);
-    for name in &names {
-        match name.unit_type() {
-            UnitType::Socket => {
-                if mgr.add_socket(name) {
-                    started += 1;
-                }
-            }
-            UnitType::Service => {
-                if let Some(id) = mgr.add_service(name) {
-                    mgr.add_listed_sockets(id);
-                    mgr.start(id);
-                    started += 1;
-                }
-            }
-            _ => tracing::warn!("{name}: flint runs socket and service units; ignoring"),
-        }
-    }
+    let started = mgr.start_planned(&names);
     if started == 0 {
         return Err(RunError::Nothing(if names.is_empty() {
             "no socket units found in the unit tree".into()
@@ -820,6 +807,70 @@ impl Manager {
                 Pending::Activation { service } => self.activate(socket, service, Some(outcome)),
             },
         }
+        self.dispatch();
+    }
+
+    /// Starts the units of `flint run` (from [`plan_units`]): opens the
+    /// sockets, then queues a start job for every service, which run in
+    /// their `After=`/`Before=` order. A socket or service that cannot be
+    /// loaded fails the units that require it. Returns how many units were
+    /// started or queued.
+    fn start_planned(&mut self, names: &[UnitName]) -> usize {
+        let mut started = 0usize;
+        let mut failed: Vec<String> = Vec::new();
+        let mut queued: Vec<u64> = Vec::new();
+        for name in names {
+            match name.unit_type() {
+                UnitType::Socket => {
+                    if self.add_socket(name) {
+                        started += 1;
+                    } else {
+                        failed.push(name.to_string());
+                    }
+                }
+                UnitType::Service => {
+                    if let Some(id) = self.add_service(name) {
+                        self.add_listed_sockets(id);
+                        queued.push(id);
+                        started += 1;
+                    } else {
+                        failed.push(name.to_string());
+                    }
+                }
+                _ => tracing::warn!("{name}: flint runs socket and service units; ignoring"),
+            }
+        }
+        for &id in &queued {
+            // Of two planned units in conflict, the first one starts.
+            let conflict = self.services.get(&id).and_then(|svc| {
+                let me = svc.unit.id.as_str();
+                queued
+                    .iter()
+                    .filter(|o| self.jobs.contains_key(o))
+                    .find_map(|o| {
+                        let other = self.services.get(o)?;
+                        (svc.deps
+                            .conflicts
+                            .iter()
+                            .any(|c| c == other.unit.id.as_str())
+                            || other.deps.conflicts.iter().any(|c| c == me))
+                        .then(|| other.unit.id.to_string())
+                    })
+            });
+            if let Some(other) = conflict {
+                tracing::warn!(
+                    "{}: conflicts with {other}, which starts first; not starting it",
+                    self.services[&id].unit.id
+                );
+                continue;
+            }
+            self.install_job(id, jobs::JobKind::Start, true);
+        }
+        for name in failed {
+            self.fail_dependents(&name);
+        }
+        self.dispatch();
+        started
     }
 
     /// `TriggerLimitIntervalSec=`/`TriggerLimitBurst=`: counts one
@@ -941,7 +992,7 @@ impl Manager {
                 self.sockets[s].disarm();
             }
         }
-        self.start(id);
+        self.enqueue(id, jobs::JobKind::Start);
     }
 
     fn on_accepted(&mut self, socket: usize, listener: usize, conn: OwnedFd) {
@@ -1147,8 +1198,14 @@ impl Manager {
         let mut svc = ServiceRt::new(unit);
         svc.conn = Some((conn, socket, peer));
         svc.env_edits = env_edits;
+        let plain = svc.deps.is_empty();
         self.services.insert(id, svc);
-        self.start(id);
+        if plain {
+            // An instance that names no other unit starts at once.
+            self.start(id);
+        } else {
+            self.enqueue(id, jobs::JobKind::Start);
+        }
     }
 
     /// The unit a `route` verdict names, as this connection's unit: a

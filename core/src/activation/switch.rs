@@ -671,6 +671,7 @@ impl Manager {
                         && let Some(svc) = self.services.get_mut(&id)
                     {
                         svc.unit = n.unit.clone();
+                        svc.deps = super::jobs::Deps::of(&svc.unit);
                     }
                 }
                 Kind::Socket => {
@@ -705,7 +706,9 @@ impl Manager {
             if let Some(id) = self.find_service(name) {
                 jobs.push(id);
                 match self.services.get(&id).map(|s| s.state) {
-                    Some(State::Dead | State::Failed) => self.start(id),
+                    Some(State::Dead | State::Failed) => {
+                        self.enqueue(id, super::jobs::JobKind::Start);
+                    }
                     Some(_) => self.stop_service(id, true),
                     None => {}
                 }
@@ -745,7 +748,7 @@ impl Manager {
                             .get(&id)
                             .is_some_and(|s| matches!(s.state, State::Dead | State::Failed))
                         {
-                            self.start(id);
+                            self.enqueue(id, super::jobs::JobKind::Start);
                         }
                     } else {
                         warnings.push(format!("{name}: could not be started; see the log"));
@@ -800,14 +803,15 @@ impl Manager {
 
     /// Whether a service has no start, stop or reload in progress.
     fn settled(&self, id: u64) -> bool {
-        self.services.get(&id).is_none_or(|s| {
-            !s.spawning
-                && !s.restart_requested
-                && matches!(
-                    s.state,
-                    State::Running | State::Dead | State::Failed | State::AutoRestart
-                )
-        })
+        !self.jobs.contains_key(&id)
+            && self.services.get(&id).is_none_or(|s| {
+                !s.spawning
+                    && !s.restart_requested
+                    && matches!(
+                        s.state,
+                        State::Running | State::Dead | State::Failed | State::AutoRestart
+                    )
+            })
     }
 
     /// Sends the waiting switch answers whose services have settled (or
@@ -869,6 +873,15 @@ impl Manager {
 
     /// Stops a service for a switch; with `again`, starts it once stopped.
     fn stop_service(&mut self, id: u64, again: bool) {
+        if !again
+            && self
+                .jobs
+                .get(&id)
+                .is_some_and(|j| j.kind != super::jobs::JobKind::Stop)
+        {
+            // A start (or restart) waiting for its turn does not happen.
+            self.finish_job(id, super::jobs::JobResult::Canceled);
+        }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
@@ -885,7 +898,11 @@ impl Manager {
                     self.start(id);
                 }
             }
-            State::Stop(_) | State::StopSigterm | State::StopPost(_) => {
+            State::Stop(_)
+            | State::StopSigterm
+            | State::StopWatchdog
+            | State::StopSigkill
+            | State::StopPost(_) => {
                 svc.restart_requested = again;
                 svc.stopping = !again;
             }

@@ -1,0 +1,1238 @@
+//! Jobs and the dependencies between units, after systemd's `job.c`,
+//! `transaction.c` and `unit.c`.
+//!
+//! Every start, stop and restart of a service is a job. A request (the
+//! units of `flint run`, `flint ctl start/stop/restart`, a socket
+//! activation, an automatic restart, the stop of everything at shutdown)
+//! becomes a transaction: the job for the unit asked for plus what its
+//! dependencies pull in: starts for `Requires=`, `BindsTo=` and `Wants=`,
+//! stops for `Conflicts=` (both ways), stops or restarts for the units that
+//! `Requires=`, `BindsTo=`, `Requisite=` or are `PartOf=` a stopped or
+//! restarted one. Jobs then wait for each other by `After=`/`Before=`
+//! exactly as systemd's `job_compare()` orders them:
+//!
+//! - a start waits for every job of the units it is ordered after: it runs
+//!   once those units finished starting (`READY=1` for notify, the exit
+//!   for oneshot, the PID file for forking, the fork for simple, the
+//!   `execve()` for exec) or stopping;
+//! - any job waits for the stops (and restarts) of the units it is ordered
+//!   before: stops run in the reverse order of starts.
+//!
+//! A start that fails fails the waiting starts of the units that
+//! `Requires=`, `BindsTo=` or `Requisite=` it with result `dependency`
+//! ("Dependency failed for ..."); `Wants=` ones go on. A unit that goes
+//! down on its own takes the units `BindsTo=` it down, and a unit running
+//! while a unit it `BindsTo=` is inactive is stopped.
+//!
+//! Units flint does not run (targets, mounts, devices, ...) count as
+//! active and have no jobs; a target pulls in what it wants. Socket units
+//! are opened at once and have no jobs either: they are active while they
+//! listen.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::Manager;
+use super::lifecycle::{State, signal_group};
+use crate::unit::load::{Unit, Value};
+use crate::unit::name::{UnitName, UnitType};
+
+/// The dependencies of a unit on others, by unit name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Deps {
+    pub after: Vec<String>,
+    pub before: Vec<String>,
+    /// `Requires=` and `.requires/` links.
+    pub requires: Vec<String>,
+    pub requisite: Vec<String>,
+    /// `Wants=` and `.wants/` links.
+    pub wants: Vec<String>,
+    pub binds_to: Vec<String>,
+    pub part_of: Vec<String>,
+    pub conflicts: Vec<String>,
+}
+
+impl Deps {
+    pub fn of(unit: &Unit) -> Deps {
+        let names = |key: &str| -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            for (v, _) in unit.entries("Unit", key) {
+                if let Value::Unit(n) = v
+                    && !out.contains(n)
+                {
+                    out.push(n.clone());
+                }
+            }
+            out
+        };
+        let with_links = |mut list: Vec<String>, links: &[UnitName]| {
+            for l in links {
+                if !list.iter().any(|n| n == l.as_str()) {
+                    list.push(l.to_string());
+                }
+            }
+            list
+        };
+        Deps {
+            after: names("After"),
+            before: names("Before"),
+            requires: with_links(names("Requires"), &unit.requires),
+            requisite: names("Requisite"),
+            wants: with_links(names("Wants"), &unit.wants),
+            binds_to: names("BindsTo"),
+            part_of: names("PartOf"),
+            conflicts: names("Conflicts"),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Deps::default()
+    }
+
+    /// Whether a stop or restart of `other` reaches this unit (systemd's
+    /// `PROPAGATE_STOP`/`PROPAGATE_RESTART`: `Requires=`, `BindsTo=`,
+    /// `Requisite=`, `PartOf=`).
+    pub fn follows_stop_of(&self, other: &str) -> bool {
+        [
+            &self.requires,
+            &self.binds_to,
+            &self.requisite,
+            &self.part_of,
+        ]
+        .iter()
+        .any(|l| l.iter().any(|n| n == other))
+    }
+
+    /// Whether a failed start of `other` fails this unit's start
+    /// (`PROPAGATE_START_FAILURE`: `Requires=`, `BindsTo=`, `Requisite=`).
+    pub fn needs(&self, other: &str) -> bool {
+        [&self.requires, &self.binds_to, &self.requisite]
+            .iter()
+            .any(|l| l.iter().any(|n| n == other))
+    }
+}
+
+/// What a unit is doing, as systemd's `UnitActiveState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Class {
+    #[default]
+    Inactive,
+    Failed,
+    Activating,
+    Active,
+    Deactivating,
+}
+
+impl Class {
+    pub fn of(state: State) -> Class {
+        match state {
+            State::Dead => Class::Inactive,
+            State::Failed => Class::Failed,
+            State::Condition(_)
+            | State::StartPre(_)
+            | State::Start(_)
+            | State::StartPost(_)
+            | State::AutoRestart => Class::Activating,
+            State::Running | State::Reload(_) | State::ReloadNotify => Class::Active,
+            State::Stop(_)
+            | State::StopSigterm
+            | State::StopWatchdog
+            | State::StopSigkill
+            | State::StopPost(_) => Class::Deactivating,
+        }
+    }
+
+    fn up(self) -> bool {
+        matches!(self, Class::Active | Class::Activating)
+    }
+
+    fn down(self) -> bool {
+        matches!(self, Class::Inactive | Class::Failed)
+    }
+}
+
+/// What the job engine saw of a service at its last look.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Seen {
+    class: Class,
+    downs: u64,
+    launches: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum JobKind {
+    Start,
+    Stop,
+    /// Stop, then start (the job becomes a start once the unit is down).
+    Restart,
+    /// Restart when active, else nothing (what a restart propagates).
+    TryRestart,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Start => "start",
+            JobKind::Stop => "stop",
+            JobKind::Restart => "restart",
+            JobKind::TryRestart => "try-restart",
+        }
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum JobResult {
+    Done,
+    Canceled,
+    Failed,
+    Dependency,
+}
+
+/// A job installed for a service.
+#[derive(Debug)]
+pub(super) struct Job {
+    pub kind: JobKind,
+    /// Acting on the unit (not waiting for ordering any more).
+    pub running: bool,
+    /// Ordering is ignored (it was part of an ordering cycle).
+    ignore_order: bool,
+    /// The service's counters when the job began to act.
+    ups: u64,
+    downs: u64,
+}
+
+impl Job {
+    fn new(kind: JobKind) -> Job {
+        Job {
+            kind,
+            running: false,
+            ignore_order: false,
+            ups: 0,
+            downs: 0,
+        }
+    }
+}
+
+/// systemd's `job_compare()`: whether a job of kind `mine` waits for a job
+/// of kind `other` on a unit it is ordered after (`after`) or before
+/// (`before`). Stops go first; among starts, the unit ordered first; among
+/// stops, the unit ordered last.
+pub(super) fn job_waits(mine: JobKind, other: JobKind, after: bool, before: bool) -> bool {
+    let other_stops = matches!(other, JobKind::Stop | JobKind::Restart);
+    (after && mine == JobKind::Start) || (before && other_stops)
+}
+
+/// A unit as a transaction sees it.
+pub(super) enum Node {
+    /// A service or socket flint runs; it gets a job.
+    Runs(Deps),
+    /// A target: no job, but it pulls in what it wants.
+    Group(Deps),
+    /// A unit of a type flint does not run: it counts as there.
+    Foreign,
+    /// A service or socket that does not load.
+    Missing,
+}
+
+/// The units a transaction is built from.
+pub(super) trait Graph {
+    /// `name` as a transaction sees it (loading it when needed).
+    fn node(&mut self, name: &str) -> Node;
+    /// Every unit with jobs and dependencies, for the reverse directions.
+    fn each(&self, f: &mut dyn FnMut(&str, &Deps));
+}
+
+/// The jobs a request needs, in the order they were found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Transaction {
+    pub jobs: Vec<(String, JobKind)>,
+    /// Units that `Requires=`/`BindsTo=` pulled in but that do not load.
+    pub missing: Vec<String>,
+    /// Units both to start and to stop (a `Conflicts=` between units the
+    /// request starts): they keep their start.
+    pub contradictions: Vec<String>,
+}
+
+/// Builds the transaction for `kind` on `anchor`, as systemd's
+/// `transaction_add_job_and_dependencies()`.
+pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) -> Transaction {
+    let mut tr = Transaction::default();
+    let mut queue: VecDeque<(String, JobKind, bool)> = VecDeque::new();
+    queue.push_back((anchor.to_string(), kind, true));
+    // Per unit: the job it got (or would have got, for targets).
+    let mut planned: HashMap<String, JobKind> = HashMap::new();
+    let mut steps = 0usize;
+    while let Some((name, kind, required)) = queue.pop_front() {
+        steps += 1;
+        if steps > 100_000 {
+            break;
+        }
+        if let Some(&had) = planned.get(&name) {
+            let starts = |k: JobKind| matches!(k, JobKind::Start | JobKind::Restart);
+            let contradicts =
+                starts(had) && kind == JobKind::Stop || had == JobKind::Stop && starts(kind);
+            if !contradicts {
+                continue;
+            }
+            if !tr.contradictions.contains(&name) {
+                tr.contradictions.push(name.clone());
+            }
+            if had != JobKind::Stop {
+                continue;
+            }
+            // The start wins over the stop planned before.
+            tr.jobs.retain(|(n, _)| *n != name);
+        }
+        let node = graph.node(&name);
+        planned.insert(name.clone(), kind);
+        let deps = match node {
+            Node::Runs(d) => {
+                tr.jobs.push((name.clone(), kind));
+                d
+            }
+            Node::Group(d) => d,
+            Node::Foreign => continue,
+            Node::Missing => {
+                if required && kind != JobKind::Stop && name != anchor {
+                    tr.missing.push(name);
+                }
+                continue;
+            }
+        };
+        let is_anchor = name == anchor;
+        if matches!(kind, JobKind::Start) || (kind == JobKind::Restart && is_anchor) {
+            for r in deps.requires.iter().chain(&deps.binds_to) {
+                queue.push_back((r.clone(), JobKind::Start, true));
+            }
+            for w in &deps.wants {
+                queue.push_back((w.clone(), JobKind::Start, false));
+            }
+            for c in &deps.conflicts {
+                queue.push_back((c.clone(), JobKind::Stop, false));
+            }
+            graph.each(&mut |other, d| {
+                if d.conflicts.contains(&name) {
+                    queue.push_back((other.to_string(), JobKind::Stop, false));
+                }
+            });
+        }
+        let propagate = match kind {
+            JobKind::Stop => Some(JobKind::Stop),
+            JobKind::Restart | JobKind::TryRestart => Some(JobKind::TryRestart),
+            JobKind::Start => None,
+        };
+        if let Some(p) = propagate {
+            graph.each(&mut |other, d| {
+                if d.follows_stop_of(&name) {
+                    queue.push_back((other.to_string(), p, false));
+                }
+            });
+        }
+    }
+    tr
+}
+
+/// A cycle in a wait-for graph (`edges[i]`: the jobs job `i` waits for),
+/// as the jobs on it; `None` when every wait ends.
+pub(super) fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
+    // 0: unvisited, 1: on the current path, 2: done.
+    let mut mark = vec![0u8; edges.len()];
+    let mut path: Vec<usize> = Vec::new();
+    fn visit(
+        i: usize,
+        edges: &[Vec<usize>],
+        mark: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        mark[i] = 1;
+        path.push(i);
+        for &j in &edges[i] {
+            if mark[j] == 1 {
+                let at = path.iter().position(|&p| p == j).unwrap_or(0);
+                return Some(path[at..].to_vec());
+            }
+            if mark[j] == 0
+                && let Some(c) = visit(j, edges, mark, path)
+            {
+                return Some(c);
+            }
+        }
+        path.pop();
+        mark[i] = 2;
+        None
+    }
+    for i in 0..edges.len() {
+        if mark[i] == 0
+            && let Some(c) = visit(i, edges, &mut mark, &mut path)
+        {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// The manager as a transaction's graph: services it holds or can load,
+/// sockets, targets from the unit tree.
+struct ManagerGraph<'a>(&'a mut Manager);
+
+impl Graph for ManagerGraph<'_> {
+    fn node(&mut self, name: &str) -> Node {
+        let m = &mut *self.0;
+        let Ok(unit_name) = name.parse::<UnitName>() else {
+            return Node::Foreign;
+        };
+        match unit_name.unit_type() {
+            UnitType::Service => {
+                if let Some(id) = m.find_service(name) {
+                    return Node::Runs(m.services[&id].deps.clone());
+                }
+                if unit_name.is_template() {
+                    return Node::Missing;
+                }
+                match m.add_service(&unit_name) {
+                    Some(id) => Node::Runs(m.services[&id].deps.clone()),
+                    None => Node::Missing,
+                }
+            }
+            UnitType::Socket => {
+                if m.socket_index(name).is_some()
+                    || crate::unit::loader::resolve(&m.search, &unit_name).is_ok_and(|s| !s.masked)
+                {
+                    Node::Runs(Deps::default())
+                } else {
+                    Node::Missing
+                }
+            }
+            UnitType::Target => {
+                let unit = m.units.load(&m.search, &unit_name);
+                if unit.is_loaded() {
+                    Node::Group(Deps::of(&unit))
+                } else {
+                    // A target without a file still has its links.
+                    let index = crate::unit::loader::UnitIndex::build(&m.search);
+                    let (wants, requires) = index.dependency_links(&unit_name);
+                    Node::Group(Deps {
+                        wants: wants.iter().map(ToString::to_string).collect(),
+                        requires: requires.iter().map(ToString::to_string).collect(),
+                        ..Deps::default()
+                    })
+                }
+            }
+            _ => Node::Foreign,
+        }
+    }
+
+    fn each(&self, f: &mut dyn FnMut(&str, &Deps)) {
+        let mut ids: Vec<&u64> = self.0.services.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let svc = &self.0.services[id];
+            if !svc.deps.is_empty() {
+                f(svc.unit.id.as_str(), &svc.deps);
+            }
+        }
+    }
+}
+
+/// Whether `name` names this service (by its id or the name it was
+/// loaded as).
+fn names(svc: &super::lifecycle::ServiceRt, name: &str) -> bool {
+    svc.unit.id.as_str() == name || svc.unit.name.as_str() == name
+}
+
+impl Manager {
+    /// Requests `kind` for service `id` with everything its dependencies
+    /// pull in; the jobs run from [`Self::dispatch`].
+    pub(super) fn enqueue(&mut self, id: u64, kind: JobKind) {
+        let Some(name) = self.services.get(&id).map(|s| s.unit.id.to_string()) else {
+            return;
+        };
+        // The common case, a unit that names no other and that none names
+        // in Conflicts=: no transaction to build.
+        if self.services[&id].deps.is_empty()
+            && kind == JobKind::Start
+            && !self
+                .services
+                .values()
+                .any(|s| s.deps.conflicts.contains(&name))
+        {
+            self.install_job(id, kind, true);
+            return;
+        }
+        self.enqueue_name(&name, kind);
+    }
+
+    /// Like [`Self::enqueue`] for a unit by name (a socket too).
+    pub(super) fn enqueue_name(&mut self, name: &str, kind: JobKind) {
+        let tr = transaction(&mut ManagerGraph(self), name, kind);
+        for c in &tr.contradictions {
+            tracing::warn!(
+                "{name}: {c} is both to be started and (by Conflicts=) stopped; starting it"
+            );
+        }
+        for (unit, kind) in &tr.jobs {
+            self.install(unit, *kind, unit == name);
+        }
+        for m in &tr.missing {
+            self.fail_dependents(m);
+        }
+    }
+
+    /// Installs one job of a transaction.
+    fn install(&mut self, name: &str, kind: JobKind, anchor: bool) {
+        if let Some(id) = self.find_service(name) {
+            self.install_job(id, kind, anchor);
+            return;
+        }
+        if !name.ends_with(".socket") {
+            return;
+        }
+        match (kind, self.socket_index(name)) {
+            (JobKind::Stop, Some(i)) if !self.sockets[i].failed => {
+                tracing::info!("{name}: stopping; closing its listeners");
+                self.sockets[i].fail();
+            }
+            (JobKind::Start, None) => {
+                let opened = name.parse::<UnitName>().is_ok_and(|n| self.add_socket(&n));
+                if !opened {
+                    self.fail_dependents(name);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Installs a job for a service, replacing a different one (as
+    /// systemd's job mode `replace`). Outside the anchor of a request, a
+    /// job that would change nothing is left out.
+    pub(super) fn install_job(&mut self, id: u64, kind: JobKind, anchor: bool) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        let class = Class::of(svc.state);
+        let kind = match kind {
+            JobKind::TryRestart if class == Class::Active => JobKind::Restart,
+            JobKind::TryRestart => return,
+            k => k,
+        };
+        if let Some(existing) = self.jobs.get(&id) {
+            if existing.kind == kind
+                || (existing.kind == JobKind::Restart && kind == JobKind::Start)
+            {
+                return;
+            }
+            tracing::debug!(
+                "{}: job {} replaced by {}",
+                svc.unit.id,
+                existing.kind.as_str(),
+                kind.as_str()
+            );
+            self.jobs.remove(&id);
+        } else if !anchor {
+            let redundant = match kind {
+                JobKind::Start => class == Class::Active,
+                JobKind::Stop => class.down(),
+                JobKind::Restart | JobKind::TryRestart => false,
+            };
+            if redundant {
+                return;
+            }
+        }
+        tracing::debug!("{}: job {} queued", svc.unit.id, kind.as_str());
+        self.jobs.insert(id, Job::new(kind));
+    }
+
+    /// Whether the service named `name` has a job.
+    fn has_job(&self, name: &str) -> bool {
+        self.find_service(name)
+            .is_some_and(|id| self.jobs.contains_key(&id))
+    }
+
+    /// What the unit named `name` is doing. Units flint does not run
+    /// count as active.
+    pub(super) fn class_of_name(&self, name: &str) -> Class {
+        if let Some(id) = self.find_service(name) {
+            return Class::of(self.services[&id].state);
+        }
+        if let Some(i) = self.socket_index(name) {
+            return if self.sockets[i].failed {
+                Class::Failed
+            } else {
+                Class::Active
+            };
+        }
+        match name.parse::<UnitName>().map(|n| n.unit_type()) {
+            Ok(UnitType::Service | UnitType::Socket) => Class::Inactive,
+            _ => Class::Active,
+        }
+    }
+
+    /// Runs jobs until nothing moves: notes what the services did, ends
+    /// the jobs that are done, starts the jobs whose turn it is.
+    pub(super) fn dispatch(&mut self) {
+        for _ in 0..1000 {
+            let observed = self.observe();
+            let ran = self.run_queue();
+            if !observed && !ran {
+                break;
+            }
+        }
+    }
+
+    /// Looks at every service: units that went down take down the units
+    /// bound to them, finished jobs end, units bound to an inactive unit
+    /// stop. Returns whether anything changed.
+    fn observe(&mut self) -> bool {
+        let mut changed = false;
+        let mut ids: Vec<u64> = self.services.keys().copied().collect();
+        ids.sort_unstable();
+        // Units that went down unexpectedly (no stop or restart job of
+        // their own): what BindsTo= them follows (systemd's
+        // retroactively_stop_dependencies()).
+        let mut went_down: Vec<String> = Vec::new();
+        for &id in &ids {
+            let expected = matches!(
+                self.jobs.get(&id).map(|j| j.kind),
+                Some(JobKind::Stop | JobKind::Restart)
+            );
+            let Some(svc) = self.services.get_mut(&id) else {
+                continue;
+            };
+            let now = Class::of(svc.state);
+            let prev = svc.seen;
+            // From up to down, or down and up again (or up and down) since
+            // the last look.
+            let down = prev.class.up() && (now == Class::Deactivating || now.down())
+                || svc.downs > prev.downs && (prev.class.up() || svc.launches > prev.launches);
+            svc.seen = Seen {
+                class: now,
+                downs: svc.downs,
+                launches: svc.launches,
+            };
+            if down && !expected {
+                went_down.push(svc.unit.id.to_string());
+            }
+        }
+        for name in went_down {
+            let bound: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|b| {
+                    self.services.get(b).is_some_and(|s| {
+                        s.deps.binds_to.contains(&name)
+                            && !matches!(
+                                Class::of(s.state),
+                                Class::Inactive | Class::Failed | Class::Deactivating
+                            )
+                    }) && !matches!(self.jobs.get(b).map(|j| j.kind), Some(JobKind::Stop))
+                })
+                .collect();
+            for b in bound {
+                tracing::info!(
+                    "{}: {name}, which it is bound to (BindsTo=), went down; stopping, too",
+                    self.services[&b].unit.id
+                );
+                self.enqueue(b, JobKind::Stop);
+                changed = true;
+            }
+        }
+        // Jobs that are done.
+        let mut running: Vec<u64> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.running)
+            .map(|(id, _)| *id)
+            .collect();
+        running.sort_unstable();
+        for id in running {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            let Some(svc) = self.services.get_mut(&id) else {
+                // The service is gone (a finished Accept=yes instance).
+                self.jobs.remove(&id);
+                changed = true;
+                continue;
+            };
+            let result = match job.kind {
+                JobKind::Start => {
+                    if svc.ups > job.ups {
+                        Some(JobResult::Done)
+                    } else if svc.downs > job.downs {
+                        match svc.state {
+                            State::Dead => Some(JobResult::Done),
+                            State::Failed => Some(JobResult::Failed),
+                            // Restart= will try again; the job waits for it.
+                            _ => {
+                                job.downs = svc.downs;
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    }
+                }
+                JobKind::Stop | JobKind::Restart | JobKind::TryRestart => match svc.state {
+                    State::Dead | State::Failed => Some(JobResult::Done),
+                    State::AutoRestart => {
+                        svc.state = State::Dead;
+                        Some(JobResult::Done)
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(result) = result {
+                self.finish_job(id, result);
+                changed = true;
+            }
+        }
+        // Units bound to a unit that is down, without a job of either
+        // (systemd's unit_is_bound_by_inactive()): also when it was down
+        // when they started.
+        for &b in &ids {
+            let Some(svc) = self.services.get(&b) else {
+                continue;
+            };
+            if svc.deps.binds_to.is_empty()
+                || svc.state != State::Running
+                || self.jobs.contains_key(&b)
+            {
+                continue;
+            }
+            let culprit = svc
+                .deps
+                .binds_to
+                .iter()
+                .find(|o| !self.has_job(o) && self.class_of_name(o).down())
+                .cloned();
+            if let Some(o) = culprit {
+                tracing::info!(
+                    "{}: Unit is bound to inactive unit {o}. Stopping, too.",
+                    svc.unit.id
+                );
+                self.enqueue(b, JobKind::Stop);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Ends the job of service `id` with `result`: a restart whose stop
+    /// is done becomes a start; a failed start fails the starts waiting
+    /// on it through `Requires=`, `BindsTo=` or `Requisite=`.
+    pub(super) fn finish_job(&mut self, id: u64, result: JobResult) {
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let name = svc.unit.id.to_string();
+        tracing::debug!(
+            "{name}: job {} finished, result={result:?}",
+            job.kind.as_str()
+        );
+        if job.kind == JobKind::Restart && result == JobResult::Done {
+            self.jobs.insert(id, Job::new(JobKind::Start));
+            return;
+        }
+        if result == JobResult::Dependency {
+            let description = svc
+                .unit
+                .get_str("Unit", "Description")
+                .filter(|d| !d.is_empty())
+                .unwrap_or(&name)
+                .to_string();
+            tracing::warn!("{name}: Dependency failed for {description}.");
+            tracing::warn!(
+                "{name}: Job {name}/{} failed with result 'dependency'.",
+                job.kind.as_str()
+            );
+            if Class::of(svc.state).down() {
+                svc.result = "dependency";
+                // An Accept=yes instance that never ran lets go of its
+                // connection.
+                if svc.conn.is_some()
+                    && let Some((_, socket, peer)) = self.services.remove(&id).and_then(|s| s.conn)
+                {
+                    self.release(socket, peer.as_ref());
+                }
+            }
+        }
+        if job.kind == JobKind::Start && matches!(result, JobResult::Failed | JobResult::Dependency)
+        {
+            self.fail_dependents(&name);
+        }
+    }
+
+    /// The start of `name` failed (or it does not load): the starts that
+    /// need it fail with result `dependency`.
+    pub(super) fn fail_dependents(&mut self, name: &str) {
+        let mut ids: Vec<u64> = self
+            .jobs
+            .iter()
+            .filter(|(id, j)| {
+                j.kind == JobKind::Start
+                    && self.services.get(id).is_some_and(|s| s.deps.needs(name))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.finish_job(id, JobResult::Dependency);
+        }
+    }
+
+    /// The job of service `id` that keeps it waiting, if any.
+    fn blocker(&self, id: u64) -> Option<u64> {
+        if self.jobs.get(&id)?.ignore_order {
+            return None;
+        }
+        self.blockers(id).into_iter().min()
+    }
+
+    /// Starts the jobs that wait for nothing; breaks an ordering cycle
+    /// when nothing else can move. Returns whether a job moved.
+    fn run_queue(&mut self) -> bool {
+        let mut moved = false;
+        let mut waiting: Vec<u64> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| !j.running)
+            .map(|(id, _)| *id)
+            .collect();
+        waiting.sort_unstable();
+        for &id in &waiting {
+            if self.jobs.get(&id).is_some_and(|j| !j.running) && self.blocker(id).is_none() {
+                moved |= self.run_job(id);
+            }
+        }
+        if moved {
+            return true;
+        }
+        // Nothing ran: an ordering cycle among waiting jobs never clears.
+        let waiting: Vec<u64> = waiting
+            .into_iter()
+            .filter(|id| self.jobs.get(id).is_some_and(|j| !j.running))
+            .collect();
+        let edges: Vec<Vec<usize>> = waiting
+            .iter()
+            .map(|&id| {
+                self.blockers(id)
+                    .into_iter()
+                    .filter_map(|b| waiting.iter().position(|w| *w == b))
+                    .collect()
+            })
+            .collect();
+        if let Some(cycle) = find_cycle(&edges) {
+            let names: Vec<String> = cycle
+                .iter()
+                .filter_map(|&i| {
+                    self.services
+                        .get(&waiting[i])
+                        .map(|s| s.unit.id.to_string())
+                })
+                .collect();
+            let first = waiting[cycle[0]];
+            tracing::warn!(
+                "flint: found an ordering cycle: {}; running {} regardless of its order",
+                names.join(" -> "),
+                names.first().map_or("", String::as_str)
+            );
+            if let Some(j) = self.jobs.get_mut(&first) {
+                j.ignore_order = true;
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Every job that keeps service `id` waiting.
+    fn blockers(&self, id: u64) -> Vec<u64> {
+        let (Some(job), Some(me)) = (self.jobs.get(&id), self.services.get(&id)) else {
+            return Vec::new();
+        };
+        if job.ignore_order {
+            return Vec::new();
+        }
+        self.jobs
+            .iter()
+            .filter(|(o, _)| **o != id)
+            .filter_map(|(&oid, other)| {
+                let o = self.services.get(&oid)?;
+                let after = me.deps.after.iter().any(|n| names(o, n))
+                    || o.deps.before.iter().any(|n| names(me, n));
+                let before = me.deps.before.iter().any(|n| names(o, n))
+                    || o.deps.after.iter().any(|n| names(me, n));
+                job_waits(job.kind, other.kind, after, before).then_some(oid)
+            })
+            .collect()
+    }
+
+    /// Acts on the job of service `id`, whose turn it is. Returns whether
+    /// it moved (began, ended or changed).
+    fn run_job(&mut self, id: u64) -> bool {
+        let Some(kind) = self.jobs.get(&id).map(|j| j.kind) else {
+            return false;
+        };
+        let Some(svc) = self.services.get(&id) else {
+            self.jobs.remove(&id);
+            return true;
+        };
+        let state = svc.state;
+        let name = svc.unit.id.to_string();
+        match kind {
+            JobKind::Start => {
+                if self.shutting_down {
+                    self.finish_job(id, JobResult::Canceled);
+                    return true;
+                }
+                match Class::of(state) {
+                    Class::Active => {
+                        self.finish_job(id, JobResult::Done);
+                        return true;
+                    }
+                    // Already on its way up: the job waits for the result.
+                    Class::Activating => {}
+                    // Still stopping: start once it is down.
+                    Class::Deactivating => return false,
+                    Class::Inactive | Class::Failed => {
+                        for r in svc.deps.requisite.clone() {
+                            match self.class_of_name(&r) {
+                                Class::Active => {}
+                                Class::Activating if self.has_job(&r) => return false,
+                                _ => {
+                                    tracing::warn!("{name}: {r} (Requisite=) is not active");
+                                    self.finish_job(id, JobResult::Dependency);
+                                    return true;
+                                }
+                            }
+                        }
+                    }
+                }
+                let (ups, downs) = (svc.ups, svc.downs);
+                if let Some(j) = self.jobs.get_mut(&id) {
+                    j.running = true;
+                    j.ups = ups;
+                    j.downs = downs;
+                }
+                if Class::of(state).down() {
+                    // Its sockets stop being watched while it runs.
+                    for s in svc.sockets.clone() {
+                        self.sockets[s].disarm();
+                    }
+                    self.start(id);
+                }
+                true
+            }
+            JobKind::Stop | JobKind::Restart | JobKind::TryRestart => {
+                let restart = kind != JobKind::Stop;
+                if restart && (Class::of(state).down() || state == State::AutoRestart) {
+                    if state == State::AutoRestart
+                        && let Some(svc) = self.services.get_mut(&id)
+                    {
+                        svc.state = State::Dead;
+                    }
+                    self.finish_job(id, JobResult::Done);
+                    return true;
+                }
+                if let Some(j) = self.jobs.get_mut(&id) {
+                    j.running = true;
+                }
+                self.begin_stop(id, restart);
+                true
+            }
+        }
+    }
+
+    /// Stops a service for a job: `ExecStop=`, then the kill procedure
+    /// (with `RestartKillSignal=` when `restart`).
+    fn begin_stop(&mut self, id: u64, restart: bool) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        svc.stopping = true;
+        svc.restart_requested = false;
+        svc.restart_kill = restart;
+        match svc.state {
+            State::Dead | State::Failed => {}
+            State::AutoRestart => svc.state = State::Dead,
+            State::Stop(_)
+            | State::StopSigterm
+            | State::StopWatchdog
+            | State::StopSigkill
+            | State::StopPost(_) => {}
+            State::Condition(_) | State::StartPre(_) => {
+                // Its control process goes; its exit ends the start.
+                if let Some(c) = svc.control_pid {
+                    signal_group(c, libc::SIGTERM);
+                    signal_group(c, libc::SIGCONT);
+                }
+                let timeout = svc.stop_timeout();
+                self.arm_timer(id, timeout);
+            }
+            State::Running
+            | State::Start(_)
+            | State::StartPost(_)
+            | State::Reload(_)
+            | State::ReloadNotify => {
+                if let Some(c) = svc.control_pid.take() {
+                    signal_group(c, libc::SIGTERM);
+                }
+                self.step(id, State::Stop(0));
+            }
+        }
+    }
+
+    /// The job of a service, for `flint ctl status`.
+    pub(super) fn job_text(&self, id: u64) -> Option<String> {
+        self.jobs.get(&id).map(|j| {
+            format!(
+                "{} ({})",
+                j.kind.as_str(),
+                if j.running { "running" } else { "waiting" }
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A graph from a list of units and their dependencies.
+    struct Fake(Vec<(String, Deps)>);
+
+    impl Graph for Fake {
+        fn node(&mut self, name: &str) -> Node {
+            match self.0.iter().find(|(n, _)| n == name) {
+                Some((n, d)) if n.ends_with("target") => Node::Group(d.clone()),
+                Some((_, d)) => Node::Runs(d.clone()),
+                None if name.ends_with("mount") => Node::Foreign,
+                None => Node::Missing,
+            }
+        }
+        fn each(&self, f: &mut dyn FnMut(&str, &Deps)) {
+            for (n, d) in &self.0 {
+                f(n, d);
+            }
+        }
+    }
+
+    fn list(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    fn jobs(tr: &Transaction) -> Vec<String> {
+        tr.jobs
+            .iter()
+            .map(|(n, k)| format!("{n}/{}", k.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn ordering_follows_job_compare() {
+        use JobKind::{Restart, Start, Stop};
+        // A start waits for any job of a unit it is after…
+        assert!(job_waits(Start, Start, true, false));
+        assert!(job_waits(Start, Stop, true, false));
+        // …a stop does not (the later unit stops first).
+        assert!(!job_waits(Stop, Stop, true, false));
+        assert!(!job_waits(Stop, Start, true, false));
+        // Any job waits for the stop of a unit it is before.
+        assert!(job_waits(Stop, Stop, false, true));
+        assert!(job_waits(Start, Stop, false, true));
+        assert!(job_waits(Start, Restart, false, true));
+        assert!(!job_waits(Start, Start, false, true));
+        // A restart in its stop half is a stop.
+        assert!(!job_waits(Restart, Start, true, false));
+        // Unordered jobs never wait.
+        assert!(!job_waits(Start, Stop, false, false));
+    }
+
+    #[test]
+    fn start_pulls_in_requirements_and_stops_conflicts() {
+        let mut g = Fake(vec![
+            (
+                "app.service".into(),
+                Deps {
+                    requires: list("db.service"),
+                    wants: list("cache.service gone.service"),
+                    binds_to: list("log.socket"),
+                    conflicts: list("old.service"),
+                    after: list("db.service local-fs.mount"),
+                    ..Deps::default()
+                },
+            ),
+            (
+                "db.service".into(),
+                Deps {
+                    requires: list("missing.service data.mount"),
+                    ..Deps::default()
+                },
+            ),
+            ("cache.service".into(), Deps::default()),
+            ("log.socket".into(), Deps::default()),
+            ("old.service".into(), Deps::default()),
+            (
+                "rival.service".into(),
+                Deps {
+                    conflicts: list("app.service"),
+                    ..Deps::default()
+                },
+            ),
+            (
+                "user.service".into(),
+                Deps {
+                    requires: list("old.service"),
+                    ..Deps::default()
+                },
+            ),
+        ]);
+        let tr = transaction(&mut g, "app.service", JobKind::Start);
+        assert_eq!(
+            jobs(&tr),
+            [
+                "app.service/start",
+                "db.service/start",
+                "log.socket/start",
+                "cache.service/start",
+                "old.service/stop",
+                "rival.service/stop",
+                "user.service/stop",
+            ]
+        );
+        // A missing wanted unit is nothing; a missing required one fails
+        // what requires it.
+        assert_eq!(tr.missing, ["missing.service"]);
+    }
+
+    #[test]
+    fn stop_and_restart_propagate_to_what_needs_the_unit() {
+        let mut g = Fake(vec![
+            ("base.service".into(), Deps::default()),
+            (
+                "req.service".into(),
+                Deps {
+                    requires: list("base.service"),
+                    ..Deps::default()
+                },
+            ),
+            (
+                "bound.service".into(),
+                Deps {
+                    binds_to: list("base.service"),
+                    ..Deps::default()
+                },
+            ),
+            (
+                "part.service".into(),
+                Deps {
+                    part_of: list("base.service"),
+                    ..Deps::default()
+                },
+            ),
+            (
+                "deeper.service".into(),
+                Deps {
+                    requisite: list("part.service"),
+                    ..Deps::default()
+                },
+            ),
+            (
+                "wanter.service".into(),
+                Deps {
+                    wants: list("base.service"),
+                    after: list("base.service"),
+                    ..Deps::default()
+                },
+            ),
+        ]);
+        let tr = transaction(&mut g, "base.service", JobKind::Stop);
+        assert_eq!(
+            jobs(&tr),
+            [
+                "base.service/stop",
+                "req.service/stop",
+                "bound.service/stop",
+                "part.service/stop",
+                "deeper.service/stop",
+            ]
+        );
+        let tr = transaction(&mut g, "base.service", JobKind::Restart);
+        assert_eq!(
+            jobs(&tr),
+            [
+                "base.service/restart",
+                "req.service/try-restart",
+                "bound.service/try-restart",
+                "part.service/try-restart",
+                "deeper.service/try-restart",
+            ]
+        );
+    }
+
+    #[test]
+    fn targets_pull_in_without_a_job_and_contradictions_keep_the_start() {
+        let mut g = Fake(vec![
+            (
+                "multi-user.target".into(),
+                Deps {
+                    wants: list("a.service b.service"),
+                    ..Deps::default()
+                },
+            ),
+            (
+                "a.service".into(),
+                Deps {
+                    conflicts: list("b.service"),
+                    ..Deps::default()
+                },
+            ),
+            ("b.service".into(), Deps::default()),
+        ]);
+        let tr = transaction(&mut g, "multi-user.target", JobKind::Start);
+        assert_eq!(jobs(&tr), ["a.service/start", "b.service/start"]);
+        // Conflicts= works both ways: each is both to start and to stop.
+        assert_eq!(tr.contradictions, ["b.service", "a.service"]);
+    }
+
+    #[test]
+    fn cycles_are_found_and_chains_are_not() {
+        assert_eq!(find_cycle(&[vec![1], vec![2], vec![]]), None);
+        assert_eq!(find_cycle(&[vec![], vec![0], vec![0, 1]]), None);
+        assert_eq!(find_cycle(&[vec![1], vec![2], vec![1]]), Some(vec![1, 2]));
+        assert_eq!(find_cycle(&[vec![0]]), Some(vec![0]));
+    }
+
+    #[test]
+    fn deps_read_the_unit_and_its_links() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.service"),
+            "[Unit]\nAfter=b.service c.service\nBefore=d.service\nRequires=b.service\nWants=e.service\nBindsTo=f.service\nPartOf=g.service\nConflicts=h.service\nRequisite=i.service\n[Service]\nExecStart=/bin/true\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("a.service.requires")).unwrap();
+        std::os::unix::fs::symlink(
+            "../j.service",
+            dir.path().join("a.service.requires/j.service"),
+        )
+        .unwrap();
+        let search =
+            crate::unit::loader::SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        let unit = crate::unit::load::load(&search, &"a.service".parse().unwrap());
+        let d = Deps::of(&unit);
+        assert_eq!(d.after, ["b.service", "c.service"]);
+        assert_eq!(d.before, ["d.service"]);
+        assert_eq!(d.requires, ["b.service", "j.service"]);
+        assert_eq!(d.wants, ["e.service"]);
+        assert_eq!(d.binds_to, ["f.service"]);
+        assert_eq!(d.part_of, ["g.service"]);
+        assert_eq!(d.conflicts, ["h.service"]);
+        assert_eq!(d.requisite, ["i.service"]);
+        assert!(d.follows_stop_of("g.service") && d.follows_stop_of("i.service"));
+        assert!(!d.follows_stop_of("e.service"));
+        assert!(d.needs("f.service") && !d.needs("g.service"));
+    }
+}

@@ -1,0 +1,522 @@
+//! Ordering and requirements between units under `flint run`, as systemd
+//! has them: a unit ordered `After=` another starts once that one is
+//! ready, a failed requirement fails what requires it, `BindsTo=`,
+//! `PartOf=` and `Conflicts=` propagate, units stop in reverse order, and
+//! the kill signals of restarts, stop timeouts and the watchdog.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Flint, Tree, wait_for};
+
+fn ctl(control: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(common::flint_bin())
+        .arg("ctl")
+        .arg("--control")
+        .arg(control)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `flint ctl --json status UNIT`: the unit's object.
+fn status(control: &Path, unit: &str) -> serde_json::Value {
+    let (_, text) = ctl(control, &["--json", "status", unit]);
+    let v: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    v["units"][0].clone()
+}
+
+/// Waits (bounded) until `unit` is in `state` (`active`, `inactive`, ...).
+fn wait_state(control: &Path, unit: &str, state: &str) -> serde_json::Value {
+    wait_for(Duration::from_secs(15), || {
+        let s = status(control, unit);
+        (s["state"] == state).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("{unit} did not become {state}: {}", status(control, unit)))
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A tree with a control socket, and flint on it.
+fn run(tree: &Tree, units: &[&str]) -> (Flint, PathBuf) {
+    let control = tree.path().join("control");
+    let mut args = vec!["--control", control.to_str().unwrap()];
+    args.extend_from_slice(units);
+    (Flint::run(tree, &args), control)
+}
+
+/// Runs `sh -c SCRIPT` (quoted for a unit file).
+fn sh(script: &str) -> String {
+    format!("/bin/sh -c '{script}'")
+}
+
+/// A notify daemon that gets ready after a second: it writes `ready` into
+/// the file in its first argument, then sends `READY=1`.
+const SLOW_NOTIFY: &str = r#"
+import os, socket, sys, time
+time.sleep(1)
+with open(sys.argv[1], "a") as f:
+    f.write("ready\n")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+time.sleep(1000)
+"#;
+
+#[test]
+fn a_unit_after_a_notify_daemon_starts_once_it_is_ready() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    tree.write("d.py", SLOW_NOTIFY);
+    tree.write(
+        "db.service",
+        &format!(
+            "[Service]\nType=notify\nExecStart=/usr/bin/python3 {} {l}\nExecStartPost={}\n",
+            tree.path().join("d.py").display(),
+            sh(&format!("echo post >> {l}"))
+        ),
+    );
+    tree.write(
+        "web.service",
+        &format!(
+            "[Unit]\nRequires=db.service\nAfter=db.service\n[Service]\nExecStart={}\n",
+            sh(&format!("echo web >> {l}; exec sleep 1000"))
+        ),
+    );
+    // Only web.service is named: db.service comes in through Requires=.
+    let begun = Instant::now();
+    let (flint, control) = run(&tree, &["web.service"]);
+    let seen = wait_for(Duration::from_secs(15), || {
+        Some(lines(&log)).filter(|l| l.len() >= 3)
+    })
+    .unwrap_or_else(|| panic!("all three ran: {:?}\n{}", lines(&log), flint.log()));
+    assert_eq!(
+        seen,
+        ["ready", "post", "web"],
+        "web.service starts after READY=1 and db's ExecStartPost="
+    );
+    assert!(begun.elapsed() >= Duration::from_secs(1));
+    wait_state(&control, "web.service", "active");
+    assert!(flint.wait_log("db.service: ready"), "{}", flint.log());
+}
+
+#[test]
+fn a_oneshot_chain_runs_in_order() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    // Without ordering, the shorter sleeps would finish first: c, b, a.
+    for (name, sleep, after) in [("a", "0.6", ""), ("b", "0.3", "a"), ("c", "0", "b")] {
+        let deps = if after.is_empty() {
+            String::new()
+        } else {
+            format!("Requires={after}.service\nAfter={after}.service\n")
+        };
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Unit]\n{deps}[Service]\nType=oneshot\nExecStart={}\n",
+                sh(&format!("sleep {sleep}; echo {name} >> {l}"))
+            ),
+        );
+    }
+    let (flint, _control) = run(&tree, &["c.service"]);
+    let seen = wait_for(Duration::from_secs(15), || {
+        Some(lines(&log)).filter(|l| l.len() >= 3)
+    })
+    .unwrap_or_else(|| panic!("the chain ran: {}", flint.log()));
+    assert_eq!(seen, ["a", "b", "c"]);
+}
+
+#[test]
+fn a_failed_requirement_fails_its_dependents_and_wanted_ones_start_anyway() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    tree.write(
+        "bad.service",
+        &format!(
+            "[Service]\nType=oneshot\nExecStart={}\n",
+            sh("sleep 0.5; exit 1")
+        ),
+    );
+    tree.write(
+        "needs.service",
+        &format!(
+            "[Unit]\nDescription=needs bad\nRequires=bad.service\nAfter=bad.service\n[Service]\nExecStart={}\n",
+            sh(&format!("echo needs >> {l}; exec sleep 1000"))
+        ),
+    );
+    // Further down the chain: it fails too.
+    tree.write(
+        "deeper.service",
+        &format!(
+            "[Unit]\nBindsTo=needs.service\nAfter=needs.service\n[Service]\nExecStart={}\n",
+            sh(&format!("echo deeper >> {l}; exec sleep 1000"))
+        ),
+    );
+    tree.write(
+        "wants.service",
+        &format!(
+            "[Unit]\nWants=bad.service\nAfter=bad.service\n[Service]\nExecStart={}\n",
+            sh(&format!("echo wants >> {l}; exec sleep 1000"))
+        ),
+    );
+    // Requisite= on a unit nobody starts: it is not pulled in, and fails.
+    tree.write("off.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "req.service",
+        &format!(
+            "[Unit]\nRequisite=off.service\nAfter=off.service\n[Service]\nExecStart={}\n",
+            sh(&format!("echo req >> {l}; exec sleep 1000"))
+        ),
+    );
+    let (flint, control) = run(
+        &tree,
+        &[
+            "needs.service",
+            "deeper.service",
+            "wants.service",
+            "req.service",
+        ],
+    );
+    let wants = wait_state(&control, "wants.service", "active");
+    assert_eq!(wants["result"], "success");
+    let bad = wait_state(&control, "bad.service", "failed");
+    assert_eq!(bad["result"], "exit-code");
+    for unit in ["needs.service", "deeper.service", "req.service"] {
+        let s = wait_for(Duration::from_secs(10), || {
+            let s = status(&control, unit);
+            (s["result"] == "dependency").then_some(s)
+        })
+        .unwrap_or_else(|| panic!("{unit}: {}\n{}", status(&control, unit), flint.log()));
+        assert_eq!(s["state"], "inactive", "{unit}: {s}");
+    }
+    assert!(
+        flint.wait_log("needs.service: Dependency failed for needs bad."),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        flint.wait_log("Job needs.service/start failed with result 'dependency'"),
+        "{}",
+        flint.log()
+    );
+    assert_eq!(lines(&log), ["wants"], "only the wanting unit ran");
+}
+
+#[test]
+fn binds_to_follows_the_bound_unit_down() {
+    let tree = Tree::new();
+    let stopfile = tree.path().join("stop-base");
+    tree.write(
+        "base.service",
+        &format!(
+            "[Service]\nExecStart={}\n",
+            sh(&format!(
+                "while [ ! -e {} ]; do sleep 0.1; done",
+                stopfile.display()
+            ))
+        ),
+    );
+    tree.write(
+        "bound.service",
+        "[Unit]\nBindsTo=base.service\nAfter=base.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    // Bound to a oneshot that is inactive once it ran: stopped at once.
+    tree.write(
+        "short.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    );
+    tree.write(
+        "tied.service",
+        "[Unit]\nBindsTo=short.service\nAfter=short.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let (flint, control) = run(&tree, &["bound.service", "tied.service"]);
+    wait_state(&control, "bound.service", "active");
+    // `flint ctl stop` of the bound unit stops the binder too.
+    assert_eq!(ctl(&control, &["stop", "base.service"]).0, 0);
+    wait_state(&control, "base.service", "inactive");
+    wait_state(&control, "bound.service", "inactive");
+    // Starting the binder starts what it is bound to…
+    assert_eq!(ctl(&control, &["start", "bound.service"]).0, 0);
+    wait_state(&control, "base.service", "active");
+    wait_state(&control, "bound.service", "active");
+    // …and when that exits on its own, the binder follows.
+    std::fs::write(&stopfile, "").unwrap();
+    wait_state(&control, "base.service", "inactive");
+    wait_state(&control, "bound.service", "inactive");
+    assert!(
+        flint
+            .wait_log("tied.service: Unit is bound to inactive unit short.service. Stopping, too."),
+        "{}",
+        flint.log()
+    );
+    wait_state(&control, "tied.service", "inactive");
+}
+
+#[test]
+fn part_of_restarts_and_stops_with_its_unit() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    // ExecStartPre= writes: it ends before the start counts as done (the
+    // main process of a simple service may write after the next started).
+    tree.write(
+        "parent.service",
+        &format!(
+            "[Service]\nExecStartPre={}\nExecStart=/bin/sleep 1000\n",
+            sh(&format!("echo parent >> {l}"))
+        ),
+    );
+    tree.write(
+        "part.service",
+        &format!(
+            "[Unit]\nPartOf=parent.service\nAfter=parent.service\n[Service]\nExecStartPre={}\nExecStart=/bin/sleep 1000\n",
+            sh(&format!("echo part >> {l}"))
+        ),
+    );
+    let (_flint, control) = run(&tree, &["parent.service", "part.service"]);
+    let pid = wait_state(&control, "part.service", "active")["main_pid"].clone();
+    assert_eq!(ctl(&control, &["restart", "parent.service"]).0, 0);
+    let seen = wait_for(Duration::from_secs(15), || {
+        Some(lines(&log)).filter(|l| l.len() >= 4)
+    })
+    .expect("both started again");
+    assert_eq!(seen, ["parent", "part", "parent", "part"]);
+    let again = wait_state(&control, "part.service", "active");
+    assert_ne!(again["main_pid"], pid, "part.service was restarted");
+    assert_eq!(ctl(&control, &["stop", "parent.service"]).0, 0);
+    wait_state(&control, "part.service", "inactive");
+}
+
+#[test]
+fn starting_a_unit_stops_the_one_it_conflicts_with() {
+    let tree = Tree::new();
+    tree.write(
+        "new.service",
+        "[Unit]\nConflicts=old.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write("old.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let (_flint, control) = run(&tree, &["old.service"]);
+    wait_state(&control, "old.service", "active");
+    assert_eq!(ctl(&control, &["start", "new.service"]).0, 0);
+    wait_state(&control, "new.service", "active");
+    wait_state(&control, "old.service", "inactive");
+    // And the other way round (Conflicts= works both ways).
+    assert_eq!(ctl(&control, &["start", "old.service"]).0, 0);
+    wait_state(&control, "old.service", "active");
+    wait_state(&control, "new.service", "inactive");
+}
+
+#[test]
+fn flint_stops_units_in_reverse_order() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    // Without ordering, the slower ExecStop= of `late` would log last.
+    tree.write(
+        "early.service",
+        &format!(
+            "[Service]\nExecStart=/bin/sleep 1000\nExecStop={}\n",
+            sh(&format!("echo stop early >> {l}"))
+        ),
+    );
+    tree.write(
+        "late.service",
+        &format!(
+            "[Unit]\nAfter=early.service\n[Service]\nExecStart=/bin/sleep 1000\nExecStop={}\n",
+            sh(&format!("sleep 0.5; echo stop late >> {l}"))
+        ),
+    );
+    let (mut flint, control) = run(&tree, &["early.service", "late.service"]);
+    wait_state(&control, "late.service", "active");
+    wait_state(&control, "early.service", "active");
+    assert!(flint.stop().expect("flint exits").success());
+    assert_eq!(lines(&log), ["stop late", "stop early"]);
+}
+
+#[test]
+fn restart_kill_signal_is_used_for_a_restart_only() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    tree.write(
+        "s.service",
+        &format!(
+            "[Service]\nExecStart={}\nRestartKillSignal=SIGUSR1\n",
+            sh(&format!(
+                "trap \"echo got USR1 >> {l}; exit 0\" USR1; trap \"echo got TERM >> {l}; exit 0\" TERM; echo up >> {l}; while :; do sleep 0.1; done"
+            ))
+        ),
+    );
+    let (_flint, control) = run(&tree, &["s.service"]);
+    wait_for(Duration::from_secs(10), || lines(&log).first().cloned()).expect("it runs");
+    assert_eq!(ctl(&control, &["restart", "s.service"]).0, 0);
+    wait_for(Duration::from_secs(15), || {
+        Some(lines(&log)).filter(|l| l.len() >= 3)
+    })
+    .expect("restarted");
+    assert_eq!(lines(&log), ["up", "got USR1", "up"]);
+    assert_eq!(ctl(&control, &["stop", "s.service"]).0, 0);
+    wait_state(&control, "s.service", "inactive");
+    assert_eq!(lines(&log), ["up", "got USR1", "up", "got TERM"]);
+}
+
+#[test]
+fn final_kill_signal_follows_timeout_stop_sec() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    tree.write(
+        "stubborn.service",
+        &format!(
+            "[Service]\nExecStart={}\nTimeoutStopSec=1s\nFinalKillSignal=SIGUSR2\n",
+            sh(&format!(
+                "trap \"\" TERM; trap \"echo got USR2 >> {l}; exit 0\" USR2; echo up >> {l}; while :; do sleep 0.1; done"
+            ))
+        ),
+    );
+    let (flint, control) = run(&tree, &["stubborn.service"]);
+    wait_for(Duration::from_secs(10), || lines(&log).first().cloned()).expect("it runs");
+    let begun = Instant::now();
+    assert_eq!(ctl(&control, &["stop", "stubborn.service"]).0, 0);
+    let s = wait_state(&control, "stubborn.service", "failed");
+    assert!(begun.elapsed() >= Duration::from_millis(900));
+    assert_eq!(s["result"], "timeout", "a stop that timed out: {s}");
+    assert_eq!(lines(&log), ["up", "got USR2"]);
+    assert!(
+        flint.wait_log("State 'stop-sigterm' timed out. Killing."),
+        "{}",
+        flint.log()
+    );
+}
+
+/// A notify daemon that gets ready, never pings the watchdog, and survives
+/// SIGABRT (writing that it got it).
+const NO_WATCHDOG: &str = r#"
+import os, signal, socket, sys, time
+def abrt(*_):
+    with open(sys.argv[1], "a") as f:
+        f.write("got ABRT\n")
+signal.signal(signal.SIGABRT, abrt)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+while True:
+    time.sleep(0.1)
+"#;
+
+#[test]
+fn a_missed_watchdog_kills_after_timeout_abort_sec() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    tree.write("w.py", NO_WATCHDOG);
+    tree.write(
+        "w.service",
+        &format!(
+            "[Service]\nType=notify\nExecStart=/usr/bin/python3 {} {}\nWatchdogSec=1s\nTimeoutAbortSec=1s\nTimeoutStopSec=60s\n",
+            tree.path().join("w.py").display(),
+            log.display()
+        ),
+    );
+    let (flint, control) = run(&tree, &["w.service"]);
+    wait_state(&control, "w.service", "active");
+    wait_for(Duration::from_secs(10), || lines(&log).first().cloned()).expect("SIGABRT came");
+    let abrt = Instant::now();
+    // Not TimeoutStopSec= (60 s): TimeoutAbortSec= after the watchdog signal.
+    let s = wait_state(&control, "w.service", "failed");
+    assert!(abrt.elapsed() < Duration::from_secs(10));
+    assert_eq!(s["result"], "watchdog", "{s}");
+    assert_eq!(s["last_exit"], "killed by signal 9", "{s}");
+    assert_eq!(lines(&log), ["got ABRT"]);
+    assert!(
+        flint.wait_log("State 'stop-watchdog' timed out. Killing."),
+        "{}",
+        flint.log()
+    );
+}
+
+/// A daemon that writes the signals it gets: `up` at start, `HUP`, and
+/// `TERM` (then it exits).
+const SIGNALS: &str = r#"
+import signal, sys, time
+def note(s):
+    with open(sys.argv[1], "a") as f:
+        f.write(s + "\n")
+def term(*_):
+    note("TERM")
+    time.sleep(0.3)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, term)
+signal.signal(signal.SIGHUP, lambda *_: note("HUP"))
+note("up")
+while True:
+    time.sleep(0.1)
+"#;
+
+#[test]
+fn send_sighup_follows_the_stop_signal_not_the_restart_signal() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    tree.write("sig.py", SIGNALS);
+    tree.write(
+        "h.service",
+        &format!(
+            "[Service]\nExecStart=/usr/bin/python3 {} {}\nSendSIGHUP=yes\n",
+            tree.path().join("sig.py").display(),
+            log.display()
+        ),
+    );
+    let (_flint, control) = run(&tree, &["h.service"]);
+    wait_for(Duration::from_secs(10), || lines(&log).first().cloned()).expect("it runs");
+    assert_eq!(ctl(&control, &["restart", "h.service"]).0, 0);
+    wait_for(Duration::from_secs(15), || {
+        Some(lines(&log)).filter(|l| l.len() >= 3)
+    })
+    .expect("restarted");
+    assert_eq!(lines(&log), ["up", "TERM", "up"], "no SIGHUP for a restart");
+    assert_eq!(ctl(&control, &["stop", "h.service"]).0, 0);
+    wait_state(&control, "h.service", "inactive");
+    let mut last: Vec<String> = lines(&log).split_off(3);
+    last.sort();
+    assert_eq!(
+        last,
+        ["HUP", "TERM"],
+        "SIGHUP right after SIGTERM on a stop"
+    );
+}
+
+#[test]
+fn an_ordering_cycle_is_broken_and_both_start() {
+    let tree = Tree::new();
+    tree.write(
+        "x.service",
+        "[Unit]\nAfter=y.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "y.service",
+        "[Unit]\nAfter=x.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let (flint, control) = run(&tree, &["x.service", "y.service"]);
+    wait_state(&control, "x.service", "active");
+    wait_state(&control, "y.service", "active");
+    assert!(flint.wait_log("found an ordering cycle"), "{}", flint.log());
+}
