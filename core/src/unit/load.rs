@@ -24,7 +24,9 @@ use super::name::{UnitName, UnitType};
 use super::specifier::{self, SpecifierContext, SpecifierTable};
 use super::value::address::SocketAddress;
 use super::value::exec::{self, ExecCommand};
-use super::value::{bool as vbool, env, exit_status, int, mode, signal, size, time, words};
+use super::value::{
+    bool as vbool, env, exit_status, int, mode, process, signal, size, time, words,
+};
 use super::{Diagnostic, Severity};
 
 /// Where a value came from.
@@ -495,6 +497,9 @@ impl Parser<'_> {
     }
 
     fn assign(&mut self, section: &str, dir: &'static Directive, value: &str, origin: &Origin) {
+        if self.assign_process_setting(section, dir, value, origin) {
+            return;
+        }
         // All Listen*= lines share one ordered list; an empty one clears all.
         let key: &'static str = if matches!(dir.grammar, Grammar::Listen(_)) {
             "Listen"
@@ -630,6 +635,26 @@ impl Parser<'_> {
             Grammar::U32 => int::parse_u32(value)
                 .map(|u| vec![Value::U64(u64::from(u))])
                 .map_err(|e| bad(key, &e)),
+            Grammar::Int if key == "Nice" => match int::parse_i32(value) {
+                Ok(n) if (-20..=19).contains(&n) => one(Value::Int(i64::from(n))),
+                Ok(_) => Err(Problem::Warn(format!(
+                    "Nice priority out of range, ignoring: {value}"
+                ))),
+                Err(e) => Err(Problem::Warn(format!(
+                    "Failed to parse nice priority '{value}', ignoring: {}",
+                    e.strerror()
+                ))),
+            },
+            Grammar::Int if key == "OOMScoreAdjust" => match int::parse_i32(value) {
+                Ok(n) if (-1000..=1000).contains(&n) => one(Value::Int(i64::from(n))),
+                Ok(_) => Err(Problem::Warn(format!(
+                    "OOM score adjust value out of range, ignoring: {value}"
+                ))),
+                Err(e) => Err(Problem::Warn(format!(
+                    "Failed to parse the OOM score adjust value '{value}', ignoring: {}",
+                    e.strerror()
+                ))),
+            },
             Grammar::U64 => int::parse_u64(value)
                 .map(|u| vec![Value::U64(u)])
                 .map_err(|e| bad(key, &e)),
@@ -775,6 +800,41 @@ impl Parser<'_> {
                     argument,
                 })
             }
+            Grammar::CpuSchedPolicy => match process::sched_policy(value) {
+                Some(p) => one(Value::Word(process::sched_policy_name(p))),
+                None => Err(Problem::Warn(format!(
+                    "Failed to parse CPU scheduling policy, ignoring: {value}"
+                ))),
+            },
+            Grammar::Nsec => process::parse_nsec(value)
+                .map(|ns| vec![Value::U64(ns)])
+                .map_err(|_| {
+                    Problem::Warn(format!("Failed to parse nsec value, ignoring: {value}"))
+                }),
+            Grammar::CpuSet => {
+                // Handled with its merging in `assign_process_setting`.
+                let (set, _) = process::parse_cpu_set(value).map_err(|_| {
+                    Problem::Warn(format!("Failed to parse CPU affinity '{value}'"))
+                })?;
+                one(Value::Str(set.to_range_string()))
+            }
+            Grammar::SecureBits => match process::parse_secure_bits(value) {
+                Some(bits) => one(Value::Str(process::secure_bits_to_string(bits))),
+                None => Err(Problem::Warn(format!("Invalid syntax, ignoring: {value}"))),
+            },
+            Grammar::CoredumpFilter => match process::parse_coredump_filter(value) {
+                Ok(mask) => one(Value::Str(format!("{mask:#x}"))),
+                Err(e) => Err(Problem::Warn(format!(
+                    "Failed to parse the CoredumpFilter={value}, ignoring: {}",
+                    e.strerror()
+                ))),
+            },
+            Grammar::Personality => match process::personality(value) {
+                Some(_) => one(Value::Word(value.to_string())),
+                None => Err(Problem::Warn(format!(
+                    "Failed to parse personality, ignoring: {value}"
+                ))),
+            },
             Grammar::StdInput => {
                 let v = self
                     .expand(value, SpecifierTable::Full)
@@ -821,6 +881,224 @@ impl Parser<'_> {
                 }
             }
         }
+    }
+
+    /// The process attributes whose assignments systemd folds into one
+    /// state, so that their order matters (`load-fragment.c`):
+    /// `IOSchedulingClass=` keeps the priority and `IOSchedulingPriority=`
+    /// the class (an empty one of either resets both, class `none` means
+    /// best-effort 4); `CPUSchedulingPolicy=` clamps the priority into the
+    /// policy's range (an empty one resets both; an empty priority is only
+    /// a warning); `CPUAffinity=` adds to the set, `numa` replaces it;
+    /// `TimerSlackNSec=infinity` resets. Both halves of a pair are stored
+    /// with their effective values, as systemd's dump prints them. Returns
+    /// false for any other directive.
+    fn assign_process_setting(
+        &mut self,
+        section: &str,
+        dir: &'static Directive,
+        value: &str,
+        origin: &Origin,
+    ) -> bool {
+        const IO_CLASS: &str = "IOSchedulingClass";
+        const IO_PRIO: &str = "IOSchedulingPriority";
+        const CPU_POLICY: &str = "CPUSchedulingPolicy";
+        const CPU_PRIO: &str = "CPUSchedulingPriority";
+        let key = dir.key;
+        if ![
+            IO_CLASS,
+            IO_PRIO,
+            CPU_POLICY,
+            CPU_PRIO,
+            "CPUAffinity",
+            "TimerSlackNSec",
+        ]
+        .contains(&key)
+        {
+            return false;
+        }
+        let current = |unit: &Unit, k: &str| unit.get(section, k).cloned();
+        if value.is_empty() {
+            match key {
+                IO_CLASS | IO_PRIO => self.unset(section, &[IO_CLASS, IO_PRIO]),
+                CPU_POLICY => self.unset(section, &[CPU_POLICY, CPU_PRIO]),
+                CPU_PRIO => self.unit.warn(
+                    origin,
+                    "Failed to parse CPU scheduling priority, ignoring: ",
+                ),
+                _ => self.unset(section, &[key]),
+            }
+            return true;
+        }
+        match key {
+            IO_CLASS => {
+                let Some(class) = process::ioprio_class(value) else {
+                    self.unit.warn(
+                        origin,
+                        format!("Failed to parse IO scheduling class, ignoring: {value}"),
+                    );
+                    return true;
+                };
+                let data = match current(self.unit, IO_PRIO) {
+                    Some(Value::U64(p)) => u32::try_from(p).unwrap_or(0),
+                    _ => process::IOPRIO_DEFAULT_PRIORITY,
+                };
+                // IOPRIO_CLASS_NONE is best-effort at the default level.
+                let (class, data) = if class == 0 {
+                    (process::IOPRIO_CLASS_BE, process::IOPRIO_DEFAULT_PRIORITY)
+                } else {
+                    (class, data)
+                };
+                self.set_single(
+                    section,
+                    IO_CLASS,
+                    Value::Word(process::ioprio_class_name(class)),
+                    origin,
+                );
+                self.set_single(section, IO_PRIO, Value::U64(u64::from(data)), origin);
+            }
+            IO_PRIO => {
+                let Some(p) = int::parse_i32(value)
+                    .ok()
+                    .and_then(|p| u32::try_from(p).ok())
+                    .filter(|p| *p < 8)
+                else {
+                    self.unit.warn(
+                        origin,
+                        format!("Failed to parse IO priority, ignoring: {value}"),
+                    );
+                    return true;
+                };
+                let class = match current(self.unit, IO_CLASS) {
+                    Some(Value::Word(w)) => {
+                        process::ioprio_class(&w).unwrap_or(process::IOPRIO_CLASS_BE)
+                    }
+                    _ => process::IOPRIO_CLASS_BE,
+                };
+                self.set_single(
+                    section,
+                    IO_CLASS,
+                    Value::Word(process::ioprio_class_name(class)),
+                    origin,
+                );
+                self.set_single(section, IO_PRIO, Value::U64(u64::from(p)), origin);
+            }
+            CPU_POLICY => {
+                let Some(policy) = process::sched_policy(value) else {
+                    self.unit.warn(
+                        origin,
+                        format!("Failed to parse CPU scheduling policy, ignoring: {value}"),
+                    );
+                    return true;
+                };
+                let mut prio = match current(self.unit, CPU_PRIO) {
+                    Some(Value::U64(p)) => p,
+                    _ => 0,
+                };
+                if let Some((lo, hi)) = process::sched_priority_range(policy) {
+                    prio = prio.clamp(u64::from(lo), u64::from(hi));
+                }
+                self.set_single(
+                    section,
+                    CPU_POLICY,
+                    Value::Word(process::sched_policy_name(policy)),
+                    origin,
+                );
+                self.set_single(section, CPU_PRIO, Value::U64(prio), origin);
+            }
+            CPU_PRIO => {
+                let Ok(p) = int::parse_i32(value) else {
+                    self.unit.warn(
+                        origin,
+                        format!("Failed to parse CPU scheduling priority, ignoring: {value}"),
+                    );
+                    return true;
+                };
+                let Some(p) = u32::try_from(p).ok().filter(|p| *p <= 99) else {
+                    self.unit.warn(
+                        origin,
+                        format!("CPU scheduling priority is out of range, ignoring: {value}"),
+                    );
+                    return true;
+                };
+                let policy = match current(self.unit, CPU_POLICY) {
+                    Some(Value::Word(w)) => w,
+                    _ => process::sched_policy_name(0),
+                };
+                self.set_single(section, CPU_POLICY, Value::Word(policy), origin);
+                self.set_single(section, CPU_PRIO, Value::U64(u64::from(p)), origin);
+            }
+            "CPUAffinity" => {
+                if value == "numa" {
+                    self.set_single(section, key, Value::Word("numa".into()), origin);
+                    return true;
+                }
+                let text = match self.expand(value, SpecifierTable::Full) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.unit.warn(origin, e);
+                        return true;
+                    }
+                };
+                let (set, warnings) = match process::parse_cpu_set(&text) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let msg = match e {
+                            process::CpuSetError::Word(w) => {
+                                format!("Failed to parse CPU affinity '{w}'")
+                            }
+                            process::CpuSetError::Range(c) => {
+                                format!("Cannot add CPU {c} to set: Numerical result out of range")
+                            }
+                            process::CpuSetError::Syntax => {
+                                format!("Invalid value for CPUAffinity=: {value}")
+                            }
+                        };
+                        self.unit.warn(origin, msg);
+                        return true;
+                    }
+                };
+                for w in warnings {
+                    self.unit.warn(origin, w);
+                }
+                let merged = match current(self.unit, key) {
+                    Some(Value::Str(prev)) => process::parse_cpu_set(&prev)
+                        .map(|(p, _)| p.union(&set))
+                        .unwrap_or(set),
+                    _ => set,
+                };
+                self.set_single(section, key, Value::Str(merged.to_range_string()), origin);
+            }
+            _ => match process::parse_nsec(value) {
+                Ok(u64::MAX) => self.unset(section, &[key]),
+                Ok(ns) => self.set_single(section, key, Value::U64(ns), origin),
+                Err(_) => self.unit.warn(
+                    origin,
+                    format!("Failed to parse nsec value, ignoring: {value}"),
+                ),
+            },
+        }
+        true
+    }
+
+    fn unset(&mut self, section: &str, keys: &[&'static str]) {
+        for k in keys {
+            self.unit.settings.remove(&(section.to_string(), *k));
+        }
+    }
+
+    /// Stores `value` as the one entry of the single setting `key`.
+    fn set_single(&mut self, section: &str, key: &'static str, value: Value, origin: &Origin) {
+        let Some(directive) = directive::lookup(section, key) else {
+            return;
+        };
+        self.unit.settings.insert(
+            (section.to_string(), key),
+            Setting {
+                directive,
+                entries: vec![(value, origin.clone())],
+            },
+        );
     }
 
     /// `RuntimeDirectory=` and friends: relative paths, each optionally
