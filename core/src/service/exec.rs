@@ -508,26 +508,41 @@ impl StdioSetup<'_> {
         }
     }
 
-    /// systemd's `exec_context_named_iofds()`: the first passed fd (socket
-    /// or stored) with the name, each fd serving one of stdin, stdout,
-    /// stderr.
-    fn named(&self, index: usize) -> Result<RawFd, ExecError> {
-        let wanted = |i: usize| -> Option<&str> {
-            match (i, &self.spec.input, &self.spec.output, &self.spec.error) {
-                (0, Input::Named(n), _, _)
-                | (1, _, Output::Named(n), _)
-                | (2, _, _, Output::Named(n)) => Some(n),
+    /// systemd's `exec_context_named_iofds()`: for each of stdin, stdout and
+    /// stderr that names an fd, the first passed fd (socket or stored) with
+    /// that name not taken by an earlier one. Every name must be found,
+    /// even for a stderr that will copy stdout.
+    fn named_fds(&self) -> Result<[Option<RawFd>; 3], ExecError> {
+        let wanted: [Option<&str>; 3] = [
+            match &self.spec.input {
+                Input::Named(n) => Some(n),
                 _ => None,
-            }
-        };
+            },
+            match &self.spec.output {
+                Output::Named(n) => Some(n),
+                _ => None,
+            },
+            match &self.spec.error {
+                Output::Named(n) => Some(n),
+                _ => None,
+            },
+        ];
         let mut found: [Option<RawFd>; 3] = [None; 3];
         for (fd, name) in self.inputs.fds.iter().chain(&self.inputs.stored_fds) {
-            if let Some(slot) = (0..3).find(|&i| found[i].is_none() && wanted(i) == Some(name)) {
+            if let Some(slot) = (0..3).find(|&i| found[i].is_none() && wanted[i] == Some(name)) {
                 found[slot] = Some(*fd);
             }
         }
-        let name = wanted(index).unwrap_or_default();
-        found[index].ok_or_else(|| ExecError::NamedFd(name.to_string()))
+        for (want, got) in wanted.iter().zip(found) {
+            if let (Some(name), None) = (want, got) {
+                return Err(ExecError::NamedFd((*name).to_string()));
+            }
+        }
+        Ok(found)
+    }
+
+    fn named(&self, index: usize) -> Result<RawFd, ExecError> {
+        self.named_fds()?[index].ok_or_else(|| ExecError::NamedFd(String::new()))
     }
 
     /// Standard input, and the input kind after `fixup_input()`.
@@ -1034,6 +1049,7 @@ pub fn prepare(
         keep_open: &mut keep_open,
         log: &mut log,
     };
+    io.named_fds()?;
     let (stdin, input) = io.input(inputs.main_process)?;
     plan.stdin = stdin;
     plan.stdout = io.output(1, &input)?;
@@ -1400,5 +1416,264 @@ mod tests {
         let prepared = prepare(&u, "Service", cmd, &SpawnInputs::default()).unwrap();
         assert_eq!(prepared.plan.groups, Some(vec![1, 2]));
         assert_eq!(prepared.plan.gid, None);
+    }
+
+    fn prepared(text: &str, inputs: &SpawnInputs) -> PreparedExec {
+        let u = unit(text);
+        let cmd = u.commands("Service", "ExecStart")[0].clone();
+        prepare(&u, "Service", &cmd, inputs).unwrap()
+    }
+
+    fn main() -> SpawnInputs {
+        SpawnInputs {
+            main_process: true,
+            ..SpawnInputs::default()
+        }
+    }
+
+    fn env_of(p: &PreparedExec) -> Vec<String> {
+        p.plan
+            .env
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn process_attributes_reach_the_plan() {
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nNice=-5\nOOMScoreAdjust=-100\n\
+             IOSchedulingClass=realtime\nIOSchedulingPriority=2\n\
+             CPUSchedulingPolicy=rr\nCPUSchedulingPriority=10\nCPUSchedulingResetOnFork=yes\n\
+             CPUAffinity=0\nCPUAffinity=65\nTimerSlackNSec=1ms\nCoredumpFilter=0x1\n\
+             SecureBits=noroot\nPersonality=x86-64\n",
+            &main(),
+        );
+        let plan = &p.plan;
+        assert_eq!(plan.nice, Some(-5));
+        assert_eq!(plan.oom_score_adjust, Some(-100));
+        assert_eq!(plan.ioprio, Some((1 << 13) | 2));
+        assert_eq!(
+            plan.cpu_sched,
+            Some(CpuSched {
+                policy: 2,
+                priority: 10,
+                reset_on_fork: true
+            })
+        );
+        assert_eq!(plan.cpu_affinity, Some(vec![1, 2]));
+        assert_eq!(plan.timer_slack_nsec, Some(1_000_000));
+        assert_eq!(plan.coredump_filter, Some(1));
+        assert_eq!(plan.secure_bits, Some(1));
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(plan.personality, Some(process::PER_LINUX));
+        }
+        // Unset: nothing is applied, but the secure bits are still reset.
+        let p = prepared("[Service]\nExecStart=/bin/true\n", &main());
+        assert_eq!(
+            (p.plan.ioprio, p.plan.cpu_sched, p.plan.cpu_affinity),
+            (None, None, None)
+        );
+        assert_eq!(p.plan.secure_bits, Some(0));
+        // An empty set is kept for the kernel to refuse (215), as systemd does.
+        let p = prepared("[Service]\nExecStart=/bin/true\nCPUAffinity=3-1\n", &main());
+        assert_eq!(p.plan.cpu_affinity, Some(vec![0]));
+        // ResetOnFork alone does not set a policy.
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nCPUSchedulingResetOnFork=yes\n",
+            &main(),
+        );
+        assert_eq!(p.plan.cpu_sched, None);
+    }
+
+    #[test]
+    fn full_privileges_skip_limits_and_secure_bits() {
+        let p = prepared(
+            "[Service]\nExecStart=+/bin/true\nLimitNOFILE=100\nSecureBits=noroot\nNice=3\n",
+            &main(),
+        );
+        assert!(p.plan.rlimits.is_empty());
+        assert_eq!(p.plan.secure_bits, None);
+        assert_eq!(p.plan.nice, Some(3));
+        let p = prepared(
+            "[Service]\nExecStart=!/bin/true\nLimitNOFILE=100\nSecureBits=noroot\n",
+            &main(),
+        );
+        assert_eq!(p.plan.rlimits.len(), 1);
+        assert_eq!(p.plan.secure_bits, Some(1));
+    }
+
+    #[test]
+    fn tty_input_goes_to_the_main_process_and_sets_term() {
+        let text = "[Service]\nExecStart=/bin/true\nStandardInput=tty-fail\n";
+        let p = prepared(text, &main());
+        assert_eq!(p.plan.stdin, Stdio::TtyInput(TtyAcquire::Try));
+        assert_eq!(p.plan.stdout, Stdio::SameAsStdin);
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        assert_eq!(p.plan.tty_path.as_deref(), Some(c"/dev/console"));
+        assert!(env_of(&p).iter().any(|e| e.starts_with("TERM=")));
+        // Other commands get /dev/null, and write to the terminal.
+        let p = prepared(text, &SpawnInputs::default());
+        assert_eq!(p.plan.stdin, Stdio::Null);
+        assert_eq!(p.plan.stdout, Stdio::TtyOutput);
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nStandardInput=tty\nTTYPath=/dev/pts/7\n\
+             StandardError=null\nTTYVHangup=yes\nTTYReset=yes\n",
+            &main(),
+        );
+        assert_eq!(p.plan.stdin, Stdio::TtyInput(TtyAcquire::Wait));
+        assert_eq!(p.plan.stderr, Stdio::Null);
+        assert_eq!(p.plan.tty_path.as_deref(), Some(c"/dev/pts/7"));
+        assert!(p.plan.tty_reset.vhangup && p.plan.tty_reset.reset);
+        assert!(env_of(&p).contains(&"TERM=vt220".to_string()));
+        // Output to the terminal only; no controlling terminal.
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nStandardOutput=tty\nTTYPath=/dev/tty3\n",
+            &main(),
+        );
+        assert_eq!(p.plan.stdin, Stdio::Null);
+        assert_eq!(p.plan.stdout, Stdio::TtyOutput);
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        assert_eq!(p.plan.tty_reset.vt, Some(3));
+        assert!(env_of(&p).contains(&"TERM=linux".to_string()));
+        // No terminal at all: no TERM, no path.
+        let p = prepared("[Service]\nExecStart=/bin/true\n", &main());
+        assert!(p.plan.tty_path.is_none());
+        assert!(!env_of(&p).iter().any(|e| e.starts_with("TERM=")));
+    }
+
+    #[test]
+    fn named_fds_serve_stdin_and_outputs() {
+        let inputs = SpawnInputs {
+            fds: vec![(10, "web".into()), (11, "log".into())],
+            stored_fds: vec![(12, "log".into())],
+            fds_are_sockets: true,
+            main_process: true,
+            ..SpawnInputs::default()
+        };
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nStandardInput=fd:web\n",
+            &inputs,
+        );
+        assert_eq!(p.plan.stdin, Stdio::Fd(10));
+        // A bidirectional input keeps `inherit` for the outputs.
+        assert_eq!(p.plan.stdout, Stdio::SameAsStdin);
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        // The fds are still passed as LISTEN_FDS.
+        assert_eq!(p.plan.fds.len(), 3);
+        // Each fd serves one of them: the second `log` goes to stderr.
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nStandardOutput=fd:log\nStandardError=fd:log\n",
+            &inputs,
+        );
+        assert_eq!(p.plan.stdout, Stdio::Fd(11));
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        let only_one = SpawnInputs {
+            fds: vec![(11, "log".into())],
+            ..SpawnInputs::default()
+        };
+        let u =
+            unit("[Service]\nExecStart=/bin/true\nStandardOutput=fd:log\nStandardError=fd:log\n");
+        let cmd = u.commands("Service", "ExecStart")[0].clone();
+        assert!(matches!(
+            prepare(&u, "Service", &cmd, &only_one),
+            Err(ExecError::NamedFd(_))
+        ));
+        let u = unit("[Service]\nExecStart=/bin/true\nStandardInput=fd:nope\n");
+        let cmd = u.commands("Service", "ExecStart")[0].clone();
+        let err = prepare(&u, "Service", &cmd, &inputs).unwrap_err();
+        assert!(
+            matches!(err, ExecError::NamedFd(ref n) if n == "nope"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), None);
+    }
+
+    #[test]
+    fn inherit_output_of_a_service_follows_service_fix_stdio() {
+        // stdin null: `inherit` means the default output (flint's log).
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nStandardOutput=inherit\n",
+            &main(),
+        );
+        assert!(matches!(p.plan.stdout, Stdio::Fd(_)));
+        assert!(p.log.is_some());
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        // stdout and stderr to the same file share one open file.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("out");
+        let p = prepared(
+            &format!(
+                "[Service]\nExecStart=/bin/true\nStandardOutput=append:{0}\nStandardError=append:{0}\n",
+                f.display()
+            ),
+            &main(),
+        );
+        assert!(matches!(p.plan.stdout, Stdio::Fd(_)));
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        // An input file that is also the output is opened read-write once.
+        let p = prepared(
+            &format!(
+                "[Service]\nExecStart=/bin/true\nStandardInput=file:{0}\nStandardOutput=file:{0}\n",
+                f.display()
+            ),
+            &main(),
+        );
+        assert_eq!(p.plan.stdout, Stdio::SameAsStdin);
+        let Stdio::Fd(fd) = p.plan.stdin else {
+            panic!("{:?}", p.plan.stdin)
+        };
+        // SAFETY: F_GETFL on an fd `p.keep_open` holds.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        assert_eq!(flags & libc::O_ACCMODE, libc::O_RDWR);
+    }
+
+    #[test]
+    fn exec_pid_and_user_variables() {
+        let p = prepared("[Service]\nExecStart=/bin/true\n", &main());
+        assert_eq!(p.plan.pid_vars, vec![CString::from(c"SYSTEMD_EXEC_PID")]);
+        let env = env_of(&p);
+        assert!(env.contains(&"USER=root".to_string()), "{env:?}");
+        assert!(!env.iter().any(|e| e.starts_with("LOGNAME=")), "{env:?}");
+        // A later source replaces the variable, as in systemd.
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nEnvironment=SYSTEMD_EXEC_PID=1\n",
+            &main(),
+        );
+        assert!(p.plan.pid_vars.is_empty());
+        assert!(env_of(&p).contains(&"SYSTEMD_EXEC_PID=1".to_string()));
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nUnsetEnvironment=SYSTEMD_EXEC_PID\n",
+            &main(),
+        );
+        assert!(p.plan.pid_vars.is_empty());
+        // WATCHDOG_PID goes with WATCHDOG_USEC; the user manager adds MANAGERPID.
+        let inputs = SpawnInputs {
+            main_process: true,
+            user_mode: true,
+            extra_env: vec![("WATCHDOG_USEC".into(), "1000000".into())],
+            ..SpawnInputs::default()
+        };
+        let p = prepared("[Service]\nExecStart=/bin/true\n", &inputs);
+        assert_eq!(
+            p.plan.pid_vars,
+            vec![
+                CString::from(c"WATCHDOG_PID"),
+                CString::from(c"SYSTEMD_EXEC_PID")
+            ]
+        );
+        assert!(
+            env_of(&p).contains(&format!("MANAGERPID={}", std::process::id())),
+            "{:?}",
+            env_of(&p)
+        );
+        // The plugins' view of the environment has no placeholders.
+        let u = unit("[Service]\nExecStart=/bin/true\n");
+        let env = environment(&u, "Service", &inputs, None).unwrap();
+        assert!(
+            !env.iter()
+                .any(|(k, _)| k == "SYSTEMD_EXEC_PID" || k == "WATCHDOG_PID")
+        );
     }
 }

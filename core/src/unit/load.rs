@@ -835,6 +835,16 @@ impl Parser<'_> {
                     "Failed to parse personality, ignoring: {value}"
                 ))),
             },
+            Grammar::StdInput | Grammar::StdOutput
+                if value
+                    .strip_prefix("fd:")
+                    .is_some_and(|n| !n.is_empty() && !fdname_is_valid(n)) =>
+            {
+                Err(Problem::Warn(format!(
+                    "Invalid file descriptor name, ignoring: {}",
+                    &value[3..]
+                )))
+            }
             Grammar::StdInput => {
                 let v = self
                     .expand(value, SpecifierTable::Full)
@@ -843,7 +853,7 @@ impl Parser<'_> {
                     v.as_str(),
                     "null" | "tty" | "tty-force" | "tty-fail" | "data" | "socket"
                 ) || v.strip_prefix("file:").is_some_and(|p| p.starts_with('/'))
-                    || v.strip_prefix("fd:").is_some_and(|n| !n.is_empty());
+                    || v.starts_with("fd:");
                 if ok {
                     one(Value::Stdio(v))
                 } else {
@@ -871,7 +881,7 @@ impl Parser<'_> {
                 ) || ["file:", "append:", "truncate:"]
                     .iter()
                     .any(|p| v.strip_prefix(p).is_some_and(|p| p.starts_with('/')))
-                    || v.strip_prefix("fd:").is_some_and(|n| !n.is_empty());
+                    || v.starts_with("fd:");
                 if ok {
                     one(Value::Stdio(v))
                 } else {
@@ -1236,6 +1246,15 @@ impl Parser<'_> {
 }
 
 /// The `*Directory=` settings systemd creates under a base directory.
+/// systemd's `fdname_is_valid()`: printable ASCII without `:`, at most 255
+/// characters.
+fn fdname_is_valid(name: &str) -> bool {
+    name.len() <= 255
+        && name
+            .bytes()
+            .all(|c| (b' '..=b'~').contains(&c) && c != b':')
+}
+
 fn is_exec_directory(key: &str) -> bool {
     matches!(
         key,
@@ -1720,6 +1739,137 @@ mod tests {
                 path: "/srv/www".into(),
                 optional: true
             })
+        );
+    }
+
+    /// What systemd 252's dump prints for these lines (`systemd --test`).
+    #[test]
+    fn scheduling_settings_fold_in_the_order_written() {
+        let show = |body: &str| {
+            let u = load_text(
+                "s.service",
+                &format!("[Service]\nExecStart=/bin/true\n{body}"),
+            );
+            let warnings: Vec<String> = u.diagnostics.iter().map(|d| d.message.clone()).collect();
+            let get = |k| u.get("Service", k).map(|v| v.to_json().to_string());
+            (
+                [
+                    get("IOSchedulingClass"),
+                    get("IOSchedulingPriority"),
+                    get("CPUSchedulingPolicy"),
+                    get("CPUSchedulingPriority"),
+                ],
+                warnings,
+            )
+        };
+        let s = |v: &str| Some(v.to_string());
+        // A class keeps the default priority 4; numbers name classes.
+        assert_eq!(
+            show("IOSchedulingClass=1\n").0,
+            [s("\"realtime\""), s("4"), None, None]
+        );
+        // `none` is best-effort at 4, whatever the priority was.
+        assert_eq!(
+            show("IOSchedulingPriority=3\nIOSchedulingClass=none\n").0,
+            [s("\"best-effort\""), s("4"), None, None]
+        );
+        assert_eq!(
+            show("IOSchedulingClass=idle\nIOSchedulingPriority=5\n").0,
+            [s("\"idle\""), s("5"), None, None]
+        );
+        // An empty assignment of either resets both.
+        assert_eq!(
+            show("IOSchedulingClass=idle\nIOSchedulingPriority=\n").0,
+            [None, None, None, None]
+        );
+        // The policy clamps the priority into its range ...
+        assert_eq!(
+            show("CPUSchedulingPriority=50\nCPUSchedulingPolicy=other\n").0,
+            [None, None, s("\"other\""), s("0")]
+        );
+        assert_eq!(
+            show("CPUSchedulingPolicy=2\n").0,
+            [None, None, s("\"rr\""), s("1")]
+        );
+        // ... but a later priority is only checked against 0..99.
+        assert_eq!(
+            show("CPUSchedulingPolicy=fifo\nCPUSchedulingPriority=0\n").0,
+            [None, None, s("\"fifo\""), s("0")]
+        );
+        assert_eq!(
+            show("CPUSchedulingPolicy=fifo\nCPUSchedulingPriority=5\nCPUSchedulingPolicy=\n").0,
+            [None, None, None, None]
+        );
+        let (values, warnings) =
+            show("CPUSchedulingPolicy=fifo\nCPUSchedulingPriority=5\nCPUSchedulingPriority=\n");
+        assert_eq!(values, [None, None, s("\"fifo\""), s("5")]);
+        assert_eq!(
+            warnings,
+            ["Failed to parse CPU scheduling priority, ignoring: "]
+        );
+        let (_, warnings) = show(
+            "Nice=25\nIOSchedulingPriority=8\nCPUSchedulingPriority=100\nCPUAffinity=abc\n\
+             Personality=bogus\nCoredumpFilter=bogus\nNice=abc\nOOMScoreAdjust=1001\n\
+             TimerSlackNSec=abc\nCPUSchedulingPolicy=bogus\nIOSchedulingClass=9\n",
+        );
+        assert_eq!(
+            warnings,
+            [
+                "Nice priority out of range, ignoring: 25",
+                "Failed to parse IO priority, ignoring: 8",
+                "CPU scheduling priority is out of range, ignoring: 100",
+                "Failed to parse CPU affinity 'abc'",
+                "Failed to parse personality, ignoring: bogus",
+                "Failed to parse the CoredumpFilter=bogus, ignoring: Invalid argument",
+                "Failed to parse nice priority 'abc', ignoring: Invalid argument",
+                "OOM score adjust value out of range, ignoring: 1001",
+                "Failed to parse nsec value, ignoring: abc",
+                "Failed to parse CPU scheduling policy, ignoring: bogus",
+                "Failed to parse IO scheduling class, ignoring: 9",
+            ]
+        );
+    }
+
+    #[test]
+    fn cpu_affinity_adds_up_and_other_process_settings_normalise() {
+        let u = load_text(
+            "a.service",
+            "[Service]\nExecStart=/bin/true\nCPUAffinity=0 2-3\nCPUAffinity=5,7\n\
+             TimerSlackNSec=50us\nSecureBits=keep-caps noroot\n\
+             CoredumpFilter=default private-huge 0x200\nPersonality=x86-64\n",
+        );
+        let get = |k| u.get("Service", k).cloned();
+        assert_eq!(get("CPUAffinity"), Some(Value::Str("0 2-3 5 7".into())));
+        assert_eq!(get("TimerSlackNSec"), Some(Value::U64(50_000)));
+        assert_eq!(
+            get("SecureBits"),
+            Some(Value::Str("keep-caps noroot".into()))
+        );
+        assert_eq!(get("CoredumpFilter"), Some(Value::Str("0x233".into())));
+        let reset = load_text(
+            "r.service",
+            "[Service]\nExecStart=/bin/true\nCPUAffinity=0-1 3\nCPUAffinity=\nCPUAffinity=0\n\
+             TimerSlackNSec=1s\nTimerSlackNSec=infinity\n",
+        );
+        assert_eq!(
+            reset.get("Service", "CPUAffinity"),
+            Some(&Value::Str("0".into()))
+        );
+        assert_eq!(reset.get("Service", "TimerSlackNSec"), None);
+        // A reversed range warns but still makes an (empty) set.
+        let empty = load_text(
+            "e.service",
+            "[Service]\nExecStart=/bin/true\nCPUAffinity=3-1\n",
+        );
+        assert_eq!(
+            empty.get("Service", "CPUAffinity"),
+            Some(&Value::Str(String::new()))
+        );
+        assert!(
+            empty
+                .diagnostics
+                .iter()
+                .any(|d| d.message == "Range '3-1' is invalid, 3 > 1, ignoring.")
         );
     }
 }
