@@ -792,6 +792,53 @@ fn term_for(unit: &Unit, section: &str) -> Option<String> {
     )
 }
 
+/// What systemd's `exec_context_revert_tty()` does when a service stops:
+/// the terminal reset of `TTYReset=`/`TTYVHangup=`/`TTYVTDisallocate=` again,
+/// then the terminal of `TTYPath=` back to `root:tty` mode 0620 (undoing
+/// the `User=` ownership the child gave it). Only for units that use a
+/// terminal; best effort.
+pub fn revert_tty(unit: &Unit, section: &str) {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let spec = StdioSpec::of(unit, section);
+    let flag = |k| unit.get_bool(section, k).unwrap_or(false);
+    let how = TtyReset {
+        reset: flag("TTYReset"),
+        vhangup: flag("TTYVHangup"),
+        vt_disallocate: flag("TTYVTDisallocate"),
+        vt: None,
+        keyboard_mode: vt_keyboard_mode(),
+    };
+    let path = tty_path(unit, section);
+    // exec_context_may_touch_tty()
+    let may_touch = how.reset
+        || how.vhangup
+        || how.vt_disallocate
+        || spec.input.is_terminal()
+        || spec.output.is_terminal()
+        || spec.error.is_terminal();
+    if !may_touch {
+        return;
+    }
+    let Ok(c_path) = CString::new(path.clone()) else {
+        return;
+    };
+    crate::spawn::reset_terminal(
+        &c_path,
+        &TtyReset {
+            vt: vt_number(&path),
+            ..how
+        },
+    );
+    match std::fs::metadata(&path) {
+        Ok(m) if m.file_type().is_char_device() => {
+            // The `tty` group (TTY_GID).
+            let _ = std::os::unix::fs::chown(&path, Some(0), Some(5));
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o620));
+        }
+        _ => {}
+    }
+}
+
 /// The scheduling and process settings that need nothing but the unit.
 fn apply_process_attributes(unit: &Unit, section: &str, plan: &mut ExecPlan) {
     if let Some(text) = unit.get_str(section, "CoredumpFilter") {
@@ -1675,5 +1722,44 @@ mod tests {
             !env.iter()
                 .any(|(k, _)| k == "SYSTEMD_EXEC_PID" || k == "WATCHDOG_PID")
         );
+    }
+
+    #[test]
+    fn revert_tty_gives_the_terminal_back_to_root() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP: needs root (chown of a terminal)");
+            return;
+        }
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty writes two new fds; the other arguments may be null.
+        let r = unsafe {
+            libc::openpty(
+                &raw mut master,
+                &raw mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0);
+        let path = std::fs::read_link(format!("/proc/self/fd/{slave}")).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let u = unit(&format!(
+            "[Service]\nExecStart=/bin/true\nStandardInput=tty\nTTYPath={}\nUser=nobody\n",
+            path.display()
+        ));
+        revert_tty(&u, "Service");
+        let meta = std::fs::metadata(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (0, 5, 0o620)
+        );
+        // SAFETY: closing the two fds openpty gave us.
+        unsafe {
+            libc::close(master);
+            libc::close(slave);
+        }
     }
 }

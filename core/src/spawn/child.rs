@@ -943,8 +943,9 @@ unsafe fn acquire_terminal(path: *const c_char, mode: TtyAcquire) -> Result<c_in
 /// `TTYVHangup=` and `TTYVTDisallocate=`. Everything is best effort.
 ///
 /// # Safety
-/// Child only; `path` and `tty0` are NUL-terminated strings.
-unsafe fn reset_terminal(path: *const c_char, tty0: *const c_char, how: &TtyReset) {
+/// `path` and `tty0` are NUL-terminated strings. Only raw syscalls on fds
+/// it opens itself, so the parent may call it too.
+pub(super) unsafe fn reset_terminal(path: *const c_char, tty0: *const c_char, how: &TtyReset) {
     // SAFETY: (whole function) open/ioctl/write/close on our own fds, with a
     // termios on our stack.
     unsafe {

@@ -766,6 +766,17 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
     Ok(child)
 }
 
+/// The terminal reset of `TTYReset=`, `TTYVHangup=` and
+/// `TTYVTDisallocate=`, done by flint itself (systemd repeats it when a
+/// service stops). Best effort, like in the child.
+pub fn reset_terminal(path: &std::ffi::CStr, how: &TtyReset) {
+    if how.any() {
+        // SAFETY: both paths are NUL-terminated; the function only makes
+        // syscalls on fds it opens and closes itself and blocks no signals.
+        unsafe { child::reset_terminal(path.as_ptr(), c"/dev/tty0".as_ptr(), how) }
+    }
+}
+
 fn is_listen_pid_entry(entry: &[u8]) -> bool {
     entry.starts_with(b"LISTEN_PID=") || entry.starts_with(b"LISTEN_PIDFDID=")
 }
