@@ -85,6 +85,8 @@ fn dump_key<'a>(section: &str, key: &'a str) -> &'a str {
         (_, "FailureAction") => "Failure Action",
         (_, "SuccessAction") => "Success Action",
         ("Service", "FileDescriptorStoreMax") => "File Descriptor Store Max",
+        (_, "IOSchedulingPriority") => "IOPriority",
+        (_, "SecureBits") => "Secure Bits",
         _ => key,
     }
 }

@@ -249,6 +249,41 @@ fn lanes() -> Vec<Vec<Step>> {
             },
         ],
     ];
+    // test_exec_ioschedulingclass: realtime only outside containers.
+    lanes.push(vec![Step {
+        units: &[
+            ("exec-ioschedulingclass-none.service", OK),
+            ("exec-ioschedulingclass-idle.service", OK),
+            ("exec-ioschedulingclass-best-effort.service", OK),
+        ],
+        env: &[],
+        setup: no_setup,
+    }]);
+    if !in_container() {
+        lanes.push(vec![Step {
+            units: &[("exec-ioschedulingclass-realtime.service", OK)],
+            env: &[],
+            setup: no_setup,
+        }]);
+    }
+    // test_exec_cpuaffinity: the third needs CPUs 1 and 2.
+    if usable_cpus().contains(&0) {
+        lanes.push(vec![Step {
+            units: &[
+                ("exec-cpuaffinity1.service", OK),
+                ("exec-cpuaffinity2.service", OK),
+            ],
+            env: &[],
+            setup: no_setup,
+        }]);
+    }
+    if usable_cpus().contains(&1) && usable_cpus().contains(&2) {
+        lanes.push(vec![Step {
+            units: &[("exec-cpuaffinity3.service", OK)],
+            env: &[],
+            setup: no_setup,
+        }]);
+    }
     if cfg!(target_arch = "x86_64") {
         // test_exec_personality runs only the host's own personality.
         lanes.push(vec![Step {
@@ -272,7 +307,10 @@ const SKIPPED: &[(&str, &str)] = &[
         "exec-capabilityboundingset",
         "capabilities (CapabilityBoundingSet=)",
     ),
-    ("exec-cpuaffinity", "CPUAffinity= is not implemented"),
+    (
+        "exec-cpuaffinity",
+        "test-execute.c skips them without CPU 0 (all), or CPUs 1 and 2 (the third)",
+    ),
     ("exec-dynamicuser", "DynamicUser="),
     ("exec-group-nfsnobody", "not this system's nobody group"),
     (
@@ -293,8 +331,8 @@ const SKIPPED: &[(&str, &str)] = &[
         "mount namespaces (InaccessiblePaths=)",
     ),
     (
-        "exec-ioschedulingclass",
-        "IOSchedulingClass= is not implemented",
+        "exec-ioschedulingclass-realtime",
+        "skipped by test-execute.c in containers",
     ),
     ("exec-mount-apivfs", "mount namespaces (MountAPIVFS=)"),
     ("exec-noexecpaths", "mount namespaces (NoExecPaths=)"),
@@ -339,6 +377,35 @@ const SKIPPED: &[(&str, &str)] = &[
         "mount namespaces (PrivateTmp= with UMask=)",
     ),
 ];
+
+/// Whether the tests run in a container, where test-execute.c skips some
+/// units (`detect_container()`).
+fn in_container() -> bool {
+    if let Ok(out) = Command::new("systemd-detect-virt")
+        .arg("--container")
+        .output()
+    {
+        return out.status.success();
+    }
+    Path::new("/.dockerenv").exists() || Path::new("/run/.containerenv").exists()
+}
+
+/// The CPUs this process may run on (`Cpus_allowed_list`).
+fn usable_cpus() -> Vec<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or_default();
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(lo), Ok(hi)) = (lo.parse::<u32>(), hi.parse::<u32>()) {
+            cpus.extend(lo..=hi);
+        }
+    }
+    cpus
+}
 
 /// The directory holding `test/test-execute` and `src/test`, fetched (or
 /// found in the cache) by the fetch script; `None` when it cannot be had.

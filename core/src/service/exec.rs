@@ -17,10 +17,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use crate::spawn::{ExecPlan, PassFd, Stdio, resolve_executable};
+use crate::spawn::{CpuSched, ExecPlan, PassFd, Stdio, TtyAcquire, TtyReset, resolve_executable};
 use crate::unit::load::{Unit, Value};
 use crate::unit::value::env::{parse_env_file, replace_env_argv};
 use crate::unit::value::exec::ExecCommand;
+use crate::unit::value::process;
 
 /// systemd's compiled-in search path for executables and the system
 /// manager's `PATH`.
@@ -54,6 +55,9 @@ pub enum ExecError {
     /// `StandardInput=socket` without exactly one socket.
     #[error("StandardInput=socket needs exactly one socket, got {0}")]
     SocketCount(usize),
+    /// `StandardInput=fd:NAME` (or an output's) names no passed fd.
+    #[error("Failed to load a named file descriptor '{0}': No such file or directory")]
+    NamedFd(String),
 }
 
 impl ExecError {
@@ -177,8 +181,25 @@ fn lookup_group(name: &str) -> Result<u32, ExecError> {
 }
 
 /// Builds the environment a command of `unit` starts with, before `$VAR`
-/// expansion.
+/// expansion. The variables systemd sets to the child's own pid
+/// (`SYSTEMD_EXEC_PID`, `WATCHDOG_PID`) are left out; [`prepare`] has the
+/// child add them.
 pub fn environment(
+    unit: &Unit,
+    section: &str,
+    inputs: &SpawnInputs,
+    user: Option<&nix::unistd::User>,
+) -> Result<Vec<(String, String)>, ExecError> {
+    let mut env = environment_with_pid_vars(unit, section, inputs, user)?;
+    env.retain(|(_, v)| v != PID_PLACEHOLDER);
+    Ok(env)
+}
+
+/// The value that marks a variable the child sets to its own pid, as long
+/// as no later source (`Environment=`, ...) replaces it.
+const PID_PLACEHOLDER: &str = "\u{1}flint-child-pid";
+
+fn environment_with_pid_vars(
     unit: &Unit,
     section: &str,
     inputs: &SpawnInputs,
@@ -197,6 +218,9 @@ pub fn environment(
     for (k, v) in &inputs.extra_env {
         set_var(&mut env, k, v.clone());
     }
+    if inputs.user_mode {
+        set_var(&mut env, "MANAGERPID", std::process::id().to_string());
+    }
     let inetd = stdin_is_socket(unit, section);
     let passed = if inetd {
         inputs.stored_fds.len()
@@ -214,18 +238,44 @@ pub fn environment(
             .collect();
         set_var(&mut env, "LISTEN_FDNAMES", names.join(":"));
     }
-    if let Some(u) = user {
-        set_var(&mut env, "USER", u.name.clone());
-        set_var(&mut env, "LOGNAME", u.name.clone());
-        let home = u.dir.to_string_lossy().into_owned();
-        if home != "/" {
-            set_var(&mut env, "HOME", home);
+    if inputs.extra_env.iter().any(|(k, _)| k == "WATCHDOG_USEC") {
+        set_var(&mut env, "WATCHDOG_PID", PID_PLACEHOLDER.into());
+    }
+    // `$USER` is always set (`root` for system units without `User=`);
+    // `$LOGNAME`, `$HOME` and `$SHELL` with `SetLoginEnvironment=`, which
+    // defaults to on when a user is given.
+    let root;
+    let login_user = match user {
+        Some(u) => Some(u),
+        None if !inputs.user_mode && !dynamic_user(unit, section) => {
+            root = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0))
+                .ok()
+                .flatten();
+            root.as_ref()
         }
-        let shell = u.shell.to_string_lossy().into_owned();
-        if !shell.ends_with("/nologin") && !shell.ends_with("/false") {
-            set_var(&mut env, "SHELL", shell);
+        None => None,
+    };
+    let login_env = unit
+        .get_bool(section, "SetLoginEnvironment")
+        .unwrap_or(user.is_some());
+    if let Some(u) = login_user {
+        set_var(&mut env, "USER", u.name.clone());
+        if login_env {
+            set_var(&mut env, "LOGNAME", u.name.clone());
+            let home = u.dir.to_string_lossy().into_owned();
+            if !home.is_empty() && home != "/" {
+                set_var(&mut env, "HOME", home);
+            }
+            let shell = u.shell.to_string_lossy().into_owned();
+            if !shell.ends_with("/nologin") && !shell.ends_with("/false") {
+                set_var(&mut env, "SHELL", shell);
+            }
         }
     }
+    if let Some(term) = term_for(unit, section) {
+        set_var(&mut env, "TERM", term);
+    }
+    set_var(&mut env, "SYSTEMD_EXEC_PID", PID_PLACEHOLDER.into());
     if let Some(Value::Raw(p) | Value::Str(p)) = unit.get(section, "ExecSearchPath") {
         set_var(&mut env, "PATH", p.clone());
     }
@@ -290,42 +340,543 @@ fn stdin_is_socket(unit: &Unit, section: &str) -> bool {
     unit.get_str(section, "StandardInput") == Some("socket")
 }
 
-fn open_stdio_file(
-    spec: &str,
-    what: &'static str,
-    input: bool,
-) -> Result<Option<OwnedFd>, ExecError> {
-    let (path, mode) = if let Some(p) = spec.strip_prefix("file:") {
-        (p, 0)
-    } else if let Some(p) = spec.strip_prefix("append:") {
-        (p, 1)
-    } else if let Some(p) = spec.strip_prefix("truncate:") {
-        (p, 2)
-    } else {
-        return Ok(None);
-    };
-    let mut opts = OpenOptions::new();
-    if input {
-        opts.read(true);
-    } else {
-        opts.write(true).create(true);
-        match mode {
-            1 => {
-                opts.append(true);
+/// `StandardInput=` as systemd holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Input {
+    Null,
+    Tty(TtyAcquire),
+    Socket,
+    /// `fd:NAME` (the name defaults to `stdin`).
+    Named(String),
+    Data,
+    File(String),
+}
+
+impl Input {
+    fn is_terminal(&self) -> bool {
+        matches!(self, Input::Tty(_))
+    }
+}
+
+/// `StandardOutput=`/`StandardError=` as systemd holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Output {
+    Inherit,
+    Null,
+    Tty,
+    /// journal, syslog, kmsg; `console` also for their `+console` forms.
+    Log {
+        console: bool,
+    },
+    Socket,
+    Named(String),
+    /// `file:`, `append:`, `truncate:`.
+    File {
+        path: String,
+        append: bool,
+        truncate: bool,
+    },
+}
+
+impl Output {
+    fn parse(spec: &str, fd_default: &str) -> Output {
+        let file = |path: &str, append, truncate| Output::File {
+            path: path.to_string(),
+            append,
+            truncate,
+        };
+        match spec {
+            "null" => Output::Null,
+            "tty" => Output::Tty,
+            "socket" => Output::Socket,
+            s if s.ends_with("+console") => Output::Log { console: true },
+            s if s.starts_with("journal") || s.starts_with("syslog") || s.starts_with("kmsg") => {
+                Output::Log { console: false }
             }
-            2 => {
-                opts.truncate(true);
+            s => {
+                if let Some(n) = s.strip_prefix("fd:") {
+                    Output::Named(if n.is_empty() { fd_default } else { n }.to_string())
+                } else if let Some(p) = s.strip_prefix("file:") {
+                    file(p, false, false)
+                } else if let Some(p) = s.strip_prefix("append:") {
+                    file(p, true, false)
+                } else if let Some(p) = s.strip_prefix("truncate:") {
+                    file(p, false, true)
+                } else {
+                    Output::Inherit
+                }
             }
-            _ => {}
         }
     }
-    opts.mode(0o644).custom_flags(libc::O_NOCTTY);
-    let file = opts.open(path).map_err(|source| ExecError::StdioFile {
+
+    /// systemd's `is_terminal_output()`.
+    fn is_terminal(&self) -> bool {
+        matches!(self, Output::Tty | Output::Log { console: true })
+    }
+}
+
+/// The standard I/O settings of a unit after systemd's load-time fixes.
+struct StdioSpec {
+    input: Input,
+    output: Output,
+    error: Output,
+    data: Vec<u8>,
+    tty_path_set: bool,
+}
+
+impl StdioSpec {
+    fn of(unit: &Unit, section: &str) -> StdioSpec {
+        let data = stdin_data(unit, section);
+        let input = match unit.get_str(section, "StandardInput") {
+            Some("tty") => Input::Tty(TtyAcquire::Wait),
+            Some("tty-force") => Input::Tty(TtyAcquire::Force),
+            Some("tty-fail") => Input::Tty(TtyAcquire::Try),
+            Some("socket") => Input::Socket,
+            Some("data") => Input::Data,
+            Some(s) if s.starts_with("fd:") => Input::Named(match &s[3..] {
+                "" => "stdin".to_string(),
+                n => n.to_string(),
+            }),
+            Some(s) if s.starts_with("file:") => Input::File(s[5..].to_string()),
+            // `null`, also when unset; with data it becomes `data`
+            // (service_fix_stdio()).
+            _ if !data.is_empty() => Input::Data,
+            _ => Input::Null,
+        };
+        let spec = |key, default| {
+            unit.get_str(section, key)
+                .map_or(Output::Inherit, |s| Output::parse(s, default))
+        };
+        let mut output = spec("StandardOutput", "stdout");
+        let mut error = spec("StandardError", "stderr");
+        let set = |key| unit.get_str(section, key).is_some();
+        if section == "Service" {
+            // service_fix_stdio(): inputs that are streams in both
+            // directions keep `inherit`; otherwise `inherit` means the
+            // manager's defaults (journal, and stderr like stdout).
+            if !matches!(input, Input::Tty(_) | Input::Socket | Input::Named(_))
+                && output == Output::Inherit
+            {
+                output = Output::Log { console: false };
+            }
+        } else if !set("StandardOutput") {
+            // Socket units start from the manager's default output.
+            output = Output::Log { console: false };
+        }
+        if !set("StandardError") {
+            error = Output::Inherit;
+        }
+        StdioSpec {
+            input,
+            output,
+            error,
+            data,
+            tty_path_set: set("TTYPath"),
+        }
+    }
+
+    /// Whether the command uses the terminal of `TTYPath=` (systemd's
+    /// `exec_context_needs_term()`), which also decides the terminal reset.
+    fn touches_tty(&self) -> bool {
+        self.input.is_terminal()
+            || self.output.is_terminal()
+            || self.error.is_terminal()
+            || self.tty_path_set
+    }
+}
+
+/// Sets up stdio the way systemd's `setup_input()`/`setup_output()` do.
+struct StdioSetup<'a> {
+    spec: &'a StdioSpec,
+    inputs: &'a SpawnInputs,
+    umask: u32,
+    keep_open: &'a mut Vec<OwnedFd>,
+    log: &'a mut Option<(OwnedFd, RawFd)>,
+}
+
+impl StdioSetup<'_> {
+    fn keep(&mut self, fd: OwnedFd) -> Stdio {
+        let raw = fd.as_raw_fd();
+        self.keep_open.push(fd);
+        Stdio::Fd(raw)
+    }
+
+    fn socket(&self) -> Result<RawFd, ExecError> {
+        match self.inputs.fds.first() {
+            Some((fd, _)) if self.inputs.fds.len() == 1 => Ok(*fd),
+            _ => Err(ExecError::SocketCount(self.inputs.fds.len())),
+        }
+    }
+
+    /// systemd's `exec_context_named_iofds()`: for each of stdin, stdout and
+    /// stderr that names an fd, the first passed fd (socket or stored) with
+    /// that name not taken by an earlier one. Every name must be found,
+    /// even for a stderr that will copy stdout.
+    fn named_fds(&self) -> Result<[Option<RawFd>; 3], ExecError> {
+        let wanted: [Option<&str>; 3] = [
+            match &self.spec.input {
+                Input::Named(n) => Some(n),
+                _ => None,
+            },
+            match &self.spec.output {
+                Output::Named(n) => Some(n),
+                _ => None,
+            },
+            match &self.spec.error {
+                Output::Named(n) => Some(n),
+                _ => None,
+            },
+        ];
+        let mut found: [Option<RawFd>; 3] = [None; 3];
+        for (fd, name) in self.inputs.fds.iter().chain(&self.inputs.stored_fds) {
+            if let Some(slot) = (0..3).find(|&i| found[i].is_none() && wanted[i] == Some(name)) {
+                found[slot] = Some(*fd);
+            }
+        }
+        for (want, got) in wanted.iter().zip(found) {
+            if let (Some(name), None) = (want, got) {
+                return Err(ExecError::NamedFd((*name).to_string()));
+            }
+        }
+        Ok(found)
+    }
+
+    fn named(&self, index: usize) -> Result<RawFd, ExecError> {
+        self.named_fds()?[index].ok_or_else(|| ExecError::NamedFd(String::new()))
+    }
+
+    /// Standard input, and the input kind after `fixup_input()`.
+    fn input(&mut self, apply_tty_stdin: bool) -> Result<(Stdio, Input), ExecError> {
+        let input = match &self.spec.input {
+            // Only the main process gets the terminal (EXEC_APPLY_TTY_STDIN).
+            Input::Tty(_) if !apply_tty_stdin => Input::Null,
+            Input::Data if self.spec.data.is_empty() => Input::Null,
+            other => other.clone(),
+        };
+        let stdio = match &input {
+            Input::Null => Stdio::Null,
+            Input::Tty(mode) => Stdio::TtyInput(*mode),
+            Input::Socket => Stdio::Fd(self.socket()?),
+            Input::Named(_) => Stdio::Fd(self.named(0)?),
+            Input::Data => {
+                let fd = data_fd(&self.spec.data)?;
+                self.keep(fd)
+            }
+            Input::File(path) => {
+                // Read-write when an output names the same file.
+                let rw = [&self.spec.output, &self.spec.error]
+                    .iter()
+                    .any(|o| matches!(o, Output::File { path: p, append: false, truncate: false } if p == path));
+                let fd = acquire_path(path, "standard input", rw, false, false, self.umask)?;
+                self.keep(fd)
+            }
+        };
+        Ok((stdio, input))
+    }
+
+    /// Standard output (`index` 1) or error (2), given the fixed-up input.
+    fn output(&mut self, index: usize, input: &Input) -> Result<Stdio, ExecError> {
+        let (what, spec) = if index == 1 {
+            ("standard output", &self.spec.output)
+        } else {
+            ("standard error", &self.spec.error)
+        };
+        let fixup = |o: &Output| {
+            if *o == Output::Socket && self.inputs.fds.len() != 1 {
+                Output::Inherit
+            } else {
+                o.clone()
+            }
+        };
+        let pid1 = std::process::id() == 1;
+        let stdout = fixup(&self.spec.output);
+        let mut o = fixup(spec);
+        if index == 2 {
+            let e = o.clone();
+            if e == Output::Inherit
+                && stdout == Output::Inherit
+                && *input == Input::Null
+                && !self.spec.input.is_terminal()
+                && !pid1
+            {
+                return Ok(Stdio::Inherit);
+            }
+            // can_inherit_stderr_from_stdout()
+            let same = match (&e, &stdout) {
+                (Output::Inherit, _) | (Output::Log { .. }, Output::Log { .. }) => true,
+                (Output::Named(x), Output::Named(y)) => x == y,
+                (a, b) => a == b,
+            };
+            if same {
+                return Ok(Stdio::SameAsStdout);
+            }
+            o = e;
+        } else if o == Output::Inherit {
+            if *input == Input::Null && self.spec.input.is_terminal() {
+                return Ok(Stdio::TtyOutput);
+            }
+            if !matches!(input, Input::Null | Input::Data) {
+                return Ok(Stdio::SameAsStdin);
+            }
+            return Ok(if pid1 { Stdio::Null } else { Stdio::Inherit });
+        }
+        Ok(match o {
+            Output::Inherit => Stdio::Inherit,
+            Output::Null => Stdio::Null,
+            Output::Tty if input.is_terminal() => Stdio::SameAsStdin,
+            Output::Tty => Stdio::TtyOutput,
+            Output::Socket => Stdio::Fd(self.socket()?),
+            Output::Named(_) => Stdio::Fd(self.named(index)?),
+            Output::File {
+                path,
+                append,
+                truncate,
+            } => {
+                if matches!(input, Input::File(p) if *p == path) {
+                    Stdio::SameAsStdin
+                } else {
+                    let fd = acquire_path(&path, what, true, append, truncate, self.umask)?;
+                    self.keep(fd)
+                }
+            }
+            // journal, syslog, kmsg and their +console forms: flint's own
+            // log, one pipe per command, read line by line by flint.
+            Output::Log { .. } => {
+                if self.log.is_none() {
+                    let (read, write) =
+                        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+                            ExecError::StdioFile {
+                                path: "pipe".into(),
+                                what,
+                                source: std::io::Error::from(e),
+                            }
+                        })?;
+                    let raw = write.as_raw_fd();
+                    self.keep_open.push(write);
+                    *self.log = Some((read, raw));
+                }
+                self.log
+                    .as_ref()
+                    .map_or(Stdio::Inherit, |(_, w)| Stdio::Fd(*w))
+            }
+        })
+    }
+}
+
+/// systemd's `acquire_path()`: opens a `file:`/`append:`/`truncate:` path
+/// (created with `0666 & ~UMask` when written), or connects to it when it is
+/// an `AF_UNIX` socket (`ENXIO`), shutting down the unused direction.
+fn acquire_path(
+    path: &str,
+    what: &'static str,
+    write: bool,
+    append: bool,
+    truncate: bool,
+    umask: u32,
+) -> Result<OwnedFd, ExecError> {
+    let err = |source| ExecError::StdioFile {
         path: path.to_string(),
         what,
         source,
-    })?;
-    Ok(Some(OwnedFd::from(file)))
+    };
+    let mut opts = OpenOptions::new();
+    opts.read(!write || what == "standard input");
+    if write {
+        opts.write(true)
+            .create(true)
+            .append(append)
+            .truncate(truncate);
+    }
+    opts.mode(0o666 & !umask).custom_flags(libc::O_NOCTTY);
+    match opts.open(path) {
+        Ok(f) => Ok(OwnedFd::from(f)),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            let stream = std::os::unix::net::UnixStream::connect(path).map_err(|ce| {
+                if matches!(ce.raw_os_error(), Some(libc::ENOTSOCK | libc::EINVAL)) {
+                    err(e)
+                } else {
+                    err(ce)
+                }
+            })?;
+            let half = if what == "standard input" && !write {
+                std::net::Shutdown::Write
+            } else {
+                std::net::Shutdown::Read
+            };
+            if !(what == "standard input" && write) {
+                stream.shutdown(half).map_err(err)?;
+            }
+            Ok(OwnedFd::from(stream))
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// `TTYPath=`, or `/dev/console`.
+fn tty_path(unit: &Unit, section: &str) -> String {
+    match unit.get(section, "TTYPath") {
+        Some(Value::Path(p)) => p.to_string_lossy().into_owned(),
+        _ => "/dev/console".to_string(),
+    }
+}
+
+/// systemd's `vtnr_from_tty()`: `N` of `/dev/ttyN` (0..=63).
+fn vt_number(path: &str) -> Option<u32> {
+    let name = path.strip_prefix("/dev/").unwrap_or(path);
+    let digits = name.strip_prefix("tty")?;
+    if !digits.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u32>().ok().filter(|n| *n <= 63)
+}
+
+/// The keyboard mode systemd's `vt_reset_keyboard()` sets: Unicode unless
+/// the kernel's VT default is not UTF-8.
+fn vt_keyboard_mode() -> i32 {
+    const K_XLATE: i32 = 1;
+    const K_UNICODE: i32 = 3;
+    match std::fs::read_to_string("/sys/module/vt/parameters/default_utf8") {
+        Ok(v) if crate::unit::value::bool::parse_bool(v.trim()) == Ok(false) => K_XLATE,
+        _ => K_UNICODE,
+    }
+}
+
+/// `$TERM` for a unit that uses a terminal (systemd's `build_environment()`):
+/// flint's own `$TERM` for `/dev/console` when flint is PID 1, the kernel's
+/// `systemd.tty.term.TTY=`, else `linux` for virtual consoles and `vt220`.
+fn term_for(unit: &Unit, section: &str) -> Option<String> {
+    let spec = StdioSpec::of(unit, section);
+    if !spec.touches_tty() {
+        return None;
+    }
+    let path = tty_path(unit, section);
+    let name = path.strip_prefix("/dev/").unwrap_or(&path).to_string();
+    if path == "/dev/console" && std::process::id() == 1 {
+        if let Ok(t) = std::env::var("TERM") {
+            return Some(t);
+        }
+    } else if !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        let key = format!("systemd.tty.term.{name}=");
+        if let Ok(cmdline) = std::fs::read_to_string("/proc/cmdline")
+            && let Some(v) = cmdline
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(&key))
+        {
+            return Some(v.to_string());
+        }
+    }
+    let resolved = if name == "console" {
+        std::fs::read_to_string("/sys/class/tty/console/active")
+            .ok()
+            .and_then(|a| a.split_whitespace().last().map(str::to_string))
+            .map(|t| {
+                if t == "tty0" {
+                    std::fs::read_to_string("/sys/class/tty/tty0/active")
+                        .map(|a| a.trim().to_string())
+                        .unwrap_or(t)
+                } else {
+                    t
+                }
+            })
+            .unwrap_or_default()
+    } else {
+        name
+    };
+    Some(
+        if vt_number(&resolved).is_some() {
+            "linux"
+        } else {
+            "vt220"
+        }
+        .to_string(),
+    )
+}
+
+/// What systemd's `exec_context_revert_tty()` does when a service stops:
+/// the terminal reset of `TTYReset=`/`TTYVHangup=`/`TTYVTDisallocate=` again,
+/// then the terminal of `TTYPath=` back to `root:tty` mode 0620 (undoing
+/// the `User=` ownership the child gave it). Only for units that use a
+/// terminal; best effort.
+pub fn revert_tty(unit: &Unit, section: &str) {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let spec = StdioSpec::of(unit, section);
+    let flag = |k| unit.get_bool(section, k).unwrap_or(false);
+    let how = TtyReset {
+        reset: flag("TTYReset"),
+        vhangup: flag("TTYVHangup"),
+        vt_disallocate: flag("TTYVTDisallocate"),
+        vt: None,
+        keyboard_mode: vt_keyboard_mode(),
+    };
+    let path = tty_path(unit, section);
+    // exec_context_may_touch_tty()
+    let may_touch = how.reset
+        || how.vhangup
+        || how.vt_disallocate
+        || spec.input.is_terminal()
+        || spec.output.is_terminal()
+        || spec.error.is_terminal();
+    if !may_touch {
+        return;
+    }
+    let Ok(c_path) = CString::new(path.clone()) else {
+        return;
+    };
+    crate::spawn::reset_terminal(
+        &c_path,
+        &TtyReset {
+            vt: vt_number(&path),
+            ..how
+        },
+    );
+    match std::fs::metadata(&path) {
+        Ok(m) if m.file_type().is_char_device() => {
+            // The `tty` group (TTY_GID).
+            let _ = std::os::unix::fs::chown(&path, Some(0), Some(5));
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o620));
+        }
+        _ => {}
+    }
+}
+
+/// The scheduling and process settings that need nothing but the unit.
+fn apply_process_attributes(unit: &Unit, section: &str, plan: &mut ExecPlan) {
+    if let Some(text) = unit.get_str(section, "CoredumpFilter") {
+        plan.coredump_filter = u64::from_str_radix(text.trim_start_matches("0x"), 16).ok();
+    }
+    if let (Some(Value::Word(policy)), Some(Value::U64(priority))) = (
+        unit.get(section, "CPUSchedulingPolicy"),
+        unit.get(section, "CPUSchedulingPriority"),
+    ) {
+        plan.cpu_sched = process::sched_policy(policy).map(|policy| CpuSched {
+            policy,
+            priority: u32::try_from(*priority).unwrap_or(0),
+            reset_on_fork: unit
+                .get_bool(section, "CPUSchedulingResetOnFork")
+                .unwrap_or(false),
+        });
+    }
+    // `numa` (the mask of `NUMAMask=`) is not supported: no affinity.
+    if let Some(Value::Str(cpus)) = unit.get(section, "CPUAffinity") {
+        let mask = process::parse_cpu_set(cpus)
+            .map(|(set, _)| set.mask())
+            .unwrap_or_default();
+        // An empty set is kept, as in systemd: the kernel refuses it.
+        plan.cpu_affinity = Some(if mask.is_empty() { vec![0] } else { mask });
+    }
+    if let (Some(Value::Word(class)), Some(Value::U64(data))) = (
+        unit.get(section, "IOSchedulingClass"),
+        unit.get(section, "IOSchedulingPriority"),
+    ) {
+        plan.ioprio = process::ioprio_class(class)
+            .map(|c| process::ioprio_value(c, u32::try_from(*data).unwrap_or(0)));
+    }
+    if let Some(Value::U64(ns)) = unit.get(section, "TimerSlackNSec") {
+        plan.timer_slack_nsec = Some(*ns);
+    }
+    if let Some(name) = unit.get_str(section, "Personality") {
+        plan.personality = process::personality(name);
+    }
 }
 
 /// The bytes of `StandardInputText=` (C-unescaped, each followed by a
@@ -446,7 +997,8 @@ pub fn prepare(
     let privileged = cmd.full_privileges || cmd.no_setuid;
     let unit_user = unit_user(unit, section)?;
     let user = if privileged { None } else { unit_user.clone() };
-    let mut env = environment(unit, section, inputs, user.as_ref())?;
+    // `$USER` and friends come from `User=` also for `+`/`!` commands.
+    let mut env = environment_with_pid_vars(unit, section, inputs, unit_user.as_ref())?;
     // The directories belong to the unit's user, also for `+`/`!` commands.
     let owner = match &unit_user {
         Some(u) => {
@@ -459,6 +1011,12 @@ pub fn prepare(
         None => None,
     };
     setup_directories(unit, section, inputs.user_mode, owner, &mut env)?;
+    let pid_vars: Vec<String> = env
+        .iter()
+        .filter(|(_, v)| v == PID_PLACEHOLDER)
+        .map(|(k, _)| k.clone())
+        .collect();
+    env.retain(|(_, v)| v != PID_PLACEHOLDER);
 
     // Arguments: $VAR expansion unless ':'; argv[0] is never expanded.
     let argv: Vec<String> = if cmd.no_env_expand || cmd.argv.is_empty() {
@@ -486,6 +1044,10 @@ pub fn prepare(
     plan.env = env
         .iter()
         .map(|(k, v)| cstring(format!("{k}={v}")))
+        .collect::<Result<_, _>>()?;
+    plan.pid_vars = pid_vars
+        .into_iter()
+        .map(cstring)
         .collect::<Result<_, _>>()?;
     let inetd = stdin_is_socket(unit, section);
     let nonblocking = unit.get_bool(section, "NonBlocking").unwrap_or(false);
@@ -520,72 +1082,36 @@ pub fn prepare(
                 nonblocking: None,
             }));
     }
-    let mut stdin_is_data = false;
-    if !inetd {
-        let data = stdin_data(unit, section);
-        match unit.get_str(section, "StandardInput") {
-            Some(spec) if spec.starts_with("file:") => {
-                if let Some(fd) = open_stdio_file(spec, "standard input", true)? {
-                    plan.stdin = Stdio::Fd(fd.as_raw_fd());
-                    keep_open.push(fd);
-                }
-            }
-            // `data` (also the default when there is data); no data at all
-            // means /dev/null, as in systemd.
-            Some("data") | None if !data.is_empty() => {
-                let fd = data_fd(&data)?;
-                plan.stdin = Stdio::Fd(fd.as_raw_fd());
-                keep_open.push(fd);
-                stdin_is_data = true;
-            }
-            _ => plan.stdin = Stdio::Null,
-        }
-    }
-    // Standard output: `inherit` (of stdin when that is a socket or file,
-    // not data), `null`, `socket`, files, or flint's own log for
-    // journal/syslog/kmsg.
-    let stdin_fd = match plan.stdin {
-        Stdio::Fd(fd) if !stdin_is_data => Some(fd),
-        _ => None,
+    let umask = match unit.get(section, "UMask") {
+        Some(Value::Mode(m)) => *m,
+        _ => 0o022,
     };
-    let default_out = if inetd { "inherit" } else { "journal" };
-    let out_spec = unit
-        .get_str(section, "StandardOutput")
-        .unwrap_or(default_out)
-        .to_string();
+    let stdio = StdioSpec::of(unit, section);
+    let tty_path = tty_path(unit, section);
     let mut log: Option<(OwnedFd, RawFd)> = None;
-    plan.stdout = output(
-        &out_spec,
-        stdin_fd,
+    let mut io = StdioSetup {
+        spec: &stdio,
         inputs,
-        "standard output",
-        &mut keep_open,
-        &mut log,
-    )?;
-    let err_spec = unit
-        .get_str(section, "StandardError")
-        .unwrap_or("inherit")
-        .to_string();
-    let stdout_fd = match plan.stdout {
-        Stdio::Fd(fd) => Some(fd),
-        _ => None,
+        umask,
+        keep_open: &mut keep_open,
+        log: &mut log,
     };
-    plan.stderr = if err_spec == "inherit" {
-        match (stdout_fd, &plan.stdout) {
-            (Some(fd), _) => Stdio::Fd(fd),
-            (None, Stdio::Null) => Stdio::Null,
-            _ => Stdio::Inherit,
-        }
-    } else {
-        output(
-            &err_spec,
-            stdin_fd,
-            inputs,
-            "standard error",
-            &mut keep_open,
-            &mut log,
-        )?
-    };
+    io.named_fds()?;
+    let (stdin, input) = io.input(inputs.main_process)?;
+    plan.stdin = stdin;
+    plan.stdout = io.output(1, &input)?;
+    plan.stderr = io.output(2, &input)?;
+    if stdio.touches_tty() {
+        plan.tty_path = Some(cstring(tty_path.clone())?);
+        plan.tty_reset = TtyReset {
+            reset: unit.get_bool(section, "TTYReset").unwrap_or(false),
+            vhangup: unit.get_bool(section, "TTYVHangup").unwrap_or(false),
+            vt_disallocate: unit.get_bool(section, "TTYVTDisallocate").unwrap_or(false),
+            vt: vt_number(&tty_path),
+            keyboard_mode: vt_keyboard_mode(),
+        };
+    }
+    plan.tty_owner = unit_user.as_ref().map(|u| u.uid.as_raw());
 
     // Working directory: `~` is the user's home; system units default to `/`.
     if let Some(Value::WorkingDirectory { path, optional }) = unit.get(section, "WorkingDirectory")
@@ -608,9 +1134,7 @@ pub fn prepare(
         };
         plan.cwd = Some(cstring(dir)?);
     }
-    if let Some(Value::Mode(m)) = unit.get(section, "UMask") {
-        plan.umask = *m;
-    }
+    plan.umask = umask;
     if let Some(Value::Path(p)) = unit.get(section, "RootDirectory") {
         plan.chroot = Some(cstring(p.clone().into_os_string().into_encoded_bytes())?);
     }
@@ -620,9 +1144,18 @@ pub fn prepare(
     if let Some(Value::Int(n)) = unit.get(section, "OOMScoreAdjust") {
         plan.oom_score_adjust = i32::try_from(*n).ok();
     }
+    apply_process_attributes(unit, section, &mut plan);
+    // Secure bits and resource limits are part of the sandbox a `+` command
+    // runs without.
+    if !cmd.full_privileges {
+        plan.secure_bits = Some(match unit.get_str(section, "SecureBits") {
+            Some(words) => process::parse_secure_bits(words).unwrap_or(0),
+            None => 0,
+        });
+    }
     plan.ignore_sigpipe = unit.get_bool(section, "IgnoreSIGPIPE").unwrap_or(true);
     plan.no_new_privileges = unit.get_bool(section, "NoNewPrivileges").unwrap_or(false);
-    for (key, resource) in RLIMITS {
+    for (key, resource) in RLIMITS.iter().filter(|_| !cmd.full_privileges) {
         if let Some(Value::Limit { soft, hard }) = unit.get(section, key) {
             let conv = |v: u64| {
                 if v == u64::MAX {
@@ -674,54 +1207,6 @@ pub fn prepare(
         plan,
         keep_open,
         log: log.map(|(read, _)| read),
-    })
-}
-
-fn output(
-    spec: &str,
-    stdin_fd: Option<RawFd>,
-    inputs: &SpawnInputs,
-    what: &'static str,
-    keep_open: &mut Vec<OwnedFd>,
-    log: &mut Option<(OwnedFd, RawFd)>,
-) -> Result<Stdio, ExecError> {
-    Ok(match spec {
-        "null" => Stdio::Null,
-        "inherit" => stdin_fd.map_or(Stdio::Inherit, Stdio::Fd),
-        "socket" => match inputs.fds.first() {
-            Some((fd, _)) if inputs.fds.len() == 1 => Stdio::Fd(*fd),
-            _ => return Err(ExecError::SocketCount(inputs.fds.len())),
-        },
-        s if s.starts_with("file:") || s.starts_with("append:") || s.starts_with("truncate:") => {
-            match open_stdio_file(s, what, false)? {
-                Some(fd) => {
-                    let raw = fd.as_raw_fd();
-                    keep_open.push(fd);
-                    Stdio::Fd(raw)
-                }
-                None => Stdio::Inherit,
-            }
-        }
-        // journal, syslog, kmsg and their +console forms: flint's own log,
-        // one pipe per command, read line by line by flint.
-        s if s.starts_with("journal") || s.starts_with("syslog") || s.starts_with("kmsg") => {
-            if log.is_none() {
-                let (read, write) =
-                    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
-                        ExecError::StdioFile {
-                            path: "pipe".into(),
-                            what,
-                            source: std::io::Error::from(e),
-                        }
-                    })?;
-                let raw = write.as_raw_fd();
-                keep_open.push(write);
-                *log = Some((read, raw));
-            }
-            log.as_ref().map_or(Stdio::Inherit, |(_, w)| Stdio::Fd(*w))
-        }
-        // tty: flint's own terminal.
-        _ => Stdio::Inherit,
     })
 }
 
@@ -978,5 +1463,303 @@ mod tests {
         let prepared = prepare(&u, "Service", cmd, &SpawnInputs::default()).unwrap();
         assert_eq!(prepared.plan.groups, Some(vec![1, 2]));
         assert_eq!(prepared.plan.gid, None);
+    }
+
+    fn prepared(text: &str, inputs: &SpawnInputs) -> PreparedExec {
+        let u = unit(text);
+        let cmd = u.commands("Service", "ExecStart")[0].clone();
+        prepare(&u, "Service", &cmd, inputs).unwrap()
+    }
+
+    fn main() -> SpawnInputs {
+        SpawnInputs {
+            main_process: true,
+            ..SpawnInputs::default()
+        }
+    }
+
+    fn env_of(p: &PreparedExec) -> Vec<String> {
+        p.plan
+            .env
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn process_attributes_reach_the_plan() {
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nNice=-5\nOOMScoreAdjust=-100\n\
+             IOSchedulingClass=realtime\nIOSchedulingPriority=2\n\
+             CPUSchedulingPolicy=rr\nCPUSchedulingPriority=10\nCPUSchedulingResetOnFork=yes\n\
+             CPUAffinity=0\nCPUAffinity=65\nTimerSlackNSec=1ms\nCoredumpFilter=0x1\n\
+             SecureBits=noroot\nPersonality=x86-64\n",
+            &main(),
+        );
+        let plan = &p.plan;
+        assert_eq!(plan.nice, Some(-5));
+        assert_eq!(plan.oom_score_adjust, Some(-100));
+        assert_eq!(plan.ioprio, Some((1 << 13) | 2));
+        assert_eq!(
+            plan.cpu_sched,
+            Some(CpuSched {
+                policy: 2,
+                priority: 10,
+                reset_on_fork: true
+            })
+        );
+        assert_eq!(plan.cpu_affinity, Some(vec![1, 2]));
+        assert_eq!(plan.timer_slack_nsec, Some(1_000_000));
+        assert_eq!(plan.coredump_filter, Some(1));
+        assert_eq!(plan.secure_bits, Some(1));
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(plan.personality, Some(process::PER_LINUX));
+        }
+        // Unset: nothing is applied, but the secure bits are still reset.
+        let p = prepared("[Service]\nExecStart=/bin/true\n", &main());
+        assert_eq!(
+            (p.plan.ioprio, p.plan.cpu_sched, p.plan.cpu_affinity),
+            (None, None, None)
+        );
+        assert_eq!(p.plan.secure_bits, Some(0));
+        // An empty set is kept for the kernel to refuse (215), as systemd does.
+        let p = prepared("[Service]\nExecStart=/bin/true\nCPUAffinity=3-1\n", &main());
+        assert_eq!(p.plan.cpu_affinity, Some(vec![0]));
+        // ResetOnFork alone does not set a policy.
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nCPUSchedulingResetOnFork=yes\n",
+            &main(),
+        );
+        assert_eq!(p.plan.cpu_sched, None);
+    }
+
+    #[test]
+    fn full_privileges_skip_limits_and_secure_bits() {
+        let p = prepared(
+            "[Service]\nExecStart=+/bin/true\nLimitNOFILE=100\nSecureBits=noroot\nNice=3\n",
+            &main(),
+        );
+        assert!(p.plan.rlimits.is_empty());
+        assert_eq!(p.plan.secure_bits, None);
+        assert_eq!(p.plan.nice, Some(3));
+        let p = prepared(
+            "[Service]\nExecStart=!/bin/true\nLimitNOFILE=100\nSecureBits=noroot\n",
+            &main(),
+        );
+        assert_eq!(p.plan.rlimits.len(), 1);
+        assert_eq!(p.plan.secure_bits, Some(1));
+    }
+
+    #[test]
+    fn tty_input_goes_to_the_main_process_and_sets_term() {
+        let text = "[Service]\nExecStart=/bin/true\nStandardInput=tty-fail\n";
+        let p = prepared(text, &main());
+        assert_eq!(p.plan.stdin, Stdio::TtyInput(TtyAcquire::Try));
+        assert_eq!(p.plan.stdout, Stdio::SameAsStdin);
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        assert_eq!(p.plan.tty_path.as_deref(), Some(c"/dev/console"));
+        assert!(env_of(&p).iter().any(|e| e.starts_with("TERM=")));
+        // Other commands get /dev/null, and write to the terminal.
+        let p = prepared(text, &SpawnInputs::default());
+        assert_eq!(p.plan.stdin, Stdio::Null);
+        assert_eq!(p.plan.stdout, Stdio::TtyOutput);
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nStandardInput=tty\nTTYPath=/dev/pts/7\n\
+             StandardError=null\nTTYVHangup=yes\nTTYReset=yes\n",
+            &main(),
+        );
+        assert_eq!(p.plan.stdin, Stdio::TtyInput(TtyAcquire::Wait));
+        assert_eq!(p.plan.stderr, Stdio::Null);
+        assert_eq!(p.plan.tty_path.as_deref(), Some(c"/dev/pts/7"));
+        assert!(p.plan.tty_reset.vhangup && p.plan.tty_reset.reset);
+        assert!(env_of(&p).contains(&"TERM=vt220".to_string()));
+        // Output to the terminal only; no controlling terminal.
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nStandardOutput=tty\nTTYPath=/dev/tty3\n",
+            &main(),
+        );
+        assert_eq!(p.plan.stdin, Stdio::Null);
+        assert_eq!(p.plan.stdout, Stdio::TtyOutput);
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        assert_eq!(p.plan.tty_reset.vt, Some(3));
+        assert!(env_of(&p).contains(&"TERM=linux".to_string()));
+        // No terminal at all: no TERM, no path.
+        let p = prepared("[Service]\nExecStart=/bin/true\n", &main());
+        assert!(p.plan.tty_path.is_none());
+        assert!(!env_of(&p).iter().any(|e| e.starts_with("TERM=")));
+    }
+
+    #[test]
+    fn named_fds_serve_stdin_and_outputs() {
+        let inputs = SpawnInputs {
+            fds: vec![(10, "web".into()), (11, "log".into())],
+            stored_fds: vec![(12, "log".into())],
+            fds_are_sockets: true,
+            main_process: true,
+            ..SpawnInputs::default()
+        };
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nStandardInput=fd:web\n",
+            &inputs,
+        );
+        assert_eq!(p.plan.stdin, Stdio::Fd(10));
+        // A bidirectional input keeps `inherit` for the outputs.
+        assert_eq!(p.plan.stdout, Stdio::SameAsStdin);
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        // The fds are still passed as LISTEN_FDS.
+        assert_eq!(p.plan.fds.len(), 3);
+        // Each fd serves one of them: the second `log` goes to stderr.
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nStandardOutput=fd:log\nStandardError=fd:log\n",
+            &inputs,
+        );
+        assert_eq!(p.plan.stdout, Stdio::Fd(11));
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        let only_one = SpawnInputs {
+            fds: vec![(11, "log".into())],
+            ..SpawnInputs::default()
+        };
+        let u =
+            unit("[Service]\nExecStart=/bin/true\nStandardOutput=fd:log\nStandardError=fd:log\n");
+        let cmd = u.commands("Service", "ExecStart")[0].clone();
+        assert!(matches!(
+            prepare(&u, "Service", &cmd, &only_one),
+            Err(ExecError::NamedFd(_))
+        ));
+        let u = unit("[Service]\nExecStart=/bin/true\nStandardInput=fd:nope\n");
+        let cmd = u.commands("Service", "ExecStart")[0].clone();
+        let err = prepare(&u, "Service", &cmd, &inputs).unwrap_err();
+        assert!(
+            matches!(err, ExecError::NamedFd(ref n) if n == "nope"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), None);
+    }
+
+    #[test]
+    fn inherit_output_of_a_service_follows_service_fix_stdio() {
+        // stdin null: `inherit` means the default output (flint's log).
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nStandardOutput=inherit\n",
+            &main(),
+        );
+        assert!(matches!(p.plan.stdout, Stdio::Fd(_)));
+        assert!(p.log.is_some());
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        // stdout and stderr to the same file share one open file.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("out");
+        let p = prepared(
+            &format!(
+                "[Service]\nExecStart=/bin/true\nStandardOutput=append:{0}\nStandardError=append:{0}\n",
+                f.display()
+            ),
+            &main(),
+        );
+        assert!(matches!(p.plan.stdout, Stdio::Fd(_)));
+        assert_eq!(p.plan.stderr, Stdio::SameAsStdout);
+        // An input file that is also the output is opened read-write once.
+        let p = prepared(
+            &format!(
+                "[Service]\nExecStart=/bin/true\nStandardInput=file:{0}\nStandardOutput=file:{0}\n",
+                f.display()
+            ),
+            &main(),
+        );
+        assert_eq!(p.plan.stdout, Stdio::SameAsStdin);
+        let Stdio::Fd(fd) = p.plan.stdin else {
+            panic!("{:?}", p.plan.stdin)
+        };
+        // SAFETY: F_GETFL on an fd `p.keep_open` holds.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        assert_eq!(flags & libc::O_ACCMODE, libc::O_RDWR);
+    }
+
+    #[test]
+    fn exec_pid_and_user_variables() {
+        let p = prepared("[Service]\nExecStart=/bin/true\n", &main());
+        assert_eq!(p.plan.pid_vars, vec![CString::from(c"SYSTEMD_EXEC_PID")]);
+        let env = env_of(&p);
+        assert!(env.contains(&"USER=root".to_string()), "{env:?}");
+        assert!(!env.iter().any(|e| e.starts_with("LOGNAME=")), "{env:?}");
+        // A later source replaces the variable, as in systemd.
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nEnvironment=SYSTEMD_EXEC_PID=1\n",
+            &main(),
+        );
+        assert!(p.plan.pid_vars.is_empty());
+        assert!(env_of(&p).contains(&"SYSTEMD_EXEC_PID=1".to_string()));
+        let p = prepared(
+            "[Service]\nExecStart=/bin/true\nUnsetEnvironment=SYSTEMD_EXEC_PID\n",
+            &main(),
+        );
+        assert!(p.plan.pid_vars.is_empty());
+        // WATCHDOG_PID goes with WATCHDOG_USEC; the user manager adds MANAGERPID.
+        let inputs = SpawnInputs {
+            main_process: true,
+            user_mode: true,
+            extra_env: vec![("WATCHDOG_USEC".into(), "1000000".into())],
+            ..SpawnInputs::default()
+        };
+        let p = prepared("[Service]\nExecStart=/bin/true\n", &inputs);
+        assert_eq!(
+            p.plan.pid_vars,
+            vec![
+                CString::from(c"WATCHDOG_PID"),
+                CString::from(c"SYSTEMD_EXEC_PID")
+            ]
+        );
+        assert!(
+            env_of(&p).contains(&format!("MANAGERPID={}", std::process::id())),
+            "{:?}",
+            env_of(&p)
+        );
+        // The plugins' view of the environment has no placeholders.
+        let u = unit("[Service]\nExecStart=/bin/true\n");
+        let env = environment(&u, "Service", &inputs, None).unwrap();
+        assert!(
+            !env.iter()
+                .any(|(k, _)| k == "SYSTEMD_EXEC_PID" || k == "WATCHDOG_PID")
+        );
+    }
+
+    #[test]
+    fn revert_tty_gives_the_terminal_back_to_root() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP: needs root (chown of a terminal)");
+            return;
+        }
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty writes two new fds; the other arguments may be null.
+        let r = unsafe {
+            libc::openpty(
+                &raw mut master,
+                &raw mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0);
+        let path = std::fs::read_link(format!("/proc/self/fd/{slave}")).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let u = unit(&format!(
+            "[Service]\nExecStart=/bin/true\nStandardInput=tty\nTTYPath={}\nUser=nobody\n",
+            path.display()
+        ));
+        revert_tty(&u, "Service");
+        let meta = std::fs::metadata(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (0, 5, 0o620)
+        );
+        // SAFETY: closing the two fds openpty gave us.
+        unsafe {
+            libc::close(master);
+            libc::close(slave);
+        }
     }
 }

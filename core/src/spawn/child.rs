@@ -10,15 +10,18 @@
 //! slots, the envp entry after them and the scratch array of high fds.
 //!
 //! Order of the steps (systemd's order in `exec_invoke()`): reset signal
-//! dispositions, `setsid`, stdio and passed fds (then close everything else),
-//! OOM score, nice, rlimits, umask, chroot, setgroups, setresgid, setresuid,
-//! chdir, no-new-privileges, `LISTEN_PID`, clear the signal mask, execve.
+//! dispositions, `setsid`, the terminal reset, stdio (acquiring the
+//! terminal) and passed fds (then close everything else), OOM score,
+//! coredump filter, CPU scheduling policy, nice, CPU affinity, I/O priority,
+//! timer slack, personality, the terminal's owner, rlimits, umask, chroot,
+//! setgroups, setresgid, setresuid, chdir, secure bits, no-new-privileges,
+//! `LISTEN_PID` and the other pid variables, clear the signal mask, execve.
 
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::io;
 use std::ptr;
 
-use super::{ChildStep, PassFd, Stdio};
+use super::{ChildStep, CpuSched, PassFd, Stdio, TtyAcquire, TtyReset};
 
 /// Size of the (step, errno) report written to the report pipe.
 pub(super) const REPORT_LEN: usize = 8;
@@ -58,6 +61,14 @@ pub(super) struct ListenPidSlot {
     pub len: usize,
 }
 
+/// A variable the child sets to its own pid: `prefix` (`NAME=`) and the
+/// buffer of `len` bytes its envp entry points to.
+pub(super) struct PidSlot<'a> {
+    pub prefix: &'a [u8],
+    pub buf: *mut u8,
+    pub len: usize,
+}
+
 /// Everything the child reads, prepared by the parent. All pointers point
 /// into memory the parent keeps alive and does not touch until the child has
 /// exec'd or exited.
@@ -75,6 +86,19 @@ pub(super) struct ChildContext<'a> {
     pub dev_null: *const c_char,
     pub oom_path: *const c_char,
     pub oom_text: Option<&'a [u8]>,
+    pub coredump_path: *const c_char,
+    pub coredump_text: Option<&'a [u8]>,
+    pub pid_slots: &'a [PidSlot<'a>],
+    pub tty_path: Option<*const c_char>,
+    pub tty0: *const c_char,
+    pub tty_reset: TtyReset,
+    pub tty_owner: Option<u32>,
+    pub cpu_sched: Option<CpuSched>,
+    pub cpu_affinity: Option<&'a [u64]>,
+    pub ioprio: Option<i32>,
+    pub timer_slack_nsec: Option<u64>,
+    pub personality: Option<u64>,
+    pub secure_bits: Option<u32>,
     pub nice: Option<i32>,
     pub rlimits: &'a [(c_int, libc::rlimit64)],
     pub umask: u32,
@@ -158,35 +182,91 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Failu
             return (ChildStep::Setsid, e);
         }
 
+        if let (Some(path), true) = (ctx.tty_path, ctx.tty_reset.any()) {
+            reset_terminal(path, ctx.tty0, &ctx.tty_reset);
+        }
+
         if let Err(failure) = place_fds(ctx, report_fd) {
             return failure;
         }
 
+        // Like systemd, a refused OOM adjustment or coredump filter (user
+        // namespaces, containers) is skipped.
         if let Some(text) = ctx.oom_text
             && let Err(e) = write_file(ctx.oom_path, text)
+            && !is_privilege_error(e)
         {
             return (ChildStep::OomScoreAdjust, e);
         }
+        if let Some(text) = ctx.coredump_text
+            && let Err(e) = write_file(ctx.coredump_path, text)
+            && !is_privilege_error(e)
+        {
+            return (ChildStep::CoredumpFilter, e);
+        }
+
+        // The policy before the nice level: sched_setattr() resets it.
+        if let Some(sched) = ctx.cpu_sched
+            && let Err(e) = set_scheduler(sched)
+        {
+            return (ChildStep::CpuScheduling, e);
+        }
 
         if let Some(nice) = ctx.nice
-            && let Err(e) = check(libc::syscall(
-                libc::SYS_setpriority,
-                libc::PRIO_PROCESS,
-                0,
-                nice,
-            ))
+            && let Err(e) = setpriority_closest(nice)
         {
             return (ChildStep::Nice, e);
         }
 
-        for (resource, limit) in ctx.rlimits {
-            if let Err(e) = check(libc::syscall(
-                libc::SYS_prlimit64,
+        if let Some(mask) = ctx.cpu_affinity
+            && let Err(e) = check(libc::syscall(
+                libc::SYS_sched_setaffinity,
                 0,
-                *resource,
-                ptr::from_ref(limit),
-                ptr::null_mut::<libc::rlimit64>(),
-            )) {
+                size_of_val(mask),
+                mask.as_ptr(),
+            ))
+        {
+            return (ChildStep::CpuAffinity, e);
+        }
+
+        if let Some(prio) = ctx.ioprio
+            && let Err(e) = check(libc::syscall(
+                libc::SYS_ioprio_set,
+                IOPRIO_WHO_PROCESS,
+                0,
+                prio,
+            ))
+        {
+            return (ChildStep::IoPriority, e);
+        }
+
+        if let Some(ns) = ctx.timer_slack_nsec
+            && let Err(e) = check(libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_TIMERSLACK,
+                ns,
+                0 as c_long,
+                0 as c_long,
+                0 as c_long,
+            ))
+        {
+            return (ChildStep::TimerSlack, e);
+        }
+
+        if let Some(persona) = ctx.personality
+            && let Err(e) = check(libc::syscall(libc::SYS_personality, persona))
+        {
+            return (ChildStep::Personality, e);
+        }
+
+        if let Some(uid) = ctx.tty_owner
+            && let Err(e) = chown_terminal(0, uid)
+        {
+            return (ChildStep::TtyOwner, e);
+        }
+
+        for (resource, limit) in ctx.rlimits {
+            if let Err(e) = setrlimit_closest(*resource, limit) {
                 return (ChildStep::Limits, e);
             }
         }
@@ -229,6 +309,33 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Failu
             return (ChildStep::Chdir, e);
         }
 
+        // PR_SET_SECUREBITS needs CAP_SETPCAP; only call it for a change.
+        if let Some(bits) = ctx.secure_bits {
+            let current = libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_GET_SECUREBITS,
+                0 as c_long,
+                0 as c_long,
+                0 as c_long,
+                0 as c_long,
+            );
+            if current < 0 {
+                return (ChildStep::SecureBits, errno());
+            }
+            if current != c_long::from(bits)
+                && let Err(e) = check(libc::syscall(
+                    libc::SYS_prctl,
+                    libc::PR_SET_SECUREBITS,
+                    c_long::from(bits),
+                    0 as c_long,
+                    0 as c_long,
+                    0 as c_long,
+                ))
+            {
+                return (ChildStep::SecureBits, e);
+            }
+        }
+
         if ctx.no_new_privileges
             && let Err(e) = check(libc::syscall(
                 libc::SYS_prctl,
@@ -242,6 +349,13 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Failu
             return (ChildStep::NoNewPrivileges, e);
         }
 
+        if !ctx.pid_slots.is_empty() {
+            let pid = libc::syscall(libc::SYS_getpid).unsigned_abs();
+            for slot in ctx.pid_slots {
+                let buf = std::slice::from_raw_parts_mut(slot.buf, slot.len);
+                write_entry(buf, slot.prefix, pid);
+            }
+        }
         if let Some(slot) = &ctx.listen_pid {
             fill_listen_pid(slot, ctx.envp);
         }
@@ -318,37 +432,51 @@ unsafe fn place_fds(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Result<(),
         let mut stdio_high: [c_int; 3] = [-1; 3];
         for (target, (stdio, high)) in ctx.stdio.iter().zip(stdio_high.iter_mut()).enumerate() {
             let step = stdio_step(target);
-            match *stdio {
-                Stdio::Inherit => {}
+            let opened = match *stdio {
+                Stdio::Inherit | Stdio::SameAsStdin | Stdio::SameAsStdout => None,
                 Stdio::Fd(source) => {
                     *high = check_int(libc::fcntl(source, libc::F_DUPFD_CLOEXEC, base))
                         .map_err(|e| (step, e))?;
+                    None
                 }
-                Stdio::Null => {
-                    let fd = check_int(libc::open(
-                        ctx.dev_null,
-                        libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOCTTY,
-                    ))
-                    .map_err(|e| (step, e))?;
-                    let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, base);
-                    let moved_errno = errno();
-                    libc::close(fd);
-                    if moved < 0 {
-                        return Err((step, moved_errno));
+                Stdio::Null => Some(check_int(libc::open(
+                    ctx.dev_null,
+                    libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOCTTY,
+                ))),
+                Stdio::TtyInput(mode) => Some(match ctx.tty_path {
+                    Some(path) => acquire_terminal(path, mode),
+                    None => Err(libc::EINVAL),
+                }),
+                Stdio::TtyOutput => Some(match ctx.tty_path {
+                    Some(path) => {
+                        open_terminal(path, libc::O_WRONLY | libc::O_NOCTTY | libc::O_CLOEXEC)
                     }
-                    *high = moved;
+                    None => Err(libc::EINVAL),
+                }),
+            };
+            if let Some(opened) = opened {
+                let fd = opened.map_err(|e| (step, e))?;
+                let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, base);
+                let moved_errno = errno();
+                libc::close(fd);
+                if moved < 0 {
+                    return Err((step, moved_errno));
                 }
+                *high = moved;
             }
         }
 
         for (target, (stdio, high)) in ctx.stdio.iter().zip(stdio_high.iter()).enumerate() {
-            if *high < 0 {
-                continue;
-            }
             let step = stdio_step(target);
             #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
             let target = target as c_int;
-            check_int(libc::dup3(*high, target, 0)).map_err(|e| (step, e))?;
+            let source = match stdio {
+                Stdio::SameAsStdin => 0,
+                Stdio::SameAsStdout => 1,
+                _ if *high < 0 => continue,
+                _ => *high,
+            };
+            check_int(libc::dup3(source, target, 0)).map_err(|e| (step, e))?;
             if matches!(stdio, Stdio::Fd(_)) && is_socket(target) {
                 set_nonblocking(target, false).map_err(|e| (step, e))?;
             }
@@ -469,6 +597,482 @@ unsafe fn close_from(low: c_int, keep: c_int) -> Result<(), c_int> {
         }
         Err(e) => Err(e),
     }
+}
+
+fn is_privilege_error(e: c_int) -> bool {
+    e == libc::EPERM || e == libc::EACCES
+}
+
+/// `IOPRIO_WHO_PROCESS` of `ioprio_set(2)`.
+const IOPRIO_WHO_PROCESS: c_int = 1;
+/// `SCHED_FLAG_RESET_ON_FORK` of `sched_setattr(2)`.
+const SCHED_FLAG_RESET_ON_FORK: u64 = 1;
+/// `KDSETMODE`, `KD_TEXT`, `KDSKBMODE`, `VT_DISALLOCATE` of `linux/kd.h`
+/// and `linux/vt.h` (the same on every architecture).
+const KDSETMODE: libc::c_ulong = 0x4B3A;
+const KD_TEXT: c_long = 0;
+const KDSKBMODE: libc::c_ulong = 0x4B45;
+const VT_DISALLOCATE: libc::c_ulong = 0x5608;
+
+/// `struct sched_attr` (`SCHED_ATTR_SIZE_VER0`).
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+}
+
+/// `sched_setattr(2)` as systemd calls it: policy, priority and
+/// reset-on-fork; the nice level it leaves at 0 is set afterwards.
+///
+/// # Safety
+/// Child only.
+unsafe fn set_scheduler(sched: CpuSched) -> Result<(), c_int> {
+    let attr = SchedAttr {
+        #[allow(clippy::cast_possible_truncation)]
+        size: size_of::<SchedAttr>() as u32,
+        sched_policy: sched.policy,
+        sched_flags: if sched.reset_on_fork {
+            SCHED_FLAG_RESET_ON_FORK
+        } else {
+            0
+        },
+        sched_nice: 0,
+        sched_priority: sched.priority,
+        sched_runtime: 0,
+        sched_deadline: 0,
+        sched_period: 0,
+    };
+    // SAFETY: sched_setattr reads `attr`, which lives for the call.
+    check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &raw const attr, 0) }).map(|_| ())
+}
+
+/// systemd's `setpriority_closest()`: the requested nice level, or when
+/// that is not permitted, the closest one `RLIMIT_NICE` allows.
+///
+/// # Safety
+/// Child only.
+unsafe fn setpriority_closest(nice: i32) -> Result<(), c_int> {
+    // SAFETY: (whole function) getpriority/setpriority/prlimit64 on this
+    // process; prlimit64 writes only into `limit` on our stack.
+    unsafe {
+        let set = |n: i32| {
+            check(libc::syscall(
+                libc::SYS_setpriority,
+                libc::PRIO_PROCESS,
+                0,
+                n,
+            ))
+        };
+        let Err(e) = set(nice) else {
+            return Ok(());
+        };
+        if !is_privilege_error(e) {
+            return Err(e);
+        }
+        // The raw syscall returns 20 - nice.
+        let raw = check(libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, 0))?;
+        #[allow(clippy::cast_possible_truncation)]
+        let current = 20 - raw as i32;
+        if nice == current {
+            return Ok(());
+        }
+        if nice > current {
+            return Err(e);
+        }
+        let mut limit = libc::rlimit64 {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        check(libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_NICE,
+            ptr::null::<libc::rlimit64>(),
+            &raw mut limit,
+        ))?;
+        let allowed = match limit.rlim_cur {
+            0 | 1 => 19,
+            n if n >= 40 => -20,
+            #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+            n => 20 - n as i32,
+        };
+        if current > allowed {
+            set(allowed)?;
+        }
+        Ok(())
+    }
+}
+
+/// systemd's `setrlimit_closest()`: the requested limit, or when raising the
+/// hard limit is not permitted, both values capped at the current hard limit.
+///
+/// # Safety
+/// Child only.
+unsafe fn setrlimit_closest(resource: c_int, wanted: &libc::rlimit64) -> Result<(), c_int> {
+    // SAFETY: prlimit64 on this process reads `wanted`/`fixed` and writes
+    // only `highest`, all on our stack.
+    unsafe {
+        let set = |l: &libc::rlimit64| {
+            check(libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                resource,
+                ptr::from_ref(l),
+                ptr::null_mut::<libc::rlimit64>(),
+            ))
+        };
+        let Err(e) = set(wanted) else {
+            return Ok(());
+        };
+        if e != libc::EPERM {
+            return Err(e);
+        }
+        let mut highest = libc::rlimit64 {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        check(libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            resource,
+            ptr::null::<libc::rlimit64>(),
+            &raw mut highest,
+        ))?;
+        if highest.rlim_max == libc::RLIM64_INFINITY {
+            return Err(libc::EPERM);
+        }
+        let fixed = libc::rlimit64 {
+            rlim_cur: wanted.rlim_cur.min(highest.rlim_max),
+            rlim_max: wanted.rlim_max.min(highest.rlim_max),
+        };
+        if fixed.rlim_cur == highest.rlim_cur && fixed.rlim_max == highest.rlim_max {
+            return Ok(());
+        }
+        set(&fixed).map(|_| ())
+    }
+}
+
+/// Whether `fd` is a terminal (`TCGETS` succeeds).
+///
+/// # Safety
+/// Child only.
+unsafe fn is_tty(fd: c_int) -> bool {
+    // SAFETY: TCGETS writes a termios into `t`, plain data on our stack.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        libc::ioctl(fd, libc::TCGETS, &raw mut t) == 0
+    }
+}
+
+/// systemd's `open_terminal()`: `open` retried for up to a second while a
+/// closing terminal answers `EIO`, then refused unless it is a terminal.
+///
+/// # Safety
+/// Child only; `path` is a NUL-terminated string.
+unsafe fn open_terminal(path: *const c_char, flags: c_int) -> Result<c_int, c_int> {
+    // SAFETY: open/close/nanosleep/ioctl with a valid path and our own fds.
+    unsafe {
+        let mut tries = 0;
+        let fd = loop {
+            let fd = libc::open(path, flags, 0);
+            if fd >= 0 {
+                break fd;
+            }
+            let e = errno();
+            if e != libc::EIO || tries >= 20 {
+                return Err(e);
+            }
+            tries += 1;
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 50_000_000,
+            };
+            libc::nanosleep(&raw const pause, ptr::null_mut());
+        };
+        if !is_tty(fd) {
+            libc::close(fd);
+            return Err(libc::ENOTTY);
+        }
+        Ok(fd)
+    }
+}
+
+/// Sets SIGHUP's disposition (a blocked, pending SIGHUP is discarded when it
+/// becomes ignored).
+///
+/// # Safety
+/// Child only.
+unsafe fn sighup(handler: libc::sighandler_t) {
+    // SAFETY: `action` is plain data; all-zero plus the handler is a valid
+    // disposition.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        libc::sigaction(libc::SIGHUP, &raw const action, ptr::null_mut());
+    }
+}
+
+/// Discards what is queued on `fd` (an inotify fd) without blocking.
+///
+/// # Safety
+/// Child only.
+unsafe fn flush_fd(fd: c_int) {
+    // SAFETY: poll/read on our own fd into a buffer on our stack.
+    unsafe {
+        let mut buf = [0u8; 1024];
+        loop {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if libc::poll(&raw mut pfd, 1, 0) <= 0 {
+                return;
+            }
+            if libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) <= 0 {
+                return;
+            }
+        }
+    }
+}
+
+/// systemd's `acquire_terminal()`: opens the terminal and makes it the
+/// controlling terminal of our (new) session. When another session has it,
+/// `Try` fails with `EPERM`, `Force` steals it, and `Wait` waits (through
+/// inotify) until the terminal is closed and tries again.
+///
+/// # Safety
+/// Child only; `path` is a NUL-terminated string.
+unsafe fn acquire_terminal(path: *const c_char, mode: TtyAcquire) -> Result<c_int, c_int> {
+    // SAFETY: (whole function) inotify/open/ioctl/read/close on our own fds,
+    // with buffers on our stack.
+    unsafe {
+        let mut notify = -1;
+        let mut wd = -1;
+        if mode == TtyAcquire::Wait {
+            #[allow(clippy::cast_possible_truncation)]
+            {
+                notify = check(libc::syscall(libc::SYS_inotify_init1, libc::IN_CLOEXEC))? as c_int;
+            }
+            match check(libc::syscall(
+                libc::SYS_inotify_add_watch,
+                notify,
+                path,
+                libc::IN_CLOSE,
+            )) {
+                #[allow(clippy::cast_possible_truncation)]
+                Ok(w) => wd = w as c_int,
+                Err(e) => {
+                    libc::close(notify);
+                    return Err(e);
+                }
+            }
+        }
+        let done = |r: Result<c_int, c_int>| {
+            if notify >= 0 {
+                libc::close(notify);
+            }
+            r
+        };
+        loop {
+            if notify >= 0 {
+                flush_fd(notify);
+            }
+            let fd = match open_terminal(path, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) {
+                Ok(fd) => fd,
+                Err(e) => return done(Err(e)),
+            };
+            sighup(libc::SIG_IGN);
+            let r = libc::ioctl(fd, libc::TIOCSCTTY, c_int::from(mode == TtyAcquire::Force));
+            let e = errno();
+            sighup(libc::SIG_IGN);
+            sighup(libc::SIG_DFL);
+            if r >= 0 {
+                return done(Ok(fd));
+            }
+            if e != libc::EPERM || mode != TtyAcquire::Wait {
+                libc::close(fd);
+                return done(Err(e));
+            }
+            // Wait until someone closes the terminal.
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = libc::read(notify, buf.as_mut_ptr().cast(), buf.len());
+                if n < 0 {
+                    let e = errno();
+                    if e == libc::EINTR || e == libc::EAGAIN {
+                        continue;
+                    }
+                    libc::close(fd);
+                    return done(Err(e));
+                }
+                let n = n.unsigned_abs();
+                let mut off = 0;
+                let mut bad = false;
+                let header = size_of::<libc::inotify_event>();
+                while off + header <= n {
+                    let ev: libc::inotify_event = ptr::read_unaligned(buf.as_ptr().add(off).cast());
+                    if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                        break;
+                    }
+                    if ev.wd != wd || ev.mask & libc::IN_CLOSE == 0 {
+                        bad = true;
+                        break;
+                    }
+                    off += header + ev.len as usize;
+                }
+                if bad {
+                    libc::close(fd);
+                    return done(Err(libc::EIO));
+                }
+                break;
+            }
+            libc::close(fd);
+        }
+    }
+}
+
+/// systemd's `exec_context_tty_reset()`: the terminal reset of `TTYReset=`
+/// (without the ANSI sequences systemd also sends to non-pty terminals),
+/// `TTYVHangup=` and `TTYVTDisallocate=`. Everything is best effort.
+///
+/// # Safety
+/// `path` and `tty0` are NUL-terminated strings. Only raw syscalls on fds
+/// it opens itself, so the parent may call it too.
+pub(super) unsafe fn reset_terminal(path: *const c_char, tty0: *const c_char, how: &TtyReset) {
+    // SAFETY: (whole function) open/ioctl/write/close on our own fds, with a
+    // termios on our stack.
+    unsafe {
+        let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        let Ok(fd) = open_terminal(path, flags) else {
+            return;
+        };
+        if how.reset {
+            libc::ioctl(fd, libc::TIOCNXCL);
+            libc::ioctl(fd, KDSETMODE, KD_TEXT);
+            libc::ioctl(fd, KDSKBMODE, c_long::from(how.keyboard_mode));
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::ioctl(fd, libc::TCGETS, &raw mut t) == 0 {
+                t.c_iflag &= !(libc::IGNBRK
+                    | libc::BRKINT
+                    | libc::ISTRIP
+                    | libc::INLCR
+                    | libc::IGNCR
+                    | libc::IUCLC);
+                t.c_iflag |= libc::ICRNL | libc::IMAXBEL | libc::IUTF8;
+                t.c_oflag |= libc::ONLCR | libc::OPOST;
+                t.c_cflag |= libc::CREAD;
+                t.c_lflag = libc::ISIG
+                    | libc::ICANON
+                    | libc::IEXTEN
+                    | libc::ECHO
+                    | libc::ECHOE
+                    | libc::ECHOK
+                    | libc::ECHOCTL
+                    | libc::ECHOKE;
+                for (i, v) in [
+                    (libc::VINTR, 0o3),
+                    (libc::VQUIT, 0o34),
+                    (libc::VERASE, 0o177),
+                    (libc::VKILL, 0o25),
+                    (libc::VEOF, 0o4),
+                    (libc::VSTART, 0o21),
+                    (libc::VSTOP, 0o23),
+                    (libc::VSUSP, 0o32),
+                    (libc::VLNEXT, 0o26),
+                    (libc::VWERASE, 0o27),
+                    (libc::VREPRINT, 0o22),
+                    (libc::VEOL, 0),
+                    (libc::VEOL2, 0),
+                    (libc::VTIME, 0),
+                    (libc::VMIN, 1),
+                ] {
+                    if let Some(c) = t.c_cc.get_mut(i) {
+                        *c = v;
+                    }
+                }
+                libc::ioctl(fd, libc::TCSETS, &raw const t);
+            }
+            libc::ioctl(fd, libc::TCFLSH, libc::TCIOFLUSH);
+        }
+        if how.vhangup {
+            libc::ioctl(fd, libc::TIOCVHANGUP);
+        }
+        libc::close(fd);
+        if !how.vt_disallocate {
+            return;
+        }
+        if let Some(vt) = how.vt.filter(|v| *v > 0) {
+            let Ok(console) = open_terminal(tty0, flags) else {
+                return;
+            };
+            let r = libc::ioctl(console, VT_DISALLOCATE, c_long::from(vt));
+            let e = errno();
+            libc::close(console);
+            if r >= 0 || e != libc::EBUSY {
+                return;
+            }
+        }
+        // Not a virtual console, or the active one: clear it instead.
+        let Ok(fd) = open_terminal(
+            path,
+            libc::O_WRONLY | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        ) else {
+            return;
+        };
+        let clear = b"\x1b[r\x1b[H\x1b[3J\x1bc";
+        let mut done = 0;
+        for _ in 0..10 {
+            let rest = clear.get(done..).unwrap_or(&[]);
+            if rest.is_empty() {
+                break;
+            }
+            let n = libc::write(fd, rest.as_ptr().cast(), rest.len());
+            if n > 0 {
+                done += n.unsigned_abs();
+                continue;
+            }
+            if errno() != libc::EAGAIN {
+                break;
+            }
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            libc::poll(&raw mut pfd, 1, 10);
+        }
+        libc::close(fd);
+    }
+}
+
+/// systemd's `chown_terminal()`: a terminal on `fd` is given to `uid` with
+/// mode 0620, unless it already is.
+///
+/// # Safety
+/// Child only.
+unsafe fn chown_terminal(fd: c_int, uid: u32) -> Result<(), c_int> {
+    // SAFETY: fstat/fchown/fchmod on our own fd; `st` is plain data.
+    unsafe {
+        if !is_tty(fd) {
+            return Ok(());
+        }
+        let mut st: libc::stat = std::mem::zeroed();
+        check_int(libc::fstat(fd, &raw mut st))?;
+        if st.st_uid != uid {
+            check_int(libc::fchown(fd, uid, u32::MAX))?;
+        }
+        if st.st_mode & 0o7777 != 0o620 {
+            check_int(libc::fchmod(fd, 0o620))?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `text` to the file at `path` (e.g. `/proc/self/oom_score_adj`).

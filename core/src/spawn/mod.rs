@@ -15,6 +15,15 @@
 //! code for that step (200/CHDIR, 203/EXEC, 217/USER, …), and [`spawn`] returns
 //! [`SpawnError::Child`] after reaping it.
 //!
+//! The process attributes of systemd's execution environment are applied in
+//! the child in `exec_invoke()`'s order, each failure with systemd's exit
+//! code: the terminal reset of `TTYReset=`/`TTYVHangup=`/`TTYVTDisallocate=`
+//! right after `setsid()`, the terminal of `StandardInput=tty*` acquired as
+//! controlling terminal while placing stdio, then `OOMScoreAdjust=`,
+//! `CoredumpFilter=`, the CPU scheduling policy, `Nice=`, `CPUAffinity=`,
+//! the I/O priority, `TimerSlackNSec=`, `Personality=`, the terminal's
+//! owner, the resource limits, and `SecureBits=` after the user switch.
+//!
 //! Promises: [`spawn`] never leaves a zombie behind when it returns an error;
 //! on success the caller owns the child through its pidfd and reaps it with
 //! [`Child::try_wait`], [`Child::wait`] or [`Child::wait_blocking`].
@@ -32,7 +41,7 @@ use std::ptr;
 
 pub use resolve::{DEFAULT_SEARCH_PATH, resolve_executable};
 
-use child::{ChildContext, ListenPidSlot};
+use child::{ChildContext, ListenPidSlot, PidSlot};
 
 /// Everything needed to start one process, prepared by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +86,78 @@ pub struct ExecPlan {
     pub no_new_privileges: bool,
     /// `RootDirectory=`: `chroot` followed by `chdir("/")`, before `cwd`.
     pub chroot: Option<CString>,
+    /// Variables the child sets to its own pid (`SYSTEMD_EXEC_PID`,
+    /// `WATCHDOG_PID`), added after `env`.
+    pub pid_vars: Vec<CString>,
+    /// The terminal of [`Stdio::TtyInput`], [`Stdio::TtyOutput`] and
+    /// [`ExecPlan::tty_reset`] (`TTYPath=`, default `/dev/console`).
+    pub tty_path: Option<CString>,
+    /// What is done to `tty_path` right after `setsid()`.
+    pub tty_reset: TtyReset,
+    /// `chown`/`chmod 0620` the terminal on stdin to this user, as systemd
+    /// does for `User=`.
+    pub tty_owner: Option<u32>,
+    /// `CoredumpFilter=`, written to `/proc/self/coredump_filter`.
+    pub coredump_filter: Option<u64>,
+    /// `CPUSchedulingPolicy=`/`CPUSchedulingPriority=`/`CPUSchedulingResetOnFork=`.
+    pub cpu_sched: Option<CpuSched>,
+    /// `CPUAffinity=` as `sched_setaffinity(2)` mask words.
+    pub cpu_affinity: Option<Vec<u64>>,
+    /// `IOSchedulingClass=`/`IOSchedulingPriority=` as `ioprio_set(2)` takes it.
+    pub ioprio: Option<i32>,
+    /// `TimerSlackNSec=`.
+    pub timer_slack_nsec: Option<u64>,
+    /// `Personality=` as `personality(2)` takes it.
+    pub personality: Option<u64>,
+    /// `SecureBits=` (0 when unset): set after the user switch when they
+    /// differ from the current ones. `None` leaves them alone (`+` commands).
+    pub secure_bits: Option<u32>,
+}
+
+/// The "destructive" terminal reset systemd does right after `setsid()`, on
+/// [`ExecPlan::tty_path`]; every part of it is best effort.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TtyReset {
+    /// `TTYReset=`: exclusive mode off, text mode, default keyboard mode,
+    /// sane termios, queues flushed.
+    pub reset: bool,
+    /// `TTYVHangup=`: `TIOCVHANGUP`, so earlier users of the terminal lose it.
+    pub vhangup: bool,
+    /// `TTYVTDisallocate=`: `VT_DISALLOCATE` of a virtual console, or at
+    /// least clearing the screen and scrollback.
+    pub vt_disallocate: bool,
+    /// The virtual console number (`/dev/ttyN`), when the terminal is one.
+    pub vt: Option<u32>,
+    /// The keyboard mode for `KDSKBMODE` (`K_UNICODE` unless the kernel's
+    /// VT default is not UTF-8).
+    pub keyboard_mode: i32,
+}
+
+impl TtyReset {
+    fn any(&self) -> bool {
+        self.reset || self.vhangup || self.vt_disallocate
+    }
+}
+
+/// A CPU scheduling policy for `sched_setattr(2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuSched {
+    pub policy: u32,
+    pub priority: u32,
+    /// `SCHED_FLAG_RESET_ON_FORK`.
+    pub reset_on_fork: bool,
+}
+
+/// How [`Stdio::TtyInput`] becomes the controlling process of its terminal
+/// (systemd's `acquire_terminal()` modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtyAcquire {
+    /// `StandardInput=tty-fail`: fail when another session has it.
+    Try,
+    /// `StandardInput=tty`: wait until the other session closes it.
+    Wait,
+    /// `StandardInput=tty-force`: take it from another session.
+    Force,
 }
 
 impl ExecPlan {
@@ -105,6 +186,17 @@ impl ExecPlan {
             ignore_sigpipe: true,
             no_new_privileges: false,
             chroot: None,
+            pid_vars: Vec::new(),
+            tty_path: None,
+            tty_reset: TtyReset::default(),
+            tty_owner: None,
+            coredump_filter: None,
+            cpu_sched: None,
+            cpu_affinity: None,
+            ioprio: None,
+            timer_slack_nsec: None,
+            personality: None,
+            secure_bits: None,
         }
     }
 }
@@ -130,6 +222,16 @@ pub enum Stdio {
     /// A dup of this fd. A socket is made blocking first (inetd style,
     /// `StandardInput=socket`), as systemd does.
     Fd(RawFd),
+    /// The terminal at [`ExecPlan::tty_path`], opened read-write and made
+    /// the controlling terminal (`StandardInput=tty*`).
+    TtyInput(TtyAcquire),
+    /// The terminal at [`ExecPlan::tty_path`], opened write-only
+    /// (`StandardOutput=tty`).
+    TtyOutput,
+    /// A copy of the child's own standard input once it is in place.
+    SameAsStdin,
+    /// A copy of the child's own standard output once it is in place.
+    SameAsStdout,
 }
 
 /// How a child ended.
@@ -192,10 +294,18 @@ pub enum ChildStep {
     NoNewPrivileges,
     SignalMask,
     Exec,
+    CoredumpFilter,
+    CpuScheduling,
+    CpuAffinity,
+    IoPriority,
+    TimerSlack,
+    Personality,
+    TtyOwner,
+    SecureBits,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 16] = [
+    const ALL: [ChildStep; 24] = [
         ChildStep::Setsid,
         ChildStep::Stdin,
         ChildStep::Stdout,
@@ -212,6 +322,14 @@ impl ChildStep {
         ChildStep::NoNewPrivileges,
         ChildStep::SignalMask,
         ChildStep::Exec,
+        ChildStep::CoredumpFilter,
+        ChildStep::CpuScheduling,
+        ChildStep::CpuAffinity,
+        ChildStep::IoPriority,
+        ChildStep::TimerSlack,
+        ChildStep::Personality,
+        ChildStep::TtyOwner,
+        ChildStep::SecureBits,
     ];
 
     /// systemd's exit code for a failure in this step (`exit-status.h`).
@@ -221,17 +339,23 @@ impl ChildStep {
             ChildStep::Nice => 201,
             ChildStep::Fds => 202,
             ChildStep::Exec => 203,
-            ChildStep::Limits => 205,
+            ChildStep::Limits | ChildStep::CoredumpFilter => 205,
             ChildStep::OomScoreAdjust => 206,
             ChildStep::SignalMask => 207,
-            ChildStep::Stdin => 208,
+            ChildStep::Stdin | ChildStep::TtyOwner => 208,
             ChildStep::Stdout => 209,
             ChildStep::Chroot => 210,
+            ChildStep::IoPriority => 211,
+            ChildStep::TimerSlack => 212,
+            ChildStep::SecureBits => 213,
+            ChildStep::CpuScheduling => 214,
+            ChildStep::CpuAffinity => 215,
             ChildStep::Groups | ChildStep::Setgid => 216,
             ChildStep::Setuid => 217,
             ChildStep::Setsid => 220,
             ChildStep::Stderr => 222,
             ChildStep::NoNewPrivileges => 227,
+            ChildStep::Personality => 230,
         }
     }
 
@@ -242,17 +366,23 @@ impl ChildStep {
             ChildStep::Nice => "NICE",
             ChildStep::Fds => "FDS",
             ChildStep::Exec => "EXEC",
-            ChildStep::Limits => "LIMITS",
+            ChildStep::Limits | ChildStep::CoredumpFilter => "LIMITS",
             ChildStep::OomScoreAdjust => "OOM_ADJUST",
             ChildStep::SignalMask => "SIGNAL_MASK",
-            ChildStep::Stdin => "STDIN",
+            ChildStep::Stdin | ChildStep::TtyOwner => "STDIN",
             ChildStep::Stdout => "STDOUT",
             ChildStep::Chroot => "CHROOT",
+            ChildStep::IoPriority => "IOPRIO",
+            ChildStep::TimerSlack => "TIMERSLACK",
+            ChildStep::SecureBits => "SECUREBITS",
+            ChildStep::CpuScheduling => "SETSCHEDULER",
+            ChildStep::CpuAffinity => "CPUAFFINITY",
             ChildStep::Groups | ChildStep::Setgid => "GROUP",
             ChildStep::Setuid => "USER",
             ChildStep::Setsid => "SETSID",
             ChildStep::Stderr => "STDERR",
             ChildStep::NoNewPrivileges => "NO_NEW_PRIVILEGES",
+            ChildStep::Personality => "PERSONALITY",
         }
     }
 
@@ -280,6 +410,14 @@ impl fmt::Display for ChildStep {
             ChildStep::NoNewPrivileges => "setting no-new-privileges",
             ChildStep::SignalMask => "resetting the signal mask",
             ChildStep::Exec => "executing the program",
+            ChildStep::CoredumpFilter => "adjusting coredump_filter",
+            ChildStep::CpuScheduling => "setting up CPU scheduling",
+            ChildStep::CpuAffinity => "setting up CPU affinity",
+            ChildStep::IoPriority => "setting up IO scheduling priority",
+            ChildStep::TimerSlack => "setting up timer slack",
+            ChildStep::Personality => "setting up execution domain (personality)",
+            ChildStep::TtyOwner => "changing ownership of terminal",
+            ChildStep::SecureBits => "setting process secure bits",
         })
     }
 }
@@ -454,6 +592,20 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
     if stdio.iter().any(|s| matches!(s, Stdio::Fd(fd) if *fd < 0)) {
         return Err(SpawnError::InvalidPlan("negative fd for standard I/O"));
     }
+    if plan.tty_path.is_none()
+        && stdio
+            .iter()
+            .any(|s| matches!(s, Stdio::TtyInput(_) | Stdio::TtyOutput))
+    {
+        return Err(SpawnError::InvalidPlan(
+            "terminal I/O without a terminal path",
+        ));
+    }
+    if matches!(plan.stdin, Stdio::SameAsStdin | Stdio::SameAsStdout)
+        || plan.stdout == Stdio::SameAsStdout
+    {
+        return Err(SpawnError::InvalidPlan("standard I/O copies a later fd"));
+    }
     let fd_count =
         c_int::try_from(plan.fds.len()).map_err(|_| SpawnError::InvalidPlan("too many fds"))?;
     let first_free = fd_count
@@ -464,13 +616,36 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
     let mut argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(ptr::null());
 
-    let mut envp: Vec<*const libc::c_char> = Vec::with_capacity(plan.env.len() + 3);
+    let mut envp: Vec<*const libc::c_char> =
+        Vec::with_capacity(plan.env.len() + plan.pid_vars.len() + 3);
     envp.extend(
         plan.env
             .iter()
             .filter(|e| !(plan.listen_pid_slot && is_listen_pid_entry(e.as_bytes())))
             .map(|e| e.as_ptr()),
     );
+    // `NAME=` prefixes and buffers for the variables that hold the child's pid.
+    let pid_prefixes: Vec<Vec<u8>> = plan
+        .pid_vars
+        .iter()
+        .map(|n| [n.as_bytes(), b"="].concat())
+        .collect();
+    let mut pid_bufs: Vec<Vec<u8>> = pid_prefixes
+        .iter()
+        .map(|p| vec![0u8; p.len() + 21])
+        .collect();
+    let pid_slots: Vec<PidSlot> = pid_prefixes
+        .iter()
+        .zip(pid_bufs.iter_mut())
+        .map(|(prefix, buf)| {
+            envp.push(buf.as_ptr().cast());
+            PidSlot {
+                prefix,
+                buf: buf.as_mut_ptr(),
+                len: buf.len(),
+            }
+        })
+        .collect();
     let mut pid_buf = [0u8; LISTEN_PID_SLOT_LEN];
     let mut pidfdid_buf = [0u8; LISTEN_PID_SLOT_LEN];
     let listen_pid = if plan.listen_pid_slot {
@@ -502,6 +677,7 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
         })
         .collect();
     let oom_text = plan.oom_score_adjust.map(|v| format!("{v}\n").into_bytes());
+    let coredump_text = plan.coredump_filter.map(|v| format!("{v:#x}").into_bytes());
     let mut high_fds: Vec<c_int> = vec![-1; plan.fds.len()];
 
     let stack = child::Stack::new().map_err(|source| SpawnError::Prepare {
@@ -527,6 +703,19 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
         dev_null: c"/dev/null".as_ptr(),
         oom_path: c"/proc/self/oom_score_adj".as_ptr(),
         oom_text: oom_text.as_deref(),
+        coredump_path: c"/proc/self/coredump_filter".as_ptr(),
+        coredump_text: coredump_text.as_deref(),
+        pid_slots: &pid_slots,
+        tty_path: plan.tty_path.as_ref().map(|c| c.as_ptr()),
+        tty0: c"/dev/tty0".as_ptr(),
+        tty_reset: plan.tty_reset,
+        tty_owner: plan.tty_owner,
+        cpu_sched: plan.cpu_sched,
+        cpu_affinity: plan.cpu_affinity.as_deref(),
+        ioprio: plan.ioprio,
+        timer_slack_nsec: plan.timer_slack_nsec,
+        personality: plan.personality,
+        secure_bits: plan.secure_bits,
         nice: plan.nice,
         rlimits: &rlimits,
         umask: plan.umask & 0o7777,
@@ -575,6 +764,17 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
         return Err(SpawnError::Child { step, errno });
     }
     Ok(child)
+}
+
+/// The terminal reset of `TTYReset=`, `TTYVHangup=` and
+/// `TTYVTDisallocate=`, done by flint itself (systemd repeats it when a
+/// service stops). Best effort, like in the child.
+pub fn reset_terminal(path: &std::ffi::CStr, how: &TtyReset) {
+    if how.any() {
+        // SAFETY: both paths are NUL-terminated; the function only makes
+        // syscalls on fds it opens and closes itself and blocks no signals.
+        unsafe { child::reset_terminal(path.as_ptr(), c"/dev/tty0".as_ptr(), how) }
+    }
 }
 
 fn is_listen_pid_entry(entry: &[u8]) -> bool {

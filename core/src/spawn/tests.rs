@@ -436,3 +436,274 @@ fn child_steps_round_trip_and_map_to_systemd_exit_codes() {
     assert_eq!(ChildStep::Setuid.exit_code_name(), "USER");
     assert_eq!(ChildStep::Groups.exit_code(), 216);
 }
+
+#[test]
+fn scheduling_affinity_io_priority_timer_slack_and_coredump_filter_are_applied() {
+    let mut plan = sh(
+        "cut -d' ' -f19 /proc/$$/stat; grep '^policy' /proc/$$/sched; \
+                      grep Cpus_allowed_list /proc/$$/status; ionice -p $$; \
+                      cat /proc/$$/timerslack_ns /proc/$$/coredump_filter",
+    );
+    plan.cpu_sched = Some(CpuSched {
+        policy: libc::SCHED_BATCH as u32,
+        priority: 0,
+        reset_on_fork: true,
+    });
+    // sched_setattr() resets the nice level: it must come first.
+    plan.nice = Some(5);
+    plan.cpu_affinity = Some(vec![1]);
+    plan.ioprio = Some(3 << 13); // idle, level 0
+    plan.timer_slack_nsec = Some(70_000);
+    plan.coredump_filter = Some(0x3f);
+    let out = run_ok(plan);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "5", "{out}");
+    // SCHED_BATCH | SCHED_RESET_ON_FORK as /proc shows it.
+    assert!(
+        lines[1].ends_with(" 3") || lines[1].ends_with(" 1073741827"),
+        "{out}"
+    );
+    assert!(lines[2].ends_with("\t0"), "{out}");
+    assert_eq!(lines[3], "idle", "{out}");
+    assert_eq!(lines[4], "70000", "{out}");
+    assert_eq!(lines[5], "0000003f", "{out}");
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn personality_of_the_secondary_architecture() {
+    let mut plan = sh("uname -m");
+    plan.personality = Some(0x0008); // PER_LINUX32
+    assert_eq!(run_ok(plan), "i686\n");
+}
+
+#[test]
+fn process_attribute_failures_carry_systemds_exit_codes() {
+    let fail = |plan: ExecPlan, step: ChildStep, code: i32| {
+        let err = spawn(&plan).expect_err("must fail");
+        assert!(
+            matches!(err, SpawnError::Child { step: s, .. } if s == step),
+            "{err:?}"
+        );
+        assert_eq!(err.exit_code(), Some(code));
+    };
+    // SCHED_FIFO needs a priority of at least 1.
+    let mut plan = sh("exit 0");
+    plan.cpu_sched = Some(CpuSched {
+        policy: libc::SCHED_FIFO as u32,
+        priority: 0,
+        reset_on_fork: false,
+    });
+    fail(plan, ChildStep::CpuScheduling, 214);
+    // An empty CPU set (`CPUAffinity=3-1`).
+    let mut plan = sh("exit 0");
+    plan.cpu_affinity = Some(vec![0]);
+    fail(plan, ChildStep::CpuAffinity, 215);
+    // An I/O scheduling class the kernel does not know.
+    let mut plan = sh("exit 0");
+    plan.ioprio = Some(5 << 13);
+    fail(plan, ChildStep::IoPriority, 211);
+    // Secure bits the kernel does not define.
+    let mut plan = sh("exit 0");
+    plan.secure_bits = Some(1 << 20);
+    fail(plan, ChildStep::SecureBits, 213);
+    assert_eq!(ChildStep::TimerSlack.exit_code(), 212);
+    assert_eq!(ChildStep::Personality.exit_code(), 230);
+    assert_eq!(ChildStep::CoredumpFilter.exit_code_name(), "LIMITS");
+    assert_eq!(ChildStep::TtyOwner.exit_code(), 208);
+}
+
+#[test]
+fn unchanged_secure_bits_need_no_privilege() {
+    let mut plan = sh("exit 0");
+    plan.secure_bits = Some(0);
+    run_ok(plan);
+}
+
+#[test]
+fn pid_variables_hold_the_pid_that_execs() {
+    let mut plan = sh("echo $$ $SYSTEMD_EXEC_PID $WATCHDOG_PID");
+    plan.pid_vars = vec![cstr("SYSTEMD_EXEC_PID"), cstr("WATCHDOG_PID")];
+    let out = run_ok(plan);
+    let pids: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(pids.len(), 3, "{out}");
+    assert!(pids.iter().all(|p| *p == pids[0]), "{out}");
+}
+
+/// A pseudo-terminal: the master, an open slave and the slave's path.
+fn pty() -> (std::fs::File, std::fs::File, String) {
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two new fds; the name, termios and winsize
+    // arguments may be null.
+    let r = unsafe {
+        libc::openpty(
+            &raw mut master,
+            &raw mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", io::Error::last_os_error());
+    let path = std::fs::read_link(format!("/proc/self/fd/{slave}"))
+        .expect("slave path")
+        .to_string_lossy()
+        .into_owned();
+    // SAFETY: both fds were just created by openpty and are owned here.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+            path,
+        )
+    }
+}
+
+/// Reads the master until `want` appeared or 10 s passed.
+fn read_master(master: &mut std::fs::File, want: &str) -> String {
+    let fd = master.as_raw_fd();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !String::from_utf8_lossy(&out).contains(want) && std::time::Instant::now() < deadline {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on our own fd with a pollfd on our stack.
+        if unsafe { libc::poll(&raw mut pfd, 1, 100) } <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn tty_plan(script: &str, path: &str, mode: TtyAcquire) -> ExecPlan {
+    let mut plan = sh(script);
+    plan.tty_path = Some(cstr(path));
+    plan.stdin = Stdio::TtyInput(mode);
+    plan.stdout = Stdio::SameAsStdin;
+    plan.stderr = Stdio::SameAsStdout;
+    plan
+}
+
+#[test]
+fn tty_input_becomes_the_controlling_terminal() {
+    let (mut master, _slave, path) = pty();
+    let plan = tty_plan(
+        "echo ctty=$(cut -d' ' -f7 /proc/$$/stat) sid=$(cut -d' ' -f6 /proc/$$/stat) pid=$$; \
+         readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2",
+        &path,
+        TtyAcquire::Try,
+    );
+    let child = spawn(&plan).expect("spawn");
+    let out = read_master(&mut master, "/fd/2");
+    let out = out + &read_master(&mut master, &format!("{path}\r\n{path}\r\n{path}"));
+    assert_eq!(
+        child.wait_blocking().unwrap(),
+        ExitStatus::Exited(0),
+        "{out}"
+    );
+    let rdev = std::fs::metadata(&path).unwrap().rdev();
+    // tty_nr of /proc/PID/stat: minor in bits 0-7 and 20-31, major in 8-15.
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let tty_nr = (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12);
+    assert!(out.contains(&format!("ctty={tty_nr} ")), "{out}");
+    let pid = child.pid;
+    assert!(out.contains(&format!("sid={pid} pid={pid}")), "{out}");
+    assert_eq!(out.matches(path.as_str()).count(), 3, "{out}");
+}
+
+#[test]
+fn tty_fail_refuses_and_tty_waits_for_a_terminal_held_by_another_session() {
+    let (mut master, _slave, path) = pty();
+    let holder = spawn(&tty_plan("echo held; sleep 1", &path, TtyAcquire::Try)).expect("spawn");
+    read_master(&mut master, "held");
+    let err = spawn(&tty_plan("exit 0", &path, TtyAcquire::Try)).expect_err("held elsewhere");
+    assert!(
+        matches!(
+            err,
+            SpawnError::Child {
+                step: ChildStep::Stdin,
+                errno: libc::EPERM
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), Some(208));
+    // `tty` waits until the holder's session closes the terminal.
+    let started = std::time::Instant::now();
+    let waiter = spawn(&tty_plan("echo mine", &path, TtyAcquire::Wait)).expect("spawn");
+    assert_eq!(holder.wait_blocking().unwrap(), ExitStatus::Exited(0));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+    assert!(read_master(&mut master, "mine").contains("mine"));
+    assert_eq!(waiter.wait_blocking().unwrap(), ExitStatus::Exited(0));
+}
+
+#[test]
+fn tty_output_is_write_only_and_never_the_controlling_terminal() {
+    let (mut master, _slave, path) = pty();
+    let mut plan = sh("echo ctty=$(cut -d' ' -f7 /proc/$$/stat); grep flags /proc/$$/fdinfo/1");
+    plan.tty_path = Some(cstr(&path));
+    plan.stdout = Stdio::TtyOutput;
+    let child = spawn(&plan).expect("spawn");
+    let out = read_master(&mut master, "flags:");
+    let out = out + &read_master(&mut master, "\n");
+    assert_eq!(child.wait_blocking().unwrap(), ExitStatus::Exited(0));
+    assert!(out.contains("ctty=0"), "{out}");
+    let flags = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("flags:"))
+        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        .expect("flags");
+    assert_eq!(flags & 0o3, libc::O_WRONLY as u32, "{out}");
+}
+
+#[test]
+fn terminal_reset_hangup_disallocate_and_owner() {
+    let (mut master, slave, path) = pty();
+    // Leave the terminal in raw mode, as a crashed program would.
+    // SAFETY: tcgetattr/tcsetattr on our own slave fd with a termios on the stack.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &raw mut t), 0);
+        libc::cfmakeraw(&raw mut t);
+        assert_eq!(
+            libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &raw const t),
+            0
+        );
+    }
+    let mut plan = tty_plan("stty -a; echo done", &path, TtyAcquire::Try);
+    plan.tty_reset = TtyReset {
+        reset: true,
+        vhangup: true,
+        vt_disallocate: true,
+        vt: None,
+        keyboard_mode: 3,
+    };
+    plan.tty_owner = Some(65534);
+    let child = spawn(&plan).expect("spawn");
+    let out = read_master(&mut master, "done");
+    assert_eq!(
+        child.wait_blocking().unwrap(),
+        ExitStatus::Exited(0),
+        "{out}"
+    );
+    // Cleared (not a virtual console), then sane settings again.
+    assert!(out.starts_with("\x1b[r\x1b[H\x1b[3J"), "{out:?}");
+    assert!(out.contains(" icanon ") && out.contains(" echo "), "{out}");
+    // The hangup took the terminal away from our earlier fd.
+    let mut old = &slave;
+    assert!(std::io::Write::write(&mut old, b"x").is_err());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.uid(), 65534);
+        assert_eq!(meta.mode() & 0o7777, 0o620);
+    }
+}

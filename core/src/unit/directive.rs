@@ -67,6 +67,19 @@ pub enum Grammar {
     Condition,
     StdInput,
     StdOutput,
+    /// A nanosecond span (`TimerSlackNSec=`); `infinity` resets.
+    Nsec,
+    /// `CPUAffinity=`: CPU numbers and ranges; assignments accumulate into
+    /// one set, an empty one resets, `numa` replaces it.
+    CpuSet,
+    /// `CPUSchedulingPolicy=`: a policy name or number.
+    CpuSchedPolicy,
+    /// `SecureBits=` words.
+    SecureBits,
+    /// `CoredumpFilter=` words or hexadecimal masks.
+    CoredumpFilter,
+    /// `Personality=`: an architecture name this machine can run.
+    Personality,
 }
 
 /// The listener kinds of `[Socket]`, in the words of the directive names.
@@ -1248,7 +1261,14 @@ pub static DIRECTIVES: &[Directive] = &[
         E,
         "OOMSCOREADJUST",
     ),
-    d(S::Exec, "CoredumpFilter", G::Raw, K::Single, N, "OTHER"),
+    d(
+        S::Exec,
+        "CoredumpFilter",
+        G::CoredumpFilter,
+        K::Single,
+        E,
+        "OTHER",
+    ),
     d(
         S::Exec,
         "IOSchedulingClass",
@@ -1277,7 +1297,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d(
         S::Exec,
         "CPUSchedulingPolicy",
-        G::Enum(&["other", "batch", "idle", "fifo", "rr"]),
+        G::CpuSchedPolicy,
         K::Single,
         E,
         "CPUSCHEDPOLICY",
@@ -1295,10 +1315,17 @@ pub static DIRECTIVES: &[Directive] = &[
         "CPUSchedulingResetOnFork",
         G::Bool,
         K::Single,
-        N,
+        E,
         "BOOLEAN",
     ),
-    d(S::Exec, "CPUAffinity", G::Raw, K::Single, N, "CPUAFFINITY"),
+    d(
+        S::Exec,
+        "CPUAffinity",
+        G::CpuSet,
+        K::Single,
+        E,
+        "CPUAFFINITY",
+    ),
     d(S::Exec, "NUMAPolicy", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "NUMAMask", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "UMask", G::Mode, K::Single, E, "MODE"),
@@ -1342,14 +1369,14 @@ pub static DIRECTIVES: &[Directive] = &[
     d(S::Exec, "StandardInputText", G::Str, K::List, E, "OTHER"),
     d(S::Exec, "StandardInputData", G::Raw, K::List, E, "OTHER"),
     d(S::Exec, "TTYPath", G::Path, K::Single, E, "PATH"),
-    d(S::Exec, "TTYReset", G::Bool, K::Single, N, "BOOLEAN"),
-    d(S::Exec, "TTYVHangup", G::Bool, K::Single, N, "BOOLEAN"),
+    d(S::Exec, "TTYReset", G::Bool, K::Single, E, "BOOLEAN"),
+    d(S::Exec, "TTYVHangup", G::Bool, K::Single, E, "BOOLEAN"),
     d(
         S::Exec,
         "TTYVTDisallocate",
         G::Bool,
         K::Single,
-        N,
+        E,
         "BOOLEAN",
     ),
     d(S::Exec, "TTYRows", G::Raw, K::Single, N, "OTHER"),
@@ -1383,7 +1410,14 @@ pub static DIRECTIVES: &[Directive] = &[
         "UNSIGNED",
     ),
     d(S::Exec, "LogExtraFields", G::Raw, K::Single, N, "OTHER"),
-    d(S::Exec, "SecureBits", G::Raw, K::Single, N, "SECUREBITS"),
+    d(
+        S::Exec,
+        "SecureBits",
+        G::SecureBits,
+        K::Single,
+        E,
+        "SECUREBITS",
+    ),
     d(
         S::Exec,
         "CapabilityBoundingSet",
@@ -1403,9 +1437,9 @@ pub static DIRECTIVES: &[Directive] = &[
     d(
         S::Exec,
         "TimerSlackNSec",
-        G::Raw,
+        G::Nsec,
         K::Single,
-        N,
+        E,
         "NANOSECONDS",
     ),
     d(S::Exec, "NoNewPrivileges", G::Bool, K::Single, E, "BOOLEAN"),
@@ -1630,7 +1664,14 @@ pub static DIRECTIVES: &[Directive] = &[
         "MOUNTFLAG [...]",
     ),
     d(S::Exec, "MountAPIVFS", G::Raw, K::Single, N, "OTHER"),
-    d(S::Exec, "Personality", G::Raw, K::Single, N, "PERSONALITY"),
+    d(
+        S::Exec,
+        "Personality",
+        G::Personality,
+        K::Single,
+        E,
+        "PERSONALITY",
+    ),
     d(
         S::Exec,
         "RuntimeDirectoryPreserve",

@@ -24,7 +24,9 @@ use super::name::{UnitName, UnitType};
 use super::specifier::{self, SpecifierContext, SpecifierTable};
 use super::value::address::SocketAddress;
 use super::value::exec::{self, ExecCommand};
-use super::value::{bool as vbool, env, exit_status, int, mode, signal, size, time, words};
+use super::value::{
+    bool as vbool, env, exit_status, int, mode, process, signal, size, time, words,
+};
 use super::{Diagnostic, Severity};
 
 /// Where a value came from.
@@ -495,6 +497,9 @@ impl Parser<'_> {
     }
 
     fn assign(&mut self, section: &str, dir: &'static Directive, value: &str, origin: &Origin) {
+        if self.assign_process_setting(section, dir, value, origin) {
+            return;
+        }
         // All Listen*= lines share one ordered list; an empty one clears all.
         let key: &'static str = if matches!(dir.grammar, Grammar::Listen(_)) {
             "Listen"
@@ -630,6 +635,26 @@ impl Parser<'_> {
             Grammar::U32 => int::parse_u32(value)
                 .map(|u| vec![Value::U64(u64::from(u))])
                 .map_err(|e| bad(key, &e)),
+            Grammar::Int if key == "Nice" => match int::parse_i32(value) {
+                Ok(n) if (-20..=19).contains(&n) => one(Value::Int(i64::from(n))),
+                Ok(_) => Err(Problem::Warn(format!(
+                    "Nice priority out of range, ignoring: {value}"
+                ))),
+                Err(e) => Err(Problem::Warn(format!(
+                    "Failed to parse nice priority '{value}', ignoring: {}",
+                    e.strerror()
+                ))),
+            },
+            Grammar::Int if key == "OOMScoreAdjust" => match int::parse_i32(value) {
+                Ok(n) if (-1000..=1000).contains(&n) => one(Value::Int(i64::from(n))),
+                Ok(_) => Err(Problem::Warn(format!(
+                    "OOM score adjust value out of range, ignoring: {value}"
+                ))),
+                Err(e) => Err(Problem::Warn(format!(
+                    "Failed to parse the OOM score adjust value '{value}', ignoring: {}",
+                    e.strerror()
+                ))),
+            },
             Grammar::U64 => int::parse_u64(value)
                 .map(|u| vec![Value::U64(u)])
                 .map_err(|e| bad(key, &e)),
@@ -775,6 +800,51 @@ impl Parser<'_> {
                     argument,
                 })
             }
+            Grammar::CpuSchedPolicy => match process::sched_policy(value) {
+                Some(p) => one(Value::Word(process::sched_policy_name(p))),
+                None => Err(Problem::Warn(format!(
+                    "Failed to parse CPU scheduling policy, ignoring: {value}"
+                ))),
+            },
+            Grammar::Nsec => process::parse_nsec(value)
+                .map(|ns| vec![Value::U64(ns)])
+                .map_err(|_| {
+                    Problem::Warn(format!("Failed to parse nsec value, ignoring: {value}"))
+                }),
+            Grammar::CpuSet => {
+                // Handled with its merging in `assign_process_setting`.
+                let (set, _) = process::parse_cpu_set(value).map_err(|_| {
+                    Problem::Warn(format!("Failed to parse CPU affinity '{value}'"))
+                })?;
+                one(Value::Str(set.to_range_string()))
+            }
+            Grammar::SecureBits => match process::parse_secure_bits(value) {
+                Some(bits) => one(Value::Str(process::secure_bits_to_string(bits))),
+                None => Err(Problem::Warn(format!("Invalid syntax, ignoring: {value}"))),
+            },
+            Grammar::CoredumpFilter => match process::parse_coredump_filter(value) {
+                Ok(mask) => one(Value::Str(format!("{mask:#x}"))),
+                Err(e) => Err(Problem::Warn(format!(
+                    "Failed to parse the CoredumpFilter={value}, ignoring: {}",
+                    e.strerror()
+                ))),
+            },
+            Grammar::Personality => match process::personality(value) {
+                Some(_) => one(Value::Word(value.to_string())),
+                None => Err(Problem::Warn(format!(
+                    "Failed to parse personality, ignoring: {value}"
+                ))),
+            },
+            Grammar::StdInput | Grammar::StdOutput
+                if value
+                    .strip_prefix("fd:")
+                    .is_some_and(|n| !n.is_empty() && !fdname_is_valid(n)) =>
+            {
+                Err(Problem::Warn(format!(
+                    "Invalid file descriptor name, ignoring: {}",
+                    &value[3..]
+                )))
+            }
             Grammar::StdInput => {
                 let v = self
                     .expand(value, SpecifierTable::Full)
@@ -783,7 +853,7 @@ impl Parser<'_> {
                     v.as_str(),
                     "null" | "tty" | "tty-force" | "tty-fail" | "data" | "socket"
                 ) || v.strip_prefix("file:").is_some_and(|p| p.starts_with('/'))
-                    || v.strip_prefix("fd:").is_some_and(|n| !n.is_empty());
+                    || v.starts_with("fd:");
                 if ok {
                     one(Value::Stdio(v))
                 } else {
@@ -811,7 +881,7 @@ impl Parser<'_> {
                 ) || ["file:", "append:", "truncate:"]
                     .iter()
                     .any(|p| v.strip_prefix(p).is_some_and(|p| p.starts_with('/')))
-                    || v.strip_prefix("fd:").is_some_and(|n| !n.is_empty());
+                    || v.starts_with("fd:");
                 if ok {
                     one(Value::Stdio(v))
                 } else {
@@ -821,6 +891,224 @@ impl Parser<'_> {
                 }
             }
         }
+    }
+
+    /// The process attributes whose assignments systemd folds into one
+    /// state, so that their order matters (`load-fragment.c`):
+    /// `IOSchedulingClass=` keeps the priority and `IOSchedulingPriority=`
+    /// the class (an empty one of either resets both, class `none` means
+    /// best-effort 4); `CPUSchedulingPolicy=` clamps the priority into the
+    /// policy's range (an empty one resets both; an empty priority is only
+    /// a warning); `CPUAffinity=` adds to the set, `numa` replaces it;
+    /// `TimerSlackNSec=infinity` resets. Both halves of a pair are stored
+    /// with their effective values, as systemd's dump prints them. Returns
+    /// false for any other directive.
+    fn assign_process_setting(
+        &mut self,
+        section: &str,
+        dir: &'static Directive,
+        value: &str,
+        origin: &Origin,
+    ) -> bool {
+        const IO_CLASS: &str = "IOSchedulingClass";
+        const IO_PRIO: &str = "IOSchedulingPriority";
+        const CPU_POLICY: &str = "CPUSchedulingPolicy";
+        const CPU_PRIO: &str = "CPUSchedulingPriority";
+        let key = dir.key;
+        if ![
+            IO_CLASS,
+            IO_PRIO,
+            CPU_POLICY,
+            CPU_PRIO,
+            "CPUAffinity",
+            "TimerSlackNSec",
+        ]
+        .contains(&key)
+        {
+            return false;
+        }
+        let current = |unit: &Unit, k: &str| unit.get(section, k).cloned();
+        if value.is_empty() {
+            match key {
+                IO_CLASS | IO_PRIO => self.unset(section, &[IO_CLASS, IO_PRIO]),
+                CPU_POLICY => self.unset(section, &[CPU_POLICY, CPU_PRIO]),
+                CPU_PRIO => self.unit.warn(
+                    origin,
+                    "Failed to parse CPU scheduling priority, ignoring: ",
+                ),
+                _ => self.unset(section, &[key]),
+            }
+            return true;
+        }
+        match key {
+            IO_CLASS => {
+                let Some(class) = process::ioprio_class(value) else {
+                    self.unit.warn(
+                        origin,
+                        format!("Failed to parse IO scheduling class, ignoring: {value}"),
+                    );
+                    return true;
+                };
+                let data = match current(self.unit, IO_PRIO) {
+                    Some(Value::U64(p)) => u32::try_from(p).unwrap_or(0),
+                    _ => process::IOPRIO_DEFAULT_PRIORITY,
+                };
+                // IOPRIO_CLASS_NONE is best-effort at the default level.
+                let (class, data) = if class == 0 {
+                    (process::IOPRIO_CLASS_BE, process::IOPRIO_DEFAULT_PRIORITY)
+                } else {
+                    (class, data)
+                };
+                self.set_single(
+                    section,
+                    IO_CLASS,
+                    Value::Word(process::ioprio_class_name(class)),
+                    origin,
+                );
+                self.set_single(section, IO_PRIO, Value::U64(u64::from(data)), origin);
+            }
+            IO_PRIO => {
+                let Some(p) = int::parse_i32(value)
+                    .ok()
+                    .and_then(|p| u32::try_from(p).ok())
+                    .filter(|p| *p < 8)
+                else {
+                    self.unit.warn(
+                        origin,
+                        format!("Failed to parse IO priority, ignoring: {value}"),
+                    );
+                    return true;
+                };
+                let class = match current(self.unit, IO_CLASS) {
+                    Some(Value::Word(w)) => {
+                        process::ioprio_class(&w).unwrap_or(process::IOPRIO_CLASS_BE)
+                    }
+                    _ => process::IOPRIO_CLASS_BE,
+                };
+                self.set_single(
+                    section,
+                    IO_CLASS,
+                    Value::Word(process::ioprio_class_name(class)),
+                    origin,
+                );
+                self.set_single(section, IO_PRIO, Value::U64(u64::from(p)), origin);
+            }
+            CPU_POLICY => {
+                let Some(policy) = process::sched_policy(value) else {
+                    self.unit.warn(
+                        origin,
+                        format!("Failed to parse CPU scheduling policy, ignoring: {value}"),
+                    );
+                    return true;
+                };
+                let mut prio = match current(self.unit, CPU_PRIO) {
+                    Some(Value::U64(p)) => p,
+                    _ => 0,
+                };
+                if let Some((lo, hi)) = process::sched_priority_range(policy) {
+                    prio = prio.clamp(u64::from(lo), u64::from(hi));
+                }
+                self.set_single(
+                    section,
+                    CPU_POLICY,
+                    Value::Word(process::sched_policy_name(policy)),
+                    origin,
+                );
+                self.set_single(section, CPU_PRIO, Value::U64(prio), origin);
+            }
+            CPU_PRIO => {
+                let Ok(p) = int::parse_i32(value) else {
+                    self.unit.warn(
+                        origin,
+                        format!("Failed to parse CPU scheduling priority, ignoring: {value}"),
+                    );
+                    return true;
+                };
+                let Some(p) = u32::try_from(p).ok().filter(|p| *p <= 99) else {
+                    self.unit.warn(
+                        origin,
+                        format!("CPU scheduling priority is out of range, ignoring: {value}"),
+                    );
+                    return true;
+                };
+                let policy = match current(self.unit, CPU_POLICY) {
+                    Some(Value::Word(w)) => w,
+                    _ => process::sched_policy_name(0),
+                };
+                self.set_single(section, CPU_POLICY, Value::Word(policy), origin);
+                self.set_single(section, CPU_PRIO, Value::U64(u64::from(p)), origin);
+            }
+            "CPUAffinity" => {
+                if value == "numa" {
+                    self.set_single(section, key, Value::Word("numa".into()), origin);
+                    return true;
+                }
+                let text = match self.expand(value, SpecifierTable::Full) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.unit.warn(origin, e);
+                        return true;
+                    }
+                };
+                let (set, warnings) = match process::parse_cpu_set(&text) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let msg = match e {
+                            process::CpuSetError::Word(w) => {
+                                format!("Failed to parse CPU affinity '{w}'")
+                            }
+                            process::CpuSetError::Range(c) => {
+                                format!("Cannot add CPU {c} to set: Numerical result out of range")
+                            }
+                            process::CpuSetError::Syntax => {
+                                format!("Invalid value for CPUAffinity=: {value}")
+                            }
+                        };
+                        self.unit.warn(origin, msg);
+                        return true;
+                    }
+                };
+                for w in warnings {
+                    self.unit.warn(origin, w);
+                }
+                let merged = match current(self.unit, key) {
+                    Some(Value::Str(prev)) => process::parse_cpu_set(&prev)
+                        .map(|(p, _)| p.union(&set))
+                        .unwrap_or(set),
+                    _ => set,
+                };
+                self.set_single(section, key, Value::Str(merged.to_range_string()), origin);
+            }
+            _ => match process::parse_nsec(value) {
+                Ok(u64::MAX) => self.unset(section, &[key]),
+                Ok(ns) => self.set_single(section, key, Value::U64(ns), origin),
+                Err(_) => self.unit.warn(
+                    origin,
+                    format!("Failed to parse nsec value, ignoring: {value}"),
+                ),
+            },
+        }
+        true
+    }
+
+    fn unset(&mut self, section: &str, keys: &[&'static str]) {
+        for k in keys {
+            self.unit.settings.remove(&(section.to_string(), *k));
+        }
+    }
+
+    /// Stores `value` as the one entry of the single setting `key`.
+    fn set_single(&mut self, section: &str, key: &'static str, value: Value, origin: &Origin) {
+        let Some(directive) = directive::lookup(section, key) else {
+            return;
+        };
+        self.unit.settings.insert(
+            (section.to_string(), key),
+            Setting {
+                directive,
+                entries: vec![(value, origin.clone())],
+            },
+        );
     }
 
     /// `RuntimeDirectory=` and friends: relative paths, each optionally
@@ -958,6 +1246,15 @@ impl Parser<'_> {
 }
 
 /// The `*Directory=` settings systemd creates under a base directory.
+/// systemd's `fdname_is_valid()`: printable ASCII without `:`, at most 255
+/// characters.
+fn fdname_is_valid(name: &str) -> bool {
+    name.len() <= 255
+        && name
+            .bytes()
+            .all(|c| (b' '..=b'~').contains(&c) && c != b':')
+}
+
 fn is_exec_directory(key: &str) -> bool {
     matches!(
         key,
@@ -1442,6 +1739,137 @@ mod tests {
                 path: "/srv/www".into(),
                 optional: true
             })
+        );
+    }
+
+    /// What systemd 252's dump prints for these lines (`systemd --test`).
+    #[test]
+    fn scheduling_settings_fold_in_the_order_written() {
+        let show = |body: &str| {
+            let u = load_text(
+                "s.service",
+                &format!("[Service]\nExecStart=/bin/true\n{body}"),
+            );
+            let warnings: Vec<String> = u.diagnostics.iter().map(|d| d.message.clone()).collect();
+            let get = |k| u.get("Service", k).map(|v| v.to_json().to_string());
+            (
+                [
+                    get("IOSchedulingClass"),
+                    get("IOSchedulingPriority"),
+                    get("CPUSchedulingPolicy"),
+                    get("CPUSchedulingPriority"),
+                ],
+                warnings,
+            )
+        };
+        let s = |v: &str| Some(v.to_string());
+        // A class keeps the default priority 4; numbers name classes.
+        assert_eq!(
+            show("IOSchedulingClass=1\n").0,
+            [s("\"realtime\""), s("4"), None, None]
+        );
+        // `none` is best-effort at 4, whatever the priority was.
+        assert_eq!(
+            show("IOSchedulingPriority=3\nIOSchedulingClass=none\n").0,
+            [s("\"best-effort\""), s("4"), None, None]
+        );
+        assert_eq!(
+            show("IOSchedulingClass=idle\nIOSchedulingPriority=5\n").0,
+            [s("\"idle\""), s("5"), None, None]
+        );
+        // An empty assignment of either resets both.
+        assert_eq!(
+            show("IOSchedulingClass=idle\nIOSchedulingPriority=\n").0,
+            [None, None, None, None]
+        );
+        // The policy clamps the priority into its range ...
+        assert_eq!(
+            show("CPUSchedulingPriority=50\nCPUSchedulingPolicy=other\n").0,
+            [None, None, s("\"other\""), s("0")]
+        );
+        assert_eq!(
+            show("CPUSchedulingPolicy=2\n").0,
+            [None, None, s("\"rr\""), s("1")]
+        );
+        // ... but a later priority is only checked against 0..99.
+        assert_eq!(
+            show("CPUSchedulingPolicy=fifo\nCPUSchedulingPriority=0\n").0,
+            [None, None, s("\"fifo\""), s("0")]
+        );
+        assert_eq!(
+            show("CPUSchedulingPolicy=fifo\nCPUSchedulingPriority=5\nCPUSchedulingPolicy=\n").0,
+            [None, None, None, None]
+        );
+        let (values, warnings) =
+            show("CPUSchedulingPolicy=fifo\nCPUSchedulingPriority=5\nCPUSchedulingPriority=\n");
+        assert_eq!(values, [None, None, s("\"fifo\""), s("5")]);
+        assert_eq!(
+            warnings,
+            ["Failed to parse CPU scheduling priority, ignoring: "]
+        );
+        let (_, warnings) = show(
+            "Nice=25\nIOSchedulingPriority=8\nCPUSchedulingPriority=100\nCPUAffinity=abc\n\
+             Personality=bogus\nCoredumpFilter=bogus\nNice=abc\nOOMScoreAdjust=1001\n\
+             TimerSlackNSec=abc\nCPUSchedulingPolicy=bogus\nIOSchedulingClass=9\n",
+        );
+        assert_eq!(
+            warnings,
+            [
+                "Nice priority out of range, ignoring: 25",
+                "Failed to parse IO priority, ignoring: 8",
+                "CPU scheduling priority is out of range, ignoring: 100",
+                "Failed to parse CPU affinity 'abc'",
+                "Failed to parse personality, ignoring: bogus",
+                "Failed to parse the CoredumpFilter=bogus, ignoring: Invalid argument",
+                "Failed to parse nice priority 'abc', ignoring: Invalid argument",
+                "OOM score adjust value out of range, ignoring: 1001",
+                "Failed to parse nsec value, ignoring: abc",
+                "Failed to parse CPU scheduling policy, ignoring: bogus",
+                "Failed to parse IO scheduling class, ignoring: 9",
+            ]
+        );
+    }
+
+    #[test]
+    fn cpu_affinity_adds_up_and_other_process_settings_normalise() {
+        let u = load_text(
+            "a.service",
+            "[Service]\nExecStart=/bin/true\nCPUAffinity=0 2-3\nCPUAffinity=5,7\n\
+             TimerSlackNSec=50us\nSecureBits=keep-caps noroot\n\
+             CoredumpFilter=default private-huge 0x200\nPersonality=x86-64\n",
+        );
+        let get = |k| u.get("Service", k).cloned();
+        assert_eq!(get("CPUAffinity"), Some(Value::Str("0 2-3 5 7".into())));
+        assert_eq!(get("TimerSlackNSec"), Some(Value::U64(50_000)));
+        assert_eq!(
+            get("SecureBits"),
+            Some(Value::Str("keep-caps noroot".into()))
+        );
+        assert_eq!(get("CoredumpFilter"), Some(Value::Str("0x233".into())));
+        let reset = load_text(
+            "r.service",
+            "[Service]\nExecStart=/bin/true\nCPUAffinity=0-1 3\nCPUAffinity=\nCPUAffinity=0\n\
+             TimerSlackNSec=1s\nTimerSlackNSec=infinity\n",
+        );
+        assert_eq!(
+            reset.get("Service", "CPUAffinity"),
+            Some(&Value::Str("0".into()))
+        );
+        assert_eq!(reset.get("Service", "TimerSlackNSec"), None);
+        // A reversed range warns but still makes an (empty) set.
+        let empty = load_text(
+            "e.service",
+            "[Service]\nExecStart=/bin/true\nCPUAffinity=3-1\n",
+        );
+        assert_eq!(
+            empty.get("Service", "CPUAffinity"),
+            Some(&Value::Str(String::new()))
+        );
+        assert!(
+            empty
+                .diagnostics
+                .iter()
+                .any(|d| d.message == "Range '3-1' is invalid, 3 > 1, ignoring.")
         );
     }
 }
