@@ -1516,6 +1516,8 @@ impl Manager {
         svc.generation += 1;
         let failed = svc.result != "success";
         svc.state = if failed { State::Failed } else { State::Dead };
+        // The terminal goes back as it was (systemd's exec_context_revert_tty).
+        exec::revert_tty(&svc.unit, "Service");
         if failed {
             tracing::warn!("{}: Failed with result '{}'.", svc.unit.id, svc.result);
         } else {
