@@ -2,8 +2,9 @@
 # Builds a statically linked flint (glibc, crt-static) that runs with
 # nothing else on the machine: no libc, no loader, no files but its units.
 #   scripts/build-static.sh [--release]
-# Default profile `static` (release code, no LTO: quicker); --release uses
-# the release profile. Prints the binary's path and size.
+# Default profile `static` (unoptimised, no debug info: quick, what
+# tests/static.rs runs); --release builds the optimised one to ship. Prints
+# the binary's path and size.
 #
 # A musl build is the same with `--target x86_64-unknown-linux-musl` once
 # that target is installed (`rustup target add x86_64-unknown-linux-musl`).
