@@ -142,10 +142,6 @@ enum CtlCommand {
         #[arg(required = true)]
         units: Vec<String>,
     },
-    /// Switch to a new unit tree (DIR, or the running tree read anew): load
-    /// it completely, refuse it as a whole if anything fails to load, else
-    /// stop, reload, restart and start what changed. Listeners whose
-    /// address is unchanged are never closed.
     /// Recent lines a unit wrote to its output (journal, syslog, inherit),
     /// from flint's in-memory ring; a template (`web@.service`) shows all of
     /// its instances.
@@ -170,6 +166,10 @@ enum CtlCommand {
         #[arg(long, default_value = "all", value_parser = ["main", "all"])]
         kill_whom: String,
     },
+    /// Switch to a new unit tree (DIR, or the running tree read anew): load
+    /// it completely, refuse it as a whole if anything fails to load, else
+    /// stop, reload, restart and start what changed. Listeners whose
+    /// address is unchanged are never closed.
     Switch {
         /// The new unit directory (replaces the running search path).
         #[arg(value_name = "DIR")]
