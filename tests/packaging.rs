@@ -375,11 +375,7 @@ fn fish_completion_parses_and_completes() {
             .join(" ");
         let out = stdout(
             Command::new("fish")
-                .args([
-                    "--no-config",
-                    "-c",
-                    "source $argv[1]; complete -C $argv[2]",
-                ])
+                .args(["--no-config", "-c", "source $argv[1]; complete -C $argv[2]"])
                 .arg(&file)
                 .arg(&line),
         );
