@@ -31,6 +31,9 @@ packages=(
   # /etc/runlevels but starts nothing; the tests run OpenRC in a private
   # mount namespace. shellcheck lints the scripts.
   runit s6 openrc shellcheck
+  # tests/packaging.rs: the Makefile, and what reads the man pages and the
+  # shell completions that `flint __generate` writes.
+  make man-db groff-base mandoc bash zsh fish
   # bench/activation.sh: the activators flint is compared with (besides
   # systemd-socket-activate; gcc above builds its load client).
   ucspi-tcp xinetd

@@ -142,10 +142,6 @@ enum CtlCommand {
         #[arg(required = true)]
         units: Vec<String>,
     },
-    /// Switch to a new unit tree (DIR, or the running tree read anew): load
-    /// it completely, refuse it as a whole if anything fails to load, else
-    /// stop, reload, restart and start what changed. Listeners whose
-    /// address is unchanged are never closed.
     /// Recent lines a unit wrote to its output (journal, syslog, inherit),
     /// from flint's in-memory ring; a template (`web@.service`) shows all of
     /// its instances.
@@ -170,6 +166,10 @@ enum CtlCommand {
         #[arg(long, default_value = "all", value_parser = ["main", "all"])]
         kill_whom: String,
     },
+    /// Switch to a new unit tree (DIR, or the running tree read anew): load
+    /// it completely, refuse it as a whole if anything fails to load, else
+    /// stop, reload, restart and start what changed. Listeners whose
+    /// address is unchanged are never closed.
     Switch {
         /// The new unit directory (replaces the running search path).
         #[arg(value_name = "DIR")]
@@ -295,6 +295,107 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+}
+
+// `flint __generate`, for the Makefile's `man` and `completions`. It stays
+// out of `Cli`, so that neither `--help`, the man pages nor the completions
+// show it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "flint __generate",
+    bin_name = "flint __generate",
+    about = "Write the man pages or a shell's completions, generated from flint's command-line definitions"
+)]
+struct GenerateCli {
+    #[command(subcommand)]
+    what: Generate,
+}
+
+/// What `flint __generate` writes.
+#[derive(Debug, Subcommand)]
+enum Generate {
+    /// A man page for flint and one for each command and subcommand
+    /// (flint.1, flint-run.1, flint-ctl-status.1, ...) in DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script of SHELL in DIR (flint.bash, _flint,
+    /// flint.fish, ...).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+/// The man page of `cmd` (`flint-ctl-status.1`) and of each of its visible
+/// subcommands, as `clap_mangen::generate_to` writes them.
+fn man_pages(cmd: clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
+    let subs: Vec<clap::Command> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    let path = clap_mangen::Man::new(cmd)
+        .date(man_date())
+        .source(format!("flint {}", env!("CARGO_PKG_VERSION")))
+        .manual("flint manual")
+        .generate_to(dir)?;
+    println!("{}", path.display());
+    for sub in subs {
+        man_pages(sub, dir)?;
+    }
+    Ok(())
+}
+
+/// The date in the man pages' footer: `SOURCE_DATE_EPOCH` (the Makefile
+/// sets it to the last commit's time, so that the same tree gives the same
+/// pages), else today.
+fn man_date() -> String {
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+        });
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// `flint __generate`: prints the path of each file it writes.
+fn generate(what: &Generate) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command();
+    match what {
+        Generate::Man { dir } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+            let mut cmd = cmd.disable_help_subcommand(true);
+            cmd.build();
+            man_pages(cmd, dir)
+                .with_context(|| format!("writing man pages to {}", dir.display()))?;
+        }
+        Generate::Completions { shell, dir } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+            let mut cmd = cmd;
+            let path = clap_complete::generate_to(*shell, &mut cmd, "flint", dir)
+                .with_context(|| format!("writing {shell} completions to {}", dir.display()))?;
+            println!("{}", path.display());
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -659,6 +760,19 @@ fn init_log(format: LogFormat, target: LogTarget) {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "__generate")
+    {
+        let what = GenerateCli::parse_from(std::env::args_os().skip(1)).what;
+        return match generate(&what) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("flint: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let cli = Cli::parse();
     init_log(cli.log_format, cli.log_target);
     let result = match &cli.command {
