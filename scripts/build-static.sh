@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
-# Builds a statically linked flint (glibc, crt-static) that runs with
-# nothing else on the machine: no libc, no loader, no files but its units.
+# Builds a statically linked flint that runs with nothing else on the
+# machine: no libc, no loader, no files but its units.
 #   scripts/build-static.sh [--release]
+# With musl (the target x86_64-unknown-linux-musl, added with rustup when
+# missing, and musl-gcc from Debian's musl-tools for wasmtime's C helper);
+# where either cannot be had, with glibc linked statically (crt-static).
 # Default profile `static` (unoptimised, no debug info: quick, what
-# tests/static.rs runs); --release builds the optimised one to ship. Prints
-# the binary's path and size.
-#
-# A musl build is the same with `--target x86_64-unknown-linux-musl` once
-# that target is installed (`rustup target add x86_64-unknown-linux-musl`).
+# tests/static.rs runs); --release builds the optimised one to ship.
+# The binary is copied to target/static/flint; its path and size are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=static
 [[ "${1:-}" == "--release" ]] && profile=release
-target=x86_64-unknown-linux-gnu
-# With an explicit --target, RUSTFLAGS reach only the target's crates, not
-# build scripts and proc macros, which stay dynamic.
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+musl=x86_64-unknown-linux-musl
+has_musl() { rustup target list --installed 2>/dev/null | grep -qx "$musl"; }
+if ! has_musl && command -v rustup >/dev/null; then
+  timeout 900 rustup target add "$musl" || true
+fi
+if has_musl && command -v musl-gcc >/dev/null; then
+  target=$musl
   cargo build --locked --profile "$profile" --target "$target" -p flint
-bin="${CARGO_TARGET_DIR:-target}/$target/$profile/flint"
-echo "$bin: $(stat -c %s "$bin") bytes"
+else
+  echo "build-static: no musl target or musl-gcc here; linking glibc statically" >&2
+  target=x86_64-unknown-linux-gnu
+  # With an explicit --target, RUSTFLAGS reach only the target's crates,
+  # not build scripts and proc macros, which stay dynamic.
+  RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+    cargo build --locked --profile "$profile" --target "$target" -p flint
+fi
+dir="${CARGO_TARGET_DIR:-target}"
+bin="$dir/$target/$profile/flint"
+mkdir -p "$dir/static"
+cp "$bin" "$dir/static/flint"
+echo "$bin ($target): $(stat -c %s "$bin") bytes; copied to $dir/static/flint"

@@ -34,6 +34,9 @@ packages=(
   # tests/packaging.rs: the Makefile, and what reads the man pages and the
   # shell completions that `flint __generate` writes.
   make man-db groff-base mandoc bash zsh fish
+  # scripts/build-static.sh: musl-gcc for wasmtime's C helper in the static
+  # musl build that tests/static.rs runs from an empty root.
+  musl-tools
   # bench/activation.sh: the activators flint is compared with (besides
   # systemd-socket-activate; gcc above builds its load client).
   ucspi-tcp xinetd

@@ -19,7 +19,7 @@ fn static_flint() -> PathBuf {
         .parent()
         .expect("target dir")
         .to_path_buf();
-    target.join("x86_64-unknown-linux-gnu/static/flint")
+    target.join("static/flint")
 }
 
 /// A static C program: the service, inetd style.

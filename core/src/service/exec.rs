@@ -1164,9 +1164,7 @@ pub fn prepare(
                     v
                 }
             };
-            #[allow(clippy::cast_possible_wrap)]
-            plan.rlimits
-                .push((*resource as i32, conv(*soft), conv(*hard)));
+            plan.rlimits.push((*resource, conv(*soft), conv(*hard)));
         }
     }
     if let Some(u) = &user {
@@ -1359,23 +1357,25 @@ pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32) {
 }
 
 /// `Limit*=` directives and their resources.
-const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
-    ("LimitCPU", libc::RLIMIT_CPU),
-    ("LimitFSIZE", libc::RLIMIT_FSIZE),
-    ("LimitDATA", libc::RLIMIT_DATA),
-    ("LimitSTACK", libc::RLIMIT_STACK),
-    ("LimitCORE", libc::RLIMIT_CORE),
-    ("LimitRSS", libc::RLIMIT_RSS),
-    ("LimitNOFILE", libc::RLIMIT_NOFILE),
-    ("LimitAS", libc::RLIMIT_AS),
-    ("LimitNPROC", libc::RLIMIT_NPROC),
-    ("LimitMEMLOCK", libc::RLIMIT_MEMLOCK),
-    ("LimitLOCKS", libc::RLIMIT_LOCKS),
-    ("LimitSIGPENDING", libc::RLIMIT_SIGPENDING),
-    ("LimitMSGQUEUE", libc::RLIMIT_MSGQUEUE),
-    ("LimitNICE", libc::RLIMIT_NICE),
-    ("LimitRTPRIO", libc::RLIMIT_RTPRIO),
-    ("LimitRTTIME", libc::RLIMIT_RTTIME),
+// The constants are `u32` with glibc and `c_int` with musl.
+#[allow(clippy::cast_possible_wrap, clippy::unnecessary_cast)]
+const RLIMITS: &[(&str, i32)] = &[
+    ("LimitCPU", libc::RLIMIT_CPU as i32),
+    ("LimitFSIZE", libc::RLIMIT_FSIZE as i32),
+    ("LimitDATA", libc::RLIMIT_DATA as i32),
+    ("LimitSTACK", libc::RLIMIT_STACK as i32),
+    ("LimitCORE", libc::RLIMIT_CORE as i32),
+    ("LimitRSS", libc::RLIMIT_RSS as i32),
+    ("LimitNOFILE", libc::RLIMIT_NOFILE as i32),
+    ("LimitAS", libc::RLIMIT_AS as i32),
+    ("LimitNPROC", libc::RLIMIT_NPROC as i32),
+    ("LimitMEMLOCK", libc::RLIMIT_MEMLOCK as i32),
+    ("LimitLOCKS", libc::RLIMIT_LOCKS as i32),
+    ("LimitSIGPENDING", libc::RLIMIT_SIGPENDING as i32),
+    ("LimitMSGQUEUE", libc::RLIMIT_MSGQUEUE as i32),
+    ("LimitNICE", libc::RLIMIT_NICE as i32),
+    ("LimitRTPRIO", libc::RLIMIT_RTPRIO as i32),
+    ("LimitRTTIME", libc::RLIMIT_RTTIME as i32),
 ];
 
 #[cfg(test)]

@@ -609,10 +609,10 @@ const IOPRIO_WHO_PROCESS: c_int = 1;
 const SCHED_FLAG_RESET_ON_FORK: u64 = 1;
 /// `KDSETMODE`, `KD_TEXT`, `KDSKBMODE`, `VT_DISALLOCATE` of `linux/kd.h`
 /// and `linux/vt.h` (the same on every architecture).
-const KDSETMODE: libc::c_ulong = 0x4B3A;
+const KDSETMODE: libc::Ioctl = 0x4B3A;
 const KD_TEXT: c_long = 0;
-const KDSKBMODE: libc::c_ulong = 0x4B45;
-const VT_DISALLOCATE: libc::c_ulong = 0x5608;
+const KDSKBMODE: libc::Ioctl = 0x4B45;
+const VT_DISALLOCATE: libc::Ioctl = 0x5608;
 
 /// `struct sched_attr` (`SCHED_ATTR_SIZE_VER0`).
 #[repr(C)]
@@ -1133,9 +1133,13 @@ unsafe fn pidfd_inode_id(pid: c_long) -> Option<u64> {
         let fd = fd as c_int;
         let mut fs: libc::statfs = std::mem::zeroed();
         let mut st: libc::stat = std::mem::zeroed();
-        // f_type is i64 here but a narrower type on some architectures.
-        #[allow(clippy::useless_conversion)]
-        let on_pidfs = |fs: &libc::statfs| i64::from(fs.f_type) == PID_FS_MAGIC;
+        // f_type is i64 with glibc, u64 with musl, narrower elsewhere.
+        #[allow(
+            clippy::useless_conversion,
+            clippy::unnecessary_cast,
+            clippy::cast_possible_wrap
+        )]
+        let on_pidfs = |fs: &libc::statfs| fs.f_type as i64 == PID_FS_MAGIC;
         let id = if libc::fstatfs(fd, &raw mut fs) == 0
             && on_pidfs(&fs)
             && libc::fstat(fd, &raw mut st) == 0
