@@ -48,6 +48,8 @@ use super::cache::{Cache, CacheStatus, sha256_hex};
 use super::kv::{KvError, KvLimits, KvStore};
 use super::types::{MAX_REASON_LEN, truncate};
 
+/// Instances whose memory is decommitted together (see `with_options`).
+const DECOMMIT_BATCH: usize = 8;
 /// One epoch tick.
 const TICK: Duration = Duration::from_millis(1);
 /// Messages one call may log; later ones are dropped.
@@ -423,10 +425,18 @@ impl PolicyHost {
             .total_memories(slots.saturating_mul(4))
             .max_tables_per_component(8)
             .total_tables(slots.saturating_mul(8))
-            .max_memory_size(max_memory);
+            .max_memory_size(max_memory)
+            // Used instances give their memory back in batches: each
+            // decommit is an madvise whose TLB shootdown interrupts every
+            // CPU flint runs on, which costs more than the decision.
+            .decommit_batch_size(DECOMMIT_BATCH);
         let mut config = Config::new();
         config
             .epoch_interruption(true)
+            // Tables are filled when an instance is created (on the
+            // flint-warm thread), not at first use during a decision, where
+            // each first touch is a copy-on-write fault with a TLB flush.
+            .table_lazy_init(false)
             .max_wasm_stack(512 * 1024)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| PolicyError::Engine(format!("{e:#}")))?;
