@@ -3,28 +3,12 @@
 
 mod common;
 
+use common::ctl;
+
 use std::process::Command;
 use std::time::Duration;
 
 use common::{Flint, Tree, free_port, wait_for};
-
-fn ctl(control: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(common::flint_bin())
-        .arg("ctl")
-        .arg("--control")
-        .arg(control)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 #[test]
 fn status_list_stop_start_restart_with_systemctl_exit_codes() {

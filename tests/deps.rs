@@ -6,29 +6,12 @@
 
 mod common;
 
+use common::ctl;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Flint, Tree, wait_for};
-
-fn ctl(control: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(common::flint_bin())
-        .arg("ctl")
-        .arg("--control")
-        .arg(control)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// `flint ctl --json status UNIT`: the unit's object.
 fn status(control: &Path, unit: &str) -> serde_json::Value {

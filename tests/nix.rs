@@ -29,6 +29,8 @@
 
 mod common;
 
+use common::ctl_split as ctl;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
@@ -1162,22 +1164,6 @@ fn listener_fd(pid: u32, port: u16) -> (u32, String) {
         .and_then(|e| e.file_name().to_str()?.parse().ok())
         .unwrap_or_else(|| panic!("flint does not hold {link} (port {port})"));
     (fd, link)
-}
-
-/// `flint ctl --control CONTROL ARGS...`: (exit code, stdout, stderr).
-fn ctl(control: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(flint_bin())
-        .arg("ctl")
-        .arg("--control")
-        .arg(control)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// The main pid of a service, if it has one now.

@@ -58,6 +58,28 @@ fn closed(port: u16) -> bool {
     .is_some()
 }
 
+/// `spawn()`, retried while the program is "Text file busy": a script this
+/// test just wrote can still be open for writing in a child that another
+/// test thread forked meanwhile (until that child's exec closes it).
+trait SpawnRetry {
+    fn spawn_retry(&mut self) -> std::io::Result<std::process::Child>;
+}
+
+impl SpawnRetry for Command {
+    fn spawn_retry(&mut self) -> std::io::Result<std::process::Child> {
+        let mut tries = 0;
+        loop {
+            match self.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 /// Runs a command to its end (at most `limit`), its stdout and stderr in a
 /// file: daemons it starts may keep them open. Returns the exit code (-1
 /// for a signal) and the output.
@@ -67,7 +89,9 @@ fn run_for(cmd: &mut Command, limit: Duration) -> (i32, String) {
     cmd.stdin(Stdio::null())
         .stdout(file.try_clone().expect("dup"))
         .stderr(file);
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut child = cmd
+        .spawn_retry()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let status = wait_exit(&mut child, limit);
     let text = std::fs::read_to_string(out.path()).unwrap_or_default();
     let Some(status) = status else {
@@ -201,7 +225,7 @@ fn runit_runsv_runs_reloads_and_stops_flint() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .spawn_retry()
         .expect("spawn runsv");
     let mut runsv = Supervisor {
         child,
@@ -324,7 +348,7 @@ fn s6_waits_for_flint_readiness_and_stops_it() {
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
-        .spawn()
+        .spawn_retry()
         .expect("spawn s6-supervise");
     let mut s6 = Supervisor {
         child,
@@ -338,7 +362,7 @@ fn s6_waits_for_flint_readiness_and_stops_it() {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .spawn_retry()
             .expect("spawn s6-svwait")
     };
     let svstat = |fields: &str| {
@@ -446,7 +470,7 @@ fn spawn_flint(cmd: &mut Command) -> Flint {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn flint");
+    let mut child = cmd.spawn_retry().expect("spawn flint");
     let stderr = child.stderr.take().unwrap();
     let log = Arc::new(Mutex::new(String::new()));
     let sink = log.clone();

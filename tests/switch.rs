@@ -8,31 +8,17 @@
 
 mod common;
 
+use common::ctl_split as ctl;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Flint, Tree, free_port, wait_for};
-
-fn ctl(control: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(common::flint_bin())
-        .arg("ctl")
-        .arg("--control")
-        .arg(control)
-        .args(args)
-        .output()
-        .expect("run flint ctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn switch(control: &Path, dir: &Path, dry_run: bool) -> String {
     let mut args = vec!["switch", dir.to_str().expect("utf-8 path")];

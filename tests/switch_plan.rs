@@ -14,11 +14,12 @@
 
 mod common;
 
+use common::ctl_split as ctl;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -68,21 +69,6 @@ fn materialize(generation: &str, root: &Path, vars: &[(&str, String)]) -> PathBu
     let dir = root.join(generation);
     copy(&golden_dir().join(generation), &dir, vars);
     dir
-}
-
-fn ctl(control: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(common::flint_bin())
-        .arg("ctl")
-        .arg("--control")
-        .arg(control)
-        .args(args)
-        .output()
-        .expect("run flint ctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn switch(control: &Path, dir: &Path, dry_run: bool) -> String {

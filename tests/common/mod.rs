@@ -276,3 +276,25 @@ pub fn free_dual_port() -> u16 {
     }
     panic!("no port free on both 127.0.0.1 and ::1");
 }
+
+/// Runs `flint ctl --control CONTROL ARGS...`: exit code, stdout, stderr.
+pub fn ctl_split(control: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(flint_bin())
+        .arg("ctl")
+        .arg("--control")
+        .arg(control)
+        .args(args)
+        .output()
+        .expect("run flint ctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Like [`ctl_split`], with stdout and stderr in one string.
+pub fn ctl(control: &Path, args: &[&str]) -> (i32, String) {
+    let (code, out, err) = ctl_split(control, args);
+    (code, format!("{out}{err}"))
+}
