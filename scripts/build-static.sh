@@ -15,7 +15,7 @@ profile=static
 musl=x86_64-unknown-linux-musl
 has_musl() { rustup target list --installed 2>/dev/null | grep -qx "$musl"; }
 if ! has_musl && command -v rustup >/dev/null; then
-  timeout 900 rustup target add "$musl" || true
+  timeout 300 rustup target add "$musl" || true
 fi
 if has_musl && command -v musl-gcc >/dev/null; then
   target=$musl
