@@ -627,21 +627,7 @@ impl Manager {
         if let Some(pipe) = log {
             exec::forward_log(pipe, name.clone(), pid);
         }
-        let tx = self.tx.clone();
-        tokio::task::spawn_local(async move {
-            let status = match child.wait().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!("waiting for pid {pid} failed: {e}");
-                    ExitStatus::Exited(255)
-                }
-            };
-            let _ = tx.send(Event::Exited {
-                service: id,
-                pid,
-                status,
-            });
-        });
+        watch_exit(self.tx.clone(), id, child);
         svc.main_pid = Some(pid);
         svc.main_pgid = Some(pid);
         if svc.state != state {
@@ -817,21 +803,7 @@ impl Manager {
         if !main {
             tracing::debug!("{}: running {} (pid {pid})", svc.unit.id, cmd.path);
         }
-        let tx = self.tx.clone();
-        tokio::task::spawn_local(async move {
-            let status = match child.wait().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!("waiting for pid {pid} failed: {e}");
-                    ExitStatus::Exited(255)
-                }
-            };
-            let _ = tx.send(Event::Exited {
-                service: id,
-                pid,
-                status,
-            });
-        });
+        watch_exit(self.tx.clone(), id, child);
         Ok(pid)
     }
 
@@ -1058,12 +1030,7 @@ impl Manager {
     /// behind is re-parented to flint (a subreaper); when exactly one child
     /// of flint belongs to no service, that is it.
     fn guess_main_pid(&self) -> Option<i32> {
-        let tracked: Vec<i32> = self
-            .services
-            .values()
-            .flat_map(|s| [s.main_pid, s.control_pid])
-            .flatten()
-            .collect();
+        let tracked = self.tracked_pids();
         let mut found = Vec::new();
         for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
             let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
@@ -1781,6 +1748,25 @@ fn own_plan_fds(plan: &mut spawn::ExecPlan) -> std::io::Result<Vec<OwnedFd>> {
         }
     }
     Ok(owned.into_iter().map(|(_, o)| o).collect())
+}
+
+/// Reports the exit of `child`, a process of service `id`, as an event.
+fn watch_exit(tx: tokio::sync::mpsc::UnboundedSender<Event>, id: u64, child: spawn::Child) {
+    let pid = child.pid;
+    tokio::task::spawn_local(async move {
+        let status = match child.wait().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("waiting for pid {pid} failed: {e}");
+                ExitStatus::Exited(255)
+            }
+        };
+        let _ = tx.send(Event::Exited {
+            service: id,
+            pid,
+            status,
+        });
+    });
 }
 
 #[cfg(test)]

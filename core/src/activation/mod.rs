@@ -680,6 +680,15 @@ impl Manager {
             .map(|d| format!("refusing to start (--refuse-unenforced): {}", d.message))
     }
 
+    /// The main and control processes of every service.
+    fn tracked_pids(&self) -> Vec<i32> {
+        self.services
+            .values()
+            .flat_map(|s| [s.main_pid, s.control_pid])
+            .flatten()
+            .collect()
+    }
+
     /// Reaps orphans, unless a spawn is in flight: its child is not
     /// recorded yet and must be left to its own waiter (the reaping then
     /// happens when the spawn is recorded).
@@ -689,12 +698,7 @@ impl Manager {
             return;
         }
         self.reap_pending = false;
-        let tracked: Vec<i32> = self
-            .services
-            .values()
-            .flat_map(|s| [s.main_pid, s.control_pid])
-            .flatten()
-            .collect();
+        let tracked = self.tracked_pids();
         reap_orphans(&tracked);
     }
 

@@ -152,12 +152,9 @@ pub fn log_line(e: &Json) -> String {
     )
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for microseconds since the epoch.
-fn utc(usec: u64) -> String {
-    let secs = usec / 1_000_000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil.
+/// Year, month and day of `days` since 1970-01-01 (Howard Hinnant's
+/// days-to-civil algorithm).
+pub fn civil_date(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -166,7 +163,15 @@ fn utc(usec: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for microseconds since the epoch.
+fn utc(usec: u64) -> String {
+    let secs = usec / 1_000_000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_date(days);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,

@@ -370,7 +370,7 @@ pub(crate) struct HostInner {
     gate: Arc<Gate>,
     /// Plugins whose warm instances need topping up, to the `flint-warm`
     /// thread. The thread ends when this sender is dropped.
-    refill: Mutex<mpsc::Sender<Chore>>,
+    refill: mpsc::Sender<Chore>,
     warm_instances: usize,
     ticker: Option<thread::JoinHandle<()>>,
     clock_origin: Instant,
@@ -470,7 +470,7 @@ impl PolicyHost {
                     shared,
                     ticker: ticker.thread().clone(),
                 }),
-                refill: Mutex::new(refill),
+                refill,
                 warm_instances: usize::try_from(options.warm_instances).unwrap_or(0),
                 ticker: Some(ticker),
                 engine,
@@ -864,15 +864,8 @@ impl PluginInner {
 
     /// Drops a used instance on the `flint-warm` thread (here if it is gone).
     fn retire(&self, warm: Warm) {
-        let sender = self
-            .host
-            .refill
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Err(mpsc::SendError(chore)) = sender.send(Chore::Retire(warm)) {
-            drop(chore);
-        }
+        // A send error hands the instance back, and it is dropped here.
+        let _ = self.host.refill.send(Chore::Retire(warm));
     }
 
     fn deadline_ticks(&self) -> u64 {
@@ -938,13 +931,12 @@ impl PluginInner {
         {
             return;
         }
-        let sent = self
+        if self
             .host
             .refill
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(Chore::Refill(self.me.clone()));
-        if sent.is_err() {
+            .send(Chore::Refill(self.me.clone()))
+            .is_err()
+        {
             self.refill_queued.store(false, Ordering::Release);
         }
     }

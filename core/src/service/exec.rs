@@ -799,26 +799,30 @@ fn term_for(unit: &Unit, section: &str) -> Option<String> {
 /// terminal; best effort.
 pub fn revert_tty(unit: &Unit, section: &str) {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    let spec = StdioSpec::of(unit, section);
     let flag = |k| unit.get_bool(section, k).unwrap_or(false);
+    let (reset, vhangup, vt_disallocate) = (
+        flag("TTYReset"),
+        flag("TTYVHangup"),
+        flag("TTYVTDisallocate"),
+    );
+    // exec_context_may_touch_tty(), checked before anything that reads a
+    // file: this runs for every service that stops, every `Accept=yes`
+    // instance included.
+    let may_touch = reset || vhangup || vt_disallocate || {
+        let spec = StdioSpec::of(unit, section);
+        spec.input.is_terminal() || spec.output.is_terminal() || spec.error.is_terminal()
+    };
+    if !may_touch {
+        return;
+    }
     let how = TtyReset {
-        reset: flag("TTYReset"),
-        vhangup: flag("TTYVHangup"),
-        vt_disallocate: flag("TTYVTDisallocate"),
+        reset,
+        vhangup,
+        vt_disallocate,
         vt: None,
         keyboard_mode: vt_keyboard_mode(),
     };
     let path = tty_path(unit, section);
-    // exec_context_may_touch_tty()
-    let may_touch = how.reset
-        || how.vhangup
-        || how.vt_disallocate
-        || spec.input.is_terminal()
-        || spec.output.is_terminal()
-        || spec.error.is_terminal();
-    if !may_touch {
-        return;
-    }
     let Ok(c_path) = CString::new(path.clone()) else {
         return;
     };
