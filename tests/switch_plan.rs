@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::{listener_fd, listener_inode};
+
 use common::ctl_split as ctl;
 
 use std::collections::BTreeMap;
@@ -141,33 +143,6 @@ fn wait_status(control: &Path, what: &str, check: impl Fn(&BTreeMap<String, Json
         check(&last).then_some(())
     });
     assert!(ok.is_some(), "{what}; status: {last:#?}");
-}
-
-/// The inode of the socket listening on 127.0.0.1:`port`, from
-/// `/proc/net/tcp`.
-fn listener_inode(port: u16) -> Option<String> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let local = format!("0100007F:{port:04X}");
-    table.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
-            .then(|| f.get(9).map(|s| (*s).to_string()))
-            .flatten()
-    })
-}
-
-/// The fd number and `socket:[inode]` of flint's listener on `port`, if
-/// flint holds one.
-fn listener_fd(pid: u32, port: u16) -> Option<(u32, String)> {
-    let link = format!("socket:[{}]", listener_inode(port)?);
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .ok()?
-        .flatten()
-        .find_map(|e| {
-            let fd = e.file_name().to_str()?.parse().ok()?;
-            (std::fs::read_link(e.path()).ok()?.to_str()? == link).then_some(fd)
-        })
-        .map(|fd| (fd, link))
 }
 
 /// One request: connect, read everything. `None` on refusal or reset.

@@ -298,3 +298,36 @@ pub fn ctl(control: &Path, args: &[&str]) -> (i32, String) {
     let (code, out, err) = ctl_split(control, args);
     (code, format!("{out}{err}"))
 }
+
+/// The inode of the socket listening on 127.0.0.1:`port`, from
+/// `/proc/net/tcp`.
+pub fn listener_inode(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
+            .then(|| f.get(9).map(|s| (*s).to_string()))
+            .flatten()
+    })
+}
+
+/// The fd number and `socket:[inode]` of the listener on 127.0.0.1:`port`
+/// in process `pid`'s `/proc/PID/fd`, if it holds one: a listener that was
+/// never reopened keeps both.
+pub fn listener_fd(pid: u32, port: u16) -> Option<(u32, String)> {
+    let link = format!("socket:[{}]", listener_inode(port)?);
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .find_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            (std::fs::read_link(e.path()).ok()?.to_str()? == link).then_some(fd)
+        })
+        .map(|fd| (fd, link))
+}
+
+/// [`listener_fd`], which must exist.
+pub fn held_listener(pid: u32, port: u16) -> (u32, String) {
+    listener_fd(pid, port).unwrap_or_else(|| panic!("process {pid} holds no listener on {port}"))
+}

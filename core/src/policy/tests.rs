@@ -862,33 +862,3 @@ fn check_plugin_reports_on_a_component() {
         .expect_err("bad config");
     assert!(matches!(err, PolicyError::InitRejected { .. }), "{err}");
 }
-
-#[test]
-fn measure_fresh_instance_decision() {
-    let host = host();
-    let p = load(&host, "allowlist", &[("allow", "127.0.0.0/8, ::1")]);
-    let chain = Chain::new(vec![p.clone()]);
-    let req = tcp_request("127.0.0.1:5000");
-    let mut times: Vec<Duration> = (0..300)
-        .map(|_| {
-            let t = Instant::now();
-            let out = chain.decide(&req);
-            let e = t.elapsed();
-            assert_eq!(out.verdict, Verdict::Allow);
-            e
-        })
-        .collect();
-    times.sort();
-    let cache = tempfile::tempdir().expect("tempdir");
-    let cached = |()| {
-        let host = PolicyHost::new(Some(cache.path().to_path_buf())).expect("host");
-        load(&host, "allowlist", &[("allow", "127.0.0.0/8")]).load_time()
-    };
-    let (compiled, from_cache) = (cached(()), cached(()));
-    eprintln!(
-        "fresh instance + init + decide (allowlist, debug host build): median {:?}, p99 {:?}; \
-         load: compile {compiled:?}, from cache {from_cache:?}",
-        times[times.len() / 2],
-        times[times.len() * 99 / 100],
-    );
-}
