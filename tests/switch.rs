@@ -119,6 +119,21 @@ fn write_gen(root: &Path, name: &str, g: &Gen, daemon: &Path) -> PathBuf {
     dir
 }
 
+/// Writes `UNIT.socket` (an `Accept=yes` listener on 127.0.0.1:`port`) and
+/// `UNIT@.service` (answers `UNIT`) into `dir`.
+fn echo_socket(dir: &Path, unit: &str, port: u16) {
+    std::fs::write(
+        dir.join(format!("{unit}.socket")),
+        format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(format!("{unit}@.service")),
+        format!("[Service]\nStandardInput=socket\nExecStart=/bin/echo {unit}\n"),
+    )
+    .unwrap();
+}
+
 /// One request: connect, read the line. `None` on refusal, reset or an
 /// empty answer.
 fn ask(port: u16) -> Option<String> {
@@ -321,16 +336,7 @@ fn units_added_and_removed_in_a_run_without_names() {
         let dir = tree.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         for (unit, port) in ports {
-            std::fs::write(
-                dir.join(format!("{unit}.socket")),
-                format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
-            )
-            .unwrap();
-            std::fs::write(
-                dir.join(format!("{unit}@.service")),
-                format!("[Service]\nStandardInput=socket\nExecStart=/bin/echo {unit}\n"),
-            )
-            .unwrap();
+            echo_socket(&dir, unit, *port);
         }
         dir
     };
@@ -419,24 +425,12 @@ fn sighup_and_watch_follow_a_flipped_profile_symlink() {
     let tree = Tree::new();
     let control = tree.path().join("control");
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-    let put = |dir: &Path, unit: &str, port: u16| {
-        std::fs::write(
-            dir.join(format!("{unit}.socket")),
-            format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{unit}@.service")),
-            format!("[Service]\nStandardInput=socket\nExecStart=/bin/echo {unit}\n"),
-        )
-        .unwrap();
-    };
     // Each generation adds a socket that only a switch opens.
     let mk = |name: &str, units: &[(&str, u16)]| {
         let dir = tree.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         for (unit, port) in units {
-            put(&dir, unit, *port);
+            echo_socket(&dir, unit, *port);
         }
         dir
     };
@@ -496,7 +490,7 @@ fn sighup_and_watch_follow_a_flipped_profile_symlink() {
     // After `ctl switch DIR`, --watch follows DIR.
     switch(&control, &g4, false);
     assert_eq!(ask(ports[3]).as_deref(), Some("s\n"));
-    put(&g4, "t", ports[4]);
+    echo_socket(&g4, "t", ports[4]);
     assert!(
         answers(ports[4], "t\n"),
         "--watch did not follow the tree of ctl switch"

@@ -298,13 +298,12 @@ impl SocketRt {
         // Whether each listener was taken over from `spare`.
         let mut taken: Vec<bool> = Vec::new();
         for kind in &config.listens {
-            if let Some(pos) = spare.iter().position(|(l, _)| l.kind == *kind) {
-                taken.push(true);
-                let (l, old) = spare.swap_remove(pos);
-                for w in listen::update(l.fd.as_fd(), kind, &old, &config.options) {
+            if let Some((l, warnings)) = take_spare(spare, kind, &config.options) {
+                for w in warnings {
                     tracing::warn!("{}: {w}", unit.id);
                 }
                 tracing::info!("{}: took over {}", unit.id, l.describe());
+                taken.push(true);
                 listeners.push(l);
                 continue;
             }
@@ -456,6 +455,20 @@ impl SocketRt {
             });
         }
     }
+}
+
+/// Takes the spare listener for `kind` (left by a socket that a switch
+/// removed or changed), with `options` applied in place; returns it and
+/// the warnings of [`listen::update`].
+pub fn take_spare(
+    spare: &mut Vec<(OpenListener, SocketOptions)>,
+    kind: &ListenKind,
+    options: &SocketOptions,
+) -> Option<(OpenListener, Vec<String>)> {
+    let pos = spare.iter().position(|(l, _)| l.kind == *kind)?;
+    let (l, old) = spare.swap_remove(pos);
+    let warnings = listen::update(l.fd.as_fd(), kind, &old, options);
+    Some((l, warnings))
 }
 
 /// Drops queued connections or datagrams (`FlushPending=yes`).

@@ -994,11 +994,10 @@ impl Manager {
                 listeners.push(l);
                 continue;
             }
-            if let Some(pos) = self.spare.iter().position(|(l, _)| l.kind == *kind) {
-                let (l, opts) = self.spare.swap_remove(pos);
-                for w in crate::listen::update(l.fd.as_fd(), kind, &opts, &config.options) {
-                    warnings.push(format!("{name}: {w}"));
-                }
+            if let Some((l, took)) =
+                super::socket::take_spare(&mut self.spare, kind, &config.options)
+            {
+                warnings.extend(took.into_iter().map(|w| format!("{name}: {w}")));
                 tracing::info!("{name}: took over {}", l.describe());
                 listeners.push(l);
                 continue;
@@ -1296,44 +1295,29 @@ mod tests {
     }
 
     #[test]
-    fn changed_socket_activated_service_the_tree_wants_is_started_again() {
-        let mut svc = service("s.service", true, secs(&[("Service", "ExecStart", "a")]));
-        svc.socket_activated = true;
-        let mut d = BTreeMap::new();
-        d.insert(
-            "s.service".to_string(),
-            desired(secs(&[("Service", "ExecStart", "b")])),
-        );
-        let p = plan(&[svc], &d);
-        assert_eq!(
-            p.lines(),
-            [
-                "stopping the following units: s.service",
-                "starting the following units: s.service",
-            ]
-        );
-        assert!(p.stop_start.contains("s.service"));
-    }
-
-    #[test]
-    fn not_socket_activated_services_are_started_again() {
-        let mut svc = service("s.service", true, secs(&[("Service", "ExecStart", "a")]));
-        svc.socket_activated = true;
-        let mut d = BTreeMap::new();
-        let mut new = desired(secs(&[
-            ("Service", "ExecStart", "b"),
-            ("Service", "X-NotSocketActivated", "true"),
-        ]));
-        new.wanted = false;
-        d.insert("s.service".to_string(), new);
-        let p = plan(&[svc], &d);
-        assert_eq!(
-            p.lines(),
-            [
-                "stopping the following units: s.service",
-                "starting the following units: s.service",
-            ]
-        );
-        assert!(p.stop_start.contains("s.service"));
+    fn changed_socket_activated_service_is_started_again_when_wanted_or_marked() {
+        // Wanted by the tree (NixOS starts the active targets afterwards),
+        // or marked X-NotSocketActivated=: stopped and started again.
+        for (wanted, marked) in [(true, false), (false, true)] {
+            let mut svc = service("s.service", true, secs(&[("Service", "ExecStart", "a")]));
+            svc.socket_activated = true;
+            let mut pairs = vec![("Service", "ExecStart", "b")];
+            if marked {
+                pairs.push(("Service", "X-NotSocketActivated", "true"));
+            }
+            let mut new = desired(secs(&pairs));
+            new.wanted = wanted;
+            let d = BTreeMap::from([("s.service".to_string(), new)]);
+            let p = plan(&[svc], &d);
+            assert_eq!(
+                p.lines(),
+                [
+                    "stopping the following units: s.service",
+                    "starting the following units: s.service",
+                ],
+                "wanted {wanted}, marked {marked}"
+            );
+            assert!(p.stop_start.contains("s.service"));
+        }
     }
 }
