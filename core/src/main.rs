@@ -40,6 +40,13 @@ enum LogTarget {
     Syslog,
 }
 
+/// Whether `flint run` gives services cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Cgroups {
+    Auto,
+    Off,
+}
+
 /// Where units are looked up.
 #[derive(Debug, Args)]
 struct TreeArgs {
@@ -227,6 +234,12 @@ enum Command {
         /// other supervisors that read a pipe.
         #[arg(long, value_name = "FD")]
         notify_fd: Option<i32>,
+        /// Give every service a cgroup v2 of its own, below flint's cgroup
+        /// (`auto`: where flint may write there), so that stops reach every
+        /// process it started; `off` tracks them by session and process
+        /// group only.
+        #[arg(long, value_enum, default_value_t = Cgroups::Auto)]
+        cgroups: Cgroups,
     },
     /// Talk to a running flint: status, list, start, stop, restart.
     Ctl {
@@ -645,6 +658,7 @@ fn run(
     control: Option<PathBuf>,
     watch: bool,
     notify_fd: Option<i32>,
+    cgroups: Cgroups,
 ) -> anyhow::Result<ExitCode> {
     let search = tree.search_path(&[]);
     let names = units
@@ -662,6 +676,10 @@ fn run(
             control,
             watch,
             notify_fd,
+            cgroups: match cgroups {
+                Cgroups::Auto => flint::cgroup::Mode::Auto,
+                Cgroups::Off => flint::cgroup::Mode::Off,
+            },
         },
     )?;
     Ok(ExitCode::from(code))
@@ -776,6 +794,7 @@ fn main() -> ExitCode {
             control,
             watch,
             notify_fd,
+            cgroups,
         } => run(
             tree,
             units,
@@ -783,6 +802,7 @@ fn main() -> ExitCode {
             control.clone(),
             *watch,
             *notify_fd,
+            *cgroups,
         ),
         Command::Ctl {
             user,

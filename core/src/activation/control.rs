@@ -115,6 +115,8 @@ impl Manager {
             "state": state,
             "sub": sub,
             "main_pid": svc.main_pid,
+            "cgroup": self.cgroups.as_ref().map(|cg| cg.dir(svc.unit.id.as_str())),
+            "tasks": self.cgroups.as_ref().map(|cg| cg.pids(svc.unit.id.as_str())),
             "status": svc.status_text,
             "result": svc.result,
             "restarts": svc.restarts,
@@ -308,6 +310,12 @@ impl Manager {
                         );
                     };
                     let svc = &self.services[&id];
+                    if all
+                        && let Some(cg) = &self.cgroups
+                        && cg.kill(svc.unit.id.as_str(), signo, &[]) > 0
+                    {
+                        continue;
+                    }
                     match (svc.main_pid, svc.main_pgid) {
                         (Some(_), Some(pgid)) if all => super::lifecycle::signal_group(pgid, signo),
                         (Some(pid), _) => super::lifecycle::signal_pid(pid, signo),

@@ -109,6 +109,9 @@ pub(super) struct ServiceRt {
     /// The stop under way is the first half of a restart: the kill signal
     /// is `RestartKillSignal=`.
     pub restart_kill: bool,
+    /// With cgroups, during a stop: the task waiting for the service's
+    /// cgroup to empty.
+    pub cgroup_watch: Option<TimerGuard>,
 }
 
 /// A pending timer task, aborted when dropped.
@@ -149,6 +152,7 @@ impl ServiceRt {
             launches: 0,
             seen: Seen::default(),
             restart_kill: false,
+            cgroup_watch: None,
             unit,
         }
     }
@@ -773,11 +777,22 @@ impl Manager {
                 inputs.extra_env.push(("EXIT_STATUS".into(), status));
             }
         }
-        let prepared =
+        let mut prepared =
             exec::prepare(&svc.unit, "Service", cmd, &inputs).map_err(|e| StartFailure {
                 msg: format!("failed to prepare {}: {e}", cmd.path),
                 status: e.exit_code().map(ExitStatus::Exited),
             })?;
+        if let Some(cg) = &self.cgroups {
+            let procs = cg.prepare(svc.unit.id.as_str()).map_err(|e| StartFailure {
+                msg: format!(
+                    "failed to create the control group {}: {e}",
+                    cg.dir(svc.unit.id.as_str()).display()
+                ),
+                status: Some(ExitStatus::Exited(spawn::ChildStep::Cgroup.exit_code())),
+            })?;
+            prepared.plan.cgroup_procs =
+                std::ffi::CString::new(procs.into_os_string().into_encoded_bytes()).ok();
+        }
         Ok(prepared)
     }
 
@@ -931,7 +946,7 @@ impl Manager {
                     let guess = svc.unit.get_bool("Service", "GuessMainPID").unwrap_or(true);
                     let pid = pid
                         .filter(|p| *p > 1)
-                        .or_else(|| if guess { self.guess_main_pid() } else { None });
+                        .or_else(|| if guess { self.guess_main_pid(id) } else { None });
                     if let Some(pid) = pid {
                         tracing::info!("{name}: main pid is {pid}");
                         if let Some(svc) = self.services.get_mut(&id) {
@@ -948,7 +963,7 @@ impl Manager {
             (State::Stop(_) | State::StopSigterm | State::StopWatchdog | State::StopSigkill, _) => {
                 tracing::info!("{name}: stopped ({status})");
                 if !matches!(state, State::Stop(_)) {
-                    self.finish_stop(id);
+                    self.stop_settled(id);
                 }
             }
             (State::StopPost(_) | State::Dead | State::Failed | State::AutoRestart, _) => {}
@@ -1029,7 +1044,10 @@ impl Manager {
     /// `GuessMainPID=` without cgroups: the daemon a forking service leaves
     /// behind is re-parented to flint (a subreaper); when exactly one child
     /// of flint belongs to no service, that is it.
-    fn guess_main_pid(&self) -> Option<i32> {
+    fn guess_main_pid(&self, id: u64) -> Option<i32> {
+        if let (Some(cg), Some(svc)) = (&self.cgroups, self.services.get(&id)) {
+            return guess_in_cgroup(&cg.pids(svc.unit.id.as_str()), svc.control_pid);
+        }
         let tracked = self.tracked_pids();
         let mut found = Vec::new();
         for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
@@ -1087,6 +1105,31 @@ impl Manager {
         let main = svc.main_pid;
         let group = svc.main_pgid;
         let control = svc.control_pid;
+        if mode == "control-group"
+            && let Some(cg) = &self.cgroups
+        {
+            // Every process in the cgroup, once; a main process outside it
+            // (MAINPID= of a root sender) on its own.
+            let name = svc.unit.id.to_string();
+            let also: &[i32] = if sighup {
+                &[libc::SIGHUP, libc::SIGCONT]
+            } else {
+                &[libc::SIGCONT]
+            };
+            let pids = cg.pids(&name);
+            cg.kill(&name, sig, also);
+            if let Some(p) = main.filter(|p| !pids.contains(p)) {
+                for s in std::iter::once(sig).chain(also.iter().copied()) {
+                    signal_pid(p, s);
+                }
+            }
+            return if main.is_some() || !pids.is_empty() {
+                self.watch_cgroup_empty(id);
+                Killed::Waiting
+            } else {
+                Killed::Nothing
+            };
+        }
         if mode == "none" || (main.is_none() && group.is_none() && control.is_none()) {
             return Killed::Nothing;
         }
@@ -1133,15 +1176,82 @@ impl Manager {
         }
     }
 
+    /// The main process of a stopping service is gone: with a cgroup and
+    /// `KillMode=control-group`, the stop goes on once the cgroup is empty
+    /// as well (systemd waits for it too); otherwise at once.
+    fn stop_settled(&mut self, id: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        let waits = svc
+            .unit
+            .get_str("Service", "KillMode")
+            .unwrap_or("control-group")
+            == "control-group"
+            && self
+                .cgroups
+                .as_ref()
+                .is_some_and(|cg| cg.populated(svc.unit.id.as_str()));
+        if waits {
+            self.watch_cgroup_empty(id);
+        } else {
+            self.finish_stop(id);
+        }
+    }
+
+    /// Waits (off the loop) until the service's cgroup is empty, then
+    /// [`Event::CgroupEmpty`]. The kernel only tells through
+    /// `cgroup.events`, which is polled, quickly at first.
+    fn watch_cgroup_empty(&mut self, id: u64) {
+        let Some(cg) = &self.cgroups else {
+            return;
+        };
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        if svc.cgroup_watch.is_some() {
+            return;
+        }
+        let events = cg.dir(svc.unit.id.as_str()).join("cgroup.events");
+        let tx = self.tx.clone();
+        let task = tokio::task::spawn_local(async move {
+            let mut delay = Duration::from_millis(1);
+            while crate::cgroup::populated(&events) {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(50));
+            }
+            let _ = tx.send(Event::CgroupEmpty { service: id });
+        });
+        svc.cgroup_watch = Some(TimerGuard(task.abort_handle()));
+    }
+
+    /// The cgroup of a stopping service is empty.
+    pub(super) fn on_cgroup_empty(&mut self, id: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        svc.cgroup_watch = None;
+        if matches!(
+            svc.state,
+            State::StopSigterm | State::StopWatchdog | State::StopSigkill
+        ) && svc.main_pid.is_none()
+        {
+            self.finish_stop(id);
+        }
+    }
+
     /// The main process is gone: `ExecStopPost=`.
     fn finish_stop(&mut self, id: u64) {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
-        if svc.unit.get_str("Service", "KillMode") == Some("mixed")
-            && let Some(g) = svc.main_pgid
-        {
-            signal_group(g, libc::SIGKILL);
+        svc.cgroup_watch = None;
+        if svc.unit.get_str("Service", "KillMode") == Some("mixed") {
+            if let Some(cg) = &self.cgroups {
+                cg.kill(svc.unit.id.as_str(), libc::SIGKILL, &[]);
+            } else if let Some(g) = svc.main_pgid {
+                signal_group(g, libc::SIGKILL);
+            }
         }
         self.arm_timer(id, None);
         self.step(id, State::StopPost(0));
@@ -1171,7 +1281,12 @@ impl Manager {
         }
         // The final kill reaches the whole group, whatever KillMode= says
         // (systemd's KILL_KILL), except with KillMode=none.
-        if svc.unit.get_str("Service", "KillMode") != Some("none") {
+        let mode = svc.unit.get_str("Service", "KillMode");
+        let in_cgroup = match &self.cgroups {
+            Some(cg) if mode != Some("none") => cg.kill(svc.unit.id.as_str(), sig, &[]) > 0,
+            _ => false,
+        };
+        if mode != Some("none") && self.cgroups.is_none() {
             for g in [svc.main_pgid, svc.control_pid].into_iter().flatten() {
                 signal_group(g, sig);
             }
@@ -1180,12 +1295,15 @@ impl Manager {
             signal_pid(p, sig);
         }
         let timeout = svc.stop_timeout();
-        if svc.main_pid.is_none() {
+        if svc.main_pid.is_none() && !in_cgroup {
             self.finish_stop(id);
             return;
         }
         svc.state = State::StopSigkill;
         self.arm_timer(id, timeout);
+        if in_cgroup {
+            self.watch_cgroup_empty(id);
+        }
     }
 
     /// The step timer of a service fired.
@@ -1288,8 +1406,13 @@ impl Manager {
         }
         if let Some(p) = msg.get("MAINPID").and_then(|p| p.parse::<i32>().ok()) {
             // Only a process of the service itself (or root) may move it.
-            let session = session_of(p);
-            let ours = session.is_some() && (msg.uid == 0 || session == svc.main_pgid);
+            let ours = if let Some(cg) = &self.cgroups {
+                msg.uid == 0 && session_of(p).is_some()
+                    || cg.pids(svc.unit.id.as_str()).contains(&p)
+            } else {
+                let session = session_of(p);
+                session.is_some() && (msg.uid == 0 || session == svc.main_pgid)
+            };
             if ours && p > 1 && svc.main_pid != Some(p) {
                 tracing::info!("{}: main pid is now {p}", svc.unit.id);
                 svc.main_pid = Some(p);
@@ -1498,6 +1621,10 @@ impl Manager {
             .get_str("Service", "RuntimeDirectoryPreserve")
             .unwrap_or("no");
         let restarting = restart && svc.conn.is_none();
+        svc.cgroup_watch = None;
+        if !restarting && let Some(cg) = &self.cgroups {
+            cg.remove(svc.unit.id.as_str());
+        }
         if !(preserve == "yes" || (preserve == "restart" && restarting)) {
             for (key, _, path) in
                 exec::unit_directories(&svc.unit, "Service", self.search.user_mode)
@@ -1598,6 +1725,21 @@ fn stat_field(pid: i32, n: usize) -> Option<i32> {
 
 fn pgid_of(pid: i32) -> Option<i32> {
     stat_field(pid, 5)
+}
+
+/// systemd's `cgroup_guess_main_pid()`: the one process of the cgroup
+/// whose parent is not in it (the daemon a forking service left behind,
+/// re-parented to flint), besides the control process.
+fn guess_in_cgroup(pids: &[i32], control: Option<i32>) -> Option<i32> {
+    let mut found = pids.iter().copied().filter(|p| {
+        Some(*p) != control && stat_field(*p, 4).is_some_and(|parent| !pids.contains(&parent))
+    });
+    let first = found.next()?;
+    if found.next().is_some() {
+        None
+    } else {
+        Some(first)
+    }
 }
 
 fn session_of(pid: i32) -> Option<i32> {

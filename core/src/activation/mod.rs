@@ -96,6 +96,8 @@ enum Event {
     },
     /// The restart delay of a service is over.
     RestartDue { service: u64 },
+    /// The cgroup of a stopping service became empty.
+    CgroupEmpty { service: u64 },
     /// The watchdog of a service expired.
     Watchdog { service: u64, generation: u64 },
     /// The step timer of a service fired (start/stop/runtime timeouts).
@@ -185,6 +187,8 @@ struct Manager {
     host: Option<crate::policy::PolicyHost>,
     /// The pending and running jobs, by service.
     jobs: HashMap<u64, jobs::Job>,
+    /// A cgroup v2 per service, where flint's own cgroup is writable.
+    cgroups: Option<crate::cgroup::Cgroups>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -212,6 +216,8 @@ pub struct RunOptions {
     /// s6's readiness protocol: write a newline to this fd and close it once
     /// every unit is started (listeners open).
     pub notify_fd: Option<i32>,
+    /// Whether services get a cgroup v2 each.
+    pub cgroups: crate::cgroup::Mode,
 }
 
 pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Result<u8, RunError> {
@@ -293,7 +299,19 @@ async fn run_async(
         waiting: Vec::new(),
         spare: Vec::new(),
         jobs: HashMap::new(),
+        cgroups: None,
     };
+    if mgr.options.cgroups == crate::cgroup::Mode::Auto {
+        match crate::cgroup::Cgroups::create() {
+            Ok(cg) => {
+                tracing::debug!("a cgroup per service under {}", cg.root().display());
+                mgr.cgroups = Some(cg);
+            }
+            Err(e) => tracing::debug!(
+                "no cgroups ({e}): a service's processes are tracked by session and process group"
+            ),
+        }
+    }
     let _notify = match start_notify(&tx, mgr.search.user_mode) {
         Ok(n) => {
             mgr.notify_path = Some(n.path().to_string_lossy().into_owned());
@@ -759,6 +777,7 @@ impl Manager {
                 status,
             } => self.on_exit(service, pid, status),
             Event::RestartDue { service } => self.on_restart_due(service),
+            Event::CgroupEmpty { service } => self.on_cgroup_empty(service),
             Event::Timer {
                 service,
                 generation,

@@ -266,6 +266,31 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     }
                 }
             }
+            if let Some(cg) = u["cgroup"].as_str() {
+                let tasks: Vec<i64> = u["tasks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Json::as_i64)
+                    .collect();
+                let _ = writeln!(out, "{:>11}: {}", "Tasks", tasks.len());
+                let _ = writeln!(out, "{:>11}: {cg}", "CGroup");
+                for (i, pid) in tasks.iter().enumerate() {
+                    let branch = if i + 1 == tasks.len() {
+                        "└─"
+                    } else {
+                        "├─"
+                    };
+                    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|c| {
+                            String::from_utf8_lossy(&c)
+                                .trim_end_matches('\0')
+                                .replace('\0', " ")
+                        })
+                        .unwrap_or_default();
+                    let _ = writeln!(out, "{:>13}{branch}{pid} {cmd}", "");
+                }
+            }
             if let Some(listens) = u["listen"].as_array() {
                 for l in listens {
                     let _ = writeln!(out, "{:>11}: {}", "Listen", l.as_str().unwrap_or(""));

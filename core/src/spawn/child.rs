@@ -9,7 +9,8 @@
 //! child's own stack is what the parent reserved for it: the `LISTEN_PID`
 //! slots, the envp entry after them and the scratch array of high fds.
 //!
-//! Order of the steps (systemd's order in `exec_invoke()`): reset signal
+//! Order of the steps (systemd's order in `exec_invoke()`): move into the
+//! service's cgroup (systemd does it before `exec_invoke()`), reset signal
 //! dispositions, `setsid`, the terminal reset, stdio (acquiring the
 //! terminal) and passed fds (then close everything else), OOM score,
 //! coredump filter, CPU scheduling policy, nice, CPU affinity, I/O priority,
@@ -99,6 +100,7 @@ pub(super) struct ChildContext<'a> {
     pub timer_slack_nsec: Option<u64>,
     pub personality: Option<u64>,
     pub secure_bits: Option<u32>,
+    pub cgroup_procs: Option<*const c_char>,
     pub nice: Option<i32>,
     pub rlimits: &'a [(c_int, libc::rlimit64)],
     pub umask: u32,
@@ -174,6 +176,14 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Failu
     // keeps alive: NUL-terminated C strings, NULL-terminated pointer arrays,
     // slices with their true lengths.
     unsafe {
+        // First of all, as systemd attaches before anything runs: whatever
+        // the service starts from here on is in its cgroup.
+        if let Some(procs) = ctx.cgroup_procs
+            && let Err(e) = write_file(procs, b"0")
+        {
+            return (ChildStep::Cgroup, e);
+        }
+
         reset_signal_dispositions(ctx.ignore_sigpipe);
 
         if ctx.new_session

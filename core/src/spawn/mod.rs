@@ -112,6 +112,10 @@ pub struct ExecPlan {
     /// `SecureBits=` (0 when unset): set after the user switch when they
     /// differ from the current ones. `None` leaves them alone (`+` commands).
     pub secure_bits: Option<u32>,
+    /// The `cgroup.procs` file of the service's cgroup v2: the child moves
+    /// itself there first (writing `0`), so everything it starts stays in
+    /// the service's cgroup.
+    pub cgroup_procs: Option<CString>,
 }
 
 /// The "destructive" terminal reset systemd does right after `setsid()`, on
@@ -197,6 +201,7 @@ impl ExecPlan {
             timer_slack_nsec: None,
             personality: None,
             secure_bits: None,
+            cgroup_procs: None,
         }
     }
 }
@@ -302,10 +307,11 @@ pub enum ChildStep {
     Personality,
     TtyOwner,
     SecureBits,
+    Cgroup,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 24] = [
+    const ALL: [ChildStep; 25] = [
         ChildStep::Setsid,
         ChildStep::Stdin,
         ChildStep::Stdout,
@@ -330,6 +336,7 @@ impl ChildStep {
         ChildStep::Personality,
         ChildStep::TtyOwner,
         ChildStep::SecureBits,
+        ChildStep::Cgroup,
     ];
 
     /// systemd's exit code for a failure in this step (`exit-status.h`).
@@ -352,6 +359,7 @@ impl ChildStep {
             ChildStep::CpuAffinity => 215,
             ChildStep::Groups | ChildStep::Setgid => 216,
             ChildStep::Setuid => 217,
+            ChildStep::Cgroup => 219,
             ChildStep::Setsid => 220,
             ChildStep::Stderr => 222,
             ChildStep::NoNewPrivileges => 227,
@@ -379,6 +387,7 @@ impl ChildStep {
             ChildStep::CpuAffinity => "CPUAFFINITY",
             ChildStep::Groups | ChildStep::Setgid => "GROUP",
             ChildStep::Setuid => "USER",
+            ChildStep::Cgroup => "CGROUP",
             ChildStep::Setsid => "SETSID",
             ChildStep::Stderr => "STDERR",
             ChildStep::NoNewPrivileges => "NO_NEW_PRIVILEGES",
@@ -418,6 +427,7 @@ impl fmt::Display for ChildStep {
             ChildStep::Personality => "setting up execution domain (personality)",
             ChildStep::TtyOwner => "changing ownership of terminal",
             ChildStep::SecureBits => "setting process secure bits",
+            ChildStep::Cgroup => "attaching to the control group",
         })
     }
 }
@@ -716,6 +726,7 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
         timer_slack_nsec: plan.timer_slack_nsec,
         personality: plan.personality,
         secure_bits: plan.secure_bits,
+        cgroup_procs: plan.cgroup_procs.as_ref().map(|p| p.as_ptr()),
         nice: plan.nice,
         rlimits: &rlimits,
         umask: plan.umask & 0o7777,

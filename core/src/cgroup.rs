@@ -1,0 +1,309 @@
+//! One cgroup v2 per service, where flint may create them.
+//!
+//! systemd's `KillMode=control-group` means "every process the service
+//! started", and systemd knows them by the service's cgroup. Where flint
+//! runs in a cgroup v2 directory it can write to (root in a container with
+//! its own cgroup namespace, a delegated subtree, a machine without
+//! systemd), it creates `flint-<pid>/` there and one directory per service
+//! in it, named like the unit. A service's processes move themselves in
+//! before anything else runs (the spawn writes `0` to `cgroup.procs`), so a
+//! daemon that forks, calls `setsid()` and forks again stays inside: stops
+//! signal every process in the cgroup, a stop waits until the cgroup is
+//! empty, and the final kill uses `cgroup.kill` where the kernel has it.
+//!
+//! Where no cgroup v2 hierarchy is mounted, or flint's own cgroup is not
+//! writable (`/sys/fs/cgroup` read-only in most containers, an ordinary
+//! user), flint tracks a service's processes without cgroups: the session
+//! and process group it started in, with flint as the subreaper.
+//!
+//! No controllers are enabled: flint does not do resource control, and a
+//! cgroup without controllers may hold processes beside child cgroups, so
+//! flint itself can stay where it was started.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Whether `flint run` uses cgroups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// A cgroup per service where flint's own cgroup v2 is writable.
+    #[default]
+    Auto,
+    /// Never: processes are tracked by session and process group.
+    Off,
+}
+
+/// Why flint runs without cgroups.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    #[error("no cgroup v2 hierarchy in /proc/self/cgroup")]
+    NoUnified,
+    #[error("no cgroup2 mount holds {0}")]
+    NotMounted(String),
+    #[error("cannot create {path}: {source}")]
+    NotWritable { path: PathBuf, source: io::Error },
+}
+
+/// flint's subtree of the cgroup v2 hierarchy: `<flint's cgroup>/flint-<pid>`.
+/// Dropping it removes the directories that are empty.
+#[derive(Debug)]
+pub struct Cgroups {
+    root: PathBuf,
+}
+
+impl Cgroups {
+    /// Finds flint's own cgroup v2 directory and creates flint's subtree in it.
+    pub fn create() -> Result<Self, Unavailable> {
+        let own =
+            std::fs::read_to_string("/proc/self/cgroup").map_err(|_| Unavailable::NoUnified)?;
+        let path = unified_path(&own).ok_or(Unavailable::NoUnified)?;
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|_| Unavailable::NotMounted(path.to_string()))?;
+        let dir = directory_of(&mountinfo, path)
+            .ok_or_else(|| Unavailable::NotMounted(path.to_string()))?;
+        let root = dir.join(format!("flint-{}", std::process::id()));
+        match std::fs::create_dir(&root) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(Unavailable::NotWritable { path: root, source }),
+        }
+        Ok(Cgroups { root })
+    }
+
+    /// flint's subtree.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of a unit's cgroup (which may not exist yet).
+    pub fn dir(&self, unit: &str) -> PathBuf {
+        self.root.join(unit)
+    }
+
+    /// Creates the unit's cgroup if needed; returns its `cgroup.procs`.
+    pub fn prepare(&self, unit: &str) -> io::Result<PathBuf> {
+        let dir = self.dir(unit);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        Ok(dir.join("cgroup.procs"))
+    }
+
+    /// Every process in the unit's cgroup and the cgroups below it (a
+    /// service with `Delegate=` may make its own).
+    pub fn pids(&self, unit: &str) -> Vec<i32> {
+        let mut pids = Vec::new();
+        collect_pids(&self.dir(unit), &mut pids, 0);
+        pids
+    }
+
+    /// Whether any process is left in the unit's cgroup (`cgroup.events`).
+    pub fn populated(&self, unit: &str) -> bool {
+        populated(&self.dir(unit).join("cgroup.events"))
+    }
+
+    /// Sends `sig` to every process in the unit's cgroup, each followed by
+    /// `also` (SIGCONT, SIGHUP) in order; SIGKILL alone goes through
+    /// `cgroup.kill` where the kernel has it (5.14), which also reaches
+    /// processes forked meanwhile. Returns how many processes were signalled
+    /// (for `cgroup.kill`, how many there were).
+    pub fn kill(&self, unit: &str, sig: i32, also: &[i32]) -> usize {
+        let pids = self.pids(unit);
+        if pids.is_empty() {
+            return 0;
+        }
+        if sig == libc::SIGKILL
+            && also.is_empty()
+            && std::fs::write(self.dir(unit).join("cgroup.kill"), "1").is_ok()
+        {
+            return pids.len();
+        }
+        let own = std::process::id().cast_signed();
+        for pid in &pids {
+            if *pid == own {
+                continue;
+            }
+            for s in std::iter::once(sig).chain(also.iter().copied()) {
+                // SAFETY: kill takes a pid and a signal number; no memory is involved.
+                unsafe {
+                    libc::kill(*pid, s);
+                }
+            }
+        }
+        pids.len()
+    }
+
+    /// Removes the unit's cgroup (and any below it) if empty; a cgroup with
+    /// processes left (`KillMode=process`) stays.
+    pub fn remove(&self, unit: &str) {
+        remove_tree(&self.dir(unit), 0);
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        remove_tree(&self.root, 0);
+    }
+}
+
+/// Whether a cgroup's `cgroup.events` says it has processes (in it or
+/// below); a cgroup that is gone has none.
+pub fn populated(events: &Path) -> bool {
+    match std::fs::read_to_string(events) {
+        Ok(text) => text
+            .lines()
+            .any(|l| l.split_whitespace().eq(["populated", "1"])),
+        Err(_) => false,
+    }
+}
+
+/// How deep flint follows cgroups a service made below its own.
+const MAX_DEPTH: usize = 16;
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>, depth: usize) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if depth >= MAX_DEPTH {
+        return;
+    }
+    for sub in subdirs(dir) {
+        collect_pids(&sub, out, depth + 1);
+    }
+}
+
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
+
+fn remove_tree(dir: &Path, depth: usize) {
+    if depth < MAX_DEPTH {
+        for sub in subdirs(dir) {
+            remove_tree(&sub, depth + 1);
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// The path of the unified (v2) hierarchy in `/proc/self/cgroup`: the
+/// `0::/path` line.
+fn unified_path(proc_cgroup: &str) -> Option<&str> {
+    proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::trim_end)
+        .filter(|p| p.starts_with('/'))
+}
+
+/// Where `path` of the cgroup2 hierarchy is in the file system, from
+/// `/proc/self/mountinfo`: a cgroup2 mount whose root is a prefix of `path`
+/// (the one mounted at `/sys/fs/cgroup` first).
+fn directory_of(mountinfo: &str, path: &str) -> Option<PathBuf> {
+    let mut found: Option<PathBuf> = None;
+    for line in mountinfo.lines() {
+        let Some((before, after)) = line.split_once(" - ") else {
+            continue;
+        };
+        if after.split_whitespace().next() != Some("cgroup2") {
+            continue;
+        }
+        let fields: Vec<&str> = before.split_whitespace().collect();
+        let (Some(root), Some(point)) = (fields.get(3), fields.get(4)) else {
+            continue;
+        };
+        let (root, point) = (unescape(root), unescape(point));
+        let rest = if root == "/" {
+            Some(path)
+        } else {
+            path.strip_prefix(root.as_str())
+                .filter(|r| r.is_empty() || r.starts_with('/'))
+        };
+        let Some(rest) = rest else { continue };
+        let dir = PathBuf::from(&point).join(rest.trim_start_matches('/'));
+        if point == "/sys/fs/cgroup" {
+            return Some(dir);
+        }
+        found.get_or_insert(dir);
+    }
+    found
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)))
+            .map(|d| d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0')));
+        if let Some(v) = octal.and_then(|v| u8::try_from(v).ok()) {
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_unified_line() {
+        let text = "12:pids:/init.scope\n1:name=systemd:/x\n0::/init.scope\n";
+        assert_eq!(unified_path(text), Some("/init.scope"));
+        assert_eq!(unified_path("1:cpu:/\n"), None);
+    }
+
+    #[test]
+    fn maps_the_path_through_the_mount() {
+        let hybrid = "\
+30 25 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+35 30 0:31 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        assert_eq!(
+            directory_of(hybrid, "/init.scope"),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/init.scope"))
+        );
+        let unified = "\
+35 30 0:31 / /mnt/other\\040dir rw - cgroup2 cgroup2 rw
+36 30 0:31 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+";
+        assert_eq!(
+            directory_of(unified, "/a/b"),
+            Some(PathBuf::from("/sys/fs/cgroup/a/b"))
+        );
+        // A mount of a subtree (a container's view without a cgroup namespace).
+        let sub = "40 30 0:31 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            directory_of(sub, "/docker/abc/svc"),
+            Some(PathBuf::from("/sys/fs/cgroup/svc"))
+        );
+        assert_eq!(directory_of(sub, "/docker/abcd"), None);
+        assert_eq!(
+            directory_of("1 0 0:1 / / rw - ext4 /dev/vda rw\n", "/"),
+            None
+        );
+    }
+
+    #[test]
+    fn unescapes_mountinfo_fields() {
+        assert_eq!(unescape("/mnt/other\\040dir"), "/mnt/other dir");
+        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(unescape("/end\\04"), "/end\\04");
+    }
+}

@@ -1,0 +1,231 @@
+//! A cgroup v2 per service (`KillMode=control-group` as systemd means it):
+//! a process that left the service's session and process group is still
+//! found, stopped, and waited for; without cgroups (`--cgroups off`) the
+//! same process escapes, which is what the cgroup is for.
+//!
+//! These tests need a writable cgroup v2 directory for the test process
+//! (root on a host with the unified hierarchy, or a delegated subtree); the
+//! test finds out the way flint does and says why it skips otherwise.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Flint, Tree, ctl, wait_for};
+
+/// This process's cgroup v2 directory, if a child cgroup can be made in it.
+fn writable_cgroup() -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim_end();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let point = mounts.lines().find_map(|l| {
+        let (before, after) = l.split_once(" - ")?;
+        let f: Vec<&str> = before.split_whitespace().collect();
+        (after.starts_with("cgroup2 ") && f.get(3) == Some(&"/")).then(|| f[4].to_string())
+    })?;
+    let dir = Path::new(&point).join(path.trim_start_matches('/'));
+    let probe = dir.join(format!("flint-test-probe-{}", std::process::id()));
+    std::fs::create_dir(&probe).ok()?;
+    std::fs::remove_dir(&probe).ok()?;
+    Some(dir)
+}
+
+fn cgroups_or_skip() -> Option<PathBuf> {
+    let dir = writable_cgroup();
+    if dir.is_none() {
+        eprintln!(
+            "SKIP: no writable cgroup v2 directory for this test (needs root and the unified hierarchy)"
+        );
+    }
+    dir
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie is gone for this purpose (its parent has yet to reap it).
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+fn kill(pid: i32) {
+    // SAFETY: kill(2) with plain integers.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+fn read_pid(path: &Path) -> i32 {
+    wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    })
+    .expect("the service wrote the pid")
+}
+
+/// A service whose main process starts a second one in a session of its
+/// own (`setsid`): outside the service's process group and session.
+fn escaping_service(tree: &Tree) -> PathBuf {
+    let pidfile = tree.path().join("escaped.pid");
+    tree.write(
+        "e.service",
+        &format!(
+            "[Unit]\nDescription=escapes its session\n[Service]\nExecStart=/bin/sh -c 'setsid sleep 1000 & echo $! > {}; exec sleep 1000'\n",
+            pidfile.display()
+        ),
+    );
+    pidfile
+}
+
+#[test]
+fn every_process_of_a_service_is_in_its_cgroup_and_a_stop_reaches_it() {
+    let Some(parent) = cgroups_or_skip() else {
+        return;
+    };
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let pidfile = escaping_service(&tree);
+    let mut flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "e.service"],
+    );
+    let escaped = read_pid(&pidfile);
+    let root = parent.join(format!("flint-{}", flint.child.id()));
+    let unit_cgroup = root.join("e.service");
+    let in_cgroup = std::fs::read_to_string(format!("/proc/{escaped}/cgroup")).unwrap();
+    let (code, status) = ctl(&control, &["status", "e.service"]);
+    assert_eq!(code, 0, "{status}");
+    let procs = std::fs::read_to_string(unit_cgroup.join("cgroup.procs")).unwrap_or_default();
+    let outcome = || {
+        assert!(
+            in_cgroup
+                .lines()
+                .any(|l| l.starts_with("0::") && l.ends_with("/e.service")),
+            "the escaped process is in the service's cgroup: {in_cgroup}"
+        );
+        assert_eq!(procs.lines().count(), 2, "main and escaped: {procs}");
+        assert!(
+            status.contains(&format!("CGroup: {}", unit_cgroup.display()))
+                && status.contains("Tasks: 2")
+                && status.contains(&format!("{escaped} sleep 1000")),
+            "{status}"
+        );
+        let (code, text) = ctl(&control, &["stop", "e.service"]);
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            wait_for(Duration::from_secs(10), || (!alive(escaped)).then_some(())).is_some(),
+            "the stop reached the process outside the service's session"
+        );
+        assert!(
+            wait_for(Duration::from_secs(10), || (!unit_cgroup.exists())
+                .then_some(()))
+            .is_some(),
+            "the stopped service's cgroup is removed"
+        );
+    };
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(outcome));
+    kill(escaped);
+    let status = flint.stop().expect("flint exits");
+    if let Err(e) = caught {
+        std::panic::resume_unwind(e);
+    }
+    assert!(status.success());
+    assert!(
+        !root.exists(),
+        "flint removes its cgroup subtree when it exits"
+    );
+}
+
+#[test]
+fn without_cgroups_the_same_process_escapes() {
+    if cgroups_or_skip().is_none() {
+        // The comparison only tells something where cgroups would be used.
+        return;
+    }
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let pidfile = escaping_service(&tree);
+    let mut flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "--cgroups",
+            "off",
+            "e.service",
+        ],
+    );
+    let escaped = read_pid(&pidfile);
+    let (code, text) = ctl(&control, &["stop", "e.service"]);
+    assert_eq!(code, 0, "{text}");
+    std::thread::sleep(Duration::from_millis(500));
+    let survived = alive(escaped);
+    kill(escaped);
+    flint.stop().expect("flint exits");
+    assert!(
+        survived,
+        "by session and process group, a process in a session of its own is not found"
+    );
+}
+
+#[test]
+fn a_stop_waits_for_the_cgroup_to_empty_and_escalates_to_sigkill() {
+    if cgroups_or_skip().is_none() {
+        return;
+    }
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let pidfile = tree.path().join("stubborn.pid");
+    let log = tree.path().join("log");
+    // Ignores SIGTERM, in a session of its own; the main process exits
+    // soon after starting it, so the stop is about what is left.
+    tree.write(
+        "stubborn.sh",
+        &format!(
+            "trap '' TERM\necho $$ > {}\nwhile :; do sleep 0.2; done\n",
+            pidfile.display()
+        ),
+    );
+    tree.write(
+        "s.service",
+        &format!(
+            "[Service]\nExecStart=/bin/sh -c 'setsid /bin/sh {script} & sleep 1'\nTimeoutStopSec=2s\nExecStopPost=/bin/sh -c 'if test -d /proc/$(cat {pid}); then echo alive; else echo gone; fi >> {log}'\n",
+            script = tree.path().join("stubborn.sh").display(),
+            pid = pidfile.display(),
+            log = log.display()
+        ),
+    );
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "s.service"],
+    );
+    let stubborn = read_pid(&pidfile);
+    let waiting = wait_for(Duration::from_secs(10), || {
+        let (_, text) = ctl(&control, &["status", "s.service"]);
+        text.contains("stop-sigterm").then_some(text)
+    });
+    let ended = wait_for(Duration::from_secs(15), || {
+        std::fs::read_to_string(&log).ok().filter(|l| !l.is_empty())
+    });
+    let survived = alive(stubborn);
+    kill(stubborn);
+    let waiting = waiting.expect("after the main process exited, the stop waits for what is left");
+    assert!(
+        waiting.contains(&format!("{stubborn} /bin/sh ")),
+        "the process left behind is listed: {waiting}"
+    );
+    assert_eq!(
+        ended.as_deref(),
+        Some("gone\n"),
+        "ExecStopPost= runs once the cgroup is empty"
+    );
+    assert!(!survived);
+    assert!(
+        flint
+            .log()
+            .contains("State 'stop-sigterm' timed out. Killing."),
+        "{}",
+        flint.log()
+    );
+}
