@@ -114,6 +114,70 @@ fn accept_yes_inetd_style_serves_each_connection_with_remote_env() {
 }
 
 #[test]
+fn accept_yes_peer_sees_eof_when_the_handler_closes_unless_a_later_command_needs_the_connection() {
+    let tree = Tree::new();
+    let (quick, kept) = (free_port(), free_port());
+    let pidfile = tree.path().join("handler.pid");
+    // The handler answers, closes its copy of the connection, and lives on.
+    let handler = format!(
+        "/bin/sh -c 'echo $$$$ > {}; echo hi; exec 0<&- 1>&- 2>&-; exec sleep 30'",
+        pidfile.display()
+    );
+    for (name, port, extra) in [
+        ("quick", quick, String::new()),
+        ("kept", kept, "ExecStopPost=/bin/echo bye\n".to_string()),
+    ] {
+        tree.write(
+            &format!("{name}.socket"),
+            &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+        );
+        tree.write(
+            &format!("{name}@.service"),
+            &format!("[Service]\nStandardInput=socket\nExecStart={handler}\n{extra}"),
+        );
+    }
+    let _flint = Flint::run(&tree, &["quick.socket", "kept.socket"]);
+
+    // Nothing after ExecStart= needs it: flint has let go of the connection,
+    // so EOF comes while the handler still runs, as under inetd.
+    let mut s = common::connect(quick);
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "hi\n");
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    let running = std::path::Path::new(&format!("/proc/{pid}")).exists();
+    // SAFETY: kill(2) with plain integers.
+    unsafe {
+        libc::kill(pid.parse().unwrap(), libc::SIGKILL);
+    }
+    assert!(running, "EOF came before the handler ended");
+
+    // ExecStopPost= gets the connection as its standard output (systemd's
+    // rule for inetd-style instances), so flint keeps it until then.
+    let mut s = common::connect(kept);
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut first = [0u8; 3];
+    s.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"hi\n");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) with plain integers.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let mut rest = String::new();
+    s.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "bye\n");
+}
+
+#[test]
 fn accept_yes_fd3_style_names_the_connection() {
     let tree = Tree::new();
     let probe = install_probe(&tree);

@@ -69,8 +69,11 @@ pub(super) struct ServiceRt {
     pub control_pid: Option<i32>,
     /// The sockets that trigger it (`Accept=no`), whose fds it receives.
     pub sockets: Vec<usize>,
-    /// The connection of an `Accept=yes` instance, and its socket and source.
-    pub conn: Option<(OwnedFd, usize, Option<Peer>)>,
+    /// The connection of an `Accept=yes` instance, and its socket and
+    /// source. flint lets go of the fd once no command of the instance can
+    /// need it any more (see [`needs_connection_after_start`]), so the peer
+    /// sees EOF as soon as the handler closes its copy.
+    pub conn: Option<(Option<OwnedFd>, usize, Option<Peer>)>,
     /// Start times for `StartLimitIntervalSec=`/`StartLimitBurst=`.
     pub starts: VecDeque<Instant>,
     /// Whether a stop was requested (no restart then).
@@ -634,6 +637,11 @@ impl Manager {
         watch_exit(self.tx.clone(), id, child);
         svc.main_pid = Some(pid);
         svc.main_pgid = Some(pid);
+        if !needs_connection_after_start(&svc.unit)
+            && let Some((conn, _, _)) = &mut svc.conn
+        {
+            *conn = None;
+        }
         if svc.state != state {
             // A stop came while the process was being started: it goes too.
             tracing::info!("{name}: stopping {path} (pid {pid}), started during a stop");
@@ -694,6 +702,15 @@ impl Manager {
                 .fd_name
                 .clone()
                 .unwrap_or_else(|| "connection".to_string());
+            let Some(conn) = conn else {
+                return Err(StartFailure {
+                    msg: format!(
+                        "{}: the connection went to the instance's first run; an Accept=yes instance cannot start again",
+                        svc.unit.id
+                    ),
+                    status: None,
+                });
+            };
             inputs.fds.push((conn.as_raw_fd(), name));
             if let Some(p) = peer {
                 inputs.extra_env.extend(p.remote_env());
@@ -1725,6 +1742,23 @@ fn stat_field(pid: i32, n: usize) -> Option<i32> {
 
 fn pgid_of(pid: i32) -> Option<i32> {
     stat_field(pid, 5)
+}
+
+/// Whether a command after `ExecStart=` of an `Accept=yes` instance gets
+/// the connection: only as its standard input or output (the `LISTEN_FDS`
+/// fd goes to the main process alone), and only if there is such a command.
+/// Otherwise flint closes its copy as soon as the main process runs, as
+/// inetd and tcpserver do, instead of holding it until the instance is
+/// dead as systemd does: the peer sees EOF when the handler is done with
+/// the connection, not when flint has reaped it.
+fn needs_connection_after_start(unit: &Unit) -> bool {
+    let stdio = ["StandardInput", "StandardOutput", "StandardError"]
+        .iter()
+        .any(|k| unit.get_str("Service", k) == Some("socket"));
+    stdio
+        && ["ExecStartPost", "ExecReload", "ExecStop", "ExecStopPost"]
+            .iter()
+            .any(|k| !unit.commands("Service", k).is_empty())
 }
 
 /// systemd's `cgroup_guess_main_pid()`: the one process of the cgroup

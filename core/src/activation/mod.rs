@@ -1219,7 +1219,7 @@ impl Manager {
         }
         let id = self.new_id();
         let mut svc = ServiceRt::new(unit);
-        svc.conn = Some((conn, socket, peer));
+        svc.conn = Some((Some(conn), socket, peer));
         svc.env_edits = env_edits;
         let plain = svc.deps.is_empty();
         self.services.insert(id, svc);
