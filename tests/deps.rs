@@ -498,3 +498,101 @@ fn an_ordering_cycle_is_broken_and_both_start() {
     wait_state(&control, "y.service", "active");
     assert!(flint.wait_log("found an ordering cycle"), "{}", flint.log());
 }
+
+#[test]
+fn on_failure_and_on_success_start_their_units_but_not_for_a_restart() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    // The handler is a template: `%n` names the unit that failed, as in
+    // the common `OnFailure=notify@%n.service`.
+    tree.write(
+        "notify@.service",
+        &format!("[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo failed %i >> {l}'\n"),
+    );
+    tree.write(
+        "done.service",
+        &format!("[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo succeeded >> {l}'\n"),
+    );
+    tree.write(
+        "bad.service",
+        "[Unit]\nOnFailure=notify@%n.service\nOnSuccess=done.service\n[Service]\nExecStart=/bin/false\n",
+    );
+    tree.write(
+        "good.service",
+        "[Unit]\nOnFailure=notify@%n.service\nOnSuccess=done.service\n[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    );
+    // Fails once, is restarted by Restart=on-failure, then succeeds: the
+    // failure that leads to a restart starts nothing.
+    let marker = tree.path().join("second-run");
+    tree.write(
+        "flaky.service",
+        &format!(
+            "[Unit]\nOnFailure=notify@%n.service\n[Service]\nType=oneshot\nRestart=on-failure\nRestartSec=100ms\nExecStart={}\n",
+            sh(&format!(
+                "if [ -e {m} ]; then exit 0; fi; touch {m}; exit 1",
+                m = marker.display()
+            ))
+        ),
+    );
+    let (flint, control) = run(&tree, &["bad.service", "good.service", "flaky.service"]);
+    wait_for(Duration::from_secs(15), || {
+        (lines(&log).len() >= 2).then_some(())
+    })
+    .expect("the handlers ran");
+    wait_for(Duration::from_secs(10), || marker.exists().then_some(())).expect("flaky ran");
+    wait_state(&control, "flaky.service", "inactive");
+    // Give a wrong OnFailure= of flaky.service time to show up.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut got = lines(&log);
+    got.sort();
+    assert_eq!(got, ["failed bad.service", "succeeded"], "{got:?}");
+    assert!(
+        flint
+            .log()
+            .contains("bad.service: starting notify@bad.service.service (OnFailure=)"),
+        "{}",
+        flint.log()
+    );
+}
+
+#[test]
+fn upholds_starts_the_upheld_unit_again_whenever_it_goes_down() {
+    let tree = Tree::new();
+    let runs = tree.path().join("runs");
+    tree.write(
+        "keeper.service",
+        "[Unit]\nUpholds=kept.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "kept.service",
+        &format!(
+            "[Service]\nExecStart={}\n",
+            sh(&format!("echo run >> {}; exec sleep 1000", runs.display()))
+        ),
+    );
+    let (_flint, control) = run(&tree, &["keeper.service"]);
+    wait_state(&control, "kept.service", "active");
+    assert_eq!(lines(&runs).len(), 1, "pulled in by the upholder's start");
+    // Killed behind flint's back (no Restart=): started again.
+    let pid = status(&control, "kept.service")["main_pid"]
+        .as_i64()
+        .unwrap();
+    // SAFETY: kill(2) with plain integers.
+    unsafe {
+        libc::kill(i32::try_from(pid).unwrap(), libc::SIGKILL);
+    }
+    wait_for(Duration::from_secs(15), || {
+        (lines(&runs).len() >= 2).then_some(())
+    })
+    .expect("upheld unit started again");
+    wait_state(&control, "kept.service", "active");
+    // Once the upholder is stopped, the upheld unit may stay down.
+    assert_eq!(ctl(&control, &["stop", "keeper.service"]).0, 0);
+    wait_state(&control, "keeper.service", "inactive");
+    assert_eq!(ctl(&control, &["stop", "kept.service"]).0, 0);
+    wait_state(&control, "kept.service", "inactive");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lines(&runs).len(), 2);
+    assert_eq!(status(&control, "kept.service")["state"], "inactive");
+}

@@ -5,11 +5,12 @@
 //! runs in a cgroup v2 directory it can write to (root in a container with
 //! its own cgroup namespace, a delegated subtree, a machine without
 //! systemd), it creates `flint-<pid>/` there and one directory per service
-//! in it, named like the unit. A service's processes move themselves in
-//! before anything else runs (the spawn writes `0` to `cgroup.procs`), so a
+//! in it, named like the unit. A service's processes are created in it
+//! (`clone3` with `CLONE_INTO_CGROUP`; on kernels before 5.7 they move
+//! themselves in before anything else runs), so a
 //! daemon that forks, calls `setsid()` and forks again stays inside: stops
-//! signal every process in the cgroup, a stop waits until the cgroup is
-//! empty, and the final kill uses `cgroup.kill` where the kernel has it.
+//! signal every process in the cgroup (reading it again for processes
+//! forked meanwhile), and a stop waits until the cgroup is empty.
 //!
 //! Where no cgroup v2 hierarchy is mounted, or flint's own cgroup is not
 //! writable (`/sys/fs/cgroup` read-only in most containers, an ordinary
@@ -80,7 +81,7 @@ impl Cgroups {
         self.root.join(unit)
     }
 
-    /// Creates the unit's cgroup if needed; returns its `cgroup.procs`.
+    /// Creates the unit's cgroup if needed; returns its directory.
     pub fn prepare(&self, unit: &str) -> io::Result<PathBuf> {
         let dir = self.dir(unit);
         match std::fs::create_dir(&dir) {
@@ -88,7 +89,7 @@ impl Cgroups {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        Ok(dir.join("cgroup.procs"))
+        Ok(dir)
     }
 
     /// Every process in the unit's cgroup and the cgroups below it (a
@@ -105,34 +106,37 @@ impl Cgroups {
     }
 
     /// Sends `sig` to every process in the unit's cgroup, each followed by
-    /// `also` (SIGCONT, SIGHUP) in order; SIGKILL alone goes through
-    /// `cgroup.kill` where the kernel has it (5.14), which also reaches
-    /// processes forked meanwhile. Returns how many processes were signalled
-    /// (for `cgroup.kill`, how many there were).
+    /// `also` (SIGCONT, SIGHUP) in order, as systemd's `cg_kill()`: the
+    /// cgroup is read again until a pass finds no process it has not
+    /// signalled, so children forked meanwhile get it too. Returns how many
+    /// processes were signalled.
+    ///
+    /// `cgroup.kill` is not used: on some kernels, once it was written, every
+    /// child later created in that cgroup with `CLONE_INTO_CGROUP` is killed
+    /// at birth (the fork compares the kill sequence of the wrong cgroup).
     pub fn kill(&self, unit: &str, sig: i32, also: &[i32]) -> usize {
-        let pids = self.pids(unit);
-        if pids.is_empty() {
-            return 0;
-        }
-        if sig == libc::SIGKILL
-            && also.is_empty()
-            && std::fs::write(self.dir(unit).join("cgroup.kill"), "1").is_ok()
-        {
-            return pids.len();
-        }
         let own = std::process::id().cast_signed();
-        for pid in &pids {
-            if *pid == own {
-                continue;
+        let mut done: Vec<i32> = Vec::new();
+        for _ in 0..KILL_PASSES {
+            let fresh: Vec<i32> = self
+                .pids(unit)
+                .into_iter()
+                .filter(|p| *p != own && !done.contains(p))
+                .collect();
+            if fresh.is_empty() {
+                break;
             }
-            for s in std::iter::once(sig).chain(also.iter().copied()) {
-                // SAFETY: kill takes a pid and a signal number; no memory is involved.
-                unsafe {
-                    libc::kill(*pid, s);
+            for pid in &fresh {
+                for s in std::iter::once(sig).chain(also.iter().copied()) {
+                    // SAFETY: kill takes a pid and a signal number; no memory is involved.
+                    unsafe {
+                        libc::kill(*pid, s);
+                    }
                 }
             }
+            done.extend(fresh);
         }
-        pids.len()
+        done.len()
     }
 
     /// Removes the unit's cgroup (and any below it) if empty; a cgroup with
@@ -158,6 +162,10 @@ pub fn populated(events: &Path) -> bool {
         Err(_) => false,
     }
 }
+
+/// How often [`Cgroups::kill`] reads a cgroup again for processes forked
+/// while it signalled.
+const KILL_PASSES: usize = 16;
 
 /// How deep flint follows cgroups a service made below its own.
 const MAX_DEPTH: usize = 16;

@@ -49,6 +49,9 @@ pub(super) struct Deps {
     pub binds_to: Vec<String>,
     pub part_of: Vec<String>,
     pub conflicts: Vec<String>,
+    /// `Upholds=`: wanted, and started again whenever it is down while
+    /// this unit is active.
+    pub upholds: Vec<String>,
 }
 
 impl Deps {
@@ -81,6 +84,7 @@ impl Deps {
             binds_to: names("BindsTo"),
             part_of: names("PartOf"),
             conflicts: names("Conflicts"),
+            upholds: names("Upholds"),
         }
     }
 
@@ -304,7 +308,7 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
             for r in deps.requires.iter().chain(&deps.binds_to) {
                 queue.push_back((r.clone(), JobKind::Start, true));
             }
-            for w in &deps.wants {
+            for w in deps.wants.iter().chain(&deps.upholds) {
                 queue.push_back((w.clone(), JobKind::Start, false));
             }
             for c in &deps.conflicts {
@@ -713,6 +717,46 @@ impl Manager {
                 self.enqueue(b, JobKind::Stop);
                 changed = true;
             }
+        }
+        changed | self.uphold(&ids)
+    }
+
+    /// `Upholds=` (systemd's start-when-upheld queue): a unit upheld by an
+    /// active unit without a stop job, itself down without a job, is
+    /// started. One that failed on its start limit is left alone, as
+    /// systemd's start would fail again at once; its `Restart=` and start
+    /// limit bound how often a failing upheld unit is started.
+    fn uphold(&mut self, ids: &[u64]) -> bool {
+        let mut starts: Vec<(String, String)> = Vec::new();
+        for id in ids {
+            let Some(svc) = self.services.get(id) else {
+                continue;
+            };
+            if svc.deps.upholds.is_empty()
+                || Class::of(svc.state) != Class::Active
+                || matches!(self.jobs.get(id).map(|j| j.kind), Some(JobKind::Stop))
+            {
+                continue;
+            }
+            for o in &svc.deps.upholds {
+                // The upholder's start loaded it (Upholds= pulls in as
+                // Wants= does); one that did not load is not there to start.
+                let Some(u) = self.find_service(o) else {
+                    continue;
+                };
+                if !self.jobs.contains_key(&u)
+                    && Class::of(self.services[&u].state).down()
+                    && self.services[&u].result != "start-limit-hit"
+                    && !starts.iter().any(|(n, _)| n == o)
+                {
+                    starts.push((o.clone(), svc.unit.id.to_string()));
+                }
+            }
+        }
+        let changed = !starts.is_empty();
+        for (o, by) in starts {
+            tracing::info!("{o}: upheld by {by} (Upholds=); starting");
+            self.enqueue_name(&o, JobKind::Start);
         }
         changed
     }

@@ -369,6 +369,7 @@ impl Manager {
                 svc.state = State::Failed;
                 svc.result = "start-limit-hit";
                 svc.downs += 1;
+                trigger_on_result(&self.tx, svc, true);
                 for s in svc.sockets.clone() {
                     tracing::error!(
                         "{}: Failed with result 'service-start-limit-hit'.",
@@ -800,15 +801,15 @@ impl Manager {
                 status: e.exit_code().map(ExitStatus::Exited),
             })?;
         if let Some(cg) = &self.cgroups {
-            let procs = cg.prepare(svc.unit.id.as_str()).map_err(|e| StartFailure {
+            let dir = cg.prepare(svc.unit.id.as_str()).map_err(|e| StartFailure {
                 msg: format!(
                     "failed to create the control group {}: {e}",
                     cg.dir(svc.unit.id.as_str()).display()
                 ),
                 status: Some(ExitStatus::Exited(spawn::ChildStep::Cgroup.exit_code())),
             })?;
-            prepared.plan.cgroup_procs =
-                std::ffi::CString::new(procs.into_os_string().into_encoded_bytes()).ok();
+            prepared.plan.cgroup =
+                std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()).ok();
         }
         Ok(prepared)
     }
@@ -1638,6 +1639,9 @@ impl Manager {
             .get_str("Service", "RuntimeDirectoryPreserve")
             .unwrap_or("no");
         let restarting = restart && svc.conn.is_none();
+        if !restarting && !self.shutting_down {
+            trigger_on_result(&self.tx, svc, failed);
+        }
         svc.cgroup_watch = None;
         if !restarting && let Some(cg) = &self.cgroups {
             cg.remove(svc.unit.id.as_str());
@@ -1742,6 +1746,33 @@ fn stat_field(pid: i32, n: usize) -> Option<i32> {
 
 fn pgid_of(pid: i32) -> Option<i32> {
     stat_field(pid, 5)
+}
+
+/// `OnFailure=` (the run ended failed, without a restart to come) or
+/// `OnSuccess=` (it ended well): the units named there are started, as
+/// systemd's `unit_start_on_failure()` does, once the event loop gets to it.
+fn trigger_on_result(
+    tx: &tokio::sync::mpsc::UnboundedSender<Event>,
+    svc: &ServiceRt,
+    failed: bool,
+) {
+    let key = if failed { "OnFailure" } else { "OnSuccess" };
+    let units: Vec<String> = svc
+        .unit
+        .entries("Unit", key)
+        .iter()
+        .filter_map(|(v, _)| match v {
+            Value::Unit(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect();
+    if !units.is_empty() {
+        let _ = tx.send(Event::StartUnits {
+            by: svc.unit.id.to_string(),
+            key,
+            units,
+        });
+    }
 }
 
 /// Whether a command after `ExecStart=` of an `Accept=yes` instance gets

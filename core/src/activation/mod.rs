@@ -98,6 +98,12 @@ enum Event {
     RestartDue { service: u64 },
     /// The cgroup of a stopping service became empty.
     CgroupEmpty { service: u64 },
+    /// `OnFailure=`/`OnSuccess=` of a unit (`key`) name units to start.
+    StartUnits {
+        by: String,
+        key: &'static str,
+        units: Vec<String>,
+    },
     /// The watchdog of a service expired.
     Watchdog { service: u64, generation: u64 },
     /// The step timer of a service fired (start/stop/runtime timeouts).
@@ -778,6 +784,12 @@ impl Manager {
             } => self.on_exit(service, pid, status),
             Event::RestartDue { service } => self.on_restart_due(service),
             Event::CgroupEmpty { service } => self.on_cgroup_empty(service),
+            Event::StartUnits { by, key, units } => {
+                for u in units {
+                    tracing::info!("{by}: starting {u} ({key}=)");
+                    self.enqueue_name(&u, jobs::JobKind::Start);
+                }
+            }
             Event::Timer {
                 service,
                 generation,
@@ -1458,7 +1470,7 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
             .chain(unit.requires.iter())
             .cloned()
             .collect();
-        for key in ["Wants", "Requires", "BindsTo"] {
+        for key in ["Wants", "Requires", "BindsTo", "Upholds"] {
             deps.extend(
                 unit.entries("Unit", key)
                     .iter()

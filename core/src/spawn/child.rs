@@ -1225,6 +1225,166 @@ impl Drop for SignalsBlocked {
     }
 }
 
+/// `struct clone_args` of `clone3(2)`, up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` (Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_INTO_CGROUP)`: the
+/// child starts in the cgroup `cgroup_fd` names. Moving a running process
+/// into a cgroup (a write to `cgroup.procs`) waits for an RCU grace period
+/// on an idle machine, several milliseconds on every cold start; a child
+/// created there costs a fork's worth. Signals must be blocked by the
+/// caller. `ENOSYS`/`EINVAL`/`E2BIG` mean the kernel (or this architecture)
+/// cannot, and the caller falls back to `clone()`.
+pub(super) fn clone3_into_cgroup(
+    ctx: &mut ChildContext<'_>,
+    stack: &Stack,
+    cgroup_fd: c_int,
+) -> io::Result<(i32, Option<std::os::fd::OwnedFd>)> {
+    let mut pidfd: c_int = -1;
+    let mut args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | CLONE_INTO_CGROUP,
+        pidfd: ptr::from_mut(&mut pidfd) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.low() as u64,
+        stack_size: STACK_SIZE as u64,
+        cgroup: u64::try_from(cgroup_fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?,
+        ..CloneArgs::default()
+    };
+    let arg: *mut c_void = ptr::from_mut(ctx).cast();
+    // SAFETY: as for clone() in `clone_child`: the child runs `entry` on
+    // `stack`, a separate mapping that outlives its use (CLONE_VFORK
+    // suspends us until the child execs or exits); `arg` points to `ctx`
+    // on our suspended frame; `args` and `pidfd` live across the call.
+    let ret = unsafe { raw_clone3(&raw mut args, std::mem::size_of::<CloneArgs>(), entry, arg) };
+    if ret < 0 {
+        let errno = c_int::try_from(-ret).unwrap_or(libc::EINVAL);
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    let pid = i32::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let pidfd = (pidfd >= 0).then(|| {
+        // SAFETY: the kernel just created this fd for us (CLONE_PIDFD).
+        unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) }
+    });
+    Ok((pid, pidfd))
+}
+
+/// The `clone3` system call with a child entry point, as glibc's
+/// `__clone3`: the child returns from the system call on its new stack,
+/// where it may not touch the caller's frame, so it calls `f(arg)` straight
+/// from the assembly and exits with its result. Returns the child's pid or
+/// `-errno` in the parent.
+///
+/// # Safety
+/// `args` must be a valid `clone_args` of `size` bytes whose stack is a
+/// 16-byte aligned mapping the child may use; `f` must not return into
+/// anything but this trampoline (it may return: the child then exits).
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw_clone3(
+    args: *mut CloneArgs,
+    size: usize,
+    f: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> c_long {
+    let ret: c_long;
+    // SAFETY: the caller's contract. The parent gets rax back with only the
+    // registers the syscall instruction clobbers (rcx, r11) changed; the
+    // child never leaves the block: it calls `f` on its own stack (rbp
+    // cleared for unwinders) and exits.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r9",
+            "call r8",
+            "mov edi, eax",
+            "mov eax, 60",
+            "syscall",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args,
+            in("rsi") size,
+            in("r8") f,
+            in("r9") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// See the x86-64 version.
+///
+/// # Safety
+/// As for the x86-64 version.
+#[cfg(target_arch = "aarch64")]
+unsafe fn raw_clone3(
+    args: *mut CloneArgs,
+    size: usize,
+    f: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> c_long {
+    let ret: c_long;
+    // SAFETY: the caller's contract. `svc` preserves every register but x0
+    // in the parent; the child calls `f` on its own stack (frame pointer and
+    // link register cleared) and exits.
+    unsafe {
+        std::arch::asm!(
+            "svc #0",
+            "cbnz x0, 2f",
+            "mov x29, xzr",
+            "mov x30, xzr",
+            "mov x0, x3",
+            "blr x2",
+            "mov x8, #93",
+            "svc #0",
+            "brk #1",
+            "2:",
+            inlateout("x0") args => ret,
+            in("x1") size,
+            in("x2") f,
+            in("x3") arg,
+            in("x8") libc::SYS_clone3,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Other architectures: no trampoline; the caller falls back to `clone()`.
+///
+/// # Safety
+/// Always safe; it does nothing.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn raw_clone3(
+    _args: *mut CloneArgs,
+    _size: usize,
+    _f: extern "C" fn(*mut c_void) -> c_int,
+    _arg: *mut c_void,
+) -> c_long {
+    -c_long::from(libc::ENOSYS)
+}
+
 /// The child's stack: an anonymous mapping with a PROT_NONE guard page at
 /// its low end, so an overflow faults instead of writing into flint's heap.
 pub(super) struct Stack {
@@ -1259,6 +1419,12 @@ impl Stack {
             return Err(io::Error::last_os_error());
         }
         Ok(stack)
+    }
+
+    /// The lowest usable address (above the guard page): `top() - STACK_SIZE`.
+    pub(super) fn low(&self) -> *mut c_void {
+        // SAFETY: inside our own mapping, STACK_SIZE below its end.
+        unsafe { self.top().cast::<u8>().sub(STACK_SIZE).cast() }
     }
 
     /// The initial stack pointer (stacks grow down), page aligned.

@@ -112,10 +112,11 @@ pub struct ExecPlan {
     /// `SecureBits=` (0 when unset): set after the user switch when they
     /// differ from the current ones. `None` leaves them alone (`+` commands).
     pub secure_bits: Option<u32>,
-    /// The `cgroup.procs` file of the service's cgroup v2: the child moves
-    /// itself there first (writing `0`), so everything it starts stays in
-    /// the service's cgroup.
-    pub cgroup_procs: Option<CString>,
+    /// The directory of the service's cgroup v2. The child is created in it
+    /// (`clone3` with `CLONE_INTO_CGROUP`), or where the kernel lacks that
+    /// (before 5.7), moves itself there first by writing `0` to its
+    /// `cgroup.procs`; either way everything it starts stays in the cgroup.
+    pub cgroup: Option<CString>,
 }
 
 /// The "destructive" terminal reset systemd does right after `setsid()`, on
@@ -201,7 +202,7 @@ impl ExecPlan {
             timer_slack_nsec: None,
             personality: None,
             secure_bits: None,
-            cgroup_procs: None,
+            cgroup: None,
         }
     }
 }
@@ -695,6 +696,10 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
         source,
     })?;
     let (report_read, report_write) = report_pipe()?;
+    let cgroup = match &plan.cgroup {
+        Some(dir) => Some(CgroupTarget::open(dir)?),
+        None => None,
+    };
 
     let mut ctx = ChildContext {
         path: plan.path.as_ptr(),
@@ -726,7 +731,8 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
         timer_slack_nsec: plan.timer_slack_nsec,
         personality: plan.personality,
         secure_bits: plan.secure_bits,
-        cgroup_procs: plan.cgroup_procs.as_ref().map(|p| p.as_ptr()),
+        // Set by clone_child when the kernel cannot clone into the cgroup.
+        cgroup_procs: None,
         nice: plan.nice,
         rlimits: &rlimits,
         umask: plan.umask & 0o7777,
@@ -745,7 +751,7 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
 
     let (pid, pidfd) = {
         let _blocked = child::SignalsBlocked::new();
-        clone_child(&mut ctx, &stack)?
+        clone_child(&mut ctx, &stack, cgroup.as_ref())?
     };
     // The child has exec'd or exited (CLONE_VFORK); only our copy of the
     // write end is left, so the read below sees the report or EOF.
@@ -806,13 +812,60 @@ fn report_pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// The cgroup a child is created in: its directory, open, and the path of
+/// its `cgroup.procs` for kernels without `CLONE_INTO_CGROUP`.
+struct CgroupTarget {
+    dir: OwnedFd,
+    procs: CString,
+}
+
+impl CgroupTarget {
+    fn open(dir: &std::ffi::CStr) -> Result<CgroupTarget, SpawnError> {
+        // SAFETY: open with a NUL-terminated path; the result is checked.
+        let fd = unsafe {
+            libc::open(
+                dir.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(SpawnError::Prepare {
+                what: "cgroup directory",
+                source: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: open returned a new fd that nothing else owns.
+        let dir_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut procs = dir.to_bytes().to_vec();
+        procs.extend_from_slice(b"/cgroup.procs");
+        let procs =
+            CString::new(procs).map_err(|_| SpawnError::InvalidPlan("NUL in the cgroup path"))?;
+        Ok(CgroupTarget { dir: dir_fd, procs })
+    }
+}
+
 /// Runs `clone()` with the child entry point. Signals must be blocked by the
 /// caller. Returns the pid and, when the kernel supports `CLONE_PIDFD`, the
-/// pidfd.
+/// pidfd. With a cgroup, the child is created in it by `clone3()`; where
+/// the kernel or the architecture cannot, the child moves itself.
 fn clone_child(
     ctx: &mut ChildContext<'_>,
     stack: &child::Stack,
+    cgroup: Option<&CgroupTarget>,
 ) -> Result<(i32, Option<OwnedFd>), SpawnError> {
+    if let Some(target) = cgroup {
+        ctx.cgroup_procs = None;
+        match child::clone3_into_cgroup(ctx, stack, target.dir.as_raw_fd()) {
+            Ok(done) => return Ok(done),
+            Err(e)
+                if e.raw_os_error()
+                    .is_some_and(|n| [libc::ENOSYS, libc::EINVAL, libc::E2BIG].contains(&n)) =>
+            {
+                ctx.cgroup_procs = Some(target.procs.as_ptr());
+            }
+            Err(e) => return Err(SpawnError::Clone(e)),
+        }
+    }
     let mut pidfd: c_int = -1;
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
     let arg: *mut c_void = ptr::from_mut(ctx).cast();
