@@ -229,3 +229,53 @@ fn a_stop_waits_for_the_cgroup_to_empty_and_escalates_to_sigkill() {
         flint.log()
     );
 }
+
+#[test]
+fn accept_yes_instances_get_a_cgroup_each_with_cgroups_all_only() {
+    if cgroups_or_skip().is_none() {
+        return;
+    }
+    for (mode, contained) in [("all", true), ("services", false)] {
+        let tree = Tree::new();
+        let port = common::free_port();
+        let pidfile = tree.path().join("escaped.pid");
+        tree.write(
+            "h.socket",
+            &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+        );
+        // Answers, leaves a process in a session of its own, and exits.
+        tree.write(
+            "h@.service",
+            &format!(
+                "[Service]\nStandardInput=socket\nExecStart=/bin/sh -c 'setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > {}; echo cgroup=$(grep ^0:: /proc/self/cgroup)'\n",
+                pidfile.display()
+            ),
+        );
+        let flint = Flint::run(&tree, &["--cgroups", mode, "h.socket"]);
+        let reply = common::exchange(port, b"");
+        let escaped = read_pid(&pidfile);
+        let gone = if contained {
+            wait_for(Duration::from_secs(10), || (!alive(escaped)).then_some(())).is_some()
+        } else {
+            // The instance has ended (the reply came with EOF); whatever
+            // stops it has had its chance.
+            std::thread::sleep(Duration::from_millis(700));
+            !alive(escaped)
+        };
+        kill(escaped);
+        let root = format!("/flint-{}/", flint.child.id());
+        if contained {
+            assert!(
+                reply.contains(&format!("{root}h@0-127.0.0.1:{port}-127.0.0.1:")),
+                "the instance runs in a cgroup of its own below flint's: {reply}"
+            );
+            assert!(
+                gone,
+                "the end of the instance stops what it left in its cgroup"
+            );
+        } else {
+            assert!(!reply.contains(&root), "{reply}");
+            assert!(!gone, "followed by session and process group only");
+        }
+    }
+}

@@ -43,7 +43,8 @@ enum LogTarget {
 /// Whether `flint run` gives services cgroups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Cgroups {
-    Auto,
+    Services,
+    All,
     Off,
 }
 
@@ -234,11 +235,12 @@ enum Command {
         /// other supervisors that read a pipe.
         #[arg(long, value_name = "FD")]
         notify_fd: Option<i32>,
-        /// Give every service a cgroup v2 of its own, below flint's cgroup
-        /// (`auto`: where flint may write there), so that stops reach every
-        /// process it started; `off` tracks them by session and process
-        /// group only.
-        #[arg(long, value_enum, default_value_t = Cgroups::Auto)]
+        /// Where flint's own cgroup v2 is writable, give every service a
+        /// cgroup of its own, so that stops reach every process it started:
+        /// `services` (Accept=yes instances are followed by session and
+        /// process group, which is faster per connection), `all` (instances
+        /// too, as systemd), or `off`.
+        #[arg(long, value_enum, default_value_t = Cgroups::Services)]
         cgroups: Cgroups,
     },
     /// Talk to a running flint: status, list, start, stop, restart.
@@ -677,7 +679,8 @@ fn run(
             watch,
             notify_fd,
             cgroups: match cgroups {
-                Cgroups::Auto => flint::cgroup::Mode::Auto,
+                Cgroups::Services => flint::cgroup::Mode::Services,
+                Cgroups::All => flint::cgroup::Mode::All,
                 Cgroups::Off => flint::cgroup::Mode::Off,
             },
         },

@@ -99,6 +99,8 @@ fn service_state(state: State, remain: bool) -> (&'static str, &'static str) {
     }
 }
 
+use super::lifecycle::cgroup_of;
+
 impl Manager {
     fn service_json(&self, id: u64) -> Json {
         let Some(svc) = self.services.get(&id) else {
@@ -115,8 +117,8 @@ impl Manager {
             "state": state,
             "sub": sub,
             "main_pid": svc.main_pid,
-            "cgroup": self.cgroups.as_ref().map(|cg| cg.dir(svc.unit.id.as_str())),
-            "tasks": self.cgroups.as_ref().map(|cg| cg.pids(svc.unit.id.as_str())),
+            "cgroup": cgroup_of(&self.cgroups, self.options.cgroups, svc).map(|cg| cg.dir(svc.unit.id.as_str())),
+            "tasks": cgroup_of(&self.cgroups, self.options.cgroups, svc).map(|cg| cg.pids(svc.unit.id.as_str())),
             "status": svc.status_text,
             "result": svc.result,
             "restarts": svc.restarts,
@@ -311,8 +313,8 @@ impl Manager {
                     };
                     let svc = &self.services[&id];
                     if all
-                        && let Some(cg) = &self.cgroups
-                        && cg.kill(svc.unit.id.as_str(), signo, &[]) > 0
+                        && let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc)
+                        && !cg.kill(svc.unit.id.as_str(), signo, &[]).is_empty()
                     {
                         continue;
                     }

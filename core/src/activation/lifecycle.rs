@@ -800,7 +800,7 @@ impl Manager {
                 msg: format!("failed to prepare {}: {e}", cmd.path),
                 status: e.exit_code().map(ExitStatus::Exited),
             })?;
-        if let Some(cg) = &self.cgroups {
+        if let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc) {
             let dir = cg.prepare(svc.unit.id.as_str()).map_err(|e| StartFailure {
                 msg: format!(
                     "failed to create the control group {}: {e}",
@@ -1063,7 +1063,9 @@ impl Manager {
     /// behind is re-parented to flint (a subreaper); when exactly one child
     /// of flint belongs to no service, that is it.
     fn guess_main_pid(&self, id: u64) -> Option<i32> {
-        if let (Some(cg), Some(svc)) = (&self.cgroups, self.services.get(&id)) {
+        if let Some(svc) = self.services.get(&id)
+            && let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc)
+        {
             return guess_in_cgroup(&cg.pids(svc.unit.id.as_str()), svc.control_pid);
         }
         let tracked = self.tracked_pids();
@@ -1124,7 +1126,7 @@ impl Manager {
         let group = svc.main_pgid;
         let control = svc.control_pid;
         if mode == "control-group"
-            && let Some(cg) = &self.cgroups
+            && let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc)
         {
             // Every process in the cgroup, once; a main process outside it
             // (MAINPID= of a root sender) on its own.
@@ -1134,8 +1136,12 @@ impl Manager {
             } else {
                 &[libc::SIGCONT]
             };
-            let pids = cg.pids(&name);
-            cg.kill(&name, sig, also);
+            // The common end of an instance: its process exited and took
+            // nothing with it; one read of cgroup.events tells.
+            if main.is_none() && !cg.populated(&name) {
+                return Killed::Nothing;
+            }
+            let pids = cg.kill(&name, sig, also);
             if let Some(p) = main.filter(|p| !pids.contains(p)) {
                 for s in std::iter::once(sig).chain(also.iter().copied()) {
                     signal_pid(p, s);
@@ -1206,9 +1212,7 @@ impl Manager {
             .get_str("Service", "KillMode")
             .unwrap_or("control-group")
             == "control-group"
-            && self
-                .cgroups
-                .as_ref()
+            && cgroup_of(&self.cgroups, self.options.cgroups, svc)
                 .is_some_and(|cg| cg.populated(svc.unit.id.as_str()));
         if waits {
             self.watch_cgroup_empty(id);
@@ -1221,10 +1225,10 @@ impl Manager {
     /// [`Event::CgroupEmpty`]. The kernel only tells through
     /// `cgroup.events`, which is polled, quickly at first.
     fn watch_cgroup_empty(&mut self, id: u64) {
-        let Some(cg) = &self.cgroups else {
+        let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
-        let Some(svc) = self.services.get_mut(&id) else {
+        let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc) else {
             return;
         };
         if svc.cgroup_watch.is_some() {
@@ -1265,7 +1269,7 @@ impl Manager {
         };
         svc.cgroup_watch = None;
         if svc.unit.get_str("Service", "KillMode") == Some("mixed") {
-            if let Some(cg) = &self.cgroups {
+            if let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc) {
                 cg.kill(svc.unit.id.as_str(), libc::SIGKILL, &[]);
             } else if let Some(g) = svc.main_pgid {
                 signal_group(g, libc::SIGKILL);
@@ -1300,11 +1304,11 @@ impl Manager {
         // The final kill reaches the whole group, whatever KillMode= says
         // (systemd's KILL_KILL), except with KillMode=none.
         let mode = svc.unit.get_str("Service", "KillMode");
-        let in_cgroup = match &self.cgroups {
-            Some(cg) if mode != Some("none") => cg.kill(svc.unit.id.as_str(), sig, &[]) > 0,
+        let in_cgroup = match cgroup_of(&self.cgroups, self.options.cgroups, svc) {
+            Some(cg) if mode != Some("none") => !cg.kill(svc.unit.id.as_str(), sig, &[]).is_empty(),
             _ => false,
         };
-        if mode != Some("none") && self.cgroups.is_none() {
+        if mode != Some("none") && cgroup_of(&self.cgroups, self.options.cgroups, svc).is_none() {
             for g in [svc.main_pgid, svc.control_pid].into_iter().flatten() {
                 signal_group(g, sig);
             }
@@ -1424,7 +1428,7 @@ impl Manager {
         }
         if let Some(p) = msg.get("MAINPID").and_then(|p| p.parse::<i32>().ok()) {
             // Only a process of the service itself (or root) may move it.
-            let ours = if let Some(cg) = &self.cgroups {
+            let ours = if let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc) {
                 msg.uid == 0 && session_of(p).is_some()
                     || cg.pids(svc.unit.id.as_str()).contains(&p)
             } else {
@@ -1643,7 +1647,7 @@ impl Manager {
             trigger_on_result(&self.tx, svc, failed);
         }
         svc.cgroup_watch = None;
-        if !restarting && let Some(cg) = &self.cgroups {
+        if !restarting && let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc) {
             cg.remove(svc.unit.id.as_str());
         }
         if !(preserve == "yes" || (preserve == "restart" && restarting)) {
@@ -1746,6 +1750,15 @@ fn stat_field(pid: i32, n: usize) -> Option<i32> {
 
 fn pgid_of(pid: i32) -> Option<i32> {
     stat_field(pid, 5)
+}
+
+/// The cgroups that hold `svc`'s processes, when it has a cgroup.
+pub(super) fn cgroup_of<'a>(
+    cgroups: &'a Option<crate::cgroup::Cgroups>,
+    mode: crate::cgroup::Mode,
+    svc: &ServiceRt,
+) -> Option<&'a crate::cgroup::Cgroups> {
+    cgroups.as_ref().filter(|_| mode.covers(svc.conn.is_some()))
 }
 
 /// `OnFailure=` (the run ended failed, without a restart to come) or

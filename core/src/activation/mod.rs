@@ -307,7 +307,7 @@ async fn run_async(
         jobs: HashMap::new(),
         cgroups: None,
     };
-    if mgr.options.cgroups == crate::cgroup::Mode::Auto {
+    if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {
             Ok(cg) => {
                 tracing::debug!("a cgroup per service under {}", cg.root().display());

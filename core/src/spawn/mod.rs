@@ -855,7 +855,16 @@ fn clone_child(
 ) -> Result<(i32, Option<OwnedFd>), SpawnError> {
     if let Some(target) = cgroup {
         ctx.cgroup_procs = None;
-        match child::clone3_into_cgroup(ctx, stack, target.dir.as_raw_fd()) {
+        #[cfg(test)]
+        let forced = tests::FORCE_CGROUP_FALLBACK.load(std::sync::atomic::Ordering::SeqCst);
+        #[cfg(not(test))]
+        let forced = false;
+        let result = if forced {
+            Err(io::Error::from_raw_os_error(libc::ENOSYS))
+        } else {
+            child::clone3_into_cgroup(ctx, stack, target.dir.as_raw_fd())
+        };
+        match result {
             Ok(done) => return Ok(done),
             Err(e)
                 if e.raw_os_error()

@@ -707,3 +707,50 @@ fn terminal_reset_hangup_disallocate_and_owner() {
         assert_eq!(meta.mode() & 0o7777, 0o620);
     }
 }
+
+/// Makes `clone_child` take the path of kernels without `CLONE_INTO_CGROUP`.
+pub(super) static FORCE_CGROUP_FALLBACK: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// A fresh cgroup below this process's own, where that can be written.
+fn scratch_cgroup() -> Option<std::path::PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim_end();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let point = mounts.lines().find_map(|l| {
+        let (before, after) = l.split_once(" - ")?;
+        let f: Vec<&str> = before.split_whitespace().collect();
+        (after.starts_with("cgroup2 ") && f.get(3) == Some(&"/")).then(|| f[4].to_string())
+    })?;
+    let dir = std::path::Path::new(&point)
+        .join(path.trim_start_matches('/'))
+        .join(format!("flint-spawn-test-{}", std::process::id()));
+    std::fs::create_dir(&dir).ok()?;
+    Some(dir)
+}
+
+#[test]
+fn the_child_starts_in_its_cgroup_with_clone3_and_without() {
+    let Some(dir) = scratch_cgroup() else {
+        eprintln!("SKIP: no writable cgroup v2 directory (needs root and the unified hierarchy)");
+        return;
+    };
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let mut seen = Vec::new();
+    for fallback in [false, true] {
+        FORCE_CGROUP_FALLBACK.store(fallback, std::sync::atomic::Ordering::SeqCst);
+        let mut plan = sh("cat /proc/self/cgroup; sh -c 'cat /proc/self/cgroup'");
+        plan.cgroup = Some(cstr(dir.to_str().unwrap()));
+        seen.push(run_ok(plan));
+    }
+    FORCE_CGROUP_FALLBACK.store(false, std::sync::atomic::Ordering::SeqCst);
+    let _ = std::fs::remove_dir(&dir);
+    for out in seen {
+        let unified: Vec<&str> = out.lines().filter(|l| l.starts_with("0::")).collect();
+        assert_eq!(unified.len(), 2, "{out}");
+        assert!(
+            unified.iter().all(|l| l.ends_with(&format!("/{name}"))),
+            "the process and its child are in the cgroup: {out}"
+        );
+    }
+}
