@@ -117,8 +117,8 @@ impl Manager {
             "state": state,
             "sub": sub,
             "main_pid": svc.main_pid,
-            "cgroup": cgroup_of(&self.cgroups, self.options.cgroups, svc).map(|cg| cg.dir(svc.unit.id.as_str())),
-            "tasks": cgroup_of(&self.cgroups, self.options.cgroups, svc).map(|cg| cg.pids(svc.unit.id.as_str())),
+            "cgroup": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).map(|cg| cg.dir(svc.unit.id.as_str())),
+            "tasks": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).map(|cg| cg.pids(svc.unit.id.as_str())),
             "status": svc.status_text,
             "result": svc.result,
             "restarts": svc.restarts,
@@ -313,7 +313,8 @@ impl Manager {
                     };
                     let svc = &self.services[&id];
                     if all
-                        && let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc)
+                        && let Some(cg) =
+                            cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
                         && !cg.kill(svc.unit.id.as_str(), signo, &[]).is_empty()
                     {
                         continue;

@@ -800,7 +800,7 @@ impl Manager {
                 msg: format!("failed to prepare {}: {e}", cmd.path),
                 status: e.exit_code().map(ExitStatus::Exited),
             })?;
-        if let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc) {
+        if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
             let dir = cg.prepare(svc.unit.id.as_str()).map_err(|e| StartFailure {
                 msg: format!(
                     "failed to create the control group {}: {e}",
@@ -1064,7 +1064,7 @@ impl Manager {
     /// of flint belongs to no service, that is it.
     fn guess_main_pid(&self, id: u64) -> Option<i32> {
         if let Some(svc) = self.services.get(&id)
-            && let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc)
+            && let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
         {
             return guess_in_cgroup(&cg.pids(svc.unit.id.as_str()), svc.control_pid);
         }
@@ -1126,7 +1126,7 @@ impl Manager {
         let group = svc.main_pgid;
         let control = svc.control_pid;
         if mode == "control-group"
-            && let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc)
+            && let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
         {
             // Every process in the cgroup, once; a main process outside it
             // (MAINPID= of a root sender) on its own.
@@ -1212,7 +1212,7 @@ impl Manager {
             .get_str("Service", "KillMode")
             .unwrap_or("control-group")
             == "control-group"
-            && cgroup_of(&self.cgroups, self.options.cgroups, svc)
+            && cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
                 .is_some_and(|cg| cg.populated(svc.unit.id.as_str()));
         if waits {
             self.watch_cgroup_empty(id);
@@ -1228,7 +1228,7 @@ impl Manager {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
-        let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc) else {
+        let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
             return;
         };
         if svc.cgroup_watch.is_some() {
@@ -1269,7 +1269,7 @@ impl Manager {
         };
         svc.cgroup_watch = None;
         if svc.unit.get_str("Service", "KillMode") == Some("mixed") {
-            if let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc) {
+            if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
                 cg.kill(svc.unit.id.as_str(), libc::SIGKILL, &[]);
             } else if let Some(g) = svc.main_pgid {
                 signal_group(g, libc::SIGKILL);
@@ -1304,11 +1304,13 @@ impl Manager {
         // The final kill reaches the whole group, whatever KillMode= says
         // (systemd's KILL_KILL), except with KillMode=none.
         let mode = svc.unit.get_str("Service", "KillMode");
-        let in_cgroup = match cgroup_of(&self.cgroups, self.options.cgroups, svc) {
+        let in_cgroup = match cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
             Some(cg) if mode != Some("none") => !cg.kill(svc.unit.id.as_str(), sig, &[]).is_empty(),
             _ => false,
         };
-        if mode != Some("none") && cgroup_of(&self.cgroups, self.options.cgroups, svc).is_none() {
+        if mode != Some("none")
+            && cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).is_none()
+        {
             for g in [svc.main_pgid, svc.control_pid].into_iter().flatten() {
                 signal_group(g, sig);
             }
@@ -1428,7 +1430,8 @@ impl Manager {
         }
         if let Some(p) = msg.get("MAINPID").and_then(|p| p.parse::<i32>().ok()) {
             // Only a process of the service itself (or root) may move it.
-            let ours = if let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc) {
+            let ours = if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
+            {
                 msg.uid == 0 && session_of(p).is_some()
                     || cg.pids(svc.unit.id.as_str()).contains(&p)
             } else {
@@ -1647,7 +1650,8 @@ impl Manager {
             trigger_on_result(&self.tx, svc, failed);
         }
         svc.cgroup_watch = None;
-        if !restarting && let Some(cg) = cgroup_of(&self.cgroups, self.options.cgroups, svc) {
+        if !restarting && let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
+        {
             cg.remove(svc.unit.id.as_str());
         }
         if !(preserve == "yes" || (preserve == "restart" && restarting)) {
@@ -1754,11 +1758,11 @@ fn pgid_of(pid: i32) -> Option<i32> {
 
 /// The cgroups that hold `svc`'s processes, when it has a cgroup.
 pub(super) fn cgroup_of<'a>(
-    cgroups: &'a Option<crate::cgroup::Cgroups>,
+    cgroups: Option<&'a crate::cgroup::Cgroups>,
     mode: crate::cgroup::Mode,
     svc: &ServiceRt,
 ) -> Option<&'a crate::cgroup::Cgroups> {
-    cgroups.as_ref().filter(|_| mode.covers(svc.conn.is_some()))
+    cgroups.filter(|_| mode.covers(svc.conn.is_some()))
 }
 
 /// `OnFailure=` (the run ended failed, without a restart to come) or
