@@ -596,3 +596,38 @@ fn upholds_starts_the_upheld_unit_again_whenever_it_goes_down() {
     assert_eq!(lines(&runs).len(), 2);
     assert_eq!(status(&control, "kept.service")["state"], "inactive");
 }
+
+#[test]
+fn stop_when_unneeded_stops_a_unit_once_nothing_active_wants_it() {
+    let tree = Tree::new();
+    tree.write(
+        "user.service",
+        "[Unit]\nWants=helper.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "helper.service",
+        "[Unit]\nStopWhenUnneeded=yes\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    // Named on the command line: wanted as by an active target, it stays.
+    tree.write(
+        "asked.service",
+        "[Unit]\nStopWhenUnneeded=yes\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let (flint, control) = run(&tree, &["user.service", "asked.service"]);
+    wait_state(&control, "helper.service", "active");
+    wait_state(&control, "asked.service", "active");
+    assert_eq!(ctl(&control, &["stop", "user.service"]).0, 0);
+    wait_state(&control, "user.service", "inactive");
+    wait_state(&control, "helper.service", "inactive");
+    assert!(
+        flint.wait_log("helper.service: Unit not needed anymore. Stopping."),
+        "{}",
+        flint.log()
+    );
+    // Started again with its user, it is needed again.
+    assert_eq!(ctl(&control, &["start", "user.service"]).0, 0);
+    wait_state(&control, "helper.service", "active");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(&control, "helper.service")["state"], "active");
+    assert_eq!(status(&control, "asked.service")["state"], "active");
+}

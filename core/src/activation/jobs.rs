@@ -52,6 +52,8 @@ pub(super) struct Deps {
     /// `Upholds=`: wanted, and started again whenever it is down while
     /// this unit is active.
     pub upholds: Vec<String>,
+    /// `StopWhenUnneeded=yes`.
+    pub stop_when_unneeded: bool,
 }
 
 impl Deps {
@@ -85,6 +87,7 @@ impl Deps {
             part_of: names("PartOf"),
             conflicts: names("Conflicts"),
             upholds: names("Upholds"),
+            stop_when_unneeded: unit.get_bool("Unit", "StopWhenUnneeded").unwrap_or(false),
         }
     }
 
@@ -718,7 +721,55 @@ impl Manager {
                 changed = true;
             }
         }
-        changed | self.uphold(&ids)
+        changed | self.uphold(&ids) | self.stop_unneeded(&ids)
+    }
+
+    /// `StopWhenUnneeded=` (systemd's `unit_is_unneeded()`): an active unit
+    /// without a job that no unit pins any more (a unit that is not
+    /// inactive, or has a job, and `Requires=`, `Requisite=`, `Wants=`,
+    /// `BindsTo=` or `Upholds=` it; the units flint was asked to run count
+    /// as wanted by an active target) is stopped.
+    fn stop_unneeded(&mut self, ids: &[u64]) -> bool {
+        let mut unneeded: Vec<u64> = Vec::new();
+        for id in ids {
+            let Some(svc) = self.services.get(id) else {
+                continue;
+            };
+            if !svc.deps.stop_when_unneeded
+                || Class::of(svc.state) != Class::Active
+                || self.jobs.contains_key(id)
+                || self.roots.contains(svc.unit.id.as_str())
+                || self.roots.contains(svc.unit.name.as_str())
+            {
+                continue;
+            }
+            let name = svc.unit.id.as_str();
+            let pinned = self.services.iter().any(|(oid, o)| {
+                oid != id
+                    && (self.jobs.contains_key(oid) || !Class::of(o.state).down())
+                    && [
+                        &o.deps.requires,
+                        &o.deps.requisite,
+                        &o.deps.wants,
+                        &o.deps.binds_to,
+                        &o.deps.upholds,
+                    ]
+                    .iter()
+                    .any(|l| l.iter().any(|n| n == name))
+            });
+            if !pinned {
+                unneeded.push(*id);
+            }
+        }
+        let changed = !unneeded.is_empty();
+        for id in unneeded {
+            tracing::info!(
+                "{}: Unit not needed anymore. Stopping.",
+                self.services[&id].unit.id
+            );
+            self.enqueue(id, JobKind::Stop);
+        }
+        changed
     }
 
     /// `Upholds=` (systemd's start-when-upheld queue): a unit upheld by an

@@ -165,6 +165,9 @@ struct Manager {
     /// The units named on the command line (empty: what the tree enables),
     /// planned again at every switch.
     requested: Vec<UnitName>,
+    /// What the command line or the tree's targets start: pinned as an
+    /// active target pins what it wants (`StopWhenUnneeded=`).
+    roots: std::collections::HashSet<String>,
     /// The search path's index for per-connection loads.
     units: unit_cache::UnitCache,
     sockets: Vec<SocketRt>,
@@ -289,6 +292,7 @@ async fn run_async(
         search,
         watched: None,
         requested,
+        roots: names.iter().map(ToString::to_string).collect(),
         units: unit_cache::UnitCache::default(),
         sockets: Vec::new(),
         services: HashMap::new(),

@@ -465,6 +465,9 @@ impl Manager {
             })
             .collect();
         let plan = plan(&current, &desired);
+        if !dry_run {
+            self.roots = names.iter().map(ToString::to_string).collect();
+        }
         if dry_run {
             return Ok(Switched {
                 plan,

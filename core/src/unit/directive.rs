@@ -318,7 +318,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "StopWhenUnneeded",
         G::Bool,
         K::Single,
-        N,
+        E,
         "BOOLEAN",
     ),
     d(
