@@ -86,10 +86,15 @@ fn every_process_of_a_service_is_in_its_cgroup_and_a_stop_reaches_it() {
     let tree = Tree::new();
     let control = tree.path().join("control");
     let pidfile = escaping_service(&tree);
+    // What a flint killed with SIGKILL left: empty directories named for a
+    // pid that runs nothing (above the default pid_max of 4194304).
+    let stale = parent.join(format!("flint-{}", 4_194_304 + std::process::id()));
+    std::fs::create_dir_all(stale.join("old.service")).unwrap();
     let mut flint = Flint::run(
         &tree,
         &["--control", control.to_str().unwrap(), "e.service"],
     );
+    let stale_removed = !stale.exists();
     let escaped = read_pid(&pidfile);
     let root = parent.join(format!("flint-{}", flint.child.id()));
     let unit_cgroup = root.join("e.service");
@@ -98,6 +103,10 @@ fn every_process_of_a_service_is_in_its_cgroup_and_a_stop_reaches_it() {
     assert_eq!(code, 0, "{status}");
     let procs = std::fs::read_to_string(unit_cgroup.join("cgroup.procs")).unwrap_or_default();
     let outcome = || {
+        assert!(
+            stale_removed,
+            "the empty cgroups of a flint that is gone are removed"
+        );
         assert!(
             in_cgroup
                 .lines()

@@ -84,6 +84,7 @@ impl Cgroups {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => return Err(Unavailable::NotWritable { path: root, source }),
         }
+        remove_stale(&dir, &root);
         Ok(Cgroups { root })
     }
 
@@ -103,6 +104,9 @@ impl Cgroups {
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            // flint's own directory went (another flint cleaned up what it
+            // took for a dead one's): make it again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)?,
             Err(e) => return Err(e),
         }
         Ok(dir)
@@ -180,6 +184,32 @@ pub fn populated(events: &Path) -> bool {
             .lines()
             .any(|l| l.split_whitespace().eq(["populated", "1"])),
         Err(_) => false,
+    }
+}
+
+/// Removes what a flint that is gone (killed with SIGKILL, so its
+/// directories stayed) left beside `own`: `flint-PID` directories whose pid
+/// runs nothing here. Only empty cgroups can be removed, so processes a
+/// dead flint left running keep theirs; a flint of another pid namespace
+/// whose empty directories go this way makes them again when it needs them.
+fn remove_stale(parent: &Path, own: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(pid) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix("flint-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let running = Path::new(&format!("/proc/{pid}")).exists();
+        if path != own && !running && e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&path, 0);
+        }
     }
 }
 
