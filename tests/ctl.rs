@@ -312,3 +312,50 @@ fn user_mode_control_socket_lives_under_xdg_runtime_dir() {
         "{text}"
     );
 }
+
+#[test]
+fn start_stop_and_restart_wait_for_their_jobs_unless_no_block() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    // Ready one second after it starts.
+    tree.write(
+        "slow.service",
+        "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c 'sleep 1; systemd-notify --ready; exec sleep 1000'\n",
+    );
+    tree.write(
+        "broken.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'exit 3'\n",
+    );
+    tree.write("idle.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "idle.service"],
+    );
+    let state = |unit: &str| {
+        let (_, text) = ctl(&control, &["--json", "status", unit]);
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        v["units"][0]["state"].as_str().unwrap_or("").to_string()
+    };
+    // The answer comes once the service is ready.
+    let (code, text) = ctl(&control, &["start", "slow.service"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(state("slow.service"), "active");
+    let (code, text) = ctl(&control, &["stop", "slow.service"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(state("slow.service"), "inactive");
+    // --no-block answers while the start is still under way.
+    let (code, text) = ctl(&control, &["start", "--no-block", "slow.service"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(state("slow.service"), "activating");
+    let (code, text) = ctl(&control, &["restart", "slow.service"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(state("slow.service"), "active");
+    // A start that fails says so, as systemctl does.
+    let (code, out, err) = common::ctl_split(&control, &["start", "broken.service"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("Job for broken.service failed (result 'exit-code')"),
+        "{err}"
+    );
+    assert!(flint.log().contains("broken.service"));
+}

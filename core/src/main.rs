@@ -130,20 +130,29 @@ enum CtlCommand {
     ListUnits,
     /// Every socket unit with its listeners.
     ListSockets,
-    /// Start services.
+    /// Start services, and wait until they have (as systemctl).
     Start {
         #[arg(required = true)]
         units: Vec<String>,
+        /// Answer at once instead of waiting for the jobs.
+        #[arg(long)]
+        no_block: bool,
     },
-    /// Stop services (or close sockets).
+    /// Stop services (or close sockets), and wait until they have (as systemctl).
     Stop {
         #[arg(required = true)]
         units: Vec<String>,
+        /// Answer at once instead of waiting for the jobs.
+        #[arg(long)]
+        no_block: bool,
     },
-    /// Stop and start services again.
+    /// Stop and start services again, and wait until they have (as systemctl).
     Restart {
         #[arg(required = true)]
         units: Vec<String>,
+        /// Answer at once instead of waiting for the jobs.
+        #[arg(long)]
+        no_block: bool,
     },
     /// Reload services (`ExecReload=`, or the notify-reload handshake).
     Reload {
@@ -551,9 +560,9 @@ fn ctl(
         CtlCommand::Status { units } => ("status", units.clone()),
         CtlCommand::ListUnits => ("list-units", Vec::new()),
         CtlCommand::ListSockets => ("list-sockets", Vec::new()),
-        CtlCommand::Start { units } => ("start", units.clone()),
-        CtlCommand::Stop { units } => ("stop", units.clone()),
-        CtlCommand::Restart { units } => ("restart", units.clone()),
+        CtlCommand::Start { units, .. } => ("start", units.clone()),
+        CtlCommand::Stop { units, .. } => ("stop", units.clone()),
+        CtlCommand::Restart { units, .. } => ("restart", units.clone()),
         CtlCommand::Reload { units } => ("reload", units.clone()),
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
         CtlCommand::Logs { unit, .. } => ("logs", vec![unit.clone()]),
@@ -578,6 +587,12 @@ fn ctl(
     } = command
     {
         return follow_logs(&path, request, *lines, json);
+    }
+    if let CtlCommand::Start { no_block, .. }
+    | CtlCommand::Stop { no_block, .. }
+    | CtlCommand::Restart { no_block, .. } = command
+    {
+        request["no_block"] = (*no_block).into();
     }
     if let CtlCommand::Logs { lines, .. } = command {
         request["lines"] = (*lines).into();
@@ -724,9 +739,15 @@ fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
         Some(now) => {
             let units = report.units;
             let command = if verb == Verb::Enable {
-                CtlCommand::Start { units }
+                CtlCommand::Start {
+                    units,
+                    no_block: false,
+                }
             } else {
-                CtlCommand::Stop { units }
+                CtlCommand::Stop {
+                    units,
+                    no_block: false,
+                }
             };
             ctl(args.user, now.control.as_deref(), false, &command)
         }

@@ -246,6 +246,7 @@ impl Manager {
                     "stop" => JobKind::Stop,
                     _ => JobKind::Restart,
                 };
+                let mut waited = Vec::new();
                 for n in &names {
                     if let Some(i) = self.socket_index(n) {
                         match command {
@@ -277,8 +278,17 @@ impl Manager {
                         return control::error(4, &format!("Unit {n} could not be found."));
                     };
                     self.enqueue(id, kind);
+                    waited.push(id);
                 }
-                ok(Vec::new(), 0)
+                let no_block = req.get("no_block").and_then(Json::as_bool).unwrap_or(false);
+                let mut answer = ok(Vec::new(), 0);
+                if !no_block {
+                    // The answer goes once the jobs are done (see
+                    // `answer_settled`), as systemctl waits for its jobs.
+                    self.switch_jobs.extend(waited);
+                    answer["job"] = command.into();
+                }
+                answer
             }
             "logs" => {
                 let [name] = names.as_slice() else {

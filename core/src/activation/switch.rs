@@ -835,6 +835,15 @@ impl Manager {
             }
             let w = self.waiting.swap_remove(i);
             let mut answer = w.answer;
+            if let Some(command) = answer
+                .as_object_mut()
+                .and_then(|o| o.remove("job"))
+                .and_then(|c| c.as_str().map(str::to_string))
+            {
+                self.answer_job(&command, &w.jobs, &mut answer);
+                let _ = w.reply.send(answer);
+                continue;
+            }
             let failed: Vec<String> = w
                 .jobs
                 .iter()
@@ -871,6 +880,45 @@ impl Manager {
                 answer["exit"] = 4.into();
             }
             let _ = w.reply.send(answer);
+        }
+    }
+
+    /// The answer of `flint ctl start|stop|restart` once its jobs are done,
+    /// in systemctl's words: a start or restart that ended failed, or is
+    /// still going after [`SETTLE_TIMEOUT`], exits 1.
+    fn answer_job(&self, command: &str, jobs: &[u64], answer: &mut serde_json::Value) {
+        let mut exit = 0;
+        let mut lines: Vec<serde_json::Value> = Vec::new();
+        for id in jobs {
+            let Some(svc) = self.services.get(id) else {
+                continue;
+            };
+            let name = svc.unit.id.to_string();
+            if !self.settled(*id) {
+                lines.push(
+                    format!(
+                        "Job for {name} is still running after {}s; see \"flint ctl status {name}\".",
+                        SETTLE_TIMEOUT.as_secs()
+                    )
+                    .into(),
+                );
+                exit = 1;
+            } else if command != "stop" && matches!(svc.state, State::Failed | State::AutoRestart) {
+                lines.push(
+                    format!(
+                        "Job for {name} failed (result '{}'). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details.",
+                        svc.result
+                    )
+                    .into(),
+                );
+                exit = 1;
+            }
+        }
+        if exit != 0 {
+            answer["ok"] = false.into();
+            answer["exit"] = exit.into();
+            answer["error"] = lines.remove(0);
+            answer["errors"] = lines.into();
         }
     }
 
