@@ -12,9 +12,10 @@
 //! signal every process in the cgroup (reading it again for processes
 //! forked meanwhile), and a stop waits until the cgroup is empty.
 //!
-//! Where no cgroup v2 hierarchy is mounted, or flint's own cgroup is not
+//! Where no cgroup v2 hierarchy is mounted, flint's own cgroup is not
 //! writable (`/sys/fs/cgroup` read-only in most containers, an ordinary
-//! user), flint tracks a service's processes without cgroups: the session
+//! user), or systemd runs the machine and has not delegated flint's cgroup
+//! to it (a unit without `Delegate=yes`, a login session), flint tracks a service's processes without cgroups: the session
 //! and process group it started in, with flint as the subreaper.
 //!
 //! No controllers are enabled: flint does not do resource control, and a
@@ -59,6 +60,8 @@ pub enum Unavailable {
     NotMounted(String),
     #[error("cannot create {path}: {source}")]
     NotWritable { path: PathBuf, source: io::Error },
+    #[error("systemd manages {0} and has not delegated it (Delegate=yes)")]
+    NotDelegated(PathBuf),
 }
 
 /// flint's subtree of the cgroup v2 hierarchy: `<flint's cgroup>/flint-<pid>`.
@@ -78,6 +81,11 @@ impl Cgroups {
             .map_err(|_| Unavailable::NotMounted(path.to_string()))?;
         let dir = directory_of(&mountinfo, path)
             .ok_or_else(|| Unavailable::NotMounted(path.to_string()))?;
+        // Under systemd, a cgroup belongs to systemd unless the unit was
+        // given Delegate=yes, which systemd marks with an extended attribute.
+        if systemd_is_pid1() && !delegated(&dir) {
+            return Err(Unavailable::NotDelegated(dir));
+        }
         let root = dir.join(format!("flint-{}", std::process::id()));
         match std::fs::create_dir(&root) {
             Ok(()) => {}
@@ -211,6 +219,35 @@ fn remove_stale(parent: &Path, own: &Path) {
             remove_tree(&path, 0);
         }
     }
+}
+
+/// Whether PID 1 (of this pid namespace) is systemd.
+fn systemd_is_pid1() -> bool {
+    std::fs::read_to_string("/proc/1/comm").is_ok_and(|c| c.trim() == "systemd")
+}
+
+/// Whether systemd delegated the cgroup `dir`: the `trusted.delegate` (or,
+/// for user managers, `user.delegate`) attribute it sets on the cgroup of a
+/// unit with `Delegate=yes`.
+fn delegated(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    [c"trusted.delegate", c"user.delegate"].iter().any(|name| {
+        let mut value = [0u8; 8];
+        // SAFETY: getxattr writes at most value.len() bytes into `value`;
+        // both strings are NUL-terminated.
+        let n = unsafe {
+            libc::getxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        n > 0 && value[0] == b'1'
+    })
 }
 
 /// How often [`Cgroups::kill`] reads a cgroup again for processes forked
@@ -356,6 +393,33 @@ mod tests {
             directory_of("1 0 0:1 / / rw - ext4 /dev/vda rw\n", "/"),
             None
         );
+    }
+
+    #[test]
+    fn a_cgroup_is_delegated_by_systemds_attribute() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("flint-delegate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!delegated(&dir));
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        // SAFETY: setxattr reads the NUL-terminated strings and one byte.
+        let r = unsafe {
+            libc::setxattr(
+                path.as_ptr(),
+                c"user.delegate".as_ptr(),
+                b"1".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        let set = r == 0;
+        let seen = delegated(&dir);
+        let _ = std::fs::remove_dir(&dir);
+        if set {
+            assert!(seen);
+        } else {
+            eprintln!("SKIP: the temporary directory's file system has no user attributes");
+        }
     }
 
     #[test]
