@@ -16,15 +16,7 @@ use common::{Flint, Tree, ctl, wait_for};
 
 /// This process's cgroup v2 directory, if a child cgroup can be made in it.
 fn writable_cgroup() -> Option<PathBuf> {
-    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim_end();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let point = mounts.lines().find_map(|l| {
-        let (before, after) = l.split_once(" - ")?;
-        let f: Vec<&str> = before.split_whitespace().collect();
-        (after.starts_with("cgroup2 ") && f.get(3) == Some(&"/")).then(|| f[4].to_string())
-    })?;
-    let dir = Path::new(&point).join(path.trim_start_matches('/'));
+    let dir = flint::cgroup::own_directory().ok()?;
     let probe = dir.join(format!("flint-test-probe-{}", std::process::id()));
     std::fs::create_dir(&probe).ok()?;
     std::fs::remove_dir(&probe).ok()?;

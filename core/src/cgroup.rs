@@ -74,13 +74,7 @@ pub struct Cgroups {
 impl Cgroups {
     /// Finds flint's own cgroup v2 directory and creates flint's subtree in it.
     pub fn create() -> Result<Self, Unavailable> {
-        let own =
-            std::fs::read_to_string("/proc/self/cgroup").map_err(|_| Unavailable::NoUnified)?;
-        let path = unified_path(&own).ok_or(Unavailable::NoUnified)?;
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|_| Unavailable::NotMounted(path.to_string()))?;
-        let dir = directory_of(&mountinfo, path)
-            .ok_or_else(|| Unavailable::NotMounted(path.to_string()))?;
+        let dir = own_directory()?;
         // Under systemd, a cgroup belongs to systemd unless the unit was
         // given Delegate=yes, which systemd marks with an extended attribute.
         if systemd_is_pid1() && !delegated(&dir) {
@@ -182,6 +176,16 @@ impl Drop for Cgroups {
     fn drop(&mut self) {
         remove_tree(&self.root, 0);
     }
+}
+
+/// This process's cgroup v2 directory in the file system (from
+/// `/proc/self/cgroup` and `/proc/self/mountinfo`).
+pub fn own_directory() -> Result<PathBuf, Unavailable> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|_| Unavailable::NoUnified)?;
+    let path = unified_path(&own).ok_or(Unavailable::NoUnified)?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|_| Unavailable::NotMounted(path.to_string()))?;
+    directory_of(&mountinfo, path).ok_or_else(|| Unavailable::NotMounted(path.to_string()))
 }
 
 /// Whether a cgroup's `cgroup.events` says it has processes (in it or

@@ -1289,100 +1289,84 @@ pub(super) fn clone3_into_cgroup(
 /// `__clone3`: the child returns from the system call on its new stack,
 /// where it may not touch the caller's frame, so it calls `f(arg)` straight
 /// from the assembly and exits with its result. Returns the child's pid or
-/// `-errno` in the parent.
+/// `-errno` in the parent; `-ENOSYS` on architectures without a trampoline
+/// here (the caller falls back to `clone()`).
 ///
 /// # Safety
 /// `args` must be a valid `clone_args` of `size` bytes whose stack is a
 /// 16-byte aligned mapping the child may use; `f` must not return into
 /// anything but this trampoline (it may return: the child then exits).
-#[cfg(target_arch = "x86_64")]
+#[allow(unused_variables, clippy::needless_return)]
 unsafe fn raw_clone3(
     args: *mut CloneArgs,
     size: usize,
     f: extern "C" fn(*mut c_void) -> c_int,
     arg: *mut c_void,
 ) -> c_long {
-    let ret: c_long;
-    // SAFETY: the caller's contract. The parent gets rax back with only the
-    // registers the syscall instruction clobbers (rcx, r11) changed; the
-    // child never leaves the block: it calls `f` on its own stack (rbp
-    // cleared for unwinders) and exits.
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "xor ebp, ebp",
-            "mov rdi, r9",
-            "call r8",
-            "mov edi, eax",
-            "mov eax, 60",
-            "syscall",
-            "ud2",
-            "2:",
-            inlateout("rax") libc::SYS_clone3 => ret,
-            in("rdi") args,
-            in("rsi") size,
-            in("r8") f,
-            in("r9") arg,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ret: c_long;
+        // SAFETY: the caller's contract. The parent gets rax back with only
+        // the registers the syscall instruction clobbers (rcx, r11) changed;
+        // the child never leaves the block: it calls `f` on its own stack
+        // (rbp cleared for unwinders) and exits.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                "test rax, rax",
+                "jnz 2f",
+                "xor ebp, ebp",
+                "mov rdi, r9",
+                "call r8",
+                "mov edi, eax",
+                "mov eax, 60",
+                "syscall",
+                "ud2",
+                "2:",
+                inlateout("rax") libc::SYS_clone3 => ret,
+                in("rdi") args,
+                in("rsi") size,
+                in("r8") f,
+                in("r9") arg,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        return ret;
     }
-    ret
-}
-
-/// See the x86-64 version.
-///
-/// # Safety
-/// As for the x86-64 version.
-#[cfg(target_arch = "aarch64")]
-unsafe fn raw_clone3(
-    args: *mut CloneArgs,
-    size: usize,
-    f: extern "C" fn(*mut c_void) -> c_int,
-    arg: *mut c_void,
-) -> c_long {
-    let ret: c_long;
-    // SAFETY: the caller's contract. `svc` preserves every register but x0
-    // in the parent; the child calls `f` on its own stack (frame pointer and
-    // link register cleared) and exits.
-    unsafe {
-        std::arch::asm!(
-            "svc #0",
-            "cbnz x0, 2f",
-            "mov x29, xzr",
-            "mov x30, xzr",
-            "mov x0, x3",
-            "blr x2",
-            "mov x8, #93",
-            "svc #0",
-            "brk #1",
-            "2:",
-            inlateout("x0") args => ret,
-            in("x1") size,
-            in("x2") f,
-            in("x3") arg,
-            in("x8") libc::SYS_clone3,
-            options(nostack),
-        );
+    #[cfg(target_arch = "aarch64")]
+    {
+        let ret: usize;
+        // SAFETY: the caller's contract. `svc` preserves every register but
+        // x0 in the parent; the child calls `f` on its own stack (frame
+        // pointer and link register cleared) and exits.
+        unsafe {
+            std::arch::asm!(
+                "svc #0",
+                "cbnz x0, 2f",
+                "mov x29, xzr",
+                "mov x30, xzr",
+                "mov x0, x3",
+                "blr x2",
+                "mov x8, #93",
+                "svc #0",
+                "brk #1",
+                "2:",
+                inlateout("x0") args as usize => ret,
+                in("x1") size,
+                in("x2") f,
+                in("x3") arg,
+                in("x8") libc::SYS_clone3,
+                options(nostack),
+            );
+        }
+        return ret as c_long;
     }
-    ret
-}
-
-/// Other architectures: no trampoline; the caller falls back to `clone()`.
-///
-/// # Safety
-/// Always safe; it does nothing.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-unsafe fn raw_clone3(
-    _args: *mut CloneArgs,
-    _size: usize,
-    _f: extern "C" fn(*mut c_void) -> c_int,
-    _arg: *mut c_void,
-) -> c_long {
-    -c_long::from(libc::ENOSYS)
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        return -c_long::from(libc::ENOSYS);
+    }
 }
 
 /// The child's stack: an anonymous mapping with a PROT_NONE guard page at

@@ -714,16 +714,8 @@ pub(super) static FORCE_CGROUP_FALLBACK: std::sync::atomic::AtomicBool =
 
 /// A fresh cgroup below this process's own, where that can be written.
 fn scratch_cgroup() -> Option<std::path::PathBuf> {
-    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim_end();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let point = mounts.lines().find_map(|l| {
-        let (before, after) = l.split_once(" - ")?;
-        let f: Vec<&str> = before.split_whitespace().collect();
-        (after.starts_with("cgroup2 ") && f.get(3) == Some(&"/")).then(|| f[4].to_string())
-    })?;
-    let dir = std::path::Path::new(&point)
-        .join(path.trim_start_matches('/'))
+    let dir = crate::cgroup::own_directory()
+        .ok()?
         .join(format!("flint-spawn-test-{}", std::process::id()));
     std::fs::create_dir(&dir).ok()?;
     Some(dir)
