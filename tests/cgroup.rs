@@ -280,3 +280,66 @@ fn accept_yes_instances_get_a_cgroup_each_with_cgroups_all_only() {
         }
     }
 }
+
+#[test]
+fn delegate_hands_the_service_cgroup_to_its_user() {
+    let Some(parent) = cgroups_or_skip() else {
+        return;
+    };
+    if !common::require_root("User=nobody") {
+        return;
+    }
+    let tree = Tree::new();
+    // The services write their results here as nobody.
+    let out = tree.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    // Below its own cgroup, the service makes one and moves its shell there.
+    tree.write(
+        "move.py",
+        r#"import os, sys
+rel = [l.split("::", 1)[1].strip() for l in open("/proc/self/cgroup") if l.startswith("0::")][0]
+mounts = [l.split()[4] for l in open("/proc/self/mountinfo") if " - cgroup2 " in l]
+d = [m + rel for m in mounts if os.path.isdir(m + rel)][0]
+try:
+    os.mkdir(d + "/worker")
+    with open(d + "/worker/cgroup.procs", "w") as f:
+        f.write(str(os.getppid()))
+    result = "moved"
+except OSError:
+    result = "refused"
+with open(sys.argv[1], "w") as f:
+    f.write(result + "\n")
+"#,
+    );
+    for (name, delegate) in [("with", "Delegate=yes\n"), ("without", "")] {
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nUser=nobody\n{delegate}ExecStart=/bin/sh -c 'python3 {} {}/{name}; exec sleep 1000'\n",
+                tree.path().join("move.py").display(),
+                out.display()
+            ),
+        );
+    }
+    let flint = Flint::run(&tree, &["with.service", "without.service"]);
+    let read = |n: &str| {
+        wait_for(Duration::from_secs(10), || {
+            std::fs::read_to_string(out.join(n))
+                .ok()
+                .filter(|t| !t.is_empty())
+        })
+    };
+    let (with, without) = (read("with"), read("without"));
+    let moved = parent
+        .join(format!("flint-{}", flint.child.id()))
+        .join("with.service/worker/cgroup.procs");
+    let inside = std::fs::read_to_string(&moved).unwrap_or_default();
+    drop(flint);
+    assert_eq!(with.as_deref(), Some("moved\n"), "Delegate=yes");
+    assert!(
+        !inside.trim().is_empty(),
+        "the service runs in the cgroup it made"
+    );
+    assert_eq!(without.as_deref(), Some("refused\n"), "no Delegate=");
+}

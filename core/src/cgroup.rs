@@ -178,6 +178,17 @@ impl Drop for Cgroups {
     }
 }
 
+/// Hands a service's cgroup to its user (`Delegate=`): the directory and
+/// the files through which a delegatee manages it, as systemd chowns them.
+pub fn delegate(dir: &Path, uid: u32, gid: Option<u32>) -> io::Result<()> {
+    let owner = Some(uid);
+    std::os::unix::fs::chown(dir, owner, gid)?;
+    for file in ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
+        std::os::unix::fs::chown(dir.join(file), owner, gid)?;
+    }
+    Ok(())
+}
+
 /// This process's cgroup v2 directory in the file system (from
 /// `/proc/self/cgroup` and `/proc/self/mountinfo`).
 pub fn own_directory() -> Result<PathBuf, Unavailable> {

@@ -808,6 +808,19 @@ impl Manager {
                 ),
                 status: Some(ExitStatus::Exited(spawn::ChildStep::Cgroup.exit_code())),
             })?;
+            // Delegate=: the service's user may manage its cgroup (make
+            // cgroups below it and move its processes), as systemd hands it
+            // over (commands with full privileges run as root anyway).
+            if delegates(&svc.unit)
+                && let Some(uid) = prepared.plan.uid.filter(|u| *u != 0)
+                && let Err(e) = crate::cgroup::delegate(&dir, uid, prepared.plan.gid)
+            {
+                tracing::warn!(
+                    "{}: cannot delegate {} to uid {uid}: {e}",
+                    svc.unit.id,
+                    dir.display()
+                );
+            }
             prepared.plan.cgroup =
                 std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()).ok();
         }
@@ -1754,6 +1767,14 @@ fn stat_field(pid: i32, n: usize) -> Option<i32> {
 
 fn pgid_of(pid: i32) -> Option<i32> {
     stat_field(pid, 5)
+}
+
+/// Whether the unit sets `Delegate=` to yes or to a list of controllers.
+fn delegates(unit: &Unit) -> bool {
+    unit.get_str("Service", "Delegate").is_some_and(|v| {
+        let v = v.trim();
+        !v.is_empty() && !matches!(crate::unit::value::bool::parse_bool(v), Ok(false))
+    })
 }
 
 /// The cgroups that hold `svc`'s processes, when it has a cgroup.
