@@ -19,17 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Flint, Tree, free_port, wait_for};
-
-fn switch(control: &Path, dir: &Path, dry_run: bool) -> String {
-    let mut args = vec!["switch", dir.to_str().expect("utf-8 path")];
-    if dry_run {
-        args.push("--dry-run");
-    }
-    let (code, out, err) = ctl(control, &args);
-    assert_eq!(code, 0, "switch to {} failed: {out}{err}", dir.display());
-    out
-}
+use common::{Flint, Tree, free_port, switch, wait_for};
 
 /// An `Accept=no` daemon that serves one line per connection and, on
 /// SIGTERM, exits only between connections (SIGTERM is blocked and polled),

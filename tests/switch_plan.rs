@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use common::{Flint, Tree, free_port, wait_for};
+use common::{Flint, Tree, free_port, switch, wait_for};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/switch")
@@ -71,17 +71,6 @@ fn materialize(generation: &str, root: &Path, vars: &[(&str, String)]) -> PathBu
     let dir = root.join(generation);
     copy(&golden_dir().join(generation), &dir, vars);
     dir
-}
-
-fn switch(control: &Path, dir: &Path, dry_run: bool) -> String {
-    let mut args = vec!["switch", dir.to_str().expect("utf-8 path")];
-    if dry_run {
-        args.push("--dry-run");
-    }
-    let (code, out, err) = ctl(control, &args);
-    assert_eq!(code, 0, "switch to {} failed: {out}{err}", dir.display());
-    assert!(err.is_empty(), "switch to {}: {err}", dir.display());
-    out
 }
 
 /// The dry run of `generation` must print `generation.plan` (or, with

@@ -293,6 +293,19 @@ pub fn ctl_split(control: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `flint ctl switch DIR [--dry-run]`, which must succeed quietly; its
+/// standard output.
+pub fn switch(control: &Path, dir: &Path, dry_run: bool) -> String {
+    let mut args = vec!["switch", dir.to_str().expect("utf-8 path")];
+    if dry_run {
+        args.push("--dry-run");
+    }
+    let (code, out, err) = ctl_split(control, &args);
+    assert_eq!(code, 0, "switch to {} failed: {out}{err}", dir.display());
+    assert!(err.is_empty(), "switch to {}: {err}", dir.display());
+    out
+}
+
 /// Like [`ctl_split`], with stdout and stderr in one string.
 pub fn ctl(control: &Path, args: &[&str]) -> (i32, String) {
     let (code, out, err) = ctl_split(control, args);

@@ -281,14 +281,17 @@ impl Manager {
                     waited.push(id);
                 }
                 let no_block = req.get("no_block").and_then(Json::as_bool).unwrap_or(false);
-                let mut answer = ok(Vec::new(), 0);
                 if !no_block {
                     // The answer goes once the jobs are done (see
                     // `answer_settled`), as systemctl waits for its jobs.
-                    self.switch_jobs.extend(waited);
-                    answer["job"] = command.into();
+                    self.answer_jobs.extend(waited);
+                    self.answer_kind = if kind == JobKind::Stop {
+                        super::switch::WaitFor::Stop
+                    } else {
+                        super::switch::WaitFor::Start
+                    };
                 }
-                answer
+                ok(Vec::new(), 0)
             }
             "logs" => {
                 let [name] = names.as_slice() else {
@@ -353,7 +356,7 @@ impl Manager {
                 let dry_run = req.get("dry_run").and_then(Json::as_bool).unwrap_or(false);
                 match self.switch(dir.as_deref(), dry_run) {
                     Ok(done) => {
-                        self.switch_jobs.clone_from(&done.jobs);
+                        self.answer_jobs.clone_from(&done.jobs);
                         json!({
                         "version": PROTOCOL_VERSION,
                         "ok": true,

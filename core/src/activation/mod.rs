@@ -179,9 +179,10 @@ struct Manager {
     options: RunOptions,
     /// A SIGCHLD came while a spawn was in flight.
     reap_pending: bool,
-    /// The services the last switch stopped, started, restarted or
-    /// reloaded; its answer waits for them.
-    switch_jobs: Vec<u64>,
+    /// The services whose jobs the control answer being made waits for
+    /// (a switch's, or those of `ctl start|stop|restart`), and what for.
+    answer_jobs: Vec<u64>,
+    answer_kind: switch::WaitFor,
     /// Switch answers waiting for their services to settle.
     waiting: Vec<switch::Waiting>,
     /// During a switch, listeners of removed or changed sockets, with their
@@ -305,7 +306,8 @@ async fn run_async(
         options,
         pending_notify: Vec::new(),
         reap_pending: false,
-        switch_jobs: Vec::new(),
+        answer_jobs: Vec::new(),
+        answer_kind: switch::WaitFor::Switch,
         waiting: Vec::new(),
         spare: Vec::new(),
         jobs: HashMap::new(),
@@ -813,8 +815,9 @@ impl Manager {
             Event::Shutdown => self.shutdown(),
             Event::Control { request, reply } => {
                 let answer = self.control(&request);
-                let jobs = std::mem::take(&mut self.switch_jobs);
-                self.wait_for_jobs(jobs, answer, reply);
+                let jobs = std::mem::take(&mut self.answer_jobs);
+                let kind = std::mem::take(&mut self.answer_kind);
+                self.wait_for_jobs(jobs, kind, answer, reply);
             }
             Event::Tick => {}
             Event::ChildSignal => self.reap_orphans(),

@@ -379,9 +379,22 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(100);
 #[derive(Debug)]
 pub(super) struct Waiting {
     jobs: Vec<u64>,
+    kind: WaitFor,
     answer: serde_json::Value,
     reply: tokio::sync::oneshot::Sender<serde_json::Value>,
     deadline: std::time::Instant,
+}
+
+/// What a waiting control answer is for, which decides its wording.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum WaitFor {
+    /// `flint ctl switch`: switch-to-configuration's words, exit 4.
+    #[default]
+    Switch,
+    /// `flint ctl start|restart`: a failed unit fails the command.
+    Start,
+    /// `flint ctl stop`.
+    Stop,
 }
 
 /// Grace period for the `Accept=yes` instances of a removed socket.
@@ -784,6 +797,7 @@ impl Manager {
     pub(super) fn wait_for_jobs(
         &mut self,
         jobs: Vec<u64>,
+        kind: WaitFor,
         answer: serde_json::Value,
         reply: tokio::sync::oneshot::Sender<serde_json::Value>,
     ) {
@@ -798,6 +812,7 @@ impl Manager {
         });
         self.waiting.push(Waiting {
             jobs,
+            kind,
             answer,
             reply,
             deadline: std::time::Instant::now() + SETTLE_TIMEOUT,
@@ -835,12 +850,8 @@ impl Manager {
             }
             let w = self.waiting.swap_remove(i);
             let mut answer = w.answer;
-            if let Some(command) = answer
-                .as_object_mut()
-                .and_then(|o| o.remove("job"))
-                .and_then(|c| c.as_str().map(str::to_string))
-            {
-                self.answer_job(&command, &w.jobs, &mut answer);
+            if w.kind != WaitFor::Switch {
+                self.answer_job(w.kind == WaitFor::Start, &w.jobs, &mut answer);
                 let _ = w.reply.send(answer);
                 continue;
             }
@@ -886,7 +897,7 @@ impl Manager {
     /// The answer of `flint ctl start|stop|restart` once its jobs are done,
     /// in systemctl's words: a start or restart that ended failed, or is
     /// still going after [`SETTLE_TIMEOUT`], exits 1.
-    fn answer_job(&self, command: &str, jobs: &[u64], answer: &mut serde_json::Value) {
+    fn answer_job(&self, start: bool, jobs: &[u64], answer: &mut serde_json::Value) {
         let mut exit = 0;
         let mut lines: Vec<serde_json::Value> = Vec::new();
         for id in jobs {
@@ -903,7 +914,7 @@ impl Manager {
                     .into(),
                 );
                 exit = 1;
-            } else if command != "stop" && matches!(svc.state, State::Failed | State::AutoRestart) {
+            } else if start && matches!(svc.state, State::Failed | State::AutoRestart) {
                 lines.push(
                     format!(
                         "Job for {name} failed (result '{}'). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details.",

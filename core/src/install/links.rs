@@ -14,14 +14,9 @@ use crate::unit::name::UnitName;
 /// How many symlinks [`chase`] follows before giving up.
 const CHASE_MAX: usize = 32;
 
-/// Follows every symlink in `path` (absolute, below the root) as the
-/// kernel would inside the root: absolute targets start again at the root,
-/// `..` never climbs above it. Components that do not exist end the walk;
-/// the rest of the path is appended as written.
-pub(crate) fn chase(lp: &LookupPaths, path: &Path) -> io::Result<PathBuf> {
-    let root = lp.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let rel = path.strip_prefix(&root).unwrap_or(path);
-    let mut todo: Vec<std::ffi::OsString> = rel
+/// The names and `..` of `path`, last first (a stack for [`chase`]).
+fn reversed_parts(path: &Path) -> Vec<std::ffi::OsString> {
+    let mut parts: Vec<std::ffi::OsString> = path
         .components()
         .filter_map(|c| match c {
             Component::Normal(s) => Some(s.to_os_string()),
@@ -29,7 +24,18 @@ pub(crate) fn chase(lp: &LookupPaths, path: &Path) -> io::Result<PathBuf> {
             _ => None,
         })
         .collect();
-    todo.reverse();
+    parts.reverse();
+    parts
+}
+
+/// Follows every symlink in `path` (absolute, below the root) as the
+/// kernel would inside the root: absolute targets start again at the root,
+/// `..` never climbs above it. Components that do not exist end the walk;
+/// the rest of the path is appended as written.
+pub(crate) fn chase(lp: &LookupPaths, path: &Path) -> io::Result<PathBuf> {
+    let root = lp.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let rel = path.strip_prefix(&root).unwrap_or(path);
+    let mut todo = reversed_parts(rel);
     let mut out = root.clone();
     let mut hops = 0;
     let mut missing = false;
@@ -60,16 +66,7 @@ pub(crate) fn chase(lp: &LookupPaths, path: &Path) -> io::Result<PathBuf> {
                 if target.is_absolute() {
                     out.clone_from(&root);
                 }
-                let mut parts: Vec<std::ffi::OsString> = target
-                    .components()
-                    .filter_map(|c| match c {
-                        Component::Normal(s) => Some(s.to_os_string()),
-                        Component::ParentDir => Some("..".into()),
-                        _ => None,
-                    })
-                    .collect();
-                parts.reverse();
-                todo.extend(parts);
+                todo.extend(reversed_parts(&target));
             }
             Ok(_) => out = next,
         }

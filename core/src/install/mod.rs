@@ -332,17 +332,11 @@ fn simplify(s: &str) -> String {
     if !s.contains('/') {
         return s.to_owned();
     }
-    let parts: Vec<&str> = s
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    let joined = parts.join("/");
-    if s.starts_with('/') {
-        format!("/{joined}")
-    } else if joined.is_empty() {
+    let simple = crate::unit::value::exec::path_simplify(s);
+    if simple.is_empty() {
         ".".to_owned()
     } else {
-        joined
+        simple
     }
 }
 

@@ -1735,23 +1735,10 @@ mod tests {
             eprintln!("SKIP: needs root (chown of a terminal)");
             return;
         }
-        let (mut master, mut slave) = (-1, -1);
-        // SAFETY: openpty writes two new fds; the other arguments may be null.
-        let r = unsafe {
-            libc::openpty(
-                &raw mut master,
-                &raw mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(r, 0);
-        let path = std::fs::read_link(format!("/proc/self/fd/{slave}")).unwrap();
+        let (_master, _slave, path) = crate::spawn::tests::pty();
         std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
         let u = unit(&format!(
-            "[Service]\nExecStart=/bin/true\nStandardInput=tty\nTTYPath={}\nUser=nobody\n",
-            path.display()
+            "[Service]\nExecStart=/bin/true\nStandardInput=tty\nTTYPath={path}\nUser=nobody\n"
         ));
         revert_tty(&u, "Service");
         let meta = std::fs::metadata(&path).unwrap();
@@ -1760,10 +1747,5 @@ mod tests {
             (meta.uid(), meta.gid(), meta.mode() & 0o7777),
             (0, 5, 0o620)
         );
-        // SAFETY: closing the two fds openpty gave us.
-        unsafe {
-            libc::close(master);
-            libc::close(slave);
-        }
     }
 }

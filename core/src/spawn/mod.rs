@@ -31,7 +31,7 @@
 mod child;
 mod resolve;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::ffi::{CString, c_int, c_void};
 use std::fmt;

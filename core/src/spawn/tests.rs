@@ -531,7 +531,7 @@ fn pid_variables_hold_the_pid_that_execs() {
 }
 
 /// A pseudo-terminal: the master, an open slave and the slave's path.
-fn pty() -> (std::fs::File, std::fs::File, String) {
+pub(crate) fn pty() -> (std::fs::File, std::fs::File, String) {
     let (mut master, mut slave) = (-1, -1);
     // SAFETY: openpty writes two new fds; the name, termios and winsize
     // arguments may be null.
