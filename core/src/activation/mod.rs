@@ -496,38 +496,44 @@ fn spawn_tree_watch(shared: Watched, tx: mpsc::UnboundedSender<Event>) {
 
 /// Reaps zombie children of flint that no service tracks: daemons' orphans
 /// re-parented to flint (it is a subreaper, or PID 1 in a container).
-/// Tracked children are left to the task that waits on their pidfd.
-fn reap_orphans(tracked: &[i32]) {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for task in tasks.flatten() {
-        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
-            continue;
+/// Tracked children are left to the task that waits on their pidfd. Returns
+/// false when a tracked child's exit stands in the way (the kernel shows one
+/// waitable child at a time): reaping goes on once that exit is collected.
+fn reap_orphans(tracked: &[i32]) -> bool {
+    // At most as many rounds as there can be zombies worth a look; each
+    // reaps one.
+    for _ in 0..4096 {
+        let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
+        // SAFETY: waitid writes into `info`, which is zero-initialised and
+        // ours; WNOWAIT leaves the child waitable.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                info.as_mut_ptr(),
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
         };
-        for pid in children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-        {
-            if tracked.contains(&pid) {
-                continue;
-            }
-            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|t| {
-                    t.rfind(')')
-                        .and_then(|i| t.get(i + 2..i + 3).map(|s| s == "Z"))
-                })
-                .unwrap_or(false);
-            if zombie {
-                let _ = nix::sys::wait::waitpid(
-                    nix::unistd::Pid::from_raw(pid),
-                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                );
-                tracing::debug!("reaped orphan pid {pid}");
-            }
+        if r < 0 {
+            // ECHILD: no children at all.
+            return true;
         }
+        // SAFETY: initialised (zeroed, then possibly filled by waitid).
+        let pid = unsafe { info.assume_init().si_pid() };
+        if pid == 0 {
+            // Children, none of them exited.
+            return true;
+        }
+        if tracked.contains(&pid) {
+            return false;
+        }
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        tracing::debug!("reaped orphan pid {pid}");
     }
+    true
 }
 
 impl Manager {
@@ -727,9 +733,8 @@ impl Manager {
             self.reap_pending = true;
             return;
         }
-        self.reap_pending = false;
         let tracked = self.tracked_pids();
-        reap_orphans(&tracked);
+        self.reap_pending = !reap_orphans(&tracked);
     }
 
     /// Loads a unit to run it: a unit that fails to load is reported with
@@ -787,7 +792,12 @@ impl Manager {
                 service,
                 pid,
                 status,
-            } => self.on_exit(service, pid, status),
+            } => {
+                self.on_exit(service, pid, status);
+                if self.reap_pending {
+                    self.reap_orphans();
+                }
+            }
             Event::RestartDue { service } => self.on_restart_due(service),
             Event::CgroupEmpty { service } => self.on_cgroup_empty(service),
             Event::StartUnits { by, key, units } => {

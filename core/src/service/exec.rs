@@ -152,6 +152,34 @@ fn unit_user(unit: &Unit, section: &str) -> Result<Option<nix::unistd::User>, Ex
     unit.get_str(section, "User").map(lookup_user).transpose()
 }
 
+/// The password database's entry for uid 0, which every system service
+/// without `User=` needs for `$USER`. Looked up again only when
+/// `/etc/passwd` changed: an NSS lookup per spawn costs more than the rest
+/// of the environment.
+fn root_user() -> Option<nix::unistd::User> {
+    use std::os::unix::fs::MetadataExt;
+    type Stamp = Option<(u64, u64, i64, i64, u64)>;
+    static CACHE: std::sync::Mutex<Option<(Stamp, Option<nix::unistd::User>)>> =
+        std::sync::Mutex::new(None);
+    let stamp: Stamp = std::fs::metadata("/etc/passwd")
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()));
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((then, user)) = cache.as_ref()
+        && stamp.is_some()
+        && *then == stamp
+    {
+        return user.clone();
+    }
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0))
+        .ok()
+        .flatten();
+    *cache = Some((stamp, user.clone()));
+    user
+}
+
 fn lookup_user(name: &str) -> Result<nix::unistd::User, ExecError> {
     let found = if let Ok(uid) = name.parse::<u32>() {
         nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
@@ -248,9 +276,7 @@ fn environment_with_pid_vars(
     let login_user = match user {
         Some(u) => Some(u),
         None if !inputs.user_mode && !dynamic_user(unit, section) => {
-            root = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0))
-                .ok()
-                .flatten();
+            root = root_user();
             root.as_ref()
         }
         None => None,

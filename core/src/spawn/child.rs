@@ -1376,7 +1376,30 @@ pub(super) struct Stack {
     len: usize,
 }
 
+thread_local! {
+    /// The stack the last spawn on this thread used, kept for the next: a
+    /// fresh mapping per spawn costs an `mmap`, an `mprotect`, page faults
+    /// and an `munmap` whose TLB shootdown interrupts every CPU running
+    /// flint. A spawn is synchronous on its thread (`CLONE_VFORK` returns
+    /// once the child has exec'd or exited), so one stack per thread serves.
+    static SPARE_STACK: std::cell::Cell<Option<Stack>> = const { std::cell::Cell::new(None) };
+}
+
 impl Stack {
+    /// This thread's spare stack, or a new one.
+    pub(super) fn take() -> io::Result<Stack> {
+        match SPARE_STACK.with(std::cell::Cell::take) {
+            Some(stack) => Ok(stack),
+            None => Stack::new(),
+        }
+    }
+
+    /// Keeps the stack for this thread's next spawn. Only once no child
+    /// runs on it any more.
+    pub(super) fn put_back(self) {
+        SPARE_STACK.with(|spare| spare.set(Some(self)));
+    }
+
     pub(super) fn new() -> io::Result<Stack> {
         // SAFETY: sysconf has no memory effects.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };

@@ -691,7 +691,7 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
     let coredump_text = plan.coredump_filter.map(|v| format!("{v:#x}").into_bytes());
     let mut high_fds: Vec<c_int> = vec![-1; plan.fds.len()];
 
-    let stack = child::Stack::new().map_err(|source| SpawnError::Prepare {
+    let stack = child::Stack::take().map_err(|source| SpawnError::Prepare {
         what: "stack",
         source,
     })?;
@@ -756,7 +756,7 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
     // The child has exec'd or exited (CLONE_VFORK); only our copy of the
     // write end is left, so the read below sees the report or EOF.
     drop(report_write);
-    drop(stack);
+    stack.put_back();
 
     let report = read_report(&report_read);
     let pidfd = match pidfd {
