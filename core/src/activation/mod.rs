@@ -966,7 +966,7 @@ impl Manager {
                 None => return,
             };
             // The socket stays disarmed while its chain decides.
-            self.decide_off_loop(socket, request, Pending::Activation { service: id });
+            self.spawn_decision(socket, request, Pending::Activation { service: id });
             return;
         }
         self.activate(socket, id, None);
@@ -1173,7 +1173,7 @@ impl Manager {
                 peeked,
             );
             // The connection holds its slots while its chain decides.
-            self.decide_off_loop(socket, request, Pending::Connection(Box::new(pending)));
+            self.spawn_decision(socket, request, Pending::Connection(Box::new(pending)));
             return;
         }
         self.spawn_connection(socket, pending, None);
@@ -1276,10 +1276,11 @@ impl Manager {
         (!src.masked).then_some(name)
     }
 
-    /// Runs the socket's chain on `request` on a blocking thread, so that a
-    /// slow plugin (up to its `TimeoutSec=`) never holds up the event loop
-    /// and the other sockets, and reports the outcome as `Event::Decided`.
-    fn decide_off_loop(&self, socket: usize, request: crate::policy::Request, pending: Pending) {
+    /// Runs the socket's chain on `request` as a task of the event loop and
+    /// reports the outcome as `Event::Decided`. Plugins yield to the loop at
+    /// every epoch tick, so a slow one (up to its `TimeoutSec=`) never holds
+    /// up the other sockets.
+    fn spawn_decision(&self, socket: usize, request: crate::policy::Request, pending: Pending) {
         let chain = self.sockets[socket]
             .policy
             .as_ref()
@@ -1287,7 +1288,7 @@ impl Manager {
             .unwrap_or_default();
         let search = self.search.clone();
         let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_local(async move {
             let routable = |n: &str| {
                 n.parse::<UnitName>().ok().is_some_and(|u| {
                     let probe = if u.is_template() {
@@ -1298,12 +1299,17 @@ impl Manager {
                     probe.is_some_and(|p| loader::resolve(&search, &p).is_ok_and(|s| !s.masked))
                 })
             };
-            let outcome = chain.decide_with(&request, &routable);
+            let mut spent = crate::policy::Spent::default();
+            let outcome = chain.decide_async(&request, &routable, &mut spent).await;
             let _ = tx.send(Event::Decided {
                 socket,
                 pending,
                 outcome,
             });
+            // Let the loop act on the decision (start the spawn) before the
+            // used instances go to be replaced: that wakes another thread.
+            tokio::task::yield_now().await;
+            drop(spent);
         });
     }
 

@@ -12,7 +12,7 @@
 use std::sync::atomic::Ordering;
 
 use super::bindings::flint::policy::types as wit;
-use super::host::{FailMode, Plugin, PluginFailure};
+use super::host::{FailMode, Plugin, PluginFailure, Spent};
 use super::types::{
     EnvEdit, MAX_REASON_LEN, Request, Verdict, check_route, refuse_env_edit, truncate,
 };
@@ -76,6 +76,20 @@ impl Chain {
     /// returns false (one flint has not loaded) denies the connection at
     /// once, with a logged reason naming the plugin and the unit.
     pub fn decide_with(&self, request: &Request, routable: &dyn Fn(&str) -> bool) -> ChainOutcome {
+        let mut spent = Spent::default();
+        super::host::block_on(self.decide_async(request, routable, &mut spent))
+    }
+
+    /// Like [`Chain::decide_with`], as a future for an event loop: each
+    /// plugin yields at every epoch tick, so that other tasks run while a
+    /// slow one decides (up to its timeout). The instances used are put in
+    /// `spent`; dropping it frees them and starts their replacements.
+    pub async fn decide_async(
+        &self,
+        request: &Request,
+        routable: &dyn Fn(&str) -> bool,
+        spent: &mut Spent,
+    ) -> ChainOutcome {
         let mut wit_request = request.to_wit();
         let mut routed: Option<String> = None;
         let mut env_edits = Vec::new();
@@ -85,8 +99,8 @@ impl Chain {
             let counters = &plugin.inner.counters;
             let decision = plugin
                 .inner
-                .call(Some(&wit_request))
-                .and_then(|d| d.ok_or_else(|| PluginFailure::InvalidResult("no decision".into())))
+                .decide(&wit_request, spent)
+                .await
                 .and_then(validate);
             let decision = match decision {
                 Ok(d) => d,

@@ -23,22 +23,34 @@
 //! Each live instance holds one slot of the pooling allocator (the gate);
 //! warm instances may take at most half of the slots, so decisions never
 //! wait for them. Any error is classified into a [`PluginFailure`]; nothing
-//! here panics on what a plugin does. The epoch ticker advances the engine's
-//! epoch every millisecond while wasm runs somewhere and for 100 ms after,
-//! then parks, so an idle daemon is not woken.
+//! here panics on what a plugin does.
+//!
+//! Every call into a plugin is asynchronous: the wasm runs on a fiber, and
+//! at each epoch tick it yields to whoever polls it, until its timeout,
+//! when it is interrupted. `flint run` decides on its event loop this way,
+//! with no hand-off to another thread, and a plugin that spins shares the
+//! loop with the other sockets instead of holding it. Synchronous callers
+//! (loading, the `flint-warm` thread, tests) drive the same futures with
+//! [`block_on`]. The epoch ticker advances the engine's epoch every 2 ms
+//! while wasm runs somewhere and for 100 ms after, then parks, so an idle
+//! daemon is not woken. Used instances go back to the `flint-warm` thread
+//! in one message per chain, once the caller is done with the decision
+//! ([`Spent`]): it frees them and makes their replacements.
 
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    StoreLimits, StoreLimitsBuilder, Trap,
+    StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 
 use super::PolicyError;
@@ -273,8 +285,9 @@ const LINGER_TICKS: u32 = 50;
 /// calls running wasm, for the epoch ticker.
 #[derive(Debug)]
 struct Gate {
-    in_flight: Mutex<u32>,
-    freed: Condvar,
+    /// One permit per pool slot. An async semaphore, so that a decision on
+    /// flint's event loop waits for a slot without blocking the loop.
+    slots: Arc<tokio::sync::Semaphore>,
     max: u32,
     /// Warm instances alive; at most `max / 2`.
     warm: AtomicUsize,
@@ -283,38 +296,35 @@ struct Gate {
 }
 
 /// One pool slot, held by a live instance.
-struct Slot(Arc<Gate>);
+struct Slot(#[allow(dead_code, reason = "held for its Drop")] tokio::sync::OwnedSemaphorePermit);
 
 /// Wasm running: keeps the epoch ticker going.
 struct Active<'a>(&'a Gate);
 
 impl Gate {
     /// Waits for a free slot.
-    fn acquire(self: &Arc<Self>) -> Slot {
-        let mut n = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        while *n >= self.max {
-            n = self.freed.wait(n).unwrap_or_else(PoisonError::into_inner);
-        }
-        *n += 1;
-        Slot(self.clone())
+    async fn acquire(&self) -> Result<Slot, PluginFailure> {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map(Slot)
+            .map_err(|_| PluginFailure::Instantiate("the plugin host is shutting down".into()))
+    }
+
+    /// A free slot, if there is one now.
+    fn try_acquire(&self) -> Option<Slot> {
+        self.slots.clone().try_acquire_owned().ok().map(Slot)
     }
 
     /// A slot for a warm instance, if one is free and warm instances hold
     /// fewer than half of them.
-    fn try_acquire_warm(self: &Arc<Self>) -> Option<Slot> {
-        let mut n = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+    fn try_acquire_warm(&self) -> Option<Slot> {
         let cap = usize::try_from(self.max / 2).unwrap_or(usize::MAX);
-        if *n >= self.max || self.warm.load(Ordering::Acquire) >= cap {
+        if self.warm.load(Ordering::Acquire) >= cap {
             return None;
         }
-        *n += 1;
-        Some(Slot(self.clone()))
+        self.slots.clone().try_acquire_owned().ok().map(Slot)
     }
 
     fn activate(&self) -> Active<'_> {
@@ -323,19 +333,6 @@ impl Gate {
             self.ticker.unpark();
         }
         Active(self)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut n = self
-            .0
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *n -= 1;
-        drop(n);
-        self.0.freed.notify_one();
     }
 }
 
@@ -443,7 +440,10 @@ impl PolicyHost {
             // shootdown, no page faults, up to this much per slot.
             .linear_memory_keep_resident(KEEP_RESIDENT)
             .table_keep_resident(KEEP_RESIDENT)
-            .pagemap_scan(wasmtime::Enabled::Auto);
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            // Every call runs on a fiber stack of the pool (see
+            // `PluginInner::decide`); one per slot.
+            .total_stacks(slots);
         let mut config = Config::new();
         config
             .epoch_interruption(true)
@@ -452,6 +452,8 @@ impl PolicyHost {
             // each first touch is a copy-on-write fault with a TLB flush.
             .table_lazy_init(false)
             .max_wasm_stack(512 * 1024)
+            // The fiber stack holds the wasm stack and the host calls above it.
+            .async_stack_size(1 << 20)
             // Bounds are checked by the compiled code, not by guard pages:
             // with guard pages every instance whose plugin grew its memory
             // costs an `mprotect` back to the initial size when its slot is
@@ -486,8 +488,9 @@ impl PolicyHost {
         Ok(PolicyHost {
             inner: Arc::new(HostInner {
                 gate: Arc::new(Gate {
-                    in_flight: Mutex::new(0),
-                    freed: Condvar::new(),
+                    slots: Arc::new(tokio::sync::Semaphore::new(
+                        usize::try_from(slots).unwrap_or(usize::MAX),
+                    )),
                     max: slots,
                     warm: AtomicUsize::new(0),
                     shared,
@@ -591,8 +594,8 @@ impl PolicyHost {
                 load_time: OnceLock::new(),
             }),
         };
-        match plugin.inner.call(None) {
-            Ok(_) => {}
+        match plugin.inner.check_init() {
+            Ok(()) => {}
             Err(PluginFailure::InitRejected(message)) => {
                 return Err(PolicyError::InitRejected { name, message });
             }
@@ -775,6 +778,42 @@ impl Plugin {
     }
 }
 
+/// The instances a chain used, handed to the `flint-warm` thread when this
+/// is dropped: it frees them and makes their replacements. A caller on an
+/// event loop holds it until the work the decision was for is under way.
+#[derive(Default)]
+pub struct Spent {
+    used: Vec<(Weak<PluginInner>, Warm)>,
+    host: Option<mpsc::Sender<Chore>>,
+}
+
+impl fmt::Debug for Spent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spent")
+            .field("instances", &self.used.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Spent {
+    /// Hands the instances used so far to the `flint-warm` thread now.
+    fn flush(&mut self) {
+        let used = std::mem::take(&mut self.used);
+        if let Some(host) = &self.host
+            && !used.is_empty()
+        {
+            // A send error hands the instances back; they are dropped here.
+            let _ = host.send(Chore::Retire(used));
+        }
+    }
+}
+
+impl Drop for Spent {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// An instance that has run `init` and waits for its one decision.
 struct Warm {
     store: Store<CallState>,
@@ -818,7 +857,24 @@ fn run_refill(chores: &mpsc::Receiver<Chore>) {
                     }
                 }
             }
-            Some(Chore::Retire(warm)) => drop(warm),
+            Some(Chore::Retire(spent)) => {
+                // Free the slots first: the refill below may need them.
+                let plugins: Vec<Weak<PluginInner>> = spent
+                    .into_iter()
+                    .map(|(plugin, warm)| {
+                        drop(warm);
+                        plugin
+                    })
+                    .collect();
+                for weak in plugins {
+                    if let Some(plugin) = weak.upgrade()
+                        && !plugin.fill()
+                        && !waiting.iter().any(|w| w.ptr_eq(&weak))
+                    {
+                        waiting.push(weak);
+                    }
+                }
+            }
             None => {}
         }
         waiting.retain(|w| w.upgrade().is_some_and(|p| !p.fill()));
@@ -829,9 +885,11 @@ fn run_refill(chores: &mpsc::Receiver<Chore>) {
 enum Chore {
     /// Top up this plugin's warm instances.
     Refill(Weak<PluginInner>),
-    /// Drop a used instance. Returning its memory to the pool costs more
-    /// than the decision itself, so it is done off the caller's path.
-    Retire(Warm),
+    /// Drop used instances, then top up their plugins' warm instances.
+    /// Returning an instance's memory to the pool costs more than the
+    /// decision itself, so it is done off the caller's path; one message
+    /// (one wake-up of the thread) per chain.
+    Retire(Vec<(Weak<PluginInner>, Warm)>),
 }
 
 #[derive(Clone, Copy)]
@@ -841,16 +899,24 @@ enum Stage {
 }
 
 impl PluginInner {
-    /// One call in a fresh instance: `init`, then `decide` if a request is
-    /// given. A decision uses a warm instance when one is ready.
-    pub(crate) fn call(
+    /// Runs `init` in a fresh instance, as at load: blocks the calling
+    /// thread for its run time, bounded by the timeout.
+    pub(crate) fn check_init(&self) -> Result<(), PluginFailure> {
+        block_on(async {
+            let slot = self.host.gate.acquire().await?;
+            self.prepare(slot).await.map(drop)
+        })
+    }
+
+    /// One decision in a fresh instance: a warm one when one is ready,
+    /// else one created and given `init` here. The wasm runs on a fiber
+    /// and yields at every epoch tick, so that on flint's event loop a slow
+    /// plugin shares the loop instead of holding it, until its timeout.
+    pub(crate) async fn decide(
         &self,
-        request: Option<&wit::Request>,
-    ) -> Result<Option<wit::Decision>, PluginFailure> {
-        let Some(request) = request else {
-            let slot = self.host.gate.acquire();
-            return self.prepare(slot).map(|_| None);
-        };
+        request: &wit::Request,
+        spent: &mut Spent,
+    ) -> Result<wit::Decision, PluginFailure> {
         let warm = {
             let mut pool = self.lock_warm();
             let warm = pool.pop();
@@ -860,44 +926,50 @@ impl PluginInner {
             }
             warm
         };
-        self.queue_refill();
         let mut warm = if let Some(warm) = warm {
             self.counters.warm.fetch_add(1, Ordering::Relaxed);
             warm
         } else {
-            let slot = self.host.gate.acquire();
-            self.prepare(slot)?
+            let slot = if let Some(slot) = self.host.gate.try_acquire() {
+                slot
+            } else {
+                // The instances this chain used may be what fills the
+                // pool: let them go before waiting.
+                spent.flush();
+                self.host.gate.acquire().await?
+            };
+            self.prepare(slot).await?
         };
         let state = warm.store.data_mut();
         state.memory_exhausted = false;
         state.logs_left = MAX_LOGS_PER_CALL;
         state.last_error = None;
-        warm.store.set_epoch_deadline(self.deadline_ticks());
+        self.arm_deadline(&mut warm.store);
         let active = self.host.gate.activate();
         let result = warm
             .policy
             .flint_policy_handler()
             .call_decide(&mut warm.store, request)
-            .map(Some)
+            .await
             .map_err(|e| self.classify(&e, warm.store.data(), Stage::Call));
         drop(active);
-        self.retire(warm);
+        spent.used.push((self.me.clone(), warm));
+        if spent.host.is_none() {
+            spent.host = Some(self.host.refill.clone());
+        }
         result
     }
 
-    /// Drops a used instance on the `flint-warm` thread (here if it is gone).
-    fn retire(&self, warm: Warm) {
-        // A send error hands the instance back, and it is dropped here.
-        let _ = self.host.refill.send(Chore::Retire(warm));
-    }
-
-    fn deadline_ticks(&self) -> u64 {
-        let ticks = self.timeout.as_millis().div_ceil(TICK.as_millis()).max(1);
-        u64::try_from(ticks).unwrap_or(u64::MAX)
+    /// The next call in `store` may run until the plugin's timeout from now.
+    /// The store's epoch callback (see `prepare`) yields at each tick before
+    /// that and interrupts the call at the first tick after it.
+    fn arm_deadline(&self, store: &mut Store<CallState>) {
+        store.data_mut().deadline = Instant::now() + self.timeout;
+        store.set_epoch_deadline(1);
     }
 
     /// A fresh instance in `slot`, after `init`.
-    fn prepare(&self, slot: Slot) -> Result<Warm, PluginFailure> {
+    async fn prepare(&self, slot: Slot) -> Result<Warm, PluginFailure> {
         let host = &self.host;
         let state = CallState {
             limits: StoreLimitsBuilder::new()
@@ -913,18 +985,28 @@ impl PluginInner {
             clock_origin: host.clock_origin,
             logs_left: MAX_LOGS_PER_CALL,
             last_error: None,
+            deadline: Instant::now(),
         };
         let mut store = Store::new(&host.engine, state);
         store.limiter(|s| s);
-        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_callback(|ctx| {
+            Ok(if Instant::now() >= ctx.data().deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        self.arm_deadline(&mut store);
         let _active = host.gate.activate();
         let policy = self
             .pre
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map_err(|e| self.classify(&e, store.data(), Stage::Instantiate))?;
         match policy
             .flint_policy_handler()
             .call_init(&mut store, &self.config)
+            .await
         {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {
@@ -981,7 +1063,7 @@ impl PluginInner {
             let Some(slot) = self.host.gate.try_acquire_warm() else {
                 return false;
             };
-            match self.prepare(slot) {
+            match block_on(self.prepare(slot)) {
                 Ok(warm) => {
                     let mut pool = self.lock_warm();
                     self.host.gate.warm.fetch_add(1, Ordering::AcqRel);
@@ -1039,6 +1121,8 @@ struct CallState {
     /// The last error-level message logged (a panic message, from the SDK's
     /// panic hook), reported with a trap.
     last_error: Option<String>,
+    /// When the running call is interrupted (see `arm_deadline`).
+    deadline: Instant,
 }
 
 impl ResourceLimiter for CallState {
@@ -1155,5 +1239,30 @@ impl store::Host for CallState {
 
     fn delete(&mut self, key: String) -> bool {
         self.kv.delete(&key)
+    }
+}
+
+/// Runs `future` to completion on this thread, parking between polls: the
+/// synchronous entry to plugin calls (load, the refill thread, callers
+/// outside an event loop). Plugin calls wait only for epoch ticks and pool
+/// slots, both of which wake the waker.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        thread::park();
     }
 }

@@ -47,7 +47,9 @@ mod tests;
 pub use cache::{CacheStatus, sha256_hex};
 pub use chain::{Chain, ChainOutcome, PluginEvent, PluginEventKind};
 pub use check::{PluginReport, check_plugin};
-pub use host::{FailMode, HostOptions, Plugin, PluginFailure, PluginSpec, PluginStats, PolicyHost};
+pub use host::{
+    FailMode, HostOptions, Plugin, PluginFailure, PluginSpec, PluginStats, PolicyHost, Spent,
+};
 pub use kv::{KvError, KvLimits, KvStore};
 pub use types::{
     ActivationMode, ConnectionCounts, EnvEdit, PeerCredentials, Request, SocketAddress, Transport,
