@@ -62,7 +62,7 @@ use super::types::{MAX_REASON_LEN, truncate};
 
 /// Bytes of each pool slot's memory and tables kept resident between
 /// instances (see `with_options`).
-const KEEP_RESIDENT: usize = 1 << 20;
+const KEEP_RESIDENT: usize = 2 << 20;
 
 /// Instances whose memory is decommitted together (see `with_options`).
 const DECOMMIT_BATCH: usize = 8;
@@ -157,9 +157,9 @@ impl Default for HostOptions {
     fn default() -> Self {
         HostOptions {
             cache_dir: super::cache::default_dir(),
-            max_concurrent_decisions: 16,
+            max_concurrent_decisions: 32,
             max_memory_limit: 256 * 1024 * 1024,
-            warm_instances: 2,
+            warm_instances: 3,
         }
     }
 }
@@ -575,6 +575,7 @@ impl PolicyHost {
             inner: Arc::new_cyclic(|me| PluginInner {
                 me: me.clone(),
                 warm: Mutex::new(Vec::new()),
+                retired: Mutex::new(Vec::new()),
                 refill_queued: AtomicBool::new(false),
                 warm_paused_until: Mutex::new(None),
                 host: self.inner.clone(),
@@ -608,7 +609,7 @@ impl PolicyHost {
             elapsed = ?plugin.load_time(),
             "policy plugin loaded"
         );
-        plugin.inner.queue_refill();
+        plugin.inner.queue_refill(false);
         Ok(plugin)
     }
 }
@@ -696,6 +697,8 @@ pub(crate) struct PluginInner {
     me: Weak<PluginInner>,
     /// Initialised instances, each for one decision.
     warm: Mutex<Vec<Warm>>,
+    /// Used instances, dropped by the `flint-warm` thread in batches.
+    retired: Mutex<Vec<Warm>>,
     /// A refill request is on its way to the `flint-warm` thread.
     refill_queued: AtomicBool,
     /// After a warm instance failed to initialise, no refill until then.
@@ -784,7 +787,6 @@ impl Plugin {
 #[derive(Default)]
 pub struct Spent {
     used: Vec<(Weak<PluginInner>, Warm)>,
-    host: Option<mpsc::Sender<Chore>>,
 }
 
 impl fmt::Debug for Spent {
@@ -796,21 +798,30 @@ impl fmt::Debug for Spent {
 }
 
 impl Spent {
-    /// Hands the instances used so far to the `flint-warm` thread now.
-    fn flush(&mut self) {
-        let used = std::mem::take(&mut self.used);
-        if let Some(host) = &self.host
-            && !used.is_empty()
-        {
-            // A send error hands the instances back; they are dropped here.
-            let _ = host.send(Chore::Retire(used));
+    /// Hands the instances used so far to their plugins' retired lists, and
+    /// wakes the `flint-warm` thread when a plugin runs low on warm
+    /// instances (or at once with `force`).
+    fn flush(&mut self, force: bool) {
+        let mut plugins: Vec<Arc<PluginInner>> = Vec::new();
+        for (weak, warm) in std::mem::take(&mut self.used) {
+            // A plugin that is gone takes its instance with it, here.
+            let Some(plugin) = weak.upgrade() else {
+                continue;
+            };
+            plugin.lock_retired().push(warm);
+            if !plugins.iter().any(|p| Arc::ptr_eq(p, &plugin)) {
+                plugins.push(plugin);
+            }
+        }
+        for plugin in plugins {
+            plugin.tend(force);
         }
     }
 }
 
 impl Drop for Spent {
     fn drop(&mut self) {
-        self.flush();
+        self.flush(false);
     }
 }
 
@@ -852,25 +863,11 @@ fn run_refill(chores: &mpsc::Receiver<Chore>) {
             Some(Chore::Refill(weak)) => {
                 if let Some(plugin) = weak.upgrade() {
                     plugin.refill_queued.store(false, Ordering::Release);
+                    // Free the used instances' slots first: the refill may
+                    // need them.
+                    let retired = std::mem::take(&mut *plugin.lock_retired());
+                    drop(retired);
                     if !plugin.fill() && !waiting.iter().any(|w| w.ptr_eq(&weak)) {
-                        waiting.push(weak);
-                    }
-                }
-            }
-            Some(Chore::Retire(spent)) => {
-                // Free the slots first: the refill below may need them.
-                let plugins: Vec<Weak<PluginInner>> = spent
-                    .into_iter()
-                    .map(|(plugin, warm)| {
-                        drop(warm);
-                        plugin
-                    })
-                    .collect();
-                for weak in plugins {
-                    if let Some(plugin) = weak.upgrade()
-                        && !plugin.fill()
-                        && !waiting.iter().any(|w| w.ptr_eq(&weak))
-                    {
                         waiting.push(weak);
                     }
                 }
@@ -883,13 +880,10 @@ fn run_refill(chores: &mpsc::Receiver<Chore>) {
 
 /// Work for the `flint-warm` thread.
 enum Chore {
-    /// Top up this plugin's warm instances.
-    Refill(Weak<PluginInner>),
-    /// Drop used instances, then top up their plugins' warm instances.
+    /// Drop this plugin's used instances and top up its warm ones.
     /// Returning an instance's memory to the pool costs more than the
-    /// decision itself, so it is done off the caller's path; one message
-    /// (one wake-up of the thread) per chain.
-    Retire(Vec<(Weak<PluginInner>, Warm)>),
+    /// decision itself, so it is done off the caller's path.
+    Refill(Weak<PluginInner>),
 }
 
 #[derive(Clone, Copy)]
@@ -933,9 +927,10 @@ impl PluginInner {
             let slot = if let Some(slot) = self.host.gate.try_acquire() {
                 slot
             } else {
-                // The instances this chain used may be what fills the
-                // pool: let them go before waiting.
-                spent.flush();
+                // Used instances may be what fills the pool: let them go
+                // before waiting.
+                spent.flush(true);
+                self.tend(true);
                 self.host.gate.acquire().await?
             };
             self.prepare(slot).await?
@@ -954,9 +949,6 @@ impl PluginInner {
             .map_err(|e| self.classify(&e, warm.store.data(), Stage::Call));
         drop(active);
         spent.used.push((self.me.clone(), warm));
-        if spent.host.is_none() {
-            spent.host = Some(self.host.refill.clone());
-        }
         result
     }
 
@@ -1028,12 +1020,29 @@ impl PluginInner {
         self.warm.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Asks the `flint-warm` thread to top up this plugin's warm instances.
-    fn queue_refill(&self) {
-        if self.host.warm_instances == 0
-            || self.lock_warm().len() >= self.host.warm_instances
-            || self.refill_queued.swap(true, Ordering::AcqRel)
-        {
+    fn lock_retired(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
+        self.retired.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the `flint-warm` thread for this plugin when it runs low: at
+    /// most half of its warm instances left, or as many used ones waiting
+    /// as it keeps warm (or at once with `force`). Under a steady stream of
+    /// decisions that is one wake-up for every few decisions instead of
+    /// one for each.
+    fn tend(&self, force: bool) {
+        let low = self.lock_warm().len() <= self.host.warm_instances / 2;
+        let piled = self.lock_retired().len() >= self.host.warm_instances.max(1);
+        if force || low || piled {
+            self.queue_refill(true);
+        }
+    }
+
+    /// Asks the `flint-warm` thread to top up this plugin's warm instances
+    /// (and, with `retire`, to drop its used ones).
+    fn queue_refill(&self, retire: bool) {
+        let needed = self.lock_warm().len() < self.host.warm_instances
+            || (retire && !self.lock_retired().is_empty());
+        if !needed || self.refill_queued.swap(true, Ordering::AcqRel) {
             return;
         }
         if self
