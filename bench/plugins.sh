@@ -4,7 +4,7 @@
 # 0, 1 and 3 plugins, and Accept=yes throughput of a real `flint run` with
 # the same three chains. Release build; results go to stdout as Markdown
 # tables (bench/README.md keeps a copy). Extra arguments are passed on:
-#   bench/plugins.sh [--decisions N] [--seconds S] [--clients N]
+#   bench/plugins.sh [--decisions N] [--seconds S] [--clients N] [--rounds R]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p flint -p flint-bench --bins

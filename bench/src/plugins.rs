@@ -7,7 +7,8 @@
 //! 1 and 3 plugins, as p50/p99/max over many decisions. Last, the
 //! `Accept=yes` throughput of a real `flint run` (the `flint` binary beside
 //! this one) with three sockets that differ only in their chains of 0, 1
-//! and 3 plugins, each hammered in turn by concurrent loopback clients.
+//! and 3 plugins, each hammered in turn by concurrent loopback clients, the
+//! chains taking turns for several rounds.
 //! `bench/plugins.sh` builds both binaries in release mode and runs it.
 
 use std::fmt::Write as _;
@@ -66,7 +67,9 @@ fn arg(name: &str, default: u64) -> u64 {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: flint-bench-plugins [--decisions N] [--seconds S] [--clients N]");
+    eprintln!(
+        "usage: flint-bench-plugins [--decisions N] [--seconds S] [--clients N] [--rounds R]"
+    );
     std::process::exit(2);
 }
 
@@ -244,7 +247,7 @@ fn one(port: u16) -> bool {
     s.read_to_end(&mut buf).is_ok() && buf.starts_with(b"ok")
 }
 
-fn throughput(seconds: u64, clients: u64) {
+fn throughput(seconds: u64, clients: u64, rounds: u64) {
     let flint = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("flint")))
@@ -300,52 +303,84 @@ fn throughput(seconds: u64, clients: u64) {
     }
     let _daemon = Daemon(child);
     println!(
-        "\n## Accept=yes throughput ({clients} concurrent clients, {seconds} s per chain, \
-         one /bin/echo per connection)\n"
+        "\n## Accept=yes throughput ({clients} concurrent clients, {rounds} rounds of {seconds} s \
+         per chain, the chains taking turns; one /bin/echo per connection)\n"
     );
+    println!(
+        "Medians over the rounds; the loss is the median of each round's ratio to the \
+         0-plugin run of the same round, so that the machine's drift between rounds cancels.\n"
+    );
+    // rates[chain][round]
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); specs.len()];
+    let mut failures = vec![0u64; specs.len()];
+    for _ in 0..rounds {
+        for (i, port) in ports.iter().enumerate() {
+            let (rate, failed) = hammer(*port, clients, seconds);
+            rates[i].push(rate);
+            failures[i] += failed;
+        }
+    }
     println!("| chain | connections/s | vs 0 plugins |\n| --- | ---: | ---: |");
-    let mut base = 0.0f64;
-    for ((label, _), port) in specs.iter().zip(&ports) {
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let workers: Vec<_> = (0..clients)
-            .map(|_| {
-                let (stop, done, failed, port) =
-                    (stop.clone(), done.clone(), failed.clone(), *port);
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        if one(port) {
-                            done.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                })
-            })
+    for (i, (label, _)) in specs.iter().enumerate() {
+        let ratios: Vec<f64> = rates[i]
+            .iter()
+            .zip(&rates[0])
+            .map(|(r, base)| if *base > 0.0 { r / base } else { 0.0 })
             .collect();
-        let started = Instant::now();
-        std::thread::sleep(Duration::from_secs(seconds));
-        stop.store(true, Ordering::Relaxed);
-        for w in workers {
-            let _ = w.join();
-        }
-        let count = u32::try_from(done.load(Ordering::Relaxed)).unwrap_or(u32::MAX);
-        let rate = f64::from(count) / started.elapsed().as_secs_f64();
-        if base == 0.0 {
-            base = rate;
-        }
-        let failed = failed.load(Ordering::Relaxed);
-        let note = if failed > 0 {
-            format!(" ({failed} failed)")
+        let note = if failures[i] > 0 {
+            format!(" ({} failed)", failures[i])
         } else {
             String::new()
         };
         println!(
-            "| {label} | {rate:.0}{note} | {:+.1}% |",
-            (rate / base - 1.0) * 100.0
+            "| {label} | {:.0}{note} | {:+.1}% |",
+            median(&rates[i]),
+            (median(&ratios) - 1.0) * 100.0
         );
     }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
+    }
+}
+
+/// `clients` threads connect to `port` one connection after another for
+/// `seconds`; the rate of completed connections, and how many failed.
+fn hammer(port: u16, clients: u64, seconds: u64) -> (f64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if one(port) {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    let count = u32::try_from(done.load(Ordering::Relaxed)).unwrap_or(u32::MAX);
+    (
+        f64::from(count) / started.elapsed().as_secs_f64(),
+        failed.load(Ordering::Relaxed),
+    )
 }
 
 fn main() {
@@ -353,8 +388,9 @@ fn main() {
         usage();
     }
     let decisions = arg("--decisions", 5000);
-    let seconds = arg("--seconds", 5);
+    let seconds = arg("--seconds", 2);
     let clients = arg("--clients", 4);
+    let rounds = arg("--rounds", 5).max(1);
     decision_costs(decisions);
-    throughput(seconds, clients);
+    throughput(seconds, clients, rounds);
 }
