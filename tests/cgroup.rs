@@ -14,23 +14,29 @@ use std::time::Duration;
 
 use common::{Flint, Tree, ctl, wait_for};
 
-/// This process's cgroup v2 directory, if a child cgroup can be made in it.
-fn writable_cgroup() -> Option<PathBuf> {
-    let dir = flint::cgroup::own_directory().ok()?;
-    let probe = dir.join(format!("flint-test-probe-{}", std::process::id()));
-    std::fs::create_dir(&probe).ok()?;
-    std::fs::remove_dir(&probe).ok()?;
-    Some(dir)
+/// This process's cgroup v2 directory, if a child cgroup can be made in it;
+/// else why not.
+fn writable_cgroup() -> Result<PathBuf, String> {
+    let dir = flint::cgroup::own_directory().map_err(|e| e.to_string())?;
+    // One name per call: the tests of this file run in parallel threads.
+    static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!("flint-test-probe-{}-{n}", std::process::id()));
+    std::fs::create_dir(&probe).map_err(|e| format!("{}: {e}", probe.display()))?;
+    std::fs::remove_dir(&probe).map_err(|e| format!("{}: {e}", probe.display()))?;
+    Ok(dir)
 }
 
 fn cgroups_or_skip() -> Option<PathBuf> {
-    let dir = writable_cgroup();
-    if dir.is_none() {
-        eprintln!(
-            "SKIP: no writable cgroup v2 directory for this test (needs root and the unified hierarchy)"
-        );
+    match writable_cgroup() {
+        Ok(dir) => Some(dir),
+        Err(why) => {
+            eprintln!(
+                "SKIP: no writable cgroup v2 directory for this test (needs root and the unified hierarchy): {why}"
+            );
+            None
+        }
     }
-    dir
 }
 
 fn alive(pid: i32) -> bool {
@@ -80,15 +86,27 @@ fn every_process_of_a_service_is_in_its_cgroup_and_a_stop_reaches_it() {
     let pidfile = escaping_service(&tree);
     // What a flint killed with SIGKILL left: empty directories named for a
     // pid that runs nothing (above the default pid_max of 4194304).
-    let stale = parent.join(format!("flint-{}", 4_194_304 + std::process::id()));
+    let ns = flint::cgroup::pid_namespace();
+    let stale = parent.join(flint::cgroup::subtree_name(
+        4_194_304 + std::process::id(),
+        ns,
+    ));
+    // The same name from another pid namespace is someone else's: kept.
+    let foreign = parent.join(flint::cgroup::subtree_name(
+        4_194_304 + std::process::id(),
+        ns + 1,
+    ));
+    std::fs::create_dir_all(&foreign).unwrap();
     std::fs::create_dir_all(stale.join("old.service")).unwrap();
     let mut flint = Flint::run(
         &tree,
         &["--control", control.to_str().unwrap(), "e.service"],
     );
     let stale_removed = !stale.exists();
+    let foreign_kept = foreign.exists();
+    let _ = std::fs::remove_dir(&foreign);
     let escaped = read_pid(&pidfile);
-    let root = parent.join(format!("flint-{}", flint.child.id()));
+    let root = parent.join(flint::cgroup::subtree_name(flint.child.id(), ns));
     let unit_cgroup = root.join("e.service");
     let in_cgroup = std::fs::read_to_string(format!("/proc/{escaped}/cgroup")).unwrap();
     let (code, status) = ctl(&control, &["status", "e.service"]);
@@ -98,6 +116,10 @@ fn every_process_of_a_service_is_in_its_cgroup_and_a_stop_reaches_it() {
         assert!(
             stale_removed,
             "the empty cgroups of a flint that is gone are removed"
+        );
+        assert!(
+            foreign_kept,
+            "a subtree named for another pid namespace is not judged by this one's pids"
         );
         assert!(
             in_cgroup
@@ -264,7 +286,10 @@ fn accept_yes_instances_get_a_cgroup_each_with_cgroups_all_only() {
             !alive(escaped)
         };
         kill(escaped);
-        let root = format!("/flint-{}/", flint.child.id());
+        let root = format!(
+            "/{}/",
+            flint::cgroup::subtree_name(flint.child.id(), flint::cgroup::pid_namespace())
+        );
         if contained {
             assert!(
                 reply.contains(&format!("{root}h@0-127.0.0.1:{port}-127.0.0.1:")),
@@ -332,7 +357,10 @@ with open(sys.argv[1], "w") as f:
     };
     let (with, without) = (read("with"), read("without"));
     let moved = parent
-        .join(format!("flint-{}", flint.child.id()))
+        .join(flint::cgroup::subtree_name(
+            flint.child.id(),
+            flint::cgroup::pid_namespace(),
+        ))
         .join("with.service/worker/cgroup.procs");
     let inside = std::fs::read_to_string(&moved).unwrap_or_default();
     drop(flint);

@@ -4,7 +4,7 @@
 //! started", and systemd knows them by the service's cgroup. Where flint
 //! runs in a cgroup v2 directory it can write to (root in a container with
 //! its own cgroup namespace, a delegated subtree, a machine without
-//! systemd), it creates `flint-<pid>/` there and one directory per service
+//! systemd), it creates `flint-<pid>-<pid namespace>/` there and one directory per service
 //! in it, named like the unit. A service's processes are created in it
 //! (`clone3` with `CLONE_INTO_CGROUP`; on kernels before 5.7 they move
 //! themselves in before anything else runs), so a
@@ -64,7 +64,8 @@ pub enum Unavailable {
     NotDelegated(PathBuf),
 }
 
-/// flint's subtree of the cgroup v2 hierarchy: `<flint's cgroup>/flint-<pid>`.
+/// flint's subtree of the cgroup v2 hierarchy: `<flint's cgroup>/flint-<pid>-<pidns>`
+/// (see [`subtree_name`]).
 /// Dropping it removes the directories that are empty.
 #[derive(Debug)]
 pub struct Cgroups {
@@ -80,7 +81,7 @@ impl Cgroups {
         if systemd_is_pid1() && !delegated(&dir) {
             return Err(Unavailable::NotDelegated(dir));
         }
-        let root = dir.join(format!("flint-{}", std::process::id()));
+        let root = dir.join(subtree_name(std::process::id(), pid_namespace()));
         match std::fs::create_dir(&root) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -210,22 +211,40 @@ pub fn populated(events: &Path) -> bool {
     }
 }
 
+/// The inode of flint's pid namespace (0 if it cannot be read).
+pub fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+}
+
+/// The name of the subtree of the flint with `pid` in the pid namespace
+/// `pidns`. The namespace is part of the name because a pid means
+/// something only there: flints in containers (or `flint run` as PID 1 of
+/// a namespace) may share a cgroup parent, and each must tell its own
+/// namespace's leftovers from the live subtrees of the others.
+pub fn subtree_name(pid: u32, pidns: u64) -> String {
+    format!("flint-{pid}-{pidns}")
+}
+
 /// Removes what a flint that is gone (killed with SIGKILL, so its
-/// directories stayed) left beside `own`: `flint-PID` directories whose pid
-/// runs nothing here. Only empty cgroups can be removed, so processes a
-/// dead flint left running keep theirs; a flint of another pid namespace
-/// whose empty directories go this way makes them again when it needs them.
+/// directories stayed) left beside `own`: subtrees of this pid namespace
+/// whose pid runs nothing. Only empty cgroups can be removed, so processes
+/// a dead flint left running keep theirs. Subtrees of other pid namespaces
+/// are left alone: their pids cannot be checked from here.
 fn remove_stale(parent: &Path, own: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
+    let ours = pid_namespace();
     for e in entries.flatten() {
         let path = e.path();
         let Some(pid) = e
             .file_name()
             .to_str()
             .and_then(|n| n.strip_prefix("flint-"))
-            .and_then(|p| p.parse::<u32>().ok())
+            .and_then(|rest| rest.split_once('-'))
+            .filter(|(_, ns)| ns.parse::<u64>().ok() == Some(ours))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
         else {
             continue;
         };
