@@ -68,7 +68,7 @@ fn arg(name: &str, default: u64) -> u64 {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: flint-bench-plugins [--decisions N] [--seconds S] [--clients N] [--rounds R]"
+        "usage: flint-bench-plugins [--decisions N] [--seconds S] [--clients N] [--rounds R] [--warm N]"
     );
     std::process::exit(2);
 }
@@ -136,8 +136,10 @@ fn us(d: Duration) -> String {
 
 fn decision_costs(decisions: u64) {
     let cache = tempfile::tempdir().expect("tempdir");
+    let warm = arg("--warm", u64::from(HostOptions::default().warm_instances));
     let options = || HostOptions {
         cache_dir: Some(cache.path().to_path_buf()),
+        warm_instances: u32::try_from(warm).unwrap_or(u32::MAX),
         ..HostOptions::default()
     };
     // Fill the cache, then measure loads from it in a fresh host, as a

@@ -71,6 +71,8 @@ const DECOMMIT_BATCH: usize = 8;
 /// thread, which under a steady stream of connections costs more than the
 /// precision of 1 ms is worth.
 const TICK: Duration = Duration::from_millis(2);
+/// How long after a plugin is loaded its first warm instances are made.
+const FIRST_FILL_DELAY: Duration = Duration::from_millis(50);
 /// Messages one call may log; later ones are dropped.
 const MAX_LOGS_PER_CALL: u32 = 32;
 /// Longest logged message, in bytes.
@@ -609,7 +611,15 @@ impl PolicyHost {
             elapsed = ?plugin.load_time(),
             "policy plugin loaded"
         );
-        plugin.inner.queue_refill(false);
+        // The first warm instances are made a moment later: at start flint
+        // loads every socket's plugins one after another, and making
+        // instances of this one beside the next one's loading slows both.
+        *plugin
+            .inner
+            .warm_paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + FIRST_FILL_DELAY);
+        plugin.inner.queue_refill();
         Ok(plugin)
     }
 }
@@ -1033,15 +1043,15 @@ impl PluginInner {
         let low = self.lock_warm().len() <= self.host.warm_instances / 2;
         let piled = self.lock_retired().len() >= self.host.warm_instances.max(1);
         if force || low || piled {
-            self.queue_refill(true);
+            self.queue_refill();
         }
     }
 
-    /// Asks the `flint-warm` thread to top up this plugin's warm instances
-    /// (and, with `retire`, to drop its used ones).
-    fn queue_refill(&self, retire: bool) {
-        let needed = self.lock_warm().len() < self.host.warm_instances
-            || (retire && !self.lock_retired().is_empty());
+    /// Asks the `flint-warm` thread to drop this plugin's used instances and
+    /// top up its warm ones.
+    fn queue_refill(&self) {
+        let needed =
+            self.lock_warm().len() < self.host.warm_instances || !self.lock_retired().is_empty();
         if !needed || self.refill_queued.swap(true, Ordering::AcqRel) {
             return;
         }
