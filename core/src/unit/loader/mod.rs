@@ -556,6 +556,17 @@ impl UnitIndex {
     }
 
     fn candidate_dirs(&self, names: &[UnitName], id: &UnitName, suffix: &str) -> Vec<PathBuf> {
+        // Every search directory was listed and none has an entry ending
+        // in `suffix`: there is nothing to find (the common case, checked
+        // once per connection for `Accept=yes` instances).
+        if self.search.dirs.iter().all(|d| self.listed.contains(d))
+            && !self
+                .subdirs
+                .iter()
+                .any(|p| p.as_os_str().as_encoded_bytes().ends_with(suffix.as_bytes()))
+        {
+            return Vec::new();
+        }
         let mut dirs = Vec::new();
         for n in names {
             for d in &self.search.dirs {
