@@ -560,10 +560,11 @@ impl UnitIndex {
         // in `suffix`: there is nothing to find (the common case, checked
         // once per connection for `Accept=yes` instances).
         if self.search.dirs.iter().all(|d| self.listed.contains(d))
-            && !self
-                .subdirs
-                .iter()
-                .any(|p| p.as_os_str().as_encoded_bytes().ends_with(suffix.as_bytes()))
+            && !self.subdirs.iter().any(|p| {
+                p.as_os_str()
+                    .as_encoded_bytes()
+                    .ends_with(suffix.as_bytes())
+            })
         {
             return Vec::new();
         }
