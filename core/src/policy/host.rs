@@ -145,8 +145,10 @@ pub enum PluginFailure {
 pub struct HostOptions {
     /// Where compiled plugins are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
-    /// Decisions that may run at once; further ones wait for a slot. Each
-    /// slot reserves address space (about 4 GiB per memory) up front.
+    /// Instances that may be alive at once (decisions in progress, warm
+    /// and used ones); a decision that finds no free slot waits for one.
+    /// Each slot reserves address space up front: `max_memory_limit` for
+    /// each of its memories.
     pub max_concurrent_decisions: u32,
     /// The largest memory limit a plugin may be given, in bytes.
     pub max_memory_limit: u64,
