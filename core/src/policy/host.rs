@@ -1040,11 +1040,15 @@ impl PluginInner {
     /// most half of its warm instances left, or as many used ones waiting
     /// as it keeps warm (or at once with `force`). Under a steady stream of
     /// decisions that is one wake-up for every few decisions instead of
-    /// one for each.
+    /// one for each. Also when a quarter of the pool's slots or fewer are
+    /// free, so that used instances never keep decisions waiting.
     fn tend(&self, force: bool) {
         let low = self.lock_warm().len() <= self.host.warm_instances / 2;
         let piled = self.lock_retired().len() >= self.host.warm_instances.max(1);
-        if force || low || piled {
+        // Few free slots left: what waits here is better given back now.
+        let scarce = self.host.gate.slots.available_permits()
+            <= usize::try_from(self.host.gate.max / 4).unwrap_or(0);
+        if force || low || piled || scarce {
             self.queue_refill();
         }
     }
