@@ -134,9 +134,8 @@ fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
 }
 
-fn decision_costs(decisions: u64) {
+fn decision_costs(decisions: u64, warm: u64) {
     let cache = tempfile::tempdir().expect("tempdir");
-    let warm = arg("--warm", u64::from(HostOptions::default().warm_instances));
     let options = || HostOptions {
         cache_dir: Some(cache.path().to_path_buf()),
         warm_instances: u32::try_from(warm).unwrap_or(u32::MAX),
@@ -393,6 +392,7 @@ fn main() {
     let seconds = arg("--seconds", 2);
     let clients = arg("--clients", 4);
     let rounds = arg("--rounds", 5).max(1);
-    decision_costs(decisions);
+    let warm = arg("--warm", u64::from(HostOptions::default().warm_instances));
+    decision_costs(decisions, warm);
     throughput(seconds, clients, rounds);
 }

@@ -4,19 +4,20 @@
 //! started", and systemd knows them by the service's cgroup. Where flint
 //! runs in a cgroup v2 directory it can write to (root in a container with
 //! its own cgroup namespace, a delegated subtree, a machine without
-//! systemd), it creates `flint-<pid>-<pid namespace>/` there and one directory per service
-//! in it, named like the unit. A service's processes are created in it
-//! (`clone3` with `CLONE_INTO_CGROUP`; on kernels before 5.7 they move
-//! themselves in before anything else runs), so a
-//! daemon that forks, calls `setsid()` and forks again stays inside: stops
+//! systemd), it creates `flint-<pid>-<pid namespace>/` there and one
+//! directory per service in it, named like the unit. A service's processes
+//! are created in it (`clone3` with `CLONE_INTO_CGROUP`; on kernels before
+//! 5.7 they move themselves in before anything else runs), so a daemon
+//! that forks, calls `setsid()` and forks again stays inside: stops
 //! signal every process in the cgroup (reading it again for processes
 //! forked meanwhile), and a stop waits until the cgroup is empty.
 //!
 //! Where no cgroup v2 hierarchy is mounted, flint's own cgroup is not
 //! writable (`/sys/fs/cgroup` read-only in most containers, an ordinary
 //! user), or systemd runs the machine and has not delegated flint's cgroup
-//! to it (a unit without `Delegate=yes`, a login session), flint tracks a service's processes without cgroups: the session
-//! and process group it started in, with flint as the subreaper.
+//! to it (a unit without `Delegate=yes`, a login session), flint tracks a
+//! service's processes without cgroups: the session and process group it
+//! started in, with flint as the subreaper.
 //!
 //! No controllers are enabled: flint does not do resource control, and a
 //! cgroup without controllers may hold processes beside child cgroups, so
@@ -64,9 +65,8 @@ pub enum Unavailable {
     NotDelegated(PathBuf),
 }
 
-/// flint's subtree of the cgroup v2 hierarchy: `<flint's cgroup>/flint-<pid>-<pidns>`
-/// (see [`subtree_name`]).
-/// Dropping it removes the directories that are empty.
+/// flint's subtree of the cgroup v2 hierarchy, `<flint's cgroup>/flint-<pid>-<pidns>`
+/// (see [`subtree_name`]). Dropping it removes the directories that are empty.
 #[derive(Debug)]
 pub struct Cgroups {
     root: PathBuf,
@@ -107,8 +107,8 @@ impl Cgroups {
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            // flint's own directory went (another flint cleaned up what it
-            // took for a dead one's): make it again.
+            // flint's own directory went (removed from outside while
+            // empty): make it again.
             Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)?,
             Err(e) => return Err(e),
         }

@@ -16,4 +16,5 @@ pub mod notify;
 pub mod policy;
 pub mod service;
 pub mod spawn;
+pub mod stamp;
 pub mod unit;

@@ -1307,7 +1307,7 @@ impl Manager {
                 outcome,
             });
             // Let the loop act on the decision (start the spawn) before the
-            // used instances go to be replaced: that wakes another thread.
+            // used instances are handed back: that may wake another thread.
             tokio::task::yield_now().await;
             drop(spent);
         });

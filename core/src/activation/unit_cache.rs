@@ -9,32 +9,20 @@
 //! change. The unit files and drop-ins themselves are still read and parsed
 //! at every load, so edits to them and `%i` of each instance are honoured.
 
-use std::os::unix::fs::MetadataExt;
-use std::time::SystemTime;
-
+use crate::stamp::FileStamp;
 use crate::unit::load::{self, Unit};
 use crate::unit::loader::{SearchPath, UnitIndex};
 use crate::unit::name::UnitName;
 
-/// What identifies the state of one search directory.
-type Stamp = Option<(u64, u64, Option<SystemTime>)>;
-
-fn stamps(search: &SearchPath) -> Vec<Stamp> {
-    search
-        .dirs
-        .iter()
-        .map(|d| {
-            std::fs::metadata(d)
-                .ok()
-                .map(|m| (m.dev(), m.ino(), m.modified().ok()))
-        })
-        .collect()
+/// What identifies the state of each search directory (`None`: absent).
+fn stamps(search: &SearchPath) -> Vec<Option<FileStamp>> {
+    search.dirs.iter().map(|d| FileStamp::of(d).ok()).collect()
 }
 
 /// A [`UnitIndex`] plus the directory stamps it was built from.
 #[derive(Debug, Default)]
 pub(super) struct UnitCache {
-    cached: Option<(UnitIndex, Vec<Stamp>)>,
+    cached: Option<(UnitIndex, Vec<Option<FileStamp>>)>,
 }
 
 impl UnitCache {

@@ -33,9 +33,10 @@
 //! (loading, the `flint-warm` thread, tests) drive the same futures with
 //! [`block_on`]. The epoch ticker advances the engine's epoch every 2 ms
 //! while wasm runs somewhere and for 100 ms after, then parks, so an idle
-//! daemon is not woken. Used instances go back to the `flint-warm` thread
-//! in one message per chain, once the caller is done with the decision
-//! ([`Spent`]): it frees them and makes their replacements.
+//! daemon is not woken. Used instances wait on their plugin once the
+//! caller is done with the decision ([`Spent`]); the `flint-warm` thread
+//! frees them and makes their replacements when it is woken, once half of
+//! a plugin's warm instances are used (see `PluginInner::tend`).
 
 use std::fmt;
 use std::future::Future;
@@ -328,7 +329,7 @@ impl Gate {
         if self.warm.load(Ordering::Acquire) >= cap {
             return None;
         }
-        self.slots.clone().try_acquire_owned().ok().map(Slot)
+        self.try_acquire()
     }
 
     fn activate(&self) -> Active<'_> {
@@ -713,7 +714,8 @@ pub(crate) struct PluginInner {
     retired: Mutex<Vec<Warm>>,
     /// A refill request is on its way to the `flint-warm` thread.
     refill_queued: AtomicBool,
-    /// After a warm instance failed to initialise, no refill until then.
+    /// No refill until then: just after the load, and for a second after a
+    /// warm instance failed to initialise.
     warm_paused_until: Mutex<Option<Instant>>,
     host: Arc<HostInner>,
     name: Arc<str>,
@@ -793,9 +795,10 @@ impl Plugin {
     }
 }
 
-/// The instances a chain used, handed to the `flint-warm` thread when this
-/// is dropped: it frees them and makes their replacements. A caller on an
-/// event loop holds it until the work the decision was for is under way.
+/// The instances a chain used. Dropping it puts them on their plugins'
+/// lists of used instances, for the `flint-warm` thread to free (see
+/// `PluginInner::tend`). A caller on an event loop holds it until the work
+/// the decision was for is under way.
 #[derive(Default)]
 pub struct Spent {
     used: Vec<(Weak<PluginInner>, Warm)>,
@@ -875,8 +878,8 @@ fn run_refill(chores: &mpsc::Receiver<Chore>) {
             Some(Chore::Refill(weak)) => {
                 if let Some(plugin) = weak.upgrade() {
                     plugin.refill_queued.store(false, Ordering::Release);
-                    // Free the used instances' slots first: the refill may
-                    // need them.
+                    // Free the used instances' slots first (the refill may
+                    // need them), outside the lock deciders push to.
                     let retired = std::mem::take(&mut *plugin.lock_retired());
                     drop(retired);
                     if !plugin.fill() && !waiting.iter().any(|w| w.ptr_eq(&weak)) {

@@ -154,29 +154,27 @@ fn unit_user(unit: &Unit, section: &str) -> Result<Option<nix::unistd::User>, Ex
 
 /// The password database's entry for uid 0, which every system service
 /// without `User=` needs for `$USER`. Looked up again only when
-/// `/etc/passwd` changed: an NSS lookup per spawn costs more than the rest
-/// of the environment.
+/// `/etc/passwd` changed (and not while it was changed a moment ago): an
+/// NSS lookup per spawn costs more than the rest of the environment.
 fn root_user() -> Option<nix::unistd::User> {
-    use std::os::unix::fs::MetadataExt;
-    type Stamp = Option<(u64, u64, i64, i64, u64)>;
-    static CACHE: std::sync::Mutex<Option<(Stamp, Option<nix::unistd::User>)>> =
-        std::sync::Mutex::new(None);
-    let stamp: Stamp = std::fs::metadata("/etc/passwd")
-        .ok()
-        .map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()));
+    use crate::stamp::FileStamp;
+    type Entry = (FileStamp, Option<nix::unistd::User>);
+    static CACHE: std::sync::Mutex<Option<Entry>> = std::sync::Mutex::new(None);
+    let stamp = FileStamp::of(std::path::Path::new("/etc/passwd")).ok();
     let mut cache = CACHE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((then, user)) = cache.as_ref()
-        && stamp.is_some()
-        && *then == stamp
+    if let (Some((then, user)), Some(now)) = (cache.as_ref(), stamp)
+        && *then == now
     {
         return user.clone();
     }
     let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0))
         .ok()
         .flatten();
-    *cache = Some((stamp, user.clone()));
+    *cache = stamp
+        .filter(FileStamp::settled)
+        .map(|now| (now, user.clone()));
     user
 }
 

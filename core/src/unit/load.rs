@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value as Json, json};
 
+use crate::stamp::FileStamp;
+
 use super::directive::{self, Directive, Grammar, Kind, ListenType, Support};
 use super::lexer;
 use super::loader::{self, SearchPath, UnitIndex, UnitSources};
@@ -365,35 +367,17 @@ fn not_found(name: &UnitName, why: &str) -> Unit {
     unit
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// The contents of a unit file or drop-in, read again only when its
-/// metadata changed (device, inode, size, modification and change times).
-/// Every `Accept=yes` connection loads its instance from the same template:
-/// one `statx` instead of open, read and close. Files changed in the last
-/// second are always read. Bounded: the cache is emptied when it holds
-/// more than 1024 files.
+/// [`FileStamp`] changed. Every `Accept=yes` connection loads its instance
+/// from the same template: one `statx` instead of open, read and close.
+/// Files changed in the last second are always read. Bounded: the cache is
+/// emptied when it holds more than 1024 files.
 fn read_unit_file(path: &Path) -> std::io::Result<std::sync::Arc<[u8]>> {
     use std::collections::HashMap;
-    use std::os::unix::fs::MetadataExt;
     use std::sync::{Arc, Mutex, PoisonError};
-    type Stamp = (u64, u64, u64, i64, i64, i64, i64);
-    type Files = HashMap<PathBuf, (Stamp, Arc<[u8]>)>;
+    type Files = HashMap<PathBuf, (FileStamp, Arc<[u8]>)>;
     static CACHE: Mutex<Option<Files>> = Mutex::new(None);
-    let m = std::fs::metadata(path)?;
-    let stamp: Stamp = (
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-    );
+    let stamp = FileStamp::of(path)?;
     {
         let cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((then, bytes)) = cache.as_ref().and_then(|c| c.get(path))
@@ -403,23 +387,14 @@ fn read_unit_file(path: &Path) -> std::io::Result<std::sync::Arc<[u8]>> {
         }
     }
     let bytes: Arc<[u8]> = std::fs::read(path)?.into();
-    // A file changed within the last second may change again without its
-    // times moving (coarse timestamps): not cached until it is older.
-    let settled = m
-        .modified()
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age >= std::time::Duration::from_secs(1))
-        && m.ctime() + 1 < now_secs();
-    if !settled {
-        return Ok(bytes);
+    if stamp.settled() {
+        let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = cache.get_or_insert_with(HashMap::new);
+        if map.len() >= 1024 {
+            map.clear();
+        }
+        map.insert(path.to_path_buf(), (stamp, bytes.clone()));
     }
-    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-    let map = cache.get_or_insert_with(HashMap::new);
-    if map.len() >= 1024 {
-        map.clear();
-    }
-    map.insert(path.to_path_buf(), (stamp, bytes.clone()));
     Ok(bytes)
 }
 
