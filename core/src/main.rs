@@ -770,11 +770,11 @@ fn init_log(format: LogFormat, target: LogTarget) {
         // start-stop-daemon the log goes to a file or a logger.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match (format, target) {
-        (LogFormat::Text, LogTarget::Stderr) => builder.with_writer(std::io::stderr).init(),
+        (LogFormat::Text, LogTarget::Stderr) => builder.with_writer(flint::logs::Stderr).init(),
         (LogFormat::Json, LogTarget::Stderr) => builder
             .json()
             .flatten_event(true)
-            .with_writer(std::io::stderr)
+            .with_writer(flint::logs::Stderr)
             .init(),
         (format, LogTarget::Syslog) => {
             let syslog = flint::logs::Syslog::open();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::jobs::{Deps, Seen};
 use super::socket::Peer;
+use super::turns::{self, Then};
 use super::{Event, Manager};
 use crate::notify::Message;
 use crate::service::exec::{self, SpawnInputs};
@@ -554,7 +555,8 @@ impl Manager {
     /// Starts the main process off the event loop: the spawn (which returns
     /// once the child has exec'd) runs on a blocking thread with its own
     /// duplicates of the fds it passes, so a busy socket keeps accepting
-    /// meanwhile; the result comes back as [`Event::MainSpawned`].
+    /// meanwhile, when its turn comes ([`turns`]); the result comes back as
+    /// [`Event::MainSpawned`].
     fn spawn_main_async(
         &mut self,
         id: u64,
@@ -572,7 +574,7 @@ impl Manager {
         }
         let tx = self.tx.clone();
         let path = cmd.path.clone();
-        tokio::task::spawn_blocking(move || {
+        let job: turns::Job = Box::new(move || {
             let result = spawn::spawn(&prepared.plan).map_err(|e| StartFailure {
                 msg: format!("failed to start {path}: {e}"),
                 status: e.exit_code().map(ExitStatus::Exited),
@@ -588,7 +590,28 @@ impl Manager {
                 path,
             });
         });
+        let then = self
+            .turns
+            .submit(job, std::time::Instant::now(), start_turn);
+        self.turns_then(then);
         Ok(())
+    }
+
+    /// Arms the check a waiting spawn needs ([`Then::CheckAt`]), unless an
+    /// earlier one is armed.
+    pub(super) fn turns_then(&mut self, then: Then) {
+        let Then::CheckAt(at) = then else {
+            return;
+        };
+        if self.turns_check.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        self.turns_check = Some(at);
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let _ = tx.send(Event::TurnsDue);
+        });
     }
 
     /// The main process was spawned (or could not be).
@@ -999,7 +1022,11 @@ impl Manager {
             }
             (State::StopPost(_) | State::Dead | State::Failed | State::AutoRestart, _) => {}
             _ => {
-                if clean || ignore {
+                if clean {
+                    // As systemd: a clean exit of the main process is a
+                    // debug message; "Deactivated successfully." follows.
+                    tracing::debug!("{name}: exited ({status})");
+                } else if ignore {
                     tracing::info!("{name}: exited ({status})");
                 } else {
                     if svc.result == "success" {
@@ -1968,6 +1995,11 @@ pub(super) fn should_restart(unit: &Unit, result: &str, status: Option<ExitStatu
 /// Replaces every fd an `ExecPlan` refers to by a duplicate that the
 /// returned list owns, so the plan stays valid on another thread whatever
 /// happens meanwhile to the originals.
+/// Starts a thread that runs spawns ([`turns`]) on tokio's blocking pool.
+pub(super) fn start_turn(drain: turns::Drain) {
+    tokio::task::spawn_blocking(drain);
+}
+
 fn own_plan_fds(plan: &mut spawn::ExecPlan) -> std::io::Result<Vec<OwnedFd>> {
     use std::os::fd::{FromRawFd, RawFd};
     let mut owned: Vec<(RawFd, OwnedFd)> = Vec::new();

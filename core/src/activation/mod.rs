@@ -28,6 +28,7 @@ mod limit;
 pub mod policy;
 mod socket;
 mod switch;
+mod turns;
 mod unit_cache;
 
 use std::collections::HashMap;
@@ -127,6 +128,8 @@ enum Event {
     Hangup,
     /// Wakes the loop (a deadline of a waiting switch answer).
     Tick,
+    /// A spawn waiting for its turn may start now if a running one stalled.
+    TurnsDue,
     /// `--watch`: the unit tree changed on disk.
     TreeChanged,
     /// A socket's plugin chain decided about a spawn.
@@ -159,6 +162,10 @@ struct PendingConnection {
 /// The manager: owns every socket and service.
 struct Manager {
     search: SearchPath,
+    /// Main-process spawns running on blocking threads and waiting.
+    turns: turns::Turns,
+    /// When the armed [`Event::TurnsDue`] fires, if one is armed.
+    turns_check: Option<std::time::Instant>,
     /// With `--watch`, the search path the watcher polls (kept equal to
     /// `search`).
     watched: Option<Watched>,
@@ -233,7 +240,10 @@ pub struct RunOptions {
 pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Result<u8, RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // The loop's log lines are written once per turn (crate::logs::Stderr).
+        .on_thread_park(crate::logs::flush_held)
         .build()?;
+    let _held = crate::logs::hold_stderr();
     let local = tokio::task::LocalSet::new();
     local.block_on(
         &runtime,
@@ -291,6 +301,8 @@ async fn run_async(
     }
     let mut mgr = Manager {
         search,
+        turns: turns::Turns::per_cpu(),
+        turns_check: None,
         watched: None,
         requested,
         roots: names.iter().map(ToString::to_string).collect(),
@@ -818,6 +830,13 @@ impl Manager {
                 log,
                 path,
             } => self.on_main_spawned(service, state, result, log, &path),
+            Event::TurnsDue => {
+                self.turns_check = None;
+                let then = self
+                    .turns
+                    .start_due(std::time::Instant::now(), lifecycle::start_turn);
+                self.turns_then(then);
+            }
             Event::Watchdog {
                 service,
                 generation,

@@ -1,0 +1,262 @@
+//! Turns for main-process spawns on blocking threads.
+//!
+//! A spawn returns once its child has exec'd (`CLONE_VFORK`), so flint runs
+//! it on a blocking thread and the event loop keeps accepting meanwhile. With
+//! no bound, a burst of `Accept=yes` connections had as many threads and
+//! half-started children as connections competing for the CPUs, served by
+//! the scheduler in no particular order: with 8 concurrent clients on 2 CPUs
+//! the connect-to-first-byte p99 was 13-16 ms against systemd-socket-activate's
+//! 6-8 ms, at the same throughput. Spawns now take turns: at most one thread
+//! per CPU runs them, each taking the next waiting spawn in arrival order
+//! as soon as its last one is done, without a round trip through the loop
+//! (bench/README.md has the numbers).
+//!
+//! An exec can hang (a binary on a stuck network file system). A thread whose
+//! spawn has run for [`STALL`] stops counting against the limit, so a hung
+//! exec delays the spawns behind it by at most that long and never stops
+//! them: the loop starts another thread then ([`Turns::start_due`]).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long a spawn may take before the next waiting one starts anyway.
+pub(super) const STALL: Duration = Duration::from_millis(100);
+
+/// A spawn to run on a blocking thread.
+pub(super) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A thread's work: take waiting spawns until none is left.
+pub(super) type Drain = Box<dyn FnOnce() + Send + 'static>;
+
+#[derive(Default)]
+struct Shared {
+    waiting: VecDeque<Job>,
+    /// Threads taking spawns: their number and when their current spawn
+    /// started (`None`: started, about to take its first).
+    threads: Vec<(u64, Option<Instant>)>,
+    next: u64,
+}
+
+impl Shared {
+    /// Threads that count against the limit: not stalled.
+    fn counted(&self, now: Instant) -> usize {
+        self.threads
+            .iter()
+            .filter(|(_, at)| at.is_none_or(|at| now.saturating_duration_since(at) < STALL))
+            .count()
+    }
+
+    /// Threads about to take a waiting spawn.
+    fn starting(&self) -> usize {
+        self.threads.iter().filter(|(_, at)| at.is_none()).count()
+    }
+}
+
+/// The spawns waiting, and the threads that run them.
+pub(super) struct Turns {
+    limit: usize,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl std::fmt::Debug for Turns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Turns")
+            .field("limit", &self.limit)
+            .field("threads", &s.threads)
+            .field("waiting", &s.waiting.len())
+            .finish()
+    }
+}
+
+/// What the caller does next: nothing, or [`Turns::start_due`] again at a
+/// time (when a running spawn would count as stalled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Then {
+    Nothing,
+    CheckAt(Instant),
+}
+
+impl Turns {
+    /// At most `limit` (at least 1) threads counted as running spawns.
+    pub(super) fn new(limit: usize) -> Turns {
+        Turns {
+            limit: limit.max(1),
+            shared: Arc::default(),
+        }
+    }
+
+    /// One thread per CPU flint may use.
+    pub(super) fn per_cpu() -> Turns {
+        Turns::new(std::thread::available_parallelism().map_or(2, usize::from))
+    }
+
+    /// Queues `job`; starts a thread (through `start`) when fewer than the
+    /// limit run.
+    pub(super) fn submit(&self, job: Job, now: Instant, start: impl FnMut(Drain)) -> Then {
+        let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        s.waiting.push_back(job);
+        self.start_threads(&mut s, now, start)
+    }
+
+    /// Starts threads while spawns wait and fewer than the limit count as
+    /// running (a thread whose spawn is older than [`STALL`] does not).
+    pub(super) fn start_due(&self, now: Instant, start: impl FnMut(Drain)) -> Then {
+        let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        self.start_threads(&mut s, now, start)
+    }
+
+    fn start_threads(&self, s: &mut Shared, now: Instant, mut start: impl FnMut(Drain)) -> Then {
+        while s.counted(now) < self.limit && s.waiting.len() > s.starting() {
+            let id = s.next;
+            s.next += 1;
+            s.threads.push((id, None));
+            let shared = Arc::clone(&self.shared);
+            start(Box::new(move || drain(&shared, id)));
+        }
+        if s.waiting.len() <= s.starting() {
+            return Then::Nothing;
+        }
+        // Every thread counted is running a spawn younger than STALL; the
+        // oldest of those stalls first.
+        let oldest = s
+            .threads
+            .iter()
+            .filter_map(|&(_, at)| at)
+            .filter(|at| now.saturating_duration_since(*at) < STALL)
+            .min()
+            .unwrap_or(now);
+        Then::CheckAt(oldest + STALL)
+    }
+}
+
+/// A thread's loop: take the oldest waiting spawn, run it, again; leave the
+/// list of threads when nothing waits.
+fn drain(shared: &Mutex<Shared>, id: u64) {
+    loop {
+        let job = {
+            let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(job) = s.waiting.pop_front() else {
+                s.threads.retain(|(t, _)| *t != id);
+                return;
+            };
+            if let Some(t) = s.threads.iter_mut().find(|(t, _)| *t == id) {
+                t.1 = Some(Instant::now());
+            }
+            job
+        };
+        job();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Starts each thread for real and returns how many were started.
+    fn threads(started: &std::sync::atomic::AtomicUsize) -> impl FnMut(Drain) + '_ {
+        move |d| {
+            started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(d);
+        }
+    }
+
+    /// A job that reports its name, then waits until it is let go.
+    fn job(name: &'static str, ran: &mpsc::Sender<&'static str>) -> (Job, mpsc::Sender<()>) {
+        let (go, wait) = mpsc::channel();
+        let ran = ran.clone();
+        (
+            Box::new(move || {
+                ran.send(name).unwrap();
+                let _ = wait.recv();
+            }),
+            go,
+        )
+    }
+
+    fn settle(turns: &Turns) -> (usize, usize) {
+        for _ in 0..500 {
+            std::thread::sleep(Duration::from_millis(2));
+            let s = turns.shared.lock().unwrap();
+            if s.starting() == 0 {
+                return (s.threads.len(), s.waiting.len());
+            }
+        }
+        panic!("threads did not take their spawns");
+    }
+
+    #[test]
+    fn at_most_limit_threads_and_spawns_run_in_arrival_order() {
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let turns = Turns::new(2);
+        let (ran_tx, ran) = mpsc::channel();
+        let now = Instant::now();
+        let mut gos = Vec::new();
+        for name in ["a", "b", "c", "d"] {
+            let (j, go) = job(name, &ran_tx);
+            gos.push(go);
+            let then = turns.submit(j, now, threads(&started));
+            if name >= "c" {
+                assert!(matches!(then, Then::CheckAt(_)), "{name} waits: {then:?}");
+            }
+        }
+        let first: Vec<_> = (0..2).map(|_| ran.recv().unwrap()).collect();
+        let mut first_sorted = first.clone();
+        first_sorted.sort_unstable();
+        assert_eq!(first_sorted, ["a", "b"]);
+        assert_eq!(settle(&turns), (2, 2), "two threads, two spawns waiting");
+        assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Letting one spawn end: its thread takes the oldest waiting one.
+        gos[0].send(()).unwrap();
+        assert_eq!(ran.recv().unwrap(), "c");
+        gos[1].send(()).unwrap();
+        assert_eq!(ran.recv().unwrap(), "d");
+        gos[2].send(()).unwrap();
+        gos[3].send(()).unwrap();
+        for _ in 0..500 {
+            if turns.shared.lock().unwrap().threads.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(
+            turns.shared.lock().unwrap().threads.is_empty(),
+            "threads leave when nothing waits"
+        );
+        assert_eq!(
+            started.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "no thread more"
+        );
+    }
+
+    #[test]
+    fn a_stalled_spawn_stops_counting() {
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let turns = Turns::new(1);
+        let (ran_tx, ran) = mpsc::channel();
+        let now = Instant::now();
+        let (hung, let_go) = job("hung", &ran_tx);
+        turns.submit(hung, now, threads(&started));
+        assert_eq!(ran.recv().unwrap(), "hung");
+        settle(&turns);
+        let (next, next_go) = job("next", &ran_tx);
+        let then = turns.submit(next, Instant::now(), threads(&started));
+        let Then::CheckAt(at) = then else {
+            panic!("the next spawn waits: {then:?}");
+        };
+        // Before the stall time nothing moves; at it, another thread starts.
+        assert_eq!(
+            turns.start_due(at.checked_sub(STALL / 2).unwrap(), threads(&started)),
+            Then::CheckAt(at)
+        );
+        assert!(ran.recv_timeout(Duration::from_millis(50)).is_err());
+        assert_eq!(turns.start_due(at, threads(&started)), Then::Nothing);
+        assert_eq!(ran.recv().unwrap(), "next");
+        assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 2);
+        next_go.send(()).unwrap();
+        let_go.send(()).unwrap();
+    }
+}
