@@ -36,6 +36,8 @@ struct Shared {
     /// started (`None`: started, about to take its first).
     threads: Vec<(u64, Option<Instant>)>,
     next: u64,
+    /// The manager is gone: threads take no more spawns.
+    closed: bool,
 }
 
 impl Shared {
@@ -67,6 +69,19 @@ impl std::fmt::Debug for Turns {
             .field("threads", &s.threads)
             .field("waiting", &s.waiting.len())
             .finish()
+    }
+}
+
+impl Drop for Turns {
+    /// Spawns still waiting when the manager stops are dropped (with the fds
+    /// they hold), not started after it; running ones finish.
+    fn drop(&mut self) {
+        let waiting = {
+            let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            s.closed = true;
+            std::mem::take(&mut s.waiting)
+        };
+        drop(waiting);
     }
 }
 
@@ -137,7 +152,12 @@ fn drain(shared: &Mutex<Shared>, id: u64) {
     loop {
         let job = {
             let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(job) = s.waiting.pop_front() else {
+            let next = if s.closed {
+                None
+            } else {
+                s.waiting.pop_front()
+            };
+            let Some(job) = next else {
                 s.threads.retain(|(t, _)| *t != id);
                 return;
             };
@@ -229,6 +249,32 @@ mod tests {
             started.load(std::sync::atomic::Ordering::SeqCst),
             2,
             "no thread more"
+        );
+    }
+
+    #[test]
+    fn waiting_spawns_are_dropped_with_the_manager() {
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let turns = Turns::new(1);
+        let (ran_tx, ran) = mpsc::channel();
+        let (first, let_go) = job("first", &ran_tx);
+        turns.submit(first, Instant::now(), threads(&started));
+        assert_eq!(ran.recv().unwrap(), "first");
+        let (second, _go) = job("second", &ran_tx);
+        turns.submit(second, Instant::now(), threads(&started));
+        let shared = Arc::clone(&turns.shared);
+        drop(turns);
+        let_go.send(()).unwrap();
+        for _ in 0..500 {
+            if shared.lock().unwrap().threads.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(shared.lock().unwrap().threads.is_empty(), "the thread left");
+        assert!(
+            ran.recv_timeout(Duration::from_millis(50)).is_err(),
+            "second never ran"
         );
     }
 
