@@ -216,11 +216,30 @@ pub fn flush_held() {
 }
 
 /// The lines the calling thread holds, if any, leaving it holding none.
+/// Safe to call from a panic hook: a thread that panicked while adding a
+/// line (or is being torn down) gives nothing.
 fn take_held() -> Option<Vec<u8>> {
-    HELD.with_borrow_mut(|held| match held {
-        Some(buf) if !buf.is_empty() => Some(std::mem::replace(buf, Vec::with_capacity(HELD_MAX))),
-        _ => None,
+    HELD.try_with(|held| {
+        let mut held = held.try_borrow_mut().ok()?;
+        match held.as_mut() {
+            Some(buf) if !buf.is_empty() => {
+                Some(std::mem::replace(buf, Vec::with_capacity(HELD_MAX)))
+            }
+            _ => None,
+        }
     })
+    .ok()
+    .flatten()
+}
+
+/// Makes a panic write the panicking thread's held lines before the panic
+/// message (flint's release builds abort on panic, so no guard's drop runs).
+pub fn flush_held_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        flush_held();
+        default(info);
+    }));
 }
 
 /// Stops holding the thread's lines and writes what it held.
@@ -355,7 +374,10 @@ mod tests {
             StderrLine.write_all(&long).unwrap();
             StderrLine.write_all(&long).unwrap();
             assert_eq!(take_held(), None, "written when full");
+            // As from a panic hook while a line was being added: nothing,
+            // and no second panic.
             StderrLine.write_all(b"last\n").unwrap();
+            HELD.with_borrow_mut(|_| assert_eq!(take_held(), None));
             drop(guard);
             assert!(
                 HELD.with_borrow(Option::is_none),

@@ -763,6 +763,7 @@ fn init_log(format: LogFormat, target: LogTarget) {
         .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     flint::logs::set_json(format == LogFormat::Json);
+    flint::logs::flush_held_on_panic();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

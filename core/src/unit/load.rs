@@ -367,36 +367,41 @@ fn not_found(name: &UnitName, why: &str) -> Unit {
     unit
 }
 
-/// The contents of a unit file or drop-in, read again only when its
-/// [`FileStamp`] changed. Every `Accept=yes` connection loads its instance
-/// from the same template: one `statx` instead of open, read and close.
-/// Files changed in the last second are always read. Bounded: the cache is
-/// emptied when it holds more than 1024 files.
-fn read_unit_file(path: &Path) -> std::io::Result<std::sync::Arc<[u8]>> {
+/// A unit file or drop-in as the lexer leaves it (or its syntax error),
+/// read and lexed again only when its [`FileStamp`] changed. Every
+/// `Accept=yes` connection loads its instance from the same template: one
+/// `statx` instead of open, read, close and lexing. Files changed in the last
+/// second are always read. Bounded: the cache is emptied when it holds more
+/// than 1024 files.
+fn lexed_unit_file(path: &Path) -> std::io::Result<std::sync::Arc<Lexed>> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, PoisonError};
-    type Files = HashMap<PathBuf, (FileStamp, Arc<[u8]>)>;
+    type Files = HashMap<PathBuf, (FileStamp, Arc<Lexed>)>;
     static CACHE: Mutex<Option<Files>> = Mutex::new(None);
     let stamp = FileStamp::of(path)?;
     {
         let cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((then, bytes)) = cache.as_ref().and_then(|c| c.get(path))
+        if let Some((then, lexed)) = cache.as_ref().and_then(|c| c.get(path))
             && *then == stamp
         {
-            return Ok(bytes.clone());
+            return Ok(lexed.clone());
         }
     }
-    let bytes: Arc<[u8]> = std::fs::read(path)?.into();
+    let bytes = std::fs::read(path)?;
+    let lexed = Arc::new(lexer::parse(path, &bytes));
     if stamp.settled() {
         let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
         let map = cache.get_or_insert_with(HashMap::new);
         if map.len() >= 1024 {
             map.clear();
         }
-        map.insert(path.to_path_buf(), (stamp, bytes.clone()));
+        map.insert(path.to_path_buf(), (stamp, lexed.clone()));
     }
-    Ok(bytes)
+    Ok(lexed)
 }
+
+/// What [`lexer::parse`] makes of a file.
+type Lexed = Result<lexer::ParsedFile, Diagnostic>;
 
 fn load_sources(search: &SearchPath, name: UnitName, sources: &UnitSources) -> Unit {
     let mut unit = Unit::empty(name, Some(sources));
@@ -424,8 +429,8 @@ fn load_sources(search: &SearchPath, name: UnitName, sources: &UnitSources) -> U
         .chain(sources.dropins.iter().cloned())
         .collect();
     for file in &files {
-        let bytes = match read_unit_file(file) {
-            Ok(b) => b,
+        let lexed = match lexed_unit_file(file) {
+            Ok(l) => l,
             Err(e) => {
                 parser.unit.fail(
                     LoadState::Error,
@@ -436,13 +441,13 @@ fn load_sources(search: &SearchPath, name: UnitName, sources: &UnitSources) -> U
                 return unit;
             }
         };
-        match lexer::parse(file, &bytes) {
-            Ok(parsed) => parser.apply_file(file, &parsed),
+        match lexed.as_ref() {
+            Ok(parsed) => parser.apply_file(file, parsed),
             Err(diag) => {
                 let (path, line) = (diag.path.clone(), diag.line);
                 parser
                     .unit
-                    .fail(LoadState::Error, &path, line, diag.message);
+                    .fail(LoadState::Error, &path, line, diag.message.clone());
                 return unit;
             }
         }

@@ -13,7 +13,7 @@
 //! `/etc/machine-id`, say) fails only the expansions that use it.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::name::{self, UnitName, UnitType};
 
@@ -122,9 +122,11 @@ pub struct SpecifierContext {
     pub fragment: Option<PathBuf>,
     /// Whether flint runs as a user manager (changes directories, cgroups).
     pub user_mode: bool,
-    pub host: HostFacts,
-    pub manager: ManagerFacts,
-    pub dirs: DirectoryFacts,
+    /// Shared by every context (a unit load makes one; an `Accept=yes`
+    /// connection loads one unit), so a context costs no copies of them.
+    pub host: Arc<HostFacts>,
+    pub manager: Arc<ManagerFacts>,
+    pub dirs: Arc<DirectoryFacts>,
 }
 
 impl SpecifierContext {
@@ -133,15 +135,15 @@ impl SpecifierContext {
     /// and then shared, so loading many units reads the password database
     /// and the environment once.
     pub fn new(unit: UnitName, fragment: Option<PathBuf>, user_mode: bool) -> SpecifierContext {
-        static HOST: OnceLock<HostFacts> = OnceLock::new();
-        static MANAGER: [OnceLock<(ManagerFacts, DirectoryFacts)>; 2] =
-            [OnceLock::new(), OnceLock::new()];
-        let host = HOST.get_or_init(HostFacts::probe).clone();
+        static HOST: OnceLock<Arc<HostFacts>> = OnceLock::new();
+        type Facts = (Arc<ManagerFacts>, Arc<DirectoryFacts>);
+        static MANAGER: [OnceLock<Facts>; 2] = [OnceLock::new(), OnceLock::new()];
+        let host = Arc::clone(HOST.get_or_init(|| Arc::new(HostFacts::probe())));
         let (manager, dirs) = MANAGER[usize::from(user_mode)]
             .get_or_init(|| {
                 let manager = ManagerFacts::probe(user_mode);
                 let dirs = DirectoryFacts::probe(user_mode, &manager, &|k| std::env::var(k).ok());
-                (manager, dirs)
+                (Arc::new(manager), Arc::new(dirs))
             })
             .clone();
         SpecifierContext {
@@ -167,9 +169,9 @@ impl SpecifierContext {
             unit,
             fragment,
             user_mode,
-            host,
-            manager,
-            dirs,
+            host: Arc::new(host),
+            manager: Arc::new(manager),
+            dirs: Arc::new(dirs),
         }
     }
 }
@@ -784,7 +786,7 @@ mod tests {
     #[test]
     fn cgroup_specifiers() {
         let mut c = user_ctx("blah.service");
-        c.dirs.cgroup_root = "/cgroup-root".into();
+        Arc::make_mut(&mut c.dirs).cgroup_root = "/cgroup-root".into();
         assert_eq!(x("%c", &c), "/cgroup-root/app.slice/blah.service");
         assert_eq!(x("%r", &c), "/cgroup-root/app.slice");
         assert_eq!(x("%R", &c), "/cgroup-root");
@@ -898,16 +900,16 @@ mod tests {
         for (p, e) in table {
             assert_eq!(x(p, &c), e, "{p}");
         }
-        c.host.pretty_hostname = Some("Box of Bits".into());
+        Arc::make_mut(&mut c.host).pretty_hostname = Some("Box of Bits".into());
         assert_eq!(x("%q", &c), "Box of Bits");
-        c.host.os_release = Some(Vec::new());
+        Arc::make_mut(&mut c.host).os_release = Some(Vec::new());
         assert_eq!(x("[%w]", &c), "[]", "a missing os-release field is empty");
-        c.host.os_release = None;
+        Arc::make_mut(&mut c.host).os_release = None;
         assert!(matches!(
             expand("%o", &c, SpecifierTable::Full),
             Err(SpecifierError::Unavailable { spec: 'o', .. })
         ));
-        c.host.machine_id = None;
+        Arc::make_mut(&mut c.host).machine_id = None;
         assert!(matches!(
             expand("%m", &c, SpecifierTable::Full),
             Err(SpecifierError::Unavailable { spec: 'm', .. })
