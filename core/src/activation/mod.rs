@@ -16,10 +16,13 @@
 //! `MaxConnections=`/`MaxConnectionsPerSource=` are accepted and closed while
 //! the socket stays healthy.
 //!
-//! A socket's policy plugins decide on a blocking thread, never on the
-//! event loop: the spawn waits (its connection holding its slots, or its
-//! `Accept=no` socket disarmed) until the outcome arrives as an event, while
-//! every other socket and service goes on.
+//! A socket's policy plugins decide in a task of the event loop, as
+//! asynchronous WebAssembly calls that yield at every epoch tick (2 ms), so
+//! a slow plugin shares the loop until its timeout: the spawn waits (its
+//! connection holding its slots, or its `Accept=no` socket disarmed) until
+//! the outcome arrives as an event, while every other socket and service
+//! goes on. Main processes are spawned on blocking threads, at most one per
+//! CPU at a time, in arrival order (`turns`).
 
 mod control;
 mod jobs;

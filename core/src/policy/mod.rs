@@ -24,14 +24,14 @@
 //!   `clock` and its own bounded `store`. No WASI, no files, no network.
 //! - `LISTEN_*` and `NOTIFY_SOCKET` are never edited by a plugin.
 //!
-//! Blocking: [`Chain::decide`] runs on the calling thread and blocks it for
-//! the plugins' run time — tens of microseconds per plugin normally, at most
-//! each plugin's timeout (default 20 ms) when one misbehaves, plus the wait
-//! for a free slot when more decisions are in flight than the pool admits.
-//! It is CPU-bound and bounded, so calling it on an async worker is
-//! acceptable; a caller that chains slow plugins can move it to
-//! `spawn_blocking`. WebAssembly runs on the calling thread's stack and needs
-//! up to 512 KiB of it.
+//! Blocking: [`Chain::decide_async`] runs the plugins as asynchronous calls on
+//! a fiber stack of the pool; they yield at every epoch tick (2 ms) and are
+//! interrupted at their timeout (default 20 ms), and waiting for a free slot
+//! (more decisions in flight than the pool admits) is an await, so an event
+//! loop can run it as one of its tasks (`flint run` does). [`Chain::decide`]
+//! and [`Chain::decide_with`] drive the same future on the calling thread and
+//! block it for the plugins' run time: tens of microseconds per plugin
+//! normally, at most each plugin's timeout when one misbehaves.
 
 mod bindings;
 mod cache;
