@@ -240,11 +240,18 @@ field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p"; }
 record() { echo "$3" >>"$work/results/$1.$2"; }
 median() { sort -g "$work/results/$1.$2" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
 
+# The server measured first in a round runs a few percent faster here,
+# whichever it is, so each round starts with the next server.
+rotated() { # round: the servers, starting with the round's own
+  local i n=${#servers[@]}
+  for i in $(seq 0 $((n - 1))); do echo "${servers[$(((i + $1 - 1) % n))]}"; done
+}
+
 total_errors=0
 for r in $(seq "$rounds"); do
   for mode in seq par; do
     clients=1; [ "$mode" = par ] && clients=8
-    for s in "${servers[@]}"; do
+    for s in $(rotated "$r"); do
       out=$("$client" rate 127.0.0.1 "${port_of[$s]}" "$clients" "$conns" "$max_seconds")
       echo "round $r $s $mode: $out" >&2
       record "$s" "$mode.rate" "$(field rate <<<"$out")"
@@ -262,7 +269,8 @@ for s in "${servers[@]}"; do stop_pid "${pid_of[$s]}"; forget_pid "${pid_of[$s]}
 # Each round starts the activator afresh, makes the connection that starts
 # the service (cold), then connects to the running service (warm).
 for r in $(seq "$first_rounds"); do
-  for s in flint ssa; do
+  order="flint ssa"; [ $((r % 2)) -eq 0 ] && order="ssa flint"
+  for s in $order; do
     if [ "$s" = flint ]; then
       port=$port_no_flint
       "$flint" run --unit-dir "$work/units-no" first.socket 2>>"$work/flint-no.log" &
