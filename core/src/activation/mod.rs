@@ -240,12 +240,20 @@ pub struct RunOptions {
     pub cgroups: crate::cgroup::Mode,
 }
 
+/// How long an idle blocking thread (spawns, the `--watch` scan) stays.
+const BLOCKING_KEEP_ALIVE: Duration = Duration::from_hours(24);
+
 pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Result<u8, RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // The loop's log lines are written once per turn (crate::logs::Stderr).
         .on_thread_park(crate::logs::flush_held)
+        // Spawns run on blocking threads (at most one per CPU, `turns`);
+        // creating one costs more than the rest of a cold `Accept=no` start
+        // here, so they stay once made and the first is made now.
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()?;
+    runtime.spawn_blocking(|| {});
     let _held = crate::logs::hold_stderr();
     let local = tokio::task::LocalSet::new();
     local.block_on(
