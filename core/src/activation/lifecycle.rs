@@ -590,9 +590,7 @@ impl Manager {
                 path,
             });
         });
-        let then = self
-            .turns
-            .submit(job, std::time::Instant::now(), start_turn);
+        let then = self.turns.submit(job, Instant::now(), start_turn);
         self.turns_then(then);
         Ok(())
     }
@@ -1992,14 +1990,14 @@ pub(super) fn should_restart(unit: &Unit, result: &str, status: Option<ExitStatu
     }
 }
 
-/// Replaces every fd an `ExecPlan` refers to by a duplicate that the
-/// returned list owns, so the plan stays valid on another thread whatever
-/// happens meanwhile to the originals.
 /// Starts a thread that runs spawns ([`turns`]) on tokio's blocking pool.
 pub(super) fn start_turn(drain: turns::Drain) {
     tokio::task::spawn_blocking(drain);
 }
 
+/// Replaces every fd an `ExecPlan` refers to by a duplicate that the
+/// returned list owns, so the plan stays valid on another thread whatever
+/// happens meanwhile to the originals.
 fn own_plan_fds(plan: &mut spawn::ExecPlan) -> std::io::Result<Vec<OwnedFd>> {
     use std::os::fd::{FromRawFd, RawFd};
     let mut owned: Vec<(RawFd, OwnedFd)> = Vec::new();
