@@ -207,6 +207,17 @@ mod tests {
         panic!("threads did not take their spawns");
     }
 
+    /// Waits (up to a second) until no thread takes spawns; whether none does.
+    fn threads_gone(shared: &Mutex<Shared>) -> bool {
+        for _ in 0..500 {
+            if shared.lock().unwrap().threads.is_empty() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        false
+    }
+
     #[test]
     fn at_most_limit_threads_and_spawns_run_in_arrival_order() {
         let started = std::sync::atomic::AtomicUsize::new(0);
@@ -235,14 +246,8 @@ mod tests {
         assert_eq!(ran.recv().unwrap(), "d");
         gos[2].send(()).unwrap();
         gos[3].send(()).unwrap();
-        for _ in 0..500 {
-            if turns.shared.lock().unwrap().threads.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
         assert!(
-            turns.shared.lock().unwrap().threads.is_empty(),
+            threads_gone(&turns.shared),
             "threads leave when nothing waits"
         );
         assert_eq!(
@@ -265,13 +270,7 @@ mod tests {
         let shared = Arc::clone(&turns.shared);
         drop(turns);
         let_go.send(()).unwrap();
-        for _ in 0..500 {
-            if shared.lock().unwrap().threads.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        assert!(shared.lock().unwrap().threads.is_empty(), "the thread left");
+        assert!(threads_gone(&shared), "the thread left");
         assert!(
             ran.recv_timeout(Duration::from_millis(50)).is_err(),
             "second never ran"
