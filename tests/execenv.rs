@@ -379,6 +379,70 @@ fn standard_input_fd_name_reads_the_socket_units_fifo() {
     assert_eq!(text, "got hi names=feed\n");
 }
 
+/// A FIFO named by `StandardInput=file:` (or an output) that nobody has
+/// open yet: opening it must not hold up flint, which keeps answering its
+/// other sockets, and the service reads what a writer sends later.
+#[test]
+fn a_fifo_without_a_writer_holds_up_only_its_service() {
+    let tree = Tree::new();
+    let fifo = tree.path().join("in.fifo");
+    let out_fifo = tree.path().join("out.fifo");
+    let out = tree.path().join("out");
+    for f in [&fifo, &out_fifo] {
+        let c = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    }
+    let reader = tree.path().join("reader.sock");
+    tree.write(
+        "reader.socket",
+        &format!("[Socket]\nListenStream={}\n", reader.display()),
+    );
+    tree.write(
+        "reader.service",
+        &format!(
+            "[Service]\nStandardInput=file:{}\nStandardOutput=file:{}\n\
+             ExecStart=/bin/sh -c 'read line; echo \"got $$line\" > {}'\n",
+            fifo.display(),
+            out_fifo.display(),
+            out.display()
+        ),
+    );
+    let other = tree.path().join("other.sock");
+    tree.write(
+        "other.socket",
+        &format!("[Socket]\nListenStream={}\nAccept=yes\n", other.display()),
+    );
+    tree.write(
+        "other@.service",
+        "[Service]\nStandardOutput=socket\nExecStart=/bin/echo answered\n",
+    );
+    let flint = Flint::run(&tree, &["reader.socket", "other.socket"]);
+    // Starts reader.service, whose input and output are FIFOs no one opened.
+    let _trigger = std::os::unix::net::UnixStream::connect(&reader).unwrap();
+    assert!(
+        flint.wait_log("reader.service: started"),
+        "the service starts: {}",
+        flint.log()
+    );
+    for _ in 0..3 {
+        let mut c = std::os::unix::net::UnixStream::connect(&other).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "answered\n", "the other socket still answers");
+    }
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    w.write_all(b"hi\n").unwrap();
+    let text = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+    })
+    .expect("the service read what the writer sent");
+    assert_eq!(text, "got hi\n");
+}
+
 #[test]
 fn standard_output_file_connects_to_an_af_unix_socket() {
     let tree = Tree::new();

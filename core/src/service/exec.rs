@@ -690,6 +690,17 @@ impl StdioSetup<'_> {
 /// systemd's `acquire_path()`: opens a `file:`/`append:`/`truncate:` path
 /// (created with `0666 & ~UMask` when written), or connects to it when it is
 /// an `AF_UNIX` socket (`ENXIO`), shutting down the unused direction.
+///
+/// systemd opens the path in the forked child, so an open that waits (a
+/// FIFO without a writer or reader, a serial line without carrier) holds up
+/// only that service. flint opens it while preparing the command, on its
+/// event loop, so the open must never wait: it is made with `O_NONBLOCK`
+/// (cleared afterwards, the service gets a blocking fd), and a FIFO is
+/// opened read-write, which Linux completes at once (fifo(7)). The service
+/// then waits in its first read for a writer's data, or in its writes once
+/// the pipe is full, instead of in the open. Unlike under systemd, it keeps
+/// the other end itself: its reads do not see end-of-file when the last
+/// writer goes, nor its writes `EPIPE` when the last reader goes.
 fn acquire_path(
     path: &str,
     what: &'static str,
@@ -703,17 +714,24 @@ fn acquire_path(
         what,
         source,
     };
+    let fifo = std::fs::metadata(path)
+        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()));
     let mut opts = OpenOptions::new();
-    opts.read(!write || what == "standard input");
-    if write {
+    opts.read(!write || what == "standard input" || fifo);
+    if write || fifo {
         opts.write(true)
             .create(true)
             .append(append)
-            .truncate(truncate);
+            .truncate(truncate && !fifo);
     }
-    opts.mode(0o666 & !umask).custom_flags(libc::O_NOCTTY);
+    opts.mode(0o666 & !umask)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK);
     match opts.open(path) {
-        Ok(f) => Ok(OwnedFd::from(f)),
+        Ok(f) => {
+            let fd = OwnedFd::from(f);
+            set_blocking(&fd).map_err(err)?;
+            Ok(fd)
+        }
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
             let stream = std::os::unix::net::UnixStream::connect(path).map_err(|ce| {
                 if matches!(ce.raw_os_error(), Some(libc::ENOTSOCK | libc::EINVAL)) {
@@ -734,6 +752,14 @@ fn acquire_path(
         }
         Err(e) => Err(err(e)),
     }
+}
+
+/// Clears `O_NONBLOCK` on `fd`.
+fn set_blocking(fd: &OwnedFd) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags & !OFlag::O_NONBLOCK))?;
+    Ok(())
 }
 
 /// `TTYPath=`, or `/dev/console`.
