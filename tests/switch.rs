@@ -349,7 +349,10 @@ fn units_added_and_removed_in_a_run_without_names() {
         switch(&control, &gen2, true),
         "starting the following units: b.socket\n"
     );
-    assert!(!flint_listens(flint.child.id(), b), "a dry run changes nothing");
+    assert!(
+        !flint_listens(flint.child.id(), b),
+        "a dry run changes nothing"
+    );
     switch(&control, &gen2, false);
     assert_eq!(ask(b).as_deref(), Some("b\n"));
     assert_eq!(ask(a).as_deref(), Some("a\n"));
