@@ -347,6 +347,19 @@ fn standard_output_and_error_tty_without_a_terminal_input() {
     assert!(seen.contains("out\r\nerr\r\nctty=0 end"), "{seen:?}");
 }
 
+/// Writes "hi" into the FIFO at `fifo` and returns the line the service
+/// then writes to `out`.
+fn feed_and_read(fifo: &Path, out: &Path) -> String {
+    let mut w = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+    w.write_all(b"hi\n").unwrap();
+    wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(out)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+    })
+    .expect("the service read the FIFO and answered")
+}
+
 #[test]
 fn standard_input_fd_name_reads_the_socket_units_fifo() {
     let tree = Tree::new();
@@ -368,15 +381,7 @@ fn standard_input_fd_name_reads_the_socket_units_fifo() {
         ),
     );
     let _flint = Flint::run(&tree, &["f.socket"]);
-    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    w.write_all(b"hi\n").unwrap();
-    let text = wait_for(Duration::from_secs(20), || {
-        std::fs::read_to_string(&out)
-            .ok()
-            .filter(|t| t.ends_with('\n'))
-    })
-    .expect("the service read the FIFO");
-    assert_eq!(text, "got hi names=feed\n");
+    assert_eq!(feed_and_read(&fifo, &out), "got hi names=feed\n");
 }
 
 /// A FIFO named by `StandardInput=file:` (or an output) that nobody has
@@ -389,9 +394,7 @@ fn a_fifo_without_a_writer_holds_up_only_its_service() {
     let out_fifo = tree.path().join("out.fifo");
     let out = tree.path().join("out");
     for f in [&fifo, &out_fifo] {
-        let c = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
-        // SAFETY: mkfifo reads a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        nix::unistd::mkfifo(f, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     }
     let reader = tree.path().join("reader.sock");
     tree.write(
@@ -432,15 +435,7 @@ fn a_fifo_without_a_writer_holds_up_only_its_service() {
         c.read_to_string(&mut text).unwrap();
         assert_eq!(text, "answered\n", "the other socket still answers");
     }
-    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    w.write_all(b"hi\n").unwrap();
-    let text = wait_for(Duration::from_secs(20), || {
-        std::fs::read_to_string(&out)
-            .ok()
-            .filter(|t| t.ends_with('\n'))
-    })
-    .expect("the service read what the writer sent");
-    assert_eq!(text, "got hi\n");
+    assert_eq!(feed_and_read(&fifo, &out), "got hi\n");
 }
 
 #[test]

@@ -168,7 +168,7 @@ struct Manager {
     /// Main-process spawns running on blocking threads and waiting.
     turns: turns::Turns,
     /// When the armed [`Event::TurnsDue`] fires, if one is armed.
-    turns_check: Option<std::time::Instant>,
+    turns_check: Option<Instant>,
     /// With `--watch`, the search path the watcher polls (kept equal to
     /// `search`).
     watched: Option<Watched>,
@@ -843,9 +843,7 @@ impl Manager {
             } => self.on_main_spawned(service, state, result, log, &path),
             Event::TurnsDue => {
                 self.turns_check = None;
-                let then = self
-                    .turns
-                    .start_due(std::time::Instant::now(), lifecycle::start_turn);
+                let then = self.turns.start_due(Instant::now(), lifecycle::start_turn);
                 self.turns_then(then);
             }
             Event::Watchdog {

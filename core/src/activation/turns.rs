@@ -233,10 +233,9 @@ mod tests {
                 assert!(matches!(then, Then::CheckAt(_)), "{name} waits: {then:?}");
             }
         }
-        let first: Vec<_> = (0..2).map(|_| ran.recv().unwrap()).collect();
-        let mut first_sorted = first.clone();
-        first_sorted.sort_unstable();
-        assert_eq!(first_sorted, ["a", "b"]);
+        let mut first: Vec<_> = (0..2).map(|_| ran.recv().unwrap()).collect();
+        first.sort_unstable();
+        assert_eq!(first, ["a", "b"]);
         assert_eq!(settle(&turns), (2, 2), "two threads, two spawns waiting");
         assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 2);
         // Letting one spawn end: its thread takes the oldest waiting one.

@@ -696,7 +696,8 @@ impl StdioSetup<'_> {
 /// only that service. flint opens it while preparing the command, on its
 /// event loop, so the open must never wait: it is made with `O_NONBLOCK`
 /// (cleared afterwards, the service gets a blocking fd), and a FIFO is
-/// opened read-write, which Linux completes at once (fifo(7)). The service
+/// opened read-write, which Linux completes at once (fifo(7); `O_TRUNC` is
+/// ignored for it, open(2)). The service
 /// then waits in its first read for a writer's data, or in its writes once
 /// the pipe is full, instead of in the open. Unlike under systemd, it keeps
 /// the other end itself: its reads do not see end-of-file when the last
@@ -722,7 +723,7 @@ fn acquire_path(
         opts.write(true)
             .create(true)
             .append(append)
-            .truncate(truncate && !fifo);
+            .truncate(truncate);
     }
     opts.mode(0o666 & !umask)
         .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK);
