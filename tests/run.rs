@@ -374,6 +374,153 @@ fn socket_exec_commands_run_around_the_listeners() {
     );
 }
 
+/// A shell command that waits (at most 20 s) until `go` exists.
+fn wait_for_file(go: &std::path::Path) -> String {
+    format!(
+        "/bin/sh -c 'i=0; while [ ! -e {} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done'",
+        go.display()
+    )
+}
+
+#[test]
+fn a_slow_socket_start_command_holds_up_only_its_own_socket() {
+    // slow.socket's ExecStartPre= waits for a file and slower.socket's
+    // ExecStartPost= for another; meanwhile fast.socket serves, and each
+    // slow socket listens (then answers) only once its command is done.
+    let tree = Tree::new();
+    let (fast, slow, slower) = (free_port(), free_port(), free_port());
+    let (go1, go2) = (tree.path().join("go1"), tree.path().join("go2"));
+    for (name, port, key, go) in [
+        ("fast", fast, "", None),
+        ("slow", slow, "ExecStartPre", Some(&go1)),
+        ("slower", slower, "ExecStartPost", Some(&go2)),
+    ] {
+        let hook = go.map_or(String::new(), |g| format!("{key}={}\n", wait_for_file(g)));
+        tree.write(
+            &format!("{name}.socket"),
+            &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n{hook}"),
+        );
+        tree.write(
+            &format!("{name}@.service"),
+            &format!("[Service]\nStandardInput=socket\nExecStart=/bin/echo {name}\n"),
+        );
+    }
+    let control = tree.path().join("control");
+    let mut flint = Flint::run_until(
+        &tree,
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "slow.socket",
+            "fast.socket",
+            "slower.socket",
+        ],
+        "fast.socket: listening",
+    );
+    for _ in 0..3 {
+        assert_eq!(exchange(fast, b""), "fast\n");
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", slow)).is_err(),
+        "slow.socket does not listen before its ExecStartPre= is done"
+    );
+    assert!(
+        !flint.log().contains("unit(s) running"),
+        "flint is not ready while a socket starts"
+    );
+    let (code, text) = common::ctl(&control, &["status", "slow.socket"]);
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains("activating (start-pre)"), "{text}");
+    std::fs::write(&go1, "").unwrap();
+    assert_eq!(exchange(slow, b""), "slow\n");
+    assert!(!flint.log().contains("unit(s) running"));
+    let (code, text) = common::ctl(&control, &["status", "slower.socket"]);
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains("activating (start-post)"), "{text}");
+    std::fs::write(&go2, "").unwrap();
+    assert_eq!(exchange(slower, b""), "slower\n");
+    assert!(flint.wait_log("unit(s) running"));
+    assert!(flint.stop().is_some_and(|st| st.success()));
+}
+
+#[test]
+fn a_service_starts_after_its_socket_is_listening() {
+    // x.service is started by the command line, not by a connection; it
+    // waits for x.socket's ExecStartPre= and then gets its listener.
+    let tree = Tree::new();
+    let port = free_port();
+    let go = tree.path().join("go");
+    let out = tree.path().join("out");
+    tree.write(
+        "x.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{port}\nExecStartPre={}\n",
+            wait_for_file(&go)
+        ),
+    );
+    tree.write(
+        "x.service",
+        &format!(
+            "[Service]\nExecStart=/bin/sh -c 'echo \"fds=$LISTEN_FDS\" > {}; exec sleep 30'\n",
+            out.display()
+        ),
+    );
+    let mut flint = Flint::run_until(
+        &tree,
+        &["x.socket", "x.service"],
+        "x.service: job start queued",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!out.exists(), "x.service waits for its socket");
+    std::fs::write(&go, "").unwrap();
+    let got = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+    });
+    assert_eq!(got.as_deref(), Some("fds=1\n"));
+    assert!(flint.stop().is_some_and(|st| st.success()));
+}
+
+#[test]
+fn stopping_a_socket_runs_its_stop_commands() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let log = tree.path().join("log");
+    let port = free_port();
+    let l = log.display();
+    tree.write(
+        "x.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nExecStopPre=/bin/sh -c 'echo stoppre >> {l}'\nExecStopPost=/bin/sh -c 'echo stoppost >> {l}'\n"
+        ),
+    );
+    tree.write(
+        "x@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo x\n",
+    );
+    let mut flint = Flint::run(&tree, &["--control", control.to_str().unwrap(), "x.socket"]);
+    assert_eq!(exchange(port, b""), "x\n");
+    let (code, _) = common::ctl(&control, &["stop", "x.socket"]);
+    assert_eq!(code, 0);
+    let got = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.lines().count() >= 2)
+    });
+    assert_eq!(got.as_deref(), Some("stoppre\nstoppost\n"));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the stopped socket is closed"
+    );
+    // A stopped socket runs no stop commands again when flint exits.
+    assert!(flint.stop().is_some_and(|st| st.success()));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "stoppre\nstoppost\n"
+    );
+}
+
 #[test]
 fn without_units_flint_runs_what_the_tree_enables_or_every_socket() {
     // A tree with sockets.target.wants/: only the enabled socket listens.

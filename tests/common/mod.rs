@@ -96,7 +96,22 @@ impl Flint {
         Flint::start(cmd, env)
     }
 
-    fn start(mut cmd: Command, env: &[(&str, &Path)]) -> Flint {
+    /// Like [`Flint::run`], waiting for `needle` in the log instead (for
+    /// units whose start is not over yet).
+    pub fn run_until(tree: &Tree, units: &[&str], needle: &str) -> Flint {
+        let mut cmd = Command::new(flint_bin());
+        cmd.arg("run")
+            .arg("--unit-dir")
+            .arg(tree.path())
+            .args(units);
+        Flint::start_until(cmd, &[], needle)
+    }
+
+    fn start(cmd: Command, env: &[(&str, &Path)]) -> Flint {
+        Flint::start_until(cmd, env, "unit(s) running")
+    }
+
+    fn start_until(mut cmd: Command, env: &[(&str, &Path)], needle: &str) -> Flint {
         cmd.env("FLINT_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -115,7 +130,7 @@ impl Flint {
         });
         let f = Flint { child, log };
         let ok = wait_for(Duration::from_secs(20), || {
-            f.log().contains("unit(s) running").then_some(())
+            f.log().contains(needle).then_some(())
         });
         assert!(ok.is_some(), "flint did not start; log:\n{}", f.log());
         f

@@ -130,7 +130,16 @@ impl Manager {
 
     fn socket_json(&self, index: usize) -> Json {
         let s = &self.sockets[index];
-        let (state, sub) = if s.failed {
+        let (state, sub) = if let Some(sub) = self.hooks_state(&s.name) {
+            (
+                if sub == "stop-pre" {
+                    "deactivating"
+                } else {
+                    "activating"
+                },
+                sub,
+            )
+        } else if s.failed {
             ("failed", "failed")
         } else if s.is_listening() {
             ("active", "listening")
@@ -210,6 +219,15 @@ impl Manager {
                             units.push(self.socket_json(i));
                         } else if let Some(id) = self.find_service(n) {
                             units.push(self.service_json(id));
+                        } else if let Some(sub) = self.hooks_state(n) {
+                            // Its ExecStartPre= runs: no listeners yet.
+                            units.push(json!({
+                                "name": n, "type": "socket", "description": "",
+                                "state": "activating", "sub": sub, "listen": [],
+                                "triggers": Json::Null, "connections": 0, "accepted": 0,
+                                "refused": 0, "plugins": Json::Null,
+                                "log": crate::logs::recent(n, STATUS_LINES, 0),
+                            }));
                         } else {
                             return control::error(4, &format!("Unit {n} could not be found."));
                         }

@@ -495,10 +495,7 @@ impl Manager {
             return;
         }
         match (kind, self.socket_index(name)) {
-            (JobKind::Stop, Some(i)) if !self.sockets[i].failed => {
-                tracing::info!("{name}: stopping; closing its listeners");
-                self.sockets[i].fail();
-            }
+            (JobKind::Stop, Some(i)) if !self.sockets[i].failed => self.stop_socket(i),
             (JobKind::Start, None) => {
                 let opened = name.parse::<UnitName>().is_ok_and(|n| self.add_socket(&n));
                 if !opened {
@@ -1004,6 +1001,10 @@ impl Manager {
                             }
                         }
                     }
+                }
+                // It starts after its sockets (systemd's implicit After=).
+                if Class::of(state).down() && self.sockets_starting_for(id) {
+                    return false;
                 }
                 let (ups, downs) = (svc.ups, svc.downs);
                 if let Some(j) = self.jobs.get_mut(&id) {

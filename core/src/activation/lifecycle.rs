@@ -1754,6 +1754,7 @@ impl Manager {
         }
         tracing::info!("flint: stopping");
         self.shutting_down = true;
+        self.kill_hooks();
         for s in &mut self.sockets {
             s.disarm();
         }

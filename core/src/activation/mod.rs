@@ -30,6 +30,7 @@ mod lifecycle;
 mod limit;
 pub mod policy;
 mod socket;
+mod socket_hooks;
 mod switch;
 mod turns;
 mod unit_cache;
@@ -41,7 +42,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::service::exec::{self as exec, SpawnInputs};
-use crate::spawn::{self, ExitStatus};
+use crate::spawn::ExitStatus;
 use crate::unit::load::{self, Unit, Value};
 use crate::unit::loader::{self, SearchPath};
 use crate::unit::name::{UnitName, UnitType};
@@ -135,6 +136,12 @@ enum Event {
     TurnsDue,
     /// `--watch`: the unit tree changed on disk.
     TreeChanged,
+    /// The `ExecStartPre=` (or other `key`) commands of a socket ended.
+    SocketHooks {
+        name: String,
+        key: &'static str,
+        result: Result<(), String>,
+    },
     /// A socket's plugin chain decided about a spawn.
     Decided {
         socket: usize,
@@ -209,6 +216,11 @@ struct Manager {
     jobs: HashMap<u64, jobs::Job>,
     /// A cgroup v2 per service, where flint's own cgroup is writable.
     cgroups: Option<crate::cgroup::Cgroups>,
+    /// Socket units whose own commands run (`socket_hooks`), by name.
+    hooks: HashMap<String, socket_hooks::SocketHooks>,
+    /// Until every planned socket listens: how many units `flint run`
+    /// started, and its `--notify-fd`.
+    ready: Option<(usize, Option<i32>)>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -335,6 +347,8 @@ async fn run_async(
         spare: Vec::new(),
         jobs: HashMap::new(),
         cgroups: None,
+        hooks: HashMap::new(),
+        ready: None,
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {
@@ -381,10 +395,9 @@ async fn run_async(
             "no named unit could be started".into()
         }));
     }
-    tracing::info!("flint: {started} unit(s) running");
-    if let Some(fd) = mgr.options.notify_fd {
-        notify_ready_fd(fd);
-    }
+    // Ready once no socket's ExecStartPre=/ExecStartPost= runs.
+    mgr.ready = Some((started, mgr.options.notify_fd));
+    mgr.announce_ready();
     if mgr.options.watch {
         let stamp = tree_stamp(&mgr.search);
         let watched = std::rc::Rc::new(std::cell::RefCell::new((mgr.search.clone(), stamp)));
@@ -394,11 +407,11 @@ async fn run_async(
     while let Some(event) = rx.recv().await {
         mgr.handle(event);
         mgr.answer_settled();
-        if mgr.shutting_down && mgr.all_dead() {
+        if mgr.shutting_down && mgr.all_dead() && mgr.hooks.is_empty() {
             break;
         }
     }
-    mgr.close_sockets();
+    mgr.close_sockets().await;
     if let Some(path) = control_node {
         let _ = std::fs::remove_file(path);
     }
@@ -565,111 +578,6 @@ impl Manager {
         self.next_id
     }
 
-    /// Loads a socket unit and its service, opens its listeners and starts
-    /// watching them. Failures are logged; the other units go on.
-    fn add_socket(&mut self, name: &UnitName) -> bool {
-        self.add_socket_for(name, None)
-    }
-
-    /// [`Self::add_socket`] for a socket that `owner` lists in `Sockets=`: as
-    /// in systemd, such a socket without `Service=` triggers `owner` when no
-    /// service of its own name exists. A socket already open is left alone.
-    fn add_socket_for(&mut self, name: &UnitName, owner: Option<u64>) -> bool {
-        if self.socket_index(name.as_str()).is_some() {
-            return true;
-        }
-        let Some(unit) = self.load_startable(name) else {
-            return false;
-        };
-        let mut config = match SocketConfig::from_unit(&unit) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("{name}: {e}");
-                return false;
-            }
-        };
-        if let Some(owner) = owner.and_then(|o| self.services.get(&o))
-            && !config.accept
-            && unit.get_str("Socket", "Service").is_none()
-            && loader::resolve(&self.search, &config.service).is_err()
-        {
-            config.service = owner.unit.id.clone();
-        }
-        let policy = match self.load_policy(&unit) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!("{name}: {e}; refusing to listen");
-                return false;
-            }
-        };
-        // The service must exist before the socket listens.
-        let service_id = if config.accept {
-            let template = config.service.clone();
-            match loader::resolve(&self.search, &template) {
-                Ok(src) if !src.masked => None,
-                _ => {
-                    tracing::error!("{name}: template {template} not found; refusing to listen");
-                    return false;
-                }
-            }
-        } else if let Some(id) = self.add_service(&config.service) {
-            Some(id)
-        } else {
-            tracing::error!(
-                "{name}: service {} cannot be loaded; refusing to listen",
-                config.service
-            );
-            return false;
-        };
-        // The socket's own ExecStartPre= runs before the listeners exist.
-        if let Err(e) = run_socket_commands(&unit, "ExecStartPre", &[], self.search.user_mode) {
-            tracing::error!("{name}: {e}; refusing to listen");
-            return false;
-        }
-        let index = self.sockets.len();
-        let mut rt = match SocketRt::open(index, unit, config, &self.tx, &mut self.spare) {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!("{name}: {e}");
-                return false;
-            }
-        };
-        for l in &rt.listeners {
-            tracing::info!("{name}: listening on {}", l.describe());
-        }
-        if let Some(p) = &policy {
-            let names: Vec<&str> = p
-                .chain
-                .plugins()
-                .iter()
-                .map(crate::policy::Plugin::name)
-                .collect();
-            tracing::info!("{name}: policy plugins {}", names.join(", "));
-        }
-        rt.policy = policy;
-        self.sockets.push(rt);
-        if let Some(id) = service_id
-            && let Some(svc) = self.services.get_mut(&id)
-        {
-            svc.sockets.push(index);
-        }
-        if let Some(id) = service_id {
-            self.add_listed_sockets(id);
-        }
-        if let Err(e) = run_socket_commands(
-            &self.sockets[index].unit,
-            "ExecStartPost",
-            &[],
-            self.search.user_mode,
-        ) {
-            tracing::error!("{name}: {e}; closing its listeners");
-            self.sockets[index].fail();
-            return false;
-        }
-        self.sockets[index].arm();
-        true
-    }
-
     /// Loads the plugin chain of a socket unit; the WebAssembly host is
     /// created on first use, so a flint without plugins never pays for it.
     fn load_policy(&mut self, unit: &Unit) -> Result<Option<SocketPolicy>, String> {
@@ -745,6 +653,7 @@ impl Manager {
             .values()
             .flat_map(|s| [s.main_pid, s.control_pid])
             .flatten()
+            .chain(self.hook_pids())
             .collect()
     }
 
@@ -851,6 +760,7 @@ impl Manager {
                 generation,
             } => self.on_watchdog(service, generation),
             Event::Shutdown => self.shutdown(),
+            Event::SocketHooks { name, key, result } => self.on_socket_hooks(&name, key, result),
             Event::Control { request, reply } => {
                 let answer = self.control(&request);
                 let jobs = std::mem::take(&mut self.answer_jobs);
@@ -1406,22 +1316,6 @@ impl Manager {
         }
     }
 
-    fn close_sockets(&mut self) {
-        let user_mode = self.search.user_mode;
-        for s in &mut self.sockets {
-            if s.failed {
-                continue;
-            }
-            if let Err(e) = run_socket_commands(&s.unit, "ExecStopPre", &[], user_mode) {
-                tracing::warn!("{}: {e}", s.name);
-            }
-            s.close();
-            if let Err(e) = run_socket_commands(&s.unit, "ExecStopPost", &[], user_mode) {
-                tracing::warn!("{}: {e}", s.name);
-            }
-        }
-    }
-
     /// The sockets whose fds a service receives, in a fixed order: those
     /// named in `Sockets=` in that order, then the other sockets that
     /// trigger it by unit name. Failed sockets contribute nothing.
@@ -1446,51 +1340,6 @@ impl Manager {
         out.retain(|i| !self.sockets[*i].failed);
         out
     }
-}
-
-/// Runs the `key` commands of a socket unit one after another and waits for
-/// each (bounded by the socket's `TimeoutSec=`, default 90 s); a failure
-/// without the `-` prefix stops the sequence.
-fn run_socket_commands(
-    unit: &Unit,
-    key: &str,
-    fds: &[(std::os::fd::RawFd, String)],
-    user_mode: bool,
-) -> Result<(), String> {
-    let timeout = unit.get_usec("Socket", "TimeoutSec").unwrap_or(90_000_000);
-    for cmd in unit.commands("Socket", key) {
-        let inputs = SpawnInputs {
-            fds: fds.to_vec(),
-            user_mode,
-            main_process: !fds.is_empty(),
-            ..Default::default()
-        };
-        let mut prepared = exec::prepare(unit, "Socket", cmd, &inputs)
-            .map_err(|e| format!("{key}={}: {e}", cmd.path))?;
-        let child = spawn::spawn(&prepared.plan).map_err(|e| format!("{key}={}: {e}", cmd.path))?;
-        if let Some(pipe) = prepared.log.take() {
-            exec::forward_log(pipe, unit.id.to_string(), child.pid);
-        }
-        drop(prepared);
-        let start = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break st,
-                Ok(None) => {}
-                Err(e) => return Err(format!("{key}={}: waiting failed: {e}", cmd.path)),
-            }
-            if timeout != u64::MAX && start.elapsed() > Duration::from_micros(timeout) {
-                signal_group(child.pid, libc::SIGKILL);
-                let _ = child.wait_blocking();
-                return Err(format!("{key}={} timed out", cmd.path));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        if !status.success() && !cmd.ignore_failure {
-            return Err(format!("{key}={} failed: {status}", cmd.path));
-        }
-    }
-    Ok(())
 }
 
 /// The units to start for `names`, in start order: the named socket and

@@ -1,0 +1,396 @@
+//! Starting and stopping a socket unit with its own commands:
+//! `ExecStartPre=` (before the listeners exist), `ExecStartPost=` (listeners
+//! open, not watched yet), `ExecStopPre=` (still open) and `ExecStopPost=`
+//! (closed), as systemd's `socket.c` runs them.
+//!
+//! The commands run as tasks of the event loop that wait for each process
+//! on its pidfd, so a slow or hung command holds up only its own socket:
+//! every other socket goes on accepting and every service goes on being
+//! supervised meanwhile. A socket whose `ExecStartPre=` or `ExecStartPost=`
+//! runs is *starting*; the start job of the service it triggers waits for it
+//! (as systemd orders a service after its sockets), and flint's readiness
+//! (`--notify-fd`) waits for every starting socket. Each command is bounded
+//! by the socket's `TimeoutSec=` (default 90 s) and killed after it.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::{Event, Manager, SocketConfig, SocketPolicy, SocketRt, signal_group};
+use crate::service::exec::{self as exec, SpawnInputs};
+use crate::spawn;
+use crate::unit::load::Unit;
+use crate::unit::loader;
+use crate::unit::name::UnitName;
+
+/// A socket unit whose start (or stop) commands are running.
+pub(super) struct SocketHooks {
+    /// What happens when the commands succeed.
+    next: Next,
+    /// The service the socket triggers (`Accept=no`), whose start waits.
+    service: Option<u64>,
+    /// The pid of the command running now (0: none), for the reaper and
+    /// for shutdown.
+    running: Rc<Cell<i32>>,
+}
+
+/// The step after a socket's commands.
+enum Next {
+    /// `ExecStartPre=` ran: open the listeners.
+    Open(Box<Opening>),
+    /// `ExecStartPost=` ran: watch socket `index`.
+    Arm(usize),
+    /// `ExecStopPre=` ran: close socket `index`, then run `ExecStopPost=`.
+    Close(usize),
+}
+
+/// A loaded socket unit not listening yet.
+pub(super) struct Opening {
+    unit: Unit,
+    config: SocketConfig,
+    policy: Option<SocketPolicy>,
+    service: Option<u64>,
+}
+
+fn has_commands(unit: &Unit, key: &str) -> bool {
+    !unit.commands("Socket", key).is_empty()
+}
+
+impl Manager {
+    /// Loads a socket unit and its service, opens its listeners and starts
+    /// watching them (after its `ExecStartPre=`/`ExecStartPost=`, which
+    /// run while the loop goes on). Failures are logged; the other units go
+    /// on. Returns whether the socket is listening or on its way there.
+    pub(super) fn add_socket(&mut self, name: &UnitName) -> bool {
+        self.add_socket_for(name, None)
+    }
+
+    /// [`Self::add_socket`] for a socket that `owner` lists in `Sockets=`: as
+    /// in systemd, such a socket without `Service=` triggers `owner` when no
+    /// service of its own name exists. A socket already open is left alone.
+    pub(super) fn add_socket_for(&mut self, name: &UnitName, owner: Option<u64>) -> bool {
+        if self.socket_index(name.as_str()).is_some() || self.hooks.contains_key(name.as_str()) {
+            return true;
+        }
+        let Some(unit) = self.load_startable(name) else {
+            return false;
+        };
+        let mut config = match SocketConfig::from_unit(&unit) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("{name}: {e}");
+                return false;
+            }
+        };
+        if let Some(owner) = owner.and_then(|o| self.services.get(&o))
+            && !config.accept
+            && unit.get_str("Socket", "Service").is_none()
+            && loader::resolve(&self.search, &config.service).is_err()
+        {
+            config.service = owner.unit.id.clone();
+        }
+        let policy = match self.load_policy(&unit) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("{name}: {e}; refusing to listen");
+                return false;
+            }
+        };
+        // The service must exist before the socket listens.
+        let service = if config.accept {
+            let template = config.service.clone();
+            match loader::resolve(&self.search, &template) {
+                Ok(src) if !src.masked => None,
+                _ => {
+                    tracing::error!("{name}: template {template} not found; refusing to listen");
+                    return false;
+                }
+            }
+        } else if let Some(id) = self.add_service(&config.service) {
+            Some(id)
+        } else {
+            tracing::error!(
+                "{name}: service {} cannot be loaded; refusing to listen",
+                config.service
+            );
+            return false;
+        };
+        let opening = Opening {
+            unit,
+            config,
+            policy,
+            service,
+        };
+        // The socket's own ExecStartPre= runs before the listeners exist.
+        if has_commands(&opening.unit, "ExecStartPre") {
+            let unit = opening.unit.clone();
+            self.run_hooks(
+                &unit,
+                "ExecStartPre",
+                service,
+                Next::Open(Box::new(opening)),
+            );
+            return true;
+        }
+        self.open_socket(opening)
+    }
+
+    /// Opens the listeners of a loaded socket; they are watched at once,
+    /// or after the socket's `ExecStartPost=`.
+    fn open_socket(&mut self, opening: Opening) -> bool {
+        let Opening {
+            unit,
+            config,
+            policy,
+            service,
+        } = opening;
+        let name = unit.id.to_string();
+        let index = self.sockets.len();
+        let mut rt = match SocketRt::open(index, unit, config, &self.tx, &mut self.spare) {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("{name}: {e}");
+                return false;
+            }
+        };
+        for l in &rt.listeners {
+            tracing::info!("{name}: listening on {}", l.describe());
+        }
+        if let Some(p) = &policy {
+            let names: Vec<&str> = p
+                .chain
+                .plugins()
+                .iter()
+                .map(crate::policy::Plugin::name)
+                .collect();
+            tracing::info!("{name}: policy plugins {}", names.join(", "));
+        }
+        rt.policy = policy;
+        self.sockets.push(rt);
+        if let Some(id) = service {
+            if let Some(svc) = self.services.get_mut(&id) {
+                svc.sockets.push(index);
+            }
+            self.add_listed_sockets(id);
+        }
+        if has_commands(&self.sockets[index].unit, "ExecStartPost") {
+            let unit = self.sockets[index].unit.clone();
+            self.run_hooks(&unit, "ExecStartPost", service, Next::Arm(index));
+            return true;
+        }
+        self.sockets[index].arm();
+        true
+    }
+
+    /// Stops socket `index` for a stop job: `ExecStopPre=`, closing its
+    /// listeners, `ExecStopPost=`.
+    pub(super) fn stop_socket(&mut self, index: usize) {
+        let s = &self.sockets[index];
+        if s.failed || self.hooks.contains_key(&s.name) {
+            return;
+        }
+        tracing::info!("{}: stopping; closing its listeners", s.name);
+        if has_commands(&s.unit, "ExecStopPre") {
+            let unit = s.unit.clone();
+            self.sockets[index].disarm();
+            self.run_hooks(&unit, "ExecStopPre", None, Next::Close(index));
+        } else {
+            self.close_stopped(index);
+        }
+    }
+
+    /// Closes a stopped socket's listeners and runs its `ExecStopPost=`,
+    /// whose outcome is only logged.
+    fn close_stopped(&mut self, index: usize) {
+        let s = &mut self.sockets[index];
+        s.failed = true;
+        s.close();
+        if has_commands(&s.unit, "ExecStopPost") {
+            let (unit, user_mode) = (s.unit.clone(), self.search.user_mode);
+            tokio::task::spawn_local(async move {
+                let running = Rc::new(Cell::new(0));
+                if let Err(e) = socket_commands(&unit, "ExecStopPost", user_mode, &running).await {
+                    tracing::warn!("{}: {e}", unit.id);
+                }
+            });
+        }
+    }
+
+    /// Runs the `key` commands of `unit` as a task; their outcome comes
+    /// back as [`Event::SocketHooks`].
+    fn run_hooks(&mut self, unit: &Unit, key: &'static str, service: Option<u64>, next: Next) {
+        let name = unit.id.to_string();
+        let running = Rc::new(Cell::new(0));
+        self.hooks.insert(
+            name.clone(),
+            SocketHooks {
+                next,
+                service,
+                running: running.clone(),
+            },
+        );
+        let (unit, user_mode, tx) = (unit.clone(), self.search.user_mode, self.tx.clone());
+        tokio::task::spawn_local(async move {
+            let result = socket_commands(&unit, key, user_mode, &running).await;
+            let _ = tx.send(Event::SocketHooks { name, key, result });
+        });
+    }
+
+    /// The commands of a socket ended: go on with its start or stop.
+    pub(super) fn on_socket_hooks(
+        &mut self,
+        name: &str,
+        key: &'static str,
+        result: Result<(), String>,
+    ) {
+        let Some(hooks) = self.hooks.remove(name) else {
+            return;
+        };
+        match (hooks.next, result) {
+            // Shutting down: a socket that is open is closed with the rest.
+            (Next::Open(_) | Next::Arm(_), _) if self.shutting_down => {}
+            (Next::Open(opening), Ok(())) => {
+                if !self.open_socket(*opening) {
+                    self.fail_dependents(name);
+                }
+            }
+            (Next::Open(_), Err(e)) => {
+                tracing::error!("{name}: {e}; refusing to listen");
+                self.fail_dependents(name);
+            }
+            (Next::Arm(index), Ok(())) => self.sockets[index].arm(),
+            (Next::Arm(index), Err(e)) => {
+                tracing::error!("{name}: {e}; closing its listeners");
+                self.sockets[index].fail();
+                self.fail_dependents(name);
+            }
+            (Next::Close(index), result) => {
+                if let Err(e) = result {
+                    tracing::warn!("{name}: {e}");
+                }
+                self.close_stopped(index);
+            }
+        }
+        tracing::debug!("{name}: {key} done");
+        self.announce_ready();
+        self.dispatch();
+    }
+
+    /// Once no socket is starting: logs that flint's units run and tells
+    /// the supervisor (`--notify-fd`), once.
+    pub(super) fn announce_ready(&mut self) {
+        if !self.hooks.is_empty() {
+            return;
+        }
+        if let Some((started, fd)) = self.ready.take()
+            && !self.shutting_down
+        {
+            tracing::info!("flint: {started} unit(s) running");
+            if let Some(fd) = fd {
+                super::notify_ready_fd(fd);
+            }
+        }
+    }
+
+    /// Whether a socket that triggers service `id` is still starting: its
+    /// start job waits.
+    pub(super) fn sockets_starting_for(&self, id: u64) -> bool {
+        self.hooks
+            .values()
+            .any(|h| h.service == Some(id) && !matches!(h.next, Next::Close(_)))
+    }
+
+    /// What a socket whose commands run is doing, as systemd's sub-state.
+    pub(super) fn hooks_state(&self, name: &str) -> Option<&'static str> {
+        self.hooks.get(name).map(|h| match h.next {
+            Next::Open(_) => "start-pre",
+            Next::Arm(_) => "start-post",
+            Next::Close(_) => "stop-pre",
+        })
+    }
+
+    /// The pids of running socket commands (left to their own waiters by
+    /// the reaper of orphans).
+    pub(super) fn hook_pids(&self) -> impl Iterator<Item = i32> + '_ {
+        self.hooks
+            .values()
+            .map(|h| h.running.get())
+            .filter(|p| *p > 0)
+    }
+
+    /// At shutdown: the socket commands still running are killed.
+    pub(super) fn kill_hooks(&self) {
+        for pid in self.hook_pids() {
+            signal_group(pid, libc::SIGKILL);
+        }
+    }
+
+    /// After the loop: every socket still open runs `ExecStopPre=`, is
+    /// closed (`RemoveOnStop=` paths removed), then runs `ExecStopPost=`.
+    pub(super) async fn close_sockets(&mut self) {
+        let user_mode = self.search.user_mode;
+        for s in &mut self.sockets {
+            if s.failed {
+                continue;
+            }
+            let running = Rc::new(Cell::new(0));
+            if let Err(e) = socket_commands(&s.unit, "ExecStopPre", user_mode, &running).await {
+                tracing::warn!("{}: {e}", s.name);
+            }
+            s.close();
+            if let Err(e) = socket_commands(&s.unit, "ExecStopPost", user_mode, &running).await {
+                tracing::warn!("{}: {e}", s.name);
+            }
+        }
+    }
+}
+
+/// Runs the `key` commands of a socket unit one after another, each waited
+/// for on its pidfd and bounded by the socket's `TimeoutSec=` (default
+/// 90 s, then killed); a failure without the `-` prefix stops the sequence.
+/// `running` holds the pid of the command running.
+async fn socket_commands(
+    unit: &Unit,
+    key: &str,
+    user_mode: bool,
+    running: &Cell<i32>,
+) -> Result<(), String> {
+    let timeout = unit.get_usec("Socket", "TimeoutSec").unwrap_or(90_000_000);
+    for cmd in unit.commands("Socket", key) {
+        let inputs = SpawnInputs {
+            user_mode,
+            ..Default::default()
+        };
+        let mut prepared = exec::prepare(unit, "Socket", cmd, &inputs)
+            .map_err(|e| format!("{key}={}: {e}", cmd.path))?;
+        let child = spawn::spawn(&prepared.plan).map_err(|e| format!("{key}={}: {e}", cmd.path))?;
+        running.set(child.pid);
+        if let Some(pipe) = prepared.log.take() {
+            exec::forward_log(pipe, unit.id.to_string(), child.pid);
+        }
+        drop(prepared);
+        let waited = if timeout == u64::MAX || timeout == 0 {
+            Ok(child.wait().await)
+        } else {
+            tokio::time::timeout(Duration::from_micros(timeout), child.wait()).await
+        };
+        let status = match waited {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => {
+                running.set(0);
+                return Err(format!("{key}={}: waiting failed: {e}", cmd.path));
+            }
+            Err(_) => {
+                signal_group(child.pid, libc::SIGKILL);
+                let _ = child.wait().await;
+                running.set(0);
+                return Err(format!("{key}={} timed out", cmd.path));
+            }
+        };
+        running.set(0);
+        if !status.success() && !cmd.ignore_failure {
+            return Err(format!("{key}={} failed: {status}", cmd.path));
+        }
+    }
+    Ok(())
+}
