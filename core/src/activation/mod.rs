@@ -17,7 +17,7 @@
 //! the socket stays healthy.
 //!
 //! A socket's policy plugins decide in a task of the event loop, as
-//! asynchronous WebAssembly calls that yield at every epoch tick (2 ms), so
+//! asynchronous WebAssembly calls that yield every half millisecond or so, so
 //! a slow plugin shares the loop until its timeout: the spawn waits (its
 //! connection holding its slots, or its `Accept=no` socket disarmed) until
 //! the outcome arrives as an event, while every other socket and service
@@ -1216,7 +1216,7 @@ impl Manager {
 
     /// Runs the socket's chain on `request` as a task of the event loop and
     /// reports the outcome as `Event::Decided`. Plugins yield to the loop at
-    /// every epoch tick, so a slow one (up to its `TimeoutSec=`) never holds
+    /// every half millisecond or so, so a slow one (up to its `TimeoutSec=`) never holds
     /// up the other sockets.
     fn spawn_decision(&self, socket: usize, request: crate::policy::Request, pending: Pending) {
         let chain = self.sockets[socket]

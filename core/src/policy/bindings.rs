@@ -17,7 +17,7 @@ wasmtime::component::bindgen!({
     world: "policy",
     path: "../wit",
     // Exports are called asynchronously, so that a long-running plugin
-    // yields to flint's event loop at every epoch tick instead of holding
+    // yields to flint's event loop every so much fuel instead of holding
     // it; the imports (log, clock, store) are plain host calls.
     exports: { default: async },
 });

@@ -76,7 +76,7 @@ impl Hasher for ShaHasher {
 }
 
 /// A short, stable digest of the engine settings that compiled code depends
-/// on (target, tunables, features such as epoch interruption).
+/// on (target, tunables, features such as fuel metering).
 pub(crate) fn engine_digest(engine: &Engine) -> String {
     let mut h = ShaHasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut h);

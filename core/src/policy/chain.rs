@@ -81,7 +81,7 @@ impl Chain {
     }
 
     /// Like [`Chain::decide_with`], as a future for an event loop: each
-    /// plugin yields at every epoch tick, so that other tasks run while a
+    /// plugin yields every so much fuel (about half a millisecond), so that other tasks run while a
     /// slow one decides (up to its timeout). The instances used are put in
     /// `spent`; dropping it frees them and starts their replacements.
     pub async fn decide_async(

@@ -3,8 +3,9 @@
 //! service, and how the service's environment is rewritten.
 //!
 //! The contract with plugins is `wit/policy.wit` (`flint:policy@0.1.0`).
-//! [`PolicyHost`] owns one wasmtime engine per process: epoch interruption
-//! for deadlines (a ticker thread that parks while no call is in flight), a
+//! [`PolicyHost`] owns one wasmtime engine per process: fuel-driven yields
+//! for deadlines (a call yields every so much fuel and its caller reads the
+//! clock then, so no thread ticks beside the wasm), a
 //! pooling allocator sized for the concurrent decisions it admits, and an
 //! on-disk cache of compiled components keyed by the component's sha256 and
 //! the engine's compatibility hash. [`PolicyHost::load`] validates a plugin
@@ -25,8 +26,9 @@
 //! - `LISTEN_*` and `NOTIFY_SOCKET` are never edited by a plugin.
 //!
 //! Blocking: [`Chain::decide_async`] runs the plugins as asynchronous calls on
-//! a fiber stack of the pool; they yield at every epoch tick (2 ms) and are
-//! interrupted at their timeout (default 20 ms), and waiting for a free slot
+//! a fiber stack of the pool; they yield every 500,000 units of fuel (about
+//! half a millisecond of wasm) and are dropped at the first yield past their
+//! timeout (default 20 ms), and waiting for a free slot
 //! (more decisions in flight than the pool admits) is an await, so an event
 //! loop can run it as one of its tasks (`flint run` does). [`Chain::decide`]
 //! and [`Chain::decide_with`] drive the same future on the calling thread and
