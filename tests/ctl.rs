@@ -64,9 +64,24 @@ fn status_list_stop_start_restart_with_systemctl_exit_codes() {
         names.contains(&"web.socket") && names.contains(&"d.service"),
         "{names:?}"
     );
+    // One line per listener, as `systemctl list-sockets --show-types`.
     let (_, text) = ctl(&control, &["list-sockets"]);
+    let line = text.lines().find(|l| l.contains("web.socket"));
+    assert_eq!(
+        line.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec![
+            format!("127.0.0.1:{port}").as_str(),
+            "Stream",
+            "web.socket",
+            "web@.service"
+        ]),
+        "{text}"
+    );
+    assert!(text.contains("1 sockets listed."), "{text}");
+    // And in status, with its kind, as systemctl shows it.
+    let (_, text) = ctl(&control, &["status", "web.socket"]);
     assert!(
-        text.contains("web.socket") && text.contains("listening"),
+        text.contains(&format!("Listen: 127.0.0.1:{port} (Stream)")),
         "{text}"
     );
     let (code, _) = ctl(&control, &["status", "nope.service"]);

@@ -251,8 +251,22 @@ pub struct OpenListener {
 }
 
 impl OpenListener {
+    /// The listener as `systemctl status` shows it: `0.0.0.0:111 (Stream)`,
+    /// `0.0.0.0:111 (Datagram)`, `route 1 (Netlink)`.
     pub fn describe(&self) -> String {
-        self.kind.to_string()
+        use crate::listen::ListenKind;
+        let kind = match &self.kind {
+            ListenKind::Stream(_) => "Stream",
+            ListenKind::Datagram(_) => "Datagram",
+            ListenKind::SequentialPacket(_) => "SequentialPacket",
+            ListenKind::Fifo(_) => "FIFO",
+            ListenKind::Special(_) => "Special",
+            ListenKind::Netlink { family, group } => {
+                return format!("{family} {group} (Netlink)");
+            }
+            ListenKind::MessageQueue(_) => "MessageQueue",
+        };
+        format!("{} ({kind})", self.kind)
     }
 }
 

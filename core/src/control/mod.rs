@@ -319,6 +319,48 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             }
             out.push('\n');
         }
+    } else if command == "list-sockets" {
+        // As `systemctl list-sockets --show-types`: one line per listener.
+        let mut rows: Vec<[String; 4]> = Vec::new();
+        for u in &units {
+            for l in u["listen"].as_array().into_iter().flatten() {
+                let l = l.as_str().unwrap_or("");
+                let (addr, kind) = l
+                    .strip_suffix(')')
+                    .and_then(|x| x.rsplit_once(" ("))
+                    .unwrap_or((l, ""));
+                rows.push([
+                    addr.to_string(),
+                    kind.to_string(),
+                    u["name"].as_str().unwrap_or("?").to_string(),
+                    u["triggers"].as_str().unwrap_or("").to_string(),
+                ]);
+            }
+        }
+        let head = ["LISTEN", "TYPE", "UNIT", "ACTIVATES"];
+        let widths: Vec<usize> = (0..3)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].len())
+                    .chain([head[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for r in std::iter::once(head.map(String::from)).chain(rows.iter().cloned()) {
+            let _ = writeln!(
+                out,
+                "{:w0$}  {:w1$}  {:w2$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2]
+            );
+        }
+        let _ = write!(out, "\n{} sockets listed.\n", rows.len());
     } else {
         let width = units
             .iter()
