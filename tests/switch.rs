@@ -558,17 +558,32 @@ fn switch_answers_once_its_services_settled_and_names_failures() {
 
 #[test]
 fn a_renamed_socket_takes_over_the_listener_without_refusing_anyone() {
+    renamed_socket_takes_over("");
+}
+
+#[test]
+fn a_renamed_socket_takes_over_the_listener_after_its_exec_start_pre() {
+    // The old listener stays open (connections queue) while the new
+    // socket's ExecStartPre= runs, then the new socket takes it over.
+    renamed_socket_takes_over("ExecStartPre=/bin/sleep 0.3\n");
+}
+
+/// Switches from old.socket to new.socket (with `extra` in its [Socket])
+/// on the same address under a steady load: nobody is refused and the
+/// listener is the same.
+fn renamed_socket_takes_over(extra: &str) {
     let tree = Tree::new();
     let control = tree.path().join("control");
     let port = free_port();
     let make = |generation: &str, unit: &str| {
         let dir = tree.path().join(generation);
         std::fs::create_dir_all(&dir).unwrap();
+        let extra = if unit == "new" { extra } else { "" };
         std::fs::write(
             dir.join(format!("{unit}.socket")),
             format!(
                 "[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=512\n\
-                 PollLimitBurst=100000\nTriggerLimitBurst=100000\n"
+                 PollLimitBurst=100000\nTriggerLimitBurst=100000\n{extra}"
             ),
         )
         .unwrap();

@@ -16,7 +16,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::socket::OpenListener;
 use super::{Event, Manager, SocketConfig, SocketPolicy, SocketRt, signal_group};
+use crate::listen::SocketOptions;
 use crate::service::exec::{self as exec, SpawnInputs};
 use crate::spawn;
 use crate::unit::load::Unit;
@@ -50,6 +52,9 @@ pub(super) struct Opening {
     config: SocketConfig,
     policy: Option<SocketPolicy>,
     service: Option<u64>,
+    /// Listeners with its addresses that a switch let go of, kept open
+    /// while its `ExecStartPre=` runs, for it to take over.
+    reserved: Vec<(OpenListener, SocketOptions)>,
 }
 
 fn has_commands(unit: &Unit, key: &str) -> bool {
@@ -115,14 +120,24 @@ impl Manager {
             );
             return false;
         };
-        let opening = Opening {
+        let mut opening = Opening {
             unit,
             config,
             policy,
             service,
+            reserved: Vec::new(),
         };
         // The socket's own ExecStartPre= runs before the listeners exist.
         if has_commands(&opening.unit, "ExecStartPre") {
+            // In a switch: what it would take over stays open meanwhile.
+            let mut i = 0;
+            while i < self.spare.len() {
+                if opening.config.listens.contains(&self.spare[i].0.kind) {
+                    opening.reserved.push(self.spare.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
             let unit = opening.unit.clone();
             self.run_hooks(
                 &unit,
@@ -143,7 +158,9 @@ impl Manager {
             config,
             policy,
             service,
+            reserved,
         } = opening;
+        self.spare.extend(reserved);
         let name = unit.id.to_string();
         let index = self.sockets.len();
         let mut rt = match SocketRt::open(index, unit, config, &self.tx, &mut self.spare) {
@@ -250,12 +267,16 @@ impl Manager {
             // Shutting down: a socket that is open is closed with the rest.
             (Next::Open(_) | Next::Arm(_), _) if self.shutting_down => {}
             (Next::Open(opening), Ok(())) => {
-                if !self.open_socket(*opening) {
+                let opened = self.open_socket(*opening);
+                self.close_spare();
+                if !opened {
                     self.fail_dependents(name);
                 }
             }
-            (Next::Open(_), Err(e)) => {
+            (Next::Open(opening), Err(e)) => {
                 tracing::error!("{name}: {e}; refusing to listen");
+                self.spare.extend(opening.reserved);
+                self.close_spare();
                 self.fail_dependents(name);
             }
             (Next::Arm(index), Ok(())) => self.sockets[index].arm(),
@@ -298,6 +319,20 @@ impl Manager {
         self.hooks
             .values()
             .any(|h| h.service == Some(id) && !matches!(h.next, Next::Close(_)))
+    }
+
+    /// Closes the listeners that no socket took over (at the end of a
+    /// switch, or after a socket's `ExecStartPre=`).
+    pub(super) fn close_spare(&mut self) {
+        let mut closing = Vec::new();
+        for (l, options) in std::mem::take(&mut self.spare) {
+            tracing::info!("flint: closing {}", l.describe());
+            if options.remove_on_stop {
+                crate::listen::remove_nodes(&l.kind, &options);
+            }
+            closing.push(l);
+        }
+        SocketRt::close_later(closing);
     }
 
     /// What a socket whose commands run is doing, as systemd's sub-state.

@@ -774,16 +774,7 @@ impl Manager {
             }
         }
         // Listeners nobody took over close now.
-        let spare = std::mem::take(&mut self.spare);
-        let mut closing = Vec::new();
-        for (l, options) in spare {
-            tracing::info!("flint: closing {}", l.describe());
-            if options.remove_on_stop {
-                crate::listen::remove_nodes(&l.kind, &options);
-            }
-            closing.push(l);
-        }
-        super::socket::SocketRt::close_later(closing);
+        self.close_spare();
         for w in &warnings {
             tracing::warn!("flint: {w}");
         }
