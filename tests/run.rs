@@ -522,6 +522,44 @@ fn stopping_a_socket_runs_its_stop_commands() {
 }
 
 #[test]
+fn stopping_a_socket_in_its_exec_start_post_ends_the_command() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let port = free_port();
+    tree.write(
+        "x.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nExecStartPost=/bin/sleep 60\n"
+        ),
+    );
+    tree.write(
+        "x@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo x\n",
+    );
+    let flint = Flint::run_until(
+        &tree,
+        &["--control", control.to_str().unwrap(), "x.socket"],
+        "x.socket: listening",
+    );
+    let (code, text) = common::ctl(&control, &["stop", "x.socket"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        flint.wait_log("ExecStartPost=/bin/sleep failed"),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_err()
+                .then_some(())
+        })
+        .is_some(),
+        "the socket closed"
+    );
+}
+
+#[test]
 fn without_units_flint_runs_what_the_tree_enables_or_every_socket() {
     // A tree with sockets.target.wants/: only the enabled socket listens.
     let tree = Tree::new();

@@ -203,7 +203,15 @@ impl Manager {
     /// listeners, `ExecStopPost=`.
     pub(super) fn stop_socket(&mut self, index: usize) {
         let s = &self.sockets[index];
-        if s.failed || self.hooks.contains_key(&s.name) {
+        if let Some(hooks) = self.hooks.get(&s.name) {
+            // Still starting (ExecStartPost=): its command is stopped, which
+            // fails the start and closes the listeners.
+            if matches!(hooks.next, Next::Arm(_)) && hooks.running.get() > 0 {
+                signal_group(hooks.running.get(), libc::SIGTERM);
+            }
+            return;
+        }
+        if s.failed {
             return;
         }
         tracing::info!("{}: stopping; closing its listeners", s.name);
