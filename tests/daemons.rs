@@ -1,6 +1,7 @@
 //! Real Debian daemons run by `flint run` from their own, unmodified unit
 //! files, each answering a real client: uuidd, tang, micro-httpd, gpsd,
-//! chasquid and snmptrapd. The unit files are copied from
+//! chasquid, snmptrapd, cups, atftpd, dbus-daemon (the system bus) and
+//! mariadb (named sockets from two socket units). The unit files are copied from
 //! /lib/systemd/system into a temporary tree; drop-ins only move ports and
 //! paths (and give a daemon its configuration), as an administrator would.
 //! Missing daemons skip with the reason, except in CI (`CI` set), where
@@ -570,4 +571,147 @@ fn atftpd_runs_under_a_dynamic_user_and_serves_a_file() {
             .flatten()
             .is_none()
     );
+}
+
+#[test]
+fn dbus_daemon_serves_the_system_bus_on_its_activated_socket() {
+    let units = ["dbus.socket", "dbus.service"];
+    if !ready("/usr/bin/dbus-daemon", &units, "dbus")
+        || !common::require("/usr/bin/dbus-send", "dbus-bin")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let sock = tree.path().join("system_bus_socket");
+    tree.write(
+        "dbus.socket.d/path.conf",
+        &format!("[Socket]\nListenStream=\nListenStream={}\n", sock.display()),
+    );
+    let flint = Flint::run(&tree, &["dbus.socket"]);
+    // `--address=systemd:` makes dbus-daemon take the bus socket from
+    // LISTEN_FDS; the client finds the bus where the drop-in moved it.
+    let ask_bus = |method: &str, args: &[&str]| {
+        let out = Command::new("timeout")
+            .args(["20", "dbus-send", "--system", "--print-reply"])
+            .arg("--dest=org.freedesktop.DBus")
+            .arg("/org/freedesktop/DBus")
+            .arg(format!("org.freedesktop.DBus.{method}"))
+            .args(args)
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                format!("unix:path={}", sock.display()),
+            )
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "dbus-send {method}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            flint.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let names = ask_bus("ListNames", &[]);
+    assert!(names.contains("\"org.freedesktop.DBus\""), "{names}");
+    wait_for(Duration::from_secs(10), || {
+        flint.log().contains("dbus.service: ready").then_some(())
+    })
+    .expect("dbus-daemon reported READY=1 (Type=notify)");
+    // The bus runs as the pid flint started (LISTEN_PID was that pid),
+    // under the user its configuration names.
+    let reply = ask_bus(
+        "GetConnectionUnixProcessID",
+        &["string:org.freedesktop.DBus"],
+    );
+    let pid = reply
+        .split_whitespace()
+        .skip_while(|w| *w != "uint32")
+        .nth(1)
+        .expect("a pid in the reply")
+        .to_string();
+    assert!(
+        flint.log().contains(&format!(
+            "dbus.service: started /usr/bin/dbus-daemon (pid {pid})"
+        )),
+        "{reply}\n{}",
+        flint.log()
+    );
+    assert_eq!(uid_of(&pid), Some(uid_of_user("messagebus")));
+}
+
+#[test]
+fn mariadb_gets_its_named_sockets_from_two_socket_units_and_answers() {
+    let units = ["mariadb.socket", "mariadb-extra.socket", "mariadb.service"];
+    if !ready("/usr/sbin/mariadbd", &units, "mariadb-server")
+        || !common::require("/usr/bin/mariadb", "mariadb-client")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let (main, extra) = (
+        tree.path().join("mysqld.sock"),
+        tree.path().join("extra.sock"),
+    );
+    let port = free_port();
+    let tag = std::process::id();
+    // Paths, abstract names and the port move; the rest is Debian's own:
+    // SocketUser=mysql, SocketMode=777, FileDescriptorName=extra on the
+    // second socket unit, Service=mariadb.service, Type=notify, User=mysql,
+    // ExecStartPost=!/etc/mysql/debian-start.
+    tree.write(
+        "mariadb.socket.d/place.conf",
+        &format!(
+            "[Socket]\nListenStream=\nListenStream=@flint-mariadb-{tag}\nListenStream={}\nListenStream=127.0.0.1:{port}\n",
+            main.display()
+        ),
+    );
+    tree.write(
+        "mariadb-extra.socket.d/place.conf",
+        &format!(
+            "[Socket]\nListenStream=\nListenStream=@flint-mariadb-extra-{tag}\nListenStream={}\n",
+            extra.display()
+        ),
+    );
+    // What Debian's tmpfiles.d makes at boot: the pid file's directory.
+    std::fs::create_dir_all("/run/mysqld").unwrap();
+    run("chown", &["mysql:mysql", "/run/mysqld"]);
+    let mut flint = Flint::run(&tree, &["mariadb.socket", "mariadb-extra.socket"]);
+    let query = |sock: &Path| {
+        run(
+            "mariadb",
+            &[
+                "--protocol=socket",
+                &format!("--socket={}", sock.display()),
+                "-uroot",
+                "-N",
+                "-e",
+                "select 6*7",
+            ],
+        )
+    };
+    assert_eq!(query(&main).trim(), "42");
+    assert_eq!(query(&extra).trim(), "42");
+    let log = flint.log();
+    for want in [
+        format!("Using systemd activated unix socket {}", main.display()),
+        format!(
+            "Using systemd activated unix socket {} (extra)",
+            extra.display()
+        ),
+        format!("Using systemd activated socket host 127.0.0.1 port {port}"),
+    ] {
+        assert!(log.contains(&want), "{want}\n{log}");
+    }
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            flint.log().contains("mariadb.service: ready").then_some(())
+        })
+        .is_some(),
+        "mariadbd reported READY=1\n{}",
+        flint.log()
+    );
+    let mode = std::fs::metadata(&main).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o777, "SocketMode=777");
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
 }
