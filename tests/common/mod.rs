@@ -43,10 +43,32 @@ impl Tree {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; tests use each once).
+/// Whether `port` was not handed out before in this test process: the
+/// kernel may give the same free port to two `bind(:0)` calls once the
+/// first is released, and two tests (or two listeners of one test) must
+/// never share one.
+fn first_use(port: u16) -> bool {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if given.contains(&port) {
+        return false;
+    }
+    given.push(port);
+    true
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released), never the same
+/// twice in one test process.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if first_use(port) {
+            return port;
+        }
+    }
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, for at most `limit`.
@@ -277,8 +299,13 @@ pub fn require_root(why: &str) -> bool {
 
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
+    loop {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        if first_use(port) {
+            return port;
+        }
+    }
 }
 
 /// A port free on both 127.0.0.1 and ::1 (for units listening on both).
