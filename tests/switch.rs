@@ -621,3 +621,48 @@ fn renamed_socket_takes_over(extra: &str) {
         flint.log()
     );
 }
+
+#[test]
+fn a_socket_removed_while_its_exec_start_pre_runs_never_listens() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let (kept, gone) = (free_port(), free_port());
+    let go = tree.path().join("go");
+    let g1 = tree.path().join("g1");
+    let g2 = tree.path().join("g2");
+    for dir in [&g1, &g2] {
+        std::fs::create_dir_all(dir).unwrap();
+        echo_socket(dir, "kept", kept);
+    }
+    // Only g1 has gone.socket, whose ExecStartPre= waits for a file.
+    std::fs::write(
+        g1.join("gone.socket"),
+        format!(
+            "[Socket]\nListenStream=127.0.0.1:{gone}\nAccept=yes\n\
+             ExecStartPre=/bin/sh -c 'while [ ! -e {} ]; do sleep 0.05; done'\n",
+            go.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        g1.join("gone@.service"),
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo gone\n",
+    )
+    .unwrap();
+    // No units named: every socket of the tree, as at boot.
+    let flint = Flint::run_dir_until(
+        &g1,
+        &["--control", control.to_str().unwrap()],
+        "kept.socket: listening",
+    );
+    assert_eq!(ask(kept).as_deref(), Some("kept\n"));
+    switch(&control, &g2, false);
+    std::fs::write(&go, "").unwrap();
+    assert!(
+        flint.wait_log("gone.socket: no longer in the unit tree"),
+        "{}",
+        flint.log()
+    );
+    assert!(!flint_listens(flint.child.id(), gone));
+    assert_eq!(ask(kept).as_deref(), Some("kept\n"));
+}

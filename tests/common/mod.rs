@@ -121,11 +121,13 @@ impl Flint {
     /// Like [`Flint::run`], waiting for `needle` in the log instead (for
     /// units whose start is not over yet).
     pub fn run_until(tree: &Tree, units: &[&str], needle: &str) -> Flint {
+        Flint::run_dir_until(tree.path(), units, needle)
+    }
+
+    /// Like [`Flint::run_until`], with units from any directory.
+    pub fn run_dir_until(dir: &Path, units: &[&str], needle: &str) -> Flint {
         let mut cmd = Command::new(flint_bin());
-        cmd.arg("run")
-            .arg("--unit-dir")
-            .arg(tree.path())
-            .args(units);
+        cmd.arg("run").arg("--unit-dir").arg(dir).args(units);
         Flint::start_until(cmd, &[], needle)
     }
 

@@ -274,6 +274,14 @@ impl Manager {
         match (hooks.next, result) {
             // Shutting down: a socket that is open is closed with the rest.
             (Next::Open(_) | Next::Arm(_), _) if self.shutting_down => {}
+            (Next::Open(opening), Ok(()))
+                if loader::resolve(&self.search, &opening.unit.id).is_err() =>
+            {
+                // A switch took it out of the tree meanwhile.
+                tracing::info!("{name}: no longer in the unit tree; not listening");
+                self.spare.extend(opening.reserved);
+                self.close_spare();
+            }
             (Next::Open(opening), Ok(())) => {
                 let opened = self.open_socket(*opening);
                 self.close_spare();
