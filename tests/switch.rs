@@ -666,3 +666,45 @@ fn a_socket_removed_while_its_exec_start_pre_runs_never_listens() {
     assert!(!flint_listens(flint.child.id(), gone));
     assert_eq!(ask(kept).as_deref(), Some("kept\n"));
 }
+
+#[test]
+fn a_socket_a_switch_removes_runs_its_stop_commands() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let (kept, gone) = (free_port(), free_port());
+    let log = tree.path().join("log");
+    let g1 = tree.path().join("g1");
+    let g2 = tree.path().join("g2");
+    for dir in [&g1, &g2] {
+        std::fs::create_dir_all(dir).unwrap();
+        echo_socket(dir, "kept", kept);
+    }
+    echo_socket(&g1, "gone", gone);
+    let l = log.display();
+    std::fs::write(
+        g1.join("gone.socket"),
+        format!(
+            "[Socket]\nListenStream=127.0.0.1:{gone}\nAccept=yes\n\
+             ExecStopPre=/bin/sh -c 'echo stoppre >> {l}'\n\
+             ExecStopPost=/bin/sh -c 'echo stoppost >> {l}'\n"
+        ),
+    )
+    .unwrap();
+    let flint = Flint::run_dir(&g1, &["--control", control.to_str().unwrap()], &[]);
+    assert_eq!(ask(gone).as_deref(), Some("gone\n"));
+    switch(&control, &g2, false);
+    let got = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.lines().count() >= 2)
+    });
+    assert_eq!(
+        got.as_deref(),
+        Some("stoppre\nstoppost\n"),
+        "{}",
+        flint.log()
+    );
+    assert!(!flint.log().contains("waiting failed"), "{}", flint.log());
+    assert!(!flint_listens(flint.child.id(), gone));
+    assert_eq!(ask(kept).as_deref(), Some("kept\n"));
+}

@@ -218,6 +218,9 @@ struct Manager {
     cgroups: Option<crate::cgroup::Cgroups>,
     /// Socket units whose own commands run (`socket_hooks`), by name.
     hooks: HashMap<String, socket_hooks::SocketHooks>,
+    /// The running pid (0: none) of each socket's stop commands that run
+    /// with nothing waiting for them (`socket_hooks`).
+    loose_hooks: Vec<std::rc::Rc<std::cell::Cell<i32>>>,
     /// Until every planned socket listens: how many units `flint run`
     /// started, and its `--notify-fd`.
     ready: Option<(usize, Option<i32>)>,
@@ -348,6 +351,7 @@ async fn run_async(
         jobs: HashMap::new(),
         cgroups: None,
         hooks: HashMap::new(),
+        loose_hooks: Vec::new(),
         ready: None,
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {

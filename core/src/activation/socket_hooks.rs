@@ -230,15 +230,34 @@ impl Manager {
         let s = &mut self.sockets[index];
         s.failed = true;
         s.close();
-        if has_commands(&s.unit, "ExecStopPost") {
-            let (unit, user_mode) = (s.unit.clone(), self.search.user_mode);
-            tokio::task::spawn_local(async move {
-                let running = Rc::new(Cell::new(0));
-                if let Err(e) = socket_commands(&unit, "ExecStopPost", user_mode, &running).await {
+        let unit = s.unit.clone();
+        self.run_commands_logged(unit, &["ExecStopPost"]);
+    }
+
+    /// A socket a switch removed: its `ExecStopPre=` and `ExecStopPost=`
+    /// run one after the other, their outcome only logged (its listeners
+    /// were handed on at once, for a new socket to take over).
+    pub(super) fn run_stop_commands(&mut self, unit: Unit) {
+        self.run_commands_logged(unit, &["ExecStopPre", "ExecStopPost"]);
+    }
+
+    /// Runs the `keys` commands of a socket in a task; failures are logged.
+    fn run_commands_logged(&mut self, unit: Unit, keys: &'static [&'static str]) {
+        if !keys.iter().any(|k| has_commands(&unit, k)) {
+            return;
+        }
+        let user_mode = self.search.user_mode;
+        let running = Rc::new(Cell::new(0));
+        // Tracked until the task ends, for the reaper (see `hook_pids`).
+        self.loose_hooks.retain(|r| Rc::strong_count(r) > 1);
+        self.loose_hooks.push(running.clone());
+        tokio::task::spawn_local(async move {
+            for key in keys {
+                if let Err(e) = socket_commands(&unit, key, user_mode, &running).await {
                     tracing::warn!("{}: {e}", unit.id);
                 }
-            });
-        }
+            }
+        });
     }
 
     /// Runs the `key` commands of `unit` as a task; their outcome comes
@@ -365,7 +384,9 @@ impl Manager {
     pub(super) fn hook_pids(&self) -> impl Iterator<Item = i32> + '_ {
         self.hooks
             .values()
-            .map(|h| h.running.get())
+            .map(|h| &h.running)
+            .chain(self.loose_hooks.iter())
+            .map(|r| r.get())
             .filter(|p| *p > 0)
     }
 

@@ -986,6 +986,7 @@ impl Manager {
         let rt = &mut self.sockets[index];
         rt.failed = true;
         rt.removed = true;
+
         for svc in self.services.values_mut() {
             if svc.conn.is_none() {
                 svc.sockets.retain(|s| *s != index);
@@ -998,6 +999,10 @@ impl Manager {
                 let _ = tx.send(Event::InstancesGrace { socket: index });
             });
         }
+        // Stopped as `systemctl stop` would: its stop commands run (their
+        // outcome is only logged) while the switch goes on.
+        let unit = self.sockets[index].unit.clone();
+        self.run_stop_commands(unit);
     }
 
     /// The grace period of a removed socket's instances is over: stop them.
