@@ -592,3 +592,75 @@ fn mainpid_moves_tracking_to_another_process() {
     );
     let _ = flint.stop();
 }
+
+#[test]
+fn every_command_of_one_start_shares_its_invocation_id_and_a_restart_gets_a_new_one() {
+    // systemd.exec(5): a new $INVOCATION_ID each time the unit becomes
+    // active, the same one for all processes of that runtime cycle.
+    let tree = Tree::new();
+    let out = tree.path().join("ids");
+    let log = |label: &str| {
+        format!(
+            "/bin/sh -c 'echo {label} $INVOCATION_ID >> {}'",
+            out.display()
+        )
+    };
+    tree.write(
+        "x.service",
+        &format!(
+            "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStartPre={}\nExecStart={}\nExecStartPost={}\nExecStopPost={}\nRestart=always\nRestartSec=200ms\n",
+            log("pre"),
+            log("main"),
+            log("post"),
+            log("stoppost")
+        ),
+    );
+    let mut flint = Flint::run(&tree, &["x.service"]);
+    let text = wait_for(Duration::from_secs(15), || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|t| t.lines().count() >= 8)
+    })
+    .expect("two runs of x.service");
+    assert!(flint.stop().is_some());
+    let lines: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once(' ')).collect();
+    let first = lines[0].1;
+    assert_eq!(first.len(), 32, "{text}");
+    assert!(first.bytes().all(|b| b.is_ascii_hexdigit()), "{text}");
+    // The first run's four commands, in whatever order pre/main/post raced.
+    let run1: Vec<&str> = lines[..4].iter().map(|(_, id)| *id).collect();
+    assert!(run1.iter().all(|id| *id == first), "{text}");
+    let labels: std::collections::BTreeSet<&str> = lines[..4].iter().map(|(l, _)| *l).collect();
+    assert_eq!(labels.len(), 4, "{text}");
+    let second = lines[4].1;
+    assert_ne!(second, first, "a restart is a new runtime cycle\n{text}");
+    assert!(lines[4..8].iter().all(|(_, id)| *id == second), "{text}");
+}
+
+#[test]
+fn exec_start_post_finishes_when_the_main_process_exits_meanwhile() {
+    // systemd waits for a running ExecStartPost= when the main process
+    // exits during it, then stops the service (service.c, START_POST).
+    let tree = Tree::new();
+    let out = tree.path().join("post");
+    tree.write(
+        "x.service",
+        &format!(
+            "[Service]\nExecStart=/bin/true\nExecStartPost=/bin/sh -c 'sleep 0.3; echo done > {}'\nExecStopPost=/bin/sh -c 'echo stopped >> {}'\n",
+            out.display(),
+            out.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["x.service"]);
+    let got = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|t| t.lines().count() >= 2)
+    });
+    assert_eq!(got.as_deref(), Some("done\nstopped\n"), "{}", flint.log());
+    assert!(
+        flint.wait_log("x.service: Deactivated successfully."),
+        "{}",
+        flint.log()
+    );
+}

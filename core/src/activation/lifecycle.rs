@@ -116,6 +116,13 @@ pub(super) struct ServiceRt {
     /// With cgroups, during a stop: the task waiting for the service's
     /// cgroup to empty.
     pub cgroup_watch: Option<TimerGuard>,
+    /// `$INVOCATION_ID` of the current (or last) start: one per start, shared
+    /// by every command of it, from `ExecCondition=` to `ExecStopPost=`, as
+    /// systemd acquires one per activation.
+    pub invocation_id: String,
+    /// The main process exited while `ExecStartPost=` or `ExecReload=` ran:
+    /// as systemd, flint lets that command finish, then stops the service.
+    pub main_exited: bool,
 }
 
 /// A pending timer task, aborted when dropped.
@@ -157,6 +164,8 @@ impl ServiceRt {
             seen: Seen::default(),
             restart_kill: false,
             cgroup_watch: None,
+            invocation_id: String::new(),
+            main_exited: false,
             unit,
         }
     }
@@ -323,6 +332,9 @@ impl Manager {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
+        // A new activation: a new invocation ID for all of its commands.
+        svc.invocation_id = exec::invocation_id();
+        svc.main_exited = false;
         match crate::service::condition::check(&svc.unit) {
             crate::service::condition::ConditionOutcome::Pass => {}
             crate::service::condition::ConditionOutcome::Skip(why) => {
@@ -489,7 +501,10 @@ impl Manager {
                         if let Some(svc) = self.services.get_mut(&id) {
                             svc.ups += 1;
                         }
-                        if oneshot_done {
+                        // The main process is gone already (it exited while
+                        // ExecStartPost= ran): the service stops.
+                        let exited = self.services.get(&id).is_some_and(|s| s.main_exited);
+                        if oneshot_done || exited {
                             State::Stop(0)
                         } else {
                             State::Running
@@ -498,6 +513,10 @@ impl Manager {
                     State::Reload(_) => {
                         if let Some(svc) = self.services.get(&id) {
                             tracing::info!("{}: reloaded", svc.unit.id);
+                            if svc.main_exited {
+                                state = State::Stop(0);
+                                continue;
+                            }
                         }
                         State::Running
                     }
@@ -791,9 +810,12 @@ impl Manager {
                 .extra_env
                 .push(("PIDFILE".into(), p.to_string_lossy().into_owned()));
         }
-        inputs
-            .extra_env
-            .push(("INVOCATION_ID".into(), exec::invocation_id()));
+        let invocation = if svc.invocation_id.is_empty() {
+            exec::invocation_id()
+        } else {
+            svc.invocation_id.clone()
+        };
+        inputs.extra_env.push(("INVOCATION_ID".into(), invocation));
         if matches!(state, State::Stop(_) | State::StopPost(_)) {
             inputs
                 .extra_env
@@ -886,7 +908,9 @@ impl Manager {
             State::Condition(_) | State::StartPre(_) => State::StopPost(0),
             // ExecStartPost= failing stops the service the normal way.
             State::StartPost(_) => State::Stop(0),
-            // A failed reload leaves the service running.
+            // A failed reload leaves the service running (if its main
+            // process still is).
+            State::Reload(_) if svc.main_exited => State::Stop(0),
             State::Reload(_) => State::Running,
             State::Stop(n) => State::Stop(n + 1),
             State::StopPost(n) => State::StopPost(n + 1),
@@ -1031,6 +1055,14 @@ impl Manager {
                         svc.result = result_of(status);
                     }
                     tracing::warn!("{name}: failed ({status}), result '{}'", svc.result);
+                }
+                if matches!(state, State::StartPost(_) | State::Reload(_))
+                    && svc.control_pid.is_some()
+                {
+                    // As systemd: the running ExecStartPost=/ExecReload=
+                    // finishes first; then the service stops (see `step`).
+                    svc.main_exited = true;
+                    return;
                 }
                 if let Some(c) = svc.control_pid {
                     signal_group(c, libc::SIGTERM);
