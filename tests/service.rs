@@ -664,3 +664,30 @@ fn exec_start_post_finishes_when_the_main_process_exits_meanwhile() {
         flint.log()
     );
 }
+
+#[test]
+fn a_notify_service_that_exits_before_ready_fails_with_protocol() {
+    // systemd: a clean exit of a Type=notify main process before READY=1
+    // is result 'protocol', a failure (so Restart=on-failure restarts it).
+    let tree = Tree::new();
+    let out = tree.path().join("runs");
+    tree.write(
+        "x.service",
+        &format!(
+            "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=notify\nExecStart=/bin/sh -c 'echo run >> {}'\nRestart=on-failure\nRestartSec=100ms\n",
+            out.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["x.service"]);
+    let runs = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|t| t.lines().count() >= 2)
+    });
+    assert!(
+        runs.is_some(),
+        "restarted after the protocol failure\n{}",
+        flint.log()
+    );
+    assert!(flint.log().contains("result 'protocol'"), "{}", flint.log());
+}

@@ -1010,6 +1010,34 @@ impl Manager {
                     self.step(id, State::StopPost(0));
                 }
             }
+            (State::Start(_), "notify" | "notify-reload")
+                if clean
+                    && svc.unit.get_bool("Service", "RemainAfterExit") == Some(true)
+                    && svc
+                        .unit
+                        .get_str("Service", "NotifyAccess")
+                        .is_some_and(|a| a != "main" && a != "none") =>
+            {
+                // READY=1 may still come from another process of the
+                // service (NotifyAccess=), as systemd waits for it.
+                tracing::debug!("{name}: main process exited ({status}); waiting for READY=1");
+            }
+            (State::Start(_), "notify" | "notify-reload") => {
+                // Exited before READY=1: the service never got ready, and
+                // never will (systemd's result `protocol` for a clean exit).
+                if svc.result == "success" {
+                    svc.result = if clean || ignore {
+                        "protocol"
+                    } else {
+                        result_of(status)
+                    };
+                }
+                tracing::warn!(
+                    "{name}: main process exited before READY=1 ({status}), result '{}'",
+                    svc.result
+                );
+                self.step(id, State::Stop(0));
+            }
             (State::Start(_), "forking") => {
                 if clean || ignore {
                     // The daemon is up: its main pid comes from PIDFile=.
