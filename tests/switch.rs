@@ -622,18 +622,23 @@ fn renamed_socket_takes_over(extra: &str) {
     );
 }
 
+/// Two unit trees `g1` and `g2` in `tree`, each with kept.socket on `kept`.
+fn two_generations_keeping(tree: &Tree, kept: u16) -> (PathBuf, PathBuf) {
+    let (g1, g2) = (tree.path().join("g1"), tree.path().join("g2"));
+    for dir in [&g1, &g2] {
+        std::fs::create_dir_all(dir).unwrap();
+        echo_socket(dir, "kept", kept);
+    }
+    (g1, g2)
+}
+
 #[test]
 fn a_socket_removed_while_its_exec_start_pre_runs_never_listens() {
     let tree = Tree::new();
     let control = tree.path().join("control");
     let (kept, gone) = (free_port(), free_port());
     let go = tree.path().join("go");
-    let g1 = tree.path().join("g1");
-    let g2 = tree.path().join("g2");
-    for dir in [&g1, &g2] {
-        std::fs::create_dir_all(dir).unwrap();
-        echo_socket(dir, "kept", kept);
-    }
+    let (g1, g2) = two_generations_keeping(&tree, kept);
     // Only g1 has gone.socket, whose ExecStartPre= waits for a file.
     std::fs::write(
         g1.join("gone.socket"),
@@ -673,12 +678,7 @@ fn a_socket_a_switch_removes_runs_its_stop_commands() {
     let control = tree.path().join("control");
     let (kept, gone) = (free_port(), free_port());
     let log = tree.path().join("log");
-    let g1 = tree.path().join("g1");
-    let g2 = tree.path().join("g2");
-    for dir in [&g1, &g2] {
-        std::fs::create_dir_all(dir).unwrap();
-        echo_socket(dir, "kept", kept);
-    }
+    let (g1, g2) = two_generations_keeping(&tree, kept);
     echo_socket(&g1, "gone", gone);
     let l = log.display();
     std::fs::write(
