@@ -130,21 +130,13 @@ impl Manager {
         // The socket's own ExecStartPre= runs before the listeners exist.
         if has_commands(&opening.unit, "ExecStartPre") {
             // In a switch: what it would take over stays open meanwhile.
-            let mut i = 0;
-            while i < self.spare.len() {
-                if opening.config.listens.contains(&self.spare[i].0.kind) {
-                    opening.reserved.push(self.spare.swap_remove(i));
-                } else {
-                    i += 1;
-                }
-            }
+            let listens = &opening.config.listens;
+            opening.reserved = self
+                .spare
+                .extract_if(.., |(l, _)| listens.contains(&l.kind))
+                .collect();
             let unit = opening.unit.clone();
-            self.run_hooks(
-                &unit,
-                "ExecStartPre",
-                service,
-                Next::Open(Box::new(opening)),
-            );
+            self.run_hooks(unit, "ExecStartPre", service, Next::Open(Box::new(opening)));
             return true;
         }
         self.open_socket(opening)
@@ -192,7 +184,7 @@ impl Manager {
         }
         if has_commands(&self.sockets[index].unit, "ExecStartPost") {
             let unit = self.sockets[index].unit.clone();
-            self.run_hooks(&unit, "ExecStartPost", service, Next::Arm(index));
+            self.run_hooks(unit, "ExecStartPost", service, Next::Arm(index));
             return true;
         }
         self.sockets[index].arm();
@@ -218,7 +210,7 @@ impl Manager {
         if has_commands(&s.unit, "ExecStopPre") {
             let unit = s.unit.clone();
             self.sockets[index].disarm();
-            self.run_hooks(&unit, "ExecStopPre", None, Next::Close(index));
+            self.run_hooks(unit, "ExecStopPre", None, Next::Close(index));
         } else {
             self.close_stopped(index);
         }
@@ -234,15 +226,9 @@ impl Manager {
         self.run_commands_logged(unit, &["ExecStopPost"]);
     }
 
-    /// A socket a switch removed: its `ExecStopPre=` and `ExecStopPost=`
-    /// run one after the other, their outcome only logged (its listeners
-    /// were handed on at once, for a new socket to take over).
-    pub(super) fn run_stop_commands(&mut self, unit: Unit) {
-        self.run_commands_logged(unit, &["ExecStopPre", "ExecStopPost"]);
-    }
-
-    /// Runs the `keys` commands of a socket in a task; failures are logged.
-    fn run_commands_logged(&mut self, unit: Unit, keys: &'static [&'static str]) {
+    /// Runs the `keys` commands of a socket in a task, one key after the
+    /// other; failures are logged.
+    pub(super) fn run_commands_logged(&mut self, unit: Unit, keys: &'static [&'static str]) {
         if !keys.iter().any(|k| has_commands(&unit, k)) {
             return;
         }
@@ -253,16 +239,14 @@ impl Manager {
         self.loose_hooks.push(running.clone());
         tokio::task::spawn_local(async move {
             for key in keys {
-                if let Err(e) = socket_commands(&unit, key, user_mode, &running).await {
-                    tracing::warn!("{}: {e}", unit.id);
-                }
+                logged_socket_commands(&unit, key, user_mode, &running).await;
             }
         });
     }
 
     /// Runs the `key` commands of `unit` as a task; their outcome comes
     /// back as [`Event::SocketHooks`].
-    fn run_hooks(&mut self, unit: &Unit, key: &'static str, service: Option<u64>, next: Next) {
+    fn run_hooks(&mut self, unit: Unit, key: &'static str, service: Option<u64>, next: Next) {
         let name = unit.id.to_string();
         let running = Rc::new(Cell::new(0));
         self.hooks.insert(
@@ -273,7 +257,7 @@ impl Manager {
                 running: running.clone(),
             },
         );
-        let (unit, user_mode, tx) = (unit.clone(), self.search.user_mode, self.tx.clone());
+        let (user_mode, tx) = (self.search.user_mode, self.tx.clone());
         tokio::task::spawn_local(async move {
             let result = socket_commands(&unit, key, user_mode, &running).await;
             let _ = tx.send(Event::SocketHooks { name, key, result });
@@ -351,9 +335,7 @@ impl Manager {
     /// Whether a socket that triggers service `id` is still starting: its
     /// start job waits.
     pub(super) fn sockets_starting_for(&self, id: u64) -> bool {
-        self.hooks
-            .values()
-            .any(|h| h.service == Some(id) && !matches!(h.next, Next::Close(_)))
+        self.hooks.values().any(|h| h.service == Some(id))
     }
 
     /// Closes the listeners that no socket took over (at the end of a
@@ -405,14 +387,10 @@ impl Manager {
             if s.failed {
                 continue;
             }
-            let running = Rc::new(Cell::new(0));
-            if let Err(e) = socket_commands(&s.unit, "ExecStopPre", user_mode, &running).await {
-                tracing::warn!("{}: {e}", s.name);
-            }
+            let running = Cell::new(0);
+            logged_socket_commands(&s.unit, "ExecStopPre", user_mode, &running).await;
             s.close();
-            if let Err(e) = socket_commands(&s.unit, "ExecStopPost", user_mode, &running).await {
-                tracing::warn!("{}: {e}", s.name);
-            }
+            logged_socket_commands(&s.unit, "ExecStopPost", user_mode, &running).await;
         }
     }
 }
@@ -447,22 +425,26 @@ async fn socket_commands(
             tokio::time::timeout(Duration::from_micros(timeout), child.wait()).await
         };
         let status = match waited {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => {
-                running.set(0);
-                return Err(format!("{key}={}: waiting failed: {e}", cmd.path));
-            }
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(e)) => Err(format!("{key}={}: waiting failed: {e}", cmd.path)),
             Err(_) => {
                 signal_group(child.pid, libc::SIGKILL);
                 let _ = child.wait().await;
-                running.set(0);
-                return Err(format!("{key}={} timed out", cmd.path));
+                Err(format!("{key}={} timed out", cmd.path))
             }
         };
         running.set(0);
+        let status = status?;
         if !status.success() && !cmd.ignore_failure {
             return Err(format!("{key}={} failed: {status}", cmd.path));
         }
     }
     Ok(())
+}
+
+/// [`socket_commands`] whose failure is only logged (stop commands).
+async fn logged_socket_commands(unit: &Unit, key: &str, user_mode: bool, running: &Cell<i32>) {
+    if let Err(e) = socket_commands(unit, key, user_mode, running).await {
+        tracing::warn!("{}: {e}", unit.id);
+    }
 }

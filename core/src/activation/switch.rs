@@ -986,7 +986,6 @@ impl Manager {
         let rt = &mut self.sockets[index];
         rt.failed = true;
         rt.removed = true;
-
         for svc in self.services.values_mut() {
             if svc.conn.is_none() {
                 svc.sockets.retain(|s| *s != index);
@@ -1002,7 +1001,7 @@ impl Manager {
         // Stopped as `systemctl stop` would: its stop commands run (their
         // outcome is only logged) while the switch goes on.
         let unit = self.sockets[index].unit.clone();
-        self.run_stop_commands(unit);
+        self.run_commands_logged(unit, &["ExecStopPre", "ExecStopPost"]);
     }
 
     /// The grace period of a removed socket's instances is over: stop them.

@@ -900,11 +900,9 @@ impl PluginInner {
     /// now: its deadline, for [`bounded`]. The fuel is topped up, so that
     /// only the clock ends a call.
     fn arm_deadline(&self, store: &mut Store<CallState>) -> Instant {
-        let deadline = Instant::now() + self.timeout;
-        store.data_mut().deadline = deadline;
         // Cannot fail: the engine consumes fuel.
         let _ = store.set_fuel(u64::MAX);
-        deadline
+        Instant::now() + self.timeout
     }
 
     /// A fresh instance in `slot`, after `init`.
@@ -924,7 +922,6 @@ impl PluginInner {
             clock_origin: host.clock_origin,
             logs_left: MAX_LOGS_PER_CALL,
             last_error: None,
-            deadline: Instant::now(),
         };
         let mut store = Store::new(&host.engine, state);
         store.limiter(|s| s);
@@ -1046,7 +1043,6 @@ impl PluginInner {
         }
         if let Some(trap) = err.downcast_ref::<Trap>() {
             return match trap {
-                Trap::Interrupt => PluginFailure::Timeout(self.timeout),
                 Trap::StackOverflow => PluginFailure::StackOverflow,
                 other => PluginFailure::Trap {
                     message: other
@@ -1078,8 +1074,6 @@ struct CallState {
     /// The last error-level message logged (a panic message, from the SDK's
     /// panic hook), reported with a trap.
     last_error: Option<String>,
-    /// When the running call is interrupted (see `arm_deadline`).
-    deadline: Instant,
 }
 
 impl ResourceLimiter for CallState {
