@@ -509,8 +509,15 @@ fn stopping_a_socket_runs_its_stop_commands() {
             .filter(|t| t.lines().count() >= 2)
     });
     assert_eq!(got.as_deref(), Some("stoppre\nstoppost\n"));
+    // The listener's fd is dropped by the loop shortly after ExecStopPost=
+    // is started, so its closing is waited for.
     assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        wait_for(Duration::from_secs(5), || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_err()
+                .then_some(())
+        })
+        .is_some(),
         "the stopped socket is closed"
     );
     // A stopped socket runs no stop commands again when flint exits.

@@ -238,6 +238,9 @@ impl Manager {
         self.loose_hooks.retain(|r| Rc::strong_count(r) > 1);
         self.loose_hooks.push(running.clone());
         tokio::task::spawn_local(async move {
+            // After a stop, the listeners are closed one turn of the loop
+            // later (`SocketRt::close_later`); ExecStopPost= runs after that.
+            tokio::task::yield_now().await;
             for key in keys {
                 logged_socket_commands(&unit, key, user_mode, &running).await;
             }
