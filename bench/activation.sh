@@ -44,7 +44,8 @@ for tool in systemd-socket-activate tcpserver xinetd cc; do
 done
 
 if [ "$build" -eq 1 ]; then
-  cargo build --release -p flint >&2
+  # Functions laid out in the order they first run, as scripts/build-static.sh does.
+  scripts/order-functions.sh target/release/flint -- cargo build --release -p flint >&2
 fi
 flint=${FLINT_BIN:-$repo/target/release/flint}
 [ -x "$flint" ] || { echo "activation.sh: $flint is missing" >&2; exit 1; }

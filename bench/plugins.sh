@@ -7,5 +7,6 @@
 #   bench/plugins.sh [--decisions N] [--seconds S] [--clients N] [--rounds R]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p flint -p flint-bench --bins
+# Functions laid out in the order they first run, as bench/activation.sh builds flint.
+scripts/order-functions.sh target/release/flint -- cargo build --release -p flint -p flint-bench --bins
 exec target/release/flint-bench-plugins "$@"

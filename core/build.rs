@@ -54,6 +54,49 @@ const CLEARED_VARS: &[&str] = &[
     "NUM_JOBS",
 ];
 
+/// Links the `flint` binary with its functions in the order the file named
+/// by `FLINT_SYMBOL_ORDER` lists them (`scripts/order-functions.sh` writes
+/// it: the functions flint runs to start and to serve, in the order they
+/// first ran), with lld, whose `--symbol-ordering-file` does this; names the
+/// build lacks are skipped. Unset, or naming no file: the linker's own order.
+/// Only the link step reads the file, so the objects are the same with or
+/// without it and every name traced in one build is found in the next.
+fn symbol_order() {
+    println!("cargo:rerun-if-env-changed=FLINT_SYMBOL_ORDER");
+    let Some(order) = env::var_os("FLINT_SYMBOL_ORDER").map(PathBuf::from) else {
+        return;
+    };
+    // Watched even while it is missing (cargo then runs this script at every
+    // build): the order written later must relink the binary.
+    println!("cargo:rerun-if-changed={}", order.display());
+    if !order.is_file() {
+        return;
+    }
+    // rustc links x86_64-unknown-linux-gnu with its own lld already; other
+    // targets (musl) get it the same way: the C compiler driver finds
+    // `ld.lld` in the toolchain's gcc-ld directory.
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let host = env::var("HOST").expect("cargo sets HOST");
+    if let Some(gcc_ld) = sysroot
+        .map(|root| root.join("lib/rustlib").join(host).join("bin/gcc-ld"))
+        .filter(|dir| dir.join("ld.lld").exists())
+    {
+        println!("cargo:rustc-link-arg-bins=-B{}", gcc_ld.display());
+    }
+    println!("cargo:rustc-link-arg-bins=-fuse-ld=lld");
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+        order.display()
+    );
+    println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+}
+
 /// Prefixes of variables cargo sets for build scripts.
 const CLEARED_PREFIXES: &[&str] = &["CARGO_CFG_", "CARGO_FEATURE_", "CARGO_PKG_", "DEP_"];
 
@@ -67,6 +110,7 @@ fn main() {
 
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=FLINT_SKIP_PLUGIN_BUILD");
+    symbol_order();
     println!("cargo:rerun-if-changed={}", wit_dir.display());
     println!(
         "cargo:rerun-if-changed={}",

@@ -1,7 +1,8 @@
 //! The static build of flint (`scripts/build-static.sh`) runs with nothing
 //! else: in new mount and pid namespaces whose root holds only the binary,
 //! `/dev`, `/proc`, a unit directory and a static test service, `flint run`
-//! serves a connection.
+//! serves a connection; its functions are laid out in the order they first
+//! ran under `scripts/order-functions.sh`.
 
 mod common;
 
@@ -31,21 +32,30 @@ int main(void) {
 }
 "#;
 
+/// The static binary, or `None` (and a note) where it was not built; in CI
+/// it must be there.
+fn built_static_flint() -> Option<PathBuf> {
+    let flint = static_flint();
+    if flint.exists() {
+        return Some(flint);
+    }
+    assert!(
+        !common::in_ci(),
+        "{} is missing: .ci/run builds it with scripts/build-static.sh",
+        flint.display()
+    );
+    eprintln!(
+        "SKIP: no static build at {}; run scripts/build-static.sh",
+        flint.display()
+    );
+    None
+}
+
 #[test]
 fn the_static_binary_serves_a_connection_from_an_empty_root() {
-    let flint = static_flint();
-    if !flint.exists() {
-        assert!(
-            !common::in_ci(),
-            "{} is missing: .ci/run builds it with scripts/build-static.sh",
-            flint.display()
-        );
-        eprintln!(
-            "SKIP: no static build at {}; run scripts/build-static.sh",
-            flint.display()
-        );
+    let Some(flint) = built_static_flint() else {
         return;
-    }
+    };
     if !common::require_root("builds a root with mount and pid namespaces")
         || !common::require("unshare", "new namespaces (util-linux)")
         || !common::require("gcc", "builds the static test service")
@@ -135,5 +145,82 @@ fn the_static_binary_serves_a_connection_from_an_empty_root() {
         answer.as_deref(),
         Some("hello from an empty root\n"),
         "flint's log:\n{log}"
+    );
+}
+
+/// A function of the binary: address, size, name (`nm -S`).
+fn functions(binary: &Path) -> Vec<(u64, u64, String)> {
+    let out = Command::new("nm")
+        .args(["-n", "-S", "--defined-only"])
+        .arg(binary)
+        .output()
+        .expect("nm");
+    assert!(out.status.success(), "nm {}", binary.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let [addr, size, kind, name] = f[..] else {
+                return None;
+            };
+            matches!(kind, "t" | "T" | "W" | "w").then(|| {
+                (
+                    u64::from_str_radix(addr, 16).expect("address"),
+                    u64::from_str_radix(size, 16).expect("size"),
+                    name.to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_static_binary_keeps_the_functions_it_runs_together() {
+    let Some(flint) = built_static_flint() else {
+        return;
+    };
+    if !common::require("nm", "reads the binary's symbols (binutils)") {
+        return;
+    }
+    // The functions that ran as flint started, served and idled, in the
+    // order they first ran (scripts/order-functions.sh).
+    let order = std::fs::read_to_string(flint.with_file_name("flint.order"))
+        .expect("scripts/build-static.sh writes flint.order beside the binary");
+    let ran: std::collections::HashSet<&str> = order.lines().collect();
+    assert!(ran.len() > 100, "only {} functions in the order", ran.len());
+    let all = functions(&flint);
+    // `_init` and `_fini` live in sections of their own, which stay put.
+    let placed: Vec<&(u64, u64, String)> = all
+        .iter()
+        .filter(|(_, _, name)| ran.contains(name.as_str()) && name != "_init" && name != "_fini")
+        .collect();
+    assert!(
+        placed.len() + 2 >= ran.len(),
+        "{} of the {} functions in the order are in the binary",
+        placed.len(),
+        ran.len()
+    );
+    let size: u64 = placed.iter().map(|(_, size, _)| size).sum();
+    let first = placed
+        .iter()
+        .map(|(addr, _, _)| *addr)
+        .min()
+        .expect("placed");
+    let end = placed
+        .iter()
+        .map(|(addr, size, _)| addr + size)
+        .max()
+        .expect("placed");
+    let text: u64 = all.iter().map(|(_, size, _)| size).sum();
+    // Laid out together they span little more than their own size (the
+    // functions the linker keeps in the same sections come along); in the
+    // linker's own order they spread over nearly all of the code.
+    assert!(
+        end - first < size + size / 2,
+        "the {} functions that ran ({} KiB) spread over {} KiB of {} KiB of code",
+        placed.len(),
+        size / 1024,
+        (end - first) / 1024,
+        text / 1024
     );
 }
