@@ -51,15 +51,17 @@ all: build
 	@$(MAKE) --no-print-directory man completions
 
 # cargo decides what is stale; with FLINT_BIN set there is nothing to build.
+# scripts/order-functions.sh lays the functions out in the order they first
+# run (less of the binary is resident in an idle flint).
 build:
 ifeq ($(FLINT_BIN),$(RELEASE_BIN))
-	$(CARGO) build --release --locked -p flint
+	scripts/order-functions.sh $(RELEASE_BIN) -- $(CARGO) build --release --locked -p flint
 endif
 
 # Only when there is no binary yet: after `make`, `sudo make install` runs
 # no cargo (and writes nothing under target/ as root).
 $(RELEASE_BIN):
-	$(CARGO) build --release --locked -p flint
+	scripts/order-functions.sh $(RELEASE_BIN) -- $(CARGO) build --release --locked -p flint
 
 man: $(MAN_STAMP)
 
