@@ -36,6 +36,7 @@ cd "$(dirname "$0")/.."
 order="$binary.order"
 export FLINT_SYMBOL_ORDER="$order"
 # An empty order the first time: the linker's own order.
+mkdir -p "$(dirname "$order")"
 [ -e "$order" ] || : >"$order"
 
 stamp() { stat -c '%i %Y' "$binary" 2>/dev/null || echo none; }
