@@ -389,6 +389,48 @@ fn final_kill_signal_follows_timeout_stop_sec() {
     );
 }
 
+/// Counts a real-time signal (they queue, so each one sent is delivered
+/// and taken one at a time), ignores SIGTERM, and exits a second after the
+/// last one.
+const COUNT_RTMIN3: &str = r#"
+import signal, sys
+sig = signal.SIGRTMIN + 3
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, [sig])
+with open(sys.argv[1], "a") as f:
+    f.write("up\n")
+signal.sigwait([sig])
+got = 1
+# Every queued instance, one by one, for a second.
+while signal.sigtimedwait([sig], 1) is not None:
+    got += 1
+with open(sys.argv[1], "a") as f:
+    f.write("got RTMIN+3 x%d\n" % got)
+"#;
+
+#[test]
+fn the_final_kill_signal_reaches_the_main_process_once() {
+    // systemd signals every process of the unit once; a real-time
+    // FinalKillSignal= sent twice would be delivered twice.
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    tree.write("count.py", COUNT_RTMIN3);
+    tree.write(
+        "stubborn.service",
+        &format!(
+            "[Service]\nExecStart=/usr/bin/python3 {} {}\nTimeoutStopSec=500ms\nFinalKillSignal=SIGRTMIN+3\n",
+            tree.path().join("count.py").display(),
+            log.display()
+        ),
+    );
+    let (flint, control) = run(&tree, &["stubborn.service"]);
+    wait_for(Duration::from_secs(10), || lines(&log).first().cloned()).expect("it runs");
+    assert_eq!(ctl(&control, &["stop", "stubborn.service"]).0, 0);
+    wait_state(&control, "stubborn.service", "failed");
+    let got = wait_for(Duration::from_secs(10), || lines(&log).get(1).cloned());
+    assert_eq!(got.as_deref(), Some("got RTMIN+3 x1"), "{}", flint.log());
+}
+
 /// A notify daemon that gets ready, never pings the watchdog, and survives
 /// SIGABRT (writing that it got it).
 const NO_WATCHDOG: &str = r#"

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use common::{Flint, Tree, wait_for};
@@ -690,4 +691,59 @@ fn a_notify_service_that_exits_before_ready_fails_with_protocol() {
         flint.log()
     );
     assert!(flint.log().contains("result 'protocol'"), "{}", flint.log());
+}
+
+#[test]
+fn a_control_command_whose_start_waits_holds_up_no_other_unit() {
+    // `TTYPath=` names a FIFO: the command's open of its terminal, in the
+    // child before exec, waits for a reader, as an exec from a stuck network
+    // file system waits. Meanwhile every other unit is served.
+    let tree = Tree::new();
+    let tty = tree.path().join("tty");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&tty)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let port = common::free_port();
+    tree.write(
+        "stuck.service",
+        &format!(
+            "[Service]\nTTYPath={}\nStandardOutput=tty\nExecStartPre=/bin/true\nExecStart=/bin/sleep 1000\n",
+            tty.display()
+        ),
+    );
+    tree.write(
+        "hello.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    );
+    tree.write(
+        "hello@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo hello\n",
+    );
+    let flint = Flint::run_until(
+        &tree,
+        &["hello.socket", "stuck.service"],
+        "hello.socket: listening",
+    );
+    for _ in 0..3 {
+        assert_eq!(common::exchange(port, b""), "hello\n", "{}", flint.log());
+    }
+    // A reader lets the open through; a FIFO is no terminal, so the command
+    // fails, and says so.
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&tty)
+        .expect("open the FIFO");
+    assert!(
+        flint.wait_log("stuck.service: Failed with result"),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        flint.log().contains("failed to start /bin/true"),
+        "{}",
+        flint.log()
+    );
 }

@@ -532,14 +532,9 @@ impl Manager {
                 };
                 continue;
             };
-            match self.spawn_command(id, &cmd, state) {
-                Ok(pid) => {
-                    if let Some(svc) = self.services.get_mut(&id) {
-                        svc.state = state;
-                        svc.control_pid = Some(pid);
-                    }
-                    return;
-                }
+            match self.spawn_async(id, &cmd, state) {
+                // Recorded when the spawn comes back (`on_control_spawned`).
+                Ok(()) => return,
                 Err(failure) => {
                     tracing::error!("{name}: {failure}");
                     if cmd.ignore_failure {
@@ -567,16 +562,18 @@ impl Manager {
             // No (more) ExecStart=: oneshot is done starting.
             return Ok(Some(State::StartPost(0)));
         };
-        self.spawn_main_async(id, &cmd, state)?;
+        self.spawn_async(id, &cmd, state)?;
         Ok(None)
     }
 
-    /// Starts the main process off the event loop: the spawn (which returns
-    /// once the child has exec'd) runs on a blocking thread with its own
-    /// duplicates of the fds it passes, so a busy socket keeps accepting
-    /// meanwhile, when its turn comes ([`turns`]); the result comes back as
-    /// [`Event::MainSpawned`].
-    fn spawn_main_async(
+    /// Starts a process of a service off the event loop: the spawn (which
+    /// returns once the child has exec'd) runs on a blocking thread with its
+    /// own duplicates of the fds it passes, when its turn comes ([`turns`]),
+    /// so a busy socket keeps accepting meanwhile and an exec that hangs (a
+    /// binary on a stuck network file system, a `TTYPath=` whose open waits)
+    /// holds up no other unit; the result comes back as [`Event::Spawned`].
+    /// The main process (`state` is `Start`) and control commands alike.
+    fn spawn_async(
         &mut self,
         id: u64,
         cmd: &ExecCommand,
@@ -601,7 +598,7 @@ impl Manager {
             let log = prepared.log.take();
             drop(prepared);
             drop(owned);
-            let _ = tx.send(Event::MainSpawned {
+            let _ = tx.send(Event::Spawned {
                 service: id,
                 state,
                 result,
@@ -706,6 +703,79 @@ impl Manager {
         if matches!(kind.as_str(), "simple" | "exec" | "idle" | "dbus") {
             self.step(id, State::StartPost(0));
         }
+    }
+
+    /// A control command (`ExecCondition=`, `ExecStartPre=`, ...) was
+    /// spawned (or could not be).
+    pub(super) fn on_control_spawned(
+        &mut self,
+        id: u64,
+        state: State,
+        result: Result<spawn::Child, StartFailure>,
+        log: Option<OwnedFd>,
+        path: &str,
+    ) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            if let Ok(child) = result {
+                signal_pid(child.pid, libc::SIGKILL);
+            }
+            return;
+        };
+        svc.spawning = false;
+        let name = svc.unit.id.to_string();
+        if self.reap_pending {
+            // Record this child first (below), then reap what is left.
+            let _ = self.tx.send(Event::ChildSignal);
+        }
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let child = match result {
+            Ok(child) => child,
+            // A stop moved the service on meanwhile: nothing waits for it.
+            Err(_) if svc.state != state => return,
+            Err(failure) => {
+                tracing::error!("{name}: {failure}");
+                let ignore = step_key(state).is_some_and(|(key, n)| {
+                    svc.unit
+                        .commands("Service", key)
+                        .get(n)
+                        .is_some_and(|c| c.ignore_failure)
+                });
+                if ignore {
+                    self.step(id, next_step(state));
+                    return;
+                }
+                if failure.status.is_some() {
+                    svc.last_status = failure.status;
+                }
+                let next = self.after_control_failure(id, state, failure.result());
+                self.step(id, next);
+                return;
+            }
+        };
+        let pid = child.pid;
+        if let Some(pipe) = log {
+            exec::forward_log(pipe, name.clone(), pid);
+        }
+        watch_exit(self.tx.clone(), id, child);
+        if svc.state != state {
+            // The service moved on (a stop, a timeout) while the command was
+            // being started: it goes.
+            tracing::info!("{name}: stopping {path} (pid {pid}), started during a stop");
+            signal_group(pid, libc::SIGTERM);
+            signal_group(pid, libc::SIGCONT);
+            return;
+        }
+        tracing::debug!("{name}: running {path} (pid {pid})");
+        svc.control_pid = Some(pid);
+        if svc.stopping && matches!(state, State::Condition(_) | State::StartPre(_)) {
+            // Stopped while it was being started: it goes, and its exit
+            // ends the start (`on_control_exit`).
+            signal_group(pid, libc::SIGTERM);
+            signal_group(pid, libc::SIGCONT);
+        }
+        self.redispatch_notify();
     }
 
     /// Notify messages that arrived before their sender's spawn was
@@ -868,32 +938,6 @@ impl Manager {
                 std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()).ok();
         }
         Ok(prepared)
-    }
-
-    fn spawn_command(
-        &mut self,
-        id: u64,
-        cmd: &ExecCommand,
-        state: State,
-    ) -> Result<i32, StartFailure> {
-        let mut prepared = self.prepare_command(id, cmd, state)?;
-        let svc = self.services.get(&id).ok_or("unknown service")?;
-        let main = matches!(state, State::Start(_));
-        let child = spawn::spawn(&prepared.plan).map_err(|e| StartFailure {
-            msg: format!("failed to start {}: {e}", cmd.path),
-            status: e.exit_code().map(ExitStatus::Exited),
-        })?;
-        let log = prepared.log.take();
-        drop(prepared);
-        let pid = child.pid;
-        if let Some(pipe) = log {
-            exec::forward_log(pipe, svc.unit.id.to_string(), pid);
-        }
-        if !main {
-            tracing::debug!("{}: running {} (pid {pid})", svc.unit.id, cmd.path);
-        }
-        watch_exit(self.tx.clone(), id, child);
-        Ok(pid)
     }
 
     /// Where a failed control command leads.
@@ -1085,7 +1129,7 @@ impl Manager {
                     tracing::warn!("{name}: failed ({status}), result '{}'", svc.result);
                 }
                 if matches!(state, State::StartPost(_) | State::Reload(_))
-                    && svc.control_pid.is_some()
+                    && (svc.control_pid.is_some() || svc.spawning)
                 {
                     // As systemd: the running ExecStartPost=/ExecReload=
                     // finishes first; then the service stops (see `step`).
@@ -1401,20 +1445,28 @@ impl Manager {
         }
         // The final kill reaches the whole group, whatever KillMode= says
         // (systemd's KILL_KILL), except with KillMode=none.
+        // Each process gets the signal once (a second FinalKillSignal= may
+        // run a handler twice): the main and control processes on their own
+        // only when the cgroup or group kill did not reach them.
         let mode = svc.unit.get_str("Service", "KillMode");
-        let in_cgroup = match cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
-            Some(cg) if mode != Some("none") => !cg.kill(svc.unit.id.as_str(), sig, &[]).is_empty(),
-            _ => false,
+        let reached = match cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
+            Some(cg) if mode != Some("none") => cg.kill(svc.unit.id.as_str(), sig, &[]),
+            _ => Vec::new(),
         };
+        let in_cgroup = !reached.is_empty();
+        let mut groups = Vec::new();
         if mode != Some("none")
             && cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).is_none()
         {
             for g in [svc.main_pgid, svc.control_pid].into_iter().flatten() {
                 signal_group(g, sig);
+                groups.push(g);
             }
         }
         for p in [svc.main_pid, svc.control_pid].into_iter().flatten() {
-            signal_pid(p, sig);
+            if !reached.contains(&p) && !pgid_of(p).is_some_and(|g| groups.contains(&g)) {
+                signal_pid(p, sig);
+            }
         }
         let timeout = svc.stop_timeout();
         if svc.main_pid.is_none() && !in_cgroup {

@@ -91,8 +91,9 @@ enum Event {
         pid: i32,
         status: ExitStatus,
     },
-    /// The main process of a service was spawned (or not) off the loop.
-    MainSpawned {
+    /// A process of a service was spawned (or not) off the loop: the main
+    /// process (`state` is `Start`) or a control command.
+    Spawned {
         service: u64,
         state: State,
         result: Result<crate::spawn::Child, lifecycle::StartFailure>,
@@ -747,13 +748,19 @@ impl Manager {
                 generation,
             } => self.on_timer(service, generation),
             Event::Notify(msg) => self.on_notify(msg),
-            Event::MainSpawned {
+            Event::Spawned {
                 service,
                 state,
                 result,
                 log,
                 path,
-            } => self.on_main_spawned(service, state, result, log, &path),
+            } => {
+                if matches!(state, lifecycle::State::Start(_)) {
+                    self.on_main_spawned(service, state, result, log, &path);
+                } else {
+                    self.on_control_spawned(service, state, result, log, &path);
+                }
+            }
             Event::TurnsDue => {
                 self.turns_check = None;
                 let then = self.turns.start_due(Instant::now(), lifecycle::start_turn);
