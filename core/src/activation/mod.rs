@@ -666,7 +666,7 @@ impl Manager {
     /// recorded yet and must be left to its own waiter (the reaping then
     /// happens when the spawn is recorded).
     pub(super) fn reap_orphans(&mut self) {
-        if self.services.values().any(|s| s.spawning) {
+        if self.services.values().any(|s| s.spawning) || self.hooks_spawning() {
             self.reap_pending = true;
             return;
         }

@@ -25,13 +25,16 @@ use crate::unit::load::Unit;
 use crate::unit::loader;
 use crate::unit::name::UnitName;
 
+/// `running` while a command is being spawned.
+const SPAWNING: i32 = -1;
+
 /// A socket unit whose start (or stop) commands are running.
 pub(super) struct SocketHooks {
     /// What happens when the commands succeed.
     next: Next,
     /// The service the socket triggers (`Accept=no`), whose start waits.
     service: Option<u64>,
-    /// The pid of the command running now (0: none), for the reaper and
+    /// The pid of the command running now (0: none, [`SPAWNING`]), for the reaper and
     /// for shutdown.
     running: Rc<Cell<i32>>,
 }
@@ -366,6 +369,16 @@ impl Manager {
 
     /// The pids of running socket commands (left to their own waiters by
     /// the reaper of orphans).
+    /// Whether a socket command is being spawned: its child is not
+    /// recorded yet, so orphans are not reaped meanwhile.
+    pub(super) fn hooks_spawning(&self) -> bool {
+        self.hooks
+            .values()
+            .map(|h| &h.running)
+            .chain(self.loose_hooks.iter())
+            .any(|r| r.get() == SPAWNING)
+    }
+
     pub(super) fn hook_pids(&self) -> impl Iterator<Item = i32> + '_ {
         self.hooks
             .values()
@@ -414,9 +427,20 @@ async fn socket_commands(
             user_mode,
             ..Default::default()
         };
-        let mut prepared = exec::prepare(unit, "Socket", cmd, &inputs)
+        let prepared = exec::prepare(unit, "Socket", cmd, &inputs)
             .map_err(|e| format!("{key}={}: {e}", cmd.path))?;
-        let child = spawn::spawn(&prepared.plan).map_err(|e| format!("{key}={}: {e}", cmd.path))?;
+        // Spawned on a blocking thread (it returns once the child has
+        // exec'd): an exec that waits holds up only this socket. Meanwhile
+        // the reaper leaves children alone (`hooks_spawning`).
+        running.set(SPAWNING);
+        let spawned = tokio::task::spawn_blocking(move || {
+            let child = spawn::spawn(&prepared.plan);
+            (child, prepared)
+        })
+        .await;
+        running.set(0);
+        let (child, mut prepared) = spawned.map_err(|e| format!("{key}={}: {e}", cmd.path))?;
+        let child = child.map_err(|e| format!("{key}={}: {e}", cmd.path))?;
         running.set(child.pid);
         if let Some(pipe) = prepared.log.take() {
             exec::forward_log(pipe, unit.id.to_string(), child.pid);
