@@ -95,6 +95,36 @@ fn symbol_order() {
         order.display()
     );
     println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    // A position-independent glibc build relocates itself at every start:
+    // the loader reads all of `.rela.dyn` (0.6 MiB, 24 bytes per pointer).
+    // Packed (RELR, a bitmap per 63 pointers) it is a few KiB; glibc reads
+    // that from 2.36 on, and a binary so linked needs it, so only when the
+    // glibc here, which the binary is built to run on, has it.
+    if env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
+        && env::var("TARGET").ok() == env::var("HOST").ok()
+        && !env::var("CARGO_CFG_TARGET_FEATURE")
+            .is_ok_and(|f| f.split(',').any(|f| f == "crt-static"))
+        && glibc_has_relr()
+    {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
+}
+
+/// Whether this machine's glibc reads packed relative relocations (2.36+).
+fn glibc_has_relr() -> bool {
+    let Ok(out) = Command::new("getconf").arg("GNU_LIBC_VERSION").output() else {
+        return false;
+    };
+    // "glibc 2.36"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .split('.')
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (2, 36)
 }
 
 /// Prefixes of variables cargo sets for build scripts.
