@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::{Flint, Tree, exchange, free_port, install_probe, wait_for};
@@ -388,29 +388,17 @@ fn a_socket_command_whose_start_waits_holds_up_no_other_socket() {
     // child before exec, waits for a reader (as an exec from a stuck network
     // file system would). The other socket is served meanwhile.
     let tree = Tree::new();
-    let tty = tree.path().join("tty");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&tty)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
+    let tty = common::StuckTty::new(&tree);
     let (stuck, port) = (free_port(), free_port());
     tree.write(
         "stuck.socket",
         &format!(
-            "[Socket]\nListenStream=127.0.0.1:{stuck}\nTTYPath={}\nStandardOutput=tty\nExecStartPre=/bin/true\n",
-            tty.display()
+            "[Socket]\nListenStream=127.0.0.1:{stuck}\n{}ExecStartPre=/bin/true\n",
+            tty.settings()
         ),
     );
     tree.write("stuck.service", "[Service]\nExecStart=/bin/true\n");
-    tree.write(
-        "hello.socket",
-        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
-    );
-    tree.write(
-        "hello@.service",
-        "[Service]\nStandardInput=socket\nExecStart=/bin/echo hello\n",
-    );
+    common::hello_socket(&tree, port);
     let flint = Flint::run_until(
         &tree,
         &["hello.socket", "stuck.socket"],
@@ -421,11 +409,7 @@ fn a_socket_command_whose_start_waits_holds_up_no_other_socket() {
     }
     // A reader lets the open through; a FIFO is no terminal, so the command
     // fails, and the socket with it.
-    let _reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&tty)
-        .expect("open the FIFO");
+    let _reader = tty.release();
     assert!(
         flint.wait_log("stuck.socket: ExecStartPre=/bin/true"),
         "{}",

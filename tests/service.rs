@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use common::{Flint, Tree, wait_for};
@@ -699,28 +698,16 @@ fn a_control_command_whose_start_waits_holds_up_no_other_unit() {
     // child before exec, waits for a reader, as an exec from a stuck network
     // file system waits. Meanwhile every other unit is served.
     let tree = Tree::new();
-    let tty = tree.path().join("tty");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&tty)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
+    let tty = common::StuckTty::new(&tree);
     let port = common::free_port();
     tree.write(
         "stuck.service",
         &format!(
-            "[Service]\nTTYPath={}\nStandardOutput=tty\nExecStartPre=/bin/true\nExecStart=/bin/sleep 1000\n",
-            tty.display()
+            "[Service]\n{}ExecStartPre=/bin/true\nExecStart=/bin/sleep 1000\n",
+            tty.settings()
         ),
     );
-    tree.write(
-        "hello.socket",
-        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
-    );
-    tree.write(
-        "hello@.service",
-        "[Service]\nStandardInput=socket\nExecStart=/bin/echo hello\n",
-    );
+    common::hello_socket(&tree, port);
     let flint = Flint::run_until(
         &tree,
         &["hello.socket", "stuck.service"],
@@ -731,11 +718,7 @@ fn a_control_command_whose_start_waits_holds_up_no_other_unit() {
     }
     // A reader lets the open through; a FIFO is no terminal, so the command
     // fails, and says so.
-    let _reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&tty)
-        .expect("open the FIFO");
+    let _reader = tty.release();
     assert!(
         flint.wait_log("stuck.service: Failed with result"),
         "{}",

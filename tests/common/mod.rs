@@ -388,3 +388,47 @@ pub fn listener_fd(pid: u32, port: u16) -> Option<(u32, String)> {
 pub fn held_listener(pid: u32, port: u16) -> (u32, String) {
     listener_fd(pid, port).unwrap_or_else(|| panic!("process {pid} holds no listener on {port}"))
 }
+
+/// A FIFO standing in for a terminal (`TTYPath=` with
+/// `StandardOutput=tty`): a command's open of it, in its child before exec,
+/// waits until [`StuckTty::release`] opens a reader, as an exec from a
+/// stuck network file system would wait. Then the open completes and, a
+/// FIFO being no terminal, the command fails.
+pub struct StuckTty(PathBuf);
+
+impl StuckTty {
+    pub fn new(tree: &Tree) -> StuckTty {
+        let path = tree.path().join("tty");
+        let made = Command::new("mkfifo").arg(&path).status().expect("mkfifo");
+        assert!(made.success(), "mkfifo {}", path.display());
+        StuckTty(path)
+    }
+
+    /// The settings that make a unit's commands open it.
+    pub fn settings(&self) -> String {
+        format!("TTYPath={}\nStandardOutput=tty\n", self.0.display())
+    }
+
+    /// Opens a reader (kept open while the returned file lives).
+    pub fn release(&self) -> std::fs::File {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.0)
+            .expect("open the FIFO")
+    }
+}
+
+/// Writes `hello.socket` (`Accept=yes` on 127.0.0.1:`port`) whose instances
+/// answer "hello\n".
+pub fn hello_socket(tree: &Tree, port: u16) {
+    tree.write(
+        "hello.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    );
+    tree.write(
+        "hello@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo hello\n",
+    );
+}

@@ -628,6 +628,30 @@ impl Manager {
         });
     }
 
+    /// A spawn came back: the service no longer waits for it, and orphans
+    /// held back meanwhile are reaped once the child is recorded. Returns
+    /// the service's name, or `None` when the service is gone (its child,
+    /// if any, is killed).
+    fn spawn_returned(
+        &mut self,
+        id: u64,
+        result: &Result<spawn::Child, StartFailure>,
+    ) -> Option<String> {
+        let Some(svc) = self.services.get_mut(&id) else {
+            if let Ok(child) = result {
+                signal_pid(child.pid, libc::SIGKILL);
+            }
+            return None;
+        };
+        svc.spawning = false;
+        let name = svc.unit.id.to_string();
+        if self.reap_pending {
+            // The caller records this child first, then reaping goes on.
+            let _ = self.tx.send(Event::ChildSignal);
+        }
+        Some(name)
+    }
+
     /// The main process was spawned (or could not be).
     pub(super) fn on_main_spawned(
         &mut self,
@@ -637,19 +661,9 @@ impl Manager {
         log: Option<OwnedFd>,
         path: &str,
     ) {
-        let Some(svc) = self.services.get_mut(&id) else {
-            if let Ok(child) = result {
-                signal_pid(child.pid, libc::SIGKILL);
-            }
+        let Some(name) = self.spawn_returned(id, &result) else {
             return;
         };
-        svc.spawning = false;
-        let name = svc.unit.id.to_string();
-        if self.reap_pending {
-            // Record this child first (below), then reap what is left.
-            let tx = self.tx.clone();
-            let _ = tx.send(Event::ChildSignal);
-        }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
@@ -715,18 +729,9 @@ impl Manager {
         log: Option<OwnedFd>,
         path: &str,
     ) {
-        let Some(svc) = self.services.get_mut(&id) else {
-            if let Ok(child) = result {
-                signal_pid(child.pid, libc::SIGKILL);
-            }
+        let Some(name) = self.spawn_returned(id, &result) else {
             return;
         };
-        svc.spawning = false;
-        let name = svc.unit.id.to_string();
-        if self.reap_pending {
-            // Record this child first (below), then reap what is left.
-            let _ = self.tx.send(Event::ChildSignal);
-        }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
