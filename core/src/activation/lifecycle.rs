@@ -537,14 +537,7 @@ impl Manager {
                 Ok(()) => return,
                 Err(failure) => {
                     tracing::error!("{name}: {failure}");
-                    if cmd.ignore_failure {
-                        state = next_step(state);
-                        continue;
-                    }
-                    if let (Some(svc), Some(_)) = (self.services.get_mut(&id), failure.status) {
-                        svc.last_status = failure.status;
-                    }
-                    state = self.after_control_failure(id, state, failure.result());
+                    state = self.control_start_failed(id, state, &failure, cmd.ignore_failure);
                 }
             }
         }
@@ -747,14 +740,7 @@ impl Manager {
                         .get(n)
                         .is_some_and(|c| c.ignore_failure)
                 });
-                if ignore {
-                    self.step(id, next_step(state));
-                    return;
-                }
-                if failure.status.is_some() {
-                    svc.last_status = failure.status;
-                }
-                let next = self.after_control_failure(id, state, failure.result());
+                let next = self.control_start_failed(id, state, &failure, ignore);
                 self.step(id, next);
                 return;
             }
@@ -943,6 +929,24 @@ impl Manager {
                 std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()).ok();
         }
         Ok(prepared)
+    }
+
+    /// Where a control command that could not be started leads: the next
+    /// command when it has the `-` prefix (`ignore`), else as a failure.
+    fn control_start_failed(
+        &mut self,
+        id: u64,
+        state: State,
+        failure: &StartFailure,
+        ignore: bool,
+    ) -> State {
+        if ignore {
+            return next_step(state);
+        }
+        if let (Some(svc), Some(_)) = (self.services.get_mut(&id), failure.status) {
+            svc.last_status = failure.status;
+        }
+        self.after_control_failure(id, state, failure.result())
     }
 
     /// Where a failed control command leads.

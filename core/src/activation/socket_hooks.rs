@@ -27,6 +27,9 @@ use crate::unit::name::UnitName;
 
 /// `running` while a command is being spawned.
 const SPAWNING: i32 = -1;
+/// `running` while a command is being spawned that a stop ends as soon as
+/// it exists.
+const SPAWNING_STOPPED: i32 = -2;
 
 /// A socket unit whose start (or stop) commands are running.
 pub(super) struct SocketHooks {
@@ -34,8 +37,9 @@ pub(super) struct SocketHooks {
     next: Next,
     /// The service the socket triggers (`Accept=no`), whose start waits.
     service: Option<u64>,
-    /// The pid of the command running now (0: none, [`SPAWNING`]), for the reaper and
-    /// for shutdown.
+    /// The pid of the command running now (0: none; [`SPAWNING`] or
+    /// [`SPAWNING_STOPPED`] while it is being spawned), for the reaper, for
+    /// a stop and for shutdown.
     running: Rc<Cell<i32>>,
 }
 
@@ -201,8 +205,12 @@ impl Manager {
         if let Some(hooks) = self.hooks.get(&s.name) {
             // Still starting (ExecStartPost=): its command is stopped, which
             // fails the start and closes the listeners.
-            if matches!(hooks.next, Next::Arm(_)) && hooks.running.get() > 0 {
-                signal_group(hooks.running.get(), libc::SIGTERM);
+            if matches!(hooks.next, Next::Arm(_)) {
+                match hooks.running.get() {
+                    SPAWNING => hooks.running.set(SPAWNING_STOPPED),
+                    pid if pid > 0 => signal_group(pid, libc::SIGTERM),
+                    _ => {}
+                }
             }
             return;
         }
@@ -367,8 +375,6 @@ impl Manager {
         })
     }
 
-    /// The pids of running socket commands (left to their own waiters by
-    /// the reaper of orphans).
     /// Whether a socket command is being spawned: its child is not
     /// recorded yet, so orphans are not reaped meanwhile.
     pub(super) fn hooks_spawning(&self) -> bool {
@@ -376,9 +382,11 @@ impl Manager {
             .values()
             .map(|h| &h.running)
             .chain(self.loose_hooks.iter())
-            .any(|r| r.get() == SPAWNING)
+            .any(|r| r.get() < 0)
     }
 
+    /// The pids of running socket commands (left to their own waiters by
+    /// the reaper of orphans).
     pub(super) fn hook_pids(&self) -> impl Iterator<Item = i32> + '_ {
         self.hooks
             .values()
@@ -438,10 +446,14 @@ async fn socket_commands(
             (child, prepared)
         })
         .await;
+        let stopped = running.get() == SPAWNING_STOPPED;
         running.set(0);
         let (child, mut prepared) = spawned.map_err(|e| format!("{key}={}: {e}", cmd.path))?;
         let child = child.map_err(|e| format!("{key}={}: {e}", cmd.path))?;
         running.set(child.pid);
+        if stopped {
+            signal_group(child.pid, libc::SIGTERM);
+        }
         if let Some(pipe) = prepared.log.take() {
             exec::forward_log(pipe, unit.id.to_string(), child.pid);
         }
