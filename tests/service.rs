@@ -692,6 +692,58 @@ fn a_notify_service_that_exits_before_ready_fails_with_protocol() {
     assert!(flint.log().contains("result 'protocol'"), "{}", flint.log());
 }
 
+/// The state letter of process `pid` (`Z` for a zombie), `None` once it is
+/// gone.
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+#[test]
+fn an_orphan_is_reaped_while_a_spawn_waits() {
+    // A spawn waits in its child (the open of a FIFO as terminal) while a
+    // process another unit left behind exits: flint, its subreaper, reaps it
+    // at once instead of leaving a zombie for as long as the spawn waits.
+    let tree = Tree::new();
+    let tty = common::StuckTty::new(&tree);
+    let pidfile = tree.path().join("orphan.pid");
+    tree.write(
+        "stuck.service",
+        &format!(
+            "[Service]\n{}ExecStartPre=/bin/true\nExecStart=/bin/sleep 1000\n",
+            tty.settings()
+        ),
+    );
+    tree.write(
+        "orphan.service",
+        &format!(
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\nKillMode=none\n\
+             ExecStart=/bin/sh -c 'sleep 1 & echo $! > {}'\n",
+            pidfile.display()
+        ),
+    );
+    let flint = Flint::run_until(
+        &tree,
+        &["stuck.service", "orphan.service"],
+        "orphan.service",
+    );
+    let pid: i32 = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
+    })
+    .unwrap_or_else(|| panic!("no orphan pid\n{}", flint.log()));
+    // The orphan exits after a second; it must not stay a zombie.
+    let gone = wait_for(Duration::from_secs(8), || {
+        (process_state(pid).is_none()).then_some(())
+    });
+    let state = process_state(pid);
+    let _reader = tty.release();
+    assert!(
+        gone.is_some(),
+        "orphan {pid} still there (state {state:?}) while a spawn waits\n{}",
+        flint.log()
+    );
+}
+
 #[test]
 fn a_control_command_whose_start_waits_holds_up_no_other_unit() {
     // `TTYPath=` names a FIFO: the command's open of its terminal, in the

@@ -87,6 +87,9 @@ pub(super) struct ServiceRt {
     pub restart_requested: bool,
     /// The main process is being spawned on a blocking thread.
     pub spawning: bool,
+    /// While `spawning`: the child's pid as soon as it exists
+    /// ([`spawn::spawn_noting_pid`]), for the reaper of orphans.
+    pub spawn_pid: Option<std::sync::Arc<std::sync::atomic::AtomicI32>>,
     /// Environment edits the plugin chain made for this start.
     pub env_edits: Vec<crate::policy::EnvEdit>,
     /// The last `STATUS=` the service sent.
@@ -151,6 +154,7 @@ impl ServiceRt {
             restarts: 0,
             restart_requested: false,
             spawning: false,
+            spawn_pid: None,
             env_edits: Vec::new(),
             status_text: None,
             generation: 0,
@@ -577,17 +581,20 @@ impl Manager {
             msg: format!("failed to start {}: {e}", cmd.path),
             status: None,
         })?;
+        let slot = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(spawn::NO_CHILD_YET));
         if let Some(svc) = self.services.get_mut(&id) {
             svc.spawning = true;
+            svc.spawn_pid = Some(slot.clone());
             svc.state = state;
         }
         let tx = self.tx.clone();
         let path = cmd.path.clone();
         let job: turns::Job = Box::new(move || {
-            let result = spawn::spawn(&prepared.plan).map_err(|e| StartFailure {
-                msg: format!("failed to start {path}: {e}"),
-                status: e.exit_code().map(ExitStatus::Exited),
-            });
+            let result =
+                spawn::spawn_noting_pid(&prepared.plan, Some(&slot)).map_err(|e| StartFailure {
+                    msg: format!("failed to start {path}: {e}"),
+                    status: e.exit_code().map(ExitStatus::Exited),
+                });
             let log = prepared.log.take();
             drop(prepared);
             drop(owned);
@@ -637,6 +644,7 @@ impl Manager {
             return None;
         };
         svc.spawning = false;
+        svc.spawn_pid = None;
         let name = svc.unit.id.to_string();
         if self.reap_pending {
             // The caller records this child first, then reaping goes on.

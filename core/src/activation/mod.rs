@@ -221,7 +221,7 @@ struct Manager {
     hooks: HashMap<String, socket_hooks::SocketHooks>,
     /// The running pid (0: none) of each socket's stop commands that run
     /// with nothing waiting for them (`socket_hooks`).
-    loose_hooks: Vec<std::rc::Rc<std::cell::Cell<i32>>>,
+    loose_hooks: Vec<std::rc::Rc<socket_hooks::CommandPid>>,
     /// Until every planned socket listens: how many units `flint run`
     /// started, and its `--notify-fd`.
     ready: Option<(usize, Option<i32>)>,
@@ -540,7 +540,18 @@ fn spawn_tree_watch(shared: Watched, tx: mpsc::UnboundedSender<Event>) {
 /// Tracked children are left to the task that waits on their pidfd. Returns
 /// false when a tracked child's exit stands in the way (the kernel shows one
 /// waitable child at a time): reaping goes on once that exit is collected.
-fn reap_orphans(tracked: &[i32]) -> bool {
+fn reap_orphans(
+    tracked: &[i32],
+    spawning: &[std::sync::Arc<std::sync::atomic::AtomicI32>],
+) -> bool {
+    use std::sync::atomic::Ordering;
+    // Read again for every zombie: a child created since is already there.
+    let spawned = |pid: i32| {
+        spawning.iter().any(|s| {
+            let p = s.load(Ordering::Acquire);
+            p == pid || p == crate::spawn::CHILD_UNKNOWN
+        })
+    };
     // At most as many rounds as there can be zombies worth a look; each
     // reaps one.
     for _ in 0..4096 {
@@ -565,7 +576,7 @@ fn reap_orphans(tracked: &[i32]) -> bool {
             // Children, none of them exited.
             return true;
         }
-        if tracked.contains(&pid) {
+        if tracked.contains(&pid) || spawned(pid) {
             return false;
         }
         let _ = nix::sys::wait::waitpid(
@@ -662,16 +673,20 @@ impl Manager {
             .collect()
     }
 
-    /// Reaps orphans, unless a spawn is in flight: its child is not
-    /// recorded yet and must be left to its own waiter (the reaping then
-    /// happens when the spawn is recorded).
+    /// Reaps orphans. The child of a spawn in flight is not recorded yet;
+    /// the kernel tells its pid as it creates it
+    /// ([`crate::spawn::spawn_noting_pid`]), and it is left to its own
+    /// waiter. Where the kernel cannot tell, nothing is reaped while such a
+    /// spawn is in flight (the reaping then happens when it is recorded).
     pub(super) fn reap_orphans(&mut self) {
-        if self.services.values().any(|s| s.spawning) || self.hooks_spawning() {
-            self.reap_pending = true;
-            return;
-        }
+        let spawning: Vec<std::sync::Arc<std::sync::atomic::AtomicI32>> = self
+            .services
+            .values()
+            .filter_map(|s| s.spawn_pid.clone())
+            .chain(self.hooks_spawning().cloned())
+            .collect();
         let tracked = self.tracked_pids();
-        self.reap_pending = !reap_orphans(&tracked);
+        self.reap_pending = !reap_orphans(&tracked, &spawning);
     }
 
     /// Loads a unit to run it: a unit that fails to load is reported with

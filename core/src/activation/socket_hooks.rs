@@ -14,6 +14,8 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI32;
 use std::time::Duration;
 
 use super::socket::OpenListener;
@@ -31,16 +33,41 @@ const SPAWNING: i32 = -1;
 /// it exists.
 const SPAWNING_STOPPED: i32 = -2;
 
+/// The command a socket runs now: for the reaper, for a stop and for
+/// shutdown.
+#[derive(Debug, Default)]
+pub(super) struct CommandPid {
+    /// Its pid (0: none; [`SPAWNING`] or [`SPAWNING_STOPPED`] while it is
+    /// being spawned).
+    state: Cell<i32>,
+    /// While it is being spawned: its child's pid as soon as the child
+    /// exists ([`spawn::spawn_noting_pid`]).
+    child: Arc<AtomicI32>,
+}
+
+impl CommandPid {
+    pub(super) fn get(&self) -> i32 {
+        self.state.get()
+    }
+
+    pub(super) fn set(&self, state: i32) {
+        self.state.set(state);
+    }
+
+    /// While being spawned: what the reaper must leave alone.
+    fn spawning_child(&self) -> Option<&Arc<AtomicI32>> {
+        (self.state.get() < 0).then_some(&self.child)
+    }
+}
+
 /// A socket unit whose start (or stop) commands are running.
 pub(super) struct SocketHooks {
     /// What happens when the commands succeed.
     next: Next,
     /// The service the socket triggers (`Accept=no`), whose start waits.
     service: Option<u64>,
-    /// The pid of the command running now (0: none; [`SPAWNING`] or
-    /// [`SPAWNING_STOPPED`] while it is being spawned), for the reaper, for
-    /// a stop and for shutdown.
-    running: Rc<Cell<i32>>,
+    /// The command running now.
+    running: Rc<CommandPid>,
 }
 
 /// The step after a socket's commands.
@@ -244,7 +271,7 @@ impl Manager {
             return;
         }
         let user_mode = self.search.user_mode;
-        let running = Rc::new(Cell::new(0));
+        let running = Rc::new(CommandPid::default());
         // Tracked until the task ends, for the reaper (see `hook_pids`).
         self.loose_hooks.retain(|r| Rc::strong_count(r) > 1);
         self.loose_hooks.push(running.clone());
@@ -262,7 +289,7 @@ impl Manager {
     /// back as [`Event::SocketHooks`].
     fn run_hooks(&mut self, unit: Unit, key: &'static str, service: Option<u64>, next: Next) {
         let name = unit.id.to_string();
-        let running = Rc::new(Cell::new(0));
+        let running = Rc::new(CommandPid::default());
         self.hooks.insert(
             name.clone(),
             SocketHooks {
@@ -375,14 +402,14 @@ impl Manager {
         })
     }
 
-    /// Whether a socket command is being spawned: its child is not
-    /// recorded yet, so orphans are not reaped meanwhile.
-    pub(super) fn hooks_spawning(&self) -> bool {
+    /// The socket commands being spawned: where each one's child pid
+    /// appears, for the reaper of orphans to leave them alone.
+    pub(super) fn hooks_spawning(&self) -> impl Iterator<Item = &Arc<AtomicI32>> + '_ {
         self.hooks
             .values()
             .map(|h| &h.running)
             .chain(self.loose_hooks.iter())
-            .any(|r| r.get() < 0)
+            .filter_map(|r| r.spawning_child())
     }
 
     /// The pids of running socket commands (left to their own waiters by
@@ -411,7 +438,7 @@ impl Manager {
             if s.failed {
                 continue;
             }
-            let running = Cell::new(0);
+            let running = CommandPid::default();
             logged_socket_commands(&s.unit, "ExecStopPre", user_mode, &running).await;
             s.close();
             logged_socket_commands(&s.unit, "ExecStopPost", user_mode, &running).await;
@@ -427,7 +454,7 @@ async fn socket_commands(
     unit: &Unit,
     key: &str,
     user_mode: bool,
-    running: &Cell<i32>,
+    running: &CommandPid,
 ) -> Result<(), String> {
     let timeout = unit.get_usec("Socket", "TimeoutSec").unwrap_or(90_000_000);
     for cmd in unit.commands("Socket", key) {
@@ -439,10 +466,14 @@ async fn socket_commands(
             .map_err(|e| format!("{key}={}: {e}", cmd.path))?;
         // Spawned on a blocking thread (it returns once the child has
         // exec'd): an exec that waits holds up only this socket. Meanwhile
-        // the reaper leaves children alone (`hooks_spawning`).
+        // the reaper leaves its child alone (`hooks_spawning`).
+        running
+            .child
+            .store(spawn::NO_CHILD_YET, std::sync::atomic::Ordering::Release);
         running.set(SPAWNING);
+        let slot = Arc::clone(&running.child);
         let spawned = tokio::task::spawn_blocking(move || {
-            let child = spawn::spawn(&prepared.plan);
+            let child = spawn::spawn_noting_pid(&prepared.plan, Some(&slot));
             (child, prepared)
         })
         .await;
@@ -482,7 +513,7 @@ async fn socket_commands(
 }
 
 /// [`socket_commands`] whose failure is only logged (stop commands).
-async fn logged_socket_commands(unit: &Unit, key: &str, user_mode: bool, running: &Cell<i32>) {
+async fn logged_socket_commands(unit: &Unit, key: &str, user_mode: bool, running: &CommandPid) {
     if let Err(e) = socket_commands(unit, key, user_mode, running).await {
         tracing::warn!("{}: {e}", unit.id);
     }

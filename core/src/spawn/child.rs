@@ -1245,33 +1245,49 @@ struct CloneArgs {
 /// `CLONE_INTO_CGROUP` (Linux 5.7).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_INTO_CGROUP)`: the
-/// child starts in the cgroup `cgroup_fd` names. Moving a running process
-/// into a cgroup (a write to `cgroup.procs`) waits for an RCU grace period
-/// on an idle machine, several milliseconds on every cold start; a child
-/// created there costs a fork's worth. Signals must be blocked by the
-/// caller. `ENOSYS`/`EINVAL`/`E2BIG` mean the kernel (or this architecture)
-/// cannot, and the caller falls back to `clone()`.
-pub(super) fn clone3_into_cgroup(
+/// `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`, with `CLONE_INTO_CGROUP`
+/// when `cgroup_fd` is given (the child starts in that cgroup) and
+/// `CLONE_PARENT_SETTID` when `parent_tid` is (the kernel stores the child's
+/// pid there before the child runs). Moving a running process into a cgroup
+/// (a write to `cgroup.procs`) waits for an RCU grace period on an idle
+/// machine, several milliseconds on every cold start; a child created there
+/// costs a fork's worth. Signals must be blocked by the caller.
+/// `ENOSYS`/`EINVAL`/`E2BIG` mean the kernel (or this architecture) cannot,
+/// and the caller falls back to `clone()`.
+pub(super) fn clone3(
     ctx: &mut ChildContext<'_>,
     stack: &Stack,
-    cgroup_fd: c_int,
+    cgroup_fd: Option<c_int>,
+    parent_tid: Option<&std::sync::atomic::AtomicI32>,
 ) -> io::Result<(i32, Option<std::os::fd::OwnedFd>)> {
     let mut pidfd: c_int = -1;
+    let mut flags = (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64;
+    let mut cgroup = 0;
+    if let Some(fd) = cgroup_fd {
+        flags |= CLONE_INTO_CGROUP;
+        cgroup = u64::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    }
+    let mut tid_ptr = 0;
+    if let Some(slot) = parent_tid {
+        flags |= libc::CLONE_PARENT_SETTID as u64;
+        tid_ptr = slot.as_ptr() as u64;
+    }
     let mut args = CloneArgs {
-        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | CLONE_INTO_CGROUP,
+        flags,
         pidfd: ptr::from_mut(&mut pidfd) as u64,
+        parent_tid: tid_ptr,
         exit_signal: libc::SIGCHLD as u64,
         stack: stack.low() as u64,
         stack_size: STACK_SIZE as u64,
-        cgroup: u64::try_from(cgroup_fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?,
+        cgroup,
         ..CloneArgs::default()
     };
     let arg: *mut c_void = ptr::from_mut(ctx).cast();
     // SAFETY: as for clone() in `clone_child`: the child runs `entry` on
     // `stack`, a separate mapping that outlives its use (CLONE_VFORK
     // suspends us until the child execs or exits); `arg` points to `ctx`
-    // on our suspended frame; `args` and `pidfd` live across the call.
+    // on our suspended frame; `args`, `pidfd` and the `parent_tid` slot
+    // (an atomic the kernel writes an i32 into) live across the call.
     let ret = unsafe { raw_clone3(&raw mut args, std::mem::size_of::<CloneArgs>(), entry, arg) };
     if ret < 0 {
         let errno = c_int::try_from(-ret).unwrap_or(libc::EINVAL);

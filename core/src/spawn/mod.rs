@@ -593,6 +593,25 @@ const LISTEN_PID_SLOT_LEN: usize = 40;
 /// Starts a process from `plan`. See the module documentation for what
 /// happens in the child and in which order.
 pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
+    spawn_noting_pid(plan, None)
+}
+
+/// `pid` of [`spawn_noting_pid`] before the clone: no child yet.
+pub const NO_CHILD_YET: i32 = 0;
+/// `pid` of [`spawn_noting_pid`] when this kernel cannot tell the child's
+/// pid before the spawn returns.
+pub const CHILD_UNKNOWN: i32 = -1;
+
+/// [`spawn`], telling the child's pid through `pid` as soon as the child
+/// exists, while the spawn itself may still wait for the child's exec: the
+/// kernel stores it there before the child runs (`CLONE_PARENT_SETTID`), so
+/// another thread that sees the child exit (a reaper of orphans) can tell it
+/// is this spawn's. `pid` holds [`NO_CHILD_YET`] before; where the kernel
+/// cannot, it is set to [`CHILD_UNKNOWN`] before the clone.
+pub fn spawn_noting_pid(
+    plan: &ExecPlan,
+    pid: Option<&std::sync::atomic::AtomicI32>,
+) -> Result<Child, SpawnError> {
     if plan.argv.is_empty() {
         return Err(SpawnError::InvalidPlan("argv is empty"));
     }
@@ -751,7 +770,7 @@ pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
 
     let (pid, pidfd) = {
         let _blocked = child::SignalsBlocked::new();
-        clone_child(&mut ctx, &stack, cgroup.as_ref())?
+        clone_child(&mut ctx, &stack, cgroup.as_ref(), pid)?
     };
     // The child has exec'd or exited (CLONE_VFORK); only our copy of the
     // write end is left, so the read below sees the report or EOF.
@@ -847,22 +866,25 @@ impl CgroupTarget {
 /// Runs `clone()` with the child entry point. Signals must be blocked by the
 /// caller. Returns the pid and, when the kernel supports `CLONE_PIDFD`, the
 /// pidfd. With a cgroup, the child is created in it by `clone3()`; where
-/// the kernel or the architecture cannot, the child moves itself.
+/// the kernel or the architecture cannot, the child moves itself. With
+/// `pid_out`, `clone3()` stores the child's pid there as it creates it;
+/// where it cannot, [`CHILD_UNKNOWN`] is stored before `clone()`.
 fn clone_child(
     ctx: &mut ChildContext<'_>,
     stack: &child::Stack,
     cgroup: Option<&CgroupTarget>,
+    pid_out: Option<&std::sync::atomic::AtomicI32>,
 ) -> Result<(i32, Option<OwnedFd>), SpawnError> {
-    if let Some(target) = cgroup {
+    if cgroup.is_some() || pid_out.is_some() {
         ctx.cgroup_procs = None;
         #[cfg(test)]
-        let forced = tests::FORCE_CGROUP_FALLBACK.load(std::sync::atomic::Ordering::SeqCst);
+        let forced = tests::FORCE_CLONE3_FALLBACK.load(std::sync::atomic::Ordering::SeqCst);
         #[cfg(not(test))]
         let forced = false;
         let result = if forced {
             Err(io::Error::from_raw_os_error(libc::ENOSYS))
         } else {
-            child::clone3_into_cgroup(ctx, stack, target.dir.as_raw_fd())
+            child::clone3(ctx, stack, cgroup.map(|t| t.dir.as_raw_fd()), pid_out)
         };
         match result {
             Ok(done) => return Ok(done),
@@ -870,7 +892,10 @@ fn clone_child(
                 if e.raw_os_error()
                     .is_some_and(|n| [libc::ENOSYS, libc::EINVAL, libc::E2BIG].contains(&n)) =>
             {
-                ctx.cgroup_procs = Some(target.procs.as_ptr());
+                ctx.cgroup_procs = cgroup.map(|t| t.procs.as_ptr());
+                if let Some(slot) = pid_out {
+                    slot.store(CHILD_UNKNOWN, std::sync::atomic::Ordering::Release);
+                }
             }
             Err(e) => return Err(SpawnError::Clone(e)),
         }

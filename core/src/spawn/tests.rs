@@ -708,9 +708,12 @@ fn terminal_reset_hangup_disallocate_and_owner() {
     }
 }
 
-/// Makes `clone_child` take the path of kernels without `CLONE_INTO_CGROUP`.
-pub(super) static FORCE_CGROUP_FALLBACK: std::sync::atomic::AtomicBool =
+/// Makes `clone_child` take the path of kernels without `clone3()`.
+pub(super) static FORCE_CLONE3_FALLBACK: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
+
+/// Held by the tests that set [`FORCE_CLONE3_FALLBACK`], one at a time.
+static CLONE3_FALLBACK_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A fresh cgroup below this process's own, where that can be written.
 fn scratch_cgroup() -> Option<std::path::PathBuf> {
@@ -728,14 +731,17 @@ fn the_child_starts_in_its_cgroup_with_clone3_and_without() {
         return;
     };
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let _one = CLONE3_FALLBACK_TESTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut seen = Vec::new();
     for fallback in [false, true] {
-        FORCE_CGROUP_FALLBACK.store(fallback, std::sync::atomic::Ordering::SeqCst);
+        FORCE_CLONE3_FALLBACK.store(fallback, std::sync::atomic::Ordering::SeqCst);
         let mut plan = sh("cat /proc/self/cgroup; sh -c 'cat /proc/self/cgroup'");
         plan.cgroup = Some(cstr(dir.to_str().unwrap()));
         seen.push(run_ok(plan));
     }
-    FORCE_CGROUP_FALLBACK.store(false, std::sync::atomic::Ordering::SeqCst);
+    FORCE_CLONE3_FALLBACK.store(false, std::sync::atomic::Ordering::SeqCst);
     let _ = std::fs::remove_dir(&dir);
     for out in seen {
         let unified: Vec<&str> = out.lines().filter(|l| l.starts_with("0::")).collect();
@@ -745,4 +751,33 @@ fn the_child_starts_in_its_cgroup_with_clone3_and_without() {
             "the process and its child are in the cgroup: {out}"
         );
     }
+}
+
+#[test]
+fn the_pid_is_noted_as_the_child_is_created_and_unknown_without_clone3() {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    // The child tells the pid it sees; it must be the one noted.
+    let slot = AtomicI32::new(NO_CHILD_YET);
+    let (mut reader, writer) = io::pipe().expect("pipe");
+    let mut plan = sh("echo $$");
+    plan.stdout = Stdio::Fd(writer.as_raw_fd());
+    let child = spawn_noting_pid(&plan, Some(&slot)).expect("spawn");
+    drop(writer);
+    let mut out = String::new();
+    reader.read_to_string(&mut out).expect("read");
+    assert_eq!(child.wait_blocking().unwrap(), ExitStatus::Exited(0));
+    assert_eq!(slot.load(Ordering::Acquire), child.pid);
+    assert_eq!(out.trim(), child.pid.to_string());
+
+    // Where clone3() cannot be used, the slot says so.
+    let _one = CLONE3_FALLBACK_TESTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    FORCE_CLONE3_FALLBACK.store(true, Ordering::SeqCst);
+    let slot = AtomicI32::new(NO_CHILD_YET);
+    let child = spawn_noting_pid(&sh("exit 0"), Some(&slot));
+    FORCE_CLONE3_FALLBACK.store(false, Ordering::SeqCst);
+    let child = child.expect("spawn");
+    assert_eq!(child.wait_blocking().unwrap(), ExitStatus::Exited(0));
+    assert_eq!(slot.load(Ordering::Acquire), CHILD_UNKNOWN);
 }
