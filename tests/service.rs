@@ -429,34 +429,6 @@ fn sd_notify_daemon_watchdog_restarts_it_and_the_fd_store_survives() {
 }
 
 #[test]
-fn type_dbus_is_refused_with_a_clear_message() {
-    let tree = Tree::new();
-    let log = tree.path().join("log");
-    tree.write(
-        "ok.service",
-        &format!(
-            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo ok >> {}'\n",
-            log.display()
-        ),
-    );
-    tree.write(
-        "bus.service",
-        "[Service]\nBusName=org.example.Bus\nExecStart=/bin/sleep 1000\n",
-    );
-    let flint = Flint::run(&tree, &["bus.service", "ok.service"]);
-    wait_for(Duration::from_secs(10), || {
-        std::fs::read_to_string(&log).ok()
-    })
-    .expect("the other unit runs");
-    let out = flint.log();
-    assert!(
-        out.contains("bus.service: Type=dbus waits for a name on the D-Bus system bus"),
-        "{out}"
-    );
-    assert!(!out.contains("started /bin/sleep"), "{out}");
-}
-
-#[test]
 fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
     let tree = Tree::new();
     tree.write(
@@ -781,4 +753,73 @@ fn a_control_command_whose_start_waits_holds_up_no_other_unit() {
         "{}",
         flint.log()
     );
+}
+
+#[test]
+fn a_service_its_condition_skips_ends_its_socket_after_the_start_limit() {
+    // An Accept=no socket with traffic queued triggers its service, which a
+    // condition skips; the socket listens again, still readable, and
+    // triggers it again. systemd checks the start limit before conditions
+    // "so that failure conditions don't cause us to enter a busy loop": the
+    // sixth start within StartLimitIntervalSec= fails the service and its
+    // socket, and nothing loops.
+    let tree = Tree::new();
+    let sock = tree.path().join("t.sock");
+    tree.write(
+        "t.socket",
+        &format!("[Socket]\nListenStream={}\n", sock.display()),
+    );
+    tree.write(
+        "t.service",
+        "[Unit]\nConditionPathExists=/nonexistent/flint-test\n[Service]\nExecStart=/bin/true\n",
+    );
+    let flint = Flint::run_until(&tree, &["t.socket"], "t.socket: listening");
+    let mut client = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    std::io::Write::write_all(&mut client, b"queued\n").unwrap();
+    assert!(
+        flint.wait_log("Failed with result 'service-start-limit-hit'"),
+        "{}",
+        flint.log()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = flint.log();
+    let skips = log
+        .matches("condition check resulted in it being skipped")
+        .count();
+    assert_eq!(skips, 5, "five skipped starts, then the start limit\n{log}");
+    assert!(log.contains("Start request repeated too quickly"), "{log}");
+}
+
+#[test]
+fn a_dbus_service_runs_as_simple_and_says_so() {
+    let tree = Tree::new();
+    let out = tree.path().join("ran");
+    tree.write(
+        "bus.service",
+        &format!(
+            "[Service]\nType=dbus\nBusName=org.example.FlintTest\n\
+             ExecStart=/bin/sh -c 'echo ran > {}; exec sleep 1000'\n",
+            out.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["bus.service"]);
+    let ran = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out).ok().filter(|s| s == "ran\n")
+    });
+    assert!(ran.is_some(), "{}", flint.log());
+    assert!(
+        flint.wait_log("Type=dbus: flint does not watch the bus for org.example.FlintTest"),
+        "{}",
+        flint.log()
+    );
+    let check = std::process::Command::new(common::flint_bin())
+        .args(["check", "--unit-dir"])
+        .arg(tree.path())
+        .arg("bus.service")
+        .output()
+        .expect("flint check");
+    let text = String::from_utf8_lossy(&check.stdout).to_string()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{text}");
+    assert!(text.contains("accepted, not enforced: Type=dbus"), "{text}");
 }

@@ -339,37 +339,10 @@ impl Manager {
         // A new activation: a new invocation ID for all of its commands.
         svc.invocation_id = exec::invocation_id();
         svc.main_exited = false;
-        match crate::service::condition::check(&svc.unit) {
-            crate::service::condition::ConditionOutcome::Pass => {}
-            crate::service::condition::ConditionOutcome::Skip(why) => {
-                tracing::info!(
-                    "{}: condition check resulted in it being skipped ({why})",
-                    svc.unit.id
-                );
-                svc.stopping = true;
-                svc.result = "success";
-                self.after_stop(id);
-                return;
-            }
-            crate::service::condition::ConditionOutcome::AssertFailed(why) => {
-                tracing::error!("{}: assertion failed ({why})", svc.unit.id);
-                svc.stopping = true;
-                svc.result = "failed";
-                self.after_stop(id);
-                return;
-            }
-        }
-        if svc.service_type() == "dbus" {
-            tracing::error!(
-                "{}: Type=dbus waits for a name on the D-Bus system bus, which flint does not watch; \
-                 refusing to start (a drop-in with Type=simple or Type=notify runs it)",
-                svc.unit.id
-            );
-            svc.stopping = true;
-            svc.result = "resources";
-            self.after_stop(id);
-            return;
-        }
+        // The start limit first, as systemd checks it: "so that failure
+        // conditions don't cause us to enter a busy loop" (a socket whose
+        // service is skipped by a condition would trigger it again and
+        // again; the fifth skip within the interval fails both).
         let interval = start_limit_interval(&svc.unit);
         let burst = usize::try_from(start_limit_burst(&svc.unit)).unwrap_or(usize::MAX);
         if interval > Duration::ZERO && burst > 0 {
@@ -397,6 +370,36 @@ impl Manager {
                 return;
             }
             svc.starts.push_back(now);
+        }
+        match crate::service::condition::check(&svc.unit) {
+            crate::service::condition::ConditionOutcome::Pass => {}
+            crate::service::condition::ConditionOutcome::Skip(why) => {
+                tracing::info!(
+                    "{}: condition check resulted in it being skipped ({why})",
+                    svc.unit.id
+                );
+                svc.stopping = true;
+                svc.result = "success";
+                self.after_stop(id);
+                return;
+            }
+            crate::service::condition::ConditionOutcome::AssertFailed(why) => {
+                tracing::error!("{}: assertion failed ({why})", svc.unit.id);
+                svc.stopping = true;
+                svc.result = "failed";
+                self.after_stop(id);
+                return;
+            }
+        }
+        if svc.service_type() == "dbus" {
+            tracing::warn!(
+                "{}: Type=dbus: flint does not watch the bus for {}; the service counts as \
+                 started once its process runs, as with Type=simple",
+                svc.unit.id,
+                svc.unit
+                    .get_str("Service", "BusName")
+                    .unwrap_or("its BusName=")
+            );
         }
         svc.stopping = false;
         svc.restart_kill = false;
