@@ -692,3 +692,51 @@ fn vsock_listener_is_handed_to_the_service() {
         "{fd3}"
     );
 }
+
+#[test]
+fn a_socket_whose_condition_fails_does_not_listen() {
+    // ssh.socket's `ConditionPathExists=!/etc/ssh/sshd_not_to_be_run` kind of
+    // switch: the socket stays inactive, the others listen, and an
+    // assertion that fails fails only its socket.
+    let tree = Tree::new();
+    let (off, on, asserted) = (free_port(), free_port(), free_port());
+    let marker = tree.write("not_to_be_run", "");
+    tree.write(
+        "off.socket",
+        &format!(
+            "[Unit]\nConditionPathExists=!{}\n[Socket]\nListenStream=127.0.0.1:{off}\nAccept=yes\n",
+            marker.display()
+        ),
+    );
+    tree.write(
+        "asserted.socket",
+        &format!(
+            "[Unit]\nAssertPathExists=/nonexistent/flint-test\n[Socket]\nListenStream=127.0.0.1:{asserted}\nAccept=yes\n"
+        ),
+    );
+    common::hello_socket(&tree, on);
+    for name in ["off@.service", "asserted@.service"] {
+        tree.write(
+            name,
+            "[Service]\nStandardInput=socket\nExecStart=/bin/echo hello\n",
+        );
+    }
+    let flint = Flint::run_until(
+        &tree,
+        &["off.socket", "asserted.socket", "hello.socket"],
+        "hello.socket: listening",
+    );
+    assert_eq!(exchange(on, b""), "hello\n", "{}", flint.log());
+    let log = flint.log();
+    assert!(
+        log.contains("off.socket: condition check resulted in it being skipped"),
+        "{log}"
+    );
+    assert!(log.contains("asserted.socket: assertion failed"), "{log}");
+    for port in [off, asserted] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} must not listen\n{log}"
+        );
+    }
+}

@@ -114,6 +114,20 @@ impl Manager {
         let Some(unit) = self.load_startable(name) else {
             return false;
         };
+        // Conditions and assertions of the socket itself, checked at its
+        // start as systemd does: a condition that fails leaves it inactive
+        // (not failed: what requires it still starts), an assertion fails it.
+        match crate::service::condition::check(&unit) {
+            crate::service::condition::ConditionOutcome::Pass => {}
+            crate::service::condition::ConditionOutcome::Skip(why) => {
+                tracing::info!("{name}: condition check resulted in it being skipped ({why})");
+                return true;
+            }
+            crate::service::condition::ConditionOutcome::AssertFailed(why) => {
+                tracing::error!("{name}: assertion failed ({why}); not listening");
+                return false;
+            }
+        }
         let mut config = match SocketConfig::from_unit(&unit) {
             Ok(c) => c,
             Err(e) => {
