@@ -374,3 +374,73 @@ fn start_stop_and_restart_wait_for_their_jobs_unless_no_block() {
     );
     assert!(flint.log().contains("broken.service"));
 }
+
+/// Whether something listens on 127.0.0.1:`port`.
+fn listens(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn sockets_part_of_or_bound_to_a_service_stop_with_it_and_start_again() {
+    // cups.socket is `PartOf=cups.service`: `systemctl stop cups.service`
+    // stops the socket too. cockpit's sockets are `BindsTo=cockpit.service`,
+    // which exits when idle: they stop with it, and start again when it
+    // starts (it `Requires=` them).
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let (part, bound) = (free_port(), free_port());
+    tree.write(
+        "part.socket",
+        &format!("[Unit]\nPartOf=part.service\n[Socket]\nListenStream=127.0.0.1:{part}\n"),
+    );
+    tree.write("part.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "bound.socket",
+        &format!(
+            "[Unit]\nBindsTo=main.service\n[Socket]\nListenStream=127.0.0.1:{bound}\nAccept=yes\n"
+        ),
+    );
+    tree.write(
+        "bound@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo bound\n",
+    );
+    // Exits on its own after a moment, as an idle daemon does.
+    tree.write(
+        "main.service",
+        "[Unit]\nRequires=bound.socket\nAfter=bound.socket\n[Service]\nExecStart=/bin/sleep 1\n",
+    );
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "part.socket",
+            "part.service",
+            "main.service",
+        ],
+    );
+    wait_for(Duration::from_secs(10), || {
+        (listens(part) && listens(bound)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("both sockets listen\n{}", flint.log()));
+
+    // PartOf=: stopping the service stops the socket.
+    let (code, text) = ctl(&control, &["stop", "part.service"]);
+    assert_eq!(code, 0, "{text}");
+    wait_for(Duration::from_secs(10), || (!listens(part)).then_some(()))
+        .unwrap_or_else(|| panic!("part.socket stopped with part.service\n{}", flint.log()));
+    // And it starts again on request.
+    let (code, text) = ctl(&control, &["start", "part.socket"]);
+    assert_eq!(code, 0, "{text}");
+    wait_for(Duration::from_secs(10), || listens(part).then_some(()))
+        .unwrap_or_else(|| panic!("part.socket listens again\n{}", flint.log()));
+
+    // BindsTo=: main.service exits by itself; the socket bound to it stops.
+    wait_for(Duration::from_secs(10), || (!listens(bound)).then_some(()))
+        .unwrap_or_else(|| panic!("bound.socket stopped with main.service\n{}", flint.log()));
+    // Starting main.service again pulls the socket in again.
+    let (code, text) = ctl(&control, &["start", "main.service"]);
+    assert_eq!(code, 0, "{text}");
+    wait_for(Duration::from_secs(10), || listens(bound).then_some(()))
+        .unwrap_or_else(|| panic!("bound.socket listens again\n{}", flint.log()));
+}

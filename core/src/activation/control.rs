@@ -270,13 +270,17 @@ impl Manager {
                         match command {
                             // What requires the socket or is part of it stops too.
                             "stop" => self.enqueue_name(n, JobKind::Stop),
+                            // A stopped or failed socket is opened again.
                             _ if self.sockets[i].failed => {
-                                return control::error(
-                                    1,
-                                    &format!(
-                                        "{n}: a stopped socket is started again with a new flint run or switch"
-                                    ),
-                                );
+                                let opened = n
+                                    .parse::<crate::unit::name::UnitName>()
+                                    .is_ok_and(|name| self.reopen_socket(i, &name));
+                                if !opened {
+                                    return control::error(
+                                        1,
+                                        &format!("Job for {n} failed; see flint's log"),
+                                    );
+                                }
                             }
                             _ => {}
                         }

@@ -402,10 +402,16 @@ impl Graph for ManagerGraph<'_> {
                 }
             }
             UnitType::Socket => {
-                if m.socket_index(name).is_some()
-                    || crate::unit::loader::resolve(&m.search, &unit_name).is_ok_and(|s| !s.masked)
-                {
-                    Node::Runs(Deps::default())
+                if let Some(i) = m.socket_index(name) {
+                    return Node::Runs(Deps::of(&m.sockets[i].unit));
+                }
+                if crate::unit::loader::resolve(&m.search, &unit_name).is_ok_and(|s| !s.masked) {
+                    let unit = m.units.load(&m.search, &unit_name);
+                    Node::Runs(if unit.is_loaded() {
+                        Deps::of(&unit)
+                    } else {
+                        Deps::default()
+                    })
                 } else {
                     Node::Missing
                 }
@@ -436,6 +442,14 @@ impl Graph for ManagerGraph<'_> {
             let svc = &self.0.services[id];
             if !svc.deps.is_empty() {
                 f(svc.unit.id.as_str(), &svc.deps);
+            }
+        }
+        // Listening sockets: a stop of the service they are `PartOf=` or
+        // `BindsTo=` stops them too (cups.socket, cockpit's sockets).
+        for sock in self.0.sockets.iter().filter(|s| !s.failed && !s.removed) {
+            let deps = Deps::of(&sock.unit);
+            if !deps.is_empty() {
+                f(sock.name.as_str(), &deps);
             }
         }
     }
@@ -498,6 +512,17 @@ impl Manager {
             (JobKind::Stop, Some(i)) if !self.sockets[i].failed => self.stop_socket(i),
             (JobKind::Start, None) => {
                 let opened = name.parse::<UnitName>().is_ok_and(|n| self.add_socket(&n));
+                if !opened {
+                    self.fail_dependents(name);
+                }
+            }
+            // Stopped (or failed) before: opened again, as systemd starts a
+            // socket unit again (cockpit.service pulls in the sockets bound
+            // to it each time it starts).
+            (JobKind::Start, Some(i)) if self.sockets[i].failed => {
+                let opened = name
+                    .parse::<UnitName>()
+                    .is_ok_and(|n| self.reopen_socket(i, &n));
                 if !opened {
                     self.fail_dependents(name);
                 }
@@ -618,6 +643,24 @@ impl Manager {
             }
         }
         for name in went_down {
+            // Sockets bound to it stop as well (their listeners close).
+            let bound_sockets: Vec<usize> = (0..self.sockets.len())
+                .filter(|&i| {
+                    let s = &self.sockets[i];
+                    !s.failed
+                        && !s.removed
+                        && !self.hooks.contains_key(&s.name)
+                        && Deps::of(&s.unit).binds_to.contains(&name)
+                })
+                .collect();
+            for i in bound_sockets {
+                tracing::info!(
+                    "{}: {name}, which it is bound to (BindsTo=), went down; stopping, too",
+                    self.sockets[i].name
+                );
+                self.stop_socket(i);
+                changed = true;
+            }
             let bound: Vec<u64> = ids
                 .iter()
                 .copied()

@@ -104,6 +104,21 @@ impl Manager {
         self.add_socket_for(name, None)
     }
 
+    /// Opens again a socket that failed or was stopped: its old entry is
+    /// retired (services no longer count it as theirs), then it is loaded
+    /// and opened as new. Returns what [`Self::add_socket`] returns.
+    pub(super) fn reopen_socket(&mut self, index: usize, name: &UnitName) -> bool {
+        if self.sockets[index].failed && !self.hooks.contains_key(name.as_str()) {
+            self.sockets[index].removed = true;
+            for svc in self.services.values_mut() {
+                if svc.conn.is_none() {
+                    svc.sockets.retain(|s| *s != index);
+                }
+            }
+        }
+        self.add_socket(name)
+    }
+
     /// [`Self::add_socket`] for a socket that `owner` lists in `Sockets=`: as
     /// in systemd, such a socket without `Service=` triggers `owner` when no
     /// service of its own name exists. A socket already open is left alone.

@@ -741,17 +741,11 @@ impl Manager {
             match unit_name.unit_type() {
                 UnitType::Socket => {
                     // A socket that failed (or was stopped) is opened anew.
-                    if let Some(i) = self.socket_index(name)
-                        && self.sockets[i].failed
-                    {
-                        self.sockets[i].removed = true;
-                        for svc in self.services.values_mut() {
-                            if svc.conn.is_none() {
-                                svc.sockets.retain(|s| *s != i);
-                            }
-                        }
-                    }
-                    if !self.add_socket(&unit_name) {
+                    let opened = match self.socket_index(name) {
+                        Some(i) => self.reopen_socket(i, &unit_name),
+                        None => self.add_socket(&unit_name),
+                    };
+                    if !opened {
                         warnings.push(format!("{name}: could not be started; see the log"));
                     }
                 }
