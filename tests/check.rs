@@ -117,3 +117,34 @@ fn show_applies_dropins_resets_and_specifiers_and_keeps_x_sections() {
     assert_eq!(s["TriggerLimitIntervalSec"]["value"]["usec"], 90_000_000);
     assert_eq!(v["extra"]["X-Policy"]["Plugin"][0]["value"], "/p.wasm");
 }
+
+#[test]
+fn units_of_types_flint_does_not_run_say_so() {
+    // cups.path: every key of [Path] is systemd's to read; check says once
+    // that flint does not run .path units instead of calling each key
+    // unknown, and `flint run` says why it will not run one.
+    let tree = Tree::new();
+    tree.write(
+        "cups.path",
+        "[Unit]\nDescription=CUPS Scheduler\n[Path]\nPathExists=/var/cache/cups/org.cups.cupsd\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    let dir = tree.path().to_str().unwrap();
+    let (code, out, err) = flint(&["check", "--unit-dir", dir, "cups.path"]);
+    let text = format!("{out}{err}");
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("flint does not run .path units; [Path] is not checked"),
+        "{text}"
+    );
+    assert!(!text.contains("Unknown key"), "{text}");
+
+    let (code, out, err) = flint(&["run", "--unit-dir", dir, "cups.path"]);
+    let text = format!("{out}{err}");
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("cups.path: flint runs socket and service units")
+            && text.contains(".path units are not supported"),
+        "{text}"
+    );
+    assert!(text.contains("no named unit could be started"), "{text}");
+}

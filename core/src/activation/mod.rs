@@ -391,10 +391,23 @@ async fn run_async(
             None
         }
     };
+    for n in &names {
+        if !matches!(
+            n.unit_type(),
+            UnitType::Socket | UnitType::Service | UnitType::Target
+        ) {
+            tracing::error!(
+                "{n}: flint runs socket and service units (and targets that group them); \
+                 .{} units are not supported; ignoring it",
+                n.unit_type()
+            );
+        }
+    }
+    let asked = !names.is_empty();
     let names = plan_units(&mgr.search, &names);
     let started = mgr.start_planned(&names);
     if started == 0 {
-        return Err(RunError::Nothing(if names.is_empty() {
+        return Err(RunError::Nothing(if names.is_empty() && !asked {
             "no socket units found in the unit tree".into()
         } else {
             "no named unit could be started".into()

@@ -220,6 +220,14 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
         .and_then(Json::as_array)
         .cloned()
         .unwrap_or_default();
+    // Commands that act (start, stop, restart, reload, kill, ...) say
+    // nothing when they succeed, as systemctl does.
+    if !matches!(command, "status" | "list-units" | "list-sockets") && units.is_empty() {
+        for w in answer["warnings"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "warning: {}", w.as_str().unwrap_or(""));
+        }
+        return out;
+    }
     let paint = |state: &str| -> String {
         if !color {
             return state.to_string();
@@ -441,5 +449,11 @@ mod tests {
             )
             .contains("could not be found")
         );
+        // A command that acts says nothing when it succeeds.
+        let done = json!({"version": 1, "ok": true, "exit": 0, "units": []});
+        for command in ["start", "stop", "restart", "reload", "kill"] {
+            assert_eq!(render(command, &done, false), "", "{command}");
+        }
+        assert!(render("list-units", &done, false).contains("0 unit(s) listed."));
     }
 }

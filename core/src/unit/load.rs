@@ -424,6 +424,7 @@ fn load_sources(search: &SearchPath, name: UnitName, sources: &UnitSources) -> U
         ctx: &ctx,
         unknown: Vec::new(),
         not_enforced: Vec::new(),
+        foreign_type_noted: false,
     };
     let files: Vec<PathBuf> = std::iter::once(fragment)
         .chain(sources.dropins.iter().cloned())
@@ -472,6 +473,8 @@ struct Parser<'a> {
     ctx: &'a SpecifierContext,
     unknown: Vec<String>,
     not_enforced: Vec<String>,
+    /// The notice that flint does not run this unit's type was given.
+    foreign_type_noted: bool,
 }
 
 impl Parser<'_> {
@@ -509,6 +512,29 @@ impl Parser<'_> {
             }
             if a.section != "Unit" && a.section != "Install" && a.section != type_section {
                 continue; // warned once at the section header
+            }
+            if a.section == type_section
+                && !matches!(
+                    self.unit.id.unit_type(),
+                    UnitType::Socket | UnitType::Service
+                )
+            {
+                // A .path, .timer, .mount, ... unit: its own section is
+                // systemd's to read; flint does not run such units.
+                if !self.foreign_type_noted {
+                    self.foreign_type_noted = true;
+                    self.unit.diagnostics.push(Diagnostic::new(
+                        file.to_path_buf(),
+                        a.line,
+                        Severity::Notice,
+                        format!(
+                            "flint does not run .{} units; [{}] is not checked",
+                            self.unit.id.unit_type(),
+                            a.section
+                        ),
+                    ));
+                }
+                continue;
             }
             let Some(dir) = directive::lookup(&a.section, &a.key) else {
                 self.unit.warn(
