@@ -13,6 +13,7 @@ packages=(
   curl netcat-openbsd # clients
   libsystemd-dev gcc pkg-config  # a C client using sd_listen_fds_with_names()
   util-linux          # setpriv, unshare
+  libcap2-bin         # capsh, for systemd's own capability test units
   # tests/daemons.rs: the daemons answer real clients (snmptrap) and chasquid
   # needs a certificate (openssl); the daemons are also in unit_packages below.
   snmp openssl

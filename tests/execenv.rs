@@ -615,3 +615,72 @@ fn systemd_reads_the_units_as_flint_does() {
     }
     assert!(compared >= 18, "only {compared} values compared");
 }
+
+/// The `Cap*:` lines of /proc/PID/status a service wrote to `path`, by name.
+fn capabilities(path: &Path) -> Option<std::collections::HashMap<String, u64>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let caps: std::collections::HashMap<String, u64> = text
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((
+                k.trim().to_string(),
+                u64::from_str_radix(v.trim(), 16).ok()?,
+            ))
+        })
+        .collect();
+    (caps.len() == 5).then_some(caps)
+}
+
+#[test]
+fn ambient_capabilities_and_the_bounding_set_reach_the_service() {
+    if !require_root("switching users and changing capability sets need privileges") {
+        return;
+    }
+    // kresd@.service: User=knot-resolver with AmbientCapabilities=
+    // CAP_NET_BIND_SERVICE binds port 53. The service sees exactly what
+    // systemd gives it: the ambient capability effective after the user
+    // switch, and the bounding set cut to the named capabilities.
+    let tree = Tree::new();
+    let (dropped, root) = (tree.path().join("user"), tree.path().join("root"));
+    std::fs::set_permissions(
+        tree.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    tree.write(
+        "user.service",
+        &format!(
+            "[Service]\nType=oneshot\nUser=nobody\n\
+             AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_RAW\nAmbientCapabilities=~CAP_NET_RAW\n\
+             CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_CHOWN\n\
+             ExecStart=/bin/sh -c 'grep ^Cap /proc/self/status > {}'\n",
+            dropped.display()
+        ),
+    );
+    tree.write(
+        "root.service",
+        &format!(
+            "[Service]\nType=oneshot\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n\
+             CapabilityBoundingSet=~CAP_SYS_ADMIN\n\
+             ExecStart=/bin/sh -c 'grep ^Cap /proc/self/status > {}'\n",
+            root.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["user.service", "root.service"]);
+    let user = wait_for(Duration::from_secs(10), || capabilities(&dropped))
+        .unwrap_or_else(|| panic!("no capabilities from user.service\n{}", flint.log()));
+    let bind = 1u64 << 10;
+    let chown = 1u64 << 0;
+    assert_eq!(user["CapAmb"], bind, "{user:?}");
+    assert_eq!(user["CapEff"], bind, "{user:?}");
+    assert_eq!(user["CapPrm"], bind, "{user:?}");
+    assert_eq!(user["CapInh"], bind, "{user:?}");
+    assert_eq!(user["CapBnd"], bind | chown, "{user:?}");
+    let root = wait_for(Duration::from_secs(10), || capabilities(&root))
+        .unwrap_or_else(|| panic!("no capabilities from root.service\n{}", flint.log()));
+    let sys_admin = 1u64 << 21;
+    assert_eq!(root["CapAmb"], bind, "{root:?}");
+    assert_eq!(root["CapBnd"] & sys_admin, 0, "{root:?}");
+    assert_ne!(root["CapBnd"] & chown, 0, "{root:?}");
+}

@@ -154,6 +154,16 @@ fn lanes() -> Vec<Vec<Step>> {
                     "exec-supplementarygroups-multiple-groups-withuid.service",
                     OK,
                 ),
+                // test_exec_capabilityboundingset (capsh, libcap2-bin)
+                ("exec-capabilityboundingset-simple.service", OK),
+                ("exec-capabilityboundingset-reset.service", OK),
+                ("exec-capabilityboundingset-merge.service", OK),
+                ("exec-capabilityboundingset-invert.service", OK),
+                // test_exec_ambientcapabilities
+                ("exec-ambientcapabilities.service", OK),
+                ("exec-ambientcapabilities-merge.service", OK),
+                ("exec-ambientcapabilities-nobody.service", OK),
+                ("exec-ambientcapabilities-merge-nobody.service", OK),
                 // test_exec_runtimedirectory
                 ("exec-runtimedirectory.service", OK),
                 ("exec-runtimedirectory-mode.service", OK),
@@ -299,14 +309,14 @@ fn lanes() -> Vec<Vec<Step>> {
 /// run above or listed here.
 const SKIPPED: &[(&str, &str)] = &[
     (
-        "exec-ambientcapabilities",
-        "capabilities (AmbientCapabilities=)",
+        "exec-ambientcapabilities-nfsnobody",
+        "not this system's nobody user",
+    ),
+    (
+        "exec-ambientcapabilities-merge-nfsnobody",
+        "not this system's nobody user",
     ),
     ("exec-bindpaths", "mount namespaces (BindPaths=)"),
-    (
-        "exec-capabilityboundingset",
-        "capabilities (CapabilityBoundingSet=)",
-    ),
     (
         "exec-cpuaffinity",
         "test-execute.c skips them without CPU 0 (all), or CPUs 1 and 2 (the third)",

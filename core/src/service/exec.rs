@@ -106,6 +106,19 @@ pub struct PreparedExec {
     pub log: Option<OwnedFd>,
 }
 
+/// The highest capability number the running kernel knows
+/// (`/proc/sys/kernel/cap_last_cap`, read once).
+fn cap_last_cap() -> u32 {
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+            .min(63)
+    })
+}
+
 fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, ExecError> {
     CString::new(s).map_err(|_| ExecError::Nul)
 }
@@ -1207,6 +1220,26 @@ pub fn prepare(
             Some(words) => process::parse_secure_bits(words).unwrap_or(0),
             None => 0,
         });
+        let values = |key| {
+            unit.entries(section, key)
+                .iter()
+                .filter_map(|(v, _)| match v {
+                    Value::Raw(s) | Value::Str(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let last = cap_last_cap();
+        let known = if last >= 63 {
+            u64::MAX
+        } else {
+            (1u64 << (last + 1)) - 1
+        };
+        let bounding = process::capability_set(values("CapabilityBoundingSet"), u64::MAX);
+        plan.capability_bounding_set = (bounding & known != known).then_some(bounding);
+        plan.ambient_capabilities =
+            process::capability_set(values("AmbientCapabilities"), 0) & known;
+        plan.cap_last_cap = last;
     }
     plan.ignore_sigpipe = unit.get_bool(section, "IgnoreSIGPIPE").unwrap_or(true);
     plan.no_new_privileges = unit.get_bool(section, "NoNewPrivileges").unwrap_or(false);

@@ -100,6 +100,9 @@ pub(super) struct ChildContext<'a> {
     pub timer_slack_nsec: Option<u64>,
     pub personality: Option<u64>,
     pub secure_bits: Option<u32>,
+    pub capability_bounding_set: Option<u64>,
+    pub ambient_capabilities: u64,
+    pub cap_last_cap: u32,
     pub cgroup_procs: Option<*const c_char>,
     pub nice: Option<i32>,
     pub rlimits: &'a [(c_int, libc::rlimit64)],
@@ -283,6 +286,13 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Failu
 
         libc::syscall(libc::SYS_umask, ctx.umask);
 
+        // Capabilities, before chroot and the user switch (systemd's order):
+        // the bounding set first, then the ambient ones (in the inheritable
+        // set too, so that they can be raised again after the switch).
+        if let Err(e) = apply_capabilities_before_user(ctx) {
+            return (ChildStep::Capabilities, e);
+        }
+
         if let Some(root) = ctx.chroot {
             if let Err(e) = check(libc::syscall(libc::SYS_chroot, root)) {
                 return (ChildStep::Chroot, e);
@@ -306,10 +316,42 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Failu
         {
             return (ChildStep::Setgid, e);
         }
-        if let Some(uid) = ctx.uid
-            && let Err(e) = check(libc::syscall(cred_sys::SETRESUID, uid, uid, uid))
-        {
-            return (ChildStep::Setuid, e);
+        if let Some(uid) = ctx.uid {
+            // Capabilities survive the switch only with keep-caps set.
+            if ctx.ambient_capabilities != 0
+                && uid != 0
+                && let Err(e) = check(libc::syscall(
+                    libc::SYS_prctl,
+                    libc::PR_SET_KEEPCAPS,
+                    1 as c_long,
+                    0 as c_long,
+                    0 as c_long,
+                    0 as c_long,
+                ))
+            {
+                return (ChildStep::Setuid, e);
+            }
+            if let Err(e) = check(libc::syscall(cred_sys::SETRESUID, uid, uid, uid)) {
+                return (ChildStep::Setuid, e);
+            }
+            if ctx.ambient_capabilities != 0 && uid != 0 {
+                // Keep-caps did its part; cleared (it shows in the secure
+                // bits, which are set next).
+                libc::syscall(
+                    libc::SYS_prctl,
+                    libc::PR_SET_KEEPCAPS,
+                    0 as c_long,
+                    0 as c_long,
+                    0 as c_long,
+                    0 as c_long,
+                );
+            }
+            // The switch cleared the ambient set: raised again.
+            if ctx.ambient_capabilities != 0
+                && let Err(e) = raise_ambient(ctx.ambient_capabilities, ctx.cap_last_cap)
+            {
+                return (ChildStep::Capabilities, e);
+            }
         }
 
         if let Some(cwd) = ctx.cwd
@@ -384,6 +426,141 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Failu
         libc::syscall(libc::SYS_execve, ctx.path, ctx.argv, ctx.envp);
         (ChildStep::Exec, errno())
     }
+}
+
+/// `capget`/`capset` version 3: two 32-bit words per set.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `CapabilityBoundingSet=`: drops what is not in it; `AmbientCapabilities=`:
+/// only those still in the bounding set, added to the inheritable set, the
+/// ambient set cleared and those raised (systemd's
+/// `capability_ambient_set_apply(set, true)`).
+///
+/// # Safety
+/// Child only.
+unsafe fn apply_capabilities_before_user(ctx: &ChildContext<'_>) -> Result<(), c_int> {
+    // SAFETY: (whole function) prctl with integer arguments; capget/capset
+    // read and write the header and the two data words on our stack.
+    unsafe {
+        if let Some(keep) = ctx.capability_bounding_set {
+            for cap in 0..=ctx.cap_last_cap {
+                // Only what is still there: a set that changes nothing
+                // needs no CAP_SETPCAP.
+                if keep & (1u64 << cap) == 0
+                    && libc::syscall(
+                        libc::SYS_prctl,
+                        libc::PR_CAPBSET_READ,
+                        c_long::from(cap),
+                        0 as c_long,
+                        0 as c_long,
+                        0 as c_long,
+                    ) == 1
+                {
+                    check(libc::syscall(
+                        libc::SYS_prctl,
+                        libc::PR_CAPBSET_DROP,
+                        c_long::from(cap),
+                        0 as c_long,
+                        0 as c_long,
+                        0 as c_long,
+                    ))?;
+                }
+            }
+        }
+        let mut ambient = ctx.ambient_capabilities;
+        if ambient == 0 {
+            return Ok(());
+        }
+        for cap in 0..=ctx.cap_last_cap {
+            if ambient & (1u64 << cap) != 0
+                && libc::syscall(
+                    libc::SYS_prctl,
+                    libc::PR_CAPBSET_READ,
+                    c_long::from(cap),
+                    0 as c_long,
+                    0 as c_long,
+                    0 as c_long,
+                ) != 1
+            {
+                ambient &= !(1u64 << cap);
+            }
+        }
+        let mut header = CapHeader {
+            version: CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let mut data = [CapData::default(); 2];
+        check(libc::syscall(
+            libc::SYS_capget,
+            &raw mut header,
+            data.as_mut_ptr(),
+        ))?;
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            data[0].inheritable |= ambient as u32;
+            data[1].inheritable |= (ambient >> 32) as u32;
+        }
+        check(libc::syscall(
+            libc::SYS_capset,
+            &raw mut header,
+            data.as_ptr(),
+        ))?;
+        raise_ambient(ambient, ctx.cap_last_cap)
+    }
+}
+
+/// Clears the ambient set and raises the capabilities of `set` in it.
+///
+/// # Safety
+/// Child only.
+unsafe fn raise_ambient(set: u64, last_cap: u32) -> Result<(), c_int> {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        check(libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0 as c_long,
+            0 as c_long,
+            0 as c_long,
+        ))?;
+        for cap in 0..=last_cap {
+            if set & (1u64 << cap) != 0
+                && libc::syscall(
+                    libc::SYS_prctl,
+                    libc::PR_CAPBSET_READ,
+                    c_long::from(cap),
+                    0 as c_long,
+                    0 as c_long,
+                    0 as c_long,
+                ) == 1
+            {
+                check(libc::syscall(
+                    libc::SYS_prctl,
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE,
+                    c_long::from(cap),
+                    0 as c_long,
+                    0 as c_long,
+                ))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every signal back to its default action (SIGPIPE ignored if asked), so

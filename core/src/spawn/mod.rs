@@ -112,6 +112,16 @@ pub struct ExecPlan {
     /// `SecureBits=` (0 when unset): set after the user switch when they
     /// differ from the current ones. `None` leaves them alone (`+` commands).
     pub secure_bits: Option<u32>,
+    /// `CapabilityBoundingSet=` as a mask of capability numbers; the others
+    /// are dropped from the bounding set before the user switch. `None`
+    /// keeps it (all, or `+` commands).
+    pub capability_bounding_set: Option<u64>,
+    /// `AmbientCapabilities=` as a mask (0: none): raised before the user
+    /// switch, kept through it and raised again after, as systemd does.
+    pub ambient_capabilities: u64,
+    /// The highest capability number the kernel knows
+    /// (`/proc/sys/kernel/cap_last_cap`).
+    pub cap_last_cap: u32,
     /// The directory of the service's cgroup v2. The child is created in it
     /// (`clone3` with `CLONE_INTO_CGROUP`), or where the kernel lacks that
     /// (before 5.7), moves itself there first by writing `0` to its
@@ -202,6 +212,9 @@ impl ExecPlan {
             timer_slack_nsec: None,
             personality: None,
             secure_bits: None,
+            capability_bounding_set: None,
+            ambient_capabilities: 0,
+            cap_last_cap: 40,
             cgroup: None,
         }
     }
@@ -309,10 +322,11 @@ pub enum ChildStep {
     TtyOwner,
     SecureBits,
     Cgroup,
+    Capabilities,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 25] = [
+    const ALL: [ChildStep; 26] = [
         ChildStep::Setsid,
         ChildStep::Stdin,
         ChildStep::Stdout,
@@ -338,6 +352,7 @@ impl ChildStep {
         ChildStep::TtyOwner,
         ChildStep::SecureBits,
         ChildStep::Cgroup,
+        ChildStep::Capabilities,
     ];
 
     /// systemd's exit code for a failure in this step (`exit-status.h`).
@@ -360,6 +375,7 @@ impl ChildStep {
             ChildStep::CpuAffinity => 215,
             ChildStep::Groups | ChildStep::Setgid => 216,
             ChildStep::Setuid => 217,
+            ChildStep::Capabilities => 218,
             ChildStep::Cgroup => 219,
             ChildStep::Setsid => 220,
             ChildStep::Stderr => 222,
@@ -388,6 +404,7 @@ impl ChildStep {
             ChildStep::CpuAffinity => "CPUAFFINITY",
             ChildStep::Groups | ChildStep::Setgid => "GROUP",
             ChildStep::Setuid => "USER",
+            ChildStep::Capabilities => "CAPABILITIES",
             ChildStep::Cgroup => "CGROUP",
             ChildStep::Setsid => "SETSID",
             ChildStep::Stderr => "STDERR",
@@ -429,6 +446,7 @@ impl fmt::Display for ChildStep {
             ChildStep::TtyOwner => "changing ownership of terminal",
             ChildStep::SecureBits => "setting process secure bits",
             ChildStep::Cgroup => "attaching to the control group",
+            ChildStep::Capabilities => "setting capabilities",
         })
     }
 }
@@ -750,6 +768,9 @@ pub fn spawn_noting_pid(
         timer_slack_nsec: plan.timer_slack_nsec,
         personality: plan.personality,
         secure_bits: plan.secure_bits,
+        capability_bounding_set: plan.capability_bounding_set,
+        ambient_capabilities: plan.ambient_capabilities,
+        cap_last_cap: plan.cap_last_cap.min(63),
         // Set by clone_child when the kernel cannot clone into the cgroup.
         cgroup_procs: None,
         nice: plan.nice,

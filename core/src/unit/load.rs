@@ -578,6 +578,17 @@ impl Parser<'_> {
                 }
                 Kind::ListNoReset => {}
             }
+            // For a capability set the empty assignment is itself a value
+            // (the empty set), which later lists add to.
+            if matches!(key, "CapabilityBoundingSet" | "AmbientCapabilities") {
+                self.unit.settings.insert(
+                    slot,
+                    Setting {
+                        directive: dir,
+                        entries: vec![(Value::Raw(String::new()), origin.clone())],
+                    },
+                );
+            }
             return;
         }
         let values = match self.parse(dir, value, origin) {

@@ -514,3 +514,125 @@ mod tests {
         assert_eq!(personality("arm64"), None);
     }
 }
+
+/// Capability names by number, as the kernel numbers them (0 to 40).
+pub const CAPABILITIES: [&str; 41] = [
+    "cap_chown",
+    "cap_dac_override",
+    "cap_dac_read_search",
+    "cap_fowner",
+    "cap_fsetid",
+    "cap_kill",
+    "cap_setgid",
+    "cap_setuid",
+    "cap_setpcap",
+    "cap_linux_immutable",
+    "cap_net_bind_service",
+    "cap_net_broadcast",
+    "cap_net_admin",
+    "cap_net_raw",
+    "cap_ipc_lock",
+    "cap_ipc_owner",
+    "cap_sys_module",
+    "cap_sys_rawio",
+    "cap_sys_chroot",
+    "cap_sys_ptrace",
+    "cap_sys_pacct",
+    "cap_sys_admin",
+    "cap_sys_boot",
+    "cap_sys_nice",
+    "cap_sys_resource",
+    "cap_sys_time",
+    "cap_sys_tty_config",
+    "cap_mknod",
+    "cap_lease",
+    "cap_audit_write",
+    "cap_audit_control",
+    "cap_setfcap",
+    "cap_mac_override",
+    "cap_mac_admin",
+    "cap_syslog",
+    "cap_wake_alarm",
+    "cap_block_suspend",
+    "cap_audit_read",
+    "cap_perfmon",
+    "cap_bpf",
+    "cap_checkpoint_restore",
+];
+
+/// One capability by name (any case) or number, as systemd's
+/// `capability_from_name()`.
+pub fn capability_from_name(name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return (n < 64).then_some(n);
+    }
+    let lower = name.to_ascii_lowercase();
+    CAPABILITIES
+        .iter()
+        .position(|c| *c == lower)
+        .and_then(|i| u32::try_from(i).ok())
+}
+
+/// The capability set that `assignments` of `CapabilityBoundingSet=` or
+/// `AmbientCapabilities=` give, starting from `initial` (all for the
+/// bounding set, none for the ambient one), as systemd's
+/// `config_parse_capability_set()`: a leading `~` inverts a list; the first
+/// list replaces the set, later ones add to it (or, inverted, take away from
+/// it); an empty assignment is the empty set (`~` alone: all). Unknown
+/// names are skipped.
+pub fn capability_set<'a>(assignments: impl IntoIterator<Item = &'a str>, initial: u64) -> u64 {
+    let mut set = initial;
+    for value in assignments {
+        let (invert, list) = match value.strip_prefix('~') {
+            Some(rest) => (true, rest),
+            None => (false, value),
+        };
+        let sum = list
+            .split_whitespace()
+            .filter_map(capability_from_name)
+            .fold(0u64, |acc, c| acc | (1u64 << c));
+        if sum == 0 || set == initial {
+            set = if invert { !sum } else { sum };
+        } else if invert {
+            set &= !sum;
+        } else {
+            set |= sum;
+        }
+    }
+    set
+}
+
+#[cfg(test)]
+mod capability_tests {
+    use super::*;
+
+    #[test]
+    fn capability_sets_follow_systemds_rules() {
+        let all = u64::MAX;
+        let bind = 1u64 << 10;
+        let raw = 1u64 << 13;
+        assert_eq!(capability_from_name("CAP_NET_BIND_SERVICE"), Some(10));
+        assert_eq!(capability_from_name("cap_net_raw"), Some(13));
+        assert_eq!(capability_from_name("12"), Some(12));
+        assert_eq!(capability_from_name("CAP_NOPE"), None);
+        assert_eq!(capability_set(["CAP_NET_BIND_SERVICE"], 0), bind);
+        // Later lists add; an empty assignment resets.
+        assert_eq!(
+            capability_set(["CAP_NET_BIND_SERVICE", "CAP_NET_RAW"], 0),
+            bind | raw
+        );
+        assert_eq!(capability_set(["CAP_NET_RAW", ""], 0), 0);
+        // An empty assignment is the empty set, which later lists add to.
+        assert_eq!(capability_set(["CAP_NET_RAW", ""], all), 0);
+        assert_eq!(capability_set(["", "CAP_NET_RAW"], all), raw);
+        // Bounding set: the first list replaces "all"; ~ inverts.
+        assert_eq!(capability_set(["CAP_NET_BIND_SERVICE"], all), bind);
+        assert_eq!(capability_set(["~CAP_NET_RAW"], all), !raw);
+        assert_eq!(
+            capability_set(["CAP_NET_BIND_SERVICE CAP_NET_RAW", "~CAP_NET_RAW"], all),
+            bind
+        );
+        assert_eq!(capability_set(["CAP_NOPE"], all), 0);
+        assert_eq!(capability_set(["~"], all), all);
+    }
+}
