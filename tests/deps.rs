@@ -673,3 +673,32 @@ fn stop_when_unneeded_stops_a_unit_once_nothing_active_wants_it() {
     assert_eq!(status(&control, "helper.service")["state"], "active");
     assert_eq!(status(&control, "asked.service")["state"], "active");
 }
+
+#[test]
+fn dependencies_on_units_the_tree_lacks_are_quiet_unless_required() {
+    // libvirtd.service `Wants=systemd-machined.service`, multipathd's
+    // `Conflicts=initrd-cleanup.service`: units that do not exist here.
+    // systemd starts the service without a word; a missing `Requires=`
+    // fails what requires it, and says why.
+    let tree = Tree::new();
+    tree.write(
+        "quiet.service",
+        "[Unit]\nWants=flint-absent-a.service\nConflicts=flint-absent-b.service\n\
+         [Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "needy.service",
+        "[Unit]\nRequires=flint-absent-c.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let flint = Flint::run(&tree, &["quiet.service", "needy.service"]);
+    assert!(flint.wait_log("quiet.service: started"), "{}", flint.log());
+    assert!(
+        flint.wait_log("flint-absent-c.service: required, but it cannot be loaded"),
+        "{}",
+        flint.log()
+    );
+    let log = flint.log();
+    assert!(!log.contains("flint-absent-a"), "{log}");
+    assert!(!log.contains("flint-absent-b"), "{log}");
+    assert!(!log.contains("needy.service: started"), "{log}");
+}

@@ -396,6 +396,13 @@ impl Graph for ManagerGraph<'_> {
                 if unit_name.is_template() {
                     return Node::Missing;
                 }
+                // A unit the tree does not have: quietly missing, as systemd
+                // treats a `Wants=` or `Conflicts=` on it (what `Requires=`
+                // it fails with result `dependency`, and says so).
+                if crate::unit::loader::resolve(&m.search, &unit_name).is_err() {
+                    tracing::debug!("{name}: not in the unit tree");
+                    return Node::Missing;
+                }
                 match m.add_service(&unit_name) {
                     Some(id) => Node::Runs(m.services[&id].deps.clone()),
                     None => Node::Missing,
@@ -495,6 +502,7 @@ impl Manager {
             self.install(unit, *kind, unit == name);
         }
         for m in &tr.missing {
+            tracing::error!("{m}: required, but it cannot be loaded; what requires it fails");
             self.fail_dependents(m);
         }
     }

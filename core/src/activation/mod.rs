@@ -895,6 +895,34 @@ impl Manager {
             }
             self.install_job(id, jobs::JobKind::Start, true);
         }
+        // Required units the tree lacks (left out of the plan): what
+        // requires them fails, and the log says which.
+        let mut absent: Vec<String> = Vec::new();
+        for id in &queued {
+            let Some(svc) = self.services.get(id) else {
+                continue;
+            };
+            for d in svc
+                .deps
+                .requires
+                .iter()
+                .chain(&svc.deps.binds_to)
+                .chain(&svc.deps.requisite)
+            {
+                let missing = d.parse::<UnitName>().is_ok_and(|n| {
+                    n.unit_type() == UnitType::Service
+                        && !self.by_name.contains_key(d)
+                        && loader::resolve(&self.search, &n).is_err()
+                });
+                if missing && !absent.contains(d) {
+                    absent.push(d.clone());
+                }
+            }
+        }
+        for name in absent {
+            tracing::error!("{name}: required, but it cannot be loaded; what requires it fails");
+            failed.push(name);
+        }
         for name in failed {
             self.fail_dependents(&name);
         }
@@ -1420,7 +1448,11 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
             );
         }
         queue.extend(deps);
-        if name.unit_type() != UnitType::Target {
+        // A unit that only a dependency names and that the tree lacks is
+        // left to the jobs: quiet for `Wants=`, a failure of what
+        // `Requires=` it.
+        let absent = unit.load_state == load::LoadState::NotFound && !names.contains(&name);
+        if name.unit_type() != UnitType::Target && !absent {
             found.push(unit);
         }
     }
