@@ -110,23 +110,92 @@ pub fn test(kind: &str, arg: &str) -> bool {
     }
 }
 
+/// Whether any path matches `pattern`, as systemd's `glob_exists()`
+/// (`glob(3)` with `GLOB_BRACE`): `{a,b}` alternatives, then `*`, `?` and
+/// `[...]` in any component; wildcards do not match a leading `.`.
 fn glob_exists(pattern: &str) -> bool {
-    // Patterns with wildcards only in the last component cover real units.
-    let path = Path::new(pattern);
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        return false;
+    expand_braces(pattern).iter().any(|p| {
+        let absolute = p.starts_with('/');
+        let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+        let start = if absolute {
+            std::path::PathBuf::from("/")
+        } else {
+            std::path::PathBuf::from(".")
+        };
+        matches_from(&start, &parts)
+    })
+}
+
+/// Whether some path below `dir` matches the components `rest`.
+fn matches_from(dir: &Path, rest: &[&str]) -> bool {
+    let Some((first, tail)) = rest.split_first() else {
+        return dir.symlink_metadata().is_ok();
     };
+    if !first.contains(['*', '?', '[']) {
+        let next = dir.join(first);
+        return if tail.is_empty() {
+            next.symlink_metadata().is_ok()
+        } else {
+            matches_from(&next, tail)
+        };
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return false;
     };
     entries.flatten().any(|e| {
-        e.file_name()
-            .to_str()
-            .is_some_and(|n| wildcard(name.as_bytes(), n.as_bytes()))
+        let name = e.file_name();
+        let Some(name) = name.to_str() else {
+            return false;
+        };
+        (!name.starts_with('.') || first.starts_with('.'))
+            && wildcard(first.as_bytes(), name.as_bytes())
+            && (tail.is_empty() || matches_from(&e.path(), tail))
     })
 }
 
-/// `fnmatch` with `*` and `?` (and literal characters).
+/// `{a,b}` alternatives expanded (nested ones too); a brace without a
+/// comma at its own level stays as it is.
+fn expand_braces(pattern: &str) -> Vec<String> {
+    let bytes = pattern.as_bytes();
+    let mut depth = 0usize;
+    let mut open = None;
+    let mut commas = Vec::new();
+    for (i, &c) in bytes.iter().enumerate() {
+        match c {
+            b'{' => {
+                if depth == 0 {
+                    open = Some(i);
+                    commas.clear();
+                }
+                depth += 1;
+            }
+            b',' if depth == 1 => commas.push(i),
+            b'}' if depth > 0 => {
+                depth -= 1;
+                if depth == 0
+                    && let Some(start) = open
+                    && !commas.is_empty()
+                {
+                    let (head, tail) = (&pattern[..start], &pattern[i + 1..]);
+                    let mut cuts = vec![start];
+                    cuts.extend(&commas);
+                    cuts.push(i);
+                    let mut out = Vec::new();
+                    for w in cuts.windows(2) {
+                        let alt = &pattern[w[0] + 1..w[1]];
+                        out.extend(expand_braces(&format!("{head}{alt}{tail}")));
+                    }
+                    return out;
+                }
+            }
+            _ => {}
+        }
+    }
+    vec![pattern.to_string()]
+}
+
+/// `fnmatch` with `*`, `?`, `[...]` (ranges, `!` or `^` to negate) and
+/// literal characters.
 fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
     match (pattern.first(), text.first()) {
         (None, None) => true,
@@ -134,9 +203,47 @@ fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
             wildcard(&pattern[1..], text) || (!text.is_empty() && wildcard(pattern, &text[1..]))
         }
         (Some(b'?'), Some(_)) => wildcard(&pattern[1..], &text[1..]),
+        (Some(b'['), Some(&t)) => match bracket(&pattern[1..], t) {
+            Some((true, used)) => wildcard(&pattern[1 + used..], &text[1..]),
+            Some((false, _)) => false,
+            // No closing bracket: a literal `[`.
+            None => t == b'[' && wildcard(&pattern[1..], &text[1..]),
+        },
         (Some(p), Some(t)) if p == t => wildcard(&pattern[1..], &text[1..]),
         _ => false,
     }
+}
+
+/// A bracket expression after its `[`: whether `c` matches it and how many
+/// bytes it used (up to and with its `]`); `None` when it never closes.
+fn bracket(set: &[u8], c: u8) -> Option<(bool, usize)> {
+    let mut i = 0;
+    let negate = matches!(set.first(), Some(b'!' | b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < set.len() {
+        let lo = set[i];
+        if lo == b']' && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        if i + 2 < set.len() && set[i + 1] == b'-' && set[i + 2] != b']' {
+            let hi = set[i + 2];
+            if lo <= c && c <= hi {
+                matched = true;
+            }
+            i += 3;
+        } else {
+            if lo == c {
+                matched = true;
+            }
+            i += 1;
+        }
+    }
+    None
 }
 
 fn is_mount_point(path: &Path) -> bool {
@@ -323,5 +430,30 @@ mod tests {
         assert!(test("Host", &host));
         assert!(wildcard(b"a*c?", b"abbbcd"));
         assert!(!wildcard(b"a*c", b"ab"));
+    }
+
+    #[test]
+    fn globs_are_glob3_with_braces() {
+        // clamav-daemon's ConditionPathExistsGlob=/var/lib/clamav/main.{c[vl]d,inc}
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        assert!(!glob_exists(&format!("{d}/main.{{c[vl]d,inc}}")));
+        std::fs::write(dir.path().join("main.cld"), "").unwrap();
+        assert!(glob_exists(&format!("{d}/main.{{c[vl]d,inc}}")));
+        assert!(!glob_exists(&format!("{d}/main.{{c[!l]d,inc}}")));
+        std::fs::create_dir(dir.path().join("main.inc.d")).unwrap();
+        assert!(glob_exists(&format!("{d}/main.{{cvd,inc}}*")));
+        assert!(!glob_exists(&format!("{d}/main.{{cvd,inc}}")));
+        // Wildcards in a directory component; not matching a leading dot.
+        std::fs::create_dir_all(dir.path().join("sub1/deep")).unwrap();
+        std::fs::write(dir.path().join("sub1/deep/x.conf"), "").unwrap();
+        assert!(glob_exists(&format!("{d}/sub?/*/x.conf")));
+        assert!(glob_exists(&format!("{d}/s[a-z]b[0-9]/deep/*.conf")));
+        assert!(!glob_exists(&format!("{d}/sub?/*/y.conf")));
+        std::fs::write(dir.path().join(".hidden"), "").unwrap();
+        assert!(!glob_exists(&format!("{d}/*hidden")));
+        assert!(glob_exists(&format!("{d}/.hid*")));
+        assert_eq!(expand_braces("a{b,c{d,e}}f"), ["abf", "acdf", "acef"]);
+        assert_eq!(expand_braces("a{b}c"), ["a{b}c"]);
     }
 }
