@@ -444,3 +444,47 @@ fn sockets_part_of_or_bound_to_a_service_stop_with_it_and_start_again() {
     wait_for(Duration::from_secs(10), || listens(bound).then_some(()))
         .unwrap_or_else(|| panic!("bound.socket listens again\n{}", flint.log()));
 }
+
+#[test]
+fn a_socket_skipped_by_its_condition_starts_on_request_and_a_stopped_one_is_inactive() {
+    // clamav-daemon.socket waits for its database (a condition): skipped at
+    // first, started once the file is there. A stopped socket is
+    // `inactive (dead)`, not failed.
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let port = free_port();
+    let db = tree.path().join("db");
+    tree.write(
+        "later.socket",
+        &format!(
+            "[Unit]\nConditionPathExists={}\n[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
+            db.display()
+        ),
+    );
+    tree.write(
+        "later@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo later\n",
+    );
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "later.socket"],
+    );
+    assert!(
+        flint.wait_log("later.socket: condition check resulted in it being skipped"),
+        "{}",
+        flint.log()
+    );
+    assert!(!listens(port));
+    std::fs::write(&db, "").unwrap();
+    let (code, text) = ctl(&control, &["start", "later.socket"]);
+    assert_eq!(code, 0, "{text}\n{}", flint.log());
+    wait_for(Duration::from_secs(10), || listens(port).then_some(()))
+        .unwrap_or_else(|| panic!("later.socket listens\n{}", flint.log()));
+    let (code, text) = ctl(&control, &["stop", "later.socket"]);
+    assert_eq!(code, 0, "{text}");
+    wait_for(Duration::from_secs(10), || (!listens(port)).then_some(()))
+        .unwrap_or_else(|| panic!("later.socket stopped\n{}", flint.log()));
+    let (code, text) = ctl(&control, &["status", "later.socket"]);
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains("inactive (dead)"), "{text}");
+}

@@ -139,6 +139,8 @@ impl Manager {
                 },
                 sub,
             )
+        } else if s.stopped {
+            ("inactive", "dead")
         } else if s.failed {
             ("failed", "failed")
         } else if s.is_listening() {
@@ -283,6 +285,21 @@ impl Manager {
                                 }
                             }
                             _ => {}
+                        }
+                        continue;
+                    }
+                    // A socket of the tree not open yet (never started, or
+                    // skipped by a condition, which is checked again now).
+                    if command != "stop"
+                        && let Ok(name) = n.parse::<crate::unit::name::UnitName>()
+                        && name.unit_type() == crate::unit::name::UnitType::Socket
+                        && crate::unit::loader::resolve(&self.search, &name).is_ok()
+                    {
+                        if !self.add_socket(&name) {
+                            return control::error(
+                                1,
+                                &format!("Job for {n} failed; see flint's log"),
+                            );
                         }
                         continue;
                     }

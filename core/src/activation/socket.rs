@@ -290,6 +290,9 @@ pub struct SocketRt {
     armed: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     pub failed: bool,
+    /// Not listening because it was stopped (not because it failed):
+    /// `inactive (dead)`, as systemd shows a stopped socket.
+    pub stopped: bool,
     /// Gone from the unit tree after a switch (its index stays valid).
     pub removed: bool,
 }
@@ -361,6 +364,7 @@ impl SocketRt {
             armed,
             tasks: Vec::new(),
             failed: false,
+            stopped: false,
             removed: false,
         };
         if taken.contains(&true) {

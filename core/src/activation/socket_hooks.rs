@@ -288,6 +288,7 @@ impl Manager {
     fn close_stopped(&mut self, index: usize) {
         let s = &mut self.sockets[index];
         s.failed = true;
+        s.stopped = true;
         s.close();
         let unit = s.unit.clone();
         self.run_commands_logged(unit, &["ExecStopPost"]);
