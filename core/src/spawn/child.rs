@@ -460,16 +460,7 @@ unsafe fn apply_capabilities_before_user(ctx: &ChildContext<'_>) -> Result<(), c
             for cap in 0..=ctx.cap_last_cap {
                 // Only what is still there: a set that changes nothing
                 // needs no CAP_SETPCAP.
-                if keep & (1u64 << cap) == 0
-                    && libc::syscall(
-                        libc::SYS_prctl,
-                        libc::PR_CAPBSET_READ,
-                        c_long::from(cap),
-                        0 as c_long,
-                        0 as c_long,
-                        0 as c_long,
-                    ) == 1
-                {
+                if keep & (1u64 << cap) == 0 && in_bounding_set(cap) {
                     check(libc::syscall(
                         libc::SYS_prctl,
                         libc::PR_CAPBSET_DROP,
@@ -486,16 +477,7 @@ unsafe fn apply_capabilities_before_user(ctx: &ChildContext<'_>) -> Result<(), c
             return Ok(());
         }
         for cap in 0..=ctx.cap_last_cap {
-            if ambient & (1u64 << cap) != 0
-                && libc::syscall(
-                    libc::SYS_prctl,
-                    libc::PR_CAPBSET_READ,
-                    c_long::from(cap),
-                    0 as c_long,
-                    0 as c_long,
-                    0 as c_long,
-                ) != 1
-            {
+            if ambient & (1u64 << cap) != 0 && !in_bounding_set(cap) {
                 ambient &= !(1u64 << cap);
             }
         }
@@ -523,6 +505,24 @@ unsafe fn apply_capabilities_before_user(ctx: &ChildContext<'_>) -> Result<(), c
     }
 }
 
+/// Whether capability `cap` is in the bounding set.
+///
+/// # Safety
+/// Child only (a raw syscall).
+unsafe fn in_bounding_set(cap: u32) -> bool {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_CAPBSET_READ,
+            c_long::from(cap),
+            0 as c_long,
+            0 as c_long,
+            0 as c_long,
+        ) == 1
+    }
+}
+
 /// Clears the ambient set and raises the capabilities of `set` in it.
 ///
 /// # Safety
@@ -539,16 +539,7 @@ unsafe fn raise_ambient(set: u64, last_cap: u32) -> Result<(), c_int> {
             0 as c_long,
         ))?;
         for cap in 0..=last_cap {
-            if set & (1u64 << cap) != 0
-                && libc::syscall(
-                    libc::SYS_prctl,
-                    libc::PR_CAPBSET_READ,
-                    c_long::from(cap),
-                    0 as c_long,
-                    0 as c_long,
-                    0 as c_long,
-                ) == 1
-            {
+            if set & (1u64 << cap) != 0 && in_bounding_set(cap) {
                 check(libc::syscall(
                     libc::SYS_prctl,
                     libc::PR_CAP_AMBIENT,
