@@ -106,6 +106,47 @@ pub struct PreparedExec {
     pub log: Option<OwnedFd>,
 }
 
+/// The capabilities systemd drops from the bounding set for
+/// `PrivateDevices=` (`CAP_MKNOD`, `CAP_SYS_RAWIO`), `ProtectKernelModules=`
+/// (`CAP_SYS_MODULE`), `ProtectKernelLogs=` (`CAP_SYSLOG`) and
+/// `ProtectClock=` (`CAP_SYS_TIME`, `CAP_WAKE_ALARM`).
+fn implied_capability_drops(unit: &Unit, section: &str) -> u64 {
+    let on = |key| unit.get_bool(section, key).unwrap_or(false);
+    let bit = |name| process::capability_from_name(name).map_or(0, |c| 1u64 << c);
+    let mut drop = 0;
+    if on("PrivateDevices") {
+        drop |= bit("cap_mknod") | bit("cap_sys_rawio");
+    }
+    if on("ProtectKernelModules") {
+        drop |= bit("cap_sys_module");
+    }
+    if on("ProtectKernelLogs") {
+        drop |= bit("cap_syslog");
+    }
+    if on("ProtectClock") {
+        drop |= bit("cap_sys_time") | bit("cap_wake_alarm");
+    }
+    drop
+}
+
+/// Whether flint may change the bounding set (`CAP_SETPCAP` in its
+/// permitted set). A user flint may not: systemd's user manager runs such
+/// services in a user namespace of their own, which flint does not build,
+/// so the drops implied by the settings above are left out there.
+fn can_drop_capabilities() -> bool {
+    static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CAN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapPrm:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .is_some_and(|prm| prm & (1u64 << 8) != 0)
+    })
+}
+
 /// The highest capability number the running kernel knows
 /// (`/proc/sys/kernel/cap_last_cap`, read once).
 fn cap_last_cap() -> u32 {
@@ -1235,7 +1276,14 @@ pub fn prepare(
         } else {
             (1u64 << (last + 1)) - 1
         };
-        let bounding = process::capability_set(values("CapabilityBoundingSet"), u64::MAX);
+        let mut bounding = process::capability_set(values("CapabilityBoundingSet"), u64::MAX);
+        // What systemd takes out of the bounding set for these settings
+        // (`unit_patch_contexts()`), where flint may (it does not build
+        // their namespaces).
+        let implied = implied_capability_drops(unit, section);
+        if implied != 0 && can_drop_capabilities() {
+            bounding &= !implied;
+        }
         plan.capability_bounding_set = (bounding & known != known).then_some(bounding);
         plan.ambient_capabilities =
             process::capability_set(values("AmbientCapabilities"), 0) & known;
