@@ -75,15 +75,8 @@ fn symbol_order() {
     // rustc links x86_64-unknown-linux-gnu with its own lld already; other
     // targets (musl) get it the same way: the C compiler driver finds
     // `ld.lld` in the toolchain's gcc-ld directory.
-    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let sysroot = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
     let host = env::var("HOST").expect("cargo sets HOST");
-    if let Some(gcc_ld) = sysroot
+    if let Some(gcc_ld) = sysroot()
         .map(|root| root.join("lib/rustlib").join(host).join("bin/gcc-ld"))
         .filter(|dir| dir.join("ld.lld").exists())
     {
@@ -109,6 +102,49 @@ fn symbol_order() {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
 }
+
+/// The sysroot of the rustc cargo builds with.
+fn sysroot() -> Option<PathBuf> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// The plugins' target, added with rustup when the toolchain lacks it.
+/// rustup adds the targets `rust-toolchain.toml` names only when it installs
+/// the toolchain itself: a toolchain that was already there, or one linked
+/// in (`rustup toolchain link`), comes without them.
+fn ensure_wasm_target() {
+    let Some(root) = sysroot() else {
+        return;
+    };
+    if root
+        .join("lib/rustlib")
+        .join(WASM_TARGET)
+        .join("lib")
+        .is_dir()
+    {
+        return;
+    }
+    println!("cargo:warning=the {WASM_TARGET} target is missing: rustup target add {WASM_TARGET}");
+    // RUSTUP_TOOLCHAIN, which rustup set for cargo, names the toolchain.
+    let added = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        added,
+        "the example plugins need the {WASM_TARGET} target: `rustup target add {WASM_TARGET}` \
+         failed; add it by hand, or set FLINT_SKIP_PLUGIN_BUILD=1 to build flint without them"
+    );
+}
+
+/// The target the plugins are built for.
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// Whether this machine's glibc reads packed relative relocations (2.36+).
 fn glibc_has_relr() -> bool {
@@ -169,13 +205,14 @@ fn main() {
         return;
     }
 
+    ensure_wasm_target();
     let target_dir = plugin_target_dir(&out_dir);
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
         .arg("--release")
         .arg("--target")
-        .arg("wasm32-unknown-unknown")
+        .arg(WASM_TARGET)
         .arg("--manifest-path")
         .arg(plugins_dir.join("Cargo.toml"))
         .arg("--target-dir")
@@ -197,7 +234,7 @@ fn main() {
         "building the example plugins failed ({status}); set FLINT_SKIP_PLUGIN_BUILD=1 to skip them"
     );
 
-    let wasm_dir = target_dir.join("wasm32-unknown-unknown/release");
+    let wasm_dir = target_dir.join(WASM_TARGET).join("release");
     let shared_dir = shared_plugin_dir(&manifest_dir);
     for entry in fs::read_dir(&wasm_dir).expect("read the plugin build's output") {
         let path = entry.expect("read the plugin build's output").path();
