@@ -116,6 +116,9 @@ pub(super) struct ChildContext<'a> {
     pub cwd_optional: bool,
     pub new_session: bool,
     pub ignore_sigpipe: bool,
+    /// Signals whose disposition the child puts back to the default: bit
+    /// `n - 1` for signal `n` ([`signals_to_reset`]).
+    pub reset_signals: u64,
     pub no_new_privileges: bool,
     pub report_fd: c_int,
 }
@@ -187,7 +190,7 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Failu
             return (ChildStep::Cgroup, e);
         }
 
-        reset_signal_dispositions(ctx.ignore_sigpipe);
+        reset_signal_dispositions(ctx.reset_signals, ctx.ignore_sigpipe);
 
         if ctx.new_session
             && let Err(e) = check(libc::syscall(libc::SYS_setsid))
@@ -554,17 +557,21 @@ unsafe fn raise_ambient(set: u64, last_cap: u32) -> Result<(), c_int> {
     Ok(())
 }
 
-/// Every signal back to its default action (SIGPIPE ignored if asked), so
-/// nothing of flint's handlers or ignores survives into the service. The mask
-/// stays blocked until just before exec.
+/// The signals in `set` back to their default action (SIGPIPE ignored if
+/// asked), so nothing of flint's handlers or ignores survives into the
+/// service. The mask stays blocked until just before exec.
 ///
 /// # Safety
 /// Child only.
-unsafe fn reset_signal_dispositions(ignore_sigpipe: bool) {
+unsafe fn reset_signal_dispositions(set: u64, ignore_sigpipe: bool) {
     // SAFETY: `sigaction` is plain data; all-zero is SIG_DFL, no flags, an
     // empty mask.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    for signal in 1..KERNEL_NSIG {
+    let mut left = set;
+    while left != 0 {
+        let bit = left.trailing_zeros();
+        left &= left - 1;
+        let signal = bit.cast_signed() + 1;
         if signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
@@ -579,6 +586,86 @@ unsafe fn reset_signal_dispositions(ignore_sigpipe: bool) {
             libc::sigaction(signal, &raw const action, ptr::null_mut());
         }
     }
+}
+
+/// Signals flint may have a handler for or ignore: always reset, whatever
+/// the last look at the dispositions found.
+const USUAL_SIGNALS: &[c_int] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGILL,
+    libc::SIGTRAP,
+    libc::SIGABRT,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGUSR1,
+    libc::SIGSEGV,
+    libc::SIGUSR2,
+    libc::SIGPIPE,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGCHLD,
+    libc::SIGWINCH,
+    libc::SIGIO,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+];
+
+/// The last look at flint's signal dispositions: when, and what it found.
+static LAST_DISPOSITIONS: std::sync::Mutex<Option<(std::time::Instant, u64)>> =
+    std::sync::Mutex::new(None);
+
+/// Runs `change` (which changes signal dispositions) while no spawn reads
+/// them, and has the next spawn look again.
+#[cfg(test)]
+pub(super) fn changing_dispositions<T>(change: impl FnOnce() -> T) -> T {
+    let mut last = LAST_DISPOSITIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let out = change();
+    *last = None;
+    out
+}
+
+/// How long a look at flint's signal dispositions is trusted.
+const DISPOSITIONS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The signals a child resets before its exec: every signal whose
+/// disposition in flint is not the default, plus [`USUAL_SIGNALS`].
+///
+/// Handlers need resetting only for the moment between unblocking the
+/// signals and the exec (which resets caught signals itself), but an
+/// ignored signal stays ignored across exec. systemd resets all 64 in every
+/// child; that is 62 `sigaction` calls on each connection's path, while
+/// flint has fewer than ten that are not the default. The dispositions are
+/// read again at most once a second, here in the parent, and anything
+/// installed since the last look is among the usual signals (`tokio`'s
+/// handlers, the ignored SIGPIPE, a runtime's fault handlers).
+pub(super) fn signals_to_reset() -> u64 {
+    let now = std::time::Instant::now();
+    let mut last = LAST_DISPOSITIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((at, set)) = *last
+        && now.saturating_duration_since(at) < DISPOSITIONS_FRESH
+    {
+        return set;
+    }
+    let mut set = USUAL_SIGNALS
+        .iter()
+        .fold(0u64, |acc, &s| acc | (1u64 << (s - 1)));
+    for signal in 1..KERNEL_NSIG {
+        // SAFETY: `sigaction` is plain data that the call below fills.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a NULL new action only reads the current one into `old`.
+        let ret = unsafe { libc::sigaction(signal, ptr::null(), &raw mut old) };
+        if ret == 0 && old.sa_sigaction != libc::SIG_DFL {
+            set |= 1u64 << (signal - 1);
+        }
+    }
+    *last = Some((now, set));
+    set
 }
 
 /// Places stdio and passed fds, then closes every fd from `first_free` up

@@ -785,6 +785,7 @@ pub fn spawn_noting_pid(
         cwd_optional: plan.cwd_optional,
         new_session: plan.new_session,
         ignore_sigpipe: plan.ignore_sigpipe,
+        reset_signals: child::signals_to_reset(),
         no_new_privileges: plan.no_new_privileges,
         report_fd: report_write.as_raw_fd(),
     };

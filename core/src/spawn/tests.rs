@@ -270,6 +270,42 @@ fn sigpipe_is_ignored_by_default_and_the_mask_is_empty() {
 }
 
 #[test]
+fn signals_flint_ignores_are_not_ignored_in_the_service() {
+    // Two signals outside the usual set, ignored in flint: the child must
+    // find them through flint's dispositions and put them back.
+    let signals = [libc::SIGURG, libc::SIGRTMIN() + 6];
+    let set = |handler: libc::sighandler_t| {
+        super::child::changing_dispositions(|| {
+            for signal in signals {
+                // SAFETY: sigaction is plain data; all-zero plus the handler
+                // is a valid action. SIG_IGN and SIG_DFL run no code.
+                unsafe {
+                    let mut action: libc::sigaction = std::mem::zeroed();
+                    action.sa_sigaction = handler;
+                    assert_eq!(
+                        libc::sigaction(signal, &raw const action, std::ptr::null_mut()),
+                        0
+                    );
+                }
+            }
+        });
+    };
+    set(libc::SIG_IGN);
+    let out = run_ok(sh("exec cat /proc/self/status"));
+    set(libc::SIG_DFL);
+    let ignored = sigmask(&out, "SigIgn:");
+    for signal in signals {
+        assert_eq!(
+            ignored & (1u64 << (signal - 1)),
+            0,
+            "signal {signal}: {out}"
+        );
+    }
+    assert_ne!(ignored & (1u64 << (libc::SIGPIPE - 1)), 0, "{out}");
+    assert_eq!(sigmask(&out, "SigCgt:"), 0, "{out}");
+}
+
+#[test]
 fn child_leads_a_new_session() {
     let stat_fields = |out: &str| -> (String, String) {
         let f: Vec<&str> = out.split_whitespace().collect();
