@@ -352,8 +352,95 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Syslog {
     }
 }
 
+/// flint's log timestamps: RFC 3339 in UTC with microseconds
+/// (`2026-12-03T02:22:11.284016Z`), as tracing-subscriber's `SystemTime`
+/// writes them, with the part up to the second formatted once per second
+/// and thread instead of for every line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock;
+
+impl tracing_subscriber::fmt::time::FormatTime for Clock {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        thread_local! {
+            static SECOND: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        SECOND.with(|second| {
+            let mut second = second.borrow_mut();
+            if second.1.is_empty() || second.0 != now.as_secs() {
+                *second = (now.as_secs(), utc_seconds(now.as_secs()));
+            }
+            write!(w, "{}.{:06}Z", second.1, now.subsec_micros())
+        })
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` in UTC for seconds since the epoch (the civil
+/// calendar from a day count, as in Howard Hinnant's `civil_from_days`).
+fn utc_seconds(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rest = secs % 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(super::utc_seconds(0), "1970-01-01T00:00:00");
+        assert_eq!(super::utc_seconds(951_782_400), "2000-02-29T00:00:00");
+        assert_eq!(super::utc_seconds(1_798_761_599), "2026-12-31T23:59:59");
+        assert_eq!(super::utc_seconds(4_107_542_400), "2100-03-01T00:00:00");
+        // Every day of four centuries against a day-by-day count.
+        let (mut y, mut m, mut d) = (1970u64, 1u64, 1u64);
+        for day in 0..146_097u64 {
+            assert_eq!(
+                super::utc_seconds(day * 86_400 + 3_723),
+                format!("{y:04}-{m:02}-{d:02}T01:02:03")
+            );
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ];
+            d += 1;
+            if d > len[usize::try_from(m - 1).unwrap()] {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -767,6 +767,7 @@ fn init_log(format: LogFormat, target: LogTarget) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_timer(flint::logs::Clock)
         // Colours only on a terminal: under runit, s6, OpenRC or
         // start-stop-daemon the log goes to a file or a logger.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));

@@ -15,6 +15,11 @@
 //! spawn has run for [`STALL`] stops counting against the limit, so a hung
 //! exec delays the spawns behind it by at most that long and never stops
 //! them: the loop starts another thread then ([`Turns::start_due`]).
+//!
+//! A thread with nothing left to spawn waits a few seconds to be woken for
+//! the next one, so a steady stream of connections keeps its threads: a
+//! wake-up is one `futex` call, a new turn on tokio's pool a task, a queue
+//! and a wake-up on the event loop.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,35 +34,64 @@ pub(super) type Job = Box<dyn FnOnce() + Send + 'static>;
 /// A thread's work: take waiting spawns until none is left.
 pub(super) type Drain = Box<dyn FnOnce() + Send + 'static>;
 
+/// What a thread that takes spawns is doing.
+#[derive(Debug)]
+enum Work {
+    /// Started or woken, about to take a waiting spawn.
+    Starting,
+    /// Running a spawn since then.
+    Running(Instant),
+    /// Waiting (parked) for the next spawn, at most [`Turns::keep`] long.
+    Idle(std::thread::Thread),
+}
+
 #[derive(Default)]
 struct Shared {
     waiting: VecDeque<Job>,
-    /// Threads taking spawns: their number and when their current spawn
-    /// started (`None`: started, about to take its first).
-    threads: Vec<(u64, Option<Instant>)>,
+    /// Threads taking spawns: their number and what they do.
+    threads: Vec<(u64, Work)>,
     next: u64,
     /// The manager is gone: threads take no more spawns.
     closed: bool,
 }
 
 impl Shared {
-    /// Threads that count against the limit: not stalled.
+    /// Threads that count against the limit: about to take a spawn, or
+    /// running one that has not stalled.
     fn counted(&self, now: Instant) -> usize {
         self.threads
             .iter()
-            .filter(|(_, at)| at.is_none_or(|at| now.saturating_duration_since(at) < STALL))
+            .filter(|(_, w)| match w {
+                Work::Starting => true,
+                Work::Running(at) => now.saturating_duration_since(*at) < STALL,
+                Work::Idle(_) => false,
+            })
             .count()
     }
 
     /// Threads about to take a waiting spawn.
     fn starting(&self) -> usize {
-        self.threads.iter().filter(|(_, at)| at.is_none()).count()
+        self.threads
+            .iter()
+            .filter(|(_, w)| matches!(w, Work::Starting))
+            .count()
+    }
+
+    fn work(&mut self, id: u64) -> Option<&mut Work> {
+        self.threads
+            .iter_mut()
+            .find(|(t, _)| *t == id)
+            .map(|(_, w)| w)
     }
 }
 
 /// The spawns waiting, and the threads that run them.
 pub(super) struct Turns {
     limit: usize,
+    /// How long a thread with nothing to do waits for the next spawn before
+    /// it leaves: waking a waiting thread costs one `futex` call, starting
+    /// one (or taking one from tokio's pool) a task, a queue and a wake-up.
+    keep: Duration,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -66,6 +100,7 @@ impl std::fmt::Debug for Turns {
         let s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("Turns")
             .field("limit", &self.limit)
+            .field("keep", &self.keep)
             .field("threads", &s.threads)
             .field("waiting", &s.waiting.len())
             .finish()
@@ -74,11 +109,17 @@ impl std::fmt::Debug for Turns {
 
 impl Drop for Turns {
     /// Spawns still waiting when the manager stops are dropped (with the fds
-    /// they hold), not started after it; running ones finish.
+    /// they hold), not started after it; running ones finish; waiting
+    /// threads leave at once.
     fn drop(&mut self) {
         let waiting = {
             let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
             s.closed = true;
+            for (_, w) in &s.threads {
+                if let Work::Idle(t) = w {
+                    t.unpark();
+                }
+            }
             std::mem::take(&mut s.waiting)
         };
         drop(waiting);
@@ -93,11 +134,19 @@ pub(super) enum Then {
     CheckAt(Instant),
 }
 
+/// How long an idle thread waits for the next spawn.
+const KEEP: Duration = Duration::from_secs(5);
+
 impl Turns {
     /// At most `limit` (at least 1) threads counted as running spawns.
     pub(super) fn new(limit: usize) -> Turns {
+        Turns::with_keep(limit, KEEP)
+    }
+
+    fn with_keep(limit: usize, keep: Duration) -> Turns {
         Turns {
             limit: limit.max(1),
+            keep,
             shared: Arc::default(),
         }
     }
@@ -107,8 +156,8 @@ impl Turns {
         Turns::new(std::thread::available_parallelism().map_or(2, usize::from))
     }
 
-    /// Queues `job`; starts a thread (through `start`) when fewer than the
-    /// limit run.
+    /// Queues `job`; wakes a waiting thread, or starts one (through
+    /// `start`), when fewer than the limit run.
     pub(super) fn submit(&self, job: Job, now: Instant, start: impl FnMut(Drain)) -> Then {
         let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         s.waiting.push_back(job);
@@ -124,11 +173,22 @@ impl Turns {
 
     fn start_threads(&self, s: &mut Shared, now: Instant, mut start: impl FnMut(Drain)) -> Then {
         while s.counted(now) < self.limit && s.waiting.len() > s.starting() {
+            if let Some((_, w)) = s
+                .threads
+                .iter_mut()
+                .find(|(_, w)| matches!(w, Work::Idle(_)))
+            {
+                if let Work::Idle(t) = std::mem::replace(w, Work::Starting) {
+                    t.unpark();
+                }
+                continue;
+            }
             let id = s.next;
             s.next += 1;
-            s.threads.push((id, None));
+            s.threads.push((id, Work::Starting));
             let shared = Arc::clone(&self.shared);
-            start(Box::new(move || drain(&shared, id)));
+            let keep = self.keep;
+            start(Box::new(move || drain(&shared, id, keep)));
         }
         if s.waiting.len() <= s.starting() {
             return Then::Nothing;
@@ -138,7 +198,10 @@ impl Turns {
         let oldest = s
             .threads
             .iter()
-            .filter_map(|&(_, at)| at)
+            .filter_map(|(_, w)| match w {
+                Work::Running(at) => Some(*at),
+                _ => None,
+            })
             .filter(|at| now.saturating_duration_since(*at) < STALL)
             .min()
             .unwrap_or(now);
@@ -146,25 +209,39 @@ impl Turns {
     }
 }
 
-/// A thread's loop: take the oldest waiting spawn, run it, again; leave the
-/// list of threads when nothing waits.
-fn drain(shared: &Mutex<Shared>, id: u64) {
+/// A thread's loop: take the oldest waiting spawn, run it, again; when
+/// nothing waits, wait up to `keep` to be woken for the next one, then
+/// leave the list of threads.
+fn drain(shared: &Mutex<Shared>, id: u64, keep: Duration) {
     loop {
         let job = {
             let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
-            let next = if s.closed {
-                None
-            } else {
-                s.waiting.pop_front()
-            };
-            let Some(job) = next else {
-                s.threads.retain(|(t, _)| *t != id);
-                return;
-            };
-            if let Some(t) = s.threads.iter_mut().find(|(t, _)| *t == id) {
-                t.1 = Some(Instant::now());
+            let mut idle_since = None;
+            loop {
+                if s.closed {
+                    s.threads.retain(|(t, _)| *t != id);
+                    return;
+                }
+                if let Some(job) = s.waiting.pop_front() {
+                    if let Some(w) = s.work(id) {
+                        *w = Work::Running(Instant::now());
+                    }
+                    break job;
+                }
+                let now = Instant::now();
+                let since = *idle_since.get_or_insert(now);
+                let left = keep.saturating_sub(now.saturating_duration_since(since));
+                if left.is_zero() {
+                    s.threads.retain(|(t, _)| *t != id);
+                    return;
+                }
+                if let Some(w) = s.work(id) {
+                    *w = Work::Idle(std::thread::current());
+                }
+                drop(s);
+                std::thread::park_timeout(left);
+                s = shared.lock().unwrap_or_else(PoisonError::into_inner);
             }
-            job
         };
         job();
     }
@@ -221,7 +298,7 @@ mod tests {
     #[test]
     fn at_most_limit_threads_and_spawns_run_in_arrival_order() {
         let started = std::sync::atomic::AtomicUsize::new(0);
-        let turns = Turns::new(2);
+        let turns = Turns::with_keep(2, Duration::from_millis(20));
         let (ran_tx, ran) = mpsc::channel();
         let now = Instant::now();
         let mut gos = Vec::new();
@@ -259,7 +336,7 @@ mod tests {
     #[test]
     fn waiting_spawns_are_dropped_with_the_manager() {
         let started = std::sync::atomic::AtomicUsize::new(0);
-        let turns = Turns::new(1);
+        let turns = Turns::with_keep(1, Duration::from_millis(20));
         let (ran_tx, ran) = mpsc::channel();
         let (first, let_go) = job("first", &ran_tx);
         turns.submit(first, Instant::now(), threads(&started));
@@ -279,7 +356,7 @@ mod tests {
     #[test]
     fn a_stalled_spawn_stops_counting() {
         let started = std::sync::atomic::AtomicUsize::new(0);
-        let turns = Turns::new(1);
+        let turns = Turns::with_keep(1, Duration::from_millis(20));
         let (ran_tx, ran) = mpsc::channel();
         let now = Instant::now();
         let (hung, let_go) = job("hung", &ran_tx);
@@ -302,5 +379,42 @@ mod tests {
         assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 2);
         next_go.send(()).unwrap();
         let_go.send(()).unwrap();
+    }
+
+    #[test]
+    fn an_idle_thread_takes_the_next_spawn_and_leaves_after_waiting() {
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let turns = Turns::with_keep(2, Duration::from_millis(300));
+        let (ran_tx, ran) = mpsc::channel();
+        for name in ["first", "second"] {
+            let (j, go) = job(name, &ran_tx);
+            go.send(()).unwrap();
+            turns.submit(j, Instant::now(), threads(&started));
+            assert_eq!(ran.recv().unwrap(), name);
+            // Done: the thread waits for more.
+            for _ in 0..500 {
+                let s = turns.shared.lock().unwrap();
+                if matches!(s.threads.as_slice(), [(_, Work::Idle(_))]) {
+                    break;
+                }
+                drop(s);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        assert_eq!(
+            started.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the waiting thread took the second spawn"
+        );
+        assert!(threads_gone(&turns.shared), "it leaves after waiting");
+        // Dropping the turns lets a waiting thread go at once.
+        let turns = Turns::with_keep(1, Duration::from_mins(1));
+        let (j, go) = job("third", &ran_tx);
+        go.send(()).unwrap();
+        turns.submit(j, Instant::now(), threads(&started));
+        assert_eq!(ran.recv().unwrap(), "third");
+        let shared = Arc::clone(&turns.shared);
+        drop(turns);
+        assert!(threads_gone(&shared), "closed: the thread left");
     }
 }

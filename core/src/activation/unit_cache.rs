@@ -72,4 +72,67 @@ mod tests {
         assert_eq!(cmd[0].path, "/bin/echo");
         assert_eq!(cmd[0].argv.last().map(String::as_str), Some("y"));
     }
+
+    #[test]
+    fn instances_share_a_parse_only_without_instance_specifiers() {
+        let dir = tempfile::tempdir().unwrap();
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        std::fs::write(
+            dir.path().join("plain@.service"),
+            "[Service]\nExecStart=/bin/cat -u %p\nEnvironment=A=1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("named@.service"),
+            "[Service]\nExecStart=/bin/echo %p\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("named@.service.d")).unwrap();
+        std::fs::write(
+            dir.path().join("named@.service.d/i.conf"),
+            "[Service]\nEnvironment=WHO=%i\n",
+        )
+        .unwrap();
+        // Files changed in the last second are read every time; past it,
+        // their lexed contents (and so the parsed settings) are kept.
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let mut cache = UnitCache::default();
+        for inst in ["a", "b", "c"] {
+            let unit = cache.load(&search, &format!("plain@{inst}.service").parse().unwrap());
+            assert!(unit.is_loaded());
+            assert_eq!(unit.id.as_str(), format!("plain@{inst}.service"));
+            assert_eq!(unit.name.as_str(), format!("plain@{inst}.service"));
+            let cmd = unit.commands("Service", "ExecStart");
+            assert_eq!(cmd[0].argv, ["/bin/cat", "-u", "plain"]);
+            let unit = cache.load(&search, &format!("named@{inst}.service").parse().unwrap());
+            let env: Vec<String> = unit
+                .entries("Service", "Environment")
+                .iter()
+                .map(|(v, _)| format!("{v:?}"))
+                .collect();
+            assert!(
+                env.iter()
+                    .any(|e| e.contains(&format!("\"WHO\", \"{inst}\""))),
+                "{inst}: {env:?}"
+            );
+            assert_eq!(unit.dropins.len(), 1);
+        }
+        // An edit is seen by the next instance.
+        std::fs::write(
+            dir.path().join("plain@.service"),
+            "[Service]\nExecStart=/bin/true\n",
+        )
+        .unwrap();
+        let unit = cache.load(&search, &"plain@d.service".parse().unwrap());
+        assert_eq!(unit.commands("Service", "ExecStart")[0].path, "/bin/true");
+        // A drop-in added to a template whose parse was kept is seen too.
+        std::fs::create_dir(dir.path().join("plain@.service.d")).unwrap();
+        std::fs::write(
+            dir.path().join("plain@.service.d/x.conf"),
+            "[Service]\nExecStart=\nExecStart=/bin/false\n",
+        )
+        .unwrap();
+        let unit = cache.load(&search, &"plain@e.service".parse().unwrap());
+        assert_eq!(unit.commands("Service", "ExecStart")[0].path, "/bin/false");
+    }
 }

@@ -418,22 +418,15 @@ fn load_sources(search: &SearchPath, name: UnitName, sources: &UnitSources) -> U
         ));
         return unit;
     };
-    let ctx = SpecifierContext::new(unit.id.clone(), Some(fragment.clone()), search.user_mode);
-    let mut parser = Parser {
-        unit: &mut unit,
-        ctx: &ctx,
-        unknown: Vec::new(),
-        not_enforced: Vec::new(),
-        foreign_type_noted: false,
-    };
-    let files: Vec<PathBuf> = std::iter::once(fragment)
+    let files: Vec<PathBuf> = std::iter::once(fragment.clone())
         .chain(sources.dropins.iter().cloned())
         .collect();
+    let mut lexed_files = Vec::with_capacity(files.len());
     for file in &files {
-        let lexed = match lexed_unit_file(file) {
-            Ok(l) => l,
+        match lexed_unit_file(file) {
+            Ok(l) => lexed_files.push(l),
             Err(e) => {
-                parser.unit.fail(
+                unit.fail(
                     LoadState::Error,
                     file,
                     0,
@@ -441,7 +434,20 @@ fn load_sources(search: &SearchPath, name: UnitName, sources: &UnitSources) -> U
                 );
                 return unit;
             }
-        };
+        }
+    }
+    if unit.id.instance().is_some() && instances::reuse(&mut unit, search.user_mode, &lexed_files) {
+        return unit;
+    }
+    let ctx = SpecifierContext::new(unit.id.clone(), Some(fragment), search.user_mode);
+    let mut parser = Parser {
+        unit: &mut unit,
+        ctx: &ctx,
+        unknown: Vec::new(),
+        not_enforced: Vec::new(),
+        foreign_type_noted: false,
+    };
+    for (file, lexed) in files.iter().zip(&lexed_files) {
         match lexed.as_ref() {
             Ok(parsed) => parser.apply_file(file, parsed),
             Err(diag) => {
@@ -465,7 +471,84 @@ fn load_sources(search: &SearchPath, name: UnitName, sources: &UnitSources) -> U
         ));
     }
     validate(&mut unit);
+    if unit.id.instance().is_some() && !ctx.instance_used() {
+        instances::keep(&unit, search.user_mode, lexed_files);
+    }
     unit
+}
+
+/// Instances of a template whose files expand no instance specifier parse
+/// to the same settings: every `Accept=yes` connection loads one, so the
+/// settings of the last one parsed are reused while its files (the same
+/// lexed contents, [`lexed_unit_file`]) are unchanged. Bounded: emptied when
+/// it holds more than 64 templates.
+mod instances {
+    use super::{Lexed, Unit};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    struct Parsed {
+        files: Vec<Arc<Lexed>>,
+        /// Its instance, which no diagnostic may name.
+        unit: Unit,
+    }
+
+    type Templates = HashMap<(String, bool), Parsed>;
+    static CACHE: Mutex<Option<Templates>> = Mutex::new(None);
+
+    fn key(unit: &Unit, user_mode: bool) -> Option<(String, bool)> {
+        Some((unit.id.template()?.as_str().to_owned(), user_mode))
+    }
+
+    fn same(a: &[Arc<Lexed>], b: &[Arc<Lexed>]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
+    }
+
+    /// Fills `unit` (names and sources set) with the settings parsed for
+    /// another instance from the same `files`; whether there were any.
+    pub(super) fn reuse(unit: &mut Unit, user_mode: bool, files: &[Arc<Lexed>]) -> bool {
+        let Some(key) = key(unit, user_mode) else {
+            return false;
+        };
+        let cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(parsed) = cache.as_ref().and_then(|c| c.get(&key)) else {
+            return false;
+        };
+        if !same(&parsed.files, files) {
+            return false;
+        }
+        unit.load_state = parsed.unit.load_state;
+        unit.settings.clone_from(&parsed.unit.settings);
+        unit.extras.clone_from(&parsed.unit.extras);
+        unit.diagnostics.clone_from(&parsed.unit.diagnostics);
+        true
+    }
+
+    /// Keeps what `unit` parsed to from `files`, unless a message names its
+    /// instance.
+    pub(super) fn keep(unit: &Unit, user_mode: bool, files: Vec<Arc<Lexed>>) {
+        let (Some(key), Some(instance)) = (key(unit, user_mode), unit.id.instance()) else {
+            return;
+        };
+        if unit
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains(instance))
+        {
+            return;
+        }
+        let mut kept = Unit::empty(unit.id.clone(), None);
+        kept.load_state = unit.load_state;
+        kept.settings.clone_from(&unit.settings);
+        kept.extras.clone_from(&unit.extras);
+        kept.diagnostics.clone_from(&unit.diagnostics);
+        let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = cache.get_or_insert_with(HashMap::new);
+        if map.len() >= 64 && !map.contains_key(&key) {
+            map.clear();
+        }
+        map.insert(key, Parsed { files, unit: kept });
+    }
 }
 
 struct Parser<'a> {

@@ -127,6 +127,9 @@ pub struct SpecifierContext {
     pub host: Arc<HostFacts>,
     pub manager: Arc<ManagerFacts>,
     pub dirs: Arc<DirectoryFacts>,
+    /// Set when an expansion used the instance (`%n %N %i %I %f %d %c`):
+    /// then what was expanded holds for this instance only.
+    instance_used: std::cell::Cell<bool>,
 }
 
 impl SpecifierContext {
@@ -153,6 +156,7 @@ impl SpecifierContext {
             host,
             manager,
             dirs,
+            instance_used: std::cell::Cell::new(false),
         }
     }
 
@@ -172,7 +176,14 @@ impl SpecifierContext {
             host: Arc::new(host),
             manager: Arc::new(manager),
             dirs: Arc::new(dirs),
+            instance_used: std::cell::Cell::new(false),
         }
+    }
+
+    /// Whether an expansion with this context used the unit's instance, so
+    /// that its result differs between instances of one template.
+    pub fn instance_used(&self) -> bool {
+        self.instance_used.get()
     }
 }
 
@@ -550,6 +561,9 @@ fn lookup(spec: char, ctx: &SpecifierContext) -> Result<String, SpecifierError> 
     let host = &ctx.host;
     let mgr = &ctx.manager;
     let dirs = &ctx.dirs;
+    if matches!(spec, 'n' | 'N' | 'i' | 'I' | 'f' | 'd' | 'c') {
+        ctx.instance_used.set(true);
+    }
     Ok(match spec {
         'n' => unit.as_str().to_owned(),
         'N' => unit.prefix_and_instance().to_owned(),
