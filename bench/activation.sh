@@ -7,12 +7,15 @@
 #   - Accept=no: connect-to-first-byte of the connection that starts the
 #     service, flint vs systemd-socket-activate;
 #   - idle RSS of each server (flint without plugins, with demo-like units).
+# With --static, the static build (scripts/build-static.sh --release, or
+# FLINT_STATIC_BIN=PATH) runs beside the dynamic one in the Accept=yes and
+# memory measurements, in a column of its own.
 # Every measurement runs --rounds times (interleaved across servers) and the
 # median is reported, with ratios flint / peer. Loopback only; every loop is
 # bounded by a count and a time; every process started here is stopped on
 # exit. Results go to stdout as Markdown (bench/README.md keeps a copy).
 #   bench/activation.sh [--rounds N] [--conns N] [--seconds S] [--first N]
-#                       [--port-base P] [--no-build]
+#                       [--port-base P] [--no-build] [--static]
 # FLINT_BIN=PATH runs another flint binary (with --no-build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +27,7 @@ max_seconds=8     # seconds per Accept=yes run (at most)
 first_rounds=9    # Accept=no cold starts per server (median reported)
 port_base=19600
 build=1
+static=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -32,7 +36,8 @@ while [ $# -gt 0 ]; do
     --first) first_rounds=$2; shift 2 ;;
     --port-base) port_base=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    *) echo "usage: $0 [--rounds N] [--conns N] [--seconds S] [--first N] [--port-base P] [--no-build]" >&2; exit 2 ;;
+    --static) static=1; shift ;;
+    *) echo "usage: $0 [--rounds N] [--conns N] [--seconds S] [--first N] [--port-base P] [--no-build] [--static]" >&2; exit 2 ;;
   esac
 done
 
@@ -49,6 +54,16 @@ if [ "$build" -eq 1 ]; then
 fi
 flint=${FLINT_BIN:-$repo/target/release/flint}
 [ -x "$flint" ] || { echo "activation.sh: $flint is missing" >&2; exit 1; }
+flint_static=""
+if [ "$static" -eq 1 ]; then
+  if [ -n "${FLINT_STATIC_BIN:-}" ]; then
+    flint_static=$FLINT_STATIC_BIN
+  else
+    [ "$build" -eq 1 ] && scripts/build-static.sh --release >&2
+    flint_static=$repo/target/static/flint
+  fi
+  [ -x "$flint_static" ] || { echo "activation.sh: $flint_static is missing" >&2; exit 1; }
+fi
 
 work=$(mktemp -d /tmp/flint-bench-activation.XXXXXX)
 pids=()
@@ -92,6 +107,9 @@ port_demo_yes=$((port_base + 4))
 port_demo_no=$((port_base + 5))
 port_no_flint=$((port_base + 6))
 port_no_ssa=$((port_base + 7))
+port_yes_static=$((port_base + 8))
+port_demo_yes_static=$((port_base + 9))
+port_demo_no_static=$((port_base + 10))
 
 # True when something listens on 127.0.0.1:$1 (read from /proc, no connect:
 # a connection would start an Accept=no service).
@@ -109,7 +127,7 @@ wait_listen() {
   echo "activation.sh: nothing listens on port $1 after 5 s" >&2
   return 1
 }
-for p in $(seq "$port_base" $((port_base + 7))); do
+for p in $(seq "$port_base" $((port_base + 10))); do
   if listening "$p"; then
     echo "activation.sh: port $p is in use; pick another --port-base" >&2
     exit 1
@@ -176,6 +194,12 @@ cat >"$work/units-no/first.service" <<EOF
 [Service]
 ExecStart=$client serve-fd3
 EOF
+# The static build's units: the same, on ports of their own.
+mkdir -p "$work/units-static"
+for f in "$work/units/"*; do
+  sed -e "s/:$port_yes_flint\$/:$port_yes_static/" -e "s/:$port_demo_yes\$/:$port_demo_yes_static/" \
+    -e "s/:$port_demo_no\$/:$port_demo_no_static/" "$f" >"$work/units-static/$(basename "$f")"
+done
 xinetd_user=""
 if [ "$(id -u)" -eq 0 ]; then
   # As root xinetd wants a user for the service; the others run as the
@@ -209,7 +233,9 @@ port_of[flint]=$port_yes_flint
 port_of[ssa]=$port_yes_ssa
 port_of[tcpserver]=$port_yes_tcpserver
 port_of[xinetd]=$port_yes_xinetd
+port_of[static]=$port_yes_static
 servers=(flint ssa tcpserver xinetd)
+[ -n "$flint_static" ] && servers+=(static)
 
 "$flint" run --unit-dir "$work/units" bench-echo.socket hello.socket echo.socket \
   2>"$work/flint.log" &
@@ -224,6 +250,13 @@ pid_of[tcpserver]=$!; pids+=("$!")
 xinetd -f "$work/xinetd.conf" -dontfork -pidfile "$work/xinetd.pid" \
   2>"$work/xinetd.log" &
 pid_of[xinetd]=$!; pids+=("$!")
+if [ -n "$flint_static" ]; then
+  "$flint_static" run --unit-dir "$work/units-static" bench-echo.socket hello.socket echo.socket \
+    2>"$work/flint-static.log" &
+  pid_of[static]=$!; pids+=("$!")
+  wait_listen "$port_demo_yes_static"
+  wait_listen "$port_demo_no_static"
+fi
 for s in "${servers[@]}"; do wait_listen "${port_of[$s]}"; done
 wait_listen "$port_demo_yes"
 wait_listen "$port_demo_no"
@@ -299,12 +332,18 @@ done
 # --- Report --------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 row() { # label metric unit-kind
-  local label=$1 f s a t x
+  local label=$1 f s a t x st
   f=$(median flint "$2"); s=$(median ssa "$2")
   if [ -e "$work/results/tcpserver.$2" ]; then t=$(median tcpserver "$2"); else t="-"; fi
   if [ -e "$work/results/xinetd.$2" ]; then x=$(median xinetd "$2"); else x="-"; fi
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$s" "$t" "$x" \
-    "$(ratio "$f" "$s")" "$(ratio "$f" "$t")" "$(ratio "$f" "$x")"
+  if [ -n "$flint_static" ]; then
+    if [ -e "$work/results/static.$2" ]; then st=$(median static "$2"); else st="-"; fi
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$st" "$s" "$t" "$x" \
+      "$(ratio "$f" "$s")" "$(ratio "$st" "$s")" "$(ratio "$f" "$t")" "$(ratio "$f" "$x")"
+  else
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$s" "$t" "$x" \
+      "$(ratio "$f" "$s")" "$(ratio "$f" "$t")" "$(ratio "$f" "$x")"
+  fi
 }
 for s in flint ssa; do
   # Overhead of the cold start: the medians' difference (per-round
@@ -321,8 +360,13 @@ echo
 echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average before the report: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "Accept=yes: $rounds rounds of at most $conns connections / ${max_seconds} s each; Accept=no: $first_rounds cold starts; medians. Client errors: $total_errors."
 echo
-echo "| measurement | flint | systemd-socket-activate | tcpserver | xinetd | flint/ssa | flint/tcpserver | flint/xinetd |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+if [ -n "$flint_static" ]; then
+  echo "| measurement | flint | flint (static) | systemd-socket-activate | tcpserver | xinetd | flint/ssa | static/ssa | flint/tcpserver | flint/xinetd |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+else
+  echo "| measurement | flint | systemd-socket-activate | tcpserver | xinetd | flint/ssa | flint/tcpserver | flint/xinetd |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+fi
 row "Accept=yes, 1 client: conn/s (higher is better)" seq.rate
 row "Accept=yes, 8 clients: conn/s (higher is better)" par.rate
 row "Accept=yes, 1 client: connect-to-first-byte p50 µs" seq.p50
