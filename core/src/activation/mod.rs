@@ -1160,7 +1160,7 @@ impl Manager {
             self.release(socket, peer.as_ref());
             return;
         };
-        let unit = self.units.load(&self.search, &name);
+        let unit = self.units.load_instance(&self.search, &name);
         let pending = PendingConnection {
             conn,
             peer,

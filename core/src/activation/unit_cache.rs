@@ -6,8 +6,12 @@
 //! [`UnitIndex`] and builds it again only when a search directory changed
 //! (its mtime, inode or device moved, or it appeared or vanished), as
 //! systemd rebuilds its unit name map when the search path's timestamps
-//! change. The unit files and drop-ins themselves are still read and parsed
-//! at every load, so edits to them and `%i` of each instance are honoured.
+//! change. The unit files and drop-ins themselves are still looked at
+//! (`statx`) at every load, so edits to them and `%i` of each instance are
+//! honoured. Per-connection loads ([`UnitCache::load_instance`]) trust a
+//! check of the directories made in the last [`RECHECK`]: the default
+//! search path has a dozen directories, one `statx` each, and a stream of
+//! connections then pays them once per interval instead of per connection.
 
 use crate::stamp::FileStamp;
 use crate::unit::load::{self, Unit};
@@ -19,10 +23,18 @@ fn stamps(search: &SearchPath) -> Vec<Option<FileStamp>> {
     search.dirs.iter().map(|d| FileStamp::of(d).ok()).collect()
 }
 
+/// How long a check of the search directories holds for per-connection
+/// loads: a unit file or drop-in directory added to a search directory is
+/// seen by `Accept=yes` instances at most this much later (systemd sees it
+/// only after `daemon-reload`).
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A [`UnitIndex`] plus the directory stamps it was built from.
 #[derive(Debug, Default)]
 pub(super) struct UnitCache {
     cached: Option<(UnitIndex, Vec<Option<FileStamp>>)>,
+    /// When the directories were last found unchanged.
+    checked: Option<std::time::Instant>,
 }
 
 impl UnitCache {
@@ -37,8 +49,22 @@ impl UnitCache {
         if !fresh {
             self.cached = Some((UnitIndex::build(search), now));
         }
+        self.checked = Some(std::time::Instant::now());
         let (index, _) = self.cached.as_ref().expect("just built");
         load::load_indexed(index, name)
+    }
+
+    /// Loads an instance for a connection: like [`UnitCache::load`], but
+    /// without looking at the search directories again when they were
+    /// found unchanged less than [`RECHECK`] ago.
+    pub(super) fn load_instance(&mut self, search: &SearchPath, name: &UnitName) -> Unit {
+        if let (Some((index, _)), Some(at)) = (&self.cached, self.checked)
+            && at.elapsed() < RECHECK
+            && index.search_path().dirs == search.dirs
+        {
+            return load::load_indexed(index, name);
+        }
+        self.load(search, name)
     }
 }
 
@@ -133,6 +159,55 @@ mod tests {
         )
         .unwrap();
         let unit = cache.load(&search, &"plain@e.service".parse().unwrap());
+        assert_eq!(unit.commands("Service", "ExecStart")[0].path, "/bin/false");
+    }
+
+    #[test]
+    fn a_search_directory_that_appears_is_looked_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let units = dir.path().join("units");
+        let late = dir.path().join("late");
+        std::fs::create_dir(&units).unwrap();
+        std::fs::write(units.join("a@.service"), "[Service]\nExecStart=/bin/true\n").unwrap();
+        let search = SearchPath::from_dirs(vec![late.clone(), units], false);
+        let mut cache = UnitCache::default();
+        let unit = cache.load(&search, &"a@x.service".parse().unwrap());
+        assert!(unit.is_loaded());
+        assert!(unit.dropins.is_empty());
+        // The missing directory appears, with a drop-in for the template.
+        std::fs::create_dir_all(late.join("a@.service.d")).unwrap();
+        std::fs::write(
+            late.join("a@.service.d/over.conf"),
+            "[Service]\nExecStart=\nExecStart=/bin/false\n",
+        )
+        .unwrap();
+        let unit = cache.load(&search, &"a@y.service".parse().unwrap());
+        assert_eq!(unit.dropins.len(), 1, "{:?}", unit.dropins);
+        assert_eq!(unit.commands("Service", "ExecStart")[0].path, "/bin/false");
+    }
+
+    #[test]
+    fn connections_see_a_new_drop_in_directory_within_the_recheck_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+        std::fs::write(
+            dir.path().join("a@.service"),
+            "[Service]\nExecStart=/bin/true\n",
+        )
+        .unwrap();
+        let mut cache = UnitCache::default();
+        let unit = cache.load_instance(&search, &"a@x.service".parse().unwrap());
+        assert!(unit.dropins.is_empty());
+        std::fs::create_dir(dir.path().join("a@.service.d")).unwrap();
+        std::fs::write(
+            dir.path().join("a@.service.d/over.conf"),
+            "[Service]\nExecStart=\nExecStart=/bin/false\n",
+        )
+        .unwrap();
+        // A plain load looks at once; a connection's load within the interval.
+        std::thread::sleep(RECHECK);
+        let unit = cache.load_instance(&search, &"a@y.service".parse().unwrap());
+        assert_eq!(unit.dropins.len(), 1, "{:?}", unit.dropins);
         assert_eq!(unit.commands("Service", "ExecStart")[0].path, "/bin/false");
     }
 }

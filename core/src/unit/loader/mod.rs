@@ -115,12 +115,15 @@ pub struct UnitIndex {
     rejected: HashMap<String, (PathBuf, String)>,
     /// name of a canonical unit → every name that resolves to it.
     names: HashMap<String, Vec<String>>,
-    /// Search directories whose entries were listed by the scan.
+    /// Search directories whose entries were listed by the scan (or that
+    /// did not exist, which have none).
     listed: HashSet<PathBuf>,
     /// Entries of listed directories named like drop-in or dependency
     /// directories (`*.d`, `*.wants`, `*.requires`, `*.upholds`), so that
     /// looking for a unit's drop-ins does not probe names that do not exist.
     subdirs: HashSet<PathBuf>,
+    /// The file names of [`Self::subdirs`], whatever their directory.
+    subdir_names: HashSet<String>,
     /// Notices about entries that were skipped while scanning.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -208,6 +211,7 @@ impl UnitIndex {
             names: HashMap::new(),
             listed: HashSet::new(),
             subdirs: HashSet::new(),
+            subdir_names: HashSet::new(),
             diagnostics: Vec::new(),
         };
         // Search directories as the kernel sees them, so that links through
@@ -239,7 +243,19 @@ impl UnitIndex {
     fn scan_dir(&mut self, dir: &Path, canonical: &[PathBuf]) {
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                // Nothing there: listed, with no entries, so that lookups
+                // below it need no `stat` (most of the default search path
+                // does not exist on a given machine, and every `Accept=yes`
+                // connection looks for drop-ins in each directory).
+                self.listed.insert(dir.to_path_buf());
+                return;
+            }
             Err(e) => {
                 self.diagnostics.push(Diagnostic::warning(
                     dir,
@@ -260,6 +276,7 @@ impl UnitIndex {
                 .any(|s| name.ends_with(s))
             {
                 self.subdirs.insert(dir.join(&name));
+                self.subdir_names.insert(name);
             } else {
                 entries.push((name, de));
             }
@@ -529,16 +546,14 @@ impl UnitIndex {
         (!self.listed.contains(dir) || self.subdirs.contains(p)) && p.is_dir()
     }
 
-    /// Directories `<dir>/<candidate><suffix>` for `name`: the name, its
-    /// template, then the dash-truncated prefixes (keeping the instance),
-    /// each of which expands the same way.
-    fn find_dirs(&self, dir: &Path, name: &UnitName, suffix: &str, out: &mut Vec<PathBuf>) {
-        let p = dir.join(format!("{}{suffix}", name.as_str()));
-        if self.is_dir(dir, &p) {
-            out.push(p);
-        }
+    /// The names whose `<name><suffix>` directories hold settings for
+    /// `name`, in systemd's order: the name, its template, then the
+    /// dash-truncated prefixes (keeping the instance), each of which expands
+    /// the same way.
+    fn candidate_names(name: &UnitName, out: &mut Vec<UnitName>) {
+        out.push(name.clone());
         if let Some(t) = name.template() {
-            self.find_dirs(dir, &t, suffix, out);
+            Self::candidate_names(&t, out);
         }
         let Some(prefix) = truncate_at_dash(name.prefix()) else {
             return;
@@ -551,8 +566,16 @@ impl UnitIndex {
             None
         };
         if let Ok(next) = UnitName::build(&prefix, instance, name.unit_type()) {
-            self.find_dirs(dir, &next, suffix, out);
+            Self::candidate_names(&next, out);
         }
+    }
+
+    /// Whether the directory `<dir>/<entry>` may exist: in a listed search
+    /// directory only an entry the scan saw may (no `stat` needed to rule
+    /// the others out, which every `Accept=yes` connection asks about for
+    /// each search directory and suffix).
+    fn may_hold(&self, dir: &Path, entry: &str) -> bool {
+        !self.listed.contains(dir) || self.subdir_names.contains(entry)
     }
 
     fn candidate_dirs(&self, names: &[UnitName], id: &UnitName, suffix: &str) -> Vec<PathBuf> {
@@ -569,13 +592,32 @@ impl UnitIndex {
             return Vec::new();
         }
         let mut dirs = Vec::new();
+        let mut candidates = Vec::new();
         for n in names {
+            candidates.clear();
+            Self::candidate_names(n, &mut candidates);
+            let entries: Vec<String> = candidates
+                .iter()
+                .map(|c| format!("{}{suffix}", c.as_str()))
+                .collect();
             for d in &self.search.dirs {
-                self.find_dirs(d, n, suffix, &mut dirs);
+                for entry in &entries {
+                    if !self.may_hold(d, entry) {
+                        continue;
+                    }
+                    let p = d.join(entry);
+                    if self.is_dir(d, &p) {
+                        dirs.push(p);
+                    }
+                }
             }
         }
+        let top = format!("{}{suffix}", id.unit_type().suffix());
         for d in &self.search.dirs {
-            let p = d.join(format!("{}{suffix}", id.unit_type().suffix()));
+            if !self.may_hold(d, &top) {
+                continue;
+            }
+            let p = d.join(&top);
             if self.is_dir(d, &p) {
                 dirs.push(p);
             }
