@@ -251,7 +251,9 @@ xinetd -f "$work/xinetd.conf" -dontfork -pidfile "$work/xinetd.pid" \
   2>"$work/xinetd.log" &
 pid_of[xinetd]=$!; pids+=("$!")
 if [ -n "$flint_static" ]; then
-  "$flint_static" run --unit-dir "$work/units-static" bench-echo.socket hello.socket echo.socket \
+  # A control socket of its own: the default one is the other flint's.
+  "$flint_static" run --control "$work/static.control" --unit-dir "$work/units-static" \
+    bench-echo.socket hello.socket echo.socket \
     2>"$work/flint-static.log" &
   pid_of[static]=$!; pids+=("$!")
   wait_listen "$port_demo_yes_static"
