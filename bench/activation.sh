@@ -334,7 +334,7 @@ done
 # --- Report --------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 row() { # label metric unit-kind
-  local label=$1 f s a t x st
+  local label=$1 f s t x st
   f=$(median flint "$2"); s=$(median ssa "$2")
   if [ -e "$work/results/tcpserver.$2" ]; then t=$(median tcpserver "$2"); else t="-"; fi
   if [ -e "$work/results/xinetd.$2" ]; then x=$(median xinetd "$2"); else x="-"; fi
