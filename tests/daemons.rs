@@ -1,7 +1,8 @@
 //! Real Debian daemons run by `flint run` from their own, unmodified unit
 //! files, each answering a real client: uuidd, tang, micro-httpd, gpsd,
-//! chasquid, snmptrapd, cups, atftpd, dbus-daemon (the system bus) and
-//! mariadb (named sockets from two socket units). The unit files are copied from
+//! chasquid, snmptrapd, cups, atftpd, dbus-daemon (the system bus),
+//! mariadb (named sockets from two socket units), OpenSSH's sshd (a real
+//! login) and tinysshd (a key exchange per connection). The unit files are copied from
 //! /lib/systemd/system into a temporary tree; drop-ins only move ports and
 //! paths (and give a daemon its configuration), as an administrator would.
 //! Missing daemons skip with the reason, except in CI (`CI` set), where
@@ -714,4 +715,153 @@ fn mariadb_gets_its_named_sockets_from_two_socket_units_and_answers() {
     let mode = std::fs::metadata(&main).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o777, "SocketMode=777");
     assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
+}
+
+/// `ssh` with a key of the tree, batch mode, no host key records; returns
+/// the exit status, stdout and stderr.
+fn ssh(port: u16, key: &Path, command: &str) -> (bool, String, String) {
+    let out = Command::new("timeout")
+        .args(["30", "ssh", "-p", &port.to_string(), "-i"])
+        .arg(key)
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=15",
+            "-o",
+            "LogLevel=ERROR",
+            "root@127.0.0.1",
+            command,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh client key in the tree: the private key's path.
+fn client_key(tree: &Tree) -> std::path::PathBuf {
+    let key = tree.path().join("client-key");
+    run(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()],
+    );
+    key
+}
+
+#[test]
+fn openssh_server_socket_activated_logs_a_client_in() {
+    let units = ["ssh.socket", "ssh.service"];
+    if !ready("/usr/sbin/sshd", &units, "openssh-server")
+        || !common::require("ssh", "openssh-client")
+    {
+        return;
+    }
+    if !Path::new("/etc/ssh/ssh_host_ed25519_key").exists() {
+        // What the package's postinst does on a machine that has none.
+        run("ssh-keygen", &["-A"]);
+    }
+    let tree = tree_with(&units);
+    let key = client_key(&tree);
+    let keys = tree.path().join("authorized_keys");
+    std::fs::copy(key.with_extension("pub"), &keys).unwrap();
+    let port = free_port();
+    tree.write(
+        "ssh.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    // The administrator's options through the unit's own $SSHD_OPTS: a
+    // second EnvironmentFile= overrides /etc/default/ssh's empty value.
+    let env = tree.path().join("ssh.env");
+    std::fs::write(
+        &env,
+        format!(
+            "SSHD_OPTS=\"-o AuthorizedKeysFile={} -o StrictModes=no\"\n",
+            keys.display()
+        ),
+    )
+    .unwrap();
+    tree.write(
+        "ssh.service.d/keys.conf",
+        &format!("[Service]\nEnvironmentFile={}\n", env.display()),
+    );
+    let flint = Flint::run(&tree, &["ssh.socket"]);
+    // Type=notify with Accept=no: the first connection starts sshd on the
+    // listening socket (Debian's sshd takes it from LISTEN_FDS), the second
+    // is served by the same daemon.
+    for n in 0..2 {
+        let (ok, out, err) = ssh(port, &key, "echo in; echo $SSH_CONNECTION");
+        assert!(ok, "login {n}: {err}\n{}", flint.log());
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("in"), "{out}");
+        let conn = lines.next().unwrap_or_default();
+        assert!(
+            conn.starts_with("127.0.0.1 ") && conn.ends_with(&format!(" 127.0.0.1 {port}")),
+            "SSH_CONNECTION {conn:?}"
+        );
+    }
+    let log = flint.log();
+    assert_eq!(
+        log.matches("ssh.service: started /usr/sbin/sshd").count(),
+        1,
+        "one sshd for both logins\n{log}"
+    );
+    assert!(log.contains("ssh.service: ready"), "{log}");
+}
+
+#[test]
+fn tinysshd_runs_a_key_exchange_per_connection() {
+    let units = ["tinysshd.socket", "tinysshd@.service"];
+    if !ready("/usr/sbin/tinysshd", &units, "tinysshd") || !common::require("ssh", "openssh-client")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let keydir = tree.path().join("sshkeydir");
+    let port = free_port();
+    tree.write(
+        "tinysshd.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    // The host keys move into the tree; the unit's own ExecStartPre= makes
+    // them at the first connection.
+    tree.write(
+        "tinysshd@.service.d/keys.conf",
+        &format!(
+            "[Service]\nExecStartPre=\nExecStartPre=-/usr/sbin/tinysshd-makekey -q {k}\nExecStart=\nExecStart=/usr/sbin/tinysshd ${{TINYSSHDOPTS}} -- {k}\n",
+            k = keydir.display()
+        ),
+    );
+    let key = client_key(&tree);
+    let flint = Flint::run(&tree, &["tinysshd.socket"]);
+    // The key is not authorised for root: the key exchange and the user
+    // authentication ran over the connection (inetd style, stdin and
+    // stdout), and the server refused the key.
+    for n in 0..2 {
+        let (ok, _, err) = ssh(port, &key, "true");
+        assert!(
+            !ok && err.contains("Permission denied (publickey)"),
+            "connection {n}: {err}\n{}",
+            flint.log()
+        );
+    }
+    assert!(
+        keydir.join("ed25519.pk").exists(),
+        "ExecStartPre= made the host key\n{}",
+        flint.log()
+    );
+    let log = flint.log();
+    assert_eq!(
+        log.matches("started /usr/sbin/tinysshd").count(),
+        2,
+        "one tinysshd per connection\n{log}"
+    );
 }
