@@ -2,7 +2,8 @@
 //! files, each answering a real client: uuidd, tang, micro-httpd, gpsd,
 //! chasquid, snmptrapd, cups, atftpd, dbus-daemon (the system bus),
 //! mariadb (named sockets from two socket units), OpenSSH's sshd (a real
-//! login) and tinysshd (a key exchange per connection). The unit files are copied from
+//! login), tinysshd (a key exchange per connection) and cockpit (five
+//! socket units, one started per connection through another's service). The unit files are copied from
 //! /lib/systemd/system into a temporary tree; drop-ins only move ports and
 //! paths (and give a daemon its configuration), as an administrator would.
 //! Missing daemons skip with the reason, except in CI (`CI` set), where
@@ -864,4 +865,66 @@ fn tinysshd_runs_a_key_exchange_per_connection() {
         2,
         "one tinysshd per connection\n{log}"
     );
+}
+
+#[test]
+fn cockpit_serves_its_page_through_cockpit_tls_and_an_activated_cockpit_ws() {
+    let units = [
+        "cockpit.socket",
+        "cockpit.service",
+        "cockpit-motd.service",
+        "cockpit-wsinstance-http.socket",
+        "cockpit-wsinstance-http.service",
+        "cockpit-wsinstance-https-factory.socket",
+        "cockpit-wsinstance-https-factory@.service",
+        "cockpit-wsinstance-https@.socket",
+        "cockpit-wsinstance-https@.service",
+        "system-cockpithttps.slice",
+    ];
+    if !ready("/usr/lib/cockpit/cockpit-tls", &units, "cockpit-ws") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let port = free_port();
+    tree.write(
+        "cockpit.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    // cockpit-tls finds its instances under /run/cockpit/wsinstance (built
+    // in), so those sockets stay where the units put them.
+    let mut flint = Flint::run(&tree, &["cockpit.socket"]);
+    // The connection starts cockpit.service (ExecStartPre=+ makes its
+    // certificate as root, RuntimeDirectory=, User=cockpit-ws), whose
+    // Requires= starts two more socket units; cockpit-tls hands the plain
+    // HTTP connection to the http instance socket, which starts cockpit-ws
+    // as User=cockpit-wsinstance.
+    let page = curl(&format!("http://127.0.0.1:{port}/"));
+    assert!(
+        page.contains("<html") && page.contains("is_cockpit_client"),
+        "cockpit's page: {page}\n{}",
+        flint.log()
+    );
+    let log = flint.log();
+    for want in [
+        "cockpit.service: started /usr/lib/cockpit/cockpit-tls",
+        "cockpit-wsinstance-http.service: started /usr/lib/cockpit/cockpit-ws",
+    ] {
+        assert!(log.contains(want), "{want}\n{log}");
+    }
+    let mode = std::fs::metadata("/run/cockpit/wsinstance/http.sock")
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "SocketMode=0600");
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
+    // The socket's ExecStopPost= ran and cockpit.service's
+    // RuntimeDirectory= went with it.
+    assert_eq!(
+        std::fs::read_link("/run/cockpit/motd").ok(),
+        Some(std::path::PathBuf::from("inactive.motd")),
+        "{}",
+        flint.log()
+    );
+    assert!(!Path::new("/run/cockpit/tls").exists(), "{}", flint.log());
 }
