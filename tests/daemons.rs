@@ -2,8 +2,9 @@
 //! files, each answering a real client: uuidd, tang, micro-httpd, gpsd,
 //! chasquid, snmptrapd, cups, atftpd, dbus-daemon (the system bus),
 //! mariadb (named sockets from two socket units), OpenSSH's sshd (a real
-//! login), tinysshd (a key exchange per connection) and cockpit (five
-//! socket units, one started per connection through another's service). The unit files are copied from
+//! login), tinysshd (a key exchange per connection), cockpit (five socket
+//! units, one started per connection through another's service) and avahi
+//! (`Type=dbus` on a bus that flint socket-activates). The unit files are copied from
 //! /lib/systemd/system into a temporary tree; drop-ins only move ports and
 //! paths (and give a daemon its configuration), as an administrator would.
 //! Missing daemons skip with the reason, except in CI (`CI` set), where
@@ -12,7 +13,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -927,4 +928,85 @@ fn cockpit_serves_its_page_through_cockpit_tls_and_an_activated_cockpit_ws() {
         flint.log()
     );
     assert!(!Path::new("/run/cockpit/tls").exists(), "{}", flint.log());
+}
+
+#[test]
+fn avahi_is_started_once_its_name_is_on_a_bus_that_flint_activates() {
+    let units = [
+        "dbus.socket",
+        "dbus.service",
+        "avahi-daemon.socket",
+        "avahi-daemon.service",
+    ];
+    if !ready("/usr/sbin/avahi-daemon", &units, "avahi-daemon")
+        || !common::require("/usr/bin/dbus-send", "dbus-bin")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let bus = tree.path().join("system_bus_socket");
+    let address = format!("unix:path={}", bus.display());
+    let avahi = tree.path().join("avahi.sock");
+    tree.write(
+        "dbus.socket.d/path.conf",
+        &format!("[Socket]\nListenStream=\nListenStream={}\n", bus.display()),
+    );
+    tree.write(
+        "avahi-daemon.socket.d/path.conf",
+        &format!(
+            "[Socket]\nListenStream=\nListenStream={}\n",
+            avahi.display()
+        ),
+    );
+    tree.write(
+        "avahi-daemon.service.d/bus.conf",
+        &format!("[Service]\nEnvironment=DBUS_SYSTEM_BUS_ADDRESS={address}\n"),
+    );
+    // Ordered after avahi: asks the bus whether avahi's name is there.
+    let seen = tree.path().join("seen");
+    tree.write(
+        "after.service",
+        &format!(
+            "[Unit]\nWants=avahi-daemon.service\nAfter=avahi-daemon.service\n\
+             [Service]\nType=oneshot\nExecStart=/bin/sh -c 'dbus-send --bus={address} \
+             --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+             org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Avahi > {}'\n",
+            seen.display()
+        ),
+    );
+    // Type=dbus, BusName=org.freedesktop.Avahi: flint asks the system bus
+    // (here where the drop-in moved it), and its own connection is what
+    // starts dbus.service.
+    let flint = Flint::run_env(
+        &tree,
+        &["dbus.socket", "avahi-daemon.socket", "after.service"],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&address))],
+    );
+    let answer = wait_for(Duration::from_secs(30), || {
+        std::fs::read_to_string(&seen)
+            .ok()
+            .filter(|s| s.contains("boolean"))
+    })
+    .unwrap_or_else(|| panic!("after.service did not run\n{}", flint.log()));
+    assert!(
+        answer.contains("boolean true"),
+        "after.service ran before avahi had its name: {answer}\n{}",
+        flint.log()
+    );
+    assert!(
+        flint.wait_log("avahi-daemon.service: org.freedesktop.Avahi is on the bus"),
+        "{}",
+        flint.log()
+    );
+    // avahi's own socket protocol, on the socket flint passed it.
+    let mut s = std::os::unix::net::UnixStream::connect(&avahi).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(b"RESOLVE-ADDRESS 127.0.0.1\n").unwrap();
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(s).read_line(&mut line);
+    assert!(
+        line.starts_with('+') || line.starts_with('-'),
+        "an answer from avahi: {line:?}\n{}",
+        flint.log()
+    );
 }

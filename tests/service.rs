@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::{Flint, Tree, wait_for};
@@ -790,8 +791,141 @@ fn a_service_its_condition_skips_ends_its_socket_after_the_start_limit() {
     assert!(log.contains("Start request repeated too quickly"), "{log}");
 }
 
+/// Owns a name on a bus after a delay, then stays: a `Type=dbus` daemon in
+/// a few lines (raw D-Bus: EXTERNAL auth, Hello, RequestName).
+///   python3 owner.py SOCKET NAME DELAY
+const BUS_OWNER: &str = r#"
+import os, socket, struct, sys, time
+def pad(b, n): return b + b"\0" * (-len(b) % n)
+def field(code, sig, val):
+    b = bytes([code, 1]) + sig.encode() + b"\0"
+    if sig == "g":
+        return b + bytes([len(val)]) + val.encode() + b"\0"
+    return pad(b, 4) + struct.pack("<I", len(val)) + val.encode() + b"\0"
+def call(serial, member, sig="", body=b""):
+    fields = b""
+    for f in [field(1, "o", "/org/freedesktop/DBus"), field(2, "s", "org.freedesktop.DBus"),
+              field(3, "s", member), field(6, "s", "org.freedesktop.DBus")] + ([field(8, "g", sig)] if sig else []):
+        fields = pad(fields, 8) + f
+    head = struct.pack("<4sIII", b"l\x01\x00\x01", len(body), serial, len(fields)) + fields
+    return pad(head, 8) + body
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"\0AUTH EXTERNAL " + str(os.geteuid()).encode().hex().encode() + b"\r\n")
+assert s.recv(4096).startswith(b"OK ")
+s.sendall(b"BEGIN\r\n" + call(1, "Hello"))
+time.sleep(float(sys.argv[3]))
+name = sys.argv[2].encode()
+s.sendall(call(2, "RequestName", "su", pad(struct.pack("<I", len(name)) + name + b"\0", 4) + struct.pack("<I", 0)))
+time.sleep(1000)
+"#;
+
+/// A private bus that lets anyone own and call anything; killed on drop.
+struct PrivateBus(std::process::Child, std::path::PathBuf);
+
+impl PrivateBus {
+    fn start(tree: &Tree) -> Option<PrivateBus> {
+        if !common::require("dbus-daemon", "a private bus for Type=dbus") {
+            return None;
+        }
+        let sock = tree.path().join("bus.sock");
+        let conf = tree.path().join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
+                 \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
+                 <busconfig><type>custom</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>\
+                 <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>\
+                 <allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy></busconfig>\n",
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .arg("--nofork")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("dbus-daemon");
+        let up = wait_for(Duration::from_secs(10), || sock.exists().then_some(()));
+        assert!(up.is_some(), "the private bus did not come up");
+        Some(PrivateBus(child, sock))
+    }
+
+    fn address(&self) -> String {
+        format!("unix:path={}", self.1.display())
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
-fn a_dbus_service_runs_as_simple_and_says_so() {
+fn a_dbus_service_is_started_once_its_name_is_on_the_bus() {
+    let tree = Tree::new();
+    let Some(bus) = PrivateBus::start(&tree) else {
+        return;
+    };
+    let owner = tree.path().join("owner.py");
+    std::fs::write(&owner, BUS_OWNER).unwrap();
+    let out = tree.path().join("seen");
+    // The daemon takes its name a second after it started; the unit
+    // ordered after it asks the bus whether the name is there.
+    tree.write(
+        "bus.service",
+        &format!(
+            "[Service]\nType=dbus\nBusName=org.example.FlintTest\n\
+             ExecStart=python3 {} {} org.example.FlintTest 1\n",
+            owner.display(),
+            bus.1.display()
+        ),
+    );
+    tree.write(
+        "after.service",
+        &format!(
+            "[Unit]\nWants=bus.service\nAfter=bus.service\n[Service]\nType=oneshot\n\
+             ExecStart=/bin/sh -c 'dbus-send --bus={} --print-reply --dest=org.freedesktop.DBus \
+             /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.example.FlintTest > {}'\n",
+            bus.address(),
+            out.display()
+        ),
+    );
+    let address = bus.address();
+    let flint = Flint::run_env(
+        &tree,
+        &["after.service"],
+        &[
+            ("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&address)),
+            ("DBUS_SESSION_BUS_ADDRESS", Path::new(&address)),
+        ],
+    );
+    let seen = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|s| s.contains("boolean"))
+    });
+    let seen = seen.unwrap_or_else(|| panic!("after.service did not run\n{}", flint.log()));
+    assert!(
+        seen.contains("boolean true"),
+        "after.service ran before bus.service had its name: {seen}\n{}",
+        flint.log()
+    );
+    assert!(
+        flint
+            .log()
+            .contains("bus.service: org.example.FlintTest is on the bus"),
+        "{}",
+        flint.log()
+    );
+}
+
+#[test]
+fn a_dbus_service_without_a_bus_runs_as_simple_and_says_so() {
     let tree = Tree::new();
     let out = tree.path().join("ran");
     tree.write(
@@ -802,13 +936,21 @@ fn a_dbus_service_runs_as_simple_and_says_so() {
             out.display()
         ),
     );
-    let flint = Flint::run(&tree, &["bus.service"]);
+    let nowhere = format!("unix:path={}", tree.path().join("no-bus").display());
+    let flint = Flint::run_env(
+        &tree,
+        &["bus.service"],
+        &[
+            ("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&nowhere)),
+            ("DBUS_SESSION_BUS_ADDRESS", Path::new(&nowhere)),
+        ],
+    );
     let ran = wait_for(Duration::from_secs(10), || {
         std::fs::read_to_string(&out).ok().filter(|s| s == "ran\n")
     });
     assert!(ran.is_some(), "{}", flint.log());
     assert!(
-        flint.wait_log("Type=dbus: flint does not watch the bus for org.example.FlintTest"),
+        flint.wait_log("bus.service: Type=dbus: cannot ask the bus for org.example.FlintTest"),
         "{}",
         flint.log()
     );
@@ -821,5 +963,33 @@ fn a_dbus_service_runs_as_simple_and_says_so() {
     let text = String::from_utf8_lossy(&check.stdout).to_string()
         + &String::from_utf8_lossy(&check.stderr);
     assert!(check.status.success(), "{text}");
-    assert!(text.contains("accepted, not enforced: Type=dbus"), "{text}");
+}
+
+#[test]
+fn a_dbus_service_that_exits_before_taking_its_name_fails() {
+    let tree = Tree::new();
+    let Some(bus) = PrivateBus::start(&tree) else {
+        return;
+    };
+    tree.write(
+        "bus.service",
+        "[Service]\nType=dbus\nBusName=org.example.Never\nExecStart=/bin/sleep 0.3\n",
+    );
+    let address = bus.address();
+    let flint = Flint::run_env(
+        &tree,
+        &["bus.service"],
+        &[
+            ("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&address)),
+            ("DBUS_SESSION_BUS_ADDRESS", Path::new(&address)),
+        ],
+    );
+    assert!(
+        flint.wait_log(
+            "bus.service: main process exited before it took its bus name (exited with status 0), result 'protocol'"
+        ),
+        "{}",
+        flint.log()
+    );
+    assert!(!flint.log().contains("is on the bus"), "{}", flint.log());
 }

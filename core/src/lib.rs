@@ -7,6 +7,7 @@
 //! plan. [`install`] applies `[Install]` sections as `systemctl enable` does.
 
 pub mod activation;
+pub mod bus;
 pub mod cgroup;
 pub mod control;
 pub mod install;

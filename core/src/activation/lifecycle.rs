@@ -126,6 +126,19 @@ pub(super) struct ServiceRt {
     /// The main process exited while `ExecStartPost=` or `ExecReload=` ran:
     /// as systemd, flint lets that command finish, then stops the service.
     pub main_exited: bool,
+    /// `Type=dbus`: the thread asking the bus for `BusName=`, stopped when
+    /// this is dropped.
+    pub bus_watch: Option<BusWatch>,
+}
+
+/// Stops a bus watch when dropped.
+#[derive(Debug)]
+pub(super) struct BusWatch(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for BusWatch {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// A pending timer task, aborted when dropped.
@@ -170,6 +183,7 @@ impl ServiceRt {
             cgroup_watch: None,
             invocation_id: String::new(),
             main_exited: false,
+            bus_watch: None,
             unit,
         }
     }
@@ -391,16 +405,6 @@ impl Manager {
                 return;
             }
         }
-        if svc.service_type() == "dbus" {
-            tracing::warn!(
-                "{}: Type=dbus: flint does not watch the bus for {}; the service counts as \
-                 started once its process runs, as with Type=simple",
-                svc.unit.id,
-                svc.unit
-                    .get_str("Service", "BusName")
-                    .unwrap_or("its BusName=")
-            );
-        }
         svc.stopping = false;
         svc.restart_kill = false;
         svc.launches += 1;
@@ -443,6 +447,12 @@ impl Manager {
     /// Enters `state`, running its command or moving past it.
     pub(super) fn step(&mut self, id: u64, mut state: State) {
         loop {
+            if !matches!(state, State::Start(_))
+                && let Some(svc) = self.services.get_mut(&id)
+            {
+                // A bus watch serves only the start.
+                svc.bus_watch = None;
+            }
             if state == State::Stop(0)
                 && let Some(svc) = self.services.get(&id)
                 && !matches!(svc.state, State::Stop(_))
@@ -718,8 +728,105 @@ impl Manager {
         // Started once the process exists (exec: once execve succeeded,
         // which the spawn has waited for); notify waits for READY=1,
         // forking and oneshot for the exit.
-        if matches!(kind.as_str(), "simple" | "exec" | "idle" | "dbus") {
+        if matches!(kind.as_str(), "simple" | "exec" | "idle") {
             self.step(id, State::StartPost(0));
+        } else if kind == "dbus" {
+            self.watch_bus_name(id);
+        }
+    }
+
+    /// `Type=dbus`: the service is started once its `BusName=` has an owner
+    /// on the bus. A thread asks the bus (`NameHasOwner`, every 50 ms) and
+    /// reports [`Event::BusName`]. Where no bus answers, the service counts
+    /// as started at once, as `Type=simple`, with a warning.
+    fn watch_bus_name(&mut self, id: u64) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let user = self.search.user_mode;
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let Some(name) = svc.unit.get_str("Service", "BusName").map(str::to_string) else {
+            self.step(id, State::StartPost(0));
+            return;
+        };
+        let launches = svc.launches;
+        let unit_name = svc.unit.id.to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        svc.bus_watch = Some(BusWatch(stop.clone()));
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("flint-bus".into())
+            .spawn(move || {
+                let asked = (|| {
+                    let address = crate::bus::default_address(user)?;
+                    // The bus may be starting beside the service (or be
+                    // socket-activated by this flint): a few tries.
+                    let mut tries = 0;
+                    let mut bus = loop {
+                        match crate::bus::Bus::connect(&address, Duration::from_secs(5)) {
+                            Ok(bus) => break bus,
+                            Err(e) if tries >= 20 || stop.load(Ordering::Acquire) => {
+                                return Err(e);
+                            }
+                            Err(_) => tries += 1,
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    };
+                    while !stop.load(Ordering::Acquire) {
+                        if bus.name_has_owner(&name)? {
+                            return Ok(true);
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Ok(false)
+                })();
+                let _ = tx.send(Event::BusName {
+                    service: id,
+                    launches,
+                    name,
+                    result: asked.map_err(|e: crate::bus::BusError| e.to_string()),
+                });
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("{unit_name}: cannot watch the bus: {e}");
+            self.step(id, State::StartPost(0));
+        }
+    }
+
+    /// The bus watch of a `Type=dbus` service answered.
+    pub(super) fn on_bus_name(
+        &mut self,
+        id: u64,
+        launches: u64,
+        name: &str,
+        result: Result<bool, String>,
+    ) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        if svc.launches != launches
+            || !matches!(svc.state, State::Start(_))
+            || svc.service_type() != "dbus"
+        {
+            return;
+        }
+        svc.bus_watch = None;
+        match result {
+            Ok(true) => {
+                tracing::info!("{}: {name} is on the bus", svc.unit.id);
+                self.step(id, State::StartPost(0));
+            }
+            // Stopped: the start moved on without it.
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(
+                    "{}: Type=dbus: cannot ask the bus for {name} ({e}); the service counts \
+                     as started, as with Type=simple",
+                    svc.unit.id
+                );
+                self.step(id, State::StartPost(0));
+            }
         }
     }
 
@@ -1085,6 +1192,22 @@ impl Manager {
                 // READY=1 may still come from another process of the
                 // service (NotifyAccess=), as systemd waits for it.
                 tracing::debug!("{name}: main process exited ({status}); waiting for READY=1");
+            }
+            (State::Start(_), "dbus") => {
+                // Exited before it took its name on the bus.
+                svc.bus_watch = None;
+                if svc.result == "success" {
+                    svc.result = if clean || ignore {
+                        "protocol"
+                    } else {
+                        result_of(status)
+                    };
+                }
+                tracing::warn!(
+                    "{name}: main process exited before it took its bus name ({status}), result '{}'",
+                    svc.result
+                );
+                self.step(id, State::Stop(0));
             }
             (State::Start(_), "notify" | "notify-reload") => {
                 // Exited before READY=1: the service never got ready, and

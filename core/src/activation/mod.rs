@@ -114,6 +114,15 @@ enum Event {
     Watchdog { service: u64, generation: u64 },
     /// The step timer of a service fired (start/stop/runtime timeouts).
     Timer { service: u64, generation: u64 },
+    /// The bus watch of a `Type=dbus` service answered: its name has an
+    /// owner (`Ok(true)`), the watch was stopped (`Ok(false)`), or the bus
+    /// could not be asked.
+    BusName {
+        service: u64,
+        launches: u64,
+        name: String,
+        result: Result<bool, String>,
+    },
     /// A message arrived on the notify socket.
     Notify(crate::notify::Message),
     /// SIGTERM or SIGINT: stop everything and exit.
@@ -798,6 +807,12 @@ impl Manager {
                 service,
                 generation,
             } => self.on_watchdog(service, generation),
+            Event::BusName {
+                service,
+                launches,
+                name,
+                result,
+            } => self.on_bus_name(service, launches, &name, result),
             Event::Shutdown => self.shutdown(),
             Event::SocketHooks { name, key, result } => self.on_socket_hooks(&name, key, result),
             Event::Control { request, reply } => {

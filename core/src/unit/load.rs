@@ -1630,15 +1630,6 @@ fn validate_service(unit: &mut Unit, path: &Path) {
             0,
             "Service is of type D-Bus but no D-Bus service name has been specified. Refusing.",
         );
-    } else if service_type == "dbus" {
-        unit.diagnostics.push(Diagnostic::new(
-            path,
-            0,
-            Severity::Notice,
-            "accepted, not enforced: Type=dbus (flint does not watch the bus for BusName=; \
-             the service counts as started once its process runs, as with Type=simple)"
-                .to_string(),
-        ));
     }
 }
 

@@ -1,0 +1,364 @@
+//! Just enough of a D-Bus client to tell when a `Type=dbus` service has
+//! taken its `BusName=`: connect to the bus, authenticate (`EXTERNAL`),
+//! `Hello`, then ask `NameHasOwner` until the answer is yes.
+//!
+//! Written here rather than taken from a D-Bus crate: flint makes two
+//! method calls with one string argument and reads one boolean, on a thread
+//! of its own, while the crates made for D-Bus (zbus, dbus-rs) bring an
+//! executor or libdbus, dozens of dependencies and their code into a
+//! daemon whose idle memory is measured in pages. The wire format below
+//! (little-endian messages, header fields as `a(yv)`, 8-byte alignment) is
+//! the D-Bus specification's, and the tests run it against a real
+//! `dbus-daemon`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why the bus could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("no bus address: {0}")]
+    Address(String),
+    #[error("cannot connect to the bus at {path}: {source}")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("bus i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the bus refused authentication: {0}")]
+    Auth(String),
+    #[error("the bus answered with an error: {0}")]
+    Call(String),
+    #[error("malformed message from the bus")]
+    Malformed,
+}
+
+/// Where a bus listens: a path or an abstract name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    Path(PathBuf),
+    Abstract(Vec<u8>),
+}
+
+/// Reads the first `unix:path=` or `unix:abstract=` address of a D-Bus
+/// address list (`;`-separated, values `%`-escaped).
+pub fn parse_address(list: &str) -> Option<Address> {
+    for addr in list.split(';') {
+        let Some(rest) = addr.strip_prefix("unix:") else {
+            continue;
+        };
+        for kv in rest.split(',') {
+            if let Some(v) = kv.strip_prefix("path=") {
+                return Some(Address::Path(PathBuf::from(
+                    String::from_utf8_lossy(&unescape(v)).into_owned(),
+                )));
+            }
+            if let Some(v) = kv.strip_prefix("abstract=") {
+                return Some(Address::Abstract(unescape(v)));
+            }
+        }
+    }
+    None
+}
+
+fn unescape(v: &str) -> Vec<u8> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(h) = v.get(i + 1..i + 3)
+            && let Ok(x) = u8::from_str_radix(h, 16)
+        {
+            out.push(x);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The bus a service of this flint uses: the system bus
+/// (`$DBUS_SYSTEM_BUS_ADDRESS`, else `/run/dbus/system_bus_socket`), or
+/// with `--user` the session bus (`$DBUS_SESSION_BUS_ADDRESS`, else
+/// `$XDG_RUNTIME_DIR/bus`).
+pub fn default_address(user: bool) -> Result<Address, BusError> {
+    let var = if user {
+        "DBUS_SESSION_BUS_ADDRESS"
+    } else {
+        "DBUS_SYSTEM_BUS_ADDRESS"
+    };
+    if let Ok(list) = std::env::var(var) {
+        return parse_address(&list)
+            .ok_or_else(|| BusError::Address(format!("${var}={list}: no unix address")));
+    }
+    if user {
+        let dir = std::env::var_os("XDG_RUNTIME_DIR").ok_or_else(|| {
+            BusError::Address(
+                "neither $DBUS_SESSION_BUS_ADDRESS nor $XDG_RUNTIME_DIR is set".into(),
+            )
+        })?;
+        Ok(Address::Path(PathBuf::from(dir).join("bus")))
+    } else {
+        Ok(Address::Path(PathBuf::from("/run/dbus/system_bus_socket")))
+    }
+}
+
+/// A connection to a bus, after `Hello`.
+#[derive(Debug)]
+pub struct Bus {
+    stream: BufReader<UnixStream>,
+    serial: u32,
+}
+
+impl Bus {
+    /// Connects, authenticates as this process's uid and says `Hello`.
+    /// Every read and write is bounded by `timeout`.
+    pub fn connect(address: &Address, timeout: Duration) -> Result<Bus, BusError> {
+        let stream = match address {
+            Address::Path(p) => UnixStream::connect(p).map_err(|source| BusError::Connect {
+                path: p.display().to_string(),
+                source,
+            })?,
+            Address::Abstract(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                UnixStream::connect_addr(&addr).map_err(|source| BusError::Connect {
+                    path: format!("@{}", String::from_utf8_lossy(name)),
+                    source,
+                })?
+            }
+        };
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut bus = Bus {
+            stream: BufReader::new(stream),
+            serial: 0,
+        };
+        bus.authenticate()?;
+        bus.call("Hello", None)?;
+        Ok(bus)
+    }
+
+    fn authenticate(&mut self) -> Result<(), BusError> {
+        let uid = nix::unistd::geteuid().as_raw().to_string();
+        // The uid's decimal digits, each as two hex digits ("0" is "30").
+        let hex: String = uid
+            .bytes()
+            .flat_map(|b| [b >> 4, b & 15])
+            .map(|n| char::from_digit(u32::from(n), 16).unwrap_or('0'))
+            .collect();
+        let out = self.stream.get_mut();
+        out.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line)?;
+        if !line.starts_with("OK ") {
+            return Err(BusError::Auth(line.trim_end().to_string()));
+        }
+        self.stream.get_mut().write_all(b"BEGIN\r\n")?;
+        Ok(())
+    }
+
+    /// Whether someone owns `name` on the bus.
+    pub fn name_has_owner(&mut self, name: &str) -> Result<bool, BusError> {
+        let body = self.call("NameHasOwner", Some(name))?;
+        let v = body.get(..4).ok_or(BusError::Malformed)?;
+        Ok(u32::from_le_bytes([v[0], v[1], v[2], v[3]]) != 0)
+    }
+
+    /// Calls `member` of the bus itself, with no argument or one string;
+    /// returns the reply's body.
+    fn call(&mut self, member: &str, arg: Option<&str>) -> Result<Vec<u8>, BusError> {
+        self.serial += 1;
+        let serial = self.serial;
+        let msg = method_call(serial, member, arg);
+        self.stream.get_mut().write_all(&msg)?;
+        loop {
+            let (kind, reply_to, body) = self.read_message()?;
+            match (kind, reply_to) {
+                (2, Some(s)) if s == serial => return Ok(body),
+                (3, Some(s)) if s == serial => {
+                    return Err(BusError::Call(read_string(&body, 0).unwrap_or_default()));
+                }
+                // Signals (NameAcquired after Hello) and anything else.
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads one message: its type, the serial it replies to, its body.
+    fn read_message(&mut self) -> Result<(u8, Option<u32>, Vec<u8>), BusError> {
+        let mut fixed = [0u8; 16];
+        self.stream.read_exact(&mut fixed)?;
+        if fixed[0] != b'l' {
+            // flint only sends little-endian; a big-endian bus would answer
+            // in its own order, which no Linux bus does.
+            return Err(BusError::Malformed);
+        }
+        let kind = fixed[1];
+        let body_len = u32::from_le_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]) as usize;
+        let fields_len = u32::from_le_bytes([fixed[12], fixed[13], fixed[14], fixed[15]]) as usize;
+        if body_len > 1 << 20 || fields_len > 1 << 16 {
+            return Err(BusError::Malformed);
+        }
+        let padded = (fields_len + 7) & !7;
+        let mut rest = vec![0u8; padded + body_len];
+        self.stream.read_exact(&mut rest)?;
+        // Header fields start at offset 16 of the message: offsets below
+        // are from there, and 16 is a multiple of 8.
+        let fields = &rest[..fields_len];
+        let reply_to = reply_serial(fields)?;
+        Ok((kind, reply_to, rest[padded..].to_vec()))
+    }
+}
+
+/// A length as the wire's `u32` (flint's messages are a few hundred bytes).
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn align(buf: &mut Vec<u8>, to: usize) {
+    while !buf.len().is_multiple_of(to) {
+        buf.push(0);
+    }
+}
+
+fn push_string(buf: &mut Vec<u8>, s: &str) {
+    align(buf, 4);
+    buf.extend_from_slice(&len32(s.len()).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(0);
+}
+
+fn push_field(fields: &mut Vec<u8>, code: u8, sig: u8, value: &str) {
+    align(fields, 8);
+    fields.push(code);
+    fields.extend_from_slice(&[1, sig, 0]);
+    if sig == b'g' {
+        fields.push(u8::try_from(value.len()).unwrap_or(u8::MAX));
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    } else {
+        push_string(fields, value);
+    }
+}
+
+/// A method call to `org.freedesktop.DBus` with no argument or one string.
+fn method_call(serial: u32, member: &str, arg: Option<&str>) -> Vec<u8> {
+    let mut body = Vec::new();
+    if let Some(a) = arg {
+        push_string(&mut body, a);
+    }
+    // Fields are laid out as if at offset 16 of the message (a multiple
+    // of 8), so aligning within this buffer is the same.
+    let mut fields = Vec::new();
+    push_field(&mut fields, 1, b'o', "/org/freedesktop/DBus");
+    push_field(&mut fields, 2, b's', "org.freedesktop.DBus");
+    push_field(&mut fields, 3, b's', member);
+    push_field(&mut fields, 6, b's', "org.freedesktop.DBus");
+    if arg.is_some() {
+        push_field(&mut fields, 8, b'g', "s");
+    }
+    let mut msg = vec![b'l', 1, 0, 1];
+    msg.extend_from_slice(&len32(body.len()).to_le_bytes());
+    msg.extend_from_slice(&serial.to_le_bytes());
+    msg.extend_from_slice(&len32(fields.len()).to_le_bytes());
+    msg.extend_from_slice(&fields);
+    align(&mut msg, 8);
+    msg.extend_from_slice(&body);
+    msg
+}
+
+fn read_u32(b: &[u8], at: usize) -> Option<u32> {
+    let v = b.get(at..at + 4)?;
+    Some(u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+}
+
+fn read_string(b: &[u8], at: usize) -> Option<String> {
+    let len = read_u32(b, at)? as usize;
+    let s = b.get(at + 4..at + 4 + len)?;
+    Some(String::from_utf8_lossy(s).into_owned())
+}
+
+/// The `REPLY_SERIAL` header field (code 5), if any.
+fn reply_serial(fields: &[u8]) -> Result<Option<u32>, BusError> {
+    let mut at = 0;
+    while at < fields.len() {
+        at = (at + 7) & !7;
+        if at >= fields.len() {
+            break;
+        }
+        let code = fields[at];
+        let sig_len = *fields.get(at + 1).ok_or(BusError::Malformed)? as usize;
+        let sig = fields
+            .get(at + 2..at + 2 + sig_len)
+            .ok_or(BusError::Malformed)?;
+        at += 2 + sig_len + 1;
+        match sig {
+            b"u" => {
+                at = (at + 3) & !3;
+                let v = read_u32(fields, at).ok_or(BusError::Malformed)?;
+                if code == 5 {
+                    return Ok(Some(v));
+                }
+                at += 4;
+            }
+            b"s" | b"o" => {
+                at = (at + 3) & !3;
+                let len = read_u32(fields, at).ok_or(BusError::Malformed)? as usize;
+                at += 4 + len + 1;
+            }
+            b"g" => {
+                let len = *fields.get(at).ok_or(BusError::Malformed)? as usize;
+                at += 1 + len + 1;
+            }
+            // Header fields hold no other types.
+            _ => return Err(BusError::Malformed),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_read_as_dbus_writes_them() {
+        assert_eq!(
+            parse_address("unix:path=/run/dbus/system_bus_socket"),
+            Some(Address::Path("/run/dbus/system_bus_socket".into()))
+        );
+        assert_eq!(
+            parse_address("tcp:host=x,port=1;unix:abstract=/tmp/dbus-x%2cy,guid=00"),
+            Some(Address::Abstract(b"/tmp/dbus-x,y".to_vec()))
+        );
+        assert_eq!(parse_address("tcp:host=localhost,port=1"), None);
+    }
+
+    #[test]
+    fn a_method_call_is_laid_out_as_the_specification_says() {
+        let m = method_call(7, "NameHasOwner", Some("org.example.A"));
+        assert_eq!(&m[..4], &[b'l', 1, 0, 1]);
+        let body_len = read_u32(&m, 4).unwrap() as usize;
+        assert_eq!(read_u32(&m, 8), Some(7));
+        let fields_len = read_u32(&m, 12).unwrap() as usize;
+        let body_at = (16 + fields_len + 7) & !7;
+        assert_eq!(m.len(), body_at + body_len);
+        assert_eq!(read_string(&m, body_at).as_deref(), Some("org.example.A"));
+        // The header holds no REPLY_SERIAL; a reply's does.
+        assert_eq!(reply_serial(&m[16..16 + fields_len]).unwrap(), None);
+        let mut f = Vec::new();
+        push_field(&mut f, 6, b's', ":1.5");
+        align(&mut f, 8);
+        f.extend_from_slice(&[5, 1, b'u', 0]);
+        f.extend_from_slice(&42u32.to_le_bytes());
+        assert_eq!(reply_serial(&f).unwrap(), Some(42));
+        assert!(reply_serial(&[5, 1, b'x', 0, 0, 0, 0, 0]).is_err());
+    }
+}
