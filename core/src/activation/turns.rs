@@ -7,7 +7,7 @@
 //! the scheduler in no particular order: with 8 concurrent clients on 2 CPUs
 //! the connect-to-first-byte p99 was 13-16 ms against systemd-socket-activate's
 //! 6-8 ms, at the same throughput. Spawns now take turns: at most one thread
-//! per CPU, plus one, runs them, each taking the next waiting spawn in arrival order
+//! per CPU runs them, each taking the next waiting spawn in arrival order
 //! as soon as its last one is done, without a round trip through the loop
 //! (bench/README.md has the numbers).
 //!
@@ -151,12 +151,9 @@ impl Turns {
         }
     }
 
-    /// One thread per CPU flint may use, and one more: a spawn's thread
-    /// waits while its child execs (`CLONE_VFORK`), and the extra turn keeps
-    /// a CPU from idling meanwhile (8 concurrent clients on 2 CPUs: 2-15%
-    /// more connections per second, p50 a fifth lower; bench/README.md).
+    /// One thread per CPU flint may use.
     pub(super) fn per_cpu() -> Turns {
-        Turns::new(std::thread::available_parallelism().map_or(2, usize::from) + 1)
+        Turns::new(std::thread::available_parallelism().map_or(2, usize::from))
     }
 
     /// Queues `job`; wakes a waiting thread, or starts one (through
@@ -296,12 +293,6 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
         }
         false
-    }
-
-    #[test]
-    fn one_turn_per_cpu_and_one_more() {
-        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
-        assert_eq!(Turns::per_cpu().limit, cpus + 1);
     }
 
     #[test]
