@@ -993,3 +993,44 @@ fn a_dbus_service_that_exits_before_taking_its_name_fails() {
     );
     assert!(!flint.log().contains("is on the bus"), "{}", flint.log());
 }
+
+#[test]
+fn a_bus_that_never_answers_holds_a_dbus_service_up_for_one_read_timeout() {
+    let tree = Tree::new();
+    // Accepts connections and never says a word.
+    let sock = tree.path().join("mute.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in listener.incoming().take(30) {
+            conns.push(c);
+        }
+    });
+    let out = tree.path().join("ran");
+    tree.write(
+        "bus.service",
+        &format!(
+            "[Service]\nType=dbus\nBusName=org.example.Mute\n\
+             ExecStart=/bin/sh -c 'echo ran > {}; exec sleep 1000'\n",
+            out.display()
+        ),
+    );
+    let address = format!("unix:path={}", sock.display());
+    let flint = Flint::run_env(
+        &tree,
+        &["bus.service"],
+        &[
+            ("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&address)),
+            ("DBUS_SESSION_BUS_ADDRESS", Path::new(&address)),
+        ],
+    );
+    // One 5 s read timeout, not one per retry: the service counts as
+    // started, with the reason.
+    assert!(
+        flint.wait_log("bus.service: Type=dbus: cannot ask the bus for org.example.Mute"),
+        "{}",
+        flint.log()
+    );
+    drop(flint);
+    drop(held);
+}

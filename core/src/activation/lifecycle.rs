@@ -760,16 +760,20 @@ impl Manager {
             .spawn(move || {
                 let asked = (|| {
                     let address = crate::bus::default_address(user)?;
-                    // The bus may be starting beside the service (or be
-                    // socket-activated by this flint): a few tries.
+                    // The bus may be starting beside the service: a few
+                    // tries while nothing listens yet. A bus that accepts
+                    // (one socket-activated by this flint waits in the
+                    // backlog) answers within the 5 s of each read.
                     let mut tries = 0;
                     let mut bus = loop {
                         match crate::bus::Bus::connect(&address, Duration::from_secs(5)) {
                             Ok(bus) => break bus,
-                            Err(e) if tries >= 20 || stop.load(Ordering::Acquire) => {
-                                return Err(e);
+                            Err(crate::bus::BusError::Connect { .. })
+                                if tries < 20 && !stop.load(Ordering::Acquire) =>
+                            {
+                                tries += 1;
                             }
-                            Err(_) => tries += 1,
+                            Err(e) => return Err(e),
                         }
                         std::thread::sleep(Duration::from_millis(100));
                     };
