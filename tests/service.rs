@@ -858,6 +858,18 @@ impl PrivateBus {
     }
 }
 
+/// `flint run` with both bus addresses pointing at `address`.
+fn flint_on_bus(tree: &Tree, units: &[&str], address: &str) -> Flint {
+    Flint::run_env(
+        tree,
+        units,
+        &[
+            ("DBUS_SYSTEM_BUS_ADDRESS", Path::new(address)),
+            ("DBUS_SESSION_BUS_ADDRESS", Path::new(address)),
+        ],
+    )
+}
+
 impl Drop for PrivateBus {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -896,14 +908,7 @@ fn a_dbus_service_is_started_once_its_name_is_on_the_bus() {
         ),
     );
     let address = bus.address();
-    let flint = Flint::run_env(
-        &tree,
-        &["after.service"],
-        &[
-            ("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&address)),
-            ("DBUS_SESSION_BUS_ADDRESS", Path::new(&address)),
-        ],
-    );
+    let flint = flint_on_bus(&tree, &["after.service"], &address);
     let seen = wait_for(Duration::from_secs(20), || {
         std::fs::read_to_string(&out)
             .ok()
@@ -937,14 +942,7 @@ fn a_dbus_service_without_a_bus_runs_as_simple_and_says_so() {
         ),
     );
     let nowhere = format!("unix:path={}", tree.path().join("no-bus").display());
-    let flint = Flint::run_env(
-        &tree,
-        &["bus.service"],
-        &[
-            ("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&nowhere)),
-            ("DBUS_SESSION_BUS_ADDRESS", Path::new(&nowhere)),
-        ],
-    );
+    let flint = flint_on_bus(&tree, &["bus.service"], &nowhere);
     let ran = wait_for(Duration::from_secs(10), || {
         std::fs::read_to_string(&out).ok().filter(|s| s == "ran\n")
     });
@@ -976,14 +974,7 @@ fn a_dbus_service_that_exits_before_taking_its_name_fails() {
         "[Service]\nType=dbus\nBusName=org.example.Never\nExecStart=/bin/sleep 0.3\n",
     );
     let address = bus.address();
-    let flint = Flint::run_env(
-        &tree,
-        &["bus.service"],
-        &[
-            ("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&address)),
-            ("DBUS_SESSION_BUS_ADDRESS", Path::new(&address)),
-        ],
-    );
+    let flint = flint_on_bus(&tree, &["bus.service"], &address);
     assert!(
         flint.wait_log(
             "bus.service: main process exited before it took its bus name (exited with status 0), result 'protocol'"
@@ -1016,14 +1007,7 @@ fn a_bus_that_never_answers_holds_a_dbus_service_up_for_one_read_timeout() {
         ),
     );
     let address = format!("unix:path={}", sock.display());
-    let flint = Flint::run_env(
-        &tree,
-        &["bus.service"],
-        &[
-            ("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&address)),
-            ("DBUS_SESSION_BUS_ADDRESS", Path::new(&address)),
-        ],
-    );
+    let flint = flint_on_bus(&tree, &["bus.service"], &address);
     // One 5 s read timeout, not one per retry: the service counts as
     // started, with the reason.
     assert!(

@@ -815,7 +815,7 @@ impl Manager {
         {
             return;
         }
-        svc.bus_watch = None;
+        // Leaving the start drops the watch (`step`).
         match result {
             Ok(true) => {
                 tracing::info!("{}: {name} is on the bus", svc.unit.id);
@@ -1197,9 +1197,10 @@ impl Manager {
                 // service (NotifyAccess=), as systemd waits for it.
                 tracing::debug!("{name}: main process exited ({status}); waiting for READY=1");
             }
-            (State::Start(_), "dbus") => {
-                // Exited before it took its name on the bus.
-                svc.bus_watch = None;
+            (State::Start(_), "notify" | "notify-reload" | "dbus") => {
+                // Exited before READY=1 (or before it took its bus name):
+                // the service never got ready, and never will (systemd's
+                // result `protocol` for a clean exit).
                 if svc.result == "success" {
                     svc.result = if clean || ignore {
                         "protocol"
@@ -1207,24 +1208,13 @@ impl Manager {
                         result_of(status)
                     };
                 }
+                let awaited = if kind == "dbus" {
+                    "it took its bus name"
+                } else {
+                    "READY=1"
+                };
                 tracing::warn!(
-                    "{name}: main process exited before it took its bus name ({status}), result '{}'",
-                    svc.result
-                );
-                self.step(id, State::Stop(0));
-            }
-            (State::Start(_), "notify" | "notify-reload") => {
-                // Exited before READY=1: the service never got ready, and
-                // never will (systemd's result `protocol` for a clean exit).
-                if svc.result == "success" {
-                    svc.result = if clean || ignore {
-                        "protocol"
-                    } else {
-                        result_of(status)
-                    };
-                }
-                tracing::warn!(
-                    "{name}: main process exited before READY=1 ({status}), result '{}'",
+                    "{name}: main process exited before {awaited} ({status}), result '{}'",
                     svc.result
                 );
                 self.step(id, State::Stop(0));
