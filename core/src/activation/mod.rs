@@ -846,10 +846,7 @@ impl Manager {
                 socket,
                 pending,
                 outcome,
-            } => match pending {
-                Pending::Connection(c) => self.spawn_connection(socket, *c, Some(outcome)),
-                Pending::Activation { service } => self.activate(socket, service, Some(outcome)),
-            },
+            } => self.decided(socket, pending, outcome),
         }
         self.dispatch();
     }
@@ -1296,19 +1293,21 @@ impl Manager {
         (!src.masked).then_some(name)
     }
 
-    /// Runs the socket's chain on `request` as a task of the event loop and
-    /// reports the outcome as `Event::Decided`. Plugins yield to the loop at
-    /// every half millisecond or so, so a slow one (up to its `TimeoutSec=`) never holds
-    /// up the other sockets.
-    fn spawn_decision(&self, socket: usize, request: crate::policy::Request, pending: Pending) {
+    /// Runs the socket's chain on `request` and goes on with its outcome.
+    /// The chain is polled once here: a plugin that decides within its
+    /// first slice of fuel (nearly all do) is acted on at once, with no
+    /// task and no event. Otherwise the chain goes on as a task of the
+    /// event loop and reports as `Event::Decided`; plugins yield to the
+    /// loop every half millisecond or so, so a slow one (up to its
+    /// `TimeoutSec=`) never holds up the other sockets.
+    fn spawn_decision(&mut self, socket: usize, request: crate::policy::Request, pending: Pending) {
         let chain = self.sockets[socket]
             .policy
             .as_ref()
             .map(|p| p.chain.clone())
             .unwrap_or_default();
         let search = self.search.clone();
-        let tx = self.tx.clone();
-        tokio::task::spawn_local(async move {
+        let mut decision = Box::pin(async move {
             let routable = |n: &str| {
                 n.parse::<UnitName>().ok().is_some_and(|u| {
                     let probe = if u.is_template() {
@@ -1321,16 +1320,41 @@ impl Manager {
             };
             let mut spent = crate::policy::Spent::default();
             let outcome = chain.decide_async(&request, &routable, &mut spent).await;
+            (outcome, spent)
+        });
+        // A waker that does nothing is enough for this one poll: the task
+        // below polls the chain again at once if it is not done, and what
+        // the chain waits for (a pool slot) takes that task's waker then.
+        use std::future::Future as _;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready((outcome, spent)) = decision.as_mut().poll(&mut cx) {
+            self.decided(socket, pending, outcome);
+            // Used instances are handed back once the spawn is under way:
+            // that may wake another thread.
+            drop(spent);
+            return;
+        }
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            let (outcome, spent) = decision.await;
             let _ = tx.send(Event::Decided {
                 socket,
                 pending,
                 outcome,
             });
             // Let the loop act on the decision (start the spawn) before the
-            // used instances are handed back: that may wake another thread.
+            // used instances are handed back.
             tokio::task::yield_now().await;
             drop(spent);
         });
+    }
+
+    /// Goes on with what a chain decided for `pending`.
+    fn decided(&mut self, socket: usize, pending: Pending, outcome: crate::policy::ChainOutcome) {
+        match pending {
+            Pending::Connection(c) => self.spawn_connection(socket, *c, Some(outcome)),
+            Pending::Activation { service } => self.activate(socket, service, Some(outcome)),
+        }
     }
 
     /// Describes a spawn to the plugins.

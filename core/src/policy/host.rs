@@ -51,7 +51,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{
+    Component, ComponentExportIndex, Func, HasSelf, Instance, InstancePre, Linker, TypedFunc,
+};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder, Trap,
@@ -59,7 +61,7 @@ use wasmtime::{
 
 use super::PolicyError;
 use super::bindings::flint::policy::{clock, log, store, types as wit};
-use super::bindings::{Policy, PolicyPre};
+use super::bindings::{Policy, PolicyIndices};
 use super::cache::{Cache, CacheStatus, sha256_hex};
 use super::kv::{KvError, KvLimits, KvStore};
 use super::types::{MAX_REASON_LEN, truncate};
@@ -168,7 +170,7 @@ impl Default for HostOptions {
             cache_dir: super::cache::default_dir(),
             max_concurrent_decisions: 32,
             max_memory_limit: 256 * 1024 * 1024,
-            warm_instances: 3,
+            warm_instances: 8,
         }
     }
 }
@@ -500,7 +502,8 @@ impl PolicyHost {
             .linker
             .instantiate_pre(&component)
             .map_err(link_error)?;
-        let pre = PolicyPre::new(instance_pre).map_err(link_error)?;
+        let indices = PolicyIndices::new(&instance_pre).map_err(link_error)?;
+        let exports = Exports::find(&instance_pre).map_err(link_error)?;
 
         let plugin = Plugin {
             inner: Arc::new_cyclic(|me| PluginInner {
@@ -517,7 +520,9 @@ impl PolicyHost {
                 timeout: spec.timeout,
                 memory_limit,
                 memory_limit_bytes: spec.memory_limit,
-                pre,
+                pre: instance_pre,
+                indices,
+                exports,
                 kv: Arc::new(KvStore::new(spec.store_limits)),
                 counters: Counters::default(),
                 cache_status,
@@ -651,7 +656,11 @@ pub(crate) struct PluginInner {
     timeout: Duration,
     memory_limit: usize,
     memory_limit_bytes: u64,
-    pre: PolicyPre<CallState>,
+    pre: InstancePre<CallState>,
+    /// The generated bindings' view of the exports: checks their types.
+    indices: PolicyIndices,
+    /// The same exports by index, for instances after the first.
+    exports: Exports,
     kv: Arc<KvStore>,
     pub(crate) counters: Counters,
     cache_status: CacheStatus,
@@ -766,10 +775,102 @@ impl Drop for Spent {
     }
 }
 
+/// Whether the types of a new instance's exports still need checking.
+#[derive(Debug, Clone, Copy)]
+enum Checked {
+    /// The first instance, at load: checked against the WIT by the
+    /// generated bindings.
+    Yes,
+    /// Every later one: the same component, so the same types; looked up
+    /// by index. (The check walks every type of the request and the
+    /// decision: about a tenth of what making an instance costs.)
+    Already,
+}
+
+/// Where `init` and `decide` are among the component's exports.
+#[derive(Debug, Clone, Copy)]
+struct Exports {
+    init: ComponentExportIndex,
+    decide: ComponentExportIndex,
+}
+
+impl Exports {
+    /// Looks the exports up as the generated bindings do.
+    fn find(pre: &InstancePre<CallState>) -> Result<Exports, wasmtime::Error> {
+        const HANDLER: &str = "flint:policy/handler@0.1.0";
+        let component = pre.component();
+        let handler = component
+            .get_export_index(None, HANDLER)
+            .ok_or_else(|| wasmtime::format_err!("no exported instance named `{HANDLER}`"))?;
+        let lookup = |name: &str| {
+            component
+                .get_export_index(Some(&handler), name)
+                .ok_or_else(|| wasmtime::format_err!("`{HANDLER}` does not export `{name}`"))
+        };
+        Ok(Exports {
+            init: lookup("init")?,
+            decide: lookup("decide")?,
+        })
+    }
+
+    /// The exports of `instance`, an instance of the component whose
+    /// export types the load checked.
+    fn handler(&self, store: &mut Store<CallState>, instance: &Instance) -> Option<Handler> {
+        Some(Handler {
+            init: instance.get_func(&mut *store, self.init)?,
+            decide: instance.get_func(&mut *store, self.decide)?,
+        })
+    }
+}
+
+/// The two exported functions of one instance.
+#[derive(Debug, Clone, Copy)]
+struct Handler {
+    init: Func,
+    decide: Func,
+}
+
+impl Handler {
+    fn of(policy: &Policy) -> Handler {
+        let handler = policy.flint_policy_handler();
+        Handler {
+            init: *handler.func_init().func(),
+            decide: *handler.func_decide().func(),
+        }
+    }
+
+    async fn call_init(
+        &self,
+        store: &mut Store<CallState>,
+        config: &[(String, String)],
+    ) -> wasmtime::Result<Result<(), String>> {
+        // SAFETY: `init`'s type was checked against this signature when the
+        // plugin was loaded (`Checked::Yes`), and every instance comes from
+        // the same component.
+        let init = unsafe {
+            TypedFunc::<(&[(String, String)],), (Result<(), String>,)>::new_unchecked(self.init)
+        };
+        let (result,) = init.call_async(store, (config,)).await?;
+        Ok(result)
+    }
+
+    async fn call_decide(
+        &self,
+        store: &mut Store<CallState>,
+        request: &wit::Request,
+    ) -> wasmtime::Result<wit::Decision> {
+        // SAFETY: as in `call_init`.
+        let decide =
+            unsafe { TypedFunc::<(&wit::Request,), (wit::Decision,)>::new_unchecked(self.decide) };
+        let (decision,) = decide.call_async(store, (request,)).await?;
+        Ok(decision)
+    }
+}
+
 /// An instance that has run `init` and waits for its one decision.
 struct Warm {
     store: Store<CallState>,
-    policy: Policy,
+    handler: Handler,
     /// Released after the instance (declared last, dropped last).
     _slot: Slot,
 }
@@ -839,7 +940,7 @@ impl PluginInner {
     pub(crate) fn check_init(&self) -> Result<(), PluginFailure> {
         block_on(async {
             let slot = self.host.gate.acquire().await?;
-            self.prepare(slot).await.map(drop)
+            self.prepare(slot, Checked::Yes).await.map(drop)
         })
     }
 
@@ -874,20 +975,14 @@ impl PluginInner {
                 self.tend(true);
                 self.host.gate.acquire().await?
             };
-            self.prepare(slot).await?
+            self.prepare(slot, Checked::Already).await?
         };
         let state = warm.store.data_mut();
         state.memory_exhausted = false;
         state.logs_left = MAX_LOGS_PER_CALL;
         state.last_error = None;
         let deadline = self.arm_deadline(&mut warm.store);
-        let result = bounded(
-            deadline,
-            warm.policy
-                .flint_policy_handler()
-                .call_decide(&mut warm.store, request),
-        )
-        .await;
+        let result = bounded(deadline, warm.handler.call_decide(&mut warm.store, request)).await;
         let result = match result {
             Some(r) => r.map_err(|e| self.classify(&e, warm.store.data(), Stage::Call)),
             None => Err(PluginFailure::Timeout(self.timeout)),
@@ -906,7 +1001,7 @@ impl PluginInner {
     }
 
     /// A fresh instance in `slot`, after `init`.
-    async fn prepare(&self, slot: Slot) -> Result<Warm, PluginFailure> {
+    async fn prepare(&self, slot: Slot, checked: Checked) -> Result<Warm, PluginFailure> {
         let host = &self.host;
         let state = CallState {
             limits: StoreLimitsBuilder::new()
@@ -928,18 +1023,24 @@ impl PluginInner {
         // Cannot fail: the engine consumes fuel.
         let _ = store.fuel_async_yield_interval(Some(YIELD_FUEL));
         let deadline = self.arm_deadline(&mut store);
-        let policy = bounded(deadline, self.pre.instantiate_async(&mut store))
+        let instance = bounded(deadline, self.pre.instantiate_async(&mut store))
             .await
             .ok_or(PluginFailure::Timeout(self.timeout))?
             .map_err(|e| self.classify(&e, store.data(), Stage::Instantiate))?;
-        let init = bounded(
-            deadline,
-            policy
-                .flint_policy_handler()
-                .call_init(&mut store, &self.config),
-        )
-        .await
-        .ok_or(PluginFailure::Timeout(self.timeout))?;
+        let handler = match checked {
+            Checked::Yes => self
+                .indices
+                .load(&mut store, &instance)
+                .map(|policy| Handler::of(&policy))
+                .map_err(|e| self.classify(&e, store.data(), Stage::Instantiate))?,
+            Checked::Already => self
+                .exports
+                .handler(&mut store, &instance)
+                .ok_or_else(|| PluginFailure::Instantiate("exports missing".into()))?,
+        };
+        let init = bounded(deadline, handler.call_init(&mut store, &self.config))
+            .await
+            .ok_or(PluginFailure::Timeout(self.timeout))?;
         match init {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {
@@ -952,7 +1053,7 @@ impl PluginInner {
         }
         Ok(Warm {
             store,
-            policy,
+            handler,
             _slot: slot,
         })
     }
@@ -1017,7 +1118,7 @@ impl PluginInner {
             let Some(slot) = self.host.gate.try_acquire_warm() else {
                 return false;
             };
-            match block_on(self.prepare(slot)) {
+            match block_on(self.prepare(slot, Checked::Already)) {
                 Ok(warm) => {
                     let mut pool = self.lock_warm();
                     self.host.gate.warm.fetch_add(1, Ordering::AcqRel);

@@ -209,28 +209,46 @@ fn unit_user(unit: &Unit, section: &str) -> Result<Option<nix::unistd::User>, Ex
 /// The password database's entry for uid 0, which every system service
 /// without `User=` needs for `$USER`. Looked up again only when
 /// `/etc/passwd` changed (and not while it was changed a moment ago): an
-/// NSS lookup per spawn costs more than the rest of the environment.
+/// NSS lookup per spawn costs more than the rest of the environment. The
+/// file is looked at once per [`PASSWD_RECHECK`] at most: under a stream of
+/// connections that `stat` was a tenth of building the environment.
 fn root_user() -> Option<nix::unistd::User> {
     use crate::stamp::FileStamp;
-    type Entry = (FileStamp, Option<nix::unistd::User>);
+    use std::time::Instant;
+    struct Entry {
+        stamp: FileStamp,
+        checked: Instant,
+        user: Option<nix::unistd::User>,
+    }
     static CACHE: std::sync::Mutex<Option<Entry>> = std::sync::Mutex::new(None);
-    let stamp = FileStamp::of(std::path::Path::new("/etc/passwd")).ok();
     let mut cache = CACHE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let (Some((then, user)), Some(now)) = (cache.as_ref(), stamp)
-        && *then == now
-    {
-        return user.clone();
+    let now = Instant::now();
+    if let Some(entry) = cache.as_mut() {
+        if now.duration_since(entry.checked) < PASSWD_RECHECK {
+            return entry.user.clone();
+        }
+        if FileStamp::of(std::path::Path::new("/etc/passwd")).is_ok_and(|s| s == entry.stamp) {
+            entry.checked = now;
+            return entry.user.clone();
+        }
     }
+    let stamp = FileStamp::of(std::path::Path::new("/etc/passwd")).ok();
     let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0))
         .ok()
         .flatten();
-    *cache = stamp
-        .filter(FileStamp::settled)
-        .map(|now| (now, user.clone()));
+    *cache = stamp.filter(FileStamp::settled).map(|stamp| Entry {
+        stamp,
+        checked: now,
+        user: user.clone(),
+    });
     user
 }
+
+/// How long [`root_user`] trusts its answer without looking at
+/// `/etc/passwd`.
+const PASSWD_RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn lookup_user(name: &str) -> Result<nix::unistd::User, ExecError> {
     let found = if let Ok(uid) = name.parse::<u32>() {
