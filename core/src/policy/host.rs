@@ -21,8 +21,9 @@
 //! takes the cold path: all steps inline. Both paths give the same result.
 //!
 //! Each live instance holds one slot of the pooling allocator (the gate);
-//! warm instances may take at most half of the slots, so decisions never
-//! wait for them. Any error is classified into a [`PluginFailure`]; nothing
+//! warm instances may take at most half of the slots, shared evenly
+//! between the loaded plugins (so that one plugin's pool never starves the
+//! next one's), and decisions never wait for them. Any error is classified into a [`PluginFailure`]; nothing
 //! here panics on what a plugin does.
 //!
 //! Every call into a plugin is asynchronous: the wasm runs on a fiber and
@@ -288,6 +289,8 @@ struct Gate {
     max: u32,
     /// Warm instances alive; at most `max / 2`.
     warm: AtomicUsize,
+    /// Plugins loaded (or being loaded), which share the warm slots.
+    plugins: AtomicUsize,
 }
 
 /// One pool slot, held by a live instance.
@@ -317,6 +320,15 @@ impl Gate {
             return None;
         }
         self.try_acquire()
+    }
+
+    /// How many warm instances each plugin keeps, at most `wanted`: the
+    /// warm half of the slots split evenly between the loaded plugins,
+    /// and at least one each.
+    fn warm_share(&self, wanted: usize) -> usize {
+        let cap = usize::try_from(self.max / 2).unwrap_or(usize::MAX);
+        let plugins = self.plugins.load(Ordering::Acquire).max(1);
+        wanted.min((cap / plugins).max(1))
     }
 }
 
@@ -429,6 +441,7 @@ impl PolicyHost {
                     )),
                     max: slots,
                     warm: AtomicUsize::new(0),
+                    plugins: AtomicUsize::new(0),
                 }),
                 refill,
                 warm_instances: usize::try_from(options.warm_instances).unwrap_or(0),
@@ -505,6 +518,8 @@ impl PolicyHost {
         let indices = PolicyIndices::new(&instance_pre).map_err(link_error)?;
         let exports = Exports::find(&instance_pre).map_err(link_error)?;
 
+        // Counted until the plugin is dropped (`Drop for PluginInner`).
+        self.inner.gate.plugins.fetch_add(1, Ordering::AcqRel);
         let plugin = Plugin {
             inner: Arc::new_cyclic(|me| PluginInner {
                 me: me.clone(),
@@ -879,6 +894,7 @@ impl Drop for PluginInner {
     fn drop(&mut self) {
         let n = self.lock_warm().len();
         self.host.gate.warm.fetch_sub(n, Ordering::AcqRel);
+        self.host.gate.plugins.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -888,6 +904,10 @@ fn run_refill(chores: &mpsc::Receiver<Chore>) {
     // Plugins whose pool stopped short (no free slot, or a paused refill),
     // tried again after each retired instance and every 100 ms.
     let mut waiting: Vec<Weak<PluginInner>> = Vec::new();
+    // Every plugin ever sent here (each is sent once at load), so that one
+    // holding more warm instances than its share (made before the others
+    // were loaded) can give them back to one that has none.
+    let mut known: Vec<Weak<PluginInner>> = Vec::new();
     loop {
         let chore = if waiting.is_empty() {
             match chores.recv() {
@@ -903,6 +923,10 @@ fn run_refill(chores: &mpsc::Receiver<Chore>) {
         };
         match chore {
             Some(Chore::Refill(weak)) => {
+                if !known.iter().any(|w| w.ptr_eq(&weak)) {
+                    known.retain(|w| w.strong_count() > 0);
+                    known.push(weak.clone());
+                }
                 if let Some(plugin) = weak.upgrade() {
                     plugin.refill_queued.store(false, Ordering::Release);
                     // Free the used instances' slots first (the refill may
@@ -915,6 +939,11 @@ fn run_refill(chores: &mpsc::Receiver<Chore>) {
                 }
             }
             None => {}
+        }
+        if !waiting.is_empty() {
+            for plugin in known.iter().filter_map(Weak::upgrade) {
+                plugin.trim();
+            }
         }
         waiting.retain(|w| w.upgrade().is_some_and(|p| !p.fill()));
     }
@@ -1058,6 +1087,23 @@ impl PluginInner {
         })
     }
 
+    /// Drops the warm instances this plugin holds beyond its share.
+    fn trim(&self) {
+        let share = self.warm_share();
+        let extra: Vec<Warm> = {
+            let mut pool = self.lock_warm();
+            let keep = pool.len().min(share);
+            pool.split_off(keep)
+        };
+        self.host.gate.warm.fetch_sub(extra.len(), Ordering::AcqRel);
+        drop(extra);
+    }
+
+    /// How many warm instances this plugin keeps (see [`Gate::warm_share`]).
+    fn warm_share(&self) -> usize {
+        self.host.gate.warm_share(self.host.warm_instances)
+    }
+
     fn lock_warm(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
         self.warm.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -1073,8 +1119,9 @@ impl PluginInner {
     /// one for each. Also when a quarter of the pool's slots or fewer are
     /// free, so that used instances never keep decisions waiting.
     fn tend(&self, force: bool) {
-        let low = self.lock_warm().len() <= self.host.warm_instances / 2;
-        let piled = self.lock_retired().len() >= self.host.warm_instances.max(1);
+        let share = self.warm_share();
+        let low = self.lock_warm().len() <= share / 2;
+        let piled = self.lock_retired().len() >= share.max(1);
         // Few free slots left: what waits here is better given back now.
         let scarce = self.host.gate.slots.available_permits()
             <= usize::try_from(self.host.gate.max / 4).unwrap_or(0);
@@ -1086,8 +1133,7 @@ impl PluginInner {
     /// Asks the `flint-warm` thread to drop this plugin's used instances and
     /// top up its warm ones.
     fn queue_refill(&self) {
-        let needed =
-            self.lock_warm().len() < self.host.warm_instances || !self.lock_retired().is_empty();
+        let needed = self.lock_warm().len() < self.warm_share() || !self.lock_retired().is_empty();
         if !needed || self.refill_queued.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -1114,7 +1160,7 @@ impl PluginInner {
         if paused {
             return false;
         }
-        while self.lock_warm().len() < self.host.warm_instances {
+        while self.lock_warm().len() < self.warm_share() {
             let Some(slot) = self.host.gate.try_acquire_warm() else {
                 return false;
             };

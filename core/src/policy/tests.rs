@@ -558,6 +558,35 @@ fn warm_instances_serve_one_decision_each_and_are_refilled() {
 }
 
 #[test]
+fn warm_slots_are_shared_evenly_between_plugins() {
+    // Four warm slots (half of eight) and three plugins that each want
+    // four: every plugin gets one, none takes them all.
+    let host = PolicyHost::with_options(HostOptions {
+        cache_dir: None,
+        max_concurrent_decisions: 8,
+        max_memory_limit: 32 * 1024 * 1024,
+        warm_instances: 4,
+    })
+    .expect("host");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins: Vec<Plugin> = (0..3)
+        .map(|_| load_wat(&host, dir.path(), Wat::OneShot, FailMode::Closed).expect("load"))
+        .collect();
+    let req = tcp_request("127.0.0.1:1");
+    for p in &plugins {
+        wait_warm(p, 1);
+    }
+    let total: usize = plugins.iter().map(Plugin::warm_ready).sum();
+    assert!(total <= 4, "{total} warm instances in four warm slots");
+    // Alone again, the last one grows to the four it asked for.
+    let mut plugins = plugins;
+    let last = plugins.pop().expect("three plugins");
+    drop(plugins);
+    assert_eq!(decide(&last, &req).verdict, Verdict::Allow);
+    wait_warm(&last, 4);
+}
+
+#[test]
 fn warm_instances_off_runs_every_decision_cold() {
     let host = PolicyHost::with_options(HostOptions {
         cache_dir: None,
