@@ -1367,7 +1367,7 @@ impl Manager {
         unit: &Unit,
         peeked: Option<Vec<u8>>,
     ) -> crate::policy::Request {
-        use crate::policy::{ActivationMode, ConnectionCounts, Request, Transport};
+        use crate::policy::{ActivationMode, ConnectionCounts, Request, SocketAddress, Transport};
         let sock = &self.sockets[socket];
         let kind = sock.config.listens.get(listener);
         let transport = match kind {
@@ -1380,6 +1380,24 @@ impl Manager {
             Some(crate::listen::ListenKind::MessageQueue(_)) => Transport::MessageQueue,
         };
         let source = peer.and_then(Peer::source_key);
+        // The peer was read at accept; the local side costs one syscall,
+        // and credentials are asked for on unix connections only.
+        let local_address = conn.and_then(|c| socket::policy_address(c.as_raw_fd(), true));
+        let peer_address = match peer {
+            Some(p) => Some(socket::policy_peer(p)),
+            None => conn.and_then(|c| socket::policy_address(c.as_raw_fd(), false)),
+        };
+        let peer_credentials = match (&local_address, conn) {
+            (
+                Some(
+                    SocketAddress::UnixPath(_)
+                    | SocketAddress::UnixAbstract(_)
+                    | SocketAddress::Unnamed,
+                ),
+                Some(c),
+            ) => socket::unix_peer_credentials(c),
+            _ => None,
+        };
         let inputs = SpawnInputs {
             user_mode: self.search.user_mode,
             main_process: true,
@@ -1406,9 +1424,9 @@ impl Manager {
             } else {
                 ActivationMode::WholeSocket
             },
-            local_address: conn.and_then(|c| socket::policy_address(c.as_raw_fd(), true)),
-            peer_address: conn.and_then(|c| socket::policy_address(c.as_raw_fd(), false)),
-            peer_credentials: conn.and_then(socket::peer_credentials),
+            local_address,
+            peer_address,
+            peer_credentials,
             active_connections: ConnectionCounts {
                 socket: sock.active.saturating_sub(u32::from(conn.is_some())),
                 source: source

@@ -793,29 +793,33 @@ impl SocketRt {
 
 /// An address of `fd` in the plugins' terms: its own (`local`) or its peer's.
 pub fn policy_address(fd: RawFd, local: bool) -> Option<crate::policy::SocketAddress> {
-    use crate::policy::SocketAddress as P;
     let addr: SockaddrStorage = if local {
         socket::getsockname(fd).ok()?
     } else {
         socket::getpeername(fd).ok()?
     };
-    Some(match storage_to_peer(&addr)? {
+    Some(policy_peer(&storage_to_peer(&addr)?))
+}
+
+/// An address as plugins see it.
+pub fn policy_peer(peer: &Peer) -> crate::policy::SocketAddress {
+    use crate::policy::SocketAddress as P;
+    match peer {
         Peer::Inet(sa) => P::Ip(SocketAddr::new(plain_ip(sa.ip()), sa.port())),
         Peer::Unix { path: Some(p), .. } => match p.strip_prefix('@') {
             Some(name) => P::UnixAbstract(name.as_bytes().to_vec()),
             None => P::UnixPath(p.into()),
         },
         Peer::Unix { path: None, .. } => P::Unnamed,
-        Peer::Vsock { cid, port } => P::Vsock { cid, port },
-    })
+        Peer::Vsock { cid, port } => P::Vsock {
+            cid: *cid,
+            port: *port,
+        },
+    }
 }
 
-/// `SO_PEERCRED` of a unix connection.
-pub fn peer_credentials(conn: &OwnedFd) -> Option<crate::policy::PeerCredentials> {
-    let addr: SockaddrStorage = socket::getsockname(conn.as_raw_fd()).ok()?;
-    if addr.family()? != AddressFamily::Unix {
-        return None;
-    }
+/// `SO_PEERCRED` of a connection the caller knows to be a unix one.
+pub fn unix_peer_credentials(conn: &OwnedFd) -> Option<crate::policy::PeerCredentials> {
     let c = socket::getsockopt(&conn.as_fd(), socket::sockopt::PeerCredentials).ok()?;
     Some(crate::policy::PeerCredentials {
         pid: u32::try_from(c.pid()).ok()?,

@@ -169,7 +169,7 @@ impl Default for HostOptions {
     fn default() -> Self {
         HostOptions {
             cache_dir: super::cache::default_dir(),
-            max_concurrent_decisions: 32,
+            max_concurrent_decisions: 64,
             max_memory_limit: 256 * 1024 * 1024,
             warm_instances: 8,
         }
@@ -404,10 +404,13 @@ impl PolicyHost {
             // and the caller reads the clock then (see `bounded`): timeouts
             // with no thread ticking beside the wasm.
             .consume_fuel(true)
-            // Tables are filled when an instance is created (on the
-            // flint-warm thread), not at first use during a decision, where
-            // each first touch is a copy-on-write fault with a TLB flush.
-            .table_lazy_init(false)
+            // Function tables are filled at first use: an instance makes
+            // one decision and calls through few of its table's entries,
+            // while filling all of them when it is created (a function
+            // lookup each) was a tenth of the flint-warm thread's time. The
+            // table pages stay resident between instances
+            // (`table_keep_resident`), so a first use costs no page fault.
+            .table_lazy_init(true)
             .max_wasm_stack(512 * 1024)
             // The fiber stack holds the wasm stack and the host calls above it.
             .async_stack_size(1 << 20)
