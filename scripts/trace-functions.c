@@ -41,13 +41,13 @@ struct bp {
 };
 
 static struct bp *bps;
+static size_t nbps;
 
 /* SIGALRM only interrupts the blocking waitpid, so that time is checked. */
 static void tick(int sig)
 {
 	(void)sig;
 }
-static size_t nbps;
 
 static int by_addr(const void *a, const void *b)
 {

@@ -344,6 +344,49 @@ fn tagger_variables_reach_the_service_environment() {
     );
 }
 
+#[test]
+fn a_unix_peers_credentials_reach_the_plugin() {
+    use std::os::unix::net::UnixStream;
+    let tree = Tree::new();
+    let path = tree.path().join("tag.sock");
+    // SAFETY: getuid and getgid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    tree.write(
+        "tag.socket",
+        &format!(
+            "[Socket]\nListenStream={}\nAccept=yes\n\
+             [X-Flint-Plugin-tag]\nPath=env-tagger\nConfig=uid.{uid}=SEEN=me\nTimeoutSec=2s\n",
+            path.display()
+        ),
+    );
+    tree.write(
+        "tag@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/usr/bin/env\n",
+    );
+    let flint = run(&tree, &["tag.socket"]);
+    let mut conn = wait_for(Duration::from_secs(10), || UnixStream::connect(&path).ok())
+        .expect("connect to the unix socket");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut env = String::new();
+    conn.read_to_string(&mut env).expect("read the environment");
+    let vars: Vec<&str> = env.lines().collect();
+    let pid = format!("FLINT_PEER_PID={}", std::process::id());
+    for want in [
+        format!("FLINT_PEER_UID={uid}"),
+        format!("FLINT_PEER_GID={gid}"),
+        pid,
+        "FLINT_PEER_FAMILY=unix".to_string(),
+        "SEEN=me".to_string(),
+    ] {
+        assert!(
+            vars.contains(&want.as_str()),
+            "{want} missing from the service's environment:\n{env}\nlog:\n{}",
+            flint.log()
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Plugins written in WAT at test time.
 

@@ -1367,7 +1367,7 @@ impl Manager {
         unit: &Unit,
         peeked: Option<Vec<u8>>,
     ) -> crate::policy::Request {
-        use crate::policy::{ActivationMode, ConnectionCounts, Request, SocketAddress, Transport};
+        use crate::policy::{ActivationMode, ConnectionCounts, Request, Transport};
         let sock = &self.sockets[socket];
         let kind = sock.config.listens.get(listener);
         let transport = match kind {
@@ -1380,24 +1380,6 @@ impl Manager {
             Some(crate::listen::ListenKind::MessageQueue(_)) => Transport::MessageQueue,
         };
         let source = peer.and_then(Peer::source_key);
-        // The peer was read at accept; the local side costs one syscall,
-        // and credentials are asked for on unix connections only.
-        let local_address = conn.and_then(|c| socket::policy_address(c.as_raw_fd(), true));
-        let peer_address = match peer {
-            Some(p) => Some(socket::policy_peer(p)),
-            None => conn.and_then(|c| socket::policy_address(c.as_raw_fd(), false)),
-        };
-        let peer_credentials = match (&local_address, conn) {
-            (
-                Some(
-                    SocketAddress::UnixPath(_)
-                    | SocketAddress::UnixAbstract(_)
-                    | SocketAddress::Unnamed,
-                ),
-                Some(c),
-            ) => socket::unix_peer_credentials(c),
-            _ => None,
-        };
         let inputs = SpawnInputs {
             user_mode: self.search.user_mode,
             main_process: true,
@@ -1424,9 +1406,10 @@ impl Manager {
             } else {
                 ActivationMode::WholeSocket
             },
-            local_address,
-            peer_address,
-            peer_credentials,
+            local_address: conn.and_then(|c| socket::policy_local_address(c.as_raw_fd())),
+            // Read at accept (`Peer::of`).
+            peer_address: peer.map(socket::policy_peer),
+            peer_credentials: peer.and_then(socket::policy_credentials),
             active_connections: ConnectionCounts {
                 socket: sock.active.saturating_sub(u32::from(conn.is_some())),
                 source: source
@@ -1636,7 +1619,7 @@ fn peer_text(peer: Option<&Peer>) -> String {
     match peer {
         Some(Peer::Inet(sa)) => sa.to_string(),
         Some(Peer::Unix { path: Some(p), .. }) => p.clone(),
-        Some(Peer::Unix { uid: Some(u), .. }) => format!("uid {u}"),
+        Some(Peer::Unix { cred: Some(c), .. }) => format!("uid {}", c.uid()),
         Some(Peer::Vsock { cid, port }) => format!("vsock:{cid}:{port}"),
         _ => "an unknown peer".to_string(),
     }

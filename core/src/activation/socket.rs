@@ -651,7 +651,8 @@ pub enum Peer {
     Inet(SocketAddr),
     Unix {
         path: Option<String>,
-        uid: Option<u32>,
+        /// `SO_PEERCRED`, read once at accept.
+        cred: Option<socket::UnixCredentials>,
     },
     Vsock {
         cid: u32,
@@ -683,7 +684,7 @@ fn storage_to_peer(addr: &SockaddrStorage) -> Option<Peer> {
                 un.as_abstract()
                     .map(|a| format!("@{}", String::from_utf8_lossy(a)))
             };
-            Some(Peer::Unix { path, uid: None })
+            Some(Peer::Unix { path, cred: None })
         }
         AddressFamily::Vsock => addr.as_vsock_addr().map(|v| Peer::Vsock {
             cid: v.cid(),
@@ -698,10 +699,8 @@ impl Peer {
     pub fn of(conn: &OwnedFd) -> Option<Peer> {
         let addr: SockaddrStorage = socket::getpeername(conn.as_raw_fd()).ok()?;
         let mut peer = storage_to_peer(&addr)?;
-        if let Peer::Unix { uid, .. } = &mut peer {
-            *uid = socket::getsockopt(&conn.as_fd(), socket::sockopt::PeerCredentials)
-                .ok()
-                .map(|c| c.uid());
+        if let Peer::Unix { cred, .. } = &mut peer {
+            *cred = socket::getsockopt(&conn.as_fd(), socket::sockopt::PeerCredentials).ok();
         }
         Some(peer)
     }
@@ -727,7 +726,7 @@ impl Peer {
     pub fn source_key(&self) -> Option<String> {
         match self {
             Peer::Inet(sa) => Some(plain_ip(sa.ip()).to_string()),
-            Peer::Unix { uid, .. } => uid.map(|u| format!("uid:{u}")),
+            Peer::Unix { cred, .. } => cred.map(|c| format!("uid:{}", c.uid())),
             Peer::Vsock { cid, .. } => Some(format!("vsock:{cid}")),
         }
     }
@@ -791,13 +790,9 @@ impl SocketRt {
     }
 }
 
-/// An address of `fd` in the plugins' terms: its own (`local`) or its peer's.
-pub fn policy_address(fd: RawFd, local: bool) -> Option<crate::policy::SocketAddress> {
-    let addr: SockaddrStorage = if local {
-        socket::getsockname(fd).ok()?
-    } else {
-        socket::getpeername(fd).ok()?
-    };
+/// The local address of `fd` in the plugins' terms.
+pub fn policy_local_address(fd: RawFd) -> Option<crate::policy::SocketAddress> {
+    let addr: SockaddrStorage = socket::getsockname(fd).ok()?;
     Some(policy_peer(&storage_to_peer(&addr)?))
 }
 
@@ -818,9 +813,11 @@ pub fn policy_peer(peer: &Peer) -> crate::policy::SocketAddress {
     }
 }
 
-/// `SO_PEERCRED` of a connection the caller knows to be a unix one.
-pub fn unix_peer_credentials(conn: &OwnedFd) -> Option<crate::policy::PeerCredentials> {
-    let c = socket::getsockopt(&conn.as_fd(), socket::sockopt::PeerCredentials).ok()?;
+/// A unix peer's credentials as plugins see them.
+pub fn policy_credentials(peer: &Peer) -> Option<crate::policy::PeerCredentials> {
+    let Peer::Unix { cred: Some(c), .. } = peer else {
+        return None;
+    };
     Some(crate::policy::PeerCredentials {
         pid: u32::try_from(c.pid()).ok()?,
         uid: c.uid(),
