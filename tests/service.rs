@@ -1018,3 +1018,36 @@ fn a_bus_that_never_answers_holds_a_dbus_service_up_for_one_read_timeout() {
     drop(flint);
     drop(held);
 }
+
+#[test]
+fn exit_statuses_are_seen_when_flint_starts_with_sigchld_ignored() {
+    // A parent may start flint with SIGCHLD ignored (a shell's `trap ''
+    // CHLD`), which exec keeps: the kernel would then reap flint's children
+    // itself, and their exit statuses (and flint's orphan reaping) would be
+    // lost. flint puts SIGCHLD back to its default before anything runs.
+    use std::os::unix::process::CommandExt;
+    let tree = Tree::new();
+    tree.write(
+        "three.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'exit 3'\n",
+    );
+    let mut cmd = std::process::Command::new(common::flint_bin());
+    cmd.arg("run")
+        .arg("--unit-dir")
+        .arg(tree.path())
+        .arg("three.service");
+    // SAFETY: signal(2) is async-signal-safe; it only changes the
+    // disposition the new program inherits.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    assert!(
+        flint.wait_log("three.service: failed (exited with status 3)"),
+        "the exit status of three.service was not seen\n{}",
+        flint.log()
+    );
+}

@@ -131,6 +131,12 @@ impl Flint {
         Flint::start_until(cmd, &[], needle)
     }
 
+    /// Starts flint from a prepared command line (`flint_bin()` with its
+    /// arguments) and waits for `needle` in its log.
+    pub fn run_command_until(cmd: Command, needle: &str) -> Flint {
+        Flint::start_until(cmd, &[], needle)
+    }
+
     fn start(cmd: Command, env: &[(&str, &Path)]) -> Flint {
         Flint::start_until(cmd, env, "unit(s) running")
     }

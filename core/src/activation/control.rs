@@ -372,7 +372,9 @@ impl Manager {
                         continue;
                     }
                     match (svc.main_pid, svc.main_pgid) {
-                        (Some(_), Some(pgid)) if all => super::lifecycle::signal_group(pgid, signo),
+                        (Some(_), Some(pgid)) if all => {
+                            super::lifecycle::signal_group(pgid, signo);
+                        }
                         (Some(pid), _) => super::lifecycle::signal_pid(pid, signo),
                         _ => {
                             return control::error(

@@ -269,13 +269,11 @@ fn signal_text(signal: i32) -> String {
 }
 
 /// Sends `signal` to a process group.
-pub(super) fn signal_group(pgid: i32, signal: i32) {
-    if pgid > 1 {
-        // SAFETY: kill(2) takes plain integers and has no memory effects.
-        unsafe {
-            libc::kill(-pgid, signal);
-        }
-    }
+/// Sends `signal` to process group `pgid`; false when no process of it
+/// could be signalled (none is left, most often).
+pub(super) fn signal_group(pgid: i32, signal: i32) -> bool {
+    // SAFETY: kill(2) takes plain integers and has no memory effects.
+    pgid > 1 && unsafe { libc::kill(-pgid, signal) } == 0
 }
 
 pub(super) fn signal_pid(pid: i32, signal: i32) {
@@ -1454,7 +1452,11 @@ impl Manager {
                 if groups[..i].contains(g) {
                     continue;
                 }
-                signal_group(*g, sig);
+                // An empty group (the usual end of an instance) needs no
+                // more signals.
+                if !signal_group(*g, sig) {
+                    continue;
+                }
                 if sighup {
                     signal_group(*g, libc::SIGHUP);
                 }

@@ -269,6 +269,8 @@ pub struct RunOptions {
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_hours(24);
 
 pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Result<u8, RunError> {
+    // Before any thread is made: they all inherit the blocked SIGCHLD.
+    let child_signals = child_signal_fd()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // The loop's log lines are written once per turn (crate::logs::Stderr).
@@ -281,10 +283,31 @@ pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Res
     runtime.spawn_blocking(|| {});
     let _held = crate::logs::hold_stderr();
     let local = tokio::task::LocalSet::new();
-    local.block_on(
-        &runtime,
-        async move { run_async(search, names, options).await },
-    )
+    local.block_on(&runtime, async move {
+        run_async(search, names, options, child_signals).await
+    })
+}
+
+/// `SIGCHLD` as a file: back to its default disposition (a parent may have
+/// left it ignored, which would reap flint's children before it could) and
+/// blocked in the calling thread, and so in every thread it makes from now
+/// on, then read from a signalfd by the event loop. A handler would run on
+/// whichever thread the kernel picks and wake the loop through a pipe for
+/// every exited child; the signalfd turns readable beside the child's
+/// pidfd, and the loop reads it in the same turn. Services get an empty
+/// signal mask (`spawn`), as from systemd.
+fn child_signal_fd() -> std::io::Result<nix::sys::signalfd::SignalFd> {
+    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    // SAFETY: the default disposition runs no code of ours.
+    unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }?;
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
+    Ok(SignalFd::with_flags(
+        &mask,
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )?)
 }
 
 /// The units `flint run` starts when none are named: what `sockets.target`,
@@ -322,13 +345,14 @@ async fn run_async(
     search: SearchPath,
     mut names: Vec<UnitName>,
     options: RunOptions,
+    child_signals: nix::sys::signalfd::SignalFd,
 ) -> Result<u8, RunError> {
     let requested = names.clone();
     if names.is_empty() {
         names = default_units(&search);
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    spawn_signal_watch(tx.clone())?;
+    spawn_signal_watch(tx.clone(), child_signals)?;
     // Orphans of the services come to flint, which reaps them (and can then
     // follow a forking daemon's main process as its parent).
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes integer arguments only.
@@ -446,19 +470,36 @@ async fn run_async(
     Ok(0)
 }
 
-fn spawn_signal_watch(tx: mpsc::UnboundedSender<Event>) -> std::io::Result<()> {
+fn spawn_signal_watch(
+    tx: mpsc::UnboundedSender<Event>,
+    child_signals: nix::sys::signalfd::SignalFd,
+) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut child = signal(SignalKind::child())?;
     let mut hup = signal(SignalKind::hangup())?;
+    // SAFETY: the signalfd is moved into the AsyncFd, which keeps it open
+    // for as long as it is registered.
+    let child = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(
+            child_signals,
+            tokio::io::Interest::READABLE,
+        )
+    }?;
     tokio::task::spawn_local(async move {
         loop {
             let event = tokio::select! {
                 _ = term.recv() => Event::Shutdown,
                 _ = int.recv() => Event::Shutdown,
                 _ = hup.recv() => Event::Hangup,
-                _ = child.recv() => Event::ChildSignal,
+                ready = child.readable() => {
+                    let Ok(mut ready) = ready else { return };
+                    // Pending SIGCHLDs merge into one; read it (and any
+                    // that came since) and reap once.
+                    while let Ok(Some(_)) = ready.get_inner().read_signal() {}
+                    ready.clear_ready();
+                    Event::ChildSignal
+                }
             };
             if tx.send(event).is_err() {
                 return;
@@ -1154,9 +1195,16 @@ impl Manager {
             self.release(socket, peer.as_ref());
             return;
         }
+        // The peer as accepted; after a peek, which may have waited, as it
+        // is now. One already gone is dropped silently, as systemd does.
+        let reread = peeked.as_ref().map(|_| Peer::of(&conn));
+        let now_peer = match &reread {
+            Some(p) => p.as_ref(),
+            None => peer.as_ref(),
+        };
         let sock = &mut self.sockets[socket];
-        let Some(instance) = socket::instance_name(sock.accepted, &conn) else {
-            // The peer is already gone: drop silently, as systemd does.
+        let Some(instance) = now_peer.and_then(|p| socket::instance_name(sock.accepted, &conn, p))
+        else {
             self.release(socket, peer.as_ref());
             return;
         };

@@ -735,12 +735,11 @@ impl Peer {
 /// The instance name systemd (up to v257) gives the per-connection service:
 /// `<n>-<local ip>:<port>-<remote ip>:<port>`, `<n>-<pid>-<uid>` for unix
 /// sockets (or `<n>-unknown`), with IPv4-mapped addresses shown as IPv4.
-/// `None` when the peer is already gone.
-pub fn instance_name(n: u64, conn: &OwnedFd) -> Option<String> {
-    let fd = conn.as_raw_fd();
-    let local: SockaddrStorage = socket::getsockname(fd).ok()?;
-    let remote: SockaddrStorage = socket::getpeername(fd).ok()?;
-    match (storage_to_peer(&local)?, storage_to_peer(&remote)?) {
+/// `peer` is the connection's peer as read at accept ([`Peer::of`]). `None`
+/// when the peer is already gone.
+pub fn instance_name(n: u64, conn: &OwnedFd, peer: &Peer) -> Option<String> {
+    let local: SockaddrStorage = socket::getsockname(conn.as_raw_fd()).ok()?;
+    match (storage_to_peer(&local)?, peer) {
         (Peer::Inet(l), Peer::Inet(r)) => Some(format!(
             "{n}-{}:{}-{}:{}",
             plain_ip(l.ip()),
@@ -751,12 +750,10 @@ pub fn instance_name(n: u64, conn: &OwnedFd) -> Option<String> {
         (Peer::Vsock { cid: lc, port: lp }, Peer::Vsock { cid: rc, port: rp }) => {
             Some(format!("{n}-{lc}:{lp}-{rc}:{rp}"))
         }
-        (Peer::Unix { .. }, Peer::Unix { .. }) => {
-            match socket::getsockopt(&conn.as_fd(), socket::sockopt::PeerCredentials) {
-                Ok(c) => Some(format!("{n}-{}-{}", c.pid(), c.uid())),
-                Err(_) => Some(format!("{n}-unknown")),
-            }
-        }
+        (Peer::Unix { .. }, Peer::Unix { cred, .. }) => Some(match cred {
+            Some(c) => format!("{n}-{}-{}", c.pid(), c.uid()),
+            None => format!("{n}-unknown"),
+        }),
         _ => None,
     }
 }

@@ -264,7 +264,9 @@ impl Manager {
             if matches!(hooks.next, Next::Arm(_)) {
                 match hooks.running.get() {
                     SPAWNING => hooks.running.set(SPAWNING_STOPPED),
-                    pid if pid > 0 => signal_group(pid, libc::SIGTERM),
+                    pid if pid > 0 => {
+                        signal_group(pid, libc::SIGTERM);
+                    }
                     _ => {}
                 }
             }

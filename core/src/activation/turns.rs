@@ -159,19 +159,38 @@ impl Turns {
     /// Queues `job`; wakes a waiting thread, or starts one (through
     /// `start`), when fewer than the limit run.
     pub(super) fn submit(&self, job: Job, now: Instant, start: impl FnMut(Drain)) -> Then {
-        let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        s.waiting.push_back(job);
-        self.start_threads(&mut s, now, start)
+        let mut wake = Vec::new();
+        let then = {
+            let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            s.waiting.push_back(job);
+            self.start_threads(&mut s, now, start, &mut wake)
+        };
+        wake_all(wake);
+        then
     }
 
     /// Starts threads while spawns wait and fewer than the limit count as
     /// running (a thread whose spawn is older than [`STALL`] does not).
     pub(super) fn start_due(&self, now: Instant, start: impl FnMut(Drain)) -> Then {
-        let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        self.start_threads(&mut s, now, start)
+        let mut wake = Vec::new();
+        let then = {
+            let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            self.start_threads(&mut s, now, start, &mut wake)
+        };
+        wake_all(wake);
+        then
     }
 
-    fn start_threads(&self, s: &mut Shared, now: Instant, mut start: impl FnMut(Drain)) -> Then {
+    /// Hands waiting spawns to idle threads (collected in `wake`, for the
+    /// caller to unpark once the lock is released: a thread woken while it
+    /// is held would wake only to wait for it) and starts new threads.
+    fn start_threads(
+        &self,
+        s: &mut Shared,
+        now: Instant,
+        mut start: impl FnMut(Drain),
+        wake: &mut Vec<std::thread::Thread>,
+    ) -> Then {
         while s.counted(now) < self.limit && s.waiting.len() > s.starting() {
             if let Some((_, w)) = s
                 .threads
@@ -179,7 +198,7 @@ impl Turns {
                 .find(|(_, w)| matches!(w, Work::Idle(_)))
             {
                 if let Work::Idle(t) = std::mem::replace(w, Work::Starting) {
-                    t.unpark();
+                    wake.push(t);
                 }
                 continue;
             }
@@ -206,6 +225,13 @@ impl Turns {
             .min()
             .unwrap_or(now);
         Then::CheckAt(oldest + STALL)
+    }
+}
+
+/// Unparks the threads [`Turns::start_threads`] handed spawns to.
+fn wake_all(threads: Vec<std::thread::Thread>) {
+    for t in threads {
+        t.unpark();
     }
 }
 

@@ -24,8 +24,17 @@ use std::ptr;
 
 use super::{ChildStep, CpuSched, PassFd, Stdio, TtyAcquire, TtyReset};
 
-/// Size of the (step, errno) report written to the report pipe.
-pub(super) const REPORT_LEN: usize = 8;
+/// What a child that could not exec leaves for the parent: the failed step
+/// (0: none, the exec succeeded) and its errno. The child shares the
+/// parent's memory (`CLONE_VM`) and the parent waits until it has exec'd or
+/// exited (`CLONE_VFORK`), so the child writes this where the parent reads
+/// it, as glibc's `posix_spawn` does; no pipe is needed.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Report {
+    pub step: u32,
+    pub errno: c_int,
+}
 
 /// Size of the child's stack, not counting the guard page. Pages are only
 /// touched on use; the child's frames need a few KiB.
@@ -120,36 +129,28 @@ pub(super) struct ChildContext<'a> {
     /// `n - 1` for signal `n` ([`signals_to_reset`]).
     pub reset_signals: u64,
     pub no_new_privileges: bool,
-    pub report_fd: c_int,
+    /// Where a failure before exec is written for the parent.
+    pub report: *mut Report,
 }
 
 type Failure = (ChildStep, c_int);
-
-pub(super) fn decode_report(buf: [u8; REPORT_LEN]) -> (u32, i32) {
-    (
-        u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]),
-        i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]),
-    )
-}
 
 /// The child's entry point, called by `clone()` on the child's stack.
 pub(super) extern "C" fn entry(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `&mut ChildContext` that `clone_child` passed; it
     // stays valid and unaliased by writes while the parent is suspended.
     let ctx = unsafe { &*arg.cast::<ChildContext<'_>>() };
-    let mut report_fd = ctx.report_fd;
     // SAFETY: we are the freshly cloned child described in the module docs;
     // `setup_and_exec` only returns on failure.
-    let (step, errno) = unsafe { setup_and_exec(ctx, &mut report_fd) };
-    let mut buf = [0u8; REPORT_LEN];
-    let (a, b) = buf.split_at_mut(4);
-    a.copy_from_slice(&(step as u32).to_ne_bytes());
-    b.copy_from_slice(&errno.to_ne_bytes());
-    // SAFETY: write reads REPORT_LEN bytes from `buf`; a short or failed write
-    // only loses the detail, the exit code still tells the step.
-    unsafe {
-        libc::write(report_fd, buf.as_ptr().cast(), buf.len());
-    }
+    let (step, errno) = unsafe { setup_and_exec(ctx) };
+    let report = Report {
+        step: step as u32,
+        errno,
+    };
+    // SAFETY: `ctx.report` points to the parent's `Report`, which it reads
+    // only after this process has exited (CLONE_VFORK); volatile, so the
+    // store is not dropped as a write nobody in this process reads.
+    unsafe { ptr::write_volatile(ctx.report, report) };
     // SAFETY: _exit ends only this process (no CLONE_THREAD) without running
     // any of flint's atexit handlers or destructors.
     unsafe { libc::_exit(step.exit_code()) }
@@ -176,7 +177,7 @@ fn check_int(ret: c_int) -> Result<c_int, c_int> {
 /// # Safety
 /// Must run only in the child created by `clone_child`, with `ctx` prepared
 /// by `spawn`.
-unsafe fn setup_and_exec(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Failure {
+unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
     // SAFETY: (whole function) every call below is a raw syscall or an
     // async-signal-safe libc wrapper, given pointers that `spawn` prepared and
     // keeps alive: NUL-terminated C strings, NULL-terminated pointer arrays,
@@ -202,7 +203,7 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Failu
             reset_terminal(path, ctx.tty0, &ctx.tty_reset);
         }
 
-        if let Err(failure) = place_fds(ctx, report_fd) {
+        if let Err(failure) = place_fds(ctx) {
             return failure;
         }
 
@@ -668,8 +669,7 @@ pub(super) fn signals_to_reset() -> u64 {
     set
 }
 
-/// Places stdio and passed fds, then closes every fd from `first_free` up
-/// except the report pipe (which is close-on-exec).
+/// Places stdio and passed fds, then closes every fd from `first_free` up.
 ///
 /// Sources may overlap targets (passing fd 4 then fd 3), so every source is
 /// first copied above the target range with `F_DUPFD_CLOEXEC`, then `dup3`'d
@@ -677,7 +677,7 @@ pub(super) fn signals_to_reset() -> u64 {
 ///
 /// # Safety
 /// Child only; `ctx.high_fds` has room for `ctx.pass_fds.len()` entries.
-unsafe fn place_fds(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Result<(), Failure> {
+unsafe fn place_fds(ctx: &ChildContext<'_>) -> Result<(), Failure> {
     let base = ctx.first_free;
     let fds_failed = |e| (ChildStep::Fds, e);
 
@@ -685,9 +685,6 @@ unsafe fn place_fds(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Result<(),
     // the prepared /dev/null path; `high_fds.add(i)` stays within the
     // parent's array of pass_fds.len() entries.
     unsafe {
-        *report_fd = check_int(libc::fcntl(*report_fd, libc::F_DUPFD_CLOEXEC, base))
-            .map_err(fds_failed)? as c_int;
-
         for (i, pass) in ctx.pass_fds.iter().enumerate() {
             let high =
                 check_int(libc::fcntl(pass.fd, libc::F_DUPFD_CLOEXEC, base)).map_err(fds_failed)?;
@@ -756,7 +753,7 @@ unsafe fn place_fds(ctx: &ChildContext<'_>, report_fd: &mut c_int) -> Result<(),
             }
         }
 
-        close_from(base, *report_fd).map_err(fds_failed)
+        close_from(base).map_err(fds_failed)
     }
 }
 
@@ -796,35 +793,16 @@ unsafe fn set_nonblocking(fd: c_int, nonblocking: bool) -> Result<(), c_int> {
     Ok(())
 }
 
-/// Closes every fd >= `low` except `keep` (which is >= `low`). Uses
+/// Closes every fd >= `low`. Uses
 /// `close_range` (Linux 5.9+), falling back to a loop up to the fd limit.
 ///
 /// # Safety
 /// Child only.
-unsafe fn close_from(low: c_int, keep: c_int) -> Result<(), c_int> {
+unsafe fn close_from(low: c_int) -> Result<(), c_int> {
     #[allow(clippy::cast_sign_loss)]
-    let (low_u, keep_u) = (low as u32, keep as u32);
+    let low_u = low as u32;
     // SAFETY: close_range only closes fds of this (child) process.
-    let ranged = unsafe {
-        let below = if keep_u > low_u {
-            check(libc::syscall(
-                libc::SYS_close_range,
-                low_u,
-                keep_u - 1,
-                0u32,
-            ))
-        } else {
-            Ok(0)
-        };
-        below.and_then(|_| {
-            check(libc::syscall(
-                libc::SYS_close_range,
-                keep_u + 1,
-                u32::MAX,
-                0u32,
-            ))
-        })
-    };
+    let ranged = unsafe { check(libc::syscall(libc::SYS_close_range, low_u, u32::MAX, 0u32)) };
     match ranged {
         Ok(_) => Ok(()),
         Err(libc::ENOSYS | libc::EINVAL) => {
@@ -850,12 +828,10 @@ unsafe fn close_from(low: c_int, keep: c_int) -> Result<(), c_int> {
             #[allow(clippy::cast_possible_truncation)]
             let max = max as c_int;
             for fd in low..max {
-                if fd != keep {
-                    // SAFETY: closing an fd of this process; EBADF is expected
-                    // for numbers that are not open.
-                    unsafe {
-                        libc::close(fd);
-                    }
+                // SAFETY: closing an fd of this process; EBADF is expected
+                // for numbers that are not open.
+                unsafe {
+                    libc::close(fd);
                 }
             }
             Ok(())

@@ -10,10 +10,12 @@
 //! glibc credential wrappers. It places the passed fds at 3, 4, … without
 //! CLOEXEC, closes every other fd, writes `LISTEN_PID=` (and `LISTEN_PIDFDID=`
 //! where the kernel has pidfd inode ids) with its own pid into a slot reserved
-//! in the environment, and execs. A failure before exec travels back over a
-//! close-on-exec pipe as (step, errno); the child then exits with systemd's exit
-//! code for that step (200/CHDIR, 203/EXEC, 217/USER, …), and [`spawn`] returns
-//! [`SpawnError::Child`] after reaping it.
+//! in the environment, and execs. A failure before exec is left as (step,
+//! errno) in a report in the parent's memory, which the parent reads once
+//! the child is gone from it (`CLONE_VFORK`), as glibc's `posix_spawn` does;
+//! the child then exits with systemd's exit code for that step (200/CHDIR,
+//! 203/EXEC, 217/USER, …), and [`spawn`] returns [`SpawnError::Child`] after
+//! reaping it.
 //!
 //! The process attributes of systemd's execution environment are applied in
 //! the child in `exec_invoke()`'s order, each failure with systemd's exit
@@ -534,12 +536,14 @@ impl Child {
         use tokio::io::Interest;
         use tokio::io::unix::AsyncFd;
 
-        if let Some(status) = self.try_wait()? {
-            return Ok(status);
-        }
         if tokio::runtime::Handle::try_current().is_err() {
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
             return Err(io::Error::other("Child::wait needs a tokio runtime"));
         }
+        // No look before the registration: epoll reports a pidfd that is
+        // already readable (the child has exited) as soon as it is added.
         // SAFETY: the registered fd is our pidfd, which `self` keeps open and
         // unchanged for longer than `readiness` lives (it is dropped at the
         // end of this function, while `&self` is still borrowed).
@@ -732,7 +736,7 @@ pub fn spawn_noting_pid(
         what: "stack",
         source,
     })?;
-    let (report_read, report_write) = report_pipe()?;
+    let mut report = child::Report::default();
     let cgroup = match &plan.cgroup {
         Some(dir) => Some(CgroupTarget::open(dir)?),
         None => None,
@@ -787,19 +791,24 @@ pub fn spawn_noting_pid(
         ignore_sigpipe: plan.ignore_sigpipe,
         reset_signals: child::signals_to_reset(),
         no_new_privileges: plan.no_new_privileges,
-        report_fd: report_write.as_raw_fd(),
+        report: &raw mut report,
     };
 
     let (pid, pidfd) = {
         let _blocked = child::SignalsBlocked::new();
         clone_child(&mut ctx, &stack, cgroup.as_ref(), pid)?
     };
-    // The child has exec'd or exited (CLONE_VFORK); only our copy of the
-    // write end is left, so the read below sees the report or EOF.
-    drop(report_write);
+    // The child has exec'd or exited (CLONE_VFORK): the report is final.
     stack.put_back();
-
-    let report = read_report(&report_read);
+    // SAFETY: `report` is ours and initialised; the child that may have
+    // written it through `ctx.report` is gone from this address space.
+    let report = unsafe { ptr::read_volatile(&raw const report) };
+    let report = (report.step != 0).then(|| {
+        (
+            ChildStep::from_wire(report.step).unwrap_or(ChildStep::Exec),
+            report.errno,
+        )
+    });
     let pidfd = match pidfd {
         Some(fd) => fd,
         None => match pidfd_open(pid) {
@@ -837,20 +846,6 @@ pub fn reset_terminal(path: &std::ffi::CStr, how: &TtyReset) {
 
 fn is_listen_pid_entry(entry: &[u8]) -> bool {
     entry.starts_with(b"LISTEN_PID=") || entry.starts_with(b"LISTEN_PIDFDID=")
-}
-
-fn report_pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
-    let mut fds = [-1 as c_int; 2];
-    // SAFETY: pipe2 writes two fds into the array, which has room for two.
-    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    if r < 0 {
-        return Err(SpawnError::Prepare {
-            what: "report pipe",
-            source: io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// The cgroup a child is created in: its directory, open, and the path of
@@ -960,30 +955,4 @@ fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     let fd = c_int::try_from(r).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: the kernel returned a new fd that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Reads the child's (step, errno) report, if any. EOF means exec succeeded.
-fn read_report(fd: &OwnedFd) -> Option<(ChildStep, i32)> {
-    let mut buf = [0u8; child::REPORT_LEN];
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: read writes at most rest.len() bytes into `rest`.
-        let n = unsafe { libc::read(fd.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len()) };
-        if n < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return None;
-        }
-        if n == 0 {
-            break;
-        }
-        filled += n.unsigned_abs();
-    }
-    if filled < buf.len() {
-        return None;
-    }
-    let (step, errno) = child::decode_report(buf);
-    Some((ChildStep::from_wire(step).unwrap_or(ChildStep::Exec), errno))
 }
