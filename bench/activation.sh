@@ -61,6 +61,17 @@ if [ "$static" -eq 1 ]; then
   else
     [ "$build" -eq 1 ] && scripts/build-static.sh --release >&2
     flint_static=$repo/target/static/flint
+    # target/static/flint is whatever build-static.sh built last (the test
+    # command builds the unoptimised profile): say so when it is not the
+    # release build.
+    release_static=""
+    for t in x86_64-unknown-linux-musl x86_64-unknown-linux-gnu; do
+      if [ -x "$repo/target/$t/release/flint" ] && cmp -s "$repo/target/$t/release/flint" "$flint_static"; then
+        release_static=yes
+      fi
+    done
+    [ -n "$release_static" ] || echo "activation.sh: warning: $flint_static is not the release static build" \
+      "(scripts/build-static.sh --release, or run without --no-build); its column measures that other build" >&2
   fi
   [ -x "$flint_static" ] || { echo "activation.sh: $flint_static is missing" >&2; exit 1; }
 fi

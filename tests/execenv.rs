@@ -274,7 +274,7 @@ fn tty_unit(path: &str) -> String {
         "[Service]\nType=oneshot\nStandardInput=tty\nTTYPath={path}\nTTYReset=yes\n\
          ExecStart=/bin/sh -c 'echo ready; read line; \
          echo \"got=$$line ctty=$$(cut -d\" \" -f7 /proc/$$$$/stat) sid=$$(cut -d\" \" -f6 /proc/$$$$/stat) pid=$$$$ term=$$TERM\"; \
-         stty -a; echo done'\n"
+         stty -a; echo done; read ack'\n"
     )
 }
 
@@ -303,6 +303,10 @@ fn standard_input_tty_is_the_controlling_terminal_and_output_goes_to_it() {
     );
     master.write_all(b"hello\n").unwrap();
     assert!(read_until(&mut master, &mut seen, "done"), "{seen:?}");
+    // Only now may the service end: at its stop flint resets the terminal
+    // (`TTYReset=`), which flushes what the test has not read yet, as
+    // systemd's reset does.
+    master.write_all(b"ack\n").unwrap();
     let line = seen
         .lines()
         .find(|l| l.starts_with("got="))
