@@ -1,6 +1,6 @@
 //! Real Debian daemons run by `flint run` from their own, unmodified unit
-//! files, each answering a real client: uuidd, tang, micro-httpd, gpsd,
-//! chasquid, snmptrapd, cups, atftpd, dbus-daemon (the system bus),
+//! files, each answering a real client: uuidd, tang, micro-httpd, saned,
+//! gpsd, chasquid, snmptrapd, cups, atftpd, dbus-daemon (the system bus),
 //! mariadb (named sockets from two socket units), OpenSSH's sshd (a real
 //! login), tinysshd (a key exchange per connection), cockpit (five socket
 //! units, one started per connection through another's service) and avahi
@@ -202,6 +202,59 @@ fn micro_httpd_serves_a_page_inetd_style() {
         let page = curl(&format!("http://127.0.0.1:{port}/index.html"));
         assert_eq!(page, "hello from micro-httpd under flint\n");
     }
+}
+
+#[test]
+fn saned_answers_the_sane_net_handshake_per_connection() {
+    // sane-utils' saned: `Accept=yes`, the connection as fd 3 (it finds it
+    // through LISTEN_FDS), `User=saned`, `StandardInput=null` and its
+    // output appended to a file. The client is the first call of the SANE
+    // network protocol (sanei_wire: 4-byte big-endian words): SANE_NET_INIT
+    // with the client's version and no user name; saned answers with a
+    // status and its own version. Debian's net backend cannot name a port
+    // other than 6566, so the handshake is spoken here.
+    let units = ["saned.socket", "saned@.service"];
+    if !ready("/usr/sbin/saned", &units, "sane-utils") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let port = free_port();
+    let log = tree.path().join("saned.log");
+    tree.write(
+        "saned.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    tree.write(
+        "saned@.service.d/log.conf",
+        &format!(
+            "[Service]\nStandardOutput=append:{0}\nStandardError=append:{0}\n",
+            log.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["saned.socket"]);
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut init = Vec::new();
+        init.extend_from_slice(&0u32.to_be_bytes()); // SANE_NET_INIT
+        init.extend_from_slice(&((1u32 << 24) | 3).to_be_bytes()); // version 1.0.3
+        init.extend_from_slice(&0u32.to_be_bytes()); // no user name
+        s.write_all(&init).unwrap();
+        let mut reply = [0u8; 8];
+        s.read_exact(&mut reply)
+            .unwrap_or_else(|e| panic!("no answer from saned: {e}\n{}", flint.log()));
+        let status = u32::from_be_bytes(reply[..4].try_into().unwrap());
+        let version = u32::from_be_bytes(reply[4..].try_into().unwrap());
+        assert_eq!(status, 0, "SANE_STATUS_GOOD\n{}", flint.log());
+        assert_eq!(version >> 24, 1, "a SANE 1 server: {version:#x}");
+    }
+    // Each connection had its own instance, named as systemd names it.
+    let log = flint.log();
+    assert!(log.matches("started /usr/sbin/saned").count() >= 3, "{log}");
+    assert!(
+        log.contains(&format!("-127.0.0.1:{port}-127.0.0.1:")),
+        "{log}"
+    );
 }
 
 /// Sends `request` on a stream and returns what arrives within a few
