@@ -219,7 +219,7 @@ fn saned_answers_the_sane_net_handshake_per_connection() {
     }
     let tree = tree_with(&units);
     let port = free_port();
-    let log = tree.path().join("saned.log");
+    let output = tree.path().join("saned.log");
     tree.write(
         "saned.socket.d/port.conf",
         &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
@@ -228,7 +228,7 @@ fn saned_answers_the_sane_net_handshake_per_connection() {
         "saned@.service.d/log.conf",
         &format!(
             "[Service]\nStandardOutput=append:{0}\nStandardError=append:{0}\n",
-            log.display()
+            output.display()
         ),
     );
     let flint = Flint::run(&tree, &["saned.socket"]);

@@ -268,7 +268,6 @@ fn signal_text(signal: i32) -> String {
         .map_or_else(|| signal.to_string(), str::to_string)
 }
 
-/// Sends `signal` to a process group.
 /// Sends `signal` to process group `pgid`; false when no process of it
 /// could be signalled (none is left, most often).
 pub(super) fn signal_group(pgid: i32, signal: i32) -> bool {

@@ -322,8 +322,8 @@ pub fn open(kind: &ListenKind, opts: &SocketOptions) -> Result<Listener, ListenE
 /// control and the pass-* flags. Returns the warnings.
 pub fn apply_accepted_options(fd: BorrowedFd<'_>, opts: &SocketOptions) -> Vec<String> {
     let mut warnings = Vec::new();
-    // Only these two options depend on the family; most sockets set neither.
-    let family = if opts.pass_packet_info || opts.ip_ttl.is_some() {
+    // Most sockets set no option that depends on the family.
+    let family = if options::needs_family(opts) {
         options::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(0)
     } else {
         0

@@ -100,6 +100,13 @@ fn set_buffer(fd: BorrowedFd<'_>, name: c_int, force: c_int, size: u64) -> io::R
     setsockopt_int(fd, libc::SOL_SOCKET, force, n)
 }
 
+/// Whether [`apply`] reads the address family for `opts` (only
+/// `PassPacketInfo=` and `IPTTL=` depend on it), so that a caller that would
+/// have to ask the kernel for it can skip that otherwise.
+pub(super) fn needs_family(opts: &SocketOptions) -> bool {
+    opts.pass_packet_info || opts.ip_ttl.is_some()
+}
+
 /// Applies the option list to `fd` of address family `family`. `what` names
 /// the socket in warnings.
 pub(super) fn apply(
