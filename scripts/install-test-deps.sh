@@ -18,6 +18,9 @@ packages=(
   # needs a certificate (openssl); the daemons are also in unit_packages below.
   snmp openssl
   uuid-runtime tang micro-httpd gpsd chasquid snmptrapd
+  # GnuPG's user units (gpg-agent, dirmngr, and ssh-add as the ssh-agent
+  # client) and libvirt's admin and read-only clients.
+  gpg-agent dirmngr openssh-client libvirt-clients
   # tests/plugins.rs: curl and openssl for the SNI router's TLS services, and
   # clang with lld (wasm-ld) for the C plugin of docs/plugins.md, whose
   # binding generator comes from crates.io (below).

@@ -4,7 +4,11 @@
 //! mariadb (named sockets from two socket units), OpenSSH's sshd (a real
 //! login), tinysshd (a key exchange per connection), cockpit (five socket
 //! units, one started per connection through another's service) and avahi
-//! (`Type=dbus` on a bus that flint socket-activates). The unit files are copied from
+//! (`Type=dbus` on a bus that flint socket-activates), gophernicus and
+//! nyancat-server (inetd style), fcgiwrap (a socket owned by www-data), mpd
+//! (`Type=notify`, two listeners), libvirtd (three socket units matched by
+//! name) and GnuPG's user units (`flint run --user`: four named sockets into
+//! one gpg-agent, and dirmngr). The unit files are copied from
 //! /lib/systemd/system into a temporary tree; drop-ins only move ports and
 //! paths (and give a daemon its configuration), as an administrator would.
 //! Missing daemons skip with the reason, except in CI (`CI` set), where
@@ -1060,6 +1064,506 @@ fn avahi_is_started_once_its_name_is_on_a_bus_that_flint_activates() {
     assert!(
         line.starts_with('+') || line.starts_with('-'),
         "an answer from avahi: {line:?}\n{}",
+        flint.log()
+    );
+}
+
+#[test]
+fn gophernicus_serves_a_menu_and_a_file_per_connection_as_its_user() {
+    // `Accept=yes`, `StandardInput=socket`, `User=_gophernicus`,
+    // `SuccessExitStatus=1`, `$OPTIONS` from an optional EnvironmentFile.
+    let units = ["gophernicus.socket", "gophernicus@.service"];
+    if !ready("/usr/sbin/gophernicus", &units, "gophernicus") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let root = owned_dir(&tree, "gopher", "root");
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = root.join("hello.txt");
+    std::fs::write(&file, "hello from gophernicus under flint\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port = free_port();
+    tree.write(
+        "gophernicus.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    // Where /etc/default/gophernicus would point it.
+    tree.write(
+        "gophernicus@.service.d/root.conf",
+        &format!(
+            "[Service]\nEnvironmentFile=\nEnvironment=\"OPTIONS=-r {} -h flint.test\"\n",
+            root.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["gophernicus.socket"]);
+    let menu = common::exchange(port, b"\r\n");
+    assert!(
+        menu.lines()
+            .any(|l| l.starts_with("0hello.txt") && l.contains("\t/hello.txt\tflint.test\t")),
+        "the root menu lists the file: {menu:?}\n{}",
+        flint.log()
+    );
+    let text = common::exchange(port, b"/hello.txt\r\n");
+    // Text files travel with CRLF line ends (RFC 1436).
+    assert_eq!(text, "hello from gophernicus under flint\r\n");
+    let missing = common::exchange(port, b"/no-such-file\r\n");
+    assert!(missing.contains("not found"), "an error: {missing:?}");
+    // Three instances, each ended successfully (the last one after it
+    // answered the missing selector).
+    let ended = wait_for(Duration::from_secs(10), || {
+        (flint.log().matches("Deactivated successfully").count() == 3).then_some(())
+    });
+    assert!(ended.is_some(), "{}", flint.log());
+    assert!(
+        !flint.log().contains("Failed with result"),
+        "no instance failed:\n{}",
+        flint.log()
+    );
+}
+
+#[test]
+fn nyancat_server_speaks_telnet_on_each_connection() {
+    // `Accept=true` with both `StandardInput=socket` and
+    // `StandardOutput=socket`, `User=nobody`, an `ExecStart=-` command that
+    // runs until the peer goes away.
+    let units = ["nyancat-server.socket", "nyancat-server@.service"];
+    if !ready("/usr/bin/nyancat-server", &units, "nyancat-server") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let port = free_port();
+    tree.write(
+        "nyancat-server.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    let flint = Flint::run(&tree, &["nyancat-server.socket"]);
+    for _ in 0..2 {
+        let mut s = common::connect(port);
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while seen.len() < 16384 && !String::from_utf8_lossy(&seen).contains("Nyan") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        // Telnet option negotiation (IAC ...) first, then the animation.
+        assert_eq!(seen.first(), Some(&0xff), "telnet IAC first: {seen:?}");
+        assert!(
+            String::from_utf8_lossy(&seen).contains("Nyan"),
+            "the animation's title: {:?}\n{}",
+            String::from_utf8_lossy(&seen),
+            flint.log()
+        );
+    }
+    let pid = wait_for(Duration::from_secs(5), || {
+        let log = flint.log();
+        let at = log.rfind("started /usr/bin/nyancat-server (pid ")?;
+        log[at + "started /usr/bin/nyancat-server (pid ".len()..]
+            .split(')')
+            .next()?
+            .parse::<u32>()
+            .ok()
+    })
+    .expect("flint logged the instance's pid");
+    // The instance ends when its peer has gone.
+    let gone = wait_for(Duration::from_secs(10), || {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "nyancat-server {pid} ended with its connection"
+    );
+}
+
+/// One FastCGI request (responder role) for `script` on the unix socket at
+/// `path`; returns what the application wrote to its stdout.
+fn fastcgi_get(path: &Path, script: &Path) -> String {
+    fn record(kind: u8, content: &[u8]) -> Vec<u8> {
+        let mut r = vec![1, kind, 0, 1];
+        r.extend_from_slice(&u16::try_from(content.len()).unwrap().to_be_bytes());
+        r.extend_from_slice(&[0, 0]);
+        r.extend_from_slice(content);
+        r
+    }
+    let mut params = Vec::new();
+    for (k, v) in [
+        ("SCRIPT_FILENAME", script.to_str().unwrap()),
+        ("REQUEST_METHOD", "GET"),
+        ("QUERY_STRING", ""),
+        ("GATEWAY_INTERFACE", "CGI/1.1"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+    ] {
+        params.push(u8::try_from(k.len()).unwrap());
+        params.push(u8::try_from(v.len()).unwrap());
+        params.extend_from_slice(k.as_bytes());
+        params.extend_from_slice(v.as_bytes());
+    }
+    let mut request = record(1, &[0, 1, 0, 0, 0, 0, 0, 0]); // BEGIN_REQUEST, responder
+    request.extend(record(4, &params)); // PARAMS
+    request.extend(record(4, &[]));
+    request.extend(record(5, &[])); // STDIN, empty
+    let mut s = std::os::unix::net::UnixStream::connect(path).expect("connect to fcgiwrap");
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(&request).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let mut stdout = Vec::new();
+    let mut at = 0;
+    while at + 8 <= reply.len() {
+        let kind = reply[at + 1];
+        let len = usize::from(u16::from_be_bytes([reply[at + 4], reply[at + 5]]));
+        let pad = usize::from(reply[at + 6]);
+        let content = &reply[at + 8..(at + 8 + len).min(reply.len())];
+        match kind {
+            6 => stdout.extend_from_slice(content), // STDOUT
+            3 => break,                             // END_REQUEST
+            _ => {}
+        }
+        at += 8 + len + pad;
+    }
+    String::from_utf8_lossy(&stdout).into_owned()
+}
+
+#[test]
+fn fcgiwrap_runs_a_cgi_script_on_its_socket_owned_by_www_data() {
+    // `SocketUser=`/`SocketGroup=`/`SocketMode=` on the listener, and an
+    // `Accept=no` service running as `User=www-data`.
+    let units = ["fcgiwrap.socket", "fcgiwrap.service"];
+    if !ready("/usr/sbin/fcgiwrap", &units, "fcgiwrap") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let sock = tree.path().join("fcgiwrap.socket");
+    tree.write(
+        "fcgiwrap.socket.d/path.conf",
+        &format!("[Socket]\nListenStream=\nListenStream={}\n", sock.display()),
+    );
+    let script = tree.path().join("hello.cgi");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"user=$(id -un)\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let flint = Flint::run(&tree, &["fcgiwrap.socket"]);
+    let meta = std::fs::metadata(&sock).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.uid(), uid_of_user("www-data"), "SocketUser=www-data");
+    assert_eq!(
+        meta.gid(),
+        nix::unistd::Group::from_name("www-data")
+            .unwrap()
+            .unwrap()
+            .gid
+            .as_raw(),
+        "SocketGroup=www-data"
+    );
+    assert_eq!(meta.mode() & 0o7777, 0o660, "SocketMode=0660");
+    for _ in 0..2 {
+        let out = fastcgi_get(&sock, &script);
+        assert!(
+            out.contains("Content-Type: text/plain") && out.contains("user=www-data"),
+            "the script's output through fcgiwrap: {out:?}\n{}",
+            flint.log()
+        );
+    }
+    assert_eq!(
+        flint.log().matches("fcgiwrap.service: started").count(),
+        1,
+        "one fcgiwrap for both requests:\n{}",
+        flint.log()
+    );
+}
+
+#[test]
+fn mpd_type_notify_greets_on_its_unix_and_tcp_sockets() {
+    // Two listeners, one of them under %t, `PassCredentials=`, `Backlog=`,
+    // `KeepAlive=`, and `Type=notify` (mpd --systemd).
+    let units = ["mpd.socket", "mpd.service"];
+    if !ready("/usr/bin/mpd", &units, "mpd") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let sock = tree.path().join("mpd.sock");
+    let port = free_port();
+    tree.write(
+        "mpd.socket.d/where.conf",
+        &format!(
+            "[Socket]\nListenStream=\nListenStream={}\nListenStream=127.0.0.1:{port}\n",
+            sock.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["mpd.socket"]);
+    let s = wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .expect("connect to mpd over TCP");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut greeting = String::new();
+    std::io::BufReader::new(s).read_line(&mut greeting).unwrap();
+    assert!(
+        greeting.starts_with("OK MPD "),
+        "mpd over TCP: {greeting:?}\n{}",
+        flint.log()
+    );
+    assert!(
+        flint.wait_log("mpd.service: ready"),
+        "mpd reported READY=1:\n{}",
+        flint.log()
+    );
+    let s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let reply = ask(s, b"ping\n");
+    assert!(reply.starts_with("OK MPD "), "mpd over unix: {reply:?}");
+    assert_eq!(
+        flint.log().matches("mpd.service: started").count(),
+        1,
+        "one mpd for both sockets:\n{}",
+        flint.log()
+    );
+}
+
+#[test]
+fn libvirtd_finds_its_three_sockets_by_name_and_answers_on_each() {
+    // libvirtd.socket, libvirtd-ro.socket and libvirtd-admin.socket all
+    // name `Service=libvirtd.service`; libvirtd matches the fds it is given
+    // to its servers by their names in LISTEN_FDNAMES (the socket units'
+    // names) and is `Type=notify`. Its `Requires=virtlogd.socket` and
+    // `virtlockd.socket` are started with it.
+    let units = [
+        "libvirtd.socket",
+        "libvirtd-ro.socket",
+        "libvirtd-admin.socket",
+        "libvirtd.service",
+        "virtlogd.socket",
+        "virtlogd-admin.socket",
+        "virtlogd.service",
+        "virtlockd.socket",
+        "virtlockd-admin.socket",
+        "virtlockd.service",
+    ];
+    if !ready("/usr/sbin/libvirtd", &units, "libvirt-daemon-system")
+        || !common::require("virt-admin", "libvirt-clients: the admin client")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let run_dir = tree.path().join("run");
+    let path = |name: &str| run_dir.join(name);
+    for (unit, sock) in [
+        ("libvirtd", "libvirt-sock"),
+        ("libvirtd-ro", "libvirt-sock-ro"),
+        ("libvirtd-admin", "libvirt-admin-sock"),
+        ("virtlogd", "virtlogd-sock"),
+        ("virtlogd-admin", "virtlogd-admin-sock"),
+        ("virtlockd", "virtlockd-sock"),
+        ("virtlockd-admin", "virtlockd-admin-sock"),
+    ] {
+        tree.write(
+            &format!("{unit}.socket.d/path.conf"),
+            &format!(
+                "[Socket]\nListenStream=\nListenStream={}\n",
+                path(sock).display()
+            ),
+        );
+    }
+    let mut flint = Flint::run(
+        &tree,
+        &[
+            "libvirtd.socket",
+            "libvirtd-ro.socket",
+            "libvirtd-admin.socket",
+        ],
+    );
+    let uri = |scheme: &str, sock: &str| {
+        format!(
+            "{scheme}+unix:///system?socket={}",
+            path(sock).to_str().unwrap()
+        )
+    };
+    // The admin server lists libvirtd's servers: the connection reached the
+    // admin socket and libvirtd knew it as such.
+    let servers = run(
+        "virt-admin",
+        &["-c", &uri("libvirtd", "libvirt-admin-sock"), "srv-list"],
+    );
+    assert!(
+        servers.contains("admin") && servers.contains("libvirtd"),
+        "virt-admin srv-list: {servers:?}\n{}",
+        flint.log()
+    );
+    // The read-only socket, read-only.
+    let ro = uri("qemu", "libvirt-sock-ro");
+    let answer = run("virsh", &["-r", "-c", &ro, "uri"]);
+    assert_eq!(answer.trim(), ro);
+    // The read-write socket.
+    let rw = uri("qemu", "libvirt-sock");
+    let answer = run("virsh", &["-c", &rw, "uri"]);
+    assert_eq!(answer.trim(), rw);
+    assert!(flint.wait_log("libvirtd.service: ready"), "{}", flint.log());
+    assert!(
+        flint.log().contains("virtlogd.socket: listening on")
+            && flint.log().contains("virtlockd.socket: listening on"),
+        "libvirtd's Requires= sockets were started:\n{}",
+        flint.log()
+    );
+    assert_eq!(
+        flint.log().matches("libvirtd.service: started").count(),
+        1,
+        "one libvirtd for the three sockets:\n{}",
+        flint.log()
+    );
+    assert!(
+        flint.stop().is_some_and(|s| s.success()),
+        "flint stops cleanly"
+    );
+    // RemoveOnStop=yes on libvirtd.socket only.
+    assert!(
+        !path("libvirt-sock").exists(),
+        "libvirtd.socket's RemoveOnStop=yes"
+    );
+    assert!(
+        path("libvirt-sock-ro").exists(),
+        "libvirtd-ro.socket keeps its file"
+    );
+}
+
+#[test]
+fn gpg_agent_user_units_map_four_named_sockets_and_dirmngr_answers() {
+    // GnuPG's own user units, under `flint run --user`: four socket units
+    // with `FileDescriptorName=` std/ssh/extra/browser start one
+    // `gpg-agent --supervised`, which assigns the fds by those names;
+    // `%t` is $XDG_RUNTIME_DIR and `DirectoryMode=0700` makes %t/gnupg.
+    const USER_UNITS: &str = "/usr/lib/systemd/user";
+    let units = [
+        "gpg-agent.socket",
+        "gpg-agent-ssh.socket",
+        "gpg-agent-extra.socket",
+        "gpg-agent-browser.socket",
+        "gpg-agent.service",
+        "dirmngr.socket",
+        "dirmngr.service",
+    ];
+    for (program, why) in [
+        ("/usr/bin/gpg-agent", "gpg-agent"),
+        ("/usr/bin/dirmngr", "dirmngr"),
+        (
+            "ssh-add",
+            "openssh-client: speaks to the agent's ssh socket",
+        ),
+    ] {
+        if !common::require(program, why) {
+            return;
+        }
+    }
+    for u in &units {
+        if !common::require(&format!("{USER_UNITS}/{u}"), "gpg-agent and dirmngr") {
+            return;
+        }
+    }
+    let tree = Tree::new();
+    for u in &units {
+        tree.write(
+            &format!("units/{u}"),
+            &std::fs::read_to_string(Path::new(USER_UNITS).join(u)).unwrap(),
+        );
+    }
+    let runtime = tree.path().join("runtime");
+    let home = tree.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let unit_dir = tree.path().join("units");
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "run".as_ref(),
+        "--user".as_ref(),
+        "--unit-dir".as_ref(),
+        unit_dir.as_os_str(),
+    ];
+    args.extend(
+        units
+            .iter()
+            .filter(|u| u.ends_with(".socket"))
+            .map(|u| std::ffi::OsStr::new(*u)),
+    );
+    let flint = Flint::run_args(&args, &[("XDG_RUNTIME_DIR", &runtime), ("HOME", &home)]);
+    let gnupg = runtime.join("gnupg");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&gnupg).unwrap().mode() & 0o7777,
+        0o700,
+        "DirectoryMode=0700"
+    );
+    let std_sock = gnupg.join("S.gpg-agent");
+    let s = std::os::unix::net::UnixStream::connect(&std_sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut s = std::io::BufReader::new(s);
+    let mut line = String::new();
+    s.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("OK Pleased"),
+        "the Assuan greeting: {line:?}"
+    );
+    // The agent says which path it serves each socket kind on: the fd it
+    // took as `std` and as `ssh` are the ones flint named so.
+    let mut ask_agent = |request: &str| {
+        s.get_mut().write_all(request.as_bytes()).unwrap();
+        let mut data = String::new();
+        loop {
+            let mut l = String::new();
+            if s.read_line(&mut l).unwrap_or(0) == 0 || l.starts_with("OK") || l.starts_with("ERR")
+            {
+                break;
+            }
+            data.push_str(l.trim_start_matches("D ").trim_end());
+        }
+        data
+    };
+    assert_eq!(
+        ask_agent("GETINFO socket_name\n"),
+        std_sock.display().to_string()
+    );
+    assert_eq!(
+        ask_agent("GETINFO ssh_socket_name\n"),
+        gnupg.join("S.gpg-agent.ssh").display().to_string()
+    );
+    // The ssh-agent protocol on the ssh socket.
+    let out = Command::new("timeout")
+        .args(["20", "ssh-add", "-l"])
+        .env("SSH_AUTH_SOCK", gnupg.join("S.gpg-agent.ssh"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("The agent has no identities"),
+        "ssh-add -l through the agent's ssh socket: {said:?}\n{}",
+        flint.log()
+    );
+    // dirmngr, its own socket and service.
+    let d = std::os::unix::net::UnixStream::connect(gnupg.join("S.dirmngr")).unwrap();
+    d.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut d = std::io::BufReader::new(d);
+    // Comment lines (`# Home: ...`) come before the greeting.
+    let mut greeting = String::new();
+    while greeting.is_empty() || greeting.starts_with('#') {
+        greeting.clear();
+        if d.read_line(&mut greeting).unwrap_or(0) == 0 {
+            break;
+        }
+    }
+    assert!(
+        greeting.starts_with("OK Dirmngr"),
+        "dirmngr's greeting: {greeting:?}\n{}",
+        flint.log()
+    );
+    assert_eq!(
+        flint.log().matches("gpg-agent.service: started").count(),
+        1,
+        "one gpg-agent for the four sockets:\n{}",
         flint.log()
     );
 }
