@@ -740,3 +740,74 @@ fn a_socket_whose_condition_fails_does_not_listen() {
         );
     }
 }
+
+#[test]
+fn while_flint_stops_idle_sockets_refuse_connections_at_once() {
+    // As systemd's sockets do once their stop is pending: a connection to a
+    // socket whose service is not running is accepted and closed at once
+    // while the other services are still stopping, instead of waiting in
+    // the backlog until flint exits, and it starts nothing.
+    let tree = Tree::new();
+    let sock = tree.path().join("idle.sock");
+    let port = free_port();
+    tree.write(
+        "slow.service",
+        "[Service]\nExecStart=/bin/sleep 1000\nExecStop=/bin/sleep 6\n",
+    );
+    tree.write(
+        "idle.socket",
+        &format!("[Socket]\nListenStream={}\n", sock.display()),
+    );
+    tree.write("idle.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "each.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    );
+    tree.write(
+        "each@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/cat\n",
+    );
+    let mut flint = Flint::run(&tree, &["slow.service", "idle.socket", "each.socket"]);
+    assert!(flint.wait_log("slow.service: started"), "{}", flint.log());
+    // SAFETY: kill() with a pid and a signal number.
+    unsafe {
+        libc::kill(flint.child.id().cast_signed(), libc::SIGTERM);
+    }
+    assert!(flint.wait_log("flint: stopping"), "{}", flint.log());
+    let started = std::time::Instant::now();
+    let mut unix = std::os::unix::net::UnixStream::connect(&sock).expect("the listener is open");
+    unix.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    let mut buf = [0u8; 16];
+    let r = unix.read(&mut buf);
+    assert!(
+        matches!(r, Ok(0))
+            || r.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the unix connection is closed, not left waiting: {r:?}"
+    );
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the listener is open");
+    tcp.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    let r = tcp.read(&mut buf);
+    assert!(
+        matches!(r, Ok(0))
+            || r.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the Accept=yes connection is closed, not left waiting: {r:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "refused at once, not when flint exited ({:?})",
+        started.elapsed()
+    );
+    assert!(
+        flint.child.try_wait().unwrap().is_none(),
+        "flint was still stopping slow.service meanwhile"
+    );
+    let status = flint.stop().expect("flint exits");
+    assert!(status.success(), "{status:?}");
+    let log = flint.log();
+    assert!(
+        !log.contains("idle.service: started") && !log.contains("each@"),
+        "nothing was started during the shutdown:\n{log}"
+    );
+}

@@ -1974,11 +1974,10 @@ impl Manager {
             }
             return;
         }
-        // Accept=no: the sockets listen again (also during a restart delay).
-        if !self.shutting_down {
-            for s in svc.sockets.clone() {
-                self.sockets[s].rearm();
-            }
+        // Accept=no: the sockets listen again (also during a restart delay;
+        // while flint shuts down, to refuse what arrives, see `on_readable`).
+        for s in svc.sockets.clone() {
+            self.sockets[s].rearm();
         }
     }
 
@@ -1997,7 +1996,9 @@ impl Manager {
 
     /// SIGTERM/SIGINT: a stop job for every service, so that they stop
     /// in the reverse order of their `After=`/`Before=` (`ExecStop=`, then
-    /// the kill procedure); flint exits when all are down.
+    /// the kill procedure); flint exits when all are down. Meanwhile the
+    /// sockets whose service is not running refuse what arrives (see
+    /// `on_readable`), as systemd's do once their stop is pending.
     pub(super) fn shutdown(&mut self) {
         if self.shutting_down {
             return;
@@ -2005,9 +2006,6 @@ impl Manager {
         tracing::info!("flint: stopping");
         self.shutting_down = true;
         self.kill_hooks();
-        for s in &mut self.sockets {
-            s.disarm();
-        }
         let mut ids: Vec<u64> = self.services.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {

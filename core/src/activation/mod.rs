@@ -1000,6 +1000,11 @@ impl Manager {
 
     fn on_readable(&mut self, socket: usize) {
         if self.shutting_down {
+            tracing::debug!(
+                "{}: suppressing connection request since unit stop is scheduled",
+                self.sockets[socket].name
+            );
+            self.sockets[socket].refuse_pending();
             return;
         }
         if !self.trigger_allowed(socket) {
@@ -1107,6 +1112,12 @@ impl Manager {
 
     fn on_accepted(&mut self, socket: usize, listener: usize, conn: OwnedFd) {
         if self.shutting_down {
+            // Closed at once: the peer is refused, not left waiting.
+            tracing::debug!(
+                "{}: suppressing connection request since unit stop is scheduled",
+                self.sockets[socket].name
+            );
+            drop(conn);
             return;
         }
         if !self.trigger_allowed(socket) {

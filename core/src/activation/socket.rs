@@ -438,6 +438,28 @@ impl SocketRt {
         self.arm();
     }
 
+    /// Refuses what waits on the listeners while flint shuts down, as
+    /// systemd does for a socket whose stop is pending: queued connections
+    /// are accepted and closed and datagrams and FIFO data dropped, so a
+    /// client learns at once that nothing will answer instead of waiting in
+    /// the backlog until flint exits. The socket keeps watching; a listener
+    /// that cannot be drained (a message queue, a special file that stays
+    /// readable) is no longer watched, so that it cannot spin the loop.
+    pub fn refuse_pending(&mut self) {
+        for l in &self.listeners {
+            flush(l);
+        }
+        let stuck = self
+            .listeners
+            .iter()
+            .any(|l| readable_now(l.fd.as_raw_fd()).unwrap_or(true));
+        if stuck {
+            self.disarm();
+        } else {
+            self.arm();
+        }
+    }
+
     /// Puts the socket into the failed state: listeners closed.
     pub fn fail(&mut self) {
         tracing::error!("{}: entering failed state; listeners closed", self.unit.id);
@@ -489,11 +511,23 @@ pub fn take_spare(
     Some((l, warnings))
 }
 
-/// Drops queued connections or datagrams (`FlushPending=yes`).
+/// Drops queued connections, datagrams or FIFO data (`FlushPending=yes`,
+/// and a shutting-down flint's refusal).
 fn flush(l: &OpenListener) {
     let fd = l.fd.as_raw_fd();
     for _ in 0..4096 {
         let done = match &l.kind {
+            ListenKind::Fifo(_) | ListenKind::Special(_) => {
+                let mut buf = [0u8; 4096];
+                // The FIFO is open non-blocking; a special file may not be,
+                // so it is read only while poll says it is readable.
+                !readable_now(fd).unwrap_or(false)
+                    || match nix::unistd::read(l.fd.as_fd(), &mut buf) {
+                        Ok(n) => n == 0,
+                        Err(e) => e != nix::errno::Errno::EINTR,
+                    }
+            }
+            ListenKind::MessageQueue(_) => true,
             ListenKind::Stream(_) | ListenKind::SequentialPacket(_) => match socket::accept4(
                 fd,
                 socket::SockFlag::SOCK_NONBLOCK | socket::SockFlag::SOCK_CLOEXEC,
