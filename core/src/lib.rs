@@ -18,4 +18,5 @@ pub mod policy;
 pub mod service;
 pub mod spawn;
 pub mod stamp;
+pub mod tmpfiles;
 pub mod unit;

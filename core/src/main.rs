@@ -251,6 +251,46 @@ enum Command {
         /// too, as systemd), or `off`.
         #[arg(long, value_enum, default_value_t = Cgroups::Services)]
         cgroups: Cgroups,
+        /// First create the files and directories tmpfiles.d asks for, as
+        /// systemd-tmpfiles-setup.service does at boot (/dev left out): as
+        /// `flint tmpfiles --create`, and with `--remove --boot` only when
+        /// flint is PID 1.
+        #[arg(long)]
+        tmpfiles: bool,
+    },
+    /// Create the files, directories and links tmpfiles.d configuration
+    /// asks for, as `systemd-tmpfiles` does.
+    ///
+    /// Reads every *.conf of /etc/tmpfiles.d, /run/tmpfiles.d,
+    /// /usr/local/lib/tmpfiles.d and /usr/lib/tmpfiles.d (a name in an
+    /// earlier directory hides the same name in later ones), or the FILEs
+    /// given. Exits 65 when a line cannot be parsed, 73 when something
+    /// cannot be created, 0 otherwise.
+    Tmpfiles {
+        /// Create (the default when neither --create nor --remove is given).
+        #[arg(long)]
+        create: bool,
+        /// Remove what `r`, `R` and `D` lines name.
+        #[arg(long)]
+        remove: bool,
+        /// Also apply the lines marked `!` (safe only at boot).
+        #[arg(long)]
+        boot: bool,
+        /// The user's configuration (~/.config/user-tmpfiles.d, ...).
+        #[arg(long)]
+        user: bool,
+        /// Only paths below PATH (repeatable).
+        #[arg(long, value_name = "PATH")]
+        prefix: Vec<PathBuf>,
+        /// No paths below PATH (repeatable).
+        #[arg(long, value_name = "PATH")]
+        exclude_prefix: Vec<PathBuf>,
+        /// Read configuration from, and create below, this directory.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Configuration files to read instead of the directories.
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
     },
     /// Talk to a running flint: status, list, start, stop, restart.
     Ctl {
@@ -703,6 +743,70 @@ fn run(
     Ok(ExitCode::from(code))
 }
 
+/// The configuration files `flint tmpfiles` reads: `files`, or the
+/// directories' (below `root`).
+fn tmpfiles_config(opts: &flint::tmpfiles::Options, files: &[PathBuf]) -> Vec<PathBuf> {
+    if !files.is_empty() {
+        return files.to_vec();
+    }
+    let root = opts.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    flint::tmpfiles::config_files(&root, &flint::tmpfiles::config_dirs(opts.user))
+}
+
+/// `flint tmpfiles`.
+fn tmpfiles(opts: &flint::tmpfiles::Options, files: &[PathBuf]) -> ExitCode {
+    let (items, parse_errors) = flint::tmpfiles::load(&tmpfiles_config(opts, files), opts.user);
+    for e in &parse_errors {
+        eprintln!("flint tmpfiles: {e}");
+    }
+    let report = flint::tmpfiles::apply(&items, opts);
+    for s in &report.skipped {
+        eprintln!("flint tmpfiles: {s}");
+    }
+    for e in &report.errors {
+        eprintln!("flint tmpfiles: {e}");
+    }
+    if !report.errors.is_empty() {
+        ExitCode::from(73)
+    } else if !parse_errors.is_empty() {
+        ExitCode::from(65)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `flint run --tmpfiles`: what systemd-tmpfiles-setup.service does at
+/// boot (`--create --remove --boot --exclude-prefix=/dev`) when flint is
+/// the init; otherwise the system is running already and only `--create`
+/// is safe (`--remove` would empty /tmp, as `D /tmp` asks at boot).
+fn tmpfiles_at_start(user: bool) {
+    let booting = std::process::id() == 1;
+    let opts = flint::tmpfiles::Options {
+        create: true,
+        remove: booting,
+        boot: booting,
+        prefixes: Vec::new(),
+        exclude_prefixes: vec![PathBuf::from("/dev")],
+        root: None,
+        user,
+    };
+    let files = tmpfiles_config(&opts, &[]);
+    let (items, parse_errors) = flint::tmpfiles::load(&files, user);
+    let report = flint::tmpfiles::apply(&items, &opts);
+    for e in parse_errors.iter().chain(&report.errors) {
+        tracing::warn!("tmpfiles: {e}");
+    }
+    for s in &report.skipped {
+        tracing::debug!("tmpfiles: {s}");
+    }
+    tracing::info!(
+        "tmpfiles: {} line(s) of {} file(s) applied, {} problem(s)",
+        report.applied,
+        files.len(),
+        parse_errors.len() + report.errors.len()
+    );
+}
+
 /// `enable`, `disable`, `reenable`, `mask`, `unmask`, `is-enabled`.
 fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
     use flint::install::{LookupPaths, Options, command};
@@ -821,15 +925,42 @@ fn main() -> ExitCode {
             watch,
             notify_fd,
             cgroups,
-        } => run(
-            tree,
-            units,
-            *refuse_unenforced,
-            control.clone(),
-            *watch,
-            *notify_fd,
-            *cgroups,
-        ),
+            tmpfiles,
+        } => {
+            if *tmpfiles {
+                tmpfiles_at_start(tree.user);
+            }
+            run(
+                tree,
+                units,
+                *refuse_unenforced,
+                control.clone(),
+                *watch,
+                *notify_fd,
+                *cgroups,
+            )
+        }
+        Command::Tmpfiles {
+            create,
+            remove,
+            boot,
+            user,
+            prefix,
+            exclude_prefix,
+            root,
+            files,
+        } => Ok(tmpfiles(
+            &flint::tmpfiles::Options {
+                create: *create || !*remove,
+                remove: *remove,
+                boot: *boot,
+                prefixes: prefix.clone(),
+                exclude_prefixes: exclude_prefix.clone(),
+                root: root.clone(),
+                user: *user,
+            },
+            files,
+        )),
         Command::Ctl {
             user,
             control,

@@ -1,0 +1,233 @@
+//! `flint tmpfiles` against systemd's own `systemd-tmpfiles` (the oracle):
+//! the same configuration applied below two fresh roots must give the same
+//! tree (types, modes, owners, link targets, file contents), for a
+//! configuration written to exercise each line type and for the machine's
+//! own tmpfiles.d. Then the exit codes, and `flint run --tmpfiles` making
+//! the directory a real unit expects before it starts.
+
+mod common;
+
+use std::fmt::Write;
+use std::path::Path;
+use std::process::Command;
+
+use common::{Flint, Tree, wait_for};
+
+/// `find`'s view of a tree: one sorted line per node.
+fn listing(root: &Path) -> String {
+    let out = Command::new("find")
+        .arg(".")
+        .args(["-printf", "%y %m %u %g %p -> %l\n"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    let mut text = lines.join("\n");
+    // Regular files' contents too.
+    for l in &lines {
+        if let Some(p) = l.strip_prefix("f ").and_then(|r| r.split(' ').nth(3)) {
+            let content = std::fs::read_to_string(root.join(p)).unwrap_or_default();
+            let _ = write!(text, "\n{p}: {content:?}");
+        }
+    }
+    text
+}
+
+/// Two roots holding `config` (and the machine's users and groups).
+fn roots(config: &[(&str, &str)]) -> (Tree, Tree) {
+    let make = || {
+        let t = Tree::new();
+        for (path, text) in config {
+            t.write(path, text);
+        }
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        for f in ["passwd", "group"] {
+            std::fs::copy(Path::new("/etc").join(f), t.path().join("etc").join(f)).unwrap();
+        }
+        t
+    };
+    (make(), make())
+}
+
+fn oracle() -> bool {
+    common::require("systemd-tmpfiles", "systemd: the oracle")
+        && common::require_root("owners are set as in the configuration")
+}
+
+fn flint_tmpfiles(args: &[&str]) -> std::process::Output {
+    Command::new(common::flint_bin())
+        .arg("tmpfiles")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn compare(config: &[(&str, &str)], extra: &[&str]) {
+    let (a, b) = roots(config);
+    let sd = Command::new("systemd-tmpfiles")
+        .arg("--create")
+        .arg(format!("--root={}", a.path().display()))
+        .args(extra)
+        .output()
+        .unwrap();
+    let mut args = vec!["--create", "--root", b.path().to_str().unwrap()];
+    args.extend(extra);
+    let fl = flint_tmpfiles(&args);
+    assert_eq!(
+        listing(a.path()),
+        listing(b.path()),
+        "systemd-tmpfiles (left; {}) and flint tmpfiles (right; {}) differ",
+        String::from_utf8_lossy(&sd.stderr),
+        String::from_utf8_lossy(&fl.stderr)
+    );
+}
+
+#[test]
+fn each_line_type_gives_what_systemd_tmpfiles_gives() {
+    if !oracle() {
+        return;
+    }
+    let conf = "\
+# directories, parents, owners, modes
+d /run/app/sub 0750 daemon daemon -
+D /run/cache 0700 - - -
+d /var/lib/app :0710 - :daemon
+v /var/lib/sub 0755
+# files and their content
+f /run/app/pid 0644 - - - 42\\n
+f /run/app/empty
+F /run/app/trunc 0600 - - - new
+f~ /run/app/b64 - - - - aGVsbG8K
+w /run/app/pid - - - - not-written-twice
+# links, FIFOs, copies
+L /run/app/link - - - - ../app/pid
+L /run/app/default
+p /run/app/fifo 0620 daemon -
+C /run/copy - - - - /usr/share/factory-test
+# adjustments of what exists
+z /run/app 0711 - -
+Z /run/cache ~0755 daemon -
+e /run/app/* 0701
+# duplicates: the first line wins
+d /run/dup 0700
+d /run/dup 0755
+# boot only
+d! /run/boot-only
+";
+    compare(
+        &[
+            ("usr/lib/tmpfiles.d/app.conf", conf),
+            ("usr/share/factory-test/a/b.txt", "copied\n"),
+        ],
+        &[],
+    );
+    compare(
+        &[("etc/tmpfiles.d/x.conf", "d! /run/boot-only 0701\n")],
+        &["--boot"],
+    );
+}
+
+#[test]
+fn the_machines_own_tmpfiles_d_gives_what_systemd_tmpfiles_gives() {
+    if !oracle() {
+        return;
+    }
+    let mut config: Vec<(String, String)> = Vec::new();
+    for dir in ["usr/lib/tmpfiles.d", "etc/tmpfiles.d"] {
+        let Ok(entries) = std::fs::read_dir(Path::new("/").join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if let Ok(text) = std::fs::read_to_string(e.path()) {
+                config.push((format!("{dir}/{}", e.file_name().to_string_lossy()), text));
+            }
+        }
+    }
+    assert!(
+        config.len() >= 5 || !common::in_ci(),
+        "the machine has tmpfiles.d files"
+    );
+    let refs: Vec<(&str, &str)> = config
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    compare(&refs, &[]);
+}
+
+#[test]
+fn exit_codes_say_what_went_wrong() {
+    let t = Tree::new();
+    let good = t.write(
+        "good.conf",
+        &format!("d {}/made 0700\n", t.path().display()),
+    );
+    let out = flint_tmpfiles(&[good.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(t.path().join("made").is_dir());
+    let bad = t.write("bad.conf", "d /ok\ny /what\n");
+    let out = flint_tmpfiles(&["--prefix", "/nonexistent-prefix", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.conf:2: unknown line type 'y'"),
+        "{out:?}"
+    );
+    std::fs::write(t.path().join("file"), "").unwrap();
+    let blocked = t.write(
+        "blocked.conf",
+        &format!("d {}/file/sub\n", t.path().display()),
+    );
+    let out = flint_tmpfiles(&[blocked.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(73), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("blocked.conf:1:"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn run_with_tmpfiles_creates_what_a_unit_expects_before_starting_it() {
+    // In a private mount namespace with its own /run, so that the
+    // configuration below reaches flint as /run/tmpfiles.d would.
+    if !common::require_root("a private /run needs a mount namespace")
+        || !common::require("unshare", "util-linux")
+    {
+        return;
+    }
+    let tree = Tree::new();
+    let seen = tree.path().join("seen");
+    tree.write(
+        "probe.service",
+        &format!(
+            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'stat -c \"%%a %%U\" /run/flint-tmpfiles-probe > {}'\n",
+            seen.display()
+        ),
+    );
+    // Not the init, so nothing is removed: the `r` line must leave the
+    // file alone (at boot it would go, with `D /tmp` emptying /tmp).
+    let keep = tree.write("keep", "");
+    let script = format!(
+        "mount -t tmpfs tmpfs /run && mkdir /run/tmpfiles.d && \
+         echo 'd /run/flint-tmpfiles-probe 0710 daemon - -' > /run/tmpfiles.d/probe.conf && \
+         echo 'r {}' >> /run/tmpfiles.d/probe.conf && \
+         exec {} run --tmpfiles --unit-dir {} probe.service",
+        keep.display(),
+        common::flint_bin().display(),
+        tree.path().display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    let got = wait_for(std::time::Duration::from_secs(20), || {
+        std::fs::read_to_string(&seen)
+            .ok()
+            .filter(|s| !s.is_empty())
+    })
+    .unwrap_or_else(|| panic!("probe.service did not run:\n{}", flint.log()));
+    assert_eq!(got.trim(), "710 daemon", "{}", flint.log());
+    assert!(flint.log().contains("tmpfiles: "), "{}", flint.log());
+    assert!(keep.exists(), "flint, not the init, removed nothing");
+}
