@@ -733,10 +733,28 @@ fn mariadb_gets_its_named_sockets_from_two_socket_units_and_answers() {
             extra.display()
         ),
     );
-    // What Debian's tmpfiles.d makes at boot: the pid file's directory.
-    std::fs::create_dir_all("/run/mysqld").unwrap();
-    run("chown", &["mysql:mysql", "/run/mysqld"]);
-    let mut flint = Flint::run(&tree, &["mariadb.socket", "mariadb-extra.socket"]);
+    // The pid file's directory comes from Debian's own tmpfiles.d
+    // (mariadb.conf: `d /run/mysqld 0755 mysql root -`), which `--tmpfiles`
+    // applies before the units start, as systemd does at boot.
+    let _ = std::fs::remove_dir_all("/run/mysqld");
+    let mut flint = Flint::run_args(
+        &[
+            "run".as_ref(),
+            "--tmpfiles".as_ref(),
+            "--unit-dir".as_ref(),
+            tree.path().as_os_str(),
+            "mariadb.socket".as_ref(),
+            "mariadb-extra.socket".as_ref(),
+        ],
+        &[],
+    );
+    let meta = std::fs::metadata("/run/mysqld").expect("--tmpfiles made /run/mysqld");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid()),
+        (0o755, uid_of_user("mysql")),
+        "as mariadb.conf asks"
+    );
     let query = |sock: &Path| {
         run(
             "mariadb",
