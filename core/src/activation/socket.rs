@@ -933,3 +933,52 @@ pub fn spawn_peek(
         });
     });
 }
+
+#[cfg(test)]
+mod flush_tests {
+    use super::*;
+    use crate::unit::value::address::SocketAddress;
+
+    fn open(kind: ListenKind) -> OpenListener {
+        let l = listen::open(&kind, &SocketOptions::default()).expect("open the listener");
+        OpenListener {
+            fd: l.fd,
+            kind: l.kind,
+        }
+    }
+
+    #[test]
+    fn flush_drops_queued_connections_datagrams_and_fifo_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = open(ListenKind::Stream(SocketAddress::Unix(
+            dir.path().join("s"),
+        )));
+        let dgram = open(ListenKind::Datagram(SocketAddress::Unix(
+            dir.path().join("d"),
+        )));
+        let fifo = open(ListenKind::Fifo(dir.path().join("f")));
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(std::os::unix::net::UnixStream::connect(dir.path().join("s")).unwrap());
+        }
+        let tx = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        for _ in 0..3 {
+            tx.send_to(b"x", dir.path().join("d")).unwrap();
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("f"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &[7u8; 10_000]))
+            .unwrap();
+        for l in [&stream, &dgram, &fifo] {
+            assert_eq!(readable_now(l.fd.as_raw_fd()), Ok(true), "{:?}", l.kind);
+            flush(l);
+            assert_eq!(readable_now(l.fd.as_raw_fd()), Ok(false), "{:?}", l.kind);
+        }
+        // The connections were accepted and closed: each client sees EOF.
+        for mut c in clients {
+            let mut buf = [0u8; 1];
+            assert_eq!(std::io::Read::read(&mut c, &mut buf).unwrap(), 0);
+        }
+    }
+}
