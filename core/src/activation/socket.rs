@@ -939,8 +939,8 @@ mod flush_tests {
     use super::*;
     use crate::unit::value::address::SocketAddress;
 
-    fn open(kind: ListenKind) -> OpenListener {
-        let l = listen::open(&kind, &SocketOptions::default()).expect("open the listener");
+    fn open(kind: &ListenKind) -> OpenListener {
+        let l = listen::open(kind, &SocketOptions::default()).expect("open the listener");
         OpenListener {
             fd: l.fd,
             kind: l.kind,
@@ -950,13 +950,13 @@ mod flush_tests {
     #[test]
     fn flush_drops_queued_connections_datagrams_and_fifo_data() {
         let dir = tempfile::tempdir().unwrap();
-        let stream = open(ListenKind::Stream(SocketAddress::Unix(
+        let stream = open(&ListenKind::Stream(SocketAddress::Unix(
             dir.path().join("s"),
         )));
-        let dgram = open(ListenKind::Datagram(SocketAddress::Unix(
+        let dgram = open(&ListenKind::Datagram(SocketAddress::Unix(
             dir.path().join("d"),
         )));
-        let fifo = open(ListenKind::Fifo(dir.path().join("f")));
+        let fifo = open(&ListenKind::Fifo(dir.path().join("f")));
         let mut clients = Vec::new();
         for _ in 0..3 {
             clients.push(std::os::unix::net::UnixStream::connect(dir.path().join("s")).unwrap());
