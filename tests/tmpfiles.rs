@@ -206,8 +206,8 @@ fn run_with_tmpfiles_creates_what_a_unit_expects_before_starting_it() {
             seen.display()
         ),
     );
-    // Not the init, so nothing is removed: the `r` line must leave the
-    // file alone (at boot it would go, with `D /tmp` emptying /tmp).
+    // `--tmpfiles` never removes: the `r` line must leave the file alone
+    // (with --remove it would go, and `D /tmp` would empty /tmp).
     let keep = tree.write("keep", "");
     let script = format!(
         "mount -t tmpfs tmpfs /run && mkdir /run/tmpfiles.d && \
@@ -229,5 +229,5 @@ fn run_with_tmpfiles_creates_what_a_unit_expects_before_starting_it() {
     .unwrap_or_else(|| panic!("probe.service did not run:\n{}", flint.log()));
     assert_eq!(got.trim(), "710 daemon", "{}", flint.log());
     assert!(flint.log().contains("tmpfiles: "), "{}", flint.log());
-    assert!(keep.exists(), "flint, not the init, removed nothing");
+    assert!(keep.exists(), "flint run --tmpfiles removed nothing");
 }

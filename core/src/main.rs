@@ -253,8 +253,8 @@ enum Command {
         cgroups: Cgroups,
         /// First create the files and directories tmpfiles.d asks for, as
         /// systemd-tmpfiles-setup.service does at boot (/dev left out): as
-        /// `flint tmpfiles --create`, and with `--remove --boot` only when
-        /// flint is PID 1.
+        /// `flint tmpfiles --create`, with `--boot` when flint is PID 1.
+        /// Nothing is removed (`flint tmpfiles --remove --boot` does that).
         #[arg(long)]
         tmpfiles: bool,
     },
@@ -775,16 +775,17 @@ fn tmpfiles(opts: &flint::tmpfiles::Options, files: &[PathBuf]) -> ExitCode {
     }
 }
 
-/// `flint run --tmpfiles`: what systemd-tmpfiles-setup.service does at
-/// boot (`--create --remove --boot --exclude-prefix=/dev`) when flint is
-/// the init; otherwise the system is running already and only `--create`
-/// is safe (`--remove` would empty /tmp, as `D /tmp` asks at boot).
+/// `flint run --tmpfiles`: the creating half of what
+/// systemd-tmpfiles-setup.service does at boot (`--create --boot
+/// --exclude-prefix=/dev`, `--boot` when flint is PID 1). Never `--remove`:
+/// `D /tmp` would empty /tmp, which is right only on a filesystem that is
+/// booting, and a PID 1 in a PID namespace may share the host's (`flint
+/// tmpfiles --remove --boot` does it where that is meant).
 fn tmpfiles_at_start(user: bool) {
-    let booting = std::process::id() == 1;
     let opts = flint::tmpfiles::Options {
         create: true,
-        remove: booting,
-        boot: booting,
+        remove: false,
+        boot: std::process::id() == 1,
         prefixes: Vec::new(),
         exclude_prefixes: vec![PathBuf::from("/dev")],
         root: None,
