@@ -231,3 +231,51 @@ fn run_with_tmpfiles_creates_what_a_unit_expects_before_starting_it() {
     assert!(flint.log().contains("tmpfiles: "), "{}", flint.log());
     assert!(keep.exists(), "flint run --tmpfiles removed nothing");
 }
+
+#[test]
+fn user_lines_expand_the_users_directories_as_systemd_tmpfiles_does() {
+    // `--user`: ~/.config/user-tmpfiles.d, with %h, %t (XDG_RUNTIME_DIR)
+    // and %C resolved for the user. systemd-tmpfiles --user is the oracle:
+    // the same configuration for two homes gives the same trees. (%S is
+    // left out: flint's user %S is ~/.local/state, as current systemd has
+    // it, where the installed systemd 252 used ~/.config; see the README.)
+    if !common::require("systemd-tmpfiles", "systemd: the oracle") {
+        return;
+    }
+    let conf =
+        "d %t/app 0700\nf %h/marker 0600 - - - hi\nd %C/app-cache 0750\nL %h/link - - - - %t/app\n";
+    let run_in = |tool: &mut Command, home: &Tree| {
+        std::fs::create_dir_all(home.path().join("runtime")).unwrap();
+        home.write(".config/user-tmpfiles.d/app.conf", conf);
+        tool.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", home.path().join("runtime"))
+            .output()
+            .unwrap()
+    };
+    let (a, b) = (Tree::new(), Tree::new());
+    let sd = run_in(
+        Command::new("systemd-tmpfiles").args(["--user", "--create"]),
+        &a,
+    );
+    let fl = run_in(
+        Command::new(common::flint_bin()).args(["tmpfiles", "--user", "--create"]),
+        &b,
+    );
+    assert!(fl.status.success(), "{fl:?}");
+    // The trees differ only in where they are.
+    let listing_of = |t: &Tree| listing(t.path()).replace(t.path().to_str().unwrap(), "HOME");
+    assert_eq!(
+        listing_of(&a),
+        listing_of(&b),
+        "systemd-tmpfiles --user (left; {}) and flint tmpfiles --user (right; {}) differ",
+        String::from_utf8_lossy(&sd.stderr),
+        String::from_utf8_lossy(&fl.stderr)
+    );
+    assert!(b.path().join("runtime/app").is_dir());
+    assert_eq!(
+        std::fs::read_to_string(b.path().join("marker")).unwrap(),
+        "hi"
+    );
+}
