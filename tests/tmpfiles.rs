@@ -279,3 +279,135 @@ fn user_lines_expand_the_users_directories_as_systemd_tmpfiles_does() {
         "hi"
     );
 }
+
+/// `flint tmpfiles --root ROOT ARGS... ROOT/t.conf` run through `sh` with
+/// `umask 077`, returning the exit code and stderr.
+fn flint_in(root: &Path, conf: &str, args: &str) -> (Option<i32>, String) {
+    std::fs::write(root.join("t.conf"), conf).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 077; exec {} tmpfiles --root {} {args} {}",
+            common::flint_bin().display(),
+            root.display(),
+            root.join("t.conf").display()
+        ))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn links_and_mounts_do_not_lead_flint_tmpfiles_astray() {
+    if !common::require_root("owners and a mount") {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+    let outside = Tree::new();
+    let root = Tree::new();
+    let r = root.path();
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+    std::fs::create_dir_all(r.join("etc")).unwrap();
+    for f in ["passwd", "group"] {
+        std::fs::copy(Path::new("/etc").join(f), r.join("etc").join(f)).unwrap();
+    }
+
+    // An absolute link inside the root stays inside the root.
+    std::fs::create_dir_all(r.join("var")).unwrap();
+    symlink(outside.path(), r.join("var/away")).unwrap();
+    let (code, err) = flint_in(r, "d /var/away/made 0700\n", "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !outside.path().join("made").exists(),
+        "nothing made outside the root"
+    );
+    assert!(
+        r.join(outside.path().strip_prefix("/").unwrap())
+            .join("made")
+            .is_dir()
+    );
+
+    // f+ does not write through a link.
+    std::fs::write(r.join("target"), "keep").unwrap();
+    symlink("/target", r.join("link")).unwrap();
+    let (code, _) = flint_in(r, "f+ /link - - - - new\n", "");
+    assert_eq!(code, Some(73));
+    assert_eq!(std::fs::read_to_string(r.join("target")).unwrap(), "keep");
+
+    // A link in daemon's directory to root's file: no unsafe transition.
+    std::fs::create_dir_all(r.join("srv/daemon-owned")).unwrap();
+    std::fs::create_dir_all(r.join("etc2")).unwrap();
+    std::fs::write(r.join("etc2/shadow"), "").unwrap();
+    std::fs::set_permissions(
+        r.join("etc2/shadow"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let daemon = nix::unistd::User::from_name("daemon").unwrap().unwrap().uid;
+    nix::unistd::chown(&r.join("srv/daemon-owned"), Some(daemon), None).unwrap();
+    symlink("/etc2", r.join("srv/daemon-owned/sub")).unwrap();
+    let (code, err) = flint_in(r, "z /srv/daemon-owned/sub/shadow 0644 daemon daemon\n", "");
+    assert_eq!(code, Some(73), "{err}");
+    assert!(err.contains("unsafe transition"), "{err}");
+    assert_eq!(mode(&r.join("etc2/shadow")), 0o600);
+    assert_eq!(std::fs::metadata(r.join("etc2/shadow")).unwrap().uid(), 0);
+
+    // --remove: D empties the directory, not what a link names, and not a
+    // file system mounted below it.
+    std::fs::create_dir_all(r.join("real/keep")).unwrap();
+    symlink("/real", r.join("dlink")).unwrap();
+    std::fs::create_dir_all(r.join("tmp/m")).unwrap();
+    std::fs::write(r.join("tmp/gone"), "").unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(r.join("tmp/m"))
+        .status()
+        .unwrap()
+        .success();
+    if mounted {
+        std::fs::write(r.join("tmp/m/stays"), "").unwrap();
+    }
+    let (code, err) = flint_in(r, "D /dlink\nD /tmp 1777\n", "--remove");
+    if mounted {
+        let still = r.join("tmp/m/stays").exists();
+        let _ = Command::new("umount").arg(r.join("tmp/m")).status();
+        assert!(still, "the mounted file system was left alone");
+    }
+    assert_eq!(code, Some(0), "{err}");
+    assert!(r.join("real/keep").exists(), "D did not follow the link");
+    assert!(!r.join("tmp/gone").exists());
+
+    // Removal comes before creation; parents are 0755 whatever the umask;
+    // a chown does not cost the set-id bits; /var/run is /run.
+    std::fs::create_dir_all(r.join("x/old")).unwrap();
+    let (code, err) = flint_in(
+        r,
+        "R /x\nd /x\nd /p1/p2/leaf 0700\nf /suid 4750 root daemon\nd /var/run/legacy\n",
+        "--create --remove",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(r.join("x").is_dir() && !r.join("x/old").exists());
+    assert_eq!(mode(&r.join("p1")), 0o755);
+    assert_eq!(mode(&r.join("p1/p2")), 0o755);
+    assert_eq!(mode(&r.join("p1/p2/leaf")), 0o700);
+    assert_eq!(mode(&r.join("suid")), 0o4750);
+    assert!(r.join("run/legacy").is_dir());
+
+    // Configuration errors: nothing made, exit 65.
+    let (code, err) = flint_in(
+        r,
+        "d /nobody-here 0700 no-such-user-xyz\nd /w/../x\nd /aged - - - 10dd\n",
+        "",
+    );
+    assert_eq!(code, Some(65), "{err}");
+    assert!(!r.join("nobody-here").exists());
+    assert!(
+        err.contains("unknown user")
+            && err.contains("not normalized")
+            && err.contains("invalid age"),
+        "{err}"
+    );
+}

@@ -763,13 +763,14 @@ fn tmpfiles(opts: &flint::tmpfiles::Options, files: &[PathBuf]) -> ExitCode {
     for s in &report.skipped {
         eprintln!("flint tmpfiles: {s}");
     }
-    for e in &report.errors {
+    for e in report.invalid.iter().chain(&report.errors) {
         eprintln!("flint tmpfiles: {e}");
     }
-    if !report.errors.is_empty() {
-        ExitCode::from(73)
-    } else if !parse_errors.is_empty() {
+    // As systemd-tmpfiles: a configuration error wins over a failure.
+    if !parse_errors.is_empty() || !report.invalid.is_empty() {
         ExitCode::from(65)
+    } else if !report.errors.is_empty() {
+        ExitCode::from(73)
     } else {
         ExitCode::SUCCESS
     }
@@ -794,7 +795,11 @@ fn tmpfiles_at_start(user: bool) {
     let files = tmpfiles_config(&opts, &[]);
     let (items, parse_errors) = flint::tmpfiles::load(&files, user);
     let report = flint::tmpfiles::apply(&items, &opts);
-    for e in parse_errors.iter().chain(&report.errors) {
+    for e in parse_errors
+        .iter()
+        .chain(&report.invalid)
+        .chain(&report.errors)
+    {
         tracing::warn!("tmpfiles: {e}");
     }
     for s in &report.skipped {
@@ -804,7 +809,7 @@ fn tmpfiles_at_start(user: bool) {
         "tmpfiles: {} line(s) of {} file(s) applied, {} problem(s)",
         report.applied,
         files.len(),
-        parse_errors.len() + report.errors.len()
+        parse_errors.len() + report.invalid.len() + report.errors.len()
     );
 }
 

@@ -15,13 +15,23 @@
 //! do); extended attributes, file attributes and ACLs (`t T h H a A`) are
 //! reported and skipped, and so are lines whose content is a credential
 //! (`^`), which only a credential-passing manager has.
+//!
+//! It runs as root on directories that services own, so it is as careful
+//! as systemd's: the directories of a path are resolved inside `--root`
+//! (an absolute link starts again at the root) and a link from one
+//! non-root user's directory to another user's node is refused; the last
+//! component is never followed (files are opened `O_NOFOLLOW`, modes and
+//! owners changed through an `O_PATH` descriptor, owners before modes so a
+//! chown does not clear set-id bits); removal never follows a link nor
+//! enters a file system mounted below; new files get their mode when they
+//! are made. Everything is removed before anything is created.
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::unit::value::words::{ExtractFlags, cunescape, extract_first_word};
@@ -95,12 +105,24 @@ pub fn config_dirs(user: bool) -> Vec<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| home.as_ref().map(|h| h.join(".local/share")));
     let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
-    let mut dirs = Vec::new();
+    let list = |var: &str, default: &str| -> Vec<PathBuf> {
+        let v = std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_owned());
+        v.split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(|d| Path::new(d).join("user-tmpfiles.d"))
+            .collect()
+    };
+    // systemd's order: $XDG_CONFIG_DIRS (NixOS puts its rules in
+    // /etc/xdg/user-tmpfiles.d), ~/.config, $XDG_RUNTIME_DIR,
+    // ~/.local/share, $XDG_DATA_DIRS.
+    let mut dirs = list("XDG_CONFIG_DIRS", "/etc/xdg");
     dirs.extend(config.map(|c| c.join("user-tmpfiles.d")));
     dirs.extend(runtime.map(|r| r.join("user-tmpfiles.d")));
     dirs.extend(data.map(|d| d.join("user-tmpfiles.d")));
-    dirs.push(PathBuf::from("/usr/local/share/user-tmpfiles.d"));
-    dirs.push(PathBuf::from("/usr/share/user-tmpfiles.d"));
+    dirs.extend(list("XDG_DATA_DIRS", "/usr/local/share:/usr/share"));
     dirs
 }
 
@@ -242,14 +264,33 @@ fn parse_line(line: &str, user: bool) -> Result<Option<Item>, String> {
     if !path.starts_with('/') {
         return Err(format!("path {path:?} is not absolute"));
     }
+    if Path::new(&path)
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        || path.split('/').any(|c| c == "." || c == "..")
+    {
+        return Err(format!("path {path:?} is not normalized"));
+    }
     item.path = normalize(Path::new(&path));
+    // As systemd: paths below the legacy /var/run are below /run (not
+    // /var/run itself, which a line may make the link to /run).
+    if let Ok(rest) = item.path.strip_prefix("/var/run")
+        && !rest.as_os_str().is_empty()
+    {
+        item.path = Path::new("/run").join(rest);
+    }
     let column = |i: usize| fields.get(i).filter(|f| f.as_str() != "-").cloned();
     if let Some(m) = column(2) {
         item.mode = Some(parse_mode(&m)?);
     }
     item.user = column(3).map(owner_spec);
     item.group = column(4).map(owner_spec);
-    // The age (column 5) is for cleaning, which flint does not do.
+    // The age (column 5) is for cleaning, which flint does not do; it is
+    // still checked, as systemd checks it.
+    if let Some(age) = column(5) {
+        let span = age.strip_prefix('~').unwrap_or(&age);
+        crate::unit::value::time::parse_sec(span).map_err(|_| format!("invalid age {age:?}"))?;
+    }
     if !rest.is_empty() && (rest != "-" || matches!(kind, 'f' | 'F' | 'w')) {
         let mut arg = rest.to_owned();
         if matches!(kind, 'L' | 'C' | 'f' | 'F' | 'w') {
@@ -369,7 +410,11 @@ pub struct Options {
 #[derive(Debug, Default)]
 pub struct Report {
     pub applied: usize,
+    /// What could not be created, written or removed.
     pub errors: Vec<String>,
+    /// Lines that name what does not exist here (an unknown user or
+    /// group): configuration errors, as systemd reports them when parsing.
+    pub invalid: Vec<String>,
     pub skipped: Vec<String>,
 }
 
@@ -470,20 +515,38 @@ pub fn apply(items: &[Item], opts: &Options) -> Report {
         }
     }
     let root = opts.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-    for item in order.into_iter().flat_map(|k| groups[k].1.iter().copied()) {
-        let target = reroot(&root, &item.path);
-        let result = if opts.create {
-            create(item, &target, &root)
-        } else {
-            Ok(())
-        };
-        let result = result.and_then(|()| {
-            if opts.remove {
-                remove(item, &target)
-            } else {
-                Ok(())
+    let users = Accounts::of(&root);
+    let items: Vec<(&Item, Owners)> = order
+        .into_iter()
+        .flat_map(|k| groups[k].1.iter().copied())
+        .filter_map(|item| match users.owners(item) {
+            Ok(o) => Some((item, o)),
+            Err(e) => {
+                report.invalid.push(format!("{}: {e}", item.origin));
+                None
             }
-        });
+        })
+        .collect();
+    // As systemd: everything is removed before anything is created.
+    let mut results: Vec<Result<(), Problem>> = vec![Ok(()); items.len()];
+    for (pass, wanted) in [(0, opts.remove), (1, opts.create)] {
+        if !wanted {
+            continue;
+        }
+        for ((item, owners), result) in items.iter().zip(results.iter_mut()) {
+            if result.is_err() {
+                continue;
+            }
+            *result = resolve(&root, &item.path).and_then(|target| {
+                if pass == 0 {
+                    remove(item, &target)
+                } else {
+                    create(item, owners, &target, &root)
+                }
+            });
+        }
+    }
+    for ((item, _), result) in items.iter().zip(results) {
         match result {
             Ok(()) => report.applied += 1,
             Err(Problem::Skip(why)) => report.skipped.push(format!("{}: {why}", item.origin)),
@@ -498,49 +561,227 @@ pub fn apply(items: &[Item], opts: &Options) -> Report {
     report
 }
 
+#[derive(Clone)]
 enum Problem {
     Skip(String),
     Fail(String),
+}
+
+/// The owners a line asks for, resolved: `(uid, only at creation)`.
+#[derive(Clone, Copy, Default)]
+struct Owners {
+    uid: Option<(u32, bool)>,
+    gid: Option<(u32, bool)>,
+}
+
+/// The users and groups of the root: the host's (NSS) for `/`, otherwise
+/// the root's own /etc/passwd and /etc/group, as systemd-tmpfiles --root.
+enum Accounts {
+    Host,
+    Files {
+        users: HashMap<String, u32>,
+        groups: HashMap<String, u32>,
+    },
+}
+
+impl Accounts {
+    fn of(root: &Path) -> Accounts {
+        if root == Path::new("/") {
+            return Accounts::Host;
+        }
+        let table = |file: &str| -> HashMap<String, u32> {
+            fs::read_to_string(root.join("etc").join(file))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split(':');
+                    let name = f.next()?;
+                    let id = f.nth(1)?.parse().ok()?;
+                    Some((name.to_owned(), id))
+                })
+                .collect()
+        };
+        Accounts::Files {
+            users: table("passwd"),
+            groups: table("group"),
+        }
+    }
+
+    fn id(&self, name: &str, group: bool) -> Option<u32> {
+        if let Ok(n) = name.parse::<u32>() {
+            return Some(n);
+        }
+        match self {
+            Accounts::Host if group => nix::unistd::Group::from_name(name)
+                .ok()
+                .flatten()
+                .map(|g| g.gid.as_raw()),
+            Accounts::Host => nix::unistd::User::from_name(name)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw()),
+            Accounts::Files { users, groups } => {
+                if group { groups } else { users }.get(name).copied()
+            }
+        }
+    }
+
+    fn owners(&self, item: &Item) -> Result<Owners, String> {
+        let one = |spec: &Option<OwnerSpec>, group: bool| -> Result<Option<(u32, bool)>, String> {
+            match spec {
+                None => Ok(None),
+                Some(o) => self
+                    .id(&o.name, group)
+                    .map(|id| Some((id, o.only_create)))
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown {} {:?}",
+                            if group { "group" } else { "user" },
+                            o.name
+                        )
+                    }),
+            }
+        };
+        Ok(Owners {
+            uid: one(&item.user, false)?,
+            gid: one(&item.group, true)?,
+        })
+    }
+}
+
+/// Where `path` of the configuration is below `root`, the symlinks of its
+/// directories followed inside `root` (a link to an absolute path starts
+/// again at `root`), as systemd's `chase()` with `CHASE_PREFIX_ROOT` and
+/// `CHASE_SAFE`: the last component is not followed, and a link in a
+/// directory of one non-root user that leads to a node of another user is
+/// refused (the way a service user could otherwise make root change a file
+/// that is not theirs).
+fn resolve(root: &Path, path: &Path) -> Result<PathBuf, Problem> {
+    use std::collections::VecDeque;
+    let mut done = root.to_path_buf();
+    let mut todo: VecDeque<std::ffi::OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let mut links = 0;
+    // (components left when a link's target has been consumed, the uid of
+    // the directory that held the link)
+    let mut checks: Vec<(usize, u32)> = Vec::new();
+    while let Some(c) = todo.pop_front() {
+        if c == ".." {
+            if done != root {
+                done.pop();
+            }
+        } else {
+            let next = done.join(&c);
+            if todo.is_empty() {
+                return Ok(next);
+            }
+            match fs::symlink_metadata(&next) {
+                Err(_) => {
+                    let mut p = next;
+                    p.extend(todo);
+                    return Ok(p);
+                }
+                Ok(m) if m.file_type().is_symlink() => {
+                    links += 1;
+                    if links > 32 {
+                        return Err(fail(
+                            "cannot resolve",
+                            path,
+                            "too many levels of symbolic links",
+                        ));
+                    }
+                    let target =
+                        fs::read_link(&next).map_err(|e| fail("cannot read link", &next, e))?;
+                    let dir_uid = fs::symlink_metadata(&done).map_or(0, |m| m.uid());
+                    checks.push((todo.len(), dir_uid));
+                    if target.is_absolute() {
+                        done = root.to_path_buf();
+                    }
+                    for part in target.components().rev() {
+                        match part {
+                            Component::Normal(n) => todo.push_front(n.to_owned()),
+                            Component::ParentDir => todo.push_front("..".into()),
+                            _ => {}
+                        }
+                    }
+                }
+                Ok(_) => done = next,
+            }
+        }
+        while let Some(&(left, dir_uid)) = checks.last() {
+            if todo.len() > left {
+                break;
+            }
+            checks.pop();
+            let uid = fs::symlink_metadata(&done).map_or(0, |m| m.uid());
+            if dir_uid != 0 && dir_uid != uid {
+                return Err(fail(
+                    "refusing",
+                    path,
+                    "a symbolic link of one user leads to a node of another (unsafe transition)",
+                ));
+            }
+        }
+    }
+    Ok(done)
 }
 
 fn fail(what: &str, path: &Path, e: impl std::fmt::Display) -> Problem {
     Problem::Fail(format!("{what} {}: {e}", path.display()))
 }
 
-fn create(item: &Item, target: &Path, root: &Path) -> Result<(), Problem> {
+fn create(item: &Item, owners: &Owners, target: &Path, root: &Path) -> Result<(), Problem> {
     match item.kind {
         'd' | 'D' | 'v' | 'q' | 'Q' => {
-            let existed = target.is_dir();
+            let existing = fs::symlink_metadata(target).ok();
+            let existed = existing.as_ref().is_some_and(fs::Metadata::is_dir);
             if !existed {
-                if item.replace_wrong_type {
-                    remove_any(target);
+                if existing.is_some() {
+                    if item.replace_wrong_type {
+                        remove_tree(target);
+                    } else {
+                        return Err(fail("not a directory:", target, "left alone"));
+                    }
                 }
                 make_parents(target)?;
                 match fs::create_dir(target) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && target.is_dir() => {}
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::AlreadyExists && is_real_dir(target) => {
+                    }
                     Err(e) => return Err(fail("cannot create directory", target, e)),
                 }
             }
-            fix(item, target, !existed, 0o755)
+            fix(item, owners, target, !existed, 0o755)
         }
         'f' | 'F' => {
             let truncate = item.plus || item.kind == 'F';
-            let existed = fs::symlink_metadata(target).is_ok();
-            if existed && !target.is_file() {
+            let existing = fs::symlink_metadata(target).ok();
+            if existing.as_ref().is_some_and(|m| !m.is_file()) {
                 if item.replace_wrong_type {
-                    remove_any(target);
+                    remove_tree(target);
                 } else {
                     return Err(fail("not a regular file:", target, "left alone"));
                 }
             }
-            let existed = target.is_file();
+            let existed = fs::symlink_metadata(target).is_ok_and(|m| m.is_file());
             if !existed || truncate {
                 make_parents(target)?;
+                // Never through a link; a new file is made with its mode
+                // (the umask can only take bits away), so its content is
+                // never readable by more than the line allows.
+                let mode = item.mode.map_or(0o644, |m| m.bits);
                 let mut f = fs::OpenOptions::new()
                     .write(true)
                     .create(true)
                     .truncate(true)
+                    .mode(mode)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(target)
                     .map_err(|e| fail("cannot create", target, e))?;
                 if let Some(a) = &item.argument {
@@ -548,7 +789,7 @@ fn create(item: &Item, target: &Path, root: &Path) -> Result<(), Problem> {
                         .map_err(|e| fail("cannot write", target, e))?;
                 }
             }
-            fix(item, target, !existed, 0o644)
+            fix(item, owners, target, !existed, 0o644)
         }
         'w' => {
             let text = item.argument.as_deref().unwrap_or_default();
@@ -570,15 +811,15 @@ fn create(item: &Item, target: &Path, root: &Path) -> Result<(), Problem> {
         }
         'p' => {
             if item.plus {
-                remove_any(target);
+                remove_tree(target);
             }
             let existed = fs::symlink_metadata(target).is_ok();
             if !existed {
                 make_parents(target)?;
-                nix::unistd::mkfifo(target, nix::sys::stat::Mode::from_bits_truncate(0o644))
+                nix::unistd::mkfifo(target, nix::sys::stat::Mode::from_bits_truncate(0o600))
                     .map_err(|e| fail("cannot create FIFO", target, e))?;
             }
-            fix(item, target, !existed, 0o644)
+            fix(item, owners, target, !existed, 0o644)
         }
         'L' => {
             let dest = match &item.argument {
@@ -587,11 +828,11 @@ fn create(item: &Item, target: &Path, root: &Path) -> Result<(), Problem> {
                     .join(item.path.strip_prefix("/").unwrap_or(item.path.as_path())),
             };
             if fs::read_link(target).is_ok_and(|current| current == dest) {
-                return Ok(());
+                return chown(owners, target, false);
             }
             if fs::symlink_metadata(target).is_ok() {
                 if item.plus || item.replace_wrong_type {
-                    remove_any(target);
+                    remove_tree(target);
                 } else {
                     return Err(Problem::Skip(format!(
                         "{} exists and is not a link to {}, left alone",
@@ -603,11 +844,11 @@ fn create(item: &Item, target: &Path, root: &Path) -> Result<(), Problem> {
             make_parents(target)?;
             std::os::unix::fs::symlink(&dest, target)
                 .map_err(|e| fail("cannot create link", target, e))?;
-            chown_opt(item, target, true, false)
+            chown(owners, target, true)
         }
         'c' | 'b' => {
             if item.plus {
-                remove_any(target);
+                remove_tree(target);
             }
             let existed = fs::symlink_metadata(target).is_ok();
             if !existed {
@@ -630,25 +871,26 @@ fn create(item: &Item, target: &Path, root: &Path) -> Result<(), Problem> {
                 nix::sys::stat::mknod(
                     target,
                     kind,
-                    nix::sys::stat::Mode::from_bits_truncate(0o644),
+                    nix::sys::stat::Mode::from_bits_truncate(0o600),
                     nix::sys::stat::makedev(major, minor),
                 )
                 .map_err(|e| fail("cannot create device node", target, e))?;
             }
-            fix(item, target, !existed, 0o644)
+            fix(item, owners, target, !existed, 0o644)
         }
         'C' => {
-            let source = match &item.argument {
-                Some(a) => reroot(root, Path::new(a)),
-                None => reroot(
-                    root,
-                    &Path::new("/usr/share/factory")
-                        .join(item.path.strip_prefix("/").unwrap_or(item.path.as_path())),
-                ),
-            };
+            let factory =
+                |p: &Path| Path::new("/usr/share/factory").join(p.strip_prefix("/").unwrap_or(p));
+            let source = reroot(
+                root,
+                &item
+                    .argument
+                    .as_ref()
+                    .map_or_else(|| factory(&item.path), PathBuf::from),
+            );
             let exists = fs::symlink_metadata(target).is_ok();
             let empty_dir =
-                target.is_dir() && fs::read_dir(target).is_ok_and(|mut d| d.next().is_none());
+                is_real_dir(target) && fs::read_dir(target).is_ok_and(|mut d| d.next().is_none());
             if exists && !empty_dir && !item.plus {
                 return Ok(());
             }
@@ -658,21 +900,37 @@ fn create(item: &Item, target: &Path, root: &Path) -> Result<(), Problem> {
             }
             make_parents(target)?;
             copy_tree(&source, target).map_err(|e| fail("cannot copy to", target, e))?;
-            Ok(())
-        }
-        'e' | 'z' | 'Z' => {
-            for p in glob(target) {
-                if fs::symlink_metadata(&p).is_err() || (item.kind == 'e' && !p.is_dir()) {
-                    continue;
-                }
-                fix(item, &p, false, 0)?;
-                if item.kind == 'Z' && p.is_dir() && !p.is_symlink() {
-                    for sub in walk(&p) {
-                        fix(item, &sub, false, 0)?;
-                    }
+            // The owner columns apply to what was copied, the mode to its top.
+            fix(item, owners, target, true, 0)?;
+            if is_real_dir(target) {
+                let owners_only = Item {
+                    mode: None,
+                    ..item.clone()
+                };
+                for sub in walk(target) {
+                    fix(&owners_only, owners, &sub, true, 0)?;
                 }
             }
             Ok(())
+        }
+        'e' | 'z' | 'Z' => {
+            let mut first_error = None;
+            for p in glob(target) {
+                if fs::symlink_metadata(&p).is_err() || (item.kind == 'e' && !is_real_dir(&p)) {
+                    continue;
+                }
+                let mut nodes = vec![p.clone()];
+                if item.kind == 'Z' && is_real_dir(&p) {
+                    nodes.extend(walk(&p));
+                }
+                // As systemd, Z goes on past a node it cannot change.
+                for n in nodes {
+                    if let Err(e) = fix(item, owners, &n, false, 0) {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            first_error.map_or(Ok(()), Err)
         }
         'x' | 'X' | 'r' | 'R' => Ok(()),
         other => Err(Problem::Skip(format!(
@@ -685,7 +943,7 @@ fn remove(item: &Item, target: &Path) -> Result<(), Problem> {
     match item.kind {
         'r' => {
             for p in glob(target) {
-                let r = if p.is_dir() && !p.is_symlink() {
+                let r = if is_real_dir(&p) {
                     fs::remove_dir(&p)
                 } else {
                     fs::remove_file(&p)
@@ -702,14 +960,16 @@ fn remove(item: &Item, target: &Path) -> Result<(), Problem> {
         }
         'R' => {
             for p in glob(target) {
-                remove_any(&p);
+                remove_tree(&p);
             }
             Ok(())
         }
-        'D' => {
+        // The contents of the directory itself, not of what a link names.
+        'D' if is_real_dir(target) => {
+            let dev = fs::symlink_metadata(target).map(|m| m.dev()).ok();
             if let Ok(entries) = fs::read_dir(target) {
                 for e in entries.flatten() {
-                    remove_any(&e.path());
+                    remove_below(&e.path(), dev);
                 }
             }
             Ok(())
@@ -718,37 +978,123 @@ fn remove(item: &Item, target: &Path) -> Result<(), Problem> {
     }
 }
 
-fn remove_any(p: &Path) {
-    if p.is_dir() && !p.is_symlink() {
-        let _ = fs::remove_dir_all(p);
-    } else {
-        let _ = fs::remove_file(p);
-    }
+/// Whether `p` is a directory itself (not a link to one).
+fn is_real_dir(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
 }
 
-/// Creates the missing parents of `p` (mode 0755, as systemd does).
+/// Removes `p` and what is below it, never following a link and never
+/// entering another file system mounted below it.
+fn remove_tree(p: &Path) {
+    let dev = fs::symlink_metadata(p).map(|m| m.dev()).ok();
+    remove_below(p, dev);
+}
+
+fn remove_below(p: &Path, dev: Option<u64>) {
+    let Ok(meta) = fs::symlink_metadata(p) else {
+        return;
+    };
+    if !meta.is_dir() {
+        let _ = fs::remove_file(p);
+        return;
+    }
+    if Some(meta.dev()) != dev {
+        // A mount point: what is mounted there stays.
+        return;
+    }
+    if let Ok(entries) = fs::read_dir(p) {
+        for e in entries.flatten() {
+            remove_below(&e.path(), dev);
+        }
+    }
+    let _ = fs::remove_dir(p);
+}
+
+/// Creates the missing parents of `p`, mode 0755 whatever the umask, as
+/// systemd does.
 fn make_parents(p: &Path) -> Result<(), Problem> {
-    if let Some(parent) = p.parent()
-        && !parent.is_dir()
-    {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(|e| fail("cannot create parent directory", parent, e))?;
+    let Some(parent) = p.parent() else {
+        return Ok(());
+    };
+    let missing: Vec<&Path> = parent
+        .ancestors()
+        .take_while(|a| fs::symlink_metadata(a).is_err())
+        .collect();
+    for dir in missing.into_iter().rev() {
+        match fs::create_dir(dir) {
+            Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+                .map_err(|e| fail("cannot set the mode of", dir, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail("cannot create parent directory", dir, e)),
+        }
+    }
+    if !parent.is_dir() {
+        return Err(fail(
+            "cannot create parent directory",
+            parent,
+            "not a directory",
+        ));
     }
     Ok(())
 }
 
-use std::os::unix::fs::DirBuilderExt;
+/// An `O_PATH` descriptor of `p` itself (a link is not followed): what
+/// the mode and owners are changed through, so that a node swapped for a
+/// link after it was looked at cannot redirect the change.
+fn open_path(p: &Path) -> Result<std::os::fd::OwnedFd, Problem> {
+    nix::fcntl::open(
+        p,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| fail("cannot open", p, e))
+}
 
-/// Applies the mode and owners of `item` to `p`: on creation, the line's
-/// mode or `default_mode` (when not 0); on an existing node, the mode and
-/// owners the line gives, except those marked `:` (only at creation).
-fn fix(item: &Item, p: &Path, created: bool, default_mode: u32) -> Result<(), Problem> {
-    let meta = fs::symlink_metadata(p).map_err(|e| fail("cannot stat", p, e))?;
-    if meta.file_type().is_symlink() {
+/// Applies the owners, then the mode, of `item` to `p` (owners first: a
+/// change of owner clears the set-id bits the mode may ask for). On
+/// creation, the line's mode or `default_mode` (when not 0); on an existing
+/// node, the mode and owners the line gives, except those marked `:`.
+fn fix(
+    item: &Item,
+    owners: &Owners,
+    p: &Path,
+    created: bool,
+    default_mode: u32,
+) -> Result<(), Problem> {
+    use std::os::fd::AsRawFd;
+    let fd = open_path(p)?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| fail("cannot stat", p, e))?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind == libc::S_IFLNK {
         return Ok(());
+    }
+    let uid = owners
+        .uid
+        .filter(|(_, only)| !only || created)
+        .map(|(u, _)| u);
+    let gid = owners
+        .gid
+        .filter(|(_, only)| !only || created)
+        .map(|(g, _)| g);
+    if uid.is_some_and(|u| u != st.st_uid) || gid.is_some_and(|g| g != st.st_gid) {
+        // SAFETY: `fd` is open for the call; the empty path with
+        // AT_EMPTY_PATH names the descriptor itself; -1 leaves an id as it is.
+        let r = unsafe {
+            libc::fchownat(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                uid.unwrap_or(u32::MAX),
+                gid.unwrap_or(u32::MAX),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        if r != 0 {
+            return Err(fail(
+                "cannot change the owner of",
+                p,
+                std::io::Error::last_os_error(),
+            ));
+        }
     }
     let mode = match item.mode {
         Some(m) if !m.only_create || created => Some(m.bits),
@@ -757,15 +1103,46 @@ fn fix(item: &Item, p: &Path, created: bool, default_mode: u32) -> Result<(), Pr
         None => None,
     };
     if let Some(mut bits) = mode {
+        let dir = kind == libc::S_IFDIR;
         if item.mode.is_some_and(|m| m.masked) && !created {
-            bits = masked_mode(bits, meta.mode(), meta.is_dir());
+            bits = masked_mode(bits, st.st_mode, dir);
         }
-        if meta.mode() & 0o7777 != bits {
-            fs::set_permissions(p, fs::Permissions::from_mode(bits))
-                .map_err(|e| fail("cannot set the mode of", p, e))?;
+        // After a chown the set-id bits are gone: look again.
+        let now = nix::sys::stat::fstat(&fd).map_or(st.st_mode, |s| s.st_mode);
+        if now & 0o7777 != bits {
+            // chmod through the descriptor: /proc/self/fd/N names the node
+            // that was opened, not whatever the path names now.
+            fs::set_permissions(
+                format!("/proc/self/fd/{}", fd.as_raw_fd()),
+                fs::Permissions::from_mode(bits),
+            )
+            .map_err(|e| fail("cannot set the mode of", p, e))?;
         }
     }
-    chown_opt(item, p, created, true)
+    Ok(())
+}
+
+/// The owners of a link itself (`L` lines).
+fn chown(owners: &Owners, p: &Path, created: bool) -> Result<(), Problem> {
+    let uid = owners
+        .uid
+        .filter(|(_, only)| !only || created)
+        .map(|(u, _)| u);
+    let gid = owners
+        .gid
+        .filter(|(_, only)| !only || created)
+        .map(|(g, _)| g);
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        p,
+        uid.map(nix::unistd::Uid::from_raw),
+        gid.map(nix::unistd::Gid::from_raw),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| fail("cannot change the owner of", p, e))
 }
 
 /// systemd's `~` mode: execute, read and write bits the node lacks for
@@ -784,72 +1161,6 @@ fn masked_mode(mut bits: u32, old: u32, dir: bool) -> u32 {
         bits &= !0o7000;
     }
     bits
-}
-
-fn chown_opt(item: &Item, p: &Path, created: bool, follow: bool) -> Result<(), Problem> {
-    let pick = |o: &Option<OwnerSpec>| {
-        o.as_ref()
-            .filter(|o| !o.only_create || created)
-            .map(|o| o.name.clone())
-    };
-    let user = pick(&item.user);
-    let group = pick(&item.group);
-    // Without an owner column, a node flint creates belongs to the caller
-    // (root for the system), which it already does.
-    if user.is_none() && group.is_none() {
-        return Ok(());
-    }
-    let uid = match user {
-        Some(u) => Some(
-            lookup_user(&u)
-                .ok_or_else(|| Problem::Fail(format!("unknown user {u:?} for {}", p.display())))?,
-        ),
-        None => None,
-    };
-    let gid = match group {
-        Some(g) => Some(
-            lookup_group(&g)
-                .ok_or_else(|| Problem::Fail(format!("unknown group {g:?} for {}", p.display())))?,
-        ),
-        None => None,
-    };
-    let flag = if follow {
-        nix::fcntl::AtFlags::empty()
-    } else {
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW
-    };
-    let meta = fs::symlink_metadata(p).map_err(|e| fail("cannot stat", p, e))?;
-    if uid.is_none_or(|u| u == meta.uid()) && gid.is_none_or(|g| g == meta.gid()) {
-        return Ok(());
-    }
-    nix::unistd::fchownat(
-        nix::fcntl::AT_FDCWD,
-        p,
-        uid.map(nix::unistd::Uid::from_raw),
-        gid.map(nix::unistd::Gid::from_raw),
-        flag,
-    )
-    .map_err(|e| fail("cannot change the owner of", p, e))
-}
-
-fn lookup_user(name: &str) -> Option<u32> {
-    if let Ok(n) = name.parse::<u32>() {
-        return Some(n);
-    }
-    nix::unistd::User::from_name(name)
-        .ok()
-        .flatten()
-        .map(|u| u.uid.as_raw())
-}
-
-fn lookup_group(name: &str) -> Option<u32> {
-    if let Ok(n) = name.parse::<u32>() {
-        return Some(n);
-    }
-    nix::unistd::Group::from_name(name)
-        .ok()
-        .flatten()
-        .map(|g| g.gid.as_raw())
 }
 
 /// The existing paths a glob names (`*`, `?`, `[...]` in any component);
