@@ -1167,6 +1167,18 @@ fn masked_mode(mut bits: u32, old: u32, dir: bool) -> u32 {
 /// a path without glob characters names itself.
 fn glob(p: &Path) -> Vec<PathBuf> {
     let s = p.as_os_str().as_bytes();
+    // `{a,b}` alternatives first (systemd globs with GLOB_BRACE).
+    if let Some(alternatives) = expand_braces(s) {
+        let mut out = Vec::new();
+        for a in alternatives {
+            for m in glob(Path::new(std::ffi::OsStr::from_bytes(&a))) {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+        return out;
+    }
     if !s.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
         return vec![p.to_path_buf()];
     }
@@ -1209,6 +1221,41 @@ fn glob(p: &Path) -> Vec<PathBuf> {
         found = next;
     }
     found
+}
+
+/// The alternatives of the first `{a,b,...}` group of `s` (each with the
+/// rest of `s`), or `None` when it has no such group.
+fn expand_braces(s: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let open = s.iter().position(|&c| c == b'{')?;
+    let mut depth = 0;
+    let mut parts = Vec::new();
+    let mut start = open + 1;
+    for (i, &c) in s.iter().enumerate().skip(open) {
+        match c {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    parts.push(&s[start..i]);
+                    if parts.len() < 2 {
+                        return None;
+                    }
+                    return Some(
+                        parts
+                            .into_iter()
+                            .map(|p| [&s[..open], p, &s[i + 1..]].concat())
+                            .collect(),
+                    );
+                }
+            }
+            b',' if depth == 1 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Every node below `dir` (not following links).

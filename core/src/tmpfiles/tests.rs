@@ -329,3 +329,23 @@ fn config_files_hide_by_name_and_sort() {
         ["usr/lib/tmpfiles.d/a.conf", "etc/tmpfiles.d/b.conf"]
     );
 }
+
+#[test]
+fn brace_groups_expand_before_globbing() {
+    assert_eq!(expand_braces(b"/a/b"), None);
+    assert_eq!(expand_braces(b"/a/{x}"), None);
+    assert_eq!(
+        expand_braces(b"/run/{a,b}/c").unwrap(),
+        [b"/run/a/c".to_vec(), b"/run/b/c".to_vec()]
+    );
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["one", "two", "three"] {
+        fs::create_dir_all(r.join(d)).unwrap();
+    }
+    let rep = run(r, "z /{one,t*o} 0700\n", create());
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    assert_eq!(mode(&r.join("one")), 0o700);
+    assert_eq!(mode(&r.join("two")), 0o700);
+    assert_ne!(mode(&r.join("three")), 0o700);
+}
