@@ -298,7 +298,9 @@ fn parse_line(line: &str, user: bool) -> Result<Option<Item>, String> {
         }
         if matches!(kind, 'f' | 'F' | 'w') {
             arg = if base64 {
-                String::from_utf8(decode_base64(&arg)?)
+                let bytes = crate::service::exec::decode_base64(&arg)
+                    .ok_or_else(|| "invalid base64 argument".to_owned())?;
+                String::from_utf8(bytes)
                     .map_err(|_| "the base64 argument is not UTF-8".to_owned())?
             } else {
                 cunescape(&arg, true).map_err(|e| format!("bad escape in the argument: {e}"))?
@@ -351,29 +353,6 @@ fn parse_mode(s: &str) -> Result<ModeSpec, String> {
         .filter(|b| *b <= 0o7777)
         .ok_or_else(|| format!("invalid mode {s:?}"))?;
     Ok(spec)
-}
-
-fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return Err("invalid base64 argument".into()),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).unwrap_or(0));
-        }
-    }
-    Ok(out)
 }
 
 /// `a//b/./c/` as `a/b/c`.
@@ -572,6 +551,15 @@ enum Problem {
 struct Owners {
     uid: Option<(u32, bool)>,
     gid: Option<(u32, bool)>,
+}
+
+impl Owners {
+    /// The uid and gid to set on a node just `created` or already there.
+    fn wanted(&self, created: bool) -> (Option<u32>, Option<u32>) {
+        let pick =
+            |o: Option<(u32, bool)>| o.filter(|(_, only)| !only || created).map(|(id, _)| id);
+        (pick(self.uid), pick(self.gid))
+    }
 }
 
 /// The users and groups of the root: the host's (NSS) for `/`, otherwise
@@ -1068,14 +1056,7 @@ fn fix(
     if kind == libc::S_IFLNK {
         return Ok(());
     }
-    let uid = owners
-        .uid
-        .filter(|(_, only)| !only || created)
-        .map(|(u, _)| u);
-    let gid = owners
-        .gid
-        .filter(|(_, only)| !only || created)
-        .map(|(g, _)| g);
+    let (uid, gid) = owners.wanted(created);
     if uid.is_some_and(|u| u != st.st_uid) || gid.is_some_and(|g| g != st.st_gid) {
         // SAFETY: `fd` is open for the call; the empty path with
         // AT_EMPTY_PATH names the descriptor itself; -1 leaves an id as it is.
@@ -1124,14 +1105,7 @@ fn fix(
 
 /// The owners of a link itself (`L` lines).
 fn chown(owners: &Owners, p: &Path, created: bool) -> Result<(), Problem> {
-    let uid = owners
-        .uid
-        .filter(|(_, only)| !only || created)
-        .map(|(u, _)| u);
-    let gid = owners
-        .gid
-        .filter(|(_, only)| !only || created)
-        .map(|(g, _)| g);
+    let (uid, gid) = owners.wanted(created);
     if uid.is_none() && gid.is_none() {
         return Ok(());
     }

@@ -1060,7 +1060,7 @@ pub fn stdin_data(unit: &Unit, section: &str) -> Vec<u8> {
 
 /// Decodes base64 (standard alphabet, `=` padding optional), ignoring
 /// whitespace as systemd's `unbase64mem()` does. `None` for anything else.
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc: u32 = 0;
     let mut bits = 0u32;
