@@ -430,7 +430,7 @@ fn is_adjusting(kind: char) -> bool {
 /// warns "duplicate line"), and lines that only adjust are applied beside it.
 pub fn apply(items: &[Item], opts: &Options) -> Report {
     let mut report = Report::default();
-    let mut seen_create: HashMap<&Path, &str> = HashMap::new();
+    let mut seen_create: HashMap<&Path, &Item> = HashMap::new();
     let mut chosen: Vec<&Item> = Vec::new();
     for item in items {
         if item.boot_only && !opts.boot {
@@ -448,14 +448,24 @@ pub fn apply(items: &[Item], opts: &Options) -> Report {
         }
         if is_creating(item.kind) {
             if let Some(first) = seen_create.get(item.path.as_path()) {
-                report.skipped.push(format!(
-                    "{}: duplicate line for path {}, {first} wins",
-                    item.origin,
-                    item.path.display()
-                ));
-                continue;
+                // As systemd: a second line that asks for the same (mode,
+                // owners, argument) is applied too; a different one is not.
+                let same = first.mode == item.mode
+                    && first.user == item.user
+                    && first.group == item.group
+                    && first.argument == item.argument;
+                if !same {
+                    report.skipped.push(format!(
+                        "{}: duplicate line for path {}, {} wins",
+                        item.origin,
+                        item.path.display(),
+                        first.origin
+                    ));
+                    continue;
+                }
+            } else {
+                seen_create.insert(&item.path, item);
             }
-            seen_create.insert(&item.path, &item.origin);
         }
         chosen.push(item);
     }

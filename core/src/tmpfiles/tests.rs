@@ -349,3 +349,30 @@ fn brace_groups_expand_before_globbing() {
     assert_eq!(mode(&r.join("two")), 0o700);
     assert_ne!(mode(&r.join("three")), 0o700);
 }
+
+#[test]
+fn an_identical_second_line_for_a_path_is_applied_too() {
+    // As systemd: `D` after an identical `d` is applied (its contents go
+    // with --remove); a line that differs is a duplicate and skipped.
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    fs::create_dir_all(r.join("run/same")).unwrap();
+    fs::write(r.join("run/same/old"), "").unwrap();
+    let rep = run(
+        r,
+        "d /run/same 0700\nD /run/same 0700\nd /run/same 0755\n",
+        Options {
+            remove: true,
+            ..create()
+        },
+    );
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    assert!(!r.join("run/same/old").exists(), "the D line was applied");
+    assert_eq!(mode(&r.join("run/same")), 0o700);
+    assert_eq!(rep.skipped.len(), 1, "{:?}", rep.skipped);
+    assert!(
+        rep.skipped[0].contains("t.conf:3: duplicate line"),
+        "{:?}",
+        rep.skipped
+    );
+}
