@@ -34,7 +34,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use crate::unit::value::words::{ExtractFlags, cunescape, extract_first_word};
+use crate::unit::value::words::{ExtractFlags, cunescape_bytes, extract_first_word};
 
 /// A line that cannot be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +79,9 @@ pub struct Item {
     pub user: Option<OwnerSpec>,
     pub group: Option<OwnerSpec>,
     pub argument: Option<String>,
+    /// What `f`, `F` and `w` lines write: the argument with its escapes
+    /// (or base64) decoded.
+    pub content: Option<Vec<u8>>,
     /// Where the line was read, for messages.
     pub origin: String,
 }
@@ -242,6 +245,7 @@ fn parse_line(line: &str, user: bool) -> Result<Option<Item>, String> {
         user: None,
         group: None,
         argument: None,
+        content: None,
         origin: String::new(),
     };
     let mut base64 = false;
@@ -297,14 +301,14 @@ fn parse_line(line: &str, user: bool) -> Result<Option<Item>, String> {
             arg = expand(&arg, user)?;
         }
         if matches!(kind, 'f' | 'F' | 'w') {
-            arg = if base64 {
-                let bytes = crate::service::exec::decode_base64(&arg)
-                    .ok_or_else(|| "invalid base64 argument".to_owned())?;
-                String::from_utf8(bytes)
-                    .map_err(|_| "the base64 argument is not UTF-8".to_owned())?
+            // The content may be any bytes (`\xff`, or base64 of binary data).
+            item.content = Some(if base64 {
+                crate::service::exec::decode_base64(&arg)
+                    .ok_or_else(|| "invalid base64 argument".to_owned())?
             } else {
-                cunescape(&arg, true).map_err(|e| format!("bad escape in the argument: {e}"))?
-            };
+                cunescape_bytes(arg.as_bytes(), true, false)
+                    .map_err(|e| format!("bad escape in the argument: {e}"))?
+            });
         }
         item.argument = Some(arg);
     }
@@ -782,24 +786,22 @@ fn create(item: &Item, owners: &Owners, target: &Path, root: &Path) -> Result<()
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(target)
                     .map_err(|e| fail("cannot create", target, e))?;
-                if let Some(a) = &item.argument {
-                    f.write_all(a.as_bytes())
+                if let Some(a) = &item.content {
+                    f.write_all(a)
                         .map_err(|e| fail("cannot write", target, e))?;
                 }
             }
             fix(item, owners, target, !existed, 0o644)
         }
         'w' => {
-            let text = item.argument.as_deref().unwrap_or_default();
+            let text = item.content.as_deref().unwrap_or_default();
             for p in glob(target) {
                 let f = fs::OpenOptions::new()
                     .write(true)
                     .append(item.plus)
                     .open(&p);
                 match f {
-                    Ok(mut f) => f
-                        .write_all(text.as_bytes())
-                        .map_err(|e| fail("cannot write", &p, e))?,
+                    Ok(mut f) => f.write_all(text).map_err(|e| fail("cannot write", &p, e))?,
                     // Only existing files are written to.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(fail("cannot open", &p, e)),

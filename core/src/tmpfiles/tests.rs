@@ -30,12 +30,16 @@ fn lines_parse_into_their_columns() {
     assert!(m.masked && m.only_create && m.bits == 0o640);
     assert!(i.user.unwrap().only_create);
     assert_eq!(i.group, None);
-    assert_eq!(i.argument.as_deref(), Some("hello\nworld"));
+    assert_eq!(i.content.as_deref(), Some(&b"hello\nworld"[..]));
 
     let i = one("L /etc/mtab - - - - ../proc/self/mounts");
     assert_eq!(i.argument.as_deref(), Some("../proc/self/mounts"));
     let i = one("w~ /run/x - - - - aGVsbG8=");
-    assert_eq!(i.argument.as_deref(), Some("hello"));
+    assert_eq!(i.content.as_deref(), Some(&b"hello"[..]));
+    let i = one("w~ /run/x - - - - /w==");
+    assert_eq!(i.content.as_deref(), Some(&[0xff][..]), "binary content");
+    let i = one("f /run/x - - - - a\\xffb");
+    assert_eq!(i.content.as_deref(), Some(&b"a\xffb"[..]));
     let i = one("d /run/short");
     assert_eq!((i.mode, i.user, i.group), (None, None, None));
     // Comments and blank lines are no items.
