@@ -19,8 +19,9 @@ packages=(
   snmp openssl
   uuid-runtime tang micro-httpd gpsd chasquid snmptrapd
   # GnuPG's user units (gpg-agent, dirmngr, and ssh-add as the ssh-agent
-  # client) and libvirt's admin and read-only clients.
-  gpg-agent dirmngr openssh-client libvirt-clients
+  # client) and libvirt's admin and read-only clients; iproute2 brings up
+  # the loopback of the network namespace rpcbind's fixed port 111 runs in.
+  gpg-agent dirmngr openssh-client libvirt-clients iproute2
   # tests/plugins.rs: curl and openssl for the SNI router's TLS services, and
   # clang with lld (wasm-ld) for the C plugin of docs/plugins.md, whose
   # binding generator comes from crates.io (below).

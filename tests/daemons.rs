@@ -7,8 +7,9 @@
 //! (`Type=dbus` on a bus that flint socket-activates), gophernicus and
 //! nyancat-server (inetd style), fcgiwrap (a socket owned by www-data), mpd
 //! (`Type=notify`, two listeners), libvirtd (three socket units matched by
-//! name) and GnuPG's user units (`flint run --user`: four named sockets into
-//! one gpg-agent, and dirmngr). The unit files are copied from
+//! name), GnuPG's user units (`flint run --user`: four named sockets into
+//! one gpg-agent, and dirmngr) and rpcbind (five fixed listeners, in a
+//! network namespace of its own). The unit files are copied from
 //! /lib/systemd/system into a temporary tree; drop-ins only move ports and
 //! paths (and give a daemon its configuration), as an administrator would.
 //! Missing daemons skip with the reason, except in CI (`CI` set), where
@@ -1584,4 +1585,71 @@ fn gpg_agent_user_units_map_four_named_sockets_and_dirmngr_answers() {
         "one gpg-agent for the four sockets:\n{}",
         flint.log()
     );
+}
+
+#[test]
+fn rpcbind_answers_on_its_five_fixed_listeners_in_a_private_network() {
+    // rpcbind.socket exactly as Debian ships it: /run/rpcbind.sock, TCP and
+    // UDP on 0.0.0.0:111 and on [::]:111 with BindIPv6Only=ipv6-only, and
+    // rpcbind.service `Type=notify` with `$OPTIONS` from the environment.
+    // Port 111 and /run/rpcbind.sock are fixed (the clients know no other),
+    // so flint runs in a network and mount namespace of its own, with its
+    // own /run, and the clients join it.
+    let units = ["rpcbind.socket", "rpcbind.service"];
+    if !ready("/sbin/rpcbind", &units, "rpcbind")
+        || !common::require("rpcinfo", "rpcbind: the client")
+        || !common::require("nsenter", "util-linux: joins flint's namespaces")
+        || !common::require("ip", "iproute2: brings up the namespace's loopback")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "ip link set lo up && mount -t tmpfs tmpfs /run && exec {} run --unit-dir {} rpcbind.socket",
+            common::flint_bin().display(),
+            tree.path().display()
+        ));
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    let pid = flint.child.id().to_string();
+    let rpcinfo = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .args(["20", "nsenter", "-t", &pid, "-n", "-m", "rpcinfo"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    // Over IPv4 TCP (what starts rpcbind), then the unix socket, then UDP
+    // over IPv6 and IPv4.
+    let over_tcp = rpcinfo(&["-p", "127.0.0.1"]);
+    for proto in ["tcp", "udp"] {
+        assert!(
+            over_tcp
+                .lines()
+                .any(|l| l.contains("100000") && l.contains(proto) && l.contains("portmapper")),
+            "rpcinfo -p 127.0.0.1: {over_tcp}\n{}",
+            flint.log()
+        );
+    }
+    let over_unix = rpcinfo(&["-p"]);
+    assert!(over_unix.contains("portmapper"), "rpcinfo -p: {over_unix}");
+    for (transport, host) in [("udp6", "::1"), ("udp", "127.0.0.1"), ("tcp6", "::1")] {
+        let answer = rpcinfo(&["-T", transport, host, "100000", "4"]);
+        assert!(
+            answer.contains("ready and waiting"),
+            "rpcinfo -T {transport} {host}: {answer}\n{}",
+            flint.log()
+        );
+    }
+    assert!(flint.wait_log("rpcbind.service: ready"), "{}", flint.log());
+    assert_eq!(
+        flint.log().matches("rpcbind.service: started").count(),
+        1,
+        "one rpcbind for the five listeners:\n{}",
+        flint.log()
+    );
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
 }
