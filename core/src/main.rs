@@ -743,31 +743,21 @@ fn run(
     Ok(ExitCode::from(code))
 }
 
-/// The configuration files `flint tmpfiles` reads: `files`, or the
-/// directories' (below `root`).
-fn tmpfiles_config(opts: &flint::tmpfiles::Options, files: &[PathBuf]) -> Vec<PathBuf> {
-    if !files.is_empty() {
-        return files.to_vec();
-    }
-    let root = opts.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-    flint::tmpfiles::config_files(&root, &flint::tmpfiles::config_dirs(opts.user))
-}
-
 /// `flint tmpfiles`.
 fn tmpfiles(opts: &flint::tmpfiles::Options, files: &[PathBuf]) -> ExitCode {
-    let (items, parse_errors) = flint::tmpfiles::load(&tmpfiles_config(opts, files), opts.user);
-    for e in &parse_errors {
-        eprintln!("flint tmpfiles: {e}");
-    }
-    let report = flint::tmpfiles::apply(&items, opts);
-    for s in &report.skipped {
-        eprintln!("flint tmpfiles: {s}");
-    }
-    for e in report.invalid.iter().chain(&report.errors) {
+    let out = flint::tmpfiles::run(opts, files);
+    let report = &out.report;
+    for e in out
+        .parse_errors
+        .iter()
+        .chain(&report.skipped)
+        .chain(&report.invalid)
+        .chain(&report.errors)
+    {
         eprintln!("flint tmpfiles: {e}");
     }
     // As systemd-tmpfiles: a configuration error wins over a failure.
-    if !parse_errors.is_empty() || !report.invalid.is_empty() {
+    if !out.parse_errors.is_empty() || !report.invalid.is_empty() {
         ExitCode::from(65)
     } else if !report.errors.is_empty() {
         ExitCode::from(73)
@@ -783,23 +773,26 @@ fn tmpfiles(opts: &flint::tmpfiles::Options, files: &[PathBuf]) -> ExitCode {
 /// booting, and a PID 1 in a PID namespace may share the host's (`flint
 /// tmpfiles --remove --boot` does it where that is meant).
 fn tmpfiles_at_start(user: bool) {
-    let opts = flint::tmpfiles::Options {
-        create: true,
-        remove: false,
-        boot: std::process::id() == 1,
-        prefixes: Vec::new(),
-        exclude_prefixes: vec![PathBuf::from("/dev")],
-        root: None,
-        user,
-    };
-    let files = tmpfiles_config(&opts, &[]);
-    let (items, parse_errors) = flint::tmpfiles::load(&files, user);
-    let report = flint::tmpfiles::apply(&items, &opts);
-    for e in parse_errors
+    let out = flint::tmpfiles::run(
+        &flint::tmpfiles::Options {
+            create: true,
+            remove: false,
+            boot: std::process::id() == 1,
+            prefixes: Vec::new(),
+            exclude_prefixes: vec![PathBuf::from("/dev")],
+            root: None,
+            user,
+        },
+        &[],
+    );
+    let report = &out.report;
+    let problems: Vec<&String> = out
+        .parse_errors
         .iter()
         .chain(&report.invalid)
         .chain(&report.errors)
-    {
+        .collect();
+    for e in &problems {
         tracing::warn!("tmpfiles: {e}");
     }
     for s in &report.skipped {
@@ -808,8 +801,8 @@ fn tmpfiles_at_start(user: bool) {
     tracing::info!(
         "tmpfiles: {} line(s) of {} file(s) applied, {} problem(s)",
         report.applied,
-        files.len(),
-        parse_errors.len() + report.invalid.len() + report.errors.len()
+        out.files,
+        problems.len()
     );
 }
 

@@ -268,11 +268,7 @@ fn parse_line(line: &str, user: bool) -> Result<Option<Item>, String> {
     if !path.starts_with('/') {
         return Err(format!("path {path:?} is not absolute"));
     }
-    if Path::new(&path)
-        .components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-        || path.split('/').any(|c| c == "." || c == "..")
-    {
+    if path.split('/').any(|c| c == "." || c == "..") {
         return Err(format!("path {path:?} is not normalized"));
     }
     item.path = normalize(Path::new(&path));
@@ -359,7 +355,7 @@ fn parse_mode(s: &str) -> Result<ModeSpec, String> {
     Ok(spec)
 }
 
-/// `a//b/./c/` as `a/b/c`.
+/// `/a//b/c/` as `/a/b/c`.
 fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in p.components() {
@@ -385,7 +381,8 @@ pub struct Options {
     pub exclude_prefixes: Vec<PathBuf>,
     /// Paths are below this directory (`/` by default).
     pub root: Option<PathBuf>,
-    /// The user's lines (`--user`): owners default to the caller.
+    /// The user's configuration (`--user`): the user's directories, and
+    /// specifiers resolved for the user.
     pub user: bool,
 }
 
@@ -416,6 +413,34 @@ pub fn load(files: &[PathBuf], user: bool) -> (Vec<Item>, Vec<String>) {
         }
     }
     (items, errors)
+}
+
+/// What reading and applying a configuration came to.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Configuration files read.
+    pub files: usize,
+    /// Lines (or files) that could not be read.
+    pub parse_errors: Vec<String>,
+    pub report: Report,
+}
+
+/// What `flint tmpfiles` and `flint run --tmpfiles` do: reads `files`, or
+/// when none are given every configuration file of [`config_dirs`] (below
+/// the root), and applies them.
+pub fn run(opts: &Options, files: &[PathBuf]) -> Outcome {
+    let files = if files.is_empty() {
+        let root = opts.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+        config_files(&root, &config_dirs(opts.user))
+    } else {
+        files.to_vec()
+    };
+    let (items, parse_errors) = load(&files, opts.user);
+    Outcome {
+        files: files.len(),
+        parse_errors,
+        report: apply(&items, opts),
+    }
 }
 
 /// The types that own their path (systemd's `takes_ownership()`): of two
@@ -733,6 +758,11 @@ fn resolve(root: &Path, path: &Path) -> Result<PathBuf, Problem> {
     Ok(done)
 }
 
+/// Where `L` and `C` lines without an argument take their source from.
+fn factory(path: &Path) -> PathBuf {
+    Path::new("/usr/share/factory").join(path.strip_prefix("/").unwrap_or(path))
+}
+
 fn fail(what: &str, path: &Path, e: impl std::fmt::Display) -> Problem {
     Problem::Fail(format!("{what} {}: {e}", path.display()))
 }
@@ -759,7 +789,7 @@ fn create(item: &Item, owners: &Owners, target: &Path, root: &Path) -> Result<()
                     Err(e) => return Err(fail("cannot create directory", target, e)),
                 }
             }
-            fix(item, owners, target, !existed, 0o755)
+            fix(item, owners, target, !existed, Some(0o755))
         }
         'f' | 'F' => {
             let truncate = item.plus || item.kind == 'F';
@@ -791,7 +821,7 @@ fn create(item: &Item, owners: &Owners, target: &Path, root: &Path) -> Result<()
                         .map_err(|e| fail("cannot write", target, e))?;
                 }
             }
-            fix(item, owners, target, !existed, 0o644)
+            fix(item, owners, target, !existed, Some(0o644))
         }
         'w' => {
             let text = item.content.as_deref().unwrap_or_default();
@@ -819,14 +849,13 @@ fn create(item: &Item, owners: &Owners, target: &Path, root: &Path) -> Result<()
                 nix::unistd::mkfifo(target, nix::sys::stat::Mode::from_bits_truncate(0o600))
                     .map_err(|e| fail("cannot create FIFO", target, e))?;
             }
-            fix(item, owners, target, !existed, 0o644)
+            fix(item, owners, target, !existed, Some(0o644))
         }
         'L' => {
-            let dest = match &item.argument {
-                Some(a) => PathBuf::from(a),
-                None => Path::new("/usr/share/factory")
-                    .join(item.path.strip_prefix("/").unwrap_or(item.path.as_path())),
-            };
+            let dest = item
+                .argument
+                .as_ref()
+                .map_or_else(|| factory(&item.path), PathBuf::from);
             if fs::read_link(target).is_ok_and(|current| current == dest) {
                 return chown(owners, target, false);
             }
@@ -876,11 +905,9 @@ fn create(item: &Item, owners: &Owners, target: &Path, root: &Path) -> Result<()
                 )
                 .map_err(|e| fail("cannot create device node", target, e))?;
             }
-            fix(item, owners, target, !existed, 0o644)
+            fix(item, owners, target, !existed, Some(0o644))
         }
         'C' => {
-            let factory =
-                |p: &Path| Path::new("/usr/share/factory").join(p.strip_prefix("/").unwrap_or(p));
             let source = reroot(
                 root,
                 &item
@@ -901,14 +928,14 @@ fn create(item: &Item, owners: &Owners, target: &Path, root: &Path) -> Result<()
             make_parents(target)?;
             copy_tree(&source, target).map_err(|e| fail("cannot copy to", target, e))?;
             // The owner columns apply to what was copied, the mode to its top.
-            fix(item, owners, target, true, 0)?;
+            fix(item, owners, target, true, None)?;
             if is_real_dir(target) {
                 let owners_only = Item {
                     mode: None,
                     ..item.clone()
                 };
                 for sub in walk(target) {
-                    fix(&owners_only, owners, &sub, true, 0)?;
+                    fix(&owners_only, owners, &sub, true, None)?;
                 }
             }
             Ok(())
@@ -925,7 +952,7 @@ fn create(item: &Item, owners: &Owners, target: &Path, root: &Path) -> Result<()
                 }
                 // As systemd, Z goes on past a node it cannot change.
                 for n in nodes {
-                    if let Err(e) = fix(item, owners, &n, false, 0) {
+                    if let Err(e) = fix(item, owners, &n, false, None) {
                         first_error.get_or_insert(e);
                     }
                 }
@@ -966,12 +993,7 @@ fn remove(item: &Item, target: &Path) -> Result<(), Problem> {
         }
         // The contents of the directory itself, not of what a link names.
         'D' if is_real_dir(target) => {
-            let dev = fs::symlink_metadata(target).map(|m| m.dev()).ok();
-            if let Ok(entries) = fs::read_dir(target) {
-                for e in entries.flatten() {
-                    remove_below(&e.path(), dev);
-                }
-            }
+            remove_contents(target);
             Ok(())
         }
         _ => Ok(()),
@@ -986,28 +1008,36 @@ fn is_real_dir(p: &Path) -> bool {
 /// Removes `p` and what is below it, never following a link and never
 /// entering another file system mounted below it.
 fn remove_tree(p: &Path) {
-    let dev = fs::symlink_metadata(p).map(|m| m.dev()).ok();
-    remove_below(p, dev);
+    if is_real_dir(p) {
+        remove_contents(p);
+        let _ = fs::remove_dir(p);
+    } else {
+        let _ = fs::remove_file(p);
+    }
 }
 
-fn remove_below(p: &Path, dev: Option<u64>) {
-    let Ok(meta) = fs::symlink_metadata(p) else {
+/// Removes what is in the directory `dir`, on its file system only: a
+/// directory below it with another device is a mount point, and stays.
+fn remove_contents(dir: &Path) {
+    let Ok(dev) = fs::symlink_metadata(dir).map(|m| m.dev()) else {
         return;
     };
-    if !meta.is_dir() {
-        let _ = fs::remove_file(p);
+    let Ok(entries) = fs::read_dir(dir) else {
         return;
-    }
-    if Some(meta.dev()) != dev {
-        // A mount point: what is mounted there stays.
-        return;
-    }
-    if let Ok(entries) = fs::read_dir(p) {
-        for e in entries.flatten() {
-            remove_below(&e.path(), dev);
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() && m.dev() != dev => {}
+            Ok(m) if m.is_dir() => {
+                remove_contents(&p);
+                let _ = fs::remove_dir(&p);
+            }
+            _ => {
+                let _ = fs::remove_file(&p);
+            }
         }
     }
-    let _ = fs::remove_dir(p);
 }
 
 /// Creates the missing parents of `p`, mode 0755 whatever the umask, as
@@ -1052,14 +1082,14 @@ fn open_path(p: &Path) -> Result<std::os::fd::OwnedFd, Problem> {
 
 /// Applies the owners, then the mode, of `item` to `p` (owners first: a
 /// change of owner clears the set-id bits the mode may ask for). On
-/// creation, the line's mode or `default_mode` (when not 0); on an existing
+/// creation, the line's mode or `default_mode`; on an existing
 /// node, the mode and owners the line gives, except those marked `:`.
 fn fix(
     item: &Item,
     owners: &Owners,
     p: &Path,
     created: bool,
-    default_mode: u32,
+    default_mode: Option<u32>,
 ) -> Result<(), Problem> {
     use std::os::fd::AsRawFd;
     let fd = open_path(p)?;
@@ -1092,7 +1122,7 @@ fn fix(
     let mode = match item.mode {
         Some(m) if !m.only_create || created => Some(m.bits),
         Some(_) => None,
-        None if created && default_mode != 0 => Some(default_mode),
+        None if created => default_mode,
         None => None,
     };
     if let Some(mut bits) = mode {
@@ -1165,7 +1195,7 @@ fn glob(p: &Path) -> Vec<PathBuf> {
         }
         return out;
     }
-    if !s.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
+    if !has_glob(s) {
         return vec![p.to_path_buf()];
     }
     let mut found = vec![PathBuf::from("/")];
@@ -1176,7 +1206,7 @@ fn glob(p: &Path) -> Vec<PathBuf> {
         let bytes = part.as_bytes();
         let mut next = Vec::new();
         for base in &found {
-            if !bytes.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
+            if !has_glob(bytes) {
                 let candidate = base.join(part);
                 if fs::symlink_metadata(&candidate).is_ok() {
                     next.push(candidate);
@@ -1207,6 +1237,10 @@ fn glob(p: &Path) -> Vec<PathBuf> {
         found = next;
     }
     found
+}
+
+fn has_glob(s: &[u8]) -> bool {
+    s.iter().any(|c| matches!(c, b'*' | b'?' | b'['))
 }
 
 /// The alternatives of the first `{a,b,...}` group of `s` (each with the

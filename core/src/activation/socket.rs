@@ -514,39 +514,44 @@ pub fn take_spare(
 /// Drops queued connections, datagrams or FIFO data (`FlushPending=yes`,
 /// and a shutting-down flint's refusal).
 fn flush(l: &OpenListener) {
-    let fd = l.fd.as_raw_fd();
     for _ in 0..4096 {
-        let done = match &l.kind {
-            ListenKind::Fifo(_) | ListenKind::Special(_) => {
-                let mut buf = [0u8; 4096];
-                // The FIFO is open non-blocking; a special file may not be,
-                // so it is read only while poll says it is readable.
-                !readable_now(fd).unwrap_or(false)
-                    || match nix::unistd::read(l.fd.as_fd(), &mut buf) {
-                        Ok(n) => n == 0,
-                        Err(e) => e != nix::errno::Errno::EINTR,
-                    }
-            }
-            ListenKind::MessageQueue(_) => true,
-            ListenKind::Stream(_) | ListenKind::SequentialPacket(_) => match socket::accept4(
+        if !drop_one(l) {
+            break;
+        }
+    }
+}
+
+/// Drops one queued connection (accepted and closed), one datagram or one
+/// chunk of FIFO data from `l`; false when nothing was there, or for what
+/// cannot be drained (a message queue).
+fn drop_one(l: &OpenListener) -> bool {
+    let fd = l.fd.as_raw_fd();
+    match &l.kind {
+        ListenKind::Stream(_) | ListenKind::SequentialPacket(_) => {
+            match socket::accept4(
                 fd,
                 socket::SockFlag::SOCK_NONBLOCK | socket::SockFlag::SOCK_CLOEXEC,
             ) {
-                // SAFETY: accept4 returned a new fd that nothing else owns.
                 Ok(c) => {
                     // SAFETY: accept4 returned a new fd that nothing else owns.
                     drop(unsafe { OwnedFd::from_raw_fd(c) });
-                    false
+                    true
                 }
-                Err(_) => true,
-            },
-            _ => {
-                let mut buf = [0u8; 512];
-                nix::sys::socket::recv(fd, &mut buf, socket::MsgFlags::MSG_DONTWAIT).is_err()
+                Err(_) => false,
             }
-        };
-        if done {
-            break;
+        }
+        // The FIFO is open non-blocking; a special file may not be, so it is
+        // read only while poll says it is readable.
+        ListenKind::Fifo(_) | ListenKind::Special(_) => {
+            let mut buf = [0u8; 4096];
+            readable_now(fd).unwrap_or(false)
+                && matches!(nix::unistd::read(l.fd.as_fd(), &mut buf), Ok(n) if n > 0)
+        }
+        ListenKind::MessageQueue(_) => false,
+        // A datagram: a buffer shorter than it drops the rest of it too.
+        _ => {
+            let mut buf = [0u8; 512];
+            socket::recv(fd, &mut buf, socket::MsgFlags::MSG_DONTWAIT).is_ok()
         }
     }
 }
@@ -793,30 +798,16 @@ pub fn instance_name(n: u64, conn: &OwnedFd, peer: &Peer) -> Option<String> {
 }
 
 impl SocketRt {
-    /// Drops one queued connection or datagram: what a denied `Accept=no`
-    /// activation consumes, so it does not trigger again at once.
+    /// Drops one queued connection, datagram or chunk of FIFO data: what a
+    /// denied `Accept=no` activation consumes, so it does not trigger again
+    /// at once.
     pub fn drop_one_pending(&self) {
-        for l in &self.listeners {
-            let fd = l.fd.as_raw_fd();
-            if !readable_now(fd).unwrap_or(false) {
-                continue;
-            }
-            match &l.kind {
-                ListenKind::Stream(_) | ListenKind::SequentialPacket(_) => {
-                    if let Ok(c) = socket::accept4(
-                        fd,
-                        socket::SockFlag::SOCK_NONBLOCK | socket::SockFlag::SOCK_CLOEXEC,
-                    ) {
-                        // SAFETY: accept4 returned a new fd that nothing else owns.
-                        drop(unsafe { OwnedFd::from_raw_fd(c) });
-                    }
-                }
-                _ => {
-                    let mut buf = vec![0u8; 65536];
-                    let _ = socket::recv(fd, &mut buf, socket::MsgFlags::MSG_DONTWAIT);
-                }
-            }
-            return;
+        if let Some(l) = self
+            .listeners
+            .iter()
+            .find(|l| readable_now(l.fd.as_raw_fd()).unwrap_or(false))
+        {
+            drop_one(l);
         }
     }
 }

@@ -80,6 +80,13 @@ fn create() -> Options {
     }
 }
 
+fn create_and_remove() -> Options {
+    Options {
+        remove: true,
+        ..create()
+    }
+}
+
 fn mode(p: &Path) -> u32 {
     fs::symlink_metadata(p).unwrap().mode() & 0o7777
 }
@@ -252,10 +259,7 @@ fn remove_takes_what_r_r_and_d_name() {
     let rep = run(
         r,
         "r /run/nologin\nr /run/full\nR /run/tr*\nD /run/cache 0755\n",
-        Options {
-            remove: true,
-            ..create()
-        },
+        create_and_remove(),
     );
     assert!(rep.errors.is_empty(), "{:?}", rep.errors);
     assert!(!r.join("run/nologin").exists());
@@ -365,10 +369,7 @@ fn an_identical_second_line_for_a_path_is_applied_too() {
     let rep = run(
         r,
         "d /run/same 0700\nD /run/same 0700\nd /run/same 0755\n",
-        Options {
-            remove: true,
-            ..create()
-        },
+        create_and_remove(),
     );
     assert!(rep.errors.is_empty(), "{:?}", rep.errors);
     assert!(!r.join("run/same/old").exists(), "the D line was applied");
