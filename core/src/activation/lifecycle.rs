@@ -957,7 +957,7 @@ impl Manager {
                 .collect();
         }
         // Only the main process gets the fds, unless they are its stdio.
-        let inetd = svc.unit.get_str("Service", "StandardInput") == Some("socket");
+        let inetd = crate::service::exec::stdio_is_socket(&svc.unit, "Service");
         if !main && !inetd {
             inputs.fds.clear();
         }

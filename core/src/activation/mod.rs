@@ -271,6 +271,13 @@ const BLOCKING_KEEP_ALIVE: Duration = Duration::from_hours(24);
 pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Result<u8, RunError> {
     // Before any thread is made: they all inherit the blocked SIGCHLD.
     let child_signals = child_signal_fd()?;
+    // What every service starts from: the default limits (flint's own
+    // open-file limit raised) and the manager's environment block, with
+    // what the environment generators add.
+    crate::service::defaults::init_limits(!search.user_mode);
+    for problem in crate::service::defaults::init(search.user_mode) {
+        tracing::warn!("environment generator {problem}");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // The loop's log lines are written once per turn (crate::logs::Stderr).

@@ -52,8 +52,8 @@ pub enum ExecError {
         what: &'static str,
         source: std::io::Error,
     },
-    /// `StandardInput=socket` without exactly one socket.
-    #[error("StandardInput=socket needs exactly one socket, got {0}")]
+    /// A standard stream set to `socket` without exactly one socket.
+    #[error("a standard stream set to socket needs exactly one socket, got {0}")]
     SocketCount(usize),
     /// `StandardInput=fd:NAME` (or an output's) names no passed fd.
     #[error("Failed to load a named file descriptor '{0}': No such file or directory")]
@@ -303,23 +303,16 @@ fn environment_with_pid_vars(
     inputs: &SpawnInputs,
     user: Option<&nix::unistd::User>,
 ) -> Result<Vec<(String, String)>, ExecError> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    if inputs.user_mode {
-        for (k, v) in std::env::vars() {
-            if !k.starts_with("LISTEN_") && k != "NOTIFY_SOCKET" {
-                env.push((k, v));
-            }
-        }
-    } else {
-        env.push(("PATH".into(), DEFAULT_PATH.into()));
-    }
+    // The manager's block: its own environment (user mode) or a clean one
+    // with the locale (system), then what environment generators added.
+    let mut env: Vec<(String, String)> = super::defaults::environment(inputs.user_mode).to_vec();
     for (k, v) in &inputs.extra_env {
         set_var(&mut env, k, v.clone());
     }
     if inputs.user_mode {
         set_var(&mut env, "MANAGERPID", std::process::id().to_string());
     }
-    let inetd = stdin_is_socket(unit, section);
+    let inetd = stdio_is_socket(unit, section);
     let passed = if inetd {
         inputs.stored_fds.len()
     } else {
@@ -432,8 +425,14 @@ fn environment_with_pid_vars(
     Ok(env)
 }
 
-fn stdin_is_socket(unit: &Unit, section: &str) -> bool {
-    unit.get_str(section, "StandardInput") == Some("socket")
+/// Whether a standard stream of the unit's commands is its socket
+/// (`StandardInput=`, `StandardOutput=` or `StandardError=socket`): the one
+/// socket then goes to the stdio only, without `LISTEN_*`, as systemd's
+/// `exec_invoke()` hands it on.
+pub(crate) fn stdio_is_socket(unit: &Unit, section: &str) -> bool {
+    ["StandardInput", "StandardOutput", "StandardError"]
+        .iter()
+        .any(|key| unit.get_str(section, key) == Some("socket"))
 }
 
 /// `StandardInput=` as systemd holds it.
@@ -1101,9 +1100,15 @@ fn data_fd(data: &[u8]) -> Result<OwnedFd, ExecError> {
         what: "standard input data",
         source,
     };
+    // Named and sealed as systemd's `acquire_data_fd()` makes it.
     // SAFETY: memfd_create takes a NUL-terminated name and flags and returns
     // a new fd or -1.
-    let fd = unsafe { libc::memfd_create(c"flint-stdin".as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe {
+        libc::memfd_create(
+            c"data-fd".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
     if fd < 0 {
         return Err(err(std::io::Error::last_os_error()));
     }
@@ -1111,6 +1116,11 @@ fn data_fd(data: &[u8]) -> Result<OwnedFd, ExecError> {
     let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
     file.write_all(data).map_err(err)?;
     file.rewind().map_err(err)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_ADD_SEALS on a memfd this function owns.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
     Ok(OwnedFd::from(file))
 }
 
@@ -1176,7 +1186,7 @@ pub fn prepare(
         .into_iter()
         .map(cstring)
         .collect::<Result<_, _>>()?;
-    let inetd = stdin_is_socket(unit, section);
+    let inetd = stdio_is_socket(unit, section);
     let nonblocking = unit.get_bool(section, "NonBlocking").unwrap_or(false);
     let mut keep_open = Vec::new();
 
@@ -1319,6 +1329,30 @@ pub fn prepare(
                 }
             };
             plan.rlimits.push((*resource, conv(*soft), conv(*hard)));
+        }
+    }
+    // Without `Limit*=`, the manager's defaults (not flint's own raised
+    // open-file limit), as systemd's `unit_patch_contexts()` fills them in.
+    if let (false, Some(d)) = (cmd.full_privileges, super::defaults::limits()) {
+        #[allow(clippy::cast_possible_wrap, clippy::unnecessary_cast)]
+        let defaults = [
+            (
+                "LimitNOFILE",
+                libc::RLIMIT_NOFILE as i32,
+                d.nofile,
+                d.own_nofile,
+            ),
+            (
+                "LimitMEMLOCK",
+                libc::RLIMIT_MEMLOCK as i32,
+                d.memlock,
+                d.own_memlock,
+            ),
+        ];
+        for (key, resource, (soft, hard), own) in defaults {
+            if unit.get(section, key).is_none() && (soft, hard) != own {
+                plan.rlimits.push((resource, soft, hard));
+            }
         }
     }
     if let Some(u) = &user {

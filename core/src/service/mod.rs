@@ -3,5 +3,6 @@
 //! [`crate::activation`].
 
 pub mod condition;
+pub mod defaults;
 pub mod dynamic_user;
 pub mod exec;

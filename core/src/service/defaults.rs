@@ -1,0 +1,430 @@
+//! What every command a unit runs starts from unless the unit says
+//! otherwise: the manager's environment block and the default resource
+//! limits, as systemd's manager computes them once at start.
+//!
+//! - The environment (`manager_default_environment()` in
+//!   src/core/manager.c): the system manager starts from a clean block,
+//!   `PATH` and the locale of `/etc/locale.conf` (`LANG=C.UTF-8` when none
+//!   is configured); the user manager passes its own environment on, with
+//!   its own `PATH`. Either way the variables the manager sets itself for
+//!   its children (`LISTEN_*`, `INVOCATION_ID`, `JOURNAL_STREAM`, ...) are
+//!   taken out, so that a flint started from a service does not hand its
+//!   own on. Then the environment generators run
+//!   (`system-environment-generators/`, `user-environment-generators/`,
+//!   `$SYSTEMD_ENVIRONMENT_GENERATOR_PATH`), in name order, each seeing
+//!   the block as the ones before left it and printing assignments to add;
+//!   `30-systemd-environment-d-generator` is what makes `environment.d`
+//!   (home-manager's session variables among them) reach user services.
+//! - The limits (`fallback_rlimit_nofile()`, `fallback_rlimit_memlock()`
+//!   and `bump_rlimit_nofile()` in src/core/main.c): flint raises its own
+//!   open-file limit as far as the kernel lets it, since it holds every
+//!   listener and connection, while services get the limit flint was
+//!   started with, its soft value at most 1024 (`select()` cannot handle
+//!   higher fds) and, for the system manager, its hard value at least
+//!   524288. `RLIMIT_MEMLOCK` is passed on as flint found it, raised to
+//!   8 MiB for the system manager.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::Resource;
+
+use super::exec::DEFAULT_PATH;
+use crate::unit::value::env::{env_name_is_valid, env_replace, parse_env_file_full};
+
+/// What systemd's `sanitize_environment()` takes out of the manager's block:
+/// variables it sets itself for its children.
+const SANITIZED: &[&str] = &[
+    "CACHE_DIRECTORY",
+    "CONFIGURATION_DIRECTORY",
+    "CREDENTIALS_DIRECTORY",
+    "EXIT_CODE",
+    "EXIT_STATUS",
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+    "LISTEN_FDNAMES",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_PIDFDID",
+    "LOGS_DIRECTORY",
+    "LOG_NAMESPACE",
+    "MAINPID",
+    "MANAGERPID",
+    "MEMORY_PRESSURE_WATCH",
+    "MEMORY_PRESSURE_WRITE",
+    "MONITOR_EXIT_CODE",
+    "MONITOR_EXIT_STATUS",
+    "MONITOR_INVOCATION_ID",
+    "MONITOR_SERVICE_RESULT",
+    "MONITOR_UNIT",
+    "NOTIFY_SOCKET",
+    "PIDFILE",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "RUNTIME_DIRECTORY",
+    "SERVICE_RESULT",
+    "STATE_DIRECTORY",
+    "SYSTEMD_EXEC_PID",
+    "TRIGGER_PATH",
+    "TRIGGER_TIMER_MONOTONIC_USEC",
+    "TRIGGER_TIMER_REALTIME_USEC",
+    "TRIGGER_UNIT",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+];
+
+/// The locale variables systemd reads from `/etc/locale.conf`.
+const LOCALE_VARS: &[&str] = &[
+    "LANG",
+    "LANGUAGE",
+    "LC_CTYPE",
+    "LC_NUMERIC",
+    "LC_TIME",
+    "LC_COLLATE",
+    "LC_MONETARY",
+    "LC_MESSAGES",
+    "LC_PAPER",
+    "LC_NAME",
+    "LC_ADDRESS",
+    "LC_TELEPHONE",
+    "LC_MEASUREMENT",
+    "LC_IDENTIFICATION",
+];
+
+/// How long all environment generators together may run (systemd's
+/// `DEFAULT_TIMEOUT_USEC`).
+const GENERATOR_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// systemd's `HIGH_RLIMIT_NOFILE`: the least hard open-file limit the system
+/// manager gives services.
+const HIGH_RLIMIT_NOFILE: u64 = 512 * 1024;
+
+/// The soft open-file limit services get at most (`FD_SETSIZE`).
+const FD_SETSIZE: u64 = 1024;
+
+/// The least `RLIMIT_MEMLOCK` the system manager gives services (the
+/// kernel's default since 5.16).
+const DEFAULT_RLIMIT_MEMLOCK: u64 = 8 << 20;
+
+type Block = Arc<Vec<(String, String)>>;
+
+static ENVIRONMENT: RwLock<Option<(bool, Block)>> = RwLock::new(None);
+
+/// The manager's environment block for the given mode: what [`init`]
+/// computed, or, before it ran (a one-shot command), the block without
+/// generators.
+pub fn environment(user_mode: bool) -> Block {
+    if let Ok(guard) = ENVIRONMENT.read()
+        && let Some((mode, block)) = guard.as_ref()
+        && *mode == user_mode
+    {
+        return Arc::clone(block);
+    }
+    Arc::new(base_environment(user_mode, &process_env(), &read_file))
+}
+
+/// Computes the manager's environment block, environment generators
+/// included, and makes it the one every later spawn starts from. Returns
+/// what went wrong with generators (each a line for the log).
+pub fn init(user_mode: bool) -> Vec<String> {
+    let base = base_environment(user_mode, &process_env(), &read_file);
+    let dirs = generator_dirs(user_mode, &env_of_process);
+    let (block, problems) = run_generators(&dirs, base);
+    if let Ok(mut guard) = ENVIRONMENT.write() {
+        *guard = Some((user_mode, Arc::new(block)));
+    }
+    problems
+}
+
+fn env_of_process(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// flint's own environment, as far as it is UTF-8.
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+fn read_file(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
+}
+
+/// systemd's `manager_default_environment()`, before the generators.
+fn base_environment(
+    user_mode: bool,
+    process_env: &[(String, String)],
+    read: &dyn Fn(&Path) -> Option<Vec<u8>>,
+) -> Vec<(String, String)> {
+    let mut block = Vec::new();
+    if user_mode {
+        for (k, v) in process_env {
+            if env_name_is_valid(k) {
+                env_replace(&mut block, k, v);
+            }
+        }
+        env_replace(&mut block, "PATH", DEFAULT_PATH);
+    } else {
+        block.push(("PATH".into(), DEFAULT_PATH.into()));
+        for (k, v) in locale(read) {
+            env_replace(&mut block, &k, &v);
+        }
+    }
+    block.retain(|(k, _)| !SANITIZED.contains(&k.as_str()));
+    block.sort();
+    block
+}
+
+/// systemd's `locale_setup()`: the locale variables of `/etc/locale.conf`
+/// (or, where a system keeps them there, `/etc/default/locale`), or
+/// `LANG=C.UTF-8` when none is set.
+fn locale(read: &dyn Fn(&Path) -> Option<Vec<u8>>) -> Vec<(String, String)> {
+    let text = read(Path::new("/etc/locale.conf"))
+        .or_else(|| read(Path::new("/etc/default/locale")))
+        .unwrap_or_default();
+    let mut vars: Vec<(String, String)> = parse_env_file_full(&text)
+        .map(|f| f.entries)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, v)| LOCALE_VARS.contains(&k.as_str()) && !v.is_empty())
+        .collect();
+    if vars.is_empty() {
+        vars.push(("LANG".into(), "C.UTF-8".into()));
+    }
+    vars
+}
+
+/// The directories environment generators are looked up in, highest
+/// priority first: `$SYSTEMD_ENVIRONMENT_GENERATOR_PATH` (a trailing `:`
+/// adds the defaults after it, an empty value means none), else systemd's
+/// defaults for the mode.
+fn generator_dirs(user_mode: bool, env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let kind = if user_mode {
+        "user-environment-generators"
+    } else {
+        "system-environment-generators"
+    };
+    let defaults = [
+        format!("/run/systemd/{kind}"),
+        format!("/etc/systemd/{kind}"),
+        format!("/usr/local/lib/systemd/{kind}"),
+        format!("/usr/lib/systemd/{kind}"),
+    ]
+    .map(PathBuf::from);
+    match env("SYSTEMD_ENVIRONMENT_GENERATOR_PATH") {
+        None => defaults.to_vec(),
+        Some(v) => {
+            let (list, append) = match v.strip_suffix(':') {
+                Some(l) => (l.to_string(), true),
+                None => (v, false),
+            };
+            let mut dirs: Vec<PathBuf> = list
+                .split(':')
+                .filter(|d| d.starts_with('/'))
+                .map(PathBuf::from)
+                .collect();
+            if append {
+                dirs.extend(defaults);
+            }
+            dirs
+        }
+    }
+}
+
+/// The executables of `dirs` by file name, the first directory's file of
+/// each name winning and a link to `/dev/null` masking the name, sorted by
+/// name (systemd's `conf_files_list_strv()`).
+fn generators(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut by_name: std::collections::BTreeMap<std::ffi::OsString, Option<PathBuf>> =
+        std::collections::BTreeMap::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') || by_name.contains_key(&name) {
+                continue;
+            }
+            let path = entry.path();
+            let masked = std::fs::read_link(&path).is_ok_and(|t| t == Path::new("/dev/null"));
+            let runnable = !masked
+                && std::fs::metadata(&path).is_ok_and(|m| {
+                    use std::os::unix::fs::PermissionsExt;
+                    m.is_file() && m.permissions().mode() & 0o111 != 0
+                });
+            if masked || runnable {
+                by_name.insert(name, runnable.then_some(path));
+            }
+        }
+    }
+    by_name.into_values().flatten().collect()
+}
+
+/// Runs the generators of `dirs` in order, each with the block as the ones
+/// before left it, and adds what each prints (systemd's
+/// `gather_environment`): `NAME=value` lines in `EnvironmentFile=` syntax.
+/// A generator that fails or runs too long adds nothing.
+fn run_generators(
+    dirs: &[PathBuf],
+    mut block: Vec<(String, String)>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut problems = Vec::new();
+    let deadline = Instant::now() + GENERATOR_TIMEOUT;
+    for program in generators(dirs) {
+        let shown = program.display().to_string();
+        match run_one(&program, &block, deadline) {
+            Ok(out) => match parse_env_file_full(&out) {
+                Ok(parsed) => {
+                    for (k, v) in parsed.entries {
+                        if env_name_is_valid(&k) {
+                            env_replace(&mut block, &k, &v);
+                        }
+                    }
+                    problems.extend(parsed.warnings.into_iter().map(|w| format!("{shown}: {w}")));
+                }
+                Err(e) => problems.push(format!("{shown}: {e}")),
+            },
+            Err(e) => problems.push(format!("{shown}: {e}")),
+        }
+    }
+    (block, problems)
+}
+
+fn run_one(
+    program: &Path,
+    block: &[(String, String)],
+    deadline: Instant,
+) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let nofile = limits().map(|l| l.nofile);
+    let mut cmd = std::process::Command::new(program);
+    cmd.env_clear()
+        .envs(block.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes the async-signal-safe umask and setrlimit calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(0o022);
+            if let Some(limit) = nofile {
+                setrlimit(Resource::RLIMIT_NOFILE, limit);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let out = reader.join().unwrap_or_default();
+                return if status.success() {
+                    Ok(out)
+                } else {
+                    Err(format!("failed ({status}); its output is ignored"))
+                };
+            }
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("timed out and was killed".into());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("cannot wait for it: {e}")),
+        }
+    }
+}
+
+/// The default limits of services, and flint's own open-file limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `RLIMIT_NOFILE` (soft, hard) for services without `LimitNOFILE=`.
+    pub nofile: (u64, u64),
+    /// `RLIMIT_MEMLOCK` (soft, hard) for services without `LimitMEMLOCK=`.
+    pub memlock: (u64, u64),
+    /// flint's own `RLIMIT_NOFILE` and `RLIMIT_MEMLOCK` after the bump,
+    /// which children inherit unless told otherwise.
+    pub own_nofile: (u64, u64),
+    pub own_memlock: (u64, u64),
+}
+
+static LIMITS: OnceLock<Limits> = OnceLock::new();
+
+/// The default limits, once [`init_limits`] ran.
+pub fn limits() -> Option<&'static Limits> {
+    LIMITS.get()
+}
+
+fn getrlimit(resource: Resource) -> (u64, u64) {
+    nix::sys::resource::getrlimit(resource).unwrap_or((libc::RLIM_INFINITY, libc::RLIM_INFINITY))
+}
+
+fn setrlimit(resource: Resource, (soft, hard): (u64, u64)) -> bool {
+    nix::sys::resource::setrlimit(resource, soft, hard).is_ok()
+}
+
+fn nr_open() -> u64 {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024 * 1024)
+}
+
+/// The defaults services get, from the limits flint was started with
+/// (systemd's `fallback_rlimit_nofile()` and `fallback_rlimit_memlock()`).
+fn fallback(
+    system: bool,
+    nofile: (u64, u64),
+    memlock: (u64, u64),
+    nr_open: u64,
+) -> ((u64, u64), (u64, u64)) {
+    let (mut soft, mut hard) = nofile;
+    if system {
+        hard = nr_open.min(hard.max(HIGH_RLIMIT_NOFILE));
+    }
+    soft = soft.min(FD_SETSIZE).min(hard);
+    let (mut msoft, mut mhard) = memlock;
+    if system {
+        mhard = mhard.max(DEFAULT_RLIMIT_MEMLOCK);
+        msoft = msoft.max(DEFAULT_RLIMIT_MEMLOCK);
+    }
+    ((soft, hard), (msoft, mhard))
+}
+
+/// Saves the limits flint was started with, computes the services'
+/// defaults from them and raises flint's own open-file limit (systemd's
+/// `bump_rlimit_nofile()`: as high as the kernel allows, or at least the
+/// soft limit up to the hard one where flint may not raise the hard one).
+/// Only the first call does anything.
+pub fn init_limits(system: bool) -> &'static Limits {
+    LIMITS.get_or_init(|| {
+        let nofile = getrlimit(Resource::RLIMIT_NOFILE);
+        let memlock = getrlimit(Resource::RLIMIT_MEMLOCK);
+        let nr = nr_open();
+        let (services_nofile, services_memlock) = fallback(system, nofile, memlock, nr);
+        let wanted = (nr.max(nofile.0), nr.max(nofile.1));
+        if wanted != nofile && !setrlimit(Resource::RLIMIT_NOFILE, wanted) {
+            // Not allowed to raise the hard limit: the soft one up to it.
+            setrlimit(Resource::RLIMIT_NOFILE, (nofile.1, nofile.1));
+        }
+        Limits {
+            nofile: services_nofile,
+            memlock: services_memlock,
+            own_nofile: getrlimit(Resource::RLIMIT_NOFILE),
+            own_memlock: memlock,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;
