@@ -187,6 +187,7 @@ fn cases(dir: &Path) -> Vec<Case> {
     let udp2 = common::free_udp_port();
     let p7 = common::free_port();
     let udp3 = common::free_udp_port();
+    let p8 = common::free_port();
     let d = dir.display();
     let exec = |name: &str, args: &str| {
         format!("ExecStart=/usr/bin/python3 {{probe}} {{out}}/{name}.jsonl {args}\n")
@@ -395,6 +396,50 @@ fn cases(dir: &Path) -> Vec<Case> {
             unordered_fds: false,
         },
         Case {
+            name: "onfailure",
+            units: vec![
+                (
+                    "fails.socket".into(),
+                    format!("[Socket]\nListenStream=127.0.0.1:{p8}\nAccept=yes\n"),
+                ),
+                (
+                    "fails@.service".into(),
+                    "[Unit]\nOnFailure=on-failure.service\n[Service]\nStandardInput=socket\n\
+                     ExecStart=/bin/sh -c 'exit 3'\n"
+                        .into(),
+                ),
+                (
+                    "on-failure.service".into(),
+                    format!("[Service]\nType=oneshot\n{}", exec("onfailure", "")),
+                ),
+            ],
+            trigger: Trigger::Tcp(format!("127.0.0.1:{p8}")),
+            journal_output: true,
+            unordered_fds: false,
+        },
+        Case {
+            name: "onsuccess",
+            units: vec![
+                (
+                    "succeeds.socket".into(),
+                    format!("[Socket]\nListenStream={d}/ok.sock\nAccept=yes\n"),
+                ),
+                (
+                    "succeeds@.service".into(),
+                    "[Unit]\nOnSuccess=on-success.service\n[Service]\nStandardInput=socket\n\
+                     ExecStart=/bin/sh -c 'kill -TERM $$$$'\nSuccessExitStatus=TERM\n"
+                        .into(),
+                ),
+                (
+                    "on-success.service".into(),
+                    format!("[Service]\nType=oneshot\n{}", exec("onsuccess", "")),
+                ),
+            ],
+            trigger: Trigger::Unix(dir.join("ok.sock")),
+            journal_output: true,
+            unordered_fds: false,
+        },
+        Case {
             name: "dgram",
             units: vec![
                 ("dgram.socket".into(), format!("[Socket]\nListenDatagram=127.0.0.1:{udp2}\n")),
@@ -559,6 +604,23 @@ fn normalize(r: &Value, case: &Case, home: &str) -> Value {
             let is_self = v.as_str() == Some(&pid_str);
             env.insert(k.into(), Value::String(format!("self: {is_self}")));
         }
+    }
+    if let Some(v) = env.get("MONITOR_INVOCATION_ID") {
+        let ok = v
+            .as_str()
+            .is_some_and(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+        env.insert(
+            "MONITOR_INVOCATION_ID".into(),
+            Value::String(format!("128-bit hex: {ok}")),
+        );
+    }
+    // An instance named after its connection: the peer's port varies.
+    if let Some(unit) = env.get("MONITOR_UNIT").and_then(Value::as_str) {
+        let named = match unit.rsplit_once(':') {
+            Some((head, tail)) if tail.ends_with(".service") => format!("{head}:PORT.service"),
+            _ => unit.to_string(),
+        };
+        env.insert("MONITOR_UNIT".into(), Value::String(named));
     }
     if let Some(v) = env.get("INVOCATION_ID") {
         let ok = v
@@ -818,6 +880,29 @@ fn services_see_under_flint_what_they_see_under_systemds_user_manager() {
         assert_eq!(env["CHAINED"], "/root:seen", "{label}: {env}");
         assert_eq!(env["OWN_VARIABLE"], "kept", "{label}: {env}");
         assert!(env.get("JOURNAL_STREAM").is_none(), "{label}: {env}");
+        // What an OnFailure=/OnSuccess= unit learns of the unit that
+        // started it.
+        let of = |name: &str| &records[cases.iter().position(|c| c.name == name).unwrap()]["env"];
+        let failure = of("onfailure");
+        assert_eq!(
+            failure["MONITOR_SERVICE_RESULT"], "exit-code",
+            "{label}: {failure}"
+        );
+        assert_eq!(failure["MONITOR_EXIT_CODE"], "exited", "{label}: {failure}");
+        assert_eq!(failure["MONITOR_EXIT_STATUS"], "3", "{label}: {failure}");
+        assert!(
+            failure["MONITOR_UNIT"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("fails@0-127.0.0.1:")),
+            "{label}: {failure}"
+        );
+        let success = of("onsuccess");
+        assert_eq!(
+            success["MONITOR_SERVICE_RESULT"], "success",
+            "{label}: {success}"
+        );
+        assert_eq!(success["MONITOR_EXIT_CODE"], "killed", "{label}: {success}");
+        assert_eq!(success["MONITOR_EXIT_STATUS"], "TERM", "{label}: {success}");
     }
     assert!(
         differences.is_empty(),

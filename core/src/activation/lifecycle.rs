@@ -126,6 +126,9 @@ pub(super) struct ServiceRt {
     /// The main process exited while `ExecStartPost=` or `ExecReload=` ran:
     /// as systemd, flint lets that command finish, then stops the service.
     pub main_exited: bool,
+    /// `MONITOR_*` of the unit whose `OnFailure=`/`OnSuccess=` started this
+    /// run, for each of its commands.
+    pub monitor_env: Vec<(String, String)>,
     /// `Type=dbus`: the thread asking the bus for `BusName=`, stopped when
     /// this is dropped.
     pub bus_watch: Option<BusWatch>,
@@ -183,6 +186,7 @@ impl ServiceRt {
             cgroup_watch: None,
             invocation_id: String::new(),
             main_exited: false,
+            monitor_env: Vec::new(),
             bus_watch: None,
             unit,
         }
@@ -350,6 +354,10 @@ impl Manager {
         // A new activation: a new invocation ID for all of its commands.
         svc.invocation_id = exec::invocation_id();
         svc.main_exited = false;
+        svc.monitor_env = match self.monitored_by.remove(svc.unit.id.as_str()) {
+            Some(Monitored::One(env)) => env,
+            _ => Vec::new(),
+        };
         // The start limit first, as systemd checks it: "so that failure
         // conditions don't cause us to enter a busy loop" (a socket whose
         // service is skipped by a condition would trigger it again and
@@ -996,24 +1004,13 @@ impl Manager {
             svc.invocation_id.clone()
         };
         inputs.extra_env.push(("INVOCATION_ID".into(), invocation));
+        inputs.extra_env.extend(svc.monitor_env.iter().cloned());
         if matches!(state, State::Stop(_) | State::StopPost(_)) {
             inputs
                 .extra_env
                 .push(("SERVICE_RESULT".into(), svc.result.to_string()));
             if let Some(st) = svc.last_status {
-                let (code, status) = match st {
-                    ExitStatus::Exited(c) => ("exited", c.to_string()),
-                    ExitStatus::Signaled {
-                        signal,
-                        core_dumped,
-                    } => {
-                        let name = crate::unit::value::signal::signal_name(signal).map_or_else(
-                            || signal.to_string(),
-                            |n| n.trim_start_matches("SIG").to_string(),
-                        );
-                        (if core_dumped { "dumped" } else { "killed" }, name)
-                    }
-                };
+                let (code, status) = exit_code_and_status(st);
                 inputs.extra_env.push(("EXIT_CODE".into(), code.into()));
                 inputs.extra_env.push(("EXIT_STATUS".into(), status));
             }
@@ -2060,6 +2057,35 @@ pub(super) fn cgroup_of<'a>(
     cgroups.filter(|_| mode.covers(svc.conn.is_some()))
 }
 
+/// `$EXIT_CODE` and `$EXIT_STATUS` as systemd words them: `exited` and the
+/// status, or `killed`/`dumped` and the signal's name without `SIG`.
+fn exit_code_and_status(st: ExitStatus) -> (&'static str, String) {
+    match st {
+        ExitStatus::Exited(c) => ("exited", c.to_string()),
+        ExitStatus::Signaled {
+            signal,
+            core_dumped,
+        } => {
+            let name = crate::unit::value::signal::signal_name(signal).map_or_else(
+                || signal.to_string(),
+                |n| n.trim_start_matches("SIG").to_string(),
+            );
+            (if core_dumped { "dumped" } else { "killed" }, name)
+        }
+    }
+}
+
+/// What a unit started by `OnFailure=`/`OnSuccess=` learns of the unit that
+/// started it, for all its commands (systemd 251's `MONITOR_*`).
+#[derive(Debug, Clone)]
+pub(super) enum Monitored {
+    /// Started for one unit's result.
+    One(Vec<(String, String)>),
+    /// Asked for by several before it started: none of them is named, as
+    /// in systemd, which names only a single triggering unit.
+    Several,
+}
+
 /// `OnFailure=` (the run ended failed, without a restart to come) or
 /// `OnSuccess=` (it ended well): the units named there are started, as
 /// systemd's `unit_start_on_failure()` does, once the event loop gets to it.
@@ -2079,10 +2105,19 @@ fn trigger_on_result(
         })
         .collect();
     if !units.is_empty() {
+        let mut monitor = vec![("MONITOR_SERVICE_RESULT".to_string(), svc.result.to_string())];
+        if let Some(st) = svc.last_status {
+            let (code, status) = exit_code_and_status(st);
+            monitor.push(("MONITOR_EXIT_CODE".into(), code.into()));
+            monitor.push(("MONITOR_EXIT_STATUS".into(), status));
+        }
+        monitor.push(("MONITOR_INVOCATION_ID".into(), svc.invocation_id.clone()));
+        monitor.push(("MONITOR_UNIT".into(), svc.unit.id.to_string()));
         let _ = tx.send(Event::StartUnits {
             by: svc.unit.id.to_string(),
             key,
             units,
+            monitor,
         });
     }
 }

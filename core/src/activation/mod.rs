@@ -109,6 +109,8 @@ enum Event {
         by: String,
         key: &'static str,
         units: Vec<String>,
+        /// The `MONITOR_*` variables describing `by`.
+        monitor: Vec<(String, String)>,
     },
     /// The watchdog of a service expired.
     Watchdog { service: u64, generation: u64 },
@@ -234,6 +236,9 @@ struct Manager {
     /// Until every planned socket listens: how many units `flint run`
     /// started, and its `--notify-fd`.
     ready: Option<(usize, Option<i32>)>,
+    /// Units `OnFailure=`/`OnSuccess=` asked to start, with what their next
+    /// run learns of the unit that asked (`MONITOR_*`).
+    monitored_by: HashMap<String, lifecycle::Monitored>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -274,10 +279,10 @@ pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Res
     // What every service starts from: the default limits (flint's own
     // open-file limit raised) and the manager's environment block, with
     // what the environment generators add.
-    crate::service::defaults::init_limits(!search.user_mode);
     for problem in crate::service::defaults::init(search.user_mode) {
         tracing::warn!("environment generator {problem}");
     }
+    crate::service::defaults::init_limits(!search.user_mode);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // The loop's log lines are written once per turn (crate::logs::Stderr).
@@ -394,6 +399,7 @@ async fn run_async(
         hooks: HashMap::new(),
         loose_hooks: Vec::new(),
         ready: None,
+        monitored_by: HashMap::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {
@@ -822,10 +828,28 @@ impl Manager {
             }
             Event::RestartDue { service } => self.on_restart_due(service),
             Event::CgroupEmpty { service } => self.on_cgroup_empty(service),
-            Event::StartUnits { by, key, units } => {
+            Event::StartUnits {
+                by,
+                key,
+                units,
+                monitor,
+            } => {
                 for u in units {
                     tracing::info!("{by}: starting {u} ({key}=)");
+                    let seen = match self.monitored_by.remove(&u) {
+                        None => lifecycle::Monitored::One(monitor.clone()),
+                        Some(_) => lifecycle::Monitored::Several,
+                    };
+                    self.monitored_by.insert(u.clone(), seen);
                     self.enqueue_name(&u, jobs::JobKind::Start);
+                    // Nothing to start (it runs already, or cannot load):
+                    // its next run is not for this result.
+                    if self
+                        .find_service(&u)
+                        .is_none_or(|id| !self.jobs.contains_key(&id))
+                    {
+                        self.monitored_by.remove(&u);
+                    }
                 }
             }
             Event::Timer {

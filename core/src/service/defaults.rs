@@ -24,7 +24,6 @@
 //!   524288. `RLIMIT_MEMLOCK` is passed on as flint found it, raised to
 //!   8 MiB for the system manager.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -127,7 +126,9 @@ pub fn environment(user_mode: bool) -> Block {
 
 /// Computes the manager's environment block, environment generators
 /// included, and makes it the one every later spawn starts from. Returns
-/// what went wrong with generators (each a line for the log).
+/// what went wrong with generators (each a line for the log). Called
+/// before [`init_limits`], so that generators get the limits flint was
+/// started with.
 pub fn init(user_mode: bool) -> Vec<String> {
     let base = base_environment(user_mode, &process_env(), &read_file);
     let dirs = generator_dirs(user_mode, &env_of_process);
@@ -274,7 +275,13 @@ fn run_generators(
 ) -> (Vec<(String, String)>, Vec<String>) {
     let mut problems = Vec::new();
     let deadline = Instant::now() + GENERATOR_TIMEOUT;
-    for program in generators(dirs) {
+    let programs = generators(dirs);
+    if programs.is_empty() {
+        return (block, problems);
+    }
+    // Generators run with umask 0022, as systemd runs them.
+    let umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    for program in programs {
         let shown = program.display().to_string();
         match run_one(&program, &block, deadline) {
             Ok(out) => match parse_env_file_full(&out) {
@@ -291,6 +298,7 @@ fn run_generators(
             Err(e) => problems.push(format!("{shown}: {e}")),
         }
     }
+    nix::sys::stat::umask(umask);
     (block, problems)
 }
 
@@ -300,23 +308,11 @@ fn run_one(
     deadline: Instant,
 ) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let nofile = limits().map(|l| l.nofile);
     let mut cmd = std::process::Command::new(program);
     cmd.env_clear()
         .envs(block.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped());
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // makes the async-signal-safe umask and setrlimit calls.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::umask(0o022);
-            if let Some(limit) = nofile {
-                setrlimit(Resource::RLIMIT_NOFILE, limit);
-            }
-            Ok(())
-        });
-    }
     let mut child = cmd.spawn().map_err(|e| format!("cannot run: {e}"))?;
     let mut stdout = child.stdout.take().expect("piped stdout");
     let reader = std::thread::spawn(move || {
