@@ -108,6 +108,21 @@ def fdinfo(fd):
     else:
         info["type"] = "other"
     return info
+def process():
+    import ctypes, platform
+    libc = ctypes.CDLL(None, use_errno=True)
+    out = {"affinity": sorted(os.sched_getaffinity(0)),
+           "coredump_filter": open("/proc/self/coredump_filter").read().strip()}
+    for name, op in (("dumpable", 3), ("securebits", 27), ("timerslack", 30), ("subreaper", 37)):
+        if name == "subreaper":
+            v = ctypes.c_int(0)
+            libc.prctl(op, ctypes.byref(v), 0, 0, 0)
+            out[name] = v.value
+        else:
+            out[name] = libc.prctl(op, 0, 0, 0, 0)
+    if platform.machine() == "x86_64":
+        out["ioprio"] = libc.syscall(252, 1, 0)
+    return out
 status = {}
 for line in open("/proc/self/status"):
     k, _, v = line.partition(":")
@@ -119,7 +134,7 @@ report = {"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0), "sid"
           "cwd": os.getcwd(), "argv": sys.argv[2:], "env": dict(os.environ), "status": status,
           "limits": limits, "nice": os.getpriority(os.PRIO_PROCESS, 0),
           "oom": open("/proc/self/oom_score_adj").read().strip(),
-          "sched": os.sched_getscheduler(0),
+          "sched": os.sched_getscheduler(0), "process": process(),
           "fds": {str(fd): i for fd in range(64) if (i := fdinfo(fd)) is not None}}
 with open(sys.argv[1], "a") as f:
     f.write(json.dumps(report) + "\n")
@@ -160,6 +175,8 @@ enum Trigger {
     Unix(PathBuf),
     Udp(u16),
     Fifo(PathBuf),
+    /// The record comes from the socket's own start.
+    Nothing,
 }
 
 struct Case {
@@ -188,6 +205,7 @@ fn cases(dir: &Path) -> Vec<Case> {
     let p7 = common::free_port();
     let udp3 = common::free_udp_port();
     let p8 = common::free_port();
+    let p9 = common::free_port();
     let d = dir.display();
     let exec = |name: &str, args: &str| {
         format!("ExecStart=/usr/bin/python3 {{probe}} {{out}}/{name}.jsonl {args}\n")
@@ -440,6 +458,58 @@ fn cases(dir: &Path) -> Vec<Case> {
             unordered_fds: false,
         },
         Case {
+            name: "stoppost",
+            units: vec![
+                (
+                    "stoppost.socket".into(),
+                    format!("[Socket]\nListenStream=127.0.0.1:{p9}\nAccept=yes\n"),
+                ),
+                (
+                    "stoppost@.service".into(),
+                    "[Service]\nStandardInput=socket\nExecStart=/bin/sh -c 'exit 4'\n\
+                     ExecStopPost=/usr/bin/python3 {probe} {out}/stoppost.jsonl\n"
+                        .into(),
+                ),
+            ],
+            trigger: Trigger::Tcp(format!("127.0.0.1:{p9}")),
+            journal_output: false,
+            unordered_fds: false,
+        },
+        Case {
+            name: "startpre",
+            units: vec![
+                (
+                    "startpre.socket".into(),
+                    format!("[Socket]\nListenStream={d}/pre.sock\nAccept=yes\n"),
+                ),
+                (
+                    "startpre@.service".into(),
+                    "[Service]\nStandardInput=socket\nStandardError=null\n\
+                     ExecStartPre=/usr/bin/python3 {probe} {out}/startpre.jsonl %i\nExecStart=/bin/true\n"
+                        .into(),
+                ),
+            ],
+            trigger: Trigger::Unix(dir.join("pre.sock")),
+            journal_output: false,
+            unordered_fds: false,
+        },
+        Case {
+            name: "sockethook",
+            units: vec![
+                (
+                    "sockethook.socket".into(),
+                    format!(
+                        "[Socket]\nListenStream={d}/hook.sock\n\
+                         ExecStartPost=/usr/bin/python3 {{probe}} {{out}}/sockethook.jsonl %n\n"
+                    ),
+                ),
+                ("sockethook.service".into(), "[Service]\nExecStart=/bin/true\n".into()),
+            ],
+            trigger: Trigger::Nothing,
+            journal_output: true,
+            unordered_fds: false,
+        },
+        Case {
             name: "dgram",
             units: vec![
                 ("dgram.socket".into(), format!("[Socket]\nListenDatagram=127.0.0.1:{udp2}\n")),
@@ -537,6 +607,7 @@ fn run_manager(
                 let u = UdpSocket::bind("127.0.0.1:0").unwrap();
                 u.send_to(b"x", ("127.0.0.1", *port)).unwrap();
             }
+            Trigger::Nothing => {}
             Trigger::Fifo(path) => {
                 std::fs::OpenOptions::new()
                     .write(true)

@@ -239,6 +239,8 @@ struct Manager {
     /// Units `OnFailure=`/`OnSuccess=` asked to start, with what their next
     /// run learns of the unit that asked (`MONITOR_*`).
     monitored_by: HashMap<String, lifecycle::Monitored>,
+    /// The invocation ID of each socket unit's current activation.
+    socket_invocations: HashMap<String, String>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -400,6 +402,7 @@ async fn run_async(
         loose_hooks: Vec::new(),
         ready: None,
         monitored_by: HashMap::new(),
+        socket_invocations: HashMap::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {

@@ -183,6 +183,11 @@ impl Manager {
             );
             return false;
         };
+        // A new activation of the socket: one invocation ID for its start
+        // commands and, later, its stop commands (systemd acquires it as the
+        // unit starts).
+        self.socket_invocations
+            .insert(name.to_string(), exec::invocation_id());
         let mut opening = Opening {
             unit,
             config,
@@ -302,7 +307,7 @@ impl Manager {
         if !keys.iter().any(|k| has_commands(&unit, k)) {
             return;
         }
-        let user_mode = self.search.user_mode;
+        let ctx = self.hook_context(&unit);
         let running = Rc::new(CommandPid::default());
         // Tracked until the task ends, for the reaper (see `hook_pids`).
         self.loose_hooks.retain(|r| Rc::strong_count(r) > 1);
@@ -312,9 +317,21 @@ impl Manager {
             // later (`SocketRt::close_later`); ExecStopPost= runs after that.
             tokio::task::yield_now().await;
             for key in keys {
-                logged_socket_commands(&unit, key, user_mode, &running).await;
+                logged_socket_commands(&unit, key, &ctx, &running).await;
             }
         });
+    }
+
+    /// The mode and the current invocation ID of a socket's commands.
+    fn hook_context(&self, unit: &Unit) -> HookContext {
+        HookContext {
+            user_mode: self.search.user_mode,
+            invocation: self
+                .socket_invocations
+                .get(unit.id.as_str())
+                .cloned()
+                .unwrap_or_else(exec::invocation_id),
+        }
     }
 
     /// Runs the `key` commands of `unit` as a task; their outcome comes
@@ -330,9 +347,9 @@ impl Manager {
                 running: running.clone(),
             },
         );
-        let (user_mode, tx) = (self.search.user_mode, self.tx.clone());
+        let (ctx, tx) = (self.hook_context(&unit), self.tx.clone());
         tokio::task::spawn_local(async move {
-            let result = socket_commands(&unit, key, user_mode, &running).await;
+            let result = socket_commands(&unit, key, &ctx, &running).await;
             let _ = tx.send(Event::SocketHooks { name, key, result });
         });
     }
@@ -465,15 +482,19 @@ impl Manager {
     /// After the loop: every socket still open runs `ExecStopPre=`, is
     /// closed (`RemoveOnStop=` paths removed), then runs `ExecStopPost=`.
     pub(super) async fn close_sockets(&mut self) {
-        let user_mode = self.search.user_mode;
-        for s in &mut self.sockets {
+        let contexts: Vec<HookContext> = self
+            .sockets
+            .iter()
+            .map(|s| self.hook_context(&s.unit))
+            .collect();
+        for (s, ctx) in self.sockets.iter_mut().zip(&contexts) {
             if s.failed {
                 continue;
             }
             let running = CommandPid::default();
-            logged_socket_commands(&s.unit, "ExecStopPre", user_mode, &running).await;
+            logged_socket_commands(&s.unit, "ExecStopPre", ctx, &running).await;
             s.close();
-            logged_socket_commands(&s.unit, "ExecStopPost", user_mode, &running).await;
+            logged_socket_commands(&s.unit, "ExecStopPost", ctx, &running).await;
         }
     }
 }
@@ -485,13 +506,14 @@ impl Manager {
 async fn socket_commands(
     unit: &Unit,
     key: &str,
-    user_mode: bool,
+    ctx: &HookContext,
     running: &CommandPid,
 ) -> Result<(), String> {
     let timeout = unit.get_usec("Socket", "TimeoutSec").unwrap_or(90_000_000);
     for cmd in unit.commands("Socket", key) {
         let inputs = SpawnInputs {
-            user_mode,
+            user_mode: ctx.user_mode,
+            extra_env: vec![("INVOCATION_ID".into(), ctx.invocation.clone())],
             ..Default::default()
         };
         let prepared = exec::prepare(unit, "Socket", cmd, &inputs)
@@ -544,9 +566,17 @@ async fn socket_commands(
     Ok(())
 }
 
+/// What every command of one socket activation shares.
+#[derive(Debug, Clone)]
+struct HookContext {
+    user_mode: bool,
+    /// The socket's `INVOCATION_ID`.
+    invocation: String,
+}
+
 /// [`socket_commands`] whose failure is only logged (stop commands).
-async fn logged_socket_commands(unit: &Unit, key: &str, user_mode: bool, running: &CommandPid) {
-    if let Err(e) = socket_commands(unit, key, user_mode, running).await {
+async fn logged_socket_commands(unit: &Unit, key: &str, ctx: &HookContext, running: &CommandPid) {
+    if let Err(e) = socket_commands(unit, key, ctx, running).await {
         tracing::warn!("{}: {e}", unit.id);
     }
 }

@@ -309,7 +309,8 @@ fn environment_with_pid_vars(
     for (k, v) in &inputs.extra_env {
         set_var(&mut env, k, v.clone());
     }
-    if inputs.user_mode {
+    // The user manager's services (not its socket commands) learn its pid.
+    if inputs.user_mode && section == "Service" {
         set_var(&mut env, "MANAGERPID", std::process::id().to_string());
     }
     let inetd = stdio_is_socket(unit, section);
