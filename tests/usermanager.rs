@@ -189,6 +189,8 @@ struct Case {
     journal_output: bool,
     /// fds from several socket units, whose order systemd leaves undefined.
     unordered_fds: bool,
+    /// Recorded by a stop command, once the manager has stopped everything.
+    at_stop: bool,
 }
 
 fn cases(dir: &Path) -> Vec<Case> {
@@ -226,6 +228,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Tcp(format!("127.0.0.1:{}", p[0])),
             journal_output: false,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "fd3",
@@ -239,6 +242,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Tcp(format!("[::1]:{}", p[1])),
             journal_output: true,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "unixyes",
@@ -252,6 +256,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Unix(dir.join("u.sock")),
             journal_output: true,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "multi",
@@ -277,6 +282,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Tcp(format!("127.0.0.1:{}", p[2])),
             journal_output: true,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "stdin",
@@ -293,6 +299,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Tcp(format!("127.0.0.1:{p3}")),
             journal_output: false,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "specifiers",
@@ -312,6 +319,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Unix(dir.join("spec.sock")),
             journal_output: false,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "two",
@@ -342,6 +350,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Tcp(format!("127.0.0.1:{p5}")),
             journal_output: true,
             unordered_fds: true,
+            at_stop: false,
         },
         Case {
             name: "fifo",
@@ -356,6 +365,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Fifo(dir.join("f2.fifo")),
             journal_output: false,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "outsock",
@@ -375,6 +385,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Tcp(format!("127.0.0.1:{p6}")),
             journal_output: false,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "options",
@@ -395,6 +406,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Tcp(format!("127.0.0.1:{p7}")),
             journal_output: true,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "stdio",
@@ -412,6 +424,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Unix(dir.join("stdio.sock")),
             journal_output: false,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "onfailure",
@@ -434,6 +447,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Tcp(format!("127.0.0.1:{p8}")),
             journal_output: true,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "onsuccess",
@@ -456,6 +470,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Unix(dir.join("ok.sock")),
             journal_output: true,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "stoppost",
@@ -474,6 +489,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Tcp(format!("127.0.0.1:{p9}")),
             journal_output: false,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "startpre",
@@ -492,6 +508,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Unix(dir.join("pre.sock")),
             journal_output: false,
             unordered_fds: false,
+            at_stop: false,
         },
         Case {
             name: "sockethook",
@@ -508,6 +525,23 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Nothing,
             journal_output: true,
             unordered_fds: false,
+            at_stop: false,
+        },
+        Case {
+            name: "execstop",
+            units: vec![
+                ("execstop.socket".into(), format!("[Socket]\nListenStream={d}/stop.sock\n")),
+                (
+                    "execstop.service".into(),
+                    "[Service]\nExecStart=/bin/sleep 120\n\
+                     ExecStop=/usr/bin/python3 {probe} {out}/execstop.jsonl\n"
+                        .into(),
+                ),
+            ],
+            trigger: Trigger::Unix(dir.join("stop.sock")),
+            journal_output: true,
+            unordered_fds: false,
+            at_stop: true,
         },
         Case {
             name: "dgram",
@@ -518,6 +552,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             trigger: Trigger::Udp(udp2),
             journal_output: true,
             unordered_fds: false,
+            at_stop: false,
         },
     ]
 }
@@ -620,16 +655,23 @@ fn run_manager(
     }
     // One deadline for all: a probe that cannot run records nothing anywhere.
     let until = Instant::now() + Duration::from_secs(30);
-    let records: Vec<Option<Value>> = cases
+    let record = |c: &Case| {
+        std::fs::read_to_string(out.join(format!("{}.jsonl", c.name)))
+            .ok()?
+            .lines()
+            .next()
+            .and_then(|l| serde_json::from_str::<Value>(l).ok())
+    };
+    let mut records: Vec<Option<Value>> = cases
         .iter()
         .map(|c| {
-            common::wait_for(until.saturating_duration_since(Instant::now()), || {
-                std::fs::read_to_string(out.join(format!("{}.jsonl", c.name)))
-                    .ok()?
-                    .lines()
-                    .next()
-                    .and_then(|l| serde_json::from_str(l).ok())
-            })
+            if c.at_stop {
+                None
+            } else {
+                common::wait_for(until.saturating_duration_since(Instant::now()), || {
+                    record(c)
+                })
+            }
         })
         .collect();
     drop(keep);
@@ -643,6 +685,11 @@ fn run_manager(
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.wait();
+    for (r, c) in records.iter_mut().zip(cases) {
+        if c.at_stop {
+            *r = record(c);
+        }
+    }
     records
         .into_iter()
         .zip(cases)
@@ -670,6 +717,16 @@ fn normalize(r: &Value, case: &Case, home: &str) -> Value {
     let same = |v: Option<&Value>, want: &str| v.and_then(Value::as_str) == Some(want);
     let manager_is_parent = same(env.get("MANAGERPID"), &ppid.to_string());
     env.insert("MANAGERPID".into(), Value::Bool(manager_is_parent));
+    if let Some(v) = env.get("MAINPID") {
+        let other = v
+            .as_str()
+            .and_then(|p| p.parse::<i64>().ok())
+            .is_some_and(|p| p > 1 && p.to_string() != pid_str);
+        env.insert(
+            "MAINPID".into(),
+            Value::String(format!("another process: {other}")),
+        );
+    }
     for k in ["LISTEN_PID", "SYSTEMD_EXEC_PID", "WATCHDOG_PID"] {
         if let Some(v) = env.get(k) {
             let is_self = v.as_str() == Some(&pid_str);
