@@ -803,3 +803,71 @@ fn while_flint_stops_idle_sockets_refuse_connections_at_once() {
         "nothing was started during the shutdown:\n{log}"
     );
 }
+
+/// A service of the system flint starts from `PATH` and the locale, not
+/// from flint's own environment; the environment generators add theirs
+/// (each seeing the block), and run again at a switch (SIGHUP), as at
+/// systemd's daemon-reload.
+#[test]
+fn environment_generators_feed_services_and_run_again_at_a_switch() {
+    let tree = Tree::new();
+    let port = free_port();
+    let generators = tempfile::tempdir().unwrap();
+    let generator = generators.path().join("10-test");
+    let write_generator = |value: &str| {
+        std::fs::write(
+            &generator,
+            format!("#!/bin/sh\necho GEN={value}\necho \"SAW=$PATH|$LANG|$FLINT_OWN\"\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&generator, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    write_generator("one");
+    tree.write(
+        "env.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    );
+    tree.write(
+        "env@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/usr/bin/env\n",
+    );
+    let flint = Flint::run_env(
+        &tree,
+        &["env.socket"],
+        &[
+            ("SYSTEMD_ENVIRONMENT_GENERATOR_PATH", generators.path()),
+            ("FLINT_OWN", std::path::Path::new("flints-own")),
+        ],
+    );
+    let env = exchange(port, b"");
+    let lines: Vec<&str> = env.lines().collect();
+    assert!(lines.contains(&"GEN=one"), "{env}\n{}", flint.log());
+    let lang = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("LANG="))
+        .unwrap_or_else(|| panic!("no LANG: {env}"));
+    assert!(
+        lines.contains(
+            &format!("SAW=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin|{lang}|").as_str()
+        ),
+        "the generator saw the block, not flint's environment: {env}"
+    );
+    assert!(
+        !env.contains("flints-own") && !env.contains("FLINT_LOG"),
+        "flint's own environment stays with it: {env}"
+    );
+    write_generator("two");
+    // SAFETY: kill(2) on flint's pid.
+    unsafe {
+        libc::kill(flint.child.id().cast_signed(), libc::SIGHUP);
+    }
+    let again = wait_for(Duration::from_secs(15), || {
+        let env = exchange(port, b"");
+        env.lines().any(|l| l == "GEN=two").then_some(env)
+    });
+    assert!(
+        again.is_some(),
+        "no GEN=two after SIGHUP; log:\n{}",
+        flint.log()
+    );
+}

@@ -487,6 +487,11 @@ impl Manager {
                 ..Switched::default()
             });
         }
+        // As systemd's daemon-reload: the environment generators run again,
+        // for the units started from now on.
+        for problem in crate::service::defaults::init(self.search.user_mode) {
+            tracing::warn!("environment generator {problem}");
+        }
         let (warnings, jobs) = self.apply(search, new, &plan, stamp);
         Ok(Switched {
             plan,
