@@ -121,7 +121,13 @@ pub fn environment(user_mode: bool) -> Block {
     {
         return Arc::clone(block);
     }
-    Arc::new(base_environment(user_mode, &process_env(), &read_file))
+    let block = Arc::new(base_environment(user_mode, &process_env(), &read_file));
+    if let Ok(mut guard) = ENVIRONMENT.write()
+        && guard.is_none()
+    {
+        *guard = Some((user_mode, Arc::clone(&block)));
+    }
+    block
 }
 
 /// Computes the manager's environment block, environment generators
