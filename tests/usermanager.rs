@@ -436,12 +436,16 @@ fn cases(dir: &Path) -> Vec<Case> {
                 (
                     "fails@.service".into(),
                     "[Unit]\nOnFailure=on-failure.service\n[Service]\nStandardInput=socket\n\
-                     ExecStart=/bin/sh -c 'exit 3'\n"
+                     ExecStart=/bin/sh -c 'echo $INVOCATION_ID > {out}/fails.invocation; exit 3'\n"
                         .into(),
                 ),
                 (
                     "on-failure.service".into(),
-                    format!("[Service]\nType=oneshot\n{}", exec("onfailure", "")),
+                    format!(
+                        "[Service]\nType=oneshot\n{}\
+                         ExecStopPost=/usr/bin/python3 {{probe}} {{out}}/onfailure-stop.jsonl\n",
+                        exec("onfailure", "")
+                    ),
                 ),
             ],
             trigger: Trigger::Tcp(format!("127.0.0.1:{p8}")),
@@ -544,6 +548,40 @@ fn cases(dir: &Path) -> Vec<Case> {
             at_stop: true,
         },
         Case {
+            // ExecStopPost= of the unit OnFailure= started: no MONITOR_*.
+            name: "onfailure-stop",
+            units: vec![],
+            trigger: Trigger::Nothing,
+            journal_output: true,
+            unordered_fds: false,
+            at_stop: false,
+        },
+        Case {
+            // A unit that failed before its main process ran: MONITOR_*
+            // without an exit code or status.
+            name: "prefails",
+            units: vec![
+                (
+                    "prefails.socket".into(),
+                    format!("[Socket]\nListenStream={d}/prefails.sock\nAccept=yes\n"),
+                ),
+                (
+                    "prefails@.service".into(),
+                    "[Unit]\nOnFailure=on-prefail.service\n[Service]\nStandardInput=socket\n\
+                     ExecStartPre=/bin/false\nExecStart=/bin/true\n"
+                        .into(),
+                ),
+                (
+                    "on-prefail.service".into(),
+                    format!("[Service]\nType=oneshot\n{}", exec("prefails", "")),
+                ),
+            ],
+            trigger: Trigger::Unix(dir.join("prefails.sock")),
+            journal_output: true,
+            unordered_fds: false,
+            at_stop: false,
+        },
+        Case {
             name: "dgram",
             units: vec![
                 ("dgram.socket".into(), format!("[Socket]\nListenDatagram=127.0.0.1:{udp2}\n")),
@@ -600,7 +638,7 @@ fn run_manager(
     let done = dir.join(format!("{label}.done"));
     let script = format!(
         "set -e\nmount -t tmpfs tmpfs /run\nmkdir -p /run/systemd/system /run/user/0\n\
-         chmod 700 /run/user/0\ncd /\nREADY={ready}\n{start}\n\
+         chmod 700 /run/user/0\ncd /\nREADY={ready}\nulimit -Sn 4096 2>/dev/null || true\n{start}\n\
          i=0; while [ ! -e {done} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n{stop}\n",
         done = done.display(),
         ready = ready.display(),
@@ -715,8 +753,12 @@ fn normalize(r: &Value, case: &Case, home: &str) -> Value {
     let pid_str = pid.to_string();
     let env = obj["env"].as_object_mut().unwrap();
     let same = |v: Option<&Value>, want: &str| v.and_then(Value::as_str) == Some(want);
-    let manager_is_parent = same(env.get("MANAGERPID"), &ppid.to_string());
-    env.insert("MANAGERPID".into(), Value::Bool(manager_is_parent));
+    let manager = match env.get("MANAGERPID") {
+        None => "absent",
+        Some(_) if same(env.get("MANAGERPID"), &ppid.to_string()) => "the parent",
+        Some(_) => "another process",
+    };
+    env.insert("MANAGERPID".into(), Value::String(manager.into()));
     if let Some(v) = env.get("MAINPID") {
         let other = v
             .as_str()
@@ -975,6 +1017,14 @@ fn services_see_under_flint_what_they_see_under_systemds_user_manager() {
         "f.fifo",
         "f2.fifo",
         "sub",
+        "stdio.sock",
+        "stdio.out",
+        "stdio.err",
+        "ok.sock",
+        "pre.sock",
+        "hook.sock",
+        "stop.sock",
+        "prefails.sock",
     ] {
         let p = dir.join(name);
         let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
@@ -1024,6 +1074,19 @@ fn services_see_under_flint_what_they_see_under_systemds_user_manager() {
                 .is_some_and(|u| u.starts_with("fails@0-127.0.0.1:")),
             "{label}: {failure}"
         );
+        let invocation = std::fs::read_to_string(dir.join(format!("out-{label}/fails.invocation")))
+            .unwrap_or_default();
+        assert_eq!(
+            failure["MONITOR_INVOCATION_ID"].as_str(),
+            Some(invocation.trim()),
+            "{label}: the failed unit's INVOCATION_ID"
+        );
+        let stop = of("onfailure-stop");
+        assert!(stop.get("MONITOR_UNIT").is_none(), "{label}: {stop}");
+        assert_eq!(stop["SERVICE_RESULT"], "success", "{label}: {stop}");
+        let pre = of("prefails");
+        assert_eq!(pre["MONITOR_SERVICE_RESULT"], "exit-code", "{label}: {pre}");
+        assert!(pre.get("MONITOR_EXIT_CODE").is_none(), "{label}: {pre}");
         let success = of("onsuccess");
         assert_eq!(
             success["MONITOR_SERVICE_RESULT"], "success",

@@ -300,6 +300,10 @@ pub fn require_root(why: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
+        assert!(
+            !in_ci(),
+            "CI runs the tests as root, and this one needs it ({why})"
+        );
         eprintln!("SKIP: needs root ({why})");
     }
     root

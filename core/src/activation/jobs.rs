@@ -896,9 +896,12 @@ impl Manager {
                 // An Accept=yes instance that never ran lets go of its
                 // connection.
                 if svc.conn.is_some()
-                    && let Some((_, socket, peer)) = self.services.remove(&id).and_then(|s| s.conn)
+                    && let Some(svc) = self.services.remove(&id)
                 {
-                    self.release(socket, peer.as_ref());
+                    self.remember_ended(&svc);
+                    if let Some((_, socket, peer)) = svc.conn {
+                        self.release(socket, peer.as_ref());
+                    }
                 }
             }
         }

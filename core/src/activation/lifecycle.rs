@@ -126,9 +126,11 @@ pub(super) struct ServiceRt {
     /// The main process exited while `ExecStartPost=` or `ExecReload=` ran:
     /// as systemd, flint lets that command finish, then stops the service.
     pub main_exited: bool,
-    /// `MONITOR_*` of the unit whose `OnFailure=`/`OnSuccess=` started this
-    /// run, for each of its commands.
-    pub monitor_env: Vec<(String, String)>,
+    /// How the main process of the current run ended (systemd's
+    /// `main_exec_status`), unlike `last_status` never a control command's.
+    pub main_status: Option<ExitStatus>,
+    /// The units this one names in `OnFailure=` and `OnSuccess=`.
+    pub on_result: Vec<String>,
     /// `Type=dbus`: the thread asking the bus for `BusName=`, stopped when
     /// this is dropped.
     pub bus_watch: Option<BusWatch>,
@@ -186,7 +188,15 @@ impl ServiceRt {
             cgroup_watch: None,
             invocation_id: String::new(),
             main_exited: false,
-            monitor_env: Vec::new(),
+            main_status: None,
+            on_result: ["OnFailure", "OnSuccess"]
+                .iter()
+                .flat_map(|k| unit.entries("Unit", k))
+                .filter_map(|(v, _)| match v {
+                    Value::Unit(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect(),
             bus_watch: None,
             unit,
         }
@@ -354,10 +364,6 @@ impl Manager {
         // A new activation: a new invocation ID for all of its commands.
         svc.invocation_id = exec::invocation_id();
         svc.main_exited = false;
-        svc.monitor_env = match self.monitored_by.remove(svc.unit.id.as_str()) {
-            Some(Monitored::One(env)) => env,
-            _ => Vec::new(),
-        };
         // The start limit first, as systemd checks it: "so that failure
         // conditions don't cause us to enter a busy loop" (a socket whose
         // service is skipped by a condition would trigger it again and
@@ -415,6 +421,7 @@ impl Manager {
         svc.launches += 1;
         svc.result = "success";
         svc.last_status = None;
+        svc.main_status = None;
         svc.status_text = None;
         let timeout = svc.timeout(
             "TimeoutStartSec",
@@ -694,6 +701,7 @@ impl Manager {
                     svc.result = failure.result();
                     if failure.status.is_some() {
                         svc.last_status = failure.status;
+                        svc.main_status = failure.status;
                     }
                     self.step(id, State::StopPost(0));
                 }
@@ -908,6 +916,56 @@ impl Manager {
         }
     }
 
+    /// systemd's `service_get_triggering_service()`: the `MONITOR_*`
+    /// variables of the one loaded service that names `svc` in
+    /// `OnFailure=` or `OnSuccess=`, as that service stands now; none when
+    /// several do. An `Accept=yes` instance is let go of as it ends, while
+    /// systemd keeps it loaded: the last ones that named such units count
+    /// as loaded ([`Manager::remember_ended`]).
+    fn monitor_env(&self, svc: &ServiceRt) -> Vec<(String, String)> {
+        let me = svc.unit.id.as_str();
+        if !self.on_result_targets.contains(me) {
+            return Vec::new();
+        }
+        let live = self
+            .services
+            .values()
+            .filter(|o| o.on_result.iter().any(|n| n == me))
+            .map(Ended::of);
+        let ended = self
+            .ended
+            .iter()
+            .filter(|e| e.on_result.iter().any(|n| n == me) && !self.by_name.contains_key(&e.unit));
+        let mut naming = live.chain(ended.cloned());
+        let (Some(t), None) = (naming.next(), naming.next()) else {
+            return Vec::new();
+        };
+        let mut env = vec![("MONITOR_SERVICE_RESULT".to_string(), t.result.to_string())];
+        if let Some(st) = t.main_status {
+            let (code, status) = exit_code_and_status(st);
+            env.push(("MONITOR_EXIT_CODE".into(), code.into()));
+            env.push(("MONITOR_EXIT_STATUS".into(), status));
+        }
+        if !t.invocation_id.is_empty() {
+            env.push(("MONITOR_INVOCATION_ID".into(), t.invocation_id));
+        }
+        env.push(("MONITOR_UNIT".into(), t.unit));
+        env
+    }
+
+    /// Keeps what [`Manager::monitor_env`] needs of an instance let go of,
+    /// when it names units in `OnFailure=`/`OnSuccess=` (the last
+    /// [`ENDED_KEPT`]).
+    pub(super) fn remember_ended(&mut self, svc: &ServiceRt) {
+        if svc.on_result.is_empty() {
+            return;
+        }
+        if self.ended.len() >= ENDED_KEPT {
+            self.ended.pop_front();
+        }
+        self.ended.push_back(Ended::of(svc));
+    }
+
     /// Prepares a command of a service: its whole execution environment.
     fn prepare_command(
         &self,
@@ -1004,7 +1062,12 @@ impl Manager {
             svc.invocation_id.clone()
         };
         inputs.extra_env.push(("INVOCATION_ID".into(), invocation));
-        inputs.extra_env.extend(svc.monitor_env.iter().cloned());
+        // `ExecStartPre=` and `ExecStart=` learn of the unit whose
+        // `OnFailure=`/`OnSuccess=` names this one (systemd's
+        // `EXEC_SETENV_MONITOR_RESULT`).
+        if matches!(state, State::StartPre(_) | State::Start(_)) {
+            inputs.extra_env.extend(self.monitor_env(svc));
+        }
         if matches!(state, State::Stop(_) | State::StopPost(_)) {
             inputs
                 .extra_env
@@ -1167,6 +1230,7 @@ impl Manager {
             .is_some_and(|c| c.ignore_failure);
         let name = svc.unit.id.to_string();
         svc.last_status = Some(status);
+        svc.main_status = Some(status);
         match (state, kind.as_str()) {
             (State::Start(n), "oneshot") => {
                 if clean || ignore {
@@ -1966,8 +2030,11 @@ impl Manager {
             });
         }
         if svc.conn.is_some() {
-            if let Some((_, socket, peer)) = self.services.remove(&id).and_then(|s| s.conn) {
-                self.release(socket, peer.as_ref());
+            if let Some(svc) = self.services.remove(&id) {
+                self.remember_ended(&svc);
+                if let Some((_, socket, peer)) = svc.conn {
+                    self.release(socket, peer.as_ref());
+                }
             }
             return;
         }
@@ -2057,6 +2124,32 @@ pub(super) fn cgroup_of<'a>(
     cgroups.filter(|_| mode.covers(svc.conn.is_some()))
 }
 
+/// How many ended `Accept=yes` instances [`Manager::monitor_env`] still
+/// counts.
+const ENDED_KEPT: usize = 16;
+
+/// What `MONITOR_*` reports of a service.
+#[derive(Debug, Clone)]
+pub(super) struct Ended {
+    unit: String,
+    on_result: Vec<String>,
+    result: &'static str,
+    main_status: Option<ExitStatus>,
+    invocation_id: String,
+}
+
+impl Ended {
+    fn of(svc: &ServiceRt) -> Ended {
+        Ended {
+            unit: svc.unit.id.to_string(),
+            on_result: svc.on_result.clone(),
+            result: svc.result,
+            main_status: svc.main_status,
+            invocation_id: svc.invocation_id.clone(),
+        }
+    }
+}
+
 /// `$EXIT_CODE` and `$EXIT_STATUS` as systemd words them: `exited` and the
 /// status, or `killed`/`dumped` and the signal's name without `SIG`.
 fn exit_code_and_status(st: ExitStatus) -> (&'static str, String) {
@@ -2073,17 +2166,6 @@ fn exit_code_and_status(st: ExitStatus) -> (&'static str, String) {
             (if core_dumped { "dumped" } else { "killed" }, name)
         }
     }
-}
-
-/// What a unit started by `OnFailure=`/`OnSuccess=` learns of the unit that
-/// started it, for all its commands (systemd 251's `MONITOR_*`).
-#[derive(Debug, Clone)]
-pub(super) enum Monitored {
-    /// Started for one unit's result.
-    One(Vec<(String, String)>),
-    /// Asked for by several before it started: none of them is named, as
-    /// in systemd, which names only a single triggering unit.
-    Several,
 }
 
 /// `OnFailure=` (the run ended failed, without a restart to come) or
@@ -2105,19 +2187,10 @@ fn trigger_on_result(
         })
         .collect();
     if !units.is_empty() {
-        let mut monitor = vec![("MONITOR_SERVICE_RESULT".to_string(), svc.result.to_string())];
-        if let Some(st) = svc.last_status {
-            let (code, status) = exit_code_and_status(st);
-            monitor.push(("MONITOR_EXIT_CODE".into(), code.into()));
-            monitor.push(("MONITOR_EXIT_STATUS".into(), status));
-        }
-        monitor.push(("MONITOR_INVOCATION_ID".into(), svc.invocation_id.clone()));
-        monitor.push(("MONITOR_UNIT".into(), svc.unit.id.to_string()));
         let _ = tx.send(Event::StartUnits {
             by: svc.unit.id.to_string(),
             key,
             units,
-            monitor,
         });
     }
 }

@@ -109,8 +109,6 @@ enum Event {
         by: String,
         key: &'static str,
         units: Vec<String>,
-        /// The `MONITOR_*` variables describing `by`.
-        monitor: Vec<(String, String)>,
     },
     /// The watchdog of a service expired.
     Watchdog { service: u64, generation: u64 },
@@ -236,9 +234,12 @@ struct Manager {
     /// Until every planned socket listens: how many units `flint run`
     /// started, and its `--notify-fd`.
     ready: Option<(usize, Option<i32>)>,
-    /// Units `OnFailure=`/`OnSuccess=` asked to start, with what their next
-    /// run learns of the unit that asked (`MONITOR_*`).
-    monitored_by: HashMap<String, lifecycle::Monitored>,
+    /// Every unit a loaded service names in `OnFailure=`/`OnSuccess=`: only
+    /// their commands look for `MONITOR_*` (`lifecycle::monitor_env`).
+    on_result_targets: std::collections::HashSet<String>,
+    /// The last `Accept=yes` instances that named units there, after they
+    /// were let go of (`lifecycle::remember_ended`).
+    ended: std::collections::VecDeque<lifecycle::Ended>,
     /// The invocation ID of each socket unit's current activation.
     socket_invocations: HashMap<String, String>,
 }
@@ -401,7 +402,8 @@ async fn run_async(
         hooks: HashMap::new(),
         loose_hooks: Vec::new(),
         ready: None,
-        monitored_by: HashMap::new(),
+        on_result_targets: std::collections::HashSet::new(),
+        ended: std::collections::VecDeque::new(),
         socket_invocations: HashMap::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
@@ -794,7 +796,9 @@ impl Manager {
         }
         let unit = self.load_startable(name)?;
         let id = self.new_id();
-        self.services.insert(id, ServiceRt::new(unit));
+        let svc = ServiceRt::new(unit);
+        self.on_result_targets.extend(svc.on_result.iter().cloned());
+        self.services.insert(id, svc);
         self.by_name.insert(name.to_string(), id);
         Some(id)
     }
@@ -831,28 +835,10 @@ impl Manager {
             }
             Event::RestartDue { service } => self.on_restart_due(service),
             Event::CgroupEmpty { service } => self.on_cgroup_empty(service),
-            Event::StartUnits {
-                by,
-                key,
-                units,
-                monitor,
-            } => {
+            Event::StartUnits { by, key, units } => {
                 for u in units {
                     tracing::info!("{by}: starting {u} ({key}=)");
-                    let seen = match self.monitored_by.remove(&u) {
-                        None => lifecycle::Monitored::One(monitor.clone()),
-                        Some(_) => lifecycle::Monitored::Several,
-                    };
-                    self.monitored_by.insert(u.clone(), seen);
                     self.enqueue_name(&u, jobs::JobKind::Start);
-                    // Nothing to start (it runs already, or cannot load):
-                    // its next run is not for this result.
-                    if self
-                        .find_service(&u)
-                        .is_none_or(|id| !self.jobs.contains_key(&id))
-                    {
-                        self.monitored_by.remove(&u);
-                    }
                 }
             }
             Event::Timer {
@@ -1358,6 +1344,7 @@ impl Manager {
         }
         let id = self.new_id();
         let mut svc = ServiceRt::new(unit);
+        self.on_result_targets.extend(svc.on_result.iter().cloned());
         svc.conn = Some((Some(conn), socket, peer));
         svc.env_edits = env_edits;
         let plain = svc.deps.is_empty();

@@ -253,11 +253,14 @@ fn generators(dirs: &[PathBuf]) -> Vec<PathBuf> {
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') || by_name.contains_key(&name) {
+            if hidden_or_backup(&name.to_string_lossy()) || by_name.contains_key(&name) {
                 continue;
             }
             let path = entry.path();
-            let masked = std::fs::read_link(&path).is_ok_and(|t| t == Path::new("/dev/null"));
+            // systemd's `null_or_empty_path()`: a link to /dev/null, or an
+            // empty file.
+            let masked = std::fs::read_link(&path).is_ok_and(|t| t == Path::new("/dev/null"))
+                || std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0);
             let runnable = !masked
                 && std::fs::metadata(&path).is_ok_and(|m| {
                     use std::os::unix::fs::PermissionsExt;
@@ -269,6 +272,31 @@ fn generators(dirs: &[PathBuf]) -> Vec<PathBuf> {
         }
     }
     by_name.into_values().flatten().collect()
+}
+
+/// systemd's `hidden_or_backup_file()`: names a directory listing skips.
+fn hidden_or_backup(name: &str) -> bool {
+    const SUFFIXES: &[&str] = &[
+        "~",
+        ".rpmnew",
+        ".rpmsave",
+        ".rpmorig",
+        ".dpkg-old",
+        ".dpkg-new",
+        ".dpkg-tmp",
+        ".dpkg-dist",
+        ".dpkg-bak",
+        ".dpkg-backup",
+        ".dpkg-remove",
+        ".ucf-new",
+        ".ucf-old",
+        ".ucf-dist",
+        ".swp",
+        ".bak",
+        ".old",
+        ".new",
+    ];
+    name.starts_with('.') || SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
 /// Runs the generators of `dirs` in order, each with the block as the ones
@@ -290,7 +318,7 @@ fn run_generators(
     for program in programs {
         let shown = program.display().to_string();
         match run_one(&program, &block, deadline) {
-            Ok(out) => match parse_env_file_full(&out) {
+            Ok((out, failure)) => match parse_env_file_full(&out) {
                 Ok(parsed) => {
                     for (k, v) in parsed.entries {
                         if env_name_is_valid(&k) {
@@ -298,6 +326,7 @@ fn run_generators(
                         }
                     }
                     problems.extend(parsed.warnings.into_iter().map(|w| format!("{shown}: {w}")));
+                    problems.extend(failure.map(|f| format!("{shown}: {f}")));
                 }
                 Err(e) => problems.push(format!("{shown}: {e}")),
             },
@@ -308,42 +337,60 @@ fn run_generators(
     (block, problems)
 }
 
+/// Runs one generator and returns what it printed, and whether it failed.
+/// Its output goes to a memfd read once it has exited, so that a
+/// background process it left holding its stdout cannot hold flint up.
 fn run_one(
     program: &Path,
     block: &[(String, String)],
     deadline: Instant,
-) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut cmd = std::process::Command::new(program);
-    cmd.env_clear()
+) -> Result<(Vec<u8>, Option<String>), String> {
+    use std::io::{Read, Seek};
+    use std::os::fd::FromRawFd;
+    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns
+    // a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"environment-generator".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!(
+            "cannot make its output file: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let out = unsafe { std::fs::File::from_raw_fd(fd) };
+    let child_out = out
+        .try_clone()
+        .map_err(|e| format!("cannot make its output file: {e}"))?;
+    let mut child = std::process::Command::new(program)
+        .env_clear()
         .envs(block.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run: {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = stdout.read_to_end(&mut out);
-        out
-    });
-    loop {
+        .stdout(child_out)
+        .spawn()
+        .map_err(|e| format!("cannot run: {e}"))?;
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(status)) => {
-                let out = reader.join().unwrap_or_default();
-                return if status.success() {
-                    Ok(out)
-                } else {
-                    Err(format!("failed ({status}); its output is ignored"))
-                };
-            }
+            Ok(Some(status)) => break status,
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err("timed out and was killed".into());
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
             Err(e) => return Err(format!("cannot wait for it: {e}")),
         }
+    };
+    let mut text = Vec::new();
+    let mut out = out;
+    out.rewind()
+        .and_then(|()| out.read_to_end(&mut text))
+        .map_err(|e| format!("cannot read its output: {e}"))?;
+    // As systemd (`EXEC_DIR_IGNORE_ERRORS`): a generator that exits with an
+    // error still adds what it printed; one killed by a signal adds nothing.
+    match (status.code(), status.success()) {
+        (_, true) => Ok((text, None)),
+        (Some(_), false) => Ok((text, Some(format!("failed ({status})")))),
+        (None, _) => Err(format!("failed ({status}); its output is ignored")),
     }
 }
 

@@ -792,6 +792,11 @@ fn the_child_starts_in_its_cgroup_with_clone3_and_without() {
 #[test]
 fn the_pid_is_noted_as_the_child_is_created_and_unknown_without_clone3() {
     use std::sync::atomic::{AtomicI32, Ordering};
+    // Held for the whole test: another test forcing the fallback meanwhile
+    // would leave the first spawn's pid unknown.
+    let _one = CLONE3_FALLBACK_TESTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // The child tells the pid it sees; it must be the one noted.
     let slot = AtomicI32::new(NO_CHILD_YET);
     let (mut reader, writer) = io::pipe().expect("pipe");
@@ -806,9 +811,6 @@ fn the_pid_is_noted_as_the_child_is_created_and_unknown_without_clone3() {
     assert_eq!(out.trim(), child.pid.to_string());
 
     // Where clone3() cannot be used, the slot says so.
-    let _one = CLONE3_FALLBACK_TESTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     FORCE_CLONE3_FALLBACK.store(true, Ordering::SeqCst);
     let slot = AtomicI32::new(NO_CHILD_YET);
     let child = spawn_noting_pid(&sh("exit 0"), Some(&slot));

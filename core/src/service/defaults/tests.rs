@@ -115,16 +115,33 @@ fn generators_run_in_name_order_each_seeing_what_the_ones_before_set() {
         "echo A=$A:24\necho B=12\necho C=000\necho C=001\necho unset A\necho 'A B=C'\necho PATH=$PATH:/no/such/file",
     );
     // The same name in a higher directory wins, a link to /dev/null masks,
-    // a file that is not executable is no generator, a failing one adds
-    // nothing.
+    // a file that is not executable is no generator.
     script(high.path(), "25-override", "echo D=high\n");
     script(low.path(), "25-override", "echo D=low\n");
     std::os::unix::fs::symlink("/dev/null", high.path().join("40-masked")).unwrap();
     script(low.path(), "40-masked", "echo MASKED=1\n");
     std::fs::write(low.path().join("50-plain"), "#!/bin/sh\necho PLAIN=1\n").unwrap();
     script(low.path(), "60-fails", "echo FAILED=1; exit 3\n");
+    script(low.path(), "65-killed", "echo KILLED=1; kill -KILL $$\n");
+    // An empty file masks too; backup copies are no generators.
+    std::fs::write(high.path().join("70-empty"), "").unwrap();
+    script(low.path(), "70-empty", "echo EMPTY_MASKED=1\n");
+    script(low.path(), "80-copy~", "echo BACKUP=1\n");
+    script(low.path(), "80-copy.dpkg-old", "echo BACKUP=1\n");
+    // A process left behind holding the output does not hold flint up.
+    script(
+        low.path(),
+        "90-background",
+        "sleep 30 &\necho BACKGROUND=1\n",
+    );
     let dirs = [high.path().to_path_buf(), low.path().to_path_buf()];
+    let started = std::time::Instant::now();
     let (block, problems) = run_generators(&dirs, vars(&[("PATH", DEFAULT_PATH)]));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     let get = |k: &str| block.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     assert_eq!(get("A"), Some("22:23:24"));
     assert_eq!(get("B"), Some("12"));
@@ -133,11 +150,23 @@ fn generators_run_in_name_order_each_seeing_what_the_ones_before_set() {
     assert_eq!(get("PATH"), Some(&*format!("{DEFAULT_PATH}:/no/such/file")));
     assert_eq!(get("MASKED"), None);
     assert_eq!(get("PLAIN"), None);
-    assert_eq!(get("FAILED"), None);
+    // As systemd's EXEC_DIR_IGNORE_ERRORS: a failing generator's output
+    // counts, a killed one's does not.
+    assert_eq!(get("FAILED"), Some("1"));
+    assert_eq!(get("KILLED"), None);
+    assert_eq!(get("EMPTY_MASKED"), None);
+    assert_eq!(get("BACKUP"), None);
+    assert_eq!(get("BACKGROUND"), Some("1"));
     assert!(
         problems
             .iter()
             .any(|p| p.contains("60-fails") && p.contains("failed")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("65-killed") && p.contains("ignored")),
         "{problems:?}"
     );
 }
