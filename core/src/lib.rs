@@ -9,6 +9,7 @@
 pub mod activation;
 pub mod bus;
 pub mod cgroup;
+pub mod conf_files;
 pub mod control;
 pub mod install;
 pub mod listen;

@@ -131,29 +131,11 @@ pub fn config_dirs(user: bool) -> Vec<PathBuf> {
 
 /// The `*.conf` files of `dirs` (below `root`), ordered by file name, each
 /// name taken from the first directory that has it; a file linked to
-/// /dev/null masks the name.
+/// /dev/null (or empty) masks the name.
 pub fn config_files(root: &Path, dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut by_name: HashMap<std::ffi::OsString, PathBuf> = HashMap::new();
-    for dir in dirs {
-        let dir = reroot(root, dir);
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if !name.as_bytes().ends_with(b".conf") {
-                continue;
-            }
-            by_name.entry(name).or_insert_with(|| e.path());
-        }
-    }
-    let mut names: Vec<_> = by_name.into_iter().collect();
-    names.sort_by(|a, b| a.0.cmp(&b.0));
-    names
-        .into_iter()
-        .map(|(_, p)| p)
-        .filter(|p| fs::read_link(p).map_or(true, |t| t != Path::new("/dev/null")))
-        .collect()
+    crate::conf_files::list(dirs.iter().map(|d| reroot(root, d)), |name, _| {
+        name.as_bytes().ends_with(b".conf")
+    })
 }
 
 fn reroot(root: &Path, path: &Path) -> PathBuf {

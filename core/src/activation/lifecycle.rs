@@ -2203,10 +2203,7 @@ fn trigger_on_result(
 /// dead as systemd does: the peer sees EOF when the handler is done with
 /// the connection, not when flint has reaped it.
 fn needs_connection_after_start(unit: &Unit) -> bool {
-    let stdio = ["StandardInput", "StandardOutput", "StandardError"]
-        .iter()
-        .any(|k| unit.get_str("Service", k) == Some("socket"));
-    stdio
+    crate::service::exec::stdio_is_socket(unit, "Service")
         && ["ExecStartPost", "ExecReload", "ExecStop", "ExecStopPost"]
             .iter()
             .any(|k| !unit.commands("Service", k).is_empty())

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read as _;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::links::chase;
@@ -117,12 +117,7 @@ impl InstallInfo {
     }
 }
 
-/// Whether a file's metadata makes it a mask: an empty file, or a
-/// character device (`/dev/null`).
-pub(crate) fn null_or_empty(meta: &std::fs::Metadata) -> bool {
-    let ft = meta.file_type();
-    (ft.is_file() && meta.len() == 0) || ft.is_char_device()
-}
+pub(crate) use crate::conf_files::null_or_empty;
 
 fn io(e: &std::io::Error) -> InstallError {
     InstallError::from_io(e)

@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 use nix::sys::resource::Resource;
 
 use super::exec::DEFAULT_PATH;
+use crate::unit::loader::paths_from_env;
+use crate::unit::name::is_hidden_or_backup;
 use crate::unit::value::env::{env_name_is_valid, env_replace, parse_env_file_full};
 
 /// What systemd's `sanitize_environment()` takes out of the manager's block:
@@ -215,88 +217,31 @@ fn generator_dirs(user_mode: bool, env: &dyn Fn(&str) -> Option<String>) -> Vec<
         "system-environment-generators"
     };
     let defaults = [
-        format!("/run/systemd/{kind}"),
-        format!("/etc/systemd/{kind}"),
-        format!("/usr/local/lib/systemd/{kind}"),
-        format!("/usr/lib/systemd/{kind}"),
+        "/run/systemd",
+        "/etc/systemd",
+        "/usr/local/lib/systemd",
+        "/usr/lib/systemd",
     ]
-    .map(PathBuf::from);
-    match env("SYSTEMD_ENVIRONMENT_GENERATOR_PATH") {
-        None => defaults.to_vec(),
-        Some(v) => {
-            let (list, append) = match v.strip_suffix(':') {
-                Some(l) => (l.to_string(), true),
-                None => (v, false),
-            };
-            let mut dirs: Vec<PathBuf> = list
-                .split(':')
-                .filter(|d| d.starts_with('/'))
-                .map(PathBuf::from)
-                .collect();
-            if append {
-                dirs.extend(defaults);
-            }
-            dirs
-        }
-    }
+    .iter()
+    .map(|base| Path::new(base).join(kind))
+    .collect();
+    let cwd = std::env::current_dir().ok();
+    paths_from_env(
+        "SYSTEMD_ENVIRONMENT_GENERATOR_PATH",
+        env,
+        cwd.as_deref(),
+        defaults,
+    )
 }
 
-/// The executables of `dirs` by file name, the first directory's file of
-/// each name winning and a link to `/dev/null` masking the name, sorted by
-/// name (systemd's `conf_files_list_strv()`).
+/// The executables of `dirs` in the order they run (see
+/// [`crate::conf_files`]), hidden files and backup copies left out.
 fn generators(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut by_name: std::collections::BTreeMap<std::ffi::OsString, Option<PathBuf>> =
-        std::collections::BTreeMap::new();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if hidden_or_backup(&name.to_string_lossy()) || by_name.contains_key(&name) {
-                continue;
-            }
-            let path = entry.path();
-            // systemd's `null_or_empty_path()`: a link to /dev/null, or an
-            // empty file.
-            let masked = std::fs::read_link(&path).is_ok_and(|t| t == Path::new("/dev/null"))
-                || std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0);
-            let runnable = !masked
-                && std::fs::metadata(&path).is_ok_and(|m| {
-                    use std::os::unix::fs::PermissionsExt;
-                    m.is_file() && m.permissions().mode() & 0o111 != 0
-                });
-            if masked || runnable {
-                by_name.insert(name, runnable.then_some(path));
-            }
-        }
-    }
-    by_name.into_values().flatten().collect()
-}
-
-/// systemd's `hidden_or_backup_file()`: names a directory listing skips.
-fn hidden_or_backup(name: &str) -> bool {
-    const SUFFIXES: &[&str] = &[
-        "~",
-        ".rpmnew",
-        ".rpmsave",
-        ".rpmorig",
-        ".dpkg-old",
-        ".dpkg-new",
-        ".dpkg-tmp",
-        ".dpkg-dist",
-        ".dpkg-bak",
-        ".dpkg-backup",
-        ".dpkg-remove",
-        ".ucf-new",
-        ".ucf-old",
-        ".ucf-dist",
-        ".swp",
-        ".bak",
-        ".old",
-        ".new",
-    ];
-    name.starts_with('.') || SUFFIXES.iter().any(|s| name.ends_with(s))
+    use std::os::unix::fs::PermissionsExt;
+    crate::conf_files::list(dirs.iter().cloned(), |name, meta| {
+        !is_hidden_or_backup(name)
+            && meta.is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 /// Runs the generators of `dirs` in order, each with the block as the ones

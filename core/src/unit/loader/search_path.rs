@@ -152,7 +152,7 @@ impl SearchPath {
             .map(PathBuf::from)
             .collect();
         SearchPath {
-            dirs: with_unit_path_env(env, cwd, defaults),
+            dirs: paths_from_env("SYSTEMD_UNIT_PATH", env, cwd, defaults),
             user_mode: false,
         }
     }
@@ -195,7 +195,7 @@ impl SearchPath {
 
         let defaults: Vec<PathBuf> = list.iter().filter_map(|p| absolutize(p, cwd)).collect();
         SearchPath {
-            dirs: with_unit_path_env(env, cwd, defaults),
+            dirs: paths_from_env("SYSTEMD_UNIT_PATH", env, cwd, defaults),
             user_mode: true,
         }
     }
@@ -214,13 +214,18 @@ impl SearchPath {
     }
 }
 
-fn with_unit_path_env(
+/// systemd's `get_paths_from_environ()`: the directories of the
+/// colon-separated `var` (`$SYSTEMD_UNIT_PATH`,
+/// `$SYSTEMD_ENVIRONMENT_GENERATOR_PATH`) instead of `defaults`, or before
+/// them when the list ends with `:`; `defaults` when it is unset.
+pub(crate) fn paths_from_env(
+    var: &str,
     env: &dyn Fn(&str) -> Option<String>,
     cwd: Option<&Path>,
     defaults: Vec<PathBuf>,
 ) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    match env("SYSTEMD_UNIT_PATH") {
+    match env(var) {
         None => {
             for d in defaults {
                 push_unique(&mut dirs, d);
