@@ -737,6 +737,14 @@ fn run_manager(
         .collect()
 }
 
+/// An invocation ID as far as two managers agree on it: 32 hex digits.
+fn id128_shape(v: &Value) -> Value {
+    let ok = v
+        .as_str()
+        .is_some_and(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+    Value::String(format!("128-bit hex: {ok}"))
+}
+
 /// The record reduced to what must agree (see the module's comment).
 fn normalize(r: &Value, case: &Case, home: &str) -> Value {
     let mut r = r.clone();
@@ -776,13 +784,8 @@ fn normalize(r: &Value, case: &Case, home: &str) -> Value {
         }
     }
     if let Some(v) = env.get("MONITOR_INVOCATION_ID") {
-        let ok = v
-            .as_str()
-            .is_some_and(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()));
-        env.insert(
-            "MONITOR_INVOCATION_ID".into(),
-            Value::String(format!("128-bit hex: {ok}")),
-        );
+        let shape = id128_shape(v);
+        env.insert("MONITOR_INVOCATION_ID".into(), shape);
     }
     // An instance named after its connection: the peer's port varies.
     if let Some(unit) = env.get("MONITOR_UNIT").and_then(Value::as_str) {
@@ -793,13 +796,8 @@ fn normalize(r: &Value, case: &Case, home: &str) -> Value {
         env.insert("MONITOR_UNIT".into(), Value::String(named));
     }
     if let Some(v) = env.get("INVOCATION_ID") {
-        let ok = v
-            .as_str()
-            .is_some_and(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()));
-        env.insert(
-            "INVOCATION_ID".into(),
-            Value::String(format!("128-bit hex: {ok}")),
-        );
+        let shape = id128_shape(v);
+        env.insert("INVOCATION_ID".into(), shape);
     }
     let port = env
         .get("REMOTE_PORT")

@@ -247,7 +247,8 @@ fn generators(dirs: &[PathBuf]) -> Vec<PathBuf> {
 /// Runs the generators of `dirs` in order, each with the block as the ones
 /// before left it, and adds what each prints (systemd's
 /// `gather_environment`): `NAME=value` lines in `EnvironmentFile=` syntax.
-/// A generator that fails or runs too long adds nothing.
+/// A generator that exits with an error still adds what it printed; one
+/// killed, or still running at the deadline, adds nothing.
 fn run_generators(
     dirs: &[PathBuf],
     mut block: Vec<(String, String)>,
