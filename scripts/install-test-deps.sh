@@ -18,6 +18,9 @@ packages=(
   # needs a certificate (openssl); the daemons are also in unit_packages below.
   snmp openssl
   uuid-runtime tang micro-httpd gpsd chasquid snmptrapd
+  # dovecot: IMAP (dovecot-imapd) on four listeners, Type=notify, a
+  # private /tmp and a read-only /usr and /etc.
+  dovecot-imapd
   # GnuPG's user units (gpg-agent, dirmngr, and ssh-add as the ssh-agent
   # client) and libvirt's admin and read-only clients; iproute2 brings up
   # the loopback of the network namespace rpcbind's fixed port 111 runs in.

@@ -9,7 +9,8 @@
 //! (`Type=notify`, two listeners), libvirtd (three socket units matched by
 //! name), GnuPG's user units (`flint run --user`: four named sockets into
 //! one gpg-agent, and dirmngr) and rpcbind (five fixed listeners, in a
-//! network namespace of its own). The unit files are copied from
+//! network namespace of its own) and dovecot (IMAP and IMAPS on four
+//! listeners, `Type=notify`, in its sandbox). The unit files are copied from
 //! /lib/systemd/system into a temporary tree; drop-ins only move ports and
 //! paths (and give a daemon its configuration), as an administrator would.
 //! Missing daemons skip with the reason, except in CI (`CI` set), where
@@ -58,6 +59,15 @@ fn owned_dir(tree: &Tree, dir: &str, user: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&p).unwrap();
     run("chown", &["-R", user, p.to_str().unwrap()]);
     p
+}
+
+/// Removes a directory the test made outside its tree.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Runs a setup or client command, bounded by `timeout`, and returns stdout.
@@ -583,7 +593,11 @@ fn atftpd_runs_under_a_dynamic_user_and_serves_a_file() {
         return;
     }
     let tree = tree_with(&units);
-    let root = owned_dir(&tree, "srv", "root");
+    // Outside /tmp: DynamicUser= implies PrivateTmp=, so under flint, as
+    // under systemd, the daemon sees a /tmp of its own.
+    let root = Path::new("/srv").join(format!("flint-tftp-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let _cleanup = RemoveOnDrop(root.clone());
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(root.join("hello.txt"), "served by a dynamic user\n").unwrap();
     std::fs::set_permissions(
@@ -699,6 +713,121 @@ fn dbus_daemon_serves_the_system_bus_on_its_activated_socket() {
         flint.log()
     );
     assert_eq!(uid_of(&pid), Some(uid_of_user("messagebus")));
+}
+
+#[test]
+fn dovecot_answers_imap_and_imaps_on_its_four_listeners_in_its_sandbox() {
+    // dovecot.socket as Debian ships it: 0.0.0.0 and [::] on 143 and 993
+    // with BindIPv6Only=ipv6-only; dovecot.service `Type=notify` with
+    // `PrivateTmp=`, `ProtectSystem=full` and `ExecStop=doveadm stop`.
+    // dovecot matches the fds it gets to the ports of its configuration,
+    // so the ports stay and flint runs in a network and mount namespace of
+    // its own (with its own /run), which the clients join.
+    let units = ["dovecot.socket", "dovecot.service"];
+    if !ready("/usr/sbin/dovecot", &units, "dovecot")
+        || !common::require("/usr/lib/dovecot/imap", "dovecot-imapd: the IMAP server")
+        || !common::require("nsenter", "util-linux: joins flint's namespaces")
+        || !common::require("ip", "iproute2: brings up the namespace's loopback")
+        || !common::require("openssl", "the IMAPS client")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "ip link set lo up && mount -t tmpfs tmpfs /run && exec {} run --unit-dir {} dovecot.socket",
+            common::flint_bin().display(),
+            tree.path().display()
+        ));
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    let pid = flint.child.id().to_string();
+    let inside = |program: &str, args: &[&str], input: &str| {
+        let mut child = Command::new("timeout")
+            .args(["20", "nsenter", "-t", &pid, "-n", "-m", program])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let imap = |host: &str| {
+        inside(
+            "python3",
+            &[
+                "-c",
+                "import socket, sys\n\
+                 s = socket.create_connection((sys.argv[1], 143), timeout=15)\n\
+                 f = s.makefile('rb')\n\
+                 print(f.readline().decode().strip())\n\
+                 s.sendall(b'a LOGOUT\\r\\n')\n\
+                 print(f.readline().decode().strip())\n\
+                 print(f.readline().decode().strip())",
+                host,
+            ],
+            "",
+        )
+    };
+    for host in ["127.0.0.1", "::1"] {
+        let answer = imap(host);
+        assert!(
+            answer.contains("Dovecot") && answer.contains("ready"),
+            "IMAP over {host}: {answer}\n{}",
+            flint.log()
+        );
+        assert!(answer.contains("a OK Logout completed"), "{answer}");
+    }
+    // IMAPS on 993: a TLS handshake, then dovecot's greeting.
+    let tls = inside(
+        "openssl",
+        &["s_client", "-connect", "127.0.0.1:993", "-quiet"],
+        "a LOGOUT\r\n",
+    );
+    assert!(tls.contains("Dovecot"), "IMAPS: {tls}\n{}", flint.log());
+    assert!(flint.wait_log("dovecot.service: ready"), "{}", flint.log());
+    assert_eq!(
+        flint.log().matches("dovecot.service: started").count(),
+        1,
+        "one dovecot for the four listeners:\n{}",
+        flint.log()
+    );
+    // Its sandbox: a /tmp of its own and a read-only /etc.
+    let main = wait_for(Duration::from_secs(10), || {
+        let log = flint.log();
+        let at = log.find("dovecot.service: started /usr/sbin/dovecot (pid ")?;
+        let rest = &log[at + "dovecot.service: started /usr/sbin/dovecot (pid ".len()..];
+        rest.split(')').next().map(str::to_string)
+    })
+    .expect("dovecot's pid");
+    let mounts = std::fs::read_to_string(format!("/proc/{main}/mountinfo")).unwrap();
+    let tmp = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/tmp"))
+        .unwrap_or_else(|| panic!("no /tmp mount in dovecot's namespace:\n{mounts}"));
+    assert!(tmp.contains("systemd-private-"), "{tmp}");
+    let etc = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/etc"))
+        .unwrap_or_else(|| panic!("no /etc mount in dovecot's namespace:\n{mounts}"));
+    assert!(
+        etc.split(' ').nth(5).is_some_and(|o| o.starts_with("ro")),
+        "{etc}"
+    );
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
+    assert!(
+        flint.log().contains("status: Dovecot stopped"),
+        "{}",
+        flint.log()
+    );
 }
 
 #[test]

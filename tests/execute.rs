@@ -159,12 +159,14 @@ fn lanes() -> Vec<Vec<Step>> {
                 ("exec-capabilityboundingset-reset.service", OK),
                 ("exec-capabilityboundingset-merge.service", OK),
                 ("exec-capabilityboundingset-invert.service", OK),
-                // test_exec_privatedevices, test_exec_protectkernelmodules,
-                // test_exec_protectkernellogs: only what they do to the
-                // bounding set (flint builds no namespaces)
+                // test_exec_privatedevices: only what it does to the
+                // bounding set (flint makes no private /dev);
+                // test_exec_protectkernelmodules, test_exec_protectkernellogs
                 ("exec-privatedevices-yes-capability-mknod.service", OK),
                 ("exec-privatedevices-yes-capability-sys-rawio.service", OK),
+                ("exec-protectkernelmodules-no-capabilities.service", OK),
                 ("exec-protectkernelmodules-yes-capabilities.service", OK),
+                ("exec-protectkernellogs-no-capabilities.service", OK),
                 ("exec-protectkernellogs-yes-capabilities.service", OK),
                 // test_exec_ambientcapabilities
                 ("exec-ambientcapabilities.service", OK),
@@ -266,6 +268,7 @@ fn lanes() -> Vec<Vec<Step>> {
             },
         ],
     ];
+    lanes.extend(namespace_lanes());
     // test_exec_ioschedulingclass: realtime only outside containers.
     lanes.push(vec![Step {
         units: &[
@@ -312,9 +315,123 @@ fn lanes() -> Vec<Vec<Step>> {
     lanes
 }
 
+fn setup_privatetmp() {
+    std::fs::write("/tmp/test-exec_privatetmp", "").unwrap();
+}
+
+fn setup_bindpaths() {
+    std::fs::create_dir_all("/tmp/test-exec-bindpaths").unwrap();
+    std::fs::create_dir_all("/tmp/test-exec-bindreadonlypaths").unwrap();
+}
+
+/// Whether this system lets root make mount namespaces (test-execute.c's
+/// `can_unshare`); without them the units below would end otherwise.
+fn can_unshare() -> bool {
+    Command::new("unshare")
+        .args(["-m", "-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The units of the namespace tests (test_exec_privatetmp,
+/// test_exec_privatenetwork, test_exec_protecthome,
+/// test_exec_protectkernelmodules, test_exec_readonlypaths,
+/// test_exec_readwritepaths, test_exec_inaccessiblepaths,
+/// test_exec_bindpaths), expected as test-execute.c expects them where it
+/// can unshare.
+fn namespace_lanes() -> Vec<Vec<Step>> {
+    if !can_unshare() {
+        assert!(
+            !in_ci(),
+            "CI must allow mount and network namespaces (unshare -m -n)"
+        );
+        eprintln!("skipped the namespace units: this system refuses `unshare -m -n`");
+        return Vec::new();
+    }
+    let mut lanes = vec![
+        vec![Step {
+            units: &[
+                ("exec-privatetmp-yes.service", OK),
+                ("exec-privatetmp-no.service", OK),
+                ("exec-privatetmp-disabled-by-prefix.service", OK),
+            ],
+            env: &[],
+            setup: setup_privatetmp,
+        }],
+        vec![Step {
+            units: &[
+                ("exec-protecthome-tmpfs-vs-protectsystem-strict.service", OK),
+                ("exec-readwritepaths-mount-propagation.service", OK),
+                ("exec-inaccessiblepaths-sys.service", OK),
+                ("exec-inaccessiblepaths-mount-propagation.service", OK),
+                ("exec-readonlypaths.service", OK),
+                ("exec-readonlypaths-with-bindpaths.service", OK),
+                ("exec-readonlypaths-mount-propagation.service", OK),
+            ],
+            env: &[],
+            setup: no_setup,
+        }],
+        // Both use /tmp/thisisasimpletest.
+        vec![
+            Step {
+                units: &[("exec-readonlypaths-simple.service", OK)],
+                env: &[],
+                setup: no_setup,
+            },
+            Step {
+                units: &[("exec-bindpaths.service", OK)],
+                env: &[],
+                setup: setup_bindpaths,
+            },
+        ],
+    ];
+    if Command::new("ip").arg("-V").output().is_ok() {
+        lanes.push(vec![Step {
+            units: &[("exec-privatenetwork-yes.service", OK)],
+            env: &[],
+            setup: no_setup,
+        }]);
+    }
+    if !in_container() {
+        lanes.push(vec![Step {
+            units: &[(
+                "exec-protectkernelmodules-yes-mount-propagation.service",
+                OK,
+            )],
+            env: &[],
+            setup: no_setup,
+        }]);
+    }
+    lanes
+}
+
 /// Units of test/test-execute/ not run, and why. Every unit there is either
 /// run above or listed here.
 const SKIPPED: &[(&str, &str)] = &[
+    // Run by namespace_lanes() where root may unshare (in CI always).
+    ("exec-privatetmp", "run above where namespaces may be made"),
+    (
+        "exec-privatenetwork",
+        "run above where namespaces may be made and ip is there",
+    ),
+    ("exec-protecthome", "run above where namespaces may be made"),
+    (
+        "exec-readonlypaths",
+        "run above where namespaces may be made",
+    ),
+    (
+        "exec-readwritepaths",
+        "run above where namespaces may be made",
+    ),
+    (
+        "exec-inaccessiblepaths",
+        "run above where namespaces may be made",
+    ),
+    ("exec-bindpaths", "run above where namespaces may be made"),
+    (
+        "exec-protectkernelmodules-yes-mount-propagation",
+        "run above where namespaces may be made, outside containers",
+    ),
     (
         "exec-ambientcapabilities-nfsnobody",
         "not this system's nobody user",
@@ -323,7 +440,6 @@ const SKIPPED: &[(&str, &str)] = &[
         "exec-ambientcapabilities-merge-nfsnobody",
         "not this system's nobody user",
     ),
-    ("exec-bindpaths", "mount namespaces (BindPaths=)"),
     (
         "exec-cpuaffinity",
         "test-execute.c skips them without CPU 0 (all), or CPUs 1 and 2 (the third)",
@@ -344,10 +460,6 @@ const SKIPPED: &[(&str, &str)] = &[
         "not this system's nobody group (nogroup)",
     ),
     (
-        "exec-inaccessiblepaths",
-        "mount namespaces (InaccessiblePaths=)",
-    ),
-    (
         "exec-ioschedulingclass-realtime",
         "skipped by test-execute.c in containers",
     ),
@@ -360,24 +472,8 @@ const SKIPPED: &[(&str, &str)] = &[
     ("exec-personality-", "another architecture's personality"),
     (
         "exec-privatedevices",
-        "mount namespaces (PrivateDevices=; the capability drops of the -yes- units run above)",
+        "a private /dev (PrivateDevices=; the capability drops of the -yes- units run above)",
     ),
-    (
-        "exec-privatenetwork",
-        "network namespaces (PrivateNetwork=)",
-    ),
-    ("exec-privatetmp", "mount namespaces (PrivateTmp=)"),
-    ("exec-protecthome", "mount namespaces (ProtectHome=)"),
-    (
-        "exec-protectkernellogs",
-        "namespaces (ProtectKernelLogs=; the capability drop runs above)",
-    ),
-    (
-        "exec-protectkernelmodules",
-        "namespaces (ProtectKernelModules=; the capability drop runs above)",
-    ),
-    ("exec-readonlypaths", "mount namespaces (ReadOnlyPaths=)"),
-    ("exec-readwritepaths", "mount namespaces (ReadWritePaths=)"),
     ("exec-restrictnamespaces", "seccomp (RestrictNamespaces=)"),
     (
         "exec-specifier-credentials-dir",

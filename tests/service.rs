@@ -434,7 +434,7 @@ fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
     let tree = Tree::new();
     tree.write(
         "sandboxed.service",
-        "[Service]\nProtectSystem=strict\nExecStart=/bin/sleep 1000\n",
+        "[Service]\nSystemCallFilter=@system-service\nExecStart=/bin/sleep 1000\n",
     );
     tree.write("plain.service", "[Service]\nExecStart=/bin/sleep 1000\n");
     let mut cmd = std::process::Command::new(common::flint_bin());
@@ -453,7 +453,7 @@ fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
     wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten()).expect("flint exits");
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("sandboxed.service: refusing to start (--refuse-unenforced): accepted, not enforced: ProtectSystem="), "{log}");
+    assert!(log.contains("sandboxed.service: refusing to start (--refuse-unenforced): accepted, not enforced: SystemCallFilter="), "{log}");
     assert!(log.contains("plain.service: started /bin/sleep"), "{log}");
     assert!(!log.contains("sandboxed.service: started"), "{log}");
 }
@@ -465,19 +465,17 @@ fn dynamic_user_runs_the_service_under_an_allocated_uid() {
         return;
     }
     let tree = Tree::new();
-    let out = tree.path().join("out");
-    std::fs::set_permissions(
-        tree.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    // To its output: DynamicUser= implies ProtectSystem=strict and
+    // PrivateTmp=, so the service cannot write into the tree under /tmp.
     tree.write(
         "dyn.service",
-        &format!("[Service]\nType=oneshot\nDynamicUser=yes\nExecStart=/bin/sh -c 'echo $(id -u) $(id -g) $USER > {}'\n", out.display()),
+        "[Service]\nType=oneshot\nDynamicUser=yes\nExecStart=/bin/sh -c 'echo ids $(id -u) $(id -g) $USER'\n",
     );
-    let _flint = Flint::run(&tree, &["dyn.service"]);
+    let flint = Flint::run(&tree, &["dyn.service"]);
     let got = wait_for(Duration::from_secs(10), || {
-        std::fs::read_to_string(&out).ok()
+        let log = flint.log();
+        let at = log.find("]: ids ")?;
+        Some(log[at + "]: ids ".len()..].lines().next()?.to_string())
     })
     .expect("the service ran");
     let fields: Vec<&str> = got.split_whitespace().collect();

@@ -103,6 +103,9 @@ pub(super) struct ServiceRt {
     pub watchdog_generation: u64,
     /// The fd store (`FDSTORE=1`): fds and names, handed back at every start.
     pub fd_store: Vec<(OwnedFd, String)>,
+    /// `PrivateTmp=`: the run's private `/tmp` and `/var/tmp`, made at its
+    /// first command and removed when it ends (kept across a restart).
+    pub private_tmp: Option<crate::service::sandbox::PrivateTmp>,
     /// What the unit's `[Unit]` section says about other units.
     pub deps: Deps,
     /// Start-ups completed (the start sequence reached its end).
@@ -159,6 +162,7 @@ impl Drop for TimerGuard {
 impl ServiceRt {
     pub fn new(unit: Unit) -> ServiceRt {
         ServiceRt {
+            private_tmp: None,
             state: State::Dead,
             main_pid: None,
             main_pgid: None,
@@ -601,6 +605,7 @@ impl Manager {
         cmd: &ExecCommand,
         state: State,
     ) -> Result<(), StartFailure> {
+        self.make_private_tmp(id)?;
         let mut prepared = self.prepare_command(id, cmd, state)?;
         let owned = own_plan_fds(&mut prepared.plan).map_err(|e| StartFailure {
             msg: format!("failed to start {}: {e}", cmd.path),
@@ -966,6 +971,28 @@ impl Manager {
         self.ended.push_back(Ended::of(svc));
     }
 
+    /// `PrivateTmp=` (or `DynamicUser=`): the run's private temporary
+    /// directories, made before its first command where flint may make
+    /// namespaces.
+    fn make_private_tmp(&mut self, id: u64) -> Result<(), StartFailure> {
+        use crate::service::sandbox;
+        let Some(svc) = self.services.get_mut(&id) else {
+            return Ok(());
+        };
+        if svc.private_tmp.is_some()
+            || !sandbox::wants_private_tmp(&svc.unit, "Service")
+            || !sandbox::can_make_namespaces()
+        {
+            return Ok(());
+        }
+        let made = sandbox::PrivateTmp::create(svc.unit.id.as_str()).map_err(|e| StartFailure {
+            msg: format!("failed to set up the private temporary directories: {e}"),
+            status: Some(ExitStatus::Exited(spawn::ChildStep::Namespace.exit_code())),
+        })?;
+        svc.private_tmp = Some(made);
+        Ok(())
+    }
+
     /// Prepares a command of a service: its whole execution environment.
     fn prepare_command(
         &self,
@@ -980,6 +1007,7 @@ impl Manager {
             user_mode: self.search.user_mode,
             main_process: main,
             fds_are_sockets: true,
+            private_tmp: svc.private_tmp.clone(),
             ..Default::default()
         };
         if let Some((conn, socket, peer)) = &svc.conn {
@@ -2002,6 +2030,9 @@ impl Manager {
         if !restarting && let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
         {
             cg.remove(svc.unit.id.as_str());
+        }
+        if !restarting && let Some(t) = svc.private_tmp.take() {
+            t.remove();
         }
         if !(preserve == "yes" || (preserve == "restart" && restarting)) {
             for (key, _, path) in

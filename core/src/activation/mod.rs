@@ -738,6 +738,18 @@ impl Manager {
         if !self.options.refuse_unenforced {
             return None;
         }
+        let section = if unit.id.unit_type() == crate::unit::name::UnitType::Socket {
+            "Socket"
+        } else {
+            "Service"
+        };
+        if crate::service::sandbox::is_sandboxed(unit, section)
+            && !crate::service::sandbox::can_make_namespaces()
+        {
+            return Some(
+                "refusing to start (--refuse-unenforced): its sandboxing needs namespaces, which flint may not make without root".to_string(),
+            );
+        }
         unit.diagnostics
             .iter()
             .find(|d| d.message.starts_with("accepted, not enforced"))

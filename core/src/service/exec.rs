@@ -58,6 +58,9 @@ pub enum ExecError {
     /// `StandardInput=fd:NAME` (or an output's) names no passed fd.
     #[error("Failed to load a named file descriptor '{0}': No such file or directory")]
     NamedFd(String),
+    /// The sandbox's namespaces could not be worked out.
+    #[error("failed to set up namespacing: {0}")]
+    Sandbox(#[from] super::sandbox::SandboxError),
 }
 
 impl ExecError {
@@ -70,6 +73,7 @@ impl ExecError {
             ExecError::NotFound(_) => Some(203),
             ExecError::UnknownIdentity { what: "group", .. } => Some(216),
             ExecError::UnknownIdentity { .. } => Some(217),
+            ExecError::Sandbox(_) => Some(226),
             _ => None,
         }
     }
@@ -93,6 +97,8 @@ pub struct SpawnInputs {
     pub main_process: bool,
     /// Edits from the policy plugins, applied after everything else.
     pub env_edits: Vec<crate::policy::EnvEdit>,
+    /// The run's private `/tmp` and `/var/tmp` (`PrivateTmp=`).
+    pub private_tmp: Option<super::sandbox::PrivateTmp>,
 }
 
 /// A prepared command plus the files it needs kept open until it is spawned.
@@ -1273,8 +1279,31 @@ pub fn prepare(
         plan.cwd = Some(cstring(dir)?);
     }
     plan.umask = umask;
-    if let Some(Value::Path(p)) = unit.get(section, "RootDirectory") {
+    let root = match unit.get(section, "RootDirectory") {
+        Some(Value::Path(p)) => Some(p.clone()),
+        _ => None,
+    };
+    if let Some(p) = &root {
         plan.chroot = Some(cstring(p.clone().into_os_string().into_encoded_bytes())?);
+    }
+    // The sandbox's namespaces, which `+` commands run without; where
+    // flint may not make them, skipped as systemd skips them in a
+    // container without the privilege.
+    if !cmd.full_privileges
+        && super::sandbox::is_sandboxed(unit, section)
+        && super::sandbox::can_make_namespaces()
+    {
+        let writable: Vec<PathBuf> = unit_directories(unit, section, inputs.user_mode)
+            .into_iter()
+            .map(|(_, _, p)| p)
+            .collect();
+        plan.namespace = super::sandbox::plan(
+            unit,
+            section,
+            root.as_deref(),
+            inputs.private_tmp.as_ref(),
+            &writable,
+        )?;
     }
     if let Some(Value::Int(n)) = unit.get(section, "Nice") {
         plan.nice = i32::try_from(*n).ok();

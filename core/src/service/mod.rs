@@ -6,3 +6,4 @@ pub mod condition;
 pub mod defaults;
 pub mod dynamic_user;
 pub mod exec;
+pub mod sandbox;

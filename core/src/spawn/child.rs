@@ -14,7 +14,8 @@
 //! dispositions, `setsid`, the terminal reset, stdio (acquiring the
 //! terminal) and passed fds (then close everything else), OOM score,
 //! coredump filter, CPU scheduling policy, nice, CPU affinity, I/O priority,
-//! timer slack, personality, the terminal's owner, rlimits, umask, chroot,
+//! timer slack, personality, the terminal's owner, rlimits, umask, the
+//! sandbox's namespaces (`namespace.rs`), chroot,
 //! setgroups, setresgid, setresuid, chdir, secure bits, no-new-privileges,
 //! `LISTEN_PID` and the other pid variables, clear the signal mask, execve.
 
@@ -22,6 +23,7 @@ use std::ffi::{c_char, c_int, c_long, c_void};
 use std::io;
 use std::ptr;
 
+use super::namespace::{self, NamespacePlan};
 use super::{ChildStep, CpuSched, PassFd, Stdio, TtyAcquire, TtyReset};
 
 /// What a child that could not exec leaves for the parent: the failed step
@@ -129,6 +131,7 @@ pub(super) struct ChildContext<'a> {
     /// `n - 1` for signal `n` ([`signals_to_reset`]).
     pub reset_signals: u64,
     pub no_new_privileges: bool,
+    pub namespace: Option<&'a NamespacePlan>,
     /// Where a failure before exec is written for the parent.
     pub report: *mut Report,
 }
@@ -289,6 +292,16 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
         }
 
         libc::syscall(libc::SYS_umask, ctx.umask);
+
+        // The sandbox's namespaces, while the capabilities to make them are
+        // still there (systemd's order: network, IPC, mounts, UTS).
+        if let Some(plan) = ctx.namespace {
+            match namespace::enter(plan) {
+                Ok(()) => {}
+                Err(namespace::Failed::Network(e)) => return (ChildStep::Network, e),
+                Err(namespace::Failed::Namespace(e)) => return (ChildStep::Namespace, e),
+            }
+        }
 
         // Capabilities, before chroot and the user switch (systemd's order):
         // the bounding set first, then the ambient ones (in the inheritable

@@ -31,6 +31,7 @@
 //! [`Child::try_wait`], [`Child::wait`] or [`Child::wait_blocking`].
 
 mod child;
+mod namespace;
 mod resolve;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -41,6 +42,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
+pub use namespace::{ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, MountOp, NamespacePlan};
 pub use resolve::{DEFAULT_SEARCH_PATH, resolve_executable};
 
 use child::{ChildContext, ListenPidSlot, PidSlot};
@@ -129,6 +131,9 @@ pub struct ExecPlan {
     /// (before 5.7), moves itself there first by writing `0` to its
     /// `cgroup.procs`; either way everything it starts stays in the cgroup.
     pub cgroup: Option<CString>,
+    /// The sandbox's namespaces (`PrivateTmp=`, `ProtectSystem=`,
+    /// `PrivateNetwork=`, ...), entered after the resource limits.
+    pub namespace: Option<NamespacePlan>,
 }
 
 /// The "destructive" terminal reset systemd does right after `setsid()`, on
@@ -218,6 +223,7 @@ impl ExecPlan {
             ambient_capabilities: 0,
             cap_last_cap: 40,
             cgroup: None,
+            namespace: None,
         }
     }
 }
@@ -325,10 +331,12 @@ pub enum ChildStep {
     SecureBits,
     Cgroup,
     Capabilities,
+    Namespace,
+    Network,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 26] = [
+    const ALL: [ChildStep; 28] = [
         ChildStep::Setsid,
         ChildStep::Stdin,
         ChildStep::Stdout,
@@ -355,6 +363,8 @@ impl ChildStep {
         ChildStep::SecureBits,
         ChildStep::Cgroup,
         ChildStep::Capabilities,
+        ChildStep::Namespace,
+        ChildStep::Network,
     ];
 
     /// systemd's exit code for a failure in this step (`exit-status.h`).
@@ -381,6 +391,8 @@ impl ChildStep {
             ChildStep::Cgroup => 219,
             ChildStep::Setsid => 220,
             ChildStep::Stderr => 222,
+            ChildStep::Network => 225,
+            ChildStep::Namespace => 226,
             ChildStep::NoNewPrivileges => 227,
             ChildStep::Personality => 230,
         }
@@ -410,6 +422,8 @@ impl ChildStep {
             ChildStep::Cgroup => "CGROUP",
             ChildStep::Setsid => "SETSID",
             ChildStep::Stderr => "STDERR",
+            ChildStep::Network => "NETWORK",
+            ChildStep::Namespace => "NAMESPACE",
             ChildStep::NoNewPrivileges => "NO_NEW_PRIVILEGES",
             ChildStep::Personality => "PERSONALITY",
         }
@@ -449,6 +463,8 @@ impl fmt::Display for ChildStep {
             ChildStep::SecureBits => "setting process secure bits",
             ChildStep::Cgroup => "attaching to the control group",
             ChildStep::Capabilities => "setting capabilities",
+            ChildStep::Namespace => "setting up mount namespacing",
+            ChildStep::Network => "setting up network namespacing",
         })
     }
 }
@@ -791,6 +807,7 @@ pub fn spawn_noting_pid(
         ignore_sigpipe: plan.ignore_sigpipe,
         reset_signals: child::signals_to_reset(),
         no_new_privileges: plan.no_new_privileges,
+        namespace: plan.namespace.as_ref().filter(|n| !n.is_empty()),
         report: &raw mut report,
     };
 

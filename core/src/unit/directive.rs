@@ -1538,43 +1538,19 @@ pub static DIRECTIVES: &[Directive] = &[
     d(S::Exec, "LimitRTTIME", G::Limit, K::Single, E, "LIMIT"),
     d(
         S::Exec,
-        "ReadWriteDirectories",
-        G::Words,
-        K::List,
-        N,
-        "PATH [...]",
-    ),
-    d(
-        S::Exec,
-        "ReadOnlyDirectories",
-        G::Words,
-        K::List,
-        N,
-        "PATH [...]",
-    ),
-    d(
-        S::Exec,
-        "InaccessibleDirectories",
-        G::Words,
-        K::List,
-        N,
-        "PATH [...]",
-    ),
-    d(
-        S::Exec,
         "ReadWritePaths",
         G::Words,
         K::List,
-        N,
+        E,
         "PATH [...]",
     ),
-    d(S::Exec, "ReadOnlyPaths", G::Words, K::List, N, "PATH [...]"),
+    d(S::Exec, "ReadOnlyPaths", G::Words, K::List, E, "PATH [...]"),
     d(
         S::Exec,
         "InaccessiblePaths",
         G::Words,
         K::List,
-        N,
+        E,
         "PATH [...]",
     ),
     d(S::Exec, "ExecPaths", G::Words, K::List, N, "PATH [...]"),
@@ -1585,7 +1561,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "BindPaths",
         G::Words,
         K::List,
-        N,
+        E,
         "PATH[:PATH[:OPTIONS]] [...]",
     ),
     d(
@@ -1593,7 +1569,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "BindReadOnlyPaths",
         G::Words,
         K::List,
-        N,
+        E,
         "PATH[:PATH[:OPTIONS]] [...]",
     ),
     d(
@@ -1604,14 +1580,14 @@ pub static DIRECTIVES: &[Directive] = &[
         N,
         "OTHER",
     ),
-    d(S::Exec, "PrivateTmp", G::Bool, K::Single, N, "BOOLEAN"),
+    d(S::Exec, "PrivateTmp", G::Bool, K::Single, E, "BOOLEAN"),
     d(S::Exec, "PrivateDevices", G::Bool, K::Single, N, "BOOLEAN"),
     d(
         S::Exec,
         "ProtectKernelTunables",
         G::Bool,
         K::Single,
-        N,
+        E,
         "BOOLEAN",
     ),
     d(
@@ -1619,7 +1595,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "ProtectKernelModules",
         G::Bool,
         K::Single,
-        N,
+        E,
         "BOOLEAN",
     ),
     d(
@@ -1627,7 +1603,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "ProtectKernelLogs",
         G::Bool,
         K::Single,
-        N,
+        E,
         "BOOLEAN",
     ),
     d(S::Exec, "ProtectClock", G::Bool, K::Single, N, "BOOLEAN"),
@@ -1636,7 +1612,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "ProtectControlGroups",
         G::Bool,
         K::Single,
-        N,
+        E,
         "BOOLEAN",
     ),
     d(
@@ -1649,12 +1625,12 @@ pub static DIRECTIVES: &[Directive] = &[
     ),
     d(S::Exec, "IPCNamespacePath", G::Raw, K::Single, N, "PATH"),
     d(S::Exec, "LogNamespace", G::Raw, K::Single, N, "OTHER"),
-    d(S::Exec, "PrivateNetwork", G::Bool, K::Single, N, "BOOLEAN"),
+    d(S::Exec, "PrivateNetwork", G::Bool, K::Single, E, "BOOLEAN"),
     d(S::Exec, "PrivateUsers", G::Bool, K::Single, N, "BOOLEAN"),
     d(S::Exec, "PrivateMounts", G::Bool, K::Single, N, "BOOLEAN"),
-    d(S::Exec, "PrivateIPC", G::Bool, K::Single, N, "BOOLEAN"),
-    d(S::Exec, "ProtectSystem", G::Raw, K::Single, N, "OTHER"),
-    d(S::Exec, "ProtectHome", G::Raw, K::Single, N, "OTHER"),
+    d(S::Exec, "PrivateIPC", G::Bool, K::Single, E, "BOOLEAN"),
+    d(S::Exec, "ProtectSystem", G::Raw, K::Single, E, "OTHER"),
+    d(S::Exec, "ProtectHome", G::Raw, K::Single, E, "OTHER"),
     d(
         S::Exec,
         "MountFlags",
@@ -1737,7 +1713,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d(S::Exec, "SELinuxContext", G::Raw, K::Single, N, "LABEL"),
     d(S::Exec, "AppArmorProfile", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "SmackProcessLabel", G::Raw, K::Single, N, "OTHER"),
-    d(S::Exec, "ProtectHostname", G::Bool, K::Single, N, "BOOLEAN"),
+    d(S::Exec, "ProtectHostname", G::Bool, K::Single, E, "BOOLEAN"),
     d(S::Exec, "Slice", G::Raw, K::Single, N, "SLICE"),
     d(S::Exec, "AllowedCPUs", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "StartupAllowedCPUs", G::Raw, K::Single, N, "OTHER"),
@@ -2416,9 +2392,22 @@ fn index() -> &'static HashMap<(&'static str, &'static str), &'static Directive>
     })
 }
 
+/// The name a key goes by now: systemd reads the old
+/// `ReadWriteDirectories=`, `ReadOnlyDirectories=` and
+/// `InaccessibleDirectories=` into the same lists as their `*Paths=`
+/// successors.
+pub fn current_name(key: &str) -> &str {
+    match key {
+        "ReadWriteDirectories" => "ReadWritePaths",
+        "ReadOnlyDirectories" => "ReadOnlyPaths",
+        "InaccessibleDirectories" => "InaccessiblePaths",
+        other => other,
+    }
+}
+
 /// Looks up `key` in `section` (`"Unit"`, `"Service"`, ...).
 pub fn lookup(section: &str, key: &str) -> Option<&'static Directive> {
-    index().get(&(section, key)).copied()
+    index().get(&(section, current_name(key))).copied()
 }
 
 #[cfg(test)]
@@ -2469,7 +2458,7 @@ mod tests {
         );
         assert!(lookup("Socket", "Type").is_none());
         assert_eq!(
-            lookup("Service", "ProtectSystem").map(|d| d.support),
+            lookup("Service", "SystemCallFilter").map(|d| d.support),
             Some(Support::NotEnforced)
         );
         assert_eq!(

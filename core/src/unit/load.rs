@@ -877,6 +877,22 @@ impl Parser<'_> {
             Grammar::Words if is_exec_directory(key) => {
                 self.parse_exec_directories(key, value, origin)
             }
+            Grammar::Words if is_namespace_path_list(key) => {
+                let list = split_words(value, true)?;
+                let mut out = Vec::new();
+                for w in list {
+                    let w = self
+                        .expand(&w, SpecifierTable::Full)
+                        .map_err(Problem::Warn)?;
+                    match normalize_namespace_path(key, &w) {
+                        Some(n) => out.push(Value::Str(n)),
+                        None => self
+                            .unit
+                            .warn(origin, format!("Not an absolute path, ignoring: {w}")),
+                    }
+                }
+                Ok(out)
+            }
             Grammar::Words => {
                 let list = split_words(value, true)?;
                 list.iter()
@@ -1759,6 +1775,52 @@ impl Unit {
             "diagnostics": self.diagnostics.iter().map(|d| json!({"file": d.path.to_string_lossy(), "line": d.line, "severity": d.severity, "message": d.message})).collect::<Vec<_>>(),
         })
     }
+}
+
+/// The path lists of a service's mount namespace.
+fn is_namespace_path_list(key: &str) -> bool {
+    matches!(
+        key,
+        "ReadWritePaths"
+            | "ReadOnlyPaths"
+            | "InaccessiblePaths"
+            | "BindPaths"
+            | "BindReadOnlyPaths"
+    )
+}
+
+/// One entry of a namespace path list as systemd holds it: paths
+/// simplified (`path_simplify()`), the `-`/`+` prefixes kept, and for
+/// `BindPaths=`/`BindReadOnlyPaths=` the whole `[-]SOURCE:DEST:rbind|norbind`
+/// form. `None` for a path that is not absolute.
+fn normalize_namespace_path(key: &str, word: &str) -> Option<String> {
+    fn simplify(p: &str) -> Option<String> {
+        if !p.starts_with('/') {
+            return None;
+        }
+        let parts: Vec<&str> = p
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        Some(format!("/{}", parts.join("/")))
+    }
+    let (ignore, rest) = word.strip_prefix('-').map_or(("", word), |r| ("-", r));
+    if key.starts_with("Bind") {
+        let mut parts = rest.splitn(3, ':');
+        let src = simplify(parts.next()?)?;
+        let dst = match parts.next() {
+            Some(d) if !d.is_empty() => simplify(d)?,
+            _ => src.clone(),
+        };
+        let recursive = match parts.next() {
+            None | Some("" | "rbind") => "rbind",
+            Some("norbind") => "norbind",
+            Some(_) => return None,
+        };
+        return Some(format!("{ignore}{src}:{dst}:{recursive}"));
+    }
+    let (rooted, rest) = rest.strip_prefix('+').map_or(("", rest), |r| ("+", r));
+    Some(format!("{ignore}{rooted}{}", simplify(rest)?))
 }
 
 #[cfg(test)]

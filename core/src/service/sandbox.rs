@@ -1,0 +1,934 @@
+//! The sandbox settings that take namespaces, worked out before the spawn:
+//! `PrivateTmp=`, `ProtectSystem=`, `ProtectHome=`, `ReadWritePaths=`,
+//! `ReadOnlyPaths=`, `InaccessiblePaths=`, `BindPaths=`,
+//! `BindReadOnlyPaths=`, `ProtectKernelTunables=`, `ProtectKernelModules=`,
+//! `ProtectKernelLogs=`, `ProtectControlGroups=`, `PrivateNetwork=`,
+//! `PrivateIPC=` and `ProtectHostname=`, and what `DynamicUser=` implies.
+//!
+//! As systemd's `namespace.c`, every setting becomes mount entries (a path
+//! and a mode), sorted so that a parent comes before what is below it and,
+//! for one path, the stronger mode first (the duplicates then dropped, their
+//! read-only flag kept). Paths that are not mount points yet become ones (a
+//! bind mount onto themselves), so that making one read-only leaves the
+//! others alone. Then each mount in the namespace, those found in
+//! `/proc/self/mountinfo` and those just made, takes the read-only flag of
+//! the deepest entry at or above it. A writable entry below a read-only one
+//! is only left alone, never made writable, so a mount that was read-only
+//! on the host stays read-only (systemd's deny list in
+//! `bind_remount_recursive()`).
+//!
+//! The child does the mounts ([`crate::spawn::NamespacePlan`]); here only
+//! paths are looked at.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::spawn::{ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, MountOp, NamespacePlan};
+use crate::unit::load::{Unit, Value};
+
+/// Where flint keeps the empty, mode-0000 nodes that `InaccessiblePaths=`
+/// mounts over a path (systemd: `/run/systemd/inaccessible/`).
+const INACCESSIBLE_DIR: &str = "/run/flint/inaccessible";
+
+/// Why a sandbox could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("{setting}: path is not absolute: {path}")]
+    NotAbsolute { setting: &'static str, path: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("path contains a NUL byte")]
+    Nul,
+}
+
+/// A mount entry's mode; for one path, the lower wins (systemd's
+/// `MountMode` order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Mode {
+    Inaccessible,
+    Bind,
+    BindRecursive,
+    PrivateTmp,
+    ReadOnly,
+    ReadWrite,
+    Tmpfs,
+    ReadWriteImplicit,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    path: PathBuf,
+    mode: Mode,
+    /// Bind mounts: what is mounted.
+    source: Option<PathBuf>,
+    read_only: bool,
+    /// `-`: a missing path drops the entry.
+    ignore: bool,
+    /// Tmpfs: mount flags and options.
+    tmpfs: Option<(libc::c_ulong, &'static str)>,
+}
+
+impl Entry {
+    fn new(path: impl Into<PathBuf>, mode: Mode, ignore: bool) -> Entry {
+        Entry {
+            path: path.into(),
+            read_only: matches!(mode, Mode::ReadOnly | Mode::Inaccessible),
+            mode,
+            source: None,
+            ignore,
+            tmpfs: None,
+        }
+    }
+}
+
+/// The private `/tmp` and `/var/tmp` of one service run: directories
+/// named as systemd names them (`systemd-private-BOOTID-UNIT-XXXXXX`, which
+/// tmpfiles.d's `tmp.conf` keeps from being cleaned), each holding a `tmp`
+/// with mode 1777 that the service sees. They live as long as the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateTmp {
+    /// The outer directories, removed with everything in them.
+    outer: Vec<PathBuf>,
+    pub tmp: PathBuf,
+    pub var_tmp: PathBuf,
+}
+
+impl PrivateTmp {
+    /// Creates both for `unit`.
+    pub fn create(unit: &str) -> Result<PrivateTmp, SandboxError> {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().replace('-', ""))
+            .unwrap_or_default();
+        let mut outer = Vec::new();
+        let mut inner = Vec::new();
+        for base in ["/tmp", "/var/tmp"] {
+            let dir = make_unique_dir(Path::new(base), &format!("systemd-private-{boot}-{unit}-"))?;
+            outer.push(dir.clone());
+            let tmp = dir.join("tmp");
+            let made = std::fs::DirBuilder::new()
+                .mode(0o1777)
+                .create(&tmp)
+                .and_then(|()| {
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777))
+                });
+            if let Err(source) = made {
+                let created = PrivateTmp {
+                    outer,
+                    tmp: PathBuf::new(),
+                    var_tmp: PathBuf::new(),
+                };
+                created.remove();
+                return Err(SandboxError::Io {
+                    what: "creating the private temporary directory",
+                    path: tmp,
+                    source,
+                });
+            }
+            inner.push(tmp);
+        }
+        let var_tmp = inner.pop().unwrap_or_default();
+        let tmp = inner.pop().unwrap_or_default();
+        Ok(PrivateTmp {
+            outer,
+            tmp,
+            var_tmp,
+        })
+    }
+
+    /// Removes both with their contents.
+    pub fn remove(&self) {
+        for dir in &self.outer {
+            if let Err(e) = std::fs::remove_dir_all(dir)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!("cannot remove {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+/// `mkdtemp()`: `base/prefixXXXXXX`, mode 0700.
+fn make_unique_dir(base: &Path, prefix: &str) -> Result<PathBuf, SandboxError> {
+    let mut last = None;
+    for _ in 0..16 {
+        let suffix: String = crate::service::exec::invocation_id()
+            .chars()
+            .take(6)
+            .collect();
+        let dir = base.join(format!("{prefix}{suffix}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(source) => {
+                return Err(SandboxError::Io {
+                    what: "creating the private temporary directory",
+                    path: dir,
+                    source,
+                });
+            }
+        }
+    }
+    Err(SandboxError::Io {
+        what: "creating the private temporary directory",
+        path: base.to_path_buf(),
+        source: last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)),
+    })
+}
+
+fn on(unit: &Unit, section: &str, key: &str) -> bool {
+    unit.get_bool(section, key).unwrap_or(false)
+}
+
+fn dynamic_user(unit: &Unit, section: &str) -> bool {
+    on(unit, section, "DynamicUser")
+}
+
+/// Whether the unit's commands get a private `/tmp` (`PrivateTmp=`, or
+/// implied by `DynamicUser=`).
+pub fn wants_private_tmp(unit: &Unit, section: &str) -> bool {
+    on(unit, section, "PrivateTmp") || dynamic_user(unit, section)
+}
+
+/// `ProtectSystem=`: `no`, `yes`, `full` or `strict` (`strict` implied by
+/// `DynamicUser=`).
+fn protect_system(unit: &Unit, section: &str) -> &'static str {
+    let set = match unit.get_str(section, "ProtectSystem") {
+        Some("full") => "full",
+        Some("strict") => "strict",
+        Some(v) if crate::unit::value::bool::parse_bool(v).ok() == Some(true) => "yes",
+        _ => "no",
+    };
+    if set == "no" && dynamic_user(unit, section) {
+        "strict"
+    } else {
+        set
+    }
+}
+
+/// `ProtectHome=`: `no`, `yes`, `read-only` or `tmpfs` (`read-only`
+/// implied by `DynamicUser=`).
+fn protect_home(unit: &Unit, section: &str) -> &'static str {
+    let set = match unit.get_str(section, "ProtectHome") {
+        Some("read-only") => "read-only",
+        Some("tmpfs") => "tmpfs",
+        Some(v) if crate::unit::value::bool::parse_bool(v).ok() == Some(true) => "yes",
+        _ => "no",
+    };
+    if set == "no" && dynamic_user(unit, section) {
+        "read-only"
+    } else {
+        set
+    }
+}
+
+fn words<'a>(unit: &'a Unit, section: &str, key: &str) -> Vec<&'a str> {
+    unit.entries(section, key)
+        .iter()
+        .filter_map(|(v, _)| match v {
+            Value::Str(s) | Value::Raw(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `-` (ignore a missing path) and `+` (below `RootDirectory=`) prefixes.
+fn prefixes(mut s: &str) -> (&str, bool, bool) {
+    let ignore = s.starts_with('-');
+    if ignore {
+        s = &s[1..];
+    }
+    let rooted = s.starts_with('+');
+    if rooted {
+        s = &s[1..];
+    }
+    (s, ignore, rooted)
+}
+
+/// `/a//b/./c/` → `/a/b/c`.
+fn simplify(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        if let Component::Normal(n) = c {
+            out.push(n);
+        }
+    }
+    out
+}
+
+fn below_root(root: Option<&Path>, p: &Path) -> PathBuf {
+    match root {
+        Some(r) => simplify(&r.join(p.strip_prefix("/").unwrap_or(p))),
+        None => simplify(p),
+    }
+}
+
+/// Whether the unit sets anything this module enforces.
+pub fn is_sandboxed(unit: &Unit, section: &str) -> bool {
+    [
+        "PrivateTmp",
+        "PrivateNetwork",
+        "PrivateIPC",
+        "ProtectHostname",
+        "ProtectKernelTunables",
+        "ProtectKernelModules",
+        "ProtectKernelLogs",
+        "ProtectControlGroups",
+        "DynamicUser",
+    ]
+    .iter()
+    .any(|k| on(unit, section, k))
+        || protect_system(unit, section) != "no"
+        || protect_home(unit, section) != "no"
+        || [
+            "ReadWritePaths",
+            "ReadOnlyPaths",
+            "InaccessiblePaths",
+            "BindPaths",
+            "BindReadOnlyPaths",
+        ]
+        .iter()
+        .any(|k| !unit.entries(section, k).is_empty())
+}
+
+/// Whether flint may make namespaces: root, or `CAP_SYS_ADMIN`.
+pub fn can_make_namespaces() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 21) != 0)
+}
+
+/// The entries of every setting, before sorting.
+fn entries(
+    unit: &Unit,
+    section: &str,
+    root: Option<&Path>,
+    private_tmp: Option<&PrivateTmp>,
+    writable: &[PathBuf],
+) -> Result<Vec<Entry>, SandboxError> {
+    let mut out = Vec::new();
+    for (key, mode) in [
+        ("ReadWritePaths", Mode::ReadWrite),
+        ("ReadOnlyPaths", Mode::ReadOnly),
+        ("InaccessiblePaths", Mode::Inaccessible),
+    ] {
+        for w in words(unit, section, key) {
+            let (p, ignore, rooted) = prefixes(w);
+            if !p.starts_with('/') {
+                return Err(SandboxError::NotAbsolute {
+                    setting: key,
+                    path: w.to_string(),
+                });
+            }
+            let path = if rooted {
+                below_root(root, Path::new(p))
+            } else {
+                simplify(Path::new(p))
+            };
+            out.push(Entry::new(path, mode, ignore));
+        }
+    }
+    // The *Directory= directories stay writable (systemd's
+    // `compile_read_write_paths()`).
+    for dir in writable {
+        out.push(Entry::new(simplify(dir), Mode::ReadWrite, true));
+    }
+    for (key, read_only) in [("BindPaths", false), ("BindReadOnlyPaths", true)] {
+        for w in words(unit, section, key) {
+            let (spec, ignore, _) = prefixes(w);
+            let mut parts = spec.splitn(3, ':');
+            let src = parts.next().unwrap_or_default();
+            let dst = parts.next().filter(|d| !d.is_empty()).unwrap_or(src);
+            let recursive = parts.next() != Some("norbind");
+            if !src.starts_with('/') || !dst.starts_with('/') {
+                return Err(SandboxError::NotAbsolute {
+                    setting: key,
+                    path: w.to_string(),
+                });
+            }
+            let mut e = Entry::new(
+                below_root(root, Path::new(dst)),
+                if recursive {
+                    Mode::BindRecursive
+                } else {
+                    Mode::Bind
+                },
+                ignore,
+            );
+            e.source = Some(simplify(Path::new(src)));
+            e.read_only = read_only;
+            out.push(e);
+        }
+    }
+    if let Some(t) = private_tmp {
+        for (dst, src) in [("/tmp", &t.tmp), ("/var/tmp", &t.var_tmp)] {
+            let mut e = Entry::new(below_root(root, Path::new(dst)), Mode::PrivateTmp, false);
+            e.source = Some(src.clone());
+            out.push(e);
+        }
+    }
+    let table = |list: &[(&str, Mode, bool)], out: &mut Vec<Entry>| {
+        for (p, mode, ignore) in list {
+            out.push(Entry::new(below_root(root, Path::new(p)), *mode, *ignore));
+        }
+    };
+    use Mode::{Inaccessible as I, ReadOnly as RO, ReadWriteImplicit as RWI};
+    match protect_system(unit, section) {
+        "yes" => table(
+            &[("/usr", RO, false), ("/boot", RO, true), ("/efi", RO, true)],
+            &mut out,
+        ),
+        "full" => table(
+            &[
+                ("/usr", RO, false),
+                ("/boot", RO, true),
+                ("/efi", RO, true),
+                ("/etc", RO, false),
+            ],
+            &mut out,
+        ),
+        "strict" => table(
+            &[
+                ("/", RO, false),
+                ("/proc", RWI, false),
+                ("/sys", RWI, false),
+                ("/dev", RWI, false),
+                ("/home", RWI, true),
+                ("/run/user", RWI, true),
+                ("/root", RWI, true),
+            ],
+            &mut out,
+        ),
+        _ => {}
+    }
+    let home = ["/home", "/run/user", "/root"];
+    match protect_home(unit, section) {
+        "yes" => {
+            for p in home {
+                table(&[(p, I, true)], &mut out);
+            }
+        }
+        "read-only" => {
+            for p in home {
+                table(&[(p, RO, true)], &mut out);
+            }
+        }
+        "tmpfs" => {
+            for p in home {
+                let mut e = Entry::new(below_root(root, Path::new(p)), Mode::Tmpfs, true);
+                e.read_only = true;
+                let options = if p == "/root" {
+                    "mode=0700"
+                } else {
+                    "mode=0755"
+                };
+                e.tmpfs = Some((libc::MS_NODEV | libc::MS_STRICTATIME, options));
+                out.push(e);
+            }
+        }
+        _ => {}
+    }
+    if on(unit, section, "ProtectKernelTunables") {
+        table(
+            &[
+                ("/proc/acpi", RO, true),
+                ("/proc/apm", RO, true),
+                ("/proc/asound", RO, true),
+                ("/proc/bus", RO, true),
+                ("/proc/fs", RO, true),
+                ("/proc/irq", RO, true),
+                ("/proc/kallsyms", I, true),
+                ("/proc/kcore", I, true),
+                ("/proc/latency_stats", RO, true),
+                ("/proc/mtrr", RO, true),
+                ("/proc/scsi", RO, true),
+                ("/proc/sys", RO, true),
+                ("/proc/sysrq-trigger", RO, true),
+                ("/proc/timer_stats", RO, true),
+                ("/sys", RO, false),
+                ("/sys/fs/bpf", RO, true),
+                ("/sys/fs/cgroup", RWI, false),
+                ("/sys/fs/selinux", RWI, true),
+                ("/sys/kernel/debug", RO, true),
+                ("/sys/kernel/tracing", RO, true),
+            ],
+            &mut out,
+        );
+    }
+    if on(unit, section, "ProtectKernelModules") {
+        table(&[("/usr/lib/modules", I, true)], &mut out);
+        // Split /usr: /lib/modules is a directory of its own.
+        if std::fs::symlink_metadata("/lib").is_ok_and(|m| m.is_dir()) {
+            table(&[("/lib/modules", I, true)], &mut out);
+        }
+    }
+    if on(unit, section, "ProtectKernelLogs") {
+        table(&[("/proc/kmsg", I, true), ("/dev/kmsg", I, true)], &mut out);
+    }
+    if on(unit, section, "ProtectControlGroups") {
+        table(&[("/sys/fs/cgroup", RO, false)], &mut out);
+    }
+    Ok(out)
+}
+
+/// A mount in the namespace: its path and its `MS_*` flags (for a remount
+/// where the kernel lacks `mount_setattr()`).
+#[derive(Debug, Clone)]
+struct Mounted {
+    path: PathBuf,
+    flags: libc::c_ulong,
+}
+
+/// The mount points of flint's mount namespace, in mount order.
+fn mount_table() -> Vec<Mounted> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    parse_mountinfo(&text)
+}
+
+fn parse_mountinfo(text: &str) -> Vec<Mounted> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let point = f.nth(4)?;
+            let options = f.next()?;
+            let mut flags = 0;
+            for o in options.split(',') {
+                flags |= match o {
+                    "ro" => libc::MS_RDONLY,
+                    "nosuid" => libc::MS_NOSUID,
+                    "nodev" => libc::MS_NODEV,
+                    "noexec" => libc::MS_NOEXEC,
+                    "noatime" => libc::MS_NOATIME,
+                    "nodiratime" => libc::MS_NODIRATIME,
+                    "relatime" => libc::MS_RELATIME,
+                    _ => 0,
+                };
+            }
+            Some(Mounted {
+                path: PathBuf::from(
+                    <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(
+                        unescape_octal(point),
+                    ),
+                ),
+                flags,
+            })
+        })
+        .collect()
+}
+
+/// mountinfo's `\040`-style escapes.
+fn unescape_octal(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn cstr(p: &Path) -> Result<CString, SandboxError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| SandboxError::Nul)
+}
+
+/// Whether `p` is `base` or below it.
+fn at_or_below(p: &Path, base: &Path) -> bool {
+    p.starts_with(base)
+}
+
+/// The inaccessible node for a path of this kind, created on first use.
+fn inaccessible_node(dir: bool) -> Result<PathBuf, SandboxError> {
+    let base = Path::new(INACCESSIBLE_DIR);
+    let node = base.join(if dir { "dir" } else { "reg" });
+    if std::fs::symlink_metadata(&node).is_ok() {
+        return Ok(node);
+    }
+    let io = |path: &Path, source| SandboxError::Io {
+        what: "creating the inaccessible node",
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(base).map_err(|e| io(base, e))?;
+    let made = if dir {
+        std::fs::create_dir(&node)
+    } else {
+        std::fs::File::create(&node).map(drop)
+    };
+    match made {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(&node, e)),
+    }
+    std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o000))
+        .map_err(|e| io(&node, e))?;
+    Ok(node)
+}
+
+/// The namespaces of one command, or `None` when it needs none.
+/// `writable` are the unit's `*Directory=` directories; `root` is
+/// `RootDirectory=`.
+pub fn plan(
+    unit: &Unit,
+    section: &str,
+    root: Option<&Path>,
+    private_tmp: Option<&PrivateTmp>,
+    writable: &[PathBuf],
+) -> Result<Option<NamespacePlan>, SandboxError> {
+    let mut plan = NamespacePlan {
+        network: on(unit, section, "PrivateNetwork"),
+        ipc: on(unit, section, "PrivateIPC"),
+        uts: on(unit, section, "ProtectHostname"),
+        mount: false,
+        mounts: Vec::new(),
+        optional: true,
+    };
+    let list = entries(unit, section, root, private_tmp, writable)?;
+    if !list.is_empty() {
+        plan.mount = true;
+        plan.optional = !list
+            .iter()
+            .any(|e| matches!(e.mode, Mode::Bind | Mode::BindRecursive));
+        plan.mounts = mount_ops(list, &mount_table())?;
+    }
+    Ok((!plan.is_empty()).then_some(plan))
+}
+
+/// Sorts, merges and resolves the entries, then lists the mount steps.
+fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, SandboxError> {
+    // Symbolic links are followed, as systemd chases each path; a missing
+    // path drops an entry with `-` (and for a table entry that may be
+    // missing), else the mount fails in the child (226/NAMESPACE).
+    list.retain_mut(|e| {
+        if let Ok(real) = std::fs::canonicalize(&e.path) {
+            e.path = real;
+        } else if e.ignore {
+            return false;
+        }
+        if let Some(src) = &e.source {
+            match std::fs::canonicalize(src) {
+                Ok(real) => e.source = Some(real),
+                Err(_) if e.ignore => return false,
+                Err(_) => {}
+            }
+        }
+        true
+    });
+    list.sort_by(|a, b| a.path.cmp(&b.path).then(a.mode.cmp(&b.mode)));
+    let mut merged: Vec<Entry> = Vec::with_capacity(list.len());
+    for e in list {
+        if let Some(prev) = merged.last_mut()
+            && prev.path == e.path
+        {
+            prev.read_only |= e.read_only;
+            continue;
+        }
+        // Nothing below an inaccessible path can be reached.
+        if merged
+            .iter()
+            .any(|m| m.mode == Mode::Inaccessible && e.path.starts_with(&m.path))
+        {
+            continue;
+        }
+        merged.push(e);
+    }
+
+    let mut mounts: Vec<Mounted> = table.to_vec();
+    let is_mount_point = |mounts: &[Mounted], p: &Path| mounts.iter().any(|m| m.path == p);
+    let mut ops = Vec::new();
+    for e in &merged {
+        let dst = cstr(&e.path)?;
+        // A bind mount's or a tmpfs' missing mount point is made, with its
+        // missing parents (systemd's `apply_one()`).
+        if matches!(
+            e.mode,
+            Mode::Bind | Mode::BindRecursive | Mode::PrivateTmp | Mode::Tmpfs
+        ) && std::fs::symlink_metadata(&e.path).is_err()
+        {
+            let file = e
+                .source
+                .as_ref()
+                .and_then(|s| std::fs::metadata(s).ok())
+                .is_some_and(|m| !m.is_dir());
+            let mut missing: Vec<&Path> = e
+                .path
+                .ancestors()
+                .skip(1)
+                .take_while(|a| std::fs::symlink_metadata(a).is_err())
+                .collect();
+            missing.reverse();
+            for dir in missing {
+                ops.push(MountOp::Create {
+                    path: cstr(dir)?,
+                    file: false,
+                });
+            }
+            ops.push(MountOp::Create {
+                path: dst.clone(),
+                file,
+            });
+        }
+        let flags_at = |mounts: &[Mounted], p: &Path| {
+            mounts
+                .iter()
+                .rev()
+                .filter(|m| p.starts_with(&m.path))
+                .max_by_key(|m| m.path.components().count())
+                .map_or(0, |m| m.flags)
+        };
+        match e.mode {
+            Mode::Inaccessible => {
+                let dir = std::fs::metadata(&e.path).map_or(true, |m| m.is_dir());
+                ops.push(MountOp::Bind {
+                    src: cstr(&inaccessible_node(dir)?)?,
+                    dst,
+                    recursive: false,
+                });
+                mounts.retain(|m| !m.path.starts_with(&e.path) || m.path == e.path);
+                mounts.push(Mounted {
+                    path: e.path.clone(),
+                    flags: 0,
+                });
+            }
+            Mode::Tmpfs => {
+                let (flags, data) = e.tmpfs.unwrap_or((0, ""));
+                ops.push(MountOp::Tmpfs {
+                    dst,
+                    flags,
+                    data: CString::new(data).map_err(|_| SandboxError::Nul)?,
+                });
+                mounts.retain(|m| !m.path.starts_with(&e.path) || m.path == e.path);
+                mounts.push(Mounted {
+                    path: e.path.clone(),
+                    flags,
+                });
+            }
+            Mode::Bind | Mode::BindRecursive | Mode::PrivateTmp => {
+                let src = e.source.clone().unwrap_or_default();
+                let recursive = e.mode != Mode::Bind;
+                ops.push(MountOp::Bind {
+                    src: cstr(&src)?,
+                    dst,
+                    recursive,
+                });
+                let carried: Vec<Mounted> = if recursive {
+                    mounts
+                        .iter()
+                        .filter(|m| m.path != src && m.path.starts_with(&src))
+                        .filter_map(|m| {
+                            Some(Mounted {
+                                path: e.path.join(m.path.strip_prefix(&src).ok()?),
+                                flags: m.flags,
+                            })
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let flags = flags_at(&mounts, &src);
+                mounts.retain(|m| !m.path.starts_with(&e.path) || m.path == e.path);
+                mounts.push(Mounted {
+                    path: e.path.clone(),
+                    flags,
+                });
+                mounts.extend(carried);
+            }
+            Mode::ReadOnly | Mode::ReadWrite | Mode::ReadWriteImplicit => {
+                if !is_mount_point(&mounts, &e.path) {
+                    ops.push(MountOp::Bind {
+                        src: dst.clone(),
+                        dst,
+                        recursive: true,
+                    });
+                    let flags = flags_at(&mounts, &e.path);
+                    mounts.push(Mounted {
+                        path: e.path.clone(),
+                        flags,
+                    });
+                }
+            }
+        }
+    }
+
+    // Each mount takes the flags of the deepest entry at or above it.
+    let mut seen: Vec<&Path> = Vec::new();
+    for m in mounts.iter().rev() {
+        if seen.contains(&m.path.as_path()) {
+            continue;
+        }
+        seen.push(&m.path);
+        let Some(e) = merged
+            .iter()
+            .filter(|e| at_or_below(&m.path, &e.path))
+            .max_by_key(|e| e.path.components().count())
+        else {
+            continue;
+        };
+        let own = e.path == m.path;
+        let mut attr = 0;
+        if e.read_only {
+            attr |= ATTR_RDONLY;
+        }
+        if e.mode == Mode::Inaccessible && own {
+            attr |= ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC;
+        }
+        if attr == 0 || (attr == ATTR_RDONLY && m.flags & libc::MS_RDONLY != 0) {
+            continue;
+        }
+        ops.push(MountOp::SetAttr {
+            path: cstr(&m.path)?,
+            attr,
+            below: !own,
+            fallback: m.flags,
+        });
+    }
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ro(path: &str) -> Entry {
+        Entry::new(path, Mode::ReadOnly, false)
+    }
+
+    fn rw(path: &str) -> Entry {
+        Entry::new(path, Mode::ReadWrite, false)
+    }
+
+    fn table(paths: &[(&str, libc::c_ulong)]) -> Vec<Mounted> {
+        paths
+            .iter()
+            .map(|(p, f)| Mounted {
+                path: PathBuf::from(p),
+                flags: *f,
+            })
+            .collect()
+    }
+
+    fn describe(ops: &[MountOp]) -> Vec<String> {
+        ops.iter()
+            .map(|op| match op {
+                MountOp::Bind {
+                    src,
+                    dst,
+                    recursive,
+                } => format!(
+                    "bind{} {} {}",
+                    if *recursive { "-r" } else { "" },
+                    src.to_string_lossy(),
+                    dst.to_string_lossy()
+                ),
+                MountOp::Tmpfs { dst, .. } => format!("tmpfs {}", dst.to_string_lossy()),
+                MountOp::Create { path, file } => {
+                    format!(
+                        "create{} {}",
+                        if *file { "-file" } else { "" },
+                        path.to_string_lossy()
+                    )
+                }
+                MountOp::SetAttr {
+                    path, attr, below, ..
+                } => format!(
+                    "attr{} {} {attr:#x}",
+                    if *below { "-below" } else { "" },
+                    path.to_string_lossy()
+                ),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn strict_makes_every_mount_read_only_except_writable_entries_and_what_is_below_them() {
+        // "/" read-only, /proc and /sys left alone, a writable directory
+        // that is not a mount point becomes one before its parent turns
+        // read-only, and a host mount below it keeps its own flags.
+        let t = table(&[
+            ("/", 0),
+            ("/proc", 0),
+            ("/sys", 0),
+            ("/run", libc::MS_NOSUID),
+            ("/var/lib/x/sub", 0),
+            ("/boot", libc::MS_RDONLY),
+        ]);
+        let list = vec![
+            ro("/"),
+            Entry::new("/proc", Mode::ReadWriteImplicit, false),
+            Entry::new("/sys", Mode::ReadWriteImplicit, false),
+            rw("/var/lib/x"),
+        ];
+        let ops = describe(&mount_ops(list, &t).unwrap());
+        assert_eq!(
+            ops,
+            [
+                "bind-r /var/lib/x /var/lib/x",
+                "attr-below /run 0x1",
+                "attr / 0x1",
+            ],
+            "{ops:#?}"
+        );
+    }
+
+    #[test]
+    fn one_path_keeps_the_stronger_mode_and_any_read_only_flag() {
+        // ReadOnlyPaths= and ReadWritePaths= of one path: read-only wins;
+        // anything below an inaccessible path is dropped.
+        let t = table(&[("/", 0)]);
+        let mut list = vec![rw("/"), ro("/")];
+        list.push(Entry::new("/", Mode::ReadWriteImplicit, false));
+        let ops = describe(&mount_ops(list, &t).unwrap());
+        assert_eq!(ops, ["attr / 0x1"]);
+    }
+
+    #[test]
+    fn an_already_read_only_mount_is_left_as_it_is() {
+        let t = table(&[("/", libc::MS_RDONLY)]);
+        assert!(mount_ops(vec![ro("/")], &t).unwrap().is_empty());
+    }
+
+    #[test]
+    fn mountinfo_paths_are_unescaped_and_flags_read() {
+        let m = parse_mountinfo(
+            "36 35 98:0 /mnt1 /mnt\\040with\\040space rw,nosuid,noatime master:1 - ext3 /dev/root rw\n\
+             37 36 0:5 / /ro ro,nodev - tmpfs tmpfs ro\n",
+        );
+        assert_eq!(m[0].path, Path::new("/mnt with space"));
+        assert_eq!(m[0].flags, libc::MS_NOSUID | libc::MS_NOATIME);
+        assert_eq!(m[1].flags, libc::MS_RDONLY | libc::MS_NODEV);
+    }
+
+    #[test]
+    fn prefixes_and_paths() {
+        assert_eq!(prefixes("-+/x"), ("/x", true, true));
+        assert_eq!(prefixes("/x"), ("/x", false, false));
+        assert_eq!(simplify(Path::new("/a//b/./c/")), Path::new("/a/b/c"));
+        assert_eq!(
+            below_root(Some(Path::new("/srv/root")), Path::new("/etc")),
+            Path::new("/srv/root/etc")
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! The namespaces of a service's sandbox, as the child sets them up between
+//! its resource limits and its capabilities (systemd's `exec_invoke()`
+//! order: the network namespace, the IPC namespace, the mount namespace,
+//! then the UTS namespace).
+//!
+//! The parent works out every mount in advance ([`NamespacePlan`], built by
+//! `service::sandbox`); the child only walks the list with raw `mount()`
+//! and `mount_setattr()` calls, which allocate nothing.
+
+use std::ffi::{CString, c_char, c_int, c_long, c_ulong};
+use std::ptr;
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `MOUNT_ATTR_*` bits of `mount_setattr(2)`.
+pub const ATTR_RDONLY: u64 = 0x1;
+pub const ATTR_NOSUID: u64 = 0x2;
+pub const ATTR_NODEV: u64 = 0x4;
+pub const ATTR_NOEXEC: u64 = 0x8;
+
+/// Everything the child does to enter its namespaces.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NamespacePlan {
+    /// `CLONE_NEWNET`: `PrivateNetwork=`, with the loopback brought up.
+    pub network: bool,
+    /// `CLONE_NEWIPC`: `PrivateIPC=`.
+    pub ipc: bool,
+    /// `CLONE_NEWUTS`: `ProtectHostname=`.
+    pub uts: bool,
+    /// `CLONE_NEWNS`: a mount namespace of its own (where nothing mounted
+    /// inside reaches flint's), then `mounts` in order.
+    pub mount: bool,
+    pub mounts: Vec<MountOp>,
+    /// Whether a namespace the kernel refuses for lack of privilege is
+    /// skipped (systemd: "assuming containerized execution") rather than
+    /// failing the start: true unless the plan mounts something of its own
+    /// (`BindPaths=`, `TemporaryFileSystem=`), which would change what the
+    /// service sees.
+    pub optional: bool,
+}
+
+/// One step in the mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOp {
+    /// Creates a missing mount point: a directory (mode 0755), or with
+    /// `file` an empty file (mode 0644); one that exists by now is fine.
+    Create { path: CString, file: bool },
+    /// `mount(src, dst, NULL, MS_BIND [| MS_REC])`.
+    Bind {
+        src: CString,
+        dst: CString,
+        recursive: bool,
+    },
+    /// `mount("tmpfs", dst, "tmpfs", flags, data)`.
+    Tmpfs {
+        dst: CString,
+        flags: c_ulong,
+        data: CString,
+    },
+    /// Sets attributes on the mount at `path` (not those below it). With
+    /// `below`, `path` is a mount found beneath an entry, which a later
+    /// mount may have hidden: then a missing path or one that is no longer
+    /// a mount is skipped. `fallback` holds the `MS_*` flags of the mount
+    /// to keep when the kernel lacks `mount_setattr()` and a remount is used.
+    SetAttr {
+        path: CString,
+        attr: u64,
+        below: bool,
+        fallback: c_ulong,
+    },
+}
+
+impl NamespacePlan {
+    /// Whether there is anything to do.
+    pub fn is_empty(&self) -> bool {
+        !self.network && !self.ipc && !self.uts && !self.mount
+    }
+}
+
+/// What failed, for the exit status: the network namespace (225/NETWORK)
+/// or another (226/NAMESPACE).
+pub(super) enum Failed {
+    Network(c_int),
+    Namespace(c_int),
+}
+
+fn errno() -> c_int {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+fn is_privilege_error(e: c_int) -> bool {
+    e == libc::EPERM || e == libc::EACCES
+}
+
+/// Enters the namespaces of `plan`.
+///
+/// # Safety
+/// Child only (see `child.rs`): raw syscalls on the plan's C strings.
+pub(super) unsafe fn enter(plan: &NamespacePlan) -> Result<(), Failed> {
+    // SAFETY: (whole function) raw syscalls given NUL-terminated strings the
+    // plan owns and structures on this stack.
+    unsafe {
+        if plan.network {
+            if libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNET) < 0 {
+                let e = errno();
+                if !(plan.optional && is_privilege_error(e)) {
+                    return Err(Failed::Network(e));
+                }
+            } else {
+                loopback_up().map_err(Failed::Network)?;
+            }
+        }
+        if plan.ipc
+            && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWIPC) < 0
+            && !(plan.optional && is_privilege_error(errno()))
+        {
+            return Err(Failed::Namespace(errno()));
+        }
+        if plan.mount {
+            if libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNS) < 0 {
+                let e = errno();
+                if !(plan.optional && is_privilege_error(e)) {
+                    return Err(Failed::Namespace(e));
+                }
+            } else {
+                mounts(&plan.mounts).map_err(Failed::Namespace)?;
+            }
+        }
+        if plan.uts
+            && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUTS) < 0
+            && !(plan.optional && is_privilege_error(errno()))
+        {
+            return Err(Failed::Namespace(errno()));
+        }
+    }
+    Ok(())
+}
+
+/// Brings up `lo` in a fresh network namespace (the kernel gives it
+/// 127.0.0.1 and ::1 as it goes up).
+unsafe fn loopback_up() -> Result<(), c_int> {
+    // SAFETY: (whole function) a socket, two ioctls on a zeroed `ifreq`
+    // naming "lo", and a close.
+    unsafe {
+        let fd = libc::syscall(
+            libc::SYS_socket,
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return Err(errno());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = c_char::from_ne_bytes([b'l']);
+        req.ifr_name[1] = c_char::from_ne_bytes([b'o']);
+        let mut result = Ok(());
+        if libc::syscall(libc::SYS_ioctl, fd, libc::SIOCGIFFLAGS, &raw mut req) < 0 {
+            result = Err(errno());
+        } else {
+            req.ifr_ifru.ifru_flags |=
+                libc::c_short::try_from(libc::IFF_UP | libc::IFF_RUNNING).unwrap_or(1);
+            if libc::syscall(libc::SYS_ioctl, fd, libc::SIOCSIFFLAGS, &raw const req) < 0 {
+                result = Err(errno());
+            }
+        }
+        libc::syscall(libc::SYS_close, fd);
+        result
+    }
+}
+
+/// The mount namespace: nothing propagates back to flint's (`MS_SLAVE`),
+/// the plan's steps, then shared again within the namespace, as systemd
+/// leaves it (`MountFlags=` unset).
+unsafe fn mounts(ops: &[MountOp]) -> Result<(), c_int> {
+    let null = ptr::null::<c_char>();
+    // SAFETY: (whole function) mount() and mount_setattr() with
+    // NUL-terminated paths from the plan or static strings.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_mount,
+            null,
+            c"/".as_ptr(),
+            null,
+            (libc::MS_SLAVE | libc::MS_REC) as c_ulong,
+            null,
+        ) < 0
+        {
+            return Err(errno());
+        }
+        for op in ops {
+            match op {
+                MountOp::Create { path, file } => {
+                    let r = if *file {
+                        let fd = libc::syscall(
+                            libc::SYS_openat,
+                            libc::AT_FDCWD,
+                            path.as_ptr(),
+                            libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY,
+                            0o644,
+                        );
+                        if fd >= 0 {
+                            libc::syscall(libc::SYS_close, fd);
+                        }
+                        fd
+                    } else {
+                        libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), 0o755)
+                    };
+                    if r < 0 && errno() != libc::EEXIST {
+                        return Err(errno());
+                    }
+                }
+                MountOp::Bind {
+                    src,
+                    dst,
+                    recursive,
+                } => {
+                    let flags = libc::MS_BIND | if *recursive { libc::MS_REC } else { 0 };
+                    if libc::syscall(
+                        libc::SYS_mount,
+                        src.as_ptr(),
+                        dst.as_ptr(),
+                        null,
+                        flags as c_ulong,
+                        null,
+                    ) < 0
+                    {
+                        return Err(errno());
+                    }
+                }
+                MountOp::Tmpfs { dst, flags, data } => {
+                    if libc::syscall(
+                        libc::SYS_mount,
+                        c"tmpfs".as_ptr(),
+                        dst.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        *flags,
+                        data.as_ptr(),
+                    ) < 0
+                    {
+                        return Err(errno());
+                    }
+                }
+                MountOp::SetAttr {
+                    path,
+                    attr,
+                    below,
+                    fallback,
+                } => {
+                    if let Err(e) = set_attr(path.as_ptr(), *attr, *fallback)
+                        && !(*below && (e == libc::ENOENT || e == libc::EINVAL))
+                    {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if libc::syscall(
+            libc::SYS_mount,
+            null,
+            c"/".as_ptr(),
+            null,
+            (libc::MS_SHARED | libc::MS_REC) as c_ulong,
+            null,
+        ) < 0
+        {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// `mount_setattr()` on one mount, or a bind remount where the kernel is
+/// older than 5.12.
+unsafe fn set_attr(path: *const c_char, attr: u64, fallback: c_ulong) -> Result<(), c_int> {
+    let set = MountAttr {
+        attr_set: attr,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr with a NUL-terminated path and a mount_attr of
+    // the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path,
+            0 as c_long,
+            &raw const set,
+            size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = errno();
+    if e != libc::ENOSYS {
+        return Err(e);
+    }
+    let mut flags = fallback | libc::MS_BIND | libc::MS_REMOUNT;
+    for (bit, ms) in [
+        (ATTR_RDONLY, libc::MS_RDONLY),
+        (ATTR_NOSUID, libc::MS_NOSUID),
+        (ATTR_NODEV, libc::MS_NODEV),
+        (ATTR_NOEXEC, libc::MS_NOEXEC),
+    ] {
+        if attr & bit != 0 {
+            flags |= ms;
+        }
+    }
+    let null = ptr::null::<c_char>();
+    // SAFETY: a remount of the mount at `path`, NUL-terminated.
+    if unsafe { libc::syscall(libc::SYS_mount, null, path, null, flags, null) } < 0 {
+        return Err(errno());
+    }
+    Ok(())
+}

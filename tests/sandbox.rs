@@ -1,0 +1,416 @@
+//! The sandbox settings that take namespaces, under `flint run`, beyond
+//! what systemd's own test-execute units check (`tests/execute.rs`): which
+//! paths `ProtectSystem=` leaves writable, a private `/tmp` shared by the
+//! commands of one run and gone when it ends, a host mount that stays
+//! read-only below a writable path, a service without network serving on
+//! the socket flint passes it, `ProtectHome=`, `InaccessiblePaths=`,
+//! `ProtectHostname=`, what `DynamicUser=` implies, and a missing path
+//! failing the start with 226/NAMESPACE. They need root.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Flint, Tree, free_port, wait_for};
+
+fn ready(why: &str) -> bool {
+    common::require_root(why)
+}
+
+/// A tree whose directories every user may traverse (the tests' services
+/// read their scripts and probe paths below it).
+fn open_tree() -> Tree {
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tree
+}
+
+/// Runs the oneshot `unit` to its end and returns flint's log.
+fn run_to_end(tree: &Tree, unit: &str) -> String {
+    let mut flint = Flint::run_until(tree, &[unit], "job start");
+    let ended = wait_for(Duration::from_secs(20), || {
+        let log = flint.log();
+        (log.contains(&format!("{unit}: Deactivated successfully"))
+            || log.contains(&format!("{unit}: Failed with result")))
+        .then_some(())
+    });
+    let log = flint.log();
+    assert!(ended.is_some(), "{unit} did not end:\n{log}");
+    flint.stop();
+    log
+}
+
+/// The lines a unit's processes wrote, without flint's prefix.
+fn output(log: &str, unit: &str) -> Vec<String> {
+    let marker = format!("{unit}[");
+    log.lines()
+        .filter_map(|l| {
+            let at = l.find(&marker)?;
+            let rest = &l[at + marker.len()..];
+            Some(rest.split_once("]: ")?.1.to_string())
+        })
+        .collect()
+}
+
+/// A probe that prints `W PATH` or `R PATH` for each path (`test -w`, which
+/// sees a read-only mount).
+fn writable_probe(paths: &[&str]) -> String {
+    format!(
+        "/bin/sh -c 'for p in {}; do if test -w \"$$p\"; then echo \"W $$p\"; else echo \"R $$p\"; fi; done'",
+        paths.join(" ")
+    )
+}
+
+#[test]
+fn protect_system_strict_leaves_writable_only_the_listed_paths_and_the_units_directories() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    let rw = tree.path().join("rw");
+    std::fs::create_dir(&rw).unwrap();
+    let state = format!("flint-sandbox-{}", std::process::id());
+    let t = tree.path().display();
+    let probe = writable_probe(&[
+        "/usr",
+        "/etc",
+        "/var",
+        "/run",
+        "/tmp",
+        &t.to_string(),
+        &format!("{t}/rw"),
+        &format!("/var/lib/{state}"),
+        &format!("/run/{state}"),
+        "/dev/shm",
+        "/proc/sys/kernel/domainname",
+    ]);
+    tree.write(
+        "strict.service",
+        &format!(
+            "[Service]\nType=oneshot\nProtectSystem=strict\nReadWritePaths={t}/rw\nStateDirectory={state}\nRuntimeDirectory={state}\nExecStart={probe}\n"
+        ),
+    );
+    let log = run_to_end(&tree, "strict.service");
+    let got = output(&log, "strict.service");
+    let want: Vec<String> = [
+        ("R", "/usr".to_string()),
+        ("R", "/etc".into()),
+        ("R", "/var".into()),
+        ("R", "/run".into()),
+        ("R", "/tmp".into()),
+        ("R", t.to_string()),
+        ("W", format!("{t}/rw")),
+        ("W", format!("/var/lib/{state}")),
+        ("W", format!("/run/{state}")),
+        ("W", "/dev/shm".into()),
+        ("W", "/proc/sys/kernel/domainname".into()),
+    ]
+    .iter()
+    .map(|(m, p)| format!("{m} {p}"))
+    .collect();
+    assert_eq!(got, want, "{log}");
+    let _ = std::fs::remove_dir_all(format!("/var/lib/{state}"));
+
+    // full: /usr and /etc; yes: /usr only.
+    for (level, etc) in [("full", "R"), ("yes", "W")] {
+        let name = format!("{level}.service");
+        tree.write(
+            &name,
+            &format!(
+                "[Service]\nType=oneshot\nProtectSystem={level}\nExecStart={}\n",
+                writable_probe(&["/usr", "/etc", "/var"])
+            ),
+        );
+        let log = run_to_end(&tree, &name);
+        assert_eq!(
+            output(&log, &name),
+            ["R /usr".to_string(), format!("{etc} /etc"), "W /var".into()],
+            "{log}"
+        );
+    }
+}
+
+#[test]
+fn a_private_tmp_is_shared_by_the_commands_of_a_run_and_removed_when_it_ends() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    let unit = format!("privtmp-{}.service", std::process::id());
+    std::fs::write("/tmp/flint-host-visible", "").unwrap();
+    tree.write(
+        &unit,
+"[Service]\nType=oneshot\nPrivateTmp=yes\n\
+             ExecStartPre=/bin/sh -c 'echo from-pre > /tmp/marker; echo var > /var/tmp/marker'\n\
+             ExecStart=/bin/sh -c 'cat /tmp/marker /var/tmp/marker; stat -c %%a /tmp; test -e /tmp/flint-host-visible && echo host-tmp-seen || echo host-tmp-hidden; sleep 3'\n"
+    );
+    let mut flint = Flint::run_until(&tree, &[&unit], "job start");
+    // The tree is in the host's /tmp, which the service does not see: it
+    // tells through its output that it got this far.
+    assert!(flint.wait_log("host-tmp-"), "{}", flint.log());
+    // While it runs: systemd's names, the service's files inside.
+    let private = |base: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(base)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("systemd-private-") && n.contains(&unit))
+            })
+            .collect()
+    };
+    let dirs = private("/tmp");
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert_eq!(
+        std::fs::read_to_string(dirs[0].join("tmp/marker")).unwrap(),
+        "from-pre\n"
+    );
+    assert_eq!(private("/var/tmp").len(), 1);
+    assert!(flint.wait_log(&format!("{unit}: Deactivated successfully")));
+    let log = flint.log();
+    assert_eq!(
+        output(&log, &unit),
+        ["from-pre", "var", "1777", "host-tmp-hidden"],
+        "{log}"
+    );
+    assert!(private("/tmp").is_empty(), "{:?}", private("/tmp"));
+    assert!(private("/var/tmp").is_empty());
+    flint.stop();
+    let _ = std::fs::remove_file("/tmp/flint-host-visible");
+}
+
+#[test]
+fn a_read_only_host_mount_below_a_writable_path_stays_read_only() {
+    if !ready("mount namespaces")
+        || !common::require(
+            "unshare",
+            "util-linux: a mount namespace for the test's own mounts",
+        )
+    {
+        return;
+    }
+    let tree = open_tree();
+    let rw = tree.path().join("rw");
+    std::fs::create_dir_all(rw.join("ro")).unwrap();
+    let r = rw.display();
+    tree.write(
+        "nested.service",
+        &format!(
+            "[Service]\nType=oneshot\nProtectSystem=strict\nReadWritePaths={r}\nExecStart={}\n",
+            writable_probe(&[&r.to_string(), &format!("{r}/ro"), "/usr"])
+        ),
+    );
+    // The read-only tmpfs exists only in the namespace flint runs in.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o ro tmpfs {r}/ro && exec {} run --unit-dir {} nested.service",
+            common::flint_bin().display(),
+            tree.path().display()
+        ));
+    let mut flint = Flint::run_command_until(cmd, "job start");
+    assert!(
+        flint.wait_log("nested.service: Deactivated successfully"),
+        "{}",
+        flint.log()
+    );
+    let log = flint.log();
+    assert_eq!(
+        output(&log, "nested.service"),
+        [format!("W {r}"), format!("R {r}/ro"), "R /usr".into()],
+        "{log}"
+    );
+    flint.stop();
+}
+
+#[test]
+fn a_service_without_network_serves_on_the_socket_flint_passes_it() {
+    if !ready("network namespaces") || !common::require("python3", "the service") {
+        return;
+    }
+    let tree = open_tree();
+    let port = free_port();
+    tree.write(
+        "isolated.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\n"),
+    );
+    tree.write(
+        "isolated.service",
+        "[Service]\nPrivateNetwork=yes\nExecStart=/usr/bin/python3 -c 'import os, socket; \
+         s = socket.socket(fileno=3); c, _ = s.accept(); \
+         names = \" \".join(n for _, n in socket.if_nameindex()); \
+         c.sendall((os.readlink(\"/proc/self/ns/net\") + \" \" + names + chr(10)).encode()); \
+         c.close()'\n",
+    );
+    let flint = Flint::run(&tree, &["isolated.socket"]);
+    let mut s = common::connect(port);
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let mut words = answer.split_whitespace();
+    let ns = words.next().unwrap_or_default();
+    assert!(ns.starts_with("net:["), "{answer}\n{}", flint.log());
+    assert_ne!(Path::new(ns), host_ns, "{answer}");
+    assert_eq!(words.collect::<Vec<_>>(), ["lo"], "{answer}");
+}
+
+#[test]
+fn protect_home_and_inaccessible_paths_hide_what_they_name() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    let secret = tree.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let s = secret.display();
+    tree.write(
+        "hidden.service",
+        &format!(
+            "[Service]\nType=oneshot\nProtectHome=yes\nInaccessiblePaths={s}\n\
+             ExecStart=/bin/sh -c 'stat -c \"%%a %%F\" /root {s}; cat {s}; echo end'\n"
+        ),
+    );
+    let log = run_to_end(&tree, "hidden.service");
+    assert_eq!(
+        output(&log, "hidden.service"),
+        ["0 directory", "0 regular empty file", "end"],
+        "{log}"
+    );
+    tree.write(
+        "home-ro.service",
+        &format!(
+            "[Service]\nType=oneshot\nProtectHome=read-only\nExecStart={}\n",
+            writable_probe(&["/root"])
+        ),
+    );
+    let log = run_to_end(&tree, "home-ro.service");
+    assert_eq!(output(&log, "home-ro.service"), ["R /root"], "{log}");
+}
+
+#[test]
+fn protect_hostname_keeps_a_changed_name_inside_the_service() {
+    if !ready("UTS namespaces") || !common::require("hostname", "the service") {
+        return;
+    }
+    let before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let tree = open_tree();
+    tree.write(
+        "uts.service",
+        "[Service]\nType=oneshot\nProtectHostname=yes\nExecStart=/bin/sh -c 'hostname flint-uts-test && hostname'\n",
+    );
+    let log = run_to_end(&tree, "uts.service");
+    assert_eq!(output(&log, "uts.service"), ["flint-uts-test"], "{log}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        before
+    );
+}
+
+#[test]
+fn dynamic_user_implies_a_read_only_system_and_a_private_tmp() {
+    if !ready("switching to a dynamic user") {
+        return;
+    }
+    let tree = open_tree();
+    let open = tree.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::write("/tmp/flint-dynamic-host-visible", "").unwrap();
+    let state = format!("flint-dynamic-{}", std::process::id());
+    tree.write(
+        "dyn.service",
+        &format!(
+            "[Service]\nType=oneshot\nDynamicUser=yes\nStateDirectory={state}\n\
+             ExecStart={}\n\
+             ExecStart=/bin/sh -c 'test -e /tmp/flint-dynamic-host-visible && echo host-tmp-seen || echo host-tmp-hidden'\n",
+            writable_probe(&[&open.display().to_string(), "/tmp", &format!("/var/lib/{state}")])
+        ),
+    );
+    let log = run_to_end(&tree, "dyn.service");
+    assert_eq!(
+        output(&log, "dyn.service"),
+        [
+            format!("R {}", open.display()),
+            "W /tmp".into(),
+            format!("W /var/lib/{state}"),
+            "host-tmp-hidden".into()
+        ],
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(format!("/var/lib/{state}"));
+    let _ = std::fs::remove_file("/tmp/flint-dynamic-host-visible");
+}
+
+#[test]
+fn a_missing_path_fails_the_start_with_namespace_and_a_dash_lets_it_go() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    tree.write(
+        "missing.service",
+        "[Service]\nType=oneshot\nReadOnlyPaths=/nonexistent-flint-path\nExecStart=/bin/true\n",
+    );
+    let log = run_to_end(&tree, "missing.service");
+    assert!(log.contains("226"), "{log}");
+    assert!(log.contains("missing.service: Failed with result"), "{log}");
+    tree.write(
+        "optional.service",
+        "[Service]\nType=oneshot\nReadOnlyPaths=-/nonexistent-flint-path\nExecStart=/bin/true\n",
+    );
+    let log = run_to_end(&tree, "optional.service");
+    assert!(
+        log.contains("optional.service: Deactivated successfully"),
+        "{log}"
+    );
+}
+
+#[test]
+fn accept_yes_instances_each_get_a_private_tmp_that_goes_with_them() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    let port = free_port();
+    let name = format!("ptmp{}", std::process::id());
+    tree.write(
+        &format!("{name}.socket"),
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    );
+    tree.write(
+        &format!("{name}@.service"),
+        "[Service]\nStandardInput=socket\nPrivateTmp=yes\nExecStart=/bin/sh -c 'ls -A /tmp | wc -l; touch /tmp/mine'\n",
+    );
+    let flint = Flint::run(&tree, &[&format!("{name}.socket")]);
+    for _ in 0..10 {
+        let mut s = common::connect(port);
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert_eq!(
+            answer.trim(),
+            "0",
+            "each instance starts with an empty /tmp"
+        );
+    }
+    let leftover = || {
+        std::fs::read_dir("/tmp")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains(&name))
+            .count()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || (leftover() == 0).then_some(())).is_some(),
+        "{} private directories left\n{}",
+        leftover(),
+        flint.log()
+    );
+}
