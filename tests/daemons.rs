@@ -263,9 +263,14 @@ fn saned_answers_the_sane_net_handshake_per_connection() {
         assert_eq!(status, 0, "SANE_STATUS_GOOD\n{}", flint.log());
         assert_eq!(version >> 24, 1, "a SANE 1 server: {version:#x}");
     }
-    // Each connection had its own instance, named as systemd names it.
+    // Each connection had its own instance, named as systemd names it
+    // (flint logs a start once the spawn is back, which may be after the
+    // instance answered).
+    let started = wait_for(Duration::from_secs(10), || {
+        (flint.log().matches("started /usr/sbin/saned").count() >= 3).then_some(())
+    });
     let log = flint.log();
-    assert!(log.matches("started /usr/sbin/saned").count() >= 3, "{log}");
+    assert!(started.is_some(), "{log}");
     assert!(
         log.contains(&format!("-127.0.0.1:{port}-127.0.0.1:")),
         "{log}"

@@ -159,11 +159,13 @@ fn lanes() -> Vec<Vec<Step>> {
                 ("exec-capabilityboundingset-reset.service", OK),
                 ("exec-capabilityboundingset-merge.service", OK),
                 ("exec-capabilityboundingset-invert.service", OK),
-                // test_exec_privatedevices: only what it does to the
-                // bounding set (flint makes no private /dev);
-                // test_exec_protectkernelmodules, test_exec_protectkernellogs
+                // test_exec_privatedevices (what it does to the bounding
+                // set), test_exec_protectkernelmodules,
+                // test_exec_protectkernellogs
                 ("exec-privatedevices-yes-capability-mknod.service", OK),
+                ("exec-privatedevices-no-capability-mknod.service", OK),
                 ("exec-privatedevices-yes-capability-sys-rawio.service", OK),
+                ("exec-privatedevices-no-capability-sys-rawio.service", OK),
                 ("exec-protectkernelmodules-no-capabilities.service", OK),
                 ("exec-protectkernelmodules-yes-capabilities.service", OK),
                 ("exec-protectkernellogs-no-capabilities.service", OK),
@@ -334,6 +336,7 @@ fn can_unshare() -> bool {
 }
 
 /// The units of the namespace tests (test_exec_privatetmp,
+/// test_exec_privatedevices,
 /// test_exec_privatenetwork, test_exec_protecthome,
 /// test_exec_protectkernelmodules, test_exec_readonlypaths,
 /// test_exec_readwritepaths, test_exec_inaccessiblepaths,
@@ -393,6 +396,16 @@ fn namespace_lanes() -> Vec<Vec<Step>> {
         }]);
     }
     if !in_container() {
+        lanes.push(vec![Step {
+            units: &[
+                ("exec-privatedevices-yes.service", OK),
+                ("exec-privatedevices-no.service", OK),
+                ("exec-privatedevices-disabled-by-prefix.service", OK),
+                ("exec-privatedevices-yes-with-group.service", OK),
+            ],
+            env: &[],
+            setup: no_setup,
+        }]);
         lanes.push(vec![Step {
             units: &[(
                 "exec-protectkernelmodules-yes-mount-propagation.service",
@@ -471,8 +484,16 @@ const SKIPPED: &[(&str, &str)] = &[
     ),
     ("exec-personality-", "another architecture's personality"),
     (
-        "exec-privatedevices",
-        "a private /dev (PrivateDevices=; the capability drops of the -yes- units run above)",
+        "exec-privatedevices-yes",
+        "run above where namespaces may be made, outside containers",
+    ),
+    (
+        "exec-privatedevices-no",
+        "run above where namespaces may be made, outside containers",
+    ),
+    (
+        "exec-privatedevices-disabled-by-prefix",
+        "run above where namespaces may be made, outside containers",
     ),
     ("exec-restrictnamespaces", "seccomp (RestrictNamespaces=)"),
     (

@@ -414,3 +414,100 @@ fn accept_yes_instances_each_get_a_private_tmp_that_goes_with_them() {
         flint.log()
     );
 }
+
+#[test]
+fn a_socket_units_own_commands_run_in_its_sandbox() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    let port = free_port();
+    let marker = format!("/tmp/flint-socket-host-visible-{}", std::process::id());
+    std::fs::write(&marker, "").unwrap();
+    tree.write(
+        "boxed.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{port}\nPrivateTmp=yes\nProtectSystem=strict\n\
+             ExecStartPre=/bin/sh -c 'test -e {marker} && echo host-tmp-seen || echo host-tmp-hidden; {}'\n",
+            writable_probe(&["/usr"]).trim_start_matches("/bin/sh -c '").trim_end_matches('\'')
+        ),
+    );
+    tree.write("boxed.service", "[Service]\nExecStart=/bin/true\n");
+    let flint = Flint::run(&tree, &["boxed.socket"]);
+    let log = flint.log();
+    assert_eq!(
+        output(&log, "boxed.socket"),
+        ["host-tmp-hidden", "R /usr"],
+        "{log}"
+    );
+    let _ = std::fs::remove_file(&marker);
+}
+
+#[test]
+fn private_devices_leave_the_pseudo_devices_and_a_working_pty() {
+    if !ready("mount namespaces") || !common::require("python3", "the pty check") {
+        return;
+    }
+    let tree = open_tree();
+    tree.write(
+        "devs.service",
+        "[Service]\nType=oneshot\nPrivateDevices=yes\n\
+         ExecStart=/bin/sh -c 'echo $$(ls /dev); echo hi > /dev/null && echo null-ok; head -c 4 /dev/urandom | wc -c; test -w /dev/shm && echo shm-ok'\n\
+         ExecStart=/usr/bin/python3 -c 'import os; m, s = os.openpty(); print(\"pty\", os.ttyname(s).startswith(\"/dev/pts/\"))'\n",
+    );
+    let log = run_to_end(&tree, "devs.service");
+    let out = output(&log, "devs.service");
+    assert_eq!(out.len(), 5, "{log}");
+    let listed: Vec<&str> = out[0].split_whitespace().collect();
+    let allowed = [
+        "fd",
+        "full",
+        "hugepages",
+        "log",
+        "mqueue",
+        "net",
+        "null",
+        "ptmx",
+        "pts",
+        "random",
+        "shm",
+        "stderr",
+        "stdin",
+        "stdout",
+        "tty",
+        "urandom",
+        "zero",
+    ];
+    for name in [
+        "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty",
+        "urandom", "zero",
+    ] {
+        assert!(listed.contains(&name), "/dev lacks {name}: {listed:?}");
+    }
+    for name in &listed {
+        assert!(allowed.contains(name), "/dev has {name}: {listed:?}");
+    }
+    assert_eq!(out[1..], ["null-ok", "4", "shm-ok", "pty True"], "{log}");
+}
+
+#[test]
+fn what_a_service_with_private_mounts_mounts_stays_its_own() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    let dir = Path::new("/run").join(format!("flint-private-mounts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    tree.write(
+        "mounter.service",
+        &format!(
+            "[Service]\nType=oneshot\nPrivateMounts=yes\nExecStart=/bin/sh -c 'mount -t tmpfs tmpfs {d} && grep -c \" {d} \" /proc/self/mountinfo'\n"
+        ),
+    );
+    let log = run_to_end(&tree, "mounter.service");
+    assert_eq!(output(&log, "mounter.service"), ["1"], "{log}");
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host.contains(&format!(" {d} ")), "{host}");
+    let _ = std::fs::remove_dir(&dir);
+}

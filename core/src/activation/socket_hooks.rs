@@ -510,10 +510,26 @@ async fn socket_commands(
     running: &CommandPid,
 ) -> Result<(), String> {
     let timeout = unit.get_usec("Socket", "TimeoutSec").unwrap_or(90_000_000);
+    // `PrivateTmp=`: one private /tmp for the commands of this list,
+    // removed after the last (systemd keeps one for the socket's whole
+    // activation).
+    let private_tmp = if unit.commands("Socket", key).is_empty()
+        || !crate::service::sandbox::wants_private_tmp(unit, "Socket")
+        || !crate::service::sandbox::can_make_namespaces()
+    {
+        None
+    } else {
+        Some(
+            crate::service::sandbox::PrivateTmp::create(unit.id.as_str())
+                .map_err(|e| format!("{key}=: {e}"))?,
+        )
+    };
+    let _remove = private_tmp.clone().map(RemoveTmp);
     for cmd in unit.commands("Socket", key) {
         let inputs = SpawnInputs {
             user_mode: ctx.user_mode,
             extra_env: vec![("INVOCATION_ID".into(), ctx.invocation.clone())],
+            private_tmp: private_tmp.clone(),
             ..Default::default()
         };
         let prepared = exec::prepare(unit, "Socket", cmd, &inputs)
@@ -564,6 +580,15 @@ async fn socket_commands(
         }
     }
     Ok(())
+}
+
+/// Removes a private /tmp when dropped.
+struct RemoveTmp(crate::service::sandbox::PrivateTmp);
+
+impl Drop for RemoveTmp {
+    fn drop(&mut self) {
+        self.0.remove();
+    }
 }
 
 /// What every command of one socket activation shares.

@@ -1,8 +1,8 @@
 //! The sandbox settings that take namespaces, worked out before the spawn:
 //! `PrivateTmp=`, `ProtectSystem=`, `ProtectHome=`, `ReadWritePaths=`,
-//! `ReadOnlyPaths=`, `InaccessiblePaths=`, `BindPaths=`,
+//! `ReadOnlyPaths=`, `InaccessiblePaths=`, `BindPaths=`, `PrivateDevices=`,
 //! `BindReadOnlyPaths=`, `ProtectKernelTunables=`, `ProtectKernelModules=`,
-//! `ProtectKernelLogs=`, `ProtectControlGroups=`, `PrivateNetwork=`,
+//! `ProtectKernelLogs=`, `ProtectControlGroups=`, `PrivateMounts=`, `PrivateNetwork=`,
 //! `PrivateIPC=` and `ProtectHostname=`, and what `DynamicUser=` implies.
 //!
 //! As systemd's `namespace.c`, every setting becomes mount entries (a path
@@ -56,6 +56,7 @@ enum Mode {
     Bind,
     BindRecursive,
     PrivateTmp,
+    PrivateDev,
     ReadOnly,
     ReadWrite,
     Tmpfs,
@@ -273,6 +274,8 @@ fn below_root(root: Option<&Path>, p: &Path) -> PathBuf {
 pub fn is_sandboxed(unit: &Unit, section: &str) -> bool {
     [
         "PrivateTmp",
+        "PrivateDevices",
+        "PrivateMounts",
         "PrivateNetwork",
         "PrivateIPC",
         "ProtectHostname",
@@ -381,6 +384,13 @@ fn entries(
             e.source = Some(src.clone());
             out.push(e);
         }
+    }
+    if on(unit, section, "PrivateDevices") {
+        out.push(Entry::new(
+            below_root(root, Path::new("/dev")),
+            Mode::PrivateDev,
+            false,
+        ));
     }
     let table = |list: &[(&str, Mode, bool)], out: &mut Vec<Entry>| {
         for (p, mode, ignore) in list {
@@ -607,6 +617,7 @@ pub fn plan(
         optional: true,
     };
     let list = entries(unit, section, root, private_tmp, writable)?;
+    plan.mount = on(unit, section, "PrivateMounts");
     if !list.is_empty() {
         plan.mount = true;
         plan.optional = !list
@@ -615,6 +626,147 @@ pub fn plan(
         plan.mounts = mount_ops(list, &mount_table())?;
     }
     Ok((!plan.is_empty()).then_some(plan))
+}
+
+/// The flags of the mount `p` is on.
+fn flags_at(mounts: &[Mounted], p: &Path) -> libc::c_ulong {
+    mounts
+        .iter()
+        .rev()
+        .filter(|m| p.starts_with(&m.path))
+        .max_by_key(|m| m.path.components().count())
+        .map_or(0, |m| m.flags)
+}
+
+/// The device nodes a private /dev keeps of the host's (systemd's
+/// `mount_private_dev()`); `/dev/ptmx` too where it is a node.
+const DEV_NODES: &[&str] = &[
+    "null", "zero", "full", "random", "urandom", "tty", "net/tun",
+];
+
+/// `PrivateDevices=`: a tmpfs on `dev` holding copies of the host's
+/// `/dev/pts`, `/dev/shm`, `/dev/mqueue` and `/dev/hugepages` mounts, bind
+/// mounts of the pseudo devices (no disks, no `/dev/kmsg`), `/dev/log`, and
+/// the `/dev/fd` and `/dev/std*` links. What the host's `/dev` gives is
+/// taken (`open_tree()`) before the tmpfs covers it. Returns the steps and
+/// the mounts that make up the new /dev.
+fn private_dev(
+    dev: &Path,
+    mounts: &[Mounted],
+) -> Result<(Vec<MountOp>, Vec<Mounted>), SandboxError> {
+    let host = Path::new("/dev");
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    let mut made = vec![Mounted {
+        path: dev.to_path_buf(),
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+    }];
+    let mut slot = 0;
+    let mut keep = |src: PathBuf,
+                    dst: PathBuf,
+                    dir: bool,
+                    after: &mut Vec<MountOp>|
+     -> Result<(), SandboxError> {
+        before.push(MountOp::Detach {
+            src: cstr(&src)?,
+            slot,
+            optional: true,
+        });
+        if let Some(parent) = dst.parent().filter(|p| *p != dev) {
+            after.push(MountOp::Create {
+                path: cstr(parent)?,
+                file: false,
+            });
+        }
+        after.push(MountOp::Create {
+            path: cstr(&dst)?,
+            file: !dir,
+        });
+        after.push(MountOp::Attach {
+            slot,
+            dst: cstr(&dst)?,
+        });
+        made.push(Mounted {
+            flags: flags_at(mounts, &src),
+            path: dst,
+        });
+        slot += 1;
+        Ok(())
+    };
+    for sub in ["pts", "shm", "mqueue", "hugepages"] {
+        let src = host.join(sub);
+        if std::fs::metadata(&src).is_ok_and(|m| m.is_dir()) {
+            keep(src, dev.join(sub), true, &mut after)?;
+        }
+    }
+    match std::fs::symlink_metadata(host.join("ptmx")) {
+        Ok(m) if m.file_type().is_symlink() => after.push(MountOp::Symlink {
+            target: CString::from(c"pts/ptmx"),
+            path: cstr(&dev.join("ptmx"))?,
+        }),
+        Ok(m) => {
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            if m.file_type().is_char_device() {
+                after.push(MountOp::Mknod {
+                    path: cstr(&dev.join("ptmx"))?,
+                    mode: libc::S_IFCHR | 0o666,
+                    dev: m.rdev(),
+                });
+            }
+        }
+        Err(_) => {}
+    }
+    for node in DEV_NODES {
+        let src = host.join(node);
+        if std::fs::symlink_metadata(&src).is_ok() {
+            keep(src, dev.join(node), false, &mut after)?;
+        }
+    }
+    // /dev/log: the host's logging socket, or where journald would have it.
+    let log = host.join("log");
+    match std::fs::symlink_metadata(&log) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = std::fs::read_link(&log).map_err(|source| SandboxError::Io {
+                what: "reading",
+                path: log.clone(),
+                source,
+            })?;
+            after.push(MountOp::Symlink {
+                target: cstr(&target)?,
+                path: cstr(&dev.join("log"))?,
+            });
+        }
+        Ok(_) => keep(log, dev.join("log"), false, &mut after)?,
+        Err(_) => after.push(MountOp::Symlink {
+            target: CString::from(c"/run/systemd/journal/dev-log"),
+            path: cstr(&dev.join("log"))?,
+        }),
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        after.push(MountOp::Symlink {
+            target: CString::new(target).map_err(|_| SandboxError::Nul)?,
+            path: cstr(&dev.join(name))?,
+        });
+    }
+    if slot > crate::spawn::NAMESPACE_SLOTS {
+        return Err(SandboxError::Io {
+            what: "keeping",
+            path: host.to_path_buf(),
+            source: io::Error::from(io::ErrorKind::OutOfMemory),
+        });
+    }
+    before.push(MountOp::Tmpfs {
+        dst: cstr(dev)?,
+        flags: libc::MS_NOSUID | libc::MS_STRICTATIME | libc::MS_NOEXEC,
+        data: CString::from(c"mode=0755,size=4m,nr_inodes=64k"),
+    });
+    before.extend(after);
+    Ok((before, made))
 }
 
 /// Sorts, merges and resolves the entries, then lists the mount steps.
@@ -646,11 +798,13 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
             prev.read_only |= e.read_only;
             continue;
         }
-        // Nothing below an inaccessible path can be reached.
-        if merged
-            .iter()
-            .any(|m| m.mode == Mode::Inaccessible && e.path.starts_with(&m.path))
-        {
+        // Nothing below an inaccessible path can be reached; below a
+        // private /dev, what may be missing is (`/dev/kmsg` of
+        // `ProtectKernelLogs=`).
+        if merged.iter().any(|m| {
+            e.path.starts_with(&m.path)
+                && (m.mode == Mode::Inaccessible || (m.mode == Mode::PrivateDev && e.ignore))
+        }) {
             continue;
         }
         merged.push(e);
@@ -691,14 +845,6 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                 file,
             });
         }
-        let flags_at = |mounts: &[Mounted], p: &Path| {
-            mounts
-                .iter()
-                .rev()
-                .filter(|m| p.starts_with(&m.path))
-                .max_by_key(|m| m.path.components().count())
-                .map_or(0, |m| m.flags)
-        };
         match e.mode {
             Mode::Inaccessible => {
                 let dir = std::fs::metadata(&e.path).map_or(true, |m| m.is_dir());
@@ -755,6 +901,12 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                     flags,
                 });
                 mounts.extend(carried);
+            }
+            Mode::PrivateDev => {
+                let (dev_ops, dev_mounts) = private_dev(&e.path, &mounts)?;
+                ops.extend(dev_ops);
+                mounts.retain(|m| !m.path.starts_with(&e.path));
+                mounts.extend(dev_mounts);
             }
             Mode::ReadOnly | Mode::ReadWrite | Mode::ReadWriteImplicit => {
                 if !is_mount_point(&mounts, &e.path) {
@@ -851,6 +1003,16 @@ mod tests {
                         path.to_string_lossy()
                     )
                 }
+                MountOp::Detach { src, slot, .. } => {
+                    format!("detach {} {slot}", src.to_string_lossy())
+                }
+                MountOp::Attach { slot, dst } => format!("attach {slot} {}", dst.to_string_lossy()),
+                MountOp::Mknod { path, .. } => format!("mknod {}", path.to_string_lossy()),
+                MountOp::Symlink { target, path } => format!(
+                    "symlink {} {}",
+                    target.to_string_lossy(),
+                    path.to_string_lossy()
+                ),
                 MountOp::SetAttr {
                     path, attr, below, ..
                 } => format!(
@@ -902,6 +1064,27 @@ mod tests {
         list.push(Entry::new("/", Mode::ReadWriteImplicit, false));
         let ops = describe(&mount_ops(list, &t).unwrap());
         assert_eq!(ops, ["attr / 0x1"]);
+    }
+
+    #[test]
+    fn a_private_dev_takes_what_it_keeps_before_covering_dev() {
+        let t = table(&[("/", 0), ("/dev", libc::MS_NOSUID), ("/dev/pts", 0)]);
+        let mut dev = Entry::new("/dev", Mode::PrivateDev, false);
+        dev.read_only = false;
+        let kmsg = Entry::new("/dev/kmsg", Mode::Inaccessible, true);
+        let ops = describe(&mount_ops(vec![dev, kmsg], &t).unwrap());
+        let tmpfs = ops.iter().position(|o| o == "tmpfs /dev").unwrap();
+        assert!(
+            ops[..tmpfs].iter().all(|o| o.starts_with("detach ")),
+            "{ops:#?}"
+        );
+        assert!(ops.contains(&"attach 0 /dev/pts".to_string()), "{ops:#?}");
+        assert!(
+            ops.contains(&"symlink /proc/self/fd /dev/fd".to_string()),
+            "{ops:#?}"
+        );
+        // ProtectKernelLogs='s /dev/kmsg is not in the private /dev.
+        assert!(!ops.iter().any(|o| o.contains("kmsg")), "{ops:#?}");
     }
 
     #[test]

@@ -42,7 +42,10 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
-pub use namespace::{ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, MountOp, NamespacePlan};
+pub use namespace::{
+    ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, MountOp, NamespacePlan,
+    SLOTS as NAMESPACE_SLOTS,
+};
 pub use resolve::{DEFAULT_SEARCH_PATH, resolve_executable};
 
 use child::{ChildContext, ListenPidSlot, PidSlot};

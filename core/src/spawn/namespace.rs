@@ -19,6 +19,11 @@ struct MountAttr {
     userns_fd: u64,
 }
 
+/// `open_tree(2)`: a copy of the mount, not the mount itself.
+const OPEN_TREE_CLONE: c_int = 1;
+/// `move_mount(2)`: the source is the fd itself.
+const MOVE_MOUNT_F_EMPTY_PATH: c_ulong = 0x4;
+
 /// `MOUNT_ATTR_*` bits of `mount_setattr(2)`.
 pub const ATTR_RDONLY: u64 = 0x1;
 pub const ATTR_NOSUID: u64 = 0x2;
@@ -64,6 +69,29 @@ pub enum MountOp {
         flags: c_ulong,
         data: CString,
     },
+    /// `open_tree(src, OPEN_TREE_CLONE)`: a detached copy of what is
+    /// mounted at `src` (a directory or a single node), held in `slot`
+    /// until [`MountOp::Attach`]. With `optional`, a missing `src` leaves
+    /// the slot empty. `PrivateDevices=` takes what it keeps of the host's
+    /// `/dev` this way before covering it.
+    Detach {
+        src: CString,
+        slot: usize,
+        optional: bool,
+    },
+    /// `move_mount()` of the copy in `slot` onto `dst`; an empty slot does
+    /// nothing.
+    Attach { slot: usize, dst: CString },
+    /// `symlink(target, path)`.
+    Symlink { target: CString, path: CString },
+    /// `mknod(path, mode, dev)`, then `chmod(path, mode)` (past the
+    /// umask): `/dev/ptmx`, which finds its `pts` beside the node it is
+    /// opened through, so a bind mount of the host's node will not do.
+    Mknod {
+        path: CString,
+        mode: libc::mode_t,
+        dev: libc::dev_t,
+    },
     /// Sets attributes on the mount at `path` (not those below it). With
     /// `below`, `path` is a mount found beneath an entry, which a later
     /// mount may have hidden: then a missing path or one that is no longer
@@ -83,6 +111,9 @@ impl NamespacePlan {
         !self.network && !self.ipc && !self.uts && !self.mount
     }
 }
+
+/// How many detached copies one plan may hold at once.
+pub const SLOTS: usize = 16;
 
 /// What failed, for the exit status: the network namespace (225/NETWORK)
 /// or another (226/NAMESPACE).
@@ -183,8 +214,10 @@ unsafe fn loopback_up() -> Result<(), c_int> {
 /// leaves it (`MountFlags=` unset).
 unsafe fn mounts(ops: &[MountOp]) -> Result<(), c_int> {
     let null = ptr::null::<c_char>();
-    // SAFETY: (whole function) mount() and mount_setattr() with
-    // NUL-terminated paths from the plan or static strings.
+    let mut slots: [c_int; SLOTS] = [-1; SLOTS];
+    // SAFETY: (whole function) mount(), mount_setattr(), open_tree(),
+    // move_mount(), mkdir(), symlink() and close() with NUL-terminated
+    // paths from the plan or static strings, and fds this function owns.
     unsafe {
         if libc::syscall(
             libc::SYS_mount,
@@ -199,6 +232,77 @@ unsafe fn mounts(ops: &[MountOp]) -> Result<(), c_int> {
         }
         for op in ops {
             match op {
+                MountOp::Detach {
+                    src,
+                    slot,
+                    optional,
+                } => {
+                    let fd = libc::syscall(
+                        libc::SYS_open_tree,
+                        libc::AT_FDCWD,
+                        src.as_ptr(),
+                        (OPEN_TREE_CLONE | libc::O_CLOEXEC) as libc::c_uint,
+                    );
+                    if fd < 0 {
+                        if !(*optional && errno() == libc::ENOENT) {
+                            return Err(errno());
+                        }
+                    } else if let Some(s) = slots.get_mut(*slot) {
+                        *s = c_int::try_from(fd).unwrap_or(-1);
+                    }
+                }
+                MountOp::Attach { slot, dst } => {
+                    let Some(fd) = slots.get_mut(*slot).filter(|fd| **fd >= 0) else {
+                        continue;
+                    };
+                    let r = libc::syscall(
+                        libc::SYS_move_mount,
+                        *fd,
+                        c"".as_ptr(),
+                        libc::AT_FDCWD,
+                        dst.as_ptr(),
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    );
+                    libc::syscall(libc::SYS_close, *fd);
+                    *fd = -1;
+                    if r < 0 {
+                        return Err(errno());
+                    }
+                }
+                MountOp::Mknod { path, mode, dev } => {
+                    if libc::syscall(
+                        libc::SYS_mknodat,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        *mode,
+                        *dev,
+                    ) < 0
+                        && errno() != libc::EEXIST
+                    {
+                        return Err(errno());
+                    }
+                    if libc::syscall(
+                        libc::SYS_fchmodat,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        *mode & 0o7777,
+                    ) < 0
+                    {
+                        return Err(errno());
+                    }
+                }
+                MountOp::Symlink { target, path } => {
+                    if libc::syscall(
+                        libc::SYS_symlinkat,
+                        target.as_ptr(),
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                    ) < 0
+                        && errno() != libc::EEXIST
+                    {
+                        return Err(errno());
+                    }
+                }
                 MountOp::Create { path, file } => {
                     let r = if *file {
                         let fd = libc::syscall(

@@ -1581,7 +1581,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "OTHER",
     ),
     d(S::Exec, "PrivateTmp", G::Bool, K::Single, E, "BOOLEAN"),
-    d(S::Exec, "PrivateDevices", G::Bool, K::Single, N, "BOOLEAN"),
+    d(S::Exec, "PrivateDevices", G::Bool, K::Single, E, "BOOLEAN"),
     d(
         S::Exec,
         "ProtectKernelTunables",
@@ -1627,7 +1627,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d(S::Exec, "LogNamespace", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "PrivateNetwork", G::Bool, K::Single, E, "BOOLEAN"),
     d(S::Exec, "PrivateUsers", G::Bool, K::Single, N, "BOOLEAN"),
-    d(S::Exec, "PrivateMounts", G::Bool, K::Single, N, "BOOLEAN"),
+    d(S::Exec, "PrivateMounts", G::Bool, K::Single, E, "BOOLEAN"),
     d(S::Exec, "PrivateIPC", G::Bool, K::Single, E, "BOOLEAN"),
     d(S::Exec, "ProtectSystem", G::Raw, K::Single, E, "OTHER"),
     d(S::Exec, "ProtectHome", G::Raw, K::Single, E, "OTHER"),
