@@ -295,21 +295,132 @@ fn protect_home_and_inaccessible_paths_hide_what_they_name() {
 }
 
 #[test]
-fn protect_hostname_keeps_a_changed_name_inside_the_service() {
+fn protect_hostname_keeps_the_hosts_name_from_the_service() {
     if !ready("UTS namespaces") || !common::require("hostname", "the service") {
         return;
     }
     let before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let tree = open_tree();
+    // A UTS namespace of its own, and sethostname() refused (EPERM), as
+    // systemd does both.
     tree.write(
         "uts.service",
-        "[Service]\nType=oneshot\nProtectHostname=yes\nExecStart=/bin/sh -c 'hostname flint-uts-test && hostname'\n",
+        "[Service]\nType=oneshot\nProtectHostname=yes\nExecStart=/bin/sh -c 'hostname flint-uts-test 2>/dev/null && echo changed || echo refused; readlink /proc/self/ns/uts'\n",
     );
     let log = run_to_end(&tree, "uts.service");
-    assert_eq!(output(&log, "uts.service"), ["flint-uts-test"], "{log}");
+    let out = output(&log, "uts.service");
+    assert_eq!(out.first().map(String::as_str), Some("refused"), "{log}");
+    let host_uts = std::fs::read_link("/proc/self/ns/uts").unwrap();
+    assert_ne!(out.get(1).map(Path::new), Some(host_uts.as_path()), "{log}");
     assert_eq!(
         std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
         before
+    );
+}
+
+/// A probe of what the seccomp settings refuse: each line is a name and
+/// `ok` or the errno's name.
+const SECCOMP_PROBE: &str = r#"import ctypes, errno, mmap, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def t(name, f):
+    try:
+        f()
+        print(name, "ok")
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno, e.errno))
+def c(name, r):
+    print(name, "ok" if r != -1 else errno.errorcode.get(ctypes.get_errno()))
+t("inet6", lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close())
+t("unix", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close())
+t("wx-mmap", lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_WRITE | mmap.PROT_EXEC))
+t("rw-mmap", lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_WRITE | mmap.PROT_READ))
+t("fifo", lambda: os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1)))
+t("suid", lambda: os.chmod(sys.argv[1], 0o4755))
+c("personality-query", libc.personality(0xffffffff))
+c("personality-linux32", libc.personality(0x0008))
+c("adjtimex-query", libc.adjtimex(ctypes.create_string_buffer(512)))
+status = open("/proc/self/status").read().split("\n")
+print(" ".join(l.replace(":\t", "=") for l in status if l.startswith(("NoNewPrivs", "Seccomp:"))))
+"#;
+
+#[test]
+fn the_seccomp_settings_refuse_what_they_name_and_nothing_else() {
+    if !ready("switching users and changing the scheduler")
+        || !common::require("python3", "the probe")
+    {
+        return;
+    }
+    let tree = open_tree();
+    let probe = tree.write("probe.py", SECCOMP_PROBE);
+    let target = tree.write("target", "");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let settings = "RestrictAddressFamilies=AF_UNIX AF_INET\nMemoryDenyWriteExecute=yes\nRestrictRealtime=yes\nRestrictSUIDSGID=yes\nLockPersonality=yes\nProtectClock=yes\n";
+    let exec = format!(
+        "ExecStart=/usr/bin/python3 {} {}\n",
+        probe.display(),
+        target.display()
+    );
+    tree.write("plain.service", &format!("[Service]\nType=oneshot\n{exec}"));
+    tree.write(
+        "filtered.service",
+        &format!("[Service]\nType=oneshot\n{settings}{exec}"),
+    );
+    tree.write(
+        "filtered-user.service",
+        &format!("[Service]\nType=oneshot\nUser=nobody\n{settings}{exec}"),
+    );
+    // Without the settings, root may do all of it.
+    let log = run_to_end(&tree, "plain.service");
+    assert_eq!(
+        output(&log, "plain.service"),
+        [
+            "inet6 ok",
+            "unix ok",
+            "wx-mmap ok",
+            "rw-mmap ok",
+            "fifo ok",
+            "suid ok",
+            "personality-query ok",
+            "personality-linux32 ok",
+            "adjtimex-query ok",
+            "NoNewPrivs=0 Seccomp=0",
+        ],
+        "{log}"
+    );
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let log = run_to_end(&tree, "filtered.service");
+    assert_eq!(
+        output(&log, "filtered.service"),
+        [
+            "inet6 EAFNOSUPPORT",
+            "unix ok",
+            "wx-mmap EPERM",
+            "rw-mmap ok",
+            "fifo EPERM",
+            "suid EPERM",
+            "personality-query ok",
+            "personality-linux32 EPERM",
+            "adjtimex-query EPERM",
+            // Root keeps CAP_SYS_ADMIN: no no-new-privileges implied.
+            "NoNewPrivs=0 Seccomp=2",
+        ],
+        "{log}"
+    );
+    // Another user: the filters imply no-new-privileges; the user may not
+    // chmod the root's file nor change the scheduler anyway, so those two
+    // are EPERM either way.
+    let log = run_to_end(&tree, "filtered-user.service");
+    let out = output(&log, "filtered-user.service");
+    assert_eq!(
+        out.first().map(String::as_str),
+        Some("inet6 EAFNOSUPPORT"),
+        "{log}"
+    );
+    assert!(out.contains(&"wx-mmap EPERM".to_string()), "{log}");
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("NoNewPrivs=1 Seccomp=2"),
+        "{log}"
     );
 }
 
@@ -510,4 +621,64 @@ fn what_a_service_with_private_mounts_mounts_stays_its_own() {
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!host.contains(&format!(" {d} ")), "{host}");
     let _ = std::fs::remove_dir(&dir);
+}
+
+#[test]
+fn a_flint_without_privileges_loads_the_filters_and_skips_the_namespaces() {
+    if !ready("runs flint as another user (nobody)")
+        || !common::require("setpriv", "runs flint as another user")
+        || !common::require("python3", "the probe")
+    {
+        return;
+    }
+    let tree = open_tree();
+    let run = tree.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::os::unix::fs::chown(&run, Some(65534), Some(65534)).unwrap();
+    let probe = tree.write("probe.py", SECCOMP_PROBE);
+    let target = tree.write("target", "");
+    tree.write(
+        "unprivileged.service",
+        &format!(
+            "[Service]\nType=oneshot\nRestrictAddressFamilies=AF_UNIX AF_INET\nPrivateTmp=yes\n\
+             ExecStart=/usr/bin/python3 {} {}\n\
+             ExecStart=/bin/sh -c 'test -e {} && echo host-tmp-seen || echo host-tmp-hidden'\n",
+            probe.display(),
+            target.display(),
+            target.display()
+        ),
+    );
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::flint_bin())
+        .args(["run", "--user", "--control"])
+        .arg(run.join("control"))
+        .arg("--unit-dir")
+        .arg(tree.path())
+        .arg("unprivileged.service")
+        .env("HOME", &run)
+        .env("XDG_RUNTIME_DIR", &run);
+    let mut flint = Flint::run_command_until(cmd, "job start");
+    assert!(
+        flint.wait_log("unprivileged.service: Deactivated successfully"),
+        "{}",
+        flint.log()
+    );
+    let log = flint.log();
+    let out = output(&log, "unprivileged.service");
+    // The filter is there, with no-new-privileges, which an unprivileged
+    // process needs to load it; the private /tmp is not (the tree, under
+    // the host's /tmp, stays visible).
+    assert_eq!(
+        out.first().map(String::as_str),
+        Some("inet6 EAFNOSUPPORT"),
+        "{log}"
+    );
+    assert!(out.contains(&"NoNewPrivs=1 Seccomp=2".to_string()), "{log}");
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("host-tmp-seen"),
+        "{log}"
+    );
+    flint.stop();
 }

@@ -61,6 +61,9 @@ pub enum ExecError {
     /// The sandbox's namespaces could not be worked out.
     #[error("failed to set up namespacing: {0}")]
     Sandbox(#[from] super::sandbox::SandboxError),
+    /// The sandbox's seccomp filters could not be built.
+    #[error("failed to set up the seccomp filters: {0}")]
+    Seccomp(#[from] super::seccomp::SeccompError),
 }
 
 impl ExecError {
@@ -74,6 +77,7 @@ impl ExecError {
             ExecError::UnknownIdentity { what: "group", .. } => Some(216),
             ExecError::UnknownIdentity { .. } => Some(217),
             ExecError::Sandbox(_) => Some(226),
+            ExecError::Seccomp(_) => Some(228),
             _ => None,
         }
     }
@@ -1383,6 +1387,19 @@ pub fn prepare(
             if unit.get(section, key).is_none() && (soft, hard) != own {
                 plan.rlimits.push((resource, soft, hard));
             }
+        }
+    }
+    // The seccomp filters, which `+` commands run without. A process that
+    // will not have CAP_SYS_ADMIN may load them only with no-new-privileges,
+    // which they then imply (systemd's `context_has_no_new_privileges()`).
+    if !cmd.full_privileges {
+        plan.seccomp = super::seccomp::filters(unit, section)?;
+        let keeps_sys_admin = match user.as_ref().map(|u| u.uid.as_raw()) {
+            None | Some(0) => super::sandbox::can_make_namespaces(),
+            Some(_) => plan.ambient_capabilities & (1 << 21) != 0,
+        };
+        if !plan.seccomp.is_empty() && !keeps_sys_admin {
+            plan.no_new_privileges = true;
         }
     }
     if let Some(u) = &user {

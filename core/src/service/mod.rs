@@ -7,3 +7,4 @@ pub mod defaults;
 pub mod dynamic_user;
 pub mod exec;
 pub mod sandbox;
+pub mod seccomp;

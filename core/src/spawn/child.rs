@@ -17,6 +17,7 @@
 //! timer slack, personality, the terminal's owner, rlimits, umask, the
 //! sandbox's namespaces (`namespace.rs`), chroot,
 //! setgroups, setresgid, setresuid, chdir, secure bits, no-new-privileges,
+//! the seccomp filters,
 //! `LISTEN_PID` and the other pid variables, clear the signal mask, execve.
 
 use std::ffi::{c_char, c_int, c_long, c_void};
@@ -24,7 +25,7 @@ use std::io;
 use std::ptr;
 
 use super::namespace::{self, NamespacePlan};
-use super::{ChildStep, CpuSched, PassFd, Stdio, TtyAcquire, TtyReset};
+use super::{BpfInsn, ChildStep, CpuSched, PassFd, Stdio, TtyAcquire, TtyReset};
 
 /// What a child that could not exec leaves for the parent: the failed step
 /// (0: none, the exec succeeded) and its errno. The child shares the
@@ -132,6 +133,7 @@ pub(super) struct ChildContext<'a> {
     pub reset_signals: u64,
     pub no_new_privileges: bool,
     pub namespace: Option<&'a NamespacePlan>,
+    pub seccomp: &'a [Vec<BpfInsn>],
     /// Where a failure before exec is written for the parent.
     pub report: *mut Report,
 }
@@ -418,6 +420,24 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             return (ChildStep::NoNewPrivileges, e);
         }
 
+        // The seccomp filters, as close to the exec as may be (systemd's
+        // order), after no-new-privileges, which they need without
+        // CAP_SYS_ADMIN.
+        for program in ctx.seccomp {
+            let prog = SockFprog {
+                len: u16::try_from(program.len()).unwrap_or(u16::MAX),
+                filter: program.as_ptr(),
+            };
+            if let Err(e) = check(libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                0 as c_long,
+                &raw const prog,
+            )) {
+                return (ChildStep::Seccomp, e);
+            }
+        }
+
         if !ctx.pid_slots.is_empty() {
             let pid = libc::syscall(libc::SYS_getpid).unsigned_abs();
             for slot in ctx.pid_slots {
@@ -443,6 +463,16 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
         libc::syscall(libc::SYS_execve, ctx.path, ctx.argv, ctx.envp);
         (ChildStep::Exec, errno())
     }
+}
+
+/// `seccomp(2)`: install a filter.
+const SECCOMP_SET_MODE_FILTER: c_long = 1;
+
+/// `struct sock_fprog`.
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const BpfInsn,
 }
 
 /// `capget`/`capset` version 3: two 32-bit words per set.

@@ -137,6 +137,18 @@ pub struct ExecPlan {
     /// The sandbox's namespaces (`PrivateTmp=`, `ProtectSystem=`,
     /// `PrivateNetwork=`, ...), entered after the resource limits.
     pub namespace: Option<NamespacePlan>,
+    /// Seccomp filters, loaded in order as the last step before exec.
+    pub seccomp: Vec<Vec<BpfInsn>>,
+}
+
+/// One BPF instruction of a seccomp filter (`struct sock_filter`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BpfInsn {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
 }
 
 /// The "destructive" terminal reset systemd does right after `setsid()`, on
@@ -227,6 +239,7 @@ impl ExecPlan {
             cap_last_cap: 40,
             cgroup: None,
             namespace: None,
+            seccomp: Vec::new(),
         }
     }
 }
@@ -336,10 +349,11 @@ pub enum ChildStep {
     Capabilities,
     Namespace,
     Network,
+    Seccomp,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 28] = [
+    const ALL: [ChildStep; 29] = [
         ChildStep::Setsid,
         ChildStep::Stdin,
         ChildStep::Stdout,
@@ -368,6 +382,7 @@ impl ChildStep {
         ChildStep::Capabilities,
         ChildStep::Namespace,
         ChildStep::Network,
+        ChildStep::Seccomp,
     ];
 
     /// systemd's exit code for a failure in this step (`exit-status.h`).
@@ -397,6 +412,7 @@ impl ChildStep {
             ChildStep::Network => 225,
             ChildStep::Namespace => 226,
             ChildStep::NoNewPrivileges => 227,
+            ChildStep::Seccomp => 228,
             ChildStep::Personality => 230,
         }
     }
@@ -428,6 +444,7 @@ impl ChildStep {
             ChildStep::Network => "NETWORK",
             ChildStep::Namespace => "NAMESPACE",
             ChildStep::NoNewPrivileges => "NO_NEW_PRIVILEGES",
+            ChildStep::Seccomp => "SECCOMP",
             ChildStep::Personality => "PERSONALITY",
         }
     }
@@ -468,6 +485,7 @@ impl fmt::Display for ChildStep {
             ChildStep::Capabilities => "setting capabilities",
             ChildStep::Namespace => "setting up mount namespacing",
             ChildStep::Network => "setting up network namespacing",
+            ChildStep::Seccomp => "loading the seccomp filters",
         })
     }
 }
@@ -811,6 +829,7 @@ pub fn spawn_noting_pid(
         reset_signals: child::signals_to_reset(),
         no_new_privileges: plan.no_new_privileges,
         namespace: plan.namespace.as_ref().filter(|n| !n.is_empty()),
+        seccomp: &plan.seccomp,
         report: &raw mut report,
     };
 

@@ -1,0 +1,512 @@
+//! The sandbox settings that systemd enforces with seccomp filters, built
+//! in flint with `seccompiler` (rust-vmm's BPF compiler, made for exactly
+//! this) and loaded by the child as its last step before `execve()`:
+//! `RestrictAddressFamilies=`, `RestrictNamespaces=`,
+//! `MemoryDenyWriteExecute=`, `RestrictRealtime=`, `RestrictSUIDSGID=`,
+//! `LockPersonality=`, `SystemCallArchitectures=`, and the system calls
+//! that `ProtectClock=`, `ProtectKernelModules=`, `ProtectKernelLogs=`,
+//! `ProtectKernelTunables=`, `ProtectHostname=` and `PrivateDevices=` take
+//! away (systemd's `seccomp-util.c`, each with its error number). Each
+//! setting is a filter of its own, as in systemd; the kernel applies the
+//! strictest answer.
+//!
+//! Every filter also refuses system calls of another architecture (the
+//! 32-bit ones of an x86-64 process), as `SystemCallArchitectures=native`
+//! does. `SystemCallFilter=` is not among them yet: its groups need
+//! systemd's tables of several hundred system calls.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond,
+    SeccompFilter, SeccompRule, TargetArch,
+};
+
+use crate::spawn::BpfInsn;
+use crate::unit::load::{Unit, Value};
+
+/// Why the filters could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("{setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+    #[error("building the seccomp filter: {0}")]
+    Build(String),
+    #[error("seccomp filters are not built for this architecture")]
+    Arch,
+}
+
+fn on(unit: &Unit, section: &str, key: &str) -> bool {
+    unit.get_bool(section, key).unwrap_or(false)
+}
+
+fn raw_values<'a>(unit: &'a Unit, section: &str, key: &str) -> Vec<&'a str> {
+    unit.entries(section, key)
+        .iter()
+        .filter_map(|(v, _)| match v {
+            Value::Raw(s) | Value::Str(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn arch() -> Result<TargetArch, SeccompError> {
+    if cfg!(target_arch = "x86_64") {
+        Ok(TargetArch::x86_64)
+    } else if cfg!(target_arch = "aarch64") {
+        Ok(TargetArch::aarch64)
+    } else if cfg!(target_arch = "riscv64") {
+        Ok(TargetArch::riscv64)
+    } else {
+        Err(SeccompError::Arch)
+    }
+}
+
+/// One filter: the listed system calls (each with its rules; none: always)
+/// answer `errno`, everything else is allowed.
+fn deny(rules: Vec<(i64, Vec<SeccompRule>)>, errno: i32) -> Result<Vec<BpfInsn>, SeccompError> {
+    let mut map: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for (nr, r) in rules {
+        map.entry(nr).or_default().extend(r);
+    }
+    let filter = SeccompFilter::new(
+        map,
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno.unsigned_abs()),
+        arch()?,
+    )
+    .map_err(|e| SeccompError::Build(e.to_string()))?;
+    let program: seccompiler::BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| SeccompError::Build(e.to_string()))?;
+    Ok(program
+        .into_iter()
+        .map(|i| BpfInsn {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect())
+}
+
+fn cond(arg: u8, len: Len, op: Op, value: u64) -> Result<Cond, SeccompError> {
+    Cond::new(arg, len, op, value).map_err(|e| SeccompError::Build(e.to_string()))
+}
+
+fn rule(conds: Vec<Cond>) -> Result<SeccompRule, SeccompError> {
+    SeccompRule::new(conds).map_err(|e| SeccompError::Build(e.to_string()))
+}
+
+/// A rule matching when all of `bits` are set in argument `arg`.
+fn bits_set(arg: u8, bits: u64) -> Result<SeccompRule, SeccompError> {
+    rule(vec![cond(arg, Len::Qword, Op::MaskedEq(bits), bits)?])
+}
+
+/// `SYS_*` as the `i64` seccompiler takes (`c_long` is `i64` on the
+/// architectures it builds filters for).
+#[allow(clippy::useless_conversion)]
+fn nr(n: libc::c_long) -> i64 {
+    i64::from(n)
+}
+
+/// Address family names (`AF_*`) and their numbers.
+const FAMILIES: &[(&str, u64)] = &[
+    ("AF_UNIX", 1),
+    ("AF_LOCAL", 1),
+    ("AF_INET", 2),
+    ("AF_AX25", 3),
+    ("AF_IPX", 4),
+    ("AF_APPLETALK", 5),
+    ("AF_NETROM", 6),
+    ("AF_BRIDGE", 7),
+    ("AF_ATMPVC", 8),
+    ("AF_X25", 9),
+    ("AF_INET6", 10),
+    ("AF_ROSE", 11),
+    ("AF_DECnet", 12),
+    ("AF_NETBEUI", 13),
+    ("AF_SECURITY", 14),
+    ("AF_KEY", 15),
+    ("AF_NETLINK", 16),
+    ("AF_ROUTE", 16),
+    ("AF_PACKET", 17),
+    ("AF_ASH", 18),
+    ("AF_ECONET", 19),
+    ("AF_ATMSVC", 20),
+    ("AF_RDS", 21),
+    ("AF_SNA", 22),
+    ("AF_IRDA", 23),
+    ("AF_PPPOX", 24),
+    ("AF_WANPIPE", 25),
+    ("AF_LLC", 26),
+    ("AF_IB", 27),
+    ("AF_MPLS", 28),
+    ("AF_CAN", 29),
+    ("AF_TIPC", 30),
+    ("AF_BLUETOOTH", 31),
+    ("AF_IUCV", 32),
+    ("AF_RXRPC", 33),
+    ("AF_ISDN", 34),
+    ("AF_PHONET", 35),
+    ("AF_IEEE802154", 36),
+    ("AF_CAIF", 37),
+    ("AF_ALG", 38),
+    ("AF_NFC", 39),
+    ("AF_VSOCK", 40),
+    ("AF_KCM", 41),
+    ("AF_QIPCRTR", 42),
+    ("AF_SMC", 43),
+    ("AF_XDP", 44),
+    ("AF_MCTP", 45),
+];
+
+/// `RestrictAddressFamilies=`: the first assignment decides between an
+/// allow list and a deny list (`~`), later ones add to it or take from it,
+/// an empty one resets, `none` allows no family (systemd's
+/// `config_parse_address_families()`). `None`: no restriction.
+fn address_families(values: &[&str]) -> Result<Option<(bool, Vec<u64>)>, SeccompError> {
+    let mut state: Option<(bool, Vec<u64>)> = None;
+    for v in values {
+        let v = v.trim();
+        if v.is_empty() {
+            state = None;
+            continue;
+        }
+        if v == "none" {
+            state = Some((true, Vec::new()));
+            continue;
+        }
+        let (invert, list) = v.strip_prefix('~').map_or((false, v), |r| (true, r));
+        let (allow, set) = state.get_or_insert_with(|| (!invert, Vec::new()));
+        for name in list.split_whitespace() {
+            let Some((_, n)) = FAMILIES.iter().find(|(f, _)| *f == name) else {
+                return Err(SeccompError::Invalid {
+                    setting: "RestrictAddressFamilies",
+                    message: format!("unknown address family '{name}'"),
+                });
+            };
+            // Adding to the list of its own kind, or taking from the other.
+            if *allow == invert {
+                set.retain(|x| x != n);
+            } else if !set.contains(n) {
+                set.push(*n);
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Namespace names and their `CLONE_NEW*` flags.
+const NAMESPACES: &[(&str, u64)] = &[
+    ("cgroup", libc::CLONE_NEWCGROUP as u64),
+    ("ipc", libc::CLONE_NEWIPC as u64),
+    ("net", libc::CLONE_NEWNET as u64),
+    ("mnt", libc::CLONE_NEWNS as u64),
+    ("pid", libc::CLONE_NEWPID as u64),
+    ("user", libc::CLONE_NEWUSER as u64),
+    ("uts", libc::CLONE_NEWUTS as u64),
+];
+
+fn all_namespaces() -> u64 {
+    NAMESPACES.iter().fold(0, |a, (_, f)| a | f)
+}
+
+/// `RestrictNamespaces=`: the namespaces the service may still make, or
+/// `None` when all. A list allows those (a second list adds to it), `~`
+/// takes them away, `yes` allows none, `no` all (systemd's
+/// `config_parse_restrict_namespaces()`); names it does not know are
+/// ignored, as systemd ignores them.
+fn namespaces_allowed(values: &[&str]) -> Option<u64> {
+    let all = all_namespaces();
+    let mut allowed: Option<u64> = None;
+    for v in values {
+        let v = v.trim();
+        if v.is_empty() || v == "no" || v == "false" || v == "0" || v == "off" {
+            allowed = None;
+            continue;
+        }
+        if v == "yes" || v == "true" || v == "1" || v == "on" {
+            allowed = Some(0);
+            continue;
+        }
+        let (invert, list) = v.strip_prefix('~').map_or((false, v), |r| (true, r));
+        let flags = list
+            .split_whitespace()
+            .filter_map(|n| NAMESPACES.iter().find(|(name, _)| *name == n))
+            .fold(0, |a, (_, f)| a | f);
+        allowed = Some(if invert {
+            allowed.unwrap_or(all) & !flags
+        } else {
+            match allowed {
+                None => flags,
+                Some(a) => a | flags,
+            }
+        });
+    }
+    allowed.filter(|a| *a & all != all)
+}
+
+/// Every filter the unit's settings ask for.
+pub fn filters(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompError> {
+    let mut out = Vec::new();
+    let dword = Len::Dword;
+
+    // RestrictAddressFamilies=: socket() of another family fails with
+    // EAFNOSUPPORT.
+    if let Some((allow, list)) =
+        address_families(&raw_values(unit, section, "RestrictAddressFamilies"))?
+    {
+        let rules = if allow {
+            // Every number below, between and above the listed families;
+            // none listed: socket() always fails (an empty chain matches
+            // every call).
+            let mut sorted = list.clone();
+            sorted.sort_unstable();
+            let mut rules = Vec::new();
+            if !sorted.is_empty() {
+                let mut low = 0;
+                for f in &sorted {
+                    for n in low..*f {
+                        rules.push(rule(vec![cond(0, dword.clone(), Op::Eq, n)?])?);
+                    }
+                    low = f + 1;
+                }
+                rules.push(rule(vec![cond(0, dword.clone(), Op::Ge, low)?])?);
+            }
+            rules
+        } else {
+            list.iter()
+                .map(|f| rule(vec![cond(0, dword.clone(), Op::Eq, *f)?]))
+                .collect::<Result<_, _>>()?
+        };
+        if allow || !rules.is_empty() {
+            out.push(deny(
+                vec![(nr(libc::SYS_socket), rules)],
+                libc::EAFNOSUPPORT,
+            )?);
+        }
+    }
+
+    // RestrictNamespaces=: unshare() and clone() with a namespace flag it
+    // does not allow, setns() into one (or of any kind), fail with EPERM;
+    // clone3() with ENOSYS, so that the C library falls back to clone(),
+    // whose flags a filter can read.
+    let ns_values = raw_values(unit, section, "RestrictNamespaces");
+    if let Some(allowed) = namespaces_allowed(&ns_values) {
+        let mut rules = Vec::new();
+        let mut setns = vec![rule(vec![cond(1, dword.clone(), Op::Eq, 0)?])?];
+        for (_, f) in NAMESPACES.iter().filter(|(_, f)| allowed & f == 0) {
+            rules.push((nr(libc::SYS_unshare), vec![bits_set(0, *f)?]));
+            rules.push((nr(libc::SYS_clone), vec![bits_set(clone_flags_arg(), *f)?]));
+            setns.push(rule(vec![cond(1, dword.clone(), Op::Eq, *f)?])?);
+        }
+        rules.push((nr(libc::SYS_setns), setns));
+        out.push(deny(rules, libc::EPERM)?);
+        out.push(deny(
+            vec![(nr(libc::SYS_clone3), Vec::new())],
+            libc::ENOSYS,
+        )?);
+    }
+
+    // MemoryDenyWriteExecute=: no mapping both writable and executable, no
+    // turning a mapping executable, no executable shared memory.
+    if on(unit, section, "MemoryDenyWriteExecute") {
+        let wx = (libc::PROT_WRITE | libc::PROT_EXEC) as u64;
+        let x = libc::PROT_EXEC as u64;
+        out.push(deny(
+            vec![
+                (nr(libc::SYS_mmap), vec![bits_set(2, wx)?]),
+                (nr(libc::SYS_mprotect), vec![bits_set(2, x)?]),
+                (nr(libc::SYS_pkey_mprotect), vec![bits_set(2, x)?]),
+                (
+                    nr(libc::SYS_shmat),
+                    vec![bits_set(2, libc::SHM_EXEC as u64)?],
+                ),
+            ],
+            libc::EPERM,
+        )?);
+    }
+
+    // RestrictRealtime=: no real-time or deadline scheduling policy.
+    if on(unit, section, "RestrictRealtime") {
+        let policy = !(libc::SCHED_RESET_ON_FORK as u64) & 0xffff_ffff;
+        // SCHED_FIFO, SCHED_RR, SCHED_DEADLINE.
+        let rules = [1u64, 2, 6]
+            .iter()
+            .map(|p| rule(vec![cond(1, dword.clone(), Op::MaskedEq(policy), *p)?]))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(deny(
+            vec![(nr(libc::SYS_sched_setscheduler), rules)],
+            libc::EPERM,
+        )?);
+    }
+
+    // RestrictSUIDSGID=: no set-user-ID or set-group-ID file made.
+    if on(unit, section, "RestrictSUIDSGID") {
+        out.push(deny(suid_sgid_rules()?, libc::EPERM)?);
+    }
+
+    // LockPersonality=: personality() may only ask, or set what it is.
+    if on(unit, section, "LockPersonality") {
+        let current = match unit.get(section, "Personality") {
+            Some(Value::U64(p)) => *p,
+            _ => 0,
+        };
+        out.push(deny(
+            vec![(
+                nr(libc::SYS_personality),
+                vec![rule(vec![
+                    cond(0, dword.clone(), Op::Ne, 0xffff_ffff)?,
+                    cond(0, dword.clone(), Op::Ne, current)?,
+                ])?],
+            )],
+            libc::EPERM,
+        )?);
+    }
+
+    // The system calls that the Protect*= settings and PrivateDevices= take
+    // away, each set with EPERM.
+    let mut sets: Vec<Vec<libc::c_long>> = Vec::new();
+    if on(unit, section, "ProtectClock") {
+        sets.push(vec![
+            libc::SYS_adjtimex,
+            libc::SYS_clock_adjtime,
+            libc::SYS_clock_settime,
+            libc::SYS_settimeofday,
+        ]);
+    }
+    if on(unit, section, "ProtectKernelModules") {
+        sets.push(vec![
+            libc::SYS_delete_module,
+            libc::SYS_finit_module,
+            libc::SYS_init_module,
+        ]);
+    }
+    if on(unit, section, "ProtectKernelLogs") {
+        sets.push(vec![libc::SYS_syslog]);
+    }
+    if on(unit, section, "ProtectHostname") {
+        sets.push(vec![libc::SYS_sethostname, libc::SYS_setdomainname]);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if on(unit, section, "ProtectKernelTunables") {
+            sets.push(vec![libc::SYS__sysctl]);
+        }
+        if on(unit, section, "PrivateDevices") {
+            sets.push(vec![libc::SYS_ioperm, libc::SYS_iopl]);
+        }
+    }
+    for set in sets {
+        out.push(deny(
+            set.into_iter().map(|n| (nr(n), Vec::new())).collect(),
+            libc::EPERM,
+        )?);
+    }
+
+    // SystemCallArchitectures=: every filter already refuses calls of
+    // another architecture; `native` alone still needs one loaded.
+    if out.is_empty()
+        && raw_values(unit, section, "SystemCallArchitectures")
+            .iter()
+            .any(|v| !v.trim().is_empty())
+    {
+        out.push(deny(Vec::new(), libc::EPERM)?);
+    }
+    Ok(out)
+}
+
+/// The argument of `clone()` that holds its flags: the first, except on
+/// s390 (not a target here).
+fn clone_flags_arg() -> u8 {
+    0
+}
+
+/// `RestrictSUIDSGID=`: chmod and friends with the set-ID bits, files and
+/// directories created with them.
+fn suid_sgid_rules() -> Result<Vec<(i64, Vec<SeccompRule>)>, SeccompError> {
+    let suid = u64::from(libc::S_ISUID);
+    let sgid = u64::from(libc::S_ISGID);
+    let creat = libc::O_CREAT as u64;
+    let both = |arg: u8| -> Result<Vec<SeccompRule>, SeccompError> {
+        Ok(vec![bits_set(arg, suid)?, bits_set(arg, sgid)?])
+    };
+    let with_create = |flags: u8, mode: u8| -> Result<Vec<SeccompRule>, SeccompError> {
+        Ok(vec![
+            rule(vec![
+                cond(flags, Len::Qword, Op::MaskedEq(creat), creat)?,
+                cond(mode, Len::Qword, Op::MaskedEq(suid), suid)?,
+            ])?,
+            rule(vec![
+                cond(flags, Len::Qword, Op::MaskedEq(creat), creat)?,
+                cond(mode, Len::Qword, Op::MaskedEq(sgid), sgid)?,
+            ])?,
+        ])
+    };
+    #[allow(unused_mut)]
+    let mut rules = vec![
+        (nr(libc::SYS_fchmod), both(1)?),
+        (nr(libc::SYS_fchmodat), both(2)?),
+        (nr(libc::SYS_mkdirat), both(2)?),
+        (nr(libc::SYS_mknodat), both(2)?),
+        (nr(libc::SYS_openat), with_create(2, 3)?),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    rules.extend([
+        (nr(libc::SYS_chmod), both(1)?),
+        (nr(libc::SYS_mkdir), both(1)?),
+        (nr(libc::SYS_mknod), both(1)?),
+        (nr(libc::SYS_open), with_create(1, 2)?),
+        (nr(libc::SYS_creat), both(1)?),
+    ]);
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_family_lists_merge_as_systemds() {
+        assert_eq!(
+            address_families(&["AF_UNIX AF_INET", "AF_INET6"]).unwrap(),
+            Some((true, vec![1, 2, 10]))
+        );
+        assert_eq!(
+            address_families(&["AF_UNIX AF_INET", "~AF_INET"]).unwrap(),
+            Some((true, vec![1]))
+        );
+        assert_eq!(
+            address_families(&["~AF_PACKET", "AF_PACKET"]).unwrap(),
+            Some((false, vec![]))
+        );
+        assert_eq!(address_families(&["AF_UNIX", ""]).unwrap(), None);
+        assert_eq!(address_families(&["none"]).unwrap(), Some((true, vec![])));
+        assert!(address_families(&["AF_NOPE"]).is_err());
+    }
+
+    #[test]
+    fn namespace_lists_merge_as_systemds() {
+        let f = |n: &str| NAMESPACES.iter().find(|(x, _)| *x == n).unwrap().1;
+        // The test-execute units' cases.
+        assert_eq!(namespaces_allowed(&["mnt pid", "~mnt usr"]), Some(f("pid")));
+        assert_eq!(
+            namespaces_allowed(&["mnt pid", "mnt uts"]),
+            Some(f("mnt") | f("pid") | f("uts"))
+        );
+        assert_eq!(
+            namespaces_allowed(&["mnt pid cgroup net uts ipc user", "net"]),
+            None
+        );
+        assert_eq!(namespaces_allowed(&["yes"]), Some(0));
+        assert_eq!(namespaces_allowed(&["no"]), None);
+        assert_eq!(
+            namespaces_allowed(&["~mnt"]),
+            Some(all_namespaces() & !f("mnt"))
+        );
+    }
+}
