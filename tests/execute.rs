@@ -42,6 +42,9 @@ struct Step {
 
 const OK: Expect = Expect::Success(None);
 
+/// Killed by the seccomp filter (`SIGSYS`).
+const SIGSYS: Expect = Expect::Failed("signal", "killed by signal 31");
+
 /// The manager environment test-execute.c sets for the `PassEnvironment=` tests.
 const PASS_VARS: &[(&str, &str)] = &[
     ("VAR1", "word1 word2"),
@@ -388,6 +391,55 @@ fn namespace_lanes() -> Vec<Vec<Step>> {
             },
         ],
     ];
+    // test_exec_systemcallfilter, test_exec_systemcallerrornumber (the
+    // python3 units exit with the errno uname() got), and the system user
+    // units of test_exec_user.
+    lanes.push(vec![Step {
+        units: &[
+            ("exec-systemcallfilter-not-failing.service", OK),
+            ("exec-systemcallfilter-not-failing2.service", OK),
+            ("exec-systemcallfilter-not-failing3.service", OK),
+            ("exec-systemcallfilter-failing.service", SIGSYS),
+            ("exec-systemcallfilter-failing2.service", SIGSYS),
+            ("exec-systemcallfilter-failing3.service", SIGSYS),
+            (
+                "exec-systemcallfilter-with-errno-name.service",
+                Expect::Failed("exit-code", "exited with status 84"),
+            ),
+            (
+                "exec-systemcallfilter-with-errno-number.service",
+                Expect::Failed("exit-code", "exited with status 255"),
+            ),
+            (
+                "exec-systemcallfilter-with-errno-multi.service",
+                Expect::Failed("exit-code", "exited with status 84"),
+            ),
+            (
+                "exec-systemcallfilter-with-errno-in-allow-list.service",
+                Expect::Failed("exit-code", "exited with status 84"),
+            ),
+            (
+                "exec-systemcallfilter-override-error-action.service",
+                SIGSYS,
+            ),
+            (
+                "exec-systemcallfilter-override-error-action2.service",
+                Expect::Failed("exit-code", "exited with status 84"),
+            ),
+            (
+                "exec-systemcallerrornumber-name.service",
+                Expect::Failed("exit-code", "exited with status 13"),
+            ),
+            (
+                "exec-systemcallerrornumber-number.service",
+                Expect::Failed("exit-code", "exited with status 255"),
+            ),
+            ("exec-systemcallfilter-system-user.service", OK),
+            ("exec-systemcallfilter-system-user-nobody.service", OK),
+        ],
+        env: &[],
+        setup: no_setup,
+    }]);
     // test_exec_restrictnamespaces: unshare(1) refused where the unit
     // restricts the namespace (exit status 1).
     lanes.push(vec![Step {
@@ -486,6 +538,10 @@ const SKIPPED: &[(&str, &str)] = &[
     ),
     ("exec-user-nfsnobody", "not this system's nobody user"),
     (
+        "exec-systemcallfilter-system-user-nfsnobody",
+        "not this system's nobody user",
+    ),
+    (
         "exec-runtimedirectory-owner-nfsnobody",
         "not this system's nobody group",
     ),
@@ -524,11 +580,6 @@ const SKIPPED: &[(&str, &str)] = &[
         "exec-specifier-credentials-dir",
         "credentials (LoadCredential=)",
     ),
-    (
-        "exec-systemcallerrornumber",
-        "seccomp (SystemCallErrorNumber=)",
-    ),
-    ("exec-systemcallfilter", "seccomp (SystemCallFilter=)"),
     (
         "exec-temporaryfilesystem",
         "mount namespaces (TemporaryFileSystem=)",

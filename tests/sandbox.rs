@@ -682,3 +682,30 @@ fn a_flint_without_privileges_loads_the_filters_and_skips_the_namespaces() {
     );
     flint.stop();
 }
+
+#[test]
+fn a_service_under_a_usual_system_call_filter_runs_and_is_refused_the_privileged_calls() {
+    if !ready("mount(2) as root") || !common::require("python3", "the service") {
+        return;
+    }
+    let tree = open_tree();
+    // What NixOS modules and hardened Debian units commonly set.
+    tree.write(
+        "filtered.service",
+        "[Service]\nType=oneshot\nSystemCallFilter=@system-service\nSystemCallFilter=~@privileged @resources\n\
+         SystemCallErrorNumber=EPERM\nSystemCallArchitectures=native\n\
+         ExecStart=/usr/bin/python3 -c 'import ctypes, errno, os, socket, tempfile; \
+         libc = ctypes.CDLL(None, use_errno=True); \
+         s = socket.socket(); s.bind((\"127.0.0.1\", 0)); s.close(); \
+         f = tempfile.TemporaryFile(); f.write(b\"x\"); f.close(); \
+         r = libc.mount(b\"none\", b\"/mnt\", b\"tmpfs\", 0, None); \
+         print(\"mount\", errno.errorcode.get(ctypes.get_errno()) if r else \"ok\"); \
+         print(\"uname\", os.uname().sysname)'\n",
+    );
+    let log = run_to_end(&tree, "filtered.service");
+    assert_eq!(
+        output(&log, "filtered.service"),
+        ["mount EPERM", "uname Linux"],
+        "{log}"
+    );
+}

@@ -8,3 +8,4 @@ pub mod dynamic_user;
 pub mod exec;
 pub mod sandbox;
 pub mod seccomp;
+mod syscall_groups;

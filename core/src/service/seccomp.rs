@@ -10,10 +10,14 @@
 //! setting is a filter of its own, as in systemd; the kernel applies the
 //! strictest answer.
 //!
+//! `SystemCallFilter=` (with `SystemCallErrorNumber=`), loaded last, takes
+//! its groups from `syscall_groups.rs` (what `systemd-analyze
+//! syscall-filter` lists) and system call numbers from the `syscalls`
+//! crate; names this architecture lacks are skipped, as systemd skips them.
+//!
 //! Every filter also refuses system calls of another architecture (the
 //! 32-bit ones of an x86-64 process), as `SystemCallArchitectures=native`
-//! does. `SystemCallFilter=` is not among them yet: its groups need
-//! systemd's tables of several hundred system calls.
+//! does.
 
 use std::collections::BTreeMap;
 
@@ -68,17 +72,26 @@ fn arch() -> Result<TargetArch, SeccompError> {
 /// One filter: the listed system calls (each with its rules; none: always)
 /// answer `errno`, everything else is allowed.
 fn deny(rules: Vec<(i64, Vec<SeccompRule>)>, errno: i32) -> Result<Vec<BpfInsn>, SeccompError> {
+    program(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno.unsigned_abs()),
+    )
+}
+
+/// One filter: the listed calls (with their rules) get `matched`, the
+/// others `otherwise`.
+fn program(
+    rules: Vec<(i64, Vec<SeccompRule>)>,
+    otherwise: SeccompAction,
+    matched: SeccompAction,
+) -> Result<Vec<BpfInsn>, SeccompError> {
     let mut map: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (nr, r) in rules {
         map.entry(nr).or_default().extend(r);
     }
-    let filter = SeccompFilter::new(
-        map,
-        SeccompAction::Allow,
-        SeccompAction::Errno(errno.unsigned_abs()),
-        arch()?,
-    )
-    .map_err(|e| SeccompError::Build(e.to_string()))?;
+    let filter = SeccompFilter::new(map, otherwise, matched, arch()?)
+        .map_err(|e| SeccompError::Build(e.to_string()))?;
     let program: seccompiler::BpfProgram = filter
         .try_into()
         .map_err(|e: seccompiler::BackendError| SeccompError::Build(e.to_string()))?;
@@ -408,6 +421,8 @@ pub fn filters(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompE
         )?);
     }
 
+    out.extend(system_call_filter(unit, section)?);
+
     // SystemCallArchitectures=: every filter already refuses calls of
     // another architecture; `native` alone still needs one loaded.
     if out.is_empty()
@@ -416,6 +431,324 @@ pub fn filters(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompE
             .any(|v| !v.trim().is_empty())
     {
         out.push(deny(Vec::new(), libc::EPERM)?);
+    }
+    Ok(out)
+}
+
+/// What a listed system call does, besides what the list's kind says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The list's own action (allowed in an allow list, refused in a deny
+    /// list with `SystemCallErrorNumber=`).
+    Listed,
+    Errno(u32),
+    Kill,
+}
+
+/// Whether the list allows (else denies), and each call's outcome.
+type CallList = (bool, BTreeMap<String, Outcome>);
+
+/// `SystemCallFilter=` as systemd reads it (`config_parse_syscall_filter()`):
+/// the first assignment makes an allow list (with `@default` in it) or,
+/// with `~`, a deny list; later ones add to it or take from it; an empty
+/// one resets. `NAME:ERRNO` and `NAME:kill` give one call its own outcome,
+/// also in an allow list. `None`: no filter.
+fn parse_system_call_filter(values: &[&str]) -> Result<Option<CallList>, SeccompError> {
+    let mut state: Option<CallList> = None;
+    for v in values {
+        let v = v.trim();
+        if v.is_empty() {
+            state = None;
+            continue;
+        }
+        let (invert, list) = v.strip_prefix('~').map_or((false, v), |r| (true, r));
+        let (allow, set) = state.get_or_insert_with(|| {
+            let mut set = BTreeMap::new();
+            if !invert {
+                expand("@default", Outcome::Listed, &mut set, 0);
+            }
+            (!invert, set)
+        });
+        for word in list.split_whitespace() {
+            let (name, outcome) = match word.split_once(':') {
+                Some((n, "kill")) => (n, Outcome::Kill),
+                Some((n, e)) => (
+                    n,
+                    Outcome::Errno(errno_value(e).ok_or_else(|| SeccompError::Invalid {
+                        setting: "SystemCallFilter",
+                        message: format!("unknown error number '{e}'"),
+                    })?),
+                ),
+                None => (word, Outcome::Listed),
+            };
+            if *allow != invert {
+                expand(name, outcome, set, 0);
+            } else if outcome != Outcome::Listed {
+                // `~name:ERRNO` in an allow list: the call fails with it.
+                expand(name, outcome, set, 0);
+            } else {
+                let mut gone = BTreeMap::new();
+                expand(name, Outcome::Listed, &mut gone, 0);
+                for k in gone.keys() {
+                    set.remove(k);
+                }
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Adds `name` (a system call or an `@group`, recursively) to `set`.
+fn expand(name: &str, outcome: Outcome, set: &mut BTreeMap<String, Outcome>, depth: u8) {
+    if let Some(group) = name.strip_prefix('@') {
+        let Some((_, members)) = super::syscall_groups::GROUPS
+            .iter()
+            .find(|(g, _)| g.strip_prefix('@') == Some(group))
+        else {
+            tracing::debug!("SystemCallFilter=: unknown group @{group}, ignoring");
+            return;
+        };
+        if depth < 8 {
+            for m in *members {
+                expand(m, outcome, set, depth + 1);
+            }
+        }
+    } else {
+        set.insert(name.to_string(), outcome);
+    }
+}
+
+/// The error names `SystemCallFilter=` and `SystemCallErrorNumber=` take.
+const ERRNO_NAMES: &[(&str, i32)] = &[
+    ("EPERM", libc::EPERM),
+    ("ENOENT", libc::ENOENT),
+    ("ESRCH", libc::ESRCH),
+    ("EINTR", libc::EINTR),
+    ("EIO", libc::EIO),
+    ("ENXIO", libc::ENXIO),
+    ("E2BIG", libc::E2BIG),
+    ("ENOEXEC", libc::ENOEXEC),
+    ("EBADF", libc::EBADF),
+    ("ECHILD", libc::ECHILD),
+    ("EAGAIN", libc::EAGAIN),
+    ("ENOMEM", libc::ENOMEM),
+    ("EACCES", libc::EACCES),
+    ("EFAULT", libc::EFAULT),
+    ("ENOTBLK", libc::ENOTBLK),
+    ("EBUSY", libc::EBUSY),
+    ("EEXIST", libc::EEXIST),
+    ("EXDEV", libc::EXDEV),
+    ("ENODEV", libc::ENODEV),
+    ("ENOTDIR", libc::ENOTDIR),
+    ("EISDIR", libc::EISDIR),
+    ("EINVAL", libc::EINVAL),
+    ("ENFILE", libc::ENFILE),
+    ("EMFILE", libc::EMFILE),
+    ("ENOTTY", libc::ENOTTY),
+    ("ETXTBSY", libc::ETXTBSY),
+    ("EFBIG", libc::EFBIG),
+    ("ENOSPC", libc::ENOSPC),
+    ("ESPIPE", libc::ESPIPE),
+    ("EROFS", libc::EROFS),
+    ("EMLINK", libc::EMLINK),
+    ("EPIPE", libc::EPIPE),
+    ("EDOM", libc::EDOM),
+    ("ERANGE", libc::ERANGE),
+    ("EDEADLK", libc::EDEADLK),
+    ("ENAMETOOLONG", libc::ENAMETOOLONG),
+    ("ENOLCK", libc::ENOLCK),
+    ("ENOSYS", libc::ENOSYS),
+    ("ENOTEMPTY", libc::ENOTEMPTY),
+    ("ELOOP", libc::ELOOP),
+    ("EWOULDBLOCK", libc::EWOULDBLOCK),
+    ("ENOMSG", libc::ENOMSG),
+    ("EIDRM", libc::EIDRM),
+    ("ECHRNG", libc::ECHRNG),
+    ("EL2NSYNC", libc::EL2NSYNC),
+    ("EL3HLT", libc::EL3HLT),
+    ("EL3RST", libc::EL3RST),
+    ("ELNRNG", libc::ELNRNG),
+    ("EUNATCH", libc::EUNATCH),
+    ("ENOCSI", libc::ENOCSI),
+    ("EL2HLT", libc::EL2HLT),
+    ("EBADE", libc::EBADE),
+    ("EBADR", libc::EBADR),
+    ("EXFULL", libc::EXFULL),
+    ("ENOANO", libc::ENOANO),
+    ("EBADRQC", libc::EBADRQC),
+    ("EBADSLT", libc::EBADSLT),
+    ("EDEADLOCK", libc::EDEADLOCK),
+    ("EBFONT", libc::EBFONT),
+    ("ENOSTR", libc::ENOSTR),
+    ("ENODATA", libc::ENODATA),
+    ("ETIME", libc::ETIME),
+    ("ENOSR", libc::ENOSR),
+    ("ENONET", libc::ENONET),
+    ("ENOPKG", libc::ENOPKG),
+    ("EREMOTE", libc::EREMOTE),
+    ("ENOLINK", libc::ENOLINK),
+    ("EADV", libc::EADV),
+    ("ESRMNT", libc::ESRMNT),
+    ("ECOMM", libc::ECOMM),
+    ("EPROTO", libc::EPROTO),
+    ("EMULTIHOP", libc::EMULTIHOP),
+    ("EDOTDOT", libc::EDOTDOT),
+    ("EBADMSG", libc::EBADMSG),
+    ("EOVERFLOW", libc::EOVERFLOW),
+    ("ENOTUNIQ", libc::ENOTUNIQ),
+    ("EBADFD", libc::EBADFD),
+    ("EREMCHG", libc::EREMCHG),
+    ("ELIBACC", libc::ELIBACC),
+    ("ELIBBAD", libc::ELIBBAD),
+    ("ELIBSCN", libc::ELIBSCN),
+    ("ELIBMAX", libc::ELIBMAX),
+    ("ELIBEXEC", libc::ELIBEXEC),
+    ("EILSEQ", libc::EILSEQ),
+    ("ERESTART", libc::ERESTART),
+    ("ESTRPIPE", libc::ESTRPIPE),
+    ("EUSERS", libc::EUSERS),
+    ("ENOTSOCK", libc::ENOTSOCK),
+    ("EDESTADDRREQ", libc::EDESTADDRREQ),
+    ("EMSGSIZE", libc::EMSGSIZE),
+    ("EPROTOTYPE", libc::EPROTOTYPE),
+    ("ENOPROTOOPT", libc::ENOPROTOOPT),
+    ("EPROTONOSUPPORT", libc::EPROTONOSUPPORT),
+    ("ESOCKTNOSUPPORT", libc::ESOCKTNOSUPPORT),
+    ("EOPNOTSUPP", libc::EOPNOTSUPP),
+    ("ENOTSUP", libc::ENOTSUP),
+    ("EPFNOSUPPORT", libc::EPFNOSUPPORT),
+    ("EAFNOSUPPORT", libc::EAFNOSUPPORT),
+    ("EADDRINUSE", libc::EADDRINUSE),
+    ("EADDRNOTAVAIL", libc::EADDRNOTAVAIL),
+    ("ENETDOWN", libc::ENETDOWN),
+    ("ENETUNREACH", libc::ENETUNREACH),
+    ("ENETRESET", libc::ENETRESET),
+    ("ECONNABORTED", libc::ECONNABORTED),
+    ("ECONNRESET", libc::ECONNRESET),
+    ("ENOBUFS", libc::ENOBUFS),
+    ("EISCONN", libc::EISCONN),
+    ("ENOTCONN", libc::ENOTCONN),
+    ("ESHUTDOWN", libc::ESHUTDOWN),
+    ("ETOOMANYREFS", libc::ETOOMANYREFS),
+    ("ETIMEDOUT", libc::ETIMEDOUT),
+    ("ECONNREFUSED", libc::ECONNREFUSED),
+    ("EHOSTDOWN", libc::EHOSTDOWN),
+    ("EHOSTUNREACH", libc::EHOSTUNREACH),
+    ("EALREADY", libc::EALREADY),
+    ("EINPROGRESS", libc::EINPROGRESS),
+    ("ESTALE", libc::ESTALE),
+    ("EUCLEAN", libc::EUCLEAN),
+    ("ENOTNAM", libc::ENOTNAM),
+    ("ENAVAIL", libc::ENAVAIL),
+    ("EISNAM", libc::EISNAM),
+    ("EREMOTEIO", libc::EREMOTEIO),
+    ("EDQUOT", libc::EDQUOT),
+    ("ENOMEDIUM", libc::ENOMEDIUM),
+    ("EMEDIUMTYPE", libc::EMEDIUMTYPE),
+    ("ECANCELED", libc::ECANCELED),
+    ("ENOKEY", libc::ENOKEY),
+    ("EKEYEXPIRED", libc::EKEYEXPIRED),
+    ("EKEYREVOKED", libc::EKEYREVOKED),
+    ("EKEYREJECTED", libc::EKEYREJECTED),
+    ("EOWNERDEAD", libc::EOWNERDEAD),
+    ("ENOTRECOVERABLE", libc::ENOTRECOVERABLE),
+    ("ERFKILL", libc::ERFKILL),
+    ("EHWPOISON", libc::EHWPOISON),
+];
+
+/// `EPERM`, `EACCES`, ... or a number (1-4095).
+fn errno_value(s: &str) -> Option<u32> {
+    if let Ok(n) = s.parse::<u32>() {
+        return (1..=4095).contains(&n).then_some(n);
+    }
+    ERRNO_NAMES
+        .iter()
+        .find(|(n, _)| *n == s)
+        .and_then(|(_, v)| u32::try_from(*v).ok())
+}
+
+/// `SystemCallErrorNumber=`: the error of a refused call, or `None` to kill
+/// the process.
+fn error_number(unit: &Unit, section: &str) -> Result<Option<u32>, SeccompError> {
+    match raw_values(unit, section, "SystemCallErrorNumber")
+        .last()
+        .map(|v| v.trim())
+    {
+        None | Some("" | "kill") => Ok(None),
+        Some(v) => errno_value(v)
+            .map(Some)
+            .ok_or_else(|| SeccompError::Invalid {
+                setting: "SystemCallErrorNumber",
+                message: format!("unknown error number '{v}'"),
+            }),
+    }
+}
+
+/// The number of a system call on this architecture.
+fn syscall_number(name: &str) -> Option<i64> {
+    use std::str::FromStr;
+    syscalls::Sysno::from_str(name)
+        .ok()
+        .map(|s| i64::from(s.id()))
+}
+
+/// The filters of `SystemCallFilter=`.
+fn system_call_filter(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompError> {
+    let Some((allow, set)) =
+        parse_system_call_filter(&raw_values(unit, section, "SystemCallFilter"))?
+    else {
+        return Ok(Vec::new());
+    };
+    let refuse = match error_number(unit, section)? {
+        Some(e) => SeccompAction::Errno(e),
+        None => SeccompAction::KillProcess,
+    };
+    let mut by_action: BTreeMap<u64, (SeccompAction, Vec<i64>)> = BTreeMap::new();
+    let mut allowed = Vec::new();
+    for (name, outcome) in &set {
+        let Some(nr) = syscall_number(name) else {
+            continue;
+        };
+        let action = match (outcome, allow) {
+            (Outcome::Listed, true) => {
+                allowed.push(nr);
+                continue;
+            }
+            (Outcome::Listed, false) => refuse.clone(),
+            (Outcome::Errno(e), _) => SeccompAction::Errno(*e),
+            (Outcome::Kill, _) => SeccompAction::KillProcess,
+        };
+        // In an allow list, a call with an error number of its own is let
+        // through by the allow list and refused by a filter of its own (the
+        // kernel takes the strictest answer).
+        if allow && matches!(action, SeccompAction::Errno(_)) {
+            allowed.push(nr);
+        }
+        let key = match action {
+            SeccompAction::Errno(e) => u64::from(e),
+            _ => u64::MAX,
+        };
+        by_action
+            .entry(key)
+            .or_insert_with(|| (action, Vec::new()))
+            .1
+            .push(nr);
+    }
+    let mut out = Vec::new();
+    for (_, (action, nrs)) in by_action {
+        out.push(program(
+            nrs.into_iter().map(|n| (n, Vec::new())).collect(),
+            SeccompAction::Allow,
+            action,
+        )?);
+    }
+    // The allow list last: it may not allow seccomp() itself.
+    if allow {
+        out.push(program(
+            allowed.into_iter().map(|n| (n, Vec::new())).collect(),
+            refuse,
+            SeccompAction::Allow,
+        )?);
     }
     Ok(out)
 }
@@ -487,6 +820,33 @@ mod tests {
         assert_eq!(address_families(&["AF_UNIX", ""]).unwrap(), None);
         assert_eq!(address_families(&["none"]).unwrap(), Some((true, vec![])));
         assert!(address_families(&["AF_NOPE"]).is_err());
+    }
+
+    #[test]
+    fn system_call_lists_merge_as_systemds() {
+        // An allow list starts with @default.
+        let (allow, set) = parse_system_call_filter(&["ioperm"]).unwrap().unwrap();
+        assert!(allow && set.contains_key("execve") && set.contains_key("ioperm"));
+        // A deny list, from which later plain names are taken again.
+        let (allow, set) =
+            parse_system_call_filter(&["~read write open execve ioperm", "read write open execve"])
+                .unwrap()
+                .unwrap();
+        assert!(!allow);
+        assert_eq!(set.keys().collect::<Vec<_>>(), ["ioperm"]);
+        // `~name:ERRNO` in an allow list gives the call its error.
+        let (_, set) = parse_system_call_filter(&["@system-service", "~uname:EILSEQ"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            set.get("uname"),
+            Some(&Outcome::Errno(libc::EILSEQ.unsigned_abs()))
+        );
+        assert_eq!(set.get("read"), Some(&Outcome::Listed));
+        // Groups nest: @system-service holds @basic-io's calls.
+        assert!(set.contains_key("pread64"));
+        assert_eq!(parse_system_call_filter(&["ioperm", ""]).unwrap(), None);
+        assert!(parse_system_call_filter(&["~uname:ENOTANERROR"]).is_err());
     }
 
     #[test]

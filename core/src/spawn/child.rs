@@ -420,24 +420,6 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             return (ChildStep::NoNewPrivileges, e);
         }
 
-        // The seccomp filters, as close to the exec as may be (systemd's
-        // order), after no-new-privileges, which they need without
-        // CAP_SYS_ADMIN.
-        for program in ctx.seccomp {
-            let prog = SockFprog {
-                len: u16::try_from(program.len()).unwrap_or(u16::MAX),
-                filter: program.as_ptr(),
-            };
-            if let Err(e) = check(libc::syscall(
-                libc::SYS_seccomp,
-                SECCOMP_SET_MODE_FILTER,
-                0 as c_long,
-                &raw const prog,
-            )) {
-                return (ChildStep::Seccomp, e);
-            }
-        }
-
         if !ctx.pid_slots.is_empty() {
             let pid = libc::syscall(libc::SYS_getpid).unsigned_abs();
             for slot in ctx.pid_slots {
@@ -458,6 +440,25 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             size_of::<u64>(),
         )) {
             return (ChildStep::SignalMask, e);
+        }
+
+        // The seccomp filters, as close to the exec as may be (systemd's
+        // order): after no-new-privileges, which they need without
+        // CAP_SYS_ADMIN, and after every other step, which an allow list
+        // may not allow.
+        for program in ctx.seccomp {
+            let prog = SockFprog {
+                len: u16::try_from(program.len()).unwrap_or(u16::MAX),
+                filter: program.as_ptr(),
+            };
+            if let Err(e) = check(libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                0 as c_long,
+                &raw const prog,
+            )) {
+                return (ChildStep::Seccomp, e);
+            }
         }
 
         libc::syscall(libc::SYS_execve, ctx.path, ctx.argv, ctx.envp);

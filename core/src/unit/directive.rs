@@ -1446,14 +1446,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d(S::Exec, "KeyringMode", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "ProtectProc", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "ProcSubset", G::Raw, K::Single, N, "OTHER"),
-    d(
-        S::Exec,
-        "SystemCallFilter",
-        G::Raw,
-        K::Single,
-        N,
-        "SYSCALLS",
-    ),
+    d(S::Exec, "SystemCallFilter", G::Raw, K::List, E, "SYSCALLS"),
     d(
         S::Exec,
         "SystemCallArchitectures",
@@ -1467,7 +1460,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "SystemCallErrorNumber",
         G::Raw,
         K::Single,
-        N,
+        E,
         "ERRNO",
     ),
     d(S::Exec, "SystemCallLog", G::Raw, K::Single, N, "SYSCALLS"),
@@ -2458,7 +2451,7 @@ mod tests {
         );
         assert!(lookup("Socket", "Type").is_none());
         assert_eq!(
-            lookup("Service", "SystemCallFilter").map(|d| d.support),
+            lookup("Service", "PrivateUsers").map(|d| d.support),
             Some(Support::NotEnforced)
         );
         assert_eq!(
