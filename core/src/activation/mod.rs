@@ -216,6 +216,11 @@ struct Manager {
     /// options, for a new socket with the same address to take over; what
     /// is left is closed when the switch ends.
     spare: Vec<(socket::OpenListener, crate::listen::SocketOptions)>,
+    /// Connections a socket accepted just before a switch removed it (the
+    /// accept was still on its way to the loop), with the listener they
+    /// came from: the socket that takes the listener over serves them as
+    /// it starts listening; they close with the listener otherwise.
+    parked: Vec<(crate::listen::ListenKind, OwnedFd)>,
     /// Notify messages whose sender was not known yet (its spawn was in flight).
     pending_notify: Vec<(std::time::Instant, crate::notify::Message)>,
     /// The value of `NOTIFY_SOCKET` for services.
@@ -397,6 +402,7 @@ async fn run_async(
         answer_kind: switch::WaitFor::Switch,
         waiting: Vec::new(),
         spare: Vec::new(),
+        parked: Vec::new(),
         jobs: HashMap::new(),
         cgroups: None,
         hooks: HashMap::new(),
@@ -1234,6 +1240,18 @@ impl Manager {
         peer: Option<Peer>,
         peeked: Option<Vec<u8>>,
     ) {
+        if !self.shutting_down
+            && self.sockets[socket].removed
+            && let Some(kind) = self.sockets[socket].config.listens.get(listener).cloned()
+        {
+            tracing::debug!(
+                "{}: a connection accepted as a switch removed the socket waits for the socket that takes over {kind}",
+                self.sockets[socket].name
+            );
+            self.release(socket, peer.as_ref());
+            self.parked.push((kind, conn));
+            return;
+        }
         if self.shutting_down || self.sockets[socket].failed {
             self.release(socket, peer.as_ref());
             return;

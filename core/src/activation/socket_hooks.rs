@@ -256,7 +256,29 @@ impl Manager {
             return true;
         }
         self.sockets[index].arm();
+        self.serve_parked(index);
         true
+    }
+
+    /// The connections parked for a listener socket `index` now holds (see
+    /// `parked`): accepted again through it, as if they had just come.
+    fn serve_parked(&mut self, index: usize) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let listens = self.sockets[index].config.listens.clone();
+        let accept = self.sockets[index].config.accept;
+        let parked = std::mem::take(&mut self.parked);
+        for (kind, conn) in parked {
+            match listens.iter().position(|k| *k == kind) {
+                Some(listener) if accept => self.on_accepted(index, listener, conn),
+                Some(_) => tracing::warn!(
+                    "{}: a connection accepted for an Accept=yes socket before the switch cannot go to this Accept=no one; closing it",
+                    self.sockets[index].name
+                ),
+                None => self.parked.push((kind, conn)),
+            }
+        }
     }
 
     /// Stops socket `index` for a stop job: `ExecStopPre=`, closing its
@@ -388,7 +410,10 @@ impl Manager {
                 self.close_spare();
                 self.fail_dependents(name);
             }
-            (Next::Arm(index), Ok(())) => self.sockets[index].arm(),
+            (Next::Arm(index), Ok(())) => {
+                self.sockets[index].arm();
+                self.serve_parked(index);
+            }
             (Next::Arm(index), Err(e)) => {
                 tracing::error!("{name}: {e}; closing its listeners");
                 self.sockets[index].fail();
@@ -437,6 +462,8 @@ impl Manager {
             if options.remove_on_stop {
                 crate::listen::remove_nodes(&l.kind, &options);
             }
+            // What was parked for it goes with it.
+            self.parked.retain(|(kind, _)| *kind != l.kind);
             closing.push(l);
         }
         SocketRt::close_later(closing);
