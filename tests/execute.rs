@@ -343,7 +343,8 @@ fn can_unshare() -> bool {
 /// test_exec_privatenetwork, test_exec_protecthome,
 /// test_exec_protectkernelmodules, test_exec_readonlypaths,
 /// test_exec_readwritepaths, test_exec_inaccessiblepaths,
-/// test_exec_bindpaths), expected as test-execute.c expects them where it
+/// test_exec_bindpaths, test_exec_temporaryfilesystem,
+/// test_exec_umask_namespace), expected as test-execute.c expects them where it
 /// can unshare.
 fn namespace_lanes() -> Vec<Vec<Step>> {
     if !can_unshare() {
@@ -377,6 +378,25 @@ fn namespace_lanes() -> Vec<Vec<Step>> {
             env: &[],
             setup: no_setup,
         }],
+        // test_exec_temporaryfilesystem, test_exec_umask_namespace (the
+        // first two use the same file in /tmp).
+        vec![
+            Step {
+                units: &[
+                    ("exec-temporaryfilesystem-options.service", OK),
+                    ("exec-temporaryfilesystem-ro.service", OK),
+                    ("exec-temporaryfilesystem-usr.service", OK),
+                    ("exec-umask-namespace.service", OK),
+                ],
+                env: &[],
+                setup: no_setup,
+            },
+            Step {
+                units: &[("exec-temporaryfilesystem-rw.service", OK)],
+                env: &[],
+                setup: no_setup,
+            },
+        ],
         // Both use /tmp/thisisasimpletest.
         vec![
             Step {
@@ -515,6 +535,14 @@ const SKIPPED: &[(&str, &str)] = &[
     ),
     ("exec-bindpaths", "run above where namespaces may be made"),
     (
+        "exec-temporaryfilesystem",
+        "run above where namespaces may be made",
+    ),
+    (
+        "exec-umask-namespace",
+        "run above where namespaces may be made",
+    ),
+    (
         "exec-protectkernelmodules-yes-mount-propagation",
         "run above where namespaces may be made, outside containers",
     ),
@@ -579,14 +607,6 @@ const SKIPPED: &[(&str, &str)] = &[
     (
         "exec-specifier-credentials-dir",
         "credentials (LoadCredential=)",
-    ),
-    (
-        "exec-temporaryfilesystem",
-        "mount namespaces (TemporaryFileSystem=)",
-    ),
-    (
-        "exec-umask-namespace",
-        "mount namespaces (PrivateTmp= with UMask=)",
     ),
 ];
 

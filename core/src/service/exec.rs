@@ -1308,6 +1308,9 @@ pub fn prepare(
             inputs.private_tmp.as_ref(),
             &writable,
         )?;
+        if let Some(ns) = &plan.namespace {
+            tracing::debug!("{}: namespaces: {ns:?}", unit.id);
+        }
     }
     if let Some(Value::Int(n)) = unit.get(section, "Nice") {
         plan.nice = i32::try_from(*n).ok();

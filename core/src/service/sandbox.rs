@@ -1,6 +1,7 @@
 //! The sandbox settings that take namespaces, worked out before the spawn:
 //! `PrivateTmp=`, `ProtectSystem=`, `ProtectHome=`, `ReadWritePaths=`,
 //! `ReadOnlyPaths=`, `InaccessiblePaths=`, `BindPaths=`, `PrivateDevices=`,
+//! `TemporaryFileSystem=`,
 //! `BindReadOnlyPaths=`, `ProtectKernelTunables=`, `ProtectKernelModules=`,
 //! `ProtectKernelLogs=`, `ProtectControlGroups=`, `PrivateMounts=`, `PrivateNetwork=`,
 //! `PrivateIPC=` and `ProtectHostname=`, and what `DynamicUser=` implies.
@@ -73,7 +74,7 @@ struct Entry {
     /// `-`: a missing path drops the entry.
     ignore: bool,
     /// Tmpfs: mount flags and options.
-    tmpfs: Option<(libc::c_ulong, &'static str)>,
+    tmpfs: Option<(libc::c_ulong, String)>,
 }
 
 impl Entry {
@@ -295,6 +296,7 @@ pub fn is_sandboxed(unit: &Unit, section: &str) -> bool {
             "InaccessiblePaths",
             "BindPaths",
             "BindReadOnlyPaths",
+            "TemporaryFileSystem",
         ]
         .iter()
         .any(|k| !unit.entries(section, k).is_empty())
@@ -378,6 +380,20 @@ fn entries(
             out.push(e);
         }
     }
+    for w in words(unit, section, "TemporaryFileSystem") {
+        let (p, options) = w.split_once(':').unwrap_or((w, ""));
+        if !p.starts_with('/') {
+            return Err(SandboxError::NotAbsolute {
+                setting: "TemporaryFileSystem",
+                path: w.to_string(),
+            });
+        }
+        let (flags, data, read_only) = tmpfs_options(options);
+        let mut e = Entry::new(below_root(root, Path::new(p)), Mode::Tmpfs, false);
+        e.read_only = read_only;
+        e.tmpfs = Some((flags, data));
+        out.push(e);
+    }
     if let Some(t) = private_tmp {
         for (dst, src) in [("/tmp", &t.tmp), ("/var/tmp", &t.var_tmp)] {
             let mut e = Entry::new(below_root(root, Path::new(dst)), Mode::PrivateTmp, false);
@@ -447,7 +463,7 @@ fn entries(
                 } else {
                     "mode=0755"
                 };
-                e.tmpfs = Some((libc::MS_NODEV | libc::MS_STRICTATIME, options));
+                e.tmpfs = Some((libc::MS_NODEV | libc::MS_STRICTATIME, options.to_string()));
                 out.push(e);
             }
         }
@@ -494,6 +510,55 @@ fn entries(
         table(&[("/sys/fs/cgroup", RO, false)], &mut out);
     }
     Ok(out)
+}
+
+/// `TemporaryFileSystem=`'s `OPTIONS`: mount flags (after systemd's
+/// `nodev,strictatime`), the tmpfs options (after its `mode=0755`), and
+/// whether it is read-only (systemd's `mount_option_mangle()`).
+fn tmpfs_options(options: &str) -> (libc::c_ulong, String, bool) {
+    let mut flags = libc::MS_NODEV | libc::MS_STRICTATIME;
+    let mut data = String::from("mode=0755");
+    let mut read_only = false;
+    for o in options.split(',').filter(|o| !o.is_empty()) {
+        let (set, clear): (libc::c_ulong, libc::c_ulong) = match o {
+            "ro" => {
+                read_only = true;
+                continue;
+            }
+            "rw" => {
+                read_only = false;
+                continue;
+            }
+            "nodev" => (libc::MS_NODEV, 0),
+            "dev" => (0, libc::MS_NODEV),
+            "nosuid" => (libc::MS_NOSUID, 0),
+            "suid" => (0, libc::MS_NOSUID),
+            "noexec" => (libc::MS_NOEXEC, 0),
+            "exec" => (0, libc::MS_NOEXEC),
+            "strictatime" => (libc::MS_STRICTATIME, 0),
+            "nostrictatime" => (0, libc::MS_STRICTATIME),
+            "relatime" => (libc::MS_RELATIME, 0),
+            "norelatime" => (0, libc::MS_RELATIME),
+            "noatime" => (libc::MS_NOATIME, 0),
+            "atime" => (0, libc::MS_NOATIME),
+            "nodiratime" => (libc::MS_NODIRATIME, 0),
+            "diratime" => (0, libc::MS_NODIRATIME),
+            "sync" => (libc::MS_SYNCHRONOUS, 0),
+            "async" => (0, libc::MS_SYNCHRONOUS),
+            "dirsync" => (libc::MS_DIRSYNC, 0),
+            "lazytime" => (libc::MS_LAZYTIME, 0),
+            "nolazytime" => (0, libc::MS_LAZYTIME),
+            "silent" => (libc::MS_SILENT, 0),
+            "loud" => (0, libc::MS_SILENT),
+            other => {
+                data.push(',');
+                data.push_str(other);
+                continue;
+            }
+        };
+        flags = (flags | set) & !clear;
+    }
+    (flags, data, read_only)
 }
 
 /// A mount in the namespace: its path and its `MS_*` flags (for a remount
@@ -620,9 +685,10 @@ pub fn plan(
     plan.mount = on(unit, section, "PrivateMounts");
     if !list.is_empty() {
         plan.mount = true;
-        plan.optional = !list
-            .iter()
-            .any(|e| matches!(e.mode, Mode::Bind | Mode::BindRecursive));
+        plan.optional = !list.iter().any(|e| {
+            matches!(e.mode, Mode::Bind | Mode::BindRecursive)
+                || (e.mode == Mode::Tmpfs && !e.ignore)
+        });
         plan.mounts = mount_ops(list, &mount_table())?;
     }
     Ok((!plan.is_empty()).then_some(plan))
@@ -637,6 +703,10 @@ fn flags_at(mounts: &[Mounted], p: &Path) -> libc::c_ulong {
         .max_by_key(|m| m.path.components().count())
         .map_or(0, |m| m.flags)
 }
+
+/// The slots of detached mounts: the private /dev's below this, bind
+/// mounts from it.
+const BIND_SLOTS_FROM: usize = 16;
 
 /// The device nodes a private /dev keeps of the host's (systemd's
 /// `mount_private_dev()`); `/dev/ptmx` too where it is a node.
@@ -671,6 +741,7 @@ fn private_dev(
             src: cstr(&src)?,
             slot,
             optional: true,
+            recursive: false,
         });
         if let Some(parent) = dst.parent().filter(|p| *p != dev) {
             after.push(MountOp::Create {
@@ -753,7 +824,7 @@ fn private_dev(
             path: cstr(&dev.join(name))?,
         });
     }
-    if slot > crate::spawn::NAMESPACE_SLOTS {
+    if slot > BIND_SLOTS_FROM {
         return Err(SandboxError::Io {
             what: "keeping",
             path: host.to_path_buf(),
@@ -813,14 +884,25 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
     let mut mounts: Vec<Mounted> = table.to_vec();
     let is_mount_point = |mounts: &[Mounted], p: &Path| mounts.iter().any(|m| m.path == p);
     let mut ops = Vec::new();
+    // What bind mounts mount, taken (`open_tree()`) before any step, so
+    // that a tmpfs of the plan cannot hide it (systemd builds the
+    // namespace under a separate root for the same reason).
+    let mut taken = Vec::new();
+    // Tmpfs mounts made so far: what is below them starts empty.
+    let mut fresh: Vec<&Path> = Vec::new();
     for e in &merged {
         let dst = cstr(&e.path)?;
         // A bind mount's or a tmpfs' missing mount point is made, with its
-        // missing parents (systemd's `apply_one()`).
+        // missing parents (systemd's `apply_one()`); below a tmpfs of the
+        // plan, everything is missing.
+        let exists = |p: &Path| {
+            !fresh.iter().any(|f| p != *f && p.starts_with(f))
+                && std::fs::symlink_metadata(p).is_ok()
+        };
         if matches!(
             e.mode,
             Mode::Bind | Mode::BindRecursive | Mode::PrivateTmp | Mode::Tmpfs
-        ) && std::fs::symlink_metadata(&e.path).is_err()
+        ) && !exists(&e.path)
         {
             let file = e
                 .source
@@ -831,7 +913,7 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                 .path
                 .ancestors()
                 .skip(1)
-                .take_while(|a| std::fs::symlink_metadata(a).is_err())
+                .take_while(|a| !exists(a))
                 .collect();
             missing.reverse();
             for dir in missing {
@@ -845,14 +927,19 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                 file,
             });
         }
+        if e.mode == Mode::Tmpfs {
+            fresh.push(&e.path);
+        }
         match e.mode {
             Mode::Inaccessible => {
                 let dir = std::fs::metadata(&e.path).map_or(true, |m| m.is_dir());
-                ops.push(MountOp::Bind {
-                    src: cstr(&inaccessible_node(dir)?)?,
+                bind(
+                    &mut taken,
+                    &mut ops,
+                    cstr(&inaccessible_node(dir)?)?,
                     dst,
-                    recursive: false,
-                });
+                    false,
+                )?;
                 mounts.retain(|m| !m.path.starts_with(&e.path) || m.path == e.path);
                 mounts.push(Mounted {
                     path: e.path.clone(),
@@ -860,7 +947,7 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                 });
             }
             Mode::Tmpfs => {
-                let (flags, data) = e.tmpfs.unwrap_or((0, ""));
+                let (flags, data) = e.tmpfs.clone().unwrap_or_default();
                 ops.push(MountOp::Tmpfs {
                     dst,
                     flags,
@@ -875,11 +962,7 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
             Mode::Bind | Mode::BindRecursive | Mode::PrivateTmp => {
                 let src = e.source.clone().unwrap_or_default();
                 let recursive = e.mode != Mode::Bind;
-                ops.push(MountOp::Bind {
-                    src: cstr(&src)?,
-                    dst,
-                    recursive,
-                });
+                bind(&mut taken, &mut ops, cstr(&src)?, dst, recursive)?;
                 let carried: Vec<Mounted> = if recursive {
                     mounts
                         .iter()
@@ -957,7 +1040,39 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
             fallback: m.flags,
         });
     }
-    Ok(ops)
+    taken.extend(ops);
+    Ok(taken)
+}
+
+/// A bind mount of `src` on `dst`: `src` taken into a slot among the first
+/// steps (`taken`), then attached where it goes.
+fn bind(
+    taken: &mut Vec<MountOp>,
+    ops: &mut Vec<MountOp>,
+    src: CString,
+    dst: CString,
+    recursive: bool,
+) -> Result<(), SandboxError> {
+    let slot = BIND_SLOTS_FROM
+        + taken
+            .iter()
+            .filter(|o| matches!(o, MountOp::Detach { .. }))
+            .count();
+    if slot >= crate::spawn::NAMESPACE_SLOTS {
+        return Err(SandboxError::Io {
+            what: "too many bind mounts for",
+            path: PathBuf::from(src.to_string_lossy().into_owned()),
+            source: io::Error::from(io::ErrorKind::OutOfMemory),
+        });
+    }
+    taken.push(MountOp::Detach {
+        src,
+        slot,
+        optional: false,
+        recursive,
+    });
+    ops.push(MountOp::Attach { slot, dst });
+    Ok(())
 }
 
 #[cfg(test)]

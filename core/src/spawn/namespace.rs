@@ -21,6 +21,8 @@ struct MountAttr {
 
 /// `open_tree(2)`: a copy of the mount, not the mount itself.
 const OPEN_TREE_CLONE: c_int = 1;
+/// `open_tree(2)`: with the mounts below.
+const AT_RECURSIVE: c_int = 0x8000;
 /// `move_mount(2)`: the source is the fd itself.
 const MOVE_MOUNT_F_EMPTY_PATH: c_ulong = 0x4;
 
@@ -55,7 +57,8 @@ pub struct NamespacePlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountOp {
     /// Creates a missing mount point: a directory (mode 0755), or with
-    /// `file` an empty file (mode 0644); one that exists by now is fine.
+    /// `file` an empty file (mode 0644), whatever the umask; one that
+    /// exists by now is fine.
     Create { path: CString, file: bool },
     /// `mount(src, dst, NULL, MS_BIND [| MS_REC])`.
     Bind {
@@ -78,6 +81,8 @@ pub enum MountOp {
         src: CString,
         slot: usize,
         optional: bool,
+        /// With what is mounted below `src` (`AT_RECURSIVE`).
+        recursive: bool,
     },
     /// `move_mount()` of the copy in `slot` onto `dst`; an empty slot does
     /// nothing.
@@ -113,7 +118,7 @@ impl NamespacePlan {
 }
 
 /// How many detached copies one plan may hold at once.
-pub const SLOTS: usize = 16;
+pub const SLOTS: usize = 64;
 
 /// What failed, for the exit status: the network namespace (225/NETWORK)
 /// or another (226/NAMESPACE).
@@ -236,12 +241,16 @@ unsafe fn mounts(ops: &[MountOp]) -> Result<(), c_int> {
                     src,
                     slot,
                     optional,
+                    recursive,
                 } => {
+                    let flags = OPEN_TREE_CLONE
+                        | libc::O_CLOEXEC
+                        | if *recursive { AT_RECURSIVE } else { 0 };
                     let fd = libc::syscall(
                         libc::SYS_open_tree,
                         libc::AT_FDCWD,
                         src.as_ptr(),
-                        (OPEN_TREE_CLONE | libc::O_CLOEXEC) as libc::c_uint,
+                        flags.cast_unsigned(),
                     );
                     if fd < 0 {
                         if !(*optional && errno() == libc::ENOENT) {
@@ -319,7 +328,18 @@ unsafe fn mounts(ops: &[MountOp]) -> Result<(), c_int> {
                     } else {
                         libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), 0o755)
                     };
-                    if r < 0 && errno() != libc::EEXIST {
+                    if r < 0 {
+                        if errno() != libc::EEXIST {
+                            return Err(errno());
+                        }
+                    } else if libc::syscall(
+                        libc::SYS_fchmodat,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        if *file { 0o644 } else { 0o755 },
+                    ) < 0
+                    {
+                        // Made past the service's umask.
                         return Err(errno());
                     }
                 }

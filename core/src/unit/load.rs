@@ -1804,6 +1804,15 @@ fn normalize_namespace_path(key: &str, word: &str) -> Option<String> {
             .collect();
         Some(format!("/{}", parts.join("/")))
     }
+    if key == "TemporaryFileSystem" {
+        let (path, options) = word.split_once(':').unwrap_or((word, ""));
+        let path = simplify(path)?;
+        return Some(if options.is_empty() {
+            path
+        } else {
+            format!("{path}:{options}")
+        });
+    }
     let (ignore, rest) = word.strip_prefix('-').map_or(("", word), |r| ("-", r));
     if key.starts_with("Bind") {
         let mut parts = rest.splitn(3, ':');
