@@ -387,6 +387,8 @@ fn namespace_lanes() -> Vec<Vec<Step>> {
                     ("exec-temporaryfilesystem-ro.service", OK),
                     ("exec-temporaryfilesystem-usr.service", OK),
                     ("exec-umask-namespace.service", OK),
+                    // test_exec_noexecpaths
+                    ("exec-noexecpaths-simple.service", OK),
                 ],
                 env: &[],
                 setup: no_setup,
@@ -582,7 +584,7 @@ const SKIPPED: &[(&str, &str)] = &[
         "skipped by test-execute.c in containers",
     ),
     ("exec-mount-apivfs", "mount namespaces (MountAPIVFS=)"),
-    ("exec-noexecpaths", "mount namespaces (NoExecPaths=)"),
+    ("exec-noexecpaths", "run above where namespaces may be made"),
     (
         "exec-oomscoreadjust-negative",
         "skipped by test-execute.c in containers",

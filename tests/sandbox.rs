@@ -709,3 +709,28 @@ fn a_service_under_a_usual_system_call_filter_runs_and_is_refused_the_privileged
         "{log}"
     );
 }
+
+#[test]
+fn no_exec_paths_stop_programs_outside_the_exec_paths() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    let script = tree.write("script.sh", "#!/bin/sh\necho ran\n");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Everything noexec but /usr (where the shell and its libraries are).
+    tree.write(
+        "noexec.service",
+        &format!(
+            "[Service]\nType=oneshot\nNoExecPaths=/\nExecPaths=/usr\n\
+             ExecStart=/usr/bin/sh -c '{} 2>/dev/null || echo refused; /usr/bin/true && echo usr-runs'\n",
+            script.display()
+        ),
+    );
+    let log = run_to_end(&tree, "noexec.service");
+    assert_eq!(
+        output(&log, "noexec.service"),
+        ["refused", "usr-runs"],
+        "{log}"
+    );
+}

@@ -1,7 +1,7 @@
 //! The sandbox settings that take namespaces, worked out before the spawn:
 //! `PrivateTmp=`, `ProtectSystem=`, `ProtectHome=`, `ReadWritePaths=`,
 //! `ReadOnlyPaths=`, `InaccessiblePaths=`, `BindPaths=`, `PrivateDevices=`,
-//! `TemporaryFileSystem=`,
+//! `TemporaryFileSystem=`, `NoExecPaths=`, `ExecPaths=`,
 //! `BindReadOnlyPaths=`, `ProtectKernelTunables=`, `ProtectKernelModules=`,
 //! `ProtectKernelLogs=`, `ProtectControlGroups=`, `PrivateMounts=`, `PrivateNetwork=`,
 //! `PrivateIPC=` and `ProtectHostname=`, and what `DynamicUser=` implies.
@@ -62,6 +62,9 @@ enum Mode {
     ReadWrite,
     Tmpfs,
     ReadWriteImplicit,
+    /// `NoExecPaths=`, `ExecPaths=`: only whether programs run from there.
+    NoExec,
+    Exec,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +78,10 @@ struct Entry {
     ignore: bool,
     /// Tmpfs: mount flags and options.
     tmpfs: Option<(libc::c_ulong, String)>,
+    /// Whether programs may run from here: `Some(false)` for
+    /// `NoExecPaths=` and inaccessible paths, `Some(true)` for
+    /// `ExecPaths=`.
+    exec: Option<bool>,
 }
 
 impl Entry {
@@ -86,6 +93,11 @@ impl Entry {
             source: None,
             ignore,
             tmpfs: None,
+            exec: match mode {
+                Mode::NoExec | Mode::Inaccessible => Some(false),
+                Mode::Exec => Some(true),
+                _ => None,
+            },
         }
     }
 }
@@ -297,6 +309,8 @@ pub fn is_sandboxed(unit: &Unit, section: &str) -> bool {
             "BindPaths",
             "BindReadOnlyPaths",
             "TemporaryFileSystem",
+            "NoExecPaths",
+            "ExecPaths",
         ]
         .iter()
         .any(|k| !unit.entries(section, k).is_empty())
@@ -331,6 +345,8 @@ fn entries(
         ("ReadWritePaths", Mode::ReadWrite),
         ("ReadOnlyPaths", Mode::ReadOnly),
         ("InaccessiblePaths", Mode::Inaccessible),
+        ("NoExecPaths", Mode::NoExec),
+        ("ExecPaths", Mode::Exec),
     ] {
         for w in words(unit, section, key) {
             let (p, ignore, rooted) = prefixes(w);
@@ -867,6 +883,11 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
             && prev.path == e.path
         {
             prev.read_only |= e.read_only;
+            // systemd's drop_duplicates(): noexec wins over exec.
+            prev.exec = match (prev.exec, e.exec) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (a, b) => a.or(b),
+            };
             continue;
         }
         // Nothing below an inaccessible path can be reached; below a
@@ -991,7 +1012,11 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                 mounts.retain(|m| !m.path.starts_with(&e.path));
                 mounts.extend(dev_mounts);
             }
-            Mode::ReadOnly | Mode::ReadWrite | Mode::ReadWriteImplicit => {
+            Mode::ReadOnly
+            | Mode::ReadWrite
+            | Mode::ReadWriteImplicit
+            | Mode::NoExec
+            | Mode::Exec => {
                 if !is_mount_point(&mounts, &e.path) {
                     ops.push(MountOp::Bind {
                         src: dst.clone(),
@@ -1015,28 +1040,42 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
             continue;
         }
         seen.push(&m.path);
-        let Some(e) = merged
-            .iter()
-            .filter(|e| at_or_below(&m.path, &e.path))
-            .max_by_key(|e| e.path.components().count())
-        else {
-            continue;
+        // Read-only from the deepest entry that says anything of it,
+        // exec from the deepest that says anything of that.
+        let deepest = |says: &dyn Fn(&Entry) -> bool| {
+            merged
+                .iter()
+                .filter(|e| says(e) && at_or_below(&m.path, &e.path))
+                .max_by_key(|e| e.path.components().count())
         };
-        let own = e.path == m.path;
-        let mut attr = 0;
-        if e.read_only {
+        let ro = deepest(&|e: &Entry| !matches!(e.mode, Mode::NoExec | Mode::Exec));
+        let exec = deepest(&|e: &Entry| e.exec.is_some());
+        let (mut attr, mut clear) = (0, 0);
+        if ro.is_some_and(|e| e.read_only) {
             attr |= ATTR_RDONLY;
         }
-        if e.mode == Mode::Inaccessible && own {
+        match exec.and_then(|e| e.exec) {
+            Some(false) => attr |= ATTR_NOEXEC,
+            Some(true) => clear |= ATTR_NOEXEC,
+            None => {}
+        }
+        let own = |e: Option<&Entry>| e.is_some_and(|e| e.path == m.path);
+        if own(ro) && ro.is_some_and(|e| e.mode == Mode::Inaccessible) {
             attr |= ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC;
         }
-        if attr == 0 || (attr == ATTR_RDONLY && m.flags & libc::MS_RDONLY != 0) {
+        let already = |a: u64, f: libc::c_ulong| attr & a == 0 || m.flags & f != 0;
+        if clear == 0
+            && already(ATTR_RDONLY, libc::MS_RDONLY)
+            && already(ATTR_NOEXEC, libc::MS_NOEXEC)
+            && already(ATTR_NOSUID | ATTR_NODEV, libc::MS_NOSUID)
+        {
             continue;
         }
         ops.push(MountOp::SetAttr {
             path: cstr(&m.path)?,
             attr,
-            below: !own,
+            clear,
+            below: !(own(ro) || own(exec)),
             fallback: m.flags,
         });
     }

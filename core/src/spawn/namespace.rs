@@ -105,6 +105,8 @@ pub enum MountOp {
     SetAttr {
         path: CString,
         attr: u64,
+        /// Attributes taken away (`noexec` for `ExecPaths=`).
+        clear: u64,
         below: bool,
         fallback: c_ulong,
     },
@@ -377,10 +379,11 @@ unsafe fn mounts(ops: &[MountOp]) -> Result<(), c_int> {
                 MountOp::SetAttr {
                     path,
                     attr,
+                    clear,
                     below,
                     fallback,
                 } => {
-                    if let Err(e) = set_attr(path.as_ptr(), *attr, *fallback)
+                    if let Err(e) = set_attr(path.as_ptr(), *attr, *clear, *fallback)
                         && !(*below && (e == libc::ENOENT || e == libc::EINVAL))
                     {
                         return Err(e);
@@ -405,10 +408,15 @@ unsafe fn mounts(ops: &[MountOp]) -> Result<(), c_int> {
 
 /// `mount_setattr()` on one mount, or a bind remount where the kernel is
 /// older than 5.12.
-unsafe fn set_attr(path: *const c_char, attr: u64, fallback: c_ulong) -> Result<(), c_int> {
+unsafe fn set_attr(
+    path: *const c_char,
+    attr: u64,
+    clear: u64,
+    fallback: c_ulong,
+) -> Result<(), c_int> {
     let set = MountAttr {
         attr_set: attr,
-        attr_clr: 0,
+        attr_clr: clear,
         propagation: 0,
         userns_fd: 0,
     };
@@ -440,6 +448,9 @@ unsafe fn set_attr(path: *const c_char, attr: u64, fallback: c_ulong) -> Result<
     ] {
         if attr & bit != 0 {
             flags |= ms;
+        }
+        if clear & bit != 0 {
+            flags &= !ms;
         }
     }
     let null = ptr::null::<c_char>();

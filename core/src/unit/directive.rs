@@ -1546,8 +1546,8 @@ pub static DIRECTIVES: &[Directive] = &[
         E,
         "PATH [...]",
     ),
-    d(S::Exec, "ExecPaths", G::Words, K::List, N, "PATH [...]"),
-    d(S::Exec, "NoExecPaths", G::Words, K::List, N, "PATH [...]"),
+    d(S::Exec, "ExecPaths", G::Words, K::List, E, "PATH [...]"),
+    d(S::Exec, "NoExecPaths", G::Words, K::List, E, "PATH [...]"),
     d(S::Exec, "ExecSearchPath", G::Str, K::Single, E, "PATH"),
     d(
         S::Exec,
