@@ -807,7 +807,7 @@ fn compare_setting(
         return;
     }
     // Command lines: the dump's `-> ExecStart:` blocks.
-    if key.starts_with("Exec") {
+    if directive.grammar == Grammar::Exec {
         let flint: Vec<String> = values
             .iter()
             .map(|v| {
