@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compares flint's socket activation with its peers in one run, side by side:
-#   - Accept=yes with an inetd-style echo handler (/bin/cat): connections per
+#   - Accept=yes with an inetd-style echo handler (/bin/cat, or with
+#     --handler c a static C one, bench/echo-handler.c): connections per
 #     second with 1 and with 8 concurrent clients, and connect-to-first-byte
 #     p50/p99, for flint, `systemd-socket-activate --accept --inetd`,
 #     tcpserver (ucspi-tcp, `-l 0`) and xinetd (private config, -dontfork);
@@ -15,7 +16,7 @@
 # bounded by a count and a time; every process started here is stopped on
 # exit. Results go to stdout as Markdown (bench/README.md keeps a copy).
 #   bench/activation.sh [--rounds N] [--conns N] [--seconds S] [--first N]
-#                       [--port-base P] [--no-build] [--static]
+#                       [--port-base P] [--no-build] [--static] [--handler cat|c]
 # FLINT_BIN=PATH runs another flint binary (with --no-build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ first_rounds=9    # Accept=no cold starts per server (median reported)
 port_base=19600
 build=1
 static=0
+handler_kind=cat
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -37,7 +39,8 @@ while [ $# -gt 0 ]; do
     --port-base) port_base=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --static) static=1; shift ;;
-    *) echo "usage: $0 [--rounds N] [--conns N] [--seconds S] [--first N] [--port-base P] [--no-build] [--static]" >&2; exit 2 ;;
+    --handler) handler_kind=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds N] [--conns N] [--seconds S] [--first N] [--port-base P] [--no-build] [--static] [--handler cat|c]" >&2; exit 2 ;;
   esac
 done
 
@@ -117,6 +120,20 @@ trap 'exit 130' INT TERM
 
 cc -O2 -pthread -o "$work/client" bench/activation-client.c
 client=$work/client
+# The Accept=yes handler every server runs.
+case "$handler_kind" in
+  cat) handler=/bin/cat; handler_desc=/bin/cat ;;
+  c)
+    handler=$work/echo-handler
+    handler_desc="bench/echo-handler.c, static"
+    cc -O2 -static -o "$handler" bench/echo-handler.c 2>/dev/null || {
+      echo "activation.sh: no static C library; the C echo handler is linked dynamically" >&2
+      handler_desc="bench/echo-handler.c, dynamic"
+      cc -O2 -o "$handler" bench/echo-handler.c
+    }
+    ;;
+  *) echo "activation.sh: --handler is cat or c" >&2; exit 2 ;;
+esac
 
 port_yes_flint=$((port_base + 0))
 port_yes_ssa=$((port_base + 1))
@@ -161,7 +178,7 @@ anon_kib() { awk '/^Anonymous:/ { print $2 }' "/proc/$1/smaps_rollup"; }
 # --- Units and configurations ------------------------------------------------
 mkdir -p "$work/units" "$work/units-no"
 cat >"$work/units/bench-echo.socket" <<EOF
-# Accept=yes echo: one /bin/cat per connection. Rate limits off for a benchmark.
+# Accept=yes echo: one handler per connection. Rate limits off for a benchmark.
 [Socket]
 ListenStream=127.0.0.1:$port_yes_flint
 Accept=yes
@@ -169,12 +186,12 @@ MaxConnections=256
 TriggerLimitIntervalSec=0
 PollLimitIntervalSec=0
 EOF
-cat >"$work/units/bench-echo@.service" <<'EOF'
+cat >"$work/units/bench-echo@.service" <<EOF
 # inetd style: the connection is stdin and stdout; the peers' locale.
 [Service]
 StandardInput=socket
 Environment=LANG=C.UTF-8
-ExecStart=/bin/cat
+ExecStart=$handler
 EOF
 # Demo-like units (units/ without the plugin sections, on bench ports): they
 # are loaded while flint's idle RSS is measured.
@@ -240,7 +257,7 @@ service flint-bench-echo
 	$xinetd_user
 	bind        = 127.0.0.1
 	port        = $port_yes_xinetd
-	server      = /bin/cat
+	server      = $handler
 	instances   = UNLIMITED
 	per_source  = UNLIMITED
 	cps         = 1000000 1
@@ -260,11 +277,11 @@ servers=(flint ssa tcpserver xinetd)
 "$flint" run --unit-dir "$work/units" bench-echo.socket hello.socket echo.socket \
   2>"$work/flint.log" &
 pid_of[flint]=$!; pids+=("$!")
-systemd-socket-activate -l "127.0.0.1:$port_yes_ssa" --accept --inetd /bin/cat \
+systemd-socket-activate -l "127.0.0.1:$port_yes_ssa" --accept --inetd "$handler" \
   2>"$work/ssa.log" &
 pid_of[ssa]=$!; pids+=("$!")
 # -H -R: no DNS or ident lookups; -l 0: no local name lookup; -c: as flint.
-tcpserver -q -H -R -l 0 -c 256 127.0.0.1 "$port_yes_tcpserver" /bin/cat \
+tcpserver -q -H -R -l 0 -c 256 127.0.0.1 "$port_yes_tcpserver" "$handler" \
   2>"$work/tcpserver.log" &
 pid_of[tcpserver]=$!; pids+=("$!")
 xinetd -f "$work/xinetd.conf" -dontfork -pidfile "$work/xinetd.pid" \
@@ -380,7 +397,7 @@ done
 
 echo
 echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average before the report: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "Accept=yes: $rounds rounds of at most $conns connections / ${max_seconds} s each; Accept=no: $first_rounds cold starts; medians. Client errors: $total_errors."
+echo "Accept=yes: handler $handler_desc, $rounds rounds of at most $conns connections / ${max_seconds} s each; Accept=no: $first_rounds cold starts; medians. Client errors: $total_errors."
 echo
 if [ -n "$flint_static" ]; then
   echo "| measurement | flint | flint (static) | systemd-socket-activate | tcpserver | xinetd | flint/ssa | static/ssa | flint/tcpserver | flint/xinetd |"
