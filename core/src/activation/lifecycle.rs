@@ -2032,7 +2032,7 @@ impl Manager {
             cg.remove(svc.unit.id.as_str());
         }
         if !restarting && let Some(t) = svc.private_tmp.take() {
-            t.remove();
+            t.remove_in_background();
         }
         if !(preserve == "yes" || (preserve == "restart" && restarting)) {
             for (key, _, path) in

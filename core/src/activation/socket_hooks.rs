@@ -551,7 +551,7 @@ async fn socket_commands(
                 .map_err(|e| format!("{key}=: {e}"))?,
         )
     };
-    let _remove = private_tmp.clone().map(RemoveTmp);
+    let _remove = private_tmp.clone().map(|t| RemoveTmp(Some(t)));
     for cmd in unit.commands("Socket", key) {
         let inputs = SpawnInputs {
             user_mode: ctx.user_mode,
@@ -609,12 +609,14 @@ async fn socket_commands(
     Ok(())
 }
 
-/// Removes a private /tmp when dropped.
-struct RemoveTmp(crate::service::sandbox::PrivateTmp);
+/// Removes a private /tmp when dropped (in the background).
+struct RemoveTmp(Option<crate::service::sandbox::PrivateTmp>);
 
 impl Drop for RemoveTmp {
     fn drop(&mut self) {
-        self.0.remove();
+        if let Some(t) = self.0.take() {
+            t.remove_in_background();
+        }
     }
 }
 

@@ -1355,7 +1355,12 @@ pub fn prepare(
         plan.cap_last_cap = last;
     }
     plan.ignore_sigpipe = unit.get_bool(section, "IgnoreSIGPIPE").unwrap_or(true);
-    plan.no_new_privileges = unit.get_bool(section, "NoNewPrivileges").unwrap_or(false);
+    // DynamicUser= implies it: the service may neither gain privileges
+    // through set-ID programs nor leave any behind. Part of the sandbox,
+    // which `+` commands run without (systemd's `needs_sandboxing`).
+    plan.no_new_privileges = !cmd.full_privileges
+        && (unit.get_bool(section, "NoNewPrivileges").unwrap_or(false)
+            || super::sandbox::dynamic_user(unit, section));
     for (key, resource) in RLIMITS.iter().filter(|_| !cmd.full_privileges) {
         if let Some(Value::Limit { soft, hard }) = unit.get(section, key) {
             let conv = |v: u64| {

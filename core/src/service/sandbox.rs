@@ -156,6 +156,18 @@ impl PrivateTmp {
         })
     }
 
+    /// Removes both with their contents: on a blocking thread when called
+    /// from flint's event loop (a service may leave a large tree behind;
+    /// systemd removes it in the background too), else right away.
+    pub fn remove_in_background(self) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || self.remove());
+            }
+            Err(_) => self.remove(),
+        }
+    }
+
     /// Removes both with their contents.
     pub fn remove(&self) {
         for dir in &self.outer {
@@ -200,7 +212,7 @@ fn on(unit: &Unit, section: &str, key: &str) -> bool {
     unit.get_bool(section, key).unwrap_or(false)
 }
 
-fn dynamic_user(unit: &Unit, section: &str) -> bool {
+pub(crate) fn dynamic_user(unit: &Unit, section: &str) -> bool {
     on(unit, section, "DynamicUser")
 }
 
@@ -210,7 +222,7 @@ pub fn wants_private_tmp(unit: &Unit, section: &str) -> bool {
     on(unit, section, "PrivateTmp") || dynamic_user(unit, section)
 }
 
-/// `ProtectSystem=`: `no`, `yes`, `full` or `strict` (`strict` implied by
+/// `ProtectSystem=`: `no`, `yes`, `full` or `strict` (`strict` forced by
 /// `DynamicUser=`).
 fn protect_system(unit: &Unit, section: &str) -> &'static str {
     let set = match unit.get_str(section, "ProtectSystem") {
@@ -219,7 +231,8 @@ fn protect_system(unit: &Unit, section: &str) -> &'static str {
         Some(v) if crate::unit::value::bool::parse_bool(v).ok() == Some(true) => "yes",
         _ => "no",
     };
-    if set == "no" && dynamic_user(unit, section) {
+    if dynamic_user(unit, section) {
+        // Whatever the unit says (systemd's `unit_patch_contexts()`).
         "strict"
     } else {
         set
@@ -316,20 +329,23 @@ pub fn is_sandboxed(unit: &Unit, section: &str) -> bool {
         .any(|k| !unit.entries(section, k).is_empty())
 }
 
-/// Whether flint may make namespaces: root, or `CAP_SYS_ADMIN`.
+/// Whether flint may make namespaces (and load seccomp filters without
+/// no-new-privileges): `CAP_SYS_ADMIN` in its effective set. Root without
+/// it (a container's default) may not; systemd asks the same question
+/// (`have_effective_cap(CAP_SYS_ADMIN)`).
+/// flint never changes its own capabilities, so the answer is read once.
 pub fn can_make_namespaces() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << 21) != 0)
+    static SYS_ADMIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SYS_ADMIN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .is_some_and(|caps| caps & (1 << 21) != 0)
+    })
 }
 
 /// The entries of every setting, before sorting.
@@ -701,10 +717,16 @@ pub fn plan(
     plan.mount = on(unit, section, "PrivateMounts");
     if !list.is_empty() {
         plan.mount = true;
-        plan.optional = !list.iter().any(|e| {
-            matches!(e.mode, Mode::Bind | Mode::BindRecursive)
-                || (e.mode == Mode::Tmpfs && !e.ignore)
-        });
+        // Without its namespace a service runs unprotected only when it
+        // asked for nothing that it could not do without: binds, a tmpfs,
+        // a dynamic user's read-only system, a root directory (systemd's
+        // `insist_on_sandboxing()`).
+        plan.optional = root.is_none()
+            && !dynamic_user(unit, section)
+            && !list.iter().any(|e| {
+                matches!(e.mode, Mode::Bind | Mode::BindRecursive)
+                    || (e.mode == Mode::Tmpfs && !e.ignore)
+            });
         plan.mounts = mount_ops(list, &mount_table())?;
     }
     Ok((!plan.is_empty()).then_some(plan))
@@ -786,23 +808,6 @@ fn private_dev(
             keep(src, dev.join(sub), true, &mut after)?;
         }
     }
-    match std::fs::symlink_metadata(host.join("ptmx")) {
-        Ok(m) if m.file_type().is_symlink() => after.push(MountOp::Symlink {
-            target: CString::from(c"pts/ptmx"),
-            path: cstr(&dev.join("ptmx"))?,
-        }),
-        Ok(m) => {
-            use std::os::unix::fs::{FileTypeExt, MetadataExt};
-            if m.file_type().is_char_device() {
-                after.push(MountOp::Mknod {
-                    path: cstr(&dev.join("ptmx"))?,
-                    mode: libc::S_IFCHR | 0o666,
-                    dev: m.rdev(),
-                });
-            }
-        }
-        Err(_) => {}
-    }
     for node in DEV_NODES {
         let src = host.join(node);
         if std::fs::symlink_metadata(&src).is_ok() {
@@ -828,6 +833,32 @@ fn private_dev(
             target: CString::from(c"/run/systemd/journal/dev-log"),
             path: cstr(&dev.join("log"))?,
         }),
+    }
+    // After the last keep(), whose slots this one follows.
+    match std::fs::symlink_metadata(host.join("ptmx")) {
+        Ok(m) if m.file_type().is_symlink() => after.push(MountOp::Symlink {
+            target: CString::from(c"pts/ptmx"),
+            path: cstr(&dev.join("ptmx"))?,
+        }),
+        Ok(m) => {
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            if m.file_type().is_char_device() {
+                before.push(MountOp::Detach {
+                    src: cstr(&host.join("ptmx"))?,
+                    slot,
+                    optional: true,
+                    recursive: false,
+                });
+                after.push(MountOp::Mknod {
+                    path: cstr(&dev.join("ptmx"))?,
+                    mode: libc::S_IFCHR | 0o666,
+                    dev: m.rdev(),
+                    fallback: slot,
+                });
+                slot += 1;
+            }
+        }
+        Err(_) => {}
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),

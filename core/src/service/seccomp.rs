@@ -95,7 +95,7 @@ fn program(
     let program: seccompiler::BpfProgram = filter
         .try_into()
         .map_err(|e: seccompiler::BackendError| SeccompError::Build(e.to_string()))?;
-    Ok(program
+    let program: Vec<BpfInsn> = program
         .into_iter()
         .map(|i| BpfInsn {
             code: i.code,
@@ -103,7 +103,65 @@ fn program(
             jf: i.jf,
             k: i.k,
         })
-        .collect())
+        .collect();
+    with_abi_check(program)
+}
+
+/// Classic BPF opcodes (`linux/bpf_common.h`): `BPF_LD | BPF_W | BPF_ABS`,
+/// `BPF_JMP | BPF_JEQ | BPF_K`, `BPF_JMP | BPF_JGE | BPF_K`,
+/// `BPF_RET | BPF_K`.
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_JGE_K: u16 = 0x35;
+const BPF_RET_K: u16 = 0x06;
+/// `offsetof(struct seccomp_data, arch)` and `nr`.
+const SECCOMP_DATA_ARCH: u32 = 4;
+const SECCOMP_DATA_NR: u32 = 0;
+/// The bit that marks an x32 system call of an x86-64 process
+/// (`__X32_SYSCALL_BIT`).
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// seccompiler's program starts by killing the process on a system call of
+/// another architecture (`AUDIT_ARCH_*` other than this one). On x86-64 the
+/// x32 ABI's calls come with this architecture's value and their number
+/// ORed with `X32_SYSCALL_BIT`, so no rule, written with x86-64 numbers,
+/// would ever match them: a deny list could be passed by the same call
+/// made through x32, where the kernel has that ABI. The check is extended
+/// to kill those too, so every filter refuses the other ABIs as
+/// `SystemCallArchitectures=native` does.
+fn with_abi_check(program: Vec<BpfInsn>) -> Result<Vec<BpfInsn>, SeccompError> {
+    let prologue_ok = program.len() > 3
+        && program[0].code == BPF_LD_W_ABS
+        && program[0].k == SECCOMP_DATA_ARCH
+        && program[1].code == BPF_JEQ_K
+        && (program[1].jt, program[1].jf) == (1, 0)
+        && program[2].code == BPF_RET_K;
+    if !prologue_ok {
+        return Err(SeccompError::Build(
+            "seccompiler's program does not start with its architecture check".into(),
+        ));
+    }
+    if !cfg!(target_arch = "x86_64") {
+        return Ok(program);
+    }
+    let kill = program[2];
+    let mut out = Vec::with_capacity(program.len() + 3);
+    out.extend_from_slice(&program[..3]);
+    out.push(BpfInsn {
+        code: BPF_LD_W_ABS,
+        jt: 0,
+        jf: 0,
+        k: SECCOMP_DATA_NR,
+    });
+    out.push(BpfInsn {
+        code: BPF_JGE_K,
+        jt: 0,
+        jf: 1,
+        k: X32_SYSCALL_BIT,
+    });
+    out.push(kill);
+    out.extend_from_slice(&program[3..]);
+    Ok(out)
 }
 
 fn cond(arg: u8, len: Len, op: Op, value: u64) -> Result<Cond, SeccompError> {
@@ -222,6 +280,8 @@ const NAMESPACES: &[(&str, u64)] = &[
     ("pid", libc::CLONE_NEWPID as u64),
     ("user", libc::CLONE_NEWUSER as u64),
     ("uts", libc::CLONE_NEWUTS as u64),
+    // CLONE_NEWTIME: unshare() and clone3() only.
+    ("time", 0x80),
 ];
 
 fn all_namespaces() -> u64 {
@@ -311,11 +371,21 @@ pub fn filters(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompE
     let ns_values = raw_values(unit, section, "RestrictNamespaces");
     if let Some(allowed) = namespaces_allowed(&ns_values) {
         let mut rules = Vec::new();
-        let mut setns = vec![rule(vec![cond(1, dword.clone(), Op::Eq, 0)?])?];
+        // setns() with no flags joins whatever the fd is; with a pidfd,
+        // several kinds at once (any forbidden one refuses the call). With
+        // nothing allowed, setns() is refused altogether (systemd's
+        // `seccomp_restrict_namespaces()`).
+        let mut setns = if allowed & all_namespaces() == 0 {
+            Vec::new()
+        } else {
+            vec![rule(vec![cond(1, dword.clone(), Op::Eq, 0)?])?]
+        };
         for (_, f) in NAMESPACES.iter().filter(|(_, f)| allowed & f == 0) {
             rules.push((nr(libc::SYS_unshare), vec![bits_set(0, *f)?]));
             rules.push((nr(libc::SYS_clone), vec![bits_set(clone_flags_arg(), *f)?]));
-            setns.push(rule(vec![cond(1, dword.clone(), Op::Eq, *f)?])?);
+            if !setns.is_empty() {
+                setns.push(bits_set(1, *f)?);
+            }
         }
         rules.push((nr(libc::SYS_setns), setns));
         out.push(deny(rules, libc::EPERM)?);
@@ -346,20 +416,25 @@ pub fn filters(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompE
 
     // RestrictRealtime=: no real-time or deadline scheduling policy.
     if on(unit, section, "RestrictRealtime") {
-        let policy = !(libc::SCHED_RESET_ON_FORK as u64) & 0xffff_ffff;
-        // SCHED_FIFO, SCHED_RR, SCHED_DEADLINE.
-        let rules = [1u64, 2, 6]
-            .iter()
-            .map(|p| rule(vec![cond(1, dword.clone(), Op::MaskedEq(policy), *p)?]))
-            .collect::<Result<Vec<_>, _>>()?;
+        // SCHED_OTHER, SCHED_BATCH and SCHED_IDLE (0, 3, 5) pass; every
+        // other value, a real-time one with SCHED_RESET_ON_FORK included,
+        // is refused, as systemd's `seccomp_restrict_realtime()` refuses
+        // all policies above SCHED_IDLE.
+        let rules = vec![
+            rule(vec![cond(1, dword.clone(), Op::Eq, 1)?])?,
+            rule(vec![cond(1, dword.clone(), Op::Eq, 2)?])?,
+            rule(vec![cond(1, dword.clone(), Op::Eq, 4)?])?,
+            rule(vec![cond(1, dword.clone(), Op::Gt, 5)?])?,
+        ];
         out.push(deny(
             vec![(nr(libc::SYS_sched_setscheduler), rules)],
             libc::EPERM,
         )?);
     }
 
-    // RestrictSUIDSGID=: no set-user-ID or set-group-ID file made.
-    if on(unit, section, "RestrictSUIDSGID") {
+    // RestrictSUIDSGID=: no set-user-ID or set-group-ID file made
+    // (implied by DynamicUser=, so that a dynamic user leaves none behind).
+    if on(unit, section, "RestrictSUIDSGID") || on(unit, section, "DynamicUser") {
         out.push(deny(suid_sgid_rules()?, libc::EPERM)?);
     }
 
@@ -759,6 +834,8 @@ fn clone_flags_arg() -> u8 {
     0
 }
 
+const SYS_FCHMODAT2: i64 = 452;
+
 /// `RestrictSUIDSGID=`: chmod and friends with the set-ID bits, files and
 /// directories created with them.
 fn suid_sgid_rules() -> Result<Vec<(i64, Vec<SeccompRule>)>, SeccompError> {
@@ -787,6 +864,11 @@ fn suid_sgid_rules() -> Result<Vec<(i64, Vec<SeccompRule>)>, SeccompError> {
         (nr(libc::SYS_mkdirat), both(2)?),
         (nr(libc::SYS_mknodat), both(2)?),
         (nr(libc::SYS_openat), with_create(2, 3)?),
+        // openat2() keeps its flags and mode in a structure a filter cannot
+        // read: refused altogether, as systemd refuses it.
+        (nr(libc::SYS_openat2), Vec::new()),
+        // fchmodat2() (Linux 6.6; the same number on every architecture).
+        (SYS_FCHMODAT2, both(2)?),
     ];
     #[cfg(target_arch = "x86_64")]
     rules.extend([
@@ -850,6 +932,23 @@ mod tests {
     }
 
     #[test]
+    fn every_filter_refuses_other_abis_first() {
+        let f = deny(vec![(nr(libc::SYS_uname), Vec::new())], libc::EPERM).unwrap();
+        assert_eq!((f[0].code, f[0].k), (BPF_LD_W_ABS, SECCOMP_DATA_ARCH));
+        assert_eq!(f[1].code, BPF_JEQ_K);
+        assert_eq!(f[2].code, BPF_RET_K);
+        if cfg!(target_arch = "x86_64") {
+            // The number, then x32's bit: both refused before any rule.
+            assert_eq!((f[3].code, f[3].k), (BPF_LD_W_ABS, SECCOMP_DATA_NR));
+            assert_eq!(
+                (f[4].code, f[4].k, f[4].jt, f[4].jf),
+                (BPF_JGE_K, X32_SYSCALL_BIT, 0, 1)
+            );
+            assert_eq!((f[5].code, f[5].k), (BPF_RET_K, f[2].k));
+        }
+    }
+
+    #[test]
     fn namespace_lists_merge_as_systemds() {
         let f = |n: &str| NAMESPACES.iter().find(|(x, _)| *x == n).unwrap().1;
         // The test-execute units' cases.
@@ -859,8 +958,12 @@ mod tests {
             Some(f("mnt") | f("pid") | f("uts"))
         );
         assert_eq!(
-            namespaces_allowed(&["mnt pid cgroup net uts ipc user", "net"]),
+            namespaces_allowed(&["mnt pid cgroup net uts ipc user time", "net"]),
             None
+        );
+        assert_eq!(
+            namespaces_allowed(&["mnt pid cgroup net uts ipc user"]),
+            Some(all_namespaces() & !f("time"))
         );
         assert_eq!(namespaces_allowed(&["yes"]), Some(0));
         assert_eq!(namespaces_allowed(&["no"]), None);

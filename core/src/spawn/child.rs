@@ -37,6 +37,9 @@ use super::{BpfInsn, ChildStep, CpuSched, PassFd, Stdio, TtyAcquire, TtyReset};
 pub(super) struct Report {
     pub step: u32,
     pub errno: c_int,
+    /// Which part of the step failed, where it has parts: the mount step
+    /// of a namespace plan (its index plus one), else 0.
+    pub detail: u32,
 }
 
 /// Size of the child's stack, not counting the guard page. Pages are only
@@ -148,14 +151,13 @@ pub(super) extern "C" fn entry(arg: *mut c_void) -> c_int {
     // SAFETY: we are the freshly cloned child described in the module docs;
     // `setup_and_exec` only returns on failure.
     let (step, errno) = unsafe { setup_and_exec(ctx) };
-    let report = Report {
-        step: step as u32,
-        errno,
-    };
     // SAFETY: `ctx.report` points to the parent's `Report`, which it reads
     // only after this process has exited (CLONE_VFORK); volatile, so the
-    // store is not dropped as a write nobody in this process reads.
-    unsafe { ptr::write_volatile(ctx.report, report) };
+    // stores are not dropped as writes nobody in this process reads.
+    unsafe {
+        ptr::write_volatile(&raw mut (*ctx.report).step, step as u32);
+        ptr::write_volatile(&raw mut (*ctx.report).errno, errno);
+    }
     // SAFETY: _exit ends only this process (no CLONE_THREAD) without running
     // any of flint's atexit handlers or destructors.
     unsafe { libc::_exit(step.exit_code()) }
@@ -301,7 +303,13 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             match namespace::enter(plan) {
                 Ok(()) => {}
                 Err(namespace::Failed::Network(e)) => return (ChildStep::Network, e),
-                Err(namespace::Failed::Namespace(e)) => return (ChildStep::Namespace, e),
+                Err(namespace::Failed::Namespace(e, detail)) => {
+                    // SAFETY: `ctx.report` is the parent's `Report`, read
+                    // only once this process has exited; `entry` leaves
+                    // this field as it is.
+                    ptr::write_volatile(&raw mut (*ctx.report).detail, detail);
+                    return (ChildStep::Namespace, e);
+                }
             }
         }
 

@@ -511,8 +511,17 @@ pub enum SpawnError {
     Pidfd(io::Error),
     /// A setup step in the child failed before exec; the child exited with
     /// [`ChildStep::exit_code`] and has been reaped.
-    #[error("{step} failed: {}", io::Error::from_raw_os_error(*.errno))]
-    Child { step: ChildStep, errno: i32 },
+    #[error(
+        "{step} failed: {}{}",
+        .detail.as_ref().map(|d| format!("{d}: ")).unwrap_or_default(),
+        io::Error::from_raw_os_error(*.errno)
+    )]
+    Child {
+        step: ChildStep,
+        errno: i32,
+        /// The part of the step that failed (a mount step of the sandbox).
+        detail: Option<String>,
+    },
 }
 
 impl SpawnError {
@@ -843,10 +852,15 @@ pub fn spawn_noting_pid(
     // written it through `ctx.report` is gone from this address space.
     let report = unsafe { ptr::read_volatile(&raw const report) };
     let report = (report.step != 0).then(|| {
-        (
-            ChildStep::from_wire(report.step).unwrap_or(ChildStep::Exec),
-            report.errno,
-        )
+        let step = ChildStep::from_wire(report.step).unwrap_or(ChildStep::Exec);
+        let detail = match (step, report.detail.checked_sub(1), &plan.namespace) {
+            (ChildStep::Namespace, Some(i), Some(ns)) => usize::try_from(i)
+                .ok()
+                .and_then(|i| ns.mounts.get(i))
+                .map(MountOp::describe),
+            _ => None,
+        };
+        (step, report.errno, detail)
     });
     let pidfd = match pidfd {
         Some(fd) => fd,
@@ -864,10 +878,14 @@ pub fn spawn_noting_pid(
         },
     };
     let child = Child { pid, pidfd };
-    if let Some((step, errno)) = report {
+    if let Some((step, errno, detail)) = report {
         // The child has already exited; reap it so no zombie stays.
         let _ = child.wait_blocking();
-        return Err(SpawnError::Child { step, errno });
+        return Err(SpawnError::Child {
+            step,
+            errno,
+            detail,
+        });
     }
     Ok(child)
 }

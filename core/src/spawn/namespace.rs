@@ -91,11 +91,16 @@ pub enum MountOp {
     Symlink { target: CString, path: CString },
     /// `mknod(path, mode, dev)`, then `chmod(path, mode)` (past the
     /// umask): `/dev/ptmx`, which finds its `pts` beside the node it is
-    /// opened through, so a bind mount of the host's node will not do.
+    /// opened through, so a bind mount of the host's node is only the
+    /// fallback. Where flint may not make device nodes (`EPERM`: no
+    /// `CAP_MKNOD`, or a user namespace), the node in `fallback` (an
+    /// [`MountOp::Detach`] slot) is mounted on an empty file instead, as
+    /// systemd's `clone_device_node()` does.
     Mknod {
         path: CString,
         mode: libc::mode_t,
         dev: libc::dev_t,
+        fallback: usize,
     },
     /// Sets attributes on the mount at `path` (not those below it). With
     /// `below`, `path` is a mount found beneath an entry, which a later
@@ -119,14 +124,35 @@ impl NamespacePlan {
     }
 }
 
+impl MountOp {
+    /// The step in words, for the error that names it (parent side only).
+    pub fn describe(&self) -> String {
+        let p = |c: &CString| c.to_string_lossy().into_owned();
+        match self {
+            MountOp::Create { path, file: true } => format!("creating the file {}", p(path)),
+            MountOp::Create { path, file: false } => format!("creating the directory {}", p(path)),
+            MountOp::Bind { src, dst, .. } => format!("bind mount of {} on {}", p(src), p(dst)),
+            MountOp::Tmpfs { dst, .. } => format!("tmpfs on {}", p(dst)),
+            MountOp::Detach { src, .. } => format!("taking a copy of {}", p(src)),
+            MountOp::Attach { dst, .. } => format!("mounting on {}", p(dst)),
+            MountOp::Symlink { target, path } => {
+                format!("symbolic link {} -> {}", p(path), p(target))
+            }
+            MountOp::Mknod { path, .. } => format!("device node {}", p(path)),
+            MountOp::SetAttr { path, .. } => format!("mount attributes of {}", p(path)),
+        }
+    }
+}
+
 /// How many detached copies one plan may hold at once.
 pub const SLOTS: usize = 64;
 
 /// What failed, for the exit status: the network namespace (225/NETWORK)
-/// or another (226/NAMESPACE).
+/// or another (226/NAMESPACE), with the errno and, for a mount step, its
+/// index in [`NamespacePlan::mounts`] plus one (else 0).
 pub(super) enum Failed {
     Network(c_int),
-    Namespace(c_int),
+    Namespace(c_int, u32),
 }
 
 fn errno() -> c_int {
@@ -161,23 +187,23 @@ pub(super) unsafe fn enter(plan: &NamespacePlan) -> Result<(), Failed> {
             && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWIPC) < 0
             && !(plan.optional && is_privilege_error(errno()))
         {
-            return Err(Failed::Namespace(errno()));
+            return Err(Failed::Namespace(errno(), 0));
         }
         if plan.mount {
             if libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNS) < 0 {
                 let e = errno();
                 if !(plan.optional && is_privilege_error(e)) {
-                    return Err(Failed::Namespace(e));
+                    return Err(Failed::Namespace(e, 0));
                 }
             } else {
-                mounts(&plan.mounts).map_err(Failed::Namespace)?;
+                mounts(&plan.mounts).map_err(|(step, e)| Failed::Namespace(e, step))?;
             }
         }
         if plan.uts
             && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUTS) < 0
             && !(plan.optional && is_privilege_error(errno()))
         {
-            return Err(Failed::Namespace(errno()));
+            return Err(Failed::Namespace(errno(), 0));
         }
     }
     Ok(())
@@ -218,8 +244,9 @@ unsafe fn loopback_up() -> Result<(), c_int> {
 
 /// The mount namespace: nothing propagates back to flint's (`MS_SLAVE`),
 /// the plan's steps, then shared again within the namespace, as systemd
-/// leaves it (`MountFlags=` unset).
-unsafe fn mounts(ops: &[MountOp]) -> Result<(), c_int> {
+/// leaves it (`MountFlags=` unset). An error names the step that failed
+/// (its index in `ops` plus one; 0 for the propagation changes).
+unsafe fn mounts(ops: &[MountOp]) -> Result<(), (u32, c_int)> {
     let null = ptr::null::<c_char>();
     let mut slots: [c_int; SLOTS] = [-1; SLOTS];
     // SAFETY: (whole function) mount(), mount_setattr(), open_tree(),
@@ -235,160 +262,11 @@ unsafe fn mounts(ops: &[MountOp]) -> Result<(), c_int> {
             null,
         ) < 0
         {
-            return Err(errno());
+            return Err((0, errno()));
         }
-        for op in ops {
-            match op {
-                MountOp::Detach {
-                    src,
-                    slot,
-                    optional,
-                    recursive,
-                } => {
-                    let flags = OPEN_TREE_CLONE
-                        | libc::O_CLOEXEC
-                        | if *recursive { AT_RECURSIVE } else { 0 };
-                    let fd = libc::syscall(
-                        libc::SYS_open_tree,
-                        libc::AT_FDCWD,
-                        src.as_ptr(),
-                        flags.cast_unsigned(),
-                    );
-                    if fd < 0 {
-                        if !(*optional && errno() == libc::ENOENT) {
-                            return Err(errno());
-                        }
-                    } else if let Some(s) = slots.get_mut(*slot) {
-                        *s = c_int::try_from(fd).unwrap_or(-1);
-                    }
-                }
-                MountOp::Attach { slot, dst } => {
-                    let Some(fd) = slots.get_mut(*slot).filter(|fd| **fd >= 0) else {
-                        continue;
-                    };
-                    let r = libc::syscall(
-                        libc::SYS_move_mount,
-                        *fd,
-                        c"".as_ptr(),
-                        libc::AT_FDCWD,
-                        dst.as_ptr(),
-                        MOVE_MOUNT_F_EMPTY_PATH,
-                    );
-                    libc::syscall(libc::SYS_close, *fd);
-                    *fd = -1;
-                    if r < 0 {
-                        return Err(errno());
-                    }
-                }
-                MountOp::Mknod { path, mode, dev } => {
-                    if libc::syscall(
-                        libc::SYS_mknodat,
-                        libc::AT_FDCWD,
-                        path.as_ptr(),
-                        *mode,
-                        *dev,
-                    ) < 0
-                        && errno() != libc::EEXIST
-                    {
-                        return Err(errno());
-                    }
-                    if libc::syscall(
-                        libc::SYS_fchmodat,
-                        libc::AT_FDCWD,
-                        path.as_ptr(),
-                        *mode & 0o7777,
-                    ) < 0
-                    {
-                        return Err(errno());
-                    }
-                }
-                MountOp::Symlink { target, path } => {
-                    if libc::syscall(
-                        libc::SYS_symlinkat,
-                        target.as_ptr(),
-                        libc::AT_FDCWD,
-                        path.as_ptr(),
-                    ) < 0
-                        && errno() != libc::EEXIST
-                    {
-                        return Err(errno());
-                    }
-                }
-                MountOp::Create { path, file } => {
-                    let r = if *file {
-                        let fd = libc::syscall(
-                            libc::SYS_openat,
-                            libc::AT_FDCWD,
-                            path.as_ptr(),
-                            libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY,
-                            0o644,
-                        );
-                        if fd >= 0 {
-                            libc::syscall(libc::SYS_close, fd);
-                        }
-                        fd
-                    } else {
-                        libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), 0o755)
-                    };
-                    if r < 0 {
-                        if errno() != libc::EEXIST {
-                            return Err(errno());
-                        }
-                    } else if libc::syscall(
-                        libc::SYS_fchmodat,
-                        libc::AT_FDCWD,
-                        path.as_ptr(),
-                        if *file { 0o644 } else { 0o755 },
-                    ) < 0
-                    {
-                        // Made past the service's umask.
-                        return Err(errno());
-                    }
-                }
-                MountOp::Bind {
-                    src,
-                    dst,
-                    recursive,
-                } => {
-                    let flags = libc::MS_BIND | if *recursive { libc::MS_REC } else { 0 };
-                    if libc::syscall(
-                        libc::SYS_mount,
-                        src.as_ptr(),
-                        dst.as_ptr(),
-                        null,
-                        flags as c_ulong,
-                        null,
-                    ) < 0
-                    {
-                        return Err(errno());
-                    }
-                }
-                MountOp::Tmpfs { dst, flags, data } => {
-                    if libc::syscall(
-                        libc::SYS_mount,
-                        c"tmpfs".as_ptr(),
-                        dst.as_ptr(),
-                        c"tmpfs".as_ptr(),
-                        *flags,
-                        data.as_ptr(),
-                    ) < 0
-                    {
-                        return Err(errno());
-                    }
-                }
-                MountOp::SetAttr {
-                    path,
-                    attr,
-                    clear,
-                    below,
-                    fallback,
-                } => {
-                    if let Err(e) = set_attr(path.as_ptr(), *attr, *clear, *fallback)
-                        && !(*below && (e == libc::ENOENT || e == libc::EINVAL))
-                    {
-                        return Err(e);
-                    }
-                }
+        for (i, op) in ops.iter().enumerate() {
+            if let Err(e) = run_op(op, &mut slots) {
+                return Err((u32::try_from(i + 1).unwrap_or(u32::MAX), e));
             }
         }
         if libc::syscall(
@@ -400,7 +278,212 @@ unsafe fn mounts(ops: &[MountOp]) -> Result<(), c_int> {
             null,
         ) < 0
         {
-            return Err(errno());
+            return Err((0, errno()));
+        }
+    }
+    Ok(())
+}
+
+/// One step of the plan.
+///
+/// # Safety
+/// Child only: raw syscalls on the plan's C strings and the slots' fds.
+unsafe fn run_op(op: &MountOp, slots: &mut [c_int; SLOTS]) -> Result<(), c_int> {
+    let null = ptr::null::<c_char>();
+    // SAFETY: (whole function) mount(), mount_setattr(), open_tree(),
+    // move_mount(), mkdir(), symlink() and close() with NUL-terminated
+    // paths from the plan or static strings, and fds in `slots`.
+    unsafe {
+        match op {
+            MountOp::Detach {
+                src,
+                slot,
+                optional,
+                recursive,
+            } => {
+                let flags =
+                    OPEN_TREE_CLONE | libc::O_CLOEXEC | if *recursive { AT_RECURSIVE } else { 0 };
+                let fd = libc::syscall(
+                    libc::SYS_open_tree,
+                    libc::AT_FDCWD,
+                    src.as_ptr(),
+                    flags.cast_unsigned(),
+                );
+                if fd < 0 {
+                    if !(*optional && errno() == libc::ENOENT) {
+                        return Err(errno());
+                    }
+                } else if let Some(s) = slots.get_mut(*slot) {
+                    *s = c_int::try_from(fd).unwrap_or(-1);
+                }
+            }
+            MountOp::Attach { slot, dst } => {
+                let Some(fd) = slots.get_mut(*slot).filter(|fd| **fd >= 0) else {
+                    return Ok(());
+                };
+                let r = libc::syscall(
+                    libc::SYS_move_mount,
+                    *fd,
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    dst.as_ptr(),
+                    MOVE_MOUNT_F_EMPTY_PATH,
+                );
+                libc::syscall(libc::SYS_close, *fd);
+                *fd = -1;
+                if r < 0 {
+                    return Err(errno());
+                }
+            }
+            MountOp::Mknod {
+                path,
+                mode,
+                dev,
+                fallback,
+            } => {
+                if libc::syscall(
+                    libc::SYS_mknodat,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    *mode,
+                    *dev,
+                ) < 0
+                    && errno() != libc::EEXIST
+                {
+                    let e = errno();
+                    let Some(fd) = slots.get_mut(*fallback).filter(|fd| **fd >= 0) else {
+                        return Err(e);
+                    };
+                    if e != libc::EPERM {
+                        return Err(e);
+                    }
+                    let f = libc::syscall(
+                        libc::SYS_openat,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        libc::O_WRONLY
+                            | libc::O_CREAT
+                            | libc::O_EXCL
+                            | libc::O_CLOEXEC
+                            | libc::O_NOCTTY,
+                        0o644,
+                    );
+                    if f < 0 {
+                        return Err(errno());
+                    }
+                    libc::syscall(libc::SYS_close, f);
+                    let r = libc::syscall(
+                        libc::SYS_move_mount,
+                        *fd,
+                        c"".as_ptr(),
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    );
+                    libc::syscall(libc::SYS_close, *fd);
+                    *fd = -1;
+                    if r < 0 {
+                        return Err(errno());
+                    }
+                    return Ok(());
+                }
+                if libc::syscall(
+                    libc::SYS_fchmodat,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    *mode & 0o7777,
+                ) < 0
+                {
+                    return Err(errno());
+                }
+            }
+            MountOp::Symlink { target, path } => {
+                if libc::syscall(
+                    libc::SYS_symlinkat,
+                    target.as_ptr(),
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                ) < 0
+                    && errno() != libc::EEXIST
+                {
+                    return Err(errno());
+                }
+            }
+            MountOp::Create { path, file } => {
+                let r = if *file {
+                    let fd = libc::syscall(
+                        libc::SYS_openat,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY,
+                        0o644,
+                    );
+                    if fd >= 0 {
+                        libc::syscall(libc::SYS_close, fd);
+                    }
+                    fd
+                } else {
+                    libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), 0o755)
+                };
+                if r < 0 {
+                    if errno() != libc::EEXIST {
+                        return Err(errno());
+                    }
+                } else if libc::syscall(
+                    libc::SYS_fchmodat,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    if *file { 0o644 } else { 0o755 },
+                ) < 0
+                {
+                    // Made past the service's umask.
+                    return Err(errno());
+                }
+            }
+            MountOp::Bind {
+                src,
+                dst,
+                recursive,
+            } => {
+                let flags = libc::MS_BIND | if *recursive { libc::MS_REC } else { 0 };
+                if libc::syscall(
+                    libc::SYS_mount,
+                    src.as_ptr(),
+                    dst.as_ptr(),
+                    null,
+                    flags as c_ulong,
+                    null,
+                ) < 0
+                {
+                    return Err(errno());
+                }
+            }
+            MountOp::Tmpfs { dst, flags, data } => {
+                if libc::syscall(
+                    libc::SYS_mount,
+                    c"tmpfs".as_ptr(),
+                    dst.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    *flags,
+                    data.as_ptr(),
+                ) < 0
+                {
+                    return Err(errno());
+                }
+            }
+            MountOp::SetAttr {
+                path,
+                attr,
+                clear,
+                below,
+                fallback,
+            } => {
+                if let Err(e) = set_attr(path.as_ptr(), *attr, *clear, *fallback)
+                    && !(*below && (e == libc::ENOENT || e == libc::EINVAL))
+                {
+                    return Err(e);
+                }
+            }
         }
     }
     Ok(())

@@ -349,7 +349,8 @@ fn exec_of_a_missing_file_reports_enoent_and_203() {
             err,
             SpawnError::Child {
                 step: ChildStep::Exec,
-                errno: libc::ENOENT
+                errno: libc::ENOENT,
+                ..
             }
         ),
         "{err:?}"
@@ -368,7 +369,8 @@ fn bad_working_directory_reports_200_unless_optional() {
             err,
             SpawnError::Child {
                 step: ChildStep::Chdir,
-                errno: libc::ENOENT
+                errno: libc::ENOENT,
+                ..
             }
         ),
         "{err:?}"
@@ -666,7 +668,8 @@ fn tty_fail_refuses_and_tty_waits_for_a_terminal_held_by_another_session() {
             err,
             SpawnError::Child {
                 step: ChildStep::Stdin,
-                errno: libc::EPERM
+                errno: libc::EPERM,
+                ..
             }
         ),
         "{err:?}"
