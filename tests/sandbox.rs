@@ -265,6 +265,53 @@ fn a_service_without_network_serves_on_the_socket_flint_passes_it() {
 }
 
 #[test]
+fn the_commands_of_a_run_share_its_network_and_ipc_namespaces() {
+    if !ready("network namespaces")
+        || !common::require("python3", "the service")
+        || !common::require("ipcmk", "making a message queue")
+    {
+        return;
+    }
+    let tree = open_tree();
+    let port = free_port();
+    // ExecStartPre= makes a message queue, ExecStart= sees it and serves on
+    // the run's loopback, ExecStop= reaches it there, as under systemd.
+    tree.write(
+        "shared.service",
+        &format!(
+            "[Service]\nPrivateNetwork=yes\nPrivateIPC=yes\n\
+             ExecStartPre=/bin/sh -c 'readlink /proc/self/ns/net /proc/self/ns/ipc; ipcmk -Q >/dev/null'\n\
+             ExecStart=/usr/bin/python3 -c 'import os, socket; \
+             print(os.readlink(\"/proc/self/ns/net\"), os.readlink(\"/proc/self/ns/ipc\")); \
+             print(\"queues\", sum(1 for l in open(\"/proc/sysvipc/msg\") if l.split()[0].isdigit()), flush=True); \
+             s = socket.create_server((\"127.0.0.1\", {port})); c, _ = s.accept(); c.sendall(b\"from-main\" + bytes([10])); c.close(); \
+             import time; time.sleep(30)'\n\
+             ExecStop=/usr/bin/python3 -c 'import os, socket; \
+             print(os.readlink(\"/proc/self/ns/net\"), os.readlink(\"/proc/self/ns/ipc\")); \
+             print(socket.create_connection((\"127.0.0.1\", {port}), timeout=5).makefile().readline().strip(), flush=True)'\n"
+        ),
+    );
+    let mut flint = Flint::run_until(&tree, &["shared.service"], "job start");
+    assert!(flint.wait_log("queues"), "{}", flint.log());
+    flint.stop();
+    let log = flint.log();
+    let out = output(&log, "shared.service");
+    assert_eq!(out.len(), 6, "{log}");
+    // ExecStartPre='s two lines (one per link), then the others' one.
+    let namespaces = format!("{} {}", out[0], out[1]);
+    assert!(
+        out[0].starts_with("net:[") && out[1].starts_with("ipc:["),
+        "{log}"
+    );
+    let host_net = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(Path::new(&out[0]), host_net, "{log}");
+    assert_eq!(out[2], namespaces, "ExecStart= elsewhere: {log}");
+    assert_eq!(out[3], "queues 1", "{log}");
+    assert_eq!(out[4], namespaces, "ExecStop= elsewhere: {log}");
+    assert_eq!(out[5], "from-main", "{log}");
+}
+
+#[test]
 fn protect_home_and_inaccessible_paths_hide_what_they_name() {
     if !ready("mount namespaces") {
         return;

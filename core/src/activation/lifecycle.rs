@@ -106,6 +106,9 @@ pub(super) struct ServiceRt {
     /// `PrivateTmp=`: the run's private `/tmp` and `/var/tmp`, made at its
     /// first command and removed when it ends (kept across a restart).
     pub private_tmp: Option<crate::service::sandbox::PrivateTmp>,
+    /// `PrivateNetwork=`, `PrivateIPC=`: the run's namespaces, made and
+    /// dropped with `private_tmp`.
+    pub namespaces: Option<crate::service::sandbox::RunNamespaces>,
     /// What the unit's `[Unit]` section says about other units.
     pub deps: Deps,
     /// Start-ups completed (the start sequence reached its end).
@@ -163,6 +166,7 @@ impl ServiceRt {
     pub fn new(unit: Unit) -> ServiceRt {
         ServiceRt {
             private_tmp: None,
+            namespaces: None,
             state: State::Dead,
             main_pid: None,
             main_pgid: None,
@@ -973,12 +977,21 @@ impl Manager {
 
     /// `PrivateTmp=` (or `DynamicUser=`): the run's private temporary
     /// directories, made before its first command where flint may make
-    /// namespaces.
+    /// namespaces; `PrivateNetwork=` and `PrivateIPC=`: the namespaces
+    /// the run's commands share.
     fn make_private_tmp(&mut self, id: u64) -> Result<(), StartFailure> {
         use crate::service::sandbox;
         let Some(svc) = self.services.get_mut(&id) else {
             return Ok(());
         };
+        if svc.namespaces.is_none() && sandbox::can_make_namespaces() {
+            match sandbox::RunNamespaces::create(&svc.unit, "Service") {
+                Ok(ns) => svc.namespaces = ns,
+                // Each command then makes its own, as before, and fails
+                // or goes on without as the sandbox says.
+                Err(e) => tracing::debug!("{}: {e}", svc.unit.id),
+            }
+        }
         if svc.private_tmp.is_some()
             || !sandbox::wants_private_tmp(&svc.unit, "Service")
             || !sandbox::can_make_namespaces()
@@ -1008,6 +1021,7 @@ impl Manager {
             main_process: main,
             fds_are_sockets: true,
             private_tmp: svc.private_tmp.clone(),
+            namespaces: svc.namespaces.clone(),
             ..Default::default()
         };
         if let Some((conn, socket, peer)) = &svc.conn {
@@ -2033,6 +2047,9 @@ impl Manager {
         }
         if !restarting && let Some(t) = svc.private_tmp.take() {
             t.remove_in_background();
+        }
+        if !restarting {
+            svc.namespaces = None;
         }
         if !(preserve == "yes" || (preserve == "restart" && restarting)) {
             for (key, _, path) in

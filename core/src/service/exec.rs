@@ -103,6 +103,9 @@ pub struct SpawnInputs {
     pub env_edits: Vec<crate::policy::EnvEdit>,
     /// The run's private `/tmp` and `/var/tmp` (`PrivateTmp=`).
     pub private_tmp: Option<super::sandbox::PrivateTmp>,
+    /// The run's network and IPC namespaces (`PrivateNetwork=`,
+    /// `PrivateIPC=`), joined instead of made per command.
+    pub namespaces: Option<super::sandbox::RunNamespaces>,
 }
 
 /// A prepared command plus the files it needs kept open until it is spawned.
@@ -1308,6 +1311,19 @@ pub fn prepare(
             inputs.private_tmp.as_ref(),
             &writable,
         )?;
+        if let (Some(ns), Some(run)) = (plan.namespace.as_mut(), inputs.namespaces.as_ref()) {
+            let mut join = |want: bool, fd: &Option<std::sync::Arc<OwnedFd>>| {
+                let fd = fd.as_ref().filter(|_| want)?;
+                // A duplicate the spawn keeps open: the run may end (and
+                // close its own) while the spawn is on its way.
+                let dup = fd.try_clone().ok()?;
+                let raw = dup.as_raw_fd();
+                keep_open.push(dup);
+                Some(raw)
+            };
+            ns.join_network = join(ns.network, &run.network);
+            ns.join_ipc = join(ns.ipc, &run.ipc);
+        }
         if let Some(ns) = &plan.namespace {
             tracing::debug!("{}: namespaces: {ns:?}", unit.id);
         }

@@ -180,6 +180,40 @@ impl PrivateTmp {
     }
 }
 
+/// The network and IPC namespaces of one run (`PrivateNetwork=`,
+/// `PrivateIPC=`): every command of the run joins them, so that
+/// `ExecStop=` reaches the main process over its loopback and IPC objects
+/// made by `ExecStartPre=` are there for `ExecStart=`, as under systemd.
+/// They go with the last holder of these fds.
+#[derive(Debug, Clone, Default)]
+pub struct RunNamespaces {
+    pub network: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    pub ipc: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+}
+
+impl RunNamespaces {
+    /// The namespaces `unit` asks for, or `None` when it asks for none.
+    pub fn create(unit: &Unit, section: &str) -> Result<Option<RunNamespaces>, SandboxError> {
+        let (network, ipc) = (
+            on(unit, section, "PrivateNetwork"),
+            on(unit, section, "PrivateIPC"),
+        );
+        if !network && !ipc {
+            return Ok(None);
+        }
+        let (net, ipc) =
+            crate::spawn::make_run_namespaces(network, ipc).map_err(|source| SandboxError::Io {
+                what: "making the network and IPC namespaces for",
+                path: PathBuf::from(unit.id.as_str()),
+                source,
+            })?;
+        Ok(Some(RunNamespaces {
+            network: net.map(std::sync::Arc::new),
+            ipc: ipc.map(std::sync::Arc::new),
+        }))
+    }
+}
+
 /// `mkdtemp()`: `base/prefixXXXXXX`, mode 0700.
 fn make_unique_dir(base: &Path, prefix: &str) -> Result<PathBuf, SandboxError> {
     let mut last = None;
@@ -709,9 +743,8 @@ pub fn plan(
         network: on(unit, section, "PrivateNetwork"),
         ipc: on(unit, section, "PrivateIPC"),
         uts: on(unit, section, "ProtectHostname"),
-        mount: false,
-        mounts: Vec::new(),
         optional: true,
+        ..NamespacePlan::default()
     };
     let list = entries(unit, section, root, private_tmp, writable)?;
     plan.mount = on(unit, section, "PrivateMounts");

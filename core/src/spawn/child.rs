@@ -210,6 +210,16 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             reset_terminal(path, ctx.tty0, &ctx.tty_reset);
         }
 
+        // The run's shared network and IPC namespaces, while the fds that
+        // hold them are still open.
+        if let Some(plan) = ctx.namespace {
+            match namespace::join(plan) {
+                Ok(()) => {}
+                Err(namespace::Failed::Network(e)) => return (ChildStep::Network, e),
+                Err(namespace::Failed::Namespace(e, _)) => return (ChildStep::Namespace, e),
+            }
+        }
+
         if let Err(failure) = place_fds(ctx) {
             return failure;
         }

@@ -44,7 +44,7 @@ use std::ptr;
 
 pub use namespace::{
     ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, MountOp, NamespacePlan,
-    SLOTS as NAMESPACE_SLOTS,
+    SLOTS as NAMESPACE_SLOTS, make_run_namespaces,
 };
 pub use resolve::{DEFAULT_SEARCH_PATH, resolve_executable};
 

@@ -37,8 +37,14 @@ pub const ATTR_NOEXEC: u64 = 0x8;
 pub struct NamespacePlan {
     /// `CLONE_NEWNET`: `PrivateNetwork=`, with the loopback brought up.
     pub network: bool,
+    /// The run's network namespace, joined (`setns()`) instead of making
+    /// one: every command of a run shares it, as under systemd. The fd
+    /// stays open until the spawn returns (the caller keeps it).
+    pub join_network: Option<std::os::fd::RawFd>,
     /// `CLONE_NEWIPC`: `PrivateIPC=`.
     pub ipc: bool,
+    /// The run's IPC namespace, joined like `join_network`.
+    pub join_ipc: Option<std::os::fd::RawFd>,
     /// `CLONE_NEWUTS`: `ProtectHostname=`.
     pub uts: bool,
     /// `CLONE_NEWNS`: a mount namespace of its own (where nothing mounted
@@ -173,7 +179,7 @@ pub(super) unsafe fn enter(plan: &NamespacePlan) -> Result<(), Failed> {
     // SAFETY: (whole function) raw syscalls given NUL-terminated strings the
     // plan owns and structures on this stack.
     unsafe {
-        if plan.network {
+        if plan.network && plan.join_network.is_none() {
             if libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNET) < 0 {
                 let e = errno();
                 if !(plan.optional && is_privilege_error(e)) {
@@ -184,6 +190,7 @@ pub(super) unsafe fn enter(plan: &NamespacePlan) -> Result<(), Failed> {
             }
         }
         if plan.ipc
+            && plan.join_ipc.is_none()
             && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWIPC) < 0
             && !(plan.optional && is_privilege_error(errno()))
         {
@@ -207,6 +214,67 @@ pub(super) unsafe fn enter(plan: &NamespacePlan) -> Result<(), Failed> {
         }
     }
     Ok(())
+}
+
+/// Joins the run's network and IPC namespaces, if it has them. Called
+/// before the child's fds are put in place (which may close or reuse the
+/// fds named in the plan).
+///
+/// # Safety
+/// Child only (see `child.rs`); the plan's fds are open in this process.
+pub(super) unsafe fn join(plan: &NamespacePlan) -> Result<(), Failed> {
+    // SAFETY: setns() on fds the caller keeps open.
+    unsafe {
+        if let Some(fd) = plan.join_network
+            && libc::syscall(libc::SYS_setns, fd, libc::CLONE_NEWNET) < 0
+        {
+            return Err(Failed::Network(errno()));
+        }
+        if let Some(fd) = plan.join_ipc
+            && libc::syscall(libc::SYS_setns, fd, libc::CLONE_NEWIPC) < 0
+        {
+            return Err(Failed::Namespace(errno(), 0));
+        }
+    }
+    Ok(())
+}
+
+/// Makes the network and IPC namespaces a run's commands will share, on a
+/// thread of its own (namespaces belong to a thread; the thread ends, the
+/// namespaces live on in the returned fds), the network one with its
+/// loopback up.
+pub fn make_run_namespaces(
+    network: bool,
+    ipc: bool,
+) -> std::io::Result<(Option<std::os::fd::OwnedFd>, Option<std::os::fd::OwnedFd>)> {
+    use std::os::fd::OwnedFd;
+    let make = move || -> std::io::Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+        let mut out = (None, None);
+        if network {
+            // SAFETY: unshare() changes only this thread's namespaces.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: a socket and two ioctls on a zeroed ifreq.
+            unsafe { loopback_up() }.map_err(std::io::Error::from_raw_os_error)?;
+            out.0 = Some(std::fs::File::open("/proc/thread-self/ns/net")?.into());
+        }
+        if ipc {
+            // SAFETY: as above.
+            if unsafe { libc::unshare(libc::CLONE_NEWIPC) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            out.1 = Some(std::fs::File::open("/proc/thread-self/ns/ipc")?.into());
+        }
+        Ok(out)
+    };
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("flint-netns".into())
+            .spawn_scoped(s, make)?
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the namespace thread panicked")))
+    })
 }
 
 /// Brings up `lo` in a fresh network namespace (the kernel gives it
