@@ -109,6 +109,9 @@ pub(super) struct ServiceRt {
     /// `PrivateNetwork=`, `PrivateIPC=`: the run's namespaces, made and
     /// dropped with `private_tmp`.
     pub namespaces: Option<crate::service::sandbox::RunNamespaces>,
+    /// `LoadCredential=` and friends: the run's credentials directory,
+    /// made and removed with `private_tmp`.
+    pub credentials: Option<crate::service::credentials::Credentials>,
     /// What the unit's `[Unit]` section says about other units.
     pub deps: Deps,
     /// Start-ups completed (the start sequence reached its end).
@@ -167,6 +170,7 @@ impl ServiceRt {
         ServiceRt {
             private_tmp: None,
             namespaces: None,
+            credentials: None,
             state: State::Dead,
             main_pid: None,
             main_pgid: None,
@@ -984,6 +988,27 @@ impl Manager {
         let Some(svc) = self.services.get_mut(&id) else {
             return Ok(());
         };
+        if svc.credentials.is_none()
+            && crate::service::credentials::configured(&svc.unit, "Service")
+        {
+            let credentials_status = Some(ExitStatus::Exited(243));
+            let owner = crate::service::exec::unit_owner(&svc.unit, "Service").map_err(|e| {
+                StartFailure {
+                    msg: format!("failed to set up the credentials: {e}"),
+                    status: credentials_status,
+                }
+            })?;
+            svc.credentials = crate::service::credentials::Credentials::create(
+                &svc.unit,
+                "Service",
+                self.search.user_mode,
+                owner,
+            )
+            .map_err(|e| StartFailure {
+                msg: format!("failed to set up the credentials: {e}"),
+                status: credentials_status,
+            })?;
+        }
         if svc.namespaces.is_none() && sandbox::can_make_namespaces() {
             match sandbox::RunNamespaces::create(&svc.unit, "Service") {
                 Ok(ns) => svc.namespaces = ns,
@@ -1022,6 +1047,7 @@ impl Manager {
             fds_are_sockets: true,
             private_tmp: svc.private_tmp.clone(),
             namespaces: svc.namespaces.clone(),
+            credentials: svc.credentials.clone(),
             ..Default::default()
         };
         if let Some((conn, socket, peer)) = &svc.conn {
@@ -2050,6 +2076,9 @@ impl Manager {
         }
         if !restarting {
             svc.namespaces = None;
+            if let Some(c) = svc.credentials.take() {
+                c.remove();
+            }
         }
         if !(preserve == "yes" || (preserve == "restart" && restarting)) {
             for (key, _, path) in

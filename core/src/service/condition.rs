@@ -196,7 +196,7 @@ fn expand_braces(pattern: &str) -> Vec<String> {
 
 /// `fnmatch` with `*`, `?`, `[...]` (ranges, `!` or `^` to negate) and
 /// literal characters.
-fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
     match (pattern.first(), text.first()) {
         (None, None) => true,
         (Some(b'*'), _) => {

@@ -106,6 +106,8 @@ pub struct SpawnInputs {
     /// The run's network and IPC namespaces (`PrivateNetwork=`,
     /// `PrivateIPC=`), joined instead of made per command.
     pub namespaces: Option<super::sandbox::RunNamespaces>,
+    /// The run's credentials (`$CREDENTIALS_DIRECTORY`).
+    pub credentials: Option<super::credentials::Credentials>,
 }
 
 /// A prepared command plus the files it needs kept open until it is spawned.
@@ -217,6 +219,29 @@ fn unit_user(unit: &Unit, section: &str) -> Result<Option<nix::unistd::User>, Ex
             });
     }
     unit.get_str(section, "User").map(lookup_user).transpose()
+}
+
+/// The uid and gid that own what flint makes for a unit (its directories,
+/// its credentials): `User=` with `Group=` or the user's group; `None`
+/// for root.
+fn owner_of(
+    unit: &Unit,
+    section: &str,
+    user: Option<&nix::unistd::User>,
+) -> Result<Option<(u32, u32)>, ExecError> {
+    let Some(u) = user else {
+        return Ok(None);
+    };
+    let gid = match unit.get_str(section, "Group") {
+        Some(g) if !dynamic_user(unit, section) => lookup_group(g)?,
+        _ => u.gid.as_raw(),
+    };
+    Ok(Some((u.uid.as_raw(), gid)))
+}
+
+/// The owner of a unit's directories and credentials (see `owner_of`).
+pub fn unit_owner(unit: &Unit, section: &str) -> Result<Option<(u32, u32)>, ExecError> {
+    owner_of(unit, section, unit_user(unit, section)?.as_ref())
 }
 
 /// The password database's entry for uid 0, which every system service
@@ -1151,17 +1176,15 @@ pub fn prepare(
     // `$USER` and friends come from `User=` also for `+`/`!` commands.
     let mut env = environment_with_pid_vars(unit, section, inputs, unit_user.as_ref())?;
     // The directories belong to the unit's user, also for `+`/`!` commands.
-    let owner = match &unit_user {
-        Some(u) => {
-            let gid = match unit.get_str(section, "Group") {
-                Some(g) if !dynamic_user(unit, section) => lookup_group(g)?,
-                _ => u.gid.as_raw(),
-            };
-            Some((u.uid.as_raw(), gid))
-        }
-        None => None,
-    };
+    let owner = owner_of(unit, section, unit_user.as_ref())?;
     setup_directories(unit, section, inputs.user_mode, owner, &mut env)?;
+    if let Some(c) = &inputs.credentials {
+        set_var(
+            &mut env,
+            "CREDENTIALS_DIRECTORY",
+            c.dir.to_string_lossy().into_owned(),
+        );
+    }
     let pid_vars: Vec<String> = env
         .iter()
         .filter(|(_, v)| v == PID_PLACEHOLDER)

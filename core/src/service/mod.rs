@@ -3,6 +3,7 @@
 //! [`crate::activation`].
 
 pub mod condition;
+pub mod credentials;
 pub mod defaults;
 pub mod dynamic_user;
 pub mod exec;

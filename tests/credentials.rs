@@ -1,0 +1,128 @@
+//! Service credentials under `flint run`: `LoadCredential=` (files,
+//! directories, names handed down), `SetCredential=` as the fallback,
+//! `ImportCredential=`, the directory's owner, modes and lifetime, and a
+//! missing source failing the start with 243/CREDENTIALS, as systemd does.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::{Flint, Tree, wait_for};
+
+/// What the unit's commands printed, from flint's log.
+fn output(log: &str, unit: &str) -> Vec<String> {
+    let marker = format!("{unit}[");
+    log.lines()
+        .filter_map(|l| {
+            let at = l.find(&marker)?;
+            Some(l[at + marker.len()..].split_once("]: ")?.1.to_string())
+        })
+        .collect()
+}
+
+fn run_to_end(tree: &Tree, unit: &str, env: &[(&str, &std::path::Path)]) -> String {
+    let mut cmd = std::process::Command::new(common::flint_bin());
+    cmd.arg("run").arg("--unit-dir").arg(tree.path()).arg(unit);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut flint = Flint::run_command_until(cmd, "job start");
+    let ended = wait_for(Duration::from_secs(20), || {
+        let log = flint.log();
+        (log.contains(&format!("{unit}: Deactivated successfully"))
+            || log.contains(&format!("{unit}: Failed with result")))
+        .then_some(())
+    });
+    let log = flint.log();
+    flint.stop();
+    assert!(ended.is_some(), "{unit} did not end:\n{log}");
+    log
+}
+
+#[test]
+fn credentials_are_loaded_set_and_imported_for_the_services_user_only() {
+    if !common::require_root("giving the credentials to another user") {
+        return;
+    }
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Sources only root may read: flint reads them for the service.
+    let secret = tree.write("secret", "s3cret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::create_dir_all(tree.path().join("tree/sub")).unwrap();
+    std::fs::write(tree.path().join("tree/a"), "A").unwrap();
+    std::fs::write(tree.path().join("tree/sub/b"), "B").unwrap();
+    // Credentials flint itself was given, for names and imports.
+    let mine = tree.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("handed.down"), "from above").unwrap();
+    std::fs::write(mine.join("app.one"), "1").unwrap();
+    std::fs::write(mine.join("app.two"), "2").unwrap();
+    let unit = format!("cred-{}.service", std::process::id());
+    tree.write(
+        &unit,
+        &format!(
+            "[Service]\nType=oneshot\nUser=nobody\n\
+             LoadCredential=pw:{secret}\n\
+             LoadCredential=tree:{tree}\n\
+             LoadCredential=handed.down\n\
+             LoadCredential=not.there\n\
+             ImportCredential=app.*\n\
+             SetCredential=pw:not used\n\
+             SetCredential=fallback:hello\\x21\n\
+             ExecStart=/bin/sh -c 'echo \"$CREDENTIALS_DIRECTORY\"; test \"$CREDENTIALS_DIRECTORY\" = %d && echo is-%%d; \
+             cd \"$CREDENTIALS_DIRECTORY\" && echo $(ls); echo $(for f in pw tree_a tree_sub_b handed.down fallback; do cat $f; echo; done); \
+             stat -c \"%%a %%U\" . pw; (echo x > new) 2>/dev/null || echo read-only'\n",
+            secret = secret.display(),
+            tree = tree.path().join("tree").display(),
+        ),
+    );
+    let log = run_to_end(&tree, &unit, &[("CREDENTIALS_DIRECTORY", &mine)]);
+    let dir = format!("/run/credentials/{unit}");
+    assert_eq!(
+        output(&log, &unit),
+        [
+            dir.clone(),
+            "is-%d".into(),
+            "app.one app.two fallback handed.down pw tree_a tree_sub_b".into(),
+            "s3cret A B from above hello!".into(),
+            "500 nobody".into(),
+            "400 nobody".into(),
+            "read-only".into(),
+        ],
+        "{log}"
+    );
+    // Gone with the run.
+    assert!(!std::path::Path::new(&dir).exists(), "{dir} is left");
+}
+
+#[test]
+fn a_missing_credential_file_fails_the_start_unless_set_credential_has_it() {
+    if !common::require_root("writing /run/credentials") {
+        return;
+    }
+    let tree = Tree::new();
+    tree.write(
+        "missing.service",
+        "[Service]\nType=oneshot\nLoadCredential=key:/nonexistent/flint-key\nExecStart=/bin/true\n",
+    );
+    let log = run_to_end(&tree, "missing.service", &[]);
+    assert!(log.contains("missing.service: Failed with result"), "{log}");
+    assert!(log.contains("243"), "{log}");
+    assert!(log.contains("/nonexistent/flint-key"), "{log}");
+    tree.write(
+        "fallback.service",
+        "[Service]\nType=oneshot\nLoadCredential=key:/nonexistent/flint-key\nSetCredential=key:default\n\
+         ExecStart=/bin/sh -c 'cat \"$CREDENTIALS_DIRECTORY/key\"; echo'\n",
+    );
+    let log = run_to_end(&tree, "fallback.service", &[]);
+    assert_eq!(output(&log, "fallback.service"), ["default"], "{log}");
+    // Encrypted credentials need systemd's key: refused with a reason.
+    tree.write(
+        "encrypted.service",
+        "[Service]\nType=oneshot\nLoadCredentialEncrypted=key:/etc/hostname\nExecStart=/bin/true\n",
+    );
+    let log = run_to_end(&tree, "encrypted.service", &[]);
+    assert!(log.contains("encrypted credentials need"), "{log}");
+}
