@@ -761,6 +761,30 @@ fn private_devices_without_cap_mknod_mount_the_hosts_ptmx() {
 }
 
 #[test]
+fn protect_proc_and_proc_subset_mount_a_proc_of_its_own() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    tree.write(
+        "proc.service",
+        "[Service]\nType=oneshot\nUser=nobody\nProtectProc=invisible\nProcSubset=pid\nProtectKernelTunables=yes\n\
+         ExecStart=/bin/sh -c 'grep \" /proc \" /proc/self/mountinfo | grep -o \"hidepid=invisible,subset=pid\"; \
+         test -e /proc/sys && echo sys || echo no-sys; ls /proc | grep -c \"^1$\"; test -e /proc/self/status && echo self'\n",
+    );
+    let log = run_to_end(&tree, "proc.service");
+    // Another user's processes (pid 1's) are invisible, the kernel's files
+    // gone with subset=pid; the service's own process is there.
+    assert_eq!(
+        output(&log, "proc.service"),
+        ["hidepid=invisible,subset=pid", "no-sys", "0", "self"],
+        "{log}"
+    );
+    // The host's /proc is as it was.
+    assert!(Path::new("/proc/sys").exists());
+}
+
+#[test]
 fn what_a_service_with_private_mounts_mounts_stays_its_own() {
     if !ready("mount namespaces") {
         return;

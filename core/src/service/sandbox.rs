@@ -58,6 +58,8 @@ enum Mode {
     BindRecursive,
     PrivateTmp,
     PrivateDev,
+    /// `ProtectProc=`, `ProcSubset=`: a procfs of its own on `/proc`.
+    Procfs,
     ReadOnly,
     ReadWrite,
     Tmpfs,
@@ -349,6 +351,7 @@ pub fn is_sandboxed(unit: &Unit, section: &str) -> bool {
     .any(|k| on(unit, section, k))
         || protect_system(unit, section) != "no"
         || protect_home(unit, section) != "no"
+        || proc_options(unit, section).is_some()
         || [
             "ReadWritePaths",
             "ReadOnlyPaths",
@@ -535,6 +538,11 @@ fn entries(
         }
         _ => {}
     }
+    if let Some(options) = proc_options(unit, section) {
+        let mut e = Entry::new(below_root(root, Path::new("/proc")), Mode::Procfs, false);
+        e.tmpfs = Some((libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, options));
+        out.push(e);
+    }
     if on(unit, section, "ProtectKernelTunables") {
         table(
             &[
@@ -576,6 +584,38 @@ fn entries(
         table(&[("/sys/fs/cgroup", RO, false)], &mut out);
     }
     Ok(out)
+}
+
+/// `ProtectProc=` and `ProcSubset=` as procfs options (`hidepid=`,
+/// `subset=pid`), or `None` when both are at their defaults (systemd then
+/// leaves the host's `/proc`).
+fn proc_options(unit: &Unit, section: &str) -> Option<String> {
+    let mut opts = Vec::new();
+    if let Some(v @ ("noaccess" | "invisible" | "ptraceable")) =
+        unit.get_str(section, "ProtectProc")
+    {
+        opts.push(format!("hidepid={v}"));
+    }
+    if unit.get_str(section, "ProcSubset") == Some("pid") {
+        opts.push("subset=pid".to_string());
+    }
+    (!opts.is_empty()).then(|| opts.join(","))
+}
+
+/// Whether `p` is still there in a procfs on `proc` mounted with
+/// `subset=pid`: `proc` itself, the process directories, `self` and
+/// `thread-self`.
+fn in_pid_subset(proc: &Path, p: &Path) -> bool {
+    let Ok(rest) = p.strip_prefix(proc) else {
+        return true;
+    };
+    match rest.components().next() {
+        None => true,
+        Some(c) => {
+            let c = c.as_os_str().to_string_lossy();
+            c == "self" || c == "thread-self" || c.bytes().all(|b| b.is_ascii_digit())
+        }
+    }
 }
 
 /// `TemporaryFileSystem=`'s `OPTIONS`: mount flags (after systemd's
@@ -940,6 +980,20 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
         }
         true
     });
+    // Below a procfs with `subset=pid`, the kernel's files are gone: the
+    // entries that may be missing (ProtectKernelTunables='s) go too.
+    if let Some(proc) = list
+        .iter()
+        .find(|e| {
+            e.mode == Mode::Procfs
+                && e.tmpfs
+                    .as_ref()
+                    .is_some_and(|(_, o)| o.contains("subset=pid"))
+        })
+        .map(|e| e.path.clone())
+    {
+        list.retain(|e| !e.ignore || in_pid_subset(&proc, &e.path));
+    }
     list.sort_by(|a, b| a.path.cmp(&b.path).then(a.mode.cmp(&b.mode)));
     let mut merged: Vec<Entry> = Vec::with_capacity(list.len());
     for e in list {
@@ -1069,6 +1123,19 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                     flags,
                 });
                 mounts.extend(carried);
+            }
+            Mode::Procfs => {
+                let (flags, data) = e.tmpfs.clone().unwrap_or_default();
+                ops.push(MountOp::Proc {
+                    dst,
+                    flags,
+                    data: CString::new(data).map_err(|_| SandboxError::Nul)?,
+                });
+                mounts.retain(|m| !m.path.starts_with(&e.path) || m.path == e.path);
+                mounts.push(Mounted {
+                    path: e.path.clone(),
+                    flags,
+                });
             }
             Mode::PrivateDev => {
                 let (dev_ops, dev_mounts) = private_dev(&e.path, &mounts)?;
@@ -1214,6 +1281,7 @@ mod tests {
                     dst.to_string_lossy()
                 ),
                 MountOp::Tmpfs { dst, .. } => format!("tmpfs {}", dst.to_string_lossy()),
+                MountOp::Proc { dst, .. } => format!("proc {}", dst.to_string_lossy()),
                 MountOp::Create { path, file } => {
                     format!(
                         "create{} {}",

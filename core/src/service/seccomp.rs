@@ -239,7 +239,7 @@ const FAMILIES: &[(&str, u64)] = &[
 /// allow list and a deny list (`~`), later ones add to it or take from it,
 /// an empty one resets, `none` allows no family (systemd's
 /// `config_parse_address_families()`). `None`: no restriction.
-fn address_families(values: &[&str]) -> Result<Option<(bool, Vec<u64>)>, SeccompError> {
+fn address_families(values: &[&str]) -> Option<(bool, Vec<u64>)> {
     let mut state: Option<(bool, Vec<u64>)> = None;
     for v in values {
         let v = v.trim();
@@ -255,10 +255,11 @@ fn address_families(values: &[&str]) -> Result<Option<(bool, Vec<u64>)>, Seccomp
         let (allow, set) = state.get_or_insert_with(|| (!invert, Vec::new()));
         for name in list.split_whitespace() {
             let Some((_, n)) = FAMILIES.iter().find(|(f, _)| *f == name) else {
-                return Err(SeccompError::Invalid {
-                    setting: "RestrictAddressFamilies",
-                    message: format!("unknown address family '{name}'"),
-                });
+                // As systemd: "Failed to parse address family, ignoring".
+                tracing::warn!(
+                    "RestrictAddressFamilies=: unknown address family, ignoring: {name}"
+                );
+                continue;
             };
             // Adding to the list of its own kind, or taking from the other.
             if *allow == invert {
@@ -268,7 +269,7 @@ fn address_families(values: &[&str]) -> Result<Option<(bool, Vec<u64>)>, Seccomp
             }
         }
     }
-    Ok(state)
+    state
 }
 
 /// Namespace names and their `CLONE_NEW*` flags.
@@ -331,7 +332,7 @@ pub fn filters(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompE
     // RestrictAddressFamilies=: socket() of another family fails with
     // EAFNOSUPPORT.
     if let Some((allow, list)) =
-        address_families(&raw_values(unit, section, "RestrictAddressFamilies"))?
+        address_families(&raw_values(unit, section, "RestrictAddressFamilies"))
     {
         let rules = if allow {
             // Every number below, between and above the listed families;
@@ -528,7 +529,7 @@ type CallList = (bool, BTreeMap<String, Outcome>);
 /// with `~`, a deny list; later ones add to it or take from it; an empty
 /// one resets. `NAME:ERRNO` and `NAME:kill` give one call its own outcome,
 /// also in an allow list. `None`: no filter.
-fn parse_system_call_filter(values: &[&str]) -> Result<Option<CallList>, SeccompError> {
+fn parse_system_call_filter(values: &[&str]) -> Option<CallList> {
     let mut state: Option<CallList> = None;
     for v in values {
         let v = v.trim();
@@ -547,13 +548,14 @@ fn parse_system_call_filter(values: &[&str]) -> Result<Option<CallList>, Seccomp
         for word in list.split_whitespace() {
             let (name, outcome) = match word.split_once(':') {
                 Some((n, "kill")) => (n, Outcome::Kill),
-                Some((n, e)) => (
-                    n,
-                    Outcome::Errno(errno_value(e).ok_or_else(|| SeccompError::Invalid {
-                        setting: "SystemCallFilter",
-                        message: format!("unknown error number '{e}'"),
-                    })?),
-                ),
+                Some((n, e)) => {
+                    let Some(v) = errno_value(e) else {
+                        // As systemd: the word is ignored.
+                        tracing::warn!("SystemCallFilter=: unknown error number, ignoring: {word}");
+                        continue;
+                    };
+                    (n, Outcome::Errno(v))
+                }
                 None => (word, Outcome::Listed),
             };
             if *allow != invert {
@@ -570,7 +572,7 @@ fn parse_system_call_filter(values: &[&str]) -> Result<Option<CallList>, Seccomp
             }
         }
     }
-    Ok(state)
+    state
 }
 
 /// Adds `name` (a system call or an `@group`, recursively) to `set`.
@@ -744,18 +746,17 @@ fn errno_value(s: &str) -> Option<u32> {
 
 /// `SystemCallErrorNumber=`: the error of a refused call, or `None` to kill
 /// the process.
-fn error_number(unit: &Unit, section: &str) -> Result<Option<u32>, SeccompError> {
+fn error_number(unit: &Unit, section: &str) -> Option<u32> {
     match raw_values(unit, section, "SystemCallErrorNumber")
         .last()
         .map(|v| v.trim())
     {
-        None | Some("" | "kill") => Ok(None),
-        Some(v) => errno_value(v)
-            .map(Some)
-            .ok_or_else(|| SeccompError::Invalid {
-                setting: "SystemCallErrorNumber",
-                message: format!("unknown error number '{v}'"),
-            }),
+        None | Some("" | "kill") => None,
+        Some(v) => errno_value(v).or_else(|| {
+            // As systemd: the setting is ignored (the process is killed).
+            tracing::warn!("SystemCallErrorNumber=: unknown error number, ignoring: {v}");
+            None
+        }),
     }
 }
 
@@ -770,11 +771,11 @@ fn syscall_number(name: &str) -> Option<i64> {
 /// The filters of `SystemCallFilter=`.
 fn system_call_filter(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompError> {
     let Some((allow, set)) =
-        parse_system_call_filter(&raw_values(unit, section, "SystemCallFilter"))?
+        parse_system_call_filter(&raw_values(unit, section, "SystemCallFilter"))
     else {
         return Ok(Vec::new());
     };
-    let refuse = match error_number(unit, section)? {
+    let refuse = match error_number(unit, section) {
         Some(e) => SeccompAction::Errno(e),
         None => SeccompAction::KillProcess,
     };
@@ -888,38 +889,39 @@ mod tests {
     #[test]
     fn address_family_lists_merge_as_systemds() {
         assert_eq!(
-            address_families(&["AF_UNIX AF_INET", "AF_INET6"]).unwrap(),
+            address_families(&["AF_UNIX AF_INET", "AF_INET6"]),
             Some((true, vec![1, 2, 10]))
         );
         assert_eq!(
-            address_families(&["AF_UNIX AF_INET", "~AF_INET"]).unwrap(),
+            address_families(&["AF_UNIX AF_INET", "~AF_INET"]),
             Some((true, vec![1]))
         );
         assert_eq!(
-            address_families(&["~AF_PACKET", "AF_PACKET"]).unwrap(),
+            address_families(&["~AF_PACKET", "AF_PACKET"]),
             Some((false, vec![]))
         );
-        assert_eq!(address_families(&["AF_UNIX", ""]).unwrap(), None);
-        assert_eq!(address_families(&["none"]).unwrap(), Some((true, vec![])));
-        assert!(address_families(&["AF_NOPE"]).is_err());
+        assert_eq!(address_families(&["AF_UNIX", ""]), None);
+        assert_eq!(address_families(&["none"]), Some((true, vec![])));
+        // Unknown names are ignored, as systemd ignores them.
+        assert_eq!(
+            address_families(&["AF_NOPE AF_UNIX"]),
+            Some((true, vec![1]))
+        );
     }
 
     #[test]
     fn system_call_lists_merge_as_systemds() {
         // An allow list starts with @default.
-        let (allow, set) = parse_system_call_filter(&["ioperm"]).unwrap().unwrap();
+        let (allow, set) = parse_system_call_filter(&["ioperm"]).unwrap();
         assert!(allow && set.contains_key("execve") && set.contains_key("ioperm"));
         // A deny list, from which later plain names are taken again.
         let (allow, set) =
             parse_system_call_filter(&["~read write open execve ioperm", "read write open execve"])
-                .unwrap()
                 .unwrap();
         assert!(!allow);
         assert_eq!(set.keys().collect::<Vec<_>>(), ["ioperm"]);
         // `~name:ERRNO` in an allow list gives the call its error.
-        let (_, set) = parse_system_call_filter(&["@system-service", "~uname:EILSEQ"])
-            .unwrap()
-            .unwrap();
+        let (_, set) = parse_system_call_filter(&["@system-service", "~uname:EILSEQ"]).unwrap();
         assert_eq!(
             set.get("uname"),
             Some(&Outcome::Errno(libc::EILSEQ.unsigned_abs()))
@@ -927,8 +929,9 @@ mod tests {
         assert_eq!(set.get("read"), Some(&Outcome::Listed));
         // Groups nest: @system-service holds @basic-io's calls.
         assert!(set.contains_key("pread64"));
-        assert_eq!(parse_system_call_filter(&["ioperm", ""]).unwrap(), None);
-        assert!(parse_system_call_filter(&["~uname:ENOTANERROR"]).is_err());
+        assert_eq!(parse_system_call_filter(&["ioperm", ""]), None);
+        let (_, set) = parse_system_call_filter(&["~uname:ENOTANERROR mount"]).unwrap();
+        assert_eq!(set.keys().collect::<Vec<_>>(), ["mount"]);
     }
 
     #[test]

@@ -78,6 +78,15 @@ pub enum MountOp {
         flags: c_ulong,
         data: CString,
     },
+    /// `mount("proc", dst, "proc", flags, data)`: a procfs of its own
+    /// (`ProtectProc=`, `ProcSubset=`). A kernel without per-mount
+    /// `hidepid=` (`EINVAL`) gets one without options; where flint may not
+    /// mount procfs (`EPERM`), the host's stays, as under systemd.
+    Proc {
+        dst: CString,
+        flags: c_ulong,
+        data: CString,
+    },
     /// `open_tree(src, OPEN_TREE_CLONE)`: a detached copy of what is
     /// mounted at `src` (a directory or a single node), held in `slot`
     /// until [`MountOp::Attach`]. With `optional`, a missing `src` leaves
@@ -139,6 +148,7 @@ impl MountOp {
             MountOp::Create { path, file: false } => format!("creating the directory {}", p(path)),
             MountOp::Bind { src, dst, .. } => format!("bind mount of {} on {}", p(src), p(dst)),
             MountOp::Tmpfs { dst, .. } => format!("tmpfs on {}", p(dst)),
+            MountOp::Proc { dst, .. } => format!("procfs on {}", p(dst)),
             MountOp::Detach { src, .. } => format!("taking a copy of {}", p(src)),
             MountOp::Attach { dst, .. } => format!("mounting on {}", p(dst)),
             MountOp::Symlink { target, path } => {
@@ -537,6 +547,28 @@ unsafe fn run_op(op: &MountOp, slots: &mut [c_int; SLOTS]) -> Result<(), c_int> 
                 ) < 0
                 {
                     return Err(errno());
+                }
+            }
+            MountOp::Proc { dst, flags, data } => {
+                let mount = |data: *const c_char| {
+                    libc::syscall(
+                        libc::SYS_mount,
+                        c"proc".as_ptr(),
+                        dst.as_ptr(),
+                        c"proc".as_ptr(),
+                        *flags,
+                        data,
+                    )
+                };
+                if mount(data.as_ptr()) < 0 {
+                    let e = errno();
+                    if e == libc::EINVAL && !data.is_empty() {
+                        if mount(null) < 0 && errno() != libc::EPERM {
+                            return Err(errno());
+                        }
+                    } else if e != libc::EPERM {
+                        return Err(e);
+                    }
                 }
             }
             MountOp::SetAttr {
