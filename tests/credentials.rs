@@ -73,7 +73,8 @@ fn credentials_are_loaded_set_and_imported_for_the_services_user_only() {
              SetCredential=fallback:hello\\x21\n\
              ExecStart=/bin/sh -c 'echo \"$CREDENTIALS_DIRECTORY\"; test \"$CREDENTIALS_DIRECTORY\" = %d && echo is-%%d; \
              cd \"$CREDENTIALS_DIRECTORY\" && echo $(ls); echo $(for f in pw tree_a tree_sub_b handed.down fallback; do cat $f; echo; done); \
-             stat -c \"%%a %%U\" . pw; (echo x > new) 2>/dev/null || echo read-only'\n",
+             stat -c \"%%a %%U\" . pw; (echo x > new) 2>/dev/null || echo read-only; \
+             chmod 600 pw 2>/dev/null && echo chmod-done || echo chmod-refused'\n",
             secret = secret.display(),
             tree = tree.path().join("tree").display(),
         ),
@@ -90,6 +91,8 @@ fn credentials_are_loaded_set_and_imported_for_the_services_user_only() {
             "500 nobody".into(),
             "400 nobody".into(),
             "read-only".into(),
+            // The owner may not change its credentials (a read-only tmpfs).
+            "chmod-refused".into(),
         ],
         "{log}"
     );
@@ -125,4 +128,30 @@ fn a_missing_credential_file_fails_the_start_unless_set_credential_has_it() {
     );
     let log = run_to_end(&tree, "encrypted.service", &[]);
     assert!(log.contains("encrypted credentials need"), "{log}");
+}
+
+#[test]
+fn credentials_are_read_again_for_exec_start_pre_and_exec_start() {
+    if !common::require_root("writing /run/credentials") {
+        return;
+    }
+    let tree = Tree::new();
+    let source = tree.path().join("written-by-pre");
+    // The source does not exist until ExecStartPre= writes it; each
+    // ExecStartPre= and the first ExecStart= get the credentials read anew.
+    tree.write(
+        "fresh.service",
+        &format!(
+            "[Service]\nType=oneshot\nLoadCredential=token:{src}\nSetCredential=token:none-yet\n\
+             ExecStartPre=/bin/sh -c 'cat \"$CREDENTIALS_DIRECTORY/token\"; echo; echo renewed > {src}'\n\
+             ExecStart=/bin/sh -c 'cat \"$CREDENTIALS_DIRECTORY/token\"'\n",
+            src = source.display()
+        ),
+    );
+    let log = run_to_end(&tree, "fresh.service", &[]);
+    assert_eq!(
+        output(&log, "fresh.service"),
+        ["none-yet", "renewed"],
+        "{log}"
+    );
 }

@@ -283,12 +283,13 @@ fn the_commands_of_a_run_share_its_network_and_ipc_namespaces() {
              ExecStartPre=/bin/sh -c 'readlink /proc/self/ns/net /proc/self/ns/ipc; ipcmk -Q >/dev/null'\n\
              ExecStart=/usr/bin/python3 -c 'import os, socket; \
              print(os.readlink(\"/proc/self/ns/net\"), os.readlink(\"/proc/self/ns/ipc\")); \
-             print(\"queues\", sum(1 for l in open(\"/proc/sysvipc/msg\") if l.split()[0].isdigit()), flush=True); \
+             print(\"queues\", len(open(\"/proc/sysvipc/msg\").readlines()) - 1, flush=True); \
              s = socket.create_server((\"127.0.0.1\", {port})); c, _ = s.accept(); c.sendall(b\"from-main\" + bytes([10])); c.close(); \
              import time; time.sleep(30)'\n\
              ExecStop=/usr/bin/python3 -c 'import os, socket; \
              print(os.readlink(\"/proc/self/ns/net\"), os.readlink(\"/proc/self/ns/ipc\")); \
-             print(socket.create_connection((\"127.0.0.1\", {port}), timeout=5).makefile().readline().strip(), flush=True)'\n"
+             print(socket.create_connection((\"127.0.0.1\", {port}), timeout=5).makefile().readline().strip(), flush=True)'\n\
+             ExecStopPost=+/bin/sh -c 'echo $(readlink /proc/self/ns/net /proc/self/ns/ipc)'\n"
         ),
     );
     let mut flint = Flint::run_until(&tree, &["shared.service"], "job start");
@@ -296,7 +297,7 @@ fn the_commands_of_a_run_share_its_network_and_ipc_namespaces() {
     flint.stop();
     let log = flint.log();
     let out = output(&log, "shared.service");
-    assert_eq!(out.len(), 6, "{log}");
+    assert_eq!(out.len(), 7, "{log}");
     // ExecStartPre='s two lines (one per link), then the others' one.
     let namespaces = format!("{} {}", out[0], out[1]);
     assert!(
@@ -309,6 +310,8 @@ fn the_commands_of_a_run_share_its_network_and_ipc_namespaces() {
     assert_eq!(out[3], "queues 1", "{log}");
     assert_eq!(out[4], namespaces, "ExecStop= elsewhere: {log}");
     assert_eq!(out[5], "from-main", "{log}");
+    // A `+` command runs without the sandbox but in the run's namespaces.
+    assert_eq!(out[6], namespaces, "ExecStopPost=+ elsewhere: {log}");
 }
 
 #[test]
@@ -486,6 +489,7 @@ c("setns-net-uts", libc.setns(pid, 0x40000000 | 0x04000000))
 c("setns-uts", libc.setns(pid, 0x04000000))
 how = (ctypes.c_uint64 * 3)(os.O_RDONLY, 0, 0)
 c("openat2", libc.syscall(437, -100, b"/etc/hostname", ctypes.byref(how), 24))
+c("minus-one", libc.syscall(-1))
 print("x32", flush=True)
 c("x32-getpid", libc.syscall(0x40000000 | 39))
 "#;
@@ -506,8 +510,14 @@ fn seccomp_filters_close_combined_flags_openat2_and_other_abis() {
     let log = run_to_end(&tree, "plain.service");
     let plain = output(&log, "plain.service");
     assert_eq!(
-        plain[..4],
-        ["setns-net-uts ok", "setns-uts ok", "openat2 ok", "x32"],
+        plain[..5],
+        [
+            "setns-net-uts ok",
+            "setns-uts ok",
+            "openat2 ok",
+            "minus-one ENOSYS",
+            "x32"
+        ],
         "{log}"
     );
     let log = run_to_end(&tree, "filtered.service");
@@ -522,6 +532,8 @@ fn seccomp_filters_close_combined_flags_openat2_and_other_abis() {
             "setns-net-uts EPERM",
             "setns-uts ok",
             "openat2 EPERM",
+            // -1 (what a tracer skipping a call leaves) is no other ABI's.
+            "minus-one ENOSYS",
             "x32"
         ],
         "{log}"

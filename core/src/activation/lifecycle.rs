@@ -613,7 +613,7 @@ impl Manager {
         cmd: &ExecCommand,
         state: State,
     ) -> Result<(), StartFailure> {
-        self.make_private_tmp(id)?;
+        self.make_private_tmp(id, state)?;
         let mut prepared = self.prepare_command(id, cmd, state)?;
         let owned = own_plan_fds(&mut prepared.plan).map_err(|e| StartFailure {
             msg: format!("failed to start {}: {e}", cmd.path),
@@ -983,12 +983,18 @@ impl Manager {
     /// directories, made before its first command where flint may make
     /// namespaces; `PrivateNetwork=` and `PrivateIPC=`: the namespaces
     /// the run's commands share.
-    fn make_private_tmp(&mut self, id: u64) -> Result<(), StartFailure> {
+    fn make_private_tmp(&mut self, id: u64, state: State) -> Result<(), StartFailure> {
         use crate::service::sandbox;
         let Some(svc) = self.services.get_mut(&id) else {
             return Ok(());
         };
-        if svc.credentials.is_none()
+        // Credentials are read again for every `ExecStartPre=` and the
+        // first `ExecStart=`, so that one written or renewed by an
+        // `ExecStartPre=` (or since the last start) is what the service
+        // gets (systemd's `EXEC_SETUP_CREDENTIALS_FRESH`); later commands
+        // use the run's.
+        let fresh = matches!(state, State::StartPre(_) | State::Start(0));
+        if (svc.credentials.is_none() || fresh)
             && crate::service::credentials::configured(&svc.unit, "Service")
         {
             let credentials_status = Some(ExitStatus::Exited(243));

@@ -27,6 +27,8 @@
 //! message that says so.
 
 use std::io::{self, Read};
+
+use nix::mount::MsFlags;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -35,6 +37,9 @@ use crate::unit::load::{Unit, Value};
 /// systemd's `CREDENTIAL_SIZE_MAX` and `CREDENTIALS_TOTAL_SIZE_MAX`.
 const SIZE_MAX: usize = 1024 * 1024;
 const TOTAL_SIZE_MAX: usize = 1024 * 1024;
+
+/// How long a unix socket source may take to answer.
+const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The credential stores searched for a credential given by name.
 const STORES: &[&str] = &[
@@ -92,6 +97,11 @@ fn values<'a>(unit: &'a Unit, section: &str, key: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The ID of `ID` or `ID:`.
+fn id_of(v: &str) -> &str {
+    v.split_once(':').map_or(v, |(id, _)| id)
+}
+
 /// systemd's `credential_name_valid()`: a file name, not `.` or `..`.
 fn name_valid(id: &str) -> bool {
     !id.is_empty() && id.len() <= 255 && id != "." && id != ".." && !id.contains('/')
@@ -113,6 +123,8 @@ pub fn directory(unit: &str, user_mode: bool) -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub dir: PathBuf,
+    /// Whether it is a tmpfs of its own.
+    mounted: bool,
 }
 
 /// What is gathered before anything is written.
@@ -127,10 +139,16 @@ impl Gathered {
     }
 
     fn add(&mut self, id: String, data: Vec<u8>) -> Result<(), CredentialError> {
-        if data.len() > SIZE_MAX || self.total + id.len() + data.len() > TOTAL_SIZE_MAX {
+        let replaced = self
+            .files
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map_or(0, |(i, d)| i.len() + d.len());
+        let total = self.total - replaced + id.len() + data.len();
+        if data.len() > SIZE_MAX || total > TOTAL_SIZE_MAX {
             return Err(CredentialError::TooLarge { id });
         }
-        self.total += id.len() + data.len();
+        self.total = total;
         match self.files.iter_mut().find(|(i, _)| *i == id) {
             Some(slot) => slot.1 = data,
             None => self.files.push((id, data)),
@@ -140,14 +158,45 @@ impl Gathered {
 }
 
 /// Where credentials given by name are looked for: those flint got, then
-/// the stores.
-fn search_path() -> Vec<PathBuf> {
+/// the stores (a user flint's own: `$XDG_CONFIG_HOME/credstore`,
+/// `$XDG_RUNTIME_DIR/credstore`, `~/.local/lib/credstore`, as systemd's
+/// user scope).
+fn search_path(user_mode: bool) -> Vec<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let mut out = Vec::new();
-    if let Some(d) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
-        out.push(PathBuf::from(d));
+    if let Some(d) = var("CREDENTIALS_DIRECTORY") {
+        out.push(d);
     }
-    out.extend(STORES.iter().map(PathBuf::from));
+    if user_mode {
+        let home = var("HOME");
+        if let Some(c) = var("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")))
+        {
+            out.push(c.join("credstore"));
+        }
+        if let Some(r) = var("XDG_RUNTIME_DIR") {
+            out.push(r.join("credstore"));
+        }
+        if let Some(h) = home {
+            out.push(h.join(".local/lib/credstore"));
+        }
+    } else {
+        out.extend(STORES.iter().map(PathBuf::from));
+    }
     out
+}
+
+/// A source that is not there, or that flint may not look into (a
+/// root-only store seen by a user flint): a credential handed down by
+/// name is then just missing.
+fn absent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::NotADirectory
+    )
 }
 
 /// Reads a credential source: a file, or what a unix socket sends (flint
@@ -159,12 +208,19 @@ fn read_source(path: &Path, unit: &str, id: &str) -> io::Result<Vec<u8>> {
     let mut data = Vec::new();
     if meta.file_type().is_socket() {
         let stream = connect_as(path, unit, id)?;
+        // flint's loop waits for it: a server that does not answer gives up
+        // the start instead of holding every other unit.
+        stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
+        stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
         stream.shutdown(std::net::Shutdown::Write)?;
         stream.take(SIZE_MAX as u64 + 1).read_to_end(&mut data)?;
-    } else {
+    } else if meta.is_file() {
         std::fs::File::open(path)?
             .take(SIZE_MAX as u64 + 1)
             .read_to_end(&mut data)?;
+    } else {
+        // A FIFO or a device would block flint, or never end.
+        return Err(io::Error::other("not a regular file or a unix socket"));
     }
     Ok(data)
 }
@@ -204,18 +260,15 @@ fn walk(dir: &Path, id: &str, out: &mut Vec<(String, PathBuf)>) -> io::Result<()
         let t = e.file_type()?;
         if t.is_dir() {
             walk(&e.path(), &sub, out)?;
-        } else {
-            use std::os::unix::fs::FileTypeExt;
-            if t.is_file() || t.is_socket() {
-                out.push((sub, e.path()));
-            }
+        } else if t.is_file() {
+            out.push((sub, e.path()));
         }
     }
     Ok(())
 }
 
 /// Gathers the unit's credentials from their sources, in systemd's order.
-fn gather(unit: &Unit, section: &str) -> Result<Gathered, CredentialError> {
+fn gather(unit: &Unit, section: &str, user_mode: bool) -> Result<Gathered, CredentialError> {
     let name = unit.id.as_str();
     for key in ["LoadCredentialEncrypted", "SetCredentialEncrypted"] {
         if let Some(v) = values(unit, section, key).first() {
@@ -263,13 +316,16 @@ fn gather(unit: &Unit, section: &str) -> Result<Gathered, CredentialError> {
     // LoadCredential=: one source per ID, the last assignment winning.
     let mut load: Vec<(String, String)> = Vec::new();
     for v in values(unit, section, "LoadCredential") {
-        let (id, path) = v.split_once(':').unwrap_or((v, v));
+        // `ID`, `ID:` and `ID:PATH`; the first two take a credential
+        // handed down under that name.
+        let (id, path) = match v.split_once(':') {
+            Some((_, "")) | None => (id_of(v), id_of(v)),
+            Some((id, path)) => (id, path),
+        };
         if !name_valid(id) {
-            return Err(CredentialError::Invalid {
-                key: "LoadCredential",
-                value: v.to_string(),
-                message: format!("'{id}' is not a valid credential name"),
-            });
+            // As systemd: the line is ignored.
+            tracing::warn!("{name}: LoadCredential={v}: not a valid credential name, ignoring");
+            continue;
         }
         load.retain(|(i, _)| i != id);
         load.push((id.to_string(), path.to_string()));
@@ -312,14 +368,14 @@ fn gather(unit: &Unit, section: &str) -> Result<Gathered, CredentialError> {
         } else if name_valid(path) {
             // A credential handed down: missing is not an error.
             let mut found = false;
-            for dir in search_path() {
+            for dir in search_path(user_mode) {
                 match read_source(&dir.join(path), name, id) {
                     Ok(data) => {
                         got.add(id.clone(), data)?;
                         found = true;
                         break;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) if absent(&e) => {}
                     Err(e) => return Err(read_err(&dir.join(path), e)),
                 }
             }
@@ -327,35 +383,39 @@ fn gather(unit: &Unit, section: &str) -> Result<Gathered, CredentialError> {
                 tracing::info!("{name}: couldn't read inherited credential '{path}', skipping");
             }
         } else {
-            return Err(CredentialError::Invalid {
-                key: "LoadCredential",
-                value: format!("{id}:{path}"),
-                message: "the source is neither an absolute path nor a credential name".into(),
-            });
+            tracing::warn!(
+                "{name}: LoadCredential={id}:{path}: neither an absolute path nor a credential \
+                 name, ignoring"
+            );
         }
     }
     // ImportCredential=GLOB[:RENAME]: never over one already there.
     for v in values(unit, section, "ImportCredential") {
         let (glob, rename) = match v.split_once(':') {
+            Some((g, "")) => (g, None),
             Some((g, r)) => (g, Some(r)),
             None => (v, None),
         };
-        if glob.is_empty() || glob.contains('/') {
-            return Err(CredentialError::Invalid {
-                key: "ImportCredential",
-                value: v.to_string(),
-                message: "expected a credential name pattern".into(),
-            });
+        // systemd's `credential_glob_valid()`: a name, or a name's start
+        // and `*`.
+        let stem = glob.strip_suffix('*').unwrap_or(glob);
+        let whole_store = stem.is_empty() && glob == "*";
+        if !(whole_store || name_valid(stem)) || stem.contains(['*', '?', '[']) {
+            tracing::warn!(
+                "{name}: ImportCredential={v}: not a credential name or prefix, ignoring"
+            );
+            continue;
         }
-        for dir in search_path() {
+        for dir in search_path(user_mode) {
             let Ok(list) = std::fs::read_dir(&dir) else {
                 continue;
             };
             let mut names: Vec<String> = list
                 .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|n| super::condition::wildcard(glob.as_bytes(), n.as_bytes()))
+                // Links followed, as systemd's glob and read follow them.
+                .filter(|n| std::fs::metadata(dir.join(n)).is_ok_and(|m| m.is_file()))
                 .collect();
             names.sort();
             for file in names {
@@ -396,6 +456,12 @@ impl Credentials {
     /// Gathers the credentials of `unit` and writes them to its
     /// directory, owned by `owner` (uid, gid); `None` when the unit
     /// configures none.
+    ///
+    /// Where flint may mount (a system flint), the directory is a small
+    /// tmpfs of its own, made read-only once written, as systemd makes it:
+    /// the service's user owns its files but can neither change them nor
+    /// fill `/run`. A user flint writes a plain directory in its runtime
+    /// directory.
     pub fn create(
         unit: &Unit,
         section: &str,
@@ -405,7 +471,14 @@ impl Credentials {
         if !configured(unit, section) {
             return Ok(None);
         }
-        let got = gather(unit, section)?;
+        if user_mode && std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|v| v.is_empty()) {
+            return Err(CredentialError::Io {
+                what: "a user flint keeps credentials in $XDG_RUNTIME_DIR, which is not set for",
+                path: PathBuf::from(unit.id.as_str()),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            });
+        }
+        let got = gather(unit, section, user_mode)?;
         let dir = directory(unit.id.as_str(), user_mode);
         let io_err = |what: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -417,42 +490,90 @@ impl Credentials {
             .mode(0o755)
             .create(parent)
             .map_err(io_err("creating", parent))?;
-        // A fresh directory each run: what an earlier one left goes.
-        let stale = Credentials { dir: dir.clone() };
-        stale.remove();
+        let mount = !user_mode && crate::service::sandbox::can_make_namespaces();
+        // A fresh directory each time: what an earlier one left goes.
+        Credentials {
+            dir: dir.clone(),
+            mounted: mount,
+        }
+        .remove();
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
             .map_err(io_err("creating", &dir))?;
-        let made = Credentials { dir: dir.clone() };
-        for (id, data) in &got.files {
-            let path = dir.join(id);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o400)
-                .open(&path)
-                .map_err(io_err("writing", &path))?;
-            io::Write::write_all(&mut f, data).map_err(io_err("writing", &path))?;
-            if let Some((uid, gid)) = owner {
-                std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
-                    .map_err(io_err("changing the owner of", &path))?;
+        let made = Credentials {
+            dir: dir.clone(),
+            mounted: mount,
+        };
+        let fs_flags = MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID;
+        if mount {
+            nix::mount::mount(
+                Some("tmpfs"),
+                &dir,
+                Some("tmpfs"),
+                fs_flags,
+                Some("mode=0700,size=2m,nr_inodes=1024"),
+            )
+            .map_err(|e| io_err("mounting a tmpfs on", &dir)(io::Error::from(e)))?;
+        }
+        let written = (|| {
+            for (id, data) in &got.files {
+                let path = dir.join(id);
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .mode(0o400)
+                    .open(&path)
+                    .map_err(io_err("writing", &path))?;
+                io::Write::write_all(&mut f, data).map_err(io_err("writing", &path))?;
+                if let Some((uid, gid)) = owner {
+                    std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
+                        .map_err(io_err("changing the owner of", &path))?;
+                }
             }
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                    .map_err(io_err("changing the owner of", &dir))?;
+            }
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500))
+                .map_err(io_err("changing the mode of", &dir))?;
+            if mount {
+                nix::mount::mount(
+                    None::<&str>,
+                    &dir,
+                    None::<&str>,
+                    fs_flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                    None::<&str>,
+                )
+                .map_err(|e| io_err("making read-only", &dir)(io::Error::from(e)))?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            made.remove();
+            return Err(e);
         }
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-                .map_err(io_err("changing the owner of", &dir))?;
-        }
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500))
-            .map_err(io_err("changing the mode of", &dir))?;
         Ok(Some(made))
     }
 
-    /// Removes the directory and what is in it.
+    /// Removes the directory (its tmpfs first) and what is in it.
     pub fn remove(&self) {
-        // The directory is read-only (0500): make it writable first.
-        let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
-        if let Err(e) = std::fs::remove_dir_all(&self.dir)
+        if self.mounted {
+            // Not a mount point (a stale plain directory): EINVAL, fine.
+            let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
+        }
+        // The directory is read-only (0500): made writable first, unless
+        // something else stands there.
+        if std::fs::symlink_metadata(&self.dir).is_ok_and(|m| m.is_dir()) {
+            let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let gone = match std::fs::symlink_metadata(&self.dir) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&self.dir),
+            Ok(_) => std::fs::remove_file(&self.dir),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = gone
             && e.kind() != io::ErrorKind::NotFound
         {
             tracing::warn!("cannot remove {}: {e}", self.dir.display());

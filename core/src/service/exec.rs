@@ -17,7 +17,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use crate::spawn::{CpuSched, ExecPlan, PassFd, Stdio, TtyAcquire, TtyReset, resolve_executable};
+use crate::spawn::{
+    CpuSched, ExecPlan, NamespacePlan, PassFd, Stdio, TtyAcquire, TtyReset, resolve_executable,
+};
 use crate::unit::load::{Unit, Value};
 use crate::unit::value::env::{parse_env_file, replace_env_argv};
 use crate::unit::value::exec::ExecCommand;
@@ -1334,22 +1336,40 @@ pub fn prepare(
             inputs.private_tmp.as_ref(),
             &writable,
         )?;
-        if let (Some(ns), Some(run)) = (plan.namespace.as_mut(), inputs.namespaces.as_ref()) {
-            let mut join = |want: bool, fd: &Option<std::sync::Arc<OwnedFd>>| {
-                let fd = fd.as_ref().filter(|_| want)?;
-                // A duplicate the spawn keeps open: the run may end (and
-                // close its own) while the spawn is on its way.
-                let dup = fd.try_clone().ok()?;
-                let raw = dup.as_raw_fd();
-                keep_open.push(dup);
-                Some(raw)
+    }
+    // The run's network and IPC namespaces: joined by every command, `+`
+    // ones too (systemd joins them outside `needs_sandboxing`).
+    if let Some(run) = inputs.namespaces.as_ref() {
+        let ns = plan.namespace.get_or_insert_with(|| NamespacePlan {
+            network: run.network.is_some(),
+            ipc: run.ipc.is_some(),
+            optional: true,
+            ..NamespacePlan::default()
+        });
+        let mut join = |want: bool,
+                        fd: &Option<std::sync::Arc<OwnedFd>>|
+         -> Result<Option<RawFd>, ExecError> {
+            let Some(fd) = fd.as_ref().filter(|_| want) else {
+                return Ok(None);
             };
-            ns.join_network = join(ns.network, &run.network);
-            ns.join_ipc = join(ns.ipc, &run.ipc);
-        }
-        if let Some(ns) = &plan.namespace {
-            tracing::debug!("{}: namespaces: {ns:?}", unit.id);
-        }
+            // A duplicate the spawn keeps open: the run may end (and close
+            // its own) while the spawn is on its way.
+            let dup = fd.try_clone().map_err(|source| {
+                ExecError::Sandbox(super::sandbox::SandboxError::Io {
+                    what: "duplicating the namespace fd of",
+                    path: PathBuf::from(unit.id.as_str()),
+                    source,
+                })
+            })?;
+            let raw = dup.as_raw_fd();
+            keep_open.push(dup);
+            Ok(Some(raw))
+        };
+        ns.join_network = join(ns.network, &run.network)?;
+        ns.join_ipc = join(ns.ipc, &run.ipc)?;
+    }
+    if let Some(ns) = &plan.namespace {
+        tracing::debug!("{}: namespaces: {ns:?}", unit.id);
     }
     if let Some(Value::Int(n)) = unit.get(section, "Nice") {
         plan.nice = i32::try_from(*n).ok();

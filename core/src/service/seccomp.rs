@@ -145,7 +145,7 @@ fn with_abi_check(program: Vec<BpfInsn>) -> Result<Vec<BpfInsn>, SeccompError> {
         return Ok(program);
     }
     let kill = program[2];
-    let mut out = Vec::with_capacity(program.len() + 3);
+    let mut out = Vec::with_capacity(program.len() + 4);
     out.extend_from_slice(&program[..3]);
     out.push(BpfInsn {
         code: BPF_LD_W_ABS,
@@ -156,8 +156,16 @@ fn with_abi_check(program: Vec<BpfInsn>) -> Result<Vec<BpfInsn>, SeccompError> {
     out.push(BpfInsn {
         code: BPF_JGE_K,
         jt: 0,
-        jf: 1,
+        jf: 2,
         k: X32_SYSCALL_BIT,
+    });
+    // -1, which a tracer sets to skip a call (seccomp runs again after
+    // ptrace), is not x32's: libseccomp lets it through the same way.
+    out.push(BpfInsn {
+        code: BPF_JEQ_K,
+        jt: 1,
+        jf: 0,
+        k: u32::MAX,
     });
     out.push(kill);
     out.extend_from_slice(&program[3..]);
@@ -945,9 +953,16 @@ mod tests {
             assert_eq!((f[3].code, f[3].k), (BPF_LD_W_ABS, SECCOMP_DATA_NR));
             assert_eq!(
                 (f[4].code, f[4].k, f[4].jt, f[4].jf),
-                (BPF_JGE_K, X32_SYSCALL_BIT, 0, 1)
+                (BPF_JGE_K, X32_SYSCALL_BIT, 0, 2)
             );
-            assert_eq!((f[5].code, f[5].k), (BPF_RET_K, f[2].k));
+            // -1 (a tracer skipping a call) is let through to the rules.
+            assert_eq!(
+                (f[5].code, f[5].k, f[5].jt, f[5].jf),
+                (BPF_JEQ_K, u32::MAX, 1, 0)
+            );
+            assert_eq!((f[6].code, f[6].k), (BPF_RET_K, f[2].k));
+            // Then seccompiler's own program, from its load of the number.
+            assert_eq!((f[7].code, f[7].k), (BPF_LD_W_ABS, SECCOMP_DATA_NR));
         }
     }
 
