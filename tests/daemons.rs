@@ -1787,3 +1787,75 @@ fn rpcbind_answers_on_its_five_fixed_listeners_in_a_private_network() {
     );
     assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
 }
+
+#[test]
+fn redis_runs_from_its_hardened_unit_in_its_sandbox() {
+    // redis-server.service as Debian ships it: Type=notify, User=redis,
+    // ProtectSystem=strict, PrivateDevices=, ProtectProc=invisible,
+    // NoExecPaths=/ with ExecPaths=, MemoryDenyWriteExecute=,
+    // RestrictAddressFamilies=, SystemCallFilter=@system-service minus
+    // @privileged @resources, ... A drop-in moves the port, as an
+    // administrator would.
+    let units = ["redis-server.service"];
+    if !ready("/usr/bin/redis-server", &units, "redis-server")
+        || !common::require("/etc/redis/redis.conf", "redis-server's configuration")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let port = common::free_port();
+    tree.write(
+        "redis-server.service.d/port.conf",
+        &format!(
+            "[Service]\nExecStart=\nExecStart=/usr/bin/redis-server /etc/redis/redis.conf --supervised systemd --daemonize no --port {port}\n"
+        ),
+    );
+    let mut flint = Flint::run_until(&tree, &["redis-server.service"], "job start");
+    // Type=notify: "ready" once redis says READY=1.
+    assert!(
+        wait_for(Duration::from_secs(20), || flint
+            .log()
+            .contains("redis-server.service: ready")
+            .then_some(()))
+        .is_some(),
+        "{}",
+        flint.log()
+    );
+    let answer = common::exchange(port, b"PING\r\nSET flint works\r\nGET flint\r\nQUIT\r\n");
+    assert_eq!(
+        answer,
+        "+PONG\r\n+OK\r\n$5\r\nworks\r\n+OK\r\n",
+        "{}",
+        flint.log()
+    );
+    // What the sandbox gave it, read from the host.
+    let pid = flint
+        .log()
+        .lines()
+        .find_map(|l| {
+            l.split("started /usr/bin/redis-server (pid ")
+                .nth(1)?
+                .split(')')
+                .next()
+                .map(str::to_string)
+        })
+        .expect("redis's pid in the log");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    for want in ["NoNewPrivs:\t1", "Seccomp:\t2", "CapBnd:\t0000000000000000"] {
+        assert!(status.contains(want), "{want} missing:\n{status}");
+    }
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(" /proc ") && l.contains("hidepid=invisible")),
+        "{mounts}"
+    );
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(" / ") && l.contains(" ro,")),
+        "{mounts}"
+    );
+    flint.stop();
+}
