@@ -1178,8 +1178,25 @@ impl Manager {
                     dir.display()
                 );
             }
+            // DevicePolicy=, DeviceAllow= (and what PrivateDevices= and
+            // ProtectClock= imply): a device program on the cgroup, before
+            // its first process. Where the kernel or flint's privileges
+            // refuse one, the service runs without, as under systemd.
+            if let Some(rules) = crate::service::devices::rules(&svc.unit, "Service")
+                && let Err(e) = crate::service::devices::apply(&dir, &rules)
+            {
+                tracing::warn!(
+                    "{}: device access is not restricted (DevicePolicy=, DeviceAllow=): {e}",
+                    svc.unit.id
+                );
+            }
             prepared.plan.cgroup =
                 std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()).ok();
+        } else if crate::service::devices::rules(&svc.unit, "Service").is_some() {
+            tracing::debug!(
+                "{}: device access is not restricted (DevicePolicy=, DeviceAllow=): no cgroup of its own",
+                svc.unit.id
+            );
         }
         Ok(prepared)
     }

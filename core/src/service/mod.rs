@@ -5,6 +5,7 @@
 pub mod condition;
 pub mod credentials;
 pub mod defaults;
+pub mod devices;
 pub mod dynamic_user;
 pub mod exec;
 pub mod sandbox;
