@@ -797,6 +797,61 @@ fn protect_proc_and_proc_subset_mount_a_proc_of_its_own() {
 }
 
 #[test]
+fn a_root_directory_gets_the_api_file_systems() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    // An empty root with the host's /usr bound in (as NixOS's confinement
+    // binds the store), and the usual links into it.
+    let root = tree.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    for (link, to) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("sbin", "usr/sbin"),
+    ] {
+        if Path::new("/").join(link).is_symlink() {
+            std::os::unix::fs::symlink(to, root.join(link)).unwrap();
+        }
+    }
+    if !root.join("bin").is_symlink() {
+        eprintln!("SKIP: /bin is not a link into /usr here (a merged /usr is assumed)");
+        return;
+    }
+    tree.write(
+        "rooted.service",
+        &format!(
+            "[Service]\nType=oneshot\nRootDirectory={}\nBindReadOnlyPaths=/usr\n\
+             ExecStart=/bin/sh -c 'test -r /proc/self/status && echo proc; test -c /dev/null && echo dev; \
+             test -d /sys/kernel && echo sys; grep -c \" /run \" /proc/self/mountinfo; \
+             echo x > /run/probe && echo run-writable'\n",
+            root.display()
+        ),
+    );
+    let log = run_to_end(&tree, "rooted.service");
+    assert_eq!(
+        output(&log, "rooted.service"),
+        ["proc", "dev", "sys", "1", "run-writable"],
+        "{log}"
+    );
+    // MountAPIVFS=no: the root as it is.
+    tree.write(
+        "bare.service",
+        &format!(
+            "[Service]\nType=oneshot\nRootDirectory={}\nMountAPIVFS=no\nBindReadOnlyPaths=/usr\n\
+             ExecStart=/bin/sh -c 'test -r /proc/self/status && echo proc || echo no-proc'\n",
+            root.display()
+        ),
+    );
+    let log = run_to_end(&tree, "bare.service");
+    assert_eq!(output(&log, "bare.service"), ["no-proc"], "{log}");
+    // Nothing was made in the host's tree but the mount points.
+    assert!(!root.join("run/probe").exists());
+}
+
+#[test]
 fn what_a_service_with_private_mounts_mounts_stays_its_own() {
     if !ready("mount namespaces") {
         return;

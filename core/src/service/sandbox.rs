@@ -352,6 +352,7 @@ pub fn is_sandboxed(unit: &Unit, section: &str) -> bool {
         || protect_system(unit, section) != "no"
         || protect_home(unit, section) != "no"
         || proc_options(unit, section).is_some()
+        || mount_api_vfs(unit, section)
         || [
             "ReadWritePaths",
             "ReadOnlyPaths",
@@ -538,10 +539,41 @@ fn entries(
         }
         _ => {}
     }
-    if let Some(options) = proc_options(unit, section) {
+    let api = mount_api_vfs(unit, section);
+    let proc = proc_options(unit, section);
+    if api || proc.is_some() {
         let mut e = Entry::new(below_root(root, Path::new("/proc")), Mode::Procfs, false);
-        e.tmpfs = Some((libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, options));
+        e.tmpfs = Some((
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            proc.unwrap_or_default(),
+        ));
         out.push(e);
+    }
+    if api {
+        // systemd's API file systems: the host's /dev (unless
+        // PrivateDevices= makes one) and /sys, and a /run of its own where
+        // the root has none mounted.
+        let mut binds = vec!["/sys"];
+        if !on(unit, section, "PrivateDevices") {
+            binds.push("/dev");
+        }
+        for p in binds {
+            let mut e = Entry::new(below_root(root, Path::new(p)), Mode::BindRecursive, false);
+            e.source = Some(PathBuf::from(p));
+            out.push(e);
+        }
+        if let Some(r) = root {
+            let run = below_root(Some(r), Path::new("/run"));
+            let real = std::fs::canonicalize(&run).unwrap_or_else(|_| run.clone());
+            if !mount_table().iter().any(|m| m.path == real) {
+                let mut e = Entry::new(run, Mode::Tmpfs, false);
+                e.tmpfs = Some((
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_STRICTATIME,
+                    "mode=0755".to_string(),
+                ));
+                out.push(e);
+            }
+        }
     }
     if on(unit, section, "ProtectKernelTunables") {
         table(
@@ -584,6 +616,14 @@ fn entries(
         table(&[("/sys/fs/cgroup", RO, false)], &mut out);
     }
     Ok(out)
+}
+
+/// `MountAPIVFS=`, or implied by `RootDirectory=` (systemd's
+/// `exec_context_get_effective_mount_apivfs()`): `/proc`, `/sys`, `/dev`
+/// and `/run` in the service's file system.
+fn mount_api_vfs(unit: &Unit, section: &str) -> bool {
+    unit.get_bool(section, "MountAPIVFS")
+        .unwrap_or_else(|| unit.get(section, "RootDirectory").is_some())
 }
 
 /// `ProtectProc=` and `ProcSubset=` as procfs options (`hidepid=`,
@@ -1040,7 +1080,7 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
         };
         if matches!(
             e.mode,
-            Mode::Bind | Mode::BindRecursive | Mode::PrivateTmp | Mode::Tmpfs
+            Mode::Bind | Mode::BindRecursive | Mode::PrivateTmp | Mode::Tmpfs | Mode::Procfs
         ) && !exists(&e.path)
         {
             let file = e

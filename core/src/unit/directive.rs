@@ -1646,7 +1646,7 @@ pub static DIRECTIVES: &[Directive] = &[
         N,
         "MOUNTFLAG [...]",
     ),
-    d(S::Exec, "MountAPIVFS", G::Raw, K::Single, N, "OTHER"),
+    d(S::Exec, "MountAPIVFS", G::Bool, K::Single, E, "BOOLEAN"),
     d(
         S::Exec,
         "Personality",
