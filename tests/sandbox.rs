@@ -847,6 +847,25 @@ fn a_root_directory_gets_the_api_file_systems() {
     );
     let log = run_to_end(&tree, "bare.service");
     assert_eq!(output(&log, "bare.service"), ["no-proc"], "{log}");
+    // NixOS's confinement: an empty tmpfs as the root, with only what the
+    // service needs bound in, its own /dev and the API file systems.
+    let empty = tree.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    tree.write(
+        "confined.service",
+        &format!(
+            "[Service]\nType=oneshot\nRootDirectory={}\nTemporaryFileSystem=/\nPrivateMounts=yes\n\
+             MountAPIVFS=yes\nPrivateDevices=yes\nBindReadOnlyPaths=/usr /lib /lib64\n\
+             ExecStart=/usr/bin/sh -c 'echo $(/usr/bin/ls /); test -c /dev/null && echo dev'\n",
+            empty.display()
+        ),
+    );
+    let log = run_to_end(&tree, "confined.service");
+    assert_eq!(
+        output(&log, "confined.service"),
+        ["dev lib lib64 proc run sys usr", "dev"],
+        "{log}"
+    );
     // Nothing was made in the host's tree but the mount points.
     assert!(!root.join("run/probe").exists());
 }

@@ -1080,7 +1080,12 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
         };
         if matches!(
             e.mode,
-            Mode::Bind | Mode::BindRecursive | Mode::PrivateTmp | Mode::Tmpfs | Mode::Procfs
+            Mode::Bind
+                | Mode::BindRecursive
+                | Mode::PrivateTmp
+                | Mode::Tmpfs
+                | Mode::Procfs
+                | Mode::PrivateDev
         ) && !exists(&e.path)
         {
             let file = e
