@@ -613,7 +613,7 @@ impl Manager {
         cmd: &ExecCommand,
         state: State,
     ) -> Result<(), StartFailure> {
-        self.make_private_tmp(id, state)?;
+        self.prepare_run(id, state)?;
         let mut prepared = self.prepare_command(id, cmd, state)?;
         let owned = own_plan_fds(&mut prepared.plan).map_err(|e| StartFailure {
             msg: format!("failed to start {}: {e}", cmd.path),
@@ -979,11 +979,13 @@ impl Manager {
         self.ended.push_back(Ended::of(svc));
     }
 
-    /// `PrivateTmp=` (or `DynamicUser=`): the run's private temporary
-    /// directories, made before its first command where flint may make
-    /// namespaces; `PrivateNetwork=` and `PrivateIPC=`: the namespaces
-    /// the run's commands share.
-    fn make_private_tmp(&mut self, id: u64, state: State) -> Result<(), StartFailure> {
+    /// What a run keeps for its commands, made before the command about to
+    /// spawn: its credentials (`LoadCredential=` and friends), the network
+    /// and IPC namespaces its commands share (`PrivateNetwork=`,
+    /// `PrivateIPC=`), and its private temporary directories
+    /// (`PrivateTmp=`, `DynamicUser=`), the last two where flint may make
+    /// namespaces.
+    fn prepare_run(&mut self, id: u64, state: State) -> Result<(), StartFailure> {
         use crate::service::sandbox;
         let Some(svc) = self.services.get_mut(&id) else {
             return Ok(());
@@ -1192,7 +1194,7 @@ impl Manager {
             }
             prepared.plan.cgroup =
                 std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()).ok();
-        } else if crate::service::devices::rules(&svc.unit, "Service").is_some() {
+        } else if crate::service::devices::restricts(&svc.unit, "Service") {
             tracing::debug!(
                 "{}: device access is not restricted (DevicePolicy=, DeviceAllow=): no cgroup of its own",
                 svc.unit.id

@@ -32,7 +32,7 @@ use nix::mount::MsFlags;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::unit::load::{Unit, Value};
+use crate::unit::load::Unit;
 
 /// systemd's `CREDENTIAL_SIZE_MAX` and `CREDENTIALS_TOTAL_SIZE_MAX`.
 const SIZE_MAX: usize = 1024 * 1024;
@@ -88,13 +88,9 @@ pub fn configured(unit: &Unit, section: &str) -> bool {
 }
 
 fn values<'a>(unit: &'a Unit, section: &str, key: &str) -> Vec<&'a str> {
-    unit.entries(section, key)
-        .iter()
-        .filter_map(|(v, _)| match v {
-            Value::Str(s) | Value::Raw(s) if !s.is_empty() => Some(s.as_str()),
-            _ => None,
-        })
-        .collect()
+    let mut v = unit.strings(section, key);
+    v.retain(|s| !s.is_empty());
+    v
 }
 
 /// The ID of `ID` or `ID:`.

@@ -28,7 +28,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use crate::unit::load::{Unit, Value};
+use crate::unit::load::Unit;
 
 /// `BPF_DEVCG_DEV_BLOCK`, `BPF_DEVCG_DEV_CHAR`.
 const BLOCK: u32 = 1;
@@ -151,25 +151,38 @@ fn node(path: &str, access: u32) -> Option<Rule> {
     })
 }
 
-/// The allow rules of the unit, or `None` when it may open any device.
-pub fn rules(unit: &Unit, section: &str) -> Option<Vec<Rule>> {
+/// The unit's device policy (`auto`, `closed`, `strict`) with what
+/// `PrivateDevices=` implies, and whether it restricts anything.
+fn policy<'a>(unit: &'a Unit, section: &str) -> (&'a str, bool) {
     let on = |k: &str| unit.get_bool(section, k).unwrap_or(false);
-    let allow: Vec<&str> = unit
-        .entries(section, "DeviceAllow")
-        .iter()
-        .filter_map(|(v, _)| match v {
-            Value::Str(s) | Value::Raw(s) if !s.trim().is_empty() => Some(s.as_str()),
-            _ => None,
-        })
-        .collect();
     let mut policy = unit.get_str(section, "DevicePolicy").unwrap_or("auto");
     if on("PrivateDevices") && policy == "auto" {
         policy = "closed";
     }
-    let clock = on("ProtectClock");
-    if policy == "auto" && allow.is_empty() && !clock {
+    let restricts = policy != "auto"
+        || on("ProtectClock")
+        || unit
+            .strings(section, "DeviceAllow")
+            .iter()
+            .any(|s| !s.trim().is_empty());
+    (policy, restricts)
+}
+
+/// Whether the unit's device access is restricted (without working out
+/// the rules, which read `/proc/devices` and the nodes).
+pub fn restricts(unit: &Unit, section: &str) -> bool {
+    policy(unit, section).1
+}
+
+/// The allow rules of the unit, or `None` when it may open any device.
+pub fn rules(unit: &Unit, section: &str) -> Option<Vec<Rule>> {
+    let (policy, restricts) = policy(unit, section);
+    if !restricts {
         return None;
     }
+    let mut allow = unit.strings(section, "DeviceAllow");
+    allow.retain(|s| !s.trim().is_empty());
+    let clock = unit.get_bool(section, "ProtectClock").unwrap_or(false);
     let mut out = Vec::new();
     if policy != "strict" {
         for n in [

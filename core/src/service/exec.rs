@@ -1385,15 +1385,7 @@ pub fn prepare(
             Some(words) => process::parse_secure_bits(words).unwrap_or(0),
             None => 0,
         });
-        let values = |key| {
-            unit.entries(section, key)
-                .iter()
-                .filter_map(|(v, _)| match v {
-                    Value::Raw(s) | Value::Str(s) => Some(s.as_str()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-        };
+        let values = |key| unit.strings(section, key);
         let last = cap_last_cap();
         let known = if last >= 63 {
             u64::MAX

@@ -28,7 +28,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::spawn::{ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, MountOp, NamespacePlan};
-use crate::unit::load::{Unit, Value};
+use crate::unit::load::Unit;
 
 /// Where flint keeps the empty, mode-0000 nodes that `InaccessiblePaths=`
 /// mounts over a path (systemd: `/run/systemd/inaccessible/`).
@@ -291,16 +291,6 @@ fn protect_home(unit: &Unit, section: &str) -> &'static str {
     }
 }
 
-fn words<'a>(unit: &'a Unit, section: &str, key: &str) -> Vec<&'a str> {
-    unit.entries(section, key)
-        .iter()
-        .filter_map(|(v, _)| match v {
-            Value::Str(s) | Value::Raw(s) => Some(s.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// `-` (ignore a missing path) and `+` (below `RootDirectory=`) prefixes.
 fn prefixes(mut s: &str) -> (&str, bool, bool) {
     let ignore = s.starts_with('-');
@@ -402,7 +392,7 @@ fn entries(
         ("NoExecPaths", Mode::NoExec),
         ("ExecPaths", Mode::Exec),
     ] {
-        for w in words(unit, section, key) {
+        for w in unit.strings(section, key) {
             let (p, ignore, rooted) = prefixes(w);
             if !p.starts_with('/') {
                 return Err(SandboxError::NotAbsolute {
@@ -424,7 +414,7 @@ fn entries(
         out.push(Entry::new(simplify(dir), Mode::ReadWrite, true));
     }
     for (key, read_only) in [("BindPaths", false), ("BindReadOnlyPaths", true)] {
-        for w in words(unit, section, key) {
+        for w in unit.strings(section, key) {
             let (spec, ignore, _) = prefixes(w);
             let mut parts = spec.splitn(3, ':');
             let src = parts.next().unwrap_or_default();
@@ -450,7 +440,7 @@ fn entries(
             out.push(e);
         }
     }
-    for w in words(unit, section, "TemporaryFileSystem") {
+    for w in unit.strings(section, "TemporaryFileSystem") {
         let (p, options) = w.split_once(':').unwrap_or((w, ""));
         if !p.starts_with('/') {
             return Err(SandboxError::NotAbsolute {

@@ -32,11 +32,6 @@ use crate::unit::load::{Unit, Value};
 /// Why the filters could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
-    #[error("{setting}: {message}")]
-    Invalid {
-        setting: &'static str,
-        message: String,
-    },
     #[error("building the seccomp filter: {0}")]
     Build(String),
     #[error("seccomp filters are not built for this architecture")]
@@ -45,16 +40,6 @@ pub enum SeccompError {
 
 fn on(unit: &Unit, section: &str, key: &str) -> bool {
     unit.get_bool(section, key).unwrap_or(false)
-}
-
-fn raw_values<'a>(unit: &'a Unit, section: &str, key: &str) -> Vec<&'a str> {
-    unit.entries(section, key)
-        .iter()
-        .filter_map(|(v, _)| match v {
-            Value::Raw(s) | Value::Str(s) => Some(s.as_str()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn arch() -> Result<TargetArch, SeccompError> {
@@ -339,8 +324,7 @@ pub fn filters(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompE
 
     // RestrictAddressFamilies=: socket() of another family fails with
     // EAFNOSUPPORT.
-    if let Some((allow, list)) =
-        address_families(&raw_values(unit, section, "RestrictAddressFamilies"))
+    if let Some((allow, list)) = address_families(&unit.strings(section, "RestrictAddressFamilies"))
     {
         let rules = if allow {
             // Every number below, between and above the listed families;
@@ -377,7 +361,7 @@ pub fn filters(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompE
     // does not allow, setns() into one (or of any kind), fail with EPERM;
     // clone3() with ENOSYS, so that the C library falls back to clone(),
     // whose flags a filter can read.
-    let ns_values = raw_values(unit, section, "RestrictNamespaces");
+    let ns_values = unit.strings(section, "RestrictNamespaces");
     if let Some(allowed) = namespaces_allowed(&ns_values) {
         let mut rules = Vec::new();
         // setns() with no flags joins whatever the fd is; with a pidfd,
@@ -510,7 +494,8 @@ pub fn filters(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompE
     // SystemCallArchitectures=: every filter already refuses calls of
     // another architecture; `native` alone still needs one loaded.
     if out.is_empty()
-        && raw_values(unit, section, "SystemCallArchitectures")
+        && unit
+            .strings(section, "SystemCallArchitectures")
             .iter()
             .any(|v| !v.trim().is_empty())
     {
@@ -755,7 +740,8 @@ fn errno_value(s: &str) -> Option<u32> {
 /// `SystemCallErrorNumber=`: the error of a refused call, or `None` to kill
 /// the process.
 fn error_number(unit: &Unit, section: &str) -> Option<u32> {
-    match raw_values(unit, section, "SystemCallErrorNumber")
+    match unit
+        .strings(section, "SystemCallErrorNumber")
         .last()
         .map(|v| v.trim())
     {
@@ -778,8 +764,7 @@ fn syscall_number(name: &str) -> Option<i64> {
 
 /// The filters of `SystemCallFilter=`.
 fn system_call_filter(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompError> {
-    let Some((allow, set)) =
-        parse_system_call_filter(&raw_values(unit, section, "SystemCallFilter"))
+    let Some((allow, set)) = parse_system_call_filter(&unit.strings(section, "SystemCallFilter"))
     else {
         return Ok(Vec::new());
     };

@@ -331,35 +331,52 @@ unsafe fn mounts(ops: &[MountOp]) -> Result<(), (u32, c_int)> {
     // move_mount(), mkdir(), symlink() and close() with NUL-terminated
     // paths from the plan or static strings, and fds this function owns.
     unsafe {
-        if libc::syscall(
-            libc::SYS_mount,
-            null,
-            c"/".as_ptr(),
-            null,
-            (libc::MS_SLAVE | libc::MS_REC) as c_ulong,
-            null,
-        ) < 0
-        {
-            return Err((0, errno()));
-        }
+        let propagation = |flag: c_ulong| {
+            if libc::syscall(
+                libc::SYS_mount,
+                null,
+                c"/".as_ptr(),
+                null,
+                flag | libc::MS_REC,
+                null,
+            ) < 0
+            {
+                return Err((0, errno()));
+            }
+            Ok(())
+        };
+        propagation(libc::MS_SLAVE)?;
         for (i, op) in ops.iter().enumerate() {
             if let Err(e) = run_op(op, &mut slots) {
                 return Err((u32::try_from(i + 1).unwrap_or(u32::MAX), e));
             }
         }
-        if libc::syscall(
-            libc::SYS_mount,
-            null,
-            c"/".as_ptr(),
-            null,
-            (libc::MS_SHARED | libc::MS_REC) as c_ulong,
-            null,
-        ) < 0
-        {
-            return Err((0, errno()));
-        }
+        propagation(libc::MS_SHARED)?;
     }
     Ok(())
+}
+
+/// Creates an empty file (mode 0644 before the umask) where nothing is;
+/// `O_EXCL`, so that whatever stands there (a FIFO, a device) is never
+/// opened. Returns the syscall's result (an existing path: `EEXIST`).
+///
+/// # Safety
+/// Child only: `path` is NUL-terminated.
+unsafe fn make_file(path: &CString) -> c_long {
+    // SAFETY: openat with a NUL-terminated path; the fd is closed at once.
+    unsafe {
+        let fd = libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOCTTY,
+            0o644,
+        );
+        if fd >= 0 {
+            libc::syscall(libc::SYS_close, fd);
+        }
+        fd
+    }
 }
 
 /// One step of the plan.
@@ -435,21 +452,9 @@ unsafe fn run_op(op: &MountOp, slots: &mut [c_int; SLOTS]) -> Result<(), c_int> 
                     if e != libc::EPERM {
                         return Err(e);
                     }
-                    let f = libc::syscall(
-                        libc::SYS_openat,
-                        libc::AT_FDCWD,
-                        path.as_ptr(),
-                        libc::O_WRONLY
-                            | libc::O_CREAT
-                            | libc::O_EXCL
-                            | libc::O_CLOEXEC
-                            | libc::O_NOCTTY,
-                        0o644,
-                    );
-                    if f < 0 {
+                    if make_file(path) < 0 {
                         return Err(errno());
                     }
-                    libc::syscall(libc::SYS_close, f);
                     let r = libc::syscall(
                         libc::SYS_move_mount,
                         *fd,
@@ -489,17 +494,7 @@ unsafe fn run_op(op: &MountOp, slots: &mut [c_int; SLOTS]) -> Result<(), c_int> 
             }
             MountOp::Create { path, file } => {
                 let r = if *file {
-                    let fd = libc::syscall(
-                        libc::SYS_openat,
-                        libc::AT_FDCWD,
-                        path.as_ptr(),
-                        libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY,
-                        0o644,
-                    );
-                    if fd >= 0 {
-                        libc::syscall(libc::SYS_close, fd);
-                    }
-                    fd
+                    make_file(path)
                 } else {
                     libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), 0o755)
                 };

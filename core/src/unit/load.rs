@@ -280,6 +280,18 @@ impl Unit {
         }
     }
 
+    /// The text of every assignment of a list setting kept as text
+    /// (`Str` or `Raw` values), in order.
+    pub fn strings(&self, section: &str, key: &str) -> Vec<&str> {
+        self.entries(section, key)
+            .iter()
+            .filter_map(|(v, _)| match v {
+                Value::Str(s) | Value::Raw(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The listeners of a socket unit, in order.
     pub fn listens(&self) -> impl Iterator<Item = &Listen> {
         self.entries("Socket", "Listen")
@@ -728,6 +740,15 @@ impl Parser<'_> {
             .map_err(|e| format!("Failed to resolve unit specifiers in {s}: {e}"))
     }
 
+    /// The words of `value` (quotes and escapes as systemd reads them),
+    /// each with its specifiers expanded.
+    fn expanded_words(&self, value: &str) -> Result<Vec<String>, Problem> {
+        split_words(value, true)?
+            .iter()
+            .map(|w| self.expand(w, SpecifierTable::Full).map_err(Problem::Warn))
+            .collect()
+    }
+
     fn parse(
         &mut self,
         dir: &'static Directive,
@@ -839,12 +860,8 @@ impl Parser<'_> {
                 .map(|l| vec![Value::Listen(l)]),
             Grammar::Exec => self.parse_exec(value, origin),
             Grammar::Environment => {
-                let list = split_words(value, true)?;
                 let mut out = Vec::new();
-                for w in list {
-                    let w = self
-                        .expand(&w, SpecifierTable::Full)
-                        .map_err(Problem::Warn)?;
+                for w in self.expanded_words(value)? {
                     match w.split_once('=') {
                         Some((n, v)) if env::env_name_is_valid(n) => {
                             out.push(Value::Env(n.to_string(), v.to_string()));
@@ -878,12 +895,8 @@ impl Parser<'_> {
                 self.parse_exec_directories(key, value, origin)
             }
             Grammar::Words if is_namespace_path_list(key) => {
-                let list = split_words(value, true)?;
                 let mut out = Vec::new();
-                for w in list {
-                    let w = self
-                        .expand(&w, SpecifierTable::Full)
-                        .map_err(Problem::Warn)?;
+                for w in self.expanded_words(value)? {
                     match normalize_namespace_path(key, &w) {
                         Some(n) => out.push(Value::Str(n)),
                         None => self
@@ -893,16 +906,11 @@ impl Parser<'_> {
                 }
                 Ok(out)
             }
-            Grammar::Words => {
-                let list = split_words(value, true)?;
-                list.iter()
-                    .map(|w| {
-                        self.expand(w, SpecifierTable::Full)
-                            .map(Value::Str)
-                            .map_err(Problem::Warn)
-                    })
-                    .collect()
-            }
+            Grammar::Words => Ok(self
+                .expanded_words(value)?
+                .into_iter()
+                .map(Value::Str)
+                .collect()),
             Grammar::Units | Grammar::Unit => {
                 let list = split_words(value, false)?;
                 let mut out = Vec::new();
@@ -1294,12 +1302,8 @@ impl Parser<'_> {
         value: &str,
         origin: &Origin,
     ) -> Result<Vec<Value>, Problem> {
-        let list = split_words(value, true)?;
         let mut out = Vec::new();
-        for w in list {
-            let w = self
-                .expand(&w, SpecifierTable::Full)
-                .map_err(Problem::Warn)?;
+        for w in self.expanded_words(value)? {
             let (dir, link) = match w.split_once(':') {
                 Some((d, l)) => (d, Some(l)),
                 None => (w.as_str(), None),
