@@ -437,28 +437,15 @@ fn device_policy_and_device_allow_limit_the_nodes_a_service_opens() {
             probe.display()
         ),
     );
+    // Each probe line's last word: `ok` or the error's name.
     let run = |unit: &str| -> Vec<String> {
-        let mut flint = Flint::run_until(&tree, &[unit], "job start");
-        let ended = wait_for(Duration::from_secs(20), || {
-            let log = flint.log();
-            (log.contains(&format!("{unit}: Deactivated successfully"))
-                || log.contains(&format!("{unit}: Failed with result")))
-            .then_some(())
-        });
-        let log = flint.log();
-        flint.stop();
-        assert!(ended.is_some(), "{log}");
+        let log = common::run_unit_to_end(common::flint_run(tree.path(), &[unit]), unit);
         if log.contains("device access is not restricted") {
             assert!(!common::in_ci(), "{log}");
         }
-        let marker = format!("{unit}[");
-        log.lines()
-            .filter_map(|l| {
-                let at = l.find(&marker)?;
-                let rest = &l[at + marker.len()..];
-                let line = rest.split_once("]: ")?.1;
-                Some(line.rsplit(' ').next()?.to_string())
-            })
+        common::unit_output(&log, unit)
+            .iter()
+            .filter_map(|l| l.rsplit(' ').next().map(str::to_string))
             .collect()
     };
     assert_eq!(run("open.service"), ["ok", "ok", "ok", "ok"]);

@@ -6,38 +6,14 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
-use common::{Flint, Tree, wait_for};
+use common::{Tree, unit_output as output};
 
-/// What the unit's commands printed, from flint's log.
-fn output(log: &str, unit: &str) -> Vec<String> {
-    let marker = format!("{unit}[");
-    log.lines()
-        .filter_map(|l| {
-            let at = l.find(&marker)?;
-            Some(l[at + marker.len()..].split_once("]: ")?.1.to_string())
-        })
-        .collect()
-}
-
+/// Runs the oneshot `unit` to its end, flint with `env`, and returns its log.
 fn run_to_end(tree: &Tree, unit: &str, env: &[(&str, &std::path::Path)]) -> String {
-    let mut cmd = std::process::Command::new(common::flint_bin());
-    cmd.arg("run").arg("--unit-dir").arg(tree.path()).arg(unit);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut flint = Flint::run_command_until(cmd, "job start");
-    let ended = wait_for(Duration::from_secs(20), || {
-        let log = flint.log();
-        (log.contains(&format!("{unit}: Deactivated successfully"))
-            || log.contains(&format!("{unit}: Failed with result")))
-        .then_some(())
-    });
-    let log = flint.log();
-    flint.stop();
-    assert!(ended.is_some(), "{unit} did not end:\n{log}");
-    log
+    let mut cmd = common::flint_run(tree.path(), &[unit]);
+    cmd.envs(env.iter().copied());
+    common::run_unit_to_end(cmd, unit)
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Flint, Tree, free_port, wait_for};
+use common::{Flint, Tree, free_port, unit_output as output, wait_for};
 
 fn ready(why: &str) -> bool {
     common::require_root(why)
@@ -31,29 +31,7 @@ fn open_tree() -> Tree {
 
 /// Runs the oneshot `unit` to its end and returns flint's log.
 fn run_to_end(tree: &Tree, unit: &str) -> String {
-    let mut flint = Flint::run_until(tree, &[unit], "job start");
-    let ended = wait_for(Duration::from_secs(20), || {
-        let log = flint.log();
-        (log.contains(&format!("{unit}: Deactivated successfully"))
-            || log.contains(&format!("{unit}: Failed with result")))
-        .then_some(())
-    });
-    let log = flint.log();
-    assert!(ended.is_some(), "{unit} did not end:\n{log}");
-    flint.stop();
-    log
-}
-
-/// The lines a unit's processes wrote, without flint's prefix.
-fn output(log: &str, unit: &str) -> Vec<String> {
-    let marker = format!("{unit}[");
-    log.lines()
-        .filter_map(|l| {
-            let at = l.find(&marker)?;
-            let rest = &l[at + marker.len()..];
-            Some(rest.split_once("]: ")?.1.to_string())
-        })
-        .collect()
+    common::run_unit_to_end(common::flint_run(tree.path(), &[unit]), unit)
 }
 
 /// A probe that prints `W PATH` or `R PATH` for each path (`test -w`, which
@@ -753,22 +731,11 @@ fn private_devices_without_cap_mknod_mount_the_hosts_ptmx() {
     // Without it (a user namespace, a container), the host's node is
     // mounted there instead, as systemd does; the start does not fail.
     let mut cmd = std::process::Command::new("setpriv");
+    let flint_cmd = common::flint_run(tree.path(), &["ptmx.service"]);
     cmd.args(["--inh-caps=-mknod", "--bounding-set=-mknod", "--"])
-        .arg(common::flint_bin())
-        .arg("run")
-        .arg("--unit-dir")
-        .arg(tree.path())
-        .arg("ptmx.service");
-    let mut flint = Flint::run_command_until(cmd, "job start");
-    let ended = wait_for(Duration::from_secs(20), || {
-        let log = flint.log();
-        (log.contains("ptmx.service: Deactivated successfully")
-            || log.contains("ptmx.service: Failed with result"))
-        .then_some(())
-    });
-    let log = flint.log();
-    flint.stop();
-    assert!(ended.is_some(), "{log}");
+        .arg(flint_cmd.get_program())
+        .args(flint_cmd.get_args());
+    let log = common::run_unit_to_end(cmd, "ptmx.service");
     assert_eq!(output(&log, "ptmx.service"), ["ptmx-char", "1"], "{log}");
 }
 

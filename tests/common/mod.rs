@@ -207,6 +207,41 @@ impl Drop for Flint {
 }
 
 /// Connects to 127.0.0.1:port, retrying for up to 10 s.
+/// `flint run --unit-dir DIR UNITS...`, to be started with
+/// [`run_unit_to_end`] or [`Flint::run_command_until`] (after adding to it).
+pub fn flint_run(dir: &Path, units: &[&str]) -> Command {
+    let mut cmd = Command::new(flint_bin());
+    cmd.arg("run").arg("--unit-dir").arg(dir).args(units);
+    cmd
+}
+
+/// Starts flint from `cmd`, waits (at most 20 s) until `unit` has ended,
+/// deactivated or failed, stops flint and returns its log.
+pub fn run_unit_to_end(cmd: Command, unit: &str) -> String {
+    let mut flint = Flint::run_command_until(cmd, "job start");
+    let ended = wait_for(Duration::from_secs(20), || {
+        let log = flint.log();
+        (log.contains(&format!("{unit}: Deactivated successfully"))
+            || log.contains(&format!("{unit}: Failed with result")))
+        .then_some(())
+    });
+    let log = flint.log();
+    flint.stop();
+    assert!(ended.is_some(), "{unit} did not end:\n{log}");
+    log
+}
+
+/// The lines a unit's processes wrote, from flint's log (`UNIT[PID]: line`).
+pub fn unit_output(log: &str, unit: &str) -> Vec<String> {
+    let marker = format!("{unit}[");
+    log.lines()
+        .filter_map(|l| {
+            let at = l.find(&marker)?;
+            Some(l[at + marker.len()..].split_once("]: ")?.1.to_string())
+        })
+        .collect()
+}
+
 pub fn connect(port: u16) -> TcpStream {
     wait_for(Duration::from_secs(10), || {
         TcpStream::connect(("127.0.0.1", port)).ok()
