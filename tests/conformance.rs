@@ -769,6 +769,13 @@ fn compare_setting(
         );
         return;
     }
+    if directive.grammar == Grammar::AddressPrefixes {
+        // systemd keeps the prefixes in a set and prints them in its order.
+        let f: BTreeSet<String> = values.iter().map(|v| render(v)).collect();
+        let sd: BTreeSet<String> = dump.values(key).into_iter().map(str::to_string).collect();
+        t.check(name, key, &format!("{f:?}"), &format!("{sd:?}"), f == sd);
+        return;
+    }
     if key == "RequiresMountsFor" {
         let sd: BTreeSet<&str> = dump
             .values(key)

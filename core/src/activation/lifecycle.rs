@@ -1192,13 +1192,39 @@ impl Manager {
                     svc.unit.id
                 );
             }
+            // IPAddressAllow=, IPAddressDeny=: address filters for the
+            // sockets the service opens, likewise.
+            if let Some(list) = crate::service::firewall::access_list(&svc.unit, "Service")
+                && let Err(e) = crate::service::firewall::apply(&dir, &list)
+            {
+                tracing::warn!(
+                    "{}: IP addresses are not restricted (IPAddressAllow=, IPAddressDeny=): {e}",
+                    svc.unit.id
+                );
+            }
             prepared.plan.cgroup =
                 std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()).ok();
-        } else if crate::service::devices::restricts(&svc.unit, "Service") {
-            tracing::debug!(
-                "{}: device access is not restricted (DevicePolicy=, DeviceAllow=): no cgroup of its own",
-                svc.unit.id
-            );
+        } else {
+            // Device rules only say so at debug level (PrivateDevices=
+            // alone asks for them). An address filter the unit asked for
+            // is warned about, unless the service is an Accept=yes
+            // instance (no cgroup of its own unless --cgroups all; the
+            // connection is the socket unit's), which would say so per
+            // connection.
+            if crate::service::devices::restricts(&svc.unit, "Service") {
+                tracing::debug!(
+                    "{}: device access is not restricted (DevicePolicy=, DeviceAllow=): no cgroup of its own",
+                    svc.unit.id
+                );
+            }
+            if crate::service::firewall::restricts(&svc.unit, "Service") {
+                let what = "IP addresses are not restricted (IPAddressAllow=, IPAddressDeny=)";
+                if svc.conn.is_some() {
+                    tracing::debug!("{}: {what}: no cgroup of its own", svc.unit.id);
+                } else {
+                    tracing::warn!("{}: {what}: no cgroup of its own", svc.unit.id);
+                }
+            }
         }
         Ok(prepared)
     }

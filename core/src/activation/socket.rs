@@ -171,6 +171,7 @@ impl SocketConfig {
         if let Some(group) = unit.get_str(s, "SocketGroup") {
             o.socket_group = Some(group_id(group)?);
         }
+        o.ip_access = crate::service::firewall::access_list(unit, s);
         o.symlinks = unit
             .entries(s, "Symlinks")
             .iter()

@@ -191,6 +191,9 @@ pub struct SocketOptions {
     pub remove_on_stop: bool,
     pub mq_max_messages: Option<i64>,
     pub mq_message_size: Option<i64>,
+    /// `IPAddressAllow=`/`IPAddressDeny=` of the socket unit: a filter on
+    /// IPv4 and IPv6 sockets for what arrives.
+    pub ip_access: Option<crate::service::firewall::AccessList>,
 }
 
 impl Default for SocketOptions {
@@ -233,6 +236,7 @@ impl Default for SocketOptions {
             remove_on_stop: false,
             mq_max_messages: None,
             mq_message_size: None,
+            ip_access: None,
         }
     }
 }
@@ -404,6 +408,14 @@ pub fn update(
         }
     }
     options::apply(fd, family, new, &text, &mut warnings);
+    if old.ip_access != new.ip_access
+        && matches!(family, libc::AF_INET | libc::AF_INET6)
+        && let Err(e) = crate::service::firewall::set_socket_filter(fd, new.ip_access.as_ref())
+    {
+        warnings.push(format!(
+            "{text}: IPAddressAllow=/IPAddressDeny= could not be changed: {e}"
+        ));
+    }
     let listening = options::getsockopt_int(fd, sol, libc::SO_ACCEPTCONN).unwrap_or(0) != 0;
     if listening && old.backlog != new.backlog {
         let backlog = i32::try_from(new.backlog).unwrap_or(i32::MAX);
@@ -541,6 +553,12 @@ fn open_socket(
         }
     }
     if is_ip {
+        // IPAddressAllow=/IPAddressDeny= of the socket unit, before the
+        // socket can receive anything.
+        if let Some(list) = &opts.ip_access {
+            crate::service::firewall::set_socket_filter(socket.as_fd(), Some(list))
+                .map_err(fail_option("SO_ATTACH_FILTER (IPAddressDeny=)"))?;
+        }
         if let Some(device) = &opts.bind_to_device {
             socket
                 .bind_device(Some(device.as_bytes()))

@@ -25,9 +25,12 @@
 //! and the access: `r`, `w`, `m` (mknod), default `rwm`.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 
+use super::bpf::{
+    self, AND32_K, EXIT, Insn, JNE_K, JNE_X, LDX_W, MOV32_X, MOV64_K, RSH32_K, imm, insn,
+};
 use crate::unit::load::Unit;
 
 /// `BPF_DEVCG_DEV_BLOCK`, `BPF_DEVCG_DEV_CHAR`.
@@ -207,41 +210,6 @@ pub fn rules(unit: &Unit, section: &str) -> Option<Vec<Rule>> {
     Some(out)
 }
 
-/// One eBPF instruction (`struct bpf_insn`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
-
-const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: (src << 4) | dst,
-        off,
-        imm,
-    }
-}
-
-/// Opcodes: `BPF_LDX|BPF_MEM|BPF_W`, `BPF_ALU|BPF_AND|BPF_K`,
-/// `BPF_ALU|BPF_RSH|BPF_K`, `BPF_ALU|BPF_MOV|BPF_X`, `BPF_JMP|BPF_JNE|BPF_X`,
-/// `BPF_JMP|BPF_JNE|BPF_K`, `BPF_ALU64|BPF_MOV|BPF_K`, `BPF_JMP|BPF_EXIT`.
-const LDX_W: u8 = 0x61;
-const AND32_K: u8 = 0x54;
-const RSH32_K: u8 = 0x74;
-const MOV32_X: u8 = 0xbc;
-const JNE_X: u8 = 0x5d;
-const JNE_K: u8 = 0x55;
-const MOV64_K: u8 = 0xb7;
-const EXIT: u8 = 0x95;
-
-#[allow(clippy::cast_possible_wrap)]
-fn imm(v: u32) -> i32 {
-    v as i32
-}
-
 /// The program: r2 = device type, r3 = requested access, r4 = major,
 /// r5 = minor (`struct bpf_cgroup_dev_ctx`); then one block per rule that
 /// returns 1 when it matches; at the end 0.
@@ -288,90 +256,19 @@ fn program(rules: &[Rule]) -> Vec<Insn> {
     p
 }
 
-fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> io::Result<libc::c_long> {
-    // SAFETY: bpf(2) reads (and for queries writes) `attr`, a zeroed buffer
-    // of the size passed whose fields the caller set; pointers in it point
-    // to buffers that outlive the call.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-fn put32(attr: &mut [u8; 128], at: usize, v: u32) {
-    attr[at..at + 4].copy_from_slice(&v.to_ne_bytes());
-}
-
-fn put64(attr: &mut [u8; 128], at: usize, v: u64) {
-    attr[at..at + 8].copy_from_slice(&v.to_ne_bytes());
-}
-
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_ATTACH: libc::c_long = 8;
-const BPF_PROG_QUERY: libc::c_long = 16;
-const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
-const BPF_CGROUP_DEVICE: u32 = 6;
-const BPF_F_ALLOW_MULTI: u32 = 2;
-
 /// Attaches the program of `rules` to the cgroup at `dir`, unless a device
 /// program is attached there already (an earlier command of the run).
 pub fn apply(dir: &Path, rules: &[Rule]) -> io::Result<()> {
     let cgroup = std::fs::File::open(dir)?;
-    let cg_fd = u32::try_from(cgroup.as_raw_fd()).unwrap_or(0);
-    // BPF_PROG_QUERY: how many programs are attached to this cgroup itself.
-    let mut attr = [0u8; 128];
-    put32(&mut attr, 0, cg_fd);
-    put32(&mut attr, 4, BPF_CGROUP_DEVICE);
-    bpf(BPF_PROG_QUERY, &mut attr)?;
-    let count = u32::from_ne_bytes(attr[24..28].try_into().unwrap_or([0; 4]));
-    if count > 0 {
+    if bpf::attached(cgroup.as_fd(), bpf::ATTACH_DEVICE)? > 0 {
         return Ok(());
     }
-    let insns: Vec<u64> = program(rules)
-        .iter()
-        .map(|i| {
-            let mut b = [0u8; 8];
-            b[0] = i.code;
-            b[1] = i.regs;
-            b[2..4].copy_from_slice(&i.off.to_ne_bytes());
-            b[4..8].copy_from_slice(&i.imm.to_ne_bytes());
-            u64::from_ne_bytes(b)
-        })
-        .collect();
-    let license = c"GPL";
-    let load = |log: Option<&mut Vec<u8>>| {
-        let mut attr = [0u8; 128];
-        put32(&mut attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE);
-        put32(&mut attr, 4, u32::try_from(insns.len()).unwrap_or(u32::MAX));
-        put64(&mut attr, 8, insns.as_ptr() as u64);
-        put64(&mut attr, 16, license.as_ptr() as u64);
-        if let Some(log) = log {
-            put32(&mut attr, 24, 1);
-            put32(&mut attr, 28, u32::try_from(log.len()).unwrap_or(0));
-            put64(&mut attr, 32, log.as_mut_ptr() as u64);
-        }
-        bpf(BPF_PROG_LOAD, &mut attr)
-    };
-    let prog = load(None).map_err(|e| {
-        // Again with the verifier's log, to say why.
-        let mut log = vec![0u8; 1 << 16];
-        let _ = load(Some(&mut log));
-        let text = String::from_utf8_lossy(&log);
-        let text = text.trim_end_matches('\0').trim();
-        let last = text.lines().last().unwrap_or_default();
-        io::Error::new(e.kind(), format!("loading the device program: {e}: {last}"))
-    })?;
-    // SAFETY: BPF_PROG_LOAD returned a new fd that nothing else owns.
-    let prog = unsafe { OwnedFd::from_raw_fd(i32::try_from(prog).unwrap_or(-1)) };
-    let mut attr = [0u8; 128];
-    put32(&mut attr, 0, cg_fd);
-    put32(&mut attr, 4, u32::try_from(prog.as_raw_fd()).unwrap_or(0));
-    put32(&mut attr, 8, BPF_CGROUP_DEVICE);
-    put32(&mut attr, 12, BPF_F_ALLOW_MULTI);
-    bpf(BPF_PROG_ATTACH, &mut attr)?;
-    Ok(())
+    let prog = bpf::load(
+        bpf::PROG_TYPE_CGROUP_DEVICE,
+        &program(rules),
+        "device program",
+    )?;
+    bpf::attach(cgroup.as_fd(), prog.as_fd(), bpf::ATTACH_DEVICE)
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! command; the lifecycle (start, restart, stop) is driven by
 //! [`crate::activation`].
 
+pub mod bpf;
 pub mod condition;
 pub mod credentials;
 pub mod defaults;
 pub mod devices;
 pub mod dynamic_user;
 pub mod exec;
+pub mod firewall;
 pub mod sandbox;
 pub mod seccomp;
 mod syscall_groups;

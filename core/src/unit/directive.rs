@@ -80,6 +80,9 @@ pub enum Grammar {
     CoredumpFilter,
     /// `Personality=`: an architecture name this machine can run.
     Personality,
+    /// `IPAddressAllow=`/`IPAddressDeny=`: address prefixes and the names
+    /// `any`, `localhost`, `link-local`, `multicast`; one entry per prefix.
+    AddressPrefixes,
 }
 
 /// The listener kinds of `[Socket]`, in the words of the directive names.
@@ -1849,8 +1852,22 @@ pub static DIRECTIVES: &[Directive] = &[
     d(S::Exec, "Delegate", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "DisableControllers", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "IPAccounting", G::Bool, K::Single, N, "BOOLEAN"),
-    d(S::Exec, "IPAddressAllow", G::Raw, K::Single, N, "OTHER"),
-    d(S::Exec, "IPAddressDeny", G::Raw, K::Single, N, "OTHER"),
+    d(
+        S::Exec,
+        "IPAddressAllow",
+        G::AddressPrefixes,
+        K::List,
+        E,
+        "OTHER",
+    ),
+    d(
+        S::Exec,
+        "IPAddressDeny",
+        G::AddressPrefixes,
+        K::List,
+        E,
+        "OTHER",
+    ),
     d(
         S::Exec,
         "IPIngressFilterPath",

@@ -1011,6 +1011,20 @@ impl Parser<'_> {
                     e.strerror()
                 ))),
             },
+            Grammar::AddressPrefixes => {
+                // Each word alone: a bad one is skipped, as systemd does.
+                let mut out = Vec::new();
+                for w in value.split_whitespace() {
+                    match crate::service::firewall::parse_word(w) {
+                        Some(ps) => out.extend(ps.iter().map(|p| Value::Raw(p.to_string()))),
+                        None => self.unit.warn(
+                            origin,
+                            format!("Address prefix is invalid, ignoring assignment: {w}"),
+                        ),
+                    }
+                }
+                Ok(out)
+            }
             Grammar::Personality => match process::personality(value) {
                 Some(_) => one(Value::Word(value.to_string())),
                 None => Err(Problem::Warn(format!(
@@ -1848,6 +1862,52 @@ mod tests {
         std::fs::write(dir.path().join(name), text).unwrap();
         let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
         load(&search, &name.parse().unwrap())
+    }
+
+    #[test]
+    fn address_lists_reset_skip_bad_words_and_drop_host_bits() {
+        // systemd 252's dump of the same unit: IPAddressAllow= 127.0.0.0/8,
+        // ::1/128, 10.0.0.0/8, fe80::/64, 169.254.0.0/16, fe80::/10,
+        // 224.0.0.0/4, ff00::/8, 192.168.1.1/32; IPAddressDeny=
+        // 2001:db8::/32; a warning for `bogus` and `1.2.3.4/33`.
+        let unit = load_text(
+            "ip.service",
+            "[Service]\nExecStart=/bin/true\nIPAddressDeny=any\n\
+             IPAddressAllow=localhost 10.1.2.3/8 link-local\n\
+             IPAddressAllow=multicast fe80::1/10 bogus 192.168.1.1\n\
+             IPAddressDeny=\nIPAddressDeny=1.2.3.4/33 2001:db8::/32\n",
+        );
+        assert_eq!(unit.load_state, LoadState::Loaded);
+        let mut allow = unit.strings("Service", "IPAddressAllow");
+        allow.sort_unstable();
+        assert_eq!(
+            allow,
+            [
+                "10.0.0.0/8",
+                "127.0.0.0/8",
+                "169.254.0.0/16",
+                "192.168.1.1/32",
+                "224.0.0.0/4",
+                "::1/128",
+                "fe80::/10",
+                "fe80::/64",
+                "ff00::/8"
+            ]
+        );
+        assert_eq!(unit.strings("Service", "IPAddressDeny"), ["2001:db8::/32"]);
+        let warned: Vec<&str> = unit
+            .diagnostics
+            .iter()
+            .filter(|d| d.message.starts_with("Address prefix is invalid"))
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                "Address prefix is invalid, ignoring assignment: bogus",
+                "Address prefix is invalid, ignoring assignment: 1.2.3.4/33"
+            ]
+        );
     }
 
     #[test]
