@@ -4,8 +4,8 @@
 //! commands of one run and gone when it ends, a host mount that stays
 //! read-only below a writable path, a service without network serving on
 //! the socket flint passes it, `ProtectHome=`, `InaccessiblePaths=`,
-//! `ProtectHostname=`, what `DynamicUser=` implies, and a missing path
-//! failing the start with 226/NAMESPACE. They need root.
+//! `ProtectHostname=`, what `DynamicUser=` implies, a missing path
+//! failing the start with 226/NAMESPACE, and `RemoveIPC=`. They need root.
 
 mod common;
 
@@ -969,4 +969,96 @@ fn no_exec_paths_stop_programs_outside_the_exec_paths() {
         ["refused", "usr-runs"],
         "{log}"
     );
+}
+
+/// The ids `ipcmk` printed (`Shared memory id: N` and so on), in order.
+fn ipc_ids(lines: &[String]) -> Vec<(String, i32)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (what, id) = l.rsplit_once(" id: ")?;
+            Some((what.to_string(), id.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Whether `/proc/sysvipc/FILE` lists the id (the second column).
+fn sysv_listed(file: &str, id: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/sysvipc/{file}")).is_ok_and(|t| {
+        t.lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some(&id.to_string()))
+    })
+}
+
+#[test]
+fn remove_ipc_takes_the_users_ipc_objects_when_the_service_ends() {
+    if !ready("creating IPC objects as another user") || !common::require("ipcmk", "util-linux") {
+        return;
+    }
+    let tree = open_tree();
+    let shm_file = format!("flint-removeipc-{}", std::process::id());
+    let script = format!(
+        "ipcmk -M 4096 && ipcmk -S 1 && ipcmk -Q && : > /dev/shm/{shm_file}.$1 && echo made"
+    );
+    for (unit, remove) in [("keeps.service", "no"), ("removes.service", "yes")] {
+        tree.write(
+            unit,
+            &format!(
+                "[Service]\nType=oneshot\nUser=nobody\nRemoveIPC={remove}\nExecStart=/bin/sh -c '{script}' sh {unit}\n"
+            ),
+        );
+    }
+    let kinds = [
+        ("Shared memory", "shm"),
+        ("Semaphore", "sem"),
+        ("Message queue", "msg"),
+    ];
+    let listed = |ids: &[(String, i32)]| -> Vec<bool> {
+        ids.iter()
+            .map(|(what, id)| {
+                let file = kinds
+                    .iter()
+                    .find(|(w, _)| what.ends_with(w))
+                    .map_or("shm", |(_, f)| f);
+                sysv_listed(file, *id)
+            })
+            .collect()
+    };
+    let run = |unit: &str| -> Vec<(String, i32)> {
+        let log = run_to_end(&tree, unit);
+        let out = output(&log, unit);
+        assert!(out.iter().any(|l| l == "made"), "{log}");
+        let ids = ipc_ids(&out);
+        assert_eq!(ids.len(), 3, "{log}");
+        ids
+    };
+    let file = |unit: &str| Path::new("/dev/shm").join(format!("{shm_file}.{unit}"));
+    // RemoveIPC=yes: everything the user owns goes once the unit ended
+    // (off flint's event loop, so a moment later).
+    let ids = run("removes.service");
+    let removed = wait_for(Duration::from_secs(5), || {
+        (listed(&ids) == [false, false, false]).then_some(())
+    });
+    assert!(removed.is_some(), "RemoveIPC=yes left {ids:?}");
+    assert!(
+        !file("removes.service").exists(),
+        "RemoveIPC=yes left /dev/shm/{shm_file}.removes.service"
+    );
+    // RemoveIPC=no: they stay.
+    let ids = run("keeps.service");
+    std::thread::sleep(Duration::from_millis(500));
+    let kept = listed(&ids);
+    let kept_file = file("keeps.service").exists();
+    for (what, id) in &ids {
+        let flag = match kinds.iter().find(|(w, _)| what.ends_with(w)) {
+            Some((_, "sem")) => "-s",
+            Some((_, "msg")) => "-q",
+            _ => "-m",
+        };
+        let _ = Command::new("ipcrm").args([flag, &id.to_string()]).status();
+    }
+    let _ = std::fs::remove_file(file("keeps.service"));
+    assert_eq!(kept, [true, true, true], "RemoveIPC=no removed {ids:?}");
+    assert!(kept_file);
 }

@@ -2131,6 +2131,15 @@ impl Manager {
                 c.remove();
             }
         }
+        // RemoveIPC= (implied by DynamicUser=): the user's IPC objects go
+        // once no other running unit has that user (checked below, when
+        // this service is no longer borrowed).
+        let remove_ipc = (!restarting
+            && (svc.unit.get_bool("Service", "RemoveIPC") == Some(true)
+                || svc.unit.get_bool("Service", "DynamicUser") == Some(true)))
+        .then(|| exec::unit_owner(&svc.unit, "Service").ok().flatten())
+        .flatten()
+        .filter(|(uid, _)| *uid != 0);
         if !(preserve == "yes" || (preserve == "restart" && restarting)) {
             for (key, _, path) in
                 exec::unit_directories(&svc.unit, "Service", self.search.user_mode)
@@ -2157,7 +2166,11 @@ impl Manager {
                 let _ = tx.send(Event::RestartDue { service: id });
             });
         }
-        if svc.conn.is_some() {
+        let accepted = svc.conn.is_some();
+        if let Some(owner) = remove_ipc {
+            self.remove_ipc_of(id, owner);
+        }
+        if accepted {
             if let Some(svc) = self.services.remove(&id) {
                 self.remember_ended(&svc);
                 if let Some((_, socket, peer)) = svc.conn {
@@ -2166,11 +2179,42 @@ impl Manager {
             }
             return;
         }
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
         // Accept=no: the sockets listen again (also during a restart delay;
         // while flint shuts down, to refuse what arrives, see `on_readable`).
         for s in svc.sockets.clone() {
             self.sockets[s].rearm();
         }
+    }
+
+    /// `RemoveIPC=`: removes the IPC objects of `owner` (uid, gid) off the
+    /// event loop, unless another unit that runs as that user (or group)
+    /// is running; systemd cleans when the last of them stops.
+    fn remove_ipc_of(&self, id: u64, owner: (u32, u32)) {
+        let shared = self.services.iter().any(|(other, svc)| {
+            *other != id
+                && !matches!(svc.state, State::Dead | State::Failed)
+                && exec::unit_owner(&svc.unit, "Service")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|(u, g)| u == owner.0 || g == owner.1)
+        });
+        if shared {
+            return;
+        }
+        let unit = self.services.get(&id).map(|s| s.unit.id.to_string());
+        tokio::task::spawn_blocking(move || {
+            let n = crate::service::ipc::remove_owned(Some(owner.0), Some(owner.1));
+            if n > 0 {
+                tracing::debug!(
+                    "{}: removed {n} IPC object(s) of uid {} (RemoveIPC=)",
+                    unit.unwrap_or_default(),
+                    owner.0
+                );
+            }
+        });
     }
 
     /// The restart delay is over: a restart job, as systemd's, so the

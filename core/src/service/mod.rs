@@ -10,6 +10,7 @@ pub mod devices;
 pub mod dynamic_user;
 pub mod exec;
 pub mod firewall;
+pub mod ipc;
 pub mod sandbox;
 pub mod seccomp;
 mod syscall_groups;

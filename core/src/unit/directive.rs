@@ -1351,7 +1351,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d(S::Exec, "PassEnvironment", G::Words, K::List, E, "OTHER"),
     d(S::Exec, "UnsetEnvironment", G::Words, K::List, E, "OTHER"),
     d(S::Exec, "DynamicUser", G::Bool, K::Single, E, "BOOLEAN"),
-    d(S::Exec, "RemoveIPC", G::Bool, K::Single, N, "BOOLEAN"),
+    d(S::Exec, "RemoveIPC", G::Bool, K::Single, E, "BOOLEAN"),
     d(S::Exec, "StandardInput", G::StdInput, K::Single, E, "INPUT"),
     d(
         S::Exec,
