@@ -1062,3 +1062,90 @@ fn remove_ipc_takes_the_users_ipc_objects_when_the_service_ends() {
     assert_eq!(kept, [true, true, true], "RemoveIPC=no removed {ids:?}");
     assert!(kept_file);
 }
+
+#[test]
+fn private_users_maps_root_and_the_services_user_and_nothing_else() {
+    if !ready("making a user namespace") || !common::require("python3", "the probe") {
+        return;
+    }
+    let tree = open_tree();
+    // A file of a user the namespace does not map: it shows as nobody.
+    let stranger = tree.path().join("stranger");
+    std::fs::write(&stranger, "x").unwrap();
+    std::os::unix::fs::chown(&stranger, Some(4321), Some(4321)).unwrap();
+    let probe = tree.write(
+        "probe.py",
+        &format!(
+            r#"import os, socket
+for f in ("uid_map", "gid_map"):
+    for line in open("/proc/self/" + f):
+        print(f, " ".join(line.split()))
+print("setgroups", open("/proc/self/setgroups").read().strip())
+print("ids", os.getuid(), os.getgid(), *sorted(os.getgroups()))
+st = os.stat("{}")
+print("stranger", st.st_uid, st.st_gid)
+try:
+    socket.sethostname(socket.gethostname())
+    print("sethostname ok")
+except OSError as e:
+    print("sethostname", e.errno)
+"#,
+            stranger.display()
+        ),
+    );
+    tree.write(
+        "nobody.service",
+        &format!(
+            "[Service]\nType=oneshot\nPrivateUsers=yes\nUser=nobody\nSupplementaryGroups=adm\n\
+             ExecStart=/usr/bin/python3 {}\n",
+            probe.display()
+        ),
+    );
+    tree.write(
+        "root.service",
+        &format!(
+            "[Service]\nType=oneshot\nPrivateUsers=yes\n\
+             ExecStartPre=+/bin/sh -c 'echo plus $(cat /proc/self/uid_map)'\n\
+             ExecStart=/usr/bin/python3 {}\n",
+            probe.display()
+        ),
+    );
+    let nobody = output(&run_to_end(&tree, "nobody.service"), "nobody.service");
+    let nogroup = nix::unistd::Group::from_name("nogroup")
+        .ok()
+        .flatten()
+        .map_or(65534, |g| g.gid.as_raw());
+    assert_eq!(
+        nobody,
+        [
+            "uid_map 0 0 1".to_string(),
+            "uid_map 65534 65534 1".into(),
+            "gid_map 0 0 1".into(),
+            format!("gid_map {nogroup} {nogroup} 1"),
+            "setgroups deny".into(),
+            // The groups: nobody's, and adm (4), which is not mapped.
+            format!("ids 65534 {nogroup} {}", {
+                let mut g = [nogroup, 65534];
+                g.sort_unstable();
+                format!("{} {}", g[0], g[1])
+            }),
+            "stranger 65534 65534".into(),
+            "sethostname 1".into(),
+        ]
+    );
+    let root = output(&run_to_end(&tree, "root.service"), "root.service");
+    assert_eq!(
+        root,
+        [
+            // The `+` command runs outside the namespace.
+            "plus 0 0 4294967295",
+            "uid_map 0 0 1",
+            "gid_map 0 0 1",
+            "setgroups deny",
+            "ids 0 0",
+            "stranger 65534 65534",
+            // root inside, but the host's hostname is not its to set.
+            "sethostname 1",
+        ]
+    );
+}

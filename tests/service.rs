@@ -434,7 +434,7 @@ fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
     let tree = Tree::new();
     tree.write(
         "sandboxed.service",
-        "[Service]\nPrivateUsers=yes\nExecStart=/bin/sleep 1000\n",
+        "[Service]\nSystemCallLog=@system-service\nExecStart=/bin/sleep 1000\n",
     );
     tree.write("plain.service", "[Service]\nExecStart=/bin/sleep 1000\n");
     let mut cmd = std::process::Command::new(common::flint_bin());
@@ -453,7 +453,7 @@ fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
     wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten()).expect("flint exits");
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("sandboxed.service: refusing to start (--refuse-unenforced): accepted, not enforced: PrivateUsers="), "{log}");
+    assert!(log.contains("sandboxed.service: refusing to start (--refuse-unenforced): accepted, not enforced: SystemCallLog="), "{log}");
     assert!(log.contains("plain.service: started /bin/sleep"), "{log}");
     assert!(!log.contains("sandboxed.service: started"), "{log}");
 }
@@ -773,7 +773,10 @@ fn a_service_its_condition_skips_ends_its_socket_after_the_start_limit() {
         "[Unit]\nConditionPathExists=/nonexistent/flint-test\n[Service]\nExecStart=/bin/true\n",
     );
     let flint = Flint::run_until(&tree, &["t.socket"], "t.socket: listening");
-    let mut client = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    let mut client = wait_for(Duration::from_secs(5), || {
+        std::os::unix::net::UnixStream::connect(&sock).ok()
+    })
+    .unwrap_or_else(|| panic!("connect to {}:\n{}", sock.display(), flint.log()));
     std::io::Write::write_all(&mut client, b"queued\n").unwrap();
     assert!(
         flint.wait_log("Failed with result 'service-start-limit-hit'"),

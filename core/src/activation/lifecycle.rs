@@ -1018,7 +1018,8 @@ impl Manager {
             })?;
         }
         if svc.namespaces.is_none() && sandbox::can_make_namespaces() {
-            match sandbox::RunNamespaces::create(&svc.unit, "Service") {
+            let ids = exec::unit_owner(&svc.unit, "Service").ok().flatten();
+            match sandbox::RunNamespaces::create(&svc.unit, "Service", ids) {
                 Ok(ns) => svc.namespaces = ns,
                 // Each command then makes its own, as before, and fails
                 // or goes on without as the sandbox says.

@@ -1367,6 +1367,9 @@ pub fn prepare(
         };
         ns.join_network = join(ns.network, &run.network)?;
         ns.join_ipc = join(ns.ipc, &run.ipc)?;
+        // The user namespace is part of the sandbox a `+` command runs
+        // without.
+        ns.join_user = join(!cmd.full_privileges, &run.user)?;
     }
     if let Some(ns) = &plan.namespace {
         tracing::debug!("{}: namespaces: {ns:?}", unit.id);

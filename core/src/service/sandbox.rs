@@ -182,36 +182,58 @@ impl PrivateTmp {
     }
 }
 
-/// The network and IPC namespaces of one run (`PrivateNetwork=`,
-/// `PrivateIPC=`): every command of the run joins them, so that
-/// `ExecStop=` reaches the main process over its loopback and IPC objects
-/// made by `ExecStartPre=` are there for `ExecStart=`, as under systemd.
-/// They go with the last holder of these fds.
+/// The network, IPC and user namespaces of one run (`PrivateNetwork=`,
+/// `PrivateIPC=`, `PrivateUsers=`): every command of the run joins them,
+/// so that `ExecStop=` reaches the main process over its loopback and IPC
+/// objects made by `ExecStartPre=` are there for `ExecStart=`, as under
+/// systemd. They go with the last holder of these fds.
 #[derive(Debug, Clone, Default)]
 pub struct RunNamespaces {
     pub network: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     pub ipc: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    pub user: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 impl RunNamespaces {
     /// The namespaces `unit` asks for, or `None` when it asks for none.
-    pub fn create(unit: &Unit, section: &str) -> Result<Option<RunNamespaces>, SandboxError> {
-        let (network, ipc) = (
+    /// `ids`: the service's user and group (`None`: root), which its user
+    /// namespace maps.
+    pub fn create(
+        unit: &Unit,
+        section: &str,
+        ids: Option<(u32, u32)>,
+    ) -> Result<Option<RunNamespaces>, SandboxError> {
+        let (network, ipc, user) = (
             on(unit, section, "PrivateNetwork"),
             on(unit, section, "PrivateIPC"),
+            on(unit, section, "PrivateUsers"),
         );
-        if !network && !ipc {
+        if !network && !ipc && !user {
             return Ok(None);
         }
-        let (net, ipc) =
-            crate::spawn::make_run_namespaces(network, ipc).map_err(|source| SandboxError::Io {
-                what: "making the network and IPC namespaces for",
-                path: PathBuf::from(unit.id.as_str()),
-                source,
-            })?;
+        let fail = |what, source| SandboxError::Io {
+            what,
+            path: PathBuf::from(unit.id.as_str()),
+            source,
+        };
+        let (net, ipc) = if network || ipc {
+            crate::spawn::make_run_namespaces(network, ipc)
+                .map_err(|e| fail("making the network and IPC namespaces for", e))?
+        } else {
+            (None, None)
+        };
+        let user = if user {
+            Some(
+                crate::spawn::make_user_namespace(ids)
+                    .map_err(|e| fail("making the user namespace for", e))?,
+            )
+        } else {
+            None
+        };
         Ok(Some(RunNamespaces {
             network: net.map(std::sync::Arc::new),
             ipc: ipc.map(std::sync::Arc::new),
+            user: user.map(std::sync::Arc::new),
         }))
     }
 }
@@ -330,6 +352,7 @@ pub fn is_sandboxed(unit: &Unit, section: &str) -> bool {
         "PrivateMounts",
         "PrivateNetwork",
         "PrivateIPC",
+        "PrivateUsers",
         "ProtectHostname",
         "ProtectKernelTunables",
         "ProtectKernelModules",

@@ -220,9 +220,10 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             }
         }
 
-        if let Err(failure) = place_fds(ctx) {
-            return failure;
-        }
+        let userns = match place_fds(ctx) {
+            Ok(fd) => fd,
+            Err(failure) => return failure,
+        };
 
         // Like systemd, a refused OOM adjustment or coredump filter (user
         // namespaces, containers) is skipped.
@@ -326,7 +327,10 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
         // Capabilities, before chroot and the user switch (systemd's order):
         // the bounding set first, then the ambient ones (in the inheritable
         // set too, so that they can be raised again after the switch).
-        if let Err(e) = apply_capabilities_before_user(ctx) {
+        // With a user namespace, after joining it (which gives a full set).
+        if userns.is_none()
+            && let Err(e) = apply_capabilities_before_user(ctx)
+        {
             return (ChildStep::Capabilities, e);
         }
 
@@ -353,6 +357,21 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
         {
             return (ChildStep::Setgid, e);
         }
+        // PrivateUsers=: the run's user namespace, after the other
+        // namespaces and the group switch (the groups are set while the
+        // host's ids apply; the namespace denies setgroups()), before the
+        // capabilities and the user switch, as systemd's exec_invoke()
+        // orders them for a privileged manager.
+        if let Some(fd) = userns {
+            if let Err(e) = check(libc::syscall(libc::SYS_setns, fd, libc::CLONE_NEWUSER)) {
+                return (ChildStep::UserNamespace, e);
+            }
+            libc::syscall(libc::SYS_close, fd);
+            if let Err(e) = apply_capabilities_before_user(ctx) {
+                return (ChildStep::Capabilities, e);
+            }
+        }
+
         if let Some(uid) = ctx.uid {
             // Capabilities survive the switch only with keep-caps set.
             if ctx.ambient_capabilities != 0
@@ -739,9 +758,10 @@ pub(super) fn signals_to_reset() -> u64 {
 ///
 /// # Safety
 /// Child only; `ctx.high_fds` has room for `ctx.pass_fds.len()` entries.
-unsafe fn place_fds(ctx: &ChildContext<'_>) -> Result<(), Failure> {
+unsafe fn place_fds(ctx: &ChildContext<'_>) -> Result<Option<c_int>, Failure> {
     let base = ctx.first_free;
     let fds_failed = |e| (ChildStep::Fds, e);
+    let userns = ctx.namespace.and_then(|plan| plan.join_user);
 
     // SAFETY: (whole function) fcntl/dup3/open/close/fstat on integer fds and
     // the prepared /dev/null path; `high_fds.add(i)` stays within the
@@ -752,6 +772,15 @@ unsafe fn place_fds(ctx: &ChildContext<'_>) -> Result<(), Failure> {
                 check_int(libc::fcntl(pass.fd, libc::F_DUPFD_CLOEXEC, base)).map_err(fds_failed)?;
             *ctx.high_fds.add(i) = high;
         }
+        // The run's user namespace is joined later (after the group
+        // switch): kept above the fds being placed, then at `base`.
+        let user_high = match userns {
+            Some(fd) => Some(
+                check_int(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, base))
+                    .map_err(|e| (ChildStep::UserNamespace, e))?,
+            ),
+            None => None,
+        };
 
         let mut stdio_high: [c_int; 3] = [-1; 3];
         for (target, (stdio, high)) in ctx.stdio.iter().zip(stdio_high.iter_mut()).enumerate() {
@@ -815,7 +844,18 @@ unsafe fn place_fds(ctx: &ChildContext<'_>) -> Result<(), Failure> {
             }
         }
 
-        close_from(base).map_err(fds_failed)
+        let Some(high) = user_high else {
+            close_from(base).map_err(fds_failed)?;
+            return Ok(None);
+        };
+        // `base` is past every fd placed, so free to take (a copy above
+        // it is no longer needed); close-on-exec.
+        if high != base {
+            check_int(libc::dup3(high, base, libc::O_CLOEXEC))
+                .map_err(|e| (ChildStep::UserNamespace, e))?;
+        }
+        close_from(base + 1).map_err(fds_failed)?;
+        Ok(Some(base))
     }
 }
 

@@ -44,7 +44,7 @@ use std::ptr;
 
 pub use namespace::{
     ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, MountOp, NamespacePlan,
-    SLOTS as NAMESPACE_SLOTS, make_run_namespaces,
+    SLOTS as NAMESPACE_SLOTS, make_run_namespaces, make_user_namespace,
 };
 pub use resolve::{DEFAULT_SEARCH_PATH, resolve_executable};
 
@@ -350,10 +350,11 @@ pub enum ChildStep {
     Namespace,
     Network,
     Seccomp,
+    UserNamespace,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 29] = [
+    const ALL: [ChildStep; 30] = [
         ChildStep::Setsid,
         ChildStep::Stdin,
         ChildStep::Stdout,
@@ -383,6 +384,7 @@ impl ChildStep {
         ChildStep::Namespace,
         ChildStep::Network,
         ChildStep::Seccomp,
+        ChildStep::UserNamespace,
     ];
 
     /// systemd's exit code for a failure in this step (`exit-status.h`).
@@ -404,7 +406,7 @@ impl ChildStep {
             ChildStep::CpuScheduling => 214,
             ChildStep::CpuAffinity => 215,
             ChildStep::Groups | ChildStep::Setgid => 216,
-            ChildStep::Setuid => 217,
+            ChildStep::Setuid | ChildStep::UserNamespace => 217,
             ChildStep::Capabilities => 218,
             ChildStep::Cgroup => 219,
             ChildStep::Setsid => 220,
@@ -436,7 +438,7 @@ impl ChildStep {
             ChildStep::CpuScheduling => "SETSCHEDULER",
             ChildStep::CpuAffinity => "CPUAFFINITY",
             ChildStep::Groups | ChildStep::Setgid => "GROUP",
-            ChildStep::Setuid => "USER",
+            ChildStep::Setuid | ChildStep::UserNamespace => "USER",
             ChildStep::Capabilities => "CAPABILITIES",
             ChildStep::Cgroup => "CGROUP",
             ChildStep::Setsid => "SETSID",
@@ -469,6 +471,7 @@ impl fmt::Display for ChildStep {
             ChildStep::Groups => "setting supplementary groups",
             ChildStep::Setgid => "changing group",
             ChildStep::Setuid => "changing user",
+            ChildStep::UserNamespace => "setting up user namespacing",
             ChildStep::Chdir => "changing the working directory",
             ChildStep::NoNewPrivileges => "setting no-new-privileges",
             ChildStep::SignalMask => "resetting the signal mask",

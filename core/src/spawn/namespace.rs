@@ -45,6 +45,11 @@ pub struct NamespacePlan {
     pub ipc: bool,
     /// The run's IPC namespace, joined like `join_network`.
     pub join_ipc: Option<std::os::fd::RawFd>,
+    /// `PrivateUsers=`: the run's user namespace, joined after the other
+    /// namespaces and the group switch, before the capabilities and the
+    /// user switch (systemd's order for a privileged manager). Kept open
+    /// through the placing of fds (see `child::place_fds`).
+    pub join_user: Option<std::os::fd::RawFd>,
     /// `CLONE_NEWUTS`: `ProtectHostname=`.
     pub uts: bool,
     /// `CLONE_NEWNS`: a mount namespace of its own (where nothing mounted
@@ -135,7 +140,7 @@ pub enum MountOp {
 impl NamespacePlan {
     /// Whether there is anything to do.
     pub fn is_empty(&self) -> bool {
-        !self.network && !self.ipc && !self.uts && !self.mount
+        !self.network && !self.ipc && !self.uts && !self.mount && self.join_user.is_none()
     }
 }
 
@@ -285,6 +290,61 @@ pub fn make_run_namespaces(
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the namespace thread panicked")))
     })
+}
+
+/// Makes the user namespace of a run (`PrivateUsers=`), as systemd's
+/// `setup_private_users()` maps it: root to root and the service's user
+/// and group to themselves (`ids`, when not root), everything else to the
+/// overflow id (`nobody`), and `setgroups()` denied for good. A process of
+/// the new namespace is needed to write its maps from here (flint keeps
+/// `CAP_SETUID` in its own namespace): a child cloned into it that only
+/// waits, killed once the namespace is held by the returned fd.
+pub fn make_user_namespace(ids: Option<(u32, u32)>) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::sched::CloneFlags;
+    use nix::sys::wait::{WaitPidFlag, waitpid};
+    // SAFETY: geteuid/getegid have no memory effects.
+    let (ouid, ogid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let map = |own: u32, other: Option<u32>| match other {
+        Some(id) if id != own => format!("{own} {own} 1\n{id} {id} 1\n"),
+        _ => format!("{own} {own} 1\n"),
+    };
+    let uid_map = map(ouid, ids.map(|i| i.0));
+    let gid_map = map(ogid, ids.map(|i| i.1));
+    let mut stack = vec![0u8; 16 * 1024];
+    // The child shares flint's memory (no copy of the address space) and
+    // only waits for its SIGKILL: pause() is a raw system call.
+    let wait = Box::new(|| -> isize {
+        loop {
+            // SAFETY: pause() has no memory effects.
+            unsafe {
+                libc::pause();
+            }
+        }
+    });
+    // SAFETY: the child runs `wait` on `stack`, which outlives it (it is
+    // killed and reaped below before `stack` is dropped); it touches no
+    // lock or allocator. No exit signal: flint's reaper of orphans does
+    // not see it, and `__WALL` reaps it here.
+    let pid = unsafe {
+        nix::sched::clone(
+            wait,
+            &mut stack,
+            CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_VM,
+            None,
+        )
+    }
+    .map_err(std::io::Error::from)?;
+    let held = (|| -> std::io::Result<std::os::fd::OwnedFd> {
+        let proc = format!("/proc/{pid}");
+        std::fs::write(format!("{proc}/setgroups"), "deny\n")?;
+        std::fs::write(format!("{proc}/uid_map"), &uid_map)?;
+        std::fs::write(format!("{proc}/gid_map"), &gid_map)?;
+        Ok(std::fs::File::open(format!("{proc}/ns/user"))?.into())
+    })();
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
+    drop(stack);
+    held
 }
 
 /// Brings up `lo` in a fresh network namespace (the kernel gives it

@@ -1636,7 +1636,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d(S::Exec, "IPCNamespacePath", G::Raw, K::Single, N, "PATH"),
     d(S::Exec, "LogNamespace", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "PrivateNetwork", G::Bool, K::Single, E, "BOOLEAN"),
-    d(S::Exec, "PrivateUsers", G::Bool, K::Single, N, "BOOLEAN"),
+    d(S::Exec, "PrivateUsers", G::Bool, K::Single, E, "BOOLEAN"),
     d(S::Exec, "PrivateMounts", G::Bool, K::Single, E, "BOOLEAN"),
     d(S::Exec, "PrivateIPC", G::Bool, K::Single, E, "BOOLEAN"),
     d(S::Exec, "ProtectSystem", G::Raw, K::Single, E, "OTHER"),
@@ -2490,7 +2490,7 @@ mod tests {
         );
         assert!(lookup("Socket", "Type").is_none());
         assert_eq!(
-            lookup("Service", "PrivateUsers").map(|d| d.support),
+            lookup("Service", "TasksMax").map(|d| d.support),
             Some(Support::NotEnforced)
         );
         assert_eq!(
