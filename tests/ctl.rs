@@ -488,3 +488,88 @@ fn a_socket_skipped_by_its_condition_starts_on_request_and_a_stopped_one_is_inac
     assert_eq!(code, 3, "{text}");
     assert!(text.contains("inactive (dead)"), "{text}");
 }
+
+#[test]
+fn a_reload_reaches_the_units_it_propagates_to() {
+    // Debian's postgresql.service and postgresql@.service: a oneshot whose
+    // ExecReload= does nothing, and instances with
+    // ReloadPropagatedFrom=postgresql.service (tor, postfix, rbldnsd alike).
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let log = tree.path().join("log");
+    tree.write(
+        "all.service",
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\nExecReload=/bin/true\n\
+         [Unit]\nPropagatesReloadTo=extra.service\n",
+    );
+    tree.write(
+        "cluster@.service",
+        &format!(
+            "[Unit]\nReloadPropagatedFrom=all.service\n[Service]\nExecStart=/bin/sleep 1000\n\
+             ExecReload=/bin/sh -c 'echo reload %i >> {}'\n",
+            log.display()
+        ),
+    );
+    // Reached through extra.service: propagation goes on from each unit
+    // reloaded.
+    tree.write(
+        "extra.service",
+        &format!(
+            "[Unit]\nPropagatesReloadTo=last.service\n[Service]\nExecStart=/bin/sleep 1000\n\
+             ExecReload=/bin/sh -c 'echo reload extra >> {}'\n",
+            log.display()
+        ),
+    );
+    tree.write(
+        "last.service",
+        &format!(
+            "[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/sh -c 'echo reload last >> {}'\n",
+            log.display()
+        ),
+    );
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "all.service",
+            "cluster@a.service",
+            "cluster@b.service",
+            "extra.service",
+            "last.service",
+        ],
+    );
+    wait_for(Duration::from_secs(15), || {
+        flint.log().contains("last.service: started").then_some(())
+    })
+    .expect("started");
+    // A stopped instance is not started by a reload.
+    assert_eq!(ctl(&control, &["stop", "cluster@b.service"]).0, 0);
+    let (code, out) = ctl(&control, &["reload", "all.service"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    let mut lines = wait_for(Duration::from_secs(15), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        (lines.len() >= 3).then_some(lines)
+    })
+    .unwrap_or_else(|| panic!("{}", flint.log()));
+    std::thread::sleep(Duration::from_millis(300));
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["reload a", "reload extra", "reload last"],
+        "{}",
+        flint.log()
+    );
+    let log_text = flint.log();
+    assert_eq!(
+        log_text.matches("cluster@b.service: started").count(),
+        1,
+        "started again by the reload:\n{log_text}"
+    );
+    // A reload of one instance reaches nothing else.
+    assert_eq!(ctl(&control, &["reload", "cluster@a.service"]).0, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(text.lines().count(), 4, "{text}");
+}

@@ -254,6 +254,7 @@ impl Manager {
                     if let Err(e) = self.reload(id) {
                         return control::error(1, &format!("Failed to reload {n}: {e}"));
                     }
+                    self.propagate_reload(id);
                 }
                 ok(Vec::new(), 0)
             }

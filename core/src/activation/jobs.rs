@@ -54,6 +54,11 @@ pub(super) struct Deps {
     pub upholds: Vec<String>,
     /// `StopWhenUnneeded=yes`.
     pub stop_when_unneeded: bool,
+    /// `ReloadPropagatedFrom=`: reloaded when these are.
+    pub reload_from: Vec<String>,
+    /// `PropagatesReloadTo=` (and its old name `PropagateReloadTo=`):
+    /// these are reloaded when this one is.
+    pub reload_to: Vec<String>,
 }
 
 impl Deps {
@@ -87,6 +92,16 @@ impl Deps {
             part_of: names("PartOf"),
             conflicts: names("Conflicts"),
             upholds: names("Upholds"),
+            reload_from: names("ReloadPropagatedFrom"),
+            reload_to: {
+                let mut to = names("PropagatesReloadTo");
+                for n in names("PropagateReloadTo") {
+                    if !to.contains(&n) {
+                        to.push(n);
+                    }
+                }
+                to
+            },
             stop_when_unneeded: unit.get_bool("Unit", "StopWhenUnneeded").unwrap_or(false),
         }
     }

@@ -2013,6 +2013,42 @@ impl Manager {
         Ok(())
     }
 
+    /// After `from` began a reload: the running units that name it in
+    /// `ReloadPropagatedFrom=`, or that it names in `PropagatesReloadTo=`,
+    /// are reloaded too, and so on from each of them (systemd's
+    /// try-reload jobs: a unit that is not running, or has nothing to
+    /// reload with, is left as it is).
+    pub(super) fn propagate_reload(&mut self, from: u64) {
+        let mut todo = vec![from];
+        let mut seen = std::collections::HashSet::from([from]);
+        while let Some(x) = todo.pop() {
+            let Some(xs) = self.services.get(&x) else {
+                continue;
+            };
+            let name = xs.unit.id.to_string();
+            let to = xs.deps.reload_to.clone();
+            let mut targets: Vec<u64> = self
+                .services
+                .iter()
+                .filter(|(id, s)| {
+                    !seen.contains(*id)
+                        && s.conn.is_none()
+                        && (s.deps.reload_from.contains(&name)
+                            || to.iter().any(|t| t == s.unit.id.as_str()))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            targets.sort_unstable();
+            for id in targets {
+                seen.insert(id);
+                match self.reload(id) {
+                    Ok(()) => todo.push(id),
+                    Err(e) => tracing::debug!("reload propagated from {name}: {e}"),
+                }
+            }
+        }
+    }
+
     /// (Re)starts the watchdog of a service with `WatchdogSec=`.
     fn arm_watchdog(&mut self, id: u64) {
         let Some(svc) = self.services.get_mut(&id) else {

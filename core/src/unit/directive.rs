@@ -240,7 +240,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "PropagatesReloadTo",
         G::Units,
         K::ListNoReset,
-        N,
+        E,
         "UNIT [...]",
     ),
     d(
@@ -248,7 +248,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "PropagateReloadTo",
         G::Units,
         K::ListNoReset,
-        N,
+        E,
         "UNIT [...]",
     ),
     d(
@@ -256,7 +256,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "ReloadPropagatedFrom",
         G::Units,
         K::ListNoReset,
-        N,
+        E,
         "UNIT [...]",
     ),
     d(
