@@ -434,7 +434,7 @@ fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
     let tree = Tree::new();
     tree.write(
         "sandboxed.service",
-        "[Service]\nSystemCallLog=@system-service\nExecStart=/bin/sleep 1000\n",
+        "[Service]\nRestrictFileSystems=ext4\nExecStart=/bin/sleep 1000\n",
     );
     tree.write("plain.service", "[Service]\nExecStart=/bin/sleep 1000\n");
     let mut cmd = std::process::Command::new(common::flint_bin());
@@ -453,7 +453,7 @@ fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
     wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten()).expect("flint exits");
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("sandboxed.service: refusing to start (--refuse-unenforced): accepted, not enforced: SystemCallLog="), "{log}");
+    assert!(log.contains("sandboxed.service: refusing to start (--refuse-unenforced): accepted, not enforced: RestrictFileSystems="), "{log}");
     assert!(log.contains("plain.service: started /bin/sleep"), "{log}");
     assert!(!log.contains("sandboxed.service: started"), "{log}");
 }

@@ -489,6 +489,8 @@ pub fn filters(unit: &Unit, section: &str) -> Result<Vec<Vec<BpfInsn>>, SeccompE
         )?);
     }
 
+    // SystemCallLog=, before SystemCallFilter= (systemd's order).
+    out.extend(system_call_log(unit, section)?);
     out.extend(system_call_filter(unit, section)?);
 
     // SystemCallArchitectures=: every filter already refuses calls of
@@ -523,6 +525,13 @@ type CallList = (bool, BTreeMap<String, Outcome>);
 /// one resets. `NAME:ERRNO` and `NAME:kill` give one call its own outcome,
 /// also in an allow list. `None`: no filter.
 fn parse_system_call_filter(values: &[&str]) -> Option<CallList> {
+    parse_call_list(values, Some("@default"))
+}
+
+/// A list of system calls as `SystemCallFilter=` and `SystemCallLog=`
+/// read them; an allow list starts with `default` (`@default` for the
+/// filter, nothing for the log).
+fn parse_call_list(values: &[&str], default: Option<&str>) -> Option<CallList> {
     let mut state: Option<CallList> = None;
     for v in values {
         let v = v.trim();
@@ -533,8 +542,8 @@ fn parse_system_call_filter(values: &[&str]) -> Option<CallList> {
         let (invert, list) = v.strip_prefix('~').map_or((false, v), |r| (true, r));
         let (allow, set) = state.get_or_insert_with(|| {
             let mut set = BTreeMap::new();
-            if !invert {
-                expand("@default", Outcome::Listed, &mut set, 0);
+            if !invert && let Some(group) = default {
+                expand(group, Outcome::Listed, &mut set, 0);
             }
             (!invert, set)
         });
@@ -760,6 +769,29 @@ fn syscall_number(name: &str) -> Option<i64> {
     syscalls::Sysno::from_str(name)
         .ok()
         .map(|s| i64::from(s.id()))
+}
+
+/// The filter of `SystemCallLog=` (systemd's `apply_syscall_log()`): the
+/// listed calls are logged (`SECCOMP_RET_LOG`, an audit record in the
+/// kernel's log), or with `~` every call but them; all are let through.
+fn system_call_log(unit: &Unit, section: &str) -> Result<Option<Vec<BpfInsn>>, SeccompError> {
+    let Some((allow, set)) = parse_call_list(&unit.strings(section, "SystemCallLog"), None) else {
+        return Ok(None);
+    };
+    let listed: Vec<(i64, Vec<SeccompRule>)> = set
+        .keys()
+        .filter_map(|name| syscall_number(name))
+        .map(|n| (n, Vec::new()))
+        .collect();
+    if allow && listed.is_empty() {
+        return Ok(None);
+    }
+    let (otherwise, matched) = if allow {
+        (SeccompAction::Allow, SeccompAction::Log)
+    } else {
+        (SeccompAction::Log, SeccompAction::Allow)
+    };
+    program(listed, otherwise, matched).map(Some)
 }
 
 /// The filters of `SystemCallFilter=`.

@@ -1480,7 +1480,7 @@ pub static DIRECTIVES: &[Directive] = &[
         E,
         "ERRNO",
     ),
-    d(S::Exec, "SystemCallLog", G::Raw, K::Single, N, "SYSCALLS"),
+    d(S::Exec, "SystemCallLog", G::Raw, K::List, E, "SYSCALLS"),
     d(
         S::Exec,
         "MemoryDenyWriteExecute",
