@@ -1239,3 +1239,77 @@ fn system_call_log_has_the_kernel_log_the_listed_calls() {
         assert!(others.iter().any(|n| *n != 63), "{others:?}");
     }
 }
+
+/// Prints the session keyring's owner, whether the user keyring is linked
+/// in, and whether the `invocation_id` key holds `$INVOCATION_ID`
+/// (x86-64 system call numbers).
+const KEYRING_PROBE: &str = r#"import ctypes, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+def keyctl(*a):
+    return libc.syscall(250, *[ctypes.c_long(x) if isinstance(x, int) else x for x in a])
+ring = keyctl(0, -3, 0)
+buf = ctypes.create_string_buffer(256)
+n = keyctl(6, ring, buf, 256)
+desc = buf.raw[:max(n - 1, 0)].decode().split(";")
+user = keyctl(0, -4, 1)
+n = keyctl(11, ring, buf, 256)
+linked = user in struct.unpack("%di" % (max(n, 0) // 4), buf.raw[:max(n, 0) - max(n, 0) % 4])
+key = libc.syscall(249, b"user", b"invocation_id", None, ctypes.c_long(0))
+if key >= 0:
+    n = keyctl(11, key, buf, 16)
+    key = buf.raw[:n].hex() == os.environ["INVOCATION_ID"]
+else:
+    key = "none"
+print(desc[0], desc[1], desc[2], desc[4], "linked" if linked else "unlinked", "key", key)
+"#;
+
+#[test]
+fn keyring_mode_gives_each_service_a_session_keyring_of_its_users() {
+    if !ready("running a service as another user") || !common::require("python3", "the probe") {
+        return;
+    }
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("SKIP: the probe names x86-64 system call numbers");
+        return;
+    }
+    let tree = open_tree();
+    let probe = tree.write("probe.py", KEYRING_PROBE);
+    for (unit, mode) in [
+        ("default.service", ""),
+        ("shared.service", "KeyringMode=shared\n"),
+        ("inherit.service", "KeyringMode=inherit\n"),
+    ] {
+        tree.write(
+            unit,
+            &format!(
+                "[Service]\nType=oneshot\nUser=nobody\n{mode}ExecStart=/usr/bin/python3 {}\n",
+                probe.display()
+            ),
+        );
+    }
+    let run = |unit: &str| output(&run_to_end(&tree, unit), unit);
+    let nogroup = nix::unistd::Group::from_name("nogroup")
+        .ok()
+        .flatten()
+        .map_or(65534, |g| g.gid.as_raw());
+    // private (a system manager's default): a new `_ses` keyring, the
+    // service's, with the invocation id in it.
+    assert_eq!(
+        run("default.service"),
+        [format!("keyring 65534 {nogroup} _ses unlinked key True")]
+    );
+    assert_eq!(
+        run("shared.service"),
+        [format!("keyring 65534 {nogroup} _ses linked key True")]
+    );
+    // inherit: flint's own session keyring (or, where flint has none, the
+    // kernel's per-user fallback `_uid_ses.UID`), no new one and no
+    // invocation id.
+    let inherit = run("inherit.service");
+    assert_eq!(inherit.len(), 1);
+    assert!(
+        !inherit[0].starts_with(&format!("keyring 65534 {nogroup} _ses ")),
+        "{inherit:?}"
+    );
+    assert!(inherit[0].ends_with("key none"), "{inherit:?}");
+}

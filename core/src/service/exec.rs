@@ -202,6 +202,18 @@ pub fn invocation_id() -> String {
     })
 }
 
+/// 32 hex digits as the 16 bytes they spell.
+fn hex_id(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 fn dynamic_user(unit: &Unit, section: &str) -> bool {
     unit.get_bool(section, "DynamicUser").unwrap_or(false)
 }
@@ -1221,6 +1233,25 @@ pub fn prepare(
         .iter()
         .map(|(k, v)| cstring(format!("{k}={v}")))
         .collect::<Result<_, _>>()?;
+    // KeyringMode=: `private` by default for a system manager's units,
+    // `inherit` for a user manager's (systemd's defaults).
+    let keyring_mode = unit
+        .get_str(section, "KeyringMode")
+        .unwrap_or(if inputs.user_mode {
+            "inherit"
+        } else {
+            "private"
+        });
+    if keyring_mode != "inherit" {
+        let invocation_id = env
+            .iter()
+            .find(|(k, _)| k == "INVOCATION_ID")
+            .and_then(|(_, v)| hex_id(v));
+        plan.keyring = Some(crate::spawn::Keyring {
+            shared: keyring_mode == "shared",
+            invocation_id,
+        });
+    }
     plan.pid_vars = pid_vars
         .into_iter()
         .map(cstring)

@@ -58,12 +58,20 @@ mod cred_sys {
     pub const SETGROUPS: libc::c_long = libc::SYS_setgroups32;
     pub const SETRESGID: libc::c_long = libc::SYS_setresgid32;
     pub const SETRESUID: libc::c_long = libc::SYS_setresuid32;
+    pub const SETREGID: libc::c_long = libc::SYS_setregid32;
+    pub const SETREUID: libc::c_long = libc::SYS_setreuid32;
+    pub const GETUID: libc::c_long = libc::SYS_getuid32;
+    pub const GETGID: libc::c_long = libc::SYS_getgid32;
 }
 #[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
 mod cred_sys {
     pub const SETGROUPS: libc::c_long = libc::SYS_setgroups;
     pub const SETRESGID: libc::c_long = libc::SYS_setresgid;
     pub const SETRESUID: libc::c_long = libc::SYS_setresuid;
+    pub const SETREGID: libc::c_long = libc::SYS_setregid;
+    pub const SETREUID: libc::c_long = libc::SYS_setreuid;
+    pub const GETUID: libc::c_long = libc::SYS_getuid;
+    pub const GETGID: libc::c_long = libc::SYS_getgid;
 }
 
 /// Where the child writes `LISTEN_PID=` and `LISTEN_PIDFDID=`.
@@ -137,6 +145,8 @@ pub(super) struct ChildContext<'a> {
     pub no_new_privileges: bool,
     pub namespace: Option<&'a NamespacePlan>,
     pub seccomp: &'a [Vec<BpfInsn>],
+    /// `KeyringMode=private|shared`: a session keyring of the service's.
+    pub keyring: Option<&'a super::Keyring>,
     /// Where a failure before exec is written for the parent.
     pub report: *mut Report,
 }
@@ -324,6 +334,14 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             }
         }
 
+        // KeyringMode=: a session keyring of its own, owned by the
+        // service's user, before the capabilities go.
+        if let Some(keyring) = ctx.keyring
+            && let Err(e) = setup_keyring(keyring, ctx.uid, ctx.gid)
+        {
+            return (ChildStep::Keyring, e);
+        }
+
         // Capabilities, before chroot and the user switch (systemd's order):
         // the bounding set first, then the ambient ones (in the inheritable
         // set too, so that they can be raised again after the switch).
@@ -500,6 +518,90 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
 
         libc::syscall(libc::SYS_execve, ctx.path, ctx.argv, ctx.envp);
         (ChildStep::Exec, errno())
+    }
+}
+
+/// `keyctl(2)` operations and special keyring ids (`linux/keyctl.h`).
+const KEYCTL_SETPERM: c_long = 5;
+const KEYCTL_LINK: c_long = 8;
+const KEYCTL_JOIN_SESSION_KEYRING: c_long = 1;
+const KEY_SPEC_SESSION_KEYRING: c_long = -3;
+const KEY_SPEC_USER_KEYRING: c_long = -4;
+/// `KEY_POS_VIEW | KEY_POS_READ | KEY_POS_SEARCH | KEY_USR_VIEW |
+/// KEY_USR_READ | KEY_USR_SEARCH`.
+const INVOCATION_KEY_PERM: c_long = 0x0b0b_0000;
+
+/// systemd's `setup_keyring()`: a new session keyring, made while the real
+/// ids are the service's so that it is theirs, with the user keyring
+/// linked in for `shared`, and the invocation id in it as the `user` key
+/// `invocation_id` (readable by the owner, viewable by the user). A kernel
+/// without keyrings, or one that refuses them, is not an error.
+///
+/// # Safety
+/// Child only: raw system calls on constant strings and the plan's bytes.
+unsafe fn setup_keyring(
+    keyring: &super::Keyring,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<(), c_int> {
+    // SAFETY: (whole function) raw credential and keyring system calls.
+    unsafe {
+        let ouid = libc::syscall(cred_sys::GETUID);
+        let ogid = libc::syscall(cred_sys::GETGID);
+        let gid = gid.map(c_long::from).filter(|g| *g != ogid);
+        let uid = uid.map(c_long::from).filter(|u| *u != ouid);
+        if let Some(g) = gid {
+            check(libc::syscall(cred_sys::SETREGID, g, -1 as c_long))?;
+        }
+        if let Some(u) = uid
+            && let Err(e) = check(libc::syscall(cred_sys::SETREUID, u, -1 as c_long))
+        {
+            libc::syscall(cred_sys::SETREGID, ogid, -1 as c_long);
+            return Err(e);
+        }
+        let ring = libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0 as c_long);
+        let mut result = Ok(());
+        if ring < 0 {
+            let e = errno();
+            if !matches!(e, libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EDQUOT) {
+                result = Err(e);
+            }
+        } else if keyring.shared
+            && libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_LINK,
+                KEY_SPEC_USER_KEYRING,
+                KEY_SPEC_SESSION_KEYRING,
+            ) < 0
+        {
+            result = Err(errno());
+        }
+        if uid.is_some() {
+            libc::syscall(cred_sys::SETREUID, ouid, -1 as c_long);
+        }
+        if gid.is_some() {
+            libc::syscall(cred_sys::SETREGID, ogid, -1 as c_long);
+        }
+        if ring >= 0
+            && result.is_ok()
+            && let Some(id) = &keyring.invocation_id
+        {
+            let key = libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                c"invocation_id".as_ptr(),
+                id.as_ptr(),
+                id.len(),
+                KEY_SPEC_SESSION_KEYRING,
+            );
+            // As systemd: a key that cannot be added is only noted there.
+            if key >= 0
+                && libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, key, INVOCATION_KEY_PERM) < 0
+            {
+                result = Err(errno());
+            }
+        }
+        result
     }
 }
 

@@ -139,6 +139,17 @@ pub struct ExecPlan {
     pub namespace: Option<NamespacePlan>,
     /// Seccomp filters, loaded in order as the last step before exec.
     pub seccomp: Vec<Vec<BpfInsn>>,
+    /// `KeyringMode=private|shared` (`None`: `inherit`).
+    pub keyring: Option<Keyring>,
+}
+
+/// A session keyring of the service's own (`KeyringMode=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keyring {
+    /// `shared`: the user keyring linked into it.
+    pub shared: bool,
+    /// The invocation id, stored in it as the key `invocation_id`.
+    pub invocation_id: Option<[u8; 16]>,
 }
 
 /// One BPF instruction of a seccomp filter (`struct sock_filter`).
@@ -239,6 +250,7 @@ impl ExecPlan {
             cap_last_cap: 40,
             cgroup: None,
             namespace: None,
+            keyring: None,
             seccomp: Vec::new(),
         }
     }
@@ -351,10 +363,11 @@ pub enum ChildStep {
     Network,
     Seccomp,
     UserNamespace,
+    Keyring,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 30] = [
+    const ALL: [ChildStep; 31] = [
         ChildStep::Setsid,
         ChildStep::Stdin,
         ChildStep::Stdout,
@@ -385,6 +398,7 @@ impl ChildStep {
         ChildStep::Network,
         ChildStep::Seccomp,
         ChildStep::UserNamespace,
+        ChildStep::Keyring,
     ];
 
     /// systemd's exit code for a failure in this step (`exit-status.h`).
@@ -416,6 +430,7 @@ impl ChildStep {
             ChildStep::NoNewPrivileges => 227,
             ChildStep::Seccomp => 228,
             ChildStep::Personality => 230,
+            ChildStep::Keyring => 237,
         }
     }
 
@@ -448,6 +463,7 @@ impl ChildStep {
             ChildStep::NoNewPrivileges => "NO_NEW_PRIVILEGES",
             ChildStep::Seccomp => "SECCOMP",
             ChildStep::Personality => "PERSONALITY",
+            ChildStep::Keyring => "KEYRING",
         }
     }
 
@@ -472,6 +488,7 @@ impl fmt::Display for ChildStep {
             ChildStep::Setgid => "changing group",
             ChildStep::Setuid => "changing user",
             ChildStep::UserNamespace => "setting up user namespacing",
+            ChildStep::Keyring => "setting up the kernel keyring",
             ChildStep::Chdir => "changing the working directory",
             ChildStep::NoNewPrivileges => "setting no-new-privileges",
             ChildStep::SignalMask => "resetting the signal mask",
@@ -842,6 +859,7 @@ pub fn spawn_noting_pid(
         no_new_privileges: plan.no_new_privileges,
         namespace: plan.namespace.as_ref().filter(|n| !n.is_empty()),
         seccomp: &plan.seccomp,
+        keyring: plan.keyring.as_ref(),
         report: &raw mut report,
     };
 

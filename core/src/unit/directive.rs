@@ -1446,7 +1446,14 @@ pub static DIRECTIVES: &[Directive] = &[
         "NANOSECONDS",
     ),
     d(S::Exec, "NoNewPrivileges", G::Bool, K::Single, E, "BOOLEAN"),
-    d(S::Exec, "KeyringMode", G::Raw, K::Single, N, "OTHER"),
+    d(
+        S::Exec,
+        "KeyringMode",
+        G::Enum(&["inherit", "private", "shared"]),
+        K::Single,
+        E,
+        "OTHER",
+    ),
     d(
         S::Exec,
         "ProtectProc",
