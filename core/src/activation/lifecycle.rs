@@ -1021,6 +1021,16 @@ impl Manager {
             let ids = exec::unit_owner(&svc.unit, "Service").ok().flatten();
             match sandbox::RunNamespaces::create(&svc.unit, "Service", ids) {
                 Ok(ns) => svc.namespaces = ns,
+                // A user namespace has no fallback: the start fails, as
+                // systemd's "Failed to set up user namespacing" (217/USER).
+                Err(e) if svc.unit.get_bool("Service", "PrivateUsers") == Some(true) => {
+                    return Err(StartFailure {
+                        msg: format!("failed to set up user namespacing: {e}"),
+                        status: Some(ExitStatus::Exited(
+                            spawn::ChildStep::UserNamespace.exit_code(),
+                        )),
+                    });
+                }
                 // Each command then makes its own, as before, and fails
                 // or goes on without as the sandbox says.
                 Err(e) => tracing::debug!("{}: {e}", svc.unit.id),

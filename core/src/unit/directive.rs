@@ -1856,7 +1856,7 @@ pub static DIRECTIVES: &[Directive] = &[
     ),
     d(S::Exec, "TasksAccounting", G::Bool, K::Single, N, "BOOLEAN"),
     d(S::Exec, "TasksMax", G::Raw, K::Single, N, "OTHER"),
-    d(S::Exec, "Delegate", G::Raw, K::Single, N, "OTHER"),
+    d(S::Exec, "Delegate", G::Raw, K::Single, E, "OTHER"),
     d(S::Exec, "DisableControllers", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "IPAccounting", G::Bool, K::Single, N, "BOOLEAN"),
     d(
