@@ -1052,3 +1052,77 @@ fn exit_statuses_are_seen_when_flint_starts_with_sigchld_ignored() {
         flint.log()
     );
 }
+
+/// Runs `flint run` on `units` of `tree` and waits (at most 20 s) for it
+/// to end by itself: its exit code and log, or `None` if it kept running
+/// (then it is stopped).
+fn run_until_exit(tree: &Tree, units: &[&str], limit: Duration) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(common::flint_bin());
+    cmd.arg("run")
+        .arg("--unit-dir")
+        .arg(tree.path())
+        .args(units);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let ended = wait_for(limit, || child.try_wait().ok().flatten());
+    if ended.is_none() {
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(child.id().cast_signed(), libc::SIGTERM);
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    (ended.and_then(|s| s.code()), log)
+}
+
+#[test]
+fn success_and_failure_actions_end_flint_with_the_units_status() {
+    let tree = Tree::new();
+    tree.write("sleeper.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    // FailureAction=exit: flint stops the rest and exits with the main
+    // process's status.
+    tree.write(
+        "job.service",
+        "[Unit]\nFailureAction=exit\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'sleep 0.3; exit 3'\n",
+    );
+    let (code, log) = run_until_exit(
+        &tree,
+        &["sleeper.service", "job.service"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(3), "{log}");
+    assert!(
+        log.contains("job.service: FailureAction=exit: flint exits with status 3"),
+        "{log}"
+    );
+    assert!(log.contains("flint: stopping"), "{log}");
+    // SuccessAction= with its own exit status.
+    tree.write(
+        "done.service",
+        "[Unit]\nSuccessAction=exit\nSuccessActionExitStatus=7\n[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    );
+    let (code, log) = run_until_exit(
+        &tree,
+        &["sleeper.service", "done.service"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(7), "{log}");
+    // A system action where flint is not PID 1: refused, flint runs on.
+    tree.write(
+        "reboot.service",
+        "[Unit]\nSuccessAction=reboot-force\n[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    );
+    let (code, log) = run_until_exit(
+        &tree,
+        &["sleeper.service", "reboot.service"],
+        Duration::from_secs(2),
+    );
+    assert_eq!(code, None, "flint ended:\n{log}");
+    assert!(
+        log.contains("SuccessAction=reboot-force ignored: flint is not this system's init"),
+        "{log}"
+    );
+}

@@ -397,12 +397,16 @@ impl Manager {
                 svc.result = "start-limit-hit";
                 svc.downs += 1;
                 trigger_on_result(&self.tx, svc, true);
+                let action = emergency_action(&svc.unit, "StartLimitAction", None);
                 for s in svc.sockets.clone() {
                     tracing::error!(
                         "{}: Failed with result 'service-start-limit-hit'.",
                         self.sockets[s].name
                     );
                     self.sockets[s].fail();
+                }
+                if let Some(action) = action {
+                    self.act(action);
                 }
                 return;
             }
@@ -2161,8 +2165,22 @@ impl Manager {
             .get_str("Service", "RuntimeDirectoryPreserve")
             .unwrap_or("no");
         let restarting = restart && svc.conn.is_none();
+        let mut action = None;
         if !restarting && !self.shutting_down {
             trigger_on_result(&self.tx, svc, failed);
+            let status = match svc.main_status {
+                Some(ExitStatus::Exited(code)) => u8::try_from(code).ok(),
+                _ => None,
+            };
+            action = emergency_action(
+                &svc.unit,
+                if failed {
+                    "FailureAction"
+                } else {
+                    "SuccessAction"
+                },
+                status,
+            );
         }
         svc.cgroup_watch = None;
         if !restarting && let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
@@ -2216,6 +2234,9 @@ impl Manager {
         let accepted = svc.conn.is_some();
         if let Some(owner) = remove_ipc {
             self.remove_ipc_of(id, owner);
+        }
+        if let Some(action) = action {
+            self.act(action);
         }
         if accepted {
             if let Some(svc) = self.services.remove(&id) {
@@ -2332,6 +2353,85 @@ fn delegates(unit: &Unit) -> bool {
         let v = v.trim();
         !v.is_empty() && !matches!(crate::unit::value::bool::parse_bool(v), Ok(false))
     })
+}
+
+/// What `SuccessAction=`, `FailureAction=` or `StartLimitAction=` asks of
+/// flint once a unit got there (systemd's emergency actions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Action {
+    unit: String,
+    key: &'static str,
+    word: String,
+    /// `exit-force` and the `-force`/`-immediate` system actions: no stop.
+    force: bool,
+    status: Option<u8>,
+}
+
+/// The action `key` names for `unit` (`None`: `none`, or unset), with the
+/// exit status flint is to end with: `SuccessActionExitStatus=`/
+/// `FailureActionExitStatus=`, else the main process's (`status`).
+fn emergency_action(unit: &Unit, key: &'static str, status: Option<u8>) -> Option<Action> {
+    let word = unit
+        .get_str("Unit", key)
+        .or_else(|| unit.get_str("Service", key))?
+        .trim()
+        .to_string();
+    if word.is_empty() || word == "none" {
+        return None;
+    }
+    let own = match key {
+        "SuccessAction" => unit.get_str("Unit", "SuccessActionExitStatus"),
+        "FailureAction" => unit.get_str("Unit", "FailureActionExitStatus"),
+        _ => None,
+    }
+    .and_then(|v| v.trim().parse::<u8>().ok());
+    Some(Action {
+        unit: unit.id.to_string(),
+        key,
+        force: word.ends_with("-force") || word.ends_with("-immediate"),
+        word,
+        status: own.or(status),
+    })
+}
+
+impl Manager {
+    /// Carries out an emergency action. `exit` stops every unit and ends
+    /// flint with the action's exit status, `exit-force` ends it at once;
+    /// the system actions (`reboot`, `poweroff`, `halt`, `kexec`,
+    /// `soft-reboot`, with `-force`/`-immediate`) do the same where flint
+    /// is the container's init (PID 1), whose end is the container's, and
+    /// are refused elsewhere: flint does not reboot the machine it merely
+    /// runs on (a user flint accepts only `exit`, as systemd's user manager).
+    pub(super) fn act(&mut self, action: Action) {
+        let exit = action.word.starts_with("exit");
+        if !exit && (self.search.user_mode || std::process::id() != 1) {
+            tracing::warn!(
+                "{}: {}={} ignored: flint is not this system's init (only exit and exit-force act here)",
+                action.unit,
+                action.key,
+                action.word
+            );
+            return;
+        }
+        tracing::info!(
+            "{}: {}={}: flint exits{}",
+            action.unit,
+            action.key,
+            action.word,
+            action
+                .status
+                .map(|s| format!(" with status {s}"))
+                .unwrap_or_default()
+        );
+        if let Some(s) = action.status {
+            self.exit_status = s;
+        }
+        if action.force {
+            self.exit_now = true;
+        } else {
+            self.shutdown();
+        }
+    }
 }
 
 /// The cgroups that hold `svc`'s processes, when it has a cgroup.

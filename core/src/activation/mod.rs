@@ -203,6 +203,10 @@ struct Manager {
     next_id: u64,
     tx: mpsc::UnboundedSender<Event>,
     shutting_down: bool,
+    /// flint's exit status (`SuccessAction=exit` and friends set it).
+    exit_status: u8,
+    /// `exit-force`: leave the loop now, stopping nothing.
+    exit_now: bool,
     options: RunOptions,
     /// A SIGCHLD came while a spawn was in flight.
     reap_pending: bool,
@@ -393,6 +397,8 @@ async fn run_async(
         next_id: 1,
         tx: tx.clone(),
         shutting_down: false,
+        exit_status: 0,
+        exit_now: false,
         notify_path: None,
         host: None,
         options,
@@ -482,7 +488,7 @@ async fn run_async(
     while let Some(event) = rx.recv().await {
         mgr.handle(event);
         mgr.answer_settled();
-        if mgr.shutting_down && mgr.all_dead() && mgr.hooks.is_empty() {
+        if mgr.exit_now || (mgr.shutting_down && mgr.all_dead() && mgr.hooks.is_empty()) {
             break;
         }
     }
@@ -491,7 +497,7 @@ async fn run_async(
         let _ = std::fs::remove_file(path);
     }
     tracing::info!("flint: stopped");
-    Ok(0)
+    Ok(mgr.exit_status)
 }
 
 fn spawn_signal_watch(
