@@ -406,7 +406,7 @@ impl Manager {
                     self.sockets[s].fail();
                 }
                 if let Some(action) = action {
-                    self.act(action);
+                    self.act(&action);
                 }
                 return;
             }
@@ -2236,7 +2236,7 @@ impl Manager {
             self.remove_ipc_of(id, owner);
         }
         if let Some(action) = action {
-            self.act(action);
+            self.act(&action);
         }
         if accepted {
             if let Some(svc) = self.services.remove(&id) {
@@ -2402,7 +2402,7 @@ impl Manager {
     /// is the container's init (PID 1), whose end is the container's, and
     /// are refused elsewhere: flint does not reboot the machine it merely
     /// runs on (a user flint accepts only `exit`, as systemd's user manager).
-    pub(super) fn act(&mut self, action: Action) {
+    pub(super) fn act(&mut self, action: &Action) {
         let exit = action.word.starts_with("exit");
         if !exit && (self.search.user_mode || std::process::id() != 1) {
             tracing::warn!(
