@@ -1235,9 +1235,12 @@ fn system_call_log_has_the_kernel_log_the_listed_calls() {
     })
     .unwrap_or_default();
     assert!(!others.contains(&63), "{others:?}");
-    if !others.is_empty() {
-        assert!(others.iter().any(|n| *n != 63), "{others:?}");
-    }
+    // The exec and the rest of uname's calls; none at all means nothing
+    // was logged (only the kernel's rate limit could hide them all).
+    assert!(
+        !others.is_empty() || !common::in_ci(),
+        "SystemCallLog=~uname logged nothing"
+    );
 }
 
 /// Prints the session keyring's owner, whether the user keyring is linked

@@ -1110,6 +1110,21 @@ fn success_and_failure_actions_end_flint_with_the_units_status() {
         Duration::from_secs(20),
     );
     assert_eq!(code, Some(7), "{log}");
+    // A start a condition skips ran nothing: no action.
+    tree.write(
+        "skipped.service",
+        "[Unit]\nSuccessAction=exit\nConditionPathExists=/nonexistent/flint\n[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    );
+    let (code, log) = run_until_exit(
+        &tree,
+        &["sleeper.service", "skipped.service"],
+        Duration::from_secs(2),
+    );
+    assert_eq!(code, None, "flint ended:\n{log}");
+    assert!(
+        log.contains("skipped.service: condition check resulted in it being skipped"),
+        "{log}"
+    );
     // A system action where flint is not PID 1: refused, flint runs on.
     tree.write(
         "reboot.service",

@@ -143,6 +143,10 @@ pub(super) struct ServiceRt {
     /// `Type=dbus`: the thread asking the bus for `BusName=`, stopped when
     /// this is dropped.
     pub bus_watch: Option<BusWatch>,
+    /// A command of the current start was spawned (a start that a
+    /// condition skipped or an assertion failed ran nothing, and triggers
+    /// no `SuccessAction=`/`FailureAction=`, as in systemd).
+    pub ran: bool,
 }
 
 /// Stops a bus watch when dropped.
@@ -201,6 +205,7 @@ impl ServiceRt {
             invocation_id: String::new(),
             main_exited: false,
             main_status: None,
+            ran: false,
             on_result: ["OnFailure", "OnSuccess"]
                 .iter()
                 .flat_map(|k| unit.entries("Unit", k))
@@ -397,7 +402,12 @@ impl Manager {
                 svc.result = "start-limit-hit";
                 svc.downs += 1;
                 trigger_on_result(&self.tx, svc, true);
-                let action = emergency_action(&svc.unit, "StartLimitAction", None);
+                // StartLimitAction=, then the FailureAction= of the unit
+                // that failed, as systemd does both.
+                let actions: Vec<Action> = ["StartLimitAction", "FailureAction"]
+                    .into_iter()
+                    .filter_map(|key| emergency_action(&svc.unit, key, None))
+                    .collect();
                 for s in svc.sockets.clone() {
                     tracing::error!(
                         "{}: Failed with result 'service-start-limit-hit'.",
@@ -405,13 +415,14 @@ impl Manager {
                     );
                     self.sockets[s].fail();
                 }
-                if let Some(action) = action {
-                    self.act(&action);
+                for action in &actions {
+                    self.act(action);
                 }
                 return;
             }
             svc.starts.push_back(now);
         }
+        svc.ran = false;
         match crate::service::condition::check(&svc.unit) {
             crate::service::condition::ConditionOutcome::Pass => {}
             crate::service::condition::ConditionOutcome::Skip(why) => {
@@ -626,6 +637,7 @@ impl Manager {
         let slot = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(spawn::NO_CHILD_YET));
         if let Some(svc) = self.services.get_mut(&id) {
             svc.spawning = true;
+            svc.ran = true;
             svc.spawn_pid = Some(slot.clone());
             svc.state = state;
         }
@@ -1021,6 +1033,16 @@ impl Manager {
                 status: credentials_status,
             })?;
         }
+        if svc.namespaces.is_none()
+            && !sandbox::can_make_namespaces()
+            && svc.unit.get_bool("Service", "PrivateUsers") == Some(true)
+            && warn_once(&format!("PrivateUsers {}", svc.unit.id))
+        {
+            tracing::warn!(
+                "{}: PrivateUsers= is not applied: flint may not make namespaces here (no CAP_SYS_ADMIN); flint run --refuse-unenforced refuses such units",
+                svc.unit.id
+            );
+        }
         if svc.namespaces.is_none() && sandbox::can_make_namespaces() {
             let ids = exec::unit_owner(&svc.unit, "Service").ok().flatten();
             match sandbox::RunNamespaces::create(&svc.unit, "Service", ids) {
@@ -1235,7 +1257,17 @@ impl Manager {
             if crate::service::firewall::restricts(&svc.unit, "Service") {
                 let what = "IP addresses are not restricted (IPAddressAllow=, IPAddressDeny=)";
                 if svc.conn.is_some() {
-                    tracing::debug!("{}: {what}: no cgroup of its own", svc.unit.id);
+                    // Once per template: instances come per connection.
+                    let template = svc
+                        .unit
+                        .id
+                        .template()
+                        .map_or_else(|| svc.unit.id.to_string(), |t| t.to_string());
+                    if warn_once(&template) {
+                        tracing::warn!(
+                            "{template}: {what} for its Accept=yes instances, which have no cgroup of their own (flint run --cgroups all gives them one)"
+                        );
+                    }
                 } else {
                     tracing::warn!("{}: {what}: no cgroup of its own", svc.unit.id);
                 }
@@ -2180,7 +2212,8 @@ impl Manager {
                     "SuccessAction"
                 },
                 status,
-            );
+            )
+            .filter(|_| svc.ran);
         }
         svc.cgroup_watch = None;
         if !restarting && let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
@@ -2198,10 +2231,10 @@ impl Manager {
         }
         // RemoveIPC= (implied by DynamicUser=): the user's IPC objects go
         // once no other running unit has that user (checked below, when
-        // this service is no longer borrowed).
-        let remove_ipc = (!restarting
-            && (svc.unit.get_bool("Service", "RemoveIPC") == Some(true)
-                || svc.unit.get_bool("Service", "DynamicUser") == Some(true)))
+        // this service is no longer borrowed); also between automatic
+        // restarts, as systemd lets go of the user at every stop.
+        let remove_ipc = (svc.unit.get_bool("Service", "RemoveIPC") == Some(true)
+            || svc.unit.get_bool("Service", "DynamicUser") == Some(true))
         .then(|| exec::unit_owner(&svc.unit, "Service").ok().flatten())
         .flatten()
         .filter(|(uid, _)| *uid != 0);
@@ -2257,13 +2290,20 @@ impl Manager {
         }
     }
 
-    /// `RemoveIPC=`: removes the IPC objects of `owner` (uid, gid) off the
-    /// event loop, unless another unit that runs as that user (or group)
-    /// is running; systemd cleans when the last of them stops.
+    /// `RemoveIPC=`: removes the IPC objects of `owner` (uid, gid) now (a
+    /// few `/proc` reads and two directory scans; done before the next
+    /// start can make new ones, as systemd does it), unless another unit
+    /// that runs as that user (or group) is running; systemd cleans when
+    /// the last of them stops.
     fn remove_ipc_of(&self, id: u64, owner: (u32, u32)) {
         let shared = self.services.iter().any(|(other, svc)| {
             *other != id
                 && !matches!(svc.state, State::Dead | State::Failed)
+                // Only units with a user of their own can share it (no
+                // user database lookup for the others).
+                && (svc.unit.get_str("Service", "User").is_some()
+                    || svc.unit.get_str("Service", "Group").is_some()
+                    || svc.unit.get_bool("Service", "DynamicUser") == Some(true))
                 && exec::unit_owner(&svc.unit, "Service")
                     .ok()
                     .flatten()
@@ -2272,17 +2312,15 @@ impl Manager {
         if shared {
             return;
         }
-        let unit = self.services.get(&id).map(|s| s.unit.id.to_string());
-        tokio::task::spawn_blocking(move || {
-            let n = crate::service::ipc::remove_owned(Some(owner.0), Some(owner.1));
-            if n > 0 {
-                tracing::debug!(
-                    "{}: removed {n} IPC object(s) of uid {} (RemoveIPC=)",
-                    unit.unwrap_or_default(),
-                    owner.0
-                );
-            }
-        });
+        let n = crate::service::ipc::remove_owned(Some(owner.0), Some(owner.1));
+        if n > 0 {
+            let unit = self.services.get(&id).map(|s| s.unit.id.to_string());
+            tracing::debug!(
+                "{}: removed {n} IPC object(s) of uid {} (RemoveIPC=)",
+                unit.unwrap_or_default(),
+                owner.0
+            );
+        }
     }
 
     /// The restart delay is over: a restart job, as systemd's, so the
@@ -2355,6 +2393,17 @@ fn delegates(unit: &Unit) -> bool {
     })
 }
 
+/// Whether `key` is seen for the first time (for warnings given once).
+fn warn_once(key: &str) -> bool {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+        std::sync::Mutex::new(None);
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    seen.get_or_insert_with(Default::default)
+        .insert(key.to_string())
+}
+
 /// What `SuccessAction=`, `FailureAction=` or `StartLimitAction=` asks of
 /// flint once a unit got there (systemd's emergency actions).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -2377,6 +2426,29 @@ fn emergency_action(unit: &Unit, key: &'static str, status: Option<u8>) -> Optio
         .trim()
         .to_string();
     if word.is_empty() || word == "none" {
+        return None;
+    }
+    // systemd's emergency actions; anything else is ignored, as systemd
+    // ignores it when it reads the unit.
+    const KNOWN: &[&str] = &[
+        "reboot",
+        "reboot-force",
+        "reboot-immediate",
+        "poweroff",
+        "poweroff-force",
+        "poweroff-immediate",
+        "exit",
+        "exit-force",
+        "soft-reboot",
+        "soft-reboot-force",
+        "kexec",
+        "kexec-force",
+        "halt",
+        "halt-force",
+        "halt-immediate",
+    ];
+    if !KNOWN.contains(&word.as_str()) {
+        tracing::warn!("{}: {key}={word} is not an action; ignoring it", unit.id);
         return None;
     }
     let own = match key {
@@ -2403,7 +2475,7 @@ impl Manager {
     /// are refused elsewhere: flint does not reboot the machine it merely
     /// runs on (a user flint accepts only `exit`, as systemd's user manager).
     pub(super) fn act(&mut self, action: &Action) {
-        let exit = action.word.starts_with("exit");
+        let exit = action.word == "exit" || action.word == "exit-force";
         if !exit && (self.search.user_mode || std::process::id() != 1) {
             tracing::warn!(
                 "{}: {}={} ignored: flint is not this system's init (only exit and exit-force act here)",

@@ -450,9 +450,6 @@ fn cgroup_program(list: &AccessList, ingress: bool) -> Option<Vec<bpf::Insn>> {
 /// of the run).
 pub fn apply(dir: &Path, list: &AccessList) -> io::Result<()> {
     let cgroup = std::fs::File::open(dir)?;
-    if bpf::attached(cgroup.as_fd(), bpf::ATTACH_INET_INGRESS)? > 0 {
-        return Ok(());
-    }
     let program = |ingress| {
         cgroup_program(list, ingress).ok_or_else(|| {
             io::Error::new(
@@ -461,18 +458,19 @@ pub fn apply(dir: &Path, list: &AccessList) -> io::Result<()> {
             )
         })
     };
-    let ingress = bpf::load(
-        bpf::PROG_TYPE_CGROUP_SKB,
-        &program(true)?,
-        "ingress address filter",
-    )?;
-    let egress = bpf::load(
-        bpf::PROG_TYPE_CGROUP_SKB,
-        &program(false)?,
-        "egress address filter",
-    )?;
-    bpf::attach(cgroup.as_fd(), egress.as_fd(), bpf::ATTACH_INET_EGRESS)?;
-    bpf::attach(cgroup.as_fd(), ingress.as_fd(), bpf::ATTACH_INET_INGRESS)
+    // Each direction once: an earlier command of the run attached it (or
+    // attached one and failed on the other).
+    for (attach, ingress, what) in [
+        (bpf::ATTACH_INET_EGRESS, false, "egress address filter"),
+        (bpf::ATTACH_INET_INGRESS, true, "ingress address filter"),
+    ] {
+        if bpf::attached(cgroup.as_fd(), attach)? > 0 {
+            continue;
+        }
+        let prog = bpf::load(bpf::PROG_TYPE_CGROUP_SKB, &program(ingress)?, what)?;
+        bpf::attach(cgroup.as_fd(), prog.as_fd(), attach)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -71,6 +71,16 @@ fn program(
     otherwise: SeccompAction,
     matched: SeccompAction,
 ) -> Result<Vec<BpfInsn>, SeccompError> {
+    with_abi_check(raw_program(rules, otherwise, matched)?)
+}
+
+/// `program` as seccompiler writes it: its first three instructions check
+/// the architecture and kill on another.
+fn raw_program(
+    rules: Vec<(i64, Vec<SeccompRule>)>,
+    otherwise: SeccompAction,
+    matched: SeccompAction,
+) -> Result<Vec<BpfInsn>, SeccompError> {
     let mut map: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (nr, r) in rules {
         map.entry(nr).or_default().extend(r);
@@ -89,7 +99,7 @@ fn program(
             k: i.k,
         })
         .collect();
-    with_abi_check(program)
+    Ok(program)
 }
 
 /// Classic BPF opcodes (`linux/bpf_common.h`): `BPF_LD | BPF_W | BPF_ABS`,
@@ -99,6 +109,8 @@ const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JEQ_K: u16 = 0x15;
 const BPF_JGE_K: u16 = 0x35;
 const BPF_RET_K: u16 = 0x06;
+/// `SECCOMP_RET_ALLOW`.
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 /// `offsetof(struct seccomp_data, arch)` and `nr`.
 const SECCOMP_DATA_ARCH: u32 = 4;
 const SECCOMP_DATA_NR: u32 = 0;
@@ -775,7 +787,11 @@ fn syscall_number(name: &str) -> Option<i64> {
 /// listed calls are logged (`SECCOMP_RET_LOG`, an audit record in the
 /// kernel's log), or with `~` every call but them; all are let through.
 fn system_call_log(unit: &Unit, section: &str) -> Result<Option<Vec<BpfInsn>>, SeccompError> {
-    let Some((allow, set)) = parse_call_list(&unit.strings(section, "SystemCallLog"), None) else {
+    log_filter(&unit.strings(section, "SystemCallLog"))
+}
+
+fn log_filter(values: &[&str]) -> Result<Option<Vec<BpfInsn>>, SeccompError> {
+    let Some((allow, set)) = parse_call_list(values, None) else {
         return Ok(None);
     };
     let listed: Vec<(i64, Vec<SeccompRule>)> = set
@@ -791,7 +807,18 @@ fn system_call_log(unit: &Unit, section: &str) -> Result<Option<Vec<BpfInsn>>, S
     } else {
         (SeccompAction::Log, SeccompAction::Allow)
     };
-    program(listed, otherwise, matched).map(Some)
+    // Only logs: calls of another architecture (32-bit programs, x32) are
+    // let through, not killed as by the filters that refuse.
+    let mut p = raw_program(listed, otherwise, matched)?;
+    match p.get_mut(2) {
+        Some(ret) if ret.code == BPF_RET_K => ret.k = SECCOMP_RET_ALLOW,
+        _ => {
+            return Err(SeccompError::Build(
+                "seccompiler's program does not start with its architecture check".into(),
+            ));
+        }
+    }
+    Ok(Some(p))
 }
 
 /// The filters of `SystemCallFilter=`.
@@ -981,6 +1008,27 @@ mod tests {
             // Then seccompiler's own program, from its load of the number.
             assert_eq!((f[7].code, f[7].k), (BPF_LD_W_ABS, SECCOMP_DATA_NR));
         }
+    }
+
+    #[test]
+    fn the_log_filter_lets_other_abis_through() {
+        let f = log_filter(&["uname"]).unwrap().expect("a filter");
+        assert_eq!((f[0].code, f[0].k), (BPF_LD_W_ABS, SECCOMP_DATA_ARCH));
+        assert_eq!((f[2].code, f[2].k), (BPF_RET_K, SECCOMP_RET_ALLOW));
+        // No x32 check: seccompiler's load of the number comes next.
+        assert_eq!((f[3].code, f[3].k), (BPF_LD_W_ABS, SECCOMP_DATA_NR));
+        assert!(
+            !f.iter()
+                .any(|i| i.code == BPF_JGE_K && i.k == X32_SYSCALL_BIT)
+        );
+        // SECCOMP_RET_LOG for the listed call, nothing killed.
+        assert!(f.iter().any(|i| i.code == BPF_RET_K && i.k == 0x7ffc_0000));
+        assert!(
+            !f.iter()
+                .any(|i| i.code == BPF_RET_K && i.k & 0xffff_0000 == 0x8000_0000)
+        );
+        assert!(log_filter(&["nosuchcall"]).unwrap().is_none());
+        assert!(log_filter(&["~uname"]).unwrap().is_some());
     }
 
     #[test]

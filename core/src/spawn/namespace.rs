@@ -298,9 +298,9 @@ pub fn make_run_namespaces(
 /// overflow id (`nobody`), and `setgroups()` denied for good. A process of
 /// the new namespace is needed to write its maps from here (flint keeps
 /// `CAP_SETUID` in its own namespace): a child cloned into it that only
-/// waits, killed once the namespace is held by the returned fd.
+/// waits, killed once the namespace is held by the returned fd. It costs a
+/// fork of flint's page tables, once per run.
 pub fn make_user_namespace(ids: Option<(u32, u32)>) -> std::io::Result<std::os::fd::OwnedFd> {
-    use nix::sched::CloneFlags;
     use nix::sys::wait::{WaitPidFlag, waitpid};
     // SAFETY: geteuid/getegid have no memory effects.
     let (ouid, ogid) = unsafe { (libc::geteuid(), libc::getegid()) };
@@ -310,30 +310,35 @@ pub fn make_user_namespace(ids: Option<(u32, u32)>) -> std::io::Result<std::os::
     };
     let uid_map = map(ouid, ids.map(|i| i.0));
     let gid_map = map(ogid, ids.map(|i| i.1));
-    let mut stack = vec![0u8; 16 * 1024];
-    // The child shares flint's memory (no copy of the address space) and
-    // only waits for its SIGKILL: pause() is a raw system call.
-    let wait = Box::new(|| -> isize {
+    // A child of its own (a copy of flint's memory, as fork() makes, not
+    // shared with it), which only waits for its SIGKILL in raw system
+    // calls. No exit signal: flint's reaper of orphans does not see it,
+    // and `__WALL` reaps it here.
+    // SAFETY: clone() without CLONE_VM or a new stack returns twice like
+    // fork(); the child runs nothing but raw pause() calls on its copy of
+    // this stack and never returns.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::c_long::from(libc::CLONE_NEWUSER),
+            0 as libc::c_long,
+            0 as libc::c_long,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    if ret == 0 {
         loop {
             // SAFETY: pause() has no memory effects.
             unsafe {
-                libc::pause();
+                libc::syscall(libc::SYS_pause);
             }
         }
-    });
-    // SAFETY: the child runs `wait` on `stack`, which outlives it (it is
-    // killed and reaped below before `stack` is dropped); it touches no
-    // lock or allocator. No exit signal: flint's reaper of orphans does
-    // not see it, and `__WALL` reaps it here.
-    let pid = unsafe {
-        nix::sched::clone(
-            wait,
-            &mut stack,
-            CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_VM,
-            None,
-        )
     }
-    .map_err(std::io::Error::from)?;
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(ret).unwrap_or(-1));
     let held = (|| -> std::io::Result<std::os::fd::OwnedFd> {
         let proc = format!("/proc/{pid}");
         std::fs::write(format!("{proc}/setgroups"), "deny\n")?;
@@ -343,7 +348,6 @@ pub fn make_user_namespace(ids: Option<(u32, u32)>) -> std::io::Result<std::os::
     })();
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
-    drop(stack);
     held
 }
 
