@@ -270,7 +270,10 @@ fn accept_yes_instances_get_a_cgroup_each_with_cgroups_all_only() {
         tree.write(
             "h@.service",
             &format!(
-                "[Service]\nStandardInput=socket\nExecStart=/bin/sh -c 'setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > {}; echo cgroup=$(grep ^0:: /proc/self/cgroup)'\n",
+                // The shell waits until the escapee is in a session of
+                // its own (field 6 of its stat), so the end of the
+                // instance's process group cannot catch it first.
+                "[Service]\nStandardInput=socket\nExecStart=/bin/sh -c 'setsid sleep 1000 </dev/null >/dev/null 2>&1 & p=$!; while [ \"$$(cut -d\" \" -f6 /proc/$$p/stat)\" != \"$$p\" ]; do sleep 0.01; done; echo $$p > {}; echo cgroup=$(grep ^0:: /proc/self/cgroup)'\n",
                 pidfile.display()
             ),
         );
