@@ -437,22 +437,11 @@ fn refuse_unenforced_stops_units_with_sandboxing_flint_cannot_apply() {
         "[Service]\nRestrictFileSystems=ext4\nExecStart=/bin/sleep 1000\n",
     );
     tree.write("plain.service", "[Service]\nExecStart=/bin/sleep 1000\n");
-    let mut cmd = std::process::Command::new(common::flint_bin());
-    cmd.args(["run", "--refuse-unenforced", "--unit-dir"])
-        .arg(tree.path())
-        .args(["sandboxed.service", "plain.service"]);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(child.id().cast_signed(), libc::SIGTERM);
-    }
-    wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten()).expect("flint exits");
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let (_, log) = run_until_exit(
+        &tree,
+        &["--refuse-unenforced", "sandboxed.service", "plain.service"],
+        Duration::from_millis(1500),
+    );
     assert!(log.contains("sandboxed.service: refusing to start (--refuse-unenforced): accepted, not enforced: RestrictFileSystems="), "{log}");
     assert!(log.contains("plain.service: started /bin/sleep"), "{log}");
     assert!(!log.contains("sandboxed.service: started"), "{log}");
@@ -1053,15 +1042,12 @@ fn exit_statuses_are_seen_when_flint_starts_with_sigchld_ignored() {
     );
 }
 
-/// Runs `flint run` on `units` of `tree` and waits (at most 20 s) for it
-/// to end by itself: its exit code and log, or `None` if it kept running
-/// (then it is stopped).
-fn run_until_exit(tree: &Tree, units: &[&str], limit: Duration) -> (Option<i32>, String) {
+/// Runs `flint run --unit-dir TREE ARGS...` and waits (at most `limit`)
+/// for it to end by itself: its exit code, or `None` if it kept running
+/// (then it is stopped with SIGTERM); and its log.
+fn run_until_exit(tree: &Tree, args: &[&str], limit: Duration) -> (Option<i32>, String) {
     let mut cmd = std::process::Command::new(common::flint_bin());
-    cmd.arg("run")
-        .arg("--unit-dir")
-        .arg(tree.path())
-        .args(units);
+    cmd.arg("run").arg("--unit-dir").arg(tree.path()).args(args);
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());

@@ -2360,6 +2360,44 @@ impl Manager {
             !s.spawning && matches!(s.state, State::Dead | State::Failed | State::AutoRestart)
         })
     }
+
+    /// Carries out an emergency action. `exit` stops every unit and ends
+    /// flint with the action's exit status, `exit-force` ends it at once;
+    /// the system actions (`reboot`, `poweroff`, `halt`, `kexec`,
+    /// `soft-reboot`, with `-force`/`-immediate`) do the same where flint
+    /// is the container's init (PID 1), whose end is the container's, and
+    /// are refused elsewhere: flint does not reboot the machine it merely
+    /// runs on (a user flint accepts only `exit`, as systemd's user manager).
+    pub(super) fn act(&mut self, action: &Action) {
+        let exit = action.word == "exit" || action.word == "exit-force";
+        if !exit && (self.search.user_mode || std::process::id() != 1) {
+            tracing::warn!(
+                "{}: {}={} ignored: flint is not this system's init (only exit and exit-force act here)",
+                action.unit,
+                action.key,
+                action.word
+            );
+            return;
+        }
+        tracing::info!(
+            "{}: {}={}: flint exits{}",
+            action.unit,
+            action.key,
+            action.word,
+            action
+                .status
+                .map(|s| format!(" with status {s}"))
+                .unwrap_or_default()
+        );
+        if let Some(s) = action.status {
+            self.exit_status = s;
+        }
+        if action.force {
+            self.exit_now = true;
+        } else {
+            self.shutdown();
+        }
+    }
 }
 
 fn next_step(state: State) -> State {
@@ -2464,46 +2502,6 @@ fn emergency_action(unit: &Unit, key: &'static str, status: Option<u8>) -> Optio
         word,
         status: own.or(status),
     })
-}
-
-impl Manager {
-    /// Carries out an emergency action. `exit` stops every unit and ends
-    /// flint with the action's exit status, `exit-force` ends it at once;
-    /// the system actions (`reboot`, `poweroff`, `halt`, `kexec`,
-    /// `soft-reboot`, with `-force`/`-immediate`) do the same where flint
-    /// is the container's init (PID 1), whose end is the container's, and
-    /// are refused elsewhere: flint does not reboot the machine it merely
-    /// runs on (a user flint accepts only `exit`, as systemd's user manager).
-    pub(super) fn act(&mut self, action: &Action) {
-        let exit = action.word == "exit" || action.word == "exit-force";
-        if !exit && (self.search.user_mode || std::process::id() != 1) {
-            tracing::warn!(
-                "{}: {}={} ignored: flint is not this system's init (only exit and exit-force act here)",
-                action.unit,
-                action.key,
-                action.word
-            );
-            return;
-        }
-        tracing::info!(
-            "{}: {}={}: flint exits{}",
-            action.unit,
-            action.key,
-            action.word,
-            action
-                .status
-                .map(|s| format!(" with status {s}"))
-                .unwrap_or_default()
-        );
-        if let Some(s) = action.status {
-            self.exit_status = s;
-        }
-        if action.force {
-            self.exit_now = true;
-        } else {
-            self.shutdown();
-        }
-    }
 }
 
 /// The cgroups that hold `svc`'s processes, when it has a cgroup.

@@ -30,7 +30,7 @@ pub const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
 /// Opcodes: `BPF_LDX|BPF_MEM|BPF_W`, `BPF_ALU|BPF_AND|BPF_K`,
 /// `BPF_ALU|BPF_RSH|BPF_K`, `BPF_ALU|BPF_MOV|BPF_X`, `BPF_ALU64|BPF_MOV|BPF_X`,
 /// `BPF_ALU64|BPF_ADD|BPF_K`, `BPF_JMP|BPF_JNE|BPF_X`, `BPF_JMP|BPF_JNE|BPF_K`,
-/// `BPF_JMP|BPF_JEQ|BPF_K`, `BPF_JMP32|BPF_JEQ|BPF_K`, `BPF_JMP32|BPF_JNE|BPF_K`,
+/// `BPF_JMP|BPF_JEQ|BPF_K`, `BPF_JMP32|BPF_JNE|BPF_K`,
 /// `BPF_JMP|BPF_JA`, `BPF_JMP|BPF_CALL`, `BPF_ALU64|BPF_MOV|BPF_K`,
 /// `BPF_JMP|BPF_EXIT`.
 pub const LDX_W: u8 = 0x61;
@@ -42,7 +42,6 @@ pub const ADD64_K: u8 = 0x07;
 pub const JNE_X: u8 = 0x5d;
 pub const JNE_K: u8 = 0x55;
 pub const JEQ_K: u8 = 0x15;
-pub const JEQ32_K: u8 = 0x16;
 pub const JNE32_K: u8 = 0x56;
 pub const JA: u8 = 0x05;
 pub const CALL: u8 = 0x85;

@@ -728,6 +728,16 @@ struct Mounted {
     flags: libc::c_ulong,
 }
 
+/// A mount on `path`: what was mounted below it is hidden (the entry for
+/// `path` itself stays, as the mount below the new one).
+fn cover(mounts: &mut Vec<Mounted>, path: &Path, flags: libc::c_ulong) {
+    mounts.retain(|m| !m.path.starts_with(path) || m.path == path);
+    mounts.push(Mounted {
+        path: path.to_path_buf(),
+        flags,
+    });
+}
+
 /// The mount points of flint's mount namespace, in mount order.
 fn mount_table() -> Vec<Mounted> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -1137,24 +1147,17 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                     dst,
                     false,
                 )?;
-                mounts.retain(|m| !m.path.starts_with(&e.path) || m.path == e.path);
-                mounts.push(Mounted {
-                    path: e.path.clone(),
-                    flags: 0,
-                });
+                cover(&mut mounts, &e.path, 0);
             }
-            Mode::Tmpfs => {
+            Mode::Tmpfs | Mode::Procfs => {
                 let (flags, data) = e.tmpfs.clone().unwrap_or_default();
-                ops.push(MountOp::Tmpfs {
-                    dst,
-                    flags,
-                    data: CString::new(data).map_err(|_| SandboxError::Nul)?,
+                let data = CString::new(data).map_err(|_| SandboxError::Nul)?;
+                ops.push(if e.mode == Mode::Tmpfs {
+                    MountOp::Tmpfs { dst, flags, data }
+                } else {
+                    MountOp::Proc { dst, flags, data }
                 });
-                mounts.retain(|m| !m.path.starts_with(&e.path) || m.path == e.path);
-                mounts.push(Mounted {
-                    path: e.path.clone(),
-                    flags,
-                });
+                cover(&mut mounts, &e.path, flags);
             }
             Mode::Bind | Mode::BindRecursive | Mode::PrivateTmp => {
                 let src = e.source.clone().unwrap_or_default();
@@ -1175,25 +1178,8 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                     Vec::new()
                 };
                 let flags = flags_at(&mounts, &src);
-                mounts.retain(|m| !m.path.starts_with(&e.path) || m.path == e.path);
-                mounts.push(Mounted {
-                    path: e.path.clone(),
-                    flags,
-                });
+                cover(&mut mounts, &e.path, flags);
                 mounts.extend(carried);
-            }
-            Mode::Procfs => {
-                let (flags, data) = e.tmpfs.clone().unwrap_or_default();
-                ops.push(MountOp::Proc {
-                    dst,
-                    flags,
-                    data: CString::new(data).map_err(|_| SandboxError::Nul)?,
-                });
-                mounts.retain(|m| !m.path.starts_with(&e.path) || m.path == e.path);
-                mounts.push(Mounted {
-                    path: e.path.clone(),
-                    flags,
-                });
             }
             Mode::PrivateDev => {
                 let (dev_ops, dev_mounts) = private_dev(&e.path, &mounts)?;
