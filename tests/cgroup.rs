@@ -462,3 +462,145 @@ fn device_policy_and_device_allow_limit_the_nodes_a_service_opens() {
     assert_eq!(closed, ["EPERM", "EPERM", "ok", "ok"]);
     assert_eq!(run("allowed.service"), ["ok", "EPERM", "ok", "ok"]);
 }
+
+/// Whether flint can limit tasks here: a cgroup v1 `pids` hierarchy that
+/// this process is in, or the `pids` controller enabled for the children
+/// of its cgroup v2 directory.
+fn pids_controller(v2: &Path) -> Result<(), String> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+    let v1 = own.lines().any(|l| {
+        l.split(':')
+            .nth(1)
+            .is_some_and(|c| c.split(',').any(|c| c == "pids"))
+    });
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    let v1_mounted = mountinfo.lines().any(|l| {
+        l.split_once(" - ").is_some_and(|(_, after)| {
+            let f: Vec<&str> = after.split_whitespace().collect();
+            f.first() == Some(&"cgroup")
+                && f.get(2).is_some_and(|o| o.split(',').any(|o| o == "pids"))
+        })
+    });
+    let v2_pids = std::fs::read_to_string(v2.join("cgroup.subtree_control"))
+        .is_ok_and(|s| s.split_whitespace().any(|c| c == "pids"));
+    if (v1 && v1_mounted) || v2_pids {
+        Ok(())
+    } else {
+        Err("no cgroup v1 pids hierarchy, and no pids controller for the children of this cgroup v2 directory".into())
+    }
+}
+
+/// A Python service that forks 8 children (each sleeps 2 s) and writes
+/// how many forks succeeded and the `pids.max` of its own pids cgroup.
+const FORKER: &str = r#"
+import os, sys, time
+ok = 0
+for _ in range(8):
+    try:
+        pid = os.fork()
+    except OSError:
+        continue
+    if pid == 0:
+        time.sleep(2)
+        os._exit(0)
+    ok += 1
+mounts = [l.rstrip("\n").split(" - ") for l in open("/proc/self/mountinfo")]
+limit = "none"
+for line in open("/proc/self/cgroup").read().splitlines():
+    _, controllers, path = line.split(":", 2)
+    for before, after in mounts:
+        fields, source = before.split(), after.split()
+        v1 = source[0] == "cgroup" and "pids" in controllers.split(",") and "pids" in source[2].split(",")
+        v2 = source[0] == "cgroup2" and controllers == ""
+        if not (v1 or v2):
+            continue
+        root, point = fields[3], fields[4]
+        rel = path if root == "/" else path[len(root):]
+        f = point + rel + "/pids.max"
+        if os.path.exists(f) and limit == "none":
+            limit = open(f).read().strip()
+open(sys.argv[1] + ".tmp", "w").write(f"{ok} {limit}\n")
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+"#;
+
+#[test]
+fn tasks_max_limits_the_processes_of_a_service() {
+    let Some(parent) = cgroups_or_skip() else {
+        return;
+    };
+    if let Err(why) = pids_controller(&parent) {
+        assert!(!common::in_ci(), "CI has a pids controller: {why}");
+        eprintln!("SKIP: TasksMax= needs a pids controller: {why}");
+        return;
+    }
+    if !common::require("python3", "the service that forks is a Python script") {
+        return;
+    }
+    let tree = Tree::new();
+    let script = tree.write("forker.py", FORKER);
+    let unit = |name: &str, setting: &str| {
+        let out = tree.path().join(format!("{name}.out"));
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nType=oneshot\n{setting}\nExecStart=/usr/bin/python3 {} {}\n",
+                script.display(),
+                out.display()
+            ),
+        );
+        out
+    };
+    // The limit counts the Python process itself: 3 of its 8 forks succeed.
+    let four = unit("four", "TasksMax=4");
+    // A drop-in's empty assignment resets to the default, as in systemd.
+    let reset = unit("reset", "TasksMax=2\nTasksMax=");
+    let default = unit("default", "");
+    let infinity = unit("infinity", "TasksMax=infinity");
+    let share = unit("share", "TasksMax=1%");
+    let mut flint = Flint::run(
+        &tree,
+        &[
+            "four.service",
+            "reset.service",
+            "default.service",
+            "infinity.service",
+            "share.service",
+        ],
+    );
+    let read = |out: &Path| {
+        wait_for(Duration::from_secs(20), || {
+            std::fs::read_to_string(out).ok()
+        })
+        .unwrap_or_else(|| panic!("{} was written; log:\n{}", out.display(), flint.log()))
+    };
+    let results: Vec<String> = [&four, &reset, &default, &infinity, &share]
+        .iter()
+        .map(|o| read(o).trim().to_string())
+        .collect();
+    flint.stop();
+    // systemd's DefaultTasksMax=15% and TasksMax=1% of the system's maximum:
+    // the smallest of threads-max and pid_max - 1.
+    let sysctl = |f: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{f}"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let system = sysctl("threads-max")
+        .min(sysctl("pid_max") - 1)
+        .min(4_194_303);
+    assert_eq!(results[0], "3 4", "TasksMax=4");
+    assert_eq!(
+        results[1],
+        format!("8 {}", system * 15 / 100),
+        "TasksMax= reset"
+    );
+    assert_eq!(
+        results[2],
+        format!("8 {}", system * 15 / 100),
+        "DefaultTasksMax=15%"
+    );
+    assert_eq!(results[3], "8 max", "TasksMax=infinity");
+    assert_eq!(results[4], format!("8 {}", system / 100), "TasksMax=1%");
+}

@@ -19,9 +19,15 @@
 //! service's processes without cgroups: the session and process group it
 //! started in, with flint as the subreaper.
 //!
-//! No controllers are enabled: flint does not do resource control, and a
-//! cgroup without controllers may hold processes beside child cgroups, so
-//! flint itself can stay where it was started.
+//! One controller is used: `pids`, for `TasksMax=`. Where flint's subtree
+//! may enable it (its `cgroup.controllers` lists it), flint writes `+pids`
+//! to the subtree's `cgroup.subtree_control` and each service's limit to
+//! its `pids.max`. On hosts whose controllers are on cgroup v1 hierarchies
+//! (the hybrid layout), flint makes the same subtree in the v1 `pids`
+//! hierarchy and a service's processes join it too (they write themselves
+//! into its `cgroup.procs` before anything else runs). No other controller
+//! is enabled: a cgroup without controllers may hold processes beside
+//! child cgroups, so flint itself can stay where it was started.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -70,6 +76,17 @@ pub enum Unavailable {
 #[derive(Debug)]
 pub struct Cgroups {
     root: PathBuf,
+    /// Where `TasksMax=` is applied, if anywhere.
+    pids: Option<Pids>,
+}
+
+/// Where flint applies `TasksMax=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pids {
+    /// The `pids` controller is enabled in flint's cgroup v2 subtree.
+    Unified,
+    /// flint's subtree in the cgroup v1 `pids` hierarchy, beside the v2 one.
+    Legacy(PathBuf),
 }
 
 impl Cgroups {
@@ -88,7 +105,42 @@ impl Cgroups {
             Err(source) => return Err(Unavailable::NotWritable { path: root, source }),
         }
         remove_stale(&dir, &root);
-        Ok(Cgroups { root })
+        let pids = pids_controller(&root);
+        Ok(Cgroups { root, pids })
+    }
+
+    /// Where `TasksMax=` is applied (`None`: nowhere on this host).
+    pub fn pids_controller(&self) -> Option<&Pids> {
+        self.pids.as_ref()
+    }
+
+    /// Sets the unit's task limit (`None`: no limit, `max`): in its v2
+    /// cgroup, which [`Cgroups::prepare`] made, or in a cgroup of the v1
+    /// `pids` hierarchy made here. Returns the `cgroup.procs` file that the
+    /// unit's processes must join in the latter case.
+    pub fn limit_tasks(&self, unit: &str, max: Option<u64>) -> io::Result<Option<PathBuf>> {
+        let value = max.map_or_else(|| "max".to_string(), |n| n.to_string());
+        match &self.pids {
+            None => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no pids controller is available to flint's cgroup",
+            )),
+            Some(Pids::Unified) => {
+                std::fs::write(self.dir(unit).join("pids.max"), value)?;
+                Ok(None)
+            }
+            Some(Pids::Legacy(root)) => {
+                let dir = root.join(unit);
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)?,
+                    Err(e) => return Err(e),
+                }
+                std::fs::write(dir.join("pids.max"), value)?;
+                Ok(Some(dir.join("cgroup.procs")))
+            }
+        }
     }
 
     /// flint's subtree.
@@ -170,13 +222,63 @@ impl Cgroups {
         if std::fs::remove_dir(&dir).is_err() {
             remove_tree(&dir, 0);
         }
+        if let Some(Pids::Legacy(root)) = &self.pids {
+            let _ = std::fs::remove_dir(root.join(unit));
+        }
     }
 }
 
 impl Drop for Cgroups {
     fn drop(&mut self) {
         remove_tree(&self.root, 0);
+        if let Some(Pids::Legacy(root)) = &self.pids {
+            remove_tree(root, 0);
+        }
     }
+}
+
+/// Finds where flint can apply task limits for its subtree `root`: the v2
+/// `pids` controller, enabled here, or else flint's own cgroup of a v1
+/// `pids` hierarchy, where the same subtree is made.
+fn pids_controller(root: &Path) -> Option<Pids> {
+    let offered = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+    if offered.split_whitespace().any(|c| c == "pids") {
+        match std::fs::write(root.join("cgroup.subtree_control"), "+pids") {
+            Ok(()) => return Some(Pids::Unified),
+            Err(e) => tracing::debug!(
+                "cannot enable the pids controller in {}: {e}",
+                root.display()
+            ),
+        }
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = legacy_path(&own, "pids")?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let dir = directory_in(&mountinfo, path, |fstype, options| {
+        fstype == "cgroup" && options.split(',').any(|o| o == "pids")
+    })?;
+    let legacy = dir.join(root.file_name()?);
+    match std::fs::create_dir(&legacy) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            tracing::debug!("cannot create {}: {e}", legacy.display());
+            return None;
+        }
+    }
+    remove_stale(&dir, &legacy);
+    Some(Pids::Legacy(legacy))
+}
+
+/// The path of the v1 hierarchy with `controller` in `/proc/self/cgroup`
+/// (`N:pids:/path`).
+fn legacy_path<'a>(proc_cgroup: &'a str, controller: &str) -> Option<&'a str> {
+    proc_cgroup.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        (controllers.split(',').any(|c| c == controller) && path.starts_with('/'))
+            .then_some(path.trim_end())
+    })
 }
 
 /// Hands a service's cgroup to its user (`Delegate=`): the directory and
@@ -337,12 +439,27 @@ fn unified_path(proc_cgroup: &str) -> Option<&str> {
 /// `/proc/self/mountinfo`: a cgroup2 mount whose root is a prefix of `path`
 /// (the one mounted at `/sys/fs/cgroup` first).
 fn directory_of(mountinfo: &str, path: &str) -> Option<PathBuf> {
+    directory_in(mountinfo, path, |fstype, _| fstype == "cgroup2")
+}
+
+/// Where `path` of a cgroup hierarchy is in the file system: a mount that
+/// `mount` accepts (by file system type and super options) whose root is
+/// a prefix of `path`; the one under `/sys/fs/cgroup` first.
+fn directory_in(
+    mountinfo: &str,
+    path: &str,
+    mount: impl Fn(&str, &str) -> bool,
+) -> Option<PathBuf> {
     let mut found: Option<PathBuf> = None;
     for line in mountinfo.lines() {
         let Some((before, after)) = line.split_once(" - ") else {
             continue;
         };
-        if after.split_whitespace().next() != Some("cgroup2") {
+        let mut source = after.split_whitespace();
+        let (Some(fstype), _, options) = (source.next(), source.next(), source.next()) else {
+            continue;
+        };
+        if !mount(fstype, options.unwrap_or("")) {
             continue;
         }
         let fields: Vec<&str> = before.split_whitespace().collect();
@@ -358,7 +475,7 @@ fn directory_of(mountinfo: &str, path: &str) -> Option<PathBuf> {
         };
         let Some(rest) = rest else { continue };
         let dir = PathBuf::from(&point).join(rest.trim_start_matches('/'));
-        if point == "/sys/fs/cgroup" {
+        if point == "/sys/fs/cgroup" || point.starts_with("/sys/fs/cgroup/") {
             return Some(dir);
         }
         found.get_or_insert(dir);
@@ -396,6 +513,34 @@ mod tests {
         let text = "12:pids:/init.scope\n1:name=systemd:/x\n0::/init.scope\n";
         assert_eq!(unified_path(text), Some("/init.scope"));
         assert_eq!(unified_path("1:cpu:/\n"), None);
+    }
+
+    #[test]
+    fn finds_the_v1_pids_hierarchy() {
+        let own =
+            "9:name=systemd:/init.scope\n8:pids:/init.scope\n4:cpu,cpuacct:/\n0::/init.scope\n";
+        assert_eq!(legacy_path(own, "pids"), Some("/init.scope"));
+        assert_eq!(legacy_path(own, "cpuacct"), Some("/"));
+        assert_eq!(legacy_path(own, "memory"), None);
+        let mountinfo = "\
+30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+40 30 0:35 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+41 30 0:36 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+42 30 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        let pids = |t: &str, o: &str| t == "cgroup" && o.split(',').any(|o| o == "pids");
+        assert_eq!(
+            directory_in(mountinfo, "/init.scope", pids),
+            Some(PathBuf::from("/sys/fs/cgroup/pids/init.scope"))
+        );
+        assert_eq!(
+            directory_of(mountinfo, "/init.scope"),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/init.scope"))
+        );
+        assert_eq!(
+            directory_in(mountinfo, "/", |t, o| t == "cgroup" && o.contains("memory")),
+            None
+        );
     }
 
     #[test]

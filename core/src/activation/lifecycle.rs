@@ -1239,6 +1239,26 @@ impl Manager {
                     svc.unit.id
                 );
             }
+            // TasksMax= (or DefaultTasksMax=, as systemd gives every
+            // service): the pids controller's limit, where flint has one.
+            if cg.pids_controller().is_some() {
+                let max = crate::service::tasks::limit(&svc.unit, "Service");
+                match cg.limit_tasks(svc.unit.id.as_str(), max) {
+                    Ok(Some(procs)) => prepared.plan.legacy_cgroups.extend(std::ffi::CString::new(
+                        procs.into_os_string().into_encoded_bytes(),
+                    )),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(
+                        "{}: the number of tasks is not limited (TasksMax=): {e}",
+                        svc.unit.id
+                    ),
+                }
+            } else if crate::service::tasks::configured(&svc.unit, "Service").is_some() {
+                tracing::warn!(
+                    "{}: the number of tasks is not limited (TasksMax=): no pids controller is available to flint's cgroup",
+                    svc.unit.id
+                );
+            }
             prepared.plan.cgroup =
                 std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()).ok();
         } else {
@@ -1254,8 +1274,15 @@ impl Manager {
                     svc.unit.id
                 );
             }
+            let mut unenforced = Vec::new();
             if crate::service::firewall::restricts(&svc.unit, "Service") {
-                let what = "IP addresses are not restricted (IPAddressAllow=, IPAddressDeny=)";
+                unenforced
+                    .push("IP addresses are not restricted (IPAddressAllow=, IPAddressDeny=)");
+            }
+            if crate::service::tasks::configured(&svc.unit, "Service").is_some() {
+                unenforced.push("the number of tasks is not limited (TasksMax=)");
+            }
+            for what in unenforced {
                 if svc.conn.is_some() {
                     // Once per template: instances come per connection.
                     let template = svc
@@ -1263,7 +1290,7 @@ impl Manager {
                         .id
                         .template()
                         .map_or_else(|| svc.unit.id.to_string(), |t| t.to_string());
-                    if warn_once(&template) {
+                    if warn_once(&format!("{template}: {what}")) {
                         tracing::warn!(
                             "{template}: {what} for its Accept=yes instances, which have no cgroup of their own (flint run --cgroups all gives them one)"
                         );

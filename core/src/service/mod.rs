@@ -14,3 +14,4 @@ pub mod ipc;
 pub mod sandbox;
 pub mod seccomp;
 mod syscall_groups;
+pub mod tasks;

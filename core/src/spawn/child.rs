@@ -127,6 +127,8 @@ pub(super) struct ChildContext<'a> {
     pub ambient_capabilities: u64,
     pub cap_last_cap: u32,
     pub cgroup_procs: Option<*const c_char>,
+    /// `cgroup.procs` of cgroup v1 hierarchies to join (`TasksMax=` on v1).
+    pub legacy_procs: &'a [std::ffi::CString],
     pub nice: Option<i32>,
     pub rlimits: &'a [(c_int, libc::rlimit64)],
     pub umask: u32,
@@ -206,6 +208,11 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             && let Err(e) = write_file(procs, b"0")
         {
             return (ChildStep::Cgroup, e);
+        }
+        for procs in ctx.legacy_procs {
+            if let Err(e) = write_file(procs.as_ptr(), b"0") {
+                return (ChildStep::Cgroup, e);
+            }
         }
 
         reset_signal_dispositions(ctx.reset_signals, ctx.ignore_sigpipe);

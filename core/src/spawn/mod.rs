@@ -134,6 +134,10 @@ pub struct ExecPlan {
     /// (before 5.7), moves itself there first by writing `0` to its
     /// `cgroup.procs`; either way everything it starts stays in the cgroup.
     pub cgroup: Option<CString>,
+    /// `cgroup.procs` files of cgroup v1 hierarchies (the `pids` one, for
+    /// `TasksMax=` on hosts whose controllers are on v1) that the child
+    /// joins right after its v2 cgroup, before anything else runs.
+    pub legacy_cgroups: Vec<CString>,
     /// The sandbox's namespaces (`PrivateTmp=`, `ProtectSystem=`,
     /// `PrivateNetwork=`, ...), entered after the resource limits.
     pub namespace: Option<NamespacePlan>,
@@ -249,6 +253,7 @@ impl ExecPlan {
             ambient_capabilities: 0,
             cap_last_cap: 40,
             cgroup: None,
+            legacy_cgroups: Vec::new(),
             namespace: None,
             keyring: None,
             seccomp: Vec::new(),
@@ -843,6 +848,7 @@ pub fn spawn_noting_pid(
         cap_last_cap: plan.cap_last_cap.min(63),
         // Set by clone_child when the kernel cannot clone into the cgroup.
         cgroup_procs: None,
+        legacy_procs: &plan.legacy_cgroups,
         nice: plan.nice,
         rlimits: &rlimits,
         umask: plan.umask & 0o7777,

@@ -83,6 +83,8 @@ pub enum Grammar {
     /// `IPAddressAllow=`/`IPAddressDeny=`: address prefixes and the names
     /// `any`, `localhost`, `link-local`, `multicast`; one entry per prefix.
     AddressPrefixes,
+    /// `TasksMax=`: a count, a percentage, permyriad or `infinity`.
+    TasksMax,
 }
 
 /// The listener kinds of `[Socket]`, in the words of the directive names.
@@ -1855,7 +1857,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "BANDWIDTH",
     ),
     d(S::Exec, "TasksAccounting", G::Bool, K::Single, N, "BOOLEAN"),
-    d(S::Exec, "TasksMax", G::Raw, K::Single, N, "OTHER"),
+    d(S::Exec, "TasksMax", G::TasksMax, K::Single, E, "OTHER"),
     d(S::Exec, "Delegate", G::Raw, K::Single, E, "OTHER"),
     d(S::Exec, "DisableControllers", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "IPAccounting", G::Bool, K::Single, N, "BOOLEAN"),
@@ -2497,7 +2499,7 @@ mod tests {
         );
         assert!(lookup("Socket", "Type").is_none());
         assert_eq!(
-            lookup("Service", "TasksMax").map(|d| d.support),
+            lookup("Service", "MemoryMax").map(|d| d.support),
             Some(Support::NotEnforced)
         );
         assert_eq!(

@@ -1025,6 +1025,10 @@ impl Parser<'_> {
                 }
                 Ok(out)
             }
+            Grammar::TasksMax => match crate::service::tasks::parse(value) {
+                Ok(v) => one(Value::Raw(v.to_string())),
+                Err(e) => Err(Problem::Warn(e.to_string())),
+            },
             Grammar::Personality => match process::personality(value) {
                 Some(_) => one(Value::Word(value.to_string())),
                 None => Err(Problem::Warn(format!(
@@ -1907,6 +1911,36 @@ mod tests {
                 "Address prefix is invalid, ignoring assignment: bogus",
                 "Address prefix is invalid, ignoring assignment: 1.2.3.4/33"
             ]
+        );
+    }
+
+    #[test]
+    fn a_refused_tasks_max_leaves_the_earlier_one() {
+        let unit = load_text(
+            "t.service",
+            "[Service]\nExecStart=/bin/true\nTasksMax=12.5%\nTasksMax=0\nTasksMax=lots\n",
+        );
+        assert_eq!(unit.get_str("Service", "TasksMax"), Some("12.50%"));
+        let warned: Vec<&str> = unit
+            .diagnostics
+            .iter()
+            .filter(|d| d.message.contains("tasks value"))
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                "Maximum tasks value '0' out of range, ignoring.",
+                "Invalid maximum tasks value 'lots', ignoring: Invalid argument"
+            ]
+        );
+        assert!(
+            !unit
+                .diagnostics
+                .iter()
+                .any(|d| d.message.contains("not enforced")),
+            "{:?}",
+            unit.diagnostics
         );
     }
 
