@@ -557,9 +557,17 @@ fn tasks_max_limits_the_processes_of_a_service() {
     let default = unit("default", "");
     let infinity = unit("infinity", "TasksMax=infinity");
     let share = unit("share", "TasksMax=1%");
+    tree.write(
+        "held.service",
+        "[Service]\nTasksMax=7\nExecStart=/bin/sleep 1000\n",
+    );
+    let control = tree.path().join("control");
     let mut flint = Flint::run(
         &tree,
         &[
+            "--control",
+            control.to_str().unwrap(),
+            "held.service",
             "four.service",
             "reset.service",
             "default.service",
@@ -577,7 +585,13 @@ fn tasks_max_limits_the_processes_of_a_service() {
         .iter()
         .map(|o| read(o).trim().to_string())
         .collect();
+    // `flint ctl status` shows the limit beside the count, as systemctl.
+    let status = wait_for(Duration::from_secs(10), || {
+        let (_, text) = ctl(&control, &["status", "held.service"]);
+        text.contains("Tasks: 1 (limit: 7)").then_some(text)
+    });
     flint.stop();
+    assert!(status.is_some(), "status shows Tasks: 1 (limit: 7)");
     // systemd's DefaultTasksMax=15% and TasksMax=1% of the system's maximum:
     // the smallest of threads-max and pid_max - 1.
     let sysctl = |f: &str| -> u64 {

@@ -119,6 +119,10 @@ impl Manager {
             "main_pid": svc.main_pid,
             "cgroup": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).map(|cg| cg.dir(svc.unit.id.as_str())),
             "tasks": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).map(|cg| cg.pids(svc.unit.id.as_str())),
+            // The pids controller's limit (TasksMax=), where flint applies one.
+            "tasks_max": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
+                .filter(|cg| cg.pids_controller().is_some())
+                .map(|_| crate::service::tasks::limit(&svc.unit, "Service").map_or_else(|| "infinity".to_string(), |n| n.to_string())),
             "status": svc.status_text,
             "result": svc.result,
             "restarts": svc.restarts,

@@ -281,7 +281,15 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     .flatten()
                     .filter_map(Json::as_i64)
                     .collect();
-                let _ = writeln!(out, "{:>11}: {}", "Tasks", tasks.len());
+                // As systemctl: "Tasks: 2 (limit: 4915)".
+                match u["tasks_max"].as_str() {
+                    Some(max) => {
+                        let _ = writeln!(out, "{:>11}: {} (limit: {max})", "Tasks", tasks.len());
+                    }
+                    None => {
+                        let _ = writeln!(out, "{:>11}: {}", "Tasks", tasks.len());
+                    }
+                }
                 let _ = writeln!(out, "{:>11}: {cg}", "CGroup");
                 for (i, pid) in tasks.iter().enumerate() {
                     let branch = if i + 1 == tasks.len() {
