@@ -463,37 +463,81 @@ fn device_policy_and_device_allow_limit_the_nodes_a_service_opens() {
     assert_eq!(run("allowed.service"), ["ok", "EPERM", "ok", "ok"]);
 }
 
-/// Whether flint can limit tasks here: a cgroup v1 `pids` hierarchy that
-/// this process is in, or the `pids` controller enabled for the children
-/// of its cgroup v2 directory.
-fn pids_controller(v2: &Path) -> Result<(), String> {
+/// Whether flint can use `controller` here: a cgroup v1 hierarchy of it
+/// that this process is in, or the controller enabled for the children of
+/// its cgroup v2 directory.
+fn controller_available(v2: &Path, controller: &str) -> Result<(), String> {
     let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
     let v1 = own.lines().any(|l| {
         l.split(':')
             .nth(1)
-            .is_some_and(|c| c.split(',').any(|c| c == "pids"))
+            .is_some_and(|c| c.split(',').any(|c| c == controller))
     });
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
     let v1_mounted = mountinfo.lines().any(|l| {
         l.split_once(" - ").is_some_and(|(_, after)| {
             let f: Vec<&str> = after.split_whitespace().collect();
             f.first() == Some(&"cgroup")
-                && f.get(2).is_some_and(|o| o.split(',').any(|o| o == "pids"))
+                && f.get(2)
+                    .is_some_and(|o| o.split(',').any(|o| o == controller))
         })
     });
-    let v2_pids = std::fs::read_to_string(v2.join("cgroup.subtree_control"))
-        .is_ok_and(|s| s.split_whitespace().any(|c| c == "pids"));
-    if (v1 && v1_mounted) || v2_pids {
+    let v2_enabled = std::fs::read_to_string(v2.join("cgroup.subtree_control"))
+        .is_ok_and(|s| s.split_whitespace().any(|c| c == controller));
+    if (v1 && v1_mounted) || v2_enabled {
         Ok(())
     } else {
-        Err("no cgroup v1 pids hierarchy, and no pids controller for the children of this cgroup v2 directory".into())
+        Err(format!(
+            "no cgroup v1 {controller} hierarchy, and no {controller} controller for the children of this cgroup v2 directory"
+        ))
     }
 }
+
+/// Skips (outside CI) unless cgroups and every one of `controllers` are
+/// there for flint.
+fn controllers_or_skip(controllers: &[&str]) -> bool {
+    let Some(parent) = cgroups_or_skip() else {
+        return false;
+    };
+    for c in controllers {
+        if let Err(why) = controller_available(&parent, c) {
+            assert!(!common::in_ci(), "CI has a {c} controller: {why}");
+            eprintln!("SKIP: this test needs the {c} controller: {why}");
+            return false;
+        }
+    }
+    common::require("python3", "the services of this test are Python scripts")
+}
+
+/// Python: `cgfile(name)`, the text of a file of the process's own cgroup
+/// in whichever hierarchy (v1 or v2) has it, or "none".
+const CGFILE: &str = r#"
+import os, sys, time
+def cgfile(name):
+    controller = name.split(".")[0]
+    mounts = [l.rstrip("\n").split(" - ") for l in open("/proc/self/mountinfo")]
+    for line in open("/proc/self/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for before, after in mounts:
+            fields, source = before.split(), after.split()
+            v1 = source[0] == "cgroup" and controller in controllers.split(",") and controller in source[2].split(",")
+            v2 = source[0] == "cgroup2" and controllers == ""
+            if not (v1 or v2):
+                continue
+            root, point = fields[3], fields[4]
+            rel = path if root == "/" else path[len(root):]
+            f = point + rel + "/" + name
+            if os.path.exists(f):
+                return open(f).read().strip()
+    return "none"
+def report(text):
+    open(sys.argv[1] + ".tmp", "w").write(text + "\n")
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+"#;
 
 /// A Python service that forks 8 children (each sleeps 2 s) and writes
 /// how many forks succeeded and the `pids.max` of its own pids cgroup.
 const FORKER: &str = r#"
-import os, sys, time
 ok = 0
 for _ in range(8):
     try:
@@ -504,40 +548,140 @@ for _ in range(8):
         time.sleep(2)
         os._exit(0)
     ok += 1
-mounts = [l.rstrip("\n").split(" - ") for l in open("/proc/self/mountinfo")]
-limit = "none"
-for line in open("/proc/self/cgroup").read().splitlines():
-    _, controllers, path = line.split(":", 2)
-    for before, after in mounts:
-        fields, source = before.split(), after.split()
-        v1 = source[0] == "cgroup" and "pids" in controllers.split(",") and "pids" in source[2].split(",")
-        v2 = source[0] == "cgroup2" and controllers == ""
-        if not (v1 or v2):
-            continue
-        root, point = fields[3], fields[4]
-        rel = path if root == "/" else path[len(root):]
-        f = point + rel + "/pids.max"
-        if os.path.exists(f) and limit == "none":
-            limit = open(f).read().strip()
-open(sys.argv[1] + ".tmp", "w").write(f"{ok} {limit}\n")
-os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+report(f"{ok} {cgfile('pids.max')}")
+"#;
+
+/// Writes its memory limit, then touches 100 MiB, then writes "done" to
+/// the second file.
+const EATER: &str = r#"
+limit = cgfile("memory.max")
+if limit == "none":
+    limit = cgfile("memory.limit_in_bytes")
+report(limit)
+blocks = []
+for _ in range(100):
+    b = bytearray(1 << 20)
+    for j in range(0, 1 << 20, 4096):
+        b[j] = 1
+    blocks.append(b)
+open(sys.argv[2], "w").write("done\n")
+"#;
+
+/// Spins for a second of wall time; writes the CPU time it got and its
+/// cgroup's CPU settings.
+const SPINNER: &str = r#"
+t0 = time.monotonic()
+while time.monotonic() - t0 < 1.0:
+    pass
+t = os.times()
+if cgfile("cpu.max") != "none":
+    settings = f"{cgfile('cpu.weight')} {cgfile('cpu.max')}"
+else:
+    settings = f"{cgfile('cpu.shares')} {cgfile('cpu.cfs_quota_us')} {cgfile('cpu.cfs_period_us')}"
+report(f"{t.user + t.system:.3f} {settings}")
 "#;
 
 #[test]
-fn tasks_max_limits_the_processes_of_a_service() {
-    let Some(parent) = cgroups_or_skip() else {
-        return;
-    };
-    if let Err(why) = pids_controller(&parent) {
-        assert!(!common::in_ci(), "CI has a pids controller: {why}");
-        eprintln!("SKIP: TasksMax= needs a pids controller: {why}");
-        return;
-    }
-    if !common::require("python3", "the service that forks is a Python script") {
+fn memory_and_cpu_settings_reach_the_service_cgroup() {
+    if !controllers_or_skip(&["memory", "cpu"]) {
         return;
     }
     let tree = Tree::new();
-    let script = tree.write("forker.py", FORKER);
+    let eater = tree.write("eater.py", &format!("{CGFILE}{EATER}"));
+    let spinner = tree.write("spinner.py", &format!("{CGFILE}{SPINNER}"));
+    let out = |n: &str| tree.path().join(n);
+    let service = |name: &str, settings: &str, script: &Path, args: &str| {
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nType=oneshot\n{settings}\nExecStart=/usr/bin/python3 {} {args}\n",
+                script.display()
+            ),
+        );
+    };
+    // 32 MiB at most: touching 100 MiB ends in the kernel's OOM killer.
+    let small = format!("{} {}", out("small").display(), out("small.done").display());
+    service("small", "MemoryMax=32M", &eater, &small);
+    // The same script without a limit gets its 100 MiB.
+    let free = format!("{} {}", out("free").display(), out("free.done").display());
+    service("free", "", &eater, &free);
+    // MemoryLimit= (the v1 name) is the limit where no v2 setting is given.
+    let old = format!("{} {}", out("old").display(), out("old.done").display());
+    service("old", "MemoryLimit=48M", &eater, &old);
+    // 10% of one CPU, half the default weight.
+    service(
+        "slow",
+        "CPUQuota=10%\nCPUWeight=50",
+        &spinner,
+        &out("slow").display().to_string(),
+    );
+    let mut flint = Flint::run(
+        &tree,
+        &[
+            "small.service",
+            "free.service",
+            "old.service",
+            "slow.service",
+        ],
+    );
+    let read = |name: &str| {
+        wait_for(Duration::from_secs(20), || {
+            std::fs::read_to_string(out(name)).ok()
+        })
+        .unwrap_or_else(|| panic!("{name} was written; log:\n{}", flint.log()))
+        .trim()
+        .to_string()
+    };
+    let small_limit = read("small");
+    let old_limit = read("old");
+    let slow = read("slow");
+    let free_done = wait_for(Duration::from_secs(20), || {
+        out("free.done").exists().then_some(())
+    });
+    let small_failed = wait_for(Duration::from_secs(20), || {
+        flint
+            .log()
+            .contains("small.service: failed (killed by signal 9)")
+            .then_some(())
+    });
+    let log = flint.log();
+    flint.stop();
+    assert_eq!(small_limit, (32u64 << 20).to_string(), "MemoryMax=32M");
+    assert_eq!(old_limit, (48u64 << 20).to_string(), "MemoryLimit=48M");
+    assert!(
+        small_failed.is_some(),
+        "the OOM killer ended small.service:\n{log}"
+    );
+    assert!(
+        !out("small.done").exists(),
+        "small.service never got its 100 MiB"
+    );
+    assert!(
+        free_done.is_some(),
+        "without a limit the script gets its 100 MiB:\n{log}"
+    );
+    let mut fields = slow.split_whitespace();
+    let cpu: f64 = fields.next().unwrap().parse().unwrap();
+    let settings: Vec<&str> = fields.collect();
+    assert!(
+        // v2: cpu.weight, cpu.max; v1: cpu.shares (50 * 1024 / 100), the quota, the period.
+        settings == ["50", "10000", "100000"] || settings == ["512", "10000", "100000"],
+        "CPUWeight=50 and CPUQuota=10% in the cgroup: {settings:?}"
+    );
+    // 10% of a second of spinning: about 0.1 s of CPU time.
+    assert!(
+        cpu < 0.3,
+        "CPUQuota=10% held the spinner to {cpu} s of CPU in 1 s"
+    );
+}
+
+#[test]
+fn tasks_max_limits_the_processes_of_a_service() {
+    if !controllers_or_skip(&["pids"]) {
+        return;
+    }
+    let tree = Tree::new();
+    let script = tree.write("forker.py", &format!("{CGFILE}{FORKER}"));
     let unit = |name: &str, setting: &str| {
         let out = tree.path().join(format!("{name}.out"));
         tree.write(

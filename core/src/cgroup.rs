@@ -19,15 +19,16 @@
 //! service's processes without cgroups: the session and process group it
 //! started in, with flint as the subreaper.
 //!
-//! One controller is used: `pids`, for `TasksMax=`. Where flint's subtree
-//! may enable it (its `cgroup.controllers` lists it), flint writes `+pids`
-//! to the subtree's `cgroup.subtree_control` and each service's limit to
-//! its `pids.max`. On hosts whose controllers are on cgroup v1 hierarchies
-//! (the hybrid layout), flint makes the same subtree in the v1 `pids`
-//! hierarchy and a service's processes join it too (they write themselves
-//! into its `cgroup.procs` before anything else runs). No other controller
-//! is enabled: a cgroup without controllers may hold processes beside
-//! child cgroups, so flint itself can stay where it was started.
+//! Three controllers carry resource control ([`Controller`]): `pids`
+//! (`TasksMax=`), `memory` and `cpu`. Where flint's subtree may enable one
+//! (its `cgroup.controllers` lists it), flint writes `+name` to the
+//! subtree's `cgroup.subtree_control` and each service's settings into its
+//! cgroup. On hosts whose controllers are on cgroup v1 hierarchies (the
+//! hybrid layout), flint makes the same subtree in the controller's v1
+//! hierarchy, and a service that needs the controller joins a cgroup there
+//! too (its processes write themselves into its `cgroup.procs` before
+//! anything else runs). flint's own subtree holds no processes, so the
+//! controllers may be enabled in it while flint stays where it was started.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -76,16 +77,42 @@ pub enum Unavailable {
 #[derive(Debug)]
 pub struct Cgroups {
     root: PathBuf,
-    /// Where `TasksMax=` is applied, if anywhere.
-    pids: Option<Pids>,
+    /// The controllers flint applies settings through, and where.
+    controllers: Vec<(Controller, Hierarchy)>,
 }
 
-/// Where flint applies `TasksMax=`.
+/// A cgroup controller flint applies settings through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controller {
+    /// `TasksMax=`.
+    Pids,
+    /// `MemoryMax=`, `MemoryHigh=`, `MemoryLow=`, `MemoryMin=`,
+    /// `MemorySwapMax=`, `MemoryLimit=`.
+    Memory,
+    /// `CPUWeight=`, `CPUShares=`, `CPUQuota=`.
+    Cpu,
+}
+
+impl Controller {
+    pub const ALL: [Controller; 3] = [Controller::Pids, Controller::Memory, Controller::Cpu];
+
+    /// The kernel's name of the controller.
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::Pids => "pids",
+            Controller::Memory => "memory",
+            Controller::Cpu => "cpu",
+        }
+    }
+}
+
+/// Where flint has a controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pids {
-    /// The `pids` controller is enabled in flint's cgroup v2 subtree.
+pub enum Hierarchy {
+    /// Enabled in flint's cgroup v2 subtree.
     Unified,
-    /// flint's subtree in the cgroup v1 `pids` hierarchy, beside the v2 one.
+    /// flint's subtree in the controller's cgroup v1 hierarchy, beside the
+    /// v2 one.
     Legacy(PathBuf),
 }
 
@@ -105,31 +132,44 @@ impl Cgroups {
             Err(source) => return Err(Unavailable::NotWritable { path: root, source }),
         }
         remove_stale(&dir, &root);
-        let pids = pids_controller(&root);
-        Ok(Cgroups { root, pids })
+        let controllers = Controller::ALL
+            .into_iter()
+            .filter_map(|c| find_controller(&root, c).map(|h| (c, h)))
+            .collect();
+        Ok(Cgroups { root, controllers })
     }
 
-    /// Where `TasksMax=` is applied (`None`: nowhere on this host).
-    pub fn pids_controller(&self) -> Option<&Pids> {
-        self.pids.as_ref()
+    /// Where flint has `controller` (`None`: nowhere on this host).
+    pub fn hierarchy(&self, controller: Controller) -> Option<&Hierarchy> {
+        self.controllers
+            .iter()
+            .find(|(c, _)| *c == controller)
+            .map(|(_, h)| h)
     }
 
-    /// Sets the unit's task limit (`None`: no limit, `max`): in its v2
-    /// cgroup, which [`Cgroups::prepare`] made, or in a cgroup of the v1
-    /// `pids` hierarchy made here. Returns the `cgroup.procs` file that the
-    /// unit's processes must join in the latter case.
-    pub fn limit_tasks(&self, unit: &str, max: Option<u64>) -> io::Result<Option<PathBuf>> {
-        let value = max.map_or_else(|| "max".to_string(), |n| n.to_string());
-        match &self.pids {
-            None => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "no pids controller is available to flint's cgroup",
-            )),
-            Some(Pids::Unified) => {
-                std::fs::write(self.dir(unit).join("pids.max"), value)?;
-                Ok(None)
+    /// Writes a controller's settings (file name and value, in order) for
+    /// the unit: into its v2 cgroup, which [`Cgroups::prepare`] made, or
+    /// into a cgroup of the controller's v1 hierarchy made here. Returns the
+    /// `cgroup.procs` file that the unit's processes must join in the
+    /// latter case. Every file is tried; the first failure is returned.
+    pub fn apply(
+        &self,
+        unit: &str,
+        controller: Controller,
+        files: &[(&str, String)],
+    ) -> io::Result<Option<PathBuf>> {
+        let (dir, procs) = match self.hierarchy(controller) {
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "no {} controller is available to flint's cgroup",
+                        controller.name()
+                    ),
+                ));
             }
-            Some(Pids::Legacy(root)) => {
+            Some(Hierarchy::Unified) => (self.dir(unit), None),
+            Some(Hierarchy::Legacy(root)) => {
                 let dir = root.join(unit);
                 match std::fs::create_dir(&dir) {
                     Ok(()) => {}
@@ -137,10 +177,17 @@ impl Cgroups {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)?,
                     Err(e) => return Err(e),
                 }
-                std::fs::write(dir.join("pids.max"), value)?;
-                Ok(Some(dir.join("cgroup.procs")))
+                let procs = dir.join("cgroup.procs");
+                (dir, Some(procs))
+            }
+        };
+        let mut first = None;
+        for (file, value) in files {
+            if let Err(e) = std::fs::write(dir.join(file), value) {
+                first.get_or_insert(io::Error::new(e.kind(), format!("{file}: {e}")));
             }
         }
+        first.map_or(Ok(procs), Err)
     }
 
     /// flint's subtree.
@@ -222,40 +269,51 @@ impl Cgroups {
         if std::fs::remove_dir(&dir).is_err() {
             remove_tree(&dir, 0);
         }
-        if let Some(Pids::Legacy(root)) = &self.pids {
+        for root in self.legacy_roots() {
             let _ = std::fs::remove_dir(root.join(unit));
         }
+    }
+}
+
+impl Cgroups {
+    /// flint's subtrees in cgroup v1 hierarchies.
+    fn legacy_roots(&self) -> impl Iterator<Item = &Path> {
+        self.controllers.iter().filter_map(|(_, h)| match h {
+            Hierarchy::Legacy(root) => Some(root.as_path()),
+            Hierarchy::Unified => None,
+        })
     }
 }
 
 impl Drop for Cgroups {
     fn drop(&mut self) {
         remove_tree(&self.root, 0);
-        if let Some(Pids::Legacy(root)) = &self.pids {
+        for root in self.legacy_roots() {
             remove_tree(root, 0);
         }
     }
 }
 
-/// Finds where flint can apply task limits for its subtree `root`: the v2
-/// `pids` controller, enabled here, or else flint's own cgroup of a v1
-/// `pids` hierarchy, where the same subtree is made.
-fn pids_controller(root: &Path) -> Option<Pids> {
+/// Finds where flint has `controller` for its subtree `root`: in cgroup
+/// v2, enabled here, or else flint's own cgroup of the controller's v1
+/// hierarchy, where the same subtree is made.
+fn find_controller(root: &Path, controller: Controller) -> Option<Hierarchy> {
+    let name = controller.name();
     let offered = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-    if offered.split_whitespace().any(|c| c == "pids") {
-        match std::fs::write(root.join("cgroup.subtree_control"), "+pids") {
-            Ok(()) => return Some(Pids::Unified),
+    if offered.split_whitespace().any(|c| c == name) {
+        match std::fs::write(root.join("cgroup.subtree_control"), format!("+{name}")) {
+            Ok(()) => return Some(Hierarchy::Unified),
             Err(e) => tracing::debug!(
-                "cannot enable the pids controller in {}: {e}",
+                "cannot enable the {name} controller in {}: {e}",
                 root.display()
             ),
         }
     }
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = legacy_path(&own, "pids")?;
+    let path = legacy_path(&own, name)?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let dir = directory_in(&mountinfo, path, |fstype, options| {
-        fstype == "cgroup" && options.split(',').any(|o| o == "pids")
+        fstype == "cgroup" && options.split(',').any(|o| o == name)
     })?;
     let legacy = dir.join(root.file_name()?);
     match std::fs::create_dir(&legacy) {
@@ -267,7 +325,7 @@ fn pids_controller(root: &Path) -> Option<Pids> {
         }
     }
     remove_stale(&dir, &legacy);
-    Some(Pids::Legacy(legacy))
+    Some(Hierarchy::Legacy(legacy))
 }
 
 /// The path of the v1 hierarchy with `controller` in `/proc/self/cgroup`

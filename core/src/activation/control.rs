@@ -121,7 +121,7 @@ impl Manager {
             "tasks": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).map(|cg| cg.pids(svc.unit.id.as_str())),
             // The pids controller's limit (TasksMax=), where flint applies one.
             "tasks_max": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
-                .filter(|cg| cg.pids_controller().is_some())
+                .filter(|cg| cg.hierarchy(crate::cgroup::Controller::Pids).is_some())
                 .map(|_| crate::service::tasks::limit(&svc.unit, "Service").map_or_else(|| "infinity".to_string(), |n| n.to_string())),
             "status": svc.status_text,
             "result": svc.result,

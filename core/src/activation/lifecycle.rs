@@ -1239,26 +1239,11 @@ impl Manager {
                     svc.unit.id
                 );
             }
-            // TasksMax= (or DefaultTasksMax=, as systemd gives every
-            // service): the pids controller's limit, where flint has one.
-            if cg.pids_controller().is_some() {
-                let max = crate::service::tasks::limit(&svc.unit, "Service");
-                match cg.limit_tasks(svc.unit.id.as_str(), max) {
-                    Ok(Some(procs)) => prepared.plan.legacy_cgroups.extend(std::ffi::CString::new(
-                        procs.into_os_string().into_encoded_bytes(),
-                    )),
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(
-                        "{}: the number of tasks is not limited (TasksMax=): {e}",
-                        svc.unit.id
-                    ),
-                }
-            } else if crate::service::tasks::configured(&svc.unit, "Service").is_some() {
-                tracing::warn!(
-                    "{}: the number of tasks is not limited (TasksMax=): no pids controller is available to flint's cgroup",
-                    svc.unit.id
-                );
-            }
+            // Resource control: TasksMax= (or DefaultTasksMax=, as
+            // systemd gives every service), memory and CPU settings,
+            // through the controllers flint has (v2, or a v1 hierarchy
+            // the service's processes then join too).
+            apply_resources(svc, cg, &mut prepared.plan);
             prepared.plan.cgroup =
                 std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()).ok();
         } else {
@@ -1279,8 +1264,23 @@ impl Manager {
                 unenforced
                     .push("IP addresses are not restricted (IPAddressAllow=, IPAddressDeny=)");
             }
-            if crate::service::tasks::configured(&svc.unit, "Service").is_some() {
-                unenforced.push("the number of tasks is not limited (TasksMax=)");
+            for (controller, what) in [
+                (
+                    crate::cgroup::Controller::Pids,
+                    "the number of tasks is not limited (TasksMax=)",
+                ),
+                (
+                    crate::cgroup::Controller::Memory,
+                    "memory is not limited (MemoryMax= and the like)",
+                ),
+                (
+                    crate::cgroup::Controller::Cpu,
+                    "CPU time is not controlled (CPUQuota=, CPUWeight=, CPUShares=)",
+                ),
+            ] {
+                if crate::service::resources::configured(&svc.unit, "Service", controller) {
+                    unenforced.push(what);
+                }
             }
             for what in unenforced {
                 if svc.conn.is_some() {
@@ -2456,6 +2456,56 @@ fn delegates(unit: &Unit) -> bool {
         let v = v.trim();
         !v.is_empty() && !matches!(crate::unit::value::bool::parse_bool(v), Ok(false))
     })
+}
+
+/// Writes the unit's resource settings into its cgroups, one controller
+/// at a time; the v1 cgroups the command must join go into its plan.
+/// A controller flint lacks, or a write the kernel refuses, is warned
+/// about where the unit asked for the setting, and the service runs
+/// without it (systemd logs such writes and goes on too).
+fn apply_resources(svc: &ServiceRt, cg: &crate::cgroup::Cgroups, plan: &mut spawn::ExecPlan) {
+    use crate::cgroup::Controller;
+    use crate::service::resources;
+    let unit = svc.unit.id.as_str();
+    for controller in Controller::ALL {
+        let asked = resources::configured(&svc.unit, "Service", controller);
+        let Some(hierarchy) = cg.hierarchy(controller) else {
+            if asked {
+                tracing::warn!(
+                    "{unit}: {} settings are not applied: no {} controller is available to flint's cgroup",
+                    controller.name(),
+                    controller.name()
+                );
+            }
+            continue;
+        };
+        let Some(apply) = resources::plan(&svc.unit, "Service", controller, hierarchy) else {
+            continue;
+        };
+        if !apply.unsupported.is_empty() && warn_once(&format!("{unit}: {:?}", apply.unsupported)) {
+            tracing::warn!(
+                "{unit}: {}= not applied: the {} controller is on cgroup v1, which has no such setting",
+                apply.unsupported.join("=, "),
+                controller.name()
+            );
+        }
+        match cg.apply(unit, controller, &apply.files) {
+            Ok(Some(procs)) => {
+                if let Ok(path) =
+                    std::ffi::CString::new(procs.into_os_string().into_encoded_bytes())
+                    && !plan.legacy_cgroups.contains(&path)
+                {
+                    plan.legacy_cgroups.push(path);
+                }
+            }
+            Ok(None) => {}
+            Err(e) if asked => tracing::warn!(
+                "{unit}: {} settings are not fully applied: {e}",
+                controller.name()
+            ),
+            Err(e) => tracing::debug!("{unit}: {e}"),
+        }
+    }
 }
 
 /// Whether `key` is seen for the first time (for warnings given once).

@@ -11,6 +11,7 @@ pub mod dynamic_user;
 pub mod exec;
 pub mod firewall;
 pub mod ipc;
+pub mod resources;
 pub mod sandbox;
 pub mod seccomp;
 mod syscall_groups;

@@ -84,7 +84,7 @@ pub fn parse(value: &str) -> Result<TasksMax, Invalid> {
 
 /// `N%`, `N.M%`, `N.MM%` (at most 100%) or `N‱` (at most 10000) in
 /// permyriad, as systemd's `parse_permyriad()`.
-fn permyriad(v: &str) -> Option<u64> {
+pub(crate) fn permyriad(v: &str) -> Option<u64> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let p = if let Some(n) = v.strip_suffix('‱') {
         digits(n).then(|| n.parse::<u64>().ok())??
@@ -104,9 +104,14 @@ fn permyriad(v: &str) -> Option<u64> {
     (p <= 10_000).then_some(p)
 }
 
-/// The unit's `TasksMax=` as set (after drop-ins), if it sets one.
+/// The unit's `TasksMax=` as set (after drop-ins), if it sets one. The
+/// loader keeps it resolved, as systemd shows it: a count, or `u64::MAX`
+/// for `infinity`.
 pub fn configured(unit: &Unit, section: &str) -> Option<TasksMax> {
-    parse(unit.get_str(section, "TasksMax")?).ok()
+    match unit.get_u64(section, "TasksMax")? {
+        u64::MAX => Some(TasksMax::Infinity),
+        n => Some(TasksMax::Count(n)),
+    }
 }
 
 /// The unit's limit: its `TasksMax=`, or else `DefaultTasksMax=`.

@@ -85,6 +85,14 @@ pub enum Grammar {
     AddressPrefixes,
     /// `TasksMax=`: a count, a percentage, permyriad or `infinity`.
     TasksMax,
+    /// `MemoryMax=` and friends: a size, a percentage or `infinity`.
+    MemoryLimit,
+    /// `CPUQuota=`: a percentage.
+    CpuQuota,
+    /// `CPUWeight=`: 1-10000 or `idle`.
+    CpuWeight,
+    /// `CPUShares=`: 2-262144.
+    CpuShares,
 }
 
 /// The listener kinds of `[Socket]`, in the words of the directive names.
@@ -1747,7 +1755,14 @@ pub static DIRECTIVES: &[Directive] = &[
         "OTHER",
     ),
     d(S::Exec, "CPUAccounting", G::Bool, K::Single, N, "BOOLEAN"),
-    d(S::Exec, "CPUWeight", G::Raw, K::Single, N, "CPUWEIGHT"),
+    d(
+        S::Exec,
+        "CPUWeight",
+        G::CpuWeight,
+        K::Single,
+        E,
+        "CPUWEIGHT",
+    ),
     d(
         S::Exec,
         "StartupCPUWeight",
@@ -1756,10 +1771,10 @@ pub static DIRECTIVES: &[Directive] = &[
         N,
         "CPUWEIGHT",
     ),
-    d(S::Exec, "CPUShares", G::Raw, K::Single, N, "SHARES"),
+    d(S::Exec, "CPUShares", G::CpuShares, K::Single, E, "SHARES"),
     d(S::Exec, "StartupCPUShares", G::Raw, K::Single, N, "SHARES"),
-    d(S::Exec, "CPUQuota", G::Raw, K::Single, N, "OTHER"),
-    d(S::Exec, "CPUQuotaPeriodSec", G::Raw, K::Single, N, "OTHER"),
+    d(S::Exec, "CPUQuota", G::CpuQuota, K::Single, E, "OTHER"),
+    d(S::Exec, "CPUQuotaPeriodSec", G::Sec, K::Single, E, "OTHER"),
     d(
         S::Exec,
         "MemoryAccounting",
@@ -1768,14 +1783,28 @@ pub static DIRECTIVES: &[Directive] = &[
         N,
         "BOOLEAN",
     ),
-    d(S::Exec, "MemoryMin", G::Raw, K::Single, N, "LIMIT"),
+    d(S::Exec, "MemoryMin", G::MemoryLimit, K::Single, E, "LIMIT"),
     d(S::Exec, "DefaultMemoryMin", G::Raw, K::Single, N, "LIMIT"),
     d(S::Exec, "DefaultMemoryLow", G::Raw, K::Single, N, "LIMIT"),
-    d(S::Exec, "MemoryLow", G::Raw, K::Single, N, "LIMIT"),
-    d(S::Exec, "MemoryHigh", G::Raw, K::Single, N, "LIMIT"),
-    d(S::Exec, "MemoryMax", G::Raw, K::Single, N, "LIMIT"),
-    d(S::Exec, "MemorySwapMax", G::Raw, K::Single, N, "LIMIT"),
-    d(S::Exec, "MemoryLimit", G::Raw, K::Single, N, "LIMIT"),
+    d(S::Exec, "MemoryLow", G::MemoryLimit, K::Single, E, "LIMIT"),
+    d(S::Exec, "MemoryHigh", G::MemoryLimit, K::Single, E, "LIMIT"),
+    d(S::Exec, "MemoryMax", G::MemoryLimit, K::Single, E, "LIMIT"),
+    d(
+        S::Exec,
+        "MemorySwapMax",
+        G::MemoryLimit,
+        K::Single,
+        E,
+        "LIMIT",
+    ),
+    d(
+        S::Exec,
+        "MemoryLimit",
+        G::MemoryLimit,
+        K::Single,
+        E,
+        "LIMIT",
+    ),
     d(S::Exec, "DeviceAllow", G::Raw, K::List, E, "DEVICE"),
     d(
         S::Exec,
@@ -2499,7 +2528,7 @@ mod tests {
         );
         assert!(lookup("Socket", "Type").is_none());
         assert_eq!(
-            lookup("Service", "MemoryMax").map(|d| d.support),
+            lookup("Service", "IOWeight").map(|d| d.support),
             Some(Support::NotEnforced)
         );
         assert_eq!(

@@ -1025,8 +1025,25 @@ impl Parser<'_> {
                 }
                 Ok(out)
             }
+            // Resolved as systemd shows them: bytes, u64::MAX for none.
+            Grammar::MemoryLimit => crate::service::resources::parse_memory(key, value)
+                .map(|m| vec![Value::U64(m.bytes())])
+                .map_err(Problem::Warn),
+            Grammar::CpuQuota => crate::service::resources::parse_cpu_quota(value)
+                .map(|_| vec![Value::Raw(value.trim().to_string())])
+                .map_err(Problem::Warn),
+            Grammar::CpuWeight => crate::service::resources::parse_cpu_weight(value)
+                .map(|_| vec![Value::Raw(value.trim().to_string())])
+                .map_err(Problem::Warn),
+            Grammar::CpuShares => crate::service::resources::parse_cpu_shares(value)
+                .map(|_| vec![Value::Raw(value.trim().to_string())])
+                .map_err(Problem::Warn),
+            // Resolved as systemd shows it: a count, u64::MAX for none.
             Grammar::TasksMax => match crate::service::tasks::parse(value) {
-                Ok(v) => one(Value::Raw(v.to_string())),
+                Ok(v) => one(Value::U64(
+                    v.resolve(crate::service::tasks::system_max())
+                        .unwrap_or(u64::MAX),
+                )),
                 Err(e) => Err(Problem::Warn(e.to_string())),
             },
             Grammar::Personality => match process::personality(value) {
@@ -1920,7 +1937,12 @@ mod tests {
             "t.service",
             "[Service]\nExecStart=/bin/true\nTasksMax=12.5%\nTasksMax=0\nTasksMax=lots\n",
         );
-        assert_eq!(unit.get_str("Service", "TasksMax"), Some("12.50%"));
+        // 12.5% of the system's maximum, as systemd shows it.
+        assert_eq!(
+            unit.get_u64("Service", "TasksMax"),
+            crate::service::tasks::TasksMax::Permyriad(1250)
+                .resolve(crate::service::tasks::system_max())
+        );
         let warned: Vec<&str> = unit
             .diagnostics
             .iter()
