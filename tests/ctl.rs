@@ -315,17 +315,25 @@ fn user_mode_control_socket_lives_under_xdg_runtime_dir() {
         &[("XDG_RUNTIME_DIR", &runtime)],
     );
     assert!(runtime.join("flint/control").exists());
-    let out = Command::new(common::flint_bin())
-        .args(["ctl", "--user", "status", "u.service"])
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(
-        text.contains("u.service") && text.contains("running"),
-        "{text}"
-    );
+    let status = || {
+        let out = Command::new(common::flint_bin())
+            .args(["ctl", "--user", "status", "u.service"])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // The control socket may answer before the service's exec is done.
+    let running = common::wait_for(std::time::Duration::from_secs(10), || {
+        let (code, text) = status();
+        (code == Some(0) && text.contains("running")).then_some(text)
+    });
+    let (code, text) = status();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(running.is_some_and(|t| t.contains("u.service")), "{text}");
 }
 
 #[test]

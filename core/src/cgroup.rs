@@ -79,6 +79,17 @@ pub struct Cgroups {
     root: PathBuf,
     /// The controllers flint applies settings through, and where.
     controllers: Vec<(Controller, Hierarchy)>,
+    /// v2 controllers enabled in the subtree so far (bit per controller).
+    enabled: std::sync::atomic::AtomicU8,
+}
+
+/// What [`Cgroups::apply`] did.
+#[derive(Debug)]
+pub struct Applied {
+    /// The v1 `cgroup.procs` the unit's processes join, if any.
+    pub procs: Option<PathBuf>,
+    /// Files whose write failed, with the error.
+    pub failed: Vec<(String, io::Error)>,
 }
 
 /// A cgroup controller flint applies settings through.
@@ -94,7 +105,8 @@ pub enum Controller {
 }
 
 impl Controller {
-    pub const ALL: [Controller; 3] = [Controller::Pids, Controller::Memory, Controller::Cpu];
+    /// In the order systemd applies them.
+    pub const ALL: [Controller; 3] = [Controller::Cpu, Controller::Memory, Controller::Pids];
 
     /// The kernel's name of the controller.
     pub fn name(self) -> &'static str {
@@ -136,7 +148,11 @@ impl Cgroups {
             .into_iter()
             .filter_map(|c| find_controller(&root, c).map(|h| (c, h)))
             .collect();
-        Ok(Cgroups { root, controllers })
+        Ok(Cgroups {
+            root,
+            controllers,
+            enabled: std::sync::atomic::AtomicU8::new(0),
+        })
     }
 
     /// Where flint has `controller` (`None`: nowhere on this host).
@@ -149,15 +165,18 @@ impl Cgroups {
 
     /// Writes a controller's settings (file name and value, in order) for
     /// the unit: into its v2 cgroup, which [`Cgroups::prepare`] made, or
-    /// into a cgroup of the controller's v1 hierarchy made here. Returns the
-    /// `cgroup.procs` file that the unit's processes must join in the
-    /// latter case. Every file is tried; the first failure is returned.
+    /// into a cgroup of the controller's v1 hierarchy made here. A v2
+    /// controller is enabled in flint's subtree the first time a unit
+    /// needs it (so services that set nothing are not weighed against each
+    /// other). Returns the `cgroup.procs` file that the unit's processes
+    /// must join in the v1 case, and each write that failed (every file is
+    /// tried).
     pub fn apply(
         &self,
         unit: &str,
         controller: Controller,
         files: &[(&str, String)],
-    ) -> io::Result<Option<PathBuf>> {
+    ) -> io::Result<Applied> {
         let (dir, procs) = match self.hierarchy(controller) {
             None => {
                 return Err(io::Error::new(
@@ -168,7 +187,10 @@ impl Cgroups {
                     ),
                 ));
             }
-            Some(Hierarchy::Unified) => (self.dir(unit), None),
+            Some(Hierarchy::Unified) => {
+                self.enable(controller)?;
+                (self.dir(unit), None)
+            }
             Some(Hierarchy::Legacy(root)) => {
                 let dir = root.join(unit);
                 match std::fs::create_dir(&dir) {
@@ -181,13 +203,40 @@ impl Cgroups {
                 (dir, Some(procs))
             }
         };
-        let mut first = None;
-        for (file, value) in files {
-            if let Err(e) = std::fs::write(dir.join(file), value) {
-                first.get_or_insert(io::Error::new(e.kind(), format!("{file}: {e}")));
-            }
+        let failed = files
+            .iter()
+            .filter_map(|(file, value)| {
+                std::fs::write(dir.join(file), value)
+                    .err()
+                    .map(|e| ((*file).to_string(), e))
+            })
+            .collect();
+        Ok(Applied { procs, failed })
+    }
+
+    /// Enables a v2 controller in flint's subtree, once.
+    fn enable(&self, controller: Controller) -> io::Result<()> {
+        let bit = 1u8 << (controller as u8);
+        if self.enabled.load(std::sync::atomic::Ordering::Relaxed) & bit != 0 {
+            return Ok(());
         }
-        first.map_or(Ok(procs), Err)
+        std::fs::write(
+            self.root.join("cgroup.subtree_control"),
+            format!("+{}", controller.name()),
+        )
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot enable the {} controller in {}: {e}",
+                    controller.name(),
+                    self.root.display()
+                ),
+            )
+        })?;
+        self.enabled
+            .fetch_or(bit, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// flint's subtree.
@@ -301,13 +350,8 @@ fn find_controller(root: &Path, controller: Controller) -> Option<Hierarchy> {
     let name = controller.name();
     let offered = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
     if offered.split_whitespace().any(|c| c == name) {
-        match std::fs::write(root.join("cgroup.subtree_control"), format!("+{name}")) {
-            Ok(()) => return Some(Hierarchy::Unified),
-            Err(e) => tracing::debug!(
-                "cannot enable the {name} controller in {}: {e}",
-                root.display()
-            ),
-        }
+        // Enabled once a unit needs it (Cgroups::apply).
+        return Some(Hierarchy::Unified);
     }
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let path = legacy_path(&own, name)?;

@@ -121,7 +121,12 @@ impl Manager {
             "tasks": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).map(|cg| cg.pids(svc.unit.id.as_str())),
             // The pids controller's limit (TasksMax=), where flint applies one.
             "tasks_max": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
-                .filter(|cg| cg.hierarchy(crate::cgroup::Controller::Pids).is_some())
+                .filter(|cg| {
+                    cg.hierarchy(crate::cgroup::Controller::Pids).is_some_and(|h| {
+                        crate::service::resources::plan(&svc.unit, "Service", crate::cgroup::Controller::Pids, h)
+                            .is_some()
+                    })
+                })
                 .map(|_| crate::service::tasks::limit(&svc.unit, "Service").map_or_else(|| "infinity".to_string(), |n| n.to_string())),
             "status": svc.status_text,
             "result": svc.result,

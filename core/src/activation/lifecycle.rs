@@ -2482,25 +2482,39 @@ fn apply_resources(svc: &ServiceRt, cg: &crate::cgroup::Cgroups, plan: &mut spaw
         let Some(apply) = resources::plan(&svc.unit, "Service", controller, hierarchy) else {
             continue;
         };
-        if !apply.unsupported.is_empty() && warn_once(&format!("{unit}: {:?}", apply.unsupported)) {
-            tracing::warn!(
+        if !apply.unsupported.is_empty() {
+            // systemd passes over them silently.
+            tracing::debug!(
                 "{unit}: {}= not applied: the {} controller is on cgroup v1, which has no such setting",
                 apply.unsupported.join("=, "),
                 controller.name()
             );
         }
         match cg.apply(unit, controller, &apply.files) {
-            Ok(Some(procs)) => {
-                if let Ok(path) =
-                    std::ffi::CString::new(procs.into_os_string().into_encoded_bytes())
+            Ok(applied) => {
+                if let Some(procs) = applied.procs
+                    && let Ok(path) =
+                        std::ffi::CString::new(procs.into_os_string().into_encoded_bytes())
                     && !plan.legacy_cgroups.contains(&path)
                 {
                     plan.legacy_cgroups.push(path);
                 }
+                for (file, e) in applied.failed {
+                    // As systemd's LOG_LEVEL_CGROUP_WRITE: a file that is
+                    // missing or refused to us is a debug matter.
+                    let quiet = matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::EROFS | libc::EACCES | libc::EPERM)
+                    );
+                    if asked && !quiet {
+                        tracing::warn!("{unit}: failed to set {file}: {e}");
+                    } else {
+                        tracing::debug!("{unit}: failed to set {file}: {e}");
+                    }
+                }
             }
-            Ok(None) => {}
             Err(e) if asked => tracing::warn!(
-                "{unit}: {} settings are not fully applied: {e}",
+                "{unit}: {} settings are not applied: {e}",
                 controller.name()
             ),
             Err(e) => tracing::debug!("{unit}: {e}"),

@@ -282,7 +282,8 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     .filter_map(Json::as_i64)
                     .collect();
                 // As systemctl: "Tasks: 2 (limit: 4915)".
-                match u["tasks_max"].as_str() {
+                // systemctl leaves out a limit of infinity.
+                match u["tasks_max"].as_str().filter(|m| *m != "infinity") {
                     Some(max) => {
                         let _ = writeln!(out, "{:>11}: {} (limit: {max})", "Tasks", tasks.len());
                     }

@@ -13,8 +13,12 @@
 //!   `cpu.max` in v2; `cpu.shares`, `cpu.cfs_period_us` and
 //!   `cpu.cfs_quota_us` in v1.
 //!
-//! A controller is used only for a service that sets one of its settings
-//! (the `pids` one for every service, for `DefaultTasksMax=`).
+//! A controller is used only for a service that sets one of its settings,
+//! except that every service gets `DefaultTasksMax=` where `pids` is a v2
+//! controller. Joining a v1 hierarchy costs each process start an RCU
+//! grace period in the kernel (about 30 ms on a busy machine, while the
+//! spawn waits), so on v1 only a service that sets `TasksMax=` gets a
+//! `pids` cgroup.
 
 use crate::cgroup::{Controller, Hierarchy};
 use crate::unit::load::Unit;
@@ -70,58 +74,37 @@ impl std::fmt::Display for Memory {
 }
 
 /// Parses a memory setting as systemd's `config_parse_memory_limit()`:
-/// `infinity`, a percentage of physical memory (at most 100%), or a size
-/// with base-1024 suffixes. Zero is refused except where it means "no
-/// protection" (`MemoryMin=`, `MemoryLow=`, `MemorySwapMax=`). The error
-/// is systemd's warning.
+/// `infinity`, a share of physical memory (`%`, `‰`, `‱`, at most 100%),
+/// or a size with base-1024 suffixes. Zero (also a share that comes to
+/// less than a page) is refused except where it means "no protection"
+/// (`MemoryMin=`, `MemoryLow=`, `MemorySwapMax=`). The error is systemd's
+/// warning.
 pub fn parse_memory(key: &str, value: &str) -> Result<Memory, String> {
     let v = value.trim();
     if v == "infinity" {
         return Ok(Memory::Infinity);
     }
-    if v.ends_with('%') || v.ends_with('‱') {
-        return match super::tasks::permyriad(v) {
-            Some(p) => Ok(Memory::Permyriad(p)),
-            None => Err(format!(
-                "Invalid memory limit '{value}', ignoring: Invalid argument"
-            )),
-        };
-    }
-    let bytes = crate::unit::value::size::parse_size_iec(v).map_err(|_| {
-        let why = if v.trim_start().starts_with('-') || v.bytes().all(|b| b.is_ascii_digit()) {
-            "Numerical result out of range"
-        } else {
-            "Invalid argument"
-        };
-        format!("Invalid memory limit '{value}', ignoring: {why}")
-    })?;
+    let (memory, bytes) = if let Ok(p) = super::tasks::permyriad(v) {
+        (Memory::Permyriad(p), Memory::Permyriad(p).bytes())
+    } else {
+        let bytes = crate::unit::value::size::parse_size_iec(v)
+            .map_err(|e| format!("Invalid memory limit '{value}', ignoring: {}", e.strerror()))?;
+        (Memory::Bytes(bytes), bytes)
+    };
     let zero_ok = matches!(key, "MemorySwapMax" | "MemoryLow" | "MemoryMin");
     if bytes == LIMIT_MAX || (bytes == 0 && !zero_ok) {
         return Err(format!("Memory limit '{value}' out of range, ignoring."));
     }
-    Ok(Memory::Bytes(bytes))
+    Ok(memory)
 }
 
-/// Parses `CPUQuota=`: a percentage, which may exceed 100% (several
-/// CPUs), in permyriad.
+/// Parses `CPUQuota=`: a share of one CPU (`%`, `‰`, `‱`), which may
+/// exceed 100% (several CPUs), in permyriad.
 pub fn parse_cpu_quota(value: &str) -> Result<u64, String> {
-    let invalid = || format!("Invalid CPU quota '{value}', ignoring.");
-    let n = value.trim().strip_suffix('%').ok_or_else(invalid)?;
-    let (whole, frac) = n.split_once('.').unwrap_or((n, "00"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !digits(frac) || frac.len() > 2 {
-        return Err(invalid());
+    match super::tasks::permyriad_unbounded(value.trim()) {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("Invalid CPU quota '{value}', ignoring.")),
     }
-    let frac: u64 = format!("{frac:0<2}").parse().map_err(|_| invalid())?;
-    let p = whole
-        .parse::<u64>()
-        .ok()
-        .and_then(|w| w.checked_mul(100)?.checked_add(frac))
-        .ok_or_else(invalid)?;
-    if p == 0 {
-        return Err(invalid());
-    }
-    Ok(p)
 }
 
 /// Parses `CPUWeight=` (1-10000, or `idle`, stored as 0).
@@ -130,7 +113,7 @@ pub fn parse_cpu_weight(value: &str) -> Result<u64, String> {
     if v == "idle" {
         return Ok(0);
     }
-    v.parse::<u64>()
+    super::tasks::number(v)
         .ok()
         .filter(|w| (WEIGHT_MIN..=WEIGHT_MAX).contains(w))
         .ok_or_else(|| format!("Invalid CPU weight, ignoring: {value}"))
@@ -138,9 +121,7 @@ pub fn parse_cpu_weight(value: &str) -> Result<u64, String> {
 
 /// Parses `CPUShares=` (2-262144).
 pub fn parse_cpu_shares(value: &str) -> Result<u64, String> {
-    value
-        .trim()
-        .parse::<u64>()
+    super::tasks::number(value.trim())
         .ok()
         .filter(|s| (SHARES_MIN..=SHARES_MAX).contains(s))
         .ok_or_else(|| format!("Invalid CPU shares, ignoring: {value}"))
@@ -187,6 +168,12 @@ pub fn plan(
     let mut unsupported = Vec::new();
     match controller {
         Controller::Pids => {
+            // A v1 hierarchy is joined by each process before it runs,
+            // which costs the kernel an RCU grace period (30 ms here) per
+            // start: there, only a service that sets TasksMax= pays it.
+            if !unified && !configured(unit, section, controller) {
+                return None;
+            }
             let max = super::tasks::limit(unit, section);
             files.push((
                 "pids.max",
@@ -221,9 +208,14 @@ pub fn plan(
                     } else {
                         get(key)
                     };
-                    if let Some(v) = value {
-                        files.push((file, limit_text(v, "max")));
-                    }
+                    // Every file, as systemd writes them: what a setting
+                    // said before a reload does not stay behind.
+                    let default = if matches!(key, "MemoryMin" | "MemoryLow") {
+                        0
+                    } else {
+                        LIMIT_MAX
+                    };
+                    files.push((file, limit_text(value.unwrap_or(default), "max")));
                 }
             } else {
                 let limit = if has_v2 {
@@ -255,11 +247,12 @@ pub fn plan(
             let quota = unit
                 .get_str(section, "CPUQuota")
                 .and_then(|v| parse_cpu_quota(v).ok())
-                // Permyriad of a CPU to µs of CPU time per second.
-                .map(|p| p * USEC_PER_SEC / 10_000);
+                // Permyriad of a CPU to µs of CPU time per second (p fits
+                // an i32, so this cannot overflow).
+                .map(|p| p * (USEC_PER_SEC / 10_000));
             let period = unit
                 .get_usec(section, "CPUQuotaPeriodSec")
-                .filter(|p| *p != u64::MAX && *p != 0)
+                .filter(|p| *p != u64::MAX)
                 .unwrap_or(DEFAULT_PERIOD);
             let period = match quota {
                 Some(q) => adjust_period(period, q),
@@ -274,9 +267,9 @@ pub fn plan(
                     }
                     (None, None) => WEIGHT_DEFAULT,
                 };
-                if w == 0 {
-                    files.push(("cpu.idle", "1".into()));
-                } else {
+                // cpu.idle first, always; no weight for an idle cgroup.
+                files.push(("cpu.idle", if w == 0 { "1" } else { "0" }.into()));
+                if w != 0 {
                     files.push(("cpu.weight", w.to_string()));
                 }
                 files.push((
@@ -380,6 +373,16 @@ mod tests {
         for (key, v, message) in [
             ("MemoryMax", "0", "Memory limit '0' out of range, ignoring."),
             (
+                "MemoryMax",
+                "0%",
+                "Memory limit '0%' out of range, ignoring.",
+            ),
+            (
+                "MemoryMax",
+                "16E",
+                "Invalid memory limit '16E', ignoring: Numerical result out of range",
+            ),
+            (
                 "MemoryHigh",
                 "0",
                 "Memory limit '0' out of range, ignoring.",
@@ -408,6 +411,12 @@ mod tests {
     fn parses_cpu_settings_as_systemd() {
         assert_eq!(parse_cpu_quota("250%"), Ok(25_000));
         assert_eq!(parse_cpu_quota("12.5%"), Ok(1250));
+        assert_eq!(parse_cpu_quota("5‰"), Ok(50));
+        assert_eq!(
+            parse_cpu_quota("100000000000000%"),
+            Err("Invalid CPU quota '100000000000000%', ignoring.".to_string())
+        );
+        assert_eq!(parse_cpu_weight("0x10"), Ok(16));
         for v in ["0%", "lots", "50"] {
             assert_eq!(
                 parse_cpu_quota(v),
@@ -457,8 +466,11 @@ mod tests {
                 &v2
             ),
             [
+                ("memory.min", "0".into()),
+                ("memory.low", "0".into()),
                 ("memory.high", "50331648".into()),
-                ("memory.max", "67108864".into())
+                ("memory.max", "67108864".into()),
+                ("memory.swap.max", "max".into())
             ]
         );
         assert_eq!(
@@ -472,8 +484,8 @@ mod tests {
         // MemoryLimit= is MemoryMax= where no v2 setting is given, and is
         // ignored where one is.
         assert_eq!(
-            files(&svc("MemoryLimit=1M"), Controller::Memory, &v2),
-            [("memory.max", "1048576".into())]
+            files(&svc("MemoryLimit=1M"), Controller::Memory, &v2)[3],
+            ("memory.max", "1048576".into())
         );
         assert_eq!(
             files(
@@ -488,6 +500,7 @@ mod tests {
         assert_eq!(
             files(&svc("CPUQuota=25%"), Controller::Cpu, &v2),
             [
+                ("cpu.idle", "0".into()),
                 ("cpu.weight", "100".into()),
                 ("cpu.max", "25000 100000".into())
             ]
@@ -514,6 +527,7 @@ mod tests {
         assert_eq!(
             files(&svc("CPUShares=2048"), Controller::Cpu, &v2),
             [
+                ("cpu.idle", "0".into()),
                 ("cpu.weight", "200".into()),
                 ("cpu.max", "max 100000".into())
             ]
@@ -536,5 +550,9 @@ mod tests {
             [("pids.max", "max".into())]
         );
         assert_eq!(files(&svc(""), Controller::Pids, &v2).len(), 1);
+        assert!(
+            files(&svc(""), Controller::Pids, &v1).is_empty(),
+            "on v1, DefaultTasksMax= is not worth a join per start"
+        );
     }
 }

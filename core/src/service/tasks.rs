@@ -61,47 +61,100 @@ pub enum Invalid {
 }
 
 /// Parses a value as systemd's `config_parse_tasks_max()`: `infinity`, a
-/// percentage (up to two decimals, at most 100%) or permyriad (`‱`) of the
-/// system's maximum, or a positive number.
+/// share of the system's maximum (`%`, `‰`, `‱`, at most 100%), or a
+/// positive number (in C's bases: `010` is 8, `0x10` is 16).
 pub fn parse(value: &str) -> Result<TasksMax, Invalid> {
     let v = value.trim();
     if v == "infinity" {
         return Ok(TasksMax::Infinity);
     }
-    if let Some(p) = permyriad(v) {
+    if let Ok(p) = permyriad(v) {
         return Ok(TasksMax::Permyriad(p));
     }
-    let digits = v.strip_prefix('-').unwrap_or(v);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Invalid::Syntax(value.to_string()));
-    }
-    match v.parse::<u64>() {
+    match number(v) {
         Ok(0 | u64::MAX) => Err(Invalid::Range(value.to_string())),
         Ok(n) => Ok(TasksMax::Count(n)),
-        Err(_) => Err(Invalid::Overflow(value.to_string())),
+        Err(Number::Invalid) => Err(Invalid::Syntax(value.to_string())),
+        Err(Number::Range) => Err(Invalid::Overflow(value.to_string())),
     }
 }
 
-/// `N%`, `N.M%`, `N.MM%` (at most 100%) or `N‱` (at most 10000) in
-/// permyriad, as systemd's `parse_permyriad()`.
-pub(crate) fn permyriad(v: &str) -> Option<u64> {
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let p = if let Some(n) = v.strip_suffix('‱') {
-        digits(n).then(|| n.parse::<u64>().ok())??
+/// Why a number is refused: `EINVAL` or `ERANGE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Number {
+    Invalid,
+    Range,
+}
+
+/// An unsigned number as systemd's `safe_atou64()` reads it: `strtoull()`
+/// in base 0 (`0x` hexadecimal, a leading `0` octal), leading whitespace
+/// and `+` allowed, a minus sign out of range.
+pub(crate) fn number(s: &str) -> Result<u64, Number> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    if t.starts_with('-') {
+        return Err(Number::Range);
+    }
+    let t = t.strip_prefix('+').unwrap_or(t);
+    let (digits, radix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (h, 16)
+    } else if t.len() > 1 && t.starts_with('0') {
+        (&t[1..], 8)
     } else {
-        let n = v.strip_suffix('%')?;
-        let (whole, frac) = n.split_once('.').unwrap_or((n, "00"));
-        if !digits(whole) || !digits(frac) || frac.len() > 2 {
-            return None;
-        }
-        let frac: u64 = format!("{frac:0<2}").parse().ok()?;
-        whole
-            .parse::<u64>()
-            .ok()?
-            .checked_mul(100)?
-            .checked_add(frac)?
+        (t, 10)
     };
-    (p <= 10_000).then_some(p)
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(Number::Invalid);
+    }
+    u64::from_str_radix(digits, radix).map_err(|_| Number::Range)
+}
+
+/// A share in permyriad as systemd's `parse_permyriad_unbounded()`: `N%`
+/// with up to two decimals, `N‰` with up to one, or `N‱`; `Err` with
+/// systemd's reason otherwise (also past what an `int` holds).
+pub(crate) fn permyriad_unbounded(v: &str) -> Result<u64, Number> {
+    let (n, places, scale) = if let Some(n) = v.strip_suffix('%') {
+        (n, 2, 100)
+    } else if let Some(n) = v.strip_suffix('‰') {
+        (n, 1, 10)
+    } else if let Some(n) = v.strip_suffix('‱') {
+        (n, 0, 1)
+    } else {
+        return Err(Number::Invalid);
+    };
+    let (whole, frac) = match n.split_once('.') {
+        Some((w, f)) if places > 0 && !f.is_empty() && f.len() <= places => (w, f),
+        Some(_) => return Err(Number::Invalid),
+        None => (n, ""),
+    };
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Number::Invalid);
+    }
+    let frac: u64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<places$}")
+            .parse()
+            .map_err(|_| Number::Invalid)?
+    };
+    // systemd reads the whole part as an int.
+    let whole = number(whole)?;
+    let p = whole
+        .checked_mul(scale)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or(Number::Range)?;
+    if p > i32::MAX as u64 {
+        return Err(Number::Range);
+    }
+    Ok(p)
+}
+
+/// [`permyriad_unbounded`] at most 10000 (100%), as `parse_permyriad()`.
+pub(crate) fn permyriad(v: &str) -> Result<u64, Number> {
+    let p = permyriad_unbounded(v)?;
+    if p > 10_000 {
+        return Err(Number::Range);
+    }
+    Ok(p)
 }
 
 /// The unit's `TasksMax=` as set (after drop-ins), if it sets one. The
@@ -152,6 +205,16 @@ mod tests {
         assert_eq!(parse("0.05%"), Ok(TasksMax::Permyriad(5)));
         assert_eq!(parse("100%"), Ok(TasksMax::Permyriad(10_000)));
         assert_eq!(parse("42‱"), Ok(TasksMax::Permyriad(42)));
+        assert_eq!(parse("5.5‰"), Ok(TasksMax::Permyriad(55)));
+        // C's bases, as safe_atou64().
+        assert_eq!(parse("010"), Ok(TasksMax::Count(8)));
+        assert_eq!(parse("0x10"), Ok(TasksMax::Count(16)));
+        assert_eq!(parse("+5"), Ok(TasksMax::Count(5)));
+        assert_eq!(
+            parse("08"),
+            Err(Invalid::Syntax("08".into())),
+            "8 is no octal digit"
+        );
         // systemd 252 accepts 0% (and so a limit of 0).
         assert_eq!(parse("0%"), Ok(TasksMax::Permyriad(0)));
         // What systemd 252 prints for each refused value.

@@ -209,10 +209,10 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
         {
             return (ChildStep::Cgroup, e);
         }
+        // The v1 hierarchies (resource control on hybrid hosts): best
+        // effort, as systemd's cg_attach_everywhere() treats them.
         for procs in ctx.legacy_procs {
-            if let Err(e) = write_file(procs.as_ptr(), b"0") {
-                return (ChildStep::Cgroup, e);
-            }
+            let _ = write_file(procs.as_ptr(), b"0");
         }
 
         reset_signal_dispositions(ctx.reset_signals, ctx.ignore_sigpipe);
