@@ -372,6 +372,37 @@ fn find_controller(root: &Path, controller: Controller) -> Option<Hierarchy> {
     Some(Hierarchy::Legacy(legacy))
 }
 
+/// A limit set on the top of the cgroup hierarchies this process sees
+/// (`v2_file` in the cgroup2 mount, `v1_file` in the v1 mount of
+/// `controller`): in a container with its own cgroup namespace, the
+/// container's limit; on a host, nothing. systemd takes the same from its
+/// root cgroup for `system_tasks_max()` and `physical_memory()`.
+pub fn top_limit(controller: &str, v2_file: &str, v1_file: &str) -> Option<u64> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    top_limit_in(&mountinfo, controller, v2_file, v1_file, |path| {
+        std::fs::read_to_string(path).ok()
+    })
+}
+
+fn top_limit_in(
+    mountinfo: &str,
+    controller: &str,
+    v2_file: &str,
+    v1_file: &str,
+    read: impl Fn(&Path) -> Option<String>,
+) -> Option<u64> {
+    let v2 = directory_in(mountinfo, "/", |t, _| t == "cgroup2").map(|d| d.join(v2_file));
+    let v1 = directory_in(mountinfo, "/", |t, o| {
+        t == "cgroup" && o.split(',').any(|o| o == controller)
+    })
+    .map(|d| d.join(v1_file));
+    [v2, v1]
+        .into_iter()
+        .flatten()
+        .filter_map(|f| read(&f)?.trim().parse::<u64>().ok())
+        .min()
+}
+
 /// The path of the v1 hierarchy with `controller` in `/proc/self/cgroup`
 /// (`N:pids:/path`).
 fn legacy_path<'a>(proc_cgroup: &'a str, controller: &str) -> Option<&'a str> {
@@ -615,6 +646,34 @@ mod tests {
         let text = "12:pids:/init.scope\n1:name=systemd:/x\n0::/init.scope\n";
         assert_eq!(unified_path(text), Some("/init.scope"));
         assert_eq!(unified_path("1:cpu:/\n"), None);
+    }
+
+    #[test]
+    fn reads_limits_at_the_top_of_the_hierarchies() {
+        let mountinfo = "\
+40 30 0:35 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+42 30 0:37 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+";
+        let files = |p: &Path| match p.to_str()? {
+            "/sys/fs/cgroup/unified/pids.max" => Some("max\n".to_string()),
+            "/sys/fs/cgroup/pids/pids.max" => Some("2000\n".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            top_limit_in(mountinfo, "pids", "pids.max", "pids.max", files),
+            Some(2000)
+        );
+        // A host: no limit file at the top, or "max".
+        assert_eq!(
+            top_limit_in(
+                mountinfo,
+                "memory",
+                "memory.max",
+                "memory.limit_in_bytes",
+                files
+            ),
+            None
+        );
     }
 
     #[test]

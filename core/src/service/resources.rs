@@ -325,7 +325,8 @@ fn page_size() -> u64 {
     u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
 }
 
-/// Physical memory (`MemTotal` of `/proc/meminfo`), read once.
+/// Physical memory (`MemTotal` of `/proc/meminfo`, or a container's
+/// memory limit if lower), read once.
 fn physical_memory() -> u64 {
     static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *TOTAL.get_or_init(|| {
@@ -338,6 +339,11 @@ fn physical_memory() -> u64 {
                     .and_then(|kb| kb.trim().parse::<u64>().ok())
             })
             .map_or(u64::MAX, |kb| kb * 1024)
+            // A container's memory limit, as systemd's physical_memory().
+            .min(
+                crate::cgroup::top_limit("memory", "memory.max", "memory.limit_in_bytes")
+                    .unwrap_or(u64::MAX),
+            )
     })
 }
 

@@ -176,7 +176,8 @@ pub fn limit(unit: &Unit, section: &str) -> Option<u64> {
 
 /// The most tasks this system allows, as systemd's `system_tasks_max()`:
 /// the smallest of `kernel.threads-max`, `kernel.pid_max` minus one (pid 0
-/// is no task) and [`TASKS_MAX`]. Read once.
+/// is no task), the `pids.max` at the top of the cgroup hierarchy (a
+/// container's limit) and [`TASKS_MAX`]. Read once.
 pub fn system_max() -> u64 {
     static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| {
@@ -188,7 +189,9 @@ pub fn system_max() -> u64 {
         };
         let threads = read("/proc/sys/kernel/threads-max").unwrap_or(TASKS_MAX);
         let pids = read("/proc/sys/kernel/pid_max").map_or(TASKS_MAX, |n| n - 1);
-        TASKS_MAX.min(threads).min(pids)
+        // A container's pids.max, as systemd's third source.
+        let top = crate::cgroup::top_limit("pids", "pids.max", "pids.max").unwrap_or(TASKS_MAX);
+        TASKS_MAX.min(threads).min(pids).min(top)
     })
 }
 
