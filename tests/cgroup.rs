@@ -623,13 +623,21 @@ fn memory_and_cpu_settings_reach_the_service_cgroup() {
         &spinner,
         &out("slow").display().to_string(),
     );
+    tree.write(
+        "held.service",
+        "[Service]\nMemoryMax=64M\nExecStart=/bin/sleep 1000\n",
+    );
+    let control = tree.path().join("control");
     let mut flint = Flint::run(
         &tree,
         &[
+            "--control",
+            control.to_str().unwrap(),
             "small.service",
             "free.service",
             "old.service",
             "slow.service",
+            "held.service",
         ],
     );
     let read = |name: &str| {
@@ -652,8 +660,22 @@ fn memory_and_cpu_settings_reach_the_service_cgroup() {
             .contains("small.service: failed (killed by signal 9)")
             .then_some(())
     });
+    // `flint ctl status` shows memory in use against the limit, and CPU
+    // time, as systemctl ("Memory: 180.0K (max: 64.0M)", "CPU: 2ms").
+    let status = wait_for(Duration::from_secs(10), || {
+        let (_, text) = ctl(&control, &["status", "held.service"]);
+        text.contains("(max: 64.0M)").then_some(text)
+    });
     let log = flint.log();
     flint.stop();
+    let status = status.expect("status shows the memory limit of held.service");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.trim_start().starts_with("Memory: ") && l.ends_with("(max: 64.0M)"))
+            && status.lines().any(|l| l.trim_start().starts_with("CPU: ")),
+        "{status}"
+    );
     assert_eq!(small_limit, (32u64 << 20).to_string(), "MemoryMax=32M");
     assert_eq!(old_limit, (48u64 << 20).to_string(), "MemoryLimit=48M");
     assert!(

@@ -214,6 +214,26 @@ impl Cgroups {
         Ok(Applied { procs, failed })
     }
 
+    /// A file of the unit's cgroup: its v2 cgroup's `v2_file` without a
+    /// controller (`cpu.stat` is always there), or for `controller`, where
+    /// flint has it: `v2_file` in v2, `v1_file` in the unit's cgroup of the
+    /// v1 hierarchy (present only if the unit needed the controller).
+    pub fn read(
+        &self,
+        unit: &str,
+        controller: Option<Controller>,
+        v2_file: &str,
+        v1_file: &str,
+    ) -> Option<String> {
+        let path = match controller.map(|c| self.hierarchy(c)) {
+            None => self.dir(unit).join(v2_file),
+            Some(None) => return None,
+            Some(Some(Hierarchy::Unified)) => self.dir(unit).join(v2_file),
+            Some(Some(Hierarchy::Legacy(root))) => root.join(unit).join(v1_file),
+        };
+        std::fs::read_to_string(path).ok()
+    }
+
     /// Enables a v2 controller in flint's subtree, once.
     fn enable(&self, controller: Controller) -> io::Result<()> {
         let bit = 1u8 << (controller as u8);

@@ -128,6 +128,25 @@ impl Manager {
                     })
                 })
                 .map(|_| crate::service::tasks::limit(&svc.unit, "Service").map_or_else(|| "infinity".to_string(), |n| n.to_string())),
+            // Memory in use and its limit (memory controller), CPU time
+            // used (v2's cpu.stat, there without a controller).
+            "memory": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).and_then(|cg| {
+                let unit = svc.unit.id.as_str();
+                let number = |t: Option<String>| t?.trim().parse::<u64>().ok();
+                let current = number(cg.read(unit, Some(crate::cgroup::Controller::Memory), "memory.current", "memory.usage_in_bytes"))?;
+                // v1 reports no limit as the largest page-aligned number.
+                let max = number(cg.read(unit, Some(crate::cgroup::Controller::Memory), "memory.max", "memory.limit_in_bytes"))
+                    .filter(|m| *m < (1 << 62));
+                Some(json!({"current": current, "max": max}))
+            }),
+            "cpu_usec": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).and_then(|cg| {
+                cg.read(svc.unit.id.as_str(), None, "cpu.stat", "")?
+                    .lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            }),
             "status": svc.status_text,
             "result": svc.result,
             "restarts": svc.restarts,
