@@ -63,16 +63,6 @@ impl Memory {
     }
 }
 
-impl std::fmt::Display for Memory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Memory::Infinity => f.write_str("infinity"),
-            Memory::Bytes(n) => write!(f, "{n}"),
-            Memory::Permyriad(p) => write!(f, "{}.{:02}%", p / 100, p % 100),
-        }
-    }
-}
-
 /// Parses a memory setting as systemd's `config_parse_memory_limit()`:
 /// `infinity`, a share of physical memory (`%`, `‰`, `‱`, at most 100%),
 /// or a size with base-1024 suffixes. Zero (also a share that comes to
