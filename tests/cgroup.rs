@@ -733,7 +733,8 @@ fn tasks_max_limits_the_processes_of_a_service() {
     let share = unit("share", "TasksMax=1%");
     tree.write(
         "held.service",
-        "[Service]\nTasksMax=7\nExecStart=/bin/sleep 1000\n",
+        // Three tasks: the main thread and two more.
+        "[Service]\nTasksMax=7\nExecStart=/usr/bin/python3 -c \"import threading, time; [threading.Thread(target=time.sleep, args=(1000,), daemon=True).start() for _ in range(2)]; time.sleep(1000)\"\n",
     );
     let control = tree.path().join("control");
     let mut flint = Flint::run(
@@ -759,13 +760,14 @@ fn tasks_max_limits_the_processes_of_a_service() {
         .iter()
         .map(|o| read(o).trim().to_string())
         .collect();
-    // `flint ctl status` shows the limit beside the count, as systemctl.
+    // `flint ctl status` shows the limit beside the count, as systemctl,
+    // and counts threads as tasks as the pids controller does.
     let status = wait_for(Duration::from_secs(10), || {
         let (_, text) = ctl(&control, &["status", "held.service"]);
-        text.contains("Tasks: 1 (limit: 7)").then_some(text)
+        text.contains("Tasks: 3 (limit: 7)").then_some(text)
     });
     flint.stop();
-    assert!(status.is_some(), "status shows Tasks: 1 (limit: 7)");
+    assert!(status.is_some(), "status shows Tasks: 3 (limit: 7)");
     // systemd's DefaultTasksMax=15% and TasksMax=1% of the system's maximum:
     // the smallest of threads-max and pid_max - 1.
     let sysctl = |f: &str| -> u64 {

@@ -139,6 +139,13 @@ impl Manager {
                     .filter(|m| *m < (1 << 62));
                 Some(json!({"current": current, "max": max}))
             }),
+            // Tasks (threads included) as the pids controller counts them.
+            "tasks_current": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).and_then(|cg| {
+                cg.read(svc.unit.id.as_str(), Some(crate::cgroup::Controller::Pids), "pids.current", "pids.current")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            }),
             "cpu_usec": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).and_then(|cg| {
                 cg.read(svc.unit.id.as_str(), None, "cpu.stat", "")?
                     .lines()

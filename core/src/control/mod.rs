@@ -283,12 +283,15 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     .collect();
                 // As systemctl: "Tasks: 2 (limit: 4915)".
                 // systemctl leaves out a limit of infinity.
+                // Threads count as tasks, as systemctl counts them
+                // (pids.current), where flint has the pids controller.
+                let count = u["tasks_current"].as_u64().unwrap_or(tasks.len() as u64);
                 match u["tasks_max"].as_str().filter(|m| *m != "infinity") {
                     Some(max) => {
-                        let _ = writeln!(out, "{:>11}: {} (limit: {max})", "Tasks", tasks.len());
+                        let _ = writeln!(out, "{:>11}: {count} (limit: {max})", "Tasks");
                     }
                     None => {
-                        let _ = writeln!(out, "{:>11}: {}", "Tasks", tasks.len());
+                        let _ = writeln!(out, "{:>11}: {count}", "Tasks");
                     }
                 }
                 // As systemctl: "Memory: 1.2M (max: 32.0M)", "CPU: 110ms".
