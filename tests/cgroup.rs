@@ -769,7 +769,8 @@ fn tasks_max_limits_the_processes_of_a_service() {
     flint.stop();
     assert!(status.is_some(), "status shows Tasks: 3 (limit: 7)");
     // systemd's DefaultTasksMax=15% and TasksMax=1% of the system's maximum:
-    // the smallest of threads-max and pid_max - 1.
+    // the smallest of threads-max, pid_max - 1 and a limit at the top of the
+    // cgroup hierarchy (a container's); flint's own reading of the latter.
     let sysctl = |f: &str| -> u64 {
         std::fs::read_to_string(format!("/proc/sys/kernel/{f}"))
             .unwrap()
@@ -779,7 +780,8 @@ fn tasks_max_limits_the_processes_of_a_service() {
     };
     let system = sysctl("threads-max")
         .min(sysctl("pid_max") - 1)
-        .min(4_194_303);
+        .min(4_194_303)
+        .min(flint::cgroup::top_limit("pids", "pids.max", "pids.max").unwrap_or(u64::MAX));
     let default = system * 15 / 100;
     assert_eq!(results[0], "3 4 four.service", "TasksMax=4");
     assert_eq!(results[3], "8 max infinity.service", "TasksMax=infinity");

@@ -1026,18 +1026,35 @@ impl Parser<'_> {
                 Ok(out)
             }
             // Resolved as systemd shows them: bytes, u64::MAX for none.
-            Grammar::MemoryLimit => crate::service::resources::parse_memory(key, value)
-                .map(|m| vec![Value::U64(m.bytes())])
-                .map_err(Problem::Warn),
+            Grammar::MemoryLimit => {
+                if key == "MemoryLimit" {
+                    self.unit.warn(
+                        origin,
+                        "Unit uses MemoryLimit=; please use MemoryMax= instead. Support for MemoryLimit= will be removed soon.",
+                    );
+                }
+                crate::service::resources::parse_memory(key, value)
+                    .map(|m| vec![Value::U64(m.bytes())])
+                    .map_err(Problem::Warn)
+            }
             Grammar::CpuQuota => crate::service::resources::parse_cpu_quota(value)
                 .map(|_| vec![Value::Raw(value.trim().to_string())])
                 .map_err(Problem::Warn),
             Grammar::CpuWeight => crate::service::resources::parse_cpu_weight(value)
                 .map(|_| vec![Value::Raw(value.trim().to_string())])
                 .map_err(Problem::Warn),
-            Grammar::CpuShares => crate::service::resources::parse_cpu_shares(value)
-                .map(|_| vec![Value::Raw(value.trim().to_string())])
-                .map_err(Problem::Warn),
+            Grammar::CpuShares => {
+                self.unit.warn(
+                    origin,
+                    format!(
+                        "Unit uses {key}=; please use {}= instead. Support for {key}= will be removed soon.",
+                        if key == "CPUShares" { "CPUWeight" } else { "StartupCPUWeight" }
+                    ),
+                );
+                crate::service::resources::parse_cpu_shares(value)
+                    .map(|_| vec![Value::Raw(value.trim().to_string())])
+                    .map_err(Problem::Warn)
+            }
             // Resolved as systemd shows it: a count, u64::MAX for none.
             Grammar::TasksMax => match crate::service::tasks::parse(value) {
                 Ok(v) => one(Value::U64(
@@ -1964,6 +1981,28 @@ mod tests {
             "{:?}",
             unit.diagnostics
         );
+    }
+
+    #[test]
+    fn legacy_resource_settings_are_warned_about_as_systemd_does() {
+        let unit = load_text(
+            "l.service",
+            "[Service]\nExecStart=/bin/true\nMemoryLimit=1M\nCPUShares=1\n",
+        );
+        let messages: Vec<&str> = unit
+            .diagnostics
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        for m in [
+            "Unit uses MemoryLimit=; please use MemoryMax= instead. Support for MemoryLimit= will be removed soon.",
+            "Unit uses CPUShares=; please use CPUWeight= instead. Support for CPUShares= will be removed soon.",
+            "Invalid CPU shares, ignoring: 1",
+        ] {
+            assert!(messages.contains(&m), "{m}: {messages:?}");
+        }
+        assert_eq!(unit.get_u64("Service", "MemoryLimit"), Some(1 << 20));
+        assert_eq!(unit.get_str("Service", "CPUShares"), None);
     }
 
     #[test]
