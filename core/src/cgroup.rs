@@ -193,12 +193,7 @@ impl Cgroups {
             }
             Some(Hierarchy::Legacy(root)) => {
                 let dir = root.join(unit);
-                match std::fs::create_dir(&dir) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)?,
-                    Err(e) => return Err(e),
-                }
+                make_dir(&dir)?;
                 let procs = dir.join("cgroup.procs");
                 (dir, Some(procs))
             }
@@ -232,6 +227,14 @@ impl Cgroups {
             Some(Some(Hierarchy::Legacy(root))) => root.join(unit).join(v1_file),
         };
         std::fs::read_to_string(path).ok()
+    }
+
+    /// flint's subtrees in cgroup v1 hierarchies.
+    fn legacy_roots(&self) -> impl Iterator<Item = &Path> {
+        self.controllers.iter().filter_map(|(_, h)| match h {
+            Hierarchy::Legacy(root) => Some(root.as_path()),
+            Hierarchy::Unified => None,
+        })
     }
 
     /// Enables a v2 controller in flint's subtree, once.
@@ -272,14 +275,7 @@ impl Cgroups {
     /// Creates the unit's cgroup if needed; returns its directory.
     pub fn prepare(&self, unit: &str) -> io::Result<PathBuf> {
         let dir = self.dir(unit);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            // flint's own directory went (removed from outside while
-            // empty): make it again.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)?,
-            Err(e) => return Err(e),
-        }
+        make_dir(&dir)?;
         Ok(dir)
     }
 
@@ -344,16 +340,6 @@ impl Cgroups {
     }
 }
 
-impl Cgroups {
-    /// flint's subtrees in cgroup v1 hierarchies.
-    fn legacy_roots(&self) -> impl Iterator<Item = &Path> {
-        self.controllers.iter().filter_map(|(_, h)| match h {
-            Hierarchy::Legacy(root) => Some(root.as_path()),
-            Hierarchy::Unified => None,
-        })
-    }
-}
-
 impl Drop for Cgroups {
     fn drop(&mut self) {
         remove_tree(&self.root, 0);
@@ -363,14 +349,25 @@ impl Drop for Cgroups {
     }
 }
 
+/// Makes a unit's cgroup directory unless it is there; when flint's own
+/// subtree went (removed from outside while empty), makes it again.
+fn make_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
+        Err(e) => Err(e),
+    }
+}
+
 /// Finds where flint has `controller` for its subtree `root`: in cgroup
-/// v2, enabled here, or else flint's own cgroup of the controller's v1
-/// hierarchy, where the same subtree is made.
+/// v2 where the subtree is offered it (enabled once a unit needs it), or
+/// else flint's own cgroup of the controller's v1 hierarchy, where the
+/// same subtree is made.
 fn find_controller(root: &Path, controller: Controller) -> Option<Hierarchy> {
     let name = controller.name();
     let offered = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
     if offered.split_whitespace().any(|c| c == name) {
-        // Enabled once a unit needs it (Cgroups::apply).
         return Some(Hierarchy::Unified);
     }
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;

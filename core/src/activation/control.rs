@@ -99,7 +99,8 @@ fn service_state(state: State, remain: bool) -> (&'static str, &'static str) {
     }
 }
 
-use super::lifecycle::cgroup_of;
+use super::lifecycle::{ServiceRt, cgroup_of};
+use crate::cgroup::Controller;
 
 impl Manager {
     fn service_json(&self, id: u64) -> Json {
@@ -110,6 +111,8 @@ impl Manager {
             svc.state,
             svc.main_pid.is_none() && svc.service_type() == "oneshot",
         );
+        let cgroup = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc);
+        let unit = svc.unit.id.as_str();
         json!({
             "name": svc.unit.id.to_string(),
             "type": "service",
@@ -117,43 +120,12 @@ impl Manager {
             "state": state,
             "sub": sub,
             "main_pid": svc.main_pid,
-            "cgroup": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).map(|cg| cg.dir(svc.unit.id.as_str())),
-            "tasks": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).map(|cg| cg.pids(svc.unit.id.as_str())),
-            // The pids controller's limit (TasksMax=), where flint applies one.
-            "tasks_max": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
-                .filter(|cg| {
-                    cg.hierarchy(crate::cgroup::Controller::Pids).is_some_and(|h| {
-                        crate::service::resources::plan(&svc.unit, "Service", crate::cgroup::Controller::Pids, h)
-                            .is_some()
-                    })
-                })
-                .map(|_| crate::service::tasks::limit(&svc.unit, "Service").map_or_else(|| "infinity".to_string(), |n| n.to_string())),
-            // Memory in use and its limit (memory controller), CPU time
-            // used (v2's cpu.stat, there without a controller).
-            "memory": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).and_then(|cg| {
-                let unit = svc.unit.id.as_str();
-                let number = |t: Option<String>| t?.trim().parse::<u64>().ok();
-                let current = number(cg.read(unit, Some(crate::cgroup::Controller::Memory), "memory.current", "memory.usage_in_bytes"))?;
-                // v1 reports no limit as the largest page-aligned number.
-                let max = number(cg.read(unit, Some(crate::cgroup::Controller::Memory), "memory.max", "memory.limit_in_bytes"))
-                    .filter(|m| *m < (1 << 62));
-                Some(json!({"current": current, "max": max}))
-            }),
-            // Tasks (threads included) as the pids controller counts them.
-            "tasks_current": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).and_then(|cg| {
-                cg.read(svc.unit.id.as_str(), Some(crate::cgroup::Controller::Pids), "pids.current", "pids.current")?
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            }),
-            "cpu_usec": cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).and_then(|cg| {
-                cg.read(svc.unit.id.as_str(), None, "cpu.stat", "")?
-                    .lines()
-                    .find_map(|l| l.strip_prefix("usage_usec "))?
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            }),
+            "cgroup": cgroup.map(|cg| cg.dir(unit)),
+            "tasks": cgroup.map(|cg| cg.pids(unit)),
+            "tasks_max": cgroup.and_then(|cg| tasks_max(cg, svc)),
+            "tasks_current": cgroup.and_then(|cg| number(cg.read(unit, Some(Controller::Pids), "pids.current", "pids.current"))),
+            "memory": cgroup.and_then(|cg| memory(cg, unit)),
+            "cpu_usec": cgroup.and_then(|cg| cpu_usec(cg, unit)),
             "status": svc.status_text,
             "result": svc.result,
             "restarts": svc.restarts,
@@ -456,4 +428,39 @@ impl Manager {
             other => control::error(1, &format!("Unknown command '{other}'.")),
         }
     }
+}
+
+/// A number from a cgroup file.
+fn number(text: Option<String>) -> Option<u64> {
+    text?.trim().parse().ok()
+}
+
+/// The pids controller's limit (`TasksMax=`), where flint applies one.
+fn tasks_max(cg: &crate::cgroup::Cgroups, svc: &ServiceRt) -> Option<String> {
+    let hierarchy = cg.hierarchy(Controller::Pids)?;
+    crate::service::resources::plan(&svc.unit, "Service", Controller::Pids, hierarchy)?;
+    Some(
+        crate::service::tasks::limit(&svc.unit, "Service")
+            .map_or_else(|| "infinity".to_string(), |n| n.to_string()),
+    )
+}
+
+/// Memory in use and its limit, where the memory controller is the unit's.
+fn memory(cg: &crate::cgroup::Cgroups, unit: &str) -> Option<Json> {
+    let memory = Some(Controller::Memory);
+    let current = number(cg.read(unit, memory, "memory.current", "memory.usage_in_bytes"))?;
+    // v1 reports no limit as the largest page-aligned number.
+    let max = number(cg.read(unit, memory, "memory.max", "memory.limit_in_bytes"))
+        .filter(|m| *m < (1 << 62));
+    Some(json!({"current": current, "max": max}))
+}
+
+/// CPU time used, from v2's `cpu.stat` (there without a controller).
+fn cpu_usec(cg: &crate::cgroup::Cgroups, unit: &str) -> Option<u64> {
+    cg.read(unit, None, "cpu.stat", "")?
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))?
+        .trim()
+        .parse()
+        .ok()
 }

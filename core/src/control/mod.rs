@@ -302,12 +302,17 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                                 out,
                                 "{:>11}: {} (max: {})",
                                 "Memory",
-                                format_bytes(current),
-                                format_bytes(max)
+                                crate::unit::value::size::format_bytes(current),
+                                crate::unit::value::size::format_bytes(max)
                             );
                         }
                         None => {
-                            let _ = writeln!(out, "{:>11}: {}", "Memory", format_bytes(current));
+                            let _ = writeln!(
+                                out,
+                                "{:>11}: {}",
+                                "Memory",
+                                crate::unit::value::size::format_bytes(current)
+                            );
                         }
                     }
                 }
@@ -492,42 +497,5 @@ mod tests {
             assert_eq!(render(command, &done, false), "", "{command}");
         }
         assert!(render("list-units", &done, false).contains("0 unit(s) listed."));
-    }
-}
-
-/// A byte count as systemd's `format_bytes()`: base 1024, one decimal
-/// (`1.2M`, `32.0M`), plain bytes below 1K (`512B`).
-fn format_bytes(t: u64) -> String {
-    const TABLE: [(&str, u64); 6] = [
-        ("E", 1 << 60),
-        ("P", 1 << 50),
-        ("T", 1 << 40),
-        ("G", 1 << 30),
-        ("M", 1 << 20),
-        ("K", 1 << 10),
-    ];
-    for (i, (suffix, factor)) in TABLE.iter().enumerate() {
-        if t >= *factor {
-            let decimal = match TABLE.get(i + 1) {
-                Some((_, next)) => (t / next * 10 / 1024) % 10,
-                None => (t * 10 / factor) % 10,
-            };
-            return format!("{}.{decimal}{suffix}", t / factor);
-        }
-    }
-    format!("{t}B")
-}
-
-#[cfg(test)]
-mod format_tests {
-    #[test]
-    fn bytes_read_as_systemctl_prints_them() {
-        assert_eq!(super::format_bytes(512), "512B");
-        assert_eq!(super::format_bytes(1024), "1.0K");
-        assert_eq!(super::format_bytes(32 << 20), "32.0M");
-        // Truncated, not rounded, as systemd does.
-        assert_eq!(super::format_bytes(1_258_291), "1.1M");
-        assert_eq!(super::format_bytes(1_310_720), "1.2M");
-        assert_eq!(super::format_bytes(1536 << 20), "1.5G");
     }
 }

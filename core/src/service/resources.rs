@@ -48,7 +48,7 @@ pub enum Memory {
 }
 
 impl Memory {
-    /// The limit in bytes ([`LIMIT_MAX`] for none).
+    /// The limit in bytes (`u64::MAX` for none).
     pub fn bytes(self) -> u64 {
         match self {
             Memory::Infinity => LIMIT_MAX,
@@ -74,7 +74,7 @@ pub fn parse_memory(key: &str, value: &str) -> Result<Memory, String> {
     if v == "infinity" {
         return Ok(Memory::Infinity);
     }
-    let (memory, bytes) = if let Ok(p) = super::tasks::permyriad(v) {
+    let (memory, bytes) = if let Ok(p) = crate::unit::value::percent::parse_permyriad(v) {
         (Memory::Permyriad(p), Memory::Permyriad(p).bytes())
     } else {
         let bytes = crate::unit::value::size::parse_size_iec(v)
@@ -91,7 +91,7 @@ pub fn parse_memory(key: &str, value: &str) -> Result<Memory, String> {
 /// Parses `CPUQuota=`: a share of one CPU (`%`, `‰`, `‱`), which may
 /// exceed 100% (several CPUs), in permyriad.
 pub fn parse_cpu_quota(value: &str) -> Result<u64, String> {
-    match super::tasks::permyriad_unbounded(value.trim()) {
+    match crate::unit::value::percent::parse_permyriad_unbounded(value.trim()) {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(format!("Invalid CPU quota '{value}', ignoring.")),
     }
@@ -103,7 +103,7 @@ pub fn parse_cpu_weight(value: &str) -> Result<u64, String> {
     if v == "idle" {
         return Ok(0);
     }
-    super::tasks::number(v)
+    crate::unit::value::int::parse_u64(v)
         .ok()
         .filter(|w| (WEIGHT_MIN..=WEIGHT_MAX).contains(w))
         .ok_or_else(|| format!("Invalid CPU weight, ignoring: {value}"))
@@ -111,7 +111,7 @@ pub fn parse_cpu_weight(value: &str) -> Result<u64, String> {
 
 /// Parses `CPUShares=` (2-262144).
 pub fn parse_cpu_shares(value: &str) -> Result<u64, String> {
-    super::tasks::number(value.trim())
+    crate::unit::value::int::parse_u64(value.trim())
         .ok()
         .filter(|s| (SHARES_MIN..=SHARES_MAX).contains(s))
         .ok_or_else(|| format!("Invalid CPU shares, ignoring: {value}"))
@@ -120,7 +120,6 @@ pub fn parse_cpu_shares(value: &str) -> Result<u64, String> {
 /// What one controller gets for a unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Apply {
-    pub controller: Controller,
     /// Files and values, in the order they are written.
     pub files: Vec<(&'static str, String)>,
     /// Settings the unit gives that this hierarchy has no file for.
@@ -286,11 +285,7 @@ pub fn plan(
             }
         }
     }
-    Some(Apply {
-        controller,
-        files,
-        unsupported,
-    })
+    Some(Apply { files, unsupported })
 }
 
 /// systemd's `cgroup_cpu_adjust_period()`: the kernel's resolution is 1
@@ -340,14 +335,7 @@ fn physical_memory() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::unit::loader::SearchPath;
-
-    fn load_text(name: &str, text: &str) -> Unit {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(name), text).unwrap();
-        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
-        crate::unit::load::load(&search, &name.parse().unwrap())
-    }
+    use crate::unit::load::load_text;
 
     #[test]
     fn parses_memory_as_systemd() {

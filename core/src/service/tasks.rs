@@ -2,11 +2,15 @@
 //! may hold, through the `pids` controller (see [`crate::cgroup`]).
 //!
 //! As in systemd, every service has a limit: without `TasksMax=` it is
-//! `DefaultTasksMax=`, 15% of what the system allows (the smallest of
-//! `kernel.threads-max`, `kernel.pid_max` minus one and 4194303), and
-//! `infinity` lifts it. A percentage is of that same system maximum.
+//! `DefaultTasksMax=`, 15% of what the system allows ([`system_max`]),
+//! and `infinity` lifts it. A percentage is of that same system maximum.
+//! On cgroup v1 only services that set `TasksMax=` get a limit (see
+//! [`super::resources`]).
 
 use crate::unit::load::Unit;
+use crate::unit::value::ValueError;
+use crate::unit::value::int::parse_u64;
+use crate::unit::value::percent::parse_permyriad;
 
 /// systemd's `TASKS_MAX`: the largest pid the kernel can hand out.
 const TASKS_MAX: u64 = 4_194_303;
@@ -57,93 +61,15 @@ pub fn parse(value: &str) -> Result<TasksMax, Invalid> {
     if v == "infinity" {
         return Ok(TasksMax::Infinity);
     }
-    if let Ok(p) = permyriad(v) {
+    if let Ok(p) = parse_permyriad(v) {
         return Ok(TasksMax::Permyriad(p));
     }
-    match number(v) {
+    match parse_u64(v) {
         Ok(0 | u64::MAX) => Err(Invalid::Range(value.to_string())),
         Ok(n) => Ok(TasksMax::Count(n)),
-        Err(Number::Invalid) => Err(Invalid::Syntax(value.to_string())),
-        Err(Number::Range) => Err(Invalid::Overflow(value.to_string())),
+        Err(ValueError::OutOfRange(_)) => Err(Invalid::Overflow(value.to_string())),
+        Err(_) => Err(Invalid::Syntax(value.to_string())),
     }
-}
-
-/// Why a number is refused: `EINVAL` or `ERANGE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Number {
-    Invalid,
-    Range,
-}
-
-/// An unsigned number as systemd's `safe_atou64()` reads it: `strtoull()`
-/// in base 0 (`0x` hexadecimal, a leading `0` octal), leading whitespace
-/// and `+` allowed, a minus sign out of range.
-pub(crate) fn number(s: &str) -> Result<u64, Number> {
-    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
-    if t.starts_with('-') {
-        return Err(Number::Range);
-    }
-    let t = t.strip_prefix('+').unwrap_or(t);
-    let (digits, radix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        (h, 16)
-    } else if t.len() > 1 && t.starts_with('0') {
-        (&t[1..], 8)
-    } else {
-        (t, 10)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err(Number::Invalid);
-    }
-    u64::from_str_radix(digits, radix).map_err(|_| Number::Range)
-}
-
-/// A share in permyriad as systemd's `parse_permyriad_unbounded()`: `N%`
-/// with up to two decimals, `N‰` with up to one, or `N‱`; `Err` with
-/// systemd's reason otherwise (also past what an `int` holds).
-pub(crate) fn permyriad_unbounded(v: &str) -> Result<u64, Number> {
-    let (n, places, scale) = if let Some(n) = v.strip_suffix('%') {
-        (n, 2, 100)
-    } else if let Some(n) = v.strip_suffix('‰') {
-        (n, 1, 10)
-    } else if let Some(n) = v.strip_suffix('‱') {
-        (n, 0, 1)
-    } else {
-        return Err(Number::Invalid);
-    };
-    let (whole, frac) = match n.split_once('.') {
-        Some((w, f)) if places > 0 && !f.is_empty() && f.len() <= places => (w, f),
-        Some(_) => return Err(Number::Invalid),
-        None => (n, ""),
-    };
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Number::Invalid);
-    }
-    let frac: u64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<places$}")
-            .parse()
-            .map_err(|_| Number::Invalid)?
-    };
-    // systemd reads the whole part as an int.
-    let whole = number(whole)?;
-    let p = whole
-        .checked_mul(scale)
-        .and_then(|w| w.checked_add(frac))
-        .ok_or(Number::Range)?;
-    if p > i32::MAX as u64 {
-        return Err(Number::Range);
-    }
-    Ok(p)
-}
-
-/// [`permyriad_unbounded`] at most 10000 (100%), as `parse_permyriad()`.
-pub(crate) fn permyriad(v: &str) -> Result<u64, Number> {
-    let p = permyriad_unbounded(v)?;
-    if p > 10_000 {
-        return Err(Number::Range);
-    }
-    Ok(p)
 }
 
 /// The unit's `TasksMax=` as set (after drop-ins), if it sets one. The
@@ -166,7 +92,7 @@ pub fn limit(unit: &Unit, section: &str) -> Option<u64> {
 /// The most tasks this system allows, as systemd's `system_tasks_max()`:
 /// the smallest of `kernel.threads-max`, `kernel.pid_max` minus one (pid 0
 /// is no task), the `pids.max` at the top of the cgroup hierarchy (a
-/// container's limit) and [`TASKS_MAX`]. Read once.
+/// container's limit) and `TASKS_MAX`. Read once.
 pub fn system_max() -> u64 {
     static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| {

@@ -1888,19 +1888,22 @@ fn normalize_namespace_path(key: &str, word: &str) -> Option<String> {
     Some(format!("{ignore}{rooted}{}", simplify(rest)?))
 }
 
+/// Loads `text` as the unit file `name` from a directory of its own (for
+/// tests of what a setting loads to).
+#[cfg(test)]
+pub(crate) fn load_text(name: &str, text: &str) -> Unit {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), text).unwrap();
+    let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
+    load(&search, &name.parse().unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     //! Fixes found by the conformance test against systemd 252's test-mode
     //! dump (`tests/conformance.rs`); the expected values are the dump's.
 
     use super::*;
-
-    fn load_text(name: &str, text: &str) -> Unit {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(name), text).unwrap();
-        let search = SearchPath::from_dirs(vec![dir.path().to_path_buf()], false);
-        load(&search, &name.parse().unwrap())
-    }
 
     #[test]
     fn address_lists_reset_skip_bad_words_and_drop_host_bits() {

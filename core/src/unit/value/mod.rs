@@ -16,6 +16,7 @@ pub mod exec;
 pub mod exit_status;
 pub mod int;
 pub mod mode;
+pub mod percent;
 pub mod process;
 pub mod signal;
 pub mod size;

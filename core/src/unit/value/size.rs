@@ -30,6 +30,23 @@ const SI: [(&str, u64); 8] = [
     ("", 1),
 ];
 
+/// A byte count as systemd's `format_bytes()` prints it: base 1024, one
+/// decimal, truncated (`1.2M`, `32.0M`), plain bytes below 1K (`512B`).
+pub fn format_bytes(t: u64) -> String {
+    // E down to K: the suffixed rows of the parser's table.
+    let table = &IEC[..6];
+    for (i, (suffix, factor)) in table.iter().enumerate() {
+        if t >= *factor {
+            let decimal = match table.get(i + 1) {
+                Some((_, next)) => (t / next * 10 / 1024) % 10,
+                None => (t * 10 / factor) % 10,
+            };
+            return format!("{}.{decimal}{suffix}", t / factor);
+        }
+    }
+    format!("{t}B")
+}
+
 /// A size with base-1024 suffixes (systemd's `parse_size(…, 1024, …)`).
 pub fn parse_size_iec(s: &str) -> Result<u64, ValueError> {
     parse_size(s, &IEC)
@@ -135,6 +152,17 @@ fn parse_size(s: &str, table: &[(&str, u64); 8]) -> Result<u64, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_bytes_as_systemd() {
+        assert_eq!(format_bytes(512), "512B");
+        assert_eq!(format_bytes(1024), "1.0K");
+        assert_eq!(format_bytes(32 << 20), "32.0M");
+        // Truncated, not rounded, as systemd does.
+        assert_eq!(format_bytes(1_258_291), "1.1M");
+        assert_eq!(format_bytes(1_310_720), "1.2M");
+        assert_eq!(format_bytes(1536 << 20), "1.5G");
+    }
 
     #[derive(Debug, PartialEq)]
     enum E {
