@@ -764,6 +764,31 @@ fn protect_proc_and_proc_subset_mount_a_proc_of_its_own() {
 }
 
 #[test]
+fn kernel_tunables_stay_read_only_where_procfs_cannot_be_mounted() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    tree.write(
+        "tunables.service",
+        "[Service]\nType=oneshot\nProcSubset=pid\nProtectKernelTunables=yes\n\
+         ExecStart=/bin/sh -c 'test -e /proc/sys && echo sys || echo no-sys; \
+         grep -c \" /proc/sys ro,\" /proc/self/mountinfo; grep -c \" /proc/irq ro,\" /proc/self/mountinfo'\n",
+    );
+    // In a user namespace of its own, without a pid namespace of its own,
+    // flint may not mount a procfs (EPERM): the host's /proc stays, with
+    // the kernel's files that subset=pid would have hidden, so
+    // ProtectKernelTunables= makes them read-only there, as systemd does.
+    let flint_cmd = common::flint_run(tree.path(), &["tunables.service"]);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount", "--"])
+        .arg(flint_cmd.get_program())
+        .args(flint_cmd.get_args());
+    let log = common::run_unit_to_end(cmd, "tunables.service");
+    assert_eq!(output(&log, "tunables.service"), ["sys", "1", "1"], "{log}");
+}
+
+#[test]
 fn a_root_directory_gets_the_api_file_systems() {
     if !ready("mount namespaces") {
         return;

@@ -78,6 +78,9 @@ struct Entry {
     read_only: bool,
     /// `-`: a missing path drops the entry.
     ignore: bool,
+    /// The path may be gone once the mounts before it are made (below a
+    /// procfs of the plan with `subset=pid`): then the entry is skipped.
+    missing_ok: bool,
     /// Tmpfs: mount flags and options.
     tmpfs: Option<(libc::c_ulong, String)>,
     /// Whether programs may run from here: `Some(false)` for
@@ -94,6 +97,7 @@ impl Entry {
             mode,
             source: None,
             ignore,
+            missing_ok: false,
             tmpfs: None,
             exec: match mode {
                 Mode::NoExec | Mode::Inaccessible => Some(false),
@@ -930,6 +934,7 @@ fn private_dev(
         after.push(MountOp::Attach {
             slot,
             dst: cstr(&dst)?,
+            optional: false,
         });
         made.push(Mounted {
             flags: flags_at(mounts, &src),
@@ -1044,7 +1049,10 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
         true
     });
     // Below a procfs with `subset=pid`, the kernel's files are gone: the
-    // entries that may be missing (ProtectKernelTunables='s) go too.
+    // entries that may be missing (ProtectKernelTunables='s) are skipped
+    // in the child if they are. Where flint may not mount procfs (`EPERM`)
+    // the host's stays, files and all, and they apply to it, as systemd
+    // skips its `ignore` entries only once it finds them missing.
     if let Some(proc) = list
         .iter()
         .find(|e| {
@@ -1055,7 +1063,9 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
         })
         .map(|e| e.path.clone())
     {
-        list.retain(|e| !e.ignore || in_pid_subset(&proc, &e.path));
+        for e in &mut list {
+            e.missing_ok = e.ignore && !in_pid_subset(&proc, &e.path);
+        }
     }
     list.sort_by(|a, b| a.path.cmp(&b.path).then(a.mode.cmp(&b.mode)));
     let mut merged: Vec<Entry> = Vec::with_capacity(list.len());
@@ -1064,6 +1074,7 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
             && prev.path == e.path
         {
             prev.read_only |= e.read_only;
+            prev.missing_ok &= e.missing_ok;
             // systemd's drop_duplicates(): noexec wins over exec.
             prev.exec = match (prev.exec, e.exec) {
                 (Some(false), _) | (_, Some(false)) => Some(false),
@@ -1146,6 +1157,7 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                     cstr(&inaccessible_node(dir)?)?,
                     dst,
                     false,
+                    e.missing_ok,
                 )?;
                 cover(&mut mounts, &e.path, 0);
             }
@@ -1162,7 +1174,7 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
             Mode::Bind | Mode::BindRecursive | Mode::PrivateTmp => {
                 let src = e.source.clone().unwrap_or_default();
                 let recursive = e.mode != Mode::Bind;
-                bind(&mut taken, &mut ops, cstr(&src)?, dst, recursive)?;
+                bind(&mut taken, &mut ops, cstr(&src)?, dst, recursive, false)?;
                 let carried: Vec<Mounted> = if recursive {
                     mounts
                         .iter()
@@ -1197,6 +1209,7 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
                         src: dst.clone(),
                         dst,
                         recursive: true,
+                        optional: e.missing_ok,
                     });
                     let flags = flags_at(&mounts, &e.path);
                     mounts.push(Mounted {
@@ -1235,6 +1248,7 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
             None => {}
         }
         let own = |e: Option<&Entry>| e.is_some_and(|e| e.path == m.path);
+        let optional = merged.iter().any(|e| e.path == m.path && e.missing_ok);
         if own(ro) && ro.is_some_and(|e| e.mode == Mode::Inaccessible) {
             attr |= ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC;
         }
@@ -1250,7 +1264,7 @@ fn mount_ops(mut list: Vec<Entry>, table: &[Mounted]) -> Result<Vec<MountOp>, Sa
             path: cstr(&m.path)?,
             attr,
             clear,
-            below: !(own(ro) || own(exec)),
+            below: !(own(ro) || own(exec)) || optional,
             fallback: m.flags,
         });
     }
@@ -1266,6 +1280,7 @@ fn bind(
     src: CString,
     dst: CString,
     recursive: bool,
+    optional: bool,
 ) -> Result<(), SandboxError> {
     let slot = BIND_SLOTS_FROM
         + taken
@@ -1285,7 +1300,11 @@ fn bind(
         optional: false,
         recursive,
     });
-    ops.push(MountOp::Attach { slot, dst });
+    ops.push(MountOp::Attach {
+        slot,
+        dst,
+        optional,
+    });
     Ok(())
 }
 
@@ -1318,9 +1337,11 @@ mod tests {
                     src,
                     dst,
                     recursive,
+                    optional,
                 } => format!(
-                    "bind{} {} {}",
+                    "bind{}{} {} {}",
                     if *recursive { "-r" } else { "" },
+                    if *optional { "?" } else { "" },
                     src.to_string_lossy(),
                     dst.to_string_lossy()
                 ),
@@ -1336,7 +1357,15 @@ mod tests {
                 MountOp::Detach { src, slot, .. } => {
                     format!("detach {} {slot}", src.to_string_lossy())
                 }
-                MountOp::Attach { slot, dst } => format!("attach {slot} {}", dst.to_string_lossy()),
+                MountOp::Attach {
+                    slot,
+                    dst,
+                    optional,
+                } => format!(
+                    "attach{} {slot} {}",
+                    if *optional { "?" } else { "" },
+                    dst.to_string_lossy()
+                ),
                 MountOp::Mknod { path, .. } => format!("mknod {}", path.to_string_lossy()),
                 MountOp::Symlink { target, path } => format!(
                     "symlink {} {}",
@@ -1415,6 +1444,29 @@ mod tests {
         );
         // ProtectKernelLogs='s /dev/kmsg is not in the private /dev.
         assert!(!ops.iter().any(|o| o.contains("kmsg")), "{ops:#?}");
+    }
+
+    #[test]
+    fn kernel_files_below_a_pid_subset_procfs_are_skipped_only_if_missing() {
+        // ProtectKernelTunables= ('-' entries) with ProcSubset=pid: the
+        // fresh procfs has no /proc/sys, but the host's /proc stays where
+        // procfs may not be mounted, so the entry is kept and may be
+        // missing. A path the unit names without '-' must be there.
+        let t = table(&[("/", 0), ("/proc", libc::MS_NOSUID)]);
+        let mut proc = Entry::new("/proc", Mode::Procfs, false);
+        proc.tmpfs = Some((libc::MS_NOSUID, "subset=pid".to_string()));
+        let tunables = Entry::new("/proc/sys", Mode::ReadOnly, true);
+        let ops = describe(&mount_ops(vec![proc, tunables, ro("/proc/irq")], &t).unwrap());
+        assert_eq!(
+            ops,
+            [
+                "proc /proc",
+                "bind-r /proc/irq /proc/irq",
+                "bind-r? /proc/sys /proc/sys",
+                "attr-below /proc/sys 0x1",
+                "attr /proc/irq 0x1",
+            ],
+        );
     }
 
     #[test]

@@ -71,11 +71,14 @@ pub enum MountOp {
     /// `file` an empty file (mode 0644), whatever the umask; one that
     /// exists by now is fine.
     Create { path: CString, file: bool },
-    /// `mount(src, dst, NULL, MS_BIND [| MS_REC])`.
+    /// `mount(src, dst, NULL, MS_BIND [| MS_REC])`. With `optional`, a
+    /// missing `dst` skips the step (an entry below a procfs of the plan
+    /// that may not have it).
     Bind {
         src: CString,
         dst: CString,
         recursive: bool,
+        optional: bool,
     },
     /// `mount("tmpfs", dst, "tmpfs", flags, data)`.
     Tmpfs {
@@ -105,8 +108,12 @@ pub enum MountOp {
         recursive: bool,
     },
     /// `move_mount()` of the copy in `slot` onto `dst`; an empty slot does
-    /// nothing.
-    Attach { slot: usize, dst: CString },
+    /// nothing, and with `optional` neither does a missing `dst`.
+    Attach {
+        slot: usize,
+        dst: CString,
+        optional: bool,
+    },
     /// `symlink(target, path)`.
     Symlink { target: CString, path: CString },
     /// `mknod(path, mode, dev)`, then `chmod(path, mode)` (past the
@@ -476,7 +483,11 @@ unsafe fn run_op(op: &MountOp, slots: &mut [c_int; SLOTS]) -> Result<(), c_int> 
                     *s = c_int::try_from(fd).unwrap_or(-1);
                 }
             }
-            MountOp::Attach { slot, dst } => {
+            MountOp::Attach {
+                slot,
+                dst,
+                optional,
+            } => {
                 let Some(fd) = slots.get_mut(*slot).filter(|fd| **fd >= 0) else {
                     return Ok(());
                 };
@@ -488,10 +499,11 @@ unsafe fn run_op(op: &MountOp, slots: &mut [c_int; SLOTS]) -> Result<(), c_int> 
                     dst.as_ptr(),
                     MOVE_MOUNT_F_EMPTY_PATH,
                 );
+                let e = errno();
                 libc::syscall(libc::SYS_close, *fd);
                 *fd = -1;
-                if r < 0 {
-                    return Err(errno());
+                if r < 0 && !(*optional && e == libc::ENOENT) {
+                    return Err(e);
                 }
             }
             MountOp::Mknod {
@@ -581,6 +593,7 @@ unsafe fn run_op(op: &MountOp, slots: &mut [c_int; SLOTS]) -> Result<(), c_int> 
                 src,
                 dst,
                 recursive,
+                optional,
             } => {
                 let flags = libc::MS_BIND | if *recursive { libc::MS_REC } else { 0 };
                 if libc::syscall(
@@ -591,6 +604,7 @@ unsafe fn run_op(op: &MountOp, slots: &mut [c_int; SLOTS]) -> Result<(), c_int> 
                     flags as c_ulong,
                     null,
                 ) < 0
+                    && !(*optional && errno() == libc::ENOENT)
                 {
                     return Err(errno());
                 }
