@@ -5,7 +5,9 @@
 //! login), tinysshd (a key exchange per connection), cockpit (five socket
 //! units, one started per connection through another's service) and avahi
 //! (`Type=dbus` on a bus that flint socket-activates), gophernicus and
-//! nyancat-server (inetd style), fcgiwrap (a socket owned by www-data), mpd
+//! nyancat-server (inetd style), rsyslog (systemd's `syslog.socket`
+//! through the `syslog.service` alias, `Type=notify`, the sender's
+//! credentials), fcgiwrap (a socket owned by www-data), mpd
 //! (`Type=notify`, two listeners), libvirtd (three socket units matched by
 //! name), GnuPG's user units (`flint run --user`: four named sockets into
 //! one gpg-agent, and dirmngr) and rpcbind (five fixed listeners, in a
@@ -535,6 +537,88 @@ fn snmptrapd_receives_traps_over_udp_and_udp6() {
             "snmptrapd did not log the trap via {target}"
         );
     }
+}
+
+#[test]
+fn rsyslog_gets_the_syslog_socket_through_its_alias_and_the_senders_credentials() {
+    // systemd's syslog.socket starts syslog.service, which is rsyslog
+    // through the alias `systemctl enable rsyslog` links.
+    let units = ["syslog.socket", "rsyslog.service"];
+    if !ready("/usr/sbin/rsyslogd", &units, "rsyslog") || !common::require("logger", "logger") {
+        return;
+    }
+    let tree = tree_with(&units);
+    std::os::unix::fs::symlink("rsyslog.service", tree.path().join("syslog.service")).unwrap();
+    let dir = owned_dir(&tree, "log", "root");
+    let sock = dir.join("syslog");
+    let out = dir.join("messages");
+    tree.write(
+        "syslog.socket.d/path.conf",
+        &format!(
+            "[Socket]\nListenDatagram=\nListenDatagram={}\n",
+            sock.display()
+        ),
+    );
+    // rsyslog takes the passed socket whose path is its SysSock.Name, and
+    // with UsePIDFromSystem logs the sender's pid from the SCM_CREDENTIALS
+    // that PassCredentials=yes has the kernel attach (0 without them).
+    std::fs::write(
+        dir.join("rsyslog.conf"),
+        format!(
+            "global(workDirectory=\"{d}\")\n\
+             module(load=\"imuxsock\" SysSock.Name=\"{s}\" SysSock.UsePIDFromSystem=\"on\")\n\
+             *.* action(type=\"omfile\" file=\"{o}\")\n",
+            d = dir.display(),
+            s = sock.display(),
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    tree.write(
+        "rsyslog.service.d/conf.conf",
+        &format!(
+            "[Service]\nExecStart=\nExecStart=/usr/sbin/rsyslogd -n -iNONE -f {}\n",
+            dir.join("rsyslog.conf").display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["syslog.socket"]);
+    // The first datagram starts rsyslogd (Type=notify) and is not lost;
+    // its sender claims pid 4242, the kernel knows better.
+    let sent = Command::new("logger")
+        .args([
+            "-d",
+            "-u",
+            sock.to_str().unwrap(),
+            "--id=4242",
+            "-t",
+            "probe",
+            "first message",
+        ])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let logged = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|t| t.contains("first message"))
+    })
+    .unwrap_or_else(|| panic!("rsyslogd did not log the first datagram\n{}", flint.log()));
+    let line = logged
+        .lines()
+        .find(|l| l.contains("first message"))
+        .unwrap();
+    let pid: u32 = line
+        .split("probe[")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"));
+    assert!(pid != 4242 && pid != 0, "{line}");
+    assert!(
+        flint.log().contains("rsyslog.service: ready"),
+        "{}",
+        flint.log()
+    );
 }
 
 #[test]
