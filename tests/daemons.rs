@@ -12,7 +12,8 @@
 //! name), GnuPG's user units (`flint run --user`: four named sockets into
 //! one gpg-agent, and dirmngr) and rpcbind (five fixed listeners, in a
 //! network namespace of its own) and dovecot (IMAP and IMAPS on four
-//! listeners, `Type=notify`, in its sandbox). The unit files are copied from
+//! listeners, `Type=notify`, in its sandbox) and systemd-udevd (a netlink
+//! and a sequential-packet socket unit, a uevent handled). The unit files are copied from
 //! /lib/systemd/system into a temporary tree; drop-ins only move ports and
 //! paths (and give a daemon its configuration), as an administrator would.
 //! Missing daemons skip with the reason, except in CI (`CI` set), where
@@ -1867,6 +1868,93 @@ fn rpcbind_answers_on_its_five_fixed_listeners_in_a_private_network() {
         flint.log().matches("rpcbind.service: started").count(),
         1,
         "one rpcbind for the five listeners:\n{}",
+        flint.log()
+    );
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
+}
+
+#[test]
+fn udevd_takes_its_netlink_and_seqpacket_sockets_and_handles_a_uevent() {
+    // systemd-udevd as Debian's udev ships it: a netlink socket unit
+    // (`ListenNetlink=kobject-uevent 1`, `ReceiveBuffer=128M`), a control
+    // socket unit (`ListenSequentialPacket=/run/udev/control`), one
+    // `Type=notify` service with `Sockets=` naming both, a watchdog, a
+    // system call filter and `IPAddressDeny=any`. Its paths are fixed, so
+    // flint runs in a network and mount namespace of its own, with its own
+    // /run and a sysfs of that network namespace (the host's cgroups moved
+    // into it); the uevents udevd sees are those of the namespace's
+    // devices.
+    let units = [
+        "systemd-udevd-kernel.socket",
+        "systemd-udevd-control.socket",
+        "systemd-udevd.service",
+    ];
+    if !ready("/lib/systemd/systemd-udevd", &units, "udev")
+        || !common::require("udevadm", "udev: the client")
+        || !common::require("nsenter", "util-linux: joins flint's namespaces")
+        || !common::require("ip", "iproute2: makes a device in the namespace")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mkdir {cg} && mount --rbind /sys/fs/cgroup {cg} && \
+             mount -t tmpfs tmpfs /run && mount -t sysfs sysfs /sys && \
+             mount --move {cg} /sys/fs/cgroup && \
+             exec {flint} run --unit-dir {units} systemd-udevd-control.socket systemd-udevd-kernel.socket",
+            cg = tree.path().join("cgroup").display(),
+            flint = common::flint_bin().display(),
+            units = tree.path().display()
+        ));
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    let pid = flint.child.id().to_string();
+    let inside = |program: &str, args: &[&str]| {
+        let out = Command::new("timeout")
+            .args(["20", "nsenter", "-t", &pid, "-n", "-m", program])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    // The control socket starts udevd, which answers once it is ready.
+    let (pinged, out) = inside("udevadm", &["control", "--ping", "--timeout=15"]);
+    assert!(pinged, "udevadm control --ping: {out}\n{}", flint.log());
+    assert!(
+        flint.wait_log("systemd-udevd.service: ready"),
+        "{}",
+        flint.log()
+    );
+    // A new device's uevent reaches udevd through the netlink socket flint
+    // holds: udevd runs its rules and records the device.
+    let (made, out) = inside("ip", &["link", "add", "flintbr0", "type", "bridge"]);
+    assert!(made, "ip link add: {out}");
+    let recorded = wait_for(Duration::from_secs(20), || {
+        let (_, out) = inside(
+            "udevadm",
+            &["info", "--query=property", "/sys/class/net/flintbr0"],
+        );
+        (out.contains("USEC_INITIALIZED=") && out.contains("ID_NET_DRIVER=bridge")).then_some(out)
+    });
+    assert!(
+        recorded.is_some(),
+        "udevd did not record the bridge: {}\n{}",
+        inside("udevadm", &["info", "/sys/class/net/flintbr0"]).1,
+        flint.log()
+    );
+    assert_eq!(
+        flint
+            .log()
+            .matches("systemd-udevd.service: started")
+            .count(),
+        1,
+        "one udevd for both sockets:\n{}",
         flint.log()
     );
     assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
