@@ -61,6 +61,9 @@ unit_packages=(
   rbldnsd cockpit-ws vsftpd dovecot-core squid lldpd mosquitto unbound radvd
   smartmontools sysstat acpid irqbalance nfs-kernel-server openvpn tor
   privoxy systemd-container ulogd2
+  # tests/daemons.rs: systemd-udevd and its socket units (netlink and
+  # sequential packet).
+  udev
 )
 # No daemon may start while installing: the machine may not run systemd, and
 # a started daemon would hold ports and files the tests use.
