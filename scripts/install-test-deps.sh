@@ -62,8 +62,8 @@ unit_packages=(
   smartmontools sysstat acpid irqbalance nfs-kernel-server openvpn tor
   privoxy systemd-container ulogd2
   # tests/daemons.rs: systemd-udevd and its socket units (netlink and
-  # sequential packet).
-  udev
+  # sequential packet), and systemd-journal-remote (PrivateNetwork=yes).
+  udev systemd-journal-remote
 )
 # No daemon may start while installing: the machine may not run systemd, and
 # a started daemon would hold ports and files the tests use.

@@ -5,20 +5,22 @@
 //! login), tinysshd (a key exchange per connection), cockpit (five socket
 //! units, one started per connection through another's service) and avahi
 //! (`Type=dbus` on a bus that flint socket-activates), gophernicus and
-//! nyancat-server (inetd style), rsyslog (systemd's `syslog.socket`
-//! through the `syslog.service` alias, `Type=notify`, the sender's
-//! credentials), fcgiwrap (a socket owned by www-data), mpd
+//! nyancat-server (inetd style), rsyslog (systemd's `syslog.socket` through
+//! the `syslog.service` alias, `Type=notify`, the sender's credentials),
+//! systemd-journal-remote (an upload received on the socket from inside
+//! `PrivateNetwork=yes`), fcgiwrap (a socket owned by www-data), mpd
 //! (`Type=notify`, two listeners), libvirtd (three socket units matched by
 //! name), GnuPG's user units (`flint run --user`: four named sockets into
-//! one gpg-agent, and dirmngr) and rpcbind (five fixed listeners, in a
-//! network namespace of its own) and dovecot (IMAP and IMAPS on four
-//! listeners, `Type=notify`, in its sandbox) and systemd-udevd (a netlink
-//! and a sequential-packet socket unit, a uevent handled). The unit files are copied from
-//! /lib/systemd/system into a temporary tree; drop-ins only move ports and
-//! paths (and give a daemon its configuration), as an administrator would.
-//! Missing daemons skip with the reason, except in CI (`CI` set), where
-//! `scripts/install-test-deps.sh` installs them and a missing one fails.
-//! The daemons switch to their own users, so the tests need root.
+//! one gpg-agent, and dirmngr), rpcbind (five fixed listeners, in a network
+//! namespace of its own), dovecot (IMAP and IMAPS on four listeners,
+//! `Type=notify`, in its sandbox) and systemd-udevd (a netlink and a
+//! sequential-packet socket unit, a uevent handled). The unit files are
+//! copied from /lib/systemd/system into a temporary tree; drop-ins only move
+//! ports and paths (and give a daemon its configuration), as an
+//! administrator would. Missing daemons skip with the reason, except in CI
+//! (`CI` set), where `scripts/install-test-deps.sh` installs them and a
+//! missing one fails. The daemons switch to their own users, so the tests
+//! need root.
 
 mod common;
 
@@ -620,6 +622,104 @@ fn rsyslog_gets_the_syslog_socket_through_its_alias_and_the_senders_credentials(
         "{}",
         flint.log()
     );
+}
+
+#[test]
+fn journal_remote_receives_an_upload_on_its_socket_from_its_private_network() {
+    // systemd-journal-remote as Debian ships it: ProtectSystem=strict,
+    // PrivateTmp=, PrivateNetwork=yes (the activated socket is the only way
+    // in), LogsDirectory=, User=systemd-journal-remote, a watchdog. The
+    // drop-ins move the port and the logs directory and serve plain HTTP
+    // (`--listen-http=-3` instead of HTTPS, which needs a certificate).
+    let units = [
+        "systemd-journal-remote.socket",
+        "systemd-journal-remote.service",
+    ];
+    if !ready(
+        "/lib/systemd/systemd-journal-remote",
+        &units,
+        "systemd-journal-remote",
+    ) || !common::require("journalctl", "systemd: reads what was received")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let port = free_port();
+    let logs = format!("flint-test-journal-remote-{port}");
+    let _cleanup = RemoveOnDrop(Path::new("/var/log").join(&logs));
+    tree.write(
+        "systemd-journal-remote.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    tree.write(
+        "systemd-journal-remote.service.d/http.conf",
+        &format!(
+            "[Service]\nLogsDirectory=\nLogsDirectory={logs}\nExecStart=\n\
+             ExecStart=/lib/systemd/systemd-journal-remote --listen-http=-3 --output=/var/log/{logs}/\n"
+        ),
+    );
+    let flint = Flint::run(&tree, &["systemd-journal-remote.socket"]);
+    let entry = tree.path().join("entry.export");
+    std::fs::write(
+        &entry,
+        "__REALTIME_TIMESTAMP=1700000000000000\nMESSAGE=uploaded through flint\nSYSLOG_IDENTIFIER=probe\n_HOSTNAME=flint-test\n\n",
+    )
+    .unwrap();
+    let answer = run(
+        "curl",
+        &[
+            "-sS",
+            "--fail",
+            "--max-time",
+            "15",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/vnd.fdo.journal",
+            "--data-binary",
+            &format!("@{}", entry.display()),
+            &format!("http://127.0.0.1:{port}/upload"),
+        ],
+    );
+    assert!(answer.contains("OK"), "{answer}\n{}", flint.log());
+    // The entry is in the journal file the service wrote as its user.
+    let dir = Path::new("/var/log").join(&logs);
+    let stored = wait_for(Duration::from_secs(20), || {
+        let out = Command::new("journalctl")
+            .args(["-D", dir.to_str().unwrap(), "-o", "cat"])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .contains("uploaded through flint")
+            .then_some(())
+    });
+    assert!(stored.is_some(), "{}", flint.log());
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().ends_with(".journal"))
+        .expect("a journal file");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        file.metadata().unwrap().uid(),
+        uid_of_user("systemd-journal-remote")
+    );
+    // The service answered from a network namespace of its own.
+    let log = flint.log();
+    let at = log
+        .find("systemd-journal-remote.service: started /lib/systemd/systemd-journal-remote (pid ")
+        .expect("started");
+    let pid: String = log[at..]
+        .split("(pid ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(theirs, ours, "PrivateNetwork=yes");
 }
 
 #[test]
