@@ -13,7 +13,8 @@
 //! name), GnuPG's user units (`flint run --user`: four named sockets into
 //! one gpg-agent, and dirmngr), rpcbind (five fixed listeners, in a network
 //! namespace of its own), dovecot (IMAP and IMAPS on four listeners,
-//! `Type=notify`, in its sandbox) and systemd-udevd (a netlink and a
+//! `Type=notify`, in its sandbox), systemd-journald (a log stream kept
+//! across its crash in flint's fd store) and systemd-udevd (a netlink and a
 //! sequential-packet socket unit, a uevent handled). The unit files are
 //! copied from /lib/systemd/system into a temporary tree; drop-ins only move
 //! ports and paths (and give a daemon its configuration), as an
@@ -2057,6 +2058,129 @@ fn udevd_takes_its_netlink_and_seqpacket_sockets_and_handles_a_uevent() {
         "one udevd for both sockets:\n{}",
         flint.log()
     );
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
+}
+
+#[test]
+fn journald_keeps_a_log_stream_across_its_crash_through_the_fd_store() {
+    // systemd-journald as Debian's systemd ships it: a datagram and a
+    // stream socket, /dev/log's datagram socket (two socket units, with
+    // credentials, security labels and timestamps passed) into one
+    // Type=notify service with FileDescriptorStoreMax=4224, Restart=always,
+    // a watchdog and its sandbox. Its paths are fixed, so flint runs in a
+    // mount namespace of its own with its own /run; the drop-in leaves out
+    // the /dev/log link, which would be the host's.
+    let units = [
+        "systemd-journald.socket",
+        "systemd-journald-dev-log.socket",
+        "systemd-journald.service",
+    ];
+    if !ready("/lib/systemd/systemd-journald", &units, "systemd-journald")
+        || !common::require("systemd-cat", "systemd: writes a log stream")
+        || !common::require("logger", "logger")
+        || !common::require("nsenter", "util-linux: joins flint's namespace")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    tree.write(
+        "systemd-journald-dev-log.socket.d/no-link.conf",
+        "[Socket]\nSymlinks=\n",
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs tmpfs /run && exec {} run --unit-dir {} \
+             systemd-journald.socket systemd-journald-dev-log.socket",
+            common::flint_bin().display(),
+            tree.path().display()
+        ));
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    let pid = flint.child.id().to_string();
+    let inside = |args: &[&str]| {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["20", "nsenter", "-t", &pid, "-m"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let journal = || {
+        let out = inside(&["journalctl", "-D", "/run/log/journal", "-o", "cat"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let logged = |text: &str| {
+        wait_for(Duration::from_secs(20), || {
+            journal().contains(text).then_some(())
+        })
+        .is_some()
+    };
+    // A datagram on /dev/log's socket starts journald.
+    let sent = inside(&[
+        "logger",
+        "-u",
+        "/run/systemd/journal/dev-log",
+        "-t",
+        "probe",
+        "via dev-log",
+    ])
+    .status()
+    .unwrap();
+    assert!(sent.success());
+    assert!(logged("via dev-log"), "{}", flint.log());
+    // A log stream that stays open: its first line now, its second once
+    // journald has crashed and been restarted.
+    let go = tree.path().join("go");
+    let mut stream = inside(&[
+        "sh",
+        "-c",
+        &format!(
+            "(echo 'stream line one'; i=0; while [ ! -e {go} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+             echo 'stream line two') | systemd-cat -t longlived",
+            go = go.display()
+        ),
+    ])
+    .spawn()
+    .unwrap();
+    assert!(logged("stream line one"), "{}", flint.log());
+    let log = flint.log();
+    let at = log
+        .find("systemd-journald.service: started /lib/systemd/systemd-journald (pid ")
+        .expect("started");
+    let journald: i32 = log[at..]
+        .split("(pid ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) of the journald flint started for this test.
+    unsafe {
+        libc::kill(journald, libc::SIGKILL);
+    }
+    let restarted = wait_for(Duration::from_secs(20), || {
+        (flint
+            .log()
+            .matches("systemd-journald.service: ready")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    assert!(restarted.is_some(), "{}", flint.log());
+    // The stream's connection was in flint's fd store: the new journald
+    // took it back and reads on.
+    std::fs::write(&go, "").unwrap();
+    assert!(logged("stream line two"), "{}\n{}", journal(), flint.log());
+    let done = wait_for(Duration::from_secs(20), || stream.try_wait().ok().flatten());
+    if done.is_none() {
+        let _ = stream.kill();
+        let _ = stream.wait();
+    }
     assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
 }
 
