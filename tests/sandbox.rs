@@ -789,6 +789,42 @@ fn kernel_tunables_stay_read_only_where_procfs_cannot_be_mounted() {
 }
 
 #[test]
+fn a_covered_mount_is_not_taken_for_a_mount_point() {
+    if !ready("mount namespaces") {
+        return;
+    }
+    let tree = open_tree();
+    tree.write(
+        "cgroups.service",
+        "[Service]\nType=oneshot\nProtectControlGroups=yes\nProtectKernelTunables=yes\n\
+         ExecStart=/bin/sh -c 'grep -c \" /sys/fs/cgroup ro,\" /proc/self/mountinfo'\n",
+    );
+    // flint started where sysfs was mounted again over /sys, as `ip netns
+    // exec` does for a network namespace: the cgroup mounts of the old sysfs
+    // are still listed in mountinfo, but /sys/fs/cgroup is now a plain
+    // directory of the new sysfs. ProtectControlGroups= makes that
+    // directory read-only (a bind mount onto itself first) instead of
+    // failing the start with EINVAL on a mount that is not there.
+    let flint_cmd = common::flint_run(tree.path(), &["cgroups.service"]);
+    let mut script = String::from("mount -t sysfs sysfs /sys && exec");
+    for a in std::iter::once(flint_cmd.get_program()).chain(flint_cmd.get_args()) {
+        script.push_str(&format!(" '{}'", a.to_str().unwrap()));
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--net",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let log = common::run_unit_to_end(cmd, "cgroups.service");
+    assert_eq!(output(&log, "cgroups.service"), ["1"], "{log}");
+}
+
+#[test]
 fn a_root_directory_gets_the_api_file_systems() {
     if !ready("mount namespaces") {
         return;

@@ -743,16 +743,61 @@ fn cover(mounts: &mut Vec<Mounted>, path: &Path, flags: libc::c_ulong) {
 }
 
 /// The mount points of flint's mount namespace, in mount order.
+/// The mounts that path lookups reach. mountinfo also lists mounts that a
+/// later one covers (a sysfs mounted again over /sys hides the cgroup
+/// mounts of the old one, whose mount points are then plain directories of
+/// the new): only entries whose mount point resolves to the entry's own
+/// mount are kept (`STATX_MNT_ID`; a kernel without it, before 5.8, keeps
+/// them all).
 fn mount_table() -> Vec<Mounted> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    parse_mountinfo(&text)
+    parse_mountinfo_ids(&text)
+        .into_iter()
+        .filter(|(id, m)| reached_mount(&m.path).is_none_or(|reached| reached == *id))
+        .map(|(_, m)| m)
+        .collect()
 }
 
+/// The id of the mount that `path` lies on (`None` where the kernel cannot
+/// tell), or `Some(0)` where it cannot be reached at all.
+fn reached_mount(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statx is plain data; all-zero is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx with a NUL-terminated path and a buffer of its type,
+    // which lives for the call.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            libc::STATX_MNT_ID,
+            &raw mut st,
+        )
+    };
+    if r != 0 {
+        let e = io::Error::last_os_error().raw_os_error();
+        return matches!(e, Some(libc::ENOENT | libc::ENOTDIR)).then_some(0);
+    }
+    (st.stx_mask & libc::STATX_MNT_ID != 0).then_some(st.stx_mnt_id)
+}
+
+#[cfg(test)]
 fn parse_mountinfo(text: &str) -> Vec<Mounted> {
+    parse_mountinfo_ids(text)
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// mountinfo's entries with their mount ids.
+fn parse_mountinfo_ids(text: &str) -> Vec<(u64, Mounted)> {
     text.lines()
         .filter_map(|l| {
             let mut f = l.split(' ');
-            let point = f.nth(4)?;
+            let id = f.next()?.parse().ok()?;
+            let point = f.nth(3)?;
             let options = f.next()?;
             let mut flags = 0;
             for o in options.split(',') {
@@ -767,14 +812,17 @@ fn parse_mountinfo(text: &str) -> Vec<Mounted> {
                     _ => 0,
                 };
             }
-            Some(Mounted {
-                path: PathBuf::from(
-                    <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(
-                        unescape_octal(point),
+            Some((
+                id,
+                Mounted {
+                    path: PathBuf::from(
+                        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(
+                            unescape_octal(point),
+                        ),
                     ),
-                ),
-                flags,
-            })
+                    flags,
+                },
+            ))
         })
         .collect()
 }
