@@ -806,10 +806,11 @@ fn a_covered_mount_is_not_taken_for_a_mount_point() {
     // directory read-only (a bind mount onto itself first) instead of
     // failing the start with EINVAL on a mount that is not there.
     let flint_cmd = common::flint_run(tree.path(), &["cgroups.service"]);
-    let mut script = String::from("mount -t sysfs sysfs /sys && exec");
-    for a in std::iter::once(flint_cmd.get_program()).chain(flint_cmd.get_args()) {
-        script.push_str(&format!(" '{}'", a.to_str().unwrap()));
-    }
+    let words: Vec<String> = std::iter::once(flint_cmd.get_program())
+        .chain(flint_cmd.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap()))
+        .collect();
+    let script = format!("mount -t sysfs sysfs /sys && exec {}", words.join(" "));
     let mut cmd = Command::new("unshare");
     cmd.args([
         "--net",
