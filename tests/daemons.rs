@@ -14,8 +14,9 @@
 //! one gpg-agent, and dirmngr), rpcbind (five fixed listeners, in a network
 //! namespace of its own), dovecot (IMAP and IMAPS on four listeners,
 //! `Type=notify`, in its sandbox), systemd-journald (a log stream kept
-//! across its crash in flint's fd store) and systemd-udevd (a netlink and a
-//! sequential-packet socket unit, a uevent handled). The unit files are
+//! across its crash in flint's fd store), systemd-udevd (a netlink and a
+//! sequential-packet socket unit, a uevent handled) and systemd-networkd
+//! (started by a route netlink message, a link configured). The unit files are
 //! copied from /lib/systemd/system into a temporary tree; drop-ins only move
 //! ports and paths (and give a daemon its configuration), as an
 //! administrator would. Missing daemons skip with the reason, except in CI
@@ -2181,6 +2182,72 @@ fn journald_keeps_a_log_stream_across_its_crash_through_the_fd_store() {
         let _ = stream.kill();
         let _ = stream.wait();
     }
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
+}
+
+#[test]
+fn networkd_is_started_by_a_route_netlink_message_and_configures_a_link() {
+    // systemd-networkd as Debian's systemd ships it: `ListenNetlink=route
+    // 1361` (the link, address and route groups), `ExecStart=!!` with
+    // `User=systemd-network` and ambient capabilities, Type=notify, its
+    // sandbox. It runs in a network and mount namespace of its own, with
+    // its own /run (where its .network file is) and that namespace's sysfs,
+    // read-only as in a container, so that it does not wait for udev.
+    let units = ["systemd-networkd.socket", "systemd-networkd.service"];
+    if !ready("/lib/systemd/systemd-networkd", &units, "systemd-networkd")
+        || !common::require("nsenter", "util-linux: joins flint's namespaces")
+        || !common::require("ip", "iproute2: makes and reads a link")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    tree.write(
+        "10-flint.network",
+        "[Match]\nName=flintbr0\n[Network]\nAddress=10.77.0.1/24\nConfigureWithoutCarrier=yes\n",
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mkdir {cg} && mount --rbind /sys/fs/cgroup {cg} && \
+             mount -t tmpfs tmpfs /run && mount -t sysfs -o ro sysfs /sys && \
+             mount --move {cg} /sys/fs/cgroup && \
+             mkdir -p /run/systemd/network && cp {units}/10-flint.network /run/systemd/network/ && \
+             exec {flint} run --unit-dir {units} systemd-networkd.socket",
+            cg = tree.path().join("cgroup").display(),
+            flint = common::flint_bin().display(),
+            units = tree.path().display()
+        ));
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    let pid = flint.child.id().to_string();
+    let ip = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .args(["20", "nsenter", "-t", &pid, "-n", "-m", "ip"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    assert!(
+        !flint.log().contains("systemd-networkd.service: started"),
+        "{}",
+        flint.log()
+    );
+    // The new link's RTM_NEWLINK reaches flint's netlink socket and starts
+    // networkd, which takes the socket and configures the link.
+    let made = ip(&["link", "add", "flintbr0", "type", "bridge"]);
+    assert!(made.trim().is_empty(), "ip link add: {made}");
+    let configured = wait_for(Duration::from_secs(20), || {
+        ip(&["-4", "addr", "show", "flintbr0"])
+            .contains("inet 10.77.0.1/24")
+            .then_some(())
+    });
+    assert!(configured.is_some(), "{}\n{}", ip(&["addr"]), flint.log());
+    assert!(
+        flint.wait_log("systemd-networkd.service: ready"),
+        "{}",
+        flint.log()
+    );
     assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
 }
 
