@@ -62,11 +62,13 @@ enum Mode {
     Procfs,
     ReadOnly,
     ReadWrite,
-    Tmpfs,
-    ReadWriteImplicit,
     /// `NoExecPaths=`, `ExecPaths=`: only whether programs run from there.
+    /// Above a tmpfs, as in systemd: `NoExecPaths=/x` with
+    /// `TemporaryFileSystem=/x` leaves /x as it is, without programs.
     NoExec,
     Exec,
+    Tmpfs,
+    ReadWriteImplicit,
 }
 
 #[derive(Debug, Clone)]
@@ -1515,6 +1517,18 @@ mod tests {
                 "attr /proc/irq 0x1",
             ],
         );
+    }
+
+    #[test]
+    fn for_one_path_no_exec_paths_wins_over_a_tmpfs_as_in_systemd() {
+        // systemd's MountMode order puts NOEXEC and EXEC above TMPFS: the
+        // tmpfs entry of the same path is dropped, its flags kept.
+        let t = table(&[("/", 0), ("/srv", 0)]);
+        let mut tmpfs = Entry::new("/srv", Mode::Tmpfs, false);
+        tmpfs.tmpfs = Some((libc::MS_NODEV, "mode=0755".to_string()));
+        let ops =
+            describe(&mount_ops(vec![tmpfs, Entry::new("/srv", Mode::NoExec, false)], &t).unwrap());
+        assert_eq!(ops, ["attr /srv 0x8"]);
     }
 
     #[test]
