@@ -322,6 +322,41 @@ fn a_broken_unit_does_not_stop_the_others() {
 }
 
 #[test]
+fn a_listed_socket_that_cannot_listen_is_reported_once() {
+    // As journald's Sockets= lists its audit socket, which a container may
+    // not bind: the service's other sockets listen, and the failing one is
+    // tried and reported once, not again as each of its siblings opens.
+    let tree = Tree::new();
+    let (a, b) = (free_port(), free_port());
+    let used = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = used.local_addr().unwrap().port();
+    for (name, port) in [("a", a), ("b", b), ("busy", busy)] {
+        tree.write(
+            &format!("{name}.socket"),
+            &format!("[Socket]\nListenStream=127.0.0.1:{port}\nService=svc.service\n"),
+        );
+    }
+    tree.write(
+        "svc.service",
+        "[Service]\nSockets=a.socket b.socket busy.socket\nExecStart=/bin/sleep 30\n",
+    );
+    let flint = Flint::run(&tree, &["a.socket", "b.socket"]);
+    let log = flint.log();
+    assert!(
+        log.contains(&format!("listening on 127.0.0.1:{b}")),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches(&format!(
+            "busy.socket: failed to listen on 127.0.0.1:{busy}"
+        ))
+        .count(),
+        1,
+        "{log}"
+    );
+}
+
+#[test]
 fn sigterm_stops_services_removes_nodes_and_exits_zero() {
     let tree = Tree::new();
     let sock = tree.path().join("s.sock");

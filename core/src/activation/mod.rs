@@ -251,6 +251,10 @@ struct Manager {
     ended: std::collections::VecDeque<lifecycle::Ended>,
     /// The invocation ID of each socket unit's current activation.
     socket_invocations: HashMap<String, String>,
+    /// Services whose `Sockets=` are being opened: opening one of them
+    /// asks again for the same list, which must not try (and log) a socket
+    /// that failed a moment ago a second time.
+    listing_sockets: Vec<u64>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -417,6 +421,7 @@ async fn run_async(
         on_result_targets: std::collections::HashSet::new(),
         ended: std::collections::VecDeque::new(),
         socket_invocations: HashMap::new(),
+        listing_sockets: Vec::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {
@@ -721,6 +726,9 @@ impl Manager {
     /// Opens the sockets a service names in `Sockets=` (systemd's implied
     /// `Wants=`), so the service receives their fds too.
     fn add_listed_sockets(&mut self, id: u64) {
+        if self.listing_sockets.contains(&id) {
+            return;
+        }
         let Some(svc) = self.services.get(&id) else {
             return;
         };
@@ -733,6 +741,7 @@ impl Manager {
                 _ => None,
             })
             .collect();
+        self.listing_sockets.push(id);
         for name in listed {
             if self.add_socket_for(&name, Some(id))
                 && let Some(index) = self.socket_index(name.as_str())
@@ -742,6 +751,7 @@ impl Manager {
                 svc.sockets.push(index);
             }
         }
+        self.listing_sockets.retain(|&s| s != id);
     }
 
     /// With `--refuse-unenforced`, why a unit may not start: it sets
