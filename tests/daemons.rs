@@ -13,7 +13,9 @@
 //! name), GnuPG's user units (`flint run --user`: four named sockets into
 //! one gpg-agent, and dirmngr), rpcbind (five fixed listeners, in a network
 //! namespace of its own), dovecot (IMAP and IMAPS on four listeners,
-//! `Type=notify`, in its sandbox), systemd-journald (a log stream kept
+//! `Type=notify`, in its sandbox), systemd-hostnamed (started through
+//! D-Bus activation, flint as `org.freedesktop.systemd1` on the bus it
+//! runs), systemd-journald (a log stream kept
 //! across its crash in flint's fd store), systemd-udevd (a netlink and a
 //! sequential-packet socket unit, a uevent handled) and systemd-networkd
 //! (started by a route netlink message, a link configured). The unit files are
@@ -905,6 +907,102 @@ fn dbus_daemon_serves_the_system_bus_on_its_activated_socket() {
         flint.log()
     );
     assert_eq!(uid_of(&pid), Some(uid_of_user("messagebus")));
+}
+
+#[test]
+fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
+    // Debian's dbus.service runs `dbus-daemon --systemd-activation`: for a
+    // bus name whose .service file names a unit (`SystemdService=`), the
+    // bus daemon asks org.freedesktop.systemd1 to start it. flint takes
+    // that name once the bus is up and starts systemd-hostnamed (Type=dbus
+    // by its BusName=, in its sandbox) through the alias
+    // dbus-org.freedesktop.hostname1.service, as systemd does. The bus's
+    // path is fixed, so flint runs in a mount namespace with its own /run.
+    let units = ["dbus.socket", "dbus.service", "systemd-hostnamed.service"];
+    if !ready("/usr/bin/dbus-daemon", &units, "dbus")
+        || !common::require("/lib/systemd/systemd-hostnamed", "systemd: hostnamed")
+        || !common::require("busctl", "systemd: the bus client")
+        || !common::require("nsenter", "util-linux: joins flint's namespace")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    std::os::unix::fs::symlink(
+        "systemd-hostnamed.service",
+        tree.path().join("dbus-org.freedesktop.hostname1.service"),
+    )
+    .unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd /run/dbus && \
+             exec {} run --unit-dir {} dbus.socket",
+            common::flint_bin().display(),
+            tree.path().display()
+        ));
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    let pid = flint.child.id().to_string();
+    let busctl = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .args(["20", "nsenter", "-t", &pid, "-m", "busctl", "--system"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    // The first call starts the bus (its socket) and, through the bus,
+    // hostnamed, which answers it.
+    let (ok, out) = busctl(&[
+        "get-property",
+        "org.freedesktop.hostname1",
+        "/org/freedesktop/hostname1",
+        "org.freedesktop.hostname1",
+        "Hostname",
+    ]);
+    let host = nix::unistd::gethostname().unwrap();
+    assert!(
+        ok && out.trim() == format!("s \"{}\"", host.to_string_lossy()),
+        "{out}\n{}",
+        flint.log()
+    );
+    let log = flint.log();
+    assert!(
+        log.contains("dbus.service: flint is org.freedesktop.systemd1 on its bus"),
+        "{log}"
+    );
+    assert!(
+        log.contains("systemd-hostnamed.service: started /lib/systemd/systemd-hostnamed"),
+        "{log}"
+    );
+    // A bus name whose unit is not in the tree fails at once with the
+    // reason, not at the bus daemon's activation timeout.
+    let started = std::time::Instant::now();
+    let (ok, out) = busctl(&[
+        "get-property",
+        "org.freedesktop.locale1",
+        "/org/freedesktop/locale1",
+        "org.freedesktop.locale1",
+        "Locale",
+    ]);
+    assert!(!ok && out.contains("not found"), "{out}\n{}", flint.log());
+    assert!(started.elapsed() < Duration::from_secs(10), "{out}");
+    // What else is asked of systemd gets an error, not silence.
+    let (ok, out) = busctl(&[
+        "call",
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "GetUnit",
+        "s",
+        "dbus.service",
+    ]);
+    assert!(!ok && out.contains("not handled"), "{out}");
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! Just enough of a D-Bus client to tell when a `Type=dbus` service has
-//! taken its `BusName=`: connect to the bus, authenticate (`EXTERNAL`),
-//! `Hello`, then ask `NameHasOwner` until the answer is yes.
+//! taken its `BusName=` (connect to the bus, authenticate (`EXTERNAL`),
+//! `Hello`, then ask `NameHasOwner` until the answer is yes), and to stand
+//! in for systemd's activator on a bus that flint runs: own
+//! `org.freedesktop.systemd1`, read the bus daemon's `ActivationRequest`
+//! signals, answer what else is asked of systemd with an error, and
+//! signal `ActivationFailure`.
 //!
-//! Written here rather than taken from a D-Bus crate: flint makes two
-//! method calls with one string argument and reads one boolean, on a thread
-//! of its own, while the crates made for D-Bus (zbus, dbus-rs) bring an
+//! Written here rather than taken from a D-Bus crate: flint makes a few
+//! method calls with string arguments, reads one boolean and the string of
+//! a signal, on threads of its own, while the crates made for D-Bus (zbus, dbus-rs) bring an
 //! executor or libdbus, dozens of dependencies and their code into a
 //! daemon whose idle memory is measured in pages. The wire format below
 //! (little-endian messages, header fields as `a(yv)`, 8-byte alignment) is
@@ -14,7 +18,17 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+/// Message types.
+pub const METHOD_CALL: u8 = 1;
+pub const METHOD_RETURN: u8 = 2;
+pub const ERROR: u8 = 3;
+pub const SIGNAL: u8 = 4;
+/// The `NO_REPLY_EXPECTED` header flag.
+const NO_REPLY_EXPECTED: u8 = 1;
 
 /// Why the bus could not be asked.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +127,78 @@ pub fn default_address(user: bool) -> Result<Address, BusError> {
 #[derive(Debug)]
 pub struct Bus {
     stream: BufReader<UnixStream>,
-    serial: u32,
+    serial: Arc<AtomicU32>,
+    /// Messages that arrived while a call waited for its reply (the bus
+    /// daemon's requests right after flint took a name), for
+    /// [`Bus::next_message`].
+    queued: std::collections::VecDeque<Message>,
+}
+
+/// The header fields of a received message that flint reads.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub kind: u8,
+    pub flags: u8,
+    pub serial: u32,
+    pub path: Option<String>,
+    pub interface: Option<String>,
+    pub member: Option<String>,
+    pub error_name: Option<String>,
+    pub reply_serial: Option<u32>,
+    pub destination: Option<String>,
+    pub sender: Option<String>,
+    pub signature: Option<String>,
+}
+
+/// A received message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub header: Header,
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    /// The first argument, if it is a string.
+    pub fn first_string(&self) -> Option<String> {
+        self.header
+            .signature
+            .as_deref()
+            .is_some_and(|s| s.starts_with('s'))
+            .then(|| read_string(&self.body, 0))
+            .flatten()
+    }
+}
+
+/// The writing half of a [`Bus`], for another thread: it shares the
+/// connection's serial numbers.
+#[derive(Debug)]
+pub struct Sender {
+    stream: UnixStream,
+    serial: Arc<AtomicU32>,
+}
+
+impl Sender {
+    /// Emits a signal whose arguments are all strings.
+    pub fn signal(
+        &mut self,
+        destination: &str,
+        path: &str,
+        interface: &str,
+        member: &str,
+        args: &[&str],
+    ) -> Result<(), BusError> {
+        let serial = next_serial(&self.serial);
+        let msg = signal(serial, destination, path, interface, member, args);
+        self.stream.write_all(&msg)?;
+        Ok(())
+    }
+}
+
+fn next_serial(serial: &AtomicU32) -> u32 {
+    serial
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_add(1)
+        .max(1)
 }
 
 impl Bus {
@@ -138,7 +223,8 @@ impl Bus {
         stream.set_write_timeout(Some(timeout))?;
         let mut bus = Bus {
             stream: BufReader::new(stream),
-            serial: 0,
+            serial: Arc::new(AtomicU32::new(0)),
+            queued: std::collections::VecDeque::new(),
         };
         bus.authenticate()?;
         bus.call("Hello", None)?;
@@ -171,28 +257,107 @@ impl Bus {
         Ok(u32::from_le_bytes([v[0], v[1], v[2], v[3]]) != 0)
     }
 
+    /// Asks for `name` without queueing (`DBUS_NAME_FLAG_DO_NOT_QUEUE`);
+    /// whether this connection is its primary owner now.
+    pub fn request_name(&mut self, name: &str) -> Result<bool, BusError> {
+        let mut body = Vec::new();
+        push_string(&mut body, name);
+        align(&mut body, 4);
+        body.extend_from_slice(&4u32.to_le_bytes());
+        let reply = self.call_body("RequestName", "su", &body)?;
+        // 1: DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER, 4: ALREADY_OWNER.
+        Ok(matches!(read_u32(&reply, 0), Some(1 | 4)))
+    }
+
+    /// A sender of signals on this connection, for another thread.
+    pub fn sender(&self) -> Result<Sender, BusError> {
+        Ok(Sender {
+            stream: self.stream.get_ref().try_clone()?,
+            serial: self.serial.clone(),
+        })
+    }
+
+    /// Waits for the next message without a time limit (the connection's
+    /// read timeout is lifted), answering method calls as it goes with
+    /// `org.freedesktop.DBus.Error.UnknownMethod` unless they ask for no
+    /// reply; returns signals and the rest.
+    pub fn next_message(&mut self) -> Result<Message, BusError> {
+        self.stream.get_ref().set_read_timeout(None)?;
+        loop {
+            let msg = match self.queued.pop_front() {
+                Some(m) => m,
+                None => self.read_message()?,
+            };
+            let h = &msg.header;
+            if h.kind != METHOD_CALL {
+                return Ok(msg);
+            }
+            if h.flags & NO_REPLY_EXPECTED != 0 {
+                continue;
+            }
+            let Some(sender) = h.sender.clone() else {
+                continue;
+            };
+            let text = format!(
+                "flint answers only activation requests as {}; {}.{} is not handled",
+                "org.freedesktop.systemd1",
+                h.interface.as_deref().unwrap_or("?"),
+                h.member.as_deref().unwrap_or("?")
+            );
+            let serial = next_serial(&self.serial);
+            let reply = error_reply(
+                serial,
+                h.serial,
+                &sender,
+                "org.freedesktop.DBus.Error.UnknownMethod",
+                &text,
+            );
+            self.stream.get_mut().write_all(&reply)?;
+        }
+    }
+
     /// Calls `member` of the bus itself, with no argument or one string;
     /// returns the reply's body.
     fn call(&mut self, member: &str, arg: Option<&str>) -> Result<Vec<u8>, BusError> {
-        self.serial += 1;
-        let serial = self.serial;
-        let msg = method_call(serial, member, arg);
+        let mut body = Vec::new();
+        if let Some(a) = arg {
+            push_string(&mut body, a);
+        }
+        self.call_body(member, if arg.is_some() { "s" } else { "" }, &body)
+    }
+
+    /// Calls `member` of the bus itself with a body of `signature`.
+    fn call_body(
+        &mut self,
+        member: &str,
+        signature: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, BusError> {
+        let serial = next_serial(&self.serial);
+        let msg = method_call_body(serial, member, signature, body);
         self.stream.get_mut().write_all(&msg)?;
         loop {
-            let (kind, reply_to, body) = self.read_message()?;
-            match (kind, reply_to) {
-                (2, Some(s)) if s == serial => return Ok(body),
-                (3, Some(s)) if s == serial => {
-                    return Err(BusError::Call(read_string(&body, 0).unwrap_or_default()));
+            let msg = self.read_message()?;
+            match (msg.header.kind, msg.header.reply_serial) {
+                (METHOD_RETURN, Some(s)) if s == serial => return Ok(msg.body),
+                (ERROR, Some(s)) if s == serial => {
+                    return Err(BusError::Call(
+                        msg.header
+                            .error_name
+                            .or_else(|| read_string(&msg.body, 0))
+                            .unwrap_or_default(),
+                    ));
                 }
-                // Signals (NameAcquired after Hello) and anything else.
+                // Signals (NameAcquired after Hello, a request right after
+                // a name was taken) and calls, for whoever reads next.
+                (SIGNAL | METHOD_CALL, _) if self.queued.len() < 64 => self.queued.push_back(msg),
                 _ => {}
             }
         }
     }
 
-    /// Reads one message: its type, the serial it replies to, its body.
-    fn read_message(&mut self) -> Result<(u8, Option<u32>, Vec<u8>), BusError> {
+    /// Reads one message.
+    fn read_message(&mut self) -> Result<Message, BusError> {
         let mut fixed = [0u8; 16];
         self.stream.read_exact(&mut fixed)?;
         if fixed[0] != b'l' {
@@ -201,6 +366,8 @@ impl Bus {
             return Err(BusError::Malformed);
         }
         let kind = fixed[1];
+        let flags = fixed[2];
+        let serial = u32::from_le_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]);
         let body_len = u32::from_le_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]) as usize;
         let fields_len = u32::from_le_bytes([fixed[12], fixed[13], fixed[14], fixed[15]]) as usize;
         if body_len > 1 << 20 || fields_len > 1 << 16 {
@@ -211,9 +378,14 @@ impl Bus {
         self.stream.read_exact(&mut rest)?;
         // Header fields start at offset 16 of the message: offsets below
         // are from there, and 16 is a multiple of 8.
-        let fields = &rest[..fields_len];
-        let reply_to = reply_serial(fields)?;
-        Ok((kind, reply_to, rest[padded..].to_vec()))
+        let mut header = header_fields(&rest[..fields_len])?;
+        header.kind = kind;
+        header.flags = flags;
+        header.serial = serial;
+        Ok(Message {
+            header,
+            body: rest[padded..].to_vec(),
+        })
     }
 }
 
@@ -249,11 +421,17 @@ fn push_field(fields: &mut Vec<u8>, code: u8, sig: u8, value: &str) {
 }
 
 /// A method call to `org.freedesktop.DBus` with no argument or one string.
+#[cfg(test)]
 fn method_call(serial: u32, member: &str, arg: Option<&str>) -> Vec<u8> {
     let mut body = Vec::new();
     if let Some(a) = arg {
         push_string(&mut body, a);
     }
+    method_call_body(serial, member, if arg.is_some() { "s" } else { "" }, &body)
+}
+
+/// A method call to `org.freedesktop.DBus` with a body of `signature`.
+fn method_call_body(serial: u32, member: &str, signature: &str, body: &[u8]) -> Vec<u8> {
     // Fields are laid out as if at offset 16 of the message (a multiple
     // of 8), so aligning within this buffer is the same.
     let mut fields = Vec::new();
@@ -261,16 +439,59 @@ fn method_call(serial: u32, member: &str, arg: Option<&str>) -> Vec<u8> {
     push_field(&mut fields, 2, b's', "org.freedesktop.DBus");
     push_field(&mut fields, 3, b's', member);
     push_field(&mut fields, 6, b's', "org.freedesktop.DBus");
-    if arg.is_some() {
-        push_field(&mut fields, 8, b'g', "s");
+    if !signature.is_empty() {
+        push_field(&mut fields, 8, b'g', signature);
     }
-    let mut msg = vec![b'l', 1, 0, 1];
+    message(METHOD_CALL, 0, serial, &fields, body)
+}
+
+/// A signal whose arguments are all strings.
+fn signal(
+    serial: u32,
+    destination: &str,
+    path: &str,
+    interface: &str,
+    member: &str,
+    args: &[&str],
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    for a in args {
+        push_string(&mut body, a);
+    }
+    let mut fields = Vec::new();
+    push_field(&mut fields, 1, b'o', path);
+    push_field(&mut fields, 2, b's', interface);
+    push_field(&mut fields, 3, b's', member);
+    push_field(&mut fields, 6, b's', destination);
+    if !args.is_empty() {
+        push_field(&mut fields, 8, b'g', &"s".repeat(args.len()));
+    }
+    message(SIGNAL, NO_REPLY_EXPECTED, serial, &fields, &body)
+}
+
+/// An error answering the call `reply_to` of `destination`, with a text.
+fn error_reply(serial: u32, reply_to: u32, destination: &str, name: &str, text: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    push_string(&mut body, text);
+    let mut fields = Vec::new();
+    push_field(&mut fields, 4, b's', name);
+    align(&mut fields, 8);
+    fields.extend_from_slice(&[5, 1, b'u', 0]);
+    fields.extend_from_slice(&reply_to.to_le_bytes());
+    push_field(&mut fields, 6, b's', destination);
+    push_field(&mut fields, 8, b'g', "s");
+    message(ERROR, NO_REPLY_EXPECTED, serial, &fields, &body)
+}
+
+/// A whole message: the fixed header, the fields, the body.
+fn message(kind: u8, flags: u8, serial: u32, fields: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut msg = vec![b'l', kind, flags, 1];
     msg.extend_from_slice(&len32(body.len()).to_le_bytes());
     msg.extend_from_slice(&serial.to_le_bytes());
     msg.extend_from_slice(&len32(fields.len()).to_le_bytes());
-    msg.extend_from_slice(&fields);
+    msg.extend_from_slice(fields);
     align(&mut msg, 8);
-    msg.extend_from_slice(&body);
+    msg.extend_from_slice(body);
     msg
 }
 
@@ -286,7 +507,14 @@ fn read_string(b: &[u8], at: usize) -> Option<String> {
 }
 
 /// The `REPLY_SERIAL` header field (code 5), if any.
+#[cfg(test)]
 fn reply_serial(fields: &[u8]) -> Result<Option<u32>, BusError> {
+    Ok(header_fields(fields)?.reply_serial)
+}
+
+/// The header fields flint reads (kind, flags and serial are left 0).
+fn header_fields(fields: &[u8]) -> Result<Header, BusError> {
+    let mut h = Header::default();
     let mut at = 0;
     while at < fields.len() {
         at = (at + 7) & !7;
@@ -304,24 +532,41 @@ fn reply_serial(fields: &[u8]) -> Result<Option<u32>, BusError> {
                 at = (at + 3) & !3;
                 let v = read_u32(fields, at).ok_or(BusError::Malformed)?;
                 if code == 5 {
-                    return Ok(Some(v));
+                    h.reply_serial = Some(v);
                 }
                 at += 4;
             }
             b"s" | b"o" => {
                 at = (at + 3) & !3;
                 let len = read_u32(fields, at).ok_or(BusError::Malformed)? as usize;
+                let v = read_string(fields, at).ok_or(BusError::Malformed)?;
                 at += 4 + len + 1;
+                let slot = match code {
+                    1 => &mut h.path,
+                    2 => &mut h.interface,
+                    3 => &mut h.member,
+                    4 => &mut h.error_name,
+                    6 => &mut h.destination,
+                    7 => &mut h.sender,
+                    _ => continue,
+                };
+                *slot = Some(v);
             }
             b"g" => {
                 let len = *fields.get(at).ok_or(BusError::Malformed)? as usize;
+                let v = fields
+                    .get(at + 1..at + 1 + len)
+                    .ok_or(BusError::Malformed)?;
+                if code == 8 {
+                    h.signature = Some(String::from_utf8_lossy(v).into_owned());
+                }
                 at += 1 + len + 1;
             }
             // Header fields hold no other types.
             _ => return Err(BusError::Malformed),
         }
     }
-    Ok(None)
+    Ok(h)
 }
 
 #[cfg(test)]
@@ -339,6 +584,55 @@ mod tests {
             Some(Address::Abstract(b"/tmp/dbus-x,y".to_vec()))
         );
         assert_eq!(parse_address("tcp:host=localhost,port=1"), None);
+    }
+
+    /// The header fields of a whole message built here.
+    fn fields_of(m: &[u8]) -> Header {
+        let fields_len = read_u32(m, 12).unwrap() as usize;
+        header_fields(&m[16..16 + fields_len]).unwrap()
+    }
+
+    #[test]
+    fn signals_and_error_replies_carry_the_fields_a_bus_daemon_reads() {
+        let m = signal(
+            3,
+            "org.freedesktop.DBus",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Activator",
+            "ActivationFailure",
+            &[
+                "a.service",
+                "org.freedesktop.systemd1.NoSuchUnit",
+                "Unit a.service not found.",
+            ],
+        );
+        assert_eq!(&m[..4], &[b'l', SIGNAL, NO_REPLY_EXPECTED, 1]);
+        let h = fields_of(&m);
+        assert_eq!(h.path.as_deref(), Some("/org/freedesktop/systemd1"));
+        assert_eq!(
+            h.interface.as_deref(),
+            Some("org.freedesktop.systemd1.Activator")
+        );
+        assert_eq!(h.member.as_deref(), Some("ActivationFailure"));
+        assert_eq!(h.destination.as_deref(), Some("org.freedesktop.DBus"));
+        assert_eq!(h.signature.as_deref(), Some("sss"));
+        let body_at = (16 + read_u32(&m, 12).unwrap() as usize + 7) & !7;
+        assert_eq!(read_string(&m, body_at).as_deref(), Some("a.service"));
+        let e = error_reply(
+            4,
+            9,
+            ":1.7",
+            "org.freedesktop.DBus.Error.UnknownMethod",
+            "no",
+        );
+        assert_eq!(e[1], ERROR);
+        let h = fields_of(&e);
+        assert_eq!(h.reply_serial, Some(9));
+        assert_eq!(h.destination.as_deref(), Some(":1.7"));
+        assert_eq!(
+            h.error_name.as_deref(),
+            Some("org.freedesktop.DBus.Error.UnknownMethod")
+        );
     }
 
     #[test]

@@ -563,6 +563,7 @@ impl Manager {
                         if oneshot_done || exited {
                             State::Stop(0)
                         } else {
+                            self.on_service_up(id);
                             State::Running
                         }
                     }
@@ -2213,6 +2214,12 @@ impl Manager {
         exec::revert_tty(&svc.unit, "Service");
         if failed {
             tracing::warn!("{}: Failed with result '{}'.", svc.unit.id, svc.result);
+            super::bus_activation::failed(
+                &mut self.bus_activations,
+                self.activator.as_mut(),
+                id,
+                svc.result,
+            );
         } else {
             tracing::info!("{}: Deactivated successfully.", svc.unit.id);
         }

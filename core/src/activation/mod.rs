@@ -24,6 +24,7 @@
 //! goes on. Main processes are spawned on blocking threads, at most one per
 //! CPU at a time, in arrival order (`turns`).
 
+mod bus_activation;
 mod control;
 mod jobs;
 mod lifecycle;
@@ -125,6 +126,10 @@ enum Event {
     },
     /// A message arrived on the notify socket.
     Notify(crate::notify::Message),
+    /// The bus daemon asks for a unit to be started (D-Bus activation).
+    BusActivation { unit: String },
+    /// flint's connection as `org.freedesktop.systemd1` ended.
+    BusActivatorGone { error: String },
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
     /// SIGCHLD: reap orphans that were re-parented to flint.
@@ -255,6 +260,11 @@ struct Manager {
     /// asks again for the same list, which must not try (and log) a socket
     /// that failed a moment ago a second time.
     listing_sockets: Vec<u64>,
+    /// flint as `org.freedesktop.systemd1` on the bus of the bus daemon it
+    /// runs, and the units it was asked to start there and has not seen
+    /// start yet.
+    activator: Option<bus_activation::Activator>,
+    bus_activations: Vec<(String, u64)>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -422,6 +432,8 @@ async fn run_async(
         ended: std::collections::VecDeque::new(),
         socket_invocations: HashMap::new(),
         listing_sockets: Vec::new(),
+        activator: None,
+        bus_activations: Vec::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {
@@ -908,6 +920,12 @@ impl Manager {
                 name,
                 result,
             } => self.on_bus_name(service, launches, &name, result),
+            Event::BusActivation { unit } => self.bus_activate(&unit),
+            Event::BusActivatorGone { error } => {
+                tracing::info!("no longer {} on the bus: {error}", bus_activation::NAME);
+                self.activator = None;
+                self.bus_activations.clear();
+            }
             Event::Shutdown => self.shutdown(),
             Event::SocketHooks { name, key, result } => self.on_socket_hooks(&name, key, result),
             Event::Control { request, reply } => {

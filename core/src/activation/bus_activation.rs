@@ -1,0 +1,218 @@
+//! D-Bus activation through flint, as through systemd.
+//!
+//! A bus daemon told to leave activation to systemd (`dbus-daemon
+//! --systemd-activation`, as Debian's and NixOS's `dbus.service` run it, or
+//! `dbus-broker-launch`) starts nothing itself for a bus name whose
+//! `.service` file names a unit in `SystemdService=`: it signals
+//! `ActivationRequest(unit)` to `org.freedesktop.systemd1` and holds the
+//! caller's message until the name has an owner, or until systemd signals
+//! `ActivationFailure(unit, error, text)`. Once the service flint runs as
+//! `dbus.service` is up, flint takes `org.freedesktop.systemd1` on that bus
+//! and does systemd's part: it starts the unit asked for (its aliases
+//! resolved, `dbus-org.freedesktop.hostname1.service` is
+//! `systemd-hostnamed.service`), and a unit it cannot load, or whose start
+//! fails, it answers with `ActivationFailure`, so the waiting call fails at
+//! once instead of at the bus daemon's timeout. Method calls to
+//! `org.freedesktop.systemd1` (systemctl's, logind's) get an error reply.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::bus::{self, Address, Bus, BusError};
+use crate::listen::ListenKind;
+use crate::unit::load::Unit;
+use crate::unit::value::address::SocketAddress;
+
+use super::Event;
+
+/// The name systemd owns on the bus.
+pub(super) const NAME: &str = "org.freedesktop.systemd1";
+const ACTIVATOR: &str = "org.freedesktop.systemd1.Activator";
+
+/// Whether `unit` is a bus daemon that leaves activation to systemd.
+pub(super) fn is_bus_daemon(unit: &Unit) -> bool {
+    let named = ["dbus.service", "dbus-broker.service"]
+        .iter()
+        .any(|n| unit.id.as_str() == *n || unit.name.as_str() == *n);
+    named
+        && unit.commands("Service", "ExecStart").iter().any(|c| {
+            c.argv.iter().any(|a| a == "--systemd-activation")
+                || c.path.ends_with("/dbus-broker-launch")
+        })
+}
+
+/// flint's connection as `org.freedesktop.systemd1`.
+#[derive(Debug)]
+pub(super) struct Activator {
+    sender: bus::Sender,
+}
+
+impl Activator {
+    /// Connects to the bus at `address`, takes the name and starts the
+    /// thread that reads the bus: it sends [`Event::BusActivation`] for
+    /// each request and [`Event::BusActivatorGone`] when the connection
+    /// ends.
+    pub(super) fn start(address: &Address, tx: UnboundedSender<Event>) -> Result<Self, BusError> {
+        let mut conn = Bus::connect(address, Duration::from_secs(5))?;
+        if !conn.request_name(NAME)? {
+            return Err(BusError::Call(format!("{NAME} has another owner")));
+        }
+        let sender = conn.sender()?;
+        std::thread::Builder::new()
+            .name("bus-activator".into())
+            .spawn(move || {
+                loop {
+                    match conn.next_message() {
+                        Ok(m) => {
+                            let h = &m.header;
+                            if h.kind == bus::SIGNAL
+                                && h.interface.as_deref() == Some(ACTIVATOR)
+                                && h.member.as_deref() == Some("ActivationRequest")
+                                && let Some(unit) = m.first_string()
+                                && tx.send(Event::BusActivation { unit }).is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let error = match e {
+                                BusError::Io(e)
+                                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                                {
+                                    "the bus daemon closed the connection".to_string()
+                                }
+                                e => e.to_string(),
+                            };
+                            let _ = tx.send(Event::BusActivatorGone { error });
+                            return;
+                        }
+                    }
+                }
+            })?;
+        Ok(Activator { sender })
+    }
+
+    /// Tells the bus daemon that `unit` cannot be started.
+    pub(super) fn fail(&mut self, unit: &str, error: &str, text: &str) {
+        if let Err(e) = self.sender.signal(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/systemd1",
+            ACTIVATOR,
+            "ActivationFailure",
+            &[unit, error, text],
+        ) {
+            tracing::debug!("{unit}: cannot tell the bus that its activation failed: {e}");
+        }
+    }
+}
+
+impl super::Manager {
+    /// A service is up: if it is the bus daemon, flint takes
+    /// `org.freedesktop.systemd1` on its bus; the units asked for through
+    /// the bus are no longer waited for.
+    pub(super) fn on_service_up(&mut self, id: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        let name = svc.unit.id.to_string();
+        self.bus_activations.retain(|(_, waiting)| *waiting != id);
+        if self.activator.is_some() || !is_bus_daemon(&svc.unit) {
+            return;
+        }
+        // The bus is where the socket flint passes to the bus daemon
+        // listens; a bus daemon without one listens where buses do.
+        let passed = svc.sockets.iter().find_map(|&i| {
+            self.sockets
+                .get(i)?
+                .listeners
+                .iter()
+                .find_map(|l| match &l.kind {
+                    ListenKind::Stream(SocketAddress::Unix(p)) => Some(Address::Path(p.clone())),
+                    ListenKind::Stream(SocketAddress::Abstract(n)) => {
+                        Some(Address::Abstract(n.clone()))
+                    }
+                    _ => None,
+                })
+        });
+        let address = match passed.map_or_else(|| bus::default_address(self.search.user_mode), Ok) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("{name}: D-Bus activation through flint is off: {e}");
+                return;
+            }
+        };
+        match Activator::start(&address, self.tx.clone()) {
+            Ok(a) => {
+                tracing::info!("{name}: flint is {NAME} on its bus, for D-Bus activation");
+                self.activator = Some(a);
+            }
+            Err(e) => tracing::warn!("{name}: D-Bus activation through flint is off: {e}"),
+        }
+    }
+
+    /// The bus daemon asks for `unit` (`ActivationRequest`).
+    pub(super) fn bus_activate(&mut self, unit: &str) {
+        let known = unit
+            .parse::<crate::unit::name::UnitName>()
+            .ok()
+            .filter(|n| crate::unit::loader::resolve(&self.search, n).is_ok());
+        if known.is_none() {
+            tracing::warn!("{unit}: D-Bus activation requested, but the unit cannot be found");
+            if let Some(a) = &mut self.activator {
+                a.fail(
+                    unit,
+                    "org.freedesktop.systemd1.NoSuchUnit",
+                    &format!("Unit {unit} not found."),
+                );
+            }
+            return;
+        }
+        tracing::info!("{unit}: starting on a D-Bus activation request");
+        self.enqueue_name(unit, super::jobs::JobKind::Start);
+        match self.find_service(unit) {
+            Some(id) => {
+                let running = self
+                    .services
+                    .get(&id)
+                    .is_some_and(|s| s.state == super::lifecycle::State::Running);
+                if !running {
+                    self.bus_activations.push((unit.to_string(), id));
+                }
+            }
+            None => {
+                if let Some(a) = &mut self.activator {
+                    a.fail(
+                        unit,
+                        "org.freedesktop.systemd1.LoadFailed",
+                        &format!("Unit {unit} failed to load; see flint's log."),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A service failed: the bus activations waiting for it (in `waiting`)
+/// fail too.
+pub(super) fn failed(
+    waiting: &mut Vec<(String, u64)>,
+    activator: Option<&mut Activator>,
+    id: u64,
+    result: &str,
+) {
+    let (failed, rest): (Vec<_>, Vec<_>) = std::mem::take(waiting)
+        .into_iter()
+        .partition(|(_, w)| *w == id);
+    *waiting = rest;
+    let Some(a) = activator else {
+        return;
+    };
+    for (unit, _) in failed {
+        a.fail(
+            &unit,
+            "org.freedesktop.systemd1.UnitFailed",
+            &format!("Unit {unit} failed with result '{result}'."),
+        );
+    }
+}
