@@ -96,6 +96,57 @@ fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// flint for a daemon whose paths or ports are fixed, in namespaces of its
+/// own: `unshare` with `ns` (`-m` for a mount namespace, `-n` for a
+/// network namespace), the shell steps of `setup` there, then `flint run
+/// --unit-dir TREE UNITS`.
+fn flint_in_namespaces(tree: &Tree, ns: &[&str], setup: &str, units: &[&str]) -> Flint {
+    let mut cmd = Command::new("unshare");
+    cmd.args(ns)
+        .args(["--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "{setup} && exec {} run --unit-dir {} {}",
+            common::flint_bin().display(),
+            tree.path().display(),
+            units.join(" ")
+        ));
+    Flint::run_command_until(cmd, "unit(s) running")
+}
+
+/// The shell steps that give a network namespace its own sysfs (read-only
+/// as in a container with `read_only`), the host's cgroups moved into it.
+fn own_sysfs(tree: &Tree, read_only: bool) -> String {
+    format!(
+        "mkdir {cg} && mount --rbind /sys/fs/cgroup {cg} && \
+         mount -t sysfs {ro} sysfs /sys && mount --move {cg} /sys/fs/cgroup",
+        cg = tree.path().join("cgroup").display(),
+        ro = if read_only { "-o ro" } else { "" }
+    )
+}
+
+/// `program` in flint's namespaces (`nsenter` with `ns`: `-m`, `-n`),
+/// bounded by a timeout, its stdin empty and its output piped.
+fn nsenter(flint: &Flint, ns: &[&str], program: &str) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["20", "nsenter", "-t", &flint.child.id().to_string()])
+        .args(ns)
+        .arg(program)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `program args` in flint's namespaces: whether it succeeded, and
+/// its output and errors.
+fn inside(flint: &Flint, ns: &[&str], program: &str, args: &[&str]) -> (bool, String) {
+    let out = nsenter(flint, ns, program).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 fn curl(url: &str) -> String {
     run("curl", &["-sS", "--fail", "--max-time", "15", url])
 }
@@ -932,28 +983,16 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
         tree.path().join("dbus-org.freedesktop.hostname1.service"),
     )
     .unwrap();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd /run/dbus && \
-             exec {} run --unit-dir {} dbus.socket",
-            common::flint_bin().display(),
-            tree.path().display()
-        ));
-    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
-    let pid = flint.child.id().to_string();
+    let mut flint = flint_in_namespaces(
+        &tree,
+        &["-m"],
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd /run/dbus",
+        &["dbus.socket"],
+    );
     let busctl = |args: &[&str]| {
-        let out = Command::new("timeout")
-            .args(["20", "nsenter", "-t", &pid, "-m", "busctl", "--system"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
+        let mut all = vec!["--system"];
+        all.extend_from_slice(args);
+        inside(&flint, &["-m"], "busctl", &all)
     };
     // The first call starts the bus (its socket) and, through the bus,
     // hostnamed, which answers it.
@@ -1023,22 +1062,16 @@ fn dovecot_answers_imap_and_imaps_on_its_four_listeners_in_its_sandbox() {
         return;
     }
     let tree = tree_with(&units);
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-n", "-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "ip link set lo up && mount -t tmpfs tmpfs /run && exec {} run --unit-dir {} dovecot.socket",
-            common::flint_bin().display(),
-            tree.path().display()
-        ));
-    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
-    let pid = flint.child.id().to_string();
+    let mut flint = flint_in_namespaces(
+        &tree,
+        &["-n", "-m"],
+        "ip link set lo up && mount -t tmpfs tmpfs /run",
+        &["dovecot.socket"],
+    );
     let inside = |program: &str, args: &[&str], input: &str| {
-        let mut child = Command::new("timeout")
-            .args(["20", "nsenter", "-t", &pid, "-n", "-m", program])
+        let mut child = nsenter(&flint, &["-n", "-m"], program)
             .args(args)
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         child
@@ -2023,24 +2056,13 @@ fn rpcbind_answers_on_its_five_fixed_listeners_in_a_private_network() {
         return;
     }
     let tree = tree_with(&units);
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-n", "-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "ip link set lo up && mount -t tmpfs tmpfs /run && exec {} run --unit-dir {} rpcbind.socket",
-            common::flint_bin().display(),
-            tree.path().display()
-        ));
-    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
-    let pid = flint.child.id().to_string();
-    let rpcinfo = |args: &[&str]| {
-        let out = Command::new("timeout")
-            .args(["20", "nsenter", "-t", &pid, "-n", "-m", "rpcinfo"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    };
+    let mut flint = flint_in_namespaces(
+        &tree,
+        &["-n", "-m"],
+        "ip link set lo up && mount -t tmpfs tmpfs /run",
+        &["rpcbind.socket"],
+    );
+    let rpcinfo = |args: &[&str]| inside(&flint, &["-n", "-m"], "rpcinfo", args).1;
     // Over IPv4 TCP (what starts rpcbind), then the unix socket, then UDP
     // over IPv6 and IPv4.
     let over_tcp = rpcinfo(&["-p", "127.0.0.1"]);
@@ -2097,32 +2119,16 @@ fn udevd_takes_its_netlink_and_seqpacket_sockets_and_handles_a_uevent() {
         return;
     }
     let tree = tree_with(&units);
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-n", "-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "mkdir {cg} && mount --rbind /sys/fs/cgroup {cg} && \
-             mount -t tmpfs tmpfs /run && mount -t sysfs sysfs /sys && \
-             mount --move {cg} /sys/fs/cgroup && \
-             exec {flint} run --unit-dir {units} systemd-udevd-control.socket systemd-udevd-kernel.socket",
-            cg = tree.path().join("cgroup").display(),
-            flint = common::flint_bin().display(),
-            units = tree.path().display()
-        ));
-    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
-    let pid = flint.child.id().to_string();
-    let inside = |program: &str, args: &[&str]| {
-        let out = Command::new("timeout")
-            .args(["20", "nsenter", "-t", &pid, "-n", "-m", program])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let mut flint = flint_in_namespaces(
+        &tree,
+        &["-n", "-m"],
+        &format!("mount -t tmpfs tmpfs /run && {}", own_sysfs(&tree, false)),
+        &[
+            "systemd-udevd-control.socket",
+            "systemd-udevd-kernel.socket",
+        ],
+    );
+    let inside = |program: &str, args: &[&str]| inside(&flint, &["-n", "-m"], program, args);
     // The control socket starts udevd, which answers once it is ready.
     let (pinged, out) = inside("udevadm", &["control", "--ping", "--timeout=15"]);
     assert!(pinged, "udevadm control --ping: {out}\n{}", flint.log());
@@ -2186,23 +2192,15 @@ fn journald_keeps_a_log_stream_across_its_crash_through_the_fd_store() {
         "systemd-journald-dev-log.socket.d/no-link.conf",
         "[Socket]\nSymlinks=\n",
     );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "mount -t tmpfs tmpfs /run && exec {} run --unit-dir {} \
-             systemd-journald.socket systemd-journald-dev-log.socket",
-            common::flint_bin().display(),
-            tree.path().display()
-        ));
-    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
-    let pid = flint.child.id().to_string();
+    let mut flint = flint_in_namespaces(
+        &tree,
+        &["-m"],
+        "mount -t tmpfs tmpfs /run",
+        &["systemd-journald.socket", "systemd-journald-dev-log.socket"],
+    );
     let inside = |args: &[&str]| {
-        let mut cmd = Command::new("timeout");
-        cmd.args(["20", "nsenter", "-t", &pid, "-m"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = nsenter(&flint, &["-m"], args[0]);
+        cmd.args(&args[1..]);
         cmd
     };
     let journal = || {
@@ -2303,29 +2301,18 @@ fn networkd_is_started_by_a_route_netlink_message_and_configures_a_link() {
         "10-flint.network",
         "[Match]\nName=flintbr0\n[Network]\nAddress=10.77.0.1/24\nConfigureWithoutCarrier=yes\n",
     );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-n", "-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "mkdir {cg} && mount --rbind /sys/fs/cgroup {cg} && \
-             mount -t tmpfs tmpfs /run && mount -t sysfs -o ro sysfs /sys && \
-             mount --move {cg} /sys/fs/cgroup && \
-             mkdir -p /run/systemd/network && cp {units}/10-flint.network /run/systemd/network/ && \
-             exec {flint} run --unit-dir {units} systemd-networkd.socket",
-            cg = tree.path().join("cgroup").display(),
-            flint = common::flint_bin().display(),
-            units = tree.path().display()
-        ));
-    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
-    let pid = flint.child.id().to_string();
-    let ip = |args: &[&str]| {
-        let out = Command::new("timeout")
-            .args(["20", "nsenter", "-t", &pid, "-n", "-m", "ip"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    };
+    let mut flint = flint_in_namespaces(
+        &tree,
+        &["-n", "-m"],
+        &format!(
+            "mount -t tmpfs tmpfs /run && {} && mkdir -p /run/systemd/network && \
+             cp {}/10-flint.network /run/systemd/network/",
+            own_sysfs(&tree, true),
+            tree.path().display()
+        ),
+        &["systemd-networkd.socket"],
+    );
+    let ip = |args: &[&str]| inside(&flint, &["-n", "-m"], "ip", args).1;
     assert!(
         !flint.log().contains("systemd-networkd.service: started"),
         "{}",
