@@ -983,6 +983,11 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
         tree.path().join("dbus-org.freedesktop.hostname1.service"),
     )
     .unwrap();
+    // timedated's bus name is started by a unit that fails.
+    tree.write(
+        "dbus-org.freedesktop.timedate1.service",
+        "[Service]\nBusName=org.freedesktop.timedate1\nExecStart=/bin/false\n",
+    );
     let mut flint = flint_in_namespaces(
         &tree,
         &["-m"],
@@ -1029,6 +1034,21 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
         "Locale",
     ]);
     assert!(!ok && out.contains("not found"), "{out}\n{}", flint.log());
+    assert!(started.elapsed() < Duration::from_secs(10), "{out}");
+    // So does one whose unit fails to start.
+    let started = std::time::Instant::now();
+    let (ok, out) = busctl(&[
+        "get-property",
+        "org.freedesktop.timedate1",
+        "/org/freedesktop/timedate1",
+        "org.freedesktop.timedate1",
+        "Timezone",
+    ]);
+    assert!(
+        !ok && out.contains("failed with result 'exit-code'"),
+        "{out}\n{}",
+        flint.log()
+    );
     assert!(started.elapsed() < Duration::from_secs(10), "{out}");
     // What else is asked of systemd gets an error, not silence.
     let (ok, out) = busctl(&[
