@@ -49,48 +49,70 @@ pub(super) struct Activator {
 }
 
 impl Activator {
-    /// Connects to the bus at `address`, takes the name and starts the
-    /// thread that reads the bus: it sends [`Event::BusActivation`] for
-    /// each request and [`Event::BusActivatorGone`] when the connection
-    /// ends.
-    pub(super) fn start(address: &Address, tx: UnboundedSender<Event>) -> Result<Self, BusError> {
-        let mut conn = Bus::connect(address, Duration::from_secs(5))?;
-        if !conn.request_name(NAME)? {
-            return Err(BusError::Call(format!("{NAME} has another owner")));
-        }
-        let sender = conn.sender()?;
-        std::thread::Builder::new()
+    /// On a thread of its own (the event loop never waits for the bus):
+    /// connects to the bus at `address`, takes the name, sends
+    /// [`Event::BusActivatorUp`], then reads the bus, sending
+    /// [`Event::BusActivation`] for each request and
+    /// [`Event::BusActivatorGone`] when the connection ends or cannot be
+    /// made.
+    pub(super) fn start(address: Address, tx: &UnboundedSender<Event>) {
+        let spawned = std::thread::Builder::new()
             .name("bus-activator".into())
-            .spawn(move || {
-                loop {
-                    match conn.next_message() {
-                        Ok(m) => {
-                            let h = &m.header;
-                            if h.kind == bus::SIGNAL
-                                && h.interface.as_deref() == Some(ACTIVATOR)
-                                && h.member.as_deref() == Some("ActivationRequest")
-                                && let Some(unit) = m.first_string()
-                                && tx.send(Event::BusActivation { unit }).is_err()
-                            {
+            .spawn({
+                let tx = tx.clone();
+                move || {
+                    let gone = |e: BusError| {
+                        let error = match e {
+                            BusError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                                "the bus daemon closed the connection".to_string()
+                            }
+                            e => e.to_string(),
+                        };
+                        let _ = tx.send(Event::BusActivatorGone { error });
+                    };
+                    let setup = || -> Result<(Bus, bus::Sender), BusError> {
+                        let mut conn = Bus::connect(&address, Duration::from_secs(5))?;
+                        if !conn.request_name(NAME)? {
+                            return Err(BusError::Call(format!("{NAME} has another owner")));
+                        }
+                        let sender = conn.sender()?;
+                        Ok((conn, sender))
+                    };
+                    let mut conn = match setup() {
+                        Ok((conn, sender)) => {
+                            let up = Event::BusActivatorUp {
+                                activator: Activator { sender },
+                            };
+                            if tx.send(up).is_err() {
                                 return;
                             }
+                            conn
                         }
-                        Err(e) => {
-                            let error = match e {
-                                BusError::Io(e)
-                                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                        Err(e) => return gone(e),
+                    };
+                    loop {
+                        match conn.next_message() {
+                            Ok(m) => {
+                                let h = &m.header;
+                                if h.kind == bus::SIGNAL
+                                    && h.interface.as_deref() == Some(ACTIVATOR)
+                                    && h.member.as_deref() == Some("ActivationRequest")
+                                    && let Some(unit) = m.first_string()
+                                    && tx.send(Event::BusActivation { unit }).is_err()
                                 {
-                                    "the bus daemon closed the connection".to_string()
+                                    return;
                                 }
-                                e => e.to_string(),
-                            };
-                            let _ = tx.send(Event::BusActivatorGone { error });
-                            return;
+                            }
+                            Err(e) => return gone(e),
                         }
                     }
                 }
-            })?;
-        Ok(Activator { sender })
+            });
+        if let Err(e) = spawned {
+            let _ = tx.send(Event::BusActivatorGone {
+                error: format!("cannot start a thread: {e}"),
+            });
+        }
     }
 
     /// Tells the bus daemon that `unit` cannot be started.
@@ -117,7 +139,7 @@ impl super::Manager {
         };
         let name = svc.unit.id.to_string();
         self.bus_activations.retain(|(_, waiting)| *waiting != id);
-        if self.activator.is_some() || !is_bus_daemon(&svc.unit) {
+        if self.activator_for.is_some() || !is_bus_daemon(&svc.unit) {
             return;
         }
         // The bus is where the socket flint passes to the bus daemon
@@ -142,13 +164,28 @@ impl super::Manager {
                 return;
             }
         };
-        match Activator::start(&address, self.tx.clone()) {
-            Ok(a) => {
-                tracing::info!("{name}: flint is {NAME} on its bus, for D-Bus activation");
-                self.activator = Some(a);
-            }
-            Err(e) => tracing::warn!("{name}: D-Bus activation through flint is off: {e}"),
+        tracing::debug!("{name}: taking {NAME} on its bus, for D-Bus activation");
+        self.activator_for = Some(name);
+        Activator::start(address, &self.tx);
+    }
+
+    /// flint took `org.freedesktop.systemd1` on the bus.
+    pub(super) fn on_activator_up(&mut self, activator: Activator) {
+        let name = self.activator_for.clone().unwrap_or_default();
+        tracing::info!("{name}: flint is {NAME} on its bus, for D-Bus activation");
+        self.activator = Some(activator);
+    }
+
+    /// flint's connection as `org.freedesktop.systemd1` ended, or could
+    /// not be made.
+    pub(super) fn on_activator_gone(&mut self, error: &str) {
+        let name = self.activator_for.take().unwrap_or_default();
+        if self.activator.take().is_some() {
+            tracing::info!("{name}: flint is no longer {NAME} on its bus: {error}");
+        } else {
+            tracing::warn!("{name}: D-Bus activation through flint is off: {error}");
         }
+        self.bus_activations.clear();
     }
 
     /// The bus daemon asks for `unit` (`ActivationRequest`).

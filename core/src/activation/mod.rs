@@ -128,7 +128,12 @@ enum Event {
     Notify(crate::notify::Message),
     /// The bus daemon asks for a unit to be started (D-Bus activation).
     BusActivation { unit: String },
-    /// flint's connection as `org.freedesktop.systemd1` ended.
+    /// flint took `org.freedesktop.systemd1` on the bus.
+    BusActivatorUp {
+        activator: bus_activation::Activator,
+    },
+    /// flint's connection as `org.freedesktop.systemd1` ended, or could
+    /// not be made.
     BusActivatorGone { error: String },
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
@@ -264,6 +269,8 @@ struct Manager {
     /// runs, and the units it was asked to start there and has not seen
     /// start yet.
     activator: Option<bus_activation::Activator>,
+    /// The bus daemon the activator is for (set while it connects, too).
+    activator_for: Option<String>,
     bus_activations: Vec<(String, u64)>,
 }
 
@@ -433,6 +440,7 @@ async fn run_async(
         socket_invocations: HashMap::new(),
         listing_sockets: Vec::new(),
         activator: None,
+        activator_for: None,
         bus_activations: Vec::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
@@ -921,11 +929,8 @@ impl Manager {
                 result,
             } => self.on_bus_name(service, launches, &name, result),
             Event::BusActivation { unit } => self.bus_activate(&unit),
-            Event::BusActivatorGone { error } => {
-                tracing::info!("no longer {} on the bus: {error}", bus_activation::NAME);
-                self.activator = None;
-                self.bus_activations.clear();
-            }
+            Event::BusActivatorUp { activator } => self.on_activator_up(activator),
+            Event::BusActivatorGone { error } => self.on_activator_gone(&error),
             Event::Shutdown => self.shutdown(),
             Event::SocketHooks { name, key, result } => self.on_socket_hooks(&name, key, result),
             Event::Control { request, reply } => {
