@@ -64,6 +64,8 @@ unit_packages=(
   # tests/daemons.rs: systemd-udevd and its socket units (netlink and
   # sequential packet), and systemd-journal-remote (PrivateNetwork=yes).
   udev systemd-journal-remote
+  # The user bus (dbus-user-session's units) and dconf, which it activates.
+  dbus-user-session dconf-service
 )
 # No daemon may start while installing: the machine may not run systemd, and
 # a started daemon would hold ports and files the tests use.

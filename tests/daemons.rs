@@ -11,7 +11,8 @@
 //! `PrivateNetwork=yes`), fcgiwrap (a socket owned by www-data), mpd
 //! (`Type=notify`, two listeners), libvirtd (three socket units matched by
 //! name), GnuPG's user units (`flint run --user`: four named sockets into
-//! one gpg-agent, and dirmngr), rpcbind (five fixed listeners, in a network
+//! one gpg-agent, and dirmngr), the user bus (`systemctl --user
+//! set-environment` reaching flint, dconf activated on the bus), rpcbind (five fixed listeners, in a network
 //! namespace of its own), dovecot (IMAP and IMAPS on four listeners,
 //! `Type=notify`, in its sandbox), systemd-hostnamed (started through
 //! D-Bus activation, flint as `org.freedesktop.systemd1` on the bus it
@@ -1918,6 +1919,108 @@ fn libvirtd_finds_its_three_sockets_by_name_and_answers_on_each() {
     assert!(
         path("libvirt-sock-ro").exists(),
         "libvirtd-ro.socket keeps its file"
+    );
+}
+
+#[test]
+fn the_user_bus_comes_up_at_once_and_activates_dconf_through_flint() {
+    // Debian's user dbus.socket runs `systemctl --user set-environment
+    // DBUS_SESSION_BUS_ADDRESS=...` in its ExecStartPost=. systemctl finds
+    // flint on $XDG_RUNTIME_DIR/systemd/private instead of falling back to
+    // the bus flint is about to start (which held the hook up until its
+    // timeout), and the units started later get the variable. On that bus
+    // dconf (Type=dbus) is started through D-Bus activation.
+    const USER_UNITS: &str = "/usr/lib/systemd/user";
+    let units = ["dbus.socket", "dbus.service", "dconf.service"];
+    for u in units {
+        if !common::require(
+            &format!("{USER_UNITS}/{u}"),
+            "dbus-user-session, dconf-service",
+        ) {
+            return;
+        }
+    }
+    if !common::require("busctl", "systemd: the bus client")
+        || !common::require("systemctl", "systemd: the manager client")
+    {
+        return;
+    }
+    let tree = Tree::new();
+    for u in units {
+        tree.write(
+            &format!("units/{u}"),
+            &std::fs::read_to_string(Path::new(USER_UNITS).join(u)).unwrap(),
+        );
+    }
+    let runtime = tree.path().join("runtime");
+    let home = tree.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let unit_dir = tree.path().join("units");
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "run".as_ref(),
+        "--user".as_ref(),
+        "--unit-dir".as_ref(),
+        unit_dir.as_os_str(),
+        "dbus.socket".as_ref(),
+    ];
+    // "unit(s) running" comes once the socket's ExecStartPost= is done.
+    let flint = Flint::run_args(&args, &[("XDG_RUNTIME_DIR", &runtime), ("HOME", &home)]);
+    let address = format!("unix:path={}", runtime.join("bus").display());
+    assert!(
+        flint.log().contains(&format!(
+            "environment for units started from now on: DBUS_SESSION_BUS_ADDRESS={address}"
+        )),
+        "{}",
+        flint.log()
+    );
+    let out = Command::new("timeout")
+        .args(["20", "busctl", "--user", "call", "ca.desrt.dconf"])
+        .args([
+            "/ca/desrt/dconf/Writer/user",
+            "org.freedesktop.DBus.Peer",
+            "Ping",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        flint.log()
+    );
+    let log = flint.log();
+    let at = log
+        .find("dconf.service: started /usr/libexec/dconf-service (pid ")
+        .unwrap_or_else(|| panic!("{log}"));
+    let pid: String = log[at..]
+        .split("(pid ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == format!("DBUS_SESSION_BUS_ADDRESS={address}").as_bytes()),
+        "the variable set through systemctl reaches dconf"
+    );
+    // What flint does not do for systemctl fails at once, with the reason.
+    let out = Command::new("timeout")
+        .args(["20", "systemctl", "--user", "start", "nothing.service"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is not handled"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -250,6 +250,83 @@ impl Bus {
         Ok(())
     }
 
+    /// The server's side of a peer-to-peer connection that a client
+    /// opened (systemd's private socket): SASL `EXTERNAL` as sd-bus and
+    /// libdbus speak it (with the uid in `AUTH` or in a `DATA` answer to
+    /// the server's empty challenge), `NEGOTIATE_UNIX_FD` agreed, then
+    /// `BEGIN`. Every read and write is bounded by `timeout`.
+    pub fn accept_peer(stream: UnixStream, timeout: Duration) -> Result<Bus, BusError> {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut reader = BufReader::new(stream);
+        let mut nul = [0u8; 1];
+        reader.read_exact(&mut nul)?;
+        if nul[0] != 0 {
+            return Err(BusError::Auth("no leading NUL byte".into()));
+        }
+        let guid: String = {
+            let mut g = [0u8; 16];
+            // A server's GUID only has to differ between servers.
+            let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut g));
+            g.iter().fold(String::with_capacity(32), |mut hex, b| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            })
+        };
+        let mut authed = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Err(BusError::Auth(
+                    "the client left during authentication".into(),
+                ));
+            }
+            let words: Vec<&str> = line.trim_end().split(' ').collect();
+            let answer = match words.as_slice() {
+                ["AUTH", "EXTERNAL"] => "DATA\r\n".to_string(),
+                ["AUTH", "EXTERNAL", _] | ["DATA"] | ["DATA", _] => {
+                    authed = true;
+                    format!("OK {guid}\r\n")
+                }
+                ["NEGOTIATE_UNIX_FD"] if authed => "AGREE_UNIX_FD\r\n".to_string(),
+                ["BEGIN"] if authed => break,
+                ["CANCEL"] | ["ERROR", ..] => "REJECTED EXTERNAL\r\n".to_string(),
+                _ if authed => "ERROR\r\n".to_string(),
+                _ => "REJECTED EXTERNAL\r\n".to_string(),
+            };
+            reader.get_mut().write_all(answer.as_bytes())?;
+        }
+        Ok(Bus {
+            stream: reader,
+            serial: Arc::new(AtomicU32::new(0)),
+            queued: std::collections::VecDeque::new(),
+        })
+    }
+
+    /// Reads the next message a peer sends.
+    pub fn read(&mut self) -> Result<Message, BusError> {
+        self.read_message()
+    }
+
+    /// Answers the call `to` with an empty return.
+    pub fn reply_empty(&mut self, to: &Header) -> Result<(), BusError> {
+        let serial = next_serial(&self.serial);
+        let mut fields = Vec::new();
+        push_reply_fields(&mut fields, to);
+        let msg = message(METHOD_RETURN, NO_REPLY_EXPECTED, serial, &fields, &[]);
+        self.stream.get_mut().write_all(&msg)?;
+        Ok(())
+    }
+
+    /// Answers the call `to` with the error `name` and a text.
+    pub fn reply_error(&mut self, to: &Header, name: &str, text: &str) -> Result<(), BusError> {
+        let serial = next_serial(&self.serial);
+        let msg = error_reply(serial, to.serial, to.sender.as_deref(), name, text);
+        self.stream.get_mut().write_all(&msg)?;
+        Ok(())
+    }
+
     /// Whether someone owns `name` on the bus.
     pub fn name_has_owner(&mut self, name: &str) -> Result<bool, BusError> {
         let body = self.call("NameHasOwner", Some(name))?;
@@ -308,7 +385,7 @@ impl Bus {
             let reply = error_reply(
                 serial,
                 h.serial,
-                &sender,
+                Some(&sender),
                 "org.freedesktop.DBus.Error.UnknownMethod",
                 &text,
             );
@@ -469,8 +546,15 @@ fn signal(
     message(SIGNAL, NO_REPLY_EXPECTED, serial, &fields, &body)
 }
 
-/// An error answering the call `reply_to` of `destination`, with a text.
-fn error_reply(serial: u32, reply_to: u32, destination: &str, name: &str, text: &str) -> Vec<u8> {
+/// An error answering the call `reply_to` (of `destination`, on a bus),
+/// with a text.
+fn error_reply(
+    serial: u32,
+    reply_to: u32,
+    destination: Option<&str>,
+    name: &str,
+    text: &str,
+) -> Vec<u8> {
     let mut body = Vec::new();
     push_string(&mut body, text);
     let mut fields = Vec::new();
@@ -478,9 +562,46 @@ fn error_reply(serial: u32, reply_to: u32, destination: &str, name: &str, text: 
     align(&mut fields, 8);
     fields.extend_from_slice(&[5, 1, b'u', 0]);
     fields.extend_from_slice(&reply_to.to_le_bytes());
-    push_field(&mut fields, 6, b's', destination);
+    if let Some(d) = destination {
+        push_field(&mut fields, 6, b's', d);
+    }
     push_field(&mut fields, 8, b'g', "s");
     message(ERROR, NO_REPLY_EXPECTED, serial, &fields, &body)
+}
+
+/// `REPLY_SERIAL` and, on a bus, `DESTINATION` of an answer to `to`.
+fn push_reply_fields(fields: &mut Vec<u8>, to: &Header) {
+    align(fields, 8);
+    fields.extend_from_slice(&[5, 1, b'u', 0]);
+    fields.extend_from_slice(&to.serial.to_le_bytes());
+    if let Some(d) = &to.sender {
+        push_field(fields, 6, b's', d);
+    }
+}
+
+/// The first `count` arguments of a body whose signature starts with
+/// `count` times `as`.
+pub fn read_string_arrays(body: &[u8], count: usize) -> Option<Vec<Vec<String>>> {
+    let mut arrays = Vec::with_capacity(count);
+    let mut at = 0;
+    for _ in 0..count {
+        at = (at + 3) & !3;
+        let len = read_u32(body, at)? as usize;
+        at += 4;
+        let end = at.checked_add(len)?;
+        if end > body.len() {
+            return None;
+        }
+        let mut out = Vec::new();
+        while at < end {
+            at = (at + 3) & !3;
+            let n = read_u32(body, at)? as usize;
+            out.push(read_string(body, at)?);
+            at += 4 + n + 1;
+        }
+        arrays.push(out);
+    }
+    Some(arrays)
 }
 
 /// A whole message: the fixed header, the fields, the body.
@@ -621,7 +742,7 @@ mod tests {
         let e = error_reply(
             4,
             9,
-            ":1.7",
+            Some(":1.7"),
             "org.freedesktop.DBus.Error.UnknownMethod",
             "no",
         );
@@ -633,6 +754,63 @@ mod tests {
             h.error_name.as_deref(),
             Some("org.freedesktop.DBus.Error.UnknownMethod")
         );
+    }
+
+    #[test]
+    fn a_peer_is_authenticated_as_sd_bus_asks_and_its_calls_read() {
+        let (client, server) = UnixStream::pair().unwrap();
+        let peer = std::thread::spawn(move || {
+            let mut bus = Bus::accept_peer(server, Duration::from_secs(5)).unwrap();
+            bus.read().unwrap()
+        });
+        let mut client = BufReader::new(client);
+        // sd-bus sends its whole greeting at once, the uid left to DATA.
+        client
+            .get_mut()
+            .write_all(b"\0AUTH EXTERNAL\r\nDATA\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n")
+            .unwrap();
+        let mut lines = Vec::new();
+        for _ in 0..3 {
+            let mut l = String::new();
+            client.read_line(&mut l).unwrap();
+            lines.push(l);
+        }
+        assert_eq!(lines[0], "DATA\r\n");
+        assert!(
+            lines[1].starts_with("OK ") && lines[1].len() == 37,
+            "{lines:?}"
+        );
+        assert_eq!(lines[2], "AGREE_UNIX_FD\r\n");
+        // SetEnvironment(as) with two assignments.
+        let mut body = Vec::new();
+        let mut items = Vec::new();
+        push_string(&mut items, "A=1");
+        push_string(&mut items, "B=two");
+        body.extend_from_slice(&len32(items.len()).to_le_bytes());
+        body.extend_from_slice(&items);
+        let mut fields = Vec::new();
+        push_field(&mut fields, 1, b'o', "/org/freedesktop/systemd1");
+        push_field(&mut fields, 2, b's', "org.freedesktop.systemd1.Manager");
+        push_field(&mut fields, 3, b's', "SetEnvironment");
+        push_field(&mut fields, 8, b'g', "as");
+        let call = message(METHOD_CALL, 0, 5, &fields, &body);
+        client.get_mut().write_all(&call).unwrap();
+        let got = peer.join().unwrap();
+        assert_eq!(got.header.serial, 5);
+        assert_eq!(got.header.member.as_deref(), Some("SetEnvironment"));
+        assert_eq!(
+            read_string_arrays(&got.body, 1),
+            Some(vec![vec!["A=1".to_string(), "B=two".to_string()]])
+        );
+        // Two arrays in a row, the second aligned after the first.
+        let mut two = body.clone();
+        align(&mut two, 4);
+        two.extend_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            read_string_arrays(&two, 2).unwrap()[1],
+            Vec::<String>::new()
+        );
+        assert_eq!(read_string_arrays(&body[..body.len() - 1], 1), None);
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod jobs;
 mod lifecycle;
 mod limit;
 pub mod policy;
+mod private_socket;
 mod socket;
 mod socket_hooks;
 mod switch;
@@ -479,6 +480,7 @@ async fn run_async(
             None
         }
     };
+    let private_node = private_socket::serve(mgr.search.user_mode);
     for n in &names {
         if !matches!(
             n.unit_type(),
@@ -518,7 +520,7 @@ async fn run_async(
         }
     }
     mgr.close_sockets().await;
-    if let Some(path) = control_node {
+    for path in control_node.into_iter().chain(private_node) {
         let _ = std::fs::remove_file(path);
     }
     tracing::info!("flint: stopped");

@@ -25,7 +25,7 @@
 //!   8 MiB for the system manager.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::Resource;
@@ -33,7 +33,9 @@ use nix::sys::resource::Resource;
 use super::exec::DEFAULT_PATH;
 use crate::unit::loader::paths_from_env;
 use crate::unit::name::is_hidden_or_backup;
-use crate::unit::value::env::{env_name_is_valid, env_replace, parse_env_file_full};
+use crate::unit::value::env::{
+    env_assignment_is_valid, env_name_is_valid, env_replace, parse_env_file_full,
+};
 
 /// What systemd's `sanitize_environment()` takes out of the manager's block:
 /// variables it sets itself for its children.
@@ -132,6 +134,65 @@ pub fn environment(user_mode: bool) -> Block {
     block
 }
 
+/// What clients set and unset in the manager's environment (`systemctl
+/// set-environment`/`unset-environment`, as Debian's user `dbus.socket`
+/// sets `DBUS_SESSION_BUS_ADDRESS`), in order: kept across [`init`] and
+/// applied on top of the block, as systemd keeps its client environment.
+static CLIENT: Mutex<Vec<(String, Option<String>)>> = Mutex::new(Vec::new());
+
+/// Why a client's change was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid environment {0}")]
+pub struct ClientEnvError(pub &'static str);
+
+/// Unsets `unset` (names, or assignments whose name is taken), then sets
+/// the `NAME=value` assignments of `set`, in the block services started
+/// from now on get (systemd's `UnsetAndSetEnvironment`). Nothing changes
+/// when any entry is invalid.
+pub fn change_client_environment(
+    user_mode: bool,
+    unset: &[String],
+    set: &[String],
+) -> Result<(), ClientEnvError> {
+    let mut changes = Vec::new();
+    for u in unset {
+        let name = u.split_once('=').map_or(u.as_str(), |(n, _)| n);
+        if !env_name_is_valid(name) || (u.contains('=') && !env_assignment_is_valid(u)) {
+            return Err(ClientEnvError("names or assignments"));
+        }
+        changes.push((name.to_string(), None));
+    }
+    for a in set {
+        if !env_assignment_is_valid(a) {
+            return Err(ClientEnvError("assignments"));
+        }
+        let (n, v) = a.split_once('=').unwrap_or((a, ""));
+        changes.push((n.to_string(), Some(v.to_string())));
+    }
+    let mut block = environment(user_mode).as_ref().clone();
+    apply_client(&mut block, &changes);
+    if let Ok(mut client) = CLIENT.lock() {
+        // The last change of each name is all that matters.
+        for (name, value) in changes {
+            client.retain(|(n, _)| *n != name);
+            client.push((name, value));
+        }
+    }
+    if let Ok(mut guard) = ENVIRONMENT.write() {
+        *guard = Some((user_mode, Arc::new(block)));
+    }
+    Ok(())
+}
+
+fn apply_client(block: &mut Vec<(String, String)>, changes: &[(String, Option<String>)]) {
+    for (name, value) in changes {
+        match value {
+            Some(v) => env_replace(block, name, v),
+            None => block.retain(|(n, _)| n != name),
+        }
+    }
+}
+
 /// Computes the manager's environment block, environment generators
 /// included, and makes it the one every later spawn starts from. Returns
 /// what went wrong with generators (each a line for the log). Called
@@ -140,7 +201,10 @@ pub fn environment(user_mode: bool) -> Block {
 pub fn init(user_mode: bool) -> Vec<String> {
     let base = base_environment(user_mode, &process_env(), &read_file);
     let dirs = generator_dirs(user_mode, &env_of_process);
-    let (block, problems) = run_generators(&dirs, base);
+    let (mut block, problems) = run_generators(&dirs, base);
+    if let Ok(client) = CLIENT.lock() {
+        apply_client(&mut block, &client);
+    }
     if let Ok(mut guard) = ENVIRONMENT.write() {
         *guard = Some((user_mode, Arc::new(block)));
     }

@@ -217,3 +217,29 @@ fn services_get_a_soft_open_file_limit_of_at_most_1024() {
         ((256, 512), (1, 1))
     );
 }
+
+#[test]
+fn client_changes_apply_in_order_and_bad_ones_change_nothing() {
+    let mut block = vars(&[("PATH", "/bin"), ("A", "1")]);
+    let changes = vec![
+        ("A".to_string(), None),
+        ("B".to_string(), Some("x=y".to_string())),
+        ("PATH".to_string(), Some("/usr/bin".to_string())),
+    ];
+    apply_client(&mut block, &changes);
+    assert_eq!(block, vars(&[("PATH", "/usr/bin"), ("B", "x=y")]));
+    // Refused as systemd refuses them (InvalidArgs): nothing is applied.
+    let before = environment(false);
+    for (unset, set) in [
+        (vec![], vec!["NOEQUALS".to_string()]),
+        (vec![], vec!["1A=x".to_string()]),
+        (vec!["BAD NAME".to_string()], vec![]),
+        (
+            vec!["GOOD".to_string()],
+            vec!["OK=1".to_string(), "=x".to_string()],
+        ),
+    ] {
+        assert!(change_client_environment(false, &unset, &set).is_err());
+    }
+    assert_eq!(environment(false), before);
+}

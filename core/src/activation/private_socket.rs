@@ -1,0 +1,156 @@
+//! systemd's private socket for `flint run --user`:
+//! `$XDG_RUNTIME_DIR/systemd/private`, where `systemctl --user` talks to
+//! its manager (peer-to-peer D-Bus, no bus daemon).
+//!
+//! Without it, `systemctl --user` falls back to the session bus, and when
+//! flint itself is about to start that bus (Debian's user `dbus.socket`
+//! runs `systemctl --user set-environment DBUS_SESSION_BUS_ADDRESS=…` in
+//! its `ExecStartPost=`, before flint watches the bus socket), it waits on
+//! a socket nobody serves yet until the hook's timeout. flint answers
+//! here what the environment needs (`SetEnvironment`, `UnsetEnvironment`,
+//! `UnsetAndSetEnvironment` of `org.freedesktop.systemd1.Manager`: the
+//! block services started from then on get, as under systemd) and every
+//! other call with an error, so `systemctl --user` never waits. A socket
+//! that a running systemd user manager serves is left alone.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::bus::{self, Bus, Message};
+
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+
+/// Serves the private socket on a thread of its own; returns its path,
+/// to be removed when flint stops, or `None` where there is none to serve.
+pub(super) fn serve(user_mode: bool) -> Option<PathBuf> {
+    if !user_mode {
+        // systemctl talks to a system manager only where /run/systemd/system
+        // says systemd booted the machine.
+        return None;
+    }
+    let dir = PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?).join("systemd");
+    let path = dir.join("private");
+    if UnixStream::connect(&path).is_ok() {
+        tracing::debug!(
+            "{}: served by a systemd user manager; left alone",
+            path.display()
+        );
+        return None;
+    }
+    let bound = std::fs::create_dir_all(&dir)
+        .and_then(|()| match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .and_then(|()| UnixListener::bind(&path))
+        .and_then(|l| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            Ok(l)
+        });
+    let listener = match bound {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(
+                "flint: {}: {e}; `systemctl --user` cannot reach this flint",
+                path.display()
+            );
+            return None;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("private-socket".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let me = nix::unistd::geteuid().as_raw();
+                let peer =
+                    nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials)
+                        .map(|c| c.uid());
+                if !matches!(peer, Ok(uid) if uid == me || uid == 0) {
+                    continue;
+                }
+                if let Ok(mut peer) = Bus::accept_peer(conn, Duration::from_secs(5)) {
+                    while let Ok(msg) = peer.read() {
+                        if answer(&mut peer, &msg).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("flint: cannot serve {}: {e}", path.display());
+        let _ = std::fs::remove_file(&path);
+        return None;
+    }
+    Some(path)
+}
+
+/// Answers one message of a peer.
+fn answer(peer: &mut Bus, msg: &Message) -> Result<(), bus::BusError> {
+    let h = &msg.header;
+    if h.kind != bus::METHOD_CALL {
+        return Ok(());
+    }
+    let wants_reply = h.flags & 1 == 0;
+    let member = h.member.as_deref().unwrap_or("");
+    let change = match (h.interface.as_deref(), member) {
+        (Some(MANAGER), "SetEnvironment") => {
+            bus::read_string_arrays(&msg.body, 1).map(|mut a| (Vec::new(), a.remove(0)))
+        }
+        (Some(MANAGER), "UnsetEnvironment") => {
+            bus::read_string_arrays(&msg.body, 1).map(|mut a| (a.remove(0), Vec::new()))
+        }
+        (Some(MANAGER), "UnsetAndSetEnvironment") => {
+            bus::read_string_arrays(&msg.body, 2).map(|mut a| {
+                let set = a.remove(1);
+                (a.remove(0), set)
+            })
+        }
+        (Some("org.freedesktop.DBus.Peer"), "Ping") => {
+            return if wants_reply {
+                peer.reply_empty(h)
+            } else {
+                Ok(())
+            };
+        }
+        _ => {
+            if !wants_reply {
+                return Ok(());
+            }
+            let text = format!(
+                "flint answers only the environment calls of {MANAGER} here; {}.{member} is not handled",
+                h.interface.as_deref().unwrap_or("?")
+            );
+            return peer.reply_error(h, "org.freedesktop.DBus.Error.UnknownMethod", &text);
+        }
+    };
+    let Some((unset, set)) = change else {
+        return peer.reply_error(
+            h,
+            "org.freedesktop.DBus.Error.InvalidArgs",
+            "expected arrays of strings",
+        );
+    };
+    match crate::service::defaults::change_client_environment(true, &unset, &set) {
+        Ok(()) => {
+            tracing::info!(
+                "flint: environment for units started from now on: {}",
+                unset
+                    .iter()
+                    .map(|u| format!("-{u}"))
+                    .chain(set.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            if wants_reply {
+                peer.reply_empty(h)
+            } else {
+                Ok(())
+            }
+        }
+        Err(e) => peer.reply_error(h, "org.freedesktop.DBus.Error.InvalidArgs", &e.to_string()),
+    }
+}
