@@ -2010,6 +2010,27 @@ fn the_user_bus_comes_up_at_once_and_activates_dconf_through_flint() {
             .any(|v| v == format!("DBUS_SESSION_BUS_ADDRESS={address}").as_bytes()),
         "the variable set through systemctl reaches dconf"
     );
+    // dbus-update-activation-environment --systemd asks systemd on the bus.
+    if common::require("dbus-update-activation-environment", "dbus-bin") {
+        let out = Command::new("timeout")
+            .args(["20", "dbus-update-activation-environment", "--systemd"])
+            .arg("FLINT_TEST_VAR=from the bus")
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            flint
+                .wait_log("environment for units started from now on: FLINT_TEST_VAR=from the bus"),
+            "{}",
+            flint.log()
+        );
+    }
     // What flint does not do for systemctl fails at once, with the reason.
     let out = Command::new("timeout")
         .args(["20", "systemctl", "--user", "start", "nothing.service"])

@@ -355,41 +355,13 @@ impl Bus {
     }
 
     /// Waits for the next message without a time limit (the connection's
-    /// read timeout is lifted), answering method calls as it goes with
-    /// `org.freedesktop.DBus.Error.UnknownMethod` unless they ask for no
-    /// reply; returns signals and the rest.
+    /// read timeout is lifted): what arrived while a call waited for its
+    /// reply first.
     pub fn next_message(&mut self) -> Result<Message, BusError> {
         self.stream.get_ref().set_read_timeout(None)?;
-        loop {
-            let msg = match self.queued.pop_front() {
-                Some(m) => m,
-                None => self.read_message()?,
-            };
-            let h = &msg.header;
-            if h.kind != METHOD_CALL {
-                return Ok(msg);
-            }
-            if h.flags & NO_REPLY_EXPECTED != 0 {
-                continue;
-            }
-            let Some(sender) = h.sender.clone() else {
-                continue;
-            };
-            let text = format!(
-                "flint answers only activation requests as {}; {}.{} is not handled",
-                "org.freedesktop.systemd1",
-                h.interface.as_deref().unwrap_or("?"),
-                h.member.as_deref().unwrap_or("?")
-            );
-            let serial = next_serial(&self.serial);
-            let reply = error_reply(
-                serial,
-                h.serial,
-                Some(&sender),
-                "org.freedesktop.DBus.Error.UnknownMethod",
-                &text,
-            );
-            self.stream.get_mut().write_all(&reply)?;
+        match self.queued.pop_front() {
+            Some(m) => Ok(m),
+            None => self.read_message(),
         }
     }
 

@@ -55,7 +55,7 @@ impl Activator {
     /// [`Event::BusActivation`] for each request and
     /// [`Event::BusActivatorGone`] when the connection ends or cannot be
     /// made.
-    pub(super) fn start(address: Address, tx: &UnboundedSender<Event>) {
+    pub(super) fn start(address: Address, user_mode: bool, tx: &UnboundedSender<Event>) {
         let spawned = std::thread::Builder::new()
             .name("bus-activator".into())
             .spawn({
@@ -91,19 +91,23 @@ impl Activator {
                         Err(e) => return gone(e),
                     };
                     loop {
-                        match conn.next_message() {
-                            Ok(m) => {
-                                let h = &m.header;
-                                if h.kind == bus::SIGNAL
-                                    && h.interface.as_deref() == Some(ACTIVATOR)
-                                    && h.member.as_deref() == Some("ActivationRequest")
-                                    && let Some(unit) = m.first_string()
-                                    && tx.send(Event::BusActivation { unit }).is_err()
-                                {
-                                    return;
-                                }
-                            }
+                        let m = match conn.next_message() {
+                            Ok(m) => m,
                             Err(e) => return gone(e),
+                        };
+                        let h = &m.header;
+                        if h.kind == bus::METHOD_CALL {
+                            if let Err(e) = super::private_socket::answer(&mut conn, &m, user_mode)
+                            {
+                                return gone(e);
+                            }
+                        } else if h.kind == bus::SIGNAL
+                            && h.interface.as_deref() == Some(ACTIVATOR)
+                            && h.member.as_deref() == Some("ActivationRequest")
+                            && let Some(unit) = m.first_string()
+                            && tx.send(Event::BusActivation { unit }).is_err()
+                        {
+                            return;
                         }
                     }
                 }
@@ -166,7 +170,7 @@ impl super::Manager {
         };
         tracing::debug!("{name}: taking {NAME} on its bus, for D-Bus activation");
         self.activator_for = Some(name);
-        Activator::start(address, &self.tx);
+        Activator::start(address, self.search.user_mode, &self.tx);
     }
 
     /// flint took `org.freedesktop.systemd1` on the bus.

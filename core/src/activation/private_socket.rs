@@ -73,7 +73,7 @@ pub(super) fn serve(user_mode: bool) -> Option<PathBuf> {
                 }
                 if let Ok(mut peer) = Bus::accept_peer(conn, Duration::from_secs(5)) {
                     while let Ok(msg) = peer.read() {
-                        if answer(&mut peer, &msg).is_err() {
+                        if answer(&mut peer, &msg, true).is_err() {
                             break;
                         }
                     }
@@ -88,8 +88,16 @@ pub(super) fn serve(user_mode: bool) -> Option<PathBuf> {
     Some(path)
 }
 
-/// Answers one message of a peer.
-fn answer(peer: &mut Bus, msg: &Message) -> Result<(), bus::BusError> {
+/// Answers one message of a peer on the private socket, or of a client of
+/// the user's bus (`dbus-update-activation-environment --systemd` calls
+/// the same methods there). `environment`: whether the environment calls
+/// are taken (on the system bus they are refused: any user may send them
+/// there, and systemd asks polkit first).
+pub(super) fn answer(
+    peer: &mut Bus,
+    msg: &Message,
+    environment: bool,
+) -> Result<(), bus::BusError> {
     let h = &msg.header;
     if h.kind != bus::METHOD_CALL {
         return Ok(());
@@ -121,12 +129,23 @@ fn answer(peer: &mut Bus, msg: &Message) -> Result<(), bus::BusError> {
                 return Ok(());
             }
             let text = format!(
-                "flint answers only the environment calls of {MANAGER} here; {}.{member} is not handled",
+                "flint answers only D-Bus activation and the environment calls of {MANAGER}; {}.{member} is not handled",
                 h.interface.as_deref().unwrap_or("?")
             );
             return peer.reply_error(h, "org.freedesktop.DBus.Error.UnknownMethod", &text);
         }
     };
+    if !environment {
+        return if wants_reply {
+            peer.reply_error(
+                h,
+                "org.freedesktop.DBus.Error.AccessDenied",
+                "flint changes its environment only for the user's own bus and for systemctl --user",
+            )
+        } else {
+            Ok(())
+        };
+    }
     let Some((unset, set)) = change else {
         return peer.reply_error(
             h,
