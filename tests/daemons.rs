@@ -984,6 +984,7 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
         tree.path().join("dbus-org.freedesktop.hostname1.service"),
     )
     .unwrap();
+    tree.write("forged.service", "[Service]\nExecStart=/bin/true\n");
     // timedated's bus name is started by a unit that fails.
     tree.write(
         "dbus-org.freedesktop.timedate1.service",
@@ -1062,6 +1063,24 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
         "dbus.service",
     ]);
     assert!(!ok && out.contains("not handled"), "{out}");
+    // An activation request that does not come from the bus daemon itself
+    // starts nothing (any client may send the signal).
+    let (sent, out) = inside(
+        &flint,
+        &["-m"],
+        "dbus-send",
+        &[
+            "--system",
+            "--type=signal",
+            "--dest=org.freedesktop.systemd1",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.systemd1.Activator.ActivationRequest",
+            "string:forged.service",
+        ],
+    );
+    assert!(sent, "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!flint.log().contains("forged.service"), "{}", flint.log());
     assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
 }
 

@@ -277,7 +277,8 @@ impl Bus {
         let mut authed = false;
         loop {
             let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
+            // sd-bus's limit on an authentication line's length.
+            if (&mut reader).take(16 * 1024).read_line(&mut line)? == 0 || !line.ends_with('\n') {
                 return Err(BusError::Auth(
                     "the client left during authentication".into(),
                 ));
@@ -407,34 +408,58 @@ impl Bus {
 
     /// Reads one message.
     fn read_message(&mut self) -> Result<Message, BusError> {
-        let mut fixed = [0u8; 16];
-        self.stream.read_exact(&mut fixed)?;
-        if fixed[0] != b'l' {
-            // flint only sends little-endian; a big-endian bus would answer
-            // in its own order, which no Linux bus does.
-            return Err(BusError::Malformed);
+        loop {
+            let mut fixed = [0u8; 16];
+            self.stream.read_exact(&mut fixed)?;
+            let big = match fixed[0] {
+                b'l' => false,
+                b'B' => true,
+                _ => return Err(BusError::Malformed),
+            };
+            let word = |at: usize| {
+                let b = [fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]];
+                if big {
+                    u32::from_be_bytes(b)
+                } else {
+                    u32::from_le_bytes(b)
+                }
+            };
+            let body_len = u64::from(word(4));
+            let fields_len = u64::from(word(12));
+            let padded = (fields_len + 7) & !7;
+            // A message flint does not read (in the other byte order, which
+            // a bus passes on as its sender wrote it, or larger than flint
+            // needs) is skipped whole, and the connection goes on.
+            if big || body_len > 1 << 20 || fields_len > 1 << 16 {
+                let skipped = std::io::copy(
+                    &mut (&mut self.stream).take(padded + body_len),
+                    &mut std::io::sink(),
+                )?;
+                if skipped < padded + body_len {
+                    return Err(BusError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                continue;
+            }
+            let (fields_len, padded, body_len) = (
+                usize::try_from(fields_len).unwrap_or(0),
+                usize::try_from(padded).unwrap_or(0),
+                usize::try_from(body_len).unwrap_or(0),
+            );
+            let mut rest = vec![0u8; padded + body_len];
+            self.stream.read_exact(&mut rest)?;
+            // Header fields start at offset 16 of the message: offsets below
+            // are from there, and 16 is a multiple of 8.
+            let Ok(mut header) = header_fields(&rest[..fields_len]) else {
+                continue;
+            };
+            header.kind = fixed[1];
+            header.flags = fixed[2];
+            header.serial = word(8);
+            return Ok(Message {
+                header,
+                body: rest[padded..].to_vec(),
+            });
         }
-        let kind = fixed[1];
-        let flags = fixed[2];
-        let serial = u32::from_le_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]);
-        let body_len = u32::from_le_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]) as usize;
-        let fields_len = u32::from_le_bytes([fixed[12], fixed[13], fixed[14], fixed[15]]) as usize;
-        if body_len > 1 << 20 || fields_len > 1 << 16 {
-            return Err(BusError::Malformed);
-        }
-        let padded = (fields_len + 7) & !7;
-        let mut rest = vec![0u8; padded + body_len];
-        self.stream.read_exact(&mut rest)?;
-        // Header fields start at offset 16 of the message: offsets below
-        // are from there, and 16 is a multiple of 8.
-        let mut header = header_fields(&rest[..fields_len])?;
-        header.kind = kind;
-        header.flags = flags;
-        header.serial = serial;
-        Ok(Message {
-            header,
-            body: rest[padded..].to_vec(),
-        })
     }
 }
 

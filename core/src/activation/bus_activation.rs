@@ -1,8 +1,8 @@
 //! D-Bus activation through flint, as through systemd.
 //!
 //! A bus daemon told to leave activation to systemd (`dbus-daemon
-//! --systemd-activation`, as Debian's and NixOS's `dbus.service` run it, or
-//! `dbus-broker-launch`) starts nothing itself for a bus name whose
+//! --systemd-activation`, as Debian's and NixOS's `dbus.service` run it)
+//! starts nothing itself for a bus name whose
 //! `.service` file names a unit in `SystemdService=`: it signals
 //! `ActivationRequest(unit)` to `org.freedesktop.systemd1` and holds the
 //! caller's message until the name has an owner, or until systemd signals
@@ -32,14 +32,12 @@ const ACTIVATOR: &str = "org.freedesktop.systemd1.Activator";
 
 /// Whether `unit` is a bus daemon that leaves activation to systemd.
 pub(super) fn is_bus_daemon(unit: &Unit) -> bool {
-    let named = ["dbus.service", "dbus-broker.service"]
-        .iter()
-        .any(|n| unit.id.as_str() == *n || unit.name.as_str() == *n);
+    let named = unit.id.as_str() == "dbus.service" || unit.name.as_str() == "dbus.service";
     named
-        && unit.commands("Service", "ExecStart").iter().any(|c| {
-            c.argv.iter().any(|a| a == "--systemd-activation")
-                || c.path.ends_with("/dbus-broker-launch")
-        })
+        && unit
+            .commands("Service", "ExecStart")
+            .iter()
+            .any(|c| c.argv.iter().any(|a| a == "--systemd-activation"))
 }
 
 /// flint's connection as `org.freedesktop.systemd1`.
@@ -102,6 +100,10 @@ impl Activator {
                                 return gone(e);
                             }
                         } else if h.kind == bus::SIGNAL
+                            // Only the bus daemon's own requests count, as
+                            // systemd checks (anyone may send the signal).
+                            && h.sender.as_deref() == Some("org.freedesktop.DBus")
+                            && h.path.as_deref() == Some("/org/freedesktop/DBus")
                             && h.interface.as_deref() == Some(ACTIVATOR)
                             && h.member.as_deref() == Some("ActivationRequest")
                             && let Some(unit) = m.first_string()
@@ -138,14 +140,14 @@ impl super::Manager {
     /// `org.freedesktop.systemd1` on its bus; the units asked for through
     /// the bus are no longer waited for.
     pub(super) fn on_service_up(&mut self, id: u64) {
+        self.bus_activations.retain(|(_, waiting)| *waiting != id);
         let Some(svc) = self.services.get(&id) else {
             return;
         };
-        let name = svc.unit.id.to_string();
-        self.bus_activations.retain(|(_, waiting)| *waiting != id);
         if self.activator_for.is_some() || !is_bus_daemon(&svc.unit) {
             return;
         }
+        let name = svc.unit.id.to_string();
         // The bus is where the socket flint passes to the bus daemon
         // listens; a bus daemon without one listens where buses do.
         let passed = svc.sockets.iter().find_map(|&i| {
@@ -217,8 +219,9 @@ impl super::Manager {
                     .services
                     .get(&id)
                     .is_some_and(|s| s.state == super::lifecycle::State::Running);
-                if !running {
-                    self.bus_activations.push((unit.to_string(), id));
+                let entry = (unit.to_string(), id);
+                if !running && !self.bus_activations.contains(&entry) {
+                    self.bus_activations.push(entry);
                 }
             }
             None => {
@@ -234,22 +237,23 @@ impl super::Manager {
     }
 }
 
-/// A service failed: the bus activations waiting for it (in `waiting`)
-/// fail too.
-pub(super) fn failed(
+/// A service ended without a restart: the bus activations waiting for it
+/// (in `waiting`) end too, with `ActivationFailure` if it failed (its
+/// `result`).
+pub(super) fn ended(
     waiting: &mut Vec<(String, u64)>,
     activator: Option<&mut Activator>,
     id: u64,
-    result: &str,
+    result: Option<&str>,
 ) {
-    let (failed, rest): (Vec<_>, Vec<_>) = std::mem::take(waiting)
+    let (ended, rest): (Vec<_>, Vec<_>) = std::mem::take(waiting)
         .into_iter()
         .partition(|(_, w)| *w == id);
     *waiting = rest;
-    let Some(a) = activator else {
+    let (Some(a), Some(result)) = (activator, result) else {
         return;
     };
-    for (unit, _) in failed {
+    for (unit, _) in ended {
         a.fail(
             &unit,
             "org.freedesktop.systemd1.UnitFailed",

@@ -2214,18 +2214,22 @@ impl Manager {
         exec::revert_tty(&svc.unit, "Service");
         if failed {
             tracing::warn!("{}: Failed with result '{}'.", svc.unit.id, svc.result);
-            super::bus_activation::failed(
-                &mut self.bus_activations,
-                self.activator.as_mut(),
-                id,
-                svc.result,
-            );
         } else {
             tracing::info!("{}: Deactivated successfully.", svc.unit.id);
         }
         let restart = !svc.stopping
             && !self.shutting_down
             && should_restart(&svc.unit, svc.result, svc.last_status);
+        // D-Bus activations waiting for it: a restart may still take the
+        // name; otherwise they end, failing if the service did.
+        if !restart {
+            super::bus_activation::ended(
+                &mut self.bus_activations,
+                self.activator.as_mut(),
+                id,
+                failed.then_some(svc.result),
+            );
+        }
         let preserve = svc
             .unit
             .get_str("Service", "RuntimeDirectoryPreserve")

@@ -146,12 +146,21 @@ pub(super) fn answer(
             Ok(())
         };
     }
-    let Some((unset, set)) = change else {
-        return peer.reply_error(
-            h,
-            "org.freedesktop.DBus.Error.InvalidArgs",
-            "expected arrays of strings",
-        );
+    let arrays = if member == "UnsetAndSetEnvironment" {
+        "asas"
+    } else {
+        "as"
+    };
+    let Some((unset, set)) = change.filter(|_| h.signature.as_deref() == Some(arrays)) else {
+        return if wants_reply {
+            peer.reply_error(
+                h,
+                "org.freedesktop.DBus.Error.InvalidArgs",
+                &format!("expected arguments of signature {arrays}"),
+            )
+        } else {
+            Ok(())
+        };
     };
     match crate::service::defaults::change_client_environment(true, &unset, &set) {
         Ok(()) => {
@@ -170,6 +179,9 @@ pub(super) fn answer(
                 Ok(())
             }
         }
-        Err(e) => peer.reply_error(h, "org.freedesktop.DBus.Error.InvalidArgs", &e.to_string()),
+        Err(e) if wants_reply => {
+            peer.reply_error(h, "org.freedesktop.DBus.Error.InvalidArgs", &e.to_string())
+        }
+        Err(_) => Ok(()),
     }
 }

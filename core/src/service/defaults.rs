@@ -134,63 +134,86 @@ pub fn environment(user_mode: bool) -> Block {
     block
 }
 
-/// What clients set and unset in the manager's environment (`systemctl
-/// set-environment`/`unset-environment`, as Debian's user `dbus.socket`
-/// sets `DBUS_SESSION_BUS_ADDRESS`), in order: kept across [`init`] and
-/// applied on top of the block, as systemd keeps its client environment.
-static CLIENT: Mutex<Vec<(String, Option<String>)>> = Mutex::new(Vec::new());
+/// What clients set in the manager's environment (`systemctl
+/// set-environment`, as Debian's user `dbus.socket` sets
+/// `DBUS_SESSION_BUS_ADDRESS`; `unset-environment` takes entries out of
+/// it): systemd's client environment, kept across [`init`] and merged over
+/// the block computed there ([`BASE`]).
+static CLIENT: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// The block [`init`] computed, before the client environment.
+static BASE: RwLock<Option<(bool, Block)>> = RwLock::new(None);
 
 /// Why a client's change was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid environment {0}")]
 pub struct ClientEnvError(pub &'static str);
 
-/// Unsets `unset` (names, or assignments whose name is taken), then sets
-/// the `NAME=value` assignments of `set`, in the block services started
-/// from now on get (systemd's `UnsetAndSetEnvironment`). Nothing changes
-/// when any entry is invalid.
+/// Takes the entries `unset` names out of the client environment (a name,
+/// or a `NAME=value` that matches only that value), then sets the
+/// `NAME=value` assignments of `set` (systemd's
+/// `UnsetAndSetEnvironment`); services started from now on get the
+/// result. Nothing changes when any entry is invalid.
 pub fn change_client_environment(
     user_mode: bool,
     unset: &[String],
     set: &[String],
 ) -> Result<(), ClientEnvError> {
-    let mut changes = Vec::new();
     for u in unset {
         let name = u.split_once('=').map_or(u.as_str(), |(n, _)| n);
         if !env_name_is_valid(name) || (u.contains('=') && !env_assignment_is_valid(u)) {
             return Err(ClientEnvError("names or assignments"));
         }
-        changes.push((name.to_string(), None));
     }
-    for a in set {
-        if !env_assignment_is_valid(a) {
-            return Err(ClientEnvError("assignments"));
-        }
-        let (n, v) = a.split_once('=').unwrap_or((a, ""));
-        changes.push((n.to_string(), Some(v.to_string())));
+    if set.iter().any(|a| !env_assignment_is_valid(a)) {
+        return Err(ClientEnvError("assignments"));
     }
-    let mut block = environment(user_mode).as_ref().clone();
-    apply_client(&mut block, &changes);
-    if let Ok(mut client) = CLIENT.lock() {
-        // The last change of each name is all that matters.
-        for (name, value) in changes {
-            client.retain(|(n, _)| *n != name);
-            client.push((name, value));
-        }
-    }
+    // Held until the new block is in place, so that two changes (or a
+    // change and a switch's `init`) do not lose one another.
+    let mut client = CLIENT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    modify_client(&mut client, unset, set);
+    let base = BASE
+        .read()
+        .ok()
+        .and_then(|g| {
+            g.as_ref()
+                .filter(|(m, _)| *m == user_mode)
+                .map(|(_, b)| Arc::clone(b))
+        })
+        .unwrap_or_else(|| environment(user_mode));
+    let block = merge_client(&base, &client);
     if let Ok(mut guard) = ENVIRONMENT.write() {
         *guard = Some((user_mode, Arc::new(block)));
     }
     Ok(())
 }
 
-fn apply_client(block: &mut Vec<(String, String)>, changes: &[(String, Option<String>)]) {
-    for (name, value) in changes {
-        match value {
-            Some(v) => env_replace(block, name, v),
-            None => block.retain(|(n, _)| n != name),
+/// systemd's `manager_client_environment_modify()` on `client`.
+fn modify_client(client: &mut Vec<(String, String)>, unset: &[String], set: &[String]) {
+    client.retain(|(n, v)| {
+        !unset.iter().any(|u| match u.split_once('=') {
+            Some((un, uv)) => un == n && uv == v,
+            None => u == n,
+        })
+    });
+    for a in set {
+        if let Some((n, v)) = a.split_once('=') {
+            env_replace(client, n, v);
         }
     }
+    client.retain(|(n, _)| !SANITIZED.contains(&n.as_str()));
+    client.sort();
+}
+
+/// The block services get: `base` with the client environment over it.
+fn merge_client(base: &[(String, String)], client: &[(String, String)]) -> Vec<(String, String)> {
+    let mut block = base.to_vec();
+    for (n, v) in client {
+        env_replace(&mut block, n, v);
+    }
+    block
 }
 
 /// Computes the manager's environment block, environment generators
@@ -201,13 +224,18 @@ fn apply_client(block: &mut Vec<(String, String)>, changes: &[(String, Option<St
 pub fn init(user_mode: bool) -> Vec<String> {
     let base = base_environment(user_mode, &process_env(), &read_file);
     let dirs = generator_dirs(user_mode, &env_of_process);
-    let (mut block, problems) = run_generators(&dirs, base);
-    if let Ok(client) = CLIENT.lock() {
-        apply_client(&mut block, &client);
-    }
-    if let Ok(mut guard) = ENVIRONMENT.write() {
+    let (block, problems) = run_generators(&dirs, base);
+    let client = CLIENT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let effective = merge_client(&block, &client);
+    if let Ok(mut guard) = BASE.write() {
         *guard = Some((user_mode, Arc::new(block)));
     }
+    if let Ok(mut guard) = ENVIRONMENT.write() {
+        *guard = Some((user_mode, Arc::new(effective)));
+    }
+    drop(client);
     problems
 }
 

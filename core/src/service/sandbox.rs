@@ -753,10 +753,22 @@ fn cover(mounts: &mut Vec<Mounted>, path: &Path, flags: libc::c_ulong) {
 /// them all).
 fn mount_table() -> Vec<Mounted> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    parse_mountinfo_ids(&text)
-        .into_iter()
-        .filter(|(id, m)| reached_mount(&m.path).is_none_or(|reached| reached == *id))
-        .map(|(_, m)| m)
+    let entries = parse_mountinfo_ids(&text);
+    // Only an entry that a later one could cover (mounted at its mount
+    // point or above it) is looked at: most are not, and a mount point on
+    // a dead network file system is best not touched at all.
+    let coverable = |i: usize| {
+        entries[i + 1..]
+            .iter()
+            .any(|(_, later)| entries[i].1.path.starts_with(&later.path))
+    };
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(i, (id, m))| {
+            !coverable(*i) || reached_mount(&m.path).is_none_or(|reached| reached == *id)
+        })
+        .map(|(_, (_, m))| m.clone())
         .collect()
 }
 
@@ -773,7 +785,7 @@ fn reached_mount(path: &Path) -> Option<u64> {
         libc::statx(
             libc::AT_FDCWD,
             c.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_DONT_SYNC,
             libc::STATX_MNT_ID,
             &raw mut st,
         )

@@ -219,25 +219,39 @@ fn services_get_a_soft_open_file_limit_of_at_most_1024() {
 }
 
 #[test]
-fn client_changes_apply_in_order_and_bad_ones_change_nothing() {
-    let mut block = vars(&[("PATH", "/bin"), ("A", "1")]);
-    let changes = vec![
-        ("A".to_string(), None),
-        ("B".to_string(), Some("x=y".to_string())),
-        ("PATH".to_string(), Some("/usr/bin".to_string())),
-    ];
-    apply_client(&mut block, &changes);
-    assert_eq!(block, vars(&[("PATH", "/usr/bin"), ("B", "x=y")]));
+fn client_changes_are_kept_apart_from_the_managers_block_as_in_systemd() {
+    let base = vars(&[("PATH", "/bin"), ("A", "1")]);
+    let mut client = Vec::new();
+    let s = |l: &[&str]| l.iter().map(|x| (*x).to_string()).collect::<Vec<_>>();
+    modify_client(
+        &mut client,
+        &[],
+        &s(&["B=x=y", "PATH=/usr/bin", "NOTIFY_SOCKET=/x", "A=2"]),
+    );
+    // The names the manager sets for each service are not taken.
+    assert_eq!(
+        client,
+        vars(&[("A", "2"), ("B", "x=y"), ("PATH", "/usr/bin")])
+    );
+    assert_eq!(
+        merge_client(&base, &client),
+        vars(&[("PATH", "/usr/bin"), ("A", "2"), ("B", "x=y")])
+    );
+    // Unsetting takes only what a client set: the manager's own PATH
+    // stays; NAME=value matches only that value.
+    modify_client(&mut client, &s(&["PATH", "A=3", "B=x=y"]), &[]);
+    assert_eq!(client, vars(&[("A", "2")]));
+    assert_eq!(
+        merge_client(&base, &client),
+        vars(&[("PATH", "/bin"), ("A", "2")])
+    );
     // Refused as systemd refuses them (InvalidArgs): nothing is applied.
     let before = environment(false);
     for (unset, set) in [
-        (vec![], vec!["NOEQUALS".to_string()]),
-        (vec![], vec!["1A=x".to_string()]),
-        (vec!["BAD NAME".to_string()], vec![]),
-        (
-            vec!["GOOD".to_string()],
-            vec!["OK=1".to_string(), "=x".to_string()],
-        ),
+        (vec![], s(&["NOEQUALS"])),
+        (vec![], s(&["1A=x"])),
+        (s(&["BAD NAME"]), vec![]),
+        (s(&["GOOD"]), s(&["OK=1", "=x"])),
     ] {
         assert!(change_client_environment(false, &unset, &set).is_err());
     }
