@@ -756,20 +756,19 @@ fn mount_table() -> Vec<Mounted> {
     let entries = parse_mountinfo_ids(&text);
     // Only an entry that a later one could cover (mounted at its mount
     // point or above it) is looked at: most are not, and a mount point on
-    // a dead network file system is best not touched at all.
-    let coverable = |i: usize| {
-        entries[i + 1..]
-            .iter()
-            .any(|(_, later)| entries[i].1.path.starts_with(&later.path))
-    };
-    entries
-        .iter()
-        .enumerate()
-        .filter(|(i, (id, m))| {
-            !coverable(*i) || reached_mount(&m.path).is_none_or(|reached| reached == *id)
-        })
-        .map(|(_, (_, m))| m.clone())
-        .collect()
+    // a dead network file system is best not touched at all. Walked from
+    // the last entry, with the mount points seen so far.
+    let mut later: std::collections::HashSet<&Path> = std::collections::HashSet::new();
+    let mut kept: Vec<Mounted> = Vec::with_capacity(entries.len());
+    for (id, m) in entries.iter().rev() {
+        let coverable = m.path.ancestors().any(|a| later.contains(a));
+        if !coverable || reached_mount(&m.path).is_none_or(|reached| reached == *id) {
+            kept.push(m.clone());
+        }
+        later.insert(&m.path);
+    }
+    kept.reverse();
+    kept
 }
 
 /// The id of the mount that `path` lies on (`None` where the kernel cannot
