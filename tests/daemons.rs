@@ -148,6 +148,15 @@ fn inside(flint: &Flint, ns: &[&str], program: &str, args: &[&str]) -> (bool, St
     )
 }
 
+/// The pid flint logged for a process it started: the number after
+/// `started` (a unit and its program, `"x.service: started /usr/bin/x"`)
+/// in the last such line.
+fn started_pid(log: &str, started: &str) -> Option<u32> {
+    let needle = format!("{started} (pid ");
+    let at = log.rfind(&needle)? + needle.len();
+    log[at..].split(')').next()?.parse().ok()
+}
+
 fn curl(url: &str) -> String {
     run("curl", &["-sS", "--fail", "--max-time", "15", url])
 }
@@ -763,16 +772,11 @@ fn journal_remote_receives_an_upload_on_its_socket_from_its_private_network() {
     );
     // The service answered from a network namespace of its own.
     let log = flint.log();
-    let at = log
-        .find("systemd-journal-remote.service: started /lib/systemd/systemd-journal-remote (pid ")
-        .expect("started");
-    let pid: String = log[at..]
-        .split("(pid ")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let pid = started_pid(
+        &log,
+        "systemd-journal-remote.service: started /lib/systemd/systemd-journal-remote",
+    )
+    .expect("started");
     let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
     let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
     assert_ne!(theirs, ours, "PrivateNetwork=yes");
@@ -1165,10 +1169,7 @@ fn dovecot_answers_imap_and_imaps_on_its_four_listeners_in_its_sandbox() {
     );
     // Its sandbox: a /tmp of its own and a read-only /etc.
     let main = wait_for(Duration::from_secs(10), || {
-        let log = flint.log();
-        let at = log.find("dovecot.service: started /usr/sbin/dovecot (pid ")?;
-        let rest = &log[at + "dovecot.service: started /usr/sbin/dovecot (pid ".len()..];
-        rest.split(')').next().map(str::to_string)
+        started_pid(&flint.log(), "dovecot.service: started /usr/sbin/dovecot")
     })
     .expect("dovecot's pid");
     let mounts = std::fs::read_to_string(format!("/proc/{main}/mountinfo")).unwrap();
@@ -1669,13 +1670,7 @@ fn nyancat_server_speaks_telnet_on_each_connection() {
         );
     }
     let pid = wait_for(Duration::from_secs(5), || {
-        let log = flint.log();
-        let at = log.rfind("started /usr/bin/nyancat-server (pid ")?;
-        log[at + "started /usr/bin/nyancat-server (pid ".len()..]
-            .split(')')
-            .next()?
-            .parse::<u32>()
-            .ok()
+        started_pid(&flint.log(), "started /usr/bin/nyancat-server")
     })
     .expect("flint logged the instance's pid");
     // The instance ends when its peer has gone.
@@ -2012,16 +2007,8 @@ fn the_user_bus_comes_up_at_once_and_activates_dconf_through_flint() {
         flint.log()
     );
     let log = flint.log();
-    let at = log
-        .find("dconf.service: started /usr/libexec/dconf-service (pid ")
+    let pid = started_pid(&log, "dconf.service: started /usr/libexec/dconf-service")
         .unwrap_or_else(|| panic!("{log}"));
-    let pid: String = log[at..]
-        .split("(pid ")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     assert!(
         environ
@@ -2407,21 +2394,14 @@ fn journald_keeps_a_log_stream_across_its_crash_through_the_fd_store() {
     .unwrap();
     assert!(logged("stream line one"), "{}", flint.log());
     let log = flint.log();
-    let at = log
-        .find("systemd-journald.service: started /lib/systemd/systemd-journald (pid ")
-        .expect("started");
-    let journald: i32 = log[at..]
-        .split("(pid ")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap();
+    let journald = started_pid(
+        &log,
+        "systemd-journald.service: started /lib/systemd/systemd-journald",
+    )
+    .expect("started");
     // SAFETY: kill(2) of the journald flint started for this test.
     unsafe {
-        libc::kill(journald, libc::SIGKILL);
+        libc::kill(journald.cast_signed(), libc::SIGKILL);
     }
     let restarted = wait_for(Duration::from_secs(20), || {
         (flint
