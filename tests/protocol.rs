@@ -715,3 +715,140 @@ fn systemd_socket_activate_and_flint_give_the_same_fds_and_variables() {
         );
     }
 }
+
+/// `OpenFile=` (systemd 253, as in its TEST-77-OPENFILE): the files and the
+/// unix socket flint opens for the main process follow the socket in
+/// `LISTEN_FDS`, named as systemd names them, read-only or read-write,
+/// blocking; a `graceful` one that is missing is skipped, and one without
+/// `graceful` fails the start with 202/FDS. As root, the service runs as
+/// `nobody` and still reads a file only root may open.
+#[test]
+fn open_file_passes_files_and_a_socket_after_the_listeners() {
+    let tree = Tree::new();
+    let dir = tree.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    let open_dat = dir.join("open.dat");
+    let file_dat = dir.join("test-77-file.dat");
+    std::fs::write(&open_dat, "Open\n").unwrap();
+    std::fs::write(&file_dat, "File\n").unwrap();
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&open_dat, &file_dat] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    // A unix stream server that greets whoever connects.
+    let sock_path = dir.join("server.sock");
+    let server = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let greeter = std::thread::spawn(move || {
+        let (mut c, _) = server.accept().unwrap();
+        c.write_all(b"Socket\n").unwrap();
+        // read-only: flint shut the service's side for writing.
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    let script = tree.path().join("service.py");
+    std::fs::write(
+        &script,
+        r#"
+import fcntl, json, os, socket
+fd7 = os.path.exists("/proc/self/fd/7")
+lfd = socket.socket(fileno=3)
+conn, _ = lfd.accept()
+def line(fd):
+    return os.read(fd, 100).decode()
+r = {"pid_ok": os.environ.get("LISTEN_PID") == str(os.getpid()),
+     "fds": os.environ.get("LISTEN_FDS"), "names": os.environ.get("LISTEN_FDNAMES"),
+     "open": line(4), "file": line(5), "socket": line(6),
+     "blocking": all(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK == 0 for fd in (4, 5, 6)),
+     "fd7": fd7}
+try:
+    os.write(4, b"x")
+    r["open_writable"] = True
+except OSError:
+    r["open_writable"] = False
+os.write(5, b"written\n")
+conn.sendall((json.dumps(r) + "\n").encode())
+conn.close()
+"#,
+    )
+    .unwrap();
+    let port = free_port();
+    tree.write(
+        "of.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\n"),
+    );
+    let user = if root { "User=nobody\n" } else { "" };
+    tree.write(
+        "of.service",
+        &format!(
+            "[Service]\n{user}OpenFile={}:open:read-only\nOpenFile={}\n\
+             OpenFile={}/missing.dat:gone:read-only,graceful\nOpenFile={}:sock:read-only\n\
+             ExecStart=/usr/bin/python3 {}\n",
+            open_dat.display(),
+            file_dat.display(),
+            dir.display(),
+            sock_path.display(),
+            script.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["of.socket"]);
+    let r = parse(&exchange(port, b""), &flint.log());
+    assert_eq!(r["pid_ok"], true, "{r}");
+    assert_eq!(r["fds"], "4", "{r}");
+    assert_eq!(r["names"], "of.socket:open:test-77-file.dat:sock", "{r}");
+    assert_eq!(r["open"], "Open\n", "{r}");
+    assert_eq!(r["file"], "File\n", "{r}");
+    assert_eq!(r["socket"], "Socket\n", "{r}");
+    assert_eq!(r["blocking"], true, "{r}");
+    assert_eq!(r["fd7"], false, "the graceful missing file is skipped: {r}");
+    assert_eq!(r["open_writable"], false, "{r}");
+    // The second file was opened read-write: written after what was read.
+    assert_eq!(
+        std::fs::read_to_string(&file_dat).unwrap(),
+        "File\nwritten\n",
+        "{}",
+        flint.log()
+    );
+    assert!(greeter.join().unwrap().is_empty());
+    drop(flint);
+
+    // Without graceful, a missing file fails the start with 202/FDS.
+    tree.write(
+        "missing.service",
+        &format!(
+            "[Service]\nType=oneshot\nOpenFile={}/missing.dat\nExecStart=/bin/true\n",
+            dir.display()
+        ),
+    );
+    let log = common::run_unit_to_end(
+        common::flint_run(tree.path(), &["missing.service"]),
+        "missing.service",
+    );
+    assert!(
+        log.contains("missing.service: Failed with result 'exit-code'"),
+        "{log}"
+    );
+    assert!(log.contains("202"), "{log}");
+    assert!(log.contains("missing.dat"), "{log}");
+    // A bad value is reported and ignored, as systemd does.
+    tree.write(
+        "bad.service",
+        "[Service]\nType=oneshot\nOpenFile=relative:x\nOpenFile=/a:b:read-only,append\nExecStart=/bin/true\n",
+    );
+    let out = Command::new(common::flint_bin())
+        .args(["check", "--unit-dir"])
+        .arg(tree.path())
+        .arg("bad.service")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("Failed to parse OpenFile= setting, ignoring: relative:x"),
+        "{text}"
+    );
+    assert!(text.contains("ignoring: /a:b:read-only,append"), "{text}");
+}

@@ -1129,9 +1129,21 @@ impl Manager {
                 }
             }
         }
+        // OpenFile=: opened for each start of the main process, as
+        // systemd opens them in its child; kept open until the spawn.
+        let mut opened = Vec::new();
         if main {
             inputs.stored_fds = svc
                 .fd_store
+                .iter()
+                .map(|(fd, name)| (fd.as_raw_fd(), name.clone()))
+                .collect();
+            let entries = crate::service::open_file::of_unit(&svc.unit, "Service");
+            opened = crate::service::open_file::open_all(&entries).map_err(|e| StartFailure {
+                msg: format!("Failed to get OpenFile= file descriptors: {e}"),
+                status: Some(ExitStatus::Exited(spawn::ChildStep::Fds.exit_code())),
+            })?;
+            inputs.open_files = opened
                 .iter()
                 .map(|(fd, name)| (fd.as_raw_fd(), name.clone()))
                 .collect();
@@ -1197,6 +1209,9 @@ impl Manager {
                 msg: format!("failed to prepare {}: {e}", cmd.path),
                 status: e.exit_code().map(ExitStatus::Exited),
             })?;
+        prepared
+            .keep_open
+            .extend(opened.into_iter().map(|(fd, _)| fd));
         if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
             let dir = cg.prepare(svc.unit.id.as_str()).map_err(|e| StartFailure {
                 msg: format!(

@@ -93,6 +93,9 @@ pub struct SpawnInputs {
     /// File descriptors from the fd store, passed after `fds` (their
     /// blocking mode is left alone), with their names.
     pub stored_fds: Vec<(RawFd, String)>,
+    /// `OpenFile=` fds, passed after the stored ones (their blocking mode
+    /// is left alone), with their names.
+    pub open_files: Vec<(RawFd, String)>,
     /// Whether the passed fds are sockets subject to `NonBlocking=`.
     pub fds_are_sockets: bool,
     /// Variables the manager sets for this spawn (`REMOTE_ADDR`, ...).
@@ -370,7 +373,7 @@ fn environment_with_pid_vars(
         inputs.stored_fds.len()
     } else {
         inputs.fds.len() + inputs.stored_fds.len()
-    };
+    } + inputs.open_files.len();
     if inputs.main_process && passed > 0 {
         set_var(&mut env, "LISTEN_FDS", passed.to_string());
         let names: Vec<&str> = inputs
@@ -378,6 +381,7 @@ fn environment_with_pid_vars(
             .iter()
             .filter(|_| !inetd)
             .chain(inputs.stored_fds.iter())
+            .chain(inputs.open_files.iter())
             .map(|(_, n)| n.as_str())
             .collect();
         set_var(&mut env, "LISTEN_FDNAMES", names.join(":"));
@@ -1281,13 +1285,14 @@ pub fn prepare(
             .collect();
     }
     // Stored fds follow the sockets (also in inetd style, as systemd 262).
-    if inputs.main_process && !inputs.stored_fds.is_empty() {
+    // Then the `OpenFile=` ones.
+    let after = inputs.stored_fds.iter().chain(&inputs.open_files);
+    if inputs.main_process && after.clone().next().is_some() {
         plan.listen_pid_slot = true;
-        plan.fds
-            .extend(inputs.stored_fds.iter().map(|(fd, _)| PassFd {
-                fd: *fd,
-                nonblocking: None,
-            }));
+        plan.fds.extend(after.map(|(fd, _)| PassFd {
+            fd: *fd,
+            nonblocking: None,
+        }));
     }
     let umask = match unit.get(section, "UMask") {
         Some(Value::Mode(m)) => *m,

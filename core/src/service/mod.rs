@@ -11,6 +11,7 @@ pub mod dynamic_user;
 pub mod exec;
 pub mod firewall;
 pub mod ipc;
+pub mod open_file;
 pub mod resources;
 pub mod sandbox;
 pub mod seccomp;

@@ -93,6 +93,7 @@ pub enum Grammar {
     CpuWeight,
     /// `CPUShares=`: 2-262144.
     CpuShares,
+    OpenFile,
 }
 
 /// The listener kinds of `[Socket]`, in the words of the directive names.
@@ -2248,7 +2249,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "SECONDS",
     ),
     d(S::Service, "ReloadSignal", G::Signal, K::Single, E, "OTHER"),
-    d(S::Service, "OpenFile", G::Raw, K::List, N, "OTHER"),
+    d(S::Service, "OpenFile", G::OpenFile, K::List, E, "OTHER"),
     d(
         S::Service,
         "FileDescriptorStorePreserve",

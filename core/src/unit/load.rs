@@ -762,6 +762,10 @@ impl Parser<'_> {
         let one = |v: Value| Ok(vec![v]);
         match dir.grammar {
             Grammar::Raw => one(Value::Raw(value.to_string())),
+            // Checked here, opened at each start of the main process.
+            Grammar::OpenFile => crate::service::open_file::OpenFile::parse(value)
+                .map(|_| vec![Value::Raw(value.to_string())])
+                .map_err(|e| Problem::Warn(e.to_string())),
             Grammar::Str => one(Value::Str(
                 self.expand(value, SpecifierTable::Full)
                     .map_err(Problem::Warn)?,
@@ -1478,7 +1482,7 @@ impl Parser<'_> {
 /// The `*Directory=` settings systemd creates under a base directory.
 /// systemd's `fdname_is_valid()`: printable ASCII without `:`, at most 255
 /// characters.
-fn fdname_is_valid(name: &str) -> bool {
+pub(crate) fn fdname_is_valid(name: &str) -> bool {
     name.len() <= 255
         && name
             .bytes()

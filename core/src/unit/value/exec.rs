@@ -79,7 +79,7 @@ fn filename_is_valid(s: &str) -> bool {
 
 /// systemd's `path_is_valid()` for absolute paths: every component at most
 /// `NAME_MAX` bytes, the whole shorter than `PATH_MAX`.
-fn path_is_valid(s: &str) -> bool {
+pub(crate) fn path_is_valid(s: &str) -> bool {
     !s.is_empty() && s.len() < 4096 && s.split('/').all(|c| c.len() <= 255)
 }
 
