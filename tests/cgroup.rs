@@ -812,3 +812,99 @@ fn tasks_max_limits_the_processes_of_a_service() {
         }
     }
 }
+
+/// `Slice=`: the service's cgroup is nested in its slice's and in the
+/// slices the slice's name implies (`par-lim.slice` in `par.slice`), as
+/// systemd nests them, and the slice unit's `TasksMax=` holds for all the
+/// processes in it: 3 of 8 forks succeed in a slice of 4 tasks, though the
+/// service itself sets no limit. The slices go when their last service does.
+#[test]
+fn a_slice_nests_its_services_and_its_limit_holds_for_them() {
+    if !controllers_or_skip(&["pids"]) {
+        return;
+    }
+    let tree = Tree::new();
+    let script = tree.write("forker.py", &format!("{CGFILE}{FORKER}"));
+    tree.write(
+        "par-lim.slice",
+        "[Unit]\nDescription=four tasks\n[Slice]\nTasksMax=4\n",
+    );
+    let out = tree.path().join("in-slice.out");
+    let cgroup_file = tree.path().join("in-slice.cgroup");
+    tree.write(
+        "in-slice.service",
+        &format!(
+            "[Service]\nType=oneshot\nSlice=par-lim.slice\n\
+             ExecStart=/bin/sh -c 'cat /proc/self/cgroup > {}'\n\
+             ExecStart=/usr/bin/python3 {} {}\n",
+            cgroup_file.display(),
+            script.display(),
+            out.display()
+        ),
+    );
+    let mut flint = Flint::run(&tree, &["in-slice.service"]);
+    let result = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&out).ok()
+    })
+    .unwrap_or_else(|| panic!("the service reported; log:\n{}", flint.log()));
+    let cgroups = std::fs::read_to_string(&cgroup_file).unwrap();
+    // Every hierarchy flint placed it in has the slices above it.
+    for line in cgroups.lines().filter(|l| l.contains("in-slice.service")) {
+        assert!(
+            line.ends_with("/par.slice/par-lim.slice/in-slice.service"),
+            "{line}\n{cgroups}"
+        );
+    }
+    assert!(
+        cgroups
+            .lines()
+            .any(|l| l.starts_with("0::") && l.contains("par-lim.slice")),
+        "{cgroups}"
+    );
+    assert!(result.starts_with("3 "), "the slice's TasksMax=4: {result}");
+    // Once the service is gone, so is its slice.
+    let subtree = flint::cgroup::own_directory()
+        .unwrap()
+        .join(flint::cgroup::subtree_name(
+            flint.child.id(),
+            flint::cgroup::pid_namespace(),
+        ));
+    assert!(subtree.is_dir(), "{}", subtree.display());
+    let gone = wait_for(Duration::from_secs(10), || {
+        (!subtree.join("par.slice").exists()).then_some(())
+    });
+    let log = flint.log();
+    flint.stop();
+    assert!(
+        gone.is_some(),
+        "par.slice is left in {}:\n{log}",
+        subtree.display()
+    );
+}
+
+#[test]
+fn slice_names_nest_as_systemd_nests_them() {
+    use flint::cgroup::slice_chain;
+    assert_eq!(slice_chain("-.slice"), Some(vec![]));
+    assert_eq!(
+        slice_chain("system-getty.slice"),
+        Some(vec![
+            "system.slice".to_string(),
+            "system-getty.slice".to_string()
+        ])
+    );
+    assert_eq!(
+        slice_chain("a-b-c.slice").unwrap(),
+        ["a.slice", "a-b.slice", "a-b-c.slice"]
+    );
+    for bad in [
+        "a.service",
+        "-a.slice",
+        "a-.slice",
+        "a--b.slice",
+        ".slice",
+        "a/b.slice",
+    ] {
+        assert_eq!(slice_chain(bad), None, "{bad}");
+    }
+}

@@ -81,6 +81,9 @@ pub struct Cgroups {
     controllers: Vec<(Controller, Hierarchy)>,
     /// v2 controllers enabled in the subtree so far (bit per controller).
     enabled: std::sync::atomic::AtomicU8,
+    /// Where units with `Slice=` are, below the subtree
+    /// (`a.slice/a-b.slice/x.service`); every other unit is right in it.
+    placed: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// What [`Cgroups::apply`] did.
@@ -152,6 +155,7 @@ impl Cgroups {
             root,
             controllers,
             enabled: std::sync::atomic::AtomicU8::new(0),
+            placed: std::sync::Mutex::default(),
         })
     }
 
@@ -189,10 +193,24 @@ impl Cgroups {
             }
             Some(Hierarchy::Unified) => {
                 self.enable(controller)?;
+                // And in each slice above it.
+                let rel = self.relative(unit);
+                let mut slice = self.root.clone();
+                for part in rel
+                    .split('/')
+                    .rev()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
+                    slice.push(part);
+                    write_subtree_control(&slice, controller)?;
+                }
                 (self.dir(unit), None)
             }
             Some(Hierarchy::Legacy(root)) => {
-                let dir = root.join(unit);
+                let dir = root.join(self.relative(unit));
                 make_dir(&dir)?;
                 let procs = dir.join("cgroup.procs");
                 (dir, Some(procs))
@@ -224,7 +242,7 @@ impl Cgroups {
             None => self.dir(unit).join(v2_file),
             Some(None) => return None,
             Some(Some(Hierarchy::Unified)) => self.dir(unit).join(v2_file),
-            Some(Some(Hierarchy::Legacy(root))) => root.join(unit).join(v1_file),
+            Some(Some(Hierarchy::Legacy(root))) => root.join(self.relative(unit)).join(v1_file),
         };
         std::fs::read_to_string(path).ok()
     }
@@ -243,20 +261,7 @@ impl Cgroups {
         if self.enabled.load(std::sync::atomic::Ordering::Relaxed) & bit != 0 {
             return Ok(());
         }
-        std::fs::write(
-            self.root.join("cgroup.subtree_control"),
-            format!("+{}", controller.name()),
-        )
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot enable the {} controller in {}: {e}",
-                    controller.name(),
-                    self.root.display()
-                ),
-            )
-        })?;
+        write_subtree_control(&self.root, controller)?;
         self.enabled
             .fetch_or(bit, std::sync::atomic::Ordering::Relaxed);
         Ok(())
@@ -267,9 +272,47 @@ impl Cgroups {
         &self.root
     }
 
-    /// The directory of a unit's cgroup (which may not exist yet).
+    /// The directory of a unit's cgroup (which may not exist yet). A
+    /// path below the subtree (`a.slice/a-b.slice`) names a slice.
     pub fn dir(&self, unit: &str) -> PathBuf {
-        self.root.join(unit)
+        self.root.join(self.relative(unit))
+    }
+
+    /// A unit's cgroup below the subtree: in the slices it was placed in.
+    fn relative(&self, unit: &str) -> String {
+        self.placed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(unit)
+            .cloned()
+            .unwrap_or_else(|| unit.to_string())
+    }
+
+    /// Puts a unit's cgroup in `slices` (outermost first, as
+    /// [`slice_chain`] gives them; none: right in the subtree), from its
+    /// next [`Cgroups::prepare`] on. Returns the slices' directories below
+    /// the subtree, outermost first (`a.slice`, `a.slice/a-b.slice`).
+    pub fn place(&self, unit: &str, slices: &[String]) -> Vec<String> {
+        let mut paths: Vec<String> = Vec::with_capacity(slices.len());
+        for s in slices {
+            paths.push(match paths.last() {
+                Some(up) => format!("{up}/{s}"),
+                None => s.clone(),
+            });
+        }
+        let mut placed = self
+            .placed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match paths.last() {
+            Some(up) => {
+                placed.insert(unit.to_string(), format!("{up}/{unit}"));
+            }
+            None => {
+                placed.remove(unit);
+            }
+        }
+        paths
     }
 
     /// Creates the unit's cgroup if needed; returns its directory.
@@ -329,13 +372,36 @@ impl Cgroups {
     /// Removes the unit's cgroup (and any below it) if empty; a cgroup with
     /// processes left (`KillMode=process`) stays.
     pub fn remove(&self, unit: &str) {
-        let dir = self.dir(unit);
+        let rel = self.relative(unit);
+        let dir = self.root.join(&rel);
         // Nearly always an empty leaf: one rmdir.
         if std::fs::remove_dir(&dir).is_err() {
             remove_tree(&dir, 0);
         }
         for root in self.legacy_roots() {
-            let _ = std::fs::remove_dir(root.join(unit));
+            let _ = std::fs::remove_dir(root.join(&rel));
+        }
+        if rel == unit {
+            return;
+        }
+        // The slices it was in go once empty, as systemd's slices of no
+        // unit are stopped; the next unit in them makes them again.
+        if !dir.exists() {
+            self.placed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(unit);
+        }
+        let mut up = Path::new(&rel).parent();
+        while let Some(p) = up.filter(|p| !p.as_os_str().is_empty()) {
+            let gone = std::fs::remove_dir(self.root.join(p)).is_ok();
+            for root in self.legacy_roots() {
+                let _ = std::fs::remove_dir(root.join(p));
+            }
+            if !gone {
+                break;
+            }
+            up = p.parent();
         }
     }
 }
@@ -347,6 +413,53 @@ impl Drop for Cgroups {
             remove_tree(root, 0);
         }
     }
+}
+
+/// Enables a v2 controller for the cgroups below `dir`.
+fn write_subtree_control(dir: &Path, controller: Controller) -> io::Result<()> {
+    std::fs::write(
+        dir.join("cgroup.subtree_control"),
+        format!("+{}", controller.name()),
+    )
+    .map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot enable the {} controller in {}: {e}",
+                controller.name(),
+                dir.display()
+            ),
+        )
+    })
+}
+
+/// The slices a unit in slice `name` is nested in, outermost first, as
+/// systemd derives a slice's parent from its name: `a-b-c.slice` is in
+/// `a-b.slice`, which is in `a.slice`, which is in the root slice `-.slice`
+/// (flint's subtree). `None` for a name that is not a slice's.
+pub fn slice_chain(name: &str) -> Option<Vec<String>> {
+    let prefix = name.strip_suffix(".slice")?;
+    if prefix == "-" {
+        return Some(Vec::new());
+    }
+    let valid = !prefix.is_empty()
+        && !prefix.starts_with('-')
+        && !prefix.ends_with('-')
+        && !prefix.contains("--")
+        && name.len() <= 255
+        && prefix
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b":-_.\\".contains(&c));
+    if !valid {
+        return None;
+    }
+    Some(
+        prefix
+            .match_indices('-')
+            .map(|(i, _)| format!("{}.slice", &prefix[..i]))
+            .chain(std::iter::once(name.to_string()))
+            .collect(),
+    )
 }
 
 /// Makes a unit's cgroup directory unless it is there; when flint's own

@@ -62,6 +62,10 @@ pub(super) enum State {
 #[derive(Debug)]
 pub(super) struct ServiceRt {
     pub unit: Unit,
+    /// The controllers the slices it is in set something through
+    /// ([`Manager::place_in_slice`]): on a cgroup v1 hierarchy, the
+    /// service joins those too, so that the slice's limit holds for it.
+    pub slice_controllers: Vec<crate::cgroup::Controller>,
     pub state: State,
     pub main_pid: Option<i32>,
     /// The process group of the main process (its pid at spawn: every
@@ -172,6 +176,7 @@ impl Drop for TimerGuard {
 impl ServiceRt {
     pub fn new(unit: Unit) -> ServiceRt {
         ServiceRt {
+            slice_controllers: Vec::new(),
             private_tmp: None,
             namespaces: None,
             credentials: None,
@@ -630,6 +635,7 @@ impl Manager {
         state: State,
     ) -> Result<(), StartFailure> {
         self.prepare_run(id, state)?;
+        self.place_in_slice(id);
         let mut prepared = self.prepare_command(id, cmd, state)?;
         let owned = own_plan_fds(&mut prepared.plan).map_err(|e| StartFailure {
             msg: format!("failed to start {}: {e}", cmd.path),
@@ -1075,6 +1081,81 @@ impl Manager {
         })?;
         svc.private_tmp = Some(made);
         Ok(())
+    }
+
+    /// `Slice=`: the service's cgroup goes in the slice's, nested in the
+    /// slices its name implies (`a-b.slice` in `a.slice`), each with the
+    /// resource settings of its `.slice` unit (`TasksMax=`, `MemoryMax=`,
+    /// `CPUWeight=`, ...) written before the service's first process, as
+    /// systemd realizes a unit's slices first. A slice without a unit file
+    /// is used with none, as systemd's implicit slices. Without `Slice=`
+    /// the cgroup is right in flint's subtree, which stands for the root
+    /// slice.
+    fn place_in_slice(&mut self, id: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        if cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).is_none() {
+            return;
+        }
+        let name = svc.unit.id.to_string();
+        let chain = svc
+            .unit
+            .get_str("Service", "Slice")
+            .and_then(crate::cgroup::slice_chain)
+            .unwrap_or_default();
+        let slices: Vec<Option<Unit>> = chain
+            .iter()
+            .map(|s| {
+                let n = s.parse::<crate::unit::name::UnitName>().ok()?;
+                Some(self.units.load(&self.search, &n)).filter(Unit::is_loaded)
+            })
+            .collect();
+        let slice_controllers: Vec<crate::cgroup::Controller> = crate::cgroup::Controller::ALL
+            .into_iter()
+            .filter(|c| {
+                slices
+                    .iter()
+                    .flatten()
+                    .any(|u| crate::service::resources::configured(u, "Slice", *c))
+            })
+            .collect();
+        if let Some(svc) = self.services.get_mut(&id) {
+            svc.slice_controllers = slice_controllers;
+        }
+        let Some(cg) = self.cgroups.as_ref() else {
+            return;
+        };
+        let paths = cg.place(&name, &chain);
+        for ((slice_name, slice), path) in chain.iter().zip(&slices).zip(&paths) {
+            let dir = match cg.prepare(path) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    tracing::warn!("{name}: cannot create the control group of {slice_name}: {e}");
+                    continue;
+                }
+            };
+            let Some(slice) = slice else {
+                continue;
+            };
+            apply_unit_resources(slice, "Slice", cg, path, None);
+            // Device and address programs on a slice hold for every
+            // cgroup below it (attached with BPF_F_ALLOW_MULTI, each once).
+            if let Some(rules) = crate::service::devices::rules(slice, "Slice")
+                && let Err(e) = crate::service::devices::apply(&dir, &rules)
+            {
+                tracing::warn!(
+                    "{slice_name}: device access is not restricted (DevicePolicy=, DeviceAllow=): {e}"
+                );
+            }
+            if let Some(list) = crate::service::firewall::access_list(slice, "Slice")
+                && let Err(e) = crate::service::firewall::apply(&dir, &list)
+            {
+                tracing::warn!(
+                    "{slice_name}: IP addresses are not restricted (IPAddressAllow=, IPAddressDeny=): {e}"
+                );
+            }
+        }
     }
 
     /// Prepares a command of a service: its whole execution environment.
@@ -2490,11 +2571,52 @@ fn delegates(unit: &Unit) -> bool {
 /// about where the unit asked for the setting, and the service runs
 /// without it (systemd logs such writes and goes on too).
 fn apply_resources(svc: &ServiceRt, cg: &crate::cgroup::Cgroups, plan: &mut spawn::ExecPlan) {
+    apply_unit_resources(&svc.unit, "Service", cg, svc.unit.id.as_str(), Some(plan));
+    // A controller only its slices set, on a v1 hierarchy: the service
+    // joins its cgroup there (in the slice's), with no settings of its own.
+    for controller in &svc.slice_controllers {
+        if !matches!(
+            cg.hierarchy(*controller),
+            Some(crate::cgroup::Hierarchy::Legacy(_))
+        ) || crate::service::resources::configured(&svc.unit, "Service", *controller)
+        {
+            continue;
+        }
+        match cg.apply(svc.unit.id.as_str(), *controller, &[]) {
+            Ok(applied) => {
+                if let Some(procs) = applied.procs
+                    && let Ok(path) =
+                        std::ffi::CString::new(procs.into_os_string().into_encoded_bytes())
+                    && !plan.legacy_cgroups.contains(&path)
+                {
+                    plan.legacy_cgroups.push(path);
+                }
+            }
+            Err(e) => tracing::warn!("{}: {e}", svc.unit.id),
+        }
+    }
+}
+
+/// [`apply_resources`] for any unit with resource settings in `section`,
+/// into the cgroup `cg_name` names (a unit, or a slice's path below
+/// flint's subtree). A slice (no plan: it has no processes) gets only the
+/// controllers it sets, as systemd's defaults (`DefaultTasksMax=`) are
+/// not a slice's.
+fn apply_unit_resources(
+    unit_def: &Unit,
+    section: &str,
+    cg: &crate::cgroup::Cgroups,
+    cg_name: &str,
+    mut plan: Option<&mut spawn::ExecPlan>,
+) {
     use crate::cgroup::Controller;
     use crate::service::resources;
-    let unit = svc.unit.id.as_str();
+    let unit = unit_def.id.as_str();
     for controller in Controller::ALL {
-        let asked = resources::configured(&svc.unit, "Service", controller);
+        let asked = resources::configured(unit_def, section, controller);
+        if plan.is_none() && !asked {
+            continue;
+        }
         let Some(hierarchy) = cg.hierarchy(controller) else {
             if asked {
                 tracing::warn!(
@@ -2505,7 +2627,7 @@ fn apply_resources(svc: &ServiceRt, cg: &crate::cgroup::Cgroups, plan: &mut spaw
             }
             continue;
         };
-        let Some(apply) = resources::plan(&svc.unit, "Service", controller, hierarchy) else {
+        let Some(apply) = resources::plan(unit_def, section, controller, hierarchy) else {
             continue;
         };
         if !apply.unsupported.is_empty() {
@@ -2516,9 +2638,10 @@ fn apply_resources(svc: &ServiceRt, cg: &crate::cgroup::Cgroups, plan: &mut spaw
                 controller.name()
             );
         }
-        match cg.apply(unit, controller, &apply.files) {
+        match cg.apply(cg_name, controller, &apply.files) {
             Ok(applied) => {
                 if let Some(procs) = applied.procs
+                    && let Some(plan) = plan.as_deref_mut()
                     && let Ok(path) =
                         std::ffi::CString::new(procs.into_os_string().into_encoded_bytes())
                     && !plan.legacy_cgroups.contains(&path)

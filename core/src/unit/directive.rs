@@ -94,6 +94,7 @@ pub enum Grammar {
     /// `CPUShares=`: 2-262144.
     CpuShares,
     OpenFile,
+    Slice,
 }
 
 /// The listener kinds of `[Socket]`, in the words of the directive names.
@@ -1743,7 +1744,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d(S::Exec, "AppArmorProfile", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "SmackProcessLabel", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "ProtectHostname", G::Bool, K::Single, E, "BOOLEAN"),
-    d(S::Exec, "Slice", G::Raw, K::Single, N, "SLICE"),
+    d(S::Exec, "Slice", G::Slice, K::Single, E, "SLICE"),
     d(S::Exec, "AllowedCPUs", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "StartupAllowedCPUs", G::Raw, K::Single, N, "OTHER"),
     d(S::Exec, "AllowedMemoryNodes", G::Raw, K::Single, N, "OTHER"),
@@ -2442,20 +2443,87 @@ pub fn type_section(unit_type: super::name::UnitType) -> Option<&'static str> {
     }
 }
 
+/// The resource-control keys a `[Slice]` section takes (systemd's
+/// `CGROUP_CONTEXT_CONFIG_ITEMS`, as `systemd --dump-configuration-items`
+/// lists them under `[Slice]`).
+pub const SLICE_KEYS: &[&str] = &[
+    "AllowedCPUs",
+    "StartupAllowedCPUs",
+    "AllowedMemoryNodes",
+    "StartupAllowedMemoryNodes",
+    "CPUAccounting",
+    "CPUWeight",
+    "StartupCPUWeight",
+    "CPUShares",
+    "StartupCPUShares",
+    "CPUQuota",
+    "CPUQuotaPeriodSec",
+    "MemoryAccounting",
+    "MemoryMin",
+    "DefaultMemoryMin",
+    "DefaultMemoryLow",
+    "MemoryLow",
+    "MemoryHigh",
+    "MemoryMax",
+    "MemorySwapMax",
+    "MemoryZSwapMax",
+    "MemoryLimit",
+    "DeviceAllow",
+    "DevicePolicy",
+    "IOAccounting",
+    "IOWeight",
+    "StartupIOWeight",
+    "IODeviceWeight",
+    "IOReadBandwidthMax",
+    "IOWriteBandwidthMax",
+    "IOReadIOPSMax",
+    "IOWriteIOPSMax",
+    "IODeviceLatencyTargetSec",
+    "BlockIOAccounting",
+    "BlockIOWeight",
+    "StartupBlockIOWeight",
+    "BlockIODeviceWeight",
+    "BlockIOReadBandwidth",
+    "BlockIOWriteBandwidth",
+    "TasksAccounting",
+    "TasksMax",
+    "Delegate",
+    "DisableControllers",
+    "IPAccounting",
+    "IPAddressAllow",
+    "IPAddressDeny",
+    "IPIngressFilterPath",
+    "IPEgressFilterPath",
+    "ManagedOOMSwap",
+    "ManagedOOMMemoryPressure",
+    "ManagedOOMMemoryPressureLimit",
+    "ManagedOOMPreference",
+    "BPFProgram",
+    "SocketBindAllow",
+    "SocketBindDeny",
+    "RestrictNetworkInterfaces",
+];
+
+/// The sections a directive is read in: `[Slice]` takes the
+/// resource-control ones of the exec settings.
+pub fn sections_of(dir: &Directive) -> &'static [&'static str] {
+    match dir.scope {
+        Scope::Unit => &["Unit"],
+        Scope::Install => &["Install"],
+        Scope::Service => &["Service"],
+        Scope::Socket => &["Socket"],
+        Scope::Exec if SLICE_KEYS.contains(&dir.key) => &["Service", "Socket", "Slice"],
+        Scope::Exec => &["Service", "Socket"],
+    }
+}
+
 fn index() -> &'static HashMap<(&'static str, &'static str), &'static Directive> {
     static INDEX: OnceLock<HashMap<(&'static str, &'static str), &'static Directive>> =
         OnceLock::new();
     INDEX.get_or_init(|| {
         let mut map = HashMap::new();
         for dir in DIRECTIVES {
-            let sections: &[&'static str] = match dir.scope {
-                Scope::Unit => &["Unit"],
-                Scope::Install => &["Install"],
-                Scope::Service => &["Service"],
-                Scope::Socket => &["Socket"],
-                Scope::Exec => &["Service", "Socket"],
-            };
-            for section in sections {
+            for section in sections_of(dir) {
                 map.insert((*section, dir.key), dir);
             }
         }
@@ -2489,14 +2557,7 @@ mod tests {
     fn every_key_is_defined_once_per_section() {
         let mut seen = std::collections::HashSet::new();
         for dir in DIRECTIVES {
-            let sections: &[&str] = match dir.scope {
-                Scope::Unit => &["Unit"],
-                Scope::Install => &["Install"],
-                Scope::Service => &["Service"],
-                Scope::Socket => &["Socket"],
-                Scope::Exec => &["Service", "Socket"],
-            };
-            for s in sections {
+            for s in sections_of(dir) {
                 assert!(seen.insert((*s, dir.key)), "{s}.{} defined twice", dir.key);
             }
         }

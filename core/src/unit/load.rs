@@ -611,11 +611,13 @@ impl Parser<'_> {
             if a.section == type_section
                 && !matches!(
                     self.unit.id.unit_type(),
-                    UnitType::Socket | UnitType::Service
+                    UnitType::Socket | UnitType::Service | UnitType::Slice
                 )
             {
                 // A .path, .timer, .mount, ... unit: its own section is
-                // systemd's to read; flint does not run such units.
+                // systemd's to read; flint does not run such units (a
+                // slice's resource settings it applies to the cgroup its
+                // services nest in).
                 if !self.foreign_type_noted {
                     self.foreign_type_noted = true;
                     self.unit.diagnostics.push(Diagnostic::new(
@@ -762,6 +764,21 @@ impl Parser<'_> {
         let one = |v: Value| Ok(vec![v]);
         match dir.grammar {
             Grammar::Raw => one(Value::Raw(value.to_string())),
+            // systemd's config_parse_unit_slice(): a slice unit's name,
+            // specifiers expanded; flint nests the cgroup in it.
+            Grammar::Slice => {
+                let v = self
+                    .expand(value.trim(), SpecifierTable::UnitName)
+                    .map_err(Problem::Warn)?;
+                // A template's `%i` is empty until an instance is made.
+                if !self.unit.id.is_template() && crate::cgroup::slice_chain(&v).is_none() {
+                    return Err(Problem::Warn(format!(
+                        "Failed to assign slice {v} to unit {}, ignoring: Invalid argument",
+                        self.unit.id
+                    )));
+                }
+                one(Value::Str(v))
+            }
             // Checked here, opened at each start of the main process.
             Grammar::OpenFile => crate::service::open_file::OpenFile::parse(value)
                 .map(|_| vec![Value::Raw(value.to_string())])
