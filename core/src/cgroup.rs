@@ -292,7 +292,12 @@ impl Cgroups {
     /// [`slice_chain`] gives them; none: right in the subtree), from its
     /// next [`Cgroups::prepare`] on. Returns the slices' directories below
     /// the subtree, outermost first (`a.slice`, `a.slice/a-b.slice`).
-    pub fn place(&self, unit: &str, slices: &[String]) -> Vec<String> {
+    ///
+    /// A unit whose slice changed (a switch) leaves its old cgroup, and the
+    /// slices that held only it, first; while processes of its last run
+    /// are still there (`KillMode=process`), it stays where it is and the
+    /// old directory is returned as the error.
+    pub fn place(&self, unit: &str, slices: &[String]) -> Result<Vec<String>, PathBuf> {
         let mut paths: Vec<String> = Vec::with_capacity(slices.len());
         for s in slices {
             paths.push(match paths.last() {
@@ -300,19 +305,27 @@ impl Cgroups {
                 None => s.clone(),
             });
         }
+        let wanted = paths
+            .last()
+            .map_or_else(|| unit.to_string(), |up| format!("{up}/{unit}"));
+        let old = self.relative(unit);
+        if old != wanted && self.root.join(&old).exists() {
+            self.remove(unit);
+            let left = self.root.join(&old);
+            if left.exists() {
+                return Err(left);
+            }
+        }
         let mut placed = self
             .placed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match paths.last() {
-            Some(up) => {
-                placed.insert(unit.to_string(), format!("{up}/{unit}"));
-            }
-            None => {
-                placed.remove(unit);
-            }
+        if wanted == unit {
+            placed.remove(unit);
+        } else {
+            placed.insert(unit.to_string(), wanted);
         }
-        paths
+        Ok(paths)
     }
 
     /// Creates the unit's cgroup if needed; returns its directory.

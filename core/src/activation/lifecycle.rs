@@ -1086,12 +1086,14 @@ impl Manager {
     /// `Slice=`: the service's cgroup goes in the slice's, nested in the
     /// slices its name implies (`a-b.slice` in `a.slice`), each with the
     /// resource settings of its `.slice` unit (`TasksMax=`, `MemoryMax=`,
-    /// `CPUWeight=`, ...) written before the service's first process, as
-    /// systemd realizes a unit's slices first. A slice without a unit file
-    /// is used with none, as systemd's implicit slices. Without `Slice=`
-    /// the cgroup is right in flint's subtree, which stands for the root
-    /// slice.
+    /// `CPUWeight=`, ...), device and address lists written before the
+    /// service's first process, as systemd realizes a unit's slices first:
+    /// when the slice's cgroup is made, and again when its unit changed. A
+    /// slice without a unit file is used with none, as systemd's implicit
+    /// slices. Without `Slice=` the cgroup is right in flint's subtree,
+    /// which stands for the root slice.
     fn place_in_slice(&mut self, id: u64) {
+        use crate::cgroup::Controller;
         let Some(svc) = self.services.get(&id) else {
             return;
         };
@@ -1104,19 +1106,20 @@ impl Manager {
             .get_str("Service", "Slice")
             .and_then(crate::cgroup::slice_chain)
             .unwrap_or_default();
-        let slices: Vec<Option<Unit>> = chain
+        let slices: Vec<Unit> = chain
             .iter()
-            .map(|s| {
-                let n = s.parse::<crate::unit::name::UnitName>().ok()?;
-                Some(self.units.load(&self.search, &n)).filter(Unit::is_loaded)
-            })
+            .filter_map(|s| s.parse::<crate::unit::name::UnitName>().ok())
+            .map(|n| self.units.load_instance(&self.search, &n))
             .collect();
-        let slice_controllers: Vec<crate::cgroup::Controller> = crate::cgroup::Controller::ALL
+        if slices.len() != chain.len() {
+            return;
+        }
+        let slice_controllers: Vec<Controller> = Controller::ALL
             .into_iter()
             .filter(|c| {
                 slices
                     .iter()
-                    .flatten()
+                    .filter(|u| u.is_loaded())
                     .any(|u| crate::service::resources::configured(u, "Slice", *c))
             })
             .collect();
@@ -1126,18 +1129,70 @@ impl Manager {
         let Some(cg) = self.cgroups.as_ref() else {
             return;
         };
-        let paths = cg.place(&name, &chain);
-        for ((slice_name, slice), path) in chain.iter().zip(&slices).zip(&paths) {
+        let paths = match cg.place(&name, &chain) {
+            Ok(paths) => paths,
+            Err(left) => {
+                tracing::warn!(
+                    "{name}: Slice= changed, but processes of its last run are still in {}; it stays there",
+                    left.display()
+                );
+                return;
+            }
+        };
+        for (slice, path) in slices.iter().zip(&paths) {
+            let fresh = !cg.dir(path).exists();
             let dir = match cg.prepare(path) {
                 Ok(dir) => dir,
                 Err(e) => {
-                    tracing::warn!("{name}: cannot create the control group of {slice_name}: {e}");
+                    tracing::warn!(
+                        "{name}: cannot create the control group of {}: {e}",
+                        slice.id
+                    );
                     continue;
                 }
             };
-            let Some(slice) = slice else {
+            // What the slice's unit says, to write it once per change.
+            let said = format!(
+                "{}{:?}",
+                slice.load_state.as_str(),
+                crate::unit::directive::SLICE_KEYS
+                    .iter()
+                    .map(|k| slice.entries("Slice", k))
+                    .collect::<Vec<_>>()
+            );
+            let before = self.slices_applied.get(path);
+            if !fresh && before.is_some_and(|(b, _)| *b == said) {
                 continue;
-            };
+            }
+            let was: Vec<Controller> = before.map(|(_, c)| c.clone()).unwrap_or_default();
+            if !slice.is_loaded() && slice.load_state != crate::unit::load::LoadState::NotFound {
+                for d in &slice.diagnostics {
+                    tracing::warn!("{d}");
+                }
+                tracing::warn!(
+                    "{}: failed to load ({}); {name} runs in it without its settings",
+                    slice.id,
+                    slice.load_state.as_str()
+                );
+            }
+            let set: Vec<Controller> = Controller::ALL
+                .into_iter()
+                .filter(|c| {
+                    slice.is_loaded() && crate::service::resources::configured(slice, "Slice", *c)
+                })
+                .collect();
+            self.slices_applied
+                .insert(path.clone(), (said, set.clone()));
+            // A controller the slice no longer sets goes back to the
+            // kernel's defaults.
+            for c in was.iter().filter(|c| !fresh && !set.contains(c)) {
+                if let Some(h) = cg.hierarchy(*c) {
+                    let _ = cg.apply(path, *c, &crate::service::resources::defaults(*c, h));
+                }
+            }
+            if !slice.is_loaded() {
+                continue;
+            }
             apply_unit_resources(slice, "Slice", cg, path, None);
             // Device and address programs on a slice hold for every
             // cgroup below it (attached with BPF_F_ALLOW_MULTI, each once).
@@ -1145,14 +1200,16 @@ impl Manager {
                 && let Err(e) = crate::service::devices::apply(&dir, &rules)
             {
                 tracing::warn!(
-                    "{slice_name}: device access is not restricted (DevicePolicy=, DeviceAllow=): {e}"
+                    "{}: device access is not restricted (DevicePolicy=, DeviceAllow=): {e}",
+                    slice.id
                 );
             }
             if let Some(list) = crate::service::firewall::access_list(slice, "Slice")
                 && let Err(e) = crate::service::firewall::apply(&dir, &list)
             {
                 tracing::warn!(
-                    "{slice_name}: IP addresses are not restricted (IPAddressAllow=, IPAddressDeny=): {e}"
+                    "{}: IP addresses are not restricted (IPAddressAllow=, IPAddressDeny=): {e}",
+                    slice.id
                 );
             }
         }
@@ -2891,7 +2948,7 @@ fn restart_delay(unit: &Unit, restarts: u32) -> Duration {
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss
         )]
-        let v = (base as f64 * ((max as f64 / base as f64).powf(n as f64 / steps as f64))).round()
+        let v = (base as f64 * libm::pow(max as f64 / base as f64, n as f64 / steps as f64)).round()
             as u64;
         v.min(max)
     } else {

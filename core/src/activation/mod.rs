@@ -208,6 +208,10 @@ struct Manager {
     roots: std::collections::HashSet<String>,
     /// The search path's index for per-connection loads.
     units: unit_cache::UnitCache,
+    /// The slices whose settings were written, by their cgroup path below
+    /// flint's subtree: what their unit said then, and the controllers it
+    /// set (reset to the kernel's defaults when it no longer does).
+    slices_applied: HashMap<String, (String, Vec<crate::cgroup::Controller>)>,
     sockets: Vec<SocketRt>,
     services: HashMap<u64, ServiceRt>,
     by_name: HashMap<String, u64>,
@@ -413,6 +417,7 @@ async fn run_async(
         requested,
         roots: names.iter().map(ToString::to_string).collect(),
         units: unit_cache::UnitCache::default(),
+        slices_applied: HashMap::new(),
         sockets: Vec::new(),
         services: HashMap::new(),
         by_name: HashMap::new(),

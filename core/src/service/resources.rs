@@ -288,6 +288,36 @@ pub fn plan(
     Some(Apply { files, unsupported })
 }
 
+/// What a controller's files hold when nothing is set (the kernel's
+/// defaults): written to a slice that no longer sets anything through it.
+pub fn defaults(controller: Controller, hierarchy: &Hierarchy) -> Vec<(&'static str, String)> {
+    let unified = *hierarchy == Hierarchy::Unified;
+    let v = |pairs: &[(&'static str, &str)]| {
+        pairs.iter().map(|(f, v)| (*f, (*v).to_string())).collect()
+    };
+    match (controller, unified) {
+        (Controller::Pids, _) => v(&[("pids.max", "max")]),
+        (Controller::Memory, true) => v(&[
+            ("memory.min", "0"),
+            ("memory.low", "0"),
+            ("memory.high", "max"),
+            ("memory.max", "max"),
+            ("memory.swap.max", "max"),
+        ]),
+        (Controller::Memory, false) => v(&[("memory.limit_in_bytes", "-1")]),
+        (Controller::Cpu, true) => v(&[
+            ("cpu.idle", "0"),
+            ("cpu.weight", "100"),
+            ("cpu.max", "max 100000"),
+        ]),
+        (Controller::Cpu, false) => v(&[
+            ("cpu.shares", "1024"),
+            ("cpu.cfs_period_us", "100000"),
+            ("cpu.cfs_quota_us", "-1"),
+        ]),
+    }
+}
+
 /// systemd's `cgroup_cpu_adjust_period()`: the kernel's resolution is 1
 /// ms, so the period and the quota within it must reach that; the period
 /// is at most a second.

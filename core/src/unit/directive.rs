@@ -2502,6 +2502,17 @@ pub const SLICE_KEYS: &[&str] = &[
     "SocketBindAllow",
     "SocketBindDeny",
     "RestrictNetworkInterfaces",
+    // Added after v252.
+    "StartupMemoryLow",
+    "StartupMemoryHigh",
+    "StartupMemoryMax",
+    "StartupMemorySwapMax",
+    "StartupMemoryZSwapMax",
+    "DelegateSubgroup",
+    "MemoryPressureWatch",
+    "MemoryPressureThresholdSec",
+    "NFTSet",
+    "CoredumpReceive",
 ];
 
 /// The sections a directive is read in: `[Slice]` takes the
@@ -2575,6 +2586,15 @@ mod tests {
                 "{section}"
             );
         }
+    }
+
+    #[test]
+    fn every_slice_key_is_an_exec_setting() {
+        for key in SLICE_KEYS {
+            let d = lookup("Slice", key).unwrap_or_else(|| panic!("[Slice] {key}"));
+            assert_eq!(d.scope, Scope::Exec, "{key}");
+        }
+        assert!(lookup("Slice", "ExecStart").is_none());
     }
 
     #[test]

@@ -644,7 +644,11 @@ impl Parser<'_> {
                 self.unknown.push(a.key.clone());
                 continue;
             };
-            if dir.support == Support::NotEnforced
+            // Slice= places a service's cgroup; a socket's own commands
+            // stay where flint runs them.
+            let not_enforced = dir.support == Support::NotEnforced
+                || (a.section == "Socket" && dir.key == "Slice");
+            if not_enforced
                 && !a.value.is_empty()
                 && !self
                     .not_enforced
