@@ -1089,6 +1089,76 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
 }
 
 #[test]
+fn dbus_activation_waits_for_a_bus_daemon_that_listens_late() {
+    // A bus daemon started without a socket unit binds its socket itself,
+    // after flint saw it start: flint tries again, for about ten seconds,
+    // instead of leaving D-Bus activation off. The bus daemon here starts
+    // one second late (a wrapper sleeps, then execs dbus-daemon).
+    let units = ["systemd-hostnamed.service"];
+    if !ready("/usr/bin/dbus-daemon", &units, "dbus")
+        || !common::require("/lib/systemd/systemd-hostnamed", "systemd: hostnamed")
+        || !common::require("busctl", "systemd: the bus client")
+        || !common::require("nsenter", "util-linux: joins flint's namespace")
+        || !common::require("python3", "the late bus daemon's wrapper")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    std::os::unix::fs::symlink(
+        "systemd-hostnamed.service",
+        tree.path().join("dbus-org.freedesktop.hostname1.service"),
+    )
+    .unwrap();
+    let late = tree.write(
+        "late-bus.py",
+        "import os, sys, time\ntime.sleep(1)\n\
+         os.execv('/usr/bin/dbus-daemon', ['dbus-daemon', '--system', '--nofork', '--nopidfile'] + sys.argv[1:])\n",
+    );
+    tree.write(
+        "dbus.service",
+        &format!(
+            "[Service]
+ExecStart=/usr/bin/python3 {} --systemd-activation
+",
+            late.display()
+        ),
+    );
+    let flint = flint_in_namespaces(
+        &tree,
+        &["-m"],
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd /run/dbus",
+        &["dbus.service"],
+    );
+    let taken = common::wait_for(Duration::from_secs(15), || {
+        flint
+            .log()
+            .contains("dbus.service: flint is org.freedesktop.systemd1 on its bus")
+            .then_some(())
+    });
+    assert!(taken.is_some(), "{}", flint.log());
+    let (ok, out) = inside(
+        &flint,
+        &["-m"],
+        "busctl",
+        &[
+            "--system",
+            "--timeout=10",
+            "get-property",
+            "org.freedesktop.hostname1",
+            "/org/freedesktop/hostname1",
+            "org.freedesktop.hostname1",
+            "Hostname",
+        ],
+    );
+    let host = nix::unistd::gethostname().unwrap();
+    assert!(
+        ok && out.trim() == format!("s \"{}\"", host.to_string_lossy()),
+        "{out}\n{}",
+        flint.log()
+    );
+}
+
+#[test]
 fn dovecot_answers_imap_and_imaps_on_its_four_listeners_in_its_sandbox() {
     // dovecot.socket as Debian ships it: 0.0.0.0 and [::] on 143 and 993
     // with BindIPv6Only=ipv6-only; dovecot.service `Type=notify` with

@@ -76,7 +76,18 @@ impl Activator {
                         let sender = conn.sender()?;
                         Ok((conn, sender))
                     };
-                    let mut conn = match setup() {
+                    // A bus daemon that reported ready may not answer yet
+                    // (or be restarting): a few tries over about ten
+                    // seconds before activation through flint is off.
+                    let mut tried = setup();
+                    for delay_ms in [100, 200, 400, 800, 1600, 2000, 2000, 2000] {
+                        if tried.is_ok() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(delay_ms));
+                        tried = setup();
+                    }
+                    let mut conn = match tried {
                         Ok((conn, sender)) => {
                             let up = Event::BusActivatorUp {
                                 activator: Activator { sender },
