@@ -734,6 +734,10 @@ fn open_file_passes_files_and_a_socket_after_the_listeners() {
     let root = nix::unistd::geteuid().is_root();
     if root {
         use std::os::unix::fs::PermissionsExt;
+        // The service's user reaches its script, not the data files.
+        for d in [tree.path(), dir.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         for f in [&open_dat, &file_dat] {
             std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
