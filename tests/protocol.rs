@@ -856,3 +856,59 @@ conn.close()
     );
     assert!(text.contains("ignoring: /a:b:read-only,append"), "{text}");
 }
+
+/// `PassPIDFD=` (`SO_PASSPIDFD`, Linux 6.5) and `AcceptFileDescriptors=no`
+/// (`SO_PASSRIGHTS` off, Linux 6.16) reach the socket the service gets, as
+/// systemd 258 sets them; the defaults leave both as the kernel has them.
+#[test]
+fn pass_pidfd_and_accept_file_descriptors_reach_the_passed_socket() {
+    // Whether this kernel knows both options.
+    let probe = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    let known = |opt: i32| {
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt on an fd we own, with a pointer to a live int.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&probe),
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const one).cast(),
+                libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap(),
+            ) == 0
+        }
+    };
+    if !known(76) || !known(83) {
+        eprintln!("SKIP: this kernel has no SO_PASSPIDFD or SO_PASSRIGHTS");
+        return;
+    }
+    let tree = Tree::new();
+    let script = tree.path().join("opts.py");
+    std::fs::write(
+        &script,
+        "import json, socket\ns = socket.socket(fileno=3)\n\
+         r = {'pidfd': s.getsockopt(socket.SOL_SOCKET, 76), 'rights': s.getsockopt(socket.SOL_SOCKET, 83)}\n\
+         c, _ = s.accept()\nc.sendall((json.dumps(r) + '\\n').encode())\n",
+    )
+    .unwrap();
+    for (name, settings, pidfd, rights) in [
+        ("set", "PassPIDFD=yes\nAcceptFileDescriptors=no\n", 1, 0),
+        ("plain", "", 0, 1),
+    ] {
+        let path = tree.path().join(format!("{name}.sock"));
+        tree.write(
+            &format!("{name}.socket"),
+            &format!("[Socket]\nListenStream={}\n{settings}", path.display()),
+        );
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nExecStart=/usr/bin/python3 {}\n",
+                script.display()
+            ),
+        );
+        let flint = Flint::run(&tree, &[&format!("{name}.socket")]);
+        let r = parse(&exchange_unix(&path), &flint.log());
+        assert_eq!(r["pidfd"], pidfd, "{name}: {r}\n{}", flint.log());
+        assert_eq!(r["rights"], rights, "{name}: {r}\n{}", flint.log());
+    }
+}

@@ -120,6 +120,8 @@ impl SocketConfig {
         o.keep_alive = flag("KeepAlive");
         o.no_delay = flag("NoDelay");
         o.pass_credentials = flag("PassCredentials");
+        o.pass_pidfd = flag("PassPIDFD");
+        o.pass_rights = unit.get_bool(s, "AcceptFileDescriptors").unwrap_or(true);
         o.pass_security = flag("PassSecurity");
         o.pass_packet_info = flag("PassPacketInfo");
         o.broadcast = flag("Broadcast");

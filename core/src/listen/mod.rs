@@ -407,6 +407,19 @@ pub fn update(
             warnings.push(format!("{text}: clearing {label} failed: {e}"));
         }
     }
+    if old.pass_pidfd
+        && !new.pass_pidfd
+        && let Err(e) = options::setsockopt_int(fd, sol, options::SO_PASSPIDFD, 0)
+    {
+        warnings.push(format!("{text}: clearing SO_PASSPIDFD failed: {e}"));
+    }
+    // AcceptFileDescriptors= back to yes: file descriptors pass again.
+    if !old.pass_rights
+        && new.pass_rights
+        && let Err(e) = options::setsockopt_int(fd, sol, options::SO_PASSRIGHTS, 1)
+    {
+        warnings.push(format!("{text}: setting SO_PASSRIGHTS failed: {e}"));
+    }
     options::apply(fd, family, new, &text, &mut warnings);
     if old.ip_access != new.ip_access
         && matches!(family, libc::AF_INET | libc::AF_INET6)

@@ -9,9 +9,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use super::{SocketOptions, SocketProtocol, Timestamping};
 
 /// `SO_PASSPIDFD` (Linux 6.5), not in every libc.
-const SO_PASSPIDFD: c_int = 76;
+pub(super) const SO_PASSPIDFD: c_int = 76;
 /// `SO_PASSRIGHTS` (Linux 6.16), not in every libc.
-const SO_PASSRIGHTS: c_int = 83;
+pub(super) const SO_PASSRIGHTS: c_int = 83;
 /// `SOL_NETLINK` level and its `NETLINK_PKTINFO` option.
 const SOL_NETLINK: c_int = 270;
 const NETLINK_PKTINFO: c_int = 3;
