@@ -908,3 +908,64 @@ fn slice_names_nest_as_systemd_nests_them() {
         assert_eq!(slice_chain(bad), None, "{bad}");
     }
 }
+
+/// The cgroup of a socket-activated service is made while flint waits for
+/// its first connection (and again after each run), so the connection that
+/// starts it does not wait for the kernel to make one; the service then
+/// runs in it.
+#[test]
+fn a_socket_activated_service_has_its_cgroup_before_its_first_connection() {
+    if cgroups_or_skip().is_none() || !common::require("python3", "the service") {
+        return;
+    }
+    let tree = Tree::new();
+    let path = tree.path().join("ahead.sock");
+    tree.write(
+        "ahead.socket",
+        &format!("[Socket]\nListenStream={}\n", path.display()),
+    );
+    tree.write(
+        "ahead.service",
+        "[Service]\nExecStart=/usr/bin/python3 -c \"import socket; s = socket.socket(fileno=3); \
+         c, _ = s.accept(); c.sendall(open('/proc/self/cgroup').read().encode())\"\n",
+    );
+    let flint = Flint::run(&tree, &["ahead.socket"]);
+    let subtree = flint::cgroup::own_directory()
+        .unwrap()
+        .join(flint::cgroup::subtree_name(
+            flint.child.id(),
+            flint::cgroup::pid_namespace(),
+        ));
+    let dir = subtree.join("ahead.service");
+    assert!(
+        dir.is_dir(),
+        "{} before the first connection:\n{}",
+        dir.display(),
+        flint.log()
+    );
+    let mut conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut text).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("0::") && l.ends_with("/ahead.service")),
+        "{text}"
+    );
+    let ended = wait_for(Duration::from_secs(10), || {
+        flint
+            .log()
+            .contains("ahead.service: Deactivated")
+            .then_some(())
+    });
+    assert!(ended.is_some(), "{}", flint.log());
+    // Made again for the next connection.
+    let again = wait_for(Duration::from_secs(10), || dir.is_dir().then_some(()));
+    assert!(
+        again.is_some(),
+        "{} after the run:\n{}",
+        dir.display(),
+        flint.log()
+    );
+}

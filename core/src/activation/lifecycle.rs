@@ -1215,6 +1215,25 @@ impl Manager {
         }
     }
 
+    /// Makes the cgroup of a socket-activated service (and its slices)
+    /// while it does not run, so that the connection that starts it does
+    /// not wait for the kernel to make one (about 0.1 ms). An empty cgroup
+    /// changes nothing for the service; flint's subtree goes at exit.
+    pub(super) fn cgroup_ahead(&mut self, id: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        if cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).is_none() {
+            return;
+        }
+        self.place_in_slice(id);
+        if let (Some(cg), Some(svc)) = (self.cgroups.as_ref(), self.services.get(&id))
+            && let Err(e) = cg.prepare(svc.unit.id.as_str())
+        {
+            tracing::debug!("{}: {e}", svc.unit.id);
+        }
+    }
+
     /// Prepares a command of a service: its whole execution environment.
     fn prepare_command(
         &self,
@@ -2407,9 +2426,11 @@ impl Manager {
             .filter(|_| svc.ran);
         }
         svc.cgroup_watch = None;
+        let mut ahead = false;
         if !restarting && let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
         {
             cg.remove(svc.unit.id.as_str());
+            ahead = !self.shutting_down && !svc.sockets.is_empty();
         }
         if !restarting && let Some(t) = svc.private_tmp.take() {
             t.remove_in_background();
@@ -2478,6 +2499,11 @@ impl Manager {
         // while flint shuts down, to refuse what arrives, see `on_readable`).
         for s in svc.sockets.clone() {
             self.sockets[s].rearm();
+        }
+        // A socket-activated service's next cgroup is made now, off the
+        // path of the connection that will start it.
+        if ahead {
+            self.cgroup_ahead(id);
         }
     }
 

@@ -249,6 +249,7 @@ impl Manager {
                 svc.sockets.push(index);
             }
             self.add_listed_sockets(id);
+            self.cgroup_ahead(id);
         }
         if has_commands(&self.sockets[index].unit, "ExecStartPost") {
             let unit = self.sockets[index].unit.clone();
