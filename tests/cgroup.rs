@@ -39,6 +39,16 @@ fn cgroups_or_skip() -> Option<PathBuf> {
     }
 }
 
+/// flint's own subtree of the cgroup v2 hierarchy.
+fn subtree_of(flint: &Flint) -> PathBuf {
+    flint::cgroup::own_directory()
+        .unwrap()
+        .join(flint::cgroup::subtree_name(
+            flint.child.id(),
+            flint::cgroup::pid_namespace(),
+        ))
+}
+
 fn alive(pid: i32) -> bool {
     // A zombie is gone for this purpose (its parent has yet to reap it).
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
@@ -311,9 +321,9 @@ fn accept_yes_instances_get_a_cgroup_each_with_cgroups_all_only() {
 
 #[test]
 fn delegate_hands_the_service_cgroup_to_its_user() {
-    let Some(parent) = cgroups_or_skip() else {
+    if cgroups_or_skip().is_none() {
         return;
-    };
+    }
     if !common::require_root("User=nobody") {
         return;
     }
@@ -359,12 +369,7 @@ with open(sys.argv[1], "w") as f:
         })
     };
     let (with, without) = (read("with"), read("without"));
-    let moved = parent
-        .join(flint::cgroup::subtree_name(
-            flint.child.id(),
-            flint::cgroup::pid_namespace(),
-        ))
-        .join("with.service/worker/cgroup.procs");
+    let moved = subtree_of(&flint).join("with.service/worker/cgroup.procs");
     let inside = std::fs::read_to_string(&moved).unwrap_or_default();
     drop(flint);
     assert_eq!(with.as_deref(), Some("moved\n"), "Delegate=yes");
@@ -863,12 +868,7 @@ fn a_slice_nests_its_services_and_its_limit_holds_for_them() {
     );
     assert!(result.starts_with("3 "), "the slice's TasksMax=4: {result}");
     // Once the service is gone, so is its slice.
-    let subtree = flint::cgroup::own_directory()
-        .unwrap()
-        .join(flint::cgroup::subtree_name(
-            flint.child.id(),
-            flint::cgroup::pid_namespace(),
-        ));
+    let subtree = subtree_of(&flint);
     assert!(subtree.is_dir(), "{}", subtree.display());
     let gone = wait_for(Duration::from_secs(10), || {
         (!subtree.join("par.slice").exists()).then_some(())
@@ -930,12 +930,7 @@ fn a_socket_activated_service_has_its_cgroup_before_its_first_connection() {
          c, _ = s.accept(); c.sendall(open('/proc/self/cgroup').read().encode())\"\n",
     );
     let flint = Flint::run(&tree, &["ahead.socket"]);
-    let subtree = flint::cgroup::own_directory()
-        .unwrap()
-        .join(flint::cgroup::subtree_name(
-            flint.child.id(),
-            flint::cgroup::pid_namespace(),
-        ));
+    let subtree = subtree_of(&flint);
     let dir = subtree.join("ahead.service");
     assert!(
         dir.is_dir(),

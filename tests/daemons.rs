@@ -965,6 +965,43 @@ fn dbus_daemon_serves_the_system_bus_on_its_activated_socket() {
     assert_eq!(uid_of(&pid), Some(uid_of_user("messagebus")));
 }
 
+/// A tree with `units` and the alias systemd-hostnamed gets its bus name
+/// through, `dbus-org.freedesktop.hostname1.service`.
+fn hostnamed_tree(units: &[&str]) -> Tree {
+    let tree = tree_with(units);
+    std::os::unix::fs::symlink(
+        "systemd-hostnamed.service",
+        tree.path().join("dbus-org.freedesktop.hostname1.service"),
+    )
+    .unwrap();
+    tree
+}
+
+/// Asks `org.freedesktop.hostname1` for the host name on the system bus
+/// of flint's mount namespace (`busctl`), and checks the answer.
+fn assert_hostname_over_the_bus(flint: &Flint) {
+    let (ok, out) = inside(
+        flint,
+        &["-m"],
+        "busctl",
+        &[
+            "--system",
+            "--timeout=15",
+            "get-property",
+            "org.freedesktop.hostname1",
+            "/org/freedesktop/hostname1",
+            "org.freedesktop.hostname1",
+            "Hostname",
+        ],
+    );
+    let host = nix::unistd::gethostname().unwrap();
+    assert!(
+        ok && out.trim() == format!("s \"{}\"", host.to_string_lossy()),
+        "{out}\n{}",
+        flint.log()
+    );
+}
+
 #[test]
 fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     // Debian's dbus.service runs `dbus-daemon --systemd-activation`: for a
@@ -982,12 +1019,7 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     {
         return;
     }
-    let tree = tree_with(&units);
-    std::os::unix::fs::symlink(
-        "systemd-hostnamed.service",
-        tree.path().join("dbus-org.freedesktop.hostname1.service"),
-    )
-    .unwrap();
+    let tree = hostnamed_tree(&units);
     tree.write("forged.service", "[Service]\nExecStart=/bin/true\n");
     // timedated's bus name is started by a unit that fails.
     tree.write(
@@ -1007,19 +1039,7 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     };
     // The first call starts the bus (its socket) and, through the bus,
     // hostnamed, which answers it.
-    let (ok, out) = busctl(&[
-        "get-property",
-        "org.freedesktop.hostname1",
-        "/org/freedesktop/hostname1",
-        "org.freedesktop.hostname1",
-        "Hostname",
-    ]);
-    let host = nix::unistd::gethostname().unwrap();
-    assert!(
-        ok && out.trim() == format!("s \"{}\"", host.to_string_lossy()),
-        "{out}\n{}",
-        flint.log()
-    );
+    assert_hostname_over_the_bus(&flint);
     let log = flint.log();
     assert!(
         log.contains("dbus.service: flint is org.freedesktop.systemd1 on its bus"),
@@ -1103,12 +1123,7 @@ fn dbus_activation_waits_for_a_bus_daemon_that_listens_late() {
     {
         return;
     }
-    let tree = tree_with(&units);
-    std::os::unix::fs::symlink(
-        "systemd-hostnamed.service",
-        tree.path().join("dbus-org.freedesktop.hostname1.service"),
-    )
-    .unwrap();
+    let tree = hostnamed_tree(&units);
     let late = tree.write(
         "late-bus.py",
         "import os, sys, time\ntime.sleep(1)\n\
@@ -1136,26 +1151,7 @@ ExecStart=/usr/bin/python3 {} --systemd-activation
             .then_some(())
     });
     assert!(taken.is_some(), "{}", flint.log());
-    let (ok, out) = inside(
-        &flint,
-        &["-m"],
-        "busctl",
-        &[
-            "--system",
-            "--timeout=10",
-            "get-property",
-            "org.freedesktop.hostname1",
-            "/org/freedesktop/hostname1",
-            "org.freedesktop.hostname1",
-            "Hostname",
-        ],
-    );
-    let host = nix::unistd::gethostname().unwrap();
-    assert!(
-        ok && out.trim() == format!("s \"{}\"", host.to_string_lossy()),
-        "{out}\n{}",
-        flint.log()
-    );
+    assert_hostname_over_the_bus(&flint);
 }
 
 #[test]
