@@ -651,11 +651,13 @@ impl Manager {
         let tx = self.tx.clone();
         let path = cmd.path.clone();
         let job: turns::Job = Box::new(move || {
-            let result =
+            let mut prepared = prepared;
+            let result = open_files_for(&mut prepared).and_then(|_opened| {
                 spawn::spawn_noting_pid(&prepared.plan, Some(&slot)).map_err(|e| StartFailure {
                     msg: format!("failed to start {path}: {e}"),
                     status: e.exit_code().map(ExitStatus::Exited),
-                });
+                })
+            });
             let log = prepared.log.take();
             drop(prepared);
             drop(owned);
@@ -1286,24 +1288,18 @@ impl Manager {
                 }
             }
         }
-        // OpenFile=: opened for each start of the main process, as
-        // systemd opens them in its child; kept open until the spawn.
-        let mut opened = Vec::new();
+        // OpenFile=: opened at each start of the main process, by the
+        // spawn job (off the event loop, as systemd opens them in its
+        // child); here only their names are counted in.
+        let mut open_files = Vec::new();
         if main {
             inputs.stored_fds = svc
                 .fd_store
                 .iter()
                 .map(|(fd, name)| (fd.as_raw_fd(), name.clone()))
                 .collect();
-            let entries = crate::service::open_file::of_unit(&svc.unit, "Service");
-            opened = crate::service::open_file::open_all(&entries).map_err(|e| StartFailure {
-                msg: format!("Failed to get OpenFile= file descriptors: {e}"),
-                status: Some(ExitStatus::Exited(spawn::ChildStep::Fds.exit_code())),
-            })?;
-            inputs.open_files = opened
-                .iter()
-                .map(|(fd, name)| (fd.as_raw_fd(), name.clone()))
-                .collect();
+            open_files = crate::service::open_file::of_unit(&svc.unit, "Service");
+            inputs.open_files = open_files.iter().map(|o| o.fd_name.clone()).collect();
         }
         // Only the main process gets the fds, unless they are its stdio.
         let inetd = crate::service::exec::stdio_is_socket(&svc.unit, "Service");
@@ -1366,9 +1362,7 @@ impl Manager {
                 msg: format!("failed to prepare {}: {e}", cmd.path),
                 status: e.exit_code().map(ExitStatus::Exited),
             })?;
-        prepared
-            .keep_open
-            .extend(opened.into_iter().map(|(fd, _)| fd));
+        prepared.open_files = open_files;
         if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
             let dir = cg.prepare(svc.unit.id.as_str()).map_err(|e| StartFailure {
                 msg: format!(
@@ -3089,6 +3083,34 @@ fn own_plan_fds(plan: &mut spawn::ExecPlan) -> std::io::Result<Vec<OwnedFd>> {
         }
     }
     Ok(owned.into_iter().map(|(_, o)| o).collect())
+}
+
+/// Opens the command's `OpenFile=` entries on the spawn's thread and adds
+/// them to its plan; the fds are returned to be kept open until the spawn
+/// is done. One that cannot be opened without `graceful` fails the start
+/// with 202/FDS, as systemd's child exits.
+fn open_files_for(
+    prepared: &mut crate::service::exec::PreparedExec,
+) -> Result<Vec<OwnedFd>, StartFailure> {
+    if prepared.open_files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let opened =
+        crate::service::open_file::open_all(&prepared.open_files).map_err(|e| StartFailure {
+            msg: format!("Failed to get OpenFile= file descriptors: {e}"),
+            status: Some(ExitStatus::Exited(spawn::ChildStep::Fds.exit_code())),
+        })?;
+    let expected: Vec<String> = prepared
+        .open_files
+        .iter()
+        .map(|o| o.fd_name.clone())
+        .collect();
+    let raw: Vec<(std::os::fd::RawFd, String)> = opened
+        .iter()
+        .map(|(fd, name)| (fd.as_raw_fd(), name.clone()))
+        .collect();
+    crate::service::exec::add_open_files(&mut prepared.plan, &expected, &raw);
+    Ok(opened.into_iter().map(|(fd, _)| fd).collect())
 }
 
 /// Reports the exit of `child`, a process of service `id`, as an event.

@@ -93,9 +93,10 @@ pub struct SpawnInputs {
     /// File descriptors from the fd store, passed after `fds` (their
     /// blocking mode is left alone), with their names.
     pub stored_fds: Vec<(RawFd, String)>,
-    /// `OpenFile=` fds, passed after the stored ones (their blocking mode
-    /// is left alone), with their names.
-    pub open_files: Vec<(RawFd, String)>,
+    /// The names of the `OpenFile=` fds, which the spawn opens and passes
+    /// after the stored ones ([`add_open_files`]); counted in `LISTEN_FDS`
+    /// and named in `LISTEN_FDNAMES` as if every one opens.
+    pub open_files: Vec<String>,
     /// Whether the passed fds are sockets subject to `NonBlocking=`.
     pub fds_are_sockets: bool,
     /// Variables the manager sets for this spawn (`REMOTE_ADDR`, ...).
@@ -124,6 +125,8 @@ pub struct PreparedExec {
     /// The read end of the pipe that carries the command's output to
     /// flint's log (`StandardOutput=journal` and friends).
     pub log: Option<OwnedFd>,
+    /// `OpenFile=` entries the spawn opens ([`add_open_files`]).
+    pub open_files: Vec<crate::service::open_file::OpenFile>,
 }
 
 /// The capabilities systemd drops from the bounding set for
@@ -381,8 +384,8 @@ fn environment_with_pid_vars(
             .iter()
             .filter(|_| !inetd)
             .chain(inputs.stored_fds.iter())
-            .chain(inputs.open_files.iter())
             .map(|(_, n)| n.as_str())
+            .chain(inputs.open_files.iter().map(String::as_str))
             .collect();
         set_var(&mut env, "LISTEN_FDNAMES", names.join(":"));
     }
@@ -1284,15 +1287,18 @@ pub fn prepare(
             })
             .collect();
     }
-    // Stored fds follow the sockets (also in inetd style, as systemd 262).
-    // Then the `OpenFile=` ones.
-    let after = inputs.stored_fds.iter().chain(&inputs.open_files);
-    if inputs.main_process && after.clone().next().is_some() {
+    // Stored fds follow the sockets (also in inetd style, as systemd 262);
+    // the `OpenFile=` ones come at the spawn.
+    if inputs.main_process && !inputs.stored_fds.is_empty() {
         plan.listen_pid_slot = true;
-        plan.fds.extend(after.map(|(fd, _)| PassFd {
-            fd: *fd,
-            nonblocking: None,
-        }));
+        plan.fds
+            .extend(inputs.stored_fds.iter().map(|(fd, _)| PassFd {
+                fd: *fd,
+                nonblocking: None,
+            }));
+    }
+    if inputs.main_process && !inputs.open_files.is_empty() {
+        plan.listen_pid_slot = true;
     }
     let umask = match unit.get(section, "UMask") {
         Some(Value::Mode(m)) => *m,
@@ -1538,7 +1544,57 @@ pub fn prepare(
         plan,
         keep_open,
         log: log.map(|(read, _)| read),
+        open_files: Vec::new(),
     })
+}
+
+/// Adds the `OpenFile=` fds the spawn opened to a plan [`prepare`] made
+/// with `expected` as [`SpawnInputs::open_files`]: they go after the other
+/// fds, and where a `graceful` one was skipped, `LISTEN_FDS` and
+/// `LISTEN_FDNAMES` are counted and named again without it.
+pub fn add_open_files(plan: &mut ExecPlan, expected: &[String], opened: &[(RawFd, String)]) {
+    plan.fds.extend(opened.iter().map(|(fd, _)| PassFd {
+        fd: *fd,
+        nonblocking: None,
+    }));
+    if opened.len() == expected.len() {
+        return;
+    }
+    let value = |env: &[CString], key: &str| {
+        env.iter().find_map(|e| {
+            e.to_str()
+                .ok()?
+                .strip_prefix(key)?
+                .strip_prefix('=')
+                .map(str::to_string)
+        })
+    };
+    let (Some(count), Some(names)) = (
+        value(&plan.env, "LISTEN_FDS").and_then(|c| c.parse::<usize>().ok()),
+        value(&plan.env, "LISTEN_FDNAMES"),
+    ) else {
+        return;
+    };
+    let mut names: Vec<&str> = names.split(':').collect();
+    names.truncate(names.len().saturating_sub(expected.len()));
+    names.extend(opened.iter().map(|(_, n)| n.as_str()));
+    let count = count.saturating_sub(expected.len()) + opened.len();
+    plan.env.retain(|e| {
+        let b = e.as_bytes();
+        !b.starts_with(b"LISTEN_FDS=") && !b.starts_with(b"LISTEN_FDNAMES=")
+    });
+    if count > 0 {
+        plan.env.extend(
+            [
+                format!("LISTEN_FDS={count}"),
+                format!("LISTEN_FDNAMES={}", names.join(":")),
+            ]
+            .into_iter()
+            .filter_map(|e| CString::new(e).ok()),
+        );
+    } else {
+        plan.listen_pid_slot = false;
+    }
 }
 
 /// The `*Directory=` settings: the environment variable, the system base,
@@ -1921,6 +1977,52 @@ mod tests {
         let p = prepared("[Service]\nExecStart=/bin/true\n", &main());
         assert!(p.plan.tty_path.is_none());
         assert!(!env_of(&p).iter().any(|e| e.starts_with("TERM=")));
+    }
+
+    #[test]
+    fn open_files_are_counted_in_and_a_skipped_one_taken_out() {
+        let inputs = SpawnInputs {
+            fds: vec![(10, "web".into())],
+            stored_fds: vec![(12, "kept".into())],
+            open_files: vec!["a".into(), "b".into()],
+            fds_are_sockets: true,
+            main_process: true,
+            ..SpawnInputs::default()
+        };
+        let mut p = prepared("[Service]\nExecStart=/bin/true\n", &inputs);
+        assert!(env_of(&p).contains(&"LISTEN_FDS=4".to_string()));
+        assert!(env_of(&p).contains(&"LISTEN_FDNAMES=web:kept:a:b".to_string()));
+        assert_eq!(p.plan.fds.len(), 2, "the open files come at the spawn");
+        // Both opened: added, the names stand.
+        let mut all = prepared("[Service]\nExecStart=/bin/true\n", &inputs);
+        add_open_files(
+            &mut all.plan,
+            &inputs.open_files,
+            &[(20, "a".into()), (21, "b".into())],
+        );
+        assert_eq!(all.plan.fds.len(), 4);
+        assert!(env_of(&all).contains(&"LISTEN_FDNAMES=web:kept:a:b".to_string()));
+        // `a` was graceful and missing: counted and named without it.
+        add_open_files(&mut p.plan, &inputs.open_files, &[(21, "b".into())]);
+        assert_eq!(p.plan.fds.len(), 3);
+        assert_eq!(p.plan.fds[2].fd, 21);
+        let env = env_of(&p);
+        assert!(env.contains(&"LISTEN_FDS=3".to_string()), "{env:?}");
+        assert!(
+            env.contains(&"LISTEN_FDNAMES=web:kept:b".to_string()),
+            "{env:?}"
+        );
+        // Only open files, none opened: no LISTEN_* at all.
+        let only = SpawnInputs {
+            open_files: vec!["a".into()],
+            main_process: true,
+            ..SpawnInputs::default()
+        };
+        let mut p = prepared("[Service]\nExecStart=/bin/true\n", &only);
+        assert!(p.plan.listen_pid_slot);
+        add_open_files(&mut p.plan, &only.open_files, &[]);
+        assert!(!p.plan.listen_pid_slot);
+        assert!(!env_of(&p).iter().any(|e| e.starts_with("LISTEN_")));
     }
 
     #[test]

@@ -12,12 +12,14 @@
 //! that cannot be opened fails the start with 202/FDS, unless `graceful`.
 //!
 //! systemd opens them in the service's child before any other setup, with the
-//! manager's privileges and mount namespace; flint opens them in the manager
-//! with the same privileges, before the spawn. One difference follows: the
-//! open never waits (`O_NONBLOCK` at open, then cleared), so a read-only FIFO
-//! without a writer, or a unix socket whose backlog is full, does not hold
-//! flint up. The FIFO is passed without a writer (the service's first read sees
-//! the end of the file), the socket fails to connect (`EAGAIN`).
+//! manager's privileges and mount namespace; flint opens them on the spawn's
+//! thread right before the spawn, with the same privileges, so a path on a
+//! hung file system holds up that start and not the event loop. One
+//! difference: the open never waits (`O_NONBLOCK` at open, then cleared), so
+//! a read-only FIFO without a writer, or a unix socket whose backlog is full,
+//! does not hold the spawn up. The FIFO is passed without a writer (the
+//! service's first read sees the end of the file), the socket fails to
+//! connect (`EAGAIN`).
 
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
