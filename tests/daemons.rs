@@ -157,6 +157,16 @@ fn started_pid(log: &str, started: &str) -> Option<u32> {
     log[at..].split(')').next()?.parse().ok()
 }
 
+/// Checks that flint started `unit` once (`why`: for what it served).
+fn assert_started_once(flint: &Flint, unit: &str, why: &str) {
+    let log = flint.log();
+    assert_eq!(
+        log.matches(&format!("{unit}: started")).count(),
+        1,
+        "{why}:\n{log}"
+    );
+}
+
 fn curl(url: &str) -> String {
     run("curl", &["-sS", "--fail", "--max-time", "15", url])
 }
@@ -1227,11 +1237,10 @@ fn dovecot_answers_imap_and_imaps_on_its_four_listeners_in_its_sandbox() {
     );
     assert!(tls.contains("Dovecot"), "IMAPS: {tls}\n{}", flint.log());
     assert!(flint.wait_log("dovecot.service: ready"), "{}", flint.log());
-    assert_eq!(
-        flint.log().matches("dovecot.service: started").count(),
-        1,
-        "one dovecot for the four listeners:\n{}",
-        flint.log()
+    assert_started_once(
+        &flint,
+        "dovecot.service",
+        "one dovecot for the four listeners",
     );
     // Its sandbox: a /tmp of its own and a read-only /etc.
     let main = wait_for(Duration::from_secs(10), || {
@@ -1841,12 +1850,7 @@ fn fcgiwrap_runs_a_cgi_script_on_its_socket_owned_by_www_data() {
             flint.log()
         );
     }
-    assert_eq!(
-        flint.log().matches("fcgiwrap.service: started").count(),
-        1,
-        "one fcgiwrap for both requests:\n{}",
-        flint.log()
-    );
+    assert_started_once(&flint, "fcgiwrap.service", "one fcgiwrap for both requests");
 }
 
 #[test]
@@ -1889,12 +1893,7 @@ fn mpd_type_notify_greets_on_its_unix_and_tcp_sockets() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let reply = ask(s, b"ping\n");
     assert!(reply.starts_with("OK MPD "), "mpd over unix: {reply:?}");
-    assert_eq!(
-        flint.log().matches("mpd.service: started").count(),
-        1,
-        "one mpd for both sockets:\n{}",
-        flint.log()
-    );
+    assert_started_once(&flint, "mpd.service", "one mpd for both sockets");
 }
 
 #[test]
@@ -1981,11 +1980,10 @@ fn libvirtd_finds_its_three_sockets_by_name_and_answers_on_each() {
         "libvirtd's Requires= sockets were started:\n{}",
         flint.log()
     );
-    assert_eq!(
-        flint.log().matches("libvirtd.service: started").count(),
-        1,
-        "one libvirtd for the three sockets:\n{}",
-        flint.log()
+    assert_started_once(
+        &flint,
+        "libvirtd.service",
+        "one libvirtd for the three sockets",
     );
     assert!(
         flint.stop().is_some_and(|s| s.success()),
@@ -2247,11 +2245,10 @@ fn gpg_agent_user_units_map_four_named_sockets_and_dirmngr_answers() {
         "dirmngr's greeting: {greeting:?}\n{}",
         flint.log()
     );
-    assert_eq!(
-        flint.log().matches("gpg-agent.service: started").count(),
-        1,
-        "one gpg-agent for the four sockets:\n{}",
-        flint.log()
+    assert_started_once(
+        &flint,
+        "gpg-agent.service",
+        "one gpg-agent for the four sockets",
     );
 }
 
@@ -2302,11 +2299,10 @@ fn rpcbind_answers_on_its_five_fixed_listeners_in_a_private_network() {
         );
     }
     assert!(flint.wait_log("rpcbind.service: ready"), "{}", flint.log());
-    assert_eq!(
-        flint.log().matches("rpcbind.service: started").count(),
-        1,
-        "one rpcbind for the five listeners:\n{}",
-        flint.log()
+    assert_started_once(
+        &flint,
+        "rpcbind.service",
+        "one rpcbind for the five listeners",
     );
     assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
 }
@@ -2370,14 +2366,10 @@ fn udevd_takes_its_netlink_and_seqpacket_sockets_and_handles_a_uevent() {
         inside("udevadm", &["info", "/sys/class/net/flintbr0"]).1,
         flint.log()
     );
-    assert_eq!(
-        flint
-            .log()
-            .matches("systemd-udevd.service: started")
-            .count(),
-        1,
-        "one udevd for both sockets:\n{}",
-        flint.log()
+    assert_started_once(
+        &flint,
+        "systemd-udevd.service",
+        "one udevd for both sockets",
     );
     assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
 }

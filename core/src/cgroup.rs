@@ -194,18 +194,12 @@ impl Cgroups {
             Some(Hierarchy::Unified) => {
                 self.enable(controller)?;
                 // And in each slice above it.
-                let rel = self.relative(unit);
-                let mut slice = self.root.clone();
-                for part in rel
-                    .split('/')
-                    .rev()
-                    .skip(1)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                {
-                    slice.push(part);
-                    write_subtree_control(&slice, controller)?;
+                if let Some((slices, _)) = self.relative(unit).rsplit_once('/') {
+                    let mut slice = self.root.clone();
+                    for part in slices.split('/') {
+                        slice.push(part);
+                        write_subtree_control(&slice, controller)?;
+                    }
                 }
                 (self.dir(unit), None)
             }

@@ -66,6 +66,9 @@ pub(super) struct ServiceRt {
     /// ([`Manager::place_in_slice`]): on a cgroup v1 hierarchy, the
     /// service joins those too, so that the slice's limit holds for it.
     pub slice_controllers: Vec<crate::cgroup::Controller>,
+    /// The `Slice=` its cgroup was last placed under (`""`: none), so that
+    /// the other commands of a run do not place it again.
+    pub placed_in: Option<String>,
     pub state: State,
     pub main_pid: Option<i32>,
     /// The process group of the main process (its pid at spawn: every
@@ -177,6 +180,7 @@ impl ServiceRt {
     pub fn new(unit: Unit) -> ServiceRt {
         ServiceRt {
             slice_controllers: Vec::new(),
+            placed_in: None,
             private_tmp: None,
             namespaces: None,
             credentials: None,
@@ -1099,15 +1103,18 @@ impl Manager {
         let Some(svc) = self.services.get(&id) else {
             return;
         };
-        if cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).is_none() {
+        let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
+            return;
+        };
+        let name = svc.unit.id.to_string();
+        let slice = svc.unit.get_str("Service", "Slice").unwrap_or_default();
+        // Placed for this run already (its cgroup is made and removed with
+        // the run).
+        if svc.placed_in.as_deref() == Some(slice) && cg.dir(&name).exists() {
             return;
         }
-        let name = svc.unit.id.to_string();
-        let chain = svc
-            .unit
-            .get_str("Service", "Slice")
-            .and_then(crate::cgroup::slice_chain)
-            .unwrap_or_default();
+        let slice = slice.to_string();
+        let chain = crate::cgroup::slice_chain(&slice).unwrap_or_default();
         let slices: Vec<Unit> = chain
             .iter()
             .filter_map(|s| s.parse::<crate::unit::name::UnitName>().ok())
@@ -1125,9 +1132,6 @@ impl Manager {
                     .any(|u| crate::service::resources::configured(u, "Slice", *c))
             })
             .collect();
-        if let Some(svc) = self.services.get_mut(&id) {
-            svc.slice_controllers = slice_controllers;
-        }
         let Some(cg) = self.cgroups.as_ref() else {
             return;
         };
@@ -1141,6 +1145,10 @@ impl Manager {
                 return;
             }
         };
+        if let Some(svc) = self.services.get_mut(&id) {
+            svc.slice_controllers = slice_controllers;
+            svc.placed_in = Some(slice);
+        }
         for (slice, path) in slices.iter().zip(&paths) {
             let fresh = !cg.dir(path).exists();
             let dir = match cg.prepare(path) {
@@ -2660,17 +2668,19 @@ fn apply_resources(svc: &ServiceRt, cg: &crate::cgroup::Cgroups, plan: &mut spaw
             continue;
         }
         match cg.apply(svc.unit.id.as_str(), *controller, &[]) {
-            Ok(applied) => {
-                if let Some(procs) = applied.procs
-                    && let Ok(path) =
-                        std::ffi::CString::new(procs.into_os_string().into_encoded_bytes())
-                    && !plan.legacy_cgroups.contains(&path)
-                {
-                    plan.legacy_cgroups.push(path);
-                }
-            }
+            Ok(applied) => join_legacy(plan, applied.procs),
             Err(e) => tracing::warn!("{}: {e}", svc.unit.id),
         }
+    }
+}
+
+/// The command joins the v1 cgroup whose `cgroup.procs` this is, if any.
+fn join_legacy(plan: &mut spawn::ExecPlan, procs: Option<std::path::PathBuf>) {
+    if let Some(procs) = procs
+        && let Ok(path) = std::ffi::CString::new(procs.into_os_string().into_encoded_bytes())
+        && !plan.legacy_cgroups.contains(&path)
+    {
+        plan.legacy_cgroups.push(path);
     }
 }
 
@@ -2717,13 +2727,8 @@ fn apply_unit_resources(
         }
         match cg.apply(cg_name, controller, &apply.files) {
             Ok(applied) => {
-                if let Some(procs) = applied.procs
-                    && let Some(plan) = plan.as_deref_mut()
-                    && let Ok(path) =
-                        std::ffi::CString::new(procs.into_os_string().into_encoded_bytes())
-                    && !plan.legacy_cgroups.contains(&path)
-                {
-                    plan.legacy_cgroups.push(path);
+                if let Some(plan) = plan.as_deref_mut() {
+                    join_legacy(plan, applied.procs);
                 }
                 for (file, e) in applied.failed {
                     // As systemd's LOG_LEVEL_CGROUP_WRITE: a file that is
