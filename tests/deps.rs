@@ -702,3 +702,126 @@ fn dependencies_on_units_the_tree_lacks_are_quiet_unless_required() {
     assert!(!log.contains("flint-absent-b"), "{log}");
     assert!(!log.contains("needy.service: started"), "{log}");
 }
+
+#[test]
+fn a_masked_slice_fails_what_runs_in_it() {
+    // `Slice=` implies `Requires=` and `After=` on the slice, and a slice
+    // has both on the slice it is in: a masked slice (or a masked slice
+    // above it) fails the service with result `dependency`. A slice needs
+    // no file.
+    let tree = Tree::new();
+    for masked in ["masked.slice", "par.slice"] {
+        std::os::unix::fs::symlink("/dev/null", tree.path().join(masked)).unwrap();
+    }
+    let service = |slice: &str| format!("[Service]\nSlice={slice}\nExecStart=/bin/sleep 1000\n");
+    tree.write("in-masked.service", &service("masked.slice"));
+    tree.write("in-child.service", &service("par-child.slice"));
+    tree.write("in-plain.service", &service("plain-x.slice"));
+    tree.write("later.service", &service("masked.slice"));
+    // A socket whose service is in a masked slice fails at the first
+    // connection (systemd: "Failed to queue service startup job", result
+    // `resources`): the connection is closed, not left waiting.
+    let port = common::free_port();
+    tree.write(
+        "act.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\n"),
+    );
+    tree.write("act.service", &service("masked.slice"));
+    let (flint, control) = run(
+        &tree,
+        &[
+            "in-masked.service",
+            "in-child.service",
+            "in-plain.service",
+            "act.socket",
+        ],
+    );
+    wait_state(&control, "in-plain.service", "active");
+    for unit in ["in-masked.service", "in-child.service"] {
+        let s = wait_for(Duration::from_secs(10), || {
+            let s = status(&control, unit);
+            (s["result"] == "dependency").then_some(s)
+        })
+        .unwrap_or_else(|| panic!("{unit}: {}\n{}", status(&control, unit), flint.log()));
+        assert_eq!(s["state"], "inactive", "{unit}: {s}");
+    }
+    // Started on request, through a transaction.
+    ctl(&control, &["start", "later.service"]);
+    let s = wait_for(Duration::from_secs(10), || {
+        let s = status(&control, "later.service");
+        (s["result"] == "dependency").then_some(s)
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", status(&control, "later.service"), flint.log()));
+    assert_eq!(s["state"], "inactive", "{s}");
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let read = std::io::Read::read(&mut conn, &mut buf);
+    let closed = match &read {
+        Ok(n) => *n == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "the waiting connection is closed: {read:?}");
+    assert!(
+        flint.wait_log(
+            "act.socket: Failed to queue service startup job: masked.slice does not load"
+        ),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the failed socket no longer listens"
+    );
+    let log = flint.log();
+    assert!(log.contains("masked.slice: masked"), "{log}");
+    assert!(log.contains("par.slice: masked"), "{log}");
+    for unit in ["in-masked", "in-child", "later", "act"] {
+        assert!(!log.contains(&format!("{unit}.service: started")), "{log}");
+    }
+}
+
+#[test]
+fn a_socket_listens_again_after_its_service_failed_by_dependency() {
+    // The service requires one that fails: its start fails with result
+    // `dependency`, and its socket listens again, as systemd's socket does
+    // once the job is gone. The connection still waiting triggers again
+    // and again until the trigger limit fails the socket, which closes it.
+    let tree = Tree::new();
+    let port = common::free_port();
+    tree.write(
+        "dep.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nTriggerLimitBurst=5\n"),
+    );
+    tree.write(
+        "dep.service",
+        "[Unit]\nRequires=broken.service\nAfter=broken.service\n\
+         [Service]\nExecStart=/bin/cat\nStandardInput=socket\n",
+    );
+    tree.write(
+        "broken.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/false\n",
+    );
+    let (flint, _control) = run(&tree, &["dep.socket"]);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let read = std::io::Read::read(&mut conn, &mut buf);
+    let closed = match &read {
+        Ok(n) => *n == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "{read:?}\n{}", flint.log());
+    assert!(
+        flint.wait_log("dep.socket: Trigger limit hit, refusing further activation."),
+        "{}",
+        flint.log()
+    );
+    let log = flint.log();
+    let attempts = log
+        .matches("Job dep.service/start failed with result 'dependency'")
+        .count();
+    assert!(attempts >= 2, "started again after listening again: {log}");
+}

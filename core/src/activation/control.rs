@@ -279,7 +279,9 @@ impl Manager {
                     if let Some(i) = self.socket_index(n) {
                         match command {
                             // What requires the socket or is part of it stops too.
-                            "stop" => self.enqueue_name(n, JobKind::Stop),
+                            "stop" => {
+                                self.enqueue_name(n, JobKind::Stop);
+                            }
                             // A stopped or failed socket is opened again.
                             _ if self.sockets[i].failed => {
                                 let opened = n

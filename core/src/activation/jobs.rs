@@ -82,10 +82,37 @@ impl Deps {
             }
             list
         };
+        // `Slice=` implies `Requires=` and `After=` on the slice, and a
+        // slice has both on its parent (systemd's
+        // `unit_add_slice_dependencies()`), so a masked or broken slice
+        // fails what runs in it. A service names every slice it is in, as
+        // a failure propagates through them in systemd.
+        let slices: Vec<String> = match unit.name.unit_type() {
+            UnitType::Service => unit
+                .get_str("Service", "Slice")
+                .and_then(crate::cgroup::slice_chain)
+                .unwrap_or_default(),
+            UnitType::Slice => crate::cgroup::slice_chain(unit.id.as_str())
+                .and_then(|mut chain| {
+                    chain.pop();
+                    chain.pop()
+                })
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        };
+        let with_slice = |mut list: Vec<String>| {
+            for s in &slices {
+                if !list.contains(s) {
+                    list.push(s.clone());
+                }
+            }
+            list
+        };
         Deps {
-            after: names("After"),
+            after: with_slice(names("After")),
             before: names("Before"),
-            requires: with_links(names("Requires"), &unit.requires),
+            requires: with_slice(with_links(names("Requires"), &unit.requires)),
             requisite: names("Requisite"),
             wants: with_links(names("Wants"), &unit.wants),
             binds_to: names("BindsTo"),
@@ -453,6 +480,12 @@ impl Graph for ManagerGraph<'_> {
                     })
                 }
             }
+            // A slice needs no file; one that is masked or fails to load
+            // fails what `Requires=` it (everything in it).
+            UnitType::Slice => match m.usable_slice(&unit_name) {
+                Some(unit) => Node::Group(Deps::of(&unit)),
+                None => Node::Missing,
+            },
             _ => Node::Foreign,
         }
     }
@@ -484,11 +517,28 @@ fn names(svc: &super::lifecycle::ServiceRt, name: &str) -> bool {
 }
 
 impl Manager {
+    /// The slice unit `name` when a unit may run in it: loaded, or without
+    /// a file (a slice needs none). A masked slice, or one that fails to
+    /// load, is `None`, and its diagnostics are logged.
+    pub(super) fn usable_slice(&mut self, name: &UnitName) -> Option<Unit> {
+        let unit = self.units.load(&self.search, name);
+        if unit.is_loaded() || unit.load_state == crate::unit::load::LoadState::NotFound {
+            return Some(unit);
+        }
+        for d in &unit.diagnostics {
+            tracing::warn!("{d}");
+        }
+        tracing::warn!("{name}: {}", unit.load_state.as_str());
+        None
+    }
+
     /// Requests `kind` for service `id` with everything its dependencies
     /// pull in; the jobs run from [`Self::dispatch`].
-    pub(super) fn enqueue(&mut self, id: u64, kind: JobKind) {
+    /// Returns the required units that do not load (their dependents'
+    /// starts failed), as [`Self::enqueue_name`].
+    pub(super) fn enqueue(&mut self, id: u64, kind: JobKind) -> Vec<String> {
         let Some(name) = self.services.get(&id).map(|s| s.unit.id.to_string()) else {
-            return;
+            return Vec::new();
         };
         // The common case, a unit that names no other and that none names
         // in Conflicts=: no transaction to build.
@@ -500,13 +550,17 @@ impl Manager {
                 .any(|s| s.deps.conflicts.contains(&name))
         {
             self.install_job(id, kind, true);
-            return;
+            return Vec::new();
         }
-        self.enqueue_name(&name, kind);
+        self.enqueue_name(&name, kind)
     }
 
-    /// Like [`Self::enqueue`] for a unit by name (a socket too).
-    pub(super) fn enqueue_name(&mut self, name: &str, kind: JobKind) {
+    /// Like [`Self::enqueue`] for a unit by name (a socket too). Returns
+    /// the units the request requires that do not load (masked, missing,
+    /// broken): systemd refuses such a transaction ("Failed to queue ...
+    /// job"); here the starts that need them fail with result
+    /// `dependency`.
+    pub(super) fn enqueue_name(&mut self, name: &str, kind: JobKind) -> Vec<String> {
         let tr = transaction(&mut ManagerGraph(self), name, kind);
         for c in &tr.contradictions {
             tracing::warn!(
@@ -520,6 +574,7 @@ impl Manager {
             tracing::error!("{m}: required, but it cannot be loaded; what requires it fails");
             self.fail_dependents(m);
         }
+        tr.missing
     }
 
     /// Installs one job of a transaction.
@@ -910,12 +965,19 @@ impl Manager {
                 svc.result = "dependency";
                 // An Accept=yes instance that never ran lets go of its
                 // connection.
-                if svc.conn.is_some()
-                    && let Some(svc) = self.services.remove(&id)
-                {
-                    self.remember_ended(&svc);
-                    if let Some((_, socket, peer)) = svc.conn {
-                        self.release(socket, peer.as_ref());
+                if svc.conn.is_some() {
+                    if let Some(svc) = self.services.remove(&id) {
+                        self.remember_ended(&svc);
+                        if let Some((_, socket, peer)) = svc.conn {
+                            self.release(socket, peer.as_ref());
+                        }
+                    }
+                } else {
+                    // Its sockets listen again, as systemd's
+                    // `socket_trigger_notify()` has them once the job is
+                    // gone: what waits there triggers the next attempt.
+                    for s in svc.sockets.clone() {
+                        self.sockets[s].rearm();
                     }
                 }
             }

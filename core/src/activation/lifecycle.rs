@@ -1120,7 +1120,11 @@ impl Manager {
             .filter_map(|s| s.parse::<crate::unit::name::UnitName>().ok())
             .map(|n| self.units.load_instance(&self.search, &n))
             .collect();
-        if slices.len() != chain.len() {
+        // A masked or broken slice fails the start (`Slice=` requires it,
+        // see jobs.rs); nothing is placed in it.
+        let usable =
+            |u: &Unit| u.is_loaded() || u.load_state == crate::unit::load::LoadState::NotFound;
+        if slices.len() != chain.len() || !slices.iter().all(usable) {
             return;
         }
         let slice_controllers: Vec<Controller> = Controller::ALL
@@ -1175,16 +1179,6 @@ impl Manager {
                 continue;
             }
             let was: Vec<Controller> = before.map(|(_, c)| c.clone()).unwrap_or_default();
-            if !slice.is_loaded() && slice.load_state != crate::unit::load::LoadState::NotFound {
-                for d in &slice.diagnostics {
-                    tracing::warn!("{d}");
-                }
-                tracing::warn!(
-                    "{}: failed to load ({}); {name} runs in it without its settings",
-                    slice.id,
-                    slice.load_state.as_str()
-                );
-            }
             let set: Vec<Controller> = Controller::ALL
                 .into_iter()
                 .filter(|c| {

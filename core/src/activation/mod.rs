@@ -1035,6 +1035,7 @@ impl Manager {
         // Required units the tree lacks (left out of the plan): what
         // requires them fails, and the log says which.
         let mut absent: Vec<String> = Vec::new();
+        let mut slices: Vec<String> = Vec::new();
         for id in &queued {
             let Some(svc) = self.services.get(id) else {
                 continue;
@@ -1046,14 +1047,29 @@ impl Manager {
                 .chain(&svc.deps.binds_to)
                 .chain(&svc.deps.requisite)
             {
-                let missing = d.parse::<UnitName>().is_ok_and(|n| {
-                    n.unit_type() == UnitType::Service
-                        && !self.by_name.contains_key(d)
-                        && loader::resolve(&self.search, &n).is_err()
+                let missing = d.parse::<UnitName>().is_ok_and(|n| match n.unit_type() {
+                    UnitType::Service => {
+                        !self.by_name.contains_key(d) && loader::resolve(&self.search, &n).is_err()
+                    }
+                    UnitType::Slice => {
+                        if !slices.contains(d) {
+                            slices.push(d.clone());
+                        }
+                        false
+                    }
+                    _ => false,
                 });
                 if missing && !absent.contains(d) {
                     absent.push(d.clone());
                 }
+            }
+        }
+        for name in slices {
+            let unusable = name
+                .parse::<UnitName>()
+                .is_ok_and(|n| self.usable_slice(&n).is_none());
+            if unusable && !absent.contains(&name) {
+                absent.push(name);
             }
         }
         for name in absent {
@@ -1191,7 +1207,26 @@ impl Manager {
                 self.sockets[s].disarm();
             }
         }
-        self.enqueue(id, jobs::JobKind::Start);
+        let missing = self.enqueue(id, jobs::JobKind::Start);
+        self.queue_failed(socket, &missing);
+    }
+
+    /// A socket's start of its service could not be queued, since units it
+    /// requires do not load: the socket fails, as systemd's
+    /// `socket_enter_running()` does on a queue error (result `resources`).
+    fn queue_failed(&mut self, socket: usize, missing: &[String]) {
+        let Some(m) = missing.first() else {
+            return;
+        };
+        let sock = &mut self.sockets[socket];
+        if sock.failed {
+            return;
+        }
+        tracing::warn!(
+            "{}: Failed to queue service startup job: {m} does not load",
+            sock.name
+        );
+        sock.fail();
     }
 
     fn on_accepted(&mut self, socket: usize, listener: usize, conn: OwnedFd) {
@@ -1429,7 +1464,8 @@ impl Manager {
             // An instance that names no other unit starts at once.
             self.start(id);
         } else {
-            self.enqueue(id, jobs::JobKind::Start);
+            let missing = self.enqueue(id, jobs::JobKind::Start);
+            self.queue_failed(socket, &missing);
         }
     }
 
