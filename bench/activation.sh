@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compares flint's socket activation with its peers in one run, side by side:
 #   - Accept=yes with an inetd-style echo handler (/bin/cat, or with
-#     --handler c a static C one, bench/echo-handler.c): connections per
+#     --handler c a static C one, bench/echo-handler.c, or with --handler raw
+#     one without a C library, bench/echo-handler-raw.c): connections per
 #     second with 1 and with 8 concurrent clients, and connect-to-first-byte
 #     p50/p99, for flint, `systemd-socket-activate --accept --inetd`,
 #     tcpserver (ucspi-tcp, `-l 0`) and xinetd (private config, -dontfork);
@@ -16,7 +17,7 @@
 # bounded by a count and a time; every process started here is stopped on
 # exit. Results go to stdout as Markdown (bench/README.md keeps a copy).
 #   bench/activation.sh [--rounds N] [--conns N] [--seconds S] [--first N]
-#                       [--port-base P] [--no-build] [--static] [--handler cat|c]
+#                       [--port-base P] [--no-build] [--static] [--handler cat|c|raw]
 # FLINT_BIN=PATH runs another flint binary (with --no-build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
     --no-build) build=0; shift ;;
     --static) static=1; shift ;;
     --handler) handler_kind=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--conns N] [--seconds S] [--first N] [--port-base P] [--no-build] [--static] [--handler cat|c]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--rounds N] [--conns N] [--seconds S] [--first N] [--port-base P] [--no-build] [--static] [--handler cat|c|raw]" >&2; exit 2 ;;
   esac
 done
 
@@ -132,7 +133,13 @@ case "$handler_kind" in
       cc -O2 -o "$handler" bench/echo-handler.c
     }
     ;;
-  *) echo "activation.sh: --handler is cat or c" >&2; exit 2 ;;
+  raw)
+    # No C library at all: the handler's start is the exec alone.
+    handler=$work/echo-handler-raw
+    handler_desc="bench/echo-handler-raw.c, static, no C library"
+    cc -O2 -static -nostdlib -fno-stack-protector -o "$handler" bench/echo-handler-raw.c
+    ;;
+  *) echo "activation.sh: --handler is cat, c or raw" >&2; exit 2 ;;
 esac
 
 port_yes_flint=$((port_base + 0))

@@ -45,7 +45,7 @@ pub(super) type Sections = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 /// The settings of `unit` for comparison.
 pub(super) fn sections(unit: &Unit) -> Sections {
     let mut out = Sections::new();
-    for ((section, key), setting) in &unit.settings {
+    for ((section, key), setting) in unit.settings.iter() {
         if section == "Install" {
             continue;
         }

@@ -33,7 +33,7 @@ fn evaluate(unit: &Unit, prefix: &str) -> Result<(), String> {
     let mut any_trigger = false;
     let mut trigger_held = false;
     let mut first_trigger = String::new();
-    for ((section, key), setting) in &unit.settings {
+    for ((section, key), setting) in unit.settings.iter() {
         if section != "Unit" || !key.starts_with(prefix) {
             continue;
         }

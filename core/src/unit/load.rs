@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 
@@ -142,6 +143,60 @@ pub enum Value {
     Raw(String),
 }
 
+/// A unit's settings by section name and directive key.
+pub type Settings = BTreeMap<(String, &'static str), Setting>;
+
+/// A key of [`Settings`] as borrowed strings, so that a lookup builds no
+/// `String`: `(section, key)` in the order of the map's own keys.
+trait SettingKey {
+    fn section(&self) -> &str;
+    fn key(&self) -> &str;
+}
+
+impl SettingKey for (String, &'static str) {
+    fn section(&self) -> &str {
+        &self.0
+    }
+    fn key(&self) -> &str {
+        self.1
+    }
+}
+
+impl SettingKey for (&str, &str) {
+    fn section(&self) -> &str {
+        self.0
+    }
+    fn key(&self) -> &str {
+        self.1
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn SettingKey + 'a> for (String, &'static str) {
+    fn borrow(&self) -> &(dyn SettingKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn SettingKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.section() == other.section() && self.key() == other.key()
+    }
+}
+
+impl Eq for dyn SettingKey + '_ {}
+
+impl PartialOrd for dyn SettingKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn SettingKey + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.section(), self.key()).cmp(&(other.section(), other.key()))
+    }
+}
+
 /// One directive's effective value(s).
 #[derive(Debug, Clone)]
 pub struct Setting {
@@ -197,8 +252,9 @@ pub struct Unit {
     pub aliases: Vec<UnitName>,
     pub wants: Vec<UnitName>,
     pub requires: Vec<UnitName>,
-    /// Settings keyed by section name and directive key.
-    pub settings: BTreeMap<(String, &'static str), Setting>,
+    /// Settings keyed by section name and directive key; shared by the
+    /// instances of a template that parse alike (see `instances`).
+    pub settings: Arc<Settings>,
     pub extras: Vec<Extra>,
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -221,7 +277,7 @@ impl Unit {
             aliases: sources.map(|s| s.aliases.clone()).unwrap_or_default(),
             wants: sources.map(|s| s.wants.clone()).unwrap_or_default(),
             requires: sources.map(|s| s.requires.clone()).unwrap_or_default(),
-            settings: BTreeMap::new(),
+            settings: Arc::default(),
             extras: Vec::new(),
             diagnostics: Vec::new(),
         }
@@ -240,9 +296,13 @@ impl Unit {
     /// The entries of `key` in `section`; empty when unset.
     pub fn entries(&self, section: &str, key: &str) -> &[(Value, Origin)] {
         self.settings
-            .iter()
-            .find(|((s, k), _)| s == section && *k == key)
-            .map_or(&[], |(_, v)| v.entries.as_slice())
+            .get(&(section, key) as &dyn SettingKey)
+            .map_or(&[], |v| v.entries.as_slice())
+    }
+
+    /// The settings to change (copied first when shared).
+    fn settings_mut(&mut self) -> &mut Settings {
+        Arc::make_mut(&mut self.settings)
     }
 
     /// The effective value of a single setting.
@@ -675,14 +735,14 @@ impl Parser<'_> {
         if value.is_empty() {
             match dir.kind {
                 Kind::Single | Kind::List => {
-                    self.unit.settings.remove(&slot);
+                    self.unit.settings_mut().remove(&slot);
                 }
                 Kind::ListNoReset => {}
             }
             // For a capability set the empty assignment is itself a value
             // (the empty set), which later lists add to.
             if matches!(key, "CapabilityBoundingSet" | "AmbientCapabilities") {
-                self.unit.settings.insert(
+                self.unit.settings_mut().insert(
                     slot,
                     Setting {
                         directive: dir,
@@ -704,10 +764,14 @@ impl Parser<'_> {
                 return;
             }
         };
-        let setting = self.unit.settings.entry(slot).or_insert_with(|| Setting {
-            directive: dir,
-            entries: Vec::new(),
-        });
+        let setting = self
+            .unit
+            .settings_mut()
+            .entry(slot)
+            .or_insert_with(|| Setting {
+                directive: dir,
+                entries: Vec::new(),
+            });
         if dir.kind == Kind::Single {
             setting.entries.clear();
         }
@@ -737,7 +801,7 @@ impl Parser<'_> {
         }
         if setting.entries.is_empty() {
             let slot = (section.to_string(), key);
-            self.unit.settings.remove(&slot);
+            self.unit.settings_mut().remove(&slot);
         }
     }
 
@@ -1352,7 +1416,7 @@ impl Parser<'_> {
 
     fn unset(&mut self, section: &str, keys: &[&'static str]) {
         for k in keys {
-            self.unit.settings.remove(&(section.to_string(), *k));
+            self.unit.settings_mut().remove(&(section.to_string(), *k));
         }
     }
 
@@ -1361,7 +1425,7 @@ impl Parser<'_> {
         let Some(directive) = directive::lookup(section, key) else {
             return;
         };
-        self.unit.settings.insert(
+        self.unit.settings_mut().insert(
             (section.to_string(), key),
             Setting {
                 directive,
@@ -1809,7 +1873,7 @@ impl Unit {
     pub fn to_json(&self) -> Json {
         let origin = |o: &Origin| json!({"file": o.path.to_string_lossy(), "line": o.line});
         let mut sections = serde_json::Map::new();
-        for ((section, key), setting) in &self.settings {
+        for ((section, key), setting) in self.settings.iter() {
             let sec = sections.entry(section.clone()).or_insert_with(|| json!({}));
             let items: Vec<Json> = setting
                 .entries
