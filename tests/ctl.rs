@@ -581,3 +581,118 @@ fn a_reload_reaches_the_units_it_propagates_to() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(text.lines().count(), 4, "{text}");
 }
+
+/// Runs flint by the name `systemctl` (a link in the tree) against the
+/// flint on `control`: exit code, stdout, stderr.
+fn systemctl(tree: &Tree, control: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let link = tree.path().join("bin/systemctl");
+    if !link.exists() {
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(common::flint_bin(), &link).unwrap();
+    }
+    let out = Command::new(&link)
+        .args(args)
+        .env("FLINT_CONTROL", control)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn main_pid(control: &std::path::Path, unit: &str) -> Option<u64> {
+    let (_, text) = ctl(control, &["--json", "status", unit]);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
+    v["units"][0]["main_pid"].as_u64()
+}
+
+#[test]
+fn flint_called_systemctl_runs_systemctl_command_lines() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let reloads = tree.path().join("reloads");
+    tree.write(
+        "web.service",
+        &format!(
+            "[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/sh -c 'echo reloaded >> {}'\n",
+            reloads.display()
+        ),
+    );
+    tree.write("plain.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write("off.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write("bad.service", "[Service]\nExecStart=/bin/false\n");
+    tree.write(
+        "idle.socket",
+        &format!(
+            "[Socket]\nListenStream={}\nService=off.service\n",
+            tree.path().join("idle.sock").display()
+        ),
+    );
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "idle.socket"],
+    );
+    wait_for(Duration::from_secs(10), || control.exists().then_some(()))
+        .unwrap_or_else(|| panic!("no control socket: {}", flint.log()));
+
+    // Names without a type are services; options go before or after.
+    let (code, _, err) = systemctl(&tree, &control, &["start", "web", "--no-pager", "plain"]);
+    assert_eq!(code, 0, "{err}\n{}", flint.log());
+    let (code, out, _) = systemctl(&tree, &control, &["is-active", "web", "off"]);
+    assert_eq!((code, out.as_str()), (0, "active\ninactive\n"));
+    let (code, out, _) = systemctl(&tree, &control, &["is-active", "off"]);
+    assert_eq!((code, out.as_str()), (3, "inactive\n"));
+    let (code, out, _) = systemctl(&tree, &control, &["--quiet", "is-active", "plain"]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    systemctl(&tree, &control, &["start", "bad"]);
+    let failed = wait_for(Duration::from_secs(10), || {
+        let (code, out, _) = systemctl(&tree, &control, &["is-failed", "bad", "web"]);
+        (code == 0).then_some(out)
+    })
+    .unwrap_or_else(|| panic!("bad.service did not fail: {}", flint.log()));
+    assert_eq!(failed, "failed\nactive\n");
+    let (code, _, _) = systemctl(&tree, &control, &["-q", "is-failed", "web"]);
+    assert_eq!(code, 1);
+
+    // reload-or-restart: web reloads (ExecReload=), plain has no way to
+    // reload and restarts.
+    let plain_pid = main_pid(&control, "plain.service").expect("plain runs");
+    let (code, _, err) = systemctl(&tree, &control, &["reload-or-restart", "web", "plain"]);
+    assert_eq!(code, 0, "{err}");
+    wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&reloads)
+            .is_ok_and(|s| s == "reloaded\n")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("web.service was not reloaded: {}", flint.log()));
+    let restarted = main_pid(&control, "plain.service").expect("plain runs again");
+    assert_ne!(restarted, plain_pid);
+
+    // try-restart leaves a unit that does not run as it is.
+    let (code, _, err) = systemctl(&tree, &control, &["try-restart", "off", "plain"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        systemctl(&tree, &control, &["is-active", "off"]).1,
+        "inactive\n"
+    );
+    assert_ne!(main_pid(&control, "plain.service"), Some(restarted));
+
+    let (code, _, err) = systemctl(&tree, &control, &["stop", "plain.service"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(systemctl(&tree, &control, &["is-active", "plain"]).0, 3);
+    let (code, _, err) = systemctl(&tree, &control, &["daemon-reload"]);
+    assert_eq!(code, 0, "{err}");
+
+    // What flint has no counterpart for is refused by name.
+    let (code, _, err) = systemctl(&tree, &control, &["isolate", "rescue.target"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("'isolate' is not a command flint runs as systemctl"),
+        "{err}"
+    );
+    let (code, out, _) = systemctl(&tree, &control, &["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("flint "), "{out}");
+}

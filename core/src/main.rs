@@ -154,10 +154,54 @@ enum CtlCommand {
         #[arg(long)]
         no_block: bool,
     },
+    /// Restart the services that are running; leave the others (as
+    /// `systemctl try-restart`).
+    TryRestart {
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// Answer at once instead of waiting for the jobs.
+        #[arg(long)]
+        no_block: bool,
+    },
+    /// Reload services that run and can reload; restart (or start) the
+    /// others (as `systemctl reload-or-restart`).
+    ReloadOrRestart {
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// Answer at once instead of waiting for the jobs.
+        #[arg(long)]
+        no_block: bool,
+    },
+    /// Like reload-or-restart, for the services that are running only.
+    TryReloadOrRestart {
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// Answer at once instead of waiting for the jobs.
+        #[arg(long)]
+        no_block: bool,
+    },
     /// Reload services (`ExecReload=`, or the notify-reload handshake).
     Reload {
         #[arg(required = true)]
         units: Vec<String>,
+    },
+    /// Print each unit's state (active, inactive, failed, activating, ...);
+    /// exit 0 when one of them is active, 3 otherwise (as systemctl).
+    IsActive {
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// Print nothing; the exit code tells.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print each unit's state; exit 0 when one of them has failed, 1
+    /// otherwise (as systemctl).
+    IsFailed {
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// Print nothing; the exit code tells.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Recent lines a unit wrote to its output (journal, syslog, inherit),
     /// from flint's in-memory ring; a template (`web@.service`) shows all of
@@ -603,6 +647,15 @@ fn ctl(
         CtlCommand::Start { units, .. } => ("start", units.clone()),
         CtlCommand::Stop { units, .. } => ("stop", units.clone()),
         CtlCommand::Restart { units, .. } => ("restart", units.clone()),
+        CtlCommand::TryRestart { units, .. } => ("try-restart", units.clone()),
+        CtlCommand::ReloadOrRestart { units, .. } => ("reload-or-restart", units.clone()),
+        CtlCommand::TryReloadOrRestart { units, .. } => ("try-reload-or-restart", units.clone()),
+        CtlCommand::IsActive { units, quiet } => {
+            return unit_states(user, control, units, *quiet, "active", 3);
+        }
+        CtlCommand::IsFailed { units, quiet } => {
+            return unit_states(user, control, units, *quiet, "failed", 1);
+        }
         CtlCommand::Reload { units } => ("reload", units.clone()),
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
         CtlCommand::Logs { unit, .. } => ("logs", vec![unit.clone()]),
@@ -630,7 +683,10 @@ fn ctl(
     }
     if let CtlCommand::Start { no_block, .. }
     | CtlCommand::Stop { no_block, .. }
-    | CtlCommand::Restart { no_block, .. } = command
+    | CtlCommand::Restart { no_block, .. }
+    | CtlCommand::TryRestart { no_block, .. }
+    | CtlCommand::ReloadOrRestart { no_block, .. }
+    | CtlCommand::TryReloadOrRestart { no_block, .. } = command
     {
         request["no_block"] = (*no_block).into();
     }
@@ -668,6 +724,46 @@ fn ctl(
             eprintln!("flint: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `flint ctl is-active`/`is-failed`: each unit's state on a line (a unit
+/// flint does not know is `inactive`, as systemctl has a unit that is not
+/// loaded); exit 0 when one is in `wanted`, else `otherwise`.
+fn unit_states(
+    user: bool,
+    control: Option<&std::path::Path>,
+    units: &[String],
+    quiet: bool,
+    wanted: &str,
+    otherwise: u8,
+) -> ExitCode {
+    let path = control.map_or_else(
+        || flint::control::default_path(user),
+        std::path::Path::to_path_buf,
+    );
+    let mut found = false;
+    for unit in units {
+        let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "status", "units": [unit]});
+        let state = match flint::control::call(&path, &request) {
+            Ok(answer) => answer["units"][0]["state"]
+                .as_str()
+                .unwrap_or("inactive")
+                .to_string(),
+            Err(e) => {
+                eprintln!("flint: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        found |= state == wanted;
+        if !quiet {
+            println!("{state}");
+        }
+    }
+    if found {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(otherwise)
     }
 }
 
@@ -911,7 +1007,32 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cli = Cli::parse();
+    let called = std::env::args_os().next().map(PathBuf::from);
+    let cli = if called
+        .as_deref()
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|n| n == "systemctl")
+    {
+        let args: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        match flint::control::systemctl::translate(&args) {
+            Ok(flint::control::systemctl::Systemctl::Version) => {
+                println!("flint {} (as systemctl)", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            Ok(flint::control::systemctl::Systemctl::Flint(line)) => {
+                Cli::parse_from(std::iter::once("flint".to_string()).chain(line))
+            }
+            Err(e) => {
+                eprintln!("systemctl (flint): {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        Cli::parse()
+    };
     init_log(cli.log_format, cli.log_target);
     let result = match &cli.command {
         Command::Check { tree, units } => Ok(check(tree, units)),

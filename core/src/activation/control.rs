@@ -265,17 +265,53 @@ impl Manager {
                 }
                 ok(Vec::new(), 0)
             }
-            "start" | "stop" | "restart" => {
+            "start"
+            | "stop"
+            | "restart"
+            | "try-restart"
+            | "reload-or-restart"
+            | "try-reload-or-restart" => {
                 if names.is_empty() {
                     return control::error(1, "Too few arguments.");
                 }
                 let kind = match command {
                     "start" => JobKind::Start,
                     "stop" => JobKind::Stop,
+                    "try-restart" | "try-reload-or-restart" => JobKind::TryRestart,
                     _ => JobKind::Restart,
                 };
                 let mut waited = Vec::new();
                 for n in &names {
+                    // `try-*`: a unit that does not run is left as it is;
+                    // `*reload-or-restart`: reloaded where it runs and can
+                    // be, restarted (or started) otherwise, as systemctl.
+                    if command != "start" && command != "stop" && command != "restart" {
+                        let running = self.find_service(n).filter(|id| {
+                            self.services
+                                .get(id)
+                                .is_some_and(|s| s.state == State::Running)
+                        });
+                        if command.contains("reload")
+                            && let Some(id) = running
+                            && self.reloadable(id)
+                        {
+                            if let Err(e) = self.reload(id) {
+                                return control::error(1, &format!("Failed to reload {n}: {e}"));
+                            }
+                            self.propagate_reload(id);
+                            continue;
+                        }
+                        if kind == JobKind::TryRestart && self.find_service(n).is_none() {
+                            if self.socket_index(n).is_none()
+                                && n.parse::<crate::unit::name::UnitName>().map_or(true, |u| {
+                                    crate::unit::loader::resolve(&self.search, &u).is_err()
+                                })
+                            {
+                                return control::error(4, &format!("Unit {n} could not be found."));
+                            }
+                            continue;
+                        }
+                    }
                     if let Some(i) = self.socket_index(n) {
                         match command {
                             // What requires the socket or is part of it stops too.
@@ -283,7 +319,7 @@ impl Manager {
                                 self.enqueue_name(n, JobKind::Stop);
                             }
                             // A stopped or failed socket is opened again.
-                            _ if self.sockets[i].failed => {
+                            _ if self.sockets[i].failed && !command.starts_with("try") => {
                                 let opened = n
                                     .parse::<crate::unit::name::UnitName>()
                                     .is_ok_and(|name| self.reopen_socket(i, &name));
@@ -301,6 +337,7 @@ impl Manager {
                     // A socket of the tree not open yet (never started, or
                     // skipped by a condition, which is checked again now).
                     if command != "stop"
+                        && !command.starts_with("try")
                         && let Ok(name) = n.parse::<crate::unit::name::UnitName>()
                         && name.unit_type() == crate::unit::name::UnitType::Socket
                         && crate::unit::loader::resolve(&self.search, &name).is_ok()

@@ -2224,6 +2224,15 @@ impl Manager {
         // (BARRIER=1 needs exactly that).
     }
 
+    /// Whether service `id` has a way to reload (`ExecReload=`, or
+    /// `Type=notify-reload`).
+    pub(super) fn reloadable(&self, id: u64) -> bool {
+        self.services.get(&id).is_some_and(|svc| {
+            svc.service_type() == "notify-reload"
+                || !svc.unit.commands("Service", "ExecReload").is_empty()
+        })
+    }
+
     /// `flint ctl reload`: `ExecReload=`, or for `Type=notify-reload` the
     /// reload signal and the `RELOADING=1`…`READY=1` handshake.
     pub(super) fn reload(&mut self, id: u64) -> Result<(), String> {

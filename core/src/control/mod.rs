@@ -17,12 +17,18 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
+pub mod systemctl;
+
 /// The protocol version both sides speak.
 pub const PROTOCOL_VERSION: u64 = 1;
 
-/// Where the control socket lives by default: `/run/flint/control` for a
-/// system flint run by root, `$XDG_RUNTIME_DIR/flint/control` otherwise.
+/// Where the control socket lives by default: `$FLINT_CONTROL` when set,
+/// else `/run/flint/control` for a system flint run by root,
+/// `$XDG_RUNTIME_DIR/flint/control` otherwise.
 pub fn default_path(user_mode: bool) -> PathBuf {
+    if let Some(path) = std::env::var_os("FLINT_CONTROL").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
     if !user_mode && nix::unistd::geteuid().is_root() {
         return PathBuf::from("/run/flint/control");
     }

@@ -1,0 +1,319 @@
+//! `systemctl` as a front to flint: the flint binary called by the name
+//! `systemctl` (a link) reads `systemctl`'s command line and runs the flint
+//! command that does the same (`systemctl restart foo` is
+//! `flint ctl restart foo.service`, `systemctl enable --now foo` is
+//! `flint enable --now foo.service`, `systemctl daemon-reload` is
+//! `flint ctl switch`), so that administrators and scripts used to
+//! systemd keep their commands where flint runs the units.
+//!
+//! Options may come before or after the verb, as `systemctl` takes them;
+//! those that only shape `systemctl`'s output (`--no-pager`, `--full`,
+//! `--no-legend`, ...) are accepted and change nothing. A verb or an option
+//! flint has no counterpart for is refused with a message naming it, never
+//! ignored silently.
+
+/// Why a `systemctl` command line has no flint counterpart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SystemctlError {
+    #[error("unknown option '{0}'")]
+    UnknownOption(String),
+    #[error("option '{0}' needs a value")]
+    MissingValue(String),
+    #[error("'{0}' is not a command flint runs as systemctl (flint --help lists what it does)")]
+    UnknownVerb(String),
+    #[error("'{verb}' needs a unit name")]
+    NoUnits { verb: String },
+}
+
+/// What a `systemctl` command line asks of flint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Systemctl {
+    /// The flint command line (without the program name) that does it.
+    Flint(Vec<String>),
+    /// `--version`.
+    Version,
+}
+
+/// Unit types `systemctl` recognises by suffix; a name without one is a
+/// service's.
+const SUFFIXES: &[&str] = &[
+    "service",
+    "socket",
+    "target",
+    "slice",
+    "scope",
+    "mount",
+    "automount",
+    "swap",
+    "path",
+    "timer",
+    "device",
+];
+
+/// `foo` → `foo.service`, as `systemctl` completes a name without a type.
+fn unit_name(name: &str) -> String {
+    let typed = name
+        .rsplit_once('.')
+        .is_some_and(|(_, suffix)| SUFFIXES.contains(&suffix));
+    if typed {
+        name.to_string()
+    } else {
+        format!("{name}.service")
+    }
+}
+
+/// Options that take a value, by every name `systemctl` gives them.
+fn option_with_value(arg: &str) -> Option<&'static str> {
+    Some(match arg {
+        "--root" => "root",
+        "-s" | "--signal" => "signal",
+        "--kill-whom" | "--kill-who" => "kill-whom",
+        "-n" | "--lines" => "lines",
+        "-t" | "--type" => "type",
+        "--state" => "state",
+        "-o" | "--output" => "output",
+        _ => return None,
+    })
+}
+
+/// Translates `systemctl`'s arguments (without the program name).
+pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
+    let mut words: Vec<String> = Vec::new();
+    let mut user = false;
+    let mut no_block = false;
+    let mut quiet = false;
+    let mut now = false;
+    let mut runtime = false;
+    let mut force = false;
+    let mut values: Vec<(&'static str, String)> = Vec::new();
+    let mut iter = args.iter();
+    let mut only_words = false;
+    while let Some(arg) = iter.next() {
+        if only_words || !arg.starts_with('-') || arg == "-" {
+            words.push(arg.clone());
+            continue;
+        }
+        match arg.as_str() {
+            "--" => only_words = true,
+            "--version" => return Ok(Systemctl::Version),
+            "--user" => user = true,
+            "--system" => user = false,
+            "--no-block" => no_block = true,
+            "-q" | "--quiet" => quiet = true,
+            "--now" => now = true,
+            "--runtime" => runtime = true,
+            "-f" | "--force" => force = true,
+            // Output shaping and prompts, which flint's answers do not have.
+            "--no-pager" | "--no-legend" | "-l" | "--full" | "-a" | "--all" | "--plain"
+            | "--no-ask-password" | "--no-reload" | "--wait" | "--no-warn" => {}
+            _ => {
+                let (name, inline) = match arg.split_once('=') {
+                    Some((n, v)) => (n, Some(v.to_string())),
+                    None => (arg.as_str(), None),
+                };
+                let Some(key) = option_with_value(name) else {
+                    return Err(SystemctlError::UnknownOption(arg.clone()));
+                };
+                let value = match inline {
+                    Some(v) => v,
+                    None => iter
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| SystemctlError::MissingValue(name.to_string()))?,
+                };
+                values.push((key, value));
+            }
+        }
+    }
+    let value = |key: &str| {
+        values
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let mut words = words.into_iter();
+    let verb = words.next().unwrap_or_else(|| "list-units".to_string());
+    let units: Vec<String> = words.map(|w| unit_name(&w)).collect();
+    let needs_units = |units: &[String]| {
+        if units.is_empty() {
+            Err(SystemctlError::NoUnits { verb: verb.clone() })
+        } else {
+            Ok(())
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    let ctl = |out: &mut Vec<String>, sub: &str| {
+        out.push("ctl".into());
+        if user {
+            out.push("--user".into());
+        }
+        out.push(sub.into());
+    };
+    match verb.as_str() {
+        "start"
+        | "stop"
+        | "restart"
+        | "try-restart"
+        | "condrestart"
+        | "reload-or-restart"
+        | "try-reload-or-restart"
+        | "force-reload" => {
+            needs_units(&units)?;
+            let sub = match verb.as_str() {
+                "condrestart" => "try-restart",
+                "force-reload" => "try-reload-or-restart",
+                v => v,
+            };
+            ctl(&mut out, sub);
+            if no_block {
+                out.push("--no-block".into());
+            }
+        }
+        "reload" => {
+            needs_units(&units)?;
+            ctl(&mut out, "reload");
+        }
+        "kill" => {
+            needs_units(&units)?;
+            ctl(&mut out, "kill");
+            if let Some(s) = value("signal") {
+                out.extend(["--signal".into(), s]);
+            }
+            if let Some(w) = value("kill-whom") {
+                out.extend(["--kill-whom".into(), w]);
+            }
+        }
+        "status" => ctl(&mut out, "status"),
+        "list-units" => {
+            // `--type=socket` is what `list-sockets` shows.
+            let sockets = value("type").is_some_and(|t| t.split(',').all(|t| t == "socket"));
+            ctl(
+                &mut out,
+                if sockets {
+                    "list-sockets"
+                } else {
+                    "list-units"
+                },
+            );
+        }
+        "list-sockets" => ctl(&mut out, "list-sockets"),
+        "is-active" | "is-failed" => {
+            needs_units(&units)?;
+            ctl(&mut out, &verb);
+            if quiet {
+                out.push("--quiet".into());
+            }
+        }
+        "daemon-reload" | "daemon-reexec" => ctl(&mut out, "switch"),
+        "enable" | "disable" | "reenable" | "mask" | "unmask" | "is-enabled" => {
+            needs_units(&units)?;
+            out.push(verb.clone());
+            if let Some(root) = value("root") {
+                out.extend(["--root".into(), root]);
+            }
+            if user {
+                out.push("--user".into());
+            }
+            if runtime {
+                out.push("--runtime".into());
+            }
+            if force {
+                out.push("--force".into());
+            }
+            if quiet {
+                out.push("--quiet".into());
+            }
+            if now {
+                out.push("--now".into());
+            }
+        }
+        other => return Err(SystemctlError::UnknownVerb(other.to_string())),
+    }
+    if !out.is_empty() && verb != "daemon-reload" && verb != "daemon-reexec" {
+        out.extend(units);
+    }
+    Ok(Systemctl::Flint(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flint(line: &str) -> Vec<String> {
+        let args: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        match translate(&args) {
+            Ok(Systemctl::Flint(v)) => v,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn words(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn verbs_map_to_flint_commands_with_service_names_completed() {
+        assert_eq!(flint("restart nginx"), words("ctl restart nginx.service"));
+        assert_eq!(
+            flint("--no-block start a b.socket c@x"),
+            words("ctl start --no-block a.service b.socket c@x.service")
+        );
+        assert_eq!(
+            flint("start --user --no-pager foo"),
+            words("ctl --user start foo.service")
+        );
+        assert_eq!(flint("condrestart a"), words("ctl try-restart a.service"));
+        assert_eq!(
+            flint("force-reload a"),
+            words("ctl try-reload-or-restart a.service")
+        );
+        assert_eq!(flint(""), words("ctl list-units"));
+        assert_eq!(flint("status"), words("ctl status"));
+        assert_eq!(flint("daemon-reload"), words("ctl switch"));
+        assert_eq!(
+            flint("list-units --type=socket --all"),
+            words("ctl list-sockets")
+        );
+        assert_eq!(
+            flint("kill -s HUP --kill-whom=main foo"),
+            words("ctl kill --signal HUP --kill-whom main foo.service")
+        );
+        assert_eq!(
+            flint("-q is-active foo"),
+            words("ctl is-active --quiet foo.service")
+        );
+        assert_eq!(
+            flint("enable --now --root=/mnt foo.socket"),
+            words("enable --root /mnt --now foo.socket")
+        );
+        assert_eq!(
+            flint("is-enabled --user -q foo"),
+            words("is-enabled --user --quiet foo.service")
+        );
+        assert_eq!(flint("stop -- -odd"), words("ctl stop -odd.service"));
+        assert_eq!(translate(&words("--version")), Ok(Systemctl::Version));
+    }
+
+    #[test]
+    fn what_flint_cannot_do_is_refused_by_name() {
+        assert_eq!(
+            translate(&words("isolate rescue.target")),
+            Err(SystemctlError::UnknownVerb("isolate".into()))
+        );
+        assert_eq!(
+            translate(&words("--global enable foo")),
+            Err(SystemctlError::UnknownOption("--global".into()))
+        );
+        assert_eq!(
+            translate(&words("start")),
+            Err(SystemctlError::NoUnits {
+                verb: "start".into()
+            })
+        );
+        assert_eq!(
+            translate(&words("kill foo -s")),
+            Err(SystemctlError::MissingValue("-s".into()))
+        );
+    }
+}
