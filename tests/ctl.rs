@@ -655,6 +655,41 @@ fn flint_called_systemctl_runs_systemctl_command_lines() {
     assert_eq!(failed, "failed\nactive\n");
     let (code, _, _) = systemctl(&tree, &control, &["-q", "is-failed", "web"]);
     assert_eq!(code, 1);
+    let (code, out, _) = systemctl(&tree, &control, &["is-system-running"]);
+    assert_eq!((code, out.as_str()), (1, "degraded\n"));
+
+    // show: systemctl's property names, -p/--value/-P as scripts use them.
+    let web_pid = main_pid(&control, "web.service").expect("web runs");
+    let (code, out, _) = systemctl(
+        &tree,
+        &control,
+        &["show", "-p", "ActiveState,MainPID", "web"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out, format!("ActiveState=active\nMainPID={web_pid}\n"));
+    let (_, out, _) = systemctl(&tree, &control, &["show", "-P", "SubState", "web"]);
+    assert_eq!(out, "running\n");
+    let (_, out, _) = systemctl(
+        &tree,
+        &control,
+        &[
+            "show",
+            "--property=Result",
+            "--property=ExecMainStatus",
+            "bad",
+            "nosuch",
+        ],
+    );
+    assert_eq!(
+        out,
+        "Result=exit-code\nExecMainStatus=1\n\nResult=success\nExecMainStatus=0\n"
+    );
+    let (_, out, _) = systemctl(
+        &tree,
+        &control,
+        &["show", "--value", "-p", "LoadState", "nosuch"],
+    );
+    assert_eq!(out, "not-found\n");
 
     // reload-or-restart: web reloads (ExecReload=), plain has no way to
     // reload and restarts.

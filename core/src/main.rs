@@ -194,6 +194,26 @@ enum CtlCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Print properties of units as `systemctl show` does (`Key=value`
+    /// lines; a blank line between units): Id, Description, LoadState,
+    /// ActiveState, SubState, MainPID, Result, NRestarts, ExecMainStatus.
+    Show {
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// Only these properties (repeatable, or comma-separated).
+        #[arg(short, long = "property", value_name = "NAME", value_delimiter = ',')]
+        property: Vec<String>,
+        /// Print the values only.
+        #[arg(long)]
+        value: bool,
+    },
+    /// Print `running`, or `degraded` when a unit has failed (exit 1), as
+    /// `systemctl is-system-running`.
+    IsSystemRunning {
+        /// Print nothing; the exit code tells.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Print each unit's state; exit 0 when one of them has failed, 1
     /// otherwise (as systemctl).
     IsFailed {
@@ -656,6 +676,12 @@ fn ctl(
         CtlCommand::IsFailed { units, quiet } => {
             return unit_states(user, control, units, *quiet, "failed", 1);
         }
+        CtlCommand::Show {
+            units,
+            property,
+            value,
+        } => return show_properties(user, control, units, property, *value),
+        CtlCommand::IsSystemRunning { quiet } => return system_running(user, control, *quiet),
         CtlCommand::Reload { units } => ("reload", units.clone()),
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
         CtlCommand::Logs { unit, .. } => ("logs", vec![unit.clone()]),
@@ -764,6 +790,123 @@ fn unit_states(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(otherwise)
+    }
+}
+
+/// The status of `unit` from the running flint: `Ok(None)` for a unit it
+/// does not know.
+fn unit_status(
+    path: &std::path::Path,
+    unit: &str,
+) -> Result<Option<serde_json::Value>, flint::control::ControlError> {
+    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "status", "units": [unit]});
+    let answer = flint::control::call(path, &request)?;
+    Ok(answer["units"].get(0).filter(|u| u.is_object()).cloned())
+}
+
+/// `flint ctl show`: systemctl's names for what the status says.
+fn show_properties(
+    user: bool,
+    control: Option<&std::path::Path>,
+    units: &[String],
+    wanted: &[String],
+    value_only: bool,
+) -> ExitCode {
+    let path = control.map_or_else(
+        || flint::control::default_path(user),
+        std::path::Path::to_path_buf,
+    );
+    let mut blocks = Vec::new();
+    for unit in units {
+        let status = match unit_status(&path, unit) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("flint: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let s = status.as_ref();
+        let text = |key: &str| {
+            s.and_then(|s| s[key].as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let number = |key: &str| s.and_then(|s| s[key].as_u64()).unwrap_or(0).to_string();
+        // The exit code, or the signal that ended the main process.
+        let exit_status = s
+            .and_then(|s| s["last_exit"].as_str())
+            .and_then(|e| {
+                e.strip_prefix("exited with status ")
+                    .or_else(|| e.strip_prefix("killed by signal "))
+            })
+            .map_or_else(
+                || "0".to_string(),
+                |rest| rest.chars().take_while(char::is_ascii_digit).collect(),
+            );
+        let props: Vec<(&str, String)> = vec![
+            ("Id", unit.clone()),
+            ("Description", text("description")),
+            (
+                "LoadState",
+                if s.is_some() { "loaded" } else { "not-found" }.to_string(),
+            ),
+            (
+                "ActiveState",
+                s.map_or_else(|| "inactive".to_string(), |_| text("state")),
+            ),
+            (
+                "SubState",
+                s.map_or_else(|| "dead".to_string(), |_| text("sub")),
+            ),
+            ("MainPID", number("main_pid")),
+            (
+                "Result",
+                s.map_or_else(|| "success".to_string(), |_| text("result")),
+            ),
+            ("NRestarts", number("restarts")),
+            ("ExecMainStatus", exit_status),
+        ];
+        let mut lines = Vec::new();
+        for (key, value) in props {
+            if !wanted.is_empty() && !wanted.iter().any(|w| w == key) {
+                continue;
+            }
+            lines.push(if value_only {
+                value
+            } else {
+                format!("{key}={value}")
+            });
+        }
+        blocks.push(lines.join("\n"));
+    }
+    println!("{}", blocks.join("\n\n"));
+    ExitCode::SUCCESS
+}
+
+/// `flint ctl is-system-running`: `running`, `degraded` with a failed
+/// unit, `offline` when no flint answers.
+fn system_running(user: bool, control: Option<&std::path::Path>, quiet: bool) -> ExitCode {
+    let path = control.map_or_else(
+        || flint::control::default_path(user),
+        std::path::Path::to_path_buf,
+    );
+    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "list-units", "units": []});
+    let state = match flint::control::call(&path, &request) {
+        Ok(answer) => {
+            let failed = answer["units"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|u| u["state"] == "failed"));
+            if failed { "degraded" } else { "running" }
+        }
+        Err(_) => "offline",
+    };
+    if !quiet {
+        println!("{state}");
+    }
+    if state == "running" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

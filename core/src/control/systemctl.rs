@@ -72,6 +72,8 @@ fn option_with_value(arg: &str) -> Option<&'static str> {
         "-t" | "--type" => "type",
         "--state" => "state",
         "-o" | "--output" => "output",
+        "-p" | "--property" => "property",
+        "-P" => "property-value",
         _ => return None,
     })
 }
@@ -105,7 +107,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "-f" | "--force" => force = true,
             // Output shaping and prompts, which flint's answers do not have.
             "--no-pager" | "--no-legend" | "-l" | "--full" | "-a" | "--all" | "--plain"
-            | "--no-ask-password" | "--no-reload" | "--wait" | "--no-warn" => {}
+            | "--no-ask-password" | "--no-reload" | "--wait" | "--no-warn" | "--value" => {}
             _ => {
                 let (name, inline) = match arg.split_once('=') {
                     Some((n, v)) => (n, Some(v.to_string())),
@@ -206,6 +208,26 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
         }
         "daemon-reload" | "daemon-reexec" => ctl(&mut out, "switch"),
+        "is-system-running" => {
+            ctl(&mut out, "is-system-running");
+            if quiet {
+                out.push("--quiet".into());
+            }
+        }
+        "show" => {
+            needs_units(&units)?;
+            ctl(&mut out, "show");
+            let mut value_only = args.iter().any(|a| a == "--value");
+            for (key, v) in &values {
+                if *key == "property" || *key == "property-value" {
+                    out.extend(["--property".into(), v.clone()]);
+                    value_only |= *key == "property-value";
+                }
+            }
+            if value_only {
+                out.push("--value".into());
+            }
+        }
         "enable" | "disable" | "reenable" | "mask" | "unmask" | "is-enabled" => {
             needs_units(&units)?;
             out.push(verb.clone());
@@ -230,7 +252,10 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
         }
         other => return Err(SystemctlError::UnknownVerb(other.to_string())),
     }
-    if !out.is_empty() && verb != "daemon-reload" && verb != "daemon-reexec" {
+    if !matches!(
+        verb.as_str(),
+        "daemon-reload" | "daemon-reexec" | "is-system-running"
+    ) {
         out.extend(units);
     }
     Ok(Systemctl::Flint(out))
@@ -293,6 +318,18 @@ mod tests {
         );
         assert_eq!(flint("stop -- -odd"), words("ctl stop -odd.service"));
         assert_eq!(translate(&words("--version")), Ok(Systemctl::Version));
+        assert_eq!(
+            flint("show -p MainPID,ActiveState --value foo"),
+            words("ctl show --property MainPID,ActiveState --value foo.service")
+        );
+        assert_eq!(
+            flint("show -P MainPID foo"),
+            words("ctl show --property MainPID --value foo.service")
+        );
+        assert_eq!(
+            flint("is-system-running --quiet"),
+            words("ctl is-system-running --quiet")
+        );
     }
 
     #[test]
