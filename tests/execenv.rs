@@ -443,6 +443,62 @@ fn a_fifo_without_a_writer_holds_up_only_its_service() {
 }
 
 #[test]
+fn an_environment_file_that_blocks_holds_up_only_its_service() {
+    // systemd reads EnvironmentFile= in the forked child; flint reads it on
+    // the spawn's thread. A FIFO without a writer (as a file on a hung
+    // network file system) holds up that service's start, not the others.
+    let tree = Tree::new();
+    let env_fifo = tree.path().join("env.fifo");
+    nix::unistd::mkfifo(&env_fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let seen = tree.path().join("seen");
+    tree.write(
+        "waits.service",
+        &format!(
+            "[Service]\nEnvironmentFile={}\nExecStart=/bin/sh -c 'echo \"$$FROM_FIFO\" > {}; exec sleep 1000'\n",
+            env_fifo.display(),
+            seen.display()
+        ),
+    );
+    let other = tree.path().join("other.sock");
+    tree.write(
+        "other.socket",
+        &format!("[Socket]\nListenStream={}\nAccept=yes\n", other.display()),
+    );
+    tree.write(
+        "other@.service",
+        "[Service]\nStandardOutput=socket\nExecStart=/bin/echo answered\n",
+    );
+    let flint = Flint::run(&tree, &["waits.service", "other.socket"]);
+    for _ in 0..3 {
+        let mut c = std::os::unix::net::UnixStream::connect(&other).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("{e}: {}", flint.log()));
+        assert_eq!(text, "answered\n", "the other socket still answers");
+    }
+    assert!(
+        !flint.log().contains("waits.service: started"),
+        "{}",
+        flint.log()
+    );
+    // Once the file can be read, the service starts with what it says.
+    let mut w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&env_fifo)
+        .unwrap();
+    w.write_all(b"FROM_FIFO=written later\n").unwrap();
+    drop(w);
+    let text = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&seen)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+    })
+    .unwrap_or_else(|| panic!("waits.service did not start: {}", flint.log()));
+    assert_eq!(text, "written later\n");
+}
+
+#[test]
 fn standard_output_file_connects_to_an_af_unix_socket() {
     let tree = Tree::new();
     let sock = tree.path().join("sink");

@@ -10,6 +10,7 @@
 //! later one.
 
 use std::collections::VecDeque;
+use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -640,11 +641,7 @@ impl Manager {
     ) -> Result<(), StartFailure> {
         self.prepare_run(id, state)?;
         self.place_in_slice(id);
-        let mut prepared = self.prepare_command(id, cmd, state)?;
-        let owned = own_plan_fds(&mut prepared.plan).map_err(|e| StartFailure {
-            msg: format!("failed to start {}: {e}", cmd.path),
-            status: None,
-        })?;
+        let pending = self.prepare_command(id, cmd, state)?;
         let slot = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(spawn::NO_CHILD_YET));
         if let Some(svc) = self.services.get_mut(&id) {
             svc.spawning = true;
@@ -655,16 +652,23 @@ impl Manager {
         let tx = self.tx.clone();
         let path = cmd.path.clone();
         let job: turns::Job = Box::new(move || {
-            let mut prepared = prepared;
-            let result = open_files_for(&mut prepared).and_then(|_opened| {
-                spawn::spawn_noting_pid(&prepared.plan, Some(&slot)).map_err(|e| StartFailure {
-                    msg: format!("failed to start {path}: {e}"),
-                    status: e.exit_code().map(ExitStatus::Exited),
-                })
-            });
-            let log = prepared.log.take();
-            drop(prepared);
-            drop(owned);
+            let (result, log) = match pending.prepare() {
+                Ok((mut prepared, held)) => {
+                    let result = open_files_for(&mut prepared).and_then(|_opened| {
+                        spawn::spawn_noting_pid(&prepared.plan, Some(&slot)).map_err(|e| {
+                            StartFailure {
+                                msg: format!("failed to start {path}: {e}"),
+                                status: e.exit_code().map(ExitStatus::Exited),
+                            }
+                        })
+                    });
+                    let log = prepared.log.take();
+                    drop(prepared);
+                    drop(held);
+                    (result, log)
+                }
+                Err(failure) => (Err(failure), None),
+            };
             let _ = tx.send(Event::Spawned {
                 service: id,
                 state,
@@ -1244,7 +1248,7 @@ impl Manager {
         id: u64,
         cmd: &ExecCommand,
         state: State,
-    ) -> Result<crate::service::exec::PreparedExec, StartFailure> {
+    ) -> Result<PendingCommand, StartFailure> {
         let svc = self.services.get(&id).ok_or("unknown service")?;
         let main = matches!(state, State::Start(_));
         let mut inputs = SpawnInputs {
@@ -1359,12 +1363,23 @@ impl Manager {
                 inputs.extra_env.push(("EXIT_STATUS".into(), status));
             }
         }
-        let mut prepared =
-            exec::prepare(&svc.unit, "Service", cmd, &inputs).map_err(|e| StartFailure {
-                msg: format!("failed to prepare {}: {e}", cmd.path),
-                status: e.exit_code().map(ExitStatus::Exited),
-            })?;
-        prepared.open_files = open_files;
+        // The fds the command passes, duplicated: the spawn's thread
+        // prepares and spawns with these whatever happens to the
+        // originals meanwhile.
+        let held = own_input_fds(&mut inputs).map_err(|e| StartFailure {
+            msg: format!("failed to start {}: {e}", cmd.path),
+            status: None,
+        })?;
+        let mut pending = PendingCommand {
+            unit: svc.unit.clone(),
+            cmd: cmd.clone(),
+            inputs,
+            open_files,
+            held,
+            cgroup: None,
+            delegate: false,
+            legacy_cgroups: Vec::new(),
+        };
         if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
             let dir = cg.prepare(svc.unit.id.as_str()).map_err(|e| StartFailure {
                 msg: format!(
@@ -1373,19 +1388,9 @@ impl Manager {
                 ),
                 status: Some(ExitStatus::Exited(spawn::ChildStep::Cgroup.exit_code())),
             })?;
-            // Delegate=: the service's user may manage its cgroup (make
-            // cgroups below it and move its processes), as systemd hands it
-            // over (commands with full privileges run as root anyway).
-            if delegates(&svc.unit)
-                && let Some(uid) = prepared.plan.uid.filter(|u| *u != 0)
-                && let Err(e) = crate::cgroup::delegate(&dir, uid, prepared.plan.gid)
-            {
-                tracing::warn!(
-                    "{}: cannot delegate {} to uid {uid}: {e}",
-                    svc.unit.id,
-                    dir.display()
-                );
-            }
+            // Delegate=: handed over once the user is known
+            // (`PendingCommand::prepare`).
+            pending.delegate = delegates(&svc.unit);
             // DevicePolicy=, DeviceAllow= (and what PrivateDevices= and
             // ProtectClock= imply): a device program on the cgroup, before
             // its first process. Where the kernel or flint's privileges
@@ -1412,9 +1417,8 @@ impl Manager {
             // systemd gives every service), memory and CPU settings,
             // through the controllers flint has (v2, or a v1 hierarchy
             // the service's processes then join too).
-            apply_resources(svc, cg, &mut prepared.plan);
-            prepared.plan.cgroup =
-                std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()).ok();
+            apply_resources(svc, cg, &mut pending.legacy_cgroups);
+            pending.cgroup = Some(dir);
         } else {
             // Device rules only say so at debug level (PrivateDevices=
             // alone asks for them). An address filter the unit asked for
@@ -1469,7 +1473,7 @@ impl Manager {
                 }
             }
         }
-        Ok(prepared)
+        Ok(pending)
     }
 
     /// Where a control command that could not be started leads: the next
@@ -2658,7 +2662,7 @@ fn delegates(unit: &Unit) -> bool {
 /// A controller flint lacks, or a write the kernel refuses, is warned
 /// about where the unit asked for the setting, and the service runs
 /// without it (systemd logs such writes and goes on too).
-fn apply_resources(svc: &ServiceRt, cg: &crate::cgroup::Cgroups, plan: &mut spawn::ExecPlan) {
+fn apply_resources(svc: &ServiceRt, cg: &crate::cgroup::Cgroups, plan: &mut Vec<CString>) {
     apply_unit_resources(&svc.unit, "Service", cg, svc.unit.id.as_str(), Some(plan));
     // A controller only its slices set, on a v1 hierarchy: the service
     // joins its cgroup there (in the slice's), with no settings of its own.
@@ -2677,13 +2681,14 @@ fn apply_resources(svc: &ServiceRt, cg: &crate::cgroup::Cgroups, plan: &mut spaw
     }
 }
 
-/// The command joins the v1 cgroup whose `cgroup.procs` this is, if any.
-fn join_legacy(plan: &mut spawn::ExecPlan, procs: Option<std::path::PathBuf>) {
+/// The command joins the v1 cgroup whose `cgroup.procs` this is, if any
+/// (`legacy`: the plan's `legacy_cgroups` to be).
+fn join_legacy(legacy: &mut Vec<CString>, procs: Option<std::path::PathBuf>) {
     if let Some(procs) = procs
-        && let Ok(path) = std::ffi::CString::new(procs.into_os_string().into_encoded_bytes())
-        && !plan.legacy_cgroups.contains(&path)
+        && let Ok(path) = CString::new(procs.into_os_string().into_encoded_bytes())
+        && !legacy.contains(&path)
     {
-        plan.legacy_cgroups.push(path);
+        legacy.push(path);
     }
 }
 
@@ -2697,7 +2702,7 @@ fn apply_unit_resources(
     section: &str,
     cg: &crate::cgroup::Cgroups,
     cg_name: &str,
-    mut plan: Option<&mut spawn::ExecPlan>,
+    mut plan: Option<&mut Vec<CString>>,
 ) {
     use crate::cgroup::Controller;
     use crate::service::resources;
@@ -3063,10 +3068,88 @@ pub(super) fn start_turn(drain: turns::Drain) {
     tokio::task::spawn_blocking(drain);
 }
 
-/// Replaces every fd an `ExecPlan` refers to by a duplicate that the
-/// returned list owns, so the plan stays valid on another thread whatever
-/// happens meanwhile to the originals.
-fn own_plan_fds(plan: &mut spawn::ExecPlan) -> std::io::Result<Vec<OwnedFd>> {
+/// A command gathered on the event loop, to be prepared (environment
+/// files read, users looked up, directories made, `$VAR`s expanded) and
+/// spawned on a spawn thread: a file on a hung network file system or a
+/// slow user database holds up that start only, as systemd does all of it
+/// in its forked child.
+pub(super) struct PendingCommand {
+    unit: Unit,
+    cmd: ExecCommand,
+    inputs: SpawnInputs,
+    open_files: Vec<crate::service::open_file::OpenFile>,
+    /// The duplicates of the fds `inputs` names ([`own_input_fds`]).
+    held: Vec<OwnedFd>,
+    /// The service's cgroup directory, made and set up already.
+    cgroup: Option<std::path::PathBuf>,
+    /// `Delegate=`: the cgroup goes to the command's user.
+    delegate: bool,
+    /// The v1 cgroups the command joins.
+    legacy_cgroups: Vec<CString>,
+}
+
+impl PendingCommand {
+    /// The command's plan, and the fds to keep open until it is spawned.
+    fn prepare(self) -> Result<(exec::PreparedExec, Vec<OwnedFd>), StartFailure> {
+        let PendingCommand {
+            unit,
+            cmd,
+            inputs,
+            open_files,
+            held,
+            cgroup,
+            delegate,
+            legacy_cgroups,
+        } = self;
+        let mut prepared =
+            exec::prepare(&unit, "Service", &cmd, &inputs).map_err(|e| StartFailure {
+                msg: format!("failed to prepare {}: {e}", cmd.path),
+                status: e.exit_code().map(ExitStatus::Exited),
+            })?;
+        prepared.open_files = open_files;
+        for path in legacy_cgroups {
+            if !prepared.plan.legacy_cgroups.contains(&path) {
+                prepared.plan.legacy_cgroups.push(path);
+            }
+        }
+        if let Some(dir) = cgroup {
+            // Delegate=: the service's user may manage its cgroup (make
+            // cgroups below it and move its processes), as systemd hands
+            // it over (commands with full privileges run as root anyway).
+            if delegate
+                && let Some(uid) = prepared.plan.uid.filter(|u| *u != 0)
+                && let Err(e) = crate::cgroup::delegate(&dir, uid, prepared.plan.gid)
+            {
+                tracing::warn!(
+                    "{}: cannot delegate {} to uid {uid}: {e}",
+                    unit.id,
+                    dir.display()
+                );
+            }
+            prepared.plan.cgroup = CString::new(dir.into_os_string().into_encoded_bytes()).ok();
+        }
+        Ok((prepared, held))
+    }
+}
+
+/// Replaces every fd `inputs` names by a duplicate that the returned list
+/// owns, so that what is prepared from them stays valid on another thread
+/// whatever happens meanwhile to the originals.
+fn own_input_fds(inputs: &mut SpawnInputs) -> std::io::Result<Vec<OwnedFd>> {
+    own_fds(
+        inputs
+            .fds
+            .iter_mut()
+            .chain(inputs.stored_fds.iter_mut())
+            .map(|(fd, _)| fd),
+    )
+}
+
+/// Replaces each fd by a close-on-exec duplicate that the returned list
+/// owns (the same fd named twice gets one duplicate).
+fn own_fds<'a>(
+    fds: impl Iterator<Item = &'a mut std::os::fd::RawFd>,
+) -> std::io::Result<Vec<OwnedFd>> {
     use std::os::fd::{FromRawFd, RawFd};
     let mut owned: Vec<(RawFd, OwnedFd)> = Vec::new();
     let mut dup = |fd: RawFd| -> std::io::Result<RawFd> {
@@ -3082,13 +3165,8 @@ fn own_plan_fds(plan: &mut spawn::ExecPlan) -> std::io::Result<Vec<OwnedFd>> {
         owned.push((fd, unsafe { OwnedFd::from_raw_fd(new) }));
         Ok(new)
     };
-    for p in &mut plan.fds {
-        p.fd = dup(p.fd)?;
-    }
-    for stdio in [&mut plan.stdin, &mut plan.stdout, &mut plan.stderr] {
-        if let spawn::Stdio::Fd(fd) = stdio {
-            *fd = dup(*fd)?;
-        }
+    for fd in fds {
+        *fd = dup(*fd)?;
     }
     Ok(owned.into_iter().map(|(_, o)| o).collect())
 }
