@@ -62,7 +62,8 @@ pub(super) enum State {
 /// One service (or one `Accept=yes` instance) at run time.
 #[derive(Debug)]
 pub(super) struct ServiceRt {
-    pub unit: Unit,
+    /// Shared with the spawns of its commands ([`PendingCommand`]).
+    pub unit: std::sync::Arc<Unit>,
     /// The controllers the slices it is in set something through
     /// ([`Manager::place_in_slice`]): on a cgroup v1 hierarchy, the
     /// service joins those too, so that the slice's limit holds for it.
@@ -225,7 +226,7 @@ impl ServiceRt {
                 })
                 .collect(),
             bus_watch: None,
-            unit,
+            unit: unit.into(),
         }
     }
 
@@ -3074,7 +3075,7 @@ pub(super) fn start_turn(drain: turns::Drain) {
 /// slow user database holds up that start only, as systemd does all of it
 /// in its forked child.
 pub(super) struct PendingCommand {
-    unit: Unit,
+    unit: std::sync::Arc<Unit>,
     cmd: ExecCommand,
     inputs: SpawnInputs,
     open_files: Vec<crate::service::open_file::OpenFile>,

@@ -691,7 +691,7 @@ impl Manager {
                     if let Some(id) = self.find_service(name)
                         && let Some(svc) = self.services.get_mut(&id)
                     {
-                        svc.unit = n.unit.clone();
+                        svc.unit = n.unit.clone().into();
                         svc.deps = super::jobs::Deps::of(&svc.unit);
                     }
                 }
