@@ -731,3 +731,35 @@ fn flint_called_systemctl_runs_systemctl_command_lines() {
     assert_eq!(code, 0);
     assert!(out.starts_with("flint "), "{out}");
 }
+
+#[test]
+fn cat_prints_a_units_files_as_systemctl_cat_does() {
+    let tree = Tree::new();
+    tree.write("a.service", "[Service]\nExecStart=/bin/true\n");
+    std::fs::create_dir_all(tree.path().join("a.service.d")).unwrap();
+    tree.write("a.service.d/10-env.conf", "[Service]\nEnvironment=X=1\n");
+    std::os::unix::fs::symlink("/dev/null", tree.path().join("m.service")).unwrap();
+    let dir = tree.path().to_str().unwrap();
+    let out = Command::new(common::flint_bin())
+        .args(["cat", "--unit-dir", dir, "a.service", "m.service"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "# {dir}/a.service\n[Service]\nExecStart=/bin/true\n\n\
+             # {dir}/a.service.d/10-env.conf\n[Service]\nEnvironment=X=1\n\n\
+             # Unit m.service is masked.\n"
+        )
+    );
+    let out = Command::new(common::flint_bin())
+        .args(["cat", "--unit-dir", dir, "none.service"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "No files found for none.service.\n"
+    );
+}

@@ -282,6 +282,15 @@ enum Command {
         #[arg(required = true, value_name = "UNIT|FILE")]
         units: Vec<String>,
     },
+    /// Print the files a unit is read from (its unit file, then its
+    /// drop-ins), each under a `# PATH` line, as `systemctl cat` does.
+    Cat {
+        #[command(flatten)]
+        tree: TreeArgs,
+        /// Unit names.
+        #[arg(required = true, value_name = "UNIT")]
+        units: Vec<String>,
+    },
     /// Hold the sockets of the units and start services on demand.
     Run {
         #[command(flatten)]
@@ -647,6 +656,49 @@ fn show(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
         serde_json::Value::Array(docs)
     };
     println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `flint cat`: each unit's files as `systemctl cat` prints them; exits 1
+/// when a unit has none.
+fn cat(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
+    let search = tree.search_path(&[]);
+    let mut blocks = Vec::new();
+    let mut ok = true;
+    for arg in units {
+        let name: UnitName = arg
+            .parse()
+            .with_context(|| format!("{arg}: not a valid unit name"))?;
+        let unit = load::load(&search, &name);
+        if unit.load_state == load::LoadState::Masked {
+            blocks.push(format!("# Unit {name} is masked."));
+            continue;
+        }
+        let files: Vec<&PathBuf> = unit.fragment.iter().chain(&unit.dropins).collect();
+        if files.is_empty() {
+            eprintln!("No files found for {name}.");
+            ok = false;
+            continue;
+        }
+        let mut text = Vec::new();
+        for path in files {
+            let body = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            text.push(format!(
+                "# {}\n{}",
+                path.display(),
+                body.trim_end_matches('\n')
+            ));
+        }
+        blocks.push(text.join("\n\n"));
+    }
+    if !blocks.is_empty() {
+        println!("{}", blocks.join("\n\n"));
+    }
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -1180,6 +1232,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Check { tree, units } => Ok(check(tree, units)),
         Command::Show { tree, units } => show(tree, units),
+        Command::Cat { tree, units } => cat(tree, units),
         Command::Run {
             tree,
             units,

@@ -208,6 +208,13 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
         }
         "daemon-reload" | "daemon-reexec" => ctl(&mut out, "switch"),
+        "cat" => {
+            needs_units(&units)?;
+            out.push("cat".into());
+            if user {
+                out.push("--user".into());
+            }
+        }
         "is-system-running" => {
             ctl(&mut out, "is-system-running");
             if quiet {
@@ -295,6 +302,7 @@ mod tests {
         );
         assert_eq!(flint(""), words("ctl list-units"));
         assert_eq!(flint("status"), words("ctl status"));
+        assert_eq!(flint("cat --user foo"), words("cat --user foo.service"));
         assert_eq!(flint("daemon-reload"), words("ctl switch"));
         assert_eq!(
             flint("list-units --type=socket --all"),
