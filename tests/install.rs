@@ -716,3 +716,106 @@ fn help_says_where_links_go() {
     assert!(text.contains("/etc/systemd/system"), "{text}");
     assert!(text.contains("--root"), "{text}");
 }
+
+#[test]
+fn list_unit_files_gives_systemctls_states_in_its_order() {
+    if !require("systemctl", "the reference for `flint list-unit-files`") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let lib = root.path().join("usr/lib/systemd/system");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::create_dir_all(root.path().join("etc/systemd/system")).unwrap();
+    let install = |wanted: &str| format!("[Install]\nWantedBy={wanted}\n");
+    let files = [
+        ("a.service", install("multi-user.target")),
+        ("B.service", String::new()),
+        ("c.service", install("multi-user.target")),
+        ("d@.service", install("multi-user.target")),
+        ("e.socket", install("sockets.target")),
+        (
+            "f.service",
+            format!("{}Alias=g.service\n", install("multi-user.target")),
+        ),
+        ("h.service", format!("{}Also=c.service\n", "[Install]\n")),
+        ("m.service", install("multi-user.target")),
+    ];
+    for (name, extra) in &files {
+        let kind = if name.ends_with(".socket") {
+            "[Socket]\nListenStream=127.0.0.1:1\n"
+        } else {
+            "[Service]\nExecStart=/bin/true\n"
+        };
+        std::fs::write(lib.join(name), format!("{kind}{extra}")).unwrap();
+    }
+    let r = root.path().as_os_str();
+    for args in [
+        &[
+            os("enable"),
+            os("--root"),
+            r,
+            os("a.service"),
+            os("f.service"),
+        ][..],
+        &[os("mask"), os("--root"), r, os("m.service")][..],
+    ] {
+        let out = flint(args, &[]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let columns = |text: &str| -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?.to_string(), w.next()?.to_string()))
+            })
+            .collect()
+    };
+    let theirs = Command::new("systemctl")
+        .args(["list-unit-files", "--no-legend", "--no-pager", "--root"])
+        .arg(r)
+        .output()
+        .unwrap();
+    let ours = flint(
+        &[os("list-unit-files"), os("--no-legend"), os("--root"), r],
+        &[],
+    );
+    assert!(ours.status.success(), "{ours:?}");
+    let (theirs, ours) = (
+        columns(&String::from_utf8_lossy(&theirs.stdout)),
+        columns(&String::from_utf8_lossy(&ours.stdout)),
+    );
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.contains(&("g.service".into(), "alias".into())),
+        "{ours:?}"
+    );
+    assert!(
+        ours.contains(&("h.service".into(), "indirect".into())),
+        "{ours:?}"
+    );
+    // Patterns, states and types narrow it; the legend counts what is left.
+    let out = flint(
+        &[
+            os("list-unit-files"),
+            os("--root"),
+            r,
+            os("--state"),
+            os("enabled,masked"),
+            os("-t"),
+            os("service"),
+            os("[a-m]*"),
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        columns(&text),
+        [
+            ("UNIT".to_string(), "FILE".to_string()),
+            ("a.service".into(), "enabled".into()),
+            ("f.service".into(), "enabled".into()),
+            ("m.service".into(), "masked".into()),
+            ("3".into(), "unit".into()),
+        ]
+    );
+}

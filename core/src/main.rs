@@ -417,6 +417,29 @@ enum Command {
         #[command(flatten)]
         args: InstallArgs,
     },
+    /// List the unit files of the search path with their state (enabled,
+    /// disabled, static, masked, …), as `systemctl list-unit-files`.
+    ListUnitFiles {
+        /// Work offline on the tree below DIR, as `systemctl --root=DIR`.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// The calling user's units.
+        #[arg(long, conflicts_with = "root")]
+        user: bool,
+        /// Only units in one of these states (repeatable, or comma-separated).
+        #[arg(long, value_name = "STATE", value_delimiter = ',')]
+        state: Vec<String>,
+        /// Only units of these types (`service`, `socket`, ...; repeatable,
+        /// or comma-separated).
+        #[arg(short = 't', long = "type", value_name = "TYPE", value_delimiter = ',')]
+        types: Vec<String>,
+        /// No header and no count.
+        #[arg(long)]
+        no_legend: bool,
+        /// Only names one of these shell globs matches.
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
     /// Print whether units are enabled (enabled, disabled, static, masked, …).
     ///
     /// One state per unit: enabled, enabled-runtime, linked, alias,
@@ -1098,6 +1121,58 @@ fn tmpfiles_at_start(user: bool) {
 }
 
 /// `enable`, `disable`, `reenable`, `mask`, `unmask`, `is-enabled`.
+/// `flint list-unit-files`: `UNIT FILE` and `STATE` columns, then how
+/// many were listed, as systemctl prints them.
+fn list_unit_files(
+    root: Option<&std::path::Path>,
+    user: bool,
+    states: &[String],
+    types: &[String],
+    no_legend: bool,
+    patterns: &[String],
+) -> ExitCode {
+    use flint::install::LookupPaths;
+    let lp = if user {
+        LookupPaths::user()
+    } else {
+        LookupPaths::system(root)
+    };
+    let lp = match lp {
+        Ok(lp) => lp,
+        Err(e) => {
+            eprintln!("flint: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let rows: Vec<(String, &str)> = flint::install::unit_files(&lp, patterns)
+        .into_iter()
+        .map(|(name, state)| (name, state.map_or("bad", |s| s.as_str())))
+        .filter(|(_, state)| states.is_empty() || states.iter().any(|s| s == state))
+        .filter(|(name, _)| {
+            types.is_empty()
+                || name
+                    .rsplit_once('.')
+                    .is_some_and(|(_, t)| types.iter().any(|w| w == t))
+        })
+        .collect();
+    let width = rows
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0)
+        .max("UNIT FILE".len());
+    if !no_legend {
+        println!("{:width$} STATE", "UNIT FILE");
+    }
+    for (name, state) in &rows {
+        println!("{name:width$} {state}");
+    }
+    if !no_legend {
+        println!("\n{} unit files listed.", rows.len());
+    }
+    ExitCode::SUCCESS
+}
+
 fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
     use flint::install::{LookupPaths, Options, command};
     let lp = if args.user {
@@ -1292,6 +1367,21 @@ fn main() -> ExitCode {
         Command::Mask { args, now } => Ok(install(Verb::Mask, args, Some(now))),
         Command::Unmask { args } => Ok(install(Verb::Unmask, args, None)),
         Command::IsEnabled { args } => Ok(install(Verb::IsEnabled, args, None)),
+        Command::ListUnitFiles {
+            root,
+            user,
+            state,
+            types,
+            no_legend,
+            patterns,
+        } => Ok(list_unit_files(
+            root.as_deref(),
+            *user,
+            state,
+            types,
+            *no_legend,
+            patterns,
+        )),
     };
     match result {
         Ok(code) => code,

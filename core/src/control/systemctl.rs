@@ -87,6 +87,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut now = false;
     let mut runtime = false;
     let mut force = false;
+    let mut no_legend = false;
     let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut iter = args.iter();
     let mut only_words = false;
@@ -105,9 +106,10 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "--now" => now = true,
             "--runtime" => runtime = true,
             "-f" | "--force" => force = true,
+            "--no-legend" => no_legend = true,
             // Output shaping and prompts, which flint's answers do not have.
-            "--no-pager" | "--no-legend" | "-l" | "--full" | "-a" | "--all" | "--plain"
-            | "--no-ask-password" | "--no-reload" | "--wait" | "--no-warn" | "--value" => {}
+            "--no-pager" | "-l" | "--full" | "-a" | "--all" | "--plain" | "--no-ask-password"
+            | "--no-reload" | "--wait" | "--no-warn" | "--value" => {}
             _ => {
                 let (name, inline) = match arg.split_once('=') {
                     Some((n, v)) => (n, Some(v.to_string())),
@@ -136,7 +138,8 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     };
     let mut words = words.into_iter();
     let verb = words.next().unwrap_or_else(|| "list-units".to_string());
-    let units: Vec<String> = words.map(|w| unit_name(&w)).collect();
+    let raw_units: Vec<String> = words.collect();
+    let units: Vec<String> = raw_units.iter().map(|w| unit_name(w)).collect();
     let needs_units = |units: &[String]| {
         if units.is_empty() {
             Err(SystemctlError::NoUnits { verb: verb.clone() })
@@ -208,6 +211,26 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
         }
         "daemon-reload" | "daemon-reexec" => ctl(&mut out, "switch"),
+        "list-unit-files" => {
+            out.push("list-unit-files".into());
+            if let Some(root) = value("root") {
+                out.extend(["--root".into(), root]);
+            }
+            if user {
+                out.push("--user".into());
+            }
+            for (key, v) in &values {
+                if *key == "state" || *key == "type" {
+                    out.extend([format!("--{key}"), v.clone()]);
+                }
+            }
+            if no_legend {
+                out.push("--no-legend".into());
+            }
+            // Patterns, as given.
+            out.extend(raw_units.iter().cloned());
+            return Ok(Systemctl::Flint(out));
+        }
         "cat" => {
             needs_units(&units)?;
             out.push("cat".into());
@@ -303,6 +326,10 @@ mod tests {
         assert_eq!(flint(""), words("ctl list-units"));
         assert_eq!(flint("status"), words("ctl status"));
         assert_eq!(flint("cat --user foo"), words("cat --user foo.service"));
+        assert_eq!(
+            flint("list-unit-files --state=enabled -t service --no-legend ssh*"),
+            words("list-unit-files --state enabled --type service --no-legend ssh*")
+        );
         assert_eq!(flint("daemon-reload"), words("ctl switch"));
         assert_eq!(
             flint("list-units --type=socket --all"),

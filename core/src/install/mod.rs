@@ -1028,6 +1028,53 @@ pub fn unmask(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
     })
 }
 
+/// Every unit file of the search path, once per name, in systemctl's
+/// order, with its state, as systemd's
+/// `unit_file_get_list()` lists them for `systemctl list-unit-files`.
+/// `patterns` (shell globs), when given, keep the names one of them
+/// matches.
+pub fn unit_files(
+    lp: &LookupPaths,
+    patterns: &[String],
+) -> Vec<(String, Result<UnitFileState, InstallError>)> {
+    let mut names: Vec<String> = Vec::new();
+    for dir in &lp.search_path {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Unit files and links to them; `.wants/` and drop-in
+            // directories are not.
+            if entry.path().is_dir() || UnitName::parse(&name).is_err() {
+                continue;
+            }
+            if !patterns.is_empty()
+                && !patterns
+                    .iter()
+                    .any(|p| crate::service::condition::wildcard(p.as_bytes(), name.as_bytes()))
+            {
+                continue;
+            }
+            names.push(name);
+        }
+    }
+    // systemctl's order: by type suffix, then by name ignoring case.
+    names.sort();
+    names.dedup();
+    names.sort_by_cached_key(|n| {
+        let suffix = n.rsplit_once('.').map_or("", |(_, s)| s).to_string();
+        (suffix, n.to_ascii_lowercase())
+    });
+    names
+        .into_iter()
+        .map(|n| {
+            let state = unit_file_state(lp, &n);
+            (n, state)
+        })
+        .collect()
+}
+
 /// The state `is-enabled` prints for `name`.
 pub fn unit_file_state(lp: &LookupPaths, name: &str) -> Result<UnitFileState, InstallError> {
     unit_file_state_warn(lp, name, &mut Vec::new())
