@@ -703,6 +703,20 @@ fn dependencies_on_units_the_tree_lacks_are_quiet_unless_required() {
     assert!(!log.contains("needy.service: started"), "{log}");
 }
 
+/// Connects to `port` and waits (at most 10 s) for flint to close the
+/// connection: `Err` with what the read gave otherwise.
+fn connection_closed(port: u16) -> Result<(), String> {
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 16];
+    match std::io::Read::read(&mut conn, &mut buf) {
+        Ok(0) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
 #[test]
 fn a_masked_slice_fails_what_runs_in_it() {
     // `Slice=` implies `Requires=` and `After=` on the slice, and a slice
@@ -753,16 +767,8 @@ fn a_masked_slice_fails_what_runs_in_it() {
     })
     .unwrap_or_else(|| panic!("{}\n{}", status(&control, "later.service"), flint.log()));
     assert_eq!(s["state"], "inactive", "{s}");
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut buf = [0u8; 16];
-    let read = std::io::Read::read(&mut conn, &mut buf);
-    let closed = match &read {
-        Ok(n) => *n == 0,
-        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
-    };
-    assert!(closed, "the waiting connection is closed: {read:?}");
+    let read = connection_closed(port);
+    assert!(read.is_ok(), "the waiting connection is closed: {read:?}");
     assert!(
         flint.wait_log(
             "act.socket: Failed to queue service startup job: masked.slice does not load"
@@ -804,16 +810,8 @@ fn a_socket_listens_again_after_its_service_failed_by_dependency() {
         "[Service]\nType=oneshot\nExecStart=/bin/false\n",
     );
     let (flint, _control) = run(&tree, &["dep.socket"]);
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut buf = [0u8; 16];
-    let read = std::io::Read::read(&mut conn, &mut buf);
-    let closed = match &read {
-        Ok(n) => *n == 0,
-        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
-    };
-    assert!(closed, "{read:?}\n{}", flint.log());
+    let read = connection_closed(port);
+    assert!(read.is_ok(), "{read:?}\n{}", flint.log());
     assert!(
         flint.wait_log("dep.socket: Trigger limit hit, refusing further activation."),
         "{}",
