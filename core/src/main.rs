@@ -729,6 +729,14 @@ fn cat(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The control socket `--control` names, or the default one.
+fn control_path(user: bool, control: Option<&std::path::Path>) -> PathBuf {
+    control.map_or_else(
+        || flint::control::default_path(user),
+        std::path::Path::to_path_buf,
+    )
+}
+
 fn ctl(
     user: bool,
     control: Option<&std::path::Path>,
@@ -762,10 +770,7 @@ fn ctl(
         CtlCommand::Logs { unit, .. } => ("logs", vec![unit.clone()]),
         CtlCommand::Kill { units, .. } => ("kill", units.clone()),
     };
-    let path = control.map_or_else(
-        || flint::control::default_path(user),
-        std::path::Path::to_path_buf,
-    );
+    let path = control_path(user, control);
     let mut request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": name, "units": units});
     if let CtlCommand::Kill {
         signal, kill_whom, ..
@@ -839,16 +844,13 @@ fn unit_states(
     wanted: &str,
     otherwise: u8,
 ) -> ExitCode {
-    let path = control.map_or_else(
-        || flint::control::default_path(user),
-        std::path::Path::to_path_buf,
-    );
+    let path = control_path(user, control);
     let mut found = false;
     for unit in units {
-        let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "status", "units": [unit]});
-        let state = match flint::control::call(&path, &request) {
-            Ok(answer) => answer["units"][0]["state"]
-                .as_str()
+        let state = match unit_status(&path, unit) {
+            Ok(status) => status
+                .as_ref()
+                .and_then(|s| s["state"].as_str())
                 .unwrap_or("inactive")
                 .to_string(),
             Err(e) => {
@@ -887,10 +889,7 @@ fn show_properties(
     wanted: &[String],
     value_only: bool,
 ) -> ExitCode {
-    let path = control.map_or_else(
-        || flint::control::default_path(user),
-        std::path::Path::to_path_buf,
-    );
+    let path = control_path(user, control);
     let mut blocks = Vec::new();
     for unit in units {
         let status = match unit_status(&path, unit) {
@@ -961,10 +960,7 @@ fn show_properties(
 /// `flint ctl is-system-running`: `running`, `degraded` with a failed
 /// unit, `offline` when no flint answers.
 fn system_running(user: bool, control: Option<&std::path::Path>, quiet: bool) -> ExitCode {
-    let path = control.map_or_else(
-        || flint::control::default_path(user),
-        std::path::Path::to_path_buf,
-    );
+    let path = control_path(user, control);
     let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "list-units", "units": []});
     let state = match flint::control::call(&path, &request) {
         Ok(answer) => {
@@ -1120,7 +1116,6 @@ fn tmpfiles_at_start(user: bool) {
     );
 }
 
-/// `enable`, `disable`, `reenable`, `mask`, `unmask`, `is-enabled`.
 /// `flint list-unit-files`: `UNIT FILE` and `STATE` columns, then how
 /// many were listed, as systemctl prints them.
 fn list_unit_files(
@@ -1173,6 +1168,7 @@ fn list_unit_files(
     ExitCode::SUCCESS
 }
 
+/// `enable`, `disable`, `reenable`, `mask`, `unmask`, `is-enabled`.
 fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
     use flint::install::{LookupPaths, Options, command};
     let lp = if args.user {

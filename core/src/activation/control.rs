@@ -285,8 +285,9 @@ impl Manager {
                     // `try-*`: a unit that does not run is left as it is;
                     // `*reload-or-restart`: reloaded where it runs and can
                     // be, restarted (or started) otherwise, as systemctl.
-                    if command != "start" && command != "stop" && command != "restart" {
-                        let running = self.find_service(n).filter(|id| {
+                    if !matches!(command, "start" | "stop" | "restart") {
+                        let found = self.find_service(n);
+                        let running = found.filter(|id| {
                             self.services
                                 .get(id)
                                 .is_some_and(|s| s.state == State::Running)
@@ -301,7 +302,7 @@ impl Manager {
                             self.propagate_reload(id);
                             continue;
                         }
-                        if kind == JobKind::TryRestart && self.find_service(n).is_none() {
+                        if kind == JobKind::TryRestart && found.is_none() {
                             if self.socket_index(n).is_none()
                                 && n.parse::<crate::unit::name::UnitName>().map_or(true, |u| {
                                     crate::unit::loader::resolve(&self.search, &u).is_err()

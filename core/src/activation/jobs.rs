@@ -516,13 +516,19 @@ fn names(svc: &super::lifecycle::ServiceRt, name: &str) -> bool {
     svc.unit.id.as_str() == name || svc.unit.name.as_str() == name
 }
 
+/// Whether units may run in `slice`: it loaded, or it has no file (a
+/// slice needs none); not when it is masked or fails to load.
+pub(super) fn slice_is_usable(slice: &Unit) -> bool {
+    slice.is_loaded() || slice.load_state == crate::unit::load::LoadState::NotFound
+}
+
 impl Manager {
     /// The slice unit `name` when a unit may run in it: loaded, or without
     /// a file (a slice needs none). A masked slice, or one that fails to
     /// load, is `None`, and its diagnostics are logged.
     pub(super) fn usable_slice(&mut self, name: &UnitName) -> Option<Unit> {
         let unit = self.units.load(&self.search, name);
-        if unit.is_loaded() || unit.load_state == crate::unit::load::LoadState::NotFound {
+        if slice_is_usable(&unit) {
             return Some(unit);
         }
         for d in &unit.diagnostics {

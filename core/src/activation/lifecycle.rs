@@ -1127,9 +1127,7 @@ impl Manager {
             .collect();
         // A masked or broken slice fails the start (`Slice=` requires it,
         // see jobs.rs); nothing is placed in it.
-        let usable =
-            |u: &Unit| u.is_loaded() || u.load_state == crate::unit::load::LoadState::NotFound;
-        if slices.len() != chain.len() || !slices.iter().all(usable) {
+        if slices.len() != chain.len() || !slices.iter().all(super::jobs::slice_is_usable) {
             return;
         }
         let slice_controllers: Vec<Controller> = Controller::ALL
@@ -3108,11 +3106,7 @@ impl PendingCommand {
                 status: e.exit_code().map(ExitStatus::Exited),
             })?;
         prepared.open_files = open_files;
-        for path in legacy_cgroups {
-            if !prepared.plan.legacy_cgroups.contains(&path) {
-                prepared.plan.legacy_cgroups.push(path);
-            }
-        }
+        prepared.plan.legacy_cgroups = legacy_cgroups;
         if let Some(dir) = cgroup {
             // Delegate=: the service's user may manage its cgroup (make
             // cgroups below it and move its processes), as systemd hands
@@ -3135,22 +3129,9 @@ impl PendingCommand {
 
 /// Replaces every fd `inputs` names by a duplicate that the returned list
 /// owns, so that what is prepared from them stays valid on another thread
-/// whatever happens meanwhile to the originals.
+/// whatever happens meanwhile to the originals (the same fd named twice
+/// gets one duplicate).
 fn own_input_fds(inputs: &mut SpawnInputs) -> std::io::Result<Vec<OwnedFd>> {
-    own_fds(
-        inputs
-            .fds
-            .iter_mut()
-            .chain(inputs.stored_fds.iter_mut())
-            .map(|(fd, _)| fd),
-    )
-}
-
-/// Replaces each fd by a close-on-exec duplicate that the returned list
-/// owns (the same fd named twice gets one duplicate).
-fn own_fds<'a>(
-    fds: impl Iterator<Item = &'a mut std::os::fd::RawFd>,
-) -> std::io::Result<Vec<OwnedFd>> {
     use std::os::fd::{FromRawFd, RawFd};
     let mut owned: Vec<(RawFd, OwnedFd)> = Vec::new();
     let mut dup = |fd: RawFd| -> std::io::Result<RawFd> {
@@ -3166,7 +3147,7 @@ fn own_fds<'a>(
         owned.push((fd, unsafe { OwnedFd::from_raw_fd(new) }));
         Ok(new)
     };
-    for fd in fds {
+    for (fd, _) in inputs.fds.iter_mut().chain(inputs.stored_fds.iter_mut()) {
         *fd = dup(*fd)?;
     }
     Ok(owned.into_iter().map(|(_, o)| o).collect())

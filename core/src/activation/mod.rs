@@ -1035,7 +1035,7 @@ impl Manager {
         // Required units the tree lacks (left out of the plan): what
         // requires them fails, and the log says which.
         let mut absent: Vec<String> = Vec::new();
-        let mut slices: Vec<String> = Vec::new();
+        let mut slices: Vec<UnitName> = Vec::new();
         for id in &queued {
             let Some(svc) = self.services.get(id) else {
                 continue;
@@ -1047,29 +1047,26 @@ impl Manager {
                 .chain(&svc.deps.binds_to)
                 .chain(&svc.deps.requisite)
             {
-                let missing = d.parse::<UnitName>().is_ok_and(|n| match n.unit_type() {
-                    UnitType::Service => {
-                        !self.by_name.contains_key(d) && loader::resolve(&self.search, &n).is_err()
+                let Ok(n) = d.parse::<UnitName>() else {
+                    continue;
+                };
+                match n.unit_type() {
+                    UnitType::Service
+                        if !self.by_name.contains_key(d)
+                            && loader::resolve(&self.search, &n).is_err()
+                            && !absent.contains(d) =>
+                    {
+                        absent.push(d.clone());
                     }
-                    UnitType::Slice => {
-                        if !slices.contains(d) {
-                            slices.push(d.clone());
-                        }
-                        false
-                    }
-                    _ => false,
-                });
-                if missing && !absent.contains(d) {
-                    absent.push(d.clone());
+                    // Loaded below, once each (and may log why not).
+                    UnitType::Slice if !slices.contains(&n) => slices.push(n),
+                    _ => {}
                 }
             }
         }
-        for name in slices {
-            let unusable = name
-                .parse::<UnitName>()
-                .is_ok_and(|n| self.usable_slice(&n).is_none());
-            if unusable && !absent.contains(&name) {
-                absent.push(name);
+        for n in slices {
+            if self.usable_slice(&n).is_none() {
+                absent.push(n.to_string());
             }
         }
         for name in absent {

@@ -88,6 +88,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut runtime = false;
     let mut force = false;
     let mut no_legend = false;
+    let mut value_only = false;
     let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut iter = args.iter();
     let mut only_words = false;
@@ -107,9 +108,10 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "--runtime" => runtime = true,
             "-f" | "--force" => force = true,
             "--no-legend" => no_legend = true,
+            "--value" => value_only = true,
             // Output shaping and prompts, which flint's answers do not have.
             "--no-pager" | "-l" | "--full" | "-a" | "--all" | "--plain" | "--no-ask-password"
-            | "--no-reload" | "--wait" | "--no-warn" | "--value" => {}
+            | "--no-reload" | "--wait" | "--no-warn" => {}
             _ => {
                 let (name, inline) = match arg.split_once('=') {
                     Some((n, v)) => (n, Some(v.to_string())),
@@ -247,7 +249,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
         "show" => {
             needs_units(&units)?;
             ctl(&mut out, "show");
-            let mut value_only = args.iter().any(|a| a == "--value");
+            let mut value_only = value_only;
             for (key, v) in &values {
                 if *key == "property" || *key == "property-value" {
                     out.extend(["--property".into(), v.clone()]);

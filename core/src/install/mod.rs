@@ -1059,13 +1059,14 @@ pub fn unit_files(
             names.push(name);
         }
     }
-    // systemctl's order: by type suffix, then by name ignoring case.
-    names.sort();
-    names.dedup();
+    // systemctl's order: by type suffix, then by name ignoring case (the
+    // name itself last, so that a name found in two directories is
+    // listed once).
     names.sort_by_cached_key(|n| {
         let suffix = n.rsplit_once('.').map_or("", |(_, s)| s).to_string();
-        (suffix, n.to_ascii_lowercase())
+        (suffix, n.to_ascii_lowercase(), n.clone())
     });
+    names.dedup();
     names
         .into_iter()
         .map(|n| {
