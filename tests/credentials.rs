@@ -7,7 +7,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Tree, unit_output as output};
+use common::{Flint, Tree, answering_socket, assert_answers, unit_output as output, wait_for};
 
 /// Runs the oneshot `unit` to its end, flint with `env`, and returns its log.
 fn run_to_end(tree: &Tree, unit: &str, env: &[(&str, &std::path::Path)]) -> String {
@@ -129,5 +129,61 @@ fn credentials_are_read_again_for_exec_start_pre_and_exec_start() {
         output(&log, "fresh.service"),
         ["none-yet", "renewed"],
         "{log}"
+    );
+}
+
+#[test]
+fn a_credential_socket_that_answers_slowly_holds_up_only_its_service() {
+    if !common::require_root("writing /run/credentials") {
+        return;
+    }
+    // systemd reads credentials in its forked child; flint on the spawn's
+    // thread. A credential server that sends a byte a second (each read
+    // within the socket's timeout) holds up that service's start, not the
+    // other units.
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tree = Tree::new();
+    let server = tree.path().join("cred.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&server).unwrap();
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let dripping = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            // Bounded: at most a minute of drops.
+            for _ in 0..60 {
+                if done.load(Ordering::SeqCst) || conn.write_all(b".").is_err() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            let _ = conn.write_all(b"done");
+        })
+    };
+    let seen = tree.path().join("seen");
+    tree.write(
+        "slow.service",
+        &format!(
+            "[Service]\nLoadCredential=token:{}\n\
+             ExecStart=/bin/sh -c 'cat \"$$CREDENTIALS_DIRECTORY/token\" > {seen}.part; mv {seen}.part {seen}; exec sleep 1000'\n",
+            server.display(),
+            seen = seen.display()
+        ),
+    );
+    let other = answering_socket(&tree);
+    let flint = Flint::run(&tree, &["slow.service", "other.socket"]);
+    assert_answers(&other, &flint);
+    assert!(!seen.exists(), "{}", flint.log());
+    done.store(true, Ordering::SeqCst);
+    dripping.join().unwrap();
+    let text = wait_for(std::time::Duration::from_secs(15), || {
+        std::fs::read_to_string(&seen).ok()
+    })
+    .unwrap_or_else(|| panic!("slow.service did not start: {}", flint.log()));
+    assert!(text.ends_with("done"), "{text}");
+    assert!(
+        text.trim_end_matches("done").bytes().all(|b| b == b'.'),
+        "{text}"
     );
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
-use common::{Flint, Tree, require, require_root, wait_for};
+use common::{Flint, Tree, answering_socket, assert_answers, require, require_root, wait_for};
 
 /// Reports what the process got, as one JSON object written to argv[1].
 const REPORT: &str = r#"
@@ -391,33 +391,6 @@ fn standard_input_fd_name_reads_the_socket_units_fifo() {
 /// A FIFO named by `StandardInput=file:` (or an output) that nobody has
 /// open yet: opening it must not hold up flint, which keeps answering its
 /// other sockets, and the service reads what a writer sends later.
-/// `other.socket` (`Accept=yes`, a unix socket in the tree) answers each
-/// connection with `answered`: the unit that shows flint still serves.
-fn answering_socket(tree: &Tree) -> std::path::PathBuf {
-    let other = tree.path().join("other.sock");
-    tree.write(
-        "other.socket",
-        &format!("[Socket]\nListenStream={}\nAccept=yes\n", other.display()),
-    );
-    tree.write(
-        "other@.service",
-        "[Service]\nStandardOutput=socket\nExecStart=/bin/echo answered\n",
-    );
-    other
-}
-
-/// Three connections to [`answering_socket`] are answered.
-fn assert_answers(other: &Path, flint: &Flint) {
-    for _ in 0..3 {
-        let mut c = std::os::unix::net::UnixStream::connect(other).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut text = String::new();
-        c.read_to_string(&mut text)
-            .unwrap_or_else(|e| panic!("{e}: {}", flint.log()));
-        assert_eq!(text, "answered\n", "the other socket still answers");
-    }
-}
-
 #[test]
 fn a_fifo_without_a_writer_holds_up_only_its_service() {
     let tree = Tree::new();

@@ -477,3 +477,30 @@ pub fn hello_socket(tree: &Tree, port: u16) {
         "[Service]\nStandardInput=socket\nExecStart=/bin/echo hello\n",
     );
 }
+
+/// `other.socket` (`Accept=yes`, a unix socket in the tree) answers each
+/// connection with `answered`: the unit that shows flint still serves.
+pub fn answering_socket(tree: &Tree) -> std::path::PathBuf {
+    let other = tree.path().join("other.sock");
+    tree.write(
+        "other.socket",
+        &format!("[Socket]\nListenStream={}\nAccept=yes\n", other.display()),
+    );
+    tree.write(
+        "other@.service",
+        "[Service]\nStandardOutput=socket\nExecStart=/bin/echo answered\n",
+    );
+    other
+}
+
+/// Three connections to [`answering_socket`] are answered.
+pub fn assert_answers(other: &Path, flint: &Flint) {
+    for _ in 0..3 {
+        let mut c = std::os::unix::net::UnixStream::connect(other).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("{e}: {}", flint.log()));
+        assert_eq!(text, "answered\n", "the other socket still answers");
+    }
+}

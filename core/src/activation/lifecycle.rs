@@ -640,9 +640,11 @@ impl Manager {
         cmd: &ExecCommand,
         state: State,
     ) -> Result<(), StartFailure> {
-        self.prepare_run(id, state)?;
+        self.prepare_run(id)?;
         self.place_in_slice(id);
-        let pending = self.prepare_command(id, cmd, state)?;
+        let mut pending = self.prepare_command(id, cmd, state)?;
+        let make_credentials = self.credentials_due(id, state);
+        let user_mode = self.search.user_mode;
         let slot = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(spawn::NO_CHILD_YET));
         if let Some(svc) = self.services.get_mut(&id) {
             svc.spawning = true;
@@ -653,6 +655,27 @@ impl Manager {
         let tx = self.tx.clone();
         let path = cmd.path.clone();
         let job: turns::Job = Box::new(move || {
+            let credentials = if make_credentials {
+                match make_credentials_for(&pending.unit, user_mode) {
+                    Ok(made) => {
+                        pending.inputs.credentials.clone_from(&made);
+                        made
+                    }
+                    Err(failure) => {
+                        let _ = tx.send(Event::Spawned {
+                            service: id,
+                            state,
+                            result: Err(failure),
+                            log: None,
+                            path,
+                            credentials: None,
+                        });
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
             let (result, log) = match pending.prepare() {
                 Ok((mut prepared, held)) => {
                     let result = open_files_for(&mut prepared).and_then(|_opened| {
@@ -676,6 +699,7 @@ impl Manager {
                 result,
                 log,
                 path,
+                credentials,
             });
         });
         let then = self.turns.submit(job, Instant::now(), start_turn);
@@ -698,6 +722,38 @@ impl Manager {
             tokio::time::sleep_until(at.into()).await;
             let _ = tx.send(Event::TurnsDue);
         });
+    }
+
+    /// Whether the command about to spawn makes the run's credentials
+    /// (`LoadCredential=` and friends): they are read again for every
+    /// `ExecStartPre=` and the first `ExecStart=`, so that one written or
+    /// renewed by an `ExecStartPre=` (or since the last start) is what the
+    /// service gets (systemd's `EXEC_SETUP_CREDENTIALS_FRESH`); later
+    /// commands use the run's. The spawn's thread makes them
+    /// ([`make_credentials_for`]): a credential read from a unix socket
+    /// whose server is slow, or a file on a hung file system, holds up that
+    /// start only, as systemd reads them in its forked child.
+    fn credentials_due(&self, id: u64, state: State) -> bool {
+        let Some(svc) = self.services.get(&id) else {
+            return false;
+        };
+        let fresh = matches!(state, State::StartPre(_) | State::Start(0));
+        (svc.credentials.is_none() || fresh)
+            && crate::service::credentials::configured(&svc.unit, "Service")
+    }
+
+    /// Credentials a spawn's thread made: the run's from now on (they
+    /// replace the last ones in the same directory), or removed when the
+    /// service is gone.
+    pub(super) fn credentials_made(
+        &mut self,
+        id: u64,
+        made: crate::service::credentials::Credentials,
+    ) {
+        match self.services.get_mut(&id) {
+            Some(svc) => svc.credentials = Some(made),
+            None => made.remove(),
+        }
     }
 
     /// A spawn came back: the service no longer waits for it, and orphans
@@ -1014,43 +1070,16 @@ impl Manager {
     }
 
     /// What a run keeps for its commands, made before the command about to
-    /// spawn: its credentials (`LoadCredential=` and friends), the network
-    /// and IPC namespaces its commands share (`PrivateNetwork=`,
-    /// `PrivateIPC=`), and its private temporary directories
-    /// (`PrivateTmp=`, `DynamicUser=`), the last two where flint may make
-    /// namespaces.
-    fn prepare_run(&mut self, id: u64, state: State) -> Result<(), StartFailure> {
+    /// spawn: the network and IPC namespaces its commands share
+    /// (`PrivateNetwork=`, `PrivateIPC=`) and its private temporary
+    /// directories (`PrivateTmp=`, `DynamicUser=`), where flint may make
+    /// namespaces. Its credentials are made on the spawn's thread
+    /// ([`Manager::credentials_due`]).
+    fn prepare_run(&mut self, id: u64) -> Result<(), StartFailure> {
         use crate::service::sandbox;
         let Some(svc) = self.services.get_mut(&id) else {
             return Ok(());
         };
-        // Credentials are read again for every `ExecStartPre=` and the
-        // first `ExecStart=`, so that one written or renewed by an
-        // `ExecStartPre=` (or since the last start) is what the service
-        // gets (systemd's `EXEC_SETUP_CREDENTIALS_FRESH`); later commands
-        // use the run's.
-        let fresh = matches!(state, State::StartPre(_) | State::Start(0));
-        if (svc.credentials.is_none() || fresh)
-            && crate::service::credentials::configured(&svc.unit, "Service")
-        {
-            let credentials_status = Some(ExitStatus::Exited(243));
-            let owner = crate::service::exec::unit_owner(&svc.unit, "Service").map_err(|e| {
-                StartFailure {
-                    msg: format!("failed to set up the credentials: {e}"),
-                    status: credentials_status,
-                }
-            })?;
-            svc.credentials = crate::service::credentials::Credentials::create(
-                &svc.unit,
-                "Service",
-                self.search.user_mode,
-                owner,
-            )
-            .map_err(|e| StartFailure {
-                msg: format!("failed to set up the credentials: {e}"),
-                status: credentials_status,
-            })?;
-        }
         if svc.namespaces.is_none()
             && !sandbox::can_make_namespaces()
             && svc.unit.get_bool("Service", "PrivateUsers") == Some(true)
@@ -3065,6 +3094,21 @@ pub(super) fn should_restart(unit: &Unit, result: &str, status: Option<ExitStatu
 /// Starts a thread that runs spawns ([`turns`]) on tokio's blocking pool.
 pub(super) fn start_turn(drain: turns::Drain) {
     tokio::task::spawn_blocking(drain);
+}
+
+/// Makes a run's credentials directory on a spawn's thread, with the
+/// exit status systemd's child has when it cannot (243/CREDENTIALS).
+fn make_credentials_for(
+    unit: &Unit,
+    user_mode: bool,
+) -> Result<Option<crate::service::credentials::Credentials>, StartFailure> {
+    let failed = |e: &dyn std::fmt::Display| StartFailure {
+        msg: format!("failed to set up the credentials: {e}"),
+        status: Some(ExitStatus::Exited(243)),
+    };
+    let owner = exec::unit_owner(unit, "Service").map_err(|e| failed(&e))?;
+    crate::service::credentials::Credentials::create(unit, "Service", user_mode, owner)
+        .map_err(|e| failed(&e))
 }
 
 /// A command gathered on the event loop, to be prepared (environment

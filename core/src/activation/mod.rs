@@ -101,6 +101,8 @@ enum Event {
         result: Result<crate::spawn::Child, lifecycle::StartFailure>,
         log: Option<OwnedFd>,
         path: String,
+        /// Credentials the spawn's thread made for the run.
+        credentials: Option<crate::service::credentials::Credentials>,
     },
     /// The restart delay of a service is over.
     RestartDue { service: u64 },
@@ -913,7 +915,11 @@ impl Manager {
                 result,
                 log,
                 path,
+                credentials,
             } => {
+                if let Some(made) = credentials {
+                    self.credentials_made(service, made);
+                }
                 if matches!(state, lifecycle::State::Start(_)) {
                     self.on_main_spawned(service, state, result, log, &path);
                 } else {

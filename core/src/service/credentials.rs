@@ -204,8 +204,8 @@ fn read_source(path: &Path, unit: &str, id: &str) -> io::Result<Vec<u8>> {
     let mut data = Vec::new();
     if meta.file_type().is_socket() {
         let stream = connect_as(path, unit, id)?;
-        // flint's loop waits for it: a server that does not answer gives up
-        // the start instead of holding every other unit.
+        // Read on the spawn's thread: a server that stops answering gives
+        // up the start instead of holding that thread.
         stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
         stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
         stream.shutdown(std::net::Shutdown::Write)?;
