@@ -194,18 +194,38 @@ fn set_var(env: &mut Vec<(String, String)>, name: &str, value: String) {
     }
 }
 
-/// A fresh 128-bit id as 32 hex digits, like systemd's `INVOCATION_ID`.
+/// A fresh 128-bit id as 32 hex digits, like systemd's `INVOCATION_ID`: a
+/// random v4 UUID (`sd_id128_randomize()`). The random bytes are fetched
+/// for 32 ids at a time (one `getrandom(2)` instead of one per id).
 pub fn invocation_id() -> String {
-    let mut bytes = [0u8; 16];
-    // getrandom(2) only fails for bad arguments or before the pool is ready
-    // at early boot; a zero id is still a valid (if unlucky) value.
-    // SAFETY: the buffer is valid for writes of its length.
-    let _ = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    bytes.iter().fold(String::with_capacity(32), |mut s, b| {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    use std::cell::RefCell;
+    const IDS: usize = 32;
+    thread_local! {
+        static POOL: RefCell<([u8; 16 * IDS], usize)> = const { RefCell::new(([0; 16 * IDS], 16 * IDS)) };
+    }
+    let mut bytes = POOL.with_borrow_mut(|(buf, used)| {
+        if *used == buf.len() {
+            // getrandom(2) only fails for bad arguments or before the pool
+            // is ready at early boot; a zero id is still a valid (if
+            // unlucky) value.
+            buf.fill(0);
+            // SAFETY: the buffer is valid for writes of its length.
+            let _ = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+            *used = 0;
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&buf[*used..*used + 16]);
+        *used += 16;
+        id
+    });
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]])
+        .map(char::from)
+        .collect()
 }
 
 /// 32 hex digits as the 16 bytes they spell.
@@ -1771,6 +1791,24 @@ const RLIMITS: &[(&str, i32)] = &[
 mod tests {
     use super::*;
     use crate::unit::loader::SearchPath;
+
+    #[test]
+    fn invocation_ids_are_distinct_v4_uuids() {
+        // More ids than one fetch of random bytes holds.
+        let ids: Vec<String> = (0..100).map(|_| invocation_id()).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{id}"
+            );
+            assert_eq!(&id[12..13], "4", "version 4: {id}");
+            assert!("89ab".contains(&id[16..17]), "RFC 4122 variant: {id}");
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
 
     fn unit(text: &str) -> Unit {
         let dir = tempfile::tempdir().unwrap();

@@ -442,15 +442,22 @@ fn not_found(name: &UnitName, why: &str) -> Unit {
 /// A unit file or drop-in as the lexer leaves it (or its syntax error),
 /// read and lexed again only when its [`FileStamp`] changed. Every
 /// `Accept=yes` connection loads its instance from the same template: one
-/// `statx` instead of open, read, close and lexing. Files changed in the last
-/// second are always read. Bounded: the cache is emptied when it holds more
-/// than 1024 files.
-fn lexed_unit_file(path: &Path) -> std::io::Result<std::sync::Arc<Lexed>> {
+/// `statx` instead of open, read, close and lexing, and none when the
+/// caller knows the stamp (the fragment, which [`UnitIndex::resolve`]
+/// looked at). Files changed in the last second are always read. Bounded:
+/// the cache is emptied when it holds more than 1024 files.
+fn lexed_unit_file(
+    path: &Path,
+    known: Option<FileStamp>,
+) -> std::io::Result<std::sync::Arc<Lexed>> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, PoisonError};
     type Files = HashMap<PathBuf, (FileStamp, Arc<Lexed>)>;
     static CACHE: Mutex<Option<Files>> = Mutex::new(None);
-    let stamp = FileStamp::of(path)?;
+    let stamp = match known {
+        Some(stamp) => stamp,
+        None => FileStamp::of(path)?,
+    };
     {
         let cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((then, lexed)) = cache.as_ref().and_then(|c| c.get(path))
@@ -494,8 +501,9 @@ fn load_sources(search: &SearchPath, name: UnitName, sources: &UnitSources) -> U
         .chain(sources.dropins.iter().cloned())
         .collect();
     let mut lexed_files = Vec::with_capacity(files.len());
-    for file in &files {
-        match lexed_unit_file(file) {
+    for (i, file) in files.iter().enumerate() {
+        let known = if i == 0 { sources.fragment_stamp } else { None };
+        match lexed_unit_file(file, known) {
             Ok(l) => lexed_files.push(l),
             Err(e) => {
                 unit.fail(

@@ -78,6 +78,10 @@ pub struct UnitSources {
     /// the link. [`resolve`] always fills it in (a unit without a file is
     /// `NotFound`); it is an `Option` for callers that build sources by hand.
     pub fragment: Option<PathBuf>,
+    /// What [`resolve`] found at `fragment` (through links): the loader
+    /// reads the file, or reuses what it read, by this stamp instead of
+    /// looking at the file again.
+    pub fragment_stamp: Option<crate::stamp::FileStamp>,
     /// The fragment is `/dev/null`, a device, or an empty file: the unit
     /// must not be started.
     pub masked: bool,
@@ -462,6 +466,7 @@ impl UnitIndex {
             name: name.clone(),
             id,
             fragment: Some(fragment),
+            fragment_stamp: Some(crate::stamp::FileStamp::from(&meta)),
             masked,
             aliases,
             dropins,
