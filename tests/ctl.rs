@@ -763,3 +763,94 @@ fn cat_prints_a_units_files_as_systemctl_cat_does() {
         "No files found for none.service.\n"
     );
 }
+
+#[test]
+fn the_environment_of_units_started_later_is_set_unset_imported_and_shown() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let out = tree.path().join("env.out");
+    tree.write(
+        "envp.service",
+        &format!(
+            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'env > {}'\n",
+            out.display()
+        ),
+    );
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "keep.service"],
+    );
+    wait_for(Duration::from_secs(10), || control.exists().then_some(()))
+        .unwrap_or_else(|| panic!("no control socket: {}", flint.log()));
+    // What the service sees when started now.
+    let seen = || -> Vec<String> {
+        let (code, text) = ctl(&control, &["start", "envp.service"]);
+        assert_eq!(code, 0, "{text}\n{}", flint.log());
+        let env = std::fs::read_to_string(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        env.lines()
+            .filter(|l| {
+                ["FOO=", "SPACED=", "IMPORTED="]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let seen = || {
+        let mut vars = seen();
+        vars.sort();
+        vars
+    };
+    assert!(seen().is_empty());
+
+    let (code, text) = ctl(&control, &["set-environment", "FOO=bar", "SPACED=a b"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(seen(), ["FOO=bar", "SPACED=a b"]);
+    let (code, shown, _) = common::ctl_split(&control, &["show-environment"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(
+        lines.contains(&"FOO=bar") && lines.contains(&"SPACED=$'a b'"),
+        "{shown}"
+    );
+    let mut sorted = lines.clone();
+    sorted.sort_unstable();
+    assert_eq!(lines, sorted, "sorted as systemd sorts it");
+
+    // An invalid assignment changes nothing.
+    let (code, text) = ctl(&control, &["set-environment", "GOOD=1", "1BAD=x"]);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("Failed to set environment: Invalid environment assignments"),
+        "{text}"
+    );
+    // Unset by name, or by name and value (which must match).
+    let (code, _) = ctl(&control, &["unset-environment", "FOO", "SPACED=other"]);
+    assert_eq!(code, 0);
+    assert_eq!(seen(), ["SPACED=a b"]);
+
+    // Through the systemctl front: import-environment takes the caller's
+    // variables by name, and says which are not set.
+    let link = tree.path().join("bin/systemctl");
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(common::flint_bin(), &link).unwrap();
+    let imported = Command::new(&link)
+        .args(["import-environment", "IMPORTED", "NOT_SET_HERE"])
+        .env("FLINT_CONTROL", &control)
+        .env("IMPORTED", "from the caller")
+        .env_remove("NOT_SET_HERE")
+        .output()
+        .unwrap();
+    assert!(imported.status.success());
+    assert!(
+        String::from_utf8_lossy(&imported.stderr).contains("$NOT_SET_HERE not set"),
+        "{imported:?}"
+    );
+    let (code, _, _) = systemctl(&tree, &control, &["unset-environment", "SPACED"]);
+    assert_eq!(code, 0);
+    assert_eq!(seen(), ["IMPORTED=from the caller"]);
+    let (code, _, err) = systemctl(&tree, &control, &["set-environment"]);
+    assert_eq!(code, 1, "{err}");
+}

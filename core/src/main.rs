@@ -247,6 +247,28 @@ enum CtlCommand {
         #[arg(long, default_value = "all", value_parser = ["main", "all"])]
         kill_whom: String,
     },
+    /// Set variables in the environment of the units started from now on
+    /// (as `systemctl set-environment`).
+    SetEnvironment {
+        #[arg(required = true, value_name = "NAME=VALUE", allow_hyphen_values = true)]
+        assignments: Vec<String>,
+    },
+    /// Take variables out of that environment: a name, or `NAME=VALUE` for
+    /// that value only (as `systemctl unset-environment`).
+    UnsetEnvironment {
+        #[arg(required = true, value_name = "NAME", allow_hyphen_values = true)]
+        names: Vec<String>,
+    },
+    /// Set the named variables as this command has them (all of its
+    /// environment when none is named), as `systemctl import-environment`.
+    ImportEnvironment {
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Print the environment the units started now get: `NAME=VALUE` lines,
+    /// sorted, quoted for a shell where needed (as `systemctl
+    /// show-environment`).
+    ShowEnvironment,
     /// Switch to a new unit tree (DIR, or the running tree read anew): load
     /// it completely, refuse it as a whole if anything fails to load, else
     /// stop, reload, restart and start what changed. Listeners whose
@@ -769,6 +791,34 @@ fn ctl(
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
         CtlCommand::Logs { unit, .. } => ("logs", vec![unit.clone()]),
         CtlCommand::Kill { units, .. } => ("kill", units.clone()),
+        CtlCommand::SetEnvironment { .. } => ("set-environment", Vec::new()),
+        CtlCommand::UnsetEnvironment { .. } => ("unset-environment", Vec::new()),
+        CtlCommand::ShowEnvironment => ("show-environment", Vec::new()),
+        CtlCommand::ImportEnvironment { names } => {
+            if names.is_empty() {
+                eprintln!(
+                    "Calling import-environment without a list of variable names is deprecated."
+                );
+            }
+            let env: Vec<_> = std::env::vars_os().collect();
+            let assignments = match flint::control::import_assignments(names, &env) {
+                Ok((assignments, notices)) => {
+                    for n in notices {
+                        eprintln!("{n}");
+                    }
+                    assignments
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            if assignments.is_empty() {
+                return ExitCode::SUCCESS;
+            }
+            let set = CtlCommand::SetEnvironment { assignments };
+            return ctl(user, control, json, &set);
+        }
     };
     let path = control_path(user, control);
     let mut request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": name, "units": units});
@@ -798,6 +848,12 @@ fn ctl(
     }
     if let CtlCommand::Logs { lines, .. } = command {
         request["lines"] = (*lines).into();
+    }
+    if let CtlCommand::SetEnvironment { assignments } = command {
+        request["assignments"] = assignments.clone().into();
+    }
+    if let CtlCommand::UnsetEnvironment { names } = command {
+        request["names"] = names.clone().into();
     }
     if let CtlCommand::Switch { dir, dry_run } = command {
         request["dry_run"] = (*dry_run).into();

@@ -465,8 +465,48 @@ impl Manager {
                     }),
                 }
             }
+            "set-environment" | "unset-environment" => {
+                let strings = |key: &str| -> Vec<String> {
+                    req.get(key)
+                        .and_then(Json::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let (unset, set) = if command == "set-environment" {
+                    (Vec::new(), strings("assignments"))
+                } else {
+                    (strings("names"), Vec::new())
+                };
+                change_environment(self.search.user_mode, &unset, &set)
+            }
+            "show-environment" => {
+                let mut block: Vec<String> =
+                    crate::service::defaults::environment(self.search.user_mode)
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                block.sort();
+                json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "environment": block})
+            }
             other => control::error(1, &format!("Unknown command '{other}'.")),
         }
+    }
+}
+
+/// `systemctl set-environment`/`unset-environment` (D-Bus
+/// `SetEnvironment`/`UnsetEnvironment`): the client environment that
+/// units started from now on get, changed as a whole or not at all.
+fn change_environment(user_mode: bool, unset: &[String], set: &[String]) -> Json {
+    if unset.is_empty() && set.is_empty() {
+        return control::error(1, "Too few arguments.");
+    }
+    match crate::service::defaults::change_client_environment(user_mode, unset, set) {
+        Ok(()) => json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "units": []}),
+        Err(e) => control::error(1, &format!("Failed to set environment: {e}")),
     }
 }
 

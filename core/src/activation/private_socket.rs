@@ -164,15 +164,6 @@ pub(super) fn answer(
     };
     match crate::service::defaults::change_client_environment(true, &unset, &set) {
         Ok(()) => {
-            tracing::info!(
-                "flint: environment for units started from now on: {}",
-                unset
-                    .iter()
-                    .map(|u| format!("-{u}"))
-                    .chain(set.iter().cloned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
             if wants_reply {
                 peer.reply_empty(h)
             } else {

@@ -187,6 +187,75 @@ fn utc(usec: u64) -> String {
     )
 }
 
+/// `systemctl import-environment NAME...` on the client's side: the
+/// `NAME=value` assignments of the named variables in `env` (the caller's
+/// environment), and a notice for each one that is not set. With no names,
+/// every valid assignment of `env` (systemd warns that this is deprecated).
+/// A name that is not a valid variable name is an error.
+pub fn import_assignments(
+    names: &[String],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> Result<(Vec<String>, Vec<String>), String> {
+    use crate::unit::value::env::{env_assignment_is_valid, env_name_is_valid};
+    let text = |(k, v): &(std::ffi::OsString, std::ffi::OsString)| {
+        Some(format!("{}={}", k.to_str()?, v.to_str()?))
+    };
+    if names.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        let all = env
+            .iter()
+            .filter_map(text)
+            .filter(|a| env_assignment_is_valid(a))
+            .filter(|a| seen.insert(a.split_once('=').map_or("", |(n, _)| n).to_string()))
+            .collect();
+        return Ok((all, Vec::new()));
+    }
+    let mut assignments = Vec::new();
+    let mut notices = Vec::new();
+    for name in names {
+        if !env_name_is_valid(name) {
+            return Err(format!("Not a valid environment variable name: {name}"));
+        }
+        match env
+            .iter()
+            .find(|(k, _)| k.as_encoded_bytes() == name.as_bytes())
+        {
+            Some(pair) => match text(pair) {
+                Some(a) => assignments.push(a),
+                None => notices.push(format!(
+                    "Environment variable ${name} is not UTF-8, ignoring."
+                )),
+            },
+            None => notices.push(format!("Environment variable ${name} not set, ignoring.")),
+        }
+    }
+    Ok((assignments, notices))
+}
+
+/// systemd's `shell_maybe_quote(SHELL_ESCAPE_POSIX)`, as `systemctl
+/// show-environment` prints a value: as it is when a shell reads it so,
+/// else in `$'...'` with `\\`, `\'` and control characters escaped.
+pub fn shell_maybe_quote(value: &str) -> String {
+    const NEED_QUOTES: &str = "\"\\`$*?['()<>|&;! \t\n\r";
+    let control = |c: char| c < ' ' || c == '\x7f';
+    if !value.chars().any(|c| control(c) || NEED_QUOTES.contains(c)) {
+        return value.to_string();
+    }
+    let mut out = String::from("$'");
+    for c in value.chars() {
+        match c {
+            c if control(c) => out.push_str(&crate::unit::value::cescape(&[c as u8])),
+            '\\' | '\'' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
 /// Renders an answer for a person: aligned columns, one unit per block.
 pub fn render(command: &str, answer: &Json, color: bool) -> String {
     let mut out = String::new();
@@ -206,6 +275,14 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
     if command == "logs" {
         for e in answer["entries"].as_array().into_iter().flatten() {
             let _ = writeln!(out, "{}", log_line(e));
+        }
+        return out;
+    }
+    if command == "show-environment" {
+        for entry in answer["environment"].as_array().into_iter().flatten() {
+            let entry = entry.as_str().unwrap_or("");
+            let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
+            let _ = writeln!(out, "{name}={}", shell_maybe_quote(value));
         }
         return out;
     }
@@ -450,6 +527,61 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_values_are_quoted_as_systemctl_show_environment_does() {
+        for (value, shown) in [
+            ("plain/value:1,2", "plain/value:1,2"),
+            ("", ""),
+            ("ünïcode", "ünïcode"),
+            ("a b", "$'a b'"),
+            ("it's", "$'it\\'s'"),
+            ("back\\slash", "$'back\\\\slash'"),
+            ("x\ny\tz", "$'x\\ny\\tz'"),
+            ("del\x7f", "$'del\\177'"),
+            ("$HOME", "$'$HOME'"),
+            ("*", "$'*'"),
+        ] {
+            assert_eq!(shell_maybe_quote(value), shown, "{value:?}");
+        }
+        // What bash reads back is the value.
+        for value in ["a b", "it's", "back\\slash", "x\ny\tz", "$HOME"] {
+            let out = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_maybe_quote(value)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), value);
+        }
+    }
+
+    #[test]
+    fn import_environment_takes_the_named_variables() {
+        let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = [
+            ("DISPLAY", ":0"),
+            ("WAYLAND_DISPLAY", "wayland-1"),
+            ("1BAD", "x"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        let (set, notices) =
+            import_assignments(&names(&["WAYLAND_DISPLAY", "DISPLAY", "XAUTHORITY"]), &env)
+                .unwrap();
+        assert_eq!(set, ["WAYLAND_DISPLAY=wayland-1", "DISPLAY=:0"]);
+        assert_eq!(
+            notices,
+            ["Environment variable $XAUTHORITY not set, ignoring."]
+        );
+        assert_eq!(
+            import_assignments(&names(&["DIS*"]), &env).unwrap_err(),
+            "Not a valid environment variable name: DIS*"
+        );
+        // All of it: the valid assignments only.
+        let (all, _) = import_assignments(&[], &env).unwrap();
+        assert_eq!(all, ["DISPLAY=:0", "WAYLAND_DISPLAY=wayland-1"]);
+    }
 
     #[test]
     fn times_render_in_utc() {

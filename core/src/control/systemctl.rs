@@ -23,6 +23,8 @@ pub enum SystemctlError {
     UnknownVerb(String),
     #[error("'{verb}' needs a unit name")]
     NoUnits { verb: String },
+    #[error("Too few arguments.")]
+    TooFewArguments,
 }
 
 /// What a `systemctl` command line asks of flint.
@@ -233,6 +235,17 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             out.extend(raw_units.iter().cloned());
             return Ok(Systemctl::Flint(out));
         }
+        "set-environment" | "unset-environment" | "import-environment" | "show-environment" => {
+            if matches!(verb.as_str(), "set-environment" | "unset-environment")
+                && raw_units.is_empty()
+            {
+                return Err(SystemctlError::TooFewArguments);
+            }
+            ctl(&mut out, &verb);
+            // Assignments and names, as given.
+            out.extend(raw_units.iter().cloned());
+            return Ok(Systemctl::Flint(out));
+        }
         "cat" => {
             needs_units(&units)?;
             out.push("cat".into());
@@ -328,6 +341,19 @@ mod tests {
         assert_eq!(flint(""), words("ctl list-units"));
         assert_eq!(flint("status"), words("ctl status"));
         assert_eq!(flint("cat --user foo"), words("cat --user foo.service"));
+        assert_eq!(
+            flint("--user set-environment A=1 B=two"),
+            words("ctl --user set-environment A=1 B=two")
+        );
+        assert_eq!(
+            flint("unset-environment A B=two"),
+            words("ctl unset-environment A B=two")
+        );
+        assert_eq!(
+            flint("import-environment DISPLAY"),
+            words("ctl import-environment DISPLAY")
+        );
+        assert_eq!(flint("show-environment"), words("ctl show-environment"));
         assert_eq!(
             flint("list-unit-files --state=enabled -t service --no-legend ssh*"),
             words("list-unit-files --state enabled --type service --no-legend ssh*")

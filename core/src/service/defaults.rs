@@ -146,7 +146,7 @@ static BASE: RwLock<Option<(bool, Block)>> = RwLock::new(None);
 
 /// Why a client's change was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid environment {0}")]
+#[error("Invalid environment {0}")]
 pub struct ClientEnvError(pub &'static str);
 
 /// Takes the entries `unset` names out of the client environment (a name,
@@ -187,6 +187,15 @@ pub fn change_client_environment(
     if let Ok(mut guard) = ENVIRONMENT.write() {
         *guard = Some((user_mode, Arc::new(block)));
     }
+    tracing::info!(
+        "flint: environment for units started from now on: {}",
+        unset
+            .iter()
+            .map(|u| format!("-{u}"))
+            .chain(set.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     Ok(())
 }
 
