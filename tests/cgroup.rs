@@ -882,6 +882,35 @@ fn a_slice_nests_its_services_and_its_limit_holds_for_them() {
     );
 }
 
+/// A unit named like a kernel file of cgroupfs (`cpu.…`, `io.…`, or
+/// starting with `_`) gets systemd's escaped directory: `_` in front.
+#[test]
+fn cgroup_names_are_escaped_as_systemd_escapes_them() {
+    if cgroups_or_skip().is_none() {
+        return;
+    }
+    let tree = Tree::new();
+    let out = tree.path().join("cgroup.out");
+    tree.write("io.slice", "[Slice]\n");
+    tree.write(
+        "cpu.service",
+        &format!(
+            "[Service]\nType=oneshot\nSlice=io.slice\n\
+             ExecStart=/bin/sh -c 'grep ^0:: /proc/self/cgroup > {}.part; mv {0}.part {0}'\n",
+            out.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["cpu.service"]);
+    let line = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&out).ok()
+    })
+    .unwrap_or_else(|| panic!("cpu.service did not report; log:\n{}", flint.log()));
+    assert!(
+        line.trim_end().ends_with("/_io.slice/_cpu.service"),
+        "{line}"
+    );
+}
+
 #[test]
 fn slice_names_nest_as_systemd_nests_them() {
     use flint::cgroup::slice_chain;

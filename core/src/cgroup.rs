@@ -272,8 +272,19 @@ impl Cgroups {
         self.root.join(self.relative(unit))
     }
 
-    /// A unit's cgroup below the subtree: in the slices it was placed in.
+    /// A unit's cgroup below the subtree: in the slices it was placed in,
+    /// each name escaped as systemd escapes it ([`cg_escape`]).
     fn relative(&self, unit: &str) -> String {
+        self.logical(unit)
+            .split('/')
+            .map(cg_escape)
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// [`Cgroups::relative`] before escaping: the unit's name, or the
+    /// names of the slices it was placed in and its own.
+    fn logical(&self, unit: &str) -> String {
         self.placed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -302,12 +313,11 @@ impl Cgroups {
         let wanted = paths
             .last()
             .map_or_else(|| unit.to_string(), |up| format!("{up}/{unit}"));
-        let old = self.relative(unit);
-        if old != wanted && self.root.join(&old).exists() {
+        let old = self.dir(unit);
+        if self.logical(unit) != wanted && old.exists() {
             self.remove(unit);
-            let left = self.root.join(&old);
-            if left.exists() {
-                return Err(left);
+            if old.exists() {
+                return Err(old);
             }
         }
         let mut placed = self
@@ -388,7 +398,7 @@ impl Cgroups {
         for root in self.legacy_roots() {
             let _ = std::fs::remove_dir(root.join(&rel));
         }
-        if rel == unit {
+        if !rel.contains('/') {
             return;
         }
         // The slices it was in go once empty, as systemd's slices of no
@@ -438,6 +448,42 @@ fn write_subtree_control(dir: &Path, controller: Controller) -> io::Result<()> {
             ),
         )
     })
+}
+
+/// systemd's `cg_escape()`: the name of a unit's (or slice's) cgroup
+/// directory. A name that could be taken for one of the kernel's files (a
+/// controller's `cpu.…`, `cgroup.…`, `tasks`, …) or that starts with `_` or
+/// `.` gets a `_` in front, so that removing one leading `_` always gives
+/// the unit's name back (`cg_unescape()`).
+pub fn cg_escape(name: &str) -> std::borrow::Cow<'_, str> {
+    // systemd's cgroup controllers, real and BPF-based.
+    const CONTROLLERS: [&str; 13] = [
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "io",
+        "blkio",
+        "memory",
+        "devices",
+        "pids",
+        "bpf-firewall",
+        "bpf-devices",
+        "bpf-foreign",
+        "bpf-socket-bind",
+        "bpf-restrict-network-interfaces",
+    ];
+    let kernel_like = name.starts_with(['_', '.'])
+        || matches!(name, "notify_on_release" | "release_agent" | "tasks")
+        || name.starts_with("cgroup.")
+        || CONTROLLERS.iter().any(|c| {
+            name.strip_prefix(c)
+                .is_some_and(|rest| rest.starts_with('.'))
+        });
+    if kernel_like {
+        std::borrow::Cow::Owned(format!("_{name}"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
 }
 
 /// The slices a unit in slice `name` is nested in, outermost first, as
@@ -777,6 +823,52 @@ fn unescape(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_names_are_escaped_as_systemd_escapes_them() {
+        for (name, dir) in [
+            ("web.service", "web.service"),
+            ("cpu.service", "_cpu.service"),
+            ("io.slice", "_io.slice"),
+            ("memory-x.slice", "memory-x.slice"),
+            ("cpuset.service", "_cpuset.service"),
+            ("pids.service", "_pids.service"),
+            ("bpf-firewall.service", "_bpf-firewall.service"),
+            ("cgroup.service", "_cgroup.service"),
+            ("_private.service", "__private.service"),
+            ("tasks", "_tasks"),
+            ("iostat.service", "iostat.service"),
+        ] {
+            assert_eq!(cg_escape(name), dir, "{name}");
+        }
+        let cg = Cgroups {
+            root: PathBuf::from("/sys/fs/cgroup/flint"),
+            controllers: Vec::new(),
+            enabled: std::sync::atomic::AtomicU8::new(0),
+            placed: std::sync::Mutex::default(),
+        };
+        assert_eq!(
+            cg.dir("cpu.service"),
+            Path::new("/sys/fs/cgroup/flint/_cpu.service")
+        );
+        let slices = slice_chain("io-x.slice").unwrap();
+        let paths = cg.place("memory.service", &slices).unwrap();
+        assert_eq!(paths, ["io.slice", "io.slice/io-x.slice"]);
+        assert_eq!(
+            cg.dir(&paths[0]),
+            Path::new("/sys/fs/cgroup/flint/_io.slice")
+        );
+        assert_eq!(
+            cg.dir("memory.service"),
+            Path::new("/sys/fs/cgroup/flint/_io.slice/io-x.slice/_memory.service")
+        );
+        // Back right in the subtree.
+        cg.place("memory.service", &[]).unwrap();
+        assert_eq!(
+            cg.dir("memory.service"),
+            Path::new("/sys/fs/cgroup/flint/_memory.service")
+        );
+    }
 
     #[test]
     fn finds_the_unified_line() {
