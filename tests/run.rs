@@ -177,6 +177,42 @@ fn accept_yes_peer_sees_eof_when_the_handler_closes_unless_a_later_command_needs
     assert_eq!(rest, "bye\n");
 }
 
+/// `BindIPv6Only=yes` (a boolean, as gpsd.socket writes it) is
+/// `ipv6-only`: `[::]` and `0.0.0.0` on one port both listen, each answering
+/// its own family.
+#[test]
+fn bind_ipv6_only_yes_lets_ipv4_and_ipv6_share_a_port() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIP: no IPv6 on the loopback here");
+        return;
+    }
+    let tree = Tree::new();
+    let port = free_port();
+    tree.write(
+        "both.socket",
+        &format!(
+            "[Socket]\nListenStream=[::]:{port}\nListenStream=0.0.0.0:{port}\n\
+             BindIPv6Only=yes\nAccept=yes\n"
+        ),
+    );
+    tree.write(
+        "both@.service",
+        "[Service]\nStandardOutput=socket\nExecStart=/bin/sh -c 'echo from $REMOTE_ADDR'\n",
+    );
+    let flint = Flint::run(&tree, &["both.socket"]);
+    for (addr, expected) in [
+        (format!("127.0.0.1:{port}"), "from 127.0.0.1\n"),
+        (format!("[::1]:{port}"), "from ::1\n"),
+    ] {
+        let mut s = std::net::TcpStream::connect(&addr)
+            .unwrap_or_else(|e| panic!("{addr}: {e}\n{}", flint.log()));
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, expected, "{addr}");
+    }
+}
+
 #[test]
 fn accept_yes_fd3_style_names_the_connection() {
     let tree = Tree::new();

@@ -45,6 +45,11 @@ pub enum Grammar {
     Signal,
     /// One of a fixed set of words.
     Enum(&'static [&'static str]),
+    /// One of a fixed set of words, or a boolean that stands for one of
+    /// them (systemd's `…_or_bool_from_string()` and
+    /// `DEFINE_STRING_TABLE_LOOKUP_WITH_BOOLEAN`): the words, then the word
+    /// for true and the word for false.
+    EnumOrBool(&'static [&'static str], &'static str, &'static str),
     /// A `Listen*=` line; all of them share one ordered list.
     Listen(ListenType),
     /// A command line (`ExecStart=` and friends).
@@ -1680,7 +1685,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d(
         S::Exec,
         "RuntimeDirectoryPreserve",
-        G::Enum(&["no", "yes", "restart"]),
+        G::EnumOrBool(&["no", "yes", "restart"], "yes", "no"),
         K::Single,
         E,
         "OTHER",
@@ -2056,7 +2061,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d(
         S::Socket,
         "BindIPv6Only",
-        G::Enum(&["default", "both", "ipv6-only"]),
+        G::EnumOrBool(&["default", "both", "ipv6-only"], "ipv6-only", "both"),
         K::Single,
         E,
         "SOCKETBIND",

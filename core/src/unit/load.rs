@@ -952,6 +952,16 @@ impl Parser<'_> {
                     "Failed to parse {key}= value, ignoring: {value}"
                 ))),
             },
+            // The boolean first, as systemd tries it first.
+            Grammar::EnumOrBool(words, yes, no) => match super::value::bool::parse_bool(value) {
+                Ok(b) => one(Value::Word((if b { yes } else { no }).to_string())),
+                Err(_) => match words.iter().find(|w| **w == value) {
+                    Some(w) => one(Value::Word((*w).to_string())),
+                    None => Err(Problem::Warn(format!(
+                        "Failed to parse {key}= value, ignoring: {value}"
+                    ))),
+                },
+            },
             Grammar::Listen(kind) => self
                 .parse_listen(kind, value)
                 .map(|l| vec![Value::Listen(l)]),
@@ -2001,6 +2011,41 @@ mod tests {
     //! dump (`tests/conformance.rs`); the expected values are the dump's.
 
     use super::*;
+
+    #[test]
+    fn enums_that_take_a_boolean_map_it_to_their_word() {
+        // systemd 252's dump: `BindIPv6Only: ipv6-only` for `yes`,
+        // `RuntimeDirectoryPreserve: yes` for `true`.
+        for (value, word) in [
+            ("yes", Some("ipv6-only")),
+            ("false", Some("both")),
+            ("default", Some("default")),
+            ("ipv6-only", Some("ipv6-only")),
+            ("sometimes", None),
+        ] {
+            let unit = load_text(
+                "b.socket",
+                &format!("[Socket]\nListenStream=[::]:9\nBindIPv6Only={value}\n"),
+            );
+            assert_eq!(unit.get_str("Socket", "BindIPv6Only"), word, "{value}");
+        }
+        let unit = load_text(
+            "p.service",
+            "[Service]\nExecStart=/bin/true\nRuntimeDirectoryPreserve=true\n",
+        );
+        assert_eq!(
+            unit.get_str("Service", "RuntimeDirectoryPreserve"),
+            Some("yes")
+        );
+        let unit = load_text(
+            "p.service",
+            "[Service]\nExecStart=/bin/true\nRuntimeDirectoryPreserve=restart\n",
+        );
+        assert_eq!(
+            unit.get_str("Service", "RuntimeDirectoryPreserve"),
+            Some("restart")
+        );
+    }
 
     #[test]
     fn address_lists_reset_skip_bad_words_and_drop_host_bits() {
