@@ -141,26 +141,10 @@ fn a_credential_socket_that_answers_slowly_holds_up_only_its_service() {
     // thread. A credential server that sends a byte a second (each read
     // within the socket's timeout) holds up that service's start, not the
     // other units.
-    use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     let tree = Tree::new();
     let server = tree.path().join("cred.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&server).unwrap();
-    let done = std::sync::Arc::new(AtomicBool::new(false));
-    let dripping = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            // Bounded: at most a minute of drops.
-            for _ in 0..60 {
-                if done.load(Ordering::SeqCst) || conn.write_all(b".").is_err() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
-            let _ = conn.write_all(b"done");
-        })
-    };
+    let (done, dripping) = dripping_server(&server);
     let seen = tree.path().join("seen");
     tree.write(
         "slow.service",
@@ -186,4 +170,79 @@ fn a_credential_socket_that_answers_slowly_holds_up_only_its_service() {
         text.trim_end_matches("done").bytes().all(|b| b == b'.'),
         "{text}"
     );
+}
+
+/// A credential server on `path` that sends a byte a second (each read
+/// within flint's socket timeout) until `done` is set (at most a minute),
+/// then `done` and the end.
+fn dripping_server(
+    path: &std::path::Path,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let thread = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        for _ in 0..60 {
+            if flag.load(Ordering::SeqCst) || conn.write_all(b".").is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        let _ = conn.write_all(b"done");
+    });
+    (done, thread)
+}
+
+#[test]
+fn credentials_made_for_a_start_stopped_meanwhile_are_removed() {
+    if !common::require_root("writing /run/credentials") {
+        return;
+    }
+    use std::sync::atomic::Ordering;
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let server = tree.path().join("cred.sock");
+    let (done, dripping) = dripping_server(&server);
+    let unit = format!("stopped-{}.service", std::process::id());
+    tree.write(
+        &unit,
+        &format!(
+            "[Service]\nLoadCredential=token:{}\nExecStart=/bin/sleep 1000\n",
+            server.display()
+        ),
+    );
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "keep.service"],
+    );
+    let (code, text) = common::ctl(&control, &["start", "--no-block", &unit]);
+    assert_eq!(code, 0, "{text}");
+    // Stopped while its credential is still being read.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (code, text) = common::ctl(&control, &["stop", "--no-block", &unit]);
+    assert_eq!(code, 0, "{text}\n{}", flint.log());
+    assert!(
+        flint.wait_log(&format!("{unit}: job stop finished")),
+        "{}",
+        flint.log()
+    );
+    done.store(true, Ordering::SeqCst);
+    dripping.join().unwrap();
+    // The spawn comes back (its process stopped, or refused once the
+    // run's cgroup is gone).
+    let back = common::wait_for(std::time::Duration::from_secs(15), || {
+        let log = flint.log();
+        (log.contains("started during a stop") || log.contains(&format!("{unit}: failed to start")))
+            .then_some(())
+    });
+    assert!(back.is_some(), "the late spawn came back: {}", flint.log());
+    let dir = std::path::PathBuf::from(format!("/run/credentials/{unit}"));
+    assert!(!dir.exists(), "{} is left: {}", dir.display(), flint.log());
 }

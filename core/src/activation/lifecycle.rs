@@ -744,15 +744,18 @@ impl Manager {
 
     /// Credentials a spawn's thread made: the run's from now on (they
     /// replace the last ones in the same directory), or removed when the
-    /// service is gone.
+    /// service is gone or its run was stopped while they were made (its
+    /// `after_stop` has removed the run's already).
     pub(super) fn credentials_made(
         &mut self,
         id: u64,
         made: crate::service::credentials::Credentials,
     ) {
         match self.services.get_mut(&id) {
-            Some(svc) => svc.credentials = Some(made),
-            None => made.remove(),
+            Some(svc) if !matches!(svc.state, State::Dead | State::Failed | State::AutoRestart) => {
+                svc.credentials = Some(made);
+            }
+            _ => made.remove(),
         }
     }
 
