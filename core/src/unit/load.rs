@@ -2029,22 +2029,17 @@ mod tests {
             );
             assert_eq!(unit.get_str("Socket", "BindIPv6Only"), word, "{value}");
         }
-        let unit = load_text(
-            "p.service",
-            "[Service]\nExecStart=/bin/true\nRuntimeDirectoryPreserve=true\n",
-        );
-        assert_eq!(
-            unit.get_str("Service", "RuntimeDirectoryPreserve"),
-            Some("yes")
-        );
-        let unit = load_text(
-            "p.service",
-            "[Service]\nExecStart=/bin/true\nRuntimeDirectoryPreserve=restart\n",
-        );
-        assert_eq!(
-            unit.get_str("Service", "RuntimeDirectoryPreserve"),
-            Some("restart")
-        );
+        for (value, word) in [("true", "yes"), ("off", "no"), ("restart", "restart")] {
+            let unit = load_text(
+                "p.service",
+                &format!("[Service]\nExecStart=/bin/true\nRuntimeDirectoryPreserve={value}\n"),
+            );
+            assert_eq!(
+                unit.get_str("Service", "RuntimeDirectoryPreserve"),
+                Some(word),
+                "{value}"
+            );
+        }
     }
 
     #[test]
