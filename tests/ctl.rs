@@ -791,7 +791,7 @@ fn the_environment_of_units_started_later_is_set_unset_imported_and_shown() {
         std::fs::remove_file(&out).unwrap();
         env.lines()
             .filter(|l| {
-                ["FOO=", "SPACED=", "IMPORTED="]
+                ["FOO=", "SPACED=", "IMPORTED=", "GOOD="]
                     .iter()
                     .any(|p| l.starts_with(p))
             })
@@ -821,6 +821,9 @@ fn the_environment_of_units_started_later_is_set_unset_imported_and_shown() {
 
     // An invalid assignment changes nothing.
     let (code, text) = ctl(&control, &["set-environment", "GOOD=1", "1BAD=x"]);
+    assert_eq!(code, 1);
+    // A name twice is refused too (systemd's strv_env_is_valid()).
+    let (code, _) = ctl(&control, &["set-environment", "GOOD=1", "GOOD=2"]);
     assert_eq!(code, 1);
     assert!(
         text.contains("Failed to set environment: Invalid environment assignments"),

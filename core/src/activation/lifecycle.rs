@@ -99,6 +99,9 @@ pub(super) struct ServiceRt {
     /// While `spawning`: the child's pid as soon as it exists
     /// ([`spawn::spawn_noting_pid`]), for the reaper of orphans.
     pub spawn_pid: Option<std::sync::Arc<std::sync::atomic::AtomicI32>>,
+    /// While `spawning`: set when the run is over before the spawn came
+    /// back, so that a spawn not yet under way starts nothing.
+    pub spawn_cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Environment edits the plugin chain made for this start.
     pub env_edits: Vec<crate::policy::EnvEdit>,
     /// The last `STATUS=` the service sent.
@@ -200,6 +203,7 @@ impl ServiceRt {
             restart_requested: false,
             spawning: false,
             spawn_pid: None,
+            spawn_cancel: None,
             env_edits: Vec::new(),
             status_text: None,
             generation: 0,
@@ -646,15 +650,41 @@ impl Manager {
         let make_credentials = self.credentials_due(id, state);
         let user_mode = self.search.user_mode;
         let slot = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(spawn::NO_CHILD_YET));
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Some(svc) = self.services.get_mut(&id) {
             svc.spawning = true;
             svc.ran = true;
             svc.spawn_pid = Some(slot.clone());
+            // A spawn of the service still under way is superseded: it
+            // starts nothing now ([`Manager::stale_spawn`]).
+            if let Some(old) = svc.spawn_cancel.replace(cancel.clone()) {
+                old.store(true, std::sync::atomic::Ordering::Release);
+            }
             svc.state = state;
         }
         let tx = self.tx.clone();
         let path = cmd.path.clone();
         let job: turns::Job = Box::new(move || {
+            let cancelled = || {
+                cancel
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    .then(|| StartFailure {
+                        msg: format!("{path} not started: the run was stopped meanwhile"),
+                        status: None,
+                    })
+            };
+            if let Some(failure) = cancelled() {
+                let _ = tx.send(Event::Spawned {
+                    service: id,
+                    state,
+                    result: Err(failure),
+                    log: None,
+                    path,
+                    credentials: None,
+                    token: cancel,
+                });
+                return;
+            }
             let credentials = if make_credentials {
                 match make_credentials_for(&pending.unit, user_mode) {
                     Ok(made) => {
@@ -669,6 +699,7 @@ impl Manager {
                             log: None,
                             path,
                             credentials: None,
+                            token: cancel,
                         });
                         return;
                     }
@@ -679,6 +710,10 @@ impl Manager {
             let (result, log) = match pending.prepare() {
                 Ok((mut prepared, held)) => {
                     let result = open_files_for(&mut prepared).and_then(|_opened| {
+                        // The last moment a stop can still prevent the spawn.
+                        if let Some(failure) = cancelled() {
+                            return Err(failure);
+                        }
                         spawn::spawn_noting_pid(&prepared.plan, Some(&slot)).map_err(|e| {
                             StartFailure {
                                 msg: format!("failed to start {path}: {e}"),
@@ -700,6 +735,7 @@ impl Manager {
                 log,
                 path,
                 credentials,
+                token: cancel,
             });
         });
         let then = self.turns.submit(job, Instant::now(), start_turn);
@@ -722,6 +758,59 @@ impl Manager {
             tokio::time::sleep_until(at.into()).await;
             let _ = tx.send(Event::TurnsDue);
         });
+    }
+
+    /// A spawn came back that is no longer the service's current one: its
+    /// run ended while it was under way (`after_stop`), or a later spawn of
+    /// the service (an `ExecStopPost=` of a stop, the next run) replaced
+    /// it. Its process goes, and it changes nothing of the service. The
+    /// credentials it made go too, unless a later spawn or run owns their
+    /// directory now (each run makes them anew in the same directory).
+    /// Returns whether the spawn was such a one.
+    pub(super) fn stale_spawn(
+        &mut self,
+        id: u64,
+        token: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+        result: &Result<spawn::Child, StartFailure>,
+        credentials: Option<&crate::service::credentials::Credentials>,
+    ) -> bool {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return false;
+        };
+        if svc
+            .spawn_cancel
+            .as_ref()
+            .is_some_and(|current| std::sync::Arc::ptr_eq(current, token))
+        {
+            return false;
+        }
+        let name = svc.unit.id.to_string();
+        match result {
+            Ok(child) => {
+                tracing::info!(
+                    "{name}: stopping pid {}, started for a run that is over",
+                    child.pid
+                );
+                signal_pid(child.pid, libc::SIGKILL);
+            }
+            Err(failure) => tracing::debug!("{name}: {failure}"),
+        }
+        if let Some(made) = credentials
+            && svc.spawn_cancel.is_none()
+            && svc.credentials.is_none()
+        {
+            made.remove();
+        }
+        // No later spawn: the service waits for none any more.
+        if svc.spawn_cancel.is_none() {
+            svc.spawning = false;
+            svc.spawn_pid = None;
+        }
+        if self.reap_pending {
+            let _ = self.tx.send(Event::ChildSignal);
+        }
+        self.redispatch_notify();
+        true
     }
 
     /// Whether the command about to spawn makes the run's credentials
@@ -776,6 +865,7 @@ impl Manager {
         };
         svc.spawning = false;
         svc.spawn_pid = None;
+        svc.spawn_cancel = None;
         let name = svc.unit.id.to_string();
         if self.reap_pending {
             // The caller records this child first, then reaping goes on.
@@ -801,6 +891,12 @@ impl Manager {
         };
         let child = match result {
             Ok(c) => c,
+            // A stop ended the run meanwhile: nothing waits for this start.
+            Err(failure) if svc.state != state => {
+                tracing::debug!("{name}: {failure}");
+                self.redispatch_notify();
+                return;
+            }
             Err(failure) => {
                 tracing::error!("{name}: {failure}");
                 if svc.state == state {
@@ -2410,6 +2506,10 @@ impl Manager {
         };
         svc.downs += 1;
         svc.restart_kill = false;
+        // A spawn of this run still under way starts nothing now.
+        if let Some(cancel) = svc.spawn_cancel.take() {
+            cancel.store(true, std::sync::atomic::Ordering::Release);
+        }
         if std::mem::take(&mut svc.restart_requested) && !self.shutting_down {
             svc.main_pid = None;
             svc.control_pid = None;

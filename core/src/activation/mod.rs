@@ -103,6 +103,9 @@ enum Event {
         path: String,
         /// Credentials the spawn's thread made for the run.
         credentials: Option<crate::service::credentials::Credentials>,
+        /// Which spawn of the service this is (and whether its run ended
+        /// before it came back).
+        token: std::sync::Arc<std::sync::atomic::AtomicBool>,
     },
     /// The restart delay of a service is over.
     RestartDue { service: u64 },
@@ -916,14 +919,19 @@ impl Manager {
                 log,
                 path,
                 credentials,
+                token,
             } => {
-                if let Some(made) = credentials {
-                    self.credentials_made(service, made);
-                }
-                if matches!(state, lifecycle::State::Start(_)) {
-                    self.on_main_spawned(service, state, result, log, &path);
+                if self.stale_spawn(service, &token, &result, credentials.as_ref()) {
+                    // Nothing of the service's current run.
                 } else {
-                    self.on_control_spawned(service, state, result, log, &path);
+                    if let Some(made) = credentials {
+                        self.credentials_made(service, made);
+                    }
+                    if matches!(state, lifecycle::State::Start(_)) {
+                        self.on_main_spawned(service, state, result, log, &path);
+                    } else {
+                        self.on_control_spawned(service, state, result, log, &path);
+                    }
                 }
             }
             Event::TurnsDue => {

@@ -448,6 +448,25 @@ fn read_err_of(id: &str, path: &Path, source: io::Error) -> CredentialError {
     }
 }
 
+/// The lock of one credentials directory, shared by the threads that make
+/// credentials there; unused ones are forgotten.
+fn directory_lock(dir: &Path) -> std::sync::Arc<std::sync::Mutex<()>> {
+    use std::sync::{Arc, Mutex, PoisonError, Weak};
+    static LOCKS: Mutex<Vec<(PathBuf, Weak<Mutex<()>>)>> = Mutex::new(Vec::new());
+    let mut locks = LOCKS.lock().unwrap_or_else(PoisonError::into_inner);
+    locks.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(lock) = locks
+        .iter()
+        .find(|(d, _)| d == dir)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return lock;
+    }
+    let lock = Arc::new(Mutex::new(()));
+    locks.push((dir.to_path_buf(), Arc::downgrade(&lock)));
+    lock
+}
+
 impl Credentials {
     /// Gathers the credentials of `unit` and writes them to its
     /// directory, owned by `owner` (uid, gid); `None` when the unit
@@ -476,6 +495,12 @@ impl Credentials {
         }
         let got = gather(unit, section, user_mode)?;
         let dir = directory(unit.id.as_str(), user_mode);
+        // One run's credentials at a time in this directory: a spawn of a
+        // run that is over may still be writing them on another thread.
+        let lock = directory_lock(&dir);
+        let _written_alone = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let io_err = |what: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| CredentialError::Io { what, path, source }

@@ -162,11 +162,20 @@ pub fn change_client_environment(
     for u in unset {
         let name = u.split_once('=').map_or(u.as_str(), |(n, _)| n);
         if !env_name_is_valid(name) || (u.contains('=') && !env_assignment_is_valid(u)) {
-            return Err(ClientEnvError("names or assignments"));
+            return Err(ClientEnvError("variable names or assignments"));
         }
     }
-    if set.iter().any(|a| !env_assignment_is_valid(a)) {
+    // systemd's strv_env_is_valid(): each name once.
+    let mut names = std::collections::HashSet::new();
+    if set.iter().any(|a| {
+        !env_assignment_is_valid(a) || !names.insert(a.split_once('=').map_or("", |(n, _)| n))
+    }) {
         return Err(ClientEnvError("assignments"));
+    }
+    // An entry to take out named twice is refused too.
+    let mut entries = std::collections::HashSet::new();
+    if unset.iter().any(|u| !entries.insert(u.as_str())) {
+        return Err(ClientEnvError("variable names or assignments"));
     }
     // Held until the new block is in place, so that two changes (or a
     // change and a switch's `init`) do not lose one another.

@@ -196,10 +196,11 @@ fn set_var(env: &mut Vec<(String, String)>, name: &str, value: String) {
 
 /// A fresh 128-bit id as 32 hex digits, like systemd's `INVOCATION_ID`: a
 /// random v4 UUID (`sd_id128_randomize()`). The random bytes are fetched
-/// for 32 ids at a time (one `getrandom(2)` instead of one per id).
+/// for 16 ids at a time (one `getrandom(2)` instead of one per id; up to
+/// 256 bytes it is never cut short by a signal).
 pub fn invocation_id() -> String {
     use std::cell::RefCell;
-    const IDS: usize = 32;
+    const IDS: usize = 16;
     thread_local! {
         static POOL: RefCell<([u8; 16 * IDS], usize)> = const { RefCell::new(([0; 16 * IDS], 16 * IDS)) };
     }

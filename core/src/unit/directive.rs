@@ -2163,7 +2163,11 @@ pub static DIRECTIVES: &[Directive] = &[
     d(
         S::Socket,
         "Timestamping",
-        G::Enum(&["off", "us", "usec", "µs", "μs", "ns", "nsec"]),
+        G::EnumOrBool(
+            &["off", "us", "usec", "µs", "μs", "ns", "nsec"],
+            "ns",
+            "off",
+        ),
         K::Single,
         E,
         "OTHER",

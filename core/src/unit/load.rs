@@ -2029,6 +2029,9 @@ mod tests {
             );
             assert_eq!(unit.get_str("Socket", "BindIPv6Only"), word, "{value}");
         }
+        // 252's socket_timestamping_from_string_harder(): yes is ns.
+        let unit = load_text("t.socket", "[Socket]\nListenDatagram=9\nTimestamping=yes\n");
+        assert_eq!(unit.get_str("Socket", "Timestamping"), Some("ns"));
         for (value, word) in [("true", "yes"), ("off", "no"), ("restart", "restart")] {
             let unit = load_text(
                 "p.service",
