@@ -251,3 +251,85 @@ fn a_start_stopped_while_its_credentials_are_read_starts_nothing_and_leaves_noth
     let dir = std::path::PathBuf::from(format!("/run/credentials/{unit}"));
     assert!(!dir.exists(), "{} is left: {}", dir.display(), flint.log());
 }
+
+#[test]
+fn a_restart_while_credentials_are_read_runs_once_with_the_new_runs_credentials() {
+    if !common::require_root("writing /run/credentials") {
+        return;
+    }
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let server = tree.path().join("cred.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&server).unwrap();
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    // The first run's read drips (until `done`, at most a minute); the
+    // next run's is answered at once.
+    let serving = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let (mut first, _) = listener.accept().unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let mut answered = false;
+            for _ in 0..600 {
+                if !answered && let Ok((mut next, _)) = listener.accept() {
+                    next.write_all(b"new").unwrap();
+                    answered = true;
+                }
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                let _ = first.write_all(b".");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = first.write_all(b"old");
+        })
+    };
+    let unit = format!("restarted-{}.service", std::process::id());
+    let seen = tree.path().join("seen");
+    tree.write(
+        &unit,
+        &format!(
+            "[Service]\nLoadCredential=token:{}\n\
+             ExecStart=/bin/sh -c 'cat \"$$CREDENTIALS_DIRECTORY/token\" >> {}; echo >> {1}; exec sleep 1000'\n",
+            server.display(),
+            seen.display()
+        ),
+    );
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "keep.service"],
+    );
+    let (code, text) = common::ctl(&control, &["start", "--no-block", &unit]);
+    assert_eq!(code, 0, "{text}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (code, text) = common::ctl(&control, &["restart", "--no-block", &unit]);
+    assert_eq!(code, 0, "{text}\n{}", flint.log());
+    let first = wait_for(std::time::Duration::from_secs(20), || {
+        std::fs::read_to_string(&seen)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+    })
+    .unwrap_or_else(|| panic!("the new run did not start: {}", flint.log()));
+    assert_eq!(first, "new\n");
+    done.store(true, Ordering::SeqCst);
+    serving.join().unwrap();
+    assert!(
+        flint.wait_log("not started: the run was stopped meanwhile"),
+        "{}",
+        flint.log()
+    );
+    // The first run's spawn started nothing and left the new run's
+    // credentials in place.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "new\n");
+    let token = format!("/run/credentials/{unit}/token");
+    assert_eq!(
+        std::fs::read_to_string(&token).unwrap_or_else(|e| panic!("{token}: {e}\n{}", flint.log())),
+        "new"
+    );
+    let (code, text) = common::ctl(&control, &["is-active", &unit]);
+    assert_eq!((code, text.as_str()), (0, "active\n"), "{}", flint.log());
+}

@@ -686,7 +686,8 @@ impl Manager {
                 return;
             }
             let credentials = if make_credentials {
-                match make_credentials_for(&pending.unit, user_mode) {
+                let superseded = || cancel.load(std::sync::atomic::Ordering::Acquire);
+                match make_credentials_for(&pending.unit, user_mode, &superseded) {
                     Ok(made) => {
                         pending.inputs.credentials.clone_from(&made);
                         made
@@ -695,7 +696,7 @@ impl Manager {
                         let _ = tx.send(Event::Spawned {
                             service: id,
                             state,
-                            result: Err(failure),
+                            result: Err(cancelled().unwrap_or(failure)),
                             log: None,
                             path,
                             credentials: None,
@@ -3201,16 +3202,19 @@ pub(super) fn start_turn(drain: turns::Drain) {
 
 /// Makes a run's credentials directory on a spawn's thread, with the
 /// exit status systemd's child has when it cannot (243/CREDENTIALS).
+/// `superseded` tells whether the run is over meanwhile (nothing is
+/// written then).
 fn make_credentials_for(
     unit: &Unit,
     user_mode: bool,
+    superseded: &dyn Fn() -> bool,
 ) -> Result<Option<crate::service::credentials::Credentials>, StartFailure> {
     let failed = |e: &dyn std::fmt::Display| StartFailure {
         msg: format!("failed to set up the credentials: {e}"),
         status: Some(ExitStatus::Exited(243)),
     };
     let owner = exec::unit_owner(unit, "Service").map_err(|e| failed(&e))?;
-    crate::service::credentials::Credentials::create(unit, "Service", user_mode, owner)
+    crate::service::credentials::Credentials::create(unit, "Service", user_mode, owner, superseded)
         .map_err(|e| failed(&e))
 }
 

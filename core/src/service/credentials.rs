@@ -51,6 +51,9 @@ const STORES: &[&str] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
+    /// The caller no longer wants them (the run is over).
+    #[error("the run they were for is over")]
+    Superseded,
     #[error("{key}={value}: {message}")]
     Invalid {
         key: &'static str,
@@ -477,11 +480,16 @@ impl Credentials {
     /// the service's user owns its files but can neither change them nor
     /// fill `/run`. A user flint writes a plain directory in its runtime
     /// directory.
+    ///
+    /// `superseded` is asked once the directory is flint's to write alone:
+    /// when it says yes, nothing is written (another run's credentials may
+    /// be there now).
     pub fn create(
         unit: &Unit,
         section: &str,
         user_mode: bool,
         owner: Option<(u32, u32)>,
+        superseded: &dyn Fn() -> bool,
     ) -> Result<Option<Credentials>, CredentialError> {
         if !configured(unit, section) {
             return Ok(None);
@@ -501,6 +509,9 @@ impl Credentials {
         let _written_alone = lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if superseded() {
+            return Err(CredentialError::Superseded);
+        }
         let io_err = |what: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| CredentialError::Io { what, path, source }
