@@ -5,7 +5,13 @@
 
 mod common;
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use common::{Flint, Tree, answering_socket, assert_answers, unit_output as output, wait_for};
 
@@ -138,13 +144,12 @@ fn a_credential_socket_that_answers_slowly_holds_up_only_its_service() {
         return;
     }
     // systemd reads credentials in its forked child; flint on the spawn's
-    // thread. A credential server that sends a byte a second (each read
+    // thread. A credential server that sends a byte at a time (each read
     // within the socket's timeout) holds up that service's start, not the
     // other units.
-    use std::sync::atomic::Ordering;
     let tree = Tree::new();
     let server = tree.path().join("cred.sock");
-    let (done, dripping) = dripping_server(&server);
+    let dripping = Dripping::serve(&server);
     let seen = tree.path().join("seen");
     tree.write(
         "slow.service",
@@ -159,9 +164,8 @@ fn a_credential_socket_that_answers_slowly_holds_up_only_its_service() {
     let flint = Flint::run(&tree, &["slow.service", "other.socket"]);
     assert_answers(&other, &flint);
     assert!(!seen.exists(), "{}", flint.log());
-    done.store(true, Ordering::SeqCst);
-    dripping.join().unwrap();
-    let text = wait_for(std::time::Duration::from_secs(15), || {
+    dripping.finish();
+    let text = wait_for(Duration::from_secs(15), || {
         std::fs::read_to_string(&seen).ok()
     })
     .unwrap_or_else(|| panic!("slow.service did not start: {}", flint.log()));
@@ -172,31 +176,76 @@ fn a_credential_socket_that_answers_slowly_holds_up_only_its_service() {
     );
 }
 
-/// A credential server on `path` that sends a byte a second (each read
-/// within flint's socket timeout) until `done` is set (at most a minute),
-/// then `done` and the end.
-fn dripping_server(
-    path: &std::path::Path,
-) -> (
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-    std::thread::JoinHandle<()>,
-) {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
-    let done = std::sync::Arc::new(AtomicBool::new(false));
-    let flag = done.clone();
-    let thread = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        for _ in 0..60 {
-            if flag.load(Ordering::SeqCst) || conn.write_all(b".").is_err() {
-                break;
+/// A credential server on a unix socket. Its first connection gets a byte
+/// every 100 ms (each read within flint's socket timeout) until
+/// [`Dripping::finish`] (at most a minute), then `done` and the end; each
+/// later connection gets `new` at once.
+struct Dripping {
+    accepted: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Dripping {
+    fn serve(path: &Path) -> Dripping {
+        let listener = UnixListener::bind(path).unwrap();
+        let accepted = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let (first_in, finished) = (accepted.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            let (mut first, _) = listener.accept().unwrap();
+            first_in.store(true, Ordering::SeqCst);
+            listener.set_nonblocking(true).unwrap();
+            for _ in 0..600 {
+                if let Ok((mut next, _)) = listener.accept() {
+                    let _ = next.write_all(b"new");
+                }
+                if finished.load(Ordering::SeqCst) || first.write_all(b".").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            std::thread::sleep(std::time::Duration::from_secs(1));
+            let _ = first.write_all(b"done");
+        });
+        Dripping {
+            accepted,
+            done,
+            thread,
         }
-        let _ = conn.write_all(b"done");
-    });
-    (done, thread)
+    }
+
+    /// Ends the first connection's answer.
+    fn finish(self) {
+        self.done.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap();
+    }
+}
+
+/// A flint whose `unit` (with `LoadCredential=token:` from a [`Dripping`]
+/// server on `server`, and `exec_start`) is starting: its credential is
+/// being read. Returns flint, its control socket and the server.
+fn starting_while_its_credential_drips(
+    tree: &Tree,
+    unit: &str,
+    exec_start: &str,
+) -> (Flint, PathBuf, Dripping) {
+    let server = tree.path().join("cred.sock");
+    let dripping = Dripping::serve(&server);
+    tree.write(
+        unit,
+        &format!(
+            "[Service]\nLoadCredential=token:{}\nExecStart={exec_start}\n",
+            server.display()
+        ),
+    );
+    let (flint, control) = common::run_with_control(tree);
+    let (code, text) = common::ctl(&control, &["start", "--no-block", unit]);
+    assert_eq!(code, 0, "{text}");
+    wait_for(Duration::from_secs(10), || {
+        dripping.accepted.load(Ordering::SeqCst).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{unit} did not read its credential: {}", flint.log()));
+    (flint, control, dripping)
 }
 
 #[test]
@@ -204,28 +253,10 @@ fn a_start_stopped_while_its_credentials_are_read_starts_nothing_and_leaves_noth
     if !common::require_root("writing /run/credentials") {
         return;
     }
-    use std::sync::atomic::Ordering;
     let tree = Tree::new();
-    let control = tree.path().join("control");
-    let server = tree.path().join("cred.sock");
-    let (done, dripping) = dripping_server(&server);
     let unit = format!("stopped-{}.service", std::process::id());
-    tree.write(
-        &unit,
-        &format!(
-            "[Service]\nLoadCredential=token:{}\nExecStart=/bin/sleep 1000\n",
-            server.display()
-        ),
-    );
-    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
-    let flint = Flint::run(
-        &tree,
-        &["--control", control.to_str().unwrap(), "keep.service"],
-    );
-    let (code, text) = common::ctl(&control, &["start", "--no-block", &unit]);
-    assert_eq!(code, 0, "{text}");
-    // Stopped while its credential is still being read.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (flint, control, dripping) =
+        starting_while_its_credential_drips(&tree, &unit, "/bin/sleep 1000");
     let (code, text) = common::ctl(&control, &["stop", "--no-block", &unit]);
     assert_eq!(code, 0, "{text}\n{}", flint.log());
     assert!(
@@ -233,8 +264,7 @@ fn a_start_stopped_while_its_credentials_are_read_starts_nothing_and_leaves_noth
         "{}",
         flint.log()
     );
-    done.store(true, Ordering::SeqCst);
-    dripping.join().unwrap();
+    dripping.finish();
     // The spawn comes back having started nothing: the run it was for is
     // over.
     assert!(
@@ -248,7 +278,7 @@ fn a_start_stopped_while_its_credentials_are_read_starts_nothing_and_leaves_noth
             && !log.contains(&format!("{unit}: failed to start")),
         "{log}"
     );
-    let dir = std::path::PathBuf::from(format!("/run/credentials/{unit}"));
+    let dir = PathBuf::from(format!("/run/credentials/{unit}"));
     assert!(!dir.exists(), "{} is left: {}", dir.display(), flint.log());
 }
 
@@ -257,65 +287,24 @@ fn a_restart_while_credentials_are_read_runs_once_with_the_new_runs_credentials(
     if !common::require_root("writing /run/credentials") {
         return;
     }
-    use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let tree = Tree::new();
-    let control = tree.path().join("control");
-    let server = tree.path().join("cred.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&server).unwrap();
-    let done = std::sync::Arc::new(AtomicBool::new(false));
-    // The first run's read drips (until `done`, at most a minute); the
-    // next run's is answered at once.
-    let serving = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let (mut first, _) = listener.accept().unwrap();
-            listener.set_nonblocking(true).unwrap();
-            let mut answered = false;
-            for _ in 0..600 {
-                if !answered && let Ok((mut next, _)) = listener.accept() {
-                    next.write_all(b"new").unwrap();
-                    answered = true;
-                }
-                if done.load(Ordering::SeqCst) {
-                    break;
-                }
-                let _ = first.write_all(b".");
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            let _ = first.write_all(b"old");
-        })
-    };
     let unit = format!("restarted-{}.service", std::process::id());
     let seen = tree.path().join("seen");
-    tree.write(
-        &unit,
-        &format!(
-            "[Service]\nLoadCredential=token:{}\n\
-             ExecStart=/bin/sh -c 'cat \"$$CREDENTIALS_DIRECTORY/token\" >> {}; echo >> {1}; exec sleep 1000'\n",
-            server.display(),
-            seen.display()
-        ),
+    let exec_start = format!(
+        "/bin/sh -c 'cat \"$$CREDENTIALS_DIRECTORY/token\" >> {0}; echo >> {0}; exec sleep 1000'",
+        seen.display()
     );
-    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
-    let flint = Flint::run(
-        &tree,
-        &["--control", control.to_str().unwrap(), "keep.service"],
-    );
-    let (code, text) = common::ctl(&control, &["start", "--no-block", &unit]);
-    assert_eq!(code, 0, "{text}");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (flint, control, dripping) = starting_while_its_credential_drips(&tree, &unit, &exec_start);
     let (code, text) = common::ctl(&control, &["restart", "--no-block", &unit]);
     assert_eq!(code, 0, "{text}\n{}", flint.log());
-    let first = wait_for(std::time::Duration::from_secs(20), || {
+    let first = wait_for(Duration::from_secs(20), || {
         std::fs::read_to_string(&seen)
             .ok()
             .filter(|t| t.ends_with('\n'))
     })
     .unwrap_or_else(|| panic!("the new run did not start: {}", flint.log()));
     assert_eq!(first, "new\n");
-    done.store(true, Ordering::SeqCst);
-    serving.join().unwrap();
+    dripping.finish();
     assert!(
         flint.wait_log("not started: the run was stopped meanwhile"),
         "{}",
@@ -323,7 +312,6 @@ fn a_restart_while_credentials_are_read_runs_once_with_the_new_runs_credentials(
     );
     // The first run's spawn started nothing and left the new run's
     // credentials in place.
-    std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(std::fs::read_to_string(&seen).unwrap(), "new\n");
     let token = format!("/run/credentials/{unit}/token");
     assert_eq!(

@@ -585,16 +585,31 @@ fn a_reload_reaches_the_units_it_propagates_to() {
 /// Runs flint by the name `systemctl` (a link in the tree) against the
 /// flint on `control`: exit code, stdout, stderr.
 fn systemctl(tree: &Tree, control: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    systemctl_env(tree, control, args, &[])
+}
+
+/// [`systemctl`] with variables set (a value) or taken out (`None`) of its
+/// environment.
+fn systemctl_env(
+    tree: &Tree,
+    control: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, Option<&str>)],
+) -> (i32, String, String) {
     let link = tree.path().join("bin/systemctl");
     if !link.exists() {
         std::fs::create_dir_all(link.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(common::flint_bin(), &link).unwrap();
     }
-    let out = Command::new(&link)
-        .args(args)
-        .env("FLINT_CONTROL", control)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(&link);
+    cmd.args(args).env("FLINT_CONTROL", control);
+    for (name, value) in env {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -767,7 +782,6 @@ fn cat_prints_a_units_files_as_systemctl_cat_does() {
 #[test]
 fn the_environment_of_units_started_later_is_set_unset_imported_and_shown() {
     let tree = Tree::new();
-    let control = tree.path().join("control");
     let out = tree.path().join("env.out");
     tree.write(
         "envp.service",
@@ -776,13 +790,7 @@ fn the_environment_of_units_started_later_is_set_unset_imported_and_shown() {
             out.display()
         ),
     );
-    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
-    let flint = Flint::run(
-        &tree,
-        &["--control", control.to_str().unwrap(), "keep.service"],
-    );
-    wait_for(Duration::from_secs(10), || control.exists().then_some(()))
-        .unwrap_or_else(|| panic!("no control socket: {}", flint.log()));
+    let (flint, control) = common::run_with_control(&tree);
     // What the service sees when started now.
     let seen = || -> Vec<String> {
         let (code, text) = ctl(&control, &["start", "envp.service"]);
@@ -836,21 +844,17 @@ fn the_environment_of_units_started_later_is_set_unset_imported_and_shown() {
 
     // Through the systemctl front: import-environment takes the caller's
     // variables by name, and says which are not set.
-    let link = tree.path().join("bin/systemctl");
-    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-    std::os::unix::fs::symlink(common::flint_bin(), &link).unwrap();
-    let imported = Command::new(&link)
-        .args(["import-environment", "IMPORTED", "NOT_SET_HERE"])
-        .env("FLINT_CONTROL", &control)
-        .env("IMPORTED", "from the caller")
-        .env_remove("NOT_SET_HERE")
-        .output()
-        .unwrap();
-    assert!(imported.status.success());
-    assert!(
-        String::from_utf8_lossy(&imported.stderr).contains("$NOT_SET_HERE not set"),
-        "{imported:?}"
+    let (code, _, err) = systemctl_env(
+        &tree,
+        &control,
+        &["import-environment", "IMPORTED", "NOT_SET_HERE"],
+        &[
+            ("IMPORTED", Some("from the caller")),
+            ("NOT_SET_HERE", None),
+        ],
     );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("$NOT_SET_HERE not set"), "{err}");
     let (code, _, _) = systemctl(&tree, &control, &["unset-environment", "SPACED"]);
     assert_eq!(code, 0);
     assert_eq!(seen(), ["IMPORTED=from the caller"]);

@@ -382,6 +382,22 @@ pub fn ctl_split(control: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `flint run` with its control socket at `TREE/control` and, to keep it
+/// running, a `keep.service` that sleeps; the control socket's path.
+pub fn run_with_control(tree: &Tree) -> (Flint, PathBuf) {
+    let control = tree.path().join("control");
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let flint = Flint::run(
+        tree,
+        &[
+            "--control",
+            control.to_str().expect("utf-8 path"),
+            "keep.service",
+        ],
+    );
+    (flint, control)
+}
+
 /// `flint ctl switch DIR [--dry-run]`, which must succeed quietly; its
 /// standard output.
 pub fn switch(control: &Path, dir: &Path, dry_run: bool) -> String {

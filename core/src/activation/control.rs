@@ -197,15 +197,7 @@ impl Manager {
     /// Answers one control request.
     pub(super) fn control(&mut self, req: &Json) -> Json {
         let command = req.get("command").and_then(Json::as_str).unwrap_or("");
-        let names: Vec<String> = req
-            .get("units")
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names = strings(req, "units");
         let ok = |units: Vec<Json>, exit: u8| json!({"version": PROTOCOL_VERSION, "ok": true, "exit": exit, "units": units});
         match command {
             "list-units" | "list-sockets" | "status" => {
@@ -466,20 +458,10 @@ impl Manager {
                 }
             }
             "set-environment" | "unset-environment" => {
-                let strings = |key: &str| -> Vec<String> {
-                    req.get(key)
-                        .and_then(Json::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                };
                 let (unset, set) = if command == "set-environment" {
-                    (Vec::new(), strings("assignments"))
+                    (Vec::new(), strings(req, "assignments"))
                 } else {
-                    (strings("names"), Vec::new())
+                    (strings(req, "names"), Vec::new())
                 };
                 change_environment(self.search.user_mode, &unset, &set)
             }
@@ -495,6 +477,18 @@ impl Manager {
             other => control::error(1, &format!("Unknown command '{other}'.")),
         }
     }
+}
+
+/// The strings of a request's array `key` (none when it has no such array).
+fn strings(req: &Json, key: &str) -> Vec<String> {
+    req.get(key)
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `systemctl set-environment`/`unset-environment` (D-Bus

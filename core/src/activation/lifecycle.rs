@@ -99,8 +99,9 @@ pub(super) struct ServiceRt {
     /// While `spawning`: the child's pid as soon as it exists
     /// ([`spawn::spawn_noting_pid`]), for the reaper of orphans.
     pub spawn_pid: Option<std::sync::Arc<std::sync::atomic::AtomicI32>>,
-    /// While `spawning`: set when the run is over before the spawn came
-    /// back, so that a spawn not yet under way starts nothing.
+    /// The current spawn's token: set when its run is over, or a later
+    /// spawn supersedes it, before it came back, so that it starts nothing
+    /// ([`Manager::stale_spawn`]).
     pub spawn_cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Environment edits the plugin chain made for this start.
     pub env_edits: Vec<crate::policy::EnvEdit>,
@@ -665,70 +666,51 @@ impl Manager {
         let tx = self.tx.clone();
         let path = cmd.path.clone();
         let job: turns::Job = Box::new(move || {
+            let over = || cancel.load(std::sync::atomic::Ordering::Acquire);
             let cancelled = || {
-                cancel
-                    .load(std::sync::atomic::Ordering::Acquire)
-                    .then(|| StartFailure {
-                        msg: format!("{path} not started: the run was stopped meanwhile"),
-                        status: None,
-                    })
+                over().then(|| StartFailure {
+                    msg: format!("{path} not started: the run was stopped meanwhile"),
+                    status: None,
+                })
             };
-            if let Some(failure) = cancelled() {
-                let _ = tx.send(Event::Spawned {
-                    service: id,
-                    state,
-                    result: Err(failure),
-                    log: None,
-                    path,
-                    credentials: None,
-                    token: cancel,
-                });
-                return;
-            }
-            let credentials = if make_credentials {
-                let superseded = || cancel.load(std::sync::atomic::Ordering::Acquire);
-                match make_credentials_for(&pending.unit, user_mode, &superseded) {
-                    Ok(made) => {
-                        pending.inputs.credentials.clone_from(&made);
-                        made
-                    }
-                    Err(failure) => {
-                        let _ = tx.send(Event::Spawned {
-                            service: id,
-                            state,
-                            result: Err(cancelled().unwrap_or(failure)),
-                            log: None,
-                            path,
-                            credentials: None,
-                            token: cancel,
-                        });
-                        return;
-                    }
+            let (result, log, credentials) = (|| {
+                if let Some(failure) = cancelled() {
+                    return (Err(failure), None, None);
                 }
-            } else {
-                None
-            };
-            let (result, log) = match pending.prepare() {
-                Ok((mut prepared, held)) => {
-                    let result = open_files_for(&mut prepared).and_then(|_opened| {
-                        // The last moment a stop can still prevent the spawn.
-                        if let Some(failure) = cancelled() {
-                            return Err(failure);
+                let credentials = if make_credentials {
+                    match make_credentials_for(&pending.unit, user_mode, &over) {
+                        Ok(made) => {
+                            pending.inputs.credentials.clone_from(&made);
+                            made
                         }
-                        spawn::spawn_noting_pid(&prepared.plan, Some(&slot)).map_err(|e| {
-                            StartFailure {
-                                msg: format!("failed to start {path}: {e}"),
-                                status: e.exit_code().map(ExitStatus::Exited),
+                        Err(failure) => return (Err(cancelled().unwrap_or(failure)), None, None),
+                    }
+                } else {
+                    None
+                };
+                let (result, log) = match pending.prepare() {
+                    Ok((mut prepared, held)) => {
+                        let result = open_files_for(&mut prepared).and_then(|_opened| {
+                            // The last moment a stop can still prevent the spawn.
+                            if let Some(failure) = cancelled() {
+                                return Err(failure);
                             }
-                        })
-                    });
-                    let log = prepared.log.take();
-                    drop(prepared);
-                    drop(held);
-                    (result, log)
-                }
-                Err(failure) => (Err(failure), None),
-            };
+                            spawn::spawn_noting_pid(&prepared.plan, Some(&slot)).map_err(|e| {
+                                StartFailure {
+                                    msg: format!("failed to start {path}: {e}"),
+                                    status: e.exit_code().map(ExitStatus::Exited),
+                                }
+                            })
+                        });
+                        let log = prepared.log.take();
+                        drop(prepared);
+                        drop(held);
+                        (result, log)
+                    }
+                    Err(failure) => (Err(failure), None),
+                };
+                (result, log, credentials)
+            })();
             let _ = tx.send(Event::Spawned {
                 service: id,
                 state,
@@ -832,20 +814,17 @@ impl Manager {
             && crate::service::credentials::configured(&svc.unit, "Service")
     }
 
-    /// Credentials a spawn's thread made: the run's from now on (they
-    /// replace the last ones in the same directory), or removed when the
-    /// service is gone or its run was stopped while they were made (its
-    /// `after_stop` has removed the run's already).
+    /// Credentials the service's current spawn made: the run's from now on
+    /// (they replace the last ones in the same directory), or removed when
+    /// the service is gone.
     pub(super) fn credentials_made(
         &mut self,
         id: u64,
         made: crate::service::credentials::Credentials,
     ) {
         match self.services.get_mut(&id) {
-            Some(svc) if !matches!(svc.state, State::Dead | State::Failed | State::AutoRestart) => {
-                svc.credentials = Some(made);
-            }
-            _ => made.remove(),
+            Some(svc) => svc.credentials = Some(made),
+            None => made.remove(),
         }
     }
 
@@ -892,12 +871,6 @@ impl Manager {
         };
         let child = match result {
             Ok(c) => c,
-            // A stop ended the run meanwhile: nothing waits for this start.
-            Err(failure) if svc.state != state => {
-                tracing::debug!("{name}: {failure}");
-                self.redispatch_notify();
-                return;
-            }
             Err(failure) => {
                 tracing::error!("{name}: {failure}");
                 if svc.state == state {

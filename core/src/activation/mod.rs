@@ -921,9 +921,9 @@ impl Manager {
                 credentials,
                 token,
             } => {
-                if self.stale_spawn(service, &token, &result, credentials.as_ref()) {
-                    // Nothing of the service's current run.
-                } else {
+                // A spawn of a run that is over changes nothing of the
+                // service's current one.
+                if !self.stale_spawn(service, &token, &result, credentials.as_ref()) {
                     if let Some(made) = credentials {
                         self.credentials_made(service, made);
                     }

@@ -37,6 +37,7 @@
 
 mod bindings;
 mod cache;
+pub(crate) use cache::hex;
 mod chain;
 mod check;
 mod host;

@@ -221,12 +221,7 @@ pub fn invocation_id() -> String {
     });
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]])
-        .map(char::from)
-        .collect()
+    crate::policy::hex(&bytes)
 }
 
 /// 32 hex digits as the 16 bytes they spell.

@@ -946,22 +946,20 @@ impl Parser<'_> {
             Grammar::Signal => signal::parse_signal(value)
                 .map(|s| vec![Value::Signal(s)])
                 .map_err(|e| bad(key, &e)),
-            Grammar::Enum(words) => match words.iter().find(|w| **w == value) {
-                Some(w) => one(Value::Word((*w).to_string())),
-                None => Err(Problem::Warn(format!(
-                    "Failed to parse {key}= value, ignoring: {value}"
-                ))),
-            },
-            // The boolean first, as systemd tries it first.
-            Grammar::EnumOrBool(words, yes, no) => match super::value::bool::parse_bool(value) {
-                Ok(b) => one(Value::Word((if b { yes } else { no }).to_string())),
-                Err(_) => match words.iter().find(|w| **w == value) {
+            // A boolean first, as systemd tries it first.
+            Grammar::EnumOrBool(_, yes, no)
+                if let Ok(b) = super::value::bool::parse_bool(value) =>
+            {
+                one(Value::Word((if b { yes } else { no }).to_string()))
+            }
+            Grammar::Enum(words) | Grammar::EnumOrBool(words, _, _) => {
+                match words.iter().find(|w| **w == value) {
                     Some(w) => one(Value::Word((*w).to_string())),
                     None => Err(Problem::Warn(format!(
                         "Failed to parse {key}= value, ignoring: {value}"
                     ))),
-                },
-            },
+                }
+            }
             Grammar::Listen(kind) => self
                 .parse_listen(kind, value)
                 .map(|l| vec![Value::Listen(l)]),
