@@ -861,3 +861,141 @@ fn the_environment_of_units_started_later_is_set_unset_imported_and_shown() {
     let (code, _, err) = systemctl(&tree, &control, &["set-environment"]);
     assert_eq!(code, 1, "{err}");
 }
+
+/// The units `flint ctl --json list-units ARGS...` lists: name and state.
+fn listed(control: &std::path::Path, args: &[&str]) -> Vec<(String, String)> {
+    let mut full = vec!["--json", "list-units"];
+    full.extend_from_slice(args);
+    let (code, text) = ctl(control, &full);
+    assert_eq!(code, 0, "list-units {args:?}: {text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON");
+    v["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .map(|u| {
+            (
+                u["name"].as_str().unwrap_or("").to_string(),
+                u["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn reset_failed_clears_failures_and_start_limits_and_listings_filter_by_state_type_and_pattern() {
+    let tree = Tree::new();
+    let (limit_port, web_port) = (free_port(), free_port());
+    let ok = tree.path().join("ok");
+    // A service that exits without taking the connection: the socket
+    // triggers it again and again until its start limit fails both.
+    tree.write(
+        "limit.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{limit_port}\n"),
+    );
+    tree.write(
+        "limit.service",
+        &format!(
+            "[Unit]\nStartLimitBurst=2\nStartLimitIntervalSec=1h\n[Service]\nType=oneshot\nExecStart=/bin/test -e {}\n",
+            ok.display()
+        ),
+    );
+    tree.write(
+        "web.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{web_port}\nAccept=yes\n"),
+    );
+    tree.write("web@.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let (flint, control) = common::run_with_control(&tree);
+    for unit in ["limit.socket", "web.socket"] {
+        assert_eq!(ctl(&control, &["start", unit]).0, 0, "{unit}");
+    }
+    let conn = std::net::TcpStream::connect(("127.0.0.1", limit_port)).unwrap();
+    wait_for(Duration::from_secs(10), || {
+        flint
+            .log()
+            .contains("limit.socket: Failed with result 'service-start-limit-hit'")
+            .then_some(())
+    })
+    .expect("the start limit is hit");
+    drop(conn);
+    let held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", web_port)).unwrap())
+        .collect();
+    let instances = wait_for(Duration::from_secs(10), || {
+        let l = listed(&control, &["web@*"]);
+        (l.len() == 2 && l.iter().all(|(_, s)| s == "active")).then_some(l)
+    })
+    .expect("two instances run");
+    assert!(
+        instances.iter().all(|(n, _)| n.starts_with("web@")),
+        "{instances:?}"
+    );
+
+    // Filters: by state, by type and state, a name flint has not loaded.
+    let failed = |l: Vec<(String, String)>| l.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+    assert_eq!(
+        failed(listed(&control, &["--failed"])),
+        ["limit.socket", "limit.service"]
+    );
+    assert_eq!(
+        failed(listed(
+            &control,
+            &["--type", "socket", "--state", "listening"]
+        )),
+        ["web.socket"]
+    );
+    assert!(listed(&control, &["nope.service"]).is_empty());
+    let (code, text) = ctl(&control, &["status", "web@*"]);
+    assert_eq!(text.matches("● web@").count(), 2, "{text}");
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = ctl(&control, &["is-system-running"]);
+    assert_eq!((code, text.trim()), (1, "degraded"));
+
+    // The start limit holds until it is reset.
+    std::fs::write(&ok, "").unwrap();
+    assert_eq!(ctl(&control, &["start", "limit.service"]).0, 1);
+    let (code, text) = ctl(&control, &["reset-failed", "nope.service"]);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains(
+            "Failed to reset failed state of unit nope.service: Unit nope.service not loaded."
+        ),
+        "{text}"
+    );
+    let (code, text) = ctl(&control, &["reset-failed", "limit.service"]);
+    assert_eq!(code, 0, "{text}");
+    let (_, text) = ctl(&control, &["--json", "status", "limit.service"]);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(
+        (
+            &v["units"][0]["state"],
+            &v["units"][0]["sub"],
+            &v["units"][0]["result"]
+        ),
+        (&"inactive".into(), &"dead".into(), &"success".into()),
+        "{text}"
+    );
+    // Only the named unit.
+    assert_eq!(failed(listed(&control, &["--failed"])), ["limit.socket"]);
+    // All of them, through the systemctl front.
+    let (code, out, err) = systemctl(&tree, &control, &["reset-failed"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = systemctl(&tree, &control, &["--failed"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("0 unit(s) listed."), "{out}");
+    let (code, text) = ctl(&control, &["is-system-running"]);
+    assert_eq!((code, text.trim()), (0, "running"));
+    assert_eq!(
+        listed(&control, &["limit.socket"]),
+        [("limit.socket".to_string(), "inactive".to_string())]
+    );
+    // Both start again: the socket listens, the service runs to its end.
+    assert_eq!(ctl(&control, &["start", "limit.socket"]).0, 0);
+    assert_eq!(
+        listed(&control, &["limit.socket"]),
+        [("limit.socket".to_string(), "active".to_string())]
+    );
+    let (code, text) = ctl(&control, &["start", "limit.service"]);
+    assert_eq!(code, 0, "{text}");
+    drop(held);
+}

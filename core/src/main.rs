@@ -126,10 +126,36 @@ struct NowArgs {
 enum CtlCommand {
     /// State, main pid, listeners, connections, status text of units (all when none named).
     Status { units: Vec<String> },
-    /// Every unit flint runs.
-    ListUnits,
-    /// Every socket unit with its listeners.
-    ListSockets,
+    /// Every unit flint runs, or those the patterns match (`'web@*'`).
+    ListUnits {
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+        /// Only units in these states (active or sub states: `failed`,
+        /// `running`, `listening`, ...; repeatable, or comma-separated).
+        #[arg(long, value_name = "STATE", value_delimiter = ',')]
+        state: Vec<String>,
+        /// Only failed units (`--state=failed`).
+        #[arg(long)]
+        failed: bool,
+        /// Only units of these types (`service`, `socket`).
+        #[arg(short, long = "type", value_name = "TYPE", value_delimiter = ',')]
+        r#type: Vec<String>,
+    },
+    /// Every socket unit with its listeners, or those the patterns match.
+    ListSockets {
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+        /// Only sockets in these states (`listening`, `running`, `failed`, ...).
+        #[arg(long, value_name = "STATE", value_delimiter = ',')]
+        state: Vec<String>,
+    },
+    /// Reset the failed state of units (all when none is named), their
+    /// restart count and start limit, as `systemctl reset-failed`: a
+    /// failed service or socket becomes inactive and may start again.
+    ResetFailed {
+        #[arg(value_name = "UNIT|PATTERN")]
+        units: Vec<String>,
+    },
     /// Start services, and wait until they have (as systemctl).
     Start {
         #[arg(required = true)]
@@ -767,8 +793,9 @@ fn ctl(
 ) -> ExitCode {
     let (name, units) = match command {
         CtlCommand::Status { units } => ("status", units.clone()),
-        CtlCommand::ListUnits => ("list-units", Vec::new()),
-        CtlCommand::ListSockets => ("list-sockets", Vec::new()),
+        CtlCommand::ListUnits { patterns, .. } => ("list-units", patterns.clone()),
+        CtlCommand::ListSockets { patterns, .. } => ("list-sockets", patterns.clone()),
+        CtlCommand::ResetFailed { units } => ("reset-failed", units.clone()),
         CtlCommand::Start { units, .. } => ("start", units.clone()),
         CtlCommand::Stop { units, .. } => ("stop", units.clone()),
         CtlCommand::Restart { units, .. } => ("restart", units.clone()),
@@ -822,6 +849,23 @@ fn ctl(
     };
     let path = control_path(user, control);
     let mut request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": name, "units": units});
+    match command {
+        CtlCommand::ListUnits {
+            state,
+            failed,
+            r#type,
+            ..
+        } => {
+            let mut states = state.clone();
+            if *failed {
+                states.push("failed".into());
+            }
+            request["states"] = states.into();
+            request["types"] = r#type.clone().into();
+        }
+        CtlCommand::ListSockets { state, .. } => request["states"] = state.clone().into(),
+        _ => {}
+    }
     if let CtlCommand::Kill {
         signal, kill_whom, ..
     } = command

@@ -194,16 +194,107 @@ impl Manager {
         })
     }
 
+    /// The names of the units flint has loaded: its sockets, then its
+    /// services (each in the order flint holds them).
+    fn loaded_names(&self) -> Vec<String> {
+        let mut ids: Vec<u64> = self.services.keys().copied().collect();
+        ids.sort_unstable();
+        self.sockets
+            .iter()
+            .filter(|s| !s.removed)
+            .map(|s| s.name.clone())
+            .chain(ids.iter().map(|id| self.services[id].unit.id.to_string()))
+            .collect()
+    }
+
+    /// The units `names` stands for, as `systemctl` expands them: a glob
+    /// (`*`, `?`, `[...]`) stands for every loaded unit whose name it
+    /// matches (none when it matches none), any other name for itself.
+    fn expand_patterns(&self, names: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut loaded: Option<Vec<String>> = None;
+        for n in names {
+            let found: Vec<String> = if control::is_glob(n) {
+                loaded
+                    .get_or_insert_with(|| self.loaded_names())
+                    .iter()
+                    .filter(|u| crate::service::condition::wildcard(n.as_bytes(), u.as_bytes()))
+                    .cloned()
+                    .collect()
+            } else {
+                vec![n.clone()]
+            };
+            for f in found {
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+        out
+    }
+
+    /// `systemctl reset-failed`: a failed service becomes inactive with
+    /// result `success`, its restart count and start limit begin anew; a
+    /// failed socket becomes inactive (dead), and a start opens it again.
+    /// A unit that has not failed keeps its state; its counters are reset
+    /// all the same, as systemd's `unit_reset_failed()` does.
+    fn reset_failed(&mut self, name: &str) -> bool {
+        if let Some(i) = self.socket_index(name) {
+            let s = &mut self.sockets[i];
+            if s.failed && !s.stopped && self.hooks_state(name).is_none() {
+                self.sockets[i].stopped = true;
+            }
+            return true;
+        }
+        let Some(id) = self.find_service(name) else {
+            return false;
+        };
+        let Some(svc) = self.services.get_mut(&id) else {
+            return false;
+        };
+        if svc.state == State::Failed {
+            svc.state = State::Dead;
+        }
+        svc.result = "success";
+        svc.restarts = 0;
+        svc.starts.clear();
+        true
+    }
+
     /// Answers one control request.
     pub(super) fn control(&mut self, req: &Json) -> Json {
         let command = req.get("command").and_then(Json::as_str).unwrap_or("");
-        let names = strings(req, "units");
+        let given = strings(req, "units");
+        let names = self.expand_patterns(&given);
         let ok = |units: Vec<Json>, exit: u8| json!({"version": PROTOCOL_VERSION, "ok": true, "exit": exit, "units": units});
         match command {
+            "reset-failed" => {
+                let targets = if given.is_empty() {
+                    self.loaded_names()
+                } else {
+                    names
+                };
+                let mut missing = None;
+                for n in &targets {
+                    if !self.reset_failed(n) && missing.is_none() {
+                        missing = Some(n.clone());
+                    }
+                }
+                match missing {
+                    Some(n) => control::error(
+                        1,
+                        &format!("Failed to reset failed state of unit {n}: Unit {n} not loaded."),
+                    ),
+                    None => ok(Vec::new(), 0),
+                }
+            }
             "list-units" | "list-sockets" | "status" => {
                 let mut units = Vec::new();
                 let mut exit = 0;
-                if names.is_empty() {
+                // `list-*` shows what matches (a unit flint has not loaded
+                // is no error); `status` names units.
+                let listing = command != "status";
+                if given.is_empty() {
                     units.extend(
                         (0..self.sockets.len())
                             .filter(|i| !self.sockets[*i].removed)
@@ -218,7 +309,9 @@ impl Manager {
                     for n in &names {
                         if let Some(i) = self.socket_index(n) {
                             units.push(self.socket_json(i));
-                        } else if let Some(id) = self.find_service(n) {
+                        } else if command != "list-sockets"
+                            && let Some(id) = self.find_service(n)
+                        {
                             units.push(self.service_json(id));
                         } else if let Some(sub) = self.hooks_state(n) {
                             // Its ExecStartPre= runs: no listeners yet.
@@ -229,18 +322,29 @@ impl Manager {
                                 "refused": 0, "plugins": Json::Null,
                                 "log": crate::logs::recent(n, STATUS_LINES, 0),
                             }));
-                        } else {
+                        } else if !listing {
                             return control::error(4, &format!("Unit {n} could not be found."));
                         }
                     }
                 }
+                // `--state=` (an active or sub state, or `loaded`, which
+                // every unit flint holds is) and `--type=`.
+                let states = strings(req, "states");
+                let types = strings(req, "types");
+                units.retain(|u| {
+                    (states.is_empty()
+                        || states
+                            .iter()
+                            .any(|s| s == "loaded" || u["state"] == **s || u["sub"] == **s))
+                        && (types.is_empty() || types.iter().any(|t| u["type"] == **t))
+                });
                 if command == "status" && units.iter().any(|u| u["state"] != "active") {
                     exit = 3;
                 }
                 ok(units, exit)
             }
             "reload" => {
-                if names.is_empty() {
+                if given.is_empty() {
                     return control::error(1, "Too few arguments.");
                 }
                 for n in &names {
@@ -263,7 +367,7 @@ impl Manager {
             | "try-restart"
             | "reload-or-restart"
             | "try-reload-or-restart" => {
-                if names.is_empty() {
+                if given.is_empty() {
                     return control::error(1, "Too few arguments.");
                 }
                 let kind = match command {
@@ -393,7 +497,7 @@ impl Manager {
                     return control::error(1, &format!("Failed to parse signal string {signal}."));
                 };
                 let all = req.get("whom").and_then(Json::as_str) != Some("main");
-                if names.is_empty() {
+                if given.is_empty() {
                     return control::error(1, "Too few arguments.");
                 }
                 for n in &names {

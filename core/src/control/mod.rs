@@ -256,6 +256,13 @@ pub fn shell_maybe_quote(value: &str) -> String {
     out
 }
 
+/// Whether a unit name given to a command is a pattern (`*`, `?` or `[`),
+/// which `systemctl` matches against the loaded units instead of taking as
+/// a name (systemd's `string_is_glob()`).
+pub fn is_glob(name: &str) -> bool {
+    name.contains(['*', '?', '['])
+}
+
 /// Renders an answer for a person: aligned columns, one unit per block.
 pub fn render(command: &str, answer: &Json, color: bool) -> String {
     let mut out = String::new();

@@ -52,11 +52,13 @@ const SUFFIXES: &[&str] = &[
     "device",
 ];
 
-/// `foo` → `foo.service`, as `systemctl` completes a name without a type.
+/// `foo` → `foo.service`, as `systemctl` completes a name without a type;
+/// a pattern (`foo@*`) is left as it is, to match loaded units.
 fn unit_name(name: &str) -> String {
-    let typed = name
-        .rsplit_once('.')
-        .is_some_and(|(_, suffix)| SUFFIXES.contains(&suffix));
+    let typed = crate::control::is_glob(name)
+        || name
+            .rsplit_once('.')
+            .is_some_and(|(_, suffix)| SUFFIXES.contains(&suffix));
     if typed {
         name.to_string()
     } else {
@@ -91,6 +93,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut force = false;
     let mut no_legend = false;
     let mut value_only = false;
+    let mut failed = false;
     let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut iter = args.iter();
     let mut only_words = false;
@@ -111,6 +114,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "-f" | "--force" => force = true,
             "--no-legend" => no_legend = true,
             "--value" => value_only = true,
+            "--failed" => failed = true,
             // Output shaping and prompts, which flint's answers do not have.
             "--no-pager" | "-l" | "--full" | "-a" | "--all" | "--plain" | "--no-ask-password"
             | "--no-reload" | "--wait" | "--no-warn" => {}
@@ -194,19 +198,21 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
         }
         "status" => ctl(&mut out, "status"),
-        "list-units" => {
-            // `--type=socket` is what `list-sockets` shows.
-            let sockets = value("type").is_some_and(|t| t.split(',').all(|t| t == "socket"));
-            ctl(
-                &mut out,
-                if sockets {
-                    "list-sockets"
-                } else {
-                    "list-units"
-                },
-            );
+        "list-units" | "list-sockets" => {
+            ctl(&mut out, &verb);
+            for (key, v) in &values {
+                if *key == "state" || (*key == "type" && verb == "list-units") {
+                    out.extend([format!("--{key}"), v.clone()]);
+                }
+            }
+            if failed {
+                out.push("--state=failed".into());
+            }
+            // Patterns, as given.
+            out.extend(raw_units.iter().cloned());
+            return Ok(Systemctl::Flint(out));
         }
-        "list-sockets" => ctl(&mut out, "list-sockets"),
+        "reset-failed" => ctl(&mut out, "reset-failed"),
         "is-active" | "is-failed" => {
             needs_units(&units)?;
             ctl(&mut out, &verb);
@@ -361,8 +367,23 @@ mod tests {
         assert_eq!(flint("daemon-reload"), words("ctl switch"));
         assert_eq!(
             flint("list-units --type=socket --all"),
-            words("ctl list-sockets")
+            words("ctl list-units --type socket")
         );
+        assert_eq!(flint("--failed"), words("ctl list-units --state=failed"));
+        assert_eq!(
+            flint("list-units --state=failed,running web@* ssh*"),
+            words("ctl list-units --state failed,running web@* ssh*")
+        );
+        assert_eq!(
+            flint("list-sockets --state listening 'ssh*'"),
+            words("ctl list-sockets --state listening 'ssh*'")
+        );
+        assert_eq!(flint("reset-failed"), words("ctl reset-failed"));
+        assert_eq!(
+            flint("reset-failed foo web@* bar.socket"),
+            words("ctl reset-failed foo.service web@* bar.socket")
+        );
+        assert_eq!(flint("status web@*"), words("ctl status web@*"));
         assert_eq!(
             flint("kill -s HUP --kill-whom=main foo"),
             words("ctl kill --signal HUP --kill-whom main foo.service")
