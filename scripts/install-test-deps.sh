@@ -48,6 +48,9 @@ packages=(
   # bench/activation.sh: the activators flint is compared with (besides
   # systemd-socket-activate; gcc above builds its load client).
   ucspi-tcp xinetd
+  # tests/ctl.rs: Ansible's systemd module, a real client of the systemctl
+  # front (it reads `systemctl show` and starts, restarts and stops).
+  ansible-core
 )
 # Daemons that ship real .socket/.service units: the corpus of the
 # conformance test (tests/conformance.rs), which compares `flint show` with

@@ -681,7 +681,9 @@ fn flint_called_systemctl_runs_systemctl_command_lines() {
         &["show", "-p", "ActiveState,MainPID", "web"],
     );
     assert_eq!(code, 0);
-    assert_eq!(out, format!("ActiveState=active\nMainPID={web_pid}\n"));
+    // In systemd's order (the service's properties, then the unit's),
+    // whatever the order asked.
+    assert_eq!(out, format!("MainPID={web_pid}\nActiveState=active\n"));
     let (_, out, _) = systemctl(&tree, &control, &["show", "-P", "SubState", "web"]);
     assert_eq!(out, "running\n");
     let (_, out, _) = systemctl(
@@ -998,4 +1000,95 @@ fn reset_failed_clears_failures_and_start_limits_and_listings_filter_by_state_ty
     let (code, text) = ctl(&control, &["start", "limit.service"]);
     assert_eq!(code, 0, "{text}");
     drop(held);
+}
+
+/// Runs `ansible localhost -m ansible.builtin.systemd -a ARGS` with flint's
+/// `systemctl` link first in `PATH`: its outcome (`CHANGED`, `SUCCESS`,
+/// `FAILED!`) and the module's result.
+fn ansible_systemd(
+    tree: &Tree,
+    control: &std::path::Path,
+    args: &str,
+) -> (String, serde_json::Value) {
+    // The link, made by the systemctl helper's first call.
+    let _ = systemctl(tree, control, &["--version"]);
+    let bin = tree.path().join("bin");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("ansible")
+        .args([
+            "localhost",
+            "-c",
+            "local",
+            "-m",
+            "ansible.builtin.systemd",
+            "-a",
+            args,
+        ])
+        .env("PATH", path)
+        .env("FLINT_CONTROL", control)
+        .env("HOME", tree.path())
+        .env("ANSIBLE_LOCALHOST_WARNING", "False")
+        .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "False")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("ansible runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once(" => ").unwrap_or_else(|| {
+        panic!(
+            "ansible {args}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let outcome = head.rsplit("| ").next().unwrap_or("").trim().to_string();
+    let result =
+        serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("ansible {args}: {e}: {text}"));
+    (outcome, result)
+}
+
+#[test]
+fn ansibles_systemd_module_starts_restarts_and_stops_units_through_the_systemctl_front() {
+    if !common::require(
+        "ansible",
+        "Ansible's systemd module drives flint as systemctl",
+    ) {
+        return;
+    }
+    let tree = Tree::new();
+    tree.write(
+        "app.service",
+        "[Unit]\nDescription=an app\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let (_flint, control) = common::run_with_control(&tree);
+    // Not loaded yet: systemctl show reads it from disk, so the module
+    // finds it and starts it.
+    let (outcome, result) = ansible_systemd(&tree, &control, "name=app state=started");
+    assert_eq!(outcome, "CHANGED", "{result}");
+    assert_eq!(result["status"]["LoadState"], "loaded", "{result}");
+    assert_eq!(result["status"]["Description"], "an app", "{result}");
+    let first = main_pid(&control, "app.service").expect("app runs");
+    // Started already: nothing to do.
+    let (outcome, result) = ansible_systemd(&tree, &control, "name=app state=started");
+    assert_eq!(outcome, "SUCCESS", "{result}");
+    assert_eq!(result["status"]["ActiveState"], "active", "{result}");
+    assert_eq!(result["status"]["MainPID"], first.to_string(), "{result}");
+    let (outcome, result) = ansible_systemd(&tree, &control, "name=app state=restarted");
+    assert_eq!(outcome, "CHANGED", "{result}");
+    let second = wait_for(Duration::from_secs(10), || {
+        main_pid(&control, "app.service").filter(|p| *p != first)
+    });
+    assert!(second.is_some(), "a new main process after the restart");
+    let (outcome, result) = ansible_systemd(&tree, &control, "name=app state=stopped");
+    assert_eq!(outcome, "CHANGED", "{result}");
+    assert_eq!(ctl(&control, &["is-active", "app.service"]).0, 3);
+    let (outcome, result) = ansible_systemd(&tree, &control, "name=nosuch state=started");
+    assert_eq!(outcome, "FAILED!", "{result}");
+    assert_eq!(
+        result["msg"], "Could not find the requested service nosuch: host",
+        "{result}"
+    );
 }

@@ -221,8 +221,14 @@ enum CtlCommand {
         quiet: bool,
     },
     /// Print properties of units as `systemctl show` does (`Key=value`
-    /// lines; a blank line between units): Id, Description, LoadState,
-    /// ActiveState, SubState, MainPID, Result, NRestarts, ExecMainStatus.
+    /// lines in systemd's order, a blank line between units, the empty ones
+    /// only when named): a service's Type, Restart, NotifyAccess, MainPID,
+    /// StatusText, Result, NRestarts, ExecMainCode, ExecMainStatus,
+    /// MemoryCurrent, TasksCurrent, CPUUsageNSec; a socket's Accept,
+    /// NConnections, NAccepted, NRefused; every unit's Id, Names, Triggers,
+    /// Description, LoadState, ActiveState, SubState, FragmentPath,
+    /// DropInPaths, UnitFileState, CanStart, CanStop, CanReload, LoadError,
+    /// InvocationID. A unit flint has not started is read from disk.
     Show {
         #[arg(required = true)]
         units: Vec<String>,
@@ -981,7 +987,9 @@ fn unit_status(
     Ok(answer["units"].get(0).filter(|u| u.is_object()).cloned())
 }
 
-/// `flint ctl show`: systemctl's names for what the status says.
+/// `flint ctl show`: the properties flint answers, by systemd's names, as
+/// `systemctl show` prints them: `Key=value` lines, a blank line between
+/// units; only those set unless named with `--property`.
 fn show_properties(
     user: bool,
     control: Option<&std::path::Path>,
@@ -990,63 +998,36 @@ fn show_properties(
     value_only: bool,
 ) -> ExitCode {
     let path = control_path(user, control);
-    let mut blocks = Vec::new();
-    for unit in units {
-        let status = match unit_status(&path, unit) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("flint: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        let s = status.as_ref();
-        let text = |key: &str| {
-            s.and_then(|s| s[key].as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let number = |key: &str| s.and_then(|s| s[key].as_u64()).unwrap_or(0).to_string();
-        // The exit code, or the signal that ended the main process.
-        let exit_status = s
-            .and_then(|s| s["last_exit"].as_str())
-            .and_then(|e| {
-                e.strip_prefix("exited with status ")
-                    .or_else(|| e.strip_prefix("killed by signal "))
-            })
-            .map_or_else(
-                || "0".to_string(),
-                |rest| rest.chars().take_while(char::is_ascii_digit).collect(),
+    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "show", "units": units});
+    let answer = match flint::control::call(&path, &request) {
+        Ok(a) if a["ok"] == true => a,
+        Ok(a) => {
+            eprintln!("flint: {}", a["error"].as_str().unwrap_or("failed"));
+            return ExitCode::from(
+                a["exit"]
+                    .as_u64()
+                    .and_then(|e| u8::try_from(e).ok())
+                    .unwrap_or(1),
             );
-        let props: Vec<(&str, String)> = vec![
-            ("Id", unit.clone()),
-            ("Description", text("description")),
-            (
-                "LoadState",
-                if s.is_some() { "loaded" } else { "not-found" }.to_string(),
-            ),
-            (
-                "ActiveState",
-                s.map_or_else(|| "inactive".to_string(), |_| text("state")),
-            ),
-            (
-                "SubState",
-                s.map_or_else(|| "dead".to_string(), |_| text("sub")),
-            ),
-            ("MainPID", number("main_pid")),
-            (
-                "Result",
-                s.map_or_else(|| "success".to_string(), |_| text("result")),
-            ),
-            ("NRestarts", number("restarts")),
-            ("ExecMainStatus", exit_status),
-        ];
+        }
+        Err(e) => {
+            eprintln!("flint: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut blocks = Vec::new();
+    for unit in answer["units"].as_array().into_iter().flatten() {
         let mut lines = Vec::new();
-        for (key, value) in props {
-            if !wanted.is_empty() && !wanted.iter().any(|w| w == key) {
+        for pair in unit["properties"].as_array().into_iter().flatten() {
+            let (Some(key), Some(value)) = (pair[0].as_str(), pair[1].as_str()) else {
+                continue;
+            };
+            let named = wanted.iter().any(|w| w == key);
+            if (wanted.is_empty() && value.is_empty()) || (!wanted.is_empty() && !named) {
                 continue;
             }
             lines.push(if value_only {
-                value
+                value.to_string()
             } else {
                 format!("{key}={value}")
             });

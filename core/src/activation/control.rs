@@ -261,6 +261,197 @@ impl Manager {
         true
     }
 
+    /// A unit flint holds no state of, read from the search path as
+    /// systemctl shows a unit it has loaded but not started; `None` when no
+    /// unit file has the name.
+    fn unit_on_disk(&mut self, name: &str) -> Option<crate::unit::load::Unit> {
+        let parsed: crate::unit::name::UnitName = name.parse().ok()?;
+        let unit = self.units.load(&self.search, &parsed);
+        (unit.load_state != crate::unit::load::LoadState::NotFound).then_some(unit)
+    }
+
+    /// `status` of a unit read from disk: inactive (dead), as systemctl
+    /// shows one that never started.
+    fn resting_json(unit: &crate::unit::load::Unit) -> Json {
+        let name = unit.id.to_string();
+        json!({
+            "name": name,
+            "type": name.rsplit('.').next().unwrap_or(""),
+            "description": unit.get_str("Unit", "Description").unwrap_or(""),
+            "state": "inactive",
+            "sub": "dead",
+            "load": unit.load_state.as_str(),
+            "log": crate::logs::recent(&name, STATUS_LINES, 0),
+        })
+    }
+
+    /// `systemctl show`'s properties of one unit, by systemd's names: those
+    /// of its type, then the unit's own. A unit flint has not loaded is read
+    /// from disk (inactive, dead); one with no file is `not-found` with its
+    /// `LoadError`, as systemd shows it.
+    fn show_json(&mut self, name: &str) -> Json {
+        let (status, unit) = if let Some(i) = self.socket_index(name) {
+            (self.socket_json(i), Some(self.sockets[i].unit.clone()))
+        } else if let Some(id) = self.find_service(name) {
+            let mut status = self.service_json(id);
+            status["invocation_id"] = self.services[&id].invocation_id.clone().into();
+            (status, Some((*self.services[&id].unit).clone()))
+        } else {
+            (Json::Null, self.unit_on_disk(name))
+        };
+        let text = |key: &str| status[key].as_str().unwrap_or("").to_string();
+        let count = |key: &str| status[key].as_u64().unwrap_or(0).to_string();
+        let set = |v: Option<u64>| v.map_or_else(|| "[not set]".to_string(), |v| v.to_string());
+        let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let mut p: Vec<(&str, String)> = Vec::new();
+        let id = unit
+            .as_ref()
+            .map_or_else(|| name.to_string(), |u| u.id.to_string());
+        let is = |suffix: &str| id.ends_with(suffix);
+        let loaded = unit
+            .as_ref()
+            .is_some_and(crate::unit::load::Unit::is_loaded);
+        // A unit without a file has its type's defaults, as in systemd.
+        let usable = unit.as_ref().filter(|_| loaded);
+        if is(".service") {
+            let rt = usable.map(|u| ServiceRt::new(u.clone()));
+            p.push((
+                "Type",
+                rt.as_ref()
+                    .map_or("simple", ServiceRt::service_type)
+                    .to_string(),
+            ));
+            p.push((
+                "Restart",
+                usable
+                    .and_then(|u| u.get_str("Service", "Restart"))
+                    .unwrap_or("no")
+                    .to_string(),
+            ));
+            p.push((
+                "NotifyAccess",
+                rt.as_ref()
+                    .map_or("none", ServiceRt::notify_access)
+                    .to_string(),
+            ));
+            p.push(("MainPID", count("main_pid")));
+            p.push(("StatusText", text("status")));
+            p.push((
+                "Result",
+                status["result"].as_str().unwrap_or("success").to_string(),
+            ));
+            p.push(("NRestarts", count("restarts")));
+            // The last main process's end: 1 exited, 2 killed (CLD_*).
+            let last = text("last_exit");
+            let (code, value) = if let Some(n) = last.strip_prefix("exited with status ") {
+                ("1", n)
+            } else if let Some(n) = last.strip_prefix("killed by signal ") {
+                ("2", n)
+            } else {
+                ("0", "0")
+            };
+            p.push(("ExecMainCode", code.to_string()));
+            p.push((
+                "ExecMainStatus",
+                value.chars().take_while(char::is_ascii_digit).collect(),
+            ));
+            p.push(("MemoryCurrent", set(status["memory"]["current"].as_u64())));
+            p.push(("TasksCurrent", set(status["tasks_current"].as_u64())));
+            p.push((
+                "CPUUsageNSec",
+                set(status["cpu_usec"].as_u64().map(|u| u.saturating_mul(1000))),
+            ));
+        } else if is(".socket") {
+            p.push((
+                "Accept",
+                yes(usable.is_some_and(|u| u.get_bool("Socket", "Accept") == Some(true))),
+            ));
+            p.push(("NConnections", count("connections")));
+            p.push(("NAccepted", count("accepted")));
+            p.push(("NRefused", count("refused")));
+        }
+        let names: Vec<String> = std::iter::once(id.clone())
+            .chain(
+                unit.iter()
+                    .flat_map(|u| u.aliases.iter().map(ToString::to_string)),
+            )
+            .collect();
+        p.push(("Id", id.clone()));
+        p.push(("Names", names.join(" ")));
+        if let Some(t) = status["triggers"].as_str() {
+            p.push(("Triggers", t.to_string()));
+        }
+        p.push((
+            "Description",
+            unit.as_ref()
+                .and_then(|u| u.get_str("Unit", "Description"))
+                .unwrap_or(&id)
+                .to_string(),
+        ));
+        let load = unit.as_ref().map_or("not-found", |u| u.load_state.as_str());
+        p.push(("LoadState", load.to_string()));
+        let (active, sub) = if status.is_null() {
+            ("inactive".to_string(), "dead".to_string())
+        } else {
+            (text("state"), text("sub"))
+        };
+        p.push(("ActiveState", active));
+        p.push(("SubState", sub));
+        p.push((
+            "FragmentPath",
+            unit.as_ref()
+                .and_then(|u| u.fragment.as_ref())
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
+        ));
+        p.push((
+            "DropInPaths",
+            unit.iter()
+                .flat_map(|u| u.dropins.iter().map(|d| d.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ));
+        let lookup = if self.search.user_mode {
+            crate::install::LookupPaths::user()
+        } else {
+            crate::install::LookupPaths::system_from(None, &self.search)
+        };
+        let file_state = lookup
+            .ok()
+            .and_then(|lp| crate::install::unit_file_state(&lp, &id).ok())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        p.push(("UnitFileState", file_state));
+        p.push(("CanStart", yes(loaded)));
+        p.push(("CanStop", yes(loaded)));
+        let reload = unit.as_ref().is_some_and(|u| {
+            !u.commands("Service", "ExecReload").is_empty()
+                || u.get_str("Service", "Type") == Some("notify-reload")
+        });
+        p.push(("CanReload", yes(loaded && reload)));
+        let error = match load {
+            "not-found" => Some(("NoSuchUnit", format!("Unit {id} not found."))),
+            "masked" => Some(("UnitMasked", format!("Unit {id} is masked."))),
+            "bad-setting" => Some((
+                "BadUnitSetting",
+                format!("Unit {id} has a bad unit file setting."),
+            )),
+            "error" => Some(("LoadFailed", format!("Unit {id} failed to load properly."))),
+            _ => None,
+        };
+        if let Some((kind, message)) = error {
+            p.push((
+                "LoadError",
+                format!("org.freedesktop.systemd1.{kind} \"{message}\""),
+            ));
+        }
+        p.push(("InvocationID", text("invocation_id")));
+        json!({
+            "name": id,
+            "properties": p.into_iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        })
+    }
+
     /// Answers one control request.
     pub(super) fn control(&mut self, req: &Json) -> Json {
         let command = req.get("command").and_then(Json::as_str).unwrap_or("");
@@ -268,6 +459,13 @@ impl Manager {
         let names = self.expand_patterns(&given);
         let ok = |units: Vec<Json>, exit: u8| json!({"version": PROTOCOL_VERSION, "ok": true, "exit": exit, "units": units});
         match command {
+            "show" => {
+                if given.is_empty() {
+                    return control::error(1, "Too few arguments.");
+                }
+                let units = names.iter().map(|n| self.show_json(n)).collect();
+                ok(units, 0)
+            }
             "reset-failed" => {
                 let targets = if given.is_empty() {
                     self.loaded_names()
@@ -322,7 +520,11 @@ impl Manager {
                                 "refused": 0, "plugins": Json::Null,
                                 "log": crate::logs::recent(n, STATUS_LINES, 0),
                             }));
-                        } else if !listing {
+                        } else if listing {
+                        } else if let Some(unit) = self.unit_on_disk(n) {
+                            // On disk, never started: inactive (dead).
+                            units.push(Self::resting_json(&unit));
+                        } else {
                             return control::error(4, &format!("Unit {n} could not be found."));
                         }
                     }
