@@ -566,7 +566,20 @@ fn trigger(case: &Case, port: u16) {
 
 /// Runs the probe under `systemd-socket-activate` and returns its record.
 fn under_ssa(case: &Case, probe: &Path, out: &Path, port: u16) -> Value {
-    let mut child = Command::new("systemd-socket-activate")
+    under_tool(
+        Command::new("systemd-socket-activate"),
+        case,
+        probe,
+        out,
+        port,
+    )
+    .0
+}
+
+/// Runs the probe under `tool` (systemd-socket-activate's command line)
+/// and returns its record and the tool's pid.
+fn under_tool(mut tool: Command, case: &Case, probe: &Path, out: &Path, port: u16) -> (Value, u32) {
+    let mut child = tool
         .args(&case.ssa_args)
         .arg("/usr/bin/python3")
         .arg(probe)
@@ -588,14 +601,17 @@ fn under_ssa(case: &Case, probe: &Path, out: &Path, port: u16) -> Value {
     }
     trigger(case, port);
     let record = wait_for(Duration::from_secs(15), || read_report(out));
+    let pid = child.id();
     let _ = child.kill();
     let _ = child.wait();
-    record.unwrap_or_else(|| {
+    let record = record.unwrap_or_else(|| {
         panic!(
-            "{}: no record under systemd-socket-activate: {listening}",
-            case.name
+            "{}: no record under {}: {listening}",
+            case.name,
+            tool.get_program().display()
         )
-    })
+    });
+    (record, pid)
 }
 
 #[test]
@@ -713,6 +729,180 @@ fn systemd_socket_activate_and_flint_give_the_same_fds_and_variables() {
             "{}: the probe saw the passed fds",
             case.name
         );
+    }
+}
+
+/// A record as the tool's child sees it, for an exact comparison: the
+/// whole environment (`LISTEN_PID` as whether it is the process's own pid;
+/// `LISTEN_PIDFDID`, which flint adds where the kernel has pidfd ids and
+/// systemd 252 does not, left out) and every fd.
+fn whole(r: &Value) -> Value {
+    let mut env = r["env"].as_object().cloned().unwrap_or_default();
+    let pid = env.remove("LISTEN_PID");
+    env.remove("LISTEN_PIDFDID");
+    serde_json::json!({
+        "env": env,
+        "listen_pid_is_self": pid.map(|p| p.as_str() == Some(&r["pid"].to_string())),
+        "fds": r["fds"],
+    })
+}
+
+fn cases_for_the_tool(dir: &Path) -> Vec<(Case, u16)> {
+    let (p1, p2, p3, p4, p5) = (
+        free_port(),
+        free_udp_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let case = |name, args: Vec<String>, inetd, datagram| Case {
+        name,
+        ssa_args: args,
+        socket: String::new(),
+        service_extra: "",
+        inetd,
+        datagram,
+    };
+    vec![
+        (
+            case(
+                "TCP and unix, named, a variable set and one passed on",
+                vec![
+                    format!("-l127.0.0.1:{p1}"),
+                    format!("--listen={}", dir.join("a.sock").display()),
+                    "--fdname=web:unix".into(),
+                    "-EFOO=bar".into(),
+                    "--setenv=HOME".into(),
+                ],
+                false,
+                false,
+            ),
+            p1,
+        ),
+        (
+            case(
+                "datagram, one name for the fd",
+                vec![
+                    "-d".into(),
+                    format!("-l127.0.0.1:{p2}"),
+                    "--fdname=dg".into(),
+                ],
+                false,
+                true,
+            ),
+            p2,
+        ),
+        (
+            case(
+                "accept, fd 3",
+                vec![
+                    "-a".into(),
+                    format!("-l127.0.0.1:{p3}"),
+                    "--fdname=connection".into(),
+                ],
+                false,
+                false,
+            ),
+            p3,
+        ),
+        (
+            case(
+                "accept, inetd",
+                vec![
+                    "--accept".into(),
+                    "--inetd".into(),
+                    format!("-l127.0.0.1:{p4}"),
+                ],
+                true,
+                false,
+            ),
+            p4,
+        ),
+        (
+            case(
+                "inetd without accept, one listener",
+                vec!["--inetd".into(), format!("-l127.0.0.1:{p5}")],
+                true,
+                false,
+            ),
+            p5,
+        ),
+    ]
+}
+
+#[test]
+fn flint_socket_activate_gives_the_command_what_systemd_socket_activate_gives_it() {
+    if !common::require(
+        "systemd-socket-activate",
+        "the reference for the comparison",
+    ) {
+        return;
+    }
+    let tree = Tree::new();
+    let probe = install_probe(&tree);
+    let link = tree.path().join("systemd-socket-activate");
+    std::os::unix::fs::symlink(common::flint_bin(), &link).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (case, port) in cases_for_the_tool(dir.path()) {
+        let (reference, ssa_pid) = under_tool(
+            Command::new("systemd-socket-activate"),
+            &case,
+            &probe,
+            &dir.path().join(format!("ssa-{port}.jsonl")),
+            port,
+        );
+        let _ = std::fs::remove_file(dir.path().join("a.sock"));
+        // flint by both of its names: the subcommand and the link.
+        for tool in [
+            {
+                let mut c = Command::new(common::flint_bin());
+                c.arg("socket-activate");
+                c
+            },
+            Command::new(&link),
+        ] {
+            let program = tool.get_program().to_owned();
+            let out = dir
+                .path()
+                .join(format!("flint-{port}-{}.jsonl", program.len()));
+            let (got, flint_pid) = under_tool(tool, &case, &probe, &out, port);
+            let _ = std::fs::remove_file(dir.path().join("a.sock"));
+            assert_eq!(
+                whole(&got),
+                whole(&reference),
+                "{} ({}): flint differs from systemd-socket-activate",
+                case.name,
+                program.display()
+            );
+            // Without --accept the tool becomes the command.
+            let accept = case.ssa_args.iter().any(|a| a == "-a" || a == "--accept");
+            assert_eq!(got["pid"] == flint_pid, !accept, "{}: {got}", case.name);
+            assert_eq!(reference["pid"] == ssa_pid, !accept, "{}", case.name);
+        }
+    }
+    // Refusals, in the tool's words, exit 1.
+    for (args, message) in [
+        (
+            vec!["-d", "-a", "-l", "1234", "true"],
+            "The --datagram and --accept options may not be combined.",
+        ),
+        (
+            vec!["true"],
+            "No sockets to listen on specified or passed in.",
+        ),
+        (
+            vec!["-l", "127.0.0.1:99999", "true"],
+            "Failed to open '127.0.0.1:99999'",
+        ),
+    ] {
+        let out = Command::new(&link)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
     }
 }
 

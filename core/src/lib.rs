@@ -17,6 +17,7 @@ pub mod logs;
 pub mod notify;
 pub mod policy;
 pub mod service;
+pub mod socket_activate;
 pub mod spawn;
 pub mod stamp;
 pub mod tmpfiles;

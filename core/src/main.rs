@@ -419,6 +419,46 @@ enum Command {
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Listen on sockets and start a command on the first connection, or
+    /// one per connection with --accept, as systemd-socket-activate does
+    /// (flint called by that name runs this). The command gets the fds at
+    /// 3, 4, ... with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, or with --inetd
+    /// the connection as its standard input and output.
+    #[command(name = "socket-activate")]
+    SocketActivate {
+        /// Listen at ADDR (the syntax of ListenStream=; repeatable).
+        #[arg(short = 'l', long = "listen", value_name = "ADDR")]
+        listen: Vec<String>,
+        /// Datagram sockets instead of stream sockets.
+        #[arg(short = 'd', long, conflicts_with = "seqpacket")]
+        datagram: bool,
+        /// SOCK_SEQPACKET sockets instead of stream sockets.
+        #[arg(long)]
+        seqpacket: bool,
+        /// Start a process of the command for each connection.
+        #[arg(short = 'a', long)]
+        accept: bool,
+        /// Pass NAME=VALUE (or NAME with this process's value) to the command.
+        #[arg(
+            short = 'E',
+            long = "setenv",
+            visible_alias = "environment",
+            value_name = "NAME[=VALUE]"
+        )]
+        setenv: Vec<String>,
+        /// Names for LISTEN_FDNAMES (one name stands for every fd).
+        #[arg(long = "fdname", value_name = "NAME[:NAME...]")]
+        fdname: Vec<String>,
+        /// Pass the fd as standard input and output, without LISTEN_*.
+        #[arg(long)]
+        inetd: bool,
+        /// Exec the command at once instead of waiting for traffic.
+        #[arg(long)]
+        now: bool,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Talk to a running flint: status, list, start, stop, restart.
     Ctl {
         /// Talk to the --user flint.
@@ -1377,12 +1417,54 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         }
+    } else if called
+        .as_deref()
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|n| n == "systemd-socket-activate")
+    {
+        Cli::parse_from(
+            ["flint".into(), "socket-activate".into()]
+                .into_iter()
+                .chain(std::env::args_os().skip(1)),
+        )
     } else {
         Cli::parse()
     };
     init_log(cli.log_format, cli.log_target);
     let result = match &cli.command {
         Command::Check { tree, units } => Ok(check(tree, units)),
+        Command::SocketActivate {
+            listen,
+            datagram,
+            seqpacket,
+            accept,
+            setenv,
+            fdname,
+            inetd,
+            now,
+            command,
+        } => {
+            use flint::socket_activate::{Options, SocketType, run};
+            let socket_type = if *datagram {
+                SocketType::Datagram
+            } else if *seqpacket {
+                SocketType::SequentialPacket
+            } else {
+                SocketType::Stream
+            };
+            let e = run(&Options {
+                listen: listen.clone(),
+                socket_type,
+                accept: *accept,
+                setenv: setenv.clone(),
+                fdnames: fdname.clone(),
+                inetd: *inetd,
+                now: *now,
+                command: command.clone(),
+            });
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
         Command::Show { tree, units } => show(tree, units),
         Command::Cat { tree, units } => cat(tree, units),
         Command::Run {
