@@ -4,10 +4,12 @@
 #     --handler c a static C one, bench/echo-handler.c, or with --handler raw
 #     one without a C library, bench/echo-handler-raw.c): connections per
 #     second with 1 and with 8 concurrent clients, and connect-to-first-byte
-#     p50/p99, for flint, `systemd-socket-activate --accept --inetd`,
-#     tcpserver (ucspi-tcp, `-l 0`) and xinetd (private config, -dontfork);
+#     p50/p99, for flint (`flint run` with units), `flint socket-activate
+#     --accept --inetd` (systemd-socket-activate's command line),
+#     `systemd-socket-activate --accept --inetd`, tcpserver (ucspi-tcp,
+#     `-l 0`) and xinetd (private config, -dontfork);
 #   - Accept=no: connect-to-first-byte of the connection that starts the
-#     service, flint vs systemd-socket-activate;
+#     service, flint run, flint socket-activate and systemd-socket-activate;
 #   - idle RSS of each server (flint without plugins, with demo-like units).
 # With --static, the static build (scripts/build-static.sh --release, or
 # FLINT_STATIC_BIN=PATH) runs beside the dynamic one in the Accept=yes and
@@ -153,6 +155,8 @@ port_no_ssa=$((port_base + 7))
 port_yes_static=$((port_base + 8))
 port_demo_yes_static=$((port_base + 9))
 port_demo_no_static=$((port_base + 10))
+port_yes_sa=$((port_base + 11))
+port_no_sa=$((port_base + 12))
 
 # True when something listens on 127.0.0.1:$1 (read from /proc, no connect:
 # a connection would start an Accept=no service).
@@ -278,7 +282,8 @@ port_of[ssa]=$port_yes_ssa
 port_of[tcpserver]=$port_yes_tcpserver
 port_of[xinetd]=$port_yes_xinetd
 port_of[static]=$port_yes_static
-servers=(flint ssa tcpserver xinetd)
+port_of[sa]=$port_yes_sa
+servers=(flint sa ssa tcpserver xinetd)
 [ -n "$flint_static" ] && servers+=(static)
 
 "$flint" run --unit-dir "$work/units" bench-echo.socket hello.socket echo.socket \
@@ -287,6 +292,9 @@ pid_of[flint]=$!; pids+=("$!")
 systemd-socket-activate -l "127.0.0.1:$port_yes_ssa" --accept --inetd "$handler" \
   2>"$work/ssa.log" &
 pid_of[ssa]=$!; pids+=("$!")
+"$flint" socket-activate -l "127.0.0.1:$port_yes_sa" --accept --inetd "$handler" \
+  2>"$work/flint-sa.log" &
+pid_of[sa]=$!; pids+=("$!")
 # -H -R: no DNS or ident lookups; -l 0: no local name lookup; -c: as flint.
 tcpserver -q -H -R -l 0 -c 256 127.0.0.1 "$port_yes_tcpserver" "$handler" \
   2>"$work/tcpserver.log" &
@@ -349,11 +357,18 @@ for s in "${servers[@]}"; do stop_pid "${pid_of[$s]}"; forget_pid "${pid_of[$s]}
 # Each round starts the activator afresh, makes the connection that starts
 # the service (cold), then connects to the running service (warm).
 for r in $(seq "$first_rounds"); do
-  order="flint ssa"; [ $((r % 2)) -eq 0 ] && order="ssa flint"
+  case $((r % 3)) in
+    1) order="flint sa ssa" ;;
+    2) order="sa ssa flint" ;;
+    *) order="ssa flint sa" ;;
+  esac
   for s in $order; do
     if [ "$s" = flint ]; then
       port=$port_no_flint
       "$flint" run --unit-dir "$work/units-no" first.socket 2>>"$work/flint-no.log" &
+    elif [ "$s" = sa ]; then
+      port=$port_no_sa
+      "$flint" socket-activate -l "127.0.0.1:$port" "$client" serve-fd3 2>>"$work/flint-sa-no.log" &
     else
       port=$port_no_ssa
       systemd-socket-activate -l "127.0.0.1:$port" "$client" serve-fd3 2>>"$work/ssa-no.log" &
@@ -377,21 +392,23 @@ done
 
 # --- Report --------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
-row() { # label metric unit-kind
-  local label=$1 f s t x st
-  f=$(median flint "$2"); s=$(median ssa "$2")
-  if [ -e "$work/results/tcpserver.$2" ]; then t=$(median tcpserver "$2"); else t="-"; fi
-  if [ -e "$work/results/xinetd.$2" ]; then x=$(median xinetd "$2"); else x="-"; fi
+value() { if [ -e "$work/results/$1.$2" ]; then median "$1" "$2"; else echo "-"; fi; }
+row() { # label metric
+  local label=$1 f s t x st a
+  f=$(value flint "$2"); s=$(value ssa "$2"); t=$(value tcpserver "$2")
+  x=$(value xinetd "$2"); a=$(value sa "$2")
   if [ -n "$flint_static" ]; then
-    if [ -e "$work/results/static.$2" ]; then st=$(median static "$2"); else st="-"; fi
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$st" "$s" "$t" "$x" \
-      "$(ratio "$f" "$s")" "$(ratio "$st" "$s")" "$(ratio "$f" "$t")" "$(ratio "$f" "$x")"
+    st=$(value static "$2")
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$st" "$a" "$s" "$t" "$x" \
+      "$(ratio "$f" "$s")" "$(ratio "$st" "$s")" "$(ratio "$f" "$t")" "$(ratio "$f" "$x")" \
+      "$(ratio "$a" "$s")" "$(ratio "$a" "$t")"
   else
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$s" "$t" "$x" \
-      "$(ratio "$f" "$s")" "$(ratio "$f" "$t")" "$(ratio "$f" "$x")"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$a" "$s" "$t" "$x" \
+      "$(ratio "$f" "$s")" "$(ratio "$f" "$t")" "$(ratio "$f" "$x")" \
+      "$(ratio "$a" "$s")" "$(ratio "$a" "$t")"
   fi
 }
-for s in flint ssa; do
+for s in flint sa ssa; do
   # Overhead of the cold start: the medians' difference (per-round
   # differences would mix the noise of two connections).
   record "$s" first.overhead "$(awk -v c="$(median "$s" first.cold)" -v w="$(median "$s" first.warm)" 'BEGIN { print c - w }')"
@@ -407,11 +424,11 @@ echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average before the report
 echo "Accept=yes: handler $handler_desc, $rounds rounds of at most $conns connections / ${max_seconds} s each; Accept=no: $first_rounds cold starts; medians. Client errors: $total_errors."
 echo
 if [ -n "$flint_static" ]; then
-  echo "| measurement | flint | flint (static) | systemd-socket-activate | tcpserver | xinetd | flint/ssa | static/ssa | flint/tcpserver | flint/xinetd |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| measurement | flint | flint (static) | flint socket-activate | systemd-socket-activate | tcpserver | xinetd | flint/ssa | static/ssa | flint/tcpserver | flint/xinetd | sa/ssa | sa/tcpserver |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 else
-  echo "| measurement | flint | systemd-socket-activate | tcpserver | xinetd | flint/ssa | flint/tcpserver | flint/xinetd |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| measurement | flint | flint socket-activate | systemd-socket-activate | tcpserver | xinetd | flint/ssa | flint/tcpserver | flint/xinetd | sa/ssa | sa/tcpserver |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 fi
 row "Accept=yes, 1 client: conn/s (higher is better)" seq.rate
 row "Accept=yes, 8 clients: conn/s (higher is better)" par.rate
