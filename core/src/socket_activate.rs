@@ -298,7 +298,14 @@ fn run_inner(opts: &Options) -> Result<std::convert::Infallible, ActivateError> 
         // SAFETY: close_range takes integers; every fd it closes belongs to
         // no Rust object of this process yet (nothing is open above the
         // passed fds but what the caller left behind).
-        unsafe { libc::close_range((FIRST_FD + passed).cast_unsigned(), u32::MAX, 0) };
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                (FIRST_FD + passed).cast_unsigned(),
+                u32::MAX,
+                0u32,
+            )
+        };
     }
     for address in &opts.listen {
         open_at(address, opts.socket_type, FIRST_FD + count)?;
