@@ -582,6 +582,16 @@ fn a_reload_reaches_the_units_it_propagates_to() {
     assert_eq!(text.lines().count(), 4, "{text}");
 }
 
+/// The link `TREE/bin/systemctl` to flint, made on first use.
+fn systemctl_link(tree: &Tree) -> std::path::PathBuf {
+    let link = tree.path().join("bin/systemctl");
+    if !link.exists() {
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(common::flint_bin(), &link).unwrap();
+    }
+    link
+}
+
 /// Runs flint by the name `systemctl` (a link in the tree) against the
 /// flint on `control`: exit code, stdout, stderr.
 fn systemctl(tree: &Tree, control: &std::path::Path, args: &[&str]) -> (i32, String, String) {
@@ -596,12 +606,7 @@ fn systemctl_env(
     args: &[&str],
     env: &[(&str, Option<&str>)],
 ) -> (i32, String, String) {
-    let link = tree.path().join("bin/systemctl");
-    if !link.exists() {
-        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(common::flint_bin(), &link).unwrap();
-    }
-    let mut cmd = Command::new(&link);
+    let mut cmd = Command::new(systemctl_link(tree));
     cmd.args(args).env("FLINT_CONTROL", control);
     for (name, value) in env {
         match value {
@@ -1010,9 +1015,8 @@ fn ansible_systemd(
     control: &std::path::Path,
     args: &str,
 ) -> (String, serde_json::Value) {
-    // The link, made by the systemctl helper's first call.
-    let _ = systemctl(tree, control, &["--version"]);
-    let bin = tree.path().join("bin");
+    let link = systemctl_link(tree);
+    let bin = link.parent().expect("bin directory");
     let path = format!(
         "{}:{}",
         bin.display(),

@@ -26,7 +26,6 @@
 //!   as 3.", "Execing …", "Spawned … as PID …", "Child … died with code …").
 
 use std::ffi::{CString, OsString};
-use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt as _;
 
@@ -562,34 +561,20 @@ fn serve(
 /// The peer of `fd` as systemd's `getpeername_pretty()` shows it.
 fn pretty_peer(fd: RawFd) -> String {
     use nix::sys::socket::{SockaddrStorage, getpeername};
-    getpeername::<SockaddrStorage>(fd).map_or_else(|_| "n/a".into(), |a| pretty(&a))
+    getpeername::<SockaddrStorage>(fd)
+        .ok()
+        .and_then(|a| crate::activation::address_text(&a))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 /// The local address of `fd` as systemd's `getsockname_pretty()` shows it.
 fn pretty_local(fd: RawFd) -> String {
     use nix::sys::socket::{SockaddrStorage, getsockname};
-    getsockname::<SockaddrStorage>(fd).map_or_else(|_| "n/a".into(), |a| pretty(&a))
+    getsockname::<SockaddrStorage>(fd)
+        .ok()
+        .and_then(|a| crate::activation::address_text(&a))
+        .unwrap_or_else(|| "n/a".into())
 }
-
-fn pretty(addr: &nix::sys::socket::SockaddrStorage) -> String {
-    let mut out = String::new();
-    if let Some(a) = addr.as_sockaddr_in() {
-        let _ = write!(out, "{}:{}", a.ip(), a.port());
-    } else if let Some(a) = addr.as_sockaddr_in6() {
-        let _ = write!(out, "[{}]:{}", a.ip(), a.port());
-    } else if let Some(u) = addr.as_unix_addr() {
-        if let Some(p) = u.path() {
-            out.push_str(&p.to_string_lossy());
-        } else if let Some(a) = u.as_abstract() {
-            out.push('@');
-            out.push_str(&String::from_utf8_lossy(a));
-        }
-    } else if let Some(v) = addr.as_vsock_addr() {
-        let _ = write!(out, "vsock:{}:{}", v.cid(), v.port());
-    }
-    if out.is_empty() { "n/a".into() } else { out }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

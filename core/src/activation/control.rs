@@ -240,7 +240,7 @@ impl Manager {
     /// all the same, as systemd's `unit_reset_failed()` does.
     fn reset_failed(&mut self, name: &str) -> bool {
         if let Some(i) = self.socket_index(name) {
-            let s = &mut self.sockets[i];
+            let s = &self.sockets[i];
             if s.failed && !s.stopped && self.hooks_state(name).is_none() {
                 self.sockets[i].stopped = true;
             }
@@ -314,11 +314,10 @@ impl Manager {
         // A unit without a file has its type's defaults, as in systemd.
         let usable = unit.as_ref().filter(|_| loaded);
         if is(".service") {
-            let rt = usable.map(|u| ServiceRt::new(u.clone()));
             p.push((
                 "Type",
-                rt.as_ref()
-                    .map_or("simple", ServiceRt::service_type)
+                usable
+                    .map_or("simple", super::lifecycle::service_type)
                     .to_string(),
             ));
             p.push((
@@ -330,8 +329,8 @@ impl Manager {
             ));
             p.push((
                 "NotifyAccess",
-                rt.as_ref()
-                    .map_or("none", ServiceRt::notify_access)
+                usable
+                    .map_or("none", super::lifecycle::notify_access)
                     .to_string(),
             ));
             p.push(("MainPID", count("main_pid")));
@@ -388,8 +387,10 @@ impl Manager {
                 .unwrap_or(&id)
                 .to_string(),
         ));
-        let load = unit.as_ref().map_or("not-found", |u| u.load_state.as_str());
-        p.push(("LoadState", load.to_string()));
+        let load = unit
+            .as_ref()
+            .map_or(crate::unit::load::LoadState::NotFound, |u| u.load_state);
+        p.push(("LoadState", load.as_str().to_string()));
         let (active, sub) = if status.is_null() {
             ("inactive".to_string(), "dead".to_string())
         } else {
@@ -429,15 +430,18 @@ impl Manager {
                 || u.get_str("Service", "Type") == Some("notify-reload")
         });
         p.push(("CanReload", yes(loaded && reload)));
-        let error = match load {
-            "not-found" => Some(("NoSuchUnit", format!("Unit {id} not found."))),
-            "masked" => Some(("UnitMasked", format!("Unit {id} is masked."))),
-            "bad-setting" => Some((
-                "BadUnitSetting",
-                format!("Unit {id} has a bad unit file setting."),
-            )),
-            "error" => Some(("LoadFailed", format!("Unit {id} failed to load properly."))),
-            _ => None,
+        let error = {
+            use crate::unit::load::LoadState as L;
+            match load {
+                L::NotFound => Some(("NoSuchUnit", format!("Unit {id} not found."))),
+                L::Masked => Some(("UnitMasked", format!("Unit {id} is masked."))),
+                L::BadSetting => Some((
+                    "BadUnitSetting",
+                    format!("Unit {id} has a bad unit file setting."),
+                )),
+                L::Error => Some(("LoadFailed", format!("Unit {id} failed to load properly."))),
+                L::Loaded => None,
+            }
         };
         if let Some((kind, message)) = error {
             p.push((
@@ -520,12 +524,12 @@ impl Manager {
                                 "refused": 0, "plugins": Json::Null,
                                 "log": crate::logs::recent(n, STATUS_LINES, 0),
                             }));
-                        } else if listing {
-                        } else if let Some(unit) = self.unit_on_disk(n) {
+                        } else if !listing {
                             // On disk, never started: inactive (dead).
+                            let Some(unit) = self.unit_on_disk(n) else {
+                                return control::error(4, &format!("Unit {n} could not be found."));
+                            };
                             units.push(Self::resting_json(&unit));
-                        } else {
-                            return control::error(4, &format!("Unit {n} could not be found."));
                         }
                     }
                 }

@@ -172,6 +172,33 @@ impl Drop for BusWatch {
     }
 }
 
+/// A service's `Type=` with systemd's default (oneshot without
+/// `ExecStart=`, dbus with `BusName=`, else simple).
+pub fn service_type(unit: &Unit) -> &str {
+    match unit.get_str("Service", "Type") {
+        Some(t) => t,
+        None if unit.commands("Service", "ExecStart").is_empty() => "oneshot",
+        None if unit.get("Service", "BusName").is_some() => "dbus",
+        None => "simple",
+    }
+}
+
+/// A service's `NotifyAccess=` with systemd's implied default: `main` for
+/// the notify types, a watchdog or an fd store, else `none`.
+pub fn notify_access(unit: &Unit) -> &str {
+    if let Some(a) = unit.get_str("Service", "NotifyAccess") {
+        return a;
+    }
+    let implied = matches!(service_type(unit), "notify" | "notify-reload")
+        || unit
+            .get_usec("Service", "WatchdogSec")
+            .is_some_and(|u| u > 0)
+        || unit
+            .get_u64("Service", "FileDescriptorStoreMax")
+            .is_some_and(|n| n > 0);
+    if implied { "main" } else { "none" }
+}
+
 /// A pending timer task, aborted when dropped.
 #[derive(Debug)]
 pub(super) struct TimerGuard(tokio::task::AbortHandle);
@@ -235,31 +262,14 @@ impl ServiceRt {
         }
     }
 
-    /// `Type=` with systemd's default (oneshot without `ExecStart=`).
+    /// `Type=` with systemd's default ([`service_type`]).
     pub fn service_type(&self) -> &str {
-        match self.unit.get_str("Service", "Type") {
-            Some(t) => t,
-            None if self.unit.commands("Service", "ExecStart").is_empty() => "oneshot",
-            None if self.unit.get("Service", "BusName").is_some() => "dbus",
-            None => "simple",
-        }
+        service_type(&self.unit)
     }
 
-    /// `NotifyAccess=` with systemd's implied default.
+    /// `NotifyAccess=` with systemd's implied default ([`notify_access`]).
     pub fn notify_access(&self) -> &str {
-        if let Some(a) = self.unit.get_str("Service", "NotifyAccess") {
-            return a;
-        }
-        let implied = matches!(self.service_type(), "notify" | "notify-reload")
-            || self
-                .unit
-                .get_usec("Service", "WatchdogSec")
-                .is_some_and(|u| u > 0)
-            || self
-                .unit
-                .get_u64("Service", "FileDescriptorStoreMax")
-                .is_some_and(|n| n > 0);
-        if implied { "main" } else { "none" }
+        notify_access(&self.unit)
     }
 
     fn timeout(&self, key: &str, default: u64) -> Option<Duration> {

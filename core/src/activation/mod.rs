@@ -32,6 +32,7 @@ mod limit;
 pub mod policy;
 mod private_socket;
 mod socket;
+pub(crate) use socket::address_text;
 mod socket_hooks;
 mod switch;
 mod turns;

@@ -710,6 +710,17 @@ fn plain_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// An address as systemd's `getsockname_pretty()`/`getpeername_pretty()`
+/// show it: `ip:port` (`[ip6]:port`), a path, `@name` for an abstract
+/// socket, `vsock:cid:port`; `None` for an unnamed one.
+pub(crate) fn address_text(addr: &SockaddrStorage) -> Option<String> {
+    Some(match storage_to_peer(addr)? {
+        Peer::Inet(sa) => sa.to_string(),
+        Peer::Unix { path, .. } => path?,
+        Peer::Vsock { cid, port } => format!("vsock:{cid}:{port}"),
+    })
+}
+
 fn storage_to_peer(addr: &SockaddrStorage) -> Option<Peer> {
     match addr.family()? {
         AddressFamily::Inet => addr
