@@ -955,8 +955,40 @@ fn reset_failed_clears_failures_and_start_limits_and_listings_filter_by_state_ty
     let (code, text) = ctl(&control, &["status", "web@*"]);
     assert_eq!(text.matches("● web@").count(), 2, "{text}");
     assert_eq!(code, 0, "{text}");
+    // A pattern in is-active/is-failed: a line for each unit it matches
+    // (none for one that matches nothing), as systemctl prints them.
+    let (code, text) = ctl(&control, &["is-active", "web@*", "limit.*", "nomatch@*"]);
+    assert_eq!(
+        (code, text.lines().collect::<Vec<_>>()),
+        (0, vec!["active", "active", "failed", "failed"]),
+        "{text}"
+    );
+    let (code, text) = ctl(&control, &["is-failed", "web@*"]);
+    assert_eq!(
+        (code, text.lines().collect::<Vec<_>>()),
+        (1, vec!["active", "active"])
+    );
+    let (code, text) = ctl(&control, &["is-active", "nomatch@*"]);
+    assert_eq!((code, text.as_str()), (3, ""));
+    let (code, text) = ctl(&control, &["is-failed", "limit.*"]);
+    assert_eq!((code, text.lines().count()), (0, 2), "{text}");
     let (code, text) = ctl(&control, &["is-system-running"]);
     assert_eq!((code, text.trim()), (1, "degraded"));
+    // A failed socket is listed with what it is to listen on, as systemctl
+    // lists its `Listen` property.
+    let (_, text) = ctl(&control, &["list-sockets", "limit.socket"]);
+    let row = |text: &str| {
+        text.lines()
+            .find(|l| l.contains("limit.socket"))
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+    };
+    let expected = vec![
+        format!("127.0.0.1:{limit_port}"),
+        "Stream".to_string(),
+        "limit.socket".to_string(),
+        "limit.service".to_string(),
+    ];
+    assert_eq!(row(&text), Some(expected.clone()), "{text}");
 
     // The start limit holds until it is reset.
     std::fs::write(&ok, "").unwrap();
@@ -992,10 +1024,29 @@ fn reset_failed_clears_failures_and_start_limits_and_listings_filter_by_state_ty
     assert!(out.contains("0 unit(s) listed."), "{out}");
     let (code, text) = ctl(&control, &["is-system-running"]);
     assert_eq!((code, text.trim()), (0, "running"));
+    // Inactive units are listed with --all (or a --state) only, as by
+    // systemctl; the socket's configured listener with them.
+    assert!(listed(&control, &["limit.socket"]).is_empty());
+    assert!(!failed(listed(&control, &[])).contains(&"limit.socket".to_string()));
     assert_eq!(
-        listed(&control, &["limit.socket"]),
+        listed(&control, &["--all", "limit.socket"]),
         [("limit.socket".to_string(), "inactive".to_string())]
     );
+    assert_eq!(
+        listed(&control, &["--state", "inactive", "limit.*"]),
+        [
+            ("limit.socket".to_string(), "inactive".to_string()),
+            ("limit.service".to_string(), "inactive".to_string())
+        ]
+    );
+    let (_, text) = ctl(&control, &["list-sockets"]);
+    assert_eq!(row(&text), None, "{text}");
+    let (_, text) = ctl(&control, &["list-sockets", "--all"]);
+    assert_eq!(row(&text), Some(expected), "{text}");
+    let (code, out, _) = systemctl(&tree, &control, &["list-units", "--all", "limit.socket"]);
+    assert!(code == 0 && out.contains("limit.socket"), "{out}");
+    let (code, out, _) = systemctl(&tree, &control, &["list-units", "limit.socket"]);
+    assert!(code == 0 && !out.contains("limit.socket"), "{out}");
     // Both start again: the socket listens, the service runs to its end.
     assert_eq!(ctl(&control, &["start", "limit.socket"]).0, 0);
     assert_eq!(

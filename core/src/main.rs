@@ -140,6 +140,10 @@ enum CtlCommand {
         /// Only units of these types (`service`, `socket`).
         #[arg(short, long = "type", value_name = "TYPE", value_delimiter = ',')]
         r#type: Vec<String>,
+        /// Inactive units too (without it, as with systemctl, they are
+        /// listed only when `--state` asks for them).
+        #[arg(short, long)]
+        all: bool,
     },
     /// Every socket unit with its listeners, or those the patterns match.
     ListSockets {
@@ -148,6 +152,9 @@ enum CtlCommand {
         /// Only sockets in these states (`listening`, `running`, `failed`, ...).
         #[arg(long, value_name = "STATE", value_delimiter = ',')]
         state: Vec<String>,
+        /// Inactive sockets too.
+        #[arg(short, long)]
+        all: bool,
     },
     /// Reset the failed state of units (all when none is named), their
     /// restart count and start limit, as `systemctl reset-failed`: a
@@ -900,6 +907,7 @@ fn ctl(
             state,
             failed,
             r#type,
+            all,
             ..
         } => {
             let mut states = state.clone();
@@ -908,8 +916,12 @@ fn ctl(
             }
             request["states"] = states.into();
             request["types"] = r#type.clone().into();
+            request["all"] = (*all).into();
         }
-        CtlCommand::ListSockets { state, .. } => request["states"] = state.clone().into(),
+        CtlCommand::ListSockets { state, all, .. } => {
+            request["states"] = state.clone().into();
+            request["all"] = (*all).into();
+        }
         _ => {}
     }
     if let CtlCommand::Kill {
@@ -981,7 +993,8 @@ fn ctl(
 
 /// `flint ctl is-active`/`is-failed`: each unit's state on a line (a unit
 /// flint does not know is `inactive`, as systemctl has a unit that is not
-/// loaded); exit 0 when one is in `wanted`, else `otherwise`.
+/// loaded; a pattern stands for every loaded unit it matches, none
+/// included); exit 0 when one is in `wanted`, else `otherwise`.
 fn unit_states(
     user: bool,
     control: Option<&std::path::Path>,
@@ -993,20 +1006,28 @@ fn unit_states(
     let path = control_path(user, control);
     let mut found = false;
     for unit in units {
-        let state = match unit_status(&path, unit) {
-            Ok(status) => status
-                .as_ref()
-                .and_then(|s| s["state"].as_str())
-                .unwrap_or("inactive")
-                .to_string(),
+        let states: Vec<String> = match unit_statuses(&path, unit) {
+            Ok(statuses) if flint::control::is_glob(unit) => statuses
+                .iter()
+                .filter_map(|s| s["state"].as_str().map(str::to_string))
+                .collect(),
+            Ok(statuses) => vec![
+                statuses
+                    .first()
+                    .and_then(|s| s["state"].as_str())
+                    .unwrap_or("inactive")
+                    .to_string(),
+            ],
             Err(e) => {
                 eprintln!("flint: {e}");
                 return ExitCode::from(1);
             }
         };
-        found |= state == wanted;
-        if !quiet {
-            println!("{state}");
+        for state in states {
+            found |= state == wanted;
+            if !quiet {
+                println!("{state}");
+            }
         }
     }
     if found {
@@ -1016,15 +1037,18 @@ fn unit_states(
     }
 }
 
-/// The status of `unit` from the running flint: `Ok(None)` for a unit it
-/// does not know.
-fn unit_status(
+/// The status of `unit` from the running flint, or of every unit it
+/// matches when it is a pattern: empty for a unit it does not know.
+fn unit_statuses(
     path: &std::path::Path,
     unit: &str,
-) -> Result<Option<serde_json::Value>, flint::control::ControlError> {
+) -> Result<Vec<serde_json::Value>, flint::control::ControlError> {
     let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "status", "units": [unit]});
     let answer = flint::control::call(path, &request)?;
-    Ok(answer["units"].get(0).filter(|u| u.is_object()).cloned())
+    Ok(answer["units"]
+        .as_array()
+        .map(|units| units.iter().filter(|u| u.is_object()).cloned().collect())
+        .unwrap_or_default())
 }
 
 /// `flint ctl show`: the properties flint answers, by systemd's names, as

@@ -428,29 +428,6 @@ fn wait_readable(fds: &[RawFd], children: &[crate::spawn::Child]) -> Result<Read
     }
 }
 
-/// Errors of `accept4()` after which the tool goes on waiting
-/// (systemd's `ERRNO_IS_ACCEPT_AGAIN()`).
-fn accept_again(e: nix::errno::Errno) -> bool {
-    use nix::errno::Errno;
-    matches!(
-        e,
-        Errno::EAGAIN
-            | Errno::EINTR
-            | Errno::ENETDOWN
-            | Errno::EPROTO
-            | Errno::ENOPROTOOPT
-            | Errno::EHOSTDOWN
-            | Errno::ENONET
-            | Errno::EHOSTUNREACH
-            | Errno::EOPNOTSUPP
-            | Errno::ENETUNREACH
-            | Errno::ECONNABORTED
-            | Errno::ECONNREFUSED
-            | Errno::ECONNRESET
-            | Errno::ETIMEDOUT
-    )
-}
-
 /// The process's umask, which the children keep.
 fn current_umask() -> u32 {
     // SAFETY: umask only swaps an integer of the process; it is put back at
@@ -512,7 +489,7 @@ fn serve(
         let conn = match nix::sys::socket::accept4(fd, nix::sys::socket::SockFlag::empty()) {
             // SAFETY: accept4 returned a new fd that nothing else owns.
             Ok(c) => unsafe { OwnedFd::from_raw_fd(c) },
-            Err(e) if accept_again(e) => continue,
+            Err(e) if crate::listen::accept_again(e) => continue,
             Err(e) => {
                 return Err(ActivateError::Io {
                     what: "Failed to accept connection",

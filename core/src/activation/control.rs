@@ -175,7 +175,13 @@ impl Manager {
             "description": s.unit.get_str("Unit", "Description").unwrap_or(""),
             "state": state,
             "sub": sub,
-            "listen": s.listeners.iter().map(super::socket::OpenListener::describe).collect::<Vec<_>>(),
+            // What it listens on, or (failed, stopped) what it is to
+            // listen on, as systemd's `Listen` property.
+            "listen": if s.listeners.is_empty() {
+                s.config.listens.iter().map(super::socket::describe_listen).collect::<Vec<_>>()
+            } else {
+                s.listeners.iter().map(super::socket::OpenListener::describe).collect::<Vec<_>>()
+            },
             "triggers": s.config.service.to_string(),
             "connections": s.active,
             "accepted": s.accepted,
@@ -537,11 +543,15 @@ impl Manager {
                 // every unit flint holds is) and `--type=`.
                 let states = strings(req, "states");
                 let types = strings(req, "types");
+                // Listings leave out inactive units unless `--all` or a
+                // `--state=` asks for them (systemctl's output_show_unit()).
+                let all = !listing || !states.is_empty() || req["all"].as_bool() == Some(true);
                 units.retain(|u| {
-                    (states.is_empty()
-                        || states
-                            .iter()
-                            .any(|s| s == "loaded" || u["state"] == **s || u["sub"] == **s))
+                    (all || u["state"] != "inactive")
+                        && (states.is_empty()
+                            || states
+                                .iter()
+                                .any(|s| s == "loaded" || u["state"] == **s || u["sub"] == **s))
                         && (types.is_empty() || types.iter().any(|t| u["type"] == **t))
                 });
                 if command == "status" && units.iter().any(|u| u["state"] != "active") {

@@ -658,6 +658,19 @@ impl Manager {
         self.prepare_run(id)?;
         self.place_in_slice(id);
         let mut pending = self.prepare_command(id, cmd, state)?;
+        // The spawn holds its own copy of an accepted connection now. When
+        // nothing after the main process gets it, flint lets go of its copy
+        // at once, so the handler's own close is the last one: the peer sees
+        // EOF as the handler ends, even before the spawn's result is back on
+        // the loop, and the loop does not pay for the connection's teardown.
+        if matches!(state, State::Start(_))
+            && let Some(svc) = self.services.get_mut(&id)
+            && !needs_connection_after_start(&svc.unit)
+            && !may_restart(&svc.unit)
+            && let Some((conn, _, _)) = &mut svc.conn
+        {
+            *conn = None;
+        }
         let make_credentials = self.credentials_due(id, state);
         let user_mode = self.search.user_mode;
         let slot = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(spawn::NO_CHILD_YET));
@@ -3029,10 +3042,20 @@ fn trigger_on_result(
     }
 }
 
+/// Whether a run of the service may be followed by another (`Restart=`
+/// other than `no`, or exit statuses that force one): a restarted
+/// `Accept=yes` instance gets the same connection, as in systemd, which
+/// keeps it until the instance is dead.
+fn may_restart(unit: &Unit) -> bool {
+    unit.get_str("Service", "Restart").unwrap_or("no") != "no"
+        || !unit.entries("Service", "RestartForceExitStatus").is_empty()
+}
+
 /// Whether a command after `ExecStart=` of an `Accept=yes` instance gets
 /// the connection: only as its standard input or output (the `LISTEN_FDS`
 /// fd goes to the main process alone), and only if there is such a command.
-/// Otherwise flint closes its copy as soon as the main process runs, as
+/// Otherwise flint closes its copy as soon as the main process is handed
+/// to its spawn (unless the instance may restart), as
 /// inetd and tcpserver do, instead of holding it until the instance is
 /// dead as systemd does: the peer sees EOF when the handler is done with
 /// the connection, not when flint has reaped it.

@@ -254,23 +254,28 @@ pub struct OpenListener {
 }
 
 impl OpenListener {
-    /// The listener as `systemctl status` shows it: `0.0.0.0:111 (Stream)`,
-    /// `0.0.0.0:111 (Datagram)`, `route 1 (Netlink)`.
+    /// The listener as `systemctl status` shows it ([`describe_listen`]).
     pub fn describe(&self) -> String {
-        use crate::listen::ListenKind;
-        let kind = match &self.kind {
-            ListenKind::Stream(_) => "Stream",
-            ListenKind::Datagram(_) => "Datagram",
-            ListenKind::SequentialPacket(_) => "SequentialPacket",
-            ListenKind::Fifo(_) => "FIFO",
-            ListenKind::Special(_) => "Special",
-            ListenKind::Netlink { family, group } => {
-                return format!("{family} {group} (Netlink)");
-            }
-            ListenKind::MessageQueue(_) => "MessageQueue",
-        };
-        format!("{} ({kind})", self.kind)
+        describe_listen(&self.kind)
     }
+}
+
+/// A listener as `systemctl status` and `list-sockets` show it:
+/// `0.0.0.0:111 (Stream)`, `0.0.0.0:111 (Datagram)`, `route 1 (Netlink)`.
+pub fn describe_listen(kind: &crate::listen::ListenKind) -> String {
+    use crate::listen::ListenKind;
+    let name = match kind {
+        ListenKind::Stream(_) => "Stream",
+        ListenKind::Datagram(_) => "Datagram",
+        ListenKind::SequentialPacket(_) => "SequentialPacket",
+        ListenKind::Fifo(_) => "FIFO",
+        ListenKind::Special(_) => "Special",
+        ListenKind::Netlink { family, group } => {
+            return format!("{family} {group} (Netlink)");
+        }
+        ListenKind::MessageQueue(_) => "MessageQueue",
+    };
+    format!("{kind} ({name})")
 }
 
 /// A running socket unit.
@@ -540,7 +545,9 @@ fn drop_one(l: &OpenListener) -> bool {
                     drop(unsafe { OwnedFd::from_raw_fd(c) });
                     true
                 }
-                Err(_) => false,
+                // A connection that went wrong before it was taken is gone
+                // from the queue as well; the ones behind it are still there.
+                Err(e) => e != nix::errno::Errno::EAGAIN && crate::listen::accept_again(e),
             }
         }
         // The FIFO is open non-blocking; a special file may not be, so it is
@@ -638,11 +645,9 @@ fn watch_listener(
                             Err(nix::errno::Errno::EAGAIN) => {
                                 guard.clear_ready();
                             }
-                            // Transient: the peer went away or a network error; go on.
-                            Err(nix::errno::Errno::ECONNABORTED | nix::errno::Errno::EINTR | nix::errno::Errno::EPROTO | nix::errno::Errno::EPERM
-                                | nix::errno::Errno::ENETDOWN | nix::errno::Errno::ENOPROTOOPT | nix::errno::Errno::EHOSTDOWN
-                                | nix::errno::Errno::ENONET | nix::errno::Errno::EHOSTUNREACH | nix::errno::Errno::EOPNOTSUPP
-                                | nix::errno::Errno::ENETUNREACH) => {}
+                            // One connection's error (the peer went away, a
+                            // network error pending on it): go on.
+                            Err(e) if crate::listen::accept_again(e) => {}
                             // Out of fds or memory: back off briefly instead of spinning.
                             Err(e @ (nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE | nix::errno::Errno::ENOBUFS | nix::errno::Errno::ENOMEM)) => {
                                 tracing::warn!("accept failed: {e}; retrying shortly");

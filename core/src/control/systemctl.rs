@@ -94,6 +94,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut no_legend = false;
     let mut value_only = false;
     let mut failed = false;
+    let mut all = false;
     let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut iter = args.iter();
     let mut only_words = false;
@@ -115,9 +116,10 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "--no-legend" => no_legend = true,
             "--value" => value_only = true,
             "--failed" => failed = true,
+            "-a" | "--all" => all = true,
             // Output shaping and prompts, which flint's answers do not have.
-            "--no-pager" | "-l" | "--full" | "-a" | "--all" | "--plain" | "--no-ask-password"
-            | "--no-reload" | "--wait" | "--no-warn" => {}
+            "--no-pager" | "-l" | "--full" | "--plain" | "--no-ask-password" | "--no-reload"
+            | "--wait" | "--no-warn" => {}
             _ => {
                 let (name, inline) = match arg.split_once('=') {
                     Some((n, v)) => (n, Some(v.to_string())),
@@ -207,6 +209,9 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
             if failed {
                 out.push("--state=failed".into());
+            }
+            if all {
+                out.push("--all".into());
             }
             // Patterns, as given.
             out.extend(raw_units.iter().cloned());
@@ -367,8 +372,9 @@ mod tests {
         assert_eq!(flint("daemon-reload"), words("ctl switch"));
         assert_eq!(
             flint("list-units --type=socket --all"),
-            words("ctl list-units --type socket")
+            words("ctl list-units --type socket --all")
         );
+        assert_eq!(flint("list-sockets -a"), words("ctl list-sockets --all"));
         assert_eq!(flint("--failed"), words("ctl list-units --state=failed"));
         assert_eq!(
             flint("list-units --state=failed,running web@* ssh*"),

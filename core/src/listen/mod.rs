@@ -320,6 +320,33 @@ pub fn open(kind: &ListenKind, opts: &SocketOptions) -> Result<Listener, ListenE
     })
 }
 
+/// Errors of `accept4()` that concern one connection, not the listener:
+/// the peer reset or abandoned it before it was taken, or the kernel passes
+/// on a network error pending on it (accept(2), "Error handling"), or a
+/// firewall refused it (`EPERM`). The listener goes on accepting. This is
+/// systemd's `ERRNO_IS_ACCEPT_AGAIN()` (`EAGAIN` included), plus `EPERM`.
+pub fn accept_again(e: nix::errno::Errno) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        e,
+        Errno::EAGAIN
+            | Errno::EINTR
+            | Errno::ENETDOWN
+            | Errno::EPROTO
+            | Errno::ENOPROTOOPT
+            | Errno::EHOSTDOWN
+            | Errno::ENONET
+            | Errno::EHOSTUNREACH
+            | Errno::EOPNOTSUPP
+            | Errno::ENETUNREACH
+            | Errno::ECONNABORTED
+            | Errno::ECONNREFUSED
+            | Errno::ECONNRESET
+            | Errno::ETIMEDOUT
+            | Errno::EPERM
+    )
+}
+
 /// Applies systemd's option list to an accepted connection (`Accept=yes`),
 /// as systemd does for every connection it accepts: keep-alive settings,
 /// `NoDelay=`, buffers, priority, mark, `IPTOS=`, `IPTTL=`, congestion

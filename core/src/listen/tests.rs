@@ -585,3 +585,42 @@ fn update_changes_the_mode_of_a_unix_node() {
     let mode = std::fs::metadata(&path).expect("node").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn accept_errors_of_one_connection_leave_the_listener_accepting() {
+    use nix::errno::Errno;
+    // A peer that resets or abandons its connection before it is taken, or
+    // a network error pending on it, concerns that connection only
+    // (systemd's ERRNO_IS_ACCEPT_AGAIN, and a firewall's EPERM).
+    for e in [
+        Errno::EAGAIN,
+        Errno::EINTR,
+        Errno::ECONNABORTED,
+        Errno::ECONNRESET,
+        Errno::ECONNREFUSED,
+        Errno::ETIMEDOUT,
+        Errno::EPROTO,
+        Errno::ENETDOWN,
+        Errno::ENETUNREACH,
+        Errno::EHOSTUNREACH,
+        Errno::EHOSTDOWN,
+        Errno::ENONET,
+        Errno::ENOPROTOOPT,
+        Errno::EOPNOTSUPP,
+        Errno::EPERM,
+    ] {
+        assert!(accept_again(e), "{e}");
+    }
+    // The listener itself is broken, or flint is out of resources.
+    for e in [
+        Errno::EBADF,
+        Errno::EINVAL,
+        Errno::ENOTSOCK,
+        Errno::EMFILE,
+        Errno::ENFILE,
+        Errno::ENOBUFS,
+        Errno::ENOMEM,
+    ] {
+        assert!(!accept_again(e), "{e}");
+    }
+}
