@@ -911,7 +911,10 @@ fn reset_failed_clears_failures_and_start_limits_and_listings_filter_by_state_ty
         "web.socket",
         &format!("[Socket]\nListenStream=127.0.0.1:{web_port}\nAccept=yes\n"),
     );
-    tree.write("web@.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "web@.service",
+        "[Service]\nExecStart=/bin/sh -c 'echo hello from $REMOTE_PORT; exec sleep 1000'\n",
+    );
     let (flint, control) = common::run_with_control(&tree);
     for unit in ["limit.socket", "web.socket"] {
         assert_eq!(ctl(&control, &["start", unit]).0, 0, "{unit}");
@@ -970,6 +973,18 @@ fn reset_failed_clears_failures_and_start_limits_and_listings_filter_by_state_ty
     );
     let (code, text) = ctl(&control, &["is-active", "nomatch@*"]);
     assert_eq!((code, text.as_str()), (3, ""));
+    // And in logs, as `journalctl -u 'web@*'`: the lines of every instance.
+    let lines = wait_for(Duration::from_secs(10), || {
+        let (_, text) = ctl(&control, &["logs", "web@*"]);
+        (text.lines().filter(|l| l.contains("hello from")).count() == 2).then_some(text)
+    })
+    .expect("both instances' lines");
+    let units: std::collections::BTreeSet<&str> = lines
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(units.len(), 2, "{lines}");
+    assert!(units.iter().all(|u| u.starts_with("web@")), "{lines}");
     let (code, text) = ctl(&control, &["is-failed", "limit.*"]);
     assert_eq!((code, text.lines().count()), (0, 2), "{text}");
     let (code, text) = ctl(&control, &["is-system-running"]);

@@ -735,7 +735,8 @@ fn systemd_socket_activate_and_flint_give_the_same_fds_and_variables() {
 /// A record as the tool's child sees it, for an exact comparison: the
 /// whole environment (`LISTEN_PID` as whether it is the process's own pid;
 /// `LISTEN_PIDFDID`, which flint adds where the kernel has pidfd ids and
-/// systemd 252 does not, left out) and every fd.
+/// systemd 252 does not, left out), every fd, the open-file limit and the
+/// parent-death signal.
 fn whole(r: &Value) -> Value {
     let mut env = r["env"].as_object().cloned().unwrap_or_default();
     let pid = env.remove("LISTEN_PID");
@@ -744,6 +745,8 @@ fn whole(r: &Value) -> Value {
         "env": env,
         "listen_pid_is_self": pid.map(|p| p.as_str() == Some(&r["pid"].to_string())),
         "fds": r["fds"],
+        "nofile": r["nofile"],
+        "pdeathsig": r["pdeathsig"],
     })
 }
 
@@ -830,6 +833,41 @@ fn cases_for_the_tool(dir: &Path) -> Vec<(Case, u16)> {
     ]
 }
 
+/// A soft open-file limit above 1024 for the tools to start with (as a
+/// shell with `ulimit -n 4096` gives them), where the hard limit allows one.
+fn raised_nofile() -> Option<libc::rlimit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } != 0
+        || limit.rlim_max <= 1024
+    {
+        return None;
+    }
+    limit.rlim_cur = limit.rlim_max.min(4096);
+    Some(limit)
+}
+
+fn with_raised_nofile(mut tool: Command) -> Command {
+    use std::os::unix::process::CommandExt;
+    if let Some(limit) = raised_nofile() {
+        // SAFETY: setrlimit is async-signal-safe and reads a struct that
+        // the closure owns; nothing else runs between fork and exec.
+        unsafe {
+            tool.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    tool
+}
+
 #[test]
 fn flint_socket_activate_gives_the_command_what_systemd_socket_activate_gives_it() {
     if !common::require(
@@ -845,7 +883,7 @@ fn flint_socket_activate_gives_the_command_what_systemd_socket_activate_gives_it
     let dir = tempfile::tempdir().unwrap();
     for (case, port) in cases_for_the_tool(dir.path()) {
         let (reference, ssa_pid) = under_tool(
-            Command::new("systemd-socket-activate"),
+            with_raised_nofile(Command::new("systemd-socket-activate")),
             &case,
             &probe,
             &dir.path().join(format!("ssa-{port}.jsonl")),
@@ -853,6 +891,15 @@ fn flint_socket_activate_gives_the_command_what_systemd_socket_activate_gives_it
         );
         let _ = std::fs::remove_file(dir.path().join("a.sock"));
         // flint by both of its names: the subcommand and the link.
+        // Children of --accept end with the tool and start from a soft
+        // open-file limit of 1024, the tool's own raised one or not.
+        let accept = case.ssa_args.iter().any(|a| a == "-a" || a == "--accept");
+        if accept {
+            assert_eq!(reference["pdeathsig"], libc::SIGTERM, "{}", case.name);
+            if raised_nofile().is_some() {
+                assert_eq!(reference["nofile"][0], 1024, "{}", case.name);
+            }
+        }
         for tool in [
             {
                 let mut c = Command::new(common::flint_bin());
@@ -861,6 +908,7 @@ fn flint_socket_activate_gives_the_command_what_systemd_socket_activate_gives_it
             },
             Command::new(&link),
         ] {
+            let tool = with_raised_nofile(tool);
             let program = tool.get_program().to_owned();
             let out = dir
                 .path()
@@ -875,7 +923,6 @@ fn flint_socket_activate_gives_the_command_what_systemd_socket_activate_gives_it
                 program.display()
             );
             // Without --accept the tool becomes the command.
-            let accept = case.ssa_args.iter().any(|a| a == "-a" || a == "--accept");
             assert_eq!(got["pid"] == flint_pid, !accept, "{}: {got}", case.name);
             assert_eq!(reference["pid"] == ssa_pid, !accept, "{}", case.name);
         }

@@ -111,6 +111,11 @@ fn selects(name: &str, unit: &str) -> bool {
     if name == unit {
         return true;
     }
+    // A pattern, as `journalctl -u 'web@*'`: every unit it matches,
+    // instances that have ended included.
+    if crate::control::is_glob(name) {
+        return crate::service::condition::wildcard(name.as_bytes(), unit.as_bytes());
+    }
     match name.split_once("@.") {
         Some((prefix, suffix)) => {
             unit.starts_with(prefix)

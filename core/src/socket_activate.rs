@@ -515,6 +515,11 @@ fn serve(
         plan.ignore_sigpipe = false;
         plan.umask = umask;
         plan.stdin = Stdio::Inherit;
+        // As systemd's tool forks them (FORK_DEATHSIG_SIGTERM,
+        // FORK_RLIMIT_NOFILE_SAFE): they end with the tool, and a raised
+        // soft open-file limit goes back to select()'s 1024.
+        plan.parent_death_signal = Some(libc::SIGTERM);
+        plan.rlimits.extend(nofile_safe());
         if opts.inetd {
             plan.stdin = Stdio::Fd(conn.as_raw_fd());
             plan.stdout = Stdio::SameAsStdin;
@@ -533,6 +538,19 @@ fn serve(
             Err(e) => eprintln!("Failed to execp {name} ({joined}): {e}"),
         }
     }
+}
+
+/// systemd's `rlimit_nofile_safe()`: a soft `RLIMIT_NOFILE` above
+/// `FD_SETSIZE` (1024) goes back to it in the child, for programs that
+/// still use `select()`; the hard limit stays.
+fn nofile_safe() -> Option<(i32, u64, u64)> {
+    let (soft, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).ok()?;
+    let fd_setsize = libc::FD_SETSIZE as u64;
+    // The constant is `u32` with glibc and `c_int` with musl.
+    #[allow(clippy::cast_possible_wrap, clippy::unnecessary_cast)]
+    let nofile = libc::RLIMIT_NOFILE as i32;
+    (soft > fd_setsize).then_some((nofile, fd_setsize, hard))
 }
 
 /// The peer of `fd` as systemd's `getpeername_pretty()` shows it.

@@ -265,7 +265,7 @@ pub fn exchange(port: u16, input: &[u8]) -> String {
 /// whether it listens, O_NONBLOCK and FD_CLOEXEC. Where it writes: the path
 /// in its first argument, or, with `-`, the socket on fd 3 / stdout.
 pub const PROBE: &str = r#"
-import json, os, socket, stat, sys, fcntl
+import json, os, socket, stat, sys, fcntl, resource, ctypes
 def fdinfo(fd):
     try:
         st = os.fstat(fd)
@@ -288,8 +288,14 @@ def fdinfo(fd):
     else:
         info["type"] = "other"
     return info
+def pdeathsig():
+    v = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(2, ctypes.byref(v), 0, 0, 0)  # PR_GET_PDEATHSIG
+    return v.value
 report = {"pid": os.getpid(), "env": dict(os.environ),
-          "fds": {str(fd): i for fd in range(64) if (i := fdinfo(fd)) is not None}}
+          "fds": {str(fd): i for fd in range(64) if (i := fdinfo(fd)) is not None},
+          "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
+          "pdeathsig": pdeathsig()}
 out = sys.argv[1] if len(sys.argv) > 1 else "-"
 text = json.dumps(report) + "\n"
 if out == "-":

@@ -693,7 +693,9 @@ impl Manager {
                 ok(Vec::new(), 0)
             }
             "logs" => {
-                let [name] = names.as_slice() else {
+                // A pattern selects the lines of every unit it matches,
+                // also of instances no longer loaded.
+                let [name] = given.as_slice() else {
                     return control::error(1, "logs takes one unit.");
                 };
                 let lines = req

@@ -121,6 +121,9 @@ pub(super) struct ChildContext<'a> {
     pub cpu_affinity: Option<&'a [u64]>,
     pub ioprio: Option<i32>,
     pub timer_slack_nsec: Option<u64>,
+    pub parent_death_signal: Option<i32>,
+    /// The spawning process, for the check after `PR_SET_PDEATHSIG`.
+    pub parent_pid: libc::pid_t,
     pub personality: Option<u64>,
     pub secure_bits: Option<u32>,
     pub capability_bounding_set: Option<u64>,
@@ -216,6 +219,22 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
         }
 
         reset_signal_dispositions(ctx.reset_signals, ctx.ignore_sigpipe);
+
+        // The only failure is an invalid signal, which the plan never has.
+        if let Some(signal) = ctx.parent_death_signal {
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_PDEATHSIG,
+                c_long::from(signal),
+                0 as c_long,
+                0 as c_long,
+                0 as c_long,
+            );
+            // Re-parented already: the parent ended before the request.
+            if libc::syscall(libc::SYS_getppid) != c_long::from(ctx.parent_pid) {
+                libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), signal);
+            }
+        }
 
         if ctx.new_session
             && let Err(e) = check(libc::syscall(libc::SYS_setsid))

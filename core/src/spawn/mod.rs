@@ -114,6 +114,10 @@ pub struct ExecPlan {
     pub ioprio: Option<i32>,
     /// `TimerSlackNSec=`.
     pub timer_slack_nsec: Option<u64>,
+    /// A signal the child gets when the thread that spawned it ends
+    /// (`PR_SET_PDEATHSIG`; systemd's `FORK_DEATHSIG_SIGTERM`). A parent
+    /// gone before the child could ask for it sends it at once.
+    pub parent_death_signal: Option<i32>,
     /// `Personality=` as `personality(2)` takes it.
     pub personality: Option<u64>,
     /// `SecureBits=` (0 when unset): set after the user switch when they
@@ -247,6 +251,7 @@ impl ExecPlan {
             cpu_affinity: None,
             ioprio: None,
             timer_slack_nsec: None,
+            parent_death_signal: None,
             personality: None,
             secure_bits: None,
             capability_bounding_set: None,
@@ -841,6 +846,9 @@ pub fn spawn_noting_pid(
         cpu_affinity: plan.cpu_affinity.as_deref(),
         ioprio: plan.ioprio,
         timer_slack_nsec: plan.timer_slack_nsec,
+        parent_death_signal: plan.parent_death_signal,
+        // SAFETY: getpid takes no arguments and cannot fail.
+        parent_pid: unsafe { libc::getpid() },
         personality: plan.personality,
         secure_bits: plan.secure_bits,
         capability_bounding_set: plan.capability_bounding_set,
