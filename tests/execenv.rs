@@ -715,3 +715,52 @@ fn ambient_capabilities_and_the_bounding_set_reach_the_service() {
     assert_eq!(root["CapBnd"] & sys_admin, 0, "{root:?}");
     assert_ne!(root["CapBnd"] & chown, 0, "{root:?}");
 }
+
+/// `PermissionsStartOnly=yes` (Debian's `tor@default.service`): the
+/// commands besides `ExecStart=` run as if prefixed with `+`: as root, with
+/// the whole bounding set (tor's `ExecStartPre=` chowns its run directory
+/// to its user with a bounding set without `CAP_CHOWN`; here a chown to
+/// another user); the main process
+/// as `User=`, within the bounding set. Without it, every command is.
+#[test]
+fn permissions_start_only_runs_the_other_commands_fully_privileged() {
+    if !require_root("User=nobody and a chown to it") {
+        return;
+    }
+    let tree = Tree::new();
+    std::fs::set_permissions(
+        tree.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = tree.path();
+    for (name, extra) in [("only", "PermissionsStartOnly=yes\n"), ("all", "")] {
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nType=oneshot\nUser=nobody\n{extra}\
+                 CapabilityBoundingSet=CAP_SETUID CAP_SETGID\n\
+                 ExecStartPre=-/bin/sh -c 'id -u > {d}/{name}.pre; mkdir -p {d}/{name}.dir && chown 1:1 {d}/{name}.dir && echo ok >> {d}/{name}.pre'\n\
+                 ExecStart=/bin/sh -c 'id -u > {d}/{name}.main'\n\
+                 ExecStartPost=/bin/sh -c 'id -u > {d}/{name}.post'\n",
+                d = out.display()
+            ),
+        );
+    }
+    let flint = Flint::run(&tree, &["only.service", "all.service"]);
+    let read = |f: &str| {
+        wait_for(Duration::from_secs(10), || {
+            std::fs::read_to_string(out.join(f))
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| panic!("no {f}\n{}", flint.log()))
+    };
+    let nobody = read("only.main");
+    assert_ne!(nobody.trim(), "0");
+    assert_eq!(read("only.pre"), "0\nok\n", "{}", flint.log());
+    assert_eq!(read("only.post").trim(), "0");
+    assert_eq!(read("all.main"), nobody);
+    assert_eq!(read("all.pre").trim(), nobody.trim(), "{}", flint.log());
+    assert_eq!(read("all.post"), nobody);
+}

@@ -1496,7 +1496,7 @@ impl Manager {
         })?;
         let mut pending = PendingCommand {
             unit: svc.unit.clone(),
-            cmd: cmd.clone(),
+            cmd: control_command(&svc.unit, cmd, main),
             inputs,
             open_files,
             held,
@@ -3040,6 +3040,19 @@ fn trigger_on_result(
             units,
         });
     }
+}
+
+/// The command as it runs: with `PermissionsStartOnly=yes`, every command
+/// but the main process runs fully privileged, as if prefixed with `+`
+/// (no `User=`, no sandboxing), as in systemd.
+fn control_command(unit: &Unit, cmd: &ExecCommand, main: bool) -> ExecCommand {
+    let mut cmd = cmd.clone();
+    if !main && unit.get_bool("Service", "PermissionsStartOnly") == Some(true) {
+        cmd.full_privileges = true;
+        cmd.no_setuid = false;
+        cmd.ambient_hack = false;
+    }
+    cmd
 }
 
 /// Whether a run of the service may be followed by another (`Restart=`
