@@ -134,6 +134,11 @@ fn reload_runs_exec_reload_or_the_notify_reload_handshake() {
         ),
     );
     tree.write("none.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    // A reload that fails (a typo in the daemon's configuration).
+    tree.write(
+        "bad.service",
+        "[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/false\n",
+    );
     let flint = Flint::run(
         &tree,
         &[
@@ -142,6 +147,7 @@ fn reload_runs_exec_reload_or_the_notify_reload_handshake() {
             "r.service",
             "nr.service",
             "none.service",
+            "bad.service",
         ],
     );
     wait_for(Duration::from_secs(15), || {
@@ -169,6 +175,27 @@ fn reload_runs_exec_reload_or_the_notify_reload_handshake() {
     let (code, text) = ctl(&control, &["reload", "none.service"]);
     assert_ne!(code, 0);
     assert!(text.contains("Job type reload is not applicable"), "{text}");
+    // A failed reload leaves the service running and its result alone
+    // (systemd keeps it apart, as the reload's): a clean stop afterwards
+    // ends inactive, not failed.
+    ctl(&control, &["reload", "bad.service"]);
+    wait_for(Duration::from_secs(10), || {
+        flint
+            .log()
+            .contains("bad.service: ExecReload= failed")
+            .then_some(())
+    })
+    .expect("the reload failed");
+    let (code, text) = ctl(&control, &["is-active", "bad.service"]);
+    assert_eq!((code, text.trim()), (0, "active"));
+    assert_eq!(ctl(&control, &["stop", "bad.service"]).0, 0);
+    let (_, text) = ctl(&control, &["--json", "status", "bad.service"]);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(
+        (&v["units"][0]["state"], &v["units"][0]["result"]),
+        (&"inactive".into(), &"success".into()),
+        "{text}"
+    );
 }
 
 #[test]

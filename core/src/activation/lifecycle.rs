@@ -1623,7 +1623,9 @@ impl Manager {
         let Some(svc) = self.services.get_mut(&id) else {
             return State::Dead;
         };
-        if svc.result == "success" {
+        // A failed reload is the reload's result, not the unit's (systemd's
+        // `reload_result`): a later clean stop still ends in success.
+        if svc.result == "success" && !matches!(state, State::Reload(_)) {
             svc.result = result;
         }
         match state {
