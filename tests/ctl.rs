@@ -985,6 +985,16 @@ fn reset_failed_clears_failures_and_start_limits_and_listings_filter_by_state_ty
     let (code, text) = ctl(&control, &["status", "web@*"]);
     assert_eq!(text.matches("● web@").count(), 2, "{text}");
     assert_eq!(code, 0, "{text}");
+    // A unit without Description= is shown by its name, as by systemctl.
+    let (_, text) = ctl(&control, &["status", "web.socket"]);
+    assert_eq!(text.lines().next(), Some("● web.socket"), "{text}");
+    let (_, text) = ctl(&control, &["list-units", "web.socket"]);
+    let row = text.lines().find(|l| l.starts_with("web.socket"));
+    assert!(
+        row.is_some_and(|r| r.split_whitespace().collect::<Vec<_>>()
+            == ["web.socket", "active", "listening", "web.socket"]),
+        "{text}"
+    );
     // A pattern in is-active/is-failed: a line for each unit it matches
     // (none for one that matches nothing), as systemctl prints them.
     let (code, text) = ctl(&control, &["is-active", "web@*", "limit.*", "nomatch@*"]);

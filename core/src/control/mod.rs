@@ -332,11 +332,19 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
         for u in &units {
             let name = u["name"].as_str().unwrap_or("?");
             let state = u["state"].as_str().unwrap_or("?");
-            let _ = writeln!(
-                out,
-                "● {name} - {}",
-                u["description"].as_str().unwrap_or("")
-            );
+            // As systemctl: the description after the name unless there is
+            // none (or it is the name).
+            match u["description"]
+                .as_str()
+                .filter(|d| !d.is_empty() && *d != name)
+            {
+                Some(d) => {
+                    let _ = writeln!(out, "● {name} - {d}");
+                }
+                None => {
+                    let _ = writeln!(out, "● {name}");
+                }
+            }
             let _ = writeln!(
                 out,
                 "     Active: {} ({})",
@@ -523,7 +531,12 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 u["name"].as_str().unwrap_or("?"),
                 paint(&padded),
                 u["sub"].as_str().unwrap_or(""),
-                u["description"].as_str().unwrap_or("")
+                // A unit without a description is described by its name.
+                u["description"]
+                    .as_str()
+                    .filter(|d| !d.is_empty())
+                    .or(u["name"].as_str())
+                    .unwrap_or("")
             );
         }
         let _ = write!(out, "\n{} unit(s) listed.\n", units.len());
