@@ -211,6 +211,64 @@ fn forking_daemon_is_followed_through_its_pid_file_and_stopped() {
     );
 }
 
+/// A daemon that writes its `PIDFile=` a moment after its parent exits,
+/// beside another process of the service (so no guess could find it):
+/// the start waits for the file, as systemd's does ("PID file ... not
+/// readable (yet?)"), and `$MAINPID` is the file's. One that never writes
+/// it fails at `TimeoutStartSec=`.
+#[test]
+fn forking_start_waits_for_a_pid_file_written_late() {
+    let tree = Tree::new();
+    let pidfile = tree.path().join("late.pid");
+    let post = tree.path().join("late.post");
+    tree.write(
+        "late.service",
+        &format!(
+            "[Service]\nType=forking\nPIDFile={p}\nGuessMainPID=no\nTimeoutStartSec=20\n\
+             ExecStart=/usr/bin/python3 -c 'import os, time, subprocess\\n\
+             if os.fork() == 0:\\n    os.setsid()\\n    subprocess.Popen([\"sleep\", \"1000\"])\\n\
+             \\x20   time.sleep(0.6)\\n    open(\"{p}\", \"w\").write(str(os.getpid()))\\n    time.sleep(1000)'\n\
+             ExecStartPost=/bin/sh -c 'echo main=$MAINPID > {post}'\n",
+            p = pidfile.display(),
+            post = post.display()
+        ),
+    );
+    tree.write(
+        "never.service",
+        "[Service]\nType=forking\nPIDFile=/nonexistent/never.pid\nTimeoutStartSec=1\nExecStart=/bin/sh -c 'sleep 1000 &'\n",
+    );
+    let flint = Flint::run(&tree, &["late.service", "never.service"]);
+    let line = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&post)
+            .ok()
+            .filter(|l| !l.is_empty())
+    })
+    .unwrap_or_else(|| panic!("ExecStartPost= ran\n{}", flint.log()));
+    let daemon = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("main={}", daemon.trim()),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        flint.log().contains("late.service: PID file"),
+        "{}",
+        flint.log()
+    );
+    let failed = wait_for(Duration::from_secs(15), || {
+        flint
+            .log()
+            .contains("never.service: Failed with result 'timeout'")
+            .then_some(())
+    });
+    assert!(failed.is_some(), "{}", flint.log());
+    // SAFETY: kill(2) with plain integers; the daemon may be gone already.
+    unsafe {
+        libc::kill(daemon.trim().parse().unwrap_or(0).max(2), libc::SIGKILL);
+    }
+}
+
 #[test]
 fn as_pid1_flint_reaps_orphans_and_stops_cleanly() {
     if !nix::unistd::geteuid().is_root() {

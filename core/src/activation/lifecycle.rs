@@ -1771,25 +1771,19 @@ impl Manager {
             }
             (State::Start(_), "forking") => {
                 if clean || ignore {
-                    // The daemon is up: its main pid comes from PIDFile=.
-                    let pid = match svc.unit.get("Service", "PIDFile") {
-                        Some(Value::Path(p)) => std::fs::read_to_string(p)
-                            .ok()
-                            .and_then(|t| t.trim().parse::<i32>().ok()),
-                        _ => None,
-                    };
-                    let guess = svc.unit.get_bool("Service", "GuessMainPID").unwrap_or(true);
-                    let pid = pid
-                        .filter(|p| *p > 1)
-                        .or_else(|| if guess { self.guess_main_pid(id) } else { None });
-                    if let Some(pid) = pid {
-                        tracing::info!("{name}: main pid is {pid}");
-                        if let Some(svc) = self.services.get_mut(&id) {
-                            svc.main_pid = Some(pid);
-                        }
-                        self.watch_foreign(id, pid);
+                    // The daemon is up: its main pid comes from PIDFile=,
+                    // which it may write a moment after its parent exits.
+                    if let Some(Value::Path(p)) = svc.unit.get("Service", "PIDFile")
+                        && read_pid_file(p).is_none()
+                    {
+                        tracing::info!(
+                            "{name}: PID file {} not readable (yet?) after start.",
+                            p.display()
+                        );
+                        self.wait_pid_file(id);
+                        return;
                     }
-                    self.step(id, State::StartPost(0));
+                    self.forking_started(id);
                 } else {
                     svc.result = result_of(status);
                     self.step(id, State::StopPost(0));
@@ -1828,6 +1822,65 @@ impl Manager {
                 }
                 self.step(id, State::Stop(0));
             }
+        }
+    }
+
+    /// A forking service's parent exited cleanly and its `PIDFile=` (if
+    /// any) is there: the main pid is the file's (or a guess), and the
+    /// start goes on.
+    fn forking_started(&mut self, id: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        let name = svc.unit.id.to_string();
+        let pid = match svc.unit.get("Service", "PIDFile") {
+            Some(Value::Path(p)) => read_pid_file(p),
+            _ => None,
+        };
+        let guess = svc.unit.get_bool("Service", "GuessMainPID").unwrap_or(true);
+        let pid = pid.or_else(|| if guess { self.guess_main_pid(id) } else { None });
+        if let Some(pid) = pid {
+            tracing::info!("{name}: main pid is {pid}");
+            if let Some(svc) = self.services.get_mut(&id) {
+                svc.main_pid = Some(pid);
+            }
+            self.watch_foreign(id, pid);
+        }
+        self.step(id, State::StartPost(0));
+    }
+
+    /// Looks for the `PIDFile=` again shortly, as systemd watches for it
+    /// after "PID file ... not readable (yet?)": the start waits for it
+    /// until `TimeoutStartSec=`, whose timer stays armed meanwhile.
+    fn wait_pid_file(&mut self, id: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        let launches = svc.launches;
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tx.send(Event::PidFileDue {
+                service: id,
+                launches,
+            });
+        });
+    }
+
+    /// The look [`Manager::wait_pid_file`] asked for.
+    pub(super) fn on_pid_file_due(&mut self, id: u64, launches: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        if svc.launches != launches
+            || !matches!(svc.state, State::Start(_))
+            || svc.main_pid.is_some()
+        {
+            return;
+        }
+        match svc.unit.get("Service", "PIDFile") {
+            Some(Value::Path(p)) if read_pid_file(p).is_none() => self.wait_pid_file(id),
+            _ => self.forking_started(id),
         }
     }
 
@@ -3042,6 +3095,14 @@ fn trigger_on_result(
             units,
         });
     }
+}
+
+/// The pid a `PIDFile=` names (not 0, not 1, as systemd refuses those).
+fn read_pid_file(path: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .filter(|p| *p > 1)
 }
 
 /// The command as it runs: with `PermissionsStartOnly=yes`, every command

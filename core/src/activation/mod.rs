@@ -131,6 +131,8 @@ enum Event {
         name: String,
         result: Result<bool, String>,
     },
+    /// Time to look for the `PIDFile=` of a forking service again.
+    PidFileDue { service: u64, launches: u64 },
     /// A message arrived on the notify socket.
     Notify(crate::notify::Message),
     /// The bus daemon asks for a unit to be started (D-Bus activation).
@@ -950,6 +952,7 @@ impl Manager {
                 name,
                 result,
             } => self.on_bus_name(service, launches, &name, result),
+            Event::PidFileDue { service, launches } => self.on_pid_file_due(service, launches),
             Event::BusActivation { unit } => self.bus_activate(&unit),
             Event::BusActivatorUp { activator } => self.on_activator_up(activator),
             Event::BusActivatorGone { error } => self.on_activator_gone(&error),
