@@ -155,6 +155,11 @@ fn reload_runs_exec_reload_or_the_notify_reload_handshake() {
     })
     .expect("nr ready");
     assert_eq!(ctl(&control, &["reload", "r.service"]).0, 0);
+    // Answered once ExecReload= has run.
+    assert!(
+        std::fs::read_to_string(&log).is_ok_and(|t| t.starts_with("reload ")),
+        "reload waited for ExecReload="
+    );
     assert_eq!(ctl(&control, &["reload", "nr.service"]).0, 0);
     let lines = wait_for(Duration::from_secs(15), || {
         let t = std::fs::read_to_string(&log).unwrap_or_default();
@@ -178,14 +183,14 @@ fn reload_runs_exec_reload_or_the_notify_reload_handshake() {
     // A failed reload leaves the service running and its result alone
     // (systemd keeps it apart, as the reload's): a clean stop afterwards
     // ends inactive, not failed.
-    ctl(&control, &["reload", "bad.service"]);
-    wait_for(Duration::from_secs(10), || {
-        flint
-            .log()
-            .contains("bad.service: ExecReload= failed")
-            .then_some(())
-    })
-    .expect("the reload failed");
+    // `reload` waits for the reload and fails with it, as systemctl's does.
+    let (code, text) = ctl(&control, &["reload", "bad.service"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("Job for bad.service failed (reload result 'exit-code')"),
+        "{text}"
+    );
+    assert!(flint.log().contains("bad.service: ExecReload= failed"));
     let (code, text) = ctl(&control, &["is-active", "bad.service"]);
     assert_eq!((code, text.trim()), (0, "active"));
     assert_eq!(ctl(&control, &["stop", "bad.service"]).0, 0);

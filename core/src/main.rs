@@ -217,6 +217,9 @@ enum CtlCommand {
     Reload {
         #[arg(required = true)]
         units: Vec<String>,
+        /// Answer at once instead of waiting for the reloads.
+        #[arg(long)]
+        no_block: bool,
     },
     /// Print each unit's state (active, inactive, failed, activating, ...);
     /// exit 0 when one of them is active, 3 otherwise (as systemctl).
@@ -867,7 +870,7 @@ fn ctl(
             value,
         } => return show_properties(user, control, units, property, *value),
         CtlCommand::IsSystemRunning { quiet } => return system_running(user, control, *quiet),
-        CtlCommand::Reload { units } => ("reload", units.clone()),
+        CtlCommand::Reload { units, .. } => ("reload", units.clone()),
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
         CtlCommand::Logs { unit, .. } => ("logs", vec![unit.clone()]),
         CtlCommand::Kill { units, .. } => ("kill", units.clone()),
@@ -944,7 +947,8 @@ fn ctl(
     | CtlCommand::Restart { no_block, .. }
     | CtlCommand::TryRestart { no_block, .. }
     | CtlCommand::ReloadOrRestart { no_block, .. }
-    | CtlCommand::TryReloadOrRestart { no_block, .. } = command
+    | CtlCommand::TryReloadOrRestart { no_block, .. }
+    | CtlCommand::Reload { no_block, .. } = command
     {
         request["no_block"] = (*no_block).into();
     }

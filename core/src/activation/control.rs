@@ -563,6 +563,7 @@ impl Manager {
                 if given.is_empty() {
                     return control::error(1, "Too few arguments.");
                 }
+                let mut waited = Vec::new();
                 for n in &names {
                     let Some(id) = self.find_service(n) else {
                         return control::error(
@@ -574,6 +575,13 @@ impl Manager {
                         return control::error(1, &format!("Failed to reload {n}: {e}"));
                     }
                     self.propagate_reload(id);
+                    waited.push(id);
+                }
+                // The answer goes once the reloads are done, as systemctl
+                // waits for its reload jobs.
+                if !req.get("no_block").and_then(Json::as_bool).unwrap_or(false) {
+                    self.answer_jobs.extend(waited);
+                    self.answer_kind = super::switch::WaitFor::Reload;
                 }
                 ok(Vec::new(), 0)
             }

@@ -90,6 +90,9 @@ pub(super) struct ServiceRt {
     pub stopping: bool,
     /// The result of the last run: `success`, `exit-code`, `signal`, ...
     pub result: &'static str,
+    /// The result of the last reload, apart from the run's (systemd's
+    /// `reload_result`).
+    pub reload_result: &'static str,
     pub last_status: Option<ExitStatus>,
     pub restarts: u32,
     /// `flint ctl restart`: start again once stopped.
@@ -226,6 +229,7 @@ impl ServiceRt {
             starts: VecDeque::new(),
             stopping: false,
             result: "success",
+            reload_result: "success",
             last_status: None,
             restarts: 0,
             restart_requested: false,
@@ -1625,7 +1629,9 @@ impl Manager {
         };
         // A failed reload is the reload's result, not the unit's (systemd's
         // `reload_result`): a later clean stop still ends in success.
-        if svc.result == "success" && !matches!(state, State::Reload(_)) {
+        if let State::Reload(_) = state {
+            svc.reload_result = result;
+        } else if svc.result == "success" {
             svc.result = result;
         }
         match state {
@@ -2426,6 +2432,7 @@ impl Manager {
         if svc.state != State::Running {
             return Err(format!("{name} is not running; nothing to reload"));
         }
+        svc.reload_result = "success";
         if svc.service_type() == "notify-reload" {
             let sig = match svc.unit.get("Service", "ReloadSignal") {
                 Some(Value::Signal(s)) => *s,

@@ -395,6 +395,8 @@ pub(super) enum WaitFor {
     Start,
     /// `flint ctl stop`.
     Stop,
+    /// `flint ctl reload`: a failed reload fails the command.
+    Reload,
 }
 
 /// Grace period for the `Accept=yes` instances of a removed socket.
@@ -841,7 +843,7 @@ impl Manager {
             let w = self.waiting.swap_remove(i);
             let mut answer = w.answer;
             if w.kind != WaitFor::Switch {
-                self.answer_job(w.kind == WaitFor::Start, &w.jobs, &mut answer);
+                self.answer_job(w.kind, &w.jobs, &mut answer);
                 let _ = w.reply.send(answer);
                 continue;
             }
@@ -887,7 +889,8 @@ impl Manager {
     /// The answer of `flint ctl start|stop|restart` once its jobs are done,
     /// in systemctl's words: a start or restart that ended failed, or is
     /// still going after [`SETTLE_TIMEOUT`], exits 1.
-    fn answer_job(&self, start: bool, jobs: &[u64], answer: &mut serde_json::Value) {
+    fn answer_job(&self, kind: WaitFor, jobs: &[u64], answer: &mut serde_json::Value) {
+        let start = kind == WaitFor::Start;
         let mut exit = 0;
         let mut lines: Vec<serde_json::Value> = Vec::new();
         for id in jobs {
@@ -909,6 +912,16 @@ impl Manager {
                     format!(
                         "Job for {name} failed (result '{}'). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details.",
                         svc.result
+                    )
+                    .into(),
+                );
+                exit = 1;
+            } else if kind == WaitFor::Reload && svc.reload_result != "success" {
+                // systemctl's words for a failed reload job.
+                lines.push(
+                    format!(
+                        "Job for {name} failed (reload result '{}'). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details.",
+                        svc.reload_result
                     )
                     .into(),
                 );

@@ -188,6 +188,9 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
         "reload" => {
             needs_units(&units)?;
             ctl(&mut out, "reload");
+            if no_block {
+                out.push("--no-block".into());
+            }
         }
         "kill" => {
             needs_units(&units)?;
