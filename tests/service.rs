@@ -211,6 +211,64 @@ fn forking_daemon_is_followed_through_its_pid_file_and_stopped() {
     );
 }
 
+/// A forking daemon without a main pid flint can know (`GuessMainPID=no`,
+/// no `PIDFile=`, as Debian's `postfix@-.service`): when its processes are
+/// gone (`postfix stop`, a crash), the service stops, as systemd's does when
+/// its control group empties, instead of staying "running" with no task.
+#[test]
+fn a_forking_service_without_a_main_pid_stops_when_its_processes_are_gone() {
+    let tree = Tree::new();
+    let pids = tree.path().join("pids");
+    tree.write(
+        "nomain.service",
+        &format!(
+            "[Service]\nType=forking\nGuessMainPID=no\n\
+             ExecStart=/bin/sh -c 'sleep 1000 & echo $! >> {p}; sleep 1000 & echo $! >> {p}; sleep 0.2'\n",
+            p = pids.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["nomain.service"]);
+    wait_for(Duration::from_secs(10), || {
+        flint
+            .log()
+            .contains("nomain.service: started")
+            .then_some(())
+    })
+    .expect("started");
+    if !flint.log().contains("a cgroup per service under") {
+        eprintln!("skipping: flint has no cgroup per service here (no writable cgroup2)");
+        return;
+    }
+    let daemons: Vec<i32> = wait_for(Duration::from_secs(10), || {
+        let p: Vec<i32> = std::fs::read_to_string(&pids)
+            .ok()?
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        (p.len() == 2).then_some(p)
+    })
+    .expect("both daemons wrote their pids");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        !flint.log().contains("no process of the service is left"),
+        "{}",
+        flint.log()
+    );
+    for d in &daemons {
+        // SAFETY: kill(2) with plain integers.
+        unsafe {
+            libc::kill(*d, libc::SIGKILL);
+        }
+    }
+    let stopped = wait_for(Duration::from_secs(10), || {
+        flint
+            .log()
+            .contains("nomain.service: no process of the service is left; stopping")
+            .then_some(())
+    });
+    assert!(stopped.is_some(), "{}", flint.log());
+}
+
 /// A daemon that writes its `PIDFile=` a moment after its parent exits,
 /// beside another process of the service (so no guess could find it):
 /// the start waits for the file, as systemd's does ("PID file ... not

@@ -594,6 +594,7 @@ impl Manager {
                             State::Stop(0)
                         } else {
                             self.on_service_up(id);
+                            self.watch_for_empty(id);
                             State::Running
                         }
                     }
@@ -1871,6 +1872,65 @@ impl Manager {
                 launches,
             });
         });
+    }
+
+    /// A running service without a known main process (a forking daemon
+    /// with `GuessMainPID=no` or none to guess) stops once its control
+    /// group is empty, as systemd's does on the cgroup-empty notification;
+    /// flint looks at `cgroup.events` every half second meanwhile.
+    /// `RemainAfterExit=yes` services stay up, as there.
+    fn watch_for_empty(&mut self, id: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        if svc.main_pid.is_some()
+            || svc
+                .unit
+                .get_bool("Service", "RemainAfterExit")
+                .unwrap_or(false)
+            || svc.service_type() == "oneshot"
+            || cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).is_none()
+        {
+            return;
+        }
+        let launches = svc.launches;
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = tx.send(Event::EmptyCheckDue {
+                service: id,
+                launches,
+            });
+        });
+    }
+
+    /// The look [`Manager::watch_for_empty`] asked for.
+    pub(super) fn on_empty_check_due(&mut self, id: u64, launches: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        if svc.launches != launches || svc.main_pid.is_some() {
+            return;
+        }
+        if matches!(svc.state, State::Reload(_) | State::ReloadNotify) {
+            self.watch_for_empty(id);
+            return;
+        }
+        if svc.state != State::Running {
+            return;
+        }
+        let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
+            return;
+        };
+        if svc.control_pid.is_some() || cg.populated(svc.unit.id.as_str()) {
+            self.watch_for_empty(id);
+            return;
+        }
+        tracing::info!(
+            "{}: no process of the service is left; stopping",
+            svc.unit.id
+        );
+        self.step(id, State::Stop(0));
     }
 
     /// The look [`Manager::wait_pid_file`] asked for.

@@ -133,6 +133,9 @@ enum Event {
     },
     /// Time to look for the `PIDFile=` of a forking service again.
     PidFileDue { service: u64, launches: u64 },
+    /// Time to look whether a running service without a known main
+    /// process still has processes.
+    EmptyCheckDue { service: u64, launches: u64 },
     /// A message arrived on the notify socket.
     Notify(crate::notify::Message),
     /// The bus daemon asks for a unit to be started (D-Bus activation).
@@ -953,6 +956,9 @@ impl Manager {
                 result,
             } => self.on_bus_name(service, launches, &name, result),
             Event::PidFileDue { service, launches } => self.on_pid_file_due(service, launches),
+            Event::EmptyCheckDue { service, launches } => {
+                self.on_empty_check_due(service, launches);
+            }
             Event::BusActivation { unit } => self.bus_activate(&unit),
             Event::BusActivatorUp { activator } => self.on_activator_up(activator),
             Event::BusActivatorGone { error } => self.on_activator_gone(&error),
