@@ -190,7 +190,7 @@ fn reload_runs_exec_reload_or_the_notify_reload_handshake() {
         text.contains("Job for bad.service failed (reload result 'exit-code')"),
         "{text}"
     );
-    assert!(flint.log().contains("bad.service: ExecReload= failed"));
+    assert!(flint.wait_log("bad.service: ExecReload= failed"));
     let (code, text) = ctl(&control, &["is-active", "bad.service"]);
     assert_eq!((code, text.trim()), (0, "active"));
     assert_eq!(ctl(&control, &["stop", "bad.service"]).0, 0);

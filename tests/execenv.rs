@@ -720,8 +720,8 @@ fn ambient_capabilities_and_the_bounding_set_reach_the_service() {
 /// commands besides `ExecStart=` run as if prefixed with `+`: as root, with
 /// the whole bounding set (tor's `ExecStartPre=` chowns its run directory
 /// to its user with a bounding set without `CAP_CHOWN`; here a chown to
-/// another user); the main process
-/// as `User=`, within the bounding set. Without it, every command is.
+/// another user); the main process as `User=`, within the bounding set.
+/// Without it, every command is.
 #[test]
 fn permissions_start_only_runs_the_other_commands_fully_privileged() {
     if !require_root("User=nobody and a chown to it") {

@@ -228,13 +228,7 @@ fn a_forking_service_without_a_main_pid_stops_when_its_processes_are_gone() {
         ),
     );
     let flint = Flint::run(&tree, &["nomain.service"]);
-    wait_for(Duration::from_secs(10), || {
-        flint
-            .log()
-            .contains("nomain.service: started")
-            .then_some(())
-    })
-    .expect("started");
+    assert!(flint.wait_log("nomain.service: started"), "{}", flint.log());
     if !flint.log().contains("a cgroup per service under") {
         eprintln!("skipping: flint has no cgroup per service here (no writable cgroup2)");
         return;
@@ -260,13 +254,11 @@ fn a_forking_service_without_a_main_pid_stops_when_its_processes_are_gone() {
             libc::kill(*d, libc::SIGKILL);
         }
     }
-    let stopped = wait_for(Duration::from_secs(10), || {
-        flint
-            .log()
-            .contains("nomain.service: no process of the service is left; stopping")
-            .then_some(())
-    });
-    assert!(stopped.is_some(), "{}", flint.log());
+    assert!(
+        flint.wait_log("nomain.service: no process of the service is left; stopping"),
+        "{}",
+        flint.log()
+    );
 }
 
 /// A daemon that writes its `PIDFile=` a moment after its parent exits,
@@ -314,13 +306,11 @@ fn forking_start_waits_for_a_pid_file_written_late() {
         "{}",
         flint.log()
     );
-    let failed = wait_for(Duration::from_secs(15), || {
-        flint
-            .log()
-            .contains("never.service: Failed with result 'timeout'")
-            .then_some(())
-    });
-    assert!(failed.is_some(), "{}", flint.log());
+    assert!(
+        flint.wait_log("never.service: Failed with result 'timeout'"),
+        "{}",
+        flint.log()
+    );
     // SAFETY: kill(2) with plain integers; the daemon may be gone already.
     unsafe {
         libc::kill(daemon.trim().parse().unwrap_or(0).max(2), libc::SIGKILL);

@@ -141,9 +141,10 @@ pub(super) struct ServiceRt {
     /// The stop under way is the first half of a restart: the kill signal
     /// is `RestartKillSignal=`.
     pub restart_kill: bool,
-    /// With cgroups, during a stop: the task waiting for the service's
-    /// cgroup to empty.
-    pub cgroup_watch: Option<TimerGuard>,
+    /// With cgroups: the task waiting for the service's cgroup to empty
+    /// (during a stop, or while it runs without a known main process), and
+    /// the longest it waits between two looks.
+    pub cgroup_watch: Option<(Duration, TimerGuard)>,
     /// `$INVOCATION_ID` of the current (or last) start: one per start, shared
     /// by every command of it, from `ExecCondition=` to `ExecStopPost=`, as
     /// systemd acquires one per activation.
@@ -1780,17 +1781,21 @@ impl Manager {
                 if clean || ignore {
                     // The daemon is up: its main pid comes from PIDFile=,
                     // which it may write a moment after its parent exits.
-                    if let Some(Value::Path(p)) = svc.unit.get("Service", "PIDFile")
-                        && read_pid_file(p).is_none()
-                    {
-                        tracing::info!(
-                            "{name}: PID file {} not readable (yet?) after start.",
-                            p.display()
-                        );
-                        self.wait_pid_file(id);
-                        return;
-                    }
-                    self.forking_started(id);
+                    let from_file = match svc.unit.get("Service", "PIDFile") {
+                        Some(Value::Path(p)) => match read_pid_file(p) {
+                            None => {
+                                tracing::info!(
+                                    "{name}: PID file {} not readable (yet?) after start.",
+                                    p.display()
+                                );
+                                self.wait_pid_file(id);
+                                return;
+                            }
+                            pid => pid,
+                        },
+                        _ => None,
+                    };
+                    self.forking_started(id, from_file);
                 } else {
                     svc.result = result_of(status);
                     self.step(id, State::StopPost(0));
@@ -1833,17 +1838,14 @@ impl Manager {
     }
 
     /// A forking service's parent exited cleanly and its `PIDFile=` (if
-    /// any) is there: the main pid is the file's (or a guess), and the
-    /// start goes on.
-    fn forking_started(&mut self, id: u64) {
+    /// any) was read: the main pid is the file's `from_file` (or, without
+    /// a file, a guess), and the start goes on.
+    fn forking_started(&mut self, id: u64, from_file: Option<i32>) {
         let Some(svc) = self.services.get(&id) else {
             return;
         };
         let name = svc.unit.id.to_string();
-        let pid = match svc.unit.get("Service", "PIDFile") {
-            Some(Value::Path(p)) => read_pid_file(p),
-            _ => None,
-        };
+        let pid = from_file;
         let guess = svc.unit.get_bool("Service", "GuessMainPID").unwrap_or(true);
         let pid = pid.or_else(|| if guess { self.guess_main_pid(id) } else { None });
         if let Some(pid) = pid {
@@ -1876,61 +1878,23 @@ impl Manager {
 
     /// A running service without a known main process (a forking daemon
     /// with `GuessMainPID=no` or none to guess) stops once its control
-    /// group is empty, as systemd's does on the cgroup-empty notification;
-    /// flint looks at `cgroup.events` every half second meanwhile.
-    /// `RemainAfterExit=yes` services stay up, as there.
+    /// group is empty, as systemd's does on the cgroup-empty notification
+    /// ([`Manager::on_cgroup_empty`]); `cgroup.events` is looked at every
+    /// half second meanwhile. `RemainAfterExit=yes` and oneshot services
+    /// stay up, as there.
     fn watch_for_empty(&mut self, id: u64) {
         let Some(svc) = self.services.get(&id) else {
             return;
         };
-        if svc.main_pid.is_some()
-            || svc
+        if svc.main_pid.is_none()
+            && svc.service_type() != "oneshot"
+            && !svc
                 .unit
                 .get_bool("Service", "RemainAfterExit")
                 .unwrap_or(false)
-            || svc.service_type() == "oneshot"
-            || cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc).is_none()
         {
-            return;
+            self.watch_cgroup_empty(id, Duration::from_millis(500));
         }
-        let launches = svc.launches;
-        let tx = self.tx.clone();
-        tokio::task::spawn_local(async move {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = tx.send(Event::EmptyCheckDue {
-                service: id,
-                launches,
-            });
-        });
-    }
-
-    /// The look [`Manager::watch_for_empty`] asked for.
-    pub(super) fn on_empty_check_due(&mut self, id: u64, launches: u64) {
-        let Some(svc) = self.services.get(&id) else {
-            return;
-        };
-        if svc.launches != launches || svc.main_pid.is_some() {
-            return;
-        }
-        if matches!(svc.state, State::Reload(_) | State::ReloadNotify) {
-            self.watch_for_empty(id);
-            return;
-        }
-        if svc.state != State::Running {
-            return;
-        }
-        let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
-            return;
-        };
-        if svc.control_pid.is_some() || cg.populated(svc.unit.id.as_str()) {
-            self.watch_for_empty(id);
-            return;
-        }
-        tracing::info!(
-            "{}: no process of the service is left; stopping",
-            svc.unit.id
-        );
-        self.step(id, State::Stop(0));
     }
 
     /// The look [`Manager::wait_pid_file`] asked for.
@@ -1944,9 +1908,13 @@ impl Manager {
         {
             return;
         }
-        match svc.unit.get("Service", "PIDFile") {
-            Some(Value::Path(p)) if read_pid_file(p).is_none() => self.wait_pid_file(id),
-            _ => self.forking_started(id),
+        let from_file = match svc.unit.get("Service", "PIDFile") {
+            Some(Value::Path(p)) => read_pid_file(p),
+            _ => None,
+        };
+        match from_file {
+            Some(pid) => self.forking_started(id, Some(pid)),
+            None => self.wait_pid_file(id),
         }
     }
 
@@ -2096,7 +2064,7 @@ impl Manager {
                 }
             }
             return if main.is_some() || !pids.is_empty() {
-                self.watch_cgroup_empty(id);
+                self.watch_cgroup_empty(id, STOP_WATCH_SLOWEST);
                 Killed::Waiting
             } else {
                 Killed::Nothing
@@ -2167,7 +2135,7 @@ impl Manager {
             && cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
                 .is_some_and(|cg| cg.populated(svc.unit.id.as_str()));
         if waits {
-            self.watch_cgroup_empty(id);
+            self.watch_cgroup_empty(id, STOP_WATCH_SLOWEST);
         } else {
             self.finish_stop(id);
         }
@@ -2175,15 +2143,21 @@ impl Manager {
 
     /// Waits (off the loop) until the service's cgroup is empty, then
     /// [`Event::CgroupEmpty`]. The kernel only tells through
-    /// `cgroup.events`, which is polled, quickly at first.
-    fn watch_cgroup_empty(&mut self, id: u64) {
+    /// `cgroup.events`, which is polled, quickly at first, then at most
+    /// `slowest` apart. A watch that looks as often already is kept; a
+    /// slower one is replaced (a stop's replaces a running service's).
+    fn watch_cgroup_empty(&mut self, id: u64, slowest: Duration) {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
         let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
             return;
         };
-        if svc.cgroup_watch.is_some() {
+        if svc
+            .cgroup_watch
+            .as_ref()
+            .is_some_and(|(then, _)| *then <= slowest)
+        {
             return;
         }
         let events = cg.dir(svc.unit.id.as_str()).join("cgroup.events");
@@ -2192,25 +2166,36 @@ impl Manager {
             let mut delay = Duration::from_millis(1);
             while crate::cgroup::populated(&events) {
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(50));
+                delay = (delay * 2).min(slowest);
             }
             let _ = tx.send(Event::CgroupEmpty { service: id });
         });
-        svc.cgroup_watch = Some(TimerGuard(task.abort_handle()));
+        svc.cgroup_watch = Some((slowest, TimerGuard(task.abort_handle())));
     }
 
-    /// The cgroup of a stopping service is empty.
+    /// The cgroup of a service is empty: a stopping service's stop goes
+    /// on; a running one without a known main process stops.
     pub(super) fn on_cgroup_empty(&mut self, id: u64) {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
         svc.cgroup_watch = None;
-        if matches!(
-            svc.state,
-            State::StopSigterm | State::StopWatchdog | State::StopSigkill
-        ) && svc.main_pid.is_none()
-        {
-            self.finish_stop(id);
+        if svc.main_pid.is_some() {
+            return;
+        }
+        match svc.state {
+            State::StopSigterm | State::StopWatchdog | State::StopSigkill => self.finish_stop(id),
+            State::Running => {
+                tracing::info!(
+                    "{}: no process of the service is left; stopping",
+                    svc.unit.id
+                );
+                self.step(id, State::Stop(0));
+            }
+            // Its control process was in the cgroup a moment ago: look
+            // again once the reload is over.
+            State::Reload(_) | State::ReloadNotify => self.watch_for_empty(id),
+            _ => {}
         }
     }
 
@@ -2286,7 +2271,7 @@ impl Manager {
         svc.state = State::StopSigkill;
         self.arm_timer(id, timeout);
         if in_cgroup {
-            self.watch_cgroup_empty(id);
+            self.watch_cgroup_empty(id, STOP_WATCH_SLOWEST);
         }
     }
 
@@ -3163,6 +3148,9 @@ fn trigger_on_result(
         });
     }
 }
+
+/// How far apart a stop looks at the cgroup it waits to empty, at most.
+const STOP_WATCH_SLOWEST: Duration = Duration::from_millis(50);
 
 /// The pid a `PIDFile=` names (not 0, not 1, as systemd refuses those).
 fn read_pid_file(path: &std::path::Path) -> Option<i32> {

@@ -110,7 +110,7 @@ enum Event {
     },
     /// The restart delay of a service is over.
     RestartDue { service: u64 },
-    /// The cgroup of a stopping service became empty.
+    /// The cgroup of a service became empty (see `watch_cgroup_empty`).
     CgroupEmpty { service: u64 },
     /// `OnFailure=`/`OnSuccess=` of a unit (`key`) name units to start.
     StartUnits {
@@ -133,9 +133,6 @@ enum Event {
     },
     /// Time to look for the `PIDFile=` of a forking service again.
     PidFileDue { service: u64, launches: u64 },
-    /// Time to look whether a running service without a known main
-    /// process still has processes.
-    EmptyCheckDue { service: u64, launches: u64 },
     /// A message arrived on the notify socket.
     Notify(crate::notify::Message),
     /// The bus daemon asks for a unit to be started (D-Bus activation).
@@ -956,9 +953,6 @@ impl Manager {
                 result,
             } => self.on_bus_name(service, launches, &name, result),
             Event::PidFileDue { service, launches } => self.on_pid_file_due(service, launches),
-            Event::EmptyCheckDue { service, launches } => {
-                self.on_empty_check_due(service, launches);
-            }
             Event::BusActivation { unit } => self.bus_activate(&unit),
             Event::BusActivatorUp { activator } => self.on_activator_up(activator),
             Event::BusActivatorGone { error } => self.on_activator_gone(&error),

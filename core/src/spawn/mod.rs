@@ -847,8 +847,10 @@ pub fn spawn_noting_pid(
         ioprio: plan.ioprio,
         timer_slack_nsec: plan.timer_slack_nsec,
         parent_death_signal: plan.parent_death_signal,
-        // SAFETY: getpid takes no arguments and cannot fail.
-        parent_pid: unsafe { libc::getpid() },
+        // Only asked for where it is needed: a system call on the spawn path.
+        parent_pid: plan
+            .parent_death_signal
+            .map_or(0, |_| i32::try_from(std::process::id()).unwrap_or(0)),
         personality: plan.personality,
         secure_bits: plan.secure_bits,
         capability_bounding_set: plan.capability_bounding_set,
