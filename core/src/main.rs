@@ -48,6 +48,14 @@ enum Cgroups {
     Off,
 }
 
+/// Which unit generators `flint run` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum GeneratorsArg {
+    Packages,
+    All,
+    None,
+}
+
 /// Where units are looked up.
 #[derive(Debug, Args)]
 struct TreeArgs {
@@ -394,6 +402,15 @@ enum Command {
         /// Nothing is removed (`flint tmpfiles --remove --boot` does that).
         #[arg(long)]
         tmpfiles: bool,
+        /// Run the unit generators first (and again at every reload), as
+        /// systemd does: `packages` (the default with the system's search
+        /// path: every generator but systemd's own `systemd-*`, which
+        /// describe the boot flint does not do), `all`, or `none` (the
+        /// default with `--unit-dir`). Their output goes to `generator*`
+        /// beside the control socket, searched where systemd searches its
+        /// `/run/systemd/generator*`.
+        #[arg(long, value_enum, value_name = "WHICH")]
+        generators: Option<GeneratorsArg>,
     },
     /// Create the files, directories and links tmpfiles.d configuration
     /// asks for, as `systemd-tmpfiles` does.
@@ -1170,13 +1187,36 @@ fn follow_logs(
 fn run(
     tree: &TreeArgs,
     units: &[String],
-    refuse_unenforced: bool,
-    control: Option<PathBuf>,
-    watch: bool,
-    notify_fd: Option<i32>,
-    cgroups: Cgroups,
+    mut options: flint::activation::RunOptions,
+    generators: Option<GeneratorsArg>,
 ) -> anyhow::Result<ExitCode> {
-    let search = tree.search_path(&[]);
+    use flint::generators::{Generators, OutputDirs, Selection};
+    let mut search = tree.search_path(&[]);
+    let selection = match generators {
+        Some(GeneratorsArg::Packages) => Some(Selection::Packages),
+        Some(GeneratorsArg::All) => Some(Selection::All),
+        Some(GeneratorsArg::None) => None,
+        None => (tree.unit_dirs.is_empty() && search.has_generator_dirs())
+            .then_some(Selection::Packages),
+    };
+    let generators = selection.map(|selection| {
+        // flint's runtime directory: where its control socket is.
+        let control = options
+            .control
+            .clone()
+            .unwrap_or_else(|| flint::control::default_path(tree.user));
+        let control = std::path::absolute(&control).unwrap_or(control);
+        let base = control.parent().unwrap_or(std::path::Path::new("/"));
+        let output = OutputDirs::under(base);
+        search = search
+            .clone()
+            .with_generator_output(&output.early, &output.normal, &output.late);
+        Generators {
+            selection,
+            output,
+            user_mode: tree.user,
+        }
+    });
     let names = units
         .iter()
         .map(|u| {
@@ -1184,21 +1224,8 @@ fn run(
                 .with_context(|| format!("{u}: not a valid unit name"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let code = flint::activation::run(
-        search,
-        names,
-        flint::activation::RunOptions {
-            refuse_unenforced,
-            control,
-            watch,
-            notify_fd,
-            cgroups: match cgroups {
-                Cgroups::Services => flint::cgroup::Mode::Services,
-                Cgroups::All => flint::cgroup::Mode::All,
-                Cgroups::Off => flint::cgroup::Mode::Off,
-            },
-        },
-    )?;
+    options.generators = generators;
+    let code = flint::activation::run(search, names, options)?;
     Ok(ExitCode::from(code))
 }
 
@@ -1504,6 +1531,7 @@ fn main() -> ExitCode {
             notify_fd,
             cgroups,
             tmpfiles,
+            generators,
         } => {
             if *tmpfiles {
                 tmpfiles_at_start(tree.user);
@@ -1511,11 +1539,19 @@ fn main() -> ExitCode {
             run(
                 tree,
                 units,
-                *refuse_unenforced,
-                control.clone(),
-                *watch,
-                *notify_fd,
-                *cgroups,
+                flint::activation::RunOptions {
+                    refuse_unenforced: *refuse_unenforced,
+                    control: control.clone(),
+                    watch: *watch,
+                    notify_fd: *notify_fd,
+                    cgroups: match cgroups {
+                        Cgroups::Services => flint::cgroup::Mode::Services,
+                        Cgroups::All => flint::cgroup::Mode::All,
+                        Cgroups::Off => flint::cgroup::Mode::Off,
+                    },
+                    generators: None,
+                },
+                *generators,
             )
         }
         Command::Tmpfiles {

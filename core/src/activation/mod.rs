@@ -314,6 +314,9 @@ pub struct RunOptions {
     pub notify_fd: Option<i32>,
     /// Whether services get a cgroup v2 each.
     pub cgroups: crate::cgroup::Mode,
+    /// The unit generators to run before the tree is read, at start and at
+    /// every reload of the same search path (`None`: none).
+    pub generators: Option<crate::generators::Generators>,
 }
 
 /// How long an idle blocking thread (spawns, the `--watch` scan) stays.
@@ -329,6 +332,9 @@ pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Res
         tracing::warn!("environment generator {problem}");
     }
     crate::service::defaults::init_limits(!search.user_mode);
+    if let Some(generators) = &options.generators {
+        log_generators(&generators.run());
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // The loop's log lines are written once per turn (crate::logs::Stderr).
@@ -344,6 +350,17 @@ pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Res
     local.block_on(&runtime, async move {
         run_async(search, names, options, child_signals).await
     })
+}
+
+/// What a run of the unit generators did, in flint's log.
+pub(super) fn log_generators(report: &crate::generators::Report) {
+    for line in &report.output {
+        tracing::info!("generator {line}");
+    }
+    for problem in &report.problems {
+        tracing::warn!("generator {problem}");
+    }
+    tracing::debug!("{} unit generator(s) ran", report.ran.len());
 }
 
 /// `SIGCHLD` as a file: back to its default disposition (a parent may have

@@ -421,6 +421,15 @@ impl Manager {
             }
             None => self.search.clone(),
         };
+        // As systemd's daemon-reload: the unit generators run again first,
+        // where the tree is the one they write to.
+        if dir.is_none()
+            && !dry_run
+            && let Some(generators) = &self.options.generators
+            && search.dirs.contains(&generators.output.normal)
+        {
+            super::log_generators(&generators.run());
+        }
         // The tree as it is before loading it, for `--watch`.
         let stamp = super::tree_stamp(&search);
         let names = if self.requested.is_empty() {

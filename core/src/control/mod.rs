@@ -30,7 +30,7 @@ pub fn default_path(user_mode: bool) -> PathBuf {
         return PathBuf::from(path);
     }
     if !user_mode && nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/run/flint/control");
+        return Path::new(crate::unit::loader::FLINT_SYSTEM_RUNTIME_DIR).join("control");
     }
     let base = std::env::var_os("XDG_RUNTIME_DIR").map_or_else(
         || std::env::temp_dir().join(format!("flint-{}", nix::unistd::geteuid())),

@@ -65,6 +65,24 @@ fn resolve_dir(root: Option<&Path>, p: &Path) -> PathBuf {
     }
 }
 
+/// systemd's generator output directories and flint's, which the search
+/// path has beside them (`generator*` in a `flint` directory).
+fn generator_dirs(systemds: impl IntoIterator<Item = PathBuf>, search: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = systemds.into_iter().collect();
+    for d in search {
+        let generated = d
+            .file_name()
+            .is_some_and(|n| n == "generator" || n == "generator.early" || n == "generator.late")
+            && d.parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "flint");
+        if generated && !out.contains(d) {
+            out.push(d.clone());
+        }
+    }
+    out
+}
+
 impl LookupPaths {
     /// The system scope, below `root` when given (`--root=DIR`).
     pub fn system(root: Option<&Path>) -> Result<LookupPaths, InstallError> {
@@ -89,6 +107,14 @@ impl LookupPaths {
                 search_path.push(p);
             }
         }
+        let generators = generator_dirs(
+            [
+                at("/run/systemd/generator"),
+                at("/run/systemd/generator.early"),
+                at("/run/systemd/generator.late"),
+            ],
+            &search_path,
+        );
         Ok(LookupPaths {
             scope: Scope::System,
             search_path,
@@ -97,11 +123,7 @@ impl LookupPaths {
             persistent_control: Some(at("/etc/systemd/system.control")),
             runtime_control: Some(at("/run/systemd/system.control")),
             transient: Some(at("/run/systemd/transient")),
-            generators: vec![
-                at("/run/systemd/generator"),
-                at("/run/systemd/generator.early"),
-                at("/run/systemd/generator.late"),
-            ],
+            generators,
             global_config: Vec::new(),
             root,
         })
@@ -128,6 +150,12 @@ impl LookupPaths {
                 .as_ref()
                 .map(|r| PathBuf::from(format!("{r}/systemd/{s}")))
         };
+        let generators = generator_dirs(
+            ["generator", "generator.early", "generator.late"]
+                .iter()
+                .filter_map(|g| rt(g)),
+            &search.dirs,
+        );
         LookupPaths {
             scope: Scope::User,
             root: None,
@@ -137,10 +165,7 @@ impl LookupPaths {
             persistent_control: Some(PathBuf::from(format!("{config_home}/systemd/user.control"))),
             runtime_control: rt("user.control"),
             transient: rt("transient"),
-            generators: ["generator", "generator.early", "generator.late"]
-                .iter()
-                .filter_map(|g| rt(g))
-                .collect(),
+            generators,
             global_config: vec![PathBuf::from("/etc/systemd/user")],
         }
     }

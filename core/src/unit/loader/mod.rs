@@ -25,7 +25,9 @@
 mod search_path;
 pub(crate) use search_path::paths_from_env;
 
-pub use search_path::{FLINT_SYSTEM_UNIT_DIR, SYSTEM_UNIT_DIRS, SearchPath, home_dir};
+pub use search_path::{
+    FLINT_SYSTEM_RUNTIME_DIR, FLINT_SYSTEM_UNIT_DIR, SYSTEM_UNIT_DIRS, SearchPath, home_dir,
+};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;

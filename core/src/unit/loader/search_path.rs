@@ -23,6 +23,10 @@ pub struct SearchPath {
 /// distribution's unit of the same name for flint only.
 pub const FLINT_SYSTEM_UNIT_DIR: &str = "/etc/flint/system";
 
+/// The runtime directory of the system flint (its control socket and its
+/// generators' output, `generator*`).
+pub const FLINT_SYSTEM_RUNTIME_DIR: &str = "/run/flint";
+
 /// The default system search path of systemd 252 as built by Debian, which
 /// keeps `/lib/systemd/system` before `/usr/lib/systemd/system`.
 pub const SYSTEM_UNIT_DIRS: &[&str] = &[
@@ -147,14 +151,29 @@ impl SearchPath {
     /// [`SearchPath::system`] with the environment and working directory
     /// given explicitly.
     pub fn system_with(env: &dyn Fn(&str) -> Option<String>, cwd: Option<&Path>) -> SearchPath {
-        let defaults: Vec<PathBuf> = std::iter::once(FLINT_SYSTEM_UNIT_DIR)
-            .chain(SYSTEM_UNIT_DIRS.iter().copied())
-            .map(PathBuf::from)
-            .collect();
-        SearchPath {
-            dirs: paths_from_env("SYSTEMD_UNIT_PATH", env, cwd, defaults),
+        let defaults = SearchPath {
+            dirs: std::iter::once(FLINT_SYSTEM_UNIT_DIR)
+                .chain(SYSTEM_UNIT_DIRS.iter().copied())
+                .map(PathBuf::from)
+                .collect(),
             user_mode: false,
         }
+        .with_flint_generator_output(Path::new(FLINT_SYSTEM_RUNTIME_DIR));
+        SearchPath {
+            dirs: paths_from_env("SYSTEMD_UNIT_PATH", env, cwd, defaults.dirs),
+            user_mode: false,
+        }
+    }
+
+    /// flint's generator output below `runtime` (`generator`,
+    /// `generator.early`, `generator.late`), placed as
+    /// [`SearchPath::with_generator_output`] places them.
+    fn with_flint_generator_output(self, runtime: &Path) -> SearchPath {
+        self.with_generator_output(
+            &runtime.join("generator.early"),
+            &runtime.join("generator"),
+            &runtime.join("generator.late"),
+        )
     }
 
     /// [`SearchPath::user`] with the environment and working directory given
@@ -193,11 +212,59 @@ impl SearchPath {
         list.push("/usr/lib/systemd/user".to_owned());
         list.extend(rt("generator.late"));
 
-        let defaults: Vec<PathBuf> = list.iter().filter_map(|p| absolutize(p, cwd)).collect();
+        let mut defaults = SearchPath {
+            dirs: list.iter().filter_map(|p| absolutize(p, cwd)).collect(),
+            user_mode: true,
+        };
+        if let Some(r) = runtime.as_deref().and_then(|r| absolutize(r, cwd)) {
+            defaults = defaults.with_flint_generator_output(&r.join("flint"));
+        }
         SearchPath {
-            dirs: paths_from_env("SYSTEMD_UNIT_PATH", env, cwd, defaults),
+            dirs: paths_from_env("SYSTEMD_UNIT_PATH", env, cwd, defaults.dirs),
             user_mode: true,
         }
+    }
+
+    /// Where systemd's generator output directory of `kind`
+    /// (`generator.early`, `generator`, `generator.late`) is in this path.
+    fn systemd_generator_dir(&self, kind: &str) -> Option<usize> {
+        self.dirs.iter().position(|d| {
+            d.file_name().is_some_and(|n| n == kind)
+                && d.parent()
+                    .and_then(Path::file_name)
+                    .is_some_and(|n| n == "systemd")
+        })
+    }
+
+    /// Whether systemd's generator output directories are searched: the
+    /// default paths are, a `$SYSTEMD_UNIT_PATH` or `--unit-dir` list
+    /// without them is not.
+    pub fn has_generator_dirs(&self) -> bool {
+        self.systemd_generator_dir("generator").is_some()
+    }
+
+    /// Adds flint's generator output directories (`early`, `normal`,
+    /// `late`), each just before systemd's of the same kind, so that they
+    /// rank as systemd ranks its own; without those, `early` goes first
+    /// and the other two last.
+    #[must_use]
+    pub fn with_generator_output(mut self, early: &Path, normal: &Path, late: &Path) -> SearchPath {
+        for (kind, dir) in [
+            ("generator.early", early),
+            ("generator", normal),
+            ("generator.late", late),
+        ] {
+            let dir = normalize(dir);
+            if self.dirs.contains(&dir) {
+                continue;
+            }
+            match self.systemd_generator_dir(kind) {
+                Some(i) => self.dirs.insert(i, dir),
+                None if kind == "generator.early" => self.dirs.insert(0, dir),
+                None => self.dirs.push(dir),
+            }
+        }
+        self
     }
 
     /// Whether `p` (absolute, normalised) lies inside one of the search
@@ -276,13 +343,20 @@ mod tests {
     fn system_defaults_are_flints_dir_then_systemd_analyze() {
         let s = SearchPath::system_with(&env_of(&[]), Some(Path::new("/")));
         assert_eq!(strs(&s)[0], "/etc/flint/system");
+        // flint's own generator output beside systemd's.
+        let systemds: Vec<String> = strs(&s)[1..]
+            .iter()
+            .filter(|d| !d.starts_with("/run/flint/"))
+            .cloned()
+            .collect();
         assert_eq!(
-            strs(&s)[1..],
+            systemds,
             SYSTEM_UNIT_DIRS
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect::<Vec<_>>()
         );
+        assert_eq!(strs(&s).len(), SYSTEM_UNIT_DIRS.len() + 4);
         assert!(!s.user_mode);
     }
 
@@ -312,9 +386,11 @@ mod tests {
         let s = SearchPath::system_with(&env_of(&[("SYSTEMD_UNIT_PATH", "/a:/b")]), cwd);
         assert_eq!(strs(&s), ["/a", "/b"]);
 
+        // flint's own: its unit directory and its generators' 3 outputs.
+        let own = 1 + 3;
         let s = SearchPath::system_with(&env_of(&[("SYSTEMD_UNIT_PATH", "/a:/b:")]), cwd);
         assert_eq!(strs(&s)[..3], ["/a", "/b", FLINT_SYSTEM_UNIT_DIR]);
-        assert_eq!(s.dirs.len(), 3 + SYSTEM_UNIT_DIRS.len());
+        assert_eq!(s.dirs.len(), 2 + own + SYSTEM_UNIT_DIRS.len());
 
         let s = SearchPath::system_with(&env_of(&[("SYSTEMD_UNIT_PATH", "/a::/b")]), cwd);
         assert_eq!(strs(&s), ["/a", "/b"]);
@@ -323,7 +399,7 @@ mod tests {
         assert!(s.dirs.is_empty());
 
         let s = SearchPath::system_with(&env_of(&[("SYSTEMD_UNIT_PATH", ":")]), cwd);
-        assert_eq!(s.dirs.len(), 1 + SYSTEM_UNIT_DIRS.len());
+        assert_eq!(s.dirs.len(), own + SYSTEM_UNIT_DIRS.len());
 
         let s = SearchPath::system_with(
             &env_of(&[(
@@ -340,7 +416,7 @@ mod tests {
         );
         assert_eq!(
             s.dirs.len(),
-            1 + SYSTEM_UNIT_DIRS.len(),
+            own + SYSTEM_UNIT_DIRS.len(),
             "duplicates are dropped"
         );
         assert_eq!(strs(&s)[0], "/etc/systemd/system");
@@ -372,8 +448,21 @@ mod tests {
             &env_of(&[("HOME", "/root"), ("XDG_RUNTIME_DIR", "/run/user/0")]),
             None,
         );
+        // flint's generator output, each just before systemd's.
+        let dirs = strs(&s);
+        for kind in ["generator.early", "generator", "generator.late"] {
+            let at = dirs
+                .iter()
+                .position(|d| *d == format!("/run/user/0/flint/{kind}"))
+                .unwrap();
+            assert_eq!(dirs[at + 1], format!("/run/user/0/systemd/{kind}"));
+        }
+        let systemds: Vec<String> = dirs
+            .into_iter()
+            .filter(|d| !d.starts_with("/run/user/0/flint/"))
+            .collect();
         assert_eq!(
-            strs(&s),
+            systemds,
             [
                 "/root/.config/systemd/user.control",
                 "/run/user/0/systemd/user.control",
@@ -452,5 +541,66 @@ mod tests {
         ] {
             assert_eq!(normalize(Path::new(i)), PathBuf::from(o), "{i}");
         }
+    }
+
+    /// flint's generator output goes just before systemd's of each kind in
+    /// the default paths, and around the given directories otherwise.
+    #[test]
+    fn generator_output_ranks_as_systemds() {
+        let (early, normal, late) = (
+            Path::new("/run/flint/generator.early"),
+            Path::new("/run/flint/generator"),
+            Path::new("/run/flint/generator.late"),
+        );
+        let sys = SearchPath::system_with(&env_of(&[]), Some(Path::new("/")));
+        assert!(sys.has_generator_dirs());
+        let sys = sys.with_generator_output(early, normal, late);
+        let dirs = strs(&sys);
+        let pos = |d: &str| dirs.iter().position(|x| x == d).unwrap();
+        assert_eq!(
+            pos("/run/flint/generator.early") + 1,
+            pos("/run/systemd/generator.early")
+        );
+        assert_eq!(
+            pos("/run/flint/generator") + 1,
+            pos("/run/systemd/generator")
+        );
+        assert_eq!(
+            pos("/run/flint/generator.late") + 1,
+            pos("/run/systemd/generator.late")
+        );
+        assert!(pos("/etc/systemd/system") < pos("/run/flint/generator"));
+        assert!(pos("/run/flint/generator") < pos("/lib/systemd/system"));
+        // Added once only.
+        let again = sys.clone().with_generator_output(early, normal, late);
+        assert_eq!(again.dirs, sys.dirs);
+
+        let given = SearchPath::from_dirs(vec!["/units".into()], false);
+        assert!(!given.has_generator_dirs());
+        assert_eq!(
+            strs(&given.with_generator_output(early, normal, late)),
+            [
+                "/run/flint/generator.early",
+                "/units",
+                "/run/flint/generator",
+                "/run/flint/generator.late"
+            ]
+        );
+        let user = SearchPath::user_with(
+            &env_of(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "/run/user/7")]),
+            None,
+        );
+        assert!(user.has_generator_dirs());
+        let user = user.with_generator_output(
+            Path::new("/run/user/7/flint/generator.early"),
+            Path::new("/run/user/7/flint/generator"),
+            Path::new("/run/user/7/flint/generator.late"),
+        );
+        let dirs = strs(&user);
+        let pos = |d: &str| dirs.iter().position(|x| x == d).unwrap();
+        assert_eq!(
+            pos("/run/user/7/flint/generator") + 1,
+            pos("/run/user/7/systemd/generator")
+        );
     }
 }

@@ -1,0 +1,558 @@
+//! Unit generators: the programs in `system-generators/` (`user-generators/`
+//! for a user flint) that write units, drop-ins and `.wants/` links before
+//! the unit tree is read, at start and at every reload, as systemd's
+//! manager runs them (`manager_run_generators()` in src/core/manager.c,
+//! `execute_directories()` in src/shared/exec-util.c).
+//!
+//! Packages ship them where what to start depends on local configuration:
+//! Debian's `postgresql-generator` links every cluster whose `start.conf`
+//! says `auto` into `postgresql.service.wants/`, and `openvpn-generator`,
+//! `tor-generator` and `postfix-instance-generator` do the same for their
+//! instances. Without them `postgresql.service`, an `ExecStart=/bin/true`
+//! wrapper, starts no database.
+//!
+//! As systemd:
+//! - the programs are the executables of `$SYSTEMD_GENERATOR_PATH` (a
+//!   trailing `:` adds the defaults after it) or of
+//!   `/run/systemd/system-generators`, `/etc/systemd/system-generators`,
+//!   `/usr/local/lib/systemd/system-generators` and
+//!   `/usr/lib/systemd/system-generators` (`*/user-generators` for a user
+//!   flint); a name in an earlier directory hides the same name in later
+//!   ones, and a link to `/dev/null` masks it;
+//! - they run all at once, each with the normal, early and late output
+//!   directories as its arguments, stdin on `/dev/null`, umask 0022, the
+//!   manager's environment block plus `SYSTEMD_SCOPE`, `SYSTEMD_IN_INITRD=0`
+//!   (system), `SYSTEMD_ARCHITECTURE`, `SYSTEMD_VIRTUALIZATION` (in a
+//!   container) and `SYSTEMD_EXEC_PID`, and SIGTERM should flint die; all
+//!   together get 90 s (`DEFAULT_TIMEOUT_USEC`), then those still running
+//!   are killed;
+//! - a system flint that may make mount namespaces runs them in one of
+//!   their own with the file system read-only except `/run`, `/proc`,
+//!   `/sys`, `/dev` and the output directories, and an empty private
+//!   `/tmp` (unless the output is below it); where the kernel refuses the
+//!   namespace, they run without, as systemd falls back;
+//! - the output directories are emptied first and those left empty are
+//!   removed after (`lookup_paths_flush_generator()`,
+//!   `lookup_paths_trim_generator()`); a generator that fails is reported
+//!   and what it wrote stays.
+//!
+//! Where flint differs, and why:
+//! - the output goes to flint's own runtime directory (`generator`,
+//!   `generator.early` and `generator.late` beside the control socket:
+//!   `/run/flint/` for the system), searched just before systemd's
+//!   `/run/systemd/generator*`, so that a flint beside a running systemd
+//!   never replaces what systemd generated;
+//! - what a generator prints is flint's log, a line each, under the
+//!   generator's name (systemd's go to the kernel log);
+//! - by default systemd's own generators (`systemd-*`: fstab, getty, sysv,
+//!   cryptsetup, gpt-auto, ...) are left out ([`Selection::Packages`]):
+//!   they describe the boot (mounts, swap, consoles, disks) that flint does
+//!   not do. [`Selection::All`] runs them too.
+
+use std::ffi::CString;
+use std::io::{Read, Seek};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::spawn::{self, ExecPlan, ExitStatus, Stdio};
+
+/// How long all generators together may run (systemd's
+/// `DEFAULT_TIMEOUT_USEC`).
+pub const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Which generators run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// Every generator but systemd's own (`systemd-*`).
+    Packages,
+    /// Every generator.
+    All,
+}
+
+impl Selection {
+    /// Whether the generator named `name` runs.
+    pub fn takes(self, name: &str) -> bool {
+        match self {
+            Selection::All => true,
+            Selection::Packages => !name.starts_with("systemd-"),
+        }
+    }
+}
+
+/// The three directories generators write to (their arguments, in the
+/// order `normal early late`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputDirs {
+    pub normal: PathBuf,
+    pub early: PathBuf,
+    pub late: PathBuf,
+}
+
+impl OutputDirs {
+    /// `generator`, `generator.early` and `generator.late` below `base`.
+    pub fn under(base: &Path) -> OutputDirs {
+        OutputDirs {
+            normal: base.join("generator"),
+            early: base.join("generator.early"),
+            late: base.join("generator.late"),
+        }
+    }
+
+    fn all(&self) -> [&Path; 3] {
+        [&self.normal, &self.early, &self.late]
+    }
+}
+
+/// Everything needed to run the generators again at a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generators {
+    pub selection: Selection,
+    pub output: OutputDirs,
+    pub user_mode: bool,
+}
+
+/// What a run of the generators did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The generators that ran.
+    pub ran: Vec<PathBuf>,
+    /// Lines for the log: what went wrong, as `NAME: what`.
+    pub problems: Vec<String>,
+    /// What the generators printed, as `NAME: line`.
+    pub output: Vec<String>,
+}
+
+/// The directories generators are looked up in, highest priority first:
+/// `$SYSTEMD_GENERATOR_PATH` (a trailing `:` adds the defaults after it),
+/// else systemd's defaults for the mode.
+pub fn program_dirs(user_mode: bool, env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let kind = if user_mode {
+        "user-generators"
+    } else {
+        "system-generators"
+    };
+    let defaults = [
+        "/run/systemd",
+        "/etc/systemd",
+        "/usr/local/lib/systemd",
+        "/usr/lib/systemd",
+    ]
+    .iter()
+    .map(|base| Path::new(base).join(kind))
+    .collect();
+    let cwd = std::env::current_dir().ok();
+    crate::unit::loader::paths_from_env("SYSTEMD_GENERATOR_PATH", env, cwd.as_deref(), defaults)
+}
+
+/// The executables of `dirs` that `selection` takes, in name order (see
+/// [`crate::conf_files`]); hidden files and backup copies are left out.
+pub fn programs(dirs: &[PathBuf], selection: Selection) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    crate::conf_files::list(dirs.iter().cloned(), |name, meta| {
+        !crate::unit::name::is_hidden_or_backup(name)
+            && selection.takes(name)
+            && meta.is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+impl Generators {
+    /// Looks the generators up and runs them (see the module documentation).
+    pub fn run(&self) -> Report {
+        let dirs = program_dirs(self.user_mode, &|k| std::env::var(k).ok());
+        let list = programs(&dirs, self.selection);
+        run(&list, &self.output, self.user_mode, TIMEOUT)
+    }
+}
+
+/// Empties the output directories, runs `list` all at once and waits for
+/// them (at most `timeout`), then removes the output directories left
+/// empty.
+pub fn run(list: &[PathBuf], out: &OutputDirs, user_mode: bool, timeout: Duration) -> Report {
+    let mut report = Report::default();
+    for dir in out.all() {
+        if let Err(e) = std::fs::remove_dir_all(dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            report
+                .problems
+                .push(format!("cannot empty {}: {e}", dir.display()));
+        }
+    }
+    if list.is_empty() {
+        return report;
+    }
+    for dir in out.all() {
+        if let Err(e) = make_dir(dir) {
+            report
+                .problems
+                .push(format!("cannot create {}: {e}", dir.display()));
+            return report;
+        }
+    }
+    let env = environment(user_mode);
+    let sandbox = if user_mode { None } else { sandbox(out) };
+    let deadline = Instant::now() + timeout;
+    let mut running = Vec::new();
+    for program in list {
+        let name = display_name(program);
+        match start(program, out, &env, sandbox.as_ref()) {
+            Ok((child, output)) => {
+                report.ran.push(program.clone());
+                running.push((name, child, output));
+            }
+            Err(e) => report.problems.push(format!("{name}: cannot run: {e}")),
+        }
+    }
+    let ended = wait_all(&running, deadline);
+    for ((name, child, output), status) in running.into_iter().zip(ended) {
+        if status.is_none() {
+            let _ = child.send_signal(libc::SIGKILL);
+            let _ = child.wait_blocking();
+            report
+                .problems
+                .push(format!("{name}: timed out and was killed"));
+        }
+        report
+            .output
+            .extend(read_lines(output).map(|l| format!("{name}: {l}")));
+        if let Some(status) = status
+            && status != ExitStatus::Exited(0)
+        {
+            report
+                .problems
+                .push(format!("{name}: failed ({})", describe(status)));
+        }
+    }
+    for dir in out.all() {
+        // Only an empty directory goes (systemd's `rmdir_parents`-free trim).
+        let _ = std::fs::remove_dir(dir);
+    }
+    report
+}
+
+fn display_name(program: &Path) -> String {
+    program.file_name().map_or_else(
+        || program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn describe(status: ExitStatus) -> String {
+    match status {
+        ExitStatus::Exited(code) => format!("exit status {code}"),
+        ExitStatus::Signaled { signal, .. } => {
+            let name = nix::sys::signal::Signal::try_from(signal)
+                .map_or_else(|_| signal.to_string(), |s| s.as_str().to_owned());
+            format!("killed by {name}")
+        }
+    }
+}
+
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+}
+
+/// The manager's environment block with what systemd adds for generators
+/// (`build_generator_environment()`).
+fn environment(user_mode: bool) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = crate::service::defaults::environment(user_mode)
+        .iter()
+        .cloned()
+        .collect();
+    let mut set = |k: &str, v: String| {
+        env.retain(|(kk, _)| kk != k);
+        env.push((k.to_owned(), v));
+    };
+    set(
+        "SYSTEMD_SCOPE",
+        if user_mode { "user" } else { "system" }.into(),
+    );
+    if !user_mode {
+        set("SYSTEMD_IN_INITRD", "0".into());
+    }
+    if let Some(c) = crate::service::condition::container() {
+        set("SYSTEMD_VIRTUALIZATION", format!("container:{c}"));
+    }
+    let machine = nix::sys::utsname::uname()
+        .map(|u| u.machine().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !machine.is_empty() {
+        set(
+            "SYSTEMD_ARCHITECTURE",
+            crate::unit::specifier::architecture_from_machine(&machine),
+        );
+    }
+    env
+}
+
+/// The mount namespace generators of a system flint run in, when flint
+/// may make one: everything read-only but `/run` (where the output goes)
+/// and the API file systems, and a private `/tmp`.
+/// The settings are those of a unit, loaded as one from a directory of
+/// its own beside the output directories.
+fn sandbox(out: &OutputDirs) -> Option<spawn::NamespacePlan> {
+    if !crate::service::sandbox::can_make_namespaces() {
+        return None;
+    }
+    let dir = out.normal.with_file_name("generator.sandbox");
+    let _ = std::fs::remove_dir_all(&dir);
+    let name = "flint-generators.service";
+    // The output may be elsewhere than /run (`--control`): writable too,
+    // and /tmp stays the host's when the output is below it.
+    let base = out.normal.parent().unwrap_or(Path::new("/run"));
+    let mut text = format!(
+        "[Service]\nProtectSystem=strict\nReadWritePaths=/run \"{}\"\n",
+        base.display()
+    );
+    if !base.starts_with("/tmp") {
+        text.push_str("TemporaryFileSystem=/tmp\n");
+    }
+    let written = make_dir(&dir).and_then(|()| std::fs::write(dir.join(name), text));
+    if let Err(e) = written {
+        tracing::warn!(
+            "generators run without their sandbox: {}: {e}",
+            dir.display()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return None;
+    }
+    let search = crate::unit::loader::SearchPath::from_dirs(vec![dir.clone()], false);
+    let unit = name
+        .parse()
+        .map(|n| crate::unit::load::load(&search, &n))
+        .ok();
+    let _ = std::fs::remove_dir_all(&dir);
+    let plan = crate::service::sandbox::plan(unit.as_ref()?, "Service", None, None, &[]);
+    match plan {
+        Ok(Some(mut plan)) => {
+            // As systemd: where the kernel refuses the namespace, the
+            // generators run without it.
+            plan.optional = true;
+            Some(plan)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!("generators run without their sandbox: {e}");
+            None
+        }
+    }
+}
+
+/// Starts one generator with its output (stdout and stderr) on a memfd,
+/// read once it has exited, so that a background process it left holding
+/// its stdout cannot hold flint up.
+fn start(
+    program: &Path,
+    out: &OutputDirs,
+    env: &[(String, String)],
+    sandbox: Option<&spawn::NamespacePlan>,
+) -> Result<(spawn::Child, std::fs::File), String> {
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| e.to_string());
+    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns
+    // a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"generator".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!(
+            "cannot make its output file: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let output = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut plan = ExecPlan::new(
+        c(program)?,
+        vec![c(program)?, c(&out.normal)?, c(&out.early)?, c(&out.late)?],
+    );
+    plan.env = env
+        .iter()
+        .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok())
+        .collect();
+    plan.pid_vars = vec![c"SYSTEMD_EXEC_PID".to_owned()];
+    plan.stdout = Stdio::Fd(output.as_raw_fd());
+    plan.stderr = Stdio::Fd(output.as_raw_fd());
+    plan.new_session = false;
+    plan.ignore_sigpipe = false;
+    plan.parent_death_signal = Some(libc::SIGTERM);
+    plan.namespace = sandbox.cloned();
+    let child = spawn::spawn(&plan).map_err(|e| e.to_string())?;
+    Ok((child, output))
+}
+
+/// Waits until every child has exited or `deadline` passed; the status of
+/// each, `None` for those still running.
+fn wait_all(
+    running: &[(String, spawn::Child, std::fs::File)],
+    deadline: Instant,
+) -> Vec<Option<ExitStatus>> {
+    let mut ended: Vec<Option<ExitStatus>> = vec![None; running.len()];
+    loop {
+        let mut fds = Vec::new();
+        for (i, (_, child, _)) in running.iter().enumerate() {
+            if ended[i].is_some() {
+                continue;
+            }
+            match child.try_wait() {
+                Ok(Some(status)) => ended[i] = Some(status),
+                Ok(None) => fds.push(libc::pollfd {
+                    fd: child.pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+                // Not ours to wait for any more: counted as gone.
+                Err(_) => ended[i] = Some(ExitStatus::Exited(0)),
+            }
+        }
+        let now = Instant::now();
+        if fds.is_empty() || now >= deadline {
+            return ended;
+        }
+        let left = deadline - now;
+        let ms = libc::c_int::try_from(left.as_millis().saturating_add(1)).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of pollfd of the given length,
+        // alive for the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    }
+}
+
+/// The lines of a generator's output file.
+fn read_lines(mut file: std::fs::File) -> impl Iterator<Item = String> {
+    let mut text = Vec::new();
+    let _ = file.rewind().and_then(|()| file.read_to_end(&mut text));
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn programs_are_the_executables_by_name_earlier_directories_winning() {
+        let t = tempfile::tempdir().unwrap();
+        let (high, low) = (t.path().join("high"), t.path().join("low"));
+        script(&low, "b-gen", "#!/bin/sh\n");
+        script(&low, "a-gen", "#!/bin/sh\n");
+        let winner = script(&high, "a-gen", "#!/bin/sh\n");
+        script(&low, "masked", "#!/bin/sh\n");
+        std::os::unix::fs::symlink("/dev/null", high.join("masked")).unwrap();
+        script(&low, "systemd-fstab-generator", "#!/bin/sh\n");
+        script(&low, ".hidden", "#!/bin/sh\n");
+        script(&low, "c-gen.dpkg-old", "#!/bin/sh\n");
+        std::fs::write(low.join("not-executable"), "#!/bin/sh\n").unwrap();
+        let dirs = [high.clone(), low.clone()];
+        assert_eq!(
+            programs(&dirs, Selection::Packages),
+            [winner.clone(), low.join("b-gen")]
+        );
+        assert_eq!(
+            programs(&dirs, Selection::All),
+            [
+                winner,
+                low.join("b-gen"),
+                low.join("systemd-fstab-generator")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_generator_path_replaces_or_extends_the_defaults() {
+        let env = |v: Option<&'static str>| {
+            move |k: &str| {
+                (k == "SYSTEMD_GENERATOR_PATH")
+                    .then_some(v)
+                    .flatten()
+                    .map(str::to_owned)
+            }
+        };
+        assert_eq!(
+            program_dirs(false, &env(None)),
+            [
+                "/run/systemd/system-generators",
+                "/etc/systemd/system-generators",
+                "/usr/local/lib/systemd/system-generators",
+                "/usr/lib/systemd/system-generators"
+            ]
+            .map(PathBuf::from)
+        );
+        assert_eq!(program_dirs(true, &env(Some("/g"))), [PathBuf::from("/g")]);
+        let both = program_dirs(true, &env(Some("/g:")));
+        assert_eq!(both[0], PathBuf::from("/g"));
+        assert_eq!(both[4], PathBuf::from("/usr/lib/systemd/user-generators"));
+    }
+
+    /// All run at once: one that hangs is killed at the deadline without
+    /// holding the others up, and a failing one is reported; the output
+    /// directories are emptied first and removed when left empty.
+    #[test]
+    fn generators_run_together_within_one_deadline() {
+        let t = tempfile::tempdir().unwrap();
+        let g = t.path().join("g");
+        let out = OutputDirs::under(&t.path().join("rt"));
+        std::fs::create_dir_all(&out.normal).unwrap();
+        std::fs::write(out.normal.join("stale.service"), "").unwrap();
+        let list = [
+            script(&g, "hang", "#!/bin/sh\necho hanging\nexec sleep 30\n"),
+            script(&g, "fail", "#!/bin/sh\nexit 2\n"),
+            script(
+                &g,
+                "write",
+                "#!/bin/sh\necho \"$SYSTEMD_SCOPE $SYSTEMD_EXEC_PID $$\"\ntouch \"$3/x.service\"\n",
+            ),
+        ];
+        let started = Instant::now();
+        let report = run(&list, &out, true, Duration::from_millis(800));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(report.ran.len(), 3);
+        assert!(
+            report
+                .problems
+                .contains(&"hang: timed out and was killed".to_owned()),
+            "{:?}",
+            report.problems
+        );
+        assert!(
+            report
+                .problems
+                .contains(&"fail: failed (exit status 2)".to_owned()),
+            "{:?}",
+            report.problems
+        );
+        assert!(report.output.contains(&"hang: hanging".to_owned()));
+        let line = report
+            .output
+            .iter()
+            .find_map(|l| l.strip_prefix("write: "))
+            .unwrap();
+        let words: Vec<&str> = line.split(' ').collect();
+        assert_eq!(words[0], "user");
+        assert_eq!(
+            words[1], words[2],
+            "SYSTEMD_EXEC_PID is the generator's pid"
+        );
+        assert!(out.late.join("x.service").exists());
+        assert!(
+            !out.normal.exists(),
+            "stale output emptied, empty dir removed"
+        );
+        assert!(!out.early.exists());
+    }
+}
