@@ -19,7 +19,9 @@
 //! runs), systemd-journald (a log stream kept
 //! across its crash in flint's fd store), systemd-udevd (a netlink and a
 //! sequential-packet socket unit, a uevent handled) and systemd-networkd
-//! (started by a route netlink message, a link configured). The unit files are
+//! (started by a route netlink message, a link configured), and
+//! PostgreSQL (`postgresql.service` on the system's own tree starting the
+//! cluster that Debian's `postgresql-generator` links to it). The unit files are
 //! copied from /lib/systemd/system into a temporary tree; drop-ins only move
 //! ports and paths (and give a daemon its configuration), as an
 //! administrator would. Missing daemons skip with the reason, except in CI
@@ -2607,4 +2609,97 @@ fn redis_runs_from_its_hardened_unit_in_its_sandbox() {
         "{mounts}"
     );
     flint.stop();
+}
+
+/// The clusters `pg_lsclusters -h` lists: version, name, port, status.
+fn pg_clusters() -> Vec<(String, String, String, String)> {
+    run("pg_lsclusters", &["-h"])
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 4).then(|| (w[0].into(), w[1].into(), w[2].into(), w[3].into()))
+        })
+        .collect()
+}
+
+#[test]
+fn postgresql_service_starts_the_clusters_its_generator_finds() {
+    // Debian's postgresql.service is an ExecStart=/bin/true wrapper: what
+    // it starts is what postgresql-generator links into
+    // postgresql.service.wants/ (every cluster whose start.conf says
+    // auto). `flint run postgresql.service` on the system's own tree, the
+    // generator run as systemd runs it, in a network namespace of its own
+    // so that the cluster's fixed port is private.
+    let generator = "/usr/lib/systemd/system-generators/postgresql-generator";
+    if !ready(
+        "/usr/bin/pg_ctlcluster",
+        &["postgresql.service", "postgresql@.service"],
+        "postgresql",
+    ) || !common::require(generator, "postgresql-common's generator")
+        || !common::require("/usr/bin/psql", "postgresql-client")
+        || !common::require("unshare", "util-linux: a network namespace")
+    {
+        return;
+    }
+    let clusters = pg_clusters();
+    let Some((version, name, port, _)) = clusters.first().cloned() else {
+        eprintln!("skipping: no PostgreSQL cluster (pg_createcluster makes one)");
+        return;
+    };
+    if clusters.iter().any(|c| c.3 != "down") {
+        eprintln!("skipping: a PostgreSQL cluster is running on this host");
+        return;
+    }
+    let tree = Tree::new();
+    let gens = tree.path().join("generators");
+    std::fs::create_dir(&gens).unwrap();
+    std::os::unix::fs::symlink(generator, gens.join("postgresql-generator")).unwrap();
+    let control = tree.path().join("control");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "sh", "-c"])
+        .arg(format!(
+            "ip link set lo up && exec {} run --tmpfiles --control {} postgresql.service",
+            common::flint_bin().display(),
+            control.display()
+        ))
+        .env("SYSTEMD_GENERATOR_PATH", &gens);
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    let instance = format!("postgresql@{version}-{name}.service");
+    assert!(
+        tree.path()
+            .join(format!("generator/postgresql.service.wants/{instance}"))
+            .exists(),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        flint.wait_log("postgresql.service: started /bin/true"),
+        "{}",
+        flint.log()
+    );
+    let (code, status) = common::ctl(&control, &["is-active", &instance]);
+    assert_eq!((code, status.trim()), (0, "active"), "{}", flint.log());
+    // A client over the cluster's socket.
+    let answer = run(
+        "runuser",
+        &[
+            "-u",
+            "postgres",
+            "--",
+            "psql",
+            "-h",
+            "/run/postgresql",
+            "-p",
+            &port,
+            "-tAc",
+            "select 6 * 7",
+        ],
+    );
+    assert_eq!(answer.trim(), "42", "{}", flint.log());
+    flint.stop();
+    assert!(
+        pg_clusters().iter().all(|c| c.3 == "down"),
+        "the cluster stops with flint:\n{}",
+        flint.log()
+    );
 }
