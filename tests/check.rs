@@ -138,9 +138,19 @@ fn units_of_types_flint_does_not_run_say_so() {
     );
     assert!(!text.contains("Unknown key"), "{text}");
 
-    let (code, out, err) = flint(&["run", "--unit-dir", dir, "cups.path"]);
+    let control = tree.path().join("control");
+    let (code, out, err) = flint(&[
+        "run",
+        "--unit-dir",
+        dir,
+        "--control",
+        control.to_str().unwrap(),
+        "cups.path",
+    ]);
     let text = format!("{out}{err}");
     assert_eq!(code, 2, "{text}");
+    // The control socket it made is gone with it.
+    assert!(!control.exists(), "{text}");
     assert!(
         text.contains("cups.path: flint runs socket and service units")
             && text.contains(".path units are not supported"),

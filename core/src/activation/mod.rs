@@ -527,6 +527,10 @@ async fn run_async(
     let names = plan_units(&mgr.search, &names);
     let started = mgr.start_planned(&names);
     if started == 0 {
+        // Nobody is served: the sockets' nodes go, as at a stop.
+        for path in control_node.into_iter().chain(private_node) {
+            let _ = std::fs::remove_file(path);
+        }
         return Err(RunError::Nothing(if names.is_empty() && !asked {
             "no socket units found in the unit tree".into()
         } else {
