@@ -942,3 +942,44 @@ fn environment_generators_feed_services_and_run_again_at_a_switch() {
         flint.log()
     );
 }
+
+#[test]
+fn notify_sockets_left_by_killed_flints_are_removed_and_live_ones_kept() {
+    // Each flint binds flint/notify.PID and removes it when it stops; one
+    // killed leaves the node behind. The next flint removes those that
+    // refuse a connection and keeps those another flint still holds (a
+    // flint in another PID namespace may have any pid).
+    let tree = Tree::new();
+    let runtime = tree.path().join("runtime");
+    let dir = runtime.join("flint");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dead = dir.join("notify.999999");
+    drop(std::os::unix::net::UnixDatagram::bind(&dead).unwrap());
+    let live_path = dir.join("notify.1");
+    let live = std::os::unix::net::UnixDatagram::bind(&live_path).unwrap();
+    let other = dir.join("notify.not-a-pid");
+    std::fs::write(&other, "").unwrap();
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let unit_dir = tree.path().to_path_buf();
+    let control = dir.join("control");
+    let mut flint = Flint::run_args(
+        &[
+            "run".as_ref(),
+            "--user".as_ref(),
+            "--unit-dir".as_ref(),
+            unit_dir.as_os_str(),
+            "--control".as_ref(),
+            control.as_os_str(),
+            "keep.service".as_ref(),
+        ],
+        &[("XDG_RUNTIME_DIR", &runtime)],
+    );
+    let own = dir.join(format!("notify.{}", flint.child.id()));
+    assert!(own.exists(), "{}", flint.log());
+    assert!(!dead.exists(), "the dead socket is removed");
+    assert!(live_path.exists(), "the live socket stays");
+    assert!(other.exists(), "what is not a notify socket stays");
+    flint.stop();
+    assert!(!own.exists(), "its own goes when it stops");
+    drop(live);
+}

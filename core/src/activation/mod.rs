@@ -1783,6 +1783,33 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
     sockets.into_iter().chain(order).collect()
 }
 
+/// Removes the notify sockets in `dir` that no flint holds any more (one
+/// killed before it could remove its own): a datagram socket nobody has
+/// bound refuses a connection. Asking the socket rather than looking for
+/// the pid in its name keeps the sockets of flints in other PID namespaces.
+fn remove_dead_notify_sockets(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_notify = name.to_str().is_some_and(|n| {
+            n.strip_prefix("notify.")
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if !is_notify {
+            continue;
+        }
+        let path = entry.path();
+        let dead = std::os::unix::net::UnixDatagram::unbound()
+            .and_then(|s| s.connect(&path))
+            .is_err_and(|e| e.raw_os_error() == Some(libc::ECONNREFUSED));
+        if dead {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Binds the notify socket (under `/run/flint` for a root system flint,
 /// else under `$XDG_RUNTIME_DIR/flint` or the temporary directory; one per
 /// flint process) and forwards its messages to the manager.
@@ -1797,6 +1824,7 @@ fn start_notify(
     } else {
         std::env::temp_dir()
     };
+    remove_dead_notify_sockets(&base.join("flint"));
     let path = base
         .join("flint")
         .join(format!("notify.{}", std::process::id()));
