@@ -709,6 +709,23 @@ fn flint_called_systemctl_runs_systemctl_command_lines() {
     assert_eq!(code, 1);
     let (code, out, _) = systemctl(&tree, &control, &["is-system-running"]);
     assert_eq!((code, out.as_str()), (1, "degraded\n"));
+    // show without a unit: the manager's properties, as tools read them.
+    let (code, out, _) = systemctl(&tree, &control, &["show", "-p", "SystemState,NFailedUnits"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "NFailedUnits=1\nSystemState=degraded\n")
+    );
+    let (_, out, _) = systemctl(&tree, &control, &["show", "--value", "-p", "UnitPath"]);
+    assert_eq!(out.trim(), tree.path().display().to_string());
+    let (_, out, _) = systemctl(&tree, &control, &["show"]);
+    for key in [
+        "Version=",
+        "Environment=",
+        "DefaultTimeoutStartUSec=1min 30s",
+        "NNames=",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(key)), "{key} in:\n{out}");
+    }
 
     // show: systemctl's property names, -p/--value/-P as scripts use them.
     let web_pid = main_pid(&control, "web.service").expect("web runs");

@@ -248,7 +248,8 @@ enum CtlCommand {
     /// DropInPaths, UnitFileState, CanStart, CanStop, CanReload, LoadError,
     /// InvocationID. A unit flint has not started is read from disk.
     Show {
-        #[arg(required = true)]
+        /// Units (patterns too); none: the manager's own properties
+        /// (`SystemState`, `NFailedUnits`, `UnitPath`, `Environment`, ...).
         units: Vec<String>,
         /// Only these properties (repeatable, or comma-separated).
         #[arg(short, long = "property", value_name = "NAME", value_delimiter = ',')]

@@ -462,6 +462,99 @@ impl Manager {
         })
     }
 
+    /// `systemctl show` without units: the properties of the manager that
+    /// tools read (systemd's `org.freedesktop.systemd1.Manager` names),
+    /// with flint's values.
+    fn manager_json(&self) -> Json {
+        use crate::unit::value::time::format_timespan;
+        let units: Vec<Json> = (0..self.sockets.len())
+            .filter(|i| !self.sockets[*i].removed)
+            .map(|i| self.socket_json(i))
+            .chain(self.services.keys().map(|id| self.service_json(*id)))
+            .collect();
+        let failed = units.iter().filter(|u| u["state"] == "failed").count();
+        let state = if self.shutting_down {
+            "stopping"
+        } else if self.ready.is_some() {
+            // The sockets' ExecStartPre=/ExecStartPost= still run.
+            "starting"
+        } else if failed > 0 {
+            "degraded"
+        } else {
+            "running"
+        };
+        let machine = nix::sys::utsname::uname()
+            .map(|u| u.machine().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let quoted = |s: &str| {
+            if s.contains(char::is_whitespace) || s.contains('"') {
+                format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                s.to_string()
+            }
+        };
+        let environment: Vec<String> = crate::service::defaults::environment(self.search.user_mode)
+            .iter()
+            .map(|(k, v)| quoted(&format!("{k}={v}")))
+            .collect();
+        let limits = crate::service::defaults::limits();
+        let limit = |pick: fn(&crate::service::defaults::Limits) -> (u64, u64), soft: bool| {
+            limits.map_or_else(String::new, |l| {
+                let (s, h) = pick(l);
+                let v = if soft { s } else { h };
+                if v == libc::RLIM_INFINITY {
+                    "infinity".to_string()
+                } else {
+                    v.to_string()
+                }
+            })
+        };
+        let p: Vec<(&str, String)> = vec![
+            ("Version", env!("CARGO_PKG_VERSION").to_string()),
+            (
+                "Architecture",
+                crate::unit::specifier::architecture_from_machine(&machine),
+            ),
+            (
+                "Virtualization",
+                crate::service::condition::container().unwrap_or_default(),
+            ),
+            ("NNames", units.len().to_string()),
+            ("NFailedUnits", failed.to_string()),
+            ("NJobs", self.jobs.len().to_string()),
+            ("Progress", "1".to_string()),
+            ("Environment", environment.join(" ")),
+            (
+                "UnitPath",
+                self.search
+                    .dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            ("SystemState", state.to_string()),
+            ("ConfirmSpawn", "no".to_string()),
+            ("ServiceWatchdogs", "yes".to_string()),
+            ("DefaultStandardOutput", "journal".to_string()),
+            ("DefaultStandardError", "inherit".to_string()),
+            ("DefaultTimeoutStartUSec", format_timespan(90_000_000)),
+            ("DefaultTimeoutStopUSec", format_timespan(90_000_000)),
+            ("DefaultTimeoutAbortUSec", format_timespan(90_000_000)),
+            ("DefaultRestartUSec", format_timespan(100_000)),
+            ("DefaultStartLimitIntervalUSec", format_timespan(10_000_000)),
+            ("DefaultStartLimitBurst", "5".to_string()),
+            ("DefaultLimitNOFILE", limit(|l| l.nofile, false)),
+            ("DefaultLimitNOFILESoft", limit(|l| l.nofile, true)),
+            ("DefaultLimitMEMLOCK", limit(|l| l.memlock, false)),
+            ("DefaultLimitMEMLOCKSoft", limit(|l| l.memlock, true)),
+        ];
+        json!({
+            "name": "",
+            "properties": p.into_iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        })
+    }
+
     /// Answers one control request.
     pub(super) fn control(&mut self, req: &Json) -> Json {
         let command = req.get("command").and_then(Json::as_str).unwrap_or("");
@@ -470,8 +563,9 @@ impl Manager {
         let ok = |units: Vec<Json>, exit: u8| json!({"version": PROTOCOL_VERSION, "ok": true, "exit": exit, "units": units});
         match command {
             "show" => {
+                // No unit: the manager's own properties, as systemctl.
                 if given.is_empty() {
-                    return control::error(1, "Too few arguments.");
+                    return ok(vec![self.manager_json()], 0);
                 }
                 let units = names.iter().map(|n| self.show_json(n)).collect();
                 ok(units, 0)

@@ -274,7 +274,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
         }
         "show" => {
-            needs_units(&units)?;
+            // Without units: the manager's properties.
             ctl(&mut out, "show");
             let mut value_only = value_only;
             for (key, v) in &values {
