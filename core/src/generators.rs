@@ -197,6 +197,13 @@ pub fn run(list: &[PathBuf], out: &OutputDirs, user_mode: bool, timeout: Duratio
     let mut running = Vec::new();
     for program in list {
         let name = display_name(program);
+        if world_writable(program) {
+            report.problems.push(format!(
+                "{name}: {} is marked world-writable, which is a security risk as it is \
+                 executed with privileges; proceeding anyway",
+                program.display()
+            ));
+        }
         match start(program, out, &env, sandbox.as_ref()) {
             Ok((child, output)) => {
                 report.ran.push(program.clone());
@@ -230,6 +237,13 @@ pub fn run(list: &[PathBuf], out: &OutputDirs, user_mode: bool, timeout: Duratio
         let _ = std::fs::remove_dir(dir);
     }
     report
+}
+
+/// Whether anyone may write `program` (systemd warns and runs it anyway,
+/// `EXEC_DIR_WARN_WORLD_WRITABLE`).
+fn world_writable(program: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(program).is_ok_and(|m| m.permissions().mode() & 0o002 != 0)
 }
 
 fn display_name(program: &Path) -> String {
@@ -512,16 +526,27 @@ mod tests {
         let list = [
             script(&g, "hang", "#!/bin/sh\necho hanging\nexec sleep 30\n"),
             script(&g, "fail", "#!/bin/sh\nexit 2\n"),
+            script(&g, "open", "#!/bin/sh\n"),
             script(
                 &g,
                 "write",
                 "#!/bin/sh\necho \"$SYSTEMD_SCOPE $SYSTEMD_EXEC_PID $$\"\ntouch \"$3/x.service\"\n",
             ),
         ];
+        std::fs::set_permissions(&list[2], std::fs::Permissions::from_mode(0o777)).unwrap();
         let started = Instant::now();
         let report = run(&list, &out, true, Duration::from_millis(800));
         assert!(started.elapsed() < Duration::from_secs(10));
-        assert_eq!(report.ran.len(), 3);
+        assert_eq!(report.ran.len(), 4);
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.starts_with("open: ") && p.contains("world-writable")),
+            "{:?}",
+            report.problems
+        );
+        assert!(!report.problems.iter().any(|p| p.starts_with("write: ")));
         assert!(
             report
                 .problems
