@@ -434,16 +434,29 @@ fn wait_all(
     }
 }
 
-/// The lines of a generator's output file.
+/// How much of a generator's output goes to the log.
+const OUTPUT_LIMIT: u64 = 64 * 1024;
+
+/// The lines of a generator's output file, the first [`OUTPUT_LIMIT`]
+/// bytes of it.
 fn read_lines(mut file: std::fs::File) -> impl Iterator<Item = String> {
     let mut text = Vec::new();
-    let _ = file.rewind().and_then(|()| file.read_to_end(&mut text));
-    String::from_utf8_lossy(&text)
+    let total = file.metadata().map_or(0, |m| m.len());
+    let _ = file
+        .rewind()
+        .and_then(|()| (&mut file).take(OUTPUT_LIMIT).read_to_end(&mut text));
+    let mut lines: Vec<String> = String::from_utf8_lossy(&text)
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
-        .collect::<Vec<_>>()
-        .into_iter()
+        .collect();
+    if total > OUTPUT_LIMIT {
+        lines.push(format!(
+            "({} more bytes of output left out)",
+            total - OUTPUT_LIMIT
+        ));
+    }
+    lines.into_iter()
 }
 
 #[cfg(test)]
@@ -526,7 +539,11 @@ mod tests {
         let list = [
             script(&g, "hang", "#!/bin/sh\necho hanging\nexec sleep 30\n"),
             script(&g, "fail", "#!/bin/sh\nexit 2\n"),
-            script(&g, "open", "#!/bin/sh\n"),
+            script(
+                &g,
+                "open",
+                "#!/bin/sh\nhead -c 70000 /dev/zero | tr '\\0' x\n",
+            ),
             script(
                 &g,
                 "write",
@@ -547,6 +564,19 @@ mod tests {
             report.problems
         );
         assert!(!report.problems.iter().any(|p| p.starts_with("write: ")));
+        // A flood of output is cut.
+        assert!(
+            report.output.contains(&format!(
+                "open: ({} more bytes of output left out)",
+                70_000 - OUTPUT_LIMIT
+            )),
+            "{:?}",
+            report
+                .output
+                .iter()
+                .map(|l| &l[..l.len().min(80)])
+                .collect::<Vec<_>>()
+        );
         assert!(
             report
                 .problems
