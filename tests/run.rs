@@ -983,3 +983,90 @@ fn notify_sockets_left_by_killed_flints_are_removed_and_live_ones_kept() {
     assert!(!own.exists(), "its own goes when it stops");
     drop(live);
 }
+
+#[test]
+fn dev_log_takes_the_services_syslog_messages_under_their_units() {
+    if !common::require("logger", "bsdutils: a real syslog(3) client") {
+        return;
+    }
+    let tree = Tree::new();
+    let log = tree.path().join("dev-log");
+    let l = log.display();
+    tree.write(
+        "talk.service",
+        &format!(
+            "[Service]\nExecStart=/bin/sh -c 'logger -u {l} -t talker \"hello via syslog\"; \
+             logger -u {l} --rfc5424 -t five -p daemon.err \"in 5424\"; exec sleep 1000'\n"
+        ),
+    );
+    let control = tree.path().join("control");
+    let dev_log = format!("--dev-log={l}");
+    let flint = Flint::run_args(
+        &[
+            "run".as_ref(),
+            dev_log.as_ref(),
+            "--control".as_ref(),
+            control.as_os_str(),
+            "--unit-dir".as_ref(),
+            tree.path().as_os_str(),
+            "talk.service".as_ref(),
+        ],
+        &[],
+    );
+    // Under the unit, with the sender's pid (logger, a child of the shell).
+    assert!(
+        flint.wait_log("]: talker: hello via syslog"),
+        "{}",
+        flint.log()
+    );
+    assert!(flint.wait_log("]: five: in 5424"), "{}", flint.log());
+    let line = flint
+        .log()
+        .lines()
+        .find(|l| l.contains("talker: hello via syslog"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("talk.service["), "{line}");
+    // From a process of no unit: flint's own log, not the unit's.
+    let outsider = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    outsider
+        .send_to(b"<13>Dec  5 14:21:43 outsider: not a unit", &log)
+        .unwrap();
+    assert!(
+        flint.wait_log(&format!(
+            "syslog[{}]: outsider: not a unit",
+            std::process::id()
+        )),
+        "{}",
+        flint.log()
+    );
+    let (code, out) = common::ctl(&control, &["logs", "talk.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("talker: hello via syslog"), "{out}");
+    assert!(!out.contains("outsider"), "{out}");
+    drop(flint);
+    assert!(!log.exists(), "the socket goes when flint stops");
+
+    // A socket another logger serves is left alone.
+    let held = std::os::unix::net::UnixDatagram::bind(&log).unwrap();
+    let flint = Flint::run_args(
+        &[
+            "run".as_ref(),
+            dev_log.as_ref(),
+            "--control".as_ref(),
+            control.as_os_str(),
+            "--unit-dir".as_ref(),
+            tree.path().as_os_str(),
+            "talk.service".as_ref(),
+        ],
+        &[],
+    );
+    assert!(
+        flint.wait_log("another logger serves it"),
+        "{}",
+        flint.log()
+    );
+    drop(flint);
+    assert!(log.exists(), "not removed");
+    drop(held);
+}

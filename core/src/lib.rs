@@ -21,5 +21,6 @@ pub mod service;
 pub mod socket_activate;
 pub mod spawn;
 pub mod stamp;
+pub mod syslog;
 pub mod tmpfiles;
 pub mod unit;

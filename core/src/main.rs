@@ -412,6 +412,18 @@ enum Command {
         /// `/run/systemd/generator*`.
         #[arg(long, value_enum, value_name = "WHICH")]
         generators: Option<GeneratorsArg>,
+        /// Take the services' syslog messages (`syslog(3)`, `logger`) at
+        /// PATH (default /dev/log) and log each under the unit that sent
+        /// it, as journald does: for a container or system without a
+        /// syslog daemon. A socket another logger serves is left alone.
+        #[arg(
+            long,
+            value_name = "PATH",
+            num_args = 0..=1,
+            default_missing_value = "/dev/log",
+            require_equals = true
+        )]
+        dev_log: Option<PathBuf>,
     },
     /// Create the files, directories and links tmpfiles.d configuration
     /// asks for, as `systemd-tmpfiles` does.
@@ -1533,6 +1545,7 @@ fn main() -> ExitCode {
             cgroups,
             tmpfiles,
             generators,
+            dev_log,
         } => {
             if *tmpfiles {
                 tmpfiles_at_start(tree.user);
@@ -1551,6 +1564,7 @@ fn main() -> ExitCode {
                         Cgroups::Off => flint::cgroup::Mode::Off,
                     },
                     generators: None,
+                    dev_log: dev_log.clone(),
                 },
                 *generators,
             )

@@ -2884,6 +2884,11 @@ fn pgid_of(pid: i32) -> Option<i32> {
     stat_field(pid, 5)
 }
 
+/// The process group and session of `pid`.
+pub(super) fn pgid_and_session_of(pid: i32) -> Option<(i32, i32)> {
+    Some((stat_field(pid, 5)?, stat_field(pid, 6)?))
+}
+
 /// Whether the unit sets `Delegate=` to yes or to a list of controllers.
 fn delegates(unit: &Unit) -> bool {
     unit.get_str("Service", "Delegate").is_some_and(|v| {

@@ -26,6 +26,7 @@
 
 mod bus_activation;
 mod control;
+mod dev_log;
 mod jobs;
 mod lifecycle;
 mod limit;
@@ -135,6 +136,8 @@ enum Event {
     PidFileDue { service: u64, launches: u64 },
     /// A message arrived on the notify socket.
     Notify(crate::notify::Message),
+    /// A syslog message arrived on `--dev-log`'s socket.
+    Syslog(crate::syslog::Record),
     /// The bus daemon asks for a unit to be started (D-Bus activation).
     BusActivation { unit: String },
     /// flint took `org.freedesktop.systemd1` on the bus.
@@ -317,6 +320,8 @@ pub struct RunOptions {
     /// The unit generators to run before the tree is read, at start and at
     /// every reload of the same search path (`None`: none).
     pub generators: Option<crate::generators::Generators>,
+    /// Where to take the services' syslog messages (`/dev/log`).
+    pub dev_log: Option<std::path::PathBuf>,
 }
 
 /// How long an idle blocking thread (spawns, the `--watch` scan) stays.
@@ -485,6 +490,11 @@ async fn run_async(
             ),
         }
     }
+    let _dev_log = mgr
+        .options
+        .dev_log
+        .clone()
+        .and_then(|path| dev_log::serve(&path, &tx));
     let _notify = match start_notify(&tx, mgr.search.user_mode) {
         Ok(n) => {
             mgr.notify_path = Some(n.path().to_string_lossy().into_owned());
@@ -936,6 +946,7 @@ impl Manager {
                 generation,
             } => self.on_timer(service, generation),
             Event::Notify(msg) => self.on_notify(msg),
+            Event::Syslog(record) => self.on_syslog(&record),
             Event::Spawned {
                 service,
                 state,
