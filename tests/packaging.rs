@@ -90,7 +90,14 @@ fn help_options(path: &[String]) -> Vec<String> {
     help.lines()
         .filter(|l| l.trim_start().starts_with('-'))
         .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("--")))
-        .map(|w| w.trim_end_matches(',').to_owned())
+        // The name, without an optional value (`--dev-log[=<PATH>]`).
+        .map(|w| {
+            w.trim_end_matches(',')
+                .split('[')
+                .next()
+                .unwrap_or(w)
+                .to_owned()
+        })
         .collect()
 }
 
