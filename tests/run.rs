@@ -1001,18 +1001,21 @@ fn dev_log_takes_the_services_syslog_messages_under_their_units() {
     );
     let control = tree.path().join("control");
     let dev_log = format!("--dev-log={l}");
-    let flint = Flint::run_args(
-        &[
-            "run".as_ref(),
-            dev_log.as_ref(),
-            "--control".as_ref(),
-            control.as_os_str(),
-            "--unit-dir".as_ref(),
-            tree.path().as_os_str(),
-            "talk.service".as_ref(),
-        ],
-        &[],
-    );
+    let run = || {
+        Flint::run_args(
+            &[
+                "run".as_ref(),
+                dev_log.as_ref(),
+                "--control".as_ref(),
+                control.as_os_str(),
+                "--unit-dir".as_ref(),
+                tree.path().as_os_str(),
+                "talk.service".as_ref(),
+            ],
+            &[],
+        )
+    };
+    let flint = run();
     // Under the unit, with the sender's pid (logger, a child of the shell).
     assert!(
         flint.wait_log("]: talker: hello via syslog"),
@@ -1049,18 +1052,7 @@ fn dev_log_takes_the_services_syslog_messages_under_their_units() {
 
     // A socket another logger serves is left alone.
     let held = std::os::unix::net::UnixDatagram::bind(&log).unwrap();
-    let flint = Flint::run_args(
-        &[
-            "run".as_ref(),
-            dev_log.as_ref(),
-            "--control".as_ref(),
-            control.as_os_str(),
-            "--unit-dir".as_ref(),
-            tree.path().as_os_str(),
-            "talk.service".as_ref(),
-        ],
-        &[],
-    );
+    let flint = run();
     assert!(
         flint.wait_log("another logger serves it"),
         "{}",

@@ -133,6 +133,17 @@ pub fn program_dirs(user_mode: bool, env: &dyn Fn(&str) -> Option<String>) -> Ve
     } else {
         "system-generators"
     };
+    lookup_dirs("SYSTEMD_GENERATOR_PATH", kind, env)
+}
+
+/// systemd's directories of one kind of generator (`system-generators`,
+/// `user-environment-generators`, ...), highest priority first, or those
+/// of `var` before (a trailing `:`) or instead of them.
+pub(crate) fn lookup_dirs(
+    var: &str,
+    kind: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<PathBuf> {
     let defaults = [
         "/run/systemd",
         "/etc/systemd",
@@ -143,18 +154,38 @@ pub fn program_dirs(user_mode: bool, env: &dyn Fn(&str) -> Option<String>) -> Ve
     .map(|base| Path::new(base).join(kind))
     .collect();
     let cwd = std::env::current_dir().ok();
-    crate::unit::loader::paths_from_env("SYSTEMD_GENERATOR_PATH", env, cwd.as_deref(), defaults)
+    crate::unit::loader::paths_from_env(var, env, cwd.as_deref(), defaults)
 }
 
 /// The executables of `dirs` that `selection` takes, in name order (see
 /// [`crate::conf_files`]); hidden files and backup copies are left out.
 pub fn programs(dirs: &[PathBuf], selection: Selection) -> Vec<PathBuf> {
+    executables(dirs, |name| selection.takes(name))
+}
+
+/// The executables of `dirs` whose names `take` accepts, in name order,
+/// hidden files and backup copies left out: the generators of a kind.
+pub(crate) fn executables(dirs: &[PathBuf], take: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     crate::conf_files::list(dirs.iter().cloned(), |name, meta| {
         !crate::unit::name::is_hidden_or_backup(name)
-            && selection.takes(name)
+            && take(name)
             && meta.is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     })
+}
+
+/// A close-on-exec memfd for a generator's output, read once it has
+/// exited, so that a background process it left holding the file cannot
+/// hold flint up.
+pub(crate) fn output_file(name: &std::ffi::CStr) -> std::io::Result<std::fs::File> {
+    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns
+    // a new fd or -1.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 impl Generators {
@@ -279,10 +310,7 @@ fn environment(user_mode: bool) -> Vec<(String, String)> {
         .iter()
         .cloned()
         .collect();
-    let mut set = |k: &str, v: String| {
-        env.retain(|(kk, _)| kk != k);
-        env.push((k.to_owned(), v));
-    };
+    let mut set = |k: &str, v: String| crate::unit::value::env::env_replace(&mut env, k, &v);
     set(
         "SYSTEMD_SCOPE",
         if user_mode { "user" } else { "system" }.into(),
@@ -358,9 +386,8 @@ fn sandbox(out: &OutputDirs) -> Option<spawn::NamespacePlan> {
     }
 }
 
-/// Starts one generator with its output (stdout and stderr) on a memfd,
-/// read once it has exited, so that a background process it left holding
-/// its stdout cannot hold flint up.
+/// Starts one generator with its output (stdout and stderr) on an
+/// [`output_file`].
 fn start(
     program: &Path,
     out: &OutputDirs,
@@ -368,17 +395,8 @@ fn start(
     sandbox: Option<&spawn::NamespacePlan>,
 ) -> Result<(spawn::Child, std::fs::File), String> {
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| e.to_string());
-    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns
-    // a new fd or -1.
-    let fd = unsafe { libc::memfd_create(c"generator".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(format!(
-            "cannot make its output file: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    let output = unsafe { std::fs::File::from_raw_fd(fd) };
+    let output =
+        output_file(c"generator").map_err(|e| format!("cannot make its output file: {e}"))?;
     let mut plan = ExecPlan::new(
         c(program)?,
         vec![c(program)?, c(&out.normal)?, c(&out.early)?, c(&out.late)?],

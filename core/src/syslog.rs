@@ -99,10 +99,6 @@ impl DevLog {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.socket.as_raw_fd()
     }

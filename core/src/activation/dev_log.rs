@@ -23,45 +23,16 @@ pub(super) fn serve(
         }
     };
     tracing::debug!("syslog messages are read from {}", path.display());
-    let watched = Rc::clone(&log);
-    let tx = tx.clone();
-    tokio::task::spawn_local(async move {
-        // SAFETY: the socket lives as long as `run_async` (which holds
-        // another reference), longer than this task's registration.
-        let Ok(afd) = (unsafe {
-            tokio::io::unix::AsyncFd::register_with_interest(
-                watched.raw_fd(),
-                tokio::io::Interest::READABLE,
-            )
-        }) else {
-            return;
-        };
-        loop {
-            let Ok(mut guard) = afd.readable().await else {
-                return;
-            };
-            // At most a batch per turn, so a flood cannot hold the loop.
-            for _ in 0..64 {
-                match watched.recv() {
-                    Ok(Some(record)) => {
-                        if tx.send(Event::Syslog(record)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => {
-                        guard.clear_ready();
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!("syslog socket: {e}");
-                        guard.clear_ready();
-                        break;
-                    }
-                }
-            }
-            tokio::task::yield_now().await;
-        }
-    });
+    // At most a batch per turn, so a flood cannot hold the loop.
+    super::forward_datagrams(
+        Rc::clone(&log),
+        log.raw_fd(),
+        "syslog socket",
+        Some(64),
+        DevLog::recv,
+        Event::Syslog,
+        tx.clone(),
+    );
     Some(log)
 }
 

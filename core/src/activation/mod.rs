@@ -1841,16 +1841,36 @@ fn start_notify(
         .join(format!("notify.{}", std::process::id()));
     let sock =
         std::rc::Rc::new(crate::notify::NotifySocket::bind(&path).map_err(|e| e.to_string())?);
-    let watched = sock.clone();
-    let tx = tx.clone();
+    forward_datagrams(
+        std::rc::Rc::clone(&sock),
+        sock.raw_fd(),
+        "notify",
+        None,
+        crate::notify::NotifySocket::recv,
+        Event::Notify,
+        tx.clone(),
+    );
+    Ok(sock)
+}
+
+/// Reads what the datagram socket `socket` (its fd `fd`) receives, one
+/// message per `recv`, and sends each to the manager as `event` makes it:
+/// all that is queued at each wake-up, or at most `batch` before the task
+/// lets the loop do other work.
+fn forward_datagrams<S: 'static, T: 'static>(
+    socket: std::rc::Rc<S>,
+    fd: std::os::fd::RawFd,
+    what: &'static str,
+    batch: Option<usize>,
+    recv: fn(&S) -> std::io::Result<Option<T>>,
+    event: fn(T) -> Event,
+    tx: mpsc::UnboundedSender<Event>,
+) {
     tokio::task::spawn_local(async move {
-        // SAFETY: the notify socket lives as long as `run_async` (which holds
-        // another reference), longer than this task's registration.
+        // SAFETY: `fd` is `socket`'s, which this task holds (`Rc`) for
+        // longer than the registration lives.
         let Ok(afd) = (unsafe {
-            tokio::io::unix::AsyncFd::register_with_interest(
-                watched.raw_fd(),
-                tokio::io::Interest::READABLE,
-            )
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
         }) else {
             return;
         };
@@ -1858,10 +1878,12 @@ fn start_notify(
             let Ok(mut guard) = afd.readable().await else {
                 return;
             };
-            loop {
-                match watched.recv() {
+            let mut left = batch;
+            while left != Some(0) {
+                left = left.map(|n| n - 1);
+                match recv(&socket) {
                     Ok(Some(m)) => {
-                        if tx.send(Event::Notify(m)).is_err() {
+                        if tx.send(event(m)).is_err() {
                             return;
                         }
                     }
@@ -1870,15 +1892,17 @@ fn start_notify(
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!("notify: {e}");
+                        tracing::warn!("{what}: {e}");
                         guard.clear_ready();
                         break;
                     }
                 }
             }
+            if batch.is_some() {
+                tokio::task::yield_now().await;
+            }
         }
     });
-    Ok(sock)
 }
 
 /// A peer for the log.

@@ -31,8 +31,6 @@ use std::time::{Duration, Instant};
 use nix::sys::resource::Resource;
 
 use super::exec::DEFAULT_PATH;
-use crate::unit::loader::paths_from_env;
-use crate::unit::name::is_hidden_or_backup;
 use crate::unit::value::env::{
     env_assignment_is_valid, env_name_is_valid, env_replace, parse_env_file_full,
 };
@@ -326,32 +324,13 @@ fn generator_dirs(user_mode: bool, env: &dyn Fn(&str) -> Option<String>) -> Vec<
     } else {
         "system-environment-generators"
     };
-    let defaults = [
-        "/run/systemd",
-        "/etc/systemd",
-        "/usr/local/lib/systemd",
-        "/usr/lib/systemd",
-    ]
-    .iter()
-    .map(|base| Path::new(base).join(kind))
-    .collect();
-    let cwd = std::env::current_dir().ok();
-    paths_from_env(
-        "SYSTEMD_ENVIRONMENT_GENERATOR_PATH",
-        env,
-        cwd.as_deref(),
-        defaults,
-    )
+    crate::generators::lookup_dirs("SYSTEMD_ENVIRONMENT_GENERATOR_PATH", kind, env)
 }
 
 /// The executables of `dirs` in the order they run (see
 /// [`crate::conf_files`]), hidden files and backup copies left out.
 fn generators(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    crate::conf_files::list(dirs.iter().cloned(), |name, meta| {
-        !is_hidden_or_backup(name)
-            && meta.is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    })
+    crate::generators::executables(dirs, |_| true)
 }
 
 /// Runs the generators of `dirs` in order, each with the block as the ones
@@ -402,18 +381,8 @@ fn run_one(
     deadline: Instant,
 ) -> Result<(Vec<u8>, Option<String>), String> {
     use std::io::{Read, Seek};
-    use std::os::fd::FromRawFd;
-    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns
-    // a new fd or -1.
-    let fd = unsafe { libc::memfd_create(c"environment-generator".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(format!(
-            "cannot make its output file: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    let out = unsafe { std::fs::File::from_raw_fd(fd) };
+    let out = crate::generators::output_file(c"environment-generator")
+        .map_err(|e| format!("cannot make its output file: {e}"))?;
     let child_out = out
         .try_clone()
         .map_err(|e| format!("cannot make its output file: {e}"))?;
