@@ -2638,23 +2638,57 @@ fn postgresql_service_starts_the_clusters_its_generator_finds() {
     ) || !common::require(generator, "postgresql-common's generator")
         || !common::require("/usr/bin/psql", "postgresql-client")
         || !common::require("unshare", "util-linux: a network namespace")
+        || !common::require("ip", "iproute2: the namespace's loopback")
+        || !common::require("runuser", "util-linux: psql as postgres")
     {
         return;
     }
     let clusters = pg_clusters();
-    let Some((version, name, port, _)) = clusters.first().cloned() else {
-        eprintln!("skipping: no PostgreSQL cluster (pg_createcluster makes one)");
-        return;
-    };
     if clusters.iter().any(|c| c.3 != "down") {
         eprintln!("skipping: a PostgreSQL cluster is running on this host");
         return;
     }
+    // One the generator links: its start.conf says auto (or is absent).
+    let auto = |(version, name, _, _): &&(String, String, String, String)| {
+        std::fs::read_to_string(format!("/etc/postgresql/{version}/{name}/start.conf")).map_or(
+            true,
+            |text| {
+                text.lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'))
+                    == Some("auto")
+            },
+        )
+    };
+    let Some((version, name, port, _)) = clusters.iter().find(auto).cloned() else {
+        eprintln!(
+            "skipping: no PostgreSQL cluster that starts by itself \
+             (pg_createcluster makes one)"
+        );
+        return;
+    };
+    // Should the test fail with the cluster up, it is stopped all the same.
+    struct StopCluster(String, String);
+    impl Drop for StopCluster {
+        fn drop(&mut self) {
+            if pg_clusters()
+                .iter()
+                .any(|c| (&c.0, &c.1) == (&self.0, &self.1) && c.3 != "down")
+            {
+                let _ = Command::new("pg_ctlcluster")
+                    .args([&self.0, &self.1, "stop", "-m", "fast"])
+                    .stdin(Stdio::null())
+                    .status();
+            }
+        }
+    }
+    let _stop = StopCluster(version.clone(), name.clone());
     let tree = Tree::new();
     let gens = tree.path().join("generators");
     std::fs::create_dir(&gens).unwrap();
     std::os::unix::fs::symlink(generator, gens.join("postgresql-generator")).unwrap();
-    let control = tree.path().join("control");
+    // flint's runtime directory, where the generators' output goes.
+    let control = tree.path().join("flint/control");
     let mut cmd = Command::new("unshare");
     cmd.args(["-n", "sh", "-c"])
         .arg(format!(
@@ -2667,7 +2701,9 @@ fn postgresql_service_starts_the_clusters_its_generator_finds() {
     let instance = format!("postgresql@{version}-{name}.service");
     assert!(
         tree.path()
-            .join(format!("generator/postgresql.service.wants/{instance}"))
+            .join(format!(
+                "flint/generator/postgresql.service.wants/{instance}"
+            ))
             .exists(),
         "{}",
         flint.log()

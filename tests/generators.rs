@@ -94,16 +94,28 @@ impl Setup {
         self.tree.path().join(p)
     }
 
+    /// flint's runtime directory (`rt/flint`) holds its control socket.
+    fn control(&self) -> std::path::PathBuf {
+        self.path("rt/flint/control")
+    }
+
     fn run(&self, extra: &[&str]) -> Flint {
+        let control = self.control();
+        self.run_with(Some(&control), extra, &[])
+    }
+
+    /// `flint run` on the units with the control socket at `control` (the
+    /// default one with `None`) and more of the environment.
+    fn run_with(&self, control: Option<&Path>, extra: &[&str], env: &[(&str, &Path)]) -> Flint {
         let units = self.path("units");
-        let control = self.path("rt/control");
         let mut args: Vec<&OsStr> = vec![
             OsStr::new("run"),
             OsStr::new("--unit-dir"),
             units.as_os_str(),
-            OsStr::new("--control"),
-            control.as_os_str(),
         ];
+        if let Some(control) = control {
+            args.extend([OsStr::new("--control"), control.as_os_str()]);
+        }
         args.extend(extra.iter().map(OsStr::new));
         args.extend(["main.service", "over.service", "late.service"].map(OsStr::new));
         let gens = format!(
@@ -111,8 +123,18 @@ impl Setup {
             self.path("high").display(),
             self.path("low").display()
         );
-        Flint::run_args(&args, &[("SYSTEMD_GENERATOR_PATH", Path::new(&gens))])
+        let mut env = env.to_vec();
+        env.push(("SYSTEMD_GENERATOR_PATH", Path::new(&gens)));
+        Flint::run_args(&args, &env)
     }
+}
+
+/// How many times the instance generator has run, from flint's log.
+fn runs(flint: &Flint) -> usize {
+    flint
+        .log()
+        .matches("generator inst-generator: run ")
+        .count()
 }
 
 fn started(setup: &Setup, want: &str) -> bool {
@@ -166,7 +188,7 @@ fn generators_write_units_flint_runs_and_run_again_at_every_reload() {
     assert!(!setup.path("masked").exists(), "{log}");
     assert!(
         !setup
-            .path("rt/generator/main.service.wants/bogus.service")
+            .path("rt/flint/generator/main.service.wants/bogus.service")
             .exists(),
         "{log}"
     );
@@ -190,33 +212,46 @@ fn generators_write_units_flint_runs_and_run_again_at_every_reload() {
     // daemon-reload: the generators run again on the new configuration, and
     // the newly wanted instance starts.
     std::fs::write(setup.path("instances"), "a b c\n").unwrap();
-    let control = setup.path("rt/control");
+    let control = setup.control();
     let (code, out) = ctl(&control, &["switch"]);
     assert_eq!(code, 0, "{out}");
     assert!(started(&setup, "a b c"), "{}", flint.log());
     // The log is read by a thread of its own: wait for the line.
-    let runs = || {
-        flint
-            .log()
-            .matches("generator inst-generator: run system")
-            .count()
-    };
-    wait_for(Duration::from_secs(10), || (runs() >= 2).then_some(()));
-    assert_eq!(runs(), 2, "{}", flint.log());
+    wait_for(Duration::from_secs(10), || {
+        (runs(&flint) >= 2).then_some(())
+    });
+    assert_eq!(runs(&flint), 2, "{}", flint.log());
     // A unit the generator no longer writes is gone from the tree.
     std::fs::write(setup.path("instances"), "a\n").unwrap();
     let (code, out) = ctl(&control, &["switch"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         !setup
-            .path("rt/generator/main.service.wants/inst@b.service")
+            .path("rt/flint/generator/main.service.wants/inst@b.service")
             .exists()
     );
     assert!(
         setup
-            .path("rt/generator/main.service.wants/inst@a.service")
+            .path("rt/flint/generator/main.service.wants/inst@a.service")
             .exists()
     );
+
+    // A second flint on the same control socket finds it taken and leaves
+    // the first one's output alone.
+    let second = setup.run(&["--generators", "packages"]);
+    assert!(
+        second.wait_log("the unit generators do not run"),
+        "{}",
+        second.log()
+    );
+    assert_eq!(runs(&second), 0, "{}", second.log());
+    assert!(
+        setup
+            .path("rt/flint/generator/main.service.wants/inst@a.service")
+            .exists()
+    );
+    drop(second);
+    drop(flint);
 }
 
 #[test]
@@ -233,14 +268,33 @@ fn generators_are_chosen_by_the_flag_and_none_run_for_a_unit_dir_by_default() {
         flint.log()
     );
     assert!(!flint.log().contains("generator "), "{}", flint.log());
-    assert!(!setup.path("rt/generator").exists());
+    assert!(!setup.path("rt/flint/generator").exists());
     assert!(!setup.path("started").exists());
     flint.stop();
 
-    // all: systemd's own run too.
+    // all: systemd's own run too. With the control socket in a directory
+    // that is not flint's, the output goes beside it under its name, and
+    // `generator*` directories there are not flint's to empty.
     let setup = Setup::new();
-    let flint = setup.run(&["--generators", "all"]);
+    let foreign = setup.path("rt/generator/keep.service");
+    std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
+    std::fs::write(&foreign, "[Service]\nExecStart=/bin/true\n").unwrap();
+    let control = setup.path("rt/ctl");
+    let flint = setup.run_with(Some(&control), &["--generators", "all"], &[]);
     assert!(started(&setup, "a b"), "{}", flint.log());
+    assert!(
+        flint
+            .log()
+            .contains("generator inst-generator: run system 3 ctl.generator ctl.generator.early ctl.generator.late"),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        setup
+            .path("rt/ctl.generator/main.service.wants/bogus.service")
+            .exists()
+    );
+    assert!(foreign.exists(), "{}", flint.log());
     assert!(
         wait_for(Duration::from_secs(10), || {
             (read(&setup.path("bogus")) == "ran\n").then_some(())
@@ -250,4 +304,72 @@ fn generators_are_chosen_by_the_flag_and_none_run_for_a_unit_dir_by_default() {
         flint.log()
     );
     assert!(!setup.path("masked").exists());
+}
+
+/// `--watch` with generators: a reload the tree refuses runs them once,
+/// not again and again because they rewrote their output, and the mended
+/// tree is switched to.
+#[test]
+fn watch_runs_the_generators_once_for_a_refused_tree() {
+    let setup = Setup::new();
+    let flint = setup.run(&["--generators", "packages", "--watch"]);
+    assert!(started(&setup, "a b"), "{}", flint.log());
+    assert_eq!(runs(&flint), 1, "{}", flint.log());
+    // No ExecStart=: the new tree does not load.
+    std::fs::write(
+        setup.path("units/late.service"),
+        "[Service]\nType=oneshot\n",
+    )
+    .unwrap();
+    assert!(
+        flint.wait_log("the new unit tree does not load; nothing was changed"),
+        "{}",
+        flint.log()
+    );
+    // --watch polls once a second; several polls go by.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(runs(&flint), 2, "{}", flint.log());
+    // Mended, with a new instance: switched to, generators run once more.
+    std::fs::write(setup.path("instances"), "a b c\n").unwrap();
+    std::fs::write(
+        setup.path("units/late.service"),
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n",
+    )
+    .unwrap();
+    assert!(started(&setup, "a b c"), "{}", flint.log());
+    assert_eq!(runs(&flint), 3, "{}", flint.log());
+}
+
+/// A user flint runs the user generators with `SYSTEMD_SCOPE=user`, its
+/// output in `$XDG_RUNTIME_DIR/flint/`.
+#[test]
+fn a_user_flint_runs_generators_in_its_runtime_directory() {
+    let setup = Setup::new();
+    let rt = setup.path("rt");
+    let flint = setup.run_with(
+        None,
+        &["--user", "--generators", "packages"],
+        &[("XDG_RUNTIME_DIR", &rt)],
+    );
+    assert!(started(&setup, "a b"), "{}", flint.log());
+    assert!(
+        flint.log().contains(
+            "generator inst-generator: run user 3 generator generator.early generator.late"
+        ),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        setup
+            .path("rt/flint/generator/main.service.wants/inst@a.service")
+            .exists()
+    );
+    // No sandbox for a user flint: it may write where its user may.
+    assert!(
+        flint
+            .log()
+            .contains("generator inst-generator: outside writable"),
+        "{}",
+        flint.log()
+    );
 }

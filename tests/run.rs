@@ -955,10 +955,24 @@ fn notify_sockets_left_by_killed_flints_are_removed_and_live_ones_kept() {
     std::fs::create_dir_all(&dir).unwrap();
     let dead = dir.join("notify.999999");
     drop(std::os::unix::net::UnixDatagram::bind(&dead).unwrap());
+    // A dead one made just now may be a flint between bind and use: kept.
+    let fresh = dir.join("notify.999998");
+    drop(std::os::unix::net::UnixDatagram::bind(&fresh).unwrap());
     let live_path = dir.join("notify.1");
     let live = std::os::unix::net::UnixDatagram::bind(&live_path).unwrap();
     let other = dir.join("notify.not-a-pid");
     std::fs::write(&other, "").unwrap();
+    let not_socket = dir.join("notify.999997");
+    std::fs::write(&not_socket, "").unwrap();
+    // Those left by killed flints are older.
+    for p in [&dead, &live_path, &not_socket] {
+        let status = std::process::Command::new("touch")
+            .args(["-h", "-d", "1 minute ago"])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
     tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
     let unit_dir = tree.path().to_path_buf();
     let control = dir.join("control");
@@ -979,6 +993,8 @@ fn notify_sockets_left_by_killed_flints_are_removed_and_live_ones_kept() {
     assert!(!dead.exists(), "the dead socket is removed");
     assert!(live_path.exists(), "the live socket stays");
     assert!(other.exists(), "what is not a notify socket stays");
+    assert!(not_socket.exists(), "a file that is not a socket stays");
+    assert!(fresh.exists(), "a socket made in the last seconds stays");
     flint.stop();
     assert!(!own.exists(), "its own goes when it stops");
     drop(live);
@@ -995,8 +1011,10 @@ fn dev_log_takes_the_services_syslog_messages_under_their_units() {
     tree.write(
         "talk.service",
         &format!(
-            "[Service]\nExecStart=/bin/sh -c 'logger -u {l} -t talker \"hello via syslog\"; \
-             logger -u {l} --rfc5424 -t five -p daemon.err \"in 5424\"; exec sleep 1000'\n"
+            "[Service]\nExecStart=/bin/sh -c '\
+             {{ echo hello via syslog; sleep 30; }} | logger -u {l} -t talker & \
+             {{ echo in 5424; sleep 30; }} | logger -u {l} --rfc5424 -t five -p daemon.err & \
+             exec sleep 1000'\n"
         ),
     );
     let control = tree.path().join("control");
@@ -1017,6 +1035,10 @@ fn dev_log_takes_the_services_syslog_messages_under_their_units() {
     };
     let flint = run();
     // Under the unit, with the sender's pid (logger, a child of the shell).
+    // Each logger reads its message from a pipe held open for a while, so
+    // it is still alive when flint asks whose process sent it: as
+    // journald, flint cannot place a message whose sender has already
+    // exited.
     assert!(
         flint.wait_log("]: talker: hello via syslog"),
         "{}",

@@ -38,19 +38,21 @@
 //!
 //! Where flint differs, and why:
 //! - the output goes to flint's own runtime directory (`generator`,
-//!   `generator.early` and `generator.late` beside the control socket:
-//!   `/run/flint/` for the system), searched just before systemd's
-//!   `/run/systemd/generator*`, so that a flint beside a running systemd
-//!   never replaces what systemd generated;
+//!   `generator.early` and `generator.late` where the control socket is:
+//!   `/run/flint/` for the system; see [`OutputDirs::for_control`]),
+//!   searched by that flint just before systemd's `/run/systemd/generator*`,
+//!   so that a flint beside a running systemd never replaces what systemd
+//!   generated;
 //! - what a generator prints is flint's log, a line each, under the
-//!   generator's name (systemd's go to the kernel log);
+//!   generator's name (systemd's go to the kernel log), at most
+//!   [`OUTPUT_CAP`] of it kept;
 //! - by default systemd's own generators (`systemd-*`: fstab, getty, sysv,
 //!   cryptsetup, gpt-auto, ...) are left out ([`Selection::Packages`]):
 //!   they describe the boot (mounts, swap, consoles, disks) that flint does
 //!   not do. [`Selection::All`] runs them too.
 
 use std::ffi::CString;
-use std::io::{Read, Seek};
+use std::io::Seek;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -100,6 +102,29 @@ impl OutputDirs {
         }
     }
 
+    /// Where the flint whose control socket is `control` writes: its
+    /// runtime directory when the control socket lies in one (a directory
+    /// named `flint`, as the default `/run/flint/control`), else beside the
+    /// control socket and named after it (`ctl.generator`,
+    /// `ctl.generator.early`, `ctl.generator.late`), so that flint never
+    /// empties a directory it does not own.
+    pub fn for_control(control: &Path) -> OutputDirs {
+        let control = std::path::absolute(control).unwrap_or_else(|_| control.to_path_buf());
+        let control = crate::unit::loader::normalize(&control);
+        let dir = control.parent().unwrap_or(Path::new("/"));
+        if dir.file_name().is_some_and(|n| n == "flint") {
+            return OutputDirs::under(dir);
+        }
+        let name = control
+            .file_name()
+            .map_or_else(|| "flint".into(), |n| n.to_string_lossy().into_owned());
+        OutputDirs {
+            normal: dir.join(format!("{name}.generator")),
+            early: dir.join(format!("{name}.generator.early")),
+            late: dir.join(format!("{name}.generator.late")),
+        }
+    }
+
     fn all(&self) -> [&Path; 3] {
         [&self.normal, &self.early, &self.late]
     }
@@ -144,13 +169,18 @@ pub(crate) fn lookup_dirs(
     kind: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<PathBuf> {
+    // `/lib/systemd` last, as a systemd built for a split /usr searches
+    // it: packages of such hosts put their generators there (on a merged
+    // /usr it is the same directory, and a name found twice runs once).
+    let split_usr = kind.starts_with("system").then_some("/lib/systemd");
     let defaults = [
         "/run/systemd",
         "/etc/systemd",
         "/usr/local/lib/systemd",
         "/usr/lib/systemd",
     ]
-    .iter()
+    .into_iter()
+    .chain(split_usr)
     .map(|base| Path::new(base).join(kind))
     .collect();
     let cwd = std::env::current_dir().ok();
@@ -174,18 +204,45 @@ pub(crate) fn executables(dirs: &[PathBuf], take: impl Fn(&str) -> bool) -> Vec<
     })
 }
 
+/// How much a generator may write to its [`output_file`]: writes beyond it
+/// fail (`EPERM`), so that one that floods, or a background process it
+/// leaves behind, cannot fill memory.
+pub(crate) const OUTPUT_CAP: u64 = 1024 * 1024;
+
 /// A close-on-exec memfd for a generator's output, read once it has
 /// exited, so that a background process it left holding the file cannot
-/// hold flint up.
+/// hold flint up. It is [`OUTPUT_CAP`] bytes long (sparse) and sealed
+/// against growing and shrinking; what was written is what lies before
+/// the file offset, which the generator's stdout shares ([`written`]).
 pub(crate) fn output_file(name: &std::ffi::CStr) -> std::io::Result<std::fs::File> {
     // SAFETY: memfd_create takes a NUL-terminated name and flags and returns
     // a new fd or -1.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.set_len(OUTPUT_CAP)?;
+    let seals = libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+    // SAFETY: fcntl(F_ADD_SEALS) on an fd this function owns, with an
+    // integer argument.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// What was written to an [`output_file`] (at most `limit` bytes of it),
+/// and how many bytes were written in all.
+pub(crate) fn written(file: &std::fs::File, limit: u64) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::os::unix::fs::FileExt;
+    let mut f = file;
+    let total = f.stream_position()?.min(OUTPUT_CAP);
+    let mut text = vec![0; usize::try_from(total.min(limit)).unwrap_or(0)];
+    file.read_exact_at(&mut text, 0)?;
+    Ok((text, total))
 }
 
 impl Generators {
@@ -254,7 +311,7 @@ pub fn run(list: &[PathBuf], out: &OutputDirs, user_mode: bool, timeout: Duratio
         }
         report
             .output
-            .extend(read_lines(output).map(|l| format!("{name}: {l}")));
+            .extend(read_lines(&output).map(|l| format!("{name}: {l}")));
         if let Some(status) = status
             && status != ExitStatus::Exited(0)
         {
@@ -342,17 +399,25 @@ fn sandbox(out: &OutputDirs) -> Option<spawn::NamespacePlan> {
     if !crate::service::sandbox::can_make_namespaces() {
         return None;
     }
-    let dir = out.normal.with_file_name("generator.sandbox");
+    let mut dir = out.normal.clone().into_os_string();
+    dir.push(".sandbox");
+    let dir = PathBuf::from(dir);
     let _ = std::fs::remove_dir_all(&dir);
     let name = "flint-generators.service";
-    // The output may be elsewhere than /run (`--control`): writable too,
-    // and /tmp stays the host's when the output is below it.
-    let base = out.normal.parent().unwrap_or(Path::new("/run"));
+    // The output may be elsewhere than /run (`--control`): writable too.
+    // Below /tmp, /tmp stays the host's, read-only but for the output: a
+    // private one would hide the output, and the host's is not theirs.
+    let quoted = |p: &Path| format!("\"{}\"", unit_text_escape(&p.to_string_lossy()));
+    let mut writable = vec!["/run".to_owned()];
+    writable.extend(out.all().iter().map(|d| quoted(d)));
+    let below_tmp = out.all().iter().any(|d| d.starts_with("/tmp"));
     let mut text = format!(
-        "[Service]\nProtectSystem=strict\nReadWritePaths=/run \"{}\"\n",
-        base.display()
+        "[Service]\nProtectSystem=strict\nReadWritePaths={}\n",
+        writable.join(" ")
     );
-    if !base.starts_with("/tmp") {
+    // A host without /tmp keeps none (the mount would fail every
+    // generator).
+    if !below_tmp && Path::new("/tmp").is_dir() {
         text.push_str("TemporaryFileSystem=/tmp\n");
     }
     let written = make_dir(&dir).and_then(|()| std::fs::write(dir.join(name), text));
@@ -386,6 +451,26 @@ fn sandbox(out: &OutputDirs) -> Option<spawn::NamespacePlan> {
     }
 }
 
+/// The soft open-file limit generators get when flint's is higher.
+const FD_SETSIZE: u64 = 1024;
+
+/// `text` for a double-quoted word of a unit file: specifiers and the
+/// quoting characters escaped.
+fn unit_text_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%%"),
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Starts one generator with its output (stdout and stderr) on an
 /// [`output_file`].
 fn start(
@@ -412,6 +497,15 @@ fn start(
     plan.ignore_sigpipe = false;
     plan.parent_death_signal = Some(libc::SIGTERM);
     plan.namespace = sandbox.cloned();
+    // As systemd (`rlimit_nofile_safe()`): the soft open-file limit flint
+    // raised for itself goes back to 1024, for select(2).
+    if let Ok((soft, hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        && soft > FD_SETSIZE
+    {
+        plan.rlimits
+            .push((libc::RLIMIT_NOFILE.cast_signed(), FD_SETSIZE, hard));
+    }
     let child = spawn::spawn(&plan).map_err(|e| e.to_string())?;
     Ok((child, output))
 }
@@ -457,18 +551,19 @@ const OUTPUT_LIMIT: u64 = 64 * 1024;
 
 /// The lines of a generator's output file, the first [`OUTPUT_LIMIT`]
 /// bytes of it.
-fn read_lines(mut file: std::fs::File) -> impl Iterator<Item = String> {
-    let mut text = Vec::new();
-    let total = file.metadata().map_or(0, |m| m.len());
-    let _ = file
-        .rewind()
-        .and_then(|()| (&mut file).take(OUTPUT_LIMIT).read_to_end(&mut text));
+fn read_lines(file: &std::fs::File) -> impl Iterator<Item = String> {
+    let (text, total) = written(file, OUTPUT_LIMIT).unwrap_or_default();
     let mut lines: Vec<String> = String::from_utf8_lossy(&text)
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
         .collect();
-    if total > OUTPUT_LIMIT {
+    if total >= OUTPUT_CAP {
+        lines.push(format!(
+            "(output cut at {} KiB; more was refused)",
+            OUTPUT_LIMIT / 1024
+        ));
+    } else if total > OUTPUT_LIMIT {
         lines.push(format!(
             "({} more bytes of output left out)",
             total - OUTPUT_LIMIT
@@ -534,7 +629,8 @@ mod tests {
                 "/run/systemd/system-generators",
                 "/etc/systemd/system-generators",
                 "/usr/local/lib/systemd/system-generators",
-                "/usr/lib/systemd/system-generators"
+                "/usr/lib/systemd/system-generators",
+                "/lib/systemd/system-generators"
             ]
             .map(PathBuf::from)
         );
@@ -542,6 +638,7 @@ mod tests {
         let both = program_dirs(true, &env(Some("/g:")));
         assert_eq!(both[0], PathBuf::from("/g"));
         assert_eq!(both[4], PathBuf::from("/usr/lib/systemd/user-generators"));
+        assert_eq!(both.len(), 5, "no split-/usr directory for users");
     }
 
     /// All run at once: one that hangs is killed at the deadline without
@@ -562,6 +659,7 @@ mod tests {
                 "open",
                 "#!/bin/sh\nhead -c 70000 /dev/zero | tr '\\0' x\n",
             ),
+            script(&g, "flood", "#!/bin/sh\nexec yes a-line-of-output\n"),
             script(
                 &g,
                 "write",
@@ -572,7 +670,24 @@ mod tests {
         let started = Instant::now();
         let report = run(&list, &out, true, Duration::from_millis(800));
         assert!(started.elapsed() < Duration::from_secs(10));
-        assert_eq!(report.ran.len(), 4);
+        assert_eq!(report.ran.len(), 5);
+        // One that never stops printing is refused past the cap (and fails
+        // on its write error) instead of filling memory until the deadline.
+        assert!(
+            report
+                .output
+                .contains(&"flood: (output cut at 64 KiB; more was refused)".to_owned()),
+            "{:?}",
+            report.output.iter().rev().take(3).collect::<Vec<_>>()
+        );
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.starts_with("flood: failed (exit status")),
+            "{:?}",
+            report.problems
+        );
         assert!(
             report
                 .problems

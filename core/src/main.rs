@@ -408,8 +408,9 @@ enum Command {
         /// path: every generator but systemd's own `systemd-*`, which
         /// describe the boot flint does not do), `all`, or `none` (the
         /// default with `--unit-dir`). Their output goes to `generator*`
-        /// beside the control socket, searched where systemd searches its
-        /// `/run/systemd/generator*`.
+        /// in flint's runtime directory (or `CONTROL.generator*` beside a
+        /// `--control` socket elsewhere), searched where systemd searches
+        /// its `/run/systemd/generator*`.
         #[arg(long, value_enum, value_name = "WHICH")]
         generators: Option<GeneratorsArg>,
         /// Take the services' syslog messages (`syslog(3)`, `logger`) at
@@ -1213,14 +1214,11 @@ fn run(
             .then_some(Selection::Packages),
     };
     let generators = selection.map(|selection| {
-        // flint's runtime directory: where its control socket is.
         let control = options
             .control
             .clone()
             .unwrap_or_else(|| flint::control::default_path(tree.user));
-        let control = std::path::absolute(&control).unwrap_or(control);
-        let base = control.parent().unwrap_or(std::path::Path::new("/"));
-        let output = OutputDirs::under(base);
+        let output = OutputDirs::for_control(&control);
         search = search
             .clone()
             .with_generator_output(&output.early, &output.normal, &output.late);

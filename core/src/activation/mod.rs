@@ -337,9 +337,6 @@ pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Res
         tracing::warn!("environment generator {problem}");
     }
     crate::service::defaults::init_limits(!search.user_mode);
-    if let Some(generators) = &options.generators {
-        log_generators(&generators.run());
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // The loop's log lines are written once per turn (crate::logs::Stderr).
@@ -428,9 +425,6 @@ async fn run_async(
     child_signals: nix::sys::signalfd::SignalFd,
 ) -> Result<u8, RunError> {
     let requested = names.clone();
-    if names.is_empty() {
-        names = default_units(&search);
-    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     spawn_signal_watch(tx.clone(), child_signals)?;
     // Orphans of the services come to flint, which reaps them (and can then
@@ -521,6 +515,24 @@ async fn run_async(
         }
     };
     let private_node = private_socket::serve(mgr.search.user_mode);
+    // The unit generators write to this flint's runtime directory, which
+    // holding the control socket makes its own: a second flint on the same
+    // control socket leaves the first one's output alone.
+    if let Some(generators) = &mgr.options.generators {
+        if control_node.is_some() {
+            log_generators(&generators.run());
+        } else {
+            tracing::warn!(
+                "flint: the unit generators do not run without a control socket of this \
+                 flint's own (their output, {}, is that flint's)",
+                generators.output.normal.display()
+            );
+        }
+    }
+    if names.is_empty() {
+        names = default_units(&mgr.search);
+        mgr.roots = names.iter().map(ToString::to_string).collect();
+    }
     for n in &names {
         if !matches!(
             n.unit_type(),
@@ -1812,6 +1824,19 @@ fn remove_dead_notify_sockets(dir: &std::path::Path) {
             continue;
         }
         let path = entry.path();
+        // Only sockets, and none made in the last seconds: a flint starting
+        // beside this one may be between creating its node and binding it.
+        let settled = std::fs::symlink_metadata(&path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_socket()
+                && m.modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= Duration::from_secs(5))
+        });
+        if !settled {
+            continue;
+        }
         let dead = std::os::unix::net::UnixDatagram::unbound()
             .and_then(|s| s.connect(&path))
             .is_err_and(|e| e.raw_os_error() == Some(libc::ECONNREFUSED));

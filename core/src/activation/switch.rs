@@ -449,6 +449,15 @@ impl Manager {
             self.load_new(&search, &name, false, &mut new, &mut errors);
         }
         if !errors.is_empty() {
+            // `--watch` takes the refused tree as seen: it tries again when
+            // the tree changes, not because the generators rewrote their
+            // output for this attempt.
+            if dir.is_none()
+                && !dry_run
+                && let Some(watched) = &self.watched
+            {
+                watched.replace((self.search.clone(), stamp));
+            }
             return Err(errors);
         }
         let mut current = self.current_units();

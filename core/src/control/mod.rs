@@ -130,7 +130,9 @@ pub fn call(path: &Path, request: &Json) -> Result<Json, ControlError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let _ = stream.set_read_timeout(Some(Duration::from_mins(2)));
+    // Long enough for the slowest answer: a switch that runs the unit
+    // generators (90 s at most) and waits for its jobs to settle (100 s).
+    let _ = stream.set_read_timeout(Some(Duration::from_mins(4)));
     let mut text = request.to_string();
     text.push('\n');
     stream

@@ -380,7 +380,6 @@ fn run_one(
     block: &[(String, String)],
     deadline: Instant,
 ) -> Result<(Vec<u8>, Option<String>), String> {
-    use std::io::{Read, Seek};
     let out = crate::generators::output_file(c"environment-generator")
         .map_err(|e| format!("cannot make its output file: {e}"))?;
     let child_out = out
@@ -405,11 +404,14 @@ fn run_one(
             Err(e) => return Err(format!("cannot wait for it: {e}")),
         }
     };
-    let mut text = Vec::new();
-    let mut out = out;
-    out.rewind()
-        .and_then(|()| out.read_to_end(&mut text))
+    let (text, total) = crate::generators::written(&out, crate::generators::OUTPUT_CAP)
         .map_err(|e| format!("cannot read its output: {e}"))?;
+    if total >= crate::generators::OUTPUT_CAP {
+        return Err(format!(
+            "printed more than {} KiB; its output is ignored",
+            crate::generators::OUTPUT_CAP / 1024
+        ));
+    }
     // As systemd (`EXEC_DIR_IGNORE_ERRORS`): a generator that exits with an
     // error still adds what it printed; one killed by a signal adds nothing.
     match (status.code(), status.success()) {

@@ -23,7 +23,7 @@
 //! lexer to read.
 
 mod search_path;
-pub(crate) use search_path::paths_from_env;
+pub(crate) use search_path::{normalize, paths_from_env};
 
 pub use search_path::{
     FLINT_SYSTEM_RUNTIME_DIR, FLINT_SYSTEM_UNIT_DIR, SYSTEM_UNIT_DIRS, SearchPath, home_dir,

@@ -157,23 +157,11 @@ impl SearchPath {
                 .map(PathBuf::from)
                 .collect(),
             user_mode: false,
-        }
-        .with_flint_generator_output(Path::new(FLINT_SYSTEM_RUNTIME_DIR));
+        };
         SearchPath {
             dirs: paths_from_env("SYSTEMD_UNIT_PATH", env, cwd, defaults.dirs),
             user_mode: false,
         }
-    }
-
-    /// flint's generator output below `runtime` (`generator`,
-    /// `generator.early`, `generator.late`), placed as
-    /// [`SearchPath::with_generator_output`] places them.
-    fn with_flint_generator_output(self, runtime: &Path) -> SearchPath {
-        self.with_generator_output(
-            &runtime.join("generator.early"),
-            &runtime.join("generator"),
-            &runtime.join("generator.late"),
-        )
     }
 
     /// [`SearchPath::user`] with the environment and working directory given
@@ -212,13 +200,10 @@ impl SearchPath {
         list.push("/usr/lib/systemd/user".to_owned());
         list.extend(rt("generator.late"));
 
-        let mut defaults = SearchPath {
+        let defaults = SearchPath {
             dirs: list.iter().filter_map(|p| absolutize(p, cwd)).collect(),
             user_mode: true,
         };
-        if let Some(r) = runtime.as_deref().and_then(|r| absolutize(r, cwd)) {
-            defaults = defaults.with_flint_generator_output(&r.join("flint"));
-        }
         SearchPath {
             dirs: paths_from_env("SYSTEMD_UNIT_PATH", env, cwd, defaults.dirs),
             user_mode: true,
@@ -343,20 +328,13 @@ mod tests {
     fn system_defaults_are_flints_dir_then_systemd_analyze() {
         let s = SearchPath::system_with(&env_of(&[]), Some(Path::new("/")));
         assert_eq!(strs(&s)[0], "/etc/flint/system");
-        // flint's own generator output beside systemd's.
-        let systemds: Vec<String> = strs(&s)[1..]
-            .iter()
-            .filter(|d| !d.starts_with("/run/flint/"))
-            .cloned()
-            .collect();
         assert_eq!(
-            systemds,
+            strs(&s)[1..],
             SYSTEM_UNIT_DIRS
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect::<Vec<_>>()
         );
-        assert_eq!(strs(&s).len(), SYSTEM_UNIT_DIRS.len() + 4);
         assert!(!s.user_mode);
     }
 
@@ -386,8 +364,8 @@ mod tests {
         let s = SearchPath::system_with(&env_of(&[("SYSTEMD_UNIT_PATH", "/a:/b")]), cwd);
         assert_eq!(strs(&s), ["/a", "/b"]);
 
-        // flint's own: its unit directory and its generators' 3 outputs.
-        let own = 1 + 3;
+        // flint's own unit directory.
+        let own = 1;
         let s = SearchPath::system_with(&env_of(&[("SYSTEMD_UNIT_PATH", "/a:/b:")]), cwd);
         assert_eq!(strs(&s)[..3], ["/a", "/b", FLINT_SYSTEM_UNIT_DIR]);
         assert_eq!(s.dirs.len(), 2 + own + SYSTEM_UNIT_DIRS.len());
@@ -448,21 +426,8 @@ mod tests {
             &env_of(&[("HOME", "/root"), ("XDG_RUNTIME_DIR", "/run/user/0")]),
             None,
         );
-        // flint's generator output, each just before systemd's.
-        let dirs = strs(&s);
-        for kind in ["generator.early", "generator", "generator.late"] {
-            let at = dirs
-                .iter()
-                .position(|d| *d == format!("/run/user/0/flint/{kind}"))
-                .unwrap();
-            assert_eq!(dirs[at + 1], format!("/run/user/0/systemd/{kind}"));
-        }
-        let systemds: Vec<String> = dirs
-            .into_iter()
-            .filter(|d| !d.starts_with("/run/user/0/flint/"))
-            .collect();
         assert_eq!(
-            systemds,
+            strs(&s),
             [
                 "/root/.config/systemd/user.control",
                 "/run/user/0/systemd/user.control",
@@ -554,6 +519,8 @@ mod tests {
         );
         let sys = SearchPath::system_with(&env_of(&[]), Some(Path::new("/")));
         assert!(sys.has_generator_dirs());
+        // Only a flint that runs generators searches its output.
+        assert!(!strs(&sys).iter().any(|d| d.starts_with("/run/flint")));
         let sys = sys.with_generator_output(early, normal, late);
         let dirs = strs(&sys);
         let pos = |d: &str| dirs.iter().position(|x| x == d).unwrap();
