@@ -503,8 +503,10 @@ fn start(
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         && soft > FD_SETSIZE
     {
-        plan.rlimits
-            .push((libc::RLIMIT_NOFILE.cast_signed(), FD_SETSIZE, hard));
+        // An int or unsigned int depending on the C library.
+        #[allow(clippy::cast_possible_wrap, clippy::unnecessary_cast)]
+        let resource = libc::RLIMIT_NOFILE as i32;
+        plan.rlimits.push((resource, FD_SETSIZE, hard));
     }
     let child = spawn::spawn(&plan).map_err(|e| e.to_string())?;
     Ok((child, output))
