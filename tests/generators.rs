@@ -250,6 +250,20 @@ fn generators_write_units_flint_runs_and_run_again_at_every_reload() {
             .path("rt/flint/generator/main.service.wants/inst@a.service")
             .exists()
     );
+    // Nor does it search that output (inst@a would start a second time),
+    // or run them at a reload.
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(second.child.id().cast_signed(), libc::SIGHUP);
+    }
+    assert!(
+        second.wait_log("switching to the unit tree on disk"),
+        "{}",
+        second.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(runs(&second), 0, "{}", second.log());
+    assert!(started(&setup, "a b c"), "{}", second.log());
     drop(second);
     drop(flint);
 }
@@ -337,6 +351,9 @@ fn watch_runs_the_generators_once_for_a_refused_tree() {
     )
     .unwrap();
     assert!(started(&setup, "a b c"), "{}", flint.log());
+    wait_for(Duration::from_secs(10), || {
+        (runs(&flint) >= 3).then_some(())
+    });
     assert_eq!(runs(&flint), 3, "{}", flint.log());
 }
 

@@ -44,16 +44,15 @@
 //!   so that a flint beside a running systemd never replaces what systemd
 //!   generated;
 //! - what a generator prints is flint's log, a line each, under the
-//!   generator's name (systemd's go to the kernel log), at most
-//!   [`OUTPUT_CAP`] of it kept;
+//!   generator's name (systemd's go to the kernel log), the first 64 KiB
+//!   of it (see [`Output`]);
 //! - by default systemd's own generators (`systemd-*`: fstab, getty, sysv,
 //!   cryptsetup, gpt-auto, ...) are left out ([`Selection::Packages`]):
 //!   they describe the boot (mounts, swap, consoles, disks) that flint does
 //!   not do. [`Selection::All`] runs them too.
 
 use std::ffi::CString;
-use std::io::Seek;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -103,8 +102,8 @@ impl OutputDirs {
     }
 
     /// Where the flint whose control socket is `control` writes: its
-    /// runtime directory when the control socket lies in one (a directory
-    /// named `flint`, as the default `/run/flint/control`), else beside the
+    /// runtime directory when the control socket is that directory's
+    /// `control` (as the default `/run/flint/control`), else beside the
     /// control socket and named after it (`ctl.generator`,
     /// `ctl.generator.early`, `ctl.generator.late`), so that flint never
     /// empties a directory it does not own.
@@ -112,7 +111,9 @@ impl OutputDirs {
         let control = std::path::absolute(control).unwrap_or_else(|_| control.to_path_buf());
         let control = crate::unit::loader::normalize(&control);
         let dir = control.parent().unwrap_or(Path::new("/"));
-        if dir.file_name().is_some_and(|n| n == "flint") {
+        if dir.file_name().is_some_and(|n| n == "flint")
+            && control.file_name().is_some_and(|n| n == "control")
+        {
             return OutputDirs::under(dir);
         }
         let name = control
@@ -125,7 +126,8 @@ impl OutputDirs {
         }
     }
 
-    fn all(&self) -> [&Path; 3] {
+    /// The three directories.
+    pub fn all(&self) -> [&Path; 3] {
         [&self.normal, &self.early, &self.late]
     }
 }
@@ -204,45 +206,122 @@ pub(crate) fn executables(dirs: &[PathBuf], take: impl Fn(&str) -> bool) -> Vec<
     })
 }
 
-/// How much a generator may write to its [`output_file`]: writes beyond it
-/// fail (`EPERM`), so that one that floods, or a background process it
-/// leaves behind, cannot fill memory.
-pub(crate) const OUTPUT_CAP: u64 = 1024 * 1024;
-
-/// A close-on-exec memfd for a generator's output, read once it has
-/// exited, so that a background process it left holding the file cannot
-/// hold flint up. It is [`OUTPUT_CAP`] bytes long (sparse) and sealed
-/// against growing and shrinking; what was written is what lies before
-/// the file offset, which the generator's stdout shares ([`written`]).
-pub(crate) fn output_file(name: &std::ffi::CStr) -> std::io::Result<std::fs::File> {
-    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns
-    // a new fd or -1.
-    let fd =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    let file = unsafe { std::fs::File::from_raw_fd(fd) };
-    file.set_len(OUTPUT_CAP)?;
-    let seals = libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
-    // SAFETY: fcntl(F_ADD_SEALS) on an fd this function owns, with an
-    // integer argument.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(file)
+/// A generator's output (stdout and stderr): the read end of a pipe that
+/// flint drains while the generator runs, keeping the first `limit` bytes
+/// and counting the rest, so that a flood cannot fill memory. Reading
+/// stops once the generator has exited, so that a background process it
+/// left holding the pipe cannot hold flint up. A pipe (not a file) also
+/// serves generators that open `/dev/stderr` again.
+#[derive(Debug)]
+pub(crate) struct Output {
+    read: std::os::fd::OwnedFd,
+    limit: usize,
+    /// The first `limit` bytes.
+    pub kept: Vec<u8>,
+    /// How many bytes arrived in all.
+    pub total: u64,
+    open: bool,
 }
 
-/// What was written to an [`output_file`] (at most `limit` bytes of it),
-/// and how many bytes were written in all.
-pub(crate) fn written(file: &std::fs::File, limit: u64) -> std::io::Result<(Vec<u8>, u64)> {
-    use std::os::unix::fs::FileExt;
-    let mut f = file;
-    let total = f.stream_position()?.min(OUTPUT_CAP);
-    let mut text = vec![0; usize::try_from(total.min(limit)).unwrap_or(0)];
-    file.read_exact_at(&mut text, 0)?;
-    Ok((text, total))
+impl Output {
+    /// A pipe; the write end is for the generator (close-on-exec, as
+    /// spawning puts it on the child's stdout and stderr).
+    pub fn new(limit: usize) -> std::io::Result<(Output, std::os::fd::OwnedFd)> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let flags = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_GETFL)?;
+        let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        let output = Output {
+            read,
+            limit,
+            kept: Vec::new(),
+            total: 0,
+            open: true,
+        };
+        Ok((output, write))
+    }
+
+    /// The fd to poll, while the pipe is open.
+    pub fn poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.open.then(|| self.read.as_fd())
+    }
+
+    /// Reads what is there now (a bounded amount, so that a writer that
+    /// never stops cannot hold the caller).
+    pub fn pump(&mut self) {
+        let mut buf = [0u8; 16 * 1024];
+        for _ in 0..64 {
+            if !self.open {
+                return;
+            }
+            match nix::unistd::read(&self.read, &mut buf) {
+                Ok(0) => self.open = false,
+                Ok(n) => {
+                    self.total += n as u64;
+                    let room = self.limit.saturating_sub(self.kept.len());
+                    self.kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(_) => self.open = false,
+            }
+        }
+    }
+
+    /// Whether more arrived than was kept.
+    pub fn cut(&self) -> bool {
+        self.total > self.kept.len() as u64
+    }
+}
+
+/// Waits until `done` says the children have all ended or `deadline`
+/// passed, draining `outputs` meanwhile; `wait_fds` are the fds (pidfds)
+/// whose readiness means a child may have ended.
+pub(crate) fn pump_until(
+    outputs: &mut [&mut Output],
+    deadline: Instant,
+    mut done: impl FnMut() -> (bool, Vec<std::os::fd::RawFd>),
+) {
+    loop {
+        for out in outputs.iter_mut() {
+            out.pump();
+        }
+        let (finished, wait_fds) = done();
+        // Nothing to say when a child ends: look again soon.
+        let tick = wait_fds.is_empty().then_some(Duration::from_millis(10));
+        let now = Instant::now();
+        if finished || now >= deadline {
+            // What the last writes left in the pipes.
+            for out in outputs.iter_mut() {
+                out.pump();
+            }
+            return;
+        }
+        let mut fds: Vec<libc::pollfd> = wait_fds
+            .into_iter()
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        for out in outputs.iter() {
+            if let Some(fd) = out.poll_fd() {
+                use std::os::fd::AsRawFd;
+                fds.push(libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+        }
+        let left = (deadline - now).min(tick.unwrap_or(Duration::MAX));
+        let ms = libc::c_int::try_from(left.as_millis().saturating_add(1)).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of pollfd of the given length,
+        // alive for the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    }
 }
 
 impl Generators {
@@ -300,7 +379,7 @@ pub fn run(list: &[PathBuf], out: &OutputDirs, user_mode: bool, timeout: Duratio
             Err(e) => report.problems.push(format!("{name}: cannot run: {e}")),
         }
     }
-    let ended = wait_all(&running, deadline);
+    let ended = wait_all(&mut running, deadline);
     for ((name, child, output), status) in running.into_iter().zip(ended) {
         if status.is_none() {
             let _ = child.send_signal(libc::SIGKILL);
@@ -311,7 +390,7 @@ pub fn run(list: &[PathBuf], out: &OutputDirs, user_mode: bool, timeout: Duratio
         }
         report
             .output
-            .extend(read_lines(&output).map(|l| format!("{name}: {l}")));
+            .extend(lines(&output).map(|l| format!("{name}: {l}")));
         if let Some(status) = status
             && status != ExitStatus::Exited(0)
         {
@@ -472,16 +551,16 @@ fn unit_text_escape(text: &str) -> String {
 }
 
 /// Starts one generator with its output (stdout and stderr) on an
-/// [`output_file`].
+/// [`Output`].
 fn start(
     program: &Path,
     out: &OutputDirs,
     env: &[(String, String)],
     sandbox: Option<&spawn::NamespacePlan>,
-) -> Result<(spawn::Child, std::fs::File), String> {
+) -> Result<(spawn::Child, Output), String> {
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| e.to_string());
-    let output =
-        output_file(c"generator").map_err(|e| format!("cannot make its output file: {e}"))?;
+    let (output, write) =
+        Output::new(OUTPUT_LIMIT).map_err(|e| format!("cannot make its output pipe: {e}"))?;
     let mut plan = ExecPlan::new(
         c(program)?,
         vec![c(program)?, c(&out.normal)?, c(&out.early)?, c(&out.late)?],
@@ -491,8 +570,8 @@ fn start(
         .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok())
         .collect();
     plan.pid_vars = vec![c"SYSTEMD_EXEC_PID".to_owned()];
-    plan.stdout = Stdio::Fd(output.as_raw_fd());
-    plan.stderr = Stdio::Fd(output.as_raw_fd());
+    plan.stdout = Stdio::Fd(write.as_raw_fd());
+    plan.stderr = Stdio::Fd(write.as_raw_fd());
     plan.new_session = false;
     plan.ignore_sigpipe = false;
     plan.parent_death_signal = Some(libc::SIGTERM);
@@ -509,66 +588,57 @@ fn start(
         plan.rlimits.push((resource, FD_SETSIZE, hard));
     }
     let child = spawn::spawn(&plan).map_err(|e| e.to_string())?;
+    // Only the generator (and what it starts) holds the write end now.
+    drop(write);
     Ok((child, output))
 }
 
-/// Waits until every child has exited or `deadline` passed; the status of
-/// each, `None` for those still running.
+/// Waits until every child has exited or `deadline` passed, draining
+/// their output; the status of each, `None` for those still running.
 fn wait_all(
-    running: &[(String, spawn::Child, std::fs::File)],
+    running: &mut [(String, spawn::Child, Output)],
     deadline: Instant,
 ) -> Vec<Option<ExitStatus>> {
     let mut ended: Vec<Option<ExitStatus>> = vec![None; running.len()];
-    loop {
-        let mut fds = Vec::new();
-        for (i, (_, child, _)) in running.iter().enumerate() {
+    let mut children = Vec::new();
+    let mut outputs = Vec::new();
+    for (_, child, output) in running.iter_mut() {
+        children.push(&*child);
+        outputs.push(output);
+    }
+    pump_until(&mut outputs, deadline, || {
+        let mut waiting = Vec::new();
+        for (i, child) in children.iter().enumerate() {
             if ended[i].is_some() {
                 continue;
             }
             match child.try_wait() {
                 Ok(Some(status)) => ended[i] = Some(status),
-                Ok(None) => fds.push(libc::pollfd {
-                    fd: child.pidfd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                }),
+                Ok(None) => waiting.push(child.pidfd.as_raw_fd()),
                 // Not ours to wait for any more: counted as gone.
                 Err(_) => ended[i] = Some(ExitStatus::Exited(0)),
             }
         }
-        let now = Instant::now();
-        if fds.is_empty() || now >= deadline {
-            return ended;
-        }
-        let left = deadline - now;
-        let ms = libc::c_int::try_from(left.as_millis().saturating_add(1)).unwrap_or(i32::MAX);
-        // SAFETY: `fds` is a valid array of pollfd of the given length,
-        // alive for the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-    }
+        (waiting.is_empty(), waiting)
+    });
+    ended
 }
 
 /// How much of a generator's output goes to the log.
-const OUTPUT_LIMIT: u64 = 64 * 1024;
+const OUTPUT_LIMIT: usize = 64 * 1024;
 
-/// The lines of a generator's output file, the first [`OUTPUT_LIMIT`]
-/// bytes of it.
-fn read_lines(file: &std::fs::File) -> impl Iterator<Item = String> {
-    let (text, total) = written(file, OUTPUT_LIMIT).unwrap_or_default();
-    let mut lines: Vec<String> = String::from_utf8_lossy(&text)
+/// The lines a generator printed, the first [`OUTPUT_LIMIT`] bytes of
+/// them.
+fn lines(output: &Output) -> impl Iterator<Item = String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&output.kept)
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
         .collect();
-    if total >= OUTPUT_CAP {
-        lines.push(format!(
-            "(output cut at {} KiB; more was refused)",
-            OUTPUT_LIMIT / 1024
-        ));
-    } else if total > OUTPUT_LIMIT {
+    if output.cut() {
         lines.push(format!(
             "({} more bytes of output left out)",
-            total - OUTPUT_LIMIT
+            output.total - output.kept.len() as u64
         ));
     }
     lines.into_iter()
@@ -613,6 +683,34 @@ mod tests {
                 low.join("systemd-fstab-generator")
             ]
         );
+    }
+
+    /// The output is in flint's runtime directory only when the control
+    /// socket is its `control`; else beside the socket, named after it.
+    #[test]
+    fn output_dirs_belong_to_the_control_socket() {
+        let dirs = |c: &str| {
+            let o = OutputDirs::for_control(Path::new(c));
+            [o.normal, o.early, o.late].map(|p| p.display().to_string())
+        };
+        assert_eq!(
+            dirs("/run/flint/control"),
+            [
+                "/run/flint/generator",
+                "/run/flint/generator.early",
+                "/run/flint/generator.late"
+            ]
+        );
+        assert_eq!(dirs("/run/x/../flint/./control")[0], "/run/flint/generator");
+        assert_eq!(
+            dirs("/run/flint/web.sock"),
+            [
+                "/run/flint/web.sock.generator",
+                "/run/flint/web.sock.generator.early",
+                "/run/flint/web.sock.generator.late"
+            ]
+        );
+        assert_eq!(dirs("/run/systemd/x")[0], "/run/systemd/x.generator");
     }
 
     #[test]
@@ -664,6 +762,11 @@ mod tests {
             script(&g, "flood", "#!/bin/sh\nexec yes a-line-of-output\n"),
             script(
                 &g,
+                "reopen",
+                "#!/bin/sh\nset -e\necho via-dev-stderr >/dev/stderr\necho after\n",
+            ),
+            script(
+                &g,
                 "write",
                 "#!/bin/sh\necho \"$SYSTEMD_SCOPE $SYSTEMD_EXEC_PID $$\"\ntouch \"$3/x.service\"\n",
             ),
@@ -672,24 +775,37 @@ mod tests {
         let started = Instant::now();
         let report = run(&list, &out, true, Duration::from_millis(800));
         assert!(started.elapsed() < Duration::from_secs(10));
-        assert_eq!(report.ran.len(), 5);
-        // One that never stops printing is refused past the cap (and fails
-        // on its write error) instead of filling memory until the deadline.
+        assert_eq!(report.ran.len(), 6);
+        // One that never stops printing is drained until the deadline, only
+        // its first 64 KiB kept.
+        let flooded = report
+            .output
+            .iter()
+            .filter(|l| *l == "flood: a-line-of-output")
+            .count();
         assert!(
-            report
-                .output
-                .contains(&"flood: (output cut at 64 KiB; more was refused)".to_owned()),
+            flooded > 0 && flooded <= OUTPUT_LIMIT / "a-line-of-output\n".len() + 1,
+            "{flooded}"
+        );
+        assert!(
+            report.output.iter().any(
+                |l| l.starts_with("flood: (") && l.ends_with(" more bytes of output left out)")
+            ),
             "{:?}",
             report.output.iter().rev().take(3).collect::<Vec<_>>()
         );
         assert!(
             report
                 .problems
-                .iter()
-                .any(|p| p.starts_with("flood: failed (exit status")),
+                .contains(&"flood: timed out and was killed".to_owned()),
             "{:?}",
             report.problems
         );
+        // Opening /dev/stderr again writes to the same output.
+        for line in ["reopen: via-dev-stderr", "reopen: after"] {
+            assert!(report.output.contains(&line.to_owned()), "{line}");
+        }
+        assert!(!report.problems.iter().any(|p| p.starts_with("reopen: ")));
         assert!(
             report
                 .problems

@@ -71,26 +71,39 @@ struct TreeArgs {
 impl TreeArgs {
     fn search_path(&self, extra_first: &[PathBuf]) -> SearchPath {
         if self.unit_dirs.is_empty() && extra_first.is_empty() {
-            return if self.user {
-                SearchPath::user()
-            } else {
-                SearchPath::system()
-            };
+            return default_search(self.user);
         }
         let mut dirs: Vec<PathBuf> = extra_first.to_vec();
         if self.unit_dirs.is_empty() {
-            let base = if self.user {
-                SearchPath::user()
-            } else {
-                SearchPath::system()
-            };
-            dirs.extend(base.dirs);
+            dirs.extend(default_search(self.user).dirs);
         } else {
             dirs.extend(self.unit_dirs.iter().cloned());
         }
         dirs.dedup();
         SearchPath::from_dirs(dirs, self.user)
     }
+}
+
+/// The system's (or the user's) search path, with the generator output of
+/// the flint on the default control socket where systemd's is searched, as
+/// `systemctl` reads what systemd's generators wrote.
+fn default_search(user: bool) -> SearchPath {
+    let base = if user {
+        SearchPath::user()
+    } else {
+        SearchPath::system()
+    };
+    if !base.has_generator_dirs() {
+        return base;
+    }
+    let out = default_generator_output(user);
+    base.with_generator_output(&out.early, &out.normal, &out.late)
+}
+
+/// Where the flint on the default control socket writes its generators'
+/// output.
+fn default_generator_output(user: bool) -> flint::generators::OutputDirs {
+    flint::generators::OutputDirs::for_control(&flint::control::default_path(user))
 }
 
 /// Where `enable` and its siblings work.
@@ -1206,6 +1219,11 @@ fn run(
 ) -> anyhow::Result<ExitCode> {
     use flint::generators::{Generators, OutputDirs, Selection};
     let mut search = tree.search_path(&[]);
+    // Only its own generators' output, if any: not the default flint's.
+    let default_output = default_generator_output(tree.user);
+    search
+        .dirs
+        .retain(|d| !default_output.all().contains(&d.as_path()));
     let selection = match generators {
         Some(GeneratorsArg::Packages) => Some(Selection::Packages),
         Some(GeneratorsArg::All) => Some(Selection::All),

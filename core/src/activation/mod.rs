@@ -354,6 +354,28 @@ pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Res
     })
 }
 
+/// Runs the unit generators of `options` (at start) when this flint holds
+/// its control socket; without it, the output directories are another
+/// flint's: neither run nor searched, now or at a reload.
+fn run_generators(search: &mut SearchPath, options: &mut RunOptions, own_control: bool) {
+    let Some(generators) = &options.generators else {
+        return;
+    };
+    if own_control {
+        log_generators(&generators.run());
+        return;
+    }
+    tracing::warn!(
+        "flint: the unit generators do not run without a control socket of this flint's \
+         own (their output, {}, is the other flint's)",
+        generators.output.normal.display()
+    );
+    search
+        .dirs
+        .retain(|d| !generators.output.all().contains(&d.as_path()));
+    options.generators = None;
+}
+
 /// What a run of the unit generators did, in flint's log.
 pub(super) fn log_generators(report: &crate::generators::Report) {
     for line in &report.output {
@@ -426,7 +448,36 @@ async fn run_async(
 ) -> Result<u8, RunError> {
     let requested = names.clone();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    spawn_signal_watch(tx.clone(), child_signals)?;
+    let (mut search, mut options) = (search, options);
+    // The control socket first: holding it makes this flint's runtime
+    // directory its own, where the unit generators write.
+    let control_path = options
+        .control
+        .clone()
+        .unwrap_or_else(|| crate::control::default_path(search.user_mode));
+    let control_node = match crate::control::bind(&control_path) {
+        Ok(listener) => {
+            control::serve(listener, tx.clone());
+            Some(control_path)
+        }
+        Err(e) => {
+            tracing::warn!("flint: {e}; `flint ctl` cannot reach this flint");
+            None
+        }
+    };
+    // Then the generators: while they run, SIGTERM and SIGINT still end
+    // flint at once (nothing is up yet), and no socket of flint's waits
+    // unread.
+    run_generators(&mut search, &mut options, control_node.is_some());
+    if names.is_empty() {
+        names = default_units(&search);
+    }
+    if let Err(e) = spawn_signal_watch(tx.clone(), child_signals) {
+        if let Some(path) = control_node {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e.into());
+    }
     // Orphans of the services come to flint, which reaps them (and can then
     // follow a forking daemon's main process as its parent).
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes integer arguments only.
@@ -499,40 +550,7 @@ async fn run_async(
             None
         }
     };
-    let control_path = mgr
-        .options
-        .control
-        .clone()
-        .unwrap_or_else(|| crate::control::default_path(mgr.search.user_mode));
-    let control_node = match crate::control::bind(&control_path) {
-        Ok(listener) => {
-            control::serve(listener, tx.clone());
-            Some(control_path)
-        }
-        Err(e) => {
-            tracing::warn!("flint: {e}; `flint ctl` cannot reach this flint");
-            None
-        }
-    };
     let private_node = private_socket::serve(mgr.search.user_mode);
-    // The unit generators write to this flint's runtime directory, which
-    // holding the control socket makes its own: a second flint on the same
-    // control socket leaves the first one's output alone.
-    if let Some(generators) = &mgr.options.generators {
-        if control_node.is_some() {
-            log_generators(&generators.run());
-        } else {
-            tracing::warn!(
-                "flint: the unit generators do not run without a control socket of this \
-                 flint's own (their output, {}, is that flint's)",
-                generators.output.normal.display()
-            );
-        }
-    }
-    if names.is_empty() {
-        names = default_units(&mgr.search);
-        mgr.roots = names.iter().map(ToString::to_string).collect();
-    }
     for n in &names {
         if !matches!(
             n.unit_type(),

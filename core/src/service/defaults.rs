@@ -98,6 +98,10 @@ const LOCALE_VARS: &[&str] = &[
 /// `DEFAULT_TIMEOUT_USEC`).
 const GENERATOR_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The most an environment generator may print: more is a flood, and
+/// ignored.
+const OUTPUT_CAP: usize = 1024 * 1024;
+
 /// systemd's `HIGH_RLIMIT_NOFILE`: the least hard open-file limit the system
 /// manager gives services.
 const HIGH_RLIMIT_NOFILE: u64 = 512 * 1024;
@@ -373,45 +377,56 @@ fn run_generators(
 }
 
 /// Runs one generator and returns what it printed, and whether it failed.
-/// Its output goes to a memfd read once it has exited, so that a
-/// background process it left holding its stdout cannot hold flint up.
+/// Its output is drained while it runs (see [`crate::generators::Output`]),
+/// and no longer once it has exited, so that a background process it left
+/// holding its stdout cannot hold flint up.
 fn run_one(
     program: &Path,
     block: &[(String, String)],
     deadline: Instant,
 ) -> Result<(Vec<u8>, Option<String>), String> {
-    let out = crate::generators::output_file(c"environment-generator")
-        .map_err(|e| format!("cannot make its output file: {e}"))?;
-    let child_out = out
-        .try_clone()
-        .map_err(|e| format!("cannot make its output file: {e}"))?;
+    let (mut out, write) = crate::generators::Output::new(OUTPUT_CAP)
+        .map_err(|e| format!("cannot make its output pipe: {e}"))?;
     let mut child = std::process::Command::new(program)
         .env_clear()
         .envs(block.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
-        .stdout(child_out)
+        .stdout(write)
         .spawn()
         .map_err(|e| format!("cannot run: {e}"))?;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("timed out and was killed".into());
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(format!("cannot wait for it: {e}")),
+    let pidfd = crate::spawn::pidfd_open(child.id().cast_signed()).ok();
+    let mut status = None;
+    let mut failure = None;
+    crate::generators::pump_until(&mut [&mut out], deadline, || match child.try_wait() {
+        Ok(Some(s)) => {
+            status = Some(s);
+            (true, Vec::new())
         }
+        // Without a pidfd, a short poll wakes the wait.
+        Ok(None) => (
+            false,
+            pidfd.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect(),
+        ),
+        Err(e) => {
+            failure = Some(format!("cannot wait for it: {e}"));
+            (true, Vec::new())
+        }
+    });
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("timed out and was killed".into());
     };
-    let (text, total) = crate::generators::written(&out, crate::generators::OUTPUT_CAP)
-        .map_err(|e| format!("cannot read its output: {e}"))?;
-    if total >= crate::generators::OUTPUT_CAP {
+    if out.cut() {
         return Err(format!(
             "printed more than {} KiB; its output is ignored",
-            crate::generators::OUTPUT_CAP / 1024
+            OUTPUT_CAP / 1024
         ));
     }
+    let text = out.kept;
     // As systemd (`EXEC_DIR_IGNORE_ERRORS`): a generator that exits with an
     // error still adds what it printed; one killed by a signal adds nothing.
     match (status.code(), status.success()) {

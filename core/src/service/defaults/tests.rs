@@ -134,6 +134,8 @@ fn generators_run_in_name_order_each_seeing_what_the_ones_before_set() {
         "90-background",
         "sleep 30 &\necho BACKGROUND=1\n",
     );
+    // Opening /dev/stdout again writes to the same output.
+    script(low.path(), "95-reopen", "echo REOPENED=1 >/dev/stdout\n");
     let dirs = [high.path().to_path_buf(), low.path().to_path_buf()];
     let started = std::time::Instant::now();
     let (block, problems) = run_generators(&dirs, vars(&[("PATH", DEFAULT_PATH)]));
@@ -157,6 +159,7 @@ fn generators_run_in_name_order_each_seeing_what_the_ones_before_set() {
     assert_eq!(get("EMPTY_MASKED"), None);
     assert_eq!(get("BACKUP"), None);
     assert_eq!(get("BACKGROUND"), Some("1"));
+    assert_eq!(get("REOPENED"), Some("1"));
     assert!(
         problems
             .iter()

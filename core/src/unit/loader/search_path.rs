@@ -519,7 +519,8 @@ mod tests {
         );
         let sys = SearchPath::system_with(&env_of(&[]), Some(Path::new("/")));
         assert!(sys.has_generator_dirs());
-        // Only a flint that runs generators searches its output.
+        // None of flint's in the library's defaults: the commands add the
+        // default flint's, and `flint run` its own.
         assert!(!strs(&sys).iter().any(|d| d.starts_with("/run/flint")));
         let sys = sys.with_generator_output(early, normal, late);
         let dirs = strs(&sys);
