@@ -57,33 +57,61 @@ pub enum ControlError {
 }
 
 /// Binds the control socket (mode 0600); a stale node is replaced, a live
-/// one (another flint answers on it) is an error.
+/// one (another flint answers on it) is an error. The socket is bound
+/// under a name of its own and linked into place: link(2) refuses a name
+/// that exists, so of two flints starting at once on the same path one
+/// gets it and the other is told it is taken (holding the control socket
+/// is what makes the runtime directory's generator output this flint's).
 pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    let error = |source| ControlError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    let taken = || {
+        error(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "another flint is running there",
+        ))
+    };
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
     if UnixStream::connect(path).is_ok() {
-        return Err(ControlError::Bind {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                "another flint is running there",
-            ),
-        });
+        return Err(taken());
     }
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).map_err(|source| ControlError::Bind {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(format!(".{}.{n}.new", std::process::id()));
+    let staged = std::path::PathBuf::from(staged);
+    let _ = std::fs::remove_file(&staged);
+    let listener = UnixListener::bind(&staged).map_err(error)?;
     use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| ControlError::Bind {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let _ = std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600));
+    let mut placed = Err(taken());
+    for _ in 0..3 {
+        match std::fs::hard_link(&staged, path) {
+            Ok(()) => {
+                placed = Ok(());
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if UnixStream::connect(path).is_ok() {
+                    break;
+                }
+                // Stale: nobody answers on it.
+                let _ = std::fs::remove_file(path);
+            }
+            // A file system without hard links: moved into place instead.
+            Err(_) => {
+                placed = std::fs::rename(&staged, path).map_err(error);
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&staged);
+    placed?;
+    listener.set_nonblocking(true).map_err(error)?;
     Ok(listener)
 }
 
@@ -549,6 +577,37 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Of flints binding the same control socket at once, one gets it; a
+    /// stale node is replaced; the socket answers at its path.
+    #[test]
+    fn one_of_several_binds_at_once_gets_the_control_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control");
+        drop(UnixListener::bind(&path).unwrap());
+        for _ in 0..20 {
+            let _ = std::fs::remove_file(&path);
+            drop(UnixListener::bind(&path).unwrap());
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let threads: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        bind(&path).ok()
+                    })
+                })
+                .collect();
+            let won: Vec<UnixListener> = threads
+                .into_iter()
+                .filter_map(|t| t.join().unwrap())
+                .collect();
+            assert_eq!(won.len(), 1);
+            assert!(UnixStream::connect(&path).is_ok());
+            let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+            assert_eq!(leftovers, 1, "only the control socket is left");
+        }
+    }
 
     #[test]
     fn environment_values_are_quoted_as_systemctl_show_environment_does() {
