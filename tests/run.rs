@@ -1075,6 +1075,32 @@ fn dev_log_takes_the_services_syslog_messages_under_their_units() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("talker: hello via syslog"), "{out}");
     assert!(!out.contains("outsider"), "{out}");
+    // A message of several lines is a line each; a line cannot pass for
+    // another unit's.
+    let me = std::process::id();
+    outsider
+        .send_to(b"<13>multi: first\nsecond talk.service[1]: forged", &log)
+        .unwrap();
+    assert!(
+        flint.wait_log(&format!(
+            "syslog[{me}]: multi: second talk.service[1]: forged"
+        )),
+        "{}",
+        flint.log()
+    );
+    assert!(flint.log().contains(&format!("syslog[{me}]: multi: first")));
+    // A flood is cut at journald's rate limit (10,000 in 30 s), said once.
+    for i in 0..10_100 {
+        outsider
+            .send_to(format!("<13>flood: {i}").as_bytes(), &log)
+            .unwrap();
+    }
+    assert!(
+        flint.wait_log("processes of no unit sends more than 10000 messages"),
+        "{}",
+        &flint.log()[flint.log().len().saturating_sub(2000)..]
+    );
+    assert!(!flint.log().contains(": flood: 10099"));
     drop(flint);
     assert!(!log.exists(), "the socket goes when flint stops");
 

@@ -141,6 +141,19 @@ impl NotifySocket {
     /// systemd would drop are dropped here (and their fds closed).
     pub fn recv(&self) -> std::io::Result<Option<Message>> {
         loop {
+            match self.recv_one()? {
+                Some(Some(m)) => return Ok(Some(m)),
+                Some(None) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads one datagram: `Ok(None)` when nothing is queued,
+    /// `Ok(Some(None))` for one dropped, so that a reader can count those
+    /// too and a flood of junk cannot hold it.
+    pub fn recv_one(&self) -> std::io::Result<Option<Option<Message>>> {
+        loop {
             let mut buf = vec![0u8; MAX_MESSAGE + 1];
             let mut cmsg = nix::cmsg_space!(UnixCredentials, [RawFd; MAX_FDS]);
             let (len, creds, fds) = {
@@ -177,29 +190,29 @@ impl NotifySocket {
             };
             let Some(creds) = creds else {
                 tracing::warn!("notify: message without credentials, dropping");
-                continue;
+                return Ok(Some(None));
             };
             if len > MAX_MESSAGE {
                 tracing::warn!(
                     "notify: message from pid {} too long, dropping",
                     creds.pid()
                 );
-                continue;
+                return Ok(Some(None));
             }
             let Some(fields) = parse_fields(&buf[..len]) else {
                 tracing::warn!(
                     "notify: malformed message from pid {}, dropping",
                     creds.pid()
                 );
-                continue;
+                return Ok(Some(None));
             };
-            return Ok(Some(Message {
+            return Ok(Some(Some(Message {
                 pid: creds.pid(),
                 uid: creds.uid(),
                 gid: creds.gid(),
                 fields,
                 fds,
-            }));
+            })));
         }
     }
 }

@@ -8,11 +8,16 @@
 //! --dev-log` makes it, as systemd does with journald's
 //! `systemd-journald-dev-log.socket`.
 //!
-//! Parsing follows journald's `server_process_syslog_message()`: a
-//! `<PRI>` prefix, then either an RFC 5424 header (`1 TIMESTAMP HOST APP
-//! PROCID MSGID SD`) or an RFC 3164 one (an optional `Mmm dd hh:mm:ss `
-//! date, then `IDENTIFIER[PID]: `), then the text. The sender is known from
-//! its credentials (`SO_PASSCRED`), not from what it claims.
+//! Parsing follows journald's `server_process_syslog_message()`: the text
+//! up to a NUL, whitespace stripped at both ends, a `<PRI>` prefix
+//! (`syslog_parse_priority()`, user.info when there is none), an optional
+//! `Mmm dd hh:mm:ss ` date (`syslog_skip_timestamp()`), then
+//! `IDENTIFIER[PID]: ` (`syslog_parse_identifier()`: the first word, when
+//! it ends in `:`), then the text. Beyond journald, which stores an RFC
+//! 5424 message as it came, its header (`1 TIMESTAMP HOST APP PROCID MSGID
+//! SD`) is taken apart as rsyslog does, APP becoming the identifier. The
+//! sender is known from its credentials (`SO_PASSCRED`), not from what it
+//! claims.
 
 use std::io::IoSliceMut;
 use std::os::fd::AsRawFd;
@@ -29,9 +34,9 @@ const MAX_MESSAGE: usize = 64 * 1024;
 pub struct Record {
     /// The sender's pid, from its credentials.
     pub pid: i32,
-    /// The syslog priority (severity and facility), 13 (user.notice) when
+    /// The syslog priority (facility * 8 + severity), 14 (user.info) when
     /// the message has none.
-    pub priority: u8,
+    pub priority: u16,
     /// The identifier (`TAG` of `TAG[PID]:`, or RFC 5424's APP-NAME).
     pub identifier: Option<String>,
     pub text: String,
@@ -51,30 +56,40 @@ pub enum SyslogError {
     Option(nix::errno::Errno),
 }
 
-/// The bound socket; the node is removed when it is dropped.
+/// The bound socket; the node is removed when it is dropped (if it is
+/// still the one flint made).
 #[derive(Debug)]
 pub struct DevLog {
     socket: UnixDatagram,
     path: PathBuf,
+    /// The node's device and inode.
+    node: (u64, u64),
+    buf: std::cell::RefCell<Vec<u8>>,
 }
 
 impl DevLog {
     /// Binds a datagram socket at `path`, every user may send to it. A
-    /// socket there that nobody serves any more is replaced; one that
-    /// answers (a syslog daemon, journald) is left alone, as is anything
-    /// that is not a socket.
+    /// socket there that nobody serves any more (it refuses a connection)
+    /// is replaced; one that answers (a syslog daemon, journald), or that
+    /// flint may not reach, is left alone, as is anything that is not a
+    /// socket. The socket is bound under a staged name, given its mode
+    /// through an `O_PATH` fd (never by following a link), and moved into
+    /// place.
     pub fn bind(path: &Path) -> Result<DevLog, SyslogError> {
         use std::os::unix::fs::FileTypeExt;
+        let bind_err = |source| SyslogError::Bind {
+            path: path.to_path_buf(),
+            source,
+        };
         match std::fs::symlink_metadata(path) {
             Ok(meta) => {
-                let live = UnixDatagram::unbound()
+                let dead = UnixDatagram::unbound()
                     .and_then(|s| s.connect(path))
-                    .is_ok();
+                    .is_err_and(|e| e.raw_os_error() == Some(libc::ECONNREFUSED));
                 let socket_like = meta.file_type().is_socket() || meta.file_type().is_symlink();
-                if live || !socket_like {
+                if !dead || !socket_like {
                     return Err(SyslogError::Taken(path.to_path_buf()));
                 }
-                let _ = std::fs::remove_file(path);
             }
             Err(_) => {
                 if let Some(parent) = path.parent() {
@@ -82,20 +97,31 @@ impl DevLog {
                 }
             }
         }
-        let bind_err = |source| SyslogError::Bind {
-            path: path.to_path_buf(),
-            source,
+        let mut staged = path.as_os_str().to_owned();
+        staged.push(format!(".{}.new", std::process::id()));
+        let staged = PathBuf::from(staged);
+        let _ = std::fs::remove_file(&staged);
+        let socket = UnixDatagram::bind(&staged).map_err(bind_err)?;
+        let placed = make_world_writable(&staged).and_then(|node| {
+            std::fs::rename(&staged, path)?;
+            Ok(node)
+        });
+        let node = match placed {
+            Ok(node) => node,
+            Err(e) => {
+                let _ = std::fs::remove_file(&staged);
+                return Err(bind_err(e));
+            }
         };
-        let socket = UnixDatagram::bind(path).map_err(bind_err)?;
         socket.set_nonblocking(true).map_err(bind_err)?;
         socket::setsockopt(&socket, sockopt::PassCred, &true).map_err(SyslogError::Option)?;
         // Best effort: a burst of messages waits here instead of being lost.
         let _ = socket::setsockopt(&socket, sockopt::RcvBuf, &(8 * 1024 * 1024));
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666));
         Ok(DevLog {
             socket,
             path: path.to_path_buf(),
+            node,
+            buf: std::cell::RefCell::new(vec![0; MAX_MESSAGE]),
         })
     }
 
@@ -106,7 +132,20 @@ impl DevLog {
     /// Reads one message; `Ok(None)` when nothing is queued. A message
     /// without credentials or with nothing to say is skipped.
     pub fn recv(&self) -> std::io::Result<Option<Record>> {
-        let mut buf = vec![0u8; MAX_MESSAGE];
+        loop {
+            match self.recv_one()? {
+                Some(Some(r)) => return Ok(Some(r)),
+                Some(None) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads one datagram: `Ok(None)` when nothing is queued,
+    /// `Ok(Some(None))` for one skipped (no credentials, nothing to say),
+    /// so that a reader counts those too and junk cannot hold it.
+    pub fn recv_one(&self) -> std::io::Result<Option<Option<Record>>> {
+        let mut buf = self.buf.borrow_mut();
         loop {
             let mut cmsg = nix::cmsg_space!(UnixCredentials);
             let (len, pid) = {
@@ -132,55 +171,162 @@ impl DevLog {
                 }
                 (msg.bytes, pid)
             };
-            let Some(pid) = pid else { continue };
-            if let Some(record) = parse(pid, &buf[..len.min(MAX_MESSAGE)]) {
-                return Ok(Some(record));
-            }
+            let Some(pid) = pid else {
+                return Ok(Some(None));
+            };
+            return Ok(Some(parse(pid, &buf[..len.min(MAX_MESSAGE)])));
         }
     }
 }
 
+/// Gives the socket node at `path` mode 0666 through an `O_PATH` fd of it
+/// (a link put in its place is not followed), checking it is a socket;
+/// returns its device and inode.
+fn make_world_writable(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+    let node = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = node.metadata()?;
+    if !meta.file_type().is_socket() {
+        return Err(std::io::Error::other("not the socket flint bound"));
+    }
+    let via = format!("/proc/self/fd/{}", node.as_raw_fd());
+    std::fs::set_permissions(&via, std::fs::Permissions::from_mode(0o666))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
 impl Drop for DevLog {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Only flint's own node: not one a logger started since put there.
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.node) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
 /// Parses one datagram from `pid` (see the module documentation); `None`
 /// when nothing is left to say.
 pub fn parse(pid: i32, data: &[u8]) -> Option<Record> {
+    // A C string: up to the first NUL.
+    let data = data.split(|&b| b == 0).next().unwrap_or_default();
     let text = String::from_utf8_lossy(data);
-    // Trailing newlines and NULs, as journald strips them.
-    let mut rest: &str = text.trim_end_matches(['\n', '\r', '\0']);
-    let mut priority = 13u8;
-    if let Some(after) = rest.strip_prefix('<')
-        && let Some(end) = after.find('>')
-        && (1..=3).contains(&end)
-        && let Ok(p) = after[..end].parse::<u8>()
-        && p < 192
-    {
+    let mut rest: &str = text.trim_matches(is_space);
+    let mut priority = 14u16;
+    if let Some((p, after)) = parse_priority(rest) {
         priority = p;
-        rest = &after[end + 1..];
+        rest = after;
+        if let Some(body) = rest.strip_prefix("1 ")
+            && rfc5424_timestamp(body)
+        {
+            let (identifier, text) = rfc5424(body);
+            return record(pid, priority, identifier, text);
+        }
     }
-    let (identifier, text) = if let Some(body) = rest.strip_prefix("1 ") {
-        rfc5424(body)
-    } else {
-        rfc3164(rest)
-    };
-    let text = text.trim_start().to_string();
-    if text.is_empty() {
-        return None;
-    }
-    Some(Record {
+    let rest = skip_timestamp(rest);
+    let (identifier, text) = parse_identifier(rest);
+    record(pid, priority, identifier, text)
+}
+
+fn record(pid: i32, priority: u16, identifier: Option<&str>, text: &str) -> Option<Record> {
+    (!text.is_empty()).then(|| Record {
         pid,
         priority,
-        identifier,
-        text,
+        identifier: identifier.map(str::to_owned),
+        text: text.to_owned(),
     })
 }
 
+/// journald's `WHITESPACE`.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// `syslog_parse_priority()` with the facility: `<` one to three digits
+/// `>`; anything else leaves the text as it is.
+fn parse_priority(s: &str) -> Option<(u16, &str)> {
+    let after = s.strip_prefix('<')?;
+    let end = after.find('>')?;
+    let digits = &after[..end];
+    if !(1..=3).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((digits.parse().ok()?, &after[end + 1..]))
+}
+
+/// Whether an RFC 5424 header follows the version: its timestamp is `-`
+/// or a date and time (`2026-12-05T14:21:43...`).
+fn rfc5424_timestamp(body: &str) -> bool {
+    let stamp = body.split(' ').next().unwrap_or_default();
+    stamp == "-" || (stamp.starts_with(|c: char| c.is_ascii_digit()) && stamp.contains('T'))
+}
+
+/// `syslog_skip_timestamp()`: `Mmm dd hh:mm:ss ` at the start, skipped.
+fn skip_timestamp(s: &str) -> &str {
+    #[derive(Clone, Copy)]
+    enum C {
+        Letter,
+        Space,
+        Number,
+        SpaceOrNumber,
+        Colon,
+    }
+    use C::{Colon, Letter, Number, Space, SpaceOrNumber};
+    const SEQUENCE: [C; 16] = [
+        Letter,
+        Letter,
+        Letter,
+        Space,
+        SpaceOrNumber,
+        Number,
+        Space,
+        SpaceOrNumber,
+        Number,
+        Colon,
+        SpaceOrNumber,
+        Number,
+        Colon,
+        SpaceOrNumber,
+        Number,
+        Space,
+    ];
+    let b = s.as_bytes();
+    if b.len() < SEQUENCE.len() {
+        return s;
+    }
+    let ok = SEQUENCE.iter().zip(b).all(|(c, &x)| match c {
+        Letter => x.is_ascii_alphabetic(),
+        Space => x == b' ',
+        Number => x.is_ascii_digit(),
+        SpaceOrNumber => x == b' ' || x.is_ascii_digit(),
+        Colon => x == b':',
+    });
+    if ok { &s[SEQUENCE.len()..] } else { s }
+}
+
+/// `syslog_parse_identifier()`: the first word, when it ends in `:`, is
+/// `IDENTIFIER` or `IDENTIFIER[PID]`; one blank after it is the separator.
+fn parse_identifier(s: &str) -> (Option<&str>, &str) {
+    let p = s.trim_start_matches(is_space);
+    let l = p.find(is_space).unwrap_or(p.len());
+    let Some(word) = p[..l].strip_suffix(':') else {
+        return (None, s);
+    };
+    let mut ident = word;
+    if let Some(open) = word.strip_suffix(']').and_then(|w| w.rfind('[')) {
+        ident = &word[..open];
+    }
+    let mut rest = &p[l..];
+    if rest.starts_with(is_space) {
+        rest = &rest[1..];
+    }
+    (Some(ident), rest)
+}
+
 /// `TIMESTAMP HOST APP PROCID MSGID SD MSG` after the version.
-fn rfc5424(body: &str) -> (Option<String>, &str) {
+fn rfc5424(body: &str) -> (Option<&str>, &str) {
     let mut rest = body;
     let mut fields = Vec::new();
     for _ in 0..5 {
@@ -222,59 +368,7 @@ fn rfc5424(body: &str) -> (Option<String>, &str) {
         .get(2)
         .copied()
         .filter(|a| !a.is_empty() && *a != "-");
-    (app.map(str::to_owned), rest)
-}
-
-/// An optional `Mmm dd hh:mm:ss ` date, then `IDENTIFIER[PID]: ` or
-/// `IDENTIFIER: `.
-fn rfc3164(body: &str) -> (Option<String>, &str) {
-    let rest = skip_date(body);
-    // The identifier: up to `[` or `:`, without blanks.
-    let end = rest
-        .find(|c: char| c == '[' || c == ':' || c.is_whitespace())
-        .unwrap_or(rest.len());
-    if end == 0 {
-        return (None, rest);
-    }
-    let ident = &rest[..end];
-    let mut after = &rest[end..];
-    if let Some(p) = after.strip_prefix('[') {
-        match p.find(']') {
-            Some(close) => after = &p[close + 1..],
-            None => return (None, rest),
-        }
-    }
-    match after.strip_prefix(':') {
-        Some(text) => (Some(ident.to_owned()), text),
-        None => (None, rest),
-    }
-}
-
-/// `Mmm dd hh:mm:ss ` (`Dec  5 14:21:43 `) at the start, skipped.
-fn skip_date(s: &str) -> &str {
-    let b = s.as_bytes();
-    if b.len() < 16 {
-        return s;
-    }
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let digit_or_space = |c: u8| c.is_ascii_digit() || c == b' ';
-    let ok = MONTHS.iter().any(|m| s.starts_with(m))
-        && b[3] == b' '
-        && digit_or_space(b[4])
-        && b[5].is_ascii_digit()
-        && b[6] == b' '
-        && b[7].is_ascii_digit()
-        && b[8].is_ascii_digit()
-        && b[9] == b':'
-        && b[10].is_ascii_digit()
-        && b[11].is_ascii_digit()
-        && b[12] == b':'
-        && b[13].is_ascii_digit()
-        && b[14].is_ascii_digit()
-        && b[15] == b' ';
-    if ok { &s[16..] } else { s }
+    (app, rest)
 }
 
 #[cfg(test)]
@@ -315,18 +409,58 @@ mod tests {
             (r.priority, r.identifier.as_deref(), r.text.as_str()),
             (165, Some("app"), "text here")
         );
-        // No header at all: the text as it is, user.notice.
+        // No header at all: the text as it is, user.info.
         let r = p("just words");
         assert_eq!(
             (r.priority, r.identifier, r.text.as_str()),
-            (13, None, "just words")
+            (14, None, "just words")
         );
-        // A bad priority is no priority (journald then takes it as part
-        // of the identifier).
+        // syslog_parse_priority(): up to three digits, any value; anything
+        // else is no priority and stays in the text.
         let r = p("<999>x: y");
         assert_eq!(
             (r.priority, r.identifier.as_deref(), r.text.as_str()),
-            (13, Some("<999>x"), "y")
+            (999, Some("x"), "y")
+        );
+        let r = p("<+5>x: y");
+        assert_eq!(
+            (r.priority, r.identifier.as_deref(), r.text.as_str()),
+            (14, Some("<+5>x"), "y")
+        );
+        // syslog_parse_identifier(): only a first word that ends in `:`;
+        // one blank is the separator, the rest of the indentation stays.
+        let r = p("<13>http://example.org is down");
+        assert_eq!(
+            (r.identifier, r.text.as_str()),
+            (None, "http://example.org is down")
+        );
+        let r = p("<13>Dec  5 14:21:43 tb[7]:    at frame 2");
+        assert_eq!(
+            (r.identifier.as_deref(), r.text.as_str()),
+            (Some("tb"), "   at frame 2")
+        );
+        // Whitespace around the message goes; a NUL ends it.
+        let r = p("  <13>tag: a b \t\n");
+        assert_eq!((r.priority, r.text.as_str()), (13, "a b"));
+        let r = parse(7, b"<13>tag: before\0after").unwrap();
+        assert_eq!(r.text, "before");
+        // Not RFC 5424 for a `1 ` that no timestamp follows.
+        let r = p("<14>1 file(s) failed to copy");
+        assert_eq!(
+            (r.identifier, r.text.as_str()),
+            (None, "1 file(s) failed to copy")
+        );
+        let r = p("<14>1 - - app - - - nil timestamp");
+        assert_eq!(
+            (r.identifier.as_deref(), r.text.as_str()),
+            (Some("app"), "nil timestamp")
+        );
+        // Any three letters make the date journald skips; a space-padded
+        // hour too.
+        let r = p("<13>Foo  5  4:21:43 me: padded");
+        assert_eq!(
+            (r.identifier.as_deref(), r.text.as_str()),
+            (Some("me"), "padded")
         );
         // Nothing to say.
         assert_eq!(parse(7, b"<13>Dec  5 14:21:43 tag: \n"), None);
@@ -345,6 +479,16 @@ mod tests {
         let dead = t.path().join("dead");
         drop(UnixDatagram::bind(&dead).unwrap());
         let log = DevLog::bind(&dead).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&dead).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o666, "anyone may log");
+        }
+        assert_eq!(
+            std::fs::read_dir(t.path()).unwrap().count(),
+            3,
+            "no staged name left"
+        );
         let sender = UnixDatagram::unbound().unwrap();
         sender
             .send_to(b"<11>Dec  5 14:21:43 me[1]: oops", &dead)
@@ -353,7 +497,17 @@ mod tests {
         assert_eq!(r.pid, i32::try_from(std::process::id()).unwrap());
         assert_eq!((r.priority, r.text.as_str()), (11, "oops"));
         assert_eq!(log.recv().unwrap(), None);
+        // Junk is reported as skipped, one datagram at a time.
+        sender.send_to(b"  \n", &dead).unwrap();
+        assert_eq!(log.recv_one().unwrap(), Some(None));
+        assert_eq!(log.recv_one().unwrap(), None);
         drop(log);
         assert!(!dead.exists(), "the node goes with it");
+        // A node put in its place since is not flint's to remove.
+        let log = DevLog::bind(&dead).unwrap();
+        std::fs::remove_file(&dead).unwrap();
+        let _other = UnixDatagram::bind(&dead).unwrap();
+        drop(log);
+        assert!(dead.exists(), "another logger's node stays");
     }
 }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use tokio::sync::mpsc;
 
-use super::lifecycle::{cgroup_of, pgid_and_session_of};
+use super::lifecycle::{State, cgroup_of, pgid_and_session_of};
 use super::{Event, Manager};
 use crate::syslog::{DevLog, Record};
 
@@ -29,31 +29,101 @@ pub(super) fn serve(
         log.raw_fd(),
         "syslog socket",
         Some(64),
-        DevLog::recv,
+        DevLog::recv_one,
         Event::Syslog,
         tx.clone(),
     );
     Some(log)
 }
 
+/// journald's default rate limit for one service's messages
+/// (`RateLimitIntervalSec=30s`, `RateLimitBurst=10000`); the messages of
+/// processes of no unit share one.
+const RATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+const RATE_BURST: u32 = 10_000;
+
+/// One sender's messages in the current interval.
+#[derive(Debug)]
+pub(super) struct Rate {
+    since: std::time::Instant,
+    count: u32,
+    dropped: u32,
+}
+
 impl Manager {
-    /// A syslog message: a line of the unit that sent it, or of flint's
-    /// own log when no unit's process did.
+    /// A syslog message: a line (a line each, for one with several) of the
+    /// unit that sent it, or of flint's own log when no unit's process
+    /// did; past the rate limit, dropped and counted.
     pub(super) fn on_syslog(&mut self, record: &Record) {
-        let line = match &record.identifier {
-            Some(ident) => format!("{ident}: {}", record.text),
-            None => record.text.clone(),
-        };
-        if let Some(unit) = self.service_of_pid(record.pid) {
-            crate::logs::record(&unit, record.pid, &line);
-        } else {
-            tracing::info!("syslog[{}]: {line}", record.pid);
+        let unit = self.service_of_pid(record.pid);
+        if !self.syslog_admits(unit.as_deref().unwrap_or("")) {
+            return;
+        }
+        for text in record.text.lines().filter(|l| !l.trim().is_empty()) {
+            let line = match &record.identifier {
+                Some(ident) => format!("{ident}: {text}"),
+                None => text.to_owned(),
+            };
+            if let Some(unit) = &unit {
+                crate::logs::record(unit, record.pid, &line);
+            } else {
+                tracing::info!("syslog[{}]: {line}", record.pid);
+            }
         }
     }
 
+    /// Whether one more message of `unit` (`""`: of no unit) fits its
+    /// interval; at the start of the next, says how many were dropped.
+    fn syslog_admits(&mut self, unit: &str) -> bool {
+        let now = std::time::Instant::now();
+        let rate = self.syslog_rates.entry(unit.to_owned()).or_insert(Rate {
+            since: now,
+            count: 0,
+            dropped: 0,
+        });
+        if now.duration_since(rate.since) >= RATE_INTERVAL {
+            if rate.dropped > 0 {
+                let who = if unit.is_empty() {
+                    "processes of no unit"
+                } else {
+                    unit
+                };
+                tracing::warn!(
+                    "syslog: {} messages from {who} dropped (more than {RATE_BURST} in {}s)",
+                    rate.dropped,
+                    RATE_INTERVAL.as_secs()
+                );
+            }
+            *rate = Rate {
+                since: now,
+                count: 0,
+                dropped: 0,
+            };
+        }
+        rate.count += 1;
+        if rate.count > RATE_BURST {
+            if rate.dropped == 0 {
+                let who = if unit.is_empty() {
+                    "processes of no unit"
+                } else {
+                    unit
+                };
+                tracing::warn!(
+                    "syslog: {who} sends more than {RATE_BURST} messages in {}s; \
+                     dropping the rest of the interval",
+                    RATE_INTERVAL.as_secs()
+                );
+            }
+            rate.dropped += 1;
+            return false;
+        }
+        true
+    }
+
     /// The unit a process belongs to: the main or control process of a
-    /// service, a process in its cgroup, or one in its process group or
-    /// session (where services have no cgroups).
+    /// service, a process in its cgroup (or one below it), or one in the
+    /// process group or session of a service that runs (where services
+    /// have no cgroups).
     fn service_of_pid(&self, pid: i32) -> Option<String> {
         let name = |id: &u64| self.services[id].unit.id.to_string();
         if let Some((id, _)) = self
@@ -64,18 +134,29 @@ impl Manager {
             return Some(name(id));
         }
         if let Some(own) = own_cgroup(pid) {
-            for (id, svc) in &self.services {
-                if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
+            let dirs: Vec<(u64, String)> = self
+                .services
+                .iter()
+                .filter_map(|(id, svc)| {
+                    let cg = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)?;
                     let dir = cg.dir(svc.unit.id.as_ref());
-                    if dir.to_string_lossy().ends_with(&own) {
-                        return Some(name(id));
-                    }
+                    Some((*id, dir.to_string_lossy().into_owned()))
+                })
+                .collect();
+            // The deepest of the process's cgroup and its parents that is
+            // a service's: a process in a sub-cgroup (`Delegate=`) too.
+            let mut at = own.as_str();
+            while at.len() > 1 {
+                if let Some((id, _)) = dirs.iter().find(|(_, d)| d.ends_with(at)) {
+                    return Some(name(id));
                 }
+                at = &at[..at.rfind('/').unwrap_or(0)];
             }
         }
         let (pgid, session) = pgid_and_session_of(pid)?;
         self.services
             .iter()
+            .filter(|(_, s)| !matches!(s.state, State::Dead | State::Failed))
             .find(|(_, s)| s.main_pgid.is_some_and(|g| g == pgid || g == session))
             .map(|(id, _)| name(id))
     }

@@ -288,6 +288,8 @@ struct Manager {
     /// The bus daemon the activator is for (set while it connects, too).
     activator_for: Option<String>,
     bus_activations: Vec<(String, u64)>,
+    /// The `--dev-log` rate limit of each unit (`""`: of no unit).
+    syslog_rates: HashMap<String, dev_log::Rate>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -455,9 +457,13 @@ async fn run_async(
         .control
         .clone()
         .unwrap_or_else(|| crate::control::default_path(search.user_mode));
+    // The lock that makes the control socket this flint's is held until
+    // flint ends.
+    let mut _control_lock = None;
     let control_node = match crate::control::bind(&control_path) {
-        Ok(listener) => {
-            control::serve(listener, tx.clone());
+        Ok(bound) => {
+            control::serve(bound.listener, tx.clone());
+            _control_lock = Some(bound.lock);
             Some(control_path)
         }
         Err(e) => {
@@ -523,6 +529,7 @@ async fn run_async(
         activator: None,
         activator_for: None,
         bus_activations: Vec::new(),
+        syslog_rates: HashMap::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {
@@ -1888,8 +1895,8 @@ fn start_notify(
         std::rc::Rc::clone(&sock),
         sock.raw_fd(),
         "notify",
-        None,
-        crate::notify::NotifySocket::recv,
+        Some(64),
+        crate::notify::NotifySocket::recv_one,
         Event::Notify,
         tx.clone(),
     );
@@ -1897,7 +1904,8 @@ fn start_notify(
 }
 
 /// Reads what the datagram socket `socket` (its fd `fd`) receives, one
-/// message per `recv`, and sends each to the manager as `event` makes it:
+/// datagram per `recv` (`Ok(Some(None))` for one it dropped), and sends
+/// each message to the manager as `event` makes it:
 /// all that is queued at each wake-up, or at most `batch` before the task
 /// lets the loop do other work.
 fn forward_datagrams<S: 'static, T: 'static>(
@@ -1905,7 +1913,7 @@ fn forward_datagrams<S: 'static, T: 'static>(
     fd: std::os::fd::RawFd,
     what: &'static str,
     batch: Option<usize>,
-    recv: fn(&S) -> std::io::Result<Option<T>>,
+    recv: fn(&S) -> std::io::Result<Option<Option<T>>>,
     event: fn(T) -> Event,
     tx: mpsc::UnboundedSender<Event>,
 ) {
@@ -1925,11 +1933,13 @@ fn forward_datagrams<S: 'static, T: 'static>(
             while left != Some(0) {
                 left = left.map(|n| n - 1);
                 match recv(&socket) {
-                    Ok(Some(m)) => {
+                    Ok(Some(Some(m))) => {
                         if tx.send(event(m)).is_err() {
                             return;
                         }
                     }
+                    // Dropped (junk): counted against the batch all the same.
+                    Ok(Some(None)) => {}
                     Ok(None) => {
                         guard.clear_ready();
                         break;

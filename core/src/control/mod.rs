@@ -56,13 +56,23 @@ pub enum ControlError {
     Protocol(String),
 }
 
-/// Binds the control socket (mode 0600); a stale node is replaced, a live
-/// one (another flint answers on it) is an error. The socket is bound
-/// under a name of its own and linked into place: link(2) refuses a name
-/// that exists, so of two flints starting at once on the same path one
-/// gets it and the other is told it is taken (holding the control socket
-/// is what makes the runtime directory's generator output this flint's).
-pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+/// The control socket, and the lock that makes it this flint's.
+#[derive(Debug)]
+pub struct Bound {
+    pub listener: UnixListener,
+    /// `PATH.lock`, locked (`flock`) for as long as it lives; the kernel
+    /// lets go of it when flint dies, however it dies.
+    pub lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Binds the control socket (mode 0600). Whoever holds the lock file
+/// beside it (`PATH.lock`) owns it: of flints starting at once on the same
+/// path, one gets it and the others are told it is taken (holding the
+/// control socket is also what makes the runtime directory's generator
+/// output this flint's). A node left by a flint that died is replaced; one
+/// something still answers on is left alone.
+pub fn bind(path: &Path) -> Result<Bound, ControlError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let error = |source| ControlError::Bind {
         path: path.to_path_buf(),
         source,
@@ -76,43 +86,31 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&lock_path)
+        .map_err(error)?;
+    let lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Err(taken()),
+        Err((_, e)) => return Err(error(e.into())),
+    };
     if UnixStream::connect(path).is_ok() {
         return Err(taken());
     }
-    static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut staged = path.as_os_str().to_owned();
-    staged.push(format!(".{}.{n}.new", std::process::id()));
-    let staged = std::path::PathBuf::from(staged);
-    let _ = std::fs::remove_file(&staged);
-    let listener = UnixListener::bind(&staged).map_err(error)?;
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).map_err(error)?;
     use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600));
-    let mut placed = Err(taken());
-    for _ in 0..3 {
-        match std::fs::hard_link(&staged, path) {
-            Ok(()) => {
-                placed = Ok(());
-                break;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                if UnixStream::connect(path).is_ok() {
-                    break;
-                }
-                // Stale: nobody answers on it.
-                let _ = std::fs::remove_file(path);
-            }
-            // A file system without hard links: moved into place instead.
-            Err(_) => {
-                placed = std::fs::rename(&staged, path).map_err(error);
-                break;
-            }
-        }
-    }
-    let _ = std::fs::remove_file(&staged);
-    placed?;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     listener.set_nonblocking(true).map_err(error)?;
-    Ok(listener)
+    Ok(Bound { listener, lock })
 }
 
 /// Whether the peer of `stream` may control flint: root or flint's own user.
@@ -598,14 +596,14 @@ mod tests {
                     })
                 })
                 .collect();
-            let won: Vec<UnixListener> = threads
+            let won: Vec<Bound> = threads
                 .into_iter()
                 .filter_map(|t| t.join().unwrap())
                 .collect();
             assert_eq!(won.len(), 1);
             assert!(UnixStream::connect(&path).is_ok());
-            let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
-            assert_eq!(leftovers, 1, "only the control socket is left");
+            let left = std::fs::read_dir(dir.path()).unwrap().count();
+            assert_eq!(left, 2, "the control socket and its lock file");
         }
     }
 
@@ -675,16 +673,14 @@ mod tests {
     fn request_round_trip_and_authorization() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("control");
-        let listener = bind(&path).unwrap();
+        let Bound { listener, lock } = bind(&path).unwrap();
         assert!(
             bind(&path).is_err(),
             "a live control socket is not taken over"
         );
         let server = std::thread::spawn(move || {
+            let _lock = lock;
             listener.set_nonblocking(false).unwrap();
-            // The first connection is the probe of the second bind().
-            let (probe, _) = listener.accept().unwrap();
-            assert!(read_request(&probe).is_err(), "the probe sends nothing");
             let (s, _) = listener.accept().unwrap();
             assert!(authorized(&s), "our own user may control flint");
             let req = read_request(&s).unwrap();
