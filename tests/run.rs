@@ -1116,3 +1116,45 @@ fn dev_log_takes_the_services_syslog_messages_under_their_units() {
     assert!(log.exists(), "not removed");
     drop(held);
 }
+
+/// What a service prints: a `<N>` prefix is the line's severity (as
+/// systemd's `SyslogLevelPrefix=`, on by default), bytes that are not
+/// UTF-8 are replaced and do not end the output, and a line longer than
+/// journald's 48 KiB is logged in pieces.
+#[test]
+fn service_output_keeps_flowing_with_levels_bad_bytes_and_long_lines() {
+    let tree = Tree::new();
+    tree.write(
+        "talk.service",
+        "[Service]\nExecStart=/bin/sh -c '\
+         printf \"<4>careful now\\\\n<12>no level\\\\nbad \\\\377 byte\\\\n\"; \
+         head -c 100000 /dev/zero | tr \"\\\\0\" x; \
+         printf \"\\\\nafter all\\\\n\"; exec sleep 1000'\n",
+    );
+    tree.write(
+        "raw.service",
+        "[Service]\nSyslogLevelPrefix=no\nExecStart=/bin/sh -c 'echo \"<3>kept\"; exec sleep 1000'\n",
+    );
+    let flint = Flint::run(&tree, &["talk.service", "raw.service"]);
+    assert!(flint.wait_log("]: after all"), "{}", flint.log());
+    assert!(flint.wait_log("]: <3>kept"), "{}", flint.log());
+    let log = flint.log();
+    let line = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} missing:\n{log}"))
+            .to_string()
+    };
+    let careful = line("]: careful now");
+    assert!(careful.contains(" WARN "), "{careful}");
+    assert!(!careful.contains("<4>"), "{careful}");
+    assert!(line("]: <12>no level").contains(" INFO "));
+    assert!(line("]: bad \u{fffd} byte").contains(" INFO "));
+    // 100,000 x: pieces of 49,152 + 49,152 + 1,696 (each line in flint's
+    // log cut at its own 4 KiB limit).
+    let pieces: Vec<usize> = log
+        .lines()
+        .filter_map(|l| l.split_once("]: x").map(|(_, rest)| rest.len() + 1))
+        .collect();
+    assert_eq!(pieces, [4_096, 4_096, 1_696], "{pieces:?}");
+}

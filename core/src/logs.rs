@@ -65,11 +65,38 @@ fn cut(line: &str) -> &str {
 
 /// Logs one output line of `unit`'s process `pid` and keeps it in the ring.
 pub fn record(unit: &str, pid: i32, line: &str) {
+    record_at(unit, pid, line, 6);
+}
+
+/// A syslog priority's level in flint's log: emergencies to errors are
+/// errors, warnings warnings, notices and information information,
+/// debugging debugging.
+pub fn level_of(priority: u16) -> tracing::Level {
+    match priority & 7 {
+        0..=3 => tracing::Level::ERROR,
+        4 => tracing::Level::WARN,
+        5 | 6 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    }
+}
+
+/// [`record`] at the level of the syslog `priority` (its severity).
+pub fn record_at(unit: &str, pid: i32, line: &str, priority: u16) {
     let line = cut(line);
-    if JSON.load(Ordering::Relaxed) {
-        tracing::info!(target: "service", unit, pid, "{line}");
-    } else {
-        tracing::info!(target: "service", "{unit}[{pid}]: {line}");
+    macro_rules! at {
+        ($level:expr) => {
+            if JSON.load(Ordering::Relaxed) {
+                tracing::event!(target: "service", $level, unit, pid, "{line}");
+            } else {
+                tracing::event!(target: "service", $level, "{unit}[{pid}]: {line}");
+            }
+        };
+    }
+    match level_of(priority) {
+        tracing::Level::ERROR => at!(tracing::Level::ERROR),
+        tracing::Level::WARN => at!(tracing::Level::WARN),
+        tracing::Level::INFO => at!(tracing::Level::INFO),
+        _ => at!(tracing::Level::DEBUG),
     }
     let usec = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -103,6 +130,27 @@ pub fn record(unit: &str, pid: i32, line: &str) {
         pid,
         line: line.to_string(),
     });
+}
+
+/// A `<N>` prefix on a line of output (`SyslogLevelPrefix=`, on by
+/// default), as systemd's stdout stream reads it
+/// (`syslog_parse_priority()` without a facility): one to three digits
+/// making a severity of 0 to 7. The severity (6, info, without one) and
+/// the line without the prefix.
+pub fn level_prefix(line: &[u8]) -> (u16, &[u8]) {
+    if let Some(after) = line.strip_prefix(b"<")
+        && let Some(end) = after.iter().position(|&b| b == b'>')
+        && (1..=3).contains(&end)
+        && after[..end].iter().all(u8::is_ascii_digit)
+    {
+        let value = after[..end]
+            .iter()
+            .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+        if value <= 7 {
+            return (value, &after[end + 1..]);
+        }
+    }
+    (6, line)
 }
 
 /// Whether `name` selects `unit`: the same name, or for a template
@@ -517,6 +565,20 @@ mod tests {
         let long = "é".repeat(MAX_LINE);
         record("logs-long.service", 1, &long);
         assert!(recent("logs-long.service", 1, 0)[0].line.len() <= MAX_LINE);
+    }
+
+    #[test]
+    fn a_level_prefix_is_read_as_systemds_stdout_stream_reads_it() {
+        assert_eq!(level_prefix(b"<3>bad"), (3, &b"bad"[..]));
+        assert_eq!(level_prefix(b"<007>x"), (7, &b"x"[..]));
+        // A facility, a sign, too many digits or no end: text.
+        for raw in [&b"<12>x"[..], b"<+3>x", b"<0003>x", b"<3 x", b"<>x"] {
+            assert_eq!(level_prefix(raw), (6, raw));
+        }
+        assert_eq!(level_of(3), tracing::Level::ERROR);
+        assert_eq!(level_of(4), tracing::Level::WARN);
+        assert_eq!(level_of(8 * 3 + 5), tracing::Level::INFO);
+        assert_eq!(level_of(7), tracing::Level::DEBUG);
     }
 
     #[test]

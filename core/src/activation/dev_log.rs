@@ -65,9 +65,14 @@ impl Manager {
                 None => text.to_owned(),
             };
             if let Some(unit) = &unit {
-                crate::logs::record(unit, record.pid, &line);
+                crate::logs::record_at(unit, record.pid, &line, record.priority);
             } else {
-                tracing::info!("syslog[{}]: {line}", record.pid);
+                match crate::logs::level_of(record.priority) {
+                    tracing::Level::ERROR => tracing::error!("syslog[{}]: {line}", record.pid),
+                    tracing::Level::WARN => tracing::warn!("syslog[{}]: {line}", record.pid),
+                    tracing::Level::INFO => tracing::info!("syslog[{}]: {line}", record.pid),
+                    _ => tracing::debug!("syslog[{}]: {line}", record.pid),
+                }
             }
         }
     }

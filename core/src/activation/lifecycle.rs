@@ -916,7 +916,11 @@ impl Manager {
         };
         let pid = child.pid;
         if let Some(pipe) = log {
-            exec::forward_log(pipe, name.clone(), pid);
+            let prefix = svc
+                .unit
+                .get_bool("Service", "SyslogLevelPrefix")
+                .unwrap_or(true);
+            exec::forward_log(pipe, name.clone(), pid, prefix);
         }
         watch_exit(self.tx.clone(), id, child);
         svc.main_pid = Some(pid);
@@ -1087,7 +1091,11 @@ impl Manager {
         };
         let pid = child.pid;
         if let Some(pipe) = log {
-            exec::forward_log(pipe, name.clone(), pid);
+            let prefix = svc
+                .unit
+                .get_bool("Service", "SyslogLevelPrefix")
+                .unwrap_or(true);
+            exec::forward_log(pipe, name.clone(), pid, prefix);
         }
         watch_exit(self.tx.clone(), id, child);
         if svc.state != state {

@@ -584,7 +584,8 @@ async fn socket_commands(
             signal_group(child.pid, libc::SIGTERM);
         }
         if let Some(pipe) = prepared.log.take() {
-            exec::forward_log(pipe, unit.id.to_string(), child.pid);
+            let prefix = unit.get_bool("Socket", "SyslogLevelPrefix").unwrap_or(true);
+            exec::forward_log(pipe, unit.id.to_string(), child.pid, prefix);
         }
         drop(prepared);
         let waited = if timeout == u64::MAX || timeout == 0 {

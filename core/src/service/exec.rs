@@ -1733,29 +1733,59 @@ fn setup_directories(
     Ok(())
 }
 
+/// journald's `LINE_MAX`: a longer line is logged in pieces of this size.
+const LINE_MAX: usize = 48 * 1024;
+
 /// Forwards a command's output pipe to flint's log, one line per line,
-/// prefixed with the unit name and pid (what journald would record).
-pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32) {
-    let forward = move |line: &str| crate::logs::record(&unit, pid, line);
+/// prefixed with the unit name and pid (what journald would record): bytes
+/// that are not UTF-8 are replaced, not an end of the output, a line
+/// longer than [`LINE_MAX`] is cut in pieces, and with `level_prefix`
+/// (`SyslogLevelPrefix=`) a `<N>` before a line is its severity.
+pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32, level_prefix: bool) {
+    let forward = move |raw: &[u8]| {
+        let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let (priority, text) = if level_prefix {
+            crate::logs::level_prefix(raw)
+        } else {
+            (6, raw)
+        };
+        crate::logs::record_at(&unit, pid, &String::from_utf8_lossy(text), priority);
+    };
     if tokio::runtime::Handle::try_current().is_ok() {
         tokio::task::spawn_local(async move {
-            use tokio::io::AsyncBufReadExt;
+            use tokio::io::{AsyncBufReadExt, AsyncReadExt};
             let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) else {
                 return;
             };
-            let mut lines = tokio::io::BufReader::new(rx).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                forward(&line);
+            let mut reader = tokio::io::BufReader::new(rx);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let limit = LINE_MAX as u64;
+                match (&mut reader).take(limit).read_until(b'\n', &mut line).await {
+                    Ok(0) => return,
+                    Ok(_) => forward(&line),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
             }
         });
     } else {
         std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(std::fs::File::from(pipe))
-                .lines()
-                .map_while(Result::ok)
-            {
-                forward(&line);
+            use std::io::{BufRead, Read};
+            let mut reader = std::io::BufReader::new(std::fs::File::from(pipe));
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match (&mut reader)
+                    .take(LINE_MAX as u64)
+                    .read_until(b'\n', &mut line)
+                {
+                    Ok(0) => return,
+                    Ok(_) => forward(&line),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
             }
         });
     }
