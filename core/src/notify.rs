@@ -189,21 +189,23 @@ impl NotifySocket {
                 (msg.bytes, creds, fds)
             };
             let Some(creds) = creds else {
-                tracing::warn!("notify: message without credentials, dropping");
+                warn_limited(format_args!(
+                    "notify: message without credentials, dropping"
+                ));
                 return Ok(Some(None));
             };
             if len > MAX_MESSAGE {
-                tracing::warn!(
+                warn_limited(format_args!(
                     "notify: message from pid {} too long, dropping",
                     creds.pid()
-                );
+                ));
                 return Ok(Some(None));
             }
             let Some(fields) = parse_fields(&buf[..len]) else {
-                tracing::warn!(
+                warn_limited(format_args!(
                     "notify: malformed message from pid {}, dropping",
                     creds.pid()
-                );
+                ));
                 return Ok(Some(None));
             };
             return Ok(Some(Some(Message {
@@ -217,6 +219,52 @@ impl NotifySocket {
     }
 }
 
+/// At most this many warnings about dropped messages per
+/// [`WARN_INTERVAL`] (systemd's `log_ratelimit_*`), so that a process
+/// sending junk cannot flood flint's log.
+const WARN_BURST: u32 = 10;
+const WARN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Warnings in the current interval.
+#[derive(Debug)]
+struct WarnLimit {
+    since: std::time::Instant,
+    count: u32,
+}
+
+impl WarnLimit {
+    /// Whether one more warning is said at `now`, and how many the
+    /// interval that just ended left unsaid.
+    fn admit(&mut self, now: std::time::Instant) -> (bool, u32) {
+        let mut unsaid = 0;
+        if now.duration_since(self.since) >= WARN_INTERVAL {
+            unsaid = self.count.saturating_sub(WARN_BURST);
+            (self.since, self.count) = (now, 0);
+        }
+        self.count += 1;
+        (self.count <= WARN_BURST, unsaid)
+    }
+}
+
+fn warn_limited(what: std::fmt::Arguments<'_>) {
+    static STATE: std::sync::Mutex<Option<WarnLimit>> = std::sync::Mutex::new(None);
+    let mut state = STATE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = std::time::Instant::now();
+    let limit = state.get_or_insert(WarnLimit {
+        since: now,
+        count: 0,
+    });
+    let (say, unsaid) = limit.admit(now);
+    if unsaid > 0 {
+        tracing::warn!("notify: {unsaid} more messages dropped without a warning");
+    }
+    if say {
+        tracing::warn!("{what}");
+    }
+}
+
 impl Drop for NotifySocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
@@ -226,6 +274,19 @@ impl Drop for NotifySocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warnings_about_dropped_messages_are_rate_limited() {
+        let start = std::time::Instant::now();
+        let mut limit = WarnLimit {
+            since: start,
+            count: 0,
+        };
+        let said = (0..25).filter(|_| limit.admit(start).0).count();
+        assert_eq!(said, WARN_BURST as usize);
+        // The next interval says how many went unsaid, and speaks again.
+        assert_eq!(limit.admit(start + WARN_INTERVAL), (true, 15));
+    }
 
     #[test]
     fn parses_like_systemd() {
