@@ -1426,12 +1426,14 @@ fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
 }
 
 /// Sets up flint's log: `FLINT_LOG` (or `RUST_LOG`) filters, e.g.
-/// `FLINT_LOG=debug` or `FLINT_LOG=warn,service=info`.
+/// `FLINT_LOG=debug` or `FLINT_LOG=warn,service=info`. By default flint's
+/// own debugging stays out and the services' is kept, as journald stores
+/// every priority (`MaxLevelStore=debug`).
 fn init_log(format: LogFormat, target: LogTarget) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FLINT_LOG")
         .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new("info,service=debug"));
     flint::logs::set_json(format == LogFormat::Json);
     flint::logs::flush_held_on_panic();
     let builder = tracing_subscriber::fmt()

@@ -41,6 +41,8 @@ pub(super) fn serve(
 /// processes of no unit share one.
 const RATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 const RATE_BURST: u32 = 10_000;
+/// How many units' intervals are kept before the ended ones are pruned.
+const RATES_KEPT: usize = 1024;
 
 /// One sender's messages in the current interval.
 #[derive(Debug)]
@@ -56,10 +58,10 @@ impl Manager {
     /// did; past the rate limit, dropped and counted.
     pub(super) fn on_syslog(&mut self, record: &Record) {
         let unit = self.service_of_pid(record.pid);
-        if !self.syslog_admits(unit.as_deref().unwrap_or("")) {
-            return;
-        }
         for text in record.text.lines().filter(|l| !l.trim().is_empty()) {
+            if !self.syslog_admits(unit.as_deref().unwrap_or("")) {
+                return;
+            }
             let line = match &record.identifier {
                 Some(ident) => format!("{ident}: {text}"),
                 None => text.to_owned(),
@@ -67,11 +69,18 @@ impl Manager {
             if let Some(unit) = &unit {
                 crate::logs::record_at(unit, record.pid, &line, record.priority);
             } else {
+                let pid = record.pid;
                 match crate::logs::level_of(record.priority) {
-                    tracing::Level::ERROR => tracing::error!("syslog[{}]: {line}", record.pid),
-                    tracing::Level::WARN => tracing::warn!("syslog[{}]: {line}", record.pid),
-                    tracing::Level::INFO => tracing::info!("syslog[{}]: {line}", record.pid),
-                    _ => tracing::debug!("syslog[{}]: {line}", record.pid),
+                    tracing::Level::ERROR => {
+                        tracing::error!(target: "service", "syslog[{pid}]: {line}");
+                    }
+                    tracing::Level::WARN => {
+                        tracing::warn!(target: "service", "syslog[{pid}]: {line}");
+                    }
+                    tracing::Level::INFO => {
+                        tracing::info!(target: "service", "syslog[{pid}]: {line}");
+                    }
+                    _ => tracing::debug!(target: "service", "syslog[{pid}]: {line}"),
                 }
             }
         }
@@ -81,6 +90,12 @@ impl Manager {
     /// interval; at the start of the next, says how many were dropped.
     fn syslog_admits(&mut self, unit: &str) -> bool {
         let now = std::time::Instant::now();
+        // Units come and go (an instance per connection): those whose
+        // interval is over and that dropped nothing are forgotten.
+        if self.syslog_rates.len() >= RATES_KEPT && !self.syslog_rates.contains_key(unit) {
+            self.syslog_rates
+                .retain(|_, r| r.dropped > 0 || now.duration_since(r.since) < RATE_INTERVAL);
+        }
         let rate = self.syslog_rates.entry(unit.to_owned()).or_insert(Rate {
             since: now,
             count: 0,

@@ -1742,14 +1742,24 @@ const LINE_MAX: usize = 48 * 1024;
 /// longer than [`LINE_MAX`] is cut in pieces, and with `level_prefix`
 /// (`SyslogLevelPrefix=`) a `<N>` before a line is its severity.
 pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32, level_prefix: bool) {
+    // As journald's stdout stream: a NUL ends a line too, trailing
+    // whitespace goes, and a line with nothing left is not logged.
     let forward = move |raw: &[u8]| {
-        let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
-        let (priority, text) = if level_prefix {
-            crate::logs::level_prefix(raw)
-        } else {
-            (6, raw)
-        };
-        crate::logs::record_at(&unit, pid, &String::from_utf8_lossy(text), priority);
+        for line in raw.split(|&b| b == 0) {
+            let end = line
+                .iter()
+                .rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+                .map_or(0, |i| i + 1);
+            let line = &line[..end];
+            let (priority, text) = if level_prefix {
+                crate::logs::level_prefix(line)
+            } else {
+                (6, line)
+            };
+            if !text.is_empty() {
+                crate::logs::record_at(&unit, pid, &String::from_utf8_lossy(text), priority);
+            }
+        }
     };
     if tokio::runtime::Handle::try_current().is_ok() {
         tokio::task::spawn_local(async move {
@@ -1759,14 +1769,17 @@ pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32, level_prefix: bool) {
             };
             let mut reader = tokio::io::BufReader::new(rx);
             let mut line = Vec::new();
-            loop {
+            for n in 1u32.. {
                 line.clear();
                 let limit = LINE_MAX as u64;
                 match (&mut reader).take(limit).read_until(b'\n', &mut line).await {
-                    Ok(0) => return,
+                    Ok(0) | Err(_) => return,
                     Ok(_) => forward(&line),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => return,
+                }
+                // Lines already buffered cost no wait: a chatty service
+                // lets the loop do other work now and then.
+                if n % 256 == 0 {
+                    tokio::task::yield_now().await;
                 }
             }
         });
@@ -1781,10 +1794,8 @@ pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32, level_prefix: bool) {
                     .take(LINE_MAX as u64)
                     .read_until(b'\n', &mut line)
                 {
-                    Ok(0) => return,
+                    Ok(0) | Err(_) => return,
                     Ok(_) => forward(&line),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => return,
                 }
             }
         });
