@@ -1096,7 +1096,7 @@ fn dev_log_takes_the_services_syslog_messages_under_their_units() {
             .unwrap();
     }
     assert!(
-        flint.wait_log("processes of no unit sends more than 10000 messages"),
+        flint.wait_log("syslog of processes of no unit: more than 10000 lines in 30s"),
         "{}",
         &flint.log()[flint.log().len().saturating_sub(2000)..]
     );
@@ -1151,7 +1151,19 @@ fn service_output_keeps_flowing_with_levels_bad_bytes_and_long_lines() {
         "raw.service",
         "[Service]\nSyslogLevelPrefix=no\nExecStart=/bin/sh -c 'echo \"<3>kept\"; exec sleep 1000'\n",
     );
-    let flint = Flint::run(&tree, &["talk.service", "raw.service", "ends.service"]);
+    tree.write(
+        "chatty.service",
+        "[Service]\nExecStart=/bin/sh -c 'seq 1 10100; exec sleep 1000'\n",
+    );
+    let flint = Flint::run(
+        &tree,
+        &[
+            "talk.service",
+            "raw.service",
+            "ends.service",
+            "chatty.service",
+        ],
+    );
     assert!(flint.wait_log("]: after all"), "{}", flint.log());
     assert!(flint.wait_log("]: <3>kept"), "{}", flint.log());
     let log = flint.log();
@@ -1176,6 +1188,28 @@ fn service_output_keeps_flowing_with_levels_bad_bytes_and_long_lines() {
         .filter_map(|l| l.split_once("]: ").map(|(_, t)| t))
         .collect();
     assert_eq!(ends, ["crlf", "nul", "split"], "{log}");
+    // journald's rate limit: 10,000 lines in 30 s, then a warning.
+    assert!(
+        flint.wait_log("more than 10000 lines in 30s; dropping"),
+        "{}",
+        &flint.log()[flint.log().len().saturating_sub(2000)..]
+    );
+    let chatty = || {
+        flint
+            .log()
+            .lines()
+            .filter(|l| l.contains("chatty.service[") && !l.contains("WARN"))
+            .count()
+    };
+    let mut last = usize::MAX;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        if chatty() == last {
+            break;
+        }
+        last = chatty();
+    }
+    assert_eq!(chatty(), 10_000);
     // 100,000 x: pieces of 49,152 + 49,152 + 1,696 (each line in flint's
     // log cut at its own 4 KiB limit).
     let pieces: Vec<usize> = log

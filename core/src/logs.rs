@@ -132,6 +132,67 @@ pub fn record_at(unit: &str, pid: i32, line: &str, priority: u16) {
     });
 }
 
+/// journald's default rate limit of one service's lines
+/// (`RateLimitIntervalSec=30s`, `RateLimitBurst=10000`).
+pub const RATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+pub const RATE_BURST: u32 = 10_000;
+
+/// One sender's lines in the current [`RATE_INTERVAL`].
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    since: std::time::Instant,
+    count: u32,
+    dropped: u32,
+}
+
+impl RateLimit {
+    pub fn new(now: std::time::Instant) -> RateLimit {
+        RateLimit {
+            since: now,
+            count: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Whether one more line is kept at `now`; logs (under `who`) when the
+    /// limit starts dropping, and at the start of the next interval how
+    /// many were dropped.
+    pub fn admit(&mut self, now: std::time::Instant, who: &str) -> bool {
+        if self.ended(now) {
+            if self.dropped > 0 {
+                tracing::warn!(
+                    "{who}: {} lines dropped (more than {RATE_BURST} in {}s)",
+                    self.dropped,
+                    RATE_INTERVAL.as_secs()
+                );
+            }
+            *self = RateLimit::new(now);
+        }
+        self.count += 1;
+        if self.count <= RATE_BURST {
+            return true;
+        }
+        if self.dropped == 0 {
+            tracing::warn!(
+                "{who}: more than {RATE_BURST} lines in {}s; dropping the rest of the interval",
+                RATE_INTERVAL.as_secs()
+            );
+        }
+        self.dropped += 1;
+        false
+    }
+
+    /// Whether the interval is over with nothing dropped (nothing to say
+    /// any more: it may be forgotten).
+    pub fn idle(&self, now: std::time::Instant) -> bool {
+        self.dropped == 0 && self.ended(now)
+    }
+
+    fn ended(&self, now: std::time::Instant) -> bool {
+        now.duration_since(self.since) >= RATE_INTERVAL
+    }
+}
+
 /// A `<N>` prefix on a line of output (`SyslogLevelPrefix=`, on by
 /// default), as systemd's stdout stream reads it
 /// (`syslog_parse_priority()` without a facility): one to three digits
@@ -565,6 +626,19 @@ mod tests {
         let long = "é".repeat(MAX_LINE);
         record("logs-long.service", 1, &long);
         assert!(recent("logs-long.service", 1, 0)[0].line.len() <= MAX_LINE);
+    }
+
+    #[test]
+    fn the_rate_limit_keeps_a_bursts_worth_per_interval() {
+        let start = std::time::Instant::now();
+        let mut rate = RateLimit::new(start);
+        let kept = (0..RATE_BURST + 50)
+            .filter(|_| rate.admit(start, "test"))
+            .count();
+        assert_eq!(kept, RATE_BURST as usize);
+        assert!(!rate.idle(start + RATE_INTERVAL), "it has drops to report");
+        assert!(rate.admit(start + RATE_INTERVAL, "test"), "a new interval");
+        assert!(rate.idle(start + RATE_INTERVAL * 2));
     }
 
     #[test]

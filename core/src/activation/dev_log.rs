@@ -36,21 +36,8 @@ pub(super) fn serve(
     Some(log)
 }
 
-/// journald's default rate limit for one service's messages
-/// (`RateLimitIntervalSec=30s`, `RateLimitBurst=10000`); the messages of
-/// processes of no unit share one.
-const RATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-const RATE_BURST: u32 = 10_000;
-/// How many units' intervals are kept before the ended ones are pruned.
+/// How many units' rate limits are kept before the idle ones are pruned.
 const RATES_KEPT: usize = 1024;
-
-/// One sender's messages in the current interval.
-#[derive(Debug)]
-pub(super) struct Rate {
-    since: std::time::Instant,
-    count: u32,
-    dropped: u32,
-}
 
 impl Manager {
     /// A syslog message: a line (a line each, for one with several) of the
@@ -86,58 +73,24 @@ impl Manager {
         }
     }
 
-    /// Whether one more message of `unit` (`""`: of no unit) fits its
-    /// interval; at the start of the next, says how many were dropped.
+    /// Whether one more line of `unit` (`""`: of no unit) fits journald's
+    /// rate limit ([`crate::logs::RateLimit`]).
     fn syslog_admits(&mut self, unit: &str) -> bool {
         let now = std::time::Instant::now();
-        // Units come and go (an instance per connection): those whose
-        // interval is over and that dropped nothing are forgotten.
+        // Units come and go (an instance per connection): the idle ones
+        // are forgotten.
         if self.syslog_rates.len() >= RATES_KEPT && !self.syslog_rates.contains_key(unit) {
-            self.syslog_rates
-                .retain(|_, r| r.dropped > 0 || now.duration_since(r.since) < RATE_INTERVAL);
+            self.syslog_rates.retain(|_, r| !r.idle(now));
         }
-        let rate = self.syslog_rates.entry(unit.to_owned()).or_insert(Rate {
-            since: now,
-            count: 0,
-            dropped: 0,
-        });
-        if now.duration_since(rate.since) >= RATE_INTERVAL {
-            if rate.dropped > 0 {
-                let who = if unit.is_empty() {
-                    "processes of no unit"
-                } else {
-                    unit
-                };
-                tracing::warn!(
-                    "syslog: {} messages from {who} dropped (more than {RATE_BURST} in {}s)",
-                    rate.dropped,
-                    RATE_INTERVAL.as_secs()
-                );
-            }
-            *rate = Rate {
-                since: now,
-                count: 0,
-                dropped: 0,
-            };
-        }
-        rate.count += 1;
-        if rate.count > RATE_BURST {
-            if rate.dropped == 0 {
-                let who = if unit.is_empty() {
-                    "processes of no unit"
-                } else {
-                    unit
-                };
-                tracing::warn!(
-                    "syslog: {who} sends more than {RATE_BURST} messages in {}s; \
-                     dropping the rest of the interval",
-                    RATE_INTERVAL.as_secs()
-                );
-            }
-            rate.dropped += 1;
-            return false;
-        }
-        true
+        let who = if unit.is_empty() {
+            "syslog of processes of no unit".to_owned()
+        } else {
+            format!("syslog of {unit}")
+        };
+        self.syslog_rates
+            .entry(unit.to_owned())
+            .or_insert_with(|| crate::logs::RateLimit::new(now))
+            .admit(now, &who)
     }
 
     /// The unit a process belongs to: the main or control process of a

@@ -289,7 +289,7 @@ struct Manager {
     activator_for: Option<String>,
     bus_activations: Vec<(String, u64)>,
     /// The `--dev-log` rate limit of each unit (`""`: of no unit).
-    syslog_rates: HashMap<String, dev_log::Rate>,
+    syslog_rates: HashMap<String, crate::logs::RateLimit>,
 }
 
 /// A socket's plugin chain and peek settings.
