@@ -1221,3 +1221,40 @@ fn ansibles_systemd_module_starts_restarts_and_stops_units_through_the_systemctl
         "{result}"
     );
 }
+
+/// A request is one line of at most 1 MiB: a client that sends more
+/// without a newline gets an answer at once instead of flint reading on.
+#[test]
+fn an_endless_request_is_cut_and_answered() {
+    use std::io::{BufRead, Write};
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    tree.write("s.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let _flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "s.service"],
+    );
+    let stream = std::os::unix::net::UnixStream::connect(&control).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let sender = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..32 {
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut answer)
+        .unwrap();
+    assert!(answer.contains("request is not JSON"), "{answer}");
+    drop(stream);
+    sender.join().unwrap();
+}

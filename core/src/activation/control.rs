@@ -2,7 +2,7 @@
 //! the answers to each command, computed from the manager's own state.
 
 use serde_json::{Value as Json, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::jobs::JobKind;
@@ -30,9 +30,10 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                     .is_ok_and(|c| c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw());
                 let mut line = String::new();
                 let mut reader = BufReader::new(read);
+                // A request is one line, read for at most 5 s and 1 MiB.
                 let got = tokio::time::timeout(
                     std::time::Duration::from_secs(5),
-                    reader.read_line(&mut line),
+                    (&mut reader).take(1024 * 1024).read_line(&mut line),
                 )
                 .await;
                 let answer = if !allowed {
