@@ -193,6 +193,33 @@ impl RateLimit {
     }
 }
 
+/// How many units' rate limits are kept before the idle ones are pruned
+/// (an instance per connection would otherwise grow the table forever).
+const RATES_KEPT: usize = 1024;
+
+static RATES: Mutex<Option<HashMap<String, RateLimit>>> = Mutex::new(None);
+
+/// Whether one more line of `unit` fits journald's rate limit, which
+/// counts a service's lines together: its output streams and its syslog
+/// messages. `""` stands for the syslog messages of processes of no unit.
+pub fn admit(unit: &str) -> bool {
+    let now = std::time::Instant::now();
+    let mut guard = RATES.lock().unwrap_or_else(PoisonError::into_inner);
+    let rates = guard.get_or_insert_with(HashMap::new);
+    if rates.len() >= RATES_KEPT && !rates.contains_key(unit) {
+        rates.retain(|_, r| !r.idle(now));
+    }
+    let who = if unit.is_empty() {
+        "syslog of processes of no unit"
+    } else {
+        unit
+    };
+    rates
+        .entry(unit.to_owned())
+        .or_insert_with(|| RateLimit::new(now))
+        .admit(now, who)
+}
+
 /// A `<N>` prefix on a line of output (`SyslogLevelPrefix=`, on by
 /// default), as systemd's stdout stream reads it
 /// (`syslog_parse_priority()` without a facility): one to three digits

@@ -36,9 +36,6 @@ pub(super) fn serve(
     Some(log)
 }
 
-/// How many units' rate limits are kept before the idle ones are pruned.
-const RATES_KEPT: usize = 1024;
-
 impl Manager {
     /// A syslog message: a line (a line each, for one with several) of the
     /// unit that sent it, or of flint's own log when no unit's process
@@ -46,7 +43,7 @@ impl Manager {
     pub(super) fn on_syslog(&mut self, record: &Record) {
         let unit = self.service_of_pid(record.pid);
         for text in record.text.lines().filter(|l| !l.trim().is_empty()) {
-            if !self.syslog_admits(unit.as_deref().unwrap_or("")) {
+            if !crate::logs::admit(unit.as_deref().unwrap_or("")) {
                 return;
             }
             let line = match &record.identifier {
@@ -71,26 +68,6 @@ impl Manager {
                 }
             }
         }
-    }
-
-    /// Whether one more line of `unit` (`""`: of no unit) fits journald's
-    /// rate limit ([`crate::logs::RateLimit`]).
-    fn syslog_admits(&mut self, unit: &str) -> bool {
-        let now = std::time::Instant::now();
-        // Units come and go (an instance per connection): the idle ones
-        // are forgotten.
-        if self.syslog_rates.len() >= RATES_KEPT && !self.syslog_rates.contains_key(unit) {
-            self.syslog_rates.retain(|_, r| !r.idle(now));
-        }
-        let who = if unit.is_empty() {
-            "syslog of processes of no unit".to_owned()
-        } else {
-            format!("syslog of {unit}")
-        };
-        self.syslog_rates
-            .entry(unit.to_owned())
-            .or_insert_with(|| crate::logs::RateLimit::new(now))
-            .admit(now, &who)
     }
 
     /// The unit a process belongs to: the main or control process of a

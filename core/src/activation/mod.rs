@@ -288,8 +288,6 @@ struct Manager {
     /// The bus daemon the activator is for (set while it connects, too).
     activator_for: Option<String>,
     bus_activations: Vec<(String, u64)>,
-    /// The `--dev-log` rate limit of each unit (`""`: of no unit).
-    syslog_rates: HashMap<String, crate::logs::RateLimit>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -529,7 +527,6 @@ async fn run_async(
         activator: None,
         activator_for: None,
         bus_activations: Vec::new(),
-        syslog_rates: HashMap::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {

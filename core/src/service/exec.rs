@@ -1744,9 +1744,7 @@ const LINE_MAX: usize = 48 * 1024;
 pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32, level_prefix: bool) {
     // As journald's stdout stream: a NUL ends a line too, trailing
     // whitespace goes, and a line with nothing left is not logged.
-    let who = format!("{unit}[{pid}]");
-    let mut rate = crate::logs::RateLimit::new(std::time::Instant::now());
-    let mut forward = move |raw: &[u8]| {
+    let forward = move |raw: &[u8]| {
         for line in raw.split(|&b| b == 0) {
             let end = line
                 .iter()
@@ -1758,8 +1756,7 @@ pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32, level_prefix: bool) {
             } else {
                 (6, line)
             };
-            // journald's rate limit, per stream here.
-            if !text.is_empty() && rate.admit(std::time::Instant::now(), &who) {
+            if !text.is_empty() && crate::logs::admit(&unit) {
                 crate::logs::record_at(&unit, pid, &String::from_utf8_lossy(text), priority);
             }
         }
