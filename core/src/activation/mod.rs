@@ -1411,7 +1411,16 @@ impl Manager {
                 self.sockets[socket].name
             );
             self.release(socket, peer.as_ref());
+            // The socket that takes over may be listening already (armed
+            // before this connection, accepted by the old one, came here):
+            // then it is served now, not when a later switch arms one.
+            let taker = self.sockets.iter().position(|s| {
+                !s.removed && !s.failed && s.is_listening() && s.config.listens.contains(&kind)
+            });
             self.parked.push((kind, conn));
+            if let Some(index) = taker {
+                self.serve_parked(index);
+            }
             return;
         }
         if self.shutting_down || self.sockets[socket].failed {

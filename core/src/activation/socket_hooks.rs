@@ -263,7 +263,7 @@ impl Manager {
 
     /// The connections parked for a listener socket `index` now holds (see
     /// `parked`): accepted again through it, as if they had just come.
-    fn serve_parked(&mut self, index: usize) {
+    pub(super) fn serve_parked(&mut self, index: usize) {
         if self.parked.is_empty() {
             return;
         }
