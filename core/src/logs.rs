@@ -80,23 +80,27 @@ pub fn level_of(priority: u16) -> tracing::Level {
     }
 }
 
+/// A `tracing` event of the services' log (target `service`) at the level
+/// of the syslog `priority` ([`level_of`]).
+macro_rules! at_priority {
+    ($priority:expr, $($arg:tt)+) => {
+        match $crate::logs::level_of($priority) {
+            tracing::Level::ERROR => tracing::event!(target: "service", tracing::Level::ERROR, $($arg)+),
+            tracing::Level::WARN => tracing::event!(target: "service", tracing::Level::WARN, $($arg)+),
+            tracing::Level::INFO => tracing::event!(target: "service", tracing::Level::INFO, $($arg)+),
+            _ => tracing::event!(target: "service", tracing::Level::DEBUG, $($arg)+),
+        }
+    };
+}
+pub(crate) use at_priority;
+
 /// [`record`] at the level of the syslog `priority` (its severity).
 pub fn record_at(unit: &str, pid: i32, line: &str, priority: u16) {
     let line = cut(line);
-    macro_rules! at {
-        ($level:expr) => {
-            if JSON.load(Ordering::Relaxed) {
-                tracing::event!(target: "service", $level, unit, pid, "{line}");
-            } else {
-                tracing::event!(target: "service", $level, "{unit}[{pid}]: {line}");
-            }
-        };
-    }
-    match level_of(priority) {
-        tracing::Level::ERROR => at!(tracing::Level::ERROR),
-        tracing::Level::WARN => at!(tracing::Level::WARN),
-        tracing::Level::INFO => at!(tracing::Level::INFO),
-        _ => at!(tracing::Level::DEBUG),
+    if JSON.load(Ordering::Relaxed) {
+        at_priority!(priority, unit, pid, "{line}");
+    } else {
+        at_priority!(priority, "{unit}[{pid}]: {line}");
     }
     let usec = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

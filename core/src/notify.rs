@@ -137,18 +137,6 @@ impl NotifySocket {
         self.socket.as_raw_fd()
     }
 
-    /// Reads one message; `Ok(None)` when nothing is queued. Messages that
-    /// systemd would drop are dropped here (and their fds closed).
-    pub fn recv(&self) -> std::io::Result<Option<Message>> {
-        loop {
-            match self.recv_one()? {
-                Some(Some(m)) => return Ok(Some(m)),
-                Some(None) => {}
-                None => return Ok(None),
-            }
-        }
-    }
-
     /// Reads one datagram: `Ok(None)` when nothing is queued,
     /// `Ok(Some(None))` for one dropped, so that a reader can count those
     /// too and a flood of junk cannot hold it.
@@ -323,10 +311,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify");
         let server = NotifySocket::bind(&path).unwrap();
-        assert!(server.recv().unwrap().is_none());
+        assert!(server.recv_one().unwrap().flatten().is_none());
         let client = UnixDatagram::unbound().unwrap();
         client.send_to(b"READY=1\nSTATUS=hello", &path).unwrap();
-        let m = server.recv().unwrap().expect("a message");
+        let m = server.recv_one().unwrap().flatten().expect("a message");
         assert_eq!(m.pid, i32::try_from(std::process::id()).unwrap());
         assert!(m.flag("READY"));
         assert_eq!(m.get("STATUS"), Some("hello"));
@@ -343,7 +331,7 @@ mod tests {
             Some(&addr),
         )
         .unwrap();
-        let m = server.recv().unwrap().expect("a message");
+        let m = server.recv_one().unwrap().flatten().expect("a message");
         assert_eq!(m.fds.len(), 1);
         assert_eq!(m.get("FDNAME"), Some("x"));
         drop(server);

@@ -129,18 +129,6 @@ impl DevLog {
         self.socket.as_raw_fd()
     }
 
-    /// Reads one message; `Ok(None)` when nothing is queued. A message
-    /// without credentials or with nothing to say is skipped.
-    pub fn recv(&self) -> std::io::Result<Option<Record>> {
-        loop {
-            match self.recv_one()? {
-                Some(Some(r)) => return Ok(Some(r)),
-                Some(None) => {}
-                None => return Ok(None),
-            }
-        }
-    }
-
     /// Reads one datagram: `Ok(None)` when nothing is queued,
     /// `Ok(Some(None))` for one skipped (no credentials, nothing to say),
     /// so that a reader counts those too and junk cannot hold it.
@@ -493,10 +481,10 @@ mod tests {
         sender
             .send_to(b"<11>Dec  5 14:21:43 me[1]: oops", &dead)
             .unwrap();
-        let r = log.recv().unwrap().unwrap();
+        let r = log.recv_one().unwrap().flatten().unwrap();
         assert_eq!(r.pid, i32::try_from(std::process::id()).unwrap());
         assert_eq!((r.priority, r.text.as_str()), (11, "oops"));
-        assert_eq!(log.recv().unwrap(), None);
+        assert_eq!(log.recv_one().unwrap(), None);
         // Junk is reported as skipped, one datagram at a time.
         sender.send_to(b"  \n", &dead).unwrap();
         assert_eq!(log.recv_one().unwrap(), Some(None));

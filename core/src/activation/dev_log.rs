@@ -28,7 +28,7 @@ pub(super) fn serve(
         Rc::clone(&log),
         log.raw_fd(),
         "syslog socket",
-        Some(64),
+        64,
         DevLog::recv_one,
         Event::Syslog,
         tx.clone(),
@@ -54,18 +54,7 @@ impl Manager {
                 crate::logs::record_at(unit, record.pid, &line, record.priority);
             } else {
                 let pid = record.pid;
-                match crate::logs::level_of(record.priority) {
-                    tracing::Level::ERROR => {
-                        tracing::error!(target: "service", "syslog[{pid}]: {line}");
-                    }
-                    tracing::Level::WARN => {
-                        tracing::warn!(target: "service", "syslog[{pid}]: {line}");
-                    }
-                    tracing::Level::INFO => {
-                        tracing::info!(target: "service", "syslog[{pid}]: {line}");
-                    }
-                    _ => tracing::debug!(target: "service", "syslog[{pid}]: {line}"),
-                }
+                crate::logs::at_priority!(record.priority, "syslog[{pid}]: {line}");
             }
         }
     }

@@ -457,16 +457,14 @@ async fn run_async(
         .unwrap_or_else(|| crate::control::default_path(search.user_mode));
     // The lock that makes the control socket this flint's is held until
     // flint ends.
-    let mut _control_lock = None;
-    let control_node = match crate::control::bind(&control_path) {
+    let (control_node, _control_lock) = match crate::control::bind(&control_path) {
         Ok(bound) => {
             control::serve(bound.listener, tx.clone());
-            _control_lock = Some(bound.lock);
-            Some(control_path)
+            (Some(control_path), Some(bound.lock))
         }
         Err(e) => {
             tracing::warn!("flint: {e}; `flint ctl` cannot reach this flint");
-            None
+            (None, None)
         }
     };
     // Then the generators: while they run, SIGTERM and SIGINT still end
@@ -1901,7 +1899,7 @@ fn start_notify(
         std::rc::Rc::clone(&sock),
         sock.raw_fd(),
         "notify",
-        Some(64),
+        64,
         crate::notify::NotifySocket::recv_one,
         Event::Notify,
         tx.clone(),
@@ -1912,13 +1910,12 @@ fn start_notify(
 /// Reads what the datagram socket `socket` (its fd `fd`) receives, one
 /// datagram per `recv` (`Ok(Some(None))` for one it dropped), and sends
 /// each message to the manager as `event` makes it:
-/// all that is queued at each wake-up, or at most `batch` before the task
-/// lets the loop do other work.
+/// at most `batch` before the task lets the loop do other work.
 fn forward_datagrams<S: 'static, T: 'static>(
     socket: std::rc::Rc<S>,
     fd: std::os::fd::RawFd,
     what: &'static str,
-    batch: Option<usize>,
+    batch: usize,
     recv: fn(&S) -> std::io::Result<Option<Option<T>>>,
     event: fn(T) -> Event,
     tx: mpsc::UnboundedSender<Event>,
@@ -1935,9 +1932,7 @@ fn forward_datagrams<S: 'static, T: 'static>(
             let Ok(mut guard) = afd.readable().await else {
                 return;
             };
-            let mut left = batch;
-            while left != Some(0) {
-                left = left.map(|n| n - 1);
+            for _ in 0..batch {
                 match recv(&socket) {
                     Ok(Some(Some(m))) => {
                         if tx.send(event(m)).is_err() {
@@ -1957,9 +1952,7 @@ fn forward_datagrams<S: 'static, T: 'static>(
                     }
                 }
             }
-            if batch.is_some() {
-                tokio::task::yield_now().await;
-            }
+            tokio::task::yield_now().await;
         }
     });
 }
