@@ -1,5 +1,5 @@
-# flint's Nix library: renders `systemd.services`/`systemd.sockets`
-# definitions written in NixOS's option shape into unit files laid out the
+# flint's Nix library: renders `systemd.services`/`systemd.sockets`/
+# `systemd.timers` definitions written in NixOS's option shape into unit files laid out the
 # way NixOS lays them out, and builds a unit tree that
 # `flint run --unit-dir <tree>/etc/systemd/system` runs.
 #
@@ -18,8 +18,7 @@
 # - Job scripts (`script`, `preStart`, ...) start with `#!${runtimeShell}`
 #   (the host's bash by default) instead of nixpkgs' bash.
 # - Definitions are plain attribute sets, not modules: each option is
-#   given once (no `mkIf`/`mkForce`/merging of several definitions), and
-#   timers (`startAt`) are not rendered.
+#   given once (no `mkIf`/`mkForce`/merging of several definitions).
 {
   system ? builtins.currentSystem,
   # The shell that runs the builders.
@@ -165,6 +164,10 @@ let
   };
 
   targetDefaults = commonDefaults;
+
+  timerDefaults = commonDefaults // {
+    timerConfig = { };
+  };
 
   # NixOS fills these in itself; a pasted definition may still carry them.
   internal = [
@@ -369,20 +372,12 @@ rec {
         + optionalString (!def.stopIfChanged) "X-StopIfChanged=false\n"
         + optionalString def.notSocketActivated "X-NotSocketActivated=true\n";
     in
-    (
-      if def.startAt != [ ] then
-        builtins.trace "flint: ${where}: startAt is ignored (timers are not rendered)"
-      else
-        (x: x)
-    )
-      (
-        unitAttrs def
-        // {
-          text = unitText (unitSection "services" name def) (
-            "[Service]\n" + envLines + hints + attrsToSection serviceConfig
-          ) def.wantedBy;
-        }
-      );
+    unitAttrs def
+    // {
+      text = unitText (unitSection "services" name def) (
+        "[Service]\n" + envLines + hints + attrsToSection serviceConfig
+      ) def.wantedBy;
+    };
 
   # systemd.sockets.<name> -> { text; enable; wantedBy; ... }
   socketToUnit =
@@ -403,6 +398,34 @@ rec {
       ) def.wantedBy;
     };
 
+  # systemd.timers.<name> -> { text; ... }, as NixOS's timerToUnit.
+  timerToUnit =
+    name: given:
+    let
+      def = withDefaults "timers" timerDefaults name given;
+    in
+    unitAttrs def
+    // {
+      text = unitText (unitSection "timers" name def) (
+        "[Timer]\n" + attrsToSection def.timerConfig + "\n"
+      ) def.wantedBy;
+    };
+
+  # The timers NixOS makes for services with `startAt` (systemd.nix):
+  # wanted by timers.target, `OnCalendar=` the service's `startAt`.
+  startAtTimers =
+    services:
+    mapAttrs
+      (_: s: {
+        wantedBy = [ "timers.target" ];
+        timerConfig.OnCalendar = s.startAt;
+      })
+      (
+        filterAttrs (
+          _: s: (s.enable or true) && (s.startAt or [ ]) != [ ] && (s.startAt or "") != ""
+        ) services
+      );
+
   # systemd.targets.<name> -> { text; ... } (NixOS writes no [Install]).
   targetToUnit =
     name: given:
@@ -420,6 +443,7 @@ rec {
       services ? { },
       sockets ? { },
       targets ? { },
+      timers ? { },
       units ? { },
     }:
     let
@@ -435,6 +459,7 @@ rec {
     suffixed "service" serviceToUnit services
     // suffixed "socket" socketToUnit sockets
     // suffixed "target" targetToUnit targets
+    // suffixed "timer" timerToUnit (startAtTimers services // timers)
     // mapAttrs (_: u: sharedDefaults // u) units;
 
   # Unit file name -> text, for looking at or comparing renderings.
@@ -494,6 +519,7 @@ rec {
       services ? systemd.services or { },
       sockets ? systemd.sockets or { },
       targets ? systemd.targets or { },
+      timers ? systemd.timers or { },
       units ? systemd.units or { },
       packages ? systemd.packages or [ ],
       name ? "flint-units",
@@ -505,6 +531,7 @@ rec {
           services
           sockets
           targets
+          timers
           units
           ;
       };

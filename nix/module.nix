@@ -1,6 +1,6 @@
 # `services.flint`: one module for NixOS, home-manager and system-manager.
 #
-# It renders `services.flint.{services,sockets,targets,units,packages}` —
+# It renders `services.flint.{services,sockets,targets,timers,units,packages}` —
 # written exactly like `systemd.services`/`systemd.sockets`/... — with
 # flint's Nix library into a unit tree, and gives a launcher,
 # `flint-launch`, that runs `flint run --unit-dir <tree>`. How flint is
@@ -74,6 +74,7 @@ let
       services
       sockets
       targets
+      timers
       packages
       ;
     units = fromSystemd // cfg.units;
@@ -126,6 +127,7 @@ in
     services = definitions "services";
     sockets = definitions "sockets";
     targets = definitions "targets";
+    timers = definitions "timers";
     units = mkOption {
       type = types.attrsOf (types.attrsOf types.anything);
       default = { };

@@ -152,7 +152,7 @@ fn units_of_types_flint_does_not_run_say_so() {
     // The control socket it made is gone with it.
     assert!(!control.exists(), "{text}");
     assert!(
-        text.contains("cups.path: flint runs socket and service units")
+        text.contains("cups.path: flint runs socket, service and timer units")
             && text.contains(".path units are not supported"),
         "{text}"
     );

@@ -1258,3 +1258,83 @@ fn an_endless_request_is_cut_and_answered() {
     drop(stream);
     sender.join().unwrap();
 }
+
+/// `systemctl --user` reaches a user flint on `$XDG_RUNTIME_DIR/systemd/
+/// private` at once while other peers hold their connections there, idle
+/// after the handshake (each held the only server thread for its 5 s
+/// read timeout, one after the other).
+#[test]
+fn peers_idling_on_the_private_socket_keep_no_one_waiting() {
+    use std::fmt::Write as _;
+    use std::io::{BufRead, Write};
+    use std::os::unix::fs::PermissionsExt;
+    if !common::require("systemctl", "systemd: the client of the private socket") {
+        return;
+    }
+    let tree = Tree::new();
+    let rt = tree.path().join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    tree.write(
+        "units/keep.service",
+        "[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let units = tree.path().join("units");
+    let control = rt.join("ctl");
+    let _flint = Flint::run_args(
+        &[
+            "run".as_ref(),
+            "--user".as_ref(),
+            "--unit-dir".as_ref(),
+            units.as_os_str(),
+            "--control".as_ref(),
+            control.as_os_str(),
+            "keep.service".as_ref(),
+        ],
+        &[("XDG_RUNTIME_DIR", &rt), ("HOME", tree.path())],
+    );
+    let private = rt.join("systemd/private");
+    assert!(
+        wait_for(Duration::from_secs(10), || private.exists().then_some(())).is_some(),
+        "no private socket"
+    );
+    let mut uid = String::new();
+    for b in nix::unistd::getuid().as_raw().to_string().bytes() {
+        let _ = write!(uid, "{b:02x}");
+    }
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut s = std::os::unix::net::UnixStream::connect(&private).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(format!("\0AUTH EXTERNAL {uid}\r\n").as_bytes())
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(&s).read_line(&mut line).unwrap();
+        assert!(line.starts_with("OK "), "{line}");
+        s.write_all(b"BEGIN\r\n").unwrap();
+        idle.push(s);
+    }
+    let started = std::time::Instant::now();
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            "systemctl",
+            "--user",
+            "set-environment",
+            "IDLE_PEERS=3",
+        ])
+        .env("XDG_RUNTIME_DIR", &rt)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "systemctl waited {took:?} behind idle peers"
+    );
+    drop(idle);
+}

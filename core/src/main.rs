@@ -177,6 +177,15 @@ enum CtlCommand {
         #[arg(short, long)]
         all: bool,
     },
+    /// The active timers (all with `--all`), or those the patterns match:
+    /// when each elapses next, when it last did, and what it starts.
+    ListTimers {
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+        /// Inactive timers too.
+        #[arg(short, long)]
+        all: bool,
+    },
     /// Reset the failed state of units (all when none is named), their
     /// restart count and start limit, as `systemctl reset-failed`: a
     /// failed service or socket becomes inactive and may start again.
@@ -376,6 +385,20 @@ enum Command {
         /// Unit names.
         #[arg(required = true, value_name = "UNIT")]
         units: Vec<String>,
+    },
+    /// Normalize calendar events (`OnCalendar=`) and show when they next
+    /// elapse, as `systemd-analyze calendar` does.
+    Calendar {
+        /// How many elapses to show.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        iterations: u32,
+        /// Count from this time instead of now (`@SECONDS` since the epoch,
+        /// or `YYYY-MM-DD HH:MM[:SS] [ZONE]`).
+        #[arg(long, value_name = "TIME")]
+        base_time: Option<String>,
+        /// Calendar events.
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
     },
     /// Hold the sockets of the units and start services on demand.
     Run {
@@ -836,6 +859,92 @@ fn show(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
 
 /// `flint cat`: each unit's files as `systemctl cat` prints them; exits 1
 /// when a unit has none.
+/// `flint calendar`: each event in systemd-analyze's words, with its next
+/// elapses in local time (and in UTC where local time is not UTC).
+fn calendar(iterations: u32, base: Option<&str>, specs: &[String]) -> anyhow::Result<ExitCode> {
+    use flint::unit::calendar::CalendarSpec;
+    use jiff::Timestamp;
+    use jiff::tz::TimeZone;
+    let local = TimeZone::system();
+    let base: Timestamp = match base {
+        None => Timestamp::now(),
+        Some(b) => {
+            if let Some(secs) = b.strip_prefix('@') {
+                let secs: f64 = secs
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("Failed to parse --base-time= parameter: {b}"))?;
+                #[allow(clippy::cast_possible_truncation)]
+                Timestamp::from_microsecond((secs * 1e6) as i64)?
+            } else {
+                let (text, zone) = match b.rsplit_once(' ') {
+                    Some((t, z)) if TimeZone::get(z).is_ok() || z == "UTC" => {
+                        (t, TimeZone::get(z).unwrap_or(TimeZone::UTC))
+                    }
+                    _ => (b, local.clone()),
+                };
+                let civil: jiff::civil::DateTime = text
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("Failed to parse --base-time= parameter: {b}"))?;
+                civil.to_zoned(zone)?.timestamp()
+            }
+        }
+    };
+    let utc_local = local.to_offset(base) == jiff::tz::Offset::UTC
+        && local
+            .iana_name()
+            .is_none_or(|n| n == "UTC" || n == "Etc/UTC");
+    let show = |t: Timestamp, zone: &TimeZone| {
+        t.to_zoned(zone.clone())
+            .strftime("%a %Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    };
+    let mut ok = true;
+    let mut first = true;
+    for text in specs {
+        let Ok(spec) = CalendarSpec::parse(text) else {
+            eprintln!("Failed to parse calendar specification '{text}': Invalid argument");
+            ok = false;
+            continue;
+        };
+        if !first {
+            println!();
+        }
+        first = false;
+        // As systemd-analyze: the original only where it differs.
+        let normalized = spec.to_string();
+        if *text != normalized {
+            println!("  Original form: {}", text.trim_end());
+        }
+        println!("Normalized form: {normalized}");
+        let mut at = base;
+        for i in 1..=iterations.max(1) {
+            let Some(next) = spec.next_after(at) else {
+                if i == 1 {
+                    println!("    Next elapse: never");
+                }
+                break;
+            };
+            let label = if i == 1 {
+                "    Next elapse".to_string()
+            } else {
+                format!("{:>15}", format!("Iter. #{i}"))
+            };
+            println!("{label}: {}", show(next, &local));
+            if !utc_local {
+                println!("       (in UTC): {}", show(next, &TimeZone::UTC));
+            }
+            let usec = u64::try_from(next.as_microsecond()).unwrap_or(0);
+            println!("       From now: {}", flint::control::relative(usec, false));
+            at = next;
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn cat(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
     let search = tree.search_path(&[]);
     let mut blocks = Vec::new();
@@ -895,6 +1004,7 @@ fn ctl(
         CtlCommand::Status { units } => ("status", units.clone()),
         CtlCommand::ListUnits { patterns, .. } => ("list-units", patterns.clone()),
         CtlCommand::ListSockets { patterns, .. } => ("list-sockets", patterns.clone()),
+        CtlCommand::ListTimers { patterns, .. } => ("list-timers", patterns.clone()),
         CtlCommand::ResetFailed { units } => ("reset-failed", units.clone()),
         CtlCommand::Start { units, .. } => ("start", units.clone()),
         CtlCommand::Stop { units, .. } => ("stop", units.clone()),
@@ -967,6 +1077,9 @@ fn ctl(
         }
         CtlCommand::ListSockets { state, all, .. } => {
             request["states"] = state.clone().into();
+            request["all"] = (*all).into();
+        }
+        CtlCommand::ListTimers { all, .. } => {
             request["all"] = (*all).into();
         }
         _ => {}
@@ -1553,6 +1666,11 @@ fn main() -> ExitCode {
         }
         Command::Show { tree, units } => show(tree, units),
         Command::Cat { tree, units } => cat(tree, units),
+        Command::Calendar {
+            iterations,
+            base_time,
+            specs,
+        } => calendar(*iterations, base_time.as_deref(), specs),
         Command::Run {
             tree,
             units,

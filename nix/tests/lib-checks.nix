@@ -53,6 +53,26 @@ let
           wants = [ "a.service" ];
         };
       })."t.target" == "[Unit]\nWants=a.service\n\n";
+    # NixOS's timerToUnit, and the timer it makes for `startAt`.
+    timer-renders = (texts {
+      timers.t.timerConfig = {
+        OnBootSec = "5min";
+        Unit = "x.service";
+      };
+    })."t.timer" == "[Unit]\n\n[Timer]\nOnBootSec=5min\nUnit=x.service\n\n";
+    start-at-makes-a-timer =
+      (texts {
+        services.s = {
+          script = "true";
+          startAt = "daily";
+        };
+      })."s.timer" == "[Unit]\n\n[Timer]\nOnCalendar=daily\n\n\n[Install]\nWantedBy=timers.target\n"
+      && (flint.renderUnits { services.s.startAt = [ "Mon" "Fri" ]; })."s.timer".wantedBy == [
+        "timers.target"
+      ]
+      && (texts { services.s.startAt = [ "Mon" "Fri" ]; })."s.timer"
+        == "[Unit]\n\n[Timer]\nOnCalendar=Mon\nOnCalendar=Fri\n\n\n[Install]\nWantedBy=timers.target\n"
+      && !((texts { services.s.startAt = [ ]; }) ? "s.timer");
     unknown-option-refused = throws (texts { services.s.serviceconfig.Type = "simple"; });
     script-and-exec-start-conflict = throws (
       texts {

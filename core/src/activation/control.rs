@@ -211,7 +211,47 @@ impl Manager {
             .filter(|s| !s.removed)
             .map(|s| s.name.clone())
             .chain(ids.iter().map(|id| self.services[id].unit.id.to_string()))
+            .chain(self.timers.map.keys().cloned())
             .collect()
+    }
+
+    /// A timer's row for `status` and the listings; its next elapse and
+    /// last trigger in µs since the epoch (a monotonic elapse mapped to
+    /// the wall clock now).
+    fn timer_json(&self, name: &str) -> Json {
+        let Some(t) = self.timers.map.get(name) else {
+            return Json::Null;
+        };
+        let usec = |w: std::time::SystemTime| {
+            w.duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|d| u64::try_from(d.as_micros()).ok())
+        };
+        let mono = t.next_mono.map(|m| {
+            let (now_m, now_r) = (std::time::Instant::now(), std::time::SystemTime::now());
+            if m >= now_m {
+                now_r + (m - now_m)
+            } else {
+                now_r - (now_m - m)
+            }
+        });
+        let next = match (mono, t.next_real) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let (state, sub) = t.state.words();
+        json!({
+            "name": name,
+            "type": "timer",
+            "description": t.unit.get_str("Unit", "Description").unwrap_or(""),
+            "state": state,
+            "sub": sub,
+            "triggers": t.target,
+            "result": t.result,
+            "next_usec": next.and_then(usec),
+            "last_usec": t.last_trigger().and_then(usec),
+            "log": crate::logs::recent(name, STATUS_LINES, 0),
+        })
     }
 
     /// The units `names` stands for, as `systemctl` expands them: a glob
@@ -607,11 +647,14 @@ impl Manager {
                         let mut ids: Vec<u64> = self.services.keys().copied().collect();
                         ids.sort_unstable();
                         units.extend(ids.into_iter().map(|id| self.service_json(id)));
+                        units.extend(self.timers.map.keys().map(|n| self.timer_json(n)));
                     }
                 } else {
                     for n in &names {
                         if let Some(i) = self.socket_index(n) {
                             units.push(self.socket_json(i));
+                        } else if command != "list-sockets" && self.timers.map.contains_key(n) {
+                            units.push(self.timer_json(n));
                         } else if command != "list-sockets"
                             && let Some(id) = self.find_service(n)
                         {
@@ -653,6 +696,23 @@ impl Manager {
                     exit = 3;
                 }
                 ok(units, exit)
+            }
+            "list-timers" => {
+                // As `systemctl list-timers`: the active timers (all with
+                // `--all`), soonest first, those with no next elapse last.
+                let all = req["all"].as_bool() == Some(true);
+                let mut rows: Vec<Json> = self
+                    .timers
+                    .map
+                    .iter()
+                    .filter(|(n, t)| {
+                        (all || t.state.words().0 == "active")
+                            && (given.is_empty() || names.contains(n))
+                    })
+                    .map(|(n, _)| self.timer_json(n))
+                    .collect();
+                rows.sort_by_key(|r| r["next_usec"].as_u64().unwrap_or(u64::MAX));
+                ok(rows, 0)
             }
             "reload" => {
                 if given.is_empty() {
@@ -697,6 +757,35 @@ impl Manager {
                 };
                 let mut waited = Vec::new();
                 for n in &names {
+                    if let Ok(timer) = n.parse::<crate::unit::name::UnitName>()
+                        && timer.unit_type() == crate::unit::name::UnitType::Timer
+                    {
+                        let active = self
+                            .timers
+                            .map
+                            .get(n)
+                            .is_some_and(|t| t.state.words().0 == "active");
+                        match command {
+                            "stop" => {
+                                self.stop_timer(n);
+                                continue;
+                            }
+                            "start" if active => continue,
+                            c if c.starts_with("try") && !active => continue,
+                            "start" => {}
+                            _ => self.stop_timer(n),
+                        }
+                        if crate::unit::loader::resolve(&self.search, &timer).is_err() {
+                            return control::error(4, &format!("Unit {n} could not be found."));
+                        }
+                        if !self.start_timer(&timer) {
+                            return control::error(
+                                1,
+                                &format!("Job for {n} failed; see flint's log"),
+                            );
+                        }
+                        continue;
+                    }
                     // `try-*`: a unit that does not run is left as it is;
                     // `*reload-or-restart`: reloaded where it runs and can
                     // be, restarted (or started) otherwise, as systemctl.

@@ -136,6 +136,11 @@ pub(super) struct ServiceRt {
     pub downs: u64,
     /// Start sequences begun (past the start limit).
     pub launches: u64,
+    /// When the service last left the inactive state (a start sequence
+    /// began) and last entered it: what `OnUnitActiveSec=` and
+    /// `OnUnitInactiveSec=` of a timer count from.
+    pub inactive_exit_at: Option<Instant>,
+    pub inactive_enter_at: Option<Instant>,
     /// What the job engine saw last (see `jobs::Manager::observe`).
     pub seen: Seen,
     /// The stop under way is the first half of a restart: the kill signal
@@ -205,7 +210,7 @@ pub fn notify_access(unit: &Unit) -> &str {
 
 /// A pending timer task, aborted when dropped.
 #[derive(Debug)]
-pub(super) struct TimerGuard(tokio::task::AbortHandle);
+pub(super) struct TimerGuard(pub(super) tokio::task::AbortHandle);
 
 impl Drop for TimerGuard {
     fn drop(&mut self) {
@@ -247,6 +252,8 @@ impl ServiceRt {
             ups: 0,
             downs: 0,
             launches: 0,
+            inactive_exit_at: None,
+            inactive_enter_at: None,
             seen: Seen::default(),
             restart_kill: false,
             cgroup_watch: None,
@@ -432,6 +439,7 @@ impl Manager {
                 svc.state = State::Failed;
                 svc.result = "start-limit-hit";
                 svc.downs += 1;
+                svc.inactive_enter_at = Some(now);
                 trigger_on_result(&self.tx, svc, true);
                 // StartLimitAction=, then the FailureAction= of the unit
                 // that failed, as systemd does both.
@@ -477,6 +485,7 @@ impl Manager {
         svc.stopping = false;
         svc.restart_kill = false;
         svc.launches += 1;
+        svc.inactive_exit_at = Some(Instant::now());
         svc.result = "success";
         svc.last_status = None;
         svc.main_status = None;
@@ -2617,6 +2626,7 @@ impl Manager {
             return;
         };
         svc.downs += 1;
+        svc.inactive_enter_at = Some(Instant::now());
         svc.restart_kill = false;
         // A spawn of this run still under way starts nothing now.
         if let Some(cancel) = svc.spawn_cancel.take() {

@@ -33,6 +33,7 @@ mod limit;
 pub mod policy;
 mod private_socket;
 mod socket;
+mod timer;
 pub(crate) use socket::address_text;
 mod socket_hooks;
 mod switch;
@@ -147,6 +148,10 @@ enum Event {
     /// flint's connection as `org.freedesktop.systemd1` ended, or could
     /// not be made.
     BusActivatorGone { error: String },
+    /// A timer unit's wait for its next elapse is over.
+    TimerDue { timer: String, generation: u64 },
+    /// The wall clock was set.
+    ClockChanged,
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
     /// SIGCHLD: reap orphans that were re-parented to flint.
@@ -288,6 +293,8 @@ struct Manager {
     /// The bus daemon the activator is for (set while it connects, too).
     activator_for: Option<String>,
     bus_activations: Vec<(String, u64)>,
+    /// The timer units flint runs.
+    timers: timer::Timers,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -416,7 +423,12 @@ fn child_signal_fd() -> std::io::Result<nix::sys::signalfd::SignalFd> {
 pub fn default_units(search: &SearchPath) -> Vec<UnitName> {
     let index = loader::UnitIndex::build(search);
     let mut out: Vec<UnitName> = Vec::new();
-    for target in ["sockets.target", "multi-user.target", "default.target"] {
+    for target in [
+        "sockets.target",
+        "timers.target",
+        "multi-user.target",
+        "default.target",
+    ] {
         let Ok(name) = target.parse::<UnitName>() else {
             continue;
         };
@@ -525,6 +537,7 @@ async fn run_async(
         activator: None,
         activator_for: None,
         bus_activations: Vec::new(),
+        timers: timer::Timers::default(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {
@@ -556,10 +569,10 @@ async fn run_async(
     for n in &names {
         if !matches!(
             n.unit_type(),
-            UnitType::Socket | UnitType::Service | UnitType::Target
+            UnitType::Socket | UnitType::Service | UnitType::Target | UnitType::Timer
         ) {
             tracing::error!(
-                "{n}: flint runs socket and service units (and targets that group them); \
+                "{n}: flint runs socket, service and timer units (and targets that group them); \
                  .{} units are not supported; ignoring it",
                 n.unit_type()
             );
@@ -590,6 +603,7 @@ async fn run_async(
     }
     while let Some(event) = rx.recv().await {
         mgr.handle(event);
+        mgr.observe_timers();
         mgr.answer_settled();
         if mgr.exit_now || (mgr.shutting_down && mgr.all_dead() && mgr.hooks.is_empty()) {
             break;
@@ -1020,6 +1034,8 @@ impl Manager {
             Event::BusActivation { unit } => self.bus_activate(&unit),
             Event::BusActivatorUp { activator } => self.on_activator_up(activator),
             Event::BusActivatorGone { error } => self.on_activator_gone(&error),
+            Event::TimerDue { timer, generation } => self.on_timer_due(&timer, generation),
+            Event::ClockChanged => self.on_clock_changed(),
             Event::Shutdown => self.shutdown(),
             Event::SocketHooks { name, key, result } => self.on_socket_hooks(&name, key, result),
             Event::Control { request, reply } => {
@@ -1085,7 +1101,14 @@ impl Manager {
                         failed.push(name.to_string());
                     }
                 }
-                _ => tracing::warn!("{name}: flint runs socket and service units; ignoring"),
+                UnitType::Timer => {
+                    if self.start_timer(name) {
+                        started += 1;
+                    } else {
+                        failed.push(name.to_string());
+                    }
+                }
+                _ => tracing::warn!("{name}: flint runs socket, service and timer units; ignoring"),
             }
         }
         for &id in &queued {
@@ -1733,7 +1756,8 @@ impl Manager {
 /// service units plus what they (and named targets) pull in through
 /// `Wants=`, `Requires=`, `BindsTo=` and `.wants/`/`.requires/` links;
 /// socket units first (as `sockets.target` comes first at boot), then
-/// services in `After=`/`Before=` order. Other unit types are left out.
+/// services in `After=`/`Before=` order, then timers. Other unit types are
+/// left out.
 pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
     use std::collections::{HashSet, VecDeque};
     let mut seen: HashSet<String> = HashSet::new();
@@ -1745,7 +1769,7 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
         }
         if !matches!(
             name.unit_type(),
-            UnitType::Socket | UnitType::Service | UnitType::Target
+            UnitType::Socket | UnitType::Service | UnitType::Target | UnitType::Timer
         ) || name.is_template()
         {
             continue;
@@ -1777,10 +1801,12 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
         }
     }
     let mut sockets: Vec<UnitName> = Vec::new();
+    let mut timers: Vec<UnitName> = Vec::new();
     let mut services: Vec<&Unit> = Vec::new();
     for u in &found {
         match u.name.unit_type() {
             UnitType::Socket => sockets.push(u.name.clone()),
+            UnitType::Timer => timers.push(u.name.clone()),
             _ => services.push(u),
         }
     }
@@ -1832,7 +1858,9 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
         }
         order.push(services[i].name.clone());
     }
-    sockets.into_iter().chain(order).collect()
+    // Timers last, once what they trigger is loaded (systemd orders a
+    // timer before its unit only for the jobs of both).
+    sockets.into_iter().chain(order).chain(timers).collect()
 }
 
 /// Removes the notify sockets in `dir` that no flint holds any more (one

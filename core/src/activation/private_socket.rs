@@ -22,6 +22,9 @@ use crate::bus::{self, Bus, Message};
 
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 
+/// Peers served at once on the private socket.
+const PEERS: usize = 32;
+
 /// Serves the private socket on a thread of its own; returns its path,
 /// to be removed when flint stops, or `None` where there is none to serve.
 pub(super) fn serve(user_mode: bool) -> Option<PathBuf> {
@@ -62,6 +65,12 @@ pub(super) fn serve(user_mode: bool) -> Option<PathBuf> {
     let spawned = std::thread::Builder::new()
         .name("private-socket".into())
         .spawn(move || {
+            use std::sync::Arc;
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            // Each peer on a thread of its own, so one that holds its
+            // connection open (or stalls in the handshake) keeps no other
+            // waiting; at most PEERS at once, further ones are closed.
+            let open = Arc::new(AtomicUsize::new(0));
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 let me = nix::unistd::geteuid().as_raw();
@@ -71,12 +80,28 @@ pub(super) fn serve(user_mode: bool) -> Option<PathBuf> {
                 if !matches!(peer, Ok(uid) if uid == me || uid == 0) {
                     continue;
                 }
-                if let Ok(mut peer) = Bus::accept_peer(conn, Duration::from_secs(5)) {
-                    while let Ok(msg) = peer.read() {
-                        if answer(&mut peer, &msg, true).is_err() {
-                            break;
+                if open.fetch_add(1, Ordering::AcqRel) >= PEERS {
+                    open.fetch_sub(1, Ordering::AcqRel);
+                    tracing::warn!(
+                        "flint: {PEERS} peers on the private socket already; closing a new one"
+                    );
+                    continue;
+                }
+                let count = open.clone();
+                let served = std::thread::Builder::new()
+                    .name("private-peer".into())
+                    .spawn(move || {
+                        if let Ok(mut peer) = Bus::accept_peer(conn, Duration::from_secs(5)) {
+                            while let Ok(msg) = peer.read() {
+                                if answer(&mut peer, &msg, true).is_err() {
+                                    break;
+                                }
+                            }
                         }
-                    }
+                        count.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if served.is_err() {
+                    open.fetch_sub(1, Ordering::AcqRel);
                 }
             }
         });

@@ -439,10 +439,25 @@ impl Manager {
         };
         let mut errors = Vec::new();
         let mut new: BTreeMap<String, NewUnit> = BTreeMap::new();
-        for name in super::plan_units(&search, &names) {
+        // Timers are compared and applied on their own (`switch_timers`),
+        // after the rest: a changed timer restarts, as NixOS restarts it.
+        let (timers, planned): (Vec<UnitName>, Vec<UnitName>) = super::plan_units(&search, &names)
+            .into_iter()
+            .partition(|n| n.unit_type() == UnitType::Timer);
+        for name in planned {
             self.load_new(&search, &name, true, &mut new, &mut errors);
         }
-        if new.is_empty() && errors.is_empty() {
+        for name in &timers {
+            let unit = load::load(&search, name);
+            if !unit.is_loaded() {
+                errors.extend(unit.diagnostics.iter().map(ToString::to_string));
+                errors.push(format!(
+                    "{name}: failed to load ({})",
+                    unit.load_state.as_str()
+                ));
+            }
+        }
+        if new.is_empty() && timers.is_empty() && errors.is_empty() {
             errors.push("the new unit tree has nothing to run".into());
         }
         for name in still_in_tree(&self.current_units(), &new, &search) {
@@ -512,7 +527,8 @@ impl Manager {
         for problem in crate::service::defaults::init(self.search.user_mode) {
             tracing::warn!("environment generator {problem}");
         }
-        let (warnings, jobs) = self.apply(search, new, &plan, stamp);
+        let (mut warnings, jobs) = self.apply(search, new, &plan, stamp);
+        warnings.extend(self.switch_timers(&timers));
         Ok(Switched {
             plan,
             warnings,

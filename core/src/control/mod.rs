@@ -340,7 +340,11 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
         .unwrap_or_default();
     // Commands that act (start, stop, restart, reload, kill, ...) say
     // nothing when they succeed, as systemctl does.
-    if !matches!(command, "status" | "list-units" | "list-sockets") && units.is_empty() {
+    if !matches!(
+        command,
+        "status" | "list-units" | "list-sockets" | "list-timers"
+    ) && units.is_empty()
+    {
         for w in answer["warnings"].as_array().into_iter().flatten() {
             let _ = writeln!(out, "warning: {}", w.as_str().unwrap_or(""));
         }
@@ -379,6 +383,13 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 paint(state),
                 u["sub"].as_str().unwrap_or("")
             );
+            if u["type"] == "timer" {
+                let trigger = u["next_usec"].as_u64().map_or_else(
+                    || "n/a".to_string(),
+                    |t| format!("{}; {}", timestamp(t), relative(t, false)),
+                );
+                let _ = writeln!(out, "{:>11}: {trigger}", "Trigger");
+            }
             for (label, key) in [
                 ("Main PID", "main_pid"),
                 ("Status", "status"),
@@ -495,6 +506,47 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             }
             out.push('\n');
         }
+    } else if command == "list-timers" {
+        // As `systemctl list-timers`.
+        let mut rows: Vec<[String; 6]> = Vec::new();
+        for u in &units {
+            let at = |key: &str, implicit_left: bool| match u[key].as_u64() {
+                Some(t) => (timestamp(t), relative(t, implicit_left)),
+                None => ("-".to_string(), "-".to_string()),
+            };
+            let (next, left) = at("next_usec", true);
+            let (last, passed) = at("last_usec", false);
+            rows.push([
+                next,
+                left,
+                last,
+                passed,
+                u["name"].as_str().unwrap_or("?").to_string(),
+                u["triggers"].as_str().unwrap_or("").to_string(),
+            ]);
+        }
+        let head = ["NEXT", "LEFT", "LAST", "PASSED", "UNIT", "ACTIVATES"];
+        let widths: Vec<usize> = (0..5)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([head[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for r in std::iter::once(head.map(String::from)).chain(rows.iter().cloned()) {
+            let mut line = String::new();
+            for (i, w) in widths.iter().enumerate() {
+                let _ = write!(line, "{:w$} ", r[i]);
+            }
+            line.push_str(&r[5]);
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        let _ = write!(out, "\n{} timers listed.\n", rows.len());
+        if rows.is_empty() {
+            out.push_str("Pass --all to see loaded but inactive timers, too.\n");
+        }
     } else if command == "list-sockets" {
         // As `systemctl list-sockets --show-types`: one line per listener.
         let mut rows: Vec<[String; 4]> = Vec::new();
@@ -570,6 +622,83 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
         let _ = write!(out, "\n{} unit(s) listed.\n", units.len());
     }
     out
+}
+
+/// A time (µs since the epoch) as systemd prints one: local time with the
+/// zone's abbreviation (`Sat 2026-12-05 22:00:00 UTC`).
+pub fn timestamp(usec: u64) -> String {
+    i64::try_from(usec)
+        .ok()
+        .and_then(|u| jiff::Timestamp::from_microsecond(u).ok())
+        .map_or_else(
+            || "-".to_string(),
+            |ts| {
+                ts.to_zoned(jiff::tz::TimeZone::system())
+                    .strftime("%a %Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            },
+        )
+}
+
+/// How far a time (µs since the epoch) is from now, in the words of
+/// systemd's `format_timestamp_relative_full()`: `1h 5min left`, `3s ago`
+/// (`implicit_left`: without the `left`).
+pub fn relative(usec: u64, implicit_left: bool) -> String {
+    const SEC: u64 = 1_000_000;
+    const MIN: u64 = 60 * SEC;
+    const HOUR: u64 = 60 * MIN;
+    const DAY: u64 = 24 * HOUR;
+    const WEEK: u64 = 7 * DAY;
+    const MONTH: u64 = 2_629_800 * SEC;
+    const YEAR: u64 = 31_557_600 * SEC;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let (d, s) = if now > usec {
+        (now - usec, " ago")
+    } else {
+        (usec - now, if implicit_left { "" } else { " left" })
+    };
+    let plural = |n: u64, one: &str, many: &str| {
+        if n == 1 {
+            one.to_string()
+        } else {
+            many.to_string()
+        }
+    };
+    match d {
+        d if d >= YEAR => format!(
+            "{} {} {} {}{s}",
+            d / YEAR,
+            plural(d / YEAR, "year", "years"),
+            d % YEAR / MONTH,
+            plural(d % YEAR / MONTH, "month", "months")
+        ),
+        d if d >= MONTH => format!(
+            "{} {} {} {}{s}",
+            d / MONTH,
+            plural(d / MONTH, "month", "months"),
+            d % MONTH / DAY,
+            plural(d % MONTH / DAY, "day", "days")
+        ),
+        d if d >= WEEK => format!(
+            "{} {} {} {}{s}",
+            d / WEEK,
+            plural(d / WEEK, "week", "weeks"),
+            d % WEEK / DAY,
+            plural(d % WEEK / DAY, "day", "days")
+        ),
+        d if d >= 2 * DAY => format!("{} days{s}", d / DAY),
+        d if d >= 25 * HOUR => format!("1 day {}h{s}", (d - DAY) / HOUR),
+        d if d >= 6 * HOUR => format!("{}h{s}", d / HOUR),
+        d if d >= HOUR => format!("{}h {}min{s}", d / HOUR, d % HOUR / MIN),
+        d if d >= 5 * MIN => format!("{}min{s}", d / MIN),
+        d if d >= MIN => format!("{}min {}s{s}", d / MIN, d % MIN / SEC),
+        d if d >= SEC => format!("{}s{s}", d / SEC),
+        d if d >= 1000 => format!("{}ms{s}", d / 1000),
+        d if d > 0 => format!("{d}us{s}"),
+        _ => "now".to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -203,6 +203,14 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
         }
         "status" => ctl(&mut out, "status"),
+        "list-timers" => {
+            ctl(&mut out, "list-timers");
+            if all {
+                out.push("--all".into());
+            }
+            out.extend(raw_units.iter().cloned());
+            return Ok(Systemctl::Flint(out));
+        }
         "list-units" | "list-sockets" => {
             ctl(&mut out, &verb);
             for (key, v) in &values {

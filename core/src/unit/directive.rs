@@ -1,5 +1,5 @@
 //! The directive table: one definition per key that systemd knows in
-//! `[Unit]`, `[Service]`, `[Socket]` and `[Install]`.
+//! `[Unit]`, `[Service]`, `[Socket]`, `[Timer]` and `[Install]`.
 //!
 //! Parsing ([`super::load`]), `flint show`, the "unknown key" warnings and the
 //! "accepted, not enforced" notices all come from this one table, so a key is
@@ -18,6 +18,7 @@ pub enum Scope {
     Install,
     Service,
     Socket,
+    Timer,
     Exec,
 }
 
@@ -100,6 +101,8 @@ pub enum Grammar {
     CpuShares,
     OpenFile,
     Slice,
+    /// `OnCalendar=`: a calendar event (`systemd.time(7)`), specifiers expanded.
+    Calendar,
 }
 
 /// The listener kinds of `[Socket]`, in the words of the directive names.
@@ -2422,6 +2425,66 @@ pub static DIRECTIVES: &[Directive] = &[
         E,
         "OTHER",
     ),
+    // `[Timer]` (systemd's `load-fragment-gperf.gperf.in`, up to v258).
+    d(S::Timer, "OnActiveSec", G::Sec, K::List, E, "TIMER"),
+    d(S::Timer, "OnBootSec", G::Sec, K::List, E, "TIMER"),
+    d(S::Timer, "OnStartupSec", G::Sec, K::List, E, "TIMER"),
+    d(S::Timer, "OnUnitActiveSec", G::Sec, K::List, E, "TIMER"),
+    d(S::Timer, "OnUnitInactiveSec", G::Sec, K::List, E, "TIMER"),
+    d(S::Timer, "OnCalendar", G::Calendar, K::List, E, "TIMER"),
+    d(S::Timer, "OnClockChange", G::Bool, K::Single, E, "BOOLEAN"),
+    d(
+        S::Timer,
+        "OnTimezoneChange",
+        G::Bool,
+        K::Single,
+        N,
+        "BOOLEAN",
+    ),
+    d(S::Timer, "Unit", G::Unit, K::Single, E, "UNIT"),
+    d(S::Timer, "Persistent", G::Bool, K::Single, E, "BOOLEAN"),
+    d(S::Timer, "WakeSystem", G::Bool, K::Single, N, "BOOLEAN"),
+    d(
+        S::Timer,
+        "RemainAfterElapse",
+        G::Bool,
+        K::Single,
+        E,
+        "BOOLEAN",
+    ),
+    d(S::Timer, "AccuracySec", G::Sec, K::Single, E, "SECONDS"),
+    d(
+        S::Timer,
+        "RandomizedDelaySec",
+        G::Sec,
+        K::Single,
+        E,
+        "SECONDS",
+    ),
+    d(
+        S::Timer,
+        "RandomizedOffsetSec",
+        G::Sec,
+        K::Single,
+        N,
+        "SECONDS",
+    ),
+    d(
+        S::Timer,
+        "FixedRandomDelay",
+        G::Bool,
+        K::Single,
+        E,
+        "BOOLEAN",
+    ),
+    d(
+        S::Timer,
+        "DeferReactivation",
+        G::Bool,
+        K::Single,
+        N,
+        "BOOLEAN",
+    ),
     d(S::Unit, "ConditionVersion", G::Raw, K::Single, E, "OTHER"),
     d(S::Unit, "AssertVersion", G::Raw, K::Single, E, "OTHER"),
     d(
@@ -2532,6 +2595,7 @@ pub fn sections_of(dir: &Directive) -> &'static [&'static str] {
         Scope::Install => &["Install"],
         Scope::Service => &["Service"],
         Scope::Socket => &["Socket"],
+        Scope::Timer => &["Timer"],
         Scope::Exec if SLICE_KEYS.contains(&dir.key) => &["Service", "Socket", "Slice"],
         Scope::Exec => &["Service", "Socket"],
     }

@@ -679,10 +679,10 @@ impl Parser<'_> {
             if a.section == type_section
                 && !matches!(
                     self.unit.id.unit_type(),
-                    UnitType::Socket | UnitType::Service | UnitType::Slice
+                    UnitType::Socket | UnitType::Service | UnitType::Slice | UnitType::Timer
                 )
             {
-                // A .path, .timer, .mount, ... unit: its own section is
+                // A .path, .mount, ... unit: its own section is
                 // systemd's to read; flint does not run such units (a
                 // slice's resource settings it applies to the cgroup its
                 // services nest in).
@@ -840,6 +840,19 @@ impl Parser<'_> {
         let one = |v: Value| Ok(vec![v]);
         match dir.grammar {
             Grammar::Raw => one(Value::Raw(value.to_string())),
+            // systemd's config_parse_timer(): specifiers, then the calendar
+            // grammar; flint computes the elapses from the text kept.
+            Grammar::Calendar => {
+                let v = self
+                    .expand(value, SpecifierTable::Full)
+                    .map_err(Problem::Warn)?;
+                crate::unit::calendar::CalendarSpec::parse(&v).map_err(|_| {
+                    Problem::Warn(format!(
+                        "Failed to parse calendar specification, ignoring: {v}"
+                    ))
+                })?;
+                one(Value::Str(v))
+            }
             // systemd's config_parse_unit_slice(): a slice unit's name,
             // specifiers expanded; flint nests the cgroup in it.
             Grammar::Slice => {
@@ -1036,6 +1049,16 @@ impl Parser<'_> {
                     if out.len() != 1 {
                         return Err(Problem::Warn(format!(
                             "Failed to parse {key}= value, ignoring: {value}"
+                        )));
+                    }
+                    // systemd's config_parse_trigger_unit(): a timer
+                    // triggers anything but another timer.
+                    if key == "Unit"
+                        && self.unit.id.unit_type() == UnitType::Timer
+                        && value.trim().rsplit('.').next() == Some("timer")
+                    {
+                        return Err(Problem::Warn(format!(
+                            "Unit cannot be of same type, ignoring: {value}"
                         )));
                     }
                     if key == "Service" && !value.ends_with(".service") {

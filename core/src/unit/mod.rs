@@ -6,6 +6,7 @@
 //! [`model`]. This module is pure: it reads files and returns values or
 //! errors that carry `file:line`. No sockets, no processes.
 
+pub mod calendar;
 pub mod directive;
 pub mod lexer;
 pub mod load;

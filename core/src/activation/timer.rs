@@ -1,0 +1,878 @@
+//! `.timer` units, after systemd's `timer.c`: a timer waits for the
+//! earliest of its elapses and then starts the unit it triggers (`Unit=`,
+//! by default the service of the same name).
+//!
+//! - Monotonic elapses count from the timer's start (`OnActiveSec=`), the
+//!   boot (`OnBootSec=`; in a container from flint's start, as systemd
+//!   counts from its own), flint's start (`OnStartupSec=`), or the last
+//!   time the triggered unit left (`OnUnitActiveSec=`) or entered
+//!   (`OnUnitInactiveSec=`) the inactive state, whichever is later of that
+//!   and the timer's own last trigger. The first three fire once: an
+//!   elapse already past after a trigger is dropped, as systemd does.
+//! - Calendar elapses (`OnCalendar=`, [`crate::unit::calendar`]) follow the
+//!   wall clock from the last trigger, or from the timer's start. An
+//!   elapse before flint started is moved to flint's start, so a missed
+//!   one runs at once; with `Persistent=yes` the last trigger is kept in
+//!   systemd's stamp file (`/var/lib/systemd/timers/stamp-NAME`, or below
+//!   `$XDG_DATA_HOME` for a user flint), and a run missed while flint was
+//!   down runs when the timer starts.
+//! - `RandomizedDelaySec=` adds a random delay to each elapse
+//!   (`FixedRandomDelay=yes`: the same one every time, systemd's hash of
+//!   the machine id, the manager's kind, the user and the timer's name);
+//!   `AccuracySec=` is met by firing on time.
+//! - While the triggered unit runs, the timer is `running`; when the unit
+//!   is down again, the timer computes its next elapse. A timer with no
+//!   elapse left is `elapsed` (`RemainAfterElapse=yes`, the default) or
+//!   goes dead.
+//! - A change of the wall clock (a settimeofday, a resume) is seen through
+//!   a `TFD_TIMER_CANCEL_ON_SET` timerfd: calendar elapses are computed
+//!   again, and `OnClockChange=yes` timers fire.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::jobs::{Class, JobKind};
+use super::lifecycle::TimerGuard;
+use super::{Event, Manager};
+use crate::unit::calendar::CalendarSpec;
+use crate::unit::load::{Unit, Value};
+use crate::unit::name::{UnitName, UnitType};
+
+/// What a monotonic elapse counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Base {
+    Active,
+    Boot,
+    Startup,
+    UnitActive,
+    UnitInactive,
+}
+
+impl Base {
+    const ALL: [(Base, &'static str); 5] = [
+        (Base::Active, "OnActiveSec"),
+        (Base::Boot, "OnBootSec"),
+        (Base::Startup, "OnStartupSec"),
+        (Base::UnitActive, "OnUnitActiveSec"),
+        (Base::UnitInactive, "OnUnitInactiveSec"),
+    ];
+}
+
+#[derive(Debug)]
+enum Elapse {
+    Monotonic { base: Base, usec: u64 },
+    Calendar(CalendarSpec),
+}
+
+#[derive(Debug)]
+struct TimerValue {
+    elapse: Elapse,
+    /// A one-time elapse that already passed.
+    disabled: bool,
+}
+
+/// A timer's state, in systemd's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TimerState {
+    Dead,
+    Waiting,
+    Running,
+    Elapsed,
+    Failed,
+}
+
+impl TimerState {
+    /// The active state and sub-state, as `systemctl` shows them.
+    pub(super) fn words(self) -> (&'static str, &'static str) {
+        match self {
+            TimerState::Dead => ("inactive", "dead"),
+            TimerState::Waiting => ("active", "waiting"),
+            TimerState::Running => ("active", "running"),
+            TimerState::Elapsed => ("active", "elapsed"),
+            TimerState::Failed => ("failed", "failed"),
+        }
+    }
+
+    fn active(self) -> bool {
+        matches!(
+            self,
+            TimerState::Waiting | TimerState::Running | TimerState::Elapsed
+        )
+    }
+}
+
+/// A moment on both clocks (systemd's `dual_timestamp`); a trigger read
+/// back from a stamp file has only the wall-clock half.
+#[derive(Debug, Clone, Copy, Default)]
+struct Dual {
+    mono: Option<Instant>,
+    real: Option<SystemTime>,
+}
+
+impl Dual {
+    fn now() -> Dual {
+        Dual {
+            mono: Some(Instant::now()),
+            real: Some(SystemTime::now()),
+        }
+    }
+
+    fn is_set(self) -> bool {
+        self.mono.is_some() || self.real.is_some()
+    }
+}
+
+/// One timer unit flint runs.
+#[derive(Debug)]
+pub(super) struct TimerRt {
+    pub unit: Unit,
+    /// The unit it triggers.
+    pub target: String,
+    values: Vec<TimerValue>,
+    pub state: TimerState,
+    /// `success`, or why it failed.
+    pub result: &'static str,
+    last_trigger: Dual,
+    /// When the timer last started (systemd's `inactive_exit_timestamp`).
+    activated: Dual,
+    /// The next elapse on either clock, as computed last.
+    pub next_mono: Option<Instant>,
+    pub next_real: Option<SystemTime>,
+    wake: Option<TimerGuard>,
+    generation: u64,
+    /// The triggered service's start and stop counts when last looked at.
+    seen: (u64, u64),
+    stamp: Option<PathBuf>,
+    random_usec: u64,
+    fixed_random_delay: bool,
+    remain_after_elapse: bool,
+    on_clock_change: bool,
+}
+
+impl TimerRt {
+    /// The last trigger's wall-clock time, for listings.
+    pub(super) fn last_trigger(&self) -> Option<SystemTime> {
+        self.last_trigger.real
+    }
+}
+
+/// Every timer flint runs, and the clocks they count from.
+#[derive(Debug)]
+pub(super) struct Timers {
+    pub map: BTreeMap<String, TimerRt>,
+    /// flint's start, on both clocks (systemd's userspace timestamp).
+    started: (Instant, SystemTime),
+    /// The watch for changes of the wall clock, once a timer needs it.
+    clock_watch: Option<TimerGuard>,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            map: BTreeMap::new(),
+            started: (Instant::now(), SystemTime::now()),
+            clock_watch: None,
+        }
+    }
+}
+
+/// The time since boot on `CLOCK_MONOTONIC`, which `Instant` counts on.
+fn uptime() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec, which is ours.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Generations of timer wake-ups, unique across timers that are stopped
+/// and made again, so a wake-up already on its way never fires a newer one.
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: the buffer is valid for writes of its length.
+    let _ = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    u64::from_ne_bytes(b)
+}
+
+/// systemd's `timer_get_fixed_delay_hash()`: SipHash-2-4 with its key over
+/// the machine id, whether this is the system manager, the user id and the
+/// timer's name, so `FixedRandomDelay=yes` delays as under systemd.
+fn fixed_delay_hash(name: &str, system: bool) -> u64 {
+    #[allow(deprecated)] // std's SipHasher is SipHash-2-4, as systemd's siphash24.
+    use std::hash::{Hasher, SipHasher};
+    const KEY: [u8; 16] = [
+        0x51, 0x0a, 0xdb, 0x76, 0x29, 0x51, 0x42, 0xc2, 0x80, 0x35, 0xea, 0xe6, 0x8e, 0x3a, 0x37,
+        0xbd,
+    ];
+    let machine = std::fs::read_to_string("/etc/machine-id")
+        .ok()
+        .and_then(|s| id128(s.trim()))
+        .unwrap_or([0; 16]);
+    let k0 = u64::from_le_bytes(KEY[..8].try_into().unwrap_or_default());
+    let k1 = u64::from_le_bytes(KEY[8..].try_into().unwrap_or_default());
+    #[allow(deprecated)]
+    let mut h = SipHasher::new_with_keys(k0, k1);
+    h.write(&machine);
+    h.write(&[u8::from(system)]);
+    h.write(&nix::unistd::getuid().as_raw().to_ne_bytes());
+    h.write(name.as_bytes());
+    h.finish()
+}
+
+/// 32 hex digits as the 16 bytes they spell.
+fn id128(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Where `Persistent=yes` keeps a timer's last trigger (systemd's
+/// `timer_setup_persistent()`).
+fn stamp_path(name: &str, user_mode: bool) -> Option<PathBuf> {
+    let dir = if user_mode {
+        match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+        }
+        .join("systemd/timers")
+    } else {
+        PathBuf::from("/var/lib/systemd/timers")
+    };
+    Some(dir.join(format!("stamp-{name}")))
+}
+
+/// Creates (with its directory) or dates a stamp file.
+fn touch(path: &std::path::Path, when: SystemTime) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.set_modified(when)
+}
+
+/// The `Instant` at which the wall clock is expected to read `when`.
+fn instant_for(when: SystemTime) -> Instant {
+    let now = Instant::now();
+    match when.duration_since(SystemTime::now()) {
+        Ok(d) => now
+            .checked_add(d)
+            .unwrap_or(now + Duration::from_hours(24 * 365 * 100)),
+        Err(_) => now,
+    }
+}
+
+/// The settings of a timer unit that are about time.
+fn values_of(unit: &Unit) -> Vec<TimerValue> {
+    let mut out = Vec::new();
+    for (base, key) in Base::ALL {
+        for (v, _) in unit.entries("Timer", key) {
+            if let Value::Usec(usec) = v {
+                out.push(TimerValue {
+                    elapse: Elapse::Monotonic { base, usec: *usec },
+                    disabled: false,
+                });
+            }
+        }
+    }
+    for (v, _) in unit.entries("Timer", "OnCalendar") {
+        if let Value::Str(text) = v
+            && let Ok(spec) = CalendarSpec::parse(text)
+        {
+            out.push(TimerValue {
+                elapse: Elapse::Calendar(spec),
+                disabled: false,
+            });
+        }
+    }
+    out
+}
+
+/// The unit a timer triggers: `Unit=`, or the service of its name.
+pub(super) fn target_of(unit: &Unit) -> String {
+    if let Some(Value::Unit(n)) = unit.get("Timer", "Unit") {
+        n.clone()
+    } else {
+        let id = unit.id.as_str();
+        format!("{}.service", id.strip_suffix(".timer").unwrap_or(id))
+    }
+}
+
+/// Watches the wall clock: a `CLOCK_REALTIME` timerfd set far ahead with
+/// `TFD_TIMER_CANCEL_ON_SET` turns readable (reads fail with `ECANCELED`)
+/// whenever the clock is set, as systemd's manager watches it.
+fn watch_clock(tx: tokio::sync::mpsc::UnboundedSender<Event>) -> std::io::Result<TimerGuard> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: timerfd_create takes flags only; the fd is owned below.
+    let fd = unsafe {
+        libc::timerfd_create(libc::CLOCK_REALTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the fd was just created and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let arm = |fd: &OwnedFd| -> std::io::Result<()> {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            // Far ahead (year 2200): only a change of the clock wakes it.
+            it_value: libc::timespec {
+                tv_sec: 7_258_118_400,
+                tv_nsec: 0,
+            },
+        };
+        // SAFETY: the fd is a timerfd of ours; the spec is a valid value
+        // and the old value is not asked for.
+        let r = unsafe {
+            libc::timerfd_settime(
+                fd.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET,
+                &raw const spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    arm(&fd)?;
+    // SAFETY: the timerfd is moved into the AsyncFd, which keeps it open
+    // for as long as it is registered.
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }?;
+    let task = tokio::task::spawn_local(async move {
+        loop {
+            let Ok(mut ready) = fd.readable().await else {
+                return;
+            };
+            let mut buf = [0u8; 8];
+            // SAFETY: reads at most 8 bytes into the buffer, which is ours.
+            let n = unsafe { libc::read(fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+            let err = std::io::Error::last_os_error();
+            if n < 0 && err.kind() == std::io::ErrorKind::WouldBlock {
+                ready.clear_ready();
+                continue;
+            }
+            ready.clear_ready();
+            if arm(fd.get_ref()).is_err() {
+                return;
+            }
+            if n < 0
+                && err.raw_os_error() == Some(libc::ECANCELED)
+                && tx.send(Event::ClockChanged).is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(TimerGuard(task.abort_handle()))
+}
+
+impl Manager {
+    /// Starts a timer unit (systemd's `timer_start()`); false when it
+    /// cannot run (it fails to load, or what it triggers does).
+    pub(super) fn start_timer(&mut self, name: &UnitName) -> bool {
+        let key = name.to_string();
+        if self.timers.map.get(&key).is_some_and(|t| t.state.active()) {
+            return true;
+        }
+        let Some(unit) = self.load_startable(name) else {
+            if let Some(t) = self.timers.map.get_mut(&key) {
+                t.state = TimerState::Failed;
+                t.result = "resources";
+            }
+            return false;
+        };
+        // What systemd logs as it loads the unit: settings it ignores.
+        for d in &unit.diagnostics {
+            if d.severity == crate::unit::Severity::Warning {
+                tracing::warn!("{d}");
+            }
+        }
+        match crate::service::condition::check(&unit) {
+            crate::service::condition::ConditionOutcome::Pass => {}
+            crate::service::condition::ConditionOutcome::Skip(why) => {
+                tracing::info!("{key}: condition check resulted in it being skipped ({why})");
+                return true;
+            }
+            crate::service::condition::ConditionOutcome::AssertFailed(why) => {
+                tracing::error!("{key}: assertion failed ({why})");
+                return false;
+            }
+        }
+        let target = target_of(&unit);
+        let loaded = target
+            .parse::<UnitName>()
+            .ok()
+            .filter(|n| n.unit_type() == UnitType::Service)
+            .and_then(|n| self.add_service(&n));
+        let Some(id) = loaded else {
+            tracing::error!("{key}: Refusing to start, unit {target} to trigger not loaded.");
+            return false;
+        };
+        let values = values_of(&unit);
+        let on_clock_change = unit.get_bool("Timer", "OnClockChange") == Some(true);
+        if values.is_empty() && !on_clock_change {
+            tracing::error!(
+                "{key}: Timer unit lacks value setting. Refusing. (OnCalendar=, OnActiveSec= or another On…= is needed)"
+            );
+            return false;
+        }
+        let persistent = unit.get_bool("Timer", "Persistent") == Some(true);
+        let stamp = persistent
+            .then(|| stamp_path(&key, self.search.user_mode))
+            .flatten();
+        let mut last_trigger = Dual::default();
+        if let Some(path) = &stamp {
+            match std::fs::metadata(path).and_then(|m| m.modified()) {
+                Ok(when) if when < SystemTime::now() => last_trigger.real = Some(when),
+                Ok(_) => tracing::warn!(
+                    "{key}: Not using persistent file timestamp {} as it is in the future.",
+                    path.display()
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Never ran: the stamp is made now, as systemd does.
+                    if let Err(e) = touch(path, SystemTime::now()) {
+                        tracing::warn!("{key}: {}: {e}", path.display());
+                    }
+                }
+                Err(e) => tracing::warn!("{key}: {}: {e}", path.display()),
+            }
+        }
+        let seen = self
+            .services
+            .get(&id)
+            .map_or((0, 0), |s| (s.launches, s.downs));
+        let needs_clock = on_clock_change
+            || values
+                .iter()
+                .any(|v| matches!(v.elapse, Elapse::Calendar(_)));
+        let timer = TimerRt {
+            target,
+            values,
+            state: TimerState::Dead,
+            result: "success",
+            last_trigger,
+            activated: Dual::now(),
+            next_mono: None,
+            next_real: None,
+            wake: None,
+            generation: next_generation(),
+            seen,
+            stamp,
+            random_usec: unit.get_usec("Timer", "RandomizedDelaySec").unwrap_or(0),
+            fixed_random_delay: unit.get_bool("Timer", "FixedRandomDelay") == Some(true),
+            remain_after_elapse: unit.get_bool("Timer", "RemainAfterElapse") != Some(false),
+            on_clock_change,
+            unit,
+        };
+        self.timers.map.insert(key.clone(), timer);
+        if needs_clock && self.timers.clock_watch.is_none() {
+            match watch_clock(self.tx.clone()) {
+                Ok(guard) => self.timers.clock_watch = Some(guard),
+                Err(e) => tracing::warn!("flint: cannot watch the wall clock for changes: {e}"),
+            }
+        }
+        self.timer_enter_waiting(&key, false);
+        true
+    }
+
+    /// Stops a timer: it fires no more until started again.
+    pub(super) fn stop_timer(&mut self, name: &str) {
+        if let Some(t) = self.timers.map.get_mut(name) {
+            t.wake = None;
+            t.generation = next_generation();
+            t.next_mono = None;
+            t.next_real = None;
+            if t.state != TimerState::Failed {
+                t.state = TimerState::Dead;
+            }
+        }
+    }
+
+    /// systemd's `timer_enter_waiting()`: computes the next elapse and
+    /// waits for it, or leaves the timer elapsed when there is none.
+    fn timer_enter_waiting(&mut self, name: &str, time_change: bool) {
+        let now_m = Instant::now();
+        let now_r = SystemTime::now();
+        let (started_m, _) = self.timers.started;
+        // flint's start on the wall clock, mapped now (the wall clock may
+        // have been off at the start).
+        let started_r = now_r
+            .checked_sub(now_m.duration_since(started_m))
+            .unwrap_or(now_r);
+        let boot = if crate::service::condition::container().is_some() {
+            started_m
+        } else {
+            now_m.checked_sub(uptime()).unwrap_or(started_m)
+        };
+        let Some(target) = self.timers.map.get(name).map(|t| t.target.clone()) else {
+            return;
+        };
+        let (unit_active, unit_inactive) = self
+            .find_service(&target)
+            .and_then(|id| self.services.get(&id))
+            .map_or((None, None), |s| (s.inactive_exit_at, s.inactive_enter_at));
+        let system = !self.search.user_mode;
+        let tx = self.tx.clone();
+        let Some(t) = self.timers.map.get_mut(name) else {
+            return;
+        };
+        let active = t.state.active();
+        let mut next_mono: Option<Instant> = None;
+        let mut next_real: Option<SystemTime> = None;
+        let mut leave_around = false;
+        let last = t.last_trigger;
+        for v in &mut t.values {
+            if v.disabled {
+                continue;
+            }
+            match &v.elapse {
+                Elapse::Calendar(spec) => {
+                    let from = last
+                        .real
+                        .or(t.activated.real.filter(|_| active))
+                        .unwrap_or(now_r);
+                    let Some(next) = jiff::Timestamp::try_from(from)
+                        .ok()
+                        .and_then(|ts| spec.next_after(ts))
+                    else {
+                        continue;
+                    };
+                    let next = SystemTime::from(next).max(started_r);
+                    next_real = Some(next_real.map_or(next, |n| n.min(next)));
+                }
+                Elapse::Monotonic { base, usec } => {
+                    let from = match base {
+                        Base::Active if active => t.activated.mono.unwrap_or(now_m),
+                        Base::Active => now_m,
+                        Base::Boot => boot,
+                        Base::Startup => started_m,
+                        Base::UnitActive | Base::UnitInactive => {
+                            leave_around = true;
+                            let unit = if *base == Base::UnitActive {
+                                unit_active
+                            } else {
+                                unit_inactive
+                            };
+                            match unit.max(last.mono) {
+                                Some(b) => b,
+                                None => continue,
+                            }
+                        }
+                    };
+                    let Some(next) = from.checked_add(Duration::from_micros(*usec)) else {
+                        continue;
+                    };
+                    if last.is_set()
+                        && !time_change
+                        && next < now_m
+                        && matches!(base, Base::Active | Base::Boot | Base::Startup)
+                    {
+                        // A one-time elapse, passed: done with it.
+                        v.disabled = true;
+                        continue;
+                    }
+                    next_mono = Some(next_mono.map_or(next, |n| n.min(next)));
+                }
+            }
+        }
+        t.wake = None;
+        t.generation = next_generation();
+        if next_mono.is_none() && next_real.is_none() && !t.on_clock_change {
+            tracing::debug!("{name}: Timer is elapsed.");
+            t.next_mono = None;
+            t.next_real = None;
+            t.state = if t.remain_after_elapse || leave_around {
+                TimerState::Elapsed
+            } else {
+                TimerState::Dead
+            };
+            return;
+        }
+        let random = |t: &TimerRt| -> Duration {
+            if t.random_usec == 0 {
+                return Duration::ZERO;
+            }
+            let r = if t.fixed_random_delay {
+                fixed_delay_hash(name, system)
+            } else {
+                random_u64()
+            };
+            Duration::from_micros(r % t.random_usec)
+        };
+        let next_mono = next_mono.map(|n| n.checked_add(random(t)).unwrap_or(n));
+        let next_real = next_real.map(|n| n.checked_add(random(t)).unwrap_or(n));
+        t.next_mono = next_mono;
+        t.next_real = next_real;
+        t.state = TimerState::Waiting;
+        let due = match (next_mono, next_real.map(instant_for)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(due) = due {
+            tracing::debug!(
+                "{name}: elapses in {}",
+                crate::unit::value::time::format_timespan(
+                    u64::try_from(due.saturating_duration_since(now_m).as_micros())
+                        .unwrap_or(u64::MAX)
+                )
+            );
+            let (timer, generation) = (name.to_string(), t.generation);
+            let task = tokio::task::spawn_local(async move {
+                tokio::time::sleep_until(due.into()).await;
+                let _ = tx.send(Event::TimerDue { timer, generation });
+            });
+            t.wake = Some(TimerGuard(task.abort_handle()));
+        }
+    }
+
+    /// The wake-up of a waiting timer.
+    pub(super) fn on_timer_due(&mut self, name: &str, generation: u64) {
+        let Some(t) = self.timers.map.get(name) else {
+            return;
+        };
+        if t.generation != generation || t.state != TimerState::Waiting {
+            return;
+        }
+        // The wall clock may run a little behind the monotonic estimate
+        // made when the wait began: wait again for what is left.
+        let mono_due = t.next_mono.is_some_and(|n| n <= Instant::now());
+        let real_due = t
+            .next_real
+            .is_some_and(|n| n <= SystemTime::now() + Duration::from_millis(1));
+        if !mono_due && !real_due {
+            if t.next_mono.is_some() || t.next_real.is_some() {
+                let (mono, real) = (t.next_mono, t.next_real);
+                let tx = self.tx.clone();
+                let due = match (mono, real.map(instant_for)) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b).unwrap_or_else(Instant::now),
+                };
+                let (timer, generation) = (name.to_string(), generation);
+                let task = tokio::task::spawn_local(async move {
+                    tokio::time::sleep_until(due.into()).await;
+                    let _ = tx.send(Event::TimerDue { timer, generation });
+                });
+                if let Some(t) = self.timers.map.get_mut(name) {
+                    t.wake = Some(TimerGuard(task.abort_handle()));
+                }
+            }
+            return;
+        }
+        self.timer_enter_running(name);
+    }
+
+    /// systemd's `timer_enter_running()`: starts the triggered unit.
+    fn timer_enter_running(&mut self, name: &str) {
+        if self.shutting_down {
+            return;
+        }
+        let Some(target) = self.timers.map.get(name).map(|t| t.target.clone()) else {
+            return;
+        };
+        let id = self.find_service(&target).or_else(|| {
+            target
+                .parse::<UnitName>()
+                .ok()
+                .and_then(|n| self.add_service(&n))
+        });
+        let Some(id) = id else {
+            tracing::error!("{name}: Unit to trigger vanished.");
+            if let Some(t) = self.timers.map.get_mut(name) {
+                t.wake = None;
+                t.state = TimerState::Failed;
+                t.result = "resources";
+            }
+            return;
+        };
+        tracing::info!("{name}: elapsed; starting {target}");
+        let trigger = Dual::now();
+        // systemd's activation details: the start gets TRIGGER_UNIT and the
+        // trigger's time on both clocks (a unit already running keeps the
+        // environment it started with).
+        if let Some(svc) = self.services.get_mut(&id)
+            && matches!(Class::of(svc.state), Class::Inactive | Class::Failed)
+        {
+            let usec = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            let realtime = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, usec);
+            let set = |name: &str, value: String| crate::policy::EnvEdit::Set {
+                name: name.to_string(),
+                value,
+            };
+            svc.env_edits = vec![
+                set("TRIGGER_UNIT", name.to_string()),
+                set("TRIGGER_TIMER_REALTIME_USEC", realtime.to_string()),
+                set("TRIGGER_TIMER_MONOTONIC_USEC", usec(uptime()).to_string()),
+            ];
+        }
+        self.enqueue(id, JobKind::Start);
+        let Some(t) = self.timers.map.get_mut(name) else {
+            return;
+        };
+        t.last_trigger = trigger;
+        if let (Some(path), Some(when)) = (&t.stamp, t.last_trigger.real)
+            && let Err(e) = touch(path, when)
+        {
+            tracing::warn!("{name}: {}: {e}", path.display());
+        }
+        t.wake = None;
+        t.generation = next_generation();
+        t.next_mono = None;
+        t.next_real = None;
+        t.state = TimerState::Running;
+        self.dispatch();
+    }
+
+    /// Follows the units the timers trigger (systemd's
+    /// `timer_trigger_notify()`): a running timer waits again once its
+    /// unit is down, and a waiting one counts again from the unit's last
+    /// start or stop.
+    pub(super) fn observe_timers(&mut self) {
+        if self.timers.map.is_empty() {
+            return;
+        }
+        let names: Vec<String> = self
+            .timers
+            .map
+            .iter()
+            .filter(|(_, t)| t.state.active())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let Some(target) = self.timers.map.get(&name).map(|t| t.target.clone()) else {
+                continue;
+            };
+            let Some(id) = self.find_service(&target) else {
+                continue;
+            };
+            let Some(svc) = self.services.get(&id) else {
+                continue;
+            };
+            let counts = (svc.launches, svc.downs);
+            let down = matches!(Class::of(svc.state), Class::Inactive | Class::Failed);
+            let job = self.jobs.contains_key(&id);
+            let Some(t) = self.timers.map.get_mut(&name) else {
+                continue;
+            };
+            let changed = counts != t.seen;
+            t.seen = counts;
+            if changed {
+                for v in &mut t.values {
+                    if matches!(
+                        v.elapse,
+                        Elapse::Monotonic {
+                            base: Base::UnitActive | Base::UnitInactive,
+                            ..
+                        }
+                    ) {
+                        v.disabled = false;
+                    }
+                }
+            }
+            let again = match t.state {
+                TimerState::Running => down && !job,
+                TimerState::Waiting | TimerState::Elapsed => changed,
+                TimerState::Dead | TimerState::Failed => false,
+            };
+            if again {
+                self.timer_enter_waiting(&name, false);
+            }
+        }
+    }
+
+    /// The wall clock was set (systemd's `timer_time_change()`).
+    pub(super) fn on_clock_changed(&mut self) {
+        let now = SystemTime::now();
+        let names: Vec<String> = self
+            .timers
+            .map
+            .iter()
+            .filter(|(_, t)| t.state == TimerState::Waiting)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let Some(t) = self.timers.map.get_mut(&name) else {
+                continue;
+            };
+            // Triggered "in the future": the clock went back; the elapses
+            // since count again.
+            if t.last_trigger.real.is_some_and(|r| r > now) {
+                t.last_trigger.real = Some(now);
+            }
+            if t.on_clock_change {
+                tracing::debug!("{name}: Time change, triggering activation.");
+                self.timer_enter_running(&name);
+            } else {
+                tracing::debug!("{name}: Time change, recalculating next elapse.");
+                self.timer_enter_waiting(&name, true);
+            }
+        }
+    }
+
+    /// Applies the timers of a new unit tree: those no longer in it stop,
+    /// new ones start, and changed ones start again (with what their
+    /// stamp file says). Returns warnings for the switch's answer.
+    pub(super) fn switch_timers(&mut self, wanted: &[UnitName]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let gone: Vec<String> = self
+            .timers
+            .map
+            .keys()
+            .filter(|k| !wanted.iter().any(|w| w.as_str() == k.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            tracing::info!("flint: stopping the following units: {name}");
+            self.stop_timer(&name);
+            self.timers.map.remove(&name);
+        }
+        for name in wanted {
+            let key = name.to_string();
+            let new = self.units.load(&self.search, name);
+            let unchanged = self.timers.map.get(&key).is_some_and(|t| {
+                t.state.active()
+                    && super::switch::sections(&t.unit) == super::switch::sections(&new)
+            });
+            if unchanged {
+                continue;
+            }
+            if self.timers.map.contains_key(&key) {
+                tracing::info!("flint: restarting the following units: {key}");
+                self.stop_timer(&key);
+                self.timers.map.remove(&key);
+            } else {
+                tracing::info!("flint: starting the following units: {key}");
+            }
+            if !self.start_timer(name) {
+                warnings.push(format!("{key}: could not be started; see the log"));
+            }
+        }
+        warnings
+    }
+}

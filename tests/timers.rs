@@ -1,0 +1,470 @@
+//! `.timer` units under `flint run`: monotonic and calendar elapses, the
+//! unit a timer triggers, `Persistent=` stamps, `RemainAfterElapse=`,
+//! `timers.target`, `flint ctl list-timers`/`start`/`stop`, a switch, and
+//! broken timers that fail alone.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use common::{Flint, Tree, ctl, wait_for};
+
+/// A oneshot service appending the time (seconds since the epoch, with
+/// fractions) to `out` at every run.
+fn stamping_service(tree: &Tree, name: &str, out: &Path) {
+    tree.write(
+        name,
+        &format!(
+            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'date +%%s.%%N >> {}'\n",
+            out.display()
+        ),
+    );
+}
+
+/// The times recorded in `out`.
+fn runs(out: &Path) -> Vec<f64> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn wait_runs(out: &Path, n: usize, limit: Duration) -> Vec<f64> {
+    wait_for(limit, || {
+        let r = runs(out);
+        (r.len() >= n).then_some(r)
+    })
+    .unwrap_or_else(|| runs(out))
+}
+
+fn run_with_control(tree: &Tree, units: &[&str]) -> (Flint, std::path::PathBuf) {
+    let control = tree.path().join("control");
+    let mut args = vec!["--control", control.to_str().unwrap()];
+    args.extend_from_slice(units);
+    (Flint::run(tree, &args), control)
+}
+
+/// `OnActiveSec=` fires once after the timer starts; `OnUnitActiveSec=`
+/// then repeats from each start of the service. `flint ctl list-timers`
+/// shows the timer and what it activates; `stop` ends the elapses and
+/// `start` begins them anew.
+#[test]
+fn monotonic_timers_fire_repeat_and_stop() {
+    let tree = Tree::new();
+    let out = tree.path().join("ticks");
+    stamping_service(&tree, "tick.service", &out);
+    tree.write(
+        "tick.timer",
+        "[Unit]\nDescription=Tick\n[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=1s\nAccuracySec=1us\n",
+    );
+    let started = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (flint, control) = run_with_control(&tree, &["tick.timer"]);
+    let (code, listing) = ctl(&control, &["list-timers"]);
+    assert_eq!(code, 0, "{listing}");
+    assert!(
+        listing.contains("tick.timer") && listing.contains("tick.service"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("NEXT") && listing.contains("ACTIVATES"),
+        "{listing}"
+    );
+    let r = wait_runs(&out, 3, Duration::from_secs(15));
+    assert!(r.len() >= 3, "three runs expected:\n{}", flint.log());
+    // The first about 1 s after the start, the next ones about 1 s apart.
+    assert!(
+        r[0] - started >= 0.9,
+        "first run too early: {r:?} (start {started})"
+    );
+    for w in r.windows(2) {
+        assert!(w[1] - w[0] >= 0.9, "runs too close: {r:?}");
+    }
+    let (code, status) = ctl(&control, &["status", "tick.timer"]);
+    assert_eq!(code, 0, "{status}");
+    assert!(status.contains("tick.timer - Tick"), "{status}");
+    assert!(status.contains("Active: active"), "{status}");
+    assert!(status.contains("Trigger:"), "{status}");
+    assert!(status.contains("Triggers: tick.service"), "{status}");
+
+    let (code, text) = ctl(&control, &["stop", "tick.timer"]);
+    assert_eq!(code, 0, "{text}");
+    // A run under way when the timer stopped may still end.
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped_at = runs(&out).len();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(runs(&out).len(), stopped_at, "the stopped timer fired");
+    let (_, listing) = ctl(&control, &["list-timers"]);
+    assert!(!listing.contains("tick.timer"), "{listing}");
+    let (_, listing) = ctl(&control, &["list-timers", "--all"]);
+    assert!(listing.contains("tick.timer"), "{listing}");
+
+    let (code, text) = ctl(&control, &["start", "tick.timer"]);
+    assert_eq!(code, 0, "{text}");
+    let r = wait_runs(&out, stopped_at + 1, Duration::from_secs(10));
+    assert!(r.len() > stopped_at, "the started timer did not fire");
+    drop(flint);
+}
+
+/// `OnCalendar=` follows the wall clock: `*:*:0/2` elapses at every even
+/// second, and `Unit=` names the service it starts.
+#[test]
+fn calendar_timer_fires_on_the_wall_clock_and_starts_its_unit() {
+    let tree = Tree::new();
+    let out = tree.path().join("beats");
+    stamping_service(&tree, "beat-work.service", &out);
+    tree.write(
+        "beat.timer",
+        "[Timer]\nOnCalendar=*:*:0/2\nUnit=beat-work.service\nAccuracySec=1us\n",
+    );
+    let flint = Flint::run(&tree, &["beat.timer"]);
+    let r = wait_runs(&out, 3, Duration::from_secs(15));
+    assert!(r.len() >= 3, "three runs expected:\n{}", flint.log());
+    for t in &r {
+        // Started at an even second (the run itself takes milliseconds).
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let whole = t.floor() as u64;
+        assert_eq!(whole % 2, 0, "run at an odd second: {r:?}");
+    }
+    assert!(
+        flint
+            .log()
+            .contains("beat.timer: elapsed; starting beat-work.service")
+    );
+}
+
+/// `Persistent=yes`: a stamp older than the last elapse makes the timer
+/// fire at once when it starts (a run missed while flint was down), and
+/// the stamp is dated anew; a timer without a stamp gets one and waits;
+/// the same calendar without `Persistent=` waits too.
+#[test]
+fn persistent_timers_catch_up_a_missed_run() {
+    let tree = Tree::new();
+    let data = tree.path().join("data");
+    let rt = tree.path().join("rt");
+    std::fs::create_dir_all(&rt).unwrap();
+    let stamps = data.join("systemd/timers");
+    std::fs::create_dir_all(&stamps).unwrap();
+    let (missed, fresh, plain) = (
+        tree.path().join("missed"),
+        tree.path().join("fresh"),
+        tree.path().join("plain"),
+    );
+    stamping_service(&tree, "missed.service", &missed);
+    stamping_service(&tree, "fresh.service", &fresh);
+    stamping_service(&tree, "plain.service", &plain);
+    let daily = "[Timer]\nOnCalendar=daily\nPersistent=true\n";
+    tree.write("missed.timer", daily);
+    tree.write("fresh.timer", daily);
+    tree.write("plain.timer", "[Timer]\nOnCalendar=daily\n");
+    // Last run three days ago.
+    let old = SystemTime::now() - Duration::from_hours(72);
+    let stamp = stamps.join("stamp-missed.timer");
+    std::fs::File::create(&stamp)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let units = tree.path().to_str().unwrap().to_string();
+    let control = tree.path().join("control");
+    let flint = Flint::run_args(
+        &[
+            "run",
+            "--user",
+            "--unit-dir",
+            &units,
+            "--control",
+            control.to_str().unwrap(),
+            "missed.timer",
+            "fresh.timer",
+            "plain.timer",
+        ]
+        .map(std::ffi::OsStr::new),
+        &[
+            ("XDG_DATA_HOME", &data),
+            ("XDG_RUNTIME_DIR", &rt),
+            ("HOME", tree.path()),
+        ],
+    );
+    let r = wait_runs(&missed, 1, Duration::from_secs(10));
+    assert_eq!(
+        r.len(),
+        1,
+        "the missed run did not happen:\n{}",
+        flint.log()
+    );
+    let dated = std::fs::metadata(&stamp).unwrap().modified().unwrap();
+    assert!(
+        dated > SystemTime::now() - Duration::from_mins(1),
+        "the stamp was not dated anew"
+    );
+    assert!(
+        stamps.join("stamp-fresh.timer").exists(),
+        "no stamp made for a timer that never ran"
+    );
+    assert!(!stamps.join("stamp-plain.timer").exists());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(runs(&fresh).is_empty(), "a timer without a stamp fired");
+    assert!(runs(&plain).is_empty(), "a timer without Persistent= fired");
+    assert_eq!(runs(&missed).len(), 1, "the missed run ran twice");
+    let (code, listing) = ctl(&control, &["list-timers"]);
+    assert_eq!(code, 0, "{listing}");
+    assert!(listing.contains("3 timers listed."), "{listing}");
+}
+
+/// A timer with only `OnActiveSec=` elapses once: it stays `elapsed`
+/// (`RemainAfterElapse=yes`, the default) or goes `dead` with
+/// `RemainAfterElapse=no`.
+#[test]
+fn one_shot_timers_remain_elapsed_or_go_dead() {
+    let tree = Tree::new();
+    let (a, b) = (tree.path().join("a"), tree.path().join("b"));
+    stamping_service(&tree, "keep.service", &a);
+    stamping_service(&tree, "gone.service", &b);
+    tree.write(
+        "keep.timer",
+        "[Timer]\nOnActiveSec=200ms\nAccuracySec=1us\n",
+    );
+    tree.write(
+        "gone.timer",
+        "[Timer]\nOnActiveSec=200ms\nAccuracySec=1us\nRemainAfterElapse=no\n",
+    );
+    let (flint, control) = run_with_control(&tree, &["keep.timer", "gone.timer"]);
+    assert_eq!(wait_runs(&a, 1, Duration::from_secs(10)).len(), 1);
+    assert_eq!(wait_runs(&b, 1, Duration::from_secs(10)).len(), 1);
+    let settled = wait_for(Duration::from_secs(10), || {
+        let (_, keep) = ctl(&control, &["status", "keep.timer"]);
+        let (_, gone) = ctl(&control, &["status", "gone.timer"]);
+        (keep.contains("Active: active (elapsed)") && gone.contains("Active: inactive (dead)"))
+            .then_some(())
+    });
+    let (_, keep) = ctl(&control, &["status", "keep.timer"]);
+    let (_, gone) = ctl(&control, &["status", "gone.timer"]);
+    assert!(settled.is_some(), "{keep}\n{gone}\n{}", flint.log());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(runs(&a).len(), 1, "a one-time elapse fired again");
+}
+
+/// Timers that cannot run fail alone, with a clear message, while the
+/// others fire: one whose unit is missing, one with only a broken
+/// calendar.
+#[test]
+fn broken_timers_fail_alone() {
+    let tree = Tree::new();
+    let out = tree.path().join("ok");
+    stamping_service(&tree, "ok.service", &out);
+    tree.write("ok.timer", "[Timer]\nOnActiveSec=300ms\nAccuracySec=1us\n");
+    tree.write(
+        "orphan.timer",
+        "[Timer]\nOnActiveSec=1s\nUnit=nothere.service\n",
+    );
+    stamping_service(&tree, "bad.service", &tree.path().join("bad"));
+    tree.write("bad.timer", "[Timer]\nOnCalendar=Mon..Frx 25:99\n");
+    let flint = Flint::run(&tree, &["orphan.timer", "bad.timer", "ok.timer"]);
+    assert_eq!(
+        wait_runs(&out, 1, Duration::from_secs(10)).len(),
+        1,
+        "{}",
+        flint.log()
+    );
+    let log = flint.log();
+    assert!(
+        log.contains(
+            "orphan.timer: Refusing to start, unit nothere.service to trigger not loaded."
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("Failed to parse calendar specification, ignoring: Mon..Frx 25:99"),
+        "{log}"
+    );
+    assert!(
+        log.contains("bad.timer: Timer unit lacks value setting."),
+        "{log}"
+    );
+    assert!(!tree.path().join("bad").exists());
+}
+
+/// With no unit named, `flint run` starts what `timers.target` wants, as
+/// `systemctl enable` links a timer there. The service learns what
+/// started it, as from systemd: `TRIGGER_UNIT` and the trigger's time on
+/// the wall clock and on `CLOCK_MONOTONIC`.
+#[test]
+fn timers_target_wants_are_started_by_default_and_tell_the_service() {
+    let tree = Tree::new();
+    let out = tree.path().join("env");
+    tree.write(
+        "job.service",
+        &format!(
+            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'env > {0}.tmp; mv {0}.tmp {0}'\n",
+            out.display()
+        ),
+    );
+    tree.write(
+        "job.timer",
+        "[Timer]\nOnActiveSec=200ms\nAccuracySec=1us\n[Install]\nWantedBy=timers.target\n",
+    );
+    std::fs::create_dir_all(tree.path().join("timers.target.wants")).unwrap();
+    std::os::unix::fs::symlink(
+        "../job.timer",
+        tree.path().join("timers.target.wants/job.timer"),
+    )
+    .unwrap();
+    let flint = Flint::run(&tree, &[]);
+    let env = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out).ok()
+    })
+    .unwrap_or_else(|| panic!("the timer did not start its service:\n{}", flint.log()));
+    let var = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in\n{env}"))
+            .to_string()
+    };
+    assert_eq!(var("TRIGGER_UNIT"), "job.timer");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let realtime: u128 = var("TRIGGER_TIMER_REALTIME_USEC").parse().unwrap();
+    assert!(
+        now >= realtime && now - realtime < 30_000_000,
+        "{realtime} vs {now}"
+    );
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec, which is ours.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    #[allow(clippy::cast_precision_loss)]
+    let uptime = ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
+    let monotonic: f64 = var("TRIGGER_TIMER_MONOTONIC_USEC").parse::<f64>().unwrap() / 1e6;
+    assert!(
+        monotonic <= uptime + 1.0 && uptime - monotonic < 30.0,
+        "{monotonic} vs uptime {uptime}"
+    );
+}
+
+/// A switch to a tree where the timer changed restarts it with the new
+/// settings; one where it is gone stops it.
+#[test]
+fn a_switch_restarts_changed_timers_and_stops_removed_ones() {
+    let tree = Tree::new();
+    let out = tree.path().join("runs");
+    stamping_service(&tree, "job.service", &out);
+    tree.write("job.timer", "[Timer]\nOnActiveSec=1h\n");
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    for (target, unit) in [
+        ("timers.target", "job.timer"),
+        ("multi-user.target", "keep.service"),
+    ] {
+        let wants = tree.path().join(format!("{target}.wants"));
+        std::fs::create_dir_all(&wants).unwrap();
+        std::os::unix::fs::symlink(format!("../{unit}"), wants.join(unit)).unwrap();
+    }
+    let (flint, control) = run_with_control(&tree, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(runs(&out).is_empty());
+    tree.write(
+        "job.timer",
+        "[Timer]\nOnActiveSec=300ms\nOnUnitActiveSec=500ms\nAccuracySec=1us\n",
+    );
+    common::switch(&control, tree.path(), false);
+    let r = wait_runs(&out, 2, Duration::from_secs(10));
+    assert!(
+        r.len() >= 2,
+        "the changed timer did not fire:\n{}",
+        flint.log()
+    );
+    std::fs::remove_file(tree.path().join("timers.target.wants/job.timer")).unwrap();
+    std::fs::remove_file(tree.path().join("job.timer")).unwrap();
+    common::switch(&control, tree.path(), false);
+    std::thread::sleep(Duration::from_millis(300));
+    let after = runs(&out).len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(&out).len(), after, "the removed timer still fires");
+    let (_, listing) = ctl(&control, &["list-timers", "--all"]);
+    assert!(!listing.contains("job.timer"), "{listing}");
+}
+
+/// `flint calendar` against `systemd-analyze calendar`: the same
+/// normalized forms and the same next elapses (four of each) for every
+/// event of `tests/golden/calendar/specs.txt` (systemd's own test cases,
+/// Debian's timers, events systemd refuses), in four time zones (two with
+/// daylight saving time, one of them moving by 30 minutes) and from three
+/// base times (one near each change of daylight saving time in Europe).
+/// What systemd refuses, flint refuses.
+#[test]
+fn flint_calendar_agrees_with_systemd_analyze() {
+    if !common::require("systemd-analyze", "is the oracle for calendar events") {
+        return;
+    }
+    let corpus = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/calendar/specs.txt"),
+    )
+    .unwrap();
+    let specs: Vec<&str> = corpus
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    assert!(specs.len() > 100);
+    let run = |program: &str, args: &[&str], tz: &str| {
+        let mut cmd = if program == "flint" {
+            std::process::Command::new(common::flint_bin())
+        } else {
+            std::process::Command::new(program)
+        };
+        cmd.arg("calendar");
+        let out = cmd.args(args).env("TZ", tz).output().unwrap();
+        // "From now" counts from the moment each tool ran.
+        let mut text = String::new();
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            if !l.trim_start().starts_with("From now:") {
+                text.push_str(l);
+                text.push('\n');
+            }
+        }
+        (out.status.success(), text)
+    };
+    let (mut valid, mut refused) = (Vec::new(), 0);
+    for spec in &specs {
+        let (ok, _) = run("systemd-analyze", &["--base-time=@1767225600", spec], "UTC");
+        if ok {
+            valid.push(*spec);
+        } else {
+            refused += 1;
+            let (ok, _) = run("flint", &["--base-time=@1767225600", spec], "UTC");
+            assert!(!ok, "flint takes {spec:?}, which systemd refuses");
+        }
+    }
+    assert!(refused >= 5 && valid.len() > 100, "{refused} refused");
+    for tz in [
+        "UTC",
+        "Europe/Berlin",
+        "America/New_York",
+        "Australia/Lord_Howe",
+    ] {
+        // 2026-01-01 00:00 UTC; 2026-03-29 00:30 UTC; 2026-10-25 00:30 UTC.
+        for base in ["@1767225600", "@1774744200", "@1792888200"] {
+            let mut args = vec!["--iterations=4"];
+            let base_arg = format!("--base-time={base}");
+            args.push(&base_arg);
+            args.extend(&valid);
+            let (ok_sd, want) = run("systemd-analyze", &args, tz);
+            let (ok_flint, got) = run("flint", &args, tz);
+            assert!(ok_sd && ok_flint);
+            if got != want {
+                let first = got
+                    .lines()
+                    .zip(want.lines())
+                    .find(|(a, b)| a != b)
+                    .map(|(a, b)| format!("flint: {a}\nsystemd: {b}"));
+                panic!("TZ={tz} base {base}: first difference:\n{first:?}");
+            }
+        }
+    }
+}
