@@ -90,6 +90,27 @@ fn monotonic_timers_fire_repeat_and_stop() {
     assert!(status.contains("Active: active"), "{status}");
     assert!(status.contains("Trigger:"), "{status}");
     assert!(status.contains("Triggers: tick.service"), "{status}");
+    // reset-failed (of everything) takes timers too.
+    let (code, text) = ctl(&control, &["reset-failed"]);
+    assert_eq!(code, 0, "{text}");
+    // What `systemctl show` says of a timer (Ansible reads ActiveState).
+    let (code, shown) = ctl(&control, &["show", "tick.timer"]);
+    assert_eq!(code, 0, "{shown}");
+    for want in [
+        "Unit=tick.service",
+        "ActiveState=active",
+        "AccuracyUSec=1us",
+        "RemainAfterElapse=yes",
+        "Persistent=no",
+    ] {
+        assert!(shown.lines().any(|l| l == want), "no {want} in\n{shown}");
+    }
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("LastTriggerUSec=") && l != "LastTriggerUSec=n/a"),
+        "{shown}"
+    );
 
     let (code, text) = ctl(&control, &["stop", "tick.timer"]);
     assert_eq!(code, 0, "{text}");
@@ -313,7 +334,7 @@ fn timers_target_wants_are_started_by_default_and_tell_the_service() {
         tree.path().join("timers.target.wants/job.timer"),
     )
     .unwrap();
-    let flint = Flint::run(&tree, &[]);
+    let (flint, control) = run_with_control(&tree, &[]);
     let env = wait_for(Duration::from_secs(10), || {
         std::fs::read_to_string(&out).ok()
     })
@@ -347,6 +368,15 @@ fn timers_target_wants_are_started_by_default_and_tell_the_service() {
         monotonic <= uptime + 1.0 && uptime - monotonic < 30.0,
         "{monotonic} vs uptime {uptime}"
     );
+    // A start that no timer made does not say it was one.
+    std::fs::remove_file(&out).unwrap();
+    let (code, text) = ctl(&control, &["start", "job.service"]);
+    assert_eq!(code, 0, "{text}");
+    let env = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out).ok()
+    })
+    .expect("job.service did not run");
+    assert!(!env.contains("TRIGGER_"), "{env}");
 }
 
 /// A switch to a tree where the timer changed restarts it with the new
@@ -369,9 +399,27 @@ fn a_switch_restarts_changed_timers_and_stops_removed_ones() {
     let (flint, control) = run_with_control(&tree, &[]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(runs(&out).is_empty());
+    // A timer started by hand, not wanted by any target: it stays.
+    tree.write(
+        "manual.timer",
+        "[Timer]\nOnActiveSec=1h\nUnit=job.service\n",
+    );
+    let (code, text) = ctl(&control, &["start", "manual.timer"]);
+    assert_eq!(code, 0, "{text}");
     tree.write(
         "job.timer",
         "[Timer]\nOnActiveSec=300ms\nOnUnitActiveSec=500ms\nAccuracySec=1us\n",
+    );
+    // The service only the timer starts changes too: its next run is the
+    // new definition's.
+    let marks = tree.path().join("marks");
+    tree.write(
+        "job.service",
+        &format!(
+            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'date +%%s.%%N >> {}; echo new >> {}'\n",
+            out.display(),
+            marks.display()
+        ),
     );
     common::switch(&control, tree.path(), false);
     let r = wait_runs(&out, 2, Duration::from_secs(10));
@@ -380,6 +428,14 @@ fn a_switch_restarts_changed_timers_and_stops_removed_ones() {
         "the changed timer did not fire:\n{}",
         flint.log()
     );
+    let new_runs = std::fs::read_to_string(&marks).unwrap_or_default();
+    assert!(
+        new_runs.lines().count() >= 2,
+        "the old definition of job.service ran:\n{}",
+        flint.log()
+    );
+    let (_, listing) = ctl(&control, &["list-timers"]);
+    assert!(listing.contains("manual.timer"), "{listing}");
     std::fs::remove_file(tree.path().join("timers.target.wants/job.timer")).unwrap();
     std::fs::remove_file(tree.path().join("job.timer")).unwrap();
     common::switch(&control, tree.path(), false);

@@ -265,7 +265,10 @@ enum CtlCommand {
     /// only when named): a service's Type, Restart, NotifyAccess, MainPID,
     /// StatusText, Result, NRestarts, ExecMainCode, ExecMainStatus,
     /// MemoryCurrent, TasksCurrent, CPUUsageNSec; a socket's Accept,
-    /// NConnections, NAccepted, NRefused; every unit's Id, Names, Triggers,
+    /// NConnections, NAccepted, NRefused; a timer's Unit,
+    /// NextElapseUSecRealtime, LastTriggerUSec, Result, Persistent,
+    /// WakeSystem, RemainAfterElapse, AccuracyUSec, RandomizedDelayUSec;
+    /// every unit's Id, Names, Triggers,
     /// Description, LoadState, ActiveState, SubState, FragmentPath,
     /// DropInPaths, UnitFileState, CanStart, CanStop, CanReload, LoadError,
     /// InvocationID. A unit flint has not started is read from disk.

@@ -227,6 +227,11 @@ impl Manager {
                 .ok()
                 .and_then(|d| u64::try_from(d.as_micros()).ok())
         };
+        let next_mono = t
+            .next_mono
+            .map(|m| m.saturating_duration_since(std::time::Instant::now()))
+            .map(|left| super::timer::uptime() + left)
+            .and_then(|d| u64::try_from(d.as_micros()).ok());
         let mono = t.next_mono.map(|m| {
             let (now_m, now_r) = (std::time::Instant::now(), std::time::SystemTime::now());
             if m >= now_m {
@@ -249,6 +254,8 @@ impl Manager {
             "triggers": t.target,
             "result": t.result,
             "next_usec": next.and_then(usec),
+            "next_realtime_usec": t.next_real.and_then(usec),
+            "next_monotonic_usec": next_mono,
             "last_usec": t.last_trigger().and_then(usec),
             "log": crate::logs::recent(name, STATUS_LINES, 0),
         })
@@ -286,6 +293,14 @@ impl Manager {
     /// A unit that has not failed keeps its state; its counters are reset
     /// all the same, as systemd's `unit_reset_failed()` does.
     fn reset_failed(&mut self, name: &str) -> bool {
+        if let Some(t) = self.timers.map.get_mut(name) {
+            // systemd's timer_reset_failed().
+            if t.state == super::timer::TimerState::Failed {
+                t.state = super::timer::TimerState::Dead;
+            }
+            t.result = "success";
+            return true;
+        }
         if let Some(i) = self.socket_index(name) {
             let s = &self.sockets[i];
             if s.failed && !s.stopped && self.hooks_state(name).is_none() {
@@ -343,6 +358,8 @@ impl Manager {
             let mut status = self.service_json(id);
             status["invocation_id"] = self.services[&id].invocation_id.clone().into();
             (status, Some((*self.services[&id].unit).clone()))
+        } else if let Some(t) = self.timers.map.get(name) {
+            (self.timer_json(name), Some(t.unit.clone()))
         } else {
             (Json::Null, self.unit_on_disk(name))
         };
@@ -415,6 +432,50 @@ impl Manager {
             p.push(("NConnections", count("connections")));
             p.push(("NAccepted", count("accepted")));
             p.push(("NRefused", count("refused")));
+        } else if is(".timer") {
+            // systemctl prints the times as timestamps, `n/a` when unset.
+            let when = |key: &str| {
+                status[key]
+                    .as_u64()
+                    .map_or_else(|| "n/a".to_string(), crate::control::timestamp)
+            };
+            p.push((
+                "Unit",
+                usable.map_or_else(
+                    || format!("{}.service", id.trim_end_matches(".timer")),
+                    super::timer::target_of,
+                ),
+            ));
+            p.push(("NextElapseUSecRealtime", when("next_realtime_usec")));
+            // As systemctl prints a monotonic time: a span since boot.
+            p.push((
+                "NextElapseUSecMonotonic",
+                status["next_monotonic_usec"]
+                    .as_u64()
+                    .map_or_else(String::new, crate::unit::value::time::format_timespan),
+            ));
+            p.push(("LastTriggerUSec", when("last_usec")));
+            p.push((
+                "Result",
+                status["result"].as_str().unwrap_or("success").to_string(),
+            ));
+            let flag = |key: &str, default: bool| {
+                yes(usable
+                    .and_then(|u| u.get_bool("Timer", key))
+                    .unwrap_or(default))
+            };
+            p.push(("Persistent", flag("Persistent", false)));
+            p.push(("WakeSystem", flag("WakeSystem", false)));
+            p.push(("RemainAfterElapse", flag("RemainAfterElapse", true)));
+            let span = |key: &str, default: u64| {
+                crate::unit::value::time::format_timespan(
+                    usable
+                        .and_then(|u| u.get_usec("Timer", key))
+                        .unwrap_or(default),
+                )
+            };
+            p.push(("AccuracyUSec", span("AccuracySec", 60_000_000)));
+            p.push(("RandomizedDelayUSec", span("RandomizedDelaySec", 0)));
         }
         let names: Vec<String> = std::iter::once(id.clone())
             .chain(
@@ -706,7 +767,7 @@ impl Manager {
                     .map
                     .iter()
                     .filter(|(n, t)| {
-                        (all || t.state.words().0 == "active")
+                        (all || t.state.words().0 != "inactive")
                             && (given.is_empty() || names.contains(n))
                     })
                     .map(|(n, _)| self.timer_json(n))
@@ -765,6 +826,14 @@ impl Manager {
                             .map
                             .get(n)
                             .is_some_and(|t| t.state.words().0 == "active");
+                        let known = self.timers.map.contains_key(n)
+                            || crate::unit::loader::resolve(&self.search, &timer).is_ok();
+                        if !known && (command == "stop" || command.starts_with("try")) {
+                            return control::error(
+                                5,
+                                &format!("Failed to {command} {n}: Unit {n} not loaded."),
+                            );
+                        }
                         match command {
                             "stop" => {
                                 self.stop_timer(n);

@@ -108,6 +108,11 @@ pub(super) struct ServiceRt {
     pub spawn_cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Environment edits the plugin chain made for this start.
     pub env_edits: Vec<crate::policy::EnvEdit>,
+    /// What started the current activation, for its commands
+    /// (`TRIGGER_UNIT` and a timer's trigger times, systemd's activation
+    /// details), and what the next start is to take over.
+    pub activation_env: Vec<crate::policy::EnvEdit>,
+    pub next_activation_env: Vec<crate::policy::EnvEdit>,
     /// The last `STATUS=` the service sent.
     pub status_text: Option<String>,
     /// Bumped at every step; a timer from an older step is ignored.
@@ -243,6 +248,8 @@ impl ServiceRt {
             spawn_pid: None,
             spawn_cancel: None,
             env_edits: Vec::new(),
+            activation_env: Vec::new(),
+            next_activation_env: Vec::new(),
             status_text: None,
             generation: 0,
             timer: None,
@@ -416,8 +423,13 @@ impl Manager {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
-        // A new activation: a new invocation ID for all of its commands.
+        // A new activation: a new invocation ID for all of its commands,
+        // and what started it (an automatic restart goes on with what
+        // started the run it repeats).
         svc.invocation_id = exec::invocation_id();
+        if svc.state != State::AutoRestart || !svc.next_activation_env.is_empty() {
+            svc.activation_env = std::mem::take(&mut svc.next_activation_env);
+        }
         svc.main_exited = false;
         // The start limit first, as systemd checks it: "so that failure
         // conditions don't cause us to enter a busy loop" (a socket whose
@@ -439,7 +451,6 @@ impl Manager {
                 svc.state = State::Failed;
                 svc.result = "start-limit-hit";
                 svc.downs += 1;
-                svc.inactive_enter_at = Some(now);
                 trigger_on_result(&self.tx, svc, true);
                 // StartLimitAction=, then the FailureAction= of the unit
                 // that failed, as systemd does both.
@@ -1399,7 +1410,12 @@ impl Manager {
         let svc = self.services.get(&id).ok_or("unknown service")?;
         let main = matches!(state, State::Start(_));
         let mut inputs = SpawnInputs {
-            env_edits: svc.env_edits.clone(),
+            env_edits: svc
+                .activation_env
+                .iter()
+                .chain(&svc.env_edits)
+                .cloned()
+                .collect(),
             user_mode: self.search.user_mode,
             main_process: main,
             fds_are_sockets: true,
@@ -2626,7 +2642,11 @@ impl Manager {
             return;
         };
         svc.downs += 1;
-        svc.inactive_enter_at = Some(Instant::now());
+        // Only a unit that was up enters the inactive state (a start a
+        // condition skipped never left it), as systemd's timestamps go.
+        if !matches!(svc.state, State::Dead | State::Failed) {
+            svc.inactive_enter_at = Some(Instant::now());
+        }
         svc.restart_kill = false;
         // A spawn of this run still under way starts nothing now.
         if let Some(cancel) = svc.spawn_cancel.take() {

@@ -447,6 +447,18 @@ impl Manager {
         for name in planned {
             self.load_new(&search, &name, true, &mut new, &mut errors);
         }
+        // Timers started by hand stay while their file does, as services
+        // do (`still_in_tree`).
+        let mut timers = timers;
+        for (name, t) in &self.timers.map {
+            if t.state.words().0 != "inactive"
+                && !timers.iter().any(|n| n.as_str() == name.as_str())
+                && let Ok(n) = name.parse::<UnitName>()
+                && loader::resolve(&search, &n).is_ok()
+            {
+                timers.push(n);
+            }
+        }
         for name in &timers {
             let unit = load::load(&search, name);
             if !unit.is_loaded() {
@@ -455,6 +467,14 @@ impl Manager {
                     "{name}: failed to load ({})",
                     unit.load_state.as_str()
                 ));
+                continue;
+            }
+            // What the timer starts is read anew too (not started by the
+            // switch), so its next run is the new definition's.
+            if let Ok(target) = super::timer::target_of(&unit).parse::<UnitName>()
+                && loader::resolve(&search, &target).is_ok()
+            {
+                self.load_new(&search, &target, false, &mut new, &mut errors);
             }
         }
         if new.is_empty() && timers.is_empty() && errors.is_empty() {

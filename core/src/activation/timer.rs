@@ -178,7 +178,7 @@ impl Default for Timers {
 }
 
 /// The time since boot on `CLOCK_MONOTONIC`, which `Instant` counts on.
-fn uptime() -> Duration {
+pub(super) fn uptime() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -430,12 +430,19 @@ impl Manager {
             .filter(|n| n.unit_type() == UnitType::Service)
             .and_then(|n| self.add_service(&n));
         let Some(id) = loaded else {
-            tracing::error!("{key}: Refusing to start, unit {target} to trigger not loaded.");
+            if target.parse::<UnitName>().ok().map(|n| n.unit_type()) == Some(UnitType::Service) {
+                tracing::error!("{key}: Refusing to start, unit {target} to trigger not loaded.");
+            } else {
+                tracing::error!(
+                    "{key}: Refusing to start: flint's timers start services, and {target} is not one."
+                );
+            }
             return false;
         };
         let values = values_of(&unit);
         let on_clock_change = unit.get_bool("Timer", "OnClockChange") == Some(true);
-        if values.is_empty() && !on_clock_change {
+        let on_timezone_change = unit.get_bool("Timer", "OnTimezoneChange") == Some(true);
+        if values.is_empty() && !on_clock_change && !on_timezone_change {
             tracing::error!(
                 "{key}: Timer unit lacks value setting. Refusing. (OnCalendar=, OnActiveSec= or another On…= is needed)"
             );
@@ -661,9 +668,9 @@ impl Manager {
         // The wall clock may run a little behind the monotonic estimate
         // made when the wait began: wait again for what is left.
         let mono_due = t.next_mono.is_some_and(|n| n <= Instant::now());
-        let real_due = t
-            .next_real
-            .is_some_and(|n| n <= SystemTime::now() + Duration::from_millis(1));
+        // Never before the wall clock reads the elapse (a trigger recorded
+        // a moment early would find the same elapse next and run twice).
+        let real_due = t.next_real.is_some_and(|n| n <= SystemTime::now());
         if !mono_due && !real_due {
             if t.next_mono.is_some() || t.next_real.is_some() {
                 let (mono, real) = (t.next_mono, t.next_real);
@@ -725,7 +732,7 @@ impl Manager {
                 name: name.to_string(),
                 value,
             };
-            svc.env_edits = vec![
+            svc.next_activation_env = vec![
                 set("TRIGGER_UNIT", name.to_string()),
                 set("TRIGGER_TIMER_REALTIME_USEC", realtime.to_string()),
                 set("TRIGGER_TIMER_MONOTONIC_USEC", usec(uptime()).to_string()),
@@ -820,6 +827,18 @@ impl Manager {
             let Some(t) = self.timers.map.get_mut(&name) else {
                 continue;
             };
+            // The wall-clock halves of the timer's start and last trigger
+            // are read again from their monotonic halves: a clock stepped
+            // at boot (no RTC, then NTP) must not make every calendar
+            // elapse since 1970 look missed.
+            let now_m = Instant::now();
+            let remap = |d: Dual| {
+                d.mono
+                    .and_then(|m| now.checked_sub(now_m.saturating_duration_since(m)))
+                    .or(d.real)
+            };
+            t.activated.real = remap(t.activated);
+            t.last_trigger.real = remap(t.last_trigger);
             // Triggered "in the future": the clock went back; the elapses
             // since count again.
             if t.last_trigger.real.is_some_and(|r| r > now) {

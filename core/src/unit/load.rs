@@ -730,6 +730,14 @@ impl Parser<'_> {
     }
 
     fn assign(&mut self, section: &str, dir: &'static Directive, value: &str, origin: &Origin) {
+        const TIMER_VALUES: [&str; 6] = [
+            "OnActiveSec",
+            "OnBootSec",
+            "OnStartupSec",
+            "OnUnitActiveSec",
+            "OnUnitInactiveSec",
+            "OnCalendar",
+        ];
         if self.assign_process_setting(section, dir, value, origin) {
             return;
         }
@@ -746,6 +754,13 @@ impl Parser<'_> {
                     self.unit.settings_mut().remove(&slot);
                 }
                 Kind::ListNoReset => {}
+            }
+            // systemd's config_parse_timer(): an empty `On…=` clears every
+            // elapse of the timer, of all six kinds.
+            if section == "Timer" && TIMER_VALUES.contains(&key) {
+                for k in TIMER_VALUES {
+                    self.unit.settings_mut().remove(&(section.to_string(), k));
+                }
             }
             // For a capability set the empty assignment is itself a value
             // (the empty set), which later lists add to.
@@ -2109,6 +2124,35 @@ mod tests {
                 "Address prefix is invalid, ignoring assignment: bogus",
                 "Address prefix is invalid, ignoring assignment: 1.2.3.4/33"
             ]
+        );
+    }
+
+    /// An empty `On…=` clears every elapse of a timer, as systemd's
+    /// config_parse_timer() does; a broken calendar is warned about and
+    /// left out; `Unit=` may not name a timer.
+    #[test]
+    fn timer_elapses_reset_together() {
+        let unit = load_text(
+            "t.timer",
+            "[Timer]\nOnBootSec=15min\nOnUnitActiveSec=1d\nOnCalendar=weekly\n\
+             OnCalendar=\nOnCalendar=daily\nOnCalendar=Mon..Frx\nUnit=other.timer\n",
+        );
+        assert!(unit.get("Timer", "OnBootSec").is_none());
+        assert!(unit.get("Timer", "OnUnitActiveSec").is_none());
+        assert_eq!(unit.strings("Timer", "OnCalendar"), ["daily"]);
+        assert!(unit.get("Timer", "Unit").is_none());
+        let messages: Vec<&str> = unit
+            .diagnostics
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        assert!(
+            messages.contains(&"Failed to parse calendar specification, ignoring: Mon..Frx"),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(&"Unit cannot be of same type, ignoring: other.timer"),
+            "{messages:?}"
         );
     }
 
