@@ -115,7 +115,7 @@ fn monotonic_timers_fire_repeat_and_stop() {
     let (code, text) = ctl(&control, &["stop", "tick.timer"]);
     assert_eq!(code, 0, "{text}");
     // A run under way when the timer stopped may still end.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_secs(1));
     let stopped_at = runs(&out).len();
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(runs(&out).len(), stopped_at, "the stopped timer fired");
@@ -428,9 +428,13 @@ fn a_switch_restarts_changed_timers_and_stops_removed_ones() {
         "the changed timer did not fire:\n{}",
         flint.log()
     );
-    let new_runs = std::fs::read_to_string(&marks).unwrap_or_default();
+    // Each run writes `marks` after `runs`: wait for the second's line.
+    let new_runs = wait_for(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&marks).unwrap_or_default();
+        (text.lines().count() >= 2).then_some(text)
+    });
     assert!(
-        new_runs.lines().count() >= 2,
+        new_runs.is_some(),
         "the old definition of job.service ran:\n{}",
         flint.log()
     );
@@ -439,7 +443,7 @@ fn a_switch_restarts_changed_timers_and_stops_removed_ones() {
     std::fs::remove_file(tree.path().join("timers.target.wants/job.timer")).unwrap();
     std::fs::remove_file(tree.path().join("job.timer")).unwrap();
     common::switch(&control, tree.path(), false);
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_secs(1));
     let after = runs(&out).len();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(runs(&out).len(), after, "the removed timer still fires");
@@ -523,4 +527,61 @@ fn flint_calendar_agrees_with_systemd_analyze() {
             }
         }
     }
+}
+
+/// A change of the system's time zone (`/etc/localtime` replaced, as
+/// `timedatectl set-timezone` does) fires `OnTimezoneChange=yes` timers
+/// and leaves the others waiting. flint runs in a mount namespace of its
+/// own with a private `/etc`, so the machine's zone is never touched.
+#[test]
+fn a_change_of_time_zone_fires_timers_that_ask_for_it() {
+    if !common::require_root("mounts a private /etc in a mount namespace")
+        || !common::require("unshare", "util-linux: a private mount namespace")
+        || !common::require("nsenter", "util-linux: a command in flint's namespace")
+        || !common::require("/usr/share/zoneinfo/Europe/Berlin", "tzdata")
+    {
+        return;
+    }
+    let tree = Tree::new();
+    let (hit, quiet) = (tree.path().join("hit"), tree.path().join("quiet"));
+    stamping_service(&tree, "hit.service", &hit);
+    stamping_service(&tree, "quiet.service", &quiet);
+    tree.write(
+        "hit.timer",
+        "[Timer]\nOnTimezoneChange=yes\nOnCalendar=2199-01-01\n",
+    );
+    tree.write("quiet.timer", "[Timer]\nOnCalendar=2199-01-01\n");
+    let script = format!(
+        "mount -t tmpfs tmpfs /etc && ln -s /usr/share/zoneinfo/UTC /etc/localtime && \
+         exec {} run --unit-dir {} hit.timer quiet.timer",
+        common::flint_bin().display(),
+        tree.path().display()
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env_remove("TZ");
+    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(runs(&hit).is_empty() && runs(&quiet).is_empty());
+    let pid = flint.child.id().to_string();
+    let status = std::process::Command::new("nsenter")
+        .args(["-t", &pid, "-m", "sh", "-c"])
+        .arg(
+            "ln -s /usr/share/zoneinfo/Europe/Berlin /etc/localtime.new && \
+             mv -T /etc/localtime.new /etc/localtime",
+        )
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        wait_runs(&hit, 1, Duration::from_secs(10)).len(),
+        1,
+        "{}",
+        flint.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        runs(&quiet).is_empty(),
+        "a timer without OnTimezoneChange= fired"
+    );
 }

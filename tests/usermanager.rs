@@ -532,6 +532,24 @@ fn cases(dir: &Path) -> Vec<Case> {
             at_stop: false,
         },
         Case {
+            // Started by a timer: TRIGGER_UNIT and the trigger's times.
+            name: "timed",
+            units: vec![
+                (
+                    "timed.timer".into(),
+                    "[Timer]\nOnActiveSec=1s\nAccuracySec=1us\n".into(),
+                ),
+                (
+                    "timed.service".into(),
+                    format!("[Service]\nType=oneshot\n{}", exec("timed", "%n")),
+                ),
+            ],
+            trigger: Trigger::Nothing,
+            journal_output: true,
+            unordered_fds: false,
+            at_stop: false,
+        },
+        Case {
             name: "execstop",
             units: vec![
                 ("execstop.socket".into(), format!("[Socket]\nListenStream={d}/stop.sock\n")),
@@ -795,6 +813,19 @@ fn normalize(r: &Value, case: &Case, home: &str) -> Value {
         };
         env.insert("MONITOR_UNIT".into(), Value::String(named));
     }
+    // A timer's trigger: its times, in µs on either clock.
+    for k in [
+        "TRIGGER_TIMER_REALTIME_USEC",
+        "TRIGGER_TIMER_MONOTONIC_USEC",
+    ] {
+        if let Some(v) = env.get(k) {
+            let time = v
+                .as_str()
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_some_and(|t| t > 0);
+            env.insert(k.into(), Value::String(format!("a time: {time}")));
+        }
+    }
     if let Some(v) = env.get("INVOCATION_ID") {
         let shape = id128_shape(v);
         env.insert("INVOCATION_ID".into(), shape);
@@ -966,7 +997,7 @@ fn services_see_under_flint_what_they_see_under_systemds_user_manager() {
     let sockets: Vec<String> = cases
         .iter()
         .flat_map(|c| c.units.iter().map(|(n, _)| n.clone()))
-        .filter(|n| n.ends_with(".socket"))
+        .filter(|n| matches!(n.rsplit('.').next(), Some("socket" | "timer")))
         .collect();
     let sockets = sockets.join(" ");
 

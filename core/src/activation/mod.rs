@@ -152,6 +152,8 @@ enum Event {
     TimerDue { timer: String, generation: u64 },
     /// The wall clock was set.
     ClockChanged,
+    /// `/etc/localtime` changed.
+    TimezoneChanged,
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
     /// SIGCHLD: reap orphans that were re-parented to flint.
@@ -1036,6 +1038,7 @@ impl Manager {
             Event::BusActivatorGone { error } => self.on_activator_gone(&error),
             Event::TimerDue { timer, generation } => self.on_timer_due(&timer, generation),
             Event::ClockChanged => self.on_clock_changed(),
+            Event::TimezoneChanged => self.on_timezone_changed(),
             Event::Shutdown => self.shutdown(),
             Event::SocketHooks { name, key, result } => self.on_socket_hooks(&name, key, result),
             Event::Control { request, reply } => {

@@ -148,6 +148,7 @@ pub(super) struct TimerRt {
     fixed_random_delay: bool,
     remain_after_elapse: bool,
     on_clock_change: bool,
+    on_timezone_change: bool,
 }
 
 impl TimerRt {
@@ -163,8 +164,10 @@ pub(super) struct Timers {
     pub map: BTreeMap<String, TimerRt>,
     /// flint's start, on both clocks (systemd's userspace timestamp).
     started: (Instant, SystemTime),
-    /// The watch for changes of the wall clock, once a timer needs it.
+    /// The watches for changes of the wall clock and of the time zone,
+    /// once a timer needs them.
     clock_watch: Option<TimerGuard>,
+    zone_watch: Option<TimerGuard>,
 }
 
 impl Default for Timers {
@@ -173,6 +176,7 @@ impl Default for Timers {
             map: BTreeMap::new(),
             started: (Instant::now(), SystemTime::now()),
             clock_watch: None,
+            zone_watch: None,
         }
     }
 }
@@ -278,6 +282,21 @@ fn instant_for(when: SystemTime) -> Instant {
             .unwrap_or(now + Duration::from_hours(24 * 365 * 100)),
         Err(_) => now,
     }
+}
+
+/// Sends [`Event::TimerDue`] for `timer` at `due` (unless dropped first).
+fn wake_at(
+    due: Instant,
+    timer: &str,
+    generation: u64,
+    tx: tokio::sync::mpsc::UnboundedSender<Event>,
+) -> TimerGuard {
+    let timer = timer.to_string();
+    let task = tokio::task::spawn_local(async move {
+        tokio::time::sleep_until(due.into()).await;
+        let _ = tx.send(Event::TimerDue { timer, generation });
+    });
+    TimerGuard(task.abort_handle())
 }
 
 /// The settings of a timer unit that are about time.
@@ -391,6 +410,88 @@ fn watch_clock(tx: tokio::sync::mpsc::UnboundedSender<Event>) -> std::io::Result
     Ok(TimerGuard(task.abort_handle()))
 }
 
+/// Watches the system's time zone as systemd's manager does: `/etc/localtime`
+/// itself (written, its mode changed, moved or deleted, the link not
+/// followed) and `/etc` for a new `localtime` put in its place (a rename,
+/// as `timedatectl set-timezone` or `ln -sf` make it). The watch on the
+/// node is made again after every event, as the node may be a new one.
+fn watch_timezone(tx: tokio::sync::mpsc::UnboundedSender<Event>) -> std::io::Result<TimerGuard> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: inotify_init1 takes flags only; the fd is owned below.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the fd was just created and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let watch = |fd: &OwnedFd, path: &std::ffi::CStr, mask: u32| {
+        // SAFETY: the path is a NUL-terminated string; a failed watch (no
+        // /etc/localtime yet) only returns -1.
+        unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) }
+    };
+    let node = libc::IN_ATTRIB
+        | libc::IN_MOVE_SELF
+        | libc::IN_CLOSE_WRITE
+        | libc::IN_DELETE_SELF
+        | libc::IN_DONT_FOLLOW;
+    let _ = watch(&fd, c"/etc/localtime", node);
+    if watch(
+        &fd,
+        c"/etc",
+        libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_ONLYDIR,
+    ) < 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the inotify fd is moved into the AsyncFd, which keeps it open
+    // for as long as it is registered.
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }?;
+    let task = tokio::task::spawn_local(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok(mut ready) = fd.readable().await else {
+                return;
+            };
+            let mut changed = false;
+            loop {
+                // SAFETY: reads at most the buffer's length into it.
+                let n = unsafe {
+                    libc::read(fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
+                };
+                let Ok(n) = usize::try_from(n) else { break };
+                if n == 0 {
+                    break;
+                }
+                // Events: a fixed header (wd, mask, cookie, len) and `len`
+                // bytes of NUL-padded name.
+                let mut at = 0;
+                while at + 16 <= n {
+                    let word = |i: usize| {
+                        u32::from_ne_bytes(buf[at + i..at + i + 4].try_into().unwrap_or_default())
+                    };
+                    let (mask, len) = (word(4), word(12) as usize);
+                    let name = buf.get(at + 16..at + 16 + len).unwrap_or_default();
+                    let name = name.split(|b| *b == 0).next().unwrap_or_default();
+                    if name.is_empty() || name == b"localtime" {
+                        changed |= mask & libc::IN_IGNORED == 0;
+                    }
+                    at += 16 + len;
+                }
+            }
+            ready.clear_ready();
+            if changed {
+                let _ = watch(fd.get_ref(), c"/etc/localtime", node);
+                if tx.send(Event::TimezoneChanged).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(TimerGuard(task.abort_handle()))
+}
+
 impl Manager {
     /// Starts a timer unit (systemd's `timer_start()`); false when it
     /// cannot run (it fails to load, or what it triggers does).
@@ -474,6 +575,7 @@ impl Manager {
             .get(&id)
             .map_or((0, 0), |s| (s.launches, s.downs));
         let needs_clock = on_clock_change
+            || on_timezone_change
             || values
                 .iter()
                 .any(|v| matches!(v.elapse, Elapse::Calendar(_)));
@@ -494,6 +596,7 @@ impl Manager {
             fixed_random_delay: unit.get_bool("Timer", "FixedRandomDelay") == Some(true),
             remain_after_elapse: unit.get_bool("Timer", "RemainAfterElapse") != Some(false),
             on_clock_change,
+            on_timezone_change,
             unit,
         };
         self.timers.map.insert(key.clone(), timer);
@@ -501,6 +604,10 @@ impl Manager {
             match watch_clock(self.tx.clone()) {
                 Ok(guard) => self.timers.clock_watch = Some(guard),
                 Err(e) => tracing::warn!("flint: cannot watch the wall clock for changes: {e}"),
+            }
+            match watch_timezone(self.tx.clone()) {
+                Ok(guard) => self.timers.zone_watch = Some(guard),
+                Err(e) => tracing::warn!("flint: cannot watch /etc/localtime for changes: {e}"),
             }
         }
         self.timer_enter_waiting(&key, false);
@@ -609,7 +716,8 @@ impl Manager {
         }
         t.wake = None;
         t.generation = next_generation();
-        if next_mono.is_none() && next_real.is_none() && !t.on_clock_change {
+        if next_mono.is_none() && next_real.is_none() && !t.on_clock_change && !t.on_timezone_change
+        {
             tracing::debug!("{name}: Timer is elapsed.");
             t.next_mono = None;
             t.next_real = None;
@@ -648,12 +756,7 @@ impl Manager {
                         .unwrap_or(u64::MAX)
                 )
             );
-            let (timer, generation) = (name.to_string(), t.generation);
-            let task = tokio::task::spawn_local(async move {
-                tokio::time::sleep_until(due.into()).await;
-                let _ = tx.send(Event::TimerDue { timer, generation });
-            });
-            t.wake = Some(TimerGuard(task.abort_handle()));
+            t.wake = Some(wake_at(due, name, t.generation, tx));
         }
     }
 
@@ -679,13 +782,9 @@ impl Manager {
                     (Some(a), Some(b)) => a.min(b),
                     (a, b) => a.or(b).unwrap_or_else(Instant::now),
                 };
-                let (timer, generation) = (name.to_string(), generation);
-                let task = tokio::task::spawn_local(async move {
-                    tokio::time::sleep_until(due.into()).await;
-                    let _ = tx.send(Event::TimerDue { timer, generation });
-                });
+                let guard = wake_at(due, name, generation, tx);
                 if let Some(t) = self.timers.map.get_mut(name) {
-                    t.wake = Some(TimerGuard(task.abort_handle()));
+                    t.wake = Some(guard);
                 }
             }
             return;
@@ -813,16 +912,42 @@ impl Manager {
         }
     }
 
-    /// The wall clock was set (systemd's `timer_time_change()`).
-    pub(super) fn on_clock_changed(&mut self) {
-        let now = SystemTime::now();
-        let names: Vec<String> = self
-            .timers
+    /// The timers waiting for an elapse.
+    fn waiting_timers(&self) -> Vec<String> {
+        self.timers
             .map
             .iter()
             .filter(|(_, t)| t.state == TimerState::Waiting)
             .map(|(n, _)| n.clone())
-            .collect();
+            .collect()
+    }
+
+    /// The system's time zone changed (systemd's
+    /// `timer_timezone_change()`): local-time calendar elapses are
+    /// computed again, and `OnTimezoneChange=yes` timers fire.
+    pub(super) fn on_timezone_changed(&mut self) {
+        jiff::tz::reset_system_time_zone_cache();
+        let names = self.waiting_timers();
+        for name in names {
+            if self
+                .timers
+                .map
+                .get(&name)
+                .is_some_and(|t| t.on_timezone_change)
+            {
+                tracing::debug!("{name}: Timezone change, triggering activation.");
+                self.timer_enter_running(&name);
+            } else {
+                tracing::debug!("{name}: Timezone change, recalculating next elapse.");
+                self.timer_enter_waiting(&name, false);
+            }
+        }
+    }
+
+    /// The wall clock was set (systemd's `timer_time_change()`).
+    pub(super) fn on_clock_changed(&mut self) {
+        let now = SystemTime::now();
+        let names = self.waiting_timers();
         for name in names {
             let Some(t) = self.timers.map.get_mut(&name) else {
                 continue;

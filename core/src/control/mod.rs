@@ -659,35 +659,21 @@ pub fn relative(usec: u64, implicit_left: bool) -> String {
     } else {
         (usec - now, if implicit_left { "" } else { " left" })
     };
-    let plural = |n: u64, one: &str, many: &str| {
-        if n == 1 {
-            one.to_string()
-        } else {
-            many.to_string()
-        }
+    // Two units, each with its count: `3 weeks 2 days`.
+    let two = |big: u64, bigs: [&'static str; 2], small: u64, smalls: [&'static str; 2]| {
+        let word = |n: u64, w: [&'static str; 2]| if n == 1 { w[0] } else { w[1] };
+        format!(
+            "{} {} {} {}{s}",
+            d / big,
+            word(d / big, bigs),
+            d % big / small,
+            word(d % big / small, smalls)
+        )
     };
     match d {
-        d if d >= YEAR => format!(
-            "{} {} {} {}{s}",
-            d / YEAR,
-            plural(d / YEAR, "year", "years"),
-            d % YEAR / MONTH,
-            plural(d % YEAR / MONTH, "month", "months")
-        ),
-        d if d >= MONTH => format!(
-            "{} {} {} {}{s}",
-            d / MONTH,
-            plural(d / MONTH, "month", "months"),
-            d % MONTH / DAY,
-            plural(d % MONTH / DAY, "day", "days")
-        ),
-        d if d >= WEEK => format!(
-            "{} {} {} {}{s}",
-            d / WEEK,
-            plural(d / WEEK, "week", "weeks"),
-            d % WEEK / DAY,
-            plural(d % WEEK / DAY, "day", "days")
-        ),
+        d if d >= YEAR => two(YEAR, ["year", "years"], MONTH, ["month", "months"]),
+        d if d >= MONTH => two(MONTH, ["month", "months"], DAY, ["day", "days"]),
+        d if d >= WEEK => two(WEEK, ["week", "weeks"], DAY, ["day", "days"]),
         d if d >= 2 * DAY => format!("{} days{s}", d / DAY),
         d if d >= 25 * HOUR => format!("1 day {}h{s}", (d - DAY) / HOUR),
         d if d >= 6 * HOUR => format!("{}h{s}", d / HOUR),
@@ -704,6 +690,28 @@ pub fn relative(usec: u64, implicit_left: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// systemd's relative times, as `systemctl list-timers` prints them.
+    #[test]
+    fn relative_times_read_as_systemd_writes_them() {
+        let now = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros(),
+        )
+        .unwrap();
+        let (min, hour, day) = (60_000_000, 3_600_000_000, 86_400_000_000);
+        // Half a second of slack for the time the call takes.
+        let ahead = |d: u64| now + d + 500_000;
+        assert_eq!(relative(ahead(90 * min), false), "1h 30min left");
+        assert_eq!(relative(ahead(90 * min), true), "1h 30min");
+        assert_eq!(relative(ahead(7 * hour), false), "7h left");
+        assert_eq!(relative(ahead(26 * hour), false), "1 day 2h left");
+        assert_eq!(relative(ahead(23 * day), false), "3 weeks 2 days left");
+        assert_eq!(relative(ahead(2 * min + 5_000_000), false), "2min 5s left");
+        assert_eq!(relative(now - 3 * day - 1, false), "3 days ago");
+    }
 
     /// Of flints binding the same control socket at once, one gets it; a
     /// stale node is replaced; the socket answers at its path.
