@@ -120,23 +120,36 @@ fn show_applies_dropins_resets_and_specifiers_and_keeps_x_sections() {
 
 #[test]
 fn units_of_types_flint_does_not_run_say_so() {
-    // cups.path: every key of [Path] is systemd's to read; check says once
-    // that flint does not run .path units instead of calling each key
-    // unknown, and `flint run` says why it will not run one.
+    // proc-fs-nfsd.mount: every key of [Mount] is systemd's to read; check
+    // says once that flint does not run .mount units instead of calling
+    // each key unknown, and `flint run` says why it will not run one. A
+    // .path unit (cups.path) is checked key by key, as flint runs it.
     let tree = Tree::new();
     tree.write(
+        "proc-fs-nfsd.mount",
+        "[Unit]\nDescription=NFSD configuration filesystem\n[Mount]\nWhat=nfsd\nWhere=/proc/fs/nfsd\nType=nfsd\n",
+    );
+    tree.write(
         "cups.path",
-        "[Unit]\nDescription=CUPS Scheduler\n[Path]\nPathExists=/var/cache/cups/org.cups.cupsd\n[Install]\nWantedBy=multi-user.target\n",
+        "[Unit]\nDescription=CUPS Scheduler\n[Path]\nPathExists=/var/cache/cups/org.cups.cupsd\nPathExsts=/x\n[Install]\nWantedBy=multi-user.target\n",
     );
     let dir = tree.path().to_str().unwrap();
+    let (code, out, err) = flint(&["check", "--unit-dir", dir, "proc-fs-nfsd.mount"]);
+    let text = format!("{out}{err}");
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("flint does not run .mount units; [Mount] is not checked"),
+        "{text}"
+    );
+    assert!(!text.contains("Unknown key"), "{text}");
     let (code, out, err) = flint(&["check", "--unit-dir", dir, "cups.path"]);
     let text = format!("{out}{err}");
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("flint does not run .path units; [Path] is not checked"),
+        text.contains("Unknown key 'PathExsts' in section [Path], ignoring."),
         "{text}"
     );
-    assert!(!text.contains("Unknown key"), "{text}");
+    assert!(!text.contains("does not run"), "{text}");
 
     let control = tree.path().join("control");
     let (code, out, err) = flint(&[
@@ -145,15 +158,15 @@ fn units_of_types_flint_does_not_run_say_so() {
         dir,
         "--control",
         control.to_str().unwrap(),
-        "cups.path",
+        "proc-fs-nfsd.mount",
     ]);
     let text = format!("{out}{err}");
     assert_eq!(code, 2, "{text}");
     // The control socket it made is gone with it.
     assert!(!control.exists(), "{text}");
     assert!(
-        text.contains("cups.path: flint runs socket, service and timer units")
-            && text.contains(".path units are not supported"),
+        text.contains("proc-fs-nfsd.mount: flint runs socket, service, timer and path units")
+            && text.contains(".mount units are not supported"),
         "{text}"
     );
     assert!(text.contains("no named unit could be started"), "{text}");

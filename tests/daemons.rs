@@ -1052,14 +1052,17 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     // The first call starts the bus (its socket) and, through the bus,
     // hostnamed, which answers it.
     assert_hostname_over_the_bus(&flint);
-    let log = flint.log();
+    // flint's log is read on a thread of the test: wait for the lines
+    // rather than look once.
     assert!(
-        log.contains("dbus.service: flint is org.freedesktop.systemd1 on its bus"),
-        "{log}"
+        flint.wait_log("dbus.service: flint is org.freedesktop.systemd1 on its bus"),
+        "{}",
+        flint.log()
     );
     assert!(
-        log.contains("systemd-hostnamed.service: started /lib/systemd/systemd-hostnamed"),
-        "{log}"
+        flint.wait_log("systemd-hostnamed.service: started /lib/systemd/systemd-hostnamed"),
+        "{}",
+        flint.log()
     );
     // A bus name whose unit is not in the tree fails at once with the
     // reason, not at the bus daemon's activation timeout.

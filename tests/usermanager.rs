@@ -550,6 +550,29 @@ fn cases(dir: &Path) -> Vec<Case> {
             at_stop: false,
         },
         Case {
+            // Started by a path unit whose path exists at its start:
+            // TRIGGER_UNIT and TRIGGER_PATH (the path stays, so the second
+            // trigger hits the limit of one).
+            name: "pathed",
+            units: vec![
+                (
+                    "pathed.path".into(),
+                    format!(
+                        "[Path]\nPathExists={d}/pathed.flag\nTriggerLimitBurst=1\n\
+                         TriggerLimitIntervalSec=1h\n"
+                    ),
+                ),
+                (
+                    "pathed.service".into(),
+                    format!("[Service]\nType=oneshot\n{}", exec("pathed", "%n")),
+                ),
+            ],
+            trigger: Trigger::Nothing,
+            journal_output: true,
+            unordered_fds: false,
+            at_stop: false,
+        },
+        Case {
             name: "execstop",
             units: vec![
                 ("execstop.socket".into(), format!("[Socket]\nListenStream={d}/stop.sock\n")),
@@ -981,6 +1004,7 @@ fn services_see_under_flint_what_they_see_under_systemds_user_manager() {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let cases = cases(dir);
+    std::fs::write(dir.join("pathed.flag"), "").unwrap();
     let units = dir.join("units");
     std::fs::create_dir(&units).unwrap();
     let out_of = |label: &str| dir.join(format!("out-{label}"));
@@ -997,7 +1021,7 @@ fn services_see_under_flint_what_they_see_under_systemds_user_manager() {
     let sockets: Vec<String> = cases
         .iter()
         .flat_map(|c| c.units.iter().map(|(n, _)| n.clone()))
-        .filter(|n| matches!(n.rsplit('.').next(), Some("socket" | "timer")))
+        .filter(|n| matches!(n.rsplit('.').next(), Some("socket" | "timer" | "path")))
         .collect();
     let sockets = sockets.join(" ");
 

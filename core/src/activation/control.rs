@@ -212,7 +212,27 @@ impl Manager {
             .map(|s| s.name.clone())
             .chain(ids.iter().map(|id| self.services[id].unit.id.to_string()))
             .chain(self.timers.map.keys().cloned())
+            .chain(self.path_units.map.keys().cloned())
             .collect()
+    }
+
+    /// A path unit's row for `status` and the listings.
+    fn path_json(&self, name: &str) -> Json {
+        let Some(p) = self.path_units.map.get(name) else {
+            return Json::Null;
+        };
+        let (state, sub) = p.state.words();
+        json!({
+            "name": name,
+            "type": "path",
+            "description": p.unit.get_str("Unit", "Description").unwrap_or(""),
+            "state": state,
+            "sub": sub,
+            "triggers": p.target,
+            "result": p.result,
+            "paths": p.paths(),
+            "log": crate::logs::recent(name, STATUS_LINES, 0),
+        })
     }
 
     /// A timer's row for `status` and the listings; its next elapse and
@@ -293,6 +313,14 @@ impl Manager {
     /// A unit that has not failed keeps its state; its counters are reset
     /// all the same, as systemd's `unit_reset_failed()` does.
     fn reset_failed(&mut self, name: &str) -> bool {
+        if let Some(p) = self.path_units.map.get_mut(name) {
+            // systemd's path_reset_failed().
+            if p.state == super::path_unit::PathState::Failed {
+                p.state = super::path_unit::PathState::Dead;
+            }
+            p.result = "success";
+            return true;
+        }
         if let Some(t) = self.timers.map.get_mut(name) {
             // systemd's timer_reset_failed().
             if t.state == super::timer::TimerState::Failed {
@@ -360,6 +388,8 @@ impl Manager {
             (status, Some((*self.services[&id].unit).clone()))
         } else if let Some(t) = self.timers.map.get(name) {
             (self.timer_json(name), Some(t.unit.clone()))
+        } else if let Some(p) = self.path_units.map.get(name) {
+            (self.path_json(name), Some(p.unit.clone()))
         } else {
             (Json::Null, self.unit_on_disk(name))
         };
@@ -476,6 +506,22 @@ impl Manager {
             };
             p.push(("AccuracyUSec", span("AccuracySec", 60_000_000)));
             p.push(("RandomizedDelayUSec", span("RandomizedDelaySec", 0)));
+        } else if is(".path") {
+            p.push((
+                "Unit",
+                usable.map_or_else(
+                    || format!("{}.service", id.trim_end_matches(".path")),
+                    super::path_unit::target_of,
+                ),
+            ));
+            p.push((
+                "Result",
+                status["result"].as_str().unwrap_or("success").to_string(),
+            ));
+            p.push((
+                "MakeDirectory",
+                yes(usable.is_some_and(|u| u.get_bool("Path", "MakeDirectory") == Some(true))),
+            ));
         }
         let names: Vec<String> = std::iter::once(id.clone())
             .chain(
@@ -709,6 +755,7 @@ impl Manager {
                         ids.sort_unstable();
                         units.extend(ids.into_iter().map(|id| self.service_json(id)));
                         units.extend(self.timers.map.keys().map(|n| self.timer_json(n)));
+                        units.extend(self.path_units.map.keys().map(|n| self.path_json(n)));
                     }
                 } else {
                     for n in &names {
@@ -716,6 +763,8 @@ impl Manager {
                             units.push(self.socket_json(i));
                         } else if command != "list-sockets" && self.timers.map.contains_key(n) {
                             units.push(self.timer_json(n));
+                        } else if command != "list-sockets" && self.path_units.map.contains_key(n) {
+                            units.push(self.path_json(n));
                         } else if command != "list-sockets"
                             && let Some(id) = self.find_service(n)
                         {
@@ -819,14 +868,25 @@ impl Manager {
                 let mut waited = Vec::new();
                 for n in &names {
                     if let Ok(timer) = n.parse::<crate::unit::name::UnitName>()
-                        && timer.unit_type() == crate::unit::name::UnitType::Timer
+                        && matches!(
+                            timer.unit_type(),
+                            crate::unit::name::UnitType::Timer | crate::unit::name::UnitType::Path
+                        )
                     {
-                        let active = self
-                            .timers
-                            .map
-                            .get(n)
-                            .is_some_and(|t| t.state.words().0 == "active");
+                        let is_timer = timer.unit_type() == crate::unit::name::UnitType::Timer;
+                        let active = if is_timer {
+                            self.timers
+                                .map
+                                .get(n)
+                                .is_some_and(|t| t.state.words().0 == "active")
+                        } else {
+                            self.path_units
+                                .map
+                                .get(n)
+                                .is_some_and(|p| p.state.words().0 == "active")
+                        };
                         let known = self.timers.map.contains_key(n)
+                            || self.path_units.map.contains_key(n)
                             || crate::unit::loader::resolve(&self.search, &timer).is_ok();
                         if !known && (command == "stop" || command.starts_with("try")) {
                             return control::error(
@@ -834,20 +894,32 @@ impl Manager {
                                 &format!("Failed to {command} {n}: Unit {n} not loaded."),
                             );
                         }
+                        let stop = |m: &mut Self| {
+                            if is_timer {
+                                m.stop_timer(n);
+                            } else {
+                                m.stop_path_unit(n);
+                            }
+                        };
                         match command {
                             "stop" => {
-                                self.stop_timer(n);
+                                stop(self);
                                 continue;
                             }
                             "start" if active => continue,
                             c if c.starts_with("try") && !active => continue,
                             "start" => {}
-                            _ => self.stop_timer(n),
+                            _ => stop(self),
                         }
                         if crate::unit::loader::resolve(&self.search, &timer).is_err() {
                             return control::error(4, &format!("Unit {n} could not be found."));
                         }
-                        if !self.start_timer(&timer) {
+                        let started = if is_timer {
+                            self.start_timer(&timer)
+                        } else {
+                            self.start_path_unit(&timer)
+                        };
+                        if !started {
                             return control::error(
                                 1,
                                 &format!("Job for {n} failed; see flint's log"),

@@ -30,6 +30,7 @@ mod dev_log;
 mod jobs;
 mod lifecycle;
 mod limit;
+mod path_unit;
 pub mod policy;
 mod private_socket;
 mod socket;
@@ -154,6 +155,13 @@ enum Event {
     ClockChanged,
     /// `/etc/localtime` changed.
     TimezoneChanged,
+    /// Something happened to a path a path unit watches (`changed`: to the
+    /// path itself, for `PathChanged=`/`PathModified=`).
+    PathChanged {
+        unit: String,
+        generation: u64,
+        changed: bool,
+    },
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
     /// SIGCHLD: reap orphans that were re-parented to flint.
@@ -297,6 +305,8 @@ struct Manager {
     bus_activations: Vec<(String, u64)>,
     /// The timer units flint runs.
     timers: timer::Timers,
+    /// The path units flint runs.
+    path_units: path_unit::PathUnits,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -428,6 +438,7 @@ pub fn default_units(search: &SearchPath) -> Vec<UnitName> {
     for target in [
         "sockets.target",
         "timers.target",
+        "paths.target",
         "multi-user.target",
         "default.target",
     ] {
@@ -540,6 +551,7 @@ async fn run_async(
         activator_for: None,
         bus_activations: Vec::new(),
         timers: timer::Timers::default(),
+        path_units: path_unit::PathUnits::default(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {
@@ -571,10 +583,14 @@ async fn run_async(
     for n in &names {
         if !matches!(
             n.unit_type(),
-            UnitType::Socket | UnitType::Service | UnitType::Target | UnitType::Timer
+            UnitType::Socket
+                | UnitType::Service
+                | UnitType::Target
+                | UnitType::Timer
+                | UnitType::Path
         ) {
             tracing::error!(
-                "{n}: flint runs socket, service and timer units (and targets that group them); \
+                "{n}: flint runs socket, service, timer and path units (and targets that group them); \
                  .{} units are not supported; ignoring it",
                 n.unit_type()
             );
@@ -606,6 +622,7 @@ async fn run_async(
     while let Some(event) = rx.recv().await {
         mgr.handle(event);
         mgr.observe_timers();
+        mgr.observe_path_units();
         mgr.answer_settled();
         if mgr.exit_now || (mgr.shutting_down && mgr.all_dead() && mgr.hooks.is_empty()) {
             break;
@@ -1039,6 +1056,11 @@ impl Manager {
             Event::TimerDue { timer, generation } => self.on_timer_due(&timer, generation),
             Event::ClockChanged => self.on_clock_changed(),
             Event::TimezoneChanged => self.on_timezone_changed(),
+            Event::PathChanged {
+                unit,
+                generation,
+                changed,
+            } => self.on_path_event(&unit, generation, changed),
             Event::Shutdown => self.shutdown(),
             Event::SocketHooks { name, key, result } => self.on_socket_hooks(&name, key, result),
             Event::Control { request, reply } => {
@@ -1104,14 +1126,21 @@ impl Manager {
                         failed.push(name.to_string());
                     }
                 }
-                UnitType::Timer => {
-                    if self.start_timer(name) {
+                UnitType::Timer | UnitType::Path => {
+                    let up = if name.unit_type() == UnitType::Timer {
+                        self.start_timer(name)
+                    } else {
+                        self.start_path_unit(name)
+                    };
+                    if up {
                         started += 1;
                     } else {
                         failed.push(name.to_string());
                     }
                 }
-                _ => tracing::warn!("{name}: flint runs socket, service and timer units; ignoring"),
+                _ => tracing::warn!(
+                    "{name}: flint runs socket, service, timer and path units; ignoring"
+                ),
             }
         }
         for &id in &queued {
@@ -1772,7 +1801,11 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
         }
         if !matches!(
             name.unit_type(),
-            UnitType::Socket | UnitType::Service | UnitType::Target | UnitType::Timer
+            UnitType::Socket
+                | UnitType::Service
+                | UnitType::Target
+                | UnitType::Timer
+                | UnitType::Path
         ) || name.is_template()
         {
             continue;
@@ -1809,7 +1842,7 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
     for u in &found {
         match u.name.unit_type() {
             UnitType::Socket => sockets.push(u.name.clone()),
-            UnitType::Timer => timers.push(u.name.clone()),
+            UnitType::Timer | UnitType::Path => timers.push(u.name.clone()),
             _ => services.push(u),
         }
     }
@@ -1861,8 +1894,8 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
         }
         order.push(services[i].name.clone());
     }
-    // Timers last, once what they trigger is loaded (systemd orders a
-    // timer before its unit only for the jobs of both).
+    // Timers and path units last, once what they trigger is loaded
+    // (systemd orders them before their unit only for the jobs of both).
     sockets.into_iter().chain(order).chain(timers).collect()
 }
 

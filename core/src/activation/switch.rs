@@ -443,15 +443,26 @@ impl Manager {
         // after the rest: a changed timer restarts, as NixOS restarts it.
         let (timers, planned): (Vec<UnitName>, Vec<UnitName>) = super::plan_units(&search, &names)
             .into_iter()
-            .partition(|n| n.unit_type() == UnitType::Timer);
+            .partition(|n| matches!(n.unit_type(), UnitType::Timer | UnitType::Path));
         for name in planned {
             self.load_new(&search, &name, true, &mut new, &mut errors);
         }
-        // Timers started by hand stay while their file does, as services
-        // do (`still_in_tree`).
+        // Timers and path units started by hand stay while their file
+        // does, as services do (`still_in_tree`).
         let mut timers = timers;
-        for (name, t) in &self.timers.map {
-            if t.state.words().0 != "inactive"
+        let running = self
+            .timers
+            .map
+            .iter()
+            .map(|(n, t)| (n, t.state.words().0))
+            .chain(
+                self.path_units
+                    .map
+                    .iter()
+                    .map(|(n, p)| (n, p.state.words().0)),
+            );
+        for (name, state) in running {
+            if state != "inactive"
                 && !timers.iter().any(|n| n.as_str() == name.as_str())
                 && let Ok(n) = name.parse::<UnitName>()
                 && loader::resolve(&search, &n).is_ok()
@@ -471,7 +482,12 @@ impl Manager {
             }
             // What the timer starts is read anew too (not started by the
             // switch), so its next run is the new definition's.
-            if let Ok(target) = super::timer::target_of(&unit).parse::<UnitName>()
+            let target = if name.unit_type() == UnitType::Timer {
+                super::timer::target_of(&unit)
+            } else {
+                super::path_unit::target_of(&unit)
+            };
+            if let Ok(target) = target.parse::<UnitName>()
                 && loader::resolve(&search, &target).is_ok()
             {
                 self.load_new(&search, &target, false, &mut new, &mut errors);
@@ -548,12 +564,79 @@ impl Manager {
             tracing::warn!("environment generator {problem}");
         }
         let (mut warnings, jobs) = self.apply(search, new, &plan, stamp);
-        warnings.extend(self.switch_timers(&timers));
+        warnings.extend(self.switch_triggering(&timers));
         Ok(Switched {
             plan,
             warnings,
             jobs,
         })
+    }
+
+    /// Applies the timers and path units of a new unit tree: those no
+    /// longer in it stop, new ones start, and changed ones start again
+    /// (as NixOS restarts a changed timer). Returns warnings for the
+    /// switch's answer.
+    fn switch_triggering(&mut self, wanted: &[UnitName]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let held: Vec<(String, Unit)> = self
+            .timers
+            .map
+            .iter()
+            .map(|(n, t)| (n.clone(), t.unit.clone()))
+            .chain(
+                self.path_units
+                    .map
+                    .iter()
+                    .map(|(n, p)| (n.clone(), p.unit.clone())),
+            )
+            .collect();
+        let forget = |m: &mut Self, name: &str| {
+            m.stop_timer(name);
+            m.stop_path_unit(name);
+            m.timers.map.remove(name);
+            m.path_units.map.remove(name);
+        };
+        for (name, _) in &held {
+            if !wanted.iter().any(|w| w.as_str() == name.as_str()) {
+                tracing::info!("flint: stopping the following units: {name}");
+                forget(self, name);
+            }
+        }
+        for name in wanted {
+            let key = name.to_string();
+            let new = self.units.load(&self.search, name);
+            let before = held.iter().find(|(n, _)| *n == key).map(|(_, u)| u);
+            let up = self
+                .timers
+                .map
+                .get(&key)
+                .map(|t| t.state.words().0 != "inactive")
+                .or_else(|| {
+                    self.path_units
+                        .map
+                        .get(&key)
+                        .map(|p| p.state.words().0 != "inactive")
+                })
+                .unwrap_or(false);
+            if up && before.is_some_and(|u| sections(u) == sections(&new)) {
+                continue;
+            }
+            if before.is_some() {
+                tracing::info!("flint: restarting the following units: {key}");
+                forget(self, &key);
+            } else {
+                tracing::info!("flint: starting the following units: {key}");
+            }
+            let started = if name.unit_type() == UnitType::Timer {
+                self.start_timer(name)
+            } else {
+                self.start_path_unit(name)
+            };
+            if !started {
+                warnings.push(format!("{key}: could not be started; see the log"));
+            }
+        }
+        warnings
     }
 
     /// The running socket (not removed) named `name`.

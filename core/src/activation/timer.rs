@@ -978,45 +978,4 @@ impl Manager {
             }
         }
     }
-
-    /// Applies the timers of a new unit tree: those no longer in it stop,
-    /// new ones start, and changed ones start again (with what their
-    /// stamp file says). Returns warnings for the switch's answer.
-    pub(super) fn switch_timers(&mut self, wanted: &[UnitName]) -> Vec<String> {
-        let mut warnings = Vec::new();
-        let gone: Vec<String> = self
-            .timers
-            .map
-            .keys()
-            .filter(|k| !wanted.iter().any(|w| w.as_str() == k.as_str()))
-            .cloned()
-            .collect();
-        for name in gone {
-            tracing::info!("flint: stopping the following units: {name}");
-            self.stop_timer(&name);
-            self.timers.map.remove(&name);
-        }
-        for name in wanted {
-            let key = name.to_string();
-            let new = self.units.load(&self.search, name);
-            let unchanged = self.timers.map.get(&key).is_some_and(|t| {
-                t.state.active()
-                    && super::switch::sections(&t.unit) == super::switch::sections(&new)
-            });
-            if unchanged {
-                continue;
-            }
-            if self.timers.map.contains_key(&key) {
-                tracing::info!("flint: restarting the following units: {key}");
-                self.stop_timer(&key);
-                self.timers.map.remove(&key);
-            } else {
-                tracing::info!("flint: starting the following units: {key}");
-            }
-            if !self.start_timer(name) {
-                warnings.push(format!("{key}: could not be started; see the log"));
-            }
-        }
-        warnings
-    }
 }

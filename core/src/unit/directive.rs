@@ -19,6 +19,7 @@ pub enum Scope {
     Service,
     Socket,
     Timer,
+    Path,
     Exec,
 }
 
@@ -2485,6 +2486,31 @@ pub static DIRECTIVES: &[Directive] = &[
         N,
         "BOOLEAN",
     ),
+    // `[Path]`.
+    d(S::Path, "PathExists", G::Path, K::List, E, "PATH"),
+    d(S::Path, "PathExistsGlob", G::Path, K::List, E, "PATH"),
+    d(S::Path, "PathChanged", G::Path, K::List, E, "PATH"),
+    d(S::Path, "PathModified", G::Path, K::List, E, "PATH"),
+    d(S::Path, "DirectoryNotEmpty", G::Path, K::List, E, "PATH"),
+    d(S::Path, "Unit", G::Unit, K::Single, E, "UNIT"),
+    d(S::Path, "MakeDirectory", G::Bool, K::Single, E, "BOOLEAN"),
+    d(S::Path, "DirectoryMode", G::Mode, K::Single, E, "MODE"),
+    d(
+        S::Path,
+        "TriggerLimitIntervalSec",
+        G::Sec,
+        K::Single,
+        E,
+        "SECONDS",
+    ),
+    d(
+        S::Path,
+        "TriggerLimitBurst",
+        G::U32,
+        K::Single,
+        E,
+        "UNSIGNED",
+    ),
     d(S::Unit, "ConditionVersion", G::Raw, K::Single, E, "OTHER"),
     d(S::Unit, "AssertVersion", G::Raw, K::Single, E, "OTHER"),
     d(
@@ -2596,6 +2622,7 @@ pub fn sections_of(dir: &Directive) -> &'static [&'static str] {
         Scope::Service => &["Service"],
         Scope::Socket => &["Socket"],
         Scope::Timer => &["Timer"],
+        Scope::Path => &["Path"],
         Scope::Exec if SLICE_KEYS.contains(&dir.key) => &["Service", "Socket", "Slice"],
         Scope::Exec => &["Service", "Socket"],
     }

@@ -679,7 +679,11 @@ impl Parser<'_> {
             if a.section == type_section
                 && !matches!(
                     self.unit.id.unit_type(),
-                    UnitType::Socket | UnitType::Service | UnitType::Slice | UnitType::Timer
+                    UnitType::Socket
+                        | UnitType::Service
+                        | UnitType::Slice
+                        | UnitType::Timer
+                        | UnitType::Path
                 )
             {
                 // A .path, .mount, ... unit: its own section is
@@ -738,6 +742,13 @@ impl Parser<'_> {
             "OnUnitInactiveSec",
             "OnCalendar",
         ];
+        const PATH_SPECS: [&str; 5] = [
+            "PathExists",
+            "PathExistsGlob",
+            "PathChanged",
+            "PathModified",
+            "DirectoryNotEmpty",
+        ];
         if self.assign_process_setting(section, dir, value, origin) {
             return;
         }
@@ -756,10 +767,13 @@ impl Parser<'_> {
                 Kind::ListNoReset => {}
             }
             // systemd's config_parse_timer(): an empty `On…=` clears every
-            // elapse of the timer, of all six kinds.
-            if section == "Timer" && TIMER_VALUES.contains(&key) {
-                for k in TIMER_VALUES {
-                    self.unit.settings_mut().remove(&(section.to_string(), k));
+            // elapse of the timer, of all six kinds; config_parse_path_spec()
+            // the same for the paths of a path unit.
+            for group in [&TIMER_VALUES[..], &PATH_SPECS[..]] {
+                if (section == "Timer" || section == "Path") && group.contains(&key) {
+                    for k in group {
+                        self.unit.settings_mut().remove(&(section.to_string(), *k));
+                    }
                 }
             }
             // For a capability set the empty assignment is itself a value
@@ -1066,12 +1080,14 @@ impl Parser<'_> {
                             "Failed to parse {key}= value, ignoring: {value}"
                         )));
                     }
-                    // systemd's config_parse_trigger_unit(): a timer
-                    // triggers anything but another timer.
-                    if key == "Unit"
-                        && self.unit.id.unit_type() == UnitType::Timer
-                        && value.trim().rsplit('.').next() == Some("timer")
-                    {
+                    // systemd's config_parse_trigger_unit(): a timer or
+                    // path unit triggers anything but its own kind.
+                    let own = match self.unit.id.unit_type() {
+                        UnitType::Timer => Some("timer"),
+                        UnitType::Path => Some("path"),
+                        _ => None,
+                    };
+                    if key == "Unit" && own.is_some() && value.trim().rsplit('.').next() == own {
                         return Err(Problem::Warn(format!(
                             "Unit cannot be of same type, ignoring: {value}"
                         )));
