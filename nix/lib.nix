@@ -1,5 +1,5 @@
 # flint's Nix library: renders `systemd.services`/`systemd.sockets`/
-# `systemd.timers` definitions written in NixOS's option shape into unit files laid out the
+# `systemd.timers`/`systemd.paths` definitions written in NixOS's option shape into unit files laid out the
 # way NixOS lays them out, and builds a unit tree that
 # `flint run --unit-dir <tree>/etc/systemd/system` runs.
 #
@@ -167,6 +167,10 @@ let
 
   timerDefaults = commonDefaults // {
     timerConfig = { };
+  };
+
+  pathDefaults = commonDefaults // {
+    pathConfig = { };
   };
 
   # NixOS fills these in itself; a pasted definition may still carry them.
@@ -411,6 +415,19 @@ rec {
       ) def.wantedBy;
     };
 
+  # systemd.paths.<name> -> { text; ... }, as NixOS's pathToUnit.
+  pathToUnit =
+    name: given:
+    let
+      def = withDefaults "paths" pathDefaults name given;
+    in
+    unitAttrs def
+    // {
+      text = unitText (unitSection "paths" name def) (
+        "[Path]\n" + attrsToSection def.pathConfig + "\n"
+      ) def.wantedBy;
+    };
+
   # The timers NixOS makes for services with `startAt` (systemd.nix):
   # wanted by timers.target, `OnCalendar=` the service's `startAt`.
   startAtTimers =
@@ -444,6 +461,7 @@ rec {
       sockets ? { },
       targets ? { },
       timers ? { },
+      paths ? { },
       units ? { },
     }:
     let
@@ -460,6 +478,7 @@ rec {
     // suffixed "socket" socketToUnit sockets
     // suffixed "target" targetToUnit targets
     // suffixed "timer" timerToUnit (startAtTimers services // timers)
+    // suffixed "path" pathToUnit paths
     // mapAttrs (_: u: sharedDefaults // u) units;
 
   # Unit file name -> text, for looking at or comparing renderings.
@@ -520,6 +539,7 @@ rec {
       sockets ? systemd.sockets or { },
       targets ? systemd.targets or { },
       timers ? systemd.timers or { },
+      paths ? systemd.paths or { },
       units ? systemd.units or { },
       packages ? systemd.packages or [ ],
       name ? "flint-units",
@@ -532,6 +552,7 @@ rec {
           sockets
           targets
           timers
+          paths
           units
           ;
       };

@@ -1,6 +1,6 @@
 # `services.flint`: one module for NixOS, home-manager and system-manager.
 #
-# It renders `services.flint.{services,sockets,targets,timers,units,packages}` —
+# It renders `services.flint.{services,sockets,targets,timers,paths,units,packages}` —
 # written exactly like `systemd.services`/`systemd.sockets`/... — with
 # flint's Nix library into a unit tree, and gives a launcher,
 # `flint-launch`, that runs `flint run --unit-dir <tree>`. How flint is
@@ -75,6 +75,7 @@ let
       sockets
       targets
       timers
+      paths
       packages
       ;
     units = fromSystemd // cfg.units;
@@ -128,6 +129,7 @@ in
     sockets = definitions "sockets";
     targets = definitions "targets";
     timers = definitions "timers";
+    paths = definitions "paths";
     units = mkOption {
       type = types.attrsOf (types.attrsOf types.anything);
       default = { };

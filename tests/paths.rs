@@ -333,3 +333,63 @@ fn a_switch_restarts_a_changed_path_unit() {
         flint.log()
     );
 }
+
+/// A service its condition skips leaves the path in place: the path unit
+/// does not stay `running` with nothing to wait for, it triggers again
+/// until its limit, as under systemd. With two changed paths the service
+/// learns the one that changed; a link to nothing does not exist.
+#[test]
+fn skipped_starts_reach_the_limit_and_the_changed_path_is_named() {
+    let tree = Tree::new();
+    let (skip_out, out) = (tree.path().join("skip"), tree.path().join("out"));
+    let flag = tree.path().join("flag");
+    tree.write(
+        "skip.service",
+        &format!(
+            "[Unit]\nConditionPathExists=!{}\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo run >> {}'\n",
+            flag.display(),
+            skip_out.display()
+        ),
+    );
+    tree.write(
+        "skip.path",
+        &format!(
+            "[Path]\nPathExists={}\nTriggerLimitBurst=3\n",
+            flag.display()
+        ),
+    );
+    let (a, b) = (tree.path().join("a.conf"), tree.path().join("b.conf"));
+    std::fs::write(&a, "").unwrap();
+    std::fs::write(&b, "").unwrap();
+    recording_service(&tree, "conf.service", &out, "true");
+    tree.write(
+        "conf.path",
+        &format!(
+            "[Path]\nPathChanged={}\nPathChanged={}\n",
+            a.display(),
+            b.display()
+        ),
+    );
+    let link = tree.path().join("link");
+    std::os::unix::fs::symlink(tree.path().join("nowhere"), &link).unwrap();
+    recording_service(&tree, "link.service", &out, "true");
+    tree.write(
+        "link.path",
+        &format!("[Path]\nPathExists={}\n", link.display()),
+    );
+    let (flint, control) = run_with_control(&tree, &["skip.path", "conf.path", "link.path"]);
+    std::fs::write(&flag, "").unwrap();
+    assert!(
+        flint.wait_log("skip.path: Trigger limit hit, refusing further activation."),
+        "{}",
+        flint.log()
+    );
+    assert!(lines(&skip_out).is_empty());
+    let (_, status) = ctl(&control, &["status", "skip.path"]);
+    assert!(status.contains("Active: failed"), "{status}");
+    std::fs::write(&b, "changed").unwrap();
+    let l = wait_lines(&out, 1);
+    assert_eq!(l, [format!("conf.path {}", b.display())], "{}", flint.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lines(&out).len(), 1, "the dangling link counted as a path");
+}

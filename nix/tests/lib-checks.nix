@@ -73,6 +73,13 @@ let
       && (texts { services.s.startAt = [ "Mon" "Fri" ]; })."s.timer"
         == "[Unit]\n\n[Timer]\nOnCalendar=Mon\nOnCalendar=Fri\n\n\n[Install]\nWantedBy=timers.target\n"
       && !((texts { services.s.startAt = [ ]; }) ? "s.timer");
+    path-renders =
+      (texts {
+        paths.p = {
+          wantedBy = [ "paths.target" ];
+          pathConfig.PathExists = "/run/flag";
+        };
+      })."p.path" == "[Unit]\n\n[Path]\nPathExists=/run/flag\n\n\n[Install]\nWantedBy=paths.target\n";
     unknown-option-refused = throws (texts { services.s.serviceconfig.Type = "simple"; });
     script-and-exec-start-conflict = throws (
       texts {

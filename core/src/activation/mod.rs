@@ -160,6 +160,7 @@ enum Event {
     PathChanged {
         unit: String,
         generation: u64,
+        spec: usize,
         changed: bool,
     },
     /// SIGTERM or SIGINT: stop everything and exit.
@@ -622,7 +623,12 @@ async fn run_async(
     while let Some(event) = rx.recv().await {
         mgr.handle(event);
         mgr.observe_timers();
-        mgr.observe_path_units();
+        // Until nothing moves (bounded: the trigger limit ends a loop).
+        for _ in 0..1024 {
+            if !mgr.observe_path_units() {
+                break;
+            }
+        }
         mgr.answer_settled();
         if mgr.exit_now || (mgr.shutting_down && mgr.all_dead() && mgr.hooks.is_empty()) {
             break;
@@ -1059,8 +1065,9 @@ impl Manager {
             Event::PathChanged {
                 unit,
                 generation,
+                spec,
                 changed,
-            } => self.on_path_event(&unit, generation, changed),
+            } => self.on_path_event(&unit, generation, spec, changed),
             Event::Shutdown => self.shutdown(),
             Event::SocketHooks { name, key, result } => self.on_socket_hooks(&name, key, result),
             Event::Control { request, reply } => {

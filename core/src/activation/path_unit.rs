@@ -147,45 +147,66 @@ pub(super) fn target_of(unit: &Unit) -> String {
     }
 }
 
+/// The paths of a unit in systemd's order: `config_parse_path_spec()`
+/// prepends, so the last one written is looked at first, whatever its kind.
 fn specs_of(unit: &Unit) -> Vec<Spec> {
-    let mut out = Vec::new();
+    let file = |path: &Path| {
+        if unit.fragment.as_deref() == Some(path) {
+            0
+        } else {
+            unit.dropins
+                .iter()
+                .position(|d| d == path)
+                .map_or(usize::MAX, |i| i + 1)
+        }
+    };
+    let mut out: Vec<((usize, u32), Spec)> = Vec::new();
     for (kind, key) in Kind::ALL {
-        for (v, _) in unit.entries("Path", key) {
+        for (v, origin) in unit.entries("Path", key) {
             if let Value::Path(p) = v {
-                out.push(Spec {
-                    kind,
-                    path: p.clone(),
-                    previous_exists: false,
-                });
+                out.push((
+                    (file(&origin.path), origin.line),
+                    Spec {
+                        kind,
+                        path: p.clone(),
+                        previous_exists: false,
+                    },
+                ));
             }
         }
     }
-    out
+    out.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    out.into_iter().map(|(_, s)| s).collect()
 }
 
 /// systemd's `hidden_or_backup_file()`: what `DirectoryNotEmpty=` ignores.
 fn hidden_or_backup(name: &str) -> bool {
-    const SUFFIXES: [&str; 16] = [
-        "~",
-        ".rpmnew",
-        ".rpmsave",
-        ".rpmorig",
-        ".dpkg-old",
-        ".dpkg-new",
-        ".dpkg-tmp",
-        ".dpkg-dist",
-        ".dpkg-bak",
-        ".dpkg-backup",
-        ".dpkg-remove",
-        ".ucf-new",
-        ".ucf-old",
-        ".ucf-dist",
-        ".swp",
-        ".bak",
+    const SUFFIXES: [&str; 18] = [
+        "rpmnew",
+        "rpmsave",
+        "rpmorig",
+        "dpkg-old",
+        "dpkg-new",
+        "dpkg-tmp",
+        "dpkg-dist",
+        "dpkg-bak",
+        "dpkg-backup",
+        "dpkg-remove",
+        "ucf-new",
+        "ucf-old",
+        "ucf-dist",
+        "swp",
+        "bak",
+        "old",
+        "new",
+        "tmp",
     ];
     name.starts_with('.')
-        || SUFFIXES.iter().any(|s| name.ends_with(s))
-        || [".old", ".new", ".orig"].iter().any(|s| name.ends_with(s))
+        || name.ends_with('~')
+        || matches!(name, "lost+found" | "aquota.user" | "aquota.group")
+        || name
+            .rsplit_once('.')
+            .is_some_and(|(_, suffix)| SUFFIXES.contains(&suffix))
 }
 
 /// The first path the glob matches (systemd's `glob_first()`).
@@ -217,6 +238,14 @@ fn glob_first(pattern: &Path) -> Option<PathBuf> {
             }
         })
     }
+    // glob(3) with GLOB_BRACE, as systemd asks for: `{a,b}` first.
+    let text = pattern.to_string_lossy();
+    if text.contains('{') {
+        return crate::service::condition::expand_braces(&text)
+            .into_iter()
+            .filter(|p| *p != text)
+            .find_map(|p| glob_first(Path::new(&p)));
+    }
     let parts: Vec<&std::ffi::OsStr> = pattern
         .components()
         .filter_map(|c| match c {
@@ -230,18 +259,26 @@ fn glob_first(pattern: &Path) -> Option<PathBuf> {
 /// systemd's `path_spec_check_good()`: whether the path's condition holds,
 /// and the path that made it so.
 fn check_good(spec: &mut Spec, initial: bool, from_trigger_notify: bool) -> Option<PathBuf> {
+    // access(F_OK), as systemd asks: a link counts by what it points to.
+    let exists = |p: &Path| p.exists();
     let good = match spec.kind {
-        Kind::Exists => {
-            std::fs::symlink_metadata(&spec.path).is_ok() || std::fs::metadata(&spec.path).is_ok()
-        }
+        Kind::Exists => exists(&spec.path),
         Kind::ExistsGlob => return glob_first(&spec.path),
-        Kind::DirectoryNotEmpty => std::fs::read_dir(&spec.path).is_ok_and(|mut d| {
-            d.any(|e| e.is_ok_and(|e| !hidden_or_backup(&e.file_name().to_string_lossy())))
-        }),
+        // Only a directory that is missing, not one, or empty is not good
+        // (systemd's dir_is_empty(): any other error counts as not empty).
+        Kind::DirectoryNotEmpty => match std::fs::read_dir(&spec.path) {
+            Ok(mut d) => {
+                d.any(|e| e.is_ok_and(|e| !hidden_or_backup(&e.file_name().to_string_lossy())))
+            }
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ),
+        },
         Kind::Changed | Kind::Modified => {
-            let exists = std::fs::symlink_metadata(&spec.path).is_ok();
-            let good = !initial && !from_trigger_notify && exists != spec.previous_exists;
-            spec.previous_exists = exists;
+            let now = exists(&spec.path);
+            let good = !initial && !from_trigger_notify && now != spec.previous_exists;
+            spec.previous_exists = now;
             good
         }
     };
@@ -294,12 +331,7 @@ fn watch_spec(spec: &Spec) -> std::io::Result<(OwnedFd, Option<i32>)> {
             };
             match inotify_watch(&fd, p, m) {
                 Ok(w) => wd = Some(w),
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EACCES | libc::ENOENT | libc::ENOTDIR)
-                    ) =>
-                {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::ENOENT)) => {
                     wd = None;
                     break;
                 }
@@ -333,6 +365,7 @@ fn wait_for_events(
     primary: Option<i32>,
     kind: Kind,
     unit: String,
+    spec: usize,
     generation: u64,
     tx: tokio::sync::mpsc::UnboundedSender<Event>,
 ) -> std::io::Result<TimerGuard> {
@@ -378,6 +411,7 @@ fn wait_for_events(
                 let _ = tx.send(Event::PathChanged {
                     unit,
                     generation,
+                    spec,
                     changed,
                 });
                 return;
@@ -464,6 +498,12 @@ impl Manager {
             .get_usec("Path", "TriggerLimitIntervalSec")
             .unwrap_or(2_000_000);
         let burst = unit.get_u64("Path", "TriggerLimitBurst").unwrap_or(200);
+        // The trigger limit's count outlives a stop and start, as systemd's
+        // does (a switch makes the unit anew).
+        let trigger_limit = self.path_units.map.remove(&key).map_or_else(
+            || RateLimit::new(Duration::from_micros(interval), burst),
+            |p| p.trigger_limit,
+        );
         let rt = PathRt {
             target,
             specs,
@@ -471,7 +511,7 @@ impl Manager {
             result: "success",
             watches: Vec::new(),
             generation: next_generation(),
-            trigger_limit: RateLimit::new(Duration::from_micros(interval), burst),
+            trigger_limit,
             unit,
         };
         self.path_units.map.insert(key.clone(), rt);
@@ -548,13 +588,14 @@ impl Manager {
         p.watches.clear();
         p.generation = next_generation();
         let mut failed = None;
-        for s in &p.specs {
+        for (i, s) in p.specs.iter().enumerate() {
             let watched = watch_spec(s).and_then(|(fd, primary)| {
                 wait_for_events(
                     fd,
                     primary,
                     s.kind,
                     name.to_string(),
+                    i,
                     p.generation,
                     tx.clone(),
                 )
@@ -606,9 +647,7 @@ impl Manager {
             return;
         };
         tracing::info!("{name}: {} triggered; starting {target}", path.display());
-        if let Some(svc) = self.services.get_mut(&id)
-            && matches!(Class::of(svc.state), Class::Inactive | Class::Failed)
-        {
+        if let Some(svc) = self.services.get_mut(&id) {
             let set = |n: &str, value: String| crate::policy::EnvEdit::Set {
                 name: n.to_string(),
                 value,
@@ -618,7 +657,11 @@ impl Manager {
                 set("TRIGGER_PATH", path.display().to_string()),
             ];
         }
-        self.enqueue(id, JobKind::Start);
+        if !self.enqueue(id, JobKind::Start).is_empty() {
+            // A requirement that cannot load: the start was refused.
+            self.path_enter_dead(name, "resources");
+            return;
+        }
         if let Some(p) = self.path_units.map.get_mut(name) {
             p.watches.clear();
             p.generation = next_generation();
@@ -629,7 +672,13 @@ impl Manager {
 
     /// Events on a waiting path unit's watch (systemd's
     /// `path_dispatch_io()`).
-    pub(super) fn on_path_event(&mut self, name: &str, generation: u64, changed: bool) {
+    pub(super) fn on_path_event(
+        &mut self,
+        name: &str,
+        generation: u64,
+        spec: usize,
+        changed: bool,
+    ) {
         let Some(p) = self.path_units.map.get(name) else {
             return;
         };
@@ -639,8 +688,7 @@ impl Manager {
         if changed {
             let path = p
                 .specs
-                .iter()
-                .find(|s| matches!(s.kind, Kind::Changed | Kind::Modified))
+                .get(spec)
                 .map(|s| s.path.clone())
                 .unwrap_or_default();
             self.path_enter_running(name, &path);
@@ -652,9 +700,13 @@ impl Manager {
     /// Follows the units the path units trigger (systemd's
     /// `path_trigger_notify()`): a running path unit waits again once its
     /// unit is down, a waiting one runs while its unit does.
-    pub(super) fn observe_path_units(&mut self) {
+    /// Returns whether a path unit moved (then look again: its unit's start
+    /// may have ended at once, a condition skipping it, as systemd's
+    /// deferred notification sees).
+    pub(super) fn observe_path_units(&mut self) -> bool {
+        let mut moved = false;
         if self.path_units.map.is_empty() {
-            return;
+            return moved;
         }
         let names: Vec<String> = self
             .path_units
@@ -675,6 +727,7 @@ impl Manager {
             };
             if svc.result == "start-limit-hit" && svc.state == super::lifecycle::State::Failed {
                 self.path_enter_dead(&name, "unit-start-limit-hit");
+                moved = true;
                 continue;
             }
             if self.jobs.contains_key(&id) {
@@ -686,8 +739,10 @@ impl Manager {
                 || (state == Some(PathState::Waiting) && up)
             {
                 self.path_enter_waiting(&name, false, true);
+                moved = true;
             }
         }
+        moved
     }
 }
 
@@ -714,11 +769,29 @@ mod tests {
     }
 
     #[test]
+    fn globs_take_braces() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.sock"), "").unwrap();
+        assert_eq!(
+            glob_first(&dir.path().join("{a,b}.sock")),
+            Some(dir.path().join("b.sock"))
+        );
+    }
+
+    #[test]
     fn backup_and_hidden_files_leave_a_directory_empty() {
-        for name in [".x", "a~", "b.dpkg-new", "c.rpmsave", "d.swp"] {
+        for name in [
+            ".x",
+            "a~",
+            "b.dpkg-new",
+            "c.rpmsave",
+            "d.swp",
+            "lost+found",
+            "e.old",
+        ] {
             assert!(hidden_or_backup(name), "{name}");
         }
-        for name in ["a", "job.conf", "x.sock"] {
+        for name in ["a", "job.conf", "x.sock", "y.orig"] {
             assert!(!hidden_or_backup(name), "{name}");
         }
     }

@@ -610,12 +610,12 @@ impl Manager {
                 .timers
                 .map
                 .get(&key)
-                .map(|t| t.state.words().0 != "inactive")
+                .map(|t| t.state.words().0 == "active")
                 .or_else(|| {
                     self.path_units
                         .map
                         .get(&key)
-                        .map(|p| p.state.words().0 != "inactive")
+                        .map(|p| p.state.words().0 == "active")
                 })
                 .unwrap_or(false);
             if up && before.is_some_and(|u| sections(u) == sections(&new)) {

@@ -155,7 +155,7 @@ fn matches_from(dir: &Path, rest: &[&str]) -> bool {
 
 /// `{a,b}` alternatives expanded (nested ones too); a brace without a
 /// comma at its own level stays as it is.
-fn expand_braces(pattern: &str) -> Vec<String> {
+pub(crate) fn expand_braces(pattern: &str) -> Vec<String> {
     let bytes = pattern.as_bytes();
     let mut depth = 0usize;
     let mut open = None;
