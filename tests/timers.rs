@@ -585,3 +585,256 @@ fn a_change_of_time_zone_fires_timers_that_ask_for_it() {
         "a timer without OnTimezoneChange= fired"
     );
 }
+
+/// What flint reads from timer and path units against systemd's own
+/// parser (`systemd --test` dumps every parsed setting): every timer and
+/// path unit Debian's packages installed here, and units that use every
+/// key. Compared: the unit triggered, the flags, the accuracy and the
+/// random delay, the monotonic elapses, the calendar events in systemd's
+/// normalized form, the watched paths (each in systemd's order).
+#[test]
+fn timer_and_path_settings_agree_with_systemds_parser() {
+    use flint::unit::calendar::CalendarSpec;
+    use flint::unit::value::time::format_timespan;
+    use serde_json::Value;
+    let Some(systemd) = ["/lib/systemd/systemd", "/usr/lib/systemd/systemd"]
+        .iter()
+        .find(|p| Path::new(p).is_file())
+    else {
+        assert!(
+            !common::in_ci(),
+            "systemd is missing; scripts/install-test-deps.sh installs it"
+        );
+        eprintln!("SKIP: systemd is missing (the oracle)");
+        return;
+    };
+    let tree = tempfile::Builder::new()
+        .prefix("flint-tp-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = tree.path();
+    let mut names = Vec::new();
+    for base in ["/lib/systemd/system", "/usr/lib/systemd/user"] {
+        for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let kind = n.rsplit('.').next().unwrap_or("");
+            if matches!(kind, "timer" | "path") && !dir.join(&n).exists() {
+                std::fs::copy(e.path(), dir.join(&n)).unwrap();
+                names.push(n.replace("@.", "@inst."));
+            }
+        }
+    }
+    let write = |n: &str, text: &str| {
+        std::fs::write(dir.join(n), text).unwrap();
+        n.to_string()
+    };
+    names.push(write(
+        "every.timer",
+        "[Timer]\nOnActiveSec=30\nOnBootSec=5min\nOnStartupSec=1h 2min\n\
+         OnUnitActiveSec=1d\nOnUnitInactiveSec=90s\nOnCalendar=Mon..Fri 9..17/2:00\n\
+         OnCalendar=*-*~03 Europe/Berlin\nOnCalendar=weekly\nUnit=other.service\n\
+         Persistent=yes\nWakeSystem=yes\nRemainAfterElapse=no\nAccuracySec=1us\n\
+         RandomizedDelaySec=12h\nFixedRandomDelay=yes\nOnClockChange=yes\nOnTimezoneChange=yes\n",
+    ));
+    names.push(write(
+        "reset.timer",
+        "[Timer]\nOnBootSec=15min\nOnCalendar=daily\nOnCalendar=\nOnUnitActiveSec=2h\n",
+    ));
+    names.push(write(
+        "every.path",
+        "[Path]\nPathExists=/run/a\nPathExistsGlob=/run/b*\nPathChanged=/etc/c\n\
+         PathModified=/etc/d\nDirectoryNotEmpty=/var/e\nUnit=other.service\n\
+         MakeDirectory=yes\nDirectoryMode=0700\n",
+    ));
+    std::fs::write(
+        dir.join("other.service"),
+        "[Service]\nExecStart=/bin/true\n",
+    )
+    .unwrap();
+    for n in &names {
+        let base = n.split_once('@').map_or_else(
+            || n.rsplit_once('.').unwrap().0.to_string(),
+            |(b, rest)| format!("{b}@{}", rest.split_once('.').unwrap().0),
+        );
+        let service = dir.join(format!("{}.service", base.replace("@inst", "@")));
+        if !service.exists() {
+            std::fs::write(&service, "[Service]\nExecStart=/bin/true\n").unwrap();
+        }
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    // The oracle, as nobody (systemd --test refuses to run as root).
+    let mut dumps = std::collections::HashMap::new();
+    for n in &names {
+        let cmd = format!(
+            "SYSTEMD_UNIT_PATH={}: {} --test --system --unit={n} --no-pager",
+            dir.display(),
+            systemd
+        );
+        let out = std::process::Command::new("su")
+            .args(["nobody", "-s", "/bin/sh", "-c", &cmd])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let block: Vec<(String, String)> = text
+            .split(&format!("-> Unit {n}:"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no dump of {n}:\n{text}"))
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with("-> "))
+            .filter_map(|l| {
+                let (k, v) = l.trim().split_once(": ")?;
+                Some((k.to_string(), v.to_string()))
+            })
+            .collect();
+        dumps.insert(n.clone(), block);
+    }
+    let mut compared = 0;
+    let mut differences = Vec::new();
+    for n in &names {
+        let dump = &dumps[n];
+        let want = |k: &str| -> Vec<String> {
+            dump.iter()
+                .filter(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let out = std::process::Command::new(common::flint_bin())
+            .args(["show", "--unit-dir", dir.to_str().unwrap(), n])
+            .output()
+            .unwrap();
+        let show: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("flint show {n}: {}", String::from_utf8_lossy(&out.stderr)));
+        let timer = n.rsplit('.').next() == Some("timer");
+        let section = &show["settings"][if timer { "Timer" } else { "Path" }];
+        let entries = |k: &str| -> Vec<&Value> {
+            match &section[k] {
+                Value::Array(a) => a.iter().map(|e| &e["value"]).collect(),
+                Value::Null => Vec::new(),
+                one => vec![&one["value"]],
+            }
+        };
+        let flag = |k: &str, default: bool| {
+            let b = entries(k)
+                .last()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(default);
+            if b { "yes" } else { "no" }.to_string()
+        };
+        let mut check = |what: &str, got: Vec<String>, want: Vec<String>| {
+            compared += 1;
+            if got != want {
+                differences.push(format!("{n} {what}: flint {got:?}, systemd {want:?}"));
+            }
+        };
+        let unit = entries("Unit").last().and_then(|v| v.as_str()).map_or_else(
+            || format!("{}.service", n.rsplit_once('.').unwrap().0),
+            str::to_string,
+        );
+        check("Unit", vec![unit], want("Unit"));
+        if timer {
+            for (key, dump_key, default) in [
+                ("Persistent", "Persistent", false),
+                ("WakeSystem", "WakeSystem", false),
+                ("RemainAfterElapse", "RemainAfterElapse", true),
+                ("FixedRandomDelay", "FixedRandomDelay", false),
+                ("OnClockChange", "OnClockChange", false),
+                ("OnTimezoneChange", "OnTimeZoneChange", false),
+            ] {
+                check(key, vec![flag(key, default)], want(dump_key));
+            }
+            let usec = |k: &str| entries(k).last().and_then(|v| v["usec"].as_u64());
+            check(
+                "AccuracySec",
+                vec![format_timespan(usec("AccuracySec").unwrap_or(60_000_000))],
+                want("Accuracy"),
+            );
+            // systemd lists its values last written first.
+            let mut values: Vec<(String, String)> = Vec::new();
+            for key in [
+                "OnActiveSec",
+                "OnBootSec",
+                "OnStartupSec",
+                "OnUnitActiveSec",
+                "OnUnitInactiveSec",
+                "OnCalendar",
+            ] {
+                if let Value::Array(a) = &section[key] {
+                    for e in a {
+                        let text = if key == "OnCalendar" {
+                            e["value"]
+                                .as_str()
+                                .and_then(|s| s.parse::<CalendarSpec>().ok())
+                                .map_or_else(String::new, |c| c.to_string())
+                        } else {
+                            format_timespan(e["value"]["usec"].as_u64().unwrap_or(0))
+                        };
+                        values.push((
+                            format!("{:08}", e["line"].as_u64().unwrap_or(0)),
+                            format!("{key}: {text}"),
+                        ));
+                    }
+                }
+            }
+            values.sort();
+            let got: Vec<String> = values.into_iter().rev().map(|(_, v)| v).collect();
+            let wanted: Vec<String> = dump
+                .iter()
+                .filter(|(k, _)| k.starts_with("On") && (k.ends_with("Sec") || k == "OnCalendar"))
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            check("elapses", got, wanted);
+        } else {
+            check(
+                "MakeDirectory",
+                vec![flag("MakeDirectory", false)],
+                want("MakeDirectory"),
+            );
+            let mut values: Vec<(String, String)> = Vec::new();
+            for key in [
+                "PathExists",
+                "PathExistsGlob",
+                "PathChanged",
+                "PathModified",
+                "DirectoryNotEmpty",
+            ] {
+                if let Value::Array(a) = &section[key] {
+                    for e in a {
+                        values.push((
+                            format!("{:08}", e["line"].as_u64().unwrap_or(0)),
+                            format!("{key}: {}", e["value"].as_str().unwrap_or("")),
+                        ));
+                    }
+                }
+            }
+            values.sort();
+            let got: Vec<String> = values.into_iter().rev().map(|(_, v)| v).collect();
+            let wanted: Vec<String> = dump
+                .iter()
+                .filter(|(k, _)| {
+                    matches!(
+                        k.as_str(),
+                        "PathExists"
+                            | "PathExistsGlob"
+                            | "PathChanged"
+                            | "PathModified"
+                            | "DirectoryNotEmpty"
+                    )
+                })
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            check("paths", got, wanted);
+        }
+    }
+    assert!(
+        names.len() >= 5 && compared >= 30,
+        "{} units, {compared} checks",
+        names.len()
+    );
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
