@@ -141,59 +141,82 @@ pub fn record_at(unit: &str, pid: i32, line: &str, priority: u16) {
 pub const RATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 pub const RATE_BURST: u32 = 10_000;
 
-/// One sender's lines in the current [`RATE_INTERVAL`].
-#[derive(Debug, Clone)]
-pub struct RateLimit {
+/// Events counted in fixed windows: the first `burst` of each window
+/// pass (systemd's `ratelimit`, also its `log_ratelimit_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
     since: std::time::Instant,
     count: u32,
-    dropped: u32,
 }
+
+impl Window {
+    pub fn new(now: std::time::Instant) -> Window {
+        Window {
+            since: now,
+            count: 0,
+        }
+    }
+
+    /// Counts one event at `now`: whether it passes, and how many the
+    /// window that just ended (if one did) refused.
+    pub fn count(
+        &mut self,
+        now: std::time::Instant,
+        interval: std::time::Duration,
+        burst: u32,
+    ) -> (bool, u32) {
+        let mut refused = 0;
+        if self.ended(now, interval) {
+            refused = self.count.saturating_sub(burst);
+            *self = Window::new(now);
+        }
+        self.count += 1;
+        (self.count <= burst, refused)
+    }
+
+    /// Whether the window is over with nothing refused in it.
+    pub fn idle(&self, now: std::time::Instant, interval: std::time::Duration, burst: u32) -> bool {
+        self.count <= burst && self.ended(now, interval)
+    }
+
+    fn ended(&self, now: std::time::Instant, interval: std::time::Duration) -> bool {
+        now.duration_since(self.since) >= interval
+    }
+}
+
+/// One sender's lines in the current [`RATE_INTERVAL`].
+#[derive(Debug, Clone)]
+pub struct RateLimit(Window);
 
 impl RateLimit {
     pub fn new(now: std::time::Instant) -> RateLimit {
-        RateLimit {
-            since: now,
-            count: 0,
-            dropped: 0,
-        }
+        RateLimit(Window::new(now))
     }
 
     /// Whether one more line is kept at `now`; logs (under `who`) when the
     /// limit starts dropping, and at the start of the next interval how
     /// many were dropped.
     pub fn admit(&mut self, now: std::time::Instant, who: &str) -> bool {
-        if self.ended(now) {
-            if self.dropped > 0 {
-                tracing::warn!(
-                    "{who}: {} lines dropped (more than {RATE_BURST} in {}s)",
-                    self.dropped,
-                    RATE_INTERVAL.as_secs()
-                );
-            }
-            *self = RateLimit::new(now);
+        let (kept, dropped) = self.0.count(now, RATE_INTERVAL, RATE_BURST);
+        if dropped > 0 {
+            tracing::warn!(
+                "{who}: {dropped} lines dropped (more than {RATE_BURST} in {}s)",
+                RATE_INTERVAL.as_secs()
+            );
         }
-        self.count += 1;
-        if self.count <= RATE_BURST {
-            return true;
-        }
-        if self.dropped == 0 {
+        if !kept && self.0.count == RATE_BURST + 1 {
             tracing::warn!(
                 "{who}: more than {RATE_BURST} lines in {}s; dropping the rest of the interval",
                 RATE_INTERVAL.as_secs()
             );
         }
-        self.dropped += 1;
-        false
+        kept
     }
 
     /// Whether the interval is over with nothing dropped (nothing to say
     /// any more: it may be forgotten).
     pub fn idle(&self, now: std::time::Instant) -> bool {
-        self.dropped == 0 && self.ended(now)
-    }
-
-    fn ended(&self, now: std::time::Instant) -> bool {
-        now.duration_since(self.since) >= RATE_INTERVAL
+        self.0.idle(now, RATE_INTERVAL, RATE_BURST)
     }
 }
 

@@ -213,38 +213,14 @@ impl NotifySocket {
 const WARN_BURST: u32 = 10;
 const WARN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Warnings in the current interval.
-#[derive(Debug)]
-struct WarnLimit {
-    since: std::time::Instant,
-    count: u32,
-}
-
-impl WarnLimit {
-    /// Whether one more warning is said at `now`, and how many the
-    /// interval that just ended left unsaid.
-    fn admit(&mut self, now: std::time::Instant) -> (bool, u32) {
-        let mut unsaid = 0;
-        if now.duration_since(self.since) >= WARN_INTERVAL {
-            unsaid = self.count.saturating_sub(WARN_BURST);
-            (self.since, self.count) = (now, 0);
-        }
-        self.count += 1;
-        (self.count <= WARN_BURST, unsaid)
-    }
-}
-
 fn warn_limited(what: std::fmt::Arguments<'_>) {
-    static STATE: std::sync::Mutex<Option<WarnLimit>> = std::sync::Mutex::new(None);
+    static STATE: std::sync::Mutex<Option<crate::logs::Window>> = std::sync::Mutex::new(None);
     let mut state = STATE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let now = std::time::Instant::now();
-    let limit = state.get_or_insert(WarnLimit {
-        since: now,
-        count: 0,
-    });
-    let (say, unsaid) = limit.admit(now);
+    let limit = state.get_or_insert(crate::logs::Window::new(now));
+    let (say, unsaid) = limit.count(now, WARN_INTERVAL, WARN_BURST);
     if unsaid > 0 {
         tracing::warn!("notify: {unsaid} more messages dropped without a warning");
     }
@@ -266,14 +242,16 @@ mod tests {
     #[test]
     fn warnings_about_dropped_messages_are_rate_limited() {
         let start = std::time::Instant::now();
-        let mut limit = WarnLimit {
-            since: start,
-            count: 0,
-        };
-        let said = (0..25).filter(|_| limit.admit(start).0).count();
+        let mut limit = crate::logs::Window::new(start);
+        let said = (0..25)
+            .filter(|_| limit.count(start, WARN_INTERVAL, WARN_BURST).0)
+            .count();
         assert_eq!(said, WARN_BURST as usize);
         // The next interval says how many went unsaid, and speaks again.
-        assert_eq!(limit.admit(start + WARN_INTERVAL), (true, 15));
+        assert_eq!(
+            limit.count(start + WARN_INTERVAL, WARN_INTERVAL, WARN_BURST),
+            (true, 15)
+        );
     }
 
     #[test]
