@@ -421,6 +421,12 @@ fn a_switch_restarts_changed_timers_and_stops_removed_ones() {
             marks.display()
         ),
     );
+    // A dry run names the timer it would restart, and changes nothing.
+    let dry = common::switch(&control, tree.path(), true);
+    assert!(dry.contains("job.timer"), "{dry}");
+    assert!(!dry.contains("manual.timer"), "{dry}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(runs(&out).is_empty(), "a dry run restarted the timer");
     common::switch(&control, tree.path(), false);
     let r = wait_runs(&out, 2, Duration::from_secs(10));
     assert!(

@@ -548,7 +548,11 @@ impl Manager {
                 )
             })
             .collect();
-        let plan = plan(&current, &desired);
+        let mut plan = plan(&current, &desired);
+        let triggering = self.plan_triggering(&search, &timers);
+        plan.stop.extend(triggering.stop.iter().cloned());
+        plan.restart.extend(triggering.restart.iter().cloned());
+        plan.start.extend(triggering.start.iter().cloned());
         if !dry_run {
             self.roots = names.iter().map(ToString::to_string).collect();
         }
@@ -564,7 +568,7 @@ impl Manager {
             tracing::warn!("environment generator {problem}");
         }
         let (mut warnings, jobs) = self.apply(search, new, &plan, stamp);
-        warnings.extend(self.switch_triggering(&timers));
+        warnings.extend(self.switch_triggering(&triggering));
         Ok(Switched {
             plan,
             warnings,
@@ -572,65 +576,63 @@ impl Manager {
         })
     }
 
-    /// Applies the timers and path units of a new unit tree: those no
-    /// longer in it stop, new ones start, and changed ones start again
-    /// (as NixOS restarts a changed timer). Returns warnings for the
-    /// switch's answer.
-    fn switch_triggering(&mut self, wanted: &[UnitName]) -> Vec<String> {
-        let mut warnings = Vec::new();
-        let held: Vec<(String, Unit)> = self
+    /// What a switch does to the timers and path units (NixOS's words):
+    /// those no longer in the new tree stop, new ones start, and changed
+    /// (or not running) ones start again, as NixOS restarts a changed
+    /// timer. Kept in the switch's plan, so a dry run lists them too.
+    fn plan_triggering(&self, search: &SearchPath, wanted: &[UnitName]) -> Plan {
+        let mut plan = Plan::default();
+        let held = self
             .timers
             .map
             .iter()
-            .map(|(n, t)| (n.clone(), t.unit.clone()))
+            .map(|(n, t)| (n, &t.unit, t.state.words().0))
             .chain(
                 self.path_units
                     .map
                     .iter()
-                    .map(|(n, p)| (n.clone(), p.unit.clone())),
-            )
-            .collect();
-        let forget = |m: &mut Self, name: &str| {
-            m.stop_timer(name);
-            m.stop_path_unit(name);
-            m.timers.map.remove(name);
-            m.path_units.map.remove(name);
-        };
-        for (name, _) in &held {
-            if !wanted.iter().any(|w| w.as_str() == name.as_str()) {
-                tracing::info!("flint: stopping the following units: {name}");
-                forget(self, name);
+                    .map(|(n, p)| (n, &p.unit, p.state.words().0)),
+            );
+        for (name, unit, state) in held {
+            match wanted.iter().find(|w| w.as_str() == name.as_str()) {
+                None => {
+                    plan.stop.insert(name.clone());
+                }
+                Some(w) => {
+                    let new = load::load(search, w);
+                    if state != "active" || sections(unit) != sections(&new) {
+                        plan.restart.insert(name.clone());
+                    }
+                }
             }
         }
-        for name in wanted {
-            let key = name.to_string();
-            let new = self.units.load(&self.search, name);
-            let before = held.iter().find(|(n, _)| *n == key).map(|(_, u)| u);
-            let up = self
-                .timers
-                .map
-                .get(&key)
-                .map(|t| t.state.words().0 == "active")
-                .or_else(|| {
-                    self.path_units
-                        .map
-                        .get(&key)
-                        .map(|p| p.state.words().0 == "active")
-                })
-                .unwrap_or(false);
-            if up && before.is_some_and(|u| sections(u) == sections(&new)) {
+        for w in wanted {
+            let key = w.to_string();
+            if !self.timers.map.contains_key(&key) && !self.path_units.map.contains_key(&key) {
+                plan.start.insert(key);
+            }
+        }
+        plan
+    }
+
+    /// Carries out [`Self::plan_triggering`]'s plan. Returns warnings for
+    /// the switch's answer.
+    fn switch_triggering(&mut self, plan: &Plan) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for name in plan.stop.iter().chain(&plan.restart) {
+            self.stop_timer(name);
+            self.stop_path_unit(name);
+            self.timers.map.remove(name);
+            self.path_units.map.remove(name);
+        }
+        for key in plan.restart.iter().chain(&plan.start) {
+            let Ok(name) = key.parse::<UnitName>() else {
                 continue;
-            }
-            if before.is_some() {
-                tracing::info!("flint: restarting the following units: {key}");
-                forget(self, &key);
-            } else {
-                tracing::info!("flint: starting the following units: {key}");
-            }
+            };
             let started = if name.unit_type() == UnitType::Timer {
-                self.start_timer(name)
+                self.start_timer(&name)
             } else {
-                self.start_path_unit(name)
+                self.start_path_unit(&name)
             };
             if !started {
                 warnings.push(format!("{key}: could not be started; see the log"));
