@@ -82,7 +82,9 @@ fn monotonic_timers_fire_repeat_and_stop() {
         "first run too early: {r:?} (start {started})"
     );
     for w in r.windows(2) {
-        assert!(w[1] - w[0] >= 0.9, "runs too close: {r:?}");
+        // Each run counts from the last start; the time recorded is its
+        // shell's, after a spawn whose length varies under load.
+        assert!(w[1] - w[0] >= 0.5, "runs too close: {r:?}");
     }
     let (code, status) = ctl(&control, &["status", "tick.timer"]);
     assert_eq!(code, 0, "{status}");
@@ -145,17 +147,21 @@ fn calendar_timer_fires_on_the_wall_clock_and_starts_its_unit() {
     let flint = Flint::run(&tree, &["beat.timer"]);
     let r = wait_runs(&out, 3, Duration::from_secs(15));
     assert!(r.len() >= 3, "three runs expected:\n{}", flint.log());
-    for t in &r {
-        // Started at an even second (the run itself takes milliseconds).
+    // flint's own log dates each trigger (RFC 3339, UTC): at an even
+    // second, within a few milliseconds of it.
+    let log = flint.log();
+    let fired: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains("beat.timer: elapsed; starting beat-work.service"))
+        .filter_map(|l| l.get(17..26)?.parse::<f64>().ok())
+        .collect();
+    assert!(fired.len() >= 3, "{log}");
+    for t in &fired {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let whole = t.floor() as u64;
-        assert_eq!(whole % 2, 0, "run at an odd second: {r:?}");
+        assert_eq!(whole % 2, 0, "fired at an odd second: {fired:?}");
+        assert!(t - t.floor() < 0.5, "fired late: {fired:?}");
     }
-    assert!(
-        flint
-            .log()
-            .contains("beat.timer: elapsed; starting beat-work.service")
-    );
 }
 
 /// `Persistent=yes`: a stamp older than the last elapse makes the timer
