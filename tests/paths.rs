@@ -84,6 +84,26 @@ fn a_path_that_appears_starts_its_service_each_time() {
     assert!(wait_for(Duration::from_secs(10), || (!flag.exists()).then_some(())).is_some());
     let (_, status) = ctl(&control, &["status", "drop.path"]);
     assert!(status.contains("drop.path - Drop"), "{status}");
+    // As `systemctl list-paths`: PATH CONDITION UNIT ACTIVATES.
+    let (code, listing) = ctl(&control, &["list-paths"]);
+    assert_eq!(code, 0, "{listing}");
+    let row = listing
+        .lines()
+        .find(|l| l.contains("drop.path"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            &*flag.display().to_string(),
+            "PathExists",
+            "drop.path",
+            "drop.service"
+        ],
+        "{listing}"
+    );
+    assert!(listing.starts_with("PATH"), "{listing}");
+    assert!(listing.contains("1 paths listed."), "{listing}");
     std::fs::write(&flag, "x").unwrap();
     assert_eq!(wait_lines(&out, 2).len(), 2, "{}", flint.log());
     let listed = wait_for(Duration::from_secs(10), || {

@@ -186,6 +186,15 @@ enum CtlCommand {
         #[arg(short, long)]
         all: bool,
     },
+    /// The active path units (all with `--all`), or those the patterns
+    /// match: each watched path, its condition and what it activates.
+    ListPaths {
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+        /// Inactive path units too.
+        #[arg(short, long)]
+        all: bool,
+    },
     /// Reset the failed state of units (all when none is named), their
     /// restart count and start limit, as `systemctl reset-failed`: a
     /// failed service or socket becomes inactive and may start again.
@@ -1008,6 +1017,7 @@ fn ctl(
         CtlCommand::ListUnits { patterns, .. } => ("list-units", patterns.clone()),
         CtlCommand::ListSockets { patterns, .. } => ("list-sockets", patterns.clone()),
         CtlCommand::ListTimers { patterns, .. } => ("list-timers", patterns.clone()),
+        CtlCommand::ListPaths { patterns, .. } => ("list-paths", patterns.clone()),
         CtlCommand::ResetFailed { units } => ("reset-failed", units.clone()),
         CtlCommand::Start { units, .. } => ("start", units.clone()),
         CtlCommand::Stop { units, .. } => ("stop", units.clone()),
@@ -1082,7 +1092,7 @@ fn ctl(
             request["states"] = state.clone().into();
             request["all"] = (*all).into();
         }
-        CtlCommand::ListTimers { all, .. } => {
+        CtlCommand::ListTimers { all, .. } | CtlCommand::ListPaths { all, .. } => {
             request["all"] = (*all).into();
         }
         _ => {}

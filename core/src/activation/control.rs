@@ -824,6 +824,22 @@ impl Manager {
                 rows.sort_by_key(|r| r["next_usec"].as_u64().unwrap_or(u64::MAX));
                 ok(rows, 0)
             }
+            "list-paths" => {
+                // As `systemctl list-paths`: the active path units (all
+                // with `--all`), by name.
+                let all = req["all"].as_bool() == Some(true);
+                let rows: Vec<Json> = self
+                    .path_units
+                    .map
+                    .iter()
+                    .filter(|(n, p)| {
+                        (all || p.state.words().0 != "inactive")
+                            && (given.is_empty() || names.contains(n))
+                    })
+                    .map(|(n, _)| self.path_json(n))
+                    .collect();
+                ok(rows, 0)
+            }
             "reload" => {
                 if given.is_empty() {
                     return control::error(1, "Too few arguments.");

@@ -342,7 +342,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
     // nothing when they succeed, as systemctl does.
     if !matches!(
         command,
-        "status" | "list-units" | "list-sockets" | "list-timers"
+        "status" | "list-units" | "list-sockets" | "list-timers" | "list-paths"
     ) && units.is_empty()
     {
         for w in answer["warnings"].as_array().into_iter().flatten() {
@@ -508,7 +508,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
         }
     } else if command == "list-timers" {
         // As `systemctl list-timers`.
-        let mut rows: Vec<[String; 6]> = Vec::new();
+        let mut rows: Vec<Vec<String>> = Vec::new();
         for u in &units {
             let at = |key: &str, implicit_left: bool| match u[key].as_u64() {
                 Some(t) => (timestamp(t), relative(t, implicit_left)),
@@ -516,7 +516,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             };
             let (next, left) = at("next_usec", true);
             let (last, passed) = at("last_usec", false);
-            rows.push([
+            rows.push(vec![
                 next,
                 left,
                 last,
@@ -525,31 +525,41 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 u["triggers"].as_str().unwrap_or("").to_string(),
             ]);
         }
-        let head = ["NEXT", "LEFT", "LAST", "PASSED", "UNIT", "ACTIVATES"];
-        let widths: Vec<usize> = (0..5)
-            .map(|i| {
-                rows.iter()
-                    .map(|r| r[i].chars().count())
-                    .chain([head[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        for r in std::iter::once(head.map(String::from)).chain(rows.iter().cloned()) {
-            let mut line = String::new();
-            for (i, w) in widths.iter().enumerate() {
-                let _ = write!(line, "{:w$} ", r[i]);
-            }
-            line.push_str(&r[5]);
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
+        table(
+            &mut out,
+            &["NEXT", "LEFT", "LAST", "PASSED", "UNIT", "ACTIVATES"],
+            &rows,
+            " ",
+        );
         let _ = write!(out, "\n{} timers listed.\n", rows.len());
         if rows.is_empty() {
             out.push_str("Pass --all to see loaded but inactive timers, too.\n");
         }
+    } else if command == "list-paths" {
+        // As `systemctl list-paths`: one line per watched path.
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for u in &units {
+            for p in u["paths"].as_array().into_iter().flatten() {
+                let (condition, path) =
+                    p.as_str().unwrap_or("").split_once('=').unwrap_or(("", ""));
+                rows.push(vec![
+                    path.to_string(),
+                    condition.to_string(),
+                    u["name"].as_str().unwrap_or("?").to_string(),
+                    u["triggers"].as_str().unwrap_or("").to_string(),
+                ]);
+            }
+        }
+        table(
+            &mut out,
+            &["PATH", "CONDITION", "UNIT", "ACTIVATES"],
+            &rows,
+            " ",
+        );
+        let _ = write!(out, "\n{} paths listed.\n", rows.len());
     } else if command == "list-sockets" {
         // As `systemctl list-sockets --show-types`: one line per listener.
-        let mut rows: Vec<[String; 4]> = Vec::new();
+        let mut rows: Vec<Vec<String>> = Vec::new();
         for u in &units {
             for l in u["listen"].as_array().into_iter().flatten() {
                 let l = l.as_str().unwrap_or("");
@@ -557,7 +567,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     .strip_suffix(')')
                     .and_then(|x| x.rsplit_once(" ("))
                     .unwrap_or((l, ""));
-                rows.push([
+                rows.push(vec![
                     addr.to_string(),
                     kind.to_string(),
                     u["name"].as_str().unwrap_or("?").to_string(),
@@ -565,29 +575,12 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 ]);
             }
         }
-        let head = ["LISTEN", "TYPE", "UNIT", "ACTIVATES"];
-        let widths: Vec<usize> = (0..3)
-            .map(|i| {
-                rows.iter()
-                    .map(|r| r[i].len())
-                    .chain([head[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        for r in std::iter::once(head.map(String::from)).chain(rows.iter().cloned()) {
-            let _ = writeln!(
-                out,
-                "{:w0$}  {:w1$}  {:w2$}  {}",
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2]
-            );
-        }
+        table(
+            &mut out,
+            &["LISTEN", "TYPE", "UNIT", "ACTIVATES"],
+            &rows,
+            "  ",
+        );
         let _ = write!(out, "\n{} sockets listed.\n", rows.len());
     } else {
         let width = units
@@ -622,6 +615,31 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
         let _ = write!(out, "\n{} unit(s) listed.\n", units.len());
     }
     out
+}
+
+/// A table as systemctl's listings print one: the header, then a line per
+/// row, each column but the last padded to its widest cell.
+fn table(out: &mut String, head: &[&str], rows: &[Vec<String>], sep: &str) {
+    let last = head.len().saturating_sub(1);
+    let widths: Vec<usize> = (0..last)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .chain([head[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let header: Vec<String> = head.iter().map(|h| (*h).to_string()).collect();
+    for r in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, w) in widths.iter().enumerate() {
+            let _ = write!(line, "{:w$}{sep}", r.get(i).map_or("", String::as_str));
+        }
+        line.push_str(r.get(last).map_or("", String::as_str));
+        out.push_str(&line);
+        out.push('\n');
+    }
 }
 
 /// A time (µs since the epoch) as systemd prints one: local time with the

@@ -203,8 +203,8 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
         }
         "status" => ctl(&mut out, "status"),
-        "list-timers" => {
-            ctl(&mut out, "list-timers");
+        "list-timers" | "list-paths" => {
+            ctl(&mut out, &verb);
             if all {
                 out.push("--all".into());
             }
