@@ -30,7 +30,7 @@ use super::lifecycle::TimerGuard;
 use super::limit::RateLimit;
 use super::{Event, Manager};
 use crate::unit::load::{Unit, Value};
-use crate::unit::name::{UnitName, UnitType};
+use crate::unit::name::UnitName;
 
 /// What a path is watched for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -435,41 +435,11 @@ impl Manager {
         if self.path_units.map.get(&key).is_some_and(|p| p.state.up()) {
             return true;
         }
-        let Some(unit) = self.load_startable(name) else {
-            return false;
+        let (unit, target) = match self.load_trigger_unit(name, target_of) {
+            super::timer::Loaded::Ready { unit, target, .. } => (*unit, target),
+            super::timer::Loaded::Skipped => return true,
+            super::timer::Loaded::Failed => return false,
         };
-        for d in &unit.diagnostics {
-            if d.severity == crate::unit::Severity::Warning {
-                tracing::warn!("{d}");
-            }
-        }
-        match crate::service::condition::check(&unit) {
-            crate::service::condition::ConditionOutcome::Pass => {}
-            crate::service::condition::ConditionOutcome::Skip(why) => {
-                tracing::info!("{key}: condition check resulted in it being skipped ({why})");
-                return true;
-            }
-            crate::service::condition::ConditionOutcome::AssertFailed(why) => {
-                tracing::error!("{key}: assertion failed ({why})");
-                return false;
-            }
-        }
-        let target = target_of(&unit);
-        let loaded = target
-            .parse::<UnitName>()
-            .ok()
-            .filter(|n| n.unit_type() == UnitType::Service)
-            .and_then(|n| self.add_service(&n));
-        if loaded.is_none() {
-            if target.parse::<UnitName>().ok().map(|n| n.unit_type()) == Some(UnitType::Service) {
-                tracing::error!("{key}: Refusing to start, unit {target} to trigger not loaded.");
-            } else {
-                tracing::error!(
-                    "{key}: Refusing to start: flint's path units start services, and {target} is not one."
-                );
-            }
-            return false;
-        }
         let specs = specs_of(&unit);
         if specs.is_empty() {
             tracing::error!("{key}: Path unit lacks path setting. Refusing.");

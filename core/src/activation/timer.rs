@@ -492,20 +492,31 @@ fn watch_timezone(tx: tokio::sync::mpsc::UnboundedSender<Event>) -> std::io::Res
     Ok(TimerGuard(task.abort_handle()))
 }
 
+/// A timer or path unit loaded to start, with the service it triggers.
+pub(super) enum Loaded {
+    Ready {
+        unit: Box<Unit>,
+        target: String,
+        id: u64,
+    },
+    /// A condition of its own skipped it (it starts nothing, fails nothing).
+    Skipped,
+    /// It, or what it triggers, cannot run (logged).
+    Failed,
+}
+
 impl Manager {
-    /// Starts a timer unit (systemd's `timer_start()`); false when it
-    /// cannot run (it fails to load, or what it triggers does).
-    pub(super) fn start_timer(&mut self, name: &UnitName) -> bool {
-        let key = name.to_string();
-        if self.timers.map.get(&key).is_some_and(|t| t.state.active()) {
-            return true;
-        }
+    /// What starting a timer or path unit first does (systemd's
+    /// `unit_test_trigger_loaded()` and the unit's conditions): loads it,
+    /// logs the settings its load ignored, checks its conditions and loads
+    /// the service it triggers (`target_of`).
+    pub(super) fn load_trigger_unit(
+        &mut self,
+        name: &UnitName,
+        target_of: fn(&Unit) -> String,
+    ) -> Loaded {
         let Some(unit) = self.load_startable(name) else {
-            if let Some(t) = self.timers.map.get_mut(&key) {
-                t.state = TimerState::Failed;
-                t.result = "resources";
-            }
-            return false;
+            return Loaded::Failed;
         };
         // What systemd logs as it loads the unit: settings it ignores.
         for d in &unit.diagnostics {
@@ -516,29 +527,58 @@ impl Manager {
         match crate::service::condition::check(&unit) {
             crate::service::condition::ConditionOutcome::Pass => {}
             crate::service::condition::ConditionOutcome::Skip(why) => {
-                tracing::info!("{key}: condition check resulted in it being skipped ({why})");
-                return true;
+                tracing::info!("{name}: condition check resulted in it being skipped ({why})");
+                return Loaded::Skipped;
             }
             crate::service::condition::ConditionOutcome::AssertFailed(why) => {
-                tracing::error!("{key}: assertion failed ({why})");
-                return false;
+                tracing::error!("{name}: assertion failed ({why})");
+                return Loaded::Failed;
             }
         }
         let target = target_of(&unit);
-        let loaded = target
+        let service = target
             .parse::<UnitName>()
             .ok()
-            .filter(|n| n.unit_type() == UnitType::Service)
-            .and_then(|n| self.add_service(&n));
-        let Some(id) = loaded else {
-            if target.parse::<UnitName>().ok().map(|n| n.unit_type()) == Some(UnitType::Service) {
-                tracing::error!("{key}: Refusing to start, unit {target} to trigger not loaded.");
-            } else {
-                tracing::error!(
-                    "{key}: Refusing to start: flint's timers start services, and {target} is not one."
-                );
+            .filter(|n| n.unit_type() == UnitType::Service);
+        let Some(service) = service else {
+            tracing::error!(
+                "{name}: Refusing to start: flint's {}s start services, and {target} is not one.",
+                if name.unit_type() == UnitType::Timer {
+                    "timer"
+                } else {
+                    "path unit"
+                }
+            );
+            return Loaded::Failed;
+        };
+        let Some(id) = self.add_service(&service) else {
+            tracing::error!("{name}: Refusing to start, unit {target} to trigger not loaded.");
+            return Loaded::Failed;
+        };
+        Loaded::Ready {
+            unit: Box::new(unit),
+            target,
+            id,
+        }
+    }
+
+    /// Starts a timer unit (systemd's `timer_start()`); false when it
+    /// cannot run (it fails to load, or what it triggers does).
+    pub(super) fn start_timer(&mut self, name: &UnitName) -> bool {
+        let key = name.to_string();
+        if self.timers.map.get(&key).is_some_and(|t| t.state.active()) {
+            return true;
+        }
+        let (unit, target, id) = match self.load_trigger_unit(name, target_of) {
+            Loaded::Ready { unit, target, id } => (*unit, target, id),
+            Loaded::Skipped => return true,
+            Loaded::Failed => {
+                if let Some(t) = self.timers.map.get_mut(&key) {
+                    t.state = TimerState::Failed;
+                    t.result = "resources";
+                }
+                return false;
             }
-            return false;
         };
         let values = values_of(&unit);
         let on_clock_change = unit.get_bool("Timer", "OnClockChange") == Some(true);
