@@ -285,6 +285,58 @@ fn check_good(spec: &mut Spec, initial: bool, from_trigger_notify: bool) -> Opti
     good.then(|| spec.path.clone())
 }
 
+/// A new inotify fd, non-blocking and close-on-exec.
+pub(super) fn inotify_fd() -> std::io::Result<OwnedFd> {
+    // SAFETY: inotify_init1 takes flags only; the fd is owned below.
+    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the fd was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Reads every queued inotify event of `fd` (until it would block), each
+/// as its watch, mask and name (empty for the watched node itself).
+/// Returns whether there was any.
+pub(super) fn read_inotify(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    mut each: impl FnMut(i32, u32, &[u8]),
+) -> bool {
+    let mut any = false;
+    loop {
+        // SAFETY: reads at most the buffer's length into it.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        let Ok(n) = usize::try_from(n) else { break };
+        if n == 0 {
+            break;
+        }
+        any = true;
+        // Events: a fixed header (wd, mask, cookie, len) and `len` bytes
+        // of NUL-padded name.
+        let mut at = 0;
+        while at + 16 <= n {
+            let word = |i: usize| {
+                u32::from_ne_bytes(buf[at + i..at + i + 4].try_into().unwrap_or_default())
+            };
+            let (wd, mask, len) = (word(0).cast_signed(), word(4), word(12) as usize);
+            let name = buf.get(at + 16..at + 16 + len).unwrap_or_default();
+            each(wd, mask, name.split(|b| *b == 0).next().unwrap_or_default());
+            at += 16 + len;
+        }
+    }
+    any
+}
+
+/// Generations of timer and path-unit wake-ups, unique across units that
+/// are stopped and made again, so an event already on its way never acts
+/// on a newer one.
+pub(super) fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn inotify_watch(fd: &OwnedFd, path: &Path, mask: u32) -> std::io::Result<i32> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
@@ -303,13 +355,7 @@ fn inotify_watch(fd: &OwnedFd, path: &Path, mask: u32) -> std::io::Result<i32> {
 /// (the link and its target) for the events of its kind. Returns the fd
 /// and the watch on the path itself (`None` while it does not exist).
 fn watch_spec(spec: &Spec) -> std::io::Result<(OwnedFd, Option<i32>)> {
-    // SAFETY: inotify_init1 takes flags only; the fd is owned below.
-    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the fd was just created and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = inotify_fd()?;
     let mut prefixes: Vec<PathBuf> = spec.path.ancestors().map(Path::to_path_buf).collect();
     prefixes.reverse();
     let mut primary = None;
@@ -381,30 +427,9 @@ fn wait_for_events(
                 return;
             };
             let mut changed = false;
-            let mut any = false;
-            loop {
-                // SAFETY: reads at most the buffer's length into it.
-                let n = unsafe {
-                    libc::read(fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
-                };
-                let Ok(n) = usize::try_from(n) else { break };
-                if n == 0 {
-                    break;
-                }
-                any = true;
-                let mut at = 0;
-                while at + 16 <= n {
-                    let word = |i: usize| {
-                        let b: [u8; 4] = buf[at + i..at + i + 4].try_into().unwrap_or_default();
-                        i32::from_ne_bytes(b)
-                    };
-                    let len = usize::try_from(word(12)).unwrap_or(0);
-                    if Some(word(0)) == primary {
-                        changed = true;
-                    }
-                    at += 16 + len;
-                }
-            }
+            let any = read_inotify(fd.get_ref(), &mut buf, |wd, _, _| {
+                changed |= Some(wd) == primary;
+            });
             ready.clear_ready();
             if any {
                 let changed = changed && matches!(kind, Kind::Changed | Kind::Modified);
@@ -419,12 +444,6 @@ fn wait_for_events(
         }
     });
     Ok(TimerGuard(task.abort_handle()))
-}
-
-/// Generations of path watches, unique across path units made again.
-fn next_generation() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Manager {

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::jobs::{Class, JobKind};
 use super::lifecycle::TimerGuard;
+use super::path_unit::next_generation;
 use super::{Event, Manager};
 use crate::unit::calendar::CalendarSpec;
 use crate::unit::load::{Unit, Value};
@@ -193,13 +194,6 @@ pub(super) fn uptime() -> Duration {
         u64::try_from(ts.tv_sec).unwrap_or(0),
         u32::try_from(ts.tv_nsec).unwrap_or(0),
     )
-}
-
-/// Generations of timer wake-ups, unique across timers that are stopped
-/// and made again, so a wake-up already on its way never fires a newer one.
-fn next_generation() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn random_u64() -> u64 {
@@ -416,14 +410,8 @@ fn watch_clock(tx: tokio::sync::mpsc::UnboundedSender<Event>) -> std::io::Result
 /// as `timedatectl set-timezone` or `ln -sf` make it). The watch on the
 /// node is made again after every event, as the node may be a new one.
 fn watch_timezone(tx: tokio::sync::mpsc::UnboundedSender<Event>) -> std::io::Result<TimerGuard> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    // SAFETY: inotify_init1 takes flags only; the fd is owned below.
-    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the fd was just created and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let fd = super::path_unit::inotify_fd()?;
     let watch = |fd: &OwnedFd, path: &std::ffi::CStr, mask: u32| {
         // SAFETY: the path is a NUL-terminated string; a failed watch (no
         // /etc/localtime yet) only returns -1.
@@ -455,31 +443,11 @@ fn watch_timezone(tx: tokio::sync::mpsc::UnboundedSender<Event>) -> std::io::Res
                 return;
             };
             let mut changed = false;
-            loop {
-                // SAFETY: reads at most the buffer's length into it.
-                let n = unsafe {
-                    libc::read(fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
-                };
-                let Ok(n) = usize::try_from(n) else { break };
-                if n == 0 {
-                    break;
+            super::path_unit::read_inotify(fd.get_ref(), &mut buf, |_, mask, name| {
+                if name.is_empty() || name == b"localtime" {
+                    changed |= mask & libc::IN_IGNORED == 0;
                 }
-                // Events: a fixed header (wd, mask, cookie, len) and `len`
-                // bytes of NUL-padded name.
-                let mut at = 0;
-                while at + 16 <= n {
-                    let word = |i: usize| {
-                        u32::from_ne_bytes(buf[at + i..at + i + 4].try_into().unwrap_or_default())
-                    };
-                    let (mask, len) = (word(4), word(12) as usize);
-                    let name = buf.get(at + 16..at + 16 + len).unwrap_or_default();
-                    let name = name.split(|b| *b == 0).next().unwrap_or_default();
-                    if name.is_empty() || name == b"localtime" {
-                        changed |= mask & libc::IN_IGNORED == 0;
-                    }
-                    at += 16 + len;
-                }
-            }
+            });
             ready.clear_ready();
             if changed {
                 let _ = watch(fd.get_ref(), c"/etc/localtime", node);
