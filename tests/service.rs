@@ -758,6 +758,127 @@ fn a_notify_service_that_exits_before_ready_fails_with_protocol() {
     assert!(flint.log().contains("result 'protocol'"), "{}", flint.log());
 }
 
+#[test]
+fn ready_sent_just_before_the_exit_counts_however_much_came_before() {
+    // Type=notify, RemainAfterExit=yes: the main process sends a burst of
+    // STATUS= messages, then READY=1, and exits at once. systemd reads
+    // notifications ahead of the exit, so the service is ready (its
+    // ExecStartPost= runs) and stays active; seeing the exit first would
+    // fail it with result 'protocol'. flint is stopped while the burst is
+    // sent and until the process is gone, so that it finds all of it at
+    // once: more messages queued on its notify socket than it reads in one
+    // turn, and the exit.
+    let tree = Tree::new();
+    let script = tree.write(
+        "burst.py",
+        "import os, signal, socket, subprocess\n\
+         flint = os.getppid()\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         os.kill(flint, signal.SIGSTOP)\n\
+         for i in range(200):\n    s.sendto(b'STATUS=step %d' % i, os.environ['NOTIFY_SOCKET'])\n\
+         s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n\
+         subprocess.Popen(['/bin/sh', '-c', 'sleep 0.3; kill -CONT %d' % flint])\n",
+    );
+    let post = tree.path().join("post");
+    tree.write(
+        "burst.service",
+        &format!(
+            "[Service]\nType=notify\nRemainAfterExit=yes\n\
+             ExecStart=/usr/bin/python3 {}\nExecStartPost=/bin/touch {}\n",
+            script.display(),
+            post.display()
+        ),
+    );
+    // The kernel queues 10 datagrams per socket by default; systemd's
+    // sysctl.d raises it to 512, and so does a private network namespace
+    // here, where flint makes its notify socket.
+    if !common::require_root("a private network namespace with a longer datagram queue") {
+        return;
+    }
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-n", "sh", "-c"])
+        .arg("echo 512 > /proc/sys/net/unix/max_dgram_qlen && exec \"$0\" \"$@\"")
+        .arg(common::flint_bin())
+        .args(["run", "--unit-dir"])
+        .arg(tree.path())
+        .arg("burst.service");
+    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    let posted = wait_for(Duration::from_secs(20), || post.exists().then_some(()));
+    assert!(
+        posted.is_some(),
+        "the service got ready before its exit\n{}",
+        flint.log()
+    );
+    let log = flint.log();
+    assert!(!log.contains("result 'protocol'"), "{log}");
+    assert!(!log.contains("exited before READY=1"), "{log}");
+}
+
+#[test]
+fn remain_after_exit_keeps_any_type_active_once_its_main_process_is_gone() {
+    // systemd's service_enter_running(): with RemainAfterExit=yes a service
+    // whose main process exited cleanly stays active (exited), whatever its
+    // Type=, also when the exit came while ExecStartPost= ran; a stop then
+    // runs its ExecStop=. A main process that fails still fails it.
+    let tree = Tree::new();
+    let stops = tree.path().join("stops");
+    let units = [
+        ("simple", "simple", "/bin/true"),
+        ("exec", "exec", "/bin/true"),
+        ("post", "simple", "/bin/true\nExecStartPost=/bin/sleep 0.3"),
+        ("bad", "simple", "/bin/false"),
+    ];
+    for (name, kind, start) in units {
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nType={kind}\nRemainAfterExit=yes\nExecStart={start}\n\
+                 ExecStop=/bin/sh -c 'echo {name} >> {}'\n",
+                stops.display()
+            ),
+        );
+    }
+    let control = tree.path().join("control");
+    let mut args = vec!["--control", control.to_str().expect("utf-8 path")];
+    let names: Vec<String> = units.iter().map(|u| format!("{}.service", u.0)).collect();
+    args.extend(names.iter().map(String::as_str));
+    let flint = Flint::run(&tree, &args);
+    let sub = |unit: &str| {
+        let (_, out) = common::ctl(&control, &["show", "-p", "ActiveState,SubState", unit]);
+        out
+    };
+    let settled = wait_for(Duration::from_secs(10), || {
+        (sub("bad.service").contains("ActiveState=failed")
+            && sub("post.service").contains("SubState=exited"))
+        .then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "{}\n{}",
+        sub("post.service"),
+        flint.log()
+    );
+    for unit in ["simple.service", "exec.service", "post.service"] {
+        assert_eq!(
+            sub(unit),
+            "ActiveState=active\nSubState=exited\n",
+            "{unit}\n{}",
+            flint.log()
+        );
+    }
+    // Only the failed one has stopped (bad.service ran its ExecStop=).
+    let stopped = || std::fs::read_to_string(&stops).unwrap_or_default();
+    assert_eq!(stopped(), "bad\n", "{}", flint.log());
+    let (code, out) = common::ctl(&control, &["stop", "simple.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(stopped(), "bad\nsimple\n", "{}", flint.log());
+    assert!(
+        sub("simple.service").contains("ActiveState=inactive"),
+        "{}",
+        flint.log()
+    );
+}
+
 /// The state letter of process `pid` (`Z` for a zombie), `None` once it is
 /// gone.
 fn process_state(pid: i32) -> Option<char> {

@@ -110,7 +110,7 @@ impl Manager {
         };
         let (state, sub) = service_state(
             svc.state,
-            svc.main_pid.is_none() && svc.service_type() == "oneshot",
+            svc.main_pid.is_none() && (svc.service_type() == "oneshot" || svc.main_exited),
         );
         let cgroup = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc);
         let unit = svc.unit.id.as_str();

@@ -609,20 +609,23 @@ impl Manager {
                             svc.ups += 1;
                         }
                         // The main process is gone already (it exited while
-                        // ExecStartPost= ran): the service stops.
+                        // ExecStartPost= ran): the service stops, unless it
+                        // remains after its exit.
                         let exited = self.services.get(&id).is_some_and(|s| s.main_exited);
-                        if oneshot_done || exited {
+                        if oneshot_done || (exited && !self.remains_after_exit(id)) {
                             State::Stop(0)
                         } else {
                             self.on_service_up(id);
-                            self.watch_for_empty(id);
+                            if !exited {
+                                self.watch_for_empty(id);
+                            }
                             State::Running
                         }
                     }
                     State::Reload(_) => {
                         if let Some(svc) = self.services.get(&id) {
                             tracing::info!("{}: reloaded", svc.unit.id);
-                            if svc.main_exited {
+                            if svc.main_exited && !self.remains_after_exit(id) {
                                 state = State::Stop(0);
                                 continue;
                             }
@@ -1669,13 +1672,14 @@ impl Manager {
         } else if svc.result == "success" {
             svc.result = result;
         }
+        let remains = remains_after_exit(svc);
         match state {
             State::Condition(_) | State::StartPre(_) => State::StopPost(0),
             // ExecStartPost= failing stops the service the normal way.
             State::StartPost(_) => State::Stop(0),
             // A failed reload leaves the service running (if its main
             // process still is).
-            State::Reload(_) if svc.main_exited => State::Stop(0),
+            State::Reload(_) if svc.main_exited && !remains => State::Stop(0),
             State::Reload(_) => State::Running,
             State::Stop(n) => State::Stop(n + 1),
             State::StopPost(n) => State::StopPost(n + 1),
@@ -1858,7 +1862,14 @@ impl Manager {
                     && (svc.control_pid.is_some() || svc.spawning)
                 {
                     // As systemd: the running ExecStartPost=/ExecReload=
-                    // finishes first; then the service stops (see `step`).
+                    // finishes first; then the service stops (see `step`),
+                    // or remains after its exit.
+                    svc.main_exited = true;
+                    return;
+                }
+                if state == State::Running && (clean || ignore) && remains_after_exit(svc) {
+                    // systemd's `service_enter_running()`: nothing of the
+                    // service runs any more, and it stays active (exited).
                     svc.main_exited = true;
                     return;
                 }
@@ -2361,6 +2372,31 @@ impl Manager {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Whether service `id` stays active once its main process is gone
+    /// (see [`remains_after_exit`]).
+    fn remains_after_exit(&self, id: u64) -> bool {
+        self.services.get(&id).is_some_and(remains_after_exit)
+    }
+
+    /// Handles what waits on the notify socket, before the exit of a process
+    /// of a service that may notify is handled: a service that sends `READY=1` (or `STOPPING=1`, a new
+    /// `MAINPID=`) and exits at once has said so before it exited, whichever
+    /// of the two flint's loop happens to see first. systemd reads
+    /// notifications ahead of SIGCHLD for the same reason. Bounded: what a
+    /// flood keeps sending is read in its turn.
+    pub(super) fn drain_notify(&mut self) {
+        let Some(socket) = self.notify_socket.clone() else {
+            return;
+        };
+        for _ in 0..DRAIN_NOTIFY_MAX {
+            match socket.recv_one() {
+                Ok(Some(Some(msg))) => self.on_notify(msg),
+                Ok(Some(None)) => {}
+                Ok(None) | Err(_) => return,
+            }
         }
     }
 
@@ -3121,9 +3157,19 @@ pub(super) fn cgroup_of<'a>(
     cgroups.filter(|_| mode.covers(svc.conn.is_some()))
 }
 
+/// `RemainAfterExit=yes` with nothing failed so far: the service stays
+/// active once its main process is gone (systemd's `SERVICE_EXITED`).
+fn remains_after_exit(svc: &ServiceRt) -> bool {
+    svc.result == "success" && svc.unit.get_bool("Service", "RemainAfterExit") == Some(true)
+}
+
 /// How many ended `Accept=yes` instances [`Manager::monitor_env`] still
 /// counts.
 const ENDED_KEPT: usize = 16;
+
+/// How many notify messages [`Manager::drain_notify`] reads at most before
+/// an exit (the kernel queues 512 datagrams per socket by default).
+const DRAIN_NOTIFY_MAX: usize = 1024;
 
 /// What `MONITOR_*` reports of a service.
 #[derive(Debug, Clone)]

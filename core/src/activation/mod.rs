@@ -271,6 +271,9 @@ struct Manager {
     pending_notify: Vec<(std::time::Instant, crate::notify::Message)>,
     /// The value of `NOTIFY_SOCKET` for services.
     notify_path: Option<String>,
+    /// The notify socket itself, read at once before a process's exit is
+    /// handled (see [`Manager::drain_notify`]).
+    notify_socket: Option<std::rc::Rc<crate::notify::NotifySocket>>,
     /// The WebAssembly host, created when the first socket with plugins loads.
     host: Option<crate::policy::PolicyHost>,
     /// The pending and running jobs, by service.
@@ -530,6 +533,7 @@ async fn run_async(
         exit_status: 0,
         exit_now: false,
         notify_path: None,
+        notify_socket: None,
         host: None,
         options,
         pending_notify: Vec::new(),
@@ -570,16 +574,13 @@ async fn run_async(
         .dev_log
         .clone()
         .and_then(|path| dev_log::serve(&path, &tx));
-    let _notify = match start_notify(&tx, mgr.search.user_mode) {
+    match start_notify(&tx, mgr.search.user_mode) {
         Ok(n) => {
             mgr.notify_path = Some(n.path().to_string_lossy().into_owned());
-            Some(n)
+            mgr.notify_socket = Some(n);
         }
-        Err(e) => {
-            tracing::warn!("flint: {e}; services get no NOTIFY_SOCKET");
-            None
-        }
-    };
+        Err(e) => tracing::warn!("flint: {e}; services get no NOTIFY_SOCKET"),
+    }
     let private_node = private_socket::serve(mgr.search.user_mode);
     for n in &names {
         if !matches!(
@@ -614,6 +615,8 @@ async fn run_async(
     // Ready once no socket's ExecStartPre=/ExecStartPost= runs.
     mgr.ready = Some((started, mgr.options.notify_fd));
     mgr.announce_ready();
+    // What every spawn looks up is at hand before the first connection.
+    crate::service::exec::warm_lookups(mgr.search.user_mode);
     if mgr.options.watch {
         let stamp = tree_stamp(&mgr.search);
         let watched = std::rc::Rc::new(std::cell::RefCell::new((mgr.search.clone(), stamp)));
@@ -999,6 +1002,13 @@ impl Manager {
                 pid,
                 status,
             } => {
+                if self
+                    .services
+                    .get(&service)
+                    .is_some_and(|s| s.notify_access() != "none")
+                {
+                    self.drain_notify();
+                }
                 self.on_exit(service, pid, status);
                 if self.reap_pending {
                     self.reap_orphans();

@@ -170,6 +170,17 @@ fn can_drop_capabilities() -> bool {
     })
 }
 
+/// Makes the lookups every spawn needs (the capability numbers, root's
+/// passwd entry), so that the first connection after a start does not wait
+/// for them.
+pub fn warm_lookups(user_mode: bool) {
+    cap_last_cap();
+    can_drop_capabilities();
+    if !user_mode {
+        root_user();
+    }
+}
+
 /// The highest capability number the running kernel knows
 /// (`/proc/sys/kernel/cap_last_cap`, read once).
 fn cap_last_cap() -> u32 {
