@@ -822,20 +822,36 @@ fn remain_after_exit_keeps_any_type_active_once_its_main_process_is_gone() {
     // runs its ExecStop=. A main process that fails still fails it.
     let tree = Tree::new();
     let stops = tree.path().join("stops");
+    // A notify service that says STOPPING=1 before it exits does not remain.
+    let stopping = tree.write(
+        "stopping.py",
+        "import os, socket, time\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n\
+         time.sleep(0.2)\n\
+         s.sendto(b'STOPPING=1', os.environ['NOTIFY_SOCKET'])\n",
+    );
+    let stopping = format!("/usr/bin/python3 {}", stopping.display());
     let units = [
         ("simple", "simple", "/bin/true"),
         ("exec", "exec", "/bin/true"),
         ("post", "simple", "/bin/true\nExecStartPost=/bin/sleep 0.3"),
+        // RuntimeMaxSec= applies while the main process runs.
+        ("limited", "simple", "/bin/true\nRuntimeMaxSec=1"),
         ("bad", "simple", "/bin/false"),
+        ("stopping", "notify", stopping.as_str()),
     ];
     for (name, kind, start) in units {
+        // (Whether a service that failed or said STOPPING=1 runs ExecStop=
+        // is not this test's.)
+        let stop = if name == "bad" || name == "stopping" {
+            String::new()
+        } else {
+            format!("ExecStop=/bin/sh -c 'echo {name} >> {}'\n", stops.display())
+        };
         tree.write(
             &format!("{name}.service"),
-            &format!(
-                "[Service]\nType={kind}\nRemainAfterExit=yes\nExecStart={start}\n\
-                 ExecStop=/bin/sh -c 'echo {name} >> {}'\n",
-                stops.display()
-            ),
+            &format!("[Service]\nType={kind}\nRemainAfterExit=yes\nExecStart={start}\n{stop}"),
         );
     }
     let control = tree.path().join("control");
@@ -849,16 +865,25 @@ fn remain_after_exit_keeps_any_type_active_once_its_main_process_is_gone() {
     };
     let settled = wait_for(Duration::from_secs(10), || {
         (sub("bad.service").contains("ActiveState=failed")
-            && sub("post.service").contains("SubState=exited"))
+            && sub("post.service").contains("SubState=exited")
+            && sub("stopping.service").contains("ActiveState=inactive"))
         .then_some(())
     });
     assert!(
         settled.is_some(),
-        "{}\n{}",
+        "{}{}\n{}",
         sub("post.service"),
+        sub("stopping.service"),
         flint.log()
     );
-    for unit in ["simple.service", "exec.service", "post.service"] {
+    // Past limited.service's RuntimeMaxSec=.
+    std::thread::sleep(Duration::from_millis(1500));
+    for unit in [
+        "simple.service",
+        "exec.service",
+        "post.service",
+        "limited.service",
+    ] {
         assert_eq!(
             sub(unit),
             "ActiveState=active\nSubState=exited\n",
@@ -866,12 +891,18 @@ fn remain_after_exit_keeps_any_type_active_once_its_main_process_is_gone() {
             flint.log()
         );
     }
-    // Only the failed one has stopped (bad.service ran its ExecStop=).
+    // None has stopped; a stop runs ExecStop=.
     let stopped = || std::fs::read_to_string(&stops).unwrap_or_default();
-    assert_eq!(stopped(), "bad\n", "{}", flint.log());
+    assert_eq!(stopped(), "", "{}", flint.log());
+    // Killing all of a service with nothing left is no error (systemd's
+    // unit_kill()); killing its main process is.
+    let (code, out) = common::ctl(&control, &["kill", "exec.service"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = common::ctl(&control, &["kill", "--kill-whom", "main", "exec.service"]);
+    assert_ne!(code, 0, "{out}");
     let (code, out) = common::ctl(&control, &["stop", "simple.service"]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(stopped(), "bad\nsimple\n", "{}", flint.log());
+    assert_eq!(stopped(), "simple\n", "{}", flint.log());
     assert!(
         sub("simple.service").contains("ActiveState=inactive"),
         "{}",

@@ -1087,6 +1087,10 @@ impl Manager {
                             super::lifecycle::signal_group(pgid, signo);
                         }
                         (Some(pid), _) => super::lifecycle::signal_pid(pid, signo),
+                        // As systemd's `unit_kill()`: only a kill of the main
+                        // process asks for one; for all of them, nothing left
+                        // is not an error.
+                        (None, _) if all => {}
                         _ => {
                             return control::error(
                                 1,

@@ -597,10 +597,17 @@ impl Manager {
                                     .get_bool("Service", "RemainAfterExit")
                                     .unwrap_or(false)
                         });
-                        // Start-up is over: the start timer no longer applies.
+                        // Start-up is over: the start timer no longer
+                        // applies, and `RuntimeMaxSec=` does while the main
+                        // process runs (not once a service remains without it).
+                        let gone = self
+                            .services
+                            .get(&id)
+                            .is_some_and(|s| s.main_exited || s.service_type() == "oneshot");
                         let runtime = self
                             .services
                             .get(&id)
+                            .filter(|_| !gone)
                             .and_then(|s| s.unit.get_usec("Service", "RuntimeMaxSec"))
                             .filter(|u| *u != u64::MAX)
                             .map(Duration::from_micros);
@@ -918,6 +925,7 @@ impl Manager {
         let Some(name) = self.spawn_returned(id, &result) else {
             return;
         };
+        let report = self.exit_report(id);
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
@@ -945,7 +953,7 @@ impl Manager {
                 .unwrap_or(true);
             exec::forward_log(pipe, name.clone(), pid, prefix);
         }
-        watch_exit(self.tx.clone(), id, child);
+        watch_exit(report, id, child);
         svc.main_pid = Some(pid);
         svc.main_pgid = Some(pid);
         if !needs_connection_after_start(&svc.unit)
@@ -1092,6 +1100,7 @@ impl Manager {
         let Some(name) = self.spawn_returned(id, &result) else {
             return;
         };
+        let report = self.exit_report(id);
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
@@ -1120,7 +1129,7 @@ impl Manager {
                 .unwrap_or(true);
             exec::forward_log(pipe, name.clone(), pid, prefix);
         }
-        watch_exit(self.tx.clone(), id, child);
+        watch_exit(report, id, child);
         if svc.state != state {
             // The service moved on (a stop, a timeout) while the command was
             // being started: it goes.
@@ -1789,7 +1798,9 @@ impl Manager {
                         .is_some_and(|a| a != "main" && a != "none") =>
             {
                 // READY=1 may still come from another process of the
-                // service (NotifyAccess=), as systemd waits for it.
+                // service (NotifyAccess=), as systemd waits for it; the
+                // service then remains without its main process.
+                svc.main_exited = true;
                 tracing::debug!("{name}: main process exited ({status}); waiting for READY=1");
             }
             (State::Start(_), "notify" | "notify-reload" | "dbus") => {
@@ -1867,10 +1878,16 @@ impl Manager {
                     svc.main_exited = true;
                     return;
                 }
-                if state == State::Running && (clean || ignore) && remains_after_exit(svc) {
+                if state == State::Running
+                    && (clean || ignore)
+                    && !svc.stopping
+                    && remains_after_exit(svc)
+                {
                     // systemd's `service_enter_running()`: nothing of the
-                    // service runs any more, and it stays active (exited).
+                    // service runs any more, and it stays active (exited),
+                    // where `RuntimeMaxSec=` no longer applies.
                     svc.main_exited = true;
+                    self.arm_timer(id, None);
                     return;
                 }
                 if let Some(c) = svc.control_pid {
@@ -1973,7 +1990,7 @@ impl Manager {
         }
         // SAFETY: pidfd_open returned a new fd that nothing else owns.
         let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let tx = self.tx.clone();
+        let report = self.exit_report(id);
         tokio::task::spawn_local(async move {
             // SAFETY: the pidfd is moved in and stays open while registered.
             let Ok(afd) = (unsafe {
@@ -2011,11 +2028,7 @@ impl Manager {
             } else {
                 ExitStatus::Exited(0)
             };
-            let _ = tx.send(Event::Exited {
-                service: id,
-                pid,
-                status,
-            });
+            report.send(id, pid, status);
         });
     }
 
@@ -2381,22 +2394,17 @@ impl Manager {
         self.services.get(&id).is_some_and(remains_after_exit)
     }
 
-    /// Handles what waits on the notify socket, before the exit of a process
-    /// of a service that may notify is handled: a service that sends `READY=1` (or `STOPPING=1`, a new
-    /// `MAINPID=`) and exits at once has said so before it exited, whichever
-    /// of the two flint's loop happens to see first. systemd reads
-    /// notifications ahead of SIGCHLD for the same reason. Bounded: what a
-    /// flood keeps sending is read in its turn.
-    pub(super) fn drain_notify(&mut self) {
-        let Some(socket) = self.notify_socket.clone() else {
-            return;
-        };
-        for _ in 0..DRAIN_NOTIFY_MAX {
-            match socket.recv_one() {
-                Ok(Some(Some(msg))) => self.on_notify(msg),
-                Ok(Some(None)) => {}
-                Ok(None) | Err(_) => return,
-            }
+    /// How the exit of a process of service `id` reaches the loop (see
+    /// [`ExitReport`]).
+    pub(super) fn exit_report(&self, id: u64) -> ExitReport {
+        let notify = self
+            .services
+            .get(&id)
+            .filter(|s| s.notify_access() != "none")
+            .and(self.notify_socket.clone());
+        ExitReport {
+            tx: self.tx.clone(),
+            notify,
         }
     }
 
@@ -2442,7 +2450,15 @@ impl Manager {
             svc.status_text = Some(s.to_string());
             tracing::info!("{}: status: {s}", svc.unit.id);
         }
-        if let Some(p) = msg.get("MAINPID").and_then(|p| p.parse::<i32>().ok()) {
+        // Once the main process is gone and the service remains, nothing
+        // moves it again (systemd takes MAINPID= from START to RELOAD and
+        // RELOADING=1 in RUNNING, not in EXITED).
+        let exited = svc.main_exited;
+        if let Some(p) = msg
+            .get("MAINPID")
+            .and_then(|p| p.parse::<i32>().ok())
+            .filter(|_| !exited)
+        {
             // Only a process of the service itself (or root) may move it.
             let ours = if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
             {
@@ -2470,7 +2486,7 @@ impl Manager {
         if msg.flag("STOPPING") {
             svc.stopping = true;
         }
-        if msg.flag("RELOADING") && svc.state == State::Running {
+        if msg.flag("RELOADING") && svc.state == State::Running && !svc.main_exited {
             tracing::info!("{}: reloading", svc.unit.id);
             svc.state = State::ReloadNotify;
         }
@@ -3167,8 +3183,8 @@ fn remains_after_exit(svc: &ServiceRt) -> bool {
 /// counts.
 const ENDED_KEPT: usize = 16;
 
-/// How many notify messages [`Manager::drain_notify`] reads at most before
-/// an exit (the kernel queues 512 datagrams per socket by default).
+/// How many notify messages an [`ExitReport`] reads at most before an
+/// exit (the kernel queues 512 datagrams per socket by default).
 const DRAIN_NOTIFY_MAX: usize = 1024;
 
 /// What `MONITOR_*` reports of a service.
@@ -3558,8 +3574,43 @@ fn open_files_for(
     Ok(opened.into_iter().map(|(fd, _)| fd).collect())
 }
 
+/// Sends the exit of a process of a service to the loop. For a service
+/// that may notify, what waits on the notify socket goes first: a service
+/// that sends `READY=1` (or `STOPPING=1`, a new `MAINPID=`) and exits at
+/// once has said so before it exited, whichever the loop would see first.
+/// systemd reads notifications ahead of SIGCHLD for the same reason ("so
+/// that we can still identify to which service an exit message belongs").
+/// The reader of the socket sends what it reads at once, so whatever came
+/// before the exit is then ahead of it in the one channel.
+pub(super) struct ExitReport {
+    tx: tokio::sync::mpsc::UnboundedSender<Event>,
+    notify: Option<std::rc::Rc<crate::notify::NotifySocket>>,
+}
+
+impl ExitReport {
+    fn send(&self, service: u64, pid: i32, status: ExitStatus) {
+        if let Some(socket) = &self.notify {
+            // Bounded: what a flood keeps sending is read in its turn.
+            for _ in 0..DRAIN_NOTIFY_MAX {
+                match socket.recv_one() {
+                    Ok(Some(Some(msg))) => {
+                        let _ = self.tx.send(Event::Notify(msg));
+                    }
+                    Ok(Some(None)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        let _ = self.tx.send(Event::Exited {
+            service,
+            pid,
+            status,
+        });
+    }
+}
+
 /// Reports the exit of `child`, a process of service `id`, as an event.
-fn watch_exit(tx: tokio::sync::mpsc::UnboundedSender<Event>, id: u64, child: spawn::Child) {
+fn watch_exit(report: ExitReport, id: u64, child: spawn::Child) {
     let pid = child.pid;
     tokio::task::spawn_local(async move {
         let status = match child.wait().await {
@@ -3569,11 +3620,7 @@ fn watch_exit(tx: tokio::sync::mpsc::UnboundedSender<Event>, id: u64, child: spa
                 ExitStatus::Exited(255)
             }
         };
-        let _ = tx.send(Event::Exited {
-            service: id,
-            pid,
-            status,
-        });
+        report.send(id, pid, status);
     });
 }
 

@@ -271,8 +271,8 @@ struct Manager {
     pending_notify: Vec<(std::time::Instant, crate::notify::Message)>,
     /// The value of `NOTIFY_SOCKET` for services.
     notify_path: Option<String>,
-    /// The notify socket itself, read at once before a process's exit is
-    /// handled (see [`Manager::drain_notify`]).
+    /// The notify socket itself, read before a process's exit is reported
+    /// (see [`lifecycle::ExitReport`]).
     notify_socket: Option<std::rc::Rc<crate::notify::NotifySocket>>,
     /// The WebAssembly host, created when the first socket with plugins loads.
     host: Option<crate::policy::PolicyHost>,
@@ -1002,13 +1002,6 @@ impl Manager {
                 pid,
                 status,
             } => {
-                if self
-                    .services
-                    .get(&service)
-                    .is_some_and(|s| s.notify_access() != "none")
-                {
-                    self.drain_notify();
-                }
                 self.on_exit(service, pid, status);
                 if self.reap_pending {
                     self.reap_orphans();
