@@ -832,6 +832,12 @@ fn remain_after_exit_keeps_any_type_active_once_its_main_process_is_gone() {
          s.sendto(b'STOPPING=1', os.environ['NOTIFY_SOCKET'])\n",
     );
     let stopping = format!("/usr/bin/python3 {}", stopping.display());
+    let ready = tree.write(
+        "ready.py",
+        "import os, socket\n\
+         socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n",
+    );
+    let ready = format!("/usr/bin/python3 {}", ready.display());
     let units = [
         ("simple", "simple", "/bin/true"),
         ("exec", "exec", "/bin/true"),
@@ -840,6 +846,8 @@ fn remain_after_exit_keeps_any_type_active_once_its_main_process_is_gone() {
         ("limited", "simple", "/bin/true\nRuntimeMaxSec=1"),
         ("bad", "simple", "/bin/false"),
         ("stopping", "notify", stopping.as_str()),
+        // Reloaded without a main process: nothing to signal.
+        ("reloadable", "notify-reload", ready.as_str()),
     ];
     for (name, kind, start) in units {
         // (Whether a service that failed or said STOPPING=1 runs ExecStop=
@@ -878,11 +886,14 @@ fn remain_after_exit_keeps_any_type_active_once_its_main_process_is_gone() {
     );
     // Past limited.service's RuntimeMaxSec=.
     std::thread::sleep(Duration::from_millis(1500));
+    let (code, out) = common::ctl(&control, &["reload", "reloadable.service"]);
+    assert_eq!(code, 0, "{out}");
     for unit in [
         "simple.service",
         "exec.service",
         "post.service",
         "limited.service",
+        "reloadable.service",
     ] {
         assert_eq!(
             sub(unit),
@@ -906,6 +917,111 @@ fn remain_after_exit_keeps_any_type_active_once_its_main_process_is_gone() {
     assert!(
         sub("simple.service").contains("ActiveState=inactive"),
         "{}",
+        flint.log()
+    );
+}
+
+#[test]
+fn a_forking_service_without_a_main_process_remains_once_its_cgroup_is_empty() {
+    // Type=forking with GuessMainPID=no: no main process is known, so the
+    // service runs while its cgroup has processes; once it is empty the
+    // service stays active (exited) with RemainAfterExit=yes (systemd's
+    // cgroup-empty notification), where without it the service stops.
+    if !common::require_root("a cgroup per service tells when nothing of it is left") {
+        return;
+    }
+    let tree = Tree::new();
+    for (name, remain) in [("kept", "yes"), ("gone", "no")] {
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nType=forking\nGuessMainPID=no\nRemainAfterExit={remain}\n\
+                 ExecStart=/bin/sh -c 'sleep 0.5 &'\n"
+            ),
+        );
+    }
+    let control = tree.path().join("control");
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().expect("utf-8 path"),
+            "kept.service",
+            "gone.service",
+        ],
+    );
+    let sub = |unit: &str| {
+        let (_, out) = common::ctl(&control, &["show", "-p", "ActiveState,SubState", unit]);
+        out
+    };
+    assert_eq!(
+        sub("kept.service"),
+        "ActiveState=active\nSubState=running\n",
+        "{}",
+        flint.log()
+    );
+    let settled = wait_for(Duration::from_secs(10), || {
+        (sub("gone.service").contains("ActiveState=inactive")
+            && sub("kept.service") == "ActiveState=active\nSubState=exited\n")
+            .then_some(())
+    });
+    assert!(settled.is_some(), "{}{}", sub("kept.service"), flint.log());
+}
+
+#[test]
+fn exec_stop_is_left_out_when_the_main_process_failed_or_announced_its_stop() {
+    // As systemd 252's user manager does with the same units: a running
+    // service whose main process fails, or that sent STOPPING=1 before it
+    // exited, does not run ExecStop= (ExecStopPost= runs); one whose main
+    // process exits cleanly does.
+    let tree = Tree::new();
+    let ran = tree.path().join("ran");
+    let script = tree.write(
+        "stopping.py",
+        "import os, socket, time\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n\
+         time.sleep(0.2)\n\
+         s.sendto(b'STOPPING=1', os.environ['NOTIFY_SOCKET'])\n",
+    );
+    let units = [
+        (
+            "bad",
+            "simple",
+            "/bin/sh -c 'sleep 0.2; exit 3'".to_string(),
+        ),
+        (
+            "stopping",
+            "notify",
+            format!("/usr/bin/python3 {}", script.display()),
+        ),
+        ("plain", "simple", "/bin/sh -c 'sleep 0.2'".to_string()),
+    ];
+    for (name, kind, start) in &units {
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nType={kind}\nExecStart={start}\n\
+                 ExecStop=/bin/sh -c 'echo {name}-stop >> {0}'\n\
+                 ExecStopPost=/bin/sh -c 'echo {name}-post >> {0}'\n",
+                ran.display()
+            ),
+        );
+    }
+    let flint = Flint::run(&tree, &["bad.service", "stopping.service", "plain.service"]);
+    let first = wait_for(Duration::from_secs(10), || {
+        let mut got = lines(&ran);
+        got.sort();
+        (got.len() >= 4).then_some(got)
+    });
+    // Past the point where a late ExecStop= would have run.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = lines(&ran);
+    got.sort();
+    assert_eq!(
+        got,
+        ["bad-post", "plain-post", "plain-stop", "stopping-post"],
+        "{first:?}\n{}",
         flint.log()
     );
 }

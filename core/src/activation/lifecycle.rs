@@ -1890,10 +1890,22 @@ impl Manager {
                     self.arm_timer(id, None);
                     return;
                 }
+                // A running service whose main process failed, or that
+                // announced its stop (STOPPING=1), goes without ExecStop=:
+                // what is left of it is signalled at once (systemd's
+                // `service_enter_running()` with a failed result, and
+                // `service_enter_stop_by_notify()`). A clean exit stops it
+                // the normal way.
+                let skip_exec_stop =
+                    state == State::Running && (!(clean || ignore) || svc.stopping);
                 if let Some(c) = svc.control_pid {
                     signal_group(c, libc::SIGTERM);
                 }
-                self.step(id, State::Stop(0));
+                if skip_exec_stop {
+                    self.kill_remaining(id);
+                } else {
+                    self.step(id, State::Stop(0));
+                }
             }
         }
     }
@@ -1941,19 +1953,13 @@ impl Manager {
     /// with `GuessMainPID=no` or none to guess) stops once its control
     /// group is empty, as systemd's does on the cgroup-empty notification
     /// ([`Manager::on_cgroup_empty`]); `cgroup.events` is looked at every
-    /// half second meanwhile. `RemainAfterExit=yes` and oneshot services
-    /// stay up, as there.
+    /// half second meanwhile. Oneshot services stay up, as there, and with
+    /// `RemainAfterExit=yes` any service does, as exited.
     fn watch_for_empty(&mut self, id: u64) {
         let Some(svc) = self.services.get(&id) else {
             return;
         };
-        if svc.main_pid.is_none()
-            && svc.service_type() != "oneshot"
-            && !svc
-                .unit
-                .get_bool("Service", "RemainAfterExit")
-                .unwrap_or(false)
-        {
+        if svc.main_pid.is_none() && svc.service_type() != "oneshot" && !svc.main_exited {
             self.watch_cgroup_empty(id, Duration::from_millis(500));
         }
     }
@@ -2242,6 +2248,13 @@ impl Manager {
         }
         match svc.state {
             State::StopSigterm | State::StopWatchdog | State::StopSigkill => self.finish_stop(id),
+            // Nothing of it runs any more (systemd's `service_enter_running()`
+            // from the cgroup-empty notification): it remains, or stops.
+            State::Running if !svc.main_exited && remains_after_exit(svc) => {
+                svc.main_exited = true;
+                self.arm_timer(id, None);
+            }
+            State::Running if svc.main_exited => {}
             State::Running => {
                 tracing::info!(
                     "{}: no process of the service is left; stopping",
@@ -2568,12 +2581,21 @@ impl Manager {
                 Some(Value::Signal(s)) => *s,
                 _ => libc::SIGHUP,
             };
-            let Some(pid) = svc.main_pid else {
+            if let Some(pid) = svc.main_pid {
+                svc.state = State::ReloadNotify;
+                signal_pid(pid, sig);
+                return Ok(());
+            }
+            if !svc.main_exited {
                 return Err(format!("{name} has no main process"));
-            };
-            svc.state = State::ReloadNotify;
-            signal_pid(pid, sig);
-            return Ok(());
+            }
+            // Remaining after its exit (systemd's `service_enter_reload()`
+            // without a main process): `ExecReload=` if there is one, else
+            // the service stays as it is.
+            if svc.unit.commands("Service", "ExecReload").is_empty() {
+                tracing::info!("{name}: reloaded");
+                return Ok(());
+            }
         }
         if svc.unit.commands("Service", "ExecReload").is_empty() {
             return Err(format!(
