@@ -1008,7 +1008,36 @@ fn exec_stop_is_left_out_when_the_main_process_failed_or_announced_its_stop() {
             ),
         );
     }
-    let flint = Flint::run(&tree, &["bad.service", "stopping.service", "plain.service"]);
+    // A stop the service announced is no stop request: Restart= applies
+    // (systemd 252 restarted such a service three times in 2.5 s).
+    let runs = tree.path().join("runs");
+    tree.write(
+        "again.service",
+        &format!(
+            "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=notify\nRestart=always\n\
+             RestartSec=100ms\nExecStartPre=/bin/sh -c 'echo run >> {}'\n\
+             ExecStart=/usr/bin/python3 {}\n",
+            runs.display(),
+            script.display()
+        ),
+    );
+    let flint = Flint::run(
+        &tree,
+        &[
+            "bad.service",
+            "stopping.service",
+            "plain.service",
+            "again.service",
+        ],
+    );
+    let again = wait_for(Duration::from_secs(10), || {
+        (lines(&runs).len() >= 2).then_some(())
+    });
+    assert!(
+        again.is_some(),
+        "restarted after STOPPING=1\n{}",
+        flint.log()
+    );
     let first = wait_for(Duration::from_secs(10), || {
         let mut got = lines(&ran);
         got.sort();

@@ -88,6 +88,10 @@ pub(super) struct ServiceRt {
     pub starts: VecDeque<Instant>,
     /// Whether a stop was requested (no restart then).
     pub stopping: bool,
+    /// The service said `STOPPING=1`: its exit goes without `ExecStop=`
+    /// and it does not remain, but `Restart=` applies (systemd's
+    /// `service_enter_stop_by_notify()`).
+    pub stop_announced: bool,
     /// The result of the last run: `success`, `exit-code`, `signal`, ...
     pub result: &'static str,
     /// The result of the last reload, apart from the run's (systemd's
@@ -239,6 +243,7 @@ impl ServiceRt {
             conn: None,
             starts: VecDeque::new(),
             stopping: false,
+            stop_announced: false,
             result: "success",
             reload_result: "success",
             last_status: None,
@@ -494,6 +499,7 @@ impl Manager {
             }
         }
         svc.stopping = false;
+        svc.stop_announced = false;
         svc.restart_kill = false;
         svc.launches += 1;
         svc.inactive_exit_at = Some(Instant::now());
@@ -1880,7 +1886,7 @@ impl Manager {
                 }
                 if state == State::Running
                     && (clean || ignore)
-                    && !svc.stopping
+                    && !svc.stop_announced
                     && remains_after_exit(svc)
                 {
                     // systemd's `service_enter_running()`: nothing of the
@@ -1897,7 +1903,7 @@ impl Manager {
                 // `service_enter_stop_by_notify()`). A clean exit stops it
                 // the normal way.
                 let skip_exec_stop =
-                    state == State::Running && (!(clean || ignore) || svc.stopping);
+                    state == State::Running && (!(clean || ignore) || svc.stop_announced);
                 if let Some(c) = svc.control_pid {
                     signal_group(c, libc::SIGTERM);
                 }
@@ -2497,7 +2503,7 @@ impl Manager {
             return;
         };
         if msg.flag("STOPPING") {
-            svc.stopping = true;
+            svc.stop_announced = true;
         }
         if msg.flag("RELOADING") && svc.state == State::Running && !svc.main_exited {
             tracing::info!("{}: reloading", svc.unit.id);
