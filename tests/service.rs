@@ -24,6 +24,15 @@ s.sendto(b"READY=1\nSTATUS=serving requests", os.environ["NOTIFY_SOCKET"])
 time.sleep(1000)
 "#;
 
+/// A Python program that sends `READY=1`, then `STOPPING=1` 0.2 s later,
+/// and exits.
+const STOPPING_DAEMON: &str = "import os, socket, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])
+time.sleep(0.2)
+s.sendto(b'STOPPING=1', os.environ['NOTIFY_SOCKET'])
+";
+
 fn lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -823,14 +832,7 @@ fn remain_after_exit_keeps_any_type_active_once_its_main_process_is_gone() {
     let tree = Tree::new();
     let stops = tree.path().join("stops");
     // A notify service that says STOPPING=1 before it exits does not remain.
-    let stopping = tree.write(
-        "stopping.py",
-        "import os, socket, time\n\
-         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
-         s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n\
-         time.sleep(0.2)\n\
-         s.sendto(b'STOPPING=1', os.environ['NOTIFY_SOCKET'])\n",
-    );
+    let stopping = tree.write("stopping.py", STOPPING_DAEMON);
     let stopping = format!("/usr/bin/python3 {}", stopping.display());
     let ready = tree.write(
         "ready.py",
@@ -976,14 +978,7 @@ fn exec_stop_is_left_out_when_the_main_process_failed_or_announced_its_stop() {
     // process exits cleanly does.
     let tree = Tree::new();
     let ran = tree.path().join("ran");
-    let script = tree.write(
-        "stopping.py",
-        "import os, socket, time\n\
-         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
-         s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n\
-         time.sleep(0.2)\n\
-         s.sendto(b'STOPPING=1', os.environ['NOTIFY_SOCKET'])\n",
-    );
+    let script = tree.write("stopping.py", STOPPING_DAEMON);
     let units = [
         (
             "bad",
