@@ -971,6 +971,77 @@ fn a_forking_service_without_a_main_process_remains_once_its_cgroup_is_empty() {
 }
 
 #[test]
+fn a_forking_daemon_that_moves_to_a_new_pid_through_its_pid_file_lives_on() {
+    // systemd's service_sigchld_event(): when the main process of a
+    // service with PIDFile= exits, the file is read again first; a daemon
+    // that wrote its new pid there before the old one exited is the main
+    // process now, and the service goes on running.
+    let tree = Tree::new();
+    let pidfile = tree.path().join("daemon.pid");
+    let script = tree.write(
+        "mover.py",
+        "import os, sys, time\n\
+         pidfile = sys.argv[1]\n\
+         def write(pid):\n    open(pidfile + '.tmp', 'w').write(str(pid))\n    os.rename(pidfile + '.tmp', pidfile)\n\
+         if os.fork() == 0:\n\
+         \x20   os.setsid()\n\
+         \x20   write(os.getpid())\n\
+         \x20   time.sleep(0.5)\n\
+         \x20   b = os.fork()\n\
+         \x20   if b == 0:\n\
+         \x20       time.sleep(1000)\n\
+         \x20   write(b)\n\
+         \x20   os._exit(0)\n\
+         while not os.path.exists(pidfile):\n    time.sleep(0.01)\n",
+    );
+    tree.write(
+        "mover.service",
+        &format!(
+            "[Service]\nType=forking\nPIDFile={}\nExecStart=/usr/bin/python3 {} {}\n",
+            pidfile.display(),
+            script.display(),
+            pidfile.display()
+        ),
+    );
+    // With a cgroup of its own (as root) the new pid must be in it; without
+    // cgroups it must be a child left to flint.
+    for cgroups in ["services", "off"] {
+        let control = tree.path().join(format!("control-{cgroups}"));
+        let flint = Flint::run(
+            &tree,
+            &[
+                "--control",
+                control.to_str().expect("utf-8 path"),
+                "--cgroups",
+                cgroups,
+                "mover.service",
+            ],
+        );
+        let moved = wait_for(Duration::from_secs(10), || {
+            flint.log().contains("main pid is now").then_some(())
+        });
+        assert!(moved.is_some(), "--cgroups {cgroups}: {}", flint.log());
+        let second: u32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let (_, out) = common::ctl(
+            &control,
+            &["show", "-p", "MainPID,ActiveState", "mover.service"],
+        );
+        assert_eq!(
+            out,
+            format!("MainPID={second}\nActiveState=active\n"),
+            "--cgroups {cgroups}: {}",
+            flint.log()
+        );
+        drop(flint);
+        let _ = std::fs::remove_file(&pidfile);
+    }
+}
+
+#[test]
 fn exec_stop_is_left_out_when_the_main_process_failed_or_announced_its_stop() {
     // As systemd 252's user manager does with the same units: a running
     // service whose main process fails, or that sent STOPPING=1 before it

@@ -1781,6 +1781,28 @@ impl Manager {
             .first()
             .is_some_and(|c| c.ignore_failure);
         let name = svc.unit.id.to_string();
+        // A daemon may move to a new pid: as long as it writes its
+        // `PIDFile=` before the old one exits, it lives on there (systemd's
+        // `service_sigchld_event()` reads the file again first). While
+        // starting, the process that exits is the forking parent.
+        if !matches!(state, State::Start(_))
+            && let Some(Value::Path(file)) = svc.unit.get("Service", "PIDFile")
+            && let Some(new) = read_pid_file(file).filter(|&p| {
+                // Only a process of the service itself: in its cgroup, or
+                // without cgroups a child left to flint (its subreaper).
+                Some(p) != svc.main_pid
+                    && process_alive(p)
+                    && match cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
+                        Some(cg) => cg.pids(svc.unit.id.as_str()).contains(&p),
+                        None => stat_field(p, 4) == i32::try_from(std::process::id()).ok(),
+                    }
+            })
+        {
+            tracing::info!("{name}: main process exited ({status}); main pid is now {new}");
+            svc.main_pid = Some(new);
+            self.watch_foreign(id, new);
+            return;
+        }
         svc.last_status = Some(status);
         svc.main_status = Some(status);
         match (state, kind.as_str()) {
@@ -3284,6 +3306,17 @@ fn trigger_on_result(
 
 /// How far apart a stop looks at the cgroup it waits to empty, at most.
 const STOP_WATCH_SLOWEST: Duration = Duration::from_millis(50);
+
+/// Whether process `pid` exists and has not exited (a zombie has).
+fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
 
 /// The pid a `PIDFile=` names (not 0, not 1, as systemd refuses those).
 fn read_pid_file(path: &std::path::Path) -> Option<i32> {
