@@ -1121,6 +1121,115 @@ fn exec_stop_is_left_out_when_the_main_process_failed_or_announced_its_stop() {
     );
 }
 
+#[test]
+fn exec_stop_is_left_out_when_the_main_process_failed_during_exec_start_post_or_a_reload() {
+    // systemd 252's user manager with the same units: a main process that
+    // fails while ExecStartPost= or ExecReload= runs fails the service once
+    // the command is done, without ExecStop= (ExecStopPost= runs), whether
+    // or not the reload command failed too; a clean exit there stops the
+    // service the normal way, with ExecStop=.
+    let tree = Tree::new();
+    let ran = tree.path().join("ran");
+    let on_hup = |code: u8| {
+        format!("/bin/sh -c 'trap \"sleep 0.3; exit {code}\" HUP; while :; do sleep 0.1; done'")
+    };
+    let units = [
+        (
+            "postfail",
+            "/bin/sh -c 'sleep 0.3; exit 3'".to_string(),
+            "ExecStartPost=/bin/sleep 1",
+        ),
+        (
+            "postclean",
+            "/bin/sh -c 'sleep 0.3; exit 0'".to_string(),
+            "ExecStartPost=/bin/sleep 1",
+        ),
+        (
+            "reloadfail",
+            on_hup(4),
+            "ExecReload=/bin/sh -c 'kill -HUP $MAINPID; sleep 1'",
+        ),
+        (
+            "reloadbad",
+            on_hup(4),
+            "ExecReload=/bin/sh -c 'kill -HUP $MAINPID; sleep 1; exit 2'",
+        ),
+        (
+            "reloadclean",
+            on_hup(0),
+            "ExecReload=/bin/sh -c 'kill -HUP $MAINPID; sleep 1; exit 2'",
+        ),
+    ];
+    for (name, start, extra) in &units {
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nExecStart={start}\n{extra}\n\
+                 ExecStop=/bin/sh -c 'echo {name}-stop >> {0}'\n\
+                 ExecStopPost=/bin/sh -c 'echo {name}-post >> {0}'\n",
+                ran.display()
+            ),
+        );
+    }
+    let control = tree.path().join("control");
+    let mut args = vec!["--control", control.to_str().expect("utf-8 path")];
+    let names: Vec<String> = units
+        .iter()
+        .map(|(name, ..)| format!("{name}.service"))
+        .collect();
+    args.extend(names.iter().map(String::as_str));
+    let flint = Flint::run(&tree, &args);
+    let sub = |unit: &str| {
+        let (_, out) = common::ctl(&control, &["show", "-p", "SubState", unit]);
+        out.trim().trim_start_matches("SubState=").to_string()
+    };
+    let reloads = [
+        "reloadfail.service",
+        "reloadbad.service",
+        "reloadclean.service",
+    ];
+    let up = wait_for(Duration::from_secs(10), || {
+        reloads.iter().all(|u| sub(u) == "running").then_some(())
+    });
+    assert!(up.is_some(), "{}", flint.log());
+    for unit in reloads {
+        let control = control.clone();
+        std::thread::spawn(move || common::ctl(&control, &["reload", unit]));
+    }
+    let settled = wait_for(Duration::from_secs(10), || {
+        let mut got = lines(&ran);
+        got.sort();
+        (got.len() >= 7).then_some(got)
+    });
+    // Past the point where a late ExecStop= would have run.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = lines(&ran);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "postclean-post",
+            "postclean-stop",
+            "postfail-post",
+            "reloadbad-post",
+            "reloadclean-post",
+            "reloadclean-stop",
+            "reloadfail-post",
+        ],
+        "{settled:?}\n{}",
+        flint.log()
+    );
+    for (unit, want) in [
+        ("postfail", "failed"),
+        ("postclean", "dead"),
+        ("reloadfail", "failed"),
+        ("reloadbad", "failed"),
+        ("reloadclean", "dead"),
+    ] {
+        assert_eq!(sub(&format!("{unit}.service")), want, "{}", flint.log());
+    }
+}
+
 /// The state letter of process `pid` (`Z` for a zombie), `None` once it is
 /// gone.
 fn process_state(pid: i32) -> Option<char> {

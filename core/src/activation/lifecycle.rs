@@ -584,6 +584,12 @@ impl Manager {
                     }
                 }
             }
+            if state == State::StopSigterm {
+                // Straight to signalling what is left, without ExecStop=
+                // (systemd's `service_enter_signal(STOP_SIGTERM)`).
+                self.kill_remaining(id);
+                return;
+            }
             let Some((key, n)) = step_key(state) else {
                 if let Some(svc) = self.services.get_mut(&id) {
                     svc.state = state;
@@ -623,9 +629,12 @@ impl Manager {
                         }
                         // The main process is gone already (it exited while
                         // ExecStartPost= ran): the service stops, unless it
-                        // remains after its exit.
+                        // remains after its exit; after a failed one,
+                        // without ExecStop=.
                         let exited = self.services.get(&id).is_some_and(|s| s.main_exited);
-                        if oneshot_done || (exited && !self.remains_after_exit(id)) {
+                        if exited && self.services.get(&id).is_some_and(main_failed) {
+                            State::StopSigterm
+                        } else if oneshot_done || (exited && !self.remains_after_exit(id)) {
                             State::Stop(0)
                         } else {
                             self.on_service_up(id);
@@ -638,6 +647,10 @@ impl Manager {
                     State::Reload(_) => {
                         if let Some(svc) = self.services.get(&id) {
                             tracing::info!("{}: reloaded", svc.unit.id);
+                            if svc.main_exited && main_failed(svc) {
+                                state = State::StopSigterm;
+                                continue;
+                            }
                             if svc.main_exited && !self.remains_after_exit(id) {
                                 state = State::Stop(0);
                                 continue;
@@ -1688,12 +1701,17 @@ impl Manager {
             svc.result = result;
         }
         let remains = remains_after_exit(svc);
+        let failed_exit = svc.main_exited && main_failed(svc);
         match state {
             State::Condition(_) | State::StartPre(_) => State::StopPost(0),
             // ExecStartPost= failing stops the service the normal way.
             State::StartPost(_) => State::Stop(0),
             // A failed reload leaves the service running (if its main
             // process still is).
+            // The main process exited meanwhile: the service stops, without
+            // ExecStop= if that exit failed (systemd's
+            // `service_enter_running()`), unless it remains after its exit.
+            State::Reload(_) if failed_exit => State::StopSigterm,
             State::Reload(_) if svc.main_exited && !remains => State::Stop(0),
             State::Reload(_) => State::Running,
             State::Stop(n) => State::Stop(n + 1),
@@ -3306,6 +3324,12 @@ fn trigger_on_result(
 
 /// How far apart a stop looks at the cgroup it waits to empty, at most.
 const STOP_WATCH_SLOWEST: Duration = Duration::from_millis(50);
+
+/// Whether the service's result is a failure, as when its main process
+/// failed (a failed `ExecReload=` sets the reload's result, not this one).
+fn main_failed(svc: &ServiceRt) -> bool {
+    svc.result != "success"
+}
 
 /// Whether process `pid` exists and has not exited (a zombie has).
 fn process_alive(pid: i32) -> bool {
