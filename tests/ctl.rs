@@ -1338,3 +1338,115 @@ fn peers_idling_on_the_private_socket_keep_no_one_waiting() {
     );
     drop(idle);
 }
+
+#[test]
+fn jobs_for_units_that_did_not_load_are_refused_as_systemctl_refuses_them() {
+    // What systemd 252's user manager answered to the same commands on the
+    // same units: a unit with no file is "not found" (5), a bad unit file
+    // fails the job (1) and shows why in status, a masked unit cannot
+    // start but has nothing to stop, a stop of what is not loaded is
+    // refused (5), and a reload of what cannot reload is not applicable
+    // (3), of what could but does not run refused (1).
+    let tree = Tree::new();
+    tree.write("ok.service", "[Service]\nExecStart=/bin/sleep 100\n");
+    tree.write(
+        "two.service",
+        "[Service]\nExecStart=/bin/true\nExecStart=/bin/true\n",
+    );
+    tree.write(
+        "rl.service",
+        "[Service]\nExecStart=/bin/sleep 100\nExecReload=/bin/true\n",
+    );
+    std::os::unix::fs::symlink("/dev/null", tree.path().join("masked.service")).unwrap();
+    let control = tree.path().join("control");
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().expect("utf-8 path"),
+            "ok.service",
+        ],
+    );
+    let up = wait_for(Duration::from_secs(10), || {
+        (ctl(&control, &["is-active", "ok.service"]).0 == 0).then_some(())
+    });
+    assert!(up.is_some(), "{}", flint.log());
+    let bad = "Unit two.service has a bad unit file setting.";
+    for (args, code, first) in [
+        (
+            ["start", "two.service"],
+            1,
+            format!("Failed to start two.service: {bad}"),
+        ),
+        (
+            ["restart", "two.service"],
+            1,
+            format!("Failed to restart two.service: {bad}"),
+        ),
+        (
+            ["try-restart", "two.service"],
+            1,
+            format!("Failed to try-restart two.service: {bad}"),
+        ),
+        (
+            ["reload", "two.service"],
+            1,
+            format!("Failed to reload two.service: {bad}"),
+        ),
+        (
+            ["stop", "two.service"],
+            5,
+            "Failed to stop two.service: Unit two.service not loaded.".into(),
+        ),
+        (
+            ["start", "nope.service"],
+            5,
+            "Failed to start nope.service: Unit nope.service not found.".into(),
+        ),
+        (
+            ["reload", "nope.service"],
+            5,
+            "Failed to reload nope.service: Unit nope.service not found.".into(),
+        ),
+        (
+            ["stop", "nope.service"],
+            5,
+            "Failed to stop nope.service: Unit nope.service not loaded.".into(),
+        ),
+        (
+            ["start", "masked.service"],
+            1,
+            "Failed to start masked.service: Unit masked.service is masked.".into(),
+        ),
+        (["stop", "masked.service"], 0, String::new()),
+        (["try-restart", "masked.service"], 0, String::new()),
+        (
+            ["reload", "ok.service"],
+            3,
+            "Failed to reload ok.service: Job type reload is not applicable for unit ok.service."
+                .into(),
+        ),
+        (
+            ["reload", "rl.service"],
+            1,
+            "rl.service is not active, cannot reload.".into(),
+        ),
+    ] {
+        let (got, out) = ctl(&control, &args);
+        let line = out
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("flint: ");
+        assert_eq!((got, line), (code, first.as_str()), "{args:?}: {out}");
+    }
+    let (code, out) = ctl(&control, &["status", "two.service"]);
+    assert_eq!(code, 3, "{out}");
+    let mut status = out.lines();
+    assert_eq!(status.next(), Some("○ two.service"), "{out}");
+    assert_eq!(
+        status.next().map(str::trim),
+        Some("Loaded: bad-setting (Reason: Unit two.service has a bad unit file setting.)"),
+        "{out}"
+    );
+}

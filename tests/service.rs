@@ -1230,6 +1230,171 @@ fn exec_stop_is_left_out_when_the_main_process_failed_during_exec_start_post_or_
     }
 }
 
+#[test]
+fn exit_type_cgroup_keeps_a_service_up_while_any_of_its_processes_runs() {
+    // systemd 252's user manager with the same units: with ExitType=cgroup
+    // the main process's exit is not the service's end; the last process
+    // is. A clean end stops it with ExecStop=, a failed main process fails
+    // it without, RemainAfterExit=yes keeps it active (exited); a notify
+    // service left without a process that could send READY=1 fails with
+    // `protocol` at once, also one whose main process exited with
+    // RemainAfterExit=yes; a oneshot with it is refused. Run with cgroups
+    // (as root) and without (the process group stands for the cgroup).
+    let tree = Tree::new();
+    let ran = tree.path().join("ran");
+    let units = [
+        ("cgclean", "simple", "sleep 2 & exit 0", "", "cgroup"),
+        ("cgfail", "simple", "sleep 2 & exit 3", "", "cgroup"),
+        (
+            "cgnotify",
+            "notify",
+            "sleep 2 & exit 0",
+            "NotifyAccess=all",
+            "cgroup",
+        ),
+        (
+            "cgremain",
+            "simple",
+            "sleep 2 & exit 0",
+            "RemainAfterExit=yes",
+            "cgroup",
+        ),
+        (
+            "notifyremain",
+            "notify",
+            "sleep 2 & exit 0",
+            "NotifyAccess=all\nRemainAfterExit=yes",
+            "main",
+        ),
+    ];
+    for (name, kind, start, extra, exit) in &units {
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nType={kind}\nExitType={exit}\nExecStart=/bin/sh -c '{start}'\n{extra}\n\
+                 ExecStop=/bin/sh -c 'echo {name}-stop >> {0}'\n\
+                 ExecStopPost=/bin/sh -c 'echo {name}-post >> {0}'\n",
+                ran.display()
+            ),
+        );
+    }
+    tree.write(
+        "cgoneshot.service",
+        "[Service]\nType=oneshot\nExitType=cgroup\nExecStart=/bin/true\n",
+    );
+    let names: Vec<String> = units
+        .iter()
+        .map(|(name, ..)| format!("{name}.service"))
+        .collect();
+    for cgroups in ["services", "off"] {
+        let _ = std::fs::remove_file(&ran);
+        let control = tree.path().join(format!("control-{cgroups}"));
+        let mut args = vec![
+            "--control",
+            control.to_str().expect("utf-8 path"),
+            "--cgroups",
+            cgroups,
+        ];
+        args.extend(names.iter().map(String::as_str));
+        let flint = Flint::run(&tree, &args);
+        let show = |unit: &str| {
+            let (_, out) = common::ctl(
+                &control,
+                &["show", "-p", "ActiveState,SubState,Result", unit],
+            );
+            out.replace('\n', " ").trim().to_string()
+        };
+        let early = wait_for(Duration::from_secs(10), || {
+            (show("cgclean.service") == "Result=success ActiveState=active SubState=running")
+                .then_some(())
+        });
+        assert!(early.is_some(), "--cgroups {cgroups}: {}", flint.log());
+        // The main processes are gone; the services are up while `sleep`
+        // runs (or wait for READY=1).
+        let up = wait_for(Duration::from_secs(5), || {
+            common::ctl(&control, &["show", "-p", "MainPID", "cgfail.service"])
+                .1
+                .contains("MainPID=0")
+                .then_some(())
+        });
+        assert!(up.is_some(), "--cgroups {cgroups}: {}", flint.log());
+        for (unit, want) in [
+            (
+                "cgfail",
+                "Result=exit-code ActiveState=active SubState=running",
+            ),
+            (
+                "cgnotify",
+                "Result=success ActiveState=activating SubState=start",
+            ),
+            (
+                "cgremain",
+                "Result=success ActiveState=active SubState=running",
+            ),
+        ] {
+            assert_eq!(
+                show(&format!("{unit}.service")),
+                want,
+                "--cgroups {cgroups}: {}",
+                flint.log()
+            );
+        }
+        let (code, out) = common::ctl(&control, &["start", "cgoneshot.service"]);
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.contains("Unit cgoneshot.service has a bad unit file setting."),
+            "{out}"
+        );
+        let settled = wait_for(Duration::from_secs(10), || {
+            (lines(&ran).len() >= 5).then_some(())
+        });
+        assert!(settled.is_some(), "--cgroups {cgroups}: {}", flint.log());
+        for (unit, want) in [
+            (
+                "cgclean",
+                "Result=success ActiveState=inactive SubState=dead",
+            ),
+            (
+                "cgfail",
+                "Result=exit-code ActiveState=failed SubState=failed",
+            ),
+            (
+                "cgnotify",
+                "Result=protocol ActiveState=failed SubState=failed",
+            ),
+            (
+                "cgremain",
+                "Result=success ActiveState=active SubState=exited",
+            ),
+            (
+                "notifyremain",
+                "Result=protocol ActiveState=failed SubState=failed",
+            ),
+        ] {
+            assert_eq!(
+                show(&format!("{unit}.service")),
+                want,
+                "--cgroups {cgroups}: {}",
+                flint.log()
+            );
+        }
+        let mut got = lines(&ran);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "cgclean-post",
+                "cgclean-stop",
+                "cgfail-post",
+                "cgnotify-post",
+                "notifyremain-post"
+            ],
+            "--cgroups {cgroups}: {}",
+            flint.log()
+        );
+    }
+}
+
 /// The state letter of process `pid` (`Z` for a zombie), `None` once it is
 /// gone.
 fn process_state(pid: i32) -> Option<char> {

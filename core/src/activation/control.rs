@@ -360,6 +360,61 @@ impl Manager {
         (unit.load_state != crate::unit::load::LoadState::NotFound).then_some(unit)
     }
 
+    /// How unit `name` loads from disk (`None` for a name that is none).
+    fn load_state(&mut self, name: &str) -> Option<crate::unit::load::LoadState> {
+        let parsed: crate::unit::name::UnitName = name.parse().ok()?;
+        Some(self.units.load(&self.search, &parsed).load_state)
+    }
+
+    /// systemctl's answer to a job for a unit that flint holds no such
+    /// unit for: a stop of it is refused as "not loaded" (exit 5); for the
+    /// others it is looked up on disk: "not found" (exit 5), or of a bad
+    /// setting, or failing to load (exit 1), as systemd's bus errors read.
+    /// A masked unit is inactive: a stop or try-restart of it has nothing
+    /// to do (`None`), a start or reload is refused.
+    fn job_refused(&mut self, command: &str, n: &str) -> Option<Json> {
+        use crate::unit::load::LoadState as L;
+        let state = self.load_state(n);
+        if state == Some(L::Masked) && (command == "stop" || command.starts_with("try")) {
+            return None;
+        }
+        if command == "stop" {
+            return Some(control::error(
+                5,
+                &format!("Failed to stop {n}: Unit {n} not loaded."),
+            ));
+        }
+        let why = match state {
+            None | Some(L::NotFound) => {
+                return Some(control::error(
+                    5,
+                    &format!("Failed to {command} {n}: Unit {n} not found."),
+                ));
+            }
+            Some(L::Masked) => {
+                return Some(control::error(
+                    1,
+                    &format!("Failed to {command} {n}: Unit {n} is masked."),
+                ));
+            }
+            // On disk and sound, but nothing runs it.
+            Some(L::Loaded) if command == "reload" => {
+                let unit = self.unit_on_disk(n)?;
+                let can = !unit.commands("Service", "ExecReload").is_empty()
+                    || unit.get_str("Service", "Type") == Some("notify-reload");
+                return Some(if can { inactive(n) } else { not_reloadable(n) });
+            }
+            Some(L::BadSetting) => "has a bad unit file setting.",
+            Some(L::Error | L::Loaded) => "failed to load properly.",
+        };
+        Some(control::error(
+            1,
+            &format!(
+                "Failed to {command} {n}: Unit {n} {why}\nSee flint's log and 'flint ctl status {n}' for details."
+            ),
+        ))
+    }
+
     /// `status` of a unit read from disk: inactive (dead), as systemctl
     /// shows one that never started.
     fn resting_json(unit: &crate::unit::load::Unit) -> Json {
@@ -847,11 +902,19 @@ impl Manager {
                 let mut waited = Vec::new();
                 for n in &names {
                     let Some(id) = self.find_service(n) else {
-                        return control::error(
-                            5,
-                            &format!("Failed to reload {n}: Unit {n} not loaded."),
-                        );
+                        match self.job_refused("reload", n) {
+                            Some(refused) => return refused,
+                            None => continue,
+                        }
                     };
+                    if !self.reloadable(id) {
+                        return not_reloadable(n);
+                    }
+                    if self.services.get(&id).is_some_and(|s| {
+                        matches!(s.state, State::Dead | State::Failed | State::AutoRestart)
+                    }) {
+                        return inactive(n);
+                    }
                     if let Err(e) = self.reload(id) {
                         return control::error(1, &format!("Failed to reload {n}: {e}"));
                     }
@@ -965,11 +1028,10 @@ impl Manager {
                         }
                         if kind == JobKind::TryRestart && found.is_none() {
                             if self.socket_index(n).is_none()
-                                && n.parse::<crate::unit::name::UnitName>().map_or(true, |u| {
-                                    crate::unit::loader::resolve(&self.search, &u).is_err()
-                                })
+                                && self.load_state(n) != Some(crate::unit::load::LoadState::Loaded)
+                                && let Some(refused) = self.job_refused(command, n)
                             {
-                                return control::error(4, &format!("Unit {n} could not be found."));
+                                return refused;
                             }
                             continue;
                         }
@@ -1023,7 +1085,10 @@ impl Manager {
                         .flatten()
                     });
                     let Some(id) = found else {
-                        return control::error(4, &format!("Unit {n} could not be found."));
+                        match self.job_refused(command, n) {
+                            Some(refused) => return refused,
+                            None => continue,
+                        }
                     };
                     self.enqueue(id, kind);
                     waited.push(id);
@@ -1212,4 +1277,20 @@ fn cpu_usec(cg: &crate::cgroup::Cgroups, unit: &str) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// systemctl's answer to a reload of a unit that cannot reload (no
+/// `ExecReload=`), or is not running: the job type is not applicable
+/// (exit 3, as systemctl's for `BUS_ERROR_JOB_TYPE_NOT_APPLICABLE`).
+fn not_reloadable(n: &str) -> Json {
+    control::error(
+        3,
+        &format!("Failed to reload {n}: Job type reload is not applicable for unit {n}."),
+    )
+}
+
+/// systemctl's answer to a reload of a unit that could reload but does not
+/// run (exit 1).
+fn inactive(n: &str) -> Json {
+    control::error(1, &format!("{n} is not active, cannot reload."))
 }

@@ -1823,6 +1823,32 @@ impl Manager {
         }
         svc.last_status = Some(status);
         svc.main_status = Some(status);
+        // `ExitType=cgroup`: the service lives on while any of its
+        // processes does (systemd's `service_sigchld_event()` does not act
+        // on the main process's exit then); a failure of it is the
+        // service's result when the last one is gone.
+        let forking_parent = matches!(state, State::Start(_)) && kind == "forking";
+        if exit_type_cgroup(svc)
+            && !forking_parent
+            && matches!(
+                state,
+                State::Start(_)
+                    | State::StartPost(_)
+                    | State::Running
+                    | State::Reload(_)
+                    | State::ReloadNotify
+            )
+            && populated(self.cgroups.as_ref(), self.options.cgroups, svc)
+        {
+            if !(clean || ignore) && svc.result == "success" {
+                svc.result = result_of(status);
+            }
+            tracing::info!(
+                "{name}: main process exited ({status}); the service goes on while its processes run (ExitType=cgroup)"
+            );
+            self.watch_cgroup_empty(id, Duration::from_millis(500));
+            return;
+        }
         match (state, kind.as_str()) {
             (State::Start(n), "oneshot") => {
                 if clean || ignore {
@@ -1848,6 +1874,8 @@ impl Manager {
                 // service then remains without its main process.
                 svc.main_exited = true;
                 tracing::debug!("{name}: main process exited ({status}); waiting for READY=1");
+                // Once none of its processes is left, none can send it.
+                self.watch_cgroup_empty(id, Duration::from_millis(500));
             }
             (State::Start(_), "notify" | "notify-reload" | "dbus") => {
                 // Exited before READY=1 (or before it took its bus name):
@@ -2259,9 +2287,24 @@ impl Manager {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
-        let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
-            return;
-        };
+        // Without cgroups, a service whose processes count as one
+        // (ExitType=cgroup), or one waiting for READY=1 from what its
+        // exited main process left, is watched by the process group it
+        // started in.
+        let probe: Box<dyn Fn() -> bool> =
+            match cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
+                Some(cg) => {
+                    let events = cg.dir(svc.unit.id.as_str()).join("cgroup.events");
+                    Box::new(move || crate::cgroup::populated(&events))
+                }
+                None => match svc.main_pgid.filter(|_| {
+                    exit_type_cgroup(svc)
+                        || (svc.main_exited && matches!(svc.state, State::Start(_)))
+                }) {
+                    Some(group) => Box::new(move || group_alive(group)),
+                    None => return,
+                },
+            };
         if svc
             .cgroup_watch
             .as_ref()
@@ -2269,11 +2312,10 @@ impl Manager {
         {
             return;
         }
-        let events = cg.dir(svc.unit.id.as_str()).join("cgroup.events");
         let tx = self.tx.clone();
         let task = tokio::task::spawn_local(async move {
             let mut delay = Duration::from_millis(1);
-            while crate::cgroup::populated(&events) {
+            while probe() {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(slowest);
             }
@@ -2292,8 +2334,41 @@ impl Manager {
         if svc.main_pid.is_some() {
             return;
         }
+        let notify = matches!(svc.service_type(), "notify" | "notify-reload");
         match svc.state {
             State::StopSigterm | State::StopWatchdog | State::StopSigkill => self.finish_stop(id),
+            // Nothing of it is left to send READY=1 (systemd's
+            // `service_notify_cgroup_empty_event()`).
+            State::Start(_)
+                if notify
+                    && svc.control_pid.is_none()
+                    && (svc.main_exited || exit_type_cgroup(svc)) =>
+            {
+                if svc.result == "success" {
+                    svc.result = "protocol";
+                }
+                tracing::warn!(
+                    "{}: no process of the service is left and none sent READY=1, result '{}'",
+                    svc.unit.id,
+                    svc.result
+                );
+                self.arm_timer(id, None);
+                self.step(id, State::StopPost(0));
+            }
+            State::Start(_) if exit_type_cgroup(svc) && svc.control_pid.is_none() => {
+                self.arm_timer(id, None);
+                self.step(id, State::StopPost(0));
+            }
+            // What failed (ExitType=cgroup's main process) fails the
+            // service, without ExecStop= (systemd's `service_enter_running()`).
+            State::Running if !svc.main_exited && main_failed(svc) => {
+                tracing::warn!(
+                    "{}: no process of the service is left, result '{}'",
+                    svc.unit.id,
+                    svc.result
+                );
+                self.step(id, State::StopSigterm);
+            }
             // Nothing of it runs any more (systemd's `service_enter_running()`
             // from the cgroup-empty notification): it remains, or stops.
             State::Running if !svc.main_exited && remains_after_exit(svc) => {
@@ -3329,6 +3404,32 @@ const STOP_WATCH_SLOWEST: Duration = Duration::from_millis(50);
 /// failed (a failed `ExecReload=` sets the reload's result, not this one).
 fn main_failed(svc: &ServiceRt) -> bool {
     svc.result != "success"
+}
+
+/// Whether the service has `ExitType=cgroup`: it is up while any of its
+/// processes is, not only its main process.
+fn exit_type_cgroup(svc: &ServiceRt) -> bool {
+    svc.unit.get_str("Service", "ExitType") == Some("cgroup")
+}
+
+/// Whether any process of the service is left: its cgroup is populated,
+/// or without cgroups, the process group it started in has a member.
+fn populated(
+    cgroups: Option<&crate::cgroup::Cgroups>,
+    mode: crate::cgroup::Mode,
+    svc: &ServiceRt,
+) -> bool {
+    match cgroup_of(cgroups, mode, svc) {
+        Some(cg) => cg.populated(svc.unit.id.as_str()),
+        None => svc.main_pgid.is_some_and(group_alive),
+    }
+}
+
+/// Whether process group `pgid` has a member (a zombie not yet reaped
+/// counts, until flint reaps it).
+fn group_alive(pgid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only checks the group.
+    unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
 /// Whether process `pid` exists and has not exited (a zombie has).

@@ -366,16 +366,33 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             let state = u["state"].as_str().unwrap_or("?");
             // As systemctl: the description after the name unless there is
             // none (or it is the name).
+            // The glyph as systemctl's: ○ inactive, × failed, ● otherwise.
+            let glyph = match state {
+                "inactive" => "○",
+                "failed" => "×",
+                _ => "●",
+            };
             match u["description"]
                 .as_str()
                 .filter(|d| !d.is_empty() && *d != name)
             {
                 Some(d) => {
-                    let _ = writeln!(out, "● {name} - {d}");
+                    let _ = writeln!(out, "{glyph} {name} - {d}");
                 }
                 None => {
-                    let _ = writeln!(out, "● {name}");
+                    let _ = writeln!(out, "{glyph} {name}");
                 }
+            }
+            // A unit that did not load says why, as systemctl's
+            // "Loaded: bad-setting (Reason: ...)".
+            if let Some(load) = u["load"].as_str().filter(|l| *l != "loaded") {
+                let reason = match load {
+                    "not-found" => format!("Unit {name} not found."),
+                    "masked" => format!("Unit {name} is masked."),
+                    "bad-setting" => format!("Unit {name} has a bad unit file setting."),
+                    _ => format!("Unit {name} failed to load properly."),
+                };
+                let _ = writeln!(out, "     Loaded: {load} (Reason: {reason})");
             }
             let _ = writeln!(
                 out,

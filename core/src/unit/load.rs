@@ -1854,6 +1854,8 @@ fn validate_service(unit: &mut Unit, path: &Path) {
         unit.fail(LoadState::BadSetting, path, 0, "Service has more than one ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.");
     } else if service_type == "oneshot" && (restart == "always" || restart == "on-success") {
         unit.fail(LoadState::BadSetting, path, 0, "Service has Restart= set to either always or on-success, which isn't allowed for Type=oneshot services. Refusing.");
+    } else if service_type == "oneshot" && unit.get_str("Service", "ExitType") == Some("cgroup") {
+        unit.fail(LoadState::BadSetting, path, 0, "Service has ExitType=cgroup set, which isn't allowed for Type=oneshot services. Refusing.");
     } else if service_type == "dbus" && unit.get("Service", "BusName").is_none() {
         unit.fail(
             LoadState::BadSetting,
