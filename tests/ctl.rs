@@ -1419,6 +1419,8 @@ fn jobs_for_units_that_did_not_load_are_refused_as_systemctl_refuses_them() {
             "Failed to start masked.service: Unit masked.service is masked.".into(),
         ),
         (["stop", "masked.service"], 0, String::new()),
+        // Sound, but nothing runs it: nothing to stop.
+        (["stop", "rl.service"], 0, String::new()),
         (["try-restart", "masked.service"], 0, String::new()),
         (
             ["reload", "ok.service"],
@@ -1440,6 +1442,11 @@ fn jobs_for_units_that_did_not_load_are_refused_as_systemctl_refuses_them() {
             .trim_start_matches("flint: ");
         assert_eq!((got, line), (code, first.as_str()), "{args:?}: {out}");
     }
+    // A name refused does not keep the others from their jobs; the first
+    // refusal is the answer.
+    let (code, out) = ctl(&control, &["start", "nope.service", "rl.service"]);
+    assert_eq!(code, 5, "{out}");
+    assert_eq!(ctl(&control, &["is-active", "rl.service"]).0, 0, "{out}");
     let (code, out) = ctl(&control, &["status", "two.service"]);
     assert_eq!(code, 3, "{out}");
     let mut status = out.lines();

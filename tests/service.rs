@@ -972,6 +972,9 @@ fn a_forking_service_without_a_main_process_remains_once_its_cgroup_is_empty() {
 
 #[test]
 fn a_forking_daemon_that_moves_to_a_new_pid_through_its_pid_file_lives_on() {
+    if !common::require("python3", "the daemon is a Python script") {
+        return;
+    }
     // systemd's service_sigchld_event(): when the main process of a
     // service with PIDFile= exits, the file is read again first; a daemon
     // that wrote its new pid there before the old one exited is the main
@@ -1127,7 +1130,8 @@ fn exec_stop_is_left_out_when_the_main_process_failed_during_exec_start_post_or_
     // fails while ExecStartPost= or ExecReload= runs fails the service once
     // the command is done, without ExecStop= (ExecStopPost= runs), whether
     // or not the reload command failed too; a clean exit there stops the
-    // service the normal way, with ExecStop=.
+    // service the normal way, with ExecStop=. A failing ExecStartPost=
+    // fails it without ExecStop= too.
     let tree = Tree::new();
     let ran = tree.path().join("ran");
     let on_hup = |code: u8| {
@@ -1143,6 +1147,12 @@ fn exec_stop_is_left_out_when_the_main_process_failed_during_exec_start_post_or_
             "postclean",
             "/bin/sh -c 'sleep 0.3; exit 0'".to_string(),
             "ExecStartPost=/bin/sleep 1",
+        ),
+        // ExecStartPost= itself failing: no ExecStop= either.
+        (
+            "spfail",
+            "/bin/sleep 10".to_string(),
+            "ExecStartPost=/bin/false",
         ),
         (
             "reloadfail",
@@ -1192,14 +1202,17 @@ fn exec_stop_is_left_out_when_the_main_process_failed_during_exec_start_post_or_
         reloads.iter().all(|u| sub(u) == "running").then_some(())
     });
     assert!(up.is_some(), "{}", flint.log());
-    for unit in reloads {
-        let control = control.clone();
-        std::thread::spawn(move || common::ctl(&control, &["reload", unit]));
-    }
+    let answers: Vec<_> = reloads
+        .into_iter()
+        .map(|unit| {
+            let control = control.clone();
+            std::thread::spawn(move || common::ctl(&control, &["reload", unit]))
+        })
+        .collect();
     let settled = wait_for(Duration::from_secs(10), || {
         let mut got = lines(&ran);
         got.sort();
-        (got.len() >= 7).then_some(got)
+        (got.len() >= 8).then_some(got)
     });
     // Past the point where a late ExecStop= would have run.
     std::thread::sleep(Duration::from_millis(300));
@@ -1215,6 +1228,7 @@ fn exec_stop_is_left_out_when_the_main_process_failed_during_exec_start_post_or_
             "reloadclean-post",
             "reloadclean-stop",
             "reloadfail-post",
+            "spfail-post",
         ],
         "{settled:?}\n{}",
         flint.log()
@@ -1225,8 +1239,15 @@ fn exec_stop_is_left_out_when_the_main_process_failed_during_exec_start_post_or_
         ("reloadfail", "failed"),
         ("reloadbad", "failed"),
         ("reloadclean", "dead"),
+        ("spfail", "failed"),
     ] {
         assert_eq!(sub(&format!("{unit}.service")), want, "{}", flint.log());
+    }
+    // Each reload job failed, as systemctl's: the service failed during it
+    // (reloadfail), or the command did (reloadbad, reloadclean).
+    for (unit, answer) in reloads.iter().zip(answers) {
+        let (code, out) = answer.join().unwrap();
+        assert_eq!(code, 1, "{unit}: {out}");
     }
 }
 
@@ -1240,44 +1261,22 @@ fn exit_type_cgroup_keeps_a_service_up_while_any_of_its_processes_runs() {
     // `protocol` at once, also one whose main process exited with
     // RemainAfterExit=yes; a oneshot with it is refused. Run with cgroups
     // (as root) and without (the process group stands for the cgroup).
+    // What each main process leaves behind waits for the test's `go` file.
     let tree = Tree::new();
     let ran = tree.path().join("ran");
     let units = [
-        ("cgclean", "simple", "sleep 2 & exit 0", "", "cgroup"),
-        ("cgfail", "simple", "sleep 2 & exit 3", "", "cgroup"),
-        (
-            "cgnotify",
-            "notify",
-            "sleep 2 & exit 0",
-            "NotifyAccess=all",
-            "cgroup",
-        ),
-        (
-            "cgremain",
-            "simple",
-            "sleep 2 & exit 0",
-            "RemainAfterExit=yes",
-            "cgroup",
-        ),
+        ("cgclean", "simple", "0", "", "cgroup"),
+        ("cgfail", "simple", "3", "", "cgroup"),
+        ("cgnotify", "notify", "0", "NotifyAccess=all", "cgroup"),
+        ("cgremain", "simple", "0", "RemainAfterExit=yes", "cgroup"),
         (
             "notifyremain",
             "notify",
-            "sleep 2 & exit 0",
+            "0",
             "NotifyAccess=all\nRemainAfterExit=yes",
             "main",
         ),
     ];
-    for (name, kind, start, extra, exit) in &units {
-        tree.write(
-            &format!("{name}.service"),
-            &format!(
-                "[Service]\nType={kind}\nExitType={exit}\nExecStart=/bin/sh -c '{start}'\n{extra}\n\
-                 ExecStop=/bin/sh -c 'echo {name}-stop >> {0}'\n\
-                 ExecStopPost=/bin/sh -c 'echo {name}-post >> {0}'\n",
-                ran.display()
-            ),
-        );
-    }
     tree.write(
         "cgoneshot.service",
         "[Service]\nType=oneshot\nExitType=cgroup\nExecStart=/bin/true\n",
@@ -1288,6 +1287,21 @@ fn exit_type_cgroup_keeps_a_service_up_while_any_of_its_processes_runs() {
         .collect();
     for cgroups in ["services", "off"] {
         let _ = std::fs::remove_file(&ran);
+        let go = tree.path().join(format!("go-{cgroups}"));
+        for (name, kind, code, extra, exit) in &units {
+            tree.write(
+                &format!("{name}.service"),
+                &format!(
+                    "[Service]\nType={kind}\nExitType={exit}\n\
+                     ExecStart=/bin/sh -c '(while [ ! -e {go} ]; do sleep 0.05; done) & exit {code}'\n\
+                     {extra}\n\
+                     ExecStop=/bin/sh -c 'echo {name}-stop >> {ran}'\n\
+                     ExecStopPost=/bin/sh -c 'echo {name}-post >> {ran}'\n",
+                    go = go.display(),
+                    ran = ran.display()
+                ),
+            );
+        }
         let control = tree.path().join(format!("control-{cgroups}"));
         let mut args = vec![
             "--control",
@@ -1300,84 +1314,91 @@ fn exit_type_cgroup_keeps_a_service_up_while_any_of_its_processes_runs() {
         let show = |unit: &str| {
             let (_, out) = common::ctl(
                 &control,
-                &["show", "-p", "ActiveState,SubState,Result", unit],
+                &["show", "-p", "MainPID,ActiveState,SubState,Result", unit],
             );
             out.replace('\n', " ").trim().to_string()
         };
-        let early = wait_for(Duration::from_secs(10), || {
-            (show("cgclean.service") == "Result=success ActiveState=active SubState=running")
-                .then_some(())
-        });
-        assert!(early.is_some(), "--cgroups {cgroups}: {}", flint.log());
-        // The main processes are gone; the services are up while `sleep`
-        // runs (or wait for READY=1).
-        let up = wait_for(Duration::from_secs(5), || {
-            common::ctl(&control, &["show", "-p", "MainPID", "cgfail.service"])
-                .1
-                .contains("MainPID=0")
-                .then_some(())
-        });
-        assert!(up.is_some(), "--cgroups {cgroups}: {}", flint.log());
-        for (unit, want) in [
+        let states = |want: &[(&str, &str)]| {
+            want.iter()
+                .map(|(unit, _)| format!("{unit}: {}", show(&format!("{unit}.service"))))
+                .collect::<Vec<_>>()
+        };
+        let expect = |want: &[(&str, &str)]| {
+            want.iter()
+                .map(|(unit, state)| format!("{unit}: {state}"))
+                .collect::<Vec<_>>()
+        };
+        // The main processes are gone; the services are up while what they
+        // left runs (the notify ones wait for READY=1).
+        let up = [
+            (
+                "cgclean",
+                "MainPID=0 Result=success ActiveState=active SubState=running",
+            ),
             (
                 "cgfail",
-                "Result=exit-code ActiveState=active SubState=running",
+                "MainPID=0 Result=exit-code ActiveState=active SubState=running",
             ),
             (
                 "cgnotify",
-                "Result=success ActiveState=activating SubState=start",
+                "MainPID=0 Result=success ActiveState=activating SubState=start",
             ),
             (
                 "cgremain",
-                "Result=success ActiveState=active SubState=running",
+                "MainPID=0 Result=success ActiveState=active SubState=running",
             ),
-        ] {
-            assert_eq!(
-                show(&format!("{unit}.service")),
-                want,
-                "--cgroups {cgroups}: {}",
-                flint.log()
-            );
-        }
+            (
+                "notifyremain",
+                "MainPID=0 Result=success ActiveState=activating SubState=start",
+            ),
+        ];
+        let seen = wait_for(Duration::from_secs(10), || {
+            (states(&up) == expect(&up)).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "--cgroups {cgroups}: {:#?}\n{}",
+            states(&up),
+            flint.log()
+        );
         let (code, out) = common::ctl(&control, &["start", "cgoneshot.service"]);
         assert_eq!(code, 1, "{out}");
         assert!(
             out.contains("Unit cgoneshot.service has a bad unit file setting."),
             "{out}"
         );
-        let settled = wait_for(Duration::from_secs(10), || {
-            (lines(&ran).len() >= 5).then_some(())
-        });
-        assert!(settled.is_some(), "--cgroups {cgroups}: {}", flint.log());
-        for (unit, want) in [
+        std::fs::write(&go, "").unwrap();
+        let end = [
             (
                 "cgclean",
-                "Result=success ActiveState=inactive SubState=dead",
+                "MainPID=0 Result=success ActiveState=inactive SubState=dead",
             ),
             (
                 "cgfail",
-                "Result=exit-code ActiveState=failed SubState=failed",
+                "MainPID=0 Result=exit-code ActiveState=failed SubState=failed",
             ),
             (
                 "cgnotify",
-                "Result=protocol ActiveState=failed SubState=failed",
+                "MainPID=0 Result=protocol ActiveState=failed SubState=failed",
             ),
             (
                 "cgremain",
-                "Result=success ActiveState=active SubState=exited",
+                "MainPID=0 Result=success ActiveState=active SubState=exited",
             ),
             (
                 "notifyremain",
-                "Result=protocol ActiveState=failed SubState=failed",
+                "MainPID=0 Result=protocol ActiveState=failed SubState=failed",
             ),
-        ] {
-            assert_eq!(
-                show(&format!("{unit}.service")),
-                want,
-                "--cgroups {cgroups}: {}",
-                flint.log()
-            );
-        }
+        ];
+        let settled = wait_for(Duration::from_secs(10), || {
+            (states(&end) == expect(&end)).then_some(())
+        });
+        assert!(
+            settled.is_some(),
+            "--cgroups {cgroups}: {:#?}\n{}",
+            states(&end),
+            flint.log()
+        );
         let mut got = lines(&ran);
         got.sort();
         assert_eq!(
@@ -1393,6 +1414,235 @@ fn exit_type_cgroup_keeps_a_service_up_while_any_of_its_processes_runs() {
             flint.log()
         );
     }
+}
+
+#[test]
+fn a_forking_service_that_left_nothing_and_no_pid_file_fails_at_once() {
+    // systemd's service_sigchld_event(): the forking parent exited, its
+    // PIDFile= is not there and the service's cgroup is empty, so nothing
+    // can write it: the start fails with `protocol` at once rather than
+    // after TimeoutStartSec=. While something of it runs, the start waits
+    // for the file (as systemd, checked with its user manager).
+    if !common::require_root("a cgroup per service tells when nothing of it is left") {
+        return;
+    }
+    let tree = Tree::new();
+    let ran = tree.path().join("ran");
+    for (name, start) in [("nothing", "exit 0"), ("waiting", "(sleep 30) & exit 0")] {
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nType=forking\nPIDFile={0}/{name}.pid\nTimeoutStartSec=60\n\
+                 ExecStart=/bin/sh -c '{start}'\n\
+                 ExecStopPost=/bin/sh -c 'echo {name}-post >> {1}'\n",
+                tree.path().display(),
+                ran.display()
+            ),
+        );
+    }
+    let control = tree.path().join("control");
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().expect("utf-8 path"),
+            "nothing.service",
+            "waiting.service",
+        ],
+    );
+    let failed = wait_for(Duration::from_secs(10), || {
+        let (_, out) = common::ctl(
+            &control,
+            &["show", "-p", "ActiveState,Result", "nothing.service"],
+        );
+        (out == "Result=protocol\nActiveState=failed\n").then_some(())
+    });
+    assert!(failed.is_some(), "{}", flint.log());
+    assert_eq!(lines(&ran), ["nothing-post"], "{}", flint.log());
+    let (_, out) = common::ctl(&control, &["show", "-p", "ActiveState", "waiting.service"]);
+    assert_eq!(out, "ActiveState=activating\n", "{}", flint.log());
+}
+
+#[test]
+fn timeouts_stops_and_notifications_end_services_as_systemd_ends_them() {
+    // Each unit here ran under systemd 252's user manager with the same
+    // commands, and ended as the test expects.
+    let tree = Tree::new();
+    let ran = tree.path().join("ran");
+    let notify = tree.write(
+        "notify.py",
+        "import os, socket, sys, time\n\
+         def send(msg):\n\
+         \x20   s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         \x20   a = os.environ['NOTIFY_SOCKET']\n\
+         \x20   s.sendto(msg.encode(), '\\0' + a[1:] if a.startswith('@') else a)\n\
+         for arg in sys.argv[1:]:\n\
+         \x20   if arg.startswith('s:'): time.sleep(float(arg[2:]))\n\
+         \x20   elif arg == 'forever': time.sleep(1000)\n\
+         \x20   else: send(arg.replace(',', '\\n'))\n",
+    );
+    let n = format!("/usr/bin/python3 {}", notify.display());
+    let r = ran.display().to_string();
+    let pid_file = tree.path().join("dead.pid");
+    let units = [
+        // EXTEND_TIMEOUT_USEC= only ever lengthens a timeout: not the
+        // running service's (it has none), not a longer start timeout.
+        ("ext-running", format!("Type=notify\nExecStart={n} READY=1 s:0.2 EXTEND_TIMEOUT_USEC=500000 forever")),
+        ("ext-short", format!("Type=notify\nTimeoutStartSec=6\nExecStart={n} EXTEND_TIMEOUT_USEC=500000 forever")),
+        // WATCHDOG_USEC= replaces WatchdogSec=, or sets a watchdog.
+        ("wd-override", format!("Type=notify\nWatchdogSec=1\nExecStart={n} READY=1,WATCHDOG_USEC=30000000 forever")),
+        ("wd-usec", format!("Type=notify\nExecStart={n} READY=1,WATCHDOG_USEC=700000 forever")),
+        // ExecStopPost= has TimeoutStopSec=, then the final kill.
+        ("posthang", format!("TimeoutStopSec=1\nExecStart=/bin/sleep 30\nExecStopPost=/bin/sh -c 'trap \"\" TERM; echo posthang-post >> {r}; sleep 30'")),
+        // A main process the stop kills uncleanly fails the service.
+        ("stopkill", "KillSignal=SIGKILL\nExecStart=/bin/sleep 30".to_string()),
+        // A failed ExecStop=/ExecStopPost= ends its list.
+        ("multistop", format!("ExecStart=/bin/sleep 30\n\
+            ExecStop=/bin/sh -c 'echo ms-s1 >> {r}; exit 3'\nExecStop=/bin/sh -c 'echo ms-s2 >> {r}'\n\
+            ExecStopPost=/bin/sh -c 'echo ms-p1 >> {r}; exit 4'\nExecStopPost=/bin/sh -c 'echo ms-p2 >> {r}'")),
+        // STOPPING=1 starts the stop timeout.
+        ("stopping", format!("Type=notify\nTimeoutStopSec=1\nExecStart={n} READY=1 s:0.3 STOPPING=1 forever")),
+        // A stop while ExecStartPre=/ExecStartPost= runs: no ExecStop=,
+        // and the command killed by SIGTERM fails the service.
+        ("sipost", format!("ExecStart=/bin/sleep 30\nExecStartPost=/bin/sleep 30\n\
+            ExecStop=/bin/sh -c 'echo sipost-stop >> {r}'\nExecStopPost=/bin/sh -c 'echo sipost-post >> {r}'")),
+        ("sipre", format!("ExecStartPre=/bin/sleep 30\nExecStart=/bin/sleep 30\nExecStop=/bin/sh -c 'echo sipre-stop >> {r}'")),
+        // A reload has TimeoutStartSec=.
+        ("relto", "TimeoutStartSec=1\nExecStart=/bin/sleep 30\nExecReload=/bin/sleep 30".to_string()),
+        // The `-` prefix of the oneshot command that failed, and of one
+        // that could not run.
+        ("osdash", format!("Type=oneshot\nExecStart=/bin/true\nExecStart=-/bin/sh -c 'exit 3'\nExecStart=/bin/sh -c 'echo od3 >> {r}'")),
+        ("execdash", "Type=exec\nExecStart=-/nonexistent/binary".to_string()),
+        // TimeoutStartFailureMode=abort sends WatchdogSignal= (SIGABRT).
+        ("abort", "Type=notify\nTimeoutStartSec=1\nTimeoutStartFailureMode=abort\nExecStart=/bin/sleep 30".to_string()),
+        // A PIDFile= naming a process that is gone is no main process.
+        ("deadpid", format!("Type=forking\nPIDFile={0}\nExecStart=/bin/sh -c 'sleep 20 & echo $$$$ > {0}; exit 0'", pid_file.display())),
+    ];
+    for (name, body) in &units {
+        tree.write(&format!("{name}.service"), &format!("[Service]\n{body}\n"));
+    }
+    let control = tree.path().join("control");
+    let mut args = vec!["--control", control.to_str().expect("utf-8 path")];
+    let names: Vec<String> = units.iter().map(|(n, _)| format!("{n}.service")).collect();
+    args.extend(names.iter().map(String::as_str));
+    let flint = Flint::run(&tree, &args);
+    let show = |unit: &str| {
+        let (_, out) = common::ctl(
+            &control,
+            &[
+                "show",
+                "-p",
+                "ActiveState,SubState,Result",
+                &format!("{unit}.service"),
+            ],
+        );
+        out.replace('\n', " ").trim().to_string()
+    };
+    let is = |unit: &str, want: &str| show(unit) == want;
+    let up = wait_for(Duration::from_secs(10), || {
+        (is(
+            "sipost",
+            "Result=success ActiveState=activating SubState=start-post",
+        ) && is(
+            "sipre",
+            "Result=success ActiveState=activating SubState=start-pre",
+        ) && ["posthang", "stopkill", "multistop", "relto"]
+            .iter()
+            .all(|u| is(u, "Result=success ActiveState=active SubState=running")))
+        .then_some(())
+    });
+    assert!(up.is_some(), "{}", flint.log());
+    for unit in ["posthang", "stopkill", "multistop", "sipost", "sipre"] {
+        let (code, out) = common::ctl(
+            &control,
+            &["stop", "--no-block", &format!("{unit}.service")],
+        );
+        assert_eq!(code, 0, "{out}");
+    }
+    let (code, out) = common::ctl(&control, &["reload", "relto.service"]);
+    assert_eq!(code, 1, "the reload timed out: {out}");
+    assert_eq!(
+        show("ext-short"),
+        "Result=success ActiveState=activating SubState=start",
+        "{}",
+        flint.log()
+    );
+    let end = [
+        (
+            "wd-usec",
+            "Result=watchdog ActiveState=failed SubState=failed",
+        ),
+        (
+            "posthang",
+            "Result=timeout ActiveState=failed SubState=failed",
+        ),
+        (
+            "stopkill",
+            "Result=signal ActiveState=failed SubState=failed",
+        ),
+        (
+            "multistop",
+            "Result=exit-code ActiveState=failed SubState=failed",
+        ),
+        (
+            "stopping",
+            "Result=timeout ActiveState=failed SubState=failed",
+        ),
+        ("sipost", "Result=signal ActiveState=failed SubState=failed"),
+        ("sipre", "Result=signal ActiveState=failed SubState=failed"),
+        (
+            "relto",
+            "Result=success ActiveState=active SubState=running",
+        ),
+        (
+            "osdash",
+            "Result=success ActiveState=inactive SubState=dead",
+        ),
+        (
+            "execdash",
+            "Result=success ActiveState=inactive SubState=dead",
+        ),
+        ("abort", "Result=timeout ActiveState=failed SubState=failed"),
+        (
+            "ext-running",
+            "Result=success ActiveState=active SubState=running",
+        ),
+        (
+            "wd-override",
+            "Result=success ActiveState=active SubState=running",
+        ),
+        (
+            "deadpid",
+            "Result=success ActiveState=activating SubState=start",
+        ),
+    ];
+    let now = || {
+        end.iter()
+            .map(|(u, _)| format!("{u}: {}", show(u)))
+            .collect::<Vec<_>>()
+    };
+    let want: Vec<String> = end.iter().map(|(u, s)| format!("{u}: {s}")).collect();
+    let settled = wait_for(Duration::from_secs(15), || (now() == want).then_some(()));
+    assert!(settled.is_some(), "{:#?}\n{}", now(), flint.log());
+    let (_, out) = common::ctl(&control, &["show", "-p", "ExecMainStatus", "abort.service"]);
+    assert_eq!(out, "ExecMainStatus=6\n", "SIGABRT: {}", flint.log());
+    let mut got = lines(&ran);
+    got.sort();
+    assert_eq!(
+        got,
+        ["ms-p1", "ms-s1", "od3", "posthang-post", "sipost-post"],
+        "{}",
+        flint.log()
+    );
+    // A main pid that is gone is not waited for: the stop is at once.
+    let (code, out) = common::ctl(&control, &["stop", "deadpid.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        show("deadpid"),
+        "Result=success ActiveState=inactive SubState=dead",
+        "{}",
+        flint.log()
+    );
 }
 
 /// The state letter of process `pid` (`Z` for a zombie), `None` once it is

@@ -108,10 +108,15 @@ impl Manager {
         let Some(svc) = self.services.get(&id) else {
             return Json::Null;
         };
-        let (state, sub) = service_state(
-            svc.state,
-            svc.main_pid.is_none() && (svc.service_type() == "oneshot" || svc.main_exited),
-        );
+        let (state, sub) = match (svc.state, svc.final_stage) {
+            // A timed-out ExecStopPost= being signalled: systemd's names.
+            (State::StopPost(_), 1) => ("deactivating", "final-sigterm"),
+            (State::StopPost(_), 2) => ("deactivating", "final-sigkill"),
+            (state, _) => service_state(
+                state,
+                svc.main_pid.is_none() && (svc.service_type() == "oneshot" || svc.main_exited),
+            ),
+        };
         let cgroup = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc);
         let unit = svc.unit.id.as_str();
         json!({
@@ -131,6 +136,7 @@ impl Manager {
             "result": svc.result,
             "restarts": svc.restarts,
             "last_exit": svc.last_status.map(|s| s.to_string()),
+            "main_exit": svc.main_status.map(|s| s.to_string()),
             "job": self.job_text(id),
             "log": crate::logs::recent(svc.unit.id.as_str(), STATUS_LINES, 0),
         })
@@ -375,7 +381,11 @@ impl Manager {
     fn job_refused(&mut self, command: &str, n: &str) -> Option<Json> {
         use crate::unit::load::LoadState as L;
         let state = self.load_state(n);
-        if state == Some(L::Masked) && (command == "stop" || command.starts_with("try")) {
+        // Nothing runs it: a stop has nothing to do, as a try-restart of a
+        // masked unit (systemd refuses a stop only for a broken unit).
+        if (state == Some(L::Masked) && command.starts_with("try"))
+            || (matches!(state, Some(L::Masked | L::Loaded)) && command == "stop")
+        {
             return None;
         }
         if command == "stop" {
@@ -489,10 +499,16 @@ impl Manager {
                 status["result"].as_str().unwrap_or("success").to_string(),
             ));
             p.push(("NRestarts", count("restarts")));
-            // The last main process's end: 1 exited, 2 killed (CLD_*).
-            let last = text("last_exit");
+            // The last main process's end: 1 exited, 2 killed, 3 dumped
+            // core (CLD_*).
+            let last = text("main_exit");
             let (code, value) = if let Some(n) = last.strip_prefix("exited with status ") {
                 ("1", n)
+            } else if let Some(n) = last
+                .strip_prefix("killed by signal ")
+                .and_then(|n| n.strip_suffix(" (core dumped)"))
+            {
+                ("3", n)
             } else if let Some(n) = last.strip_prefix("killed by signal ") {
                 ("2", n)
             } else {
@@ -900,26 +916,33 @@ impl Manager {
                     return control::error(1, "Too few arguments.");
                 }
                 let mut waited = Vec::new();
+                // As systemctl: a name refused does not keep the others
+                // from their jobs; the first refusal is the answer.
+                let mut refused = None;
                 for n in &names {
                     let Some(id) = self.find_service(n) else {
-                        match self.job_refused("reload", n) {
-                            Some(refused) => return refused,
-                            None => continue,
+                        if let Some(no) = self.job_refused("reload", n) {
+                            refused.get_or_insert(no);
                         }
+                        continue;
                     };
-                    if !self.reloadable(id) {
-                        return not_reloadable(n);
-                    }
-                    if self.services.get(&id).is_some_and(|s| {
+                    let no = if !self.reloadable(id) {
+                        not_reloadable(n)
+                    } else if self.services.get(&id).is_some_and(|s| {
                         matches!(s.state, State::Dead | State::Failed | State::AutoRestart)
                     }) {
-                        return inactive(n);
-                    }
-                    if let Err(e) = self.reload(id) {
-                        return control::error(1, &format!("Failed to reload {n}: {e}"));
-                    }
-                    self.propagate_reload(id);
-                    waited.push(id);
+                        inactive(n)
+                    } else {
+                        match self.reload(id) {
+                            Ok(()) => {
+                                self.propagate_reload(id);
+                                waited.push(id);
+                                continue;
+                            }
+                            Err(e) => control::error(1, &format!("Failed to reload {n}: {e}")),
+                        }
+                    };
+                    refused.get_or_insert(no);
                 }
                 // The answer goes once the reloads are done, as systemctl
                 // waits for its reload jobs.
@@ -927,7 +950,7 @@ impl Manager {
                     self.answer_jobs.extend(waited);
                     self.answer_kind = super::switch::WaitFor::Reload;
                 }
-                ok(Vec::new(), 0)
+                refused.unwrap_or_else(|| ok(Vec::new(), 0))
             }
             "start"
             | "stop"
@@ -945,6 +968,10 @@ impl Manager {
                     _ => JobKind::Restart,
                 };
                 let mut waited = Vec::new();
+                // As systemctl: a name refused does not keep the others
+                // from their jobs; the first refusal is the answer, once
+                // they are done.
+                let mut refused = None;
                 for n in &names {
                     if let Ok(timer) = n.parse::<crate::unit::name::UnitName>()
                         && matches!(
@@ -991,7 +1018,10 @@ impl Manager {
                             _ => stop(self),
                         }
                         if crate::unit::loader::resolve(&self.search, &timer).is_err() {
-                            return control::error(4, &format!("Unit {n} could not be found."));
+                            return control::error(
+                                5,
+                                &format!("Failed to {command} {n}: Unit {n} not found."),
+                            );
                         }
                         let started = if is_timer {
                             self.start_timer(&timer)
@@ -1029,9 +1059,9 @@ impl Manager {
                         if kind == JobKind::TryRestart && found.is_none() {
                             if self.socket_index(n).is_none()
                                 && self.load_state(n) != Some(crate::unit::load::LoadState::Loaded)
-                                && let Some(refused) = self.job_refused(command, n)
+                                && let Some(no) = self.job_refused(command, n)
                             {
-                                return refused;
+                                refused.get_or_insert(no);
                             }
                             continue;
                         }
@@ -1085,10 +1115,10 @@ impl Manager {
                         .flatten()
                     });
                     let Some(id) = found else {
-                        match self.job_refused(command, n) {
-                            Some(refused) => return refused,
-                            None => continue,
+                        if let Some(no) = self.job_refused(command, n) {
+                            refused.get_or_insert(no);
                         }
+                        continue;
                     };
                     self.enqueue(id, kind);
                     waited.push(id);
@@ -1104,7 +1134,7 @@ impl Manager {
                         super::switch::WaitFor::Start
                     };
                 }
-                ok(Vec::new(), 0)
+                refused.unwrap_or_else(|| ok(Vec::new(), 0))
             }
             "logs" => {
                 // A pattern selects the lines of every unit it matches,

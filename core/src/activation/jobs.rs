@@ -1204,15 +1204,21 @@ impl Manager {
                 let timeout = svc.stop_timeout();
                 self.arm_timer(id, timeout);
             }
-            State::Running
-            | State::Start(_)
-            | State::StartPost(_)
-            | State::Reload(_)
-            | State::ReloadNotify => {
+            State::Running => {
                 if let Some(c) = svc.control_pid.take() {
                     signal_group(c, libc::SIGTERM);
                 }
                 self.step(id, State::Stop(0));
+            }
+            // Something of the start or reload still runs: straight to the
+            // kill signal, without ExecStop= (systemd's `service_stop()`).
+            State::Start(_) | State::StartPost(_) | State::Reload(_) | State::ReloadNotify => {
+                // Its control process gets the signal too; its end counts.
+                if let Some(c) = svc.control_pid {
+                    signal_group(c, libc::SIGTERM);
+                    signal_group(c, libc::SIGCONT);
+                }
+                self.step(id, State::StopSigterm);
             }
         }
     }

@@ -124,8 +124,21 @@ pub(super) struct ServiceRt {
     /// The pending step timer, cancelled when a new one is armed or the
     /// service is dropped, so finished instances leave no timer behind.
     pub timer: Option<TimerGuard>,
+    /// When the pending step timer elapses.
+    pub timer_due: Option<Instant>,
+    /// When the running service's timer (`RuntimeMaxSec=`) elapses, kept
+    /// while a reload's own timeout is armed.
+    pub runtime_due: Option<Instant>,
+    /// How far the end of a timed-out `ExecStopPost=` went: 1 once its
+    /// processes got the stop signal, 2 once they got the final kill.
+    pub final_stage: u8,
     /// Bumped when the watchdog is re-armed or cancelled.
     pub watchdog_generation: u64,
+    /// When the armed watchdog elapses.
+    pub watchdog_due: Option<Instant>,
+    /// `WATCHDOG_USEC=` the service sent: its watchdog timeout instead of
+    /// `WatchdogSec=`, until it starts again.
+    pub watchdog_override: Option<u64>,
     /// The fd store (`FDSTORE=1`): fds and names, handed back at every start.
     pub fd_store: Vec<(OwnedFd, String)>,
     /// `PrivateTmp=`: the run's private `/tmp` and `/var/tmp`, made at its
@@ -259,6 +272,11 @@ impl ServiceRt {
             generation: 0,
             timer: None,
             watchdog_generation: 0,
+            watchdog_due: None,
+            watchdog_override: None,
+            timer_due: None,
+            runtime_due: None,
+            final_stage: 0,
             fd_store: Vec::new(),
             deps: Deps::of(&unit),
             ups: 0,
@@ -501,6 +519,7 @@ impl Manager {
         svc.stopping = false;
         svc.stop_announced = false;
         svc.restart_kill = false;
+        svc.watchdog_override = None;
         svc.launches += 1;
         svc.inactive_exit_at = Some(Instant::now());
         svc.result = "success";
@@ -527,6 +546,7 @@ impl Manager {
         svc.generation += 1;
         let generation = svc.generation;
         svc.timer = None;
+        svc.timer_due = after.and_then(|a| Instant::now().checked_add(a));
         if let Some(after) = after {
             let tx = self.tx.clone();
             let task = tokio::task::spawn_local(async move {
@@ -572,6 +592,9 @@ impl Manager {
                     },
                     Err(failure) => {
                         tracing::error!("{name}: {failure}");
+                        if self.start_failure_ignored(id, state, &failure) {
+                            return;
+                        }
                         let result = failure.result();
                         if let Some(svc) = self.services.get_mut(&id) {
                             svc.result = result;
@@ -627,15 +650,22 @@ impl Manager {
                         if let Some(svc) = self.services.get_mut(&id) {
                             svc.ups += 1;
                         }
-                        // The main process is gone already (it exited while
-                        // ExecStartPost= ran): the service stops, unless it
-                        // remains after its exit; after a failed one,
-                        // without ExecStop=.
+                        // The main process failed meanwhile (while
+                        // ExecStartPost= ran, or with ExitType=cgroup): what
+                        // is left is signalled, without ExecStop= (systemd's
+                        // `service_enter_running()`). One that exited cleanly
+                        // stops the service, unless it remains after its exit.
                         let exited = self.services.get(&id).is_some_and(|s| s.main_exited);
-                        if exited && self.services.get(&id).is_some_and(main_failed) {
+                        if self.services.get(&id).is_some_and(main_failed) {
                             State::StopSigterm
                         } else if oneshot_done || (exited && !self.remains_after_exit(id)) {
                             State::Stop(0)
+                        } else if !exited
+                            && self.services.get(&id).is_some_and(|s| s.stop_announced)
+                        {
+                            // It sent STOPPING=1 while starting.
+                            self.stop_by_notify(id);
+                            return;
                         } else {
                             self.on_service_up(id);
                             if !exited {
@@ -647,16 +677,8 @@ impl Manager {
                     State::Reload(_) => {
                         if let Some(svc) = self.services.get(&id) {
                             tracing::info!("{}: reloaded", svc.unit.id);
-                            if svc.main_exited && main_failed(svc) {
-                                state = State::StopSigterm;
-                                continue;
-                            }
-                            if svc.main_exited && !self.remains_after_exit(id) {
-                                state = State::Stop(0);
-                                continue;
-                            }
                         }
-                        State::Running
+                        self.reload_over(id)
                     }
                     State::Stop(_) => {
                         self.kill_remaining(id);
@@ -933,6 +955,37 @@ impl Manager {
     }
 
     /// The main process was spawned (or could not be).
+    /// An `ExecStart=` command with the `-` prefix that could not be run
+    /// counts as one that exited cleanly (systemd's 203/EXEC under
+    /// `EXEC_COMMAND_IGNORE_FAILURE`): a oneshot goes on with its next
+    /// command; another service stops the normal way. Whether it was.
+    fn start_failure_ignored(&mut self, id: u64, state: State, failure: &StartFailure) -> bool {
+        let State::Start(n) = state else {
+            return false;
+        };
+        let Some(svc) = self.services.get_mut(&id) else {
+            return false;
+        };
+        let ignored = failure.status.is_some()
+            && svc
+                .unit
+                .commands("Service", "ExecStart")
+                .get(n)
+                .is_some_and(|c| c.ignore_failure);
+        if !ignored {
+            return false;
+        }
+        svc.last_status = failure.status;
+        svc.main_status = failure.status;
+        let next = if svc.service_type() == "oneshot" {
+            State::Start(n + 1)
+        } else {
+            State::Stop(0)
+        };
+        self.step(id, next);
+        true
+    }
+
     pub(super) fn on_main_spawned(
         &mut self,
         id: u64,
@@ -952,6 +1005,13 @@ impl Manager {
             Ok(c) => c,
             Err(failure) => {
                 tracing::error!("{name}: {failure}");
+                if svc.state == state && self.start_failure_ignored(id, state, &failure) {
+                    self.redispatch_notify();
+                    return;
+                }
+                let Some(svc) = self.services.get_mut(&id) else {
+                    return;
+                };
                 if svc.state == state {
                     svc.result = failure.result();
                     if failure.status.is_some() {
@@ -1551,7 +1611,9 @@ impl Manager {
             inputs
                 .extra_env
                 .push(("SERVICE_RESULT".into(), svc.result.to_string()));
-            if let Some(st) = svc.last_status {
+            // The main process's end only (systemd's `main_exec_status`),
+            // never a command's of the start.
+            if let Some(st) = svc.main_status {
                 let (code, status) = exit_code_and_status(st);
                 inputs.extra_env.push(("EXIT_CODE".into(), code.into()));
                 inputs.extra_env.push(("EXIT_STATUS".into(), status));
@@ -1700,22 +1762,19 @@ impl Manager {
         } else if svc.result == "success" {
             svc.result = result;
         }
-        let remains = remains_after_exit(svc);
-        let failed_exit = svc.main_exited && main_failed(svc);
+        let stop_posts = svc.unit.commands("Service", "ExecStopPost").len();
         match state {
             State::Condition(_) | State::StartPre(_) => State::StopPost(0),
-            // ExecStartPost= failing stops the service the normal way.
-            State::StartPost(_) => State::Stop(0),
-            // A failed reload leaves the service running (if its main
-            // process still is).
-            // The main process exited meanwhile: the service stops, without
-            // ExecStop= if that exit failed (systemd's
-            // `service_enter_running()`), unless it remains after its exit.
-            State::Reload(_) if failed_exit => State::StopSigterm,
-            State::Reload(_) if svc.main_exited && !remains => State::Stop(0),
-            State::Reload(_) => State::Running,
-            State::Stop(n) => State::Stop(n + 1),
-            State::StopPost(n) => State::StopPost(n + 1),
+            // ExecStartPost= failing signals what runs, without ExecStop=
+            // (systemd's `service_sigchld_event()` in START_POST).
+            State::StartPost(_) => State::StopSigterm,
+            // A failed reload leaves the service running (see `reload_over`).
+            State::Reload(_) => self.reload_over(id),
+            // A failed ExecStop= ends the list: what is left is signalled
+            // (systemd's `service_sigchld_event()` runs the next command only
+            // after a success); a failed ExecStopPost= ends its list too.
+            State::Stop(_) => State::StopSigterm,
+            State::StopPost(_) => State::StopPost(stop_posts),
             s => s,
         }
     }
@@ -1727,7 +1786,7 @@ impl Manager {
         };
         if svc.main_pid == Some(pid) {
             svc.main_pid = None;
-            self.on_main_exit(id, status);
+            self.on_main_exit(id, pid, status);
         } else if svc.control_pid == Some(pid) {
             svc.control_pid = None;
             self.on_control_exit(id, status);
@@ -1739,10 +1798,36 @@ impl Manager {
             return;
         };
         let state = svc.state;
-        if svc.stopping && matches!(state, State::Condition(_) | State::StartPre(_)) {
+        let killed = svc.stopping && matches!(state, State::Condition(_) | State::StartPre(_));
+        let signalled = matches!(
+            state,
+            State::StopSigterm | State::StopWatchdog | State::StopSigkill
+        );
+        if killed || signalled {
+            // A command of the start (or a reload) that the stop signalled:
+            // an unclean end of it is the service's result, as systemd's
+            // (a command killed by SIGTERM fails it with `signal`).
+            let ignore = step_key(state).is_some_and(|(key, n)| {
+                svc.unit
+                    .commands("Service", key)
+                    .get(n)
+                    .is_some_and(|c| c.ignore_failure)
+            });
+            if !status.success() && !ignore && svc.result == "success" {
+                svc.result = result_of(status);
+            }
+        }
+        if killed {
             // Stopped while starting: what ran was killed; clean up.
             self.arm_timer(id, None);
             self.step(id, State::StopPost(0));
+            return;
+        }
+        if signalled {
+            // The stop goes on once the main process is gone too.
+            if svc.main_pid.is_none() {
+                self.stop_settled(id);
+            }
             return;
         }
         let Some((key, n)) = step_key(state) else {
@@ -1784,7 +1869,22 @@ impl Manager {
         }
     }
 
-    fn on_main_exit(&mut self, id: u64, status: ExitStatus) {
+    fn on_main_exit(&mut self, id: u64, pid: i32, status: ExitStatus) {
+        // A daemon may move to a new pid: as long as it writes its
+        // `PIDFile=` before the old one exits, it lives on there (systemd's
+        // `service_sigchld_event()` reads the file again first).
+        if let Some(new) = self.moved_main_pid(id, pid)
+            && self.watch_foreign(id, new)
+        {
+            if let Some(svc) = self.services.get_mut(&id) {
+                tracing::info!(
+                    "{}: main process exited ({status}); main pid is now {new}",
+                    svc.unit.id
+                );
+                svc.main_pid = Some(new);
+            }
+            return;
+        }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
@@ -1793,36 +1893,23 @@ impl Manager {
         // A oneshot's commands are not daemons: a SIGPIPE/SIGTERM/... death
         // is a failure there, as in systemd (`EXIT_CLEAN_COMMAND`).
         let clean = is_clean(&svc.unit, status, kind != "oneshot");
+        // The `-` prefix of the command that ran (a oneshot's n-th).
+        let running = match state {
+            State::Start(n) => n,
+            _ => 0,
+        };
         let ignore = svc
             .unit
             .commands("Service", "ExecStart")
-            .first()
+            .get(running)
             .is_some_and(|c| c.ignore_failure);
         let name = svc.unit.id.to_string();
-        // A daemon may move to a new pid: as long as it writes its
-        // `PIDFile=` before the old one exits, it lives on there (systemd's
-        // `service_sigchld_event()` reads the file again first). While
-        // starting, the process that exits is the forking parent.
-        if !matches!(state, State::Start(_))
-            && let Some(Value::Path(file)) = svc.unit.get("Service", "PIDFile")
-            && let Some(new) = read_pid_file(file).filter(|&p| {
-                // Only a process of the service itself: in its cgroup, or
-                // without cgroups a child left to flint (its subreaper).
-                Some(p) != svc.main_pid
-                    && process_alive(p)
-                    && match cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
-                        Some(cg) => cg.pids(svc.unit.id.as_str()).contains(&p),
-                        None => stat_field(p, 4) == i32::try_from(std::process::id()).ok(),
-                    }
-            })
-        {
-            tracing::info!("{name}: main process exited ({status}); main pid is now {new}");
-            svc.main_pid = Some(new);
-            self.watch_foreign(id, new);
-            return;
-        }
         svc.last_status = Some(status);
-        svc.main_status = Some(status);
+        // A forking service's parent is no main process (systemd's control
+        // process of the start): its end is not the main process's.
+        if !(matches!(state, State::Start(_)) && kind == "forking") {
+            svc.main_status = Some(status);
+        }
         // `ExitType=cgroup`: the service lives on while any of its
         // processes does (systemd's `service_sigchld_event()` does not act
         // on the main process's exit then); a failure of it is the
@@ -1904,7 +1991,25 @@ impl Manager {
                     // The daemon is up: its main pid comes from PIDFile=,
                     // which it may write a moment after its parent exits.
                     let from_file = match svc.unit.get("Service", "PIDFile") {
-                        Some(Value::Path(p)) => match read_pid_file(p) {
+                        Some(Value::Path(p)) => match read_pid_file(p)
+                            .filter(|&pid| process_alive(pid))
+                        {
+                            // Nothing of the service is left to write it
+                            // (systemd's `cgroup_good() == 0` there); without
+                            // a cgroup to tell, TimeoutStartSec= ends the wait.
+                            None if cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
+                                .is_some_and(|cg| !cg.populated(&name)) =>
+                            {
+                                if svc.result == "success" {
+                                    svc.result = "protocol";
+                                }
+                                tracing::warn!(
+                                    "{name}: PID file {} not readable after start, and no process of the service is left, result 'protocol'",
+                                    p.display()
+                                );
+                                self.step(id, State::StopSigterm);
+                                return;
+                            }
                             None => {
                                 tracing::info!(
                                     "{name}: PID file {} not readable (yet?) after start.",
@@ -1924,8 +2029,14 @@ impl Manager {
                 }
             }
             (State::Stop(_) | State::StopSigterm | State::StopWatchdog | State::StopSigkill, _) => {
+                // An unclean end counts while stopping too (KillSignal=SIGKILL,
+                // an ExecStop= that kills it), as systemd's result.
+                if !(clean || ignore) && svc.result == "success" {
+                    svc.result = result_of(status);
+                }
                 tracing::info!("{name}: stopped ({status})");
-                if !matches!(state, State::Stop(_)) {
+                // A control process the stop signalled goes first.
+                if !matches!(state, State::Stop(_)) && svc.control_pid.is_none() {
                     self.stop_settled(id);
                 }
             }
@@ -1982,6 +2093,31 @@ impl Manager {
                 }
             }
         }
+    }
+
+    /// The pid a service's `PIDFile=` names now that its main process
+    /// `old` exited, if it is a live process of the service: in its cgroup,
+    /// or without cgroups a child left to flint (its subreaper) that is no
+    /// main or control process of another service. While starting, the
+    /// process that exits is the forking parent, and the file is read
+    /// where that is handled.
+    fn moved_main_pid(&self, id: u64, old: i32) -> Option<i32> {
+        let svc = self.services.get(&id)?;
+        if matches!(svc.state, State::Start(_)) {
+            return None;
+        }
+        let Some(Value::Path(file)) = svc.unit.get("Service", "PIDFile") else {
+            return None;
+        };
+        let new = read_pid_file(file).filter(|&p| p != old && process_alive(p))?;
+        let ours = match cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
+            Some(cg) => cg.pids(svc.unit.id.as_str()).contains(&new),
+            None => {
+                stat_field(new, 4) == i32::try_from(std::process::id()).ok()
+                    && !self.tracked_pids().contains(&new)
+            }
+        };
+        ours.then_some(new)
     }
 
     /// A forking service's parent exited cleanly and its `PIDFile=` (if
@@ -2050,7 +2186,7 @@ impl Manager {
             return;
         }
         let from_file = match svc.unit.get("Service", "PIDFile") {
-            Some(Value::Path(p)) => read_pid_file(p),
+            Some(Value::Path(p)) => read_pid_file(p).filter(|&pid| process_alive(pid)),
             _ => None,
         };
         match from_file {
@@ -2061,12 +2197,15 @@ impl Manager {
 
     /// Watches a main process that flint did not spawn (`PIDFile=`,
     /// `MAINPID=`): its pidfd turns readable when it exits.
-    fn watch_foreign(&mut self, id: u64, pid: i32) {
+    /// Whether it is watched: not when the process is gone already.
+    fn watch_foreign(&mut self, id: u64, pid: i32) -> bool {
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        let Ok(fd) = i32::try_from(fd) else { return };
+        let Ok(fd) = i32::try_from(fd) else {
+            return false;
+        };
         if fd < 0 {
-            return;
+            return false;
         }
         // SAFETY: pidfd_open returned a new fd that nothing else owns.
         let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
@@ -2110,6 +2249,7 @@ impl Manager {
             };
             report.send(id, pid, status);
         });
+        true
     }
 
     /// `GuessMainPID=` without cgroups: the daemon a forking service leaves
@@ -2145,15 +2285,27 @@ impl Manager {
             return;
         };
         let sig = svc.kill_signal();
+        self.kill_remaining_with(id, sig);
+    }
+
+    /// [`Manager::kill_remaining`] with signal `sig`.
+    fn kill_remaining_with(&mut self, id: u64, sig: i32) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
         // SendSIGHUP= goes with the plain stop signal only, as systemd's
         // KILL_TERMINATE (not with a restart's, and not twice).
         let sighup = svc.unit.get_bool("Service", "SendSIGHUP").unwrap_or(false)
             && !(svc.restart_kill || svc.restart_requested)
+            && sig == svc.kill_signal()
             && sig != libc::SIGHUP;
         let timeout = svc.stop_timeout();
+        let control = svc.control_pid.is_some();
         match self.kill_processes(id, sig, sighup) {
-            Killed::Nothing => self.finish_stop(id),
-            Killed::Waiting => {
+            // A control process the stop signalled (an ExecStartPost=, a
+            // reload) is waited for (see `on_control_exit`).
+            Killed::Nothing if !control => self.finish_stop(id),
+            Killed::Nothing | Killed::Waiting => {
                 if let Some(svc) = self.services.get_mut(&id) {
                     svc.state = State::StopSigterm;
                 }
@@ -2297,9 +2449,12 @@ impl Manager {
                     let events = cg.dir(svc.unit.id.as_str()).join("cgroup.events");
                     Box::new(move || crate::cgroup::populated(&events))
                 }
+                // Not for a forking service: its group is its parent's,
+                // which the daemon left.
                 None => match svc.main_pgid.filter(|_| {
-                    exit_type_cgroup(svc)
-                        || (svc.main_exited && matches!(svc.state, State::Start(_)))
+                    svc.service_type() != "forking"
+                        && (exit_type_cgroup(svc)
+                            || (svc.main_exited && matches!(svc.state, State::Start(_))))
                 }) {
                     Some(group) => Box::new(move || group_alive(group)),
                     None => return,
@@ -2313,35 +2468,47 @@ impl Manager {
             return;
         }
         let tx = self.tx.clone();
+        let launches = svc.launches;
         let task = tokio::task::spawn_local(async move {
             let mut delay = Duration::from_millis(1);
             while probe() {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(slowest);
             }
-            let _ = tx.send(Event::CgroupEmpty { service: id });
+            let _ = tx.send(Event::CgroupEmpty {
+                service: id,
+                launches,
+            });
         });
         svc.cgroup_watch = Some((slowest, TimerGuard(task.abort_handle())));
     }
 
     /// The cgroup of a service is empty: a stopping service's stop goes
     /// on; a running one without a known main process stops.
-    pub(super) fn on_cgroup_empty(&mut self, id: u64) {
+    pub(super) fn on_cgroup_empty(&mut self, id: u64, launches: u64) {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
+        if svc.launches != launches {
+            return;
+        }
         svc.cgroup_watch = None;
         if svc.main_pid.is_some() {
             return;
         }
         let notify = matches!(svc.service_type(), "notify" | "notify-reload");
         match svc.state {
+            // A control process the stop signalled is waited for: its exit
+            // goes on with the stop (see `on_control_exit`).
+            State::StopSigterm | State::StopWatchdog | State::StopSigkill
+                if svc.control_pid.is_some() => {}
             State::StopSigterm | State::StopWatchdog | State::StopSigkill => self.finish_stop(id),
             // Nothing of it is left to send READY=1 (systemd's
             // `service_notify_cgroup_empty_event()`).
             State::Start(_)
                 if notify
                     && svc.control_pid.is_none()
+                    && !svc.spawning
                     && (svc.main_exited || exit_type_cgroup(svc)) =>
             {
                 if svc.result == "success" {
@@ -2355,7 +2522,9 @@ impl Manager {
                 self.arm_timer(id, None);
                 self.step(id, State::StopPost(0));
             }
-            State::Start(_) if exit_type_cgroup(svc) && svc.control_pid.is_none() => {
+            State::Start(_)
+                if exit_type_cgroup(svc) && svc.control_pid.is_none() && !svc.spawning =>
+            {
                 self.arm_timer(id, None);
                 self.step(id, State::StopPost(0));
             }
@@ -2403,7 +2572,12 @@ impl Manager {
                 signal_group(g, libc::SIGKILL);
             }
         }
-        self.arm_timer(id, None);
+        // ExecStopPost= gets TimeoutStopSec= (see `on_timer`).
+        let timeout = self.services.get_mut(&id).and_then(|svc| {
+            svc.final_stage = 0;
+            svc.stop_timeout()
+        });
+        self.arm_timer(id, timeout);
         self.step(id, State::StopPost(0));
     }
 
@@ -2455,7 +2629,7 @@ impl Manager {
             }
         }
         let timeout = svc.stop_timeout();
-        if svc.main_pid.is_none() && !in_cgroup {
+        if svc.main_pid.is_none() && svc.control_pid.is_none() && !in_cgroup {
             self.finish_stop(id);
             return;
         }
@@ -2464,6 +2638,64 @@ impl Manager {
         if in_cgroup {
             self.watch_cgroup_empty(id, STOP_WATCH_SLOWEST);
         }
+    }
+
+    /// A start or `ExecStop=` timed out: its control process and what is
+    /// left of the service get the signal `key` (`TimeoutStartFailureMode=`
+    /// or `TimeoutStopFailureMode=`) names: the stop signal (`terminate`,
+    /// the default), `WatchdogSignal=` (`abort`), or the final kill (`kill`;
+    /// with `SendSIGKILL=no`, none, and the stop goes on).
+    fn timeout_kill(&mut self, id: u64, phase: &str, key: &str) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let name = svc.unit.id.to_string();
+        let mode = svc.unit.get_str("Service", key).unwrap_or("terminate");
+        let send_kill = svc.unit.get_bool("Service", "SendSIGKILL").unwrap_or(true);
+        let (sig, word) = match mode {
+            "abort" => (
+                svc.signal("WatchdogSignal").unwrap_or(libc::SIGABRT),
+                "Aborting",
+            ),
+            "kill" if send_kill => (svc.final_kill_signal(), "Killing"),
+            "kill" => {
+                tracing::warn!("{name}: {phase} operation timed out. Skipping SIGKILL.");
+                if let Some(c) = svc.control_pid.take() {
+                    signal_group(c, libc::SIGCONT);
+                }
+                self.finish_stop(id);
+                return;
+            }
+            _ => (svc.kill_signal(), "Terminating"),
+        };
+        tracing::warn!("{name}: {phase} operation timed out. {word}.");
+        if let Some(c) = svc.control_pid {
+            signal_group(c, sig);
+            signal_group(c, libc::SIGCONT);
+        }
+        self.kill_remaining_with(id, sig);
+    }
+
+    /// Where a reload that is over (done, failed or timed out) leads:
+    /// systemd's `service_enter_running()`. A failed main process fails
+    /// the service without ExecStop=; one that exited cleanly stops it,
+    /// unless it remains after its exit; otherwise it runs on, under the
+    /// `RuntimeMaxSec=` it had.
+    fn reload_over(&mut self, id: u64) -> State {
+        let Some(svc) = self.services.get(&id) else {
+            return State::Dead;
+        };
+        if main_failed(svc) {
+            return State::StopSigterm;
+        }
+        if svc.main_exited && !remains_after_exit(svc) {
+            return State::Stop(0);
+        }
+        let runtime = svc
+            .runtime_due
+            .map(|due| due.saturating_duration_since(Instant::now()));
+        self.arm_timer(id, runtime);
+        State::Running
     }
 
     /// The step timer of a service fired.
@@ -2477,12 +2709,25 @@ impl Manager {
         let name = svc.unit.id.to_string();
         match svc.state {
             State::Condition(_) | State::StartPre(_) | State::Start(_) | State::StartPost(_) => {
-                tracing::warn!("{name}: start operation timed out. Terminating.");
+                // Straight to the signal `TimeoutStartFailureMode=` names,
+                // without ExecStop= (systemd's `service_dispatch_timer()`).
+                let phase = match svc.state {
+                    State::Condition(_) => "condition",
+                    State::StartPre(_) => "start-pre",
+                    State::StartPost(_) => "start-post",
+                    _ => "start",
+                };
                 svc.result = "timeout";
+                self.timeout_kill(id, phase, "TimeoutStartFailureMode");
+            }
+            State::Reload(_) | State::ReloadNotify => {
+                tracing::warn!("{name}: Reload operation timed out. Killing reload process.");
                 if let Some(c) = svc.control_pid.take() {
-                    signal_group(c, libc::SIGTERM);
+                    signal_group(c, libc::SIGKILL);
                 }
-                self.step(id, State::Stop(0));
+                svc.reload_result = "timeout";
+                let next = self.reload_over(id);
+                self.step(id, next);
             }
             State::Running => {
                 tracing::warn!("{name}: RuntimeMaxSec= passed. Stopping.");
@@ -2490,17 +2735,12 @@ impl Manager {
                 self.step(id, State::Stop(0));
             }
             State::Stop(_) => {
-                // ExecStop= took too long: it goes, then the kill procedure.
-                tracing::warn!("{name}: State 'stop' timed out. Terminating.");
+                // ExecStop= took too long: it goes with what is left, by
+                // the signal `TimeoutStopFailureMode=` names.
                 if svc.result == "success" {
                     svc.result = "timeout";
                 }
-                let sig = svc.kill_signal();
-                if let Some(c) = svc.control_pid.take() {
-                    signal_group(c, sig);
-                    signal_group(c, libc::SIGCONT);
-                }
-                self.kill_remaining(id);
+                self.timeout_kill(id, "stop", "TimeoutStopFailureMode");
             }
             State::StopSigterm => self.final_kill(id, "stop-sigterm"),
             State::StopWatchdog => self.final_kill(id, "stop-watchdog"),
@@ -2508,15 +2748,44 @@ impl Manager {
                 tracing::warn!("{name}: Processes still around after final SIGKILL. Ignoring.");
                 self.finish_stop(id);
             }
-            State::StopPost(_) if svc.unit.get_bool("Service", "SendSIGKILL").unwrap_or(true) => {
-                let sig = svc.final_kill_signal();
+            State::StopPost(_) => {
+                // systemd's final-sigterm, then final-sigkill: the signal
+                // `TimeoutStopFailureMode=` names, then FinalKillSignal=
+                // (unless SendSIGKILL=no), then the unit fails regardless.
+                if svc.result == "success" {
+                    svc.result = "timeout";
+                }
+                let send_kill = svc.unit.get_bool("Service", "SendSIGKILL").unwrap_or(true);
+                let mode = svc
+                    .unit
+                    .get_str("Service", "TimeoutStopFailureMode")
+                    .unwrap_or("terminate");
+                let sig = match (svc.final_stage, mode) {
+                    (0, "abort") => Some(svc.signal("WatchdogSignal").unwrap_or(libc::SIGABRT)),
+                    (0, "kill") | (1, _) if send_kill => Some(svc.final_kill_signal()),
+                    (0, "terminate") => Some(svc.kill_signal()),
+                    _ => None,
+                };
+                let Some(sig) = sig else {
+                    tracing::warn!("{name}: State 'stop-post' timed out. Entering failed mode.");
+                    self.after_stop(id);
+                    return;
+                };
                 tracing::warn!(
                     "{name}: State 'stop-post' timed out; sending {}",
                     signal_text(sig)
                 );
-                if let Some(c) = svc.control_pid {
-                    signal_group(c, sig);
+                svc.final_stage = if sig == svc.final_kill_signal() { 2 } else { 1 };
+                let control = svc.control_pid;
+                let timeout = svc.stop_timeout();
+                if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
+                    cg.kill(svc.unit.id.as_str(), sig, &[libc::SIGCONT]);
                 }
+                if let Some(c) = control {
+                    signal_group(c, sig);
+                    signal_group(c, libc::SIGCONT);
+                }
+                self.arm_timer(id, timeout);
             }
             _ => {}
         }
@@ -2611,23 +2880,57 @@ impl Manager {
         if let Some(us) = msg
             .get("EXTEND_TIMEOUT_USEC")
             .and_then(|u| u.parse::<u64>().ok())
+            .filter(|u| *u > 0 && *u != u64::MAX)
         {
-            self.arm_timer(id, Some(Duration::from_micros(us)));
+            self.extend_timeouts(id, Duration::from_micros(us));
+        }
+        if let Some(us) = msg.get("WATCHDOG_USEC").and_then(|u| u.parse::<u64>().ok())
+            && let Some(svc) = self.services.get_mut(&id)
+        {
+            // systemd's `service_override_watchdog_timeout()`: the new
+            // timeout counts from now.
+            svc.watchdog_override = Some(us);
+            if matches!(
+                svc.state,
+                State::Start(_) | State::StartPost(_) | State::Running | State::Reload(_)
+            ) {
+                self.arm_watchdog(id);
+            }
         }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
         if msg.flag("STOPPING") {
             svc.stop_announced = true;
+            if matches!(svc.state, State::Running | State::ReloadNotify) && !svc.main_exited {
+                self.stop_by_notify(id);
+                return;
+            }
         }
         if msg.flag("RELOADING") && svc.state == State::Running && !svc.main_exited {
+            // systemd's `service_enter_reload_by_notify()`: the reload gets
+            // TimeoutStartSec=, and `RuntimeMaxSec=` resumes after it.
             tracing::info!("{}: reloading", svc.unit.id);
             svc.state = State::ReloadNotify;
+            svc.runtime_due = svc.timer.as_ref().and(svc.timer_due);
+            let timeout = svc.timeout("TimeoutStartSec", 90_000_000);
+            self.arm_timer(id, timeout);
         }
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
         if msg.flag("READY") && svc.state == State::ReloadNotify {
             tracing::info!("{}: reloaded", svc.unit.id);
             svc.state = State::Running;
+            // The reload's timeout is over; `RuntimeMaxSec=` is back.
+            let runtime = svc
+                .runtime_due
+                .map(|due| due.saturating_duration_since(Instant::now()));
+            self.arm_timer(id, runtime);
         }
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
         if msg.get("WATCHDOG") == Some("trigger") {
             let generation = svc.watchdog_generation;
             self.on_watchdog(id, generation);
@@ -2697,6 +3000,10 @@ impl Manager {
             return Err(format!("{name} is not running; nothing to reload"));
         }
         svc.reload_result = "success";
+        // The reload gets TimeoutStartSec= (systemd's
+        // `service_enter_reload()`); `RuntimeMaxSec=` resumes after it.
+        svc.runtime_due = svc.timer.as_ref().and(svc.timer_due);
+        let reload_timeout = svc.timeout("TimeoutStartSec", 90_000_000);
         if svc.service_type() == "notify-reload" {
             let sig = match svc.unit.get("Service", "ReloadSignal") {
                 Some(Value::Signal(s)) => *s,
@@ -2705,6 +3012,7 @@ impl Manager {
             if let Some(pid) = svc.main_pid {
                 svc.state = State::ReloadNotify;
                 signal_pid(pid, sig);
+                self.arm_timer(id, reload_timeout);
                 return Ok(());
             }
             if !svc.main_exited {
@@ -2723,6 +3031,7 @@ impl Manager {
                 "Job type reload is not applicable for unit {name}."
             ));
         }
+        self.arm_timer(id, reload_timeout);
         self.step(id, State::Reload(0));
         Ok(())
     }
@@ -2769,22 +3078,67 @@ impl Manager {
             return;
         };
         svc.watchdog_generation += 1;
+        svc.watchdog_due = None;
         let Some(us) = svc
-            .unit
-            .get_usec("Service", "WatchdogSec")
+            .watchdog_override
+            .or_else(|| svc.unit.get_usec("Service", "WatchdogSec"))
             .filter(|u| *u > 0 && *u != u64::MAX)
         else {
             return;
         };
+        self.arm_watchdog_in(id, Duration::from_micros(us));
+    }
+
+    /// Arms the watchdog of a service to elapse after `after`.
+    fn arm_watchdog_in(&mut self, id: u64, after: Duration) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        svc.watchdog_generation += 1;
+        svc.watchdog_due = Instant::now().checked_add(after);
         let generation = svc.watchdog_generation;
         let tx = self.tx.clone();
         tokio::task::spawn_local(async move {
-            tokio::time::sleep(Duration::from_micros(us)).await;
+            tokio::time::sleep(after).await;
             let _ = tx.send(Event::Watchdog {
                 service: id,
                 generation,
             });
         });
+    }
+
+    /// `STOPPING=1` of a running service: it is deactivating, and its
+    /// main process has `TimeoutStopSec=` to go before the final kill;
+    /// nothing is signalled (systemd's `service_enter_stop_by_notify()`).
+    /// `Restart=` applies after it, as this is no stop request.
+    fn stop_by_notify(&mut self, id: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        tracing::info!("{}: stopping (STOPPING=1)", svc.unit.id);
+        svc.state = State::StopSigterm;
+        let timeout = svc.stop_timeout();
+        self.arm_timer(id, timeout);
+    }
+
+    /// `EXTEND_TIMEOUT_USEC=`: the step timer and the watchdog, where
+    /// armed, elapse no sooner than `after` from now; one due later stays
+    /// (systemd's `service_extend_timeout()` only ever lengthens).
+    fn extend_timeouts(&mut self, id: u64, after: Duration) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        let Some(extended) = Instant::now().checked_add(after) else {
+            return;
+        };
+        let timer = svc.timer.is_some() && svc.timer_due.is_some_and(|due| due < extended);
+        let watchdog = svc.watchdog_due.is_some_and(|due| due < extended);
+        if timer {
+            self.arm_timer(id, Some(after));
+        }
+        if watchdog {
+            self.arm_watchdog_in(id, after);
+        }
     }
 
     /// The watchdog expired (or `WATCHDOG=trigger`): result `watchdog`,
@@ -2814,6 +3168,7 @@ impl Manager {
             svc.unit.id
         );
         svc.watchdog_generation += 1;
+        svc.watchdog_due = None;
         svc.result = "watchdog";
         let sig = svc.signal("WatchdogSignal").unwrap_or(libc::SIGABRT);
         let timeout = svc.abort_timeout();
@@ -2944,8 +3299,9 @@ impl Manager {
         }
         if restart && svc.conn.is_none() {
             svc.state = State::AutoRestart;
-            svc.restarts += 1;
-            let delay = restart_delay(&svc.unit, svc.restarts);
+            // NRestarts= counts the restart when it happens (systemd's
+            // `service_enter_restart()`, see `on_restart_due`).
+            let delay = restart_delay(&svc.unit, svc.restarts + 1);
             tracing::info!("{}: scheduling restart in {delay:?}", svc.unit.id);
             let tx = self.tx.clone();
             tokio::task::spawn_local(async move {
@@ -3020,12 +3376,15 @@ impl Manager {
     /// The restart delay is over: a restart job, as systemd's, so the
     /// units that require it or are part of it are restarted too.
     pub(super) fn on_restart_due(&mut self, id: u64) {
-        if !self.shutting_down
-            && self
-                .services
-                .get(&id)
-                .is_some_and(|s| s.state == State::AutoRestart)
+        if self.shutting_down {
+            return;
+        }
+        if let Some(svc) = self
+            .services
+            .get_mut(&id)
+            .filter(|s| s.state == State::AutoRestart)
         {
+            svc.restarts += 1;
             self.enqueue(id, super::jobs::JobKind::Restart);
         }
     }
@@ -3421,15 +3780,16 @@ fn populated(
 ) -> bool {
     match cgroup_of(cgroups, mode, svc) {
         Some(cg) => cg.populated(svc.unit.id.as_str()),
-        None => svc.main_pgid.is_some_and(group_alive),
+        None => svc.service_type() != "forking" && svc.main_pgid.is_some_and(group_alive),
     }
 }
 
 /// Whether process group `pgid` has a member (a zombie not yet reaped
-/// counts, until flint reaps it).
+/// counts, until flint reaps it; one flint may not signal counts too).
 fn group_alive(pgid: i32) -> bool {
     // SAFETY: kill with signal 0 sends nothing; it only checks the group.
-    unsafe { libc::kill(-pgid, 0) == 0 }
+    let sent = unsafe { libc::kill(-pgid, 0) } == 0;
+    sent || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Whether process `pid` exists and has not exited (a zombie has).

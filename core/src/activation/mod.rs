@@ -114,7 +114,9 @@ enum Event {
     /// The restart delay of a service is over.
     RestartDue { service: u64 },
     /// The cgroup of a service became empty (see `watch_cgroup_empty`).
-    CgroupEmpty { service: u64 },
+    /// `launches` is the service's start it was watched in: an event of
+    /// an earlier run is dropped.
+    CgroupEmpty { service: u64, launches: u64 },
     /// `OnFailure=`/`OnSuccess=` of a unit (`key`) name units to start.
     StartUnits {
         by: String,
@@ -1008,7 +1010,7 @@ impl Manager {
                 }
             }
             Event::RestartDue { service } => self.on_restart_due(service),
-            Event::CgroupEmpty { service } => self.on_cgroup_empty(service),
+            Event::CgroupEmpty { service, launches } => self.on_cgroup_empty(service, launches),
             Event::StartUnits { by, key, units } => {
                 for u in units {
                     tracing::info!("{by}: starting {u} ({key}=)");

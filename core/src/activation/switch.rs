@@ -1055,6 +1055,16 @@ impl Manager {
                     .into(),
                 );
                 exit = 1;
+            } else if kind == WaitFor::Reload && matches!(svc.state, State::Failed) {
+                // The service failed during its reload (its main process).
+                lines.push(
+                    format!(
+                        "Job for {name} failed (result '{}'). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details.",
+                        svc.result
+                    )
+                    .into(),
+                );
+                exit = 1;
             } else if kind == WaitFor::Reload && svc.reload_result != "success" {
                 // systemctl's words for a failed reload job.
                 lines.push(
@@ -1067,7 +1077,13 @@ impl Manager {
                 exit = 1;
             }
         }
-        if exit != 0 {
+        if answer["ok"] == false {
+            // A name was refused before the jobs ran: that is the answer,
+            // and its exit status (systemctl's first error wins).
+            if !lines.is_empty() {
+                answer["errors"] = lines.into();
+            }
+        } else if exit != 0 {
             answer["ok"] = false.into();
             answer["exit"] = exit.into();
             answer["error"] = lines.remove(0);

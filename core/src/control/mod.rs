@@ -366,10 +366,12 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             let state = u["state"].as_str().unwrap_or("?");
             // As systemctl: the description after the name unless there is
             // none (or it is the name).
-            // The glyph as systemctl's: ○ inactive, × failed, ● otherwise.
+            // The glyph as systemctl's: ○ inactive, × failed, ↻ reloading,
+            // ● otherwise.
             let glyph = match state {
                 "inactive" => "○",
                 "failed" => "×",
+                "reloading" => "↻",
                 _ => "●",
             };
             match u["description"]
