@@ -112,12 +112,29 @@ fn exec_condition_skips_without_failing_and_oneshot_runs_in_order() {
     let tree = Tree::new();
     let log = tree.path().join("log");
     let l = log.display();
-    tree.write("skip.service", &format!("[Service]\nExecCondition=/bin/sh -c 'exit 1'\nExecStart=/bin/sh -c 'echo skipped-main-ran >> {l}'\n"));
+    let skipped = tree.path().join("skipped");
+    tree.write(
+        "skip.service",
+        &format!(
+            "[Service]\nExecCondition=/bin/sh -c 'exit 1'\nExecStart=/bin/sh -c 'echo skipped-main-ran >> {l}'\n\
+             ExecStopPost=/bin/sh -c 'echo post-$SERVICE_RESULT >> {}'\n",
+            skipped.display()
+        ),
+    );
     tree.write(
         "once.service",
         &format!("[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo one >> {l}'\nExecStart=/bin/sh -c 'echo two >> {l}'\nExecStartPost=/bin/sh -c 'echo post >> {l}'\n"),
     );
-    let flint = Flint::run(&tree, &["skip.service", "once.service"]);
+    let control = tree.path().join("control");
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().expect("utf-8 path"),
+            "skip.service",
+            "once.service",
+        ],
+    );
     let got = wait_for(Duration::from_secs(20), || {
         Some(lines(&log)).filter(|l| l.len() >= 3)
     })
@@ -125,6 +142,27 @@ fn exec_condition_skips_without_failing_and_oneshot_runs_in_order() {
     assert_eq!(got, ["one", "two", "post"]);
     assert!(
         flint.log().contains("ExecCondition= is false, skipping"),
+        "{}",
+        flint.log()
+    );
+    // As systemd: the result is `exec-condition`, and the unit inactive,
+    // not failed.
+    let post = wait_for(Duration::from_secs(10), || {
+        Some(lines(&skipped)).filter(|l| !l.is_empty())
+    });
+    assert_eq!(
+        post,
+        Some(vec!["post-exec-condition".to_string()]),
+        "{}",
+        flint.log()
+    );
+    let (_, out) = common::ctl(
+        &control,
+        &["show", "-p", "ActiveState,Result", "skip.service"],
+    );
+    assert_eq!(
+        out,
+        "Result=exec-condition\nActiveState=inactive\n",
         "{}",
         flint.log()
     );
@@ -1521,10 +1559,22 @@ fn timeouts_stops_and_notifications_end_services_as_systemd_ends_them() {
     for (name, body) in &units {
         tree.write(&format!("{name}.service"), &format!("[Service]\n{body}\n"));
     }
+    // Restarts into the start limit keep the result that led to them; a
+    // restart counts in NRestarts= once it happens, not while it waits.
+    tree.write(
+        "limited.service",
+        "[Unit]\nStartLimitBurst=3\nStartLimitIntervalSec=30\n\
+         [Service]\nRestart=always\nRestartSec=100ms\nExecStart=/bin/sh -c 'exit 1'\n",
+    );
+    tree.write(
+        "waiting.service",
+        "[Service]\nRestart=on-failure\nRestartSec=60\nExecStart=/bin/sh -c 'exit 1'\n",
+    );
     let control = tree.path().join("control");
     let mut args = vec!["--control", control.to_str().expect("utf-8 path")];
     let names: Vec<String> = units.iter().map(|(n, _)| format!("{n}.service")).collect();
     args.extend(names.iter().map(String::as_str));
+    args.extend(["limited.service", "waiting.service"]);
     let flint = Flint::run(&tree, &args);
     let show = |unit: &str| {
         let (_, out) = common::ctl(
@@ -1615,6 +1665,14 @@ fn timeouts_stops_and_notifications_end_services_as_systemd_ends_them() {
             "deadpid",
             "Result=success ActiveState=activating SubState=start",
         ),
+        (
+            "limited",
+            "Result=exit-code ActiveState=failed SubState=failed",
+        ),
+        (
+            "waiting",
+            "Result=exit-code ActiveState=activating SubState=auto-restart",
+        ),
     ];
     let now = || {
         end.iter()
@@ -1626,6 +1684,17 @@ fn timeouts_stops_and_notifications_end_services_as_systemd_ends_them() {
     assert!(settled.is_some(), "{:#?}\n{}", now(), flint.log());
     let (_, out) = common::ctl(&control, &["show", "-p", "ExecMainStatus", "abort.service"]);
     assert_eq!(out, "ExecMainStatus=6\n", "SIGABRT: {}", flint.log());
+    let (_, out) = common::ctl(
+        &control,
+        &[
+            "show",
+            "-p",
+            "NRestarts",
+            "limited.service",
+            "waiting.service",
+        ],
+    );
+    assert_eq!(out, "NRestarts=3\n\nNRestarts=0\n", "{}", flint.log());
     let mut got = lines(&ran);
     got.sort();
     assert_eq!(

@@ -352,6 +352,7 @@ impl Manager {
             svc.state = State::Dead;
         }
         svc.result = "success";
+        svc.start_limit_hit = false;
         svc.restarts = 0;
         svc.starts.clear();
         true

@@ -921,7 +921,7 @@ impl Manager {
                 };
                 if !self.jobs.contains_key(&u)
                     && Class::of(self.services[&u].state).down()
-                    && self.services[&u].result != "start-limit-hit"
+                    && !self.services[&u].start_limit_hit
                     && !starts.iter().any(|(n, _)| n == o)
                 {
                     starts.push((o.clone(), svc.unit.id.to_string()));

@@ -129,6 +129,9 @@ pub(super) struct ServiceRt {
     /// When the running service's timer (`RuntimeMaxSec=`) elapses, kept
     /// while a reload's own timeout is armed.
     pub runtime_due: Option<Instant>,
+    /// The last start was refused by the start limit (whatever its
+    /// result says: a restart's keeps the failure that led to it).
+    pub start_limit_hit: bool,
     /// How far the end of a timed-out `ExecStopPost=` went: 1 once its
     /// processes got the stop signal, 2 once they got the final kill.
     pub final_stage: u8,
@@ -277,6 +280,7 @@ impl ServiceRt {
             timer_due: None,
             runtime_due: None,
             final_stage: 0,
+            start_limit_hit: false,
             fd_store: Vec::new(),
             deps: Deps::of(&unit),
             ups: 0,
@@ -472,7 +476,12 @@ impl Manager {
             if svc.starts.len() >= burst {
                 tracing::error!("{}: Start request repeated too quickly.", svc.unit.id);
                 svc.state = State::Failed;
-                svc.result = "start-limit-hit";
+                // A restart's start keeps the result that led to it (systemd's
+                // `service_enter_dead()` sets only a successful one).
+                if svc.result == "success" {
+                    svc.result = "start-limit-hit";
+                }
+                svc.start_limit_hit = true;
                 svc.downs += 1;
                 trigger_on_result(&self.tx, svc, true);
                 // StartLimitAction=, then the FailureAction= of the unit
@@ -520,6 +529,7 @@ impl Manager {
         svc.stop_announced = false;
         svc.restart_kill = false;
         svc.watchdog_override = None;
+        svc.start_limit_hit = false;
         svc.launches += 1;
         svc.inactive_exit_at = Some(Instant::now());
         svc.result = "success";
@@ -1850,7 +1860,8 @@ impl Manager {
                 if skip { "is false, skipping" } else { "failed" }
             );
             if skip {
-                svc.result = "success";
+                // systemd's result `exec-condition`: inactive, not failed.
+                svc.result = "exec-condition";
                 svc.stopping = true;
                 self.step(id, State::StopPost(0));
             } else {
@@ -3212,7 +3223,8 @@ impl Manager {
         svc.main_pid = None;
         svc.control_pid = None;
         svc.generation += 1;
-        let failed = svc.result != "success";
+        // A start ExecCondition= skipped is no failure.
+        let failed = !matches!(svc.result, "success" | "exec-condition");
         svc.state = if failed { State::Failed } else { State::Dead };
         // The terminal goes back as it was (systemd's exec_context_revert_tty).
         exec::revert_tty(&svc.unit, "Service");

@@ -714,7 +714,7 @@ impl Manager {
             let Some(svc) = self.services.get(&id) else {
                 continue;
             };
-            if svc.result == "start-limit-hit" && svc.state == super::lifecycle::State::Failed {
+            if svc.start_limit_hit && svc.state == super::lifecycle::State::Failed {
                 self.path_enter_dead(&name, "unit-start-limit-hit");
                 moved = true;
                 continue;
