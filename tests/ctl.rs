@@ -1457,3 +1457,135 @@ fn jobs_for_units_that_did_not_load_are_refused_as_systemctl_refuses_them() {
         "{out}"
     );
 }
+
+#[test]
+fn socket_jobs_answer_as_systemctl_for_a_busy_service_listed_sockets_and_failed_starts() {
+    // What systemd 252's user manager answered to the same commands on the
+    // same units.
+    let tree = Tree::new();
+    let env = tree.path().join("env");
+    tree.write("idle.service", "[Service]\nExecStart=/bin/sleep 100\n");
+    let busy_port = free_port();
+    tree.write(
+        "busy.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{busy_port}\n"),
+    );
+    tree.write("busy.service", "[Service]\nExecStart=/bin/sleep 100\n");
+    // Sockets= of a service started by itself: its sockets start first.
+    let listed_port = free_port();
+    tree.write(
+        "listed.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{listed_port}\n"),
+    );
+    tree.write(
+        "direct.service",
+        &format!(
+            "[Service]\nSockets=listed.socket\n\
+             ExecStart=/bin/sh -c 'echo LISTEN_FDS=$LISTEN_FDS > {}; exec sleep 100'\n",
+            env.display()
+        ),
+    );
+    tree.write(
+        "pre.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{}\nExecStartPre=/bin/false\n",
+            free_port()
+        ),
+    );
+    tree.write(
+        "slow.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{}\nExecStartPre=/bin/sleep 30\nTimeoutSec=1\n",
+            free_port()
+        ),
+    );
+    // A port another program holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    tree.write(
+        "taken.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{taken_port}\n"),
+    );
+    for name in ["pre", "slow", "taken"] {
+        tree.write(
+            &format!("{name}.service"),
+            "[Service]\nExecStart=/bin/sleep 100\n",
+        );
+    }
+    let control = tree.path().join("control");
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().expect("utf-8 path"),
+            "idle.service",
+        ],
+    );
+    let show = |unit: &str, props: &str| ctl(&control, &["show", "-p", props, unit]).1;
+
+    // A socket whose service runs without it is refused (EBUSY).
+    assert_eq!(ctl(&control, &["start", "busy.service"]).0, 0);
+    let (code, out) = ctl(&control, &["start", "busy.socket"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("Socket service busy.service already active, refusing."),
+        "{out}"
+    );
+    assert_eq!(
+        show("busy.socket", "ActiveState"),
+        "ActiveState=inactive\n",
+        "{}",
+        flint.log()
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", busy_port)).is_err(),
+        "nothing listens"
+    );
+
+    // The service's Sockets= start with it, and it gets their fds.
+    let (code, out) = ctl(&control, &["start", "direct.service"]);
+    assert_eq!(code, 0, "{out}");
+    let got = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&env)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+    });
+    assert_eq!(got.as_deref(), Some("LISTEN_FDS=1\n"), "{}", flint.log());
+    assert_eq!(
+        show("listed.socket", "ActiveState,SubState"),
+        "ActiveState=active\nSubState=running\n",
+        "{}",
+        flint.log()
+    );
+    assert_eq!(
+        show("listed.socket", "Listen"),
+        format!("Listen=127.0.0.1:{listed_port} (Stream)\n")
+    );
+
+    // Starts that fail: the job fails (once its commands ran) and the
+    // socket is failed with systemd's result.
+    for (unit, result) in [
+        ("pre.socket", "exit-code"),
+        ("slow.socket", "timeout"),
+        ("taken.socket", "resources"),
+    ] {
+        let (code, out) = ctl(&control, &["start", unit]);
+        assert_eq!(code, 1, "{unit}: {out}");
+        assert_eq!(
+            show(unit, "Result,ActiveState"),
+            format!("Result={result}\nActiveState=failed\n"),
+            "{unit}: {}",
+            flint.log()
+        );
+    }
+    let (code, out) = ctl(&control, &["is-system-running"]);
+    assert_eq!((code, out.trim()), (1, "degraded"), "{out}");
+    assert_eq!(ctl(&control, &["reset-failed", "pre.socket"]).0, 0);
+    assert_eq!(
+        show("pre.socket", "ActiveState"),
+        "ActiveState=inactive\n",
+        "{}",
+        flint.log()
+    );
+    drop(taken);
+}

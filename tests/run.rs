@@ -361,7 +361,8 @@ fn a_broken_unit_does_not_stop_the_others() {
 fn a_listed_socket_that_cannot_listen_is_reported_once() {
     // As journald's Sockets= lists its audit socket, which a container may
     // not bind: the service's other sockets listen, and the failing one is
-    // tried and reported once, not again as each of its siblings opens.
+    // tried when the service starts (Sockets= implies Wants=, as systemd),
+    // and reported once, not again as each of its siblings opens.
     let tree = Tree::new();
     let (a, b) = (free_port(), free_port());
     let used = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -382,6 +383,16 @@ fn a_listed_socket_that_cannot_listen_is_reported_once() {
         log.contains(&format!("listening on 127.0.0.1:{b}")),
         "{log}"
     );
+    assert!(
+        !log.contains("busy.socket"),
+        "not before the service starts: {log}"
+    );
+    let _first = std::net::TcpStream::connect(("127.0.0.1", a)).unwrap();
+    let tried = wait_for(Duration::from_secs(10), || {
+        flint.log().contains("svc.service: started").then_some(())
+    });
+    assert!(tried.is_some(), "{}", flint.log());
+    let log = flint.log();
     assert_eq!(
         log.matches(&format!(
             "busy.socket: failed to listen on 127.0.0.1:{busy}"

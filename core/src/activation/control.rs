@@ -190,11 +190,51 @@ impl Manager {
                 s.listeners.iter().map(super::socket::OpenListener::describe).collect::<Vec<_>>()
             },
             "triggers": s.config.service.to_string(),
+            "result": s.result,
             "connections": s.active,
             "accepted": s.accepted,
             "refused": s.refused,
             "plugins": if plugins.is_empty() { Json::Null } else { Json::Array(plugins) },
             "log": crate::logs::recent(s.config.service.as_str(), STATUS_LINES, 0),
+        })
+    }
+
+    /// The service of `Accept=no` socket `name` when it runs (or starts,
+    /// or stops) without the socket: systemd's `socket_start()` refuses
+    /// then ("Socket service ... already active, refusing."), as the socket
+    /// would listen beside the fds the service already has.
+    fn socket_service_busy(&mut self, name: &str) -> Option<String> {
+        let parsed: crate::unit::name::UnitName = name.parse().ok()?;
+        if parsed.unit_type() != crate::unit::name::UnitType::Socket {
+            return None;
+        }
+        let config = match self.socket_index(name) {
+            Some(i) => self.sockets[i].config.clone(),
+            None => super::SocketConfig::from_unit(&self.unit_on_disk(name)?).ok()?,
+        };
+        if config.accept {
+            return None;
+        }
+        let id = self.find_service(config.service.as_str())?;
+        let svc = self.services.get(&id)?;
+        (!matches!(svc.state, State::Dead | State::Failed | State::AutoRestart))
+            .then(|| svc.unit.id.to_string())
+    }
+
+    /// `status` of a socket whose start failed before it had listeners.
+    fn failed_socket_json(&self, name: &str, result: &str) -> Json {
+        let unit = self
+            .sockets
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| &s.unit);
+        json!({
+            "name": name, "type": "socket",
+            "description": unit.and_then(|u| u.get_str("Unit", "Description")).unwrap_or(""),
+            "state": "failed", "sub": "failed", "result": result, "listen": [],
+            "triggers": Json::Null, "connections": 0, "accepted": 0,
+            "refused": 0, "plugins": Json::Null,
+            "log": crate::logs::recent(name, STATUS_LINES, 0),
         })
     }
 
@@ -335,11 +375,15 @@ impl Manager {
             t.result = "success";
             return true;
         }
+        let failed_to_open = self.socket_failures.remove(name).is_some();
         if let Some(i) = self.socket_index(name) {
             let s = &self.sockets[i];
             if s.failed && !s.stopped && self.hooks_state(name).is_none() {
                 self.sockets[i].stopped = true;
             }
+            return true;
+        }
+        if failed_to_open {
             return true;
         }
         let Some(id) = self.find_service(name) else {
@@ -456,6 +500,22 @@ impl Manager {
             (self.timer_json(name), Some(t.unit.clone()))
         } else if let Some(p) = self.path_units.map.get(name) {
             (self.path_json(name), Some(p.unit.clone()))
+        } else if let Some(result) = self.socket_failures.get(name).copied() {
+            (
+                self.failed_socket_json(name, result),
+                self.unit_on_disk(name),
+            )
+        } else if let Some(sub) = self.hooks_state(name) {
+            // A socket whose ExecStartPre= runs.
+            let state = if sub == "stop-pre" {
+                "deactivating"
+            } else {
+                "activating"
+            };
+            (
+                json!({"state": state, "sub": sub, "listen": []}),
+                self.unit_on_disk(name),
+            )
         } else {
             (Json::Null, self.unit_on_disk(name))
         };
@@ -531,9 +591,50 @@ impl Manager {
                 "Accept",
                 yes(usable.is_some_and(|u| u.get_bool("Socket", "Accept") == Some(true))),
             ));
+            // As systemd's: one `Listen=` per listener, "ADDRESS (Type)".
+            let listens: Vec<String> = match status["listen"].as_array() {
+                Some(l) if !l.is_empty() => l
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => usable
+                    .and_then(|u| super::SocketConfig::from_unit(u).ok())
+                    .map(|c| {
+                        c.listens
+                            .iter()
+                            .map(super::socket::describe_listen)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
+            for l in listens {
+                p.push(("Listen", l));
+            }
+            p.push((
+                "MaxConnections",
+                usable
+                    .and_then(|u| u.get_str("Socket", "MaxConnections"))
+                    .unwrap_or("64")
+                    .to_string(),
+            ));
+            let failure = self.socket_failures.get(id.as_str()).copied();
+            p.push((
+                "Result",
+                status["result"]
+                    .as_str()
+                    .or(failure)
+                    .unwrap_or("success")
+                    .to_string(),
+            ));
             p.push(("NConnections", count("connections")));
             p.push(("NAccepted", count("accepted")));
             p.push(("NRefused", count("refused")));
+            p.push((
+                "FileDescriptorName",
+                usable
+                    .and_then(|u| u.get_str("Socket", "FileDescriptorName"))
+                    .map_or_else(|| id.clone(), str::to_string),
+            ));
         } else if is(".timer") {
             // systemctl prints the times as timestamps, `n/a` when unset.
             let when = |key: &str| {
@@ -692,7 +793,12 @@ impl Manager {
             .map(|i| self.socket_json(i))
             .chain(self.services.keys().map(|id| self.service_json(*id)))
             .collect();
-        let failed = units.iter().filter(|u| u["state"] == "failed").count();
+        let failed = units.iter().filter(|u| u["state"] == "failed").count()
+            + self
+                .socket_failures
+                .keys()
+                .filter(|n| self.socket_index(n).is_none())
+                .count();
         let state = if self.shutting_down {
             "stopping"
         } else if self.ready.is_some() {
@@ -792,7 +898,9 @@ impl Manager {
             }
             "reset-failed" => {
                 let targets = if given.is_empty() {
-                    self.loaded_names()
+                    let mut all = self.loaded_names();
+                    all.extend(self.socket_failures.keys().cloned());
+                    all
                 } else {
                     names
                 };
@@ -822,6 +930,17 @@ impl Manager {
                             .filter(|i| !self.sockets[*i].removed)
                             .map(|i| self.socket_json(i)),
                     );
+                    let mut failures: Vec<(&String, &&str)> = self
+                        .socket_failures
+                        .iter()
+                        .filter(|(n, _)| self.socket_index(n).is_none())
+                        .collect();
+                    failures.sort();
+                    units.extend(
+                        failures
+                            .into_iter()
+                            .map(|(n, r)| self.failed_socket_json(n, r)),
+                    );
                     if command != "list-sockets" {
                         let mut ids: Vec<u64> = self.services.keys().copied().collect();
                         ids.sort_unstable();
@@ -850,6 +969,8 @@ impl Manager {
                                 "refused": 0, "plugins": Json::Null,
                                 "log": crate::logs::recent(n, STATUS_LINES, 0),
                             }));
+                        } else if let Some(result) = self.socket_failures.get(n.as_str()) {
+                            units.push(self.failed_socket_json(n, result));
                         } else if !listing {
                             // On disk, never started: inactive (dead).
                             let Some(unit) = self.unit_on_disk(n) else {
@@ -973,6 +1094,7 @@ impl Manager {
                 // from their jobs; the first refusal is the answer, once
                 // they are done.
                 let mut refused = None;
+                let mut sockets_started: Vec<String> = Vec::new();
                 for n in &names {
                     if let Ok(timer) = n.parse::<crate::unit::name::UnitName>()
                         && matches!(
@@ -1067,6 +1189,30 @@ impl Manager {
                             continue;
                         }
                     }
+                    // A socket whose service runs (with the fds it got) is
+                    // not started beside it: systemd refuses (EBUSY); a
+                    // restart stops it and then refuses the start.
+                    if command != "stop"
+                        && !command.starts_with("try")
+                        && let Some(busy) = self.socket_service_busy(n)
+                    {
+                        let listening = self
+                            .socket_index(n)
+                            .is_some_and(|i| !self.sockets[i].failed);
+                        if listening && command == "start" {
+                            continue;
+                        }
+                        if listening {
+                            self.enqueue_name(n, JobKind::Stop);
+                        }
+                        refused.get_or_insert(control::error(
+                            1,
+                            &format!(
+                                "Job for {n} failed: Socket service {busy} already active, refusing."
+                            ),
+                        ));
+                        continue;
+                    }
                     if let Some(i) = self.socket_index(n) {
                         match command {
                             // What requires the socket or is part of it stops too.
@@ -1084,6 +1230,7 @@ impl Manager {
                                         &format!("Job for {n} failed; see flint's log"),
                                     );
                                 }
+                                sockets_started.push(n.clone());
                             }
                             _ => {}
                         }
@@ -1097,12 +1244,21 @@ impl Manager {
                         && name.unit_type() == crate::unit::name::UnitType::Socket
                         && crate::unit::loader::resolve(&self.search, &name).is_ok()
                     {
+                        // A unit file that does not load is refused as
+                        // systemctl refuses it.
+                        if self.load_state(n) != Some(crate::unit::load::LoadState::Loaded) {
+                            if let Some(no) = self.job_refused(command, n) {
+                                refused.get_or_insert(no);
+                            }
+                            continue;
+                        }
                         if !self.add_socket(&name) {
                             return control::error(
                                 1,
                                 &format!("Job for {n} failed; see flint's log"),
                             );
                         }
+                        sockets_started.push(n.clone());
                         continue;
                     }
                     let found = self.find_service(n).or_else(|| {
@@ -1127,8 +1283,10 @@ impl Manager {
                 let no_block = req.get("no_block").and_then(Json::as_bool).unwrap_or(false);
                 if !no_block {
                     // The answer goes once the jobs are done (see
-                    // `answer_settled`), as systemctl waits for its jobs.
+                    // `answer_settled`), as systemctl waits for its jobs,
+                    // and the sockets started have run their commands.
                     self.answer_jobs.extend(waited);
+                    self.answer_sockets.extend(sockets_started);
                     self.answer_kind = if kind == JobKind::Stop {
                         super::switch::WaitFor::Stop
                     } else {

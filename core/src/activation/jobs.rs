@@ -1150,10 +1150,8 @@ impl Manager {
                     j.downs = downs;
                 }
                 if Class::of(state).down() {
-                    // Its sockets stop being watched while it runs.
-                    for s in svc.sockets.clone() {
-                        self.sockets[s].disarm();
-                    }
+                    // Its sockets stop being watched while it runs (see
+                    // `start`, which opens those of `Sockets=` first).
                     self.start(id);
                 }
                 true

@@ -447,6 +447,18 @@ fn step_key(state: State) -> Option<(&'static str, usize)> {
 impl Manager {
     /// Starts a service: start limit, then the start sequence.
     pub(super) fn start(&mut self, id: u64) {
+        // `Sockets=` implies `Wants=` and `After=` of those sockets (systemd's
+        // load-fragment): a service started by itself opens them first.
+        // Its sockets stop being watched while it runs.
+        self.add_listed_sockets(id);
+        let sockets = self
+            .services
+            .get(&id)
+            .map(|s| s.sockets.clone())
+            .unwrap_or_default();
+        for s in sockets {
+            self.sockets[s].disarm();
+        }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
@@ -495,7 +507,7 @@ impl Manager {
                         "{}: Failed with result 'service-start-limit-hit'.",
                         self.sockets[s].name
                     );
-                    self.sockets[s].fail();
+                    self.sockets[s].fail("service-start-limit-hit");
                 }
                 for action in &actions {
                     self.act(action);

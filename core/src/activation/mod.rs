@@ -257,6 +257,9 @@ struct Manager {
     /// The services whose jobs the control answer being made waits for
     /// (a switch's, or those of `ctl start|stop|restart`), and what for.
     answer_jobs: Vec<u64>,
+    /// The socket units the control answer being made waits for: their
+    /// `ExecStartPre=`/`ExecStartPost=` (`ctl start x.socket`).
+    answer_sockets: Vec<String>,
     answer_kind: switch::WaitFor,
     /// Switch answers waiting for their services to settle.
     waiting: Vec<switch::Waiting>,
@@ -284,6 +287,10 @@ struct Manager {
     cgroups: Option<crate::cgroup::Cgroups>,
     /// Socket units whose own commands run (`socket_hooks`), by name.
     hooks: HashMap<String, socket_hooks::SocketHooks>,
+    /// Socket units whose start failed before they had listeners (their
+    /// `ExecStartPre=` failed, or a listener could not be opened), with
+    /// their result; a start that opens them again clears them.
+    socket_failures: HashMap<String, &'static str>,
     /// The running pid (0: none) of each socket's stop commands that run
     /// with nothing waiting for them (`socket_hooks`).
     loose_hooks: Vec<std::rc::Rc<socket_hooks::CommandPid>>,
@@ -541,6 +548,7 @@ async fn run_async(
         pending_notify: Vec::new(),
         reap_pending: false,
         answer_jobs: Vec::new(),
+        answer_sockets: Vec::new(),
         answer_kind: switch::WaitFor::Switch,
         waiting: Vec::new(),
         spare: Vec::new(),
@@ -548,6 +556,7 @@ async fn run_async(
         jobs: HashMap::new(),
         cgroups: None,
         hooks: HashMap::new(),
+        socket_failures: HashMap::new(),
         loose_hooks: Vec::new(),
         ready: None,
         on_result_targets: std::collections::HashSet::new(),
@@ -867,7 +876,7 @@ impl Manager {
 
     /// Opens the sockets a service names in `Sockets=` (systemd's implied
     /// `Wants=`), so the service receives their fds too.
-    fn add_listed_sockets(&mut self, id: u64) {
+    pub(super) fn add_listed_sockets(&mut self, id: u64) {
         if self.listing_sockets.contains(&id) {
             return;
         }
@@ -997,7 +1006,7 @@ impl Manager {
             Event::ListenerFailed { socket, error } => {
                 let name = self.sockets[socket].name.clone();
                 tracing::error!("{name}: {error}; closing its listeners");
-                self.sockets[socket].fail();
+                self.sockets[socket].fail("resources");
             }
             Event::Exited {
                 service,
@@ -1078,8 +1087,9 @@ impl Manager {
             Event::Control { request, reply } => {
                 let answer = self.control(&request);
                 let jobs = std::mem::take(&mut self.answer_jobs);
+                let sockets = std::mem::take(&mut self.answer_sockets);
                 let kind = std::mem::take(&mut self.answer_kind);
-                self.wait_for_jobs(jobs, kind, answer, reply);
+                self.wait_for_jobs(jobs, sockets, kind, answer, reply);
             }
             Event::Tick => {}
             Event::ChildSignal => self.reap_orphans(),
@@ -1240,7 +1250,8 @@ impl Manager {
             "{}: Trigger limit hit, refusing further activation.",
             sock.name
         );
-        sock.fail();
+        sock.refused += 1;
+        sock.fail("trigger-limit-hit");
         false
     }
 
@@ -1372,7 +1383,7 @@ impl Manager {
             "{}: Failed to queue service startup job: {m} does not load",
             sock.name
         );
-        sock.fail();
+        sock.fail("resources");
     }
 
     fn on_accepted(&mut self, socket: usize, listener: usize, conn: OwnedFd) {
@@ -1605,7 +1616,7 @@ impl Manager {
                 sock.name
             );
             self.release(socket, peer.as_ref());
-            self.sockets[socket].fail();
+            self.sockets[socket].fail("resources");
             return;
         }
         let id = self.new_id();

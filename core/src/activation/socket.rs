@@ -298,6 +298,10 @@ pub struct SocketRt {
     armed: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     pub failed: bool,
+    /// Why it failed, as systemd's socket results read (`resources`,
+    /// `exit-code`, `timeout`, `trigger-limit-hit`,
+    /// `service-start-limit-hit`); `success` otherwise.
+    pub result: &'static str,
     /// Not listening because it was stopped (not because it failed):
     /// `inactive (dead)`, as systemd shows a stopped socket.
     pub stopped: bool,
@@ -372,6 +376,7 @@ impl SocketRt {
             armed,
             tasks: Vec::new(),
             failed: false,
+            result: "success",
             stopped: false,
             removed: false,
         };
@@ -468,10 +473,15 @@ impl SocketRt {
         }
     }
 
-    /// Puts the socket into the failed state: listeners closed.
-    pub fn fail(&mut self) {
-        tracing::error!("{}: entering failed state; listeners closed", self.unit.id);
+    /// Puts the socket into the failed state with `result`: listeners
+    /// closed.
+    pub fn fail(&mut self, result: &'static str) {
+        tracing::error!(
+            "{}: Failed with result '{result}'; listeners closed",
+            self.unit.id
+        );
         self.failed = true;
+        self.result = result;
         self.close();
     }
 

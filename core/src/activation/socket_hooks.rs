@@ -227,9 +227,12 @@ impl Manager {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::error!("{name}: {e}");
+                tracing::error!("{name}: Failed with result 'resources'.");
+                self.socket_failures.insert(name, "resources");
                 return false;
             }
         };
+        self.socket_failures.remove(&name);
         for l in &rt.listeners {
             tracing::info!("{name}: listening on {}", l.describe());
         }
@@ -248,7 +251,6 @@ impl Manager {
             if let Some(svc) = self.services.get_mut(&id) {
                 svc.sockets.push(index);
             }
-            self.add_listed_sockets(id);
             self.cgroup_ahead(id);
         }
         if has_commands(&self.sockets[index].unit, "ExecStartPost") {
@@ -407,6 +409,8 @@ impl Manager {
             }
             (Next::Open(opening), Err(e)) => {
                 tracing::error!("{name}: {e}; refusing to listen");
+                self.socket_failures
+                    .insert(name.to_string(), hook_result(&e));
                 self.spare.extend(opening.reserved);
                 self.close_spare();
                 self.fail_dependents(name);
@@ -417,7 +421,7 @@ impl Manager {
             }
             (Next::Arm(index), Err(e)) => {
                 tracing::error!("{name}: {e}; closing its listeners");
-                self.sockets[index].fail();
+                self.sockets[index].fail(hook_result(&e));
                 self.fail_dependents(name);
             }
             (Next::Close(index), result) => {
@@ -634,5 +638,15 @@ struct HookContext {
 async fn logged_socket_commands(unit: &Unit, key: &str, ctx: &HookContext, running: &CommandPid) {
     if let Err(e) = socket_commands(unit, key, ctx, running).await {
         tracing::warn!("{}: {e}", unit.id);
+    }
+}
+
+/// The socket result of a failed command of its own: `timeout` when it
+/// was killed for taking too long, else `exit-code`.
+fn hook_result(error: &str) -> &'static str {
+    if error.ends_with("timed out") {
+        "timeout"
+    } else {
+        "exit-code"
     }
 }

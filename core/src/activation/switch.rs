@@ -379,6 +379,8 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(100);
 #[derive(Debug)]
 pub(super) struct Waiting {
     jobs: Vec<u64>,
+    /// Socket units whose start commands are waited for.
+    sockets: Vec<String>,
     kind: WaitFor,
     answer: serde_json::Value,
     reply: tokio::sync::oneshot::Sender<serde_json::Value>,
@@ -928,11 +930,12 @@ impl Manager {
     pub(super) fn wait_for_jobs(
         &mut self,
         jobs: Vec<u64>,
+        sockets: Vec<String>,
         kind: WaitFor,
         answer: serde_json::Value,
         reply: tokio::sync::oneshot::Sender<serde_json::Value>,
     ) {
-        if jobs.is_empty() {
+        if jobs.is_empty() && sockets.is_empty() {
             let _ = reply.send(answer);
             return;
         }
@@ -943,6 +946,7 @@ impl Manager {
         });
         self.waiting.push(Waiting {
             jobs,
+            sockets,
             kind,
             answer,
             reply,
@@ -974,7 +978,8 @@ impl Manager {
         let mut i = 0;
         while i < self.waiting.len() {
             let w = &self.waiting[i];
-            let done = w.jobs.iter().all(|id| self.settled(*id));
+            let done = w.jobs.iter().all(|id| self.settled(*id))
+                && w.sockets.iter().all(|n| self.hooks_state(n).is_none());
             if !done && now < w.deadline {
                 i += 1;
                 continue;
@@ -983,6 +988,7 @@ impl Manager {
             let mut answer = w.answer;
             if w.kind != WaitFor::Switch {
                 self.answer_job(w.kind, &w.jobs, &mut answer);
+                self.answer_sockets(&w.sockets, &mut answer);
                 let _ = w.reply.send(answer);
                 continue;
             }
@@ -1086,6 +1092,51 @@ impl Manager {
         } else if exit != 0 {
             answer["ok"] = false.into();
             answer["exit"] = exit.into();
+            answer["error"] = lines.remove(0);
+            answer["errors"] = lines.into();
+        }
+    }
+
+    /// The answer of `flint ctl start` for socket units whose start
+    /// commands ran: one that failed (or still starts after
+    /// [`SETTLE_TIMEOUT`]) fails the answer with exit 1, as systemctl's
+    /// job does, unless a refusal answered already.
+    fn answer_sockets(&self, sockets: &[String], answer: &mut serde_json::Value) {
+        let mut lines: Vec<serde_json::Value> = Vec::new();
+        for name in sockets {
+            let result = self.socket_failures.get(name).copied().or_else(|| {
+                self.sockets
+                    .iter()
+                    .find(|s| s.name == *name && s.failed && !s.stopped)
+                    .map(|s| s.result)
+            });
+            if self.hooks_state(name).is_some() {
+                lines.push(
+                    format!(
+                        "Job for {name} is still running after {}s; see \"flint ctl status {name}\".",
+                        SETTLE_TIMEOUT.as_secs()
+                    )
+                    .into(),
+                );
+            } else if let Some(result) = result {
+                lines.push(
+                    format!(
+                        "Job for {name} failed (result '{result}'). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details."
+                    )
+                    .into(),
+                );
+            }
+        }
+        if lines.is_empty() {
+            return;
+        }
+        if answer["ok"] == false {
+            let mut errors = answer["errors"].as_array().cloned().unwrap_or_default();
+            errors.extend(lines);
+            answer["errors"] = errors.into();
+        } else {
+            answer["ok"] = false.into();
+            answer["exit"] = 1.into();
             answer["error"] = lines.remove(0);
             answer["errors"] = lines.into();
         }
