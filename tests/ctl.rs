@@ -1506,7 +1506,18 @@ fn socket_jobs_answer_as_systemctl_for_a_busy_service_listed_sockets_and_failed_
         "taken.socket",
         &format!("[Socket]\nListenStream=127.0.0.1:{taken_port}\n"),
     );
-    for name in ["pre", "slow", "taken"] {
+    // Its ExecStartPost= fails until the flag exists: failed after it had
+    // listeners, then started again.
+    let flag = tree.path().join("flag");
+    tree.write(
+        "post.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{}\nExecStartPost=/bin/test -e {}\n",
+            free_port(),
+            flag.display()
+        ),
+    );
+    for name in ["pre", "slow", "taken", "post"] {
         tree.write(
             &format!("{name}.service"),
             "[Service]\nExecStart=/bin/sleep 100\n",
@@ -1568,6 +1579,7 @@ fn socket_jobs_answer_as_systemctl_for_a_busy_service_listed_sockets_and_failed_
         ("pre.socket", "exit-code"),
         ("slow.socket", "timeout"),
         ("taken.socket", "resources"),
+        ("post.socket", "exit-code"),
     ] {
         let (code, out) = ctl(&control, &["start", unit]);
         assert_eq!(code, 1, "{unit}: {out}");
@@ -1587,5 +1599,17 @@ fn socket_jobs_answer_as_systemctl_for_a_busy_service_listed_sockets_and_failed_
         "{}",
         flint.log()
     );
+    // Once the cause is gone, a start succeeds and answers so.
     drop(taken);
+    std::fs::write(&flag, "").unwrap();
+    for unit in ["taken.socket", "post.socket"] {
+        let (code, out) = ctl(&control, &["start", unit]);
+        assert_eq!(code, 0, "{unit}: {out}{}", flint.log());
+        assert_eq!(
+            show(unit, "Result,ActiveState"),
+            "Result=success\nActiveState=active\n",
+            "{unit}: {}",
+            flint.log()
+        );
+    }
 }

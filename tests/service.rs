@@ -156,16 +156,14 @@ fn exec_condition_skips_without_failing_and_oneshot_runs_in_order() {
         "{}",
         flint.log()
     );
-    let (_, out) = common::ctl(
-        &control,
-        &["show", "-p", "ActiveState,Result", "skip.service"],
-    );
-    assert_eq!(
-        out,
-        "Result=exec-condition\nActiveState=inactive\n",
-        "{}",
-        flint.log()
-    );
+    let settled = wait_for(Duration::from_secs(10), || {
+        let (_, out) = common::ctl(
+            &control,
+            &["show", "-p", "ActiveState,Result", "skip.service"],
+        );
+        (out == "Result=exec-condition\nActiveState=inactive\n").then_some(())
+    });
+    assert!(settled.is_some(), "{}", flint.log());
 }
 
 #[test]
@@ -1505,6 +1503,9 @@ fn a_forking_service_that_left_nothing_and_no_pid_file_fails_at_once() {
 fn timeouts_stops_and_notifications_end_services_as_systemd_ends_them() {
     // Each unit here ran under systemd 252's user manager with the same
     // commands, and ended as the test expects.
+    if !common::require("python3", "the notify services are a Python script") {
+        return;
+    }
     let tree = Tree::new();
     let ran = tree.path().join("ran");
     let notify = tree.write(
@@ -1526,9 +1527,9 @@ fn timeouts_stops_and_notifications_end_services_as_systemd_ends_them() {
         // EXTEND_TIMEOUT_USEC= only ever lengthens a timeout: not the
         // running service's (it has none), not a longer start timeout.
         ("ext-running", format!("Type=notify\nExecStart={n} READY=1 s:0.2 EXTEND_TIMEOUT_USEC=500000 forever")),
-        ("ext-short", format!("Type=notify\nTimeoutStartSec=6\nExecStart={n} EXTEND_TIMEOUT_USEC=500000 forever")),
+        ("ext-short", format!("Type=notify\nTimeoutStartSec=30\nExecStart={n} EXTEND_TIMEOUT_USEC=500000 forever")),
         // WATCHDOG_USEC= replaces WatchdogSec=, or sets a watchdog.
-        ("wd-override", format!("Type=notify\nWatchdogSec=1\nExecStart={n} READY=1,WATCHDOG_USEC=30000000 forever")),
+        ("wd-override", format!("Type=notify\nWatchdogSec=2\nExecStart={n} READY=1,WATCHDOG_USEC=30000000 forever")),
         ("wd-usec", format!("Type=notify\nExecStart={n} READY=1,WATCHDOG_USEC=700000 forever")),
         // ExecStopPost= has TimeoutStopSec=, then the final kill.
         ("posthang", format!("TimeoutStopSec=1\nExecStart=/bin/sleep 30\nExecStopPost=/bin/sh -c 'trap \"\" TERM; echo posthang-post >> {r}; sleep 30'")),
@@ -1553,8 +1554,11 @@ fn timeouts_stops_and_notifications_end_services_as_systemd_ends_them() {
         ("execdash", "Type=exec\nExecStart=-/nonexistent/binary".to_string()),
         // TimeoutStartFailureMode=abort sends WatchdogSignal= (SIGABRT).
         ("abort", "Type=notify\nTimeoutStartSec=1\nTimeoutStartFailureMode=abort\nExecStart=/bin/sleep 30".to_string()),
+        // ExecStopPost= has TimeoutStopSec= however it is reached (here
+        // after a oneshot failed).
+        ("osposthang", "Type=oneshot\nTimeoutStopSec=1\nExecStart=/bin/sh -c 'exit 2'\nExecStopPost=/bin/sh -c 'trap \"\" TERM; sleep 30'".to_string()),
         // A PIDFile= naming a process that is gone is no main process.
-        ("deadpid", format!("Type=forking\nPIDFile={0}\nExecStart=/bin/sh -c 'sleep 20 & echo $$$$ > {0}; exit 0'", pid_file.display())),
+        ("deadpid", format!("Type=forking\nPIDFile={0}\nExecStart=/bin/sh -c 'sleep 300 & echo $$$$ > {0}; exit 0'", pid_file.display())),
     ];
     for (name, body) in &units {
         tree.write(&format!("{name}.service"), &format!("[Service]\n{body}\n"));
@@ -1575,6 +1579,7 @@ fn timeouts_stops_and_notifications_end_services_as_systemd_ends_them() {
     let names: Vec<String> = units.iter().map(|(n, _)| format!("{n}.service")).collect();
     args.extend(names.iter().map(String::as_str));
     args.extend(["limited.service", "waiting.service"]);
+    let began = std::time::Instant::now();
     let flint = Flint::run(&tree, &args);
     let show = |unit: &str| {
         let (_, out) = common::ctl(
@@ -1670,6 +1675,10 @@ fn timeouts_stops_and_notifications_end_services_as_systemd_ends_them() {
             "Result=exit-code ActiveState=failed SubState=failed",
         ),
         (
+            "osposthang",
+            "Result=exit-code ActiveState=failed SubState=failed",
+        ),
+        (
             "waiting",
             "Result=exit-code ActiveState=activating SubState=auto-restart",
         ),
@@ -1680,6 +1689,8 @@ fn timeouts_stops_and_notifications_end_services_as_systemd_ends_them() {
             .collect::<Vec<_>>()
     };
     let want: Vec<String> = end.iter().map(|(u, s)| format!("{u}: {s}")).collect();
+    // Past WatchdogSec=2, which WATCHDOG_USEC= replaced.
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(began.elapsed()));
     let settled = wait_for(Duration::from_secs(15), || (now() == want).then_some(()));
     assert!(settled.is_some(), "{:#?}\n{}", now(), flint.log());
     let (_, out) = common::ctl(&control, &["show", "-p", "ExecMainStatus", "abort.service"]);

@@ -381,6 +381,7 @@ impl Manager {
             if s.failed && !s.stopped && self.hooks_state(name).is_none() {
                 self.sockets[i].stopped = true;
             }
+            self.sockets[i].result = "success";
             return true;
         }
         if failed_to_open {
@@ -500,11 +501,6 @@ impl Manager {
             (self.timer_json(name), Some(t.unit.clone()))
         } else if let Some(p) = self.path_units.map.get(name) {
             (self.path_json(name), Some(p.unit.clone()))
-        } else if let Some(result) = self.socket_failures.get(name).copied() {
-            (
-                self.failed_socket_json(name, result),
-                self.unit_on_disk(name),
-            )
         } else if let Some(sub) = self.hooks_state(name) {
             // A socket whose ExecStartPre= runs.
             let state = if sub == "stop-pre" {
@@ -514,6 +510,11 @@ impl Manager {
             };
             (
                 json!({"state": state, "sub": sub, "listen": []}),
+                self.unit_on_disk(name),
+            )
+        } else if let Some(result) = self.socket_failures.get(name).copied() {
+            (
+                self.failed_socket_json(name, result),
                 self.unit_on_disk(name),
             )
         } else {

@@ -1139,10 +1139,17 @@ impl Manager {
                         }
                     }
                 }
-                // It starts after its sockets (systemd's implicit After=).
-                if Class::of(state).down() && self.sockets_starting_for(id) {
-                    return false;
+                // It starts after its sockets (systemd's implicit After=),
+                // those of `Sockets=` too, which its start pulls in.
+                if Class::of(state).down() {
+                    self.add_listed_sockets(id);
+                    if self.sockets_starting_for(id) {
+                        return false;
+                    }
                 }
+                let Some(svc) = self.services.get(&id) else {
+                    return true;
+                };
                 let (ups, downs) = (svc.ups, svc.downs);
                 if let Some(j) = self.jobs.get_mut(&id) {
                     j.running = true;
@@ -1193,30 +1200,22 @@ impl Manager {
             | State::StopWatchdog
             | State::StopSigkill
             | State::StopPost(_) => {}
-            State::Condition(_) | State::StartPre(_) => {
-                // Its control process goes; its exit ends the start.
-                if let Some(c) = svc.control_pid {
-                    signal_group(c, libc::SIGTERM);
-                    signal_group(c, libc::SIGCONT);
-                }
-                let timeout = svc.stop_timeout();
-                self.arm_timer(id, timeout);
+            // Something of the start or reload still runs: straight to the
+            // kill signal, without ExecStop= (systemd's `service_stop()`);
+            // the control process gets it with the rest, and its end counts.
+            State::Condition(_)
+            | State::StartPre(_)
+            | State::Start(_)
+            | State::StartPost(_)
+            | State::Reload(_)
+            | State::ReloadNotify => {
+                self.step(id, State::StopSigterm);
             }
             State::Running => {
                 if let Some(c) = svc.control_pid.take() {
                     signal_group(c, libc::SIGTERM);
                 }
                 self.step(id, State::Stop(0));
-            }
-            // Something of the start or reload still runs: straight to the
-            // kill signal, without ExecStop= (systemd's `service_stop()`).
-            State::Start(_) | State::StartPost(_) | State::Reload(_) | State::ReloadNotify => {
-                // Its control process gets the signal too; its end counts.
-                if let Some(c) = svc.control_pid {
-                    signal_group(c, libc::SIGTERM);
-                    signal_group(c, libc::SIGCONT);
-                }
-                self.step(id, State::StopSigterm);
             }
         }
     }

@@ -129,6 +129,9 @@ pub(super) struct ServiceRt {
     /// When the running service's timer (`RuntimeMaxSec=`) elapses, kept
     /// while a reload's own timeout is armed.
     pub runtime_due: Option<Instant>,
+    /// The running control command has the `-` prefix (its failure is
+    /// ignored, also when a stop kills it).
+    pub control_ignore: bool,
     /// The last start was refused by the start limit (whatever its
     /// result says: a restart's keeps the failure that led to it).
     pub start_limit_hit: bool,
@@ -281,6 +284,7 @@ impl ServiceRt {
             runtime_due: None,
             final_stage: 0,
             start_limit_hit: false,
+            control_ignore: false,
             fd_store: Vec::new(),
             deps: Deps::of(&unit),
             ups: 0,
@@ -449,15 +453,21 @@ impl Manager {
     pub(super) fn start(&mut self, id: u64) {
         // `Sockets=` implies `Wants=` and `After=` of those sockets (systemd's
         // load-fragment): a service started by itself opens them first.
-        // Its sockets stop being watched while it runs.
-        self.add_listed_sockets(id);
-        let sockets = self
-            .services
-            .get(&id)
-            .map(|s| s.sockets.clone())
-            .unwrap_or_default();
-        for s in sockets {
-            self.sockets[s].disarm();
+        // Its sockets stop being watched while it runs. Not for an
+        // `Accept=yes` instance: its socket goes on accepting.
+        if self.services.get(&id).is_some_and(|s| s.conn.is_none()) {
+            // A start job opened them already, before it waited for them.
+            if !self.jobs.get(&id).is_some_and(|j| j.running) {
+                self.add_listed_sockets(id);
+            }
+            let sockets = self
+                .services
+                .get(&id)
+                .map(|s| s.sockets.clone())
+                .unwrap_or_default();
+            for s in sockets {
+                self.sockets[s].disarm();
+            }
         }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
@@ -490,7 +500,7 @@ impl Manager {
                 svc.state = State::Failed;
                 // A restart's start keeps the result that led to it (systemd's
                 // `service_enter_dead()` sets only a successful one).
-                if svc.result == "success" {
+                if matches!(svc.result, "success" | "exec-condition") {
                     svc.result = "start-limit-hit";
                 }
                 svc.start_limit_hit = true;
@@ -541,6 +551,8 @@ impl Manager {
         svc.stop_announced = false;
         svc.restart_kill = false;
         svc.watchdog_override = None;
+        svc.watchdog_due = None;
+        svc.watchdog_generation += 1;
         svc.start_limit_hit = false;
         svc.launches += 1;
         svc.inactive_exit_at = Some(Instant::now());
@@ -596,6 +608,17 @@ impl Manager {
                 && !matches!(svc.state, State::Stop(_))
             {
                 // ExecStop= gets TimeoutStopSec=, as each later stop phase does.
+                let timeout = svc.stop_timeout();
+                self.arm_timer(id, timeout);
+            }
+            if state == State::StopPost(0)
+                && let Some(svc) = self.services.get_mut(&id)
+                && !matches!(svc.state, State::StopPost(_))
+            {
+                // ExecStopPost= gets TimeoutStopSec= however it is reached
+                // (systemd's `service_enter_stop_post()`), then the staged
+                // final kill (see `on_timer`).
+                svc.final_stage = 0;
                 let timeout = svc.stop_timeout();
                 self.arm_timer(id, timeout);
             }
@@ -1241,6 +1264,12 @@ impl Manager {
         }
         tracing::debug!("{name}: running {path} (pid {pid})");
         svc.control_pid = Some(pid);
+        svc.control_ignore = step_key(state).is_some_and(|(key, n)| {
+            svc.unit
+                .commands("Service", key)
+                .get(n)
+                .is_some_and(|c| c.ignore_failure)
+        });
         if svc.stopping && matches!(state, State::Condition(_) | State::StartPre(_)) {
             // Stopped while it was being started: it goes, and its exit
             // ends the start (`on_control_exit`).
@@ -1829,13 +1858,7 @@ impl Manager {
             // A command of the start (or a reload) that the stop signalled:
             // an unclean end of it is the service's result, as systemd's
             // (a command killed by SIGTERM fails it with `signal`).
-            let ignore = step_key(state).is_some_and(|(key, n)| {
-                svc.unit
-                    .commands("Service", key)
-                    .get(n)
-                    .is_some_and(|c| c.ignore_failure)
-            });
-            if !status.success() && !ignore && svc.result == "success" {
+            if !status.success() && !svc.control_ignore && svc.result == "success" {
                 svc.result = result_of(status);
             }
         }
@@ -2323,7 +2346,8 @@ impl Manager {
             && sig == svc.kill_signal()
             && sig != libc::SIGHUP;
         let timeout = svc.stop_timeout();
-        let control = svc.control_pid.is_some();
+        let control =
+            svc.control_pid.is_some() && svc.unit.get_str("Service", "KillMode") != Some("none");
         match self.kill_processes(id, sig, sighup) {
             // A control process the stop signalled (an ExecStartPost=, a
             // reload) is waited for (see `on_control_exit`).
@@ -2595,12 +2619,11 @@ impl Manager {
                 signal_group(g, libc::SIGKILL);
             }
         }
-        // ExecStopPost= gets TimeoutStopSec= (see `on_timer`).
-        let timeout = self.services.get_mut(&id).and_then(|svc| {
-            svc.final_stage = 0;
-            svc.stop_timeout()
-        });
-        self.arm_timer(id, timeout);
+        // What the stop signalled is not waited for any longer.
+        if let Some(svc) = self.services.get_mut(&id) {
+            svc.control_pid = None;
+        }
+        // ExecStopPost= gets TimeoutStopSec= (armed as `step` enters it).
         self.step(id, State::StopPost(0));
     }
 
@@ -2692,10 +2715,7 @@ impl Manager {
             _ => (svc.kill_signal(), "Terminating"),
         };
         tracing::warn!("{name}: {phase} operation timed out. {word}.");
-        if let Some(c) = svc.control_pid {
-            signal_group(c, sig);
-            signal_group(c, libc::SIGCONT);
-        }
+        // The control process gets it with the rest (`kill_processes`).
         self.kill_remaining_with(id, sig);
     }
 
@@ -3155,7 +3175,11 @@ impl Manager {
             return;
         };
         let timer = svc.timer.is_some() && svc.timer_due.is_some_and(|due| due < extended);
-        let watchdog = svc.watchdog_due.is_some_and(|due| due < extended);
+        // The watchdog of this run only, while it applies.
+        let watchdog = matches!(
+            svc.state,
+            State::Start(_) | State::StartPost(_) | State::Running | State::Reload(_)
+        ) && svc.watchdog_due.is_some_and(|due| due < extended);
         if timer {
             self.arm_timer(id, Some(after));
         }

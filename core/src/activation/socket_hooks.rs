@@ -126,6 +126,8 @@ impl Manager {
         if self.socket_index(name.as_str()).is_some() || self.hooks.contains_key(name.as_str()) {
             return true;
         }
+        // A new start: an earlier failure to open is history now.
+        self.socket_failures.remove(name.as_str());
         let Some(unit) = self.load_startable(name) else {
             return false;
         };
@@ -455,7 +457,23 @@ impl Manager {
     /// Whether a socket that triggers service `id` is still starting: its
     /// start job waits.
     pub(super) fn sockets_starting_for(&self, id: u64) -> bool {
-        self.hooks.values().any(|h| h.service == Some(id))
+        let listed: Vec<&str> = self
+            .services
+            .get(&id)
+            .map(|s| {
+                s.unit
+                    .entries("Service", "Sockets")
+                    .iter()
+                    .filter_map(|(v, _)| match v {
+                        crate::unit::load::Value::Unit(n) => Some(n.as_str()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.hooks
+            .iter()
+            .any(|(name, h)| h.service == Some(id) || listed.contains(&name.as_str()))
     }
 
     /// Closes the listeners that no socket took over (at the end of a

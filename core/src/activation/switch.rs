@@ -1105,9 +1105,9 @@ impl Manager {
         let mut lines: Vec<serde_json::Value> = Vec::new();
         for name in sockets {
             let result = self.socket_failures.get(name).copied().or_else(|| {
-                self.sockets
-                    .iter()
-                    .find(|s| s.name == *name && s.failed && !s.stopped)
+                self.socket_index(name)
+                    .map(|i| &self.sockets[i])
+                    .filter(|s| s.failed && !s.stopped)
                     .map(|s| s.result)
             });
             if self.hooks_state(name).is_some() {
