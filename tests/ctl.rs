@@ -1350,6 +1350,14 @@ fn jobs_for_units_that_did_not_load_are_refused_as_systemctl_refuses_them() {
     let tree = Tree::new();
     tree.write("ok.service", "[Service]\nExecStart=/bin/sleep 100\n");
     tree.write(
+        "broken.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/false\n",
+    );
+    tree.write(
+        "needs.service",
+        "[Unit]\nRequires=broken.service\nAfter=broken.service\n[Service]\nExecStart=/bin/sleep 100\n",
+    );
+    tree.write(
         "two.service",
         "[Service]\nExecStart=/bin/true\nExecStart=/bin/true\n",
     );
@@ -1442,6 +1450,14 @@ fn jobs_for_units_that_did_not_load_are_refused_as_systemctl_refuses_them() {
             .trim_start_matches("flint: ");
         assert_eq!((got, line), (code, first.as_str()), "{args:?}: {out}");
     }
+    // A start whose Requires= failed fails (systemd 252: "A dependency job
+    // for needs.service failed.", exit 1).
+    let (code, out) = ctl(&control, &["start", "needs.service"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("A dependency job for needs.service failed."),
+        "{out}"
+    );
     // A name refused does not keep the others from their jobs; the first
     // refusal is the answer.
     let (code, out) = ctl(&control, &["start", "nope.service", "rl.service"]);

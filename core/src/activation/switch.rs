@@ -1052,6 +1052,16 @@ impl Manager {
                     .into(),
                 );
                 exit = 1;
+            } else if start && svc.result == "dependency" && !matches!(svc.state, State::Failed) {
+                // A unit it requires failed, so its own job did (systemctl's
+                // words for JOB_DEPENDENCY).
+                lines.push(
+                    format!(
+                        "A dependency job for {name} failed. See \"flint ctl status {name}\" for details."
+                    )
+                    .into(),
+                );
+                exit = 1;
             } else if start && matches!(svc.state, State::Failed | State::AutoRestart) {
                 lines.push(
                     format!(
