@@ -221,21 +221,40 @@ impl Manager {
             .then(|| svc.unit.id.to_string())
     }
 
-    /// `status` of a socket whose start failed before it had listeners.
-    fn failed_socket_json(&self, name: &str, result: &str) -> Json {
-        let unit = self
-            .sockets
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| &s.unit);
-        json!({
-            "name": name, "type": "socket",
-            "description": unit.and_then(|u| u.get_str("Unit", "Description")).unwrap_or(""),
-            "state": "failed", "sub": "failed", "result": result, "listen": [],
+    /// `status` of a socket without listeners that is not a stopped one:
+    /// its `ExecStartPre=` runs (activating, or deactivating in its
+    /// `ExecStopPre=`), or its start failed before it had listeners.
+    fn unopened_socket_json(&self, name: &str) -> Option<Json> {
+        let (state, sub, result) = if let Some(sub) = self.hooks_state(name) {
+            let state = if sub == "stop-pre" {
+                "deactivating"
+            } else {
+                "activating"
+            };
+            (state, sub, "success")
+        } else {
+            ("failed", "failed", *self.socket_failures.get(name)?)
+        };
+        Some(json!({
+            "name": name, "type": "socket", "description": "",
+            "state": state, "sub": sub, "result": result, "listen": [],
             "triggers": Json::Null, "connections": 0, "accepted": 0,
             "refused": 0, "plugins": Json::Null,
             "log": crate::logs::recent(name, STATUS_LINES, 0),
-        })
+        }))
+    }
+
+    /// The sockets whose start failed before they had listeners (and that
+    /// have none now).
+    fn unopened_failures(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .socket_failures
+            .keys()
+            .map(String::as_str)
+            .filter(|n| self.socket_index(n).is_none())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     pub(super) fn find_service(&self, name: &str) -> Option<u64> {
@@ -440,42 +459,38 @@ impl Manager {
                 &format!("Failed to stop {n}: Unit {n} not loaded."),
             ));
         }
-        let why = match state {
-            None | Some(L::NotFound) => {
-                return Some(control::error(
-                    5,
-                    &format!("Failed to {command} {n}: Unit {n} not found."),
-                ));
-            }
-            Some(L::Masked) => {
-                return Some(control::error(
-                    1,
-                    &format!("Failed to {command} {n}: Unit {n} is masked."),
-                ));
-            }
+        let state = state.unwrap_or(L::NotFound);
+        if state == L::Loaded && command == "reload" {
             // On disk and sound, but nothing runs it.
-            Some(L::Loaded) if command == "reload" => {
-                let unit = self.unit_on_disk(n)?;
-                let can = !unit.commands("Service", "ExecReload").is_empty()
-                    || unit.get_str("Service", "Type") == Some("notify-reload");
-                return Some(if can { inactive(n) } else { not_reloadable(n) });
-            }
-            Some(L::BadSetting) => "has a bad unit file setting.",
-            Some(L::Error | L::Loaded) => "failed to load properly.",
-        };
-        Some(control::error(
-            1,
-            &format!(
-                "Failed to {command} {n}: Unit {n} {why}\nSee flint's log and 'flint ctl status {n}' for details."
+            let unit = self.unit_on_disk(n)?;
+            let can = !unit.commands("Service", "ExecReload").is_empty()
+                || unit.get_str("Service", "Type") == Some("notify-reload");
+            return Some(if can { inactive(n) } else { not_reloadable(n) });
+        }
+        // A unit that could be started but was not (a template, say) is
+        // one that did not load properly, as far as this job goes.
+        let why = match state {
+            L::Loaded => L::Error,
+            s => s,
+        }
+        .reason(n)?;
+        let failed = format!("Failed to {command} {n}: {why}");
+        Some(match state {
+            L::NotFound => control::error(5, &failed),
+            L::Masked => control::error(1, &failed),
+            _ => control::error(
+                1,
+                &format!("{failed}\nSee flint's log and 'flint ctl status {n}' for details."),
             ),
-        ))
+        })
     }
 
     /// `status` of a unit read from disk: inactive (dead), as systemctl
-    /// shows one that never started.
+    /// shows one that never started, and why it did not load.
     fn resting_json(unit: &crate::unit::load::Unit) -> Json {
         let name = unit.id.to_string();
         json!({
+            "load_reason": unit.load_state.reason(&name),
             "name": name,
             "type": name.rsplit('.').next().unwrap_or(""),
             "description": unit.get_str("Unit", "Description").unwrap_or(""),
@@ -501,22 +516,8 @@ impl Manager {
             (self.timer_json(name), Some(t.unit.clone()))
         } else if let Some(p) = self.path_units.map.get(name) {
             (self.path_json(name), Some(p.unit.clone()))
-        } else if let Some(sub) = self.hooks_state(name) {
-            // A socket whose ExecStartPre= runs.
-            let state = if sub == "stop-pre" {
-                "deactivating"
-            } else {
-                "activating"
-            };
-            (
-                json!({"state": state, "sub": sub, "listen": []}),
-                self.unit_on_disk(name),
-            )
-        } else if let Some(result) = self.socket_failures.get(name).copied() {
-            (
-                self.failed_socket_json(name, result),
-                self.unit_on_disk(name),
-            )
+        } else if let Some(status) = self.unopened_socket_json(name) {
+            (status, self.unit_on_disk(name))
         } else {
             (Json::Null, self.unit_on_disk(name))
         };
@@ -618,14 +619,9 @@ impl Manager {
                     .unwrap_or("64")
                     .to_string(),
             ));
-            let failure = self.socket_failures.get(id.as_str()).copied();
             p.push((
                 "Result",
-                status["result"]
-                    .as_str()
-                    .or(failure)
-                    .unwrap_or("success")
-                    .to_string(),
+                status["result"].as_str().unwrap_or("success").to_string(),
             ));
             p.push(("NConnections", count("connections")));
             p.push(("NAccepted", count("accepted")));
@@ -758,20 +754,16 @@ impl Manager {
                 || u.get_str("Service", "Type") == Some("notify-reload")
         });
         p.push(("CanReload", yes(loaded && reload)));
-        let error = {
+        let kind = {
             use crate::unit::load::LoadState as L;
             match load {
-                L::NotFound => Some(("NoSuchUnit", format!("Unit {id} not found."))),
-                L::Masked => Some(("UnitMasked", format!("Unit {id} is masked."))),
-                L::BadSetting => Some((
-                    "BadUnitSetting",
-                    format!("Unit {id} has a bad unit file setting."),
-                )),
-                L::Error => Some(("LoadFailed", format!("Unit {id} failed to load properly."))),
-                L::Loaded => None,
+                L::NotFound => "NoSuchUnit",
+                L::Masked => "UnitMasked",
+                L::BadSetting => "BadUnitSetting",
+                L::Error | L::Loaded => "LoadFailed",
             }
         };
-        if let Some((kind, message)) = error {
+        if let Some(message) = load.reason(&id) {
             p.push((
                 "LoadError",
                 format!("org.freedesktop.systemd1.{kind} \"{message}\""),
@@ -795,11 +787,7 @@ impl Manager {
             .chain(self.services.keys().map(|id| self.service_json(*id)))
             .collect();
         let failed = units.iter().filter(|u| u["state"] == "failed").count()
-            + self
-                .socket_failures
-                .keys()
-                .filter(|n| self.socket_index(n).is_none())
-                .count();
+            + self.unopened_failures().len();
         let state = if self.shutting_down {
             "stopping"
         } else if self.ready.is_some() {
@@ -931,16 +919,10 @@ impl Manager {
                             .filter(|i| !self.sockets[*i].removed)
                             .map(|i| self.socket_json(i)),
                     );
-                    let mut failures: Vec<(&String, &&str)> = self
-                        .socket_failures
-                        .iter()
-                        .filter(|(n, _)| self.socket_index(n).is_none())
-                        .collect();
-                    failures.sort();
                     units.extend(
-                        failures
+                        self.unopened_failures()
                             .into_iter()
-                            .map(|(n, r)| self.failed_socket_json(n, r)),
+                            .filter_map(|n| self.unopened_socket_json(n)),
                     );
                     if command != "list-sockets" {
                         let mut ids: Vec<u64> = self.services.keys().copied().collect();
@@ -961,17 +943,9 @@ impl Manager {
                             && let Some(id) = self.find_service(n)
                         {
                             units.push(self.service_json(id));
-                        } else if let Some(sub) = self.hooks_state(n) {
-                            // Its ExecStartPre= runs: no listeners yet.
-                            units.push(json!({
-                                "name": n, "type": "socket", "description": "",
-                                "state": "activating", "sub": sub, "listen": [],
-                                "triggers": Json::Null, "connections": 0, "accepted": 0,
-                                "refused": 0, "plugins": Json::Null,
-                                "log": crate::logs::recent(n, STATUS_LINES, 0),
-                            }));
-                        } else if let Some(result) = self.socket_failures.get(n.as_str()) {
-                            units.push(self.failed_socket_json(n, result));
+                        } else if let Some(status) = self.unopened_socket_json(n) {
+                            // No listeners yet, or none it could open.
+                            units.push(status);
                         } else if !listing {
                             // On disk, never started: inactive (dead).
                             let Some(unit) = self.unit_on_disk(n) else {
@@ -1470,8 +1444,9 @@ fn cpu_usec(cg: &crate::cgroup::Cgroups, unit: &str) -> Option<u64> {
 }
 
 /// systemctl's answer to a reload of a unit that cannot reload (no
-/// `ExecReload=`), or is not running: the job type is not applicable
-/// (exit 3, as systemctl's for `BUS_ERROR_JOB_TYPE_NOT_APPLICABLE`).
+/// `ExecReload=`, not `Type=notify-reload`): the job type is not
+/// applicable (exit 3, as systemctl's for
+/// `BUS_ERROR_JOB_TYPE_NOT_APPLICABLE`).
 fn not_reloadable(n: &str) -> Json {
     control::error(
         3,

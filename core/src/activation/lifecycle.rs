@@ -999,7 +999,6 @@ impl Manager {
         Some(name)
     }
 
-    /// The main process was spawned (or could not be).
     /// An `ExecStart=` command with the `-` prefix that could not be run
     /// counts as one that exited cleanly (systemd's 203/EXEC under
     /// `EXEC_COMMAND_IGNORE_FAILURE`): a oneshot goes on with its next
@@ -1031,6 +1030,7 @@ impl Manager {
         true
     }
 
+    /// The main process was spawned (or could not be).
     pub(super) fn on_main_spawned(
         &mut self,
         id: u64,
@@ -1270,12 +1270,6 @@ impl Manager {
                 .get(n)
                 .is_some_and(|c| c.ignore_failure)
         });
-        if svc.stopping && matches!(state, State::Condition(_) | State::StartPre(_)) {
-            // Stopped while it was being started: it goes, and its exit
-            // ends the start (`on_control_exit`).
-            signal_group(pid, libc::SIGTERM);
-            signal_group(pid, libc::SIGCONT);
-        }
         self.redispatch_notify();
     }
 
@@ -1849,27 +1843,17 @@ impl Manager {
             return;
         };
         let state = svc.state;
-        let killed = svc.stopping && matches!(state, State::Condition(_) | State::StartPre(_));
-        let signalled = matches!(
+        if matches!(
             state,
             State::StopSigterm | State::StopWatchdog | State::StopSigkill
-        );
-        if killed || signalled {
+        ) {
             // A command of the start (or a reload) that the stop signalled:
             // an unclean end of it is the service's result, as systemd's
-            // (a command killed by SIGTERM fails it with `signal`).
+            // (a command killed by SIGTERM fails it with `signal`). The
+            // stop goes on once the main process is gone too.
             if !status.success() && !svc.control_ignore && svc.result == "success" {
                 svc.result = result_of(status);
             }
-        }
-        if killed {
-            // Stopped while starting: what ran was killed; clean up.
-            self.arm_timer(id, None);
-            self.step(id, State::StopPost(0));
-            return;
-        }
-        if signalled {
-            // The stop goes on once the main process is gone too.
             if svc.main_pid.is_none() {
                 self.stop_settled(id);
             }
@@ -1953,14 +1937,14 @@ impl Manager {
         svc.last_status = Some(status);
         // A forking service's parent is no main process (systemd's control
         // process of the start): its end is not the main process's.
-        if !(matches!(state, State::Start(_)) && kind == "forking") {
+        let forking_parent = matches!(state, State::Start(_)) && kind == "forking";
+        if !forking_parent {
             svc.main_status = Some(status);
         }
         // `ExitType=cgroup`: the service lives on while any of its
         // processes does (systemd's `service_sigchld_event()` does not act
         // on the main process's exit then); a failure of it is the
         // service's result when the last one is gone.
-        let forking_parent = matches!(state, State::Start(_)) && kind == "forking";
         if exit_type_cgroup(svc)
             && !forking_parent
             && matches!(
@@ -2566,13 +2550,11 @@ impl Manager {
                     svc.unit.id,
                     svc.result
                 );
-                self.arm_timer(id, None);
                 self.step(id, State::StopPost(0));
             }
             State::Start(_)
                 if exit_type_cgroup(svc) && svc.control_pid.is_none() && !svc.spawning =>
             {
-                self.arm_timer(id, None);
                 self.step(id, State::StopPost(0));
             }
             // What failed (ExitType=cgroup's main process) fails the
@@ -2734,11 +2716,30 @@ impl Manager {
         if svc.main_exited && !remains_after_exit(svc) {
             return State::Stop(0);
         }
-        let runtime = svc
-            .runtime_due
-            .map(|due| due.saturating_duration_since(Instant::now()));
-        self.arm_timer(id, runtime);
+        self.resume_runtime_timer(id);
         State::Running
+    }
+
+    /// A reload begins: it gets `TimeoutStartSec=` (systemd's
+    /// `service_enter_reload()`), and the running service's timer
+    /// (`RuntimeMaxSec=`) is kept to resume after it.
+    fn arm_reload_timer(&mut self, id: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        svc.runtime_due = svc.timer.as_ref().and(svc.timer_due);
+        let timeout = svc.timeout("TimeoutStartSec", 90_000_000);
+        self.arm_timer(id, timeout);
+    }
+
+    /// A reload is over: the running service's timer is back, due when it
+    /// was (see [`Manager::arm_reload_timer`]).
+    fn resume_runtime_timer(&mut self, id: u64) {
+        let runtime = self.services.get(&id).and_then(|s| s.runtime_due);
+        self.arm_timer(
+            id,
+            runtime.map(|due| due.saturating_duration_since(Instant::now())),
+        );
     }
 
     /// The step timer of a service fired.
@@ -2955,9 +2956,7 @@ impl Manager {
             // TimeoutStartSec=, and `RuntimeMaxSec=` resumes after it.
             tracing::info!("{}: reloading", svc.unit.id);
             svc.state = State::ReloadNotify;
-            svc.runtime_due = svc.timer.as_ref().and(svc.timer_due);
-            let timeout = svc.timeout("TimeoutStartSec", 90_000_000);
-            self.arm_timer(id, timeout);
+            self.arm_reload_timer(id);
         }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
@@ -2965,11 +2964,7 @@ impl Manager {
         if msg.flag("READY") && svc.state == State::ReloadNotify {
             tracing::info!("{}: reloaded", svc.unit.id);
             svc.state = State::Running;
-            // The reload's timeout is over; `RuntimeMaxSec=` is back.
-            let runtime = svc
-                .runtime_due
-                .map(|due| due.saturating_duration_since(Instant::now()));
-            self.arm_timer(id, runtime);
+            self.resume_runtime_timer(id);
         }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
@@ -3043,10 +3038,6 @@ impl Manager {
             return Err(format!("{name} is not running; nothing to reload"));
         }
         svc.reload_result = "success";
-        // The reload gets TimeoutStartSec= (systemd's
-        // `service_enter_reload()`); `RuntimeMaxSec=` resumes after it.
-        svc.runtime_due = svc.timer.as_ref().and(svc.timer_due);
-        let reload_timeout = svc.timeout("TimeoutStartSec", 90_000_000);
         if svc.service_type() == "notify-reload" {
             let sig = match svc.unit.get("Service", "ReloadSignal") {
                 Some(Value::Signal(s)) => *s,
@@ -3055,7 +3046,7 @@ impl Manager {
             if let Some(pid) = svc.main_pid {
                 svc.state = State::ReloadNotify;
                 signal_pid(pid, sig);
-                self.arm_timer(id, reload_timeout);
+                self.arm_reload_timer(id);
                 return Ok(());
             }
             if !svc.main_exited {
@@ -3074,7 +3065,7 @@ impl Manager {
                 "Job type reload is not applicable for unit {name}."
             ));
         }
-        self.arm_timer(id, reload_timeout);
+        self.arm_reload_timer(id);
         self.step(id, State::Reload(0));
         Ok(())
     }

@@ -883,14 +883,8 @@ impl Manager {
         let Some(svc) = self.services.get(&id) else {
             return;
         };
-        let listed: Vec<UnitName> = svc
-            .unit
-            .entries("Service", "Sockets")
-            .iter()
-            .filter_map(|(v, _)| match v {
-                Value::Unit(n) => n.parse().ok(),
-                _ => None,
-            })
+        let listed: Vec<UnitName> = listed_sockets(&svc.unit)
+            .filter_map(|n| n.parse().ok())
             .collect();
         self.listing_sockets.push(id);
         for name in listed {
@@ -1786,9 +1780,8 @@ impl Manager {
     /// trigger it by unit name. Failed sockets contribute nothing.
     fn service_sockets(&self, svc: &ServiceRt) -> Vec<usize> {
         let mut out: Vec<usize> = Vec::new();
-        for (v, _) in svc.unit.entries("Service", "Sockets") {
-            if let Value::Unit(name) = v
-                && let Some(i) = self.sockets.iter().position(|s| s.name == *name)
+        for name in listed_sockets(&svc.unit) {
+            if let Some(i) = self.sockets.iter().position(|s| s.name == name)
                 && !out.contains(&i)
             {
                 out.push(i);
@@ -2053,6 +2046,16 @@ fn peer_text(peer: Option<&Peer>) -> String {
         Some(Peer::Vsock { cid, port }) => format!("vsock:{cid}:{port}"),
         _ => "an unknown peer".to_string(),
     }
+}
+
+/// The socket units a service names in `Sockets=`, in their order.
+pub(super) fn listed_sockets(unit: &Unit) -> impl Iterator<Item = &str> {
+    unit.entries("Service", "Sockets")
+        .iter()
+        .filter_map(|(v, _)| match v {
+            Value::Unit(n) => Some(n.as_str()),
+            _ => None,
+        })
 }
 
 #[cfg(test)]

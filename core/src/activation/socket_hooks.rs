@@ -460,16 +460,7 @@ impl Manager {
         let listed: Vec<&str> = self
             .services
             .get(&id)
-            .map(|s| {
-                s.unit
-                    .entries("Service", "Sockets")
-                    .iter()
-                    .filter_map(|(v, _)| match v {
-                        crate::unit::load::Value::Unit(n) => Some(n.as_str()),
-                        _ => None,
-                    })
-                    .collect()
-            })
+            .map(|s| super::listed_sockets(&s.unit).collect())
             .unwrap_or_default();
         self.hooks
             .iter()

@@ -710,14 +710,7 @@ impl Manager {
             }
             socket = Some(config);
         } else {
-            pulled.extend(
-                unit.entries("Service", "Sockets")
-                    .iter()
-                    .filter_map(|(v, _)| match v {
-                        load::Value::Unit(n) => n.parse().ok(),
-                        _ => None,
-                    }),
-            );
+            pulled.extend(super::listed_sockets(&unit).filter_map(|n| n.parse().ok()));
         }
         new.insert(
             name.to_string(),
@@ -1044,13 +1037,7 @@ impl Manager {
             };
             let name = svc.unit.id.to_string();
             if !self.settled(*id) {
-                lines.push(
-                    format!(
-                        "Job for {name} is still running after {}s; see \"flint ctl status {name}\".",
-                        SETTLE_TIMEOUT.as_secs()
-                    )
-                    .into(),
-                );
+                lines.push(job_still_running(&name));
                 exit = 1;
             } else if start && svc.result == "dependency" && !matches!(svc.state, State::Failed) {
                 // A unit it requires failed, so its own job did (systemctl's
@@ -1062,34 +1049,19 @@ impl Manager {
                     .into(),
                 );
                 exit = 1;
-            } else if start && matches!(svc.state, State::Failed | State::AutoRestart) {
-                lines.push(
-                    format!(
-                        "Job for {name} failed (result '{}'). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details.",
-                        svc.result
-                    )
-                    .into(),
-                );
-                exit = 1;
-            } else if kind == WaitFor::Reload && matches!(svc.state, State::Failed) {
-                // The service failed during its reload (its main process).
-                lines.push(
-                    format!(
-                        "Job for {name} failed (result '{}'). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details.",
-                        svc.result
-                    )
-                    .into(),
-                );
+            } else if (start && matches!(svc.state, State::Failed | State::AutoRestart))
+                || (kind == WaitFor::Reload && svc.state == State::Failed)
+            {
+                // A start that failed, or a service that failed during its
+                // reload (its main process).
+                lines.push(job_failed(&name, &format!("result '{}'", svc.result)));
                 exit = 1;
             } else if kind == WaitFor::Reload && svc.reload_result != "success" {
                 // systemctl's words for a failed reload job.
-                lines.push(
-                    format!(
-                        "Job for {name} failed (reload result '{}'). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details.",
-                        svc.reload_result
-                    )
-                    .into(),
-                );
+                lines.push(job_failed(
+                    &name,
+                    &format!("reload result '{}'", svc.reload_result),
+                ));
                 exit = 1;
             }
         }
@@ -1121,20 +1093,9 @@ impl Manager {
                     .map(|s| s.result)
             });
             if self.hooks_state(name).is_some() {
-                lines.push(
-                    format!(
-                        "Job for {name} is still running after {}s; see \"flint ctl status {name}\".",
-                        SETTLE_TIMEOUT.as_secs()
-                    )
-                    .into(),
-                );
+                lines.push(job_still_running(name));
             } else if let Some(result) = result {
-                lines.push(
-                    format!(
-                        "Job for {name} failed (result '{result}'). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details."
-                    )
-                    .into(),
-                );
+                lines.push(job_failed(name, &format!("result '{result}'")));
             }
         }
         if lines.is_empty() {
@@ -1344,6 +1305,24 @@ impl Manager {
         }
         warnings
     }
+}
+
+/// systemctl's words for a job still going after [`SETTLE_TIMEOUT`].
+fn job_still_running(name: &str) -> serde_json::Value {
+    format!(
+        "Job for {name} is still running after {}s; see \"flint ctl status {name}\".",
+        SETTLE_TIMEOUT.as_secs()
+    )
+    .into()
+}
+
+/// systemctl's words for a failed job; `what` is its result
+/// (`result 'exit-code'`, `reload result 'timeout'`).
+fn job_failed(name: &str, what: &str) -> serde_json::Value {
+    format!(
+        "Job for {name} failed ({what}). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details."
+    )
+    .into()
 }
 
 #[cfg(test)]

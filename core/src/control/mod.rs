@@ -387,13 +387,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             }
             // A unit that did not load says why, as systemctl's
             // "Loaded: bad-setting (Reason: ...)".
-            if let Some(load) = u["load"].as_str().filter(|l| *l != "loaded") {
-                let reason = match load {
-                    "not-found" => format!("Unit {name} not found."),
-                    "masked" => format!("Unit {name} is masked."),
-                    "bad-setting" => format!("Unit {name} has a bad unit file setting."),
-                    _ => format!("Unit {name} failed to load properly."),
-                };
+            if let (Some(load), Some(reason)) = (u["load"].as_str(), u["load_reason"].as_str()) {
                 let _ = writeln!(out, "     Loaded: {load} (Reason: {reason})");
             }
             let _ = writeln!(

@@ -237,6 +237,18 @@ impl LoadState {
             LoadState::Error => "error",
         }
     }
+
+    /// Why unit `id` in this state cannot be used, in systemd's words (its
+    /// bus error's message); `None` for a loaded unit.
+    pub fn reason(self, id: &str) -> Option<String> {
+        Some(match self {
+            LoadState::Loaded => return None,
+            LoadState::NotFound => format!("Unit {id} not found."),
+            LoadState::Masked => format!("Unit {id} is masked."),
+            LoadState::BadSetting => format!("Unit {id} has a bad unit file setting."),
+            LoadState::Error => format!("Unit {id} failed to load properly."),
+        })
+    }
 }
 
 /// A loaded unit: what systemd's manager holds after `unit_load()`.
