@@ -186,10 +186,11 @@ fn a_failed_requirement_fails_its_dependents_and_wanted_ones_start_anyway() {
     for unit in ["needs.service", "deeper.service", "req.service"] {
         let s = wait_for(Duration::from_secs(10), || {
             let s = status(&control, unit);
-            (s["result"] == "dependency").then_some(s)
+            (s["job_result"] == "dependency").then_some(s)
         })
         .unwrap_or_else(|| panic!("{unit}: {}\n{}", status(&control, unit), flint.log()));
         assert_eq!(s["state"], "inactive", "{unit}: {s}");
+        assert_eq!(s["result"], "success", "{unit}: {s}");
     }
     assert!(
         flint.wait_log("needs.service: Dependency failed for needs bad."),
@@ -754,16 +755,17 @@ fn a_masked_slice_fails_what_runs_in_it() {
     for unit in ["in-masked.service", "in-child.service"] {
         let s = wait_for(Duration::from_secs(10), || {
             let s = status(&control, unit);
-            (s["result"] == "dependency").then_some(s)
+            (s["job_result"] == "dependency").then_some(s)
         })
         .unwrap_or_else(|| panic!("{unit}: {}\n{}", status(&control, unit), flint.log()));
         assert_eq!(s["state"], "inactive", "{unit}: {s}");
+        assert_eq!(s["result"], "success", "{unit}: {s}");
     }
     // Started on request, through a transaction.
     ctl(&control, &["start", "later.service"]);
     let s = wait_for(Duration::from_secs(10), || {
         let s = status(&control, "later.service");
-        (s["result"] == "dependency").then_some(s)
+        (s["job_result"] == "dependency").then_some(s)
     })
     .unwrap_or_else(|| panic!("{}\n{}", status(&control, "later.service"), flint.log()));
     assert_eq!(s["state"], "inactive", "{s}");
@@ -822,4 +824,104 @@ fn a_socket_listens_again_after_its_service_failed_by_dependency() {
         .matches("Job dep.service/start failed with result 'dependency'")
         .count();
     assert!(attempts >= 2, "started again after listening again: {log}");
+}
+
+/// Targets are units with jobs, as in systemd: a unit ordered after a
+/// target waits for what the target pulls in (a target is ordered after
+/// what it wants), a target's own `Wants=` and `Requires=` are followed,
+/// `flint ctl start|stop` acts on targets and what is `PartOf=` them, a
+/// target whose requirement fails is not reached, and the tree's
+/// `default.target` is reached once what it wants is up.
+#[test]
+fn targets_are_units_that_order_pull_in_and_stop_as_in_systemd() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    tree.write("online.target", "[Unit]\nDescription=Online\n");
+    tree.write(
+        "wait.service",
+        &format!(
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart={}\n",
+            sh(&format!("sleep 0.7; echo wait >> {l}"))
+        ),
+    );
+    std::fs::create_dir(tree.path().join("online.target.wants")).unwrap();
+    std::os::unix::fs::symlink(
+        "../wait.service",
+        tree.path().join("online.target.wants/wait.service"),
+    )
+    .unwrap();
+    tree.write(
+        "app.service",
+        &format!(
+            "[Unit]\nWants=online.target\nAfter=online.target\n[Service]\nExecStart={}\n",
+            sh(&format!("echo app >> {l}; exec sleep 1000"))
+        ),
+    );
+    tree.write("default.target", "[Unit]\nDescription=Default\n");
+    std::fs::create_dir(tree.path().join("default.target.wants")).unwrap();
+    std::os::unix::fs::symlink(
+        "../app.service",
+        tree.path().join("default.target.wants/app.service"),
+    )
+    .unwrap();
+    // Pulled in by the target's own Wants=, stopped with it (PartOf=).
+    tree.write(
+        "grp.target",
+        "[Unit]\nDescription=Group\nWants=part.service\n",
+    );
+    tree.write(
+        "part.service",
+        "[Unit]\nPartOf=grp.target\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write("needy.target", "[Unit]\nRequires=bad.service\n");
+    tree.write(
+        "bad.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/false\n",
+    );
+    // No unit named: what default.target's links want.
+    let (flint, control) = run(&tree, &[]);
+    let seen = wait_for(Duration::from_secs(15), || {
+        Some(lines(&log)).filter(|l| l.len() >= 2)
+    })
+    .unwrap_or_else(|| panic!("both ran: {:?}\n{}", lines(&log), flint.log()));
+    assert_eq!(
+        seen,
+        ["wait", "app"],
+        "app.service (After=online.target) waits for what online.target wants"
+    );
+    wait_state(&control, "online.target", "active");
+    wait_state(&control, "default.target", "active");
+    assert!(flint.wait_log("Reached target Online."), "{}", flint.log());
+    let (_, shown) = ctl(
+        &control,
+        &["show", "-p", "ActiveState,SubState", "default.target"],
+    );
+    assert!(
+        shown.contains("ActiveState=active") && shown.contains("SubState=active"),
+        "{shown}"
+    );
+
+    let (code, out) = ctl(&control, &["start", "grp.target"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(status(&control, "grp.target")["state"], "active");
+    wait_state(&control, "part.service", "active");
+    let (code, out) = ctl(&control, &["stop", "grp.target"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(status(&control, "grp.target")["state"], "inactive");
+    wait_state(&control, "part.service", "inactive");
+    assert_eq!(status(&control, "app.service")["state"], "active");
+
+    let (code, out) = ctl(&control, &["start", "needy.target"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("A dependency job for needy.target failed."),
+        "{out}"
+    );
+    assert_eq!(status(&control, "needy.target")["state"], "inactive");
+    assert_eq!(status(&control, "bad.service")["state"], "failed");
+
+    let (code, out) = ctl(&control, &["start", "nothere.target"]);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("Unit nothere.target not found."), "{out}");
 }

@@ -78,7 +78,7 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
 }
 
 /// Log lines `status` shows, as `systemctl status` does.
-const STATUS_LINES: usize = 10;
+pub(super) const STATUS_LINES: usize = 10;
 
 fn service_state(state: State, remain: bool) -> (&'static str, &'static str) {
     match state {
@@ -134,6 +134,8 @@ impl Manager {
             "cpu_usec": cgroup.and_then(|cg| cpu_usec(cg, unit)),
             "status": svc.status_text,
             "result": svc.result,
+            // How its last start job ended, when a unit it needs failed.
+            "job_result": svc.dependency_failed.then_some("dependency"),
             "restarts": svc.restarts,
             "last_exit": svc.last_status.map(|s| s.to_string()),
             "main_exit": svc.main_status.map(|s| s.to_string()),
@@ -516,6 +518,8 @@ impl Manager {
             (self.timer_json(name), Some(t.unit.clone()))
         } else if let Some(p) = self.path_units.map.get(name) {
             (self.path_json(name), Some(p.unit.clone()))
+        } else if let Some(id) = self.find_target(name) {
+            (self.target_json(id), Some(self.targets[&id].unit.clone()))
         } else if let Some(status) = self.unopened_socket_json(name) {
             (status, self.unit_on_disk(name))
         } else {
@@ -930,6 +934,9 @@ impl Manager {
                         units.extend(ids.into_iter().map(|id| self.service_json(id)));
                         units.extend(self.timers.map.keys().map(|n| self.timer_json(n)));
                         units.extend(self.path_units.map.keys().map(|n| self.path_json(n)));
+                        let mut ids: Vec<u64> = self.targets.keys().copied().collect();
+                        ids.sort_unstable();
+                        units.extend(ids.into_iter().map(|id| self.target_json(id)));
                     }
                 } else {
                     for n in &names {
@@ -943,6 +950,10 @@ impl Manager {
                             && let Some(id) = self.find_service(n)
                         {
                             units.push(self.service_json(id));
+                        } else if command != "list-sockets"
+                            && let Some(id) = self.find_target(n)
+                        {
+                            units.push(self.target_json(id));
                         } else if let Some(status) = self.unopened_socket_json(n) {
                             // No listeners yet, or none it could open.
                             units.push(status);
@@ -1132,6 +1143,27 @@ impl Manager {
                                 &format!("Job for {n} failed; see flint's log"),
                             );
                         }
+                        continue;
+                    }
+                    // A target: its job waits for its ordering and pulls in
+                    // what it wants (a stop, what requires it or is part
+                    // of it).
+                    if let Ok(name) = n.parse::<crate::unit::name::UnitName>()
+                        && name.unit_type() == crate::unit::name::UnitType::Target
+                    {
+                        let id = if command == "stop" || command.starts_with("try") {
+                            self.find_target(n)
+                        } else {
+                            self.add_target(&name)
+                        };
+                        let Some(id) = id else {
+                            if let Some(no) = self.job_refused(command, n) {
+                                refused.get_or_insert(no);
+                            }
+                            continue;
+                        };
+                        self.enqueue_name(n, kind);
+                        waited.push(id);
                         continue;
                     }
                     // `try-*`: a unit that does not run is left as it is;

@@ -24,10 +24,11 @@
 //! down on its own takes the units `BindsTo=` it down, and a unit running
 //! while a unit it `BindsTo=` is inactive is stopped.
 //!
-//! Units flint does not run (targets, mounts, devices, ...) count as
-//! active and have no jobs; a target pulls in what it wants. Socket units
-//! are opened at once and have no jobs either: they are active while they
-//! listen.
+//! Targets get jobs as services do (see `target`): their start waits for
+//! their ordering and pulls in what they want. Units flint does not run
+//! (mounts, devices, ...) count as active and have no jobs; slices pull
+//! in their parents without a job. Socket units are opened at once and
+//! have no jobs either: they are active while they listen.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -273,9 +274,9 @@ pub(super) fn job_waits(mine: JobKind, other: JobKind, after: bool, before: bool
 
 /// A unit as a transaction sees it.
 pub(super) enum Node {
-    /// A service or socket flint runs; it gets a job.
+    /// A service, socket or target flint runs; it gets a job.
     Runs(Deps),
-    /// A target: no job, but it pulls in what it wants.
+    /// A slice: no job, but it pulls in its parent.
     Group(Deps),
     /// A unit of a type flint does not run: it counts as there.
     Foreign,
@@ -308,7 +309,7 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
     let mut tr = Transaction::default();
     let mut queue: VecDeque<(String, JobKind, bool)> = VecDeque::new();
     queue.push_back((anchor.to_string(), kind, true));
-    // Per unit: the job it got (or would have got, for targets).
+    // Per unit: the job it got (or would have got, for slices).
     let mut planned: HashMap<String, JobKind> = HashMap::new();
     let mut steps = 0usize;
     while let Some((name, kind, required)) = queue.pop_front() {
@@ -465,21 +466,11 @@ impl Graph for ManagerGraph<'_> {
                     Node::Missing
                 }
             }
-            UnitType::Target => {
-                let unit = m.units.load(&m.search, &unit_name);
-                if unit.is_loaded() {
-                    Node::Group(Deps::of(&unit))
-                } else {
-                    // A target without a file still has its links.
-                    let index = crate::unit::loader::UnitIndex::build(&m.search);
-                    let (wants, requires) = index.dependency_links(&unit_name);
-                    Node::Group(Deps {
-                        wants: wants.iter().map(ToString::to_string).collect(),
-                        requires: requires.iter().map(ToString::to_string).collect(),
-                        ..Deps::default()
-                    })
-                }
-            }
+            // A target without a file still has its links.
+            UnitType::Target => match m.add_target(&unit_name) {
+                Some(id) => Node::Runs(m.targets[&id].deps.clone()),
+                None => Node::Missing,
+            },
             // A slice needs no file; one that is masked or fails to load
             // fails what `Requires=` it (everything in it).
             UnitType::Slice => match m.usable_slice(&unit_name) {
@@ -498,6 +489,12 @@ impl Graph for ManagerGraph<'_> {
             if !svc.deps.is_empty() {
                 f(svc.unit.id.as_str(), &svc.deps);
             }
+        }
+        let mut ids: Vec<&u64> = self.0.targets.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let t = &self.0.targets[id];
+            f(t.unit.id.as_str(), &t.deps);
         }
         // Listening sockets: a stop of the service they are `PartOf=` or
         // `BindsTo=` stops them too (cups.socket, cockpit's sockets).
@@ -585,7 +582,7 @@ impl Manager {
 
     /// Installs one job of a transaction.
     fn install(&mut self, name: &str, kind: JobKind, anchor: bool) {
-        if let Some(id) = self.find_service(name) {
+        if let Some(id) = self.find_service(name).or_else(|| self.find_target(name)) {
             self.install_job(id, kind, anchor);
             return;
         }
@@ -619,10 +616,12 @@ impl Manager {
     /// systemd's job mode `replace`). Outside the anchor of a request, a
     /// job that would change nothing is left out.
     pub(super) fn install_job(&mut self, id: u64, kind: JobKind, anchor: bool) {
-        let Some(svc) = self.services.get(&id) else {
+        let (Some(class), Some(unit_name)) = (
+            self.holder_class(id),
+            self.holder_name(id).map(str::to_string),
+        ) else {
             return;
         };
-        let class = Class::of(svc.state);
         let kind = match kind {
             JobKind::TryRestart if class == Class::Active => JobKind::Restart,
             JobKind::TryRestart => return,
@@ -635,8 +634,7 @@ impl Manager {
                 return;
             }
             tracing::debug!(
-                "{}: job {} replaced by {}",
-                svc.unit.id,
+                "{unit_name}: job {} replaced by {}",
                 existing.kind.as_str(),
                 kind.as_str()
             );
@@ -651,13 +649,58 @@ impl Manager {
                 return;
             }
         }
-        tracing::debug!("{}: job {} queued", svc.unit.id, kind.as_str());
+        tracing::debug!("{unit_name}: job {} queued", kind.as_str());
+        if let Some(svc) = self.services.get_mut(&id) {
+            svc.dependency_failed = false;
+        }
         self.jobs.insert(id, Job::new(kind));
     }
 
-    /// Whether the service named `name` has a job.
+    /// The name of the service or target `id`.
+    fn holder_name(&self, id: u64) -> Option<&str> {
+        match self.services.get(&id) {
+            Some(s) => Some(s.unit.id.as_str()),
+            None => self.targets.get(&id).map(|t| t.unit.id.as_str()),
+        }
+    }
+
+    /// What the service or target `id` is doing.
+    fn holder_class(&self, id: u64) -> Option<Class> {
+        match self.services.get(&id) {
+            Some(s) => Some(Class::of(s.state)),
+            None => self.targets.get(&id).map(|t| {
+                if t.active {
+                    Class::Active
+                } else {
+                    Class::Inactive
+                }
+            }),
+        }
+    }
+
+    /// The dependencies of the service or target `id`.
+    fn holder_deps(&self, id: u64) -> Option<&Deps> {
+        match self.services.get(&id) {
+            Some(s) => Some(&s.deps),
+            None => self.targets.get(&id).map(|t| &t.deps),
+        }
+    }
+
+    /// Whether `name` names the service or target `id`.
+    fn holder_is(&self, id: u64, name: &str) -> bool {
+        match self.services.get(&id) {
+            Some(s) => names(s, name),
+            None => self
+                .targets
+                .get(&id)
+                .is_some_and(|t| t.unit.id.as_str() == name || t.unit.name.as_str() == name),
+        }
+    }
+
+    /// Whether the service or target named `name` has a job.
     fn has_job(&self, name: &str) -> bool {
         self.find_service(name)
+            .or_else(|| self.find_target(name))
             .is_some_and(|id| self.jobs.contains_key(&id))
     }
 
@@ -674,8 +717,11 @@ impl Manager {
                 Class::Active
             };
         }
+        if let Some(id) = self.find_target(name) {
+            return self.holder_class(id).unwrap_or_default();
+        }
         match name.parse::<UnitName>().map(|n| n.unit_type()) {
-            Ok(UnitType::Service | UnitType::Socket) => Class::Inactive,
+            Ok(UnitType::Service | UnitType::Socket | UnitType::Target) => Class::Inactive,
             _ => Class::Active,
         }
     }
@@ -776,6 +822,9 @@ impl Manager {
             .collect();
         running.sort_unstable();
         for id in running {
+            if self.targets.contains_key(&id) {
+                continue;
+            }
             let Some(job) = self.jobs.get_mut(&id) else {
                 continue;
             };
@@ -880,6 +929,17 @@ impl Manager {
                     ]
                     .iter()
                     .any(|l| l.iter().any(|n| n == name))
+            }) || self.targets.iter().any(|(tid, t)| {
+                (t.active || self.jobs.contains_key(tid))
+                    && [
+                        &t.deps.requires,
+                        &t.deps.requisite,
+                        &t.deps.wants,
+                        &t.deps.binds_to,
+                        &t.deps.upholds,
+                    ]
+                    .iter()
+                    .any(|l| l.iter().any(|n| n == name))
             });
             if !pinned {
                 unneeded.push(*id);
@@ -943,6 +1003,10 @@ impl Manager {
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
+        if self.targets.contains_key(&id) {
+            self.finish_target_job(id, job.kind, result);
+            return;
+        }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
@@ -968,7 +1032,7 @@ impl Manager {
                 job.kind.as_str()
             );
             if Class::of(svc.state).down() {
-                svc.result = "dependency";
+                svc.dependency_failed = true;
                 // An Accept=yes instance that never ran lets go of its
                 // connection.
                 if svc.conn.is_some() {
@@ -994,6 +1058,36 @@ impl Manager {
         }
     }
 
+    /// [`Self::finish_job`] for a target: as systemd's job results for it.
+    fn finish_target_job(&mut self, id: u64, kind: JobKind, result: JobResult) {
+        let Some(t) = self.targets.get_mut(&id) else {
+            return;
+        };
+        t.last_job = Some(result);
+        let name = t.unit.id.to_string();
+        tracing::debug!("{name}: job {} finished, result={result:?}", kind.as_str());
+        if kind == JobKind::Restart && result == JobResult::Done {
+            self.jobs.insert(id, Job::new(JobKind::Start));
+            return;
+        }
+        if result == JobResult::Dependency {
+            let description = t
+                .unit
+                .get_str("Unit", "Description")
+                .filter(|d| !d.is_empty())
+                .unwrap_or(&name)
+                .to_string();
+            tracing::warn!("{name}: Dependency failed for {description}.");
+            tracing::warn!(
+                "{name}: Job {name}/{} failed with result 'dependency'.",
+                kind.as_str()
+            );
+        }
+        if kind == JobKind::Start && matches!(result, JobResult::Failed | JobResult::Dependency) {
+            self.fail_dependents(&name);
+        }
+    }
+
     /// The start of `name` failed (or it does not load): the starts that
     /// need it fail with result `dependency`.
     pub(super) fn fail_dependents(&mut self, name: &str) {
@@ -1001,8 +1095,7 @@ impl Manager {
             .jobs
             .iter()
             .filter(|(id, j)| {
-                j.kind == JobKind::Start
-                    && self.services.get(id).is_some_and(|s| s.deps.needs(name))
+                j.kind == JobKind::Start && self.holder_deps(**id).is_some_and(|d| d.needs(name))
             })
             .map(|(id, _)| *id)
             .collect();
@@ -1056,11 +1149,7 @@ impl Manager {
         if let Some(cycle) = find_cycle(&edges) {
             let names: Vec<String> = cycle
                 .iter()
-                .filter_map(|&i| {
-                    self.services
-                        .get(&waiting[i])
-                        .map(|s| s.unit.id.to_string())
-                })
+                .filter_map(|&i| self.holder_name(waiting[i]).map(str::to_string))
                 .collect();
             let first = waiting[cycle[0]];
             tracing::warn!(
@@ -1078,7 +1167,7 @@ impl Manager {
 
     /// Every job that keeps service `id` waiting.
     fn blockers(&self, id: u64) -> Vec<u64> {
-        let (Some(job), Some(me)) = (self.jobs.get(&id), self.services.get(&id)) else {
+        let (Some(job), Some(mine)) = (self.jobs.get(&id), self.holder_deps(id)) else {
             return Vec::new();
         };
         if job.ignore_order {
@@ -1088,11 +1177,11 @@ impl Manager {
             .iter()
             .filter(|(o, _)| **o != id)
             .filter_map(|(&oid, other)| {
-                let o = self.services.get(&oid)?;
-                let after = me.deps.after.iter().any(|n| names(o, n))
-                    || o.deps.before.iter().any(|n| names(me, n));
-                let before = me.deps.before.iter().any(|n| names(o, n))
-                    || o.deps.after.iter().any(|n| names(me, n));
+                let theirs = self.holder_deps(oid)?;
+                let after = mine.after.iter().any(|n| self.holder_is(oid, n))
+                    || theirs.before.iter().any(|n| self.holder_is(id, n));
+                let before = mine.before.iter().any(|n| self.holder_is(oid, n))
+                    || theirs.after.iter().any(|n| self.holder_is(id, n));
                 job_waits(job.kind, other.kind, after, before).then_some(oid)
             })
             .collect()
@@ -1104,6 +1193,9 @@ impl Manager {
         let Some(kind) = self.jobs.get(&id).map(|j| j.kind) else {
             return false;
         };
+        if self.targets.contains_key(&id) {
+            return self.run_target_job(id, kind);
+        }
         let Some(svc) = self.services.get(&id) else {
             self.jobs.remove(&id);
             return true;
@@ -1183,6 +1275,44 @@ impl Manager {
         }
     }
 
+    /// [`Self::run_job`] for a target: a start makes it active once its
+    /// requisites are, a stop inactive (systemd's `target_start()`,
+    /// `target_stop()`).
+    fn run_target_job(&mut self, id: u64, kind: JobKind) -> bool {
+        match kind {
+            JobKind::Start => {
+                if self.shutting_down {
+                    self.finish_job(id, JobResult::Canceled);
+                    return true;
+                }
+                let Some(t) = self.targets.get(&id) else {
+                    return false;
+                };
+                let name = t.unit.id.to_string();
+                if !t.active {
+                    for r in t.deps.requisite.clone() {
+                        match self.class_of_name(&r) {
+                            Class::Active => {}
+                            Class::Activating if self.has_job(&r) => return false,
+                            _ => {
+                                tracing::warn!("{name}: {r} (Requisite=) is not active");
+                                self.finish_job(id, JobResult::Dependency);
+                                return true;
+                            }
+                        }
+                    }
+                }
+                self.set_target_active(id, true);
+                self.finish_job(id, JobResult::Done);
+            }
+            JobKind::Stop | JobKind::Restart | JobKind::TryRestart => {
+                self.set_target_active(id, false);
+                self.finish_job(id, JobResult::Done);
+            }
+        }
+        true
+    }
+
     /// Stops a service for a job: `ExecStop=`, then the kill procedure
     /// (with `RestartKillSignal=` when `restart`).
     fn begin_stop(&mut self, id: u64, restart: bool) {
@@ -1242,7 +1372,7 @@ mod tests {
     impl Graph for Fake {
         fn node(&mut self, name: &str) -> Node {
             match self.0.iter().find(|(n, _)| n == name) {
-                Some((n, d)) if n.ends_with("target") => Node::Group(d.clone()),
+                Some((n, d)) if n.ends_with("slice") => Node::Group(d.clone()),
                 Some((_, d)) => Node::Runs(d.clone()),
                 None if name.ends_with("mount") => Node::Foreign,
                 None => Node::Missing,
@@ -1409,10 +1539,10 @@ mod tests {
     }
 
     #[test]
-    fn targets_pull_in_without_a_job_and_contradictions_keep_the_start() {
+    fn slices_pull_in_without_a_job_and_contradictions_keep_the_start() {
         let mut g = Fake(vec![
             (
-                "multi-user.target".into(),
+                "machine.slice".into(),
                 Deps {
                     wants: list("a.service b.service"),
                     ..Deps::default()
@@ -1427,7 +1557,7 @@ mod tests {
             ),
             ("b.service".into(), Deps::default()),
         ]);
-        let tr = transaction(&mut g, "multi-user.target", JobKind::Start);
+        let tr = transaction(&mut g, "machine.slice", JobKind::Start);
         assert_eq!(jobs(&tr), ["a.service/start", "b.service/start"]);
         // Conflicts= works both ways: each is both to start and to stop.
         assert_eq!(tr.contradictions, ["b.service", "a.service"]);

@@ -135,6 +135,9 @@ pub(super) struct ServiceRt {
     /// The last start was refused by the start limit (whatever its
     /// result says: a restart's keeps the failure that led to it).
     pub start_limit_hit: bool,
+    /// Its last start job failed because a unit it needs did (systemd's
+    /// job result `dependency`, which is no result of the service).
+    pub dependency_failed: bool,
     /// How far the end of a timed-out `ExecStopPost=` went: 1 once its
     /// processes got the stop signal, 2 once they got the final kill.
     pub final_stage: u8,
@@ -284,6 +287,7 @@ impl ServiceRt {
             runtime_due: None,
             final_stage: 0,
             start_limit_hit: false,
+            dependency_failed: false,
             control_ignore: false,
             fd_store: Vec::new(),
             deps: Deps::of(&unit),
@@ -3443,6 +3447,13 @@ impl Manager {
         let mut ids: Vec<u64> = self.services.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
+            self.install_job(id, super::jobs::JobKind::Stop, false);
+        }
+        // Active targets stop too: what is ordered after one stops before
+        // what it is ordered after.
+        let mut targets: Vec<u64> = self.targets.keys().copied().collect();
+        targets.sort_unstable();
+        for id in targets {
             self.install_job(id, super::jobs::JobKind::Stop, false);
         }
     }

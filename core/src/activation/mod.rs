@@ -38,6 +38,7 @@ mod timer;
 pub(crate) use socket::address_text;
 mod socket_hooks;
 mod switch;
+mod target;
 mod turns;
 mod unit_cache;
 
@@ -320,6 +321,9 @@ struct Manager {
     timers: timer::Timers,
     /// The path units flint runs.
     path_units: path_unit::PathUnits,
+    /// The target units flint has loaded, by id (from the services' ids).
+    targets: HashMap<u64, target::TargetRt>,
+    target_names: HashMap<String, u64>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -441,6 +445,15 @@ fn child_signal_fd() -> std::io::Result<nix::sys::signalfd::SignalFd> {
     )?)
 }
 
+/// The targets whose links `flint run` follows when no unit is named.
+const DEFAULT_TARGETS: [&str; 5] = [
+    "sockets.target",
+    "timers.target",
+    "paths.target",
+    "multi-user.target",
+    "default.target",
+];
+
 /// The units `flint run` starts when none are named: what `sockets.target`,
 /// `multi-user.target` and `default.target` want (through their `.wants/`
 /// and `.requires/` links, as `flint enable` makes them, even when no file
@@ -448,13 +461,7 @@ fn child_signal_fd() -> std::io::Result<nix::sys::signalfd::SignalFd> {
 pub fn default_units(search: &SearchPath) -> Vec<UnitName> {
     let index = loader::UnitIndex::build(search);
     let mut out: Vec<UnitName> = Vec::new();
-    for target in [
-        "sockets.target",
-        "timers.target",
-        "paths.target",
-        "multi-user.target",
-        "default.target",
-    ] {
+    for target in DEFAULT_TARGETS {
         let Ok(name) = target.parse::<UnitName>() else {
             continue;
         };
@@ -485,6 +492,7 @@ async fn run_async(
     child_signals: nix::sys::signalfd::SignalFd,
 ) -> Result<u8, RunError> {
     let requested = names.clone();
+    let named = !names.is_empty();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (mut search, mut options) = (search, options);
     // The control socket first: holding it makes this flint's runtime
@@ -568,6 +576,8 @@ async fn run_async(
         bus_activations: Vec::new(),
         timers: timer::Timers::default(),
         path_units: path_unit::PathUnits::default(),
+        targets: HashMap::new(),
+        target_names: HashMap::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {
@@ -610,8 +620,37 @@ async fn run_async(
         }
     }
     let asked = !names.is_empty();
+    let asked_targets: Vec<UnitName> = names
+        .iter()
+        .filter(|n| n.unit_type() == UnitType::Target)
+        .cloned()
+        .collect();
     let names = plan_units(&mgr.search, &names);
-    let started = mgr.start_planned(&names);
+    let mut started = mgr.start_planned(&names);
+    // The targets named: active once what they pull in has started.
+    for t in &asked_targets {
+        if mgr.add_target(t).is_some() {
+            mgr.enqueue_name(t.as_str(), jobs::JobKind::Start);
+            started += 1;
+        } else {
+            tracing::error!(
+                "{t}: cannot be started: it has no file and no links, or does not load"
+            );
+        }
+    }
+    // With no unit named, the tree's targets whose links were followed
+    // become active once what they want has started; their own files'
+    // dependencies (basic.target, sysinit.target, ...) are not pulled in.
+    if !named {
+        for t in DEFAULT_TARGETS {
+            if let Ok(name) = t.parse::<UnitName>()
+                && let Some(id) = mgr.add_target(&name)
+            {
+                mgr.install_job(id, jobs::JobKind::Start, true);
+            }
+        }
+    }
+    mgr.dispatch();
     if started == 0 {
         // Nobody is served: the sockets' nodes go, as at a stop.
         for path in control_node.into_iter().chain(private_node) {
@@ -1184,6 +1223,31 @@ impl Manager {
                 continue;
             }
             self.install_job(id, jobs::JobKind::Start, true);
+        }
+        // The targets they pull in get their start jobs, so that what is
+        // ordered after a target waits for what the target pulls in.
+        let mut pulled: Vec<String> = Vec::new();
+        for id in &queued {
+            let Some(svc) = self.services.get(id) else {
+                continue;
+            };
+            for d in svc
+                .deps
+                .requires
+                .iter()
+                .chain(&svc.deps.wants)
+                .chain(&svc.deps.binds_to)
+                .chain(&svc.deps.upholds)
+            {
+                if d.ends_with(".target") && !pulled.contains(d) {
+                    pulled.push(d.clone());
+                }
+            }
+        }
+        for t in pulled {
+            if self.find_target(&t).is_none() {
+                self.enqueue_name(&t, jobs::JobKind::Start);
+            }
         }
         // Required units the tree lacks (left out of the plan): what
         // requires them fails, and the log says which.

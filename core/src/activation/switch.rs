@@ -1032,6 +1032,17 @@ impl Manager {
         let mut exit = 0;
         let mut lines: Vec<serde_json::Value> = Vec::new();
         for id in jobs {
+            if let Some(t) = self.targets.get(id) {
+                let name = t.unit.id.to_string();
+                if !self.settled(*id) {
+                    lines.push(job_still_running(&name));
+                    exit = 1;
+                } else if start && t.last_job == Some(super::jobs::JobResult::Dependency) {
+                    lines.push(dependency_failed(&name));
+                    exit = 1;
+                }
+                continue;
+            }
             let Some(svc) = self.services.get(id) else {
                 continue;
             };
@@ -1039,15 +1050,10 @@ impl Manager {
             if !self.settled(*id) {
                 lines.push(job_still_running(&name));
                 exit = 1;
-            } else if start && svc.result == "dependency" && !matches!(svc.state, State::Failed) {
+            } else if start && svc.dependency_failed && !matches!(svc.state, State::Failed) {
                 // A unit it requires failed, so its own job did (systemctl's
                 // words for JOB_DEPENDENCY).
-                lines.push(
-                    format!(
-                        "A dependency job for {name} failed. See \"flint ctl status {name}\" for details."
-                    )
-                    .into(),
-                );
+                lines.push(dependency_failed(&name));
                 exit = 1;
             } else if (start && matches!(svc.state, State::Failed | State::AutoRestart))
                 || (kind == WaitFor::Reload && svc.state == State::Failed)
@@ -1308,6 +1314,12 @@ impl Manager {
 }
 
 /// systemctl's words for a job still going after [`SETTLE_TIMEOUT`].
+/// systemctl's words for a job that failed with result `dependency`.
+fn dependency_failed(name: &str) -> serde_json::Value {
+    format!("A dependency job for {name} failed. See \"flint ctl status {name}\" for details.")
+        .into()
+}
+
 fn job_still_running(name: &str) -> serde_json::Value {
     format!(
         "Job for {name} is still running after {}s; see \"flint ctl status {name}\".",

@@ -689,6 +689,7 @@ impl Parser<'_> {
                 continue; // warned once at the section header
             }
             if a.section == type_section
+                && a.section != "Unit"
                 && !matches!(
                     self.unit.id.unit_type(),
                     UnitType::Socket
