@@ -925,3 +925,81 @@ fn targets_are_units_that_order_pull_in_and_stop_as_in_systemd() {
     assert_eq!(code, 5, "{out}");
     assert!(out.contains("Unit nothere.target not found."), "{out}");
 }
+
+/// `RefuseManualStart=`/`RefuseManualStop=` refuse what `flint ctl` asks
+/// for by hand (exit 4, systemctl's words) while dependencies still pull
+/// the unit in; `PropagatesStopTo=`/`StopPropagatedFrom=` carry a stop,
+/// by hand or when the unit ends on its own, to the units they name.
+#[test]
+fn refused_manual_jobs_and_propagated_stops_act_as_in_systemd() {
+    let tree = Tree::new();
+    let sleeper = "[Service]\nExecStart=/bin/sleep 1000\n";
+    tree.write(
+        "a.service",
+        "[Unit]\nRefuseManualStart=yes\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n",
+    );
+    tree.write(
+        "b.service",
+        &format!("[Unit]\nRequires=a.service\nAfter=a.service\n{sleeper}"),
+    );
+    tree.write(
+        "c.service",
+        &format!("[Unit]\nRefuseManualStop=yes\n{sleeper}"),
+    );
+    tree.write(
+        "p.service",
+        &format!("[Unit]\nPropagatesStopTo=q.service\n{sleeper}"),
+    );
+    tree.write("q.service", sleeper);
+    tree.write("r.service", sleeper);
+    tree.write(
+        "s.service",
+        &format!("[Unit]\nStopPropagatedFrom=r.service\n{sleeper}"),
+    );
+    tree.write(
+        "x.service",
+        "[Unit]\nPropagatesStopTo=y.service\n[Service]\nExecStart=/bin/sleep 1\n",
+    );
+    tree.write("y.service", sleeper);
+    let (flint, control) = run(&tree, &["c.service"]);
+    wait_state(&control, "c.service", "active");
+
+    let (code, out) = ctl(&control, &["start", "a.service"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains(
+            "Failed to start a.service: Operation refused, unit a.service may be requested by \
+             dependency only (it is configured to refuse manual start/stop)."
+        ),
+        "{out}"
+    );
+    assert_eq!(status(&control, "a.service")["state"], "inactive");
+    let (code, out) = ctl(&control, &["start", "b.service"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    assert_eq!(status(&control, "a.service")["state"], "active");
+    for verb in ["stop", "restart"] {
+        let (code, out) = ctl(&control, &[verb, "c.service"]);
+        assert_eq!(code, 4, "{verb}: {out}");
+        assert!(out.contains("Operation refused"), "{verb}: {out}");
+    }
+    assert_eq!(status(&control, "c.service")["state"], "active");
+
+    let (code, out) = ctl(
+        &control,
+        &["start", "p.service", "q.service", "r.service", "s.service"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = ctl(&control, &["stop", "p.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_state(&control, "q.service", "inactive");
+    assert_eq!(status(&control, "s.service")["state"], "active");
+    let (code, out) = ctl(&control, &["stop", "r.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_state(&control, "s.service", "inactive");
+    // x ends by itself after a second; its stop reaches y.
+    let (code, out) = ctl(&control, &["start", "x.service", "y.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(status(&control, "y.service")["state"], "active");
+    wait_state(&control, "x.service", "inactive");
+    wait_state(&control, "y.service", "inactive");
+}

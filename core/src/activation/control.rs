@@ -487,6 +487,55 @@ impl Manager {
         })
     }
 
+    /// The unit flint runs as `name`, or else the one on disk.
+    fn unit_of(&mut self, name: &str) -> Option<crate::unit::load::Unit> {
+        if let Some(id) = self.find_service(name) {
+            return Some((*self.services[&id].unit).clone());
+        }
+        if let Some(i) = self.socket_index(name) {
+            return Some(self.sockets[i].unit.clone());
+        }
+        if let Some(id) = self.find_target(name) {
+            return Some(self.targets[&id].unit.clone());
+        }
+        if let Some(t) = self.timers.map.get(name) {
+            return Some(t.unit.clone());
+        }
+        if let Some(p) = self.path_units.map.get(name) {
+            return Some(p.unit.clone());
+        }
+        self.unit_on_disk(name)
+    }
+
+    /// `RefuseManualStart=`/`RefuseManualStop=`: systemd refuses a start,
+    /// stop or restart asked for by hand (exit 4) of a unit that may only
+    /// be pulled in by a dependency (`bus_unit_queue_job()`); a
+    /// reload-or-restart only where it would start the unit.
+    fn manual_job_refused(&mut self, command: &str, n: &str) -> Option<Json> {
+        let unit = self.unit_of(n).filter(crate::unit::load::Unit::is_loaded)?;
+        let start = unit.get_bool("Unit", "RefuseManualStart") == Some(true);
+        let stop = unit.get_bool("Unit", "RefuseManualStop") == Some(true);
+        let refuse = match command {
+            "start" => start,
+            "stop" => stop,
+            "restart" | "try-restart" => start || stop,
+            "reload-or-restart" => {
+                start && super::jobs::Class::Active != self.class_of_name(unit.id.as_str())
+            }
+            _ => false,
+        };
+        refuse.then(|| {
+            control::error(
+                4,
+                &format!(
+                    "Failed to {command} {n}: Operation refused, unit {n} may be requested by \
+                     dependency only (it is configured to refuse manual start/stop).\n\
+                     See flint's log and 'flint ctl status {n}' for details."
+                ),
+            )
+        })
+    }
+
     /// `status` of a unit read from disk: inactive (dead), as systemctl
     /// shows one that never started, and why it did not load.
     fn resting_json(unit: &crate::unit::load::Unit) -> Json {
@@ -1082,6 +1131,10 @@ impl Manager {
                 let mut refused = None;
                 let mut sockets_started: Vec<String> = Vec::new();
                 for n in &names {
+                    if let Some(no) = self.manual_job_refused(command, n) {
+                        refused.get_or_insert(no);
+                        continue;
+                    }
                     if let Ok(timer) = n.parse::<crate::unit::name::UnitName>()
                         && matches!(
                             timer.unit_type(),

@@ -55,6 +55,10 @@ pub(super) struct Deps {
     pub upholds: Vec<String>,
     /// `StopWhenUnneeded=yes`.
     pub stop_when_unneeded: bool,
+    /// `PropagatesStopTo=`: stopped when this one stops.
+    pub propagates_stop_to: Vec<String>,
+    /// `StopPropagatedFrom=`: this one stops when these do.
+    pub stop_propagated_from: Vec<String>,
     /// `ReloadPropagatedFrom=`: reloaded when these are.
     pub reload_from: Vec<String>,
     /// `PropagatesReloadTo=` (and its old name `PropagateReloadTo=`):
@@ -131,6 +135,8 @@ impl Deps {
                 to
             },
             stop_when_unneeded: unit.get_bool("Unit", "StopWhenUnneeded").unwrap_or(false),
+            propagates_stop_to: names("PropagatesStopTo"),
+            stop_propagated_from: names("StopPropagatedFrom"),
         }
     }
 
@@ -375,6 +381,18 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
             graph.each(&mut |other, d| {
                 if d.follows_stop_of(&name) {
                     queue.push_back((other.to_string(), p, false));
+                }
+            });
+        }
+        // `PropagatesStopTo=`/`StopPropagatedFrom=`: a stop (not a
+        // restart) reaches them; a unit this request starts keeps its start.
+        if kind == JobKind::Stop {
+            for o in &deps.propagates_stop_to {
+                queue.push_back((o.clone(), JobKind::Stop, false));
+            }
+            graph.each(&mut |other, d| {
+                if d.stop_propagated_from.contains(&name) {
+                    queue.push_back((other.to_string(), JobKind::Stop, false));
                 }
             });
         }
@@ -791,12 +809,20 @@ impl Manager {
                 self.stop_socket(i);
                 changed = true;
             }
+            // And what it propagates its stop to (systemd's
+            // `retroactively_stop_dependencies()` for `PropagatesStopTo=`).
+            let propagates: Vec<String> = self
+                .find_service(&name)
+                .map(|id| self.services[&id].deps.propagates_stop_to.clone())
+                .unwrap_or_default();
             let bound: Vec<u64> = ids
                 .iter()
                 .copied()
                 .filter(|b| {
                     self.services.get(b).is_some_and(|s| {
-                        s.deps.binds_to.contains(&name)
+                        (s.deps.binds_to.contains(&name)
+                            || s.deps.stop_propagated_from.contains(&name)
+                            || propagates.iter().any(|p| names(s, p)))
                             && !matches!(
                                 Class::of(s.state),
                                 Class::Inactive | Class::Failed | Class::Deactivating
@@ -806,7 +832,7 @@ impl Manager {
                 .collect();
             for b in bound {
                 tracing::info!(
-                    "{}: {name}, which it is bound to (BindsTo=), went down; stopping, too",
+                    "{}: {name}, which it is bound to (BindsTo=) or whose stop propagates to it (PropagatesStopTo=), went down; stopping, too",
                     self.services[&b].unit.id
                 );
                 self.enqueue(b, JobKind::Stop);

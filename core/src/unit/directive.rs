@@ -293,7 +293,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "PropagatesStopTo",
         G::Units,
         K::ListNoReset,
-        N,
+        E,
         "UNIT [...]",
     ),
     d(
@@ -301,7 +301,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "StopPropagatedFrom",
         G::Units,
         K::ListNoReset,
-        N,
+        E,
         "UNIT [...]",
     ),
     d(S::Unit, "PartOf", G::Units, K::ListNoReset, E, "UNIT [...]"),
