@@ -578,9 +578,27 @@ fn on_failure_and_on_success_start_their_units_but_not_for_a_restart() {
             ))
         ),
     );
-    let (flint, control) = run(&tree, &["bad.service", "good.service", "flaky.service"]);
+    // Its start job fails for a dependency (the unit itself never ran):
+    // OnFailure= is started all the same, as systemd's job code does.
+    tree.write(
+        "needs.service",
+        "[Unit]\nOnFailure=notify@%n.service\nRequires=broken.service\nAfter=broken.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "broken.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/false\n",
+    );
+    let (flint, control) = run(
+        &tree,
+        &[
+            "bad.service",
+            "good.service",
+            "flaky.service",
+            "needs.service",
+        ],
+    );
     wait_for(Duration::from_secs(15), || {
-        (lines(&log).len() >= 2).then_some(())
+        (lines(&log).len() >= 3).then_some(())
     })
     .expect("the handlers ran");
     wait_for(Duration::from_secs(10), || marker.exists().then_some(())).expect("flaky ran");
@@ -589,7 +607,11 @@ fn on_failure_and_on_success_start_their_units_but_not_for_a_restart() {
     std::thread::sleep(Duration::from_millis(500));
     let mut got = lines(&log);
     got.sort();
-    assert_eq!(got, ["failed bad.service", "succeeded"], "{got:?}");
+    assert_eq!(
+        got,
+        ["failed bad.service", "failed needs.service", "succeeded"],
+        "{got:?}"
+    );
     assert!(
         flint
             .log()

@@ -1057,6 +1057,9 @@ impl Manager {
                 "{name}: Job {name}/{} failed with result 'dependency'.",
                 job.kind.as_str()
             );
+            // A failed job may change nothing of the unit: OnFailure= is
+            // started here (systemd's `job_finish_and_invalidate()`).
+            super::lifecycle::trigger_on_result(&self.tx, &svc.unit, true);
             if Class::of(svc.state).down() {
                 svc.dependency_failed = true;
                 // An Accept=yes instance that never ran lets go of its
@@ -1108,6 +1111,7 @@ impl Manager {
                 "{name}: Job {name}/{} failed with result 'dependency'.",
                 kind.as_str()
             );
+            super::lifecycle::trigger_on_result(&self.tx, &t.unit, true);
         }
         if kind == JobKind::Start && matches!(result, JobResult::Failed | JobResult::Dependency) {
             self.fail_dependents(&name);

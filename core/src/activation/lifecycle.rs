@@ -509,7 +509,7 @@ impl Manager {
                 }
                 svc.start_limit_hit = true;
                 svc.downs += 1;
-                trigger_on_result(&self.tx, svc, true);
+                trigger_on_result(&self.tx, &svc.unit, true);
                 // StartLimitAction=, then the FailureAction= of the unit
                 // that failed, as systemd does both.
                 let actions: Vec<Action> = ["StartLimitAction", "FailureAction"]
@@ -3284,7 +3284,7 @@ impl Manager {
         let restarting = restart && svc.conn.is_none();
         let mut action = None;
         if !restarting && !self.shutting_down {
-            trigger_on_result(&self.tx, svc, failed);
+            trigger_on_result(&self.tx, &svc.unit, failed);
             let status = match svc.main_status {
                 Some(ExitStatus::Exited(code)) => u8::try_from(code).ok(),
                 _ => None,
@@ -3782,14 +3782,13 @@ fn exit_code_and_status(st: ExitStatus) -> (&'static str, String) {
 /// `OnFailure=` (the run ended failed, without a restart to come) or
 /// `OnSuccess=` (it ended well): the units named there are started, as
 /// systemd's `unit_start_on_failure()` does, once the event loop gets to it.
-fn trigger_on_result(
+pub(super) fn trigger_on_result(
     tx: &tokio::sync::mpsc::UnboundedSender<Event>,
-    svc: &ServiceRt,
+    unit: &Unit,
     failed: bool,
 ) {
     let key = if failed { "OnFailure" } else { "OnSuccess" };
-    let units: Vec<String> = svc
-        .unit
+    let units: Vec<String> = unit
         .entries("Unit", key)
         .iter()
         .filter_map(|(v, _)| match v {
@@ -3799,7 +3798,7 @@ fn trigger_on_result(
         .collect();
     if !units.is_empty() {
         let _ = tx.send(Event::StartUnits {
-            by: svc.unit.id.to_string(),
+            by: unit.id.to_string(),
             key,
             units,
         });
