@@ -1025,3 +1025,58 @@ fn refused_manual_jobs_and_propagated_stops_act_as_in_systemd() {
     wait_state(&control, "x.service", "inactive");
     wait_state(&control, "y.service", "inactive");
 }
+
+/// `JobTimeoutSec=`: a job not done in time ends with result `timeout`
+/// while the unit goes on with what it was doing; what requires it fails
+/// (`A dependency job ... failed.`), and a job still waiting for its
+/// ordering is dropped (`Job for X timed out.`), as in systemd.
+#[test]
+fn job_timeout_sec_ends_the_job_and_not_the_unit() {
+    let tree = Tree::new();
+    let sleeper = "ExecStart=/bin/sleep 1000\n";
+    tree.write(
+        "slow.service",
+        &format!("[Unit]\nJobTimeoutSec=500ms\n[Service]\nExecStartPre=/bin/sleep 2\n{sleeper}"),
+    );
+    tree.write(
+        "needs.service",
+        &format!("[Unit]\nRequires=slow.service\nAfter=slow.service\n[Service]\n{sleeper}"),
+    );
+    tree.write(
+        "waits.service",
+        &format!(
+            "[Unit]\nJobTimeoutSec=500ms\nRequires=late.service\nAfter=late.service\n[Service]\n{sleeper}"
+        ),
+    );
+    tree.write(
+        "late.service",
+        &format!("[Service]\nExecStartPre=/bin/sleep 2\n{sleeper}"),
+    );
+    tree.write("idle.service", &format!("[Service]\n{sleeper}"));
+    let (flint, control) = run(&tree, &["idle.service"]);
+    let (code, out) = ctl(&control, &["start", "needs.service"]);
+    assert_eq!(code, 1, "{out}\n{}", flint.log());
+    assert!(
+        out.contains("A dependency job for needs.service failed."),
+        "{out}"
+    );
+    assert!(
+        flint.wait_log("slow.service: Job slow.service/start timed out."),
+        "{}",
+        flint.log()
+    );
+    assert_eq!(status(&control, "slow.service")["state"], "activating");
+    assert_eq!(status(&control, "needs.service")["state"], "inactive");
+    // The unit itself finishes starting.
+    wait_state(&control, "slow.service", "active");
+
+    let (code, out) = ctl(&control, &["start", "waits.service"]);
+    assert_eq!(code, 1, "{out}\n{}", flint.log());
+    assert!(out.contains("Job for waits.service timed out."), "{out}");
+    let s = status(&control, "waits.service");
+    assert_eq!(s["state"], "inactive", "{s}");
+    assert_eq!(s["result"], "success", "{s}");
+    assert_eq!(s["job_result"], "timeout", "{s}");
+    wait_state(&control, "late.service", "active");
+    assert_eq!(status(&control, "waits.service")["state"], "inactive");
+}

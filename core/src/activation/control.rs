@@ -135,7 +135,7 @@ impl Manager {
             "status": svc.status_text,
             "result": svc.result,
             // How its last start job ended, when a unit it needs failed.
-            "job_result": svc.dependency_failed.then_some("dependency"),
+            "job_result": svc.job_failed,
             "restarts": svc.restarts,
             "last_exit": svc.last_status.map(|s| s.to_string()),
             "main_exit": svc.main_status.map(|s| s.to_string()),

@@ -242,6 +242,8 @@ pub(super) enum JobResult {
     Canceled,
     Failed,
     Dependency,
+    /// `JobTimeoutSec=` passed before the job was done.
+    Timeout,
 }
 
 /// A job installed for a service.
@@ -255,7 +257,12 @@ pub(super) struct Job {
     /// The service's counters when the job began to act.
     ups: u64,
     downs: u64,
+    /// Tells this job's `JobTimeoutSec=` from that of an earlier one.
+    pub serial: u64,
 }
+
+/// The serial of the next job.
+static JOB_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Job {
     fn new(kind: JobKind) -> Job {
@@ -265,6 +272,7 @@ impl Job {
             ignore_order: false,
             ups: 0,
             downs: 0,
+            serial: JOB_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -669,9 +677,48 @@ impl Manager {
         }
         tracing::debug!("{unit_name}: job {} queued", kind.as_str());
         if let Some(svc) = self.services.get_mut(&id) {
-            svc.dependency_failed = false;
+            svc.job_failed = None;
         }
-        self.jobs.insert(id, Job::new(kind));
+        let job = Job::new(kind);
+        self.arm_job_timeout(id, job.serial);
+        self.jobs.insert(id, job);
+    }
+
+    /// `JobTimeoutSec=` of the service or target `id` (0 and infinity:
+    /// none), counted from when its job is queued, as systemd's.
+    fn arm_job_timeout(&self, id: u64, serial: u64) {
+        let unit = match self.services.get(&id) {
+            Some(s) => &s.unit,
+            None => match self.targets.get(&id) {
+                Some(t) => &t.unit,
+                None => return,
+            },
+        };
+        let Some(us) = unit
+            .get_usec("Unit", "JobTimeoutSec")
+            .filter(|us| *us != 0 && *us != u64::MAX)
+        else {
+            return;
+        };
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(std::time::Duration::from_micros(us)).await;
+            let _ = tx.send(super::Event::JobTimeout { id, serial });
+        });
+    }
+
+    /// The `JobTimeoutSec=` of job `serial` of `id` passed: the job ends
+    /// with result `timeout` (what needs it fails, `OnFailure=` starts);
+    /// the unit goes on with what it was doing (systemd's `job_timeout()`).
+    pub(super) fn job_timed_out(&mut self, id: u64, serial: u64) {
+        let Some(job) = self.jobs.get(&id).filter(|j| j.serial == serial) else {
+            return;
+        };
+        let kind = job.kind;
+        let name = self.holder_name(id).unwrap_or("").to_string();
+        tracing::warn!("{name}: Job {name}/{} timed out.", kind.as_str());
+        self.finish_job(id, JobResult::Timeout);
+        self.dispatch();
     }
 
     /// The name of the service or target `id`.
@@ -1042,26 +1089,32 @@ impl Manager {
             job.kind.as_str()
         );
         if job.kind == JobKind::Restart && result == JobResult::Done {
-            self.jobs.insert(id, Job::new(JobKind::Start));
+            let mut start = Job::new(JobKind::Start);
+            start.serial = job.serial;
+            self.jobs.insert(id, start);
             return;
         }
-        if result == JobResult::Dependency {
-            let description = svc
-                .unit
-                .get_str("Unit", "Description")
-                .filter(|d| !d.is_empty())
-                .unwrap_or(&name)
-                .to_string();
-            tracing::warn!("{name}: Dependency failed for {description}.");
-            tracing::warn!(
-                "{name}: Job {name}/{} failed with result 'dependency'.",
-                job.kind.as_str()
-            );
+        if matches!(result, JobResult::Dependency | JobResult::Timeout) {
+            if result == JobResult::Dependency {
+                let description = svc
+                    .unit
+                    .get_str("Unit", "Description")
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or(&name)
+                    .to_string();
+                tracing::warn!("{name}: Dependency failed for {description}.");
+                tracing::warn!(
+                    "{name}: Job {name}/{} failed with result 'dependency'.",
+                    job.kind.as_str()
+                );
+                svc.job_failed = Some("dependency");
+            } else {
+                svc.job_failed = Some("timeout");
+            }
             // A failed job may change nothing of the unit: OnFailure= is
             // started here (systemd's `job_finish_and_invalidate()`).
             super::lifecycle::trigger_on_result(&self.tx, &svc.unit, true);
             if Class::of(svc.state).down() {
-                svc.dependency_failed = true;
                 // An Accept=yes instance that never ran lets go of its
                 // connection.
                 if svc.conn.is_some() {
@@ -1081,7 +1134,11 @@ impl Manager {
                 }
             }
         }
-        if job.kind == JobKind::Start && matches!(result, JobResult::Failed | JobResult::Dependency)
+        if job.kind == JobKind::Start
+            && matches!(
+                result,
+                JobResult::Failed | JobResult::Dependency | JobResult::Timeout
+            )
         {
             self.fail_dependents(&name);
         }
@@ -1099,6 +1156,9 @@ impl Manager {
             self.jobs.insert(id, Job::new(JobKind::Start));
             return;
         }
+        if result == JobResult::Timeout {
+            super::lifecycle::trigger_on_result(&self.tx, &t.unit, true);
+        }
         if result == JobResult::Dependency {
             let description = t
                 .unit
@@ -1113,7 +1173,12 @@ impl Manager {
             );
             super::lifecycle::trigger_on_result(&self.tx, &t.unit, true);
         }
-        if kind == JobKind::Start && matches!(result, JobResult::Failed | JobResult::Dependency) {
+        if kind == JobKind::Start
+            && matches!(
+                result,
+                JobResult::Failed | JobResult::Dependency | JobResult::Timeout
+            )
+        {
             self.fail_dependents(&name);
         }
     }

@@ -135,9 +135,10 @@ pub(super) struct ServiceRt {
     /// The last start was refused by the start limit (whatever its
     /// result says: a restart's keeps the failure that led to it).
     pub start_limit_hit: bool,
-    /// Its last start job failed because a unit it needs did (systemd's
-    /// job result `dependency`, which is no result of the service).
-    pub dependency_failed: bool,
+    /// How its last job failed without the service failing: `dependency`
+    /// (a unit it needs failed) or `timeout` (`JobTimeoutSec=`), systemd's
+    /// job results, which are no result of the service.
+    pub job_failed: Option<&'static str>,
     /// How far the end of a timed-out `ExecStopPost=` went: 1 once its
     /// processes got the stop signal, 2 once they got the final kill.
     pub final_stage: u8,
@@ -287,7 +288,7 @@ impl ServiceRt {
             runtime_due: None,
             final_stage: 0,
             start_limit_hit: false,
-            dependency_failed: false,
+            job_failed: None,
             control_ignore: false,
             fd_store: Vec::new(),
             deps: Deps::of(&unit),

@@ -128,6 +128,8 @@ enum Event {
     Watchdog { service: u64, generation: u64 },
     /// The step timer of a service fired (start/stop/runtime timeouts).
     Timer { service: u64, generation: u64 },
+    /// `JobTimeoutSec=` of a job passed.
+    JobTimeout { id: u64, serial: u64 },
     /// The bus watch of a `Type=dbus` service answered: its name has an
     /// owner (`Ok(true)`), the watch was stopped (`Ok(false)`), or the bus
     /// could not be asked.
@@ -1063,6 +1065,7 @@ impl Manager {
                 service,
                 generation,
             } => self.on_timer(service, generation),
+            Event::JobTimeout { id, serial } => self.job_timed_out(id, serial),
             Event::Notify(msg) => self.on_notify(msg),
             Event::Syslog(record) => self.on_syslog(&record),
             Event::Spawned {

@@ -1040,6 +1040,9 @@ impl Manager {
                 } else if start && t.last_job == Some(super::jobs::JobResult::Dependency) {
                     lines.push(dependency_failed(&name));
                     exit = 1;
+                } else if start && t.last_job == Some(super::jobs::JobResult::Timeout) {
+                    lines.push(job_timed_out(&name));
+                    exit = 1;
                 }
                 continue;
             }
@@ -1050,7 +1053,13 @@ impl Manager {
             if !self.settled(*id) {
                 lines.push(job_still_running(&name));
                 exit = 1;
-            } else if start && svc.dependency_failed && !matches!(svc.state, State::Failed) {
+            } else if start && svc.job_failed == Some("timeout") {
+                lines.push(job_timed_out(&name));
+                exit = 1;
+            } else if start
+                && svc.job_failed == Some("dependency")
+                && !matches!(svc.state, State::Failed)
+            {
                 // A unit it requires failed, so its own job did (systemctl's
                 // words for JOB_DEPENDENCY).
                 lines.push(dependency_failed(&name));
@@ -1314,6 +1323,11 @@ impl Manager {
 }
 
 /// systemctl's words for a job still going after [`SETTLE_TIMEOUT`].
+/// systemctl's words for a job that ended with result `timeout`.
+fn job_timed_out(name: &str) -> serde_json::Value {
+    format!("Job for {name} timed out.").into()
+}
+
 /// systemctl's words for a job that failed with result `dependency`.
 fn dependency_failed(name: &str) -> serde_json::Value {
     format!("A dependency job for {name} failed. See \"flint ctl status {name}\" for details.")
