@@ -1080,3 +1080,62 @@ fn job_timeout_sec_ends_the_job_and_not_the_unit() {
     wait_state(&control, "late.service", "active");
     assert_eq!(status(&control, "waits.service")["state"], "inactive");
 }
+
+/// A failed `Assert*=` fails the start job, not the unit: it stays
+/// inactive with its result, what requires it fails, and `flint ctl`
+/// answers with systemctl's words. Neither a failed assertion nor a
+/// skipping condition starts `OnFailure=`/`OnSuccess=` (the unit never
+/// left the inactive state), as in systemd.
+#[test]
+fn a_failed_assertion_fails_the_job_and_neither_it_nor_a_condition_starts_handlers() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    for h in ["h1", "h2", "h3"] {
+        tree.write(
+            &format!("{h}.service"),
+            &format!(
+                "[Service]\nType=oneshot\nExecStart={}\n",
+                sh(&format!("echo {h} >> {l}"))
+            ),
+        );
+    }
+    tree.write(
+        "asserts.service",
+        "[Unit]\nAssertPathExists=/nonexistent/flint\nOnFailure=h1.service\nOnSuccess=h2.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "needs.service",
+        "[Unit]\nRequires=asserts.service\nAfter=asserts.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "skips.service",
+        "[Unit]\nConditionPathExists=/nonexistent/flint\nOnSuccess=h3.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write("idle.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let (flint, control) = run(&tree, &["idle.service"]);
+    let (code, out) = ctl(&control, &["start", "asserts.service"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("Assertion failed on job for asserts.service."),
+        "{out}"
+    );
+    let s = status(&control, "asserts.service");
+    assert_eq!(
+        (s["state"].as_str(), s["result"].as_str()),
+        (Some("inactive"), Some("success")),
+        "{s}"
+    );
+    let (code, out) = ctl(&control, &["start", "needs.service"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("A dependency job for needs.service failed."),
+        "{out}"
+    );
+    let (code, out) = ctl(&control, &["start", "skips.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(status(&control, "skips.service")["state"], "inactive");
+    // Give a wrong handler time to run.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lines(&log), Vec::<String>::new(), "{}", flint.log());
+}

@@ -913,6 +913,9 @@ impl Manager {
                         Some(JobResult::Done)
                     } else if svc.downs > job.downs {
                         match svc.state {
+                            State::Dead if svc.job_failed == Some("assert") => {
+                                Some(JobResult::Failed)
+                            }
                             State::Dead => Some(JobResult::Done),
                             State::Failed => Some(JobResult::Failed),
                             // Restart= will try again; the job waits for it.

@@ -199,7 +199,8 @@ pub(super) struct ServiceRt {
     pub bus_watch: Option<BusWatch>,
     /// A command of the current start was spawned (a start that a
     /// condition skipped or an assertion failed ran nothing, and triggers
-    /// no `SuccessAction=`/`FailureAction=`, as in systemd).
+    /// no `SuccessAction=`/`FailureAction=`/`OnSuccess=`/`OnFailure=`, as
+    /// in systemd).
     pub ran: bool,
 }
 
@@ -544,10 +545,14 @@ impl Manager {
                 self.after_stop(id);
                 return;
             }
+            // The unit stays as it was; only its job fails (systemd's
+            // JOB_ASSERT), which fails what requires it.
             crate::service::condition::ConditionOutcome::AssertFailed(why) => {
                 tracing::error!("{}: assertion failed ({why})", svc.unit.id);
+                tracing::warn!("{}: Assertion failed for {}.", svc.unit.id, svc.unit.id);
                 svc.stopping = true;
-                svc.result = "failed";
+                svc.result = "success";
+                svc.job_failed = Some("assert");
                 self.after_stop(id);
                 return;
             }
@@ -3262,7 +3267,7 @@ impl Manager {
         exec::revert_tty(&svc.unit, "Service");
         if failed {
             tracing::warn!("{}: Failed with result '{}'.", svc.unit.id, svc.result);
-        } else {
+        } else if svc.ran {
             tracing::info!("{}: Deactivated successfully.", svc.unit.id);
         }
         let restart = !svc.stopping
@@ -3284,8 +3289,13 @@ impl Manager {
             .unwrap_or("no");
         let restarting = restart && svc.conn.is_none();
         let mut action = None;
+        // A start a condition skipped or an assertion failed never left
+        // the inactive state: no OnSuccess=/OnFailure= (systemd's
+        // unit_notify() starts them on a change of state only).
         if !restarting && !self.shutting_down {
-            trigger_on_result(&self.tx, &svc.unit, failed);
+            if svc.ran {
+                trigger_on_result(&self.tx, &svc.unit, failed);
+            }
             let status = match svc.main_status {
                 Some(ExitStatus::Exited(code)) => u8::try_from(code).ok(),
                 _ => None,

@@ -1053,6 +1053,9 @@ impl Manager {
             if !self.settled(*id) {
                 lines.push(job_still_running(&name));
                 exit = 1;
+            } else if start && svc.job_failed == Some("assert") {
+                lines.push(format!("Assertion failed on job for {name}.").into());
+                exit = 1;
             } else if start && svc.job_failed == Some("timeout") {
                 lines.push(job_timed_out(&name));
                 exit = 1;
