@@ -223,7 +223,8 @@ fn binds_to_follows_the_bound_unit_down() {
         "bound.service",
         "[Unit]\nBindsTo=base.service\nAfter=base.service\n[Service]\nExecStart=/bin/sleep 1000\n",
     );
-    // Bound to a oneshot that is inactive once it ran: stopped at once.
+    // Bound to and ordered after a oneshot that is inactive once it ran:
+    // never started (systemd's unit_verify_deps()).
     tree.write(
         "short.service",
         "[Service]\nType=oneshot\nExecStart=/bin/true\n",
@@ -232,7 +233,12 @@ fn binds_to_follows_the_bound_unit_down() {
         "tied.service",
         "[Unit]\nBindsTo=short.service\nAfter=short.service\n[Service]\nExecStart=/bin/sleep 1000\n",
     );
-    let (flint, control) = run(&tree, &["bound.service", "tied.service"]);
+    // Without After=: started, then stopped with it.
+    tree.write(
+        "loose.service",
+        "[Unit]\nBindsTo=short.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let (flint, control) = run(&tree, &["bound.service", "tied.service", "loose.service"]);
     wait_state(&control, "bound.service", "active");
     // `flint ctl stop` of the bound unit stops the binder too.
     assert_eq!(ctl(&control, &["stop", "base.service"]).0, 0);
@@ -247,12 +253,17 @@ fn binds_to_follows_the_bound_unit_down() {
     wait_state(&control, "base.service", "inactive");
     wait_state(&control, "bound.service", "inactive");
     assert!(
-        flint
-            .wait_log("tied.service: Unit is bound to inactive unit short.service. Stopping, too."),
+        flint.wait_log("tied.service: Bound to unit short.service, but unit isn't active."),
         "{}",
         flint.log()
     );
     wait_state(&control, "tied.service", "inactive");
+    wait_state(&control, "loose.service", "inactive");
+    assert!(
+        flint.log().contains("loose.service: started"),
+        "{}",
+        flint.log()
+    );
 }
 
 #[test]
@@ -1085,7 +1096,8 @@ fn job_timeout_sec_ends_the_job_and_not_the_unit() {
 /// inactive with its result, what requires it fails, and `flint ctl`
 /// answers with systemctl's words. Neither a failed assertion nor a
 /// skipping condition starts `OnFailure=`/`OnSuccess=` (the unit never
-/// left the inactive state), as in systemd.
+/// left the inactive state); a unit bound to and ordered after a skipped
+/// one is not started, as in systemd.
 #[test]
 fn a_failed_assertion_fails_the_job_and_neither_it_nor_a_condition_starts_handlers() {
     let tree = Tree::new();
@@ -1112,6 +1124,14 @@ fn a_failed_assertion_fails_the_job_and_neither_it_nor_a_condition_starts_handle
         "skips.service",
         "[Unit]\nConditionPathExists=/nonexistent/flint\nOnSuccess=h3.service\n[Service]\nExecStart=/bin/sleep 1000\n",
     );
+    // Bound to and ordered after a unit a condition skips: never starts.
+    tree.write(
+        "bound.service",
+        &format!(
+            "[Unit]\nBindsTo=skips.service\nAfter=skips.service\n[Service]\nExecStart={}\n",
+            sh(&format!("echo bound >> {l}; exec sleep 1000"))
+        ),
+    );
     tree.write("idle.service", "[Service]\nExecStart=/bin/sleep 1000\n");
     let (flint, control) = run(&tree, &["idle.service"]);
     let (code, out) = ctl(&control, &["start", "asserts.service"]);
@@ -1135,6 +1155,12 @@ fn a_failed_assertion_fails_the_job_and_neither_it_nor_a_condition_starts_handle
     let (code, out) = ctl(&control, &["start", "skips.service"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(status(&control, "skips.service")["state"], "inactive");
+    let (code, out) = ctl(&control, &["start", "bound.service"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("A dependency job for bound.service failed."),
+        "{out}"
+    );
     // Give a wrong handler time to run.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(lines(&log), Vec::<String>::new(), "{}", flint.log());

@@ -1329,6 +1329,10 @@ impl Manager {
                         }
                     }
                 }
+                if Class::of(state).down() && !self.bound_units_active(id) {
+                    self.finish_job(id, JobResult::Dependency);
+                    return true;
+                }
                 // It starts after its sockets (systemd's implicit After=),
                 // those of `Sockets=` too, which its start pulls in.
                 if Class::of(state).down() {
@@ -1373,6 +1377,30 @@ impl Manager {
         }
     }
 
+    /// systemd's `unit_verify_deps()`, when a start job's turn comes:
+    /// every unit it `BindsTo=` and is ordered after is active (a skipped
+    /// or failed one fails the start with result `dependency`). Without
+    /// `After=` the check would be a race, and is left out as in systemd.
+    fn bound_units_active(&self, id: u64) -> bool {
+        let Some(deps) = self.holder_deps(id) else {
+            return true;
+        };
+        let me = self.holder_name(id).unwrap_or("");
+        for other in &deps.binds_to {
+            let ordered = deps.after.contains(other)
+                || self
+                    .find_service(other)
+                    .or_else(|| self.find_target(other))
+                    .and_then(|o| self.holder_deps(o))
+                    .is_some_and(|d| d.before.iter().any(|b| b == me));
+            if ordered && self.class_of_name(other) != Class::Active {
+                tracing::info!("{me}: Bound to unit {other}, but unit isn't active.");
+                return false;
+            }
+        }
+        true
+    }
+
     /// [`Self::run_job`] for a target: a start makes it active once its
     /// requisites are, a stop inactive (systemd's `target_start()`,
     /// `target_stop()`).
@@ -1387,6 +1415,10 @@ impl Manager {
                     return false;
                 };
                 let name = t.unit.id.to_string();
+                if !t.active && !self.bound_units_active(id) {
+                    self.finish_job(id, JobResult::Dependency);
+                    return true;
+                }
                 if !t.active {
                     for r in t.deps.requisite.clone() {
                         match self.class_of_name(&r) {
