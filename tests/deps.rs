@@ -547,10 +547,42 @@ fn an_ordering_cycle_is_broken_and_both_start() {
         "y.service",
         "[Unit]\nAfter=x.service\n[Service]\nExecStart=/bin/sleep 1000\n",
     );
+    // Asked for by `flint ctl`, as systemd's transactions: a cycle through
+    // a unit only wanted loses that unit's job; a cycle of requirements
+    // refuses the request.
+    tree.write(
+        "a.service",
+        "[Unit]\nWants=b.service\nAfter=b.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "b.service",
+        "[Unit]\nWants=a.service\nAfter=a.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "c.service",
+        "[Unit]\nRequires=d.service\nAfter=d.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "d.service",
+        "[Unit]\nRequires=c.service\nAfter=c.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
     let (flint, control) = run(&tree, &["x.service", "y.service"]);
     wait_state(&control, "x.service", "active");
     wait_state(&control, "y.service", "active");
     assert!(flint.wait_log("found an ordering cycle"), "{}", flint.log());
+    let (code, out) = ctl(&control, &["start", "a.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_state(&control, "a.service", "active");
+    assert_eq!(status(&control, "b.service")["state"], "inactive");
+    let (code, out) = ctl(&control, &["start", "c.service"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("Failed to start c.service: Transaction order is cyclic."),
+        "{out}"
+    );
+    for unit in ["c.service", "d.service"] {
+        assert_eq!(status(&control, unit)["state"], "inactive", "{unit}");
+    }
 }
 
 #[test]

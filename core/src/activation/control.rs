@@ -1215,8 +1215,12 @@ impl Manager {
                             }
                             continue;
                         };
-                        self.enqueue_name(n, kind);
-                        waited.push(id);
+                        match self.try_enqueue_name(n, kind) {
+                            Ok(_) => waited.push(id),
+                            Err(e) => {
+                                refused.get_or_insert(cyclic(command, n, &e));
+                            }
+                        }
                         continue;
                     }
                     // `try-*`: a unit that does not run is left as it is;
@@ -1337,8 +1341,12 @@ impl Manager {
                         }
                         continue;
                     };
-                    self.enqueue(id, kind);
-                    waited.push(id);
+                    match self.try_enqueue(id, kind) {
+                        Ok(_) => waited.push(id),
+                        Err(e) => {
+                            refused.get_or_insert(cyclic(command, n, &e));
+                        }
+                    }
                 }
                 let no_block = req.get("no_block").and_then(Json::as_bool).unwrap_or(false);
                 if !no_block {
@@ -1532,6 +1540,16 @@ fn cpu_usec(cg: &crate::cgroup::Cgroups, unit: &str) -> Option<u64> {
 /// `ExecReload=`, not `Type=notify-reload`): the job type is not
 /// applicable (exit 3, as systemctl's for
 /// `BUS_ERROR_JOB_TYPE_NOT_APPLICABLE`).
+/// systemctl's answer to a job refused for an ordering cycle.
+fn cyclic(command: &str, n: &str, why: &str) -> Json {
+    control::error(
+        1,
+        &format!(
+            "Failed to {command} {n}: {why}\nSee flint's log and 'flint ctl status {n}' for details."
+        ),
+    )
+}
+
 fn not_reloadable(n: &str) -> Json {
     control::error(
         3,

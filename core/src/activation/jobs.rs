@@ -315,22 +315,33 @@ pub(super) struct Transaction {
     /// Units both to start and to stop (a `Conflicts=` between units the
     /// request starts): they keep their start.
     pub contradictions: Vec<String>,
+    /// Jobs left out to break an ordering cycle (only pulled in by
+    /// `Wants=`), with the cycle.
+    pub dropped: Vec<(String, Vec<String>)>,
+    /// An ordering cycle among jobs that all matter to the request: the
+    /// whole request is refused ("Transaction order is cyclic").
+    pub cyclic: Option<Vec<String>>,
 }
 
 /// Builds the transaction for `kind` on `anchor`, as systemd's
 /// `transaction_add_job_and_dependencies()`.
 pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) -> Transaction {
     let mut tr = Transaction::default();
-    let mut queue: VecDeque<(String, JobKind, bool)> = VecDeque::new();
-    queue.push_back((anchor.to_string(), kind, true));
+    // (unit, job, required by the unit that pulled it in, matters to the
+    // anchor: reached from it through requirements, not `Wants=`).
+    let mut queue: VecDeque<(String, JobKind, bool, bool)> = VecDeque::new();
+    queue.push_back((anchor.to_string(), kind, true, true));
     // Per unit: the job it got (or would have got, for slices).
     let mut planned: HashMap<String, JobKind> = HashMap::new();
+    let mut matter: HashMap<String, bool> = HashMap::new();
+    let mut deps_of: HashMap<String, Deps> = HashMap::new();
     let mut steps = 0usize;
-    while let Some((name, kind, required)) = queue.pop_front() {
+    while let Some((name, kind, required, matters)) = queue.pop_front() {
         steps += 1;
         if steps > 100_000 {
             break;
         }
+        *matter.entry(name.clone()).or_insert(false) |= matters;
         if let Some(&had) = planned.get(&name) {
             let starts = |k: JobKind| matches!(k, JobKind::Start | JobKind::Restart);
             let contradicts =
@@ -352,6 +363,7 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
         let deps = match node {
             Node::Runs(d) => {
                 tr.jobs.push((name.clone(), kind));
+                deps_of.insert(name.clone(), d.clone());
                 d
             }
             Node::Group(d) => d,
@@ -366,17 +378,17 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
         let is_anchor = name == anchor;
         if matches!(kind, JobKind::Start) || (kind == JobKind::Restart && is_anchor) {
             for r in deps.requires.iter().chain(&deps.binds_to) {
-                queue.push_back((r.clone(), JobKind::Start, true));
+                queue.push_back((r.clone(), JobKind::Start, true, matters));
             }
             for w in deps.wants.iter().chain(&deps.upholds) {
-                queue.push_back((w.clone(), JobKind::Start, false));
+                queue.push_back((w.clone(), JobKind::Start, false, false));
             }
             for c in &deps.conflicts {
-                queue.push_back((c.clone(), JobKind::Stop, false));
+                queue.push_back((c.clone(), JobKind::Stop, false, matters));
             }
             graph.each(&mut |other, d| {
                 if d.conflicts.contains(&name) {
-                    queue.push_back((other.to_string(), JobKind::Stop, false));
+                    queue.push_back((other.to_string(), JobKind::Stop, false, matters));
                 }
             });
         }
@@ -388,7 +400,7 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
         if let Some(p) = propagate {
             graph.each(&mut |other, d| {
                 if d.follows_stop_of(&name) {
-                    queue.push_back((other.to_string(), p, false));
+                    queue.push_back((other.to_string(), p, false, matters));
                 }
             });
         }
@@ -396,16 +408,64 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
         // restart) reaches them; a unit this request starts keeps its start.
         if kind == JobKind::Stop {
             for o in &deps.propagates_stop_to {
-                queue.push_back((o.clone(), JobKind::Stop, false));
+                queue.push_back((o.clone(), JobKind::Stop, false, matters));
             }
             graph.each(&mut |other, d| {
                 if d.stop_propagated_from.contains(&name) {
-                    queue.push_back((other.to_string(), JobKind::Stop, false));
+                    queue.push_back((other.to_string(), JobKind::Stop, false, matters));
                 }
             });
         }
     }
+    break_cycles(&mut tr, &deps_of, &matter);
     tr
+}
+
+/// systemd's `transaction_verify_order()`: an ordering cycle among the
+/// jobs of a transaction is broken by leaving out a job that does not
+/// matter to the request (one only `Wants=` pulled in); a cycle of jobs
+/// that all matter refuses the request.
+fn break_cycles(
+    tr: &mut Transaction,
+    deps_of: &HashMap<String, Deps>,
+    matter: &HashMap<String, bool>,
+) {
+    let empty = Deps::default();
+    for _ in 0..tr.jobs.len() {
+        let deps = |n: &str| deps_of.get(n).unwrap_or(&empty);
+        let edges: Vec<Vec<usize>> = tr
+            .jobs
+            .iter()
+            .map(|(me, mine)| {
+                tr.jobs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (other, _))| other != me)
+                    .filter(|(_, (other, theirs))| {
+                        let after =
+                            deps(me).after.contains(other) || deps(other).before.contains(me);
+                        let before =
+                            deps(me).before.contains(other) || deps(other).after.contains(me);
+                        job_waits(*mine, *theirs, after, before)
+                    })
+                    .map(|(j, _)| j)
+                    .collect()
+            })
+            .collect();
+        let Some(cycle) = find_cycle(&edges) else {
+            return;
+        };
+        let names: Vec<String> = cycle.iter().map(|&i| tr.jobs[i].0.clone()).collect();
+        let Some(&drop) = cycle
+            .iter()
+            .find(|&&i| !matter.get(&tr.jobs[i].0).copied().unwrap_or(false))
+        else {
+            tr.cyclic = Some(names);
+            return;
+        };
+        let (gone, _) = tr.jobs.remove(drop);
+        tr.dropped.push((gone, names));
+    }
 }
 
 /// A cycle in a wait-for graph (`edges[i]`: the jobs job `i` waits for),
@@ -566,8 +626,14 @@ impl Manager {
     /// Returns the required units that do not load (their dependents'
     /// starts failed), as [`Self::enqueue_name`].
     pub(super) fn enqueue(&mut self, id: u64, kind: JobKind) -> Vec<String> {
+        self.try_enqueue(id, kind).unwrap_or_default()
+    }
+
+    /// [`Self::enqueue`], refusing a request ordered in a cycle it cannot
+    /// break (see [`Self::try_enqueue_name`]).
+    pub(super) fn try_enqueue(&mut self, id: u64, kind: JobKind) -> Result<Vec<String>, String> {
         let Some(name) = self.services.get(&id).map(|s| s.unit.id.to_string()) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         // The common case, a unit that names no other and that none names
         // in Conflicts=: no transaction to build.
@@ -579,9 +645,9 @@ impl Manager {
                 .any(|s| s.deps.conflicts.contains(&name))
         {
             self.install_job(id, kind, true);
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        self.enqueue_name(&name, kind)
+        self.try_enqueue_name(&name, kind)
     }
 
     /// Like [`Self::enqueue`] for a unit by name (a socket too). Returns
@@ -590,7 +656,31 @@ impl Manager {
     /// job"); here the starts that need them fail with result
     /// `dependency`.
     pub(super) fn enqueue_name(&mut self, name: &str, kind: JobKind) -> Vec<String> {
+        self.try_enqueue_name(name, kind).unwrap_or_default()
+    }
+
+    /// [`Self::enqueue_name`], refusing a request whose jobs are ordered
+    /// in a cycle that leaving out wanted units does not break (systemd's
+    /// "Transaction order is cyclic"): nothing is queued then.
+    pub(super) fn try_enqueue_name(
+        &mut self,
+        name: &str,
+        kind: JobKind,
+    ) -> Result<Vec<String>, String> {
         let tr = transaction(&mut ManagerGraph(self), name, kind);
+        for (gone, cycle) in &tr.dropped {
+            tracing::warn!(
+                "{name}: Found ordering cycle: {}; the job of {gone} (only wanted) deleted to break it",
+                cycle.join(" -> ")
+            );
+        }
+        if let Some(cycle) = &tr.cyclic {
+            tracing::error!(
+                "{name}: Found ordering cycle: {}; unable to break it: Requested transaction contains an unfixable cyclic ordering dependency",
+                cycle.join(" -> ")
+            );
+            return Err("Transaction order is cyclic.".into());
+        }
         for c in &tr.contradictions {
             tracing::warn!(
                 "{name}: {c} is both to be started and (by Conflicts=) stopped; starting it"
@@ -603,7 +693,7 @@ impl Manager {
             tracing::error!("{m}: required, but it cannot be loaded; what requires it fails");
             self.fail_dependents(m);
         }
-        tr.missing
+        Ok(tr.missing)
     }
 
     /// Installs one job of a transaction.
@@ -1691,6 +1781,63 @@ mod tests {
         assert_eq!(jobs(&tr), ["a.service/start", "b.service/start"]);
         // Conflicts= works both ways: each is both to start and to stop.
         assert_eq!(tr.contradictions, ["b.service", "a.service"]);
+    }
+
+    #[test]
+    fn a_cycle_loses_a_wanted_job_and_a_cycle_of_requirements_is_refused() {
+        let after = |a: &str, more: Deps| Deps {
+            after: list(a),
+            ..more
+        };
+        let mut g = Fake(vec![
+            (
+                "a.service".into(),
+                after(
+                    "b.service",
+                    Deps {
+                        wants: list("b.service"),
+                        ..Deps::default()
+                    },
+                ),
+            ),
+            (
+                "b.service".into(),
+                after(
+                    "a.service",
+                    Deps {
+                        wants: list("a.service"),
+                        ..Deps::default()
+                    },
+                ),
+            ),
+            (
+                "c.service".into(),
+                after(
+                    "d.service",
+                    Deps {
+                        requires: list("d.service"),
+                        ..Deps::default()
+                    },
+                ),
+            ),
+            (
+                "d.service".into(),
+                after(
+                    "c.service",
+                    Deps {
+                        requires: list("c.service"),
+                        ..Deps::default()
+                    },
+                ),
+            ),
+        ]);
+        let tr = transaction(&mut g, "a.service", JobKind::Start);
+        assert_eq!(jobs(&tr), ["a.service/start"]);
+        assert_eq!(tr.dropped.len(), 1);
+        assert_eq!(tr.dropped[0].0, "b.service");
+        assert!(tr.cyclic.is_none());
+        let tr = transaction(&mut g, "c.service", JobKind::Start);
+        assert!(tr.cyclic.is_some(), "{tr:?}");
     }
 
     #[test]
