@@ -826,14 +826,14 @@ fn a_masked_slice_fails_what_runs_in_it() {
         assert_eq!(s["state"], "inactive", "{unit}: {s}");
         assert_eq!(s["result"], "success", "{unit}: {s}");
     }
-    // Started on request, through a transaction.
-    ctl(&control, &["start", "later.service"]);
-    let s = wait_for(Duration::from_secs(10), || {
-        let s = status(&control, "later.service");
-        (s["job_result"] == "dependency").then_some(s)
-    })
-    .unwrap_or_else(|| panic!("{}\n{}", status(&control, "later.service"), flint.log()));
-    assert_eq!(s["state"], "inactive", "{s}");
+    // Asked for by hand: systemd refuses the whole request.
+    let (code, out) = ctl(&control, &["start", "later.service"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("Failed to start later.service: Unit masked.slice is masked."),
+        "{out}"
+    );
+    assert_eq!(status(&control, "later.service")["state"], "inactive");
     let read = connection_closed(port);
     assert!(read.is_ok(), "the waiting connection is closed: {read:?}");
     assert!(
@@ -893,15 +893,23 @@ fn a_socket_listens_again_after_its_service_failed_by_dependency() {
 
 /// Targets are units with jobs, as in systemd: a unit ordered after a
 /// target waits for what the target pulls in (a target is ordered after
-/// what it wants), a target's own `Wants=` and `Requires=` are followed,
-/// `flint ctl start|stop` acts on targets and what is `PartOf=` them, a
-/// target whose requirement fails is not reached, and the tree's
-/// `default.target` is reached once what it wants is up.
+/// what it wants, unless that unit is ordered after the target), a
+/// target's own `Wants=` and `Requires=` are followed, `flint ctl
+/// start|stop` acts on targets and what is `PartOf=` them, a target whose
+/// requirement fails is not reached, and the tree's `default.target` (a
+/// link to `multi-user.target`: one unit) is reached once what it wants is
+/// up. systemd's boot targets are the host's: `Requires=basic.target`
+/// does not start what `basic.target` wants.
 #[test]
 fn targets_are_units_that_order_pull_in_and_stop_as_in_systemd() {
     let tree = Tree::new();
     let log = tree.path().join("log");
     let l = log.display();
+    let link = |target: &str, unit: &str| {
+        let dir = tree.path().join(format!("{target}.wants"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(format!("../{unit}"), dir.join(unit)).unwrap();
+    };
     tree.write("online.target", "[Unit]\nDescription=Online\n");
     tree.write(
         "wait.service",
@@ -910,12 +918,7 @@ fn targets_are_units_that_order_pull_in_and_stop_as_in_systemd() {
             sh(&format!("sleep 0.7; echo wait >> {l}"))
         ),
     );
-    std::fs::create_dir(tree.path().join("online.target.wants")).unwrap();
-    std::os::unix::fs::symlink(
-        "../wait.service",
-        tree.path().join("online.target.wants/wait.service"),
-    )
-    .unwrap();
+    link("online.target", "wait.service");
     tree.write(
         "app.service",
         &format!(
@@ -923,13 +926,30 @@ fn targets_are_units_that_order_pull_in_and_stop_as_in_systemd() {
             sh(&format!("echo app >> {l}; exec sleep 1000"))
         ),
     );
-    tree.write("default.target", "[Unit]\nDescription=Default\n");
-    std::fs::create_dir(tree.path().join("default.target.wants")).unwrap();
-    std::os::unix::fs::symlink(
-        "../app.service",
-        tree.path().join("default.target.wants/app.service"),
-    )
-    .unwrap();
+    // Wanted by the target and ordered after it: starts once it is
+    // reached, without an ordering cycle.
+    tree.write(
+        "late.service",
+        &format!(
+            "[Unit]\nAfter=multi-user.target\n[Service]\nExecStart={}\n",
+            sh(&format!("echo late >> {l}; exec sleep 1000"))
+        ),
+    );
+    tree.write(
+        "multi-user.target",
+        "[Unit]\nDescription=Multi\nRequires=basic.target\nAfter=basic.target\n",
+    );
+    std::os::unix::fs::symlink("multi-user.target", tree.path().join("default.target")).unwrap();
+    link("multi-user.target", "app.service");
+    link("multi-user.target", "late.service");
+    tree.write("basic.target", "[Unit]\nWants=journal.service\n");
+    tree.write(
+        "journal.service",
+        &format!(
+            "[Service]\nExecStart={}\n",
+            sh(&format!("echo journal >> {l}"))
+        ),
+    );
     // Pulled in by the target's own Wants=, stopped with it (PartOf=).
     tree.write(
         "grp.target",
@@ -944,28 +964,41 @@ fn targets_are_units_that_order_pull_in_and_stop_as_in_systemd() {
         "bad.service",
         "[Service]\nType=oneshot\nExecStart=/bin/false\n",
     );
+    tree.write(
+        "lacking.service",
+        "[Unit]\nRequires=flint-absent.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
     // No unit named: what default.target's links want.
     let (flint, control) = run(&tree, &[]);
     let seen = wait_for(Duration::from_secs(15), || {
-        Some(lines(&log)).filter(|l| l.len() >= 2)
+        Some(lines(&log)).filter(|l| l.len() >= 3)
     })
-    .unwrap_or_else(|| panic!("both ran: {:?}\n{}", lines(&log), flint.log()));
+    .unwrap_or_else(|| panic!("all ran: {:?}\n{}", lines(&log), flint.log()));
     assert_eq!(
         seen,
-        ["wait", "app"],
-        "app.service (After=online.target) waits for what online.target wants"
+        ["wait", "app", "late"],
+        "app.service (After=online.target) waits for what online.target wants, \
+         late.service for multi-user.target"
     );
     wait_state(&control, "online.target", "active");
     wait_state(&control, "default.target", "active");
     assert!(flint.wait_log("Reached target Online."), "{}", flint.log());
     let (_, shown) = ctl(
         &control,
-        &["show", "-p", "ActiveState,SubState", "default.target"],
+        &["show", "-p", "Id,ActiveState,SubState", "default.target"],
     );
     assert!(
-        shown.contains("ActiveState=active") && shown.contains("SubState=active"),
+        shown.contains("Id=multi-user.target")
+            && shown.contains("ActiveState=active")
+            && shown.contains("SubState=active"),
         "{shown}"
     );
+    let (_, listed) = ctl(&control, &["list-units", "*.target"]);
+    assert_eq!(listed.matches("multi-user.target").count(), 1, "{listed}");
+    assert!(listed.contains("online.target"), "{listed}");
+    let text = flint.log();
+    assert_eq!(text.matches("Reached target Multi.").count(), 1, "{text}");
+    assert!(!text.contains("ordering cycle"), "{text}");
 
     let (code, out) = ctl(&control, &["start", "grp.target"]);
     assert_eq!(code, 0, "{out}");
@@ -989,6 +1022,22 @@ fn targets_are_units_that_order_pull_in_and_stop_as_in_systemd() {
     let (code, out) = ctl(&control, &["start", "nothere.target"]);
     assert_eq!(code, 5, "{out}");
     assert!(out.contains("Unit nothere.target not found."), "{out}");
+    // A request that requires a unit the tree lacks is refused whole.
+    let (code, out) = ctl(&control, &["start", "lacking.service"]);
+    assert_eq!(code, 5, "{out}");
+    assert!(
+        out.contains("Failed to start lacking.service: Unit flint-absent.service not found."),
+        "{out}"
+    );
+    // The boot target is the host's: starting it starts nothing.
+    let (code, out) = ctl(&control, &["start", "basic.target"]);
+    assert_eq!(code, 0, "{out}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !lines(&log).contains(&"journal".to_string()),
+        "{:?}",
+        lines(&log)
+    );
 }
 
 /// `RefuseManualStart=`/`RefuseManualStop=` refuse what `flint ctl` asks

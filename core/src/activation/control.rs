@@ -280,6 +280,11 @@ impl Manager {
             .chain(ids.iter().map(|id| self.services[id].unit.id.to_string()))
             .chain(self.timers.map.keys().cloned())
             .chain(self.path_units.map.keys().cloned())
+            .chain(
+                self.target_ids()
+                    .into_iter()
+                    .map(|id| self.targets[&id].unit.id.to_string()),
+            )
             .collect()
     }
 
@@ -983,9 +988,7 @@ impl Manager {
                         units.extend(ids.into_iter().map(|id| self.service_json(id)));
                         units.extend(self.timers.map.keys().map(|n| self.timer_json(n)));
                         units.extend(self.path_units.map.keys().map(|n| self.path_json(n)));
-                        let mut ids: Vec<u64> = self.targets.keys().copied().collect();
-                        ids.sort_unstable();
-                        units.extend(ids.into_iter().map(|id| self.target_json(id)));
+                        units.extend(self.target_ids().into_iter().map(|id| self.target_json(id)));
                     }
                 } else {
                     for n in &names {
@@ -1210,15 +1213,22 @@ impl Manager {
                             self.add_target(&name)
                         };
                         let Some(id) = id else {
-                            if let Some(no) = self.job_refused(command, n) {
+                            // systemd's boot targets are the host's (see
+                            // `target`); a target not loaded has nothing
+                            // to stop or restart.
+                            let quiet = super::target::is_boot_target(n)
+                                || ((command == "stop" || command.starts_with("try"))
+                                    && self.load_state(n)
+                                        != Some(crate::unit::load::LoadState::NotFound));
+                            if !quiet && let Some(no) = self.job_refused(command, n) {
                                 refused.get_or_insert(no);
                             }
                             continue;
                         };
-                        match self.try_enqueue_name(n, kind) {
+                        match self.try_enqueue_name(n, kind, true) {
                             Ok(_) => waited.push(id),
                             Err(e) => {
-                                refused.get_or_insert(cyclic(command, n, &e));
+                                refused.get_or_insert(transaction_refused(command, n, &e));
                             }
                         }
                         continue;
@@ -1341,10 +1351,10 @@ impl Manager {
                         }
                         continue;
                     };
-                    match self.try_enqueue(id, kind) {
+                    match self.try_enqueue(id, kind, true) {
                         Ok(_) => waited.push(id),
                         Err(e) => {
-                            refused.get_or_insert(cyclic(command, n, &e));
+                            refused.get_or_insert(transaction_refused(command, n, &e));
                         }
                     }
                 }
@@ -1540,13 +1550,19 @@ fn cpu_usec(cg: &crate::cgroup::Cgroups, unit: &str) -> Option<u64> {
 /// `ExecReload=`, not `Type=notify-reload`): the job type is not
 /// applicable (exit 3, as systemctl's for
 /// `BUS_ERROR_JOB_TYPE_NOT_APPLICABLE`).
-/// systemctl's answer to a job refused for an ordering cycle.
-fn cyclic(command: &str, n: &str, why: &str) -> Json {
+/// systemctl's answer to a request refused as a whole: a required unit
+/// that does not load, an ordering cycle.
+fn transaction_refused(command: &str, n: &str, refused: &super::jobs::Refused) -> Json {
+    let why = &refused.why;
     control::error(
-        1,
-        &format!(
-            "Failed to {command} {n}: {why}\nSee flint's log and 'flint ctl status {n}' for details."
-        ),
+        refused.exit,
+        &if refused.exit == 5 {
+            format!("Failed to {command} {n}: {why}")
+        } else {
+            format!(
+                "Failed to {command} {n}: {why}\nSee flint's log and 'flint ctl status {n}' for details."
+            )
+        },
     )
 }
 

@@ -206,6 +206,13 @@ impl Class {
     }
 }
 
+/// Why a request was refused as a whole, with `flint ctl`'s exit status.
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub exit: u8,
+    pub why: String,
+}
+
 /// What the job engine saw of a service at its last look.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Seen {
@@ -552,9 +559,17 @@ impl Graph for ManagerGraph<'_> {
                     Node::Missing
                 }
             }
-            // A target without a file still has its links.
+            // A target without a file still has its links; one with
+            // neither, and systemd's boot targets, are the host's (counted
+            // as reached); a masked or broken one is missing.
             UnitType::Target => match m.add_target(&unit_name) {
                 Some(id) => Node::Runs(m.targets[&id].deps.clone()),
+                None if super::target::is_boot_target(name)
+                    || m.units.load(&m.search, &unit_name).load_state
+                        == crate::unit::load::LoadState::NotFound =>
+                {
+                    Node::Foreign
+                }
                 None => Node::Missing,
             },
             // A slice needs no file; one that is masked or fails to load
@@ -626,12 +641,18 @@ impl Manager {
     /// Returns the required units that do not load (their dependents'
     /// starts failed), as [`Self::enqueue_name`].
     pub(super) fn enqueue(&mut self, id: u64, kind: JobKind) -> Vec<String> {
-        self.try_enqueue(id, kind).unwrap_or_default()
+        self.try_enqueue(id, kind, false).unwrap_or_default()
     }
 
     /// [`Self::enqueue`], refusing a request ordered in a cycle it cannot
-    /// break (see [`Self::try_enqueue_name`]).
-    pub(super) fn try_enqueue(&mut self, id: u64, kind: JobKind) -> Result<Vec<String>, String> {
+    /// break, or with `strict` one that requires a unit that does not load
+    /// (see [`Self::try_enqueue_name`]).
+    pub(super) fn try_enqueue(
+        &mut self,
+        id: u64,
+        kind: JobKind,
+        strict: bool,
+    ) -> Result<Vec<String>, Refused> {
         let Some(name) = self.services.get(&id).map(|s| s.unit.id.to_string()) else {
             return Ok(Vec::new());
         };
@@ -647,7 +668,7 @@ impl Manager {
             self.install_job(id, kind, true);
             return Ok(Vec::new());
         }
-        self.try_enqueue_name(&name, kind)
+        self.try_enqueue_name(&name, kind, strict)
     }
 
     /// Like [`Self::enqueue`] for a unit by name (a socket too). Returns
@@ -656,18 +677,41 @@ impl Manager {
     /// job"); here the starts that need them fail with result
     /// `dependency`.
     pub(super) fn enqueue_name(&mut self, name: &str, kind: JobKind) -> Vec<String> {
-        self.try_enqueue_name(name, kind).unwrap_or_default()
+        self.try_enqueue_name(name, kind, false).unwrap_or_default()
     }
 
     /// [`Self::enqueue_name`], refusing a request whose jobs are ordered
     /// in a cycle that leaving out wanted units does not break (systemd's
-    /// "Transaction order is cyclic"): nothing is queued then.
+    /// "Transaction order is cyclic"), and with `strict` (a request by
+    /// hand) one that requires a unit that does not load (systemd refuses
+    /// the transaction: "Unit x not found."): nothing is queued then.
     pub(super) fn try_enqueue_name(
         &mut self,
         name: &str,
         kind: JobKind,
-    ) -> Result<Vec<String>, String> {
+        strict: bool,
+    ) -> Result<Vec<String>, Refused> {
         let tr = transaction(&mut ManagerGraph(self), name, kind);
+        if strict
+            && kind != JobKind::Stop
+            && let Some(m) = tr.missing.first()
+        {
+            let state = m
+                .parse::<UnitName>()
+                .map(|n| self.units.load(&self.search, &n).load_state)
+                .unwrap_or(crate::unit::load::LoadState::NotFound);
+            tracing::error!("{name}: requires {m}, which does not load; request refused");
+            return Err(Refused {
+                exit: if state == crate::unit::load::LoadState::NotFound {
+                    5
+                } else {
+                    1
+                },
+                why: state
+                    .reason(m)
+                    .unwrap_or_else(|| format!("Unit {m} failed to load properly.")),
+            });
+        }
         for (gone, cycle) in &tr.dropped {
             tracing::warn!(
                 "{name}: Found ordering cycle: {}; the job of {gone} (only wanted) deleted to break it",
@@ -679,7 +723,10 @@ impl Manager {
                 "{name}: Found ordering cycle: {}; unable to break it: Requested transaction contains an unfixable cyclic ordering dependency",
                 cycle.join(" -> ")
             );
-            return Err("Transaction order is cyclic.".into());
+            return Err(Refused {
+                exit: 1,
+                why: "Transaction order is cyclic.".into(),
+            });
         }
         for c in &tr.contradictions {
             tracing::warn!(
@@ -845,10 +892,11 @@ impl Manager {
     fn holder_is(&self, id: u64, name: &str) -> bool {
         match self.services.get(&id) {
             Some(s) => names(s, name),
-            None => self
-                .targets
-                .get(&id)
-                .is_some_and(|t| t.unit.id.as_str() == name || t.unit.name.as_str() == name),
+            None => self.targets.get(&id).is_some_and(|t| {
+                t.unit.id.as_str() == name
+                    || t.unit.name.as_str() == name
+                    || t.unit.aliases.iter().any(|a| a.as_str() == name)
+            }),
         }
     }
 
@@ -875,8 +923,10 @@ impl Manager {
         if let Some(id) = self.find_target(name) {
             return self.holder_class(id).unwrap_or_default();
         }
+        // A target flint has not loaded is a boot target or one the tree
+        // lacks: the host's, counted as reached.
         match name.parse::<UnitName>().map(|n| n.unit_type()) {
-            Ok(UnitType::Service | UnitType::Socket | UnitType::Target) => Class::Inactive,
+            Ok(UnitType::Service | UnitType::Socket) => Class::Inactive,
             _ => Class::Active,
         }
     }

@@ -628,31 +628,7 @@ async fn run_async(
         .cloned()
         .collect();
     let names = plan_units(&mgr.search, &names);
-    let mut started = mgr.start_planned(&names);
-    // The targets named: active once what they pull in has started.
-    for t in &asked_targets {
-        if mgr.add_target(t).is_some() {
-            mgr.enqueue_name(t.as_str(), jobs::JobKind::Start);
-            started += 1;
-        } else {
-            tracing::error!(
-                "{t}: cannot be started: it has no file and no links, or does not load"
-            );
-        }
-    }
-    // With no unit named, the tree's targets whose links were followed
-    // become active once what they want has started; their own files'
-    // dependencies (basic.target, sysinit.target, ...) are not pulled in.
-    if !named {
-        for t in DEFAULT_TARGETS {
-            if let Ok(name) = t.parse::<UnitName>()
-                && let Some(id) = mgr.add_target(&name)
-            {
-                mgr.install_job(id, jobs::JobKind::Start, true);
-            }
-        }
-    }
-    mgr.dispatch();
+    let started = mgr.start_planned(&names, &asked_targets, !named);
     if started == 0 {
         // Nobody is served: the sockets' nodes go, as at a stop.
         for path in control_node.into_iter().chain(private_node) {
@@ -1162,7 +1138,16 @@ impl Manager {
     /// their `After=`/`Before=` order. A socket or service that cannot be
     /// loaded fails the units that require it. Returns how many units were
     /// started or queued.
-    fn start_planned(&mut self, names: &[UnitName]) -> usize {
+    /// Starts the planned units, then the targets: those named
+    /// (`targets`), those the units pull in, and with `tree_targets` the
+    /// tree's [`DEFAULT_TARGETS`], each reached once what it wants has
+    /// started. Returns how many units started.
+    fn start_planned(
+        &mut self,
+        names: &[UnitName],
+        targets: &[UnitName],
+        tree_targets: bool,
+    ) -> usize {
         let mut started = 0usize;
         let mut failed: Vec<String> = Vec::new();
         let mut queued: Vec<u64> = Vec::new();
@@ -1250,6 +1235,31 @@ impl Manager {
         for t in pulled {
             if self.find_target(&t).is_none() {
                 self.enqueue_name(&t, jobs::JobKind::Start);
+            }
+        }
+        for t in targets {
+            if self.add_target(t).is_some() {
+                self.enqueue_name(t.as_str(), jobs::JobKind::Start);
+                started += 1;
+            } else if target::is_boot_target(t.as_str()) {
+                tracing::info!("{t}: systemd's boot target, the host's to reach; nothing to start");
+            } else {
+                tracing::error!(
+                    "{t}: cannot be started: it has no file and no links, or does not load"
+                );
+            }
+        }
+        // With no unit named, the tree's targets whose links were followed
+        // are reached once what they want has started. Their own
+        // requirements are not pulled in: what the tree enables is what
+        // runs (a distribution's multi-user.target requires basic.target).
+        if tree_targets {
+            for t in DEFAULT_TARGETS {
+                if let Ok(name) = t.parse::<UnitName>()
+                    && let Some(id) = self.add_target(&name)
+                {
+                    self.install_job(id, jobs::JobKind::Start, true);
+                }
             }
         }
         // Required units the tree lacks (left out of the plan): what
@@ -1890,6 +1900,7 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
                 | UnitType::Timer
                 | UnitType::Path
         ) || name.is_template()
+            || target::is_boot_target(name.as_str())
         {
             continue;
         }

@@ -846,6 +846,8 @@ impl Manager {
                 }
             }
         }
+        // Targets: their files, links and ordering as the new tree has them.
+        self.reload_targets();
         // Reload.
         for name in &plan.reload {
             if let Some(id) = self.find_service(name) {

@@ -16,12 +16,71 @@
 //!
 //! A target with no file but with `.wants/`/`.requires/` links (what
 //! `flint enable` makes in a tree that lacks systemd's own targets) is
-//! started as one with an empty file.
+//! started as one with an empty file. A target with neither, and the
+//! targets of systemd's own boot and shutdown ([`BOOT_TARGETS`]), are the
+//! host's business: flint is not the system's init, so they count as
+//! reached, get no jobs and pull nothing in (`multi-user.target`'s
+//! `Requires=basic.target` does not start `sysinit.target`'s journald,
+//! udev and tmpfiles services), as a target the tree lacks did before
+//! targets were units.
 
 use super::Manager;
 use super::jobs::{Deps, JobResult};
 use crate::unit::load::{LoadState, Unit};
 use crate::unit::name::UnitName;
+
+/// systemd's targets of early boot, shutdown and sleep (systemd.special(7)),
+/// which only the system's init reaches.
+pub(super) const BOOT_TARGETS: &[&str] = &[
+    "basic.target",
+    "sysinit.target",
+    "local-fs.target",
+    "local-fs-pre.target",
+    "remote-fs.target",
+    "remote-fs-pre.target",
+    "swap.target",
+    "cryptsetup.target",
+    "cryptsetup-pre.target",
+    "remote-cryptsetup.target",
+    "veritysetup.target",
+    "veritysetup-pre.target",
+    "remote-veritysetup.target",
+    "integritysetup.target",
+    "integritysetup-pre.target",
+    "initrd.target",
+    "initrd-fs.target",
+    "initrd-root-fs.target",
+    "initrd-root-device.target",
+    "initrd-switch-root.target",
+    "initrd-usr-fs.target",
+    "emergency.target",
+    "rescue.target",
+    "shutdown.target",
+    "final.target",
+    "umount.target",
+    "reboot.target",
+    "poweroff.target",
+    "halt.target",
+    "kexec.target",
+    "soft-reboot.target",
+    "exit.target",
+    "ctrl-alt-del.target",
+    "sleep.target",
+    "suspend.target",
+    "hibernate.target",
+    "hybrid-sleep.target",
+    "suspend-then-hibernate.target",
+    "system-update.target",
+    "system-update-pre.target",
+    "factory-reset.target",
+    "first-boot-complete.target",
+    "usb-gadget.target",
+];
+
+/// Whether `name` is one of [`BOOT_TARGETS`].
+pub(super) fn is_boot_target(name: &str) -> bool {
+    BOOT_TARGETS.contains(&name)
+}
 
 /// A target flint has loaded.
 #[derive(Debug)]
@@ -37,18 +96,38 @@ pub(super) struct TargetRt {
 }
 
 impl Manager {
+    /// The ids of the loaded targets, in the order they were loaded.
+    pub(super) fn target_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.targets.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The id of the target named `name`, when it is loaded.
     pub(super) fn find_target(&self, name: &str) -> Option<u64> {
         self.target_names.get(name).copied()
     }
 
-    /// Loads target `name` (once). `None` when it cannot be started: it
-    /// is masked or broken, or it has neither a file nor links.
+    /// Loads target `name` (once, under all its names). `None` when it
+    /// cannot be started: it is masked or broken, it has neither a file
+    /// nor links, or it is one of [`BOOT_TARGETS`].
     pub(super) fn add_target(&mut self, name: &UnitName) -> Option<u64> {
         if let Some(id) = self.find_target(name.as_str()) {
             return Some(id);
         }
+        if is_boot_target(name.as_str()) {
+            return None;
+        }
         let mut unit = self.units.load(&self.search, name);
+        // Loaded under another of its names (default.target, a link to
+        // multi-user.target): the same unit.
+        if let Some(id) = self.find_target(unit.id.as_str()) {
+            self.target_names.insert(name.to_string(), id);
+            return Some(id);
+        }
+        if is_boot_target(unit.id.as_str()) {
+            return None;
+        }
         if !unit.is_loaded() {
             if unit.load_state != LoadState::NotFound {
                 return None;
@@ -64,8 +143,9 @@ impl Manager {
         let deps = self.target_deps(&unit);
         let id = self.new_id();
         self.target_names.insert(name.to_string(), id);
-        if unit.id.as_str() != name.as_str() {
-            self.target_names.insert(unit.id.to_string(), id);
+        self.target_names.insert(unit.id.to_string(), id);
+        for alias in &unit.aliases {
+            self.target_names.insert(alias.to_string(), id);
         }
         self.targets.insert(
             id,
@@ -82,8 +162,9 @@ impl Manager {
 
     /// A target's dependencies with systemd's default ordering: after what
     /// it requires, requisites, wants and binds to, when neither side
-    /// says `DefaultDependencies=no` and the target is not ordered before
-    /// that unit.
+    /// says `DefaultDependencies=no` and the two are not ordered the other
+    /// way (the target `Before=` the unit, or the unit `After=` the
+    /// target, as systemd keeps both directions of an ordering).
     fn target_deps(&mut self, unit: &Unit) -> Deps {
         let mut deps = Deps::of(unit);
         if unit.get_bool("Unit", "DefaultDependencies") == Some(false) {
@@ -105,11 +186,56 @@ impl Manager {
                 continue;
             };
             let loaded = self.units.load(&self.search, &parsed);
-            if loaded.is_loaded() && loaded.get_bool("Unit", "DefaultDependencies") != Some(false) {
+            let names_target = |n: &str| {
+                n == unit.id.as_str()
+                    || n == unit.name.as_str()
+                    || unit.aliases.iter().any(|a| a.as_str() == n)
+            };
+            let after_target = Deps::of(&loaded).after.iter().any(|n| names_target(n));
+            if loaded.is_loaded()
+                && loaded.get_bool("Unit", "DefaultDependencies") != Some(false)
+                && !after_target
+            {
                 deps.after.push(other);
             }
         }
         deps
+    }
+
+    /// Reads every loaded target again from the unit tree (after a
+    /// switch): its file, links and ordering change, its state stays. A
+    /// target that no longer loads is forgotten.
+    pub(super) fn reload_targets(&mut self) {
+        let mut ids: Vec<u64> = self.targets.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(name) = self.targets.get(&id).map(|t| t.unit.id.clone()) else {
+                continue;
+            };
+            let mut unit = self.units.load(&self.search, &name);
+            if !unit.is_loaded() && unit.load_state == LoadState::NotFound {
+                let index = crate::unit::loader::UnitIndex::build(&self.search);
+                let (wants, requires) = index.dependency_links(&name);
+                unit.wants = wants;
+                unit.requires = requires;
+            }
+            let gone = !unit.is_loaded() && unit.wants.is_empty() && unit.requires.is_empty();
+            if gone {
+                self.set_target_active(id, false);
+                self.jobs.remove(&id);
+                self.targets.remove(&id);
+                self.target_names.retain(|_, t| *t != id);
+                continue;
+            }
+            let deps = self.target_deps(&unit);
+            for alias in &unit.aliases {
+                self.target_names.insert(alias.to_string(), id);
+            }
+            if let Some(t) = self.targets.get_mut(&id) {
+                t.unit = unit;
+                t.deps = deps;
+            }
+        }
     }
 
     /// Marks target `id` active or inactive.
