@@ -698,8 +698,9 @@ impl Manager {
         {
             let state = m
                 .parse::<UnitName>()
-                .map(|n| self.units.load(&self.search, &n).load_state)
-                .unwrap_or(crate::unit::load::LoadState::NotFound);
+                .map_or(crate::unit::load::LoadState::NotFound, |n| {
+                    self.units.load(&self.search, &n).load_state
+                });
             tracing::error!("{name}: requires {m}, which does not load; request refused");
             return Err(Refused {
                 exit: if state == crate::unit::load::LoadState::NotFound {
