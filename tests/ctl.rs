@@ -1629,3 +1629,48 @@ fn socket_jobs_answer_as_systemctl_for_a_busy_service_listed_sockets_and_failed_
         );
     }
 }
+
+/// `NAccepted=`/`NRefused=` of a socket unit go on across a stop and a
+/// start, as systemd keeps them for as long as the unit is loaded.
+#[test]
+fn a_socket_keeps_its_counters_across_a_stop_and_a_start() {
+    let tree = Tree::new();
+    let port = free_port();
+    tree.write(
+        "count.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    );
+    tree.write(
+        "count@.service",
+        "[Service]\nExecStart=/bin/echo hi\nStandardInput=socket\n",
+    );
+    let control = tree.path().join("control");
+    let _flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "count.socket"],
+    );
+    let accepted = || {
+        let (_, out) = ctl(&control, &["show", "-p", "NAccepted", "count.socket"]);
+        out.trim().to_string()
+    };
+    for _ in 0..2 {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut buf = String::new();
+        std::io::Read::read_to_string(&mut c, &mut buf).unwrap();
+        assert_eq!(buf, "hi\n");
+    }
+    wait_for(Duration::from_secs(10), || {
+        (accepted() == "NAccepted=2").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", accepted()));
+    assert_eq!(ctl(&control, &["stop", "count.socket"]).0, 0);
+    assert_eq!(ctl(&control, &["start", "count.socket"]).0, 0);
+    assert_eq!(accepted(), "NAccepted=2");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut buf = String::new();
+    std::io::Read::read_to_string(&mut c, &mut buf).unwrap();
+    wait_for(Duration::from_secs(10), || {
+        (accepted() == "NAccepted=3").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", accepted()));
+}

@@ -326,6 +326,9 @@ struct Manager {
     /// The target units flint has loaded, by id (from the services' ids).
     targets: HashMap<u64, target::TargetRt>,
     target_names: HashMap<String, u64>,
+    /// `NAccepted=`/`NRefused=` of socket units opened again, carried to
+    /// their new entry.
+    socket_counts: HashMap<String, (u64, u64)>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -580,6 +583,7 @@ async fn run_async(
         path_units: path_unit::PathUnits::default(),
         targets: HashMap::new(),
         target_names: HashMap::new(),
+        socket_counts: HashMap::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {

@@ -110,6 +110,11 @@ impl Manager {
     pub(super) fn reopen_socket(&mut self, index: usize, name: &UnitName) -> bool {
         if self.sockets[index].failed && !self.hooks.contains_key(name.as_str()) {
             self.sockets[index].removed = true;
+            // Its counters go on (systemd keeps NAccepted=/NRefused= for
+            // as long as the unit is loaded).
+            let old = &self.sockets[index];
+            self.socket_counts
+                .insert(name.to_string(), (old.accepted, old.refused));
             for svc in self.services.values_mut() {
                 if svc.conn.is_none() {
                     svc.sockets.retain(|s| *s != index);
@@ -248,6 +253,10 @@ impl Manager {
             tracing::info!("{name}: policy plugins {}", names.join(", "));
         }
         rt.policy = policy;
+        if let Some((accepted, refused)) = self.socket_counts.remove(&name) {
+            rt.accepted += accepted;
+            rt.refused += refused;
+        }
         self.sockets.push(rt);
         if let Some(id) = service {
             if let Some(svc) = self.services.get_mut(&id) {
