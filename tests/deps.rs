@@ -968,6 +968,12 @@ fn targets_are_units_that_order_pull_in_and_stop_as_in_systemd() {
         "lacking.service",
         "[Unit]\nRequires=flint-absent.service\n[Service]\nExecStart=/bin/sleep 1000\n",
     );
+    // A target that stops once nothing needs it.
+    tree.write("session.target", "[Unit]\nStopWhenUnneeded=yes\n");
+    tree.write(
+        "pin.service",
+        "[Unit]\nWants=session.target\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
     // No unit named: what default.target's links want.
     let (flint, control) = run(&tree, &[]);
     let seen = wait_for(Duration::from_secs(15), || {
@@ -1029,6 +1035,12 @@ fn targets_are_units_that_order_pull_in_and_stop_as_in_systemd() {
         out.contains("Failed to start lacking.service: Unit flint-absent.service not found."),
         "{out}"
     );
+    let (code, out) = ctl(&control, &["start", "pin.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_state(&control, "session.target", "active");
+    let (code, out) = ctl(&control, &["stop", "pin.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_state(&control, "session.target", "inactive");
     // The boot target is the host's: starting it starts nothing.
     let (code, out) = ctl(&control, &["start", "basic.target"]);
     assert_eq!(code, 0, "{out}");

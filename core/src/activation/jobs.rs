@@ -1120,55 +1120,51 @@ impl Manager {
     /// `BindsTo=` or `Upholds=` it; the units flint was asked to run count
     /// as wanted by an active target) is stopped.
     fn stop_unneeded(&mut self, ids: &[u64]) -> bool {
-        let mut unneeded: Vec<u64> = Vec::new();
-        for id in ids {
-            let Some(svc) = self.services.get(id) else {
+        let mut unneeded: Vec<(u64, String)> = Vec::new();
+        // Services and targets alike (graphical-session.target has it).
+        let candidates: Vec<u64> = ids.iter().copied().chain(self.target_ids()).collect();
+        for id in candidates {
+            let (Some(deps), Some(class), Some(name)) = (
+                self.holder_deps(id),
+                self.holder_class(id),
+                self.holder_name(id),
+            ) else {
                 continue;
             };
-            if !svc.deps.stop_when_unneeded
-                || Class::of(svc.state) != Class::Active
-                || self.jobs.contains_key(id)
-                || self.roots.contains(svc.unit.id.as_str())
-                || self.roots.contains(svc.unit.name.as_str())
+            let asked = |n: &str| self.roots.contains(n);
+            let alias = self.services.get(&id).map(|s| s.unit.name.as_str());
+            if !deps.stop_when_unneeded
+                || class != Class::Active
+                || self.jobs.contains_key(&id)
+                || asked(name)
+                || alias.is_some_and(asked)
             {
                 continue;
             }
-            let name = svc.unit.id.as_str();
+            let pins = |d: &Deps| {
+                [&d.requires, &d.requisite, &d.wants, &d.binds_to, &d.upholds]
+                    .iter()
+                    .any(|l| l.iter().any(|n| n == name))
+            };
             let pinned = self.services.iter().any(|(oid, o)| {
-                oid != id
+                *oid != id
                     && (self.jobs.contains_key(oid) || !Class::of(o.state).down())
-                    && [
-                        &o.deps.requires,
-                        &o.deps.requisite,
-                        &o.deps.wants,
-                        &o.deps.binds_to,
-                        &o.deps.upholds,
-                    ]
-                    .iter()
-                    .any(|l| l.iter().any(|n| n == name))
+                    && pins(&o.deps)
             }) || self.targets.iter().any(|(tid, t)| {
-                (t.active || self.jobs.contains_key(tid))
-                    && [
-                        &t.deps.requires,
-                        &t.deps.requisite,
-                        &t.deps.wants,
-                        &t.deps.binds_to,
-                        &t.deps.upholds,
-                    ]
-                    .iter()
-                    .any(|l| l.iter().any(|n| n == name))
+                *tid != id && (t.active || self.jobs.contains_key(tid)) && pins(&t.deps)
             });
             if !pinned {
-                unneeded.push(*id);
+                unneeded.push((id, name.to_string()));
             }
         }
         let changed = !unneeded.is_empty();
-        for id in unneeded {
-            tracing::info!(
-                "{}: Unit not needed anymore. Stopping.",
-                self.services[&id].unit.id
-            );
-            self.enqueue(id, JobKind::Stop);
+        for (id, name) in unneeded {
+            tracing::info!("{name}: Unit not needed anymore. Stopping.");
+            if self.services.contains_key(&id) {
+                self.enqueue(id, JobKind::Stop);
+            } else {
+                self.enqueue_name(&name, JobKind::Stop);
+            }
         }
         changed
     }
