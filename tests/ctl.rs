@@ -1674,3 +1674,60 @@ fn a_socket_keeps_its_counters_across_a_stop_and_a_start() {
     })
     .unwrap_or_else(|| panic!("{}", accepted()));
 }
+
+/// `systemctl daemon-reload` reads the unit files again and starts,
+/// stops and restarts nothing (a newly enabled unit stays inactive), as
+/// systemd's; a unit masked since it was loaded is refused; a reloading
+/// unit counts as active; `reset-failed` with targets loaded succeeds;
+/// a unit name that begins with `-` is no option.
+#[test]
+fn daemon_reload_reads_units_again_and_changes_nothing_that_runs() {
+    let tree = Tree::new();
+    tree.write(
+        "a.service",
+        "[Unit]\nDescription=one\nWants=t.target\n[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/sleep 2\n",
+    );
+    tree.write("t.target", "[Unit]\nDescription=t\n");
+    tree.write("b.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write("c.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let control = tree.path().join("control");
+    let _flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "a.service",
+            "c.service",
+        ],
+    );
+    assert_eq!(ctl(&control, &["stop", "c.service"]).0, 0);
+    tree.write(
+        "a.service",
+        "[Unit]\nDescription=two\nWants=t.target\n[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/sleep 2\n",
+    );
+    std::fs::create_dir_all(tree.path().join("multi-user.target.wants")).unwrap();
+    std::os::unix::fs::symlink(
+        "../b.service",
+        tree.path().join("multi-user.target.wants/b.service"),
+    )
+    .unwrap();
+    let (code, out, err) = systemctl(&tree, &control, &["daemon-reload"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let (_, shown) = ctl(&control, &["show", "-p", "Description", "a.service"]);
+    assert_eq!(shown.trim(), "Description=two");
+    assert_eq!(systemctl(&tree, &control, &["is-active", "b"]).0, 3);
+    std::fs::remove_file(tree.path().join("c.service")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", tree.path().join("c.service")).unwrap();
+    let (code, _, err) = systemctl(&tree, &control, &["start", "c"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Unit c.service is masked."), "{err}");
+    // Reloading is active.
+    assert_eq!(ctl(&control, &["reload", "--no-block", "a.service"]).0, 0);
+    let (code, out, _) = systemctl(&tree, &control, &["is-active", "a"]);
+    assert_eq!((code, out.as_str()), (0, "reloading\n"));
+    assert_eq!(systemctl(&tree, &control, &["status", "a"]).0, 0);
+    let (code, _, err) = systemctl(&tree, &control, &["reset-failed"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = systemctl(&tree, &control, &["is-active", "--", "-odd.service"]);
+    assert_eq!((code, out.as_str()), (3, "inactive\n"), "{err}");
+}

@@ -354,6 +354,10 @@ enum CtlCommand {
     /// sorted, quoted for a shell where needed (as `systemctl
     /// show-environment`).
     ShowEnvironment,
+    /// Read the unit files again, as `systemctl daemon-reload`: loaded
+    /// units take their new definitions for their next start; nothing is
+    /// started, stopped or restarted (`switch` does that).
+    DaemonReload,
     /// Switch to a new unit tree (DIR, or the running tree read anew): load
     /// it completely, refuse it as a whole if anything fails to load, else
     /// stop, reload, restart and start what changed. Listeners whose
@@ -1039,6 +1043,7 @@ fn ctl(
         CtlCommand::IsSystemRunning { quiet } => return system_running(user, control, *quiet),
         CtlCommand::Reload { units, .. } => ("reload", units.clone()),
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
+        CtlCommand::DaemonReload => ("daemon-reload", Vec::new()),
         CtlCommand::Logs { unit, .. } => ("logs", vec![unit.clone()]),
         CtlCommand::Kill { units, .. } => ("kill", units.clone()),
         CtlCommand::SetEnvironment { .. } => ("set-environment", Vec::new()),
@@ -1198,7 +1203,8 @@ fn unit_states(
             }
         };
         for state in states {
-            found |= state == wanted;
+            // systemctl counts a unit that reloads as active.
+            found |= state == wanted || (wanted == "active" && state == "reloading");
             if !quiet {
                 println!("{state}");
             }
@@ -1530,6 +1536,13 @@ fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
     }
     if report.exit != 0 {
         return ExitCode::from(report.exit);
+    }
+    // As systemctl reloads the manager after changing unit files: the
+    // running flint (if any) reads them again.
+    if args.root.is_none() && verb != Verb::IsEnabled {
+        let path = control_path(args.user, now.and_then(|n| n.control.as_deref()));
+        let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "daemon-reload", "units": []});
+        let _ = flint::control::call(&path, &request);
     }
     match now.filter(|n| n.now) {
         Some(now) => {

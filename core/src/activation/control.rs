@@ -413,6 +413,9 @@ impl Manager {
         if failed_to_open {
             return true;
         }
+        if self.find_target(name).is_some() {
+            return true;
+        }
         let Some(id) = self.find_service(name) else {
             return false;
         };
@@ -1033,7 +1036,11 @@ impl Manager {
                                 .any(|s| s == "loaded" || u["state"] == **s || u["sub"] == **s))
                         && (types.is_empty() || types.iter().any(|t| u["type"] == **t))
                 });
-                if command == "status" && units.iter().any(|u| u["state"] != "active") {
+                if command == "status"
+                    && units
+                        .iter()
+                        .any(|u| u["state"] != "active" && u["state"] != "reloading")
+                {
                     exit = 3;
                 }
                 ok(units, exit)
@@ -1136,6 +1143,19 @@ impl Manager {
                 for n in &names {
                     if let Some(no) = self.manual_job_refused(command, n) {
                         refused.get_or_insert(no);
+                        continue;
+                    }
+                    // Masked since it was loaded (`systemctl mask`): a
+                    // start is refused, as systemd's after the reload that
+                    // systemctl makes.
+                    if command != "stop"
+                        && !command.starts_with("try")
+                        && self.load_state(n) == Some(crate::unit::load::LoadState::Masked)
+                    {
+                        refused.get_or_insert(control::error(
+                            1,
+                            &format!("Failed to {command} {n}: Unit {n} is masked."),
+                        ));
                         continue;
                     }
                     if let Ok(timer) = n.parse::<crate::unit::name::UnitName>()
@@ -1402,7 +1422,7 @@ impl Manager {
                 for n in &names {
                     let Some(id) = self.find_service(n) else {
                         return control::error(
-                            5,
+                            1,
                             &format!("Failed to kill unit {n}: Unit {n} not loaded."),
                         );
                     };
@@ -1434,6 +1454,10 @@ impl Manager {
                         super::lifecycle::signal_pid(pid, signo);
                     }
                 }
+                ok(Vec::new(), 0)
+            }
+            "daemon-reload" => {
+                self.daemon_reload();
                 ok(Vec::new(), 0)
             }
             "switch" => {

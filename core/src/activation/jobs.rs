@@ -1234,6 +1234,12 @@ impl Manager {
             self.jobs.insert(id, start);
             return;
         }
+        // How the start ended, for `flint ctl start`'s answer: a simple
+        // service that fails after its start job was done answers 0, as
+        // systemctl's.
+        if result == JobResult::Failed && svc.job_failed.is_none() {
+            svc.job_failed = Some("failed");
+        }
         if matches!(result, JobResult::Dependency | JobResult::Timeout) {
             if result == JobResult::Dependency {
                 let description = svc

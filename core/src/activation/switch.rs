@@ -408,6 +408,51 @@ impl Manager {
     /// Switches to the unit tree in `dir` (or the current search path read
     /// anew). With `dry_run`, only the plan. Errors: every reason the new
     /// tree was refused; nothing was changed then.
+    /// `systemctl daemon-reload`: the generators run again and the unit
+    /// files are read anew; loaded units take their new definitions (for
+    /// their next start, their dependencies at once), and nothing is
+    /// started, stopped or restarted, as in systemd (a switch does that).
+    /// A unit whose file no longer loads keeps its old definition while it
+    /// runs; a start of it is refused by what is on disk.
+    pub(super) fn daemon_reload(&mut self) {
+        if let Some(generators) = &self.options.generators
+            && self.search.dirs.contains(&generators.output.normal)
+        {
+            super::log_generators(&generators.run());
+        }
+        for problem in crate::service::defaults::init(self.search.user_mode) {
+            tracing::warn!("environment generator {problem}");
+        }
+        self.units = super::unit_cache::UnitCache::default();
+        let mut ids: Vec<u64> = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.conn.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(name) = self.services.get(&id).map(|s| s.unit.name.clone()) else {
+                continue;
+            };
+            let unit = self.units.load(&self.search, &name);
+            let Some(svc) = self.services.get_mut(&id) else {
+                continue;
+            };
+            if unit.is_loaded() {
+                svc.unit = unit.into();
+                svc.deps = super::jobs::Deps::of(&svc.unit);
+            } else {
+                tracing::warn!(
+                    "{name}: {} after the reload; it keeps its old definition",
+                    unit.load_state.as_str()
+                );
+            }
+        }
+        self.reload_targets();
+        tracing::info!("flint: unit files read again (daemon-reload)");
+    }
+
     pub(super) fn switch(
         &mut self,
         dir: Option<&Path>,
@@ -1069,7 +1114,7 @@ impl Manager {
                 // words for JOB_DEPENDENCY).
                 lines.push(dependency_failed(&name));
                 exit = 1;
-            } else if (start && matches!(svc.state, State::Failed | State::AutoRestart))
+            } else if (start && svc.job_failed == Some("failed"))
                 || (kind == WaitFor::Reload && svc.state == State::Failed)
             {
                 // A start that failed, or a service that failed during its

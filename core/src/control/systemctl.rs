@@ -3,7 +3,7 @@
 //! command that does the same (`systemctl restart foo` is
 //! `flint ctl restart foo.service`, `systemctl enable --now foo` is
 //! `flint enable --now foo.service`, `systemctl daemon-reload` is
-//! `flint ctl switch`), so that administrators and scripts used to
+//! `flint ctl daemon-reload`), so that administrators and scripts used to
 //! systemd keep their commands where flint runs the units.
 //!
 //! Options may come before or after the verb, as `systemctl` takes them;
@@ -236,7 +236,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                 out.push("--quiet".into());
             }
         }
-        "daemon-reload" | "daemon-reexec" => ctl(&mut out, "switch"),
+        "daemon-reload" | "daemon-reexec" => ctl(&mut out, "daemon-reload"),
         "list-unit-files" => {
             out.push("list-unit-files".into());
             if let Some(root) = value("root") {
@@ -323,6 +323,10 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
         verb.as_str(),
         "daemon-reload" | "daemon-reexec" | "is-system-running"
     ) {
+        // A name such as `-.slice` is no option.
+        if units.iter().any(|u| u.starts_with('-')) {
+            out.push("--".into());
+        }
         out.extend(units);
     }
     Ok(Systemctl::Flint(out))
@@ -380,7 +384,7 @@ mod tests {
             flint("list-unit-files --state=enabled -t service --no-legend ssh*"),
             words("list-unit-files --state enabled --type service --no-legend ssh*")
         );
-        assert_eq!(flint("daemon-reload"), words("ctl switch"));
+        assert_eq!(flint("daemon-reload"), words("ctl daemon-reload"));
         assert_eq!(
             flint("list-units --type=socket --all"),
             words("ctl list-units --type socket --all")
