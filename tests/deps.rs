@@ -1258,3 +1258,164 @@ fn a_failed_assertion_fails_the_job_and_neither_it_nor_a_condition_starts_handle
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(lines(&log), Vec::<String>::new(), "{}", flint.log());
 }
+
+/// Requests whose jobs meet an ordering cycle or a missing unit, as
+/// systemd's transactions treat them: a socket activation still starts
+/// its service (the cycle is broken as the jobs run), a job that will be
+/// left out as redundant closes no cycle, a wanted job left out to break
+/// a cycle takes what requires it along, and a missing requirement behind
+/// a unit only wanted refuses nothing.
+#[test]
+fn cycles_and_missing_units_behind_requests_are_handled_as_systemds_transactions() {
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    let svc = |name: &str, unit: &str| {
+        format!(
+            "[Unit]\n{unit}\n[Service]\nExecStart={}\n",
+            sh(&format!("echo {name} >> {l}; exec sleep 1000"))
+        )
+    };
+    // Socket activation of a service whose requirements are ordered in a
+    // cycle.
+    let port = common::free_port();
+    tree.write(
+        "s.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\n"),
+    );
+    tree.write("s.service", &svc("s", "Requires=y.service"));
+    tree.write(
+        "y.service",
+        &svc("y", "Requires=z.service\nAfter=z.service"),
+    );
+    tree.write(
+        "z.service",
+        &svc("z", "Requires=y.service\nAfter=y.service"),
+    );
+    // p requires q and is ordered after it; q is ordered after p: once q
+    // runs, starting p closes no cycle.
+    tree.write("q.service", &svc("q", "After=p.service"));
+    tree.write(
+        "p.service",
+        &svc("p", "Requires=q.service\nAfter=q.service"),
+    );
+    // a wants b and c; b is in a cycle with a; c requires b.
+    tree.write(
+        "a.service",
+        &svc("a", "Wants=b.service c.service\nAfter=b.service"),
+    );
+    tree.write("b.service", &svc("b", "After=a.service"));
+    tree.write("c.service", &svc("c", "Requires=b.service"));
+    // w wants v, which requires a unit the tree lacks.
+    tree.write("w.service", &svc("w", "Wants=v.service"));
+    tree.write("v.service", &svc("v", "Requires=flint-absent.service"));
+    tree.write("idle.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let (mut flint, control) = run(&tree, &["idle.service", "s.socket"]);
+
+    // The connection stays queued (the service takes none): at the stop,
+    // flint drops it without waiting in accept() on the blocking
+    // listener.
+    let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    wait_state(&control, "s.service", "active");
+
+    assert_eq!(ctl(&control, &["start", "q.service"]).0, 0);
+    let (code, out) = ctl(&control, &["start", "p.service"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    wait_state(&control, "p.service", "active");
+
+    let (code, out) = ctl(&control, &["start", "a.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_state(&control, "a.service", "active");
+    for unit in ["b.service", "c.service"] {
+        assert_eq!(status(&control, unit)["state"], "inactive", "{unit}");
+    }
+
+    let (code, out) = ctl(&control, &["start", "w.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_state(&control, "w.service", "active");
+    assert_eq!(status(&control, "v.service")["state"], "inactive");
+
+    drop(c);
+    let exit = flint.stop();
+    assert!(
+        exit.is_some_and(|e| e.success()),
+        "{exit:?}\n{}",
+        flint.log()
+    );
+}
+
+/// A `JobTimeoutSec=` answer comes when the job times out, for a stop
+/// too; a timed-out job does not keep flint from stopping; the manual
+/// forms of reload-or-restart honour `RefuseManualStop=`; `Requisite=` on
+/// a target that was not started fails; a failed assertion leaves a
+/// failed unit failed.
+#[test]
+fn job_timeouts_refusals_requisite_targets_and_assertions_keep_the_units_state() {
+    let tree = Tree::new();
+    let marker = tree.path().join("marker");
+    tree.write(
+        "slow.service",
+        "[Unit]\nJobTimeoutSec=1\n[Service]\nType=notify\nTimeoutStartSec=infinity\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "stubborn.service",
+        "[Unit]\nJobTimeoutSec=1\n[Service]\nExecStart=/bin/sleep 1000\nExecStop=/bin/sleep 3\n",
+    );
+    tree.write(
+        "nostop.service",
+        "[Unit]\nRefuseManualStop=yes\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write("t.target", "[Unit]\nDescription=t\n");
+    tree.write(
+        "req.service",
+        "[Unit]\nRequisite=t.target\nAfter=t.target\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "flaky.service",
+        &format!(
+            "[Unit]\nAssertPathExists=!{m}\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'touch {m}; exit 1'\n",
+            m = marker.display()
+        ),
+    );
+    let (mut flint, control) = run(&tree, &["nostop.service", "stubborn.service"]);
+    wait_state(&control, "stubborn.service", "active");
+
+    let (code, out) = ctl(&control, &["start", "slow.service"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Job for slow.service timed out."), "{out}");
+    let (code, out) = ctl(&control, &["stop", "stubborn.service"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Job for stubborn.service timed out."), "{out}");
+
+    for verb in ["reload-or-restart", "try-reload-or-restart"] {
+        let (code, out) = ctl(&control, &[verb, "nostop.service"]);
+        assert_eq!(code, 4, "{verb}: {out}");
+    }
+    let (code, out) = ctl(&control, &["start", "req.service"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(status(&control, "req.service")["state"], "inactive");
+
+    assert_eq!(ctl(&control, &["start", "flaky.service"]).0, 1);
+    assert_eq!(status(&control, "flaky.service")["state"], "failed");
+    let (code, out) = ctl(&control, &["start", "flaky.service"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("Assertion failed on job for flaky.service."),
+        "{out}"
+    );
+    let s = status(&control, "flaky.service");
+    assert_eq!(
+        (s["state"].as_str(), s["result"].as_str()),
+        (Some("failed"), Some("exit-code")),
+        "{s}"
+    );
+
+    // slow.service still starts (its job timed out, not the unit) and
+    // stubborn.service still stops: flint stops all the same.
+    let exit = flint.stop();
+    assert!(
+        exit.is_some_and(|e| e.success()),
+        "{exit:?}\n{}",
+        flint.log()
+    );
+}

@@ -165,6 +165,12 @@ enum CtlCommand {
         /// listed only when `--state` asks for them).
         #[arg(short, long)]
         all: bool,
+        /// No header and no legend: one line per unit.
+        #[arg(long)]
+        no_legend: bool,
+        /// No bullet column before failed units.
+        #[arg(long)]
+        plain: bool,
     },
     /// Every socket unit with its listeners, or those the patterns match.
     ListSockets {
@@ -1077,14 +1083,18 @@ fn ctl(
     };
     let path = control_path(user, control);
     let mut request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": name, "units": units});
+    let mut shape: Option<(bool, bool, bool)> = None;
     match command {
         CtlCommand::ListUnits {
             state,
             failed,
             r#type,
             all,
+            no_legend,
+            plain,
             ..
         } => {
+            shape = Some((*no_legend, *plain, *all));
             let mut states = state.clone();
             if *failed {
                 states.push("failed".into());
@@ -1144,7 +1154,13 @@ fn ctl(
         }
     }
     match flint::control::call(&path, &request) {
-        Ok(answer) => {
+        Ok(mut answer) => {
+            // How the listing is to look (the answer is the same).
+            if let Some((no_legend, plain, all)) = shape {
+                answer["no_legend"] = no_legend.into();
+                answer["plain"] = plain.into();
+                answer["all"] = all.into();
+            }
             let exit = answer
                 .get("exit")
                 .and_then(serde_json::Value::as_u64)

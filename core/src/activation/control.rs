@@ -523,13 +523,17 @@ impl Manager {
         let unit = self.unit_of(n).filter(crate::unit::load::Unit::is_loaded)?;
         let start = unit.get_bool("Unit", "RefuseManualStart") == Some(true);
         let stop = unit.get_bool("Unit", "RefuseManualStop") == Some(true);
+        // The reload forms reload a unit that can (and runs, for
+        // reload-or-restart); otherwise they are a restart or try-restart.
+        let can_reload = !unit.commands("Service", "ExecReload").is_empty()
+            || unit.get_str("Service", "Type") == Some("notify-reload");
+        let active = super::jobs::Class::Active == self.class_of_name(unit.id.as_str());
         let refuse = match command {
             "start" => start,
             "stop" => stop,
             "restart" | "try-restart" => start || stop,
-            "reload-or-restart" => {
-                start && super::jobs::Class::Active != self.class_of_name(unit.id.as_str())
-            }
+            "reload-or-restart" if can_reload => start && !active,
+            "reload-or-restart" | "try-reload-or-restart" if !can_reload => start || stop,
             _ => false,
         };
         refuse.then(|| {

@@ -311,6 +311,12 @@ pub(super) trait Graph {
     fn node(&mut self, name: &str) -> Node;
     /// Every unit with jobs and dependencies, for the reverse directions.
     fn each(&self, f: &mut dyn FnMut(&str, &Deps));
+    /// Whether a job `kind` for `name` (not the anchor) would change
+    /// nothing: a start of an active unit, a stop of an inactive one, with
+    /// no job of their own (systemd's `transaction_drop_redundant()`).
+    fn redundant(&self, _name: &str, _kind: JobKind) -> bool {
+        false
+    }
 }
 
 /// The jobs a request needs, in the order they were found.
@@ -319,6 +325,9 @@ pub(super) struct Transaction {
     pub jobs: Vec<(String, JobKind)>,
     /// Units that `Requires=`/`BindsTo=` pulled in but that do not load.
     pub missing: Vec<String>,
+    /// Those of them the anchor needs (through requirements only, not
+    /// through a unit it merely wants): systemd refuses such a request.
+    pub missing_needed: Vec<String>,
     /// Units both to start and to stop (a `Conflicts=` between units the
     /// request starts): they keep their start.
     pub contradictions: Vec<String>,
@@ -377,6 +386,9 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
             Node::Foreign => continue,
             Node::Missing => {
                 if required && kind != JobKind::Stop && name != anchor {
+                    if matters {
+                        tr.missing_needed.push(name.clone());
+                    }
                     tr.missing.push(name);
                 }
                 continue;
@@ -424,7 +436,13 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
             });
         }
     }
-    break_cycles(&mut tr, &deps_of, &matter);
+    let redundant: Vec<String> = tr
+        .jobs
+        .iter()
+        .filter(|(n, k)| n != anchor && graph.redundant(n, *k))
+        .map(|(n, _)| n.clone())
+        .collect();
+    break_cycles(&mut tr, &deps_of, &matter, &redundant);
     tr
 }
 
@@ -436,18 +454,24 @@ fn break_cycles(
     tr: &mut Transaction,
     deps_of: &HashMap<String, Deps>,
     matter: &HashMap<String, bool>,
+    redundant: &[String],
 ) {
     let empty = Deps::default();
     for _ in 0..tr.jobs.len() {
         let deps = |n: &str| deps_of.get(n).unwrap_or(&empty);
+        // Jobs that will be left out as redundant wait for nothing.
+        let idle = |n: &String| redundant.contains(n);
         let edges: Vec<Vec<usize>> = tr
             .jobs
             .iter()
             .map(|(me, mine)| {
+                if idle(me) {
+                    return Vec::new();
+                }
                 tr.jobs
                     .iter()
                     .enumerate()
-                    .filter(|(_, (other, _))| other != me)
+                    .filter(|(_, (other, _))| other != me && !idle(other))
                     .filter(|(_, (other, theirs))| {
                         let after =
                             deps(me).after.contains(other) || deps(other).before.contains(me);
@@ -471,7 +495,28 @@ fn break_cycles(
             return;
         };
         let (gone, _) = tr.jobs.remove(drop);
-        tr.dropped.push((gone, names));
+        // What requires the job left out goes with it (systemd deletes a
+        // job's dependents with it).
+        let mut gone_all = vec![gone];
+        let mut i = 0;
+        while i < gone_all.len() {
+            let g = gone_all[i].clone();
+            let needers: Vec<String> = tr
+                .jobs
+                .iter()
+                .filter(|(n, _)| {
+                    let d = deps(n);
+                    d.requires.contains(&g) || d.binds_to.contains(&g)
+                })
+                .map(|(n, _)| n.clone())
+                .collect();
+            tr.jobs.retain(|(n, _)| !needers.contains(n));
+            gone_all.extend(needers);
+            i += 1;
+        }
+        for gone in gone_all {
+            tr.dropped.push((gone, names.clone()));
+        }
     }
 }
 
@@ -579,6 +624,21 @@ impl Graph for ManagerGraph<'_> {
                 None => Node::Missing,
             },
             _ => Node::Foreign,
+        }
+    }
+
+    fn redundant(&self, name: &str, kind: JobKind) -> bool {
+        let m = &*self.0;
+        let Some(id) = m.find_service(name).or_else(|| m.find_target(name)) else {
+            return false;
+        };
+        if m.jobs.contains_key(&id) {
+            return false;
+        }
+        match (kind, m.holder_class(id)) {
+            (JobKind::Start, Some(c)) => c == Class::Active,
+            (JobKind::Stop, Some(c)) => c.down(),
+            _ => false,
         }
     }
 
@@ -694,7 +754,7 @@ impl Manager {
         let tr = transaction(&mut ManagerGraph(self), name, kind);
         if strict
             && kind != JobKind::Stop
-            && let Some(m) = tr.missing.first()
+            && let Some(m) = tr.missing_needed.first()
         {
             let state = m
                 .parse::<UnitName>()
@@ -719,7 +779,10 @@ impl Manager {
                 cycle.join(" -> ")
             );
         }
-        if let Some(cycle) = &tr.cyclic {
+        // flint's own requests (socket activations, restarts, bindings) go
+        // on: the cycle is broken when its jobs run, by running one of them
+        // regardless of its order.
+        if let Some(cycle) = tr.cyclic.as_ref().filter(|_| strict) {
             tracing::error!(
                 "{name}: Found ordering cycle: {}; unable to break it: Requested transaction contains an unfixable cyclic ordering dependency",
                 cycle.join(" -> ")
@@ -849,6 +912,10 @@ impl Manager {
     /// with result `timeout` (what needs it fails, `OnFailure=` starts);
     /// the unit goes on with what it was doing (systemd's `job_timeout()`).
     pub(super) fn job_timed_out(&mut self, id: u64, serial: u64) {
+        // While flint stops, every stop runs to its end.
+        if self.shutting_down {
+            return;
+        }
         let Some(job) = self.jobs.get(&id).filter(|j| j.serial == serial) else {
             return;
         };
@@ -924,10 +991,20 @@ impl Manager {
         if let Some(id) = self.find_target(name) {
             return self.holder_class(id).unwrap_or_default();
         }
-        // A target flint has not loaded is a boot target or one the tree
-        // lacks: the host's, counted as reached.
-        match name.parse::<UnitName>().map(|n| n.unit_type()) {
-            Ok(UnitType::Service | UnitType::Socket) => Class::Inactive,
+        // A target flint has not loaded: a boot target or one the tree
+        // lacks is the host's, counted as reached; one in the tree has not
+        // been started.
+        match name.parse::<UnitName>() {
+            Ok(n) if matches!(n.unit_type(), UnitType::Service | UnitType::Socket) => {
+                Class::Inactive
+            }
+            Ok(n)
+                if n.unit_type() == UnitType::Target
+                    && !super::target::is_boot_target(name)
+                    && crate::unit::loader::resolve(&self.search, &n).is_ok_and(|s| !s.masked) =>
+            {
+                Class::Inactive
+            }
             _ => Class::Active,
         }
     }
@@ -1217,7 +1294,7 @@ impl Manager {
             return;
         };
         if self.targets.contains_key(&id) {
-            self.finish_target_job(id, job.kind, result);
+            self.finish_target_job(id, job.kind, job.serial, result);
             return;
         }
         let Some(svc) = self.services.get_mut(&id) else {
@@ -1258,8 +1335,11 @@ impl Manager {
                 svc.job_failed = Some("timeout");
             }
             // A failed job may change nothing of the unit: OnFailure= is
-            // started here (systemd's `job_finish_and_invalidate()`).
-            super::lifecycle::trigger_on_result(&self.tx, &svc.unit, true);
+            // started here (systemd's `job_finish_and_invalidate()`), not
+            // while flint stops.
+            if !self.shutting_down {
+                super::lifecycle::trigger_on_result(&self.tx, &svc.unit, true);
+            }
             if Class::of(svc.state).down() {
                 // An Accept=yes instance that never ran lets go of its
                 // connection.
@@ -1291,7 +1371,7 @@ impl Manager {
     }
 
     /// [`Self::finish_job`] for a target: as systemd's job results for it.
-    fn finish_target_job(&mut self, id: u64, kind: JobKind, result: JobResult) {
+    fn finish_target_job(&mut self, id: u64, kind: JobKind, serial: u64, result: JobResult) {
         let Some(t) = self.targets.get_mut(&id) else {
             return;
         };
@@ -1299,10 +1379,12 @@ impl Manager {
         let name = t.unit.id.to_string();
         tracing::debug!("{name}: job {} finished, result={result:?}", kind.as_str());
         if kind == JobKind::Restart && result == JobResult::Done {
-            self.jobs.insert(id, Job::new(JobKind::Start));
+            let mut start = Job::new(JobKind::Start);
+            start.serial = serial;
+            self.jobs.insert(id, start);
             return;
         }
-        if result == JobResult::Timeout {
+        if result == JobResult::Timeout && !self.shutting_down {
             super::lifecycle::trigger_on_result(&self.tx, &t.unit, true);
         }
         if result == JobResult::Dependency {
@@ -1317,7 +1399,9 @@ impl Manager {
                 "{name}: Job {name}/{} failed with result 'dependency'.",
                 kind.as_str()
             );
-            super::lifecycle::trigger_on_result(&self.tx, &t.unit, true);
+            if !self.shutting_down {
+                super::lifecycle::trigger_on_result(&self.tx, &t.unit, true);
+            }
         }
         if kind == JobKind::Start
             && matches!(

@@ -533,7 +533,14 @@ impl Manager {
             svc.starts.push_back(now);
         }
         svc.ran = false;
-        match crate::service::condition::check(&svc.unit) {
+        // An automatic restart is no new start: systemd does not check
+        // conditions and assertions of a unit that is activating.
+        let outcome = if svc.state == State::AutoRestart {
+            crate::service::condition::ConditionOutcome::Pass
+        } else {
+            crate::service::condition::check(&svc.unit)
+        };
+        match outcome {
             crate::service::condition::ConditionOutcome::Pass => {}
             crate::service::condition::ConditionOutcome::Skip(why) => {
                 tracing::info!(
@@ -550,13 +557,33 @@ impl Manager {
             crate::service::condition::ConditionOutcome::AssertFailed(why) => {
                 tracing::error!("{}: assertion failed ({why})", svc.unit.id);
                 tracing::warn!("{}: Assertion failed for {}.", svc.unit.id, svc.unit.id);
-                svc.stopping = true;
-                svc.result = "success";
                 svc.job_failed = Some("assert");
-                self.after_stop(id);
+                if svc.conn.is_some() {
+                    // An Accept=yes instance that never ran lets go of its
+                    // connection.
+                    if let Some(svc) = self.services.remove(&id) {
+                        self.remember_ended(&svc);
+                        if let Some((_, socket, peer)) = svc.conn {
+                            self.release(socket, peer.as_ref());
+                        }
+                    }
+                } else {
+                    // Its sockets listen again (they were let go of above).
+                    for s in svc.sockets.clone() {
+                        self.sockets[s].rearm();
+                    }
+                }
+                if self.jobs.contains_key(&id) {
+                    self.finish_job(id, super::jobs::JobResult::Failed);
+                } else {
+                    self.jobs.remove(&id);
+                }
                 return;
             }
         }
+        // From here on the start counts as run (a failure before the first
+        // command still starts OnFailure= and FailureAction=).
+        svc.ran = true;
         svc.stopping = false;
         svc.stop_announced = false;
         svc.restart_kill = false;

@@ -1035,6 +1035,8 @@ impl Manager {
             }
             Event::RestartDue { service } => self.on_restart_due(service),
             Event::CgroupEmpty { service, launches } => self.on_cgroup_empty(service, launches),
+            // Nothing starts while flint stops.
+            Event::StartUnits { .. } if self.shutting_down => {}
             Event::StartUnits { by, key, units } => {
                 for u in units {
                     tracing::info!("{by}: starting {u} ({key}=)");

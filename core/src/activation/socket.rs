@@ -545,7 +545,13 @@ fn flush(l: &OpenListener) {
 fn drop_one(l: &OpenListener) -> bool {
     let fd = l.fd.as_raw_fd();
     match &l.kind {
+        // The listener may be blocking (services get it as they asked,
+        // `NonBlocking=no`): accept only what poll says is queued, or the
+        // event loop would wait in accept4() for the next peer.
         ListenKind::Stream(_) | ListenKind::SequentialPacket(_) => {
+            if !readable_now(fd).unwrap_or(false) {
+                return false;
+            }
             match socket::accept4(
                 fd,
                 socket::SockFlag::SOCK_NONBLOCK | socket::SockFlag::SOCK_CLOEXEC,

@@ -998,12 +998,14 @@ impl Manager {
     fn settled(&self, id: u64) -> bool {
         !self.jobs.contains_key(&id)
             && self.services.get(&id).is_none_or(|s| {
-                !s.spawning
-                    && !s.restart_requested
-                    && matches!(
-                        s.state,
-                        State::Running | State::Dead | State::Failed | State::AutoRestart
-                    )
+                // A job that timed out is over, whatever the unit does.
+                s.job_failed == Some("timeout")
+                    || !s.spawning
+                        && !s.restart_requested
+                        && matches!(
+                            s.state,
+                            State::Running | State::Dead | State::Failed | State::AutoRestart
+                        )
             })
     }
 
@@ -1087,7 +1089,7 @@ impl Manager {
                 } else if start && t.last_job == Some(super::jobs::JobResult::Dependency) {
                     lines.push(dependency_failed(&name));
                     exit = 1;
-                } else if start && t.last_job == Some(super::jobs::JobResult::Timeout) {
+                } else if t.last_job == Some(super::jobs::JobResult::Timeout) {
                     lines.push(job_timed_out(&name));
                     exit = 1;
                 }
@@ -1103,7 +1105,7 @@ impl Manager {
             } else if start && svc.job_failed == Some("assert") {
                 lines.push(format!("Assertion failed on job for {name}.").into());
                 exit = 1;
-            } else if start && svc.job_failed == Some("timeout") {
+            } else if svc.job_failed == Some("timeout") {
                 lines.push(job_timed_out(&name));
                 exit = 1;
             } else if start

@@ -596,36 +596,102 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
         );
         let _ = write!(out, "\n{} sockets listed.\n", rows.len());
     } else {
-        let width = units
+        // As `systemctl list-units`: by type, then name; a bullet before
+        // failed units (none with `--plain`), a legend after (none with
+        // `--no-legend`).
+        let plain = answer["plain"].as_bool() == Some(true);
+        let legend = answer["no_legend"].as_bool() != Some(true);
+        let mut units = units;
+        units.sort_by_key(|u| {
+            let name = u["name"].as_str().unwrap_or("").to_ascii_lowercase();
+            let suffix = name
+                .rsplit_once('.')
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default();
+            (suffix, name)
+        });
+        let rows: Vec<Vec<String>> = units
             .iter()
-            .filter_map(|u| u["name"].as_str())
-            .map(str::len)
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        let _ = writeln!(
-            out,
-            "{:width$}  {:10}  {:12}  DESCRIPTION",
-            "UNIT", "ACTIVE", "SUB"
-        );
-        for u in &units {
-            let state = u["state"].as_str().unwrap_or("?");
-            let padded = format!("{state:10}");
+            .map(|u| {
+                let name = u["name"].as_str().unwrap_or("?");
+                vec![
+                    name.to_string(),
+                    u["load"].as_str().unwrap_or("loaded").to_string(),
+                    u["state"].as_str().unwrap_or("?").to_string(),
+                    u["sub"].as_str().unwrap_or("").to_string(),
+                    // A unit without a description is described by its name.
+                    u["description"]
+                        .as_str()
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or(name)
+                        .to_string(),
+                ]
+            })
+            .collect();
+        let head = ["UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION"];
+        let widths: Vec<usize> = (0..4)
+            .map(|c| {
+                rows.iter()
+                    .map(|r| r[c].chars().count())
+                    .chain([head[c].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |out: &mut String, mark: &str, cells: &[&str], active: String| {
+            if !plain {
+                out.push_str(mark);
+            }
             let _ = writeln!(
                 out,
-                "{:width$}  {}  {:12}  {}",
-                u["name"].as_str().unwrap_or("?"),
-                paint(&padded),
-                u["sub"].as_str().unwrap_or(""),
-                // A unit without a description is described by its name.
-                u["description"]
-                    .as_str()
-                    .filter(|d| !d.is_empty())
-                    .or(u["name"].as_str())
-                    .unwrap_or("")
+                "{:w0$} {:w1$} {} {:w3$} {}",
+                cells[0],
+                cells[1],
+                active,
+                cells[3],
+                cells[4],
+                w0 = widths[0],
+                w1 = widths[1],
+                w3 = widths[3],
+            );
+        };
+        if legend && !rows.is_empty() {
+            line(
+                &mut out,
+                "  ",
+                &head,
+                format!("{:w$}", head[2], w = widths[2]),
             );
         }
-        let _ = write!(out, "\n{} unit(s) listed.\n", units.len());
+        for r in &rows {
+            let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+            let failed = r[2] == "failed" || r[1] != "loaded";
+            let mark = if failed { "● " } else { "  " };
+            let padded = format!("{:w$}", r[2], w = widths[2]);
+            line(&mut out, mark, &cells, paint(&padded));
+        }
+        if legend {
+            if !rows.is_empty() {
+                out.push('\n');
+                out.push_str(
+                    "LOAD   = Reflects whether the unit definition was properly loaded.\n\
+                     ACTIVE = The high-level unit activation state, i.e. generalization of SUB.\n\
+                     SUB    = The low-level unit activation state, values depend on unit type.\n",
+                );
+            }
+            let all = answer["all"].as_bool() == Some(true);
+            let _ = writeln!(
+                out,
+                "{} loaded units listed.{}",
+                rows.len(),
+                if all {
+                    ""
+                } else {
+                    " Pass --all to see loaded but inactive units, too."
+                }
+            );
+            out.push_str("To show all installed unit files use 'flint list-unit-files'.\n");
+        }
     }
     out
 }
@@ -863,8 +929,44 @@ mod tests {
         assert!(
             text.contains("a.service")
                 && text.contains("active")
-                && text.contains("1 unit(s) listed."),
+                && text.contains("1 loaded units listed."),
             "{text}"
+        );
+        // As systemctl's: UNIT LOAD ACTIVE SUB DESCRIPTION, sorted by type
+        // then name, a bullet before a failed unit; `--no-legend --plain`
+        // leaves one line per unit, its fourth field the sub state.
+        let listing = json!({"version": 1, "ok": true, "exit": 0, "units": [
+            {"name": "z.service", "state": "active", "sub": "running", "description": "Zed"},
+            {"name": "b.socket", "state": "active", "sub": "listening", "description": ""},
+            {"name": "a.service", "state": "failed", "sub": "failed", "description": "A thing"},
+        ]});
+        let text = render("list-units", &listing, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION"]
+        );
+        assert!(lines[1].starts_with("● a.service"), "{text}");
+        assert!(lines[2].starts_with("  z.service"), "{text}");
+        assert!(lines[3].starts_with("  b.socket"), "{text}");
+        assert!(text.contains("3 loaded units listed. Pass --all"), "{text}");
+        let mut bare = listing.clone();
+        bare["no_legend"] = true.into();
+        bare["plain"] = true.into();
+        let text = render("list-units", &bare, false);
+        let fields: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(fields.len(), 3, "{text}");
+        assert_eq!(
+            fields[0],
+            ["a.service", "loaded", "failed", "failed", "A", "thing"]
+        );
+        assert_eq!(fields[1][3], "running");
+        assert_eq!(
+            fields[2],
+            ["b.socket", "loaded", "active", "listening", "b.socket"]
         );
         assert!(
             render(
@@ -879,6 +981,6 @@ mod tests {
         for command in ["start", "stop", "restart", "reload", "kill"] {
             assert_eq!(render(command, &done, false), "", "{command}");
         }
-        assert!(render("list-units", &done, false).contains("0 unit(s) listed."));
+        assert!(render("list-units", &done, false).contains("0 loaded units listed."));
     }
 }

@@ -92,6 +92,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut runtime = false;
     let mut force = false;
     let mut no_legend = false;
+    let mut plain = false;
     let mut value_only = false;
     let mut failed = false;
     let mut all = false;
@@ -118,8 +119,9 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "--failed" => failed = true,
             "-a" | "--all" => all = true,
             // Output shaping and prompts, which flint's answers do not have.
-            "--no-pager" | "-l" | "--full" | "--plain" | "--no-ask-password" | "--no-reload"
-            | "--wait" | "--no-warn" => {}
+            "--plain" => plain = true,
+            "--no-pager" | "-l" | "--full" | "--no-ask-password" | "--no-reload" | "--wait"
+            | "--no-warn" => {}
             _ => {
                 let (name, inline) = match arg.split_once('=') {
                     Some((n, v)) => (n, Some(v.to_string())),
@@ -223,6 +225,14 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
             if all {
                 out.push("--all".into());
+            }
+            if verb == "list-units" {
+                if no_legend {
+                    out.push("--no-legend".into());
+                }
+                if plain {
+                    out.push("--plain".into());
+                }
             }
             // Patterns, as given.
             out.extend(raw_units.iter().cloned());
@@ -421,7 +431,7 @@ mod tests {
             flint("is-enabled --user -q foo"),
             words("is-enabled --user --quiet foo.service")
         );
-        assert_eq!(flint("stop -- -odd"), words("ctl stop -odd.service"));
+        assert_eq!(flint("stop -- -odd"), words("ctl stop -- -odd.service"));
         assert_eq!(translate(&words("--version")), Ok(Systemctl::Version));
         assert_eq!(
             flint("show -p MainPID,ActiveState --value foo"),
