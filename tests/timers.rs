@@ -850,3 +850,23 @@ fn timer_and_path_settings_agree_with_systemds_parser() {
     );
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
+
+/// A timer whose unit cannot be started for a missing requirement fails
+/// with result `resources` ("Failed to queue unit startup job") instead of
+/// firing again and again, as systemd's.
+#[test]
+fn a_timer_whose_start_is_refused_fails() {
+    let tree = Tree::new();
+    tree.write("t.timer", "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=1s\n");
+    tree.write(
+        "t.service",
+        "[Unit]\nRequires=flint-absent.service\n[Service]\nExecStart=/bin/true\n",
+    );
+    let (flint, control) = run_with_control(&tree, &["t.timer"]);
+    let shown = wait_for(Duration::from_secs(10), || {
+        let (_, out) = ctl(&control, &["show", "-p", "ActiveState,Result", "t.timer"]);
+        out.contains("ActiveState=failed").then_some(out)
+    })
+    .unwrap_or_else(|| panic!("{}", flint.log()));
+    assert!(shown.contains("Result=resources"), "{shown}");
+}

@@ -486,52 +486,6 @@ impl Manager {
             svc.activation_env = std::mem::take(&mut svc.next_activation_env);
         }
         svc.main_exited = false;
-        // The start limit first, as systemd checks it: "so that failure
-        // conditions don't cause us to enter a busy loop" (a socket whose
-        // service is skipped by a condition would trigger it again and
-        // again; the fifth skip within the interval fails both).
-        let interval = start_limit_interval(&svc.unit);
-        let burst = usize::try_from(start_limit_burst(&svc.unit)).unwrap_or(usize::MAX);
-        if interval > Duration::ZERO && burst > 0 {
-            let now = Instant::now();
-            while svc
-                .starts
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > interval)
-            {
-                svc.starts.pop_front();
-            }
-            if svc.starts.len() >= burst {
-                tracing::error!("{}: Start request repeated too quickly.", svc.unit.id);
-                svc.state = State::Failed;
-                // A restart's start keeps the result that led to it (systemd's
-                // `service_enter_dead()` sets only a successful one).
-                if matches!(svc.result, "success" | "exec-condition") {
-                    svc.result = "start-limit-hit";
-                }
-                svc.start_limit_hit = true;
-                svc.downs += 1;
-                trigger_on_result(&self.tx, &svc.unit, true);
-                // StartLimitAction=, then the FailureAction= of the unit
-                // that failed, as systemd does both.
-                let actions: Vec<Action> = ["StartLimitAction", "FailureAction"]
-                    .into_iter()
-                    .filter_map(|key| emergency_action(&svc.unit, key, None))
-                    .collect();
-                for s in svc.sockets.clone() {
-                    tracing::error!(
-                        "{}: Failed with result 'service-start-limit-hit'.",
-                        self.sockets[s].name
-                    );
-                    self.sockets[s].fail("service-start-limit-hit");
-                }
-                for action in &actions {
-                    self.act(action);
-                }
-                return;
-            }
-            svc.starts.push_back(now);
-        }
         svc.ran = false;
         // An automatic restart is no new start: systemd does not check
         // conditions and assertions of a unit that is activating.
@@ -580,6 +534,55 @@ impl Manager {
                 }
                 return;
             }
+        }
+        // The start limit after the conditions and assertions, as
+        // systemd's unit_start() checks them (a skipped start counts for
+        // nothing; what triggers a skipped unit again and again meets its
+        // own trigger limit).
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let interval = start_limit_interval(&svc.unit);
+        let burst = usize::try_from(start_limit_burst(&svc.unit)).unwrap_or(usize::MAX);
+        if interval > Duration::ZERO && burst > 0 {
+            let now = Instant::now();
+            while svc
+                .starts
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > interval)
+            {
+                svc.starts.pop_front();
+            }
+            if svc.starts.len() >= burst {
+                tracing::error!("{}: Start request repeated too quickly.", svc.unit.id);
+                svc.state = State::Failed;
+                // A restart's start keeps the result that led to it (systemd's
+                // `service_enter_dead()` sets only a successful one).
+                if matches!(svc.result, "success" | "exec-condition") {
+                    svc.result = "start-limit-hit";
+                }
+                svc.start_limit_hit = true;
+                svc.downs += 1;
+                trigger_on_result(&self.tx, &svc.unit, true);
+                // StartLimitAction=, then the FailureAction= of the unit
+                // that failed, as systemd does both.
+                let actions: Vec<Action> = ["StartLimitAction", "FailureAction"]
+                    .into_iter()
+                    .filter_map(|key| emergency_action(&svc.unit, key, None))
+                    .collect();
+                for s in svc.sockets.clone() {
+                    tracing::error!(
+                        "{}: Failed with result 'service-start-limit-hit'.",
+                        self.sockets[s].name
+                    );
+                    self.sockets[s].fail("service-start-limit-hit");
+                }
+                for action in &actions {
+                    self.act(action);
+                }
+                return;
+            }
+            svc.starts.push_back(now);
         }
         // From here on the start counts as run (a failure before the first
         // command still starts OnFailure= and FailureAction=).

@@ -845,7 +845,17 @@ impl Manager {
                 set("TRIGGER_TIMER_MONOTONIC_USEC", usec(uptime()).to_string()),
             ];
         }
-        self.enqueue(id, JobKind::Start);
+        if !self.enqueue(id, JobKind::Start).is_empty() {
+            // A requirement that cannot load: the start was refused
+            // ("Failed to queue unit startup job"), and the timer fails.
+            tracing::error!("{name}: Failed to queue unit startup job for {target}");
+            if let Some(t) = self.timers.map.get_mut(name) {
+                t.wake = None;
+                t.state = TimerState::Failed;
+                t.result = "resources";
+            }
+            return;
+        }
         let Some(t) = self.timers.map.get_mut(name) else {
             return;
         };
