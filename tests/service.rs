@@ -1817,13 +1817,14 @@ fn a_control_command_whose_start_waits_holds_up_no_other_unit() {
 }
 
 #[test]
-fn a_service_its_condition_skips_ends_its_socket_after_the_start_limit() {
+fn a_service_its_condition_skips_keeps_its_socket_and_the_poll_limit_bounds_the_loop() {
     // An Accept=no socket with traffic queued triggers its service, which a
     // condition skips; the socket listens again, still readable, and
-    // triggers it again. systemd checks the start limit before conditions
-    // "so that failure conditions don't cause us to enter a busy loop": the
-    // sixth start within StartLimitIntervalSec= fails the service and its
-    // socket, and nothing loops.
+    // triggers it again. As in systemd (v255's unit_start() checks
+    // conditions before the start limit), a skipped start counts nothing
+    // toward the start limit: the service is never failed for it, and the
+    // socket's poll limit (PollLimitBurst=, 10 in 2 s by default) pauses
+    // the listener, so the loop is bounded.
     let tree = Tree::new();
     let sock = tree.path().join("t.sock");
     tree.write(
@@ -1841,17 +1842,19 @@ fn a_service_its_condition_skips_ends_its_socket_after_the_start_limit() {
     .unwrap_or_else(|| panic!("connect to {}:\n{}", sock.display(), flint.log()));
     std::io::Write::write_all(&mut client, b"queued\n").unwrap();
     assert!(
-        flint.wait_log("Failed with result 'service-start-limit-hit'"),
+        flint.wait_log("poll limit hit on a listener"),
         "{}",
         flint.log()
     );
-    std::thread::sleep(Duration::from_millis(1500));
     let log = flint.log();
-    let skips = log
-        .matches("condition check resulted in it being skipped")
-        .count();
-    assert_eq!(skips, 5, "five skipped starts, then the start limit\n{log}");
-    assert!(log.contains("Start request repeated too quickly"), "{log}");
+    assert!(
+        log.matches("condition check resulted in it being skipped")
+            .count()
+            >= 2,
+        "{log}"
+    );
+    assert!(!log.contains("Start request repeated too quickly"), "{log}");
+    assert!(!log.contains("service-start-limit-hit"), "{log}");
 }
 
 /// Owns a name on a bus after a delay, then stays: a `Type=dbus` daemon in
