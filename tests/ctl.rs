@@ -1735,4 +1735,17 @@ fn daemon_reload_reads_units_again_and_changes_nothing_that_runs() {
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = systemctl(&tree, &control, &["is-active", "--", "-odd.service"]);
     assert_eq!((code, out.as_str()), (3, "inactive\n"), "{err}");
+    // status: the Loaded: line, and a unit that is nowhere named after
+    // the others.
+    let (code, out, err) = systemctl(&tree, &control, &["status", "a", "nope"]);
+    assert_eq!(code, 4, "{out}{err}");
+    let fragment = tree.path().join("a.service");
+    assert!(
+        out.contains(&format!("Loaded: loaded ({}", fragment.display())),
+        "{out}"
+    );
+    assert!(
+        err.contains("Unit nope.service could not be found."),
+        "{err}"
+    );
 }

@@ -1173,6 +1173,10 @@ fn ctl(
                 let text = flint::control::render(name, &answer, std::io::stdout().is_terminal());
                 if answer.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
                     print!("{text}");
+                    // Units `status` could not find, after the others.
+                    for m in answer["missing"].as_array().into_iter().flatten() {
+                        eprintln!("{}", m.as_str().unwrap_or(""));
+                    }
                 } else {
                     eprint!("{text}");
                 }

@@ -495,6 +495,21 @@ impl Manager {
         })
     }
 
+    /// `UnitFileState=` of `name` (`enabled`, `static`, ...; empty when it
+    /// cannot be told).
+    fn file_state(&self, name: &str) -> String {
+        let lookup = if self.search.user_mode {
+            crate::install::LookupPaths::user()
+        } else {
+            crate::install::LookupPaths::system_from(None, &self.search)
+        };
+        lookup
+            .ok()
+            .and_then(|lp| crate::install::unit_file_state(&lp, name).ok())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default()
+    }
+
     /// The unit flint runs as `name`, or else the one on disk.
     fn unit_of(&mut self, name: &str) -> Option<crate::unit::load::Unit> {
         if let Some(id) = self.find_service(name) {
@@ -801,17 +816,7 @@ impl Manager {
                 .collect::<Vec<_>>()
                 .join(" "),
         ));
-        let lookup = if self.search.user_mode {
-            crate::install::LookupPaths::user()
-        } else {
-            crate::install::LookupPaths::system_from(None, &self.search)
-        };
-        let file_state = lookup
-            .ok()
-            .and_then(|lp| crate::install::unit_file_state(&lp, &id).ok())
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default();
-        p.push(("UnitFileState", file_state));
+        p.push(("UnitFileState", self.file_state(&id)));
         p.push(("CanStart", yes(loaded)));
         p.push(("CanStop", yes(loaded)));
         let reload = unit.as_ref().is_some_and(|u| {
@@ -975,6 +980,7 @@ impl Manager {
             "list-units" | "list-sockets" | "status" => {
                 let mut units = Vec::new();
                 let mut exit = 0;
+                let mut missing: Vec<String> = Vec::new();
                 // `list-*` shows what matches (a unit flint has not loaded
                 // is no error); `status` names units.
                 let listing = command != "status";
@@ -1017,9 +1023,12 @@ impl Manager {
                             // No listeners yet, or none it could open.
                             units.push(status);
                         } else if !listing {
-                            // On disk, never started: inactive (dead).
+                            // On disk, never started: inactive (dead). One
+                            // that is nowhere is named after the others, as
+                            // systemctl does (exit 4).
                             let Some(unit) = self.unit_on_disk(n) else {
-                                return control::error(4, &format!("Unit {n} could not be found."));
+                                missing.push(format!("Unit {n} could not be found."));
+                                continue;
                             };
                             units.push(Self::resting_json(&unit));
                         }
@@ -1047,7 +1056,31 @@ impl Manager {
                 {
                     exit = 3;
                 }
-                ok(units, exit)
+                if command == "status" {
+                    // systemctl's "Loaded: loaded (PATH; STATE)" line.
+                    for u in &mut units {
+                        let Some(name) = u["name"].as_str().map(str::to_string) else {
+                            continue;
+                        };
+                        if let Some(unit) = self.unit_of(&name).filter(|u| u.is_loaded()) {
+                            u["fragment"] = unit
+                                .fragment
+                                .as_ref()
+                                .map(|f| f.display().to_string())
+                                .into();
+                            u["file_state"] = self.file_state(&name).into();
+                        }
+                    }
+                }
+                if missing.is_empty() {
+                    return ok(units, exit);
+                }
+                if units.is_empty() {
+                    return control::error(4, &missing.join("\n"));
+                }
+                let mut answer = ok(units, 4);
+                answer["missing"] = missing.into();
+                answer
             }
             "list-timers" => {
                 // As `systemctl list-timers`: the active timers (all with

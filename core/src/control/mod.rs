@@ -389,6 +389,15 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             // "Loaded: bad-setting (Reason: ...)".
             if let (Some(load), Some(reason)) = (u["load"].as_str(), u["load_reason"].as_str()) {
                 let _ = writeln!(out, "     Loaded: {load} (Reason: {reason})");
+            } else if let Some(path) = u["fragment"].as_str() {
+                match u["file_state"].as_str().filter(|s| !s.is_empty()) {
+                    Some(state) => {
+                        let _ = writeln!(out, "     Loaded: loaded ({path}; {state})");
+                    }
+                    None => {
+                        let _ = writeln!(out, "     Loaded: loaded ({path})");
+                    }
+                }
             }
             let _ = writeln!(
                 out,
