@@ -1427,3 +1427,51 @@ fn job_timeouts_refusals_requisite_targets_and_assertions_keep_the_units_state()
         flint.log()
     );
 }
+
+/// A unit named by an alias (syslog.service, a link to rsyslog.service;
+/// redis.service to redis-server.service) is the same unit: its socket
+/// gives it its fds, a dependency on the alias starts no second daemon,
+/// and `flint ctl` answers for it under either name.
+#[test]
+fn an_alias_names_the_same_unit_for_sockets_dependencies_and_ctl() {
+    let tree = Tree::new();
+    let env = tree.path().join("env");
+    tree.write(
+        "rsys.service",
+        &format!(
+            "[Unit]\nRequires=syslog.socket\n[Service]\nExecStart={}\n[Install]\nAlias=syslog.service\n",
+            sh(&format!("echo LISTEN_FDS=$LISTEN_FDS >> {}; exec sleep 1000", env.display()))
+        ),
+    );
+    std::os::unix::fs::symlink("rsys.service", tree.path().join("syslog.service")).unwrap();
+    tree.write(
+        "syslog.socket",
+        &format!(
+            "[Socket]\nListenStream={}\n",
+            tree.path().join("log.sock").display()
+        ),
+    );
+    tree.write(
+        "waiter.service",
+        "[Unit]\nRequires=syslog.service\nAfter=syslog.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let (flint, control) = run(&tree, &["rsys.service", "syslog.socket"]);
+    wait_state(&control, "rsys.service", "active");
+    let (code, out) = ctl(&control, &["start", "waiter.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_state(&control, "waiter.service", "active");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lines(&env), ["LISTEN_FDS=1"], "{}", flint.log());
+    let (code, out) = ctl(&control, &["is-active", "syslog.service"]);
+    assert_eq!((code, out.trim()), (0, "active"));
+    let (_, listed) = ctl(&control, &["list-units", "--all"]);
+    let rows = listed
+        .lines()
+        .filter(|l| l.trim_start().starts_with("rsys.service"))
+        .count();
+    assert_eq!(rows, 1, "{listed}");
+    assert!(!listed.contains("syslog.service"), "{listed}");
+    let (code, out) = ctl(&control, &["stop", "syslog.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_state(&control, "rsys.service", "inactive");
+}

@@ -259,12 +259,17 @@ impl Manager {
         names
     }
 
+    /// The service `name` names: its own name, the name it was loaded as,
+    /// or one of its aliases (systemd's `Names=`).
     pub(super) fn find_service(&self, name: &str) -> Option<u64> {
         self.by_name.get(name).copied().or_else(|| {
             self.services
                 .iter()
-                .find(|(_, s)| s.unit.id.as_str() == name)
+                .filter(|(_, s)| {
+                    s.unit.id.as_str() == name || s.unit.aliases.iter().any(|a| a.as_str() == name)
+                })
                 .map(|(id, _)| *id)
+                .min()
         })
     }
 
@@ -1062,7 +1067,10 @@ impl Manager {
                         let Some(name) = u["name"].as_str().map(str::to_string) else {
                             continue;
                         };
-                        if let Some(unit) = self.unit_of(&name).filter(|u| u.is_loaded()) {
+                        if let Some(unit) = self
+                            .unit_of(&name)
+                            .filter(crate::unit::load::Unit::is_loaded)
+                        {
                             u["fragment"] = unit
                                 .fragment
                                 .as_ref()

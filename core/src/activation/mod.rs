@@ -995,11 +995,27 @@ impl Manager {
             return Some(*id);
         }
         let unit = self.load_startable(name)?;
+        // Loaded already under another of its names (syslog.service, a link
+        // to rsyslog.service; redis.service to redis-server.service): the
+        // same unit, never a second copy of the daemon.
+        let known = std::iter::once(&unit.id)
+            .chain(unit.aliases.iter())
+            .find_map(|n| self.find_service(n.as_str()));
+        if let Some(id) = known {
+            self.by_name.insert(name.to_string(), id);
+            return Some(id);
+        }
+        let names: Vec<String> = std::iter::once(name.to_string())
+            .chain(std::iter::once(unit.id.to_string()))
+            .chain(unit.aliases.iter().map(ToString::to_string))
+            .collect();
         let id = self.new_id();
         let svc = ServiceRt::new(unit);
         self.on_result_targets.extend(svc.on_result.iter().cloned());
         self.services.insert(id, svc);
-        self.by_name.insert(name.to_string(), id);
+        for n in names {
+            self.by_name.entry(n).or_insert(id);
+        }
         Some(id)
     }
 
