@@ -299,6 +299,32 @@ fn part_of_restarts_and_stops_with_its_unit() {
     assert_ne!(again["main_pid"], pid, "part.service was restarted");
     assert_eq!(ctl(&control, &["stop", "parent.service"]).0, 0);
     wait_state(&control, "part.service", "inactive");
+
+    // The unit restarted also wants its part (postgresql.service and
+    // postgresql@15-main.service on Debian): the start it would get and
+    // the restart from PartOf= are one restart.
+    tree.write("boss.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "minion.service",
+        "[Unit]\nPartOf=boss.service\nAfter=boss.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    std::fs::create_dir_all(tree.path().join("boss.service.wants")).unwrap();
+    std::os::unix::fs::symlink(
+        "../minion.service",
+        tree.path().join("boss.service.wants/minion.service"),
+    )
+    .unwrap();
+    assert_eq!(ctl(&control, &["start", "boss.service"]).0, 0);
+    let pid = wait_state(&control, "minion.service", "active")["main_pid"].clone();
+    assert_eq!(ctl(&control, &["restart", "boss.service"]).0, 0);
+    let again = wait_for(Duration::from_secs(10), || {
+        let s = status(&control, "minion.service");
+        (s["state"] == "active" && s["main_pid"] != pid).then_some(s)
+    });
+    assert!(
+        again.is_some(),
+        "minion.service was restarted with boss.service"
+    );
 }
 
 #[test]

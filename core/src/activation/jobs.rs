@@ -359,6 +359,35 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
         }
         *matter.entry(name.clone()).or_insert(false) |= matters;
         if let Some(&had) = planned.get(&name) {
+            // systemd's job merging: a start and a (try-)restart of the
+            // same unit are a restart, which reaches what is part of it
+            // (a restarted unit that also wants its PartOf= instance).
+            let restarts = |k: JobKind| matches!(k, JobKind::Restart | JobKind::TryRestart);
+            if (had == JobKind::Start && restarts(kind))
+                || (restarts(had) && kind == JobKind::Start && had != JobKind::Restart)
+            {
+                planned.insert(name.clone(), JobKind::Restart);
+                let mut upgraded = false;
+                for (n, k) in &mut tr.jobs {
+                    if *n == name {
+                        *k = JobKind::Restart;
+                        upgraded = true;
+                    }
+                }
+                if upgraded {
+                    graph.each(&mut |other, d| {
+                        if d.follows_stop_of(&name) {
+                            queue.push_back((
+                                other.to_string(),
+                                JobKind::TryRestart,
+                                false,
+                                matters,
+                            ));
+                        }
+                    });
+                }
+                continue;
+            }
             let starts = |k: JobKind| matches!(k, JobKind::Start | JobKind::Restart);
             let contradicts =
                 starts(had) && kind == JobKind::Stop || had == JobKind::Stop && starts(kind);
