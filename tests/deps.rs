@@ -1501,3 +1501,37 @@ fn an_alias_names_the_same_unit_for_sockets_dependencies_and_ctl() {
     assert_eq!(code, 0, "{out}");
     wait_state(&control, "rsys.service", "inactive");
 }
+
+/// The signals a container runtime or machinectl sends systemd as a
+/// container's init (SIGRTMIN+3 halt, Docker's STOPSIGNAL for images made
+/// for systemd; +4 poweroff, +5 reboot, +6 kexec) stop flint in order, as
+/// SIGTERM does.
+#[test]
+fn the_container_stop_signals_of_systemd_stop_flint_in_order() {
+    for n in [3, 4] {
+        let tree = Tree::new();
+        let log = tree.path().join("log");
+        tree.write(
+            "a.service",
+            &format!(
+                "[Service]\nExecStart=/bin/sleep 1000\nExecStopPost={}\n",
+                sh(&format!("echo stopped >> {}", log.display()))
+            ),
+        );
+        let (mut flint, control) = run(&tree, &["a.service"]);
+        wait_state(&control, "a.service", "active");
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(flint.child.id().cast_signed(), libc::SIGRTMIN() + n);
+        }
+        let exit = wait_for(Duration::from_secs(15), || {
+            flint.child.try_wait().ok().flatten()
+        });
+        assert!(
+            exit.is_some_and(|e| e.success()),
+            "SIGRTMIN+{n}: {exit:?}\n{}",
+            flint.log()
+        );
+        assert_eq!(lines(&log), ["stopped"], "SIGRTMIN+{n}");
+    }
+}

@@ -685,6 +685,12 @@ fn spawn_signal_watch(
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    // What a container runtime or machinectl sends systemd as the init of
+    // a container: SIGRTMIN+3 (halt, Docker's STOPSIGNAL in images made
+    // for systemd), +4 (poweroff), +5 (reboot), +6 (kexec). flint stops
+    // everything in order and exits, as at SIGTERM.
+    let end = |n: i32| signal(SignalKind::from_raw(libc::SIGRTMIN() + n));
+    let (mut halt, mut poweroff, mut reboot, mut kexec) = (end(3)?, end(4)?, end(5)?, end(6)?);
     // SAFETY: the signalfd is moved into the AsyncFd, which keeps it open
     // for as long as it is registered.
     let child = unsafe {
@@ -698,6 +704,10 @@ fn spawn_signal_watch(
             let event = tokio::select! {
                 _ = term.recv() => Event::Shutdown,
                 _ = int.recv() => Event::Shutdown,
+                _ = halt.recv() => Event::Shutdown,
+                _ = poweroff.recv() => Event::Shutdown,
+                _ = reboot.recv() => Event::Shutdown,
+                _ = kexec.recv() => Event::Shutdown,
                 _ = hup.recv() => Event::Hangup,
                 ready = child.readable() => {
                     let Ok(mut ready) = ready else { return };
