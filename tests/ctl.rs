@@ -1749,3 +1749,36 @@ fn daemon_reload_reads_units_again_and_changes_nothing_that_runs() {
         "{err}"
     );
 }
+
+/// `systemctl set-default` and `get-default`, as Dockerfiles use them:
+/// the link in /etc/systemd/system, its message, and the target it leads
+/// to (through the links of the search path).
+#[test]
+fn set_default_and_get_default_as_systemctl() {
+    let tree = Tree::new();
+    let root = tree.path().join("root");
+    let lib = root.join("lib/systemd/system");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+    std::fs::write(lib.join("multi-user.target"), "[Unit]\nDescription=M\n").unwrap();
+    std::fs::write(lib.join("graphical.target"), "[Unit]\nDescription=G\n").unwrap();
+    std::os::unix::fs::symlink("graphical.target", lib.join("default.target")).unwrap();
+    let root_arg = format!("--root={}", root.display());
+    let control = tree.path().join("none");
+    let run = |args: &[&str]| systemctl(&tree, &control, args);
+    assert_eq!(run(&[&root_arg, "get-default"]).1, "graphical.target\n");
+    let (code, _, err) = run(&[&root_arg, "set-default", "multi-user"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Created symlink") && err.contains("default.target"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_link(root.join("etc/systemd/system/default.target")).unwrap(),
+        std::path::Path::new("/lib/systemd/system/multi-user.target")
+    );
+    assert_eq!(run(&[&root_arg, "get-default"]).1, "multi-user.target\n");
+    let (code, _, err) = run(&[&root_arg, "set-default", "nope.target"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Failed to set default target"), "{err}");
+}

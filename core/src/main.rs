@@ -643,6 +643,29 @@ enum Command {
         #[command(flatten)]
         args: InstallArgs,
     },
+    /// Make TARGET the default target: link `default.target` to it in
+    /// /etc/systemd/system (or the user's directory), as `systemctl
+    /// set-default`.
+    SetDefault {
+        /// Work offline on the tree below DIR, as `systemctl --root=DIR`.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Work on the calling user's units.
+        #[arg(long, conflicts_with = "root")]
+        user: bool,
+        #[arg(value_name = "TARGET")]
+        target: String,
+    },
+    /// Print the default target (what `default.target` leads to), as
+    /// `systemctl get-default`.
+    GetDefault {
+        /// Work offline on the tree below DIR, as `systemctl --root=DIR`.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Work on the calling user's units.
+        #[arg(long, conflicts_with = "root")]
+        user: bool,
+    },
     /// Work with WebAssembly policy plugins.
     Plugin {
         #[command(subcommand)]
@@ -1584,6 +1607,62 @@ fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
     }
 }
 
+/// The unit paths `set-default`/`get-default` work on.
+fn default_lookup(
+    root: Option<&std::path::Path>,
+    user: bool,
+) -> Result<flint::install::LookupPaths, flint::install::InstallError> {
+    if user {
+        flint::install::LookupPaths::user()
+    } else {
+        flint::install::LookupPaths::system(root)
+    }
+}
+
+fn set_default(root: Option<&std::path::Path>, user: bool, target: &str) -> ExitCode {
+    let name = if target.contains('.') {
+        target.to_string()
+    } else {
+        format!("{target}.target")
+    };
+    let lp = match default_lookup(root, user) {
+        Ok(lp) => lp,
+        Err(e) => {
+            eprintln!("Failed to set default target: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = flint::install::set_default(&lp, &name);
+    if let Err(e) = &outcome.result {
+        eprintln!("Failed to set default target: {e}.");
+        return ExitCode::from(1);
+    }
+    let utf8 = flint::install::locale_is_utf8(&|k| std::env::var(k).ok());
+    for m in outcome.messages("set default target", utf8) {
+        eprintln!("{m}");
+    }
+    // As systemctl reloads the manager: the running flint reads it again.
+    if root.is_none() {
+        let path = control_path(user, None);
+        let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "daemon-reload", "units": []});
+        let _ = flint::control::call(&path, &request);
+    }
+    ExitCode::SUCCESS
+}
+
+fn get_default(root: Option<&std::path::Path>, user: bool) -> ExitCode {
+    match default_lookup(root, user).and_then(|lp| flint::install::get_default(&lp)) {
+        Ok(name) => {
+            println!("{name}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Failed to get default target: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Sets up flint's log: `FLINT_LOG` (or `RUST_LOG`) filters, e.g.
 /// `FLINT_LOG=debug` or `FLINT_LOG=warn,service=info`. By default flint's
 /// own debugging stays out and the services' is kept, as journald stores
@@ -1787,6 +1866,10 @@ fn main() -> ExitCode {
         Command::Mask { args, now } => Ok(install(Verb::Mask, args, Some(now))),
         Command::Unmask { args } => Ok(install(Verb::Unmask, args, None)),
         Command::IsEnabled { args } => Ok(install(Verb::IsEnabled, args, None)),
+        Command::SetDefault { root, user, target } => {
+            Ok(set_default(root.as_deref(), *user, target))
+        }
+        Command::GetDefault { root, user } => Ok(get_default(root.as_deref(), *user)),
         Command::ListUnitFiles {
             root,
             user,

@@ -327,6 +327,22 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                 out.push("--now".into());
             }
         }
+        "set-default" | "get-default" => {
+            out.push(verb.clone());
+            if let Some(root) = value("root") {
+                out.extend(["--root".into(), root]);
+            }
+            if user {
+                out.push("--user".into());
+            }
+            if verb == "set-default" {
+                let [target] = raw_units.as_slice() else {
+                    return Err(SystemctlError::NoUnits { verb: verb.clone() });
+                };
+                out.push(target.clone());
+            }
+            return Ok(Systemctl::Flint(out));
+        }
         other => return Err(SystemctlError::UnknownVerb(other.to_string())),
     }
     if !matches!(

@@ -981,6 +981,49 @@ pub fn mask(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
     })
 }
 
+/// `systemctl set-default NAME`: links `default.target` in the
+/// configuration directory to the file of `NAME` (replacing the link there),
+/// as systemd's `unit_file_set_default()`.
+pub fn set_default(lp: &LookupPaths, name: &str) -> Outcome {
+    outcome(|changes, _| {
+        let parsed = UnitName::parse(name).map_err(|_| InstallError::Invalid)?;
+        if parsed.as_str() == "default.target" {
+            return Err(InstallError::Invalid);
+        }
+        let mut info = discover::InstallInfo::named(parsed.as_str());
+        discover::search(lp, &mut info, discover::Flags::FOLLOW)?;
+        if info.mode == Some(discover::Mode::Masked) {
+            return Err(InstallError::Masked);
+        }
+        let path = info.path.clone().ok_or(InstallError::NotFound)?;
+        let config = lp.config_path(false)?.to_path_buf();
+        create_symlink(lp, &path, &config.join("default.target"), true, changes)?;
+        Ok(1)
+    })
+}
+
+/// `systemctl get-default`: the unit `default.target` leads to on the
+/// search path (its own name when it is a file).
+pub fn get_default(lp: &LookupPaths) -> Result<String, InstallError> {
+    let mut info = discover::InstallInfo::named("default.target");
+    discover::search(lp, &mut info, discover::Flags::FOLLOW)?;
+    // Follow the links (inside the root) to the unit file's own name.
+    let mut path = info.path.ok_or(InstallError::NotFound)?;
+    let mut name = path.file_name().map(|f| f.to_string_lossy().into_owned());
+    for _ in 0..16 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        name = target.file_name().map(|f| f.to_string_lossy().into_owned());
+        path = if target.is_absolute() {
+            paths::under(lp.root.as_deref(), &target)
+        } else {
+            path.parent().map_or(target.clone(), |p| p.join(&target))
+        };
+    }
+    Ok(name.unwrap_or_else(|| "default.target".to_string()))
+}
+
 /// Unmasks units: removes their `/dev/null` links from the configuration
 /// directory, and links that led to them.
 pub fn unmask(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {

@@ -45,7 +45,7 @@ pub struct LookupPaths {
 }
 
 /// `root` joined with the absolute path `p`.
-fn under(root: Option<&Path>, p: &Path) -> PathBuf {
+pub(crate) fn under(root: Option<&Path>, p: &Path) -> PathBuf {
     match root {
         None => p.to_path_buf(),
         Some(r) => r.join(p.strip_prefix("/").unwrap_or(p)),
