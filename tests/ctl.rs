@@ -1782,3 +1782,45 @@ fn set_default_and_get_default_as_systemctl() {
     assert_eq!(code, 1);
     assert!(err.contains("Failed to set default target"), "{err}");
 }
+
+/// A restart of a socket whose running service requires it (avahi, cups,
+/// dbus) restarts the service with it: both end active, as in systemd
+/// (before, the start of the socket was refused and both stayed down).
+#[test]
+fn a_restart_of_a_socket_its_service_requires_restarts_both() {
+    let tree = Tree::new();
+    let port = free_port();
+    tree.write(
+        "t.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\n"),
+    );
+    tree.write(
+        "t.service",
+        "[Unit]\nRequires=t.socket\nAfter=t.socket\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let control = tree.path().join("control");
+    let _flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "t.socket",
+            "t.service",
+        ],
+    );
+    let state = |unit: &str| {
+        let (_, out) = ctl(&control, &["show", "-p", "ActiveState", unit]);
+        out.trim().to_string()
+    };
+    let first = wait_for(Duration::from_secs(10), || main_pid(&control, "t.service"))
+        .expect("t.service runs");
+    let (code, out) = ctl(&control, &["restart", "t.socket"]);
+    assert_eq!(code, 0, "{out}");
+    let again = wait_for(Duration::from_secs(10), || {
+        main_pid(&control, "t.service").filter(|p| *p != first)
+    });
+    assert!(again.is_some(), "t.service started again");
+    assert_eq!(state("t.socket"), "ActiveState=active");
+    assert_eq!(state("t.service"), "ActiveState=active");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+}

@@ -1341,6 +1341,21 @@ impl Manager {
                         if listening && command == "start" {
                             continue;
                         }
+                        // A restart of a socket its service needs
+                        // (Requires=, BindsTo=, PartOf=) restarts the
+                        // service with it: the service stops, then the
+                        // socket opens again and the service starts, as
+                        // systemd's restart propagates to it.
+                        let needed = self
+                            .find_service(&busy)
+                            .is_some_and(|id| self.services[&id].deps.follows_stop_of(n));
+                        if listening && needed && command != "start" {
+                            self.enqueue_name(n, JobKind::Stop);
+                            if let Some(id) = self.find_service(&busy) {
+                                self.socket_restarts.push((n.clone(), id));
+                            }
+                            continue;
+                        }
                         if listening {
                             self.enqueue_name(n, JobKind::Stop);
                         }

@@ -1042,10 +1042,47 @@ impl Manager {
     /// the jobs that are done, starts the jobs whose turn it is.
     pub(super) fn dispatch(&mut self) {
         for _ in 0..1000 {
+            self.socket_restarts_due();
             let observed = self.observe();
             let ran = self.run_queue();
             if !observed && !ran {
                 break;
+            }
+        }
+    }
+
+    /// The second half of a socket restarted with the service that needs
+    /// it: once the service is down, the socket opens again and the
+    /// service starts.
+    fn socket_restarts_due(&mut self) {
+        if self.socket_restarts.is_empty() {
+            return;
+        }
+        let due: Vec<(String, u64)> = self
+            .socket_restarts
+            .iter()
+            .filter(|(_, id)| {
+                !self.jobs.contains_key(id)
+                    && self
+                        .services
+                        .get(id)
+                        .is_none_or(|s| Class::of(s.state).down())
+            })
+            .cloned()
+            .collect();
+        self.socket_restarts.retain(|r| !due.contains(r));
+        for (name, id) in due {
+            if self.shutting_down {
+                continue;
+            }
+            let opened = match (name.parse::<UnitName>(), self.socket_index(&name)) {
+                (Ok(n), Some(i)) if self.sockets[i].failed => self.reopen_socket(i, &n),
+                (Ok(n), None) => self.add_socket(&n),
+                (Ok(_), Some(_)) => true,
+                (Err(_), _) => false,
+            };
+            if opened && self.services.contains_key(&id) {
+                self.enqueue(id, JobKind::Start);
             }
         }
     }

@@ -329,6 +329,9 @@ struct Manager {
     /// `NAccepted=`/`NRefused=` of socket units opened again, carried to
     /// their new entry.
     socket_counts: HashMap<String, (u64, u64)>,
+    /// Sockets restarted with the service that needs them: opened again,
+    /// and the service started, once that service is down.
+    socket_restarts: Vec<(String, u64)>,
 }
 
 /// A socket's plugin chain and peek settings.
@@ -584,6 +587,7 @@ async fn run_async(
         targets: HashMap::new(),
         target_names: HashMap::new(),
         socket_counts: HashMap::new(),
+        socket_restarts: Vec::new(),
     };
     if mgr.options.cgroups != crate::cgroup::Mode::Off {
         match crate::cgroup::Cgroups::create() {
