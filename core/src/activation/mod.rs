@@ -525,6 +525,13 @@ async fn run_async(
     // flint at once (nothing is up yet), and no socket of flint's waits
     // unread.
     run_generators(&mut search, &mut options, control_node.is_some());
+    // systemd's runtime directory is there for the services of a system
+    // manager (ReadWritePaths=/run/systemd in systemd-hostnamed and the
+    // like, sockets of D-Bus services under it); `/run/systemd/system`,
+    // which tells tools that systemd booted, is not made.
+    if !search.user_mode && nix::unistd::geteuid().is_root() {
+        let _ = std::fs::create_dir_all("/run/systemd");
+    }
     if names.is_empty() {
         names = default_units(&search);
     }
