@@ -1781,6 +1781,11 @@ fn set_default_and_get_default_as_systemctl() {
     let (code, _, err) = run(&[&root_arg, "set-default", "nope.target"]);
     assert_eq!(code, 1);
     assert!(err.contains("Failed to set default target"), "{err}");
+    // Only a target can be the default.
+    std::fs::write(lib.join("web.service"), "[Service]\nExecStart=/bin/true\n").unwrap();
+    let (code, _, err) = run(&[&root_arg, "set-default", "web.service"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(run(&[&root_arg, "get-default"]).1, "multi-user.target\n");
 }
 
 /// A restart of a socket whose running service requires it (avahi, cups,
@@ -1823,4 +1828,15 @@ fn a_restart_of_a_socket_its_service_requires_restarts_both() {
     assert_eq!(state("t.socket"), "ActiveState=active");
     assert_eq!(state("t.service"), "ActiveState=active");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // Both named: the service's own restart replaces the rest of the
+    // socket's, and a later stop of the service is not undone.
+    let (code, out) = ctl(&control, &["restart", "t.socket", "t.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_for(Duration::from_secs(10), || {
+        (state("t.service") == "ActiveState=active").then_some(())
+    })
+    .expect("t.service runs");
+    assert_eq!(ctl(&control, &["stop", "t.service"]).0, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state("t.service"), "ActiveState=inactive");
 }

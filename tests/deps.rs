@@ -325,6 +325,29 @@ fn part_of_restarts_and_stops_with_its_unit() {
         again.is_some(),
         "minion.service was restarted with boss.service"
     );
+
+    // A part pulled in by a want of a want, and requiring a unit stopped
+    // meanwhile: the restart starts that requirement too.
+    tree.write(
+        "x.service",
+        "[Unit]\nWants=w.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "w.service",
+        "[Unit]\nWants=y.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "y.service",
+        "[Unit]\nPartOf=x.service\nRequires=z.service\nAfter=z.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write("z.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    assert_eq!(ctl(&control, &["start", "x.service"]).0, 0);
+    wait_state(&control, "y.service", "active");
+    assert_eq!(ctl(&control, &["stop", "z.service"]).0, 0);
+    wait_state(&control, "y.service", "inactive");
+    assert_eq!(ctl(&control, &["restart", "x.service"]).0, 0);
+    wait_state(&control, "y.service", "active");
+    wait_state(&control, "z.service", "active");
 }
 
 #[test]

@@ -862,11 +862,37 @@ fn a_timer_whose_start_is_refused_fails() {
         "t.service",
         "[Unit]\nRequires=flint-absent.service\n[Service]\nExecStart=/bin/true\n",
     );
-    let (flint, control) = run_with_control(&tree, &["t.timer"]);
+    // A unit only wanted whose requirement is missing does not fail the
+    // timer: its own unit was queued and runs.
+    tree.write("u.timer", "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=1s\n");
+    let out = tree.path().join("out");
+    tree.write(
+        "u.service",
+        &format!(
+            "[Unit]\nWants=w.service\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo ran >> {}'\n",
+            out.display()
+        ),
+    );
+    tree.write(
+        "w.service",
+        "[Unit]\nRequires=flint-absent.service\n[Service]\nExecStart=/bin/true\n",
+    );
+    let (flint, control) = run_with_control(&tree, &["t.timer", "u.timer"]);
     let shown = wait_for(Duration::from_secs(10), || {
         let (_, out) = ctl(&control, &["show", "-p", "ActiveState,Result", "t.timer"]);
         out.contains("ActiveState=failed").then_some(out)
     })
     .unwrap_or_else(|| panic!("{}", flint.log()));
     assert!(shown.contains("Result=resources"), "{shown}");
+    wait_for(Duration::from_secs(10), || {
+        (std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 2)
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("u.service ran twice: {}", flint.log()));
+    let (_, shown) = ctl(&control, &["show", "-p", "ActiveState", "u.timer"]);
+    assert_eq!(shown.trim(), "ActiveState=active", "{}", flint.log());
 }

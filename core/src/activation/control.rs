@@ -1351,7 +1351,12 @@ impl Manager {
                             .is_some_and(|id| self.services[&id].deps.follows_stop_of(n));
                         if listening && needed && command != "start" {
                             self.enqueue_name(n, JobKind::Stop);
-                            if let Some(id) = self.find_service(&busy) {
+                            // Only while the stop this request installed is
+                            // the service's job (a later job of it drops the
+                            // second half, see `install_job`).
+                            if let Some(id) = self.find_service(&busy)
+                                && self.jobs.get(&id).is_some_and(|j| j.kind == JobKind::Stop)
+                            {
                                 self.socket_restarts.push((n.clone(), id));
                             }
                             continue;

@@ -385,6 +385,21 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
                             ));
                         }
                     });
+                    // A start merged into a try-restart still pulls in
+                    // what the unit needs and wants.
+                    if kind == JobKind::Start
+                        && let Some(d) = deps_of.get(&name).cloned()
+                    {
+                        for r in d.requires.iter().chain(&d.binds_to) {
+                            queue.push_back((r.clone(), JobKind::Start, true, matters));
+                        }
+                        for w in d.wants.iter().chain(&d.upholds) {
+                            queue.push_back((w.clone(), JobKind::Start, false, false));
+                        }
+                        for c in &d.conflicts {
+                            queue.push_back((c.clone(), JobKind::Stop, false, matters));
+                        }
+                    }
                 }
                 continue;
             }
@@ -909,6 +924,9 @@ impl Manager {
         if let Some(svc) = self.services.get_mut(&id) {
             svc.job_failed = None;
         }
+        // A new job of a service replaces the rest of a socket restart
+        // waiting for it (as systemd's job replaces the restart job).
+        self.socket_restarts.retain(|(_, s)| *s != id);
         let job = Job::new(kind);
         self.arm_job_timeout(id, job.serial);
         self.jobs.insert(id, job);

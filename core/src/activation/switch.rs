@@ -450,7 +450,22 @@ impl Manager {
             }
         }
         self.reload_targets();
+        self.refresh_names();
         tracing::info!("flint: unit files read again (daemon-reload)");
+    }
+
+    /// Keeps only the names that still name their service after its
+    /// definition was read again (an alias removed, or now a unit of its
+    /// own, names it no longer).
+    fn refresh_names(&mut self) {
+        let services = &self.services;
+        self.by_name.retain(|n, id| {
+            services.get(id).is_some_and(|s| {
+                s.unit.id.as_str() == n
+                    || s.unit.name.as_str() == n
+                    || s.unit.aliases.iter().any(|a| a.as_str() == n)
+            })
+        });
     }
 
     pub(super) fn switch(
@@ -893,6 +908,7 @@ impl Manager {
         }
         // Targets: their files, links and ordering as the new tree has them.
         self.reload_targets();
+        self.refresh_names();
         // Reload.
         for name in &plan.reload {
             if let Some(id) = self.find_service(name) {

@@ -845,7 +845,7 @@ impl Manager {
                 set("TRIGGER_TIMER_MONOTONIC_USEC", usec(uptime()).to_string()),
             ];
         }
-        if !self.enqueue(id, JobKind::Start).is_empty() {
+        if self.try_enqueue(id, JobKind::Start, true).is_err() {
             // A requirement that cannot load: the start was refused
             // ("Failed to queue unit startup job"), and the timer fails.
             tracing::error!("{name}: Failed to queue unit startup job for {target}");

@@ -987,7 +987,9 @@ pub fn mask(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
 pub fn set_default(lp: &LookupPaths, name: &str) -> Outcome {
     outcome(|changes, _| {
         let parsed = UnitName::parse(name).map_err(|_| InstallError::Invalid)?;
-        if parsed.as_str() == "default.target" {
+        if parsed.as_str() == "default.target"
+            || parsed.unit_type() != crate::unit::name::UnitType::Target
+        {
             return Err(InstallError::Invalid);
         }
         let mut info = discover::InstallInfo::named(parsed.as_str());
