@@ -187,7 +187,7 @@ fn reload_runs_exec_reload_or_the_notify_reload_handshake() {
     let (code, text) = ctl(&control, &["reload", "bad.service"]);
     assert_eq!(code, 1, "{text}");
     assert!(
-        text.contains("Job for bad.service failed (reload result 'exit-code')"),
+        text.contains("Job for bad.service failed.\nSee \"flint ctl status bad.service\""),
         "{text}"
     );
     assert!(flint.wait_log("bad.service: ExecReload= failed"));
@@ -409,7 +409,9 @@ fn start_stop_and_restart_wait_for_their_jobs_unless_no_block() {
     let (code, out, err) = common::ctl_split(&control, &["start", "broken.service"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains("Job for broken.service failed (result 'exit-code')"),
+        err.contains(
+            "Job for broken.service failed because the control process exited with error code."
+        ),
         "{err}"
     );
     assert!(flint.log().contains("broken.service"));

@@ -1137,14 +1137,13 @@ impl Manager {
             {
                 // A start that failed, or a service that failed during its
                 // reload (its main process).
-                lines.push(job_failed(&name, &format!("result '{}'", svc.result)));
+                lines.push(job_failed(&name, svc.result));
                 exit = 1;
             } else if kind == WaitFor::Reload && svc.reload_result != "success" {
                 // systemctl's words for a failed reload job.
-                lines.push(job_failed(
-                    &name,
-                    &format!("reload result '{}'", svc.reload_result),
-                ));
+                // (systemctl explains by the unit's result, which a
+                // failed reload leaves alone.)
+                lines.push(job_failed(&name, ""));
                 exit = 1;
             }
         }
@@ -1178,7 +1177,7 @@ impl Manager {
             if self.hooks_state(name).is_some() {
                 lines.push(job_still_running(name));
             } else if let Some(result) = result {
-                lines.push(job_failed(name, &format!("result '{result}'")));
+                lines.push(job_failed(name, result));
             }
         }
         if lines.is_empty() {
@@ -1412,11 +1411,29 @@ fn job_still_running(name: &str) -> serde_json::Value {
 
 /// systemctl's words for a failed job; `what` is its result
 /// (`result 'exit-code'`, `reload result 'timeout'`).
-fn job_failed(name: &str, what: &str) -> serde_json::Value {
-    format!(
-        "Job for {name} failed ({what}). See \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details."
-    )
-    .into()
+/// systemctl's words for a failed job (`log_job_error_with_service_result()`):
+/// a service's result explained, "Job for X failed." otherwise.
+fn job_failed(name: &str, result: &str) -> serde_json::Value {
+    let why = match result {
+        "resources" => Some("of unavailable resources or another system error"),
+        "protocol" => Some("the service did not take the steps required by its unit configuration"),
+        "timeout" => Some("a timeout was exceeded"),
+        "exit-code" => Some("the control process exited with error code"),
+        "signal" => Some("a fatal signal was delivered to the control process"),
+        "core-dump" => {
+            Some("a fatal signal was delivered causing the control process to dump core")
+        }
+        "watchdog" => Some("the service failed to send watchdog ping"),
+        "start-limit" | "start-limit-hit" => Some("start of the service was attempted too often"),
+        _ => None,
+    }
+    .filter(|_| name.ends_with(".service"));
+    let first = match why {
+        Some(why) => format!("Job for {name} failed because {why}."),
+        None => format!("Job for {name} failed."),
+    };
+    format!("{first}\nSee \"flint ctl status {name}\" and \"flint ctl logs {name}\" for details.")
+        .into()
 }
 
 #[cfg(test)]
