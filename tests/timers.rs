@@ -896,3 +896,44 @@ fn a_timer_whose_start_is_refused_fails() {
     let (_, shown) = ctl(&control, &["show", "-p", "ActiveState", "u.timer"]);
     assert_eq!(shown.trim(), "ActiveState=active", "{}", flint.log());
 }
+
+/// A timer's own `[Unit]` dependencies, as systemd's: what it wants
+/// starts with it, a missing requirement refuses its start, and a stop of
+/// the unit it is `PartOf=` stops it.
+#[test]
+fn a_timers_own_dependencies_pull_in_refuse_and_stop_it() {
+    let tree = Tree::new();
+    tree.write(
+        "t.timer",
+        "[Unit]\nWants=w.service\nPartOf=p.service\n[Timer]\nOnActiveSec=1h\n",
+    );
+    tree.write("t.service", "[Service]\nExecStart=/bin/true\n");
+    tree.write("w.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write("p.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "r.timer",
+        "[Unit]\nRequires=flint-absent.service\n[Timer]\nOnActiveSec=1h\n",
+    );
+    tree.write("r.service", "[Service]\nExecStart=/bin/true\n");
+    let (flint, control) = run_with_control(&tree, &["p.service"]);
+    let state = |unit: &str| {
+        let (_, out) = ctl(&control, &["show", "-p", "ActiveState", unit]);
+        out.trim().to_string()
+    };
+    let (code, out) = ctl(&control, &["start", "t.timer"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(state("t.timer"), "ActiveState=active");
+    wait_for(Duration::from_secs(10), || {
+        (state("w.service") == "ActiveState=active").then_some(())
+    })
+    .unwrap_or_else(|| panic!("w.service came with the timer: {}", flint.log()));
+    assert_eq!(ctl(&control, &["stop", "p.service"]).0, 0);
+    assert_eq!(state("t.timer"), "ActiveState=inactive");
+    let (code, out) = ctl(&control, &["start", "r.timer"]);
+    assert_eq!(code, 5, "{out}");
+    assert!(
+        out.contains("Unit flint-absent.service not found."),
+        "{out}"
+    );
+    assert_eq!(state("r.timer"), "ActiveState=inactive");
+}

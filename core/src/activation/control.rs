@@ -1253,10 +1253,24 @@ impl Manager {
                                 &format!("Failed to {command} {n}: Unit {n} not found."),
                             );
                         }
+                        // Through a transaction: what the unit wants and
+                        // requires comes with it, a missing requirement
+                        // refuses the request.
+                        if let Err(e) = self.try_enqueue_name(n, JobKind::Start, true) {
+                            refused.get_or_insert(transaction_refused(command, n, &e));
+                            continue;
+                        }
+                        let up = |state: &str| state != "inactive" && state != "failed";
                         let started = if is_timer {
-                            self.start_timer(&timer)
+                            self.timers
+                                .map
+                                .get(n)
+                                .is_some_and(|t| up(t.state.words().0))
                         } else {
-                            self.start_path_unit(&timer)
+                            self.path_units
+                                .map
+                                .get(n)
+                                .is_some_and(|p| up(p.state.words().0))
                         };
                         if !started {
                             return control::error(

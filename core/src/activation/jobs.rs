@@ -661,6 +661,21 @@ impl Graph for ManagerGraph<'_> {
                 }
                 None => Node::Missing,
             },
+            // Timers and path units take part as sockets do: started and
+            // stopped at once (no job), their dependencies followed.
+            UnitType::Timer | UnitType::Path => {
+                let held = if unit_name.unit_type() == UnitType::Timer {
+                    m.timers.map.get(name).map(|t| t.unit.clone())
+                } else {
+                    m.path_units.map.get(name).map(|p| p.unit.clone())
+                };
+                let unit = held.unwrap_or_else(|| m.units.load(&m.search, &unit_name));
+                if unit.is_loaded() {
+                    Node::Runs(Deps::of(&unit))
+                } else {
+                    Node::Missing
+                }
+            }
             // A slice needs no file; one that is masked or fails to load
             // fails what `Requires=` it (everything in it).
             UnitType::Slice => match m.usable_slice(&unit_name) {
@@ -700,6 +715,20 @@ impl Graph for ManagerGraph<'_> {
         for id in ids {
             let t = &self.0.targets[id];
             f(t.unit.id.as_str(), &t.deps);
+        }
+        // Timers and path units: a stop of what they are `PartOf=` or
+        // `Requires=` stops them too.
+        for (name, t) in &self.0.timers.map {
+            let deps = Deps::of(&t.unit);
+            if !deps.is_empty() {
+                f(name, &deps);
+            }
+        }
+        for (name, p) in &self.0.path_units.map {
+            let deps = Deps::of(&p.unit);
+            if !deps.is_empty() {
+                f(name, &deps);
+            }
         }
         // Listening sockets: a stop of the service they are `PartOf=` or
         // `BindsTo=` stops them too (cups.socket, cockpit's sockets).
@@ -857,6 +886,13 @@ impl Manager {
             self.install_job(id, kind, anchor);
             return;
         }
+        if name
+            .parse::<UnitName>()
+            .is_ok_and(|n| matches!(n.unit_type(), UnitType::Timer | UnitType::Path))
+        {
+            self.install_trigger_unit(name, kind);
+            return;
+        }
         if !name.ends_with(".socket") {
             return;
         }
@@ -878,6 +914,52 @@ impl Manager {
                 if !opened {
                     self.fail_dependents(name);
                 }
+            }
+            _ => {}
+        }
+    }
+
+    /// A transaction's job for a timer or path unit, carried out at once.
+    fn install_trigger_unit(&mut self, name: &str, kind: JobKind) {
+        let timer = name
+            .parse::<UnitName>()
+            .is_ok_and(|n| n.unit_type() == UnitType::Timer);
+        let active = if timer {
+            self.timers
+                .map
+                .get(name)
+                .is_some_and(|t| t.state.words().0 == "active")
+        } else {
+            self.path_units
+                .map
+                .get(name)
+                .is_some_and(|p| p.state.words().0 == "active")
+        };
+        let stop = |m: &mut Self| {
+            if timer {
+                m.stop_timer(name);
+            } else {
+                m.stop_path_unit(name);
+            }
+        };
+        let start = |m: &mut Self| {
+            let started = name.parse::<UnitName>().is_ok_and(|n| {
+                if timer {
+                    m.start_timer(&n)
+                } else {
+                    m.start_path_unit(&n)
+                }
+            });
+            if !started {
+                m.fail_dependents(name);
+            }
+        };
+        match kind {
+            JobKind::Stop if active => stop(self),
+            JobKind::Start if !active => start(self),
+            JobKind::Restart | JobKind::TryRestart if active => {
+                stop(self);
+                start(self);
             }
             _ => {}
         }
