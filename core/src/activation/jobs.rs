@@ -27,8 +27,13 @@
 //! Targets get jobs as services do (see `target`): their start waits for
 //! their ordering and pulls in what they want. Units flint does not run
 //! (mounts, devices, ...) count as active and have no jobs; slices pull
-//! in their parents without a job. Socket units are opened at once and
-//! have no jobs either: they are active while they listen.
+//! in their parents without a job. Socket, timer and path units are
+//! started and stopped at once and have no jobs either: a socket is active
+//! while it listens. A request by hand (`flint ctl`) is refused whole when
+//! it requires a unit that does not load or its jobs are ordered in a
+//! cycle that leaving out wanted units does not break
+//! (`transaction_verify_order()`); flint's own requests run their jobs and
+//! break such a cycle as they run.
 
 use std::collections::{HashMap, VecDeque};
 

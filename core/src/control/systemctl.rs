@@ -120,8 +120,40 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "-a" | "--all" => all = true,
             // Output shaping and prompts, which flint's answers do not have.
             "--plain" => plain = true,
-            "--no-pager" | "-l" | "--full" | "--no-ask-password" | "--no-reload" | "--wait"
-            | "--no-warn" => {}
+            "--legend=false" | "--legend=no" | "--legend=0" => no_legend = true,
+            "--legend=true" | "--legend=yes" | "--legend=1" => no_legend = false,
+            "--no-pager"
+            | "-l"
+            | "--full"
+            | "--no-ask-password"
+            | "--no-reload"
+            | "--wait"
+            | "--no-warn"
+            | "--no-wall"
+            | "--show-types"
+            | "-i"
+            | "--ignore-inhibitors" => {}
+            // The job mode and inhibitor checks shape systemd's jobs only.
+            _ if arg.starts_with("--job-mode=") || arg.starts_with("--check-inhibitors=") => {}
+            // getopt's forms: a short option's value glued to it
+            // (`-pActiveState`, `-n0`), and short flags together (`-qa`).
+            _ if arg.len() > 2 && !arg.starts_with("--") => {
+                if let (Some(flag), Some(rest)) = (arg.get(..2), arg.get(2..))
+                    && let Some(key) = option_with_value(flag)
+                {
+                    values.push((key, rest.to_string()));
+                    continue;
+                }
+                for c in arg[1..].chars() {
+                    match c {
+                        'q' => quiet = true,
+                        'a' => all = true,
+                        'f' => force = true,
+                        'l' | 'i' => {}
+                        _ => return Err(SystemctlError::UnknownOption(arg.clone())),
+                    }
+                }
+            }
             _ => {
                 let (name, inline) = match arg.split_once('=') {
                     Some((n, v)) => (n, Some(v.to_string())),
@@ -448,6 +480,19 @@ mod tests {
             words("is-enabled --user --quiet foo.service")
         );
         assert_eq!(flint("stop -- -odd"), words("ctl stop -- -odd.service"));
+        // getopt's forms.
+        assert_eq!(
+            flint("show -pActiveState foo"),
+            words("ctl show --property ActiveState foo.service")
+        );
+        assert_eq!(
+            flint("is-active -qa foo"),
+            words("ctl is-active --quiet foo.service")
+        );
+        assert_eq!(
+            flint("list-units --legend=false --job-mode=replace"),
+            words("ctl list-units --no-legend")
+        );
         assert_eq!(translate(&words("--version")), Ok(Systemctl::Version));
         assert_eq!(
             flint("show -p MainPID,ActiveState --value foo"),
