@@ -1302,9 +1302,6 @@ impl Manager {
                         Some(JobResult::Done)
                     } else if svc.downs > job.downs {
                         match svc.state {
-                            State::Dead if svc.job_failed == Some("assert") => {
-                                Some(JobResult::Failed)
-                            }
                             State::Dead => Some(JobResult::Done),
                             State::Failed => Some(JobResult::Failed),
                             // Restart= will try again; the job waits for it.
@@ -1490,17 +1487,7 @@ impl Manager {
         }
         if matches!(result, JobResult::Dependency | JobResult::Timeout) {
             if result == JobResult::Dependency {
-                let description = svc
-                    .unit
-                    .get_str("Unit", "Description")
-                    .filter(|d| !d.is_empty())
-                    .unwrap_or(&name)
-                    .to_string();
-                tracing::warn!("{name}: Dependency failed for {description}.");
-                tracing::warn!(
-                    "{name}: Job {name}/{} failed with result 'dependency'.",
-                    job.kind.as_str()
-                );
+                log_dependency_failed(&svc.unit, job.kind);
                 svc.job_failed = Some("dependency");
             } else {
                 svc.job_failed = Some("timeout");
@@ -1512,23 +1499,7 @@ impl Manager {
                 super::lifecycle::trigger_on_result(&self.tx, &svc.unit, true);
             }
             if Class::of(svc.state).down() {
-                // An Accept=yes instance that never ran lets go of its
-                // connection.
-                if svc.conn.is_some() {
-                    if let Some(svc) = self.services.remove(&id) {
-                        self.remember_ended(&svc);
-                        if let Some((_, socket, peer)) = svc.conn {
-                            self.release(socket, peer.as_ref());
-                        }
-                    }
-                } else {
-                    // Its sockets listen again, as systemd's
-                    // `socket_trigger_notify()` has them once the job is
-                    // gone: what waits there triggers the next attempt.
-                    for s in svc.sockets.clone() {
-                        self.sockets[s].rearm();
-                    }
-                }
+                self.let_go_unstarted(id);
             }
         }
         if job.kind == JobKind::Start
@@ -1559,17 +1530,7 @@ impl Manager {
             super::lifecycle::trigger_on_result(&self.tx, &t.unit, true);
         }
         if result == JobResult::Dependency {
-            let description = t
-                .unit
-                .get_str("Unit", "Description")
-                .filter(|d| !d.is_empty())
-                .unwrap_or(&name)
-                .to_string();
-            tracing::warn!("{name}: Dependency failed for {description}.");
-            tracing::warn!(
-                "{name}: Job {name}/{} failed with result 'dependency'.",
-                kind.as_str()
-            );
+            log_dependency_failed(&t.unit, kind);
             if !self.shutting_down {
                 super::lifecycle::trigger_on_result(&self.tx, &t.unit, true);
             }
@@ -1581,6 +1542,29 @@ impl Manager {
             )
         {
             self.fail_dependents(&name);
+        }
+    }
+
+    /// A service whose start will not happen (its job failed without it
+    /// running): an `Accept=yes` instance lets go of its connection, a
+    /// service's sockets listen again, as systemd's `socket_trigger_notify()`
+    /// has them once the job is gone (what waits there triggers the next
+    /// attempt).
+    pub(super) fn let_go_unstarted(&mut self, id: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        if svc.conn.is_some() {
+            if let Some(svc) = self.services.remove(&id) {
+                self.remember_ended(&svc);
+                if let Some((_, socket, peer)) = svc.conn {
+                    self.release(socket, peer.as_ref());
+                }
+            }
+        } else {
+            for s in svc.sockets.clone() {
+                self.sockets[s].rearm();
+            }
         }
     }
 
@@ -1888,6 +1872,25 @@ impl Manager {
             )
         })
     }
+}
+
+/// The unit's `Description=`, or its name when it has none, as systemd's
+/// messages name a unit.
+pub(super) fn description(unit: &Unit) -> String {
+    unit.get_str("Unit", "Description")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(unit.id.as_str())
+        .to_string()
+}
+
+/// systemd's two lines for a job that failed with result `dependency`.
+fn log_dependency_failed(unit: &Unit, kind: JobKind) {
+    let name = unit.id.as_str();
+    tracing::warn!("{name}: Dependency failed for {}.", description(unit));
+    tracing::warn!(
+        "{name}: Job {name}/{} failed with result 'dependency'.",
+        kind.as_str()
+    );
 }
 
 #[cfg(test)]

@@ -512,21 +512,7 @@ impl Manager {
                 tracing::error!("{}: assertion failed ({why})", svc.unit.id);
                 tracing::warn!("{}: Assertion failed for {}.", svc.unit.id, svc.unit.id);
                 svc.job_failed = Some("assert");
-                if svc.conn.is_some() {
-                    // An Accept=yes instance that never ran lets go of its
-                    // connection.
-                    if let Some(svc) = self.services.remove(&id) {
-                        self.remember_ended(&svc);
-                        if let Some((_, socket, peer)) = svc.conn {
-                            self.release(socket, peer.as_ref());
-                        }
-                    }
-                } else {
-                    // Its sockets listen again (they were let go of above).
-                    for s in svc.sockets.clone() {
-                        self.sockets[s].rearm();
-                    }
-                }
+                self.let_go_unstarted(id);
                 if self.jobs.contains_key(&id) {
                     self.finish_job(id, super::jobs::JobResult::Failed);
                 } else {

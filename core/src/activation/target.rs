@@ -252,12 +252,7 @@ impl Manager {
             .ok()
             .and_then(|d| u64::try_from(d.as_micros()).ok());
         let name = t.unit.id.to_string();
-        let description = t
-            .unit
-            .get_str("Unit", "Description")
-            .filter(|d| !d.is_empty())
-            .unwrap_or(&name)
-            .to_string();
+        let description = super::jobs::description(&t.unit);
         if active {
             tracing::info!("{name}: Reached target {description}.");
         } else {
