@@ -800,9 +800,14 @@ fn flint_called_systemctl_runs_systemctl_command_lines() {
         err.contains("'isolate' is not a command flint runs as systemctl"),
         "{err}"
     );
+    // The systemd version first, as scripts read it (deb-systemd-invoke:
+    // `sed -n -r "s/systemd ([0-9]+) \(.*/\1/p"`), then flint's.
     let (code, out, _) = systemctl(&tree, &control, &["--version"]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("flint "), "{out}");
+    assert!(out.starts_with("systemd 252 (flint "), "{out}");
+    let (code, out, _) = systemctl(&tree, &control, &["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("preset-all"), "{out}");
 }
 
 #[test]
@@ -1841,4 +1846,237 @@ fn a_restart_of_a_socket_its_service_requires_restarts_both() {
     assert_eq!(ctl(&control, &["stop", "t.service"]).0, 0);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(state("t.service"), "ActiveState=inactive");
+}
+
+/// Runs flint by the name `journalctl` against the flint on `control`,
+/// in UTC: exit code, stdout, stderr.
+fn journalctl(tree: &Tree, control: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let link = tree.path().join("bin/journalctl");
+    if !link.exists() {
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(common::flint_bin(), &link).unwrap();
+    }
+    let out = Command::new(&link)
+        .args(args)
+        .env("FLINT_CONTROL", control)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn journalctl_shows_units_lines_and_flints_as_systemds_journalctl_shows_them() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    tree.write(
+        "talk.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo first; echo \"<3>broken thing\"; echo \"<4>odd thing\"; echo last'\n",
+    );
+    tree.write(
+        "fail.service",
+        "[Service]\nSyslogIdentifier=failer\nExecStart=/bin/sh -c 'echo going down; exit 3'\n",
+    );
+    tree.write(
+        "web@.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/echo instance %i\n",
+    );
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "talk.service",
+            "fail.service",
+            "web@a.service",
+            "web@b.service",
+        ],
+    );
+    assert!(
+        flint.wait_log("fail.service: Failed with result"),
+        "{}",
+        flint.log()
+    );
+    assert!(flint.wait_log("instance b"), "{}", flint.log());
+    let j = |args: &[&str]| journalctl(&tree, &control, args);
+
+    // What a person types, checked by hand.
+    let (code, out, err) = j(&["-u", "talk", "--no-pager", "-o", "cat"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"first") && lines.contains(&"last"), "{out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("talk.service: ")),
+        "flint's own lines about the unit: {out}"
+    );
+    assert!(!out.contains("going down"), "{out}");
+    let (_, out, _) = j(&["-u", "talk.service", "-p", "err", "-o", "cat"]);
+    assert_eq!(out, "broken thing\n");
+    let (_, out, _) = j(&["-u", "fail", "-n", "1", "-o", "short"]);
+    assert!(out.contains(" flint["), "{out}");
+    assert!(
+        out.ends_with("fail.service: Failed with result 'exit-code'.\n"),
+        "{out}"
+    );
+    let (_, out, _) = j(&["-t", "failer", "-o", "short"]);
+    assert!(out.contains(" failer["), "SyslogIdentifier=: {out}");
+    let (_, out, _) = j(&["-u", "web@*", "-o", "cat", "-g", "^instance"]);
+    let mut instances: Vec<&str> = out.lines().collect();
+    instances.sort_unstable();
+    assert_eq!(instances, ["instance a", "instance b"], "{out}");
+    // -n +N: the first N (systemd 253 and later; 252 reads it as -n N).
+    let first = out.lines().next().unwrap().to_string();
+    let (_, out, _) = j(&["-u", "web@*", "-o", "cat", "-g", "^instance", "-n", "+1"]);
+    assert_eq!(out, format!("{first}\n"));
+    let (code, out, _) = j(&["-u", "web@.service", "-g", "nothing like this"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "-- No entries --\n"),
+        "-g without a match"
+    );
+    let (code, out, _) = j(&["-u", "nothing-here"]);
+    assert_eq!((code, out.as_str()), (0, "-- No entries --\n"));
+    let (code, out, _) = j(&["-q", "-u", "nothing-here"]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let (_, out, _) = j(&["-u", "talk", "-n", "1", "--show-cursor", "-o", "cat"]);
+    let cursor = out
+        .lines()
+        .nth(1)
+        .and_then(|l| l.strip_prefix("-- cursor: "));
+    let cursor = cursor.unwrap_or_else(|| panic!("{out}")).to_string();
+    let (_, after, _) = j(&["--after-cursor", &cursor, "-u", "talk"]);
+    assert_eq!(after, "-- No entries --\n", "nothing after the last line");
+    let (_, out, _) = j(&["-u", "talk", "--since", "1 min ago", "-o", "cat"]);
+    assert!(out.contains("first"), "{out}");
+    let (_, out, _) = j(&["-u", "talk", "--until", "1 min ago"]);
+    assert_eq!(out, "-- No entries --\n");
+    let (code, _, err) = j(&["--since", "garbage"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "Failed to parse timestamp: garbage\n")
+    );
+    let (code, _, err) = j(&["-D", "/var/log/journal"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = j(&["-b", "-1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("No such boot ID"), "{err}");
+    // Follow: the lines so far, then a new one as it comes.
+    let link = tree.path().join("bin/journalctl");
+    let mut follow = Command::new(&link)
+        .args(["-f", "-u", "talk", "-o", "cat"])
+        .env("FLINT_CONTROL", &control)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let (code, _) = ctl(&control, &["restart", "talk.service"]);
+    assert_eq!(code, 0);
+    let mut seen = String::new();
+    let found = wait_for(Duration::from_secs(10), || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).ok()?;
+        seen.push_str(&line);
+        (seen.matches("first\n").count() == 2).then_some(())
+    });
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(found.is_some(), "{seen}");
+
+    // The same lines through systemd's own journalctl: flint's export
+    // format, written to a journal file by systemd-journal-remote, read
+    // back by journalctl with the same options.
+    let remote = std::path::Path::new("/lib/systemd/systemd-journal-remote");
+    let real = which("journalctl");
+    let (Some(real), true) = (real, remote.exists()) else {
+        eprintln!("skipped the comparison: journalctl or systemd-journal-remote is not installed");
+        return;
+    };
+    let (code, export, err) = j(&["-o", "export"]);
+    assert_eq!(code, 0, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flint.journal");
+    let mut convert = Command::new(remote)
+        .arg(format!("--output={}", file.display()))
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut convert.stdin.take().unwrap(), export.as_bytes()).unwrap();
+    assert!(convert.wait().unwrap().success());
+    let root = nix::unistd::geteuid().is_root();
+    let mut cases: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["-o", "short-iso"],
+        vec!["-o", "short-precise"],
+        vec!["-o", "short-iso-precise"],
+        vec!["-o", "short-unix"],
+        vec!["-o", "short-full"],
+        vec!["-o", "short-monotonic"],
+        vec!["-o", "cat"],
+        vec!["-o", "with-unit"],
+        vec!["-n", "3"],
+        vec!["-r", "-n", "4"],
+        vec!["-p", "warning"],
+        vec!["-p", "err..warning", "-o", "cat"],
+        vec!["-t", "sh"],
+        vec!["-g", "thing"],
+        vec!["-g", "THING"],
+        vec!["_SYSTEMD_UNIT=talk.service"],
+        vec!["--no-hostname"],
+        vec!["-u", "web@*"],
+    ];
+    if root {
+        // journalctl -u matches flint's lines about a unit by their
+        // UNIT= with _PID=1, or OBJECT_SYSTEMD_UNIT= with _UID=0: the
+        // latter holds for a flint run by root.
+        cases.push(vec!["-u", "talk"]);
+        cases.push(vec!["-u", "fail.service", "-o", "with-unit"]);
+    }
+    for case in &cases {
+        let (code, ours, err) = j(case);
+        assert_eq!(code, i32::from(case.contains(&"THING")), "{case:?}: {err}");
+        let out = Command::new(&real)
+            .arg(format!("--file={}", file.display()))
+            .arg("--no-pager")
+            .args(case)
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        let theirs = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(ours, theirs, "journalctl {case:?}");
+    }
+    // JSON: the same fields and values but the cursor, which is flint's.
+    let (_, ours, _) = j(&["-o", "json", "-u", "talk"]);
+    let out = Command::new(&real)
+        .arg(format!("--file={}", file.display()))
+        .args(["-o", "json", "_SYSTEMD_UNIT=talk.service"])
+        .output()
+        .unwrap();
+    let theirs = String::from_utf8_lossy(&out.stdout);
+    let strip = |line: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v.as_object_mut().unwrap().remove("__CURSOR");
+        v
+    };
+    let ours: Vec<_> = ours
+        .lines()
+        .map(strip)
+        .filter(|v| v["_SYSTEMD_UNIT"] == "talk.service")
+        .collect();
+    let theirs: Vec<_> = theirs.lines().map(strip).collect();
+    assert_eq!(ours, theirs);
+}
+
+/// The path of a program on `PATH`.
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file())
 }

@@ -748,6 +748,13 @@ fn list_unit_files_gives_systemctls_states_in_its_order() {
         };
         std::fs::write(lib.join(name), format!("{kind}{extra}")).unwrap();
     }
+    let presets = root.path().join("usr/lib/systemd/system-preset");
+    std::fs::create_dir_all(&presets).unwrap();
+    std::fs::write(
+        presets.join("50-test.preset"),
+        "disable c.service\ndisable e.*\n",
+    )
+    .unwrap();
     let r = root.path().as_os_str();
     for args in [
         &[
@@ -780,6 +787,11 @@ fn list_unit_files_gives_systemctls_states_in_its_order() {
         &[],
     );
     assert!(ours.status.success(), "{ours:?}");
+    // The whole table, the preset column included.
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        String::from_utf8_lossy(&theirs.stdout)
+    );
     let (theirs, ours) = (
         columns(&String::from_utf8_lossy(&theirs.stdout)),
         columns(&String::from_utf8_lossy(&ours.stdout)),
@@ -817,5 +829,103 @@ fn list_unit_files_gives_systemctls_states_in_its_order() {
             ("m.service".into(), "masked".into()),
             ("3".into(), "unit".into()),
         ]
+    );
+}
+
+/// `preset` and `preset-all` with the preset files packaging ships: the
+/// same links and messages as `systemctl --root` (RPM's `%systemd_post`
+/// runs `systemctl preset`, Debian's deb-systemd-helper
+/// `systemctl --preset-mode=enable-only preset`).
+#[test]
+fn preset_and_preset_all_enable_and_disable_as_systemctl() {
+    if !require("systemctl", "the reference for `flint preset`") {
+        return;
+    }
+    let make = |root: &Path| {
+        let lib = root.join("usr/lib/systemd/system");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+        let unit = |extra: &str| format!("[Service]\nExecStart=/bin/true\n{extra}");
+        let wanted = "[Install]\nWantedBy=multi-user.target\n";
+        for (name, text) in [
+            ("a.service", unit(wanted)),
+            ("b.service", unit(wanted)),
+            (
+                "c.service",
+                unit(&format!("{wanted}Alias=c-alias.service\n")),
+            ),
+            ("s.service", unit("")),
+            ("t@.service", unit(wanted)),
+            (
+                "d@.service",
+                unit(&format!("{wanted}DefaultInstance=dflt\n")),
+            ),
+            (
+                "x.socket",
+                "[Socket]\nListenStream=1\n[Install]\nWantedBy=sockets.target\n".into(),
+            ),
+        ] {
+            std::fs::write(lib.join(name), text).unwrap();
+        }
+        let presets = root.join("usr/lib/systemd/system-preset");
+        std::fs::create_dir_all(&presets).unwrap();
+        std::fs::write(
+            presets.join("90-default.preset"),
+            "# vendor\nenable a.service\ndisable b.service\nenable c*\nenable t@.service x y\nenable d@.service\nfrobnicate z\ndisable *\n",
+        )
+        .unwrap();
+        // An administrator's file of the same name hides the vendor's for
+        // sockets only through its own rules, read first.
+        let etc = root.join("etc/systemd/system-preset");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("10-local.preset"), "enable x.socket\n").unwrap();
+        // b is enabled by hand before: preset disables it.
+        let wants = root.join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&wants).unwrap();
+        std::os::unix::fs::symlink("/usr/lib/systemd/system/b.service", wants.join("b.service"))
+            .unwrap();
+    };
+    let steps: &[&[&str]] = &[
+        &["preset", "a.service", "s.service"],
+        &[
+            "--preset-mode=enable-only",
+            "preset",
+            "b.service",
+            "t@.service",
+        ],
+        &["preset", "b.service", "c.service", "d@.service"],
+        &["preset", "nope.service"],
+        &["--preset-mode=disable-only", "preset-all"],
+        &["preset-all"],
+    ];
+    let link_dir = tempfile::tempdir().unwrap();
+    let link = link_dir.path().join("systemctl");
+    std::os::unix::fs::symlink(flint_bin(), &link).unwrap();
+    let (theirs, ours) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    make(theirs.path());
+    make(ours.path());
+    for step in steps {
+        let run = |program: &Path, root: &Path| {
+            let mut cmd = Command::new(program);
+            prepare(&mut cmd);
+            cmd.arg(format!("--root={}", root.display()))
+                .args(*step)
+                .output()
+                .unwrap()
+        };
+        let t = run(Path::new("systemctl"), theirs.path());
+        let o = run(&link, ours.path());
+        assert_eq!(o.status.code(), t.status.code(), "{step:?}: {o:?} / {t:?}");
+        assert_eq!(
+            messages(&o, ours.path()),
+            messages(&t, theirs.path()),
+            "{step:?}"
+        );
+        assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
+    }
+    assert!(
+        tree(ours.path()).contains("etc/systemd/system/multi-user.target.wants/t@x.service -> /usr/lib/systemd/system/t@.service"),
+        "{:?}",
+        tree(ours.path())
     );
 }

@@ -25,7 +25,34 @@ pub const MAX_UNITS: usize = 512;
 /// Longest line kept, in bytes; longer ones are cut (at a char boundary).
 pub const MAX_LINE: usize = 4096;
 
-/// One line a unit wrote.
+/// How a line reached flint: what journald calls its `_TRANSPORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A service's standard output or error.
+    Stdout,
+    /// A syslog message on `/dev/log`.
+    Syslog,
+    /// flint's own line about the unit ("Deactivated successfully."), as
+    /// systemd's manager logs its lines about a unit with `UNIT=`.
+    Manager,
+    /// The kernel's: flint keeps none (`journalctl -k` shows nothing).
+    Kernel,
+}
+
+/// Names this run of flint's lines in journal cursors (journald's seqnum
+/// id): random, made once.
+pub fn journal_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/uuid").map_or_else(
+            |_| format!("{:x}{:x}", std::process::id(), now_usec().0),
+            |s| s.trim().replace('-', ""),
+        )
+    })
+}
+
+/// One line a unit wrote, or flint wrote about it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Entry {
     /// Increases with every line of every unit; `ctl logs -f` asks for
@@ -33,8 +60,19 @@ pub struct Entry {
     pub seq: u64,
     /// Microseconds since the epoch.
     pub usec: u64,
+    /// Microseconds of `CLOCK_MONOTONIC` (journald's monotonic timestamp).
+    pub mono: u64,
+    /// The unit; empty for a line of no unit (flint's own, or a syslog
+    /// message of a process outside the units).
     pub unit: String,
     pub pid: i32,
+    /// The severity, 0 (emergency) to 7 (debugging).
+    pub priority: u8,
+    /// What journald keeps as `SYSLOG_IDENTIFIER`: the syslog tag, the
+    /// command's name (or `SyslogIdentifier=`) for its output, `flint` for
+    /// flint's lines.
+    pub ident: String,
+    pub transport: Transport,
     pub line: String,
 }
 
@@ -92,19 +130,71 @@ macro_rules! at_priority {
         }
     };
 }
-pub(crate) use at_priority;
 
 /// [`record`] at the level of the syslog `priority` (its severity).
 pub fn record_at(unit: &str, pid: i32, line: &str, priority: u16) {
+    record_output(unit, pid, "", line, priority);
+}
+
+/// Logs one output line of `unit`'s process `pid`, whose command is known
+/// as `ident`, and keeps it in the ring.
+pub fn record_output(unit: &str, pid: i32, ident: &str, line: &str, priority: u16) {
     let line = cut(line);
     if JSON.load(Ordering::Relaxed) {
         at_priority!(priority, unit, pid, "{line}");
     } else {
         at_priority!(priority, "{unit}[{pid}]: {line}");
     }
+    keep(unit, pid, ident, Transport::Stdout, line, priority);
+}
+
+/// Logs a syslog message of `unit`'s process `pid` (`unit` empty for a
+/// process of no unit) and keeps it in the ring.
+pub fn record_syslog(unit: &str, pid: i32, ident: Option<&str>, text: &str, priority: u16) {
+    let text = cut(text);
+    let who = if unit.is_empty() { "syslog" } else { unit };
+    match (ident, JSON.load(Ordering::Relaxed)) {
+        (Some(ident), false) => at_priority!(priority, "{who}[{pid}]: {ident}: {text}"),
+        (None, false) => at_priority!(priority, "{who}[{pid}]: {text}"),
+        (Some(ident), true) => at_priority!(priority, unit = who, pid, "{ident}: {text}"),
+        (None, true) => at_priority!(priority, unit = who, pid, "{text}"),
+    }
+    keep(
+        unit,
+        pid,
+        ident.unwrap_or(""),
+        Transport::Syslog,
+        text,
+        priority,
+    );
+}
+
+/// Microseconds since the epoch and of `CLOCK_MONOTONIC`, now.
+fn now_usec() -> (u64, u64) {
     let usec = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let mono = u64::try_from(uptime().as_micros()).unwrap_or(u64::MAX);
+    (usec, mono)
+}
+
+/// The time since boot on `CLOCK_MONOTONIC`, which `Instant` counts on.
+pub fn uptime() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec, which is ours.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Keeps one line in `unit`'s ring.
+fn keep(unit: &str, pid: i32, ident: &str, transport: Transport, line: &str, priority: u16) {
+    let (usec, mono) = now_usec();
     let mut guard = RINGS.lock().unwrap_or_else(PoisonError::into_inner);
     let rings = guard.get_or_insert_with(Rings::default);
     rings.next += 1;
@@ -130,10 +220,92 @@ pub fn record_at(unit: &str, pid: i32, line: &str, priority: u16) {
     ring.push_back(Entry {
         seq,
         usec,
+        mono,
         unit: unit.to_string(),
         pid,
+        priority: u8::try_from(priority & 7).unwrap_or(6),
+        ident: ident.to_string(),
+        transport,
         line: line.to_string(),
     });
+}
+
+/// Whether flint's own lines are kept ([`Capture`]): in `flint run` only.
+static CAPTURE: AtomicBool = AtomicBool::new(false);
+
+/// Keeps flint's own lines from now on (`flint run`), for `journalctl`.
+pub fn capture_manager_lines() {
+    CAPTURE.store(true, Ordering::Relaxed);
+}
+
+/// The unit a line of flint's is about: the name before its first `": "`
+/// when that is a unit's name ("web.service: Deactivated successfully.").
+fn unit_of_line(line: &str) -> Option<&str> {
+    let (name, _) = line.split_once(": ")?;
+    let (_, suffix) = name.rsplit_once('.')?;
+    let known = [
+        "service",
+        "socket",
+        "target",
+        "timer",
+        "path",
+        "slice",
+        "scope",
+        "mount",
+        "automount",
+        "swap",
+        "device",
+    ];
+    (known.contains(&suffix) && !name.is_empty() && !name.contains(char::is_whitespace))
+        .then_some(name)
+}
+
+/// A `tracing` layer that keeps flint's own lines in the rings (those about
+/// a unit in the unit's, the others in the ring of no unit), as journald
+/// keeps systemd's lines beside the services' output: `journalctl -u`
+/// shows both. The services' own lines (target `service`) are kept where
+/// they are logged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Capture;
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            use std::fmt::Write as _;
+            let _ = write!(self.0, "{value:?}");
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if !CAPTURE.load(Ordering::Relaxed) || event.metadata().target() == "service" {
+            return;
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let line = message.0;
+        if line.is_empty() {
+            return;
+        }
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        let pid = i32::try_from(std::process::id()).unwrap_or(0);
+        let unit = unit_of_line(&line).unwrap_or("");
+        keep(unit, pid, "flint", Transport::Manager, cut(&line), priority);
+    }
 }
 
 /// journald's default rate limit of one service's lines
@@ -289,23 +461,120 @@ fn selects(name: &str, unit: &str) -> bool {
     }
 }
 
-/// The last `n` lines of the units `name` selects with `seq` above `after`,
-/// oldest first.
+/// The last `n` lines the units `name` selects wrote (their output and
+/// syslog messages, not flint's lines about them) with `seq` above
+/// `after`, oldest first: what `flint ctl logs` and `status` show.
 pub fn recent(name: &str, n: usize, after: u64) -> Vec<Entry> {
-    let guard = RINGS.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some(rings) = guard.as_ref() else {
-        return Vec::new();
+    let query = Query {
+        units: vec![name.to_string()],
+        transports: vec![Transport::Stdout, Transport::Syslog],
+        after,
+        lines: Some(n),
+        ..Query::default()
     };
-    let mut out: Vec<Entry> = rings
-        .units
-        .iter()
-        .filter(|(unit, _)| selects(name, unit))
-        .flat_map(|(_, (_, ring))| ring.iter().filter(|e| e.seq > after).cloned())
-        .collect();
-    out.sort_by_key(|e| e.seq);
-    let skip = out.len().saturating_sub(n);
-    out.drain(..skip);
-    out
+    query.run(None)
+}
+
+/// Which lines `journalctl` asks for; every condition given must hold
+/// (journalctl's matches of different fields), each list is a choice.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Query {
+    /// Lines of these units and flint's lines about them (`-u`): names,
+    /// patterns, or templates for all their instances. None: every line.
+    pub units: Vec<String>,
+    /// Lines of exactly these units, without flint's (`_SYSTEMD_UNIT=`).
+    pub systemd_units: Vec<String>,
+    pub pids: Vec<i32>,
+    /// `SYSLOG_IDENTIFIER=` (`-t`).
+    pub idents: Vec<String>,
+    pub transports: Vec<Transport>,
+    /// Severities kept, as a bit set (bit 0 emergency ... bit 7 debugging).
+    pub priorities: Option<u8>,
+    /// Microseconds since the epoch: lines at or after `since`, at or
+    /// before `until`.
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+    /// A regular expression the line must match (`-g`).
+    pub grep: Option<String>,
+    pub case_sensitive: bool,
+    /// Only lines with a higher sequence number.
+    pub after: u64,
+    /// At most this many: the newest, or the oldest with `oldest`.
+    pub lines: Option<usize>,
+    pub oldest: bool,
+}
+
+/// A `grep` pattern that is not a regular expression (or too large).
+#[derive(Debug, thiserror::Error)]
+#[error("Failed to compile pattern: {0}")]
+pub struct PatternError(String);
+
+impl Query {
+    /// The pattern of `grep`, compiled.
+    pub fn pattern(&self) -> Result<Option<regex::Regex>, PatternError> {
+        let Some(grep) = &self.grep else {
+            return Ok(None);
+        };
+        regex::RegexBuilder::new(grep)
+            .case_insensitive(!self.case_sensitive)
+            .size_limit(1 << 20)
+            .build()
+            .map(Some)
+            .map_err(|e| PatternError(e.to_string()))
+    }
+
+    fn wants_ring(&self, unit: &str) -> bool {
+        if self.units.is_empty() && self.systemd_units.is_empty() {
+            return true;
+        }
+        !unit.is_empty()
+            && (self.units.iter().any(|u| selects(u, unit))
+                || self.systemd_units.iter().any(|u| u == unit))
+    }
+
+    fn wants(&self, e: &Entry, pattern: Option<&regex::Regex>) -> bool {
+        let unit_ok = (self.units.is_empty() && self.systemd_units.is_empty())
+            || self.units.iter().any(|u| selects(u, &e.unit))
+            || (e.transport != Transport::Manager && self.systemd_units.contains(&e.unit));
+        unit_ok
+            && e.seq > self.after
+            && (self.pids.is_empty() || self.pids.contains(&e.pid))
+            && (self.idents.is_empty() || self.idents.contains(&e.ident))
+            && (self.transports.is_empty() || self.transports.contains(&e.transport))
+            && self
+                .priorities
+                .is_none_or(|set| set & (1 << e.priority) != 0)
+            && self.since.is_none_or(|t| e.usec >= t)
+            && self.until.is_none_or(|t| e.usec <= t)
+            && pattern.is_none_or(|p| p.is_match(&e.line))
+    }
+
+    /// The lines kept that this query selects, oldest first. `pattern` is
+    /// [`Query::pattern`]'s.
+    pub fn run(&self, pattern: Option<&regex::Regex>) -> Vec<Entry> {
+        let guard = RINGS.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(rings) = guard.as_ref() else {
+            return Vec::new();
+        };
+        let mut out: Vec<Entry> = rings
+            .units
+            .iter()
+            .filter(|(unit, _)| self.wants_ring(unit))
+            .flat_map(|(_, (_, ring))| ring.iter().filter(|e| self.wants(e, pattern)).cloned())
+            .collect();
+        drop(guard);
+        out.sort_by_key(|e| e.seq);
+        if let Some(n) = self.lines {
+            if self.oldest {
+                out.truncate(n);
+            } else {
+                let skip = out.len().saturating_sub(n);
+                out.drain(..skip);
+            }
+        }
+        out
+    }
 }
 
 /// Bytes of held lines that are written at once, without waiting for the

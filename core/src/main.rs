@@ -130,6 +130,36 @@ struct InstallArgs {
     units: Vec<String>,
 }
 
+/// `--preset-mode=`.
+#[derive(Debug, Args)]
+struct PresetModeArg {
+    /// Apply all presets, or only those that enable or only those that
+    /// disable.
+    #[arg(long, value_name = "MODE", default_value = "full",
+          value_parser = ["full", "enable-only", "disable-only"])]
+    preset_mode: String,
+}
+
+/// The options of `preset-all`: those of the other verbs, without units.
+#[derive(Debug, Args)]
+struct PresetAllArgs {
+    /// Work offline on the tree below DIR, as `systemctl --root=DIR`.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Work on the calling user's units (~/.config/systemd/user).
+    #[arg(long, conflicts_with = "root")]
+    user: bool,
+    /// Work in /run/systemd/system (gone at reboot) instead of /etc.
+    #[arg(long)]
+    runtime: bool,
+    /// Replace links that are in the way.
+    #[arg(long, short)]
+    force: bool,
+    /// Print errors only.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
 /// `--now`: also start or stop the units in the running flint.
 #[derive(Debug, Args)]
 struct NowArgs {
@@ -591,6 +621,23 @@ enum Command {
         args: InstallArgs,
         #[command(flatten)]
         now: NowArgs,
+    },
+    /// Enable or disable units as the *.preset files of
+    /// /etc/systemd/system-preset, /usr/lib/systemd/system-preset, ... say
+    /// (a unit no line names is enabled), as `systemctl preset` does.
+    Preset {
+        #[command(flatten)]
+        args: InstallArgs,
+        #[command(flatten)]
+        mode: PresetModeArg,
+    },
+    /// Apply the presets to every unit file of the search path, as
+    /// `systemctl preset-all` does.
+    PresetAll {
+        #[command(flatten)]
+        args: PresetAllArgs,
+        #[command(flatten)]
+        mode: PresetModeArg,
     },
     /// Disable, then enable units again.
     Reenable {
@@ -1519,11 +1566,43 @@ fn list_unit_files(
             return ExitCode::from(1);
         }
     };
-    let rows: Vec<(String, &str)> = flint::install::unit_files(&lp, patterns)
+    const TYPES: &[&str] = &[
+        "service",
+        "mount",
+        "swap",
+        "socket",
+        "target",
+        "device",
+        "automount",
+        "timer",
+        "path",
+        "slice",
+        "scope",
+    ];
+    if let Some(bad) = types.iter().find(|t| !TYPES.contains(&t.as_str())) {
+        eprintln!(
+            "Unknown unit type or load state '{bad}'.\nUse -t help to see a list of allowed values."
+        );
+        return ExitCode::from(1);
+    }
+    let presets = flint::install::Presets::read(&lp);
+    let rows: Vec<(String, &str, &str)> = flint::install::unit_files(&lp, patterns)
         .into_iter()
-        .map(|(name, state)| (name, state.map_or("bad", |s| s.as_str())))
-        .filter(|(_, state)| states.is_empty() || states.iter().any(|s| s == state))
-        .filter(|(name, _)| {
+        .map(|(name, state)| {
+            // As systemctl: no preset for units the presets do not act on.
+            let preset = match state {
+                Ok(
+                    flint::install::UnitFileState::Alias
+                    | flint::install::UnitFileState::Static
+                    | flint::install::UnitFileState::Generated
+                    | flint::install::UnitFileState::Transient,
+                ) => "-",
+                _ => presets.query(&name).0.as_str(),
+            };
+            (name, state.map_or("bad", |s| s.as_str()), preset)
+        })
+        .filter(|(_, state, _)| states.is_empty() || states.iter().any(|s| s == state))
+        .filter(|(name, _, _)| {
             types.is_empty()
                 || name
                     .rsplit_once('.')
@@ -1532,24 +1611,44 @@ fn list_unit_files(
         .collect();
     let width = rows
         .iter()
-        .map(|(n, _)| n.len())
+        .map(|(n, _, _)| n.len())
         .max()
         .unwrap_or(0)
         .max("UNIT FILE".len());
+    let state_width = rows
+        .iter()
+        .map(|(_, s, _)| s.len())
+        .max()
+        .unwrap_or(0)
+        .max("STATE".len());
     if !no_legend {
-        println!("{:width$} STATE", "UNIT FILE");
+        println!("{:width$} {:state_width$} PRESET", "UNIT FILE", "STATE");
     }
-    for (name, state) in &rows {
-        println!("{name:width$} {state}");
+    for (name, state, preset) in &rows {
+        println!("{name:width$} {state:state_width$} {preset}");
     }
     if !no_legend {
         println!("\n{} unit files listed.", rows.len());
+    }
+    // As systemctl: nothing listed is a failure (scripts ask whether a
+    // unit file exists this way).
+    if rows.is_empty() {
+        return ExitCode::from(1);
     }
     ExitCode::SUCCESS
 }
 
 /// `enable`, `disable`, `reenable`, `mask`, `unmask`, `is-enabled`.
 fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
+    install_with(verb, args, now, flint::install::PresetMode::Full)
+}
+
+fn install_with(
+    verb: Verb,
+    args: &InstallArgs,
+    now: Option<&NowArgs>,
+    preset_mode: flint::install::PresetMode,
+) -> ExitCode {
     use flint::install::{LookupPaths, Options, command};
     let lp = if args.user {
         LookupPaths::user()
@@ -1565,6 +1664,7 @@ fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
             options: Options {
                 force: args.force,
                 runtime: args.runtime,
+                preset_mode,
             },
             quiet: args.quiet,
             cwd: &cwd,
@@ -1681,21 +1781,36 @@ fn init_log(format: LogFormat, target: LogTarget) {
         // Colours only on a terminal: under runit, s6, OpenRC or
         // start-stop-daemon the log goes to a file or a logger.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // flint's own lines are also kept for `journalctl` (by `flint run`).
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let capture = flint::logs::Capture;
     match (format, target) {
-        (LogFormat::Text, LogTarget::Stderr) => builder.with_writer(flint::logs::Stderr).init(),
+        (LogFormat::Text, LogTarget::Stderr) => builder
+            .with_writer(flint::logs::Stderr)
+            .finish()
+            .with(capture)
+            .init(),
         (LogFormat::Json, LogTarget::Stderr) => builder
             .json()
             .flatten_event(true)
             .with_writer(flint::logs::Stderr)
+            .finish()
+            .with(capture)
             .init(),
         (format, LogTarget::Syslog) => {
             let syslog = flint::logs::Syslog::open();
             let connected = syslog.connected();
             let builder = builder.without_time().with_ansi(false).with_writer(syslog);
             if format == LogFormat::Json {
-                builder.json().flatten_event(true).init();
+                builder
+                    .json()
+                    .flatten_event(true)
+                    .finish()
+                    .with(capture)
+                    .init();
             } else {
-                builder.with_level(false).init();
+                builder.with_level(false).finish().with(capture).init();
             }
             if !connected {
                 tracing::warn!("flint: /dev/log is not there; logging to stderr");
@@ -1730,7 +1845,11 @@ fn main() -> ExitCode {
             .collect();
         match flint::control::systemctl::translate(&args) {
             Ok(flint::control::systemctl::Systemctl::Version) => {
-                println!("flint {} (as systemctl)", env!("CARGO_PKG_VERSION"));
+                println!("{}", flint::control::systemctl::version_line());
+                return ExitCode::SUCCESS;
+            }
+            Ok(flint::control::systemctl::Systemctl::Help) => {
+                print!("{}", flint::control::systemctl::HELP);
                 return ExitCode::SUCCESS;
             }
             Ok(flint::control::systemctl::Systemctl::Flint(line)) => {
@@ -1741,6 +1860,16 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         }
+    } else if called
+        .as_deref()
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|n| n == "journalctl")
+    {
+        let args: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return ExitCode::from(flint::control::journalctl::main(&args));
     } else if called
         .as_deref()
         .and_then(std::path::Path::file_name)
@@ -1808,6 +1937,7 @@ fn main() -> ExitCode {
             generators,
             dev_log,
         } => {
+            flint::logs::capture_manager_lines();
             if *tmpfiles {
                 tmpfiles_at_start(tree.user);
             }
@@ -1861,6 +1991,25 @@ fn main() -> ExitCode {
             command: PluginCommand::Check { file, config },
         } => Ok(plugin_check(file, config)),
         Command::Enable { args, now } => Ok(install(Verb::Enable, args, Some(now))),
+        Command::Preset { args, mode } => Ok(install_with(
+            Verb::Preset,
+            args,
+            None,
+            flint::install::PresetMode::parse(&mode.preset_mode).unwrap_or_default(),
+        )),
+        Command::PresetAll { args, mode } => Ok(install_with(
+            Verb::PresetAll,
+            &InstallArgs {
+                root: args.root.clone(),
+                user: args.user,
+                runtime: args.runtime,
+                force: args.force,
+                quiet: args.quiet,
+                units: Vec::new(),
+            },
+            None,
+            flint::install::PresetMode::parse(&mode.preset_mode).unwrap_or_default(),
+        )),
         Command::Disable { args, now } => Ok(install(Verb::Disable, args, Some(now))),
         Command::Reenable { args } => Ok(install(Verb::Reenable, args, None)),
         Command::Mask { args, now } => Ok(install(Verb::Mask, args, Some(now))),

@@ -1486,6 +1486,24 @@ impl Manager {
                 let entries = crate::logs::recent(name, lines, after);
                 json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "entries": entries})
             }
+            "journal" => {
+                // journalctl's query: every line kept that it selects.
+                let query: crate::logs::Query = match req.get("query") {
+                    Some(q) => match serde_json::from_value(q.clone()) {
+                        Ok(q) => q,
+                        Err(e) => return control::error(1, &format!("Bad journal query: {e}")),
+                    },
+                    None => crate::logs::Query::default(),
+                };
+                let pattern = match query.pattern() {
+                    Ok(p) => p,
+                    Err(e) => return control::error(1, &e.to_string()),
+                };
+                let entries = query.run(pattern.as_ref());
+                json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "entries": entries,
+                       "journal_id": crate::logs::journal_id(),
+                       "uid": nix::unistd::geteuid().as_raw()})
+            }
             "kill" => {
                 let signal = req
                     .get("signal")

@@ -46,16 +46,13 @@ impl Manager {
             if !crate::logs::admit(unit.as_deref().unwrap_or("")) {
                 return;
             }
-            let line = match &record.identifier {
-                Some(ident) => format!("{ident}: {text}"),
-                None => text.to_owned(),
-            };
-            if let Some(unit) = &unit {
-                crate::logs::record_at(unit, record.pid, &line, record.priority);
-            } else {
-                let pid = record.pid;
-                crate::logs::at_priority!(record.priority, "syslog[{pid}]: {line}");
-            }
+            crate::logs::record_syslog(
+                unit.as_deref().unwrap_or(""),
+                record.pid,
+                record.identifier.as_deref(),
+                text,
+                record.priority,
+            );
         }
     }
 

@@ -1101,7 +1101,8 @@ impl Manager {
                 .unit
                 .get_bool("Service", "SyslogLevelPrefix")
                 .unwrap_or(true);
-            exec::forward_log(pipe, name.clone(), pid, prefix);
+            let ident = exec::log_identifier(&svc.unit, "Service", path);
+            exec::forward_log(pipe, name.clone(), ident, pid, prefix);
         }
         watch_exit(report, id, child);
         svc.main_pid = Some(pid);
@@ -1277,7 +1278,8 @@ impl Manager {
                 .unit
                 .get_bool("Service", "SyslogLevelPrefix")
                 .unwrap_or(true);
-            exec::forward_log(pipe, name.clone(), pid, prefix);
+            let ident = exec::log_identifier(&svc.unit, "Service", path);
+            exec::forward_log(pipe, name.clone(), ident, pid, prefix);
         }
         watch_exit(report, id, child);
         if svc.state != state {

@@ -184,16 +184,7 @@ impl Default for Timers {
 
 /// The time since boot on `CLOCK_MONOTONIC`, which `Instant` counts on.
 pub(super) fn uptime() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec, which is ours.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
+    crate::logs::uptime()
 }
 
 fn random_u64() -> u64 {

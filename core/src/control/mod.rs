@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
+pub mod journalctl;
 pub mod systemctl;
 
 /// The protocol version both sides speak.
@@ -177,13 +178,18 @@ pub fn call(path: &Path, request: &Json) -> Result<Json, ControlError> {
 /// A log entry as a line: UTC time, unit, pid, text.
 pub fn log_line(e: &Json) -> String {
     let usec = e["usec"].as_u64().unwrap_or(0);
-    format!(
-        "{} {}[{}]: {}",
-        utc(usec),
-        e["unit"].as_str().unwrap_or("?"),
-        e["pid"],
-        e["line"].as_str().unwrap_or("")
-    )
+    let line = e["line"].as_str().unwrap_or("");
+    let unit = match e["unit"].as_str() {
+        Some(u) if !u.is_empty() => u,
+        _ => "syslog",
+    };
+    match (e["transport"].as_str(), e["ident"].as_str()) {
+        (Some("manager"), _) => format!("{} flint[{}]: {line}", utc(usec), e["pid"]),
+        (Some("syslog"), Some(ident)) if !ident.is_empty() => {
+            format!("{} {unit}[{}]: {ident}: {line}", utc(usec), e["pid"])
+        }
+        _ => format!("{} {unit}[{}]: {line}", utc(usec), e["pid"]),
+    }
 }
 
 /// Year, month and day of `days` since 1970-01-01 (Howard Hinnant's

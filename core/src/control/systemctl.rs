@@ -34,7 +34,45 @@ pub enum Systemctl {
     Flint(Vec<String>),
     /// `--version`.
     Version,
+    /// `--help`, `-h`.
+    Help,
 }
+
+/// The systemd version whose `systemctl` and `journalctl` the fronts
+/// follow (Debian 12's): `--version` names it first, as
+/// `systemd 252 (flint 0.1.0)`, since scripts read the number there
+/// (Debian's deb-systemd-invoke acts on user instances from 249 on).
+pub const SYSTEMD_VERSION: u32 = 252;
+
+/// The first line of `--version` of the fronts.
+pub fn version_line() -> String {
+    format!(
+        "systemd {SYSTEMD_VERSION} (flint {})",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// `systemctl --help`: what the front takes.
+pub const HELP: &str = "systemctl [OPTIONS...] COMMAND ...
+
+flint called as systemctl: the systemctl command line on a running flint.
+
+Unit commands: start, stop, restart, try-restart, reload, reload-or-restart,
+  try-reload-or-restart, kill, status, show, cat, is-active, is-failed,
+  list-units, list-sockets, list-timers, list-paths, reset-failed
+Unit file commands: enable, disable, reenable, mask, unmask, preset,
+  preset-all, is-enabled, list-unit-files, set-default, get-default
+Manager commands: daemon-reload, is-system-running, set-environment,
+  unset-environment, import-environment, show-environment
+
+Options: --user, --system, --root=DIR, --runtime, --now, --no-block, -q,
+  -f, -a, -t TYPE, --state=STATE, --failed, -p PROPERTY, -P PROPERTY,
+  --value, --no-legend, --plain, -s SIGNAL, --kill-whom=WHOM,
+  --preset-mode=MODE, --no-pager, --no-reload (and other options that
+  only shape systemd's output, accepted and without effect)
+
+flint --help lists what flint itself does.
+";
 
 /// Unit types `systemctl` recognises by suffix; a name without one is a
 /// service's.
@@ -54,7 +92,7 @@ const SUFFIXES: &[&str] = &[
 
 /// `foo` → `foo.service`, as `systemctl` completes a name without a type;
 /// a pattern (`foo@*`) is left as it is, to match loaded units.
-fn unit_name(name: &str) -> String {
+pub(crate) fn unit_name(name: &str) -> String {
     let typed = crate::control::is_glob(name)
         || name
             .rsplit_once('.')
@@ -78,6 +116,7 @@ fn option_with_value(arg: &str) -> Option<&'static str> {
         "-o" | "--output" => "output",
         "-p" | "--property" => "property",
         "-P" => "property-value",
+        "--preset-mode" => "preset-mode",
         _ => return None,
     })
 }
@@ -107,6 +146,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
         match arg.as_str() {
             "--" => only_words = true,
             "--version" => return Ok(Systemctl::Version),
+            "-h" | "--help" => return Ok(Systemctl::Help),
             "--user" => user = true,
             "--system" => user = false,
             "--no-block" => no_block = true,
@@ -359,6 +399,28 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                 out.push("--now".into());
             }
         }
+        "preset" | "preset-all" => {
+            if verb == "preset" {
+                needs_units(&units)?;
+            }
+            out.push(verb.clone());
+            if let Some(root) = value("root") {
+                out.extend(["--root".into(), root]);
+            }
+            if let Some(mode) = value("preset-mode") {
+                out.extend(["--preset-mode".into(), mode]);
+            }
+            for (on, flag) in [
+                (user, "--user"),
+                (runtime, "--runtime"),
+                (force, "--force"),
+                (quiet, "--quiet"),
+            ] {
+                if on {
+                    out.push(flag.into());
+                }
+            }
+        }
         "set-default" | "get-default" => {
             out.push(verb.clone());
             if let Some(root) = value("root") {
@@ -506,6 +568,17 @@ mod tests {
             flint("is-system-running --quiet"),
             words("ctl is-system-running --quiet")
         );
+    }
+
+    #[test]
+    fn presets_as_packaging_runs_them() {
+        assert_eq!(flint("--no-reload preset foo"), words("preset foo.service"));
+        assert_eq!(
+            flint("--root=/ --system --preset-mode=enable-only preset foo.service"),
+            words("preset --root / --preset-mode enable-only foo.service")
+        );
+        assert_eq!(flint("preset-all --user"), words("preset-all --user"));
+        assert_eq!(translate(&words("--help")), Ok(Systemctl::Help));
     }
 
     #[test]

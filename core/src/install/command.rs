@@ -1,5 +1,5 @@
-//! The command-line verbs `enable`, `disable`, `reenable`, `mask`, `unmask`
-//! and `is-enabled` as systemctl runs them on the client side: the
+//! The command-line verbs `enable`, `disable`, `reenable`, `mask`, `unmask`,
+//! `preset`, `preset-all` and `is-enabled` as systemctl runs them on the client side: the
 //! arguments mangled into unit names, Debian's pre-check of `.service`
 //! names, the operation, and the lines to print with the exit code.
 
@@ -7,7 +7,8 @@ use std::path::Path;
 
 use super::{
     InstallError, Level, LookupPaths, Options, check_names, disable, enable, locale_is_utf8,
-    mangle_arg, mask, no_install_info_notice, reenable, unit_file_state_warn, unmask,
+    mangle_arg, mask, no_install_info_notice, preset, preset_all, reenable, unit_file_state_warn,
+    unmask,
 };
 
 /// One of the verbs.
@@ -19,6 +20,8 @@ pub enum Verb {
     Mask,
     Unmask,
     IsEnabled,
+    Preset,
+    PresetAll,
 }
 
 impl Verb {
@@ -31,6 +34,8 @@ impl Verb {
             Verb::Mask => "mask",
             Verb::Unmask => "unmask",
             Verb::IsEnabled => "is-enabled",
+            Verb::Preset => "preset",
+            Verb::PresetAll => "preset-all",
         }
     }
 }
@@ -161,9 +166,17 @@ pub fn run(lp: Result<LookupPaths, InstallError>, inv: &Invocation<'_>) -> Repor
         Verb::Disable => disable(&lp, &names, inv.options),
         Verb::Reenable => reenable(&lp, &names, inv.options),
         Verb::Mask => mask(&lp, &names, inv.options),
+        Verb::Preset => preset(&lp, &names, inv.options.preset_mode, inv.options),
+        Verb::PresetAll => preset_all(&lp, inv.options.preset_mode, inv.options),
         Verb::Unmask | Verb::IsEnabled => unmask(&lp, &names, inv.options),
     };
     let utf8 = locale_is_utf8(inv.env);
+    // preset-all reports its changes as preset does.
+    let verb = if inv.verb == Verb::PresetAll {
+        "preset"
+    } else {
+        verb
+    };
     for m in outcome.messages(verb, utf8) {
         if !inv.quiet || m.level == Level::Error {
             report.lines.push(Line::Stderr(m.text));

@@ -591,6 +591,11 @@ impl<'a> Context<'a> {
         Ok(i)
     }
 
+    /// Whether `name` has an entry.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
     /// The next entry not processed yet, now marked processed.
     pub fn next_unprocessed(&mut self) -> Option<usize> {
         let i = self.processed.iter().position(|p| !p)?;

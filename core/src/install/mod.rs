@@ -39,6 +39,7 @@ pub mod command;
 mod discover;
 mod links;
 mod paths;
+mod preset;
 mod printf;
 
 #[cfg(test)]
@@ -48,6 +49,7 @@ use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 pub use paths::{LookupPaths, Scope};
+pub use preset::{PresetAction, PresetMode, Presets, preset, preset_all};
 
 use discover::{Context, Flags, InstallInfo, Mode};
 use links::{Marks, create_symlink, find_symlinks_in_scope, remove_marked_symlinks};
@@ -447,6 +449,8 @@ pub struct Options {
     pub force: bool,
     /// Work in the runtime directory, `/run/systemd/system` (`--runtime`).
     pub runtime: bool,
+    /// Which half of the presets `preset` applies (`--preset-mode=`).
+    pub preset_mode: PresetMode,
 }
 
 /// The state `is-enabled` reports (systemd's `UnitFileState`).

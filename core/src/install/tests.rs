@@ -349,7 +349,7 @@ fn masked_units() {
         &strings(&["local.service"]),
         Options {
             force: true,
-            runtime: false,
+            ..Options::default()
         },
     );
     assert_eq!(o.result, Err(InstallError::Exists));

@@ -1744,6 +1744,16 @@ fn setup_directories(
     Ok(())
 }
 
+/// What journald records as the `SYSLOG_IDENTIFIER` of a command's output:
+/// `SyslogIdentifier=`, or the name of the command's file (systemd passes
+/// `basename(command->path)` to its stdout stream).
+pub fn log_identifier(unit: &Unit, section: &str, path: &str) -> String {
+    match unit.get_str(section, "SyslogIdentifier") {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => path.rsplit('/').next().unwrap_or(path).to_string(),
+    }
+}
+
 /// journald's `LINE_MAX`: a longer line is logged in pieces of this size.
 const LINE_MAX: usize = 48 * 1024;
 
@@ -1752,7 +1762,7 @@ const LINE_MAX: usize = 48 * 1024;
 /// that are not UTF-8 are replaced, not an end of the output, a line
 /// longer than [`LINE_MAX`] is cut in pieces, and with `level_prefix`
 /// (`SyslogLevelPrefix=`) a `<N>` before a line is its severity.
-pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32, level_prefix: bool) {
+pub fn forward_log(pipe: OwnedFd, unit: String, ident: String, pid: i32, level_prefix: bool) {
     // As journald's stdout stream: a NUL ends a line too, trailing
     // whitespace goes, and a line with nothing left is not logged.
     let forward = move |raw: &[u8]| {
@@ -1768,7 +1778,8 @@ pub fn forward_log(pipe: OwnedFd, unit: String, pid: i32, level_prefix: bool) {
                 (6, line)
             };
             if !text.is_empty() && crate::logs::admit(&unit) {
-                crate::logs::record_at(&unit, pid, &String::from_utf8_lossy(text), priority);
+                let text = String::from_utf8_lossy(text);
+                crate::logs::record_output(&unit, pid, &ident, &text, priority);
             }
         }
     };
