@@ -100,10 +100,17 @@ impl LookupPaths {
         let root = canonical_root(root)?;
         let r = root.as_deref();
         let at = |p: &str| under(r, Path::new(p));
+        // As systemd's lookup_paths_reduce(): a directory that is another's
+        // (`/lib/systemd/system` where `/lib` leads to `/usr/lib`) is
+        // searched once, under the name that comes first, which is also
+        // the name links made to its files use.
         let mut search_path = Vec::new();
+        let mut seen = Vec::new();
         for d in &search.dirs {
-            let p = resolve_dir(r, &under(r, d));
-            if !search_path.contains(&p) {
+            let p = under(r, d);
+            let same = resolve_dir(r, &p);
+            if !seen.contains(&same) {
+                seen.push(same);
                 search_path.push(p);
             }
         }
