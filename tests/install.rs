@@ -929,3 +929,65 @@ fn preset_and_preset_all_enable_and_disable_as_systemctl() {
         tree(ours.path())
     );
 }
+
+/// A merged-/usr root, as Debian 12's (`/lib` leading to `usr/lib`):
+/// systemd searches `/lib/systemd/system` first and drops
+/// `/usr/lib/systemd/system` as the same directory, so its links name
+/// `/lib/systemd/system/...`; flint's must read the same.
+#[test]
+fn links_name_the_unit_directory_as_systemctl_does_on_a_merged_usr_root() {
+    if !require("systemctl", "the reference for `flint enable`") {
+        return;
+    }
+    let make = |root: &Path| {
+        let lib = root.join("usr/lib/systemd/system");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        std::fs::write(
+            lib.join("a.service"),
+            "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\nAlias=a2.service\n",
+        )
+        .unwrap();
+        std::fs::write(lib.join("t.target"), "[Unit]\nDescription=t\n").unwrap();
+    };
+    let (theirs, ours) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    make(theirs.path());
+    make(ours.path());
+    for step in [
+        &["enable", "a.service"][..],
+        &["set-default", "t.target"][..],
+        &["is-enabled", "a2.service"][..],
+        &["disable", "a.service"][..],
+    ] {
+        let run = |program: &OsStr, root: &Path| {
+            let mut cmd = Command::new(program);
+            prepare(&mut cmd);
+            if program == "systemctl" {
+                cmd.arg(format!("--root={}", root.display())).args(step);
+            } else {
+                cmd.arg(step[0]).arg("--root").arg(root).args(&step[1..]);
+            }
+            cmd.output().unwrap()
+        };
+        let t = run(os("systemctl"), theirs.path());
+        let o = run(flint_bin().as_os_str(), ours.path());
+        assert_eq!(o.status.code(), t.status.code(), "{step:?}: {o:?} / {t:?}");
+        assert_eq!(o.stdout, t.stdout, "{step:?}");
+        assert_eq!(
+            messages(&o, ours.path()),
+            messages(&t, theirs.path()),
+            "{step:?}"
+        );
+        assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
+        if step[0] == "enable" {
+            assert!(
+                tree(ours.path()).contains(
+                    "etc/systemd/system/multi-user.target.wants/a.service -> /lib/systemd/system/a.service"
+                ),
+                "{:?}",
+                tree(ours.path())
+            );
+        }
+    }
+}
