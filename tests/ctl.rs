@@ -1885,6 +1885,12 @@ fn journalctl_shows_units_lines_and_flints_as_systemds_journalctl_shows_them() {
         "web@.service",
         "[Service]\nType=oneshot\nExecStart=/bin/echo instance %i\n",
     );
+    // Colour, a tab, a control character: shown as journalctl shows them,
+    // and exported so that journal-remote keeps every line.
+    tree.write(
+        "odd.service",
+        "[Service]\nType=oneshot\nExecStart=/usr/bin/printf '\\033[1mbold\\033[0m\\ntab\\there\\nbell\\007\\n'\n",
+    );
     let flint = Flint::run(
         &tree,
         &[
@@ -1894,6 +1900,7 @@ fn journalctl_shows_units_lines_and_flints_as_systemds_journalctl_shows_them() {
             "fail.service",
             "web@a.service",
             "web@b.service",
+            "odd.service",
         ],
     );
     assert!(
@@ -1902,7 +1909,19 @@ fn journalctl_shows_units_lines_and_flints_as_systemds_journalctl_shows_them() {
         flint.log()
     );
     assert!(flint.wait_log("instance b"), "{}", flint.log());
+    assert!(
+        flint.wait_log("odd.service: Deactivated successfully"),
+        "{}",
+        flint.log()
+    );
     let j = |args: &[&str]| journalctl(&tree, &control, args);
+    let (_, out, _) = j(&["_SYSTEMD_UNIT=odd.service"]);
+    assert!(
+        out.contains("]: bold\n")
+            && out.contains("]: tab        here\n")
+            && out.contains("[5B blob data]"),
+        "{out}"
+    );
 
     // What a person types, checked by hand.
     let (code, out, err) = j(&["-u", "talk", "--no-pager", "-o", "cat"]);
@@ -2029,6 +2048,8 @@ fn journalctl_shows_units_lines_and_flints_as_systemds_journalctl_shows_them() {
         vec!["_SYSTEMD_UNIT=talk.service"],
         vec!["--no-hostname"],
         vec!["-u", "web@*"],
+        vec!["_SYSTEMD_UNIT=odd.service"],
+        vec!["_SYSTEMD_UNIT=odd.service", "-o", "cat"],
     ];
     if root {
         // journalctl -u matches flint's lines about a unit by their

@@ -871,7 +871,7 @@ fn preset_and_preset_all_enable_and_disable_as_systemctl() {
         std::fs::create_dir_all(&presets).unwrap();
         std::fs::write(
             presets.join("90-default.preset"),
-            "# vendor\nenable a.service\ndisable b.service\nenable c*\nenable t@.service x y\nenable d@.service\nfrobnicate z\ndisable *\n",
+            "# vendor\nenable a.service\ndisable b.service\nenable c*\nenable t@.service x y\nenable d@.service\nenable w@.service\nfrobnicate z\ndisable *\n",
         )
         .unwrap();
         // An administrator's file of the same name hides the vendor's for
@@ -895,6 +895,7 @@ fn preset_and_preset_all_enable_and_disable_as_systemctl() {
         ],
         &["preset", "b.service", "c.service", "d@.service"],
         &["preset", "nope.service"],
+        &["preset", "w@.service"],
         &["--preset-mode=disable-only", "preset-all"],
         &["preset-all"],
     ];

@@ -192,14 +192,22 @@ pub fn uptime() -> std::time::Duration {
     )
 }
 
-/// Keeps one line in `unit`'s ring.
+/// Keeps one line in `unit`'s ring. flint's own lines go to the unit's
+/// ring only when it has one (it wrote something), else to the ring of
+/// no unit: an `Accept=yes` instance that writes nothing then takes no
+/// ring, and cannot push the rings of units that write out of the store.
 fn keep(unit: &str, pid: i32, ident: &str, transport: Transport, line: &str, priority: u16) {
     let (usec, mono) = now_usec();
     let mut guard = RINGS.lock().unwrap_or_else(PoisonError::into_inner);
     let rings = guard.get_or_insert_with(Rings::default);
     rings.next += 1;
     let seq = rings.next;
-    if !rings.units.contains_key(unit) && rings.units.len() >= MAX_UNITS {
+    let ring_name = if transport == Transport::Manager && !rings.units.contains_key(unit) {
+        ""
+    } else {
+        unit
+    };
+    if !rings.units.contains_key(ring_name) && rings.units.len() >= MAX_UNITS {
         let oldest = rings
             .units
             .iter()
@@ -211,7 +219,7 @@ fn keep(unit: &str, pid: i32, ident: &str, transport: Transport, line: &str, pri
     }
     let (last, ring) = rings
         .units
-        .entry(unit.to_string())
+        .entry(ring_name.to_string())
         .or_insert_with(|| (0, VecDeque::new()));
     *last = seq;
     if ring.len() >= LINES_PER_UNIT {
@@ -524,13 +532,14 @@ impl Query {
             .map_err(|e| PatternError(e.to_string()))
     }
 
+    /// Whether a ring may hold lines this query selects: the ring of no
+    /// unit always (flint's lines about units without a ring of their
+    /// own are there).
     fn wants_ring(&self, unit: &str) -> bool {
-        if self.units.is_empty() && self.systemd_units.is_empty() {
+        if self.units.is_empty() && self.systemd_units.is_empty() || unit.is_empty() {
             return true;
         }
-        !unit.is_empty()
-            && (self.units.iter().any(|u| selects(u, unit))
-                || self.systemd_units.iter().any(|u| u == unit))
+        self.units.iter().any(|u| selects(u, unit)) || self.systemd_units.iter().any(|u| u == unit)
     }
 
     fn wants(&self, e: &Entry, pattern: Option<&regex::Regex>) -> bool {
@@ -557,23 +566,27 @@ impl Query {
         let Some(rings) = guard.as_ref() else {
             return Vec::new();
         };
-        let mut out: Vec<Entry> = rings
+        // References first, each ring from `after` on (a ring is in
+        // sequence order); only the lines kept are copied.
+        let mut found: Vec<&Entry> = rings
             .units
             .iter()
             .filter(|(unit, _)| self.wants_ring(unit))
-            .flat_map(|(_, (_, ring))| ring.iter().filter(|e| self.wants(e, pattern)).cloned())
+            .flat_map(|(_, (_, ring))| {
+                let from = ring.partition_point(|e| e.seq <= self.after);
+                ring.range(from..).filter(|e| self.wants(e, pattern))
+            })
             .collect();
-        drop(guard);
-        out.sort_by_key(|e| e.seq);
+        found.sort_unstable_by_key(|e| e.seq);
         if let Some(n) = self.lines {
             if self.oldest {
-                out.truncate(n);
+                found.truncate(n);
             } else {
-                let skip = out.len().saturating_sub(n);
-                out.drain(..skip);
+                let skip = found.len().saturating_sub(n);
+                found.drain(..skip);
             }
         }
-        out
+        found.into_iter().cloned().collect()
     }
 }
 

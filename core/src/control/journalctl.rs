@@ -364,6 +364,7 @@ pub fn parse(args: &[String]) -> Result<Journalctl, JournalctlError> {
     let mut since_set = false;
     let mut case_sensitive = None;
     let mut grep = None;
+    let mut no_tail = false;
     let mut i = 0;
     // Short options may be grouped (`-fu web`, `-xe`): spread them out.
     let mut spread = Vec::new();
@@ -431,10 +432,11 @@ pub fn parse(args: &[String]) -> Result<Journalctl, JournalctlError> {
                 | "--catalog"
                 | "-m"
                 | "--merge"
-                | "--no-tail"
                 | "--system"
                 | "--this-boot"
         ) {
+        } else if arg == "--no-tail" {
+            no_tail = true;
         } else if arg == "-f" || arg == "--follow" {
             o.follow = true;
         } else if arg == "-e" || arg == "--pager-end" {
@@ -615,8 +617,13 @@ pub fn parse(args: &[String]) -> Result<Journalctl, JournalctlError> {
     if lines.is_none() && o.follow && !since_set {
         lines = Some(Some(DEFAULT_LINES));
     }
+    if no_tail {
+        lines = Some(None);
+    }
     o.query.lines = lines.flatten();
-    o.query.oldest = oldest;
+    // From a cursor or a time, journalctl shows the lines that follow it.
+    o.query.oldest =
+        oldest || (!o.reverse && (since_set || o.cursor.is_some() || o.cursor_file.is_some()));
     Ok(Journalctl::Show(Box::new(o)))
 }
 
@@ -783,23 +790,7 @@ pub fn format_line(e: &Json, output: Output, no_hostname: bool, ctx: &Context) -
             };
         }
         Output::Export => {
-            let mut out = format!(
-                "__CURSOR={}\n__REALTIME_TIMESTAMP={usec}\n__MONOTONIC_TIMESTAMP={}\n",
-                cursor(e, ctx),
-                e["mono"].as_u64().unwrap_or(0)
-            );
-            for (k, v) in fields(e, ctx) {
-                if v.bytes().all(|b| b >= b' ' || b == b'\t') {
-                    let _ = writeln!(out, "{k}={v}");
-                } else {
-                    // The export format's binary-safe field: the name, a
-                    // newline, the length as 64-bit little endian, the data.
-                    let len = u64::try_from(v.len()).unwrap_or(0).to_le_bytes();
-                    let _ = write!(out, "{k}\n{}{v}\n", String::from_utf8_lossy(&len));
-                }
-            }
-            out.push('\n');
-            return out;
+            return String::from_utf8_lossy(&export_entry(e, ctx)).into_owned();
         }
         Output::Verbose => {
             let mut out = format!(
@@ -827,7 +818,71 @@ pub fn format_line(e: &Json, output: Output, no_hostname: bool, ctx: &Context) -
     } else {
         format!(" {}", ctx.hostname)
     };
+    let message = shown(message);
     format!("{stamp}{host} {who}[{}]: {message}\n", e["pid"])
+}
+
+/// A message as journalctl's short formats show it: colour sequences
+/// taken out, a tab as eight spaces, and a message with other control
+/// characters as `[SIZE blob data]`, so a service's output cannot drive
+/// the reader's terminal.
+fn shown(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' if chars.peek() == Some(&'[') => {
+                chars.next();
+                // Parameters and intermediates up to the final byte.
+                for f in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&f) {
+                        break;
+                    }
+                }
+            }
+            '\t' => out.push_str("        "),
+            c if c.is_control() => {
+                let n = message.len();
+                return if n < 1024 {
+                    format!("[{n}B blob data]")
+                } else {
+                    // systemd's format_bytes(): one decimal, base 1024.
+                    #[allow(clippy::cast_precision_loss)]
+                    let k = n as f64 / 1024.0;
+                    format!("[{k:.1}K blob data]")
+                };
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One line in journalctl's export format: `FIELD=value` lines and an
+/// empty line; a value that is not printable as it is (a control
+/// character, a newline) in the binary-safe form, the field name, a
+/// newline, the length as 64-bit little endian and the bytes.
+pub fn export_entry(e: &Json, ctx: &Context) -> Vec<u8> {
+    let usec = e["usec"].as_u64().unwrap_or(0);
+    let mut out = format!(
+        "__CURSOR={}\n__REALTIME_TIMESTAMP={usec}\n__MONOTONIC_TIMESTAMP={}\n",
+        cursor(e, ctx),
+        e["mono"].as_u64().unwrap_or(0)
+    )
+    .into_bytes();
+    for (k, v) in fields(e, ctx) {
+        out.extend_from_slice(k.as_bytes());
+        if v.bytes().all(|b| b >= b' ' || b == b'\t') {
+            out.push(b'=');
+        } else {
+            out.push(b'\n');
+            out.extend_from_slice(&u64::try_from(v.len()).unwrap_or(0).to_le_bytes());
+        }
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out
 }
 
 /// journalctl's `--help`.
@@ -936,6 +991,16 @@ macro_rules! out {
             return 0;
         }
     };
+}
+
+/// Writes one line as `opts` asks; false when the reader went away.
+fn print(w: &mut impl std::io::Write, e: &Json, opts: &Options, ctx: &Context) -> bool {
+    if opts.output == Output::Export {
+        w.write_all(&export_entry(e, ctx)).is_ok()
+    } else {
+        w.write_all(format_line(e, opts.output, opts.no_hostname, ctx).as_bytes())
+            .is_ok()
+    }
 }
 
 /// Runs a `journalctl` command line (without the program name): prints to
@@ -1084,7 +1149,9 @@ pub fn main(args: &[String]) -> u8 {
         entries.reverse();
     }
     for e in &entries {
-        out!(w, "{}", format_line(e, opts.output, opts.no_hostname, &c));
+        if !print(&mut w, e, &opts, &c) {
+            return 0;
+        }
     }
     let mut last = if opts.reverse {
         entries.first()
@@ -1118,7 +1185,9 @@ pub fn main(args: &[String]) -> u8 {
                 }
             };
             for e in &more {
-                out!(w, "{}", format_line(e, opts.output, opts.no_hostname, &c));
+                if !print(&mut w, e, &opts, &c) {
+                    return 0;
+                }
             }
             if let Some(e) = more.last() {
                 last = Some(e.clone());

@@ -570,18 +570,22 @@ fn do_enable(
         }
     }
     if r.is_ok() {
-        r = context_apply(&mut ctx, config, opts.force, changes);
+        r = context_apply(&mut ctx, config, opts.force, false, changes);
     }
     warnings.append(&mut ctx.warnings);
     r
 }
 
 /// systemd's `install_context_apply()`: creates the links of every unit of
-/// the context. Returns how many units had something to install.
+/// the context. Returns how many units had something to install. With
+/// `presets` (`UNIT_FILE_IGNORE_AUXILIARY_FAILURE`), a `WantedBy=` that
+/// cannot name a link (a template without `DefaultInstance=` wanted by a
+/// plain unit) is passed over instead of failing.
 fn context_apply(
     ctx: &mut Context<'_>,
     config: &Path,
     force: bool,
+    presets: bool,
     changes: &mut Vec<Change>,
 ) -> Result<usize, InstallError> {
     let mut r: Result<usize, InstallError> = Ok(0);
@@ -608,7 +612,7 @@ fn context_apply(
         if info.mode != Some(Mode::Regular) {
             continue;
         }
-        let q = apply(ctx.lp, &ctx.infos[i], config, force, changes);
+        let q = apply(ctx.lp, &ctx.infos[i], config, force, presets, changes);
         if let Ok(n) = r {
             r = q.map(|k| n + k);
         }
@@ -623,6 +627,7 @@ fn apply(
     info: &InstallInfo,
     config: &Path,
     force: bool,
+    presets: bool,
     changes: &mut Vec<Change>,
 ) -> Result<usize, InstallError> {
     let path = info.path.clone().unwrap_or_default();
@@ -637,7 +642,7 @@ fn apply(
         (&info.required_by, ".requires/"),
         (&info.upheld_by, ".upholds/"),
     ] {
-        let q = symlink_wants(lp, info, config, list, suffix, changes);
+        let q = symlink_wants(lp, info, config, list, suffix, presets, changes);
         if r == Ok(0) {
             r = q;
         }
@@ -782,6 +787,7 @@ fn symlink_wants(
     config: &Path,
     list: &[String],
     suffix: &str,
+    presets: bool,
     changes: &mut Vec<Change>,
 ) -> Result<usize, InstallError> {
     if list.is_empty() {
@@ -830,6 +836,9 @@ fn symlink_wants(
             Err(_) => false,
         };
         if !valid {
+            if presets {
+                continue;
+            }
             let e = if parsed.is_ok() {
                 changes.push(Change::failed(
                     InstallError::NotTemplate,

@@ -267,7 +267,7 @@ fn execute(
         r = remove_marked_symlinks(lp, &mut marks, config, false, changes).map(|()| 0);
     }
     if mode != PresetMode::DisableOnly {
-        let q = context_apply(&mut plan.plus, config, opts.force, changes);
+        let q = context_apply(&mut plan.plus, config, opts.force, true, changes);
         if let Ok(n) = r {
             r = q.map(|k| n + k);
         }

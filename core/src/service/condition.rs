@@ -195,23 +195,46 @@ pub(crate) fn expand_braces(pattern: &str) -> Vec<String> {
 }
 
 /// `fnmatch` with `*`, `?`, `[...]` (ranges, `!` or `^` to negate) and
-/// literal characters.
+/// literal characters. Only the last `*` is ever backtracked to (what an
+/// earlier one matched can always be grown instead), so a hostile pattern
+/// such as `*?*?*?*?x` costs at most pattern times text steps, not an
+/// exponential search.
 pub(crate) fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.first(), text.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            wildcard(&pattern[1..], text) || (!text.is_empty() && wildcard(pattern, &text[1..]))
+    let (mut p, mut t) = (0, 0);
+    // Where to go on after the last `*`: its pattern position and the text
+    // position it has matched up to.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        let step = match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p + 1, t));
+                p += 1;
+                continue;
+            }
+            Some(b'?') => Some(1),
+            Some(b'[') => match bracket(&pattern[p + 1..], text[t]) {
+                Some((true, used)) => Some(1 + used),
+                Some((false, _)) => None,
+                // No closing bracket: a literal `[`.
+                None => (text[t] == b'[').then_some(1),
+            },
+            Some(&c) => (c == text[t]).then_some(1),
+            None => None,
+        };
+        match (step, star) {
+            (Some(n), _) => {
+                p += n;
+                t += 1;
+            }
+            (None, Some((after, matched))) => {
+                p = after;
+                t = matched + 1;
+                star = Some((after, matched + 1));
+            }
+            (None, None) => return false,
         }
-        (Some(b'?'), Some(_)) => wildcard(&pattern[1..], &text[1..]),
-        (Some(b'['), Some(&t)) => match bracket(&pattern[1..], t) {
-            Some((true, used)) => wildcard(&pattern[1 + used..], &text[1..]),
-            Some((false, _)) => false,
-            // No closing bracket: a literal `[`.
-            None => t == b'[' && wildcard(&pattern[1..], &text[1..]),
-        },
-        (Some(p), Some(t)) if p == t => wildcard(&pattern[1..], &text[1..]),
-        _ => false,
     }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// A bracket expression after its `[`: whether `c` matches it and how many
@@ -430,6 +453,38 @@ mod tests {
         assert!(test("Host", &host));
         assert!(wildcard(b"a*c?", b"abbbcd"));
         assert!(!wildcard(b"a*c", b"ab"));
+    }
+
+    #[test]
+    fn wildcards_match_as_fnmatch_and_in_bounded_time() {
+        for (pattern, text, matches) in [
+            ("*", "", true),
+            ("", "", true),
+            ("", "a", false),
+            ("a*", "a", true),
+            ("*a", "ba", true),
+            ("*a", "ab", false),
+            ("web@*.service", "web@1-127.0.0.1:80.service", true),
+            ("web@*.service", "web@1.socket", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("[a-c]?x", "bzx", true),
+            ("[!a-c]?x", "bzx", false),
+            ("[ab", "[ab", true),
+            ("*[", "x[", true),
+            ("**a**", "xxaxx", true),
+        ] {
+            assert_eq!(
+                wildcard(pattern.as_bytes(), text.as_bytes()),
+                matches,
+                "{pattern} {text}"
+            );
+        }
+        // Exponential for a backtracking matcher (this test would not
+        // end); pattern times text steps here.
+        let hostile = "*?".repeat(30) + "x";
+        let text = "a".repeat(4000);
+        assert!(!wildcard(hostile.as_bytes(), text.as_bytes()));
     }
 
     #[test]
