@@ -2004,6 +2004,32 @@ fn journalctl_shows_units_lines_and_flints_as_systemds_journalctl_shows_them() {
     let _ = follow.kill();
     let _ = follow.wait();
     assert!(found.is_some(), "{seen}");
+    // -f -n 0: nothing of what was there, then what comes.
+    let mut follow = Command::new(&link)
+        .args(["-f", "-n", "0", "-u", "talk", "-o", "cat"])
+        .env("FLINT_CONTROL", &control)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(follow.stdout.take().unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, _) = ctl(&control, &["restart", "talk.service"]);
+    assert_eq!(code, 0);
+    let mut seen = String::new();
+    let found = wait_for(Duration::from_secs(10), || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).ok()?;
+        seen.push_str(&line);
+        seen.contains("last\n").then_some(())
+    });
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(found.is_some(), "{seen}");
+    assert_eq!(
+        seen.matches("first\n").count(),
+        1,
+        "only the new run: {seen}"
+    );
 
     // The same lines through systemd's own journalctl: flint's export
     // format, written to a journal file by systemd-journal-remote, read
@@ -2100,4 +2126,143 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
         .split(':')
         .map(|d| std::path::Path::new(d).join(name))
         .find(|p| p.is_file())
+}
+
+#[test]
+fn list_jobs_shows_waiting_and_running_jobs_as_systemctl() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    tree.write(
+        "slow.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/sleep 3\n",
+    );
+    tree.write(
+        "later.service",
+        "[Unit]\nAfter=slow.service\n[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    );
+    tree.write("idle.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "idle.service"],
+    );
+    assert!(flint.wait_log("idle.service: started"), "{}", flint.log());
+    let (code, out, _) = systemctl(&tree, &control, &["list-jobs"]);
+    assert_eq!((code, out.as_str()), (0, "No jobs running.\n"));
+    let (code, out, _) = systemctl(&tree, &control, &["list-jobs", "--no-legend"]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let (code, _) = ctl(
+        &control,
+        &["start", "--no-block", "slow.service", "later.service"],
+    );
+    assert_eq!(code, 0);
+    let (code, out, _) = systemctl(&tree, &control, &["list-jobs"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[0].starts_with("JOB UNIT"), "{out}");
+    assert!(lines[0].ends_with(" TYPE  STATE"), "{out}");
+    let row = |unit: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(unit))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        row("slow.service"),
+        Some(vec!["slow.service", "start", "running"]),
+        "{out}"
+    );
+    assert_eq!(
+        row("later.service"),
+        Some(vec!["later.service", "start", "waiting"]),
+        "{out}"
+    );
+    assert_eq!(lines[4], "2 jobs listed.");
+    let (_, out, _) = systemctl(&tree, &control, &["list-jobs", "lat*"]);
+    assert_eq!(out.lines().count(), 4, "a pattern: {out}");
+    let (_, out, _) = systemctl(&tree, &control, &["list-jobs", "nothing*"]);
+    assert_eq!(out, "No jobs listed.\n");
+    let done = wait_for(Duration::from_secs(15), || {
+        let (_, out, _) = systemctl(&tree, &control, &["list-jobs"]);
+        (out == "No jobs running.\n").then_some(())
+    });
+    assert!(done.is_some(), "the jobs end");
+}
+
+#[test]
+fn list_dependencies_draws_the_tree_systemctl_draws() {
+    // The same units under systemd 252's user manager print this tree
+    // (with DefaultDependencies=no, so that no slices or boot targets
+    // join in): states as glyphs, targets followed, a unit already on
+    // the path as `...`, names sorted without case, targets last.
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let unit =
+        |deps: &str, service: &str| format!("[Unit]\nDefaultDependencies=no\n{deps}{service}");
+    tree.write(
+        "top.target",
+        &unit(
+            "Wants=a.service b.service cyc.target\nRequires=mid.target\n",
+            "",
+        ),
+    );
+    tree.write("mid.target", &unit("Wants=c.service\n", ""));
+    tree.write("cyc.target", &unit("Wants=top.target Zed.service\n", ""));
+    let long = "[Service]\nExecStart=/bin/sleep 1000\n";
+    tree.write("a.service", &unit("Requires=c.service\n", long));
+    tree.write(
+        "b.service",
+        &unit("", "[Service]\nType=oneshot\nExecStart=/bin/false\n"),
+    );
+    tree.write(
+        "c.service",
+        &unit("", "[Service]\nType=oneshot\nExecStart=/bin/true\n"),
+    );
+    tree.write("d.service", &unit("PartOf=mid.target\n", long));
+    tree.write("Zed.service", &unit("", long));
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "top.target",
+            "d.service",
+        ],
+    );
+    assert!(flint.wait_log("Reached target"), "{}", flint.log());
+    assert!(flint.wait_log("b.service: Failed"), "{}", flint.log());
+    let (code, out, err) = systemctl(&tree, &control, &["list-dependencies", "top.target"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "top.target\n\
+         ● ├─a.service\n\
+         × ├─b.service\n\
+         ● ├─cyc.target\n\
+         ● │ ├─Zed.service\n\
+         \x20 │ └─...\n\
+         ● └─mid.target\n\
+         ○   ├─c.service\n\
+         ●   └─d.service\n"
+    );
+    let (_, out, _) = systemctl(
+        &tree,
+        &control,
+        &["list-dependencies", "--plain", "top.target"],
+    );
+    assert_eq!(
+        out,
+        "top.target\n  a.service\n  b.service\n  cyc.target\n  Zed.service\n  mid.target\n  c.service\n  d.service\n"
+    );
+    let (_, out, _) = systemctl(&tree, &control, &["list-dependencies", "mid.target", "a"]);
+    assert_eq!(
+        out,
+        "mid.target\n○ ├─c.service\n● └─d.service\n\na.service\n○ └─c.service\n"
+    );
+    let (_, out, _) = systemctl(
+        &tree,
+        &control,
+        &["list-dependencies", "--all", "top.target"],
+    );
+    assert!(out.contains("● ├─a.service\n○ │ └─c.service\n"), "{out}");
 }

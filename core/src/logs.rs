@@ -217,10 +217,15 @@ fn keep(unit: &str, pid: i32, ident: &str, transport: Transport, line: &str, pri
             rings.units.remove(&name);
         }
     }
-    let (last, ring) = rings
-        .units
-        .entry(ring_name.to_string())
-        .or_insert_with(|| (0, VecDeque::new()));
+    // The name is copied only for a new ring (a line per event otherwise).
+    if !rings.units.contains_key(ring_name) {
+        rings
+            .units
+            .insert(ring_name.to_string(), (0, VecDeque::new()));
+    }
+    let Some((last, ring)) = rings.units.get_mut(ring_name) else {
+        return;
+    };
     *last = seq;
     if ring.len() >= LINES_PER_UNIT {
         ring.pop_front();
@@ -480,7 +485,7 @@ pub fn recent(name: &str, n: usize, after: u64) -> Vec<Entry> {
         lines: Some(n),
         ..Query::default()
     };
-    query.run(None)
+    query.run(None).0
 }
 
 /// Which lines `journalctl` asks for; every condition given must hold
@@ -559,12 +564,13 @@ impl Query {
             && pattern.is_none_or(|p| p.is_match(&e.line))
     }
 
-    /// The lines kept that this query selects, oldest first. `pattern` is
-    /// [`Query::pattern`]'s.
-    pub fn run(&self, pattern: Option<&regex::Regex>) -> Vec<Entry> {
+    /// The lines kept that this query selects, oldest first, and the
+    /// sequence number of the last line kept of any unit (where a reader
+    /// that follows goes on from). `pattern` is [`Query::pattern`]'s.
+    pub fn run(&self, pattern: Option<&regex::Regex>) -> (Vec<Entry>, u64) {
         let guard = RINGS.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(rings) = guard.as_ref() else {
-            return Vec::new();
+            return (Vec::new(), 0);
         };
         // References first, each ring from `after` on (a ring is in
         // sequence order); only the lines kept are copied.
@@ -586,7 +592,7 @@ impl Query {
                 found.drain(..skip);
             }
         }
-        found.into_iter().cloned().collect()
+        (found.into_iter().cloned().collect(), rings.next)
     }
 }
 

@@ -215,6 +215,28 @@ enum CtlCommand {
     },
     /// The active timers (all with `--all`), or those the patterns match:
     /// when each elapses next, when it last did, and what it starts.
+    /// What units pull in (`Requires=`, `Wants=`, `BindsTo=`, ... and
+    /// their links), as a tree with each unit's state, targets followed
+    /// further, as `systemctl list-dependencies` (default.target when no
+    /// unit is named).
+    ListDependencies {
+        units: Vec<String>,
+        /// Follow every unit, not only targets.
+        #[arg(short, long)]
+        all: bool,
+        /// No tree and no state glyphs.
+        #[arg(long)]
+        plain: bool,
+    },
+    /// The jobs waiting or running (those of the units the patterns
+    /// match), as `systemctl list-jobs`.
+    ListJobs {
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+        /// No header and no legend.
+        #[arg(long)]
+        no_legend: bool,
+    },
     ListTimers {
         #[arg(value_name = "PATTERN")]
         patterns: Vec<String>,
@@ -1096,6 +1118,8 @@ fn ctl(
         CtlCommand::Status { units } => ("status", units.clone()),
         CtlCommand::ListUnits { patterns, .. } => ("list-units", patterns.clone()),
         CtlCommand::ListSockets { patterns, .. } => ("list-sockets", patterns.clone()),
+        CtlCommand::ListJobs { patterns, .. } => ("list-jobs", patterns.clone()),
+        CtlCommand::ListDependencies { units, .. } => ("list-dependencies", units.clone()),
         CtlCommand::ListTimers { patterns, .. } => ("list-timers", patterns.clone()),
         CtlCommand::ListPaths { patterns, .. } => ("list-paths", patterns.clone()),
         CtlCommand::ResetFailed { units } => ("reset-failed", units.clone()),
@@ -1180,6 +1204,10 @@ fn ctl(
         CtlCommand::ListTimers { all, .. } | CtlCommand::ListPaths { all, .. } => {
             request["all"] = (*all).into();
         }
+        CtlCommand::ListDependencies { all, plain, .. } => {
+            request["all"] = (*all).into();
+            request["plain"] = (*plain).into();
+        }
         _ => {}
     }
     if let CtlCommand::Kill {
@@ -1225,6 +1253,9 @@ fn ctl(
     }
     match flint::control::call(&path, &request) {
         Ok(mut answer) => {
+            if let CtlCommand::ListJobs { no_legend, .. } = command {
+                answer["no_legend"] = (*no_legend).into();
+            }
             // How the listing is to look (the answer is the same).
             if let Some((no_legend, plain, all)) = shape {
                 answer["no_legend"] = no_legend.into();

@@ -101,6 +101,44 @@ fn service_state(state: State, remain: bool) -> (&'static str, &'static str) {
 }
 
 use super::lifecycle::{ServiceRt, cgroup_of};
+
+/// How `list-dependencies` draws its tree.
+#[derive(Debug, Clone, Copy)]
+struct TreeShape {
+    /// Follow every unit, not only targets (`--all`).
+    all: bool,
+    /// No glyphs and no tree (`--plain`).
+    plain: bool,
+}
+
+/// One line of `list-dependencies` (systemctl's
+/// `list_dependencies_print()`): the state glyph (two spaces without one
+/// or with `--plain`), the tree, the name.
+fn tree_line(
+    glyph: Option<&str>,
+    name: &str,
+    level: usize,
+    branches: u64,
+    last: bool,
+    shape: TreeShape,
+) -> String {
+    let mut line = match glyph {
+        Some(g) if !shape.plain => format!("{g} "),
+        _ => "  ".to_string(),
+    };
+    if !shape.plain {
+        for i in (0..level).rev() {
+            line.push_str(if branches & (1 << i) != 0 {
+                "│ "
+            } else {
+                "  "
+            });
+        }
+        line.push_str(if last { "└─" } else { "├─" });
+    }
+    line.push_str(name);
+    line
+}
 use crate::cgroup::Controller;
 
 impl Manager {
@@ -513,6 +551,101 @@ impl Manager {
             .and_then(|lp| crate::install::unit_file_state(&lp, name).ok())
             .map(|s| s.as_str().to_string())
             .unwrap_or_default()
+    }
+
+    /// What `name` pulls in, as `systemctl list-dependencies` follows it:
+    /// `Requires=`, `Requisite=`, `Wants=`, `BindsTo=`, `Upholds=` (with
+    /// the `.wants/`/`.requires/` links) and the units `PartOf=` it.
+    fn forward_dependencies(&mut self, name: &str) -> Vec<String> {
+        let Some(unit) = self.unit_of(name) else {
+            return Vec::new();
+        };
+        let deps = super::jobs::Deps::of(&unit);
+        let mut out: Vec<String> = Vec::new();
+        for list in [
+            &deps.requires,
+            &deps.requisite,
+            &deps.wants,
+            &deps.binds_to,
+            &deps.upholds,
+        ] {
+            for n in list {
+                if !out.contains(n) {
+                    out.push(n.clone());
+                }
+            }
+        }
+        let own = unit.id.to_string();
+        let part_of = self
+            .services
+            .values()
+            .filter(|s| s.deps.part_of.iter().any(|p| *p == own || p == name))
+            .map(|s| s.unit.id.to_string())
+            .chain(
+                self.targets
+                    .values()
+                    .filter(|t| t.deps.part_of.iter().any(|p| *p == own || p == name))
+                    .map(|t| t.unit.id.to_string()),
+            )
+            .collect::<Vec<_>>();
+        for n in part_of {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    /// systemctl's `list_dependencies_one()`: the lines below `name`, a
+    /// glyph for each unit's state, the tree drawn by `branches` (a bit per
+    /// level: whether that level goes on below), targets followed further
+    /// (every unit with `all`), a unit already on the path shown once as
+    /// `...`.
+    fn dependency_lines(
+        &mut self,
+        name: &str,
+        level: usize,
+        branches: u64,
+        path: &mut Vec<String>,
+        shape: TreeShape,
+        out: &mut Vec<String>,
+    ) {
+        path.push(name.to_string());
+        let mut deps = self.forward_dependencies(name);
+        deps.sort_by_key(|d| (d.ends_with(".target"), d.to_lowercase()));
+        let mut circular = false;
+        let n = deps.len();
+        for (i, c) in deps.iter().enumerate() {
+            if path.contains(c) {
+                circular = true;
+                continue;
+            }
+            let more = i + 1 < n;
+            let glyph = match self.class_of_name(c) {
+                super::jobs::Class::Inactive => "○",
+                super::jobs::Class::Failed => "×",
+                _ => "●",
+            };
+            out.push(tree_line(
+                Some(glyph),
+                c,
+                level,
+                branches,
+                !more && !circular,
+                shape,
+            ));
+            // Deep enough for any real tree; the bits of `branches` last.
+            if (shape.all || c.ends_with(".target")) && level < 60 {
+                let below = (branches << 1) | u64::from(more);
+                self.dependency_lines(c, level + 1, below, path, shape, out);
+            }
+        }
+        if circular && !shape.plain {
+            out.push(tree_line(None, "...", level, branches, true, shape));
+        }
+        if !shape.plain {
+            path.retain(|p| p != name);
+        }
     }
 
     /// The unit flint runs as `name`, or else the one on disk.
@@ -1486,6 +1619,48 @@ impl Manager {
                 let entries = crate::logs::recent(name, lines, after);
                 json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "entries": entries})
             }
+            "list-dependencies" => {
+                // What each unit pulls in, as a tree (default.target when
+                // none is named), as `systemctl list-dependencies`.
+                let roots = if given.is_empty() {
+                    vec!["default.target".to_string()]
+                } else {
+                    given.clone()
+                };
+                let all = req.get("all").and_then(Json::as_bool) == Some(true);
+                let plain = req.get("plain").and_then(Json::as_bool) == Some(true);
+                let mut lines = Vec::new();
+                for (k, root) in roots.iter().enumerate() {
+                    if k > 0 {
+                        lines.push(String::new());
+                    }
+                    lines.push(root.clone());
+                    let mut done = Vec::new();
+                    let shape = TreeShape { all, plain };
+                    self.dependency_lines(root, 0, 0, &mut done, shape, &mut lines);
+                }
+                json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "lines": lines})
+            }
+            "list-jobs" => {
+                // Patterns pick jobs by their unit's name.
+                let rows = self.job_rows();
+                let total = rows.len();
+                let jobs: Vec<Json> = rows
+                    .into_iter()
+                    .filter(|(_, unit, _, _)| {
+                        given.is_empty()
+                            || given.iter().any(|p| {
+                                crate::service::condition::wildcard(p.as_bytes(), unit.as_bytes())
+                            })
+                    })
+                    .map(|(id, unit, kind, state)| {
+                        json!({"id": id, "unit": unit, "type": kind, "state": state})
+                    })
+                    .collect();
+                let skipped = jobs.len() < total;
+                json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "jobs": jobs,
+                       "skipped": skipped})
+            }
             "journal" => {
                 // journalctl's query: every line kept that it selects.
                 let query: crate::logs::Query = match req.get("query") {
@@ -1499,8 +1674,9 @@ impl Manager {
                     Ok(p) => p,
                     Err(e) => return control::error(1, &e.to_string()),
                 };
-                let entries = query.run(pattern.as_ref());
+                let (entries, last_seq) = query.run(pattern.as_ref());
                 json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "entries": entries,
+                       "last_seq": last_seq,
                        "journal_id": crate::logs::journal_id(),
                        "uid": nix::unistd::geteuid().as_raw()})
             }

@@ -1876,6 +1876,24 @@ impl Manager {
 
 /// The unit's `Description=`, or its name when it has none, as systemd's
 /// messages name a unit.
+impl Manager {
+    /// The jobs waiting or running, by number, for `list-jobs`: the job's
+    /// number, its unit, type and state.
+    pub(super) fn job_rows(&self) -> Vec<(u64, String, &'static str, &'static str)> {
+        let mut rows: Vec<_> = self
+            .jobs
+            .iter()
+            .filter_map(|(&id, job)| {
+                let name = self.holder_name(id)?.to_string();
+                let state = if job.running { "running" } else { "waiting" };
+                Some((job.serial, name, job.kind.as_str(), state))
+            })
+            .collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        rows
+    }
+}
+
 pub(super) fn description(unit: &Unit) -> String {
     unit.get_str("Unit", "Description")
         .filter(|d| !d.is_empty())

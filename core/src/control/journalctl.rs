@@ -48,6 +48,8 @@ pub enum JournalctlError {
     Boot(String),
     #[error("Failed to parse boolean argument to --case-sensitive=: {0}")]
     Bool(String),
+    #[error("{0}")]
+    Conflict(&'static str),
 }
 
 /// How each line is printed (`-o`).
@@ -215,9 +217,11 @@ pub fn parse_timestamp(
     if let Some(rest) = t.strip_suffix(" left") {
         return Ok(now.saturating_add(span(rest)?));
     }
-    let (t, tz) = match t.strip_suffix(" UTC") {
-        Some(rest) => (rest.trim(), jiff::tz::TimeZone::UTC),
-        None => (t, tz.clone()),
+    let (t, tz) = match t.len().checked_sub(4).filter(|&at| t.is_char_boundary(at)) {
+        Some(at) if t[at..].eq_ignore_ascii_case(" utc") => {
+            (t[..at].trim(), jiff::tz::TimeZone::UTC)
+        }
+        _ => (t, tz.clone()),
     };
     let now_ts = jiff::Timestamp::from_microsecond(i64::try_from(now).map_err(|_| bad())?)
         .map_err(|_| bad())?;
@@ -255,7 +259,11 @@ pub fn parse_timestamp(
             let fields: Vec<&str> = d.split('-').collect();
             let num = |x: &str| x.parse::<i16>().map_err(|_| bad());
             let (y, m, dd) = match fields.as_slice() {
-                [y, m, dd] if y.len() == 2 => (2000 + num(y)?, num(m)?, num(dd)?),
+                // Two digits: 1969 to 2068, as strptime's %y.
+                [y, m, dd] if y.len() == 2 => {
+                    let y = num(y)?;
+                    (if y >= 69 { 1900 + y } else { 2000 + y }, num(m)?, num(dd)?)
+                }
                 [y, m, dd] => (num(y)?, num(m)?, num(dd)?),
                 [m, dd] => (today.year(), num(m)?, num(dd)?),
                 _ => return Err(bad()),
@@ -339,6 +347,64 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// The value of an option that takes one: after `=`, glued to the short
+/// form, or the next word; `None` when `arg` is not this option.
+fn option_value(
+    args: &[String],
+    i: &mut usize,
+    arg: &str,
+    short: &str,
+    long: &str,
+) -> Result<Option<String>, JournalctlError> {
+    if let Some(v) = arg.strip_prefix(&format!("{long}=")) {
+        return Ok(Some(v.to_string()));
+    }
+    if arg == long || (!short.is_empty() && arg == short) {
+        *i += 1;
+        return args
+            .get(*i)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| JournalctlError::MissingValue(arg.to_string()));
+    }
+    if !short.is_empty() && arg.starts_with(short) && !arg.starts_with("--") {
+        return Ok(Some(arg[short.len()..].to_string()));
+    }
+    Ok(None)
+}
+
+/// A word that is no option: a match `FIELD=VALUE`.
+fn match_word(arg: &str, query: &mut Query) -> Result<(), JournalctlError> {
+    if arg == "+" {
+        return Err(JournalctlError::Unsupported(arg.to_string()));
+    }
+    let Some((name, value)) = arg.split_once('=') else {
+        return Err(JournalctlError::Match(arg.to_string()));
+    };
+    match name {
+        "_SYSTEMD_UNIT" => query.systemd_units.push(value.to_string()),
+        "UNIT" | "OBJECT_SYSTEMD_UNIT" => query.units.push(value.to_string()),
+        "_PID" => query.pids.push(
+            value
+                .parse()
+                .map_err(|_| JournalctlError::Match(arg.to_string()))?,
+        ),
+        "SYSLOG_IDENTIFIER" => query.idents.push(value.to_string()),
+        "PRIORITY" => {
+            let p = level(value).map_err(|_| JournalctlError::Match(arg.to_string()))?;
+            query.priorities = Some(query.priorities.unwrap_or(0) | 1 << p);
+        }
+        "_TRANSPORT" => query.transports.push(match value {
+            "stdout" => Transport::Stdout,
+            "syslog" => Transport::Syslog,
+            "journal" => Transport::Manager,
+            _ => Transport::Kernel,
+        }),
+        _ => return Err(JournalctlError::Unsupported(arg.to_string())),
+    }
+    Ok(())
+}
+
 /// Reads a `journalctl` command line (without the program name).
 #[allow(clippy::too_many_lines)]
 pub fn parse(args: &[String]) -> Result<Journalctl, JournalctlError> {
@@ -366,57 +432,36 @@ pub fn parse(args: &[String]) -> Result<Journalctl, JournalctlError> {
     let mut grep = None;
     let mut no_tail = false;
     let mut i = 0;
-    // Short options may be grouped (`-fu web`, `-xe`): spread them out.
-    let mut spread = Vec::new();
-    for a in args {
-        match a.strip_prefix('-') {
-            Some(rest)
-                if !a.starts_with("--")
-                    && rest.len() > 1
-                    && rest.starts_with(['f', 'e', 'x', 'a', 'l', 'q', 'r', 'm', 'k', 'N']) =>
-            {
-                for (at, c) in rest.char_indices() {
-                    if "fexalqrmkN".contains(c) {
-                        spread.push(format!("-{c}"));
-                    } else {
-                        spread.push(format!("-{}", &rest[at..]));
-                        break;
-                    }
-                }
-            }
-            _ => spread.push(a.clone()),
-        }
-    }
-    let args = spread;
-    let value = |i: &mut usize,
-                 arg: &str,
-                 short: &str,
-                 long: &str|
-     -> Result<Option<String>, JournalctlError> {
-        if let Some(v) = arg.strip_prefix(&format!("{long}=")) {
-            return Ok(Some(v.to_string()));
-        }
-        if arg == long || (!short.is_empty() && arg == short) {
-            *i += 1;
-            return args
-                .get(*i)
-                .cloned()
-                .map(Some)
-                .ok_or_else(|| JournalctlError::MissingValue(arg.to_string()));
-        }
-        if !short.is_empty() && arg.starts_with(short) && !arg.starts_with("--") {
-            return Ok(Some(arg[short.len()..].to_string()));
-        }
-        Ok(None)
-    };
+    let mut args: Vec<String> = args.to_vec();
+    let mut only_matches = false;
     while i < args.len() {
-        let arg = args[i].as_str();
+        // Short options grouped where an option may stand (`-fu web`,
+        // `-xe`): the first flag, then the rest as an option of its own.
+        if !only_matches
+            && let Some(rest) = args[i].strip_prefix('-')
+            && !rest.starts_with('-')
+            && rest.len() > 1
+            && rest.starts_with(['f', 'e', 'x', 'a', 'l', 'q', 'r', 'm', 'k', 'N'])
+        {
+            let tail = format!("-{}", &rest[1..]);
+            args[i].truncate(2);
+            args.insert(i + 1, tail);
+        }
+        let arg = args[i].clone();
+        let arg = arg.as_str();
         macro_rules! with_value {
             ($short:expr, $long:expr) => {
-                value(&mut i, arg, $short, $long)?
+                option_value(&args, &mut i, arg, $short, $long)?
             };
         }
-        if arg == "-h" || arg == "--help" {
+        if only_matches || !arg.starts_with('-') || arg == "-" {
+            match_word(arg, &mut o.query)?;
+            i += 1;
+            continue;
+        }
+        if arg == "--" {
+            only_matches = true;
+        } else if arg == "-h" || arg == "--help" {
             return Ok(Journalctl::Help);
         } else if arg == "--version" {
             return Ok(Journalctl::Version);
@@ -564,36 +609,27 @@ pub fn parse(args: &[String]) -> Result<Journalctl, JournalctlError> {
                 || (o.len() == 2 && arg.starts_with(**o) && !arg.starts_with("--"))
         }) {
             return Err(JournalctlError::Files((*v).to_string()));
-        } else if arg.starts_with('-') {
-            return Err(JournalctlError::UnknownOption(arg.to_string()));
-        } else if arg == "+" {
-            return Err(JournalctlError::Unsupported(arg.to_string()));
-        } else if let Some((name, value)) = arg.split_once('=') {
-            match name {
-                "_SYSTEMD_UNIT" => o.query.systemd_units.push(value.to_string()),
-                "UNIT" | "OBJECT_SYSTEMD_UNIT" => o.query.units.push(value.to_string()),
-                "_PID" => o.query.pids.push(
-                    value
-                        .parse()
-                        .map_err(|_| JournalctlError::Match(arg.to_string()))?,
-                ),
-                "SYSLOG_IDENTIFIER" => o.query.idents.push(value.to_string()),
-                "PRIORITY" => {
-                    let p = level(value).map_err(|_| JournalctlError::Match(arg.to_string()))?;
-                    o.query.priorities = Some(o.query.priorities.unwrap_or(0) | 1 << p);
-                }
-                "_TRANSPORT" => o.query.transports.push(match value {
-                    "stdout" => Transport::Stdout,
-                    "syslog" => Transport::Syslog,
-                    "journal" => Transport::Manager,
-                    _ => Transport::Kernel,
-                }),
-                _ => return Err(JournalctlError::Unsupported(arg.to_string())),
-            }
         } else {
-            return Err(JournalctlError::Match(arg.to_string()));
+            return Err(JournalctlError::UnknownOption(arg.to_string()));
         }
         i += 1;
+    }
+    if o.follow && o.reverse {
+        return Err(JournalctlError::Conflict(
+            "Please specify either --reverse or --follow, not both.",
+        ));
+    }
+    if let (Some(since), Some(until)) = (o.query.since, o.query.until)
+        && since > until
+    {
+        return Err(JournalctlError::Conflict(
+            "--since= must be before --until=.",
+        ));
+    }
+    if u8::from(since_set) + u8::from(o.cursor.is_some()) + u8::from(o.cursor_file.is_some()) > 1 {
+        return Err(JournalctlError::Conflict(
+            "Please specify only one of --since=, --cursor=, and --after-cursor=.",
+        ));
     }
     if let Some(field) = field {
         return Ok(Journalctl::Field {
@@ -961,6 +997,8 @@ pub fn field_values(field: &str, entries: &[Json], ctx: &Context) -> Vec<String>
 struct Answer {
     journal_id: String,
     uid: Option<u64>,
+    /// The sequence number of the last line the flint keeps.
+    last_seq: u64,
 }
 
 /// Asks the flint at `path` for the lines `query` selects; the lines and
@@ -974,6 +1012,7 @@ fn fetch(path: &std::path::Path, query: &Query) -> Result<(Vec<Json>, Answer), S
             Answer {
                 journal_id: answer["journal_id"].as_str().unwrap_or("").to_string(),
                 uid: answer["uid"].as_u64(),
+                last_seq: answer["last_seq"].as_u64().unwrap_or(0),
             },
         )),
         Ok(answer) => Err(answer["error"]
@@ -1067,15 +1106,26 @@ pub fn main(args: &[String]) -> u8 {
         }
         Journalctl::ListBoots { user } => {
             let path = crate::control::default_path(user);
-            let (entries, id) = match fetch(&path, &all) {
-                Ok(x) => x,
-                Err(e) => {
+            // The first line and the last, not the whole store.
+            let end = |oldest| {
+                fetch(
+                    &path,
+                    &Query {
+                        lines: Some(1),
+                        oldest,
+                        ..Query::default()
+                    },
+                )
+            };
+            let (first, last, id) = match (end(true), end(false)) {
+                (Ok((first, id)), Ok((last, _))) => (first, last, id),
+                (Err(e), _) | (_, Err(e)) => {
                     eprintln!("{e}");
                     return 1;
                 }
             };
             let c = ctx(id, false);
-            let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            let (Some(first), Some(last)) = (first.first(), last.first()) else {
                 return 0;
             };
             let when = |e: &Json| {
@@ -1137,14 +1187,17 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     }
-    let (mut entries, id) = match fetch(&path, &query) {
+    let (mut entries, answer) = match fetch(&path, &query) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
             return 1;
         }
     };
-    let c = ctx(id, opts.utc);
+    // Following goes on after what the flint kept when asked (lines left
+    // out by -n are not shown later), in this run of the flint.
+    let (journal_id, mut follow_after) = (answer.journal_id.clone(), answer.last_seq);
+    let c = ctx(answer, opts.utc);
     if opts.reverse {
         entries.reverse();
     }
@@ -1153,7 +1206,7 @@ pub fn main(args: &[String]) -> u8 {
             return 0;
         }
     }
-    let mut last = if opts.reverse {
+    let last = if opts.reverse {
         entries.first()
     } else {
         entries.last()
@@ -1172,28 +1225,41 @@ pub fn main(args: &[String]) -> u8 {
         let _ = w.flush();
         query.lines = None;
         query.oldest = false;
+        let mut journal_id = journal_id;
         loop {
             std::thread::sleep(std::time::Duration::from_millis(200));
-            if let Some(e) = &last {
-                query.after = e["seq"].as_u64().unwrap_or(query.after);
-            }
-            let (more, _) = match fetch(&path, &query) {
+            query.after = follow_after;
+            let (mut more, answer) = match fetch(&path, &query) {
                 Ok(x) => x,
                 Err(e) => {
                     eprintln!("{e}");
                     return 1;
                 }
             };
+            if answer.journal_id != journal_id {
+                // Another flint answers (the one before stopped): its
+                // lines from its first on.
+                journal_id.clone_from(&answer.journal_id);
+                query.after = 0;
+                more = match fetch(&path, &query) {
+                    Ok((more, _)) => more,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return 1;
+                    }
+                };
+            }
+            follow_after = more
+                .last()
+                .and_then(|e| e["seq"].as_u64())
+                .unwrap_or(query.after);
             for e in &more {
                 if !print(&mut w, e, &opts, &c) {
                     return 0;
                 }
             }
-            if let Some(e) = more.last() {
-                last = Some(e.clone());
-                if w.flush().is_err() {
-                    return 0;
-                }
+            if !more.is_empty() && w.flush().is_err() {
+                return 0;
             }
         }
     }
@@ -1303,6 +1369,19 @@ mod tests {
             parse(&args("-o nope")),
             Err(JournalctlError::Output(_))
         ));
+        // A value that looks like grouped flags is a value.
+        assert_eq!(show("-g -error").query.grep.as_deref(), Some("-error"));
+        assert_eq!(show("-fuweb").query.units, ["web.service"]);
+        assert_eq!(show("-- _PID=3").query.pids, [3]);
+        assert!(matches!(
+            parse(&args("-f -r")),
+            Err(JournalctlError::Conflict(_))
+        ));
+        assert!(matches!(
+            parse(&args("--since=@20 --until=@10")),
+            Err(JournalctlError::Conflict(_))
+        ));
+        assert_eq!(show("-f --no-tail").query.lines, None);
     }
 
     #[test]
@@ -1324,6 +1403,8 @@ mod tests {
         assert_eq!(p("Sun 2026-12-06 08:32:06 UTC"), 1_796_545_926_000_000);
         assert_eq!(p("08:32:06.25"), 1_796_545_926_250_000);
         assert_eq!(p("26-12-06 08:32"), 1_796_545_920_000_000);
+        assert_eq!(p("2026-12-06 08:32 utc"), 1_796_545_920_000_000);
+        assert_eq!(p("70-01-01 00:00:01"), 1_000_000);
         assert!(parse_timestamp("garbage", now, &utc).is_err());
         assert!(parse_timestamp("2026-13-01", now, &utc).is_err());
     }

@@ -319,6 +319,15 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
         }
         return out;
     }
+    if command == "list-jobs" {
+        return jobs_table(answer);
+    }
+    if command == "list-dependencies" {
+        for line in answer["lines"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "{}", line.as_str().unwrap_or(""));
+        }
+        return out;
+    }
     if command == "show-environment" {
         for entry in answer["environment"].as_array().into_iter().flatten() {
             let entry = entry.as_str().unwrap_or("");
@@ -707,6 +716,55 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             );
             out.push_str("To show all installed unit files use 'flint list-unit-files'.\n");
         }
+    }
+    out
+}
+
+/// `list-jobs` as systemctl prints it: each job's number (right-aligned),
+/// unit, type and state, or `No jobs running.`.
+fn jobs_table(answer: &Json) -> String {
+    let legend = answer["no_legend"] != true;
+    let jobs: Vec<&Json> = answer["jobs"].as_array().into_iter().flatten().collect();
+    let mut out = String::new();
+    if jobs.is_empty() {
+        if legend {
+            let skipped = answer["skipped"] == true;
+            let _ = writeln!(
+                out,
+                "No jobs {}.",
+                if skipped { "listed" } else { "running" }
+            );
+        }
+        return out;
+    }
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            ["id", "unit", "type", "state"]
+                .iter()
+                .map(|k| match &j[*k] {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let width = |i: usize, head: &str| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([if legend { head.len() } else { 0 }])
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1, w2) = (width(0, "JOB"), width(1, "UNIT"), width(2, "TYPE"));
+    if legend {
+        let _ = writeln!(out, "{:w0$} {:w1$} {:w2$} STATE", "JOB", "UNIT", "TYPE");
+    }
+    for r in &rows {
+        let _ = writeln!(out, "{:>w0$} {:w1$} {:w2$} {}", r[0], r[1], r[2], r[3]);
+    }
+    if legend {
+        let _ = writeln!(out, "\n{} jobs listed.", rows.len());
     }
     out
 }

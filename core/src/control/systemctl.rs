@@ -59,7 +59,8 @@ flint called as systemctl: the systemctl command line on a running flint.
 
 Unit commands: start, stop, restart, try-restart, reload, reload-or-restart,
   try-reload-or-restart, kill, status, show, cat, is-active, is-failed,
-  list-units, list-sockets, list-timers, list-paths, reset-failed
+  list-units, list-sockets, list-timers, list-paths, list-jobs,
+  list-dependencies, reset-failed
 Unit file commands: enable, disable, reenable, mask, unmask, preset,
   preset-all, is-enabled, list-unit-files, set-default, get-default
 Manager commands: daemon-reload, is-system-running, set-environment,
@@ -277,6 +278,23 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
         }
         "status" => ctl(&mut out, "status"),
+        "list-dependencies" => {
+            ctl(&mut out, "list-dependencies");
+            if all {
+                out.push("--all".into());
+            }
+            if plain {
+                out.push("--plain".into());
+            }
+        }
+        "list-jobs" => {
+            ctl(&mut out, "list-jobs");
+            if no_legend {
+                out.push("--no-legend".into());
+            }
+            out.extend(raw_units.iter().cloned());
+            return Ok(Systemctl::Flint(out));
+        }
         "list-timers" | "list-paths" => {
             ctl(&mut out, &verb);
             if all {

@@ -320,8 +320,10 @@ pub fn preset_all(lp: &LookupPaths, mode: PresetMode, opts: Options) -> Outcome 
                 .collect();
             names.sort();
             for n in names {
-                let mut ignored = Vec::new();
-                match prepare_one(lp, &mut plan, &n, &presets, &mut ignored) {
+                // What fails is reported, and for units that are not for
+                // presets (systemd 255's list, which also passes over a
+                // dangling alias) the others still go ahead.
+                match prepare_one(lp, &mut plan, &n, &presets, changes) {
                     Ok(()) => {}
                     Err(
                         InstallError::Exists
@@ -337,8 +339,9 @@ pub fn preset_all(lp: &LookupPaths, mode: PresetMode, opts: Options) -> Outcome 
                         | InstallError::Dangling,
                     ) => {}
                     Err(e) => {
-                        changes.append(&mut ignored);
-                        r = Err(e);
+                        if r.is_ok() {
+                            r = Err(e);
+                        }
                     }
                 }
             }
