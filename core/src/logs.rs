@@ -10,6 +10,7 @@
 //! forgotten first), so a flood of `Accept=yes` instances cannot grow memory
 //! without bound.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -71,7 +72,7 @@ pub struct Entry {
     /// What journald keeps as `SYSLOG_IDENTIFIER`: the syslog tag, the
     /// command's name (or `SyslogIdentifier=`) for its output, `flint` for
     /// flint's lines.
-    pub ident: String,
+    pub ident: Cow<'static, str>,
     pub transport: Transport,
     pub line: String,
 }
@@ -145,7 +146,14 @@ pub fn record_output(unit: &str, pid: i32, ident: &str, line: &str, priority: u1
     } else {
         at_priority!(priority, "{unit}[{pid}]: {line}");
     }
-    keep(unit, pid, ident, Transport::Stdout, line, priority);
+    keep(
+        unit,
+        pid,
+        Cow::Owned(ident.to_string()),
+        Transport::Stdout,
+        line.to_string(),
+        priority,
+    );
 }
 
 /// Logs a syslog message of `unit`'s process `pid` (`unit` empty for a
@@ -162,9 +170,9 @@ pub fn record_syslog(unit: &str, pid: i32, ident: Option<&str>, text: &str, prio
     keep(
         unit,
         pid,
-        ident.unwrap_or(""),
+        Cow::Owned(ident.unwrap_or("").to_string()),
         Transport::Syslog,
-        text,
+        text.to_string(),
         priority,
     );
 }
@@ -196,7 +204,14 @@ pub fn uptime() -> std::time::Duration {
 /// ring only when it has one (it wrote something), else to the ring of
 /// no unit: an `Accept=yes` instance that writes nothing then takes no
 /// ring, and cannot push the rings of units that write out of the store.
-fn keep(unit: &str, pid: i32, ident: &str, transport: Transport, line: &str, priority: u16) {
+fn keep(
+    unit: &str,
+    pid: i32,
+    ident: Cow<'static, str>,
+    transport: Transport,
+    line: String,
+    priority: u16,
+) {
     let (usec, mono) = now_usec();
     let mut guard = RINGS.lock().unwrap_or_else(PoisonError::into_inner);
     let rings = guard.get_or_insert_with(Rings::default);
@@ -237,9 +252,9 @@ fn keep(unit: &str, pid: i32, ident: &str, transport: Transport, line: &str, pri
         unit: unit.to_string(),
         pid,
         priority: u8::try_from(priority & 7).unwrap_or(6),
-        ident: ident.to_string(),
+        ident,
         transport,
-        line: line.to_string(),
+        line,
     });
 }
 
@@ -316,8 +331,13 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
             _ => 7,
         };
         let pid = i32::try_from(std::process::id()).unwrap_or(0);
-        let unit = unit_of_line(&line).unwrap_or("");
-        keep(unit, pid, "flint", Transport::Manager, cut(&line), priority);
+        let mut line = line;
+        if line.len() > MAX_LINE {
+            let end = cut(&line).len();
+            line.truncate(end);
+        }
+        let unit = unit_of_line(&line).unwrap_or("").to_string();
+        keep(&unit, pid, Cow::Borrowed("flint"), Transport::Manager, line, priority);
     }
 }
 
@@ -554,7 +574,7 @@ impl Query {
         unit_ok
             && e.seq > self.after
             && (self.pids.is_empty() || self.pids.contains(&e.pid))
-            && (self.idents.is_empty() || self.idents.contains(&e.ident))
+            && (self.idents.is_empty() || self.idents.iter().any(|i| *i == *e.ident))
             && (self.transports.is_empty() || self.transports.contains(&e.transport))
             && self
                 .priorities
