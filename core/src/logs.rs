@@ -545,11 +545,11 @@ pub struct PatternError(String);
 
 impl Query {
     /// The pattern of `grep`, compiled.
-    pub fn pattern(&self) -> Result<Option<regex::Regex>, PatternError> {
+    pub fn pattern(&self) -> Result<Option<regex_lite::Regex>, PatternError> {
         let Some(grep) = &self.grep else {
             return Ok(None);
         };
-        regex::RegexBuilder::new(grep)
+        regex_lite::RegexBuilder::new(grep)
             .case_insensitive(!self.case_sensitive)
             .size_limit(1 << 20)
             .build()
@@ -567,7 +567,7 @@ impl Query {
         self.units.iter().any(|u| selects(u, unit)) || self.systemd_units.iter().any(|u| u == unit)
     }
 
-    fn wants(&self, e: &Entry, pattern: Option<&regex::Regex>) -> bool {
+    fn wants(&self, e: &Entry, pattern: Option<&regex_lite::Regex>) -> bool {
         let unit_ok = (self.units.is_empty() && self.systemd_units.is_empty())
             || self.units.iter().any(|u| selects(u, &e.unit))
             || (e.transport != Transport::Manager && self.systemd_units.contains(&e.unit));
@@ -587,7 +587,7 @@ impl Query {
     /// The lines kept that this query selects, oldest first, and the
     /// sequence number of the last line kept of any unit (where a reader
     /// that follows goes on from). `pattern` is [`Query::pattern`]'s.
-    pub fn run(&self, pattern: Option<&regex::Regex>) -> (Vec<Entry>, u64) {
+    pub fn run(&self, pattern: Option<&regex_lite::Regex>) -> (Vec<Entry>, u64) {
         let guard = RINGS.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(rings) = guard.as_ref() else {
             return (Vec::new(), 0);
