@@ -2097,26 +2097,49 @@ fn journalctl_shows_units_lines_and_flints_as_systemds_journalctl_shows_them() {
         let theirs = String::from_utf8_lossy(&out.stdout);
         assert_eq!(ours, theirs, "journalctl {case:?}");
     }
-    // JSON: the same fields and values but the cursor, which is flint's.
-    let (_, ours, _) = j(&["-o", "json", "-u", "talk"]);
+    // JSON: the same fields and values but the cursor, which is flint's
+    // (an unprintable message as an array of its bytes).
+    for unit in ["talk.service", "odd.service"] {
+        let (_, ours, _) = j(&["-o", "json", "-u", unit]);
+        let out = Command::new(&real)
+            .arg(format!("--file={}", file.display()))
+            .args(["-o", "json", &format!("_SYSTEMD_UNIT={unit}")])
+            .output()
+            .unwrap();
+        let theirs = String::from_utf8_lossy(&out.stdout);
+        let strip = |line: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v.as_object_mut().unwrap().remove("__CURSOR");
+            v
+        };
+        let ours: Vec<_> = ours
+            .lines()
+            .map(strip)
+            .filter(|v| v["_SYSTEMD_UNIT"] == unit)
+            .collect();
+        let theirs: Vec<_> = theirs.lines().map(strip).collect();
+        assert_eq!(ours, theirs, "{unit}");
+    }
+    // verbose: the same fields (an unprintable one as a blob) after the
+    // first line, which has the cursor.
+    let (_, ours, _) = j(&["-o", "verbose", "_SYSTEMD_UNIT=odd.service"]);
     let out = Command::new(&real)
         .arg(format!("--file={}", file.display()))
-        .args(["-o", "json", "_SYSTEMD_UNIT=talk.service"])
+        .args(["-o", "verbose", "_SYSTEMD_UNIT=odd.service"])
+        .env("TZ", "UTC")
         .output()
         .unwrap();
-    let theirs = String::from_utf8_lossy(&out.stdout);
-    let strip = |line: &str| {
-        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
-        v.as_object_mut().unwrap().remove("__CURSOR");
+    let fields = |text: &str| -> Vec<String> {
+        let mut v: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("    "))
+            .map(str::to_string)
+            .collect();
+        v.sort();
         v
     };
-    let ours: Vec<_> = ours
-        .lines()
-        .map(strip)
-        .filter(|v| v["_SYSTEMD_UNIT"] == "talk.service")
-        .collect();
-    let theirs: Vec<_> = theirs.lines().map(strip).collect();
-    assert_eq!(ours, theirs);
+    assert_eq!(fields(&ours), fields(&String::from_utf8_lossy(&out.stdout)));
+    assert!(ours.contains("    MESSAGE=[12B blob data]\n"), "{ours}");
 }
 
 /// The path of a program on `PATH`.

@@ -337,7 +337,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
             line.truncate(end);
         }
         let unit = unit_of_line(&line).unwrap_or("").to_string();
-        keep(&unit, pid, Cow::Borrowed("flint"), Transport::Manager, line, priority);
+        keep(
+            &unit,
+            pid,
+            Cow::Borrowed("flint"),
+            Transport::Manager,
+            line,
+            priority,
+        );
     }
 }
 

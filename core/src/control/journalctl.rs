@@ -810,7 +810,13 @@ pub fn format_line(e: &Json, output: Output, no_hostname: bool, ctx: &Context) -
                 json!(e["mono"].as_u64().unwrap_or(0).to_string()),
             );
             for (k, v) in fields(e, ctx) {
-                object.insert(k.into(), json!(v));
+                // An unprintable value as its bytes, as journalctl's JSON.
+                let value = if printable(&v) {
+                    json!(v)
+                } else {
+                    json!(v.as_bytes())
+                };
+                object.insert(k.into(), value);
             }
             let object = Json::Object(object);
             return match output {
@@ -836,7 +842,11 @@ pub fn format_line(e: &Json, output: Output, no_hostname: bool, ctx: &Context) -
                 cursor(e, ctx)
             );
             for (k, v) in fields(e, ctx) {
-                let _ = writeln!(out, "    {k}={v}");
+                if printable(&v) {
+                    let _ = writeln!(out, "    {k}={v}");
+                } else {
+                    let _ = writeln!(out, "    {k}={}", blob(&v));
+                }
             }
             return out;
         }
@@ -877,21 +887,31 @@ fn shown(message: &str) -> String {
                 }
             }
             '\t' => out.push_str("        "),
-            c if c.is_control() => {
-                let n = message.len();
-                return if n < 1024 {
-                    format!("[{n}B blob data]")
-                } else {
-                    // systemd's format_bytes(): one decimal, base 1024.
-                    #[allow(clippy::cast_precision_loss)]
-                    let k = n as f64 / 1024.0;
-                    format!("[{k:.1}K blob data]")
-                };
-            }
+            c if c.is_control() => return blob(message),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Whether journalctl prints a value as it is: no control character but
+/// tabs and newlines.
+fn printable(value: &str) -> bool {
+    !value
+        .chars()
+        .any(|c| c.is_control() && c != '\t' && c != '\n')
+}
+
+/// `[SIZE blob data]`, the size as systemd's `format_bytes()` gives it.
+fn blob(value: &str) -> String {
+    let n = value.len();
+    if n < 1024 {
+        format!("[{n}B blob data]")
+    } else {
+        #[allow(clippy::cast_precision_loss)]
+        let k = n as f64 / 1024.0;
+        format!("[{k:.1}K blob data]")
+    }
 }
 
 /// One line in journalctl's export format: `FIELD=value` lines and an
