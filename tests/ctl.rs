@@ -2289,3 +2289,107 @@ fn list_dependencies_draws_the_tree_systemctl_draws() {
     );
     assert!(out.contains("● ├─a.service\n○ │ └─c.service\n"), "{out}");
 }
+
+#[test]
+fn cancel_ends_waiting_jobs_as_systemctl_cancel() {
+    let tree = Tree::new();
+    let control = tree.path().join("control");
+    let mark = tree.path().join("later-ran");
+    tree.write(
+        "slow.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/sleep 3\n",
+    );
+    tree.write(
+        "later.service",
+        &format!(
+            "[Unit]\nAfter=slow.service\n[Service]\nType=oneshot\nExecStart=/bin/touch {}\n",
+            mark.display()
+        ),
+    );
+    tree.write(
+        "needs.service",
+        "[Unit]\nRequires=later.service\nAfter=later.service\n[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    );
+    tree.write("idle.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "idle.service"],
+    );
+    assert!(flint.wait_log("idle.service: started"), "{}", flint.log());
+    let (code, _) = ctl(&control, &["start", "--no-block", "slow.service"]);
+    assert_eq!(code, 0);
+    systemctl_link(&tree);
+    // A client waits for later.service's start, which waits for slow.
+    let waiter = {
+        let tree_path = tree.path().to_path_buf();
+        let control = control.clone();
+        std::thread::spawn(move || {
+            let out = Command::new(tree_path.join("bin/systemctl"))
+                .args(["start", "needs.service"])
+                .env("FLINT_CONTROL", &control)
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let id = wait_for(Duration::from_secs(10), || {
+        let (_, out, _) = systemctl(&tree, &control, &["list-jobs", "--no-legend", "later*"]);
+        out.split_whitespace().next().map(str::to_string)
+    })
+    .expect("later.service has a job");
+    let (code, _, err) = systemctl(&tree, &control, &["cancel", &id]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = waiter.join().unwrap();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("A dependency job for needs.service failed."),
+        "what requires it fails: {err}"
+    );
+    let (_, out, _) = systemctl(&tree, &control, &["list-jobs", "--no-legend"]);
+    assert!(!out.contains("later.service"), "{out}");
+    let (code, _, err) = systemctl(&tree, &control, &["cancel", "999999"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Job 999999 does not exist."), "{err}");
+    let (code, _, err) = systemctl(&tree, &control, &["cancel", "x"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Failed to parse job id \"x\""), "{err}");
+    // slow.service's own start goes on and ends; later.service never ran.
+    let done = wait_for(Duration::from_secs(15), || {
+        let (_, out, _) = systemctl(&tree, &control, &["list-jobs"]);
+        (out == "No jobs running.\n").then_some(())
+    });
+    assert!(done.is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!mark.exists(), "a canceled start does not happen");
+    // A client waiting for the canceled job itself is told so.
+    let (code, _) = ctl(&control, &["start", "--no-block", "slow.service"]);
+    assert_eq!(code, 0);
+    let waiter = {
+        let tree_path = tree.path().to_path_buf();
+        let control = control.clone();
+        std::thread::spawn(move || {
+            let out = Command::new(tree_path.join("bin/systemctl"))
+                .args(["start", "later.service"])
+                .env("FLINT_CONTROL", &control)
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    wait_for(Duration::from_secs(10), || {
+        let (_, out, _) = systemctl(&tree, &control, &["list-jobs", "--no-legend", "later*"]);
+        (!out.is_empty()).then_some(())
+    })
+    .expect("later.service has a job");
+    let (code, _, err) = systemctl(&tree, &control, &["cancel"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = waiter.join().unwrap();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("Job for later.service canceled."), "{err}");
+}

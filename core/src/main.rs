@@ -228,6 +228,13 @@ enum CtlCommand {
         #[arg(long)]
         plain: bool,
     },
+    /// Cancel jobs by their number (`list-jobs` shows it), every job when
+    /// none is named, as `systemctl cancel`: a start that waits never
+    /// happens and what requires it fails; a unit already acting goes on.
+    Cancel {
+        #[arg(value_name = "JOB")]
+        jobs: Vec<String>,
+    },
     /// The jobs waiting or running (those of the units the patterns
     /// match), as `systemctl list-jobs`.
     ListJobs {
@@ -1119,6 +1126,7 @@ fn ctl(
         CtlCommand::ListUnits { patterns, .. } => ("list-units", patterns.clone()),
         CtlCommand::ListSockets { patterns, .. } => ("list-sockets", patterns.clone()),
         CtlCommand::ListJobs { patterns, .. } => ("list-jobs", patterns.clone()),
+        CtlCommand::Cancel { jobs } => ("cancel", jobs.clone()),
         CtlCommand::ListDependencies { units, .. } => ("list-dependencies", units.clone()),
         CtlCommand::ListTimers { patterns, .. } => ("list-timers", patterns.clone()),
         CtlCommand::ListPaths { patterns, .. } => ("list-paths", patterns.clone()),

@@ -1641,6 +1641,38 @@ impl Manager {
                 }
                 json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "lines": lines})
             }
+            "cancel" => {
+                // Job numbers; none: every job (systemd's ClearJobs).
+                let serials: Vec<Result<u64, String>> = if given.is_empty() {
+                    self.job_serials().into_iter().map(Ok).collect()
+                } else {
+                    given
+                        .iter()
+                        .map(|g| {
+                            g.parse::<u32>().map(u64::from).map_err(|_| {
+                                format!("Failed to parse job id \"{g}\": Invalid argument")
+                            })
+                        })
+                        .collect()
+                };
+                let mut errors = Vec::new();
+                for serial in serials {
+                    match serial {
+                        Ok(n) if self.cancel_job(n) => {}
+                        Ok(n) if !given.is_empty() => {
+                            errors
+                                .push(format!("Failed to cancel job {n}: Job {n} does not exist."));
+                        }
+                        Ok(_) => {}
+                        Err(e) => errors.push(e),
+                    }
+                }
+                if errors.is_empty() {
+                    json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0})
+                } else {
+                    control::error(1, &errors.join("\n"))
+                }
+            }
             "list-jobs" => {
                 // Patterns pick jobs by their unit's name.
                 let rows = self.job_rows();

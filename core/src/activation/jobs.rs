@@ -1512,6 +1512,51 @@ impl Manager {
         }
     }
 
+    /// `systemctl cancel`: the job numbered `serial` ends with result
+    /// `canceled` (systemd's `job_finish_and_invalidate()`): a start that
+    /// was waiting never happens and what requires it fails, a unit
+    /// already acting goes on; whoever waits for the job is told. Whether
+    /// there was such a job.
+    pub(super) fn cancel_job(&mut self, serial: u64) -> bool {
+        let Some(id) = self
+            .jobs
+            .iter()
+            .find(|(_, j)| j.serial == serial)
+            .map(|(&id, _)| id)
+        else {
+            return false;
+        };
+        let kind = self.jobs[&id].kind;
+        let name = self.holder_name(id).unwrap_or("").to_string();
+        tracing::info!("{name}: Job {name}/{} canceled.", kind.as_str());
+        // Told to whoever waits (flint's own cancellations, at a stop or
+        // a switch, replace a job instead and say nothing).
+        if let Some(svc) = self.services.get_mut(&id) {
+            svc.job_failed = Some("canceled");
+        }
+        self.finish_job(id, JobResult::Canceled);
+        if kind == JobKind::Start {
+            if self
+                .services
+                .get(&id)
+                .is_some_and(|s| Class::of(s.state).down())
+            {
+                self.let_go_unstarted(id);
+            }
+            // systemd's recursive cancel: what requires the start fails.
+            self.fail_dependents(&name);
+        }
+        self.dispatch();
+        true
+    }
+
+    /// The numbers of every job, for `systemctl cancel` without any.
+    pub(super) fn job_serials(&self) -> Vec<u64> {
+        let mut serials: Vec<u64> = self.jobs.values().map(|j| j.serial).collect();
+        serials.sort_unstable();
+        serials
+    }
+
     /// [`Self::finish_job`] for a target: as systemd's job results for it.
     fn finish_target_job(&mut self, id: u64, kind: JobKind, serial: u64, result: JobResult) {
         let Some(t) = self.targets.get_mut(&id) else {

@@ -1014,8 +1014,9 @@ impl Manager {
     fn settled(&self, id: u64) -> bool {
         !self.jobs.contains_key(&id)
             && self.services.get(&id).is_none_or(|s| {
-                // A job that timed out is over, whatever the unit does.
-                s.job_failed == Some("timeout")
+                // A job that timed out or was canceled by hand is over,
+                // whatever the unit does.
+                matches!(s.job_failed, Some("timeout" | "canceled"))
                     || !s.spawning
                         && !s.restart_requested
                         && matches!(
@@ -1108,6 +1109,9 @@ impl Manager {
                 } else if t.last_job == Some(super::jobs::JobResult::Timeout) {
                     lines.push(job_timed_out(&name));
                     exit = 1;
+                } else if start && t.last_job == Some(super::jobs::JobResult::Canceled) {
+                    lines.push(format!("Job for {name} canceled.").into());
+                    exit = 1;
                 }
                 continue;
             }
@@ -1123,6 +1127,9 @@ impl Manager {
                 exit = 1;
             } else if svc.job_failed == Some("timeout") {
                 lines.push(job_timed_out(&name));
+                exit = 1;
+            } else if start && svc.job_failed == Some("canceled") {
+                lines.push(format!("Job for {name} canceled.").into());
                 exit = 1;
             } else if start
                 && svc.job_failed == Some("dependency")

@@ -59,7 +59,7 @@ flint called as systemctl: the systemctl command line on a running flint.
 
 Unit commands: start, stop, restart, try-restart, reload, reload-or-restart,
   try-reload-or-restart, kill, status, show, cat, is-active, is-failed,
-  list-units, list-sockets, list-timers, list-paths, list-jobs,
+  list-units, list-sockets, list-timers, list-paths, list-jobs, cancel,
   list-dependencies, reset-failed
 Unit file commands: enable, disable, reenable, mask, unmask, preset,
   preset-all, is-enabled, list-unit-files, set-default, get-default
@@ -286,6 +286,12 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             if plain {
                 out.push("--plain".into());
             }
+        }
+        "cancel" => {
+            // Job numbers, not unit names.
+            ctl(&mut out, "cancel");
+            out.extend(raw_units.iter().cloned());
+            return Ok(Systemctl::Flint(out));
         }
         "list-jobs" => {
             ctl(&mut out, "list-jobs");
