@@ -1286,6 +1286,10 @@ fn ctl(
                     for m in answer["missing"].as_array().into_iter().flatten() {
                         eprintln!("{}", m.as_str().unwrap_or(""));
                     }
+                } else if flint::control::systemctl::FRONT
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    eprint!("{}", flint::control::systemctl::reword(&text, user));
                 } else {
                     eprint!("{text}");
                 }
@@ -1882,6 +1886,7 @@ fn main() -> ExitCode {
             .skip(1)
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
+        flint::control::systemctl::FRONT.store(true, std::sync::atomic::Ordering::Relaxed);
         match flint::control::systemctl::translate(&args) {
             Ok(flint::control::systemctl::Systemctl::Version) => {
                 println!("{}", flint::control::systemctl::version_line());

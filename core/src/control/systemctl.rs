@@ -38,6 +38,47 @@ pub enum Systemctl {
     Help,
 }
 
+/// Set when flint runs as `systemctl`: answers are worded as systemctl's.
+pub static FRONT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// flint's answer text as systemctl words it: no `flint: ` before a
+/// message, and the hints name `systemctl` and `journalctl` (which flint
+/// also answers as) instead of `flint ctl`: `See "systemctl status X" and
+/// "journalctl -xeu X" for details.`
+pub fn reword(text: &str, user: bool) -> String {
+    let (sc, jc) = if user {
+        ("systemctl --user", "journalctl --user")
+    } else {
+        ("systemctl", "journalctl")
+    };
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let line = line.strip_prefix("flint: ").unwrap_or(line);
+        let reworded = if let Some(unit) = line
+            .strip_prefix("See \"flint ctl status ")
+            .and_then(|r| r.split_once("\" and \"flint ctl logs "))
+            .map(|(u, _)| u)
+        {
+            format!("See \"{sc} status {unit}\" and \"{jc} -xeu {unit}\" for details.")
+        } else if let Some((head, _)) = line
+            .split_once(" See \"flint ctl status ")
+            .filter(|(h, _)| h.starts_with("A dependency job for "))
+        {
+            format!("{head} See '{jc} -xe' for details.")
+        } else if let Some(unit) = line
+            .strip_prefix("See flint's log and 'flint ctl status ")
+            .and_then(|r| r.strip_suffix("' for details."))
+        {
+            format!("See system logs and '{sc} status {unit}' for details.")
+        } else {
+            line.to_string()
+        };
+        out.push_str(&reworded);
+        out.push('\n');
+    }
+    out
+}
+
 /// The systemd version whose `systemctl` and `journalctl` the fronts
 /// follow (Debian 12's): `--version` names it first, as
 /// `systemd 252 (flint 0.1.0)`, since scripts read the number there
@@ -591,6 +632,31 @@ mod tests {
         assert_eq!(
             flint("is-system-running --quiet"),
             words("ctl is-system-running --quiet")
+        );
+    }
+
+    #[test]
+    fn answers_are_worded_as_systemctls() {
+        assert_eq!(
+            reword(
+                "flint: Job for a.service failed because the control process exited with error code.\nSee \"flint ctl status a.service\" and \"flint ctl logs a.service\" for details.\n",
+                false
+            ),
+            "Job for a.service failed because the control process exited with error code.\nSee \"systemctl status a.service\" and \"journalctl -xeu a.service\" for details.\n"
+        );
+        assert_eq!(
+            reword(
+                "flint: A dependency job for b.service failed. See \"flint ctl status b.service\" for details.\n",
+                true
+            ),
+            "A dependency job for b.service failed. See 'journalctl --user -xe' for details.\n"
+        );
+        assert_eq!(
+            reword(
+                "flint: Failed to start c.service: Unit d.service is masked.\nSee flint's log and 'flint ctl status c.service' for details.\n",
+                false
+            ),
+            "Failed to start c.service: Unit d.service is masked.\nSee system logs and 'systemctl status c.service' for details.\n"
         );
     }
 
