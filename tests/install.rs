@@ -992,3 +992,81 @@ fn links_name_the_unit_directory_as_systemctl_does_on_a_merged_usr_root() {
         }
     }
 }
+
+/// `add-wants`, `add-requires` and `link`: the same links, messages and
+/// exit codes as `systemctl --root`.
+#[test]
+fn add_wants_add_requires_and_link_as_systemctl() {
+    if !require(
+        "systemctl",
+        "the reference for `flint add-wants` and `flint link`",
+    ) {
+        return;
+    }
+    let make = |root: &Path| {
+        let lib = root.join("usr/lib/systemd/system");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+        let svc = "[Service]\nExecStart=/bin/true\n";
+        for name in ["a.service", "b.service"] {
+            std::fs::write(lib.join(name), svc).unwrap();
+        }
+        std::fs::write(
+            lib.join("c.service"),
+            format!("{svc}[Install]\nWantedBy=other.target\n"),
+        )
+        .unwrap();
+        for t in ["multi-user.target", "graphical.target"] {
+            std::fs::write(lib.join(t), "[Unit]\n").unwrap();
+        }
+        let opt = root.join("opt/x");
+        std::fs::create_dir_all(&opt).unwrap();
+        std::fs::write(
+            opt.join("l.service"),
+            format!("{svc}[Install]\nWantedBy=multi-user.target\n"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(lib.join("sub")).unwrap();
+        std::fs::write(lib.join("sub/deep.service"), svc).unwrap();
+    };
+    let steps: &[&[&str]] = &[
+        &["add-wants", "multi-user.target", "a.service", "b"],
+        &["add-requires", "graphical", "a.service"],
+        &["add-wants", "multi-user.target", "c.service"],
+        &["add-wants", "multi-user.target", "nope.service"],
+        &["add-wants", "multi-user.target"],
+        &["is-enabled", "a.service"],
+        &["link", "/opt/x/l.service"],
+        &["is-enabled", "l.service"],
+        &["enable", "l.service"],
+        &["link", "/usr/lib/systemd/system/b.service"],
+        &["link", "/usr/lib/systemd/system/sub/deep.service"],
+        &["link", "/opt/x/missing.service"],
+    ];
+    let link_dir = tempfile::tempdir().unwrap();
+    let front = link_dir.path().join("systemctl");
+    std::os::unix::fs::symlink(flint_bin(), &front).unwrap();
+    let (theirs, ours) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    make(theirs.path());
+    make(ours.path());
+    for step in steps {
+        let run = |program: &Path, root: &Path| {
+            let mut cmd = Command::new(program);
+            prepare(&mut cmd);
+            cmd.arg(format!("--root={}", root.display()))
+                .args(*step)
+                .output()
+                .unwrap()
+        };
+        let t = run(Path::new("systemctl"), theirs.path());
+        let o = run(&front, ours.path());
+        assert_eq!(o.status.code(), t.status.code(), "{step:?}: {o:?} / {t:?}");
+        assert_eq!(o.stdout, t.stdout, "{step:?}");
+        assert_eq!(
+            messages(&o, ours.path()),
+            messages(&t, theirs.path()),
+            "{step:?}"
+        );
+        assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
+    }
+}

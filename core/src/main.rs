@@ -668,6 +668,23 @@ enum Command {
         #[command(flatten)]
         mode: PresetModeArg,
     },
+    /// Link units into TARGET.wants/ (the first argument, a target's name),
+    /// whatever their [Install] says, as `systemctl add-wants`.
+    AddWants {
+        #[command(flatten)]
+        args: InstallArgs,
+    },
+    /// Link units into TARGET.requires/, as `systemctl add-requires`.
+    AddRequires {
+        #[command(flatten)]
+        args: InstallArgs,
+    },
+    /// Link unit files that lie outside the search path into
+    /// /etc/systemd/system under their names, as `systemctl link`.
+    Link {
+        #[command(flatten)]
+        args: InstallArgs,
+    },
     /// Disable, then enable units again.
     Reenable {
         #[command(flatten)]
@@ -2035,6 +2052,9 @@ fn main() -> ExitCode {
             command: PluginCommand::Check { file, config },
         } => Ok(plugin_check(file, config)),
         Command::Enable { args, now } => Ok(install(Verb::Enable, args, Some(now))),
+        Command::AddWants { args } => Ok(install(Verb::AddWants, args, None)),
+        Command::AddRequires { args } => Ok(install(Verb::AddRequires, args, None)),
+        Command::Link { args } => Ok(install(Verb::Link, args, None)),
         Command::Preset { args, mode } => Ok(install_with(
             Verb::Preset,
             args,

@@ -103,7 +103,8 @@ Unit commands: start, stop, restart, try-restart, reload, reload-or-restart,
   list-units, list-sockets, list-timers, list-paths, list-jobs, cancel,
   list-dependencies, reset-failed
 Unit file commands: enable, disable, reenable, mask, unmask, preset,
-  preset-all, is-enabled, list-unit-files, set-default, get-default
+  preset-all, add-wants, add-requires, link, is-enabled, list-unit-files,
+  set-default, get-default
 Manager commands: daemon-reload, is-system-running, set-environment,
   unset-environment, import-environment, show-environment
 
@@ -463,6 +464,30 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             if now {
                 out.push("--now".into());
             }
+        }
+        "add-wants" | "add-requires" | "link" => {
+            // The target of add-wants is a target's name, and link takes
+            // paths: the words go as they are.
+            needs_units(&units)?;
+            out.push(verb.clone());
+            if let Some(root) = value("root") {
+                out.extend(["--root".into(), root]);
+            }
+            for (on, flag) in [
+                (user, "--user"),
+                (runtime, "--runtime"),
+                (force, "--force"),
+                (quiet, "--quiet"),
+            ] {
+                if on {
+                    out.push(flag.into());
+                }
+            }
+            if raw_units.iter().any(|u| u.starts_with('-')) {
+                out.push("--".into());
+            }
+            out.extend(raw_units.iter().cloned());
+            return Ok(Systemctl::Flint(out));
         }
         "preset" | "preset-all" => {
             if verb == "preset" {

@@ -1,14 +1,15 @@
 //! The command-line verbs `enable`, `disable`, `reenable`, `mask`, `unmask`,
-//! `preset`, `preset-all` and `is-enabled` as systemctl runs them on the client side: the
+//! `preset`, `preset-all`, `add-wants`, `add-requires`, `link` and
+//! `is-enabled` as systemctl runs them on the client side: the
 //! arguments mangled into unit names, Debian's pre-check of `.service`
 //! names, the operation, and the lines to print with the exit code.
 
 use std::path::Path;
 
 use super::{
-    InstallError, Level, LookupPaths, Options, check_names, disable, enable, locale_is_utf8,
-    mangle_arg, mask, no_install_info_notice, preset, preset_all, reenable, unit_file_state_warn,
-    unmask,
+    InstallError, Level, LookupPaths, Options, add_dependency, check_names, disable, enable, link,
+    locale_is_utf8, mangle_arg, mask, no_install_info_notice, preset, preset_all, reenable,
+    unit_file_state_warn, unmask,
 };
 
 /// One of the verbs.
@@ -22,6 +23,11 @@ pub enum Verb {
     IsEnabled,
     Preset,
     PresetAll,
+    /// `add-wants TARGET UNIT...`
+    AddWants,
+    /// `add-requires TARGET UNIT...`
+    AddRequires,
+    Link,
 }
 
 impl Verb {
@@ -36,6 +42,9 @@ impl Verb {
             Verb::IsEnabled => "is-enabled",
             Verb::Preset => "preset",
             Verb::PresetAll => "preset-all",
+            Verb::AddWants => "add-wants",
+            Verb::AddRequires => "add-requires",
+            Verb::Link => "link",
         }
     }
 }
@@ -108,8 +117,26 @@ pub fn run(lp: Result<LookupPaths, InstallError>, inv: &Invocation<'_>) -> Repor
     } else {
         "to enable"
     };
+    // add-wants/add-requires: the target first (a name without a type is
+    // a target's), then the units.
+    let mut target = None;
+    let mut units = inv.units;
+    if matches!(inv.verb, Verb::AddWants | Verb::AddRequires) {
+        let Some((first, rest)) = inv.units.split_first().filter(|(_, r)| !r.is_empty()) else {
+            return report.fail("Too few arguments.".to_owned());
+        };
+        let typed = first
+            .rfind('.')
+            .is_some_and(|d| crate::unit::name::UnitType::from_suffix(&first[d + 1..]).is_some());
+        target = Some(if typed || first.contains('/') {
+            first.clone()
+        } else {
+            format!("{first}.target")
+        });
+        units = rest;
+    }
     let mut names = Vec::new();
-    for u in inv.units {
+    for u in units {
         match mangle_arg(u, operation, inv.cwd) {
             Ok((n, notices)) => {
                 if !inv.quiet {
@@ -168,14 +195,22 @@ pub fn run(lp: Result<LookupPaths, InstallError>, inv: &Invocation<'_>) -> Repor
         Verb::Mask => mask(&lp, &names, inv.options),
         Verb::Preset => preset(&lp, &names, inv.options.preset_mode, inv.options),
         Verb::PresetAll => preset_all(&lp, inv.options.preset_mode, inv.options),
+        Verb::AddWants | Verb::AddRequires => add_dependency(
+            &lp,
+            &names,
+            target.as_deref().unwrap_or_default(),
+            inv.verb == Verb::AddRequires,
+            inv.options,
+        ),
+        Verb::Link => link(&lp, &names, inv.options),
         Verb::Unmask | Verb::IsEnabled => unmask(&lp, &names, inv.options),
     };
     let utf8 = locale_is_utf8(inv.env);
-    // preset-all reports its changes as preset does.
-    let verb = if inv.verb == Verb::PresetAll {
-        "preset"
-    } else {
-        verb
+    // How systemctl names the operation in its messages.
+    let verb = match inv.verb {
+        Verb::PresetAll => "preset",
+        Verb::AddWants | Verb::AddRequires => "add dependency on",
+        _ => verb,
     };
     for m in outcome.messages(verb, utf8) {
         if !inv.quiet || m.level == Level::Error {

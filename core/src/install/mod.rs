@@ -119,6 +119,9 @@ pub enum InstallError {
     /// `ENAMETOOLONG`
     #[error("File name too long")]
     NameTooLong,
+    /// `ETXTBSY`: `link` of a file in a directory below the search path.
+    #[error("Text file busy")]
+    UnderHierarchy,
     /// Any other system error.
     #[error("{}", .0.desc())]
     Os(nix::errno::Errno),
@@ -321,6 +324,9 @@ fn failure_text(verb: &str, error: InstallError, path: &str, source: Option<&str
         (InstallError::NotFound, _) => {
             format!("Failed to {verb} unit, unit {path} does not exist.")
         }
+        (InstallError::UnderHierarchy, _) => format!(
+            "Failed to {verb} unit, file {path} is under the systemd unit hierarchy already."
+        ),
         (InstallError::Unresolvable, _) => {
             format!("Failed to {verb} unit, cannot resolve specifiers in \"{path}\".")
         }
@@ -868,6 +874,95 @@ fn symlink_wants(
         }
     }
     r
+}
+
+/// `add-wants`/`add-requires TARGET UNIT...` (systemd's
+/// `unit_file_add_dependency()`): links each unit into `TARGET.wants/`
+/// (`.requires/` with `requires`) as if its `[Install]` said so, whatever
+/// it says.
+pub fn add_dependency(
+    lp: &LookupPaths,
+    names: &[String],
+    target: &str,
+    requires: bool,
+    opts: Options,
+) -> Outcome {
+    outcome(|changes, warnings| {
+        if UnitName::parse(target).is_err() {
+            changes.push(Change::failed(InstallError::BadName, target, None));
+            return Err(InstallError::BadName);
+        }
+        let config = lp.config_path(opts.runtime)?.to_path_buf();
+        let mut ctx = Context::new(lp);
+        let t = ctx.discover_and_check(target, Flags::FOLLOW, changes)?;
+        let target_name = ctx.infos[t].name.clone();
+        for n in names {
+            let i = ctx.discover_and_check(n, Flags::FOLLOW, changes)?;
+            let info = &mut ctx.infos[i];
+            if requires {
+                info.required_by = vec![target_name.clone()];
+            } else {
+                info.wanted_by = vec![target_name.clone()];
+            }
+        }
+        let r = context_apply(&mut ctx, &config, opts.force, false, changes);
+        warnings.append(&mut ctx.warnings);
+        r
+    })
+}
+
+/// `link PATH...` (systemd's `unit_file_link()`): a unit file outside the
+/// search path linked into the configuration directory under its name; a
+/// file already in a search directory is left as it is.
+pub fn link(lp: &LookupPaths, files: &[String], opts: Options) -> Outcome {
+    outcome(|changes, _| {
+        let config = lp.config_path(opts.runtime)?.to_path_buf();
+        let mut todo: Vec<PathBuf> = Vec::new();
+        for f in files {
+            let file = Path::new(f);
+            let fail = |changes: &mut Vec<Change>, e: InstallError| {
+                changes.push(Change::failed(e, f, None));
+                Err(e)
+            };
+            if !file.is_absolute() {
+                return fail(changes, InstallError::Invalid);
+            }
+            let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+                return fail(changes, InstallError::BadName);
+            };
+            if UnitName::parse(name).is_err() {
+                return fail(changes, InstallError::BadName);
+            }
+            let full = lp.prefix_root(file);
+            match std::fs::symlink_metadata(&full) {
+                Err(e) => return fail(changes, InstallError::from_io(&e)),
+                Ok(m) if m.is_dir() => return fail(changes, InstallError::IsDirectory),
+                Ok(m) if !m.is_file() => return fail(changes, InstallError::NotRegular),
+                Ok(_) => {}
+            }
+            // As systemd compares them: the path as given against the
+            // search path, which has the root in front (so that with
+            // --root a file of the tree's own search path is linked too).
+            if lp.in_search_path(file) {
+                continue;
+            }
+            if lp.search_path.iter().any(|d| file.starts_with(d)) {
+                return fail(changes, InstallError::UnderHierarchy);
+            }
+            if !todo.iter().any(|t| t == file) {
+                todo.push(file.to_path_buf());
+            }
+        }
+        let mut r = Ok(0);
+        for file in todo {
+            let name = file.file_name().unwrap_or_default();
+            let q = create_symlink(lp, &file, &config.join(name), opts.force, changes);
+            if let (Err(e), Ok(_)) = (q, &r) {
+                r = Err(e);
+            }
+        }
+        r
+    })
 }
 
 /// Disables units (by name; a path stands for its file name).
