@@ -1070,3 +1070,80 @@ fn add_wants_add_requires_and_link_as_systemctl() {
         assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
     }
 }
+
+/// `revert`: drop-ins an administrator added and copies and masks of a
+/// vendor unit go, links to them too; the same messages and tree as
+/// `systemctl --root`.
+#[test]
+fn revert_puts_units_back_as_systemctl() {
+    if !require("systemctl", "the reference for `flint revert`") {
+        return;
+    }
+    let make = |root: &Path| {
+        let lib = root.join("usr/lib/systemd/system");
+        let etc = root.join("etc/systemd/system");
+        let run = root.join("run/systemd/system");
+        for d in [&lib, &etc, &run] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let svc = "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n";
+        for name in ["v.service", "m.service", "d.service"] {
+            std::fs::write(lib.join(name), svc).unwrap();
+        }
+        // v: an administrator's copy in /etc, enabled, and drop-ins in
+        // /etc and /run. (A link to the copy itself would go with it on a
+        // running system; systemctl --root leaves it, comparing the link's
+        // target with the root in front.)
+        std::fs::write(etc.join("v.service"), svc).unwrap();
+        let wants = etc.join("multi-user.target.wants");
+        std::fs::create_dir_all(&wants).unwrap();
+        std::os::unix::fs::symlink("/usr/lib/systemd/system/v.service", wants.join("v.service"))
+            .unwrap();
+        std::fs::create_dir_all(etc.join("v.service.d")).unwrap();
+        std::fs::write(etc.join("v.service.d/override.conf"), "[Service]\n").unwrap();
+        std::fs::create_dir_all(run.join("v.service.d")).unwrap();
+        std::fs::write(run.join("v.service.d/50-x.conf"), "[Service]\n").unwrap();
+        // m: masked.
+        std::os::unix::fs::symlink("/dev/null", etc.join("m.service")).unwrap();
+        // d: a vendor drop-in (stays) and one of the administrator's.
+        std::fs::create_dir_all(lib.join("d.service.d")).unwrap();
+        std::fs::write(lib.join("d.service.d/vendor.conf"), "[Service]\n").unwrap();
+        std::fs::create_dir_all(etc.join("d.service.d")).unwrap();
+        std::fs::write(etc.join("d.service.d/local.conf"), "[Service]\n").unwrap();
+        // l: only in /etc, no vendor file: its copy stays, its drop-in goes.
+        std::fs::write(etc.join("l.service"), svc).unwrap();
+        std::fs::create_dir_all(etc.join("l.service.d")).unwrap();
+        std::fs::write(etc.join("l.service.d/a.conf"), "[Service]\n").unwrap();
+    };
+    let steps: &[&[&str]] = &[
+        &["revert", "v.service"],
+        &["revert", "m.service", "d"],
+        &["revert", "l.service"],
+        &["revert", "nothing.service"],
+    ];
+    let link_dir = tempfile::tempdir().unwrap();
+    let front = link_dir.path().join("systemctl");
+    std::os::unix::fs::symlink(flint_bin(), &front).unwrap();
+    let (theirs, ours) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    make(theirs.path());
+    make(ours.path());
+    for step in steps {
+        let run = |program: &Path, root: &Path| {
+            let mut cmd = Command::new(program);
+            prepare(&mut cmd);
+            cmd.arg(format!("--root={}", root.display()))
+                .args(*step)
+                .output()
+                .unwrap()
+        };
+        let t = run(Path::new("systemctl"), theirs.path());
+        let o = run(&front, ours.path());
+        assert_eq!(o.status.code(), t.status.code(), "{step:?}: {o:?} / {t:?}");
+        assert_eq!(
+            messages(&o, ours.path()),
+            messages(&t, theirs.path()),
+            "{step:?}"
+        );
+        assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
+    }
+}

@@ -685,6 +685,13 @@ enum Command {
         #[command(flatten)]
         args: InstallArgs,
     },
+    /// Put units back to their vendor state: remove the drop-ins and, where
+    /// a vendor unit file exists, the copies and masks of it in /etc and
+    /// /run, as `systemctl revert`.
+    Revert {
+        #[command(flatten)]
+        args: InstallArgs,
+    },
     /// Disable, then enable units again.
     Reenable {
         #[command(flatten)]
@@ -2055,6 +2062,7 @@ fn main() -> ExitCode {
         Command::AddWants { args } => Ok(install(Verb::AddWants, args, None)),
         Command::AddRequires { args } => Ok(install(Verb::AddRequires, args, None)),
         Command::Link { args } => Ok(install(Verb::Link, args, None)),
+        Command::Revert { args } => Ok(install(Verb::Revert, args, None)),
         Command::Preset { args, mode } => Ok(install_with(
             Verb::Preset,
             args,

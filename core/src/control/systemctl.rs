@@ -103,7 +103,7 @@ Unit commands: start, stop, restart, try-restart, reload, reload-or-restart,
   list-units, list-sockets, list-timers, list-paths, list-jobs, cancel,
   list-dependencies, reset-failed
 Unit file commands: enable, disable, reenable, mask, unmask, preset,
-  preset-all, add-wants, add-requires, link, is-enabled, list-unit-files,
+  preset-all, add-wants, add-requires, link, revert, is-enabled, list-unit-files,
   set-default, get-default
 Manager commands: daemon-reload, is-system-running, set-environment,
   unset-environment, import-environment, show-environment
@@ -443,7 +443,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                 out.push("--value".into());
             }
         }
-        "enable" | "disable" | "reenable" | "mask" | "unmask" | "is-enabled" => {
+        "enable" | "disable" | "reenable" | "mask" | "unmask" | "is-enabled" | "revert" => {
             needs_units(&units)?;
             out.push(verb.clone());
             if let Some(root) = value("root") {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::{
     InstallError, Level, LookupPaths, Options, add_dependency, check_names, disable, enable, link,
-    locale_is_utf8, mangle_arg, mask, no_install_info_notice, preset, preset_all, reenable,
+    locale_is_utf8, mangle_arg, mask, no_install_info_notice, preset, preset_all, reenable, revert,
     unit_file_state_warn, unmask,
 };
 
@@ -28,6 +28,7 @@ pub enum Verb {
     /// `add-requires TARGET UNIT...`
     AddRequires,
     Link,
+    Revert,
 }
 
 impl Verb {
@@ -45,6 +46,7 @@ impl Verb {
             Verb::AddWants => "add-wants",
             Verb::AddRequires => "add-requires",
             Verb::Link => "link",
+            Verb::Revert => "revert",
         }
     }
 }
@@ -203,6 +205,7 @@ pub fn run(lp: Result<LookupPaths, InstallError>, inv: &Invocation<'_>) -> Repor
             inv.options,
         ),
         Verb::Link => link(&lp, &names, inv.options),
+        Verb::Revert => revert(&lp, &names),
         Verb::Unmask | Verb::IsEnabled => unmask(&lp, &names, inv.options),
     };
     let utf8 = locale_is_utf8(inv.env);

@@ -965,6 +965,96 @@ pub fn link(lp: &LookupPaths, files: &[String], opts: Options) -> Outcome {
     })
 }
 
+/// `revert UNIT...` (systemd's `unit_file_revert()`): a unit put back to
+/// its vendor state. The drop-in directories an administrator added
+/// (`/etc`, `/run`, the control and transient directories) go; where a
+/// vendor file exists (below `/usr` or `/lib`, or generated), the copies
+/// and masks of it in `/etc` and `/run` go too; links that led to what was
+/// removed go with it.
+pub fn revert(lp: &LookupPaths, names: &[String]) -> Outcome {
+    outcome(|changes, _| {
+        let mut todo: Vec<PathBuf> = Vec::new();
+        let push = |todo: &mut Vec<PathBuf>, p: PathBuf| {
+            if !todo.contains(&p) {
+                todo.push(p);
+            }
+        };
+        let stat = |p: &Path, changes: &mut Vec<Change>| match std::fs::symlink_metadata(p) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => {
+                let e = InstallError::from_io(&e);
+                changes.push(Change::failed(e, &p.display().to_string(), None));
+                Err(e)
+            }
+        };
+        for name in names {
+            if UnitName::parse(name).is_err() {
+                return Err(InstallError::Invalid);
+            }
+            let mut has_vendor = false;
+            for dir in &lp.search_path {
+                let path = dir.join(name);
+                if stat(&path, changes)?.is_some_and(|m| m.is_file()) && lp.is_vendor(&path) {
+                    has_vendor = true;
+                }
+                let dropin = PathBuf::from(format!("{}.d", path.display()));
+                if stat(&dropin, changes)?.is_some_and(|m| m.is_dir())
+                    && dropin.parent().is_some_and(|d| lp.is_admin_dir(d))
+                {
+                    push(&mut todo, dropin);
+                }
+            }
+            if !has_vendor {
+                continue;
+            }
+            for dir in &lp.search_path {
+                let path = dir.join(name);
+                if stat(&path, changes)?.is_some_and(|m| m.is_file() || m.is_symlink())
+                    && lp.is_config_dir(dir)
+                {
+                    push(&mut todo, path);
+                }
+            }
+        }
+        let mut r = Ok(0);
+        let mut marks = Marks::new();
+        for path in todo {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(&path)
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            inside.sort();
+            let removed = if path.is_dir() && !path.is_symlink() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(e) = removed
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                if r.is_ok() {
+                    r = Err(InstallError::from_io(&e));
+                }
+                continue;
+            }
+            for p in inside {
+                changes.push(Change::Unlink { path: p });
+            }
+            changes.push(Change::Unlink { path: path.clone() });
+            marks.insert(lp.skip_root(&path).display().to_string());
+        }
+        let mut configs: Vec<PathBuf> = lp.runtime_config.iter().cloned().collect();
+        configs.push(lp.persistent_config.clone());
+        for config in configs {
+            let q = remove_marked_symlinks(lp, &mut marks, &config, false, changes);
+            if r.is_ok() {
+                r = q.map(|()| 0);
+            }
+        }
+        r
+    })
+}
+
 /// Disables units (by name; a path stands for its file name).
 pub fn disable(lp: &LookupPaths, names: &[String], opts: Options) -> Outcome {
     outcome(|changes, warnings| {

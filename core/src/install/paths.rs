@@ -224,6 +224,24 @@ impl LookupPaths {
             .is_some_and(|parent| self.transient.as_deref() == Some(parent))
     }
 
+    /// Whether `path` is a vendor's unit file (systemd's
+    /// `path_is_vendor_or_generator()`): below `/usr` or `/lib`, or
+    /// generated.
+    pub(crate) fn is_vendor(&self, path: &Path) -> bool {
+        let rel = self.skip_root(path);
+        rel.starts_with("/usr") || rel.starts_with("/lib") || self.is_generator(path)
+    }
+
+    /// Whether `dir` is where an administrator's changes go: the
+    /// configuration, control or transient directories (systemd's
+    /// `path_shall_revert()` of a drop-in directory there).
+    pub(crate) fn is_admin_dir(&self, dir: &Path) -> bool {
+        self.is_config_dir(dir)
+            || self.persistent_control.as_deref() == Some(dir)
+            || self.runtime_control.as_deref() == Some(dir)
+            || self.transient.as_deref() == Some(dir)
+    }
+
     /// Whether `dir` is one of the configuration directories (`/etc`, or
     /// `/run` for runtime) that `enable` writes.
     pub(crate) fn is_config_dir(&self, dir: &Path) -> bool {
