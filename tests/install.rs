@@ -1147,3 +1147,65 @@ fn revert_puts_units_back_as_systemctl() {
         assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
     }
 }
+
+/// `--global`: every user's units, links in `/etc/systemd/user`, as
+/// `systemctl --global` (RPM's `%systemd_user_post` runs
+/// `systemctl --global preset`).
+#[test]
+fn global_unit_files_as_systemctl_global() {
+    if !require("systemctl", "the reference for `flint enable --global`") {
+        return;
+    }
+    let make = |root: &Path| {
+        let lib = root.join("usr/lib/systemd/user");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::create_dir_all(root.join("etc/systemd/user")).unwrap();
+        let svc = "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=default.target\n";
+        for name in ["a.service", "b.service"] {
+            std::fs::write(lib.join(name), svc).unwrap();
+        }
+        std::fs::write(lib.join("default.target"), "[Unit]\n").unwrap();
+        let presets = root.join("usr/lib/systemd/user-preset");
+        std::fs::create_dir_all(&presets).unwrap();
+        std::fs::write(
+            presets.join("90-default.preset"),
+            "enable a.service\ndisable *\n",
+        )
+        .unwrap();
+    };
+    let steps: &[&[&str]] = &[
+        &["--global", "enable", "a.service"],
+        &["--global", "is-enabled", "a.service"],
+        &["--global", "disable", "a.service"],
+        &["--global", "preset", "a.service", "b.service"],
+        &["--global", "is-enabled", "a.service", "b.service"],
+        &["--global", "mask", "b.service"],
+        &["--global", "unmask", "b.service"],
+    ];
+    let link_dir = tempfile::tempdir().unwrap();
+    let front = link_dir.path().join("systemctl");
+    std::os::unix::fs::symlink(flint_bin(), &front).unwrap();
+    let (theirs, ours) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    make(theirs.path());
+    make(ours.path());
+    for step in steps {
+        let run = |program: &Path, root: &Path| {
+            let mut cmd = Command::new(program);
+            prepare(&mut cmd);
+            cmd.arg(format!("--root={}", root.display()))
+                .args(*step)
+                .output()
+                .unwrap()
+        };
+        let t = run(Path::new("systemctl"), theirs.path());
+        let o = run(&front, ours.path());
+        assert_eq!(o.status.code(), t.status.code(), "{step:?}: {o:?} / {t:?}");
+        assert_eq!(o.stdout, t.stdout, "{step:?}");
+        assert_eq!(
+            messages(&o, ours.path()),
+            messages(&t, theirs.path()),
+            "{step:?}"
+        );
+        assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
+    }
+}

@@ -115,6 +115,10 @@ struct InstallArgs {
     /// Work on the calling user's units (~/.config/systemd/user).
     #[arg(long, conflicts_with = "root")]
     user: bool,
+    /// Work on every user's units (/etc/systemd/user), as
+    /// `systemctl --global`.
+    #[arg(long, conflicts_with = "user")]
+    global: bool,
     /// Work in /run/systemd/system (gone at reboot) instead of /etc.
     #[arg(long)]
     runtime: bool,
@@ -1719,6 +1723,8 @@ fn install_with(
     use flint::install::{LookupPaths, Options, command};
     let lp = if args.user {
         LookupPaths::user()
+    } else if args.global {
+        LookupPaths::global(args.root.as_deref())
     } else {
         LookupPaths::system(args.root.as_deref())
     };
@@ -1749,7 +1755,7 @@ fn install_with(
     }
     // As systemctl reloads the manager after changing unit files: the
     // running flint (if any) reads them again.
-    if args.root.is_none() && verb != Verb::IsEnabled {
+    if args.root.is_none() && !args.global && verb != Verb::IsEnabled {
         let path = control_path(args.user, now.and_then(|n| n.control.as_deref()));
         let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "daemon-reload", "units": []});
         let _ = flint::control::call(&path, &request);
@@ -2074,6 +2080,7 @@ fn main() -> ExitCode {
             &InstallArgs {
                 root: args.root.clone(),
                 user: args.user,
+                global: false,
                 runtime: args.runtime,
                 force: args.force,
                 quiet: args.quiet,

@@ -168,6 +168,7 @@ fn option_with_value(arg: &str) -> Option<&'static str> {
 pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut words: Vec<String> = Vec::new();
     let mut user = false;
+    let mut global = false;
     let mut no_block = false;
     let mut quiet = false;
     let mut now = false;
@@ -191,6 +192,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "--version" => return Ok(Systemctl::Version),
             "-h" | "--help" => return Ok(Systemctl::Help),
             "--user" => user = true,
+            "--global" => global = true,
             "--system" => user = false,
             "--no-block" => no_block = true,
             "-q" | "--quiet" => quiet = true,
@@ -282,6 +284,26 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
         }
         out.push(sub.into());
     };
+    // --global names every user's unit files: only the verbs that work on
+    // them take it.
+    if global
+        && !matches!(
+            verb.as_str(),
+            "enable"
+                | "disable"
+                | "reenable"
+                | "mask"
+                | "unmask"
+                | "is-enabled"
+                | "revert"
+                | "preset"
+                | "add-wants"
+                | "add-requires"
+                | "link"
+        )
+    {
+        return Err(SystemctlError::UnknownOption("--global".into()));
+    }
     match verb.as_str() {
         "start"
         | "stop"
@@ -449,6 +471,9 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             if let Some(root) = value("root") {
                 out.extend(["--root".into(), root]);
             }
+            if global {
+                out.push("--global".into());
+            }
             if user {
                 out.push("--user".into());
             }
@@ -474,6 +499,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                 out.extend(["--root".into(), root]);
             }
             for (on, flag) in [
+                (global, "--global"),
                 (user, "--user"),
                 (runtime, "--runtime"),
                 (force, "--force"),
@@ -501,6 +527,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                 out.extend(["--preset-mode".into(), mode]);
             }
             for (on, flag) in [
+                (global && verb == "preset", "--global"),
                 (user, "--user"),
                 (runtime, "--runtime"),
                 (force, "--force"),
@@ -703,7 +730,7 @@ mod tests {
             Err(SystemctlError::UnknownVerb("isolate".into()))
         );
         assert_eq!(
-            translate(&words("--global enable foo")),
+            translate(&words("--global daemon-reload")),
             Err(SystemctlError::UnknownOption("--global".into()))
         );
         assert_eq!(

@@ -17,6 +17,8 @@ pub enum Scope {
     System,
     /// The calling user's units (`~/.config/systemd/user`).
     User,
+    /// Every user's units (`--global`: `/etc/systemd/user`).
+    Global,
 }
 
 /// The directories of one scope, with the root prefix applied.
@@ -131,6 +133,43 @@ impl LookupPaths {
             runtime_control: Some(at("/run/systemd/system.control")),
             transient: Some(at("/run/systemd/transient")),
             generators,
+            global_config: Vec::new(),
+            root,
+        })
+    }
+
+    /// The units of every user (`--global`), below `root` when given:
+    /// systemd's global search path, links made in `/etc/systemd/user`.
+    pub fn global(root: Option<&Path>) -> Result<LookupPaths, InstallError> {
+        let root = canonical_root(root)?;
+        let r = root.as_deref();
+        let at = |p: &str| under(r, Path::new(p));
+        let mut search_path = Vec::new();
+        let mut seen = Vec::new();
+        for d in [
+            "/etc/systemd/user",
+            "/run/systemd/user",
+            "/usr/local/share/systemd/user",
+            "/usr/share/systemd/user",
+            "/usr/local/lib/systemd/user",
+            "/usr/lib/systemd/user",
+        ] {
+            let p = at(d);
+            let same = resolve_dir(r, &p);
+            if !seen.contains(&same) {
+                seen.push(same);
+                search_path.push(p);
+            }
+        }
+        Ok(LookupPaths {
+            scope: Scope::Global,
+            search_path,
+            persistent_config: at("/etc/systemd/user"),
+            runtime_config: Some(at("/run/systemd/user")),
+            persistent_control: None,
+            runtime_control: None,
+            transient: None,
+            generators: Vec::new(),
             global_config: Vec::new(),
             root,
         })

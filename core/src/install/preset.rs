@@ -86,7 +86,7 @@ pub struct Presets {
 fn preset_dirs(lp: &LookupPaths) -> Vec<PathBuf> {
     let (name, split_usr) = match lp.scope {
         Scope::System => ("systemd/system-preset", true),
-        Scope::User => ("systemd/user-preset", false),
+        Scope::User | Scope::Global => ("systemd/user-preset", false),
     };
     let mut dirs = vec![
         format!("/etc/{name}"),

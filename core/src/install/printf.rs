@@ -58,7 +58,7 @@ fn host_specifier(lp: &LookupPaths, c: char) -> Result<String, InstallError> {
     let ctx = SpecifierContext::with_facts(
         unit,
         None,
-        lp.scope == super::Scope::User,
+        lp.scope != super::Scope::System,
         host_facts(lp),
         manager,
         dirs,
