@@ -241,6 +241,27 @@ pub fn parse_timestamp(
         "tomorrow" => return at(today.tomorrow().map_err(|_| bad())?, midnight),
         _ => {}
     }
+    // journalctl's own short form, "Dec 06 08:52:31" (this year), so that
+    // a time copied from its output can be given back.
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let month = t.split_once(' ').and_then(|(m, rest)| {
+        let m = m.to_ascii_lowercase();
+        MONTHS
+            .iter()
+            .position(|x| *x == m)
+            .map(|i| (i, rest.trim()))
+    });
+    let rewritten;
+    let t = match month {
+        Some((i, rest)) => {
+            let (day, time) = rest.split_once(' ').unwrap_or((rest, "00:00:00"));
+            rewritten = format!("{}-{:02}-{day} {}", today.year(), i + 1, time.trim());
+            rewritten.as_str()
+        }
+        None => t,
+    };
     // An optional weekday first ("Sat 2026-12-05 10:00").
     let t = match t.split_once(' ') {
         Some((day, rest)) if day.len() >= 3 && day.chars().all(|c| c.is_ascii_alphabetic()) => {
@@ -1425,6 +1446,10 @@ mod tests {
         assert_eq!(p("26-12-06 08:32"), 1_796_545_920_000_000);
         assert_eq!(p("2026-12-06 08:32 utc"), 1_796_545_920_000_000);
         assert_eq!(p("70-01-01 00:00:01"), 1_000_000);
+        // As journalctl's short output prints a time.
+        assert_eq!(p("Dec 06 08:32:06"), 1_796_545_926_000_000);
+        assert_eq!(p("dec 6 08:32:06 UTC"), 1_796_545_926_000_000);
+        assert!(parse_timestamp("Dec 32 08:32:06", now, &utc).is_err());
         assert!(parse_timestamp("garbage", now, &utc).is_err());
         assert!(parse_timestamp("2026-13-01", now, &utc).is_err());
     }
