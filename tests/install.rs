@@ -899,31 +899,7 @@ fn preset_and_preset_all_enable_and_disable_as_systemctl() {
         &["--preset-mode=disable-only", "preset-all"],
         &["preset-all"],
     ];
-    let link_dir = tempfile::tempdir().unwrap();
-    let link = link_dir.path().join("systemctl");
-    std::os::unix::fs::symlink(flint_bin(), &link).unwrap();
-    let (theirs, ours) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    make(theirs.path());
-    make(ours.path());
-    for step in steps {
-        let run = |program: &Path, root: &Path| {
-            let mut cmd = Command::new(program);
-            prepare(&mut cmd);
-            cmd.arg(format!("--root={}", root.display()))
-                .args(*step)
-                .output()
-                .unwrap()
-        };
-        let t = run(Path::new("systemctl"), theirs.path());
-        let o = run(&link, ours.path());
-        assert_eq!(o.status.code(), t.status.code(), "{step:?}: {o:?} / {t:?}");
-        assert_eq!(
-            messages(&o, ours.path()),
-            messages(&t, theirs.path()),
-            "{step:?}"
-        );
-        assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
-    }
+    let ours = same_as_systemctl_root(make, steps);
     assert!(
         tree(ours.path()).contains("etc/systemd/system/multi-user.target.wants/t@x.service -> /usr/lib/systemd/system/t@.service"),
         "{:?}",
@@ -1043,32 +1019,7 @@ fn add_wants_add_requires_and_link_as_systemctl() {
         &["link", "/usr/lib/systemd/system/sub/deep.service"],
         &["link", "/opt/x/missing.service"],
     ];
-    let link_dir = tempfile::tempdir().unwrap();
-    let front = link_dir.path().join("systemctl");
-    std::os::unix::fs::symlink(flint_bin(), &front).unwrap();
-    let (theirs, ours) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    make(theirs.path());
-    make(ours.path());
-    for step in steps {
-        let run = |program: &Path, root: &Path| {
-            let mut cmd = Command::new(program);
-            prepare(&mut cmd);
-            cmd.arg(format!("--root={}", root.display()))
-                .args(*step)
-                .output()
-                .unwrap()
-        };
-        let t = run(Path::new("systemctl"), theirs.path());
-        let o = run(&front, ours.path());
-        assert_eq!(o.status.code(), t.status.code(), "{step:?}: {o:?} / {t:?}");
-        assert_eq!(o.stdout, t.stdout, "{step:?}");
-        assert_eq!(
-            messages(&o, ours.path()),
-            messages(&t, theirs.path()),
-            "{step:?}"
-        );
-        assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
-    }
+    same_as_systemctl_root(make, steps);
 }
 
 /// `revert`: drop-ins an administrator added and copies and masks of a
@@ -1121,31 +1072,7 @@ fn revert_puts_units_back_as_systemctl() {
         &["revert", "l.service"],
         &["revert", "nothing.service"],
     ];
-    let link_dir = tempfile::tempdir().unwrap();
-    let front = link_dir.path().join("systemctl");
-    std::os::unix::fs::symlink(flint_bin(), &front).unwrap();
-    let (theirs, ours) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    make(theirs.path());
-    make(ours.path());
-    for step in steps {
-        let run = |program: &Path, root: &Path| {
-            let mut cmd = Command::new(program);
-            prepare(&mut cmd);
-            cmd.arg(format!("--root={}", root.display()))
-                .args(*step)
-                .output()
-                .unwrap()
-        };
-        let t = run(Path::new("systemctl"), theirs.path());
-        let o = run(&front, ours.path());
-        assert_eq!(o.status.code(), t.status.code(), "{step:?}: {o:?} / {t:?}");
-        assert_eq!(
-            messages(&o, ours.path()),
-            messages(&t, theirs.path()),
-            "{step:?}"
-        );
-        assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
-    }
+    same_as_systemctl_root(make, steps);
 }
 
 /// `--global`: every user's units, links in `/etc/systemd/user`, as
@@ -1182,6 +1109,14 @@ fn global_unit_files_as_systemctl_global() {
         &["--global", "mask", "b.service"],
         &["--global", "unmask", "b.service"],
     ];
+    same_as_systemctl_root(make, steps);
+}
+
+/// Runs each step (a systemctl command line) as `systemctl --root` on one
+/// tree that `make` fills and as flint called `systemctl` on another, and
+/// asserts after each the same exit code, output, messages and whole tree.
+/// Gives back flint's tree.
+fn same_as_systemctl_root(make: impl Fn(&Path), steps: &[&[&str]]) -> tempfile::TempDir {
     let link_dir = tempfile::tempdir().unwrap();
     let front = link_dir.path().join("systemctl");
     std::os::unix::fs::symlink(flint_bin(), &front).unwrap();
@@ -1208,4 +1143,5 @@ fn global_unit_files_as_systemctl_global() {
         );
         assert_eq!(tree(ours.path()), tree(theirs.path()), "{step:?}");
     }
+    ours
 }

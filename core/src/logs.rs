@@ -4,11 +4,13 @@
 //! `/dev/log`).
 //!
 //! Every line a service writes to `journal`, `syslog`, `kmsg` or `inherit`
-//! output reaches [`record`], which logs it with the unit and pid and keeps
-//! it in the unit's ring. The rings are bounded: [`LINES_PER_UNIT`] lines per
-//! unit and [`MAX_UNITS`] units (the unit that logged least recently is
-//! forgotten first), so a flood of `Accept=yes` instances cannot grow memory
-//! without bound.
+//! output reaches [`record_output`] (a syslog message [`record_syslog`]),
+//! which logs it with the unit and pid and keeps it in the unit's ring;
+//! flint's own lines about a unit are kept beside them ([`Capture`]), for
+//! `journalctl`. The rings are bounded: [`LINES_PER_UNIT`] lines per unit
+//! and [`MAX_UNITS`] units (the unit that logged least recently is
+//! forgotten first), so a flood of `Accept=yes` instances cannot grow
+//! memory without bound.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -102,11 +104,6 @@ fn cut(line: &str) -> &str {
     &line[..end]
 }
 
-/// Logs one output line of `unit`'s process `pid` and keeps it in the ring.
-pub fn record(unit: &str, pid: i32, line: &str) {
-    record_at(unit, pid, line, 6);
-}
-
 /// A syslog priority's level in flint's log: emergencies to errors are
 /// errors, warnings warnings, notices and information information,
 /// debugging debugging.
@@ -130,11 +127,6 @@ macro_rules! at_priority {
             _ => tracing::event!(target: "service", tracing::Level::DEBUG, $($arg)+),
         }
     };
-}
-
-/// [`record`] at the level of the syslog `priority` (its severity).
-pub fn record_at(unit: &str, pid: i32, line: &str, priority: u16) {
-    record_output(unit, pid, "", line, priority);
 }
 
 /// Logs one output line of `unit`'s process `pid`, whose command is known
@@ -177,13 +169,17 @@ pub fn record_syslog(unit: &str, pid: i32, ident: Option<&str>, text: &str, prio
     );
 }
 
+/// Microseconds since the epoch, now.
+pub fn epoch_usec() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// Microseconds since the epoch and of `CLOCK_MONOTONIC`, now.
 fn now_usec() -> (u64, u64) {
-    let usec = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     let mono = u64::try_from(uptime().as_micros()).unwrap_or(u64::MAX);
-    (usec, mono)
+    (epoch_usec(), mono)
 }
 
 /// The time since boot on `CLOCK_MONOTONIC`, which `Instant` counts on.
@@ -271,21 +267,9 @@ pub fn capture_manager_lines() {
 fn unit_of_line(line: &str) -> Option<&str> {
     let (name, _) = line.split_once(": ")?;
     let (_, suffix) = name.rsplit_once('.')?;
-    let known = [
-        "service",
-        "socket",
-        "target",
-        "timer",
-        "path",
-        "slice",
-        "scope",
-        "mount",
-        "automount",
-        "swap",
-        "device",
-    ];
-    (known.contains(&suffix) && !name.is_empty() && !name.contains(char::is_whitespace))
-        .then_some(name)
+    (crate::unit::name::UnitType::from_suffix(suffix).is_some()
+        && !name.contains(char::is_whitespace))
+    .then_some(name)
 }
 
 /// A `tracing` layer that keeps flint's own lines in the rings (those about
@@ -962,10 +946,10 @@ mod tests {
 
     #[test]
     fn rings_keep_recent_lines_per_unit_and_templates_select_instances() {
-        record("logs-a.service", 1, "one");
-        record("logs-b@1.service", 2, "two");
-        record("logs-b@2.service", 3, "three");
-        record("logs-a.service", 1, "four");
+        record_output("logs-a.service", 1, "", "one", 6);
+        record_output("logs-b@1.service", 2, "", "two", 6);
+        record_output("logs-b@2.service", 3, "", "three", 6);
+        record_output("logs-a.service", 1, "", "four", 6);
         let a: Vec<String> = recent("logs-a.service", 10, 0)
             .into_iter()
             .map(|e| e.line)
@@ -987,13 +971,13 @@ mod tests {
     #[test]
     fn rings_are_bounded() {
         for i in 0..(LINES_PER_UNIT + 10) {
-            record("logs-bound.service", 1, &format!("{i}"));
+            record_output("logs-bound.service", 1, "", &format!("{i}"), 6);
         }
         let all = recent("logs-bound.service", usize::MAX, 0);
         assert_eq!(all.len(), LINES_PER_UNIT);
         assert_eq!(all[0].line, "10");
         let long = "é".repeat(MAX_LINE);
-        record("logs-long.service", 1, &long);
+        record_output("logs-long.service", 1, "", &long, 6);
         assert!(recent("logs-long.service", 1, 0)[0].line.len() <= MAX_LINE);
     }
 

@@ -106,9 +106,9 @@ fn default_generator_output(user: bool) -> flint::generators::OutputDirs {
     flint::generators::OutputDirs::for_control(&flint::control::default_path(user))
 }
 
-/// Where `enable` and its siblings work.
+/// Where `enable` and its siblings work, and how.
 #[derive(Debug, Args)]
-struct InstallArgs {
+struct InstallScope {
     /// Work offline on the tree below DIR, as `systemctl --root=DIR`.
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
@@ -128,6 +128,13 @@ struct InstallArgs {
     /// Print errors only.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// The options of `enable` and its siblings, and the units.
+#[derive(Debug, Args)]
+struct InstallArgs {
+    #[command(flatten)]
+    scope: InstallScope,
     /// Units (a name without a suffix means `.service`), or absolute paths
     /// of unit files.
     #[arg(required = true, value_name = "UNIT")]
@@ -142,26 +149,6 @@ struct PresetModeArg {
     #[arg(long, value_name = "MODE", default_value = "full",
           value_parser = ["full", "enable-only", "disable-only"])]
     preset_mode: String,
-}
-
-/// The options of `preset-all`: those of the other verbs, without units.
-#[derive(Debug, Args)]
-struct PresetAllArgs {
-    /// Work offline on the tree below DIR, as `systemctl --root=DIR`.
-    #[arg(long, value_name = "DIR")]
-    root: Option<PathBuf>,
-    /// Work on the calling user's units (~/.config/systemd/user).
-    #[arg(long, conflicts_with = "root")]
-    user: bool,
-    /// Work in /run/systemd/system (gone at reboot) instead of /etc.
-    #[arg(long)]
-    runtime: bool,
-    /// Replace links that are in the way.
-    #[arg(long, short)]
-    force: bool,
-    /// Print errors only.
-    #[arg(long, short)]
-    quiet: bool,
 }
 
 /// `--now`: also start or stop the units in the running flint.
@@ -668,7 +655,7 @@ enum Command {
     /// `systemctl preset-all` does.
     PresetAll {
         #[command(flatten)]
-        args: PresetAllArgs,
+        args: InstallScope,
         #[command(flatten)]
         mode: PresetModeArg,
     },
@@ -1711,12 +1698,19 @@ fn list_unit_files(
 
 /// `enable`, `disable`, `reenable`, `mask`, `unmask`, `is-enabled`.
 fn install(verb: Verb, args: &InstallArgs, now: Option<&NowArgs>) -> ExitCode {
-    install_with(verb, args, now, flint::install::PresetMode::Full)
+    install_with(
+        verb,
+        &args.scope,
+        &args.units,
+        now,
+        flint::install::PresetMode::Full,
+    )
 }
 
 fn install_with(
     verb: Verb,
-    args: &InstallArgs,
+    args: &InstallScope,
+    units: &[String],
     now: Option<&NowArgs>,
     preset_mode: flint::install::PresetMode,
 ) -> ExitCode {
@@ -1733,7 +1727,7 @@ fn install_with(
         lp,
         &command::Invocation {
             verb,
-            units: &args.units,
+            units,
             options: Options {
                 force: args.force,
                 runtime: args.runtime,
@@ -2071,21 +2065,15 @@ fn main() -> ExitCode {
         Command::Revert { args } => Ok(install(Verb::Revert, args, None)),
         Command::Preset { args, mode } => Ok(install_with(
             Verb::Preset,
-            args,
+            &args.scope,
+            &args.units,
             None,
             flint::install::PresetMode::parse(&mode.preset_mode).unwrap_or_default(),
         )),
         Command::PresetAll { args, mode } => Ok(install_with(
             Verb::PresetAll,
-            &InstallArgs {
-                root: args.root.clone(),
-                user: args.user,
-                global: false,
-                runtime: args.runtime,
-                force: args.force,
-                quiet: args.quiet,
-                units: Vec::new(),
-            },
+            args,
+            &[],
             None,
             flint::install::PresetMode::parse(&mode.preset_mode).unwrap_or_default(),
         )),

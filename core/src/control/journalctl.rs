@@ -177,13 +177,6 @@ fn unit_name(name: &str) -> String {
     crate::control::systemctl::unit_name(name)
 }
 
-/// Microseconds since the epoch.
-fn now_usec() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
 /// A time as `--since`/`--until` take it (systemd's `parse_timestamp()`):
 /// `now`, `today`, `yesterday`, `tomorrow`, `@SECONDS`, `+SPAN`, `-SPAN`,
 /// `SPAN ago`, `SPAN left`, and `[WEEKDAY] [YYYY-]MM-DD [HH:MM[:SS[.FRAC]]]`
@@ -593,9 +586,17 @@ pub fn parse(args: &[String]) -> Result<Journalctl, JournalctlError> {
             });
         } else if let Some(v) = with_value!("-S", "--since") {
             since_set = true;
-            o.query.since = Some(parse_timestamp(&v, now_usec(), &time_zone(false))?);
+            o.query.since = Some(parse_timestamp(
+                &v,
+                crate::logs::epoch_usec(),
+                &time_zone(false),
+            )?);
         } else if let Some(v) = with_value!("-U", "--until") {
-            o.query.until = Some(parse_timestamp(&v, now_usec(), &time_zone(false))?);
+            o.query.until = Some(parse_timestamp(
+                &v,
+                crate::logs::epoch_usec(),
+                &time_zone(false),
+            )?);
         } else if let Some(v) = with_value!("-c", "--cursor") {
             o.cursor = Some(Cursor {
                 text: v,
@@ -1124,8 +1125,7 @@ pub fn main(args: &[String]) -> u8 {
             return 0;
         }
         Journalctl::Nothing => return 0,
-        Journalctl::Field { field, user } if field.is_empty() => {
-            let _ = user;
+        Journalctl::Field { field, .. } if field.is_empty() => {
             for f in FIELDS {
                 out!(w, "{f}\n");
             }
@@ -1463,35 +1463,39 @@ mod tests {
             "pid": 1, "priority": 6, "ident": "flint", "transport": "manager", "line": "b.service: started"});
         let context = ctx();
         let f = |o| format_line(&service, o, false, &context);
-        assert_eq!(
-            f(Output::Short),
-            "Dec 06 08:32:06 myhost sh[9903]: bad thing\n"
-        );
-        assert_eq!(
-            f(Output::ShortIso),
-            "2026-12-06T08:32:06+0000 myhost sh[9903]: bad thing\n"
-        );
-        assert_eq!(
-            f(Output::ShortPrecise),
-            "Dec 06 08:32:06.387071 myhost sh[9903]: bad thing\n"
-        );
-        assert_eq!(
-            f(Output::ShortIsoPrecise),
-            "2026-12-06T08:32:06.387071+0000 myhost sh[9903]: bad thing\n"
-        );
-        assert_eq!(
-            f(Output::ShortUnix),
-            "1796545926.387071 myhost sh[9903]: bad thing\n"
-        );
-        assert_eq!(
-            f(Output::ShortMonotonic),
-            "[    0.003500] myhost sh[9903]: bad thing\n"
-        );
-        assert_eq!(f(Output::Cat), "bad thing\n");
-        assert_eq!(
-            f(Output::WithUnit),
-            "Sun 2026-12-06 08:32:06 UTC myhost b.service[9903]: bad thing\n"
-        );
+        for (output, line) in [
+            (
+                Output::Short,
+                "Dec 06 08:32:06 myhost sh[9903]: bad thing\n",
+            ),
+            (
+                Output::ShortIso,
+                "2026-12-06T08:32:06+0000 myhost sh[9903]: bad thing\n",
+            ),
+            (
+                Output::ShortPrecise,
+                "Dec 06 08:32:06.387071 myhost sh[9903]: bad thing\n",
+            ),
+            (
+                Output::ShortIsoPrecise,
+                "2026-12-06T08:32:06.387071+0000 myhost sh[9903]: bad thing\n",
+            ),
+            (
+                Output::ShortUnix,
+                "1796545926.387071 myhost sh[9903]: bad thing\n",
+            ),
+            (
+                Output::ShortMonotonic,
+                "[    0.003500] myhost sh[9903]: bad thing\n",
+            ),
+            (Output::Cat, "bad thing\n"),
+            (
+                Output::WithUnit,
+                "Sun 2026-12-06 08:32:06 UTC myhost b.service[9903]: bad thing\n",
+            ),
+        ] {
+            assert_eq!(f(output), line, "{output:?}");
+        }
         assert_eq!(
             format_line(&manager, Output::WithUnit, true, &context),
             "Sun 2026-12-06 08:32:06 UTC flint[1]: b.service: started\n"

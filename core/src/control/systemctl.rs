@@ -465,77 +465,42 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                 out.push("--value".into());
             }
         }
-        "enable" | "disable" | "reenable" | "mask" | "unmask" | "is-enabled" | "revert" => {
-            needs_units(&units)?;
-            out.push(verb.clone());
-            if let Some(root) = value("root") {
-                out.extend(["--root".into(), root]);
-            }
-            if global {
-                out.push("--global".into());
-            }
-            if user {
-                out.push("--user".into());
-            }
-            if runtime {
-                out.push("--runtime".into());
-            }
-            if force {
-                out.push("--force".into());
-            }
-            if quiet {
-                out.push("--quiet".into());
-            }
-            if now {
-                out.push("--now".into());
-            }
-        }
-        "add-wants" | "add-requires" | "link" => {
-            // The target of add-wants is a target's name, and link takes
-            // paths: the words go as they are.
-            needs_units(&units)?;
-            out.push(verb.clone());
-            if let Some(root) = value("root") {
-                out.extend(["--root".into(), root]);
-            }
-            for (on, flag) in [
-                (global, "--global"),
-                (user, "--user"),
-                (runtime, "--runtime"),
-                (force, "--force"),
-                (quiet, "--quiet"),
-            ] {
-                if on {
-                    out.push(flag.into());
-                }
-            }
-            if raw_units.iter().any(|u| u.starts_with('-')) {
-                out.push("--".into());
-            }
-            out.extend(raw_units.iter().cloned());
-            return Ok(Systemctl::Flint(out));
-        }
-        "preset" | "preset-all" => {
-            if verb == "preset" {
+        "enable" | "disable" | "reenable" | "mask" | "unmask" | "is-enabled" | "revert"
+        | "preset" | "preset-all" | "add-wants" | "add-requires" | "link" => {
+            if verb != "preset-all" {
                 needs_units(&units)?;
             }
             out.push(verb.clone());
             if let Some(root) = value("root") {
                 out.extend(["--root".into(), root]);
             }
-            if let Some(mode) = value("preset-mode") {
+            if let Some(mode) = value("preset-mode").filter(|_| verb.starts_with("preset")) {
                 out.extend(["--preset-mode".into(), mode]);
             }
+            let takes_now = matches!(
+                verb.as_str(),
+                "enable" | "disable" | "reenable" | "mask" | "unmask" | "is-enabled" | "revert"
+            );
             for (on, flag) in [
-                (global && verb == "preset", "--global"),
+                (global, "--global"),
                 (user, "--user"),
                 (runtime, "--runtime"),
                 (force, "--force"),
                 (quiet, "--quiet"),
+                (now && takes_now, "--now"),
             ] {
                 if on {
                     out.push(flag.into());
                 }
+            }
+            if matches!(verb.as_str(), "add-wants" | "add-requires" | "link") {
+                // The target of add-wants is a target's name, and link
+                // takes paths: the words go as they are.
+                if raw_units.iter().any(|u| u.starts_with('-')) {
+                    out.push("--".into());
+                }
+                out.extend(raw_units.iter().cloned());
+                return Ok(Systemctl::Flint(out));
             }
         }
         "set-default" | "get-default" => {

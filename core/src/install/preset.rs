@@ -275,8 +275,19 @@ fn execute(
     r
 }
 
-/// `preset UNIT...`: each unit enabled or disabled as the presets say.
-pub fn preset(lp: &LookupPaths, names: &[String], mode: PresetMode, opts: Options) -> Outcome {
+/// What `preset` and `preset-all` share: the presets read, the plan that
+/// `prepare` fills carried out. `prepare` stops everything with an error,
+/// or gives an error to report once the plan is carried out anyway.
+fn apply_presets(
+    lp: &LookupPaths,
+    mode: PresetMode,
+    opts: Options,
+    prepare: impl FnOnce(
+        &Presets,
+        &mut Plan<'_>,
+        &mut Vec<Change>,
+    ) -> Result<Option<InstallError>, InstallError>,
+) -> Outcome {
     outcome(|changes, warnings| {
         let config = lp.config_path(opts.runtime)?.to_path_buf();
         let presets = Presets::read(lp);
@@ -285,13 +296,21 @@ pub fn preset(lp: &LookupPaths, names: &[String], mode: PresetMode, opts: Option
             plus: Context::new(lp),
             minus: Context::new(lp),
         };
-        for n in names {
-            prepare_one(lp, &mut plan, n, &presets, changes)?;
-        }
+        let failed = prepare(&presets, &mut plan, changes)?;
         let r = execute(lp, &mut plan, &config, mode, opts, changes);
         warnings.append(&mut plan.plus.warnings);
         warnings.append(&mut plan.minus.warnings);
-        r
+        failed.map_or(r, Err)
+    })
+}
+
+/// `preset UNIT...`: each unit enabled or disabled as the presets say.
+pub fn preset(lp: &LookupPaths, names: &[String], mode: PresetMode, opts: Options) -> Outcome {
+    apply_presets(lp, mode, opts, |presets, plan, changes| {
+        for n in names {
+            prepare_one(lp, plan, n, presets, changes)?;
+        }
+        Ok(None)
     })
 }
 
@@ -299,15 +318,8 @@ pub fn preset(lp: &LookupPaths, names: &[String], mode: PresetMode, opts: Option
 /// that are generated, transient, missing or otherwise not for presets
 /// are passed over, as systemd passes them over.
 pub fn preset_all(lp: &LookupPaths, mode: PresetMode, opts: Options) -> Outcome {
-    outcome(|changes, warnings| {
-        let config = lp.config_path(opts.runtime)?.to_path_buf();
-        let presets = Presets::read(lp);
-        warnings.extend(presets.warnings.iter().cloned());
-        let mut plan = Plan {
-            plus: Context::new(lp),
-            minus: Context::new(lp),
-        };
-        let mut r = Ok(0);
+    apply_presets(lp, mode, opts, |presets, plan, changes| {
+        let mut failed = None;
         for dir in &lp.search_path {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
@@ -323,9 +335,9 @@ pub fn preset_all(lp: &LookupPaths, mode: PresetMode, opts: Options) -> Outcome 
                 // What fails is reported, and for units that are not for
                 // presets (systemd 255's list, which also passes over a
                 // dangling alias) the others still go ahead.
-                match prepare_one(lp, &mut plan, &n, &presets, changes) {
-                    Ok(()) => {}
-                    Err(
+                match prepare_one(lp, plan, &n, presets, changes) {
+                    Ok(())
+                    | Err(
                         InstallError::Exists
                         | InstallError::Masked
                         | InstallError::Generated
@@ -339,16 +351,11 @@ pub fn preset_all(lp: &LookupPaths, mode: PresetMode, opts: Options) -> Outcome 
                         | InstallError::Dangling,
                     ) => {}
                     Err(e) => {
-                        if r.is_ok() {
-                            r = Err(e);
-                        }
+                        failed.get_or_insert(e);
                     }
                 }
             }
         }
-        let q = execute(lp, &mut plan, &config, mode, opts, changes);
-        warnings.append(&mut plan.plus.warnings);
-        warnings.append(&mut plan.minus.warnings);
-        r.and(q)
+        Ok(failed)
     })
 }
