@@ -24,3 +24,12 @@ pub mod stamp;
 pub mod syslog;
 pub mod tmpfiles;
 pub mod unit;
+
+/// flint's own pid, asked of the kernel once: glibc does not cache
+/// `getpid()`, and a connection's way through the event loop and the spawn
+/// thread asked four times. flint never forks a copy of itself that goes on
+/// running this code (its children exec or exit).
+pub fn own_pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}

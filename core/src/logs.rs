@@ -314,7 +314,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
             tracing::Level::INFO => 6,
             _ => 7,
         };
-        let pid = i32::try_from(std::process::id()).unwrap_or(0);
+        let pid = i32::try_from(crate::own_pid()).unwrap_or(0);
         let mut line = line;
         if line.len() > MAX_LINE {
             let end = cut(&line).len();
@@ -675,28 +675,40 @@ pub fn hold_stderr() -> HoldGuard {
 
 /// Writes the lines the calling thread holds, with one `write`.
 pub fn flush_held() {
-    if let Some(lines) = take_held() {
-        // Nothing better to do with a failed write to stderr than to drop
-        // the lines, as an unheld line would be.
-        let _ = std::io::stderr().write_all(&lines);
-    }
+    // Nothing better to do with a failed write to stderr than to drop the
+    // lines, as an unheld line would be.
+    drain_held(|lines| {
+        let _ = std::io::stderr().write_all(lines);
+    });
 }
 
-/// The lines the calling thread holds, if any, leaving it holding none.
-/// Safe to call from a panic hook: a thread that panicked while adding a
-/// line (or is being torn down) gives nothing.
-fn take_held() -> Option<Vec<u8>> {
-    HELD.try_with(|held| {
-        let mut held = held.try_borrow_mut().ok()?;
-        match held.as_mut() {
-            Some(buf) if !buf.is_empty() => {
-                Some(std::mem::replace(buf, Vec::with_capacity(HELD_MAX)))
-            }
-            _ => None,
+/// Gives `write` the lines the calling thread holds, if any, and keeps
+/// none, the buffer kept for the next lines: a fresh one per turn made
+/// every turn's first line a 16 KiB allocation, which has glibc's malloc
+/// sort all its small free chunks first. Safe to call from a panic hook: a
+/// thread that panicked while adding a line (or is being torn down) gives
+/// nothing.
+fn drain_held(write: impl FnOnce(&[u8])) {
+    let _ = HELD.try_with(|held| {
+        let Ok(mut held) = held.try_borrow_mut() else {
+            return;
+        };
+        if let Some(buf) = held.as_mut()
+            && !buf.is_empty()
+        {
+            write(buf);
+            buf.clear();
+            // One long line made it grow: back to the usual size.
+            buf.shrink_to(HELD_MAX);
         }
-    })
-    .ok()
-    .flatten()
+    });
+}
+
+#[cfg(test)]
+fn take_held() -> Option<Vec<u8>> {
+    let mut taken = None;
+    drain_held(|lines| taken = Some(lines.to_vec()));
+    taken
 }
 
 /// Makes a panic write the panicking thread's held lines before the panic

@@ -1197,20 +1197,11 @@ impl Manager {
     /// stop. Returns whether anything changed.
     fn observe(&mut self) -> bool {
         let mut changed = false;
-        let mut ids: Vec<u64> = self.services.keys().copied().collect();
-        ids.sort_unstable();
         // Units that went down unexpectedly (no stop or restart job of
         // their own): what BindsTo= them follows (systemd's
         // retroactively_stop_dependencies()).
-        let mut went_down: Vec<String> = Vec::new();
-        for &id in &ids {
-            let expected = matches!(
-                self.jobs.get(&id).map(|j| j.kind),
-                Some(JobKind::Stop | JobKind::Restart)
-            );
-            let Some(svc) = self.services.get_mut(&id) else {
-                continue;
-            };
+        let mut went_down: Vec<(u64, String)> = Vec::new();
+        for (&id, svc) in &mut self.services {
             let now = Class::of(svc.state);
             let prev = svc.seen;
             // From up to down, or down and up again (or up and down) since
@@ -1222,11 +1213,17 @@ impl Manager {
                 downs: svc.downs,
                 launches: svc.launches,
             };
-            if down && !expected {
-                went_down.push(svc.unit.id.to_string());
+            if down
+                && !matches!(
+                    self.jobs.get(&id).map(|j| j.kind),
+                    Some(JobKind::Stop | JobKind::Restart)
+                )
+            {
+                went_down.push((id, svc.unit.id.to_string()));
             }
         }
-        for name in went_down {
+        went_down.sort_unstable();
+        for (_, name) in went_down {
             // Sockets bound to it stop as well (their listeners close).
             let bound_sockets: Vec<usize> = (0..self.sockets.len())
                 .filter(|&i| {
@@ -1251,9 +1248,15 @@ impl Manager {
                 .find_service(&name)
                 .map(|id| self.services[&id].deps.propagates_stop_to.clone())
                 .unwrap_or_default();
-            let bound: Vec<u64> = ids
-                .iter()
-                .copied()
+            let candidates = if propagates.is_empty() {
+                self.ids_where(|s| {
+                    !s.deps.binds_to.is_empty() || !s.deps.stop_propagated_from.is_empty()
+                })
+            } else {
+                self.ids_where(|_| true)
+            };
+            let bound: Vec<u64> = candidates
+                .into_iter()
                 .filter(|b| {
                     self.services.get(b).is_some_and(|s| {
                         (s.deps.binds_to.contains(&name)
@@ -1331,14 +1334,12 @@ impl Manager {
         // Units bound to a unit that is down, without a job of either
         // (systemd's unit_is_bound_by_inactive()): also when it was down
         // when they started.
-        for &b in &ids {
+        let binding: Vec<u64> = self.ids_where(|s| !s.deps.binds_to.is_empty());
+        for b in binding {
             let Some(svc) = self.services.get(&b) else {
                 continue;
             };
-            if svc.deps.binds_to.is_empty()
-                || svc.state != State::Running
-                || self.jobs.contains_key(&b)
-            {
+            if svc.state != State::Running || self.jobs.contains_key(&b) {
                 continue;
             }
             let culprit = svc
@@ -1356,7 +1357,23 @@ impl Manager {
                 changed = true;
             }
         }
-        changed | self.uphold(&ids) | self.stop_unneeded(&ids)
+        changed | self.uphold() | self.stop_unneeded()
+    }
+
+    /// The services for which `which` holds, in the order they were made.
+    /// Most of what [`Self::observe`] looks at concerns few units (those
+    /// with `BindsTo=`, `Upholds=`, `StopWhenUnneeded=`): picking them out
+    /// first keeps a look at many `Accept=yes` instances from costing a
+    /// hash lookup or three per instance on every event.
+    fn ids_where(&self, which: impl Fn(&super::ServiceRt) -> bool) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .services
+            .iter()
+            .filter(|(_, s)| which(s))
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// `StopWhenUnneeded=` (systemd's `unit_is_unneeded()`): an active unit
@@ -1364,10 +1381,14 @@ impl Manager {
     /// inactive, or has a job, and `Requires=`, `Requisite=`, `Wants=`,
     /// `BindsTo=` or `Upholds=` it; the units flint was asked to run count
     /// as wanted by an active target) is stopped.
-    fn stop_unneeded(&mut self, ids: &[u64]) -> bool {
+    fn stop_unneeded(&mut self) -> bool {
         let mut unneeded: Vec<(u64, String)> = Vec::new();
         // Services and targets alike (graphical-session.target has it).
-        let candidates: Vec<u64> = ids.iter().copied().chain(self.target_ids()).collect();
+        let candidates: Vec<u64> = self
+            .ids_where(|s| s.deps.stop_when_unneeded)
+            .into_iter()
+            .chain(self.target_ids())
+            .collect();
         for id in candidates {
             let (Some(deps), Some(class), Some(name)) = (
                 self.holder_deps(id),
@@ -1419,14 +1440,13 @@ impl Manager {
     /// started. One that failed on its start limit is left alone, as
     /// systemd's start would fail again at once; its `Restart=` and start
     /// limit bound how often a failing upheld unit is started.
-    fn uphold(&mut self, ids: &[u64]) -> bool {
+    fn uphold(&mut self) -> bool {
         let mut starts: Vec<(String, String)> = Vec::new();
-        for id in ids {
+        for id in &self.ids_where(|s| !s.deps.upholds.is_empty()) {
             let Some(svc) = self.services.get(id) else {
                 continue;
             };
-            if svc.deps.upholds.is_empty()
-                || Class::of(svc.state) != Class::Active
+            if Class::of(svc.state) != Class::Active
                 || matches!(self.jobs.get(id).map(|j| j.kind), Some(JobKind::Stop))
             {
                 continue;

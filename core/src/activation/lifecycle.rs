@@ -3502,7 +3502,7 @@ impl Manager {
     /// runs on (a user flint accepts only `exit`, as systemd's user manager).
     pub(super) fn act(&mut self, action: &Action) {
         let exit = action.word == "exit" || action.word == "exit-force";
-        if !exit && (self.search.user_mode || std::process::id() != 1) {
+        if !exit && (self.search.user_mode || crate::own_pid() != 1) {
             tracing::warn!(
                 "{}: {}={} ignored: flint is not this system's init (only exit and exit-force act here)",
                 action.unit,

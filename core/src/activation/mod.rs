@@ -42,6 +42,7 @@ mod target;
 mod turns;
 mod unit_cache;
 
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -245,8 +246,12 @@ struct Manager {
     /// set (reset to the kernel's defaults when it no longer does).
     slices_applied: HashMap<String, (String, Vec<crate::cgroup::Controller>)>,
     sockets: Vec<SocketRt>,
-    services: HashMap<u64, ServiceRt>,
-    by_name: HashMap<String, u64>,
+    // The maps the event loop looks into several times per connection hash
+    // with rustc-hash's FxHash: SipHash was a twentieth of the loop's time.
+    // Their keys are flint's own ids and unit names whose peer-chosen part
+    // (an `Accept=yes` instance's addresses) is bounded by MaxConnections=.
+    services: FxHashMap<u64, ServiceRt>,
+    by_name: FxHashMap<String, u64>,
     next_id: u64,
     tx: mpsc::UnboundedSender<Event>,
     shutting_down: bool,
@@ -285,7 +290,7 @@ struct Manager {
     /// The WebAssembly host, created when the first socket with plugins loads.
     host: Option<crate::policy::PolicyHost>,
     /// The pending and running jobs, by service.
-    jobs: HashMap<u64, jobs::Job>,
+    jobs: FxHashMap<u64, jobs::Job>,
     /// A cgroup v2 per service, where flint's own cgroup is writable.
     cgroups: Option<crate::cgroup::Cgroups>,
     /// Socket units whose own commands run (`socket_hooks`), by name.
@@ -324,8 +329,8 @@ struct Manager {
     /// The path units flint runs.
     path_units: path_unit::PathUnits,
     /// The target units flint has loaded, by id (from the services' ids).
-    targets: HashMap<u64, target::TargetRt>,
-    target_names: HashMap<String, u64>,
+    targets: FxHashMap<u64, target::TargetRt>,
+    target_names: FxHashMap<String, u64>,
     /// `NAccepted=`/`NRefused=` of socket units opened again, carried to
     /// their new entry.
     socket_counts: HashMap<String, (u64, u64)>,
@@ -557,8 +562,8 @@ async fn run_async(
         units: unit_cache::UnitCache::default(),
         slices_applied: HashMap::new(),
         sockets: Vec::new(),
-        services: HashMap::new(),
-        by_name: HashMap::new(),
+        services: FxHashMap::default(),
+        by_name: FxHashMap::default(),
         next_id: 1,
         tx: tx.clone(),
         shutting_down: false,
@@ -576,7 +581,7 @@ async fn run_async(
         waiting: Vec::new(),
         spare: Vec::new(),
         parked: Vec::new(),
-        jobs: HashMap::new(),
+        jobs: FxHashMap::default(),
         cgroups: None,
         hooks: HashMap::new(),
         socket_failures: HashMap::new(),
@@ -591,8 +596,8 @@ async fn run_async(
         bus_activations: Vec::new(),
         timers: timer::Timers::default(),
         path_units: path_unit::PathUnits::default(),
-        targets: HashMap::new(),
-        target_names: HashMap::new(),
+        targets: FxHashMap::default(),
+        target_names: FxHashMap::default(),
         socket_counts: HashMap::new(),
         socket_restarts: Vec::new(),
     };
@@ -666,18 +671,43 @@ async fn run_async(
         spawn_tree_watch(watched.clone(), tx.clone());
         mgr.watched = Some(watched);
     }
-    while let Some(event) = rx.recv().await {
-        mgr.handle(event);
-        mgr.observe_timers();
-        // Until nothing moves (bounded: the trigger limit ends a loop).
-        for _ in 0..1024 {
-            if !mgr.observe_path_units() {
-                break;
+    let mut batch = std::collections::VecDeque::new();
+    'events: while let Some(event) = rx.recv().await {
+        batch.push_back(event);
+        while batch.len() < EVENT_BATCH
+            && let Ok(event) = rx.try_recv()
+        {
+            batch.push_back(event);
+        }
+        if batch
+            .iter()
+            .any(|e| matches!(e, Event::Exited { .. } | Event::ChildSignal))
+        {
+            // A client whose service just exited reconnects at once: let
+            // the listeners accept (one look at the sockets, no waiting)
+            // so that its connection can go ahead of the exit's
+            // bookkeeping.
+            tokio::task::yield_now().await;
+            while batch.len() < EVENT_BATCH
+                && let Ok(event) = rx.try_recv()
+            {
+                batch.push_back(event);
             }
         }
-        mgr.answer_settled();
-        if mgr.exit_now || (mgr.shutting_down && mgr.all_dead() && mgr.hooks.is_empty()) {
-            break;
+        mgr.connections_first(&mut batch);
+        while let Some(event) = batch.pop_front() {
+            mgr.handle(event);
+            mgr.observe_timers();
+            // Until nothing moves (bounded: the trigger limit ends a loop).
+            for _ in 0..1024 {
+                if !mgr.observe_path_units() {
+                    break;
+                }
+            }
+            mgr.answer_settled();
+            if mgr.exit_now || (mgr.shutting_down && mgr.all_dead() && mgr.hooks.is_empty()) {
+                break 'events;
+            }
         }
     }
     mgr.close_sockets().await;
@@ -687,6 +717,54 @@ async fn run_async(
     tracing::info!("flint: stopped");
     Ok(mgr.exit_status)
 }
+
+/// [`Manager::connections_first`], with `admits(socket, n)` telling
+/// whether `socket` admits a connection whatever the events before it
+/// change, with `n` of its connections moved ahead already.
+fn connections_first(
+    batch: &mut std::collections::VecDeque<Event>,
+    admits: impl Fn(usize, u32) -> bool,
+) {
+    let Some(first) = batch
+        .iter()
+        .position(|e| matches!(e, Event::Accepted { .. }))
+    else {
+        return;
+    };
+    if first == 0 {
+        return;
+    }
+    let mut ahead: Vec<Event> = Vec::new();
+    let mut rest: Vec<Event> = Vec::new();
+    let mut moving = true;
+    let mut moved: Vec<usize> = Vec::new();
+    for event in batch.drain(..) {
+        match &event {
+            Event::Accepted { socket, .. } if moving => {
+                let already = moved.iter().filter(|&&s| s == *socket).count();
+                if admits(*socket, u32::try_from(already).unwrap_or(u32::MAX)) {
+                    moved.push(*socket);
+                    ahead.push(event);
+                } else {
+                    moving = false;
+                    rest.push(event);
+                }
+            }
+            Event::Exited { .. } | Event::Spawned { .. } | Event::ChildSignal => rest.push(event),
+            _ => {
+                moving = false;
+                rest.push(event);
+            }
+        }
+    }
+    batch.extend(ahead);
+    batch.extend(rest);
+}
+
+/// Events the loop takes from its queue at once: enough for every
+/// connection and exit of a busy turn, few enough that a flood of one
+/// kind cannot keep another waiting long.
+const EVENT_BATCH: usize = 64;
 
 fn spawn_signal_watch(
     tx: mpsc::UnboundedSender<Event>,
@@ -1500,6 +1578,26 @@ impl Manager {
         sock.fail("resources");
     }
 
+    /// Puts the connections that wait in `batch` behind the ends and
+    /// spawns of processes (and the reaping of orphans) ahead of them: a connection's service is then
+    /// on its way before the loop does the bookkeeping of the instance
+    /// that just exited (its stop, its log lines, its cgroup), which is
+    /// what a client that reconnects at once otherwise waits for. Only a
+    /// connection that the socket admits whatever those events would
+    /// change (below `MaxConnections=`, no `MaxConnectionsPerSource=`)
+    /// moves, and none past any other event (a stop of the socket, a
+    /// request) or past a connection that stays.
+    fn connections_first(&self, batch: &mut std::collections::VecDeque<Event>) {
+        if self.shutting_down {
+            return;
+        }
+        connections_first(batch, |socket, already| {
+            let sock = &self.sockets[socket];
+            sock.config.max_connections_per_source == 0
+                && sock.active.saturating_add(already) < sock.config.max_connections
+        });
+    }
+
     fn on_accepted(&mut self, socket: usize, listener: usize, conn: OwnedFd) {
         if self.shutting_down {
             // Closed at once: the peer is refused, not left waiting.
@@ -2182,6 +2280,76 @@ pub(super) fn listed_sockets(unit: &Unit) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the loop's batch holds, in a word per event.
+    fn shape(batch: &std::collections::VecDeque<Event>) -> Vec<String> {
+        batch
+            .iter()
+            .map(|e| match e {
+                Event::Accepted { socket, conn, .. } => {
+                    format!("conn{socket}.{}", conn.as_raw_fd())
+                }
+                Event::Exited { service, .. } => format!("exit{service}"),
+                Event::ChildSignal => "sigchld".into(),
+                Event::RestartDue { service } => format!("restart{service}"),
+                _ => "other".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn connections_go_ahead_of_exits_only_where_the_socket_admits_them_anyway() {
+        let conn = |socket: usize| {
+            let conn = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+            Event::Accepted {
+                socket,
+                listener: 0,
+                conn,
+            }
+        };
+        let exit = |service: u64| Event::Exited {
+            service,
+            pid: 1,
+            status: ExitStatus::Exited(0),
+        };
+        // Socket 0 admits two more, socket 1 none.
+        let admits = |socket: usize, already: u32| socket == 0 && already < 2;
+        let mut batch = std::collections::VecDeque::from([
+            exit(7),
+            Event::ChildSignal,
+            conn(0),
+            exit(8),
+            conn(0),
+            conn(1),
+            conn(0),
+        ]);
+        let before = shape(&batch);
+        connections_first(&mut batch, admits);
+        // Socket 1 is at its limit: its connection stays, and so does the
+        // one after it.
+        assert_eq!(
+            shape(&batch),
+            [2, 4, 0, 1, 3, 5, 6].map(|i| before[i].clone())
+        );
+        // A third of socket 0 stays behind (its limit would depend on the
+        // exits), and no connection passes another event.
+        let mut batch = std::collections::VecDeque::from([
+            exit(1),
+            conn(0),
+            conn(0),
+            conn(0),
+            Event::RestartDue { service: 3 },
+            conn(0),
+        ]);
+        let before = shape(&batch);
+        connections_first(&mut batch, admits);
+        assert_eq!(shape(&batch), [1, 2, 0, 3, 4, 5].map(|i| before[i].clone()));
+        let mut batch =
+            std::collections::VecDeque::from([exit(1), Event::RestartDue { service: 3 }, conn(0)]);
+        let before = shape(&batch);
+        connections_first(&mut batch, admits);
+        assert_eq!(shape(&batch), before, "not past another event");
+    }
 
     /// Links made by `flint enable` count even when the tree has no
     /// `sockets.target` file (a host without systemd's own units).

@@ -396,7 +396,7 @@ fn environment_with_pid_vars(
     }
     // The user manager's services (not its socket commands) learn its pid.
     if inputs.user_mode && section == "Service" {
-        set_var(&mut env, "MANAGERPID", std::process::id().to_string());
+        set_var(&mut env, "MANAGERPID", crate::own_pid().to_string());
     }
     let inetd = stdio_is_socket(unit, section);
     let passed = if inetd {
@@ -770,7 +770,7 @@ impl StdioSetup<'_> {
                 o.clone()
             }
         };
-        let pid1 = std::process::id() == 1;
+        let pid1 = crate::own_pid() == 1;
         let stdout = fixup(&self.spec.output);
         let mut o = fixup(spec);
         if index == 2 {
@@ -960,7 +960,7 @@ fn term_for(unit: &Unit, section: &str) -> Option<String> {
     }
     let path = tty_path(unit, section);
     let name = path.strip_prefix("/dev/").unwrap_or(&path).to_string();
-    if path == "/dev/console" && std::process::id() == 1 {
+    if path == "/dev/console" && crate::own_pid() == 1 {
         if let Ok(t) = std::env::var("TERM") {
             return Some(t);
         }

@@ -145,8 +145,10 @@ pub(super) struct ChildContext<'a> {
     pub new_session: bool,
     pub ignore_sigpipe: bool,
     /// Signals whose disposition the child puts back to the default: bit
-    /// `n - 1` for signal `n` ([`signals_to_reset`]).
+    /// `n - 1` for signal `n` ([`signals_to_reset`]); the clone sets it to
+    /// the set its way of cloning needs.
     pub reset_signals: u64,
+    pub signals: SignalsToReset,
     pub no_new_privileges: bool,
     pub namespace: Option<&'a NamespacePlan>,
     pub seccomp: &'a [Vec<BpfInsn>],
@@ -823,7 +825,7 @@ const USUAL_SIGNALS: &[c_int] = &[
 ];
 
 /// The last look at flint's signal dispositions: when, and what it found.
-static LAST_DISPOSITIONS: std::sync::Mutex<Option<(std::time::Instant, u64)>> =
+static LAST_DISPOSITIONS: std::sync::Mutex<Option<(std::time::Instant, SignalsToReset)>> =
     std::sync::Mutex::new(None);
 
 /// Runs `change` (which changes signal dispositions) while no spawn reads
@@ -841,8 +843,7 @@ pub(super) fn changing_dispositions<T>(change: impl FnOnce() -> T) -> T {
 /// How long a look at flint's signal dispositions is trusted.
 const DISPOSITIONS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The signals a child resets before its exec: every signal whose
-/// disposition in flint is not the default, plus [`USUAL_SIGNALS`].
+/// The signals a child resets before its exec.
 ///
 /// Handlers need resetting only for the moment between unblocking the
 /// signals and the exec (which resets caught signals itself), but an
@@ -852,7 +853,20 @@ const DISPOSITIONS_FRESH: std::time::Duration = std::time::Duration::from_secs(1
 /// read again at most once a second, here in the parent, and anything
 /// installed since the last look is among the usual signals (`tokio`'s
 /// handlers, the ignored SIGPIPE, a runtime's fault handlers).
-pub(super) fn signals_to_reset() -> u64 {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SignalsToReset {
+    /// Every signal whose disposition in flint is not the default, plus
+    /// [`USUAL_SIGNALS`]: what a child made by `clone()` resets.
+    pub all: u64,
+    /// The ignored ones (and SIGPIPE, which flint ignores from its start):
+    /// all a child resets when the kernel has already put every handler
+    /// back to the default (`clone3(CLONE_CLEAR_SIGHAND)`), since ignored
+    /// signals are the only dispositions that cross both the clone and the
+    /// exec.
+    pub ignored: u64,
+}
+
+pub(super) fn signals_to_reset() -> SignalsToReset {
     let now = std::time::Instant::now();
     let mut last = LAST_DISPOSITIONS
         .lock()
@@ -862,16 +876,21 @@ pub(super) fn signals_to_reset() -> u64 {
     {
         return set;
     }
-    let mut set = USUAL_SIGNALS
-        .iter()
-        .fold(0u64, |acc, &s| acc | (1u64 << (s - 1)));
+    let bit = |signal: c_int| 1u64 << (signal - 1);
+    let mut set = SignalsToReset {
+        all: USUAL_SIGNALS.iter().fold(0u64, |acc, &s| acc | bit(s)),
+        ignored: bit(libc::SIGPIPE),
+    };
     for signal in 1..KERNEL_NSIG {
         // SAFETY: `sigaction` is plain data that the call below fills.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: a NULL new action only reads the current one into `old`.
         let ret = unsafe { libc::sigaction(signal, ptr::null(), &raw mut old) };
         if ret == 0 && old.sa_sigaction != libc::SIG_DFL {
-            set |= 1u64 << (signal - 1);
+            set.all |= bit(signal);
+            if old.sa_sigaction == libc::SIG_IGN {
+                set.ignored |= bit(signal);
+            }
         }
     }
     *last = Some((now, set));
@@ -1706,6 +1725,13 @@ struct CloneArgs {
 /// `CLONE_INTO_CGROUP` (Linux 5.7).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// `CLONE_CLEAR_SIGHAND` (Linux 5.5): the child starts with every handled
+/// signal back at the default, which spares it a `sigaction` per handler.
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+
+/// Set once the kernel refused `CLONE_CLEAR_SIGHAND`.
+static NO_CLEAR_SIGHAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`, with `CLONE_INTO_CGROUP`
 /// when `cgroup_fd` is given (the child starts in that cgroup) and
 /// `CLONE_PARENT_SETTID` when `parent_tid` is (the kernel stores the child's
@@ -1723,6 +1749,13 @@ pub(super) fn clone3(
 ) -> io::Result<(i32, Option<std::os::fd::OwnedFd>)> {
     let mut pidfd: c_int = -1;
     let mut flags = (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64;
+    let clear_handlers = !NO_CLEAR_SIGHAND.load(std::sync::atomic::Ordering::Relaxed);
+    if clear_handlers {
+        flags |= CLONE_CLEAR_SIGHAND;
+        ctx.reset_signals = ctx.signals.ignored;
+    } else {
+        ctx.reset_signals = ctx.signals.all;
+    }
     let mut cgroup = 0;
     if let Some(fd) = cgroup_fd {
         flags |= CLONE_INTO_CGROUP;
@@ -1749,7 +1782,20 @@ pub(super) fn clone3(
     // suspends us until the child execs or exits); `arg` points to `ctx`
     // on our suspended frame; `args`, `pidfd` and the `parent_tid` slot
     // (an atomic the kernel writes an i32 into) live across the call.
-    let ret = unsafe { raw_clone3(&raw mut args, std::mem::size_of::<CloneArgs>(), entry, arg) };
+    let mut ret =
+        unsafe { raw_clone3(&raw mut args, std::mem::size_of::<CloneArgs>(), entry, arg) };
+    if ret == -c_long::from(libc::EINVAL) && clear_handlers {
+        // Linux 5.3 and 5.4 have clone3() without CLONE_CLEAR_SIGHAND: the
+        // child resets every handler itself, and from now on when that
+        // works.
+        args.flags &= !CLONE_CLEAR_SIGHAND;
+        ctx.reset_signals = ctx.signals.all;
+        // SAFETY: as above; the failed call created no child.
+        ret = unsafe { raw_clone3(&raw mut args, std::mem::size_of::<CloneArgs>(), entry, arg) };
+        if ret >= 0 {
+            NO_CLEAR_SIGHAND.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     if ret < 0 {
         let errno = c_int::try_from(-ret).unwrap_or(libc::EINVAL);
         return Err(io::Error::from_raw_os_error(errno));

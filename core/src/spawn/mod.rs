@@ -871,7 +871,8 @@ pub fn spawn_noting_pid(
         cwd_optional: plan.cwd_optional,
         new_session: plan.new_session,
         ignore_sigpipe: plan.ignore_sigpipe,
-        reset_signals: child::signals_to_reset(),
+        reset_signals: 0,
+        signals: child::signals_to_reset(),
         no_new_privileges: plan.no_new_privileges,
         namespace: plan.namespace.as_ref().filter(|n| !n.is_empty()),
         seccomp: &plan.seccomp,
@@ -974,7 +975,12 @@ impl CgroupTarget {
     }
 }
 
-/// Runs `clone()` with the child entry point. Signals must be blocked by the
+/// Set once `clone3()` failed as a kernel without it (or without its
+/// `cgroup` argument) fails: every later child is made by `clone()`.
+static CLONE3_MISSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs `clone3()` (or, where the kernel lacks it, `clone()`) with the
+/// child entry point. Signals must be blocked by the
 /// caller. Returns the pid and, when the kernel supports `CLONE_PIDFD`, the
 /// pidfd. With a cgroup, the child is created in it by `clone3()`; where
 /// the kernel or the architecture cannot, the child moves itself. With
@@ -986,7 +992,7 @@ fn clone_child(
     cgroup: Option<&CgroupTarget>,
     pid_out: Option<&std::sync::atomic::AtomicI32>,
 ) -> Result<(i32, Option<OwnedFd>), SpawnError> {
-    if cgroup.is_some() || pid_out.is_some() {
+    if !CLONE3_MISSING.load(std::sync::atomic::Ordering::Relaxed) {
         ctx.cgroup_procs = None;
         #[cfg(test)]
         let forced = tests::FORCE_CLONE3_FALLBACK.load(std::sync::atomic::Ordering::SeqCst);
@@ -1003,6 +1009,13 @@ fn clone_child(
                 if e.raw_os_error()
                     .is_some_and(|n| [libc::ENOSYS, libc::EINVAL, libc::E2BIG].contains(&n)) =>
             {
+                // Without clone3() (or with one too old for its arguments)
+                // the kernel will not have it later; EINVAL may be this
+                // cgroup's alone. The test's forcing says nothing.
+                #[cfg(not(test))]
+                if e.raw_os_error() != Some(libc::EINVAL) {
+                    CLONE3_MISSING.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 ctx.cgroup_procs = cgroup.map(|t| t.procs.as_ptr());
                 if let Some(slot) = pid_out {
                     slot.store(CHILD_UNKNOWN, std::sync::atomic::Ordering::Release);
@@ -1011,6 +1024,7 @@ fn clone_child(
             Err(e) => return Err(SpawnError::Clone(e)),
         }
     }
+    ctx.reset_signals = ctx.signals.all;
     let mut pidfd: c_int = -1;
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
     let arg: *mut c_void = ptr::from_mut(ctx).cast();

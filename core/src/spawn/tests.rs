@@ -290,19 +290,32 @@ fn signals_flint_ignores_are_not_ignored_in_the_service() {
             }
         });
     };
-    set(libc::SIG_IGN);
-    let out = run_ok(sh("exec cat /proc/self/status"));
-    set(libc::SIG_DFL);
-    let ignored = sigmask(&out, "SigIgn:");
-    for signal in signals {
-        assert_eq!(
-            ignored & (1u64 << (signal - 1)),
-            0,
-            "signal {signal}: {out}"
-        );
+    // Both ways of cloning: clone3() has the kernel put the handlers back
+    // (the child resets only what is ignored), clone() leaves them all to
+    // the child.
+    let _one = CLONE3_FALLBACK_TESTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut seen = Vec::new();
+    for fallback in [false, true] {
+        FORCE_CLONE3_FALLBACK.store(fallback, std::sync::atomic::Ordering::SeqCst);
+        set(libc::SIG_IGN);
+        seen.push(run_ok(sh("exec cat /proc/self/status")));
+        set(libc::SIG_DFL);
     }
-    assert_ne!(ignored & (1u64 << (libc::SIGPIPE - 1)), 0, "{out}");
-    assert_eq!(sigmask(&out, "SigCgt:"), 0, "{out}");
+    FORCE_CLONE3_FALLBACK.store(false, std::sync::atomic::Ordering::SeqCst);
+    for out in seen {
+        let ignored = sigmask(&out, "SigIgn:");
+        for signal in signals {
+            assert_eq!(
+                ignored & (1u64 << (signal - 1)),
+                0,
+                "signal {signal}: {out}"
+            );
+        }
+        assert_ne!(ignored & (1u64 << (libc::SIGPIPE - 1)), 0, "{out}");
+        assert_eq!(sigmask(&out, "SigCgt:"), 0, "{out}");
+    }
 }
 
 #[test]
