@@ -511,6 +511,19 @@ impl UnitIndex {
 
     fn aliases_of(&self, name: &UnitName, id: &UnitName, fragment: &Path) -> Vec<UnitName> {
         let frag_base = file_name_str(fragment).unwrap_or("");
+        // An instance asked for by its own name, of a template file that
+        // only the template's name leads to (every `Accept=yes`
+        // connection's): the only name found below would be `id` itself.
+        if name == id
+            && !self.names.contains_key(id.as_str())
+            && let Some(t) = id.template()
+            && self
+                .names
+                .get(t.as_str())
+                .is_some_and(|n| n.len() == 1 && n[0] == t.as_str())
+        {
+            return Vec::new();
+        }
         let mut set: BTreeSet<UnitName> = BTreeSet::new();
         if !name.is_template() {
             set.insert(name.clone());
