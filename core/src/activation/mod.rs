@@ -720,10 +720,13 @@ async fn run_async(
 
 /// [`Manager::connections_first`], with `admits(socket, n)` telling
 /// whether `socket` admits a connection whatever the events before it
-/// change, with `n` of its connections moved ahead already.
+/// change, with `n` of its connections moved ahead already, and
+/// `alone(service)` whether a connection may pass the end or spawn of
+/// that service.
 fn connections_first(
     batch: &mut std::collections::VecDeque<Event>,
     admits: impl Fn(usize, u32) -> bool,
+    alone: impl Fn(u64) -> bool,
 ) {
     let Some(first) = batch
         .iter()
@@ -750,7 +753,10 @@ fn connections_first(
                     rest.push(event);
                 }
             }
-            Event::Exited { .. } | Event::Spawned { .. } | Event::ChildSignal => rest.push(event),
+            Event::Exited { service, .. } | Event::Spawned { service, .. } if alone(*service) => {
+                rest.push(event);
+            }
+            Event::ChildSignal => rest.push(event),
             _ => {
                 moving = false;
                 rest.push(event);
@@ -1591,11 +1597,33 @@ impl Manager {
         if self.shutting_down {
             return;
         }
-        connections_first(batch, |socket, already| {
-            let sock = &self.sockets[socket];
-            sock.config.max_connections_per_source == 0
-                && sock.active.saturating_add(already) < sock.config.max_connections
-        });
+        connections_first(
+            batch,
+            |socket, already| {
+                let sock = &self.sockets[socket];
+                sock.config.max_connections_per_source == 0
+                    && sock.active.saturating_add(already) < sock.config.max_connections
+            },
+            |service| self.ends_alone(service),
+        );
+    }
+
+    /// Whether the end (or spawn) of service `id` changes nothing that a
+    /// new connection's start depends on: an `Accept=yes` instance (whose
+    /// name, cgroup, credentials and private /tmp are its own, and which
+    /// no other unit names), with no `SuccessAction=`/`FailureAction=`
+    /// (which may stop flint) and no `RuntimeDirectory=` (which a template
+    /// without `%i` shares between its instances and removes at each
+    /// stop).
+    fn ends_alone(&self, id: u64) -> bool {
+        self.services.get(&id).is_some_and(|svc| {
+            let unit = &svc.unit;
+            svc.conn.is_some()
+                && ["SuccessAction", "FailureAction"]
+                    .iter()
+                    .all(|key| unit.get_str("Unit", key).is_none_or(|v| v == "none"))
+                && unit.entries("Service", "RuntimeDirectory").is_empty()
+        })
     }
 
     fn on_accepted(&mut self, socket: usize, listener: usize, conn: OwnedFd) {
@@ -2312,8 +2340,10 @@ mod tests {
             pid: 1,
             status: ExitStatus::Exited(0),
         };
-        // Socket 0 admits two more, socket 1 none.
+        // Socket 0 admits two more, socket 1 none; services from 100 on
+        // are not instances that end alone.
         let admits = |socket: usize, already: u32| socket == 0 && already < 2;
+        let alone = |service: u64| service < 100;
         let mut batch = std::collections::VecDeque::from([
             exit(7),
             Event::ChildSignal,
@@ -2324,7 +2354,7 @@ mod tests {
             conn(0),
         ]);
         let before = shape(&batch);
-        connections_first(&mut batch, admits);
+        connections_first(&mut batch, admits, alone);
         // Socket 1 is at its limit: its connection stays, and so does the
         // one after it.
         assert_eq!(
@@ -2342,13 +2372,21 @@ mod tests {
             conn(0),
         ]);
         let before = shape(&batch);
-        connections_first(&mut batch, admits);
+        connections_first(&mut batch, admits, alone);
         assert_eq!(shape(&batch), [1, 2, 0, 3, 4, 5].map(|i| before[i].clone()));
         let mut batch =
             std::collections::VecDeque::from([exit(1), Event::RestartDue { service: 3 }, conn(0)]);
         let before = shape(&batch);
-        connections_first(&mut batch, admits);
+        connections_first(&mut batch, admits, alone);
         assert_eq!(shape(&batch), before, "not past another event");
+        let mut batch = std::collections::VecDeque::from([exit(1), exit(100), conn(0)]);
+        let before = shape(&batch);
+        connections_first(&mut batch, admits, alone);
+        assert_eq!(
+            shape(&batch),
+            before,
+            "not past the end of a unit whose end may matter to it"
+        );
     }
 
     /// Links made by `flint enable` count even when the tree has no

@@ -1005,24 +1005,32 @@ fn clone_child(
         };
         match result {
             Ok(done) => return Ok(done),
+            // EPERM: a container's seccomp filter that refuses clone3()
+            // (older Docker profiles); the child's own move into its
+            // cgroup then says whether that was the cgroup's refusal.
             Err(e)
-                if e.raw_os_error()
-                    .is_some_and(|n| [libc::ENOSYS, libc::EINVAL, libc::E2BIG].contains(&n)) =>
+                if e.raw_os_error().is_some_and(|n| {
+                    [libc::ENOSYS, libc::EINVAL, libc::E2BIG, libc::EPERM].contains(&n)
+                }) =>
             {
                 // Without clone3() (or with one too old for its arguments)
-                // the kernel will not have it later; EINVAL may be this
-                // cgroup's alone. The test's forcing says nothing.
+                // the kernel will not have it later; EINVAL and EPERM are
+                // met again (one spawn's arguments may be what was
+                // refused). The test's forcing says nothing.
                 #[cfg(not(test))]
-                if e.raw_os_error() != Some(libc::EINVAL) {
+                if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::E2BIG)) {
                     CLONE3_MISSING.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                ctx.cgroup_procs = cgroup.map(|t| t.procs.as_ptr());
-                if let Some(slot) = pid_out {
-                    slot.store(CHILD_UNKNOWN, std::sync::atomic::Ordering::Release);
                 }
             }
             Err(e) => return Err(SpawnError::Clone(e)),
         }
+    }
+    // However this was reached (clone3() failed now or before): the child
+    // moves itself into its cgroup, its pid is not known before clone()
+    // returns, and it resets every handler itself.
+    ctx.cgroup_procs = cgroup.map(|t| t.procs.as_ptr());
+    if let Some(slot) = pid_out {
+        slot.store(CHILD_UNKNOWN, std::sync::atomic::Ordering::Release);
     }
     ctx.reset_signals = ctx.signals.all;
     let mut pidfd: c_int = -1;

@@ -787,13 +787,17 @@ fn the_child_starts_in_its_cgroup_with_clone3_and_without() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut seen = Vec::new();
-    for fallback in [false, true] {
+    // clone3(), clone3() failing, and clone() after a failure that will
+    // not change.
+    for (fallback, missing) in [(false, false), (true, false), (false, true)] {
         FORCE_CLONE3_FALLBACK.store(fallback, std::sync::atomic::Ordering::SeqCst);
+        super::CLONE3_MISSING.store(missing, std::sync::atomic::Ordering::SeqCst);
         let mut plan = sh("cat /proc/self/cgroup; sh -c 'cat /proc/self/cgroup'");
         plan.cgroup = Some(cstr(dir.to_str().unwrap()));
         seen.push(run_ok(plan));
     }
     FORCE_CLONE3_FALLBACK.store(false, std::sync::atomic::Ordering::SeqCst);
+    super::CLONE3_MISSING.store(false, std::sync::atomic::Ordering::SeqCst);
     let _ = std::fs::remove_dir(&dir);
     for out in seen {
         let unified: Vec<&str> = out.lines().filter(|l| l.starts_with("0::")).collect();
@@ -826,12 +830,15 @@ fn the_pid_is_noted_as_the_child_is_created_and_unknown_without_clone3() {
     assert_eq!(slot.load(Ordering::Acquire), child.pid);
     assert_eq!(out.trim(), child.pid.to_string());
 
-    // Where clone3() cannot be used, the slot says so.
-    FORCE_CLONE3_FALLBACK.store(true, Ordering::SeqCst);
-    let slot = AtomicI32::new(NO_CHILD_YET);
-    let child = spawn_noting_pid(&sh("exit 0"), Some(&slot));
-    FORCE_CLONE3_FALLBACK.store(false, Ordering::SeqCst);
-    let child = child.expect("spawn");
-    assert_eq!(child.wait_blocking().unwrap(), ExitStatus::Exited(0));
-    assert_eq!(slot.load(Ordering::Acquire), CHILD_UNKNOWN);
+    // Where clone3() cannot be used, the slot says so: when it fails, and
+    // for every spawn after a failure that will not change.
+    for way in [&FORCE_CLONE3_FALLBACK, &super::CLONE3_MISSING] {
+        way.store(true, Ordering::SeqCst);
+        let slot = AtomicI32::new(NO_CHILD_YET);
+        let child = spawn_noting_pid(&sh("exit 0"), Some(&slot));
+        way.store(false, Ordering::SeqCst);
+        let child = child.expect("spawn");
+        assert_eq!(child.wait_blocking().unwrap(), ExitStatus::Exited(0));
+        assert_eq!(slot.load(Ordering::Acquire), CHILD_UNKNOWN);
+    }
 }
