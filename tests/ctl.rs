@@ -2254,6 +2254,12 @@ fn list_dependencies_draws_the_tree_systemctl_draws() {
     );
     assert!(flint.wait_log("Reached target"), "{}", flint.log());
     assert!(flint.wait_log("b.service: Failed"), "{}", flint.log());
+    // c.service's start (a oneshot) may end after the target is reached.
+    assert!(
+        flint.wait_log("c.service: Deactivated successfully"),
+        "{}",
+        flint.log()
+    );
     let (code, out, err) = systemctl(&tree, &control, &["list-dependencies", "top.target"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
