@@ -672,13 +672,18 @@ async fn run_async(
         mgr.watched = Some(watched);
     }
     let mut batch = std::collections::VecDeque::new();
-    'events: while let Some(event) = rx.recv().await {
-        batch.push_back(event);
+    // What else waits in the queue, up to a batch.
+    let fill = |batch: &mut std::collections::VecDeque<Event>,
+                rx: &mut mpsc::UnboundedReceiver<Event>| {
         while batch.len() < EVENT_BATCH
             && let Ok(event) = rx.try_recv()
         {
             batch.push_back(event);
         }
+    };
+    'events: while let Some(event) = rx.recv().await {
+        batch.push_back(event);
+        fill(&mut batch, &mut rx);
         if batch
             .iter()
             .any(|e| matches!(e, Event::Exited { .. } | Event::ChildSignal))
@@ -688,11 +693,7 @@ async fn run_async(
             // so that its connection can go ahead of the exit's
             // bookkeeping.
             tokio::task::yield_now().await;
-            while batch.len() < EVENT_BATCH
-                && let Ok(event) = rx.try_recv()
-            {
-                batch.push_back(event);
-            }
+            fill(&mut batch, &mut rx);
         }
         mgr.connections_first(&mut batch);
         while let Some(event) = batch.pop_front() {
@@ -728,13 +729,12 @@ fn connections_first(
     admits: impl Fn(usize, u32) -> bool,
     alone: impl Fn(u64) -> bool,
 ) {
-    let Some(first) = batch
-        .iter()
-        .position(|e| matches!(e, Event::Accepted { .. }))
-    else {
+    // Nothing to do unless a connection waits behind another event.
+    let is_conn = |e: &Event| matches!(e, Event::Accepted { .. });
+    let Some(other) = batch.iter().position(|e| !is_conn(e)) else {
         return;
     };
-    if first == 0 {
+    if !batch.iter().skip(other).any(is_conn) {
         return;
     }
     let mut ahead: Vec<Event> = Vec::new();
@@ -1585,14 +1585,16 @@ impl Manager {
     }
 
     /// Puts the connections that wait in `batch` behind the ends and
-    /// spawns of processes (and the reaping of orphans) ahead of them: a connection's service is then
-    /// on its way before the loop does the bookkeeping of the instance
-    /// that just exited (its stop, its log lines, its cgroup), which is
-    /// what a client that reconnects at once otherwise waits for. Only a
-    /// connection that the socket admits whatever those events would
-    /// change (below `MaxConnections=`, no `MaxConnectionsPerSource=`)
-    /// moves, and none past any other event (a stop of the socket, a
-    /// request) or past a connection that stays.
+    /// spawns of processes (and the reaping of orphans) ahead of them: a
+    /// connection's service is then on its way before the loop does the
+    /// bookkeeping of the instance that just exited (its stop, its log
+    /// lines, its cgroup), which is what a client that reconnects at once
+    /// otherwise waits for. Only a connection that the socket admits
+    /// whatever those events would change (below `MaxConnections=`, no
+    /// `MaxConnectionsPerSource=`) moves, only past the ends of instances
+    /// that end alone ([`Manager::ends_alone`]), and none past any other
+    /// event (a stop of the socket, a request) or past a connection that
+    /// stays.
     fn connections_first(&self, batch: &mut std::collections::VecDeque<Event>) {
         if self.shutting_down {
             return;
@@ -2379,6 +2381,10 @@ mod tests {
         let before = shape(&batch);
         connections_first(&mut batch, admits, alone);
         assert_eq!(shape(&batch), before, "not past another event");
+        let mut batch = std::collections::VecDeque::from([conn(0), exit(1), conn(0)]);
+        let before = shape(&batch);
+        connections_first(&mut batch, admits, alone);
+        assert_eq!(shape(&batch), [0, 2, 1].map(|i| before[i].clone()));
         let mut batch = std::collections::VecDeque::from([exit(1), exit(100), conn(0)]);
         let before = shape(&batch);
         connections_first(&mut batch, admits, alone);

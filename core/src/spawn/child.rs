@@ -148,6 +148,8 @@ pub(super) struct ChildContext<'a> {
     /// `n - 1` for signal `n` ([`signals_to_reset`]); the clone sets it to
     /// the set its way of cloning needs.
     pub reset_signals: u64,
+    /// The dispositions looked at in the parent, from which the clone
+    /// picks `reset_signals`.
     pub signals: SignalsToReset,
     pub no_new_privileges: bool,
     pub namespace: Option<&'a NamespacePlan>,
