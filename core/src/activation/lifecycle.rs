@@ -1096,15 +1096,16 @@ impl Manager {
             }
         };
         let pid = child.pid;
-        if let Some(pipe) = log {
+        let output = log.and_then(|pipe| {
             let prefix = svc
                 .unit
                 .get_bool("Service", "SyslogLevelPrefix")
                 .unwrap_or(true);
             let ident = exec::log_identifier(&svc.unit, "Service", path);
-            exec::forward_log(pipe, name.clone(), ident, pid, prefix);
-        }
-        watch_exit(report, id, child);
+            exec::forward_log(pipe, name.clone(), ident, pid, prefix)
+        });
+        self.children
+            .insert(pid, Waited::new(report, id, child, output));
         svc.main_pid = Some(pid);
         svc.main_pgid = Some(pid);
         if !needs_connection_after_start(&svc.unit)
@@ -1273,15 +1274,16 @@ impl Manager {
             }
         };
         let pid = child.pid;
-        if let Some(pipe) = log {
+        let output = log.and_then(|pipe| {
             let prefix = svc
                 .unit
                 .get_bool("Service", "SyslogLevelPrefix")
                 .unwrap_or(true);
             let ident = exec::log_identifier(&svc.unit, "Service", path);
-            exec::forward_log(pipe, name.clone(), ident, pid, prefix);
-        }
-        watch_exit(report, id, child);
+            exec::forward_log(pipe, name.clone(), ident, pid, prefix)
+        });
+        self.children
+            .insert(pid, Waited::new(report, id, child, output));
         if svc.state != state {
             // The service moved on (a stop, a timeout) while the command was
             // being started: it goes.
@@ -4233,19 +4235,61 @@ impl ExitReport {
     }
 }
 
-/// Reports the exit of `child`, a process of service `id`, as an event.
-fn watch_exit(report: ExitReport, id: u64, child: spawn::Child) {
-    let pid = child.pid;
-    tokio::task::spawn_local(async move {
-        let status = match child.wait().await {
-            Ok(s) => s,
+/// A process flint spawned for a service, waited for through `SIGCHLD`
+/// ([`Manager::reap_children`]): its exit costs the loop no pidfd added to
+/// and taken from its epoll set and no task of its own (an `Accept=yes`
+/// socket makes one such process per connection). Its pidfd stays open
+/// until it is reaped, for the `waitid` that collects it.
+pub(super) struct Waited {
+    service: u64,
+    child: spawn::Child,
+    report: ExitReport,
+    /// Its output pipe, when flint logs its output.
+    output: Option<std::rc::Rc<exec::OutputPipe>>,
+}
+
+/// What is read of a process's output pipe when its exit is collected:
+/// what it wrote before it exited (a pipe holds at most
+/// `/proc/sys/fs/pipe-max-size`, 1 MiB by default), not what processes it
+/// left behind go on writing.
+const OUTPUT_AT_EXIT: usize = 1024 * 1024;
+
+impl Waited {
+    pub(super) fn new(
+        report: ExitReport,
+        service: u64,
+        child: spawn::Child,
+        output: Option<std::rc::Rc<exec::OutputPipe>>,
+    ) -> Waited {
+        Waited {
+            service,
+            child,
+            report,
+            output,
+        }
+    }
+
+    /// Reaps the process, which has exited, and reports its exit, after
+    /// what it wrote before (its output and, see [`ExitReport`], its
+    /// notifications): the exit may be seen before the reader of its
+    /// output has had its turn. Gives itself back when it has not exited
+    /// after all.
+    pub(super) fn collect(self) -> Option<Waited> {
+        let pid = self.child.pid;
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => status,
+            Ok(None) => return Some(self),
             Err(e) => {
                 tracing::error!("waiting for pid {pid} failed: {e}");
                 ExitStatus::Exited(255)
             }
         };
-        report.send(id, pid, status);
-    });
+        if let Some(output) = &self.output {
+            output.read_now(OUTPUT_AT_EXIT);
+        }
+        self.report.send(self.service, pid, status);
+        None
+    }
 }
 
 #[cfg(test)]

@@ -262,6 +262,9 @@ struct Manager {
     options: RunOptions,
     /// A SIGCHLD came while a spawn was in flight.
     reap_pending: bool,
+    /// The processes flint spawned for services, by pid, until they are
+    /// reaped ([`Manager::reap_children`]).
+    children: FxHashMap<i32, lifecycle::Waited>,
     /// The services whose jobs the control answer being made waits for
     /// (a switch's, or those of `ctl start|stop|restart`), and what for.
     answer_jobs: Vec<u64>,
@@ -575,6 +578,7 @@ async fn run_async(
         options,
         pending_notify: Vec::new(),
         reap_pending: false,
+        children: FxHashMap::default(),
         answer_jobs: Vec::new(),
         answer_sockets: Vec::new(),
         answer_kind: switch::WaitFor::Switch,
@@ -910,57 +914,28 @@ fn spawn_tree_watch(shared: Watched, tx: mpsc::UnboundedSender<Event>) {
     });
 }
 
-/// Reaps zombie children of flint that no service tracks: daemons' orphans
-/// re-parented to flint (it is a subreaper, or PID 1 in a container).
-/// Tracked children are left to the task that waits on their pidfd. Returns
-/// false when a tracked child's exit stands in the way (the kernel shows one
-/// waitable child at a time): reaping goes on once that exit is collected.
-fn reap_orphans(
-    tracked: &[i32],
-    spawning: &[std::sync::Arc<std::sync::atomic::AtomicI32>],
-) -> bool {
-    use std::sync::atomic::Ordering;
-    // Read again for every zombie: a child created since is already there.
-    let spawned = |pid: i32| {
-        spawning.iter().any(|s| {
-            let p = s.load(Ordering::Acquire);
-            p == pid || p == crate::spawn::CHILD_UNKNOWN
-        })
+/// The pid of an exited child of flint, left waitable (the kernel shows one
+/// at a time, whichever thread made it); `None` when none has exited.
+fn exited_child() -> Option<i32> {
+    let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
+    // SAFETY: waitid writes into `info`, which is zero-initialised and ours;
+    // WNOWAIT leaves the child waitable.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            info.as_mut_ptr(),
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
     };
-    // At most as many rounds as there can be zombies worth a look; each
-    // reaps one.
-    for _ in 0..4096 {
-        let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
-        // SAFETY: waitid writes into `info`, which is zero-initialised and
-        // ours; WNOWAIT leaves the child waitable.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_ALL,
-                0,
-                info.as_mut_ptr(),
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if r < 0 {
-            // ECHILD: no children at all.
-            return true;
-        }
-        // SAFETY: initialised (zeroed, then possibly filled by waitid).
-        let pid = unsafe { info.assume_init().si_pid() };
-        if pid == 0 {
-            // Children, none of them exited.
-            return true;
-        }
-        if tracked.contains(&pid) || spawned(pid) {
-            return false;
-        }
-        let _ = nix::sys::wait::waitpid(
-            nix::unistd::Pid::from_raw(pid),
-            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-        );
-        tracing::debug!("reaped orphan pid {pid}");
+    if r < 0 {
+        // ECHILD: no children at all.
+        return None;
     }
-    true
+    // SAFETY: initialised (zeroed, then possibly filled by waitid).
+    let pid = unsafe { info.assume_init().si_pid() };
+    // 0: children, none of them exited.
+    (pid != 0).then_some(pid)
 }
 
 impl Manager {
@@ -1049,7 +1024,8 @@ impl Manager {
             .map(|d| format!("refusing to start (--refuse-unenforced): {}", d.message))
     }
 
-    /// The main and control processes of every service.
+    /// The main and control processes of every service, and the commands
+    /// of socket units.
     fn tracked_pids(&self) -> Vec<i32> {
         self.services
             .values()
@@ -1059,20 +1035,62 @@ impl Manager {
             .collect()
     }
 
-    /// Reaps orphans. The child of a spawn in flight is not recorded yet;
-    /// the kernel tells its pid as it creates it
-    /// ([`crate::spawn::spawn_noting_pid`]), and it is left to its own
-    /// waiter. Where the kernel cannot tell, nothing is reaped while such a
-    /// spawn is in flight (the reaping then happens when it is recorded).
-    pub(super) fn reap_orphans(&mut self) {
-        let spawning: Vec<std::sync::Arc<std::sync::atomic::AtomicI32>> = self
-            .services
-            .values()
-            .filter_map(|s| s.spawn_pid.clone())
-            .chain(self.hooks_spawning().cloned())
-            .collect();
-        let tracked = self.tracked_pids();
-        self.reap_pending = !reap_orphans(&tracked, &spawning);
+    /// What `SIGCHLD` announces, collected: each exited process flint
+    /// spawned for a service is reaped and its exit reported
+    /// ([`lifecycle::Waited`]); orphans (daemons' children re-parented to
+    /// flint, a subreaper or PID 1 in a container) are reaped and forgotten.
+    /// The exit of a process that something else waits for stops the
+    /// round (the kernel shows one waitable child at a time); it goes on
+    /// once that exit is collected ([`Manager::reap_pending`]). So does the
+    /// child of a spawn in flight, not recorded yet: the kernel tells its
+    /// pid as it creates it ([`crate::spawn::spawn_noting_pid`]); where it
+    /// cannot tell, no orphan is reaped while such a spawn is in flight.
+    pub(super) fn reap_children(&mut self) {
+        use std::sync::atomic::Ordering;
+        // Who waits for what is asked only when an orphan or a foreign
+        // process turns up, not for every exit of a spawned one.
+        let mut others: Option<(Vec<i32>, Vec<std::sync::Arc<std::sync::atomic::AtomicI32>>)> =
+            None;
+        // At most as many rounds as there can be zombies worth a look; each
+        // reaps one.
+        for _ in 0..4096 {
+            let Some(pid) = exited_child() else {
+                break;
+            };
+            if let Some(waited) = self.children.remove(&pid) {
+                if let Some(waited) = waited.collect() {
+                    // Not collected after all: tried again at the next exit.
+                    self.children.insert(pid, waited);
+                    self.reap_pending = true;
+                    return;
+                }
+                continue;
+            }
+            let (tracked, spawning) = others.get_or_insert_with(|| {
+                let spawning = self
+                    .services
+                    .values()
+                    .filter_map(|s| s.spawn_pid.clone())
+                    .chain(self.hooks_spawning().cloned())
+                    .collect();
+                (self.tracked_pids(), spawning)
+            });
+            // Read again for every zombie: a child created since is already there.
+            let in_flight = spawning.iter().any(|s| {
+                let p = s.load(Ordering::Acquire);
+                p == pid || p == crate::spawn::CHILD_UNKNOWN
+            });
+            if in_flight || tracked.contains(&pid) {
+                self.reap_pending = true;
+                return;
+            }
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+            tracing::debug!("reaped orphan pid {pid}");
+        }
+        self.reap_pending = false;
     }
 
     /// Loads a unit to run it: a unit that fails to load is reported with
@@ -1151,7 +1169,7 @@ impl Manager {
             } => {
                 self.on_exit(service, pid, status);
                 if self.reap_pending {
-                    self.reap_orphans();
+                    self.reap_children();
                 }
             }
             Event::RestartDue { service } => self.on_restart_due(service),
@@ -1231,7 +1249,7 @@ impl Manager {
                 self.wait_for_jobs(jobs, sockets, kind, answer, reply);
             }
             Event::Tick => {}
-            Event::ChildSignal => self.reap_orphans(),
+            Event::ChildSignal => self.reap_children(),
             Event::Rewatch { socket } => {
                 let tx = self.tx.clone();
                 self.sockets[socket].watch(socket, &tx);

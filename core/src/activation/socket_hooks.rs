@@ -608,7 +608,7 @@ async fn socket_commands(
         if let Some(pipe) = prepared.log.take() {
             let prefix = unit.get_bool("Socket", "SyslogLevelPrefix").unwrap_or(true);
             let ident = exec::log_identifier(unit, "Socket", &cmd.path);
-            exec::forward_log(pipe, unit.id.to_string(), ident, child.pid, prefix);
+            let _ = exec::forward_log(pipe, unit.id.to_string(), ident, child.pid, prefix);
         }
         drop(prepared);
         let waited = if timeout == u64::MAX || timeout == 0 {

@@ -13,7 +13,7 @@
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
@@ -1762,7 +1762,18 @@ const LINE_MAX: usize = 48 * 1024;
 /// that are not UTF-8 are replaced, not an end of the output, a line
 /// longer than [`LINE_MAX`] is cut in pieces, and with `level_prefix`
 /// (`SyslogLevelPrefix=`) a `<N>` before a line is its severity.
-pub fn forward_log(pipe: OwnedFd, unit: String, ident: String, pid: i32, level_prefix: bool) {
+/// In flint's event loop a task reads the pipe as it fills, and the
+/// [`OutputPipe`] returned lets the report of the process's exit read what is
+/// left first ([`OutputPipe::read_now`]), so that what a process wrote before
+/// it exited is logged before its exit is. Outside a tokio runtime a
+/// thread reads the pipe, and `None` is returned.
+pub fn forward_log(
+    pipe: OwnedFd,
+    unit: String,
+    ident: String,
+    pid: i32,
+    level_prefix: bool,
+) -> Option<std::rc::Rc<OutputPipe>> {
     // As journald's stdout stream: a NUL ends a line too, trailing
     // whitespace goes, and a line with nothing left is not logged.
     let forward = move |raw: &[u8]| {
@@ -1784,27 +1795,28 @@ pub fn forward_log(pipe: OwnedFd, unit: String, ident: String, pid: i32, level_p
         }
     };
     if tokio::runtime::Handle::try_current().is_ok() {
+        let rx = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe).ok()?;
+        let output = std::rc::Rc::new(OutputPipe {
+            rx,
+            line: std::cell::RefCell::new(Vec::new()),
+            done: std::cell::Cell::new(false),
+            forward: Box::new(forward),
+        });
+        let reader = output.clone();
         tokio::task::spawn_local(async move {
-            use tokio::io::{AsyncBufReadExt, AsyncReadExt};
-            let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) else {
-                return;
-            };
-            let mut reader = tokio::io::BufReader::new(rx);
-            let mut line = Vec::new();
-            for n in 1u32.. {
-                line.clear();
-                let limit = LINE_MAX as u64;
-                match (&mut reader).take(limit).read_until(b'\n', &mut line).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => forward(&line),
+            loop {
+                if reader.rx.readable().await.is_err() {
+                    return;
                 }
-                // Lines already buffered cost no wait: a chatty service
-                // lets the loop do other work now and then.
-                if n % 256 == 0 {
-                    tokio::task::yield_now().await;
+                match reader.read_ready(OUTPUT_TURN) {
+                    PipeRead::End => return,
+                    PipeRead::Wait => {}
+                    // A chatty service lets the loop do other work now and then.
+                    PipeRead::More => tokio::task::yield_now().await,
                 }
             }
         });
+        Some(output)
     } else {
         std::thread::spawn(move || {
             use std::io::{BufRead, Read};
@@ -1821,6 +1833,106 @@ pub fn forward_log(pipe: OwnedFd, unit: String, ident: String, pid: i32, level_p
                 }
             }
         });
+        None
+    }
+}
+
+/// Bytes of output read in one go before the reader lets other work run.
+const OUTPUT_TURN: usize = 64 * 1024;
+
+/// What [`OutputPipe::read_now`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeRead {
+    /// The pipe is empty; more may come.
+    Wait,
+    /// The budget is spent; more waits in the pipe.
+    More,
+    /// The end of the output (every writer closed it), or an error.
+    End,
+}
+
+/// The read end of a process's output pipe in flint's event loop, with the
+/// part of a line read so far (see [`forward_log`]). Shared by the task
+/// that reads it and the report of the process's exit; neither holds a
+/// borrow across a wait.
+pub struct OutputPipe {
+    rx: tokio::net::unix::pipe::Receiver,
+    line: std::cell::RefCell<Vec<u8>>,
+    done: std::cell::Cell<bool>,
+    forward: Forward,
+}
+
+/// What logs one line of output (see [`forward_log`]).
+type Forward = Box<dyn Fn(&[u8])>;
+
+impl std::fmt::Debug for OutputPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputPipe")
+            .field("line", &self.line)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutputPipe {
+    /// Reads what the pipe holds now, up to about `budget` bytes, and logs
+    /// each whole line; at the end of the output, what is left of the last.
+    /// Reads the pipe whatever tokio last saw of it (a reader that has not
+    /// had its turn yet has seen nothing), for the report of an exit.
+    pub fn read_now(&self, budget: usize) -> PipeRead {
+        self.read(budget, |buf| {
+            nix::unistd::read(self.rx.as_fd(), buf).map_err(std::io::Error::from)
+        })
+    }
+
+    /// [`OutputPipe::read_now`] for the reading task: through tokio, which
+    /// then waits for the pipe's next readiness.
+    fn read_ready(&self, budget: usize) -> PipeRead {
+        self.read(budget, |buf| self.rx.try_read(buf))
+    }
+
+    fn read(&self, budget: usize, read: impl Fn(&mut [u8]) -> std::io::Result<usize>) -> PipeRead {
+        if self.done.get() {
+            return PipeRead::End;
+        }
+        let Ok(mut line) = self.line.try_borrow_mut() else {
+            return PipeRead::More;
+        };
+        let mut chunk = [0u8; 8192];
+        let mut taken = 0;
+        loop {
+            if taken >= budget {
+                return PipeRead::More;
+            }
+            match read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    taken += n;
+                    line.extend_from_slice(&chunk[..n]);
+                    let mut start = 0;
+                    loop {
+                        let window = &line[start..line.len().min(start + LINE_MAX)];
+                        let end = match window.iter().position(|&b| b == b'\n') {
+                            Some(i) => start + i + 1,
+                            None if window.len() == LINE_MAX => start + LINE_MAX,
+                            None => break,
+                        };
+                        (self.forward)(&line[start..end]);
+                        start = end;
+                    }
+                    line.drain(..start);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return PipeRead::Wait,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        if !line.is_empty() {
+            (self.forward)(&line);
+            line.clear();
+        }
+        self.done.set(true);
+        PipeRead::End
     }
 }
 
@@ -2275,5 +2387,60 @@ mod tests {
             (meta.uid(), meta.gid(), meta.mode() & 0o7777),
             (0, 5, 0o620)
         );
+    }
+
+    #[test]
+    fn output_a_process_left_in_its_pipe_is_logged_when_its_exit_asks() {
+        use std::io::Write as _;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let lines = |unit: &str| -> Vec<String> {
+                crate::logs::recent(unit, 10, 0)
+                    .into_iter()
+                    .map(|e| e.line)
+                    .collect()
+            };
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+            let mut w = std::fs::File::from(w);
+            let unit = "output-at-exit.service";
+            let output = forward_log(r, unit.into(), "t".into(), 7, true).unwrap();
+            // The reading task has not run yet: nothing is logged without
+            // the read an exit makes.
+            w.write_all(b"one\n<3>two\nthr").unwrap();
+            assert!(lines(unit).is_empty());
+            // Whole lines go; the part of a line waits for its end.
+            assert_eq!(output.read_now(1 << 20), PipeRead::Wait);
+            assert_eq!(lines(unit), ["one", "two"]);
+            assert_eq!(crate::logs::recent(unit, 1, 0)[0].priority, 3);
+            // A line longer than LINE_MAX is logged in pieces of LINE_MAX.
+            w.write_all(b"ee\n").unwrap();
+            w.write_all(&vec![b'x'; LINE_MAX + 3]).unwrap();
+            w.write_all(b"\nlast, no newline").unwrap();
+            drop(w);
+            // A small budget stops after one read and says more waits.
+            assert_eq!(output.read_now(1), PipeRead::More);
+            // At the end of the output what is left of the last line goes.
+            assert_eq!(output.read_now(1 << 20), PipeRead::End);
+            let got = lines(unit);
+            assert_eq!(
+                got.len(),
+                6,
+                "{:?}",
+                got.iter().map(String::len).collect::<Vec<_>>()
+            );
+            assert_eq!(got[2], "three");
+            // (the ring keeps the first MAX_LINE bytes of a line)
+            assert_eq!(got[3], "x".repeat(crate::logs::MAX_LINE));
+            assert_eq!(got[4], "xxx");
+            assert_eq!(got[5], "last, no newline");
+            // The task that reads it as it fills finds the end and stops.
+            assert_eq!(output.read_now(1 << 20), PipeRead::End);
+            tokio::task::yield_now().await;
+            assert_eq!(lines(unit).len(), 6);
+        });
     }
 }
