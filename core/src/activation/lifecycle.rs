@@ -2259,6 +2259,16 @@ impl Manager {
     /// `MAINPID=`): its pidfd turns readable when it exits.
     /// Whether it is watched: not when the process is gone already.
     fn watch_foreign(&mut self, id: u64, pid: i32) -> bool {
+        if self.children.contains_key(&pid) {
+            // A process flint spawned (`MAINPID=` naming it): its exit is
+            // collected already, and reported once, to this service.
+            let report = self.exit_report(id);
+            if let Some(waited) = self.children.get_mut(&pid) {
+                waited.service = id;
+                waited.report = report;
+            }
+            return true;
+        }
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         let Ok(fd) = i32::try_from(fd) else {

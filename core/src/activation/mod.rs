@@ -171,7 +171,8 @@ enum Event {
     },
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
-    /// SIGCHLD: reap orphans that were re-parented to flint.
+    /// SIGCHLD: collect the exits of the processes flint spawned, and reap
+    /// orphans that were re-parented to flint.
     ChildSignal,
     /// A request on the control socket, and where to send the answer.
     Control {
@@ -444,9 +445,10 @@ pub(super) fn log_generators(report: &crate::generators::Report) {
 /// blocked in the calling thread, and so in every thread it makes from now
 /// on, then read from a signalfd by the event loop. A handler would run on
 /// whichever thread the kernel picks and wake the loop through a pipe for
-/// every exited child; the signalfd turns readable beside the child's
-/// pidfd, and the loop reads it in the same turn. Services get an empty
-/// signal mask (`spawn`), as from systemd.
+/// every exited child; the signalfd is one fd in the loop's epoll set for
+/// all of them, and its reader collects their exits
+/// ([`Manager::reap_children`]). Services get an empty signal mask
+/// (`spawn`), as from systemd.
 fn child_signal_fd() -> std::io::Result<nix::sys::signalfd::SignalFd> {
     use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, signal};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -1055,7 +1057,8 @@ impl Manager {
         // reaps one.
         for _ in 0..4096 {
             let Some(pid) = exited_child() else {
-                break;
+                self.reap_pending = false;
+                return;
             };
             if let Some(waited) = self.children.remove(&pid) {
                 if let Some(waited) = waited.collect() {
@@ -1080,8 +1083,19 @@ impl Manager {
                 let p = s.load(Ordering::Acquire);
                 p == pid || p == crate::spawn::CHILD_UNKNOWN
             });
-            if in_flight || tracked.contains(&pid) {
+            if in_flight {
+                // Its spawn asks for another round once it is recorded
+                // (`spawn_returned`).
                 self.reap_pending = true;
+                return;
+            }
+            if tracked.contains(&pid) {
+                // Its own waiter reaps it, perhaps not soon (a socket
+                // command's task, a process whose watch could not be
+                // set up): the spawned processes that exited behind it are
+                // collected one by one meanwhile.
+                self.reap_pending = true;
+                self.sweep_children();
                 return;
             }
             let _ = nix::sys::wait::waitpid(
@@ -1090,7 +1104,25 @@ impl Manager {
             );
             tracing::debug!("reaped orphan pid {pid}");
         }
-        self.reap_pending = false;
+        // A round reaps at most 4096 zombies; the rest are reaped in the
+        // next, as if another SIGCHLD had come.
+        self.reap_pending = exited_child().is_some();
+        if self.reap_pending {
+            let _ = self.tx.send(Event::ChildSignal);
+        }
+    }
+
+    /// Collects each spawned process that has exited, in no kernel order
+    /// (one `waitid` on each pidfd).
+    fn sweep_children(&mut self) {
+        let pids: Vec<i32> = self.children.keys().copied().collect();
+        for pid in pids {
+            if let Some(waited) = self.children.remove(&pid)
+                && let Some(running) = waited.collect()
+            {
+                self.children.insert(pid, running);
+            }
+        }
     }
 
     /// Loads a unit to run it: a unit that fails to load is reported with

@@ -144,7 +144,79 @@ pub enum Value {
 }
 
 /// A unit's settings by section name and directive key.
-pub type Settings = BTreeMap<(String, &'static str), Setting>;
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    map: BTreeMap<(String, &'static str), Setting>,
+    /// A bit for each `(section, key)` set ([`Settings::bit`]): flint asks
+    /// a unit for a hundred-odd keys per start, of which it sets a dozen,
+    /// and a key whose bit is clear needs no search of the map (a bit
+    /// stays set after a removal, which costs a search, never a value).
+    present: u128,
+}
+
+impl Settings {
+    /// Which of the 128 bits of [`Settings::present`] stands for the key.
+    fn bit(section: &str, key: &str) -> u128 {
+        use std::hash::Hasher as _;
+        let mut h = rustc_hash::FxHasher::default();
+        h.write(section.as_bytes());
+        h.write_u8(0xff);
+        h.write(key.as_bytes());
+        1 << (h.finish() >> 57)
+    }
+
+    pub fn get(&self, section: &str, key: &str) -> Option<&Setting> {
+        if self.present & Settings::bit(section, key) == 0 {
+            return None;
+        }
+        self.map.get(&(section, key) as &dyn SettingKey)
+    }
+
+    pub fn insert(&mut self, at: (String, &'static str), setting: Setting) -> Option<Setting> {
+        self.present |= Settings::bit(&at.0, at.1);
+        self.map.insert(at, setting)
+    }
+
+    pub fn remove(&mut self, at: &(String, &'static str)) -> Option<Setting> {
+        self.map.remove(at)
+    }
+
+    /// The setting at `at`, made empty first when there is none.
+    pub fn entry(
+        &mut self,
+        at: (String, &'static str),
+        directive: &'static Directive,
+    ) -> &mut Setting {
+        self.present |= Settings::bit(&at.0, at.1);
+        self.map.entry(at).or_insert_with(|| Setting {
+            directive,
+            entries: Vec::new(),
+        })
+    }
+
+    /// How many settings there are.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Every setting, by section then key.
+    pub fn iter(&self) -> std::collections::btree_map::Iter<'_, (String, &'static str), Setting> {
+        self.map.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Settings {
+    type Item = (&'a (String, &'static str), &'a Setting);
+    type IntoIter = std::collections::btree_map::Iter<'a, (String, &'static str), Setting>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.map.iter()
+    }
+}
 
 /// A key of [`Settings`] as borrowed strings, so that a lookup builds no
 /// `String`: `(section, key)` in the order of the map's own keys.
@@ -308,7 +380,7 @@ impl Unit {
     /// The entries of `key` in `section`; empty when unset.
     pub fn entries(&self, section: &str, key: &str) -> &[(Value, Origin)] {
         self.settings
-            .get(&(section, key) as &dyn SettingKey)
+            .get(section, key)
             .map_or(&[], |v| v.entries.as_slice())
     }
 
@@ -814,14 +886,7 @@ impl Parser<'_> {
                 return;
             }
         };
-        let setting = self
-            .unit
-            .settings_mut()
-            .entry(slot)
-            .or_insert_with(|| Setting {
-                directive: dir,
-                entries: Vec::new(),
-            });
+        let setting = self.unit.settings_mut().entry(slot, dir);
         if dir.kind == Kind::Single {
             setting.entries.clear();
         }
@@ -2078,6 +2143,64 @@ mod tests {
     //! dump (`tests/conformance.rs`); the expected values are the dump's.
 
     use super::*;
+
+    #[test]
+    fn settings_find_every_key_set_and_none_that_is_not() {
+        // Every directive flint knows, in four sections, half of them set:
+        // the filter of present keys never hides one that is there.
+        let mut all: Vec<&'static Directive> = Vec::new();
+        for d in crate::unit::directive::DIRECTIVES {
+            if !all.iter().any(|a| a.key == d.key) {
+                all.push(d);
+            }
+        }
+        let sections = ["Unit", "Service", "Socket", "X-Other"];
+        let mut settings = Settings::default();
+        let mut set = Vec::new();
+        for (i, d) in all.iter().enumerate() {
+            for (j, section) in sections.iter().enumerate() {
+                if (i + j) % 2 == 0 {
+                    settings.insert(
+                        ((*section).to_string(), d.key),
+                        Setting {
+                            directive: d,
+                            entries: Vec::new(),
+                        },
+                    );
+                    set.push((*section, d.key));
+                }
+            }
+        }
+        for (i, d) in all.iter().enumerate() {
+            for (j, section) in sections.iter().enumerate() {
+                let found = settings.get(section, d.key);
+                assert_eq!(found.is_some(), (i + j) % 2 == 0, "[{section}] {}", d.key);
+                if let Some(found) = found {
+                    assert_eq!(found.directive.key, d.key);
+                }
+            }
+        }
+        // A removed key is gone, though its bit stays.
+        let (section, key) = set[0];
+        assert!(settings.remove(&(section.to_string(), key)).is_some());
+        assert!(settings.get(section, key).is_none());
+        assert_eq!(settings.iter().count(), set.len() - 1);
+        // A small unit's filter turns most absent keys away with no search.
+        let mut small = Settings::default();
+        for d in all.iter().take(12) {
+            small.entry(("Service".to_string(), d.key), *d);
+        }
+        let clear = all
+            .iter()
+            .skip(12)
+            .filter(|d| small.present & Settings::bit("Service", d.key) == 0)
+            .count();
+        assert!(
+            clear * 10 >= (all.len() - 12) * 8,
+            "{clear} of {}",
+            all.len() - 12
+        );
+    }
 
     #[test]
     fn enums_that_take_a_boolean_map_it_to_their_word() {
