@@ -2188,7 +2188,7 @@ mod tests {
         // A small unit's filter turns most absent keys away with no search.
         let mut small = Settings::default();
         for d in all.iter().take(12) {
-            small.entry(("Service".to_string(), d.key), *d);
+            small.entry(("Service".to_string(), d.key), d);
         }
         let clear = all
             .iter()
