@@ -2294,6 +2294,48 @@ fn list_dependencies_draws_the_tree_systemctl_draws() {
         &["list-dependencies", "--all", "top.target"],
     );
     assert!(out.contains("● ├─a.service\n○ │ └─c.service\n"), "{out}");
+    // --reverse: what pulls a unit in, as systemd 252 prints it for the
+    // same units (d.service is PartOf=mid.target).
+    let reverse = |args: &[&str]| {
+        let mut all = vec!["list-dependencies", "--reverse"];
+        all.extend_from_slice(args);
+        let (code, out, err) = systemctl(&tree, &control, &all);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    assert_eq!(
+        reverse(&["c.service"]),
+        "c.service\n\
+         ● ├─a.service\n\
+         ● └─mid.target\n\
+         ●   └─top.target\n\
+         ●     └─cyc.target\n\
+         \x20       └─...\n"
+    );
+    assert_eq!(
+        reverse(&["d.service"]),
+        "d.service\n\
+         ● └─mid.target\n\
+         ●   └─top.target\n\
+         ●     └─cyc.target\n\
+         \x20       └─...\n"
+    );
+    assert_eq!(
+        reverse(&["--plain", "c.service"]),
+        "c.service\n  a.service\n  mid.target\n  top.target\n  cyc.target\n"
+    );
+    assert_eq!(
+        reverse(&["--all", "c.service"]),
+        "c.service\n\
+         ● ├─a.service\n\
+         ● │ └─top.target\n\
+         ● │   └─cyc.target\n\
+         \x20 │     └─...\n\
+         ● └─mid.target\n\
+         ●   └─top.target\n\
+         ●     └─cyc.target\n\
+         \x20       └─...\n"
+    );
 }
 
 #[test]

@@ -218,6 +218,10 @@ enum CtlCommand {
         /// No tree and no state glyphs.
         #[arg(long)]
         plain: bool,
+        /// What pulls the units in instead (`RequiredBy=`, `WantedBy=`,
+        /// `BoundBy=`, `PartOf=`, ...).
+        #[arg(long)]
+        reverse: bool,
     },
     /// Cancel jobs by their number (`list-jobs` shows it), every job when
     /// none is named, as `systemctl cancel`: a start that waits never
@@ -1227,9 +1231,15 @@ fn ctl(
         CtlCommand::ListTimers { all, .. } | CtlCommand::ListPaths { all, .. } => {
             request["all"] = (*all).into();
         }
-        CtlCommand::ListDependencies { all, plain, .. } => {
+        CtlCommand::ListDependencies {
+            all,
+            plain,
+            reverse,
+            ..
+        } => {
             request["all"] = (*all).into();
             request["plain"] = (*plain).into();
+            request["reverse"] = (*reverse).into();
         }
         _ => {}
     }

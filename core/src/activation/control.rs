@@ -109,6 +109,8 @@ struct TreeShape {
     all: bool,
     /// No glyphs and no tree (`--plain`).
     plain: bool,
+    /// What pulls each unit in, not what it pulls in (`--reverse`).
+    reverse: bool,
 }
 
 /// One line of `list-dependencies` (systemctl's
@@ -596,6 +598,34 @@ impl Manager {
         out
     }
 
+    /// What pulls `name` in (`systemctl list-dependencies --reverse`): the
+    /// units flint has loaded whose dependencies, as
+    /// [`Manager::forward_dependencies`] follows them, name it
+    /// (`RequiredBy=`, `RequisiteOf=`, `WantedBy=`, `BoundBy=`,
+    /// `UpheldBy=`, and the units it is `PartOf=`).
+    fn reverse_dependencies(&mut self, name: &str) -> Vec<String> {
+        let own = self.unit_of(name).map(|u| u.id.to_string());
+        let mut loaded: Vec<String> = self
+            .services
+            .values()
+            .map(|s| s.unit.id.to_string())
+            .chain(self.sockets.iter().map(|s| s.unit.id.to_string()))
+            .chain(self.targets.values().map(|t| t.unit.id.to_string()))
+            .chain(self.timers.map.keys().cloned())
+            .chain(self.path_units.map.keys().cloned())
+            .collect();
+        loaded.sort();
+        loaded.dedup();
+        loaded
+            .into_iter()
+            .filter(|u| {
+                self.forward_dependencies(u)
+                    .iter()
+                    .any(|d| d == name || own.as_deref() == Some(d.as_str()))
+            })
+            .collect()
+    }
+
     /// systemctl's `list_dependencies_one()`: the lines below `name`, a
     /// glyph for each unit's state, the tree drawn by `branches` (a bit per
     /// level: whether that level goes on below), targets followed further
@@ -611,7 +641,11 @@ impl Manager {
         out: &mut Vec<String>,
     ) {
         path.push(name.to_string());
-        let mut deps = self.forward_dependencies(name);
+        let mut deps = if shape.reverse {
+            self.reverse_dependencies(name)
+        } else {
+            self.forward_dependencies(name)
+        };
         deps.sort_by_key(|d| (d.ends_with(".target"), d.to_lowercase()));
         let mut circular = false;
         let n = deps.len();
@@ -1629,6 +1663,7 @@ impl Manager {
                 };
                 let all = req.get("all").and_then(Json::as_bool) == Some(true);
                 let plain = req.get("plain").and_then(Json::as_bool) == Some(true);
+                let reverse = req.get("reverse").and_then(Json::as_bool) == Some(true);
                 let mut lines = Vec::new();
                 for (k, root) in roots.iter().enumerate() {
                     if k > 0 {
@@ -1636,7 +1671,11 @@ impl Manager {
                     }
                     lines.push(root.clone());
                     let mut done = Vec::new();
-                    let shape = TreeShape { all, plain };
+                    let shape = TreeShape {
+                        all,
+                        plain,
+                        reverse,
+                    };
                     self.dependency_lines(root, 0, 0, &mut done, shape, &mut lines);
                 }
                 json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "lines": lines})

@@ -110,7 +110,7 @@ Manager commands: daemon-reload, is-system-running, set-environment,
 
 Options: --user, --system, --root=DIR, --runtime, --now, --no-block, -q,
   -f, -a, -t TYPE, --state=STATE, --failed, -p PROPERTY, -P PROPERTY,
-  --value, --no-legend, --plain, -s SIGNAL, --kill-whom=WHOM,
+  --value, --no-legend, --plain, --reverse, -s SIGNAL, --kill-whom=WHOM,
   --preset-mode=MODE, --no-pager, --no-reload (and other options that
   only shape systemd's output, accepted and without effect)
 
@@ -176,6 +176,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut force = false;
     let mut no_legend = false;
     let mut plain = false;
+    let mut reverse = false;
     let mut value_only = false;
     let mut failed = false;
     let mut all = false;
@@ -205,6 +206,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "-a" | "--all" => all = true,
             // Output shaping and prompts, which flint's answers do not have.
             "--plain" => plain = true,
+            "--reverse" => reverse = true,
             "--legend=false" | "--legend=no" | "--legend=0" => no_legend = true,
             "--legend=true" | "--legend=yes" | "--legend=1" => no_legend = false,
             "--no-pager"
@@ -349,6 +351,9 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
             if plain {
                 out.push("--plain".into());
+            }
+            if reverse {
+                out.push("--reverse".into());
             }
         }
         "cancel" => {
