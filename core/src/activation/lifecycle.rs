@@ -945,7 +945,10 @@ impl Manager {
                     "{name}: stopping pid {}, started for a run that is over",
                     child.pid
                 );
-                signal_pid(child.pid, libc::SIGKILL);
+                // Through its pidfd: nothing waits for this process any
+                // more, so it may have been reaped as an orphan already and
+                // its pid given to another.
+                let _ = child.send_signal(libc::SIGKILL);
             }
             Err(failure) => tracing::debug!("{name}: {failure}"),
         }
@@ -1010,7 +1013,8 @@ impl Manager {
     ) -> Option<String> {
         let Some(svc) = self.services.get_mut(&id) else {
             if let Ok(child) = result {
-                signal_pid(child.pid, libc::SIGKILL);
+                // Through its pidfd, as in `stale_spawn`.
+                let _ = child.send_signal(libc::SIGKILL);
             }
             return None;
         };
