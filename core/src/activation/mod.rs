@@ -1051,8 +1051,8 @@ impl Manager {
         use std::sync::atomic::Ordering;
         // Who waits for what is asked only when an orphan or a foreign
         // process turns up, not for every exit of a spawned one.
-        let mut others: Option<(Vec<i32>, Vec<std::sync::Arc<std::sync::atomic::AtomicI32>>)> =
-            None;
+        type Slots = Vec<std::sync::Arc<std::sync::atomic::AtomicI32>>;
+        let mut others: Option<(Vec<i32>, Slots, Slots)> = None;
         // At most as many rounds as there can be zombies worth a look; each
         // reaps one.
         for _ in 0..4096 {
@@ -1069,31 +1069,34 @@ impl Manager {
                 }
                 continue;
             }
-            let (tracked, spawning) = others.get_or_insert_with(|| {
-                let spawning = self
+            let (tracked, services, hooks) = others.get_or_insert_with(|| {
+                let services = self
                     .services
                     .values()
                     .filter_map(|s| s.spawn_pid.clone())
-                    .chain(self.hooks_spawning().cloned())
                     .collect();
-                (self.tracked_pids(), spawning)
+                let hooks = self.hooks_spawning().cloned().collect();
+                (self.tracked_pids(), services, hooks)
             });
             // Read again for every zombie: a child created since is already there.
-            let in_flight = spawning.iter().any(|s| {
-                let p = s.load(Ordering::Acquire);
-                p == pid || p == crate::spawn::CHILD_UNKNOWN
-            });
-            if in_flight {
+            let spawned = |slots: &Slots| {
+                slots.iter().any(|s| {
+                    let p = s.load(Ordering::Acquire);
+                    p == pid || p == crate::spawn::CHILD_UNKNOWN
+                })
+            };
+            if spawned(services) {
                 // Its spawn asks for another round once it is recorded
                 // (`spawn_returned`).
                 self.reap_pending = true;
                 return;
             }
-            if tracked.contains(&pid) {
+            if spawned(hooks) || tracked.contains(&pid) {
                 // Its own waiter reaps it, perhaps not soon (a socket
                 // command's task, a process whose watch could not be
-                // set up): the spawned processes that exited behind it are
-                // collected one by one meanwhile.
+                // set up), and asks for no other round: the spawned
+                // processes that exited behind it are collected one by
+                // one meanwhile.
                 self.reap_pending = true;
                 self.sweep_children();
                 return;
