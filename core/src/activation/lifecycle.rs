@@ -4283,16 +4283,15 @@ impl Waited {
         }
     }
 
-    /// Reaps the process, which has exited, and reports its exit, after
-    /// what it wrote before (its output and, see [`ExitReport`], its
-    /// notifications): the exit may be seen before the reader of its
-    /// output has had its turn. Gives itself back when it has not exited
-    /// after all.
-    pub(super) fn collect(self) -> Option<Waited> {
+    /// Reaps the process and reports its exit, after what it wrote before
+    /// (its output and, see [`ExitReport`], its notifications): the exit
+    /// may be seen before the reader of its output has had its turn.
+    /// Whether it had exited (and is collected now).
+    pub(super) fn collect(&self) -> bool {
         let pid = self.child.pid;
         let status = match self.child.try_wait() {
             Ok(Some(status)) => status,
-            Ok(None) => return Some(self),
+            Ok(None) => return false,
             Err(e) => {
                 tracing::error!("waiting for pid {pid} failed: {e}");
                 ExitStatus::Exited(255)
@@ -4302,7 +4301,7 @@ impl Waited {
             output.read_now(OUTPUT_AT_EXIT);
         }
         self.report.send(self.service, pid, status);
-        None
+        true
     }
 }
 

@@ -1060,13 +1060,13 @@ impl Manager {
                 self.reap_pending = false;
                 return;
             };
-            if let Some(waited) = self.children.remove(&pid) {
-                if let Some(waited) = waited.collect() {
+            if let Some(waited) = self.children.get(&pid) {
+                if !waited.collect() {
                     // Not collected after all: tried again at the next exit.
-                    self.children.insert(pid, waited);
                     self.reap_pending = true;
                     return;
                 }
+                self.children.remove(&pid);
                 continue;
             }
             let (tracked, services, hooks) = others.get_or_insert_with(|| {
@@ -1118,14 +1118,7 @@ impl Manager {
     /// Collects each spawned process that has exited, in no kernel order
     /// (one `waitid` on each pidfd).
     fn sweep_children(&mut self) {
-        let pids: Vec<i32> = self.children.keys().copied().collect();
-        for pid in pids {
-            if let Some(waited) = self.children.remove(&pid)
-                && let Some(running) = waited.collect()
-            {
-                self.children.insert(pid, running);
-            }
-        }
+        self.children.retain(|_, waited| !waited.collect());
     }
 
     /// Loads a unit to run it: a unit that fails to load is reported with
