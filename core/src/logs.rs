@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
+mod text;
+pub use text::Text;
+
 /// Lines kept per unit.
 pub const LINES_PER_UNIT: usize = 1000;
 /// Units whose lines are kept.
@@ -49,7 +52,7 @@ pub fn journal_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
         std::fs::read_to_string("/proc/sys/kernel/random/uuid").map_or_else(
-            |_| format!("{:x}{:x}", std::process::id(), now_usec().0),
+            |_| format!("{:x}{:x}", std::process::id(), epoch_usec()),
             |s| s.trim().replace('-', ""),
         )
     })
@@ -82,7 +85,7 @@ pub struct Entry {
 #[derive(Default)]
 struct Rings {
     next: u64,
-    units: HashMap<String, (u64, VecDeque<Entry>)>,
+    units: rustc_hash::FxHashMap<String, (u64, VecDeque<Entry>)>,
 }
 
 static RINGS: Mutex<Option<Rings>> = Mutex::new(None);
@@ -176,10 +179,9 @@ pub fn epoch_usec() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-/// Microseconds since the epoch and of `CLOCK_MONOTONIC`, now.
-fn now_usec() -> (u64, u64) {
-    let mono = u64::try_from(uptime().as_micros()).unwrap_or(u64::MAX);
-    (epoch_usec(), mono)
+/// Microseconds of `CLOCK_MONOTONIC`, now.
+fn mono_usec() -> u64 {
+    u64::try_from(uptime().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The time since boot on `CLOCK_MONOTONIC`, which `Instant` counts on.
@@ -208,7 +210,28 @@ fn keep(
     line: String,
     priority: u16,
 ) {
-    let (usec, mono) = now_usec();
+    keep_at(
+        unit,
+        pid,
+        ident,
+        transport,
+        line,
+        priority,
+        (epoch_usec(), mono_usec()),
+    );
+}
+
+/// [`keep`] with the line's time given: microseconds since the epoch and
+/// of `CLOCK_MONOTONIC`.
+fn keep_at(
+    unit: &str,
+    pid: i32,
+    ident: Cow<'static, str>,
+    transport: Transport,
+    line: String,
+    priority: u16,
+    (usec, mono): (u64, u64),
+) {
     let mut guard = RINGS.lock().unwrap_or_else(PoisonError::into_inner);
     let rings = guard.get_or_insert_with(Rings::default);
     rings.next += 1;
@@ -304,32 +327,32 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
         }
         let mut message = Message(String::new());
         event.record(&mut message);
-        let line = message.0;
-        if line.is_empty() {
-            return;
+        if !message.0.is_empty() {
+            keep_manager_line(cut(&message.0), *event.metadata().level(), epoch_usec());
         }
-        let priority = match *event.metadata().level() {
-            tracing::Level::ERROR => 3,
-            tracing::Level::WARN => 4,
-            tracing::Level::INFO => 6,
-            _ => 7,
-        };
-        let pid = i32::try_from(crate::own_pid()).unwrap_or(0);
-        let mut line = line;
-        if line.len() > MAX_LINE {
-            let end = cut(&line).len();
-            line.truncate(end);
-        }
-        let unit = unit_of_line(&line).unwrap_or("").to_string();
-        keep(
-            &unit,
-            pid,
-            Cow::Borrowed("flint"),
-            Transport::Manager,
-            line,
-            priority,
-        );
     }
+}
+
+/// Keeps one of flint's own lines, logged at `level` at `usec` (since the
+/// epoch), in the ring of the unit it is about ([`unit_of_line`]).
+fn keep_manager_line(line: &str, level: tracing::Level, usec: u64) {
+    let priority = match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        _ => 7,
+    };
+    let pid = i32::try_from(crate::own_pid()).unwrap_or(0);
+    let unit = unit_of_line(line).unwrap_or("");
+    keep_at(
+        unit,
+        pid,
+        Cow::Borrowed("flint"),
+        Transport::Manager,
+        line.to_owned(),
+        priority,
+        (usec, mono_usec()),
+    );
 }
 
 /// journald's default rate limit of one service's lines
@@ -633,18 +656,7 @@ pub struct StderrLine;
 
 impl Write for StderrLine {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        let full = HELD.with_borrow_mut(|held| match held {
-            Some(buf) => {
-                buf.extend_from_slice(b);
-                Some(buf.len() >= HELD_MAX)
-            }
-            None => None,
-        });
-        match full {
-            Some(true) => flush_held(),
-            Some(false) => {}
-            None => std::io::stderr().write_all(b)?,
-        }
+        write_stderr(b);
         Ok(b.len())
     }
 
@@ -658,6 +670,26 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Stderr {
 
     fn make_writer(&'a self) -> Self::Writer {
         StderrLine
+    }
+}
+
+/// Writes log lines to stderr, or holds them when the calling thread holds
+/// its lines ([`hold_stderr`]). A failed write to stderr loses the lines:
+/// there is nowhere better to tell.
+fn write_stderr(b: &[u8]) {
+    let full = HELD.with_borrow_mut(|held| match held {
+        Some(buf) => {
+            buf.extend_from_slice(b);
+            Some(buf.len() >= HELD_MAX)
+        }
+        None => None,
+    });
+    match full {
+        Some(true) => flush_held(),
+        Some(false) => {}
+        None => {
+            let _ = std::io::stderr().write_all(b);
+        }
     }
 }
 
@@ -840,20 +872,25 @@ pub struct Clock;
 
 impl tracing_subscriber::fmt::time::FormatTime for Clock {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        thread_local! {
-            static SECOND: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
-        }
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
-        SECOND.with(|second| {
-            let mut second = second.borrow_mut();
-            if second.1.is_empty() || second.0 != now.as_secs() {
-                *second = (now.as_secs(), utc_seconds(now.as_secs()));
-            }
-            write!(w, "{}.{:06}Z", second.1, now.subsec_micros())
-        })
+        write_time(w, now)
     }
+}
+
+/// Writes the time `now` (since the epoch) as [`Clock`] does.
+fn write_time(w: &mut impl std::fmt::Write, now: std::time::Duration) -> std::fmt::Result {
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.1.is_empty() || second.0 != now.as_secs() {
+            *second = (now.as_secs(), utc_seconds(now.as_secs()));
+        }
+        write!(w, "{}.{:06}Z", second.1, now.subsec_micros())
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` in UTC for seconds since the epoch (the civil

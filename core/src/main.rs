@@ -1851,24 +1851,27 @@ fn init_log(format: LogFormat, target: LogTarget) {
         .unwrap_or_else(|_| EnvFilter::new("info,service=debug"));
     flint::logs::set_json(format == LogFormat::Json);
     flint::logs::flush_held_on_panic();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_timer(flint::logs::Clock)
-        // Colours only on a terminal: under runit, s6, OpenRC or
-        // start-stop-daemon the log goes to a file or a logger.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // Colours only on a terminal: under runit, s6, OpenRC or
+    // start-stop-daemon the log goes to a file or a logger.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = || {
+        tracing_subscriber::fmt()
+            .with_target(false)
+            .with_timer(flint::logs::Clock)
+            .with_ansi(ansi)
+    };
     // flint's own lines are also kept for `journalctl` (by `flint run`).
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let capture = flint::logs::Capture;
     match (format, target) {
-        (LogFormat::Text, LogTarget::Stderr) => builder
-            .with_writer(flint::logs::Stderr)
-            .finish()
-            .with(capture)
+        // Each line formatted once, for stderr and the rings.
+        (LogFormat::Text, LogTarget::Stderr) => tracing_subscriber::registry()
+            .with(filter)
+            .with(flint::logs::Text::new(ansi))
             .init(),
-        (LogFormat::Json, LogTarget::Stderr) => builder
+        (LogFormat::Json, LogTarget::Stderr) => builder()
+            .with_env_filter(filter)
             .json()
             .flatten_event(true)
             .with_writer(flint::logs::Stderr)
@@ -1878,7 +1881,11 @@ fn init_log(format: LogFormat, target: LogTarget) {
         (format, LogTarget::Syslog) => {
             let syslog = flint::logs::Syslog::open();
             let connected = syslog.connected();
-            let builder = builder.without_time().with_ansi(false).with_writer(syslog);
+            let builder = builder()
+                .with_env_filter(filter)
+                .without_time()
+                .with_ansi(false)
+                .with_writer(syslog);
             if format == LogFormat::Json {
                 builder
                     .json()

@@ -6,12 +6,13 @@
 //! [`UnitIndex`] and builds it again only when a search directory changed
 //! (its mtime, inode or device moved, or it appeared or vanished), as
 //! systemd rebuilds its unit name map when the search path's timestamps
-//! change. The unit files and drop-ins themselves are still looked at
-//! (`statx`) at every load, so edits to them and `%i` of each instance are
+//! change. The unit files and drop-ins themselves are looked at again
+//! (`statx`) at loads, so edits to them and `%i` of each instance are
 //! honoured. Per-connection loads ([`UnitCache::load_instance`]) trust a
-//! check of the directories made in the last [`RECHECK`]: the default
-//! search path has a dozen directories, one `statx` each, and a stream of
-//! connections then pays them once per interval instead of per connection.
+//! check of the directories, and of the template's file, made in the last
+//! [`RECHECK`]: the default search path has a dozen directories, one
+//! `statx` each, and a stream of connections then pays them once per
+//! interval instead of per connection.
 
 use crate::stamp::FileStamp;
 use crate::unit::load::{self, Unit};
@@ -62,7 +63,7 @@ impl UnitCache {
             && at.elapsed() < RECHECK
             && index.search_path().dirs == search.dirs
         {
-            return load::load_indexed(index, name);
+            return load::load_instance(index, name, RECHECK);
         }
         self.load(search, name)
     }

@@ -156,13 +156,22 @@ pub struct Settings {
 
 impl Settings {
     /// Which of the 128 bits of [`Settings::present`] stands for the key.
+    /// A few bytes and the lengths, mixed by one multiplication: a
+    /// lookup asks for this about a hundred times per start, and hashing
+    /// whole names cost more than the lookups it saved.
     fn bit(section: &str, key: &str) -> u128 {
-        use std::hash::Hasher as _;
-        let mut h = rustc_hash::FxHasher::default();
-        h.write(section.as_bytes());
-        h.write_u8(0xff);
-        h.write(key.as_bytes());
-        1 << (h.finish() >> 57)
+        let (s, k) = (section.as_bytes(), key.as_bytes());
+        let at = |b: &[u8], i: usize| u64::from(b.get(i).copied().unwrap_or(0));
+        let n = k.len();
+        let mixed = (n as u64)
+            | at(k, 0) << 8
+            | at(k, 1) << 16
+            | at(k, n / 2) << 24
+            | at(k, n.wrapping_sub(2)) << 32
+            | at(k, n.wrapping_sub(1)) << 40
+            | (s.len() as u64) << 48
+            | at(s, 0) << 56;
+        1 << (mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57)
     }
 
     pub fn get(&self, section: &str, key: &str) -> Option<&Setting> {
@@ -492,6 +501,16 @@ pub fn load(search: &SearchPath, name: &UnitName) -> Unit {
 /// Loads a unit by name through an index of the search path built once.
 pub fn load_indexed(index: &UnitIndex, name: &UnitName) -> Unit {
     match index.resolve(name) {
+        Ok(sources) => load_sources(index.search_path(), name.clone(), &sources),
+        Err(e) => not_found(name, &e.to_string()),
+    }
+}
+
+/// Loads an instance for a connection, as [`load_indexed`] does but
+/// trusting a look at its fragment of less than `within` ago
+/// ([`UnitIndex::resolve_recent`]).
+pub fn load_instance(index: &UnitIndex, name: &UnitName, within: std::time::Duration) -> Unit {
+    match index.resolve_recent(name, within) {
         Ok(sources) => load_sources(index.search_path(), name.clone(), &sources),
         Err(e) => not_found(name, &e.to_string()),
     }

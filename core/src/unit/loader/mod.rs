@@ -133,6 +133,41 @@ pub struct UnitIndex {
     subdir_names: HashSet<String>,
     /// Notices about entries that were skipped while scanning.
     pub diagnostics: Vec<Diagnostic>,
+    /// The fragment [`UnitIndex::resolve_recent`] last looked at.
+    recent: RecentFragment,
+}
+
+/// A fragment's metadata and when it was read: every `Accept=yes`
+/// connection loads its instance from the same template, and one `statx`
+/// of it per [`UnitIndex::resolve_recent`] window does for all of them.
+#[derive(Debug, Default)]
+struct RecentFragment(std::sync::Mutex<Option<(PathBuf, std::time::Instant, std::fs::Metadata)>>);
+
+impl Clone for RecentFragment {
+    /// A copy of the index looks at its fragments afresh.
+    fn clone(&self) -> RecentFragment {
+        RecentFragment::default()
+    }
+}
+
+impl RecentFragment {
+    /// `path`'s metadata, read again unless it was read less than `within`
+    /// ago.
+    fn metadata(&self, path: &Path, within: std::time::Duration) -> io::Result<std::fs::Metadata> {
+        let mut recent = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((p, at, meta)) = recent.as_ref()
+            && p == path
+            && at.elapsed() < within
+        {
+            return Ok(meta.clone());
+        }
+        let meta = std::fs::metadata(path)?;
+        *recent = Some((path.to_path_buf(), std::time::Instant::now(), meta.clone()));
+        Ok(meta)
+    }
 }
 
 /// Whether a file's metadata marks a mask: any device node, or an empty
@@ -220,6 +255,7 @@ impl UnitIndex {
             subdirs: HashSet::new(),
             subdir_names: HashSet::new(),
             diagnostics: Vec::new(),
+            recent: RecentFragment::default(),
         };
         // Search directories as the kernel sees them, so that links through
         // a symlinked directory (NixOS: /etc/systemd/system -> /etc/static/…)
@@ -421,6 +457,26 @@ impl UnitIndex {
 
     /// Finds the files of `name`.
     pub fn resolve(&self, name: &UnitName) -> Result<UnitSources, LoadError> {
+        self.resolve_within(name, None)
+    }
+
+    /// Finds the files of `name`, trusting what was read of its fragment
+    /// less than `within` ago when the last call read the same one: for
+    /// the instances of a stream of connections, which all load the same
+    /// template. An edit to the fragment is seen at most `within` later.
+    pub fn resolve_recent(
+        &self,
+        name: &UnitName,
+        within: std::time::Duration,
+    ) -> Result<UnitSources, LoadError> {
+        self.resolve_within(name, Some(within))
+    }
+
+    fn resolve_within(
+        &self,
+        name: &UnitName,
+        within: Option<std::time::Duration>,
+    ) -> Result<UnitSources, LoadError> {
         let mut fragment = self
             .follow(name.as_str())
             .map_err(|()| LoadError::AliasLoop(name.clone()))?;
@@ -441,7 +497,11 @@ impl UnitIndex {
             return Err(LoadError::NotFound(name.clone()));
         };
 
-        let meta = std::fs::metadata(&fragment).map_err(|source| LoadError::Io {
+        let meta = match within {
+            Some(within) => self.recent.metadata(&fragment, within),
+            None => std::fs::metadata(&fragment),
+        }
+        .map_err(|source| LoadError::Io {
             path: fragment.clone(),
             source,
         })?;

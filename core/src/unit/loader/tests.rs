@@ -719,3 +719,47 @@ fn directory_named_like_a_unit_is_an_io_error() {
         Err(LoadError::Io { .. })
     ));
 }
+
+#[test]
+fn resolve_recent_trusts_a_look_at_the_same_fragment_within_its_window() {
+    let t = Tree::new();
+    t.file("lib/e@.service", SERVICE)
+        .file("lib/f@.service", SERVICE);
+    let index = UnitIndex::build(&t.search());
+    let name = |n: &str| -> UnitName { n.parse().unwrap() };
+    let hour = std::time::Duration::from_hours(1);
+    let first = index.resolve_recent(&name("e@1.service"), hour).unwrap();
+    // The template grows: within the window, an instance of the same
+    // template is resolved with what was read before.
+    fs::write(t.p("lib/e@.service"), format!("{SERVICE}# edited\n")).unwrap();
+    let again = index.resolve_recent(&name("e@2.service"), hour).unwrap();
+    assert_eq!(again.fragment_stamp, first.fragment_stamp);
+    assert_eq!(again.id.as_str(), "e@2.service");
+    // Without a window, or by `resolve`, the file is looked at.
+    let now = index
+        .resolve_recent(&name("e@3.service"), std::time::Duration::ZERO)
+        .unwrap();
+    assert_ne!(now.fragment_stamp, first.fragment_stamp);
+    assert_eq!(
+        index.resolve(&name("e@4.service")).unwrap().fragment_stamp,
+        now.fragment_stamp
+    );
+    // Another template is looked at, and replaces the one remembered.
+    let other = index.resolve_recent(&name("f@1.service"), hour).unwrap();
+    assert_eq!(
+        other.fragment.as_deref(),
+        Some(t.p("lib/f@.service").as_path())
+    );
+    fs::remove_file(t.p("lib/e@.service")).unwrap();
+    assert!(matches!(
+        index.resolve_recent(&name("e@5.service"), hour),
+        Err(LoadError::Io { .. })
+    ));
+    // A copy of the index remembers nothing.
+    assert!(
+        index
+            .clone()
+            .resolve_recent(&name("f@2.service"), hour)
+            .is_ok()
+    );
+}
