@@ -241,18 +241,18 @@ fn keep_at(
     } else {
         unit
     };
-    if !rings.units.contains_key(ring_name) && rings.units.len() >= MAX_UNITS {
-        let oldest = rings
-            .units
-            .iter()
-            .min_by_key(|(_, (last, _))| *last)
-            .map(|(name, _)| name.clone());
-        if let Some(name) = oldest {
-            rings.units.remove(&name);
-        }
-    }
     // The name is copied only for a new ring (a line per event otherwise).
     if !rings.units.contains_key(ring_name) {
+        if rings.units.len() >= MAX_UNITS {
+            let oldest = rings
+                .units
+                .iter()
+                .min_by_key(|(_, (last, _))| *last)
+                .map(|(name, _)| name.clone());
+            if let Some(name) = oldest {
+                rings.units.remove(&name);
+            }
+        }
         rings
             .units
             .insert(ring_name.to_string(), (0, VecDeque::new()));

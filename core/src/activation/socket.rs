@@ -731,6 +731,43 @@ fn plain_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Appends `ip` as [`plain_ip`] shows it: an IPv4 address (also one
+/// mapped into IPv6) written digit by digit, which every `Accept=yes`
+/// connection asks for four times; an IPv6 one as `Display` writes it.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match plain_ip(ip) {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, u64::from(octet));
+            }
+        }
+        v6 @ IpAddr::V6(_) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
 /// An address as systemd's `getsockname_pretty()`/`getpeername_pretty()`
 /// show it: `ip:port` (`[ip6]:port`), a path, `@name` for an abstract
 /// socket, `vsock:cid:port`; `None` for an unnamed one.
@@ -782,10 +819,12 @@ impl Peer {
     /// `REMOTE_ADDR` and `REMOTE_PORT` as systemd sets them.
     pub fn remote_env(&self) -> Vec<(String, String)> {
         match self {
-            Peer::Inet(sa) => vec![
-                ("REMOTE_ADDR".into(), plain_ip(sa.ip()).to_string()),
-                ("REMOTE_PORT".into(), sa.port().to_string()),
-            ],
+            Peer::Inet(sa) => {
+                let (mut addr, mut port) = (String::with_capacity(15), String::with_capacity(5));
+                push_ip(&mut addr, sa.ip());
+                push_decimal(&mut port, u64::from(sa.port()));
+                vec![("REMOTE_ADDR".into(), addr), ("REMOTE_PORT".into(), port)]
+            }
             Peer::Unix { path: Some(p), .. } => vec![("REMOTE_ADDR".into(), p.clone())],
             Peer::Unix { path: None, .. } => Vec::new(),
             Peer::Vsock { cid, port } => vec![
@@ -814,13 +853,19 @@ impl Peer {
 pub fn instance_name(n: u64, conn: &OwnedFd, peer: &Peer) -> Option<String> {
     let local: SockaddrStorage = socket::getsockname(conn.as_raw_fd()).ok()?;
     match (storage_to_peer(&local)?, peer) {
-        (Peer::Inet(l), Peer::Inet(r)) => Some(format!(
-            "{n}-{}:{}-{}:{}",
-            plain_ip(l.ip()),
-            l.port(),
-            plain_ip(r.ip()),
-            r.port()
-        )),
+        (Peer::Inet(l), Peer::Inet(r)) => {
+            let mut name = String::with_capacity(64);
+            push_decimal(&mut name, n);
+            name.push('-');
+            push_ip(&mut name, l.ip());
+            name.push(':');
+            push_decimal(&mut name, u64::from(l.port()));
+            name.push('-');
+            push_ip(&mut name, r.ip());
+            name.push(':');
+            push_decimal(&mut name, u64::from(r.port()));
+            Some(name)
+        }
         (Peer::Vsock { cid: lc, port: lp }, Peer::Vsock { cid: rc, port: rp }) => {
             Some(format!("{n}-{lc}:{lp}-{rc}:{rp}"))
         }
@@ -1006,5 +1051,35 @@ mod flush_tests {
             let mut buf = [0u8; 1];
             assert_eq!(std::io::Read::read(&mut c, &mut buf).unwrap(), 0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_numbers_are_written_as_display_writes_them() {
+        for n in [0, 1, 9, 10, 99, 255, 256, 65_535, 1_000_007, u64::MAX] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+        let ips: [IpAddr; 6] = [
+            "127.0.0.1".parse().unwrap(),
+            "0.0.0.0".parse().unwrap(),
+            "255.10.100.9".parse().unwrap(),
+            "::1".parse().unwrap(),
+            "fe80::1:2".parse().unwrap(),
+            "::ffff:192.0.2.33".parse().unwrap(),
+        ];
+        for ip in ips {
+            let mut out = String::new();
+            push_ip(&mut out, ip);
+            assert_eq!(out, plain_ip(ip).to_string());
+        }
+        let mut mapped = String::new();
+        push_ip(&mut mapped, "::ffff:192.0.2.33".parse().unwrap());
+        assert_eq!(mapped, "192.0.2.33");
     }
 }

@@ -297,20 +297,25 @@ impl UnitName {
                 wanted: "a template or instance",
             });
         };
-        let s = format!(
-            "{}@{}{}",
-            &self.name[..at],
-            instance,
-            &self.name[self.dot..]
-        );
-        let n = UnitName::parse(&s).map_err(|e| match e {
-            NameError::TooLong(s) => NameError::TooLong(s),
-            _ => NameError::BadInstance(instance.to_owned()),
-        })?;
-        if !n.is_instance() && !instance.is_empty() {
+        // The template's name is valid: only the instance needs a look
+        // (every `Accept=yes` connection names one this way).
+        if !instance.bytes().all(|b| b == b'@' || is_name_char(b)) {
             return Err(NameError::BadInstance(instance.to_owned()));
         }
-        Ok(n)
+        let suffix = &self.name[self.dot..];
+        let mut name = String::with_capacity(at + 1 + instance.len() + suffix.len());
+        name.push_str(&self.name[..=at]);
+        name.push_str(instance);
+        name.push_str(suffix);
+        if name.len() >= UNIT_NAME_MAX {
+            return Err(NameError::TooLong(name));
+        }
+        Ok(UnitName {
+            name,
+            at: Some(at),
+            dot: at + 1 + instance.len(),
+            ty: self.ty,
+        })
     }
 
     /// The same name with another type: `foo@x.socket` -> `foo@x.service`.
@@ -781,6 +786,45 @@ mod tests {
         let n: UnitName = "foo@.service".parse().unwrap();
         assert!(n.with_instance("a b").is_err());
         assert!(n.with_instance("a/b").is_err());
+    }
+
+    /// An instance named from a template or another instance is the name
+    /// parsing the same string gives, offsets and all.
+    #[test]
+    fn with_instance_is_the_parse_of_its_name() {
+        let long = "x".repeat(UNIT_NAME_MAX);
+        let instances = [
+            "",
+            "1",
+            "7-127.0.0.1:80-127.0.0.1:4242",
+            "a@b",
+            "a.b.socket",
+            "-x",
+            "\\x2d",
+            "a b",
+            "a/b",
+            "é",
+            &long[..UNIT_NAME_MAX - 14],
+            &long[..UNIT_NAME_MAX - 13],
+            &long,
+        ];
+        for base in ["foo@.service", "foo-bar@old.socket", "a.b@.target"] {
+            let base: UnitName = base.parse().unwrap();
+            for instance in instances {
+                let built = base.with_instance(instance);
+                let parsed = UnitName::parse(&format!(
+                    "{}@{instance}.{}",
+                    base.prefix(),
+                    base.unit_type()
+                ));
+                match (&built, &parsed) {
+                    (Ok(b), Ok(p)) => assert_eq!(b, p),
+                    (Err(NameError::TooLong(_)), Err(NameError::TooLong(_))) => {}
+                    (Err(NameError::BadInstance(_)), Err(NameError::Invalid(_))) => {}
+                    _ => panic!("{base} + {instance:?}: {built:?} against {parsed:?}"),
+                }
+            }
+        }
     }
 
     /// From systemd src/test/test-unit-name.c, TEST(unit_name_from_path)
