@@ -159,6 +159,7 @@ impl Settings {
     /// A few bytes and the lengths, mixed by one multiplication: a
     /// lookup asks for this about a hundred times per start, and hashing
     /// whole names cost more than the lookups it saved.
+    #[inline]
     fn bit(section: &str, key: &str) -> u128 {
         let (s, k) = (section.as_bytes(), key.as_bytes());
         let at = |b: &[u8], i: usize| u64::from(b.get(i).copied().unwrap_or(0));
@@ -174,10 +175,18 @@ impl Settings {
         1 << (mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57)
     }
 
+    /// Inlined, so that a lookup by literal names tests a bit computed at
+    /// compile time, and the map is searched only for keys that may be set.
+    #[inline]
     pub fn get(&self, section: &str, key: &str) -> Option<&Setting> {
         if self.present & Settings::bit(section, key) == 0 {
             return None;
         }
+        self.find(section, key)
+    }
+
+    #[inline(never)]
+    fn find(&self, section: &str, key: &str) -> Option<&Setting> {
         self.map.get(&(section, key) as &dyn SettingKey)
     }
 
@@ -387,6 +396,7 @@ impl Unit {
     }
 
     /// The entries of `key` in `section`; empty when unset.
+    #[inline]
     pub fn entries(&self, section: &str, key: &str) -> &[(Value, Origin)] {
         self.settings
             .get(section, key)
@@ -399,10 +409,12 @@ impl Unit {
     }
 
     /// The effective value of a single setting.
+    #[inline]
     pub fn get(&self, section: &str, key: &str) -> Option<&Value> {
         self.entries(section, key).last().map(|(v, _)| v)
     }
 
+    #[inline]
     pub fn get_bool(&self, section: &str, key: &str) -> Option<bool> {
         match self.get(section, key) {
             Some(Value::Bool(b)) => Some(*b),
@@ -410,6 +422,7 @@ impl Unit {
         }
     }
 
+    #[inline]
     pub fn get_usec(&self, section: &str, key: &str) -> Option<u64> {
         match self.get(section, key) {
             Some(Value::Usec(u)) => Some(*u),
@@ -417,6 +430,7 @@ impl Unit {
         }
     }
 
+    #[inline]
     pub fn get_u64(&self, section: &str, key: &str) -> Option<u64> {
         match self.get(section, key) {
             Some(Value::U64(u) | Value::Size(u)) => Some(*u),
@@ -424,6 +438,7 @@ impl Unit {
         }
     }
 
+    #[inline]
     pub fn get_str(&self, section: &str, key: &str) -> Option<&str> {
         match self.get(section, key) {
             Some(
