@@ -2075,9 +2075,11 @@ fn the_user_bus_comes_up_at_once_and_activates_dconf_through_flint() {
         String::from_utf8_lossy(&out.stderr),
         flint.log()
     );
+    // The answer can come before flint's held log line reaches the pipe.
+    let needle = "dconf.service: started /usr/libexec/dconf-service";
+    flint.wait_log(needle);
     let log = flint.log();
-    let pid = started_pid(&log, "dconf.service: started /usr/libexec/dconf-service")
-        .unwrap_or_else(|| panic!("{log}"));
+    let pid = started_pid(&log, needle).unwrap_or_else(|| panic!("{log}"));
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     assert!(
         environ

@@ -123,7 +123,7 @@ pub(super) struct ServiceRt {
     pub generation: u64,
     /// The pending step timer, cancelled when a new one is armed or the
     /// service is dropped, so finished instances leave no timer behind.
-    pub timer: Option<TimerGuard>,
+    pub timer: Option<super::step_timers::StepTimer>,
     /// When the pending step timer elapses.
     pub timer_due: Option<Instant>,
     /// When the running service's timer (`RuntimeMaxSec=`) elapses, kept
@@ -607,16 +607,9 @@ impl Manager {
         let generation = svc.generation;
         svc.timer = None;
         svc.timer_due = after.and_then(|a| Instant::now().checked_add(a));
-        if let Some(after) = after {
-            let tx = self.tx.clone();
-            let task = tokio::task::spawn_local(async move {
-                tokio::time::sleep(after).await;
-                let _ = tx.send(Event::Timer {
-                    service: id,
-                    generation,
-                });
-            });
-            svc.timer = Some(TimerGuard(task.abort_handle()));
+        // One too far away to be told from never is not armed.
+        if let Some(due) = svc.timer_due {
+            svc.timer = Some(self.step_timers.arm(due, id, generation));
         }
     }
 

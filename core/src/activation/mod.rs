@@ -37,6 +37,7 @@ mod socket;
 mod timer;
 pub(crate) use socket::address_text;
 mod socket_hooks;
+mod step_timers;
 mod switch;
 mod target;
 mod turns;
@@ -255,6 +256,8 @@ struct Manager {
     by_name: FxHashMap<String, u64>,
     next_id: u64,
     tx: mpsc::UnboundedSender<Event>,
+    /// The services' step timers ([`lifecycle::ServiceRt::timer`]).
+    step_timers: step_timers::StepTimers,
     shutting_down: bool,
     /// flint's exit status (`SuccessAction=exit` and friends set it).
     exit_status: u8,
@@ -571,6 +574,7 @@ async fn run_async(
         by_name: FxHashMap::default(),
         next_id: 1,
         tx: tx.clone(),
+        step_timers: step_timers::StepTimers::start(tx.clone()),
         shutting_down: false,
         exit_status: 0,
         exit_now: false,
