@@ -395,7 +395,7 @@ pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Res
     crate::service::defaults::init_limits(!search.user_mode);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        // The loop's log lines are written once per turn (crate::logs::Stderr).
+        // The loop's log lines are written once per turn (crate::logs::hold_stderr).
         .on_thread_park(crate::logs::flush_held)
         // Spawns run on blocking threads (at most one per CPU, `turns`);
         // creating one costs more than the rest of a cold `Accept=no` start

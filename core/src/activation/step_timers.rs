@@ -49,11 +49,10 @@ pub(super) struct StepTimer {
 
 impl Drop for StepTimer {
     fn drop(&mut self) {
-        // A timer that fired is already out of the queue.
-        if let Some(queue) = self.queue.upgrade()
-            && let Ok(mut queue) = queue.try_borrow_mut()
-        {
-            queue.due.remove(&self.key);
+        // A timer that fired is already out of the queue. Nothing holds
+        // the queue across an await, so the borrow cannot clash.
+        if let Some(queue) = self.queue.upgrade() {
+            queue.borrow_mut().due.remove(&self.key);
         }
     }
 }

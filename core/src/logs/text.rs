@@ -93,9 +93,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Text {
                 super::keep_manager_line(super::cut(message), *event.metadata().level(), usec);
             }
         };
-        // A value whose formatting logs (re-entering on this thread) gets
-        // buffers of its own.
-        let _ = BUFFERS.try_with(|buffers| match buffers.try_borrow_mut() {
+        // A value whose formatting logs (re-entering on this thread), or a
+        // line logged while the thread is torn down, gets buffers of its own.
+        let done = BUFFERS.try_with(|buffers| match buffers.try_borrow_mut() {
             Ok(mut buffers) => {
                 let (line, message) = &mut *buffers;
                 handle(line, message);
@@ -104,9 +104,13 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Text {
                     *line = String::new();
                     *message = String::new();
                 }
+                true
             }
-            Err(_) => handle(&mut String::new(), &mut String::new()),
+            Err(_) => false,
         });
+        if done != Ok(true) {
+            handle(&mut String::new(), &mut String::new());
+        }
     }
 }
 
