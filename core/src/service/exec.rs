@@ -170,12 +170,15 @@ fn can_drop_capabilities() -> bool {
     })
 }
 
-/// Makes the lookups every spawn needs (the capability numbers, root's
-/// passwd entry), so that the first connection after a start does not wait
+/// Makes the lookups every spawn needs (the capability numbers, whether
+/// namespaces can be made, root's passwd entry, flint's signal
+/// dispositions), so that the first connection after a start does not wait
 /// for them.
 pub fn warm_lookups(user_mode: bool) {
     cap_last_cap();
     can_drop_capabilities();
+    super::sandbox::can_make_namespaces();
+    crate::spawn::warm_up();
     if !user_mode {
         root_user();
     }

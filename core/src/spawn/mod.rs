@@ -688,6 +688,12 @@ impl Child {
 /// Bytes reserved for `LISTEN_PID=<u64>\0` and `LISTEN_PIDFDID=<u64>\0`.
 const LISTEN_PID_SLOT_LEN: usize = 40;
 
+/// Reads flint's signal dispositions now (what a child resets, trusted for
+/// a second), so that a spawn soon after does not read them on its way.
+pub fn warm_up() {
+    let _ = child::signals_to_reset();
+}
+
 /// Starts a process from `plan`. See the module documentation for what
 /// happens in the child and in which order.
 pub fn spawn(plan: &ExecPlan) -> Result<Child, SpawnError> {
