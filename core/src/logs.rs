@@ -210,28 +210,7 @@ fn keep(
     line: String,
     priority: u16,
 ) {
-    keep_at(
-        unit,
-        pid,
-        ident,
-        transport,
-        line,
-        priority,
-        (epoch_usec(), mono_usec()),
-    );
-}
-
-/// [`keep`] with the line's time given: microseconds since the epoch and
-/// of `CLOCK_MONOTONIC`.
-fn keep_at(
-    unit: &str,
-    pid: i32,
-    ident: Cow<'static, str>,
-    transport: Transport,
-    line: String,
-    priority: u16,
-    (usec, mono): (u64, u64),
-) {
+    let (usec, mono) = (epoch_usec(), mono_usec());
     let mut guard = RINGS.lock().unwrap_or_else(PoisonError::into_inner);
     let rings = guard.get_or_insert_with(Rings::default);
     rings.next += 1;
@@ -328,14 +307,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
         let mut message = Message(String::new());
         event.record(&mut message);
         if !message.0.is_empty() {
-            keep_manager_line(cut(&message.0), *event.metadata().level(), epoch_usec());
+            keep_manager_line(cut(&message.0), *event.metadata().level());
         }
     }
 }
 
-/// Keeps one of flint's own lines, logged at `level` at `usec` (since the
-/// epoch), in the ring of the unit it is about ([`unit_of_line`]).
-fn keep_manager_line(line: &str, level: tracing::Level, usec: u64) {
+/// Keeps one of flint's own lines, logged at `level`, in the ring of the
+/// unit it is about ([`unit_of_line`]).
+fn keep_manager_line(line: &str, level: tracing::Level) {
     let priority = match level {
         tracing::Level::ERROR => 3,
         tracing::Level::WARN => 4,
@@ -344,14 +323,13 @@ fn keep_manager_line(line: &str, level: tracing::Level, usec: u64) {
     };
     let pid = i32::try_from(crate::own_pid()).unwrap_or(0);
     let unit = unit_of_line(line).unwrap_or("");
-    keep_at(
+    keep(
         unit,
         pid,
         Cow::Borrowed("flint"),
         Transport::Manager,
         line.to_owned(),
         priority,
-        (usec, mono_usec()),
     );
 }
 

@@ -89,8 +89,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Text {
                 && super::CAPTURE.load(Ordering::Relaxed)
                 && event.metadata().target() != "service"
             {
-                let usec = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
-                super::keep_manager_line(super::cut(message), *event.metadata().level(), usec);
+                super::keep_manager_line(super::cut(message), *event.metadata().level());
             }
         };
         // A value whose formatting logs (re-entering on this thread), or a
