@@ -967,6 +967,7 @@ fn a_socket_activated_service_has_its_cgroup_before_its_first_connection() {
         dir.display(),
         flint.log()
     );
+    let first = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).unwrap());
     let mut conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
@@ -984,12 +985,36 @@ fn a_socket_activated_service_has_its_cgroup_before_its_first_connection() {
             .then_some(())
     });
     assert!(ended.is_some(), "{}", flint.log());
-    // Made again for the next connection.
-    let again = wait_for(Duration::from_secs(10), || dir.is_dir().then_some(()));
+    // Made again for the next connection (a new directory, not the one
+    // the run had).
+    let again = wait_for(Duration::from_secs(10), || {
+        std::fs::metadata(&dir)
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) != first)
+            .then_some(())
+    });
     assert!(
         again.is_some(),
         "{} after the run:\n{}",
         dir.display(),
+        flint.log()
+    );
+    // Removed from outside while empty (anyone allowed to may): the next
+    // start makes it again and runs the service in it.
+    std::fs::remove_dir(&dir).unwrap();
+    let mut conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut text).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("0::") && l.ends_with("/ahead.service")),
+        "after the cgroup was removed: {text}\n{}",
+        flint.log()
+    );
+    assert!(
+        !flint.log().contains("ahead.service: Failed"),
+        "the start after the cgroup was removed failed first:\n{}",
         flint.log()
     );
 }

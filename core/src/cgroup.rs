@@ -84,6 +84,9 @@ pub struct Cgroups {
     /// Where units with `Slice=` are, below the subtree
     /// (`a.slice/a-b.slice/x.service`); every other unit is right in it.
     placed: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The directories below the subtree flint made and has not removed
+    /// since: [`Cgroups::prepare`] makes each once, not at every start.
+    made: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// What [`Cgroups::apply`] did.
@@ -156,6 +159,7 @@ impl Cgroups {
             controllers,
             enabled: std::sync::atomic::AtomicU8::new(0),
             placed: std::sync::Mutex::default(),
+            made: std::sync::Mutex::default(),
         })
     }
 
@@ -332,11 +336,38 @@ impl Cgroups {
         Ok(paths)
     }
 
-    /// Creates the unit's cgroup if needed; returns its directory.
+    /// Creates the unit's cgroup if needed; returns its directory. A
+    /// directory flint made and has not removed is not looked at again:
+    /// on a connection that starts a service, a path lookup in the cgroup
+    /// file system is a syscall on the way. Should something else remove
+    /// it meanwhile (an empty cgroup may be removed by anyone allowed to),
+    /// the spawn makes it again ([`crate::spawn`] opens it).
     pub fn prepare(&self, unit: &str) -> io::Result<PathBuf> {
-        let dir = self.dir(unit);
-        make_dir(&dir)?;
+        let rel = self.relative(unit);
+        let dir = self.root.join(&rel);
+        if !self.made_lock().contains(&rel) {
+            make_dir(&dir)?;
+            self.made_lock().insert(rel);
+        }
         Ok(dir)
+    }
+
+    /// Whether the unit's cgroup is one flint made (and has not removed).
+    pub fn is_made(&self, unit: &str) -> bool {
+        self.made_lock().contains(&self.relative(unit))
+    }
+
+    fn made_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.made
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets that `rel` and the directories below it were made: they
+    /// are made again (or found there) at their next [`Cgroups::prepare`].
+    fn forget(&self, rel: &str) {
+        self.made_lock()
+            .retain(|p| !(p == rel || p.strip_prefix(rel).is_some_and(|r| r.starts_with('/'))));
     }
 
     /// Every process in the unit's cgroup and the cgroups below it (a
@@ -391,6 +422,7 @@ impl Cgroups {
     pub fn remove(&self, unit: &str) {
         let rel = self.relative(unit);
         let dir = self.root.join(&rel);
+        self.forget(&rel);
         // Nearly always an empty leaf: one rmdir.
         if std::fs::remove_dir(&dir).is_err() {
             remove_tree(&dir, 0);
@@ -412,6 +444,9 @@ impl Cgroups {
         let mut up = Path::new(&rel).parent();
         while let Some(p) = up.filter(|p| !p.as_os_str().is_empty()) {
             let gone = std::fs::remove_dir(self.root.join(p)).is_ok();
+            if gone {
+                self.forget(&p.to_string_lossy());
+            }
             for root in self.legacy_roots() {
                 let _ = std::fs::remove_dir(root.join(p));
             }
@@ -846,6 +881,7 @@ mod tests {
             controllers: Vec::new(),
             enabled: std::sync::atomic::AtomicU8::new(0),
             placed: std::sync::Mutex::default(),
+            made: std::sync::Mutex::default(),
         };
         assert_eq!(
             cg.dir("cpu.service"),
@@ -868,6 +904,43 @@ mod tests {
             cg.dir("memory.service"),
             Path::new("/sys/fs/cgroup/flint/_memory.service")
         );
+    }
+
+    /// A cgroup directory is made once, and made again after flint removed
+    /// it; removing one forgets it and what is below it, not a sibling
+    /// whose name starts the same.
+    #[test]
+    fn a_directory_is_made_once_until_it_is_removed() {
+        let tmp = std::env::temp_dir().join(format!("flint-cg-made-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let cg = Cgroups {
+            root: tmp.clone(),
+            controllers: Vec::new(),
+            enabled: std::sync::atomic::AtomicU8::new(0),
+            placed: std::sync::Mutex::default(),
+            made: std::sync::Mutex::default(),
+        };
+        let slices = slice_chain("a.slice").unwrap();
+        let paths = cg.place("x.service", &slices).unwrap();
+        for p in &paths {
+            cg.prepare(p).unwrap();
+        }
+        let dir = cg.prepare("x.service").unwrap();
+        assert_eq!(dir, tmp.join("a.slice/x.service"));
+        assert!(dir.is_dir() && cg.is_made("x.service") && cg.is_made("a.slice"));
+        cg.prepare("a.slice2").unwrap();
+        // Removed from outside: still taken as made (the spawn makes it again).
+        std::fs::remove_dir(&dir).unwrap();
+        assert!(cg.is_made("x.service"));
+        std::fs::create_dir(&dir).unwrap();
+        // Removed by flint: forgotten with the slice it emptied.
+        cg.remove("x.service");
+        assert!(!dir.exists() && !tmp.join("a.slice").exists());
+        assert!(!cg.is_made("x.service") && !cg.is_made("a.slice"));
+        assert!(cg.is_made("a.slice2"), "a sibling stays made");
+        let dir = cg.prepare("x.service").unwrap();
+        assert!(dir.is_dir() && cg.is_made("x.service"));
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

@@ -1436,8 +1436,8 @@ impl Manager {
         let name = svc.unit.id.to_string();
         let slice = svc.unit.get_str("Service", "Slice").unwrap_or_default();
         // Placed for this run already (its cgroup is made and removed with
-        // the run).
-        if svc.placed_in.as_deref() == Some(slice) && cg.dir(&name).exists() {
+        // the run, or made ahead of it).
+        if svc.placed_in.as_deref() == Some(slice) && cg.is_made(&name) {
             return;
         }
         let slice = slice.to_string();

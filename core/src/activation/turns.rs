@@ -160,11 +160,13 @@ impl Turns {
     /// `start`), when fewer than the limit run.
     pub(super) fn submit(&self, job: Job, now: Instant, start: impl FnMut(Drain)) -> Then {
         let mut wake = Vec::new();
+        let mut drains = Vec::new();
         let then = {
             let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
             s.waiting.push_back(job);
-            self.start_threads(&mut s, now, start, &mut wake)
+            self.start_threads(&mut s, now, &mut drains, &mut wake)
         };
+        drains.into_iter().for_each(start);
         wake_all(wake);
         then
     }
@@ -173,22 +175,25 @@ impl Turns {
     /// running (a thread whose spawn is older than [`STALL`] does not).
     pub(super) fn start_due(&self, now: Instant, start: impl FnMut(Drain)) -> Then {
         let mut wake = Vec::new();
+        let mut drains = Vec::new();
         let then = {
             let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-            self.start_threads(&mut s, now, start, &mut wake)
+            self.start_threads(&mut s, now, &mut drains, &mut wake)
         };
+        drains.into_iter().for_each(start);
         wake_all(wake);
         then
     }
 
-    /// Hands waiting spawns to idle threads (collected in `wake`, for the
-    /// caller to unpark once the lock is released: a thread woken while it
-    /// is held would wake only to wait for it) and starts new threads.
+    /// Hands waiting spawns to idle threads (collected in `wake`) and
+    /// counts new threads in (their work collected in `drains`), for the
+    /// caller to unpark and start once the lock is released: a thread woken
+    /// or started while it is held would first wait for it.
     fn start_threads(
         &self,
         s: &mut Shared,
         now: Instant,
-        mut start: impl FnMut(Drain),
+        drains: &mut Vec<Drain>,
         wake: &mut Vec<std::thread::Thread>,
     ) -> Then {
         while s.counted(now) < self.limit && s.waiting.len() > s.starting() {
@@ -207,7 +212,7 @@ impl Turns {
             s.threads.push((id, Work::Starting));
             let shared = Arc::clone(&self.shared);
             let keep = self.keep;
-            start(Box::new(move || drain(&shared, id, keep)));
+            drains.push(Box::new(move || drain(&shared, id, keep)));
         }
         if s.waiting.len() <= s.starting() {
             return Then::Nothing;

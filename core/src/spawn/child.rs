@@ -1901,28 +1901,60 @@ pub(super) struct Stack {
     len: usize,
 }
 
-thread_local! {
-    /// The stack the last spawn on this thread used, kept for the next: a
-    /// fresh mapping per spawn costs an `mmap`, an `mprotect`, page faults
-    /// and an `munmap` whose TLB shootdown interrupts every CPU running
-    /// flint. A spawn is synchronous on its thread (`CLONE_VFORK` returns
-    /// once the child has exec'd or exited), so one stack per thread serves.
-    static SPARE_STACK: std::cell::Cell<Option<Stack>> = const { std::cell::Cell::new(None) };
-}
+// SAFETY: a `Stack` owns its mapping alone (nothing else holds `base`);
+// it is used by one spawn at a time, on whichever thread takes it.
+unsafe impl Send for Stack {}
+
+/// Stacks of finished spawns, kept for the next ones: a fresh mapping per
+/// spawn costs an `mmap`, an `mprotect`, page faults and an `munmap` whose
+/// TLB shootdown interrupts every CPU running flint. A spawn is synchronous
+/// on its thread (`CLONE_VFORK` returns once the child has exec'd or
+/// exited), so as many stacks serve as spawns run at once; they outlive the
+/// threads that used them (a thread with no spawns to run leaves).
+static SPARE_STACKS: std::sync::Mutex<Vec<Stack>> = std::sync::Mutex::new(Vec::new());
+
+/// At most this many spare stacks are kept (more spawns at once than this
+/// are rare: one thread per CPU runs them).
+const SPARE_STACKS_KEPT: usize = 8;
+
+/// Bytes at the top of a stack made ahead ([`Stack::make_spare`]) that are
+/// touched at once, so that the first child does not fault them in: more
+/// than a child uses before its `execve`.
+const STACK_TOUCHED: usize = 16 * 1024;
 
 impl Stack {
-    /// This thread's spare stack, or a new one.
+    /// A spare stack, or a new one.
     pub(super) fn take() -> io::Result<Stack> {
-        match SPARE_STACK.with(std::cell::Cell::take) {
+        match spare_stacks().pop() {
             Some(stack) => Ok(stack),
             None => Stack::new(),
         }
     }
 
-    /// Keeps the stack for this thread's next spawn. Only once no child
-    /// runs on it any more.
+    /// Keeps the stack for a later spawn. Only once no child runs on it
+    /// any more.
     pub(super) fn put_back(self) {
-        SPARE_STACK.with(|spare| spare.set(Some(self)));
+        let mut spare = spare_stacks();
+        if spare.len() < SPARE_STACKS_KEPT {
+            spare.push(self);
+        }
+    }
+
+    /// Makes a spare stack ahead of the first spawn, its top pages touched,
+    /// unless one is kept already.
+    pub(super) fn make_spare() -> io::Result<()> {
+        if !spare_stacks().is_empty() {
+            return Ok(());
+        }
+        let stack = Stack::new()?;
+        let top = stack.top().cast::<u8>();
+        for offset in (1..=STACK_TOUCHED / 4096).map(|page| page * 4096) {
+            // SAFETY: STACK_TOUCHED is far below STACK_SIZE: the byte lies
+            // inside the mapping, above its guard page; nothing else uses it.
+            unsafe { top.sub(offset).write_volatile(0) };
+        }
+        stack.put_back();
+        Ok(())
     }
 
     pub(super) fn new() -> io::Result<Stack> {
@@ -1974,4 +2006,10 @@ impl Drop for Stack {
             libc::munmap(self.base, self.len);
         }
     }
+}
+
+fn spare_stacks() -> std::sync::MutexGuard<'static, Vec<Stack>> {
+    SPARE_STACKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

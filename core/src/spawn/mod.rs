@@ -689,9 +689,11 @@ impl Child {
 const LISTEN_PID_SLOT_LEN: usize = 40;
 
 /// Reads flint's signal dispositions now (what a child resets, trusted for
-/// a second), so that a spawn soon after does not read them on its way.
+/// a second) and makes a child's stack, so that a spawn soon after does
+/// neither on its way.
 pub fn warm_up() {
     let _ = child::signals_to_reset();
+    let _ = child::Stack::make_spare();
 }
 
 /// Starts a process from `plan`. See the module documentation for what
@@ -957,20 +959,37 @@ struct CgroupTarget {
 }
 
 impl CgroupTarget {
+    /// Opens the cgroup directory. One that is not there (removed from
+    /// outside since the manager made it: an empty cgroup may be removed by
+    /// anyone allowed to) is made again, as systemd makes a unit's cgroup
+    /// at every start.
     fn open(dir: &std::ffi::CStr) -> Result<CgroupTarget, SpawnError> {
-        // SAFETY: open with a NUL-terminated path; the result is checked.
-        let fd = unsafe {
-            libc::open(
-                dir.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
+        let open = || {
+            // SAFETY: open with a NUL-terminated path; the result is checked.
+            let fd = unsafe {
+                libc::open(
+                    dir.as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(fd)
+            }
         };
-        if fd < 0 {
-            return Err(SpawnError::Prepare {
-                what: "cgroup directory",
-                source: io::Error::last_os_error(),
-            });
+        let fd = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                use std::os::unix::ffi::OsStrExt;
+                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(dir.to_bytes()));
+                std::fs::create_dir_all(path).and_then(|()| open())
+            }
+            r => r,
         }
+        .map_err(|source| SpawnError::Prepare {
+            what: "cgroup directory",
+            source,
+        })?;
         // SAFETY: open returned a new fd that nothing else owns.
         let dir_fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut procs = dir.to_bytes().to_vec();
