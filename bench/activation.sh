@@ -25,8 +25,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-rounds=3          # rounds of each Accept=yes measurement (median reported)
-conns=1000        # connections per Accept=yes run (at most)
+rounds=5          # rounds of each Accept=yes measurement (median reported)
+conns=3000        # connections per Accept=yes run (at most)
 max_seconds=8     # seconds per Accept=yes run (at most)
 first_rounds=9    # Accept=no cold starts per server (median reported)
 port_base=19600
@@ -393,6 +393,20 @@ done
 # --- Report --------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 value() { if [ -e "$work/results/$1.$2" ]; then median "$1" "$2"; else echo "-"; fi; }
+# Two servers' ratio for a metric: where both have a value per round, the
+# median of the rounds' ratios (a round measures the servers back to back,
+# so the host's speed, which drifts from one round to the next, cancels);
+# else the ratio of their values.
+ratio_of() { # server server metric
+  local fa="$work/results/$1.$3" fb="$work/results/$2.$3"
+  if [ -e "$fa" ] && [ -e "$fb" ] && [ "$(wc -l <"$fa")" -gt 1 ] &&
+    [ "$(wc -l <"$fa")" -eq "$(wc -l <"$fb")" ]; then
+    paste "$fa" "$fb" | awk '$2 + 0 > 0 { print $1 / $2 }' | sort -g |
+      awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", v[int((NR + 1) / 2)]; else print "-" }'
+  else
+    ratio "$(value "$1" "$3")" "$(value "$2" "$3")"
+  fi
+}
 row() { # label metric
   local label=$1 f s t x st a
   f=$(value flint "$2"); s=$(value ssa "$2"); t=$(value tcpserver "$2")
@@ -400,12 +414,12 @@ row() { # label metric
   if [ -n "$flint_static" ]; then
     st=$(value static "$2")
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$st" "$a" "$s" "$t" "$x" \
-      "$(ratio "$f" "$s")" "$(ratio "$st" "$s")" "$(ratio "$f" "$t")" "$(ratio "$f" "$x")" \
-      "$(ratio "$a" "$s")" "$(ratio "$a" "$t")"
+      "$(ratio_of flint ssa "$2")" "$(ratio_of static ssa "$2")" "$(ratio_of flint tcpserver "$2")" \
+      "$(ratio_of flint xinetd "$2")" "$(ratio_of sa ssa "$2")" "$(ratio_of sa tcpserver "$2")"
   else
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$a" "$s" "$t" "$x" \
-      "$(ratio "$f" "$s")" "$(ratio "$f" "$t")" "$(ratio "$f" "$x")" \
-      "$(ratio "$a" "$s")" "$(ratio "$a" "$t")"
+      "$(ratio_of flint ssa "$2")" "$(ratio_of flint tcpserver "$2")" "$(ratio_of flint xinetd "$2")" \
+      "$(ratio_of sa ssa "$2")" "$(ratio_of sa tcpserver "$2")"
   fi
 }
 for s in flint sa ssa; do
@@ -421,7 +435,7 @@ done
 
 echo
 echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average before the report: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "Accept=yes: handler $handler_desc, $rounds rounds of at most $conns connections / ${max_seconds} s each; Accept=no: $first_rounds cold starts; medians. Client errors: $total_errors."
+echo "Accept=yes: handler $handler_desc, $rounds rounds of at most $conns connections / ${max_seconds} s each; Accept=no: $first_rounds cold starts; medians. Ratios: medians of the rounds' ratios where each round has a value (the rates, latencies, cold and warm connections), else of the values. Client errors: $total_errors."
 echo
 if [ -n "$flint_static" ]; then
   echo "| measurement | flint | flint (static) | flint socket-activate | systemd-socket-activate | tcpserver | xinetd | flint/ssa | static/ssa | flint/tcpserver | flint/xinetd | sa/ssa | sa/tcpserver |"
