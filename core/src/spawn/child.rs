@@ -576,8 +576,18 @@ unsafe fn setup_keyring(
 ) -> Result<(), c_int> {
     // SAFETY: (whole function) raw credential and keyring system calls.
     unsafe {
-        let ouid = libc::syscall(cred_sys::GETUID);
-        let ogid = libc::syscall(cred_sys::GETGID);
+        // The real ids are read only for a switch (a service without
+        // `User=`/`Group=` makes its keyring as flint's ids are).
+        let ouid = if uid.is_some() {
+            libc::syscall(cred_sys::GETUID)
+        } else {
+            -1
+        };
+        let ogid = if gid.is_some() {
+            libc::syscall(cred_sys::GETGID)
+        } else {
+            -1
+        };
         let gid = gid.map(c_long::from).filter(|g| *g != ogid);
         let uid = uid.map(c_long::from).filter(|u| *u != ouid);
         if let Some(g) = gid {

@@ -693,7 +693,20 @@ const LISTEN_PID_SLOT_LEN: usize = 40;
 /// neither on its way.
 pub fn warm_up() {
     let _ = child::signals_to_reset();
+    let _ = own_secure_bits();
     let _ = child::Stack::make_spare();
+}
+
+/// flint's own secure bits (`PR_GET_SECUREBITS`), read once: a child
+/// starts with the spawning thread's, and flint never changes its own, so
+/// a child whose plan asks for the same ones has nothing to change.
+fn own_secure_bits() -> Option<u32> {
+    static OWN: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *OWN.get_or_init(|| {
+        // SAFETY: PR_GET_SECUREBITS takes no pointers and changes nothing.
+        let bits = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+        u32::try_from(bits).ok()
+    })
 }
 
 /// Starts a process from `plan`. See the module documentation for what
@@ -860,7 +873,9 @@ pub fn spawn_noting_pid(
             .parent_death_signal
             .map_or(0, |_| i32::try_from(std::process::id()).unwrap_or(0)),
         personality: plan.personality,
-        secure_bits: plan.secure_bits,
+        secure_bits: plan
+            .secure_bits
+            .filter(|&bits| Some(bits) != own_secure_bits()),
         capability_bounding_set: plan.capability_bounding_set,
         ambient_capabilities: plan.ambient_capabilities,
         cap_last_cap: plan.cap_last_cap.min(63),
