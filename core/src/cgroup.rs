@@ -84,9 +84,10 @@ pub struct Cgroups {
     /// Where units with `Slice=` are, below the subtree
     /// (`a.slice/a-b.slice/x.service`); every other unit is right in it.
     placed: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// The directories below the subtree flint made and has not removed
-    /// since: [`Cgroups::prepare`] makes each once, not at every start.
-    made: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The directory [`Cgroups::present`] last found (or made) in its
+    /// place, and when: the [`Cgroups::prepare`] that follows it on a
+    /// start does not look it up again.
+    checked: std::sync::Mutex<Option<(PathBuf, std::time::Instant)>>,
 }
 
 /// What [`Cgroups::apply`] did.
@@ -159,7 +160,7 @@ impl Cgroups {
             controllers,
             enabled: std::sync::atomic::AtomicU8::new(0),
             placed: std::sync::Mutex::default(),
-            made: std::sync::Mutex::default(),
+            checked: std::sync::Mutex::default(),
         })
     }
 
@@ -307,16 +308,8 @@ impl Cgroups {
     /// are still there (`KillMode=process`), it stays where it is and the
     /// old directory is returned as the error.
     pub fn place(&self, unit: &str, slices: &[String]) -> Result<Vec<String>, PathBuf> {
-        let mut paths: Vec<String> = Vec::with_capacity(slices.len());
-        for s in slices {
-            paths.push(match paths.last() {
-                Some(up) => format!("{up}/{s}"),
-                None => s.clone(),
-            });
-        }
-        let wanted = paths
-            .last()
-            .map_or_else(|| unit.to_string(), |up| format!("{up}/{unit}"));
+        let paths = slice_paths(slices);
+        let wanted = placed_path(unit, &paths);
         let old = self.dir(unit);
         if self.logical(unit) != wanted && old.exists() {
             self.remove(unit);
@@ -336,38 +329,45 @@ impl Cgroups {
         Ok(paths)
     }
 
-    /// Creates the unit's cgroup if needed; returns its directory. A
-    /// directory flint made and has not removed is not looked at again:
-    /// on a connection that starts a service, a path lookup in the cgroup
-    /// file system is a syscall on the way. Should something else remove
-    /// it meanwhile (an empty cgroup may be removed by anyone allowed to),
-    /// the spawn makes it again ([`crate::spawn`] opens it).
+    /// Creates the unit's cgroup if needed; returns its directory. Right
+    /// after [`Cgroups::present`] found or made it, it is not looked up
+    /// again: on a connection that starts a service, each path lookup in
+    /// the cgroup file system is a system call on the way.
     pub fn prepare(&self, unit: &str) -> io::Result<PathBuf> {
-        let rel = self.relative(unit);
-        let dir = self.root.join(&rel);
-        if !self.made_lock().contains(&rel) {
+        let dir = self.dir(unit);
+        let checked = self
+            .checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if !checked.is_some_and(|(d, at)| d == dir && at.elapsed() < CHECKED_FRESH) {
             make_dir(&dir)?;
-            self.made_lock().insert(rel);
         }
         Ok(dir)
     }
 
-    /// Whether the unit's cgroup is one flint made (and has not removed).
-    pub fn is_made(&self, unit: &str) -> bool {
-        self.made_lock().contains(&self.relative(unit))
-    }
-
-    fn made_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
-        self.made
+    /// Whether the unit's cgroup is where `slices` put it, with its slices:
+    /// placed there ([`Cgroups::place`]) and not removed since (its
+    /// directory is made again if it alone is gone, as systemd makes a
+    /// unit's cgroup at every start; a slice that is gone is not, since
+    /// its settings went with it).
+    pub fn present(&self, unit: &str, slices: &[String]) -> bool {
+        let wanted = placed_path(unit, &slice_paths(slices));
+        if self.logical(unit) != wanted {
+            return false;
+        }
+        let dir = self.dir(unit);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(_) => return false,
+        }
+        *self
+            .checked
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Forgets that `rel` and the directories below it were made: they
-    /// are made again (or found there) at their next [`Cgroups::prepare`].
-    fn forget(&self, rel: &str) {
-        self.made_lock()
-            .retain(|p| !(p == rel || p.strip_prefix(rel).is_some_and(|r| r.starts_with('/'))));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((dir, std::time::Instant::now()));
+        true
     }
 
     /// Every process in the unit's cgroup and the cgroups below it (a
@@ -422,7 +422,6 @@ impl Cgroups {
     pub fn remove(&self, unit: &str) {
         let rel = self.relative(unit);
         let dir = self.root.join(&rel);
-        self.forget(&rel);
         // Nearly always an empty leaf: one rmdir.
         if std::fs::remove_dir(&dir).is_err() {
             remove_tree(&dir, 0);
@@ -444,9 +443,6 @@ impl Cgroups {
         let mut up = Path::new(&rel).parent();
         while let Some(p) = up.filter(|p| !p.as_os_str().is_empty()) {
             let gone = std::fs::remove_dir(self.root.join(p)).is_ok();
-            if gone {
-                self.forget(&p.to_string_lossy());
-            }
             for root in self.legacy_roots() {
                 let _ = std::fs::remove_dir(root.join(p));
             }
@@ -548,6 +544,30 @@ pub fn slice_chain(name: &str) -> Option<Vec<String>> {
             .chain(std::iter::once(name.to_string()))
             .collect(),
     )
+}
+
+/// How long a directory [`Cgroups::present`] found is taken as there by
+/// the [`Cgroups::prepare`] that follows it.
+const CHECKED_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The slices' directories below the subtree, outermost first
+/// (`a.slice`, `a.slice/a-b.slice`).
+fn slice_paths(slices: &[String]) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::with_capacity(slices.len());
+    for s in slices {
+        paths.push(match paths.last() {
+            Some(up) => format!("{up}/{s}"),
+            None => s.clone(),
+        });
+    }
+    paths
+}
+
+/// A unit's path below the subtree in the slices of `paths` ([`slice_paths`]).
+fn placed_path(unit: &str, paths: &[String]) -> String {
+    paths
+        .last()
+        .map_or_else(|| unit.to_string(), |up| format!("{up}/{unit}"))
 }
 
 /// Makes a unit's cgroup directory unless it is there; when flint's own
@@ -881,7 +901,7 @@ mod tests {
             controllers: Vec::new(),
             enabled: std::sync::atomic::AtomicU8::new(0),
             placed: std::sync::Mutex::default(),
-            made: std::sync::Mutex::default(),
+            checked: std::sync::Mutex::default(),
         };
         assert_eq!(
             cg.dir("cpu.service"),
@@ -906,40 +926,57 @@ mod tests {
         );
     }
 
-    /// A cgroup directory is made once, and made again after flint removed
-    /// it; removing one forgets it and what is below it, not a sibling
-    /// whose name starts the same.
+    /// A unit's cgroup is present where its slices put it: made again when
+    /// it alone was removed, not when its slice was, and not where it was
+    /// before its slice changed.
     #[test]
-    fn a_directory_is_made_once_until_it_is_removed() {
-        let tmp = std::env::temp_dir().join(format!("flint-cg-made-{}", std::process::id()));
+    fn a_unit_is_present_only_where_its_slices_put_it() {
+        let tmp = std::env::temp_dir().join(format!("flint-cg-present-{}", std::process::id()));
         std::fs::create_dir_all(&tmp).unwrap();
         let cg = Cgroups {
             root: tmp.clone(),
             controllers: Vec::new(),
             enabled: std::sync::atomic::AtomicU8::new(0),
             placed: std::sync::Mutex::default(),
-            made: std::sync::Mutex::default(),
+            checked: std::sync::Mutex::default(),
         };
         let slices = slice_chain("a.slice").unwrap();
+        assert!(!cg.present("x.service", &slices), "not placed yet");
+        assert!(!tmp.join("x.service").exists() && !tmp.join("a.slice").exists());
         let paths = cg.place("x.service", &slices).unwrap();
         for p in &paths {
             cg.prepare(p).unwrap();
         }
         let dir = cg.prepare("x.service").unwrap();
         assert_eq!(dir, tmp.join("a.slice/x.service"));
-        assert!(dir.is_dir() && cg.is_made("x.service") && cg.is_made("a.slice"));
-        cg.prepare("a.slice2").unwrap();
-        // Removed from outside: still taken as made (the spawn makes it again).
+        assert!(cg.present("x.service", &slices));
+        // The prepare right after present() takes its word for it.
         std::fs::remove_dir(&dir).unwrap();
-        assert!(cg.is_made("x.service"));
-        std::fs::create_dir(&dir).unwrap();
-        // Removed by flint: forgotten with the slice it emptied.
+        assert_eq!(cg.prepare("x.service").unwrap(), dir);
+        assert!(!dir.exists());
+        // Removed from outside: made again in its slice.
+        assert!(cg.present("x.service", &slices));
+        assert!(dir.is_dir());
+        // Not placed in a slice it has not been placed in.
+        assert!(!cg.present("x.service", &[]));
+        // Its slice removed from outside: not present, nothing made.
+        std::fs::remove_dir(&dir).unwrap();
+        std::fs::remove_dir(tmp.join("a.slice")).unwrap();
+        assert!(!cg.present("x.service", &slices));
+        assert!(!tmp.join("a.slice").exists());
+        // Removed by flint (the slice with it): placed again before present.
+        let paths = cg.place("x.service", &slices).unwrap();
+        for p in &paths {
+            cg.prepare(p).unwrap();
+        }
+        cg.prepare("x.service").unwrap();
         cg.remove("x.service");
-        assert!(!dir.exists() && !tmp.join("a.slice").exists());
-        assert!(!cg.is_made("x.service") && !cg.is_made("a.slice"));
-        assert!(cg.is_made("a.slice2"), "a sibling stays made");
-        let dir = cg.prepare("x.service").unwrap();
-        assert!(dir.is_dir() && cg.is_made("x.service"));
+        assert!(!tmp.join("a.slice").exists());
+        assert!(!cg.present("x.service", &slices));
+        assert!(
+            !tmp.join("x.service").exists(),
+            "not made outside its slice"
+        );
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 

@@ -1435,13 +1435,13 @@ impl Manager {
         };
         let name = svc.unit.id.to_string();
         let slice = svc.unit.get_str("Service", "Slice").unwrap_or_default();
+        let chain = crate::cgroup::slice_chain(slice).unwrap_or_default();
         // Placed for this run already (its cgroup is made and removed with
         // the run, or made ahead of it).
-        if svc.placed_in.as_deref() == Some(slice) && cg.is_made(&name) {
+        if svc.placed_in.as_deref() == Some(slice) && cg.present(&name, &chain) {
             return;
         }
         let slice = slice.to_string();
-        let chain = crate::cgroup::slice_chain(&slice).unwrap_or_default();
         let slices: Vec<Unit> = chain
             .iter()
             .filter_map(|s| s.parse::<crate::unit::name::UnitName>().ok())

@@ -699,7 +699,8 @@ pub fn warm_up() {
 
 /// flint's own secure bits (`PR_GET_SECUREBITS`), read once: a child
 /// starts with the spawning thread's, and flint never changes its own, so
-/// a child whose plan asks for the same ones has nothing to change.
+/// a child whose plan asks for the same ones has nothing to change (unless
+/// it joins a user namespace, which clears them).
 fn own_secure_bits() -> Option<u32> {
     static OWN: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
     *OWN.get_or_init(|| {
@@ -873,9 +874,15 @@ pub fn spawn_noting_pid(
             .parent_death_signal
             .map_or(0, |_| i32::try_from(std::process::id()).unwrap_or(0)),
         personality: plan.personality,
-        secure_bits: plan
-            .secure_bits
-            .filter(|&bits| Some(bits) != own_secure_bits()),
+        // Joining a user namespace clears the secure bits: then they are
+        // always set.
+        secure_bits: plan.secure_bits.filter(|&bits| {
+            Some(bits) != own_secure_bits()
+                || plan
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|n| n.join_user.is_some())
+        }),
         capability_bounding_set: plan.capability_bounding_set,
         ambient_capabilities: plan.ambient_capabilities,
         cap_last_cap: plan.cap_last_cap.min(63),
@@ -974,37 +981,20 @@ struct CgroupTarget {
 }
 
 impl CgroupTarget {
-    /// Opens the cgroup directory. One that is not there (removed from
-    /// outside since the manager made it: an empty cgroup may be removed by
-    /// anyone allowed to) is made again, as systemd makes a unit's cgroup
-    /// at every start.
     fn open(dir: &std::ffi::CStr) -> Result<CgroupTarget, SpawnError> {
-        let open = || {
-            // SAFETY: open with a NUL-terminated path; the result is checked.
-            let fd = unsafe {
-                libc::open(
-                    dir.as_ptr(),
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(fd)
-            }
+        // SAFETY: open with a NUL-terminated path; the result is checked.
+        let fd = unsafe {
+            libc::open(
+                dir.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
         };
-        let fd = match open() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                use std::os::unix::ffi::OsStrExt;
-                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(dir.to_bytes()));
-                std::fs::create_dir_all(path).and_then(|()| open())
-            }
-            r => r,
+        if fd < 0 {
+            return Err(SpawnError::Prepare {
+                what: "cgroup directory",
+                source: io::Error::last_os_error(),
+            });
         }
-        .map_err(|source| SpawnError::Prepare {
-            what: "cgroup directory",
-            source,
-        })?;
         // SAFETY: open returned a new fd that nothing else owns.
         let dir_fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut procs = dir.to_bytes().to_vec();
