@@ -32,7 +32,7 @@ first_rounds=9    # Accept=no cold starts per server (median reported)
 port_base=19600
 build=1
 static=0
-handler_kind=cat
+handler_kind="cat"
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
