@@ -422,6 +422,11 @@ impl Cgroups {
     pub fn remove(&self, unit: &str) {
         let rel = self.relative(unit);
         let dir = self.root.join(&rel);
+        // Whatever `present` found is looked up again.
+        self.checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         // Nearly always an empty leaf: one rmdir.
         if std::fs::remove_dir(&dir).is_err() {
             remove_tree(&dir, 0);
@@ -959,6 +964,16 @@ mod tests {
         assert!(dir.is_dir());
         // Not placed in a slice it has not been placed in.
         assert!(!cg.present("x.service", &[]));
+        // Removed by flint between present() and prepare(): prepare makes
+        // it again.
+        cg.place("y.service", &[]).unwrap();
+        let y = cg.prepare("y.service").unwrap();
+        assert!(cg.present("y.service", &[]));
+        cg.remove("y.service");
+        assert!(!y.exists());
+        assert_eq!(cg.prepare("y.service").unwrap(), y);
+        assert!(y.is_dir());
+        cg.remove("y.service");
         // Its slice removed from outside: not present, nothing made.
         std::fs::remove_dir(&dir).unwrap();
         std::fs::remove_dir(tmp.join("a.slice")).unwrap();
