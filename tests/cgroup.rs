@@ -968,16 +968,21 @@ fn a_socket_activated_service_has_its_cgroup_before_its_first_connection() {
         flint.log()
     );
     let first = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).unwrap());
-    let mut conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut conn, &mut text).unwrap();
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("0::") && l.ends_with("/ahead.service")),
-        "{text}"
-    );
+    // Connects; whether the service that answers runs in its own cgroup,
+    // and what it said.
+    let in_its_cgroup = || {
+        let mut conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut conn, &mut text).unwrap();
+        let ok = text
+            .lines()
+            .any(|l| l.starts_with("0::") && l.ends_with("/ahead.service"));
+        (ok, text)
+    };
+    let (ok, text) = in_its_cgroup();
+    assert!(ok, "{text}");
     let ended = wait_for(Duration::from_secs(10), || {
         flint
             .log()
@@ -1001,17 +1006,8 @@ fn a_socket_activated_service_has_its_cgroup_before_its_first_connection() {
     // Removed from outside while empty (anyone allowed to may): the next
     // start makes it again and runs the service in it.
     std::fs::remove_dir(&dir).unwrap();
-    let mut conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut conn, &mut text).unwrap();
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("0::") && l.ends_with("/ahead.service")),
-        "after the cgroup was removed: {text}\n{}",
-        flint.log()
-    );
+    let (ok, text) = in_its_cgroup();
+    assert!(ok, "after the cgroup was removed: {text}\n{}", flint.log());
     assert!(
         !flint.log().contains("ahead.service: Failed"),
         "the start after the cgroup was removed failed first:\n{}",

@@ -689,8 +689,8 @@ impl Child {
 const LISTEN_PID_SLOT_LEN: usize = 40;
 
 /// Reads flint's signal dispositions now (what a child resets, trusted for
-/// a second) and makes a child's stack, so that a spawn soon after does
-/// neither on its way.
+/// a second) and its secure bits, and makes a child's stack, so that a
+/// spawn soon after does none of this on its way.
 pub fn warm_up() {
     let _ = child::signals_to_reset();
     let _ = own_secure_bits();
