@@ -119,6 +119,10 @@ pub(super) struct ChildContext<'a> {
     pub tty_owner: Option<u32>,
     pub cpu_sched: Option<CpuSched>,
     pub cpu_affinity: Option<&'a [u64]>,
+    /// The spawning thread's own CPU mask, put back where the unit sets no
+    /// `CPUAffinity=`: the child was made on the spawner's CPU alone
+    /// (`cpu.rs`).
+    pub spawner_affinity: Option<&'a [u64]>,
     pub ioprio: Option<i32>,
     pub timer_slack_nsec: Option<u64>,
     pub parent_death_signal: Option<i32>,
@@ -293,15 +297,25 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             return (ChildStep::Nice, e);
         }
 
-        if let Some(mask) = ctx.cpu_affinity
-            && let Err(e) = check(libc::syscall(
+        if let Some(mask) = ctx.cpu_affinity {
+            if let Err(e) = check(libc::syscall(
                 libc::SYS_sched_setaffinity,
                 0,
                 size_of_val(mask),
                 mask.as_ptr(),
-            ))
-        {
-            return (ChildStep::CpuAffinity, e);
+            )) {
+                return (ChildStep::CpuAffinity, e);
+            }
+        } else if let Some(mask) = ctx.spawner_affinity {
+            // Best effort: where the service's cgroup has CPUs of its own,
+            // the kernel gave it those at the clone, and a refusal here
+            // leaves them.
+            libc::syscall(
+                libc::SYS_sched_setaffinity,
+                0,
+                size_of_val(mask),
+                mask.as_ptr(),
+            );
         }
 
         if let Some(prio) = ctx.ioprio

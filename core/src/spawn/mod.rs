@@ -31,6 +31,7 @@
 //! [`Child::try_wait`], [`Child::wait`] or [`Child::wait_blocking`].
 
 mod child;
+mod cpu;
 mod namespace;
 mod resolve;
 #[cfg(test)]
@@ -866,6 +867,7 @@ pub fn spawn_noting_pid(
         tty_owner: plan.tty_owner,
         cpu_sched: plan.cpu_sched,
         cpu_affinity: plan.cpu_affinity.as_deref(),
+        spawner_affinity: None,
         ioprio: plan.ioprio,
         timer_slack_nsec: plan.timer_slack_nsec,
         parent_death_signal: plan.parent_death_signal,
@@ -910,10 +912,16 @@ pub fn spawn_noting_pid(
         report: &raw mut report,
     };
 
-    let (pid, pidfd) = {
+    // The child starts on this thread's CPU, which this thread leaves idle
+    // until the child execs, and puts the mask back itself.
+    let here = cpu::Here::pin();
+    ctx.spawner_affinity = here.as_ref().map(cpu::Here::mask);
+    let cloned = {
         let _blocked = child::SignalsBlocked::new();
-        clone_child(&mut ctx, &stack, cgroup.as_ref(), pid)?
+        clone_child(&mut ctx, &stack, cgroup.as_ref(), pid)
     };
+    drop(here);
+    let (pid, pidfd) = cloned?;
     // The child has exec'd or exited (CLONE_VFORK): the report is final.
     stack.put_back();
     // SAFETY: `report` is ours and initialised; the child that may have

@@ -520,6 +520,31 @@ fn scheduling_affinity_io_priority_timer_slack_and_coredump_filter_are_applied()
     assert_eq!(lines[5], "0000003f", "{out}");
 }
 
+/// The child is made on the spawning thread's CPU alone (`cpu.rs`); what
+/// it execs has the CPUs the spawning thread had, and so has the thread.
+#[test]
+fn a_child_without_cpu_affinity_has_the_spawners_cpus() {
+    std::thread::spawn(|| {
+        let own = || {
+            std::fs::read_to_string("/proc/thread-self/status")
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("Cpus_allowed_list:"))
+                .unwrap()
+                .to_owned()
+        };
+        let before = own();
+        let out = run_ok(sh("grep Cpus_allowed_list: /proc/$$/status"));
+        assert_eq!(out.trim_end(), before, "the service's CPUs");
+        assert_eq!(own(), before, "the spawning thread's CPUs");
+        if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+            eprintln!("one CPU: a child left on one CPU would look the same here");
+        }
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn personality_of_the_secondary_architecture() {

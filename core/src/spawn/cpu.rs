@@ -1,0 +1,141 @@
+//! A new child starts on the spawning thread's CPU.
+//!
+//! The kernel places a new task on the idlest CPU it finds (fork
+//! balancing), and the spawning thread sleeps right after the clone until
+//! the child execs (`CLONE_VFORK`). So on a mostly idle machine the child
+//! waits for another CPU to come out of idle while the one it was made on
+//! falls idle. On a virtual machine that wake-up costs a host round trip:
+//! 150-250 µs each on the hosts `bench/README.md` measures, more than the
+//! child's whole way to `execve`. The spawning thread therefore limits
+//! itself to its current CPU for the clone, so that the child inherits
+//! that and runs in its place, and puts its own CPU mask back after. The
+//! child puts the same mask back before it execs (unless the unit sets
+//! `CPUAffinity=`, which replaces it), so the service sees the mask
+//! flint had and the scheduler may move it at `execve` like any other.
+
+use std::mem::size_of_val;
+
+/// Mask words for up to 1,024 CPUs, as glibc's `cpu_set_t`.
+const WORDS: usize = 16;
+
+/// A thread's CPU mask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Mask {
+    words: [u64; WORDS],
+    /// How many of `words` the kernel filled.
+    len: usize,
+}
+
+impl Mask {
+    /// The calling thread's mask; `None` where it cannot be read (more
+    /// CPUs than the mask holds, or a filter refusing the call).
+    pub(super) fn of_this_thread() -> Option<Mask> {
+        let mut words = [0u64; WORDS];
+        // SAFETY: the kernel writes at most `size_of_val(&words)` bytes into
+        // `words`, which is ours and that large.
+        let got = unsafe {
+            libc::syscall(
+                libc::SYS_sched_getaffinity,
+                0,
+                size_of_val(&words),
+                words.as_mut_ptr(),
+            )
+        };
+        let len = usize::try_from(got).ok()?.div_ceil(8).min(WORDS);
+        Some(Mask { words, len })
+    }
+
+    /// The mask words, for `sched_setaffinity`.
+    pub(super) fn words(&self) -> &[u64] {
+        &self.words[..self.len]
+    }
+
+    /// Gives the calling thread this mask; whether the kernel took it.
+    fn set(&self) -> bool {
+        // SAFETY: the kernel reads `len` words from `words`.
+        unsafe {
+            libc::syscall(
+                libc::SYS_sched_setaffinity,
+                0,
+                self.len * 8,
+                self.words.as_ptr(),
+            ) == 0
+        }
+    }
+
+    /// The mask of the CPU the calling thread runs on alone, where that
+    /// CPU is in `self`.
+    fn this_cpu_in(&self) -> Option<Mask> {
+        // SAFETY: sched_getcpu only reads the current CPU (vDSO or rseq).
+        let cpu = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
+        let (word, bit) = (cpu / 64, 1u64 << (cpu % 64));
+        if word >= self.len || self.words[word] & bit == 0 {
+            return None;
+        }
+        let mut one = Mask {
+            words: [0; WORDS],
+            len: self.len,
+        };
+        one.words[word] = bit;
+        Some(one)
+    }
+}
+
+/// The spawning thread, limited to its current CPU; dropping it restores
+/// the mask it had.
+#[derive(Debug)]
+pub(super) struct Here {
+    saved: Mask,
+}
+
+impl Here {
+    /// Limits the calling thread to the CPU it runs on. `None` where that
+    /// fails: then nothing was changed.
+    pub(super) fn pin() -> Option<Here> {
+        let saved = Mask::of_this_thread()?;
+        saved.this_cpu_in()?.set().then_some(Here { saved })
+    }
+
+    /// The mask the thread had, for the child to put back.
+    pub(super) fn mask(&self) -> &[u64] {
+        self.saved.words()
+    }
+}
+
+impl Drop for Here {
+    fn drop(&mut self) {
+        // A failure leaves the thread on one CPU, which is still correct,
+        // only slower.
+        self.saved.set();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask_now() -> Vec<u64> {
+        Mask::of_this_thread()
+            .expect("reading the thread's mask")
+            .words()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_pinned_thread_runs_on_one_cpu_and_gets_its_mask_back() {
+        std::thread::spawn(|| {
+            let before = mask_now();
+            let here = Here::pin().expect("pinning the thread to its CPU");
+            let now = mask_now();
+            assert_eq!(now.iter().map(|w| w.count_ones()).sum::<u32>(), 1);
+            // SAFETY: as in `Here::pin`.
+            let cpu = usize::try_from(unsafe { libc::sched_getcpu() }).unwrap();
+            assert_ne!(now[cpu / 64] & (1 << (cpu % 64)), 0, "pinned elsewhere");
+            assert_eq!(here.mask(), &before[..]);
+            drop(here);
+            assert_eq!(mask_now(), before);
+        })
+        .join()
+        .unwrap();
+    }
+}
