@@ -866,8 +866,9 @@ pub(super) fn changing_dispositions<T>(change: impl FnOnce() -> T) -> T {
     out
 }
 
-/// How long a look at flint's signal dispositions is trusted.
-const DISPOSITIONS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a look at flint's signal handlers is trusted (the ignored
+/// signals are trusted for good: see [`SignalsToReset`]).
+const HANDLERS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The signals a child resets before its exec.
 ///
@@ -875,10 +876,19 @@ const DISPOSITIONS_FRESH: std::time::Duration = std::time::Duration::from_secs(1
 /// signals and the exec (which resets caught signals itself), but an
 /// ignored signal stays ignored across exec. systemd resets all 64 in every
 /// child; that is 62 `sigaction` calls on each connection's path, while
-/// flint has fewer than ten that are not the default. The dispositions are
-/// read again at most once a second, here in the parent, and anything
-/// installed since the last look is among the usual signals (`tokio`'s
-/// handlers, the ignored SIGPIPE, a runtime's fault handlers).
+/// flint has fewer than ten that are not the default. They are read here,
+/// in the parent, once at start ([`super::warm_up`]).
+///
+/// The ignored ones are set before flint's `main` (inherited, and the
+/// SIGPIPE the Rust runtime ignores) and nothing in flint ignores a signal
+/// later, so that first look stays good: a child made by
+/// `clone3(CLONE_CLEAR_SIGHAND)` needs nothing else, and the first
+/// connection after an hour of quiet does not read 64 dispositions first.
+/// Handlers may be installed later (`tokio`'s, a runtime's fault
+/// handlers); a child made by `clone()` needs them all, so there they are
+/// read again when the last look is older than a second
+/// ([`handlers_fresh`]), and anything installed since is among the usual
+/// signals, always reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SignalsToReset {
     /// Every signal whose disposition in flint is not the default, plus
@@ -893,15 +903,50 @@ pub(super) struct SignalsToReset {
 }
 
 pub(super) fn signals_to_reset() -> SignalsToReset {
-    let now = std::time::Instant::now();
+    dispositions(None)
+}
+
+/// [`signals_to_reset`] for a child made by `clone()`, which resets every
+/// handler itself: read again when the last look is older than
+/// [`HANDLERS_FRESH`].
+pub(super) fn handlers_fresh() -> SignalsToReset {
+    dispositions(Some(HANDLERS_FRESH))
+}
+
+/// The last look at the dispositions, or a new one where there is none or
+/// it is older than `trusted`.
+fn dispositions(trusted: Option<std::time::Duration>) -> SignalsToReset {
     let mut last = LAST_DISPOSITIONS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    look_or_reuse(
+        &mut last,
+        std::time::Instant::now(),
+        trusted,
+        read_dispositions,
+    )
+}
+
+/// `last` where it is younger than `trusted` (or `trusted` is `None`),
+/// else a new look from `read`, kept in `last`.
+fn look_or_reuse(
+    last: &mut Option<(std::time::Instant, SignalsToReset)>,
+    now: std::time::Instant,
+    trusted: Option<std::time::Duration>,
+    read: impl FnOnce() -> SignalsToReset,
+) -> SignalsToReset {
     if let Some((at, set)) = *last
-        && now.saturating_duration_since(at) < DISPOSITIONS_FRESH
+        && trusted.is_none_or(|t| now.saturating_duration_since(at) < t)
     {
         return set;
     }
+    let set = read();
+    *last = Some((now, set));
+    set
+}
+
+/// Reads every signal's disposition in flint.
+fn read_dispositions() -> SignalsToReset {
     let bit = |signal: c_int| 1u64 << (signal - 1);
     let mut set = SignalsToReset {
         all: USUAL_SIGNALS.iter().fold(0u64, |acc, &s| acc | bit(s)),
@@ -919,7 +964,6 @@ pub(super) fn signals_to_reset() -> SignalsToReset {
             }
         }
     }
-    *last = Some((now, set));
     set
 }
 
@@ -1780,6 +1824,7 @@ pub(super) fn clone3(
         flags |= CLONE_CLEAR_SIGHAND;
         ctx.reset_signals = ctx.signals.ignored;
     } else {
+        ctx.signals = handlers_fresh();
         ctx.reset_signals = ctx.signals.all;
     }
     let mut cgroup = 0;
@@ -1815,6 +1860,7 @@ pub(super) fn clone3(
         // child resets every handler itself, and from now on when that
         // works.
         args.flags &= !CLONE_CLEAR_SIGHAND;
+        ctx.signals = handlers_fresh();
         ctx.reset_signals = ctx.signals.all;
         // SAFETY: as above; the failed call created no child.
         ret = unsafe { raw_clone3(&raw mut args, std::mem::size_of::<CloneArgs>(), entry, arg) };
@@ -2036,4 +2082,36 @@ fn spare_stacks() -> std::sync::MutexGuard<'static, Vec<Stack>> {
     SPARE_STACKS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// The ignored signals are looked at once and trusted from then on; the
+    /// handlers a child made by `clone()` needs are looked at again after
+    /// [`HANDLERS_FRESH`].
+    #[test]
+    fn a_look_at_the_dispositions_is_reused_unless_handlers_must_be_fresh() {
+        let old = SignalsToReset { all: 1, ignored: 1 };
+        let new = SignalsToReset { all: 3, ignored: 3 };
+        let start = Instant::now();
+        let mut last = Some((start, old));
+        let later = start + HANDLERS_FRESH + Duration::from_hours(1);
+        let unread = || -> SignalsToReset { panic!("read again") };
+        assert_eq!(look_or_reuse(&mut last, later, None, unread), old);
+        assert_eq!(
+            look_or_reuse(&mut last, start, Some(HANDLERS_FRESH), unread),
+            old,
+            "fresh enough"
+        );
+        assert_eq!(
+            look_or_reuse(&mut last, later, Some(HANDLERS_FRESH), || new),
+            new
+        );
+        assert_eq!(last, Some((later, new)), "the new look is kept");
+        let mut none = None;
+        assert_eq!(look_or_reuse(&mut none, start, None, || new), new);
+    }
 }

@@ -689,8 +689,8 @@ impl Child {
 /// Bytes reserved for `LISTEN_PID=<u64>\0` and `LISTEN_PIDFDID=<u64>\0`.
 const LISTEN_PID_SLOT_LEN: usize = 40;
 
-/// Reads flint's signal dispositions now (what a child resets, trusted for
-/// a second) and its secure bits, and makes a child's stack, so that a
+/// Reads flint's signal dispositions now (what a child resets) and its
+/// secure bits, and makes a child's stack, so that a
 /// spawn soon after does none of this on its way.
 pub fn warm_up() {
     let _ = child::signals_to_reset();
@@ -1070,6 +1070,7 @@ fn clone_child(
     if let Some(slot) = pid_out {
         slot.store(CHILD_UNKNOWN, std::sync::atomic::Ordering::Release);
     }
+    ctx.signals = child::handlers_fresh();
     ctx.reset_signals = ctx.signals.all;
     let mut pidfd: c_int = -1;
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
