@@ -119,9 +119,8 @@ pub(super) struct ChildContext<'a> {
     pub tty_owner: Option<u32>,
     pub cpu_sched: Option<CpuSched>,
     pub cpu_affinity: Option<&'a [u64]>,
-    /// The spawning thread's own CPU mask, put back where the unit sets no
-    /// `CPUAffinity=`: the child was made on the spawner's CPU alone
-    /// (`cpu.rs`).
+    /// The CPU mask to put back where the unit sets no `CPUAffinity=`: the
+    /// child was made on the spawner's CPU alone (`cpu.rs`).
     pub spawner_affinity: Option<&'a [u64]>,
     pub ioprio: Option<i32>,
     pub timer_slack_nsec: Option<u64>,
@@ -162,6 +161,16 @@ pub(super) struct ChildContext<'a> {
     pub keyring: Option<&'a super::Keyring>,
     /// Where a failure before exec is written for the parent.
     pub report: *mut Report,
+}
+
+impl ChildContext<'_> {
+    /// For a child whose handlers the kernel does not put back (`clone()`,
+    /// or `clone3()` without `CLONE_CLEAR_SIGHAND`): it resets every signal
+    /// that is not the default, from a look at most a second old.
+    pub(super) fn reset_every_signal(&mut self) {
+        self.signals = handlers_fresh();
+        self.reset_signals = self.signals.all;
+    }
 }
 
 type Failure = (ChildStep, c_int);
@@ -297,25 +306,19 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             return (ChildStep::Nice, e);
         }
 
-        if let Some(mask) = ctx.cpu_affinity {
-            if let Err(e) = check(libc::syscall(
+        // The spawner's mask is put back best effort: a refusal means the
+        // CPU the child was made on is outside the CPUs its cgroup allows,
+        // and then the kernel gave it those when it entered the cgroup.
+        if let Some(mask) = ctx.cpu_affinity.or(ctx.spawner_affinity)
+            && let Err(e) = check(libc::syscall(
                 libc::SYS_sched_setaffinity,
                 0,
                 size_of_val(mask),
                 mask.as_ptr(),
-            )) {
-                return (ChildStep::CpuAffinity, e);
-            }
-        } else if let Some(mask) = ctx.spawner_affinity {
-            // Best effort: where the service's cgroup has CPUs of its own,
-            // the kernel gave it those at the clone, and a refusal here
-            // leaves them.
-            libc::syscall(
-                libc::SYS_sched_setaffinity,
-                0,
-                size_of_val(mask),
-                mask.as_ptr(),
-            );
+            ))
+            && ctx.cpu_affinity.is_some()
+        {
+            return (ChildStep::CpuAffinity, e);
         }
 
         if let Some(prio) = ctx.ioprio
@@ -851,6 +854,8 @@ const USUAL_SIGNALS: &[c_int] = &[
 ];
 
 /// The last look at flint's signal dispositions: when, and what it found.
+/// Code of flint's that ignores a signal after start must have the next
+/// spawn look again, as `changing_dispositions` does in the tests.
 static LAST_DISPOSITIONS: std::sync::Mutex<Option<(std::time::Instant, SignalsToReset)>> =
     std::sync::Mutex::new(None);
 
@@ -877,7 +882,7 @@ const HANDLERS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// ignored signal stays ignored across exec. systemd resets all 64 in every
 /// child; that is 62 `sigaction` calls on each connection's path, while
 /// flint has fewer than ten that are not the default. They are read here,
-/// in the parent, once at start ([`super::warm_up`]).
+/// in the parent, the first time a spawn or [`super::warm_up`] needs them.
 ///
 /// The ignored ones are set before flint's `main` (inherited, and the
 /// SIGPIPE the Rust runtime ignores) and nothing in flint ignores a signal
@@ -909,7 +914,7 @@ pub(super) fn signals_to_reset() -> SignalsToReset {
 /// [`signals_to_reset`] for a child made by `clone()`, which resets every
 /// handler itself: read again when the last look is older than
 /// [`HANDLERS_FRESH`].
-pub(super) fn handlers_fresh() -> SignalsToReset {
+fn handlers_fresh() -> SignalsToReset {
     dispositions(Some(HANDLERS_FRESH))
 }
 
@@ -1824,8 +1829,7 @@ pub(super) fn clone3(
         flags |= CLONE_CLEAR_SIGHAND;
         ctx.reset_signals = ctx.signals.ignored;
     } else {
-        ctx.signals = handlers_fresh();
-        ctx.reset_signals = ctx.signals.all;
+        ctx.reset_every_signal();
     }
     let mut cgroup = 0;
     if let Some(fd) = cgroup_fd {
@@ -1860,8 +1864,7 @@ pub(super) fn clone3(
         // child resets every handler itself, and from now on when that
         // works.
         args.flags &= !CLONE_CLEAR_SIGHAND;
-        ctx.signals = handlers_fresh();
-        ctx.reset_signals = ctx.signals.all;
+        ctx.reset_every_signal();
         // SAFETY: as above; the failed call created no child.
         ret = unsafe { raw_clone3(&raw mut args, std::mem::size_of::<CloneArgs>(), entry, arg) };
         if ret >= 0 {

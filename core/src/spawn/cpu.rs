@@ -10,8 +10,16 @@
 //! itself to its current CPU for the clone, so that the child inherits
 //! that and runs in its place, and puts its own CPU mask back after. The
 //! child puts the same mask back before it execs (unless the unit sets
-//! `CPUAffinity=`, which replaces it), so the service sees the mask
-//! flint had and the scheduler may move it at `execve` like any other.
+//! `CPUAffinity=`, which replaces it), so the service may run where flint
+//! may and the scheduler may move it at `execve` like any other.
+//!
+//! What is put back is not always the mask read before: since Linux 6.2
+//! the kernel keeps a mask set with `sched_setaffinity` as the thread's
+//! own request, children inherit it, and CPUs that come online or that the
+//! cgroup gains later are then left out. Where flint's threads are limited
+//! only by what their cgroup allows (no `taskset`, no `CPUAffinity=` of
+//! flint's own unit), a mask of every CPU is put back instead, which asks
+//! for nothing ([`put_back`]).
 
 use std::mem::size_of_val;
 
@@ -50,6 +58,14 @@ impl Mask {
         &self.words[..self.len]
     }
 
+    /// Every CPU the mask can name, in as many words as `self`.
+    fn every(&self) -> Mask {
+        Mask {
+            words: [u64::MAX; WORDS],
+            len: self.len,
+        }
+    }
+
     /// Gives the calling thread this mask; whether the kernel took it.
     fn set(&self) -> bool {
         // SAFETY: the kernel reads `len` words from `words`.
@@ -81,24 +97,63 @@ impl Mask {
     }
 }
 
-/// The spawning thread, limited to its current CPU; dropping it restores
-/// the mask it had.
+/// Every CPU a thread of flint's may run on when it asks for every CPU:
+/// what its cgroup allows. Looked at once, on a thread of its own that
+/// asks for every CPU and ends. `None` where that cannot be read.
+fn allowed() -> Option<&'static Mask> {
+    static ALLOWED: std::sync::OnceLock<Option<Mask>> = std::sync::OnceLock::new();
+    ALLOWED
+        .get_or_init(|| {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        let mask = Mask::of_this_thread()?;
+                        mask.every().set().then(Mask::of_this_thread).flatten()
+                    })
+                    .join()
+                    .ok()
+                    .flatten()
+            })
+        })
+        .as_ref()
+}
+
+/// What a thread whose mask is `current` puts back after a pin: every CPU
+/// where `current` is all its cgroup allows (so that nothing is asked
+/// for), else `current`, which flint was given.
+fn put_back(current: Mask) -> Mask {
+    if allowed() == Some(&current) {
+        current.every()
+    } else {
+        current
+    }
+}
+
+/// Looks at what flint's threads may run on now, so that no spawn does.
+pub(super) fn warm_up() {
+    let _ = allowed();
+}
+
+/// The spawning thread, limited to its current CPU; dropping it puts back
+/// what [`put_back`] says.
 #[derive(Debug)]
 pub(super) struct Here {
-    saved: Mask,
+    back: Mask,
 }
 
 impl Here {
     /// Limits the calling thread to the CPU it runs on. `None` where that
     /// fails: then nothing was changed.
     pub(super) fn pin() -> Option<Here> {
-        let saved = Mask::of_this_thread()?;
-        saved.this_cpu_in()?.set().then_some(Here { saved })
+        let current = Mask::of_this_thread()?;
+        let one = current.this_cpu_in()?;
+        let back = put_back(current);
+        one.set().then_some(Here { back })
     }
 
-    /// The mask the thread had, for the child to put back.
+    /// The mask the child puts back.
     pub(super) fn mask(&self) -> &[u64] {
-        self.saved.words()
+        self.back.words()
     }
 }
 
@@ -106,7 +161,7 @@ impl Drop for Here {
     fn drop(&mut self) {
         // A failure leaves the thread on one CPU, which is still correct,
         // only slower.
-        self.saved.set();
+        self.back.set();
     }
 }
 
@@ -131,9 +186,31 @@ mod tests {
             // SAFETY: as in `Here::pin`.
             let cpu = usize::try_from(unsafe { libc::sched_getcpu() }).unwrap();
             assert_ne!(now[cpu / 64] & (1 << (cpu % 64)), 0, "pinned elsewhere");
-            assert_eq!(here.mask(), &before[..]);
+            let back = here.mask().to_vec();
+            assert!(
+                back == before || back.iter().all(|w| *w == u64::MAX),
+                "puts back {back:x?}, had {before:x?}"
+            );
             drop(here);
             assert_eq!(mask_now(), before);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A thread that asked for fewer CPUs than its cgroup allows keeps
+    /// them; one that did not ask puts back a mask that asks for nothing.
+    #[test]
+    fn what_is_put_back_asks_for_no_more_than_flint_was_given() {
+        std::thread::spawn(|| {
+            let allowed = allowed().expect("the CPUs the cgroup allows").clone();
+            assert_eq!(put_back(allowed.clone()), allowed.every());
+            if allowed.words().iter().map(|w| w.count_ones()).sum::<u32>() < 2 {
+                eprintln!("one CPU: no fewer CPUs to ask for");
+                return;
+            }
+            let fewer = allowed.this_cpu_in().expect("the current CPU");
+            assert_eq!(put_back(fewer.clone()), fewer);
         })
         .join()
         .unwrap();

@@ -689,13 +689,14 @@ impl Child {
 /// Bytes reserved for `LISTEN_PID=<u64>\0` and `LISTEN_PIDFDID=<u64>\0`.
 const LISTEN_PID_SLOT_LEN: usize = 40;
 
-/// Reads flint's signal dispositions now (what a child resets) and its
-/// secure bits, and makes a child's stack, so that a
-/// spawn soon after does none of this on its way.
+/// Reads flint's signal dispositions now (what a child resets), its
+/// secure bits and the CPUs its threads may run on, and makes a child's
+/// stack, so that a spawn soon after does none of this on its way.
 pub fn warm_up() {
     let _ = child::signals_to_reset();
     let _ = own_secure_bits();
     let _ = child::Stack::make_spare();
+    cpu::warm_up();
 }
 
 /// flint's own secure bits (`PR_GET_SECUREBITS`), read once: a child
@@ -1070,8 +1071,7 @@ fn clone_child(
     if let Some(slot) = pid_out {
         slot.store(CHILD_UNKNOWN, std::sync::atomic::Ordering::Release);
     }
-    ctx.signals = child::handlers_fresh();
-    ctx.reset_signals = ctx.signals.all;
+    ctx.reset_every_signal();
     let mut pidfd: c_int = -1;
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
     let arg: *mut c_void = ptr::from_mut(ctx).cast();

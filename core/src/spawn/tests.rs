@@ -521,9 +521,13 @@ fn scheduling_affinity_io_priority_timer_slack_and_coredump_filter_are_applied()
 }
 
 /// The child is made on the spawning thread's CPU alone (`cpu.rs`); what
-/// it execs has the CPUs the spawning thread had, and so has the thread.
+/// it execs has the CPUs the spawning thread had, and so has the thread,
+/// whichever way the child is cloned. A unit's `CPUAffinity=` wins.
 #[test]
 fn a_child_without_cpu_affinity_has_the_spawners_cpus() {
+    let _one = CLONE3_FALLBACK_TESTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     std::thread::spawn(|| {
         let own = || {
             std::fs::read_to_string("/proc/thread-self/status")
@@ -534,12 +538,22 @@ fn a_child_without_cpu_affinity_has_the_spawners_cpus() {
                 .to_owned()
         };
         let before = own();
-        let out = run_ok(sh("grep Cpus_allowed_list: /proc/$$/status"));
-        assert_eq!(out.trim_end(), before, "the service's CPUs");
-        assert_eq!(own(), before, "the spawning thread's CPUs");
         if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
             eprintln!("one CPU: a child left on one CPU would look the same here");
+        } else {
+            assert!(super::cpu::Here::pin().is_some(), "the spawner is pinned");
+            assert_eq!(own(), before, "and puts its CPUs back");
         }
+        for fallback in [false, true] {
+            FORCE_CLONE3_FALLBACK.store(fallback, std::sync::atomic::Ordering::SeqCst);
+            let out = run_ok(sh("grep Cpus_allowed_list: /proc/$$/status"));
+            assert_eq!(out.trim_end(), before, "the service's CPUs ({fallback})");
+            assert_eq!(own(), before, "the spawning thread's CPUs ({fallback})");
+        }
+        FORCE_CLONE3_FALLBACK.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut plan = sh("grep Cpus_allowed_list: /proc/$$/status");
+        plan.cpu_affinity = Some(vec![1]);
+        assert_eq!(run_ok(plan).trim_end(), "Cpus_allowed_list:\t0");
     })
     .join()
     .unwrap();
