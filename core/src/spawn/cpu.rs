@@ -5,7 +5,7 @@
 //! the child execs (`CLONE_VFORK`). So on a mostly idle machine the child
 //! waits for another CPU to come out of idle while the one it was made on
 //! falls idle. On a virtual machine that wake-up costs a host round trip:
-//! 150-250 µs each on the hosts `bench/README.md` measures, more than the
+//! 115-250 µs each on the host `bench/README.md` measures, more than the
 //! child's whole way to `execve`. The spawning thread therefore limits
 //! itself to its current CPU for the clone, so that the child inherits
 //! that and runs in its place, and puts its own CPU mask back after. The
