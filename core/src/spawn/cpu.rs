@@ -104,12 +104,15 @@ fn allowed() -> Option<&'static Mask> {
     static ALLOWED: std::sync::OnceLock<Option<Mask>> = std::sync::OnceLock::new();
     ALLOWED
         .get_or_init(|| {
+            // A thread that cannot be made (a limit on tasks) means no
+            // answer, not a failure.
             std::thread::scope(|scope| {
-                scope
-                    .spawn(|| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, || {
                         let mask = Mask::of_this_thread()?;
                         mask.every().set().then(Mask::of_this_thread).flatten()
                     })
+                    .ok()?
                     .join()
                     .ok()
                     .flatten()
