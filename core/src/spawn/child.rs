@@ -306,9 +306,6 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             return (ChildStep::Nice, e);
         }
 
-        // The spawner's mask is put back best effort: a refusal means the
-        // CPU the child was made on is outside the CPUs its cgroup allows,
-        // and then the kernel gave it those when it entered the cgroup.
         if let Some(mask) = ctx.cpu_affinity.or(ctx.spawner_affinity)
             && let Err(e) = check(libc::syscall(
                 libc::SYS_sched_setaffinity,
@@ -316,9 +313,22 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
                 size_of_val(mask),
                 mask.as_ptr(),
             ))
-            && ctx.cpu_affinity.is_some()
         {
-            return (ChildStep::CpuAffinity, e);
+            if ctx.cpu_affinity.is_some() {
+                return (ChildStep::CpuAffinity, e);
+            }
+            // The spawner's mask, refused: none of its CPUs is in what the
+            // service's cgroup allows. Asking for every CPU cannot be
+            // refused, and leaves no request of the one CPU the child was
+            // made on, which would cut it down to that CPU if the cgroup
+            // gained it later.
+            let every = [u64::MAX; 16];
+            libc::syscall(
+                libc::SYS_sched_setaffinity,
+                0,
+                size_of_val(mask).min(size_of_val(&every)),
+                every.as_ptr(),
+            );
         }
 
         if let Some(prio) = ctx.ioprio

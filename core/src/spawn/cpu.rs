@@ -97,35 +97,50 @@ impl Mask {
     }
 }
 
+/// The last look at what flint's threads may run on ([`look_at_allowed`]):
+/// when, and what it found.
+static ALLOWED: std::sync::Mutex<Option<(std::time::Instant, Option<Mask>)>> =
+    std::sync::Mutex::new(None);
+
+/// How long a look at the allowed CPUs that a thread's mask does not match
+/// is trusted: CPUs come online and cgroups change, and a stale look would
+/// have every spawn ask for the CPUs of the moment.
+const ALLOWED_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Every CPU a thread of flint's may run on when it asks for every CPU:
-/// what its cgroup allows. Looked at once, on a thread of its own that
-/// asks for every CPU and ends. `None` where that cannot be read.
-fn allowed() -> Option<&'static Mask> {
-    static ALLOWED: std::sync::OnceLock<Option<Mask>> = std::sync::OnceLock::new();
-    ALLOWED
-        .get_or_init(|| {
-            // A thread that cannot be made (a limit on tasks) means no
-            // answer, not a failure.
-            std::thread::scope(|scope| {
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, || {
-                        let mask = Mask::of_this_thread()?;
-                        mask.every().set().then(Mask::of_this_thread).flatten()
-                    })
-                    .ok()?
-                    .join()
-                    .ok()
-                    .flatten()
+/// what its cgroup allows. Looked at on a thread of its own that asks for
+/// every CPU and ends. `None` where that cannot be read (a thread that
+/// cannot be made, under a limit on tasks, means no answer, not a failure).
+fn look_at_allowed() -> Option<Mask> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .spawn_scoped(scope, || {
+                let mask = Mask::of_this_thread()?;
+                mask.every().set().then(Mask::of_this_thread).flatten()
             })
-        })
-        .as_ref()
+            .ok()?
+            .join()
+            .ok()
+            .flatten()
+    })
 }
 
 /// What a thread whose mask is `current` puts back after a pin: every CPU
 /// where `current` is all its cgroup allows (so that nothing is asked
-/// for), else `current`, which flint was given.
+/// for), else `current`, which flint was given. The allowed CPUs are
+/// looked at once, and again when `current` differs from a look older than
+/// [`ALLOWED_FRESH`] (under `taskset`, at most once a second).
 fn put_back(current: Mask) -> Mask {
-    if allowed() == Some(&current) {
+    let mut last = ALLOWED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = std::time::Instant::now();
+    let stale = |at: std::time::Instant| now.saturating_duration_since(at) >= ALLOWED_FRESH;
+    let allowed = match &*last {
+        Some((at, allowed)) if allowed.as_ref() == Some(&current) || !stale(*at) => allowed,
+        _ => &last.insert((now, look_at_allowed())).1,
+    };
+    if allowed.as_ref() == Some(&current) {
         current.every()
     } else {
         current
@@ -134,7 +149,12 @@ fn put_back(current: Mask) -> Mask {
 
 /// Looks at what flint's threads may run on now, so that no spawn does.
 pub(super) fn warm_up() {
-    let _ = allowed();
+    let mut last = ALLOWED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if last.is_none() {
+        *last = Some((std::time::Instant::now(), look_at_allowed()));
+    }
 }
 
 /// The spawning thread, limited to its current CPU; dropping it puts back
@@ -162,9 +182,11 @@ impl Here {
 
 impl Drop for Here {
     fn drop(&mut self) {
-        // A failure leaves the thread on one CPU, which is still correct,
-        // only slower.
-        self.back.set();
+        // Refused (the CPUs it had are gone from its cgroup): asking for
+        // every CPU cannot be, and leaves the thread no request of one CPU.
+        if !self.back.set() {
+            self.back.every().set();
+        }
     }
 }
 
@@ -206,7 +228,7 @@ mod tests {
     #[test]
     fn what_is_put_back_asks_for_no_more_than_flint_was_given() {
         std::thread::spawn(|| {
-            let allowed = allowed().expect("the CPUs the cgroup allows").clone();
+            let allowed = look_at_allowed().expect("the CPUs the cgroup allows");
             assert_eq!(put_back(allowed.clone()), allowed.every());
             if allowed.words().iter().map(|w| w.count_ones()).sum::<u32>() < 2 {
                 eprintln!("one CPU: no fewer CPUs to ask for");
@@ -214,6 +236,25 @@ mod tests {
             }
             let fewer = allowed.this_cpu_in().expect("the current CPU");
             assert_eq!(put_back(fewer.clone()), fewer);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A look at the allowed CPUs that no longer matches (a CPU came
+    /// online, the cgroup changed) is made again once it is a second old,
+    /// so that a thread that asks for nothing goes on asking for nothing.
+    #[test]
+    fn a_stale_look_at_the_allowed_cpus_is_made_again() {
+        std::thread::spawn(|| {
+            let allowed = look_at_allowed().expect("the CPUs the cgroup allows");
+            let mut other = allowed.clone();
+            other.words[0] ^= 1 << 63;
+            let long_ago = std::time::Instant::now()
+                .checked_sub(ALLOWED_FRESH * 2)
+                .unwrap();
+            *ALLOWED.lock().unwrap() = Some((long_ago, Some(other)));
+            assert_eq!(put_back(allowed.clone()), allowed.every());
         })
         .join()
         .unwrap();
