@@ -322,7 +322,7 @@ unsafe fn setup_and_exec(ctx: &ChildContext<'_>) -> Failure {
             // refused, and leaves no request of the one CPU the child was
             // made on, which would cut it down to that CPU if the cgroup
             // gained it later.
-            let every = [u64::MAX; 16];
+            let every = [u64::MAX; super::cpu::WORDS];
             libc::syscall(
                 libc::SYS_sched_setaffinity,
                 0,

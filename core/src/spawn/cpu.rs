@@ -24,7 +24,7 @@
 use std::mem::size_of_val;
 
 /// Mask words for up to 1,024 CPUs, as glibc's `cpu_set_t`.
-const WORDS: usize = 16;
+pub(super) const WORDS: usize = 16;
 
 /// A thread's CPU mask.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,11 +149,8 @@ fn put_back(current: Mask) -> Mask {
 
 /// Looks at what flint's threads may run on now, so that no spawn does.
 pub(super) fn warm_up() {
-    let mut last = ALLOWED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if last.is_none() {
-        *last = Some((std::time::Instant::now(), look_at_allowed()));
+    if let Some(current) = Mask::of_this_thread() {
+        put_back(current);
     }
 }
 
@@ -227,18 +224,14 @@ mod tests {
     /// them; one that did not ask puts back a mask that asks for nothing.
     #[test]
     fn what_is_put_back_asks_for_no_more_than_flint_was_given() {
-        std::thread::spawn(|| {
-            let allowed = look_at_allowed().expect("the CPUs the cgroup allows");
-            assert_eq!(put_back(allowed.clone()), allowed.every());
-            if allowed.words().iter().map(|w| w.count_ones()).sum::<u32>() < 2 {
-                eprintln!("one CPU: no fewer CPUs to ask for");
-                return;
-            }
-            let fewer = allowed.this_cpu_in().expect("the current CPU");
-            assert_eq!(put_back(fewer.clone()), fewer);
-        })
-        .join()
-        .unwrap();
+        let allowed = look_at_allowed().expect("the CPUs the cgroup allows");
+        assert_eq!(put_back(allowed.clone()), allowed.every());
+        if allowed.words().iter().map(|w| w.count_ones()).sum::<u32>() < 2 {
+            eprintln!("one CPU: no fewer CPUs to ask for");
+            return;
+        }
+        let fewer = allowed.this_cpu_in().expect("the current CPU");
+        assert_eq!(put_back(fewer.clone()), fewer);
     }
 
     /// A look at the allowed CPUs that no longer matches (a CPU came
@@ -246,17 +239,13 @@ mod tests {
     /// so that a thread that asks for nothing goes on asking for nothing.
     #[test]
     fn a_stale_look_at_the_allowed_cpus_is_made_again() {
-        std::thread::spawn(|| {
-            let allowed = look_at_allowed().expect("the CPUs the cgroup allows");
-            let mut other = allowed.clone();
-            other.words[0] ^= 1 << 63;
-            let long_ago = std::time::Instant::now()
-                .checked_sub(ALLOWED_FRESH * 2)
-                .unwrap();
-            *ALLOWED.lock().unwrap() = Some((long_ago, Some(other)));
-            assert_eq!(put_back(allowed.clone()), allowed.every());
-        })
-        .join()
-        .unwrap();
+        let allowed = look_at_allowed().expect("the CPUs the cgroup allows");
+        let mut other = allowed.clone();
+        other.words[0] ^= 1 << 63;
+        let long_ago = std::time::Instant::now()
+            .checked_sub(ALLOWED_FRESH * 2)
+            .unwrap();
+        *ALLOWED.lock().unwrap() = Some((long_ago, Some(other)));
+        assert_eq!(put_back(allowed.clone()), allowed.every());
     }
 }
