@@ -184,10 +184,20 @@ fn persistent_timers_catch_up_a_missed_run() {
     stamping_service(&tree, "missed.service", &missed);
     stamping_service(&tree, "fresh.service", &fresh);
     stamping_service(&tree, "plain.service", &plain);
-    let daily = "[Timer]\nOnCalendar=daily\nPersistent=true\n";
-    tree.write("missed.timer", daily);
-    tree.write("fresh.timer", daily);
-    tree.write("plain.timer", "[Timer]\nOnCalendar=daily\n");
+    // Daily, half a day from now: nothing elapses while the test runs (with
+    // `daily`, a run across midnight saw the fresh timers fire).
+    let hour = (SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600
+        + 12)
+        % 24;
+    let calendar = format!("OnCalendar=*-*-* {hour:02}:00:00 UTC");
+    let daily = format!("[Timer]\n{calendar}\nPersistent=true\n");
+    tree.write("missed.timer", &daily);
+    tree.write("fresh.timer", &daily);
+    tree.write("plain.timer", &format!("[Timer]\n{calendar}\n"));
     // Last run three days ago.
     let old = SystemTime::now() - Duration::from_hours(72);
     let stamp = stamps.join("stamp-missed.timer");
