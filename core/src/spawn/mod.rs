@@ -913,9 +913,10 @@ pub fn spawn_noting_pid(
         report: &raw mut report,
     };
 
-    // The child starts on this thread's CPU, which this thread leaves idle
-    // until the child execs, and puts the mask back itself.
-    let here = cpu::Here::pin();
+    // After a quiet spell, the child starts on this thread's CPU, which
+    // this thread leaves idle until the child execs, and puts the mask back
+    // itself.
+    let here = cpu::Here::pin_if_quiet();
     ctx.spawner_affinity = here.as_ref().map(cpu::Here::mask);
     let cloned = {
         let _blocked = child::SignalsBlocked::new();
