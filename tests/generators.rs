@@ -1,6 +1,7 @@
 //! Unit generators under `flint run`: what they write is searched where
 //! systemd searches its generators' output, they run again at a reload,
-//! systemd's own are left out unless asked for, a masked one never runs, a
+//! systemd's own are left out unless asked for (all of them, or with
+//! `init` the sysv generator of a PID 1 flint), a masked one never runs, a
 //! failing one is reported, and a system flint runs them with the file
 //! system read-only but for their output and `/run`.
 
@@ -318,6 +319,50 @@ fn generators_are_chosen_by_the_flag_and_none_run_for_a_unit_dir_by_default() {
         flint.log()
     );
     assert!(!setup.path("masked").exists());
+}
+
+/// `init` (the default of a system flint that is PID 1): systemd's
+/// generator of `/etc/init.d` scripts runs beside the packages', its unit
+/// starts from the `.wants/` link it writes, and systemd's others stay out.
+#[test]
+fn the_init_selection_runs_the_sysv_generator_and_no_other_of_systemds() {
+    let setup = Setup::new();
+    let t = setup.path("").display().to_string();
+    // As systemd-sysv-generator: a unit for a script, wanted by a target,
+    // in the late directory.
+    script(
+        &setup.path("low/systemd-sysv-generator"),
+        &format!(
+            "#!/bin/sh\n\
+             printf '[Unit]\\nSourcePath=/etc/init.d/legacy\\n[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/sh -c \"echo ran >> {t}/legacy\"\\n' > \"$3/legacy.service\"\n\
+             mkdir -p \"$3/main.service.wants\"\n\
+             ln -s ../legacy.service \"$3/main.service.wants/legacy.service\"\n\
+             echo made legacy.service\n"
+        ),
+    );
+    let flint = setup.run(&["--generators", "init"]);
+    assert!(started(&setup, "a b"), "{}", flint.log());
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            (read(&setup.path("legacy")) == "ran\n").then_some(())
+        })
+        .is_some(),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        flint
+            .log()
+            .contains("generator systemd-sysv-generator: made legacy.service"),
+        "{}",
+        flint.log()
+    );
+    assert!(!setup.path("bogus").exists(), "{}", flint.log());
+    assert!(
+        !setup
+            .path("rt/flint/generator/main.service.wants/bogus.service")
+            .exists()
+    );
 }
 
 /// `--watch` with generators: a reload the tree refuses runs them once,

@@ -49,7 +49,14 @@
 //! - by default systemd's own generators (`systemd-*`: fstab, getty, sysv,
 //!   cryptsetup, gpt-auto, ...) are left out ([`Selection::Packages`]):
 //!   they describe the boot (mounts, swap, consoles, disks) that flint does
-//!   not do. [`Selection::All`] runs them too.
+//!   not do. [`Selection::All`] runs them too. A system flint that is PID
+//!   1 (a container's init) runs by default the two of them that turn an
+//!   init's own scripts into units, as systemd does at boot
+//!   ([`Selection::Init`]): `systemd-sysv-generator` (the `/etc/init.d`
+//!   scripts without a native unit, started from their `/etc/rc[2-5].d`
+//!   links) and `systemd-rc-local-generator` (an executable
+//!   `/etc/rc.local`). Under another init they stay out: those scripts are
+//!   that init's to run.
 
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
@@ -68,9 +75,16 @@ pub const TIMEOUT: Duration = Duration::from_secs(90);
 pub enum Selection {
     /// Every generator but systemd's own (`systemd-*`).
     Packages,
+    /// Every generator but systemd's own, except [`INIT_GENERATORS`]:
+    /// those of flint as PID 1.
+    Init,
     /// Every generator.
     All,
 }
+
+/// systemd's generators that make units of an init's legacy scripts, which
+/// nobody else starts where flint is the init.
+pub const INIT_GENERATORS: [&str; 2] = ["systemd-sysv-generator", "systemd-rc-local-generator"];
 
 impl Selection {
     /// Whether the generator named `name` runs.
@@ -78,6 +92,19 @@ impl Selection {
         match self {
             Selection::All => true,
             Selection::Packages => !name.starts_with("systemd-"),
+            Selection::Init => !name.starts_with("systemd-") || INIT_GENERATORS.contains(&name),
+        }
+    }
+
+    /// The generators `flint run` runs when not told, where it runs any
+    /// (the system's search path, no `--unit-dir`): the packages', and
+    /// for a system flint that is PID 1 also the init's
+    /// ([`Selection::Init`]).
+    pub fn default_for(user: bool, pid1: bool) -> Selection {
+        if pid1 && !user {
+            Selection::Init
+        } else {
+            Selection::Packages
         }
     }
 }
@@ -682,6 +709,50 @@ mod tests {
                 low.join("b-gen"),
                 low.join("systemd-fstab-generator")
             ]
+        );
+    }
+
+    /// PID 1 runs systemd's two generators of an init's scripts besides
+    /// the packages'; nothing else of systemd's, and not under another
+    /// init or for a user flint.
+    #[test]
+    fn flint_as_pid_1_also_runs_the_generators_of_an_inits_scripts() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_path_buf();
+        let pkg = script(
+            &dir,
+            "postgresql-generator",
+            "#!/bin/sh
+",
+        );
+        let rc_local = script(
+            &dir,
+            "systemd-rc-local-generator",
+            "#!/bin/sh
+",
+        );
+        let sysv = script(
+            &dir,
+            "systemd-sysv-generator",
+            "#!/bin/sh
+",
+        );
+        script(
+            &dir,
+            "systemd-getty-generator",
+            "#!/bin/sh
+",
+        );
+        let dirs = [dir];
+        let pid1 = Selection::default_for(false, true);
+        assert_eq!(pid1, Selection::Init);
+        assert_eq!(programs(&dirs, pid1), [pkg.clone(), rc_local, sysv]);
+        let other_init = Selection::default_for(false, false);
+        assert_eq!(programs(&dirs, other_init), [pkg]);
+        assert_eq!(
+            Selection::default_for(true, true),
+            Selection::Packages,
+            "a user flint"
         );
     }
 

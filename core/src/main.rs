@@ -52,6 +52,7 @@ enum Cgroups {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum GeneratorsArg {
     Packages,
+    Init,
     All,
     None,
 }
@@ -518,8 +519,11 @@ enum Command {
         /// Run the unit generators first (and again at every reload), as
         /// systemd does: `packages` (the default with the system's search
         /// path: every generator but systemd's own `systemd-*`, which
-        /// describe the boot flint does not do), `all`, or `none` (the
-        /// default with `--unit-dir`). Their output goes to `generator*`
+        /// describe the boot flint does not do), `init` (the default for a
+        /// system flint that is PID 1: also `systemd-sysv-generator` and
+        /// `systemd-rc-local-generator`, which make units of
+        /// `/etc/init.d` scripts and `/etc/rc.local`), `all`, or `none`
+        /// (the default with `--unit-dir`). Their output goes to `generator*`
         /// in flint's runtime directory (or `CONTROL.generator*` beside a
         /// `--control` socket elsewhere), searched where systemd searches
         /// its `/run/systemd/generator*`.
@@ -1516,10 +1520,11 @@ fn run(
         .retain(|d| !default_output.all().contains(&d.as_path()));
     let selection = match generators {
         Some(GeneratorsArg::Packages) => Some(Selection::Packages),
+        Some(GeneratorsArg::Init) => Some(Selection::Init),
         Some(GeneratorsArg::All) => Some(Selection::All),
         Some(GeneratorsArg::None) => None,
         None => (tree.unit_dirs.is_empty() && search.has_generator_dirs())
-            .then_some(Selection::Packages),
+            .then(|| Selection::default_for(tree.user, std::process::id() == 1)),
     };
     let generators = selection.map(|selection| {
         let control = options
