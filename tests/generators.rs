@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Flint, Tree, ctl, wait_for};
+use common::{Flint, Tree, ctl, require, require_root, wait_for};
 
 fn script(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -432,6 +432,121 @@ fn a_user_flint_runs_generators_in_its_runtime_directory() {
             .log()
             .contains("generator inst-generator: outside writable"),
         "{}",
+        flint.log()
+    );
+}
+
+/// flint as PID 1 (a container's init) runs systemd's own
+/// `systemd-sysv-generator` by default: an `/etc/init.d` script with
+/// `/etc/rc[2-5].d` links and no native unit starts, and is stopped with
+/// flint. Empty file systems in a mount namespace of the test's own hide
+/// the system's unit directories, init scripts and `/run`.
+#[test]
+fn as_pid_1_flint_starts_an_init_script_through_systemds_sysv_generator() {
+    let sysv = "/usr/lib/systemd/system-generators/systemd-sysv-generator";
+    if !(require("unshare", "a PID and a mount namespace")
+        && require(sysv, "systemd's generator of units for init scripts")
+        && require(
+            "/etc/rc2.d",
+            "the runlevel links systemd-sysv-generator reads",
+        )
+        && require_root(
+            "a PID namespace whose PID 1 is flint, and mounts that hide the system's units",
+        ))
+    {
+        return;
+    }
+    let tree = Tree::new();
+    let out = tree.path().join("out");
+    let script = tree.write(
+        "legacy",
+        &format!(
+            "#!/bin/sh\n\
+             ### BEGIN INIT INFO\n\
+             # Provides:          legacy\n\
+             # Required-Start:    $local_fs\n\
+             # Required-Stop:     $local_fs\n\
+             # Default-Start:     2 3 4 5\n\
+             # Default-Stop:      0 1 6\n\
+             # Short-Description: a script without a native unit\n\
+             ### END INIT INFO\n\
+             case \"$1\" in\n\
+               start) echo \"started by $(cat /proc/1/comm)\" > {out} ;;\n\
+               stop) echo stopped >> {out} ;;\n\
+             esac\n\
+             exit 0\n",
+            out = out.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let control = tree.path().join("control");
+    let inner = format!(
+        "set -e\n\
+         for d in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system \
+                  /usr/local/lib/systemd/system /etc/init.d /etc/rc2.d /etc/rc3.d \
+                  /etc/rc4.d /etc/rc5.d /run; do\n\
+           if [ -d \"$d\" ]; then mount -t tmpfs tmpfs \"$d\"; fi\n\
+         done\n\
+         cp {script} /etc/init.d/legacy\n\
+         for n in 2 3 4 5; do\n\
+           if [ -d /etc/rc$n.d ]; then ln -s ../init.d/legacy /etc/rc$n.d/S01legacy; fi\n\
+         done\n\
+         exec {flint} run --control {control}\n",
+        script = script.display(),
+        flint = common::flint_bin().display(),
+        control = control.display(),
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--kill-child=SIGTERM",
+        "--mount",
+        "--mount-proc",
+        "sh",
+        "-c",
+        &inner,
+    ]);
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    assert!(
+        flint.wait_log("legacy.service: started /etc/init.d/legacy"),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            (read(&out) == "started by flint\n").then_some(())
+        })
+        .is_some(),
+        "{:?}\n{}",
+        read(&out),
+        flint.log()
+    );
+    // Stopped once started: a stop during the start skips ExecStop=, as
+    // under systemd.
+    assert!(
+        flint.wait_log("legacy.service: job start finished"),
+        "{}",
+        flint.log()
+    );
+    // unshare blocks SIGTERM while it waits: flint, its child, gets it.
+    let unshare = flint.child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).unwrap();
+    let pid: i32 = children.trim().parse().expect("flint, unshare's one child");
+    // SAFETY: plain kill(2) on flint, unshare's child, which cannot be
+    // reaped (and its pid reused) before unshare waits for it.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            read(&out).ends_with("stopped\n").then_some(())
+        })
+        .is_some(),
+        "{:?}\n{}",
+        read(&out),
         flint.log()
     );
 }
