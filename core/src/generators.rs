@@ -75,8 +75,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(90);
 pub enum Selection {
     /// Every generator but systemd's own (`systemd-*`).
     Packages,
-    /// Every generator but systemd's own, except [`INIT_GENERATORS`]:
-    /// those of flint as PID 1.
+    /// Every generator but systemd's own, and of systemd's the
+    /// [`INIT_GENERATORS`]: flint as PID 1.
     Init,
     /// Every generator.
     All,

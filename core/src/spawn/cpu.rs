@@ -1,4 +1,4 @@
-//! A new child starts on the spawning thread's CPU.
+//! After a quiet spell, a new child starts on the spawning thread's CPU.
 //!
 //! The kernel places a new task on the idlest CPU it finds (fork
 //! balancing), and the spawning thread sleeps right after the clone until
@@ -15,9 +15,10 @@
 //!
 //! Only a spawn that follows a quiet spell is pinned ([`Quiet`]). Where
 //! spawns follow each other closely (an `Accept=yes` socket under load)
-//! the CPUs are awake, and the pin's four `sched_setaffinity` calls, with
-//! the child sharing its CPU with the thread that made it, cost more than
-//! they save: 5-8% of the `Accept=yes` rate on that host.
+//! the CPUs are awake, and the pin's three `sched_setaffinity` calls and
+//! one `sched_getaffinity`, with the child sharing its CPU with the thread
+//! that made it, cost more than they save: 5-8% of the `Accept=yes` rate
+//! on that host.
 //!
 //! What is put back is not always the mask read before: since Linux 6.2
 //! the kernel keeps a mask set with `sched_setaffinity` as the thread's
