@@ -2744,3 +2744,93 @@ fn postgresql_service_starts_the_clusters_its_generator_finds() {
         flint.log()
     );
 }
+
+/// pcscd (PC/SC smart cards) from its own units: the socket is made with
+/// `SocketMode=0666`, and the daemon, started by the first connection,
+/// answers pcsc-lite's version handshake (`CMD_VERSION`) on it.
+#[test]
+fn pcscd_answers_the_pcsc_version_handshake_on_its_activated_socket() {
+    let units = ["pcscd.socket", "pcscd.service"];
+    if !ready("/usr/sbin/pcscd", &units, "pcscd") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let path = tree.path().join("run/pcscd/pcscd.comm");
+    tree.write(
+        "pcscd.socket.d/path.conf",
+        &format!("[Socket]\nListenStream=\nListenStream={}\n", path.display()),
+    );
+    let flint = Flint::run(&tree, &["pcscd.socket"]);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o666, "SocketMode=0666");
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    // struct rxHeader { u32 size; u32 command } (CMD_VERSION = 0x11), then
+    // struct version_struct { i32 major; i32 minor; u32 rv }, as the client
+    // library sends it.
+    let mut request = Vec::new();
+    for word in [12u32, 0x11, 4, 4, 0] {
+        request.extend_from_slice(&word.to_le_bytes());
+    }
+    s.write_all(&request).unwrap();
+    let mut reply = [0u8; 12];
+    s.read_exact(&mut reply)
+        .unwrap_or_else(|e| panic!("no version reply: {e}\n{}", flint.log()));
+    let word = |i: usize| u32::from_le_bytes(reply[i * 4..i * 4 + 4].try_into().unwrap());
+    assert_eq!(word(0), 4, "the protocol's major version: {reply:?}");
+    assert_eq!(word(2), 0, "SCARD_S_SUCCESS: {reply:?}");
+    assert!(
+        flint.log().contains("pcscd.service: started"),
+        "{}",
+        flint.log()
+    );
+}
+
+/// systemd-journal-gatewayd from its own hardened unit (`DynamicUser=`,
+/// `PrivateNetwork=`, `MemoryDenyWriteExecute=`, ...): started by the first
+/// HTTP request on its socket, it answers from its private network with
+/// its page and, where the machine has an id, this boot's id.
+#[test]
+fn journal_gatewayd_answers_http_on_its_socket_from_its_sandbox() {
+    let units = [
+        "systemd-journal-gatewayd.socket",
+        "systemd-journal-gatewayd.service",
+    ];
+    if !ready(
+        "/lib/systemd/systemd-journal-gatewayd",
+        &units,
+        "systemd-journal-remote",
+    ) {
+        return;
+    }
+    let tree = tree_with(&units);
+    let port = free_port();
+    tree.write(
+        "systemd-journal-gatewayd.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    let flint = Flint::run(&tree, &["systemd-journal-gatewayd.socket"]);
+    let page = curl(&format!("http://127.0.0.1:{port}/browse"));
+    assert!(page.contains("<html"), "{page}\n{}", flint.log());
+    let machine_id = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    if machine_id.trim().is_empty() {
+        eprintln!("no /etc/machine-id: /machine answers only where the machine has an id");
+    } else {
+        let machine = curl(&format!("http://127.0.0.1:{port}/machine"));
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap()
+            .trim()
+            .replace('-', "");
+        assert!(
+            machine.contains(&format!("\"boot_id\" : \"{boot_id}\"")),
+            "{machine}"
+        );
+    }
+    assert!(
+        flint
+            .log()
+            .contains("systemd-journal-gatewayd.service: started"),
+        "{}",
+        flint.log()
+    );
+}
