@@ -23,7 +23,7 @@
 //!   directories as its arguments, stdin on `/dev/null`, umask 0022, the
 //!   manager's environment block plus `SYSTEMD_SCOPE`, `SYSTEMD_IN_INITRD=0`
 //!   (system), `SYSTEMD_ARCHITECTURE`, `SYSTEMD_VIRTUALIZATION` (in a
-//!   container) and `SYSTEMD_EXEC_PID`, and SIGTERM should flint die; all
+//!   container or a virtual machine) and `SYSTEMD_EXEC_PID`, and SIGTERM should flint die; all
 //!   together get 90 s (`DEFAULT_TIMEOUT_USEC`), then those still running
 //!   are killed;
 //! - a system flint that may make mount namespaces runs them in one of
@@ -481,8 +481,9 @@ fn environment(user_mode: bool) -> Vec<(String, String)> {
     if !user_mode {
         set("SYSTEMD_IN_INITRD", "0".into());
     }
-    if let Some(c) = crate::service::condition::container() {
-        set("SYSTEMD_VIRTUALIZATION", format!("container:{c}"));
+    if let Some((name, container)) = crate::virt::detect() {
+        let kind = if container { "container" } else { "vm" };
+        set("SYSTEMD_VIRTUALIZATION", format!("{kind}:{name}"));
     }
     let machine = nix::sys::utsname::uname()
         .map(|u| u.machine().to_string_lossy().into_owned())

@@ -24,6 +24,7 @@ pub mod stamp;
 pub mod syslog;
 pub mod tmpfiles;
 pub mod unit;
+pub mod virt;
 
 /// flint's own pid, asked of the kernel once: glibc does not cache
 /// `getpid()`, and a connection's way through the event loop and the spawn

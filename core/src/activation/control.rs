@@ -1074,7 +1074,9 @@ impl Manager {
             ),
             (
                 "Virtualization",
-                crate::service::condition::container().unwrap_or_default(),
+                crate::virt::detect()
+                    .map(|(name, _)| name.to_owned())
+                    .unwrap_or_default(),
             ),
             ("NNames", units.len().to_string()),
             ("NFailedUnits", failed.to_string()),

@@ -357,19 +357,34 @@ pub fn container() -> Option<String> {
     None
 }
 
+/// systemd's `condition_test_virtualization()`: `private-users`, a
+/// boolean (any virtualization), `vm`, `container`, or a name; a container
+/// hides the machine it runs on ([`crate::virt::detect`]).
 fn virtualization_matches(arg: &str) -> bool {
-    let container = container();
-    match arg {
-        "container" => container.is_some(),
-        // Without a hypervisor probe, a VM counts as "not a container".
-        "vm" => false,
-        v => {
-            if let Ok(b) = crate::unit::value::bool::parse_bool(v) {
-                return b == container.is_some();
-            }
-            container.as_deref() == Some(v)
-        }
+    if arg == "private-users" {
+        return in_user_namespace();
     }
+    virtualization_is(crate::virt::detect(), arg)
+}
+
+fn virtualization_is(found: Option<(&str, bool)>, arg: &str) -> bool {
+    if let Ok(b) = crate::unit::value::bool::parse_bool(arg) {
+        return b == found.is_some();
+    }
+    match (arg, found) {
+        ("vm", Some((_, container))) => !container,
+        ("container", Some((_, container))) => container,
+        (name, Some((found, _))) => name == found,
+        (_, None) => false,
+    }
+}
+
+/// Whether flint runs in a user namespace other than the first one
+/// (systemd's `running_in_userns()`: a `uid_map` other than the whole range
+/// mapped to itself).
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
 }
 
 #[cfg(test)]
@@ -406,6 +421,32 @@ mod tests {
         assert!(test("PathIsMountPoint", "/proc"));
         assert!(!test("PathIsMountPoint", &d.to_string()));
         assert!(test("PathIsReadWrite", &d.to_string()));
+    }
+
+    /// As systemd's `condition_test_virtualization()`: a container hides
+    /// the VM it runs in, `yes`/`no` ask for any, names match exactly.
+    #[test]
+    fn virtualization_is_a_container_first_then_a_vm() {
+        let kvm = Some(("kvm", false));
+        let docker = Some(("docker", true));
+        for (found, arg, want) in [
+            (kvm, "vm", true),
+            (kvm, "container", false),
+            (kvm, "kvm", true),
+            (kvm, "qemu", false),
+            (kvm, "yes", true),
+            (kvm, "no", false),
+            (docker, "vm", false),
+            (docker, "container", true),
+            (docker, "docker", true),
+            (docker, "kvm", false),
+            (None, "vm", false),
+            (None, "container", false),
+            (None, "no", true),
+            (None, "kvm", false),
+        ] {
+            assert_eq!(virtualization_is(found, arg), want, "{found:?} {arg}");
+        }
     }
 
     #[test]
