@@ -380,11 +380,16 @@ fn virtualization_is(found: Option<(&str, bool)>, arg: &str) -> bool {
 }
 
 /// Whether flint runs in a user namespace other than the first one
-/// (systemd's `running_in_userns()`: a `uid_map` other than the whole range
-/// mapped to itself).
+/// (systemd's `running_in_userns()`: a `uid_map` or `gid_map` other than
+/// the whole range mapped to itself, or `setgroups` denied).
 fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    let mapped = |file: &str| {
+        std::fs::read_to_string(file)
+            .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    };
+    mapped("/proc/self/uid_map")
+        || mapped("/proc/self/gid_map")
+        || std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
 
 #[cfg(test)]
