@@ -2203,3 +2203,53 @@ fn success_and_failure_actions_end_flint_with_the_units_status() {
         "{log}"
     );
 }
+
+/// `ConditionVirtualization=private-users` holds in a user namespace and
+/// only there, as systemd's `running_in_userns()` says.
+#[test]
+fn private_users_holds_in_a_user_namespace_only() {
+    if !common::require("unshare", "a user namespace") {
+        return;
+    }
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    tree.write(
+        "p.service",
+        &format!("[Unit]\nConditionVirtualization=private-users\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo p >> {l}'\n"),
+    );
+    tree.write(
+        "q.service",
+        &format!("[Unit]\nConditionVirtualization=!private-users\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo q >> {l}'\n"),
+    );
+    let mut flint = Flint::run(&tree, &["p.service", "q.service"]);
+    assert!(flint.wait_log("q.service: Deactivated"), "{}", flint.log());
+    assert!(
+        flint.wait_log("p.service: condition check resulted in it being skipped"),
+        "{}",
+        flint.log()
+    );
+    flint.stop();
+    assert_eq!(lines(&log), ["q"]);
+    std::fs::remove_file(&log).unwrap();
+
+    let control = tree.path().join("control");
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--user", "--map-root-user"])
+        .arg(common::flint_bin())
+        .arg("run")
+        .arg("--control")
+        .arg(&control)
+        .arg("--unit-dir")
+        .arg(tree.path())
+        .args(["p.service", "q.service"]);
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    assert!(flint.wait_log("p.service: Deactivated"), "{}", flint.log());
+    assert!(
+        flint.wait_log("q.service: condition check resulted in it being skipped"),
+        "{}",
+        flint.log()
+    );
+    flint.stop();
+    assert_eq!(lines(&log), ["p"]);
+}
