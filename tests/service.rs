@@ -2253,3 +2253,45 @@ fn private_users_holds_in_a_user_namespace_only() {
     flint.stop();
     assert_eq!(lines(&log), ["p"]);
 }
+
+/// `ConditionCapability=` looks at flint's capability bounding set
+/// (Debian's `chrony.service` asks for `CAP_SYS_TIME`): where flint runs
+/// without it, as in a container that drops it, the unit is skipped.
+#[test]
+fn capability_conditions_follow_flints_bounding_set() {
+    if !(common::require("setpriv", "a bounding set without CAP_SYS_TIME")
+        && common::require_root("taking CAP_SYS_TIME out of the bounding set"))
+    {
+        return;
+    }
+    let tree = Tree::new();
+    let log = tree.path().join("log");
+    let l = log.display();
+    tree.write(
+        "t.service",
+        &format!("[Unit]\nConditionCapability=CAP_SYS_TIME\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo t >> {l}'\n"),
+    );
+    tree.write(
+        "u.service",
+        &format!("[Unit]\nConditionCapability=!CAP_SYS_TIME\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo u >> {l}'\n"),
+    );
+    let control = tree.path().join("control");
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--bounding-set", "-sys_time"])
+        .arg(common::flint_bin())
+        .arg("run")
+        .arg("--control")
+        .arg(&control)
+        .arg("--unit-dir")
+        .arg(tree.path())
+        .args(["t.service", "u.service"]);
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    assert!(flint.wait_log("u.service: Deactivated"), "{}", flint.log());
+    assert!(
+        flint.wait_log("t.service: condition check resulted in it being skipped"),
+        "{}",
+        flint.log()
+    );
+    flint.stop();
+    assert_eq!(lines(&log), ["u"]);
+}

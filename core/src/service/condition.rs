@@ -106,8 +106,136 @@ pub fn test(kind: &str, arg: &str) -> bool {
             .is_ok_and(|want| want != Path::new("/etc/machine-id").exists()),
         "NeedsUpdate" => false,
         "ACPower" => true,
+        "Capability" => has_capability(arg),
+        "Security" => security_enabled(arg),
+        "CPUs" => compare_count(arg, cpus_in_affinity_mask(), |s| s.parse().ok()),
+        "Memory" => compare_count(arg, physical_memory(), |s| {
+            crate::unit::value::size::parse_size_iec(s).ok()
+        }),
         _ => true,
     }
+}
+
+/// systemd's `condition_test_capability()`: whether the capability is in
+/// flint's bounding set (an unknown name: no).
+fn has_capability(name: &str) -> bool {
+    let Some(cap) = crate::unit::value::process::capability_from_name(name) else {
+        return false;
+    };
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    bounding & (1u64 << cap) != 0
+}
+
+/// systemd's `parse_order()` without the glob operators, and
+/// `test_order()`: `ARG` compares the machine's `have` against the number
+/// after an optional `<=`, `>=`, `<`, `>`, `=` or `!=` (none: `>=`).
+fn compare_count(arg: &str, have: Option<u64>, parse: impl Fn(&str) -> Option<u64>) -> bool {
+    const ORDERS: [&str; 6] = ["<=", ">=", "<", ">", "=", "!="];
+    let (order, rest) = ORDERS
+        .iter()
+        .find_map(|o| arg.strip_prefix(o).map(|rest| (*o, rest.trim_start())))
+        .unwrap_or((">=", arg));
+    let (Some(have), Some(want)) = (have, parse(rest.trim_end())) else {
+        return false;
+    };
+    match order {
+        "<=" => have <= want,
+        ">=" => have >= want,
+        "<" => have < want,
+        ">" => have > want,
+        "=" => have == want,
+        _ => have != want,
+    }
+}
+
+/// The CPUs flint may run on (systemd's `cpus_in_affinity_mask()`).
+fn cpus_in_affinity_mask() -> Option<u64> {
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .ok()
+        .map(|set| {
+            (0..nix::sched::CpuSet::count())
+                .filter(|i| set.is_set(*i).unwrap_or(false))
+                .count() as u64
+        })
+}
+
+/// systemd's `physical_memory()`: the RAM, or less where flint's cgroup
+/// is limited (`memory.max`).
+fn physical_memory() -> Option<u64> {
+    let ram = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kib| kib * 1024)
+        })?;
+    let limit = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .map(str::to_owned)
+        })
+        .and_then(|path| {
+            std::fs::read_to_string(format!("/sys/fs/cgroup{}/memory.max", path.trim())).ok()
+        })
+        .and_then(|max| max.trim().parse::<u64>().ok());
+    Some(limit.map_or(ram, |l| l.min(ram)))
+}
+
+/// systemd's `condition_test_security()`: whether the security technology
+/// is on.
+fn security_enabled(what: &str) -> bool {
+    let exists = |p: &str| Path::new(p).exists();
+    match what {
+        "selinux" => exists("/sys/fs/selinux/enforce"),
+        "apparmor" => std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.trim() == "Y"),
+        "tomoyo" => exists("/sys/kernel/security/tomoyo/version"),
+        "ima" => exists("/sys/kernel/security/ima/"),
+        "smack" => exists("/sys/fs/smackfs/"),
+        "audit" => audit_available(),
+        "uefi-secureboot" => std::fs::read(
+            "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+        )
+        .is_ok_and(|v| v.get(4) == Some(&1)),
+        "tpm2" => {
+            std::fs::read_dir("/sys/class/tpmrm").is_ok_and(|mut d| d.next().is_some())
+                || (exists("/sys/firmware/efi") && exists("/sys/firmware/acpi/tables/TPM2"))
+        }
+        _ => false,
+    }
+}
+
+/// systemd's `use_audit()`: whether the kernel has the audit netlink.
+fn audit_available() -> bool {
+    // SAFETY: socket(2) with constant arguments; the fd is closed at once.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_AUDIT,
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error().raw_os_error();
+        return !matches!(
+            e,
+            Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::EPERM)
+        );
+    }
+    // SAFETY: `fd` is ours and open.
+    unsafe { libc::close(fd) };
+    true
 }
 
 /// Whether any path matches `pattern`, as systemd's `glob_exists()`
@@ -426,6 +554,54 @@ mod tests {
         assert!(test("PathIsMountPoint", "/proc"));
         assert!(!test("PathIsMountPoint", &d.to_string()));
         assert!(test("PathIsReadWrite", &d.to_string()));
+    }
+
+    #[test]
+    fn counts_compare_with_systemds_operators() {
+        let parse = |s: &str| s.parse::<u64>().ok();
+        for (arg, want) in [
+            ("2", true),
+            (">=2", true),
+            ("> 2", false),
+            (">1", true),
+            ("<=2", true),
+            ("<2", false),
+            ("=2", true),
+            ("!=2", false),
+            ("!= 3", true),
+            ("=x", false),
+        ] {
+            assert_eq!(compare_count(arg, Some(2), parse), want, "{arg}");
+        }
+        assert!(!compare_count(">=1", None, parse), "unknown count");
+    }
+
+    /// CPUs, memory, capabilities and security: what the machine has.
+    #[test]
+    fn machine_conditions_look_at_the_machine() {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert!(test("CPUs", &format!("={cpus}")));
+        assert!(test("CPUs", ">1") == (cpus > 1));
+        assert!(!test("CPUs", "<1"));
+        assert!(test("Memory", ">=1M"));
+        assert!(!test("Memory", "<1K"));
+        let bounding = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(
+            test("Capability", "CAP_SYS_TIME"),
+            bounding & (1 << 25) != 0
+        );
+        assert_eq!(test("Capability", "cap_chown"), bounding & 1 != 0);
+        assert!(!test("Capability", "CAP_NO_SUCH_THING"));
+        assert_eq!(
+            test("Security", "selinux"),
+            Path::new("/sys/fs/selinux/enforce").exists()
+        );
+        assert!(!test("Security", "no-such-module"));
     }
 
     /// As systemd's `condition_test_virtualization()`: a container hides
