@@ -2231,27 +2231,41 @@ fn private_users_holds_in_a_user_namespace_only() {
     );
     flint.stop();
     assert_eq!(lines(&log), ["q"]);
-    std::fs::remove_file(&log).unwrap();
 
+    ran_and_skipped(&tree, &["unshare", "--user", "--map-root-user"], "p", "q");
+}
+
+/// `wrapper` (a program and its arguments) runs `flint run` on the tree's
+/// `RAN.service` and `SKIPPED.service`; the first runs and writes `RAN` to
+/// the tree's `log`, the second's condition skips it.
+fn ran_and_skipped(tree: &Tree, wrapper: &[&str], ran: &str, skipped: &str) {
+    let log = tree.path().join("log");
+    let _ = std::fs::remove_file(&log);
     let control = tree.path().join("control");
-    let mut cmd = std::process::Command::new("unshare");
-    cmd.args(["--user", "--map-root-user"])
+    let mut cmd = std::process::Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..])
         .arg(common::flint_bin())
         .arg("run")
         .arg("--control")
         .arg(&control)
         .arg("--unit-dir")
         .arg(tree.path())
-        .args(["p.service", "q.service"]);
+        .args([format!("{ran}.service"), format!("{skipped}.service")]);
     let mut flint = Flint::run_command_until(cmd, "unit(s) running");
-    assert!(flint.wait_log("p.service: Deactivated"), "{}", flint.log());
     assert!(
-        flint.wait_log("q.service: condition check resulted in it being skipped"),
+        flint.wait_log(&format!("{ran}.service: Deactivated")),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        flint.wait_log(&format!(
+            "{skipped}.service: condition check resulted in it being skipped"
+        )),
         "{}",
         flint.log()
     );
     flint.stop();
-    assert_eq!(lines(&log), ["p"]);
+    assert_eq!(lines(&log), [ran]);
 }
 
 /// `ConditionCapability=` looks at flint's capability bounding set
@@ -2275,23 +2289,5 @@ fn capability_conditions_follow_flints_bounding_set() {
         "u.service",
         &format!("[Unit]\nConditionCapability=!CAP_SYS_TIME\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo u >> {l}'\n"),
     );
-    let control = tree.path().join("control");
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--bounding-set", "-sys_time"])
-        .arg(common::flint_bin())
-        .arg("run")
-        .arg("--control")
-        .arg(&control)
-        .arg("--unit-dir")
-        .arg(tree.path())
-        .args(["t.service", "u.service"]);
-    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
-    assert!(flint.wait_log("u.service: Deactivated"), "{}", flint.log());
-    assert!(
-        flint.wait_log("t.service: condition check resulted in it being skipped"),
-        "{}",
-        flint.log()
-    );
-    flint.stop();
-    assert_eq!(lines(&log), ["u"]);
+    ran_and_skipped(&tree, &["setpriv", "--bounding-set", "-sys_time"], "u", "t");
 }
