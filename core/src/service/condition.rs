@@ -106,6 +106,8 @@ pub fn test(kind: &str, arg: &str) -> bool {
             .is_ok_and(|want| want != Path::new("/etc/machine-id").exists()),
         "NeedsUpdate" => false,
         "ACPower" => true,
+        "KernelVersion" => kernel_version_matches(arg, &kernel_release()),
+        "OSRelease" => os_release_matches(arg, &os_release()),
         "Capability" => has_capability(arg),
         "Security" => security_enabled(arg),
         "CPUs" => compare_count(arg, cpus_in_affinity_mask(), |s| s.parse().ok()),
@@ -113,6 +115,247 @@ pub fn test(kind: &str, arg: &str) -> bool {
             crate::unit::value::size::parse_size_iec(s).ok()
         }),
         _ => true,
+    }
+}
+
+/// The comparisons of systemd's `parse_order()`, in the order they are
+/// tried (the glob ones only where allowed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    GlobEqual,
+    GlobUnequal,
+    LowerOrEqual,
+    GreaterOrEqual,
+    Lower,
+    Greater,
+    Equal,
+    Unequal,
+}
+
+const ORDERS: [(&str, Order); 8] = [
+    ("$=", Order::GlobEqual),
+    ("!$=", Order::GlobUnequal),
+    ("<=", Order::LowerOrEqual),
+    (">=", Order::GreaterOrEqual),
+    ("<", Order::Lower),
+    (">", Order::Greater),
+    ("=", Order::Equal),
+    ("!=", Order::Unequal),
+];
+
+/// The operator `s` starts with, and the rest.
+fn parse_order(s: &str, globs: bool) -> Option<(Order, &str)> {
+    ORDERS
+        .iter()
+        .filter(|(_, o)| globs || !matches!(o, Order::GlobEqual | Order::GlobUnequal))
+        .find_map(|(prefix, o)| s.strip_prefix(prefix).map(|rest| (*o, rest)))
+}
+
+fn test_order(cmp: std::cmp::Ordering, order: Order) -> bool {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    match order {
+        Order::LowerOrEqual => cmp != Greater,
+        Order::GreaterOrEqual => cmp != Less,
+        Order::Lower => cmp == Less,
+        Order::Greater => cmp == Greater,
+        Order::Equal | Order::GlobEqual => cmp == Equal,
+        Order::Unequal | Order::GlobUnequal => cmp != Equal,
+    }
+}
+
+/// systemd's `version_or_fnmatch_compare()`: a glob match for `$=` and
+/// `!$=`, else a version comparison of `actual` (none: the empty one) with
+/// `wanted`.
+fn version_or_glob(order: Order, actual: Option<&str>, wanted: &str) -> bool {
+    let actual = actual.unwrap_or_default();
+    match order {
+        Order::GlobEqual => wildcard(wanted.as_bytes(), actual.as_bytes()),
+        Order::GlobUnequal => !wildcard(wanted.as_bytes(), actual.as_bytes()),
+        _ => test_order(strverscmp_improved(actual, wanted), order),
+    }
+}
+
+/// systemd's `strverscmp_improved()`: versions compared segment by
+/// segment; `.`, `-` and `^` separate, `~` marks a pre-release (older),
+/// numbers compare by value and are newer than letters, and a version with
+/// more segments is newer.
+pub(crate) fn strverscmp_improved(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering::Equal;
+    if a.is_empty() || b.is_empty() {
+        return a.cmp(b);
+    }
+    let valid = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'~' | b'-' | b'^' | b'.');
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut ia, mut ib) = (0, 0);
+    let at = |s: &[u8], k: usize| s.get(k).copied().unwrap_or(0);
+    loop {
+        while ia < a.len() && !valid(a[ia]) {
+            ia += 1;
+        }
+        while ib < b.len() && !valid(b[ib]) {
+            ib += 1;
+        }
+        // `~` marks a pre-release: the side with it is older.
+        if at(a, ia) == b'~' || at(b, ib) == b'~' {
+            let ord = (at(a, ia) != b'~').cmp(&(at(b, ib) != b'~'));
+            if ord != Equal {
+                return ord;
+            }
+            ia += 1;
+            ib += 1;
+        }
+        // At an end, the longer is newer.
+        if at(a, ia) == 0 || at(b, ib) == 0 {
+            return at(a, ia).cmp(&at(b, ib));
+        }
+        // `-` (the release), `^` (a patch), `.` (a point release): the side
+        // without the separator is newer.
+        for sep in [b'-', b'^', b'.'] {
+            if at(a, ia) == sep || at(b, ib) == sep {
+                let ord = (at(a, ia) != sep).cmp(&(at(b, ib) != sep));
+                if ord != Equal {
+                    return ord;
+                }
+                ia += 1;
+                ib += 1;
+            }
+        }
+        if at(a, ia).is_ascii_digit() || at(b, ib).is_ascii_digit() {
+            let end_a = ia + a[ia..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let end_b = ib + b[ib..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let ord = (end_a != ia).cmp(&(end_b != ib));
+            if ord != Equal {
+                return ord;
+            }
+            while ia < end_a && a[ia] == b'0' {
+                ia += 1;
+            }
+            while ib < end_b && b[ib] == b'0' {
+                ib += 1;
+            }
+            let ord = (end_a - ia)
+                .cmp(&(end_b - ib))
+                .then_with(|| a[ia..end_a].cmp(&b[ib..end_b]));
+            if ord != Equal {
+                return ord;
+            }
+            (ia, ib) = (end_a, end_b);
+        } else {
+            let end_a = ia
+                + a[ia..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .count();
+            let end_b = ib
+                + b[ib..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .count();
+            let n = (end_a - ia).min(end_b - ib);
+            let ord = a[ia..ia + n]
+                .cmp(&b[ib..ib + n])
+                .then_with(|| (end_a - ia).cmp(&(end_b - ib)));
+            if ord != Equal {
+                return ord;
+            }
+            (ia, ib) = (end_a, end_b);
+        }
+    }
+}
+
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// systemd's `condition_test_kernel_version()`: every expression (a glob
+/// without an operator) holds for `release`; the first one may have
+/// whitespace between its operator and its value.
+fn kernel_version_matches(arg: &str, release: &str) -> bool {
+    use crate::unit::value::words::{ExtractFlags, extract_first_word};
+    let unquote = ExtractFlags {
+        unquote: true,
+        ..ExtractFlags::default()
+    };
+    let mut cursor = Some(arg);
+    let mut first = true;
+    loop {
+        let word = match extract_first_word(&mut cursor, None, unquote) {
+            Ok(Some(w)) => w,
+            Ok(None) => return true,
+            Err(_) => return false,
+        };
+        let word = word.trim();
+        match parse_order(word, true) {
+            Some((order, rest)) => {
+                let mut value = rest.trim_start().to_owned();
+                if value.is_empty() {
+                    if !first {
+                        return false;
+                    }
+                    match extract_first_word(&mut cursor, None, ExtractFlags::default()) {
+                        Ok(Some(w)) => value = w,
+                        _ => return false,
+                    }
+                }
+                if !version_or_glob(order, Some(release), &value) {
+                    return false;
+                }
+            }
+            None => {
+                if !wildcard(word.as_bytes(), release.as_bytes()) {
+                    return false;
+                }
+            }
+        }
+        first = false;
+    }
+}
+
+/// The machine's os-release (`/etc/os-release`, else `/usr/lib/os-release`).
+fn os_release() -> Vec<(String, String)> {
+    std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+        .map(|t| crate::unit::specifier::parse_os_release(&t))
+        .unwrap_or_default()
+}
+
+/// systemd's `condition_test_osrelease()`: every `KEY` operator `VALUE`
+/// expression holds for `fields` (a missing key compares as empty).
+fn os_release_matches(arg: &str, fields: &[(String, String)]) -> bool {
+    use crate::unit::value::words::{ExtractFlags, extract_first_word};
+    let unquote = ExtractFlags {
+        unquote: true,
+        ..ExtractFlags::default()
+    };
+    let mut cursor = Some(arg);
+    loop {
+        let word = match extract_first_word(&mut cursor, None, unquote) {
+            Ok(Some(w)) => w,
+            Ok(None) => return true,
+            Err(_) => return false,
+        };
+        let Some(at) = word.find(['!', '<', '=', '>', '$']) else {
+            return false;
+        };
+        let (key, rest) = word.split_at(at);
+        let valid_key = !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let Some((order, value)) = parse_order(rest, true) else {
+            return false;
+        };
+        if !valid_key || value.is_empty() || value.starts_with(char::is_whitespace) {
+            return false;
+        }
+        let actual = fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str());
+        if !version_or_glob(order, actual, value) {
+            return false;
+        }
     }
 }
 
@@ -556,6 +799,123 @@ mod tests {
         assert!(test("PathIsReadWrite", &d.to_string()));
     }
 
+    /// Version and glob expressions as systemd 252's own evaluation sees
+    /// them (`systemd-analyze condition`), against this kernel's release
+    /// and this machine's os-release.
+    #[test]
+    fn kernel_and_os_release_conditions_as_systemd_analyze_says() {
+        let release = kernel_release();
+        let systemd = |condition: &str| -> Option<bool> {
+            let out = std::process::Command::new("systemd-analyze")
+                .args(["condition", condition])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            if text.contains("Conditions succeeded.") {
+                Some(true)
+            } else if text.contains("Conditions failed.") {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        if systemd("ConditionKernelVersion=>=0").is_none() {
+            eprintln!("no systemd-analyze condition to compare with");
+            return;
+        }
+        let r = &release;
+        let base = release
+            .split(['-', '+'])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let kernel = [
+            r.clone(),
+            format!("={r}"),
+            format!("!={r}"),
+            format!("<{r}"),
+            format!("<={r}"),
+            format!(">{r}~rc1"),
+            format!("<{r}^1"),
+            format!("<{r}.1"),
+            format!(">{r}-1"),
+            format!(">= {base}"),
+            format!("<{base}"),
+            format!(">{base}.0"),
+            format!("$={base}*"),
+            format!("!$={base}*"),
+            "*".to_owned(),
+            "1.*".to_owned(),
+            ">=2.6 <100".to_owned(),
+            ">=2.6 >100".to_owned(),
+            "<2.6.999a".to_owned(),
+            ">2.6.0009".to_owned(),
+            ">=\"2.6\"".to_owned(),
+        ];
+        for expr in kernel {
+            let want = systemd(&format!("ConditionKernelVersion={expr}"));
+            assert_eq!(
+                Some(kernel_version_matches(&expr, &release)),
+                want,
+                "ConditionKernelVersion={expr} on {release}"
+            );
+        }
+        let fields = os_release();
+        let id = fields
+            .iter()
+            .find(|(k, _)| k == "ID")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let os = [
+            format!("ID={id}"),
+            format!("ID!={id}"),
+            format!("ID$={}*", id.chars().next().unwrap_or('x')),
+            format!("ID!$={id}"),
+            "VERSION_ID>=1".to_owned(),
+            "VERSION_ID<1".to_owned(),
+            "VERSION_ID>1.0~beta".to_owned(),
+            "NO_SUCH_KEY=".to_owned(),
+            "NO_SUCH_KEY!=x".to_owned(),
+            "NO_SUCH_KEY<x".to_owned(),
+            format!("ID={id} VERSION_ID>=1"),
+            format!("ID={id} VERSION_ID<1"),
+        ];
+        for expr in os {
+            let Some(want) = systemd(&format!("ConditionOSRelease={expr}")) else {
+                continue;
+            };
+            assert_eq!(
+                os_release_matches(&expr, &fields),
+                want,
+                "ConditionOSRelease={expr}"
+            );
+        }
+    }
+
+    #[test]
+    fn versions_compare_as_systemds_strverscmp_improved() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        for (a, b, want) in [
+            ("123", "123", Equal),
+            ("00123", "123", Equal),
+            ("123~rc1", "123", Less),
+            ("123", "123-1", Less),
+            ("123-1", "123.1", Less),
+            ("123^1", "123", Greater),
+            ("123a", "123.a", Greater),
+            ("12", "122", Less),
+            ("abc", "abcd", Less),
+            ("1.2", "1.10", Less),
+            ("2", "10", Less),
+            ("1a", "1", Greater),
+            ("", "1", Less),
+        ] {
+            assert_eq!(strverscmp_improved(a, b), want, "{a} vs {b}");
+            assert_eq!(strverscmp_improved(b, a), want.reverse(), "{b} vs {a}");
+        }
+    }
+
     #[test]
     fn counts_compare_with_systemds_operators() {
         let parse = |s: &str| s.parse::<u64>().ok();
@@ -602,6 +962,8 @@ mod tests {
             Path::new("/sys/fs/selinux/enforce").exists()
         );
         assert!(!test("Security", "no-such-module"));
+        assert!(!test("KernelVersion", "<1"));
+        assert!(test("KernelVersion", ">=1"));
     }
 
     /// As systemd's `condition_test_virtualization()`: a container hides
