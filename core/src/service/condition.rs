@@ -108,6 +108,14 @@ pub fn test(kind: &str, arg: &str) -> bool {
         "ACPower" => true,
         "KernelVersion" => kernel_version_matches(arg, &kernel_release()),
         "OSRelease" => os_release_matches(arg, &os_release()),
+        "Firmware" => firmware_matches(arg),
+        "Credential" => credential_passed(
+            arg,
+            &[
+                std::env::var_os("CREDENTIALS_DIRECTORY"),
+                std::env::var_os("ENCRYPTED_CREDENTIALS_DIRECTORY"),
+            ],
+        ),
         "Capability" => has_capability(arg),
         "Security" => security_enabled(arg),
         "CPUs" => compare_count(arg, cpus_in_affinity_mask(), |s| s.parse().ok()),
@@ -357,6 +365,39 @@ fn os_release_matches(arg: &str, fields: &[(String, String)]) -> bool {
             return false;
         }
     }
+}
+
+/// systemd 252's `condition_test_firmware()`: `uefi`, `device-tree`, or
+/// `device-tree-compatible(VALUE)` (one of the device tree's compatible
+/// strings).
+fn firmware_matches(arg: &str) -> bool {
+    match arg {
+        "uefi" => Path::new("/sys/firmware/efi/").exists(),
+        "device-tree" => Path::new("/sys/firmware/devicetree/").exists(),
+        _ => arg
+            .strip_prefix("device-tree-compatible(")
+            .and_then(|rest| rest.strip_suffix(')'))
+            .is_some_and(|want| {
+                std::fs::read("/proc/device-tree/compatible").is_ok_and(|list| {
+                    list.split(|b| *b == 0)
+                        .any(|c| !c.is_empty() && c == want.as_bytes())
+                })
+            }),
+    }
+}
+
+/// systemd's `condition_test_credential()`: whether a credential of that
+/// name was passed to flint, in `$CREDENTIALS_DIRECTORY` or
+/// `$ENCRYPTED_CREDENTIALS_DIRECTORY` (`dirs`, unset ones `None`).
+fn credential_passed(name: &str, dirs: &[Option<std::ffi::OsString>]) -> bool {
+    let valid =
+        !name.is_empty() && name != "." && name != ".." && !name.contains('/') && name.len() <= 255;
+    valid
+        && dirs
+            .iter()
+            .flatten()
+            .filter(|d| Path::new(d).is_absolute())
+            .any(|d| Path::new(d).join(name).symlink_metadata().is_ok())
 }
 
 /// systemd's `condition_test_capability()`: whether the capability is in
@@ -890,6 +931,45 @@ mod tests {
                 want,
                 "ConditionOSRelease={expr}"
             );
+        }
+    }
+
+    /// Firmware and credentials as `systemd-analyze condition` sees them,
+    /// the credentials with a directory of the test's own.
+    #[test]
+    fn firmware_and_credential_conditions_as_systemd_analyze_says() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "x").unwrap();
+        let systemd = |condition: &str| -> Option<bool> {
+            let out = std::process::Command::new("systemd-analyze")
+                .args(["condition", condition])
+                .env("CREDENTIALS_DIRECTORY", dir.path())
+                .env_remove("ENCRYPTED_CREDENTIALS_DIRECTORY")
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            if text.contains("Conditions succeeded.") {
+                Some(true)
+            } else if text.contains("Conditions failed.") {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        let dirs = [Some(dir.path().as_os_str().to_owned()), None];
+        for name in ["token", "nothing", "../token", ""] {
+            let ours = credential_passed(name, &dirs);
+            assert_eq!(ours, name == "token", "{name:?}");
+            if let Some(theirs) = systemd(&format!("ConditionCredential={name}")) {
+                assert_eq!(ours, theirs, "ConditionCredential={name}");
+            }
+        }
+        assert!(!credential_passed("token", &[None, None]));
+        for what in ["uefi", "device-tree", "device-tree-compatible(foo,bar)"] {
+            if let Some(theirs) = systemd(&format!("ConditionFirmware={what}")) {
+                assert_eq!(firmware_matches(what), theirs, "ConditionFirmware={what}");
+            }
         }
     }
 
