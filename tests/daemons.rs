@@ -1592,6 +1592,16 @@ fn avahi_is_started_once_its_name_is_on_a_bus_that_flint_activates() {
     {
         return;
     }
+    // avahi refuses to start while its pid file names a live process. One
+    // left by an avahi killed earlier (no boot empties /run here) may name
+    // a process that took the pid since: that file is stale.
+    let pid_file = Path::new("/run/avahi-daemon/pid");
+    if let Ok(pid) = std::fs::read_to_string(pid_file) {
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid.trim()));
+        if comm.map_or(true, |c| c.trim() != "avahi-daemon") {
+            let _ = std::fs::remove_file(pid_file);
+        }
+    }
     let tree = tree_with(&units);
     let bus = tree.path().join("system_bus_socket");
     let address = format!("unix:path={}", bus.display());
