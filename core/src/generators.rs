@@ -23,9 +23,9 @@
 //!   directories as its arguments, stdin on `/dev/null`, umask 0022, the
 //!   manager's environment block plus `SYSTEMD_SCOPE`, `SYSTEMD_IN_INITRD=0`
 //!   (system), `SYSTEMD_ARCHITECTURE`, `SYSTEMD_VIRTUALIZATION` (in a
-//!   container or a virtual machine) and `SYSTEMD_EXEC_PID`, and SIGTERM should flint die; all
-//!   together get 90 s (`DEFAULT_TIMEOUT_USEC`), then those still running
-//!   are killed;
+//!   container or a virtual machine) and `SYSTEMD_EXEC_PID`, and SIGTERM
+//!   should flint die; all together get 90 s (`DEFAULT_TIMEOUT_USEC`), then
+//!   those still running are killed;
 //! - a system flint that may make mount namespaces runs them in one of
 //!   their own with the file system read-only except `/run`, `/proc`,
 //!   `/sys`, `/dev` and the output directories, and an empty private
@@ -720,30 +720,10 @@ mod tests {
     fn flint_as_pid_1_also_runs_the_generators_of_an_inits_scripts() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().to_path_buf();
-        let pkg = script(
-            &dir,
-            "postgresql-generator",
-            "#!/bin/sh
-",
-        );
-        let rc_local = script(
-            &dir,
-            "systemd-rc-local-generator",
-            "#!/bin/sh
-",
-        );
-        let sysv = script(
-            &dir,
-            "systemd-sysv-generator",
-            "#!/bin/sh
-",
-        );
-        script(
-            &dir,
-            "systemd-getty-generator",
-            "#!/bin/sh
-",
-        );
+        let pkg = script(&dir, "postgresql-generator", "#!/bin/sh\n");
+        let rc_local = script(&dir, "systemd-rc-local-generator", "#!/bin/sh\n");
+        let sysv = script(&dir, "systemd-sysv-generator", "#!/bin/sh\n");
+        script(&dir, "systemd-getty-generator", "#!/bin/sh\n");
         let dirs = [dir];
         let pid1 = Selection::default_for(false, true);
         assert_eq!(pid1, Selection::Init);

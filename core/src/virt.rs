@@ -237,13 +237,14 @@ pub fn vm(facts: &Facts) -> Option<&'static str> {
 /// What flint runs in: a container's name, else a virtual machine's, else
 /// `None`, looked at once; and whether it is a container.
 pub fn detect() -> Option<(&'static str, bool)> {
-    static FOUND: std::sync::OnceLock<Option<(&'static str, bool)>> = std::sync::OnceLock::new();
-    *FOUND.get_or_init(|| {
-        if let Some(c) = crate::service::condition::container() {
-            return Some((Box::leak(c.into_boxed_str()), true));
-        }
-        vm(&Facts::read()).map(|v| (v, false))
-    })
+    static FOUND: std::sync::OnceLock<Option<(String, bool)>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| match crate::service::condition::container() {
+            Some(c) => Some((c, true)),
+            None => vm(&Facts::read()).map(|v| (v.to_owned(), false)),
+        })
+        .as_ref()
+        .map(|(name, container)| (name.as_str(), *container))
 }
 
 #[cfg(test)]

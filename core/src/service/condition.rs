@@ -119,7 +119,7 @@ pub fn test(kind: &str, arg: &str) -> bool {
         "Capability" => has_capability(arg),
         "Security" => security_enabled(arg),
         "CPUs" => compare_count(arg, cpus_in_affinity_mask(), |s| s.parse().ok()),
-        "Memory" => compare_count(arg, physical_memory(), |s| {
+        "Memory" => compare_count(arg, Some(super::resources::physical_memory()), |s| {
             crate::unit::value::size::parse_size_iec(s).ok()
         }),
         _ => true,
@@ -272,9 +272,9 @@ pub(crate) fn strverscmp_improved(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 fn kernel_release() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default()
+    crate::unit::specifier::HostFacts::shared()
+        .kernel_release
+        .clone()
 }
 
 /// systemd's `condition_test_kernel_version()`: every expression (a glob
@@ -282,14 +282,10 @@ fn kernel_release() -> String {
 /// whitespace between its operator and its value.
 fn kernel_version_matches(arg: &str, release: &str) -> bool {
     use crate::unit::value::words::{ExtractFlags, extract_first_word};
-    let unquote = ExtractFlags {
-        unquote: true,
-        ..ExtractFlags::default()
-    };
     let mut cursor = Some(arg);
     let mut first = true;
     loop {
-        let word = match extract_first_word(&mut cursor, None, unquote) {
+        let word = match extract_first_word(&mut cursor, None, ExtractFlags::UNQUOTE) {
             Ok(Some(w)) => w,
             Ok(None) => return true,
             Err(_) => return false,
@@ -323,23 +319,16 @@ fn kernel_version_matches(arg: &str, release: &str) -> bool {
 
 /// The machine's os-release (`/etc/os-release`, else `/usr/lib/os-release`).
 fn os_release() -> Vec<(String, String)> {
-    std::fs::read_to_string("/etc/os-release")
-        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
-        .map(|t| crate::unit::specifier::parse_os_release(&t))
-        .unwrap_or_default()
+    crate::unit::specifier::read_os_release().unwrap_or_default()
 }
 
 /// systemd's `condition_test_osrelease()`: every `KEY` operator `VALUE`
 /// expression holds for `fields` (a missing key compares as empty).
 fn os_release_matches(arg: &str, fields: &[(String, String)]) -> bool {
     use crate::unit::value::words::{ExtractFlags, extract_first_word};
-    let unquote = ExtractFlags {
-        unquote: true,
-        ..ExtractFlags::default()
-    };
     let mut cursor = Some(arg);
     loop {
-        let word = match extract_first_word(&mut cursor, None, unquote) {
+        let word = match extract_first_word(&mut cursor, None, ExtractFlags::UNQUOTE) {
             Ok(Some(w)) => w,
             Ok(None) => return true,
             Err(_) => return false,
@@ -406,38 +395,19 @@ fn has_capability(name: &str) -> bool {
     let Some(cap) = crate::unit::value::process::capability_from_name(name) else {
         return false;
     };
-    let bounding = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))
-                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        })
-        .unwrap_or(u64::MAX);
+    let bounding = crate::unit::value::process::own_capabilities("CapBnd").unwrap_or(u64::MAX);
     bounding & (1u64 << cap) != 0
 }
 
-/// systemd's `parse_order()` without the glob operators, and
-/// `test_order()`: `ARG` compares the machine's `have` against the number
-/// after an optional `<=`, `>=`, `<`, `>`, `=` or `!=` (none: `>=`).
+/// systemd's `condition_test_cpus()` and `condition_test_memory()`: the
+/// machine's `have` against the number after an optional operator of
+/// [`parse_order`] without the glob ones (none: `>=`).
 fn compare_count(arg: &str, have: Option<u64>, parse: impl Fn(&str) -> Option<u64>) -> bool {
-    const ORDERS: [&str; 6] = ["<=", ">=", "<", ">", "=", "!="];
-    let (order, rest) = ORDERS
-        .iter()
-        .find_map(|o| arg.strip_prefix(o).map(|rest| (*o, rest.trim_start())))
-        .unwrap_or((">=", arg));
-    let (Some(have), Some(want)) = (have, parse(rest.trim_end())) else {
+    let (order, rest) = parse_order(arg, false).unwrap_or((Order::GreaterOrEqual, arg));
+    let (Some(have), Some(want)) = (have, parse(rest.trim())) else {
         return false;
     };
-    match order {
-        "<=" => have <= want,
-        ">=" => have >= want,
-        "<" => have < want,
-        ">" => have > want,
-        "=" => have == want,
-        _ => have != want,
-    }
+    test_order(have.cmp(&want), order)
 }
 
 /// The CPUs flint may run on (systemd's `cpus_in_affinity_mask()`).
@@ -449,31 +419,6 @@ fn cpus_in_affinity_mask() -> Option<u64> {
                 .filter(|i| set.is_set(*i).unwrap_or(false))
                 .count() as u64
         })
-}
-
-/// systemd's `physical_memory()`: the RAM, or less where flint's cgroup
-/// is limited (`memory.max`).
-fn physical_memory() -> Option<u64> {
-    let ram = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .map(|kib| kib * 1024)
-        })?;
-    let limit = std::fs::read_to_string("/proc/self/cgroup")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("0::"))
-                .map(str::to_owned)
-        })
-        .and_then(|path| {
-            std::fs::read_to_string(format!("/sys/fs/cgroup{}/memory.max", path.trim())).ok()
-        })
-        .and_then(|max| max.trim().parse::<u64>().ok());
-    Some(limit.map_or(ram, |l| l.min(ram)))
 }
 
 /// systemd's `condition_test_security()`: whether the security technology
@@ -840,27 +785,33 @@ mod tests {
         assert!(test("PathIsReadWrite", &d.to_string()));
     }
 
+    /// systemd 252's own verdict on one condition (`systemd-analyze
+    /// condition`), run with `env` added; `None` where it gives none.
+    fn systemd_verdict(condition: &str, env: &[(&str, &std::ffi::OsStr)]) -> Option<bool> {
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["condition", condition])
+            .envs(env.iter().copied())
+            .env_remove("ENCRYPTED_CREDENTIALS_DIRECTORY")
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        if text.contains("Conditions succeeded.") {
+            Some(true)
+        } else if text.contains("Conditions failed.") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Version and glob expressions as systemd 252's own evaluation sees
     /// them (`systemd-analyze condition`), against this kernel's release
     /// and this machine's os-release.
     #[test]
     fn kernel_and_os_release_conditions_as_systemd_analyze_says() {
         let release = kernel_release();
-        let systemd = |condition: &str| -> Option<bool> {
-            let out = std::process::Command::new("systemd-analyze")
-                .args(["condition", condition])
-                .output()
-                .ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr);
-            if text.contains("Conditions succeeded.") {
-                Some(true)
-            } else if text.contains("Conditions failed.") {
-                Some(false)
-            } else {
-                None
-            }
-        };
+        let systemd = |condition: &str| systemd_verdict(condition, &[]);
         if systemd("ConditionKernelVersion=>=0").is_none() {
             eprintln!("no systemd-analyze condition to compare with");
             return;
@@ -940,22 +891,11 @@ mod tests {
     fn firmware_and_credential_conditions_as_systemd_analyze_says() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), "x").unwrap();
-        let systemd = |condition: &str| -> Option<bool> {
-            let out = std::process::Command::new("systemd-analyze")
-                .args(["condition", condition])
-                .env("CREDENTIALS_DIRECTORY", dir.path())
-                .env_remove("ENCRYPTED_CREDENTIALS_DIRECTORY")
-                .output()
-                .ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr);
-            if text.contains("Conditions succeeded.") {
-                Some(true)
-            } else if text.contains("Conditions failed.") {
-                Some(false)
-            } else {
-                None
-            }
+        let systemd = |condition: &str| {
+            systemd_verdict(
+                condition,
+                &[("CREDENTIALS_DIRECTORY", dir.path().as_os_str())],
+            )
         };
         let dirs = [Some(dir.path().as_os_str().to_owned()), None];
         for name in ["token", "nothing", "../token", ""] {
@@ -1025,12 +965,7 @@ mod tests {
         assert!(!test("CPUs", "<1"));
         assert!(test("Memory", ">=1M"));
         assert!(!test("Memory", "<1K"));
-        let bounding = std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("CapBnd:"))
-            .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
-            .unwrap();
+        let bounding = crate::unit::value::process::own_capabilities("CapBnd").unwrap();
         assert_eq!(
             test("Capability", "CAP_SYS_TIME"),
             bounding & (1 << 25) != 0

@@ -159,13 +159,7 @@ fn implied_capability_drops(unit: &Unit, section: &str) -> u64 {
 fn can_drop_capabilities() -> bool {
     static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *CAN.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("CapPrm:"))
-                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            })
+        crate::unit::value::process::own_capabilities("CapPrm")
             .is_some_and(|prm| prm & (1u64 << 8) != 0)
     })
 }

@@ -342,7 +342,7 @@ fn page_size() -> u64 {
 
 /// Physical memory (`MemTotal` of `/proc/meminfo`, or a container's
 /// memory limit if lower), read once.
-fn physical_memory() -> u64 {
+pub(crate) fn physical_memory() -> u64 {
     static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *TOTAL.get_or_init(|| {
         std::fs::read_to_string("/proc/meminfo")

@@ -394,13 +394,7 @@ pub fn is_sandboxed(unit: &Unit, section: &str) -> bool {
 pub fn can_make_namespaces() -> bool {
     static SYS_ADMIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *SYS_ADMIN.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("CapEff:"))
-                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            })
+        crate::unit::value::process::own_capabilities("CapEff")
             .is_some_and(|caps| caps & (1 << 21) != 0)
     })
 }

@@ -138,10 +138,9 @@ impl SpecifierContext {
     /// and then shared, so loading many units reads the password database
     /// and the environment once.
     pub fn new(unit: UnitName, fragment: Option<PathBuf>, user_mode: bool) -> SpecifierContext {
-        static HOST: OnceLock<Arc<HostFacts>> = OnceLock::new();
         type Facts = (Arc<ManagerFacts>, Arc<DirectoryFacts>);
         static MANAGER: [OnceLock<Facts>; 2] = [OnceLock::new(), OnceLock::new()];
-        let host = Arc::clone(HOST.get_or_init(|| Arc::new(HostFacts::probe())));
+        let host = HostFacts::shared();
         let (manager, dirs) = MANAGER[usize::from(user_mode)]
             .get_or_init(|| {
                 let manager = ManagerFacts::probe(user_mode);
@@ -239,6 +238,15 @@ pub fn architecture_from_machine(machine: &str) -> String {
     m.to_owned()
 }
 
+/// The host's os-release (`/etc/os-release`, else `/usr/lib/os-release`),
+/// read now; `None` when neither can be read.
+pub fn read_os_release() -> Option<Vec<(String, String)>> {
+    std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+        .ok()
+        .map(|t| parse_os_release(&t))
+}
+
 /// Parses os-release text: `KEY=value` lines, values optionally in single
 /// or double quotes, backslash escapes inside double quotes, `#` comments.
 pub fn parse_os_release(text: &str) -> Vec<(String, String)> {
@@ -277,6 +285,12 @@ pub fn parse_os_release(text: &str) -> Vec<(String, String)> {
 
 impl HostFacts {
     /// Reads the facts of the running host.
+    /// The running host's facts, probed once per process.
+    pub fn shared() -> Arc<HostFacts> {
+        static HOST: OnceLock<Arc<HostFacts>> = OnceLock::new();
+        Arc::clone(HOST.get_or_init(|| Arc::new(HostFacts::probe())))
+    }
+
     pub fn probe() -> HostFacts {
         let uts = nix::sys::utsname::uname().ok();
         let hostname = nix::unistd::gethostname()
@@ -292,10 +306,7 @@ impl HostFacts {
                     .find(|(k, _)| k == "PRETTY_HOSTNAME")
                     .map(|(_, v)| v)
             });
-        let os_release = std::fs::read_to_string("/etc/os-release")
-            .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
-            .ok()
-            .map(|t| parse_os_release(&t));
+        let os_release = read_os_release();
         HostFacts {
             hostname,
             pretty_hostname: pretty_hostname.filter(|p| !p.is_empty()),

@@ -560,6 +560,16 @@ pub const CAPABILITIES: [&str; 41] = [
     "cap_checkpoint_restore",
 ];
 
+/// One of flint's own capability sets from `/proc/self/status` (`field`:
+/// `CapPrm`, `CapEff`, `CapBnd`, ...); `None` where it cannot be read.
+pub fn own_capabilities(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+}
+
 /// One capability by name (any case) or number, as systemd's
 /// `capability_from_name()`.
 pub fn capability_from_name(name: &str) -> Option<u32> {

@@ -39,6 +39,18 @@ pub struct ExtractFlags {
 }
 
 impl ExtractFlags {
+    /// `EXTRACT_UNQUOTE` alone.
+    pub const UNQUOTE: ExtractFlags = ExtractFlags {
+        relax: false,
+        cunescape: false,
+        unescape_relax: false,
+        unescape_separators: false,
+        keep_quote: false,
+        unquote: true,
+        dont_coalesce_separators: false,
+        retain_escape: false,
+        retain_separators: false,
+    };
     /// `EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE`: the flags of `Exec*=` and `Environment=`.
     pub const UNQUOTE_CUNESCAPE: ExtractFlags = ExtractFlags {
         relax: false,
@@ -464,10 +476,7 @@ mod tests {
         retain_escape: false,
         retain_separators: false,
     };
-    const UNQUOTE: ExtractFlags = ExtractFlags {
-        unquote: true,
-        ..NONE
-    };
+    const UNQUOTE: ExtractFlags = ExtractFlags::UNQUOTE;
     const RELAX: ExtractFlags = ExtractFlags {
         relax: true,
         ..NONE
