@@ -11,6 +11,7 @@ pub mod bus;
 pub mod cgroup;
 pub mod conf_files;
 pub mod control;
+pub mod edit;
 pub mod generators;
 pub mod install;
 pub mod listen;

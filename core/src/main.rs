@@ -142,6 +142,48 @@ struct InstallArgs {
     units: Vec<String>,
 }
 
+/// The options of `flint edit`.
+#[derive(Debug, Args)]
+struct EditArgs {
+    /// Work offline on the tree below DIR, as `systemctl --root=DIR`.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Edit the calling user's units (~/.config/systemd/user).
+    #[arg(long, conflicts_with = "root")]
+    user: bool,
+    /// Edit every user's units (/etc/systemd/user).
+    #[arg(long, conflicts_with = "user")]
+    global: bool,
+    /// Write below /run (gone at reboot) instead of /etc.
+    #[arg(long)]
+    runtime: bool,
+    /// Edit a copy of the whole unit file instead of a drop-in.
+    #[arg(long)]
+    full: bool,
+    /// Create the unit (or drop-in) when it has no file yet.
+    #[arg(long, short)]
+    force: bool,
+    /// The drop-in's name instead of override.conf (`.conf` is added).
+    #[arg(long, value_name = "NAME", conflicts_with = "full")]
+    drop_in: Option<String>,
+    /// Take the new text from standard input instead of an editor.
+    #[arg(long)]
+    stdin: bool,
+    /// Do not ask the running flint to read its units again.
+    #[arg(long)]
+    no_reload: bool,
+    /// Edit the units of this tree (repeatable, highest priority first),
+    /// writing into the first DIR.
+    #[arg(long = "unit-dir", value_name = "DIR", conflicts_with_all = ["root", "global"])]
+    unit_dirs: Vec<PathBuf>,
+    /// The control socket of the flint to reload.
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// Units (a name without a suffix means `.service`).
+    #[arg(required = true, value_name = "UNIT")]
+    units: Vec<String>,
+}
+
 /// `--preset-mode=`.
 #[derive(Debug, Args)]
 struct PresetModeArg {
@@ -463,6 +505,14 @@ enum Command {
         #[arg(required = true, value_name = "UNIT")]
         units: Vec<String>,
     },
+    /// Edit a unit in your editor, as `systemctl edit` does: its drop-in
+    /// `UNIT.d/override.conf` (the unit's files shown below it, commented
+    /// out), or with --full a copy of the whole unit file, in
+    /// /etc/systemd/system (~/.config/systemd/user with --user, /run with
+    /// --runtime, the first DIR with --unit-dir). The running flint then
+    /// reads its units again. Editor: $SYSTEMD_EDITOR, $EDITOR, $VISUAL,
+    /// else editor, nano, vim or vi.
+    Edit(EditArgs),
     /// Normalize calendar events (`OnCalendar=`) and show when they next
     /// elapse, as `systemd-analyze calendar` does.
     Calendar {
@@ -1128,6 +1178,154 @@ fn cat(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `flint edit`: see [`flint::edit`].
+fn edit(args: &EditArgs) -> ExitCode {
+    use flint::edit::{self, EditError, Outcome};
+    use flint::install::{LookupPaths, Scope};
+    use std::io::IsTerminal;
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("{e}");
+        ExitCode::from(1)
+    };
+    // As systemctl: an editor needs the terminal.
+    let on_tty = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+    if !args.stdin && !on_tty {
+        return fail(&EditError::NotOnTty);
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let mut names = Vec::new();
+    for arg in &args.units {
+        if arg.contains('/') {
+            return fail(&format!("{arg}: a unit name is needed, not a path"));
+        }
+        match flint::install::mangle_arg(arg, "to edit", &cwd) {
+            Ok((name, notices)) => {
+                for n in notices {
+                    eprintln!("{n}");
+                }
+                match name.parse::<UnitName>() {
+                    Ok(n) => names.push(n),
+                    Err(e) => return fail(&format!("{arg}: {e}")),
+                }
+            }
+            Err(e) => return fail(&format!("Failed to mangle unit name \"{arg}\": {e}")),
+        }
+    }
+    let (lp, search) = if let Some(first) = args.unit_dirs.first() {
+        let search = SearchPath::from_dirs(args.unit_dirs.clone(), args.user);
+        let lp = LookupPaths {
+            scope: if args.user {
+                Scope::User
+            } else {
+                Scope::System
+            },
+            root: None,
+            search_path: search.dirs.clone(),
+            persistent_config: search
+                .dirs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| first.clone()),
+            runtime_config: None,
+            persistent_control: None,
+            runtime_control: None,
+            transient: None,
+            generators: Vec::new(),
+            global_config: Vec::new(),
+        };
+        (lp, search)
+    } else {
+        let lp = if args.user {
+            LookupPaths::user()
+        } else if args.global {
+            LookupPaths::global(args.root.as_deref())
+        } else if args.root.is_some() {
+            LookupPaths::system(args.root.as_deref())
+        } else {
+            LookupPaths::system_from(None, &default_search(false))
+        };
+        let lp = match lp {
+            Ok(lp) => lp,
+            Err(e) => return fail(&format!("Failed to edit: {e}.")),
+        };
+        let search = if args.root.is_none() && !args.global {
+            default_search(args.user)
+        } else {
+            SearchPath::from_dirs(lp.search_path.clone(), args.global)
+        };
+        (lp, search)
+    };
+    let command = if args.user {
+        "flint edit --user"
+    } else if args.global {
+        "flint edit --global"
+    } else {
+        "flint edit"
+    };
+    let command = if flint::control::systemctl::FRONT.load(std::sync::atomic::Ordering::Relaxed) {
+        command.replacen("flint", "systemctl", 1)
+    } else {
+        command.to_owned()
+    };
+    let opts = edit::Options {
+        full: args.full,
+        force: args.force,
+        runtime: args.runtime,
+        drop_in: args.drop_in.clone(),
+    };
+    let mut confirm = |question: &str| -> bool {
+        use std::io::{BufRead, Write};
+        let stdin = std::io::stdin();
+        loop {
+            print!("{question}");
+            let _ = std::io::stdout().flush();
+            let mut line = String::new();
+            if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 {
+                println!();
+                return false;
+            }
+            match line.trim() {
+                "y" | "yes" => return true,
+                "n" | "no" => return false,
+                _ => {}
+            }
+        }
+    };
+    let edits = match edit::prepare(&lp, &search, &names, &opts, &command, &mut confirm) {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    let filled = if args.stdin {
+        edit::fill_from(&edits, std::io::stdin().lock())
+    } else {
+        edit::run_editor(&edits, &|k| std::env::var(k).ok())
+    };
+    if let Err(e) = filled {
+        edit::discard(&edits);
+        return fail(&e);
+    }
+    let outcomes = match edit::finish(&edits) {
+        Ok(o) => o,
+        Err(e) => return fail(&e),
+    };
+    for o in &outcomes {
+        if let Outcome::Canceled(path) = o {
+            eprintln!(
+                "Editing \"{}\" canceled: temporary file is empty.",
+                path.display()
+            );
+        }
+    }
+    let written = outcomes.iter().any(|o| matches!(o, Outcome::Written(_)));
+    // As systemctl: the running manager reads the units again.
+    if written && !args.no_reload && args.root.is_none() && !args.global {
+        let path = control_path(args.user, args.control.as_deref());
+        let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "daemon-reload", "units": []});
+        let _ = flint::control::call(&path, &request);
+    }
+    ExitCode::SUCCESS
 }
 
 /// The control socket `--control` names, or the default one.
@@ -2010,6 +2208,7 @@ fn main() -> ExitCode {
         }
         Command::Show { tree, units } => show(tree, units),
         Command::Cat { tree, units } => cat(tree, units),
+        Command::Edit(args) => Ok(edit(args)),
         Command::Calendar {
             iterations,
             base_time,

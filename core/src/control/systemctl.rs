@@ -104,14 +104,15 @@ Unit commands: start, stop, restart, try-restart, reload, reload-or-restart,
   list-dependencies, reset-failed
 Unit file commands: enable, disable, reenable, mask, unmask, preset,
   preset-all, add-wants, add-requires, link, revert, is-enabled, list-unit-files,
-  set-default, get-default
+  set-default, get-default, edit
 Manager commands: daemon-reload, is-system-running, set-environment,
   unset-environment, import-environment, show-environment
 
 Options: --user, --system, --root=DIR, --runtime, --now, --no-block, -q,
   -f, -a, -t TYPE, --state=STATE, --failed, -p PROPERTY, -P PROPERTY,
   --value, --no-legend, --plain, --reverse, -s SIGNAL, --kill-whom=WHOM,
-  --preset-mode=MODE, --no-pager, --no-reload (and other options that
+  --preset-mode=MODE, --full, --drop-in=NAME, --stdin, --no-reload,
+  --no-pager (and other options that
   only shape systemd's output, accepted and without effect)
 
 flint --help lists what flint itself does.
@@ -160,6 +161,7 @@ fn option_with_value(arg: &str) -> Option<&'static str> {
         "-p" | "--property" => "property",
         "-P" => "property-value",
         "--preset-mode" => "preset-mode",
+        "--drop-in" => "drop-in",
         _ => return None,
     })
 }
@@ -180,6 +182,9 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut value_only = false;
     let mut failed = false;
     let mut all = false;
+    let mut full = false;
+    let mut no_reload = false;
+    let mut stdin = false;
     let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut iter = args.iter();
     let mut only_words = false;
@@ -209,11 +214,11 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "--reverse" => reverse = true,
             "--legend=false" | "--legend=no" | "--legend=0" => no_legend = true,
             "--legend=true" | "--legend=yes" | "--legend=1" => no_legend = false,
+            "-l" | "--full" => full = true,
+            "--no-reload" => no_reload = true,
+            "--stdin" => stdin = true,
             "--no-pager"
-            | "-l"
-            | "--full"
             | "--no-ask-password"
-            | "--no-reload"
             | "--wait"
             | "--no-warn"
             | "--no-wall"
@@ -236,7 +241,8 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                         'q' => quiet = true,
                         'a' => all = true,
                         'f' => force = true,
-                        'l' | 'i' => {}
+                        'l' => full = true,
+                        'i' => {}
                         _ => return Err(SystemctlError::UnknownOption(arg.clone())),
                     }
                 }
@@ -298,6 +304,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                 | "unmask"
                 | "is-enabled"
                 | "revert"
+                | "edit"
                 | "preset"
                 | "add-wants"
                 | "add-requires"
@@ -508,6 +515,34 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                 return Ok(Systemctl::Flint(out));
             }
         }
+        "edit" => {
+            needs_units(&units)?;
+            out.push("edit".into());
+            if let Some(root) = value("root") {
+                out.extend(["--root".into(), root]);
+            }
+            if let Some(name) = value("drop-in") {
+                out.extend(["--drop-in".into(), name]);
+            }
+            for (on, flag) in [
+                (user, "--user"),
+                (global, "--global"),
+                (runtime, "--runtime"),
+                (full, "--full"),
+                (force, "--force"),
+                (stdin, "--stdin"),
+                (no_reload, "--no-reload"),
+            ] {
+                if on {
+                    out.push(flag.into());
+                }
+            }
+            // The names as given: `flint edit` completes them as systemctl
+            // does.
+            out.push("--".into());
+            out.extend(raw_units.iter().cloned());
+            return Ok(Systemctl::Flint(out));
+        }
         "set-default" | "get-default" => {
             out.push(verb.clone());
             if let Some(root) = value("root") {
@@ -685,6 +720,19 @@ mod tests {
     #[test]
     fn presets_as_packaging_runs_them() {
         assert_eq!(flint("--no-reload preset foo"), words("preset foo.service"));
+        assert_eq!(flint("edit foo"), words("edit -- foo"));
+        assert_eq!(
+            flint("edit --user --full -f --no-reload a.socket b"),
+            words("edit --user --full --force --no-reload -- a.socket b")
+        );
+        assert_eq!(
+            flint("--runtime edit --drop-in=limits --stdin x"),
+            words("edit --drop-in limits --runtime --stdin -- x")
+        );
+        assert_eq!(
+            flint("edit --global -l x"),
+            words("edit --global --full -- x")
+        );
         assert_eq!(
             flint("--root=/ --system --preset-mode=enable-only preset foo.service"),
             words("preset --root / --preset-mode enable-only foo.service")
