@@ -110,11 +110,13 @@ impl Options {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(EditError::BadDropIn(name.clone()));
         }
-        Ok(if Path::new(name).extension().is_some_and(|e| e == "conf") {
-            name.clone()
-        } else {
-            format!("{name}.conf")
-        })
+        Ok(
+            if Path::new(name).extension().is_some_and(|e| e == "conf") {
+                name.clone()
+            } else {
+                format!("{name}.conf")
+            },
+        )
     }
 }
 

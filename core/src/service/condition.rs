@@ -104,8 +104,9 @@ pub fn test(kind: &str, arg: &str) -> bool {
         }
         "FirstBoot" => crate::unit::value::bool::parse_bool(arg)
             .is_ok_and(|want| want != Path::new("/etc/machine-id").exists()),
-        "NeedsUpdate" => false,
-        "ACPower" => true,
+        "NeedsUpdate" => needs_update(arg, Path::new("/usr/")),
+        "ACPower" => crate::unit::value::bool::parse_bool(arg)
+            .is_ok_and(|want| want == on_ac_power(Path::new("/sys"))),
         "KernelVersion" => kernel_version_matches(arg, &kernel_release()),
         "OSRelease" => os_release_matches(arg, &os_release()),
         "Firmware" => firmware_matches(arg),
@@ -359,6 +360,135 @@ fn os_release_matches(arg: &str, fields: &[(String, String)]) -> bool {
 /// systemd 252's `condition_test_firmware()`: `uefi`, `device-tree`, or
 /// `device-tree-compatible(VALUE)` (one of the device tree's compatible
 /// strings).
+/// systemd's `condition_test_needs_update()`: whether `dir` (`/etc`,
+/// `/var`) was last updated before `usr` was (`dir/.updated`, which
+/// `systemd-update-done` writes, against `/usr`'s modification time), so
+/// that update tools run after an image's `/usr` changed. Holds where
+/// systemd errs on the side of running them: a kernel command line that
+/// says so, an initrd, a relative path, a stamp that cannot be read; never
+/// on a read-only file system.
+fn needs_update(dir: &str, usr: &Path) -> bool {
+    if let Some(v) = kernel_cmdline_bool("systemd.condition-needs-update") {
+        return v;
+    }
+    if Path::new("/etc/initrd-release").exists() || !dir.starts_with('/') {
+        return true;
+    }
+    if nix::sys::statvfs::statvfs(dir)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    {
+        return false;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let stamp = Path::new(dir).join(".updated");
+    let (Ok(other), Ok(usr)) = (stamp.symlink_metadata(), usr.symlink_metadata()) else {
+        return true;
+    };
+    if usr.mtime() != other.mtime() {
+        return usr.mtime() > other.mtime();
+    }
+    if usr.mtime_nsec() == 0 || other.mtime_nsec() > 0 {
+        return usr.mtime_nsec() > other.mtime_nsec();
+    }
+    // A file system without nanoseconds: the stamp's TIMESTAMP_NSEC=.
+    let text = std::fs::read_to_string(&stamp).unwrap_or_default();
+    let stamped = text.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("TIMESTAMP_NSEC=")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    });
+    let usr_nsec = u64::try_from(usr.mtime()).unwrap_or(0) * 1_000_000_000
+        + u64::try_from(usr.mtime_nsec()).unwrap_or(0);
+    stamped.is_none_or(|t| usr_nsec > t)
+}
+
+/// A boolean switch of the kernel command line, as systemd's
+/// `proc_cmdline_get_bool()` reads it: the last `key=BOOL`, or `key` alone
+/// for yes; `None` when absent or not a boolean.
+fn kernel_cmdline_bool(key: &str) -> Option<bool> {
+    let line = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let mut found = None;
+    for w in line.split_whitespace() {
+        if w == key {
+            found = Some(true);
+        } else if let Some(v) = w.strip_prefix(key).and_then(|r| r.strip_prefix('=')) {
+            found = crate::unit::value::bool::parse_bool(v).ok();
+        }
+    }
+    found
+}
+
+/// systemd's `on_ac_power()` over the power supplies below `sys`: on AC
+/// when a supply other than a battery is online (a USB-C one only where
+/// it feeds this machine), else not when a battery discharges, else (no
+/// supply, as in most servers and containers) on AC.
+fn on_ac_power(sys: &Path) -> bool {
+    let read = |p: &Path, attr: &str| {
+        std::fs::read_to_string(p.join(attr))
+            .ok()
+            .map(|v| v.trim().to_owned())
+    };
+    let Ok(supplies) = std::fs::read_dir(sys.join("class/power_supply")) else {
+        return true;
+    };
+    let mut online = false;
+    let mut discharging = false;
+    for supply in supplies.flatten() {
+        let dev = supply.path();
+        let Some(kind) = read(&dev, "type") else {
+            continue;
+        };
+        if kind == "USB" && !usb_is_power_sink(sys, &dev) {
+            continue;
+        }
+        if kind == "Battery" {
+            let device_battery = read(&dev, "scope").is_some_and(|s| s == "Device");
+            let absent = read(&dev, "present").is_some_and(|p| p == "0");
+            if !device_battery && !absent && read(&dev, "status").is_none_or(|s| s == "Discharging")
+            {
+                discharging = true;
+            }
+            continue;
+        }
+        if read(&dev, "online")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|v| v > 0)
+        {
+            online = true;
+        }
+    }
+    online || !discharging
+}
+
+/// systemd's `device_is_power_sink()`: whether a USB power supply feeds
+/// this machine: a USB-C port beside it (under its parent device) in sink
+/// mode, or none in source mode.
+fn usb_is_power_sink(sys: &Path, supply: &Path) -> bool {
+    let Ok(parent) = std::fs::canonicalize(supply.join("device")) else {
+        return true;
+    };
+    let (mut sink, mut source) = (false, false);
+    for port in std::fs::read_dir(sys.join("class/typec"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(path) = std::fs::canonicalize(port.path()) else {
+            continue;
+        };
+        if !path.starts_with(&parent) || path == parent {
+            continue;
+        }
+        let role = std::fs::read_to_string(path.join("power_role")).unwrap_or_default();
+        if role.contains("[source]") {
+            source = true;
+        } else if role.contains("[sink]") {
+            sink = true;
+        }
+    }
+    sink || !source
+}
+
 fn firmware_matches(arg: &str) -> bool {
     match arg {
         "uefi" => Path::new("/sys/firmware/efi/").exists(),
@@ -909,6 +1039,113 @@ mod tests {
         for what in ["uefi", "device-tree", "device-tree-compatible(foo,bar)"] {
             if let Some(theirs) = systemd(&format!("ConditionFirmware={what}")) {
                 assert_eq!(firmware_matches(what), theirs, "ConditionFirmware={what}");
+            }
+        }
+    }
+
+    /// `ConditionNeedsUpdate=` on a directory of the test's own, stamped
+    /// before, after and at the same second as `/usr`, as systemd-analyze
+    /// says.
+    #[test]
+    fn needs_update_compares_the_stamp_with_usr_as_systemd_analyze_says() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap().to_owned();
+        let stamp = dir.path().join(".updated");
+        let usr = Path::new("/usr/").metadata().unwrap();
+        let set = |secs: i64, nsec: i64| {
+            let at = std::time::UNIX_EPOCH
+                + std::time::Duration::new(secs.cast_unsigned(), u32::try_from(nsec).unwrap());
+            std::fs::File::options()
+                .write(true)
+                .open(&stamp)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        };
+        let check = |want: bool, what: &str| {
+            assert_eq!(needs_update(&d, Path::new("/usr/")), want, "{what}");
+            if let Some(theirs) = systemd_verdict(&format!("ConditionNeedsUpdate={d}"), &[]) {
+                assert_eq!(theirs, want, "systemd-analyze: {what}");
+            }
+        };
+        check(true, "no stamp");
+        std::fs::write(&stamp, "").unwrap();
+        set(usr.mtime() + 10, 0);
+        check(false, "stamped after /usr");
+        set(usr.mtime() - 10, 0);
+        check(true, "stamped before /usr");
+        if usr.mtime_nsec() > 0 {
+            set(usr.mtime(), usr.mtime_nsec());
+            check(false, "stamped at /usr's time");
+            // A stamp without nanoseconds at /usr's second: its
+            // TIMESTAMP_NSEC= decides.
+            let usr_nsec = usr.mtime() * 1_000_000_000 + usr.mtime_nsec();
+            std::fs::write(&stamp, format!("TIMESTAMP_NSEC={usr_nsec}\n")).unwrap();
+            set(usr.mtime(), 0);
+            check(false, "TIMESTAMP_NSEC= at /usr's time");
+            std::fs::write(&stamp, format!("TIMESTAMP_NSEC={}\n", usr_nsec - 1)).unwrap();
+            set(usr.mtime(), 0);
+            check(true, "TIMESTAMP_NSEC= before /usr's time");
+        }
+        assert!(needs_update("relative", Path::new("/usr/")));
+    }
+
+    /// `ConditionACPower=` over made-up power supplies, and this machine's
+    /// as systemd-analyze sees it.
+    #[test]
+    fn ac_power_follows_the_supplies_as_systemd_does() {
+        let sys = tempfile::tempdir().unwrap();
+        let class = sys.path().join("class/power_supply");
+        let supply = |name: &str, attrs: &[(&str, &str)]| {
+            let d = class.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            for (k, v) in attrs {
+                std::fs::write(d.join(k), format!("{v}\n")).unwrap();
+            }
+        };
+        assert!(on_ac_power(sys.path()), "no supplies: on AC");
+        supply("BAT0", &[("type", "Battery"), ("status", "Discharging")]);
+        assert!(!on_ac_power(sys.path()), "a discharging battery");
+        supply("AC", &[("type", "Mains"), ("online", "0")]);
+        assert!(!on_ac_power(sys.path()), "the mains offline");
+        supply("AC", &[("type", "Mains"), ("online", "1")]);
+        assert!(on_ac_power(sys.path()), "the mains online");
+        supply("AC", &[("type", "Mains"), ("online", "0")]);
+        supply("BAT0", &[("type", "Battery"), ("status", "Full")]);
+        assert!(on_ac_power(sys.path()), "a full battery, nothing online");
+        supply(
+            "BAT0",
+            &[
+                ("type", "Battery"),
+                ("status", "Discharging"),
+                ("scope", "Device"),
+            ],
+        );
+        assert!(on_ac_power(sys.path()), "a mouse's battery");
+        std::fs::remove_file(class.join("BAT0/scope")).unwrap();
+        supply("BAT0", &[("type", "Battery"), ("status", "Discharging")]);
+        // A USB-C supply online: it feeds the machine unless its port is
+        // a source.
+        let port_parent = sys.path().join("devices/usbc0");
+        std::fs::create_dir_all(port_parent.join("port0")).unwrap();
+        supply("ucsi", &[("type", "USB"), ("online", "1")]);
+        std::os::unix::fs::symlink(&port_parent, class.join("ucsi/device")).unwrap();
+        std::fs::create_dir_all(sys.path().join("class/typec")).unwrap();
+        std::os::unix::fs::symlink(
+            port_parent.join("port0"),
+            sys.path().join("class/typec/port0"),
+        )
+        .unwrap();
+        std::fs::write(port_parent.join("port0/power_role"), "source [sink]\n").unwrap();
+        assert!(on_ac_power(sys.path()), "USB-C in sink mode");
+        std::fs::write(port_parent.join("port0/power_role"), "[source] sink\n").unwrap();
+        assert!(!on_ac_power(sys.path()), "USB-C in source mode");
+        for (arg, want) in [("true", true), ("false", false)] {
+            let ours = test("ACPower", arg);
+            assert_eq!(ours, want == on_ac_power(Path::new("/sys")));
+            if let Some(theirs) = systemd_verdict(&format!("ConditionACPower={arg}"), &[]) {
+                assert_eq!(ours, theirs, "ConditionACPower={arg}");
             }
         }
     }
