@@ -24,7 +24,8 @@ for f; do
   n=$((n+1))
   if [ -e "$f" ]; then cp "$f" "$RECORD.$n"; else echo "(no file)" > "$RECORD.$n"; fi
   echo "$f" >> "$RECORD.names"
-  if [ -n "$REPLACE" ]; then cp "$REPLACE" "$f"
+  if [ "$n" = "$EMPTY_N" ]; then : > "$f"
+  elif [ -n "$REPLACE" ]; then cp "$REPLACE" "$f"
   elif [ -n "$INSERT" ]; then sed -i "/^### Anything between here/r $INSERT" "$f"
   fi
 done
@@ -95,6 +96,7 @@ fn on_terminal(
         .env_remove("INSERT")
         .env_remove("REPLACE")
         .env_remove("EDIT_EXIT")
+        .env_remove("EMPTY_N")
         .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
@@ -321,6 +323,37 @@ fn nothing_changes_without_a_terminal_or_when_the_editor_fails_or_leaves_nothing
     editor.take();
     assert!(!drop_ins.exists(), "{:?}", files(&drop_ins));
 
+    // Two units at once, the editor empties the second: the first is
+    // written, the second canceled.
+    tree.write("b.service", "[Service]\nExecStart=/bin/true\n");
+    let env = [("INSERT", insert.to_str().unwrap()), ("EMPTY_N", "2")];
+    let (code, shown) = on_terminal(
+        &flint_bin(),
+        &[
+            "edit",
+            "--unit-dir",
+            unit_dir,
+            "a",
+            "b.service",
+            "a.service",
+        ],
+        &editor,
+        &env,
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(editor.take().1.len(), 2, "a named twice is edited once");
+    assert_eq!(
+        std::fs::read_to_string(drop_ins.join("override.conf")).unwrap(),
+        "[Service]\nNice=5\n"
+    );
+    assert!(
+        shown.contains("b.service.d/override.conf\" canceled"),
+        "{shown}"
+    );
+    assert!(!dir.join("b.service.d").exists());
+    std::fs::remove_dir_all(&drop_ins).unwrap();
+    std::fs::remove_file(dir.join("b.service")).unwrap();
+
     // A masked unit, and a unit without a file.
     let (code, shown) = on_terminal(
         &flint_bin(),
@@ -393,6 +426,29 @@ fn systemctl_edit_full_and_stdin_below_a_root() {
     let env = [("REPLACE", mine.to_str().unwrap())];
     let root_arg = format!("--root={}", root.display());
     let systemctl = systemctl_link(&tree);
+    // --runtime: below /run, until something in /etc would override it.
+    let insert = editor.text("nice", "[Service]\nNice=7\n");
+    let runtime_env = [("INSERT", insert.to_str().unwrap())];
+    let (code, shown) = on_terminal(
+        &systemctl,
+        &[&root_arg, "edit", "--runtime", "x"],
+        &editor,
+        &runtime_env,
+    );
+    assert_eq!(code, 0, "{shown}");
+    let (texts, _) = editor.take();
+    assert!(
+        texts[0].starts_with(&format!(
+            "### Editing {}/run/systemd/system/x.service.d/override.conf\n",
+            root.display()
+        )),
+        "{}",
+        texts[0]
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("run/systemd/system/x.service.d/override.conf")).unwrap(),
+        "[Service]\nNice=7\n"
+    );
     let (code, shown) = on_terminal(
         &systemctl,
         &[&root_arg, "edit", "--full", "x"],
@@ -413,6 +469,22 @@ fn systemctl_edit_full_and_stdin_below_a_root() {
         original
     );
     assert_eq!(files(copy.parent().unwrap()), ["x.service"]);
+    let (code, shown) = on_terminal(
+        &systemctl,
+        &[&root_arg, "edit", "--runtime", "--full", "x"],
+        &editor,
+        &runtime_env,
+    );
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "Refusing to create \"{}/run/systemd/system/x.service\" because it would be overridden by \"{}\" anyway.",
+            root.display(),
+            copy.display()
+        )),
+        "{shown}"
+    );
+    assert!(editor.take().1.is_empty());
 
     // --stdin needs no terminal and no editor: scripts and Dockerfiles.
     let mut child = Command::new(&systemctl)

@@ -14,8 +14,21 @@
 //! - A unit without a file is created only with `--force`.
 //! - An empty result leaves the file as it was ("canceled"); an editor that
 //!   fails (vim's `:cq`) leaves every file as it was.
-//! - The file is written with a final newline, as systemd does since 253
-//!   (252 left it out).
+//!
+//! Where flint differs from systemd 252, it is on the side of not losing
+//! an edit:
+//! - A file read before the configuration directory (flint's own
+//!   `/etc/flint/system`, searched first) is edited where it is: a unit
+//!   file there with `--full`, a drop-in of the same name there without.
+//!   A copy in `/etc/systemd/system` would have no effect.
+//! - `--force` on a unit that has no file but a drop-in shows that
+//!   drop-in's text, as systemd does since 254.
+//! - The written file ends with a newline, as systemd writes it since 253.
+//! - Files are handled as bytes: a unit with a Latin-1 comment can be
+//!   edited too. The temporary file is private (0600) while the editor has
+//!   it, since it shows every drop-in of the unit; the result is written
+//!   through a fresh file (mode 0644) renamed into place, so a link put in
+//!   the temporary file's place is never followed.
 //!
 //! The editor is `$SYSTEMD_EDITOR`, `$EDITOR` or `$VISUAL` (the first that
 //! is set; split at whitespace), else the first of `editor`, `nano`, `vim`,
@@ -23,12 +36,11 @@
 //! (systemd 256) takes the new text from standard input instead, for
 //! scripts. The caller reloads the running flint afterwards.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::install::LookupPaths;
-use crate::unit::load::{self, LoadState};
-use crate::unit::loader::SearchPath;
+use crate::unit::loader::{self, LoadError, SearchPath};
 use crate::unit::name::UnitName;
 
 /// The line after which the new text starts.
@@ -44,9 +56,11 @@ pub enum EditError {
     #[error("Cannot edit {0}: unit is masked.")]
     Masked(String),
     #[error(
-        "No files found for {name}. Run '{command} --force --full {name}' to create a new unit."
+        "No files found for {name}.\nRun '{command} --force --full {name}' to create a new unit."
     )]
     NotFound { name: String, command: String },
+    #[error("Cannot edit {name}: {source}")]
+    Load { name: String, source: LoadError },
     #[error("Refusing to create \"{run}\" because it would be overridden by \"{path}\" anyway.")]
     Overridden { run: PathBuf, path: PathBuf },
     #[error("--runtime: this scope has no runtime directory (is $XDG_RUNTIME_DIR set?)")]
@@ -99,7 +113,7 @@ pub struct Options {
 
 impl Options {
     /// The drop-in's file name: `override.conf`, or the given one with
-    /// `.conf` added when it has no such suffix (as systemd 254).
+    /// `.conf` added when it does not end so (as systemd 254).
     fn drop_in_name(&self) -> Result<String, EditError> {
         let Some(name) = &self.drop_in else {
             return Ok("override.conf".to_owned());
@@ -110,13 +124,11 @@ impl Options {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(EditError::BadDropIn(name.clone()));
         }
-        Ok(
-            if Path::new(name).extension().is_some_and(|e| e == "conf") {
-                name.clone()
-            } else {
-                format!("{name}.conf")
-            },
-        )
+        Ok(if name.as_bytes().ends_with(b".conf") {
+            name.clone()
+        } else {
+            format!("{name}.conf")
+        })
     }
 }
 
@@ -133,50 +145,77 @@ pub struct Edit {
     pub drop_in: bool,
 }
 
+/// C's whitespace, which systemd's `strstrip()` takes off.
+fn is_c_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn strip(mut text: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = text
+        && is_c_whitespace(*first)
+    {
+        text = rest;
+    }
+    while let [rest @ .., last] = text
+        && is_c_whitespace(*last)
+    {
+        text = rest;
+    }
+    text
+}
+
+fn find(hay: &[u8], needle: &str) -> Option<usize> {
+    hay.windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+}
+
 /// The text the editor starts with for a drop-in: the drop-in's present
 /// text between the markers, then each file the unit is read from
 /// (other than the drop-in itself), commented out under its path.
 pub fn drop_in_template(
     path: &Path,
-    present: Option<&str>,
-    sources: &[(PathBuf, String)],
-) -> String {
-    let present = present.unwrap_or("");
-    let mut out = format!(
-        "### Editing {}\n{MARKER_START}\n\n{present}{}\n{MARKER_END}",
-        path.display(),
-        if present.ends_with('\n') { "" } else { "\n" },
-    );
+    present: Option<&[u8]>,
+    sources: &[(PathBuf, Vec<u8>)],
+) -> Vec<u8> {
+    let present = present.unwrap_or(b"");
+    let mut out = format!("### Editing {}\n{MARKER_START}\n\n", path.display()).into_bytes();
+    out.extend_from_slice(present);
+    if !present.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out.extend_from_slice(MARKER_END.as_bytes());
     for (source, text) in sources {
         if source == path {
             continue;
         }
-        out.push_str("\n\n### ");
-        out.push_str(&source.display().to_string());
-        let text = text.trim_matches(is_c_whitespace);
+        out.extend_from_slice(format!("\n\n### {}", source.display()).as_bytes());
+        let text = strip(text);
         if !text.is_empty() {
-            out.push_str("\n# ");
-            out.push_str(&text.replace('\n', "\n# "));
+            out.extend_from_slice(b"\n# ");
+            for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b"\n# ");
+                }
+                out.extend_from_slice(line);
+            }
         }
     }
     out
 }
 
-/// C's whitespace, which systemd's `strstrip()` takes off.
-fn is_c_whitespace(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r')
-}
-
 /// What of an edited file is kept: the text between the markers (from the
 /// start, or to the end, where a marker is gone), without whitespace
-/// around it; `None` when nothing is left.
-pub fn kept_text(edited: &str) -> Option<String> {
-    let start = edited
-        .find(MARKER_START)
-        .map_or(edited, |i| &edited[i + MARKER_START.len()..]);
-    let body = start.find(MARKER_END).map_or(start, |i| &start[..i]);
-    let body = body.trim_matches(is_c_whitespace);
-    (!body.is_empty()).then(|| format!("{body}\n"))
+/// around it and with a final newline; `None` when nothing is left.
+pub fn kept_text(edited: &[u8]) -> Option<Vec<u8>> {
+    let start = find(edited, MARKER_START).map_or(edited, |i| &edited[i + MARKER_START.len()..]);
+    let body = find(start, MARKER_END).map_or(start, |i| &start[..i]);
+    let body = strip(body);
+    (!body.is_empty()).then(|| {
+        let mut v = body.to_vec();
+        v.push(b'\n');
+        v
+    })
 }
 
 /// `path`'s temporary sibling, named as systemd's `tempfn_random()` names
@@ -209,10 +248,30 @@ fn file_to_edit(lp: &LookupPaths, name: &str, runtime: bool) -> Result<PathBuf, 
     Ok(run)
 }
 
-/// Creates `path`'s temporary file with `text` (mode 0644), and the
-/// directories above it.
-fn create_temp(path: &Path, text: Option<&str>) -> Result<PathBuf, EditError> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+/// Creates a new file `path` (never through a link) with `text` and mode
+/// `mode` (set explicitly: the umask does not narrow it).
+fn create_file(path: &Path, text: &[u8], mode: u32) -> Result<(), EditError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io("Failed to create temporary file", path))?;
+    let written = f
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| f.write_all(text));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(path);
+        return Err(io("Failed to write", path)(e));
+    }
+    Ok(())
+}
+
+/// Creates `path`'s temporary file with `text` (private: it may show
+/// drop-ins that only root may read), and the directories above it.
+fn create_temp(path: &Path, text: Option<&[u8]>) -> Result<PathBuf, EditError> {
+    use std::os::unix::fs::DirBuilderExt;
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -222,20 +281,13 @@ fn create_temp(path: &Path, text: Option<&str>) -> Result<PathBuf, EditError> {
     }
     let temp = temp_beside(path);
     if let Some(text) = text {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&temp)
-            .map_err(io("Failed to create temporary file", &temp))?;
-        std::io::Write::write_all(&mut f, text.as_bytes())
-            .map_err(io("Failed to create temporary file", &temp))?;
+        create_file(&temp, text, 0o600)?;
     }
     Ok(temp)
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>, EditError> {
-    match std::fs::read_to_string(path) {
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, EditError> {
+    match std::fs::read(path) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io("Failed to read", path)(e)),
@@ -255,13 +307,38 @@ pub fn prepare(
     confirm: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Vec<Edit>, EditError> {
     let drop_in = opts.drop_in_name()?;
-    let units: Vec<load::Unit> = names.iter().map(|n| load::load(search, n)).collect();
-    if let Some(u) = units.iter().find(|u| u.load_state == LoadState::Masked) {
-        return Err(EditError::Masked(u.name.to_string()));
+    let index = loader::UnitIndex::build(search);
+    let mut units = Vec::new();
+    for name in names {
+        let sources = match index.resolve(name) {
+            Ok(s) if s.masked => return Err(EditError::Masked(name.to_string())),
+            Ok(s) => Some(s),
+            Err(LoadError::NotFound(_)) => None,
+            Err(source) => {
+                return Err(EditError::Load {
+                    name: name.to_string(),
+                    source,
+                });
+            }
+        };
+        units.push((name, sources));
     }
     let mut edits: Vec<Edit> = Vec::new();
-    for unit in &units {
-        match prepare_one(lp, unit, opts, &drop_in, command, confirm) {
+    for (name, sources) in units {
+        let prepared = prepare_one(
+            lp,
+            search,
+            name,
+            sources.as_ref(),
+            opts,
+            &drop_in,
+            command,
+            confirm,
+        );
+        match prepared {
+            // A unit named twice (or by an alias and its own name) is
+            // edited once.
+            Ok(e) if edits.iter().any(|x| x.path == e.path) => discard(std::slice::from_ref(&e)),
             Ok(e) => edits.push(e),
             Err(e) => {
                 discard(&edits);
@@ -272,40 +349,84 @@ pub fn prepare(
     Ok(edits)
 }
 
+/// Where the unit files of `dir`'s rank are searched: its position in the
+/// search path, `None` when it is not searched.
+fn rank(search: &SearchPath, dir: &Path) -> Option<usize> {
+    search.dirs.iter().position(|d| d == dir)
+}
+
+/// Whether a file in `dir` may be edited in place because it is read
+/// before the configuration directory `config`: a directory of
+/// configuration, not one of generated or transient units.
+fn edit_in_place(lp: &LookupPaths, search: &SearchPath, dir: &Path, config: &Path) -> bool {
+    let (Some(here), Some(there)) = (rank(search, dir), rank(search, config)) else {
+        return false;
+    };
+    let generated = lp.generators.iter().any(|g| g == dir)
+        || lp.transient.as_deref() == Some(dir)
+        || [&lp.persistent_control, &lp.runtime_control]
+            .iter()
+            .any(|c| c.as_deref() == Some(dir));
+    here < there && !generated
+}
+
+#[allow(clippy::too_many_arguments)]
 fn prepare_one(
     lp: &LookupPaths,
-    unit: &load::Unit,
+    search: &SearchPath,
+    name: &UnitName,
+    sources: Option<&loader::UnitSources>,
     opts: &Options,
     drop_in: &str,
     command: &str,
     confirm: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Edit, EditError> {
-    let Some(fragment) = &unit.fragment else {
+    let config = lp
+        .config_path(opts.runtime)
+        .map_err(|_| EditError::NoRuntimeDir)?;
+    let fragment = sources.and_then(|s| s.fragment.as_ref());
+    let Some(fragment) = fragment else {
         if !opts.force {
             return Err(EditError::NotFound {
-                name: unit.name.to_string(),
+                name: name.to_string(),
                 command: command.to_owned(),
             });
         }
-        // A new unit from nothing: the editor starts with an empty file.
-        let name = if opts.full {
-            unit.name.to_string()
-        } else {
-            format!("{}.d/{drop_in}", unit.name)
+        // A new unit from nothing: the editor starts with an empty file,
+        // or with the drop-in that is already there.
+        if opts.full {
+            let path = file_to_edit(lp, name.as_str(), opts.runtime)?;
+            let temp = create_temp(&path, None)?;
+            return Ok(Edit {
+                path,
+                temp,
+                drop_in: false,
+            });
+        }
+        let path = file_to_edit(lp, &format!("{name}.d/{drop_in}"), opts.runtime)?;
+        let present = read_optional(&path)?;
+        let temp = match present {
+            Some(text) => create_temp(&path, Some(&drop_in_template(&path, Some(&text), &[])))?,
+            None => create_temp(&path, None)?,
         };
-        let path = file_to_edit(lp, &name, opts.runtime)?;
-        let temp = create_temp(&path, None)?;
         return Ok(Edit {
             path,
             temp,
-            drop_in: !opts.full,
+            drop_in: true,
         });
     };
+    let sources = sources.expect("a fragment comes with its sources");
     // The unit's own name: an alias leads to the file's unit, and an
     // instance keeps its instance.
-    let id = unit.id.to_string();
+    let id = sources.id.to_string();
     if opts.full {
-        let path = file_to_edit(lp, &id, opts.runtime)?;
+        let fragment_dir = fragment.parent().unwrap_or(Path::new("/"));
+        let target = file_to_edit(lp, &id, opts.runtime)?;
+        let path = if edit_in_place(lp, search, fragment_dir, config) {
+            fragment.clone()
+        } else {
+            target
+        };
         if *fragment != path && path.symlink_metadata().is_ok() {
             let question = format!(
                 "\"{}\" already exists. Overwrite with \"{}\"? [(y)es, (n)o] ",
@@ -316,7 +437,7 @@ fn prepare_one(
                 return Err(EditError::Skipped(id));
             }
         }
-        let text = std::fs::read_to_string(fragment).map_err(io("Failed to read", fragment))?;
+        let text = std::fs::read(fragment).map_err(io("Failed to read", fragment))?;
         let temp = create_temp(&path, Some(&text))?;
         return Ok(Edit {
             path,
@@ -324,14 +445,23 @@ fn prepare_one(
             drop_in: false,
         });
     }
-    let path = file_to_edit(lp, &format!("{id}.d/{drop_in}"), opts.runtime)?;
+    // A drop-in of this name read before the configuration directory's
+    // would hide the one written there: that one is edited instead.
+    let shadowing = sources.dropins.iter().find(|d| {
+        d.file_name().is_some_and(|n| n == drop_in)
+            && d.parent()
+                .and_then(Path::parent)
+                .is_some_and(|dir| edit_in_place(lp, search, dir, config))
+    });
+    let target = file_to_edit(lp, &format!("{id}.d/{drop_in}"), opts.runtime)?;
+    let path = shadowing.cloned().unwrap_or(target);
     let present = read_optional(&path)?;
-    let mut sources = Vec::new();
-    for source in std::iter::once(fragment).chain(&unit.dropins) {
-        let text = std::fs::read_to_string(source).map_err(io("Failed to read", source))?;
-        sources.push((source.clone(), text));
+    let mut texts = Vec::new();
+    for source in std::iter::once(fragment).chain(&sources.dropins) {
+        let text = std::fs::read(source).map_err(io("Failed to read", source))?;
+        texts.push((source.clone(), text));
     }
-    let text = drop_in_template(&path, present.as_deref(), &sources);
+    let text = drop_in_template(&path, present.as_deref(), &texts);
     let temp = create_temp(&path, Some(&text))?;
     Ok(Edit {
         path,
@@ -361,17 +491,22 @@ pub fn editor_candidates(env: &dyn Fn(&str) -> Option<String>) -> Vec<Vec<String
     out
 }
 
-/// Runs the editor on every temporary file at once and waits for it.
+/// Runs the editor on every temporary file at once and waits for it. As
+/// in systemd, an editor of the variables that cannot be started gives way
+/// to the built-in list, whose entries give way only when missing.
 pub fn run_editor(edits: &[Edit], env: &dyn Fn(&str) -> Option<String>) -> Result<(), EditError> {
-    for candidate in editor_candidates(env) {
+    let candidates = editor_candidates(env);
+    let chosen = candidates.len() > 4;
+    for (i, candidate) in candidates.iter().enumerate() {
         let mut cmd = std::process::Command::new(&candidate[0]);
         cmd.args(&candidate[1..])
             .args(edits.iter().map(|e| &e.temp));
         match cmd.status() {
             Ok(s) if s.success() => return Ok(()),
             Ok(s) => return Err(EditError::EditorFailed(s)),
-            // As systemd: a missing editor is no failure while others are
-            // left to try.
+            Err(e) if chosen && i == 0 => {
+                eprintln!("Failed to execute {}: {e}", candidate[0]);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
                 return Err(EditError::Exec {
@@ -386,12 +521,13 @@ pub fn run_editor(edits: &[Edit], env: &dyn Fn(&str) -> Option<String>) -> Resul
 
 /// Writes standard input's text into every temporary file (`--stdin`).
 pub fn fill_from(edits: &[Edit], mut input: impl Read) -> Result<(), EditError> {
-    let mut text = String::new();
+    let mut text = Vec::new();
     input
-        .read_to_string(&mut text)
+        .read_to_end(&mut text)
         .map_err(io("Failed to read", Path::new("standard input")))?;
     for e in edits {
-        std::fs::write(&e.temp, &text).map_err(io("Failed to write", &e.temp))?;
+        let _ = std::fs::remove_file(&e.temp);
+        create_file(&e.temp, &text, 0o600)?;
     }
     Ok(())
 }
@@ -423,8 +559,14 @@ fn finish_inner(edits: &[Edit]) -> Result<Vec<Outcome>, EditError> {
             out.push(Outcome::Canceled(e.path.clone()));
             continue;
         };
-        std::fs::write(&e.temp, text).map_err(io("Failed to write", &e.temp))?;
-        std::fs::rename(&e.temp, &e.path).map_err(io("Failed to rename into", &e.path))?;
+        // A fresh file, renamed into place: never written through a link
+        // that took the editor's file's place.
+        let fresh = temp_beside(&e.path);
+        create_file(&fresh, &text, 0o644)?;
+        if let Err(err) = std::fs::rename(&fresh, &e.path) {
+            let _ = std::fs::remove_file(&fresh);
+            return Err(io("Failed to rename into", &e.path)(err));
+        }
         out.push(Outcome::Written(e.path.clone()));
     }
     Ok(out)
@@ -448,6 +590,18 @@ pub fn discard(edits: &[Edit]) {
 mod tests {
     use super::*;
 
+    fn template(path: &Path, present: Option<&str>, sources: &[(PathBuf, String)]) -> String {
+        let sources: Vec<(PathBuf, Vec<u8>)> = sources
+            .iter()
+            .map(|(p, t)| (p.clone(), t.clone().into_bytes()))
+            .collect();
+        String::from_utf8(drop_in_template(path, present.map(str::as_bytes), &sources)).unwrap()
+    }
+
+    fn kept(text: &str) -> Option<String> {
+        kept_text(text.as_bytes()).map(|v| String::from_utf8(v).unwrap())
+    }
+
     #[test]
     fn the_template_holds_the_drop_in_between_markers_and_the_sources_commented() {
         let path = Path::new("/etc/systemd/system/a.service.d/override.conf");
@@ -462,7 +616,7 @@ mod tests {
                 "\n".to_owned(),
             ),
         ];
-        let t = drop_in_template(path, Some("[Service]\nNice=1\n"), &sources);
+        let t = template(path, Some("[Service]\nNice=1\n"), &sources);
         assert_eq!(
             t,
             format!(
@@ -473,7 +627,7 @@ mod tests {
             )
         );
         // No drop-in yet, and one without a final newline.
-        let fresh = drop_in_template(path, None, &[]);
+        let fresh = template(path, None, &[]);
         assert_eq!(
             fresh,
             format!(
@@ -481,7 +635,7 @@ mod tests {
                 path.display()
             )
         );
-        let unterminated = drop_in_template(path, Some("[Unit]"), &[]);
+        let unterminated = template(path, Some("[Unit]"), &[]);
         assert!(
             unterminated.contains("\n\n[Unit]\n\n### Lines"),
             "{unterminated}"
@@ -491,35 +645,33 @@ mod tests {
     #[test]
     fn only_the_text_between_the_markers_is_kept() {
         let path = Path::new("/x.d/override.conf");
-        let t = drop_in_template(path, None, &[]);
-        assert_eq!(kept_text(&t), None, "untouched: canceled");
+        let t = template(path, None, &[]);
+        assert_eq!(kept(&t), None, "untouched: canceled");
         let edited = t.replacen(
             &format!("{MARKER_START}\n\n"),
             &format!("{MARKER_START}\n\n[Service]\nEnvironment=A=1\n   \n"),
             1,
         );
         assert_eq!(
-            kept_text(&edited).as_deref(),
+            kept(&edited).as_deref(),
             Some("[Service]\nEnvironment=A=1\n")
         );
         // Markers deleted: from the start, or to the end.
         assert_eq!(
-            kept_text(
-                "\n[Service]\nNice=2\n\n### Lines below this comment will be discarded\n# junk"
-            )
-            .as_deref(),
+            kept("\n[Service]\nNice=2\n\n### Lines below this comment will be discarded\n# junk")
+                .as_deref(),
             Some("[Service]\nNice=2\n")
         );
         assert_eq!(
-            kept_text(&format!("# head\n{MARKER_START}\n[Unit]\n")).as_deref(),
+            kept(&format!("# head\n{MARKER_START}\n[Unit]\n")).as_deref(),
             Some("[Unit]\n")
         );
         // A whole unit (--full) loses only the whitespace around it.
         assert_eq!(
-            kept_text("\n\n[Unit]\nDescription=x\n\n\n").as_deref(),
+            kept("\n\n[Unit]\nDescription=x\n\n\n").as_deref(),
             Some("[Unit]\nDescription=x\n")
         );
-        assert_eq!(kept_text(" \n\t\n"), None);
+        assert_eq!(kept(" \n\t\n"), None);
     }
 
     #[test]
@@ -659,7 +811,7 @@ mod tests {
         );
         assert_eq!(
             err(&["a.service", "new.service"], Options::default()),
-            "No files found for new.service. Run 'flint edit --force --full new.service' to create a new unit."
+            "No files found for new.service.\nRun 'flint edit --force --full new.service' to create a new unit."
         );
         // The first unit's temporary file is gone again.
         assert_eq!(std::fs::read_dir(&lp.persistent_config).unwrap().count(), 1);
@@ -742,14 +894,21 @@ mod tests {
         .unwrap();
         assert!(asked.is_empty());
         discard(&edits);
-        // The unit is read from a directory before the configuration
-        // directory, which has a file of that name too: asked first.
-        let first = lp.persistent_config.parent().unwrap().join("first");
-        std::fs::create_dir_all(&first).unwrap();
-        std::fs::write(first.join("a.service"), "[Service]\nExecStart=/bin/c\n").unwrap();
-        let mut dirs = vec![first.clone()];
+        // The unit is generated into a directory read before the
+        // configuration directory, which has a file of that name too:
+        // asked first.
+        let generated = lp
+            .persistent_config
+            .parent()
+            .unwrap()
+            .join("generator.early");
+        std::fs::create_dir_all(&generated).unwrap();
+        std::fs::write(generated.join("a.service"), "[Service]\nExecStart=/bin/c\n").unwrap();
+        let mut dirs = vec![generated.clone()];
         dirs.extend(search.dirs.iter().cloned());
         let search = SearchPath::from_dirs(dirs, false);
+        let mut lp = lp;
+        lp.generators.push(generated.clone());
         let err = prepare(
             &lp,
             &search,
@@ -768,7 +927,7 @@ mod tests {
             [format!(
                 "\"{}\" already exists. Overwrite with \"{}\"? [(y)es, (n)o] ",
                 copy.display(),
-                first.join("a.service").display()
+                generated.join("a.service").display()
             )]
         );
         let edits = prepare(
@@ -780,12 +939,199 @@ mod tests {
             &mut |_: &str| true,
         )
         .unwrap();
+        assert_eq!(edits[0].path, copy);
         assert_eq!(
             std::fs::read_to_string(&edits[0].temp).unwrap(),
             "[Service]\nExecStart=/bin/c\n"
         );
         discard(&edits);
-        assert!(copy.exists(), "a copy is not a drop-in directory");
+        assert_eq!(
+            std::fs::read_to_string(&copy).unwrap(),
+            "[Service]\nExecStart=/bin/b\n",
+            "nothing written yet"
+        );
+    }
+
+    /// A unit in a directory of configuration read before the one edits
+    /// go to (flint's own /etc/flint/system) is edited where it is: a copy
+    /// or a drop-in of the same name in /etc/systemd/system would have
+    /// no effect.
+    #[test]
+    fn files_read_before_the_configuration_directory_are_edited_in_place() {
+        let (_d, lp, search) = tree();
+        let flints = lp.persistent_config.parent().unwrap().join("flint");
+        std::fs::create_dir_all(flints.join("a.service.d")).unwrap();
+        std::fs::write(flints.join("a.service"), "[Service]\nExecStart=/bin/f\n").unwrap();
+        std::fs::write(
+            flints.join("a.service.d/override.conf"),
+            "[Service]\nNice=1\n",
+        )
+        .unwrap();
+        let mut dirs = vec![flints.clone()];
+        dirs.extend(search.dirs.iter().cloned());
+        let search = SearchPath::from_dirs(dirs, false);
+        let full = Options {
+            full: true,
+            ..Options::default()
+        };
+        let mut never = |q: &str| panic!("asked {q}");
+        let edits = prepare(
+            &lp,
+            &search,
+            &[name("a.service")],
+            &full,
+            "flint edit",
+            &mut never,
+        )
+        .unwrap();
+        assert_eq!(edits[0].path, flints.join("a.service"));
+        assert_eq!(edits[0].temp.parent(), Some(flints.as_path()));
+        discard(&edits);
+        let edits = prepare(
+            &lp,
+            &search,
+            &[name("a.service")],
+            &Options::default(),
+            "flint edit",
+            &mut never,
+        )
+        .unwrap();
+        assert_eq!(edits[0].path, flints.join("a.service.d/override.conf"));
+        let text = std::fs::read_to_string(&edits[0].temp).unwrap();
+        assert!(
+            text.contains(&format!(
+                "{MARKER_START}\n\n[Service]\nNice=1\n\n{MARKER_END}"
+            )),
+            "{text}"
+        );
+        std::fs::write(&edits[0].temp, "[Service]\nNice=2\n").unwrap();
+        finish(&edits).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(flints.join("a.service.d/override.conf")).unwrap(),
+            "[Service]\nNice=2\n"
+        );
+        assert!(!lp.persistent_config.join("a.service.d").exists());
+        // Another drop-in name goes to the configuration directory.
+        let other = Options {
+            drop_in: Some("20-x".into()),
+            ..Options::default()
+        };
+        let edits = prepare(
+            &lp,
+            &search,
+            &[name("a.service")],
+            &other,
+            "flint edit",
+            &mut never,
+        )
+        .unwrap();
+        assert_eq!(
+            edits[0].path,
+            lp.persistent_config.join("a.service.d/20-x.conf")
+        );
+        discard(&edits);
+    }
+
+    /// The written file is new (mode 0644 whatever the umask), and bytes
+    /// that are not UTF-8 pass through.
+    #[test]
+    fn the_result_is_a_fresh_readable_file_and_any_bytes_pass() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_d, lp, search) = tree();
+        std::fs::write(
+            lp.persistent_config.join("l.service"),
+            b"[Unit]\nDescription=caf\xe9\n",
+        )
+        .unwrap();
+        let edits = prepare(
+            &lp,
+            &search,
+            &[name("l.service")],
+            &Options::default(),
+            "flint edit",
+            &mut |_: &str| false,
+        )
+        .unwrap();
+        let temp_mode = std::fs::metadata(&edits[0].temp)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(temp_mode, 0o600, "the editor's file shows every drop-in");
+        let text = std::fs::read(&edits[0].temp).unwrap();
+        assert!(text.ends_with(b"# Description=caf\xe9"));
+        // What the editor leaves is replaced by a link: not followed.
+        let victim = lp.persistent_config.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::fs::write(
+            lp.persistent_config.join("payload"),
+            b"[Service]\nNice=\xff\n",
+        )
+        .unwrap();
+        std::fs::remove_file(&edits[0].temp).unwrap();
+        std::os::unix::fs::symlink(lp.persistent_config.join("payload"), &edits[0].temp).unwrap();
+        // SAFETY: umask(2) only sets this process's mask.
+        let old = unsafe { libc::umask(0o077) };
+        let done = finish(&edits);
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        assert!(done.is_ok(), "{done:?}");
+        let written = &edits[0].path;
+        assert_eq!(std::fs::read(written).unwrap(), b"[Service]\nNice=\xff\n");
+        assert!(!written.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(
+            std::fs::metadata(written).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!edits[0].temp.exists() && edits[0].temp.symlink_metadata().is_err());
+    }
+
+    #[test]
+    fn a_unit_named_twice_is_edited_once_and_force_shows_a_present_drop_in() {
+        let (_d, lp, search) = tree();
+        let edits = prepare(
+            &lp,
+            &search,
+            &[name("a.service"), name("alias.service")],
+            &Options::default(),
+            "flint edit",
+            &mut |_: &str| false,
+        )
+        .unwrap();
+        assert_eq!(edits.len(), 1);
+        assert_eq!(
+            std::fs::read_dir(lp.persistent_config.join("a.service.d"))
+                .unwrap()
+                .count(),
+            1
+        );
+        discard(&edits);
+        let dir = lp.persistent_config.join("gone.service.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("override.conf"), "[Unit]\nDescription=kept\n").unwrap();
+        let force = Options {
+            force: true,
+            ..Options::default()
+        };
+        let edits = prepare(
+            &lp,
+            &search,
+            &[name("gone.service")],
+            &force,
+            "flint edit",
+            &mut |_: &str| false,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&edits[0].temp).unwrap();
+        assert!(
+            text.contains(&format!(
+                "{MARKER_START}\n\n[Unit]\nDescription=kept\n\n{MARKER_END}"
+            )),
+            "{text}"
+        );
+        discard(&edits);
+        assert!(dir.join("override.conf").exists());
     }
 
     #[test]

@@ -155,7 +155,7 @@ struct EditArgs {
     #[arg(long, conflicts_with = "user")]
     global: bool,
     /// Write below /run (gone at reboot) instead of /etc.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "unit_dirs")]
     runtime: bool,
     /// Edit a copy of the whole unit file instead of a drop-in.
     #[arg(long)]
@@ -1275,8 +1275,14 @@ fn edit(args: &EditArgs) -> ExitCode {
         runtime: args.runtime,
         drop_in: args.drop_in.clone(),
     };
+    let stdin_text = args.stdin;
     let mut confirm = |question: &str| -> bool {
         use std::io::{BufRead, Write};
+        if stdin_text {
+            // Standard input is the new text, not an answer.
+            eprintln!("{question}(not asked with --stdin: no)");
+            return false;
+        }
         let stdin = std::io::stdin();
         loop {
             print!("{question}");
@@ -1320,12 +1326,37 @@ fn edit(args: &EditArgs) -> ExitCode {
     }
     let written = outcomes.iter().any(|o| matches!(o, Outcome::Written(_)));
     // As systemctl: the running manager reads the units again.
-    if written && !args.no_reload && args.root.is_none() && !args.global {
-        let path = control_path(args.user, args.control.as_deref());
-        let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "daemon-reload", "units": []});
-        let _ = flint::control::call(&path, &request);
+    if written
+        && !args.no_reload
+        && args.root.is_none()
+        && !args.global
+        && let Err(e) = reload_running(args.user, args.control.as_deref())
+    {
+        return fail(&format!("Failed to reload the units: {e}"));
     }
     ExitCode::SUCCESS
+}
+
+/// Asks the running flint to read its unit files again, as systemctl
+/// reloads the manager after changing them. No flint running there is no
+/// error: it reads them when it starts.
+fn reload_running(
+    user: bool,
+    control: Option<&std::path::Path>,
+) -> Result<(), flint::control::ControlError> {
+    let path = control_path(user, control);
+    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "daemon-reload", "units": []});
+    match flint::control::call(&path, &request) {
+        Err(flint::control::ControlError::Connect { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(())
+        }
+        other => other.map(drop),
+    }
 }
 
 /// The control socket `--control` names, or the default one.
@@ -1963,9 +1994,7 @@ fn install_with(
     // As systemctl reloads the manager after changing unit files: the
     // running flint (if any) reads them again.
     if args.root.is_none() && !args.global && verb != Verb::IsEnabled {
-        let path = control_path(args.user, now.and_then(|n| n.control.as_deref()));
-        let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "daemon-reload", "units": []});
-        let _ = flint::control::call(&path, &request);
+        let _ = reload_running(args.user, now.and_then(|n| n.control.as_deref()));
     }
     match now.filter(|n| n.now) {
         Some(now) => {
@@ -2023,9 +2052,7 @@ fn set_default(root: Option<&std::path::Path>, user: bool, target: &str) -> Exit
     }
     // As systemctl reloads the manager: the running flint reads it again.
     if root.is_none() {
-        let path = control_path(user, None);
-        let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "daemon-reload", "units": []});
-        let _ = flint::control::call(&path, &request);
+        let _ = reload_running(user, None);
     }
     ExitCode::SUCCESS
 }

@@ -105,6 +105,13 @@ pub fn test(kind: &str, arg: &str) -> bool {
         "FirstBoot" => crate::unit::value::bool::parse_bool(arg)
             .is_ok_and(|want| want != Path::new("/etc/machine-id").exists()),
         "NeedsUpdate" => needs_update(arg, Path::new("/usr/")),
+        "ControlGroupController" => {
+            let unified = all_unified();
+            let root = cgroup_root();
+            control_group_controllers_hold(arg, unified, &|c| {
+                controller_supported(c, unified, root.as_deref())
+            })
+        }
         "ACPower" => crate::unit::value::bool::parse_bool(arg)
             .is_ok_and(|want| want == on_ac_power(Path::new("/sys"))),
         "KernelVersion" => kernel_version_matches(arg, &kernel_release()),
@@ -400,6 +407,105 @@ fn needs_update(dir: &str, usr: &Path) -> bool {
     let usr_nsec = u64::try_from(usr.mtime()).unwrap_or(0) * 1_000_000_000
         + u64::try_from(usr.mtime_nsec()).unwrap_or(0);
     stamped.is_none_or(|t| usr_nsec > t)
+}
+
+/// The controllers systemd's `cg_mask_from_string()` knows.
+const CGROUP_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "io",
+    "blkio",
+    "memory",
+    "devices",
+    "pids",
+    "bpf-firewall",
+    "bpf-devices",
+    "bpf-foreign",
+    "bpf-socket-bind",
+    "bpf-restrict-network-interfaces",
+];
+
+/// systemd's `condition_test_control_group_controller()`: `v2` (every
+/// hierarchy unified) or `v1`, else every controller named that systemd
+/// knows must be supported (`supported`); names it does not know are left
+/// out, and a list of none holds.
+fn control_group_controllers_hold(
+    arg: &str,
+    all_unified: bool,
+    supported: &dyn Fn(&str) -> bool,
+) -> bool {
+    match arg {
+        "v2" => return all_unified,
+        "v1" => return !all_unified,
+        _ => {}
+    }
+    let wanted: Vec<&str> = arg
+        .split_whitespace()
+        .filter(|w| CGROUP_CONTROLLERS.contains(w))
+        .collect();
+    wanted.iter().all(|c| supported(c))
+}
+
+/// Whether `/sys/fs/cgroup` is the unified (v2) hierarchy itself.
+fn all_unified() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+/// The manager's root cgroup as systemd's `cg_get_root_path()` finds it:
+/// PID 1's cgroup (of the unified hierarchy, or of `name=systemd`),
+/// without a trailing `/init.scope`, `/system.slice` or `/system`.
+fn cgroup_root() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/1/cgroup").ok()?;
+    let unified = all_unified();
+    let path = text.lines().find_map(|l| {
+        let (_, rest) = l.split_once(':')?;
+        let (controllers, path) = rest.split_once(':')?;
+        let ours = if unified {
+            controllers.is_empty()
+        } else {
+            controllers == "name=systemd"
+        };
+        ours.then(|| path.to_owned())
+    })?;
+    let trimmed = ["/init.scope", "/system.slice", "/system"]
+        .iter()
+        .find_map(|t| path.strip_suffix(t))
+        .unwrap_or(&path);
+    Some(trimmed.to_owned())
+}
+
+/// Whether systemd's `cg_mask_supported()` has `controller`: on the
+/// unified hierarchy one of the root's `cgroup.controllers` that systemd
+/// runs there (cpu, cpuset, io, memory, pids); otherwise a v1 controller
+/// systemd runs (cpu, cpuacct, blkio, memory, devices, pids) whose
+/// hierarchy lets flint add processes below the root.
+fn controller_supported(controller: &str, all_unified: bool, root: Option<&str>) -> bool {
+    let Some(root) = root else {
+        // No cgroup of PID 1 to start from: systemd cannot tell and the
+        // condition fails.
+        return false;
+    };
+    if all_unified {
+        if !["cpu", "cpuset", "io", "memory", "pids"].contains(&controller) {
+            return false;
+        }
+        let path = format!("/sys/fs/cgroup{root}/cgroup.controllers");
+        return std::fs::read_to_string(path)
+            .is_ok_and(|t| t.split_whitespace().any(|c| c == controller));
+    }
+    if !["cpu", "cpuacct", "blkio", "memory", "devices", "pids"].contains(&controller) {
+        return false;
+    }
+    let path = format!("/sys/fs/cgroup/{controller}{root}/cgroup.procs");
+    nix::unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        path.as_str(),
+        nix::unistd::AccessFlags::W_OK,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .is_ok()
 }
 
 /// A boolean switch of the kernel command line, as systemd's
@@ -1089,6 +1195,42 @@ mod tests {
             check(true, "TIMESTAMP_NSEC= before /usr's time");
         }
         assert!(needs_update("relative", Path::new("/usr/")));
+    }
+
+    /// `ConditionControlGroupController=` on this machine as
+    /// systemd-analyze says, and the v2 rules over a made-up machine.
+    #[test]
+    fn control_group_controllers_as_systemd_analyze_says() {
+        for arg in [
+            "cpu",
+            "memory",
+            "io",
+            "pids",
+            "cpuset",
+            "cpuacct",
+            "blkio",
+            "devices",
+            "bpf-firewall",
+            "bogus",
+            "cpu memory",
+            "cpu bogus",
+            "io memory",
+            "v1",
+            "v2",
+        ] {
+            let ours = test("ControlGroupController", arg);
+            if let Some(theirs) =
+                systemd_verdict(&format!("ConditionControlGroupController={arg}"), &[])
+            {
+                assert_eq!(ours, theirs, "ConditionControlGroupController={arg}");
+            }
+        }
+        let v2 = |c: &str| ["cpu", "memory", "pids"].contains(&c);
+        assert!(control_group_controllers_hold("cpu memory", true, &v2));
+        assert!(!control_group_controllers_hold("cpu io", true, &v2));
+        assert!(control_group_controllers_hold("nothing-known", true, &v2));
+        assert!(control_group_controllers_hold("v2", true, &v2));
+        assert!(!control_group_controllers_hold("v1", true, &v2));
     }
 
     /// `ConditionACPower=` over made-up power supplies, and this machine's
