@@ -575,6 +575,31 @@ fn the_editor_gets_what_systemds_systemctl_edit_gives_it() {
     std::os::unix::fs::symlink("a.service", vendor.join("b.service")).unwrap();
     let config = home.join(".config/systemd/user");
     std::fs::create_dir_all(config.join("t@x.service.d")).unwrap();
+    // Only these directories, not the distribution's user units: a
+    // manager that starts quickly and realizes no controller.
+    let targets = tree.path().join("targets");
+    std::fs::create_dir_all(&targets).unwrap();
+    for t in [
+        "basic.target",
+        "default.target",
+        "exit.target",
+        "systemd-exit.service",
+        "shutdown.target",
+    ] {
+        for base in ["/usr/lib/systemd/user", "/lib/systemd/user"] {
+            if std::fs::copy(Path::new(base).join(t), targets.join(t)).is_ok() {
+                break;
+            }
+        }
+    }
+    let unit_path = format!(
+        "{}:{}:{}",
+        config.display(),
+        vendor.display(),
+        targets.display()
+    );
+    let cgroups_before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own = common::OwnCgroup::new("edit");
     let present = "[Service]\nNice=1";
     let editor = Editor::new(&tree);
     let insert = editor.text("ins", "[Unit]\nDescription=two\n");
@@ -585,6 +610,7 @@ fn the_editor_gets_what_systemds_systemctl_edit_gives_it() {
             .args(["-m", "--propagation", "private", "sh", "-c", script])
             .env("HOME", &home)
             .env("XDG_RUNTIME_DIR", "/run/user/0")
+            .env("SYSTEMD_UNIT_PATH", &unit_path)
             .env(
                 "EDITOR",
                 format!("sh {}", editor.dir.join("edit.sh").display()),
@@ -628,14 +654,21 @@ fn the_editor_gets_what_systemds_systemctl_edit_gives_it() {
     };
     let (shown, want_texts, want_dirs, want_written) = run(&format!(
         "set -e\nmount -t tmpfs tmpfs /run\nmkdir -p /run/user/0 /run/systemd/system\nchmod 700 /run/user/0\n\
-         {systemd} --user >/dev/null 2>&1 &\n\
+         {cgroup}{systemd} --user >/dev/null 2>&1 &\n\
          i=0; while [ ! -S /run/user/0/systemd/private ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
          {}\nsystemctl --user exit || kill $!\nwait",
         edit_line("systemctl --user edit"),
         systemd = systemd.display(),
+        cgroup = own.shell_lines(),
     ));
+    drop(own);
     assert!(shown.contains("rc=0"), "systemd: {shown}");
     assert_eq!(want_texts.len(), 2, "systemd: {shown}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/cgroup").unwrap(),
+        cgroups_before,
+        "systemd's user manager left the test's cgroups alone"
+    );
     let (shown, texts, dirs, written) = run(&format!(
         "set -e\nmount -t tmpfs tmpfs /run\nmkdir -p /run/user/0\n{}",
         edit_line(&format!(

@@ -127,6 +127,19 @@ fn realtime_scheduling_negative_nice_and_secure_bits_as_root() {
     {
         return;
     }
+    // A v1 `cpu` cgroup without a real-time budget (`cpu.rt_runtime_us`
+    // 0, as in some containers) refuses SCHED_FIFO even to root, under
+    // systemd as under flint.
+    let probe = std::process::Command::new("chrt")
+        .args(["-f", "10", "/bin/true"])
+        .output();
+    if probe.as_ref().is_ok_and(|o| !o.status.success()) {
+        eprintln!(
+            "skipped: this cgroup gives no real-time budget (chrt -f 10 fails: {})",
+            String::from_utf8_lossy(&probe.unwrap().stderr).trim()
+        );
+        return;
+    }
     let tree = Tree::new();
     let (text, out) = report_unit(
         &tree,

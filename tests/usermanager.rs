@@ -677,12 +677,16 @@ fn run_manager(
     std::fs::create_dir_all(out).unwrap();
     let ready = dir.join(format!("{label}.ready"));
     let done = dir.join(format!("{label}.done"));
+    // A cgroup of its own, so that systemd's manager does not take the
+    // machine's root cgroup for its own.
+    let own = common::OwnCgroup::new(label);
     let script = format!(
         "set -e\nmount -t tmpfs tmpfs /run\nmkdir -p /run/systemd/system /run/user/0\n\
-         chmod 700 /run/user/0\ncd /\nREADY={ready}\nulimit -Sn 4096 2>/dev/null || true\n{start}\n\
+         chmod 700 /run/user/0\ncd /\nREADY={ready}\nulimit -Sn 4096 2>/dev/null || true\n{cgroup}{start}\n\
          i=0; while [ ! -e {done} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n{stop}\n",
         done = done.display(),
         ready = ready.display(),
+        cgroup = own.shell_lines(),
     );
     let mut child = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
@@ -764,6 +768,7 @@ fn run_manager(
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.wait();
+    drop(own);
     for (r, c) in records.iter_mut().zip(cases) {
         if c.at_stop {
             *r = record(c);

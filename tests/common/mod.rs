@@ -526,3 +526,66 @@ pub fn assert_answers(other: &Path, flint: &Flint) {
         assert_eq!(text, "answered\n", "the other socket still answers");
     }
 }
+
+/// A cgroup of its own for a systemd manager a test starts as root. systemd
+/// takes the cgroup it starts in as its root and moves every process of
+/// that cgroup into its `init.scope`: started in the machine's root cgroup,
+/// it would move every process of the machine (and later tests inherit
+/// that cgroup, whose v1 `cpu` hierarchy has no real-time budget).
+/// [`OwnCgroup::shell_lines`] moves the shell that starts systemd into the
+/// new cgroup; dropping it removes what was made below it, in every
+/// hierarchy.
+pub struct OwnCgroup {
+    pub name: String,
+}
+
+impl OwnCgroup {
+    pub fn new(label: &str) -> OwnCgroup {
+        OwnCgroup {
+            name: format!("flint-test-{label}-{}", std::process::id()),
+        }
+    }
+
+    /// Shell lines that move the shell (`$$`) into the cgroup, in the
+    /// hierarchies systemd keeps its processes in (the unified one, and
+    /// `name=systemd` beside v1 controllers).
+    pub fn shell_lines(&self) -> String {
+        format!(
+            "for h in /sys/fs/cgroup /sys/fs/cgroup/unified /sys/fs/cgroup/systemd; do\n\
+             \x20 if [ -f \"$h/cgroup.procs\" ]; then mkdir -p \"$h/{n}\" && echo $$ > \"$h/{n}/cgroup.procs\" || true; fi\n\
+             done\n",
+            n = self.name
+        )
+    }
+}
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        fn remove_tree(dir: &Path) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        remove_tree(&e.path());
+                    }
+                }
+            }
+            // The last processes may still be leaving: a few tries.
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+            roots.extend(entries.flatten().map(|e| e.path()));
+        }
+        for root in roots {
+            let dir = root.join(&self.name);
+            if dir.is_dir() {
+                remove_tree(&dir);
+            }
+        }
+    }
+}

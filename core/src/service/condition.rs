@@ -112,6 +112,7 @@ pub fn test(kind: &str, arg: &str) -> bool {
                 controller_supported(c, unified, root.as_deref())
             })
         }
+        "MemoryPressure" | "CPUPressure" | "IOPressure" => pressure_below(kind, arg),
         "ACPower" => crate::unit::value::bool::parse_bool(arg)
             .is_ok_and(|want| want == on_ac_power(Path::new("/sys"))),
         "KernelVersion" => kernel_version_matches(arg, &kernel_release()),
@@ -506,6 +507,138 @@ fn controller_supported(controller: &str, all_unified: bool, root: Option<&str>)
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .is_ok()
+}
+
+/// systemd's `condition_test_psi()` (`ConditionMemoryPressure=`,
+/// `CPUPressure=`, `IOPressure=`): `[SLICE:]LIMIT[/WINDOW]`, whether the
+/// pressure stall average over `10sec`, `1min` or `5min` (the default) is at
+/// most LIMIT (a percentage): the machine's in `/proc/pressure`, or a
+/// slice's cgroup (unified hierarchy only). Memory and I/O count the time
+/// all tasks stalled (`full`), CPU the time some did (`some`). Where the
+/// kernel, the hierarchy or the slice gives no figure, systemd skips the
+/// check and the condition holds; a malformed value does not hold.
+fn pressure_below(kind: &str, arg: &str) -> bool {
+    let resource = match kind {
+        "MemoryPressure" => "memory",
+        "CPUPressure" => "cpu",
+        _ => "io",
+    };
+    if !Path::new("/proc/pressure").join(resource).exists() {
+        return true;
+    }
+    let (file, value) = match arg.split_once(':') {
+        None => (Path::new("/proc/pressure").join(resource), arg),
+        Some((slice, value)) => {
+            let value = value.split(':').next().unwrap_or(value);
+            match slice_pressure_file(slice.trim(), resource) {
+                SlicePressure::File(file) => (file, value),
+                SlicePressure::Skipped => return true,
+                SlicePressure::BadSlice => return false,
+            }
+        }
+    };
+    let Some((limit, window)) = parse_pressure_limit(value) else {
+        return false;
+    };
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        // The slice has no cgroup (yet): skipped.
+        return true;
+    };
+    let line = if resource == "cpu" { "some" } else { "full" };
+    match pressure_average(&text, line, window) {
+        Some(current) => current <= limit,
+        None => false,
+    }
+}
+
+/// `LIMIT[/WINDOW]`: the limit in hundredths of a percent and the
+/// average's field (`avg10`, `avg60`, `avg300`).
+fn parse_pressure_limit(value: &str) -> Option<(u64, &'static str)> {
+    let (limit, window) = match value.split_once('/') {
+        Some((l, w)) => (l, Some(w)),
+        None => (value, None),
+    };
+    let limit = crate::unit::value::percent::parse_permyriad(limit.trim()).ok()?;
+    let window = match window.map(str::trim) {
+        None => "avg300",
+        Some("10sec") => "avg10",
+        Some("1min") => "avg60",
+        Some("5min") => "avg300",
+        Some(_) => return None,
+    };
+    Some((limit, window))
+}
+
+/// The average `field` of the `line` (`some`, `full`) of a pressure file
+/// (`some avg10=0.12 avg60=...`), in hundredths of a percent.
+fn pressure_average(text: &str, line: &str, field: &str) -> Option<u64> {
+    let words = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(line))?;
+    let value = words
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(field)?.strip_prefix('='))?;
+    let (whole, frac) = value.split_once('.').unwrap_or((value, "0"));
+    let frac = format!("{frac:0<2}");
+    Some(whole.parse::<u64>().ok()? * 100 + frac.get(..2)?.parse::<u64>().ok()?)
+}
+
+/// Where a slice's pressure is read.
+enum SlicePressure {
+    File(std::path::PathBuf),
+    /// systemd skips the check (no unified hierarchy, the controller not
+    /// there): the condition holds.
+    Skipped,
+    /// Not a slice's name: the condition does not hold.
+    BadSlice,
+}
+
+/// A slice's pressure file, as systemd finds it: on the unified hierarchy,
+/// below flint's own cgroup (without `/init.scope`), with the slice's
+/// path (`a-b.slice` is `a.slice/a-b.slice`).
+fn slice_pressure_file(slice: &str, resource: &str) -> SlicePressure {
+    if !all_unified() {
+        return SlicePressure::Skipped;
+    }
+    let root = cgroup_root();
+    if !controller_supported(resource, true, root.as_deref()) {
+        return SlicePressure::Skipped;
+    }
+    let Some(stem) = slice.strip_suffix(".slice").filter(|s| {
+        *s == "-"
+            || (!s.is_empty()
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+                && !s.contains("--")
+                && !s.contains('/'))
+    }) else {
+        return SlicePressure::BadSlice;
+    };
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("");
+    let own = own
+        .strip_suffix("/init.scope")
+        .unwrap_or(own)
+        .trim_end_matches('/');
+    let mut path = format!("/sys/fs/cgroup{own}");
+    if stem != "-" {
+        let mut prefix = String::new();
+        for part in stem.split('-') {
+            if !prefix.is_empty() {
+                prefix.push('-');
+            }
+            prefix.push_str(part);
+            path.push('/');
+            path.push_str(&prefix);
+            path.push_str(".slice");
+        }
+    }
+    SlicePressure::File(std::path::PathBuf::from(format!(
+        "{path}/{resource}.pressure"
+    )))
 }
 
 /// A boolean switch of the kernel command line, as systemd's
@@ -1231,6 +1364,51 @@ mod tests {
         assert!(control_group_controllers_hold("nothing-known", true, &v2));
         assert!(control_group_controllers_hold("v2", true, &v2));
         assert!(!control_group_controllers_hold("v1", true, &v2));
+    }
+
+    /// The pressure conditions: the figures read as systemd reads them, and
+    /// on this machine what systemd-analyze says where the verdict does
+    /// not hang on a figure that moves (a limit of 100%, a malformed value,
+    /// a slice).
+    #[test]
+    fn pressure_conditions_read_the_stall_averages() {
+        let text = "some avg10=19.09 avg60=31.81 avg300=19.70 total=1\nfull avg10=0.00 avg60=0.04 avg300=0.32 total=2\n";
+        assert_eq!(pressure_average(text, "some", "avg10"), Some(1909));
+        assert_eq!(pressure_average(text, "full", "avg60"), Some(4));
+        assert_eq!(pressure_average(text, "full", "avg300"), Some(32));
+        assert_eq!(
+            pressure_average("some avg10=1.5 avg60=0 avg300=100.00\n", "some", "avg300"),
+            Some(10_000)
+        );
+        assert_eq!(
+            pressure_average("some avg10=1.5\n", "some", "avg10"),
+            Some(150)
+        );
+        assert_eq!(pressure_average(text, "none", "avg10"), None);
+        assert_eq!(parse_pressure_limit("20%"), Some((2000, "avg300")));
+        assert_eq!(parse_pressure_limit("0.5%/10sec"), Some((50, "avg10")));
+        assert_eq!(parse_pressure_limit("5‰/1min"), Some((50, "avg60")));
+        assert_eq!(parse_pressure_limit("20%/2min"), None);
+        assert_eq!(parse_pressure_limit("20"), None);
+        assert_eq!(parse_pressure_limit("101%"), None);
+        for kind in ["Memory", "CPU", "IO"] {
+            for arg in [
+                "100%",
+                "100%/10sec",
+                "bad",
+                "20%/2min",
+                "system.slice:100%",
+                "nope.slice:0%",
+                "x.slice:bad",
+            ] {
+                let ours = test(&format!("{kind}Pressure"), arg);
+                if let Some(theirs) =
+                    systemd_verdict(&format!("Condition{kind}Pressure={arg}"), &[])
+                {
+                    assert_eq!(ours, theirs, "Condition{kind}Pressure={arg}");
+                }
+            }
+        }
     }
 
     /// `ConditionACPower=` over made-up power supplies, and this machine's
