@@ -159,6 +159,129 @@ fn cpuid() -> Cpuid {
     Cpuid::None
 }
 
+/// The CPU features `ConditionCPUFeature=` knows: systemd's own table of
+/// CPUID bits (`virt.c`), by leaf and register. Names the kernel shows in
+/// `/proc/cpuinfo` but systemd's table lacks (`hypervisor`, `nx`,
+/// `avx512f`, ...) are no feature to it.
+pub(crate) const CPU_FEATURES: &[FeatureBits] = &[
+    (
+        1,
+        Reg::Edx,
+        &[
+            (0, "fpu"),
+            (1, "vme"),
+            (2, "de"),
+            (3, "pse"),
+            (4, "tsc"),
+            (5, "msr"),
+            (6, "pae"),
+            (7, "mce"),
+            (8, "cx8"),
+            (9, "apic"),
+            (11, "sep"),
+            (12, "mtrr"),
+            (13, "pge"),
+            (14, "mca"),
+            (15, "cmov"),
+            (16, "pat"),
+            (17, "pse36"),
+            (19, "clflush"),
+            (23, "mmx"),
+            (24, "fxsr"),
+            (25, "sse"),
+            (26, "sse2"),
+            (28, "ht"),
+        ],
+    ),
+    (
+        1,
+        Reg::Ecx,
+        &[
+            (0, "pni"),
+            (1, "pclmul"),
+            (3, "monitor"),
+            (9, "ssse3"),
+            (12, "fma3"),
+            (13, "cx16"),
+            (19, "sse4_1"),
+            (20, "sse4_2"),
+            (22, "movbe"),
+            (23, "popcnt"),
+            (25, "aes"),
+            (26, "xsave"),
+            (27, "osxsave"),
+            (28, "avx"),
+            (29, "f16c"),
+            (30, "rdrand"),
+        ],
+    ),
+    (
+        7,
+        Reg::Ebx,
+        &[
+            (3, "bmi1"),
+            (5, "avx2"),
+            (8, "bmi2"),
+            (18, "rdseed"),
+            (19, "adx"),
+            (29, "sha_ni"),
+        ],
+    ),
+    (0x8000_0001, Reg::Ecx, &[(0, "lahf_lm"), (5, "abm")]),
+    (
+        0x8000_0001,
+        Reg::Edx,
+        &[(11, "syscall"), (27, "rdtscp"), (29, "lm")],
+    ),
+    (0x8000_0007, Reg::Edx, &[(8, "constant_tsc")]),
+];
+
+/// The named bits of one register of one CPUID leaf.
+pub(crate) type FeatureBits = (u32, Reg, &'static [(u32, &'static str)]);
+
+/// A CPUID register.
+#[derive(Clone, Copy)]
+pub(crate) enum Reg {
+    Ebx,
+    Ecx,
+    Edx,
+}
+
+/// systemd's `has_cpu_with_flag()`: whether the CPU has `flag` (any case),
+/// a name of systemd's table. Other machines than x86 have none.
+pub fn has_cpu_feature(flag: &str) -> bool {
+    let flag = flag.to_ascii_lowercase();
+    CPU_FEATURES.iter().any(|(leaf, reg, bits)| {
+        bits.iter().any(|(bit, name)| {
+            *name == flag && cpuid_register(*leaf, *reg).is_some_and(|v| v & (1 << bit) != 0)
+        })
+    })
+}
+
+/// One register of CPUID `leaf` (sub-leaf 0), where the CPU has that leaf
+/// (`__get_cpuid()`).
+#[cfg(target_arch = "x86_64")]
+fn cpuid_register(leaf: u32, reg: Reg) -> Option<u32> {
+    use std::arch::x86_64::{__cpuid_count, __get_cpuid_max};
+    // CPUID exists on every x86_64 CPU; asking for the highest leaf of a
+    // range has no other effect.
+    let (max, _) = __get_cpuid_max(leaf & 0x8000_0000);
+    if leaf > max {
+        return None;
+    }
+    let r = __cpuid_count(leaf, 0);
+    Some(match reg {
+        Reg::Ebx => r.ebx,
+        Reg::Ecx => r.ecx,
+        Reg::Edx => r.edx,
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpuid_register(_leaf: u32, _reg: Reg) -> Option<u32> {
+    None
+}
+
 /// DMI's answer (systemd's `detect_vm_dmi()`): a vendor's name, or
 /// "vm-other" where only the SMBIOS bit says a VM; `None` for none.
 fn dmi(facts: &Facts) -> Option<&'static str> {

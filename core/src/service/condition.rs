@@ -113,6 +113,7 @@ pub fn test(kind: &str, arg: &str) -> bool {
             })
         }
         "MemoryPressure" | "CPUPressure" | "IOPressure" => pressure_below(kind, arg),
+        "CPUFeature" => crate::virt::has_cpu_feature(arg),
         "ACPower" => crate::unit::value::bool::parse_bool(arg)
             .is_ok_and(|want| want == on_ac_power(Path::new("/sys"))),
         "KernelVersion" => kernel_version_matches(arg, &kernel_release()),
@@ -1409,6 +1410,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `ConditionCPUFeature=` as systemd's own table has it: every name of
+    /// the table, and names /proc/cpuinfo shows that the table lacks.
+    #[test]
+    fn cpu_features_as_systemd_analyze_says() {
+        let mut names: Vec<&str> = vec![
+            "hypervisor",
+            "nx",
+            "avx512f",
+            "pclmulqdq",
+            "bogus",
+            "SSE2",
+            "Avx2",
+        ];
+        for (_, _, bits) in crate::virt::CPU_FEATURES {
+            names.extend(bits.iter().map(|(_, n)| *n));
+        }
+        let mut compared = 0;
+        for name in names {
+            let ours = test("CPUFeature", name);
+            if let Some(theirs) = systemd_verdict(&format!("ConditionCPUFeature={name}"), &[]) {
+                assert_eq!(ours, theirs, "ConditionCPUFeature={name}");
+                compared += 1;
+            }
+        }
+        if cfg!(target_arch = "x86_64") {
+            assert!(
+                test("CPUFeature", "sse2") && test("CPUFeature", "lm"),
+                "every x86_64 CPU"
+            );
+        }
+        assert!(!test("CPUFeature", "hypervisor"), "not in systemd's table");
+        eprintln!("{compared} features compared with systemd-analyze");
     }
 
     /// `ConditionACPower=` over made-up power supplies, and this machine's
