@@ -2441,3 +2441,85 @@ fn cancel_ends_waiting_jobs_as_systemctl_cancel() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("Job for later.service canceled."), "{err}");
 }
+
+/// A service whose `ExecStop=` leaves a line in `stops`.
+fn stoppable(tree: &Tree, stops: &std::path::Path) {
+    tree.write(
+        "a.service",
+        &format!(
+            "[Service]\nExecStart=/bin/sleep 1000\nExecStop=/bin/sh -c 'echo stopped >> {}'\n",
+            stops.display()
+        ),
+    );
+}
+
+/// `systemctl exit CODE` stops the units in order and ends flint with
+/// CODE (a user manager's and a container's way to end); `poweroff`,
+/// `halt`, `reboot` and `kexec` are refused where flint is not the
+/// system's init, and flint keeps running.
+#[test]
+fn exit_stops_the_units_and_ends_flint_with_its_code_and_poweroff_needs_pid_1() {
+    let tree = Tree::new();
+    let stops = tree.path().join("stops");
+    stoppable(&tree, &stops);
+    let control = tree.path().join("control");
+    let mut flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "a.service"],
+    );
+    for verb in ["poweroff", "halt", "reboot", "kexec"] {
+        let (code, _, err) = systemctl(&tree, &control, &[verb]);
+        assert_eq!(code, 1, "{verb}: {err}");
+        assert!(
+            err.contains(&format!(
+                "Refusing to {verb}: flint is not this system's init"
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(systemctl(&tree, &control, &["is-active", "a"]).0, 0);
+    let (code, _, err) = systemctl(&tree, &control, &["exit", "7"]);
+    assert_eq!(code, 0, "{err}");
+    let status = flint.wait_end().expect("flint ended");
+    assert_eq!(status.code(), Some(7), "{}", flint.log());
+    assert_eq!(std::fs::read_to_string(&stops).unwrap(), "stopped\n");
+}
+
+/// As a container's init (PID 1 of its PID namespace), `systemctl
+/// poweroff` stops the units in order and ends flint, which ends the
+/// container; with `--force` it ends at once, without `ExecStop=`.
+#[test]
+fn poweroff_ends_flint_as_pid_1_and_force_skips_the_stops() {
+    if !common::require_root("a PID namespace whose init flint is")
+        || !common::require("unshare", "flint as PID 1 of a PID namespace (util-linux)")
+    {
+        return;
+    }
+    for force in [false, true] {
+        let tree = Tree::new();
+        let stops = tree.path().join("stops");
+        stoppable(&tree, &stops);
+        let control = tree.path().join("control");
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--pid", "--fork", "--mount", "--mount-proc", "--"])
+            .arg(common::flint_bin())
+            .args(["run", "--unit-dir"])
+            .arg(tree.path())
+            .args(["--control", control.to_str().unwrap(), "a.service"]);
+        let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+        let mut args = vec!["poweroff"];
+        if force {
+            args.push("--force");
+        }
+        let (code, _, err) = systemctl(&tree, &control, &args);
+        assert_eq!(code, 0, "{err}\n{}", flint.log());
+        let status = flint.wait_end().expect("flint ended");
+        assert_eq!(status.code(), Some(0), "{}", flint.log());
+        let stopped = std::fs::read_to_string(&stops).unwrap_or_default();
+        assert_eq!(
+            stopped,
+            if force { "" } else { "stopped\n" },
+            "force {force}"
+        );
+    }
+}

@@ -457,6 +457,36 @@ enum CtlCommand {
     /// sorted, quoted for a shell where needed (as `systemctl
     /// show-environment`).
     ShowEnvironment,
+    /// Stop every unit in order and end flint with CODE (default 0), as
+    /// `systemctl exit` ends a user manager or a container's init.
+    Exit {
+        #[arg(value_name = "CODE")]
+        code: Option<u8>,
+    },
+    /// Where flint is a container's init (PID 1): stop every unit in order
+    /// and end, which ends the container (`systemctl poweroff`). Refused
+    /// where flint is not PID 1.
+    Poweroff {
+        /// End without stopping the units first.
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// As `poweroff` (`systemctl halt`).
+    Halt {
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// As `poweroff` (`systemctl reboot`: a container's runtime decides
+    /// whether it starts again).
+    Reboot {
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// As `poweroff` (`systemctl kexec`).
+    Kexec {
+        #[arg(long, short)]
+        force: bool,
+    },
     /// Read the unit files again, as `systemctl daemon-reload`: loaded
     /// units take their new definitions for their next start; nothing is
     /// started, stopped or restarted (`switch` does that).
@@ -1404,6 +1434,11 @@ fn ctl(
         CtlCommand::Reload { units, .. } => ("reload", units.clone()),
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
         CtlCommand::DaemonReload => ("daemon-reload", Vec::new()),
+        CtlCommand::Exit { .. }
+        | CtlCommand::Poweroff { .. }
+        | CtlCommand::Halt { .. }
+        | CtlCommand::Reboot { .. }
+        | CtlCommand::Kexec { .. } => ("exit", Vec::new()),
         CtlCommand::Logs { unit, .. } => ("logs", vec![unit.clone()]),
         CtlCommand::Kill { units, .. } => ("kill", units.clone()),
         CtlCommand::SetEnvironment { .. } => ("set-environment", Vec::new()),
@@ -1509,6 +1544,26 @@ fn ctl(
     }
     if let CtlCommand::UnsetEnvironment { names } = command {
         request["names"] = names.clone().into();
+    }
+    match command {
+        CtlCommand::Exit { code } => {
+            request["word"] = "exit".into();
+            request["status"] = code.map(u64::from).into();
+        }
+        CtlCommand::Poweroff { force }
+        | CtlCommand::Halt { force }
+        | CtlCommand::Reboot { force }
+        | CtlCommand::Kexec { force } => {
+            let word = match command {
+                CtlCommand::Poweroff { .. } => "poweroff",
+                CtlCommand::Halt { .. } => "halt",
+                CtlCommand::Reboot { .. } => "reboot",
+                _ => "kexec",
+            };
+            request["word"] = word.into();
+            request["force"] = (*force).into();
+        }
+        _ => {}
     }
     if let CtlCommand::Switch { dir, dry_run } = command {
         request["dry_run"] = (*dry_run).into();

@@ -189,6 +189,13 @@ impl Flint {
         })
     }
 
+    /// Waits (bounded) for flint to end by itself, and its exit status.
+    pub fn wait_end(&mut self) -> Option<std::process::ExitStatus> {
+        wait_for(Duration::from_secs(20), || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+
     /// The number of open fds of the flint process.
     pub fn fd_count(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))

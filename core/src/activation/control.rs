@@ -10,6 +10,20 @@ use super::lifecycle::State;
 use super::{Event, Manager};
 use crate::control::{self, PROTOCOL_VERSION};
 
+/// Answers the manager was asked for and that are not written yet.
+static ANSWERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits (at most a second) until the answers asked for are written: the
+/// answer to `systemctl exit` or `poweroff` is computed by the turn that
+/// ends flint, and reaches its client only through here.
+pub(super) async fn answers_written() {
+    use std::sync::atomic::Ordering;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while ANSWERING.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 /// Serves the control socket: each connection sends one request line and
 /// gets one answer line, computed by the manager.
 pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::UnboundedSender<Event>) {
@@ -59,8 +73,13 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                             {
                                 return;
                             }
-                            wait.await
-                                .unwrap_or_else(|_| control::error(1, "flint is stopping"))
+                            ANSWERING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let answer = wait
+                                .await
+                                .unwrap_or_else(|_| control::error(1, "flint is stopping"));
+                            let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+                            ANSWERING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                            return;
                         }
                         Ok(_) => control::error(
                             1,
@@ -1804,6 +1823,31 @@ impl Manager {
             }
             "daemon-reload" => {
                 self.daemon_reload();
+                ok(Vec::new(), 0)
+            }
+            "exit" => {
+                let word = req.get("word").and_then(Json::as_str).unwrap_or("exit");
+                if !["exit", "poweroff", "halt", "reboot", "kexec"].contains(&word) {
+                    return control::error(1, &format!("unknown way to end: {word}"));
+                }
+                // As systemd's user manager takes only exit; flint ends the
+                // system only where it is the system's init, a container's.
+                if word != "exit" && (self.search.user_mode || crate::own_pid() != 1) {
+                    return control::error(
+                        1,
+                        &format!(
+                            "Refusing to {word}: flint is not this system's init (it runs as PID {}). \
+                             `systemctl exit` stops flint and its units.",
+                            crate::own_pid()
+                        ),
+                    );
+                }
+                let force = req.get("force").and_then(Json::as_bool).unwrap_or(false);
+                let status = req
+                    .get("status")
+                    .and_then(Json::as_u64)
+                    .and_then(|s| u8::try_from(s).ok());
+                self.act(&super::lifecycle::Action::requested(word, force, status));
                 ok(Vec::new(), 0)
             }
             "switch" => {

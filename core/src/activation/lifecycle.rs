@@ -3704,6 +3704,24 @@ pub(super) struct Action {
     status: Option<u8>,
 }
 
+impl Action {
+    /// What `systemctl exit`, `poweroff`, `halt`, `reboot` or `kexec` asks
+    /// (`force`: without stopping the units first, as `--force`).
+    pub(super) fn requested(word: &str, force: bool, status: Option<u8>) -> Action {
+        Action {
+            unit: "systemctl".to_string(),
+            key: "command",
+            word: if force {
+                format!("{word}-force")
+            } else {
+                word.to_string()
+            },
+            force,
+            status,
+        }
+    }
+}
+
 /// The action `key` names for `unit` (`None`: `none`, or unset), with the
 /// exit status flint is to end with: `SuccessActionExitStatus=`/
 /// `FailureActionExitStatus=`, else the main process's (`status`).

@@ -722,6 +722,7 @@ async fn run_async(
         }
     }
     mgr.close_sockets().await;
+    control::answers_written().await;
     for path in control_node.into_iter().chain(private_node) {
         let _ = std::fs::remove_file(path);
     }

@@ -106,7 +106,9 @@ Unit file commands: enable, disable, reenable, mask, unmask, preset,
   preset-all, add-wants, add-requires, link, revert, is-enabled, list-unit-files,
   set-default, get-default, edit
 Manager commands: daemon-reload, is-system-running, set-environment,
-  unset-environment, import-environment, show-environment
+  unset-environment, import-environment, show-environment, exit [CODE]
+System commands (where flint is a container's init): poweroff, halt,
+  reboot, kexec
 
 Options: --user, --system, --root=DIR, --runtime, --now, --no-block, -q,
   -f, -a, -t TYPE, --state=STATE, --failed, -p PROPERTY, -P PROPERTY,
@@ -419,6 +421,19 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             }
         }
         "daemon-reload" | "daemon-reexec" => ctl(&mut out, "daemon-reload"),
+        "exit" => {
+            ctl(&mut out, "exit");
+            // The exit code, when given.
+            out.extend(raw_units.iter().take(1).cloned());
+            return Ok(Systemctl::Flint(out));
+        }
+        "poweroff" | "halt" | "reboot" | "kexec" => {
+            ctl(&mut out, &verb);
+            if force {
+                out.push("--force".into());
+            }
+            return Ok(Systemctl::Flint(out));
+        }
         "list-unit-files" => {
             out.push("list-unit-files".into());
             if let Some(root) = value("root") {
@@ -721,6 +736,11 @@ mod tests {
     fn presets_as_packaging_runs_them() {
         assert_eq!(flint("--no-reload preset foo"), words("preset foo.service"));
         assert_eq!(flint("edit foo"), words("edit -- foo"));
+        assert_eq!(flint("--user exit"), words("ctl --user exit"));
+        assert_eq!(flint("exit 3"), words("ctl exit 3"));
+        assert_eq!(flint("poweroff"), words("ctl poweroff"));
+        assert_eq!(flint("reboot -f"), words("ctl reboot --force"));
+        assert_eq!(flint("--force halt"), words("ctl halt --force"));
         assert_eq!(
             flint("edit --user --full -f --no-reload a.socket b"),
             words("edit --user --full --force --no-reload -- a.socket b")
