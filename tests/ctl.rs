@@ -2477,6 +2477,18 @@ fn exit_stops_the_units_and_ends_flint_with_its_code_and_poweroff_needs_pid_1() 
             "{err}"
         );
     }
+    // Called by systemd's names for these links.
+    let poweroff = tree.path().join("bin/poweroff");
+    std::os::unix::fs::symlink(common::flint_bin(), &poweroff).unwrap();
+    let out = Command::new(&poweroff)
+        .env("FLINT_CONTROL", &control)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Refusing to poweroff"),
+        "{out:?}"
+    );
     assert_eq!(systemctl(&tree, &control, &["is-active", "a"]).0, 0);
     let (code, _, err) = systemctl(&tree, &control, &["exit", "7"]);
     assert_eq!(code, 0, "{err}");

@@ -2203,14 +2203,23 @@ fn main() -> ExitCode {
         };
     }
     let called = std::env::args_os().next().map(PathBuf::from);
-    let cli = if called
+    let name = called
         .as_deref()
         .and_then(std::path::Path::file_name)
-        .is_some_and(|n| n == "systemctl")
-    {
-        let args: Vec<String> = std::env::args_os()
-            .skip(1)
-            .map(|a| a.to_string_lossy().into_owned())
+        .map(|n| n.to_string_lossy().into_owned());
+    // systemd's poweroff, halt and reboot are links to systemctl too.
+    let shutdown_verb = name
+        .as_deref()
+        .filter(|n| ["poweroff", "halt", "reboot"].contains(n));
+    let cli = if name.as_deref() == Some("systemctl") || shutdown_verb.is_some() {
+        let args: Vec<String> = shutdown_verb
+            .map(str::to_string)
+            .into_iter()
+            .chain(
+                std::env::args_os()
+                    .skip(1)
+                    .map(|a| a.to_string_lossy().into_owned()),
+            )
             .collect();
         flint::control::systemctl::FRONT.store(true, std::sync::atomic::Ordering::Relaxed);
         match flint::control::systemctl::translate(&args) {
