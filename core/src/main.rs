@@ -1367,6 +1367,142 @@ fn edit(args: &EditArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// flint called `systemd-run`: see [`flint::control::systemd_run`].
+fn systemd_run(args: &[String]) -> ExitCode {
+    use flint::control::systemd_run::{self as front, SystemdRun};
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let run = match front::translate(args, &|k| std::env::var(k).ok(), &cwd) {
+        Ok(SystemdRun::Run(run)) => run,
+        Ok(SystemdRun::Help) => {
+            print!("{}", front::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(SystemdRun::Version) => {
+            println!("{}", flint::control::systemctl::version_line());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let path = control_path(run.user, None);
+    let mut units = vec![serde_json::json!({"name": run.service, "text": run.service_text})];
+    if let Some((name, text)) = &run.timer {
+        units.push(serde_json::json!({"name": name, "text": text}));
+    }
+    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "transient", "units": units});
+    match flint::control::call(&path, &request) {
+        Ok(a) if a["ok"] == true => {}
+        Ok(a) => {
+            eprintln!(
+                "{}",
+                a["error"]
+                    .as_str()
+                    .unwrap_or("Failed to start transient unit")
+            );
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("Failed to start transient unit: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let started = std::time::Instant::now();
+    let first = run
+        .timer
+        .as_ref()
+        .map_or_else(|| run.service.clone(), |(name, _)| name.clone());
+    flint::control::systemctl::FRONT.store(true, std::sync::atomic::Ordering::Relaxed);
+    let start = CtlCommand::Start {
+        units: vec![first.clone()],
+        no_block: run.no_block,
+    };
+    let code = ctl(run.user, None, false, &start);
+    if code != ExitCode::SUCCESS {
+        return code;
+    }
+    if !run.quiet {
+        if run.timer.is_some() {
+            eprintln!("Running timer as unit: {first}");
+            eprintln!("Will run service as unit: {}", run.service);
+        } else {
+            eprintln!("Running as unit: {}", run.service);
+        }
+    }
+    if !run.wait {
+        return ExitCode::SUCCESS;
+    }
+    // Until the service has stopped again.
+    let props = loop {
+        let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "show", "units": [run.service]});
+        let answer = match flint::control::call(&path, &request) {
+            Ok(a) if a["ok"] == true => a,
+            Ok(a) => {
+                eprintln!("{}", a["error"].as_str().unwrap_or("failed"));
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("Failed to wait for {}: {e}", run.service);
+                return ExitCode::from(1);
+            }
+        };
+        let props: std::collections::HashMap<String, String> = answer["units"][0]["properties"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((p[0].as_str()?.to_owned(), p[1].as_str()?.to_owned())))
+            .collect();
+        if matches!(
+            props.get("ActiveState").map(String::as_str),
+            Some("inactive" | "failed")
+        ) {
+            break props;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let get = |k: &str| props.get(k).map_or("", String::as_str);
+    let result = get("Result");
+    let status: i32 = get("ExecMainStatus").parse().unwrap_or(0);
+    if !run.quiet {
+        eprintln!("Finished with result: {result}");
+        match get("ExecMainCode") {
+            "1" => eprintln!("Main processes terminated with: code=exited/status={status}"),
+            "2" | "3" => {
+                let code = if get("ExecMainCode") == "2" {
+                    "killed"
+                } else {
+                    "dumped"
+                };
+                let signal = flint::unit::value::signal::signal_name(status).map_or_else(
+                    || status.to_string(),
+                    |n| n.trim_start_matches("SIG").to_string(),
+                );
+                eprintln!("Main processes terminated with: code={code}/status={signal}");
+            }
+            _ => {}
+        }
+        let runtime = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        eprintln!(
+            "Service runtime: {}",
+            flint::unit::value::time::format_timespan_accuracy(runtime, 1000)
+        );
+        if let Ok(nsec) = get("CPUUsageNSec").parse::<u64>() {
+            eprintln!(
+                "CPU time consumed: {}",
+                flint::unit::value::time::format_timespan_accuracy(nsec / 1000, 1000)
+            );
+        }
+    }
+    // As systemd-run: the service's own exit status where it has one.
+    match result {
+        "success" => ExitCode::SUCCESS,
+        "exit-code" if status > 0 => ExitCode::from(u8::try_from(status).unwrap_or(1)),
+        "signal" | "core-dump" => ExitCode::from(255),
+        _ => ExitCode::from(1),
+    }
+}
+
 /// Asks the running flint to read its unit files again, as systemctl
 /// reloads the manager after changing them. No flint running there is no
 /// error: it reads them when it starts.
@@ -2239,6 +2375,12 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         }
+    } else if name.as_deref() == Some("systemd-run") {
+        let args: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return systemd_run(&args);
     } else if called
         .as_deref()
         .and_then(std::path::Path::file_name)

@@ -318,6 +318,108 @@ impl Manager {
         names
     }
 
+    /// `systemd-run`: writes the transient units of `req` (`units`: name
+    /// and unit file text each) into the transient directory of flint's
+    /// search path, where the next start finds them. A unit that runs, or
+    /// that has a file of its own elsewhere, is refused, as systemd refuses
+    /// a transient unit whose name is taken.
+    fn write_transient(&mut self, req: &Json) -> Json {
+        let Some(dir) = self
+            .search
+            .dirs
+            .iter()
+            .find(|d| d.file_name().is_some_and(|n| n == "transient"))
+            .cloned()
+        else {
+            return control::error(
+                1,
+                "Failed to start transient unit: this flint's search path has no transient \
+                 directory (/run/systemd/transient, or one named \"transient\" in \
+                 $SYSTEMD_UNIT_PATH)",
+            );
+        };
+        let units: Vec<(String, String)> = req
+            .get("units")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|u| {
+                Some((
+                    u.get("name")?.as_str()?.to_string(),
+                    u.get("text")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        if units.is_empty() {
+            return control::error(1, "Too few arguments.");
+        }
+        let mut reload = false;
+        for (name, _) in &units {
+            let Ok(parsed) = name.parse::<crate::unit::name::UnitName>() else {
+                return control::error(1, &format!("Invalid unit name: {name}"));
+            };
+            if parsed.is_template() || name.contains('/') {
+                return control::error(1, &format!("Invalid unit name: {name}"));
+            }
+            let taken = || {
+                control::error(
+                    1,
+                    &format!(
+                        "Failed to start transient {} unit: Unit {name} was already loaded or has a fragment file.",
+                        parsed.unit_type().suffix()
+                    ),
+                )
+            };
+            let running = match self.find_service(name) {
+                Some(id) => self
+                    .services
+                    .get(&id)
+                    .is_some_and(|s| !matches!(s.state, State::Dead | State::Failed) || s.spawning),
+                None => self
+                    .timers
+                    .map
+                    .get(name.as_str())
+                    .is_some_and(|t| t.state.words().0 == "active"),
+            };
+            if running {
+                return taken();
+            }
+            if let Ok(sources) = crate::unit::loader::resolve(&self.search, &parsed)
+                && sources
+                    .fragment
+                    .as_ref()
+                    .is_some_and(|f| f.parent() != Some(dir.as_path()))
+            {
+                return taken();
+            }
+            reload |=
+                self.find_service(name).is_some() || self.timers.map.contains_key(name.as_str());
+        }
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return control::error(
+                1,
+                &format!("Failed to start transient unit: {}: {e}", dir.display()),
+            );
+        }
+        for (name, text) in &units {
+            let path = dir.join(name);
+            let temp = dir.join(format!(".#{name}"));
+            let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, &path));
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&temp);
+                return control::error(
+                    1,
+                    &format!("Failed to start transient unit: {}: {e}", path.display()),
+                );
+            }
+        }
+        // A name used before (and ended) takes its new definition.
+        if reload {
+            self.daemon_reload();
+        }
+        json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "units": []})
+    }
+
     /// The service `name` names: its own name, the name it was loaded as,
     /// or one of its aliases (systemd's `Names=`).
     pub(super) fn find_service(&self, name: &str) -> Option<u64> {
@@ -1825,6 +1927,7 @@ impl Manager {
                 self.daemon_reload();
                 ok(Vec::new(), 0)
             }
+            "transient" => self.write_transient(req),
             "exit" => {
                 let word = req.get("word").and_then(Json::as_str).unwrap_or("exit");
                 if !["exit", "poweroff", "halt", "reboot", "kexec"].contains(&word) {

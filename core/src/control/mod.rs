@@ -19,6 +19,7 @@ use serde_json::{Value as Json, json};
 
 pub mod journalctl;
 pub mod systemctl;
+pub mod systemd_run;
 
 /// The protocol version both sides speak.
 pub const PROTOCOL_VERSION: u64 = 1;

@@ -1,0 +1,558 @@
+//! `systemd-run` as a front to a running flint: the flint binary called by
+//! that name (a link) reads `systemd-run`'s command line, writes the
+//! transient service (and timer) as unit files, and has the running flint
+//! start them, as systemd-run asks systemd over the bus. Scripts written
+//! for systemd machines (`systemd-run --unit=backup -p Nice=10 --wait
+//! /usr/bin/backup`, `systemd-run --on-active=30 /bin/cleanup`) keep
+//! working where flint runs the units.
+//!
+//! - The command is looked up in `$PATH` here, as systemd-run does, and
+//!   runs as `ExecStart=` with its words quoted for a unit file (`%` kept
+//!   as it is; `$VAR` expanded at exec, as systemd does for a command sent
+//!   over the bus).
+//! - `-p KEY=VALUE` goes to `[Unit]` for the unit section's settings and
+//!   conditions, else to `[Service]`; `--timer-property=` to `[Timer]`.
+//! - Without `--unit=`, the name is `run-r` and 32 random hex digits, as
+//!   systemd-run names its units when it talks to systemd directly.
+//! - `--wait` waits for the service to end and reports its result as
+//!   systemd-run does, exiting with the service's exit status.
+//! - `--scope`, `--pty`, `--pipe`, `--shell`, `--host` and `--machine`
+//!   have no counterpart in flint and are refused by name.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Why a `systemd-run` command line cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    #[error("unrecognized option '{0}'")]
+    UnknownOption(String),
+    #[error("option '{0}' requires an argument")]
+    MissingValue(String),
+    #[error("{0}: flint runs services, not scopes, terminals or remote units")]
+    Unsupported(String),
+    #[error("Command line to execute required.")]
+    NoCommand,
+    #[error("Failed to find executable {0}: No such file or directory")]
+    NotFound(String),
+    #[error("Invalid unit name: {0}")]
+    BadName(String),
+    #[error("Invalid property assignment: {0}")]
+    BadProperty(String),
+    #[error("{0}")]
+    Conflict(&'static str),
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemdRun {
+    Run(Run),
+    Help,
+    Version,
+}
+
+/// A transient service, and its timer if one was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub user: bool,
+    /// The service's name (`NAME.service`).
+    pub service: String,
+    /// The service's unit file.
+    pub service_text: String,
+    /// The timer's name and unit file, when a `--on-*` option asks for one.
+    pub timer: Option<(String, String)>,
+    pub wait: bool,
+    pub no_block: bool,
+    pub quiet: bool,
+}
+
+/// `systemd-run --help`.
+pub const HELP: &str = "systemd-run [OPTIONS...] COMMAND [ARGUMENTS...]
+
+flint called as systemd-run: runs COMMAND as a transient service of the
+running flint.
+
+  -u --unit=UNIT              Run under the specified unit name
+  -p --property=NAME=VALUE    Set service or unit property
+     --description=TEXT       Description for unit
+     --slice=SLICE            Run in the specified slice
+  -r --remain-after-exit      Leave service around until explicitly stopped
+     --wait                   Wait until service stopped again
+     --service-type=TYPE      Service type
+     --uid=USER               Run as system user
+     --gid=GROUP              Run as system group
+     --nice=NICE              Nice level
+     --working-directory=PATH Set working directory
+  -d --same-dir               Inside the same working directory as the caller
+  -E --setenv=NAME[=VALUE]    Set environment variable
+     --send-sighup            Send SIGHUP when terminating
+  -G --collect                Unload unit after it ran, even when failed
+     --user                   Run as user unit
+     --system                 Run as system unit
+     --no-block               Do not wait until operation finished
+  -q --quiet                  Suppress information messages during runtime
+     --on-active=SECONDS      Run after SECONDS delay
+     --on-boot=SECONDS        Run SECONDS after machine was booted up
+     --on-startup=SECONDS     Run SECONDS after flint was first started
+     --on-unit-active=SECONDS Run SECONDS after the last activation
+     --on-unit-inactive=SECONDS Run SECONDS after the last deactivation
+     --on-calendar=SPEC       Realtime timer
+     --on-timezone-change     Run when the timezone changes
+     --on-clock-change        Run when the realtime clock jumps
+     --timer-property=NAME=VALUE Set timer unit property
+  -h --help                   Show this help
+     --version                Show package version
+
+--scope, --pty, --pipe, --shell, --host and --machine have no counterpart
+in flint and are refused.
+";
+
+/// The settings of a unit file's `[Unit]` section; other `-p` settings go
+/// to `[Service]`.
+const UNIT_SECTION: &[&str] = &[
+    "Description",
+    "Documentation",
+    "Wants",
+    "Requires",
+    "Requisite",
+    "BindsTo",
+    "PartOf",
+    "Upholds",
+    "Conflicts",
+    "Before",
+    "After",
+    "OnFailure",
+    "OnSuccess",
+    "PropagatesReloadTo",
+    "ReloadPropagatedFrom",
+    "PropagatesStopTo",
+    "StopPropagatedFrom",
+    "JoinsNamespaceOf",
+    "RequiresMountsFor",
+    "OnFailureJobMode",
+    "IgnoreOnIsolate",
+    "StopWhenUnneeded",
+    "RefuseManualStart",
+    "RefuseManualStop",
+    "AllowIsolate",
+    "DefaultDependencies",
+    "CollectMode",
+    "FailureAction",
+    "SuccessAction",
+    "FailureActionExitStatus",
+    "SuccessActionExitStatus",
+    "JobTimeoutSec",
+    "JobRunningTimeoutSec",
+    "JobTimeoutAction",
+    "JobTimeoutRebootArgument",
+    "StartLimitIntervalSec",
+    "StartLimitBurst",
+    "StartLimitAction",
+    "RebootArgument",
+    "SourcePath",
+];
+
+/// Options that take a value, by every name systemd-run gives them.
+fn option_with_value(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "-u" | "--unit" => "unit",
+        "-p" | "--property" => "property",
+        "--description" => "description",
+        "--slice" => "slice",
+        "--service-type" => "service-type",
+        "--uid" => "uid",
+        "--gid" => "gid",
+        "--nice" => "nice",
+        "--working-directory" => "working-directory",
+        "-E" | "--setenv" => "setenv",
+        "--on-active" => "OnActiveSec",
+        "--on-boot" => "OnBootSec",
+        "--on-startup" => "OnStartupSec",
+        "--on-unit-active" => "OnUnitActiveSec",
+        "--on-unit-inactive" => "OnUnitInactiveSec",
+        "--on-calendar" => "OnCalendar",
+        "--timer-property" => "timer-property",
+        "--path-property" | "--socket-property" => "unsupported",
+        "-H" | "--host" | "-M" | "--machine" => "unsupported",
+        _ => return None,
+    })
+}
+
+/// One word of `ExecStart=`, quoted for a unit file: in double quotes with
+/// C escapes, a lone `;` escaped (it would end the command).
+pub fn quote_word(word: &str) -> String {
+    if word == ";" {
+        return "\\;".to_owned();
+    }
+    let mut out = String::with_capacity(word.len() + 2);
+    out.push('"');
+    for c in word.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            // A specifier is not one in a command sent over the bus.
+            '%' => out.push_str("%%"),
+            c if (c as u32) < 0x20 || c == '\x7f' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A value of a setting written on one line: a newline would end it.
+fn one_line(value: &str) -> Result<String, RunError> {
+    if value.contains('\n') {
+        return Err(RunError::BadProperty(value.to_owned()));
+    }
+    Ok(value.replace('%', "%%"))
+}
+
+/// `name` found in `path` (`$PATH`) as an executable file.
+pub fn find_in_path(name: &str, path: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Translates `systemd-run`'s arguments (without the program name).
+pub fn translate(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<SystemdRun, RunError> {
+    let mut user = false;
+    let mut wait = false;
+    let mut no_block = false;
+    let mut quiet = false;
+    let mut remain = false;
+    let mut collect = false;
+    let mut same_dir = false;
+    let mut send_sighup = false;
+    let mut timer_events: Vec<(&'static str, String)> = Vec::new();
+    let mut values: Vec<(&'static str, String)> = Vec::new();
+    let mut command: Vec<String> = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        // As systemd-run's getopt ("+"): the first word that is no option
+        // begins the command, whose own options are its own.
+        if !arg.starts_with('-') || arg == "-" {
+            command.push(arg.clone());
+            command.extend(iter.by_ref().cloned());
+            break;
+        }
+        match arg.as_str() {
+            "--" => {
+                command.extend(iter.by_ref().cloned());
+                break;
+            }
+            "-h" | "--help" => return Ok(SystemdRun::Help),
+            "--version" => return Ok(SystemdRun::Version),
+            "--user" => user = true,
+            "--system" => user = false,
+            "--wait" | "-W" => wait = true,
+            "--no-block" => no_block = true,
+            "-q" | "--quiet" => quiet = true,
+            "-r" | "--remain-after-exit" => remain = true,
+            "-G" | "--collect" => collect = true,
+            "-d" | "--same-dir" => same_dir = true,
+            "--send-sighup" => send_sighup = true,
+            "--no-ask-password" => {}
+            "--on-clock-change" => timer_events.push(("OnClockChange", "yes".into())),
+            "--on-timezone-change" => timer_events.push(("OnTimezoneChange", "yes".into())),
+            "--scope" | "-t" | "--pty" | "-P" | "--pipe" | "-S" | "--shell" => {
+                return Err(RunError::Unsupported(arg.clone()));
+            }
+            _ => {
+                let (name, inline) = match arg.split_once('=') {
+                    Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+                    _ if !arg.starts_with("--") && arg.len() > 2 => {
+                        (&arg[..2], Some(arg[2..].to_string()))
+                    }
+                    _ => (arg.as_str(), None),
+                };
+                let Some(key) = option_with_value(name) else {
+                    return Err(RunError::UnknownOption(arg.clone()));
+                };
+                if key == "unsupported" {
+                    return Err(RunError::Unsupported(name.to_owned()));
+                }
+                let value = match inline {
+                    Some(v) => v,
+                    None => iter
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| RunError::MissingValue(name.to_owned()))?,
+                };
+                if key.starts_with("On") {
+                    timer_events.push((key, value));
+                } else {
+                    values.push((key, value));
+                }
+            }
+        }
+    }
+    let value = |key: &str| {
+        values
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let timer_properties: Vec<String> = values
+        .iter()
+        .filter(|(k, _)| *k == "timer-property")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let want_timer = !timer_events.is_empty() || !timer_properties.is_empty();
+    if wait && want_timer {
+        return Err(RunError::Conflict(
+            "--wait may not be combined with timer operations.",
+        ));
+    }
+    if command.is_empty() {
+        return Err(RunError::NoCommand);
+    }
+    // The command, found here as systemd-run finds it.
+    if !command[0].contains('/') {
+        let path = env("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let found = find_in_path(&command[0], &path)
+            .ok_or_else(|| RunError::NotFound(command[0].clone()))?;
+        command[0] = found.display().to_string();
+    } else if !command[0].starts_with('/') {
+        command[0] = cwd.join(&command[0]).display().to_string();
+    }
+    let base = match value("unit") {
+        Some(u) => {
+            let stem = u
+                .strip_suffix(".service")
+                .or_else(|| u.strip_suffix(".timer"))
+                .unwrap_or(&u)
+                .to_owned();
+            let valid = format!("{stem}.service")
+                .parse::<crate::unit::name::UnitName>()
+                .is_ok_and(|n| !n.is_template());
+            if !valid {
+                return Err(RunError::BadName(u));
+            }
+            stem
+        }
+        None => format!("run-r{}", crate::service::exec::invocation_id()),
+    };
+    let service = format!("{base}.service");
+    let description = value("description").unwrap_or_else(|| command.join(" "));
+
+    let mut unit_lines = vec![format!("Description={}", one_line(&description)?)];
+    let mut service_lines = Vec::new();
+    if collect {
+        unit_lines.push("CollectMode=inactive-or-failed".into());
+    }
+    for (key, v) in &values {
+        match *key {
+            "property" => {
+                let Some((k, val)) = v.split_once('=') else {
+                    return Err(RunError::BadProperty(v.clone()));
+                };
+                let k = k.trim();
+                if k.is_empty() || k.contains(char::is_whitespace) {
+                    return Err(RunError::BadProperty(v.clone()));
+                }
+                let line = format!("{k}={}", one_line(val)?);
+                if UNIT_SECTION.contains(&k)
+                    || k.starts_with("Condition")
+                    || k.starts_with("Assert")
+                {
+                    unit_lines.push(line);
+                } else {
+                    service_lines.push(line);
+                }
+            }
+            "slice" => service_lines.push(format!("Slice={}", one_line(v)?)),
+            "service-type" => service_lines.push(format!("Type={}", one_line(v)?)),
+            "uid" => service_lines.push(format!("User={}", one_line(v)?)),
+            "gid" => service_lines.push(format!("Group={}", one_line(v)?)),
+            "nice" => service_lines.push(format!("Nice={}", one_line(v)?)),
+            "working-directory" => {
+                service_lines.push(format!("WorkingDirectory={}", one_line(v)?));
+            }
+            "setenv" => {
+                let assignment = if v.contains('=') {
+                    v.clone()
+                } else {
+                    match env(v) {
+                        Some(val) => format!("{v}={val}"),
+                        None => continue,
+                    }
+                };
+                service_lines.push(format!("Environment={}", quote_word(&assignment)));
+            }
+            _ => {}
+        }
+    }
+    if same_dir {
+        service_lines.push(format!(
+            "WorkingDirectory={}",
+            one_line(&cwd.display().to_string())?
+        ));
+    }
+    if remain {
+        service_lines.push("RemainAfterExit=yes".into());
+    }
+    if send_sighup {
+        service_lines.push("SendSIGHUP=yes".into());
+    }
+    let exec: Vec<String> = command.iter().map(|w| quote_word(w)).collect();
+    service_lines.push(format!("ExecStart={}", exec.join(" ")));
+    let header = "# A transient unit: written by systemd-run (flint) for the running flint.\n";
+    let service_text = format!(
+        "{header}[Unit]\n{}\n\n[Service]\n{}\n",
+        unit_lines.join("\n"),
+        service_lines.join("\n")
+    );
+    let timer = want_timer.then(|| {
+        let mut lines: Vec<String> = timer_events
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace('%', "%%")))
+            .collect();
+        lines.extend(timer_properties.iter().map(|p| p.replace('%', "%%")));
+        lines.push(format!("Unit={service}"));
+        (
+            format!("{base}.timer"),
+            format!(
+                "{header}[Unit]\nDescription={}\n\n[Timer]\n{}\n",
+                one_line(&description).unwrap_or_default(),
+                lines.join("\n")
+            ),
+        )
+    });
+    Ok(SystemdRun::Run(Run {
+        user,
+        service,
+        service_text,
+        timer,
+        wait,
+        no_block,
+        quiet,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(line: &[&str]) -> Result<Run, RunError> {
+        let args: Vec<String> = line.iter().map(|s| (*s).to_string()).collect();
+        let env = |k: &str| match k {
+            "PATH" => Some("/usr/bin:/bin".to_owned()),
+            "FROM_CALLER" => Some("yes".to_owned()),
+            _ => None,
+        };
+        match translate(&args, &env, Path::new("/srv/work"))? {
+            SystemdRun::Run(r) => Ok(r),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_command_becomes_a_transient_service() {
+        let r = run(&[
+            "--unit=backup",
+            "-p",
+            "Nice=5",
+            "-p",
+            "After=network.target",
+            "-E",
+            "A=1 2",
+            "-E",
+            "FROM_CALLER",
+            "-E",
+            "UNSET",
+            "--wait",
+            "sh",
+            "-c",
+            "echo \"$A\" 100% done; exit 3",
+            ";",
+        ])
+        .unwrap();
+        assert_eq!(r.service, "backup.service");
+        assert!(r.wait && !r.user && r.timer.is_none());
+        let sh = find_in_path("sh", "/usr/bin:/bin").unwrap();
+        assert_eq!(
+            r.service_text,
+            format!(
+                "# A transient unit: written by systemd-run (flint) for the running flint.\n\
+                 [Unit]\nDescription={sh} -c echo \"$A\" 100%% done; exit 3 ;\nAfter=network.target\n\n\
+                 [Service]\nNice=5\nEnvironment=\"A=1 2\"\nEnvironment=\"FROM_CALLER=yes\"\n\
+                 ExecStart=\"{sh}\" \"-c\" \"echo \\\"$A\\\" 100%% done; exit 3\" \\;\n",
+                sh = sh.display()
+            )
+        );
+    }
+
+    #[test]
+    fn names_timers_and_refusals() {
+        let r = run(&["/bin/true"]).unwrap();
+        let stem = r.service.strip_suffix(".service").unwrap();
+        assert!(stem.starts_with("run-r") && stem.len() == 5 + 32, "{stem}");
+        let r = run(&[
+            "--on-active=30",
+            "-u",
+            "tick.service",
+            "--timer-property=AccuracySec=1s",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(r.service, "tick.service");
+        let (name, text) = r.timer.unwrap();
+        assert_eq!(name, "tick.timer");
+        assert!(
+            text.ends_with("[Timer]\nOnActiveSec=30\nAccuracySec=1s\nUnit=tick.service\n"),
+            "{text}"
+        );
+        let r = run(&["-d", "-r", "--uid=nobody", "--", "./tool", "-x"]).unwrap();
+        assert!(r.service_text.contains("User=nobody\nWorkingDirectory=/srv/work\nRemainAfterExit=yes\nExecStart=\"/srv/work/./tool\" \"-x\"\n"), "{}", r.service_text);
+        assert_eq!(run(&[]).unwrap_err(), RunError::NoCommand);
+        assert_eq!(
+            run(&["--scope", "true"]).unwrap_err(),
+            RunError::Unsupported("--scope".into())
+        );
+        assert_eq!(
+            run(&["-M", "box", "true"]).unwrap_err(),
+            RunError::Unsupported("-M".into())
+        );
+        assert_eq!(
+            run(&["no-such-command-here"]).unwrap_err(),
+            RunError::NotFound("no-such-command-here".into())
+        );
+        assert!(matches!(
+            run(&["--wait", "--on-active=1", "true"]),
+            Err(RunError::Conflict(_))
+        ));
+        assert!(matches!(
+            run(&["-u", "a/b", "true"]),
+            Err(RunError::BadName(_))
+        ));
+        assert!(matches!(
+            run(&["-p", "Nice", "true"]),
+            Err(RunError::BadProperty(_))
+        ));
+        assert!(matches!(
+            run(&["--bogus", "true"]),
+            Err(RunError::UnknownOption(_))
+        ));
+        // The command's own options are its own.
+        let r = run(&["true", "--wait", "-q"]).unwrap();
+        assert!(!r.wait && !r.quiet);
+        assert!(r.service_text.contains("\"--wait\" \"-q\""));
+    }
+}

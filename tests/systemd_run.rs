@@ -1,0 +1,334 @@
+//! flint called `systemd-run`: a command becomes a transient service (or a
+//! timer and its service) of the running flint, `--wait` reports its end
+//! and exits with its status, a name that runs is refused; and the same
+//! command lines under systemd 252's own `systemd-run --user` give the
+//! service the same arguments and environment and print the same lines.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Flint, Tree, flint_bin, wait_for};
+
+/// The link `TREE/bin/systemd-run` to flint.
+fn link(tree: &Tree) -> PathBuf {
+    let link = tree.path().join("bin/systemd-run");
+    if !link.exists() {
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(flint_bin(), &link).unwrap();
+    }
+    link
+}
+
+/// Runs the link with `args` against the flint on `control`: exit code,
+/// stdout, stderr.
+fn systemd_run(tree: &Tree, control: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(link(tree))
+        .args(args)
+        .env("FLINT_CONTROL", control)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The lines systemd-run prints, without the measured ones.
+fn fixed_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("Service runtime: ") && !l.starts_with("CPU time consumed: "))
+        .collect()
+}
+
+/// The probe: prints each argument in brackets (and `$Y`) into `OUT`.
+const PROBE: &str =
+    r#"for a; do printf "[%s]" "$a"; done > "$OUT"; printf "{%s}" "$Y" >> "$OUT"; exit 4"#;
+
+#[test]
+fn a_command_runs_as_a_transient_service_and_wait_reports_its_end() {
+    let tree = Tree::new();
+    let units = tree.path().join("units");
+    let transient = tree.path().join("transient");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("idle.service"),
+        "[Service]\nExecStart=/bin/sleep 1000\n",
+    )
+    .unwrap();
+    let control = tree.path().join("control");
+    let mut cmd = Command::new(flint_bin());
+    cmd.args([
+        "run",
+        "--control",
+        control.to_str().unwrap(),
+        "idle.service",
+    ])
+    .env(
+        "SYSTEMD_UNIT_PATH",
+        format!("{}:{}", units.display(), transient.display()),
+    );
+    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    let out = tree.path().join("out");
+    let out_env = format!("OUT={}", out.display());
+
+    // --wait: the service's end, and its exit status as systemd-run's.
+    let (code, _, err) = systemd_run(
+        &tree,
+        &control,
+        &[
+            "--unit=probe",
+            "--wait",
+            "-p",
+            "Environment=X=1",
+            "-E",
+            "Y=2",
+            "-E",
+            &out_env,
+            "sh",
+            "-c",
+            PROBE,
+            "zero",
+            "$X",
+            "${X}",
+            "%n",
+            "a$X",
+            "$$",
+            "two words",
+        ],
+    );
+    assert_eq!(code, 4, "{err}\n{}", flint.log());
+    assert_eq!(
+        fixed_lines(&err),
+        [
+            "Running as unit: probe.service",
+            "Finished with result: exit-code",
+            "Main processes terminated with: code=exited/status=4",
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "[1][1][%n][a$X][$][two words]{2}"
+    );
+    // The same name again, once it has ended.
+    let (code, _, err) = systemd_run(&tree, &control, &["-u", "probe", "--wait", "-q", "true"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+
+    // Without --wait: started and left running, under a name of its own.
+    let (code, _, err) = systemd_run(&tree, &control, &["sleep", "1000"]);
+    assert_eq!(code, 0, "{err}");
+    let name = err
+        .trim()
+        .strip_prefix("Running as unit: ")
+        .unwrap_or_else(|| panic!("{err}"))
+        .to_owned();
+    assert!(
+        name.starts_with("run-r") && name.ends_with(".service"),
+        "{name}"
+    );
+    let (_, status) = common::ctl(&control, &["is-active", &name]);
+    assert_eq!(status.trim(), "active");
+    assert!(transient.join(&name).is_file());
+    // A name that runs is refused, and it keeps running.
+    let (code, _, err) = systemd_run(&tree, &control, &["--unit", &name, "true"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!(
+            "Failed to start transient service unit: Unit {name} was already loaded or has a fragment file.\n"
+        )
+    );
+    // A name of the unit tree's is no transient unit's.
+    let (code, _, err) = systemd_run(&tree, &control, &["-u", "idle", "true"]);
+    assert_eq!(code, 1, "{err}");
+
+    // A timer and its service.
+    let ticked = tree.path().join("ticked");
+    let (code, _, err) = systemd_run(
+        &tree,
+        &control,
+        &[
+            "--on-active=1",
+            "-u",
+            "tick",
+            "touch",
+            ticked.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err,
+        "Running timer as unit: tick.timer\nWill run service as unit: tick.service\n"
+    );
+    assert!(!ticked.exists(), "not before its time");
+    wait_for(Duration::from_secs(10), || ticked.exists().then_some(()))
+        .unwrap_or_else(|| panic!("the timer never ran its service: {}", flint.log()));
+
+    // What flint has no counterpart for, and a command that is nowhere.
+    let (code, _, err) = systemd_run(&tree, &control, &["--scope", "true"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--scope: flint runs services"), "{err}");
+    let (code, _, err) = systemd_run(&tree, &control, &["no-such-command-anywhere"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "Failed to find executable no-such-command-anywhere: No such file or directory\n"
+        )
+    );
+}
+
+/// The same systemd-run command lines under systemd 252's user manager
+/// (with its user bus, which `--wait` needs) and under `flint run --user`:
+/// the service gets the same arguments and environment (`$X` as a word of
+/// its own expanded and split, `${X}` expanded, `$X` inside a word and
+/// `%n` kept, `$$` a dollar, an unknown variable's word gone), and the
+/// same lines and exit codes come back.
+#[test]
+fn systemd_runs_of_systemd_and_of_flint_give_the_service_the_same() {
+    if !common::require_root("a mount namespace with a fresh /run for systemd's user manager") {
+        return;
+    }
+    let Some(systemd) = ["/lib/systemd/systemd", "/usr/lib/systemd/systemd"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+    else {
+        assert!(!common::in_ci(), "CI installs systemd");
+        eprintln!("skipped: no systemd here");
+        return;
+    };
+    let user_units = ["/usr/lib/systemd/user", "/lib/systemd/user"];
+    let have = |name: &str| user_units.iter().any(|d| Path::new(d).join(name).exists());
+    if !have("dbus.socket") || Command::new("busctl").arg("--version").output().is_err() {
+        assert!(!common::in_ci(), "CI installs dbus-user-session");
+        eprintln!("skipped: no user bus units (dbus-user-session) here");
+        return;
+    }
+    let tree = Tree::new();
+    let home = tree.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let targets = tree.path().join("targets");
+    std::fs::create_dir_all(&targets).unwrap();
+    for t in [
+        "basic.target",
+        "default.target",
+        "exit.target",
+        "systemd-exit.service",
+        "shutdown.target",
+        "sockets.target",
+        "dbus.socket",
+        "dbus.service",
+    ] {
+        for base in user_units {
+            if std::fs::copy(Path::new(base).join(t), targets.join(t)).is_ok() {
+                break;
+            }
+        }
+    }
+    std::fs::write(
+        targets.join("idle.service"),
+        "[Service]\nExecStart=/bin/sleep 1000\n",
+    )
+    .unwrap();
+    let out = tree.path().join("out");
+    let lines = [
+        format!(
+            "systemd-run --user --unit=probe --wait -p Environment=X=1 -E Y=2 -E OUT={} /bin/sh -c '{PROBE}' zero '$X' '${{X}}' '%n' 'a$X' '$X %n' '$$' '\\$X' 'two words'",
+            out.display()
+        ),
+        "systemd-run --user --unit=ok --wait /bin/true".to_owned(),
+        "systemd-run --user --unit=ok --wait -p Environment=A=1 /bin/true".to_owned(),
+        "systemd-run --user --unit=slow /bin/sleep 30".to_owned(),
+        "systemd-run --user --unit=slow /bin/sleep 30".to_owned(),
+    ];
+    let mut script_lines = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            script_lines,
+            "{l} 2>>\"$T/err\"; echo \"rc=$?\" >>\"$T/err\"; cp \"{o}\" \"$T/out{i}\" 2>/dev/null; rm -f \"{o}\"",
+            o = out.display()
+        );
+    }
+    let run = |label: &str, start: &str, stop: &str| -> (String, Vec<String>) {
+        let dir = tree.path().join(label);
+        std::fs::create_dir_all(&dir).unwrap();
+        let own = common::OwnCgroup::new(&format!("run-{label}"));
+        let script = format!(
+            "mount -t tmpfs tmpfs /run\nmkdir -p /run/user/0 /run/systemd/system\nchmod 700 /run/user/0\n\
+             T={dir}\n{cgroup}{start}\n{script_lines}{stop}\n",
+            dir = dir.display(),
+            cgroup = own.shell_lines(),
+        );
+        let status = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .env("HOME", &home)
+            .env("XDG_RUNTIME_DIR", "/run/user/0")
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/0/bus")
+            .env("SYSTEMD_UNIT_PATH", &targets)
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/bin:/bin",
+                    tree.path().join(label).join("bin").display()
+                ),
+            )
+            .env_remove("FLINT_CONTROL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .status()
+            .unwrap();
+        drop(own);
+        assert!(
+            status.success(),
+            "{label}: {}",
+            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+        );
+        let err = std::fs::read_to_string(dir.join("err")).unwrap_or_default();
+        let outs = (0..lines.len())
+            .map(|i| std::fs::read_to_string(dir.join(format!("out{i}"))).unwrap_or_default())
+            .collect();
+        (err, outs)
+    };
+    let (want_err, want_outs) = run(
+        "systemd",
+        &format!(
+            "{} --user >/dev/null 2>&1 &\n\
+             i=0; while [ ! -S /run/user/0/systemd/private ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
+             systemctl --user start dbus.socket\n\
+             j=0; while ! busctl --user status org.freedesktop.systemd1 2>/dev/null | grep -q '^PID='; do [ $j -lt 100 ] || break; sleep 0.1; j=$((j+1)); done",
+            systemd.display()
+        ),
+        "systemctl --user exit; wait",
+    );
+    // flint: its own systemd-run first in PATH, the transient directory
+    // where systemd keeps it.
+    let bin = tree.path().join("flint/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(flint_bin(), bin.join("systemd-run")).unwrap();
+    let (got_err, got_outs) = run(
+        "flint",
+        &format!(
+            "SYSTEMD_UNIT_PATH=\"$SYSTEMD_UNIT_PATH:/run/user/0/systemd/transient\" {} run --user --notify-fd 3 idle.service 3>\"$T/ready\" 2>\"$T/flint.log\" &\n\
+             flint=$!\n\
+             i=0; while [ ! -s \"$T/ready\" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done",
+            flint_bin().display()
+        ),
+        "kill $flint; wait $flint",
+    );
+    assert_eq!(got_outs, want_outs, "what the services printed");
+    assert!(want_outs[0].starts_with("[1][1][%n]"), "{want_outs:?}");
+    assert_eq!(
+        fixed_lines(&got_err),
+        fixed_lines(&want_err),
+        "systemd-run's lines; flint's log:\n{}",
+        std::fs::read_to_string(tree.path().join("flint/flint.log")).unwrap_or_default()
+    );
+}
