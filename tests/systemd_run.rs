@@ -115,9 +115,23 @@ fn a_command_runs_as_a_transient_service_and_wait_reports_its_end() {
         std::fs::read_to_string(&out).unwrap(),
         "[1][1][%n][a$X][$][two words]{2}"
     );
-    // The same name again, once it has ended.
+    // A failed transient service is kept, as systemd keeps it.
+    assert!(transient.join("probe.service").is_file());
+    // The same name again, once it has ended; ended well, its file goes
+    // (systemd's garbage collection), and so does a failed one's with -G.
     let (code, _, err) = systemd_run(&tree, &control, &["-u", "probe", "--wait", "-q", "true"]);
     assert_eq!((code, err.as_str()), (0, ""));
+    assert!(!transient.join("probe.service").exists());
+    let (code, _, _) = systemd_run(
+        &tree,
+        &control,
+        &["-u", "gone", "-G", "--wait", "-q", "false"],
+    );
+    assert_eq!(code, 1);
+    assert!(!transient.join("gone.service").exists());
+    let (code, _, _) = systemd_run(&tree, &control, &["-u", "kept", "--wait", "-q", "false"]);
+    assert_eq!(code, 1);
+    assert!(transient.join("kept.service").exists());
 
     // Without --wait: started and left running, under a name of its own.
     let (code, _, err) = systemd_run(&tree, &control, &["sleep", "1000"]);

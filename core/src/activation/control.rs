@@ -10,6 +10,10 @@ use super::lifecycle::State;
 use super::{Event, Manager};
 use crate::control::{self, PROTOCOL_VERSION};
 
+/// How long the record of a collected transient service stays: long
+/// enough for `systemd-run --wait` to read how it ended.
+pub(super) const COLLECT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Answers the manager was asked for and that are not written yet.
 static ANSWERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -353,6 +357,7 @@ impl Manager {
         if units.is_empty() {
             return control::error(1, "Too few arguments.");
         }
+        self.sweep_collected(COLLECT_GRACE);
         let mut reload = false;
         for (name, _) in &units {
             let Ok(parsed) = name.parse::<crate::unit::name::UnitName>() else {
@@ -392,9 +397,18 @@ impl Manager {
             {
                 return taken();
             }
-            reload |=
-                self.find_service(name).is_some() || self.timers.map.contains_key(name.as_str());
+            reload |= self.timers.map.contains_key(name.as_str());
         }
+        // A name used before (and ended) starts afresh from its new file.
+        for (name, _) in &units {
+            if let Some(id) = self.find_service(name)
+                && let Some(svc) = self.services.remove(&id)
+            {
+                self.remember_ended(&svc);
+                self.collected.retain(|(c, _)| *c != id);
+            }
+        }
+        self.by_name.retain(|_, id| self.services.contains_key(id));
         if let Err(e) = std::fs::create_dir_all(&dir) {
             return control::error(
                 1,
@@ -413,7 +427,7 @@ impl Manager {
                 );
             }
         }
-        // A name used before (and ended) takes its new definition.
+        // A timer used before takes its new definition.
         if reload {
             self.daemon_reload();
         }

@@ -3406,6 +3406,9 @@ impl Manager {
             }
             return;
         }
+        if !restart {
+            self.collect_transient(id);
+        }
         let Some(svc) = self.services.get(&id) else {
             return;
         };
@@ -3494,6 +3497,62 @@ impl Manager {
         for id in targets {
             self.install_job(id, super::jobs::JobKind::Stop, false);
         }
+    }
+
+    /// A transient service (its file in a `transient` directory, written
+    /// by `systemd-run`) that ended is collected as systemd collects it:
+    /// when inactive, or also when failed with
+    /// `CollectMode=inactive-or-failed`, unless a timer triggers it. Its
+    /// file goes now; its record after a grace period.
+    pub(super) fn collect_transient(&mut self, id: u64) {
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        let Some(fragment) = svc.unit.fragment.clone() else {
+            return;
+        };
+        if fragment.parent().and_then(std::path::Path::file_name)
+            != Some(std::ffi::OsStr::new("transient"))
+        {
+            return;
+        }
+        let collect = match svc.state {
+            State::Dead => true,
+            State::Failed => svc.unit.get_str("Unit", "CollectMode") == Some("inactive-or-failed"),
+            _ => false,
+        };
+        let name = svc.unit.id.as_str();
+        if !collect || svc.spawning || self.timers.map.values().any(|t| t.target == name) {
+            return;
+        }
+        let _ = std::fs::remove_file(&fragment);
+        self.collected.retain(|(c, _)| *c != id);
+        self.collected.push((id, Instant::now()));
+    }
+
+    /// Drops the records of collected transient services that ended
+    /// `grace` ago or more and have not started again.
+    pub(super) fn sweep_collected(&mut self, grace: std::time::Duration) {
+        let due: Vec<u64> = self
+            .collected
+            .iter()
+            .filter(|(_, at)| at.elapsed() >= grace)
+            .map(|(id, _)| *id)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        self.collected.retain(|(id, _)| !due.contains(id));
+        for id in due {
+            let ended = self
+                .services
+                .get(&id)
+                .is_some_and(|s| matches!(s.state, State::Dead | State::Failed) && !s.spawning);
+            if ended && let Some(svc) = self.services.remove(&id) {
+                self.remember_ended(&svc);
+            }
+        }
+        self.by_name.retain(|_, id| self.services.contains_key(id));
     }
 
     pub(super) fn all_dead(&self) -> bool {

@@ -263,6 +263,11 @@ struct Manager {
     exit_status: u8,
     /// `exit-force`: leave the loop now, stopping nothing.
     exit_now: bool,
+    /// Transient services (`systemd-run`) that ended, with when: their
+    /// files are gone, their records go after a grace period
+    /// ([`Manager::sweep_collected`]), so that `systemd-run --wait` reads
+    /// how they ended.
+    collected: Vec<(u64, std::time::Instant)>,
     options: RunOptions,
     /// A SIGCHLD came while a spawn was in flight.
     reap_pending: bool,
@@ -578,6 +583,7 @@ async fn run_async(
         shutting_down: false,
         exit_status: 0,
         exit_now: false,
+        collected: Vec::new(),
         notify_path: None,
         notify_socket: None,
         host: None,

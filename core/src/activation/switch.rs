@@ -424,10 +424,13 @@ impl Manager {
             tracing::warn!("environment generator {problem}");
         }
         self.units = super::unit_cache::UnitCache::default();
+        self.sweep_collected(super::control::COLLECT_GRACE);
+        let collected: Vec<u64> = self.collected.iter().map(|(id, _)| *id).collect();
         let mut ids: Vec<u64> = self
             .services
             .iter()
-            .filter(|(_, s)| s.conn.is_none())
+            // A collected transient service has no file any more.
+            .filter(|(id, s)| s.conn.is_none() && !collected.contains(id))
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
