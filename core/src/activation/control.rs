@@ -12,7 +12,7 @@ use crate::control::{self, PROTOCOL_VERSION};
 
 /// How long the record of a collected transient service stays: long
 /// enough for `systemd-run --wait` to read how it ended.
-pub(super) const COLLECT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+pub(super) const COLLECT_GRACE: std::time::Duration = std::time::Duration::from_mins(1);
 
 /// Answers the manager was asked for and that are not written yet.
 static ANSWERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
