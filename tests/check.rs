@@ -171,3 +171,107 @@ fn units_of_types_flint_does_not_run_say_so() {
     );
     assert!(text.contains("no named unit could be started"), "{text}");
 }
+
+/// `flint condition` prints and exits as `systemd-analyze condition`: the
+/// conditions tested last written first, each with its verdict, until one
+/// that does not trigger fails; asserts before conditions; what systemd
+/// cannot parse refused, a relative path ignored with its warning, an
+/// empty value resetting the list.
+#[test]
+fn condition_says_what_systemd_analyze_condition_says() {
+    if !common::require("systemd-analyze", "the reference for `flint condition`") {
+        return;
+    }
+    let sets: &[&[&str]] = &[
+        &[
+            "ConditionPathExists=/etc",
+            "ConditionPathExists=!/etc/passwd",
+            "ConditionPathExists=|/x",
+            "ConditionPathExists=|/etc",
+        ],
+        &[
+            "ConditionPathExists=|/x",
+            "ConditionPathExists=|!/etc",
+            "ConditionHost=|nothere",
+        ],
+        &["AssertPathExists=/nonexistent", "ConditionPathExists=/etc"],
+        &["AssertPathExists=/etc"],
+        &[
+            "AssertUser=root",
+            "AssertGroup=root",
+            "ConditionArchitecture=x86-64",
+        ],
+        &["ConditionBogus=1"],
+        &["ConditionPathExists=relative"],
+        &[
+            "ConditionPathExists=/x",
+            "ConditionPathExists=",
+            "ConditionPathExists=/etc",
+        ],
+        &["ConditionHost="],
+        &[
+            "ConditionKernelVersion=>=1",
+            "ConditionVirtualization=!container",
+            "ConditionCPUs=>0",
+            "ConditionFirstBoot=no",
+            "ConditionCPUFeature=sse2",
+            "ConditionCapability=CAP_CHOWN",
+            "ConditionUser=root",
+            "ConditionEnvironment=!NOPE_NOT_SET",
+            "ConditionPathIsEncrypted=/",
+            "ConditionMemory=>1M",
+            "ConditionOSRelease=ID=debian",
+            "ConditionControlGroupController=memory",
+            "ConditionMemoryPressure=100%",
+        ],
+        &[
+            "ConditionPathIsEncrypted=!/",
+            "ConditionACPower=true",
+            "ConditionNeedsUpdate=/etc",
+        ],
+    ];
+    for set in sets {
+        let run = |program: &std::path::Path, first: &[&str]| {
+            let out = Command::new(program)
+                .args(first)
+                .args(*set)
+                .env_remove("NOPE_NOT_SET")
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let want = run(std::path::Path::new("systemd-analyze"), &["condition"]);
+        let got = run(&common::flint_bin(), &["condition"]);
+        assert_eq!(got, want, "{set:?}");
+    }
+    // A unit's own (`--unit=`), read from its file.
+    let tree = Tree::new();
+    tree.write(
+        "x.service",
+        "[Unit]\nConditionPathExists=/etc\nConditionPathExists=|/x\nConditionPathExists=|/etc\n\
+         AssertPathExists=!/nonexistent\n[Service]\nExecStart=/bin/true\n",
+    );
+    let want = Command::new("systemd-analyze")
+        .args(["condition", "--unit=x.service"])
+        .env("SYSTEMD_UNIT_PATH", tree.path())
+        .output()
+        .unwrap();
+    let got = Command::new(common::flint_bin())
+        .args(["condition", "--unit-dir"])
+        .arg(tree.path())
+        .args(["--unit", "x.service"])
+        .output()
+        .unwrap();
+    assert_eq!(got.status.code(), want.status.code());
+    assert_eq!(
+        String::from_utf8_lossy(&got.stderr),
+        String::from_utf8_lossy(&want.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&got.stderr).contains("x.service: ConditionPathExists=|/x failed.")
+    );
+}

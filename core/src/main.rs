@@ -543,6 +543,23 @@ enum Command {
     /// reads its units again. Editor: $SYSTEMD_EDITOR, $EDITOR, $VISUAL,
     /// else editor, nano, vim or vi.
     Edit(EditArgs),
+    /// Evaluate conditions and assertions as `systemd-analyze condition`
+    /// does: each `Condition*=`/`Assert*=` given (or those of --unit),
+    /// last first, with whether it held; exits 1 when they fail.
+    Condition {
+        #[command(flatten)]
+        tree: TreeArgs,
+        /// Evaluate this unit's conditions and assertions instead.
+        #[arg(long, value_name = "UNIT", conflicts_with = "conditions")]
+        unit: Option<String>,
+        /// `ConditionPathExists=/etc`, `AssertUser=root`, ...
+        #[arg(
+            value_name = "CONDITION",
+            allow_hyphen_values = true,
+            required_unless_present = "unit"
+        )]
+        conditions: Vec<String>,
+    },
     /// Normalize calendar events (`OnCalendar=`) and show when they next
     /// elapse, as `systemd-analyze calendar` does.
     Calendar {
@@ -1208,6 +1225,88 @@ fn cat(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `flint condition`: systemd-analyze's `condition` verb.
+fn condition(tree: &TreeArgs, unit: Option<&str>, args: &[String]) -> ExitCode {
+    use flint::service::condition::{Parsed, Written, test_list};
+    let (name, written): (String, Vec<Written>) = if let Some(u) = unit {
+        {
+            let Ok(name) = u.parse::<UnitName>() else {
+                eprintln!("Invalid unit name: {u}");
+                return ExitCode::from(1);
+            };
+            let loaded = load::load(&tree.search_path(&[]), &name);
+            if !loaded.is_loaded() {
+                eprintln!("Failed to load {name}: {}", loaded.load_state.as_str());
+                return ExitCode::from(1);
+            }
+            let mut list = Vec::new();
+            for ((section, key), setting) in loaded.settings.iter() {
+                if section != "Unit" || !(key.starts_with("Condition") || key.starts_with("Assert"))
+                {
+                    continue;
+                }
+                for (value, _) in &setting.entries {
+                    if let load::Value::Condition {
+                        trigger,
+                        negate,
+                        argument,
+                    } = value
+                    {
+                        list.push(Written {
+                            key: (*key).to_string(),
+                            trigger: *trigger,
+                            negate: *negate,
+                            argument: argument.clone(),
+                        });
+                    }
+                }
+            }
+            (name.to_string(), list)
+        }
+    } else {
+        {
+            let mut list = Vec::new();
+            for a in args {
+                match Written::parse(a) {
+                    Parsed::Condition(w) => list.push(w),
+                    // An empty assignment resets the list, as in a unit.
+                    Parsed::Reset(key) => list.retain(|x: &Written| x.key != key),
+                    Parsed::Ignored(warning) => eprintln!("(cmdline): {warning}"),
+                    Parsed::Invalid => {
+                        eprintln!("Cannot parse \"{a}\".");
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            ("test.service".to_owned(), list)
+        }
+    };
+    let (asserts, conditions): (Vec<Written>, Vec<Written>) = written
+        .into_iter()
+        .partition(|w| w.key.starts_with("Assert"));
+    let mut report = |text: &str, held: bool| {
+        eprintln!(
+            "{name}: {text} {}.",
+            if held { "succeeded" } else { "failed" }
+        );
+    };
+    // As systemd-analyze: the asserts, then the conditions, each list with
+    // its verdict when it has any.
+    let mut ok = true;
+    for (list, what) in [(&asserts, "Asserts"), (&conditions, "Conditions")] {
+        let held = test_list(list, &mut report);
+        if !list.is_empty() {
+            eprintln!("{what} {}.", if held { "succeeded" } else { "failed" });
+        }
+        ok &= held;
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// `flint edit`: see [`flint::edit`].
@@ -2442,6 +2541,11 @@ fn main() -> ExitCode {
         Command::Show { tree, units } => show(tree, units),
         Command::Cat { tree, units } => cat(tree, units),
         Command::Edit(args) => Ok(edit(args)),
+        Command::Condition {
+            tree,
+            unit,
+            conditions,
+        } => Ok(condition(tree, unit.as_deref(), conditions)),
         Command::Calendar {
             iterations,
             base_time,

@@ -70,6 +70,147 @@ fn evaluate(unit: &Unit, prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One `Condition*=` or `Assert*=` as `systemd-analyze condition` takes
+/// it from its command line: the key, whether it triggers (`|`), whether
+/// it is negated (`!`), and the argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub key: String,
+    pub trigger: bool,
+    pub negate: bool,
+    pub argument: String,
+}
+
+impl Written {
+    /// Parses `KEY=VALUE` as systemd reads it from its command line.
+    pub fn parse(text: &str) -> Parsed {
+        let Some((key, value)) = text.split_once('=') else {
+            return Parsed::Invalid;
+        };
+        let key = key.trim();
+        let Some(kind) = key
+            .strip_prefix("Condition")
+            .or_else(|| key.strip_prefix("Assert"))
+        else {
+            return Parsed::Invalid;
+        };
+        if !KINDS.contains(&kind) {
+            return Parsed::Invalid;
+        }
+        let mut rest = value.trim();
+        if rest.is_empty() {
+            return Parsed::Reset(key.to_owned());
+        }
+        let trigger = rest.starts_with('|');
+        if trigger {
+            rest = rest[1..].trim_start();
+        }
+        let negate = rest.starts_with('!');
+        if negate {
+            rest = rest[1..].trim_start();
+        }
+        if crate::unit::load::is_path_condition(key) && !rest.starts_with('/') {
+            return Parsed::Ignored(format!("{key}= path is not absolute, ignoring: {rest}"));
+        }
+        Parsed::Condition(Written {
+            key: key.to_owned(),
+            trigger,
+            negate,
+            argument: rest.to_owned(),
+        })
+    }
+
+    /// The condition as systemd writes it (`ConditionPathExists=|!/x`).
+    pub fn text(&self) -> String {
+        format!(
+            "{}={}{}{}",
+            self.key,
+            if self.trigger { "|" } else { "" },
+            if self.negate { "!" } else { "" },
+            self.argument
+        )
+    }
+
+    /// Whether it holds.
+    pub fn holds(&self) -> bool {
+        let kind = self
+            .key
+            .strip_prefix("Condition")
+            .or_else(|| self.key.strip_prefix("Assert"))
+            .unwrap_or(&self.key);
+        test(kind, &self.argument) != self.negate
+    }
+}
+
+/// What one command-line condition is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    Condition(Written),
+    /// An empty value: the conditions of that key so far are dropped.
+    Reset(String),
+    /// Not taken, with systemd's warning.
+    Ignored(String),
+    /// Not a condition or assertion systemd knows.
+    Invalid,
+}
+
+/// The kinds of condition systemd 252 knows.
+const KINDS: &[&str] = &[
+    "Architecture",
+    "Firmware",
+    "Virtualization",
+    "Host",
+    "KernelCommandLine",
+    "KernelVersion",
+    "Credential",
+    "Security",
+    "Capability",
+    "ACPower",
+    "NeedsUpdate",
+    "FirstBoot",
+    "PathExists",
+    "PathExistsGlob",
+    "PathIsDirectory",
+    "PathIsSymbolicLink",
+    "PathIsMountPoint",
+    "PathIsReadWrite",
+    "PathIsEncrypted",
+    "DirectoryNotEmpty",
+    "FileNotEmpty",
+    "FileIsExecutable",
+    "User",
+    "Group",
+    "ControlGroupController",
+    "CPUs",
+    "Memory",
+    "Environment",
+    "CPUFeature",
+    "OSRelease",
+    "MemoryPressure",
+    "CPUPressure",
+    "IOPressure",
+];
+
+/// systemd's `condition_test_list()` as `systemd-analyze condition` shows
+/// it: the conditions are tested last written first, each reported
+/// through `report` (its text and whether it held), until one that does
+/// not trigger fails; of the triggering ones one must hold.
+pub fn test_list(list: &[Written], report: &mut dyn FnMut(&str, bool)) -> bool {
+    let mut any_trigger = false;
+    let mut trigger_held = false;
+    for c in list.iter().rev() {
+        let held = c.holds();
+        report(&c.text(), held);
+        if c.trigger {
+            any_trigger = true;
+            trigger_held |= held;
+        } else if !held {
+            return false;
+        }
+    }
+    !any_trigger || trigger_held
+}
+
 /// Whether one condition of kind `kind` (`PathExists`, ...) holds.
 /// Kinds flint cannot check hold, as systemd treats conditions it does not
 /// know of on the running kernel.
@@ -83,6 +224,7 @@ pub fn test(kind: &str, arg: &str) -> bool {
             .symlink_metadata()
             .is_ok_and(|m| m.file_type().is_symlink()),
         "PathIsMountPoint" => is_mount_point(path),
+        "PathIsEncrypted" => path_is_encrypted(path),
         "PathIsReadWrite" => nix::sys::statvfs::statvfs(path)
             .is_ok_and(|s| !s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)),
         "DirectoryNotEmpty" => std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()),
@@ -134,6 +276,42 @@ pub fn test(kind: &str, arg: &str) -> bool {
         }),
         _ => true,
     }
+}
+
+/// systemd's `path_is_encrypted()`: whether the block device under `path`
+/// is dm-crypt (its `dm/uuid` begins with `CRYPT-`), or built only of such
+/// devices (each of its `slaves`, ten levels at most). A file system
+/// without a block device is not encrypted.
+fn path_is_encrypted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fn encrypted(dev: &Path, depth: u32) -> bool {
+        if depth == 0 {
+            return false;
+        }
+        if std::fs::read_to_string(dev.join("dm/uuid")).is_ok_and(|u| u.starts_with("CRYPT-")) {
+            return true;
+        }
+        let Ok(slaves) = std::fs::read_dir(dev.join("slaves")) else {
+            return false;
+        };
+        let mut any = false;
+        for s in slaves.flatten() {
+            if !encrypted(&s.path(), depth - 1) {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+    let Ok(meta) = path.metadata() else {
+        return false;
+    };
+    let dev = meta.dev();
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    if major == 0 {
+        return false;
+    }
+    encrypted(Path::new(&format!("/sys/dev/block/{major}:{minor}")), 10)
 }
 
 /// The comparisons of systemd's `parse_order()`, in the order they are

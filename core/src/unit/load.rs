@@ -1768,7 +1768,7 @@ fn is_exec_directory(key: &str) -> bool {
 }
 
 /// The `Condition*=`/`Assert*=` settings whose argument is a path.
-fn is_path_condition(key: &str) -> bool {
+pub(crate) fn is_path_condition(key: &str) -> bool {
     let Some(rest) = key
         .strip_prefix("Condition")
         .or_else(|| key.strip_prefix("Assert"))
