@@ -182,6 +182,32 @@ fn a_command_runs_as_a_transient_service_and_wait_reports_its_end() {
     assert!(!ticked.exists(), "not before its time");
     wait_for(Duration::from_secs(10), || ticked.exists().then_some(()))
         .unwrap_or_else(|| panic!("the timer never ran its service: {}", flint.log()));
+    // Once elapsed (systemd-run's timers do not remain), the names can be
+    // used again, and the old files go.
+    let again = tree.path().join("again");
+    let reused = wait_for(Duration::from_secs(10), || {
+        let (code, _, err) = systemd_run(
+            &tree,
+            &control,
+            &[
+                "--on-active=1",
+                "-u",
+                "tick",
+                "-q",
+                "touch",
+                again.to_str().unwrap(),
+            ],
+        );
+        (code == 0).then_some(err)
+    });
+    assert_eq!(reused.as_deref(), Some(""), "{}", flint.log());
+    wait_for(Duration::from_secs(10), || again.exists().then_some(()))
+        .unwrap_or_else(|| panic!("the timer never ran again: {}", flint.log()));
+    // A timer for a unit that is there needs no command.
+    let (code, _, err) = systemd_run(&tree, &control, &["--on-active=30", "-u", "idle"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(transient.join("idle.timer").is_file());
+    assert!(!transient.join("idle.service").exists());
 
     // What flint has no counterpart for, and a command that is nowhere.
     let (code, _, err) = systemd_run(&tree, &control, &["--scope", "true"]);

@@ -27,6 +27,66 @@ pub mod tmpfiles;
 pub mod unit;
 pub mod virt;
 
+/// Whether flint runs in the machine's first PID namespace (not in a
+/// container's): there, PID 1 ending panics the kernel, so flint as PID 1
+/// ends the machine with `reboot(2)` instead ([`end_machine`]).
+pub fn in_initial_pid_namespace() -> bool {
+    // The kernel's PROC_PID_INIT_INO.
+    std::fs::read_link("/proc/self/ns/pid").is_ok_and(|l| l.as_os_str() == "pid:[4026531836]")
+}
+
+/// How flint as the machine's init is to end, once every unit has
+/// stopped: 0 nothing asked, else a `reboot(2)` command
+/// ([`request_machine_end`]).
+static MACHINE_END: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Notes that the system action `word` (`poweroff`, `reboot`, `halt`,
+/// `kexec`, `soft-reboot`, with `-force`/`-immediate`) ends flint; where
+/// flint is the machine's init, [`end_machine`] then carries it out.
+pub fn request_machine_end(word: &str) {
+    MACHINE_END.store(machine_end_code(word), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The [`MACHINE_END`] code of a system action.
+fn machine_end_code(word: &str) -> u8 {
+    let base = word
+        .strip_suffix("-immediate")
+        .or_else(|| word.strip_suffix("-force"))
+        .unwrap_or(word);
+    match base {
+        "poweroff" => 1,
+        "reboot" | "soft-reboot" => 2,
+        "halt" => 3,
+        "kexec" => 4,
+        _ => 0,
+    }
+}
+
+/// Where flint is PID 1 of the machine's first PID namespace and a system
+/// action ended it: syncs the file systems and powers off, reboots, halts
+/// or kexecs the machine, as systemd-shutdown does in the end (a kexec
+/// without a loaded kernel reboots). Returns only where there is nothing
+/// to do or the call failed.
+pub fn end_machine() {
+    use nix::sys::reboot::{RebootMode, reboot};
+    let code = MACHINE_END.load(std::sync::atomic::Ordering::Relaxed);
+    if code == 0 || own_pid() != 1 || !in_initial_pid_namespace() {
+        return;
+    }
+    nix::unistd::sync();
+    let mode = match code {
+        1 => RebootMode::RB_POWER_OFF,
+        3 => RebootMode::RB_HALT_SYSTEM,
+        4 => RebootMode::RB_KEXEC,
+        _ => RebootMode::RB_AUTOBOOT,
+    };
+    let Err(e) = reboot(mode);
+    eprintln!("flint: reboot(2) failed: {e}");
+    if code == 4 {
+        let _ = reboot(RebootMode::RB_AUTOBOOT);
+    }
+}
+
 /// flint's own pid, asked of the kernel once: glibc does not cache
 /// `getpid()`, and a connection's way through the event loop and the spawn
 /// thread asked four times. flint never forks a copy of itself that goes on
@@ -34,4 +94,28 @@ pub mod virt;
 pub fn own_pid() -> u32 {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *PID.get_or_init(std::process::id)
+}
+
+#[cfg(test)]
+mod machine_end_tests {
+    #[test]
+    fn system_actions_name_their_reboot_command() {
+        for (word, code) in [
+            ("poweroff", 1),
+            ("poweroff-force", 1),
+            ("poweroff-immediate", 1),
+            ("reboot", 2),
+            ("soft-reboot-force", 2),
+            ("halt-immediate", 3),
+            ("kexec", 4),
+            ("exit", 0),
+            ("exit-force", 0),
+            ("none", 0),
+        ] {
+            assert_eq!(super::machine_end_code(word), code, "{word}");
+        }
+        // This test runs in some PID namespace; the answer is a boolean
+        // read from /proc either way, and false in a child namespace.
+        let _ = super::in_initial_pid_namespace();
+    }
 }

@@ -1486,7 +1486,10 @@ fn systemd_run(args: &[String]) -> ExitCode {
         }
     };
     let path = control_path(run.user, None);
-    let mut units = vec![serde_json::json!({"name": run.service, "text": run.service_text})];
+    let mut units = Vec::new();
+    if let Some(text) = &run.service_text {
+        units.push(serde_json::json!({"name": run.service, "text": text}));
+    }
     if let Some((name, text)) = &run.timer {
         units.push(serde_json::json!({"name": name, "text": text}));
     }
@@ -1507,7 +1510,6 @@ fn systemd_run(args: &[String]) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let started = std::time::Instant::now();
     let first = run
         .timer
         .as_ref()
@@ -1517,6 +1519,7 @@ fn systemd_run(args: &[String]) -> ExitCode {
         units: vec![first.clone()],
         no_block: run.no_block,
     };
+    let started = std::time::Instant::now();
     let code = ctl(run.user, None, false, &start);
     if code != ExitCode::SUCCESS {
         return code;
@@ -1532,7 +1535,9 @@ fn systemd_run(args: &[String]) -> ExitCode {
     if !run.wait {
         return ExitCode::SUCCESS;
     }
-    // Until the service has stopped again.
+    // Until the service has stopped again: this run of it (its
+    // invocation), not a later one started under the same name.
+    let mut invocation: Option<String> = None;
     let props = loop {
         let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "show", "units": [run.service]});
         let answer = match flint::control::call(&path, &request) {
@@ -1552,6 +1557,18 @@ fn systemd_run(args: &[String]) -> ExitCode {
             .flatten()
             .filter_map(|p| Some((p[0].as_str()?.to_owned(), p[1].as_str()?.to_owned())))
             .collect();
+        let id = props.get("InvocationID").filter(|i| !i.is_empty());
+        match (&invocation, id) {
+            (None, Some(id)) => invocation = Some(id.clone()),
+            (Some(ours), Some(id)) if ours != id => {
+                eprintln!(
+                    "{} was started again meanwhile; how this run ended is not known.",
+                    run.service
+                );
+                return ExitCode::from(1);
+            }
+            _ => {}
+        }
         if matches!(
             props.get("ActiveState").map(String::as_str),
             Some("inactive" | "failed")
@@ -1597,7 +1614,7 @@ fn systemd_run(args: &[String]) -> ExitCode {
     match result {
         "success" => ExitCode::SUCCESS,
         "exit-code" if status > 0 => ExitCode::from(u8::try_from(status).unwrap_or(1)),
-        "signal" | "core-dump" => ExitCode::from(255),
+        "signal" => ExitCode::from(255),
         _ => ExitCode::from(1),
     }
 }
@@ -2069,6 +2086,8 @@ fn run(
         .collect::<anyhow::Result<Vec<_>>>()?;
     options.generators = generators;
     let code = flint::activation::run(search, names, options)?;
+    // As the machine's own init, a poweroff or reboot ends the machine.
+    flint::end_machine();
     Ok(ExitCode::from(code))
 }
 
@@ -2475,10 +2494,16 @@ fn main() -> ExitCode {
             }
         }
     } else if name.as_deref() == Some("systemd-run") {
-        let args: Vec<String> = std::env::args_os()
-            .skip(1)
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let mut args = Vec::new();
+        for a in std::env::args_os().skip(1) {
+            match a.into_string() {
+                Ok(a) => args.push(a),
+                Err(a) => {
+                    eprintln!("Invalid argument (not UTF-8): {}", a.to_string_lossy());
+                    return ExitCode::from(1);
+                }
+            }
+        }
         return systemd_run(&args);
     } else if called
         .as_deref()

@@ -68,6 +68,7 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                                 == Some(PROTOCOL_VERSION) =>
                         {
                             let (reply, wait) = oneshot::channel();
+                            ANSWERING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             if tx
                                 .send(Event::Control {
                                     request: req,
@@ -75,9 +76,9 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                                 })
                                 .is_err()
                             {
+                                ANSWERING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                                 return;
                             }
-                            ANSWERING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let answer = wait
                                 .await
                                 .unwrap_or_else(|_| control::error(1, "flint is stopping"));
@@ -358,6 +359,7 @@ impl Manager {
             return control::error(1, "Too few arguments.");
         }
         self.sweep_collected(COLLECT_GRACE);
+        self.sweep_transient_timers();
         let mut reload = false;
         for (name, _) in &units {
             let Ok(parsed) = name.parse::<crate::unit::name::UnitName>() else {
@@ -376,10 +378,12 @@ impl Manager {
                 )
             };
             let running = match self.find_service(name) {
-                Some(id) => self
-                    .services
-                    .get(&id)
-                    .is_some_and(|s| !matches!(s.state, State::Dead | State::Failed) || s.spawning),
+                Some(id) => {
+                    self.jobs.contains_key(&id)
+                        || self.services.get(&id).is_some_and(|s| {
+                            !matches!(s.state, State::Dead | State::Failed) || s.spawning
+                        })
+                }
                 None => self
                     .timers
                     .map
@@ -1957,6 +1961,19 @@ impl Manager {
                              `systemctl exit` stops flint and its units.",
                             crate::own_pid()
                         ),
+                    );
+                }
+                // As systemd refuses Exit outside a container: flint as the
+                // machine's own init would panic the kernel by ending.
+                if word == "exit"
+                    && !self.search.user_mode
+                    && crate::own_pid() == 1
+                    && crate::in_initial_pid_namespace()
+                {
+                    return control::error(
+                        1,
+                        "Refusing to exit: flint is this machine's init (PID 1 outside a container); \
+                         poweroff, reboot or halt end it.",
                     );
                 }
                 let force = req.get("force").and_then(Json::as_bool).unwrap_or(false);

@@ -3522,7 +3522,13 @@ impl Manager {
             _ => false,
         };
         let name = svc.unit.id.as_str();
-        if !collect || svc.spawning || self.timers.map.values().any(|t| t.target == name) {
+        // A timer that will start it again keeps it.
+        let timer_needs = self
+            .timers
+            .map
+            .values()
+            .any(|t| t.target == name && t.state.words().0 == "active");
+        if !collect || svc.spawning || self.jobs.contains_key(&id) || timer_needs {
             return;
         }
         let _ = std::fs::remove_file(&fragment);
@@ -3544,15 +3550,47 @@ impl Manager {
         }
         self.collected.retain(|(id, _)| !due.contains(id));
         for id in due {
-            let ended = self
-                .services
-                .get(&id)
-                .is_some_and(|s| matches!(s.state, State::Dead | State::Failed) && !s.spawning);
+            let ended = !self.jobs.contains_key(&id)
+                && self
+                    .services
+                    .get(&id)
+                    .is_some_and(|s| matches!(s.state, State::Dead | State::Failed) && !s.spawning);
             if ended && let Some(svc) = self.services.remove(&id) {
                 self.remember_ended(&svc);
             }
         }
         self.by_name.retain(|_, id| self.services.contains_key(id));
+    }
+
+    /// Transient timers (`systemd-run --on-*`) that are no longer active
+    /// (systemd-run's `RemainAfterElapse=no`: once elapsed) go, file and
+    /// record, as systemd collects them.
+    pub(super) fn sweep_transient_timers(&mut self) {
+        let ended: Vec<String> = self
+            .timers
+            .map
+            .iter()
+            .filter(|(_, t)| {
+                t.state.words().0 != "active"
+                    && t.unit.fragment.as_ref().is_some_and(|f| {
+                        f.parent().and_then(std::path::Path::file_name)
+                            == Some(std::ffi::OsStr::new("transient"))
+                    })
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in ended {
+            let Some(t) = self.timers.map.remove(&name) else {
+                continue;
+            };
+            if let Some(f) = &t.unit.fragment {
+                let _ = std::fs::remove_file(f);
+            }
+            // Its service, kept for it, goes too once it has ended.
+            if let Some(id) = self.find_service(&t.target) {
+                self.collect_transient(id);
+            }
+        }
     }
 
     pub(super) fn all_dead(&self) -> bool {
@@ -3589,6 +3627,9 @@ impl Manager {
                 .map(|s| format!(" with status {s}"))
                 .unwrap_or_default()
         );
+        if !exit {
+            crate::request_machine_end(&action.word);
+        }
         if let Some(s) = action.status {
             self.exit_status = s;
         }

@@ -57,8 +57,8 @@ pub struct Run {
     pub user: bool,
     /// The service's name (`NAME.service`).
     pub service: String,
-    /// The service's unit file.
-    pub service_text: String,
+    /// The service's unit file (`None`: a timer of a unit that is there).
+    pub service_text: Option<String>,
     /// The timer's name and unit file, when a `--on-*` option asks for one.
     pub timer: Option<(String, String)>,
     pub wait: bool,
@@ -205,19 +205,37 @@ pub fn quote_word(word: &str) -> String {
     out
 }
 
-/// A value of a setting written on one line: a newline would end it.
-fn one_line(value: &str) -> Result<String, RunError> {
-    if value.contains('\n') {
-        return Err(RunError::BadProperty(value.to_owned()));
+/// A value given for `key` of `section`, as a unit file line holds it:
+/// a `%` doubled where flint would take it for a specifier (systemd takes
+/// nothing sent over the bus for one); refused with a control character
+/// or a trailing backslash, which would end the line or join the next.
+fn setting_value(section: &str, key: &str, value: &str) -> Result<String, RunError> {
+    if value.chars().any(char::is_control) || value.ends_with('\\') {
+        return Err(RunError::BadProperty(format!("{key}={value}")));
     }
-    Ok(value.replace('%', "%%"))
+    Ok(if crate::unit::load::expands_specifiers(section, key) {
+        value.replace('%', "%%")
+    } else {
+        value.to_owned()
+    })
+}
+
+/// The description made of the command line: control characters become
+/// spaces and a trailing backslash goes, so that it stays one line.
+fn description_of(text: &str) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    line.trim_end_matches('\\').replace('%', "%%")
 }
 
 /// `name` found in `path` (`$PATH`) as an executable file.
 pub fn find_in_path(name: &str, path: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
+    // As systemd: a relative entry is no place to look.
     path.split(':')
-        .filter(|d| !d.is_empty())
+        .filter(|d| d.starts_with('/'))
         .map(|d| Path::new(d).join(name))
         .find(|p| {
             p.metadata()
@@ -260,7 +278,7 @@ pub fn translate(
             "--version" => return Ok(SystemdRun::Version),
             "--user" => user = true,
             "--system" => user = false,
-            "--wait" | "-W" => wait = true,
+            "--wait" => wait = true,
             "--no-block" => no_block = true,
             "-q" | "--quiet" => quiet = true,
             "-r" | "--remain-after-exit" => remain = true,
@@ -272,6 +290,20 @@ pub fn translate(
             "--on-timezone-change" => timer_events.push(("OnTimezoneChange", "yes".into())),
             "--scope" | "-t" | "--pty" | "-P" | "--pipe" | "-S" | "--shell" => {
                 return Err(RunError::Unsupported(arg.clone()));
+            }
+            // Short flags together (`-rq`), as getopt takes them.
+            _ if !arg.starts_with("--")
+                && arg.len() > 2
+                && arg[1..].chars().all(|c| "rqGd".contains(c)) =>
+            {
+                for c in arg[1..].chars() {
+                    match c {
+                        'r' => remain = true,
+                        'q' => quiet = true,
+                        'G' => collect = true,
+                        _ => same_dir = true,
+                    }
+                }
             }
             _ => {
                 let (name, inline) = match arg.split_once('=') {
@@ -314,23 +346,37 @@ pub fn translate(
         .filter(|(k, _)| *k == "timer-property")
         .map(|(_, v)| v.clone())
         .collect();
-    let want_timer = !timer_events.is_empty() || !timer_properties.is_empty();
-    if wait && want_timer {
+    let want_timer = !timer_events.is_empty();
+    if timer_events.is_empty() && !timer_properties.is_empty() {
         return Err(RunError::Conflict(
-            "--wait may not be combined with timer operations.",
+            "--timer-property= has no effect without any other timer options.",
         ));
     }
-    if command.is_empty() {
+    if wait && want_timer {
+        return Err(RunError::Conflict(
+            "--wait may not be combined with path, socket or timer operations.",
+        ));
+    }
+    if wait && no_block {
+        return Err(RunError::Conflict(
+            "--wait may not be combined with --no-block.",
+        ));
+    }
+    // A timer of a unit that is there already needs no command.
+    let timer_only = want_timer && command.is_empty() && value("unit").is_some();
+    if command.is_empty() && !timer_only {
         return Err(RunError::NoCommand);
     }
     // The command, found here as systemd-run finds it.
-    if !command[0].contains('/') {
-        let path = env("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-        let found = find_in_path(&command[0], &path)
-            .ok_or_else(|| RunError::NotFound(command[0].clone()))?;
-        command[0] = found.display().to_string();
-    } else if !command[0].starts_with('/') {
-        command[0] = cwd.join(&command[0]).display().to_string();
+    if let Some(first) = command.first_mut() {
+        if !first.contains('/') {
+            let path = env("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+            let found =
+                find_in_path(first, &path).ok_or_else(|| RunError::NotFound(first.clone()))?;
+            *first = found.display().to_string();
+        } else if !first.starts_with('/') {
+            *first = cwd.join(&*first).display().to_string();
+        }
     }
     let base = match value("unit") {
         Some(u) => {
@@ -350,9 +396,12 @@ pub fn translate(
         None => format!("run-r{}", crate::service::exec::invocation_id()),
     };
     let service = format!("{base}.service");
-    let description = value("description").unwrap_or_else(|| command.join(" "));
-
-    let mut unit_lines = vec![format!("Description={}", one_line(&description)?)];
+    let description = match value("description") {
+        Some(d) => setting_value("Unit", "Description", &d)?,
+        None if timer_only => format!("Timer for {base}.service"),
+        None => description_of(&command.join(" ")),
+    };
+    let mut unit_lines = vec![format!("Description={description}")];
     let mut service_lines = Vec::new();
     if collect {
         unit_lines.push("CollectMode=inactive-or-failed".into());
@@ -367,23 +416,25 @@ pub fn translate(
                 if k.is_empty() || k.contains(char::is_whitespace) {
                     return Err(RunError::BadProperty(v.clone()));
                 }
-                let line = format!("{k}={}", one_line(val)?);
                 if UNIT_SECTION.contains(&k)
                     || k.starts_with("Condition")
                     || k.starts_with("Assert")
                 {
-                    unit_lines.push(line);
+                    unit_lines.push(format!("{k}={}", setting_value("Unit", k, val)?));
                 } else {
-                    service_lines.push(line);
+                    service_lines.push(format!("{k}={}", setting_value("Service", k, val)?));
                 }
             }
-            "slice" => service_lines.push(format!("Slice={}", one_line(v)?)),
-            "service-type" => service_lines.push(format!("Type={}", one_line(v)?)),
-            "uid" => service_lines.push(format!("User={}", one_line(v)?)),
-            "gid" => service_lines.push(format!("Group={}", one_line(v)?)),
-            "nice" => service_lines.push(format!("Nice={}", one_line(v)?)),
-            "working-directory" => {
-                service_lines.push(format!("WorkingDirectory={}", one_line(v)?));
+            "slice" | "service-type" | "uid" | "gid" | "nice" | "working-directory" => {
+                let k = match *key {
+                    "slice" => "Slice",
+                    "service-type" => "Type",
+                    "uid" => "User",
+                    "gid" => "Group",
+                    "nice" => "Nice",
+                    _ => "WorkingDirectory",
+                };
+                service_lines.push(format!("{k}={}", setting_value("Service", k, v)?));
             }
             "setenv" => {
                 let assignment = if v.contains('=') {
@@ -402,7 +453,7 @@ pub fn translate(
     if same_dir {
         service_lines.push(format!(
             "WorkingDirectory={}",
-            one_line(&cwd.display().to_string())?
+            setting_value("Service", "WorkingDirectory", &cwd.display().to_string())?
         ));
     }
     if remain {
@@ -419,26 +470,36 @@ pub fn translate(
         unit_lines.join("\n"),
         service_lines.join("\n")
     );
-    let timer = want_timer.then(|| {
-        let mut lines: Vec<String> = timer_events
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.replace('%', "%%")))
-            .collect();
-        lines.extend(timer_properties.iter().map(|p| p.replace('%', "%%")));
+    let timer = if want_timer {
+        let mut lines = Vec::new();
+        for (k, v) in &timer_events {
+            lines.push(format!("{k}={}", setting_value("Timer", k, v)?));
+        }
+        for p in &timer_properties {
+            let Some((k, v)) = p.split_once('=') else {
+                return Err(RunError::BadProperty(p.clone()));
+            };
+            let k = k.trim();
+            lines.push(format!("{k}={}", setting_value("Timer", k, v)?));
+        }
+        // As systemd-run's: the timer ends once it elapsed, and its name
+        // can be used again.
+        lines.push("RemainAfterElapse=no".into());
         lines.push(format!("Unit={service}"));
-        (
+        Some((
             format!("{base}.timer"),
             format!(
-                "{header}[Unit]\nDescription={}\n\n[Timer]\n{}\n",
-                one_line(&description).unwrap_or_default(),
+                "{header}[Unit]\nDescription={description}\n\n[Timer]\n{}\n",
                 lines.join("\n")
             ),
-        )
-    });
+        ))
+    } else {
+        None
+    };
     Ok(SystemdRun::Run(Run {
         user,
         service,
-        service_text,
+        service_text: (!timer_only).then_some(service_text),
         timer,
         wait,
         no_block,
@@ -488,7 +549,7 @@ mod tests {
         assert!(r.wait && !r.user && r.timer.is_none());
         let sh = find_in_path("sh", "/usr/bin:/bin").unwrap();
         assert_eq!(
-            r.service_text,
+            r.service_text.unwrap(),
             format!(
                 "# A transient unit: written by systemd-run (flint) for the running flint.\n\
                  [Unit]\nDescription={sh} -c echo \"$A\" 100%% done; exit 3 ;\nAfter=network.target\n\n\
@@ -516,11 +577,13 @@ mod tests {
         let (name, text) = r.timer.unwrap();
         assert_eq!(name, "tick.timer");
         assert!(
-            text.ends_with("[Timer]\nOnActiveSec=30\nAccuracySec=1s\nUnit=tick.service\n"),
+            text.ends_with(
+                "[Timer]\nOnActiveSec=30\nAccuracySec=1s\nRemainAfterElapse=no\nUnit=tick.service\n"
+            ),
             "{text}"
         );
         let r = run(&["-d", "-r", "--uid=nobody", "--", "./tool", "-x"]).unwrap();
-        assert!(r.service_text.contains("User=nobody\nWorkingDirectory=/srv/work\nRemainAfterExit=yes\nExecStart=\"/srv/work/./tool\" \"-x\"\n"), "{}", r.service_text);
+        assert!(r.service_text.as_deref().unwrap().contains("User=nobody\nWorkingDirectory=/srv/work\nRemainAfterExit=yes\nExecStart=\"/srv/work/./tool\" \"-x\"\n"), "{:?}", r.service_text);
         assert_eq!(run(&[]).unwrap_err(), RunError::NoCommand);
         assert_eq!(
             run(&["--scope", "true"]).unwrap_err(),
@@ -553,6 +616,79 @@ mod tests {
         // The command's own options are its own.
         let r = run(&["true", "--wait", "-q"]).unwrap();
         assert!(!r.wait && !r.quiet);
-        assert!(r.service_text.contains("\"--wait\" \"-q\""));
+        assert!(
+            r.service_text
+                .as_deref()
+                .unwrap()
+                .contains("\"--wait\" \"-q\"")
+        );
+    }
+
+    #[test]
+    fn values_stay_on_their_line_and_percent_is_doubled_only_where_expanded() {
+        let r = run(&[
+            "-p",
+            "MemoryMax=50%",
+            "-p",
+            "CPUQuota=20%",
+            "-p",
+            "Environment=A=5%",
+            "--description=100% sure",
+            "true",
+        ])
+        .unwrap();
+        let text = r.service_text.unwrap();
+        assert!(
+            text.contains("\nMemoryMax=50%\nCPUQuota=20%\nEnvironment=A=5%%\n"),
+            "{text}"
+        );
+        assert!(text.contains("Description=100%% sure\n"), "{text}");
+        for bad in ["Description=a\nAfter=x", "Description=a\rb", "After=x\\"] {
+            assert!(
+                matches!(run(&["-p", bad, "true"]), Err(RunError::BadProperty(_))),
+                "{bad:?}"
+            );
+        }
+        // The description made of a command line stays one line.
+        let r = run(&["sh", "-c", "a\nb\\"]).unwrap();
+        let text = r.service_text.unwrap();
+        assert!(text.contains("Description=/"), "{text}");
+        assert!(text.lines().any(|l| l.ends_with("-c a b")), "{text}");
+        assert!(
+            text.contains("ExecStart=") && text.contains("\"a\\nb\\\\\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn options_as_getopt_takes_them() {
+        let r = run(&["-rqG", "true"]).unwrap();
+        assert!(r.quiet);
+        let text = r.service_text.unwrap();
+        assert!(
+            text.contains("CollectMode=inactive-or-failed") && text.contains("RemainAfterExit=yes")
+        );
+        assert!(matches!(
+            run(&["-W", "true"]),
+            Err(RunError::UnknownOption(_))
+        ));
+        assert!(matches!(
+            run(&["--wait", "--no-block", "true"]),
+            Err(RunError::Conflict(_))
+        ));
+        assert!(matches!(
+            run(&["--timer-property=AccuracySec=1s", "true"]),
+            Err(RunError::Conflict(_))
+        ));
+        // A timer for a unit that is there: no command, no service file.
+        let r = run(&["--on-calendar=daily", "-u", "backup"]).unwrap();
+        assert!(r.service_text.is_none());
+        assert_eq!(r.timer.unwrap().0, "backup.timer");
+        assert_eq!(
+            run(&["--on-calendar=daily"]).unwrap_err(),
+            RunError::NoCommand
+        );
+        // Relative entries of $PATH are no place to look.
+        assert_eq!(find_in_path("sh", "bin:usr/bin"), None);
     }
 }

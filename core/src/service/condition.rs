@@ -558,7 +558,11 @@ fn needs_update(dir: &str, usr: &Path) -> bool {
     if let Some(v) = kernel_cmdline_bool("systemd.condition-needs-update") {
         return v;
     }
-    if Path::new("/etc/initrd-release").exists() || !dir.starts_with('/') {
+    // No updates in an initrd (systemd 252: "not doing any updates").
+    if Path::new("/etc/initrd-release").exists() {
+        return false;
+    }
+    if !dir.starts_with('/') {
         return true;
     }
     if nix::sys::statvfs::statvfs(dir)
@@ -822,15 +826,26 @@ fn slice_pressure_file(slice: &str, resource: &str) -> SlicePressure {
 
 /// A boolean switch of the kernel command line, as systemd's
 /// `proc_cmdline_get_bool()` reads it: the last `key=BOOL`, or `key` alone
-/// for yes; `None` when absent or not a boolean.
+/// for yes, with `-` and `_` alike in the key; `None` when absent or not a
+/// boolean.
 fn kernel_cmdline_bool(key: &str) -> Option<bool> {
     let line = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    cmdline_bool(&line, key)
+}
+
+fn cmdline_bool(line: &str, key: &str) -> Option<bool> {
+    let same = |a: &str| {
+        a.len() == key.len()
+            && a.bytes()
+                .zip(key.bytes())
+                .all(|(x, y)| x == y || (matches!(x, b'-' | b'_') && matches!(y, b'-' | b'_')))
+    };
     let mut found = None;
     for w in line.split_whitespace() {
-        if w == key {
-            found = Some(true);
-        } else if let Some(v) = w.strip_prefix(key).and_then(|r| r.strip_prefix('=')) {
-            found = crate::unit::value::bool::parse_bool(v).ok();
+        match w.split_once('=') {
+            None if same(w) => found = Some(true),
+            Some((k, v)) if same(k) => found = crate::unit::value::bool::parse_bool(v).ok(),
+            _ => {}
         }
     }
     found
@@ -1507,6 +1522,23 @@ mod tests {
             check(true, "TIMESTAMP_NSEC= before /usr's time");
         }
         assert!(needs_update("relative", Path::new("/usr/")));
+        let k = "systemd.condition-needs-update";
+        assert_eq!(
+            cmdline_bool("quiet systemd.condition_needs_update=0", k),
+            Some(false)
+        );
+        assert_eq!(
+            cmdline_bool("systemd.condition-needs-update ro", k),
+            Some(true)
+        );
+        assert_eq!(
+            cmdline_bool(
+                "systemd.condition-needs-update=1 systemd.condition-needs-update=no",
+                k
+            ),
+            Some(false)
+        );
+        assert_eq!(cmdline_bool("systemd.condition-needs-updates=1", k), None);
     }
 
     /// `ConditionControlGroupController=` on this machine as

@@ -1768,6 +1768,36 @@ fn is_exec_directory(key: &str) -> bool {
 }
 
 /// The `Condition*=`/`Assert*=` settings whose argument is a path.
+/// Whether flint expands `%` specifiers in `key` of `section` when it
+/// reads a unit file: a value written for such a key doubles a `%` it
+/// means as it is (`-p MemoryMax=50%` stays as it is, `-p
+/// Environment=A=50%` becomes `A=50%%`). Unknown keys count as expanding.
+pub fn expands_specifiers(section: &str, key: &str) -> bool {
+    if key == "CPUAffinity" {
+        return true;
+    }
+    directive::lookup(section, key).is_none_or(|d| {
+        matches!(
+            d.grammar,
+            Grammar::Listen(_)
+                | Grammar::Exec
+                | Grammar::Environment
+                | Grammar::EnvironmentFile
+                | Grammar::Words
+                | Grammar::Calendar
+                | Grammar::Slice
+                | Grammar::Str
+                | Grammar::Path
+                | Grammar::WorkingDirectory
+                | Grammar::Units
+                | Grammar::Unit
+                | Grammar::Condition
+                | Grammar::StdInput
+                | Grammar::StdOutput
+        )
+    })
+}
+
 pub(crate) fn is_path_condition(key: &str) -> bool {
     let Some(rest) = key
         .strip_prefix("Condition")
