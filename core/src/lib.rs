@@ -19,6 +19,7 @@ pub mod logs;
 pub mod notify;
 pub mod policy;
 pub mod service;
+pub mod set_property;
 pub mod socket_activate;
 pub mod spawn;
 pub mod stamp;

@@ -543,6 +543,35 @@ enum Command {
     /// reads its units again. Editor: $SYSTEMD_EDITOR, $EDITOR, $VISUAL,
     /// else editor, nano, vim or vi.
     Edit(EditArgs),
+    /// Change resource-control settings of a unit at runtime, as
+    /// `systemctl set-property` does: each one a drop-in of its own in the
+    /// control directory (/etc/systemd/system.control, /run with --runtime,
+    /// ~/.config/systemd/user.control with --user, the first DIR with
+    /// --unit-dir), which the running flint applies to the unit's cgroup
+    /// at once.
+    SetProperty {
+        /// The calling user's units.
+        #[arg(long)]
+        user: bool,
+        /// Below /run: gone at reboot.
+        #[arg(long, conflicts_with = "unit_dirs")]
+        runtime: bool,
+        /// The units of this tree (repeatable), writing into the first DIR.
+        #[arg(long = "unit-dir", value_name = "DIR")]
+        unit_dirs: Vec<PathBuf>,
+        /// The control socket of the flint that applies them.
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+        #[arg(value_name = "UNIT")]
+        unit: String,
+        /// `MemoryMax=1G`, `CPUQuota=50%`, `TasksMax=100`, ...
+        #[arg(
+            required = true,
+            value_name = "PROPERTY=VALUE",
+            allow_hyphen_values = true
+        )]
+        assignments: Vec<String>,
+    },
     /// Evaluate conditions and assertions as `systemd-analyze condition`
     /// does: each `Condition*=`/`Assert*=` given (or those of --unit),
     /// last first, with whether it held; exits 1 when they fail.
@@ -1225,6 +1254,93 @@ fn cat(tree: &TreeArgs, units: &[String]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `flint set-property`: see [`flint::set_property`].
+fn set_property(
+    user: bool,
+    runtime: bool,
+    unit_dirs: &[PathBuf],
+    control: Option<&std::path::Path>,
+    unit: &str,
+    assignments: &[String],
+) -> ExitCode {
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("{e}");
+        ExitCode::from(1)
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let name = match flint::install::mangle_arg(unit, "to set properties on", &cwd) {
+        Ok((n, _)) if !n.contains('/') => n,
+        _ => return fail(&format!("Failed to mangle unit name \"{unit}\".")),
+    };
+    let Ok(name) = name.parse::<UnitName>() else {
+        return fail(&format!("Invalid unit name: {unit}"));
+    };
+    let (search, dir) = if let Some(first) = unit_dirs.first() {
+        let search = SearchPath::from_dirs(unit_dirs.to_vec(), user);
+        let dir = search
+            .dirs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| first.clone());
+        (search, Some(dir))
+    } else {
+        let lp = if user {
+            flint::install::LookupPaths::user()
+        } else {
+            flint::install::LookupPaths::system_from(None, &default_search(false))
+        };
+        let dir = lp.ok().and_then(|lp| {
+            if runtime {
+                lp.runtime_control
+            } else {
+                lp.persistent_control
+            }
+        });
+        (default_search(user), dir)
+    };
+    let loaded = load::load(&search, &name);
+    if loaded.load_state == load::LoadState::NotFound {
+        return fail(&format!(
+            "Failed to set unit properties on {name}: Unit {name} not found."
+        ));
+    }
+    let section = flint::unit::directive::type_section(name.unit_type()).unwrap_or("Unit");
+    let mut drop_ins = Vec::new();
+    for a in assignments {
+        match flint::set_property::drop_in(name.as_str(), section, a) {
+            Ok(d) => drop_ins.push(d),
+            Err(e) => return fail(&e),
+        }
+    }
+    let Some(dir) = dir else {
+        return fail(
+            &"Failed to set unit properties: no control directory (is $XDG_RUNTIME_DIR set?)",
+        );
+    };
+    let dir = dir.join(format!("{}.d", loaded.id));
+    for d in &drop_ins {
+        if let Err(e) = flint::set_property::write(&dir, &d.file, &d.text(section)) {
+            return fail(&format!(
+                "Failed to set unit properties on {name}: {}: {e}",
+                dir.join(&d.file).display()
+            ));
+        }
+    }
+    // The running flint applies them.
+    let path = control_path(user, control);
+    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "set-property", "units": [loaded.id.as_str()]});
+    match flint::control::call(&path, &request) {
+        Err(flint::control::ControlError::Connect { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) => {}
+        Err(e) => return fail(&format!("Failed to set unit properties on {name}: {e}")),
+        Ok(_) => {}
+    }
+    ExitCode::SUCCESS
 }
 
 /// `flint condition`: systemd-analyze's `condition` verb.
@@ -2566,6 +2682,21 @@ fn main() -> ExitCode {
         Command::Show { tree, units } => show(tree, units),
         Command::Cat { tree, units } => cat(tree, units),
         Command::Edit(args) => Ok(edit(args)),
+        Command::SetProperty {
+            user,
+            runtime,
+            unit_dirs,
+            control,
+            unit,
+            assignments,
+        } => Ok(set_property(
+            *user,
+            *runtime,
+            unit_dirs,
+            control.as_deref(),
+            unit,
+            assignments,
+        )),
         Command::Condition {
             tree,
             unit,

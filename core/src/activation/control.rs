@@ -1946,6 +1946,14 @@ impl Manager {
                 ok(Vec::new(), 0)
             }
             "transient" => self.write_transient(req),
+            "set-property" => {
+                for n in &names {
+                    if let Some(id) = self.find_service(n) {
+                        self.reapply_resources(id);
+                    }
+                }
+                json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "units": []})
+            }
             "exit" => {
                 let word = req.get("word").and_then(Json::as_str).unwrap_or("exit");
                 if !["exit", "poweroff", "halt", "reboot", "kexec"].contains(&word) {

@@ -3593,6 +3593,58 @@ impl Manager {
         }
     }
 
+    /// `set-property`: the service reads its unit again (its new
+    /// control drop-ins), and while it runs its cgroup takes the resource
+    /// settings at once; on a v1 hierarchy it joins now, with all its
+    /// processes, a controller it did not need before.
+    pub(super) fn reapply_resources(&mut self, id: u64) {
+        self.units = super::unit_cache::UnitCache::default();
+        let Some(name) = self.services.get(&id).map(|s| s.unit.name.clone()) else {
+            return;
+        };
+        let unit = self.units.load(&self.search, &name);
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        if !unit.is_loaded() {
+            tracing::warn!(
+                "{name}: {} after set-property; it keeps its old definition",
+                unit.load_state.as_str()
+            );
+            return;
+        }
+        svc.unit = unit.into();
+        svc.deps = super::jobs::Deps::of(&svc.unit);
+        let svc = &self.services[&id];
+        let running = !matches!(svc.state, State::Dead | State::Failed);
+        let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
+            return;
+        };
+        if !running {
+            return;
+        }
+        let cg_name = svc.unit.id.to_string();
+        let mut legacy = Vec::new();
+        apply_unit_resources(&svc.unit, "Service", cg, &cg_name, Some(&mut legacy));
+        let mut pids = cg.pids(&cg_name);
+        pids.extend(svc.main_pid);
+        pids.extend(svc.control_pid);
+        pids.sort_unstable();
+        pids.dedup();
+        for procs in legacy {
+            let path = std::path::PathBuf::from(
+                <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(
+                    procs.into_bytes(),
+                ),
+            );
+            for pid in &pids {
+                // A process that ended meanwhile is no matter.
+                let _ = std::fs::write(&path, pid.to_string());
+            }
+        }
+        tracing::info!("{cg_name}: resource settings applied (set-property)");
+    }
+
     pub(super) fn all_dead(&self) -> bool {
         self.services.values().all(|s| {
             !s.spawning && matches!(s.state, State::Dead | State::Failed | State::AutoRestart)

@@ -104,7 +104,7 @@ Unit commands: start, stop, restart, try-restart, reload, reload-or-restart,
   list-dependencies, reset-failed
 Unit file commands: enable, disable, reenable, mask, unmask, preset,
   preset-all, add-wants, add-requires, link, revert, is-enabled, list-unit-files,
-  set-default, get-default, edit
+  set-default, get-default, edit, set-property
 Manager commands: daemon-reload, is-system-running, set-environment,
   unset-environment, import-environment, show-environment, exit [CODE]
 System commands (where flint is a container's init): poweroff, halt,
@@ -530,6 +530,22 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
                 return Ok(Systemctl::Flint(out));
             }
         }
+        "set-property" => {
+            let Some((unit, assignments)) = raw_units.split_first().filter(|(_, a)| !a.is_empty())
+            else {
+                return Err(SystemctlError::TooFewArguments);
+            };
+            out.push("set-property".into());
+            for (on, flag) in [(user, "--user"), (runtime, "--runtime")] {
+                if on {
+                    out.push(flag.into());
+                }
+            }
+            out.push("--".into());
+            out.push(unit_name(unit));
+            out.extend(assignments.iter().cloned());
+            return Ok(Systemctl::Flint(out));
+        }
         "edit" => {
             needs_units(&units)?;
             out.push("edit".into());
@@ -736,6 +752,10 @@ mod tests {
     fn presets_as_packaging_runs_them() {
         assert_eq!(flint("--no-reload preset foo"), words("preset foo.service"));
         assert_eq!(flint("edit foo"), words("edit -- foo"));
+        assert_eq!(
+            flint("set-property --runtime web MemoryMax=1G CPUQuota=50%"),
+            words("set-property --runtime -- web.service MemoryMax=1G CPUQuota=50%")
+        );
         assert_eq!(flint("--user exit"), words("ctl --user exit"));
         assert_eq!(flint("exit 3"), words("ctl exit 3"));
         assert_eq!(flint("poweroff"), words("ctl poweroff"));
