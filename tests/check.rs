@@ -209,6 +209,7 @@ fn condition_says_what_systemd_analyze_condition_says() {
             "ConditionPathExists=/etc",
         ],
         &["ConditionHost="],
+        &[" ConditionPathExists=/"],
         &[
             "ConditionKernelVersion=>=1",
             "ConditionVirtualization=!container",
@@ -252,8 +253,12 @@ fn condition_says_what_systemd_analyze_condition_says() {
     let tree = Tree::new();
     tree.write(
         "x.service",
-        "[Unit]\nConditionPathExists=/etc\nConditionPathExists=|/x\nConditionPathExists=|/etc\n\
-         AssertPathExists=!/nonexistent\n[Service]\nExecStart=/bin/true\n",
+        "[Unit]\nConditionPathExists=/etc\nConditionPathExists=|/x\nConditionHost=|nothere\n\
+         ConditionPathExists=|/etc\nAssertPathExists=!/nonexistent\n[Service]\nExecStart=/bin/true\n",
+    );
+    tree.write(
+        "x.service.d/10-more.conf",
+        "[Unit]\nConditionPathExists=|/y\nConditionKernelCommandLine=|nothing-such\n",
     );
     let want = Command::new("systemd-analyze")
         .args(["condition", "--unit=x.service"])

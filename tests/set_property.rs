@@ -146,6 +146,40 @@ fn set_property_writes_drop_ins_and_the_running_service_takes_them() {
         "{}",
         shown("memory", "memory.limit_in_bytes", "memory.max")
     );
+    // A share, then bytes again: the one written last holds (the other
+    // form's file goes).
+    let (code, err) = run(&["s.service", "MemoryMax=50%", "MemoryMax=150M"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !tree
+            .path()
+            .join("s.service.d/50-MemoryMaxScale.conf")
+            .exists()
+    );
+    assert!(
+        holds("memory", "memory.limit_in_bytes", "memory.max", "157286400"),
+        "{}",
+        shown("memory", "memory.limit_in_bytes", "memory.max")
+    );
+    // A reset: the cgroup has no limit again.
+    let (code, err) = run(&["s.service", "MemoryMax=", "TasksMax="]);
+    assert_eq!(code, Some(0), "{err}");
+    let unlimited = |controller: &str, v1: &str, v2: &str| {
+        wait_for(Duration::from_secs(5), || {
+            let f = cgroup_file(pid, controller, v1, v2)?;
+            let v = std::fs::read_to_string(&f).ok()?;
+            let v = v.trim();
+            (v == "max" || v.parse::<u64>().is_ok_and(|n| n > 1 << 40)).then_some(())
+        })
+        .is_some()
+    };
+    assert!(
+        unlimited("memory", "memory.limit_in_bytes", "memory.max"),
+        "{}\n{}",
+        shown("memory", "memory.limit_in_bytes", "memory.max"),
+        flint.log()
+    );
+    assert_eq!(main_pid(&control, "s.service"), Some(pid), "not restarted");
 }
 
 /// The same `set-property` command lines under systemd 252's user manager

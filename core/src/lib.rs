@@ -32,8 +32,10 @@ pub mod virt;
 /// container's): there, PID 1 ending panics the kernel, so flint as PID 1
 /// ends the machine with `reboot(2)` instead ([`end_machine`]).
 pub fn in_initial_pid_namespace() -> bool {
-    // The kernel's PROC_PID_INIT_INO.
-    std::fs::read_link("/proc/self/ns/pid").is_ok_and(|l| l.as_os_str() == "pid:[4026531836]")
+    // The kernel's PROC_PID_INIT_INO. Where /proc cannot tell (not mounted
+    // yet), the first namespace is assumed: a reboot(2) in a container's
+    // namespace only ends that namespace.
+    std::fs::read_link("/proc/self/ns/pid").map_or(true, |l| l.as_os_str() == "pid:[4026531836]")
 }
 
 /// How flint as the machine's init is to end, once every unit has
@@ -63,17 +65,22 @@ fn machine_end_code(word: &str) -> u8 {
     }
 }
 
-/// Where flint is PID 1 of the machine's first PID namespace and a system
-/// action ended it: syncs the file systems and powers off, reboots, halts
-/// or kexecs the machine, as systemd-shutdown does in the end (a kexec
-/// without a loaded kernel reboots). Returns only where there is nothing
-/// to do or the call failed.
+/// Where flint is PID 1 of the machine's first PID namespace, its end is
+/// the machine's: syncs the file systems and powers off, reboots, halts or
+/// kexecs the machine as the system action asked, as systemd-shutdown does
+/// in the end (a kexec without a loaded kernel reboots). Ending any other
+/// way (SIGTERM, an error, `exit`) powers off: PID 1 must not exit, or the
+/// kernel panics. Never returns there (a failed call leaves flint asleep,
+/// as systemd freezes); returns at once anywhere else.
 pub fn end_machine() {
     use nix::sys::reboot::{RebootMode, reboot};
-    let code = MACHINE_END.load(std::sync::atomic::Ordering::Relaxed);
-    if code == 0 || own_pid() != 1 || !in_initial_pid_namespace() {
+    if own_pid() != 1 || !in_initial_pid_namespace() {
         return;
     }
+    let code = match MACHINE_END.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => 1,
+        c => c,
+    };
     nix::unistd::sync();
     let mode = match code {
         1 => RebootMode::RB_POWER_OFF,
@@ -85,6 +92,9 @@ pub fn end_machine() {
     eprintln!("flint: reboot(2) failed: {e}");
     if code == 4 {
         let _ = reboot(RebootMode::RB_AUTOBOOT);
+    }
+    loop {
+        nix::unistd::pause();
     }
 }
 

@@ -1300,11 +1300,24 @@ fn set_property(
         });
         (default_search(user), dir)
     };
-    let loaded = load::load(&search, &name);
-    if loaded.load_state == load::LoadState::NotFound {
+    if name.is_template() {
         return fail(&format!(
-            "Failed to set unit properties on {name}: Unit {name} not found."
+            "Failed to set unit properties on {name}: Unit name {name} is not valid."
         ));
+    }
+    let loaded = load::load(&search, &name);
+    match loaded.load_state {
+        load::LoadState::NotFound => {
+            return fail(&format!(
+                "Failed to set unit properties on {name}: Unit {name} not found."
+            ));
+        }
+        load::LoadState::Masked => {
+            return fail(&format!(
+                "Failed to set unit properties on {name}: Unit {name} is masked."
+            ));
+        }
+        _ => {}
     }
     let section = flint::unit::directive::type_section(name.unit_type()).unwrap_or("Unit");
     let mut drop_ins = Vec::new();
@@ -1320,17 +1333,27 @@ fn set_property(
         );
     };
     let dir = dir.join(format!("{}.d", loaded.id));
+    let mut files = Vec::new();
     for d in &drop_ins {
-        if let Err(e) = flint::set_property::write(&dir, &d.file, &d.text(section)) {
-            return fail(&format!(
-                "Failed to set unit properties on {name}: {}: {e}",
-                dir.join(&d.file).display()
-            ));
+        match flint::set_property::write(&dir, &d.file, &d.text(section)) {
+            Ok(path) => files.push(path.display().to_string()),
+            Err(e) => {
+                return fail(&format!(
+                    "Failed to set unit properties on {name}: {}: {e}",
+                    dir.join(&d.file).display()
+                ));
+            }
+        }
+        // The setting's other form (a share or bytes) would shadow it.
+        if let Some(other) = flint::set_property::other_form(&d.file) {
+            let other = dir.join(other);
+            let _ = std::fs::remove_file(&other);
+            files.retain(|f| std::path::Path::new(f) != other);
         }
     }
     // The running flint applies them.
     let path = control_path(user, control);
-    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "set-property", "units": [loaded.id.as_str()]});
+    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "set-property", "units": [loaded.id.as_str()], "files": files});
     match flint::control::call(&path, &request) {
         Err(flint::control::ControlError::Connect { source, .. })
             if matches!(
@@ -1338,6 +1361,13 @@ fn set_property(
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
             ) => {}
         Err(e) => return fail(&format!("Failed to set unit properties on {name}: {e}")),
+        Ok(a) if a["ok"] != true => {
+            return fail(
+                &a["error"]
+                    .as_str()
+                    .unwrap_or("Failed to set unit properties"),
+            );
+        }
         Ok(_) => {}
     }
     ExitCode::SUCCESS
@@ -1357,29 +1387,36 @@ fn condition(tree: &TreeArgs, unit: Option<&str>, args: &[String]) -> ExitCode {
                 eprintln!("Failed to load {name}: {}", loaded.load_state.as_str());
                 return ExitCode::from(1);
             }
+            // In the order written: the unit file, then its drop-ins.
+            let files: Vec<&PathBuf> = loaded.fragment.iter().chain(&loaded.dropins).collect();
             let mut list = Vec::new();
             for ((section, key), setting) in loaded.settings.iter() {
                 if section != "Unit" || !(key.starts_with("Condition") || key.starts_with("Assert"))
                 {
                     continue;
                 }
-                for (value, _) in &setting.entries {
+                for (value, origin) in &setting.entries {
                     if let load::Value::Condition {
                         trigger,
                         negate,
                         argument,
                     } = value
                     {
-                        list.push(Written {
-                            key: (*key).to_string(),
-                            trigger: *trigger,
-                            negate: *negate,
-                            argument: argument.clone(),
-                        });
+                        let file = files.iter().position(|f| **f == origin.path);
+                        list.push((
+                            (file, origin.line),
+                            Written {
+                                key: (*key).to_string(),
+                                trigger: *trigger,
+                                negate: *negate,
+                                argument: argument.clone(),
+                            },
+                        ));
                     }
                 }
             }
-            (name.to_string(), list)
+            list.sort_by_key(|(at, _)| *at);
+            (name.to_string(), list.into_iter().map(|(_, w)| w).collect())
         }
     } else {
         {
@@ -2201,10 +2238,10 @@ fn run(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     options.generators = generators;
-    let code = flint::activation::run(search, names, options)?;
-    // As the machine's own init, a poweroff or reboot ends the machine.
+    let code = flint::activation::run(search, names, options);
+    // As the machine's own init, flint's end is the machine's.
     flint::end_machine();
-    Ok(ExitCode::from(code))
+    Ok(ExitCode::from(code?))
 }
 
 /// `flint tmpfiles`.

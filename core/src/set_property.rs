@@ -23,6 +23,8 @@ use crate::unit::value::percent::parse_permyriad;
 pub enum SetPropertyError {
     #[error("Unknown assignment: {0}")]
     Unknown(String),
+    #[error("Not an assignment: {0}")]
+    NotAssignment(String),
     #[error(
         "Failed to set unit properties on {unit}: Cannot set property {key}, or unknown property."
     )]
@@ -91,7 +93,7 @@ const SETTABLE: &[&str] = &[
 pub fn drop_in(unit: &str, section: &str, assignment: &str) -> Result<DropIn, SetPropertyError> {
     let invalid = || SetPropertyError::Invalid(assignment.to_owned());
     let Some((key, value)) = assignment.split_once('=') else {
-        return Err(SetPropertyError::Unknown(assignment.to_owned()));
+        return Err(SetPropertyError::NotAssignment(assignment.to_owned()));
     };
     let known = crate::unit::directive::lookup(section, key).is_some()
         || crate::unit::directive::lookup("Unit", key).is_some();
@@ -147,8 +149,13 @@ pub fn drop_in(unit: &str, section: &str, assignment: &str) -> Result<DropIn, Se
         }
         "CPUQuota" => {
             let p = resources::parse_cpu_quota(v).map_err(|_| invalid())?;
-            // As systemd writes it: whole percent.
-            plain(format!("CPUQuota={}%", p / 100))
+            // As systemd writes it: whole percent; below one, with the
+            // hundredths (systemd's `0%` would be refused when read).
+            plain(if p >= 100 {
+                format!("CPUQuota={}%", p / 100)
+            } else {
+                format!("CPUQuota=0.{p:02}%")
+            })
         }
         "CPUQuotaPeriodSec" => {
             let usec = crate::unit::value::time::parse_sec(v).map_err(|_| invalid())?;
@@ -174,14 +181,35 @@ pub fn drop_in(unit: &str, section: &str, assignment: &str) -> Result<DropIn, Se
             plain(format!("{key}={}", if b { "yes" } else { "no" }))
         }
         k if k.ends_with("Weight") => {
+            let range = if k.contains("BlockIO") {
+                10..=1000
+            } else {
+                1..=10_000
+            };
             let w = crate::unit::value::int::parse_u64(v)
                 .ok()
-                .filter(|w| (1..=10_000).contains(w))
+                .filter(|w| range.contains(w))
                 .ok_or_else(invalid)?;
             plain(format!("{key}={w}"))
         }
+        "DevicePolicy" if !matches!(v, "auto" | "closed" | "strict") => return Err(invalid()),
+        "ManagedOOMSwap" | "ManagedOOMMemoryPressure" if !matches!(v, "auto" | "kill") => {
+            return Err(invalid());
+        }
+        "ManagedOOMPreference" if !matches!(v, "none" | "avoid" | "omit") => return Err(invalid()),
         // The rest as given, one line.
         _ => plain(format!("{key}={v}")),
+    })
+}
+
+/// The other file of the same setting (`50-MemoryMaxScale.conf` beside
+/// `50-MemoryMax.conf`), which would otherwise shadow the new one or be
+/// shadowed by it: removed when the new one is written.
+pub fn other_form(file: &str) -> Option<String> {
+    let stem = file.strip_suffix(".conf")?;
+    Some(match stem.strip_suffix("Scale") {
+        Some(plain) => format!("{plain}.conf"),
+        None => format!("{stem}Scale.conf"),
     })
 }
 
@@ -340,5 +368,26 @@ mod tests {
             "Failed to parse CPUWeight=0: Invalid argument"
         );
         assert!(err("AllowedCPUs=1\n[Service]").starts_with("Failed to parse"));
+        assert_eq!(err("MemoryMax"), "Not an assignment: MemoryMax");
+        assert_eq!(
+            err("DevicePolicy=bogus"),
+            "Failed to parse DevicePolicy=bogus: Invalid argument"
+        );
+        assert_eq!(
+            err("BlockIOWeight=5"),
+            "Failed to parse BlockIOWeight=5: Invalid argument"
+        );
+        assert_eq!(
+            line("CPUQuota=0.5%"),
+            ("50-CPUQuota.conf".to_owned(), "CPUQuota=0.50%".to_owned())
+        );
+        assert_eq!(
+            other_form("50-MemoryMax.conf").as_deref(),
+            Some("50-MemoryMaxScale.conf")
+        );
+        assert_eq!(
+            other_form("50-TasksMaxScale.conf").as_deref(),
+            Some("50-TasksMax.conf")
+        );
     }
 }

@@ -1947,9 +1947,18 @@ impl Manager {
             }
             "transient" => self.write_transient(req),
             "set-property" => {
+                let files: Vec<std::path::PathBuf> = strings(req, "files")
+                    .into_iter()
+                    .map(std::path::PathBuf::from)
+                    .collect();
                 for n in &names {
-                    if let Some(id) = self.find_service(n) {
-                        self.reapply_resources(id);
+                    if let Some(id) = self.find_service(n)
+                        && let Err(e) = self.reapply_resources(id, &files)
+                    {
+                        return control::error(
+                            1,
+                            &format!("Failed to set unit properties on {n}: {e}"),
+                        );
                     }
                 }
                 json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "units": []})

@@ -3597,35 +3597,60 @@ impl Manager {
     /// control drop-ins), and while it runs its cgroup takes the resource
     /// settings at once; on a v1 hierarchy it joins now, with all its
     /// processes, a controller it did not need before.
-    pub(super) fn reapply_resources(&mut self, id: u64) {
+    pub(super) fn reapply_resources(
+        &mut self,
+        id: u64,
+        files: &[std::path::PathBuf],
+    ) -> Result<(), String> {
+        use crate::cgroup::Controller;
         self.units = super::unit_cache::UnitCache::default();
         let Some(name) = self.services.get(&id).map(|s| s.unit.name.clone()) else {
-            return;
+            return Ok(());
         };
         let unit = self.units.load(&self.search, &name);
         let Some(svc) = self.services.get_mut(&id) else {
-            return;
+            return Ok(());
         };
         if !unit.is_loaded() {
-            tracing::warn!(
-                "{name}: {} after set-property; it keeps its old definition",
+            return Err(format!(
+                "{name} is {} after the change; it keeps its old definition",
                 unit.load_state.as_str()
-            );
-            return;
+            ));
         }
+        // A drop-in this flint does not read (its search path lacks the
+        // control directory) changes nothing here: said, not hidden.
+        if let Some(missing) = files.iter().find(|f| !unit.dropins.contains(f)) {
+            return Err(format!(
+                "flint does not read {} (its directory is not in flint's search path)",
+                missing.display()
+            ));
+        }
+        let was: Vec<Controller> = Controller::ALL
+            .into_iter()
+            .filter(|c| crate::service::resources::configured(&svc.unit, "Service", *c))
+            .collect();
         svc.unit = unit.into();
         svc.deps = super::jobs::Deps::of(&svc.unit);
         let svc = &self.services[&id];
         let running = !matches!(svc.state, State::Dead | State::Failed);
         let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
-            return;
+            return Ok(());
         };
         if !running {
-            return;
+            return Ok(());
         }
         let cg_name = svc.unit.id.to_string();
         let mut legacy = Vec::new();
         apply_unit_resources(&svc.unit, "Service", cg, &cg_name, Some(&mut legacy));
+        // A setting reset (`KEY=`): its controller's files go back to
+        // their defaults.
+        for c in was {
+            if !crate::service::resources::configured(&svc.unit, "Service", c)
+                && let Some(h) = cg.hierarchy(c)
+            {
+                let _ = cg.apply(&cg_name, c, &crate::service::resources::defaults(c, h));
+            }
+        }
         let mut pids = cg.pids(&cg_name);
         pids.extend(svc.main_pid);
         pids.extend(svc.control_pid);
@@ -3643,6 +3668,7 @@ impl Manager {
             }
         }
         tracing::info!("{cg_name}: resource settings applied (set-property)");
+        Ok(())
     }
 
     pub(super) fn all_dead(&self) -> bool {

@@ -815,11 +815,18 @@ fn spawn_signal_watch(
         loop {
             let event = tokio::select! {
                 _ = term.recv() => Event::Shutdown,
-                _ = int.recv() => Event::Shutdown,
-                _ = halt.recv() => Event::Shutdown,
-                _ = poweroff.recv() => Event::Shutdown,
-                _ = reboot.recv() => Event::Shutdown,
-                _ = kexec.recv() => Event::Shutdown,
+                _ = halt.recv() => { crate::request_machine_end("halt"); Event::Shutdown }
+                _ = poweroff.recv() => { crate::request_machine_end("poweroff"); Event::Shutdown }
+                _ = reboot.recv() => { crate::request_machine_end("reboot"); Event::Shutdown }
+                _ = kexec.recv() => { crate::request_machine_end("kexec"); Event::Shutdown }
+                // Ctrl-Alt-Del to the machine's init: a reboot, as
+                // systemd's ctrl-alt-del.target.
+                _ = int.recv() => {
+                    if crate::own_pid() == 1 {
+                        crate::request_machine_end("reboot");
+                    }
+                    Event::Shutdown
+                }
                 _ = hup.recv() => Event::Hangup,
                 ready = child.readable() => {
                     let Ok(mut ready) = ready else { return };

@@ -87,7 +87,6 @@ impl Written {
         let Some((key, value)) = text.split_once('=') else {
             return Parsed::Invalid;
         };
-        let key = key.trim();
         let Some(kind) = key
             .strip_prefix("Condition")
             .or_else(|| key.strip_prefix("Assert"))
