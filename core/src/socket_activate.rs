@@ -467,6 +467,7 @@ fn serve(
     let argv = cstrings(&opts.command);
     let umask = current_umask();
     let mut children: Vec<crate::spawn::Child> = Vec::new();
+    crate::release_free_memory();
     loop {
         let fd = match wait_readable(fds, &children)? {
             Ready::Child(i) => {

@@ -681,6 +681,7 @@ async fn run_async(
     mgr.announce_ready();
     // What every spawn looks up is at hand before the first connection.
     crate::service::exec::warm_lookups(mgr.search.user_mode);
+    crate::release_free_memory();
     if mgr.options.watch {
         let stamp = tree_stamp(&mgr.search);
         let watched = std::rc::Rc::new(std::cell::RefCell::new((mgr.search.clone(), stamp)));
