@@ -486,32 +486,34 @@ fn write_subtree_control(dir: &Path, controller: Controller) -> io::Result<()> {
     })
 }
 
+/// systemd's cgroup controllers, real and BPF-based (the names its
+/// `cg_mask_from_string()` knows).
+pub const SYSTEMD_CONTROLLERS: [&str; 13] = [
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "io",
+    "blkio",
+    "memory",
+    "devices",
+    "pids",
+    "bpf-firewall",
+    "bpf-devices",
+    "bpf-foreign",
+    "bpf-socket-bind",
+    "bpf-restrict-network-interfaces",
+];
+
 /// systemd's `cg_escape()`: the name of a unit's (or slice's) cgroup
 /// directory. A name that could be taken for one of the kernel's files (a
 /// controller's `cpu.…`, `cgroup.…`, `tasks`, …) or that starts with `_` or
 /// `.` gets a `_` in front, so that removing one leading `_` always gives
 /// the unit's name back (`cg_unescape()`).
 pub fn cg_escape(name: &str) -> std::borrow::Cow<'_, str> {
-    // systemd's cgroup controllers, real and BPF-based.
-    const CONTROLLERS: [&str; 13] = [
-        "cpu",
-        "cpuacct",
-        "cpuset",
-        "io",
-        "blkio",
-        "memory",
-        "devices",
-        "pids",
-        "bpf-firewall",
-        "bpf-devices",
-        "bpf-foreign",
-        "bpf-socket-bind",
-        "bpf-restrict-network-interfaces",
-    ];
     let kernel_like = name.starts_with(['_', '.'])
         || matches!(name, "notify_on_release" | "release_agent" | "tasks")
         || name.starts_with("cgroup.")
-        || CONTROLLERS.iter().any(|c| {
+        || SYSTEMD_CONTROLLERS.iter().any(|c| {
             name.strip_prefix(c)
                 .is_some_and(|rest| rest.starts_with('.'))
         });
@@ -648,7 +650,7 @@ fn top_limit_in(
 
 /// The path of the v1 hierarchy with `controller` in `/proc/self/cgroup`
 /// (`N:pids:/path`).
-fn legacy_path<'a>(proc_cgroup: &'a str, controller: &str) -> Option<&'a str> {
+pub(crate) fn legacy_path<'a>(proc_cgroup: &'a str, controller: &str) -> Option<&'a str> {
     proc_cgroup.lines().find_map(|l| {
         let mut parts = l.splitn(3, ':');
         let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
@@ -803,7 +805,7 @@ fn remove_tree(dir: &Path, depth: usize) {
 
 /// The path of the unified (v2) hierarchy in `/proc/self/cgroup`: the
 /// `0::/path` line.
-fn unified_path(proc_cgroup: &str) -> Option<&str> {
+pub(crate) fn unified_path(proc_cgroup: &str) -> Option<&str> {
     proc_cgroup
         .lines()
         .find_map(|l| l.strip_prefix("0::"))

@@ -36,9 +36,10 @@
 //! (systemd 256) takes the new text from standard input instead, for
 //! scripts. The caller reloads the running flint afterwards.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::conf_files;
 use crate::install::LookupPaths;
 use crate::unit::loader::{self, LoadError, SearchPath};
 use crate::unit::name::UnitName;
@@ -218,17 +219,6 @@ pub fn kept_text(edited: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// `path`'s temporary sibling, named as systemd's `tempfn_random()` names
-/// it: `.#NAME` and 16 random hex digits.
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let random = crate::service::exec::invocation_id();
-    path.with_file_name(format!(".#{name}{}", &random[..16]))
-}
-
 /// Where a file named `name` in the configuration directory goes:
 /// the persistent one, or with `--runtime` the runtime one, which is
 /// refused when a persistent file would override it.
@@ -248,24 +238,9 @@ fn file_to_edit(lp: &LookupPaths, name: &str, runtime: bool) -> Result<PathBuf, 
     Ok(run)
 }
 
-/// Creates a new file `path` (never through a link) with `text` and mode
-/// `mode` (set explicitly: the umask does not narrow it).
+/// [`conf_files::create_new`], with the path in the error.
 fn create_file(path: &Path, text: &[u8], mode: u32) -> Result<(), EditError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io("Failed to create temporary file", path))?;
-    let written = f
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .and_then(|()| f.write_all(text));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(path);
-        return Err(io("Failed to write", path)(e));
-    }
-    Ok(())
+    conf_files::create_new(path, text, mode).map_err(io("Failed to create temporary file", path))
 }
 
 /// Creates `path`'s temporary file with `text` (private: it may show
@@ -279,7 +254,7 @@ fn create_temp(path: &Path, text: Option<&[u8]>) -> Result<PathBuf, EditError> {
             .create(dir)
             .map_err(io("Failed to create directories for", path))?;
     }
-    let temp = temp_beside(path);
+    let temp = conf_files::temp_beside(path);
     if let Some(text) = text {
         create_file(&temp, text, 0o600)?;
     }
@@ -561,12 +536,7 @@ fn finish_inner(edits: &[Edit]) -> Result<Vec<Outcome>, EditError> {
         };
         // A fresh file, renamed into place: never written through a link
         // that took the editor's file's place.
-        let fresh = temp_beside(&e.path);
-        create_file(&fresh, &text, 0o644)?;
-        if let Err(err) = std::fs::rename(&fresh, &e.path) {
-            let _ = std::fs::remove_file(&fresh);
-            return Err(io("Failed to rename into", &e.path)(err));
-        }
+        conf_files::replace(&e.path, &text).map_err(io("Failed to write", &e.path))?;
         out.push(Outcome::Written(e.path.clone()));
     }
     Ok(out)

@@ -1352,16 +1352,11 @@ fn set_property(
         }
     }
     // The running flint applies them.
-    let path = control_path(user, control);
     let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "set-property", "units": [loaded.id.as_str()], "files": files});
-    match flint::control::call(&path, &request) {
-        Err(flint::control::ControlError::Connect { source, .. })
-            if matches!(
-                source.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) => {}
+    match call_running(user, control, &request) {
+        Ok(None) => {}
         Err(e) => return fail(&format!("Failed to set unit properties on {name}: {e}")),
-        Ok(a) if a["ok"] != true => {
+        Ok(Some(a)) if a["ok"] != true => {
             return fail(
                 &a["error"]
                     .as_str()
@@ -1779,18 +1774,27 @@ fn reload_running(
     user: bool,
     control: Option<&std::path::Path>,
 ) -> Result<(), flint::control::ControlError> {
-    let path = control_path(user, control);
     let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "daemon-reload", "units": []});
-    match flint::control::call(&path, &request) {
+    call_running(user, control, &request).map(drop)
+}
+
+/// Asks the running flint on the control socket; `None` where none runs
+/// there (a change to unit files then waits for its start).
+fn call_running(
+    user: bool,
+    control: Option<&std::path::Path>,
+    request: &serde_json::Value,
+) -> Result<Option<serde_json::Value>, flint::control::ControlError> {
+    match flint::control::call(&control_path(user, control), request) {
         Err(flint::control::ControlError::Connect { source, .. })
             if matches!(
                 source.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
             ) =>
         {
-            Ok(())
+            Ok(None)
         }
-        other => other.map(drop),
+        other => other.map(Some),
     }
 }
 

@@ -216,28 +216,10 @@ pub fn other_form(file: &str) -> Option<String> {
 /// Writes `text` to `dir/name` through a fresh file renamed into place
 /// (mode 0644), making `dir` first.
 pub fn write(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     std::fs::create_dir_all(dir)?;
     let path = dir.join(name);
-    let temp = dir.join(format!(
-        ".#{name}{}",
-        &crate::service::exec::invocation_id()[..16]
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&temp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        f.write_all(text.as_bytes())?;
-        std::fs::rename(&temp, &path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result.map(|()| path)
+    crate::conf_files::replace(&path, text.as_bytes())?;
+    Ok(path)
 }
 
 #[cfg(test)]

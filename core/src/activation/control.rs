@@ -405,14 +405,10 @@ impl Manager {
         }
         // A name used before (and ended) starts afresh from its new file.
         for (name, _) in &units {
-            if let Some(id) = self.find_service(name)
-                && let Some(svc) = self.services.remove(&id)
-            {
-                self.remember_ended(&svc);
-                self.collected.retain(|(c, _)| *c != id);
+            if let Some(id) = self.find_service(name) {
+                self.drop_service(id);
             }
         }
-        self.by_name.retain(|_, id| self.services.contains_key(id));
         if let Err(e) = std::fs::create_dir_all(&dir) {
             return control::error(
                 1,
@@ -421,10 +417,7 @@ impl Manager {
         }
         for (name, text) in &units {
             let path = dir.join(name);
-            let temp = dir.join(format!(".#{name}"));
-            let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, &path));
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(&temp);
+            if let Err(e) = crate::conf_files::replace(&path, text.as_bytes()) {
                 return control::error(
                     1,
                     &format!("Failed to start transient unit: {}: {e}", path.display()),

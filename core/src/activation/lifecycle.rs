@@ -3555,11 +3555,20 @@ impl Manager {
                     .services
                     .get(&id)
                     .is_some_and(|s| matches!(s.state, State::Dead | State::Failed) && !s.spawning);
-            if ended && let Some(svc) = self.services.remove(&id) {
-                self.remember_ended(&svc);
+            if ended {
+                self.drop_service(id);
             }
         }
-        self.by_name.retain(|_, id| self.services.contains_key(id));
+    }
+
+    /// Forgets an ended service's record (kept among the ended ones, as
+    /// an instance's is), and its names.
+    pub(super) fn drop_service(&mut self, id: u64) {
+        if let Some(svc) = self.services.remove(&id) {
+            self.remember_ended(&svc);
+        }
+        self.collected.retain(|(c, _)| *c != id);
+        self.refresh_names();
     }
 
     /// Transient timers (`systemd-run --on-*`) that are no longer active

@@ -460,7 +460,7 @@ impl Manager {
     /// Keeps only the names that still name their service after its
     /// definition was read again (an alias removed, or now a unit of its
     /// own, names it no longer).
-    fn refresh_names(&mut self) {
+    pub(super) fn refresh_names(&mut self) {
         let services = &self.services;
         self.by_name.retain(|n, id| {
             services.get(id).is_some_and(|s| {

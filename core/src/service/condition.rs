@@ -592,23 +592,6 @@ fn needs_update(dir: &str, usr: &Path) -> bool {
     stamped.is_none_or(|t| usr_nsec > t)
 }
 
-/// The controllers systemd's `cg_mask_from_string()` knows.
-const CGROUP_CONTROLLERS: &[&str] = &[
-    "cpu",
-    "cpuacct",
-    "cpuset",
-    "io",
-    "blkio",
-    "memory",
-    "devices",
-    "pids",
-    "bpf-firewall",
-    "bpf-devices",
-    "bpf-foreign",
-    "bpf-socket-bind",
-    "bpf-restrict-network-interfaces",
-];
-
 /// systemd's `condition_test_control_group_controller()`: `v2` (every
 /// hierarchy unified) or `v1`, else every controller named that systemd
 /// knows must be supported (`supported`); names it does not know are left
@@ -625,7 +608,7 @@ fn control_group_controllers_hold(
     }
     let wanted: Vec<&str> = arg
         .split_whitespace()
-        .filter(|w| CGROUP_CONTROLLERS.contains(w))
+        .filter(|w| crate::cgroup::SYSTEMD_CONTROLLERS.contains(w))
         .collect();
     wanted.iter().all(|c| supported(c))
 }
@@ -641,21 +624,15 @@ fn all_unified() -> bool {
 /// without a trailing `/init.scope`, `/system.slice` or `/system`.
 fn cgroup_root() -> Option<String> {
     let text = std::fs::read_to_string("/proc/1/cgroup").ok()?;
-    let unified = all_unified();
-    let path = text.lines().find_map(|l| {
-        let (_, rest) = l.split_once(':')?;
-        let (controllers, path) = rest.split_once(':')?;
-        let ours = if unified {
-            controllers.is_empty()
-        } else {
-            controllers == "name=systemd"
-        };
-        ours.then(|| path.to_owned())
-    })?;
+    let path = if all_unified() {
+        crate::cgroup::unified_path(&text)
+    } else {
+        crate::cgroup::legacy_path(&text, "name=systemd")
+    }?;
     let trimmed = ["/init.scope", "/system.slice", "/system"]
         .iter()
         .find_map(|t| path.strip_suffix(t))
-        .unwrap_or(&path);
+        .unwrap_or(path);
     Some(trimmed.to_owned())
 }
 
@@ -797,10 +774,7 @@ fn slice_pressure_file(slice: &str, resource: &str) -> SlicePressure {
         return SlicePressure::BadSlice;
     };
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let own = own
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .unwrap_or("");
+    let own = crate::cgroup::unified_path(&own).unwrap_or("");
     let own = own
         .strip_suffix("/init.scope")
         .unwrap_or(own)
