@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::main_pid;
+
 use common::ctl;
 
 use std::process::Command;
@@ -616,16 +618,6 @@ fn a_reload_reaches_the_units_it_propagates_to() {
     assert_eq!(text.lines().count(), 4, "{text}");
 }
 
-/// The link `TREE/bin/systemctl` to flint, made on first use.
-fn systemctl_link(tree: &Tree) -> std::path::PathBuf {
-    let link = tree.path().join("bin/systemctl");
-    if !link.exists() {
-        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(common::flint_bin(), &link).unwrap();
-    }
-    link
-}
-
 /// Runs flint by the name `systemctl` (a link in the tree) against the
 /// flint on `control`: exit code, stdout, stderr.
 fn systemctl(tree: &Tree, control: &std::path::Path, args: &[&str]) -> (i32, String, String) {
@@ -640,7 +632,7 @@ fn systemctl_env(
     args: &[&str],
     env: &[(&str, Option<&str>)],
 ) -> (i32, String, String) {
-    let mut cmd = Command::new(systemctl_link(tree));
+    let mut cmd = Command::new(common::link_as(tree, "systemctl"));
     cmd.args(args).env("FLINT_CONTROL", control);
     for (name, value) in env {
         match value {
@@ -654,12 +646,6 @@ fn systemctl_env(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn main_pid(control: &std::path::Path, unit: &str) -> Option<u64> {
-    let (_, text) = ctl(control, &["--json", "status", unit]);
-    let v: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
-    v["units"][0]["main_pid"].as_u64()
 }
 
 #[test]
@@ -1152,7 +1138,7 @@ fn ansible_systemd(
     control: &std::path::Path,
     args: &str,
 ) -> (String, serde_json::Value) {
-    let link = systemctl_link(tree);
+    let link = common::link_as(tree, "systemctl");
     let bin = link.parent().expect("bin directory");
     let path = format!(
         "{}:{}",
@@ -1851,11 +1837,7 @@ fn a_restart_of_a_socket_its_service_requires_restarts_both() {
 /// Runs flint by the name `journalctl` against the flint on `control`,
 /// in UTC: exit code, stdout, stderr.
 fn journalctl(tree: &Tree, control: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let link = tree.path().join("bin/journalctl");
-    if !link.exists() {
-        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(common::flint_bin(), &link).unwrap();
-    }
+    let link = common::link_as(tree, "journalctl");
     let out = Command::new(&link)
         .args(args)
         .env("FLINT_CONTROL", control)
@@ -2366,7 +2348,7 @@ fn cancel_ends_waiting_jobs_as_systemctl_cancel() {
     assert!(flint.wait_log("idle.service: started"), "{}", flint.log());
     let (code, _) = ctl(&control, &["start", "--no-block", "slow.service"]);
     assert_eq!(code, 0);
-    systemctl_link(&tree);
+    common::link_as(&tree, "systemctl");
     // A client waits for later.service's start, which waits for slow.
     let waiter = {
         let tree_path = tree.path().to_path_buf();

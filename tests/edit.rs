@@ -131,16 +131,6 @@ fn description(control: &Path, unit: &str) -> String {
         .to_owned()
 }
 
-/// The link `TREE/bin/systemctl` to flint.
-fn systemctl_link(tree: &Tree) -> PathBuf {
-    let link = tree.path().join("bin/systemctl");
-    if !link.exists() {
-        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(flint_bin(), &link).unwrap();
-    }
-    link
-}
-
 #[test]
 fn edit_writes_what_the_editor_leaves_between_the_markers_and_flint_reads_it() {
     if !common::require("script", "a terminal for the editor (util-linux)") {
@@ -425,7 +415,7 @@ fn systemctl_edit_full_and_stdin_below_a_root() {
     );
     let env = [("REPLACE", mine.to_str().unwrap())];
     let root_arg = format!("--root={}", root.display());
-    let systemctl = systemctl_link(&tree);
+    let systemctl = common::link_as(&tree, "systemctl");
     // --runtime: below /run, until something in /etc would override it.
     let insert = editor.text("nice", "[Service]\nNice=7\n");
     let runtime_env = [("INSERT", insert.to_str().unwrap())];
@@ -544,13 +534,7 @@ fn the_editor_gets_what_systemds_systemctl_edit_gives_it() {
     {
         return;
     }
-    let Some(systemd) = ["/lib/systemd/systemd", "/usr/lib/systemd/systemd"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-    else {
-        assert!(!common::in_ci(), "CI installs systemd");
-        eprintln!("skipped: no systemd here");
+    let Some(systemd) = common::systemd_manager() else {
         return;
     };
     let tree = Tree::new();
@@ -578,20 +562,7 @@ fn the_editor_gets_what_systemds_systemctl_edit_gives_it() {
     // Only these directories, not the distribution's user units: a
     // manager that starts quickly and realizes no controller.
     let targets = tree.path().join("targets");
-    std::fs::create_dir_all(&targets).unwrap();
-    for t in [
-        "basic.target",
-        "default.target",
-        "exit.target",
-        "systemd-exit.service",
-        "shutdown.target",
-    ] {
-        for base in ["/usr/lib/systemd/user", "/lib/systemd/user"] {
-            if std::fs::copy(Path::new(base).join(t), targets.join(t)).is_ok() {
-                break;
-            }
-        }
-    }
+    common::copy_user_units(&targets, &common::USER_MANAGER_UNITS);
     let unit_path = format!(
         "{}:{}:{}",
         config.display(),
@@ -654,11 +625,9 @@ fn the_editor_gets_what_systemds_systemctl_edit_gives_it() {
     };
     let (shown, want_texts, want_dirs, want_written) = run(&format!(
         "set -e\nmount -t tmpfs tmpfs /run\nmkdir -p /run/user/0 /run/systemd/system\nchmod 700 /run/user/0\n\
-         {cgroup}{systemd} --user >/dev/null 2>&1 &\n\
-         i=0; while [ ! -S /run/user/0/systemd/private ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
-         {}\nsystemctl --user exit || kill $!\nwait",
+         {cgroup}{manager}{}\nsystemctl --user exit || kill $!\nwait",
         edit_line("systemctl --user edit"),
-        systemd = systemd.display(),
+        manager = common::start_user_manager(&systemd),
         cgroup = own.shell_lines(),
     ));
     drop(own);

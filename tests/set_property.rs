@@ -4,22 +4,14 @@
 
 mod common;
 
+use common::main_pid;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Flint, Tree, flint_bin, wait_for};
-
-/// The link `TREE/bin/systemctl` to flint.
-fn systemctl_link(tree: &Tree) -> PathBuf {
-    let link = tree.path().join("bin/systemctl");
-    if !link.exists() {
-        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(flint_bin(), &link).unwrap();
-    }
-    link
-}
 
 /// The file of `controller`'s cgroup of `pid` that holds `v1` (cgroup v1)
 /// or `v2` (the unified hierarchy).
@@ -41,12 +33,6 @@ fn cgroup_file(pid: u64, controller: &str, v1: &str, v2: &str) -> Option<PathBuf
         "/sys/fs/cgroup/unified"
     };
     Some(PathBuf::from(format!("{root}{unified}/{v2}")))
-}
-
-fn main_pid(control: &Path, unit: &str) -> Option<u64> {
-    let (_, text) = common::ctl(control, &["--json", "status", unit]);
-    let v: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
-    v["units"][0]["main_pid"].as_u64()
 }
 
 #[test]
@@ -131,7 +117,7 @@ fn set_property_writes_drop_ins_and_the_running_service_takes_them() {
     );
     // systemctl's command line (flint's system scope, whose control
     // directory is not in this tree), refused for a unit it cannot find.
-    let out = Command::new(systemctl_link(&tree))
+    let out = Command::new(common::link_as(&tree, "systemctl"))
         .args(["set-property", "s", "MemoryMax=200M"])
         .env("FLINT_CONTROL", &control)
         .env("SYSTEMD_UNIT_PATH", tree.path().join("nothing"))
@@ -191,32 +177,13 @@ fn set_property_writes_what_systemds_writes() {
     if !common::require_root("a mount namespace with a fresh /run for systemd's user manager") {
         return;
     }
-    let Some(systemd) = ["/lib/systemd/systemd", "/usr/lib/systemd/systemd"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-    else {
-        assert!(!common::in_ci(), "CI installs systemd");
-        eprintln!("skipped: no systemd here");
+    let Some(systemd) = common::systemd_manager() else {
         return;
     };
     let tree = Tree::new();
     let home = tree.path().join("home");
     let units = tree.path().join("units");
-    std::fs::create_dir_all(&units).unwrap();
-    for t in [
-        "basic.target",
-        "default.target",
-        "exit.target",
-        "systemd-exit.service",
-        "shutdown.target",
-    ] {
-        for base in ["/usr/lib/systemd/user", "/lib/systemd/user"] {
-            if std::fs::copy(Path::new(base).join(t), units.join(t)).is_ok() {
-                break;
-            }
-        }
-    }
+    common::copy_user_units(&units, &common::USER_MANAGER_UNITS);
     std::fs::write(
         units.join("s.service"),
         "[Service]\nExecStart=/bin/sleep 1000\n",
@@ -292,14 +259,12 @@ fn set_property_writes_what_systemds_writes() {
         "systemd",
         "systemctl",
         &format!(
-            "{} --user >/dev/null 2>&1 &\n\
-             i=0; while [ ! -S /run/user/0/systemd/private ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
-             systemctl --user start s.service",
-            systemd.display()
+            "{}systemctl --user start s.service",
+            common::start_user_manager(&systemd)
         ),
         "systemctl --user exit; wait\n",
     );
-    let link = systemctl_link(&tree);
+    let link = common::link_as(&tree, "systemctl");
     let (got_err, got_files) = run(
         "flint",
         &link.display().to_string(),

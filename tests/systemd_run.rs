@@ -6,26 +6,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Flint, Tree, flint_bin, wait_for};
 
-/// The link `TREE/bin/systemd-run` to flint.
-fn link(tree: &Tree) -> PathBuf {
-    let link = tree.path().join("bin/systemd-run");
-    if !link.exists() {
-        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(flint_bin(), &link).unwrap();
-    }
-    link
-}
-
 /// Runs the link with `args` against the flint on `control`: exit code,
 /// stdout, stderr.
 fn systemd_run(tree: &Tree, control: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(link(tree))
+    let out = Command::new(common::link_as(tree, "systemd-run"))
         .args(args)
         .env("FLINT_CONTROL", control)
         .stdin(Stdio::null())
@@ -234,17 +224,14 @@ fn systemd_runs_of_systemd_and_of_flint_give_the_service_the_same() {
     if !common::require_root("a mount namespace with a fresh /run for systemd's user manager") {
         return;
     }
-    let Some(systemd) = ["/lib/systemd/systemd", "/usr/lib/systemd/systemd"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-    else {
-        assert!(!common::in_ci(), "CI installs systemd");
-        eprintln!("skipped: no systemd here");
+    let Some(systemd) = common::systemd_manager() else {
         return;
     };
-    let user_units = ["/usr/lib/systemd/user", "/lib/systemd/user"];
-    let have = |name: &str| user_units.iter().any(|d| Path::new(d).join(name).exists());
+    let have = |name: &str| {
+        common::USER_UNIT_DIRS
+            .iter()
+            .any(|d| Path::new(d).join(name).exists())
+    };
     if !have("dbus.socket") || Command::new("busctl").arg("--version").output().is_err() {
         assert!(!common::in_ci(), "CI installs dbus-user-session");
         eprintln!("skipped: no user bus units (dbus-user-session) here");
@@ -254,23 +241,14 @@ fn systemd_runs_of_systemd_and_of_flint_give_the_service_the_same() {
     let home = tree.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let targets = tree.path().join("targets");
-    std::fs::create_dir_all(&targets).unwrap();
-    for t in [
-        "basic.target",
-        "default.target",
-        "exit.target",
-        "systemd-exit.service",
-        "shutdown.target",
-        "sockets.target",
-        "dbus.socket",
-        "dbus.service",
-    ] {
-        for base in user_units {
-            if std::fs::copy(Path::new(base).join(t), targets.join(t)).is_ok() {
-                break;
-            }
-        }
-    }
+    common::copy_user_units(
+        &targets,
+        &[
+            &common::USER_MANAGER_UNITS[..],
+            &["sockets.target", "dbus.socket", "dbus.service"],
+        ]
+        .concat(),
+    );
     std::fs::write(
         targets.join("idle.service"),
         "[Service]\nExecStart=/bin/sleep 1000\n",
@@ -340,11 +318,9 @@ fn systemd_runs_of_systemd_and_of_flint_give_the_service_the_same() {
     let (want_err, want_outs) = run(
         "systemd",
         &format!(
-            "{} --user >/dev/null 2>&1 &\n\
-             i=0; while [ ! -S /run/user/0/systemd/private ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
-             systemctl --user start dbus.socket\n\
+            "{}systemctl --user start dbus.socket\n\
              j=0; while ! busctl --user status org.freedesktop.systemd1 2>/dev/null | grep -q '^PID='; do [ $j -lt 100 ] || break; sleep 0.1; j=$((j+1)); done",
-            systemd.display()
+            common::start_user_manager(&systemd)
         ),
         "systemctl --user exit; wait",
     );

@@ -969,13 +969,6 @@ fn diff(path: &str, want: &Value, got: &Value) -> Vec<String> {
     }
 }
 
-fn find_systemd() -> Option<PathBuf> {
-    ["/lib/systemd/systemd", "/usr/lib/systemd/systemd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-}
-
 #[test]
 fn services_see_under_flint_what_they_see_under_systemds_user_manager() {
     if !common::require_root("a mount namespace with its own /run for both managers")
@@ -985,12 +978,7 @@ fn services_see_under_flint_what_they_see_under_systemds_user_manager() {
     {
         return;
     }
-    let Some(systemd) = find_systemd() else {
-        assert!(
-            !common::in_ci(),
-            "systemd is missing; scripts/install-test-deps.sh installs it"
-        );
-        eprintln!("SKIP: systemd is missing (the oracle)");
+    let Some(systemd) = common::systemd_manager() else {
         return;
     };
     let tree = tempfile::Builder::new()
@@ -1033,29 +1021,18 @@ fn services_see_under_flint_what_they_see_under_systemds_user_manager() {
     // The oracle. Its stock targets go first in the unit path, the host's
     // own directories never (the reference's recipe).
     let targets = dir.join("targets");
-    std::fs::create_dir(&targets).unwrap();
-    for t in [
-        "basic.target",
-        "default.target",
-        "sockets.target",
-        "paths.target",
-        "timers.target",
-        "shutdown.target",
-        "exit.target",
-        "systemd-exit.service",
-    ] {
-        for base in ["/usr/lib/systemd/user", "/lib/systemd/user"] {
-            if std::fs::copy(Path::new(base).join(t), targets.join(t)).is_ok() {
-                break;
-            }
-        }
-    }
+    common::copy_user_units(
+        &targets,
+        &[
+            &common::USER_MANAGER_UNITS[..],
+            &["sockets.target", "paths.target", "timers.target"],
+        ]
+        .concat(),
+    );
     write_units(&out_of("systemd"));
     let start = format!(
-        "{systemd} --user >/dev/null 2>&1 &\n\
-         i=0; while [ ! -S /run/user/0/systemd/private ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
-         systemctl --user start {sockets}\necho up > \"$READY\"",
-        systemd = systemd.display(),
+        "{}systemctl --user start {sockets}\necho up > \"$READY\"",
+        common::start_user_manager(&systemd),
     );
     let reference = run_manager(
         "systemd",

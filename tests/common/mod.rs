@@ -596,3 +596,72 @@ impl Drop for OwnCgroup {
         }
     }
 }
+
+/// systemd's manager, for the tests that run it as their reference; `None`
+/// (said, and never in CI, which installs it) where it is not installed.
+pub fn systemd_manager() -> Option<PathBuf> {
+    let found = ["/lib/systemd/systemd", "/usr/lib/systemd/systemd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(!in_ci(), "CI installs systemd");
+        eprintln!("skipped: no systemd here");
+    }
+    found
+}
+
+/// Where the distribution keeps systemd's user units.
+pub const USER_UNIT_DIRS: [&str; 2] = ["/usr/lib/systemd/user", "/lib/systemd/user"];
+
+/// The user units a user manager needs to start and to exit.
+pub const USER_MANAGER_UNITS: [&str; 5] = [
+    "basic.target",
+    "default.target",
+    "exit.target",
+    "systemd-exit.service",
+    "shutdown.target",
+];
+
+/// Copies systemd's user units `names` into `dir` (made first): the only
+/// units a reference user manager reads besides the test's, so that it
+/// starts quickly and realizes no controller.
+pub fn copy_user_units(dir: &Path, names: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for t in names {
+        for base in USER_UNIT_DIRS {
+            if std::fs::copy(Path::new(base).join(t), dir.join(t)).is_ok() {
+                break;
+            }
+        }
+    }
+}
+
+/// Shell lines that start systemd's user manager `systemd` in the
+/// background (with `XDG_RUNTIME_DIR=/run/user/0`) and wait, at most 10 s,
+/// until its private socket listens.
+pub fn start_user_manager(systemd: &Path) -> String {
+    format!(
+        "{} --user >/dev/null 2>&1 &\n\
+         i=0; while [ ! -S /run/user/0/systemd/private ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n",
+        systemd.display()
+    )
+}
+
+/// The link `TREE/bin/NAME` to flint (flint called by a front's name),
+/// made on first use.
+pub fn link_as(tree: &Tree, name: &str) -> PathBuf {
+    let link = tree.path().join("bin").join(name);
+    if !link.exists() {
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(flint_bin(), &link).unwrap();
+    }
+    link
+}
+
+/// The main pid of `unit` in the flint on `control`, if it runs.
+pub fn main_pid(control: &Path, unit: &str) -> Option<u64> {
+    let (_, text) = ctl(control, &["--json", "status", unit]);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
+    v["units"][0]["main_pid"].as_u64()
+}
