@@ -213,6 +213,104 @@ fn a_command_runs_as_a_transient_service_and_wait_reports_its_end() {
     );
 }
 
+/// `--pipe`: every command of the service (its `ExecStartPre=` too) runs
+/// on the caller's stdin, stdout and stderr, whatever its own `Standard*=`
+/// settings say; systemd-run waits and exits with the service's status;
+/// flint lets go of the caller's fds once the service has ended, so the
+/// pipeline it is in ends, also after a failure.
+#[test]
+fn pipe_runs_the_service_on_the_callers_standard_io() {
+    let tree = Tree::new();
+    let units = tree.path().join("units");
+    let transient = tree.path().join("transient");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("idle.service"),
+        "[Service]\nExecStart=/bin/sleep 1000\n",
+    )
+    .unwrap();
+    let control = tree.path().join("control");
+    let mut cmd = Command::new(flint_bin());
+    cmd.args([
+        "run",
+        "--control",
+        control.to_str().unwrap(),
+        "idle.service",
+    ])
+    .env(
+        "SYSTEMD_UNIT_PATH",
+        format!("{}:{}", units.display(), transient.display()),
+    );
+    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    let run = |script: &str| {
+        // Bounded, and into files: a pipe that flint kept open would hold
+        // its reader (and a reader of the test's own pipe) forever.
+        let (out, err) = (tree.path().join("stdout"), tree.path().join("stderr"));
+        let status = Command::new("timeout")
+            .args([
+                "30",
+                "sh",
+                "-c",
+                &format!("{{ {script}; }} >{} 2>{}", out.display(), err.display()),
+            ])
+            .env("FLINT_CONTROL", &control)
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/bin:/bin",
+                    common::link_as(&tree, "systemd-run")
+                        .parent()
+                        .unwrap()
+                        .display()
+                ),
+            )
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        (
+            status.code().unwrap_or(-1),
+            std::fs::read_to_string(out).unwrap_or_default(),
+            std::fs::read_to_string(err).unwrap_or_default(),
+        )
+    };
+    let (code, out, err) = run(
+        "printf 'one\\ntwo\\n' | systemd-run -u piped -P -p StandardOutput=null \
+         -p 'ExecStartPre=/bin/echo pre' sh -c 'read a; echo \"got $a\"; cat; echo to-err >&2; exit 7'",
+    );
+    assert_eq!(code, 7, "{err}\n{}", flint.log());
+    assert_eq!(out, "pre\ngot one\ntwo\n");
+    assert_eq!(err, "Running as unit: piped.service\nto-err\n");
+    // A failed service, kept as systemd keeps it, lets go of the pipe: the
+    // reader behind it sees the end.
+    let (code, out, err) =
+        run("systemd-run -u failing -P sh -c 'echo partial; exit 1' | (cat; echo end)");
+    assert_eq!((code, out.as_str()), (0, "partial\nend\n"), "{err}");
+    assert!(transient.join("failing.service").is_file());
+    // --wait adds the report; -q keeps systemd-run's own lines away.
+    let (code, out, err) = run("echo in | systemd-run -P -q --wait tr a-z A-Z");
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "IN\n", ""));
+    let (code, _, err) = run("systemd-run -P --wait true");
+    assert_eq!(code, 0);
+    assert!(err.contains("\nFinished with result: success\n"), "{err}");
+    let (code, _, err) = run("systemd-run --pipe --no-block true");
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "--pty/--pipe is not compatible with --no-block.\n")
+    );
+    // A request that asks for the caller's stdio without passing it is
+    // refused, and flint goes on.
+    let answer = flint::control::call(
+        &control,
+        &serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "transient", "stdio": "pipe",
+            "units": [{"name": "bare.service", "text": "[Service]\nExecStart=/bin/true\n"}]}),
+    )
+    .unwrap();
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(!transient.join("bare.service").exists());
+    let (_, status) = common::ctl(&control, &["is-active", "idle.service"]);
+    assert_eq!(status.trim(), "active");
+}
+
 /// The same systemd-run command lines under systemd 252's user manager
 /// (with its user bus, which `--wait` needs) and under `flint run --user`:
 /// the service gets the same arguments and environment (`$X` as a word of
@@ -264,6 +362,26 @@ fn systemd_runs_of_systemd_and_of_flint_give_the_service_the_same() {
         "systemd-run --user --unit=ok --wait -p Environment=A=1 /bin/true".to_owned(),
         "systemd-run --user --unit=slow /bin/sleep 30".to_owned(),
         "systemd-run --user --unit=slow /bin/sleep 30".to_owned(),
+        // --pipe: the caller's stdin, stdout and stderr, and its status.
+        format!(
+            "echo piped | systemd-run --user --unit=pipe1 -P /bin/sh -c 'cat; exit 3' >{}",
+            out.display()
+        ),
+        format!(
+            "systemd-run --user --unit=pipe2 -P -q --wait /bin/sh -c 'echo out; echo to-err >&2' >{}",
+            out.display()
+        ),
+        format!(
+            "systemd-run --user --unit=pipe3 --pipe --wait /bin/sh -c 'read a; echo \"[$a]\"' <{} >{}",
+            targets.join("idle.service").display(),
+            out.display()
+        ),
+        "systemd-run --user --pipe --no-block /bin/true".to_owned(),
+        // A pipeline behind a failed service ends.
+        format!(
+            "timeout 10 sh -c 'systemd-run --user --unit=pipe4 -P /bin/sh -c \"echo a; exit 1\" | cat >{}'",
+            out.display()
+        ),
     ];
     let mut script_lines = String::new();
     for (i, l) in lines.iter().enumerate() {

@@ -1618,7 +1618,11 @@ fn edit(args: &EditArgs) -> ExitCode {
 fn systemd_run(args: &[String]) -> ExitCode {
     use flint::control::systemd_run::{self as front, SystemdRun};
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let run = match front::translate(args, &|k| std::env::var(k).ok(), &cwd) {
+    let ttys = [0, 1, 2].map(|fd| {
+        // SAFETY: isatty only looks at the fd.
+        unsafe { libc::isatty(fd) == 1 }
+    });
+    let run = match front::translate_for(args, &|k| std::env::var(k).ok(), &cwd, ttys) {
         Ok(SystemdRun::Run(run)) => run,
         Ok(SystemdRun::Help) => {
             print!("{}", front::HELP);
@@ -1641,8 +1645,13 @@ fn systemd_run(args: &[String]) -> ExitCode {
     if let Some((name, text)) = &run.timer {
         units.push(serde_json::json!({"name": name, "text": text}));
     }
-    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "transient", "units": units});
-    match flint::control::call(&path, &request) {
+    let mut request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "transient", "units": units});
+    let mut passed: &[i32] = &[];
+    if run.pipe {
+        request["stdio"] = "pipe".into();
+        passed = &[0, 1, 2];
+    }
+    match flint::control::call_passing(&path, &request, passed) {
         Ok(a) if a["ok"] == true => {}
         Ok(a) => {
             eprintln!(
@@ -1680,7 +1689,8 @@ fn systemd_run(args: &[String]) -> ExitCode {
             eprintln!("Running as unit: {}", run.service);
         }
     }
-    if !run.wait {
+    // `--pipe` waits as `--wait` does, without its report.
+    if !run.wait && !run.pipe {
         return ExitCode::SUCCESS;
     }
     // Until the service has stopped again: this run of it (its
@@ -1728,7 +1738,7 @@ fn systemd_run(args: &[String]) -> ExitCode {
     let get = |k: &str| props.get(k).map_or("", String::as_str);
     let result = get("Result");
     let status: i32 = get("ExecMainStatus").parse().unwrap_or(0);
-    if !run.quiet {
+    if run.wait && !run.quiet {
         eprintln!("Finished with result: {result}");
         match get("ExecMainCode") {
             "1" => eprintln!("Main processes terminated with: code=exited/status={status}"),

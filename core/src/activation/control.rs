@@ -2,7 +2,7 @@
 //! the answers to each command, computed from the manager's own state.
 
 use serde_json::{Value as Json, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::jobs::JobKind;
@@ -41,25 +41,27 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
             };
             let tx = tx.clone();
             tokio::task::spawn_local(async move {
-                let (read, mut write) = stream.into_split();
-                let allowed = read
-                    .as_ref()
+                let allowed = stream
                     .peer_cred()
                     .is_ok_and(|c| c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw());
-                let mut line = String::new();
-                let mut reader = BufReader::new(read);
-                // A request is one line, read for at most 5 s and 1 MiB.
+                // A request is one line, read for at most 5 s and 1 MiB,
+                // with the fds passed along with it.
                 let got = tokio::time::timeout(
                     std::time::Duration::from_secs(5),
-                    (&mut reader).take(1024 * 1024).read_line(&mut line),
+                    read_request(&stream, 1024 * 1024),
                 )
                 .await;
+                let mut write = stream;
+                let (line, fds) = match got {
+                    Ok(Ok((line, fds))) if !line.is_empty() => (line, fds),
+                    _ => (String::new(), Vec::new()),
+                };
                 let answer = if !allowed {
                     control::error(
                         1,
                         "permission denied: only root and flint's own user may control it",
                     )
-                } else if !matches!(got, Ok(Ok(n)) if n > 0) {
+                } else if line.is_empty() {
                     control::error(1, "no request")
                 } else {
                     match serde_json::from_str::<Json>(&line) {
@@ -73,6 +75,7 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                                 .send(Event::Control {
                                     request: req,
                                     reply,
+                                    fds,
                                 })
                                 .is_err()
                             {
@@ -99,6 +102,63 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
             });
         }
     });
+}
+
+/// Reads one request line (at most `limit` bytes) and the fds passed with
+/// it (`SCM_RIGHTS`, close-on-exec; any beyond
+/// [`control::MAX_PASSED_FDS`] are closed).
+async fn read_request(
+    stream: &tokio::net::UnixStream,
+    limit: usize,
+) -> std::io::Result<(String, Vec<std::os::fd::OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut line = Vec::new();
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while !line.ends_with(b"\n") && line.len() < limit {
+        stream.readable().await?;
+        let got = stream.try_io(tokio::io::Interest::READABLE, || {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let mut space = nix::cmsg_space!([std::os::fd::RawFd; 8]);
+            let msg = recvmsg::<()>(
+                stream.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )
+            .map_err(std::io::Error::from)?;
+            let mut passed = Vec::new();
+            for c in msg.cmsgs().map_err(std::io::Error::from)? {
+                if let ControlMessageOwned::ScmRights(raw) = c {
+                    // SAFETY: the kernel just installed these fds in this
+                    // process for this message; nothing else owns them.
+                    passed.extend(
+                        raw.into_iter()
+                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    );
+                }
+            }
+            Ok((msg.bytes, passed))
+        });
+        let (n, passed) = match got {
+            Ok(v) => v,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        fds.extend(passed);
+        fds.truncate(control::MAX_PASSED_FDS);
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&buf[..n]);
+    }
+    // What follows the line (nothing, from flint's own clients) is dropped.
+    if let Some(end) = line.iter().position(|&b| b == b'\n') {
+        line.truncate(end + 1);
+    }
+    line.truncate(limit);
+    Ok((String::from_utf8_lossy(&line).into_owned(), fds))
 }
 
 /// Log lines `status` shows, as `systemctl status` does.
@@ -403,11 +463,29 @@ impl Manager {
             }
             reload |= self.timers.map.contains_key(name.as_str());
         }
+        // `--pipe`: the service gets the caller's standard I/O.
+        let stdio = if req.get("stdio").and_then(Json::as_str) == Some("pipe") {
+            let Ok(fds) =
+                <[std::os::fd::OwnedFd; 3]>::try_from(std::mem::take(&mut self.passed_fds))
+            else {
+                return control::error(
+                    1,
+                    "Failed to start transient unit: --pipe needs standard input, output and error passed along",
+                );
+            };
+            let Some((service, _)) = units.iter().find(|(n, _)| n.ends_with(".service")) else {
+                return control::error(1, "Failed to start transient unit: --pipe needs a service");
+            };
+            Some((service.clone(), std::sync::Arc::new(fds)))
+        } else {
+            None
+        };
         // A name used before (and ended) starts afresh from its new file.
         for (name, _) in &units {
             if let Some(id) = self.find_service(name) {
                 self.drop_service(id);
             }
+            self.transient_stdio.remove(name);
         }
         if let Err(e) = std::fs::create_dir_all(&dir) {
             return control::error(
@@ -423,6 +501,9 @@ impl Manager {
                     &format!("Failed to start transient unit: {}: {e}", path.display()),
                 );
             }
+        }
+        if let Some((service, fds)) = stdio {
+            self.transient_stdio.insert(service, fds);
         }
         // A timer used before takes its new definition.
         if reload {

@@ -1691,6 +1691,11 @@ impl Manager {
                 inputs.extra_env.push(("EXIT_STATUS".into(), status));
             }
         }
+        // `systemd-run --pipe`: every command of the service runs on the
+        // caller's standard I/O (systemd's `stdio_as_fds`).
+        if let Some(fds) = self.transient_stdio.get(svc.unit.id.as_str()) {
+            inputs.stdio_fds = Some([fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()]);
+        }
         // The fds the command passes, duplicated: the spawn's thread
         // prepares and spawns with these whatever happens to the
         // originals meanwhile.
@@ -3508,6 +3513,17 @@ impl Manager {
         let Some(svc) = self.services.get(&id) else {
             return;
         };
+        // The standard I/O of `systemd-run --pipe` goes once the service
+        // has ended, so that the pipeline it is in sees its end (systemd
+        // keeps it until it unloads the unit, which a failed one delays).
+        if matches!(svc.state, State::Dead | State::Failed)
+            && !svc.spawning
+            && !self.jobs.contains_key(&id)
+            && !self.transient_stdio.is_empty()
+        {
+            let name = svc.unit.id.to_string();
+            self.transient_stdio.remove(&name);
+        }
         let Some(fragment) = svc.unit.fragment.clone() else {
             return;
         };
@@ -4379,6 +4395,9 @@ fn own_input_fds(inputs: &mut SpawnInputs) -> std::io::Result<Vec<OwnedFd>> {
         Ok(new)
     };
     for (fd, _) in inputs.fds.iter_mut().chain(inputs.stored_fds.iter_mut()) {
+        *fd = dup(*fd)?;
+    }
+    for fd in inputs.stdio_fds.iter_mut().flatten() {
         *fd = dup(*fd)?;
     }
     Ok(owned.into_iter().map(|(_, o)| o).collect())

@@ -179,6 +179,8 @@ enum Event {
     Control {
         request: serde_json::Value,
         reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+        /// The fds passed with the request (`systemd-run --pipe`'s stdio).
+        fds: Vec<OwnedFd>,
     },
     /// Watch the listeners of a socket again (after a switch changed them).
     Rewatch { socket: usize },
@@ -281,6 +283,12 @@ struct Manager {
     /// `ExecStartPre=`/`ExecStartPost=` (`ctl start x.socket`).
     answer_sockets: Vec<String>,
     answer_kind: switch::WaitFor,
+    /// The fds passed with the control request being answered.
+    passed_fds: Vec<OwnedFd>,
+    /// `systemd-run --pipe`: the caller's stdin, stdout and stderr, by
+    /// transient service, given to its processes in place of its own
+    /// standard I/O until it has ended.
+    transient_stdio: FxHashMap<String, std::sync::Arc<[OwnedFd; 3]>>,
     /// Switch answers waiting for their services to settle.
     waiting: Vec<switch::Waiting>,
     /// During a switch, listeners of removed or changed sockets, with their
@@ -594,6 +602,8 @@ async fn run_async(
         answer_jobs: Vec::new(),
         answer_sockets: Vec::new(),
         answer_kind: switch::WaitFor::Switch,
+        passed_fds: Vec::new(),
+        transient_stdio: FxHashMap::default(),
         waiting: Vec::new(),
         spare: Vec::new(),
         parked: Vec::new(),
@@ -1288,8 +1298,15 @@ impl Manager {
             } => self.on_path_event(&unit, generation, spec, changed),
             Event::Shutdown => self.shutdown(),
             Event::SocketHooks { name, key, result } => self.on_socket_hooks(&name, key, result),
-            Event::Control { request, reply } => {
+            Event::Control {
+                request,
+                reply,
+                fds,
+            } => {
+                self.passed_fds = fds;
                 let answer = self.control(&request);
+                // Whatever the command did not take is closed.
+                self.passed_fds.clear();
                 let jobs = std::mem::take(&mut self.answer_jobs);
                 let sockets = std::mem::take(&mut self.answer_sockets);
                 let kind = std::mem::take(&mut self.answer_kind);

@@ -152,8 +152,22 @@ pub fn error(exit: u8, message: &str) -> Json {
     json!({"version": PROTOCOL_VERSION, "ok": false, "exit": exit, "error": message})
 }
 
+/// The most fds a request may pass ([`call_passing`]); the running flint
+/// closes any beyond them.
+pub const MAX_PASSED_FDS: usize = 3;
+
 /// Sends `request` to the flint listening at `path` and returns its answer.
 pub fn call(path: &Path, request: &Json) -> Result<Json, ControlError> {
+    call_passing(path, request, &[])
+}
+
+/// [`call`], passing `fds` along with the request (`SCM_RIGHTS`): the
+/// running flint gets its own copies of them (at most [`MAX_PASSED_FDS`]).
+pub fn call_passing(
+    path: &Path,
+    request: &Json,
+    fds: &[std::os::fd::RawFd],
+) -> Result<Json, ControlError> {
     let mut stream = UnixStream::connect(path).map_err(|source| ControlError::Connect {
         path: path.to_path_buf(),
         source,
@@ -163,12 +177,25 @@ pub fn call(path: &Path, request: &Json) -> Result<Json, ControlError> {
     let _ = stream.set_read_timeout(Some(Duration::from_mins(4)));
     let mut text = request.to_string();
     text.push('\n');
-    stream
-        .write_all(text.as_bytes())
-        .map_err(|source| ControlError::Connect {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let failed = |source| ControlError::Connect {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut sent = 0;
+    if !fds.is_empty() {
+        use std::os::fd::AsRawFd;
+        let iov = [std::io::IoSlice::new(text.as_bytes())];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(fds)];
+        sent = nix::sys::socket::sendmsg::<()>(
+            stream.as_raw_fd(),
+            &iov,
+            &cmsg,
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| failed(std::io::Error::from(e)))?;
+    }
+    stream.write_all(&text.as_bytes()[sent..]).map_err(failed)?;
     let mut line = String::new();
     BufReader::new(&stream)
         .read_line(&mut line)

@@ -16,8 +16,15 @@
 //!   systemd-run names its units when it talks to systemd directly.
 //! - `--wait` waits for the service to end and reports its result as
 //!   systemd-run does, exiting with the service's exit status.
-//! - `--scope`, `--pty`, `--pipe`, `--shell`, `--host` and `--machine`
-//!   have no counterpart in flint and are refused by name.
+//! - `--pipe` (`-P`) gives the service systemd-run's own standard input,
+//!   output and error: they travel to the running flint over its control
+//!   socket (`SCM_RIGHTS`), as systemd-run hands them to systemd over the
+//!   bus, and systemd-run waits for the service to end and exits with its
+//!   status. flint lets go of them once the service has ended, so a pipeline
+//!   behind systemd-run sees its end.
+//! - `--scope`, `--pty`, `--shell`, `--host` and `--machine` have no
+//!   counterpart in flint and are refused by name (`--pty` with `--pipe`
+//!   is `--pipe` unless all three are terminals, as systemd-run chooses).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -64,6 +71,9 @@ pub struct Run {
     pub wait: bool,
     pub no_block: bool,
     pub quiet: bool,
+    /// `--pipe`: the service gets systemd-run's stdin, stdout and stderr,
+    /// and systemd-run waits for its end.
+    pub pipe: bool,
 }
 
 /// `systemd-run --help`.
@@ -78,6 +88,7 @@ running flint.
      --slice=SLICE            Run in the specified slice
   -r --remain-after-exit      Leave service around until explicitly stopped
      --wait                   Wait until service stopped again
+  -P --pipe                   Pass STDIN/STDOUT/STDERR directly to service
      --service-type=TYPE      Service type
      --uid=USER               Run as system user
      --gid=GROUP              Run as system group
@@ -103,8 +114,8 @@ running flint.
   -h --help                   Show this help
      --version                Show package version
 
---scope, --pty, --pipe, --shell, --host and --machine have no counterpart
-in flint and are refused.
+--scope, --pty, --shell, --host and --machine have no counterpart in flint
+and are refused.
 ";
 
 /// The settings of a unit file's `[Unit]` section; other `-p` settings go
@@ -249,7 +260,21 @@ pub fn translate(
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
 ) -> Result<SystemdRun, RunError> {
+    translate_for(args, env, cwd, [false; 3])
+}
+
+/// [`translate`] for a caller whose standard input, output and error are
+/// terminals or not (`ttys`): `--pipe` then passes `$TERM` on, and `--pty`
+/// with `--pipe` asks for a terminal.
+pub fn translate_for(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+    ttys: [bool; 3],
+) -> Result<SystemdRun, RunError> {
     let mut user = false;
+    let mut pipe = false;
+    let mut pty = false;
     let mut wait = false;
     let mut no_block = false;
     let mut quiet = false;
@@ -288,19 +313,23 @@ pub fn translate(
             "--no-ask-password" => {}
             "--on-clock-change" => timer_events.push(("OnClockChange", "yes".into())),
             "--on-timezone-change" => timer_events.push(("OnTimezoneChange", "yes".into())),
-            "--scope" | "-t" | "--pty" | "-P" | "--pipe" | "-S" | "--shell" => {
+            "-P" | "--pipe" => pipe = true,
+            "-t" | "--pty" => pty = true,
+            "--scope" | "-S" | "--shell" => {
                 return Err(RunError::Unsupported(arg.clone()));
             }
             // Short flags together (`-rq`), as getopt takes them.
             _ if !arg.starts_with("--")
                 && arg.len() > 2
-                && arg[1..].chars().all(|c| "rqGd".contains(c)) =>
+                && arg[1..].chars().all(|c| "rqGdPt".contains(c)) =>
             {
                 for c in arg[1..].chars() {
                     match c {
                         'r' => remain = true,
                         'q' => quiet = true,
                         'G' => collect = true,
+                        'P' => pipe = true,
+                        't' => pty = true,
                         _ => same_dir = true,
                     }
                 }
@@ -362,6 +391,20 @@ pub fn translate(
             "--wait may not be combined with --no-block.",
         ));
     }
+    // `--pty` and `--pipe` together: a terminal when all three are one.
+    if pty && (!pipe || ttys.iter().all(|t| *t)) {
+        return Err(RunError::Unsupported("--pty".into()));
+    }
+    if (pipe || pty) && no_block {
+        return Err(RunError::Conflict(
+            "--pty/--pipe is not compatible with --no-block.",
+        ));
+    }
+    if (pipe || pty) && want_timer {
+        return Err(RunError::Conflict(
+            "--pty/--pipe is not compatible in timer or --scope mode.",
+        ));
+    }
     // A timer of a unit that is there already needs no command.
     let timer_only = want_timer && command.is_empty() && value("unit").is_some();
     if command.is_empty() && !timer_only {
@@ -403,6 +446,16 @@ pub fn translate(
     };
     let mut unit_lines = vec![format!("Description={description}")];
     let mut service_lines = Vec::new();
+    // As systemd-run: a service on the caller's terminal gets its `$TERM`.
+    if pipe
+        && ttys.iter().any(|t| *t)
+        && let Some(term) = env("TERM")
+    {
+        service_lines.push(format!(
+            "Environment={}",
+            quote_word(&format!("TERM={term}"))
+        ));
+    }
     if collect {
         unit_lines.push("CollectMode=inactive-or-failed".into());
     }
@@ -504,6 +557,7 @@ pub fn translate(
         wait,
         no_block,
         quiet,
+        pipe,
     }))
 }
 
@@ -657,6 +711,45 @@ mod tests {
         assert!(
             text.contains("ExecStart=") && text.contains("\"a\\nb\\\\\""),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn pipe_passes_the_callers_stdio_and_refuses_what_systemd_run_refuses() {
+        let r = run(&["-P", "true"]).unwrap();
+        assert!(r.pipe && !r.wait);
+        assert!(!r.service_text.unwrap().contains("TERM="));
+        let r = run(&["-qP", "true"]).unwrap();
+        assert!(r.pipe && r.quiet);
+        let args: Vec<String> = ["--pipe", "--pty", "true"].map(String::from).to_vec();
+        let env = |k: &str| (k == "TERM").then(|| "xterm-256color".to_string());
+        let cwd = Path::new("/");
+        // Not all three a terminal: --pty with --pipe is --pipe, and the
+        // service gets $TERM since one of them is.
+        let Ok(SystemdRun::Run(r)) = translate_for(&args, &env, cwd, [false, true, false]) else {
+            panic!("refused");
+        };
+        assert!(r.pipe);
+        assert!(
+            r.service_text
+                .unwrap()
+                .contains("\nEnvironment=\"TERM=xterm-256color\"\n")
+        );
+        assert_eq!(
+            translate_for(&args, &env, cwd, [true; 3]).unwrap_err(),
+            RunError::Unsupported("--pty".into())
+        );
+        assert_eq!(
+            run(&["-t", "true"]).unwrap_err(),
+            RunError::Unsupported("--pty".into())
+        );
+        assert_eq!(
+            run(&["--pipe", "--no-block", "true"]).unwrap_err(),
+            RunError::Conflict("--pty/--pipe is not compatible with --no-block.")
+        );
+        assert_eq!(
+            run(&["--pipe", "--on-active=5", "true"]).unwrap_err(),
+            RunError::Conflict("--pty/--pipe is not compatible in timer or --scope mode.")
         );
     }
 

@@ -114,6 +114,9 @@ pub struct SpawnInputs {
     pub namespaces: Option<super::sandbox::RunNamespaces>,
     /// The run's credentials (`$CREDENTIALS_DIRECTORY`).
     pub credentials: Option<super::credentials::Credentials>,
+    /// Standard input, output and error given by the caller (`systemd-run
+    /// --pipe`), in place of what the unit's `Standard*=` settings say.
+    pub stdio_fds: Option<[RawFd; 3]>,
 }
 
 /// A prepared command plus the files it needs kept open until it is spawned.
@@ -1338,12 +1341,18 @@ pub fn prepare(
         keep_open: &mut keep_open,
         log: &mut log,
     };
-    io.named_fds()?;
-    let (stdin, input) = io.input(inputs.main_process)?;
-    plan.stdin = stdin;
-    plan.stdout = io.output(1, &input)?;
-    plan.stderr = io.output(2, &input)?;
-    if stdio.touches_tty() {
+    if let Some([stdin, stdout, stderr]) = inputs.stdio_fds {
+        plan.stdin = Stdio::Fd(stdin);
+        plan.stdout = Stdio::Fd(stdout);
+        plan.stderr = Stdio::Fd(stderr);
+    } else {
+        io.named_fds()?;
+        let (stdin, input) = io.input(inputs.main_process)?;
+        plan.stdin = stdin;
+        plan.stdout = io.output(1, &input)?;
+        plan.stderr = io.output(2, &input)?;
+    }
+    if stdio.touches_tty() && inputs.stdio_fds.is_none() {
         plan.tty_path = Some(cstring(tty_path.clone())?);
         plan.tty_reset = TtyReset {
             reset: unit.get_bool(section, "TTYReset").unwrap_or(false),
