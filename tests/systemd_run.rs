@@ -311,6 +311,90 @@ fn pipe_runs_the_service_on_the_callers_standard_io() {
     assert_eq!(status.trim(), "active");
 }
 
+/// `--pty`: the service runs on a pseudo terminal (its stdin, stdout and
+/// stderr are that terminal, and it is the service's controlling one),
+/// whose output systemd-run carries to its own stdout; systemd-run exits
+/// with the service's status. `--shell` runs `$SHELL` so, in the caller's
+/// directory, and reports its end.
+#[test]
+fn pty_runs_the_service_on_a_terminal_carried_to_the_caller() {
+    let tree = Tree::new();
+    let units = tree.path().join("units");
+    let transient = tree.path().join("transient");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("idle.service"),
+        "[Service]\nExecStart=/bin/sleep 1000\n",
+    )
+    .unwrap();
+    let control = tree.path().join("control");
+    let mut cmd = Command::new(flint_bin());
+    cmd.args([
+        "run",
+        "--control",
+        control.to_str().unwrap(),
+        "idle.service",
+    ])
+    .env(
+        "SYSTEMD_UNIT_PATH",
+        format!("{}:{}", units.display(), transient.display()),
+    );
+    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    let run = |args: &[&str], shell: &str| {
+        let out = Command::new("timeout")
+            .arg("30")
+            .arg(common::link_as(&tree, "systemd-run"))
+            .args(args)
+            .env("FLINT_CONTROL", &control)
+            .env("SHELL", shell)
+            .env("TERM", "vt220")
+            .current_dir(tree.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The controlling terminal (`/dev/tty` opens) is the one named in the
+    // unit, and $TERM is the caller's.
+    let (code, out, err) = run(
+        &[
+            "-u",
+            "onpty",
+            "-t",
+            "sh",
+            "-c",
+            "[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo \"tty $(tty) $TERM\" && echo x >/dev/tty; exit 6",
+        ],
+        "/bin/false",
+    );
+    assert_eq!(code, 6, "{err}\n{}", flint.log());
+    let unit = std::fs::read_to_string(transient.join("onpty.service")).unwrap();
+    let path = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TTYPath="))
+        .unwrap_or_else(|| panic!("{unit}"));
+    assert!(path.starts_with("/dev/pts/"), "{unit}");
+    assert_eq!(out, format!("tty {path} vt220\r\nx\r\n"));
+    assert_eq!(
+        err,
+        "Running as unit: onpty.service\nPress ^] three times within 1s to disconnect TTY.\n"
+    );
+    // --shell: $SHELL, here a script, run on a terminal in this directory.
+    let script = tree.path().join("shell.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"in $(pwd)\"\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (code, out, err) = run(&["-S", "-u", "sh1"], script.to_str().unwrap());
+    assert_eq!(code, 0, "{err}\n{}", flint.log());
+    assert_eq!(out, format!("in {}\r\n", tree.path().display()));
+    assert!(err.contains("\nFinished with result: success\n"), "{err}");
+    // Ended well and collected: the file is gone.
+    assert!(!transient.join("sh1.service").exists());
+}
+
 /// The same systemd-run command lines under systemd 252's user manager
 /// (with its user bus, which `--wait` needs) and under `flint run --user`:
 /// the service gets the same arguments and environment (`$X` as a word of
@@ -377,6 +461,17 @@ fn systemd_runs_of_systemd_and_of_flint_give_the_service_the_same() {
             out.display()
         ),
         "systemd-run --user --pipe --no-block /bin/true".to_owned(),
+        // --pty: the service on a terminal that systemd-run carries over.
+        format!(
+            "systemd-run --user --unit=pty1 -t /bin/sh -c '[ -t 0 ] && [ -t 2 ] && echo \"on a tty\"; exit 4' >{}",
+            out.display()
+        ),
+        format!(
+            "systemd-run --user --unit=pty2 --pty --wait -q /bin/echo one two >{}",
+            out.display()
+        ),
+        "systemd-run --user -S true".to_owned(),
+        "systemd-run --user -t --no-block true".to_owned(),
         // A pipeline behind a failed service ends.
         format!(
             "timeout 10 sh -c 'systemd-run --user --unit=pipe4 -P /bin/sh -c \"echo a; exit 1\" | cat >{}'",

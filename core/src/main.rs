@@ -1622,7 +1622,26 @@ fn systemd_run(args: &[String]) -> ExitCode {
         // SAFETY: isatty only looks at the fd.
         unsafe { libc::isatty(fd) == 1 }
     });
-    let run = match front::translate_for(args, &|k| std::env::var(k).ok(), &cwd, ttys) {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut parsed = front::translate_for(args, &env, &cwd, ttys, None);
+    // `--pty`: the terminal is made first, since the unit names it.
+    let mut pty = None;
+    if let Ok(SystemdRun::Run(run)) = &parsed
+        && run.pty
+    {
+        use std::os::fd::AsFd;
+        match flint::control::pty::Pty::open(std::io::stdout().as_fd()) {
+            Ok(made) => {
+                parsed = front::translate_for(args, &env, &cwd, ttys, Some(made.path()));
+                pty = Some(made);
+            }
+            Err(e) => {
+                eprintln!("Failed to allocate pseudo TTY: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let run = match parsed {
         Ok(SystemdRun::Run(run)) => run,
         Ok(SystemdRun::Help) => {
             print!("{}", front::HELP);
@@ -1689,8 +1708,21 @@ fn systemd_run(args: &[String]) -> ExitCode {
             eprintln!("Running as unit: {}", run.service);
         }
     }
-    // `--pipe` waits as `--wait` does, without its report.
-    if !run.wait && !run.pipe {
+    let mut forwarder = None;
+    if let Some(pty) = pty {
+        if !run.quiet {
+            eprintln!("Press ^] three times within 1s to disconnect TTY.");
+        }
+        match pty.forward() {
+            Ok(f) => forwarder = Some(f),
+            Err(e) => {
+                eprintln!("Failed to create PTY forwarder: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    // `--pipe` and `--pty` wait as `--wait` does, without its report.
+    if !run.wait && !run.pipe && !run.pty {
         return ExitCode::SUCCESS;
     }
     // Until the service has stopped again: this run of it (its
@@ -1733,8 +1765,20 @@ fn systemd_run(args: &[String]) -> ExitCode {
         ) {
             break props;
         }
+        // `^]` three times: the service goes on without systemd-run.
+        if forwarder
+            .as_ref()
+            .is_some_and(flint::control::pty::Forwarder::detached)
+        {
+            drop(forwarder);
+            eprintln!();
+            return ExitCode::SUCCESS;
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
+    if let Some(f) = forwarder {
+        f.finish();
+    }
     let get = |k: &str| props.get(k).map_or("", String::as_str);
     let result = get("Result");
     let status: i32 = get("ExecMainStatus").parse().unwrap_or(0);

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 pub mod journalctl;
+pub mod pty;
 pub mod systemctl;
 pub mod systemd_run;
 

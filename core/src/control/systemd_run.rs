@@ -22,9 +22,14 @@
 //!   bus, and systemd-run waits for the service to end and exits with its
 //!   status. flint lets go of them once the service has ended, so a pipeline
 //!   behind systemd-run sees its end.
-//! - `--scope`, `--pty`, `--shell`, `--host` and `--machine` have no
-//!   counterpart in flint and are refused by name (`--pty` with `--pipe`
-//!   is `--pipe` unless all three are terminals, as systemd-run chooses).
+//! - `--pty` (`-t`) runs the service on a pseudo terminal that systemd-run
+//!   opens and carries over to its own standard input and output until the
+//!   service has ended ([`super::pty`]); `--shell` (`-S`) is `--pty
+//!   --same-dir --wait --collect --service-type=exec $SHELL`. `--pty` with
+//!   `--pipe` is `--pty` when all three of systemd-run's standard I/O are
+//!   terminals, else `--pipe`, as systemd-run chooses.
+//! - `--scope`, `--host` and `--machine` have no counterpart in flint and
+//!   are refused by name.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -36,7 +41,7 @@ pub enum RunError {
     UnknownOption(String),
     #[error("option '{0}' requires an argument")]
     MissingValue(String),
-    #[error("{0}: flint runs services, not scopes, terminals or remote units")]
+    #[error("{0}: flint runs services, not scopes or remote units")]
     Unsupported(String),
     #[error("Command line to execute required.")]
     NoCommand,
@@ -74,6 +79,9 @@ pub struct Run {
     /// `--pipe`: the service gets systemd-run's stdin, stdout and stderr,
     /// and systemd-run waits for its end.
     pub pipe: bool,
+    /// `--pty` (or `--shell`): the service runs on a pseudo terminal that
+    /// systemd-run forwards to its own, until the service has ended.
+    pub pty: bool,
 }
 
 /// `systemd-run --help`.
@@ -88,7 +96,9 @@ running flint.
      --slice=SLICE            Run in the specified slice
   -r --remain-after-exit      Leave service around until explicitly stopped
      --wait                   Wait until service stopped again
+  -t --pty                    Run service on pseudo TTY as STDIN/STDOUT/STDERR
   -P --pipe                   Pass STDIN/STDOUT/STDERR directly to service
+  -S --shell                  Invoke a $SHELL interactively
      --service-type=TYPE      Service type
      --uid=USER               Run as system user
      --gid=GROUP              Run as system group
@@ -114,8 +124,7 @@ running flint.
   -h --help                   Show this help
      --version                Show package version
 
---scope, --pty, --shell, --host and --machine have no counterpart in flint
-and are refused.
+--scope, --host and --machine have no counterpart in flint and are refused.
 ";
 
 /// The settings of a unit file's `[Unit]` section; other `-p` settings go
@@ -260,21 +269,25 @@ pub fn translate(
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
 ) -> Result<SystemdRun, RunError> {
-    translate_for(args, env, cwd, [false; 3])
+    translate_for(args, env, cwd, [false; 3], None)
 }
 
 /// [`translate`] for a caller whose standard input, output and error are
 /// terminals or not (`ttys`): `--pipe` then passes `$TERM` on, and `--pty`
-/// with `--pipe` asks for a terminal.
+/// with `--pipe` asks for a terminal only when all three are one. A run
+/// on a pseudo terminal ([`Run::pty`]) names its terminal (`pty_path`) in
+/// the unit; without it the unit has none yet.
 pub fn translate_for(
     args: &[String],
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
     ttys: [bool; 3],
+    pty_path: Option<&str>,
 ) -> Result<SystemdRun, RunError> {
     let mut user = false;
     let mut pipe = false;
     let mut pty = false;
+    let mut shell = false;
     let mut wait = false;
     let mut no_block = false;
     let mut quiet = false;
@@ -315,13 +328,14 @@ pub fn translate_for(
             "--on-timezone-change" => timer_events.push(("OnTimezoneChange", "yes".into())),
             "-P" | "--pipe" => pipe = true,
             "-t" | "--pty" => pty = true,
-            "--scope" | "-S" | "--shell" => {
+            "-S" | "--shell" => shell = true,
+            "--scope" => {
                 return Err(RunError::Unsupported(arg.clone()));
             }
             // Short flags together (`-rq`), as getopt takes them.
             _ if !arg.starts_with("--")
                 && arg.len() > 2
-                && arg[1..].chars().all(|c| "rqGdPt".contains(c)) =>
+                && arg[1..].chars().all(|c| "rqGdPtS".contains(c)) =>
             {
                 for c in arg[1..].chars() {
                     match c {
@@ -330,6 +344,7 @@ pub fn translate_for(
                         'G' => collect = true,
                         'P' => pipe = true,
                         't' => pty = true,
+                        'S' => shell = true,
                         _ => same_dir = true,
                     }
                 }
@@ -363,6 +378,21 @@ pub fn translate_for(
             }
         }
     }
+    // `--shell`: "--pty --same-dir --wait --collect --service-type=exec
+    // $SHELL", as systemd-run's manual says (the wait is taken below, once
+    // the options that exclude it were looked at).
+    if shell {
+        if !command.is_empty() {
+            return Err(RunError::Conflict(
+                "If --shell is used, no command line is expected.",
+            ));
+        }
+        pty = true;
+        same_dir = true;
+        collect = true;
+        values.push(("service-type", "exec".into()));
+        command.push(env("SHELL").unwrap_or_else(|| "/bin/sh".into()));
+    }
     let value = |key: &str| {
         values
             .iter()
@@ -392,8 +422,12 @@ pub fn translate_for(
         ));
     }
     // `--pty` and `--pipe` together: a terminal when all three are one.
-    if pty && (!pipe || ttys.iter().all(|t| *t)) {
-        return Err(RunError::Unsupported("--pty".into()));
+    if pty && pipe {
+        if ttys.iter().all(|t| *t) {
+            pipe = false;
+        } else {
+            pty = false;
+        }
     }
     if (pipe || pty) && no_block {
         return Err(RunError::Conflict(
@@ -405,6 +439,7 @@ pub fn translate_for(
             "--pty/--pipe is not compatible in timer or --scope mode.",
         ));
     }
+    wait |= shell;
     // A timer of a unit that is there already needs no command.
     let timer_only = want_timer && command.is_empty() && value("unit").is_some();
     if command.is_empty() && !timer_only {
@@ -446,9 +481,17 @@ pub fn translate_for(
     };
     let mut unit_lines = vec![format!("Description={description}")];
     let mut service_lines = Vec::new();
-    // As systemd-run: a service on the caller's terminal gets its `$TERM`.
-    if pipe
-        && ttys.iter().any(|t| *t)
+    if let Some(path) = pty_path.filter(|_| pty) {
+        for key in ["StandardInput", "StandardOutput", "StandardError"] {
+            service_lines.push(format!("{key}=tty"));
+        }
+        service_lines.push(format!(
+            "TTYPath={}",
+            setting_value("Service", "TTYPath", path)?
+        ));
+    }
+    // As systemd-run: a service on a terminal gets the caller's `$TERM`.
+    if (pty || (pipe && ttys.iter().any(|t| *t)))
         && let Some(term) = env("TERM")
     {
         service_lines.push(format!(
@@ -558,6 +601,7 @@ pub fn translate_for(
         no_block,
         quiet,
         pipe,
+        pty,
     }))
 }
 
@@ -715,7 +759,7 @@ mod tests {
     }
 
     #[test]
-    fn pipe_passes_the_callers_stdio_and_refuses_what_systemd_run_refuses() {
+    fn pipe_and_pty_take_the_callers_stdio_and_refuse_what_systemd_run_refuses() {
         let r = run(&["-P", "true"]).unwrap();
         assert!(r.pipe && !r.wait);
         assert!(!r.service_text.unwrap().contains("TERM="));
@@ -726,22 +770,57 @@ mod tests {
         let cwd = Path::new("/");
         // Not all three a terminal: --pty with --pipe is --pipe, and the
         // service gets $TERM since one of them is.
-        let Ok(SystemdRun::Run(r)) = translate_for(&args, &env, cwd, [false, true, false]) else {
+        let Ok(SystemdRun::Run(r)) = translate_for(&args, &env, cwd, [false, true, false], None)
+        else {
             panic!("refused");
         };
-        assert!(r.pipe);
+        assert!(r.pipe && !r.pty);
         assert!(
             r.service_text
                 .unwrap()
                 .contains("\nEnvironment=\"TERM=xterm-256color\"\n")
         );
+        // All three terminals: a pseudo terminal, named in the unit.
+        let Ok(SystemdRun::Run(r)) = translate_for(&args, &env, cwd, [true; 3], Some("/dev/pts/7"))
+        else {
+            panic!("refused");
+        };
+        assert!(r.pty && !r.pipe && !r.wait);
+        assert!(r.service_text.unwrap().contains(
+            "\nStandardInput=tty\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/pts/7\n\
+                 Environment=\"TERM=xterm-256color\"\n"
+        ));
+        // --shell: $SHELL on a terminal, in this directory, waited for,
+        // collected, Type=exec.
+        let shell: Vec<String> = vec!["-S".into()];
+        let env = |k: &str| (k == "SHELL").then(|| "/bin/bash".to_string());
+        let Ok(SystemdRun::Run(r)) = translate_for(
+            &shell,
+            &env,
+            Path::new("/srv"),
+            [true; 3],
+            Some("/dev/pts/7"),
+        ) else {
+            panic!("refused");
+        };
+        assert!(r.pty && r.wait);
+        let text = r.service_text.unwrap();
+        for line in [
+            "CollectMode=inactive-or-failed\n",
+            "Type=exec\n",
+            "WorkingDirectory=/srv\n",
+            "TTYPath=/dev/pts/7\n",
+            "ExecStart=\"/bin/bash\"\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert_eq!(
-            translate_for(&args, &env, cwd, [true; 3]).unwrap_err(),
-            RunError::Unsupported("--pty".into())
+            run(&["-S", "true"]).unwrap_err(),
+            RunError::Conflict("If --shell is used, no command line is expected.")
         );
         assert_eq!(
-            run(&["-t", "true"]).unwrap_err(),
-            RunError::Unsupported("--pty".into())
+            run(&["-t", "--no-block", "true"]).unwrap_err(),
+            RunError::Conflict("--pty/--pipe is not compatible with --no-block.")
         );
         assert_eq!(
             run(&["--pipe", "--no-block", "true"]).unwrap_err(),
