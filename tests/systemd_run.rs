@@ -286,6 +286,16 @@ fn pipe_runs_the_service_on_the_callers_standard_io() {
         run("systemd-run -u failing -P sh -c 'echo partial; exit 1' | (cat; echo end)");
     assert_eq!((code, out.as_str()), (0, "partial\nend\n"), "{err}");
     assert!(transient.join("failing.service").is_file());
+    // So does one whose service never ran: a condition that fails, a
+    // command that cannot run, a user that is nowhere.
+    for how in [
+        "-p ConditionPathExists=/no/such/path true",
+        "-p ExecStartPre=/no/such/program true",
+        "-p User=no-such-user-here true",
+    ] {
+        let (code, out, err) = run(&format!("systemd-run -P {how} | (cat; echo end)"));
+        assert_eq!((code, out.as_str()), (0, "end\n"), "{how}: {err}");
+    }
     // --wait adds the report; -q keeps systemd-run's own lines away.
     let (code, out, err) = run("echo in | systemd-run -P -q --wait tr a-z A-Z");
     assert_eq!((code, out.as_str(), err.as_str()), (0, "IN\n", ""));

@@ -3513,17 +3513,7 @@ impl Manager {
         let Some(svc) = self.services.get(&id) else {
             return;
         };
-        // The standard I/O of `systemd-run --pipe` goes once the service
-        // has ended, so that the pipeline it is in sees its end (systemd
-        // keeps it until it unloads the unit, which a failed one delays).
-        if matches!(svc.state, State::Dead | State::Failed)
-            && !svc.spawning
-            && !self.jobs.contains_key(&id)
-            && !self.transient_stdio.is_empty()
-        {
-            let name = svc.unit.id.to_string();
-            self.transient_stdio.remove(&name);
-        }
+
         let Some(fragment) = svc.unit.fragment.clone() else {
             return;
         };
@@ -3550,6 +3540,31 @@ impl Manager {
         let _ = std::fs::remove_file(&fragment);
         self.collected.retain(|(c, _)| *c != id);
         self.collected.push((id, Instant::now()));
+    }
+
+    /// Lets go of the standard I/O of `systemd-run --pipe` of every
+    /// service that has ended, however it ended (its main process, a
+    /// condition, a failed spawn) and has no job or spawn under way, so
+    /// that the pipeline it is in sees its end; also of names no service
+    /// has any more. Looked at after every event while any is held.
+    pub(super) fn release_ended_stdio(&mut self) {
+        let ended: Vec<String> = self
+            .transient_stdio
+            .keys()
+            .filter(|name| match self.find_service(name) {
+                Some(id) => self.services.get(&id).is_none_or(|svc| {
+                    matches!(svc.state, State::Dead | State::Failed)
+                        && !svc.spawning
+                        && !self.jobs.contains_key(&id)
+                }),
+                // Not loaded yet: its start is still to come.
+                None => false,
+            })
+            .cloned()
+            .collect();
+        for name in ended {
+            self.transient_stdio.remove(&name);
+        }
     }
 
     /// Drops the records of collected transient services that ended

@@ -1200,6 +1200,13 @@ impl Manager {
     }
 
     fn handle(&mut self, event: Event) {
+        self.handle_one(event);
+        if !self.transient_stdio.is_empty() {
+            self.release_ended_stdio();
+        }
+    }
+
+    fn handle_one(&mut self, event: Event) {
         match event {
             Event::Readable { socket } => self.on_readable(socket),
             Event::Accepted {

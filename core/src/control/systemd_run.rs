@@ -447,13 +447,18 @@ pub fn translate_for(
     }
     // The command, found here as systemd-run finds it.
     if let Some(first) = command.first_mut() {
-        if !first.contains('/') {
+        if first.contains('/') {
+            // A path is looked at too, relative to this directory.
+            let path = cwd.join(&*first);
+            if !path.exists() {
+                return Err(RunError::NotFound(first.clone()));
+            }
+            *first = path.display().to_string();
+        } else {
             let path = env("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
             let found =
                 find_in_path(first, &path).ok_or_else(|| RunError::NotFound(first.clone()))?;
             *first = found.display().to_string();
-        } else if !first.starts_with('/') {
-            *first = cwd.join(&*first).display().to_string();
         }
     }
     let base = match value("unit") {
@@ -616,7 +621,7 @@ mod tests {
             "FROM_CALLER" => Some("yes".to_owned()),
             _ => None,
         };
-        match translate(&args, &env, Path::new("/srv/work"))? {
+        match translate(&args, &env, Path::new("/usr"))? {
             SystemdRun::Run(r) => Ok(r),
             other => panic!("{other:?}"),
         }
@@ -680,8 +685,17 @@ mod tests {
             ),
             "{text}"
         );
-        let r = run(&["-d", "-r", "--uid=nobody", "--", "./tool", "-x"]).unwrap();
-        assert!(r.service_text.as_deref().unwrap().contains("User=nobody\nWorkingDirectory=/srv/work\nRemainAfterExit=yes\nExecStart=\"/srv/work/./tool\" \"-x\"\n"), "{:?}", r.service_text);
+        let r = run(&["-d", "-r", "--uid=nobody", "--", "./bin/sh", "-x"]).unwrap();
+        assert!(r.service_text.as_deref().unwrap().contains("User=nobody\nWorkingDirectory=/usr\nRemainAfterExit=yes\nExecStart=\"/usr/./bin/sh\" \"-x\"\n"), "{:?}", r.service_text);
+        // A path is looked at too, as systemd-run looks.
+        assert_eq!(
+            run(&["./no-such-tool"]).unwrap_err(),
+            RunError::NotFound("./no-such-tool".into())
+        );
+        assert_eq!(
+            run(&["/no/such/tool"]).unwrap_err(),
+            RunError::NotFound("/no/such/tool".into())
+        );
         assert_eq!(run(&[]).unwrap_err(), RunError::NoCommand);
         assert_eq!(
             run(&["--scope", "true"]).unwrap_err(),
