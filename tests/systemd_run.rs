@@ -279,7 +279,10 @@ fn pipe_runs_the_service_on_the_callers_standard_io() {
     );
     assert_eq!(code, 7, "{err}\n{}", flint.log());
     assert_eq!(out, "pre\ngot one\ntwo\n");
-    assert_eq!(err, "Running as unit: piped.service\nto-err\n");
+    // (The service's line and systemd-run's own come in either order.)
+    let mut lines: Vec<&str> = err.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["Running as unit: piped.service", "to-err"]);
     // A failed service, kept as systemd keeps it, lets go of the pipe: the
     // reader behind it sees the end.
     let (code, out, err) =
@@ -403,6 +406,61 @@ fn pty_runs_the_service_on_a_terminal_carried_to_the_caller() {
     assert!(err.contains("\nFinished with result: success\n"), "{err}");
     // Ended well and collected: the file is gone.
     assert!(!transient.join("sh1.service").exists());
+
+    // Through a shell: input the service never reads waits in systemd-run
+    // (more than a terminal's buffer) while its output goes on; `^]` three
+    // times in a row lets go of the terminal, and of the service unless
+    // systemd-run waits for its end.
+    let piped = |script: &str| {
+        let out = Command::new("timeout")
+            .args(["30", "sh", "-c", script])
+            .env("FLINT_CONTROL", &control)
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/bin:/bin",
+                    common::link_as(&tree, "systemd-run")
+                        .parent()
+                        .unwrap()
+                        .display()
+                ),
+            )
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // (The terminal echoes what is typed, as any terminal does.)
+    let (code, out, err) = piped(
+        "yes | head -c 300000 | systemd-run -t -q sh -c 'sleep 0.3; seq 1 20000 | tail -n 1'",
+    );
+    let tail = &out[out.len().saturating_sub(200)..];
+    assert!(
+        code == 0 && out.ends_with("20000\r\n"),
+        "{code} {err} {tail:?}"
+    );
+    // (Let go at once, not after the 60 s the service sleeps; the service
+    // then gets the hang-up of its terminal, as under systemd.)
+    let (code, _, err) = piped("printf '\\035\\035\\035' | systemd-run -t -q -u away sleep 60");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = piped(
+        "printf '\\035\\035\\035' | systemd-run -t -u away2 --wait sh -c 'sleep 0.5; exit 3'",
+    );
+    // With --wait it reports the end: the hang-up (a clean end for a
+    // service, as systemd counts SIGHUP).
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Main processes terminated with: code=killed/status=HUP"),
+        "{err}"
+    );
+    // Another byte between them starts the count over.
+    let (code, _, err) =
+        piped("printf '\\035x\\035\\035' | systemd-run -t -q -u stays sh -c 'sleep 0.5; exit 4'");
+    assert_eq!(code, 4, "{err}");
 }
 
 /// The same systemd-run command lines under systemd 252's user manager
@@ -478,6 +536,10 @@ fn systemd_runs_of_systemd_and_of_flint_give_the_service_the_same() {
         ),
         format!(
             "systemd-run --user --unit=pty2 --pty --wait -q /bin/echo one two >{}",
+            out.display()
+        ),
+        format!(
+            "systemd-run --user --unit=pty3 -t -q /bin/printf 'no end' >{}",
             out.display()
         ),
         "systemd-run --user -S true".to_owned(),

@@ -1708,7 +1708,7 @@ fn systemd_run(args: &[String]) -> ExitCode {
             eprintln!("Running as unit: {}", run.service);
         }
     }
-    let mut forwarder = None;
+    let mut forwarder: Option<flint::control::pty::Forwarder> = None;
     if let Some(pty) = pty {
         if !run.quiet {
             eprintln!("Press ^] three times within 1s to disconnect TTY.");
@@ -1732,11 +1732,14 @@ fn systemd_run(args: &[String]) -> ExitCode {
         let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "show", "units": [run.service]});
         let answer = match flint::control::call(&path, &request) {
             Ok(a) if a["ok"] == true => a,
+            // (The terminal put back before the message.)
             Ok(a) => {
+                drop(forwarder.take());
                 eprintln!("{}", a["error"].as_str().unwrap_or("failed"));
                 return ExitCode::from(1);
             }
             Err(e) => {
+                drop(forwarder.take());
                 eprintln!("Failed to wait for {}: {e}", run.service);
                 return ExitCode::from(1);
             }
@@ -1751,6 +1754,7 @@ fn systemd_run(args: &[String]) -> ExitCode {
         match (&invocation, id) {
             (None, Some(id)) => invocation = Some(id.clone()),
             (Some(ours), Some(id)) if ours != id => {
+                drop(forwarder.take());
                 eprintln!(
                     "{} was started again meanwhile; how this run ended is not known.",
                     run.service
@@ -1765,14 +1769,21 @@ fn systemd_run(args: &[String]) -> ExitCode {
         ) {
             break props;
         }
-        // `^]` three times: the service goes on without systemd-run.
-        if forwarder
-            .as_ref()
-            .is_some_and(flint::control::pty::Forwarder::detached)
-        {
-            drop(forwarder);
-            eprintln!();
-            return ExitCode::SUCCESS;
+        if let Some(f) = &forwarder {
+            // Ended by a signal: the terminal is put back first.
+            if let Some(signal) = f.interrupted() {
+                drop(forwarder);
+                return ExitCode::from(u8::try_from(128 + signal).unwrap_or(1));
+            }
+            // `^]` three times: the service goes on without the terminal,
+            // and systemd-run with it unless it waits for its end.
+            if f.detached() {
+                drop(forwarder.take());
+                eprintln!();
+                if !run.wait {
+                    return ExitCode::SUCCESS;
+                }
+            }
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };

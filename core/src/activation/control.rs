@@ -14,6 +14,10 @@ use crate::control::{self, PROTOCOL_VERSION};
 /// enough for `systemd-run --wait` to read how it ended.
 pub(super) const COLLECT_GRACE: std::time::Duration = std::time::Duration::from_mins(1);
 
+/// How long the standard I/O passed by `systemd-run --pipe` waits for the
+/// start of its service (the next request of the same systemd-run).
+pub(super) const STDIO_UNCLAIMED: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Answers the manager was asked for and that are not written yet.
 static ANSWERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -45,12 +49,17 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                     .peer_cred()
                     .is_ok_and(|c| c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw());
                 // A request is one line, read for at most 5 s and 1 MiB,
-                // with the fds passed along with it.
-                let got = tokio::time::timeout(
-                    std::time::Duration::from_secs(5),
-                    read_request(&stream, 1024 * 1024),
-                )
-                .await;
+                // with the fds passed along with it; nothing is read from
+                // a peer that may not control flint.
+                let got = if allowed {
+                    tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        read_request(&stream, 1024 * 1024),
+                    )
+                    .await
+                } else {
+                    Ok(Ok((String::new(), Vec::new())))
+                };
                 let mut write = stream;
                 let (line, fds) = match got {
                     Ok(Ok((line, fds))) if !line.is_empty() => (line, fds),
@@ -116,7 +125,7 @@ async fn read_request(
     let mut line = Vec::new();
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut buf = vec![0u8; 4096];
-    while !line.ends_with(b"\n") && line.len() < limit {
+    while !line.contains(&b'\n') && line.len() < limit {
         stream.readable().await?;
         let got = stream.try_io(tokio::io::Interest::READABLE, || {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -503,7 +512,14 @@ impl Manager {
             }
         }
         if let Some((service, fds)) = stdio {
-            self.transient_stdio.insert(service, fds);
+            self.transient_stdio
+                .insert(service, (fds, std::time::Instant::now()));
+            // Looked at again once an unclaimed one is due to go.
+            let tx = self.tx.clone();
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(STDIO_UNCLAIMED).await;
+                let _ = tx.send(super::Event::Tick);
+            });
         }
         // A timer used before takes its new definition.
         if reload {

@@ -1693,7 +1693,7 @@ impl Manager {
         }
         // `systemd-run --pipe`: every command of the service runs on the
         // caller's standard I/O (systemd's `stdio_as_fds`).
-        if let Some(fds) = self.transient_stdio.get(svc.unit.id.as_str()) {
+        if let Some((fds, _)) = self.transient_stdio.get(svc.unit.id.as_str()) {
             inputs.stdio_fds = Some([fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()]);
         }
         // The fds the command passes, duplicated: the spawn's thread
@@ -3548,20 +3548,23 @@ impl Manager {
     /// that the pipeline it is in sees its end; also of names no service
     /// has any more. Looked at after every event while any is held.
     pub(super) fn release_ended_stdio(&mut self) {
-        let ended: Vec<String> = self
-            .transient_stdio
-            .keys()
-            .filter(|name| match self.find_service(name) {
-                Some(id) => self.services.get(&id).is_none_or(|svc| {
-                    matches!(svc.state, State::Dead | State::Failed)
-                        && !svc.spawning
-                        && !self.jobs.contains_key(&id)
-                }),
-                // Not loaded yet: its start is still to come.
-                None => false,
-            })
-            .cloned()
-            .collect();
+        let ended: Vec<String> =
+            self.transient_stdio
+                .keys()
+                .filter(|name| match self.find_service(name) {
+                    Some(id) => self.services.get(&id).is_none_or(|svc| {
+                        matches!(svc.state, State::Dead | State::Failed)
+                            && !svc.spawning
+                            && !self.jobs.contains_key(&id)
+                    }),
+                    // Not loaded: its start is still to come, unless it did not
+                    // come soon (systemd-run ended, or the unit did not load).
+                    None => self.transient_stdio.get(*name).is_none_or(|(_, since)| {
+                        since.elapsed() >= super::control::STDIO_UNCLAIMED
+                    }),
+                })
+                .cloned()
+                .collect();
         for name in ended {
             self.transient_stdio.remove(&name);
         }

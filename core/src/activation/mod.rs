@@ -288,7 +288,7 @@ struct Manager {
     /// `systemd-run --pipe`: the caller's stdin, stdout and stderr, by
     /// transient service, given to its processes in place of its own
     /// standard I/O until it has ended.
-    transient_stdio: FxHashMap<String, std::sync::Arc<[OwnedFd; 3]>>,
+    transient_stdio: FxHashMap<String, (std::sync::Arc<[OwnedFd; 3]>, Instant)>,
     /// Switch answers waiting for their services to settle.
     waiting: Vec<switch::Waiting>,
     /// During a switch, listeners of removed or changed sockets, with their

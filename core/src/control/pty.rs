@@ -54,7 +54,7 @@ impl Pty {
     /// terminal, on a thread of its own.
     pub fn forward(self) -> io::Result<Forwarder> {
         let raw = RawMode::enter(io::stdin().as_fd());
-        install_winch_handler();
+        install_handlers();
         let stop = Arc::new(AtomicBool::new(false));
         let detached = Arc::new(AtomicBool::new(false));
         let Pty { master, held, .. } = self;
@@ -93,6 +93,16 @@ impl Forwarder {
         self.detached.load(Ordering::Relaxed)
     }
 
+    /// The signal (`SIGTERM`, `SIGHUP`, `SIGINT`) that asked systemd-run to
+    /// end meanwhile, if one did: the caller then drops the forwarder,
+    /// which puts the terminal back, and ends.
+    pub fn interrupted(&self) -> Option<i32> {
+        match ENDING.load(Ordering::Relaxed) {
+            0 => None,
+            signal => Some(signal),
+        }
+    }
+
     /// The service has ended: what it wrote last is carried over, then the
     /// caller's terminal is put back as it was.
     pub fn finish(mut self) {
@@ -121,68 +131,127 @@ const DRAIN_QUIET: Duration = Duration::from_millis(300);
 const ESCAPE: u8 = 0x1d;
 const DETACH_WITHIN: Duration = Duration::from_secs(1);
 
+/// At most this much typed input waits for the service to read it; more
+/// is not read from stdin until the service took some.
+const PENDING_MAX: usize = 64 * 1024;
+
 fn carry(master: &OwnedFd, stop: &AtomicBool, detached: &AtomicBool) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    // The master never blocks: input the service does not read waits here
+    // while its output goes on being carried.
+    let _ = set_nonblocking(master.as_raw_fd());
     let stdin = io::stdin();
     let mut stdin_open = true;
-    let mut escapes: Vec<Instant> = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut escapes = 0usize;
+    let mut first_escape = Instant::now();
     let mut quiet_since: Option<Instant> = None;
     let mut buf = [0u8; 4096];
     loop {
         if WINCH.swap(false, Ordering::Relaxed) {
             copy_size(io::stdout().as_fd(), master.as_fd());
         }
-        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
-        if stdin_open {
+        let mut want = PollFlags::POLLIN;
+        if !pending.is_empty() {
+            want |= PollFlags::POLLOUT;
+        }
+        let mut fds = vec![PollFd::new(master.as_fd(), want)];
+        let read_stdin = stdin_open && pending.len() < PENDING_MAX;
+        if read_stdin {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
-        let ready = match poll(&mut fds, PollTimeout::from(100u16)) {
-            Ok(n) => n,
-            Err(nix::errno::Errno::EINTR) => 0,
+        match poll(&mut fds, PollTimeout::from(100u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(_) => break,
-        };
-        let master_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        }
+        let master_events = fds[0].revents().unwrap_or(PollFlags::empty());
         let stdin_ready = fds
             .get(1)
             .and_then(PollFd::revents)
             .is_some_and(|r| !r.is_empty());
         drop(fds);
-        if ready > 0 && master_ready {
+        let mut carried = false;
+        if master_events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             match read_fd(master.as_raw_fd(), &mut buf) {
-                // EIO: every end of the service's side is closed.
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
                 Ok(n) => {
                     if write_all(io::stdout().as_raw_fd(), &buf[..n]).is_err() {
                         break;
                     }
-                    quiet_since = None;
+                    carried = true;
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // EIO: every end of the service's side is closed. Before the
+                // service has ended that is a hang-up of the terminal
+                // (`TTYVHangup=`), after which the service opens it again.
+                Err(_) if stop.load(Ordering::Relaxed) => break,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
-        if ready > 0 && stdin_ready {
+        if !pending.is_empty() && master_events.contains(PollFlags::POLLOUT) {
+            match write_some(master.as_raw_fd(), &pending) {
+                Ok(n) => {
+                    pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => pending.clear(),
+            }
+        }
+        if read_stdin && stdin_ready {
             match read_fd(stdin.as_raw_fd(), &mut buf) {
                 Ok(0) | Err(_) => stdin_open = false,
                 Ok(n) => {
-                    let now = Instant::now();
+                    // `^]` three times in a row within a second lets go, as
+                    // systemd's forwarder does; any other byte starts over.
                     for &b in &buf[..n] {
-                        if b == ESCAPE {
-                            escapes.retain(|t| now.duration_since(*t) < DETACH_WITHIN);
-                            escapes.push(now);
+                        if b != ESCAPE {
+                            escapes = 0;
+                        } else if escapes == 0 || first_escape.elapsed() >= DETACH_WITHIN {
+                            escapes = 1;
+                            first_escape = Instant::now();
+                        } else {
+                            escapes += 1;
                         }
                     }
-                    if escapes.len() >= 3 {
+                    if escapes >= 3 {
                         detached.store(true, Ordering::Relaxed);
                         break;
                     }
-                    let _ = write_all(master.as_raw_fd(), &buf[..n]);
+                    pending.extend_from_slice(&buf[..n]);
                 }
             }
         }
-        if stop.load(Ordering::Relaxed) && !master_ready {
-            let since = *quiet_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= DRAIN_QUIET {
+        if stop.load(Ordering::Relaxed) {
+            if carried {
+                quiet_since = None;
+            } else if quiet_since.get_or_insert_with(Instant::now).elapsed() >= DRAIN_QUIET {
                 break;
             }
+        }
+    }
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd we own, with integer arguments.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn write_some(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: writes from our own buffer of its length.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n >= 0 {
+            return Ok(n.unsigned_abs());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
         }
     }
 }
@@ -237,20 +306,40 @@ fn copy_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
 /// Set by `SIGWINCH`: the caller's terminal changed its size.
 static WINCH: AtomicBool = AtomicBool::new(false);
 
+/// Set by `SIGTERM`, `SIGHUP` or `SIGINT`: the signal's number.
+static ENDING: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 extern "C" fn on_winch(_: libc::c_int) {
     WINCH.store(true, Ordering::Relaxed);
 }
 
-fn install_winch_handler() {
+extern "C" fn on_ending(signal: libc::c_int) {
+    ENDING.store(signal, Ordering::Relaxed);
+}
+
+/// `SIGWINCH` follows the caller's window size; the signals that would end
+/// systemd-run with its terminal in raw mode are noted instead, so that it
+/// puts the terminal back first.
+fn install_handlers() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
+    let winch = SigAction::new(
         SigHandler::Handler(on_winch),
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    // SAFETY: the handler only stores to an atomic, which is
+    let ending = SigAction::new(
+        SigHandler::Handler(on_ending),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handlers only store to atomics, which is
     // async-signal-safe.
-    let _ = unsafe { sigaction(Signal::SIGWINCH, &action) };
+    unsafe {
+        let _ = sigaction(Signal::SIGWINCH, &winch);
+        for signal in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT] {
+            let _ = sigaction(signal, &ending);
+        }
+    }
 }
 
 /// The caller's terminal in raw mode, put back as it was when dropped.

@@ -391,7 +391,21 @@ pub fn translate_for(
         same_dir = true;
         collect = true;
         values.push(("service-type", "exec".into()));
-        command.push(env("SHELL").unwrap_or_else(|| "/bin/sh".into()));
+        // `$SHELL`, else the caller's login shell, as systemd's
+        // `get_shell()`.
+        let login = || {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.shell.display().to_string())
+                .filter(|s| s.starts_with('/'))
+        };
+        command.push(
+            env("SHELL")
+                .filter(|s| s.starts_with('/'))
+                .or_else(login)
+                .unwrap_or_else(|| "/bin/sh".into()),
+        );
     }
     let value = |key: &str| {
         values
