@@ -113,6 +113,65 @@ fn accept_yes_inetd_style_serves_each_connection_with_remote_env() {
     }
 }
 
+/// A daemon that an `Accept=yes` instance leaves behind (it forked and
+/// called `setsid()`, out of the process group and session flint follows
+/// the instance by) is stopped when flint stops, as systemd's
+/// `KillMode=control-group` would have stopped it: nothing flint started
+/// outlives it.
+#[test]
+fn a_daemon_escaped_from_an_accept_yes_instance_does_not_outlive_flint() {
+    let tree = Tree::new();
+    let port = free_port();
+    // A duration no other process here sleeps, to find the daemon by.
+    let marker = format!("{}.{}", 600 + port % 100, std::process::id() % 1000);
+    tree.write(
+        "esc.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+    );
+    tree.write(
+        "esc@.service",
+        &format!(
+            "[Service]\nStandardInput=socket\n\
+             ExecStart=/bin/sh -c 'setsid -f sleep {marker} </dev/null >/dev/null 2>&1; echo started'\n"
+        ),
+    );
+    let find = || -> Option<i32> {
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let zombie =
+                std::fs::read_to_string(e.path().join("stat")).is_ok_and(|st| st.contains(") Z "));
+            (cmdline == format!("sleep\0{marker}\0").into_bytes() && !zombie).then_some(pid)
+        })
+    };
+    let mut flint = Flint::run(&tree, &["esc.socket"]);
+    let mut s = common::connect(port);
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "started\n");
+    let pid = wait_for(Duration::from_secs(10), find).expect("the escaped daemon runs");
+    // Its instance has ended meanwhile; the daemon is still there.
+    assert!(
+        flint.wait_log("Deactivated successfully"),
+        "{}",
+        flint.log()
+    );
+    assert_eq!(find(), Some(pid), "still running while flint runs");
+    flint.stop();
+    let gone = wait_for(Duration::from_secs(10), || find().is_none().then_some(()));
+    if gone.is_none() {
+        // SAFETY: kill takes integers; only the test's own daemon is named.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(gone.is_some(), "pid {pid} outlived flint: {}", flint.log());
+    assert!(
+        flint.log().contains("outlived the unit that started it"),
+        "{}",
+        flint.log()
+    );
+}
+
 #[test]
 fn accept_yes_peer_sees_eof_when_the_handler_closes_unless_a_later_command_needs_the_connection() {
     let tree = Tree::new();

@@ -3483,6 +3483,106 @@ impl Manager {
     /// the kill procedure); flint exits when all are down. Meanwhile the
     /// sockets whose service is not running refuse what arrives (see
     /// `on_readable`), as systemd's do once their stop is pending.
+    /// Once every unit has stopped: the processes still there that flint
+    /// started and no unit follows any more, escaped from what followed
+    /// them (an `Accept=yes` instance's daemon that forked and called
+    /// `setsid()` leaves the process group and session that flint follows
+    /// an instance by, unless `--cgroups all` gives it a cgroup). They are
+    /// flint's children now (it is their subreaper) and in flint's own
+    /// cgroup; systemd's `KillMode=control-group` would have stopped them
+    /// with their unit, so flint stops them before it ends (SIGTERM, then
+    /// SIGKILL after 5 s). Where a loaded unit asks for `KillMode=process`
+    /// or `none` and has no cgroup of its own, nothing tells its processes
+    /// from these: they are named and left.
+    pub(super) async fn stop_leftovers(&mut self) {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let leftovers: Vec<(i32, String)> = child_pids()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c == own)
+            })
+            .map(|pid| {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim_end().to_owned())
+                    .unwrap_or_default();
+                (pid, comm)
+            })
+            .collect();
+        if leftovers.is_empty() {
+            return;
+        }
+        let kept_by = |unit: &Unit| {
+            matches!(
+                unit.get_str("Service", "KillMode"),
+                Some("process" | "none")
+            )
+        };
+        let templates: Vec<crate::unit::name::UnitName> = self
+            .sockets
+            .iter()
+            .filter(|s| s.config.accept)
+            .map(|s| s.config.service.clone())
+            .collect();
+        let mut keep: Option<String> = self
+            .services
+            .values()
+            .find(|s| {
+                kept_by(&s.unit)
+                    && cgroup_of(self.cgroups.as_ref(), self.options.cgroups, s).is_none()
+            })
+            .map(|s| s.unit.id.to_string());
+        if keep.is_none() && !self.options.cgroups.covers(true) {
+            for t in templates {
+                if kept_by(&self.units.load(&self.search, &t)) {
+                    keep = Some(t.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(unit) = keep {
+            for (pid, comm) in &leftovers {
+                tracing::warn!(
+                    "{comm} (pid {pid}) is still running, started by a unit that no longer follows it; \
+                     left running, since {unit} asks for KillMode=process or none"
+                );
+            }
+            return;
+        }
+        for (pid, comm) in &leftovers {
+            tracing::warn!(
+                "{comm} (pid {pid}) outlived the unit that started it (it left the process group \
+                 and session flint follows an Accept=yes instance by; `--cgroups all` follows each \
+                 in a cgroup); stopping it"
+            );
+            // SAFETY: kill takes integers; the pid is an unreaped child of
+            // flint's, so it cannot name another process.
+            unsafe { libc::kill(*pid, libc::SIGTERM) };
+        }
+        let until = Instant::now() + std::time::Duration::from_secs(5);
+        let mut left: Vec<i32> = leftovers.iter().map(|(pid, _)| *pid).collect();
+        while !left.is_empty() {
+            left.retain(|pid| {
+                let reaped = nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(*pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                );
+                matches!(reaped, Ok(nix::sys::wait::WaitStatus::StillAlive))
+            });
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= until {
+                for pid in &left {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(*pid, libc::SIGKILL) };
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(*pid), None);
+                }
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub(super) fn shutdown(&mut self) {
         if self.shutting_down {
             return;
@@ -4000,6 +4100,26 @@ pub(super) fn cgroup_of<'a>(
     svc: &ServiceRt,
 ) -> Option<&'a crate::cgroup::Cgroups> {
     cgroups.filter(|_| mode.covers(svc.conn.is_some()))
+}
+
+/// The live children of flint's threads (`/proc/self/task/*/children`),
+/// which include the orphans reparented to flint as their subreaper.
+fn child_pids() -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// `RemainAfterExit=yes` with nothing failed so far: the service stays

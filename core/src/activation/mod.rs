@@ -738,6 +738,7 @@ async fn run_async(
             }
         }
     }
+    mgr.stop_leftovers().await;
     mgr.close_sockets().await;
     control::answers_written().await;
     for path in control_node.into_iter().chain(private_node) {
