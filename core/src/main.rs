@@ -632,8 +632,9 @@ enum Command {
         /// Where flint's own cgroup v2 is writable, give every service a
         /// cgroup of its own, so that stops reach every process it started:
         /// `services` (Accept=yes instances are followed by session and
-        /// process group, which is faster per connection), `all` (instances
-        /// too, as systemd), or `off`.
+        /// process group, which is faster per connection; a daemon that
+        /// leaves both is stopped when flint stops), `all` (instances too,
+        /// as systemd), or `off`.
         #[arg(long, value_enum, default_value_t = Cgroups::Services)]
         cgroups: Cgroups,
         /// First create the files and directories tmpfiles.d asks for, as
