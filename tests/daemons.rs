@@ -21,7 +21,9 @@
 //! sequential-packet socket unit, a uevent handled) and systemd-networkd
 //! (started by a route netlink message, a link configured), and
 //! PostgreSQL (`postgresql.service` on the system's own tree starting the
-//! cluster that Debian's `postgresql-generator` links to it). The unit files are
+//! cluster that Debian's `postgresql-generator` links to it), beanstalkd
+//! (a job queued and reserved) and dicod (the DICT protocol per
+//! connection). The unit files are
 //! copied from /lib/systemd/system into a temporary tree; drop-ins only move
 //! ports and paths (and give a daemon its configuration), as an
 //! administrator would. Missing daemons skip with the reason, except in CI
@@ -2837,6 +2839,90 @@ fn journal_gatewayd_answers_http_on_its_socket_from_its_sandbox() {
         flint
             .log()
             .contains("systemd-journal-gatewayd.service: started"),
+        "{}",
+        flint.log()
+    );
+}
+
+/// beanstalkd from its own units: it takes the socket flint passes (its
+/// `-l`/`-p` from `/etc/default/beanstalkd` then ignored, as under
+/// systemd), runs as `User=beanstalkd`, and a client's job goes in and
+/// comes out again.
+#[test]
+fn beanstalkd_queues_a_job_on_its_activated_socket() {
+    let units = ["beanstalkd.socket", "beanstalkd.service"];
+    if !ready("/usr/bin/beanstalkd", &units, "beanstalkd") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let port = free_port();
+    tree.write(
+        "beanstalkd.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    let flint = Flint::run(&tree, &["beanstalkd.socket"]);
+    let s = common::connect(port);
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let mut line = || {
+        let mut l = String::new();
+        reader.read_line(&mut l).unwrap();
+        l
+    };
+    w.write_all(b"put 0 0 30 5\r\nhello\r\n").unwrap();
+    assert_eq!(line(), "INSERTED 1\r\n", "{}", flint.log());
+    w.write_all(b"reserve-with-timeout 5\r\n").unwrap();
+    assert_eq!(line(), "RESERVED 1 5\r\n");
+    assert_eq!(line(), "hello\r\n");
+    w.write_all(b"stats\r\n").unwrap();
+    let header = line();
+    let len: usize = header
+        .strip_prefix("OK ")
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{header}"));
+    let mut body = vec![0u8; len + 2];
+    reader.read_exact(&mut body).unwrap();
+    let body = String::from_utf8_lossy(&body);
+    let pid = body
+        .lines()
+        .find_map(|l| l.strip_prefix("pid: "))
+        .unwrap_or_else(|| panic!("{body}"))
+        .trim()
+        .to_owned();
+    assert_eq!(uid_of(&pid), Some(uid_of_user("beanstalkd")), "{body}");
+    // flint's line about the start may reach its log after the answer.
+    assert!(
+        flint.wait_log("beanstalkd.service: started"),
+        "{}",
+        flint.log()
+    );
+}
+
+/// GNU dico's dicod, inetd style (`Accept=yes`, `StandardInput=socket`,
+/// `--inetd`): each connection of the `dict` client gets an instance of
+/// its own that answers the DICT protocol, named as systemd names it.
+#[test]
+fn dicod_answers_the_dict_client_per_connection() {
+    let units = ["dicod.socket", "dicod@.service"];
+    if !ready("/usr/bin/dicod", &units, "dicod") || !common::require("/usr/bin/dict", "dict") {
+        return;
+    }
+    let tree = tree_with(&units);
+    let port = free_port();
+    tree.write(
+        "dicod.socket.d/port.conf",
+        &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    );
+    let flint = Flint::run(&tree, &["dicod.socket"]);
+    for _ in 0..3 {
+        let info = run("dict", &["-h", "127.0.0.1", "-p", &port.to_string(), "-I"]);
+        assert!(info.contains("dicod"), "{info}\n{}", flint.log());
+    }
+    assert!(
+        flint
+            .log()
+            .contains(&format!("dicod@2-127.0.0.1:{port}-127.0.0.1:")),
         "{}",
         flint.log()
     );
