@@ -168,6 +168,83 @@ fn set_property_writes_drop_ins_and_the_running_service_takes_them() {
     assert_eq!(main_pid(&control, "s.service"), Some(pid), "not restarted");
 }
 
+/// `set-property` of a slice reaches the slice's cgroup at once, above the
+/// running service placed in it, which keeps running.
+#[test]
+fn set_property_of_a_slice_reaches_its_cgroup_while_its_service_runs() {
+    if !common::require_root("cgroups for the slice and its service") {
+        return;
+    }
+    let tree = Tree::new();
+    tree.write("box.slice", "[Slice]\nTasksMax=100\nMemoryMax=300M\n");
+    tree.write(
+        "s.service",
+        "[Service]\nSlice=box.slice\nExecStart=/bin/sleep 1000\n",
+    );
+    let control = tree.path().join("control");
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "s.service"],
+    );
+    if !flint.log().contains("a cgroup per service under") {
+        assert!(!common::in_ci(), "CI runs flint where it can make cgroups");
+        eprintln!("skipped: flint has no cgroups here:\n{}", flint.log());
+        return;
+    }
+    let pid = wait_for(Duration::from_secs(10), || main_pid(&control, "s.service"))
+        .unwrap_or_else(|| panic!("s.service never ran: {}", flint.log()));
+    // The slice's file: beside its service's cgroup directory.
+    let slice_file = |controller: &str, v1: &str, v2: &str| {
+        let f = cgroup_file(pid, controller, v1, v2)?;
+        let name = f.file_name()?.to_owned();
+        let service_dir = f.parent()?;
+        assert!(
+            service_dir.ends_with("s.service") && service_dir.parent()?.ends_with("box.slice"),
+            "{f:?}"
+        );
+        Some(service_dir.parent()?.join(name))
+    };
+    let holds = |controller: &str, v1: &str, v2: &str, want: &str| {
+        wait_for(Duration::from_secs(5), || {
+            let f = slice_file(controller, v1, v2)?;
+            (std::fs::read_to_string(&f).ok()?.trim() == want).then_some(())
+        })
+        .is_some()
+    };
+    assert!(
+        holds("pids", "pids.max", "pids.max", "100"),
+        "{:?}",
+        slice_file("pids", "pids.max", "pids.max")
+    );
+    let out = Command::new(flint_bin())
+        .arg("set-property")
+        .arg("--unit-dir")
+        .arg(tree.path())
+        .args(["--control", control.to_str().unwrap()])
+        .args(["box.slice", "TasksMax=7", "MemoryMax=200M"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tree.path().join("box.slice.d/50-TasksMax.conf").is_file());
+    assert!(
+        holds("pids", "pids.max", "pids.max", "7"),
+        "{:?}\n{}",
+        slice_file("pids", "pids.max", "pids.max")
+            .map(|f| std::fs::read_to_string(f).unwrap_or_default()),
+        flint.log()
+    );
+    assert!(
+        holds("memory", "memory.limit_in_bytes", "memory.max", "209715200"),
+        "{}",
+        flint.log()
+    );
+    assert_eq!(main_pid(&control, "s.service"), Some(pid), "not restarted");
+}
+
 /// The same `set-property` command lines under systemd 252's user manager
 /// and under `flint set-property --user`: the same drop-ins, byte for
 /// byte (but a `TasksMax=` share, which systemd 252 writes as a tenth of

@@ -49,17 +49,16 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                     .peer_cred()
                     .is_ok_and(|c| c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw());
                 // A request is one line, read for at most 5 s and 1 MiB,
-                // with the fds passed along with it; nothing is read from
-                // a peer that may not control flint.
-                let got = if allowed {
-                    tokio::time::timeout(
-                        std::time::Duration::from_secs(5),
-                        read_request(&stream, 1024 * 1024),
-                    )
-                    .await
-                } else {
-                    Ok(Ok((String::new(), Vec::new())))
-                };
+                // with the fds passed along with it; a peer that may not
+                // control flint passes none (the kernel closes them). Its
+                // line is read all the same: a socket closed with unread
+                // data would reset the connection before the peer read
+                // why it was refused.
+                let got = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    read_request(&stream, 1024 * 1024, allowed),
+                )
+                .await;
                 let mut write = stream;
                 let (line, fds) = match got {
                     Ok(Ok((line, fds))) if !line.is_empty() => (line, fds),
@@ -119,6 +118,7 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
 async fn read_request(
     stream: &tokio::net::UnixStream,
     limit: usize,
+    take_fds: bool,
 ) -> std::io::Result<(String, Vec<std::os::fd::OwnedFd>)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -133,7 +133,7 @@ async fn read_request(
             let msg = recvmsg::<()>(
                 stream.as_raw_fd(),
                 &mut iov,
-                Some(&mut space),
+                take_fds.then_some(&mut space),
                 MsgFlags::MSG_CMSG_CLOEXEC,
             )
             .map_err(std::io::Error::from)?;
@@ -2042,6 +2042,13 @@ impl Manager {
                     .map(std::path::PathBuf::from)
                     .collect();
                 for n in &names {
+                    if std::path::Path::new(n)
+                        .extension()
+                        .is_some_and(|e| e == "slice")
+                    {
+                        self.reapply_slice(n);
+                        continue;
+                    }
                     if let Some(id) = self.find_service(n)
                         && let Err(e) = self.reapply_resources(id, &files)
                     {

@@ -3740,6 +3740,33 @@ impl Manager {
     /// control drop-ins), and while it runs its cgroup takes the resource
     /// settings at once; on a v1 hierarchy it joins now, with all its
     /// processes, a controller it did not need before.
+    /// `set-property` of a slice: the running services placed in it (or
+    /// below it) are placed again, which writes the slice's settings to
+    /// its cgroup where they changed (and puts back the defaults of what
+    /// it no longer sets). On a cgroup v1 hierarchy, a controller the
+    /// slice newly sets reaches its services at their next start.
+    pub(super) fn reapply_slice(&mut self, slice: &str) {
+        self.units = super::unit_cache::UnitCache::default();
+        let ids: Vec<u64> = self
+            .services
+            .iter()
+            .filter(|(_, svc)| {
+                !matches!(svc.state, State::Dead | State::Failed)
+                    && svc.placed_in.as_deref().is_some_and(|placed| {
+                        crate::cgroup::slice_chain(placed)
+                            .is_some_and(|chain| chain.iter().any(|s| s == slice))
+                    })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(svc) = self.services.get_mut(&id) {
+                svc.placed_in = None;
+            }
+            self.place_in_slice(id);
+        }
+    }
+
     pub(super) fn reapply_resources(
         &mut self,
         id: u64,
