@@ -210,6 +210,13 @@ fn condition_says_what_systemd_analyze_condition_says() {
         ],
         &["ConditionHost="],
         &[" ConditionPathExists=/"],
+        // Specifiers, expanded for a unit named test.service.
+        &[
+            "ConditionPathExists=/tmp/%n",
+            "ConditionHost=%H",
+            "ConditionEnvironment=!%p",
+            "ConditionPathExists=/%Z",
+        ],
         &[
             "ConditionKernelVersion=>=1",
             "ConditionVirtualization=!container",

@@ -1416,10 +1416,42 @@ fn condition(tree: &TreeArgs, unit: Option<&str>, args: &[String]) -> ExitCode {
         }
     } else {
         {
+            // Specifiers as systemd-analyze expands them, for a unit named
+            // test.service.
+            use flint::unit::specifier::{SpecifierContext, SpecifierTable, expand};
+            let ctx = SpecifierContext::new(
+                "test.service".parse().expect("a valid unit name"),
+                None,
+                tree.user,
+            );
             let mut list = Vec::new();
             for a in args {
                 match Written::parse(a) {
-                    Parsed::Condition(w) => list.push(w),
+                    Parsed::Condition(mut w) => {
+                        let table = if flint::unit::load::is_path_condition(&w.key) {
+                            SpecifierTable::Path
+                        } else {
+                            SpecifierTable::Full
+                        };
+                        match expand(&w.argument, &ctx, table) {
+                            Ok(expanded) => w.argument = expanded,
+                            Err(e) => {
+                                // systemd's words: the errno's text.
+                                let why = match e {
+                                    flint::unit::specifier::SpecifierError::InvalidSlot(_) => {
+                                        "Invalid slot".to_owned()
+                                    }
+                                    other => other.to_string(),
+                                };
+                                eprintln!(
+                                    "(cmdline): Failed to resolve unit specifiers in {}, ignoring: {why}",
+                                    w.argument
+                                );
+                                continue;
+                            }
+                        }
+                        list.push(w);
+                    }
                     // An empty assignment resets the list, as in a unit.
                     Parsed::Reset(key) => list.retain(|x: &Written| x.key != key),
                     Parsed::Ignored(warning) => eprintln!("(cmdline): {warning}"),

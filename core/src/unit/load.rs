@@ -1798,7 +1798,7 @@ pub fn expands_specifiers(section: &str, key: &str) -> bool {
     })
 }
 
-pub(crate) fn is_path_condition(key: &str) -> bool {
+pub fn is_path_condition(key: &str) -> bool {
     let Some(rest) = key
         .strip_prefix("Condition")
         .or_else(|| key.strip_prefix("Assert"))
