@@ -217,6 +217,12 @@ fn condition_says_what_systemd_analyze_condition_says() {
             "ConditionEnvironment=!%p",
             "ConditionPathExists=/%Z",
         ],
+        // Expanded before a path's check, then simplified.
+        &[
+            "ConditionPathExists=%T/./x//y/",
+            "ConditionPathIsDirectory=%T",
+            "ConditionPathExists=%n",
+        ],
         &[
             "ConditionKernelVersion=>=1",
             "ConditionVirtualization=!container",

@@ -333,6 +333,23 @@ fn another_user_is_refused_by_the_control_socket() {
         err.contains("permission denied: only root and flint's own user may control it"),
         "{err}"
     );
+    // Also a request that passes fds (systemd-run --pipe's stdio): taken
+    // from nobody it is not, and the refusal is read all the same.
+    let link = common::link_as(&tree, "systemd-run");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&link)
+        .args(["--pipe", "/bin/true"])
+        .env("FLINT_CONTROL", &control)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("permission denied: only root and flint's own user may control it"),
+        "{err}"
+    );
     let (code, status) = ctl(&control, &["status", "s.service"]);
     assert_eq!(code, 0, "the service still runs: {status}");
 }

@@ -1424,34 +1424,25 @@ fn condition(tree: &TreeArgs, unit: Option<&str>, args: &[String]) -> ExitCode {
                 None,
                 tree.user,
             );
+            let expand_arg = |arg: &str, key: &str| -> Result<String, String> {
+                let table = if flint::unit::load::is_path_condition(key) {
+                    SpecifierTable::Path
+                } else {
+                    SpecifierTable::Full
+                };
+                expand(arg, &ctx, table).map_err(|e| match e {
+                    // systemd's words: the errno's text.
+                    flint::unit::specifier::SpecifierError::InvalidSlot(_) => {
+                        "Invalid slot".to_owned()
+                    }
+                    other => other.to_string(),
+                })
+            };
             let mut list = Vec::new();
             for a in args {
-                match Written::parse(a) {
-                    Parsed::Condition(mut w) => {
-                        let table = if flint::unit::load::is_path_condition(&w.key) {
-                            SpecifierTable::Path
-                        } else {
-                            SpecifierTable::Full
-                        };
-                        match expand(&w.argument, &ctx, table) {
-                            Ok(expanded) => w.argument = expanded,
-                            Err(e) => {
-                                // systemd's words: the errno's text.
-                                let why = match e {
-                                    flint::unit::specifier::SpecifierError::InvalidSlot(_) => {
-                                        "Invalid slot".to_owned()
-                                    }
-                                    other => other.to_string(),
-                                };
-                                eprintln!(
-                                    "(cmdline): Failed to resolve unit specifiers in {}, ignoring: {why}",
-                                    w.argument
-                                );
-                                continue;
-                            }
-                        }
-                        list.push(w);
-                    }
+                let key = a.split_once('=').map_or("", |(k, _)| k);
+                match Written::parse_expanding(a, &|v| expand_arg(v, key)) {
+                    Parsed::Condition(w) => list.push(w),
                     // An empty assignment resets the list, as in a unit.
                     Parsed::Reset(key) => list.retain(|x: &Written| x.key != key),
                     Parsed::Ignored(warning) => eprintln!("(cmdline): {warning}"),

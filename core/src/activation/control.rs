@@ -138,6 +138,10 @@ async fn read_request(
             )
             .map_err(std::io::Error::from)?;
             let mut passed = Vec::new();
+            // (Without room for them the kernel closed any fds passed.)
+            if !take_fds {
+                return Ok((msg.bytes, passed));
+            }
             for c in msg.cmsgs().map_err(std::io::Error::from)? {
                 if let ControlMessageOwned::ScmRights(raw) = c {
                     // SAFETY: the kernel just installed these fds in this

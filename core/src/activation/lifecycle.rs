@@ -3478,11 +3478,6 @@ impl Manager {
         }
     }
 
-    /// SIGTERM/SIGINT: a stop job for every service, so that they stop
-    /// in the reverse order of their `After=`/`Before=` (`ExecStop=`, then
-    /// the kill procedure); flint exits when all are down. Meanwhile the
-    /// sockets whose service is not running refuse what arrives (see
-    /// `on_readable`), as systemd's do once their stop is pending.
     /// Once every unit has stopped: the processes still there that flint
     /// started and no unit follows any more, escaped from what followed
     /// them (an `Accept=yes` instance's daemon that forked and called
@@ -3491,24 +3486,56 @@ impl Manager {
     /// flint's children now (it is their subreaper) and in flint's own
     /// cgroup; systemd's `KillMode=control-group` would have stopped them
     /// with their unit, so flint stops them before it ends (SIGTERM, then
-    /// SIGKILL after 5 s). Where a loaded unit asks for `KillMode=process`
+    /// SIGKILL after 5 s; what they leave behind in turn is looked for
+    /// again each round). Where a loaded unit asks for `KillMode=process`
     /// or `none` and has no cgroup of its own, nothing tells its processes
     /// from these: they are named and left.
     pub(super) async fn stop_leftovers(&mut self) {
+        use std::time::Duration;
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let leftovers: Vec<(i32, String)> = child_pids()
+        let known: Vec<i32> = self
+            .tracked_pids()
             .into_iter()
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c == own)
-            })
-            .map(|pid| {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .map(|c| c.trim_end().to_owned())
-                    .unwrap_or_default();
-                (pid, comm)
-            })
+            .chain(self.children.keys().copied())
             .collect();
-        if leftovers.is_empty() {
+        // Flint's children in its own cgroup that no unit follows, each
+        // with its name and whether it has ended already (a zombie, reaped
+        // without a word).
+        let leftovers = || -> Vec<(i32, String, bool)> {
+            child_pids()
+                .into_iter()
+                .filter(|pid| !known.contains(pid))
+                .filter_map(|pid| {
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                    let ended = stat
+                        .rsplit_once(") ")
+                        .is_some_and(|(_, rest)| rest.starts_with('Z'));
+                    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+                    (ended || cgroup == own).then(|| {
+                        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                            .map(|c| c.trim_end().to_owned())
+                            .unwrap_or_default();
+                        (pid, comm, ended)
+                    })
+                })
+                .collect()
+        };
+        let reap = |pid: i32| {
+            matches!(
+                nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                ),
+                Ok(status) if status != nix::sys::wait::WaitStatus::StillAlive
+            )
+        };
+        let first = leftovers();
+        for (pid, _, ended) in &first {
+            if *ended {
+                reap(*pid);
+            }
+        }
+        if first.iter().all(|(_, _, ended)| *ended) {
             return;
         }
         let kept_by = |unit: &Unit| {
@@ -3517,12 +3544,6 @@ impl Manager {
                 Some("process" | "none")
             )
         };
-        let templates: Vec<crate::unit::name::UnitName> = self
-            .sockets
-            .iter()
-            .filter(|s| s.config.accept)
-            .map(|s| s.config.service.clone())
-            .collect();
         let mut keep: Option<String> = self
             .services
             .values()
@@ -3531,7 +3552,13 @@ impl Manager {
                     && cgroup_of(self.cgroups.as_ref(), self.options.cgroups, s).is_none()
             })
             .map(|s| s.unit.id.to_string());
-        if keep.is_none() && !self.options.cgroups.covers(true) {
+        if keep.is_none() && (self.cgroups.is_none() || !self.options.cgroups.covers(true)) {
+            let templates: Vec<crate::unit::name::UnitName> = self
+                .sockets
+                .iter()
+                .filter(|s| s.config.accept)
+                .map(|s| s.config.service.clone())
+                .collect();
             for t in templates {
                 if kept_by(&self.units.load(&self.search, &t)) {
                     keep = Some(t.to_string());
@@ -3540,7 +3567,7 @@ impl Manager {
             }
         }
         if let Some(unit) = keep {
-            for (pid, comm) in &leftovers {
+            for (pid, comm, _) in first.iter().filter(|(_, _, ended)| !ended) {
                 tracing::warn!(
                     "{comm} (pid {pid}) is still running, started by a unit that no longer follows it; \
                      left running, since {unit} asks for KillMode=process or none"
@@ -3548,41 +3575,51 @@ impl Manager {
             }
             return;
         }
-        for (pid, comm) in &leftovers {
-            tracing::warn!(
-                "{comm} (pid {pid}) outlived the unit that started it (it left the process group \
-                 and session flint follows an Accept=yes instance by; `--cgroups all` follows each \
-                 in a cgroup); stopping it"
-            );
-            // SAFETY: kill takes integers; the pid is an unreaped child of
-            // flint's, so it cannot name another process.
-            unsafe { libc::kill(*pid, libc::SIGTERM) };
-        }
-        let until = Instant::now() + std::time::Duration::from_secs(5);
-        let mut left: Vec<i32> = leftovers.iter().map(|(pid, _)| *pid).collect();
-        while !left.is_empty() {
-            left.retain(|pid| {
-                let reaped = nix::sys::wait::waitpid(
-                    nix::unistd::Pid::from_raw(*pid),
-                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                );
-                matches!(reaped, Ok(nix::sys::wait::WaitStatus::StillAlive))
-            });
-            if left.is_empty() {
-                break;
-            }
-            if Instant::now() >= until {
-                for pid in &left {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(*pid, libc::SIGKILL) };
-                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(*pid), None);
+        // Rounds until none is left: SIGTERM to each as it turns up, then
+        // SIGKILL once 5 s have passed, then at most another second.
+        let term_until = Instant::now() + Duration::from_secs(5);
+        let give_up = term_until + Duration::from_secs(1);
+        let mut told: Vec<i32> = Vec::new();
+        loop {
+            let now = Instant::now();
+            let left: Vec<(i32, String, bool)> = leftovers();
+            let mut running = false;
+            for (pid, comm, ended) in &left {
+                if *ended {
+                    reap(*pid);
+                    continue;
                 }
+                running = true;
+                let signal = if now >= term_until {
+                    libc::SIGKILL
+                } else if told.contains(pid) {
+                    continue;
+                } else {
+                    tracing::warn!(
+                        "{comm} (pid {pid}) outlived the unit that started it (it left the process \
+                         group and session flint follows an Accept=yes instance by; `--cgroups all` \
+                         follows each in a cgroup); stopping it"
+                    );
+                    told.push(*pid);
+                    libc::SIGTERM
+                };
+                // SAFETY: kill takes integers; the pid is an unreaped child
+                // of flint's (only this loop reaps now), so it names no
+                // other process.
+                unsafe { libc::kill(*pid, signal) };
+            }
+            if !running || now >= give_up {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
+    /// SIGTERM/SIGINT: a stop job for every service, so that they stop
+    /// in the reverse order of their `After=`/`Before=` (`ExecStop=`, then
+    /// the kill procedure); flint exits when all are down. Meanwhile the
+    /// sockets whose service is not running refuse what arrives (see
+    /// `on_readable`), as systemd's do once their stop is pending.
     pub(super) fn shutdown(&mut self) {
         if self.shutting_down {
             return;
@@ -3736,10 +3773,6 @@ impl Manager {
         }
     }
 
-    /// `set-property`: the service reads its unit again (its new
-    /// control drop-ins), and while it runs its cgroup takes the resource
-    /// settings at once; on a v1 hierarchy it joins now, with all its
-    /// processes, a controller it did not need before.
     /// `set-property` of a slice: the running services placed in it (or
     /// below it) are placed again, which writes the slice's settings to
     /// its cgroup where they changed (and puts back the defaults of what
@@ -3747,26 +3780,30 @@ impl Manager {
     /// slice newly sets reaches its services at their next start.
     pub(super) fn reapply_slice(&mut self, slice: &str) {
         self.units = super::unit_cache::UnitCache::default();
-        let ids: Vec<u64> = self
-            .services
-            .iter()
-            .filter(|(_, svc)| {
-                !matches!(svc.state, State::Dead | State::Failed)
-                    && svc.placed_in.as_deref().is_some_and(|placed| {
-                        crate::cgroup::slice_chain(placed)
-                            .is_some_and(|chain| chain.iter().any(|s| s == slice))
-                    })
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            if let Some(svc) = self.services.get_mut(&id) {
-                svc.placed_in = None;
+        let mut running = Vec::new();
+        for (id, svc) in &mut self.services {
+            let in_slice = svc.placed_in.as_deref().is_some_and(|placed| {
+                crate::cgroup::slice_chain(placed)
+                    .is_some_and(|chain| chain.iter().any(|s| s == slice))
+            });
+            if !in_slice {
+                continue;
             }
+            // Placed again at its next start, also when it is not running.
+            svc.placed_in = None;
+            if !matches!(svc.state, State::Dead | State::Failed) {
+                running.push(*id);
+            }
+        }
+        for id in running {
             self.place_in_slice(id);
         }
     }
 
+    /// `set-property`: the service reads its unit again (its new
+    /// control drop-ins), and while it runs its cgroup takes the resource
+    /// settings at once; on a v1 hierarchy it joins now, with all its
+    /// processes, a controller it did not need before.
     pub(super) fn reapply_resources(
         &mut self,
         id: u64,

@@ -738,7 +738,10 @@ async fn run_async(
             }
         }
     }
-    mgr.stop_leftovers().await;
+    // After an orderly stop only (`exit-force` stops nothing).
+    if mgr.shutting_down && !mgr.exit_now && mgr.all_dead() {
+        mgr.stop_leftovers().await;
+    }
     mgr.close_sockets().await;
     control::answers_written().await;
     for path in control_node.into_iter().chain(private_node) {

@@ -84,6 +84,14 @@ pub struct Written {
 impl Written {
     /// Parses `KEY=VALUE` as systemd reads it from its command line.
     pub fn parse(text: &str) -> Parsed {
+        Written::parse_expanding(text, &|s| Ok(s.to_owned()))
+    }
+
+    /// [`Written::parse`], with the argument's specifiers expanded by
+    /// `expand` after its `|` and `!` (an error is the reason, in systemd's
+    /// words), before a path's check and simplification, as systemd's
+    /// `config_parse_unit_condition_path()` does.
+    pub fn parse_expanding(text: &str, expand: &dyn Fn(&str) -> Result<String, String>) -> Parsed {
         let Some((key, value)) = text.split_once('=') else {
             return Parsed::Invalid;
         };
@@ -108,14 +116,27 @@ impl Written {
         if negate {
             rest = rest[1..].trim_start();
         }
-        if crate::unit::load::is_path_condition(key) && !rest.starts_with('/') {
-            return Parsed::Ignored(format!("{key}= path is not absolute, ignoring: {rest}"));
+        let mut argument = match expand(rest) {
+            Ok(expanded) => expanded,
+            Err(why) => {
+                return Parsed::Ignored(format!(
+                    "Failed to resolve unit specifiers in {rest}, ignoring: {why}"
+                ));
+            }
+        };
+        if crate::unit::load::is_path_condition(key) {
+            if !argument.starts_with('/') {
+                return Parsed::Ignored(format!(
+                    "{key}= path is not absolute, ignoring: {argument}"
+                ));
+            }
+            argument = simplify_path(&argument);
         }
         Parsed::Condition(Written {
             key: key.to_owned(),
             trigger,
             negate,
-            argument: rest.to_owned(),
+            argument,
         })
     }
 
@@ -139,6 +160,16 @@ impl Written {
             .unwrap_or(&self.key);
         test(kind, &self.argument) != self.negate
     }
+}
+
+/// systemd's `path_simplify()`: no doubled slashes, no `.` components, no
+/// trailing slash (`..` is kept).
+fn simplify_path(path: &str) -> String {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
 }
 
 /// What one command-line condition is.
