@@ -15,12 +15,16 @@ use common::{Flint, Tree, flint_bin, wait_for};
 /// Runs the link with `args` against the flint on `control`: exit code,
 /// stdout, stderr.
 fn systemd_run(tree: &Tree, control: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(common::link_as(tree, "systemd-run"))
-        .args(args)
-        .env("FLINT_CONTROL", control)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    outcome(
+        Command::new(common::link_as(tree, "systemd-run"))
+            .args(args)
+            .env("FLINT_CONTROL", control),
+    )
+}
+
+/// Runs `cmd` with no stdin: exit code, stdout, stderr.
+fn outcome(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -28,21 +32,10 @@ fn systemd_run(tree: &Tree, control: &Path, args: &[&str]) -> (i32, String, Stri
     )
 }
 
-/// The lines systemd-run prints, without the measured ones.
-fn fixed_lines(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter(|l| !l.starts_with("Service runtime: ") && !l.starts_with("CPU time consumed: "))
-        .collect()
-}
-
-/// The probe: prints each argument in brackets (and `$Y`) into `OUT`.
-const PROBE: &str =
-    r#"for a; do printf "[%s]" "$a"; done > "$OUT"; printf "{%s}" "$Y" >> "$OUT"; exit 4"#;
-
-#[test]
-fn a_command_runs_as_a_transient_service_and_wait_reports_its_end() {
-    let tree = Tree::new();
+/// `flint run` with a control socket of its own, an idle service, and a
+/// transient directory in its search path: flint, the control socket, the
+/// transient directory.
+fn flint_with_transient_dir(tree: &Tree) -> (Flint, std::path::PathBuf, std::path::PathBuf) {
     let units = tree.path().join("units");
     let transient = tree.path().join("transient");
     std::fs::create_dir_all(&units).unwrap();
@@ -63,7 +56,44 @@ fn a_command_runs_as_a_transient_service_and_wait_reports_its_end() {
         "SYSTEMD_UNIT_PATH",
         format!("{}:{}", units.display(), transient.display()),
     );
-    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    (
+        Flint::run_command_until(cmd, "unit(s) running"),
+        control,
+        transient,
+    )
+}
+
+/// A shell command line with flint's systemd-run first in `PATH`, against
+/// the flint on `control`, bounded by 30 s: exit code, stdout, stderr.
+fn shell(tree: &Tree, control: &Path, script: &str) -> (i32, String, String) {
+    let bin = common::link_as(tree, "systemd-run");
+    outcome(
+        Command::new("timeout")
+            .args(["30", "sh", "-c", script])
+            .env("FLINT_CONTROL", control)
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", bin.parent().unwrap().display()),
+            ),
+    )
+}
+
+/// The lines systemd-run prints, without the measured ones.
+fn fixed_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("Service runtime: ") && !l.starts_with("CPU time consumed: "))
+        .collect()
+}
+
+/// The probe: prints each argument in brackets (and `$Y`) into `OUT`.
+const PROBE: &str =
+    r#"for a; do printf "[%s]" "$a"; done > "$OUT"; printf "{%s}" "$Y" >> "$OUT"; exit 4"#;
+
+#[test]
+fn a_command_runs_as_a_transient_service_and_wait_reports_its_end() {
+    let tree = Tree::new();
+    let (flint, control, transient) = flint_with_transient_dir(&tree);
     let out = tree.path().join("out");
     let out_env = format!("OUT={}", out.display());
 
@@ -221,54 +251,18 @@ fn a_command_runs_as_a_transient_service_and_wait_reports_its_end() {
 #[test]
 fn pipe_runs_the_service_on_the_callers_standard_io() {
     let tree = Tree::new();
-    let units = tree.path().join("units");
-    let transient = tree.path().join("transient");
-    std::fs::create_dir_all(&units).unwrap();
-    std::fs::write(
-        units.join("idle.service"),
-        "[Service]\nExecStart=/bin/sleep 1000\n",
-    )
-    .unwrap();
-    let control = tree.path().join("control");
-    let mut cmd = Command::new(flint_bin());
-    cmd.args([
-        "run",
-        "--control",
-        control.to_str().unwrap(),
-        "idle.service",
-    ])
-    .env(
-        "SYSTEMD_UNIT_PATH",
-        format!("{}:{}", units.display(), transient.display()),
-    );
-    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    let (flint, control, transient) = flint_with_transient_dir(&tree);
     let run = |script: &str| {
-        // Bounded, and into files: a pipe that flint kept open would hold
-        // its reader (and a reader of the test's own pipe) forever.
+        // Into files: a pipe that flint kept open would hold its reader
+        // (and a reader of the test's own pipe) forever.
         let (out, err) = (tree.path().join("stdout"), tree.path().join("stderr"));
-        let status = Command::new("timeout")
-            .args([
-                "30",
-                "sh",
-                "-c",
-                &format!("{{ {script}; }} >{} 2>{}", out.display(), err.display()),
-            ])
-            .env("FLINT_CONTROL", &control)
-            .env(
-                "PATH",
-                format!(
-                    "{}:/usr/bin:/bin",
-                    common::link_as(&tree, "systemd-run")
-                        .parent()
-                        .unwrap()
-                        .display()
-                ),
-            )
-            .stdin(Stdio::null())
-            .status()
-            .unwrap();
+        let (code, _, _) = shell(
+            &tree,
+            &control,
+            &format!("{{ {script}; }} >{} 2>{}", out.display(), err.display()),
+        );
         (
-            status.code().unwrap_or(-1),
+            code,
             std::fs::read_to_string(out).unwrap_or_default(),
             std::fs::read_to_string(err).unwrap_or_default(),
         )
@@ -332,43 +326,17 @@ fn pipe_runs_the_service_on_the_callers_standard_io() {
 #[test]
 fn pty_runs_the_service_on_a_terminal_carried_to_the_caller() {
     let tree = Tree::new();
-    let units = tree.path().join("units");
-    let transient = tree.path().join("transient");
-    std::fs::create_dir_all(&units).unwrap();
-    std::fs::write(
-        units.join("idle.service"),
-        "[Service]\nExecStart=/bin/sleep 1000\n",
-    )
-    .unwrap();
-    let control = tree.path().join("control");
-    let mut cmd = Command::new(flint_bin());
-    cmd.args([
-        "run",
-        "--control",
-        control.to_str().unwrap(),
-        "idle.service",
-    ])
-    .env(
-        "SYSTEMD_UNIT_PATH",
-        format!("{}:{}", units.display(), transient.display()),
-    );
-    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    let (flint, control, transient) = flint_with_transient_dir(&tree);
     let run = |args: &[&str], shell: &str| {
-        let out = Command::new("timeout")
-            .arg("30")
-            .arg(common::link_as(&tree, "systemd-run"))
-            .args(args)
-            .env("FLINT_CONTROL", &control)
-            .env("SHELL", shell)
-            .env("TERM", "vt220")
-            .current_dir(tree.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        outcome(
+            Command::new("timeout")
+                .arg("30")
+                .arg(common::link_as(&tree, "systemd-run"))
+                .args(args)
+                .env("FLINT_CONTROL", &control)
+                .env("SHELL", shell)
+                .env("TERM", "vt220")
+                .current_dir(tree.path()),
         )
     };
     // The controlling terminal (`/dev/tty` opens) is the one named in the
@@ -411,29 +379,7 @@ fn pty_runs_the_service_on_a_terminal_carried_to_the_caller() {
     // (more than a terminal's buffer) while its output goes on; `^]` three
     // times in a row lets go of the terminal, and of the service unless
     // systemd-run waits for its end.
-    let piped = |script: &str| {
-        let out = Command::new("timeout")
-            .args(["30", "sh", "-c", script])
-            .env("FLINT_CONTROL", &control)
-            .env(
-                "PATH",
-                format!(
-                    "{}:/usr/bin:/bin",
-                    common::link_as(&tree, "systemd-run")
-                        .parent()
-                        .unwrap()
-                        .display()
-                ),
-            )
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let piped = |script: &str| shell(&tree, &control, script);
     // (The terminal echoes what is typed, as any terminal does.)
     let (code, out, err) = piped(
         "yes | head -c 300000 | systemd-run -t -q sh -c 'sleep 0.3; seq 1 20000 | tail -n 1'",
