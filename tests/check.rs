@@ -217,6 +217,18 @@ fn condition_says_what_systemd_analyze_condition_says() {
             "ConditionEnvironment=!%p",
             "ConditionPathExists=/%Z",
         ],
+        // What systemd cannot evaluate: "Couldn't determine result",
+        // failed (negated too).
+        &["ConditionCapability=CAP_NOPE"],
+        &["ConditionCapability=!CAP_NOPE"],
+        &["ConditionACPower=perhaps"],
+        &["ConditionFirstBoot=maybe"],
+        &["ConditionCPUs=4K"],
+        &["ConditionMemory=>"],
+        &["ConditionKernelVersion=>=5 <="],
+        &["ConditionOSRelease=ID=debian VERSION"],
+        &["ConditionCPUPressure=101%"],
+        &["ConditionMemoryPressure=10%/2min"],
         // Expanded before a path's check, then simplified.
         &[
             "ConditionPathExists=%T/./x//y/",

@@ -47,7 +47,8 @@ fn evaluate(unit: &Unit, prefix: &str) -> Result<(), String> {
             else {
                 continue;
             };
-            let held = test(kind, argument) != *negate;
+            // What cannot be evaluated counts as failed, negated or not.
+            let held = undeterminable(kind, argument).is_none() && test(kind, argument) != *negate;
             let text = format!(
                 "{key}={}{}{argument}",
                 if *trigger { "|" } else { "" },
@@ -158,7 +159,7 @@ impl Written {
             .strip_prefix("Condition")
             .or_else(|| self.key.strip_prefix("Assert"))
             .unwrap_or(&self.key);
-        test(kind, &self.argument) != self.negate
+        undeterminable(kind, &self.argument).is_none() && test(kind, &self.argument) != self.negate
     }
 }
 
@@ -225,12 +226,12 @@ const KINDS: &[&str] = &[
 /// it: the conditions are tested last written first, each reported
 /// through `report` (its text and whether it held), until one that does
 /// not trigger fails; of the triggering ones one must hold.
-pub fn test_list(list: &[Written], report: &mut dyn FnMut(&str, bool)) -> bool {
+pub fn test_list(list: &[Written], report: &mut dyn FnMut(&Written, bool)) -> bool {
     let mut any_trigger = false;
     let mut trigger_held = false;
     for c in list.iter().rev() {
         let held = c.holds();
-        report(&c.text(), held);
+        report(c, held);
         if c.trigger {
             any_trigger = true;
             trigger_held |= held;
@@ -239,6 +240,111 @@ pub fn test_list(list: &[Written], report: &mut dyn FnMut(&str, bool)) -> bool {
         }
     }
     !any_trigger || trigger_held
+}
+
+/// Why systemd cannot evaluate a condition of kind `kind` with `arg` (its
+/// `condition_test()` returns an error: its errno's text), where it cannot.
+/// Such a condition counts as failed, negated or not.
+pub fn undeterminable(kind: &str, arg: &str) -> Option<&'static str> {
+    const INVALID: &str = "Invalid argument";
+    let bad = match kind {
+        "Capability" => crate::unit::value::process::capability_from_name(arg).is_none(),
+        "ACPower" | "FirstBoot" => crate::unit::value::bool::parse_bool(arg).is_err(),
+        "CPUs" | "Memory" => {
+            let (_, rest) = parse_order(arg, false).unwrap_or((Order::GreaterOrEqual, arg));
+            let rest = rest.trim();
+            if kind == "CPUs" {
+                rest.parse::<u64>().is_err()
+            } else {
+                crate::unit::value::size::parse_size_iec(rest).is_err()
+            }
+        }
+        "KernelVersion" => !kernel_version_well_formed(arg),
+        "OSRelease" => !os_release_well_formed(arg),
+        "MemoryPressure" | "CPUPressure" | "IOPressure" => {
+            let resource = match kind {
+                "MemoryPressure" => "memory",
+                "CPUPressure" => "cpu",
+                _ => "io",
+            };
+            if !Path::new("/proc/pressure").join(resource).exists() {
+                return None;
+            }
+            let value = match arg.split_once(':') {
+                None => arg,
+                Some((slice, value)) => match slice_pressure_file(slice.trim(), resource) {
+                    SlicePressure::File(_) => value.split(':').next().unwrap_or(value),
+                    _ => return None,
+                },
+            };
+            if parse_pressure_limit(value).is_some() {
+                return None;
+            }
+            let limit = value.split_once('/').map_or(value, |(l, _)| l).trim();
+            return Some(
+                match crate::unit::value::percent::parse_permyriad_unbounded(limit) {
+                    Ok(p) if p > 10_000 => "Numerical result out of range",
+                    _ => INVALID,
+                },
+            );
+        }
+        _ => false,
+    };
+    bad.then_some(INVALID)
+}
+
+/// Whether `ConditionKernelVersion=`'s argument parses (systemd's
+/// `condition_test_kernel_version()` before it compares).
+fn kernel_version_well_formed(arg: &str) -> bool {
+    use crate::unit::value::words::{ExtractFlags, extract_first_word};
+    let mut cursor = Some(arg);
+    let mut first = true;
+    loop {
+        let word = match extract_first_word(&mut cursor, None, ExtractFlags::UNQUOTE) {
+            Ok(Some(w)) => w,
+            Ok(None) => return true,
+            Err(_) => return false,
+        };
+        if let Some((_, rest)) = parse_order(word.trim(), true)
+            && rest.trim_start().is_empty()
+        {
+            if !first {
+                return false;
+            }
+            match extract_first_word(&mut cursor, None, ExtractFlags::default()) {
+                Ok(Some(_)) => {}
+                _ => return false,
+            }
+        }
+        first = false;
+    }
+}
+
+/// Whether `ConditionOSRelease=`'s argument parses: each word a key, an
+/// operator and a value.
+fn os_release_well_formed(arg: &str) -> bool {
+    use crate::unit::value::words::{ExtractFlags, extract_first_word};
+    let mut cursor = Some(arg);
+    loop {
+        let word = match extract_first_word(&mut cursor, None, ExtractFlags::UNQUOTE) {
+            Ok(Some(w)) => w,
+            Ok(None) => return true,
+            Err(_) => return false,
+        };
+        let Some(at) = word.find(['!', '<', '=', '>', '$']) else {
+            return false;
+        };
+        let (key, rest) = word.split_at(at);
+        let valid_key = !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let Some((_, value)) = parse_order(rest, true) else {
+            return false;
+        };
+        if !valid_key || value.is_empty() || value.starts_with(char::is_whitespace) {
+            return false;
+        }
+    }
 }
 
 /// Whether one condition of kind `kind` (`PathExists`, ...) holds.
