@@ -18,9 +18,10 @@ packages=(
   # needs a certificate (openssl); the daemons are also in unit_packages below.
   snmp openssl
   uuid-runtime tang micro-httpd gpsd chasquid snmptrapd
-  # beanstalkd (a work queue taking its socket), and GNU dico's dicod
-  # (Accept=yes, inetd style) with the dict client.
-  beanstalkd dicod dict
+  # beanstalkd (a work queue taking its socket), GNU dico's dicod
+  # (Accept=yes, inetd style) with the dict client, and PgBouncer
+  # (Type=notify, two listeners; psql comes with postgresql below).
+  beanstalkd dicod dict pgbouncer postgresql-client
   # dovecot: IMAP (dovecot-imapd) on four listeners, Type=notify, a
   # private /tmp and a read-only /usr and /etc.
   dovecot-imapd

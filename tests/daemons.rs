@@ -22,8 +22,9 @@
 //! (started by a route netlink message, a link configured), and
 //! PostgreSQL (`postgresql.service` on the system's own tree starting the
 //! cluster that Debian's `postgresql-generator` links to it), beanstalkd
-//! (a job queued and reserved) and dicod (the DICT protocol per
-//! connection). The unit files are
+//! (a job queued and reserved), dicod (the DICT protocol per connection)
+//! and PgBouncer (`psql` on its unix and TCP listeners, a reload and a
+//! clean stop). The unit files are
 //! copied from /lib/systemd/system into a temporary tree; drop-ins only move
 //! ports and paths (and give a daemon its configuration), as an
 //! administrator would. Missing daemons skip with the reason, except in CI
@@ -2923,6 +2924,100 @@ fn dicod_answers_the_dict_client_per_connection() {
     assert!(
         flint.wait_log(&format!("dicod@2-127.0.0.1:{port}-127.0.0.1:")),
         "{}",
+        flint.log()
+    );
+}
+
+/// PgBouncer from its own units (`Type=notify`, `User=postgres`, a unix
+/// and a TCP listener, `ExecReload=` with `$MAINPID`, `KillSignal=SIGINT`),
+/// its configuration given by a drop-in: `psql` is answered on both
+/// listeners, a reload reaches the daemon, and a stop ends it cleanly.
+#[test]
+fn pgbouncer_answers_psql_on_its_unix_and_tcp_sockets() {
+    let units = ["pgbouncer.socket", "pgbouncer.service"];
+    if !ready("/usr/sbin/pgbouncer", &units, "pgbouncer")
+        || !common::require("/usr/bin/psql", "postgresql-client")
+    {
+        return;
+    }
+    let tree = tree_with(&units);
+    let port = free_port();
+    let sock = owned_dir(&tree, "sock", "postgres");
+    let config = tree.path().join("pgbouncer.ini");
+    let users = tree.path().join("users.txt");
+    std::fs::write(&users, "\"pgbouncer\" \"\"\n").unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[databases]\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+             unix_socket_dir = {}\nauth_type = trust\nauth_file = {}\n\
+             admin_users = pgbouncer\nlogfile =\npidfile =\n",
+            sock.display(),
+            users.display()
+        ),
+    )
+    .unwrap();
+    for f in [&config, &users] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    tree.write(
+        "pgbouncer.socket.d/port.conf",
+        &format!(
+            "[Socket]\nListenStream=\nListenStream={}/.s.PGSQL.{port}\nListenStream=127.0.0.1:{port}\n",
+            sock.display()
+        ),
+    );
+    tree.write(
+        "pgbouncer.service.d/config.conf",
+        &format!(
+            "[Service]\nExecStart=\nExecStart=/usr/sbin/pgbouncer {}\n",
+            config.display()
+        ),
+    );
+    let control = tree.path().join("control");
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "pgbouncer.socket"],
+    );
+    let port_text = port.to_string();
+    let psql = |host: &str, query: &str| {
+        run(
+            "psql",
+            &[
+                "-h",
+                host,
+                "-p",
+                &port_text,
+                "-U",
+                "pgbouncer",
+                "pgbouncer",
+                "-tA",
+                "-c",
+                query,
+            ],
+        )
+    };
+    let version = psql("127.0.0.1", "SHOW VERSION;");
+    assert!(
+        version.starts_with("PgBouncer "),
+        "{version}\n{}",
+        flint.log()
+    );
+    let lists = psql(sock.to_str().unwrap(), "SHOW LISTS;");
+    assert!(lists.contains("databases|"), "{lists}");
+    assert!(
+        flint.wait_log("pgbouncer.service: ready"),
+        "{}",
+        flint.log()
+    );
+    let (code, _) = common::ctl(&control, &["reload", "pgbouncer.service"]);
+    assert_eq!(code, 0, "{}", flint.log());
+    assert!(flint.wait_log("got SIGHUP"), "{}", flint.log());
+    let (code, _) = common::ctl(&control, &["stop", "pgbouncer.service"]);
+    assert_eq!(code, 0, "{}", flint.log());
+    assert!(
+        flint.wait_log("pgbouncer.service: stopped (exited with status 0)"),
+        "SIGINT ends it cleanly: {}",
         flint.log()
     );
 }
