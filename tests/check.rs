@@ -227,6 +227,9 @@ fn condition_says_what_systemd_analyze_condition_says() {
         &["ConditionMemory=>"],
         &["ConditionKernelVersion=>=5 <="],
         &["ConditionOSRelease=ID=debian VERSION"],
+        // (A word after one that failed is never looked at.)
+        &["ConditionOSRelease=ID=nosuchos VERSION"],
+        &["ConditionKernelVersion=>=99 <="],
         &["ConditionCPUPressure=101%"],
         &["ConditionMemoryPressure=10%/2min"],
         // Expanded before a path's check, then simplified.

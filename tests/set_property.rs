@@ -35,6 +35,22 @@ fn cgroup_file(pid: u64, controller: &str, v1: &str, v2: &str) -> Option<PathBuf
     Some(PathBuf::from(format!("{root}{unified}/{v2}")))
 }
 
+/// flint running `s.service` of `tree` in a cgroup of its own, with a
+/// control socket: flint, the socket, the service's pid; `None` (the test
+/// skips, saying why) where flint can make no cgroups.
+fn run_in_cgroup(tree: &Tree) -> Option<(Flint, PathBuf, u64)> {
+    let control = tree.path().join("control");
+    let flint = Flint::run(tree, &["--control", control.to_str().unwrap(), "s.service"]);
+    if !flint.log().contains("a cgroup per service under") {
+        assert!(!common::in_ci(), "CI runs flint where it can make cgroups");
+        eprintln!("skipped: flint has no cgroups here:\n{}", flint.log());
+        return None;
+    }
+    let pid = wait_for(Duration::from_secs(10), || main_pid(&control, "s.service"))
+        .unwrap_or_else(|| panic!("s.service never ran: {}", flint.log()));
+    Some((flint, control, pid))
+}
+
 #[test]
 fn set_property_writes_drop_ins_and_the_running_service_takes_them() {
     if !common::require_root("a cgroup of its own for the service") {
@@ -42,18 +58,9 @@ fn set_property_writes_drop_ins_and_the_running_service_takes_them() {
     }
     let tree = Tree::new();
     tree.write("s.service", "[Service]\nExecStart=/bin/sleep 1000\n");
-    let control = tree.path().join("control");
-    let flint = Flint::run(
-        &tree,
-        &["--control", control.to_str().unwrap(), "s.service"],
-    );
-    if !flint.log().contains("a cgroup per service under") {
-        assert!(!common::in_ci(), "CI runs flint where it can make cgroups");
-        eprintln!("skipped: flint has no cgroups here:\n{}", flint.log());
+    let Some((flint, control, pid)) = run_in_cgroup(&tree) else {
         return;
-    }
-    let pid = wait_for(Duration::from_secs(10), || main_pid(&control, "s.service"))
-        .unwrap_or_else(|| panic!("s.service never ran: {}", flint.log()));
+    };
     let run = |args: &[&str]| {
         let out = Command::new(flint_bin())
             .arg("set-property")
@@ -181,18 +188,9 @@ fn set_property_of_a_slice_reaches_its_cgroup_while_its_service_runs() {
         "s.service",
         "[Service]\nSlice=box.slice\nExecStart=/bin/sleep 1000\n",
     );
-    let control = tree.path().join("control");
-    let flint = Flint::run(
-        &tree,
-        &["--control", control.to_str().unwrap(), "s.service"],
-    );
-    if !flint.log().contains("a cgroup per service under") {
-        assert!(!common::in_ci(), "CI runs flint where it can make cgroups");
-        eprintln!("skipped: flint has no cgroups here:\n{}", flint.log());
+    let Some((flint, control, pid)) = run_in_cgroup(&tree) else {
         return;
-    }
-    let pid = wait_for(Duration::from_secs(10), || main_pid(&control, "s.service"))
-        .unwrap_or_else(|| panic!("s.service never ran: {}", flint.log()));
+    };
     // The slice's file: beside its service's cgroup directory.
     let slice_file = |controller: &str, v1: &str, v2: &str| {
         let f = cgroup_file(pid, controller, v1, v2)?;

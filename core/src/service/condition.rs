@@ -259,92 +259,14 @@ pub fn undeterminable(kind: &str, arg: &str) -> Option<&'static str> {
                 crate::unit::value::size::parse_size_iec(rest).is_err()
             }
         }
-        "KernelVersion" => !kernel_version_well_formed(arg),
-        "OSRelease" => !os_release_well_formed(arg),
-        "MemoryPressure" | "CPUPressure" | "IOPressure" => {
-            let resource = match kind {
-                "MemoryPressure" => "memory",
-                "CPUPressure" => "cpu",
-                _ => "io",
-            };
-            if !Path::new("/proc/pressure").join(resource).exists() {
-                return None;
-            }
-            let value = match arg.split_once(':') {
-                None => arg,
-                Some((slice, value)) => match slice_pressure_file(slice.trim(), resource) {
-                    SlicePressure::File(_) => value.split(':').next().unwrap_or(value),
-                    _ => return None,
-                },
-            };
-            if parse_pressure_limit(value).is_some() {
-                return None;
-            }
-            let limit = value.split_once('/').map_or(value, |(l, _)| l).trim();
-            return Some(
-                match crate::unit::value::percent::parse_permyriad_unbounded(limit) {
-                    Ok(p) if p > 10_000 => "Numerical result out of range",
-                    _ => INVALID,
-                },
-            );
-        }
+        // As systemd, tested word by word: a word that does not parse
+        // after one that failed is never looked at.
+        "KernelVersion" => kernel_version_matches(arg, &kernel_release()).is_err(),
+        "OSRelease" => os_release_matches(arg, &os_release()).is_err(),
+        "MemoryPressure" | "CPUPressure" | "IOPressure" => return pressure_below(kind, arg).err(),
         _ => false,
     };
     bad.then_some(INVALID)
-}
-
-/// Whether `ConditionKernelVersion=`'s argument parses (systemd's
-/// `condition_test_kernel_version()` before it compares).
-fn kernel_version_well_formed(arg: &str) -> bool {
-    use crate::unit::value::words::{ExtractFlags, extract_first_word};
-    let mut cursor = Some(arg);
-    let mut first = true;
-    loop {
-        let word = match extract_first_word(&mut cursor, None, ExtractFlags::UNQUOTE) {
-            Ok(Some(w)) => w,
-            Ok(None) => return true,
-            Err(_) => return false,
-        };
-        if let Some((_, rest)) = parse_order(word.trim(), true)
-            && rest.trim_start().is_empty()
-        {
-            if !first {
-                return false;
-            }
-            match extract_first_word(&mut cursor, None, ExtractFlags::default()) {
-                Ok(Some(_)) => {}
-                _ => return false,
-            }
-        }
-        first = false;
-    }
-}
-
-/// Whether `ConditionOSRelease=`'s argument parses: each word a key, an
-/// operator and a value.
-fn os_release_well_formed(arg: &str) -> bool {
-    use crate::unit::value::words::{ExtractFlags, extract_first_word};
-    let mut cursor = Some(arg);
-    loop {
-        let word = match extract_first_word(&mut cursor, None, ExtractFlags::UNQUOTE) {
-            Ok(Some(w)) => w,
-            Ok(None) => return true,
-            Err(_) => return false,
-        };
-        let Some(at) = word.find(['!', '<', '=', '>', '$']) else {
-            return false;
-        };
-        let (key, rest) = word.split_at(at);
-        let valid_key = !key.is_empty()
-            && !key.starts_with(|c: char| c.is_ascii_digit())
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        let Some((_, value)) = parse_order(rest, true) else {
-            return false;
-        };
-        if !valid_key || value.is_empty() || value.starts_with(char::is_whitespace) {
-            return false;
-        }
-    }
 }
 
 /// Whether one condition of kind `kind` (`PathExists`, ...) holds.
@@ -390,12 +312,14 @@ pub fn test(kind: &str, arg: &str) -> bool {
                 controller_supported(c, unified, root.as_deref())
             })
         }
-        "MemoryPressure" | "CPUPressure" | "IOPressure" => pressure_below(kind, arg),
+        "MemoryPressure" | "CPUPressure" | "IOPressure" => {
+            pressure_below(kind, arg).unwrap_or(false)
+        }
         "CPUFeature" => crate::virt::has_cpu_feature(arg),
         "ACPower" => crate::unit::value::bool::parse_bool(arg)
             .is_ok_and(|want| want == on_ac_power(Path::new("/sys"))),
-        "KernelVersion" => kernel_version_matches(arg, &kernel_release()),
-        "OSRelease" => os_release_matches(arg, &os_release()),
+        "KernelVersion" => kernel_version_matches(arg, &kernel_release()).unwrap_or(false),
+        "OSRelease" => os_release_matches(arg, &os_release()).unwrap_or(false),
         "Firmware" => firmware_matches(arg),
         "Credential" => credential_passed(
             arg,
@@ -603,16 +527,17 @@ fn kernel_release() -> String {
 
 /// systemd's `condition_test_kernel_version()`: every expression (a glob
 /// without an operator) holds for `release`; the first one may have
-/// whitespace between its operator and its value.
-fn kernel_version_matches(arg: &str, release: &str) -> bool {
+/// whitespace between its operator and its value. `Err` where a word does
+/// not parse before one failed (systemd's `-EINVAL`).
+fn kernel_version_matches(arg: &str, release: &str) -> Result<bool, ()> {
     use crate::unit::value::words::{ExtractFlags, extract_first_word};
     let mut cursor = Some(arg);
     let mut first = true;
     loop {
         let word = match extract_first_word(&mut cursor, None, ExtractFlags::UNQUOTE) {
             Ok(Some(w)) => w,
-            Ok(None) => return true,
-            Err(_) => return false,
+            Ok(None) => return Ok(true),
+            Err(_) => return Err(()),
         };
         let word = word.trim();
         match parse_order(word, true) {
@@ -620,20 +545,20 @@ fn kernel_version_matches(arg: &str, release: &str) -> bool {
                 let mut value = rest.trim_start().to_owned();
                 if value.is_empty() {
                     if !first {
-                        return false;
+                        return Err(());
                     }
                     match extract_first_word(&mut cursor, None, ExtractFlags::default()) {
                         Ok(Some(w)) => value = w,
-                        _ => return false,
+                        _ => return Err(()),
                     }
                 }
                 if !version_or_glob(order, Some(release), &value) {
-                    return false;
+                    return Ok(false);
                 }
             }
             None => {
                 if !wildcard(word.as_bytes(), release.as_bytes()) {
-                    return false;
+                    return Ok(false);
                 }
             }
         }
@@ -647,35 +572,36 @@ fn os_release() -> Vec<(String, String)> {
 }
 
 /// systemd's `condition_test_osrelease()`: every `KEY` operator `VALUE`
-/// expression holds for `fields` (a missing key compares as empty).
-fn os_release_matches(arg: &str, fields: &[(String, String)]) -> bool {
+/// expression holds for `fields` (a missing key compares as empty); `Err`
+/// where a word does not parse before one failed.
+fn os_release_matches(arg: &str, fields: &[(String, String)]) -> Result<bool, ()> {
     use crate::unit::value::words::{ExtractFlags, extract_first_word};
     let mut cursor = Some(arg);
     loop {
         let word = match extract_first_word(&mut cursor, None, ExtractFlags::UNQUOTE) {
             Ok(Some(w)) => w,
-            Ok(None) => return true,
-            Err(_) => return false,
+            Ok(None) => return Ok(true),
+            Err(_) => return Err(()),
         };
         let Some(at) = word.find(['!', '<', '=', '>', '$']) else {
-            return false;
+            return Err(());
         };
         let (key, rest) = word.split_at(at);
         let valid_key = !key.is_empty()
             && !key.starts_with(|c: char| c.is_ascii_digit())
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         let Some((order, value)) = parse_order(rest, true) else {
-            return false;
+            return Err(());
         };
         if !valid_key || value.is_empty() || value.starts_with(char::is_whitespace) {
-            return false;
+            return Err(());
         }
         let actual = fields
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str());
         if !version_or_glob(order, actual, value) {
-            return false;
+            return Ok(false);
         }
     }
 }
@@ -812,15 +738,17 @@ fn controller_supported(controller: &str, all_unified: bool, root: Option<&str>)
 /// slice's cgroup (unified hierarchy only). Memory and I/O count the time
 /// all tasks stalled (`full`), CPU the time some did (`some`). Where the
 /// kernel, the hierarchy or the slice gives no figure, systemd skips the
-/// check and the condition holds; a malformed value does not hold.
-fn pressure_below(kind: &str, arg: &str) -> bool {
+/// check and the condition holds; a malformed value is an error (its
+/// errno's text), which counts as failed.
+fn pressure_below(kind: &str, arg: &str) -> Result<bool, &'static str> {
+    const INVALID: &str = "Invalid argument";
     let resource = match kind {
         "MemoryPressure" => "memory",
         "CPUPressure" => "cpu",
         _ => "io",
     };
     if !Path::new("/proc/pressure").join(resource).exists() {
-        return true;
+        return Ok(true);
     }
     let (file, value) = match arg.split_once(':') {
         None => (Path::new("/proc/pressure").join(resource), arg),
@@ -828,23 +756,26 @@ fn pressure_below(kind: &str, arg: &str) -> bool {
             let value = value.split(':').next().unwrap_or(value);
             match slice_pressure_file(slice.trim(), resource) {
                 SlicePressure::File(file) => (file, value),
-                SlicePressure::Skipped => return true,
-                SlicePressure::BadSlice => return false,
+                SlicePressure::Skipped => return Ok(true),
+                SlicePressure::BadSlice => return Err(INVALID),
             }
         }
     };
     let Some((limit, window)) = parse_pressure_limit(value) else {
-        return false;
+        let limit = value.split_once('/').map_or(value, |(l, _)| l).trim();
+        return Err(
+            match crate::unit::value::percent::parse_permyriad_unbounded(limit) {
+                Ok(p) if p > 10_000 => "Numerical result out of range",
+                _ => INVALID,
+            },
+        );
     };
     let Ok(text) = std::fs::read_to_string(&file) else {
         // The slice has no cgroup (yet): skipped.
-        return true;
+        return Ok(true);
     };
     let line = if resource == "cpu" { "some" } else { "full" };
-    match pressure_average(&text, line, window) {
-        Some(current) => current <= limit,
-        None => false,
-    }
+    Ok(pressure_average(&text, line, window).is_some_and(|current| current <= limit))
 }
 
 /// `LIMIT[/WINDOW]`: the limit in hundredths of a percent and the
@@ -1521,7 +1452,7 @@ mod tests {
         for expr in kernel {
             let want = systemd(&format!("ConditionKernelVersion={expr}"));
             assert_eq!(
-                Some(kernel_version_matches(&expr, &release)),
+                Some(kernel_version_matches(&expr, &release).unwrap_or(false)),
                 want,
                 "ConditionKernelVersion={expr} on {release}"
             );
@@ -1551,7 +1482,7 @@ mod tests {
                 continue;
             };
             assert_eq!(
-                os_release_matches(&expr, &fields),
+                os_release_matches(&expr, &fields).unwrap_or(false),
                 want,
                 "ConditionOSRelease={expr}"
             );
