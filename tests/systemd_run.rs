@@ -376,17 +376,17 @@ fn pty_runs_the_service_on_a_terminal_carried_to_the_caller() {
     assert!(!transient.join("sh1.service").exists());
 
     // Through a shell: input the service never reads waits in systemd-run
-    // (more than a terminal's buffer) while its output goes on; `^]` three
+    // (more than a terminal's buffer) while its output (more than the
+    // terminal's buffer too) goes on; `^]` three
     // times in a row lets go of the terminal, and of the service unless
     // systemd-run waits for its end.
     let piped = |script: &str| shell(&tree, &control, script);
     // (The terminal echoes what is typed, as any terminal does.)
-    let (code, out, err) = piped(
-        "yes | head -c 300000 | systemd-run -t -q sh -c 'sleep 0.3; seq 1 20000 | tail -n 1'",
-    );
+    let (code, out, err) =
+        piped("yes | head -c 300000 | systemd-run -t -q sh -c 'sleep 0.3; seq 1 100000'");
     let tail = &out[out.len().saturating_sub(200)..];
     assert!(
-        code == 0 && out.ends_with("20000\r\n"),
+        code == 0 && out.ends_with("\n100000\r\n"),
         "{code} {err} {tail:?}"
     );
     // (Let go at once, not after the 60 s the service sleeps; the service

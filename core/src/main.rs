@@ -1458,23 +1458,16 @@ fn condition(tree: &TreeArgs, unit: Option<&str>, args: &[String]) -> ExitCode {
     let (asserts, conditions): (Vec<Written>, Vec<Written>) = written
         .into_iter()
         .partition(|w| w.key.starts_with("Assert"));
-    let mut report = |w: &Written, held: bool| {
-        let kind = w
-            .key
-            .strip_prefix("Condition")
-            .or_else(|| w.key.strip_prefix("Assert"))
-            .unwrap_or(&w.key);
-        match flint::service::condition::undeterminable(kind, &w.argument) {
-            Some(why) => eprintln!(
-                "{name}: Couldn't determine result for {}, assuming failed: {why}",
-                w.text()
-            ),
-            None => eprintln!(
-                "{name}: {} {}.",
-                w.text(),
-                if held { "succeeded" } else { "failed" }
-            ),
-        }
+    let mut report = |w: &Written, verdict: Result<bool, &str>| match verdict {
+        Err(why) => eprintln!(
+            "{name}: Couldn't determine result for {}, assuming failed: {why}",
+            w.text()
+        ),
+        Ok(held) => eprintln!(
+            "{name}: {} {}.",
+            w.text(),
+            if held { "succeeded" } else { "failed" }
+        ),
     };
     // As systemd-analyze: the asserts, then the conditions, each list with
     // its verdict when it has any.

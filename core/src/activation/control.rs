@@ -125,7 +125,7 @@ async fn read_request(
     let mut line = Vec::new();
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut buf = vec![0u8; 4096];
-    while !line.contains(&b'\n') && line.len() < limit {
+    loop {
         stream.readable().await?;
         let got = stream.try_io(tokio::io::Interest::READABLE, || {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -161,14 +161,17 @@ async fn read_request(
         };
         fds.extend(passed);
         fds.truncate(control::MAX_PASSED_FDS);
-        if n == 0 {
+        let chunk = &buf[..n];
+        // What follows the line (nothing, from flint's own clients) is
+        // dropped.
+        if let Some(end) = chunk.iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&chunk[..=end]);
             break;
         }
-        line.extend_from_slice(&buf[..n]);
-    }
-    // What follows the line (nothing, from flint's own clients) is dropped.
-    if let Some(end) = line.iter().position(|&b| b == b'\n') {
-        line.truncate(end + 1);
+        line.extend_from_slice(chunk);
+        if n == 0 || line.len() >= limit {
+            break;
+        }
     }
     line.truncate(limit);
     Ok((String::from_utf8_lossy(&line).into_owned(), fds))

@@ -3529,13 +3529,11 @@ impl Manager {
                 Ok(status) if status != nix::sys::wait::WaitStatus::StillAlive
             )
         };
-        let first = leftovers();
-        for (pid, _, ended) in &first {
-            if *ended {
-                reap(*pid);
-            }
-        }
-        if first.iter().all(|(_, _, ended)| *ended) {
+        let running: Vec<(i32, String, bool)> = leftovers()
+            .into_iter()
+            .filter(|(_, _, ended)| !ended)
+            .collect();
+        if running.is_empty() {
             return;
         }
         let kept_by = |unit: &Unit| {
@@ -3567,7 +3565,7 @@ impl Manager {
             }
         }
         if let Some(unit) = keep {
-            for (pid, comm, _) in first.iter().filter(|(_, _, ended)| !ended) {
+            for (pid, comm, _) in &running {
                 tracing::warn!(
                     "{comm} (pid {pid}) is still running, started by a unit that no longer follows it; \
                      left running, since {unit} asks for KillMode=process or none"
@@ -3650,7 +3648,6 @@ impl Manager {
         let Some(svc) = self.services.get(&id) else {
             return;
         };
-
         let Some(fragment) = svc.unit.fragment.clone() else {
             return;
         };
@@ -3685,23 +3682,21 @@ impl Manager {
     /// that the pipeline it is in sees its end; also of names no service
     /// has any more. Looked at after every event while any is held.
     pub(super) fn release_ended_stdio(&mut self) {
-        let ended: Vec<String> =
-            self.transient_stdio
-                .keys()
-                .filter(|name| match self.find_service(name) {
-                    Some(id) => self.services.get(&id).is_none_or(|svc| {
-                        matches!(svc.state, State::Dead | State::Failed)
-                            && !svc.spawning
-                            && !self.jobs.contains_key(&id)
-                    }),
-                    // Not loaded: its start is still to come, unless it did not
-                    // come soon (systemd-run ended, or the unit did not load).
-                    None => self.transient_stdio.get(*name).is_none_or(|(_, since)| {
-                        since.elapsed() >= super::control::STDIO_UNCLAIMED
-                    }),
-                })
-                .cloned()
-                .collect();
+        let ended: Vec<String> = self
+            .transient_stdio
+            .iter()
+            .filter(|(name, (_, since))| match self.find_service(name) {
+                Some(id) => self.services.get(&id).is_none_or(|svc| {
+                    matches!(svc.state, State::Dead | State::Failed)
+                        && !svc.spawning
+                        && !self.jobs.contains_key(&id)
+                }),
+                // Not loaded: its start is still to come, unless it did not
+                // come soon (systemd-run ended, or the unit did not load).
+                None => since.elapsed() >= super::control::STDIO_UNCLAIMED,
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
         for name in ended {
             self.transient_stdio.remove(&name);
         }

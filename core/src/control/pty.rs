@@ -7,7 +7,7 @@
 //! service as a byte), its size follows the caller's (`SIGWINCH`), and
 //! `^]` pressed three times within a second lets go of the service.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -175,7 +175,8 @@ fn carry(master: &OwnedFd, stop: &AtomicBool, detached: &AtomicBool) {
             match read_fd(master.as_raw_fd(), &mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    if write_all(io::stdout().as_raw_fd(), &buf[..n]).is_err() {
+                    let mut out = io::stdout().lock();
+                    if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
                         break;
                     }
                     carried = true;
@@ -268,22 +269,6 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
             return Err(e);
         }
     }
-}
-
-fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        // SAFETY: writes from our own buffer of its length.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        data = &data[n.unsigned_abs()..];
-    }
-    Ok(())
 }
 
 /// Gives `to` the window size of the terminal on `from`, if it is one.

@@ -48,7 +48,7 @@ fn evaluate(unit: &Unit, prefix: &str) -> Result<(), String> {
                 continue;
             };
             // What cannot be evaluated counts as failed, negated or not.
-            let held = undeterminable(kind, argument).is_none() && test(kind, argument) != *negate;
+            let held = matches!(verdict(kind, argument), Ok(v) if v != *negate);
             let text = format!(
                 "{key}={}{}{argument}",
                 if *trigger { "|" } else { "" },
@@ -131,7 +131,7 @@ impl Written {
                     "{key}= path is not absolute, ignoring: {argument}"
                 ));
             }
-            argument = simplify_path(&argument);
+            argument = crate::unit::value::exec::path_simplify(&argument);
         }
         Parsed::Condition(Written {
             key: key.to_owned(),
@@ -152,25 +152,16 @@ impl Written {
         )
     }
 
-    /// Whether it holds.
-    pub fn holds(&self) -> bool {
+    /// Whether it holds (negation applied), or why systemd cannot
+    /// evaluate it (which counts as failed).
+    pub fn verdict(&self) -> Result<bool, &'static str> {
         let kind = self
             .key
             .strip_prefix("Condition")
             .or_else(|| self.key.strip_prefix("Assert"))
             .unwrap_or(&self.key);
-        undeterminable(kind, &self.argument).is_none() && test(kind, &self.argument) != self.negate
+        verdict(kind, &self.argument).map(|v| v != self.negate)
     }
-}
-
-/// systemd's `path_simplify()`: no doubled slashes, no `.` components, no
-/// trailing slash (`..` is kept).
-fn simplify_path(path: &str) -> String {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
 }
 
 /// What one command-line condition is.
@@ -224,14 +215,18 @@ const KINDS: &[&str] = &[
 
 /// systemd's `condition_test_list()` as `systemd-analyze condition` shows
 /// it: the conditions are tested last written first, each reported
-/// through `report` (its text and whether it held), until one that does
+/// through `report` (with its [`Written::verdict`]), until one that does
 /// not trigger fails; of the triggering ones one must hold.
-pub fn test_list(list: &[Written], report: &mut dyn FnMut(&Written, bool)) -> bool {
+pub fn test_list(
+    list: &[Written],
+    report: &mut dyn FnMut(&Written, Result<bool, &'static str>),
+) -> bool {
     let mut any_trigger = false;
     let mut trigger_held = false;
     for c in list.iter().rev() {
-        let held = c.holds();
-        report(c, held);
+        let verdict = c.verdict();
+        report(c, verdict);
+        let held = verdict.unwrap_or(false);
         if c.trigger {
             any_trigger = true;
             trigger_held |= held;
@@ -242,39 +237,23 @@ pub fn test_list(list: &[Written], report: &mut dyn FnMut(&Written, bool)) -> bo
     !any_trigger || trigger_held
 }
 
-/// Why systemd cannot evaluate a condition of kind `kind` with `arg` (its
-/// `condition_test()` returns an error: its errno's text), where it cannot.
-/// Such a condition counts as failed, negated or not.
-pub fn undeterminable(kind: &str, arg: &str) -> Option<&'static str> {
-    const INVALID: &str = "Invalid argument";
-    let bad = match kind {
-        "Capability" => crate::unit::value::process::capability_from_name(arg).is_none(),
-        "ACPower" | "FirstBoot" => crate::unit::value::bool::parse_bool(arg).is_err(),
-        "CPUs" | "Memory" => {
-            let (_, rest) = parse_order(arg, false).unwrap_or((Order::GreaterOrEqual, arg));
-            let rest = rest.trim();
-            if kind == "CPUs" {
-                rest.parse::<u64>().is_err()
-            } else {
-                crate::unit::value::size::parse_size_iec(rest).is_err()
-            }
-        }
-        // As systemd, tested word by word: a word that does not parse
-        // after one that failed is never looked at.
-        "KernelVersion" => kernel_version_matches(arg, &kernel_release()).is_err(),
-        "OSRelease" => os_release_matches(arg, &os_release()).is_err(),
-        "MemoryPressure" | "CPUPressure" | "IOPressure" => return pressure_below(kind, arg).err(),
-        _ => false,
-    };
-    bad.then_some(INVALID)
+/// What systemd says of a condition whose argument it cannot evaluate.
+const INVALID: &str = "Invalid argument";
+
+/// Whether one condition of kind `kind` (`PathExists`, ...) holds; what
+/// cannot be evaluated counts as failed.
+pub fn test(kind: &str, arg: &str) -> bool {
+    verdict(kind, arg).unwrap_or(false)
 }
 
-/// Whether one condition of kind `kind` (`PathExists`, ...) holds.
-/// Kinds flint cannot check hold, as systemd treats conditions it does not
-/// know of on the running kernel.
-pub fn test(kind: &str, arg: &str) -> bool {
+/// Whether one condition of kind `kind` holds, or why systemd cannot
+/// evaluate it with `arg` (its `condition_test()` fails: the errno's text),
+/// which counts as failed, negated or not. Kinds flint cannot check hold,
+/// as systemd treats conditions it does not know of on the running kernel.
+pub fn verdict(kind: &str, arg: &str) -> Result<bool, &'static str> {
     let path = Path::new(arg);
-    match kind {
+    let parse_bool = |s| crate::unit::value::bool::parse_bool(s).map_err(|_| INVALID);
+    Ok(match kind {
         "PathExists" => path.symlink_metadata().is_ok() && path.exists(),
         "PathExistsGlob" => glob_exists(arg),
         "PathIsDirectory" => path.is_dir(),
@@ -302,8 +281,7 @@ pub fn test(kind: &str, arg: &str) -> bool {
             arg == crate::unit::specifier::architecture_from_machine(std::env::consts::ARCH)
                 || arg == "native"
         }
-        "FirstBoot" => crate::unit::value::bool::parse_bool(arg)
-            .is_ok_and(|want| want != Path::new("/etc/machine-id").exists()),
+        "FirstBoot" => parse_bool(arg)? != Path::new("/etc/machine-id").exists(),
         "NeedsUpdate" => needs_update(arg, Path::new("/usr/")),
         "ControlGroupController" => {
             let unified = all_unified();
@@ -312,14 +290,13 @@ pub fn test(kind: &str, arg: &str) -> bool {
                 controller_supported(c, unified, root.as_deref())
             })
         }
-        "MemoryPressure" | "CPUPressure" | "IOPressure" => {
-            pressure_below(kind, arg).unwrap_or(false)
-        }
+        "MemoryPressure" | "CPUPressure" | "IOPressure" => pressure_below(kind, arg)?,
         "CPUFeature" => crate::virt::has_cpu_feature(arg),
-        "ACPower" => crate::unit::value::bool::parse_bool(arg)
-            .is_ok_and(|want| want == on_ac_power(Path::new("/sys"))),
-        "KernelVersion" => kernel_version_matches(arg, &kernel_release()).unwrap_or(false),
-        "OSRelease" => os_release_matches(arg, &os_release()).unwrap_or(false),
+        "ACPower" => parse_bool(arg)? == on_ac_power(Path::new("/sys")),
+        // Tested word by word, as systemd: a word that does not parse after
+        // one that failed is never looked at.
+        "KernelVersion" => kernel_version_matches(arg, &kernel_release()).map_err(|()| INVALID)?,
+        "OSRelease" => os_release_matches(arg, &os_release()).map_err(|()| INVALID)?,
         "Firmware" => firmware_matches(arg),
         "Credential" => credential_passed(
             arg,
@@ -328,14 +305,14 @@ pub fn test(kind: &str, arg: &str) -> bool {
                 std::env::var_os("ENCRYPTED_CREDENTIALS_DIRECTORY"),
             ],
         ),
-        "Capability" => has_capability(arg),
+        "Capability" => has_capability(arg).ok_or(INVALID)?,
         "Security" => security_enabled(arg),
-        "CPUs" => compare_count(arg, cpus_in_affinity_mask(), |s| s.parse().ok()),
+        "CPUs" => compare_count(arg, cpus_in_affinity_mask(), |s| s.parse().ok())?,
         "Memory" => compare_count(arg, Some(super::resources::physical_memory()), |s| {
             crate::unit::value::size::parse_size_iec(s).ok()
-        }),
+        })?,
         _ => true,
-    }
+    })
 }
 
 /// systemd's `path_is_encrypted()`: whether the block device under `path`
@@ -741,7 +718,6 @@ fn controller_supported(controller: &str, all_unified: bool, root: Option<&str>)
 /// check and the condition holds; a malformed value is an error (its
 /// errno's text), which counts as failed.
 fn pressure_below(kind: &str, arg: &str) -> Result<bool, &'static str> {
-    const INVALID: &str = "Invalid argument";
     let resource = match kind {
         "MemoryPressure" => "memory",
         "CPUPressure" => "cpu",
@@ -995,23 +971,23 @@ fn credential_passed(name: &str, dirs: &[Option<std::ffi::OsString>]) -> bool {
 
 /// systemd's `condition_test_capability()`: whether the capability is in
 /// flint's bounding set (an unknown name: no).
-fn has_capability(name: &str) -> bool {
-    let Some(cap) = crate::unit::value::process::capability_from_name(name) else {
-        return false;
-    };
+fn has_capability(name: &str) -> Option<bool> {
+    let cap = crate::unit::value::process::capability_from_name(name)?;
     let bounding = crate::unit::value::process::own_capabilities("CapBnd").unwrap_or(u64::MAX);
-    bounding & (1u64 << cap) != 0
+    Some(bounding & (1u64 << cap) != 0)
 }
 
 /// systemd's `condition_test_cpus()` and `condition_test_memory()`: the
 /// machine's `have` against the number after an optional operator of
 /// [`parse_order`] without the glob ones (none: `>=`).
-fn compare_count(arg: &str, have: Option<u64>, parse: impl Fn(&str) -> Option<u64>) -> bool {
+fn compare_count(
+    arg: &str,
+    have: Option<u64>,
+    parse: impl Fn(&str) -> Option<u64>,
+) -> Result<bool, &'static str> {
     let (order, rest) = parse_order(arg, false).unwrap_or((Order::GreaterOrEqual, arg));
-    let (Some(have), Some(want)) = (have, parse(rest.trim())) else {
-        return false;
-    };
-    test_order(have.cmp(&want), order)
+    let want = parse(rest.trim()).ok_or(INVALID)?;
+    Ok(have.is_some_and(|have| test_order(have.cmp(&want), order)))
 }
 
 /// The CPUs flint may run on (systemd's `cpus_in_affinity_mask()`).
@@ -1792,11 +1768,15 @@ mod tests {
             ("=2", true),
             ("!=2", false),
             ("!= 3", true),
-            ("=x", false),
         ] {
-            assert_eq!(compare_count(arg, Some(2), parse), want, "{arg}");
+            assert_eq!(compare_count(arg, Some(2), parse), Ok(want), "{arg}");
         }
-        assert!(!compare_count(">=1", None, parse), "unknown count");
+        assert_eq!(compare_count("=x", Some(2), parse), Err(INVALID));
+        assert_eq!(
+            compare_count(">=1", None, parse),
+            Ok(false),
+            "unknown count"
+        );
     }
 
     /// CPUs, memory, capabilities and security: what the machine has.
