@@ -490,6 +490,66 @@ fn sigterm_stops_services_removes_nodes_and_exits_zero() {
     );
 }
 
+/// SIGTERM while `Accept=yes` instances are being spawned: an instance
+/// stopped before its spawn came back is forgotten at once, and the exits
+/// of the other instances must still be collected, so that flint ends.
+/// Each round stops flint in the middle of a stream of connections whose
+/// handlers exit at once.
+#[test]
+fn sigterm_amid_accept_yes_spawns_ends_flint() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for round in 0..12 {
+        let tree = Tree::new();
+        let port = free_port();
+        tree.write(
+            "e.socket",
+            &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+        );
+        tree.write(
+            "e@.service",
+            "[Service]\nExecStart=/bin/echo hi\nStandardInput=socket\n",
+        );
+        let mut flint = Flint::run(&tree, &["e.socket"]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    // Bounded: at most 2,000 connections each.
+                    for _ in 0..2000 {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                            let mut buf = [0u8; 16];
+                            let _ = c.read(&mut buf);
+                        }
+                    }
+                })
+            })
+            .collect();
+        wait_for(Duration::from_secs(10), || {
+            (flint.log().matches("started /bin/echo").count() >= 20).then_some(())
+        })
+        .expect("instances started");
+        let status = flint.stop();
+        stop.store(true, Ordering::Relaxed);
+        for c in clients {
+            c.join().unwrap();
+        }
+        let status = status.unwrap_or_else(|| {
+            let _ = flint.child.kill();
+            panic!(
+                "round {round}: flint did not end after SIGTERM; log:\n{}",
+                flint.log()
+            )
+        });
+        assert!(status.success(), "round {round}: exit status {status:?}");
+    }
+}
+
 #[test]
 fn socket_exec_commands_run_around_the_listeners() {
     let tree = Tree::new();

@@ -1004,6 +1004,14 @@ impl Manager {
         id: u64,
         result: &Result<spawn::Child, StartFailure>,
     ) -> Option<String> {
+        if self.reap_pending {
+            // The caller records this child first, then reaping goes on.
+            // Also when the service is gone (an `Accept=yes` instance
+            // stopped while its spawn was under way): a round may have
+            // stopped at this child's exit, and the exits behind it wait
+            // for the next one.
+            let _ = self.tx.send(Event::ChildSignal);
+        }
         let Some(svc) = self.services.get_mut(&id) else {
             if let Ok(child) = result {
                 // Through its pidfd, as in `stale_spawn`.
@@ -1014,12 +1022,7 @@ impl Manager {
         svc.spawning = false;
         svc.spawn_pid = None;
         svc.spawn_cancel = None;
-        let name = svc.unit.id.to_string();
-        if self.reap_pending {
-            // The caller records this child first, then reaping goes on.
-            let _ = self.tx.send(Event::ChildSignal);
-        }
-        Some(name)
+        Some(svc.unit.id.to_string())
     }
 
     /// An `ExecStart=` command with the `-` prefix that could not be run
