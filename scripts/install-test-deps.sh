@@ -85,9 +85,12 @@ if [ ! -e "$policy" ]; then
 fi
 cleanup() { if [ "$own_policy" -eq 1 ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-apt-get install -y -qq --no-install-recommends \
+# A fresh machine may be running its own apt (unattended-upgrades at boot):
+# wait up to ten minutes for its lock instead of failing at once.
+wait_lock=(-o DPkg::Lock::Timeout=600)
+apt-get update -qq "${wait_lock[@]}"
+apt-get install -y -qq "${wait_lock[@]}" --no-install-recommends "${packages[@]}" >/dev/null
+apt-get install -y -qq "${wait_lock[@]}" --no-install-recommends \
   -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
   "${unit_packages[@]}" >/dev/null
 # wit-bindgen (C bindings for the C plugin example) is not packaged in Debian.
