@@ -201,6 +201,32 @@ fn one_man_page_per_command() {
     }
 }
 
+/// Every command says what it does: the first line of its `--help`, and
+/// its line in its parent's list of commands.
+#[test]
+fn every_command_has_a_description() {
+    for path in command_paths().into_iter().filter(|p| !p.is_empty()) {
+        let help = stdout(Command::new(flint_bin()).args(&path).arg("--help"));
+        let first = help.lines().next().unwrap_or_default();
+        assert!(
+            !first.trim().is_empty() && !first.starts_with("Usage:"),
+            "flint {} --help has no description:\n{help}",
+            path.join(" ")
+        );
+        let (name, parent) = path.split_last().unwrap();
+        let listed = stdout(Command::new(flint_bin()).args(parent).arg("--help"));
+        let line = listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name.as_str()) && l.starts_with("  "))
+            .unwrap_or_default();
+        assert!(
+            line.split_whitespace().count() > 1,
+            "flint {} --help lists {name} without a description:\n{listed}",
+            parent.join(" ")
+        );
+    }
+}
+
 #[test]
 fn man_pages_render() {
     let dir = tempfile::tempdir().unwrap();

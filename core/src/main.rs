@@ -247,8 +247,6 @@ enum CtlCommand {
         #[arg(short, long)]
         all: bool,
     },
-    /// The active timers (all with `--all`), or those the patterns match:
-    /// when each elapses next, when it last did, and what it starts.
     /// What units pull in (`Requires=`, `Wants=`, `BindsTo=`, ... and
     /// their links), as a tree with each unit's state, targets followed
     /// further, as `systemctl list-dependencies` (default.target when no
@@ -282,6 +280,8 @@ enum CtlCommand {
         #[arg(long)]
         no_legend: bool,
     },
+    /// The active timers (all with `--all`), or those the patterns match:
+    /// when each elapses next, when it last did, and what it starts.
     ListTimers {
         #[arg(value_name = "PATTERN")]
         patterns: Vec<String>,
