@@ -441,6 +441,73 @@ fn listens(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
+/// `flint ctl stop X.socket` with its service running (`Requires=` and
+/// `After=` the socket, as docker.service has): the service stops first,
+/// then the listeners close, and the command returns once both are done,
+/// as `systemctl stop` of a systemd 252 user manager does. Meanwhile the
+/// socket takes no new connection to the service that is stopping.
+#[test]
+fn stopping_a_socket_stops_the_service_ordered_after_it_first() {
+    let tree = Tree::new();
+    let port = free_port();
+    let (mut flint, control) = common::run_with_control(&tree);
+    tree.write(
+        "a.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{port}\nExecStopPre=/bin/echo socket stop-pre\n"
+        ),
+    );
+    // The service takes a moment to stop (its SIGTERM handler sleeps).
+    tree.write(
+        "a.service",
+        "[Unit]\nRequires=a.socket\nAfter=a.socket\n[Service]\nExecStart=/bin/sh -c 'trap \"sleep 1; echo bye; exit 0\" TERM; while :; do sleep 0.1; done'\n",
+    );
+    assert_eq!(ctl(&control, &["start", "a.socket"]).0, 0);
+    assert_eq!(ctl(&control, &["start", "a.service"]).0, 0);
+    assert!(flint.wait_log("a.service: started"), "{}", flint.log());
+    let (code, out) = ctl(&control, &["stop", "a.socket"]);
+    assert_eq!(code, 0, "{out}");
+    // Both are down when the command returns.
+    let (_, states) = ctl(&control, &["is-active", "a.service", "a.socket"]);
+    assert_eq!(states, "inactive\ninactive\n", "{}", flint.log());
+    assert!(!listens(port));
+    let log = flint.log();
+    let bye = log.find("bye").expect("the service's stop ran");
+    let closing = log
+        .find("a.socket: stopping; closing its listeners")
+        .expect("the socket stopped");
+    let stop_pre = log.find("socket stop-pre").expect("ExecStopPre= ran");
+    assert!(
+        bye < closing && bye < stop_pre,
+        "the service stopped before the socket:\n{log}"
+    );
+    // Started again: the socket listens, and a start of the socket
+    // replaces a stop that still waits for its service.
+    // (Looked up without connecting: a connection would start the
+    // service again once it is down, as it should.)
+    assert_eq!(ctl(&control, &["start", "a.service"]).0, 0);
+    assert!(common::listener_inode(port).is_some());
+    let (code, out) = ctl(&control, &["stop", "--no-block", "a.socket"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(ctl(&control, &["start", "a.socket"]).0, 0);
+    assert!(
+        flint.wait_log("a.socket: job stop replaced by start"),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            (ctl(&control, &["is-active", "a.service"]).1 == "inactive\n").then_some(())
+        })
+        .is_some()
+    );
+    assert!(
+        common::listener_inode(port).is_some(),
+        "the socket still listens"
+    );
+    let _ = flint.stop();
+}
+
 #[test]
 fn sockets_part_of_or_bound_to_a_service_stop_with_it_and_start_again() {
     // cups.socket is `PartOf=cups.service`: `systemctl stop cups.service`

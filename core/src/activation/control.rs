@@ -1589,7 +1589,7 @@ impl Manager {
                 // from their jobs; the first refusal is the answer, once
                 // they are done.
                 let mut refused = None;
-                let mut sockets_started: Vec<String> = Vec::new();
+                let mut sockets_awaited: Vec<String> = Vec::new();
                 for n in &names {
                     if let Some(no) = self.manual_job_refused(command, n) {
                         refused.get_or_insert(no);
@@ -1758,6 +1758,9 @@ impl Manager {
                             .socket_index(n)
                             .is_some_and(|i| !self.sockets[i].failed);
                         if listening && command == "start" {
+                            if let Some(i) = self.socket_index(n) {
+                                self.cancel_socket_stop(i);
+                            }
                             continue;
                         }
                         // A restart of a socket its service needs
@@ -1796,6 +1799,13 @@ impl Manager {
                             // What requires the socket or is part of it stops too.
                             "stop" => {
                                 self.enqueue_name(n, JobKind::Stop);
+                                // The answer waits for the services the
+                                // socket's stop waits for, then for the
+                                // socket's own stop commands.
+                                if let Some(waits) = self.socket_stop_waits(n) {
+                                    waited.extend_from_slice(waits);
+                                    sockets_awaited.push(n.clone());
+                                }
                             }
                             // A stopped or failed socket is opened again.
                             _ if self.sockets[i].failed && !command.starts_with("try") => {
@@ -1808,8 +1818,9 @@ impl Manager {
                                         &format!("Job for {n} failed; see flint's log"),
                                     );
                                 }
-                                sockets_started.push(n.clone());
+                                sockets_awaited.push(n.clone());
                             }
+                            _ if !command.starts_with("try") => self.cancel_socket_stop(i),
                             _ => {}
                         }
                         continue;
@@ -1836,7 +1847,7 @@ impl Manager {
                                 &format!("Job for {n} failed; see flint's log"),
                             );
                         }
-                        sockets_started.push(n.clone());
+                        sockets_awaited.push(n.clone());
                         continue;
                     }
                     let found = self.find_service(n).or_else(|| {
@@ -1866,9 +1877,10 @@ impl Manager {
                 if !no_block {
                     // The answer goes once the jobs are done (see
                     // `answer_settled`), as systemctl waits for its jobs,
-                    // and the sockets started have run their commands.
+                    // and the sockets started or stopped have run their
+                    // commands.
                     self.answer_jobs.extend(waited);
-                    self.answer_sockets.extend(sockets_started);
+                    self.answer_sockets.extend(sockets_awaited);
                     self.answer_kind = if kind == JobKind::Stop {
                         super::switch::WaitFor::Stop
                     } else {

@@ -878,6 +878,7 @@ impl Manager {
         for (unit, kind) in &tr.jobs {
             self.install(unit, *kind, unit == name);
         }
+        self.order_socket_stops();
         for m in &tr.missing {
             tracing::error!("{m}: required, but it cannot be loaded; what requires it fails");
             self.fail_dependents(m);
@@ -902,7 +903,10 @@ impl Manager {
             return;
         }
         match (kind, self.socket_index(name)) {
-            (JobKind::Stop, Some(i)) if !self.sockets[i].failed => self.stop_socket(i),
+            // After the services ordered after it ([`Manager::order_socket_stops`]).
+            (JobKind::Stop, Some(i)) if !self.sockets[i].failed => self.socket_stops_new.push(i),
+            // A start replaces a stop that still waits, as a job does.
+            (JobKind::Start, Some(i)) if !self.sockets[i].failed => self.cancel_socket_stop(i),
             (JobKind::Start, None) => {
                 let opened = name.parse::<UnitName>().is_ok_and(|n| self.add_socket(&n));
                 if !opened {
@@ -1176,6 +1180,11 @@ impl Manager {
             .cloned()
             .collect();
         self.socket_restarts.retain(|r| !due.contains(r));
+        // The first half first: the socket's stop that waited for the
+        // service.
+        if !due.is_empty() && !self.socket_stops.is_empty() {
+            self.run_ordered_socket_stops();
+        }
         for (name, id) in due {
             if self.shutting_down {
                 continue;

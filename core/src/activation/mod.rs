@@ -261,6 +261,14 @@ struct Manager {
     /// The services' step timers ([`lifecycle::ServiceRt::timer`]).
     step_timers: step_timers::StepTimers,
     shutting_down: bool,
+    /// Sockets whose stop job waits for the stop jobs of services ordered
+    /// after them (their own service, `After=` the socket): the services
+    /// stop first, then the listeners close, as systemd orders a stop
+    /// transaction. Meanwhile the socket refuses what arrives.
+    socket_stops: Vec<(usize, Vec<u64>)>,
+    /// Socket stops installed by the transaction being installed, ordered
+    /// once all its jobs are in ([`Manager::order_socket_stops`]).
+    socket_stops_new: Vec<usize>,
     /// flint's exit status (`SuccessAction=exit` and friends set it).
     exit_status: u8,
     /// `exit-force`: leave the loop now, stopping nothing.
@@ -589,6 +597,8 @@ async fn run_async(
         tx: tx.clone(),
         step_timers: step_timers::StepTimers::start(tx.clone()),
         shutting_down: false,
+        socket_stops: Vec::new(),
+        socket_stops_new: Vec::new(),
         exit_status: 0,
         exit_now: false,
         collected: Vec::new(),
@@ -1205,9 +1215,18 @@ impl Manager {
 
     fn handle(&mut self, event: Event) {
         self.handle_one(event);
+        if !self.socket_stops.is_empty() {
+            self.run_ordered_socket_stops();
+        }
         if !self.transient_stdio.is_empty() {
             self.release_ended_stdio();
         }
+    }
+
+    /// Whether socket `index` refuses what arrives: flint stops, or the
+    /// socket's own stop waits for its services to stop first.
+    fn stop_pending(&self, index: usize) -> bool {
+        self.shutting_down || self.socket_stops.iter().any(|(i, _)| *i == index)
     }
 
     fn handle_one(&mut self, event: Event) {
@@ -1547,7 +1566,7 @@ impl Manager {
     }
 
     fn on_readable(&mut self, socket: usize) {
-        if self.shutting_down {
+        if self.stop_pending(socket) {
             tracing::debug!(
                 "{}: suppressing connection request since unit stop is scheduled",
                 self.sockets[socket].name
@@ -1588,7 +1607,7 @@ impl Manager {
     fn activate(&mut self, socket: usize, id: u64, outcome: Option<crate::policy::ChainOutcome>) {
         let mut id = id;
         if let Some(outcome) = outcome {
-            if self.shutting_down || self.sockets[socket].failed {
+            if self.stop_pending(socket) || self.sockets[socket].failed {
                 return;
             }
             // Started meanwhile through another of its sockets: that start
@@ -1834,7 +1853,7 @@ impl Manager {
             }
             return;
         }
-        if self.shutting_down || self.sockets[socket].failed {
+        if self.stop_pending(socket) || self.sockets[socket].failed {
             self.release(socket, peer.as_ref());
             return;
         }
@@ -1905,7 +1924,7 @@ impl Manager {
         } = pending;
         let mut env_edits = Vec::new();
         if let Some(outcome) = outcome {
-            if self.shutting_down || self.sockets[socket].failed {
+            if self.stop_pending(socket) || self.sockets[socket].failed {
                 self.release(socket, peer.as_ref());
                 return;
             }

@@ -295,6 +295,90 @@ impl Manager {
         }
     }
 
+    /// The socket stops a transaction installed: each waits for the stop
+    /// jobs of the services ordered after the socket (the service it
+    /// triggers, its `Accept=yes` instances, one with `After=` the socket
+    /// or named in the socket's `Before=`), as systemd runs a stop
+    /// transaction in the reverse of the start order; one with none to
+    /// wait for stops at once.
+    pub(super) fn order_socket_stops(&mut self) {
+        for i in std::mem::take(&mut self.socket_stops_new) {
+            if self.socket_stops.iter().any(|(s, _)| *s == i) {
+                continue;
+            }
+            let socket = &self.sockets[i];
+            let before = super::jobs::Deps::of(&socket.unit).before;
+            let waits: Vec<u64> = self
+                .services
+                .iter()
+                .filter(|(id, svc)| {
+                    self.jobs
+                        .get(id)
+                        .is_some_and(|j| j.kind == super::jobs::JobKind::Stop)
+                        && (svc.sockets.contains(&i)
+                            || svc.conn.as_ref().is_some_and(|(_, s, _)| *s == i)
+                            || svc.unit.id.as_str() == socket.config.service.as_str()
+                            || svc.deps.after.contains(&socket.name)
+                            || before.iter().any(|b| b == svc.unit.id.as_str()))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            if waits.is_empty() {
+                self.stop_socket(i);
+            } else {
+                tracing::debug!(
+                    "{}: stop waits for {} service(s) ordered after it",
+                    self.sockets[i].name,
+                    waits.len()
+                );
+                self.socket_stops.push((i, waits));
+            }
+        }
+    }
+
+    /// Runs the socket stops whose services have stopped (their stop
+    /// jobs are over, or replaced by another job).
+    pub(super) fn run_ordered_socket_stops(&mut self) {
+        let ready: Vec<usize> = self
+            .socket_stops
+            .iter()
+            .filter(|(_, waits)| {
+                waits.iter().all(|id| {
+                    self.jobs
+                        .get(id)
+                        .is_none_or(|j| j.kind != super::jobs::JobKind::Stop)
+                })
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        self.socket_stops.retain(|(i, _)| !ready.contains(i));
+        for i in ready {
+            if !self.sockets[i].failed {
+                self.stop_socket(i);
+            }
+        }
+    }
+
+    /// A start of socket `index` replaces its stop that still waits.
+    pub(super) fn cancel_socket_stop(&mut self, index: usize) {
+        let before = self.socket_stops.len();
+        self.socket_stops.retain(|(i, _)| *i != index);
+        if self.socket_stops.len() != before {
+            tracing::debug!("{}: job stop replaced by start", self.sockets[index].name);
+        }
+    }
+
+    /// The services socket `name`'s stop still waits for, if it waits.
+    pub(super) fn socket_stop_waits(&self, name: &str) -> Option<&[u64]> {
+        self.socket_stops
+            .iter()
+            .find(|(i, _)| self.sockets[*i].name == name)
+            .map(|(_, waits)| waits.as_slice())
+    }
+
     /// Stops socket `index` for a stop job: `ExecStopPre=`, closing its
     /// listeners, `ExecStopPost=`.
     pub(super) fn stop_socket(&mut self, index: usize) {
