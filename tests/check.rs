@@ -48,6 +48,111 @@ fn broken_unit_reports_file_and_line_and_the_rest_still_loads() {
     assert_eq!(code, 0, "warnings alone do not fail the check:\n{err}");
 }
 
+/// Beyond a unit's own files, `flint check` reports what
+/// `systemd-analyze verify` does: a start job that cannot be made (a unit
+/// required directly or through another does not load), a socket whose
+/// service does not load (its own name, `Service=`, an `Accept=yes`
+/// template), a command that is not an executable file (a `-` command is
+/// not looked at). The same lines and exit status as systemd-analyze's,
+/// compared where it is installed.
+#[test]
+fn check_reports_what_systemd_analyze_verify_reports_beyond_the_file() {
+    let tree = Tree::new();
+    std::os::unix::fs::symlink("/dev/null", tree.path().join("k.service")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", tree.path().join("masked.service")).unwrap();
+    tree.write("k.socket", "[Socket]\nListenStream=127.0.0.1:19053\n");
+    tree.write("m.socket", "[Socket]\nListenStream=127.0.0.1:19054\n");
+    tree.write(
+        "t.socket",
+        "[Socket]\nListenStream=127.0.0.1:19055\nAccept=yes\n",
+    );
+    tree.write(
+        "u.socket",
+        "[Socket]\nListenStream=127.0.0.1:19056\nAccept=yes\n",
+    );
+    tree.write("u@.service", "[Service]\nExecStart=/bin/true\n");
+    tree.write(
+        "s.socket",
+        "[Socket]\nListenStream=127.0.0.1:19057\nService=zz.service\nExecStartPre=/no/such\n",
+    );
+    tree.write(
+        "r.service",
+        "[Unit]\nRequires=masked.service\n[Service]\nExecStart=-/no/a\nExecStartPre=nosuchcmd\nExecStop=true\nExecStartPost=/etc/passwd\nExecReload=/usr\n",
+    );
+    tree.write(
+        "q.service",
+        "[Unit]\nRequires=r.service\n[Service]\nExecStart=/bin/true\n",
+    );
+    tree.write(
+        "w.service",
+        "[Unit]\nWants=gone.service\nRequires=u@1.service\n[Service]\nExecStart=sh\n",
+    );
+    let dir = tree.path().to_str().unwrap();
+    let cases: [(&str, &[&str]); 8] = [
+        (
+            "k.socket",
+            &["k.socket: service k.service not loaded, socket cannot be started."],
+        ),
+        (
+            "m.socket",
+            &["m.socket: service m.service not loaded, socket cannot be started."],
+        ),
+        (
+            "t.socket",
+            &["t.socket: service t@internal.service not loaded, socket cannot be started."],
+        ),
+        ("u.socket", &[]),
+        (
+            "s.socket",
+            &[
+                "s.socket: service zz.service not loaded, socket cannot be started.",
+                "s.socket: Command /no/such is not executable: No such file or directory",
+            ],
+        ),
+        (
+            "r.service",
+            &[
+                "r.service: Failed to create r.service/start: Unit masked.service is masked.",
+                "r.service: Command nosuchcmd is not executable: No such file or directory",
+                "r.service: Command /etc/passwd is not executable: Permission denied",
+                "r.service: Command /usr is not executable: Is a directory",
+            ],
+        ),
+        (
+            "q.service",
+            &["q.service: Failed to create q.service/start: Unit masked.service is masked."],
+        ),
+        ("w.service", &[]),
+    ];
+    let analyze = common::require("systemd-analyze", "the reference for `flint check`");
+    for (unit, want) in cases {
+        let (code, _, err) = flint(&["check", "--unit-dir", dir, unit]);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines, want, "flint check {unit}");
+        assert_eq!(
+            code,
+            i32::from(!want.is_empty()),
+            "flint check {unit}: {err}"
+        );
+        if analyze {
+            let out = Command::new("systemd-analyze")
+                .args(["verify", "--man=no"])
+                .arg(tree.path().join(unit))
+                .env("SYSTEMD_UNIT_PATH", format!("{dir}:"))
+                .env("SYSTEMD_LOG_COLOR", "0")
+                .output()
+                .expect("run systemd-analyze");
+            let theirs = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(err, theirs, "systemd-analyze verify {unit}");
+            assert_eq!(
+                code,
+                out.status.code().unwrap_or(-1),
+                "exit status of {unit}"
+            );
+        }
+    }
+}
+
 #[test]
 fn load_time_refusals_match_systemd() {
     let tree = Tree::new();

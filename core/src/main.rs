@@ -1083,6 +1083,14 @@ fn check(tree: &TreeArgs, units: &[String]) -> ExitCode {
                         unit.name,
                         unit.load_state.as_str()
                     );
+                    continue;
+                }
+                // What systemd-analyze verify checks beyond the unit's
+                // own files: its start job, a socket's service, the
+                // commands' executables.
+                for problem in flint::unit::verify::problems(&search, &unit) {
+                    eprintln!("{problem}");
+                    failed = true;
                 }
             }
             Err(e) => {

@@ -14,6 +14,7 @@ pub mod loader;
 pub mod name;
 pub mod specifier;
 pub mod value;
+pub mod verify;
 
 use std::fmt;
 use std::path::PathBuf;
