@@ -369,6 +369,84 @@ fn starting_a_unit_stops_the_one_it_conflicts_with() {
     wait_state(&control, "new.service", "inactive");
 }
 
+/// Units the tree enables that conflict: the one that declares
+/// `Conflicts=` starts and the one it names does not, whatever their
+/// order, as systemd fixes the conflicting jobs of the start (Debian's
+/// pipewire-pulse.socket and pulseaudio.socket, both enabled, listen on
+/// one path: only pipewire-pulse's may). Before, both sockets listened,
+/// the second replacing the first's node, and of two services the first
+/// ordered started.
+#[test]
+fn of_enabled_units_in_conflict_the_one_declaring_it_starts() {
+    let tree = Tree::new();
+    let path = tree.path().join("native");
+    let p = path.display();
+    tree.write(
+        "pipewire-pulse.socket",
+        &format!("[Unit]\nConflicts=pulseaudio.socket\n[Socket]\nListenStream={p}\n"),
+    );
+    tree.write(
+        "pulseaudio.socket",
+        &format!("[Socket]\nListenStream={p}\n"),
+    );
+    tree.write(
+        "pipewire-pulse.service",
+        "[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "pulseaudio.service",
+        "[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    // c conflicts with d and is ordered after e, so d would start first.
+    tree.write(
+        "c.service",
+        "[Unit]\nConflicts=d.service\nAfter=e.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write("d.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "e.service",
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 0.5\n",
+    );
+    tree.write("sockets.target", "[Unit]\nDescription=Sockets\n");
+    tree.write("multi-user.target", "[Unit]\nDescription=Multi-User\n");
+    for (target, unit) in [
+        ("sockets.target", "pulseaudio.socket"),
+        ("sockets.target", "pipewire-pulse.socket"),
+        ("multi-user.target", "d.service"),
+        ("multi-user.target", "c.service"),
+        ("multi-user.target", "e.service"),
+    ] {
+        let dir = tree.path().join(format!("{target}.wants"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(format!("../{unit}"), dir.join(unit)).unwrap();
+    }
+    let (flint, control) = run(&tree, &[]);
+    wait_state(&control, "c.service", "active");
+    assert_eq!(
+        ctl(&control, &["is-active", "pipewire-pulse.socket"]).1,
+        "active\n"
+    );
+    assert_eq!(
+        ctl(&control, &["is-active", "pulseaudio.socket"]).1,
+        "inactive\n"
+    );
+    assert_eq!(ctl(&control, &["is-active", "d.service"]).1, "inactive\n");
+    // The path is pipewire-pulse's: a client starts its service.
+    std::os::unix::net::UnixStream::connect(&path).expect("the socket listens");
+    wait_state(&control, "pipewire-pulse.service", "active");
+    assert_eq!(
+        ctl(&control, &["is-active", "pulseaudio.service"]).1,
+        "inactive\n"
+    );
+    assert!(
+        flint
+            .log()
+            .contains("pulseaudio.socket: not started: pipewire-pulse.socket conflicts with it"),
+        "{}",
+        flint.log()
+    );
+}
+
 #[test]
 fn flint_stops_units_in_reverse_order() {
     let tree = Tree::new();

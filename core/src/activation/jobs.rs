@@ -333,8 +333,8 @@ pub(super) struct Transaction {
     /// Those of them the anchor needs (through requirements only, not
     /// through a unit it merely wants): systemd refuses such a request.
     pub missing_needed: Vec<String>,
-    /// Units both to start and to stop (a `Conflicts=` between units the
-    /// request starts): they keep their start.
+    /// Units both to start and to stop where both jobs matter to the
+    /// request (systemd refuses it): they keep their start.
     pub contradictions: Vec<String>,
     /// Jobs left out to break an ordering cycle (only pulled in by
     /// `Wants=`), with the cycle.
@@ -350,18 +350,21 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
     let mut tr = Transaction::default();
     // (unit, job, required by the unit that pulled it in, matters to the
     // anchor: reached from it through requirements, not `Wants=`).
-    let mut queue: VecDeque<(String, JobKind, bool, bool)> = VecDeque::new();
-    queue.push_back((anchor.to_string(), kind, true, true));
+    let mut queue: VecDeque<(String, JobKind, bool, bool, bool)> = VecDeque::new();
+    queue.push_back((anchor.to_string(), kind, true, true, false));
     // Per unit: the job it got (or would have got, for slices).
     let mut planned: HashMap<String, JobKind> = HashMap::new();
     let mut matter: HashMap<String, bool> = HashMap::new();
     let mut deps_of: HashMap<String, Deps> = HashMap::new();
+    // Units whose stop a `Conflicts=` of another unit asked for.
+    let mut conflicted_stops: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut steps = 0usize;
-    while let Some((name, kind, required, matters)) = queue.pop_front() {
+    while let Some((name, kind, required, matters, by_conflict)) = queue.pop_front() {
         steps += 1;
         if steps > 100_000 {
             break;
         }
+        let had_matters = matter.get(&name).copied().unwrap_or(false);
         *matter.entry(name.clone()).or_insert(false) |= matters;
         if let Some(&had) = planned.get(&name) {
             // systemd's job merging: a start and a (try-)restart of the
@@ -387,6 +390,7 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
                                 JobKind::TryRestart,
                                 false,
                                 matters,
+                                false,
                             ));
                         }
                     });
@@ -396,13 +400,13 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
                         && let Some(d) = deps_of.get(&name).cloned()
                     {
                         for r in d.requires.iter().chain(&d.binds_to) {
-                            queue.push_back((r.clone(), JobKind::Start, true, matters));
+                            queue.push_back((r.clone(), JobKind::Start, true, matters, false));
                         }
                         for w in d.wants.iter().chain(&d.upholds) {
-                            queue.push_back((w.clone(), JobKind::Start, false, false));
+                            queue.push_back((w.clone(), JobKind::Start, false, false, false));
                         }
                         for c in &d.conflicts {
-                            queue.push_back((c.clone(), JobKind::Stop, false, matters));
+                            queue.push_back((c.clone(), JobKind::Stop, false, matters, true));
                         }
                     }
                 }
@@ -414,14 +418,35 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
             if !contradicts {
                 continue;
             }
-            if !tr.contradictions.contains(&name) {
-                tr.contradictions.push(name.clone());
-            }
-            if had != JobKind::Stop {
+            // systemd's `delete_one_unmergeable_job()`: the job that
+            // matters to the request stays; of two that do not, the stop
+            // stays where a `Conflicts=` of another unit asked for it
+            // (the unit that declares the conflict wins), else the start.
+            let (start_matters, stop_matters, conflicted) = if had == JobKind::Stop {
+                (matters, had_matters, conflicted_stops.contains(&name))
+            } else {
+                (had_matters, matters, by_conflict)
+            };
+            let keep_stop = match (start_matters, stop_matters) {
+                (false, false) => conflicted,
+                (false, true) => true,
+                // Both matter: systemd refuses the request; flint keeps
+                // the start and says so.
+                (true, _) => {
+                    if stop_matters && !tr.contradictions.contains(&name) {
+                        tr.contradictions.push(name.clone());
+                    }
+                    false
+                }
+            };
+            if keep_stop == (had == JobKind::Stop) {
                 continue;
             }
-            // The start wins over the stop planned before.
+            // The job planned before gives way (what it pulled in stays).
             tr.jobs.retain(|(n, _)| *n != name);
+        }
+        if kind == JobKind::Stop && by_conflict {
+            conflicted_stops.insert(name.clone());
         }
         let node = graph.node(&name);
         planned.insert(name.clone(), kind);
@@ -446,17 +471,17 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
         let is_anchor = name == anchor;
         if matches!(kind, JobKind::Start) || (kind == JobKind::Restart && is_anchor) {
             for r in deps.requires.iter().chain(&deps.binds_to) {
-                queue.push_back((r.clone(), JobKind::Start, true, matters));
+                queue.push_back((r.clone(), JobKind::Start, true, matters, false));
             }
             for w in deps.wants.iter().chain(&deps.upholds) {
-                queue.push_back((w.clone(), JobKind::Start, false, false));
+                queue.push_back((w.clone(), JobKind::Start, false, false, false));
             }
             for c in &deps.conflicts {
-                queue.push_back((c.clone(), JobKind::Stop, false, matters));
+                queue.push_back((c.clone(), JobKind::Stop, false, matters, true));
             }
             graph.each(&mut |other, d| {
                 if d.conflicts.contains(&name) {
-                    queue.push_back((other.to_string(), JobKind::Stop, false, matters));
+                    queue.push_back((other.to_string(), JobKind::Stop, false, false, false));
                 }
             });
         }
@@ -468,7 +493,7 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
         if let Some(p) = propagate {
             graph.each(&mut |other, d| {
                 if d.follows_stop_of(&name) {
-                    queue.push_back((other.to_string(), p, false, matters));
+                    queue.push_back((other.to_string(), p, false, matters, false));
                 }
             });
         }
@@ -476,11 +501,11 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
         // restart) reaches them; a unit this request starts keeps its start.
         if kind == JobKind::Stop {
             for o in &deps.propagates_stop_to {
-                queue.push_back((o.clone(), JobKind::Stop, false, matters));
+                queue.push_back((o.clone(), JobKind::Stop, false, matters, false));
             }
             graph.each(&mut |other, d| {
                 if d.stop_propagated_from.contains(&name) {
-                    queue.push_back((other.to_string(), JobKind::Stop, false, matters));
+                    queue.push_back((other.to_string(), JobKind::Stop, false, matters, false));
                 }
             });
         }
@@ -2162,7 +2187,7 @@ mod tests {
     }
 
     #[test]
-    fn slices_pull_in_without_a_job_and_contradictions_keep_the_start() {
+    fn slices_pull_in_without_a_job_and_the_unit_declaring_a_conflict_wins() {
         let mut g = Fake(vec![
             (
                 "machine.slice".into(),
@@ -2181,9 +2206,46 @@ mod tests {
             ("b.service".into(), Deps::default()),
         ]);
         let tr = transaction(&mut g, "machine.slice", JobKind::Start);
-        assert_eq!(jobs(&tr), ["a.service/start", "b.service/start"]);
-        // Conflicts= works both ways: each is both to start and to stop.
-        assert_eq!(tr.contradictions, ["b.service", "a.service"]);
+        // Both only wanted: b's stop, asked for by a's Conflicts=, stays
+        // and its start goes; a's stop (b is conflicted by it) goes, as
+        // systemd fixes the conflicting jobs.
+        assert_eq!(jobs(&tr), ["a.service/start", "b.service/stop"]);
+        assert!(tr.contradictions.is_empty());
+        // Requested by hand, b keeps its start (it matters to the
+        // request) and a, which it conflicts with only through a's
+        // Conflicts=, is stopped.
+        let tr = transaction(&mut g, "b.service", JobKind::Start);
+        assert_eq!(jobs(&tr), ["b.service/start", "a.service/stop"]);
+        // a requested: b stops.
+        let tr = transaction(&mut g, "a.service", JobKind::Start);
+        assert_eq!(jobs(&tr), ["a.service/start", "b.service/stop"]);
+    }
+
+    #[test]
+    fn contradicting_jobs_that_both_matter_keep_the_start() {
+        let mut g = Fake(vec![
+            (
+                "top.service".into(),
+                Deps {
+                    requires: list("a.service b.service"),
+                    ..Deps::default()
+                },
+            ),
+            (
+                "a.service".into(),
+                Deps {
+                    conflicts: list("b.service"),
+                    ..Deps::default()
+                },
+            ),
+            ("b.service".into(), Deps::default()),
+        ]);
+        let tr = transaction(&mut g, "top.service", JobKind::Start);
+        assert_eq!(
+            jobs(&tr),
+            ["top.service/start", "a.service/start", "b.service/start"]
+        );
+        assert_eq!(tr.contradictions, ["b.service"]);
     }
 
     #[test]

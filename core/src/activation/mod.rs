@@ -1372,6 +1372,45 @@ impl Manager {
         self.dispatch();
     }
 
+    /// Of the planned units, those left out for a conflict, each with the
+    /// unit that starts instead, as systemd fixes the conflicting jobs of
+    /// the transaction that starts them all: the unit that declares
+    /// `Conflicts=` starts and the one it names does not (two sockets of
+    /// one path, pulseaudio.socket and pipewire-pulse.socket); of two
+    /// that name each other, the first planned starts.
+    fn conflict_losers(&mut self, names: &[UnitName]) -> FxHashMap<String, String> {
+        let conflicts: Vec<(String, Vec<String>)> = names
+            .iter()
+            .map(|n| {
+                let unit = self.units.load(&self.search, n);
+                let id = unit.id.to_string();
+                (id, jobs::Deps::of(&unit).conflicts)
+            })
+            .collect();
+        let mut losers: FxHashMap<String, String> = FxHashMap::default();
+        for (i, (me, mine)) in conflicts.iter().enumerate() {
+            if losers.contains_key(me) {
+                continue;
+            }
+            for (j, (other, theirs)) in conflicts.iter().enumerate() {
+                if i == j || losers.contains_key(other) || !mine.contains(other) {
+                    continue;
+                }
+                // Named by each other: the later one gives way.
+                if theirs.contains(me) && j < i {
+                    continue;
+                }
+                losers.insert(other.clone(), me.clone());
+            }
+        }
+        // Keyed by the names as planned (an alias planned is its unit).
+        names
+            .iter()
+            .zip(&conflicts)
+            .filter_map(|(n, (id, _))| losers.get(id).map(|w| (n.to_string(), w.clone())))
+            .collect()
+    }
+
     /// Starts the units of `flint run` (from [`plan_units`]): opens the
     /// sockets, then queues a start job for every service, which run in
     /// their `After=`/`Before=` order. A socket or service that cannot be
@@ -1390,7 +1429,14 @@ impl Manager {
         let mut started = 0usize;
         let mut failed: Vec<String> = Vec::new();
         let mut queued: Vec<u64> = Vec::new();
+        let losers = self.conflict_losers(names);
         for name in names {
+            if let Some(winner) = losers.get(name.as_str()) {
+                tracing::info!(
+                    "{name}: not started: {winner} conflicts with it (Conflicts=) and starts instead"
+                );
+                continue;
+            }
             match name.unit_type() {
                 UnitType::Socket => {
                     if self.add_socket(name) {
@@ -1426,29 +1472,6 @@ impl Manager {
             }
         }
         for &id in &queued {
-            // Of two planned units in conflict, the first one starts.
-            let conflict = self.services.get(&id).and_then(|svc| {
-                let me = svc.unit.id.as_str();
-                queued
-                    .iter()
-                    .filter(|o| self.jobs.contains_key(o))
-                    .find_map(|o| {
-                        let other = self.services.get(o)?;
-                        (svc.deps
-                            .conflicts
-                            .iter()
-                            .any(|c| c == other.unit.id.as_str())
-                            || other.deps.conflicts.iter().any(|c| c == me))
-                        .then(|| other.unit.id.to_string())
-                    })
-            });
-            if let Some(other) = conflict {
-                tracing::warn!(
-                    "{}: conflicts with {other}, which starts first; not starting it",
-                    self.services[&id].unit.id
-                );
-                continue;
-            }
             self.install_job(id, jobs::JobKind::Start, true);
         }
         // The targets they pull in get their start jobs, so that what is
