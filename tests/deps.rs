@@ -447,6 +447,75 @@ fn of_enabled_units_in_conflict_the_one_declaring_it_starts() {
     );
 }
 
+/// A service with default dependencies starts after the sockets flint
+/// starts with it have run their start commands, as systemd orders it
+/// after `basic.target` and so after `sockets.target` (dbus.socket's
+/// `ExecStartPost=` gives the session bus's address to the services that
+/// start after it: pipewire and wireplumber); and a user manager reaches
+/// `basic.target`, which `default.target` requires, as systemd --user
+/// does. Before, the service started while the socket's command ran, and
+/// `basic.target` stayed inactive.
+#[test]
+fn services_start_after_the_start_commands_of_the_sockets_and_basic_target_is_reached() {
+    let tree = Tree::new();
+    let runtime = tree.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let marker = tree.path().join("socket-ready");
+    let seen = tree.path().join("seen");
+    tree.write(
+        "slow.socket",
+        &format!(
+            "[Socket]\nListenStream=%t/slow.sock\nExecStartPost={}\n",
+            sh(&format!("sleep 1; touch {}", marker.display()))
+        ),
+    );
+    tree.write("slow.service", "[Service]\nExecStart=/bin/cat\n");
+    tree.write(
+        "early.service",
+        &format!(
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart={}\n",
+            sh(&format!(
+                "if test -e {}; then echo after > {s}; else echo before > {s}; fi",
+                marker.display(),
+                s = seen.display()
+            ))
+        ),
+    );
+    // systemd's user targets, as /usr/lib/systemd/user has them.
+    tree.write(
+        "basic.target",
+        "[Unit]\nDescription=Basic System\nWants=sockets.target timers.target paths.target\nAfter=sockets.target timers.target paths.target\n",
+    );
+    tree.write(
+        "default.target",
+        "[Unit]\nDescription=Main User Target\nRequires=basic.target\nAfter=basic.target\n",
+    );
+    tree.write("sockets.target", "[Unit]\nDescription=Sockets\n");
+    tree.write("timers.target", "[Unit]\nDescription=Timers\n");
+    tree.write("paths.target", "[Unit]\nDescription=Paths\n");
+    for (target, unit) in [
+        ("sockets.target", "slow.socket"),
+        ("default.target", "early.service"),
+    ] {
+        let dir = tree.path().join(format!("{target}.wants"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(format!("../{unit}"), dir.join(unit)).unwrap();
+    }
+    let control = runtime.join("flint/control");
+    let _flint = Flint::run_env(&tree, &["--user"], &[("XDG_RUNTIME_DIR", &runtime)]);
+    let ran = wait_for(Duration::from_secs(15), || {
+        std::fs::read_to_string(&seen).ok()
+    })
+    .expect("early.service ran");
+    assert_eq!(
+        ran, "after\n",
+        "early.service ran after slow.socket's ExecStartPost="
+    );
+    for target in ["basic.target", "sockets.target", "default.target"] {
+        wait_state(&control, target, "active");
+    }
+}
+
 #[test]
 fn flint_stops_units_in_reverse_order() {
     let tree = Tree::new();

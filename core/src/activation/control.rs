@@ -1700,7 +1700,7 @@ impl Manager {
                             // systemd's boot targets are the host's (see
                             // `target`); a target not loaded has nothing
                             // to stop or restart.
-                            let quiet = super::target::is_boot_target(n)
+                            let quiet = super::target::is_boot_target(n, self.search.user_mode)
                                 || ((command == "stop" || command.starts_with("try"))
                                     && self.load_state(n)
                                         != Some(crate::unit::load::LoadState::NotFound));

@@ -683,7 +683,7 @@ impl Graph for ManagerGraph<'_> {
             // as reached); a masked or broken one is missing.
             UnitType::Target => match m.add_target(&unit_name) {
                 Some(id) => Node::Runs(m.targets[&id].deps.clone()),
-                None if super::target::is_boot_target(name)
+                None if super::target::is_boot_target(name, m.search.user_mode)
                     || m.units.load(&m.search, &unit_name).load_state
                         == crate::unit::load::LoadState::NotFound =>
                 {
@@ -1041,8 +1041,26 @@ impl Manager {
             svc.job_failed = None;
         }
         // A new job of a service replaces the rest of a socket restart
-        // waiting for it (as systemd's job replaces the restart job).
-        self.socket_restarts.retain(|(_, s)| *s != id);
+        // waiting for it (as systemd's job replaces the restart job); the
+        // socket's stop, if it still waits for the service, is made now,
+        // so that a start the new job pulls in opens the socket again.
+        let replaced: Vec<String> = self
+            .socket_restarts
+            .iter()
+            .filter(|(_, s)| *s == id)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if !replaced.is_empty() {
+            self.socket_restarts.retain(|(_, s)| *s != id);
+            for name in replaced {
+                if let Some(i) = self.socket_index(&name)
+                    && self.socket_stops.iter().any(|(s, _)| *s == i)
+                {
+                    self.socket_stops.retain(|(s, _)| *s != i);
+                    self.stop_socket(i);
+                }
+            }
+        }
         let job = Job::new(kind);
         self.arm_job_timeout(id, job.serial);
         self.jobs.insert(id, job);
@@ -1163,7 +1181,7 @@ impl Manager {
             }
             Ok(n)
                 if n.unit_type() == UnitType::Target
-                    && !super::target::is_boot_target(name)
+                    && !super::target::is_boot_target(name, self.search.user_mode)
                     && crate::unit::loader::resolve(&self.search, &n).is_ok_and(|s| !s.masked) =>
             {
                 Class::Inactive
@@ -1192,23 +1210,44 @@ impl Manager {
         if self.socket_restarts.is_empty() {
             return;
         }
-        let due: Vec<(String, u64)> = self
+        let mut due: Vec<(String, u64)> = self
             .socket_restarts
             .iter()
-            .filter(|(_, id)| {
+            .filter(|(name, id)| {
                 !self.jobs.contains_key(id)
                     && self
                         .services
                         .get(id)
                         .is_none_or(|s| Class::of(s.state).down())
+                    && !self
+                        .socket_index(name)
+                        .is_some_and(|i| self.closing_sockets.contains(&i))
             })
             .cloned()
             .collect();
         self.socket_restarts.retain(|r| !due.contains(r));
         // The first half first: the socket's stop that waited for the
-        // service.
+        // service. Its listeners close one turn of the loop later; the
+        // socket opens again after that.
         if !due.is_empty() && !self.socket_stops.is_empty() {
+            let waiting: Vec<usize> = self.socket_stops.iter().map(|(i, _)| *i).collect();
             self.run_ordered_socket_stops();
+            let stopped: Vec<usize> = waiting
+                .into_iter()
+                .filter(|i| !self.socket_stops.iter().any(|(s, _)| s == i))
+                .collect();
+            for &socket in &stopped {
+                let name = self.sockets[socket].name.clone();
+                if !due.iter().any(|(n, _)| *n == name) {
+                    continue;
+                }
+                self.socket_restarts
+                    .extend(due.iter().filter(|(n, _)| *n == name).cloned());
+                due.retain(|(n, _)| *n != name);
+                // Until `close_stopped` has closed them
+                // ([`super::Event::ListenersClosed`]).
+                self.closing_sockets.push(socket);
+            }
         }
         for (name, id) in due {
             if self.shutting_down {

@@ -190,6 +190,9 @@ enum Event {
     Hangup,
     /// Wakes the loop (a deadline of a waiting switch answer).
     Tick,
+    /// The listeners a socket's stop closed are closed now (one turn of
+    /// the loop after the stop): its restart may open them again.
+    ListenersClosed { socket: usize },
     /// A spawn waiting for its turn may start now if a running one stalled.
     TurnsDue,
     /// `--watch`: the unit tree changed on disk.
@@ -269,6 +272,13 @@ struct Manager {
     /// Socket stops installed by the transaction being installed, ordered
     /// once all its jobs are in ([`Manager::order_socket_stops`]).
     socket_stops_new: Vec<usize>,
+    /// The sockets that were running their start commands as flint
+    /// started its units: the services with default dependencies start
+    /// after them ([`Manager::sockets_starting_for`]).
+    startup_sockets: Vec<String>,
+    /// Sockets stopped for a restart whose listeners are still to close
+    /// ([`Event::ListenersClosed`]): they open again after that.
+    closing_sockets: Vec<usize>,
     /// flint's exit status (`SuccessAction=exit` and friends set it).
     exit_status: u8,
     /// `exit-force`: leave the loop now, stopping nothing.
@@ -599,6 +609,8 @@ async fn run_async(
         shutting_down: false,
         socket_stops: Vec::new(),
         socket_stops_new: Vec::new(),
+        startup_sockets: Vec::new(),
+        closing_sockets: Vec::new(),
         exit_status: 0,
         exit_now: false,
         collected: Vec::new(),
@@ -1343,6 +1355,7 @@ impl Manager {
                 self.wait_for_jobs(jobs, sockets, kind, answer, reply);
             }
             Event::Tick => {}
+            Event::ListenersClosed { socket } => self.closing_sockets.retain(|s| *s != socket),
             Event::ChildSignal => self.reap_children(),
             Event::Rewatch { socket } => {
                 let tx = self.tx.clone();
@@ -1503,7 +1516,7 @@ impl Manager {
             if self.add_target(t).is_some() {
                 self.enqueue_name(t.as_str(), jobs::JobKind::Start);
                 started += 1;
-            } else if target::is_boot_target(t.as_str()) {
+            } else if target::is_boot_target(t.as_str(), self.search.user_mode) {
                 tracing::info!("{t}: systemd's boot target, the host's to reach; nothing to start");
             } else {
                 tracing::error!(
@@ -1516,7 +1529,11 @@ impl Manager {
         // requirements are not pulled in: what the tree enables is what
         // runs (a distribution's multi-user.target requires basic.target).
         if tree_targets {
-            for t in DEFAULT_TARGETS {
+            // A user manager's basic.target is no boot target: it is
+            // reached as default.target requires it (see
+            // `target::is_boot_target`).
+            let user_basic = self.search.user_mode.then_some("basic.target");
+            for t in user_basic.into_iter().chain(DEFAULT_TARGETS) {
                 if let Ok(name) = t.parse::<UnitName>()
                     && let Some(id) = self.add_target(&name)
                 {
@@ -1568,6 +1585,9 @@ impl Manager {
         for name in failed {
             self.fail_dependents(&name);
         }
+        // Every socket opened with the units (named, or pulled in by a
+        // target) that still runs its start commands.
+        self.startup_sockets.extend(self.hooks.keys().cloned());
         self.dispatch();
         started
     }
@@ -2206,7 +2226,7 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
                 | UnitType::Timer
                 | UnitType::Path
         ) || name.is_template()
-            || target::is_boot_target(name.as_str())
+            || target::is_boot_target(name.as_str(), search.user_mode)
         {
             continue;
         }

@@ -417,6 +417,14 @@ impl Manager {
         s.failed = true;
         s.stopped = true;
         s.close();
+        // The listeners are closed one turn of the loop later; a restart
+        // waiting for that opens them again then.
+        let tx = self.tx.clone();
+        tokio::task::spawn_local(async move {
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            let _ = tx.send(super::Event::ListenersClosed { socket: index });
+        });
         let unit = s.unit.clone();
         self.run_commands_logged(unit, &["ExecStopPost"]);
     }
@@ -527,6 +535,10 @@ impl Manager {
             }
         }
         tracing::debug!("{name}: {key} done");
+        // Its start is over unless its next commands run now.
+        if !self.hooks.contains_key(name) {
+            self.startup_sockets.retain(|s| s != name);
+        }
         self.announce_ready();
         self.dispatch();
     }
@@ -547,17 +559,39 @@ impl Manager {
         }
     }
 
-    /// Whether a socket that triggers service `id` is still starting: its
-    /// start job waits.
+    /// Whether a socket that service `id` starts after is still running
+    /// its start commands (`ExecStartPre=`, `ExecStartPost=`): its start
+    /// job waits. Those are the sockets that trigger it (systemd's
+    /// implicit `After=`), those of its `Sockets=`, a socket it is
+    /// ordered after (`After=` it, or its `Before=` naming the service),
+    /// and, with `DefaultDependencies=yes`, every socket flint started
+    /// with its units: systemd orders such a service after
+    /// `basic.target`, which is after `sockets.target` and the sockets it
+    /// pulls in (dbus.socket's `ExecStartPost=` hands the session bus's
+    /// address to the services that start after it).
     pub(super) fn sockets_starting_for(&self, id: u64) -> bool {
-        let listed: Vec<&str> = self
-            .services
-            .get(&id)
-            .map(|s| super::listed_sockets(&s.unit).collect())
-            .unwrap_or_default();
-        self.hooks
-            .iter()
-            .any(|(name, h)| h.service == Some(id) || listed.contains(&name.as_str()))
+        let Some(svc) = self.services.get(&id) else {
+            return false;
+        };
+        let listed: Vec<&str> = super::listed_sockets(&svc.unit).collect();
+        let me = svc.unit.id.as_str();
+        let default_deps = svc.unit.get_bool("Unit", "DefaultDependencies") != Some(false);
+        self.hooks.iter().any(|(name, h)| {
+            if h.service == Some(id) || listed.contains(&name.as_str()) {
+                return true;
+            }
+            if matches!(h.next, Next::Close(_)) {
+                return false;
+            }
+            svc.deps.after.iter().any(|a| a == name)
+                || (default_deps && self.startup_sockets.iter().any(|s| s == name))
+                || self.socket_index(name).is_some_and(|i| {
+                    super::jobs::Deps::of(&self.sockets[i].unit)
+                        .before
+                        .iter()
+                        .any(|b| b == me)
+                })
+        })
     }
 
     /// Closes the listeners that no socket took over (at the end of a

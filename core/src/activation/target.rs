@@ -77,9 +77,12 @@ pub(super) const BOOT_TARGETS: &[&str] = &[
     "usb-gadget.target",
 ];
 
-/// Whether `name` is one of [`BOOT_TARGETS`].
-pub(super) fn is_boot_target(name: &str) -> bool {
-    BOOT_TARGETS.contains(&name)
+/// Whether `name` is one of [`BOOT_TARGETS`]. A user manager has no
+/// early boot: its `basic.target` is a target like another (it wants
+/// `sockets.target`, `timers.target` and `paths.target`, and
+/// `default.target` requires it), reached by flint as by systemd --user.
+pub(super) fn is_boot_target(name: &str, user_mode: bool) -> bool {
+    BOOT_TARGETS.contains(&name) && !(user_mode && name == "basic.target")
 }
 
 /// A target flint has loaded.
@@ -115,7 +118,7 @@ impl Manager {
         if let Some(id) = self.find_target(name.as_str()) {
             return Some(id);
         }
-        if is_boot_target(name.as_str()) {
+        if is_boot_target(name.as_str(), self.search.user_mode) {
             return None;
         }
         let mut unit = self.units.load(&self.search, name);
@@ -125,7 +128,7 @@ impl Manager {
             self.target_names.insert(name.to_string(), id);
             return Some(id);
         }
-        if is_boot_target(unit.id.as_str()) {
+        if is_boot_target(unit.id.as_str(), self.search.user_mode) {
             return None;
         }
         if !unit.is_loaded() {
