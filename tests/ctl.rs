@@ -354,6 +354,56 @@ fn another_user_is_refused_by_the_control_socket() {
     assert_eq!(code, 0, "the service still runs: {status}");
 }
 
+/// A second `flint run --user` in the same runtime directory is refused
+/// (one user manager per user, as systemd --user): it would bind the same
+/// `%t` sockets again and leave the first one's listeners unreachable.
+/// With its own `--control` it runs.
+#[test]
+fn a_second_user_manager_in_the_same_runtime_directory_is_refused() {
+    let tree = Tree::new();
+    let runtime = tree.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    tree.write("u.socket", "[Socket]\nListenStream=%t/u.sock\n");
+    tree.write("u.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let first = Flint::run_env(
+        &tree,
+        &["--user", "u.socket"],
+        &[("XDG_RUNTIME_DIR", &runtime)],
+    );
+    let node = || {
+        std::fs::metadata(runtime.join("u.sock")).map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+    };
+    let before = node().expect("u.sock listens");
+    let mut second = Command::new(common::flint_bin())
+        .args(["run", "--user", "--unit-dir"])
+        .arg(tree.path())
+        .arg("u.socket")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_for(Duration::from_secs(10), || second.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = second.kill();
+    }
+    let out = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(status.is_some(), "the second flint ends by itself: {err}");
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("another flint runs as this user's manager"),
+        "{err}"
+    );
+    assert_eq!(
+        node().ok(),
+        Some(before),
+        "the first flint's socket is left alone"
+    );
+    std::os::unix::net::UnixStream::connect(runtime.join("u.sock")).expect("still served");
+    drop(first);
+}
+
 #[test]
 fn user_mode_control_socket_lives_under_xdg_runtime_dir() {
     let tree = Tree::new();

@@ -71,6 +71,11 @@ pub enum RunError {
     /// The async runtime or a signal handler could not be set up.
     #[error("failed to set up the event loop: {0}")]
     Runtime(#[from] std::io::Error),
+    /// Another flint runs as this user's manager already.
+    #[error(
+        "another flint runs as this user's manager ({0}); a second one would take over its sockets. Stop it first, or give this one its own --control PATH"
+    )]
+    UserManagerRuns(String),
 }
 
 /// Events the manager reacts to.
@@ -559,6 +564,16 @@ async fn run_async(
         Ok(bound) => {
             control::serve(bound.listener, tx.clone());
             (Some(control_path), Some(bound.lock))
+        }
+        // One user manager per runtime directory, as systemd --user: a
+        // second one would bind the same `%t` sockets and leave the first
+        // one's listeners unreachable.
+        Err(crate::control::ControlError::Bind { path, source })
+            if search.user_mode
+                && options.control.is_none()
+                && source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            return Err(RunError::UserManagerRuns(path.display().to_string()));
         }
         Err(e) => {
             tracing::warn!("flint: {e}; `flint ctl` cannot reach this flint");
