@@ -515,6 +515,21 @@ fn stopping_a_socket_stops_the_service_ordered_after_it_first() {
     assert_eq!(ctl(&control, &["start", "a.socket"]).0, 0);
     assert_eq!(ctl(&control, &["start", "a.service"]).0, 0);
     assert!(flint.wait_log("a.service: started"), "{}", flint.log());
+    // As systemctl: the socket that starts it, in its status.
+    let (_, status) = ctl(&control, &["status", "a.service"]);
+    assert!(status.contains("TriggeredBy: ● a.socket\n"), "{status}");
+    assert!(
+        status.contains("     Active: active (running)\n"),
+        "{status}"
+    );
+    // Stopping the service alone: systemctl's warning, on stderr.
+    let (code, out, err) = common::ctl_split(&control, &["stop", "a.service"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        err,
+        "Warning: Stopping a.service, but it can still be activated by:\n  a.socket\n"
+    );
+    assert_eq!(ctl(&control, &["start", "a.service"]).0, 0);
     let (code, out) = ctl(&control, &["stop", "a.socket"]);
     assert_eq!(code, 0, "{out}");
     // Both are down when the command returns.

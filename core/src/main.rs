@@ -2106,8 +2106,14 @@ fn ctl(
                 let text = flint::control::render(name, &answer, std::io::stdout().is_terminal());
                 if answer.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
                     print!("{text}");
-                    // Units `status` could not find, after the others.
-                    for m in answer["missing"].as_array().into_iter().flatten() {
+                    // Units `status` could not find, after the others;
+                    // warnings (a stopped service a socket still starts).
+                    for m in answer["missing"]
+                        .as_array()
+                        .into_iter()
+                        .chain(answer["notices"].as_array())
+                        .flatten()
+                    {
                         eprintln!("{}", m.as_str().unwrap_or(""));
                     }
                 } else if flint::control::systemctl::FRONT

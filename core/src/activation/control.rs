@@ -280,8 +280,45 @@ impl Manager {
             "last_exit": svc.last_status.map(|s| s.to_string()),
             "main_exit": svc.main_status.map(|s| s.to_string()),
             "job": self.job_text(id),
+            "triggered_by": self.triggered_by(svc),
             "log": crate::logs::recent(svc.unit.id.as_str(), STATUS_LINES, 0),
         })
+    }
+
+    /// The sockets, timers and path units that start service `svc`, each
+    /// with its state, as systemctl's `TriggeredBy:` lists them.
+    fn triggered_by(&self, svc: &super::lifecycle::ServiceRt) -> Vec<Json> {
+        let me = svc.unit.id.as_str();
+        let template = svc.unit.id.template();
+        let listed: Vec<&str> = super::listed_sockets(&svc.unit).collect();
+        let mut out = Vec::new();
+        for s in self.sockets.iter().filter(|s| !s.removed) {
+            let service = s.config.service.as_str();
+            let mine = service == me
+                || template.as_ref().is_some_and(|t| t.as_str() == service)
+                || listed.contains(&s.name.as_str());
+            if mine {
+                let state = if s.stopped {
+                    "inactive"
+                } else if s.failed {
+                    "failed"
+                } else {
+                    "active"
+                };
+                out.push(json!({"name": s.name, "state": state}));
+            }
+        }
+        for (name, t) in &self.timers.map {
+            if t.target == me {
+                out.push(json!({"name": name, "state": t.state.words().0}));
+            }
+        }
+        for (name, p) in &self.path_units.map {
+            if p.target == me {
+                out.push(json!({"name": name, "state": p.state.words().0}));
+            }
+        }
+        out
     }
 
     fn socket_json(&self, index: usize) -> Json {
@@ -1873,6 +1910,32 @@ impl Manager {
                         }
                     }
                 }
+                // As systemctl: a service stopped while a socket, timer
+                // or path unit that starts it stays active (one not
+                // stopped by the same request) is warned about.
+                let mut notices: Vec<String> = Vec::new();
+                if command == "stop" && refused.is_none() {
+                    for n in &names {
+                        let Some(svc) = self.find_service(n).and_then(|id| self.services.get(&id))
+                        else {
+                            continue;
+                        };
+                        let active: Vec<String> = self
+                            .triggered_by(svc)
+                            .into_iter()
+                            .filter(|t| t["state"] == "active" || t["state"] == "waiting")
+                            .filter_map(|t| t["name"].as_str().map(str::to_string))
+                            .filter(|t| !names.contains(t))
+                            .collect();
+                        if !active.is_empty() {
+                            notices.push(format!(
+                                "Warning: Stopping {}, but it can still be activated by:",
+                                svc.unit.id
+                            ));
+                            notices.extend(active.iter().map(|t| format!("  {t}")));
+                        }
+                    }
+                }
                 let no_block = req.get("no_block").and_then(Json::as_bool).unwrap_or(false);
                 if !no_block {
                     // The answer goes once the jobs are done (see
@@ -1887,7 +1950,11 @@ impl Manager {
                         super::switch::WaitFor::Start
                     };
                 }
-                refused.unwrap_or_else(|| ok(Vec::new(), 0))
+                let mut answer = refused.unwrap_or_else(|| ok(Vec::new(), 0));
+                if !notices.is_empty() {
+                    answer["notices"] = notices.into();
+                }
+                answer
             }
             "logs" => {
                 // A pattern selects the lines of every unit it matches,

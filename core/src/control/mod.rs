@@ -443,12 +443,17 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     }
                 }
             }
-            let _ = writeln!(
-                out,
-                "     Active: {} ({})",
-                paint(state),
-                u["sub"].as_str().unwrap_or("")
-            );
+            // As systemctl: the sub-state where it differs from the
+            // state, then a result that is not success ("failed (Result:
+            // exit-code)").
+            let mut active = format!("     Active: {}", paint(state));
+            if let Some(sub) = u["sub"].as_str().filter(|s| !s.is_empty() && *s != state) {
+                let _ = write!(active, " ({sub})");
+            }
+            if let Some(result) = u["result"].as_str().filter(|r| *r != "success") {
+                let _ = write!(active, " (Result: {result})");
+            }
+            let _ = writeln!(out, "{active}");
             if u["type"] == "timer" {
                 let trigger = u["next_usec"].as_u64().map_or_else(
                     || "n/a".to_string(),
@@ -456,10 +461,24 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 );
                 let _ = writeln!(out, "{:>11}: {trigger}", "Trigger");
             }
+            // As systemctl: "TriggeredBy: ● web.socket", one unit a line.
+            let triggers: Vec<&Json> = u["triggered_by"].as_array().into_iter().flatten().collect();
+            for (i, t) in triggers.iter().enumerate() {
+                let glyph = match t["state"].as_str().unwrap_or("") {
+                    "inactive" => "○",
+                    "failed" => "×",
+                    _ => "●",
+                };
+                let label = if i == 0 { "TriggeredBy:" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "{label:>12} {glyph} {}",
+                    t["name"].as_str().unwrap_or("?")
+                );
+            }
             for (label, key) in [
                 ("Main PID", "main_pid"),
                 ("Status", "status"),
-                ("Result", "result"),
                 ("Restarts", "restarts"),
                 ("Last exit", "last_exit"),
                 ("Connections", "connections"),
@@ -1084,5 +1103,28 @@ mod tests {
             assert_eq!(render(command, &done, false), "", "{command}");
         }
         assert!(render("list-units", &done, false).contains("0 loaded units listed."));
+    }
+
+    #[test]
+    fn status_shows_the_state_as_systemctl_does() {
+        let unit = |state: &str, sub: &str, result: &str| {
+            json!({"version": 1, "ok": true, "exit": 0, "units": [
+                {"name": "a.service", "type": "service", "state": state, "sub": sub,
+                 "result": result, "triggered_by": [
+                     {"name": "a.socket", "state": "active"},
+                     {"name": "a.timer", "state": "inactive"}]}]})
+        };
+        let text = render("status", &unit("failed", "failed", "exit-code"), false);
+        assert!(
+            text.contains("     Active: failed (Result: exit-code)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Result: exit-code\n     "), "{text}");
+        assert!(
+            text.contains("TriggeredBy: ● a.socket\n             ○ a.timer\n"),
+            "{text}"
+        );
+        let text = render("status", &unit("active", "running", "success"), false);
+        assert!(text.contains("     Active: active (running)\n"), "{text}");
     }
 }
