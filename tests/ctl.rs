@@ -1483,6 +1483,18 @@ fn peers_idling_on_the_private_socket_keep_no_one_waiting() {
         took < Duration::from_secs(4),
         "systemctl waited {took:?} behind idle peers"
     );
+    // And reads the environment back (the manager's Environment property).
+    let out = Command::new("timeout")
+        .args(["60", "systemctl", "--user", "show-environment"])
+        .env("XDG_RUNTIME_DIR", &rt)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && shown.lines().any(|l| l == "IDLE_PEERS=3"),
+        "{shown}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(idle);
 }
 

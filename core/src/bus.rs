@@ -167,6 +167,19 @@ impl Message {
             .then(|| read_string(&self.body, 0))
             .flatten()
     }
+
+    /// The two arguments of a call of signature `ss`
+    /// (`org.freedesktop.DBus.Properties.Get`: interface, property).
+    pub fn two_strings(&self) -> Option<(String, String)> {
+        if self.header.signature.as_deref() != Some("ss") {
+            return None;
+        }
+        let first = read_string(&self.body, 0)?;
+        // The second string starts at the next multiple of 4 after the
+        // first one's length, bytes and NUL.
+        let at = (4 + first.len() + 1).next_multiple_of(4);
+        Some((first, read_string(&self.body, at)?))
+    }
 }
 
 /// The writing half of a [`Bus`], for another thread: it shares the
@@ -316,6 +329,23 @@ impl Bus {
         let mut fields = Vec::new();
         push_reply_fields(&mut fields, to);
         let msg = message(METHOD_RETURN, NO_REPLY_EXPECTED, serial, &fields, &[]);
+        self.stream.get_mut().write_all(&msg)?;
+        Ok(())
+    }
+
+    /// Answers the call `to` with a variant holding a string array (the
+    /// value of a property of type `as`).
+    pub fn reply_strings_variant(
+        &mut self,
+        to: &Header,
+        values: &[String],
+    ) -> Result<(), BusError> {
+        let serial = next_serial(&self.serial);
+        let mut fields = Vec::new();
+        push_reply_fields(&mut fields, to);
+        push_field(&mut fields, 8, b'g', "v");
+        let body = strings_variant(values);
+        let msg = message(METHOD_RETURN, NO_REPLY_EXPECTED, serial, &fields, &body);
         self.stream.get_mut().write_all(&msg)?;
         Ok(())
     }
@@ -599,6 +629,20 @@ pub fn read_string_arrays(body: &[u8], count: usize) -> Option<Vec<Vec<String>>>
         arrays.push(out);
     }
     Some(arrays)
+}
+
+/// The body of a variant of signature `as`: the signature, then the
+/// array's length in bytes and its strings (the body starts 8-aligned, so
+/// alignment within it is the message's).
+fn strings_variant(values: &[String]) -> Vec<u8> {
+    let mut body = vec![2, b'a', b's', 0];
+    let mut items = Vec::new();
+    for v in values {
+        push_string(&mut items, v);
+    }
+    body.extend_from_slice(&len32(items.len()).to_le_bytes());
+    body.extend_from_slice(&items);
+    body
 }
 
 /// A whole message: the fixed header, the fields, the body.

@@ -556,11 +556,9 @@ impl Manager {
                     .into_iter()
                     .filter_map(|key| emergency_action(&svc.unit, key, None))
                     .collect();
+                // Each socket says so once ("Failed with result
+                // 'service-start-limit-hit'; listeners closed").
                 for s in svc.sockets.clone() {
-                    tracing::error!(
-                        "{}: Failed with result 'service-start-limit-hit'.",
-                        self.sockets[s].name
-                    );
                     self.sockets[s].fail("service-start-limit-hit");
                 }
                 for action in &actions {

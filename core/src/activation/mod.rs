@@ -1196,6 +1196,13 @@ impl Manager {
     /// directives flint cannot enforce is refused.
     fn load_startable(&mut self, name: &UnitName) -> Option<Unit> {
         let unit = self.units.load(&self.search, name);
+        // Masked on purpose (`flint mask`, a link to /dev/null): not
+        // started, and no error, as systemd says nothing of a masked unit
+        // a target wants.
+        if unit.load_state == crate::unit::load::LoadState::Masked {
+            tracing::info!("{name}: masked; not starting it");
+            return None;
+        }
         if !unit.is_loaded() {
             for d in &unit.diagnostics {
                 tracing::error!("{d}");

@@ -142,6 +142,24 @@ pub(super) fn answer(
                 (a.remove(0), set)
             })
         }
+        // `systemctl --user show-environment`: the manager's
+        // `Environment` property, the block services get.
+        (Some("org.freedesktop.DBus.Properties"), "Get")
+            if environment
+                && msg
+                    .two_strings()
+                    .is_some_and(|(i, p)| i == MANAGER && p == "Environment") =>
+        {
+            if !wants_reply {
+                return Ok(());
+            }
+            let mut block: Vec<String> = crate::service::defaults::environment(true)
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            block.sort();
+            return peer.reply_strings_variant(h, &block);
+        }
         (Some("org.freedesktop.DBus.Peer"), "Ping") => {
             return if wants_reply {
                 peer.reply_empty(h)
@@ -154,7 +172,7 @@ pub(super) fn answer(
                 return Ok(());
             }
             let text = format!(
-                "flint answers only D-Bus activation and the environment calls of {MANAGER}; {}.{member} is not handled",
+                "flint answers only D-Bus activation, the environment calls of {MANAGER} and its Environment property; {}.{member} is not handled",
                 h.interface.as_deref().unwrap_or("?")
             );
             return peer.reply_error(h, "org.freedesktop.DBus.Error.UnknownMethod", &text);
