@@ -170,6 +170,57 @@ fn every_process_of_a_service_is_in_its_cgroup_and_a_stop_reaches_it() {
     );
 }
 
+/// `KillMode=process` leaves the rest of the cgroup running: the next
+/// start names what it finds there, as systemd's
+/// "Found left-over process ... in control group while starting unit.
+/// Ignoring.", and flint's exit names what keeps running after it.
+#[test]
+fn left_over_processes_in_a_cgroup_are_named_at_the_next_start_and_at_exit() {
+    if cgroups_or_skip().is_none() {
+        return;
+    }
+    let tree = Tree::new();
+    let pidfile = tree.path().join("left.pid");
+    tree.write(
+        "shim.service",
+        &format!(
+            "[Service]\nKillMode=process\nExecStart=/bin/sh -c 'sleep 1000 & echo $! > {}; exec sleep 1001'\n",
+            pidfile.display()
+        ),
+    );
+    let control = tree.path().join("control");
+    let mut flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "shim.service"],
+    );
+    let left = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+    })
+    .expect("the service started its child");
+    assert_eq!(ctl(&control, &["stop", "shim.service"]).0, 0);
+    assert!(alive(left), "KillMode=process left the child running");
+    assert_eq!(ctl(&control, &["start", "shim.service"]).0, 0);
+    let found = format!(
+        "shim.service: Found left-over process {left} (sleep) in control group while starting unit. Ignoring."
+    );
+    assert!(flint.wait_log(&found), "{}", flint.log());
+    assert!(flint.log().contains(
+        "shim.service: This usually indicates unclean termination of a previous run, or service implementation deficiencies."
+    ));
+    let status = flint.stop().expect("flint ends");
+    assert!(status.success());
+    let log = flint.log();
+    let named = format!(
+        "shim.service: left-over process {left} (sleep) keeps running after flint (KillMode=process)"
+    );
+    let still = alive(left);
+    kill(left);
+    assert!(log.contains(&named), "{log}");
+    assert!(still, "KillMode=process: the child is left running");
+}
+
 #[test]
 fn without_cgroups_the_same_process_escapes() {
     if cgroups_or_skip().is_none() {

@@ -593,7 +593,68 @@ impl Manager {
             },
         );
         self.arm_timer(id, timeout);
+        self.warn_leftovers(id);
         self.step(id, State::Condition(0));
+    }
+
+    /// Processes left in services' cgroups as flint ends (a unit with
+    /// `KillMode=process` or `none` left them on purpose: containerd's
+    /// shims): named, and left running in their cgroups, which stay.
+    fn name_cgroup_leftovers(&self) {
+        let mut ids: Vec<u64> = self.services.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let svc = &self.services[&id];
+            let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
+                continue;
+            };
+            let name = svc.unit.id.as_str();
+            if !cg.populated(name) {
+                continue;
+            }
+            for pid in cg.pids(name) {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                tracing::warn!(
+                    "{name}: left-over process {pid} ({}) keeps running after flint (KillMode={}); its cgroup {} stays",
+                    comm.trim_end(),
+                    svc.unit
+                        .get_str("Service", "KillMode")
+                        .unwrap_or("control-group"),
+                    cg.dir(name).display()
+                );
+            }
+        }
+    }
+
+    /// Processes still in a service's cgroup as a run starts (left by
+    /// `KillMode=process` or `none`, or by a run that was not stopped
+    /// cleanly) are named and left alone, as systemd's
+    /// `unit_warn_leftover_processes()`. Not for `Accept=yes` instances,
+    /// whose cgroups are new.
+    fn warn_leftovers(&self, id: u64) {
+        let Some(svc) = self.services.get(&id).filter(|s| s.conn.is_none()) else {
+            return;
+        };
+        let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
+            return;
+        };
+        let name = svc.unit.id.as_str();
+        if !cg.populated(name) {
+            return;
+        }
+        let pids = cg.pids(name);
+        for pid in &pids {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            tracing::warn!(
+                "{name}: Found left-over process {pid} ({}) in control group while starting unit. Ignoring.",
+                comm.trim_end()
+            );
+        }
+        if !pids.is_empty() {
+            tracing::warn!(
+                "{name}: This usually indicates unclean termination of a previous run, or service implementation deficiencies."
+            );
+        }
     }
 
     /// Arms the step timer of a service (a new generation).
@@ -3493,6 +3554,7 @@ impl Manager {
     /// from these: they are named and left.
     pub(super) async fn stop_leftovers(&mut self) {
         use std::time::Duration;
+        self.name_cgroup_leftovers();
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let known: Vec<i32> = self
             .tracked_pids()
