@@ -131,6 +131,45 @@ fn description(control: &Path, unit: &str) -> String {
         .to_owned()
 }
 
+/// With no flint on the control socket, the drop-in is written and flint
+/// says the change waits for the next time flint reads its units (it
+/// said nothing before, as if the change were live).
+#[test]
+fn edit_says_when_no_flint_runs_to_read_the_change() {
+    let tree = Tree::new();
+    tree.write("x.service", "[Service]\nExecStart=/bin/true\n");
+    let control = tree.path().join("nobody-here");
+    let mut child = Command::new(common::flint_bin())
+        .arg("edit")
+        .arg("--stdin")
+        .arg("--unit-dir")
+        .arg(tree.path())
+        .arg("--control")
+        .arg(&control)
+        .arg("x.service")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"[Service]\nNice=5\n").unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        tree.path().join("x.service.d/override.conf").exists(),
+        "the drop-in is written"
+    );
+    assert_eq!(
+        err,
+        format!(
+            "No flint runs at {}: the change takes effect when flint reads its units (a flint with another control socket: --control PATH).\n",
+            control.display()
+        )
+    );
+}
+
 #[test]
 fn edit_writes_what_the_editor_leaves_between_the_markers_and_flint_reads_it() {
     if !common::require("script", "a terminal for the editor (util-linux)") {

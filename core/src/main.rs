@@ -1639,14 +1639,18 @@ fn edit(args: &EditArgs) -> ExitCode {
         }
     }
     let written = outcomes.iter().any(|o| matches!(o, Outcome::Written(_)));
-    // As systemctl: the running manager reads the units again.
-    if written
-        && !args.no_reload
-        && args.root.is_none()
-        && !args.global
-        && let Err(e) = reload_running(args.user, args.control.as_deref())
-    {
-        return fail(&format!("Failed to reload the units: {e}"));
+    // As systemctl: the running manager reads the units again; where no
+    // flint answers, the change waits for the next start, and that is
+    // said (a flint elsewhere is named with --control).
+    if written && !args.no_reload && args.root.is_none() && !args.global {
+        match reload_running(args.user, args.control.as_deref()) {
+            Err(e) => return fail(&format!("Failed to reload the units: {e}")),
+            Ok(false) => eprintln!(
+                "No flint runs at {}: the change takes effect when flint reads its units (a flint with another control socket: --control PATH).",
+                control_path(args.user, args.control.as_deref()).display()
+            ),
+            Ok(true) => {}
+        }
     }
     ExitCode::SUCCESS
 }
@@ -1872,12 +1876,13 @@ fn systemd_run(args: &[String]) -> ExitCode {
 /// Asks the running flint to read its unit files again, as systemctl
 /// reloads the manager after changing them. No flint running there is no
 /// error: it reads them when it starts.
+/// Asks the running flint to read its units again; whether one runs.
 fn reload_running(
     user: bool,
     control: Option<&std::path::Path>,
-) -> Result<(), flint::control::ControlError> {
+) -> Result<bool, flint::control::ControlError> {
     let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "daemon-reload", "units": []});
-    call_running(user, control, &request).map(drop)
+    call_running(user, control, &request).map(|answer| answer.is_some())
 }
 
 /// Asks the running flint on the control socket; `None` where none runs
