@@ -1562,16 +1562,19 @@ impl Manager {
             return;
         };
         let name = svc.unit.id.to_string();
-        tracing::debug!(
-            "{name}: job {} finished, result={result:?}",
-            job.kind.as_str()
-        );
         if job.kind == JobKind::Restart && result == JobResult::Done {
+            // Its stop is done; the start follows (systemd's "Converting
+            // job x/restart -> x/start").
+            tracing::debug!("{name}: job restart stopped the unit; converting it to start");
             let mut start = Job::new(JobKind::Start);
             start.serial = job.serial;
             self.jobs.insert(id, start);
             return;
         }
+        tracing::debug!(
+            "{name}: job {} finished, result={result:?}",
+            job.kind.as_str()
+        );
         // How the start ended, for `flint ctl start`'s answer: a simple
         // service that fails after its start job was done answers 0, as
         // systemctl's.
