@@ -573,6 +573,58 @@ fn stopping_a_socket_stops_the_service_ordered_after_it_first() {
     let _ = flint.stop();
 }
 
+/// `flint ctl restart X.socket` of a listening socket whose service does
+/// not run closes it and opens it again with its unit as it is now (after
+/// `daemon-reload`), and returns once it listens again, as systemctl's
+/// restart; before, it did nothing and a changed setting waited for a
+/// stop and a start. `show` reports the `MaxConnections=` in force.
+#[test]
+fn restarting_a_socket_opens_it_again_with_its_new_settings() {
+    let tree = Tree::new();
+    let port = free_port();
+    let (mut flint, control) = common::run_with_control(&tree);
+    tree.write(
+        "slow.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=9\n"),
+    );
+    tree.write(
+        "slow@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/sh -c 'echo hi; read x'\n",
+    );
+    assert_eq!(ctl(&control, &["start", "slow.socket"]).0, 0);
+    let show = |control: &std::path::Path| {
+        ctl(control, &["show", "-p", "MaxConnections", "slow.socket"]).1
+    };
+    assert_eq!(show(&control), "MaxConnections=9\n");
+    let before = common::listener_inode(port).expect("listening");
+    tree.write("slow.socket.d/max.conf", "[Socket]\nMaxConnections=2\n");
+    assert_eq!(ctl(&control, &["daemon-reload"]).0, 0);
+    let (code, out) = ctl(&control, &["restart", "slow.socket"]);
+    assert_eq!(code, 0, "{out}");
+    let after = common::listener_inode(port).expect("listening again when restart returns");
+    assert_ne!(before, after, "a new listener:\n{}", flint.log());
+    assert_eq!(show(&control), "MaxConnections=2\n");
+    // The new limit holds: of three held connections, two are served.
+    let mut held: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            c
+        })
+        .collect();
+    // All are held while they are read, so none frees a place.
+    let mut served = 0;
+    for c in &mut held {
+        let mut buf = [0u8; 8];
+        if matches!(std::io::Read::read(c, &mut buf), Ok(n) if n > 0) {
+            served += 1;
+        }
+    }
+    drop(held);
+    assert_eq!(served, 2, "{}", flint.log());
+    let _ = flint.stop();
+}
+
 #[test]
 fn sockets_part_of_or_bound_to_a_service_stop_with_it_and_start_again() {
     // cups.socket is `PartOf=cups.service`: `systemctl stop cups.service`

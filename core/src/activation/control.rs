@@ -243,6 +243,10 @@ fn tree_line(
 }
 use crate::cgroup::Controller;
 
+/// The service of a socket restart that concerns the socket alone (no
+/// service id is this).
+pub(super) const SOCKET_ALONE: u64 = u64::MAX;
+
 impl Manager {
     fn service_json(&self, id: u64) -> Json {
         let Some(svc) = self.services.get(&id) else {
@@ -1140,8 +1144,8 @@ impl Manager {
             p.push((
                 "MaxConnections",
                 usable
-                    .and_then(|u| u.get_str("Socket", "MaxConnections"))
-                    .unwrap_or("64")
+                    .and_then(|u| u.get_u64("Socket", "MaxConnections"))
+                    .unwrap_or(64)
                     .to_string(),
             ));
             p.push((
@@ -1855,6 +1859,15 @@ impl Manager {
                                         &format!("Job for {n} failed; see flint's log"),
                                     );
                                 }
+                                sockets_awaited.push(n.clone());
+                            }
+                            // A restart of a listening socket (its service
+                            // does not run): closed, then opened again once
+                            // its listeners are closed, with its unit as it
+                            // is now (after daemon-reload), as systemd's.
+                            c if c.contains("restart") && !self.sockets[i].failed => {
+                                self.enqueue_name(n, JobKind::Stop);
+                                self.socket_restarts.push((n.clone(), SOCKET_ALONE));
                                 sockets_awaited.push(n.clone());
                             }
                             _ if !command.starts_with("try") => self.cancel_socket_stop(i),

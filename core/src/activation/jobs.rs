@@ -1222,6 +1222,8 @@ impl Manager {
                     && !self
                         .socket_index(name)
                         .is_some_and(|i| self.closing_sockets.contains(&i))
+                    // Its stop commands still run: it closes after them.
+                    && !self.hooks.contains_key(name)
             })
             .cloned()
             .collect();
@@ -1241,12 +1243,12 @@ impl Manager {
                 if !due.iter().any(|(n, _)| *n == name) {
                     continue;
                 }
+                // Until `close_stopped` has closed them
+                // ([`super::Event::ListenersClosed`]), or its stop
+                // commands have run.
                 self.socket_restarts
                     .extend(due.iter().filter(|(n, _)| *n == name).cloned());
                 due.retain(|(n, _)| *n != name);
-                // Until `close_stopped` has closed them
-                // ([`super::Event::ListenersClosed`]).
-                self.closing_sockets.push(socket);
             }
         }
         for (name, id) in due {
@@ -1259,6 +1261,7 @@ impl Manager {
                 (Ok(_), Some(_)) => true,
                 (Err(_), _) => false,
             };
+            // (A restart of the socket alone names no service.)
             if opened && self.services.contains_key(&id) {
                 self.enqueue(id, JobKind::Start);
             }

@@ -403,8 +403,8 @@ impl SocketRt {
         }
         for (listener, l) in self.listeners.iter().enumerate() {
             let task = watch_listener(
-                index,
-                listener,
+                (index, listener),
+                format!("{}: {}", self.name, l.describe()),
                 l.fd.as_raw_fd(),
                 self.config.accept,
                 self.armed.subscribe(),
@@ -607,8 +607,9 @@ fn readable_now(fd: RawFd) -> Result<bool, String> {
 /// The watch task of one listener: while armed, reports readiness
 /// (`Accept=no`) or accepts connections (`Accept=yes`).
 fn watch_listener(
-    socket: usize,
-    listener: usize,
+    (socket, listener): (usize, usize),
+    // "web.socket: 127.0.0.1:80 (Stream)", for the log.
+    what: String,
     fd: RawFd,
     accept: bool,
     mut armed: watch::Receiver<bool>,
@@ -642,7 +643,13 @@ fn watch_listener(
                     // the interval is over (nothing is consumed meanwhile).
                     if !poll_limit.allow() {
                         let until = poll_limit.window_end().unwrap_or_else(std::time::Instant::now);
-                        tracing::debug!("poll limit hit on a listener; pausing it");
+                        // Said once per pause, at the default level: the
+                        // connections wait meanwhile (PollLimitBurst=,
+                        // PollLimitIntervalSec=).
+                        tracing::info!(
+                            "{what}: poll limit hit, pausing for {:?} (PollLimitIntervalSec=, PollLimitBurst=)",
+                            until.saturating_duration_since(std::time::Instant::now())
+                        );
                         drop(guard);
                         tokio::time::sleep_until(until.into()).await;
                         continue;

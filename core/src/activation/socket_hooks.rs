@@ -419,6 +419,7 @@ impl Manager {
         s.close();
         // The listeners are closed one turn of the loop later; a restart
         // waiting for that opens them again then.
+        self.closing_sockets.push(index);
         let tx = self.tx.clone();
         tokio::task::spawn_local(async move {
             tokio::task::yield_now().await;

@@ -1041,7 +1041,10 @@ impl Manager {
         while i < self.waiting.len() {
             let w = &self.waiting[i];
             let done = w.jobs.iter().all(|id| self.settled(*id))
-                && w.sockets.iter().all(|n| self.hooks_state(n).is_none());
+                && w.sockets.iter().all(|n| {
+                    self.hooks_state(n).is_none()
+                        && !self.socket_restarts.iter().any(|(r, _)| r == n)
+                });
             if !done && now < w.deadline {
                 i += 1;
                 continue;

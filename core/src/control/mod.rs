@@ -496,13 +496,16 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     }
                 }
             }
-            if let Some(cg) = u["cgroup"].as_str() {
-                let tasks: Vec<i64> = u["tasks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Json::as_i64)
-                    .collect();
+            // A unit that is down and has nothing left in its cgroup shows
+            // none, as systemctl.
+            let tasks: Vec<i64> = u["tasks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Json::as_i64)
+                .collect();
+            let down = matches!(state, "inactive" | "failed") && tasks.is_empty();
+            if let Some(cg) = u["cgroup"].as_str().filter(|_| !down) {
                 // As systemctl: "Tasks: 2 (limit: 4915)".
                 // systemctl leaves out a limit of infinity.
                 // Threads count as tasks, as systemctl counts them
@@ -1126,5 +1129,22 @@ mod tests {
         );
         let text = render("status", &unit("active", "running", "success"), false);
         assert!(text.contains("     Active: active (running)\n"), "{text}");
+        // Down with nothing left: no tasks and no cgroup, as systemctl.
+        let mut down = unit("inactive", "dead", "success");
+        down["units"][0]["cgroup"] = "/sys/fs/cgroup/flint-1-2/a.service".into();
+        down["units"][0]["tasks"] = json!([]);
+        let text = render("status", &down, false);
+        assert!(
+            !text.contains("CGroup:") && !text.contains("Tasks:"),
+            "{text}"
+        );
+        let mut up = unit("active", "running", "success");
+        up["units"][0]["cgroup"] = "/sys/fs/cgroup/flint-1-2/a.service".into();
+        up["units"][0]["tasks"] = json!([1]);
+        let text = render("status", &up, false);
+        assert!(
+            text.contains("CGroup:") && text.contains("Tasks: 1"),
+            "{text}"
+        );
     }
 }
