@@ -625,6 +625,54 @@ fn restarting_a_socket_opens_it_again_with_its_new_settings() {
     let _ = flint.stop();
 }
 
+/// An `Accept=yes` instance's description names its peer, as systemd's:
+/// "Echo (127.0.0.1:PORT)" for TCP, "Echo (PID n/UID u)" for a unix peer.
+#[test]
+fn an_instance_description_names_its_peer() {
+    let tree = Tree::new();
+    let port = free_port();
+    let path = tree.path().join("e.sock");
+    let (mut flint, control) = common::run_with_control(&tree);
+    tree.write(
+        "e.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{port}\nListenStream={}\nAccept=yes\n",
+            path.display()
+        ),
+    );
+    tree.write(
+        "e@.service",
+        "[Unit]\nDescription=Echo\n[Service]\nStandardInput=socket\nExecStart=/bin/sh -c 'echo hi; read x'\n",
+    );
+    assert_eq!(ctl(&control, &["start", "e.socket"]).0, 0);
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let local = tcp.local_addr().unwrap().port();
+    let mut unix = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    for c in [&mut tcp as &mut dyn std::io::Read, &mut unix] {
+        let mut buf = [0u8; 3];
+        std::io::Read::read_exact(c, &mut buf).unwrap();
+    }
+    let (_, listed) = ctl(&control, &["list-units", "--plain", "--no-legend", "e@*"]);
+    let descriptions: Vec<String> = listed
+        .lines()
+        .map(|l| l.split_whitespace().skip(4).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(
+        descriptions.contains(&format!("Echo (127.0.0.1:{local})")),
+        "{listed}"
+    );
+    assert!(
+        descriptions.contains(&format!(
+            "Echo (PID {}/UID {})",
+            std::process::id(),
+            nix::unistd::getuid()
+        )),
+        "{listed}"
+    );
+    drop((tcp, unix));
+    let _ = flint.stop();
+}
+
 #[test]
 fn sockets_part_of_or_bound_to_a_service_stop_with_it_and_start_again() {
     // cups.socket is `PartOf=cups.service`: `systemctl stop cups.service`

@@ -243,6 +243,22 @@ fn tree_line(
 }
 use crate::cgroup::Controller;
 
+/// A service's description; an `Accept=yes` instance's with its peer, as
+/// systemd's `service_set_socket_fd()` sets it: "Telnet server
+/// (127.0.0.1:58678)", or the peer alone without a description.
+fn instance_description(svc: &super::lifecycle::ServiceRt) -> String {
+    let own = svc.unit.get_str("Unit", "Description").unwrap_or("");
+    match svc
+        .conn
+        .as_ref()
+        .and_then(|(_, _, peer)| peer.as_ref()?.pretty())
+    {
+        Some(peer) if own.is_empty() => peer,
+        Some(peer) => format!("{own} ({peer})"),
+        None => own.to_string(),
+    }
+}
+
 /// The service of a socket restart that concerns the socket alone (no
 /// service id is this).
 pub(super) const SOCKET_ALONE: u64 = u64::MAX;
@@ -266,7 +282,7 @@ impl Manager {
         json!({
             "name": svc.unit.id.to_string(),
             "type": "service",
-            "description": svc.unit.get_str("Unit", "Description").unwrap_or(""),
+            "description": instance_description(svc),
             "state": state,
             "sub": sub,
             "main_pid": svc.main_pid,
@@ -1233,10 +1249,12 @@ impl Manager {
         if let Some(t) = status["triggers"].as_str() {
             p.push(("Triggers", t.to_string()));
         }
+        // An instance's with its peer (`status`'s description).
+        let described = status["description"].as_str().filter(|d| !d.is_empty());
         p.push((
             "Description",
-            unit.as_ref()
-                .and_then(|u| u.get_str("Unit", "Description"))
+            described
+                .or_else(|| unit.as_ref().and_then(|u| u.get_str("Unit", "Description")))
                 .unwrap_or(&id)
                 .to_string(),
         ));

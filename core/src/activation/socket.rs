@@ -730,6 +730,35 @@ pub enum Peer {
     },
 }
 
+impl Peer {
+    /// The peer as systemd's `getpeername_pretty()` shows it, which it
+    /// adds to an `Accept=yes` instance's description: `ip:port`
+    /// (`[ip6]:port`, an IPv4-mapped address as IPv4), `PID n/UID u` for a
+    /// unix peer (its credentials), `vsock:cid:port`.
+    pub fn pretty(&self) -> Option<String> {
+        Some(match self {
+            Peer::Inet(sa) => {
+                let mut out = String::new();
+                match plain_ip(sa.ip()) {
+                    ip @ IpAddr::V4(_) => push_ip(&mut out, ip),
+                    IpAddr::V6(v6) => {
+                        use std::fmt::Write as _;
+                        let _ = write!(out, "[{v6}]");
+                    }
+                }
+                out.push(':');
+                push_decimal(&mut out, u64::from(sa.port()));
+                out
+            }
+            Peer::Unix { cred, .. } => {
+                let c = cred.as_ref()?;
+                format!("PID {}/UID {}", c.pid(), c.uid())
+            }
+            Peer::Vsock { cid, port } => format!("vsock:{cid}:{port}"),
+        })
+    }
+}
+
 /// An IPv4-mapped IPv6 address shown as IPv4, as systemd prints peers.
 fn plain_ip(ip: IpAddr) -> IpAddr {
     match ip {
