@@ -306,6 +306,60 @@ fn sni_router_sends_each_name_to_its_own_tls_service() {
     assert!(log.contains("routed to tls-b.test@"), "{log}");
 }
 
+/// A peer that sends fewer bytes than `PeekBytes=` and then shuts down
+/// its side (`echo hi | nc`) is decided on what it sent: no more will
+/// come. Before, the peek found the same bytes again and again on a fd
+/// that stayed readable, and flint spun on it for good, serving nothing
+/// else and deaf to SIGTERM.
+#[test]
+fn a_peer_that_half_closes_before_peek_bytes_is_decided_on_what_it_sent() {
+    let tree = Tree::new();
+    let (port, other) = (free_port(), free_port());
+    tree.write(
+        "peek.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n\
+             [X-Flint]\nPeekBytes=16\n\
+             [X-Flint-Plugin-allow]\nPath=allowlist\nConfig=allow=127.0.0.0/8\n"
+        ),
+    );
+    tree.write(
+        "peek@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/cat\n",
+    );
+    tree.write(
+        "other.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{other}\nAccept=yes\n"),
+    );
+    tree.write(
+        "other@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo other\n",
+    );
+    let mut flint = run(&tree, &["peek.socket", "other.socket"]);
+    for _ in 0..3 {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        std::io::Write::write_all(&mut c, b"hi\n").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = String::new();
+        let _ = c.read_to_string(&mut back);
+        assert_eq!(
+            back,
+            "hi\n",
+            "the handler got what was sent; log:\n{}",
+            flint.log()
+        );
+    }
+    assert_eq!(
+        exchange(other, b""),
+        "other\n",
+        "the other socket is served"
+    );
+    let status = flint.stop().expect("flint ends after SIGTERM");
+    assert!(status.success());
+}
+
 #[test]
 fn tagger_variables_reach_the_service_environment() {
     let tree = Tree::new();

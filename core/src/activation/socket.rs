@@ -998,6 +998,11 @@ pub fn spawn_peek(
         let mut got = 0usize;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            // Checked here too: a peer whose end keeps the fd readable
+            // must not keep this loop from its deadline.
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
             match socket::recv(
                 raw,
                 &mut buf,
@@ -1022,6 +1027,13 @@ pub fn spawn_peek(
                         socket::MsgFlags::MSG_PEEK | socket::MsgFlags::MSG_DONTWAIT,
                     )
                     .unwrap_or(0);
+                    // The peer has shut down its side (FIN after fewer
+                    // bytes than PeekBytes=): no more will come, and the fd
+                    // stays readable for good; decide on what is there.
+                    if guard.ready().is_read_closed() {
+                        got = got.max(now);
+                        break;
+                    }
                     if now <= got {
                         guard.clear_ready();
                     }
