@@ -256,6 +256,110 @@ fn forking_daemon_is_followed_through_its_pid_file_and_stopped() {
     );
 }
 
+/// A `PIDFile=` may not name any process at all, as systemd's
+/// `service_load_pid_file()` decides: flint itself is refused ("is the
+/// manager"), and a process outside the service named in a file its
+/// `User=` wrote ("not owned by root") too; the start then waits for the
+/// file until `TimeoutStartSec=`. Before, the stop of such a service
+/// signalled the named process: flint stopped itself, or killed a
+/// process of root's.
+#[test]
+fn a_pid_file_cannot_name_flint_or_a_process_outside_the_service() {
+    if !common::require_root("a service running as nobody writing its PID file") {
+        return;
+    }
+    let tree = Tree::new();
+    let mut victim = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let victim_pid = victim.id();
+    tree.write(
+        "me.service",
+        "[Service]\nType=forking\nRuntimeDirectory=flint-pid-me\nPIDFile=/run/flint-pid-me/p.pid\nTimeoutStartSec=2s\nExecStart=/bin/sh -c 'echo $PPID > /run/flint-pid-me/p.pid; (sleep 30 &); exit 0'\n",
+    );
+    tree.write(
+        "other.service",
+        &format!("[Service]\nType=forking\nUser=nobody\nRuntimeDirectory=flint-pid-other\nPIDFile=/run/flint-pid-other/p.pid\nTimeoutStartSec=2s\nExecStart=/bin/sh -c 'echo {victim_pid} > /run/flint-pid-other/p.pid; (sleep 30 &); exit 0'\n"),
+    );
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let mut flint = Flint::run(&tree, &["keep.service", "me.service", "other.service"]);
+    let me = flint.child.id();
+    assert!(
+        flint.wait_log(&format!(
+            "me.service: New main PID {me} is the manager, refusing."
+        )),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        flint.wait_log(&format!(
+            "other.service: New main PID {victim_pid} does not belong to service, and PID file is not owned by root. Refusing."
+        )),
+        "{}",
+        flint.log()
+    );
+    // Both starts time out and stop their processes; flint and the
+    // process outside go on.
+    assert!(
+        flint.wait_log("other.service: Failed with result 'timeout'"),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        flint.wait_log("me.service: Failed with result 'timeout'"),
+        "{}",
+        flint.log()
+    );
+    let alive = victim.try_wait().unwrap().is_none();
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert!(alive, "the process outside the service was left alone");
+    assert!(flint.child.try_wait().unwrap().is_none(), "flint runs");
+    let status = flint.stop().expect("flint ends");
+    assert!(status.success());
+}
+
+/// `MAINPID=` naming flint, even from root, is refused as systemd
+/// refuses the manager's own pid: a stop of the service then signals its
+/// real main process, not flint.
+#[test]
+fn mainpid_naming_flint_is_refused() {
+    let tree = Tree::new();
+    let script = tree.write(
+        "mainpid.py",
+        "import os, socket, time\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         a = os.environ['NOTIFY_SOCKET']\n\
+         a = '\\0' + a[1:] if a[0] == '@' else a\n\
+         s.sendto(b'READY=1\\nMAINPID=%d' % os.getppid(), a)\n\
+         time.sleep(1000)\n",
+    );
+    tree.write(
+        "n.service",
+        &format!(
+            "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/usr/bin/python3 {}\n",
+            script.display()
+        ),
+    );
+    let mut flint = Flint::run(&tree, &["n.service"]);
+    let me = flint.child.id();
+    assert!(
+        flint.wait_log(&format!(
+            "n.service: New main PID {me} is the manager, refusing."
+        )),
+        "{}",
+        flint.log()
+    );
+    let status = flint.stop().expect("flint ends");
+    assert!(status.success());
+    assert!(
+        flint.log().contains("n.service: stopped"),
+        "{}",
+        flint.log()
+    );
+}
+
 /// A forking daemon without a main pid flint can know (`GuessMainPID=no`,
 /// no `PIDFile=`, as Debian's `postfix@-.service`): when its processes are
 /// gone (`postfix stop`, a crash), the service stops, as systemd's does when

@@ -2114,10 +2114,16 @@ impl Manager {
                 if clean || ignore {
                     // The daemon is up: its main pid comes from PIDFile=,
                     // which it may write a moment after its parent exits.
-                    let from_file = match svc.unit.get("Service", "PIDFile") {
-                        Some(Value::Path(p)) => match read_pid_file(p)
-                            .filter(|&pid| process_alive(pid))
-                        {
+                    let pid_file = match svc.unit.get("Service", "PIDFile") {
+                        Some(Value::Path(p)) => Some(p.clone()),
+                        _ => None,
+                    };
+                    let read = pid_file.as_ref().map(|p| self.pid_from_file(id, p));
+                    let Some(svc) = self.services.get_mut(&id) else {
+                        return;
+                    };
+                    let from_file = match (pid_file, read) {
+                        (Some(p), Some(read)) => match read {
                             // Nothing of the service is left to write it
                             // (systemd's `cgroup_good() == 0` there); without
                             // a cgroup to tell, TimeoutStartSec= ends the wait.
@@ -2244,6 +2250,48 @@ impl Manager {
         ours.then_some(new)
     }
 
+    /// The main pid a service's `PIDFile=` names, if it is one systemd
+    /// takes (`service_load_pid_file()`): alive, not flint itself, not
+    /// the service's control process, and a process of the service, or
+    /// else named in a file owned by root (with a warning). A pid refused
+    /// is logged and counts as no pid yet (the start waits for the file
+    /// to change, until `TimeoutStartSec=`): a service running as another
+    /// user cannot have flint signal a process not its own, flint least of
+    /// all.
+    fn pid_from_file(&self, id: u64, path: &std::path::Path) -> Option<i32> {
+        let svc = self.services.get(&id)?;
+        let pid = read_pid_file(path).filter(|&pid| process_alive(pid))?;
+        let name = svc.unit.id.as_str();
+        if let Some(why) = unsuitable_main_pid(svc, pid) {
+            tracing::error!("{name}: {why}");
+            return None;
+        }
+        let ours = match cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
+            Some(cg) => cg.pids(name).contains(&pid),
+            // Without a cgroup: a daemon re-parented to flint (its
+            // forking parent exited) that no other unit follows.
+            None => {
+                stat_field(pid, 4) == i32::try_from(std::process::id()).ok()
+                    && !self.tracked_pids().contains(&pid)
+            }
+        };
+        if ours {
+            return Some(pid);
+        }
+        let root_owned = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(path).ok()?) == 0;
+        if root_owned {
+            tracing::warn!(
+                "{name}: New main PID {pid} does not belong to service, but we'll accept it since PID file is owned by root."
+            );
+            Some(pid)
+        } else {
+            tracing::error!(
+                "{name}: New main PID {pid} does not belong to service, and PID file is not owned by root. Refusing."
+            );
+            None
+        }
+    }
+
     /// A forking service's parent exited cleanly and its `PIDFile=` (if
     /// any) was read: the main pid is the file's `from_file` (or, without
     /// a file, a guess), and the start goes on.
@@ -2310,7 +2358,7 @@ impl Manager {
             return;
         }
         let from_file = match svc.unit.get("Service", "PIDFile") {
-            Some(Value::Path(p)) => read_pid_file(p).filter(|&pid| process_alive(pid)),
+            Some(Value::Path(p)) => self.pid_from_file(id, &p.clone()),
             _ => None,
         };
         match from_file {
@@ -3019,7 +3067,12 @@ impl Manager {
                 let session = session_of(p);
                 session.is_some() && (msg.uid == 0 || session == svc.main_pgid)
             };
-            if ours && p > 1 && svc.main_pid != Some(p) {
+            if let Some(why) = (svc.main_pid != Some(p))
+                .then(|| unsuitable_main_pid(svc, p))
+                .flatten()
+            {
+                tracing::warn!("{}: {why}", svc.unit.id);
+            } else if ours && p > 1 && svc.main_pid != Some(p) {
                 tracing::info!("{}: main pid is now {p}", svc.unit.id);
                 svc.main_pid = Some(p);
                 self.watch_foreign(id, p);
@@ -4372,6 +4425,21 @@ fn process_alive(pid: i32) -> bool {
 }
 
 /// The pid a `PIDFile=` names (not 0, not 1, as systemd refuses those).
+/// Why `pid` cannot be a service's main process whoever names it, as
+/// systemd's `service_is_suitable_main_pid()`: flint itself, or the
+/// service's control process.
+fn unsuitable_main_pid(svc: &ServiceRt, pid: i32) -> Option<String> {
+    if i32::try_from(std::process::id()).ok() == Some(pid) {
+        return Some(format!("New main PID {pid} is the manager, refusing."));
+    }
+    if svc.control_pid == Some(pid) {
+        return Some(format!(
+            "New main PID {pid} is the control process, refusing."
+        ));
+    }
+    None
+}
+
 fn read_pid_file(path: &std::path::Path) -> Option<i32> {
     std::fs::read_to_string(path)
         .ok()
