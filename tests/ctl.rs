@@ -404,6 +404,47 @@ fn a_second_user_manager_in_the_same_runtime_directory_is_refused() {
     drop(first);
 }
 
+/// Clients that hold the control socket until flint runs out of fds:
+/// the failing accept backs off and says so once, instead of spinning,
+/// and flint answers again once they are gone.
+#[test]
+fn the_control_socket_backs_off_when_flint_runs_out_of_fds() {
+    let tree = Tree::new();
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let control = tree.path().join("control");
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--nofile=64:64")
+        .arg(common::flint_bin())
+        .args(["run", "--unit-dir"])
+        .arg(tree.path())
+        .arg("--control")
+        .arg(&control)
+        .arg("keep.service");
+    if !common::require("prlimit", "a low fd limit for flint") {
+        return;
+    }
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    let idle: Vec<std::os::unix::net::UnixStream> = (0..100)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(&control).ok())
+        .collect();
+    assert!(
+        flint.wait_log("flint: control socket: accept failed"),
+        "{}",
+        flint.log()
+    );
+    assert_eq!(
+        flint.log().matches("control socket: accept failed").count(),
+        1,
+        "said once"
+    );
+    drop(idle);
+    let answered = wait_for(Duration::from_secs(15), || {
+        (ctl(&control, &["is-active", "keep.service"]).1 == "active\n").then_some(())
+    });
+    assert!(answered.is_some(), "{}", flint.log());
+    let _ = flint.stop();
+}
+
 #[test]
 fn user_mode_control_socket_lives_under_xdg_runtime_dir() {
     let tree = Tree::new();

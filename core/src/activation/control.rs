@@ -39,9 +39,26 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
         let Ok(listener) = tokio::net::UnixListener::from_std(listener) else {
             return;
         };
+        let mut said = false;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    said = false;
+                    stream
+                }
+                // Out of fds or memory (thousands of idle clients): back
+                // off briefly instead of spinning on the failing accept,
+                // and say so once, as the listeners of sockets do.
+                Err(e) => {
+                    if !said {
+                        tracing::warn!(
+                            "flint: control socket: accept failed: {e}; retrying in 100 ms"
+                        );
+                        said = true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let tx = tx.clone();
             tokio::task::spawn_local(async move {

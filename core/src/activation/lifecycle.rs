@@ -119,6 +119,10 @@ pub(super) struct ServiceRt {
     pub next_activation_env: Vec<crate::policy::EnvEdit>,
     /// The last `STATUS=` the service sent.
     pub status_text: Option<String>,
+    /// When a `STATUS=` or a full fd store was last logged at the
+    /// default level: a service that sends them in a loop is logged once
+    /// a second, the rest at debug level (systemd logs neither).
+    pub notify_logged: Option<Instant>,
     /// Bumped at every step; a timer from an older step is ignored.
     pub generation: u64,
     /// The pending step timer, cancelled when a new one is armed or the
@@ -280,6 +284,7 @@ impl ServiceRt {
             activation_env: Vec::new(),
             next_activation_env: Vec::new(),
             status_text: None,
+            notify_logged: None,
             generation: 0,
             timer: None,
             watchdog_generation: 0,
@@ -3046,8 +3051,14 @@ impl Manager {
             return;
         }
         if let Some(s) = msg.get("STATUS") {
+            if svc.status_text.as_deref() != Some(s) {
+                if notify_log_due(&mut svc.notify_logged) {
+                    tracing::info!("{}: status: {s}", svc.unit.id);
+                } else {
+                    tracing::debug!("{}: status: {s}", svc.unit.id);
+                }
+            }
             svc.status_text = Some(s.to_string());
-            tracing::info!("{}: status: {s}", svc.unit.id);
         }
         // Once the main process is gone and the service remains, nothing
         // moves it again (systemd takes MAINPID= from START to RELOAD and
@@ -3155,10 +3166,12 @@ impl Manager {
                 .to_string();
             for fd in msg.fds.iter().filter_map(|f| f.try_clone().ok()) {
                 if svc.fd_store.len() >= max {
-                    tracing::warn!(
-                        "{}: fd store is full (FileDescriptorStoreMax={max}), closing the fd",
-                        svc.unit.id
-                    );
+                    if notify_log_due(&mut svc.notify_logged) {
+                        tracing::warn!(
+                            "{}: fd store is full (FileDescriptorStoreMax={max}), closing the fd",
+                            svc.unit.id
+                        );
+                    }
                     break;
                 }
                 svc.fd_store.push((fd, name.clone()));
@@ -4425,6 +4438,17 @@ fn process_alive(pid: i32) -> bool {
 }
 
 /// The pid a `PIDFile=` names (not 0, not 1, as systemd refuses those).
+/// Whether a notification worth a line is logged at the default level
+/// now: at most once a second per service (`last` is when it last was).
+fn notify_log_due(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
 /// Why `pid` cannot be a service's main process whoever names it, as
 /// systemd's `service_is_suitable_main_pid()`: flint itself, or the
 /// service's control process.
@@ -4855,6 +4879,17 @@ mod tests {
     use super::*;
     use crate::unit::load::{self, LoadState};
     use crate::unit::loader::SearchPath;
+
+    #[test]
+    fn a_stream_of_notifications_is_logged_once_a_second() {
+        let mut last = None;
+        assert!(notify_log_due(&mut last));
+        // A service sending STATUS= in a loop: the rest of the second at
+        // debug level only.
+        assert!((0..1000).all(|_| !notify_log_due(&mut last)));
+        last = last.map(|t: Instant| t - Duration::from_millis(1001));
+        assert!(notify_log_due(&mut last));
+    }
 
     fn unit(text: &str) -> (tempfile::TempDir, Unit) {
         let dir = tempfile::tempdir().unwrap();
