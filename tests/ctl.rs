@@ -445,6 +445,46 @@ fn the_control_socket_backs_off_when_flint_runs_out_of_fds() {
     let _ = flint.stop();
 }
 
+/// `flint ctl kill X.socket` signals the socket's command that runs (a
+/// stuck `ExecStartPre=`), as systemctl kill does; before, a socket was
+/// "not loaded" to it. A socket has no main process.
+#[test]
+fn kill_reaches_the_command_of_a_socket() {
+    let tree = Tree::new();
+    let port = free_port();
+    let (mut flint, control) = common::run_with_control(&tree);
+    tree.write(
+        "stuck.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nExecStartPre=/bin/sleep 100\n"),
+    );
+    tree.write("stuck.service", "[Service]\nExecStart=/bin/true\n");
+    let (code, out) = ctl(&control, &["start", "--no-block", "stuck.socket"]);
+    assert_eq!(code, 0, "{out}");
+    let starting = wait_for(Duration::from_secs(10), || {
+        (ctl(&control, &["is-active", "stuck.socket"]).1 == "activating\n").then_some(())
+    });
+    assert!(starting.is_some(), "{}", flint.log());
+    let (code, out) = ctl(&control, &["kill", "--kill-whom=main", "stuck.socket"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("No main process to kill"), "{out}");
+    // (Again until it lands: the command may still be on its way to exec.)
+    let killed = wait_for(Duration::from_secs(10), || {
+        let (code, out) = ctl(&control, &["kill", "stuck.socket"]);
+        assert_eq!(code, 0, "{out}");
+        std::thread::sleep(Duration::from_millis(100));
+        flint
+            .log()
+            .contains("stuck.socket: ExecStartPre=/bin/sleep failed: killed by signal 15")
+            .then_some(())
+    });
+    assert!(
+        killed.is_some(),
+        "the killed command failed the socket's start:\n{}",
+        flint.log()
+    );
+    let _ = flint.stop();
+}
+
 #[test]
 fn user_mode_control_socket_lives_under_xdg_runtime_dir() {
     let tree = Tree::new();

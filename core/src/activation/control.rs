@@ -2117,10 +2117,16 @@ impl Manager {
                        "uid": nix::unistd::geteuid().as_raw()})
             }
             "kill" => {
-                let signal = req
-                    .get("signal")
-                    .and_then(Json::as_str)
-                    .unwrap_or("SIGTERM");
+                let signal = match req.get("signal") {
+                    None | Some(Json::Null) => "SIGTERM",
+                    Some(Json::String(s)) => s.as_str(),
+                    Some(other) => {
+                        return control::error(
+                            1,
+                            &format!("Failed to parse signal string {other}."),
+                        );
+                    }
+                };
                 let Ok(signo) = crate::unit::value::signal::parse_signal(signal) else {
                     return control::error(1, &format!("Failed to parse signal string {signal}."));
                 };
@@ -2129,6 +2135,27 @@ impl Manager {
                     return control::error(1, "Too few arguments.");
                 }
                 for n in &names {
+                    // A socket's processes are its commands (ExecStartPre=
+                    // and the like) while they run; it has no main one.
+                    if self.find_service(n).is_none()
+                        && (self.socket_index(n).is_some() || self.hooks.contains_key(n.as_str()))
+                    {
+                        if !all {
+                            return control::error(
+                                1,
+                                &format!("Failed to kill unit {n}: No main process to kill"),
+                            );
+                        }
+                        if let Some(pid) = self
+                            .hooks
+                            .get(n.as_str())
+                            .map(super::socket_hooks::SocketHooks::running_pid)
+                            .filter(|p| *p > 0)
+                        {
+                            super::lifecycle::signal_group(pid, signo);
+                        }
+                        continue;
+                    }
                     let Some(id) = self.find_service(n) else {
                         return control::error(
                             1,

@@ -70,6 +70,13 @@ pub(super) struct SocketHooks {
     running: Rc<CommandPid>,
 }
 
+impl SocketHooks {
+    /// The pid of the command running now (0 or less: none yet).
+    pub(super) fn running_pid(&self) -> i32 {
+        self.running.get()
+    }
+}
+
 /// The step after a socket's commands.
 enum Next {
     /// `ExecStartPre=` ran: open the listeners.
