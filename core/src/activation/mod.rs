@@ -1618,6 +1618,11 @@ impl Manager {
     /// activation; past the limit the socket fails, as in systemd.
     fn trigger_allowed(&mut self, socket: usize) -> bool {
         let sock = &mut self.sockets[socket];
+        // Failed already (events queued before it failed): nothing more
+        // is triggered, and that is not said again for each of them.
+        if sock.failed {
+            return false;
+        }
         if sock.trigger_limit.allow() {
             return true;
         }
