@@ -588,10 +588,12 @@ fn stopping_a_socket_stops_the_service_ordered_after_it_first() {
             "[Socket]\nListenStream=127.0.0.1:{port}\nExecStopPre=/bin/echo socket stop-pre\n"
         ),
     );
-    // The service takes a moment to stop (its SIGTERM handler sleeps).
+    // The service takes a moment to stop (its SIGTERM handler sleeps;
+    // KillMode=mixed: only the main process gets the SIGTERM, so the
+    // handler's sleep is not cut short).
     tree.write(
         "a.service",
-        "[Unit]\nRequires=a.socket\nAfter=a.socket\n[Service]\nExecStart=/bin/sh -c 'trap \"sleep 1; echo bye; exit 0\" TERM; while :; do sleep 0.1; done'\n",
+        "[Unit]\nRequires=a.socket\nAfter=a.socket\n[Service]\nKillMode=mixed\nExecStart=/bin/sh -c 'trap \"sleep 1; echo bye; exit 0\" TERM; while :; do sleep 0.1; done'\n",
     );
     assert_eq!(ctl(&control, &["start", "a.socket"]).0, 0);
     assert_eq!(ctl(&control, &["start", "a.service"]).0, 0);
