@@ -87,8 +87,18 @@ fn check_reports_what_systemd_analyze_verify_reports_beyond_the_file() {
         "w.service",
         "[Unit]\nWants=gone.service\nRequires=u@1.service\n[Service]\nExecStart=sh\n",
     );
+    // Only the first command of a setting is looked at; a Requisite='s own
+    // requirements are not followed.
+    tree.write(
+        "two.service",
+        "[Service]\nExecStartPre=/bin/true\nExecStartPre=/no/second\nExecStart=/bin/true\n",
+    );
+    tree.write(
+        "rs.service",
+        "[Unit]\nRequisite=q.service\n[Service]\nExecStart=/bin/true\n",
+    );
     let dir = tree.path().to_str().unwrap();
-    let cases: [(&str, &[&str]); 8] = [
+    let cases: [(&str, &[&str]); 10] = [
         (
             "k.socket",
             &["k.socket: service k.service not loaded, socket cannot be started."],
@@ -123,6 +133,8 @@ fn check_reports_what_systemd_analyze_verify_reports_beyond_the_file() {
             &["q.service: Failed to create q.service/start: Unit masked.service is masked."],
         ),
         ("w.service", &[]),
+        ("two.service", &[]),
+        ("rs.service", &[]),
     ];
     let analyze = common::require("systemd-analyze", "the reference for `flint check`");
     for (unit, want) in cases {

@@ -282,8 +282,22 @@ fn a_pid_file_cannot_name_flint_or_a_process_outside_the_service() {
         "other.service",
         &format!("[Service]\nType=forking\nUser=nobody\nRuntimeDirectory=flint-pid-other\nPIDFile=/run/flint-pid-other/p.pid\nTimeoutStartSec=2s\nExecStart=/bin/sh -c 'echo {victim_pid} > /run/flint-pid-other/p.pid; (sleep 30 &); exit 0'\n"),
     );
+    // A link of its own to a root-owned file naming that process.
+    let named = tree.write("victim.pid", &format!("{victim_pid}\n"));
+    tree.write(
+        "link.service",
+        &format!("[Service]\nType=forking\nUser=nobody\nRuntimeDirectory=flint-pid-link\nPIDFile=/run/flint-pid-link/p.pid\nTimeoutStartSec=2s\nExecStart=/bin/sh -c 'ln -s {} /run/flint-pid-link/p.pid; (sleep 30 &); exit 0'\n", named.display()),
+    );
     tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
-    let mut flint = Flint::run(&tree, &["keep.service", "me.service", "other.service"]);
+    let mut flint = Flint::run(
+        &tree,
+        &[
+            "keep.service",
+            "me.service",
+            "other.service",
+            "link.service",
+        ],
+    );
     let me = flint.child.id();
     assert!(
         flint.wait_log(&format!(
@@ -308,6 +322,23 @@ fn a_pid_file_cannot_name_flint_or_a_process_outside_the_service() {
     );
     assert!(
         flint.wait_log("me.service: Failed with result 'timeout'"),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        flint.wait_log("link.service: Failed with result 'timeout'"),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        !flint.log().contains(&format!("main pid is {victim_pid}")),
+        "{}",
+        flint.log()
+    );
+    // Each refusal is said once, not at every look for the file.
+    assert_eq!(
+        flint.log().matches("is the manager, refusing").count(),
+        1,
         "{}",
         flint.log()
     );

@@ -1880,8 +1880,8 @@ impl Manager {
                                 // socket's own stop commands.
                                 if let Some(waits) = self.socket_stop_waits(n) {
                                     waited.extend_from_slice(waits);
-                                    sockets_awaited.push(n.clone());
                                 }
+                                sockets_awaited.push(n.clone());
                             }
                             // A stopped or failed socket is opened again.
                             _ if self.sockets[i].failed && !command.starts_with("try") => {
@@ -1902,6 +1902,9 @@ impl Manager {
                             // is now (after daemon-reload), as systemd's.
                             c if c.contains("restart") && !self.sockets[i].failed => {
                                 self.enqueue_name(n, JobKind::Stop);
+                                if let Some(waits) = self.socket_stop_waits(n) {
+                                    waited.extend_from_slice(waits);
+                                }
                                 self.socket_restarts.push((n.clone(), SOCKET_ALONE));
                                 sockets_awaited.push(n.clone());
                             }

@@ -1224,6 +1224,10 @@ impl Manager {
                         .is_some_and(|i| self.closing_sockets.contains(&i))
                     // Its stop commands still run: it closes after them.
                     && !self.hooks.contains_key(name)
+                    // Its stop still waits for services ordered after it.
+                    && !self
+                        .socket_index(name)
+                        .is_some_and(|i| self.socket_stops.iter().any(|(s, _)| *s == i))
             })
             .cloned()
             .collect();

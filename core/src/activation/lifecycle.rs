@@ -123,6 +123,9 @@ pub(super) struct ServiceRt {
     /// default level: a service that sends them in a loop is logged once
     /// a second, the rest at debug level (systemd logs neither).
     pub notify_logged: Option<Instant>,
+    /// The last pid its `PIDFile=` named that was refused: said once, not
+    /// at every look while the start waits for the file.
+    pub pid_refused: std::cell::Cell<Option<i32>>,
     /// Bumped at every step; a timer from an older step is ignored.
     pub generation: u64,
     /// The pending step timer, cancelled when a new one is armed or the
@@ -285,6 +288,7 @@ impl ServiceRt {
             next_activation_env: Vec::new(),
             status_text: None,
             notify_logged: None,
+            pid_refused: std::cell::Cell::new(None),
             generation: 0,
             timer: None,
             watchdog_generation: 0,
@@ -2265,35 +2269,46 @@ impl Manager {
     /// all.
     fn pid_from_file(&self, id: u64, path: &std::path::Path) -> Option<i32> {
         let svc = self.services.get(&id)?;
-        let pid = read_pid_file(path).filter(|&pid| process_alive(pid))?;
-        let name = svc.unit.id.as_str();
-        if let Some(why) = unsuitable_main_pid(svc, pid) {
-            tracing::error!("{name}: {why}");
+        let (pid, root_owned) = read_pid_file_safely(path)?;
+        if !process_alive(pid) {
             return None;
+        }
+        let name = svc.unit.id.as_str();
+        // Said once per pid refused (the start looks again every 20 ms).
+        let refuse = |why: &str| {
+            if svc.pid_refused.replace(Some(pid)) != Some(pid) {
+                tracing::error!("{name}: {why}");
+            }
+            None
+        };
+        if let Some(why) = unsuitable_main_pid(svc, pid) {
+            return refuse(&why);
         }
         let ours = match cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
             Some(cg) => cg.pids(name).contains(&pid),
             // Without a cgroup: a daemon re-parented to flint (its
-            // forking parent exited) that no other unit follows.
+            // forking parent exited) that no other unit follows, or one
+            // still in the session its command started.
             None => {
-                stat_field(pid, 4) == i32::try_from(std::process::id()).ok()
-                    && !self.tracked_pids().contains(&pid)
+                (stat_field(pid, 4) == i32::try_from(std::process::id()).ok()
+                    && !self.tracked_pids().contains(&pid))
+                    || (svc.main_pgid.is_some() && session_of(pid) == svc.main_pgid)
             }
         };
         if ours {
             return Some(pid);
         }
-        let root_owned = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(path).ok()?) == 0;
         if root_owned {
-            tracing::warn!(
-                "{name}: New main PID {pid} does not belong to service, but we'll accept it since PID file is owned by root."
-            );
+            if svc.pid_refused.replace(Some(pid)) != Some(pid) {
+                tracing::warn!(
+                    "{name}: New main PID {pid} does not belong to service, but we'll accept it since PID file is owned by root."
+                );
+            }
             Some(pid)
         } else {
-            tracing::error!(
-                "{name}: New main PID {pid} does not belong to service, and PID file is not owned by root. Refusing."
-            );
-            None
+            refuse(&format!(
+                "New main PID {pid} does not belong to service, and PID file is not owned by root. Refusing."
+            ))
         }
     }
 
@@ -4462,6 +4477,38 @@ fn unsuitable_main_pid(svc: &ServiceRt, pid: i32) -> Option<String> {
         ));
     }
     None
+}
+
+/// A `PIDFile=`'s pid and whether the file that held it is owned by root,
+/// read and looked at through one open file, so that nothing can swap it
+/// in between. A last component that is a symbolic link is followed only
+/// when root owns the link (`/run/x.pid` pointing into `/run/x/`), as
+/// systemd's safe path lookup: a service's own link to another daemon's
+/// root-owned file does not make that daemon's pid its main pid.
+fn read_pid_file_safely(path: &std::path::Path) -> Option<(i32, bool)> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let open = |follow: bool| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | if follow { 0 } else { libc::O_NOFOLLOW })
+            .open(path)
+    };
+    let mut file = match open(false) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            let link = std::fs::symlink_metadata(path).ok()?;
+            if link.uid() != 0 {
+                return None;
+            }
+            open(true).ok()?
+        }
+        Err(_) => return None,
+    };
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    let pid = text.trim().parse::<i32>().ok().filter(|p| *p > 1)?;
+    Some((pid, file.metadata().ok()?.uid() == 0))
 }
 
 fn read_pid_file(path: &std::path::Path) -> Option<i32> {

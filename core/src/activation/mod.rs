@@ -1811,7 +1811,9 @@ impl Manager {
     }
 
     fn on_accepted(&mut self, socket: usize, listener: usize, conn: OwnedFd) {
-        if self.shutting_down {
+        // Also while the socket's own stop waits for its services: refused
+        // before the trigger limit, which it must not use up.
+        if self.stop_pending(socket) {
             // Closed at once: the peer is refused, not left waiting.
             tracing::debug!(
                 "{}: suppressing connection request since unit stop is scheduled",

@@ -578,6 +578,9 @@ impl Manager {
     /// pulls in (dbus.socket's `ExecStartPost=` hands the session bus's
     /// address to the services that start after it).
     pub(super) fn sockets_starting_for(&self, id: u64) -> bool {
+        if self.hooks.is_empty() {
+            return false;
+        }
         let Some(svc) = self.services.get(&id) else {
             return false;
         };

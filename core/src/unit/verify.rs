@@ -52,8 +52,10 @@ pub fn problems(search: &SearchPath, unit: &Unit) -> Vec<String> {
         UnitType::Socket => ("Socket", &SOCKET_COMMANDS),
         _ => return out,
     };
+    // The first command of each setting, as systemd's
+    // `verify_executables()` looks at the head of each list.
     for key in keys {
-        for cmd in unit.commands(section, key) {
+        if let Some(cmd) = unit.commands(section, key).first() {
             if cmd.ignore_failure {
                 continue;
             }
@@ -70,13 +72,15 @@ pub fn problems(search: &SearchPath, unit: &Unit) -> Vec<String> {
 }
 
 /// Why a start job of `unit` cannot be made: the first unit it requires
-/// (`Requires=`, `Requisite=`, `BindsTo=`, through the units they require
-/// in turn) that does not load, as systemd's transaction refuses it.
+/// (`Requires=`, `BindsTo=`, through the units they require in turn, and
+/// `Requisite=`, whose own requirements are not followed: it gets a
+/// verify-active job, not a start) that does not load, as systemd's
+/// transaction refuses it.
 fn start_refused(search: &SearchPath, unit: &Unit) -> Option<String> {
     let mut seen: HashSet<String> = HashSet::from([unit.id.to_string()]);
-    let mut queue: VecDeque<Vec<UnitName>> = VecDeque::from([required(unit)]);
+    let mut queue: VecDeque<Vec<(UnitName, bool)>> = VecDeque::from([required(unit)]);
     while let Some(names) = queue.pop_front() {
-        for name in names {
+        for (name, started) in names {
             if !seen.insert(name.to_string()) {
                 continue;
             }
@@ -84,20 +88,26 @@ fn start_refused(search: &SearchPath, unit: &Unit) -> Option<String> {
             if let Some(why) = dep.load_state.reason(name.as_str()) {
                 return Some(why);
             }
-            queue.push_back(required(&dep));
+            if started {
+                queue.push_back(required(&dep));
+            }
         }
     }
     None
 }
 
-/// The units `unit` requires for its start.
-fn required(unit: &Unit) -> Vec<UnitName> {
-    ["Requires", "Requisite", "BindsTo"]
+/// The units `unit` requires for its start, each with whether it is
+/// started with it (not for `Requisite=`).
+fn required(unit: &Unit) -> Vec<(UnitName, bool)> {
+    [("Requires", true), ("Requisite", false), ("BindsTo", true)]
         .iter()
-        .flat_map(|key| unit.entries("Unit", key))
-        .filter_map(|(v, _)| match v {
-            Value::Unit(n) => n.parse().ok(),
-            _ => None,
+        .flat_map(|(key, started)| {
+            unit.entries("Unit", key)
+                .iter()
+                .filter_map(move |(v, _)| match v {
+                    Value::Unit(n) => n.parse().ok().map(|n| (n, *started)),
+                    _ => None,
+                })
         })
         .collect()
 }
@@ -131,17 +141,18 @@ fn executable(path: &str) -> Result<(), nix::errno::Errno> {
         }
         Ok(())
     };
-    if path.starts_with('/') {
+    if path.contains('/') {
         return check(std::path::Path::new(path));
     }
+    // As systemd's `find_executable_full()`: a directory whose entry may
+    // not be run (EACCES) is passed over, as per tradition; another error
+    // is kept unless a later directory has the command.
     let mut last = nix::errno::Errno::ENOENT;
     for dir in SEARCH.split(':') {
         match check(&std::path::Path::new(dir).join(path)) {
             Ok(()) => return Ok(()),
-            // As systemd: a file found but not executable is the answer
-            // unless a later directory has one that is.
-            Err(e) if e != nix::errno::Errno::ENOENT => last = e,
-            Err(_) => {}
+            Err(nix::errno::Errno::EACCES) => {}
+            Err(e) => last = e,
         }
     }
     Err(last)
