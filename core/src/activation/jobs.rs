@@ -366,6 +366,11 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
         }
         let had_matters = matter.get(&name).copied().unwrap_or(false);
         *matter.entry(name.clone()).or_insert(false) |= matters;
+        // A stop merged into one planned before still counts as asked for
+        // by a `Conflicts=` (systemd keeps the job's "conflicted by").
+        if kind == JobKind::Stop && by_conflict {
+            conflicted_stops.insert(name.clone());
+        }
         if let Some(&had) = planned.get(&name) {
             // systemd's job merging: a start and a (try-)restart of the
             // same unit are a restart, which reaches what is part of it
@@ -444,9 +449,6 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
             }
             // The job planned before gives way (what it pulled in stays).
             tr.jobs.retain(|(n, _)| *n != name);
-        }
-        if kind == JobKind::Stop && by_conflict {
-            conflicted_stops.insert(name.clone());
         }
         let node = graph.node(&name);
         planned.insert(name.clone(), kind);

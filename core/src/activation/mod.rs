@@ -1608,8 +1608,21 @@ impl Manager {
             self.fail_dependents(&name);
         }
         // Every socket opened with the units (named, or pulled in by a
-        // target) that still runs its start commands.
-        self.startup_sockets.extend(self.hooks.keys().cloned());
+        // target) that still runs its start commands, unless it says
+        // `DefaultDependencies=no` (then systemd does not order it before
+        // sockets.target).
+        let starting: Vec<String> = self.hooks.keys().cloned().collect();
+        for name in starting {
+            let default_deps = name.parse::<UnitName>().is_ok_and(|n| {
+                self.units
+                    .load(&self.search, &n)
+                    .get_bool("Unit", "DefaultDependencies")
+                    != Some(false)
+            });
+            if default_deps {
+                self.startup_sockets.push(name);
+            }
+        }
         self.dispatch();
         started
     }
