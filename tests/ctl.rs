@@ -581,11 +581,13 @@ fn listens(port: u16) -> bool {
 fn stopping_a_socket_stops_the_service_ordered_after_it_first() {
     let tree = Tree::new();
     let port = free_port();
+    let post = tree.path().join("stop-post-ran");
     let (mut flint, control) = common::run_with_control(&tree);
     tree.write(
         "a.socket",
         &format!(
-            "[Socket]\nListenStream=127.0.0.1:{port}\nExecStopPre=/bin/echo socket stop-pre\n"
+            "[Socket]\nListenStream=127.0.0.1:{port}\nExecStopPre=/bin/echo socket stop-pre\nExecStopPost=/bin/sh -c 'sleep 0.3; touch {}'\n",
+            post.display()
         ),
     );
     // The service takes a moment to stop (its SIGTERM handler sleeps;
@@ -615,7 +617,9 @@ fn stopping_a_socket_stops_the_service_ordered_after_it_first() {
     assert_eq!(ctl(&control, &["start", "a.service"]).0, 0);
     let (code, out) = ctl(&control, &["stop", "a.socket"]);
     assert_eq!(code, 0, "{out}");
-    // Both are down when the command returns.
+    // Both are down when the command returns, the socket's ExecStopPost=
+    // done.
+    assert!(post.exists(), "ExecStopPost= ran before ctl stop returned");
     let (_, states) = ctl(&control, &["is-active", "a.service", "a.socket"]);
     assert_eq!(states, "inactive\ninactive\n", "{}", flint.log());
     assert!(!listens(port));

@@ -1631,10 +1631,12 @@ impl Manager {
     /// activation; past the limit the socket fails, as in systemd.
     fn trigger_allowed(&mut self, socket: usize) -> bool {
         let sock = &mut self.sockets[socket];
-        // Failed already (events queued before it failed): nothing more
-        // is triggered, and that is not said again for each of them.
+        // Failed already (events queued before it failed): not counted
+        // and not said again for each of them; the caller drops what
+        // arrives for a failed socket (or parks it for the socket that
+        // takes over a removed one).
         if sock.failed {
-            return false;
+            return true;
         }
         if sock.trigger_limit.allow() {
             return true;
@@ -1649,6 +1651,9 @@ impl Manager {
     }
 
     fn on_readable(&mut self, socket: usize) {
+        if self.sockets[socket].failed {
+            return;
+        }
         if self.stop_pending(socket) {
             tracing::debug!(
                 "{}: suppressing connection request since unit stop is scheduled",

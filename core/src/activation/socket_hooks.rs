@@ -424,23 +424,41 @@ impl Manager {
         s.failed = true;
         s.stopped = true;
         s.close();
-        // The listeners are closed one turn of the loop later; a restart
-        // waiting for that opens them again then.
+        // The listeners are closed one turn of the loop later, and its
+        // `ExecStopPost=` runs after that; a restart waiting for both opens
+        // the socket again then.
         self.closing_sockets.push(index);
-        let tx = self.tx.clone();
-        tokio::task::spawn_local(async move {
-            tokio::task::yield_now().await;
-            tokio::task::yield_now().await;
-            let _ = tx.send(super::Event::ListenersClosed { socket: index });
-        });
         let unit = s.unit.clone();
-        self.run_commands_logged(unit, &["ExecStopPost"]);
+        self.run_commands_then(
+            unit,
+            &["ExecStopPost"],
+            Some(super::Event::ListenersClosed { socket: index }),
+        );
     }
 
     /// Runs the `keys` commands of a socket in a task, one key after the
     /// other; failures are logged.
     pub(super) fn run_commands_logged(&mut self, unit: Unit, keys: &'static [&'static str]) {
+        self.run_commands_then(unit, keys, None);
+    }
+
+    /// [`Self::run_commands_logged`], then `done` is sent (also when
+    /// there is nothing to run, a turn of the loop later).
+    fn run_commands_then(
+        &mut self,
+        unit: Unit,
+        keys: &'static [&'static str],
+        done: Option<super::Event>,
+    ) {
         if !keys.iter().any(|k| has_commands(&unit, k)) {
+            if let Some(event) = done {
+                let tx = self.tx.clone();
+                tokio::task::spawn_local(async move {
+                    tokio::task::yield_now().await;
+                    tokio::task::yield_now().await;
+                    let _ = tx.send(event);
+                });
+            }
             return;
         }
         let ctx = self.hook_context(&unit);
@@ -448,12 +466,16 @@ impl Manager {
         // Tracked until the task ends, for the reaper (see `hook_pids`).
         self.loose_hooks.retain(|r| Rc::strong_count(r) > 1);
         self.loose_hooks.push(running.clone());
+        let tx = self.tx.clone();
         tokio::task::spawn_local(async move {
             // After a stop, the listeners are closed one turn of the loop
             // later (`SocketRt::close_later`); ExecStopPost= runs after that.
             tokio::task::yield_now().await;
             for key in keys {
                 logged_socket_commands(&unit, key, &ctx, &running).await;
+            }
+            if let Some(event) = done {
+                let _ = tx.send(event);
             }
         });
     }

@@ -1044,6 +1044,10 @@ impl Manager {
                 && w.sockets.iter().all(|n| {
                     self.hooks_state(n).is_none()
                         && !self.socket_restarts.iter().any(|(r, _)| r == n)
+                        // Its listeners closing, its ExecStopPost= running.
+                        && !self
+                            .socket_index(n)
+                            .is_some_and(|i| self.closing_sockets.contains(&i))
                 });
             if !done && now < w.deadline {
                 i += 1;
@@ -1053,7 +1057,12 @@ impl Manager {
             let mut answer = w.answer;
             if w.kind != WaitFor::Switch {
                 self.answer_job(w.kind, &w.jobs, &mut answer);
-                self.answer_sockets(&w.sockets, &mut answer);
+                // A stop waits for the sockets' stop commands; a socket
+                // that ended failed (its start cut short) is stopped all
+                // the same, as systemd's stop job succeeds.
+                if w.kind != WaitFor::Stop {
+                    self.answer_sockets(&w.sockets, &mut answer);
+                }
                 let _ = w.reply.send(answer);
                 continue;
             }
