@@ -73,7 +73,7 @@ pub enum RunError {
     Runtime(#[from] std::io::Error),
     /// Another flint runs as this user's manager already.
     #[error(
-        "another flint runs as this user's manager ({0}); a second one would take over its sockets. Stop it first, or give this one its own --control PATH"
+        "another flint runs as this user's manager ({0}); a second one would take over its sockets. Stop it first (a flint for other units needs its own XDG_RUNTIME_DIR, or --control PATH and units whose sockets are not under %t)"
     )]
     UserManagerRuns(String),
 }
