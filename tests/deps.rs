@@ -502,7 +502,7 @@ fn services_start_after_the_start_commands_of_the_sockets_and_basic_target_is_re
         std::os::unix::fs::symlink(format!("../{unit}"), dir.join(unit)).unwrap();
     }
     let control = runtime.join("flint/control");
-    let _flint = Flint::run_env(&tree, &["--user"], &[("XDG_RUNTIME_DIR", &runtime)]);
+    let flint = Flint::run_env(&tree, &["--user"], &[("XDG_RUNTIME_DIR", &runtime)]);
     let ran = wait_for(Duration::from_secs(15), || {
         std::fs::read_to_string(&seen).ok()
     })
@@ -514,6 +514,11 @@ fn services_start_after_the_start_commands_of_the_sockets_and_basic_target_is_re
     for target in ["basic.target", "sockets.target", "default.target"] {
         wait_state(&control, target, "active");
     }
+    // sockets.target is reached once its socket's start commands are done.
+    let log = flint.log();
+    let done = log.find("slow.socket: ExecStartPost done").expect("logged");
+    let reached = log.find("sockets.target: Reached target").expect("logged");
+    assert!(done < reached, "{log}");
 }
 
 #[test]

@@ -1964,6 +1964,16 @@ impl Manager {
                         }
                     }
                 }
+                // A socket it is ordered after (the sockets sockets.target
+                // wants) is up once its start commands are done, as a
+                // socket unit is active only after its ExecStartPost=.
+                let starting = t.deps.after.iter().any(|a| {
+                    a.ends_with(".socket")
+                        && matches!(self.hooks_state(a), Some("start-pre" | "start-post"))
+                });
+                if starting {
+                    return false;
+                }
                 self.set_target_active(id, true);
                 self.finish_job(id, JobResult::Done);
             }
