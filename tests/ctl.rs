@@ -633,6 +633,14 @@ fn stopping_a_socket_stops_the_service_ordered_after_it_first() {
         bye < closing && bye < stop_pre,
         "the service stopped before the socket:\n{log}"
     );
+    // Its status shows its own lines (flint's about it, its commands'
+    // output), not its service's, as systemctl's.
+    let (_, status) = ctl(&control, &["status", "a.socket"]);
+    assert!(
+        status.contains("a.socket: listening on 127.0.0.1:") && status.contains("socket stop-pre"),
+        "{status}"
+    );
+    assert!(!status.contains("bye"), "{status}");
     // Started again: the socket listens, and a start of the socket
     // replaces a stop that still waits for its service.
     // (Looked up without connecting: a connection would start the

@@ -489,6 +489,19 @@ fn selects(name: &str, unit: &str) -> bool {
 /// The last `n` lines the units `name` selects wrote (their output and
 /// syslog messages, not flint's lines about them) with `seq` above
 /// `after`, oldest first: what `flint ctl logs` and `status` show.
+/// Like [`recent`], with flint's own lines about the unit too (a
+/// socket's "listening on", "Failed with result"), as systemctl's status
+/// of a socket shows the manager's lines about it.
+pub fn recent_with_manager(name: &str, n: usize) -> Vec<Entry> {
+    let query = Query {
+        units: vec![name.to_string()],
+        transports: vec![Transport::Stdout, Transport::Syslog, Transport::Manager],
+        lines: Some(n),
+        ..Query::default()
+    };
+    query.run(None).0
+}
+
 pub fn recent(name: &str, n: usize, after: u64) -> Vec<Entry> {
     let query = Query {
         units: vec![name.to_string()],

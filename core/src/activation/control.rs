@@ -411,7 +411,9 @@ impl Manager {
             "accepted": s.accepted,
             "refused": s.refused,
             "plugins": if plugins.is_empty() { Json::Null } else { Json::Array(plugins) },
-            "log": crate::logs::recent(s.config.service.as_str(), STATUS_LINES, 0),
+            // Its own lines (its commands' output, flint's lines about
+            // it), not its service's, as systemctl's status of a socket.
+            "log": crate::logs::recent_with_manager(&s.name, STATUS_LINES),
         })
     }
 
