@@ -489,23 +489,22 @@ fn selects(name: &str, unit: &str) -> bool {
 /// The last `n` lines the units `name` selects wrote (their output and
 /// syslog messages, not flint's lines about them) with `seq` above
 /// `after`, oldest first: what `flint ctl logs` and `status` show.
+pub fn recent(name: &str, n: usize, after: u64) -> Vec<Entry> {
+    last_lines(name, n, after, vec![Transport::Stdout, Transport::Syslog])
+}
+
 /// Like [`recent`], with flint's own lines about the unit too (a
 /// socket's "listening on", "Failed with result"), as systemctl's status
 /// of a socket shows the manager's lines about it.
 pub fn recent_with_manager(name: &str, n: usize) -> Vec<Entry> {
-    let query = Query {
-        units: vec![name.to_string()],
-        transports: vec![Transport::Stdout, Transport::Syslog, Transport::Manager],
-        lines: Some(n),
-        ..Query::default()
-    };
-    query.run(None).0
+    let all = vec![Transport::Stdout, Transport::Syslog, Transport::Manager];
+    last_lines(name, n, 0, all)
 }
 
-pub fn recent(name: &str, n: usize, after: u64) -> Vec<Entry> {
+fn last_lines(name: &str, n: usize, after: u64, transports: Vec<Transport>) -> Vec<Entry> {
     let query = Query {
         units: vec![name.to_string()],
-        transports: vec![Transport::Stdout, Transport::Syslog],
+        transports,
         after,
         lines: Some(n),
         ..Query::default()

@@ -329,20 +329,13 @@ impl Manager {
         let template = svc.unit.id.template();
         let listed: Vec<&str> = super::listed_sockets(&svc.unit).collect();
         let mut out = Vec::new();
-        for s in self.sockets.iter().filter(|s| !s.removed) {
+        for (i, s) in self.sockets.iter().enumerate().filter(|(_, s)| !s.removed) {
             let service = s.config.service.as_str();
             let mine = service == me
                 || template.as_ref().is_some_and(|t| t.as_str() == service)
                 || listed.contains(&s.name.as_str());
             if mine {
-                let state = if s.stopped {
-                    "inactive"
-                } else if s.failed {
-                    "failed"
-                } else {
-                    "active"
-                };
-                out.push(json!({"name": s.name, "state": state}));
+                out.push(json!({"name": s.name, "state": self.socket_state(i).0}));
             }
         }
         for (name, t) in &self.timers.map {
@@ -358,9 +351,10 @@ impl Manager {
         out
     }
 
-    fn socket_json(&self, index: usize) -> Json {
+    /// A socket's state and sub-state, as systemctl shows them.
+    fn socket_state(&self, index: usize) -> (&'static str, &'static str) {
         let s = &self.sockets[index];
-        let (state, sub) = if let Some(sub) = self.hooks_state(&s.name) {
+        if let Some(sub) = self.hooks_state(&s.name) {
             (
                 if sub == "stop-pre" {
                     "deactivating"
@@ -377,7 +371,12 @@ impl Manager {
             ("active", "listening")
         } else {
             ("active", "running")
-        };
+        }
+    }
+
+    fn socket_json(&self, index: usize) -> Json {
+        let s = &self.sockets[index];
+        let (state, sub) = self.socket_state(index);
         let plugins: Vec<Json> = s
             .policy
             .as_ref()
@@ -1874,14 +1873,23 @@ impl Manager {
                     }
                     if let Some(i) = self.socket_index(n) {
                         match command {
-                            // What requires the socket or is part of it stops too.
-                            "stop" => {
+                            // What requires the socket or is part of it
+                            // stops too. A restart of a listening socket (its
+                            // service does not run): closed, then opened
+                            // again once its listeners are closed, with its
+                            // unit as it is now (after daemon-reload), as
+                            // systemd's. The answer waits for the services
+                            // the socket's stop waits for, then for the
+                            // socket's own commands.
+                            c if c == "stop"
+                                || (c.contains("restart") && !self.sockets[i].failed) =>
+                            {
                                 self.enqueue_name(n, JobKind::Stop);
-                                // The answer waits for the services the
-                                // socket's stop waits for, then for the
-                                // socket's own stop commands.
                                 if let Some(waits) = self.socket_stop_waits(n) {
                                     waited.extend_from_slice(waits);
+                                }
+                                if c != "stop" {
+                                    self.socket_restarts.push((n.clone(), SOCKET_ALONE));
                                 }
                                 sockets_awaited.push(n.clone());
                             }
@@ -1896,18 +1904,6 @@ impl Manager {
                                         &format!("Job for {n} failed; see flint's log"),
                                     );
                                 }
-                                sockets_awaited.push(n.clone());
-                            }
-                            // A restart of a listening socket (its service
-                            // does not run): closed, then opened again once
-                            // its listeners are closed, with its unit as it
-                            // is now (after daemon-reload), as systemd's.
-                            c if c.contains("restart") && !self.sockets[i].failed => {
-                                self.enqueue_name(n, JobKind::Stop);
-                                if let Some(waits) = self.socket_stop_waits(n) {
-                                    waited.extend_from_slice(waits);
-                                }
-                                self.socket_restarts.push((n.clone(), SOCKET_ALONE));
                                 sockets_awaited.push(n.clone());
                             }
                             _ if !command.starts_with("try") => self.cancel_socket_stop(i),
@@ -1976,7 +1972,7 @@ impl Manager {
                         let active: Vec<String> = self
                             .triggered_by(svc)
                             .into_iter()
-                            .filter(|t| t["state"] == "active" || t["state"] == "waiting")
+                            .filter(|t| t["state"] == "active")
                             .filter_map(|t| t["name"].as_str().map(str::to_string))
                             .filter(|t| !names.contains(t))
                             .collect();
@@ -2142,7 +2138,8 @@ impl Manager {
                 for n in &names {
                     // A socket's processes are its commands (ExecStartPre=
                     // and the like) while they run; it has no main one.
-                    if self.find_service(n).is_none()
+                    let found = self.find_service(n);
+                    if found.is_none()
                         && (self.socket_index(n).is_some() || self.hooks.contains_key(n.as_str()))
                     {
                         if !all {
@@ -2161,7 +2158,7 @@ impl Manager {
                         }
                         continue;
                     }
-                    let Some(id) = self.find_service(n) else {
+                    let Some(id) = found else {
                         return control::error(
                             1,
                             &format!("Failed to kill unit {n}: Unit {n} not loaded."),

@@ -349,7 +349,8 @@ pub(super) struct Transaction {
 pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) -> Transaction {
     let mut tr = Transaction::default();
     // (unit, job, required by the unit that pulled it in, matters to the
-    // anchor: reached from it through requirements, not `Wants=`).
+    // anchor: reached from it through requirements, not `Wants=`; a stop
+    // asked for by the `Conflicts=` of the unit that pulled it in).
     let mut queue: VecDeque<(String, JobKind, bool, bool, bool)> = VecDeque::new();
     queue.push_back((anchor.to_string(), kind, true, true, false));
     // Per unit: the job it got (or would have got, for slices).
@@ -1212,51 +1213,29 @@ impl Manager {
         if self.socket_restarts.is_empty() {
             return;
         }
-        let mut due: Vec<(String, u64)> = self
+        let due: Vec<(String, u64)> = self
             .socket_restarts
             .iter()
             .filter(|(name, id)| {
+                let index = self.socket_index(name);
                 !self.jobs.contains_key(id)
                     && self
                         .services
                         .get(id)
                         .is_none_or(|s| Class::of(s.state).down())
-                    && !self
-                        .socket_index(name)
-                        .is_some_and(|i| self.closing_sockets.contains(&i))
-                    // Its stop commands still run: it closes after them.
+                    // Its stop still waits for services ordered after it,
+                    // runs its stop commands, or its listeners are still
+                    // to close (`Event::ListenersClosed`): it opens again
+                    // after that.
                     && !self.hooks.contains_key(name)
-                    // Its stop still waits for services ordered after it.
-                    && !self
-                        .socket_index(name)
-                        .is_some_and(|i| self.socket_stops.iter().any(|(s, _)| *s == i))
+                    && !index.is_some_and(|i| {
+                        self.closing_sockets.contains(&i)
+                            || self.socket_stops.iter().any(|(s, _)| *s == i)
+                    })
             })
             .cloned()
             .collect();
         self.socket_restarts.retain(|r| !due.contains(r));
-        // The first half first: the socket's stop that waited for the
-        // service. Its listeners close one turn of the loop later; the
-        // socket opens again after that.
-        if !due.is_empty() && !self.socket_stops.is_empty() {
-            let waiting: Vec<usize> = self.socket_stops.iter().map(|(i, _)| *i).collect();
-            self.run_ordered_socket_stops();
-            let stopped: Vec<usize> = waiting
-                .into_iter()
-                .filter(|i| !self.socket_stops.iter().any(|(s, _)| s == i))
-                .collect();
-            for &socket in &stopped {
-                let name = self.sockets[socket].name.clone();
-                if !due.iter().any(|(n, _)| *n == name) {
-                    continue;
-                }
-                // Until `close_stopped` has closed them
-                // ([`super::Event::ListenersClosed`]), or its stop
-                // commands have run.
-                self.socket_restarts
-                    .extend(due.iter().filter(|(n, _)| *n == name).cloned());
-                due.retain(|(n, _)| *n != name);
-            }
-        }
         for (name, id) in due {
             if self.shutting_down {
                 continue;
@@ -2247,16 +2226,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn slices_pull_in_without_a_job_and_the_unit_declaring_a_conflict_wins() {
-        let mut g = Fake(vec![
-            (
-                "machine.slice".into(),
-                Deps {
-                    wants: list("a.service b.service"),
-                    ..Deps::default()
-                },
-            ),
+    /// `top` (with `deps`) over a.service, which `Conflicts=b.service`,
+    /// and b.service.
+    fn conflicting_pair(top: &str, deps: Deps) -> Fake {
+        Fake(vec![
+            (top.into(), deps),
             (
                 "a.service".into(),
                 Deps {
@@ -2265,7 +2239,18 @@ mod tests {
                 },
             ),
             ("b.service".into(), Deps::default()),
-        ]);
+        ])
+    }
+
+    #[test]
+    fn slices_pull_in_without_a_job_and_the_unit_declaring_a_conflict_wins() {
+        let mut g = conflicting_pair(
+            "machine.slice",
+            Deps {
+                wants: list("a.service b.service"),
+                ..Deps::default()
+            },
+        );
         let tr = transaction(&mut g, "machine.slice", JobKind::Start);
         // Both only wanted: b's stop, asked for by a's Conflicts=, stays
         // and its start goes; a's stop (b is conflicted by it) goes, as
@@ -2284,23 +2269,13 @@ mod tests {
 
     #[test]
     fn contradicting_jobs_that_both_matter_keep_the_start() {
-        let mut g = Fake(vec![
-            (
-                "top.service".into(),
-                Deps {
-                    requires: list("a.service b.service"),
-                    ..Deps::default()
-                },
-            ),
-            (
-                "a.service".into(),
-                Deps {
-                    conflicts: list("b.service"),
-                    ..Deps::default()
-                },
-            ),
-            ("b.service".into(), Deps::default()),
-        ]);
+        let mut g = conflicting_pair(
+            "top.service",
+            Deps {
+                requires: list("a.service b.service"),
+                ..Deps::default()
+            },
+        );
         let tr = transaction(&mut g, "top.service", JobKind::Start);
         assert_eq!(
             jobs(&tr),

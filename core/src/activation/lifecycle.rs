@@ -614,22 +614,14 @@ impl Manager {
         ids.sort_unstable();
         for id in ids {
             let svc = &self.services[&id];
-            let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
-                continue;
-            };
             let name = svc.unit.id.as_str();
-            if !cg.populated(name) {
-                continue;
-            }
-            for pid in cg.pids(name) {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            for (pid, comm, dir) in self.cgroup_leftovers(svc) {
                 tracing::warn!(
-                    "{name}: left-over process {pid} ({}) keeps running after flint (KillMode={}); its cgroup {} stays",
-                    comm.trim_end(),
+                    "{name}: left-over process {pid} ({comm}) keeps running after flint (KillMode={}); its cgroup {} stays",
                     svc.unit
                         .get_str("Service", "KillMode")
                         .unwrap_or("control-group"),
-                    cg.dir(name).display()
+                    dir.display()
                 );
             }
         }
@@ -644,26 +636,34 @@ impl Manager {
         let Some(svc) = self.services.get(&id).filter(|s| s.conn.is_none()) else {
             return;
         };
-        let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
-            return;
-        };
         let name = svc.unit.id.as_str();
-        if !cg.populated(name) {
-            return;
-        }
-        let pids = cg.pids(name);
-        for pid in &pids {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let left = self.cgroup_leftovers(svc);
+        for (pid, comm, _) in &left {
             tracing::warn!(
-                "{name}: Found left-over process {pid} ({}) in control group while starting unit. Ignoring.",
-                comm.trim_end()
+                "{name}: Found left-over process {pid} ({comm}) in control group while starting unit. Ignoring."
             );
         }
-        if !pids.is_empty() {
+        if !left.is_empty() {
             tracing::warn!(
                 "{name}: This usually indicates unclean termination of a previous run, or service implementation deficiencies."
             );
         }
+    }
+
+    /// The processes in a service's cgroup (none without one), each with
+    /// its name, and the cgroup's directory.
+    fn cgroup_leftovers(&self, svc: &ServiceRt) -> Vec<(i32, String, std::path::PathBuf)> {
+        let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) else {
+            return Vec::new();
+        };
+        let name = svc.unit.id.as_str();
+        if !cg.populated(name) {
+            return Vec::new();
+        }
+        cg.pids(name)
+            .into_iter()
+            .map(|pid| (pid, comm_of(pid), cg.dir(name)))
+            .collect()
     }
 
     /// Arms the step timer of a service (a new generation).
@@ -2248,7 +2248,9 @@ impl Manager {
         let Some(Value::Path(file)) = svc.unit.get("Service", "PIDFile") else {
             return None;
         };
-        let new = read_pid_file(file).filter(|&p| p != old && process_alive(p))?;
+        let new = read_pid_file_safely(file)
+            .map(|(pid, _)| pid)
+            .filter(|&p| p != old && process_alive(p))?;
         let ours = match cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
             Some(cg) => cg.pids(svc.unit.id.as_str()).contains(&new),
             None => {
@@ -3655,12 +3657,7 @@ impl Manager {
                         .rsplit_once(") ")
                         .is_some_and(|(_, rest)| rest.starts_with('Z'));
                     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-                    (ended || cgroup == own).then(|| {
-                        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                            .map(|c| c.trim_end().to_owned())
-                            .unwrap_or_default();
-                        (pid, comm, ended)
-                    })
+                    (ended || cgroup == own).then(|| (pid, comm_of(pid), ended))
                 })
                 .collect()
         };
@@ -4452,7 +4449,6 @@ fn process_alive(pid: i32) -> bool {
         .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
-/// The pid a `PIDFile=` names (not 0, not 1, as systemd refuses those).
 /// Whether a notification worth a line is logged at the default level
 /// now: at most once a second per service (`last` is when it last was).
 fn notify_log_due(last: &mut Option<Instant>) -> bool {
@@ -4479,9 +4475,10 @@ fn unsuitable_main_pid(svc: &ServiceRt, pid: i32) -> Option<String> {
     None
 }
 
-/// A `PIDFile=`'s pid and whether the file that held it is owned by root,
-/// read and looked at through one open file, so that nothing can swap it
-/// in between. A last component that is a symbolic link is followed only
+/// A `PIDFile=`'s pid (not 0, not 1, as systemd refuses those) and
+/// whether the file that held it is owned by root, read and looked at
+/// through one open file, so that nothing can swap it in between. A last
+/// component that is a symbolic link is followed only
 /// when root owns the link (`/run/x.pid` pointing into `/run/x/`), as
 /// systemd's safe path lookup: a service's own link to another daemon's
 /// root-owned file does not make that daemon's pid its main pid.
@@ -4511,11 +4508,11 @@ fn read_pid_file_safely(path: &std::path::Path) -> Option<(i32, bool)> {
     Some((pid, file.metadata().ok()?.uid() == 0))
 }
 
-fn read_pid_file(path: &std::path::Path) -> Option<i32> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        .filter(|p| *p > 1)
+/// A process's name (`/proc/PID/comm`), empty when it is gone.
+fn comm_of(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end().to_owned())
+        .unwrap_or_default()
 }
 
 /// The command as it runs: with `PermissionsStartOnly=yes`, every command

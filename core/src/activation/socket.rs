@@ -737,19 +737,7 @@ impl Peer {
     /// unix peer (its credentials), `vsock:cid:port`.
     pub fn pretty(&self) -> Option<String> {
         Some(match self {
-            Peer::Inet(sa) => {
-                let mut out = String::new();
-                match plain_ip(sa.ip()) {
-                    ip @ IpAddr::V4(_) => push_ip(&mut out, ip),
-                    IpAddr::V6(v6) => {
-                        use std::fmt::Write as _;
-                        let _ = write!(out, "[{v6}]");
-                    }
-                }
-                out.push(':');
-                push_decimal(&mut out, u64::from(sa.port()));
-                out
-            }
+            Peer::Inet(sa) => SocketAddr::new(plain_ip(sa.ip()), sa.port()).to_string(),
             Peer::Unix { cred, .. } => {
                 let c = cred.as_ref()?;
                 format!("PID {}/UID {}", c.pid(), c.uid())

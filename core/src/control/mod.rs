@@ -326,6 +326,17 @@ pub fn is_glob(name: &str) -> bool {
     name.contains(['*', '?', '['])
 }
 
+/// The glyph systemctl puts before a unit: ○ inactive, × failed,
+/// ↻ reloading, ● otherwise.
+fn state_glyph(state: &str) -> &'static str {
+    match state {
+        "inactive" => "○",
+        "failed" => "×",
+        "reloading" => "↻",
+        _ => "●",
+    }
+}
+
 /// Renders an answer for a person: aligned columns, one unit per block.
 pub fn render(command: &str, answer: &Json, color: bool) -> String {
     let mut out = String::new();
@@ -410,14 +421,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             let state = u["state"].as_str().unwrap_or("?");
             // As systemctl: the description after the name unless there is
             // none (or it is the name).
-            // The glyph as systemctl's: ○ inactive, × failed, ↻ reloading,
-            // ● otherwise.
-            let glyph = match state {
-                "inactive" => "○",
-                "failed" => "×",
-                "reloading" => "↻",
-                _ => "●",
-            };
+            let glyph = state_glyph(state);
             match u["description"]
                 .as_str()
                 .filter(|d| !d.is_empty() && *d != name)
@@ -464,11 +468,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             // As systemctl: "TriggeredBy: ● web.socket", one unit a line.
             let triggers: Vec<&Json> = u["triggered_by"].as_array().into_iter().flatten().collect();
             for (i, t) in triggers.iter().enumerate() {
-                let glyph = match t["state"].as_str().unwrap_or("") {
-                    "inactive" => "○",
-                    "failed" => "×",
-                    _ => "●",
-                };
+                let glyph = state_glyph(t["state"].as_str().unwrap_or(""));
                 let label = if i == 0 { "TriggeredBy:" } else { "" };
                 let _ = writeln!(
                     out,
