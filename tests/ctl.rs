@@ -720,6 +720,55 @@ fn restarting_a_socket_opens_it_again_with_its_new_settings() {
     let _ = flint.stop();
 }
 
+/// `ctl restart` of a socket whose `ExecStartPost=` still runs stops that
+/// command (the start it cut short fails with result `signal`, as
+/// systemd's) and opens the socket again once its listeners are closed:
+/// before, the new start bound while the old listener was still open
+/// and the restart failed with `EADDRINUSE`.
+#[test]
+fn restarting_a_socket_amid_its_start_commands_opens_it_again() {
+    let tree = Tree::new();
+    let port = free_port();
+    let (mut flint, control) = common::run_with_control(&tree);
+    let gate = tree.path().join("slow");
+    tree.write(
+        "post.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n\
+             ExecStartPost=/bin/sh -c 'if [ -e {gate} ]; then rm {gate}; sleep 30; fi'\n",
+            gate = gate.display()
+        ),
+    );
+    tree.write(
+        "post@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo hi\n",
+    );
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(ctl(&control, &["start", "--no-block", "post.socket"]).0, 0);
+    // The first start's ExecStartPost= runs (it took the gate away).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while gate.exists() {
+        assert!(std::time::Instant::now() < deadline, "{}", flint.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, out) = ctl(&control, &["restart", "post.socket"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    let log = flint.log();
+    assert!(!log.contains("Address already in use"), "{log}");
+    assert!(
+        log.contains("post.socket: Failed with result 'signal'"),
+        "{log}"
+    );
+    let (_, status) = ctl(&control, &["status", "post.socket"]);
+    assert!(status.contains("Active: active (listening)"), "{status}");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut c, &mut got).unwrap();
+    assert_eq!(got, "hi\n");
+    let _ = flint.stop();
+}
+
 /// An `Accept=yes` instance's description names its peer, as systemd's:
 /// "Echo (127.0.0.1:PORT)" for TCP, "Echo (PID n/UID u)" for a unix peer.
 #[test]

@@ -521,6 +521,47 @@ fn services_start_after_the_start_commands_of_the_sockets_and_basic_target_is_re
     assert!(done < reached, "{log}");
 }
 
+/// A socket's `Before=` holds back the service it names while the
+/// socket's `ExecStartPre=` runs, not only its `ExecStartPost=`, as
+/// systemd orders the two jobs: the service starts once the socket is up.
+/// Before, a service started while the socket's `ExecStartPre=` ran.
+#[test]
+fn a_socket_before_a_service_holds_it_back_during_its_start_pre_commands() {
+    let tree = Tree::new();
+    let (flint, control) = common::run_with_control(&tree);
+    let marker = tree.path().join("pre-done");
+    let seen = tree.path().join("seen");
+    tree.write(
+        "pre.socket",
+        &format!(
+            "[Unit]\nBefore=late.service\n[Socket]\nListenStream={}\nExecStartPre={}\n",
+            tree.path().join("pre.sock").display(),
+            sh(&format!("sleep 1; touch {}", marker.display()))
+        ),
+    );
+    tree.write("pre.service", "[Service]\nExecStart=/bin/cat\n");
+    tree.write(
+        "late.service",
+        &format!(
+            "[Unit]\nDefaultDependencies=no\n[Service]\nType=oneshot\nExecStart={}\n",
+            sh(&format!(
+                "if test -e {}; then echo after > {s}; else echo before > {s}; fi",
+                marker.display(),
+                s = seen.display()
+            ))
+        ),
+    );
+    assert_eq!(ctl(&control, &["start", "--no-block", "pre.socket"]).0, 0);
+    let (code, out) = ctl(&control, &["start", "late.service"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        "after\n",
+        "late.service ran after pre.socket's ExecStartPre=:\n{}",
+        flint.log()
+    );
+}
+
 #[test]
 fn flint_stops_units_in_reverse_order() {
     let tree = Tree::new();

@@ -568,7 +568,7 @@ impl Manager {
                 // Each socket says so once ("Failed with result
                 // 'service-start-limit-hit'; listeners closed").
                 for s in svc.sockets.clone() {
-                    self.sockets[s].fail("service-start-limit-hit");
+                    self.fail_socket(s, "service-start-limit-hit");
                 }
                 for action in &actions {
                     self.act(action);

@@ -1281,7 +1281,7 @@ impl Manager {
             Event::ListenerFailed { socket, error } => {
                 let name = self.sockets[socket].name.clone();
                 tracing::error!("{name}: {error}; closing its listeners");
-                self.sockets[socket].fail("resources");
+                self.fail_socket(socket, "resources");
             }
             Event::Exited {
                 service,
@@ -1646,7 +1646,7 @@ impl Manager {
             sock.name
         );
         sock.refused += 1;
-        sock.fail("trigger-limit-hit");
+        self.fail_socket(socket, "trigger-limit-hit");
         false
     }
 
@@ -1781,7 +1781,7 @@ impl Manager {
             "{}: Failed to queue service startup job: {m} does not load",
             sock.name
         );
-        sock.fail("resources");
+        self.fail_socket(socket, "resources");
     }
 
     /// Puts the connections that wait in `batch` behind the ends and
@@ -2060,7 +2060,7 @@ impl Manager {
                 sock.name
             );
             self.release(socket, peer.as_ref());
-            self.sockets[socket].fail("resources");
+            self.fail_socket(socket, "resources");
             return;
         }
         let id = self.new_id();

@@ -474,19 +474,20 @@ impl SocketRt {
     }
 
     /// Puts the socket into the failed state with `result`: listeners
-    /// closed.
-    pub fn fail(&mut self, result: &'static str) {
+    /// closed, `closed` sent once they are (a turn of the loop later).
+    pub fn fail(&mut self, result: &'static str, closed: Closed) {
         tracing::error!(
             "{}: Failed with result '{result}'; listeners closed",
             self.unit.id
         );
         self.failed = true;
         self.result = result;
-        self.close();
+        self.close(closed);
     }
 
-    /// Closes the listeners (and removes their nodes with `RemoveOnStop=yes`).
-    pub fn close(&mut self) {
+    /// Closes the listeners (and removes their nodes with `RemoveOnStop=yes`);
+    /// `closed` is sent once they are.
+    pub fn close(&mut self, closed: Closed) {
         self.disarm();
         for t in self.tasks.drain(..) {
             t.abort();
@@ -497,23 +498,32 @@ impl SocketRt {
                 listen::remove_nodes(&l.kind, &self.config.options);
             }
         }
-        SocketRt::close_later(listeners);
+        SocketRt::close_later(listeners, closed);
     }
 
     /// Closes `listeners` once their watch tasks (already aborted) are
-    /// dropped and have deregistered the fds.
-    pub fn close_later(listeners: Vec<OpenListener>) {
-        if listeners.is_empty() {
+    /// dropped and have deregistered the fds, then sends `closed`.
+    pub fn close_later(listeners: Vec<OpenListener>, closed: Closed) {
+        let notify = move || {
+            if let Some((tx, event)) = closed {
+                let _ = tx.send(event);
+            }
+        };
+        if listeners.is_empty() || tokio::runtime::Handle::try_current().is_err() {
+            drop(listeners);
+            notify();
             return;
         }
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::task::spawn_local(async move {
-                tokio::task::yield_now().await;
-                drop(listeners);
-            });
-        }
+        tokio::task::spawn_local(async move {
+            tokio::task::yield_now().await;
+            drop(listeners);
+            notify();
+        });
     }
 }
+
+/// What to send once a socket's listeners are closed, if anything.
+pub type Closed = Option<(mpsc::UnboundedSender<Event>, Event)>;
 
 /// Takes the spare listener for `kind` (left by a socket that a switch
 /// removed or changed), with `options` applied in place; returns it and

@@ -68,6 +68,9 @@ pub(super) struct SocketHooks {
     service: Option<u64>,
     /// The command running now.
     running: Rc<CommandPid>,
+    /// The units the socket's `Before=` names: their start waits for it
+    /// while it starts, also before its listeners are open.
+    before: Vec<String>,
 }
 
 impl SocketHooks {
@@ -417,13 +420,25 @@ impl Manager {
         }
     }
 
+    /// Fails a socket with `result`: its listeners close a turn of the loop
+    /// later, and a start of it waits for that ([`Event::ListenersClosed`];
+    /// a restart that cut its `ExecStartPost=` short met `EADDRINUSE`).
+    pub(super) fn fail_socket(&mut self, index: usize, result: &'static str) {
+        self.closing_sockets.push(index);
+        let closed = Some((
+            self.tx.clone(),
+            super::Event::ListenersClosed { socket: index },
+        ));
+        self.sockets[index].fail(result, closed);
+    }
+
     /// Closes a stopped socket's listeners and runs its `ExecStopPost=`,
     /// whose outcome is only logged.
     fn close_stopped(&mut self, index: usize) {
         let s = &mut self.sockets[index];
         s.failed = true;
         s.stopped = true;
-        s.close();
+        s.close(None);
         // The listeners are closed one turn of the loop later, and its
         // `ExecStopPost=` runs after that; a restart waiting for both opens
         // the socket again then.
@@ -503,6 +518,7 @@ impl Manager {
                 next,
                 service,
                 running: running.clone(),
+                before: super::jobs::Deps::of(&unit).before,
             },
         );
         let (ctx, tx) = (self.hook_context(&unit), self.tx.clone());
@@ -554,7 +570,7 @@ impl Manager {
             }
             (Next::Arm(index), Err(e)) => {
                 tracing::error!("{name}: {e}; closing its listeners");
-                self.sockets[index].fail(hook_result(&e));
+                self.fail_socket(index, hook_result(&e));
                 self.fail_dependents(name);
             }
             (Next::Close(index), result) => {
@@ -618,12 +634,7 @@ impl Manager {
             }
             svc.deps.after.iter().any(|a| a == name)
                 || (default_deps && self.startup_sockets.iter().any(|s| s == name))
-                || self.socket_index(name).is_some_and(|i| {
-                    super::jobs::Deps::of(&self.sockets[i].unit)
-                        .before
-                        .iter()
-                        .any(|b| b == me)
-                })
+                || h.before.iter().any(|b| b == me)
         })
     }
 
@@ -640,7 +651,7 @@ impl Manager {
             self.parked.retain(|(kind, _)| *kind != l.kind);
             closing.push(l);
         }
-        SocketRt::close_later(closing);
+        SocketRt::close_later(closing, None);
     }
 
     /// What a socket whose commands run is doing, as systemd's sub-state.
@@ -694,7 +705,7 @@ impl Manager {
             }
             let running = CommandPid::default();
             logged_socket_commands(&s.unit, "ExecStopPre", ctx, &running).await;
-            s.close();
+            s.close(None);
             logged_socket_commands(&s.unit, "ExecStopPost", ctx, &running).await;
         }
     }
@@ -811,11 +822,16 @@ async fn logged_socket_commands(unit: &Unit, key: &str, ctx: &HookContext, runni
     }
 }
 
-/// The socket result of a failed command of its own: `timeout` when it
-/// was killed for taking too long, else `exit-code`.
+/// The socket result of a failed command of its own, as systemd's:
+/// `timeout` when it was killed for taking too long, `signal` or
+/// `core-dump` when a signal ended it, else `exit-code`.
 fn hook_result(error: &str) -> &'static str {
     if error.ends_with("timed out") {
         "timeout"
+    } else if error.ends_with("(core dumped)") {
+        "core-dump"
+    } else if error.contains("killed by signal ") {
+        "signal"
     } else {
         "exit-code"
     }
