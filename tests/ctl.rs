@@ -1742,6 +1742,157 @@ fn peers_idling_on_the_private_socket_keep_no_one_waiting() {
     drop(idle);
 }
 
+/// Debian's own `systemctl --user` drives a user flint through the
+/// private socket, as it drives systemd's user manager: start, stop,
+/// restart, reload and kill with systemctl's own words and exit statuses
+/// (a job's end signalled with `JobRemoved`, also after the peer's idle
+/// time), `is-active`, `is-failed`, `show`, `status` and `list-units` from
+/// the units' properties, `daemon-reload` and `reset-failed`. Before,
+/// every such call was refused ("flint answers only D-Bus activation and
+/// the environment calls").
+#[test]
+fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    if !common::require("systemctl", "systemd: the client of the private socket") {
+        return;
+    }
+    let tree = Tree::new();
+    let rt = tree.path().join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    tree.write(
+        "units/demo.service",
+        "[Unit]\nDescription=Demo service\n[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/true\n",
+    );
+    tree.write(
+        "units/bad.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/false\n",
+    );
+    tree.write(
+        "units/slow.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/sleep 6\n",
+    );
+    tree.write("units/e.socket", "[Socket]\nListenStream=%t/e.sock\n");
+    tree.write("units/e.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let units = tree.path().join("units");
+    let control = rt.join("ctl");
+    let flint = Flint::run_args(
+        &[
+            "run".as_ref(),
+            "--user".as_ref(),
+            "--unit-dir".as_ref(),
+            units.as_os_str(),
+            "--control".as_ref(),
+            control.as_os_str(),
+            "e.socket".as_ref(),
+        ],
+        &[("XDG_RUNTIME_DIR", &rt), ("HOME", tree.path())],
+    );
+    let private = rt.join("systemd/private");
+    assert!(
+        wait_for(Duration::from_secs(10), || private.exists().then_some(())).is_some(),
+        "no private socket"
+    );
+    let systemctl = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .args(["60", "systemctl", "--user"])
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &rt)
+            // Where the test runs in a chroot, systemctl would not call.
+            .env("SYSTEMD_IGNORE_CHROOT", "1")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ok = |args: &[&str]| {
+        let (code, out, err) = systemctl(args);
+        assert_eq!(code, 0, "systemctl {args:?}: {out}{err}\n{}", flint.log());
+        out
+    };
+    ok(&["start", "demo"]);
+    assert_eq!(ok(&["is-active", "demo"]), "active\n");
+    let shown = ok(&["show", "-p", "MainPID,ActiveState,SubState", "demo"]);
+    let pid: u64 = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("MainPID="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        shown.contains("ActiveState=active\nSubState=running\n"),
+        "{shown}"
+    );
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.starts_with(b"/bin/sleep\0"), "{shown}");
+    let status = ok(&["status", "demo"]);
+    assert!(
+        status.contains("demo.service - Demo service")
+            && status.contains("Active: active (running)")
+            && status.contains(&format!("Main PID: {pid}")),
+        "{status}"
+    );
+    ok(&["reload", "demo"]);
+    let (code, _, err) = systemctl(&["reload", "e.service"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("Job type reload is not applicable for unit e.service."),
+        "{err}"
+    );
+    ok(&["restart", "demo"]);
+    let restarted = common::main_pid(&control, "demo.service").expect("running again");
+    assert_ne!(restarted, pid);
+    ok(&["kill", "demo"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            (!std::path::Path::new(&format!("/proc/{restarted}")).exists()).then_some(())
+        })
+        .is_some(),
+        "kill reached the main process"
+    );
+    ok(&["start", "demo"]);
+    ok(&["stop", "demo"]);
+    let (code, out, _) = systemctl(&["is-active", "demo"]);
+    assert_eq!((code, out.as_str()), (3, "inactive\n"));
+    // A failed job, a unit that is not there.
+    let (code, _, err) = systemctl(&["start", "bad"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "Job for bad.service failed because the control process exited with error code."
+        ),
+        "{err}"
+    );
+    let (code, out, _) = systemctl(&["is-failed", "bad"]);
+    assert_eq!((code, out.as_str()), (0, "failed\n"));
+    ok(&["reset-failed", "bad"]);
+    let (code, out, _) = systemctl(&["is-failed", "bad"]);
+    assert_eq!((code, out.as_str()), (1, "inactive\n"));
+    let (code, _, err) = systemctl(&["start", "nosuch"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("Unit nosuch.service not found."), "{err}");
+    assert_eq!(systemctl(&["status", "nosuch"]).0, 4);
+    // A job that outlasts the peer's idle time still ends for systemctl.
+    ok(&["start", "slow"]);
+    // The stop of a service that its active socket still starts warns.
+    ok(&["start", "e.service"]);
+    let listed = ok(&["list-units"]);
+    assert!(
+        listed.contains("e.service") && listed.contains("e.socket"),
+        "{listed}"
+    );
+    let (code, _, err) = systemctl(&["stop", "e.service"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Warning: Stopping e.service, but it can still be activated by:\n  e.socket"),
+        "{err}"
+    );
+    ok(&["daemon-reload"]);
+    assert_eq!(ok(&["is-active", "e.socket"]), "active\n");
+}
+
 #[test]
 fn jobs_for_units_that_did_not_load_are_refused_as_systemctl_refuses_them() {
     // What systemd 252's user manager answered to the same commands on the

@@ -1,26 +1,31 @@
-//! Just enough of a D-Bus client to tell when a `Type=dbus` service has
-//! taken its `BusName=` (connect to the bus, authenticate (`EXTERNAL`),
-//! `Hello`, then ask `NameHasOwner` until the answer is yes), and to stand
-//! in for systemd's activator on a bus that flint runs: own
-//! `org.freedesktop.systemd1`, read the bus daemon's `ActivationRequest`
-//! signals, answer what else is asked of systemd with an error, and
-//! signal `ActivationFailure`.
+//! Just enough of D-Bus for flint: a client that tells when a
+//! `Type=dbus` service has taken its `BusName=` (connect to the bus,
+//! authenticate (`EXTERNAL`), `Hello`, then ask `NameHasOwner` until the
+//! answer is yes), that stands in for systemd's activator on a bus flint
+//! runs (own `org.freedesktop.systemd1`, read the bus daemon's
+//! `ActivationRequest` signals, signal `ActivationFailure`), and the
+//! server side of systemd's private socket, where `systemctl` calls the
+//! manager's methods and reads its units' properties ([`marshal`] writes
+//! the values those answers hold).
 //!
 //! Written here rather than taken from a D-Bus crate: flint makes a few
-//! method calls with string arguments, reads one boolean and the string of
-//! a signal, on threads of its own, while the crates made for D-Bus (zbus, dbus-rs) bring an
-//! executor or libdbus, dozens of dependencies and their code into a
-//! daemon whose idle memory is measured in pages. The wire format below
-//! (little-endian messages, header fields as `a(yv)`, 8-byte alignment) is
-//! the D-Bus specification's, and the tests run it against a real
-//! `dbus-daemon`.
+//! method calls, answers a few with plain values and reads strings,
+//! numbers and string arrays, on threads of its own, while the crates made
+//! for D-Bus (zbus, dbus-rs) bring an executor or libdbus, dozens of
+//! dependencies and their code into a daemon whose idle memory is measured
+//! in pages. The wire format below (little-endian messages, header fields
+//! as `a(yv)`, 8-byte alignment) is the D-Bus specification's, and the
+//! tests run it against a real `dbus-daemon` and Debian's `systemctl`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+mod marshal;
+pub use marshal::{Value, read_args};
 
 /// Message types.
 pub const METHOD_CALL: u8 = 1;
@@ -127,6 +132,9 @@ pub fn default_address(user: bool) -> Result<Address, BusError> {
 #[derive(Debug)]
 pub struct Bus {
     stream: BufReader<UnixStream>,
+    /// The writing side, shared with every [`Sender`] of the connection so
+    /// that messages written from several threads never interleave.
+    writer: Arc<Mutex<UnixStream>>,
     serial: Arc<AtomicU32>,
     /// Messages that arrived while a call waited for its reply (the bus
     /// daemon's requests right after flint took a name), for
@@ -183,14 +191,21 @@ impl Message {
 }
 
 /// The writing half of a [`Bus`], for another thread: it shares the
-/// connection's serial numbers.
-#[derive(Debug)]
+/// connection's serial numbers and its writer.
+#[derive(Debug, Clone)]
 pub struct Sender {
-    stream: UnixStream,
+    writer: Arc<Mutex<UnixStream>>,
     serial: Arc<AtomicU32>,
 }
 
 impl Sender {
+    /// Writes one whole message.
+    fn write(&self, msg: &[u8]) -> Result<(), BusError> {
+        let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        w.write_all(msg)?;
+        Ok(())
+    }
+
     /// Emits a signal whose arguments are all strings.
     pub fn signal(
         &mut self,
@@ -202,8 +217,62 @@ impl Sender {
     ) -> Result<(), BusError> {
         let serial = next_serial(&self.serial);
         let msg = signal(serial, destination, path, interface, member, args);
-        self.stream.write_all(&msg)?;
-        Ok(())
+        self.write(&msg)
+    }
+
+    /// Emits a signal with `args` (to `destination`, on a bus).
+    pub fn signal_values(
+        &self,
+        destination: Option<&str>,
+        path: &str,
+        interface: &str,
+        member: &str,
+        args: &[Value],
+    ) -> Result<(), BusError> {
+        let serial = next_serial(&self.serial);
+        let (signature, body) = marshal::body(args);
+        let mut fields = Vec::new();
+        push_field(&mut fields, 1, b'o', path);
+        push_field(&mut fields, 2, b's', interface);
+        push_field(&mut fields, 3, b's', member);
+        if let Some(d) = destination {
+            push_field(&mut fields, 6, b's', d);
+        }
+        push_field(&mut fields, 7, b's', "org.freedesktop.systemd1");
+        if !signature.is_empty() {
+            push_field(&mut fields, 8, b'g', &signature);
+        }
+        self.write(&message(SIGNAL, NO_REPLY_EXPECTED, serial, &fields, &body))
+    }
+
+    /// Answers the call `to` with `args`.
+    pub fn reply(&self, to: &Header, args: &[Value]) -> Result<(), BusError> {
+        let serial = next_serial(&self.serial);
+        let (signature, body) = marshal::body(args);
+        let mut fields = Vec::new();
+        push_reply_fields(&mut fields, to);
+        if !signature.is_empty() {
+            push_field(&mut fields, 8, b'g', &signature);
+        }
+        self.write(&message(
+            METHOD_RETURN,
+            NO_REPLY_EXPECTED,
+            serial,
+            &fields,
+            &body,
+        ))
+    }
+
+    /// Answers the call `to` with the error `name` and a text.
+    pub fn reply_error(&self, to: &Header, name: &str, text: &str) -> Result<(), BusError> {
+        let serial = next_serial(&self.serial);
+        self.write(&error_reply(
+            serial,
+            to.serial,
+            to.sender.as_deref(),
+            name,
+            text,
+        ))
     }
 }
 
@@ -235,6 +304,7 @@ impl Bus {
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         let mut bus = Bus {
+            writer: Arc::new(Mutex::new(stream.try_clone()?)),
             stream: BufReader::new(stream),
             serial: Arc::new(AtomicU32::new(0)),
             queued: std::collections::VecDeque::new(),
@@ -312,50 +382,23 @@ impl Bus {
             reader.get_mut().write_all(answer.as_bytes())?;
         }
         Ok(Bus {
+            writer: Arc::new(Mutex::new(reader.get_ref().try_clone()?)),
             stream: reader,
             serial: Arc::new(AtomicU32::new(0)),
             queued: std::collections::VecDeque::new(),
         })
     }
 
+    /// Writes one whole message (under the lock every [`Sender`] takes).
+    fn write(&self, msg: &[u8]) -> Result<(), BusError> {
+        let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        w.write_all(msg)?;
+        Ok(())
+    }
+
     /// Reads the next message a peer sends.
     pub fn read(&mut self) -> Result<Message, BusError> {
         self.read_message()
-    }
-
-    /// Answers the call `to` with an empty return.
-    pub fn reply_empty(&mut self, to: &Header) -> Result<(), BusError> {
-        let serial = next_serial(&self.serial);
-        let mut fields = Vec::new();
-        push_reply_fields(&mut fields, to);
-        let msg = message(METHOD_RETURN, NO_REPLY_EXPECTED, serial, &fields, &[]);
-        self.stream.get_mut().write_all(&msg)?;
-        Ok(())
-    }
-
-    /// Answers the call `to` with a variant holding a string array (the
-    /// value of a property of type `as`).
-    pub fn reply_strings_variant(
-        &mut self,
-        to: &Header,
-        values: &[String],
-    ) -> Result<(), BusError> {
-        let serial = next_serial(&self.serial);
-        let mut fields = Vec::new();
-        push_reply_fields(&mut fields, to);
-        push_field(&mut fields, 8, b'g', "v");
-        let body = strings_variant(values);
-        let msg = message(METHOD_RETURN, NO_REPLY_EXPECTED, serial, &fields, &body);
-        self.stream.get_mut().write_all(&msg)?;
-        Ok(())
-    }
-
-    /// Answers the call `to` with the error `name` and a text.
-    pub fn reply_error(&mut self, to: &Header, name: &str, text: &str) -> Result<(), BusError> {
-        let serial = next_serial(&self.serial);
-        let msg = error_reply(serial, to.serial, to.sender.as_deref(), name, text);
-        self.stream.get_mut().write_all(&msg)?;
-        Ok(())
     }
 
     /// Whether someone owns `name` on the bus.
@@ -380,9 +423,16 @@ impl Bus {
     /// A sender of signals on this connection, for another thread.
     pub fn sender(&self) -> Result<Sender, BusError> {
         Ok(Sender {
-            stream: self.stream.get_ref().try_clone()?,
+            writer: self.writer.clone(),
             serial: self.serial.clone(),
         })
+    }
+
+    /// Lifts the read timeout: the peer may stay silent for long (a
+    /// `systemctl` waiting for its job's end).
+    pub fn wait_without_timeout(&self) -> Result<(), BusError> {
+        self.stream.get_ref().set_read_timeout(None)?;
+        Ok(())
     }
 
     /// Waits for the next message without a time limit (the connection's
@@ -415,7 +465,7 @@ impl Bus {
     ) -> Result<Vec<u8>, BusError> {
         let serial = next_serial(&self.serial);
         let msg = method_call_body(serial, member, signature, body);
-        self.stream.get_mut().write_all(&msg)?;
+        self.write(&msg)?;
         loop {
             let msg = self.read_message()?;
             match (msg.header.kind, msg.header.reply_serial) {
@@ -629,20 +679,6 @@ pub fn read_string_arrays(body: &[u8], count: usize) -> Option<Vec<Vec<String>>>
         arrays.push(out);
     }
     Some(arrays)
-}
-
-/// The body of a variant of signature `as`: the signature, then the
-/// array's length in bytes and its strings (the body starts 8-aligned, so
-/// alignment within it is the message's).
-fn strings_variant(values: &[String]) -> Vec<u8> {
-    let mut body = vec![2, b'a', b's', 0];
-    let mut items = Vec::new();
-    for v in values {
-        push_string(&mut items, v);
-    }
-    body.extend_from_slice(&len32(items.len()).to_le_bytes());
-    body.extend_from_slice(&items);
-    body
 }
 
 /// A whole message: the fixed header, the fields, the body.

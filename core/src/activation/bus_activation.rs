@@ -53,7 +53,12 @@ impl Activator {
     /// [`Event::BusActivation`] for each request and
     /// [`Event::BusActivatorGone`] when the connection ends or cannot be
     /// made.
-    pub(super) fn start(address: Address, user_mode: bool, tx: &UnboundedSender<Event>) {
+    pub(super) fn start(
+        address: Address,
+        user_mode: bool,
+        control: Option<std::path::PathBuf>,
+        tx: &UnboundedSender<Event>,
+    ) {
         let spawned = std::thread::Builder::new()
             .name("bus-activator".into())
             .spawn({
@@ -99,6 +104,17 @@ impl Activator {
                         }
                         Err(e) => return gone(e),
                     };
+                    let Ok(out) = conn.sender() else {
+                        return gone(BusError::Call("cannot share the connection".into()));
+                    };
+                    let pending = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                    // On the system bus any user may call: only reading
+                    // is answered there.
+                    let api = super::manager_api::Api {
+                        control: control.as_deref(),
+                        changes: user_mode,
+                        pending: &pending,
+                    };
                     loop {
                         let m = match conn.next_message() {
                             Ok(m) => m,
@@ -106,7 +122,7 @@ impl Activator {
                         };
                         let h = &m.header;
                         if h.kind == bus::METHOD_CALL {
-                            if let Err(e) = super::private_socket::answer(&mut conn, &m, user_mode)
+                            if let Err(e) = super::private_socket::answer(&out, &m, user_mode, &api)
                             {
                                 return gone(e);
                             }
@@ -183,7 +199,12 @@ impl super::Manager {
         };
         tracing::debug!("{name}: taking {NAME} on its bus, for D-Bus activation");
         self.activator_for = Some(name);
-        Activator::start(address, self.search.user_mode, &self.tx);
+        Activator::start(
+            address,
+            self.search.user_mode,
+            self.control_node.clone(),
+            &self.tx,
+        );
     }
 
     /// flint took `org.freedesktop.systemd1` on the bus.

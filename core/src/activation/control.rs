@@ -1267,6 +1267,16 @@ impl Manager {
         if let Some(t) = status["triggers"].as_str() {
             p.push(("Triggers", t.to_string()));
         }
+        // The sockets, timers and path units that start it (none for
+        // those).
+        let by: Vec<&str> = status["triggered_by"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        p.push(("TriggeredBy", by.join(" ")));
         // An instance's with its peer (`status`'s description).
         let described = status["description"].as_str().filter(|d| !d.is_empty());
         p.push((

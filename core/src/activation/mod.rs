@@ -30,6 +30,7 @@ mod dev_log;
 mod jobs;
 mod lifecycle;
 mod limit;
+mod manager_api;
 mod path_unit;
 pub mod policy;
 mod private_socket;
@@ -327,6 +328,9 @@ struct Manager {
     pending_notify: Vec<(std::time::Instant, crate::notify::Message)>,
     /// The value of `NOTIFY_SOCKET` for services.
     notify_path: Option<String>,
+    /// flint's control socket, which the calls of systemd's manager API
+    /// (`systemctl` on the private socket or the user's bus) go through.
+    control_node: Option<std::path::PathBuf>,
     /// The notify socket itself, read before a process's exit is reported
     /// (see [`lifecycle::ExitReport`]).
     notify_socket: Option<std::rc::Rc<crate::notify::NotifySocket>>,
@@ -630,6 +634,7 @@ async fn run_async(
         exit_now: false,
         collected: Vec::new(),
         notify_path: None,
+        control_node: control_node.clone(),
         notify_socket: None,
         host: None,
         options,
@@ -687,7 +692,7 @@ async fn run_async(
         }
         Err(e) => tracing::warn!("flint: {e}; services get no NOTIFY_SOCKET"),
     }
-    let private_node = private_socket::serve(mgr.search.user_mode);
+    let private_node = private_socket::serve(mgr.search.user_mode, control_node.clone());
     for n in &names {
         if !matches!(
             n.unit_type(),

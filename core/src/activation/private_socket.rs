@@ -7,18 +7,20 @@
 //! runs `systemctl --user set-environment DBUS_SESSION_BUS_ADDRESS=…` in
 //! its `ExecStartPost=`, before flint watches the bus socket), it waits on
 //! a socket nobody serves yet until the hook's timeout. flint answers
-//! here what the environment needs (`SetEnvironment`, `UnsetEnvironment`,
+//! here the environment calls (`SetEnvironment`, `UnsetEnvironment`,
 //! `UnsetAndSetEnvironment` of `org.freedesktop.systemd1.Manager`: the
-//! block services started from then on get, as under systemd) and every
-//! other call with an error, so `systemctl --user` never waits. A socket
-//! that a running systemd user manager serves is left alone.
+//! block services started from then on get, as under systemd, and the
+//! manager's `Environment` property), the calls `systemctl` makes for its
+//! jobs and units ([`super::manager_api`]), and every other call with an
+//! error, so `systemctl --user` never waits. A socket that a running
+//! systemd user manager serves is left alone.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::bus::{self, Bus, Message};
+use crate::bus::{self, Bus, Message, Sender, Value};
 
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 
@@ -27,7 +29,7 @@ const PEERS: usize = 32;
 
 /// Serves the private socket on a thread of its own; returns its path,
 /// to be removed when flint stops, or `None` where there is none to serve.
-pub(super) fn serve(user_mode: bool) -> Option<PathBuf> {
+pub(super) fn serve(user_mode: bool, control: Option<PathBuf>) -> Option<PathBuf> {
     if !user_mode {
         // systemctl talks to a system manager only where /run/systemd/system
         // says systemd booted the machine.
@@ -88,14 +90,40 @@ pub(super) fn serve(user_mode: bool) -> Option<PathBuf> {
                     continue;
                 }
                 let count = open.clone();
+                let control = control.clone();
                 let served = std::thread::Builder::new()
                     .name("private-peer".into())
                     .spawn(move || {
-                        if let Ok(mut peer) = Bus::accept_peer(conn, Duration::from_secs(5)) {
-                            while let Ok(msg) = peer.read() {
-                                if answer(&mut peer, &msg, true).is_err() {
-                                    break;
+                        let Ok(mut peer) = Bus::accept_peer(conn, Duration::from_secs(5)) else {
+                            count.fetch_sub(1, Ordering::AcqRel);
+                            return;
+                        };
+                        let Ok(out) = peer.sender() else {
+                            count.fetch_sub(1, Ordering::AcqRel);
+                            return;
+                        };
+                        let pending = Arc::new(AtomicUsize::new(0));
+                        let api = super::manager_api::Api {
+                            control: control.as_deref(),
+                            changes: true,
+                            pending: &pending,
+                        };
+                        loop {
+                            match peer.read() {
+                                Ok(msg) => {
+                                    if answer(&out, &msg, true, &api).is_err() {
+                                        break;
+                                    }
                                 }
+                                // A peer silent for 5 s goes, unless it
+                                // waits for the end of a job.
+                                Err(bus::BusError::Io(e))
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) && pending.load(Ordering::Acquire) > 0 => {}
+                                Err(_) => break,
                             }
                         }
                         count.fetch_sub(1, Ordering::AcqRel);
@@ -119,12 +147,16 @@ pub(super) fn serve(user_mode: bool) -> Option<PathBuf> {
 /// are taken (on the system bus they are refused: any user may send them
 /// there, and systemd asks polkit first).
 pub(super) fn answer(
-    peer: &mut Bus,
+    peer: &Sender,
     msg: &Message,
     environment: bool,
+    api: &super::manager_api::Api,
 ) -> Result<(), bus::BusError> {
     let h = &msg.header;
     if h.kind != bus::METHOD_CALL {
+        return Ok(());
+    }
+    if super::manager_api::answer(peer, msg, api)? {
         return Ok(());
     }
     let wants_reply = h.flags & 1 == 0;
@@ -158,11 +190,11 @@ pub(super) fn answer(
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             block.sort();
-            return peer.reply_strings_variant(h, &block);
+            return peer.reply(h, &[Value::Variant(Box::new(Value::Strings(block)))]);
         }
         (Some("org.freedesktop.DBus.Peer"), "Ping") => {
             return if wants_reply {
-                peer.reply_empty(h)
+                peer.reply(h, &[])
             } else {
                 Ok(())
             };
@@ -172,7 +204,7 @@ pub(super) fn answer(
                 return Ok(());
             }
             let text = format!(
-                "flint answers only D-Bus activation, the environment calls of {MANAGER} and its Environment property; {}.{member} is not handled",
+                "flint answers D-Bus activation, the calls of {MANAGER} that systemctl makes for its jobs, units and environment, and the units' properties; {}.{member} is not handled",
                 h.interface.as_deref().unwrap_or("?")
             );
             return peer.reply_error(h, "org.freedesktop.DBus.Error.UnknownMethod", &text);
@@ -208,7 +240,7 @@ pub(super) fn answer(
     match crate::service::defaults::change_client_environment(true, &unset, &set) {
         Ok(()) => {
             if wants_reply {
-                peer.reply_empty(h)
+                peer.reply(h, &[])
             } else {
                 Ok(())
             }

@@ -1,0 +1,613 @@
+//! systemd's manager API (`org.freedesktop.systemd1`), as Debian's own
+//! `systemctl` uses it on the private socket: start, stop, restart,
+//! reload and try-restart as jobs whose end is signalled (`JobRemoved`),
+//! `is-active`, `show` and `status` through the units' properties, `kill`,
+//! `reset-failed`, `daemon-reload` and `list-units`.
+//!
+//! Each call becomes a request to flint's own control socket, the one
+//! `flint ctl` talks to, so that `systemctl --user start x` and
+//! `flint ctl start x` are one code path with one answer; this module only
+//! translates. A job method is answered with a job's object path at once
+//! and its `JobRemoved` follows when the control request returns; the
+//! refusals systemd makes before it queues a job (a unit not found,
+//! masked, without a reload command) are errors of the call itself, with
+//! systemd's error names, which `systemctl` turns into its exit statuses.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use serde_json::{Value as Json, json};
+
+use crate::bus::{BusError, Message, Sender, Value};
+
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+const ROOT: &str = "/org/freedesktop/systemd1";
+const UNIT_PREFIX: &str = "/org/freedesktop/systemd1/unit/";
+
+/// Job numbers handed out on the bus.
+static JOBS: AtomicU32 = AtomicU32::new(0);
+
+/// What a peer connection needs to answer the API.
+pub(super) struct Api<'a> {
+    /// Where flint's control socket is, if it has one.
+    pub control: Option<&'a Path>,
+    /// Whether calls that change something are taken (not on the system
+    /// bus, where any user may call).
+    pub changes: bool,
+    /// Jobs whose `JobRemoved` is still to be sent on this connection.
+    pub pending: &'a Arc<AtomicUsize>,
+}
+
+/// systemd's object path of a unit: `bus_label_escape()` of its name.
+pub fn unit_path(name: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(UNIT_PREFIX);
+    if name.is_empty() {
+        out.push('_');
+    }
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "_{b:02x}");
+        }
+    }
+    out
+}
+
+/// The unit a unit object path names (`bus_label_unescape()`).
+pub fn unit_of_path(path: &str) -> Option<String> {
+    let label = path.strip_prefix(UNIT_PREFIX)?;
+    if label == "_" {
+        return Some(String::new());
+    }
+    let bytes = label.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'_' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The control command a job method becomes.
+fn job_command(member: &str) -> Option<&'static str> {
+    Some(match member {
+        "StartUnit" => "start",
+        "StopUnit" => "stop",
+        "RestartUnit" => "restart",
+        "ReloadUnit" => "reload",
+        "TryRestartUnit" => "try-restart",
+        "ReloadOrRestartUnit" => "reload-or-restart",
+        "ReloadOrTryRestartUnit" => "try-reload-or-restart",
+        _ => return None,
+    })
+}
+
+/// Answers `msg` if it is a call of the API; `false` when it is not one
+/// (the caller answers it).
+pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, BusError> {
+    let h = &msg.header;
+    let member = h.member.as_deref().unwrap_or("");
+    let path = h.path.as_deref().unwrap_or("");
+    let on_unit = path.starts_with(UNIT_PREFIX);
+    let ours = match h.interface.as_deref() {
+        Some(MANAGER) => {
+            path == ROOT
+                && (job_command(member).is_some()
+                    || matches!(
+                        member,
+                        "GetUnit"
+                            | "LoadUnit"
+                            | "Reload"
+                            | "KillUnit"
+                            | "ResetFailed"
+                            | "ResetFailedUnit"
+                            | "ListUnits"
+                            | "ListUnitsFiltered"
+                            | "ListUnitsByPatterns"
+                            | "ListUnitsByNames"
+                    ))
+        }
+        Some(PROPERTIES) => on_unit && matches!(member, "Get" | "GetAll"),
+        _ => false,
+    };
+    if !ours {
+        return Ok(false);
+    }
+    let wants_reply = h.flags & 1 == 0;
+    let result = call(out, msg, member, path, api);
+    match result {
+        Ok(Some(args)) if wants_reply => out.reply(h, &args)?,
+        Ok(_) => {}
+        Err((name, text)) if wants_reply => out.reply_error(h, name, &text)?,
+        Err(_) => {}
+    }
+    Ok(true)
+}
+
+/// An error of a call: its D-Bus name and text.
+type CallError = (&'static str, String);
+
+const FAILED: &str = "org.freedesktop.DBus.Error.Failed";
+const INVALID_ARGS: &str = "org.freedesktop.DBus.Error.InvalidArgs";
+
+/// Runs one call; the reply's arguments (`None`: answered already).
+fn call(
+    out: &Sender,
+    msg: &Message,
+    member: &str,
+    path: &str,
+    api: &Api,
+) -> Result<Option<Vec<Value>>, CallError> {
+    let h = &msg.header;
+    let signature = h.signature.as_deref().unwrap_or("");
+    let args = |sig: &str| {
+        if signature != sig {
+            return Err((
+                INVALID_ARGS,
+                format!("{member} takes ({sig}), not ({signature})"),
+            ));
+        }
+        crate::bus::read_args(sig, &msg.body)
+            .ok_or_else(|| (INVALID_ARGS, format!("malformed arguments of {member}")))
+    };
+    let Some(control) = api.control else {
+        return Err((
+            FAILED,
+            "this flint has no control socket, which systemctl's calls go through".into(),
+        ));
+    };
+    let changes = job_command(member).is_some()
+        || matches!(
+            member,
+            "Reload" | "KillUnit" | "ResetFailed" | "ResetFailedUnit"
+        );
+    if changes && !api.changes {
+        return Err((
+            "org.freedesktop.DBus.Error.AccessDenied",
+            "flint changes units only for systemctl on its private socket and the user's own bus"
+                .into(),
+        ));
+    }
+    let string = |v: &Value| match v {
+        Value::Str(s) => s.clone(),
+        _ => String::new(),
+    };
+    if let Some(command) = job_command(member) {
+        let a = args("ss")?;
+        let name = string(&a[0]);
+        refuse_before_job(control, command, &name)?;
+        let id = JOBS.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
+        let job = format!("{ROOT}/job/{id}");
+        if h.flags & 1 == 0 {
+            out.reply(h, &[Value::Path(job.clone())])
+                .map_err(|e| (FAILED, e.to_string()))?;
+        }
+        api.pending.fetch_add(1, Ordering::AcqRel);
+        let (out, control, pending) = (out.clone(), control.to_path_buf(), api.pending.clone());
+        let destination = h.sender.clone();
+        let spawned = std::thread::Builder::new()
+            .name("flint-job".into())
+            .spawn(move || {
+                let result = job_result(&request(&control, command, &[name.as_str()], json!({})));
+                let _ = out.signal_values(
+                    destination.as_deref(),
+                    ROOT,
+                    MANAGER,
+                    "JobRemoved",
+                    &[
+                        Value::U32(id),
+                        Value::Path(job),
+                        Value::Str(name),
+                        Value::Str(result.into()),
+                    ],
+                );
+                pending.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_err() {
+            api.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+        return Ok(None);
+    }
+    match member {
+        "GetUnit" | "LoadUnit" => {
+            let name = string(&args("s")?[0]);
+            let props = properties(control, &name)?;
+            if member == "GetUnit"
+                && prop(&props, "LoadState") == Some("not-found")
+                && prop(&props, "ActiveState") == Some("inactive")
+            {
+                return Err((
+                    "org.freedesktop.systemd1.NoSuchUnit",
+                    format!("Unit {name} not loaded."),
+                ));
+            }
+            Ok(Some(vec![Value::Path(unit_path(&name))]))
+        }
+        "Reload" => {
+            args("")?;
+            checked(request(control, "daemon-reload", &[], json!({})))?;
+            Ok(Some(Vec::new()))
+        }
+        "KillUnit" => {
+            let a = args("ssi")?;
+            let (name, whom) = (string(&a[0]), string(&a[1]));
+            let Value::I32(signal) = a[2] else {
+                return Err((INVALID_ARGS, "no signal".into()));
+            };
+            let whom = whom.strip_suffix("-fail").unwrap_or(&whom);
+            let whom = if whom.is_empty() { "all" } else { whom };
+            checked(request(
+                control,
+                "kill",
+                &[name.as_str()],
+                json!({"signal": signal.to_string(), "whom": whom}),
+            ))?;
+            Ok(Some(Vec::new()))
+        }
+        "ResetFailed" => {
+            args("")?;
+            checked(request(control, "reset-failed", &[], json!({})))?;
+            Ok(Some(Vec::new()))
+        }
+        "ResetFailedUnit" => {
+            let name = string(&args("s")?[0]);
+            checked(request(
+                control,
+                "reset-failed",
+                &[name.as_str()],
+                json!({}),
+            ))?;
+            Ok(Some(Vec::new()))
+        }
+        "ListUnits" | "ListUnitsFiltered" | "ListUnitsByPatterns" | "ListUnitsByNames" => {
+            let (states, patterns) = match member {
+                "ListUnits" => (Vec::new(), Vec::new()),
+                "ListUnitsFiltered" => (strings(&args("as")?[0]), Vec::new()),
+                "ListUnitsByNames" => (Vec::new(), strings(&args("as")?[0])),
+                _ => {
+                    let a = args("asas")?;
+                    (strings(&a[0]), strings(&a[1]))
+                }
+            };
+            let names: Vec<&str> = patterns.iter().map(String::as_str).collect();
+            let answer = checked(request(
+                control,
+                "list-units",
+                &names,
+                json!({"states": states, "all": true}),
+            ))?;
+            let rows = answer["units"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(list_row)
+                .collect();
+            Ok(Some(vec![Value::Array("(ssssssouso)".into(), rows)]))
+        }
+        "Get" => {
+            let a = args("ss")?;
+            let wanted = string(&a[1]);
+            let name = unit_of_path(path).ok_or_else(|| (INVALID_ARGS, "bad unit path".into()))?;
+            let props = typed_properties(control, &name)?;
+            props
+                .into_iter()
+                .find(|(n, _)| *n == wanted)
+                .map(|(_, v)| Some(vec![Value::Variant(Box::new(v))]))
+                .ok_or((
+                    "org.freedesktop.DBus.Error.UnknownProperty",
+                    format!("flint does not know property {wanted} of {name}"),
+                ))
+        }
+        _ => {
+            // GetAll, of every interface ("") or of one: flint answers
+            // with all it knows either way.
+            args("s")?;
+            let name = unit_of_path(path).ok_or_else(|| (INVALID_ARGS, "bad unit path".into()))?;
+            let props = typed_properties(control, &name)?;
+            Ok(Some(vec![Value::Properties(props)]))
+        }
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Strings(s) => s.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// One request to flint's control socket.
+fn request(control: &Path, command: &str, units: &[&str], extra: Json) -> Result<Json, String> {
+    let mut req =
+        json!({"version": crate::control::PROTOCOL_VERSION, "command": command, "units": units});
+    if let (Some(r), Json::Object(extra)) = (req.as_object_mut(), extra) {
+        r.extend(extra);
+    }
+    crate::control::call(control, &req).map_err(|e| e.to_string())
+}
+
+/// The answer if it says the command did what was asked, else the error
+/// systemd gives for what went wrong.
+fn checked(answer: Result<Json, String>) -> Result<Json, CallError> {
+    let answer = answer.map_err(|e| (FAILED, e))?;
+    if answer["ok"].as_bool() == Some(true) {
+        return Ok(answer);
+    }
+    let text = answer["error"].as_str().unwrap_or("failed").to_string();
+    // The text after flint's "Failed to kill x: " is systemd's message.
+    let text = match text.split_once(": ") {
+        Some((head, rest)) if head.starts_with("Failed to ") => rest.to_string(),
+        _ => text,
+    };
+    let name = match answer["exit"].as_u64() {
+        Some(5) => "org.freedesktop.systemd1.NoSuchUnit",
+        Some(3) => "org.freedesktop.systemd1.JobTypeNotApplicable",
+        Some(6) => "org.freedesktop.systemd1.LoadFailed",
+        _ => FAILED,
+    };
+    Err((name, text))
+}
+
+/// A job's result as `JobRemoved` carries it, from the control answer.
+fn job_result(answer: &Result<Json, String>) -> &'static str {
+    let Ok(answer) = answer else {
+        return "failed";
+    };
+    if answer["ok"].as_bool() == Some(true) {
+        return "done";
+    }
+    let text = answer["error"].as_str().unwrap_or("");
+    if text.contains("canceled") {
+        "canceled"
+    } else if text.contains("timed out") {
+        "timeout"
+    } else if text.starts_with("A dependency job") {
+        "dependency"
+    } else if text.starts_with("Assertion failed") {
+        "assert"
+    } else if text.contains("is not active, cannot reload") {
+        "invalid"
+    } else {
+        "failed"
+    }
+}
+
+/// The refusals systemd makes before it queues a job, as errors of the
+/// call (`bus_unit_queue_job()`): a stop of a unit not loaded and not
+/// running, a unit not found, masked or failing to load, a reload of a
+/// unit that cannot.
+fn refuse_before_job(control: &Path, command: &str, name: &str) -> Result<(), CallError> {
+    let props = properties(control, name)?;
+    let load = prop(&props, "LoadState").unwrap_or("");
+    let inactive = prop(&props, "ActiveState") == Some("inactive");
+    if command == "stop" && load != "loaded" && load != "masked" && inactive {
+        return Err((
+            "org.freedesktop.systemd1.NoSuchUnit",
+            format!("Unit {name} not loaded."),
+        ));
+    }
+    if command == "stop" {
+        return Ok(());
+    }
+    match load {
+        "not-found" => Err((
+            "org.freedesktop.systemd1.NoSuchUnit",
+            format!("Unit {name} not found."),
+        )),
+        "masked" => Err((
+            "org.freedesktop.systemd1.UnitMasked",
+            format!("Unit {name} is masked."),
+        )),
+        "bad-setting" => Err((
+            "org.freedesktop.systemd1.BadUnitSetting",
+            format!("Unit {name} has a bad unit file setting."),
+        )),
+        "error" => Err((
+            "org.freedesktop.systemd1.LoadFailed",
+            format!(
+                "Unit {name} failed to load properly, please adjust/correct and reload service manager."
+            ),
+        )),
+        _ if command == "reload" && prop(&props, "CanReload") != Some("yes") => Err((
+            "org.freedesktop.systemd1.JobTypeNotApplicable",
+            format!("Job type reload is not applicable for unit {name}."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `flint ctl show`'s properties of `name`, as strings.
+fn properties(control: &Path, name: &str) -> Result<Vec<(String, String)>, CallError> {
+    let answer = checked(request(control, "show", &[name], json!({})))?;
+    Ok(answer["units"][0]["properties"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| Some((p[0].as_str()?.to_string(), p[1].as_str()?.to_string())))
+        .collect())
+}
+
+fn prop<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    props
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The properties of `name` with systemd's D-Bus types.
+fn typed_properties(control: &Path, name: &str) -> Result<Vec<(String, Value)>, CallError> {
+    Ok(typed(properties(control, name)?))
+}
+
+/// systemd's D-Bus types of `show`'s properties. Each `Listen=` line joins
+/// one `a(ss)` of (type, address); a number not set is `UINT64_MAX`, as
+/// systemd sends it.
+fn typed(props: Vec<(String, String)>) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    let mut listen: Vec<Value> = Vec::new();
+    for (name, text) in props {
+        let number = || text.parse::<u64>().ok();
+        let value = match name.as_str() {
+            "MainPID" | "ExecMainPID" | "ControlPID" | "NRestarts" | "NConnections"
+            | "NAccepted" | "NRefused" | "MaxConnections" => {
+                Value::U32(u32::try_from(number().unwrap_or(0)).unwrap_or(u32::MAX))
+            }
+            "ExecMainCode" | "ExecMainStatus" | "StatusErrno" => {
+                Value::I32(text.parse().unwrap_or(0))
+            }
+            "MemoryCurrent" | "TasksCurrent" | "TasksMax" | "CPUUsageNSec" => {
+                Value::U64(number().unwrap_or(u64::MAX))
+            }
+            "Accept" | "CanStart" | "CanStop" | "CanReload" | "Persistent" | "WakeSystem"
+            | "RemainAfterElapse" | "MakeDirectory" | "NeedDaemonReload" | "Transient" => {
+                Value::Bool(text == "yes")
+            }
+            "Names" | "DropInPaths" | "Triggers" | "TriggeredBy" | "Documentation" => {
+                Value::Strings(text.split_whitespace().map(str::to_string).collect())
+            }
+            "InvocationID" => Value::Bytes(
+                (0..text.len() / 2)
+                    .filter_map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+                    .collect(),
+            ),
+            "LoadError" => {
+                let (kind, message) = text.split_once(' ').unwrap_or((&text, ""));
+                Value::Struct(vec![
+                    Value::Str(kind.to_string()),
+                    Value::Str(message.trim_matches('"').to_string()),
+                ])
+            }
+            "Listen" => {
+                // "ADDRESS (Type)"
+                let (address, kind) = text
+                    .rsplit_once(" (")
+                    .map_or((text.as_str(), ""), |(a, k)| (a, k.trim_end_matches(')')));
+                listen.push(Value::Struct(vec![
+                    Value::Str(kind.to_string()),
+                    Value::Str(address.to_string()),
+                ]));
+                continue;
+            }
+            _ => Value::Str(text),
+        };
+        out.push((name, value));
+    }
+    if !listen.is_empty() {
+        out.push(("Listen".into(), Value::Array("(ss)".into(), listen)));
+    }
+    out
+}
+
+/// A `list-units` row as `ListUnits` returns it: id, description, load,
+/// active and sub state, following, unit path, job id, type and path.
+fn list_row(u: &Json) -> Value {
+    let name = u["name"].as_str().unwrap_or("").to_string();
+    let text = |k: &str, default: &str| Value::Str(u[k].as_str().unwrap_or(default).to_string());
+    Value::Struct(vec![
+        Value::Str(name.clone()),
+        text("description", ""),
+        text("load", "loaded"),
+        text("state", "inactive"),
+        text("sub", "dead"),
+        Value::Str(String::new()),
+        Value::Path(unit_path(&name)),
+        Value::U32(0),
+        Value::Str(String::new()),
+        Value::Path("/".into()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_paths_are_escaped_as_systemd_does() {
+        for (name, label) in [
+            ("demo.service", "demo_2eservice"),
+            ("foo-bar@1x_y.service", "foo_2dbar_401x_5fy_2eservice"),
+            ("1abc.socket", "_31abc_2esocket"),
+            ("", "_"),
+        ] {
+            let path = unit_path(name);
+            assert_eq!(path, format!("{UNIT_PREFIX}{label}"));
+            assert_eq!(unit_of_path(&path).as_deref(), Some(name));
+        }
+        assert_eq!(unit_of_path("/org/freedesktop/systemd1/unit/a_zz"), None);
+        assert_eq!(unit_of_path("/elsewhere"), None);
+    }
+
+    #[test]
+    fn properties_get_systemds_types() {
+        let props = typed(vec![
+            ("MainPID".into(), "42".into()),
+            ("MemoryCurrent".into(), "[not set]".into()),
+            ("CanReload".into(), "no".into()),
+            ("Names".into(), "a.service b.service".into()),
+            ("InvocationID".into(), "0a0b".into()),
+            ("Listen".into(), "127.0.0.1:80 (Stream)".into()),
+            ("Listen".into(), "/run/a.sock (Stream)".into()),
+            (
+                "LoadError".into(),
+                "org.freedesktop.systemd1.NoSuchUnit \"Unit x not found.\"".into(),
+            ),
+            ("Description".into(), "D".into()),
+        ]);
+        let get = |n: &str| props.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(get("MainPID"), Some(Value::U32(42)));
+        assert_eq!(get("MemoryCurrent"), Some(Value::U64(u64::MAX)));
+        assert_eq!(get("CanReload"), Some(Value::Bool(false)));
+        assert_eq!(
+            get("Names"),
+            Some(Value::Strings(vec!["a.service".into(), "b.service".into()]))
+        );
+        assert_eq!(get("InvocationID"), Some(Value::Bytes(vec![10, 11])));
+        assert_eq!(get("Description"), Some(Value::Str("D".into())));
+        assert_eq!(
+            get("LoadError"),
+            Some(Value::Struct(vec![
+                Value::Str("org.freedesktop.systemd1.NoSuchUnit".into()),
+                Value::Str("Unit x not found.".into())
+            ]))
+        );
+        let Some(Value::Array(sig, listen)) = get("Listen") else {
+            panic!("Listen: {props:?}");
+        };
+        assert_eq!(sig, "(ss)");
+        assert_eq!(
+            listen[1],
+            Value::Struct(vec![
+                Value::Str("Stream".into()),
+                Value::Str("/run/a.sock".into())
+            ])
+        );
+    }
+
+    #[test]
+    fn job_results_follow_the_control_answer() {
+        let ok = Ok(json!({"ok": true}));
+        assert_eq!(job_result(&ok), "done");
+        let failed = Ok(
+            json!({"ok": false, "error": "Job for a.service failed because the control process exited with error code."}),
+        );
+        assert_eq!(job_result(&failed), "failed");
+        let dep = Ok(
+            json!({"ok": false, "error": "A dependency job for a.service failed. See 'flint ctl logs' for details."}),
+        );
+        assert_eq!(job_result(&dep), "dependency");
+        assert_eq!(job_result(&Err("gone".into())), "failed");
+    }
+}

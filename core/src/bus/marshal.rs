@@ -1,0 +1,313 @@
+//! D-Bus values flint writes (little-endian), with their signatures: what
+//! systemd's manager answers `systemctl` with (object paths, variants,
+//! property dictionaries, arrays of structs) beyond the strings the rest
+//! of [`crate::bus`] writes.
+//!
+//! Every value is laid out as if its buffer started at a multiple of 8 in
+//! the message, which is where a body starts: alignment within the buffer
+//! is then the message's.
+
+/// A value with its D-Bus type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// `s`
+    Str(String),
+    /// `o`
+    Path(String),
+    /// `b`
+    Bool(bool),
+    /// `i`
+    I32(i32),
+    /// `u`
+    U32(u32),
+    /// `t`
+    U64(u64),
+    /// `as`
+    Strings(Vec<String>),
+    /// `ay`
+    Bytes(Vec<u8>),
+    /// `(…)`
+    Struct(Vec<Value>),
+    /// `a…` of the element signature given (so that an empty array has
+    /// one).
+    Array(String, Vec<Value>),
+    /// `v`
+    Variant(Box<Value>),
+    /// `a{sv}`: a property dictionary.
+    Properties(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// The value's signature.
+    pub fn signature(&self) -> String {
+        match self {
+            Value::Str(_) => "s".into(),
+            Value::Path(_) => "o".into(),
+            Value::Bool(_) => "b".into(),
+            Value::I32(_) => "i".into(),
+            Value::U32(_) => "u".into(),
+            Value::U64(_) => "t".into(),
+            Value::Strings(_) => "as".into(),
+            Value::Bytes(_) => "ay".into(),
+            Value::Struct(fields) => {
+                let inner: String = fields.iter().map(Value::signature).collect();
+                format!("({inner})")
+            }
+            Value::Array(element, _) => format!("a{element}"),
+            Value::Variant(_) => "v".into(),
+            Value::Properties(_) => "a{sv}".into(),
+        }
+    }
+
+    /// Appends the value to `buf` (whose start is 8-aligned in the
+    /// message).
+    pub fn write(&self, buf: &mut Vec<u8>) {
+        match self {
+            Value::Str(s) | Value::Path(s) => push_string(buf, s),
+            Value::Bool(b) => push_u32(buf, u32::from(*b)),
+            Value::I32(n) => {
+                pad(buf, 4);
+                buf.extend_from_slice(&n.to_le_bytes());
+            }
+            Value::U32(n) => push_u32(buf, *n),
+            Value::U64(n) => {
+                pad(buf, 8);
+                buf.extend_from_slice(&n.to_le_bytes());
+            }
+            Value::Strings(items) => write_array(buf, 4, |b| {
+                for s in items {
+                    push_string(b, s);
+                }
+            }),
+            Value::Bytes(bytes) => write_array(buf, 1, |b| b.extend_from_slice(bytes)),
+            Value::Struct(fields) => {
+                pad(buf, 8);
+                for f in fields {
+                    f.write(buf);
+                }
+            }
+            Value::Array(element, items) => write_array(buf, alignment(element), |b| {
+                for i in items {
+                    i.write(b);
+                }
+            }),
+            Value::Variant(inner) => {
+                let sig = inner.signature();
+                buf.push(u8::try_from(sig.len()).unwrap_or(u8::MAX));
+                buf.extend_from_slice(sig.as_bytes());
+                buf.push(0);
+                inner.write(buf);
+            }
+            Value::Properties(entries) => write_array(buf, 8, |b| {
+                for (name, value) in entries {
+                    pad(b, 8);
+                    push_string(b, name);
+                    Value::Variant(Box::new(value.clone())).write(b);
+                }
+            }),
+        }
+    }
+}
+
+/// The signature and the body of `args`, in order.
+pub fn body(args: &[Value]) -> (String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut sig = String::new();
+    for a in args {
+        sig.push_str(&a.signature());
+        a.write(&mut buf);
+    }
+    (sig, buf)
+}
+
+/// The alignment of the first type of `signature`.
+fn alignment(signature: &str) -> usize {
+    match signature.as_bytes().first() {
+        Some(b't' | b'x' | b'd' | b'(' | b'{') => 8,
+        Some(b'y' | b'g' | b'v') => 1,
+        Some(b'n' | b'q') => 2,
+        _ => 4,
+    }
+}
+
+fn pad(buf: &mut Vec<u8>, to: usize) {
+    while !buf.len().is_multiple_of(to) {
+        buf.push(0);
+    }
+}
+
+fn push_u32(buf: &mut Vec<u8>, n: u32) {
+    pad(buf, 4);
+    buf.extend_from_slice(&n.to_le_bytes());
+}
+
+fn push_string(buf: &mut Vec<u8>, s: &str) {
+    push_u32(buf, u32::try_from(s.len()).unwrap_or(u32::MAX));
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(0);
+}
+
+/// An array: its length in bytes, padding to its elements' alignment
+/// (not counted in the length, there even when it is empty), then the
+/// elements `items` writes.
+fn write_array(buf: &mut Vec<u8>, element_alignment: usize, items: impl FnOnce(&mut Vec<u8>)) {
+    pad(buf, 4);
+    let at = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    pad(buf, element_alignment);
+    let start = buf.len();
+    items(buf);
+    let len = u32::try_from(buf.len() - start).unwrap_or(u32::MAX);
+    buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Reads the arguments of a call of `signature` made of `s`, `o`, `i`,
+/// `u`, `b` and `as` only (what the manager's methods take); `None` when
+/// the body does not hold them.
+pub fn read_args(signature: &str, body: &[u8]) -> Option<Vec<Value>> {
+    let mut at = 0usize;
+    let mut out = Vec::new();
+    let mut chars = signature.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            's' | 'o' => {
+                let (s, next) = read_str(body, at)?;
+                at = next;
+                out.push(if c == 's' {
+                    Value::Str(s)
+                } else {
+                    Value::Path(s)
+                });
+            }
+            'i' | 'u' | 'b' => {
+                at = at.next_multiple_of(4);
+                let n = u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?);
+                at += 4;
+                out.push(match c {
+                    'i' => Value::I32(i32::from_le_bytes(n.to_le_bytes())),
+                    'u' => Value::U32(n),
+                    _ => Value::Bool(n != 0),
+                });
+            }
+            'a' if chars.next() == Some('s') => {
+                at = at.next_multiple_of(4);
+                let len = u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?) as usize;
+                at += 4;
+                let end = at.checked_add(len)?;
+                if end > body.len() {
+                    return None;
+                }
+                let mut items = Vec::new();
+                while at < end {
+                    let (s, next) = read_str(body, at)?;
+                    items.push(s);
+                    at = next;
+                }
+                out.push(Value::Strings(items));
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// A string at `at` (aligned first) and the offset after it.
+fn read_str(body: &[u8], at: usize) -> Option<(String, usize)> {
+    let at = at.next_multiple_of(4);
+    let len = u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?) as usize;
+    let start = at + 4;
+    let bytes = body.get(start..start.checked_add(len)?)?;
+    if body.get(start + len) != Some(&0) {
+        return None;
+    }
+    Some((String::from_utf8(bytes.to_vec()).ok()?, start + len + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_laid_out_as_the_specification_says() {
+        // A variant holding `u` 5: signature "u", padding, the number.
+        let mut b = Vec::new();
+        Value::Variant(Box::new(Value::U32(5))).write(&mut b);
+        assert_eq!(b, [1, b'u', 0, 0, 5, 0, 0, 0]);
+        // `a{sv}` with one entry: length 16 excludes the padding to 8
+        // after it.
+        let mut b = Vec::new();
+        Value::Properties(vec![("A".into(), Value::Bool(true))]).write(&mut b);
+        assert_eq!(
+            b,
+            [
+                16, 0, 0, 0, 0, 0, 0, 0, // length, padding to the entry
+                1, 0, 0, 0, b'A', 0, // "A"
+                1, b'b', 0, // signature "b"
+                0, 0, 0, 1, 0, 0, 0 // padding, true
+            ]
+        );
+        // An empty array of structs still pads to 8.
+        let mut b = vec![0u8; 4];
+        Value::Array("(ss)".into(), Vec::new()).write(&mut b);
+        assert_eq!(b, [0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Value::Array(
+                "(ss)".into(),
+                vec![Value::Struct(vec![
+                    Value::Str("a".into()),
+                    Value::Str("b".into())
+                ])]
+            )
+            .signature(),
+            "a(ss)"
+        );
+        // `(uoss)`: JobRemoved's body.
+        let (sig, b) = body(&[
+            Value::U32(7),
+            Value::Path("/j/7".into()),
+            Value::Str("a".into()),
+            Value::Str("done".into()),
+        ]);
+        assert_eq!(sig, "uoss");
+        assert_eq!(
+            read_args("uoss", &b),
+            Some(vec![
+                Value::U32(7),
+                Value::Path("/j/7".into()),
+                Value::Str("a".into()),
+                Value::Str("done".into())
+            ])
+        );
+    }
+
+    #[test]
+    fn calls_are_read_by_their_signature() {
+        let (_, b) = body(&[
+            Value::Str("x.service".into()),
+            Value::Str("all".into()),
+            Value::I32(-9),
+        ]);
+        assert_eq!(
+            read_args("ssi", &b),
+            Some(vec![
+                Value::Str("x.service".into()),
+                Value::Str("all".into()),
+                Value::I32(-9)
+            ])
+        );
+        let (_, b) = body(&[
+            Value::Strings(vec!["failed".into()]),
+            Value::Strings(vec!["a*".into(), "b".into()]),
+        ]);
+        assert_eq!(
+            read_args("asas", &b),
+            Some(vec![
+                Value::Strings(vec!["failed".into()]),
+                Value::Strings(vec!["a*".into(), "b".into()])
+            ])
+        );
+        // Cut short: nothing.
+        assert_eq!(read_args("ss", &b[..6]), None);
+        assert_eq!(read_args("x", &b), None);
+    }
+}
