@@ -1919,35 +1919,42 @@ fn ctl(
     json: bool,
     command: &CtlCommand,
 ) -> ExitCode {
+    // A name without a type is a service's, as systemctl completes it.
+    let typed = |units: &[String]| -> Vec<String> {
+        units
+            .iter()
+            .map(|u| flint::control::systemctl::unit_name(u))
+            .collect()
+    };
     let (name, units) = match command {
-        CtlCommand::Status { units } => ("status", units.clone()),
+        CtlCommand::Status { units } => ("status", typed(units)),
         CtlCommand::ListUnits { patterns, .. } => ("list-units", patterns.clone()),
         CtlCommand::ListSockets { patterns, .. } => ("list-sockets", patterns.clone()),
         CtlCommand::ListJobs { patterns, .. } => ("list-jobs", patterns.clone()),
         CtlCommand::Cancel { jobs } => ("cancel", jobs.clone()),
-        CtlCommand::ListDependencies { units, .. } => ("list-dependencies", units.clone()),
+        CtlCommand::ListDependencies { units, .. } => ("list-dependencies", typed(units)),
         CtlCommand::ListTimers { patterns, .. } => ("list-timers", patterns.clone()),
         CtlCommand::ListPaths { patterns, .. } => ("list-paths", patterns.clone()),
-        CtlCommand::ResetFailed { units } => ("reset-failed", units.clone()),
-        CtlCommand::Start { units, .. } => ("start", units.clone()),
-        CtlCommand::Stop { units, .. } => ("stop", units.clone()),
-        CtlCommand::Restart { units, .. } => ("restart", units.clone()),
-        CtlCommand::TryRestart { units, .. } => ("try-restart", units.clone()),
-        CtlCommand::ReloadOrRestart { units, .. } => ("reload-or-restart", units.clone()),
-        CtlCommand::TryReloadOrRestart { units, .. } => ("try-reload-or-restart", units.clone()),
+        CtlCommand::ResetFailed { units } => ("reset-failed", typed(units)),
+        CtlCommand::Start { units, .. } => ("start", typed(units)),
+        CtlCommand::Stop { units, .. } => ("stop", typed(units)),
+        CtlCommand::Restart { units, .. } => ("restart", typed(units)),
+        CtlCommand::TryRestart { units, .. } => ("try-restart", typed(units)),
+        CtlCommand::ReloadOrRestart { units, .. } => ("reload-or-restart", typed(units)),
+        CtlCommand::TryReloadOrRestart { units, .. } => ("try-reload-or-restart", typed(units)),
         CtlCommand::IsActive { units, quiet } => {
-            return unit_states(user, control, units, *quiet, "active", 3);
+            return unit_states(user, control, &typed(units), *quiet, "active", 3);
         }
         CtlCommand::IsFailed { units, quiet } => {
-            return unit_states(user, control, units, *quiet, "failed", 1);
+            return unit_states(user, control, &typed(units), *quiet, "failed", 1);
         }
         CtlCommand::Show {
             units,
             property,
             value,
-        } => return show_properties(user, control, units, property, *value),
+        } => return show_properties(user, control, &typed(units), property, *value),
         CtlCommand::IsSystemRunning { quiet } => return system_running(user, control, *quiet),
-        CtlCommand::Reload { units, .. } => ("reload", units.clone()),
+        CtlCommand::Reload { units, .. } => ("reload", typed(units)),
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
         CtlCommand::DaemonReload => ("daemon-reload", Vec::new()),
         CtlCommand::Exit { .. }
@@ -1955,8 +1962,8 @@ fn ctl(
         | CtlCommand::Halt { .. }
         | CtlCommand::Reboot { .. }
         | CtlCommand::Kexec { .. } => ("exit", Vec::new()),
-        CtlCommand::Logs { unit, .. } => ("logs", vec![unit.clone()]),
-        CtlCommand::Kill { units, .. } => ("kill", units.clone()),
+        CtlCommand::Logs { unit, .. } => ("logs", typed(std::slice::from_ref(unit))),
+        CtlCommand::Kill { units, .. } => ("kill", typed(units)),
         CtlCommand::SetEnvironment { .. } => ("set-environment", Vec::new()),
         CtlCommand::UnsetEnvironment { .. } => ("unset-environment", Vec::new()),
         CtlCommand::ShowEnvironment => ("show-environment", Vec::new()),

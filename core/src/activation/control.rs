@@ -73,7 +73,7 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                 // why it was refused.
                 let got = tokio::time::timeout(
                     std::time::Duration::from_secs(5),
-                    read_request(&stream, 1024 * 1024, allowed),
+                    read_request(&stream, REQUEST_LIMIT, allowed),
                 )
                 .await;
                 let mut write = stream;
@@ -88,6 +88,8 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                     )
                 } else if line.is_empty() {
                     control::error(1, "no request")
+                } else if line.len() >= REQUEST_LIMIT && !line.ends_with('\n') {
+                    control::error(1, "request longer than 1 MiB: refused")
                 } else {
                     match serde_json::from_str::<Json>(&line) {
                         Ok(req)
@@ -128,6 +130,9 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
         }
     });
 }
+
+/// The longest request line flint reads.
+const REQUEST_LIMIT: usize = 1024 * 1024;
 
 /// Reads one request line (at most `limit` bytes) and the fds passed with
 /// it (`SCM_RIGHTS`, close-on-exec; any beyond
@@ -317,6 +322,8 @@ impl Manager {
             "last_exit": svc.last_status.map(|s| s.to_string()),
             "main_exit": svc.main_status.map(|s| s.to_string()),
             "job": self.job_text(id),
+            "since_usec": svc.times.since(state),
+            "times": times_json(&svc.times),
             "triggered_by": self.triggered_by(svc),
             "log": crate::logs::recent(svc.unit.id.as_str(), STATUS_LINES, 0),
         })
@@ -405,7 +412,10 @@ impl Manager {
                 s.listeners.iter().map(super::socket::OpenListener::describe).collect::<Vec<_>>()
             },
             "triggers": s.config.service.to_string(),
+            "since_usec": s.times.since(state),
+            "times": times_json(&s.times),
             "result": s.result,
+            "accept": s.config.accept,
             "connections": s.active,
             "accepted": s.accepted,
             "refused": s.refused,
@@ -1335,9 +1345,29 @@ impl Manager {
             ));
         }
         p.push(("InvocationID", text("invocation_id")));
+        // As systemctl prints them (empty when never); the numbers go
+        // along for systemd's API, which sends them as they are.
+        let times = status["times"].as_object().cloned().unwrap_or_default();
+        for name in [
+            "InactiveExitTimestamp",
+            "ActiveEnterTimestamp",
+            "ActiveExitTimestamp",
+            "InactiveEnterTimestamp",
+        ] {
+            let usec = times.get(name).and_then(Json::as_u64).unwrap_or(0);
+            p.push((
+                name,
+                if usec == 0 {
+                    String::new()
+                } else {
+                    crate::control::timestamp(usec)
+                },
+            ));
+        }
         json!({
             "name": id,
             "properties": p.into_iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+            "times": times,
         })
     }
 
@@ -2347,6 +2377,17 @@ fn change_environment(user_mode: bool, unset: &[String], set: &[String]) -> Json
 }
 
 /// A number from a cgroup file.
+/// A unit's state timestamps by systemd's property names (µs, 0: never).
+fn times_json(times: &super::jobs::StateTimes) -> Json {
+    Json::Object(
+        times
+            .properties()
+            .into_iter()
+            .map(|(name, usec)| (name.to_string(), usec.into()))
+            .collect(),
+    )
+}
+
 fn number(text: Option<String>) -> Option<u64> {
     text?.trim().parse().ok()
 }

@@ -226,6 +226,66 @@ pub(super) struct Seen {
     launches: u64,
 }
 
+/// When a unit last changed between systemd's active states, in µs since
+/// the epoch (0: never), as its `InactiveExitTimestamp=`,
+/// `ActiveEnterTimestamp=`, `ActiveExitTimestamp=` and
+/// `InactiveEnterTimestamp=`; `status` says "since" from them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct StateTimes {
+    pub inactive_exit: u64,
+    pub active_enter: u64,
+    pub active_exit: u64,
+    pub inactive_enter: u64,
+}
+
+impl StateTimes {
+    /// Notes a change from `from` to `to`, now.
+    pub fn note(&mut self, from: Class, to: Class) {
+        let down = |c: Class| matches!(c, Class::Inactive | Class::Failed);
+        let at = realtime_usec();
+        if down(from) && !down(to) {
+            self.inactive_exit = at;
+        }
+        if from != Class::Active && to == Class::Active {
+            self.active_enter = at;
+        }
+        if from == Class::Active && to != Class::Active {
+            self.active_exit = at;
+        }
+        if !down(from) && down(to) {
+            self.inactive_enter = at;
+        }
+    }
+
+    /// The time systemctl's status says the state holds since (0: none):
+    /// by the state's name.
+    pub fn since(&self, state: &str) -> u64 {
+        match state {
+            "active" | "reloading" => self.active_enter,
+            "inactive" | "failed" => self.inactive_enter,
+            "activating" => self.inactive_exit,
+            _ => self.active_exit,
+        }
+    }
+
+    /// As `show` lists them: systemd's names, µs since the epoch.
+    pub fn properties(&self) -> [(&'static str, u64); 4] {
+        [
+            ("InactiveExitTimestamp", self.inactive_exit),
+            ("ActiveEnterTimestamp", self.active_enter),
+            ("ActiveExitTimestamp", self.active_exit),
+            ("InactiveEnterTimestamp", self.inactive_enter),
+        ]
+    }
+}
+
+/// Now, in µs since the epoch.
+pub(super) fn realtime_usec() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum JobKind {
     Start,
@@ -1265,6 +1325,9 @@ impl Manager {
         for (&id, svc) in &mut self.services {
             let now = Class::of(svc.state);
             let prev = svc.seen;
+            if now != prev.class {
+                svc.times.note(prev.class, now);
+            }
             // From up to down, or down and up again (or up and down) since
             // the last look.
             let down = prev.class.up() && (now == Class::Deactivating || now.down())

@@ -182,6 +182,8 @@ pub(super) struct ServiceRt {
     pub inactive_enter_at: Option<Instant>,
     /// What the job engine saw last (see `jobs::Manager::observe`).
     pub seen: Seen,
+    /// When it last changed between active states, as it saw them.
+    pub times: super::jobs::StateTimes,
     /// The stop under way is the first half of a restart: the kill signal
     /// is `RestartKillSignal=`.
     pub restart_kill: bool,
@@ -308,6 +310,7 @@ impl ServiceRt {
             inactive_exit_at: None,
             inactive_enter_at: None,
             seen: Seen::default(),
+            times: super::jobs::StateTimes::default(),
             restart_kill: false,
             cgroup_watch: None,
             invocation_id: String::new(),

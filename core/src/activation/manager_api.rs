@@ -430,14 +430,22 @@ fn refuse_before_job(control: &Path, command: &str, name: &str) -> Result<(), Ca
 
 /// `flint ctl show`'s properties of `name`, as strings.
 fn properties(control: &Path, name: &str) -> Result<Vec<(String, String)>, CallError> {
+    Ok(show(control, name)?.0)
+}
+
+/// `flint ctl show`'s properties of `name`, as strings, and its state
+/// timestamps as numbers.
+fn show(control: &Path, name: &str) -> Result<(Vec<(String, String)>, Json), CallError> {
     let answer = checked(request(control, "show", &[name], json!({})))?;
-    Ok(answer["units"][0]["properties"]
+    let unit = &answer["units"][0];
+    let props = unit["properties"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
         .filter_map(|p| Some((p[0].as_str()?.to_string(), p[1].as_str()?.to_string())))
-        .collect())
+        .collect();
+    Ok((props, unit["times"].clone()))
 }
 
 fn prop<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -447,9 +455,17 @@ fn prop<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The properties of `name` with systemd's D-Bus types.
+/// The properties of `name` with systemd's D-Bus types; the timestamps
+/// as numbers (µs since the epoch, 0 for never).
 fn typed_properties(control: &Path, name: &str) -> Result<Vec<(String, Value)>, CallError> {
-    Ok(typed(properties(control, name)?))
+    let (props, times) = show(control, name)?;
+    let mut typed = typed(props);
+    for (n, v) in &mut typed {
+        if n.ends_with("Timestamp") {
+            *v = Value::U64(times[n.as_str()].as_u64().unwrap_or(0));
+        }
+    }
+    Ok(typed)
 }
 
 /// systemd's D-Bus types of `show`'s properties. Each `Listen=` line joins

@@ -307,6 +307,8 @@ pub struct SocketRt {
     pub stopped: bool,
     /// Gone from the unit tree after a switch (its index stays valid).
     pub removed: bool,
+    /// When it began to listen and stopped, as systemd's timestamps.
+    pub times: super::jobs::StateTimes,
 }
 
 impl SocketRt {
@@ -379,7 +381,10 @@ impl SocketRt {
             result: "success",
             stopped: false,
             removed: false,
+            times: super::jobs::StateTimes::default(),
         };
+        rt.times
+            .note(super::jobs::Class::Inactive, super::jobs::Class::Active);
         if taken.contains(&true) {
             // The watchers of the socket that had these listeners were
             // aborted but may not be dropped yet (they deregister the fds
@@ -488,6 +493,10 @@ impl SocketRt {
     /// Closes the listeners (and removes their nodes with `RemoveOnStop=yes`);
     /// `closed` is sent once they are.
     pub fn close(&mut self, closed: Closed) {
+        if !self.listeners.is_empty() {
+            self.times
+                .note(super::jobs::Class::Active, super::jobs::Class::Inactive);
+        }
         self.disarm();
         for t in self.tasks.drain(..) {
             t.abort();

@@ -129,6 +129,12 @@ pub fn read_request(stream: &UnixStream) -> Result<Json, String> {
     BufReader::new(stream.take_limit())
         .read_line(&mut line)
         .map_err(|e| e.to_string())?;
+    if !line.ends_with('\n') && line.len() >= REQUEST_LIMIT {
+        return Err(format!(
+            "request longer than {} KiB: refused",
+            REQUEST_LIMIT / 1024
+        ));
+    }
     let v: Json = serde_json::from_str(&line).map_err(|e| format!("request is not JSON: {e}"))?;
     if v.get("version").and_then(Json::as_u64) != Some(PROTOCOL_VERSION) {
         return Err(format!(
@@ -142,9 +148,12 @@ trait TakeLimit {
     fn take_limit(&self) -> std::io::Take<&UnixStream>;
 }
 
+/// The longest request line the control socket reads.
+const REQUEST_LIMIT: usize = 64 * 1024;
+
 impl TakeLimit for UnixStream {
     fn take_limit(&self) -> std::io::Take<&UnixStream> {
-        std::io::Read::take(self, 64 * 1024)
+        std::io::Read::take(self, REQUEST_LIMIT as u64)
     }
 }
 
@@ -196,7 +205,13 @@ pub fn call_passing(
         )
         .map_err(|e| failed(std::io::Error::from(e)))?;
     }
-    stream.write_all(&text.as_bytes()[sent..]).map_err(failed)?;
+    // A request the running flint refuses before reading it all (too
+    // long) is answered all the same: its answer is read, not the write's
+    // broken pipe reported.
+    match stream.write_all(&text.as_bytes()[sent..]) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.map_err(failed)?,
+    }
     let mut line = String::new();
     BufReader::new(&stream)
         .read_line(&mut line)
@@ -457,6 +472,14 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             if let Some(result) = u["result"].as_str().filter(|r| *r != "success") {
                 let _ = write!(active, " (Result: {result})");
             }
+            if let Some(since) = u["since_usec"].as_u64().filter(|t| *t > 0) {
+                let _ = write!(
+                    active,
+                    " since {}; {}",
+                    timestamp(since),
+                    relative(since, false)
+                );
+            }
             let _ = writeln!(out, "{active}");
             if u["type"] == "timer" {
                 let trigger = u["next_usec"].as_u64().map_or_else(
@@ -481,13 +504,25 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 ("Status", "status"),
                 ("Restarts", "restarts"),
                 ("Last exit", "last_exit"),
-                ("Connections", "connections"),
-                ("Accepted", "accepted"),
-                ("Refused", "refused"),
                 ("Triggers", "triggers"),
             ] {
                 match &u[key] {
                     Json::Null => {}
+                    // As systemctl: the process's name after its pid, the
+                    // status text quoted.
+                    Json::Number(pid) if key == "main_pid" => {
+                        match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                            Ok(comm) => {
+                                let _ = writeln!(out, "{label:>11}: {pid} ({})", comm.trim_end());
+                            }
+                            Err(_) => {
+                                let _ = writeln!(out, "{label:>11}: {pid}");
+                            }
+                        }
+                    }
+                    Json::String(s) if key == "status" => {
+                        let _ = writeln!(out, "{label:>11}: \"{s}\"");
+                    }
                     Json::String(s) => {
                         let _ = writeln!(out, "{label:>11}: {s}");
                     }
@@ -495,6 +530,21 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                         let _ = writeln!(out, "{label:>11}: {v}");
                     }
                 }
+            }
+            // As systemctl, for an `Accept=yes` socket only: "Accepted: 5;
+            // Connected: 1;", and what it refused when it did.
+            if u["accept"] == true {
+                let n = |k: &str| u[k].as_u64().unwrap_or(0);
+                let mut line = format!(
+                    "{:>11}: {}; Connected: {};",
+                    "Accepted",
+                    n("accepted"),
+                    n("connections")
+                );
+                if n("refused") > 0 {
+                    let _ = write!(line, " Refused: {}", n("refused"));
+                }
+                let _ = writeln!(out, "{line}");
             }
             // A unit that is down and has nothing left in its cgroup shows
             // none, as systemctl.
@@ -1027,6 +1077,33 @@ mod tests {
         assert_eq!(utc(1_796_169_599_999_999), "2026-12-01T23:59:59.999Z");
     }
 
+    /// A request the running flint refuses before reading it all (too
+    /// long: the sync reader stops at 64 KiB) still gets its answer to the
+    /// caller, not a broken pipe.
+    #[test]
+    fn a_refused_long_request_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control");
+        let Bound { listener, lock } = bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let _lock = lock;
+            listener.set_nonblocking(false).unwrap();
+            let (s, _) = listener.accept().unwrap();
+            let e = read_request(&s).unwrap_err();
+            let mut w = &s;
+            w.write_all(format!("{}\n", error(1, &e)).as_bytes())
+                .unwrap();
+        });
+        let big = "x".repeat(4 * 1024 * 1024);
+        let answer = call(
+            &path,
+            &json!({"version": 1, "command": "set-environment", "assignments": [big]}),
+        )
+        .unwrap();
+        server.join().unwrap();
+        assert_eq!(answer["error"], "request longer than 64 KiB: refused");
+    }
+
     #[test]
     fn request_round_trip_and_authorization() {
         let dir = tempfile::tempdir().unwrap();
@@ -1129,6 +1206,45 @@ mod tests {
         );
         let text = render("status", &unit("active", "running", "success"), false);
         assert!(text.contains("     Active: active (running)\n"), "{text}");
+        // Since when, its main process by name, its status text quoted.
+        let mut since = unit("active", "running", "success");
+        let ago = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+            - 5_000_000;
+        since["units"][0]["since_usec"] = u64::try_from(ago).unwrap().into();
+        since["units"][0]["main_pid"] = std::process::id().into();
+        since["units"][0]["status"] = "Ready".into();
+        let text = render("status", &since, false);
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert!(
+            text.contains(&format!(
+                "     Active: active (running) since {}; 5s ago\n",
+                timestamp(u64::try_from(ago).unwrap())
+            )) && text.contains(&format!(
+                "   Main PID: {} ({})\n",
+                std::process::id(),
+                comm.trim_end()
+            )) && text.contains("     Status: \"Ready\"\n"),
+            "{text}"
+        );
+        // A socket's counts, for `Accept=yes` only, in systemctl's words.
+        let socket = |accept: bool| {
+            json!({"version": 1, "ok": true, "exit": 0, "units": [
+                {"name": "e.socket", "type": "socket", "state": "active", "sub": "listening",
+                 "accept": accept, "accepted": 5, "connections": 1, "refused": 2}]})
+        };
+        let text = render("status", &socket(true), false);
+        assert!(
+            text.contains("\n   Accepted: 5; Connected: 1; Refused: 2\n"),
+            "{text}"
+        );
+        let text = render("status", &socket(false), false);
+        assert!(
+            !text.contains("Accepted") && !text.contains("Connect"),
+            "{text}"
+        );
         // Down with nothing left: no tasks and no cgroup, as systemctl.
         let mut down = unit("inactive", "dead", "success");
         down["units"][0]["cgroup"] = "/sys/fs/cgroup/flint-1-2/a.service".into();

@@ -138,7 +138,7 @@ const SUFFIXES: &[&str] = &[
 
 /// `foo` → `foo.service`, as `systemctl` completes a name without a type;
 /// a pattern (`foo@*`) is left as it is, to match loaded units.
-pub(crate) fn unit_name(name: &str) -> String {
+pub fn unit_name(name: &str) -> String {
     let typed = crate::control::is_glob(name)
         || name
             .rsplit_once('.')
