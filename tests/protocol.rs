@@ -1149,3 +1149,94 @@ fn pass_pidfd_and_accept_file_descriptors_reach_the_passed_socket() {
         assert_eq!(r["rights"], rights, "{name}: {r}\n{}", flint.log());
     }
 }
+
+/// `flint socket-activate --accept` says on stderr what
+/// `systemd-socket-activate --accept` says for one connection, line for
+/// line (pids and ports aside): "Listening on …", "Communication attempt
+/// on fd 3.", "Connection from …", "Spawned …", "Execing …", "Child …
+/// died with code 0".
+#[test]
+fn socket_activate_says_what_systemd_socket_activate_says() {
+    if !common::require(
+        "systemd-socket-activate",
+        "the reference for the comparison",
+    ) {
+        return;
+    }
+    let run = |tool: &mut Command| -> Vec<String> {
+        let port = free_port();
+        let mut child = tool
+            .args([
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "--accept",
+                "--inetd",
+                "/bin/echo",
+                "hi",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the tool");
+        let err = child.stderr.take().unwrap();
+        let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        let mut next = || {
+            let line = lines_rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("{:?}: no more lines", tool.get_program()));
+            lines.push(line.clone());
+            line
+        };
+        while !next().starts_with("Listening on") {}
+        let mut s = common::connect(port);
+        let mut got = String::new();
+        s.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hi\n");
+        while !next().contains("died with code") {}
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(lines_rx);
+        let _ = reader.join();
+        // Pids and ports differ from run to run.
+        let mut shapes: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                l.split(' ')
+                    .map(|w| {
+                        let bare = w.trim_end_matches(['.', ',']);
+                        if bare.chars().all(|c| c.is_ascii_digit()) && bare.len() > 1 {
+                            w.replace(bare, "N")
+                        } else if let Some((host, p)) = bare.rsplit_once(':')
+                            && p.chars().all(|c| c.is_ascii_digit())
+                        {
+                            w.replace(bare, &format!("{host}:P"))
+                        } else {
+                            w.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        // The child says "Execing" under systemd's tool, so its place
+        // among the parent's lines varies.
+        shapes.sort();
+        shapes
+    };
+    let ssa = run(&mut Command::new("systemd-socket-activate"));
+    let mut flint_cmd = Command::new(common::flint_bin());
+    flint_cmd.arg("socket-activate");
+    let flint = run(&mut flint_cmd);
+    assert_eq!(flint, ssa);
+}

@@ -487,6 +487,7 @@ fn serve(
             }
             Ready::Listener(fd) => fd,
         };
+        eprintln!("Communication attempt on fd {fd}.");
         let conn = match nix::sys::socket::accept4(fd, nix::sys::socket::SockFlag::empty()) {
             // SAFETY: accept4 returned a new fd that nothing else owns.
             Ok(c) => unsafe { OwnedFd::from_raw_fd(c) },
@@ -533,7 +534,10 @@ fn serve(
         }
         match crate::spawn::spawn(&plan) {
             Ok(child) => {
+                // systemd's tool says the second from its forked child,
+                // before the exec; flint's child execs at once.
                 eprintln!("Spawned {name} ({joined}) as PID {}.", child.pid);
+                eprintln!("Execing {name} ({joined})");
                 children.push(child);
             }
             Err(e) => eprintln!("Failed to execp {name} ({joined}): {e}"),
