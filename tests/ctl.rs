@@ -1745,6 +1745,77 @@ fn peers_idling_on_the_private_socket_keep_no_one_waiting() {
     drop(idle);
 }
 
+/// A restart of a service reaches the socket that is `PartOf=` it, as
+/// systemd's restart propagates: the service stops, the socket closes and
+/// opens again (a new node), the service starts. greylistd removes its
+/// socket's node when it gets SIGTERM; before, flint kept listening on the
+/// unlinked node, so the restarted daemon found no socket and failed, and
+/// no client could connect until the socket was restarted by hand.
+#[test]
+fn restarting_a_service_restarts_the_socket_that_is_part_of_it() {
+    use std::io::Read;
+    let tree = Tree::new();
+    let (mut flint, control) = common::run_with_control(&tree);
+    let path = tree.path().join("g.sock");
+    tree.write(
+        "g.socket",
+        &format!(
+            "[Unit]\nPartOf=g.service\n[Socket]\nListenStream={}\n",
+            path.display()
+        ),
+    );
+    // Like greylistd: serves the socket it got, and removes the node
+    // when it stops; a start without the node fails.
+    tree.write(
+        "g.py",
+        &format!(
+            "import os, signal, socket, sys\n\
+p = \"{p}\"\n\
+if not os.path.exists(p): sys.exit(\"no socket node\")\n\
+signal.signal(signal.SIGTERM, lambda *a: (os.unlink(p), sys.exit(0)))\n\
+s = socket.socket(fileno=3)\n\
+while True: c, _ = s.accept(); c.sendall(str(os.getpid()).encode()); c.close()\n",
+            p = path.display()
+        ),
+    );
+    tree.write(
+        "g.service",
+        &format!(
+            "[Service]\nExecStart=/usr/bin/python3 {}\n",
+            tree.path().join("g.py").display()
+        ),
+    );
+    assert_eq!(ctl(&control, &["start", "g.socket"]).0, 0);
+    let ask = || -> String {
+        let mut c = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    };
+    let first = ask();
+    let (code, out) = ctl(&control, &["restart", "g.service"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    let (code, status) = ctl(&control, &["status", "g.service"]);
+    assert_eq!(code, 0, "{status}\n{}", flint.log());
+    assert!(
+        flint
+            .log()
+            .contains("g.socket: stopping; closing its listeners"),
+        "{}",
+        flint.log()
+    );
+    let second = ask();
+    assert_ne!(first, second, "a new daemon answers");
+    // Its stop takes the socket along: no warning that the socket can
+    // still start it (systemctl looks once the jobs are done).
+    let (code, _, err) = common::ctl_split(&control, &["stop", "g.service"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("Warning"), "{err}");
+    assert_eq!(ctl(&control, &["is-active", "g.socket"]).0, 3);
+    let _ = flint.stop();
+}
+
 /// Debian's own `systemctl --user` drives a user flint through the
 /// private socket, as it drives systemd's user manager: start, stop,
 /// restart, reload and kill with systemctl's own words and exit statuses

@@ -2422,3 +2422,43 @@ fn capability_conditions_follow_flints_bounding_set() {
     );
     ran_and_skipped(&tree, &["setpriv", "--bounding-set", "-sys_time"], "u", "t");
 }
+
+/// A flint of an ordinary user without `$XDG_RUNTIME_DIR` keeps its notify
+/// socket in a directory of its own (`$TMPDIR/flint-UID`), as its control
+/// socket: a `$TMPDIR/flint` that another user made first (here root's)
+/// left every `Type=notify` service of it without `NOTIFY_SOCKET`, timing
+/// out its start.
+#[test]
+fn notify_works_for_a_user_flint_without_a_runtime_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    if !common::require_root("runs flint as another user (nobody)") {
+        return;
+    }
+    if !common::require("setpriv", "runs flint as another user") {
+        return;
+    }
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = tree.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // Another user's flint was there first.
+    std::fs::create_dir(tmp.join("flint")).unwrap();
+    tree.write(
+        "n.service",
+        "[Service]\nType=notify\nNotifyAccess=all\nTimeoutStartSec=8\n\
+         ExecStart=/bin/sh -c 'systemd-notify --ready; exec sleep 300'\n",
+    );
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::flint_bin())
+        .args(["run", "--unit-dir"])
+        .arg(tree.path())
+        .arg("n.service")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", &tmp);
+    let flint = Flint::run_command_until(cmd, "n.service: ready");
+    let log = flint.log();
+    assert!(!log.contains("no NOTIFY_SOCKET"), "{log}");
+    assert!(tmp.join("flint-65534/flint").is_dir(), "{log}");
+}

@@ -2015,6 +2015,15 @@ impl Manager {
                             .filter(|t| t["state"] == "active")
                             .filter_map(|t| t["name"].as_str().map(str::to_string))
                             .filter(|t| !names.contains(t))
+                            // A socket this stop reaches (`PartOf=` the
+                            // service) is stopping too: no warning, as
+                            // systemctl looks once the jobs are done.
+                            .filter(|t| {
+                                !self.socket_index(t).is_some_and(|i| {
+                                    self.socket_stops.iter().any(|(s, _)| *s == i)
+                                        || self.closing_sockets.contains(&i)
+                                })
+                            })
                             .collect();
                         if !active.is_empty() {
                             notices.push(format!(

@@ -963,7 +963,13 @@ impl Manager {
                 "{name}: {c} is both to be started and (by Conflicts=) stopped; starting it"
             );
         }
-        for (unit, kind) in &tr.jobs {
+        // Sockets last: a socket's restart turns the restarts of the
+        // services it follows into stops (see `install`).
+        let (sockets, others): (Vec<_>, Vec<_>) = tr
+            .jobs
+            .iter()
+            .partition(|(unit, _)| unit.ends_with(".socket"));
+        for (unit, kind) in others.into_iter().chain(sockets) {
             self.install(unit, *kind, unit == name);
         }
         self.order_socket_stops();
@@ -1000,6 +1006,40 @@ impl Manager {
                 if !opened {
                     self.fail_dependents(name);
                 }
+            }
+            // A restart that reaches a listening socket through what it is
+            // `PartOf=` (greylistd.socket, cups.socket of their services):
+            // the services restarting in this transaction that it follows
+            // stop, then the socket closes, opens again (a new node, with
+            // its unit as it is now) and they start, as systemd's restart
+            // propagates. (A daemon that removes its socket's node when it
+            // stops, as greylistd does, finds it there again.)
+            (JobKind::Restart | JobKind::TryRestart, Some(i)) if !self.sockets[i].failed => {
+                let deps = Deps::of(&self.sockets[i].unit);
+                let restarting: Vec<u64> = self
+                    .jobs
+                    .iter()
+                    .filter(|(id, j)| {
+                        matches!(j.kind, JobKind::Restart | JobKind::TryRestart)
+                            && !j.running
+                            && self
+                                .services
+                                .get(id)
+                                .is_some_and(|s| deps.follows_stop_of(s.unit.id.as_str()))
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &restarting {
+                    if let Some(j) = self.jobs.get_mut(id) {
+                        j.kind = JobKind::Stop;
+                    }
+                    self.socket_restarts.push((name.to_string(), *id));
+                }
+                if restarting.is_empty() {
+                    self.socket_restarts
+                        .push((name.to_string(), super::control::SOCKET_ALONE));
+                }
+                self.socket_stops_new.push(i);
             }
             // Stopped (or failed) before: opened again, as systemd starts a
             // socket unit again (cockpit.service pulls in the sockets bound

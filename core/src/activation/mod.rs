@@ -690,7 +690,9 @@ async fn run_async(
             mgr.notify_path = Some(n.path().to_string_lossy().into_owned());
             mgr.notify_socket = Some(n);
         }
-        Err(e) => tracing::warn!("flint: {e}; services get no NOTIFY_SOCKET"),
+        Err(e) => tracing::warn!(
+            "flint: {e}; services get no NOTIFY_SOCKET (a Type=notify one cannot say it is ready, and its start times out)"
+        ),
     }
     let private_node = private_socket::serve(mgr.search.user_mode, control_node.clone());
     for n in &names {
@@ -2420,10 +2422,8 @@ fn start_notify(
 ) -> Result<std::rc::Rc<crate::notify::NotifySocket>, String> {
     let base = if !user_mode && nix::unistd::geteuid().is_root() {
         std::path::PathBuf::from("/run")
-    } else if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
-        std::path::PathBuf::from(d)
     } else {
-        std::env::temp_dir()
+        crate::control::user_runtime_dir()
     };
     remove_dead_notify_sockets(&base.join("flint"));
     let path = base

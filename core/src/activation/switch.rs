@@ -1016,6 +1016,9 @@ impl Manager {
     /// Whether a service has no start, stop or reload in progress.
     fn settled(&self, id: u64) -> bool {
         !self.jobs.contains_key(&id)
+            // Stopped for a socket's restart, it starts again once the
+            // socket is open.
+            && !self.socket_restarts.iter().any(|(_, s)| *s == id)
             && self.services.get(&id).is_none_or(|s| {
                 // A job that timed out or was canceled by hand is over,
                 // whatever the unit does.

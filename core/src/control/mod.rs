@@ -35,11 +35,21 @@ pub fn default_path(user_mode: bool) -> PathBuf {
     if !user_mode && nix::unistd::geteuid().is_root() {
         return Path::new(crate::unit::loader::FLINT_SYSTEM_RUNTIME_DIR).join("control");
     }
-    let base = std::env::var_os("XDG_RUNTIME_DIR").map_or_else(
-        || std::env::temp_dir().join(format!("flint-{}", nix::unistd::geteuid())),
-        PathBuf::from,
-    );
-    base.join("flint/control")
+    user_runtime_dir().join("flint/control")
+}
+
+/// Where a flint that is not the system's keeps its sockets (control,
+/// notify): `$XDG_RUNTIME_DIR`, else a directory of the user's own in the
+/// temporary directory (`/tmp/flint-UID`, made private), so that flints of
+/// different users never share one.
+pub fn user_runtime_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let dir = std::env::temp_dir().join(format!("flint-{}", nix::unistd::geteuid()));
+    use std::os::unix::fs::DirBuilderExt;
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    dir
 }
 
 /// Why the control socket could not be used.
