@@ -1065,3 +1065,39 @@ fn a_socket_activated_service_has_its_cgroup_before_its_first_connection() {
         flint.log()
     );
 }
+
+/// `Tasks:` in status counts threads, as systemd's `TasksCurrent` does:
+/// `pids.current` where the pids controller is on for the service, else
+/// the threads its cgroup lists (a process of four threads is four
+/// tasks; it said 1).
+#[test]
+fn status_counts_the_threads_of_a_service_as_tasks() {
+    if cgroups_or_skip().is_none() || !common::require("python3", "a threaded service") {
+        return;
+    }
+    let tree = Tree::new();
+    tree.write(
+        "threads.py",
+        "import threading, time\n\
+         for _ in range(3):\n    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()\n\
+         open(__file__ + '.up', 'w').close()\n\
+         time.sleep(1000)\n",
+    );
+    let script = tree.path().join("threads.py");
+    tree.write(
+        "t.service",
+        &format!(
+            "[Service]\nExecStart=/usr/bin/python3 {}\n",
+            script.display()
+        ),
+    );
+    let (_flint, control) = common::run_with_control(&tree);
+    assert_eq!(ctl(&control, &["start", "t.service"]).0, 0);
+    let up = tree.path().join("threads.py.up");
+    assert!(
+        wait_for(Duration::from_secs(10), || up.exists().then_some(())).is_some(),
+        "the threads started"
+    );
+    let (_, status) = ctl(&control, &["status", "t.service"]);
+    assert!(status.contains("      Tasks: 4"), "{status}");
+}

@@ -66,20 +66,37 @@ fn status_list_stop_start_restart_with_systemctl_exit_codes() {
         names.contains(&"web.socket") && names.contains(&"d.service"),
         "{names:?}"
     );
-    // One line per listener, as `systemctl list-sockets --show-types`.
+    // One line per listener, as `systemctl list-sockets`: LISTEN UNIT
+    // ACTIVATES, the type with `--show-types`, the hint below.
     let (_, text) = ctl(&control, &["list-sockets"]);
+    assert!(text.starts_with("LISTEN "), "{text}");
     let line = text.lines().find(|l| l.contains("web.socket"));
     assert_eq!(
         line.map(|l| l.split_whitespace().collect::<Vec<_>>()),
         Some(vec![
             format!("127.0.0.1:{port}").as_str(),
-            "Stream",
             "web.socket",
             "web@.service"
         ]),
         "{text}"
     );
-    assert!(text.contains("1 sockets listed."), "{text}");
+    assert!(
+        text.ends_with(
+            "\n1 sockets listed.\nPass --all to see loaded but inactive sockets, too.\n"
+        ),
+        "{text}"
+    );
+    let (_, text) = ctl(&control, &["list-sockets", "--show-types", "--no-legend"]);
+    assert_eq!(
+        text.split_whitespace().collect::<Vec<_>>(),
+        [
+            format!("127.0.0.1:{port}").as_str(),
+            "Stream",
+            "web.socket",
+            "web@.service"
+        ],
+        "{text}"
+    );
     // And in status, with its kind, as systemctl shows it.
     let (_, text) = ctl(&control, &["status", "web.socket"]);
     assert!(
@@ -1438,7 +1455,7 @@ fn reset_failed_clears_failures_and_start_limits_and_listings_filter_by_state_ty
     assert_eq!((code, text.trim()), (1, "degraded"));
     // A failed socket is listed with what it is to listen on, as systemctl
     // lists its `Listen` property.
-    let (_, text) = ctl(&control, &["list-sockets", "limit.socket"]);
+    let (_, text) = ctl(&control, &["list-sockets", "--show-types", "limit.socket"]);
     let row = |text: &str| {
         text.lines()
             .find(|l| l.contains("limit.socket"))
@@ -1504,9 +1521,9 @@ fn reset_failed_clears_failures_and_start_limits_and_listings_filter_by_state_ty
             ("limit.service".to_string(), "inactive".to_string())
         ]
     );
-    let (_, text) = ctl(&control, &["list-sockets"]);
+    let (_, text) = ctl(&control, &["list-sockets", "--show-types"]);
     assert_eq!(row(&text), None, "{text}");
-    let (_, text) = ctl(&control, &["list-sockets", "--all"]);
+    let (_, text) = ctl(&control, &["list-sockets", "--show-types", "--all"]);
     assert_eq!(row(&text), Some(expected), "{text}");
     let (code, out, _) = systemctl(&tree, &control, &["list-units", "--all", "limit.socket"]);
     assert!(code == 0 && out.contains("limit.socket"), "{out}");

@@ -246,6 +246,12 @@ enum CtlCommand {
         /// Inactive sockets too.
         #[arg(short, long)]
         all: bool,
+        /// A TYPE column (Stream, Datagram, FIFO, ...).
+        #[arg(long)]
+        show_types: bool,
+        /// Neither the header nor the count below.
+        #[arg(long)]
+        no_legend: bool,
     },
     /// What units pull in (`Requires=`, `Wants=`, `BindsTo=`, ... and
     /// their links), as a tree with each unit's state, targets followed
@@ -2099,6 +2105,18 @@ fn ctl(
         Ok(mut answer) => {
             if let CtlCommand::ListJobs { no_legend, .. } = command {
                 answer["no_legend"] = (*no_legend).into();
+            }
+            if let CtlCommand::ListSockets {
+                no_legend,
+                show_types,
+                all,
+                state,
+                ..
+            } = command
+            {
+                answer["no_legend"] = (*no_legend).into();
+                answer["show_types"] = (*show_types).into();
+                answer["all"] = (*all || !state.is_empty()).into();
             }
             // How the listing is to look (the answer is the same).
             if let Some((no_legend, plain, all)) = shape {

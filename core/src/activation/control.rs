@@ -311,7 +311,7 @@ impl Manager {
             "cgroup": cgroup.map(|cg| cg.dir(unit)),
             "tasks": cgroup.map(|cg| cg.pids(unit)),
             "tasks_max": cgroup.and_then(|cg| tasks_max(cg, svc)),
-            "tasks_current": cgroup.and_then(|cg| number(cg.read(unit, Some(Controller::Pids), "pids.current", "pids.current"))),
+            "tasks_current": cgroup.and_then(|cg| tasks_current(cg, unit)),
             "memory": cgroup.and_then(|cg| memory(cg, unit)),
             "cpu_usec": cgroup.and_then(|cg| cpu_usec(cg, unit)),
             "status": svc.status_text,
@@ -2395,6 +2395,16 @@ fn times_json(times: &super::jobs::StateTimes) -> Json {
             .map(|(name, usec)| (name.to_string(), usec.into()))
             .collect(),
     )
+}
+
+/// The tasks (threads) of a unit's cgroup, as systemd's `TasksCurrent`:
+/// `pids.current` where the pids controller counts them, else the threads
+/// its cgroup lists.
+fn tasks_current(cg: &crate::cgroup::Cgroups, unit: &str) -> Option<u64> {
+    number(cg.read(unit, Some(Controller::Pids), "pids.current", "pids.current")).or_else(|| {
+        let threads = std::fs::read_to_string(cg.dir(unit).join("cgroup.threads")).ok()?;
+        u64::try_from(threads.lines().count()).ok()
+    })
 }
 
 fn number(text: Option<String>) -> Option<u64> {

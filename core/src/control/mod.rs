@@ -491,13 +491,6 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 );
             }
             let _ = writeln!(out, "{active}");
-            if u["type"] == "timer" {
-                let trigger = u["next_usec"].as_u64().map_or_else(
-                    || "n/a".to_string(),
-                    |t| format!("{}; {}", timestamp(t), relative(t, false)),
-                );
-                let _ = writeln!(out, "{:>11}: {trigger}", "Trigger");
-            }
             // As systemctl: "TriggeredBy: ● web.socket", one unit a line.
             let triggers: Vec<&Json> = u["triggered_by"].as_array().into_iter().flatten().collect();
             for (i, t) in triggers.iter().enumerate() {
@@ -509,12 +502,48 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     t["name"].as_str().unwrap_or("?")
                 );
             }
+            if u["type"] == "timer" {
+                let trigger = u["next_usec"].as_u64().map_or_else(
+                    || "n/a".to_string(),
+                    |t| format!("{}; {}", timestamp(t), relative(t, false)),
+                );
+                let _ = writeln!(out, "{:>11}: {trigger}", "Trigger");
+            }
+            // What it starts: "Triggers: ● web.service".
+            if let Some(t) = u["triggers"].as_str().filter(|t| !t.is_empty()) {
+                let _ = writeln!(out, "{:>11}: ● {t}", "Triggers");
+            }
+            // A socket's addresses, the label on the first only, then an
+            // `Accept=yes` socket's counts ("Accepted: 5; Connected: 1;",
+            // what it refused when it did).
+            let listens: Vec<&str> = u["listen"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Json::as_str)
+                .collect();
+            for (i, l) in listens.iter().enumerate() {
+                let label = if i == 0 { "Listen:" } else { "" };
+                let _ = writeln!(out, "{label:>12} {l}");
+            }
+            if u["accept"] == true {
+                let n = |k: &str| u[k].as_u64().unwrap_or(0);
+                let mut line = format!(
+                    "{:>11}: {}; Connected: {};",
+                    "Accepted",
+                    n("accepted"),
+                    n("connections")
+                );
+                if n("refused") > 0 {
+                    let _ = write!(line, "   Refused: {}", n("refused"));
+                }
+                let _ = writeln!(out, "{line}");
+            }
             for (label, key) in [
                 ("Main PID", "main_pid"),
                 ("Status", "status"),
                 ("Restarts", "restarts"),
                 ("Last exit", "last_exit"),
-                ("Triggers", "triggers"),
             ] {
                 match &u[key] {
                     Json::Null => {}
@@ -540,21 +569,6 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                         let _ = writeln!(out, "{label:>11}: {v}");
                     }
                 }
-            }
-            // As systemctl, for an `Accept=yes` socket only: "Accepted: 5;
-            // Connected: 1;", and what it refused when it did.
-            if u["accept"] == true {
-                let n = |k: &str| u[k].as_u64().unwrap_or(0);
-                let mut line = format!(
-                    "{:>11}: {}; Connected: {};",
-                    "Accepted",
-                    n("accepted"),
-                    n("connections")
-                );
-                if n("refused") > 0 {
-                    let _ = write!(line, " Refused: {}", n("refused"));
-                }
-                let _ = writeln!(out, "{line}");
             }
             // A unit that is down and has nothing left in its cgroup shows
             // none, as systemctl.
@@ -626,18 +640,6 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     let _ = writeln!(out, "{:>13}{branch}{pid} {cmd}", "");
                 }
             }
-            if let Some(listens) = u["listen"].as_array() {
-                for l in listens {
-                    let _ = writeln!(out, "{:>11}: {}", "Listen", l.as_str().unwrap_or(""));
-                }
-            }
-            let log: Vec<&Json> = u["log"].as_array().into_iter().flatten().collect();
-            if !log.is_empty() {
-                out.push('\n');
-                for e in log {
-                    let _ = writeln!(out, "{}", log_line(e));
-                }
-            }
             if let Some(plugins) = u["plugins"].as_array() {
                 for p in plugins {
                     let _ = writeln!(
@@ -650,6 +652,13 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                         p["routed"],
                         p["failed"]
                     );
+                }
+            }
+            let log: Vec<&Json> = u["log"].as_array().into_iter().flatten().collect();
+            if !log.is_empty() {
+                out.push('\n');
+                for e in log {
+                    let _ = writeln!(out, "{}", log_line(e));
                 }
             }
             out.push('\n');
@@ -706,7 +715,12 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
         );
         let _ = write!(out, "\n{} paths listed.\n", rows.len());
     } else if command == "list-sockets" {
-        // As `systemctl list-sockets --show-types`: one line per listener.
+        // As `systemctl list-sockets`: one line per listener, by address
+        // then type; the TYPE column with `--show-types`; "-" for a socket
+        // that activates nothing; the count and the hint below unless
+        // `--no-legend`.
+        let show_types = answer["show_types"].as_bool() == Some(true);
+        let legend = answer["no_legend"].as_bool() != Some(true);
         let mut rows: Vec<Vec<String>> = Vec::new();
         for u in &units {
             for l in u["listen"].as_array().into_iter().flatten() {
@@ -715,21 +729,38 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     .strip_suffix(')')
                     .and_then(|x| x.rsplit_once(" ("))
                     .unwrap_or((l, ""));
-                rows.push(vec![
-                    addr.to_string(),
-                    kind.to_string(),
-                    u["name"].as_str().unwrap_or("?").to_string(),
-                    u["triggers"].as_str().unwrap_or("").to_string(),
-                ]);
+                let mut row = vec![addr.to_string()];
+                if show_types {
+                    row.push(kind.to_string());
+                }
+                row.push(u["name"].as_str().unwrap_or("?").to_string());
+                row.push(
+                    u["triggers"]
+                        .as_str()
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or("-")
+                        .to_string(),
+                );
+                rows.push(row);
             }
         }
-        table(
-            &mut out,
-            &["LISTEN", "TYPE", "UNIT", "ACTIVATES"],
-            &rows,
-            "  ",
-        );
-        let _ = write!(out, "\n{} sockets listed.\n", rows.len());
+        rows.sort_by(|a, b| (&a[0], &a[1]).cmp(&(&b[0], &b[1])));
+        let head: &[&str] = if show_types {
+            &["LISTEN", "TYPE", "UNIT", "ACTIVATES"]
+        } else {
+            &["LISTEN", "UNIT", "ACTIVATES"]
+        };
+        if legend {
+            table(&mut out, head, &rows, " ");
+            let _ = write!(out, "\n{} sockets listed.\n", rows.len());
+            if answer["all"].as_bool() != Some(true) {
+                out.push_str("Pass --all to see loaded but inactive sockets, too.\n");
+            }
+        } else {
+            let mut body = String::new();
+            table(&mut body, head, &rows, " ");
+            out.push_str(body.split_once('\n').map_or("", |(_, rest)| rest));
+        }
     } else {
         // As `systemctl list-units`: by type, then name; a bullet before
         // failed units (none with `--plain`), a legend after (none with
@@ -1247,12 +1278,24 @@ mod tests {
         };
         let text = render("status", &socket(true), false);
         assert!(
-            text.contains("\n   Accepted: 5; Connected: 1; Refused: 2\n"),
+            text.contains("\n   Accepted: 5; Connected: 1;   Refused: 2\n"),
             "{text}"
         );
         let text = render("status", &socket(false), false);
         assert!(
             !text.contains("Accepted") && !text.contains("Connect"),
+            "{text}"
+        );
+        // Its addresses with the label on the first, what it starts with a
+        // bullet, in systemctl's order.
+        let mut two = socket(true);
+        two["units"][0]["listen"] = json!(["/run/e.sock (Stream)", "127.0.0.1:7 (Stream)"]);
+        two["units"][0]["triggers"] = "e@.service".into();
+        let text = render("status", &two, false);
+        assert!(
+            text.contains(
+                "   Triggers: ● e@.service\n     Listen: /run/e.sock (Stream)\n             127.0.0.1:7 (Stream)\n   Accepted: 5;"
+            ),
             "{text}"
         );
         // Down with nothing left: no tasks and no cgroup, as systemctl.

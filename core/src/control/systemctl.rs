@@ -187,6 +187,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut full = false;
     let mut no_reload = false;
     let mut stdin = false;
+    let mut show_types = false;
     let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut iter = args.iter();
     let mut only_words = false;
@@ -218,13 +219,13 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "--legend=true" | "--legend=yes" | "--legend=1" => no_legend = false,
             "-l" | "--full" => full = true,
             "--no-reload" => no_reload = true,
+            "--show-types" => show_types = true,
             "--stdin" => stdin = true,
             "--no-pager"
             | "--no-ask-password"
             | "--wait"
             | "--no-warn"
             | "--no-wall"
-            | "--show-types"
             | "-i"
             | "--ignore-inhibitors" => {}
             // The job mode and inhibitor checks shape systemd's jobs only.
@@ -400,13 +401,14 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             if all {
                 out.push("--all".into());
             }
-            if verb == "list-units" {
-                if no_legend {
-                    out.push("--no-legend".into());
-                }
-                if plain {
-                    out.push("--plain".into());
-                }
+            if no_legend {
+                out.push("--no-legend".into());
+            }
+            if verb == "list-units" && plain {
+                out.push("--plain".into());
+            }
+            if verb == "list-sockets" && show_types {
+                out.push("--show-types".into());
             }
             // Patterns, as given.
             out.extend(raw_units.iter().cloned());
@@ -663,6 +665,10 @@ mod tests {
             words("ctl list-units --type socket --all")
         );
         assert_eq!(flint("list-sockets -a"), words("ctl list-sockets --all"));
+        assert_eq!(
+            flint("list-sockets --show-types --no-legend"),
+            words("ctl list-sockets --no-legend --show-types")
+        );
         assert_eq!(flint("--failed"), words("ctl list-units --state=failed"));
         assert_eq!(
             flint("list-units --state=failed,running web@* ssh*"),
