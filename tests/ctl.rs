@@ -1865,6 +1865,8 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
     );
     tree.write("units/e.socket", "[Socket]\nListenStream=%t/e.sock\n");
     tree.write("units/e.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write("units/t.timer", "[Timer]\nOnActiveSec=1h\n");
+    tree.write("units/t.service", "[Service]\nExecStart=/bin/true\n");
     let units = tree.path().join("units");
     let control = rt.join("ctl");
     let flint = Flint::run_args(
@@ -1876,6 +1878,7 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
             "--control".as_ref(),
             control.as_os_str(),
             "e.socket".as_ref(),
+            "t.timer".as_ref(),
         ],
         &[("XDG_RUNTIME_DIR", &rt), ("HOME", tree.path())],
     );
@@ -2003,6 +2006,20 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
     );
     ok(&["daemon-reload"]);
     assert_eq!(ok(&["is-active", "e.socket"]), "active\n");
+    // The listings that read sockets' and timers' properties.
+    let sockets = ok(&["list-sockets"]);
+    assert!(
+        sockets.lines().any(|l| {
+            l.split_whitespace().collect::<Vec<_>>()
+                == [rt.join("e.sock").to_str().unwrap(), "e.socket", "e.service"]
+        }),
+        "{sockets}"
+    );
+    let timers = ok(&["list-timers"]);
+    assert!(
+        timers.contains("left") && timers.contains("t.timer t.service"),
+        "{timers}"
+    );
 }
 
 #[test]

@@ -1099,6 +1099,8 @@ impl Manager {
         let set = |v: Option<u64>| v.map_or_else(|| "[not set]".to_string(), |v| v.to_string());
         let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
         let mut p: Vec<(&str, String)> = Vec::new();
+        // Numbers that `p` holds as text, as they are (systemd's API).
+        let mut raw: Vec<(&str, u64)> = Vec::new();
         let id = unit
             .as_ref()
             .map_or_else(|| name.to_string(), |u| u.id.to_string());
@@ -1249,6 +1251,17 @@ impl Manager {
             };
             p.push(("AccuracyUSec", span("AccuracySec", 60_000_000)));
             p.push(("RandomizedDelayUSec", span("RandomizedDelaySec", 0)));
+            for (name, key, default) in [
+                ("AccuracyUSec", "AccuracySec", 60_000_000),
+                ("RandomizedDelayUSec", "RandomizedDelaySec", 0),
+            ] {
+                raw.push((
+                    name,
+                    usable
+                        .and_then(|u| u.get_usec("Timer", key))
+                        .unwrap_or(default),
+                ));
+            }
         } else if is(".path") {
             p.push((
                 "Unit",
@@ -1347,7 +1360,21 @@ impl Manager {
         p.push(("InvocationID", text("invocation_id")));
         // As systemctl prints them (empty when never); the numbers go
         // along for systemd's API, which sends them as they are.
-        let times = status["times"].as_object().cloned().unwrap_or_default();
+        let mut times = status["times"].as_object().cloned().unwrap_or_default();
+        // A timer's times, as numbers too (systemctl list-timers reads
+        // them so on systemd's API).
+        for (key, name) in [
+            ("next_realtime_usec", "NextElapseUSecRealtime"),
+            ("next_monotonic_usec", "NextElapseUSecMonotonic"),
+            ("last_usec", "LastTriggerUSec"),
+        ] {
+            if let Some(usec) = status[key].as_u64() {
+                times.insert(name.to_string(), usec.into());
+            }
+        }
+        for (name, value) in raw {
+            times.insert(name.to_string(), value.into());
+        }
         for name in [
             "InactiveExitTimestamp",
             "ActiveEnterTimestamp",

@@ -456,12 +456,12 @@ fn prop<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// The properties of `name` with systemd's D-Bus types; the timestamps
-/// as numbers (µs since the epoch, 0 for never).
+/// and a timer's times as numbers (µs, 0 for never).
 fn typed_properties(control: &Path, name: &str) -> Result<Vec<(String, Value)>, CallError> {
     let (props, times) = show(control, name)?;
     let mut typed = typed(props);
     for (n, v) in &mut typed {
-        if n.ends_with("Timestamp") {
+        if n.ends_with("Timestamp") || n.contains("USec") {
             *v = Value::U64(times[n.as_str()].as_u64().unwrap_or(0));
         }
     }
