@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 mod marshal;
-pub use marshal::{Value, read_args};
+pub use marshal::{Value, body as marshal_body, read_args};
 
 /// Message types.
 pub const METHOD_CALL: u8 = 1;
@@ -199,6 +199,15 @@ pub struct Sender {
 }
 
 impl Sender {
+    /// A sender writing to `stream` (tests: one end of a socket pair).
+    #[cfg(test)]
+    pub(crate) fn over(stream: UnixStream) -> Sender {
+        Sender {
+            writer: Arc::new(Mutex::new(stream)),
+            serial: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
     /// Writes one whole message.
     fn write(&self, msg: &[u8]) -> Result<(), BusError> {
         let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);

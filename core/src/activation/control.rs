@@ -411,7 +411,9 @@ impl Manager {
             } else {
                 s.listeners.iter().map(super::socket::OpenListener::describe).collect::<Vec<_>>()
             },
-            "triggers": s.config.service.to_string(),
+            // An `Accept=yes` socket triggers no unit of its own (its
+            // template is none), as systemd's lists it.
+            "triggers": if s.config.accept { String::new() } else { s.config.service.to_string() },
             "since_usec": s.times.since(state),
             "times": times_json(&s.times),
             "result": s.result,
@@ -1488,9 +1490,16 @@ impl Manager {
             ("DefaultLimitMEMLOCK", limit(|l| l.memlock, false)),
             ("DefaultLimitMEMLOCKSoft", limit(|l| l.memlock, true)),
         ];
+        let mut p = p;
+        // When flint started: what status says the machine runs "since".
+        let started = process_start_usec();
+        if let Some(usec) = started {
+            p.push(("UserspaceTimestamp", crate::control::timestamp(usec)));
+        }
         json!({
             "name": "",
             "properties": p.into_iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+            "times": {"UserspaceTimestamp": started},
         })
     }
 
@@ -2413,6 +2422,29 @@ fn change_environment(user_mode: bool, unset: &[String], set: &[String]) -> Json
 }
 
 /// A number from a cgroup file.
+/// When this process started, in µs since the epoch: its start time in
+/// clock ticks after boot (`/proc/self/stat`) plus the boot time
+/// (`/proc/stat`).
+fn process_start_usec() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command, which may hold spaces and parentheses.
+    let after = stat.rsplit_once(')')?.1;
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|h| u64::try_from(h).ok())
+        .filter(|h| *h > 0)?;
+    Some(boot * 1_000_000 + ticks * 1_000_000 / hz)
+}
+
 /// A unit's state timestamps by systemd's property names (µs, 0: never).
 fn times_json(times: &super::jobs::StateTimes) -> Json {
     Json::Object(

@@ -108,6 +108,10 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                         member,
                         "GetUnit"
                             | "LoadUnit"
+                            | "ListJobs"
+                            | "GetDefaultTarget"
+                            | "Subscribe"
+                            | "Unsubscribe"
                             | "Reload"
                             | "KillUnit"
                             | "ResetFailed"
@@ -117,6 +121,13 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                             | "ListUnitsByPatterns"
                             | "ListUnitsByNames"
                     ))
+        }
+        // The manager's own properties (`is-system-running`, `show` and
+        // `status` without a unit), but not its `Environment`, which the
+        // environment calls answer (`private_socket`).
+        Some(PROPERTIES) if path == ROOT => {
+            member == "GetAll"
+                || (member == "Get" && msg.two_strings().is_some_and(|(_, p)| p != "Environment"))
         }
         Some(PROPERTIES) => on_unit && matches!(member, "Get" | "GetAll"),
         _ => false,
@@ -186,6 +197,21 @@ fn call(
     if let Some(command) = job_command(member) {
         let a = args("ss")?;
         let name = string(&a[0]);
+        let mode = string(&a[1]);
+        if !matches!(
+            mode.as_str(),
+            "replace"
+                | "fail"
+                | "isolate"
+                | "ignore-dependencies"
+                | "ignore-requirements"
+                | "flush"
+                | "triggering"
+                | "replace-irreversibly"
+        ) {
+            return Err((INVALID_ARGS, format!("Job mode {mode} invalid")));
+        }
+        valid_name(&name)?;
         refuse_before_job(control, command, &name)?;
         let id = JOBS.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
         let job = format!("{ROOT}/job/{id}");
@@ -247,6 +273,12 @@ fn call(
             };
             let whom = whom.strip_suffix("-fail").unwrap_or(&whom);
             let whom = if whom.is_empty() { "all" } else { whom };
+            if !matches!(whom, "main" | "control" | "all") {
+                return Err((INVALID_ARGS, format!("Invalid whom argument: {whom}")));
+            }
+            if !(1..=64).contains(&signal) {
+                return Err((INVALID_ARGS, "Signal number out of range.".into()));
+            }
             checked(request(
                 control,
                 "kill",
@@ -296,10 +328,59 @@ fn call(
                 .collect();
             Ok(Some(vec![Value::Array("(ssssssouso)".into(), rows)]))
         }
+        "ListJobs" => {
+            args("")?;
+            let answer = checked(request(control, "list-jobs", &[], json!({})))?;
+            let rows = answer["jobs"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|j| {
+                    let id = u32::try_from(j["id"].as_u64().unwrap_or(0)).unwrap_or(0);
+                    let unit = j["unit"].as_str().unwrap_or("").to_string();
+                    Value::Struct(vec![
+                        Value::U32(id),
+                        Value::Str(unit.clone()),
+                        Value::Str(j["type"].as_str().unwrap_or("").to_string()),
+                        Value::Str(j["state"].as_str().unwrap_or("").to_string()),
+                        Value::Path(format!("{ROOT}/job/{id}")),
+                        Value::Path(unit_path(&unit)),
+                    ])
+                })
+                .collect();
+            Ok(Some(vec![Value::Array("(usssoo)".into(), rows)]))
+        }
+        "GetDefaultTarget" => {
+            args("")?;
+            let props = properties(control, "default.target")?;
+            let name = prop(&props, "Id").unwrap_or("default.target").to_string();
+            Ok(Some(vec![Value::Str(name)]))
+        }
+        // Signals go to every peer of the private socket anyway, as
+        // systemd sends them there.
+        "Subscribe" | "Unsubscribe" => Ok(Some(Vec::new())),
+        "Get" | "GetAll" if path == ROOT => {
+            let props = manager_properties(control)?;
+            if member == "GetAll" {
+                args("s")?;
+                return Ok(Some(vec![Value::Properties(props)]));
+            }
+            let wanted = string(&args("ss")?[1]);
+            props
+                .into_iter()
+                .find(|(n, _)| *n == wanted)
+                .map(|(_, v)| Some(vec![Value::Variant(Box::new(v))]))
+                .ok_or((
+                    "org.freedesktop.DBus.Error.UnknownProperty",
+                    format!("flint does not know the manager's property {wanted}"),
+                ))
+        }
         "Get" => {
             let a = args("ss")?;
             let wanted = string(&a[1]);
-            let name = unit_of_path(path).ok_or_else(|| (INVALID_ARGS, "bad unit path".into()))?;
+            let name = unit_of_path(path).ok_or_else(unknown_object)?;
+            valid_name(&name)?;
             let props = typed_properties(control, &name)?;
             props
                 .into_iter()
@@ -314,11 +395,69 @@ fn call(
             // GetAll, of every interface ("") or of one: flint answers
             // with all it knows either way.
             args("s")?;
-            let name = unit_of_path(path).ok_or_else(|| (INVALID_ARGS, "bad unit path".into()))?;
+            let name = unit_of_path(path).ok_or_else(unknown_object)?;
+            valid_name(&name)?;
             let props = typed_properties(control, &name)?;
             Ok(Some(vec![Value::Properties(props)]))
         }
     }
+}
+
+/// The error for an object path that names no unit.
+fn unknown_object() -> CallError {
+    (
+        "org.freedesktop.DBus.Error.UnknownObject",
+        "Unknown object.".into(),
+    )
+}
+
+/// A unit's name as systemd takes it: a name of a type, with an instance
+/// where it is a template's.
+fn valid_name(name: &str) -> Result<(), CallError> {
+    match name.parse::<crate::unit::name::UnitName>() {
+        Ok(n) if !n.is_template() => Ok(()),
+        Ok(_) => Err((
+            INVALID_ARGS,
+            format!("Unit name {name} is missing the instance name."),
+        )),
+        Err(_) => Err((INVALID_ARGS, format!("Unit name {name} is not valid."))),
+    }
+}
+
+/// The manager's properties that systemctl reads (`is-system-running`,
+/// `show` and `status` without a unit), with systemd's types.
+fn manager_properties(control: &Path) -> Result<Vec<(String, Value)>, CallError> {
+    let answer = checked(request(control, "show", &[], json!({})))?;
+    let times = &answer["units"][0]["times"];
+    let mut out = Vec::new();
+    for p in answer["units"][0]["properties"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let (Some(name), Some(text)) = (p[0].as_str(), p[1].as_str()) else {
+            continue;
+        };
+        let value = match name {
+            "Version"
+            | "Architecture"
+            | "Virtualization"
+            | "SystemState"
+            | "DefaultStandardOutput"
+            | "DefaultStandardError" => Value::Str(text.to_string()),
+            "NNames" | "NFailedUnits" | "NJobs" | "DefaultStartLimitBurst" => {
+                Value::U32(text.parse().unwrap_or(0))
+            }
+            "ConfirmSpawn" | "ServiceWatchdogs" => Value::Bool(text == "yes"),
+            "UnitPath" => Value::Strings(text.split_whitespace().map(str::to_string).collect()),
+            "UserspaceTimestamp" => Value::U64(times[name].as_u64().unwrap_or(0)),
+            // (Environment: `show-environment`'s, answered beside; the
+            // rest are numbers shown as text here.)
+            _ => continue,
+        };
+        out.push((name.to_string(), value));
+    }
+    Ok(out)
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -610,6 +749,114 @@ mod tests {
                 Value::Str("/run/a.sock".into())
             ])
         );
+    }
+
+    /// A call as systemctl sends it.
+    fn message(path: &str, interface: &str, member: &str, args: &[Value]) -> Message {
+        let (signature, body) = crate::bus::marshal_body(args);
+        Message {
+            header: crate::bus::Header {
+                kind: crate::bus::METHOD_CALL,
+                serial: 1,
+                path: Some(path.into()),
+                interface: Some(interface.into()),
+                member: Some(member.into()),
+                signature: Some(signature),
+                ..Default::default()
+            },
+            body,
+        }
+    }
+
+    /// Calls flint's checks refuse before anything is asked of the running
+    /// flint, with systemd's words: a bad job mode, an unknown `whom` or
+    /// signal of `KillUnit`, a template without an instance, a path whose
+    /// name holds a NUL byte.
+    #[test]
+    fn bad_arguments_are_refused_as_systemd_refuses_them() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let out = Sender::over(a);
+        let pending = Arc::new(AtomicUsize::new(0));
+        // Nothing listens here: a call that got that far would fail so.
+        let nowhere = std::path::Path::new("/nonexistent/flint-control");
+        let api = Api {
+            control: Some(nowhere),
+            changes: true,
+            pending: &pending,
+        };
+        let run = |m: Message| {
+            let member = m.header.member.clone().unwrap();
+            let path = m.header.path.clone().unwrap();
+            call(&out, &m, &member, &path, &api)
+                .map(|_| ())
+                .unwrap_err()
+        };
+        let s = |v: &str| Value::Str(v.into());
+        assert_eq!(
+            run(message(
+                ROOT,
+                MANAGER,
+                "StartUnit",
+                &[s("a.service"), s("bogus")]
+            )),
+            (INVALID_ARGS, "Job mode bogus invalid".to_string())
+        );
+        assert_eq!(
+            run(message(
+                ROOT,
+                MANAGER,
+                "StartUnit",
+                &[s("a@.service"), s("replace")]
+            )),
+            (
+                INVALID_ARGS,
+                "Unit name a@.service is missing the instance name.".to_string()
+            )
+        );
+        assert_eq!(
+            run(message(
+                ROOT,
+                MANAGER,
+                "KillUnit",
+                &[s("a.service"), s("nobody"), Value::I32(15)]
+            )),
+            (INVALID_ARGS, "Invalid whom argument: nobody".to_string())
+        );
+        assert_eq!(
+            run(message(
+                ROOT,
+                MANAGER,
+                "KillUnit",
+                &[s("a.service"), s("all"), Value::I32(99)]
+            )),
+            (INVALID_ARGS, "Signal number out of range.".to_string())
+        );
+        assert_eq!(
+            run(message(
+                &format!("{UNIT_PREFIX}_00"),
+                PROPERTIES,
+                "GetAll",
+                &[s("")]
+            ))
+            .0,
+            INVALID_ARGS
+        );
+        assert_eq!(
+            run(message(ROOT, MANAGER, "StartUnit", &[s("a.service")])).0,
+            INVALID_ARGS
+        );
+        // A good call gets as far as the control socket.
+        assert_eq!(
+            run(message(
+                ROOT,
+                MANAGER,
+                "StartUnit",
+                &[s("a.service"), s("replace")]
+            ))
+            .0,
+            FAILED
+        );
+        assert_eq!(pending.load(Ordering::Relaxed), 0);
     }
 
     #[test]
