@@ -1854,7 +1854,7 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
     std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
     tree.write(
         "units/demo.service",
-        "[Unit]\nDescription=Demo service\n[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/true\n",
+        "[Unit]\nDescription=Demo service\nWants=e.socket\nAfter=e.socket\n[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/true\n",
     );
     tree.write(
         "units/bad.service",
@@ -1928,6 +1928,10 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
             && status.contains("Active: active (running) since ")
             && status.contains(&format!("Main PID: {pid} (sleep)")),
         "{status}"
+    );
+    assert_eq!(
+        ok(&["show", "-p", "Wants,After,ExecMainPID", "demo"]),
+        format!("ExecMainPID={pid}\nWants=e.socket\nAfter=e.socket\n")
     );
     let shown = ok(&[
         "show",

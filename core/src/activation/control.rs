@@ -1133,6 +1133,7 @@ impl Manager {
                     .to_string(),
             ));
             p.push(("MainPID", count("main_pid")));
+            p.push(("ExecMainPID", count("main_pid")));
             p.push(("StatusText", text("status")));
             p.push((
                 "Result",
@@ -1336,6 +1337,26 @@ impl Manager {
                 .collect::<Vec<_>>()
                 .join(" "),
         ));
+        // The dependencies its unit file and links name, as systemd lists
+        // them (its implicit ones are not among them here).
+        if let Some(u) = usable {
+            let deps = super::jobs::Deps::of(u);
+            for (name, list) in [
+                ("Requires", &deps.requires),
+                ("Requisite", &deps.requisite),
+                ("Wants", &deps.wants),
+                ("BindsTo", &deps.binds_to),
+                ("PartOf", &deps.part_of),
+                ("Upholds", &deps.upholds),
+                ("Conflicts", &deps.conflicts),
+                ("Before", &deps.before),
+                ("After", &deps.after),
+            ] {
+                if !list.is_empty() {
+                    p.push((name, list.join(" ")));
+                }
+            }
+        }
         p.push(("UnitFileState", self.file_state(&id)));
         p.push(("CanStart", yes(loaded)));
         p.push(("CanStop", yes(loaded)));
@@ -1377,7 +1398,20 @@ impl Manager {
         for (name, value) in raw {
             times.insert(name.to_string(), value.into());
         }
+        // The last of them: when it last changed state.
+        let changed = [
+            "InactiveExitTimestamp",
+            "ActiveEnterTimestamp",
+            "ActiveExitTimestamp",
+            "InactiveEnterTimestamp",
+        ]
+        .iter()
+        .filter_map(|n| times.get(*n).and_then(Json::as_u64))
+        .max()
+        .unwrap_or(0);
+        times.insert("StateChangeTimestamp".into(), changed.into());
         for name in [
+            "StateChangeTimestamp",
             "InactiveExitTimestamp",
             "ActiveEnterTimestamp",
             "ActiveExitTimestamp",

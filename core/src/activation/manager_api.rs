@@ -630,9 +630,9 @@ fn typed(props: Vec<(String, String)>) -> Vec<(String, Value)> {
             | "RemainAfterElapse" | "MakeDirectory" | "NeedDaemonReload" | "Transient" => {
                 Value::Bool(text == "yes")
             }
-            "Names" | "DropInPaths" | "Triggers" | "TriggeredBy" | "Documentation" => {
-                Value::Strings(text.split_whitespace().map(str::to_string).collect())
-            }
+            "Names" | "DropInPaths" | "Triggers" | "TriggeredBy" | "Documentation" | "Requires"
+            | "Requisite" | "Wants" | "BindsTo" | "PartOf" | "Upholds" | "Conflicts" | "Before"
+            | "After" => Value::Strings(text.split_whitespace().map(str::to_string).collect()),
             "InvocationID" => Value::Bytes(
                 (0..text.len() / 2)
                     .filter_map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
