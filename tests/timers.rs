@@ -91,7 +91,7 @@ fn monotonic_timers_fire_repeat_and_stop() {
     assert!(status.contains("tick.timer - Tick"), "{status}");
     assert!(status.contains("Active: active"), "{status}");
     assert!(status.contains("Trigger:"), "{status}");
-    assert!(status.contains("Triggers: tick.service"), "{status}");
+    assert!(status.contains("Triggers: ● tick.service"), "{status}");
     // reset-failed (of everything) takes timers too.
     let (code, text) = ctl(&control, &["reset-failed"]);
     assert_eq!(code, 0, "{text}");
