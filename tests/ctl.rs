@@ -1825,12 +1825,49 @@ while True: c, _ = s.accept(); c.sendall(str(os.getpid()).encode()); c.close()\n
     );
     let second = ask();
     assert_ne!(first, second, "a new daemon answers");
+    // A second restart while the first one's stop runs is that restart:
+    // the socket is open again and a new daemon answers.
+    assert_eq!(ctl(&control, &["restart", "--no-block", "g.service"]).0, 0);
+    let (code, out) = ctl(&control, &["restart", "g.service"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    let third = ask();
+    assert_ne!(second, third, "{}", flint.log());
     // Its stop takes the socket along: no warning that the socket can
     // still start it (systemctl looks once the jobs are done).
     let (code, _, err) = common::ctl_split(&control, &["stop", "g.service"]);
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("Warning"), "{err}");
     assert_eq!(ctl(&control, &["is-active", "g.socket"]).0, 3);
+    // A try-restart of the service that does not run leaves the socket
+    // alone (nothing to restart).
+    assert_eq!(ctl(&control, &["start", "g.socket"]).0, 0);
+    let closes = || {
+        flint
+            .log()
+            .matches("g.socket: stopping; closing its listeners")
+            .count()
+    };
+    let before = closes();
+    assert_eq!(ctl(&control, &["try-restart", "g.service"]).0, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(closes(), before, "{}", flint.log());
+    // A stop asked while a restart's stop runs ends it: both stay down.
+    let _ = ask();
+    assert_eq!(ctl(&control, &["restart", "--no-block", "g.service"]).0, 0);
+    assert_eq!(ctl(&control, &["stop", "g.service"]).0, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        ctl(&control, &["is-active", "g.service"]).0,
+        3,
+        "{}",
+        flint.log()
+    );
+    assert_eq!(
+        ctl(&control, &["is-active", "g.socket"]).0,
+        3,
+        "{}",
+        flint.log()
+    );
     let _ = flint.stop();
 }
 
@@ -2103,7 +2140,15 @@ fn jobs_for_units_that_did_not_load_are_refused_as_systemctl_refuses_them() {
     });
     assert!(up.is_some(), "{}", flint.log());
     let bad = "Unit two.service has a bad unit file setting.";
+    tree.write("t@.service", "[Service]\nExecStart=/bin/sleep 100\n");
     for (args, code, first) in [
+        // A template is no unit to start.
+        (
+            ["start", "t@.service"],
+            1,
+            "Failed to start t@.service: Unit name t@.service is missing the instance name."
+                .to_string(),
+        ),
         (
             ["start", "two.service"],
             1,

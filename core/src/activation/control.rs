@@ -1778,6 +1778,20 @@ impl Manager {
                 let mut refused = None;
                 let mut sockets_awaited: Vec<String> = Vec::new();
                 for n in &names {
+                    // A template is no unit to act on, as systemd refuses
+                    // its name.
+                    if n.parse::<crate::unit::name::UnitName>()
+                        .is_ok_and(|u| u.is_template())
+                    {
+                        refused.get_or_insert(control::error(
+                            1,
+                            &format!(
+                                "Failed to {command} {n}: Unit name {n} is missing the instance name.\n\
+                                 See flint's log and 'flint ctl status {n}' for details."
+                            ),
+                        ));
+                        continue;
+                    }
                     if let Some(no) = self.manual_job_refused(command, n) {
                         refused.get_or_insert(no);
                         continue;

@@ -1015,6 +1015,8 @@ impl Manager {
             // propagates. (A daemon that removes its socket's node when it
             // stops, as greylistd does, finds it there again.)
             (JobKind::Restart | JobKind::TryRestart, Some(i)) if !self.sockets[i].failed => {
+                // (A try-restart of a service that does not run reaches
+                // its sockets with nothing to do.)
                 let deps = Deps::of(&self.sockets[i].unit);
                 let restarting: Vec<u64> = self
                     .jobs
@@ -1036,6 +1038,9 @@ impl Manager {
                     self.socket_restarts.push((name.to_string(), *id));
                 }
                 if restarting.is_empty() {
+                    if !anchor {
+                        return;
+                    }
                     self.socket_restarts
                         .push((name.to_string(), super::control::SOCKET_ALONE));
                 }
@@ -1044,6 +1049,17 @@ impl Manager {
             // Stopped (or failed) before: opened again, as systemd starts a
             // socket unit again (cockpit.service pulls in the sockets bound
             // to it each time it starts).
+            // Its listeners are still to close: it opens once they are.
+            (JobKind::Start, Some(i))
+                if self.sockets[i].failed
+                    && self.closing_sockets.contains(&i)
+                    && !self.socket_restarts.iter().any(|(n, _)| n == name) =>
+            {
+                self.socket_restarts
+                    .push((name.to_string(), super::control::SOCKET_ALONE));
+            }
+            (JobKind::Start, Some(i))
+                if self.sockets[i].failed && self.closing_sockets.contains(&i) => {}
             (JobKind::Start, Some(i)) if self.sockets[i].failed => {
                 let opened = name
                     .parse::<UnitName>()
@@ -1117,6 +1133,13 @@ impl Manager {
             JobKind::TryRestart => return,
             k => k,
         };
+        // The service stops for a socket's restart and starts once the
+        // socket is open again: a stop asked meanwhile ends that plan (the
+        // socket's stop goes on, so both stay down, as systemd's stop job
+        // replaces both restarts).
+        if kind == JobKind::Stop {
+            self.socket_restarts.retain(|(_, s)| *s != id);
+        }
         if let Some(existing) = self.jobs.get(&id) {
             if existing.kind == kind
                 || (existing.kind == JobKind::Restart && kind == JobKind::Start)
@@ -1154,7 +1177,12 @@ impl Manager {
             .map(|(n, _)| n.clone())
             .collect();
         if !replaced.is_empty() {
-            self.socket_restarts.retain(|(_, s)| *s != id);
+            // The socket still opens again, on its own.
+            for (_, s) in &mut self.socket_restarts {
+                if *s == id {
+                    *s = super::control::SOCKET_ALONE;
+                }
+            }
             for name in replaced {
                 if let Some(i) = self.socket_index(&name)
                     && self.socket_stops.iter().any(|(s, _)| *s == i)
@@ -1313,6 +1341,26 @@ impl Manager {
         if self.socket_restarts.is_empty() {
             return;
         }
+        // A service whose stop for the restart was canceled or timed out
+        // (no job, still up): the plan is over; the socket opens again
+        // without a start.
+        let abandoned: Vec<u64> = self
+            .socket_restarts
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| {
+                !self.jobs.contains_key(id)
+                    && self
+                        .services
+                        .get(id)
+                        .is_some_and(|s| !Class::of(s.state).down())
+            })
+            .collect();
+        for (_, id) in &mut self.socket_restarts {
+            if abandoned.contains(id) {
+                *id = super::control::SOCKET_ALONE;
+            }
+        }
         let due: Vec<(String, u64)> = self
             .socket_restarts
             .iter()
@@ -1346,8 +1394,14 @@ impl Manager {
                 (Ok(_), Some(_)) => true,
                 (Err(_), _) => false,
             };
-            // (A restart of the socket alone names no service.)
-            if opened && self.services.contains_key(&id) {
+            // (A restart of the socket alone names no service.) A socket
+            // that does not open again leaves its service to start all the
+            // same, as systemd's restart job does; it then fails or runs
+            // without the socket.
+            if !opened {
+                tracing::warn!("{name}: did not open again; its service starts without it");
+            }
+            if self.services.contains_key(&id) {
                 self.enqueue(id, JobKind::Start);
             }
         }

@@ -238,6 +238,10 @@ fn call(
                         Value::Str(result.into()),
                     ],
                 );
+                // systemctl asks more once its job is over (a failed
+                // service's `Result`, a stopped unit's triggers): the peer
+                // is kept past its idle limit a while longer.
+                std::thread::sleep(std::time::Duration::from_secs(5));
                 pending.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {

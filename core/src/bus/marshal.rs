@@ -246,10 +246,13 @@ mod tests {
                 0, 0, 0, 1, 0, 0, 0 // padding, true
             ]
         );
-        // An empty array of structs still pads to 8.
-        let mut b = vec![0u8; 4];
+        // An empty array of structs still pads to 8 after its length.
+        let mut b = Vec::new();
         Value::Array("(ss)".into(), Vec::new()).write(&mut b);
         assert_eq!(b, [0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut b = Vec::new();
+        Value::Array("s".into(), Vec::new()).write(&mut b);
+        assert_eq!(b, [0, 0, 0, 0]);
         assert_eq!(
             Value::Array(
                 "(ss)".into(),
