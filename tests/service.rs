@@ -2462,3 +2462,43 @@ fn notify_works_for_a_user_flint_without_a_runtime_directory() {
     assert!(!log.contains("no NOTIFY_SOCKET"), "{log}");
     assert!(tmp.join("flint-65534/flint").is_dir(), "{log}");
 }
+
+/// A `$TMPDIR/flint-UID` that another user made first (to take the
+/// sockets of the user's flint over) is said to be so.
+#[test]
+fn a_runtime_directory_of_another_user_is_said_to_be_so() {
+    use std::os::unix::fs::PermissionsExt;
+    if !common::require_root("runs flint as another user (nobody)") {
+        return;
+    }
+    if !common::require("setpriv", "runs flint as another user") {
+        return;
+    }
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = tree.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // root's, open to all: nobody's flint could use it, and so could others.
+    let taken = tmp.join("flint-65534");
+    std::fs::create_dir(&taken).unwrap();
+    std::fs::set_permissions(&taken, std::fs::Permissions::from_mode(0o777)).unwrap();
+    tree.write("s.service", "[Service]\nExecStart=/bin/sleep 100\n");
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::flint_bin())
+        .args(["run", "--unit-dir"])
+        .arg(tree.path())
+        .arg("s.service")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", &tmp);
+    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    assert!(
+        flint.log().contains(&format!(
+            "{} is not a directory of this user",
+            taken.display()
+        )),
+        "{}",
+        flint.log()
+    );
+}

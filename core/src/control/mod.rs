@@ -46,9 +46,24 @@ pub fn user_runtime_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    let dir = std::env::temp_dir().join(format!("flint-{}", nix::unistd::geteuid()));
-    use std::os::unix::fs::DirBuilderExt;
+    let me = nix::unistd::geteuid();
+    let dir = std::env::temp_dir().join(format!("flint-{me}"));
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    // Another user could have made it first, to take flint's sockets
+    // over: said, as systemd says of a runtime directory not the user's.
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() && m.uid() == me.as_raw() => {
+            if m.mode() & 0o077 != 0 {
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+        }
+        Ok(_) => tracing::warn!(
+            "flint: {} is not a directory of this user: another user can take its sockets over; set XDG_RUNTIME_DIR",
+            dir.display()
+        ),
+        Err(_) => {}
+    }
     dir
 }
 
