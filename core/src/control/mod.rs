@@ -141,14 +141,19 @@ pub fn bind(path: &Path) -> Result<Bound, ControlError> {
     Ok(Bound { listener, lock })
 }
 
-/// Whether the peer of `stream` may control flint: root or flint's own user.
-pub fn authorized(stream: &UnixStream) -> bool {
+/// Whether the peer of `stream` may control flint: root or flint's own
+/// user (a stand-in flint of the tests; the running flint's server is
+/// `activation::control`).
+#[cfg(test)]
+fn authorized(stream: &UnixStream) -> bool {
     nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
         .is_ok_and(|c| c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw())
 }
 
-/// Reads one request line (bounded) from a connected client.
-pub fn read_request(stream: &UnixStream) -> Result<Json, String> {
+/// Reads one request line (bounded) from a connected client (a stand-in
+/// flint of the tests).
+#[cfg(test)]
+fn read_request(stream: &UnixStream) -> Result<Json, String> {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut line = String::new();
     BufReader::new(stream.take_limit())
@@ -169,13 +174,16 @@ pub fn read_request(stream: &UnixStream) -> Result<Json, String> {
     Ok(v)
 }
 
+#[cfg(test)]
 trait TakeLimit {
     fn take_limit(&self) -> std::io::Take<&UnixStream>;
 }
 
-/// The longest request line the control socket reads.
+/// The longest request line the stand-in reads.
+#[cfg(test)]
 const REQUEST_LIMIT: usize = 64 * 1024;
 
+#[cfg(test)]
 impl TakeLimit for UnixStream {
     fn take_limit(&self) -> std::io::Take<&UnixStream> {
         std::io::Read::take(self, REQUEST_LIMIT as u64)
