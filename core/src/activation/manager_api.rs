@@ -225,7 +225,8 @@ fn call(
         let spawned = std::thread::Builder::new()
             .name("flint-job".into())
             .spawn(move || {
-                let result = job_result(&request(&control, command, &[name.as_str()], json!({})));
+                let answer = request(&control, command, &[name.as_str()], json!({}));
+                let result = settled_result(&control, command, &name, &answer);
                 let _ = out.signal_values(
                     destination.as_deref(),
                     ROOT,
@@ -501,6 +502,54 @@ fn checked(answer: Result<Json, String>) -> Result<Json, CallError> {
         _ => FAILED,
     };
     Err((name, text))
+}
+
+/// How long a job through the API is waited for at most: systemctl waits
+/// for its `JobRemoved` without a limit, flint's answer comes after 100 s.
+const JOB_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A job's result for `JobRemoved`: from the control answer, or, when
+/// the answer says the job still runs (after flint's 100 s), once the
+/// unit has no job left, by the state it is in then.
+fn settled_result(
+    control: &Path,
+    command: &str,
+    name: &str,
+    answer: &Result<Json, String>,
+) -> &'static str {
+    let still = answer.as_ref().is_ok_and(|a| {
+        a["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(" is still running after "))
+    });
+    if !still {
+        return job_result(answer);
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let busy = request(control, "list-jobs", &[], json!({})).is_ok_and(|j| {
+            j["jobs"]
+                .as_array()
+                .is_some_and(|jobs| jobs.iter().any(|job| job["unit"] == name))
+        });
+        if !busy {
+            break;
+        }
+        if started.elapsed() > JOB_WAIT_LIMIT {
+            return "timeout";
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let state = properties(control, name)
+        .ok()
+        .and_then(|p| prop(&p, "ActiveState").map(str::to_string))
+        .unwrap_or_default();
+    match (command, state.as_str()) {
+        ("stop", "inactive" | "failed") => "done",
+        ("stop", _) => "failed",
+        (_, "active" | "reloading") => "done",
+        _ => "failed",
+    }
 }
 
 /// A job's result as `JobRemoved` carries it, from the control answer.
@@ -861,6 +910,53 @@ mod tests {
             FAILED
         );
         assert_eq!(pending.load(Ordering::Relaxed), 0);
+    }
+
+    /// A job flint's answer says still runs (after its 100 s) ends for
+    /// systemctl once the unit has no job left, by its state then.
+    #[test]
+    fn a_long_job_is_waited_for_to_its_end() {
+        use std::io::{BufRead, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            // list-jobs: the job twice, then none; show: active.
+            let mut listed = 0;
+            for conn in listener.incoming().take(4) {
+                let conn = conn.unwrap();
+                let mut line = String::new();
+                std::io::BufReader::new(&conn).read_line(&mut line).unwrap();
+                let req: Json = serde_json::from_str(&line).unwrap();
+                let answer = match req["command"].as_str().unwrap() {
+                    "list-jobs" => {
+                        listed += 1;
+                        let jobs = if listed < 3 {
+                            json!([{"id": 7, "unit": "slow.service", "type": "start", "state": "running"}])
+                        } else {
+                            json!([])
+                        };
+                        json!({"version": 1, "ok": true, "exit": 0, "jobs": jobs})
+                    }
+                    _ => json!({"version": 1, "ok": true, "exit": 0, "units": [
+                        {"name": "slow.service", "properties": [["ActiveState", "active"]]}]}),
+                };
+                (&conn).write_all(format!("{answer}\n").as_bytes()).unwrap();
+            }
+        });
+        let still = Ok(json!({"ok": false, "exit": 1,
+            "error": "Job for slow.service is still running after 100s; see \"flint ctl status slow.service\"."}));
+        assert_eq!(
+            settled_result(&path, "start", "slow.service", &still),
+            "done"
+        );
+        server.join().unwrap();
+        // Any other answer is taken as it is.
+        let failed = Ok(json!({"ok": false, "error": "Job for a.service failed."}));
+        assert_eq!(
+            settled_result(&path, "start", "a.service", &failed),
+            "failed"
+        );
     }
 
     #[test]
