@@ -506,7 +506,7 @@ fn checked(answer: Result<Json, String>) -> Result<Json, CallError> {
 
 /// How long a job through the API is waited for at most: systemctl waits
 /// for its `JobRemoved` without a limit, flint's answer comes after 100 s.
-const JOB_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+const JOB_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_hours(1);
 
 /// A job's result for `JobRemoved`: from the control answer, or, when
 /// the answer says the job still runs (after flint's 100 s), once the
