@@ -90,6 +90,13 @@ fn monotonic_timers_fire_repeat_and_stop() {
     assert_eq!(code, 0, "{status}");
     assert!(status.contains("tick.timer - Tick"), "{status}");
     assert!(status.contains("Active: active"), "{status}");
+    // Since it started, as systemctl says.
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains("Active: active") && l.contains(" since ")),
+        "{status}"
+    );
     assert!(status.contains("Trigger:"), "{status}");
     assert!(status.contains("Triggers: ● tick.service"), "{status}");
     // reset-failed (of everything) takes timers too.

@@ -717,6 +717,7 @@ impl Manager {
             "next_realtime_usec": t.next_real.and_then(usec),
             "next_monotonic_usec": next_mono,
             "last_usec": t.last_trigger().and_then(usec),
+            "since_usec": t.since().and_then(usec),
             "log": crate::logs::recent(name, STATUS_LINES, 0),
         })
     }

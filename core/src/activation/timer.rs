@@ -137,6 +137,8 @@ pub(super) struct TimerRt {
     last_trigger: Dual,
     /// When the timer last started (systemd's `inactive_exit_timestamp`).
     activated: Dual,
+    /// When it last stopped or failed.
+    pub stopped: Option<SystemTime>,
     /// The next elapse on either clock, as computed last.
     pub next_mono: Option<Instant>,
     pub next_real: Option<SystemTime>,
@@ -153,6 +155,15 @@ pub(super) struct TimerRt {
 }
 
 impl TimerRt {
+    /// Since when it is in its state, as status says it: since it started
+    /// while active, since it stopped or failed otherwise.
+    pub(super) fn since(&self) -> Option<SystemTime> {
+        match self.state {
+            TimerState::Dead | TimerState::Failed => self.stopped,
+            _ => self.activated.real,
+        }
+    }
+
     /// The last trigger's wall-clock time, for listings.
     pub(super) fn last_trigger(&self) -> Option<SystemTime> {
         self.last_trigger.real
@@ -535,6 +546,7 @@ impl Manager {
                 if let Some(t) = self.timers.map.get_mut(&key) {
                     t.state = TimerState::Failed;
                     t.result = "resources";
+                    t.stopped = Some(SystemTime::now());
                 }
                 return false;
             }
@@ -585,6 +597,7 @@ impl Manager {
             result: "success",
             last_trigger,
             activated: Dual::now(),
+            stopped: None,
             next_mono: None,
             next_real: None,
             wake: None,
@@ -623,6 +636,7 @@ impl Manager {
             if t.state != TimerState::Failed {
                 t.state = TimerState::Dead;
             }
+            t.stopped = Some(SystemTime::now());
         }
     }
 
