@@ -1907,7 +1907,7 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
     tree.write("units/t.service", "[Service]\nExecStart=/bin/true\n");
     let units = tree.path().join("units");
     let control = rt.join("ctl");
-    let flint = Flint::run_args(
+    let mut flint = Flint::run_args(
         &[
             "run".as_ref(),
             "--user".as_ref(),
@@ -2096,6 +2096,20 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
     assert!(
         timers.contains("left") && timers.contains("t.timer t.service"),
         "{timers}"
+    );
+    // `systemctl --user exit`: every unit stops, then flint ends.
+    ok(&["start", "demo"]);
+    let last = common::main_pid(&control, "demo.service").expect("demo runs");
+    ok(&["exit"]);
+    assert_eq!(
+        flint.wait_end().and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        flint.log()
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{last}")).exists(),
+        "demo.service stopped"
     );
 }
 

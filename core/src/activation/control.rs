@@ -1766,6 +1766,12 @@ impl Manager {
                 if given.is_empty() {
                     return control::error(1, "Too few arguments.");
                 }
+                // exit.target ends the manager, as systemd's does (its
+                // systemd-exit.service, after everything stopped through
+                // shutdown.target's conflicts): as `flint ctl exit`.
+                if command == "start" && names.iter().any(|n| n == "exit.target") {
+                    return self.control(&json!({"version": PROTOCOL_VERSION, "command": "exit"}));
+                }
                 let kind = match command {
                     "start" => JobKind::Start,
                     "stop" => JobKind::Stop,

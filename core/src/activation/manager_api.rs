@@ -112,6 +112,7 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                             | "GetDefaultTarget"
                             | "Subscribe"
                             | "Unsubscribe"
+                            | "Exit"
                             | "Reload"
                             | "KillUnit"
                             | "ResetFailed"
@@ -181,7 +182,7 @@ fn call(
     let changes = job_command(member).is_some()
         || matches!(
             member,
-            "Reload" | "KillUnit" | "ResetFailed" | "ResetFailedUnit"
+            "Reload" | "KillUnit" | "ResetFailed" | "ResetFailedUnit" | "Exit"
         );
     if changes && !api.changes {
         return Err((
@@ -212,7 +213,11 @@ fn call(
             return Err((INVALID_ARGS, format!("Job mode {mode} invalid")));
         }
         valid_name(&name)?;
-        refuse_before_job(control, command, &name)?;
+        // exit.target ends the manager, found in the tree or not (flint's
+        // start of it is `flint ctl exit`).
+        if !(command == "start" && name == "exit.target") {
+            refuse_before_job(control, command, &name)?;
+        }
         let id = JOBS.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
         let job = format!("{ROOT}/job/{id}");
         if h.flags & 1 == 0 {
@@ -268,6 +273,12 @@ fn call(
         "Reload" => {
             args("")?;
             checked(request(control, "daemon-reload", &[], json!({})))?;
+            Ok(Some(Vec::new()))
+        }
+        // `systemctl --user exit`: every unit stops, then flint ends.
+        "Exit" => {
+            args("")?;
+            checked(request(control, "exit", &[], json!({})))?;
             Ok(Some(Vec::new()))
         }
         "KillUnit" => {
