@@ -74,6 +74,8 @@ fn monotonic_timers_fire_repeat_and_stop() {
         listing.contains("NEXT") && listing.contains("ACTIVATES"),
         "{listing}"
     );
+    // The time left in systemctl's words ("975ms left").
+    assert!(listing.contains(" left "), "{listing}");
     let r = wait_runs(&out, 3, Duration::from_secs(15));
     assert!(r.len() >= 3, "three runs expected:\n{}", flint.log());
     // The first about 1 s after the start, the next ones about 1 s apart.

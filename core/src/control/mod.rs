@@ -694,7 +694,8 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 Some(t) => (timestamp(t), relative(t, implicit_left)),
                 None => ("-".to_string(), "-".to_string()),
             };
-            let (next, left) = at("next_usec", true);
+            // "11h left", "5 days ago", as systemctl 252 prints them.
+            let (next, left) = at("next_usec", false);
             let (last, passed) = at("last_usec", false);
             rows.push(vec![
                 next,
