@@ -2046,7 +2046,27 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
         err.contains("Warning: Stopping e.service, but it can still be activated by:\n  e.socket"),
         "{err}"
     );
+    // A drop-in written since the unit was read asks for a reload, as
+    // systemctl warns, until the reload.
+    assert_eq!(
+        ok(&["show", "-p", "NeedDaemonReload", "demo"]),
+        "NeedDaemonReload=no\n"
+    );
+    tree.write(
+        "units/demo.service.d/x.conf",
+        "[Service]\nEnvironment=A=1\n",
+    );
+    assert_eq!(
+        ok(&["show", "-p", "NeedDaemonReload", "demo"]),
+        "NeedDaemonReload=yes\n"
+    );
+    let (_, _, err) = systemctl(&["status", "demo"]);
+    assert!(err.contains("changed on disk"), "{err}");
     ok(&["daemon-reload"]);
+    assert_eq!(
+        ok(&["show", "-p", "NeedDaemonReload", "demo"]),
+        "NeedDaemonReload=no\n"
+    );
     assert_eq!(ok(&["is-active", "e.socket"]), "active\n");
     // Many at once, as a script asks: every one answered (with 32 peers
     // at most and std's backlog of 128, dozens failed).

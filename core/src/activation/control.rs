@@ -1359,6 +1359,10 @@ impl Manager {
             }
         }
         p.push(("UnitFileState", self.file_state(&id)));
+        p.push((
+            "NeedDaemonReload",
+            yes(usable.is_some_and(|u| u.needs_reload(&self.search))),
+        ));
         p.push(("CanStart", yes(loaded)));
         p.push(("CanStop", yes(loaded)));
         let reload = unit.as_ref().is_some_and(|u| {

@@ -359,6 +359,9 @@ pub struct Unit {
     pub settings: Arc<Settings>,
     pub extras: Vec<Extra>,
     pub diagnostics: Vec<Diagnostic>,
+    /// When it was read: a file of it changed after that asks for a
+    /// daemon-reload ([`Unit::needs_reload`]).
+    pub loaded_at: std::time::SystemTime,
 }
 
 /// How a unit is named on the command line of `flint check`/`show`.
@@ -382,7 +385,22 @@ impl Unit {
             settings: Arc::default(),
             extras: Vec::new(),
             diagnostics: Vec::new(),
+            loaded_at: std::time::SystemTime::now(),
         }
+    }
+
+    /// systemd's `NeedDaemonReload`: a file it was read from changed or
+    /// went since, or its drop-ins on disk are others now.
+    pub fn needs_reload(&self, search: &SearchPath) -> bool {
+        let changed = self.fragment.iter().chain(&self.dropins).any(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > self.loaded_at)
+                || !p.exists()
+        });
+        changed
+            || crate::unit::loader::resolve(search, &self.name)
+                .is_ok_and(|now| now.fragment != self.fragment || now.dropins != self.dropins)
     }
 
     /// Whether the unit can be started.
