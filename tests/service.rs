@@ -2292,6 +2292,20 @@ fn success_and_failure_actions_end_flint_with_the_units_status() {
         "{log}"
     );
     assert!(log.contains("flint: stopping"), "{log}");
+    // SuccessAction=exit-force (Debian's systemd-exit.service, started by
+    // itself): flint is no container's init here, so its units stop
+    // first instead of outliving it.
+    tree.write(
+        "force.service",
+        "[Unit]\nSuccessAction=exit-force\n[Service]\nType=oneshot\nExecStart=/bin/sleep 0.3\n",
+    );
+    let (code, log) = run_until_exit(
+        &tree,
+        &["sleeper.service", "force.service"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("sleeper.service: stopped"), "{log}");
     // SuccessAction= with its own exit status.
     tree.write(
         "done.service",

@@ -4057,7 +4057,13 @@ impl Manager {
         if let Some(s) = action.status {
             self.exit_status = s;
         }
-        if action.force {
+        // A unit's `exit-force` where flint's end does not take its units
+        // along (it is not a container's init, whose end takes its whole
+        // PID namespace; no service manager stops a user manager's cgroup
+        // after it): its units stop first, or they would outlive it, as
+        // the `shutdown.target` conflicts stop them first before
+        // systemd's systemd-exit.service acts.
+        if action.force && (action.key == "command" || crate::own_pid() == 1) {
             self.exit_now = true;
         } else {
             self.shutdown();
