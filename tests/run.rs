@@ -1348,3 +1348,70 @@ fn service_output_keeps_flowing_with_levels_bad_bytes_and_long_lines() {
         .collect();
     assert_eq!(pieces, [4_096, 4_096, 1_696], "{pieces:?}");
 }
+
+/// A syslog daemon that binds the `--dev-log` node itself in flint's place
+/// (Debian's rsyslog where no `/run/systemd/system` tells it to take the
+/// socket flint passes) removes it when it stops: flint listens there
+/// again, so the services after it still reach a syslog socket (haproxy's
+/// `BindReadOnlyPaths=/dev/log` failed with 226 before).
+#[test]
+fn dev_log_is_there_again_after_a_syslog_daemon_that_took_it_over_stops() {
+    let tree = Tree::new();
+    let log = tree.path().join("dev-log");
+    tree.write(
+        "takeover.py",
+        &format!(
+            "import os, signal, socket, sys, time\n\
+             p = \"{p}\"\n\
+             os.unlink(p)\n\
+             s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+             s.bind(p)\n\
+             signal.signal(signal.SIGTERM, lambda *a: (os.unlink(p), sys.exit(0)))\n\
+             time.sleep(1000)\n",
+            p = log.display()
+        ),
+    );
+    tree.write(
+        "rsyslog.service",
+        &format!(
+            "[Service]\nExecStart=/usr/bin/python3 {}\n",
+            tree.path().join("takeover.py").display()
+        ),
+    );
+    let control = tree.path().join("control");
+    let dev_log = format!("--dev-log={}", log.display());
+    let flint = Flint::run_args(
+        &[
+            "run".as_ref(),
+            dev_log.as_ref(),
+            "--control".as_ref(),
+            control.as_os_str(),
+            "--unit-dir".as_ref(),
+            tree.path().as_os_str(),
+            "rsyslog.service".as_ref(),
+        ],
+        &[],
+    );
+    let first = std::fs::metadata(&log)
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    // Taken over: another node at the path.
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            std::fs::metadata(&log)
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .filter(|i| Some(*i) != first)
+        })
+        .is_some(),
+        "{}",
+        flint.log()
+    );
+    assert_eq!(common::ctl(&control, &["stop", "rsyslog.service"]).0, 0);
+    assert!(flint.wait_log("listening on it again"), "{}", flint.log());
+    let outsider = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    outsider
+        .send_to(b"<13>Dec  5 14:21:43 outsider: after rsyslog", &log)
+        .unwrap();
+    assert!(flint.wait_log("outsider: after rsyslog"), "{}", flint.log());
+}

@@ -9,12 +9,21 @@ use super::lifecycle::{State, cgroup_of, pgid_and_session_of};
 use super::{Event, Manager};
 use crate::syslog::{DevLog, Record};
 
+/// The syslog socket and the task that forwards what arrives on it.
+pub(super) struct Served {
+    _log: Rc<DevLog>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Binds the socket at `path` and forwards what arrives to the manager;
 /// the socket (and its node) lives as long as the returned value.
-pub(super) fn serve(
-    path: &std::path::Path,
-    tx: &mpsc::UnboundedSender<Event>,
-) -> Option<Rc<DevLog>> {
+pub(super) fn serve(path: &std::path::Path, tx: &mpsc::UnboundedSender<Event>) -> Option<Served> {
     let log = match DevLog::bind(path) {
         Ok(l) => Rc::new(l),
         Err(e) => {
@@ -24,7 +33,7 @@ pub(super) fn serve(
     };
     tracing::debug!("syslog messages are read from {}", path.display());
     // At most a batch per turn, so a flood cannot hold the loop.
-    super::forward_datagrams(
+    let task = super::forward_datagrams(
         Rc::clone(&log),
         log.raw_fd(),
         "syslog socket",
@@ -33,10 +42,31 @@ pub(super) fn serve(
         Event::Syslog,
         tx.clone(),
     );
-    Some(log)
+    Some(Served { _log: log, task })
 }
 
 impl Manager {
+    /// After a service stopped: the syslog socket's node is there again if
+    /// it went (a syslog daemon that found no `/run/systemd/system`, as
+    /// Debian's rsyslog, binds `/dev/log` itself in flint's place and
+    /// removes it when it stops; the services after it found none).
+    pub(super) fn dev_log_again(&mut self) {
+        let Some(path) = self.options.dev_log.clone() else {
+            return;
+        };
+        if self.dev_log_socket.is_none() || std::fs::symlink_metadata(&path).is_ok() {
+            return;
+        }
+        self.dev_log_socket = None;
+        self.dev_log_socket = serve(&path, &self.tx);
+        if self.dev_log_socket.is_some() {
+            tracing::info!(
+                "flint: {} was gone (a service had bound its own there); listening on it again",
+                path.display()
+            );
+        }
+    }
+
     /// A syslog message: a line (a line each, for one with several) of the
     /// unit that sent it, or of flint's own log when no unit's process
     /// did; past the rate limit, dropped and counted.

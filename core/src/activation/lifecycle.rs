@@ -3416,6 +3416,10 @@ impl Manager {
 
     /// After the last `ExecStopPost=`: restart, or go dead and re-arm the sockets.
     pub(super) fn after_stop(&mut self, id: u64) {
+        // (Not for each `Accept=yes` instance: a syslog daemon is none.)
+        if self.services.get(&id).is_some_and(|s| s.conn.is_none()) {
+            self.dev_log_again();
+        }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };

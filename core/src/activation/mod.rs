@@ -328,6 +328,8 @@ struct Manager {
     pending_notify: Vec<(std::time::Instant, crate::notify::Message)>,
     /// The value of `NOTIFY_SOCKET` for services.
     notify_path: Option<String>,
+    /// The syslog socket of `--dev-log` and the task that reads it.
+    dev_log_socket: Option<dev_log::Served>,
     /// flint's control socket, which the calls of systemd's manager API
     /// (`systemctl` on the private socket or the user's bus) go through.
     control_node: Option<std::path::PathBuf>,
@@ -635,6 +637,7 @@ async fn run_async(
         collected: Vec::new(),
         notify_path: None,
         control_node: control_node.clone(),
+        dev_log_socket: None,
         notify_socket: None,
         host: None,
         options,
@@ -680,7 +683,7 @@ async fn run_async(
             ),
         }
     }
-    let _dev_log = mgr
+    mgr.dev_log_socket = mgr
         .options
         .dev_log
         .clone()
@@ -2455,7 +2458,7 @@ fn forward_datagrams<S: 'static, T: 'static>(
     recv: fn(&S) -> std::io::Result<Option<Option<T>>>,
     event: fn(T) -> Event,
     tx: mpsc::UnboundedSender<Event>,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_local(async move {
         // SAFETY: `fd` is `socket`'s, which this task holds (`Rc`) for
         // longer than the registration lives.
@@ -2490,7 +2493,7 @@ fn forward_datagrams<S: 'static, T: 'static>(
             }
             tokio::task::yield_now().await;
         }
-    });
+    })
 }
 
 /// A peer for the log.
