@@ -272,6 +272,13 @@ fn a_looping_path_unit_hits_its_trigger_limit_and_others_go_on() {
     let (_, status) = ctl(&control, &["status", "loop.path"]);
     assert!(status.contains("Active: failed"), "{status}");
     assert!(status.contains("trigger-limit-hit"), "{status}");
+    // Since when, as systemctl says.
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains("Active: failed") && l.contains(" since ")),
+        "{status}"
+    );
     std::fs::write(&flag, "").unwrap();
     assert_eq!(wait_lines(&ok_out, 1).len(), 1, "{}", flint.log());
     let log = flint.log();

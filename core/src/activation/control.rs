@@ -671,6 +671,11 @@ impl Manager {
             "triggers": p.target,
             "result": p.result,
             "paths": p.paths(),
+            "since_usec": p.since().and_then(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .and_then(|d| u64::try_from(d.as_micros()).ok())
+            }),
             "log": crate::logs::recent(name, STATUS_LINES, 0),
         })
     }

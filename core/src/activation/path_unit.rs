@@ -113,9 +113,20 @@ pub(super) struct PathRt {
     watches: Vec<TimerGuard>,
     generation: u64,
     trigger_limit: RateLimit,
+    /// When it last started, and last stopped or failed.
+    started: std::time::SystemTime,
+    stopped: Option<std::time::SystemTime>,
 }
 
 impl PathRt {
+    /// Since when it is in its state, as status says it.
+    pub(super) fn since(&self) -> Option<std::time::SystemTime> {
+        match self.state {
+            PathState::Dead | PathState::Failed => self.stopped,
+            _ => Some(self.started),
+        }
+    }
+
     /// The watched paths, as `Kind=path`, for listings.
     pub(super) fn paths(&self) -> Vec<String> {
         self.specs
@@ -502,6 +513,8 @@ impl Manager {
             generation: next_generation(),
             trigger_limit,
             unit,
+            started: std::time::SystemTime::now(),
+            stopped: None,
         };
         self.path_units.map.insert(key.clone(), rt);
         self.path_enter_waiting(&key, true, false);
@@ -516,6 +529,7 @@ impl Manager {
             if p.state != PathState::Failed {
                 p.state = PathState::Dead;
             }
+            p.stopped = Some(std::time::SystemTime::now());
         }
     }
 
@@ -532,6 +546,7 @@ impl Manager {
                 tracing::warn!("{name}: Failed with result '{}'.", p.result);
                 PathState::Failed
             };
+            p.stopped = Some(std::time::SystemTime::now());
         }
     }
 
