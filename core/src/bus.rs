@@ -198,6 +198,13 @@ pub struct Sender {
     serial: Arc<AtomicU32>,
 }
 
+/// Writes one whole message under the connection's lock.
+fn write_locked(writer: &Mutex<UnixStream>, msg: &[u8]) -> Result<(), BusError> {
+    let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+    w.write_all(msg)?;
+    Ok(())
+}
+
 impl Sender {
     /// A sender writing to `stream` (tests: one end of a socket pair).
     #[cfg(test)]
@@ -208,11 +215,8 @@ impl Sender {
         }
     }
 
-    /// Writes one whole message.
     fn write(&self, msg: &[u8]) -> Result<(), BusError> {
-        let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        w.write_all(msg)?;
-        Ok(())
+        write_locked(&self.writer, msg)
     }
 
     /// Emits a signal whose arguments are all strings.
@@ -224,9 +228,8 @@ impl Sender {
         member: &str,
         args: &[&str],
     ) -> Result<(), BusError> {
-        let serial = next_serial(&self.serial);
-        let msg = signal(serial, destination, path, interface, member, args);
-        self.write(&msg)
+        let args: Vec<Value> = args.iter().map(|a| Value::Str((*a).to_string())).collect();
+        self.signal_values(Some(destination), path, interface, member, &args)
     }
 
     /// Emits a signal with `args` (to `destination`, on a bus).
@@ -239,19 +242,7 @@ impl Sender {
         args: &[Value],
     ) -> Result<(), BusError> {
         let serial = next_serial(&self.serial);
-        let (signature, body) = marshal::body(args);
-        let mut fields = Vec::new();
-        push_field(&mut fields, 1, b'o', path);
-        push_field(&mut fields, 2, b's', interface);
-        push_field(&mut fields, 3, b's', member);
-        if let Some(d) = destination {
-            push_field(&mut fields, 6, b's', d);
-        }
-        push_field(&mut fields, 7, b's', "org.freedesktop.systemd1");
-        if !signature.is_empty() {
-            push_field(&mut fields, 8, b'g', &signature);
-        }
-        self.write(&message(SIGNAL, NO_REPLY_EXPECTED, serial, &fields, &body))
+        self.write(&signal(serial, destination, path, interface, member, args))
     }
 
     /// Answers the call `to` with `args`.
@@ -400,9 +391,7 @@ impl Bus {
 
     /// Writes one whole message (under the lock every [`Sender`] takes).
     fn write(&self, msg: &[u8]) -> Result<(), BusError> {
-        let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        w.write_all(msg)?;
-        Ok(())
+        write_locked(&self.writer, msg)
     }
 
     /// Reads the next message a peer sends.
@@ -608,26 +597,25 @@ fn method_call_body(serial: u32, member: &str, signature: &str, body: &[u8]) -> 
     message(METHOD_CALL, 0, serial, &fields, body)
 }
 
-/// A signal whose arguments are all strings.
+/// A signal (to `destination`, on a bus) with `args`.
 fn signal(
     serial: u32,
-    destination: &str,
+    destination: Option<&str>,
     path: &str,
     interface: &str,
     member: &str,
-    args: &[&str],
+    args: &[Value],
 ) -> Vec<u8> {
-    let mut body = Vec::new();
-    for a in args {
-        push_string(&mut body, a);
-    }
+    let (signature, body) = marshal::body(args);
     let mut fields = Vec::new();
     push_field(&mut fields, 1, b'o', path);
     push_field(&mut fields, 2, b's', interface);
     push_field(&mut fields, 3, b's', member);
-    push_field(&mut fields, 6, b's', destination);
-    if !args.is_empty() {
-        push_field(&mut fields, 8, b'g', &"s".repeat(args.len()));
+    if let Some(d) = destination {
+        push_field(&mut fields, 6, b's', d);
+    }
+    if !signature.is_empty() {
+        push_field(&mut fields, 8, b'g', &signature);
     }
     message(SIGNAL, NO_REPLY_EXPECTED, serial, &fields, &body)
 }
@@ -803,14 +791,14 @@ mod tests {
     fn signals_and_error_replies_carry_the_fields_a_bus_daemon_reads() {
         let m = signal(
             3,
-            "org.freedesktop.DBus",
+            Some("org.freedesktop.DBus"),
             "/org/freedesktop/systemd1",
             "org.freedesktop.systemd1.Activator",
             "ActivationFailure",
             &[
-                "a.service",
-                "org.freedesktop.systemd1.NoSuchUnit",
-                "Unit a.service not found.",
+                Value::Str("a.service".into()),
+                Value::Str("org.freedesktop.systemd1.NoSuchUnit".into()),
+                Value::Str("Unit a.service not found.".into()),
             ],
         );
         assert_eq!(&m[..4], &[b'l', SIGNAL, NO_REPLY_EXPECTED, 1]);

@@ -1409,24 +1409,13 @@ impl Manager {
             times.insert(name.to_string(), value.into());
         }
         // The last of them: when it last changed state.
-        let changed = [
-            "InactiveExitTimestamp",
-            "ActiveEnterTimestamp",
-            "ActiveExitTimestamp",
-            "InactiveEnterTimestamp",
-        ]
-        .iter()
-        .filter_map(|n| times.get(*n).and_then(Json::as_u64))
-        .max()
-        .unwrap_or(0);
+        let changed = super::jobs::StateTimes::NAMES
+            .iter()
+            .filter_map(|n| times.get(*n).and_then(Json::as_u64))
+            .max()
+            .unwrap_or(0);
         times.insert("StateChangeTimestamp".into(), changed.into());
-        for name in [
-            "StateChangeTimestamp",
-            "InactiveExitTimestamp",
-            "ActiveEnterTimestamp",
-            "ActiveExitTimestamp",
-            "InactiveEnterTimestamp",
-        ] {
+        for name in std::iter::once("StateChangeTimestamp").chain(super::jobs::StateTimes::NAMES) {
             let usec = times.get(name).and_then(Json::as_u64).unwrap_or(0);
             p.push((
                 name,

@@ -242,7 +242,7 @@ impl StateTimes {
     /// Notes a change from `from` to `to`, now.
     pub fn note(&mut self, from: Class, to: Class) {
         let down = |c: Class| matches!(c, Class::Inactive | Class::Failed);
-        let at = realtime_usec();
+        let at = crate::logs::epoch_usec();
         if down(from) && !down(to) {
             self.inactive_exit = at;
         }
@@ -268,22 +268,24 @@ impl StateTimes {
         }
     }
 
+    /// systemd's names of the four, in `show`'s order.
+    pub const NAMES: [&'static str; 4] = [
+        "InactiveExitTimestamp",
+        "ActiveEnterTimestamp",
+        "ActiveExitTimestamp",
+        "InactiveEnterTimestamp",
+    ];
+
     /// As `show` lists them: systemd's names, µs since the epoch.
     pub fn properties(&self) -> [(&'static str, u64); 4] {
+        let [a, b, c, d] = Self::NAMES;
         [
-            ("InactiveExitTimestamp", self.inactive_exit),
-            ("ActiveEnterTimestamp", self.active_enter),
-            ("ActiveExitTimestamp", self.active_exit),
-            ("InactiveEnterTimestamp", self.inactive_enter),
+            (a, self.inactive_exit),
+            (b, self.active_enter),
+            (c, self.active_exit),
+            (d, self.inactive_enter),
         ]
     }
-}
-
-/// Now, in µs since the epoch.
-pub(super) fn realtime_usec() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

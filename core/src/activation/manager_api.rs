@@ -376,45 +376,33 @@ fn call(
         // Signals go to every peer of the private socket anyway, as
         // systemd sends them there.
         "Subscribe" | "Unsubscribe" => Ok(Some(Vec::new())),
-        "Get" | "GetAll" if path == ROOT => {
-            let props = manager_properties(control)?;
-            if member == "GetAll" {
-                args("s")?;
-                return Ok(Some(vec![Value::Properties(props)]));
-            }
-            let wanted = string(&args("ss")?[1]);
-            props
-                .into_iter()
-                .find(|(n, _)| *n == wanted)
-                .map(|(_, v)| Some(vec![Value::Variant(Box::new(v))]))
-                .ok_or((
-                    "org.freedesktop.DBus.Error.UnknownProperty",
-                    format!("flint does not know the manager's property {wanted}"),
-                ))
-        }
-        "Get" => {
-            let a = args("ss")?;
-            let wanted = string(&a[1]);
-            let name = unit_of_path(path).ok_or_else(unknown_object)?;
-            valid_name(&name)?;
-            let props = typed_properties(control, &name)?;
-            props
-                .into_iter()
-                .find(|(n, _)| *n == wanted)
-                .map(|(_, v)| Some(vec![Value::Variant(Box::new(v))]))
-                .ok_or((
-                    "org.freedesktop.DBus.Error.UnknownProperty",
-                    format!("flint does not know property {wanted} of {name}"),
-                ))
-        }
+        // Properties of the manager or of a unit: `GetAll` of every
+        // interface ("") or of one is answered with all flint knows.
         _ => {
-            // GetAll, of every interface ("") or of one: flint answers
-            // with all it knows either way.
-            args("s")?;
-            let name = unit_of_path(path).ok_or_else(unknown_object)?;
-            valid_name(&name)?;
-            let props = typed_properties(control, &name)?;
-            Ok(Some(vec![Value::Properties(props)]))
+            let wanted = if member == "Get" {
+                Some(string(&args("ss")?[1]))
+            } else {
+                args("s")?;
+                None
+            };
+            let (props, of) = if path == ROOT {
+                (manager_properties(control)?, "the manager".to_string())
+            } else {
+                let name = unit_of_path(path).ok_or_else(unknown_object)?;
+                valid_name(&name)?;
+                (typed_properties(control, &name)?, name)
+            };
+            let Some(wanted) = wanted else {
+                return Ok(Some(vec![Value::Properties(props)]));
+            };
+            props
+                .into_iter()
+                .find(|(n, _)| *n == wanted)
+                .map(|(_, v)| Some(vec![Value::Variant(Box::new(v))]))
+                .ok_or((
+                    "org.freedesktop.DBus.Error.UnknownProperty",
+                    format!("flint does not know property {wanted} of {of}"),
+                ))
         }
     }
 }
@@ -604,31 +592,28 @@ fn refuse_before_job(control: &Path, command: &str, name: &str) -> Result<(), Ca
     if command == "stop" {
         return Ok(());
     }
-    match load {
-        "not-found" => Err((
+    // A unit that did not load: its `LoadError`, the name and words flint
+    // gives it everywhere (as `flint ctl` refuses it).
+    if load != "loaded"
+        && let Some((kind, message)) = prop(&props, "LoadError").and_then(|e| e.split_once(' '))
+    {
+        let kind = [
             "org.freedesktop.systemd1.NoSuchUnit",
-            format!("Unit {name} not found."),
-        )),
-        "masked" => Err((
             "org.freedesktop.systemd1.UnitMasked",
-            format!("Unit {name} is masked."),
-        )),
-        "bad-setting" => Err((
             "org.freedesktop.systemd1.BadUnitSetting",
-            format!("Unit {name} has a bad unit file setting."),
-        )),
-        "error" => Err((
-            "org.freedesktop.systemd1.LoadFailed",
-            format!(
-                "Unit {name} failed to load properly, please adjust/correct and reload service manager."
-            ),
-        )),
-        _ if command == "reload" && prop(&props, "CanReload") != Some("yes") => Err((
+        ]
+        .into_iter()
+        .find(|k| *k == kind)
+        .unwrap_or("org.freedesktop.systemd1.LoadFailed");
+        return Err((kind, message.trim_matches('"').to_string()));
+    }
+    if command == "reload" && prop(&props, "CanReload") != Some("yes") {
+        return Err((
             "org.freedesktop.systemd1.JobTypeNotApplicable",
             format!("Job type reload is not applicable for unit {name}."),
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 /// `flint ctl show`'s properties of `name`, as strings.

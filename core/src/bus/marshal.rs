@@ -7,6 +7,8 @@
 //! the message, which is where a body starts: alignment within the buffer
 //! is then the message's.
 
+use super::{align, len32, push_string};
+
 /// A value with its D-Bus type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -66,12 +68,12 @@ impl Value {
             Value::Str(s) | Value::Path(s) => push_string(buf, s),
             Value::Bool(b) => push_u32(buf, u32::from(*b)),
             Value::I32(n) => {
-                pad(buf, 4);
+                align(buf, 4);
                 buf.extend_from_slice(&n.to_le_bytes());
             }
             Value::U32(n) => push_u32(buf, *n),
             Value::U64(n) => {
-                pad(buf, 8);
+                align(buf, 8);
                 buf.extend_from_slice(&n.to_le_bytes());
             }
             Value::Strings(items) => write_array(buf, 4, |b| {
@@ -81,7 +83,7 @@ impl Value {
             }),
             Value::Bytes(bytes) => write_array(buf, 1, |b| b.extend_from_slice(bytes)),
             Value::Struct(fields) => {
-                pad(buf, 8);
+                align(buf, 8);
                 for f in fields {
                     f.write(buf);
                 }
@@ -100,7 +102,7 @@ impl Value {
             }
             Value::Properties(entries) => write_array(buf, 8, |b| {
                 for (name, value) in entries {
-                    pad(b, 8);
+                    align(b, 8);
                     push_string(b, name);
                     Value::Variant(Box::new(value.clone())).write(b);
                 }
@@ -130,34 +132,22 @@ fn alignment(signature: &str) -> usize {
     }
 }
 
-fn pad(buf: &mut Vec<u8>, to: usize) {
-    while !buf.len().is_multiple_of(to) {
-        buf.push(0);
-    }
-}
-
 fn push_u32(buf: &mut Vec<u8>, n: u32) {
-    pad(buf, 4);
+    align(buf, 4);
     buf.extend_from_slice(&n.to_le_bytes());
-}
-
-fn push_string(buf: &mut Vec<u8>, s: &str) {
-    push_u32(buf, u32::try_from(s.len()).unwrap_or(u32::MAX));
-    buf.extend_from_slice(s.as_bytes());
-    buf.push(0);
 }
 
 /// An array: its length in bytes, padding to its elements' alignment
 /// (not counted in the length, there even when it is empty), then the
 /// elements `items` writes.
 fn write_array(buf: &mut Vec<u8>, element_alignment: usize, items: impl FnOnce(&mut Vec<u8>)) {
-    pad(buf, 4);
+    align(buf, 4);
     let at = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    pad(buf, element_alignment);
+    align(buf, element_alignment);
     let start = buf.len();
     items(buf);
-    let len = u32::try_from(buf.len() - start).unwrap_or(u32::MAX);
+    let len = len32(buf.len() - start);
     buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
