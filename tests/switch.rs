@@ -155,10 +155,14 @@ impl Load {
         let (o, f, l, stop) = (ok.clone(), failed.clone(), last.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
-            for _ in 0..50_000 {
+            // Paced to at most 1,000 connections a second, so the count
+            // bound is never what ends the loop before `stop` (a fast
+            // machine served 50,000 in 6 s, and the loop ended mid-test).
+            for _ in 0..500_000 {
                 if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_mins(4) {
                     break;
                 }
+                std::thread::sleep(Duration::from_millis(1));
                 match ask(port) {
                     Some(line) => {
                         o.fetch_add(1, Ordering::Relaxed);
@@ -189,15 +193,20 @@ impl Load {
         });
         assert!(
             got.is_some(),
-            "answers never became {want:?}; last {:?}",
-            self.last.lock().unwrap()
+            "answers never became {want:?}; last {:?} after {} answered, {} failed",
+            self.last.lock().unwrap(),
+            self.ok(),
+            self.failed.load(Ordering::Relaxed)
         );
         let n = self.ok();
         assert!(
             wait_for(Duration::from_secs(30), || (self.ok() > n + 5)
                 .then_some(()))
             .is_some(),
-            "the client loop stalled"
+            "the client loop stalled (finished: {})",
+            self.thread
+                .as_ref()
+                .is_none_or(std::thread::JoinHandle::is_finished)
         );
     }
 
