@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::resource::Resource;
 
-use super::exec::DEFAULT_PATH;
+use crate::spawn::default_path;
 use crate::unit::value::env::{
     env_assignment_is_valid, env_name_is_valid, env_replace, parse_env_file_full,
 };
@@ -287,9 +287,9 @@ fn base_environment(
                 env_replace(&mut block, k, v);
             }
         }
-        env_replace(&mut block, "PATH", DEFAULT_PATH);
+        env_replace(&mut block, "PATH", default_path());
     } else {
-        block.push(("PATH".into(), DEFAULT_PATH.into()));
+        block.push(("PATH".into(), default_path().into()));
         for (k, v) in locale(read) {
             env_replace(&mut block, &k, &v);
         }

@@ -25,10 +25,6 @@ use crate::unit::value::env::{parse_env_file, replace_env_argv};
 use crate::unit::value::exec::ExecCommand;
 use crate::unit::value::process;
 
-/// systemd's compiled-in search path for executables and the system
-/// manager's `PATH`.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
-
 /// Why a command could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {

@@ -47,7 +47,7 @@ pub use namespace::{
     ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, MountOp, NamespacePlan,
     SLOTS as NAMESPACE_SLOTS, make_run_namespaces, make_user_namespace,
 };
-pub use resolve::{DEFAULT_SEARCH_PATH, resolve_executable};
+pub use resolve::{default_path, resolve_executable};
 
 use child::{ChildContext, ListenPidSlot, PidSlot};
 

@@ -9,9 +9,44 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// systemd's built-in executable search path for unit commands.
-pub const DEFAULT_SEARCH_PATH: [&str; 4] =
-    ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"];
+/// systemd's built-in search path on a system whose `/bin` and `/sbin` are
+/// `/usr/bin` and `/usr/sbin` (merged `/usr`).
+const MERGED_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
+
+/// The same with `/sbin` and `/bin` after it, as a systemd built for a split
+/// `/usr` has it (Debian 12's systemd 252 gives services this `PATH`).
+const SPLIT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// systemd's built-in executable search path for unit commands, also the
+/// `PATH` services get: with `/sbin:/bin` where they are directories of
+/// their own (Alpine, Void, Gentoo without merged `/usr`: `ip` and `sh` are
+/// in `/sbin` and `/bin` only, and a unit's bare `sh` or a script's `ip`
+/// would not be found), without them where they are `/usr`'s.
+pub fn default_path() -> &'static str {
+    static PATH: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| path_for_root(Path::new("/")))
+}
+
+/// [`default_path`] for the tree under `root`.
+fn path_for_root(root: &Path) -> &'static str {
+    use std::os::unix::fs::MetadataExt;
+    let usr_s = |top: &str| {
+        match (
+            std::fs::metadata(root.join(top)),
+            std::fs::metadata(root.join("usr").join(top)),
+        ) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            // No `/bin` at all: nothing to search there.
+            (Err(_), _) => true,
+            (Ok(_), Err(_)) => false,
+        }
+    };
+    if usr_s("bin") && usr_s("sbin") {
+        MERGED_PATH
+    } else {
+        SPLIT_PATH
+    }
+}
 
 /// Resolves `name` to the path to exec. `search_path` replaces the built-in
 /// path when given (`ExecSearchPath=`). Returns `None` for an empty or
@@ -33,7 +68,7 @@ pub fn resolve_executable(name: &str, search_path: Option<&[PathBuf]>) -> Option
             .iter()
             .filter(|d| d.is_absolute())
             .find_map(|d| found(d)),
-        None => DEFAULT_SEARCH_PATH.iter().find_map(|d| found(Path::new(d))),
+        None => default_path().split(':').find_map(|d| found(Path::new(d))),
     }
 }
 
@@ -59,9 +94,35 @@ mod tests {
     fn bare_name_is_found_in_the_builtin_path_not_in_dollar_path() {
         let sh = resolve_executable("sh", None).expect("sh in /usr/bin");
         assert!(
-            DEFAULT_SEARCH_PATH.iter().any(|d| sh.starts_with(d)),
+            default_path().split(':').any(|d| sh.starts_with(d)),
             "{sh:?}"
         );
+    }
+
+    #[test]
+    fn sbin_and_bin_are_searched_where_usr_is_not_merged() {
+        let merged = tempfile::tempdir().unwrap();
+        for d in ["usr/bin", "usr/sbin"] {
+            std::fs::create_dir_all(merged.path().join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink("usr/bin", merged.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink("usr/sbin", merged.path().join("sbin")).unwrap();
+        assert_eq!(path_for_root(merged.path()), MERGED_PATH);
+        // Alpine: /bin and /sbin of their own.
+        let split = tempfile::tempdir().unwrap();
+        for d in ["bin", "sbin", "usr/bin", "usr/sbin"] {
+            std::fs::create_dir_all(split.path().join(d)).unwrap();
+        }
+        assert_eq!(path_for_root(split.path()), SPLIT_PATH);
+        // Only /sbin of its own (a half-merged tree).
+        std::fs::remove_dir(split.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", split.path().join("bin")).unwrap();
+        assert_eq!(path_for_root(split.path()), SPLIT_PATH);
+        // This machine's own.
+        let root_merged = std::fs::canonicalize("/bin").ok().as_deref()
+            == Some(Path::new("/usr/bin"))
+            && std::fs::canonicalize("/sbin").ok().as_deref() == Some(Path::new("/usr/sbin"));
+        assert_eq!(default_path() == MERGED_PATH, root_merged);
     }
 
     #[test]

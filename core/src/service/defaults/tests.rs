@@ -26,7 +26,7 @@ fn the_system_block_is_path_and_the_configured_locale() {
         vars(&[
             ("LANG", "de_DE.UTF-8"),
             ("LC_TIME", "en_GB.UTF-8"),
-            ("PATH", DEFAULT_PATH)
+            ("PATH", default_path())
         ])
     );
     // Debian keeps it in /etc/default/locale; nothing configured is C.UTF-8.
@@ -36,7 +36,7 @@ fn the_system_block_is_path_and_the_configured_locale() {
     )];
     assert_eq!(
         base_environment(false, &env, &files(&debian)),
-        vars(&[("LANG", "en_US.UTF-8"), ("PATH", DEFAULT_PATH)])
+        vars(&[("LANG", "en_US.UTF-8"), ("PATH", default_path())])
     );
     let empty = [(
         "/etc/default/locale",
@@ -44,7 +44,7 @@ fn the_system_block_is_path_and_the_configured_locale() {
     )];
     assert_eq!(
         base_environment(false, &env, &files(&empty)),
-        vars(&[("LANG", "C.UTF-8"), ("PATH", DEFAULT_PATH)])
+        vars(&[("LANG", "C.UTF-8"), ("PATH", default_path())])
     );
 }
 
@@ -65,7 +65,7 @@ fn the_user_block_is_the_own_environment_without_what_the_manager_sets() {
         base_environment(true, &env, &files(&[])),
         vars(&[
             ("HOME", "/home/u"),
-            ("PATH", DEFAULT_PATH),
+            ("PATH", default_path()),
             ("XDG_RUNTIME_DIR", "/run/user/1000"),
         ])
     );
@@ -138,7 +138,7 @@ fn generators_run_in_name_order_each_seeing_what_the_ones_before_set() {
     script(low.path(), "95-reopen", "echo REOPENED=1 >/dev/stdout\n");
     let dirs = [high.path().to_path_buf(), low.path().to_path_buf()];
     let started = std::time::Instant::now();
-    let (block, problems) = run_generators(&dirs, vars(&[("PATH", DEFAULT_PATH)]));
+    let (block, problems) = run_generators(&dirs, vars(&[("PATH", default_path())]));
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "{:?}",
@@ -149,7 +149,10 @@ fn generators_run_in_name_order_each_seeing_what_the_ones_before_set() {
     assert_eq!(get("B"), Some("12"));
     assert_eq!(get("C"), Some("001"));
     assert_eq!(get("D"), Some("high"));
-    assert_eq!(get("PATH"), Some(&*format!("{DEFAULT_PATH}:/no/such/file")));
+    assert_eq!(
+        get("PATH"),
+        Some(&*format!("{}:/no/such/file", default_path()))
+    );
     assert_eq!(get("MASKED"), None);
     assert_eq!(get("PLAIN"), None);
     // As systemd's EXEC_DIR_IGNORE_ERRORS: a failing generator's output
@@ -184,7 +187,7 @@ fn a_generator_gets_only_the_block_as_its_environment() {
     );
     let (block, _) = run_generators(
         &[dir.path().to_path_buf()],
-        vars(&[("PATH", DEFAULT_PATH), ("ONLY", "this")]),
+        vars(&[("PATH", default_path()), ("ONLY", "this")]),
     );
     let mut seen: Vec<&str> = block
         .iter()
