@@ -1036,6 +1036,11 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     }
     let tree = hostnamed_tree(&units);
     tree.write("forged.service", "[Service]\nExecStart=/bin/true\n");
+    tree.write("slow.service", "[Service]\nExecStart=/bin/sleep 2\n");
+    tree.write(
+        "fails.service",
+        "[Service]\nExecStart=/bin/sh -c 'sleep 1; exit 3'\n",
+    );
     // timedated's bus name is started by a unit that fails.
     tree.write(
         "dbus-org.freedesktop.timedate1.service",
@@ -1044,7 +1049,9 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     let mut flint = flint_in_namespaces(
         &tree,
         &["-m"],
-        "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd /run/dbus",
+        // /run/systemd/system: systemctl's system scope talks to the bus
+        // only where that says systemd runs.
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system /run/dbus",
         &["dbus.socket"],
     );
     let busctl = |args: &[&str]| {
@@ -1095,8 +1102,9 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     );
     assert!(started.elapsed() < Duration::from_secs(10), "{out}");
     // What systemctl reads is answered on the system bus (a unit's path,
-    // its properties); what it would change is refused there, as any
-    // user may call; the rest gets an error, not silence.
+    // its properties); what it would change is refused there to any user
+    // but root (systemd asks polkit about the others); the rest gets an
+    // error, not silence.
     let (ok, out) = busctl(&[
         "call",
         "org.freedesktop.systemd1",
@@ -1110,16 +1118,26 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
         ok && out.contains("/org/freedesktop/systemd1/unit/dbus_2eservice"),
         "{out}"
     );
-    let (ok, out) = busctl(&[
-        "call",
-        "org.freedesktop.systemd1",
-        "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager",
-        "StopUnit",
-        "ss",
-        "dbus.service",
-        "replace",
-    ]);
+    let (ok, out) = inside(
+        &flint,
+        &["-m"],
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "busctl",
+            "--system",
+            "call",
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+            "StopUnit",
+            "ss",
+            "dbus.service",
+            "replace",
+        ],
+    );
     // (The bus's own policy may refuse it before flint sees it.)
     assert!(
         !ok && (out.contains("flint changes units only") || out.contains("Access denied")),
@@ -1133,6 +1151,36 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
         "PowerOff",
     ]);
     assert!(!ok && out.contains("not handled"), "{out}");
+    // Root's systemctl changes units through the bus (cockpit's
+    // socket factory starts its sockets so), and `--wait` waits for the
+    // unit's end, which flint signals to subscribers (PropertiesChanged).
+    let systemctl = |args: &[&str]| {
+        let mut all = vec!["SYSTEMD_IGNORE_CHROOT=1", "systemctl"];
+        all.extend_from_slice(args);
+        let started = std::time::Instant::now();
+        let (ok, out) = inside(&flint, &["-m"], "env", &all);
+        (ok, out, started.elapsed())
+    };
+    let (ok, out, took) = systemctl(&["start", "--wait", "slow.service"]);
+    assert!(ok, "{out}\n{}", flint.log());
+    assert!(
+        took >= Duration::from_millis(1900),
+        "systemctl --wait returned after {took:?}, before the unit ended\n{}",
+        flint.log()
+    );
+    let (ok, out, took) = systemctl(&["start", "--wait", "fails.service"]);
+    assert!(
+        !ok && took >= Duration::from_millis(900),
+        "{out}\n{}",
+        flint.log()
+    );
+    assert!(
+        flint
+            .log()
+            .contains("fails.service: failed (exited with status 3)"),
+        "{}",
+        flint.log()
+    );
     // An activation request that does not come from the bus daemon itself
     // starts nothing (any client may send the signal).
     let (sent, out) = inside(

@@ -418,6 +418,17 @@ impl Bus {
         Ok(matches!(read_u32(&reply, 0), Some(1 | 4)))
     }
 
+    /// Asks the bus for the signals of rule `rule` (`AddMatch`).
+    pub fn add_match(&mut self, rule: &str) -> Result<(), BusError> {
+        self.call("AddMatch", Some(rule)).map(|_| ())
+    }
+
+    /// The uid of the peer that owns `name` (`GetConnectionUnixUser`).
+    pub fn unix_user(&mut self, name: &str) -> Result<u32, BusError> {
+        let body = self.call("GetConnectionUnixUser", Some(name))?;
+        read_u32(&body, 0).ok_or(BusError::Malformed)
+    }
+
     /// A sender of signals on this connection, for another thread.
     pub fn sender(&self) -> Result<Sender, BusError> {
         Ok(Sender {

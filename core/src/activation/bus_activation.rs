@@ -12,9 +12,15 @@
 //! resolved, `dbus-org.freedesktop.hostname1.service` is
 //! `systemd-hostnamed.service`), and a unit it cannot load, or whose start
 //! fails, it answers with `ActivationFailure`, so the waiting call fails at
-//! once instead of at the bus daemon's timeout. Method calls to
-//! `org.freedesktop.systemd1` (systemctl's, logind's) get an error reply.
+//! once instead of at the bus daemon's timeout. systemctl's method calls
+//! are answered as on the private socket (`manager_api`), those that
+//! change units on the system bus only for root; peers that subscribed
+//! are told of each service's change (`PropertiesChanged`), which
+//! `systemctl --wait` waits for.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -44,6 +50,25 @@ pub(super) fn is_bus_daemon(unit: &Unit) -> bool {
 #[derive(Debug)]
 pub(super) struct Activator {
     sender: bus::Sender,
+    /// How many peers called `Subscribe` and are still on the bus: unit
+    /// changes are signalled while any is (systemd's `m->subscribed`).
+    subscribers: Arc<AtomicUsize>,
+}
+
+/// The peers of the bus that subscribed, and the uids of callers looked
+/// up (on the system bus, where only root's calls may change units).
+#[derive(Default)]
+struct Peers {
+    subscribed: HashSet<String>,
+    uids: HashMap<String, u32>,
+}
+
+impl Peers {
+    /// A peer left the bus.
+    fn gone(&mut self, name: &str) {
+        self.subscribed.remove(name);
+        self.uids.remove(name);
+    }
 }
 
 impl Activator {
@@ -59,10 +84,12 @@ impl Activator {
         control: Option<std::path::PathBuf>,
         tx: &UnboundedSender<Event>,
     ) {
+        let subscribers = Arc::new(AtomicUsize::new(0));
         let spawned = std::thread::Builder::new()
             .name("bus-activator".into())
             .spawn({
                 let tx = tx.clone();
+                let subscribers = subscribers.clone();
                 move || {
                     let gone = |e: BusError| {
                         let error = match e {
@@ -78,6 +105,11 @@ impl Activator {
                         if !conn.request_name(NAME)? {
                             return Err(BusError::Call(format!("{NAME} has another owner")));
                         }
+                        // Subscribers that leave the bus stop counting.
+                        conn.add_match(
+                            "type='signal',sender='org.freedesktop.DBus',\
+                             interface='org.freedesktop.DBus',member='NameOwnerChanged',arg2=''",
+                        )?;
                         let sender = conn.sender()?;
                         Ok((conn, sender))
                     };
@@ -95,7 +127,10 @@ impl Activator {
                     let mut conn = match tried {
                         Ok((conn, sender)) => {
                             let up = Event::BusActivatorUp {
-                                activator: Activator { sender },
+                                activator: Activator {
+                                    sender,
+                                    subscribers: subscribers.clone(),
+                                },
                             };
                             if tx.send(up).is_err() {
                                 return;
@@ -107,24 +142,62 @@ impl Activator {
                     let Ok(out) = conn.sender() else {
                         return gone(BusError::Call("cannot share the connection".into()));
                     };
-                    let pending = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-                    // On the system bus any user may call: only reading
-                    // is answered there.
-                    let api = super::manager_api::Api {
-                        control: control.as_deref(),
-                        changes: user_mode,
-                        pending: &pending,
-                    };
+                    let pending = Arc::new(AtomicUsize::new(0));
+                    let mut peers = Peers::default();
                     loop {
                         let m = match conn.next_message() {
                             Ok(m) => m,
                             Err(e) => return gone(e),
                         };
                         let h = &m.header;
+                        let from_bus = h.sender.as_deref() == Some("org.freedesktop.DBus");
                         if h.kind == bus::METHOD_CALL {
+                            let caller = h.sender.clone().unwrap_or_default();
+                            if h.interface.as_deref() == Some(super::manager_api::MANAGER) {
+                                match h.member.as_deref() {
+                                    Some("Subscribe") => {
+                                        peers.subscribed.insert(caller.clone());
+                                    }
+                                    Some("Unsubscribe") => {
+                                        peers.subscribed.remove(&caller);
+                                    }
+                                    _ => {}
+                                }
+                                subscribers.store(peers.subscribed.len(), Ordering::Relaxed);
+                            }
+                            // On the system bus any user may call: only
+                            // root's calls change units there (systemd asks
+                            // polkit for the others'), the rest only read.
+                            let changes = user_mode || {
+                                let uid = match peers.uids.get(&caller) {
+                                    Some(uid) => Some(*uid),
+                                    None => conn.unix_user(&caller).ok(),
+                                };
+                                if let Some(uid) = uid {
+                                    peers.uids.insert(caller, uid);
+                                }
+                                uid == Some(0)
+                            };
+                            let api = super::manager_api::Api {
+                                control: control.as_deref(),
+                                changes,
+                                pending: &pending,
+                            };
                             if let Err(e) = super::private_socket::answer(&out, &m, user_mode, &api)
                             {
                                 return gone(e);
+                            }
+                        } else if h.kind == bus::SIGNAL
+                            && from_bus
+                            && h.member.as_deref() == Some("NameOwnerChanged")
+                        {
+                            if let Some(args) = bus::read_args("sss", &m.body)
+                                && let [bus::Value::Str(name), _, bus::Value::Str(new)] =
+                                    args.as_slice()
+                                && new.is_empty()
+                            {
+                                peers.gone(name);
+                                subscribers.store(peers.subscribed.len(), Ordering::Relaxed);
                             }
                         } else if h.kind == bus::SIGNAL
                             // Only the bus daemon's own requests count, as
@@ -148,6 +221,46 @@ impl Activator {
         }
     }
 
+    /// Signals that `unit`'s state or job changed (`PropertiesChanged` of
+    /// its `org.freedesktop.systemd1.Unit` interface), while any peer is
+    /// subscribed: `systemctl --wait` waits for these.
+    pub(super) fn unit_changed(&self, unit: &str, active: &str, sub: &str, job: Option<u64>) {
+        if self.subscribers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        use crate::bus::Value;
+        let job = match job.and_then(|j| u32::try_from(j).ok()) {
+            Some(n) => Value::Struct(vec![
+                Value::U32(n),
+                Value::Path(format!("/org/freedesktop/systemd1/job/{n}")),
+            ]),
+            None => Value::Struct(vec![Value::U32(0), Value::Path("/".into())]),
+        };
+        let changed = vec![
+            ("ActiveState".to_string(), Value::Str(active.to_string())),
+            ("SubState".to_string(), Value::Str(sub.to_string())),
+            ("Job".to_string(), job),
+        ];
+        if let Err(e) = self.sender.signal_values(
+            None,
+            &super::manager_api::unit_path(unit),
+            "org.freedesktop.DBus.Properties",
+            "PropertiesChanged",
+            &[
+                Value::Str("org.freedesktop.systemd1.Unit".into()),
+                Value::Properties(changed),
+                Value::Strings(Vec::new()),
+            ],
+        ) {
+            tracing::debug!("{unit}: cannot signal its change on the bus: {e}");
+        }
+    }
+
+    /// Whether any peer of the bus subscribed.
+    pub(super) fn subscribed(&self) -> bool {
+        self.subscribers.load(Ordering::Relaxed) > 0
+    }
+
     /// Tells the bus daemon that `unit` cannot be started.
     pub(super) fn fail(&mut self, unit: &str, error: &str, text: &str) {
         if let Err(e) = self.sender.signal(
@@ -163,6 +276,20 @@ impl Activator {
 }
 
 impl super::Manager {
+    /// Signals a service's state and job on the bus, if anyone there
+    /// subscribed.
+    pub(super) fn tell_bus_unit_changed(&self, id: u64) {
+        let Some(activator) = self.activator.as_ref().filter(|a| Activator::subscribed(a)) else {
+            return;
+        };
+        let Some(svc) = self.services.get(&id) else {
+            return;
+        };
+        let (active, sub) = self.service_words(id);
+        let job = self.jobs.get(&id).map(|j| j.serial);
+        activator.unit_changed(svc.unit.id.as_str(), active, sub, job);
+    }
+
     /// A service is up: if it is the bus daemon, flint takes
     /// `org.freedesktop.systemd1` on its bus; the units asked for through
     /// the bus are no longer waited for.

@@ -97,17 +97,30 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                                 == Some(PROTOCOL_VERSION) =>
                         {
                             let (reply, wait) = oneshot::channel();
+                            let (queued, on_queued) = if req["queued"] == true {
+                                let (q, w) = oneshot::channel();
+                                (Some(q), Some(w))
+                            } else {
+                                (None, None)
+                            };
                             ANSWERING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             if tx
                                 .send(Event::Control {
                                     request: req,
                                     reply,
                                     fds,
+                                    queued,
                                 })
                                 .is_err()
                             {
                                 ANSWERING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                                 return;
+                            }
+                            if let Some(w) = on_queued
+                                && w.await.is_ok()
+                            {
+                                let line = format!("{}\n", crate::control::QUEUED);
+                                let _ = write.write_all(line.as_bytes()).await;
                             }
                             let answer = wait
                                 .await
@@ -286,11 +299,12 @@ fn instance_description(svc: &super::lifecycle::ServiceRt) -> String {
 pub(super) const SOCKET_ALONE: u64 = u64::MAX;
 
 impl Manager {
-    fn service_json(&self, id: u64) -> Json {
+    /// A service's active and sub state in systemd's words.
+    pub(super) fn service_words(&self, id: u64) -> (&'static str, &'static str) {
         let Some(svc) = self.services.get(&id) else {
-            return Json::Null;
+            return ("inactive", "dead");
         };
-        let (state, sub) = match (svc.state, svc.final_stage) {
+        match (svc.state, svc.final_stage) {
             // A timed-out ExecStopPost= being signalled: systemd's names.
             (State::StopPost(_), 1) => ("deactivating", "final-sigterm"),
             (State::StopPost(_), 2) => ("deactivating", "final-sigkill"),
@@ -298,7 +312,14 @@ impl Manager {
                 state,
                 svc.main_pid.is_none() && (svc.service_type() == "oneshot" || svc.main_exited),
             ),
+        }
+    }
+
+    fn service_json(&self, id: u64) -> Json {
+        let Some(svc) = self.services.get(&id) else {
+            return Json::Null;
         };
+        let (state, sub) = self.service_words(id);
         let cgroup = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc);
         let unit = svc.unit.id.as_str();
         json!({
@@ -322,6 +343,7 @@ impl Manager {
             "last_exit": svc.last_status.map(|s| s.to_string()),
             "main_exit": svc.main_status.map(|s| s.to_string()),
             "job": self.job_text(id),
+            "job_id": self.jobs.get(&id).map(|j| j.serial),
             "since_usec": svc.times.since(state),
             "times": times_json(&svc.times),
             "triggered_by": self.triggered_by(svc),
@@ -1329,6 +1351,10 @@ impl Manager {
         };
         p.push(("ActiveState", active));
         p.push(("SubState", sub));
+        // The unit's job's number, as systemctl shows it (none without).
+        if let Some(job) = status["job_id"].as_u64() {
+            p.push(("Job", job.to_string()));
+        }
         p.push((
             "FragmentPath",
             unit.as_ref()

@@ -1418,11 +1418,20 @@ impl Manager {
         // their own): what BindsTo= them follows (systemd's
         // retroactively_stop_dependencies()).
         let mut went_down: Vec<(u64, String)> = Vec::new();
+        // For `systemctl --wait` and the like on the bus.
+        let tell = self
+            .activator
+            .as_ref()
+            .is_some_and(super::bus_activation::Activator::subscribed);
+        let mut told: Vec<u64> = Vec::new();
         for (&id, svc) in &mut self.services {
             let now = Class::of(svc.state);
             let prev = svc.seen;
             if now != prev.class {
                 svc.times.note(prev.class, now);
+                if tell {
+                    told.push(id);
+                }
             }
             // From up to down, or down and up again (or up and down) since
             // the last look.
@@ -1441,6 +1450,9 @@ impl Manager {
             {
                 went_down.push((id, svc.unit.id.to_string()));
             }
+        }
+        for id in told {
+            self.tell_bus_unit_changed(id);
         }
         went_down.sort_unstable();
         for (_, name) in went_down {
@@ -1701,6 +1713,10 @@ impl Manager {
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
+        // (A restart's stop is not its end: its start follows.)
+        if !(job.kind == JobKind::Restart && result == JobResult::Done) {
+            self.tell_bus_unit_changed(id);
+        }
         if self.targets.contains_key(&id) {
             self.finish_target_job(id, job.kind, job.serial, result);
             return;

@@ -21,7 +21,7 @@ use serde_json::{Value as Json, json};
 
 use crate::bus::{BusError, Message, Sender, Value};
 
-const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+pub(super) const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 const ROOT: &str = "/org/freedesktop/systemd1";
 const UNIT_PREFIX: &str = "/org/freedesktop/systemd1/unit/";
@@ -220,18 +220,29 @@ fn call(
         }
         let id = JOBS.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
         let job = format!("{ROOT}/job/{id}");
-        if h.flags & 1 == 0 {
-            out.reply(h, &[Value::Path(job.clone())])
-                .map_err(|e| (FAILED, e.to_string()))?;
-        }
         api.pending.fetch_add(1, Ordering::AcqRel);
-        let (out, control, pending) = (out.clone(), control.to_path_buf(), api.pending.clone());
+        let (out2, control, pending) = (out.clone(), control.to_path_buf(), api.pending.clone());
         let destination = h.sender.clone();
+        // The call is answered once the job is queued, as systemd's is: a
+        // `GetAll` right after it (`systemctl --wait`) sees the job, and an
+        // `is-active` after `--no-block` sees the unit activating.
+        let (queued, on_queued) = std::sync::mpsc::channel::<()>();
+        // And `JobRemoved` goes after that answer.
+        let (replied, on_replied) = std::sync::mpsc::channel::<()>();
+        let job_path = job.clone();
         let spawned = std::thread::Builder::new()
             .name("flint-job".into())
             .spawn(move || {
-                let answer = request(&control, command, &[name.as_str()], json!({}));
+                let out = out2;
+                let req = json!({"version": crate::control::PROTOCOL_VERSION,
+                                 "command": command, "units": [name]});
+                let answer = crate::control::call_queued(&control, &req, &mut || {
+                    let _ = queued.send(());
+                })
+                .map_err(|e| e.to_string());
+                drop(queued);
                 let result = settled_result(&control, command, &name, &answer);
+                let _ = on_replied.recv_timeout(std::time::Duration::from_secs(10));
                 let _ = out.signal_values(
                     destination.as_deref(),
                     ROOT,
@@ -252,6 +263,15 @@ fn call(
             });
         if spawned.is_err() {
             api.pending.fetch_sub(1, Ordering::AcqRel);
+            return Err((FAILED, "cannot start a thread for the job".into()));
+        }
+        // Queued, or answered without a job, or flint too busy to say
+        // within the bound: the job's path either way.
+        let _ = on_queued.recv_timeout(std::time::Duration::from_secs(10));
+        if h.flags & 1 == 0 {
+            let sent = out.reply(h, &[Value::Path(job_path)]);
+            let _ = replied.send(());
+            sent.map_err(|e| (FAILED, e.to_string()))?;
         }
         return Ok(None);
     }
@@ -694,6 +714,11 @@ fn typed(props: Vec<(String, String)>) -> Vec<(String, Value)> {
                     Value::Str(message.trim_matches('"').to_string()),
                 ])
             }
+            // (number, path) of the unit's job; (0, "/") without one.
+            "Job" => {
+                let n = u32::try_from(number().unwrap_or(0)).unwrap_or(0);
+                Value::Struct(vec![Value::U32(n), Value::Path(format!("{ROOT}/job/{n}"))])
+            }
             "Listen" => {
                 // "ADDRESS (Type)"
                 let (address, kind) = text
@@ -711,6 +736,12 @@ fn typed(props: Vec<(String, String)>) -> Vec<(String, Value)> {
     }
     if !listen.is_empty() {
         out.push(("Listen".into(), Value::Array("(ss)".into(), listen)));
+    }
+    if !out.iter().any(|(n, _)| n == "Job") {
+        out.push((
+            "Job".into(),
+            Value::Struct(vec![Value::U32(0), Value::Path("/".into())]),
+        ));
     }
     out
 }

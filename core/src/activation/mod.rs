@@ -187,6 +187,8 @@ enum Event {
         reply: tokio::sync::oneshot::Sender<serde_json::Value>,
         /// The fds passed with the request (`systemd-run --pipe`'s stdio).
         fds: Vec<OwnedFd>,
+        /// Told once the request's jobs are queued (`"queued": true`).
+        queued: Option<tokio::sync::oneshot::Sender<()>>,
     },
     /// Watch the listeners of a socket again (after a switch changed them).
     Rewatch { socket: usize },
@@ -1376,6 +1378,7 @@ impl Manager {
                 request,
                 reply,
                 fds,
+                queued,
             } => {
                 self.passed_fds = fds;
                 let answer = self.control(&request);
@@ -1384,6 +1387,9 @@ impl Manager {
                 let jobs = std::mem::take(&mut self.answer_jobs);
                 let sockets = std::mem::take(&mut self.answer_sockets);
                 let kind = std::mem::take(&mut self.answer_kind);
+                if let Some(q) = queued {
+                    let _ = q.send(());
+                }
                 self.wait_for_jobs(jobs, sockets, kind, answer, reply);
             }
             Event::Tick => {}

@@ -211,6 +211,28 @@ pub fn call_passing(
     request: &Json,
     fds: &[std::os::fd::RawFd],
 ) -> Result<Json, ControlError> {
+    exchange(path, request, fds, &mut || {})
+}
+
+/// [`call`] of a job command, with `"queued": true` added: `queued` runs
+/// once the running flint has queued the request's jobs (systemd's API
+/// answers a job method then), and the answer follows once they are done.
+pub fn call_queued(
+    path: &Path,
+    request: &Json,
+    queued: &mut dyn FnMut(),
+) -> Result<Json, ControlError> {
+    let mut request = request.clone();
+    request["queued"] = true.into();
+    exchange(path, &request, &[], queued)
+}
+
+fn exchange(
+    path: &Path,
+    request: &Json,
+    fds: &[std::os::fd::RawFd],
+    queued: &mut dyn FnMut(),
+) -> Result<Json, ControlError> {
     let mut stream = UnixStream::connect(path).map_err(|source| ControlError::Connect {
         path: path.to_path_buf(),
         source,
@@ -245,12 +267,24 @@ pub fn call_passing(
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         r => r.map_err(failed)?,
     }
-    let mut line = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut line)
-        .map_err(|e| ControlError::Protocol(e.to_string()))?;
-    serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()))
+    let mut reader = BufReader::new(&stream);
+    loop {
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .map_err(|e| ControlError::Protocol(e.to_string()))?;
+        // The line that says the jobs are queued comes before the answer.
+        if line.trim_end() == QUEUED {
+            queued();
+            continue;
+        }
+        return serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()));
+    }
 }
+
+/// The line a running flint writes when the jobs of a request with
+/// `"queued": true` are queued, before its answer.
+pub const QUEUED: &str = r#"{"queued":true}"#;
 
 /// A log entry as a line: UTC time, unit, pid, text.
 pub fn log_line(e: &Json) -> String {
