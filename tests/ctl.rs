@@ -1898,6 +1898,10 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
         "[Service]\nType=oneshot\nExecStart=/bin/false\n",
     );
     tree.write(
+        "units/dep-only.service",
+        "[Unit]\nRefuseManualStart=yes\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
         "units/slow.service",
         "[Service]\nType=oneshot\nExecStart=/bin/sleep 6\n",
     );
@@ -1992,6 +1996,29 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
         "{status}"
     );
     ok(&["reload", "demo"]);
+    // A unit only dependencies may start: refused before any job, with
+    // systemd's error, which systemctl turns into its words and exit 4.
+    let (code, _, err) = systemctl(&["start", "dep-only"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.starts_with(
+            "Failed to start dep-only.service: Operation refused, unit dep-only.service \
+             may be requested by dependency only (it is configured to refuse manual start/stop)."
+        ),
+        "{err}"
+    );
+    // A job method is answered once its job is queued: what follows a
+    // --no-block start sees the job and the unit starting.
+    ok(&["start", "--no-block", "slow.service"]);
+    assert_eq!(systemctl(&["is-active", "slow.service"]).1, "activating\n");
+    let job = ok(&["show", "-p", "Job", "slow.service"]);
+    assert!(
+        job.strip_prefix("Job=")
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .is_some_and(|n| n > 0),
+        "{job}"
+    );
+    ok(&["stop", "slow.service"]);
     let (code, _, err) = systemctl(&["reload", "e.service"]);
     assert_eq!(code, 3, "{err}");
     assert!(

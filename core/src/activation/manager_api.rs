@@ -226,7 +226,8 @@ fn call(
         // The call is answered once the job is queued, as systemd's is: a
         // `GetAll` right after it (`systemctl --wait`) sees the job, and an
         // `is-active` after `--no-block` sees the unit activating.
-        let (queued, on_queued) = std::sync::mpsc::channel::<()>();
+        // `Err`: refused before any job was queued, with flint's answer.
+        let (queued, on_queued) = std::sync::mpsc::channel::<Result<(), Json>>();
         // And `JobRemoved` goes after that answer.
         let (replied, on_replied) = std::sync::mpsc::channel::<()>();
         let job_path = job.clone();
@@ -236,10 +237,17 @@ fn call(
                 let out = out2;
                 let req = json!({"version": crate::control::PROTOCOL_VERSION,
                                  "command": command, "units": [name]});
+                let mut was_queued = false;
                 let answer = crate::control::call_queued(&control, &req, &mut || {
-                    let _ = queued.send(());
+                    was_queued = true;
+                    let _ = queued.send(Ok(()));
                 })
                 .map_err(|e| e.to_string());
+                if !was_queued && let Ok(refused) = &answer {
+                    let _ = queued.send(Err(refused.clone()));
+                    pending.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
                 drop(queued);
                 let result = settled_result(&control, command, &name, &answer);
                 let _ = on_replied.recv_timeout(std::time::Duration::from_secs(10));
@@ -265,9 +273,11 @@ fn call(
             api.pending.fetch_sub(1, Ordering::AcqRel);
             return Err((FAILED, "cannot start a thread for the job".into()));
         }
-        // Queued, or answered without a job, or flint too busy to say
-        // within the bound: the job's path either way.
-        let _ = on_queued.recv_timeout(std::time::Duration::from_secs(10));
+        // Queued, or flint too busy to say within the bound: the job's
+        // path. Refused before a job: the error of the call, as systemd's.
+        if let Ok(Err(refused)) = on_queued.recv_timeout(std::time::Duration::from_secs(10)) {
+            return Err(refusal(&refused));
+        }
         if h.flags & 1 == 0 {
             let sent = out.reply(h, &[Value::Path(job_path)]);
             let _ = replied.send(());
@@ -634,6 +644,23 @@ fn refuse_before_job(control: &Path, command: &str, name: &str) -> Result<(), Ca
         ));
     }
     Ok(())
+}
+
+/// systemd's error for a job flint refused before queuing it: exit 4 is
+/// `RefuseManualStart=`/`RefuseManualStop=` (`OnlyByDependency`, which
+/// systemctl turns into its exit 4), in systemd's words, which follow
+/// flint's "Failed to start x: " on its answer's first line.
+fn refusal(answer: &Json) -> CallError {
+    let text = answer["error"].as_str().unwrap_or("refused");
+    let first = text.lines().next().unwrap_or(text);
+    if answer["exit"] == 4 {
+        let words = first.split_once(": ").map_or(first, |(_, w)| w);
+        return (
+            "org.freedesktop.systemd1.OnlyByDependency",
+            words.to_string(),
+        );
+    }
+    (FAILED, first.to_string())
 }
 
 /// `flint ctl show`'s properties of `name`, as strings.

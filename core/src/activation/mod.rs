@@ -1387,7 +1387,10 @@ impl Manager {
                 let jobs = std::mem::take(&mut self.answer_jobs);
                 let sockets = std::mem::take(&mut self.answer_sockets);
                 let kind = std::mem::take(&mut self.answer_kind);
-                if let Some(q) = queued {
+                // (A request refused before any job is only answered.)
+                if let Some(q) = queued
+                    && answer["ok"] != false
+                {
                     let _ = q.send(());
                 }
                 self.wait_for_jobs(jobs, sockets, kind, answer, reply);
