@@ -254,6 +254,8 @@ fn forking_daemon_is_followed_through_its_pid_file_and_stopped() {
         gone.is_some(),
         "the daemon in its own session was stopped through its main pid"
     );
+    // Out of date once the service is down: removed, as systemd does.
+    assert!(!pidfile.exists(), "the PID file is left behind");
 }
 
 /// A `PIDFile=` may not name any process at all, as systemd's
@@ -467,7 +469,21 @@ fn forking_start_waits_for_a_pid_file_written_late() {
         "never.service",
         "[Service]\nType=forking\nPIDFile=/nonexistent/never.pid\nTimeoutStartSec=1\nExecStart=/bin/sh -c 'sleep 1000 &'\n",
     );
-    let flint = Flint::run(&tree, &["late.service", "never.service"]);
+    // A daemon that dies having written a pid that is gone: nothing of
+    // the service is left to write a good one, so the start fails at
+    // once (systemd's "Daemon never wrote its PID file"), not after its
+    // TimeoutStartSec= (as iscsid without its kernel module did).
+    let dies_pid = tree.path().join("dies.pid");
+    tree.write(
+        "dies.service",
+        &format!(
+            "[Service]\nType=forking\nPIDFile={p}\nTimeoutStartSec=60\n\
+             ExecStart=/bin/sh -c '(sleep 0.5; echo 999999 > {p}; sleep 0.5; exit 1) & exit 0'\n",
+            p = dies_pid.display()
+        ),
+    );
+    let started = std::time::Instant::now();
+    let flint = Flint::run(&tree, &["late.service", "never.service", "dies.service"]);
     let line = wait_for(Duration::from_secs(20), || {
         std::fs::read_to_string(&post)
             .ok()
@@ -491,6 +507,20 @@ fn forking_start_waits_for_a_pid_file_written_late() {
         "{}",
         flint.log()
     );
+    if flint.log().contains("a cgroup per service") {
+        assert!(
+            flint.wait_log("dies.service: Failed with result 'protocol'"),
+            "{}",
+            flint.log()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}\n{}",
+            started.elapsed(),
+            flint.log()
+        );
+        assert!(!dies_pid.exists(), "the stale PID file is left behind");
+    }
     // SAFETY: kill(2) with plain integers; the daemon may be gone already.
     unsafe {
         libc::kill(daemon.trim().parse().unwrap_or(0).max(2), libc::SIGKILL);

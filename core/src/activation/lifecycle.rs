@@ -2131,27 +2131,9 @@ impl Manager {
                         _ => None,
                     };
                     let read = pid_file.as_ref().map(|p| self.pid_from_file(id, p));
-                    let Some(svc) = self.services.get_mut(&id) else {
-                        return;
-                    };
                     let from_file = match (pid_file, read) {
                         (Some(p), Some(read)) => match read {
-                            // Nothing of the service is left to write it
-                            // (systemd's `cgroup_good() == 0` there); without
-                            // a cgroup to tell, TimeoutStartSec= ends the wait.
-                            None if cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
-                                .is_some_and(|cg| !cg.populated(&name)) =>
-                            {
-                                if svc.result == "success" {
-                                    svc.result = "protocol";
-                                }
-                                tracing::warn!(
-                                    "{name}: PID file {} not readable after start, and no process of the service is left, result 'protocol'",
-                                    p.display()
-                                );
-                                self.step(id, State::StopSigterm);
-                                return;
-                            }
+                            None if self.pid_file_never_written(id, &p) => return,
                             None => {
                                 tracing::info!(
                                     "{name}: PID file {} not readable (yet?) after start.",
@@ -2382,14 +2364,43 @@ impl Manager {
         {
             return;
         }
-        let from_file = match svc.unit.get("Service", "PIDFile") {
-            Some(Value::Path(p)) => self.pid_from_file(id, &p.clone()),
-            _ => None,
+        let Some(Value::Path(path)) = svc.unit.get("Service", "PIDFile") else {
+            return self.wait_pid_file(id);
         };
-        match from_file {
+        let path = path.clone();
+        match self.pid_from_file(id, &path) {
             Some(pid) => self.forking_started(id, Some(pid)),
+            // The daemon died before it wrote the file (or wrote a pid
+            // that is gone): the wait ends now, not at TimeoutStartSec=.
+            None if self.pid_file_never_written(id, &path) => {}
             None => self.wait_pid_file(id),
         }
+    }
+
+    /// With no process of service `id` left to write its `PIDFile=`
+    /// (`path`), fails it with result `protocol`, as systemd does when the
+    /// control group empties while it waits (`cgroup_good() == 0`,
+    /// "Daemon never wrote its PID file. Failing."); whether it did.
+    /// Without a cgroup to tell, `TimeoutStartSec=` ends the wait.
+    fn pid_file_never_written(&mut self, id: u64, path: &std::path::Path) -> bool {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return false;
+        };
+        let name = svc.unit.id.to_string();
+        let empty = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
+            .is_some_and(|cg| !cg.populated(&name));
+        if !empty {
+            return false;
+        }
+        if svc.result == "success" {
+            svc.result = "protocol";
+        }
+        tracing::warn!(
+            "{name}: Daemon never wrote its PID file {}. Failing. (no process of the service is left, result 'protocol')",
+            path.display()
+        );
+        self.step(id, State::StopSigterm);
+        true
     }
 
     /// Watches a main process that flint did not spawn (`PIDFile=`,
@@ -3424,6 +3435,12 @@ impl Manager {
             return;
         };
         svc.downs += 1;
+        // The PID file is out of date now, and may confuse what reads it
+        // (the daemon's next start, an init script): systemd removes it
+        // (`service_enter_dead()`).
+        if let Some(Value::Path(pid_file)) = svc.unit.get("Service", "PIDFile") {
+            let _ = std::fs::remove_file(pid_file);
+        }
         // Only a unit that was up enters the inactive state (a start a
         // condition skipped never left it), as systemd's timestamps go.
         if !matches!(svc.state, State::Dead | State::Failed) {
