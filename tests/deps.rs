@@ -327,7 +327,11 @@ fn part_of_restarts_and_stops_with_its_unit() {
     );
 
     // A part pulled in by a want of a want, and requiring a unit stopped
-    // meanwhile: the restart starts that requirement too.
+    // meanwhile: the restart leaves both down, as systemd 252's user
+    // manager does with these units: the start of the wanting unit, which
+    // is up, is dropped from the transaction, and with it the start of
+    // the part it pulled in (its try-restart from PartOf= does nothing to
+    // a unit that does not run) and of the part's requirement.
     tree.write(
         "x.service",
         "[Unit]\nWants=w.service\n[Service]\nExecStart=/bin/sleep 1000\n",
@@ -346,7 +350,12 @@ fn part_of_restarts_and_stops_with_its_unit() {
     assert_eq!(ctl(&control, &["stop", "z.service"]).0, 0);
     wait_state(&control, "y.service", "inactive");
     assert_eq!(ctl(&control, &["restart", "x.service"]).0, 0);
-    wait_state(&control, "y.service", "active");
+    wait_state(&control, "x.service", "active");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(&control, "y.service")["state"], "inactive");
+    assert_eq!(status(&control, "z.service")["state"], "inactive");
+    // Started by hand, the part pulls in its requirement.
+    assert_eq!(ctl(&control, &["start", "y.service"]).0, 0);
     wait_state(&control, "z.service", "active");
 }
 
@@ -1750,4 +1759,68 @@ fn the_container_stop_signals_of_systemd_stop_flint_in_order() {
         );
         assert_eq!(lines(&log), ["stopped"], "SIGRTMIN+{n}");
     }
+}
+
+/// A socket started by hand pulls in what it `Requires=`, `BindsTo=` and
+/// `Wants=`, as its start job does under systemd (cockpit's
+/// `cockpit-wsinstance-https@x.socket` starts the service it is bound to
+/// so; flint opened the socket alone). A service started through that
+/// socket, which `Requires=` it, does not run the oneshot the socket
+/// wants again: the start of the active socket changes nothing and is
+/// dropped with what only it pulled in (systemd's
+/// `transaction_drop_redundant()`; cockpit-motd.service ran on each
+/// connection).
+#[test]
+fn a_socket_started_by_hand_pulls_in_its_requirements_once() {
+    let tree = Tree::new();
+    let (flint, control) = common::run_with_control(&tree);
+    let ran = tree.path().join("helper-ran");
+    let sock = tree.path().join("w.sock");
+    tree.write(
+        "w.socket",
+        &format!(
+            "[Unit]\nWants=w-helper.service\nRequires=w-req.service\n[Socket]\nListenStream={}\n",
+            sock.display()
+        ),
+    );
+    tree.write(
+        "w-helper.service",
+        &format!(
+            "[Service]\nType=oneshot\nExecStart={}\n",
+            sh(&format!("echo ran >> {}", ran.display()))
+        ),
+    );
+    tree.write("w-req.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "w.service",
+        "[Unit]\nRequires=w.socket\nAfter=w.socket\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let (code, out) = ctl(&control, &["start", "w.socket"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    wait_state(&control, "w-req.service", "active");
+    assert!(
+        wait_for(Duration::from_secs(10), || (lines(&ran).len() == 1)
+            .then_some(()))
+        .is_some(),
+        "the wanted oneshot ran once: {:?}\n{}",
+        lines(&ran),
+        flint.log()
+    );
+    // A connection starts w.service.
+    let _client = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    wait_state(&control, "w.service", "active");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lines(&ran).len(), 1, "{}", flint.log());
+    // Started by hand again, the socket (the job asked for is never left
+    // out) runs the oneshot again, as systemd 252's user manager does.
+    let (code, out) = ctl(&control, &["start", "w.socket"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    assert!(
+        wait_for(Duration::from_secs(10), || (lines(&ran).len() == 2)
+            .then_some(()))
+        .is_some(),
+        "{:?}\n{}",
+        lines(&ran),
+        flint.log()
+    );
 }

@@ -299,6 +299,25 @@ fn instance_description(svc: &super::lifecycle::ServiceRt) -> String {
 pub(super) const SOCKET_ALONE: u64 = u64::MAX;
 
 impl Manager {
+    /// A start of socket `name` by hand, the socket opened (or listening
+    /// already): what it `Requires=`, `BindsTo=` and `Wants=` starts too,
+    /// as the start job of systemd's transaction pulls them in
+    /// (`cockpit-wsinstance-https@x.socket` its `BindsTo=` service).
+    fn pull_in_for_socket(&mut self, name: &str) {
+        let deps = self
+            .socket_index(name)
+            .map(|i| super::jobs::Deps::of(&self.sockets[i].unit));
+        if deps.is_some_and(|d| {
+            !(d.requires.is_empty()
+                && d.binds_to.is_empty()
+                && d.wants.is_empty()
+                && d.upholds.is_empty()
+                && d.conflicts.is_empty())
+        }) {
+            self.enqueue_name(name, JobKind::Start);
+        }
+    }
+
     /// A service's active and sub state in systemd's words.
     pub(super) fn service_words(&self, id: u64) -> (&'static str, &'static str) {
         let Some(svc) = self.services.get(&id) else {
@@ -381,7 +400,7 @@ impl Manager {
     }
 
     /// A socket's state and sub-state, as systemctl shows them.
-    fn socket_state(&self, index: usize) -> (&'static str, &'static str) {
+    pub(super) fn socket_state(&self, index: usize) -> (&'static str, &'static str) {
         let s = &self.sockets[index];
         if let Some(sub) = self.hooks_state(&s.name) {
             (
@@ -1993,6 +2012,7 @@ impl Manager {
                             if let Some(i) = self.socket_index(n) {
                                 self.cancel_socket_stop(i);
                             }
+                            self.pull_in_for_socket(n);
                             continue;
                         }
                         // A restart of a socket its service needs
@@ -2059,9 +2079,13 @@ impl Manager {
                                         &format!("Job for {n} failed; see flint's log"),
                                     );
                                 }
+                                self.pull_in_for_socket(n);
                                 sockets_awaited.push(n.clone());
                             }
-                            _ if !command.starts_with("try") => self.cancel_socket_stop(i),
+                            _ if !command.starts_with("try") => {
+                                self.cancel_socket_stop(i);
+                                self.pull_in_for_socket(n);
+                            }
                             _ => {}
                         }
                         continue;
@@ -2088,6 +2112,7 @@ impl Manager {
                                 &format!("Job for {n} failed; see flint's log"),
                             );
                         }
+                        self.pull_in_for_socket(n);
                         sockets_awaited.push(n.clone());
                         continue;
                     }

@@ -534,7 +534,15 @@ pub(super) fn transaction(graph: &mut dyn Graph, anchor: &str, kind: JobKind) ->
             }
         };
         let is_anchor = name == anchor;
-        if matches!(kind, JobKind::Start) || (kind == JobKind::Restart && is_anchor) {
+        // A start of a unit that is up already, other than the one asked
+        // for, is dropped, and with it what only it pulled in (systemd's
+        // `transaction_drop_redundant()`, then `_collect_garbage()`): a
+        // service's start through its active socket does not run the
+        // oneshot the socket wants again.
+        let redundant_start = !is_anchor && kind == JobKind::Start && graph.redundant(&name, kind);
+        if (matches!(kind, JobKind::Start) && !redundant_start)
+            || (kind == JobKind::Restart && is_anchor)
+        {
             for r in deps.requires.iter().chain(&deps.binds_to) {
                 queue.push_back((r.clone(), JobKind::Start, true, matters, false));
             }
@@ -783,6 +791,14 @@ impl Graph for ManagerGraph<'_> {
 
     fn redundant(&self, name: &str, kind: JobKind) -> bool {
         let m = &*self.0;
+        // A socket listening (or taken over by its service) with no stop
+        // pending: a start changes nothing.
+        if let Some(i) = m.socket_index(name) {
+            let pending = m.socket_stops.iter().any(|(s, _)| *s == i)
+                || m.socket_stops_new.contains(&i)
+                || m.closing_sockets.contains(&i);
+            return kind == JobKind::Start && !pending && m.socket_state(i).0 == "active";
+        }
         let Some(id) = m.find_service(name).or_else(|| m.find_target(name)) else {
             return false;
         };
