@@ -163,6 +163,32 @@ fn check_reports_what_systemd_analyze_verify_reports_beyond_the_file() {
             );
         }
     }
+    // syslog is read as journal, with systemd's notice (and exit 0).
+    tree.write(
+        "so.service",
+        "[Service]\nExecStart=/bin/true\nStandardOutput=syslog+console\nStandardError=syslog\n",
+    );
+    let (code, _, err) = flint(&["check", "--unit-dir", dir, "so.service"]);
+    let path = tree.path().join("so.service");
+    assert_eq!(
+        err,
+        format!(
+            "{p}:3: Standard output type syslog+console is obsolete, automatically updating to journal+console. \
+             Please update your unit file, and consider removing the setting altogether.\n\
+             {p}:4: Standard output type syslog is obsolete, automatically updating to journal. \
+             Please update your unit file, and consider removing the setting altogether.\n",
+            p = path.display()
+        )
+    );
+    assert_eq!(code, 0);
+    let (_, shown, _) = flint(&["show", "--unit-dir", dir, "so.service"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("show's JSON");
+    let settings = &shown["settings"]["Service"];
+    assert_eq!(
+        settings["StandardOutput"]["value"], "journal+console",
+        "{shown}"
+    );
+    assert_eq!(settings["StandardError"]["value"], "journal", "{shown}");
 }
 
 #[test]

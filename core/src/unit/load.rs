@@ -938,6 +938,22 @@ impl Parser<'_> {
                 return;
             }
         };
+        // systemd reads syslog as journal and says so (a notice that
+        // `systemd-analyze verify` prints); flint's journal is its log.
+        let mut values = values;
+        if dir.grammar == Grammar::StdOutput
+            && let [Value::Stdio(v)] = values.as_mut_slice()
+            && let Some(rest) = v.strip_prefix("syslog").map(str::to_string)
+        {
+            self.unit.warn(
+                origin,
+                format!(
+                    "Standard output type {v} is obsolete, automatically updating to journal{rest}. \
+                     Please update your unit file, and consider removing the setting altogether."
+                ),
+            );
+            *v = format!("journal{rest}");
+        }
         let setting = self.unit.settings_mut().entry(slot, dir);
         if dir.kind == Kind::Single {
             setting.entries.clear();
