@@ -3348,3 +3348,101 @@ fn poweroff_ends_flint_as_pid_1_and_force_skips_the_stops() {
         );
     }
 }
+
+/// A failed `Accept=yes` instance stays loaded, failed, as systemd keeps
+/// it: `list-units --failed` shows it, `is-system-running` says
+/// degraded, `reset-failed` lets go of it. The newest 64 are kept, so that
+/// failing connections cannot fill flint's memory.
+#[test]
+fn failed_accept_yes_instances_stay_failed_until_reset() {
+    let tree = Tree::new();
+    let sock = tree.path().join("f.sock");
+    tree.write(
+        "f.socket",
+        &format!(
+            "[Socket]\nListenStream={}\nAccept=yes\nTriggerLimitBurst=1000\n",
+            sock.display()
+        ),
+    );
+    tree.write(
+        "f@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/sh -c 'exit 3'\n",
+    );
+    tree.write(
+        "ok.socket",
+        &format!(
+            "[Socket]\nListenStream={}\nAccept=yes\n",
+            tree.path().join("ok.sock").display()
+        ),
+    );
+    tree.write(
+        "ok@.service",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/true\n",
+    );
+    let control = tree.path().join("control");
+    let flint = Flint::run_dir(
+        tree.path(),
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "f.socket",
+            "ok.socket",
+        ],
+        &[],
+    );
+    let failed_rows = || {
+        let (_, text) = ctl(&control, &["list-units", "--failed", "--no-legend"]);
+        text.lines().filter(|l| l.contains("f@")).count()
+    };
+    // One that succeeds is let go of as it ends.
+    let c = std::os::unix::net::UnixStream::connect(tree.path().join("ok.sock")).unwrap();
+    drop(c);
+    for _ in 0..3 {
+        let c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        drop(c);
+    }
+    assert!(
+        wait_for(Duration::from_secs(15), || (failed_rows() == 3)
+            .then_some(()))
+        .is_some(),
+        "{}",
+        flint.log()
+    );
+    let (_, text) = ctl(&control, &["list-units", "--all", "--no-legend"]);
+    assert!(!text.contains("ok@"), "{text}");
+    let (code, text) = ctl(&control, &["is-system-running"]);
+    assert_eq!((code, text.trim()), (1, "degraded"));
+    // Its status is the failed instance's.
+    let (_, text) = ctl(&control, &["list-units", "--failed", "--no-legend"]);
+    let name = text
+        .split_whitespace()
+        .find(|w| w.starts_with("f@"))
+        .unwrap()
+        .to_string();
+    let (code, status) = ctl(&control, &["status", &name]);
+    assert_eq!(code, 3, "{status}");
+    assert!(
+        status.contains("Active: failed (Result: exit-code)"),
+        "{status}"
+    );
+    // The newest 64.
+    for _ in 0..70 {
+        let c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        drop(c);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let (_, text) = ctl(&control, &["list-units", "--all", "--no-legend"]);
+            (!text.contains(&name) && failed_rows() == 64).then_some(())
+        })
+        .is_some(),
+        "{} kept\n{}",
+        failed_rows(),
+        flint.log()
+    );
+    assert_eq!(ctl(&control, &["reset-failed"]).0, 0);
+    assert_eq!(failed_rows(), 0);
+    let (code, text) = ctl(&control, &["is-system-running"]);
+    assert_eq!((code, text.trim()), (0, "running"));
+}

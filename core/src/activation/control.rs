@@ -844,6 +844,11 @@ impl Manager {
         svc.start_limit_hit = false;
         svc.restarts = 0;
         svc.starts.clear();
+        // A failed `Accept=yes` instance kept for this is let go of now,
+        // as systemd collects it once it is no longer failed.
+        if self.failed_instances.contains(&id) {
+            self.forget_failed_instance(id);
+        }
         true
     }
 
@@ -1713,6 +1718,12 @@ impl Manager {
                                 .map(|f| f.display().to_string())
                                 .into();
                             u["file_state"] = self.file_state(&name).into();
+                            u["dropins"] = unit
+                                .dropins
+                                .iter()
+                                .map(|d| d.display().to_string())
+                                .collect::<Vec<_>>()
+                                .into();
                         }
                     }
                 }

@@ -1436,6 +1436,19 @@ impl Manager {
         self.ended.push_back(Ended::of(svc));
     }
 
+    /// Lets go of a failed `Accept=yes` instance kept loaded (after
+    /// `reset-failed`, or when newer ones take its place), unless it was
+    /// started again meanwhile.
+    pub(super) fn forget_failed_instance(&mut self, id: u64) {
+        self.failed_instances.retain(|i| *i != id);
+        let idle = self.services.get(&id).is_some_and(|s| {
+            matches!(s.state, State::Dead | State::Failed) && !s.spawning && s.conn.is_none()
+        }) && !self.jobs.contains_key(&id);
+        if idle && let Some(svc) = self.services.remove(&id) {
+            self.remember_ended(&svc);
+        }
+    }
+
     /// What a run keeps for its commands, made before the command about to
     /// spawn: the network and IPC namespaces its commands share
     /// (`PrivateNetwork=`, `PrivateIPC=`) and its private temporary
@@ -3572,6 +3585,23 @@ impl Manager {
             self.act(&action);
         }
         if accepted {
+            // One that failed stays loaded, failed, as systemd keeps it
+            // (`list-units --failed`, `is-system-running` says degraded)
+            // until `reset-failed`; the last FAILED_INSTANCES_KEPT of them,
+            // so that failing connections cannot fill flint's memory.
+            if failed && !self.shutting_down {
+                let conn = self.services.get_mut(&id).and_then(|s| s.conn.take());
+                if let Some((_, socket, peer)) = conn {
+                    self.release(socket, peer.as_ref());
+                }
+                self.failed_instances.push_back(id);
+                while self.failed_instances.len() > FAILED_INSTANCES_KEPT {
+                    if let Some(old) = self.failed_instances.pop_front() {
+                        self.forget_failed_instance(old);
+                    }
+                }
+                return;
+            }
             if let Some(svc) = self.services.remove(&id) {
                 self.remember_ended(&svc);
                 if let Some((_, socket, peer)) = svc.conn {
@@ -4361,6 +4391,9 @@ fn remains_after_exit(svc: &ServiceRt) -> bool {
 /// How many ended `Accept=yes` instances [`Manager::monitor_env`] still
 /// counts.
 const ENDED_KEPT: usize = 16;
+
+/// How many failed `Accept=yes` instances stay loaded (the newest).
+pub(super) const FAILED_INSTANCES_KEPT: usize = 64;
 
 /// How many notify messages an [`ExitReport`] reads at most before an
 /// exit (the kernel queues 512 datagrams per socket by default).

@@ -362,6 +362,9 @@ struct Manager {
     /// The last `Accept=yes` instances that named units there, after they
     /// were let go of (`lifecycle::remember_ended`).
     ended: std::collections::VecDeque<lifecycle::Ended>,
+    /// `Accept=yes` instances kept loaded in the failed state, oldest
+    /// first (at most [`lifecycle::FAILED_INSTANCES_KEPT`]).
+    failed_instances: std::collections::VecDeque<u64>,
     /// The invocation ID of each socket unit's current activation.
     socket_invocations: HashMap<String, String>,
     /// Services whose `Sockets=` are being opened: opening one of them
@@ -662,6 +665,7 @@ async fn run_async(
         ready: None,
         on_result_targets: std::collections::HashSet::new(),
         ended: std::collections::VecDeque::new(),
+        failed_instances: std::collections::VecDeque::new(),
         socket_invocations: HashMap::new(),
         listing_sockets: Vec::new(),
         activator: None,

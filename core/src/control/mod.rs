@@ -282,6 +282,34 @@ fn exchange(
     }
 }
 
+/// systemctl's "Drop-In:" lines of `status`: each directory, then its
+/// files after a tree glyph, comma-separated, as `print_status_info()`
+/// writes them (a file whose path does not start with the directory
+/// before it begins the next).
+fn dropin_lines(dropins: &[&str]) -> String {
+    let mut out = String::new();
+    let mut dir: Option<&str> = None;
+    let mut last = false;
+    for (i, d) in dropins.iter().enumerate() {
+        if dir.is_none() || last {
+            out.push_str(if dir.is_some() {
+                "             "
+            } else {
+                "    Drop-In: "
+            });
+            let parent = d.rsplit_once('/').map_or("", |(p, _)| p);
+            dir = Some(parent);
+            let _ = write!(out, "{parent}\n             \u{2514}\u{2500}");
+        }
+        let dir_now = dir.unwrap_or("");
+        last = !dropins.get(i + 1).is_some_and(|n| n.starts_with(dir_now));
+        let base = d.rsplit_once('/').map_or(*d, |(_, b)| b);
+        out.push_str(base);
+        out.push_str(if last { "\n" } else { ", " });
+    }
+    out
+}
+
 /// The line a running flint writes when the jobs of a request with
 /// `"queued": true` are queued, before its answer.
 pub const QUEUED: &str = r#"{"queued":true}"#;
@@ -529,6 +557,14 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     }
                 }
             }
+            let dropins: Vec<&str> = u["dropins"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Json::as_str)
+                .collect();
+            out.push_str(&dropin_lines(&dropins));
             // As systemctl: the sub-state where it differs from the
             // state, then a result that is not success ("failed (Result:
             // exit-code)").
@@ -1060,6 +1096,22 @@ pub fn relative(usec: u64, implicit_left: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropins_are_listed_as_systemctl_lists_them() {
+        assert_eq!(dropin_lines(&[]), "");
+        assert_eq!(
+            dropin_lines(&[
+                "/etc/systemd/system/x.service.d/a.conf",
+                "/etc/systemd/system/x.service.d/b.conf",
+                "/run/systemd/system/service.d/c.conf",
+            ]),
+            "    Drop-In: /etc/systemd/system/x.service.d\n\
+             \x20            \u{2514}\u{2500}a.conf, b.conf\n\
+             \x20            /run/systemd/system/service.d\n\
+             \x20            \u{2514}\u{2500}c.conf\n"
+        );
+    }
 
     /// systemd's relative times, as `systemctl list-timers` prints them.
     #[test]
