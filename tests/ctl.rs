@@ -3446,3 +3446,62 @@ fn failed_accept_yes_instances_stay_failed_until_reset() {
     let (code, text) = ctl(&control, &["is-system-running"]);
     assert_eq!((code, text.trim()), (0, "running"));
 }
+
+/// A start that a condition skipped says so in `status`, with each
+/// condition that failed, as systemctl's "Condition:" lines; a start
+/// whose conditions hold drops them.
+#[test]
+fn status_says_which_condition_skipped_the_start() {
+    let tree = Tree::new();
+    let flag = tree.path().join("flag");
+    tree.write(
+        "c.service",
+        &format!(
+            "[Unit]\nConditionPathExists={}\n[Service]\nExecStart=/bin/sleep 1000\n",
+            flag.display()
+        ),
+    );
+    tree.write(
+        "s.socket",
+        &format!(
+            "[Unit]\nConditionPathExists=!{}\n[Socket]\nListenStream={}\n",
+            tree.path().display(),
+            tree.path().join("s.sock").display()
+        ),
+    );
+    tree.write("s.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let control = tree.path().join("control");
+    let _flint = Flint::run_dir(
+        tree.path(),
+        &["--control", control.to_str().unwrap(), "keep.service"],
+        &[],
+    );
+    assert_eq!(ctl(&control, &["start", "c.service", "s.socket"]).0, 0);
+    let (_, status) = ctl(&control, &["status", "c.service"]);
+    let lines: Vec<&str> = status.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  Condition: start condition failed at "))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(
+        lines[at + 1],
+        format!(
+            "             \u{2514}\u{2500} ConditionPathExists={} was not met",
+            flag.display()
+        ),
+        "{status}"
+    );
+    let (_, status) = ctl(&control, &["status", "s.socket"]);
+    assert!(
+        status.contains(&format!(
+            "\u{2514}\u{2500} ConditionPathExists=!{} was not met",
+            tree.path().display()
+        )),
+        "{status}"
+    );
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(ctl(&control, &["start", "c.service"]).0, 0);
+    let (_, status) = ctl(&control, &["status", "c.service"]);
+    assert!(!status.contains("Condition:"), "{status}");
+}

@@ -1725,6 +1725,9 @@ impl Manager {
                                 .collect::<Vec<_>>()
                                 .into();
                         }
+                        if let Some((usec, failed)) = self.condition_failures.get(&name) {
+                            u["condition_failed"] = json!({"usec": usec, "failed": failed});
+                        }
                     }
                 }
                 if missing.is_empty() {

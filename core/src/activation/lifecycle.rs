@@ -506,6 +506,17 @@ impl Manager {
         } else {
             crate::service::condition::check(&svc.unit)
         };
+        if svc.state != State::AutoRestart {
+            let unit = svc.unit.clone();
+            let skipped = matches!(
+                outcome,
+                crate::service::condition::ConditionOutcome::Skip(_)
+            );
+            self.note_conditions(&unit, skipped);
+        }
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
         match outcome {
             crate::service::condition::ConditionOutcome::Pass => {}
             crate::service::condition::ConditionOutcome::Skip(why) => {

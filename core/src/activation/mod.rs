@@ -365,6 +365,10 @@ struct Manager {
     /// `Accept=yes` instances kept loaded in the failed state, oldest
     /// first (at most [`lifecycle::FAILED_INSTANCES_KEPT`]).
     failed_instances: std::collections::VecDeque<u64>,
+    /// Units whose last start a condition skipped: when (µs since the
+    /// epoch) and the conditions that failed, for systemctl's
+    /// "Condition: start condition failed" lines.
+    condition_failures: HashMap<String, (u64, Vec<String>)>,
     /// The invocation ID of each socket unit's current activation.
     socket_invocations: HashMap<String, String>,
     /// Services whose `Sockets=` are being opened: opening one of them
@@ -666,6 +670,7 @@ async fn run_async(
         on_result_targets: std::collections::HashSet::new(),
         ended: std::collections::VecDeque::new(),
         failed_instances: std::collections::VecDeque::new(),
+        condition_failures: HashMap::new(),
         socket_invocations: HashMap::new(),
         listing_sockets: Vec::new(),
         activator: None,
@@ -1275,6 +1280,18 @@ impl Manager {
 
     /// Whether socket `index` refuses what arrives: flint stops, or the
     /// socket's own stop waits for its services to stop first.
+    /// Notes how the conditions of `unit` came out at its start.
+    fn note_conditions(&mut self, unit: &crate::unit::load::Unit, skipped: bool) {
+        let name = unit.id.to_string();
+        if skipped {
+            let failed = crate::service::condition::failed(unit, "Condition");
+            self.condition_failures
+                .insert(name, (crate::logs::epoch_usec(), failed));
+        } else {
+            self.condition_failures.remove(&name);
+        }
+    }
+
     fn stop_pending(&self, index: usize) -> bool {
         self.shutting_down || self.socket_stops.iter().any(|(i, _)| *i == index)
     }

@@ -149,7 +149,15 @@ impl Manager {
         // Conditions and assertions of the socket itself, checked at its
         // start as systemd does: a condition that fails leaves it inactive
         // (not failed: what requires it still starts), an assertion fails it.
-        match crate::service::condition::check(&unit) {
+        let outcome = crate::service::condition::check(&unit);
+        self.note_conditions(
+            &unit,
+            matches!(
+                outcome,
+                crate::service::condition::ConditionOutcome::Skip(_)
+            ),
+        );
+        match outcome {
             crate::service::condition::ConditionOutcome::Pass => {}
             crate::service::condition::ConditionOutcome::Skip(why) => {
                 tracing::info!("{name}: condition check resulted in it being skipped ({why})");

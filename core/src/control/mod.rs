@@ -606,6 +606,29 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             if let Some(t) = u["triggers"].as_str().filter(|t| !t.is_empty()) {
                 let _ = writeln!(out, "{:>11}: ● {t}", "Triggers");
             }
+            // Why its last start was skipped, each condition that failed.
+            if let Some(at) = u["condition_failed"]["usec"].as_u64() {
+                let _ = writeln!(
+                    out,
+                    "  Condition: start condition failed at {}; {}",
+                    timestamp(at),
+                    relative(at, false)
+                );
+                let failed: Vec<&str> = u["condition_failed"]["failed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Json::as_str)
+                    .collect();
+                for (i, c) in failed.iter().enumerate() {
+                    let glyph = if i + 1 < failed.len() {
+                        "\u{251c}\u{2500}"
+                    } else {
+                        "\u{2514}\u{2500}"
+                    };
+                    let _ = writeln!(out, "             {glyph} {c} was not met");
+                }
+            }
             // A socket's addresses, the label on the first only, then an
             // `Accept=yes` socket's counts ("Accepted: 5; Connected: 1;",
             // what it refused when it did).

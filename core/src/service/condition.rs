@@ -29,6 +29,47 @@ pub fn check(unit: &Unit) -> ConditionOutcome {
     ConditionOutcome::Pass
 }
 
+/// The conditions (`prefix` `Condition` or `Assert`) that failed, as
+/// systemctl's status lists them ("ConditionPathExists=/x was not met"):
+/// the triggering ones that did not hold, and the first other one that
+/// did not (systemd evaluates no further); empty when they all hold.
+pub fn failed(unit: &Unit, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut trigger_held = false;
+    for ((section, key), setting) in unit.settings.iter() {
+        if section != "Unit" || !key.starts_with(prefix) {
+            continue;
+        }
+        let kind = &key[prefix.len()..];
+        for (value, _) in &setting.entries {
+            let Value::Condition {
+                trigger,
+                negate,
+                argument,
+            } = value
+            else {
+                continue;
+            };
+            let held = matches!(verdict(kind, argument), Ok(v) if v != *negate);
+            trigger_held |= *trigger && held;
+            if !held {
+                out.push(format!(
+                    "{key}={}{}{argument}",
+                    if *trigger { "|" } else { "" },
+                    if *negate { "!" } else { "" }
+                ));
+                if !*trigger {
+                    return out;
+                }
+            }
+        }
+    }
+    if trigger_held {
+        out.clear();
+    }
+    out
+}
+
 fn evaluate(unit: &Unit, prefix: &str) -> Result<(), String> {
     let mut any_trigger = false;
     let mut trigger_held = false;
