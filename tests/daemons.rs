@@ -3101,3 +3101,40 @@ fn pgbouncer_answers_psql_on_its_unix_and_tcp_sockets() {
         flint.log()
     );
 }
+
+/// Where `/run/systemd/system` says systemd runs (a container set up so),
+/// a system flint serves `/run/systemd/private`, so that root's systemctl
+/// talks to it with no bus at all, as to systemd (cockpit.socket's
+/// `ExecStartPost=` runs `systemctl show`).
+#[test]
+fn roots_systemctl_reaches_a_system_flint_on_its_private_socket() {
+    if !common::require("systemctl", "systemd: the client of the private socket")
+        || !common::require("nsenter", "util-linux: joins flint's namespace")
+    {
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: a mount namespace with its own /run needs root");
+        return;
+    }
+    let tree = Tree::new();
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write("other.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let flint = flint_in_namespaces(
+        &tree,
+        &["-m"],
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system",
+        &["keep.service"],
+    );
+    let systemctl = |args: &[&str]| {
+        let mut all = vec!["SYSTEMD_IGNORE_CHROOT=1", "systemctl"];
+        all.extend_from_slice(args);
+        inside(&flint, &["-m"], "env", &all)
+    };
+    let (ok, out) = systemctl(&["is-active", "keep.service"]);
+    assert!(ok && out == "active\n", "{out}\n{}", flint.log());
+    let (ok, out) = systemctl(&["start", "other.service"]);
+    assert!(ok, "{out}\n{}", flint.log());
+    let (ok, out) = systemctl(&["is-active", "other.service"]);
+    assert!(ok && out == "active\n", "{out}\n{}", flint.log());
+}

@@ -558,8 +558,53 @@ fn dynamic_user_implies_a_read_only_system_and_a_private_tmp() {
         ],
         "{log}"
     );
-    let _ = std::fs::remove_dir_all(format!("/var/lib/{state}"));
+    let _ = std::fs::remove_file(format!("/var/lib/{state}"));
+    let _ = std::fs::remove_dir_all(format!("/var/lib/private/{state}"));
     let _ = std::fs::remove_file("/tmp/flint-dynamic-host-visible");
+}
+
+/// A dynamic user's `StateDirectory=` lives below the host's 0700
+/// `/var/lib/private`, its usual path a link there, so that no user who
+/// gets the uid later can reach it; in the service's namespace
+/// `/var/lib/private` holds its own directories only. A public directory
+/// of an earlier run without `DynamicUser=` is moved there (systemd's
+/// `setup_exec_directory()`).
+#[test]
+fn a_dynamic_users_state_is_below_private_and_only_its_own_is_seen() {
+    if !ready("switching to a dynamic user") {
+        return;
+    }
+    let tree = open_tree();
+    let name = format!("flint-dynpriv-{}", std::process::id());
+    let other = format!("/var/lib/private/flint-other-{}", std::process::id());
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::create_dir_all(format!("/var/lib/{name}/old")).unwrap();
+    std::fs::write(format!("/var/lib/{name}/old/kept"), "kept\n").unwrap();
+    tree.write(
+        "dyn.service",
+        &format!(
+            "[Service]\nType=oneshot\nDynamicUser=yes\nStateDirectory={name}/old\n\
+             ExecStart=/bin/sh -c 'cat $$STATE_DIRECTORY/kept; echo new > $$STATE_DIRECTORY/new; ls /var/lib/private'\n"
+        ),
+    );
+    let log = run_to_end(&tree, "dyn.service");
+    let cleanup = || {
+        let _ = std::fs::remove_dir_all(format!("/var/lib/{name}"));
+        let _ = std::fs::remove_dir_all(format!("/var/lib/private/{name}"));
+        let _ = std::fs::remove_dir_all(&other);
+    };
+    let seen = output(&log, "dyn.service");
+    let private = std::fs::metadata("/var/lib/private").map(|m| m.permissions().mode() & 0o7777);
+    let link = std::fs::read_link(format!("/var/lib/{name}/old"));
+    let written = std::fs::read_to_string(format!("/var/lib/private/{name}/old/new"));
+    cleanup();
+    assert_eq!(seen, ["kept".to_string(), name.clone()], "{log}");
+    assert_eq!(private.ok(), Some(0o700));
+    assert_eq!(
+        link.ok().as_deref(),
+        Some(Path::new(&format!("../private/{name}/old")))
+    );
+    assert_eq!(written.ok().as_deref(), Some("new\n"));
 }
 
 #[test]

@@ -542,7 +542,7 @@ fn sandbox(out: &OutputDirs) -> Option<spawn::NamespacePlan> {
         .map(|n| crate::unit::load::load(&search, &n))
         .ok();
     let _ = std::fs::remove_dir_all(&dir);
-    let plan = crate::service::sandbox::plan(unit.as_ref()?, "Service", None, None, &[]);
+    let plan = crate::service::sandbox::plan(unit.as_ref()?, "Service", None, None, &[], &[]);
     match plan {
         Ok(Some(mut plan)) => {
             // As systemd: where the kernel refuses the namespace, the

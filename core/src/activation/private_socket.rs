@@ -1,6 +1,9 @@
 //! systemd's private socket for `flint run --user`:
 //! `$XDG_RUNTIME_DIR/systemd/private`, where `systemctl --user` talks to
-//! its manager (peer-to-peer D-Bus, no bus daemon).
+//! its manager (peer-to-peer D-Bus, no bus daemon); for a system flint
+//! `/run/systemd/private`, where root's `systemctl` does, served only
+//! where `/run/systemd/system` exists (elsewhere systemctl says the
+//! machine was not booted with systemd and calls nothing).
 //!
 //! Without it, `systemctl --user` falls back to the session bus, and when
 //! flint itself is about to start that bus (Debian's user `dbus.socket`
@@ -44,16 +47,24 @@ fn bind_private(path: &std::path::Path) -> std::io::Result<UnixListener> {
 /// Serves the private socket on a thread of its own; returns its path,
 /// to be removed when flint stops, or `None` where there is none to serve.
 pub(super) fn serve(user_mode: bool, control: Option<PathBuf>) -> Option<PathBuf> {
-    if !user_mode {
+    let dir = if user_mode {
+        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?).join("systemd")
+    } else {
         // systemctl talks to a system manager only where /run/systemd/system
-        // says systemd booted the machine.
-        return None;
-    }
-    let dir = PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?).join("systemd");
+        // says systemd booted the machine (a container's setup may make it
+        // so for flint): then root's systemctl finds this flint on
+        // /run/systemd/private, as systemd's, and needs no bus (cockpit's
+        // ExecStartPost= runs `systemctl show`, which through the system
+        // bus waited for the bus daemon its own socket's start held back).
+        if !std::path::Path::new("/run/systemd/system").is_dir() {
+            return None;
+        }
+        PathBuf::from("/run/systemd")
+    };
     let path = dir.join("private");
     if UnixStream::connect(&path).is_ok() {
         tracing::debug!(
-            "{}: served by a systemd user manager; left alone",
+            "{}: served by a systemd manager; left alone",
             path.display()
         );
         return None;
@@ -72,7 +83,7 @@ pub(super) fn serve(user_mode: bool, control: Option<PathBuf>) -> Option<PathBuf
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(
-                "flint: {}: {e}; `systemctl --user` cannot reach this flint",
+                "flint: {}: {e}; systemctl cannot reach this flint",
                 path.display()
             );
             return None;

@@ -15,7 +15,7 @@ use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::spawn::{
     CpuSched, ExecPlan, NamespacePlan, PassFd, Stdio, TtyAcquire, TtyReset, resolve_executable,
@@ -1396,16 +1396,21 @@ pub fn prepare(
         && super::sandbox::is_sandboxed(unit, section)
         && super::sandbox::can_make_namespaces()
     {
-        let writable: Vec<PathBuf> = unit_directories(unit, section, inputs.user_mode)
-            .into_iter()
-            .map(|(_, _, p)| p)
-            .collect();
+        let mut writable: Vec<PathBuf> = Vec::new();
+        let mut private: Vec<(PathBuf, PathBuf)> = Vec::new();
+        for (key, _, p) in unit_directories(unit, section, inputs.user_mode) {
+            match private_dir(unit, section, inputs.user_mode, key, &p) {
+                Some(pair) if root.is_none() => private.push(pair),
+                _ => writable.push(p),
+            }
+        }
         plan.namespace = super::sandbox::plan(
             unit,
             section,
             root.as_deref(),
             inputs.private_tmp.as_ref(),
             &writable,
+            &private,
         )?;
     }
     // The run's network and IPC namespaces: joined by every command, `+`
@@ -1707,6 +1712,86 @@ pub fn unit_directories(
     out
 }
 
+/// Where a `DynamicUser=` service's `StateDirectory=`, `CacheDirectory=`
+/// or `LogsDirectory=` (`key`, at `path`) really is: below `private/` of
+/// its base (`/var/lib/private/x`), a 0700 directory of root's, so that no
+/// other user can reach it once its uid goes to another unit; `path` is a
+/// link to it (systemd's `setup_exec_directory()`). Returns `private/`
+/// and the directory; `None` for every other directory.
+pub fn private_dir(
+    unit: &Unit,
+    section: &str,
+    user_mode: bool,
+    key: &str,
+    path: &Path,
+) -> Option<(PathBuf, PathBuf)> {
+    if user_mode || !super::sandbox::dynamic_user(unit, section) {
+        return None;
+    }
+    let base = Path::new(match key {
+        "StateDirectory" => "/var/lib",
+        "CacheDirectory" => "/var/cache",
+        "LogsDirectory" => "/var/log",
+        _ => return None,
+    });
+    let rel = path.strip_prefix(base).ok()?;
+    let root = base.join("private");
+    let dir = root.join(rel);
+    Some((root, dir))
+}
+
+/// Makes a dynamic user's directory `dir` below `private_root` and `path`
+/// a relative link to it; moves a directory at `path` of an earlier run
+/// without `DynamicUser=` there first, as systemd does.
+fn setup_private_dir(
+    key: &'static str,
+    path: &Path,
+    private_root: &Path,
+    dir: &Path,
+) -> Result<(), ExecError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let failed = |p: &Path, source: std::io::Error| ExecError::StdioFile {
+        path: p.display().to_string(),
+        what: key,
+        source,
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(private_root) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(failed(private_root, e));
+        }
+        _ => {}
+    }
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| failed(parent, e))?;
+    }
+    let public_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if public_dir && std::fs::symlink_metadata(dir).is_err() {
+        tracing::info!(
+            "Found pre-existing public {key}= directory {}, migrating to {}.",
+            path.display(),
+            dir.display()
+        );
+        std::fs::rename(path, dir).map_err(|e| failed(path, e))?;
+    } else {
+        std::fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| failed(parent, e))?;
+    }
+    // `x/y` links to `../private/x/y`.
+    let rel = dir.strip_prefix(private_root).unwrap_or(dir);
+    let mut target = PathBuf::new();
+    for _ in 1..rel.components().count() {
+        target.push("..");
+    }
+    target.push("private");
+    target.push(rel);
+    match std::fs::read_link(path) {
+        Ok(t) if t == target => Ok(()),
+        _ => std::os::unix::fs::symlink(&target, path).map_err(|e| failed(path, e)),
+    }
+}
+
 /// Creates the `*Directory=` directories with their mode and owner, as
 /// systemd does before running a command, and exports their variables.
 fn setup_directories(
@@ -1723,14 +1808,23 @@ fn setup_directories(
             Some(Value::Mode(m)) => *m,
             _ => 0o755,
         };
-        std::fs::create_dir_all(&path).map_err(|source| ExecError::StdioFile {
-            path: path.display().to_string(),
-            what: key,
-            source,
-        })?;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+        let made = match private_dir(unit, section, user_mode, key, &path) {
+            Some((private_root, dir)) => {
+                setup_private_dir(key, &path, &private_root, &dir)?;
+                dir
+            }
+            None => {
+                std::fs::create_dir_all(&path).map_err(|source| ExecError::StdioFile {
+                    path: path.display().to_string(),
+                    what: key,
+                    source,
+                })?;
+                path.clone()
+            }
+        };
+        let _ = std::fs::set_permissions(&made, std::fs::Permissions::from_mode(mode));
         if let Some((uid, gid)) = uid_gid {
-            let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+            let _ = std::os::unix::fs::chown(&made, Some(uid), Some(gid));
         }
         match vars.iter_mut().find(|(v, _)| *v == var) {
             Some((_, list)) => list.push(path.display().to_string()),

@@ -900,6 +900,7 @@ pub fn plan(
     root: Option<&Path>,
     private_tmp: Option<&PrivateTmp>,
     writable: &[PathBuf],
+    private_dirs: &[(PathBuf, PathBuf)],
 ) -> Result<Option<NamespacePlan>, SandboxError> {
     let mut plan = NamespacePlan {
         network: on(unit, section, "PrivateNetwork"),
@@ -908,7 +909,24 @@ pub fn plan(
         optional: true,
         ..NamespacePlan::default()
     };
-    let list = entries(unit, section, root, private_tmp, writable)?;
+    let mut list = entries(unit, section, root, private_tmp, writable)?;
+    // A dynamic user's own directories below the host's 0700 `private/`:
+    // in its namespace `private/` is an empty tmpfs that holds only them,
+    // bound from the host (systemd's `compile_bind_mounts()`).
+    for (private_root, dir) in private_dirs {
+        if !list
+            .iter()
+            .any(|e| e.path == *private_root && e.mode == Mode::Tmpfs)
+        {
+            let (flags, data, _) = tmpfs_options("");
+            let mut e = Entry::new(private_root.clone(), Mode::Tmpfs, false);
+            e.tmpfs = Some((flags, data));
+            list.push(e);
+        }
+        let mut e = Entry::new(dir.clone(), Mode::BindRecursive, false);
+        e.source = Some(dir.clone());
+        list.push(e);
+    }
     plan.mount = on(unit, section, "PrivateMounts");
     if !list.is_empty() {
         plan.mount = true;
