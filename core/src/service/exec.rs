@@ -1808,20 +1808,18 @@ fn setup_directories(
             Some(Value::Mode(m)) => *m,
             _ => 0o755,
         };
-        let made = match private_dir(unit, section, user_mode, key, &path) {
-            Some((private_root, dir)) => {
+        let made =
+            if let Some((private_root, dir)) = private_dir(unit, section, user_mode, key, &path) {
                 setup_private_dir(key, &path, &private_root, &dir)?;
                 dir
-            }
-            None => {
+            } else {
                 std::fs::create_dir_all(&path).map_err(|source| ExecError::StdioFile {
                     path: path.display().to_string(),
                     what: key,
                     source,
                 })?;
                 path.clone()
-            }
-        };
+            };
         let _ = std::fs::set_permissions(&made, std::fs::Permissions::from_mode(mode));
         if let Some((uid, gid)) = uid_gid {
             let _ = std::os::unix::fs::chown(&made, Some(uid), Some(gid));
