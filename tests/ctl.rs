@@ -1898,6 +1898,10 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
         "[Service]\nType=oneshot\nExecStart=/bin/false\n",
     );
     tree.write(
+        "units/needs-missing.service",
+        "[Unit]\nRequires=not-there.service\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
         "units/dep-only.service",
         "[Unit]\nRefuseManualStart=yes\n[Service]\nExecStart=/bin/sleep 1000\n",
     );
@@ -2006,6 +2010,16 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
              may be requested by dependency only (it is configured to refuse manual start/stop)."
         ),
         "{err}"
+    );
+    // A requirement that is not there: refused before any job, as
+    // systemd's NoSuchUnit (exit 5).
+    let (code, _, err) = systemctl(&["start", "needs-missing"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            5,
+            "Failed to start needs-missing.service: Unit not-there.service not found.\n"
+        )
     );
     // A job method is answered once its job is queued: what follows a
     // --no-block start sees the job and the unit starting.
@@ -3375,6 +3389,18 @@ fn failed_accept_yes_instances_stay_failed_until_reset() {
             tree.path().join("ok.sock").display()
         ),
     );
+    // Collected at once, failed or not, as systemd collects it.
+    tree.write(
+        "gc.socket",
+        &format!(
+            "[Socket]\nListenStream={}\nAccept=yes\n",
+            tree.path().join("gc.sock").display()
+        ),
+    );
+    tree.write(
+        "gc@.service",
+        "[Unit]\nCollectMode=inactive-or-failed\n[Service]\nStandardInput=socket\nExecStart=/bin/false\n",
+    );
     tree.write(
         "ok@.service",
         "[Service]\nStandardInput=socket\nExecStart=/bin/true\n",
@@ -3387,6 +3413,7 @@ fn failed_accept_yes_instances_stay_failed_until_reset() {
             control.to_str().unwrap(),
             "f.socket",
             "ok.socket",
+            "gc.socket",
         ],
         &[],
     );
@@ -3396,6 +3423,8 @@ fn failed_accept_yes_instances_stay_failed_until_reset() {
     };
     // One that succeeds is let go of as it ends.
     let c = std::os::unix::net::UnixStream::connect(tree.path().join("ok.sock")).unwrap();
+    drop(c);
+    let c = std::os::unix::net::UnixStream::connect(tree.path().join("gc.sock")).unwrap();
     drop(c);
     for _ in 0..3 {
         let c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
@@ -3408,8 +3437,10 @@ fn failed_accept_yes_instances_stay_failed_until_reset() {
         "{}",
         flint.log()
     );
+    assert!(flint.wait_log("gc@"), "{}", flint.log());
+    std::thread::sleep(Duration::from_millis(300));
     let (_, text) = ctl(&control, &["list-units", "--all", "--no-legend"]);
-    assert!(!text.contains("ok@"), "{text}");
+    assert!(!text.contains("ok@") && !text.contains("gc@"), "{text}");
     let (code, text) = ctl(&control, &["is-system-running"]);
     assert_eq!((code, text.trim()), (1, "degraded"));
     // Its status is the failed instance's.

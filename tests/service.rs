@@ -258,6 +258,31 @@ fn forking_daemon_is_followed_through_its_pid_file_and_stopped() {
     assert!(!pidfile.exists(), "the PID file is left behind");
 }
 
+/// A start that a condition skips leaves the PID file alone: the service
+/// never ran, and the condition may name that very file ("not while a
+/// daemon runs").
+#[test]
+fn a_start_skipped_by_a_condition_keeps_the_pid_file() {
+    let tree = Tree::new();
+    let pidfile = tree.path().join("other.pid");
+    std::fs::write(&pidfile, "1\n").unwrap();
+    tree.write(
+        "f.service",
+        &format!(
+            "[Unit]\nConditionPathExists=!{p}\n[Service]\nType=forking\nPIDFile={p}\nExecStart=/bin/true\n",
+            p = pidfile.display()
+        ),
+    );
+    let flint = Flint::run(&tree, &["f.service"]);
+    assert!(
+        flint.wait_log("f.service: condition check resulted in it being skipped"),
+        "{}",
+        flint.log()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(pidfile.exists(), "{}", flint.log());
+}
+
 /// A `PIDFile=` may not name any process at all, as systemd's
 /// `service_load_pid_file()` decides: flint itself is refused ("is the
 /// manager"), and a process outside the service named in a file its

@@ -489,7 +489,11 @@ impl Bus {
                 }
                 // Signals (NameAcquired after Hello, a request right after
                 // a name was taken) and calls, for whoever reads next.
-                (SIGNAL | METHOD_CALL, _) if self.queued.len() < 64 => self.queued.push_back(msg),
+                // (Bounded: a bus daemon that floods a caller gets its
+                // excess dropped rather than flint's memory filled.)
+                (SIGNAL | METHOD_CALL, _) if self.queued.len() < 4096 => {
+                    self.queued.push_back(msg);
+                }
                 _ => {}
             }
         }

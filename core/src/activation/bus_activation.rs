@@ -168,16 +168,23 @@ impl Activator {
                             // On the system bus any user may call: only
                             // root's calls change units there (systemd asks
                             // polkit for the others'), the rest only read.
-                            let changes = user_mode || {
-                                let uid = match peers.uids.get(&caller) {
-                                    Some(uid) => Some(*uid),
-                                    None => conn.unix_user(&caller).ok(),
+                            // (The caller is looked up for those calls only.)
+                            let changing = h.interface.as_deref()
+                                == Some(super::manager_api::MANAGER)
+                                && h.member
+                                    .as_deref()
+                                    .is_some_and(super::manager_api::changes_units);
+                            let changes = user_mode
+                                || changing && {
+                                    let uid = match peers.uids.get(&caller) {
+                                        Some(uid) => Some(*uid),
+                                        None => conn.unix_user(&caller).ok(),
+                                    };
+                                    if let Some(uid) = uid {
+                                        peers.uids.insert(caller, uid);
+                                    }
+                                    uid == Some(0)
                                 };
-                                if let Some(uid) = uid {
-                                    peers.uids.insert(caller, uid);
-                                }
-                                uid == Some(0)
-                            };
                             let api = super::manager_api::Api {
                                 control: control.as_deref(),
                                 changes,

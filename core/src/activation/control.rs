@@ -2203,6 +2203,15 @@ impl Manager {
                     };
                 }
                 let mut answer = refused.unwrap_or_else(|| ok(Vec::new(), 0));
+                // Refused before any job ("Failed to start x: ..."), not a
+                // job that failed ("Job for x failed ..."): systemd's API
+                // answers the call itself with an error then.
+                if answer["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("Failed to "))
+                {
+                    answer["before_job"] = true.into();
+                }
                 if !notices.is_empty() {
                     answer["notices"] = notices.into();
                 }

@@ -1876,8 +1876,9 @@ impl Manager {
         };
         if svc.conn.is_some() {
             if let Some(svc) = self.services.remove(&id) {
+                self.failed_instances.retain(|i| *i != id);
                 self.remember_ended(&svc);
-                if let Some((_, socket, peer)) = svc.conn {
+                if let Some((_, socket, peer)) = svc.conn.filter(|_| !svc.kept_failed) {
                     self.release(socket, peer.as_ref());
                 }
             }

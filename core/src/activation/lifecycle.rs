@@ -84,6 +84,9 @@ pub(super) struct ServiceRt {
     /// need it any more (see [`needs_connection_after_start`]), so the peer
     /// sees EOF as soon as the handler closes its copy.
     pub conn: Option<(Option<OwnedFd>, usize, Option<Peer>)>,
+    /// An `Accept=yes` instance kept loaded after it failed: its slots on
+    /// its socket are let go of already (see [`Manager::forget_failed_instance`]).
+    pub kept_failed: bool,
     /// Start times for `StartLimitIntervalSec=`/`StartLimitBurst=`.
     pub starts: VecDeque<Instant>,
     /// Whether a stop was requested (no restart then).
@@ -274,6 +277,7 @@ impl ServiceRt {
             control_pid: None,
             sockets: Vec::new(),
             conn: None,
+            kept_failed: false,
             starts: VecDeque::new(),
             stopping: false,
             stop_announced: false,
@@ -1453,7 +1457,7 @@ impl Manager {
     pub(super) fn forget_failed_instance(&mut self, id: u64) {
         self.failed_instances.retain(|i| *i != id);
         let idle = self.services.get(&id).is_some_and(|s| {
-            matches!(s.state, State::Dead | State::Failed) && !s.spawning && s.conn.is_none()
+            matches!(s.state, State::Dead | State::Failed) && !s.spawning && s.kept_failed
         }) && !self.jobs.contains_key(&id);
         if idle && let Some(svc) = self.services.remove(&id) {
             self.remember_ended(&svc);
@@ -3462,7 +3466,11 @@ impl Manager {
         // The PID file is out of date now, and may confuse what reads it
         // (the daemon's next start, an init script): systemd removes it
         // (`service_enter_dead()`).
-        if let Some(Value::Path(pid_file)) = svc.unit.get("Service", "PIDFile") {
+        // (Not where a condition skipped the start: it never ran, and
+        // `ConditionPathExists=!` may name that very file.)
+        if !matches!(svc.state, State::Dead | State::Failed)
+            && let Some(Value::Path(pid_file)) = svc.unit.get("Service", "PIDFile")
+        {
             let _ = std::fs::remove_file(pid_file);
         }
         // Only a unit that was up enters the inactive state (a start a
@@ -3600,12 +3608,23 @@ impl Manager {
             // (`list-units --failed`, `is-system-running` says degraded)
             // until `reset-failed`; the last FAILED_INSTANCES_KEPT of them,
             // so that failing connections cannot fill flint's memory.
-            if failed && !self.shutting_down {
-                let conn = self.services.get_mut(&id).and_then(|s| s.conn.take());
-                if let Some((_, socket, peer)) = conn {
+            // (Not with `CollectMode=inactive-or-failed`, which systemd
+            // collects at once.)
+            let collect = self.services.get(&id).is_some_and(|s| {
+                s.unit.get_str("Unit", "CollectMode") == Some("inactive-or-failed")
+            });
+            if failed && !self.shutting_down && !collect {
+                let released = self.services.get_mut(&id).and_then(|s| {
+                    let (fd, socket, peer) = s.conn.as_mut()?;
+                    drop(fd.take());
+                    (!std::mem::replace(&mut s.kept_failed, true)).then(|| (*socket, peer.clone()))
+                });
+                if let Some((socket, peer)) = released {
                     self.release(socket, peer.as_ref());
                 }
-                self.failed_instances.push_back(id);
+                if !self.failed_instances.contains(&id) {
+                    self.failed_instances.push_back(id);
+                }
                 while self.failed_instances.len() > FAILED_INSTANCES_KEPT {
                     if let Some(old) = self.failed_instances.pop_front() {
                         self.forget_failed_instance(old);
@@ -3613,9 +3632,10 @@ impl Manager {
                 }
                 return;
             }
+            self.failed_instances.retain(|i| *i != id);
             if let Some(svc) = self.services.remove(&id) {
                 self.remember_ended(&svc);
-                if let Some((_, socket, peer)) = svc.conn {
+                if let Some((_, socket, peer)) = svc.conn.filter(|_| !svc.kept_failed) {
                     self.release(socket, peer.as_ref());
                 }
             }

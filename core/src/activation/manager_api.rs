@@ -93,6 +93,15 @@ fn job_command(member: &str) -> Option<&'static str> {
     })
 }
 
+/// Whether the manager's method `member` changes units (the others read).
+pub(super) fn changes_units(member: &str) -> bool {
+    job_command(member).is_some()
+        || matches!(
+            member,
+            "Reload" | "KillUnit" | "ResetFailed" | "ResetFailedUnit" | "Exit"
+        )
+}
+
 /// Answers `msg` if it is a call of the API; `false` when it is not one
 /// (the caller answers it).
 pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, BusError> {
@@ -147,6 +156,18 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
     Ok(true)
 }
 
+/// Where the answer to a job method stands.
+enum Phase {
+    /// flint has not said yet.
+    Waiting,
+    /// The job is queued.
+    Queued,
+    /// Refused before any job, with flint's answer.
+    Refused(Json),
+    /// The job's path went out.
+    Replied,
+}
+
 /// An error of a call: its D-Bus name and text.
 type CallError = (&'static str, String);
 
@@ -179,12 +200,7 @@ fn call(
             "this flint has no control socket, which systemctl's calls go through".into(),
         ));
     };
-    let changes = job_command(member).is_some()
-        || matches!(
-            member,
-            "Reload" | "KillUnit" | "ResetFailed" | "ResetFailedUnit" | "Exit"
-        );
-    if changes && !api.changes {
+    if changes_units(member) && !api.changes {
         return Err((
             "org.freedesktop.DBus.Error.AccessDenied",
             "flint changes units only for systemctl on its private socket and the user's own bus"
@@ -225,30 +241,53 @@ fn call(
         let destination = h.sender.clone();
         // The call is answered once the job is queued, as systemd's is: a
         // `GetAll` right after it (`systemctl --wait`) sees the job, and an
-        // `is-active` after `--no-block` sees the unit activating.
-        // `Err`: refused before any job was queued, with flint's answer.
-        let (queued, on_queued) = std::sync::mpsc::channel::<Result<(), Json>>();
+        // `is-active` after `--no-block` sees the unit activating. A request
+        // refused before any job is the error of the call instead; the two
+        // sides decide under one lock, so that a refusal that comes after
+        // the job's path went out (flint slower than the bound) still ends
+        // with `JobRemoved`.
+        let phase = Arc::new((
+            std::sync::Mutex::new(Phase::Waiting),
+            std::sync::Condvar::new(),
+        ));
         // And `JobRemoved` goes after that answer.
         let (replied, on_replied) = std::sync::mpsc::channel::<()>();
         let job_path = job.clone();
+        let theirs = phase.clone();
         let spawned = std::thread::Builder::new()
             .name("flint-job".into())
             .spawn(move || {
                 let out = out2;
+                let set = |to: Phase| {
+                    let (lock, cv) = &*theirs;
+                    let mut p = lock
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let waiting = matches!(*p, Phase::Waiting);
+                    if waiting {
+                        *p = to;
+                        cv.notify_all();
+                    }
+                    waiting
+                };
                 let req = json!({"version": crate::control::PROTOCOL_VERSION,
                                  "command": command, "units": [name]});
                 let mut was_queued = false;
                 let answer = crate::control::call_queued(&control, &req, &mut || {
                     was_queued = true;
-                    let _ = queued.send(Ok(()));
+                    set(Phase::Queued);
                 })
                 .map_err(|e| e.to_string());
-                if !was_queued && let Ok(refused) = &answer {
-                    let _ = queued.send(Err(refused.clone()));
+                if !was_queued
+                    && let Ok(refused) = &answer
+                    && set(Phase::Refused(refused.clone()))
+                {
                     pending.fetch_sub(1, Ordering::AcqRel);
                     return;
                 }
-                drop(queued);
+                // (A control socket that failed: the path goes, then the
+                // job's end as failed.)
+                set(Phase::Queued);
                 let result = settled_result(&control, command, &name, &answer);
                 let _ = on_replied.recv_timeout(std::time::Duration::from_secs(10));
                 let _ = out.signal_values(
@@ -273,10 +312,22 @@ fn call(
             api.pending.fetch_sub(1, Ordering::AcqRel);
             return Err((FAILED, "cannot start a thread for the job".into()));
         }
-        // Queued, or flint too busy to say within the bound: the job's
-        // path. Refused before a job: the error of the call, as systemd's.
-        if let Ok(Err(refused)) = on_queued.recv_timeout(std::time::Duration::from_secs(10)) {
-            return Err(refusal(&refused));
+        {
+            let (lock, cv) = &*phase;
+            let p = lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (mut p, _) = cv
+                .wait_timeout_while(p, std::time::Duration::from_secs(10), |p| {
+                    matches!(p, Phase::Waiting)
+                })
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Phase::Refused(refused) = &*p {
+                return Err(refusal(refused));
+            }
+            // Queued, or flint too busy to say within the bound: the
+            // job's path; its end follows in any case.
+            *p = Phase::Replied;
         }
         if h.flags & 1 == 0 {
             let sent = out.reply(h, &[Value::Path(job_path)]);
@@ -653,14 +704,17 @@ fn refuse_before_job(control: &Path, command: &str, name: &str) -> Result<(), Ca
 fn refusal(answer: &Json) -> CallError {
     let text = answer["error"].as_str().unwrap_or("refused");
     let first = text.lines().next().unwrap_or(text);
-    if answer["exit"] == 4 {
-        let words = first.split_once(": ").map_or(first, |(_, w)| w);
-        return (
-            "org.freedesktop.systemd1.OnlyByDependency",
-            words.to_string(),
-        );
-    }
-    (FAILED, first.to_string())
+    let words = first.split_once(": ").map_or(first, |(_, w)| w).to_string();
+    // The names systemctl turns into flint's exit statuses
+    // (`translate_bus_error_to_exit_status()`).
+    let name = match answer["exit"].as_u64() {
+        Some(4) => "org.freedesktop.systemd1.OnlyByDependency",
+        Some(5) => "org.freedesktop.systemd1.NoSuchUnit",
+        Some(3) => "org.freedesktop.systemd1.JobTypeNotApplicable",
+        Some(6) => "org.freedesktop.systemd1.LoadFailed",
+        _ => FAILED,
+    };
+    (name, words)
 }
 
 /// `flint ctl show`'s properties of `name`, as strings.

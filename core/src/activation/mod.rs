@@ -1410,7 +1410,7 @@ impl Manager {
                 let kind = std::mem::take(&mut self.answer_kind);
                 // (A request refused before any job is only answered.)
                 if let Some(q) = queued
-                    && answer["ok"] != false
+                    && answer["before_job"] != true
                 {
                     let _ = q.send(());
                 }
