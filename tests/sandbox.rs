@@ -588,6 +588,18 @@ fn a_dynamic_users_state_is_below_private_and_only_its_own_is_seen() {
         ),
     );
     let log = run_to_end(&tree, "dyn.service");
+    let link = std::fs::read_link(format!("/var/lib/{name}/old"));
+    let written = std::fs::read_to_string(format!("/var/lib/private/{name}/old/new"));
+    // Without DynamicUser= again, the directory moves back.
+    tree.write(
+        "plain.service",
+        &format!(
+            "[Service]\nType=oneshot\nStateDirectory={name}/old\n\
+             ExecStart=/bin/sh -c 'cat $$STATE_DIRECTORY/new'\n"
+        ),
+    );
+    let plain_log = run_to_end(&tree, "plain.service");
+    let back = std::fs::symlink_metadata(format!("/var/lib/{name}/old")).map(|m| m.is_dir());
     let cleanup = || {
         let _ = std::fs::remove_dir_all(format!("/var/lib/{name}"));
         let _ = std::fs::remove_dir_all(format!("/var/lib/private/{name}"));
@@ -595,9 +607,9 @@ fn a_dynamic_users_state_is_below_private_and_only_its_own_is_seen() {
     };
     let seen = output(&log, "dyn.service");
     let private = std::fs::metadata("/var/lib/private").map(|m| m.permissions().mode() & 0o7777);
-    let link = std::fs::read_link(format!("/var/lib/{name}/old"));
-    let written = std::fs::read_to_string(format!("/var/lib/private/{name}/old/new"));
     cleanup();
+    assert_eq!(output(&plain_log, "plain.service"), ["new"], "{plain_log}");
+    assert_eq!(back.ok(), Some(true), "{plain_log}");
     assert_eq!(seen, ["kept".to_string(), name.clone()], "{log}");
     assert_eq!(private.ok(), Some(0o700));
     assert_eq!(

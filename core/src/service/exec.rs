@@ -1792,6 +1792,39 @@ fn setup_private_dir(
     }
 }
 
+/// A directory of a service that had `DynamicUser=` once, and no longer
+/// has it: `path` is still the link into `private/`; the directory moves
+/// back to `path`, as systemd moves it ("Apparently, service previously
+/// had DynamicUser= turned on, and has now turned it off.").
+fn reclaim_private_dir(key: &'static str, path: &Path) {
+    if !matches!(key, "StateDirectory" | "CacheDirectory" | "LogsDirectory") {
+        return;
+    }
+    let Ok(target) = std::fs::read_link(path) else {
+        return;
+    };
+    let Some(parent) = path.parent() else {
+        return;
+    };
+    let target = parent.join(target);
+    let private = ["/var/lib", "/var/cache", "/var/log"]
+        .iter()
+        .map(Path::new)
+        .find_map(|base| Some(base.join("private").join(path.strip_prefix(base).ok()?)));
+    let same = |a: &Path, b: &Path| matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y);
+    let Some(private) = private.filter(|p| same(p, &target)) else {
+        return;
+    };
+    tracing::info!(
+        "Found pre-existing private {key}= directory {}, migrating to {}.",
+        private.display(),
+        path.display()
+    );
+    if std::fs::remove_file(path).is_ok() {
+        let _ = std::fs::rename(&private, path);
+    }
+}
+
 /// Creates the `*Directory=` directories with their mode and owner, as
 /// systemd does before running a command, and exports their variables.
 fn setup_directories(
@@ -1813,6 +1846,7 @@ fn setup_directories(
                 setup_private_dir(key, &path, &private_root, &dir)?;
                 dir
             } else {
+                reclaim_private_dir(key, &path);
                 std::fs::create_dir_all(&path).map_err(|source| ExecError::StdioFile {
                     path: path.display().to_string(),
                     what: key,
