@@ -590,16 +590,18 @@ fn a_dynamic_users_state_is_below_private_and_only_its_own_is_seen() {
     let log = run_to_end(&tree, "dyn.service");
     let link = std::fs::read_link(format!("/var/lib/{name}/old"));
     let written = std::fs::read_to_string(format!("/var/lib/private/{name}/old/new"));
-    // Without DynamicUser= again, the directory moves back.
+    // Without DynamicUser= again, the directory moves back, and is the
+    // new user's, files and all.
     tree.write(
         "plain.service",
         &format!(
-            "[Service]\nType=oneshot\nStateDirectory={name}/old\n\
-             ExecStart=/bin/sh -c 'cat $$STATE_DIRECTORY/new'\n"
+            "[Service]\nType=oneshot\nUser=nobody\nStateDirectory={name}/old\n\
+             ExecStart=/bin/sh -c 'cat $$STATE_DIRECTORY/new && echo more >> $$STATE_DIRECTORY/new'\n"
         ),
     );
     let plain_log = run_to_end(&tree, "plain.service");
     let back = std::fs::symlink_metadata(format!("/var/lib/{name}/old")).map(|m| m.is_dir());
+    let again = std::fs::read_to_string(format!("/var/lib/{name}/old/new"));
     let cleanup = || {
         let _ = std::fs::remove_dir_all(format!("/var/lib/{name}"));
         let _ = std::fs::remove_dir_all(format!("/var/lib/private/{name}"));
@@ -617,6 +619,7 @@ fn a_dynamic_users_state_is_below_private_and_only_its_own_is_seen() {
         Some(Path::new(&format!("../private/{name}/old")))
     );
     assert_eq!(written.ok().as_deref(), Some("new\n"));
+    assert_eq!(again.ok().as_deref(), Some("new\nmore\n"), "{plain_log}");
 }
 
 #[test]

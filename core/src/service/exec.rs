@@ -1792,6 +1792,48 @@ fn setup_private_dir(
     }
 }
 
+/// Gives `dir` to `uid`:`gid`, and everything below it when the directory
+/// was not theirs already (a new dynamic uid, a unit whose `User=`
+/// changed), as systemd's `path_chown_recursive()`: links are not
+/// followed, no other file system is entered, and for a dynamic user the
+/// set-user-ID and set-group-ID bits go.
+fn chown_tree(dir: &Path, uid: u32, gid: u32, dynamic: bool) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(top) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    if top.uid() == uid && top.gid() == gid {
+        return;
+    }
+    let dev = top.dev();
+    let give = |p: &Path, m: &std::fs::Metadata| {
+        let _ = std::os::unix::fs::lchown(p, Some(uid), Some(gid));
+        if dynamic && !m.file_type().is_symlink() && m.mode() & 0o6000 != 0 {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(m.mode() & 0o1777));
+        }
+    };
+    give(dir, &top);
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.dev() != dev {
+                continue;
+            }
+            give(&p, &m);
+            if m.is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+}
+
 /// A directory of a service that had `DynamicUser=` once, and no longer
 /// has it: `path` is still the link into `private/`; the directory moves
 /// back to `path`, as systemd moves it ("Apparently, service previously
@@ -1855,7 +1897,11 @@ fn setup_directories(
                 path.clone()
             };
         let _ = std::fs::set_permissions(&made, std::fs::Permissions::from_mode(mode));
-        if let Some((uid, gid)) = uid_gid {
+        if let Some((uid, gid)) = uid_gid
+            && key != "ConfigurationDirectory"
+        {
+            chown_tree(&made, uid, gid, super::sandbox::dynamic_user(unit, section));
+        } else if let Some((uid, gid)) = uid_gid {
             let _ = std::os::unix::fs::chown(&made, Some(uid), Some(gid));
         }
         match vars.iter_mut().find(|(v, _)| *v == var) {
