@@ -918,16 +918,24 @@ impl Manager {
     /// `UnitFileState=` of `name` (`enabled`, `static`, ...; empty when it
     /// cannot be told).
     fn file_state(&self, name: &str) -> String {
+        if let Some(s) = self.units.file_states.borrow().get(name) {
+            return s.clone();
+        }
         let lookup = if self.search.user_mode {
             crate::install::LookupPaths::user()
         } else {
             crate::install::LookupPaths::system_from(None, &self.search)
         };
-        lookup
+        let state = lookup
             .ok()
             .and_then(|lp| crate::install::unit_file_state(&lp, name).ok())
             .map(|s| s.as_str().to_string())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.units
+            .file_states
+            .borrow_mut()
+            .insert(name.to_string(), state.clone());
+        state
     }
 
     /// What `name` pulls in, as `systemctl list-dependencies` follows it:
@@ -1414,9 +1422,10 @@ impl Manager {
             }
         }
         p.push(("UnitFileState", self.file_state(&id)));
+        let index = self.units.index(&self.search);
         p.push((
             "NeedDaemonReload",
-            yes(usable.is_some_and(|u| u.needs_reload(&self.search))),
+            yes(usable.is_some_and(|u| u.needs_reload_with(&|n| index.resolve(n)))),
         ));
         p.push(("CanStart", yes(loaded)));
         p.push(("CanStop", yes(loaded)));

@@ -36,12 +36,22 @@ pub(super) struct UnitCache {
     cached: Option<(UnitIndex, Vec<Option<FileStamp>>)>,
     /// When the directories were last found unchanged.
     checked: Option<std::time::Instant>,
+    /// Each unit's `UnitFileState=`, as worked out once (it reads every
+    /// `.wants/` directory of the configuration), until the next
+    /// `daemon-reload`, as systemd keeps it with the unit.
+    pub(super) file_states: std::cell::RefCell<std::collections::HashMap<String, String>>,
 }
 
 impl UnitCache {
     /// Loads `name` through the cached index, rebuilding it first when a
     /// search directory changed since it was built.
     pub(super) fn load(&mut self, search: &SearchPath, name: &UnitName) -> Unit {
+        load::load_indexed(self.index(search), name)
+    }
+
+    /// The index, rebuilt first when a search directory changed since it
+    /// was built.
+    pub(super) fn index(&mut self, search: &SearchPath) -> &UnitIndex {
         let now = stamps(search);
         let fresh = self
             .cached
@@ -52,7 +62,7 @@ impl UnitCache {
         }
         self.checked = Some(std::time::Instant::now());
         let (index, _) = self.cached.as_ref().expect("just built");
-        load::load_indexed(index, name)
+        index
     }
 
     /// Loads an instance for a connection: like [`UnitCache::load`], but

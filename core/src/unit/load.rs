@@ -392,6 +392,20 @@ impl Unit {
     /// systemd's `NeedDaemonReload`: a file it was read from changed or
     /// went since, or its drop-ins on disk are others now.
     pub fn needs_reload(&self, search: &SearchPath) -> bool {
+        self.needs_reload_with(&|name| crate::unit::loader::resolve(search, name))
+    }
+
+    /// [`Unit::needs_reload`], finding the unit's files on disk now with
+    /// `resolve` (an index of the search path kept while it is unchanged).
+    pub fn needs_reload_with(
+        &self,
+        resolve: &dyn Fn(
+            &UnitName,
+        ) -> Result<
+            crate::unit::loader::UnitSources,
+            crate::unit::loader::LoadError,
+        >,
+    ) -> bool {
         let changed = self.fragment.iter().chain(&self.dropins).any(|p| {
             std::fs::metadata(p)
                 .and_then(|m| m.modified())
@@ -399,7 +413,7 @@ impl Unit {
                 || !p.exists()
         });
         changed
-            || crate::unit::loader::resolve(search, &self.name)
+            || resolve(&self.name)
                 .is_ok_and(|now| now.fragment != self.fragment || now.dropins != self.dropins)
     }
 
