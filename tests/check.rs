@@ -163,6 +163,23 @@ fn check_reports_what_systemd_analyze_verify_reports_beyond_the_file() {
             );
         }
     }
+    // A unit directory that is the base itself, or below `private/`.
+    tree.write(
+        "sd.service",
+        "[Service]\nExecStart=/bin/true\nStateDirectory=.\nStateDirectory=private/x\nStateDirectory=private\nStateDirectory=ok\n",
+    );
+    let (code, _, err) = flint(&["check", "--unit-dir", dir, "sd.service"]);
+    let p = tree.path().join("sd.service");
+    let p = p.display();
+    assert_eq!(
+        err,
+        format!(
+            "{p}:3: StateDirectory= path is not normalized, ignoring: .\n\
+             {p}:4: StateDirectory= path can't be 'private', ignoring assignment: private/x\n\
+             {p}:5: StateDirectory= path can't be 'private', ignoring assignment: private\n"
+        )
+    );
+    assert_eq!(code, 0);
     // syslog is read as journal, with systemd's notice (and exit 0).
     tree.write(
         "so.service",

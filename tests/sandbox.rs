@@ -622,6 +622,33 @@ fn a_dynamic_users_state_is_below_private_and_only_its_own_is_seen() {
     assert_eq!(again.ok().as_deref(), Some("new\nmore\n"), "{plain_log}");
 }
 
+/// A link where a unit's directory should be fails the start, as under
+/// systemd: root never changes the mode or owner of what it names.
+#[test]
+fn a_link_in_place_of_a_units_directory_fails_its_start() {
+    if !ready("directories below /var/lib") {
+        return;
+    }
+    let tree = open_tree();
+    let target = tree.path().join("elsewhere");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let name = format!("flint-link-{}", std::process::id());
+    std::os::unix::fs::symlink(&target, format!("/var/lib/{name}")).unwrap();
+    tree.write(
+        "l.service",
+        &format!(
+            "[Service]\nType=oneshot\nUser=nobody\nStateDirectory={name}\nExecStart=/bin/true\n"
+        ),
+    );
+    let log = run_to_end(&tree, "l.service");
+    let meta = std::fs::metadata(&target).unwrap();
+    let _ = std::fs::remove_file(format!("/var/lib/{name}"));
+    assert!(log.contains("l.service: Failed with result"), "{log}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700), "{log}");
+}
+
 #[test]
 fn a_missing_path_fails_the_start_with_namespace_and_a_dash_lets_it_go() {
     if !ready("mount namespaces") {

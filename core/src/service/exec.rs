@@ -1725,7 +1725,14 @@ pub fn private_dir(
     key: &str,
     path: &Path,
 ) -> Option<(PathBuf, PathBuf)> {
-    if user_mode || !super::sandbox::dynamic_user(unit, section) {
+    // Only where the service's namespace can make `private/` reachable
+    // for it (not in a container without the privilege, where the
+    // sandbox is skipped), and not below a `RootDirectory=`.
+    if user_mode
+        || !super::sandbox::dynamic_user(unit, section)
+        || !super::sandbox::can_make_namespaces()
+        || unit.get(section, "RootDirectory").is_some()
+    {
         return None;
     }
     let base = Path::new(match key {
@@ -1788,48 +1795,93 @@ fn setup_private_dir(
     target.push(rel);
     match std::fs::read_link(path) {
         Ok(t) if t == target => Ok(()),
+        // `StateDirectory=foo foo/bar`: `foo` is the link already, and
+        // `foo/bar` the directory itself through it.
+        _ if std::fs::canonicalize(path).is_ok()
+            && std::fs::canonicalize(path).ok() == std::fs::canonicalize(dir).ok() =>
+        {
+            Ok(())
+        }
         _ => std::os::unix::fs::symlink(&target, path).map_err(|e| failed(path, e)),
     }
 }
 
 /// Gives `dir` to `uid`:`gid`, and everything below it when the directory
 /// was not theirs already (a new dynamic uid, a unit whose `User=`
-/// changed), as systemd's `path_chown_recursive()`: links are not
-/// followed, no other file system is entered, and for a dynamic user the
-/// set-user-ID and set-group-ID bits go.
-fn chown_tree(dir: &Path, uid: u32, gid: u32, dynamic: bool) {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let Ok(top) = std::fs::symlink_metadata(dir) else {
-        return;
-    };
-    if top.uid() == uid && top.gid() == gid {
-        return;
+/// changed), as systemd's `path_chown_recursive()`: every step goes
+/// through a descriptor opened without following links, so a link put in
+/// the tree (or at `dir` itself, which fails: `ELOOP`) never leads root
+/// elsewhere; for a dynamic user the set-user-ID and set-group-ID bits go.
+fn chown_tree(dir: &Path, uid: u32, gid: u32, dynamic: bool) -> std::io::Result<()> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+        Mode::empty(),
+    )?;
+    let st = nix::sys::stat::fstat(&fd)?;
+    if st.st_uid == uid && st.st_gid == gid && (!dynamic || st.st_mode & 0o6000 == 0) {
+        return Ok(());
     }
-    let dev = top.dev();
-    let give = |p: &Path, m: &std::fs::Metadata| {
-        let _ = std::os::unix::fs::lchown(p, Some(uid), Some(gid));
-        if dynamic && !m.file_type().is_symlink() && m.mode() & 0o6000 != 0 {
-            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(m.mode() & 0o1777));
+    chown_below(&fd, uid, gid, dynamic, 0);
+    Ok(())
+}
+
+/// [`chown_tree`] of the directory open as `fd` and what is in it.
+fn chown_below(fd: &OwnedFd, uid: u32, gid: u32, dynamic: bool, depth: usize) {
+    use nix::fcntl::{AtFlags, OFlag};
+    use nix::sys::stat::{Mode, SFlag};
+    use nix::unistd::{Gid, Uid};
+    let (u, g) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    let strip = |f: &OwnedFd, mode: u32| {
+        if dynamic && mode & 0o6000 != 0 {
+            let _ = nix::sys::stat::fchmod(f, Mode::from_bits_truncate(mode & 0o1777));
         }
     };
-    give(dir, &top);
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
+    let _ = nix::unistd::fchown(fd, u, g);
+    if let Ok(st) = nix::sys::stat::fstat(fd) {
+        strip(fd, st.st_mode);
+    }
+    if depth > 256 {
+        return;
+    }
+    // The directory this descriptor holds, not whatever its path names now.
+    let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Ok(st) = nix::sys::stat::fstatat(fd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+        else {
             continue;
         };
-        for e in entries.flatten() {
-            let p = e.path();
-            let Ok(m) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if m.dev() != dev {
-                continue;
+        let kind = SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT);
+        if kind == SFlag::S_IFDIR {
+            if let Ok(sub) = nix::fcntl::openat(
+                fd,
+                name.as_os_str(),
+                OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+                Mode::empty(),
+            ) {
+                chown_below(&sub, uid, gid, dynamic, depth + 1);
             }
-            give(&p, &m);
-            if m.is_dir() {
-                todo.push(p);
-            }
+            continue;
+        }
+        let _ = nix::unistd::fchownat(fd, name.as_os_str(), u, g, AtFlags::AT_SYMLINK_NOFOLLOW);
+        // (Set-id bits only matter on regular files; opening anything else
+        // could have effects of its own.)
+        if kind == SFlag::S_IFREG
+            && dynamic
+            && st.st_mode & 0o6000 != 0
+            && let Ok(f) = nix::fcntl::openat(
+                fd,
+                name.as_os_str(),
+                OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY | OFlag::O_NONBLOCK,
+                Mode::empty(),
+            )
+        {
+            strip(&f, st.st_mode);
         }
     }
 }
@@ -1838,15 +1890,15 @@ fn chown_tree(dir: &Path, uid: u32, gid: u32, dynamic: bool) {
 /// has it: `path` is still the link into `private/`; the directory moves
 /// back to `path`, as systemd moves it ("Apparently, service previously
 /// had DynamicUser= turned on, and has now turned it off.").
-fn reclaim_private_dir(key: &'static str, path: &Path) {
+fn reclaim_private_dir(key: &'static str, path: &Path) -> std::io::Result<()> {
     if !matches!(key, "StateDirectory" | "CacheDirectory" | "LogsDirectory") {
-        return;
+        return Ok(());
     }
     let Ok(target) = std::fs::read_link(path) else {
-        return;
+        return Ok(());
     };
     let Some(parent) = path.parent() else {
-        return;
+        return Ok(());
     };
     let target = parent.join(target);
     let private = ["/var/lib", "/var/cache", "/var/log"]
@@ -1855,16 +1907,15 @@ fn reclaim_private_dir(key: &'static str, path: &Path) {
         .find_map(|base| Some(base.join("private").join(path.strip_prefix(base).ok()?)));
     let same = |a: &Path, b: &Path| matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y);
     let Some(private) = private.filter(|p| same(p, &target)) else {
-        return;
+        return Ok(());
     };
     tracing::info!(
         "Found pre-existing private {key}= directory {}, migrating to {}.",
         private.display(),
         path.display()
     );
-    if std::fs::remove_file(path).is_ok() {
-        let _ = std::fs::rename(&private, path);
-    }
+    std::fs::remove_file(path)?;
+    std::fs::rename(&private, path)
 }
 
 /// Creates the `*Directory=` directories with their mode and owner, as
@@ -1876,33 +1927,57 @@ fn setup_directories(
     uid_gid: Option<(u32, u32)>,
     env: &mut Vec<(String, String)>,
 ) -> Result<(), ExecError> {
-    use std::os::unix::fs::PermissionsExt;
     let mut vars: Vec<(&str, Vec<String>)> = Vec::new();
     for (key, var, path) in unit_directories(unit, section, user_mode) {
         let mode = match unit.get(section, &format!("{key}Mode")) {
             Some(Value::Mode(m)) => *m,
             _ => 0o755,
         };
+        let failed = |p: &Path, source: std::io::Error| ExecError::StdioFile {
+            path: p.display().to_string(),
+            what: key,
+            source,
+        };
+        // An existing ConfigurationDirectory= is the administrator's: its
+        // mode and owner stay (systemd only warns about a mode that
+        // differs).
+        let config_existed = key == "ConfigurationDirectory" && path.exists();
         let made =
             if let Some((private_root, dir)) = private_dir(unit, section, user_mode, key, &path) {
                 setup_private_dir(key, &path, &private_root, &dir)?;
                 dir
             } else {
-                reclaim_private_dir(key, &path);
-                std::fs::create_dir_all(&path).map_err(|source| ExecError::StdioFile {
-                    path: path.display().to_string(),
-                    what: key,
-                    source,
-                })?;
+                reclaim_private_dir(key, &path).map_err(|e| failed(&path, e))?;
+                std::fs::create_dir_all(&path).map_err(|e| failed(&path, e))?;
                 path.clone()
             };
-        let _ = std::fs::set_permissions(&made, std::fs::Permissions::from_mode(mode));
-        if let Some((uid, gid)) = uid_gid
-            && key != "ConfigurationDirectory"
-        {
-            chown_tree(&made, uid, gid, super::sandbox::dynamic_user(unit, section));
-        } else if let Some((uid, gid)) = uid_gid {
-            let _ = std::os::unix::fs::chown(&made, Some(uid), Some(gid));
+        if config_existed {
+            match vars.iter_mut().find(|(v, _)| *v == var) {
+                Some((_, list)) => list.push(path.display().to_string()),
+                None => vars.push((var, vec![path.display().to_string()])),
+            }
+            continue;
+        }
+        // The mode and owner go through a descriptor of the directory
+        // itself: a link at its place fails the start (`ELOOP`), as under
+        // systemd, instead of leading root to whatever it names.
+        let fd = nix::fcntl::open(
+            &made,
+            nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC
+                | nix::fcntl::OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| failed(&made, e.into()))?;
+        let _ = nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode));
+        drop(fd);
+        // A system manager's units without a user get theirs as root's
+        // (systemd's `EXEC_CHOWN_DIRECTORIES` with uid 0).
+        let owner = uid_gid.or((!user_mode).then_some((0, 0)));
+        if let Some((uid, gid)) = owner {
+            chown_tree(&made, uid, gid, super::sandbox::dynamic_user(unit, section))
+                .map_err(|e| failed(&made, e))?;
         }
         match vars.iter_mut().find(|(v, _)| *v == var) {
             Some((_, list)) => list.push(path.display().to_string()),

@@ -1689,6 +1689,22 @@ impl Parser<'_> {
                 continue;
             }
             let mut item = exec::path_simplify(dir);
+            // `.` (the base itself) is no directory of the unit's; nor is
+            // `private/`, where dynamic users' directories are.
+            if item.is_empty() || item == "." {
+                self.unit.warn(
+                    origin,
+                    format!("{key}= path is not normalized, ignoring: {dir}"),
+                );
+                continue;
+            }
+            if item.split('/').next() == Some("private") {
+                self.unit.warn(
+                    origin,
+                    format!("{key}= path can't be 'private', ignoring assignment: {w}"),
+                );
+                continue;
+            }
             if let Some(l) = link {
                 item.push(':');
                 item.push_str(&exec::path_simplify(l));
