@@ -917,7 +917,10 @@ impl Manager {
 
     /// `UnitFileState=` of `name` (`enabled`, `static`, ...; empty when it
     /// cannot be told).
-    fn file_state(&self, name: &str) -> String {
+    fn file_state(&mut self, name: &str) -> String {
+        // (Looking at the search directories first: a unit file added
+        // since, or a transient one, is worked out anew.)
+        self.units.index(&self.search);
         if let Some(s) = self.units.file_states.borrow().get(name) {
             return s.clone();
         }

@@ -59,6 +59,8 @@ impl UnitCache {
             .is_some_and(|(index, then)| *then == now && index.search_path().dirs == search.dirs);
         if !fresh {
             self.cached = Some((UnitIndex::build(search), now));
+            // A unit file added or gone: the states are worked out anew.
+            self.file_states.borrow_mut().clear();
         }
         self.checked = Some(std::time::Instant::now());
         let (index, _) = self.cached.as_ref().expect("just built");
