@@ -2497,20 +2497,42 @@ fn capability_conditions_follow_flints_bounding_set() {
 /// socket: a `$TMPDIR/flint` that another user made first (here root's)
 /// left every `Type=notify` service of it without `NOTIFY_SOCKET`, timing
 /// out its start.
-#[test]
-fn notify_works_for_a_user_flint_without_a_runtime_directory() {
+/// A tree every user may read, with a `tmp/` open to all (sticky), for a
+/// flint run as nobody; `None` (said why) where that cannot be done.
+fn tree_for_nobody() -> Option<(Tree, std::path::PathBuf)> {
     use std::os::unix::fs::PermissionsExt;
-    if !common::require_root("runs flint as another user (nobody)") {
-        return;
-    }
-    if !common::require("setpriv", "runs flint as another user") {
-        return;
+    if !common::require_root("runs flint as another user (nobody)")
+        || !common::require("setpriv", "runs flint as another user")
+    {
+        return None;
     }
     let tree = Tree::new();
     std::fs::set_permissions(tree.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let tmp = tree.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    Some((tree, tmp))
+}
+
+/// `flint run UNIT` on `tree` as nobody, without `$XDG_RUNTIME_DIR` and
+/// with `$TMPDIR` at `tmp`.
+fn run_as_nobody(tree: &Tree, tmp: &Path, unit: &str, until: &str) -> Flint {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::flint_bin())
+        .args(["run", "--unit-dir"])
+        .arg(tree.path())
+        .arg(unit)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", tmp);
+    Flint::run_command_until(cmd, until)
+}
+
+#[test]
+fn notify_works_for_a_user_flint_without_a_runtime_directory() {
+    let Some((tree, tmp)) = tree_for_nobody() else {
+        return;
+    };
     // Another user's flint was there first.
     std::fs::create_dir(tmp.join("flint")).unwrap();
     tree.write(
@@ -2518,15 +2540,7 @@ fn notify_works_for_a_user_flint_without_a_runtime_directory() {
         "[Service]\nType=notify\nNotifyAccess=all\nTimeoutStartSec=8\n\
          ExecStart=/bin/sh -c 'systemd-notify --ready; exec sleep 300'\n",
     );
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(common::flint_bin())
-        .args(["run", "--unit-dir"])
-        .arg(tree.path())
-        .arg("n.service")
-        .env_remove("XDG_RUNTIME_DIR")
-        .env("TMPDIR", &tmp);
-    let flint = Flint::run_command_until(cmd, "n.service: ready");
+    let flint = run_as_nobody(&tree, &tmp, "n.service", "n.service: ready");
     let log = flint.log();
     assert!(!log.contains("no NOTIFY_SOCKET"), "{log}");
     assert!(tmp.join("flint-65534/flint").is_dir(), "{log}");
@@ -2537,31 +2551,15 @@ fn notify_works_for_a_user_flint_without_a_runtime_directory() {
 #[test]
 fn a_runtime_directory_of_another_user_is_said_to_be_so() {
     use std::os::unix::fs::PermissionsExt;
-    if !common::require_root("runs flint as another user (nobody)") {
+    let Some((tree, tmp)) = tree_for_nobody() else {
         return;
-    }
-    if !common::require("setpriv", "runs flint as another user") {
-        return;
-    }
-    let tree = Tree::new();
-    std::fs::set_permissions(tree.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let tmp = tree.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    };
     // root's, open to all: nobody's flint could use it, and so could others.
     let taken = tmp.join("flint-65534");
     std::fs::create_dir(&taken).unwrap();
     std::fs::set_permissions(&taken, std::fs::Permissions::from_mode(0o777)).unwrap();
     tree.write("s.service", "[Service]\nExecStart=/bin/sleep 100\n");
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(common::flint_bin())
-        .args(["run", "--unit-dir"])
-        .arg(tree.path())
-        .arg("s.service")
-        .env_remove("XDG_RUNTIME_DIR")
-        .env("TMPDIR", &tmp);
-    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    let flint = run_as_nobody(&tree, &tmp, "s.service", "unit(s) running");
     assert!(
         flint.log().contains(&format!(
             "{} is not a directory of this user",

@@ -34,6 +34,14 @@ pub fn check(unit: &Unit) -> ConditionOutcome {
 /// the triggering ones that did not hold, and the first other one that
 /// did not (systemd evaluates no further); empty when they all hold.
 pub fn failed(unit: &Unit, prefix: &str) -> Vec<String> {
+    walk(unit, prefix)
+        .into_iter()
+        .map(|(text, _)| text)
+        .collect()
+}
+
+/// [`failed`], each with whether it is a triggering one (`|`).
+fn walk(unit: &Unit, prefix: &str) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     let mut trigger_held = false;
     for ((section, key), setting) in unit.settings.iter() {
@@ -50,14 +58,16 @@ pub fn failed(unit: &Unit, prefix: &str) -> Vec<String> {
             else {
                 continue;
             };
+            // What cannot be evaluated counts as failed, negated or not.
             let held = matches!(verdict(kind, argument), Ok(v) if v != *negate);
             trigger_held |= *trigger && held;
             if !held {
-                out.push(format!(
+                let text = format!(
                     "{key}={}{}{argument}",
                     if *trigger { "|" } else { "" },
                     if *negate { "!" } else { "" }
-                ));
+                );
+                out.push((text, *trigger));
                 if !*trigger {
                     return out;
                 }
@@ -70,46 +80,15 @@ pub fn failed(unit: &Unit, prefix: &str) -> Vec<String> {
     out
 }
 
+/// Whether the unit's `prefix` conditions hold; else why not: the first
+/// that failed, or the first triggering one when none of them held.
 fn evaluate(unit: &Unit, prefix: &str) -> Result<(), String> {
-    let mut any_trigger = false;
-    let mut trigger_held = false;
-    let mut first_trigger = String::new();
-    for ((section, key), setting) in unit.settings.iter() {
-        if section != "Unit" || !key.starts_with(prefix) {
-            continue;
-        }
-        let kind = &key[prefix.len()..];
-        for (value, _) in &setting.entries {
-            let Value::Condition {
-                trigger,
-                negate,
-                argument,
-            } = value
-            else {
-                continue;
-            };
-            // What cannot be evaluated counts as failed, negated or not.
-            let held = matches!(verdict(kind, argument), Ok(v) if v != *negate);
-            let text = format!(
-                "{key}={}{}{argument}",
-                if *trigger { "|" } else { "" },
-                if *negate { "!" } else { "" }
-            );
-            if *trigger {
-                if !any_trigger {
-                    first_trigger = text;
-                }
-                any_trigger = true;
-                trigger_held |= held;
-            } else if !held {
-                return Err(text);
-            }
-        }
+    let failed = walk(unit, prefix);
+    match failed.last() {
+        None => Ok(()),
+        Some((text, false)) => Err(text.clone()),
+        Some((_, true)) => Err(format!("{} (no triggering condition held)", failed[0].0)),
     }
-    if any_trigger && !trigger_held {
-        return Err(format!("{first_trigger} (no triggering condition held)"));
-    }
-    Ok(())
 }
 
 /// One `Condition*=` or `Assert*=` as `systemd-analyze condition` takes
