@@ -507,7 +507,6 @@ fn forking_start_waits_for_a_pid_file_written_late() {
             p = dies_pid.display()
         ),
     );
-    let started = std::time::Instant::now();
     let flint = Flint::run(&tree, &["late.service", "never.service", "dies.service"]);
     let line = wait_for(Duration::from_secs(20), || {
         std::fs::read_to_string(&post)
@@ -536,12 +535,6 @@ fn forking_start_waits_for_a_pid_file_written_late() {
         assert!(
             flint.wait_log("dies.service: Failed with result 'protocol'"),
             "{}",
-            flint.log()
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{:?}\n{}",
-            started.elapsed(),
             flint.log()
         );
         assert!(!dies_pid.exists(), "the stale PID file is left behind");

@@ -153,7 +153,9 @@ impl Activator {
                         let from_bus = h.sender.as_deref() == Some("org.freedesktop.DBus");
                         if h.kind == bus::METHOD_CALL {
                             let caller = h.sender.clone().unwrap_or_default();
-                            if h.interface.as_deref() == Some(super::manager_api::MANAGER) {
+                            let manager =
+                                h.interface.as_deref() == Some(super::manager_api::MANAGER);
+                            if manager {
                                 match h.member.as_deref() {
                                     Some("Subscribe") => {
                                         peers.subscribed.insert(caller.clone());
@@ -169,8 +171,7 @@ impl Activator {
                             // root's calls change units there (systemd asks
                             // polkit for the others'), the rest only read.
                             // (The caller is looked up for those calls only.)
-                            let changing = h.interface.as_deref()
-                                == Some(super::manager_api::MANAGER)
+                            let changing = manager
                                 && h.member
                                     .as_deref()
                                     .is_some_and(super::manager_api::changes_units);
@@ -229,29 +230,20 @@ impl Activator {
     }
 
     /// Signals that `unit`'s state or job changed (`PropertiesChanged` of
-    /// its `org.freedesktop.systemd1.Unit` interface), while any peer is
-    /// subscribed: `systemctl --wait` waits for these.
-    pub(super) fn unit_changed(&self, unit: &str, active: &str, sub: &str, job: Option<u64>) {
-        if self.subscribers.load(Ordering::Relaxed) == 0 {
-            return;
-        }
+    /// its `org.freedesktop.systemd1.Unit` interface): `systemctl --wait`
+    /// waits for these. (Only while a peer is subscribed, see
+    /// [`super::Manager::tell_bus_unit_changed`].)
+    fn unit_changed(&self, unit: &str, active: &str, sub: &str, job: Option<u64>) {
         use crate::bus::Value;
-        let job = match job.and_then(|j| u32::try_from(j).ok()) {
-            Some(n) => Value::Struct(vec![
-                Value::U32(n),
-                Value::Path(format!("/org/freedesktop/systemd1/job/{n}")),
-            ]),
-            None => Value::Struct(vec![Value::U32(0), Value::Path("/".into())]),
-        };
         let changed = vec![
             ("ActiveState".to_string(), Value::Str(active.to_string())),
             ("SubState".to_string(), Value::Str(sub.to_string())),
-            ("Job".to_string(), job),
+            ("Job".to_string(), super::manager_api::job_value(job)),
         ];
         if let Err(e) = self.sender.signal_values(
             None,
             &super::manager_api::unit_path(unit),
-            "org.freedesktop.DBus.Properties",
+            super::manager_api::PROPERTIES,
             "PropertiesChanged",
             &[
                 Value::Str("org.freedesktop.systemd1.Unit".into()),

@@ -304,16 +304,10 @@ impl Manager {
     /// as the start job of systemd's transaction pulls them in
     /// (`cockpit-wsinstance-https@x.socket` its `BindsTo=` service).
     fn pull_in_for_socket(&mut self, name: &str) {
-        let deps = self
+        if self
             .socket_index(name)
-            .map(|i| super::jobs::Deps::of(&self.sockets[i].unit));
-        if deps.is_some_and(|d| {
-            !(d.requires.is_empty()
-                && d.binds_to.is_empty()
-                && d.wants.is_empty()
-                && d.upholds.is_empty()
-                && d.conflicts.is_empty())
-        }) {
+            .is_some_and(|i| !super::jobs::Deps::of(&self.sockets[i].unit).is_empty())
+        {
             self.enqueue_name(name, JobKind::Start);
         }
     }

@@ -512,11 +512,7 @@ impl Manager {
         };
         if svc.state != State::AutoRestart {
             let unit = svc.unit.clone();
-            let skipped = matches!(
-                outcome,
-                crate::service::condition::ConditionOutcome::Skip(_)
-            );
-            self.note_conditions(&unit, skipped);
+            self.note_conditions(&unit, &outcome);
         }
         let Some(svc) = self.services.get_mut(&id) else {
             return;
@@ -3610,10 +3606,12 @@ impl Manager {
             // so that failing connections cannot fill flint's memory.
             // (Not with `CollectMode=inactive-or-failed`, which systemd
             // collects at once.)
-            let collect = self.services.get(&id).is_some_and(|s| {
-                s.unit.get_str("Unit", "CollectMode") == Some("inactive-or-failed")
-            });
-            if failed && !self.shutting_down && !collect {
+            let collect = |m: &Self| {
+                m.services.get(&id).is_some_and(|s| {
+                    s.unit.get_str("Unit", "CollectMode") == Some("inactive-or-failed")
+                })
+            };
+            if failed && !self.shutting_down && !collect(self) {
                 let released = self.services.get_mut(&id).and_then(|s| {
                     let (fd, socket, peer) = s.conn.as_mut()?;
                     drop(fd.take());

@@ -22,7 +22,7 @@ use serde_json::{Value as Json, json};
 use crate::bus::{BusError, Message, Sender, Value};
 
 pub(super) const MANAGER: &str = "org.freedesktop.systemd1.Manager";
-const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+pub(super) const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 const ROOT: &str = "/org/freedesktop/systemd1";
 const UNIT_PREFIX: &str = "/org/freedesktop/systemd1/unit/";
 
@@ -237,7 +237,7 @@ fn call(
         let id = JOBS.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
         let job = format!("{ROOT}/job/{id}");
         api.pending.fetch_add(1, Ordering::AcqRel);
-        let (out2, control, pending) = (out.clone(), control.to_path_buf(), api.pending.clone());
+        let (job_out, control, pending) = (out.clone(), control.to_path_buf(), api.pending.clone());
         let destination = h.sender.clone();
         // The call is answered once the job is queued, as systemd's is: a
         // `GetAll` right after it (`systemctl --wait`) sees the job, and an
@@ -257,7 +257,6 @@ fn call(
         let spawned = std::thread::Builder::new()
             .name("flint-job".into())
             .spawn(move || {
-                let out = out2;
                 let set = |to: Phase| {
                     let (lock, cv) = &*theirs;
                     let mut p = lock
@@ -272,14 +271,12 @@ fn call(
                 };
                 let req = json!({"version": crate::control::PROTOCOL_VERSION,
                                  "command": command, "units": [name]});
-                let mut was_queued = false;
                 let answer = crate::control::call_queued(&control, &req, &mut || {
-                    was_queued = true;
                     set(Phase::Queued);
                 })
                 .map_err(|e| e.to_string());
-                if !was_queued
-                    && let Ok(refused) = &answer
+                // Still waiting when flint answered: refused before a job.
+                if let Ok(refused) = &answer
                     && set(Phase::Refused(refused.clone()))
                 {
                     pending.fetch_sub(1, Ordering::AcqRel);
@@ -290,7 +287,7 @@ fn call(
                 set(Phase::Queued);
                 let result = settled_result(&control, command, &name, &answer);
                 let _ = on_replied.recv_timeout(std::time::Duration::from_secs(10));
-                let _ = out.signal_values(
+                let _ = job_out.signal_values(
                     destination.as_deref(),
                     ROOT,
                     MANAGER,
@@ -454,8 +451,9 @@ fn call(
             let name = prop(&props, "Id").unwrap_or("default.target").to_string();
             Ok(Some(vec![Value::Str(name)]))
         }
-        // Signals go to every peer of the private socket anyway, as
-        // systemd sends them there.
+        // The bus's subscribers are counted where its messages are read
+        // (`bus_activation`); on the private socket flint sends no
+        // signals but `JobRemoved` to the caller of the job.
         "Subscribe" | "Unsubscribe" => Ok(Some(Vec::new())),
         // Properties of the manager or of a unit: `GetAll` of every
         // interface ("") or of one is answered with all flint knows.
@@ -796,10 +794,7 @@ fn typed(props: Vec<(String, String)>) -> Vec<(String, Value)> {
                 ])
             }
             // (number, path) of the unit's job; (0, "/") without one.
-            "Job" => {
-                let n = u32::try_from(number().unwrap_or(0)).unwrap_or(0);
-                Value::Struct(vec![Value::U32(n), Value::Path(format!("{ROOT}/job/{n}"))])
-            }
+            "Job" => job_value(number()),
             "Listen" => {
                 // "ADDRESS (Type)"
                 let (address, kind) = text
@@ -819,12 +814,18 @@ fn typed(props: Vec<(String, String)>) -> Vec<(String, Value)> {
         out.push(("Listen".into(), Value::Array("(ss)".into(), listen)));
     }
     if !out.iter().any(|(n, _)| n == "Job") {
-        out.push((
-            "Job".into(),
-            Value::Struct(vec![Value::U32(0), Value::Path("/".into())]),
-        ));
+        out.push(("Job".into(), job_value(None)));
     }
     out
+}
+
+/// A unit's `Job` property, `(uo)`: its job's number and path, `(0, "/")`
+/// without one.
+pub(super) fn job_value(job: Option<u64>) -> Value {
+    match job.and_then(|j| u32::try_from(j).ok()).filter(|n| *n > 0) {
+        Some(n) => Value::Struct(vec![Value::U32(n), Value::Path(format!("{ROOT}/job/{n}"))]),
+        None => Value::Struct(vec![Value::U32(0), Value::Path("/".into())]),
+    }
 }
 
 /// A `list-units` row as `ListUnits` returns it: id, description, load,

@@ -1280,15 +1280,23 @@ impl Manager {
 
     /// Whether socket `index` refuses what arrives: flint stops, or the
     /// socket's own stop waits for its services to stop first.
-    /// Notes how the conditions of `unit` came out at its start.
-    fn note_conditions(&mut self, unit: &crate::unit::load::Unit, skipped: bool) {
-        let name = unit.id.to_string();
-        if skipped {
+    /// Notes how the conditions of `unit` came out at its start (`outcome`):
+    /// the ones that failed, when they skipped it. (Nothing to do on a
+    /// start's path where none ever did.)
+    fn note_conditions(
+        &mut self,
+        unit: &crate::unit::load::Unit,
+        outcome: &crate::service::condition::ConditionOutcome,
+    ) {
+        if matches!(
+            outcome,
+            crate::service::condition::ConditionOutcome::Skip(_)
+        ) {
             let failed = crate::service::condition::failed(unit, "Condition");
             self.condition_failures
-                .insert(name, (crate::logs::epoch_usec(), failed));
-        } else {
-            self.condition_failures.remove(&name);
+                .insert(unit.id.to_string(), (crate::logs::epoch_usec(), failed));
+        } else if !self.condition_failures.is_empty() {
+            self.condition_failures.remove(unit.id.as_str());
         }
     }
 

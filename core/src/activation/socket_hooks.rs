@@ -150,13 +150,7 @@ impl Manager {
         // start as systemd does: a condition that fails leaves it inactive
         // (not failed: what requires it still starts), an assertion fails it.
         let outcome = crate::service::condition::check(&unit);
-        self.note_conditions(
-            &unit,
-            matches!(
-                outcome,
-                crate::service::condition::ConditionOutcome::Skip(_)
-            ),
-        );
+        self.note_conditions(&unit, &outcome);
         match outcome {
             crate::service::condition::ConditionOutcome::Pass => {}
             crate::service::condition::ConditionOutcome::Skip(why) => {

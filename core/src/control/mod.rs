@@ -282,6 +282,15 @@ fn exchange(
     }
 }
 
+/// The strings of a JSON array (none for anything else).
+fn strs(v: &Json) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .collect()
+}
+
 /// systemctl's "Drop-In:" lines of `status`: each directory, then its
 /// files after a tree glyph, comma-separated, as `print_status_info()`
 /// writes them (a file whose path does not start with the directory
@@ -557,14 +566,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     }
                 }
             }
-            let dropins: Vec<&str> = u["dropins"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(Json::as_str)
-                .collect();
-            out.push_str(&dropin_lines(&dropins));
+            out.push_str(&dropin_lines(&strs(&u["dropins"])));
             // As systemctl: the sub-state where it differs from the
             // state, then a result that is not success ("failed (Result:
             // exit-code)").
@@ -614,12 +616,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     timestamp(at),
                     relative(at, false)
                 );
-                let failed: Vec<&str> = u["condition_failed"]["failed"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Json::as_str)
-                    .collect();
+                let failed = strs(&u["condition_failed"]["failed"]);
                 for (i, c) in failed.iter().enumerate() {
                     let glyph = if i + 1 < failed.len() {
                         "\u{251c}\u{2500}"
@@ -632,12 +629,7 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             // A socket's addresses, the label on the first only, then an
             // `Accept=yes` socket's counts ("Accepted: 5; Connected: 1;",
             // what it refused when it did).
-            let listens: Vec<&str> = u["listen"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Json::as_str)
-                .collect();
+            let listens = strs(&u["listen"]);
             for (i, l) in listens.iter().enumerate() {
                 let label = if i == 0 { "Listen:" } else { "" };
                 let _ = writeln!(out, "{label:>12} {l}");

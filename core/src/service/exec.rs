@@ -1735,6 +1735,13 @@ pub fn private_dir(
     {
         return None;
     }
+    private_place(key, path)
+}
+
+/// `private/` of `key`'s base and the place of `path` below it, for the
+/// directories that may be a dynamic user's (`StateDirectory=`,
+/// `CacheDirectory=`, `LogsDirectory=`; `None` for the others).
+fn private_place(key: &str, path: &Path) -> Option<(PathBuf, PathBuf)> {
     let base = Path::new(match key {
         "StateDirectory" => "/var/lib",
         "CacheDirectory" => "/var/cache",
@@ -1747,6 +1754,15 @@ pub fn private_dir(
     Some((root, dir))
 }
 
+/// The error of a unit directory (`key`) at `p` that could not be made.
+fn dir_error(key: &'static str, p: &Path, source: std::io::Error) -> ExecError {
+    ExecError::StdioFile {
+        path: p.display().to_string(),
+        what: key,
+        source,
+    }
+}
+
 /// Makes a dynamic user's directory `dir` below `private_root` and `path`
 /// a relative link to it; moves a directory at `path` of an earlier run
 /// without `DynamicUser=` there first, as systemd does.
@@ -1757,11 +1773,7 @@ fn setup_private_dir(
     dir: &Path,
 ) -> Result<(), ExecError> {
     use std::os::unix::fs::DirBuilderExt;
-    let failed = |p: &Path, source: std::io::Error| ExecError::StdioFile {
-        path: p.display().to_string(),
-        what: key,
-        source,
-    };
+    let failed = |p: &Path, e| dir_error(key, p, e);
     match std::fs::DirBuilder::new().mode(0o700).create(private_root) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
             return Err(failed(private_root, e));
@@ -1797,8 +1809,8 @@ fn setup_private_dir(
         Ok(t) if t == target => Ok(()),
         // `StateDirectory=foo foo/bar`: `foo` is the link already, and
         // `foo/bar` the directory itself through it.
-        _ if std::fs::canonicalize(path).is_ok()
-            && std::fs::canonicalize(path).ok() == std::fs::canonicalize(dir).ok() =>
+        _ if std::fs::canonicalize(path)
+            .is_ok_and(|p| std::fs::canonicalize(dir).is_ok_and(|d| d == p)) =>
         {
             Ok(())
         }
@@ -1806,27 +1818,27 @@ fn setup_private_dir(
     }
 }
 
-/// Gives `dir` to `uid`:`gid`, and everything below it when the directory
-/// was not theirs already (a new dynamic uid, a unit whose `User=`
-/// changed), as systemd's `path_chown_recursive()`: every step goes
-/// through a descriptor opened without following links, so a link put in
-/// the tree (or at `dir` itself, which fails: `ELOOP`) never leads root
+/// Gives the directory open as `fd` ([`DIR_NOFOLLOW`]) to `uid`:`gid`,
+/// and everything below it, when it was not theirs already (a new dynamic
+/// uid, a unit whose `User=` changed), as systemd's
+/// `path_chown_recursive()`: every step goes through a descriptor opened
+/// without following links, so a link put in the tree never leads root
 /// elsewhere; for a dynamic user the set-user-ID and set-group-ID bits go.
-fn chown_tree(dir: &Path, uid: u32, gid: u32, dynamic: bool) -> std::io::Result<()> {
-    use nix::fcntl::OFlag;
-    use nix::sys::stat::Mode;
-    let fd = nix::fcntl::open(
-        dir,
-        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
-        Mode::empty(),
-    )?;
-    let st = nix::sys::stat::fstat(&fd)?;
+fn chown_tree(fd: &OwnedFd, uid: u32, gid: u32, dynamic: bool) -> std::io::Result<()> {
+    let st = nix::sys::stat::fstat(fd)?;
     if st.st_uid == uid && st.st_gid == gid && (!dynamic || st.st_mode & 0o6000 == 0) {
         return Ok(());
     }
-    chown_below(&fd, uid, gid, dynamic, 0);
+    chown_below(fd, uid, gid, dynamic, 0);
     Ok(())
 }
+
+/// How a unit's directory, and each one below it, is opened: never
+/// through a link (`ELOOP` for one).
+const DIR_NOFOLLOW: nix::fcntl::OFlag = nix::fcntl::OFlag::O_DIRECTORY
+    .union(nix::fcntl::OFlag::O_NOFOLLOW)
+    .union(nix::fcntl::OFlag::O_CLOEXEC)
+    .union(nix::fcntl::OFlag::O_RDONLY);
 
 /// [`chown_tree`] of the directory open as `fd` and what is in it.
 fn chown_below(fd: &OwnedFd, uid: u32, gid: u32, dynamic: bool, depth: usize) {
@@ -1858,12 +1870,7 @@ fn chown_below(fd: &OwnedFd, uid: u32, gid: u32, dynamic: bool, depth: usize) {
         };
         let kind = SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT);
         if kind == SFlag::S_IFDIR {
-            if let Ok(sub) = nix::fcntl::openat(
-                fd,
-                name.as_os_str(),
-                OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
-                Mode::empty(),
-            ) {
+            if let Ok(sub) = nix::fcntl::openat(fd, name.as_os_str(), DIR_NOFOLLOW, Mode::empty()) {
                 chown_below(&sub, uid, gid, dynamic, depth + 1);
             }
             continue;
@@ -1891,24 +1898,18 @@ fn chown_below(fd: &OwnedFd, uid: u32, gid: u32, dynamic: bool, depth: usize) {
 /// back to `path`, as systemd moves it ("Apparently, service previously
 /// had DynamicUser= turned on, and has now turned it off.").
 fn reclaim_private_dir(key: &'static str, path: &Path) -> std::io::Result<()> {
-    if !matches!(key, "StateDirectory" | "CacheDirectory" | "LogsDirectory") {
-        return Ok(());
-    }
-    let Ok(target) = std::fs::read_link(path) else {
-        return Ok(());
-    };
-    let Some(parent) = path.parent() else {
+    let (Some((_, private)), Ok(target), Some(parent)) = (
+        private_place(key, path),
+        std::fs::read_link(path),
+        path.parent(),
+    ) else {
         return Ok(());
     };
     let target = parent.join(target);
-    let private = ["/var/lib", "/var/cache", "/var/log"]
-        .iter()
-        .map(Path::new)
-        .find_map(|base| Some(base.join("private").join(path.strip_prefix(base).ok()?)));
     let same = |a: &Path, b: &Path| matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y);
-    let Some(private) = private.filter(|p| same(p, &target)) else {
+    if !same(&private, &target) {
         return Ok(());
-    };
+    }
     tracing::info!(
         "Found pre-existing private {key}= directory {}, migrating to {}.",
         private.display(),
@@ -1933,11 +1934,7 @@ fn setup_directories(
             Some(Value::Mode(m)) => *m,
             _ => 0o755,
         };
-        let failed = |p: &Path, source: std::io::Error| ExecError::StdioFile {
-            path: p.display().to_string(),
-            what: key,
-            source,
-        };
+        let failed = |p: &Path, e| dir_error(key, p, e);
         // An existing ConfigurationDirectory= is the administrator's: its
         // mode and owner stay (systemd only warns about a mode that
         // differs).
@@ -1951,33 +1948,20 @@ fn setup_directories(
                 std::fs::create_dir_all(&path).map_err(|e| failed(&path, e))?;
                 path.clone()
             };
-        if config_existed {
-            match vars.iter_mut().find(|(v, _)| *v == var) {
-                Some((_, list)) => list.push(path.display().to_string()),
-                None => vars.push((var, vec![path.display().to_string()])),
+        if !config_existed {
+            // The mode and owner go through a descriptor of the directory
+            // itself: a link at its place fails the start (`ELOOP`), as
+            // under systemd, instead of leading root to whatever it names.
+            let fd = nix::fcntl::open(&made, DIR_NOFOLLOW, nix::sys::stat::Mode::empty())
+                .map_err(|e| failed(&made, e.into()))?;
+            let _ = nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode));
+            // A system manager's units without a user get theirs as root's
+            // (systemd's `EXEC_CHOWN_DIRECTORIES` with uid 0).
+            let owner = uid_gid.or((!user_mode).then_some((0, 0)));
+            if let Some((uid, gid)) = owner {
+                chown_tree(&fd, uid, gid, super::sandbox::dynamic_user(unit, section))
+                    .map_err(|e| failed(&made, e))?;
             }
-            continue;
-        }
-        // The mode and owner go through a descriptor of the directory
-        // itself: a link at its place fails the start (`ELOOP`), as under
-        // systemd, instead of leading root to whatever it names.
-        let fd = nix::fcntl::open(
-            &made,
-            nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_NOFOLLOW
-                | nix::fcntl::OFlag::O_CLOEXEC
-                | nix::fcntl::OFlag::O_RDONLY,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| failed(&made, e.into()))?;
-        let _ = nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode));
-        drop(fd);
-        // A system manager's units without a user get theirs as root's
-        // (systemd's `EXEC_CHOWN_DIRECTORIES` with uid 0).
-        let owner = uid_gid.or((!user_mode).then_some((0, 0)));
-        if let Some((uid, gid)) = owner {
-            chown_tree(&made, uid, gid, super::sandbox::dynamic_user(unit, section))
-                .map_err(|e| failed(&made, e))?;
         }
         match vars.iter_mut().find(|(v, _)| *v == var) {
             Some((_, list)) => list.push(path.display().to_string()),
