@@ -1143,6 +1143,38 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
         !ok && (out.contains("flint changes units only") || out.contains("Access denied")),
         "{out}"
     );
+    // Unit files (cockpit's services page): any user reads their state,
+    // only root changes them.
+    let as_nobody = |method: &str, signature: &str, args: &[&str]| {
+        let mut all = vec![
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "busctl",
+            "--system",
+            "call",
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+            method,
+            signature,
+        ];
+        all.extend_from_slice(args);
+        inside(&flint, &["-m"], "setpriv", &all)
+    };
+    let (ok, out) = as_nobody("GetUnitFileState", "s", &["fails.service"]);
+    assert!(ok && out == "s \"static\"\n", "{out}\n{}", flint.log());
+    let (ok, out) = as_nobody("ListUnitFilesByPatterns", "asas", &["0", "1", "slow.*"]);
+    assert!(ok && out.contains("/slow.service\" \"static\""), "{out}");
+    let (ok, out) = as_nobody(
+        "EnableUnitFiles",
+        "asbb",
+        &["1", "slow.service", "false", "false"],
+    );
+    assert!(
+        !ok && (out.contains("flint changes units only") || out.contains("Access denied")),
+        "{out}"
+    );
     let (ok, out) = busctl(&[
         "call",
         "org.freedesktop.systemd1",
@@ -3124,4 +3156,112 @@ fn roots_systemctl_reaches_a_system_flint_on_its_private_socket() {
     assert!(ok, "{out}\n{}", flint.log());
     let (ok, out) = systemctl(&["is-active", "other.service"]);
     assert!(ok && out == "active\n", "{out}\n{}", flint.log());
+}
+
+/// Where a system flint runs (`/run/systemd/system` exists), Debian's
+/// systemctl does `enable`, `disable`, `is-enabled`, `list-unit-files`,
+/// `set-default` and `get-default` through the manager's API
+/// (`EnableUnitFiles`, ...), as it does under systemd, not on its own: the
+/// links are made in flint's configuration directory, the answers say what
+/// changed, and a refusal has systemd's words.
+#[test]
+fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
+    if !common::require("systemctl", "systemd: the client of the private socket")
+        || !common::require("nsenter", "util-linux: joins flint's namespace")
+    {
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "skipped: a mount namespace with its own /run and /etc/systemd/system needs root"
+        );
+        return;
+    }
+    let tree = Tree::new();
+    tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "web.service",
+        "[Service]\nExecStart=/bin/sleep 1000\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    tree.write("plain.service", "[Service]\nExecStart=/bin/true\n");
+    tree.write("custom.target", "[Unit]\nDescription=custom\n");
+    // The tree is the system's configuration directory in flint's mount
+    // namespace, as an administrator's /etc/systemd/system.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && \
+             mount --bind {} /etc/systemd/system && \
+             exec {} run --unit-dir /etc/systemd/system keep.service",
+            tree.path().display(),
+            common::flint_bin().display(),
+        ));
+    let flint = Flint::run_command_until(cmd, "unit(s) running");
+    let systemctl = |args: &[&str]| {
+        let mut all = vec!["SYSTEMD_IGNORE_CHROOT=1", "LANG=C.UTF-8", "systemctl"];
+        all.extend_from_slice(args);
+        inside(&flint, &["-m"], "env", &all)
+    };
+    let wants = tree.path().join("multi-user.target.wants/web.service");
+    let (ok, out) = systemctl(&["is-enabled", "web.service"]);
+    assert!(!ok && out == "disabled\n", "{out}\n{}", flint.log());
+    let (ok, out) = systemctl(&["enable", "web.service"]);
+    assert!(
+        ok && out.contains(
+            "Created symlink /etc/systemd/system/multi-user.target.wants/web.service \
+             → /etc/systemd/system/web.service."
+        ),
+        "{out}\n{}",
+        flint.log()
+    );
+    assert_eq!(
+        std::fs::read_link(&wants).unwrap(),
+        Path::new("/etc/systemd/system/web.service")
+    );
+    let (ok, out) = systemctl(&["is-enabled", "web.service"]);
+    assert!(ok && out == "enabled\n", "{out}\n{}", flint.log());
+    let (ok, out) = systemctl(&["list-unit-files", "--no-legend", "web*", "plain*"]);
+    assert!(ok, "{out}\n{}", flint.log());
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        rows.iter().any(|r| r[..2] == ["web.service", "enabled"]),
+        "{out}"
+    );
+    assert!(
+        rows.iter().any(|r| r[..2] == ["plain.service", "static"]),
+        "{out}"
+    );
+    // A unit without [Install]: told so, nothing changed.
+    let (ok, out) = systemctl(&["enable", "plain.service"]);
+    assert!(ok && out.contains("have no installation config"), "{out}");
+    // A unit that is nowhere: systemd's error of the call.
+    let (ok, out) = systemctl(&["enable", "nope.service"]);
+    assert!(
+        !ok && out.contains("Failed to enable unit: Unit file nope.service does not exist."),
+        "{out}"
+    );
+    let (ok, out) = systemctl(&["disable", "web.service"]);
+    assert!(
+        ok && out.contains("Removed \"/etc/systemd/system/multi-user.target.wants/web.service\"."),
+        "{out}\n{}",
+        flint.log()
+    );
+    assert!(wants.symlink_metadata().is_err());
+    // enable --now: the links, flint's daemon-reload, then the start.
+    let (ok, out) = systemctl(&["enable", "--now", "web.service"]);
+    assert!(ok, "{out}\n{}", flint.log());
+    let (ok, out) = systemctl(&["is-active", "web.service"]);
+    assert!(ok && out == "active\n", "{out}\n{}", flint.log());
+    let (ok, out) = systemctl(&["show", "-p", "UnitFileState", "web.service"]);
+    assert!(ok && out == "UnitFileState=enabled\n", "{out}");
+    let (ok, out) = systemctl(&["set-default", "custom.target"]);
+    assert!(
+        ok && out.contains("/etc/systemd/system/default.target"),
+        "{out}"
+    );
+    let (ok, out) = systemctl(&["get-default"]);
+    assert!(ok && out == "custom.target\n", "{out}\n{}", flint.log());
 }

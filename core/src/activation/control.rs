@@ -918,12 +918,8 @@ impl Manager {
         if let Some(s) = self.units.file_states.borrow().get(name) {
             return s.clone();
         }
-        let lookup = if self.search.user_mode {
-            crate::install::LookupPaths::user()
-        } else {
-            crate::install::LookupPaths::system_from(None, &self.search)
-        };
-        let state = lookup
+        let state = self
+            .install_paths()
             .ok()
             .and_then(|lp| crate::install::unit_file_state(&lp, name).ok())
             .map(|s| s.as_str().to_string())
@@ -2417,6 +2413,7 @@ impl Manager {
                 ok(Vec::new(), 0)
             }
             "transient" => self.write_transient(req),
+            "unit-files" => self.unit_files_request(req),
             "set-property" => {
                 let files: Vec<std::path::PathBuf> = strings(req, "files")
                     .into_iter()

@@ -96,10 +96,31 @@ fn job_command(member: &str) -> Option<&'static str> {
 /// Whether the manager's method `member` changes units (the others read).
 pub(super) fn changes_units(member: &str) -> bool {
     job_command(member).is_some()
+        || file_verb(member).is_some()
         || matches!(
             member,
             "Reload" | "KillUnit" | "ResetFailed" | "ResetFailedUnit" | "Exit"
         )
+}
+
+/// The unit-file verb a method that changes unit files is (`unit-files`
+/// of the control socket), and whether its answer says if the units
+/// carry installation rules.
+fn file_verb(member: &str) -> Option<(&'static str, bool)> {
+    Some(match member {
+        "EnableUnitFiles" | "EnableUnitFilesWithFlags" => ("enable", true),
+        "DisableUnitFiles" | "DisableUnitFilesWithFlags" => ("disable", false),
+        "ReenableUnitFiles" => ("reenable", true),
+        "LinkUnitFiles" => ("link", false),
+        "PresetUnitFiles" | "PresetUnitFilesWithMode" => ("preset", true),
+        "PresetAllUnitFiles" => ("preset-all", false),
+        "MaskUnitFiles" => ("mask", false),
+        "UnmaskUnitFiles" => ("unmask", false),
+        "RevertUnitFiles" => ("revert", false),
+        "SetDefaultTarget" => ("set-default", false),
+        "AddDependencyUnitFiles" => ("add-dependency", false),
+        _ => return None,
+    })
 }
 
 /// Answers `msg` if it is a call of the API; `false` when it is not one
@@ -113,6 +134,7 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
         Some(MANAGER) => {
             path == ROOT
                 && (job_command(member).is_some()
+                    || file_verb(member).is_some()
                     || matches!(
                         member,
                         "GetUnit"
@@ -130,6 +152,9 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                             | "ListUnitsFiltered"
                             | "ListUnitsByPatterns"
                             | "ListUnitsByNames"
+                            | "GetUnitFileState"
+                            | "ListUnitFiles"
+                            | "ListUnitFilesByPatterns"
                     ))
         }
         // The manager's own properties (`is-system-running`, `show` and
@@ -447,9 +472,74 @@ fn call(
         }
         "GetDefaultTarget" => {
             args("")?;
-            let props = properties(control, "default.target")?;
-            let name = prop(&props, "Id").unwrap_or("default.target").to_string();
-            Ok(Some(vec![Value::Str(name)]))
+            let answer = unit_files(control, "get-default", json!({}))?;
+            let name = answer["name"].as_str().unwrap_or("default.target");
+            Ok(Some(vec![Value::Str(name.to_string())]))
+        }
+        "GetUnitFileState" => {
+            let name = string(&args("s")?[0]);
+            let answer = unit_files(control, "state", json!({"files": [name]}))?;
+            let state = answer["state"].as_str().unwrap_or("");
+            Ok(Some(vec![Value::Str(state.to_string())]))
+        }
+        "ListUnitFiles" | "ListUnitFilesByPatterns" => {
+            let (states, patterns) = if member == "ListUnitFiles" {
+                args("")?;
+                (Vec::new(), Vec::new())
+            } else {
+                let a = args("asas")?;
+                (strings(&a[0]), strings(&a[1]))
+            };
+            let answer = unit_files(
+                control,
+                "list",
+                json!({"states": states, "patterns": patterns}),
+            )?;
+            let rows = answer["files"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|f| {
+                    Value::Struct(vec![
+                        Value::Str(f[0].as_str().unwrap_or("").to_string()),
+                        Value::Str(f[1].as_str().unwrap_or("").to_string()),
+                    ])
+                })
+                .collect();
+            Ok(Some(vec![Value::Array("(ss)".into(), rows)]))
+        }
+        _ if let Some((verb, carries)) = file_verb(member) => {
+            let request = file_request(member, &args)?;
+            let answer = unit_files(control, verb, request)?;
+            let changes = answer["changes"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let rows: Vec<Value> = changes
+                .iter()
+                .map(|c| {
+                    Value::Struct(
+                        (0..3)
+                            .map(|i| Value::Str(c[i].as_str().unwrap_or("").to_string()))
+                            .collect(),
+                    )
+                })
+                .collect();
+            // Subscribers learn that unit files changed, as systemd tells
+            // them before its answer.
+            if changes
+                .iter()
+                .any(|c| c[0] == "symlink" || c[0] == "unlink")
+            {
+                let _ = out.signal_values(None, ROOT, MANAGER, "UnitFilesChanged", &[]);
+            }
+            let mut reply = Vec::new();
+            if carries {
+                reply.push(Value::Bool(answer["carries"].as_bool() == Some(true)));
+            }
+            reply.push(Value::Array("(sss)".into(), rows));
+            Ok(Some(reply))
         }
         // The bus's subscribers are counted where its messages are read
         // (`bus_activation`); on the private socket flint sends no
@@ -484,6 +574,84 @@ fn call(
                 ))
         }
     }
+}
+
+/// The `unit-files` request of a method that changes unit files, from its
+/// arguments: the files (or the one target of `SetDefaultTarget`),
+/// `runtime` and `force` from the booleans or the flags
+/// (`UNIT_FILE_RUNTIME`, `UNIT_FILE_FORCE`; `UNIT_FILE_PORTABLE` changes
+/// nothing here), the preset mode, and `AddDependencyUnitFiles`'s target
+/// and dependency type.
+fn file_request(
+    member: &str,
+    args: &dyn Fn(&str) -> Result<Vec<Value>, CallError>,
+) -> Result<Json, CallError> {
+    let signature = match member {
+        "EnableUnitFilesWithFlags" | "DisableUnitFilesWithFlags" => "ast",
+        // (No force for these: their one boolean is `runtime`.)
+        "DisableUnitFiles" | "UnmaskUnitFiles" => "asb",
+        "RevertUnitFiles" => "as",
+        "PresetUnitFilesWithMode" => "assbb",
+        "PresetAllUnitFiles" => "sbb",
+        "SetDefaultTarget" => "sb",
+        "AddDependencyUnitFiles" => "asssbb",
+        _ => "asbb",
+    };
+    let a = args(signature)?;
+    let mut texts = a.iter().filter_map(|v| match v {
+        Value::Str(s) => Some(s.clone()),
+        _ => None,
+    });
+    let bools: Vec<bool> = a
+        .iter()
+        .filter_map(|v| match v {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        })
+        .collect();
+    let (mut runtime, mut force) = (bools.first() == Some(&true), bools.get(1) == Some(&true));
+    if let Some(Value::U64(flags)) = a.iter().find(|v| matches!(v, Value::U64(_))) {
+        if flags & !0b111 != 0 {
+            return Err((INVALID_ARGS, "Invalid argument".into()));
+        }
+        runtime = flags & 1 != 0;
+        force = flags & 2 != 0;
+    }
+    let mut request = json!({"runtime": runtime, "force": force,
+                             "files": a.first().map(strings).unwrap_or_default()});
+    match member {
+        "SetDefaultTarget" => {
+            // (name, force): always in the persistent configuration.
+            request["files"] = json!([texts.next().unwrap_or_default()]);
+            request["force"] = json!(runtime);
+            request["runtime"] = json!(false);
+        }
+        "PresetAllUnitFiles" | "PresetUnitFilesWithMode" => {
+            request["mode"] = json!(texts.next().unwrap_or_default());
+        }
+        "AddDependencyUnitFiles" => {
+            request["target"] = json!(texts.next().unwrap_or_default());
+            request["type"] = json!(texts.next().unwrap_or_default());
+        }
+        _ => {}
+    }
+    Ok(request)
+}
+
+/// One `unit-files` request: the answer, or the error systemd gives (its
+/// name from flint's answer).
+fn unit_files(control: &Path, verb: &str, mut extra: Json) -> Result<Json, CallError> {
+    extra["verb"] = json!(verb);
+    let answer = request(control, "unit-files", &[], extra).map_err(|e| (FAILED, e))?;
+    if answer["ok"].as_bool() == Some(true) {
+        return Ok(answer);
+    }
+    let text = answer["error"].as_str().unwrap_or("failed").to_string();
+    let name = answer["bus_error"]
+        .as_str()
+        .and_then(super::unit_files::error_name)
+        .unwrap_or(FAILED);
+    Err((name, text))
 }
 
 /// The error for an object path that names no unit.

@@ -43,6 +43,7 @@ mod switch;
 mod target;
 mod turns;
 mod unit_cache;
+mod unit_files;
 
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;

@@ -179,6 +179,12 @@ pub fn read_args(signature: &str, body: &[u8]) -> Option<Vec<Value>> {
                     _ => Value::Bool(n != 0),
                 });
             }
+            't' => {
+                at = at.next_multiple_of(8);
+                let n = u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
+                at += 8;
+                out.push(Value::U64(n));
+            }
             'a' if chars.next() == Some('s') => {
                 at = at.next_multiple_of(4);
                 let len = u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?) as usize;
