@@ -1037,6 +1037,8 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     let tree = hostnamed_tree(&units);
     tree.write("forged.service", "[Service]\nExecStart=/bin/true\n");
     tree.write("slow.service", "[Service]\nExecStart=/bin/sleep 2\n");
+    tree.write("spare.socket", "[Socket]\nListenStream=/run/spare.sock\n");
+    tree.write("spare.service", "[Service]\nExecStart=/bin/sleep 1000\n");
     tree.write(
         "fails.service",
         "[Service]\nExecStart=/bin/sh -c 'sleep 1; exit 3'\n",
@@ -1200,6 +1202,36 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     assert!(!ok, "{out}\n{}", flint.log());
     let (_, state) = systemctl(&["is-active", "fails.service"]);
     assert_eq!(state, "failed\n", "{}", flint.log());
+    // A socket's changes are signalled too: `--wait` on a socket returns
+    // once it is stopped.
+    let mut waiting = nsenter(&flint, &["-m"], "env")
+        .args([
+            "SYSTEMD_IGNORE_CHROOT=1",
+            "systemctl",
+            "start",
+            "--wait",
+            "spare.socket",
+        ])
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            (systemctl(&["is-active", "spare.socket"]).1 == "active\n").then_some(())
+        })
+        .is_some(),
+        "{}",
+        flint.log()
+    );
+    let (ok, out) = systemctl(&["stop", "spare.socket"]);
+    assert!(ok, "{out}\n{}", flint.log());
+    let ended = wait_for(Duration::from_secs(10), || waiting.try_wait().unwrap());
+    let _ = waiting.kill();
+    let _ = waiting.wait();
+    assert!(
+        ended.is_some_and(|s| s.success()),
+        "systemctl --wait did not see the socket stop: {ended:?}\n{}",
+        flint.log()
+    );
     // An activation request that does not come from the bus daemon itself
     // starts nothing (any client may send the signal).
     let (sent, out) = inside(

@@ -274,7 +274,58 @@ impl Activator {
     }
 }
 
+/// The states of the units other than services as last signalled to the
+/// bus's subscribers: `ActiveState`, `SubState` and job by unit name.
+#[derive(Default)]
+pub(super) struct Seen {
+    /// Whether `words` holds the states of the last look (the first look
+    /// after a peer subscribed notes them without signalling).
+    primed: bool,
+    words: std::collections::HashMap<String, (&'static str, &'static str, Option<u64>)>,
+}
+
 impl super::Manager {
+    /// Signals the changes of state and job of sockets and targets to the
+    /// bus's subscribers (services' are signalled where they change), as
+    /// systemd signals every unit's: cockpit's services page follows them.
+    /// Nothing is looked at while no peer subscribed.
+    pub(super) fn tell_bus_other_units(&mut self) {
+        let Some(activator) = self.activator.as_ref().filter(|a| Activator::subscribed(a)) else {
+            if self.bus_seen.primed {
+                self.bus_seen = Seen::default();
+            }
+            return;
+        };
+        let mut now: Vec<(String, &'static str, &'static str, Option<u64>)> = Vec::new();
+        for i in 0..self.sockets.len() {
+            if !self.sockets[i].removed {
+                let (active, sub) = self.socket_state(i);
+                now.push((self.sockets[i].name.clone(), active, sub, None));
+            }
+        }
+        for (id, t) in &self.targets {
+            let (active, sub) = if t.active {
+                ("active", "active")
+            } else {
+                ("inactive", "dead")
+            };
+            let job = self.jobs.get(id).map(|j| j.serial);
+            now.push((t.unit.id.to_string(), active, sub, job));
+        }
+        let primed = self.bus_seen.primed;
+        for (name, active, sub, job) in now {
+            let words = (active, sub, job);
+            if self.bus_seen.words.get(&name) == Some(&words) {
+                continue;
+            }
+            if primed {
+                activator.unit_changed(&name, active, sub, job);
+            }
+            self.bus_seen.words.insert(name, words);
+        }
+        self.bus_seen.primed = true;
+    }
+
     /// Signals a service's state and job on the bus, if anyone there
     /// subscribed.
     pub(super) fn tell_bus_unit_changed(&self, id: u64) {

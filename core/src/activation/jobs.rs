@@ -1350,6 +1350,7 @@ impl Manager {
                 break;
             }
         }
+        self.tell_bus_other_units();
     }
 
     /// The second half of a socket restarted with the service that needs

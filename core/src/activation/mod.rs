@@ -380,6 +380,8 @@ struct Manager {
     /// runs, and the units it was asked to start there and has not seen
     /// start yet.
     activator: Option<bus_activation::Activator>,
+    /// The states of sockets and targets last signalled on the bus.
+    bus_seen: bus_activation::Seen,
     /// The bus daemon the activator is for (set while it connects, too).
     activator_for: Option<String>,
     bus_activations: Vec<(String, u64)>,
@@ -675,6 +677,7 @@ async fn run_async(
         socket_invocations: HashMap::new(),
         listing_sockets: Vec::new(),
         activator: None,
+        bus_seen: bus_activation::Seen::default(),
         activator_for: None,
         bus_activations: Vec::new(),
         timers: timer::Timers::default(),
