@@ -111,9 +111,11 @@ fn flint_in_namespaces(tree: &Tree, ns: &[&str], setup: &str, units: &[&str]) ->
     cmd.args(ns)
         .args(["--propagation", "private", "sh", "-c"])
         .arg(format!(
-            "{setup} && exec {} run --unit-dir {} {}",
+            // (And a directory for transient units, systemd-run's.)
+            "{setup} && exec {} run --unit-dir {} --unit-dir {} {}",
             common::flint_bin().display(),
             tree.path().display(),
+            tree.path().join("transient").display(),
             units.join(" ")
         ));
     Flint::run_command_until(cmd, "unit(s) running")
@@ -1202,6 +1204,31 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     assert!(!ok, "{out}\n{}", flint.log());
     let (_, state) = systemctl(&["is-active", "fails.service"]);
     assert_eq!(state, "failed\n", "{}", flint.log());
+    // Debian's systemd-run --wait goes through the bus: the transient
+    // service's start pins it (systemd's AddRef), its changes are
+    // signalled to systemd-run, which reports the end and exits with the
+    // service's status.
+    let (ok, out) = inside(
+        &flint,
+        &["-m"],
+        "env",
+        &[
+            "SYSTEMD_IGNORE_CHROOT=1",
+            "systemd-run",
+            "--wait",
+            "-p",
+            "Environment=CODE=3",
+            "/bin/sh",
+            "-c",
+            "sleep 1; exit $CODE",
+        ],
+    );
+    assert!(
+        !ok && out.contains("Finished with result: exit-code")
+            && out.contains("Main processes terminated with: code=exited/status=3"),
+        "{out}\n{}",
+        flint.log()
+    );
     // A socket's changes are signalled too: `--wait` on a socket returns
     // once it is stopped.
     let mut waiting = nsenter(&flint, &["-m"], "env")
@@ -3224,7 +3251,8 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
         .arg(format!(
             "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && \
              mount --bind {} /etc/systemd/system && \
-             exec {} run --unit-dir /etc/systemd/system keep.service",
+             exec {} run --unit-dir /etc/systemd/system --unit-dir /run/systemd/transient \
+             keep.service",
             tree.path().display(),
             common::flint_bin().display(),
         ));
@@ -3295,5 +3323,65 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
         "{out}"
     );
     let (ok, out) = systemctl(&["get-default"]);
-    assert!(ok && out == "custom.target\n", "{out}\n{}", flint.log());
+    assert!(ok && out == "custom.target\n", "{out}\n{}", flint.log()); // Debian's systemd-run sends its transient unit the same way
+    // (StartTransientUnit): the service runs with what it was given.
+    let (ok, out) = inside(
+        &flint,
+        &["-m"],
+        "env",
+        &[
+            "SYSTEMD_IGNORE_CHROOT=1",
+            "systemd-run",
+            "--unit=hello",
+            "-E",
+            "FOO=bar baz",
+            "-p",
+            "Nice=7",
+            "/bin/sh",
+            "-c",
+            "echo \"$FOO $(cut -d' ' -f19 /proc/self/stat)\" > /run/hello.out",
+        ],
+    );
+    assert!(
+        ok && out.contains("Running as unit: hello.service"),
+        "{out}\n{}",
+        flint.log()
+    );
+    let written = wait_for(Duration::from_secs(10), || {
+        let (ok, text) = inside(&flint, &["-m"], "cat", &["/run/hello.out"]);
+        ok.then_some(text)
+    });
+    assert_eq!(written.as_deref(), Some("bar baz 7\n"), "{}", flint.log());
+    // A timer with its service; what flint cannot run is refused with
+    // the reason.
+    let (ok, out) = inside(
+        &flint,
+        &["-m"],
+        "env",
+        &[
+            "SYSTEMD_IGNORE_CHROOT=1",
+            "systemd-run",
+            "--on-active=1h",
+            "--unit=later",
+            "/bin/true",
+        ],
+    );
+    assert!(
+        ok && out.contains("Running timer as unit: later.timer"),
+        "{out}"
+    );
+    let (ok, out) = systemctl(&["is-active", "later.timer"]);
+    assert!(ok && out == "active\n", "{out}\n{}", flint.log());
+    let (ok, out) = inside(
+        &flint,
+        &["-m"],
+        "env",
+        &[
+            "SYSTEMD_IGNORE_CHROOT=1",
+            "systemd-run",
+            "--scope",
+            "/bin/true",
+        ],
+    );
+    assert!(!ok && out.contains("not scope units"), "{out}");
 }

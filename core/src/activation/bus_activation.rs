@@ -157,7 +157,12 @@ impl Activator {
                                 h.interface.as_deref() == Some(super::manager_api::MANAGER);
                             if manager {
                                 match h.member.as_deref() {
-                                    Some("Subscribe") => {
+                                    // A transient unit's starter pins it
+                                    // (`AddRef`, which systemd-run sends
+                                    // on a bus): systemd then signals it
+                                    // the unit's changes, which
+                                    // `systemd-run --wait` waits for.
+                                    Some("Subscribe" | "StartTransientUnit") => {
                                         peers.subscribed.insert(caller.clone());
                                     }
                                     Some("Unsubscribe") => {
@@ -233,23 +238,13 @@ impl Activator {
     /// its `org.freedesktop.systemd1.Unit` interface): `systemctl --wait`
     /// waits for these. (Only while a peer is subscribed, see
     /// [`super::Manager::tell_bus_unit_changed`].)
-    fn unit_changed(&self, unit: &str, active: &str, sub: &str, job: Option<u64>) {
-        use crate::bus::Value;
-        let changed = vec![
-            ("ActiveState".to_string(), Value::Str(active.to_string())),
-            ("SubState".to_string(), Value::Str(sub.to_string())),
-            ("Job".to_string(), super::manager_api::job_value(job)),
-        ];
+    fn unit_changed(&self, unit: &str, args: &[crate::bus::Value]) {
         if let Err(e) = self.sender.signal_values(
             None,
             &super::manager_api::unit_path(unit),
             super::manager_api::PROPERTIES,
             "PropertiesChanged",
-            &[
-                Value::Str("org.freedesktop.systemd1.Unit".into()),
-                Value::Properties(changed),
-                Value::Strings(Vec::new()),
-            ],
+            args,
         ) {
             tracing::debug!("{unit}: cannot signal its change on the bus: {e}");
         }
@@ -290,12 +285,12 @@ impl super::Manager {
     /// systemd signals every unit's: cockpit's services page follows them.
     /// Nothing is looked at while no peer subscribed.
     pub(super) fn tell_bus_other_units(&mut self) {
-        let Some(activator) = self.activator.as_ref().filter(|a| Activator::subscribed(a)) else {
+        if !self.signals_listened() {
             if self.bus_seen.primed {
                 self.bus_seen = Seen::default();
             }
             return;
-        };
+        }
         let mut now: Vec<(String, &'static str, &'static str, Option<u64>)> = Vec::new();
         for i in 0..self.sockets.len() {
             if !self.sockets[i].removed {
@@ -319,7 +314,7 @@ impl super::Manager {
                 continue;
             }
             if primed {
-                activator.unit_changed(&name, active, sub, job);
+                self.signal_unit_changed(&name, active, sub, job);
             }
             self.bus_seen.words.insert(name, words);
         }
@@ -329,15 +324,43 @@ impl super::Manager {
     /// Signals a service's state and job on the bus, if anyone there
     /// subscribed.
     pub(super) fn tell_bus_unit_changed(&self, id: u64) {
-        let Some(activator) = self.activator.as_ref().filter(|a| Activator::subscribed(a)) else {
+        if !self.signals_listened() {
             return;
-        };
+        }
         let Some(svc) = self.services.get(&id) else {
             return;
         };
         let (active, sub) = self.service_words(id);
         let job = self.jobs.get(&id).map(|j| j.serial);
-        activator.unit_changed(svc.unit.id.as_str(), active, sub, job);
+        self.signal_unit_changed(svc.unit.id.as_str(), active, sub, job);
+    }
+
+    /// Whether anyone listens for the units' changes: a subscriber of the
+    /// bus (on the private socket flint signals only a job's end to its
+    /// caller; `systemd-run --wait` and `systemctl --wait` follow units
+    /// on the bus).
+    pub(super) fn signals_listened(&self) -> bool {
+        self.activator.as_ref().is_some_and(Activator::subscribed)
+    }
+
+    /// Signals that `unit`'s state or job changed (`PropertiesChanged` of
+    /// its `org.freedesktop.systemd1.Unit` interface) to the bus's
+    /// subscribers.
+    fn signal_unit_changed(&self, unit: &str, active: &str, sub: &str, job: Option<u64>) {
+        use crate::bus::Value;
+        let changed = vec![
+            ("ActiveState".to_string(), Value::Str(active.to_string())),
+            ("SubState".to_string(), Value::Str(sub.to_string())),
+            ("Job".to_string(), super::manager_api::job_value(job)),
+        ];
+        let args = vec![
+            Value::Str("org.freedesktop.systemd1.Unit".into()),
+            Value::Properties(changed),
+            Value::Strings(Vec::new()),
+        ];
+        if let Some(activator) = self.activator.as_ref().filter(|a| Activator::subscribed(a)) {
+            activator.unit_changed(unit, &args);
+        }
     }
 
     /// A service is up: if it is the bus daemon, flint takes

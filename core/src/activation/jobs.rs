@@ -1436,10 +1436,7 @@ impl Manager {
         // retroactively_stop_dependencies()).
         let mut went_down: Vec<(u64, String)> = Vec::new();
         // For `systemctl --wait` and the like on the bus.
-        let tell = self
-            .activator
-            .as_ref()
-            .is_some_and(super::bus_activation::Activator::subscribed);
+        let tell = self.signals_listened();
         let mut told: Vec<u64> = Vec::new();
         for (&id, svc) in &mut self.services {
             let now = Class::of(svc.state);

@@ -99,7 +99,12 @@ pub(super) fn changes_units(member: &str) -> bool {
         || file_verb(member).is_some()
         || matches!(
             member,
-            "Reload" | "KillUnit" | "ResetFailed" | "ResetFailedUnit" | "Exit"
+            "Reload"
+                | "KillUnit"
+                | "ResetFailed"
+                | "ResetFailedUnit"
+                | "Exit"
+                | "StartTransientUnit"
         )
 }
 
@@ -153,6 +158,7 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                             | "ListUnitsByPatterns"
                             | "ListUnitsByNames"
                             | "GetUnitFileState"
+                            | "StartTransientUnit"
                             | "ListUnitFiles"
                             | "ListUnitFilesByPatterns"
                     ))
@@ -239,124 +245,35 @@ fn call(
     if let Some(command) = job_command(member) {
         let a = args("ss")?;
         let name = string(&a[0]);
-        let mode = string(&a[1]);
-        if !matches!(
-            mode.as_str(),
-            "replace"
-                | "fail"
-                | "isolate"
-                | "ignore-dependencies"
-                | "ignore-requirements"
-                | "flush"
-                | "triggering"
-                | "replace-irreversibly"
-        ) {
-            return Err((INVALID_ARGS, format!("Job mode {mode} invalid")));
-        }
+        job_mode(&string(&a[1]))?;
         valid_name(&name)?;
         // exit.target ends the manager, found in the tree or not (flint's
         // start of it is `flint ctl exit`).
         if !(command == "start" && name == "exit.target") {
             refuse_before_job(control, command, &name)?;
         }
-        let id = JOBS.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
-        let job = format!("{ROOT}/job/{id}");
-        api.pending.fetch_add(1, Ordering::AcqRel);
-        let (job_out, control, pending) = (out.clone(), control.to_path_buf(), api.pending.clone());
-        let destination = h.sender.clone();
-        // The call is answered once the job is queued, as systemd's is: a
-        // `GetAll` right after it (`systemctl --wait`) sees the job, and an
-        // `is-active` after `--no-block` sees the unit activating. A request
-        // refused before any job is the error of the call instead; the two
-        // sides decide under one lock, so that a refusal that comes after
-        // the job's path went out (flint slower than the bound) still ends
-        // with `JobRemoved`.
-        let phase = Arc::new((
-            std::sync::Mutex::new(Phase::Waiting),
-            std::sync::Condvar::new(),
-        ));
-        // And `JobRemoved` goes after that answer.
-        let (replied, on_replied) = std::sync::mpsc::channel::<()>();
-        let job_path = job.clone();
-        let theirs = phase.clone();
-        let spawned = std::thread::Builder::new()
-            .name("flint-job".into())
-            .spawn(move || {
-                let set = |to: Phase| {
-                    let (lock, cv) = &*theirs;
-                    let mut p = lock
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let waiting = matches!(*p, Phase::Waiting);
-                    if waiting {
-                        *p = to;
-                        cv.notify_all();
-                    }
-                    waiting
-                };
-                let req = json!({"version": crate::control::PROTOCOL_VERSION,
-                                 "command": command, "units": [name]});
-                let answer = crate::control::call_queued(&control, &req, &mut || {
-                    set(Phase::Queued);
-                })
-                .map_err(|e| e.to_string());
-                // Still waiting when flint answered: refused before a job.
-                if let Ok(refused) = &answer
-                    && set(Phase::Refused(refused.clone()))
-                {
-                    pending.fetch_sub(1, Ordering::AcqRel);
-                    return;
-                }
-                // (A control socket that failed: the path goes, then the
-                // job's end as failed.)
-                set(Phase::Queued);
-                let result = settled_result(&control, command, &name, &answer);
-                let _ = on_replied.recv_timeout(std::time::Duration::from_secs(10));
-                let _ = job_out.signal_values(
-                    destination.as_deref(),
-                    ROOT,
-                    MANAGER,
-                    "JobRemoved",
-                    &[
-                        Value::U32(id),
-                        Value::Path(job),
-                        Value::Str(name),
-                        Value::Str(result.into()),
-                    ],
-                );
-                // systemctl asks more once its job is over (a failed
-                // service's `Result`, a stopped unit's triggers): the peer
-                // is kept past its idle limit a while longer.
-                std::thread::sleep(std::time::Duration::from_secs(5));
-                pending.fetch_sub(1, Ordering::AcqRel);
-            });
-        if spawned.is_err() {
-            api.pending.fetch_sub(1, Ordering::AcqRel);
-            return Err((FAILED, "cannot start a thread for the job".into()));
+        return queue_job(out, h, api, control, command, name);
+    }
+    if member == "StartTransientUnit" {
+        if signature != "ssa(sv)a(sa(sv))" {
+            return Err((
+                INVALID_ARGS,
+                format!("{member} takes (ssa(sv)a(sa(sv))), not ({signature})"),
+            ));
         }
-        {
-            let (lock, cv) = &*phase;
-            let p = lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let (mut p, _) = cv
-                .wait_timeout_while(p, std::time::Duration::from_secs(10), |p| {
-                    matches!(p, Phase::Waiting)
-                })
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Phase::Refused(refused) = &*p {
-                return Err(refusal(refused));
-            }
-            // Queued, or flint too busy to say within the bound: the
-            // job's path; its end follows in any case.
-            *p = Phase::Replied;
-        }
-        if h.flags & 1 == 0 {
-            let sent = out.reply(h, &[Value::Path(job_path)]);
-            let _ = replied.send(());
-            sent.map_err(|e| (FAILED, e.to_string()))?;
-        }
-        return Ok(None);
+        let a = crate::bus::read_any(signature, &msg.body)
+            .ok_or_else(|| (INVALID_ARGS, format!("malformed arguments of {member}")))?;
+        let (crate::bus::Any::Str(name), crate::bus::Any::Str(mode)) = (&a[0], &a[1]) else {
+            return Err((INVALID_ARGS, format!("malformed arguments of {member}")));
+        };
+        job_mode(mode)?;
+        valid_name(name)?;
+        let units: Vec<Json> = super::transient_api::unit_files(name, &a[2], &a[3])?
+            .into_iter()
+            .map(|(name, text)| json!({"name": name, "text": text}))
+            .collect();
+        checked(request(control, "transient", &[], json!({"units": units})))?;
+        return queue_job(out, h, api, control, "start", name.clone());
     }
     match member {
         "GetUnit" | "LoadUnit" => {
@@ -574,6 +491,136 @@ fn call(
                 ))
         }
     }
+}
+
+/// The job modes systemd takes.
+fn job_mode(mode: &str) -> Result<(), CallError> {
+    if matches!(
+        mode,
+        "replace"
+            | "fail"
+            | "isolate"
+            | "ignore-dependencies"
+            | "ignore-requirements"
+            | "flush"
+            | "triggering"
+            | "replace-irreversibly"
+    ) {
+        Ok(())
+    } else {
+        Err((INVALID_ARGS, format!("Job mode {mode} invalid")))
+    }
+}
+
+/// Queues job `command` of unit `name` through the control socket and
+/// answers with the job's path once it is queued; its `JobRemoved`
+/// follows when the job ends.
+fn queue_job(
+    out: &Sender,
+    h: &crate::bus::Header,
+    api: &Api,
+    control: &Path,
+    command: &'static str,
+    name: String,
+) -> Result<Option<Vec<Value>>, CallError> {
+    let id = JOBS.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
+    let job = format!("{ROOT}/job/{id}");
+    api.pending.fetch_add(1, Ordering::AcqRel);
+    let (job_out, control, pending) = (out.clone(), control.to_path_buf(), api.pending.clone());
+    let destination = h.sender.clone();
+    // The call is answered once the job is queued, as systemd's is: a
+    // `GetAll` right after it (`systemctl --wait`) sees the job, and an
+    // `is-active` after `--no-block` sees the unit activating. A request
+    // refused before any job is the error of the call instead; the two
+    // sides decide under one lock, so that a refusal that comes after
+    // the job's path went out (flint slower than the bound) still ends
+    // with `JobRemoved`.
+    let phase = Arc::new((
+        std::sync::Mutex::new(Phase::Waiting),
+        std::sync::Condvar::new(),
+    ));
+    // And `JobRemoved` goes after that answer.
+    let (replied, on_replied) = std::sync::mpsc::channel::<()>();
+    let job_path = job.clone();
+    let theirs = phase.clone();
+    let spawned = std::thread::Builder::new()
+        .name("flint-job".into())
+        .spawn(move || {
+            let set = |to: Phase| {
+                let (lock, cv) = &*theirs;
+                let mut p = lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let waiting = matches!(*p, Phase::Waiting);
+                if waiting {
+                    *p = to;
+                    cv.notify_all();
+                }
+                waiting
+            };
+            let req = json!({"version": crate::control::PROTOCOL_VERSION,
+                             "command": command, "units": [name]});
+            let answer = crate::control::call_queued(&control, &req, &mut || {
+                set(Phase::Queued);
+            })
+            .map_err(|e| e.to_string());
+            // Still waiting when flint answered: refused before a job.
+            if let Ok(refused) = &answer
+                && set(Phase::Refused(refused.clone()))
+            {
+                pending.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+            // (A control socket that failed: the path goes, then the
+            // job's end as failed.)
+            set(Phase::Queued);
+            let result = settled_result(&control, command, &name, &answer);
+            let _ = on_replied.recv_timeout(std::time::Duration::from_secs(10));
+            let _ = job_out.signal_values(
+                destination.as_deref(),
+                ROOT,
+                MANAGER,
+                "JobRemoved",
+                &[
+                    Value::U32(id),
+                    Value::Path(job),
+                    Value::Str(name),
+                    Value::Str(result.into()),
+                ],
+            );
+            // systemctl asks more once its job is over (a failed
+            // service's `Result`, a stopped unit's triggers): the peer
+            // is kept past its idle limit a while longer.
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            pending.fetch_sub(1, Ordering::AcqRel);
+        });
+    if spawned.is_err() {
+        api.pending.fetch_sub(1, Ordering::AcqRel);
+        return Err((FAILED, "cannot start a thread for the job".into()));
+    }
+    {
+        let (lock, cv) = &*phase;
+        let p = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut p, _) = cv
+            .wait_timeout_while(p, std::time::Duration::from_secs(10), |p| {
+                matches!(p, Phase::Waiting)
+            })
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Phase::Refused(refused) = &*p {
+            return Err(refusal(refused));
+        }
+        // Queued, or flint too busy to say within the bound: the
+        // job's path; its end follows in any case.
+        *p = Phase::Replied;
+    }
+    if h.flags & 1 == 0 {
+        let sent = out.reply(h, &[Value::Path(job_path)]);
+        let _ = replied.send(());
+        sent.map_err(|e| (FAILED, e.to_string()))?;
+    }
+    Ok(None)
 }
 
 /// The `unit-files` request of a method that changes unit files, from its

@@ -36,6 +36,7 @@ pub mod policy;
 mod private_socket;
 mod socket;
 mod timer;
+mod transient_api;
 pub(crate) use socket::address_text;
 mod socket_hooks;
 mod step_timers;

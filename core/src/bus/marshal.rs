@@ -207,6 +207,168 @@ pub fn read_args(signature: &str, body: &[u8]) -> Option<Vec<Value>> {
     Some(out)
 }
 
+/// Any value as read from a message: what a call's argument of any
+/// signature holds (`StartTransientUnit`'s properties are variants of
+/// every type).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Any {
+    /// `s`, `o` or `g`
+    Str(String),
+    /// `b`
+    Bool(bool),
+    /// `y`, `n`, `q`, `i`, `u`, `x`, `t`
+    Int(i128),
+    /// `d`
+    Double(f64),
+    /// `h`: an index into the message's file descriptors.
+    Fd(u32),
+    /// `a…`, with the element signature.
+    Array(String, Vec<Any>),
+    /// `(…)` or a dictionary entry `{…}`.
+    Struct(Vec<Any>),
+    /// `v`: the signature it carries and the value.
+    Variant(String, Box<Any>),
+}
+
+/// How deep containers may nest (the specification's 32 arrays plus 32
+/// structs).
+const MAX_DEPTH: usize = 64;
+
+/// Reads the arguments of a call of any `signature`; `None` when the body
+/// does not hold them or the signature is not one.
+pub fn read_any(signature: &str, body: &[u8]) -> Option<Vec<Any>> {
+    let sig = signature.as_bytes();
+    let (mut s, mut at) = (0usize, 0usize);
+    let mut out = Vec::new();
+    while s < sig.len() {
+        let end = complete_type(sig, s, 0)?;
+        out.push(read_one(&sig[s..end], body, &mut at, 0)?);
+        s = end;
+    }
+    Some(out)
+}
+
+/// The end of the single complete type starting at `sig[s]`.
+fn complete_type(sig: &[u8], s: usize, depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    match *sig.get(s)? {
+        b'y' | b'b' | b'n' | b'q' | b'i' | b'u' | b'x' | b't' | b'd' | b's' | b'o' | b'g'
+        | b'v' | b'h' => Some(s + 1),
+        b'a' => complete_type(sig, s + 1, depth + 1),
+        open @ (b'(' | b'{') => {
+            let close = if open == b'(' { b')' } else { b'}' };
+            let mut i = s + 1;
+            let mut fields = 0;
+            while *sig.get(i)? != close {
+                i = complete_type(sig, i, depth + 1)?;
+                fields += 1;
+            }
+            // A dictionary entry holds a key and a value.
+            if fields == 0 || (open == b'{' && fields != 2) {
+                return None;
+            }
+            Some(i + 1)
+        }
+        _ => None,
+    }
+}
+
+/// Reads one value of the complete type `sig` at `*at`.
+fn read_one(sig: &[u8], body: &[u8], at: &mut usize, depth: usize) -> Option<Any> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let fixed = |at: &mut usize, n: usize| -> Option<u64> {
+        *at = at.next_multiple_of(n);
+        let bytes = body.get(*at..at.checked_add(n)?)?;
+        *at += n;
+        let mut b = [0u8; 8];
+        b[..n].copy_from_slice(bytes);
+        Some(u64::from_le_bytes(b))
+    };
+    Some(match sig[0] {
+        b'y' => Any::Int(i128::from(fixed(at, 1)?)),
+        b'b' => match fixed(at, 4)? {
+            0 => Any::Bool(false),
+            1 => Any::Bool(true),
+            _ => return None,
+        },
+        b'n' => Any::Int(i128::from(u16::try_from(fixed(at, 2)?).ok()?.cast_signed())),
+        b'q' => Any::Int(i128::from(fixed(at, 2)?)),
+        b'i' => Any::Int(i128::from(u32::try_from(fixed(at, 4)?).ok()?.cast_signed())),
+        b'u' => Any::Int(i128::from(fixed(at, 4)?)),
+        b'h' => Any::Fd(u32::try_from(fixed(at, 4)?).ok()?),
+        b'x' => Any::Int(i128::from(fixed(at, 8)?.cast_signed())),
+        b't' => Any::Int(i128::from(fixed(at, 8)?)),
+        b'd' => Any::Double(f64::from_bits(fixed(at, 8)?)),
+        b's' | b'o' => {
+            let (text, next) = read_str(body, *at)?;
+            *at = next;
+            Any::Str(text)
+        }
+        b'g' => {
+            let (text, next) = read_signature(body, *at)?;
+            *at = next;
+            Any::Str(text)
+        }
+        b'v' => {
+            let (inner, next) = read_signature(body, *at)?;
+            *at = next;
+            let bytes = inner.as_bytes();
+            // One complete type, no more.
+            if complete_type(bytes, 0, depth + 1)? != bytes.len() {
+                return None;
+            }
+            let value = read_one(bytes, body, at, depth + 1)?;
+            Any::Variant(inner, Box::new(value))
+        }
+        b'a' => {
+            let len = usize::try_from(fixed(at, 4)?).ok()?;
+            let element = &sig[1..];
+            *at = at.next_multiple_of(alignment(std::str::from_utf8(element).ok()?));
+            let end = at.checked_add(len)?;
+            if end > body.len() {
+                return None;
+            }
+            let mut items = Vec::new();
+            while *at < end {
+                items.push(read_one(element, body, at, depth + 1)?);
+            }
+            if *at != end {
+                return None;
+            }
+            Any::Array(String::from_utf8(element.to_vec()).ok()?, items)
+        }
+        b'(' | b'{' => {
+            *at = at.next_multiple_of(8);
+            let inner = &sig[1..sig.len() - 1];
+            let mut fields = Vec::new();
+            let mut s = 0;
+            while s < inner.len() {
+                let end = complete_type(inner, s, depth + 1)?;
+                fields.push(read_one(&inner[s..end], body, at, depth + 1)?);
+                s = end;
+            }
+            Any::Struct(fields)
+        }
+        _ => return None,
+    })
+}
+
+/// A signature (`g`: one length byte, the text, a nul) at `at` and the
+/// offset after it.
+fn read_signature(body: &[u8], at: usize) -> Option<(String, usize)> {
+    let len = usize::from(*body.get(at)?);
+    let start = at + 1;
+    let bytes = body.get(start..start + len)?;
+    if body.get(start + len) != Some(&0) {
+        return None;
+    }
+    Some((String::from_utf8(bytes.to_vec()).ok()?, start + len + 1))
+}
+
 /// A string at `at` (aligned first) and the offset after it.
 fn read_str(body: &[u8], at: usize) -> Option<(String, usize)> {
     let at = at.next_multiple_of(4);
@@ -222,6 +384,83 @@ fn read_str(body: &[u8], at: usize) -> Option<(String, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_value_is_read_back_as_written() {
+        let props = Value::Array(
+            "(sv)".into(),
+            vec![
+                Value::Struct(vec![
+                    Value::Str("Description".into()),
+                    Value::Variant(Box::new(Value::Str("d".into()))),
+                ]),
+                Value::Struct(vec![
+                    Value::Str("ExecStart".into()),
+                    Value::Variant(Box::new(Value::Array(
+                        "(sasb)".into(),
+                        vec![Value::Struct(vec![
+                            Value::Str("/bin/echo".into()),
+                            Value::Strings(vec!["echo".into(), "hi".into()]),
+                            Value::Bool(false),
+                        ])],
+                    ))),
+                ]),
+                Value::Struct(vec![
+                    Value::Str("RuntimeMaxUSec".into()),
+                    Value::Variant(Box::new(Value::U64(5_000_000))),
+                ]),
+            ],
+        );
+        let (sig, body) = body(&[Value::Str("x.service".into()), props]);
+        assert_eq!(sig, "sa(sv)");
+        let read = read_any(&sig, &body).unwrap();
+        assert_eq!(read[0], Any::Str("x.service".into()));
+        let Any::Array(element, items) = &read[1] else {
+            panic!("{read:?}")
+        };
+        assert_eq!(element, "(sv)");
+        assert_eq!(items.len(), 3);
+        assert_eq!(
+            items[1],
+            Any::Struct(vec![
+                Any::Str("ExecStart".into()),
+                Any::Variant(
+                    "a(sasb)".into(),
+                    Box::new(Any::Array(
+                        "(sasb)".into(),
+                        vec![Any::Struct(vec![
+                            Any::Str("/bin/echo".into()),
+                            Any::Array(
+                                "s".into(),
+                                vec![Any::Str("echo".into()), Any::Str("hi".into())]
+                            ),
+                            Any::Bool(false),
+                        ])]
+                    ))
+                ),
+            ])
+        );
+        assert_eq!(
+            items[2],
+            Any::Struct(vec![
+                Any::Str("RuntimeMaxUSec".into()),
+                Any::Variant("t".into(), Box::new(Any::Int(5_000_000))),
+            ])
+        );
+        // Truncated, lying lengths, bad booleans and signatures: nothing.
+        for cut in 0..body.len() {
+            assert!(read_any(&sig, &body[..cut]).is_none(), "{cut}");
+        }
+        assert!(read_any("b", &[2, 0, 0, 0]).is_none());
+        assert!(read_any("a", &[0, 0, 0, 0]).is_none());
+        assert!(read_any("(", &[]).is_none());
+        assert!(read_any("{s}", &[]).is_none());
+        assert!(read_any("as", &[0xff, 0xff, 0xff, 0x7f]).is_none());
+        // A variant whose signature holds two types.
+        assert!(read_any("v", &[2, b'u', b'u', 0, 1, 0, 0, 0, 1, 0, 0, 0]).is_none());
+        let deep = "a".repeat(100) + "y";
+        assert!(read_any(&deep, &[0; 8]).is_none());
+    }
 
     #[test]
     fn values_are_laid_out_as_the_specification_says() {

@@ -129,7 +129,7 @@ running flint.
 
 /// The settings of a unit file's `[Unit]` section; other `-p` settings go
 /// to `[Service]`.
-const UNIT_SECTION: &[&str] = &[
+pub(crate) const UNIT_SECTION: &[&str] = &[
     "Description",
     "Documentation",
     "Wants",
@@ -229,7 +229,7 @@ pub fn quote_word(word: &str) -> String {
 /// a `%` doubled where flint would take it for a specifier (systemd takes
 /// nothing sent over the bus for one); refused with a control character
 /// or a trailing backslash, which would end the line or join the next.
-fn setting_value(section: &str, key: &str, value: &str) -> Result<String, RunError> {
+pub(crate) fn setting_value(section: &str, key: &str, value: &str) -> Result<String, RunError> {
     if value.chars().any(char::is_control) || value.ends_with('\\') {
         return Err(RunError::BadProperty(format!("{key}={value}")));
     }
