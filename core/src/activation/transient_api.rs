@@ -80,6 +80,10 @@ fn unit_text(name: &str, properties: &Any) -> Result<String, CallError> {
         let (Some(Any::Str(key)), Some(Any::Variant(sig, value))) = (f.first(), f.get(1)) else {
             return Err((INVALID_ARGS, "a property is not (sv)".into()));
         };
+        // A key is a name: nothing in it can start another line or section.
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(unknown(key));
+        }
         if let Some(base) = key.strip_prefix("Limit") {
             let (base, soft) = match base.strip_suffix("Soft") {
                 Some(b) => (b, true),
@@ -187,14 +191,18 @@ fn lines(
         for e in events {
             match e {
                 Any::Struct(f) => match (f.first(), f.get(1)) {
-                    (Some(Any::Str(base)), Some(Any::Int(usec))) => {
+                    (Some(Any::Str(base)), Some(Any::Int(usec)))
+                        if base.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                    {
                         let k = base.strip_suffix("USec").unwrap_or(base);
                         out.push((
                             format!("{}Sec", k.trim_end_matches("Sec")),
                             format!("{usec}us"),
                         ));
                     }
-                    (Some(Any::Str(base)), Some(Any::Str(spec))) => {
+                    (Some(Any::Str(base)), Some(Any::Str(spec)))
+                        if base.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                    {
                         out.push((
                             base.clone(),
                             setting_value("Timer", base, spec).map_err(bad)?,
@@ -502,6 +510,14 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.1, "Path echo is not absolute.");
+        // Nor can a key that is not a name.
+        let e = unit_files(
+            "x.service",
+            &one(prop("Nice=1\nUser", "s", Any::Str("root".into()))),
+            &none,
+        )
+        .unwrap_err();
+        assert_eq!(e.0, READ_ONLY);
         // A line break cannot reach the file.
         let e = unit_files(
             "x.service",
