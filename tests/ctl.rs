@@ -2032,6 +2032,24 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
             .is_some_and(|n| n > 0),
         "{job}"
     );
+    // The job `list-jobs` shows is the one `cancel` takes (CancelJob).
+    let jobs = ok(&["list-jobs", "--no-legend"]);
+    let id = jobs
+        .lines()
+        .find(|l| l.contains("slow.service"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{jobs}"))
+        .to_string();
+    assert_eq!(job.trim(), format!("Job={id}"));
+    ok(&["cancel", &id]);
+    let (code, _, err) = systemctl(&["cancel", &id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("Job {id} does not exist")), "{err}");
+    assert!(
+        !ok(&["list-jobs", "--no-legend"]).contains("slow.service"),
+        "{}",
+        flint.log()
+    );
     ok(&["stop", "slow.service"]);
     let (code, _, err) = systemctl(&["reload", "e.service"]);
     assert_eq!(code, 3, "{err}");

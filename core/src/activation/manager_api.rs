@@ -105,6 +105,8 @@ pub(super) fn changes_units(member: &str) -> bool {
                 | "ResetFailedUnit"
                 | "Exit"
                 | "StartTransientUnit"
+                | "CancelJob"
+                | "ClearJobs"
         )
 }
 
@@ -159,6 +161,8 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                             | "ListUnitsByNames"
                             | "GetUnitFileState"
                             | "StartTransientUnit"
+                            | "CancelJob"
+                            | "ClearJobs"
                             | "ListUnitFiles"
                             | "ListUnitFilesByPatterns"
                     ))
@@ -321,6 +325,26 @@ fn call(
                 &[name.as_str()],
                 json!({"signal": signal.to_string(), "whom": whom}),
             ))?;
+            Ok(Some(Vec::new()))
+        }
+        // `systemctl cancel [N...]`: the job numbers `list-jobs` shows.
+        "CancelJob" | "ClearJobs" => {
+            let id = if member == "CancelJob" {
+                match args("u")?[0] {
+                    Value::U32(n) => Some(n.to_string()),
+                    _ => None,
+                }
+            } else {
+                args("")?;
+                None
+            };
+            let ids: Vec<&str> = id.iter().map(String::as_str).collect();
+            let answer = request(control, "cancel", &ids, json!({})).map_err(|e| (FAILED, e))?;
+            if answer["ok"].as_bool() != Some(true) {
+                let text = answer["error"].as_str().unwrap_or("failed");
+                let words = text.split_once(": ").map_or(text, |(_, w)| w);
+                return Err(("org.freedesktop.systemd1.NoSuchJob", words.to_string()));
+            }
             Ok(Some(Vec::new()))
         }
         "ResetFailed" => {
