@@ -1824,3 +1824,51 @@ fn a_socket_started_by_hand_pulls_in_its_requirements_once() {
         flint.log()
     );
 }
+
+/// A socket started by hand stops the units that name it in their
+/// `Conflicts=` (systemd's `ConflictedBy=`), as a service's start does:
+/// `pulseaudio.socket` and `pipewire-pulse.socket` listen on one path,
+/// and the second declares the conflict; starting the first left the
+/// other listening with its file taken over, so that later clients were
+/// refused.
+#[test]
+fn a_socket_started_by_hand_stops_the_units_that_conflict_with_it() {
+    let tree = Tree::new();
+    let (flint, control) = common::run_with_control(&tree);
+    let sock = tree.path().join("same.sock");
+    tree.write(
+        "old.socket",
+        &format!(
+            "[Unit]\nConflicts=new.socket\n[Socket]\nListenStream={}\n",
+            sock.display()
+        ),
+    );
+    tree.write("old.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "helper.service",
+        "[Unit]\nConflicts=new.socket\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write(
+        "new.socket",
+        &format!("[Socket]\nListenStream={}\n", sock.display()),
+    );
+    tree.write("new.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    for unit in ["old.socket", "helper.service"] {
+        let (code, out) = ctl(&control, &["start", unit]);
+        assert_eq!(code, 0, "{out}\n{}", flint.log());
+    }
+    wait_state(&control, "helper.service", "active");
+    let (code, out) = ctl(&control, &["start", "new.socket"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    wait_state(&control, "old.socket", "inactive");
+    wait_state(&control, "helper.service", "inactive");
+    // The path is the new socket's: a client starts its service.
+    let _client = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    wait_state(&control, "new.service", "active");
+    assert_ne!(
+        status(&control, "old.service")["state"],
+        "active",
+        "{}",
+        flint.log()
+    );
+}

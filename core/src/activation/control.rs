@@ -303,10 +303,14 @@ impl Manager {
     /// already): what it `Requires=`, `BindsTo=` and `Wants=` starts too,
     /// as the start job of systemd's transaction pulls them in
     /// (`cockpit-wsinstance-https@x.socket` its `BindsTo=` service).
+    /// And the units that declare `Conflicts=` with it stop
+    /// (`pipewire-pulse.socket` when `pulseaudio.socket` starts: both
+    /// listen on one path).
     fn pull_in_for_socket(&mut self, name: &str) {
         if self
             .socket_index(name)
             .is_some_and(|i| !super::jobs::Deps::of(&self.sockets[i].unit).is_empty())
+            || self.conflicted_by_any(name)
         {
             self.enqueue_name(name, JobKind::Start);
         }

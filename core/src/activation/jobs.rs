@@ -710,6 +710,16 @@ pub(super) fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
 /// sockets, targets from the unit tree.
 struct ManagerGraph<'a>(&'a mut Manager);
 
+impl Manager {
+    /// Whether a unit flint holds names `name` in its `Conflicts=` (its
+    /// start then stops that unit: systemd's `ConflictedBy=`).
+    pub(super) fn conflicted_by_any(&mut self, name: &str) -> bool {
+        let mut any = false;
+        ManagerGraph(self).each(&mut |_, d| any |= d.conflicts.iter().any(|c| c == name));
+        any
+    }
+}
+
 impl Graph for ManagerGraph<'_> {
     fn node(&mut self, name: &str) -> Node {
         let m = &mut *self.0;
