@@ -1240,3 +1240,50 @@ fn socket_activate_says_what_systemd_socket_activate_says() {
     let flint = run(&mut flint_cmd);
     assert_eq!(flint, ssa);
 }
+
+/// `UnsetEnvironment=` is the last step, also for the variables flint sets
+/// itself, as systemd's: Debian's `foot-server@.service` unsets
+/// `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` (so that its terminals'
+/// shells do not inherit them), and its socket still comes as fd 3.
+#[test]
+fn unset_environment_removes_the_listen_variables_and_keeps_the_fds() {
+    let tree = Tree::new();
+    let (flint, control) = common::run_with_control(&tree);
+    let report = |name: &str, unset: &str| {
+        let sock = tree.path().join(format!("{name}.sock"));
+        let out = tree.path().join(format!("{name}.out"));
+        tree.write(
+            &format!("{name}.socket"),
+            &format!("[Socket]\nListenStream={}\n", sock.display()),
+        );
+        tree.write(
+            &format!("{name}.service"),
+            &format!(
+                "[Service]\nType=oneshot\nUnsetEnvironment={unset}\n\
+                 ExecStart=/bin/sh -c 'env > {o}.tmp; echo \"pid=$$$$\" >> {o}.tmp; \
+                 test -S /proc/self/fd/3 || test -e /proc/self/fd/3 && echo fd3 >> {o}.tmp; \
+                 mv {o}.tmp {o}'\n",
+                o = out.display()
+            ),
+        );
+        let (code, text) = common::ctl(&control, &["start", &format!("{name}.socket")]);
+        assert_eq!(code, 0, "{text}\n{}", flint.log());
+        let _client = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        wait_for(Duration::from_secs(10), || {
+            std::fs::read_to_string(&out).ok()
+        })
+        .unwrap_or_else(|| panic!("{name}.service wrote nothing\n{}", flint.log()))
+    };
+    let all = report("all", "LISTEN_PID LISTEN_FDS LISTEN_FDNAMES LISTEN_PIDFDID");
+    assert!(!all.contains("LISTEN_"), "{all}");
+    assert!(all.contains("fd3\n"), "{all}");
+    // Only LISTEN_PIDFDID: LISTEN_PID stays, the pid that execs.
+    let some = report("some", "LISTEN_PIDFDID");
+    assert!(!some.contains("LISTEN_PIDFDID="), "{some}");
+    let pid = some
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .unwrap_or_else(|| panic!("{some}"));
+    assert!(some.contains(&format!("LISTEN_PID={pid}\n")), "{some}");
+    assert!(some.contains("LISTEN_FDS=1\n"), "{some}");
+}

@@ -508,6 +508,15 @@ fn environment_with_pid_vars(
     Ok(env)
 }
 
+/// Whether `UnsetEnvironment=` removes variable `name` whatever its value
+/// (by name; an assignment names a value flint's own variables never
+/// match).
+fn unsets(unit: &Unit, section: &str, name: &str) -> bool {
+    unit.entries(section, "UnsetEnvironment")
+        .iter()
+        .any(|(v, _)| matches!(v, Value::Str(spec) if spec == name))
+}
+
 /// Whether a standard stream of the unit's commands is its socket
 /// (`StandardInput=`, `StandardOutput=` or `StandardError=socket`): the one
 /// socket then goes to the stdio only, without `LISTEN_*`, as systemd's
@@ -1322,6 +1331,15 @@ pub fn prepare(
     }
     if inputs.main_process && !inputs.open_files.is_empty() {
         plan.listen_pid_slot = true;
+    }
+    // `UnsetEnvironment=` is the last step, also for what flint sets
+    // itself (Debian's foot-server@.service unsets `LISTEN_PID`).
+    if plan.listen_pid_slot {
+        if unsets(unit, section, "LISTEN_PID") {
+            plan.listen_pid_slot = false;
+        } else if unsets(unit, section, "LISTEN_PIDFDID") {
+            plan.listen_pidfdid = false;
+        }
     }
     let umask = match unit.get(section, "UMask") {
         Some(Value::Mode(m)) => *m,

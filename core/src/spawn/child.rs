@@ -83,6 +83,8 @@ pub(super) struct ListenPidSlot {
     pub pidfdid_buf: *mut u8,
     /// Length of each of the two buffers.
     pub len: usize,
+    /// Whether `LISTEN_PIDFDID=` is wanted at all.
+    pub pidfdid: bool,
 }
 
 /// A variable the child sets to its own pid: `prefix` (`NAME=`) and the
@@ -1683,7 +1685,11 @@ unsafe fn fill_listen_pid(slot: &ListenPidSlot, envp: *mut *const c_char) {
         let pid_buf = std::slice::from_raw_parts_mut(slot.pid_buf, slot.len);
         write_entry(pid_buf, b"LISTEN_PID=", pid.unsigned_abs());
 
-        let id = pidfd_inode_id(pid);
+        let id = if slot.pidfdid {
+            pidfd_inode_id(pid)
+        } else {
+            None
+        };
         let pidfdid_buf = std::slice::from_raw_parts_mut(slot.pidfdid_buf, slot.len);
         match id {
             Some(id) if write_entry(pidfdid_buf, b"LISTEN_PIDFDID=", id) => {}

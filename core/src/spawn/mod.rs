@@ -65,6 +65,9 @@ pub struct ExecPlan {
     /// `env` are dropped when this is set, so the value is always the pid that
     /// execs the service.
     pub listen_pid_slot: bool,
+    /// With [`Self::listen_pid_slot`]: whether `LISTEN_PIDFDID=` is set
+    /// too (not when `UnsetEnvironment=` names it).
+    pub listen_pidfdid: bool,
     /// fds placed at 3, 4, … in this order, with `FD_CLOEXEC` cleared.
     pub fds: Vec<PassFd>,
     pub stdin: Stdio,
@@ -226,6 +229,7 @@ impl ExecPlan {
             argv,
             env: Vec::new(),
             listen_pid_slot: false,
+            listen_pidfdid: true,
             fds: Vec::new(),
             stdin: Stdio::Null,
             stdout: Stdio::Inherit,
@@ -851,6 +855,7 @@ pub fn spawn_noting_pid(
             pid_buf: pid_buf.as_mut_ptr(),
             pidfdid_buf: pidfdid_buf.as_mut_ptr(),
             len: LISTEN_PID_SLOT_LEN,
+            pidfdid: plan.listen_pidfdid,
         }),
         pass_fds: &plan.fds,
         high_fds: high_fds.as_mut_ptr(),
