@@ -3474,6 +3474,16 @@ fn failed_accept_yes_instances_stay_failed_until_reset() {
         status.contains("Active: failed (Result: exit-code)"),
         "{status}"
     );
+    // Its main process as systemctl shows one that ended, and its pid
+    // kept in ExecMainPID=.
+    let main = status
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("Main PID: "))
+        .unwrap_or_else(|| panic!("{status}"));
+    let (pid, how) = main.split_once(' ').unwrap();
+    assert_eq!(how, "(code=exited, status=3/NOTIMPLEMENTED)", "{status}");
+    let (_, shown) = ctl(&control, &["show", "-p", "MainPID,ExecMainPID", &name]);
+    assert_eq!(shown, format!("MainPID=0\nExecMainPID={pid}\n"));
     // The newest 64.
     for _ in 0..70 {
         let c = std::os::unix::net::UnixStream::connect(&sock).unwrap();

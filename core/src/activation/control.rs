@@ -359,6 +359,10 @@ impl Manager {
             "restarts": svc.restarts,
             "last_exit": svc.last_status.map(|s| s.to_string()),
             "main_exit": svc.main_status.map(|s| s.to_string()),
+            // The main process that ended, as systemctl shows it ("Main
+            // PID: 42 (code=exited, status=1/FAILURE)").
+            "main_exit_pid": svc.main_pid.is_none().then_some(svc.main_exit_pid).flatten(),
+            "main_exit_words": svc.main_status.map(crate::spawn::ExitStatus::systemd_words),
             "job": self.job_text(id),
             "job_id": self.jobs.get(&id).map(|j| j.serial),
             "since_usec": svc.times.since(state),
@@ -1190,13 +1194,35 @@ impl Manager {
                     .to_string(),
             ));
             p.push(("MainPID", count("main_pid")));
-            p.push(("ExecMainPID", count("main_pid")));
+            p.push((
+                "ExecMainPID",
+                status["main_pid"]
+                    .as_u64()
+                    .or_else(|| status["main_exit_pid"].as_u64())
+                    .unwrap_or(0)
+                    .to_string(),
+            ));
             p.push(("StatusText", text("status")));
             p.push((
                 "Result",
                 status["result"].as_str().unwrap_or("success").to_string(),
             ));
             p.push(("NRestarts", count("restarts")));
+            // Its own, else what services get (a manager that is not root
+            // adds 100 to its own), else the manager's, as systemd shows it.
+            let oom = usable
+                .and_then(|u| match u.get("Service", "OOMScoreAdjust") {
+                    Some(crate::unit::load::Value::Int(n)) => Some(*n),
+                    _ => None,
+                })
+                .or_else(|| crate::service::defaults::oom_score_adjust().map(i64::from))
+                .or_else(|| {
+                    std::fs::read_to_string("/proc/self/oom_score_adj")
+                        .ok()
+                        .and_then(|t| t.trim().parse().ok())
+                })
+                .unwrap_or(0);
+            p.push(("OOMScoreAdjust", oom.to_string()));
             // The last main process's end: 1 exited, 2 killed, 3 dumped
             // core (CLD_*).
             let last = text("main_exit");

@@ -204,6 +204,9 @@ pub(super) struct ServiceRt {
     /// How the main process of the current run ended (systemd's
     /// `main_exec_status`), unlike `last_status` never a control command's.
     pub main_status: Option<ExitStatus>,
+    /// The pid of the main process that ended (systemd's `ExecMainPID=`,
+    /// kept until the next start).
+    pub main_exit_pid: Option<u32>,
     /// The units this one names in `OnFailure=` and `OnSuccess=`.
     pub on_result: Vec<String>,
     /// `Type=dbus`: the thread asking the bus for `BusName=`, stopped when
@@ -320,6 +323,7 @@ impl ServiceRt {
             invocation_id: String::new(),
             main_exited: false,
             main_status: None,
+            main_exit_pid: None,
             ran: false,
             on_result: ["OnFailure", "OnSuccess"]
                 .iter()
@@ -606,6 +610,7 @@ impl Manager {
         svc.result = "success";
         svc.last_status = None;
         svc.main_status = None;
+        svc.main_exit_pid = None;
         svc.status_text = None;
         let timeout = svc.timeout(
             "TimeoutStartSec",
@@ -2070,6 +2075,7 @@ impl Manager {
         let forking_parent = matches!(state, State::Start(_)) && kind == "forking";
         if !forking_parent {
             svc.main_status = Some(status);
+            svc.main_exit_pid = u32::try_from(pid).ok();
         }
         // `ExitType=cgroup`: the service lives on while any of its
         // processes does (systemd's `service_sigchld_event()` does not act

@@ -1007,7 +1007,7 @@ fn typed(props: Vec<(String, String)>) -> Vec<(String, Value)> {
             | "NAccepted" | "NRefused" | "MaxConnections" => {
                 Value::U32(u32::try_from(number().unwrap_or(0)).unwrap_or(u32::MAX))
             }
-            "ExecMainCode" | "ExecMainStatus" | "StatusErrno" => {
+            "ExecMainCode" | "ExecMainStatus" | "StatusErrno" | "OOMScoreAdjust" => {
                 Value::I32(text.parse().unwrap_or(0))
             }
             "MemoryCurrent" | "TasksCurrent" | "TasksMax" | "CPUUsageNSec" => {

@@ -647,6 +647,13 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 }
                 let _ = writeln!(out, "{line}");
             }
+            // A main process that ended: its pid and how it ended.
+            if u["main_pid"].is_null()
+                && let (Some(pid), Some(words)) =
+                    (u["main_exit_pid"].as_u64(), u["main_exit_words"].as_str())
+            {
+                let _ = writeln!(out, "{:>11}: {pid} ({words})", "Main PID");
+            }
             for (label, key) in [
                 ("Main PID", "main_pid"),
                 ("Status", "status"),

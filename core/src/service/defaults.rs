@@ -259,6 +259,32 @@ pub fn init(user_mode: bool) -> Vec<String> {
     problems
 }
 
+/// The `oom_score_adj` services get when their unit sets none: a manager
+/// that is not root runs them at its own value plus 100 (at most 1000),
+/// so that the kernel picks a service before its manager
+/// (`determine_default_oom_score_adjust()` in src/core/main.c); root's
+/// services keep the value they inherit. Worked out once.
+pub fn oom_score_adjust() -> Option<i32> {
+    static DEFAULT: OnceLock<Option<i32>> = OnceLock::new();
+    *DEFAULT.get_or_init(|| {
+        if nix::unistd::getuid().is_root() {
+            return None;
+        }
+        let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        raised_oom_score(own)
+    })
+}
+
+/// `own` plus 100, at most 1000; `None` where that changes nothing.
+fn raised_oom_score(own: i32) -> Option<i32> {
+    let raised = if own >= 900 { 1000 } else { own + 100 };
+    (raised != own).then_some(raised)
+}
+
 fn env_of_process(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }

@@ -1471,9 +1471,10 @@ pub fn prepare(
     if let Some(Value::Int(n)) = unit.get(section, "Nice") {
         plan.nice = i32::try_from(*n).ok();
     }
-    if let Some(Value::Int(n)) = unit.get(section, "OOMScoreAdjust") {
-        plan.oom_score_adjust = i32::try_from(*n).ok();
-    }
+    plan.oom_score_adjust = match unit.get(section, "OOMScoreAdjust") {
+        Some(Value::Int(n)) => i32::try_from(*n).ok(),
+        _ => crate::service::defaults::oom_score_adjust(),
+    };
     apply_process_attributes(unit, section, &mut plan);
     // Secure bits and resource limits are part of the sandbox a `+` command
     // runs without.

@@ -325,6 +325,36 @@ impl ExitStatus {
     }
 }
 
+impl ExitStatus {
+    /// As systemctl's `status` describes an ended process:
+    /// `code=exited, status=1/FAILURE`, `code=killed, signal=HUP`,
+    /// `code=dumped, signal=SEGV`.
+    pub fn systemd_words(self) -> String {
+        match self {
+            ExitStatus::Exited(code) => {
+                let name = u8::try_from(code)
+                    .ok()
+                    .and_then(crate::unit::value::exit_status::exit_status_name);
+                match name {
+                    Some(n) => format!("code=exited, status={code}/{n}"),
+                    None => format!("code=exited, status={code}"),
+                }
+            }
+            ExitStatus::Signaled {
+                signal,
+                core_dumped,
+            } => {
+                let name = nix::sys::signal::Signal::try_from(signal).map_or_else(
+                    |_| signal.to_string(),
+                    |s| s.as_str().trim_start_matches("SIG").to_string(),
+                );
+                let code = if core_dumped { "dumped" } else { "killed" };
+                format!("code={code}, signal={name}")
+            }
+        }
+    }
+}
+
 impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

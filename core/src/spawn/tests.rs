@@ -898,3 +898,29 @@ fn the_pid_is_noted_as_the_child_is_created_and_unknown_without_clone3() {
         assert_eq!(slot.load(Ordering::Acquire), CHILD_UNKNOWN);
     }
 }
+
+#[test]
+fn ended_processes_are_described_as_systemctl_does() {
+    assert_eq!(
+        ExitStatus::Exited(1).systemd_words(),
+        "code=exited, status=1/FAILURE"
+    );
+    assert_eq!(
+        ExitStatus::Exited(0).systemd_words(),
+        "code=exited, status=0/SUCCESS"
+    );
+    assert_eq!(
+        ExitStatus::Exited(42).systemd_words(),
+        "code=exited, status=42"
+    );
+    let killed = ExitStatus::Signaled {
+        signal: 1,
+        core_dumped: false,
+    };
+    assert_eq!(killed.systemd_words(), "code=killed, signal=HUP");
+    let dumped = ExitStatus::Signaled {
+        signal: 11,
+        core_dumped: true,
+    };
+    assert_eq!(dumped.systemd_words(), "code=dumped, signal=SEGV");
+}

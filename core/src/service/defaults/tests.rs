@@ -263,3 +263,12 @@ fn client_changes_are_kept_apart_from_the_managers_block_as_in_systemd() {
     }
     assert_eq!(environment(false), before);
 }
+
+#[test]
+fn services_of_a_manager_that_is_not_root_are_easier_to_kill() {
+    assert_eq!(super::raised_oom_score(0), Some(100));
+    assert_eq!(super::raised_oom_score(200), Some(300));
+    assert_eq!(super::raised_oom_score(950), Some(1000));
+    assert_eq!(super::raised_oom_score(1000), None);
+    assert_eq!(super::raised_oom_score(-500), Some(-400));
+}
