@@ -2176,13 +2176,16 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
         timers.contains("left") && timers.contains("t.timer t.service"),
         "{timers}"
     );
-    // `systemctl --user exit`: every unit stops, then flint ends.
+    // daemon-reexec: flint reads its units again.
+    ok(&["daemon-reexec"]);
+    // `systemctl --user exit 3`: every unit stops, then flint ends with
+    // that status (SetExitCode).
     ok(&["start", "demo"]);
     let last = common::main_pid(&control, "demo.service").expect("demo runs");
-    ok(&["exit"]);
+    ok(&["exit", "3"]);
     assert_eq!(
         flint.wait_end().and_then(|s| s.code()),
-        Some(0),
+        Some(3),
         "{}",
         flint.log()
     );

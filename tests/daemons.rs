@@ -1122,6 +1122,36 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
         ok && out.contains("/org/freedesktop/systemd1/unit/dbus_2eservice"),
         "{out}"
     );
+    // Introspection (busctl introspect and tree, gdbus, proxies): the
+    // manager's methods, the units as nodes, a unit's properties typed.
+    let (ok, out) = busctl(&[
+        "introspect",
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+    ]);
+    assert!(
+        ok && out.lines().any(|l| {
+            l.split_whitespace().take(4).collect::<Vec<_>>() == [".StartUnit", "method", "ss", "o"]
+        }),
+        "{out}\n{}",
+        flint.log()
+    );
+    let (ok, out) = busctl(&["tree", "--list", "org.freedesktop.systemd1"]);
+    assert!(
+        ok && out.contains("/org/freedesktop/systemd1/unit/dbus_2eservice\n"),
+        "{out}\n{}",
+        flint.log()
+    );
+    let (ok, out) = busctl(&[
+        "introspect",
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1/unit/dbus_2eservice",
+        "org.freedesktop.systemd1.Unit",
+    ]);
+    assert!(
+        ok && out.contains(".ActiveState") && out.contains("property"),
+        "{out}"
+    );
     let (ok, out) = inside(
         &flint,
         &["-m"],

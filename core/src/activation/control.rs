@@ -2444,6 +2444,15 @@ impl Manager {
             }
             "transient" => self.write_transient(req),
             "unit-files" => self.unit_files_request(req),
+            // `systemctl exit N`: the status flint ends with (systemd's
+            // SetExitCode, before its start of exit.target).
+            "set-exit-code" => match req["status"].as_u64().and_then(|s| u8::try_from(s).ok()) {
+                Some(s) => {
+                    self.exit_status = s;
+                    ok(Vec::new(), 0)
+                }
+                None => control::error(1, "an exit status is 0 to 255"),
+            },
             "set-property" => {
                 let files: Vec<std::path::PathBuf> = strings(req, "files")
                     .into_iter()

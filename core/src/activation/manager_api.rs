@@ -25,6 +25,155 @@ pub(super) const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 pub(super) const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 const ROOT: &str = "/org/freedesktop/systemd1";
 const UNIT_PREFIX: &str = "/org/freedesktop/systemd1/unit/";
+const UNITS: &str = "/org/freedesktop/systemd1/unit";
+const INTROSPECTABLE: &str = "org.freedesktop.DBus.Introspectable";
+
+/// The manager's methods flint answers, with their arguments' and
+/// results' signatures, for introspection.
+const METHODS: &[(&str, &str, &str)] = &[
+    ("StartUnit", "ss", "o"),
+    ("StopUnit", "ss", "o"),
+    ("ReloadUnit", "ss", "o"),
+    ("RestartUnit", "ss", "o"),
+    ("TryRestartUnit", "ss", "o"),
+    ("ReloadOrRestartUnit", "ss", "o"),
+    ("ReloadOrTryRestartUnit", "ss", "o"),
+    ("StartTransientUnit", "ssa(sv)a(sa(sv))", "o"),
+    ("GetUnit", "s", "o"),
+    ("LoadUnit", "s", "o"),
+    ("KillUnit", "ssi", ""),
+    ("ResetFailed", "", ""),
+    ("ResetFailedUnit", "s", ""),
+    ("ListUnits", "", "a(ssssssouso)"),
+    ("ListUnitsFiltered", "as", "a(ssssssouso)"),
+    ("ListUnitsByPatterns", "asas", "a(ssssssouso)"),
+    ("ListUnitsByNames", "as", "a(ssssssouso)"),
+    ("ListJobs", "", "a(usssoo)"),
+    ("CancelJob", "u", ""),
+    ("ClearJobs", "", ""),
+    ("Subscribe", "", ""),
+    ("Unsubscribe", "", ""),
+    ("Reload", "", ""),
+    ("Reexecute", "", ""),
+    ("Exit", "", ""),
+    ("SetExitCode", "y", ""),
+    ("SetEnvironment", "as", ""),
+    ("UnsetEnvironment", "as", ""),
+    ("UnsetAndSetEnvironment", "asas", ""),
+    ("GetDefaultTarget", "", "s"),
+    ("SetDefaultTarget", "sb", "a(sss)"),
+    ("GetUnitFileState", "s", "s"),
+    ("ListUnitFiles", "", "a(ss)"),
+    ("ListUnitFilesByPatterns", "asas", "a(ss)"),
+    ("EnableUnitFiles", "asbb", "ba(sss)"),
+    ("EnableUnitFilesWithFlags", "ast", "ba(sss)"),
+    ("DisableUnitFiles", "asb", "a(sss)"),
+    ("DisableUnitFilesWithFlags", "ast", "a(sss)"),
+    ("ReenableUnitFiles", "asbb", "ba(sss)"),
+    ("LinkUnitFiles", "asbb", "a(sss)"),
+    ("PresetUnitFiles", "asbb", "ba(sss)"),
+    ("PresetUnitFilesWithMode", "assbb", "ba(sss)"),
+    ("PresetAllUnitFiles", "sbb", "a(sss)"),
+    ("MaskUnitFiles", "asbb", "a(sss)"),
+    ("UnmaskUnitFiles", "asb", "a(sss)"),
+    ("RevertUnitFiles", "as", "a(sss)"),
+    ("AddDependencyUnitFiles", "asssbb", "a(sss)"),
+];
+
+/// The introspection data of `path`: the manager's interface and its
+/// child nodes, a unit's properties with their types, or the nodes on
+/// the way to the manager.
+fn introspect(control: &Path, path: &str) -> Result<String, CallError> {
+    use std::fmt::Write as _;
+    let mut xml = String::from(
+        "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n\
+         \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n<node>\n",
+    );
+    let standard = " <interface name=\"org.freedesktop.DBus.Peer\">\n  \
+         <method name=\"Ping\"/>\n </interface>\n \
+         <interface name=\"org.freedesktop.DBus.Introspectable\">\n  \
+         <method name=\"Introspect\"><arg name=\"xml\" type=\"s\" direction=\"out\"/></method>\n \
+         </interface>\n \
+         <interface name=\"org.freedesktop.DBus.Properties\">\n  \
+         <method name=\"Get\"><arg type=\"s\" direction=\"in\"/><arg type=\"s\" direction=\"in\"/><arg type=\"v\" direction=\"out\"/></method>\n  \
+         <method name=\"GetAll\"><arg type=\"s\" direction=\"in\"/><arg type=\"a{sv}\" direction=\"out\"/></method>\n \
+         </interface>\n";
+    let args = |xml: &mut String, sig: &str, direction: &str| {
+        let bytes = sig.as_bytes();
+        let mut i = 0;
+        // One complete type at a time (no dictionaries in these).
+        while i < bytes.len() {
+            let start = i;
+            let mut depth = 0i32;
+            loop {
+                match bytes[i] {
+                    b'a' => {
+                        i += 1;
+                        continue;
+                    }
+                    b'(' => depth += 1,
+                    b')' => depth -= 1,
+                    _ => {}
+                }
+                i += 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            let _ = write!(
+                xml,
+                "<arg type=\"{}\" direction=\"{direction}\"/>",
+                &sig[start..i]
+            );
+        }
+    };
+    if path == ROOT {
+        xml.push_str(standard);
+        xml.push_str(" <interface name=\"org.freedesktop.systemd1.Manager\">\n");
+        for (name, input, output) in METHODS {
+            let _ = write!(xml, "  <method name=\"{name}\">");
+            args(&mut xml, input, "in");
+            args(&mut xml, output, "out");
+            xml.push_str("</method>\n");
+        }
+        for signal in ["UnitFilesChanged", "Reloading", "JobRemoved"] {
+            let _ = writeln!(xml, "  <signal name=\"{signal}\"/>");
+        }
+        xml.push_str(" </interface>\n <node name=\"unit\"/>\n");
+    } else if path == UNITS {
+        let answer = checked(request(control, "list-units", &[], json!({"all": true})))?;
+        for u in answer["units"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if let Some(name) = u["name"].as_str() {
+                let label = unit_path(name);
+                let _ = writeln!(xml, " <node name=\"{}\"/>", &label[UNIT_PREFIX.len()..]);
+            }
+        }
+    } else if let Some(name) = unit_of_path(path) {
+        valid_name(&name)?;
+        let props = typed_properties(control, &name)?;
+        xml.push_str(standard);
+        xml.push_str(" <interface name=\"org.freedesktop.systemd1.Unit\">\n");
+        for (prop, value) in &props {
+            let _ = writeln!(
+                xml,
+                "  <property name=\"{prop}\" type=\"{}\" access=\"read\"/>",
+                value.signature()
+            );
+        }
+        xml.push_str(" </interface>\n");
+    } else {
+        // On the way: the next component of the manager's path.
+        let rest = ROOT[path.len().min(ROOT.len())..].trim_start_matches('/');
+        let next = rest.split('/').next().unwrap_or("");
+        let _ = writeln!(xml, " <node name=\"{next}\"/>");
+    }
+    xml.push_str("</node>\n");
+    Ok(xml)
+}
 
 /// Job numbers handed out on the bus.
 static JOBS: AtomicU32 = AtomicU32::new(0);
@@ -107,6 +256,8 @@ pub(super) fn changes_units(member: &str) -> bool {
                 | "StartTransientUnit"
                 | "CancelJob"
                 | "ClearJobs"
+                | "SetExitCode"
+                | "Reexecute"
         )
 }
 
@@ -163,6 +314,8 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                             | "StartTransientUnit"
                             | "CancelJob"
                             | "ClearJobs"
+                            | "SetExitCode"
+                            | "Reexecute"
                             | "ListUnitFiles"
                             | "ListUnitFilesByPatterns"
                     ))
@@ -175,6 +328,15 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                 || (member == "Get" && msg.two_strings().is_some_and(|(_, p)| p != "Environment"))
         }
         Some(PROPERTIES) => on_unit && matches!(member, "Get" | "GetAll"),
+        // `busctl introspect`/`tree`, `gdbus introspect`, proxies.
+        Some(INTROSPECTABLE) => {
+            member == "Introspect"
+                && (on_unit
+                    || path == UNITS
+                    || path == "/"
+                    || (ROOT.starts_with(path) && ROOT[path.len()..].is_empty())
+                    || (ROOT.starts_with(path) && ROOT[path.len()..].starts_with('/')))
+        }
         _ => false,
     };
     if !ours {
@@ -293,6 +455,26 @@ fn call(
                 ));
             }
             Ok(Some(vec![Value::Path(unit_path(&name))]))
+        }
+        // `systemctl daemon-reexec`: flint reads its units again (it keeps
+        // running; systemd's re-execution keeps its state all the same).
+        "Reexecute" => {
+            args("")?;
+            checked(request(control, "daemon-reload", &[], json!({})))?;
+            Ok(Some(Vec::new()))
+        }
+        "SetExitCode" => {
+            let code = match crate::bus::read_any(signature, &msg.body).as_deref() {
+                Some([crate::bus::Any::Int(n)]) if signature == "y" => *n,
+                _ => return Err((INVALID_ARGS, format!("{member} takes (y)"))),
+            };
+            checked(request(
+                control,
+                "set-exit-code",
+                &[],
+                json!({"status": code}),
+            ))?;
+            Ok(Some(Vec::new()))
         }
         "Reload" => {
             args("")?;
@@ -481,6 +663,10 @@ fn call(
             }
             reply.push(Value::Array("(sss)".into(), rows));
             Ok(Some(reply))
+        }
+        "Introspect" => {
+            args("")?;
+            Ok(Some(vec![Value::Str(introspect(control, path)?)]))
         }
         // The bus's subscribers are counted where its messages are read
         // (`bus_activation`); on the private socket flint sends no

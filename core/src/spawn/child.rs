@@ -1026,9 +1026,16 @@ unsafe fn place_fds(ctx: &ChildContext<'_>) -> Result<Option<c_int>, Failure> {
                         .map_err(|e| (step, e))?;
                     None
                 }
+                // Read-only as stdin, write-only as output, as systemd's
+                // `open_null_as()`.
                 Stdio::Null => Some(check_int(libc::open(
                     ctx.dev_null,
-                    libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOCTTY,
+                    if target == 0 {
+                        libc::O_RDONLY
+                    } else {
+                        libc::O_WRONLY
+                    } | libc::O_CLOEXEC
+                        | libc::O_NOCTTY,
                 ))),
                 Stdio::TtyInput(mode) => Some(match ctx.tty_path {
                     Some(path) => acquire_terminal(path, mode),

@@ -285,7 +285,7 @@ pub struct PassFd {
 /// Where one of fds 0, 1, 2 comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stdio {
-    /// `/dev/null`, opened read-write.
+    /// `/dev/null`, opened read-only as stdin, write-only as output.
     Null,
     /// Keep flint's own fd.
     Inherit,

@@ -337,6 +337,19 @@ fn child_leads_a_new_session() {
 fn stdin_null_is_dev_null() {
     let out = run_ok(sh("readlink /proc/$$/fd/0"));
     assert_eq!(out, "/dev/null\n");
+    // Read-only as stdin, write-only as stderr (systemd's open_null_as()).
+    let mut plan = sh("grep flags /proc/$$/fdinfo/0 /proc/$$/fdinfo/2");
+    plan.stderr = Stdio::Null;
+    let out = run_ok(plan);
+    let access = |fd: u8| {
+        out.lines()
+            .find(|l| l.contains(&format!("fdinfo/{fd}:")))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|f| u32::from_str_radix(f, 8).ok())
+            .map(|f| f & 3)
+    };
+    assert_eq!(access(0), Some(0), "{out}");
+    assert_eq!(access(2), Some(1), "{out}");
 }
 
 #[test]
