@@ -1891,7 +1891,7 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
     std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
     tree.write(
         "units/demo.service",
-        "[Unit]\nDescription=Demo service\nWants=e.socket\nAfter=e.socket\n[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/true\n",
+        "[Unit]\nDescription=Demo service\nDocumentation=man:demo(8) https://example.org/demo\nWants=e.socket\nAfter=e.socket\n[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/true\n[Install]\nWantedBy=default.target\n",
     );
     tree.write(
         "units/bad.service",
@@ -1972,6 +1972,18 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
         status.contains("demo.service - Demo service")
             && status.contains("Active: active (running) since ")
             && status.contains(&format!("Main PID: {pid} (sleep)")),
+        "{status}"
+    );
+    // Its documentation and its preset, as systemctl prints them.
+    assert!(
+        status.contains("\n       Docs: man:demo(8)\n             https://example.org/demo\n"),
+        "{status}"
+    );
+    let preset = ok(&["show", "-p", "UnitFilePreset", "demo"]);
+    let preset = preset.trim().strip_prefix("UnitFilePreset=").unwrap_or("?");
+    assert!(matches!(preset, "enabled" | "disabled"), "{preset}");
+    assert!(
+        status.contains(&format!("; disabled; preset: {preset})\n")),
         "{status}"
     );
     assert_eq!(

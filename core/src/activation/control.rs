@@ -294,6 +294,16 @@ fn instance_description(svc: &super::lifecycle::ServiceRt) -> String {
     }
 }
 
+/// A unit's `Documentation=` addresses, each on its own (a line may hold
+/// several).
+fn documentation(unit: &crate::unit::load::Unit) -> Vec<String> {
+    unit.strings("Unit", "Documentation")
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .map(str::to_string)
+        .collect()
+}
+
 /// The service of a socket restart that concerns the socket alone (no
 /// service id is this).
 pub(super) const SOCKET_ALONE: u64 = u64::MAX;
@@ -939,6 +949,36 @@ impl Manager {
         state
     }
 
+    /// `UnitFilePreset=` of `unit`: what the presets say of its file's
+    /// name (`enabled` or `disabled`; empty without a file), as systemd's
+    /// `unit_get_unit_file_preset()`.
+    fn file_preset(&self, unit: &crate::unit::load::Unit) -> String {
+        let Some(file) = unit
+            .fragment
+            .as_ref()
+            .and_then(|f| f.file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+        else {
+            return String::new();
+        };
+        if let Some(p) = self.units.file_presets.borrow().get(&file) {
+            return p.clone();
+        }
+        let preset = match self.install_paths() {
+            Ok(lp) => match crate::install::Presets::read(&lp).query(&file).0 {
+                crate::install::PresetAction::Enable => "enabled",
+                _ => "disabled",
+            },
+            Err(_) => "",
+        }
+        .to_string();
+        self.units
+            .file_presets
+            .borrow_mut()
+            .insert(file, preset.clone());
+        preset
+    }
+
     /// What `name` pulls in, as `systemctl list-dependencies` follows it:
     /// `Requires=`, `Requisite=`, `Wants=`, `BindsTo=`, `Upholds=` (with
     /// the `.wants/`/`.requires/` links) and the units `PartOf=` it.
@@ -1445,6 +1485,18 @@ impl Manager {
             }
         }
         p.push(("UnitFileState", self.file_state(&id)));
+        p.push((
+            "UnitFilePreset",
+            unit.as_ref()
+                .map(|u| self.file_preset(u))
+                .unwrap_or_default(),
+        ));
+        p.push((
+            "Documentation",
+            usable
+                .map(|u| documentation(u).join(" "))
+                .unwrap_or_default(),
+        ));
         let index = self.units.index(&self.search);
         p.push((
             "NeedDaemonReload",
@@ -1750,6 +1802,8 @@ impl Manager {
                                 .map(|f| f.display().to_string())
                                 .into();
                             u["file_state"] = self.file_state(&name).into();
+                            u["preset"] = self.file_preset(&unit).into();
+                            u["documentation"] = documentation(&unit).into();
                             u["dropins"] = unit
                                 .dropins
                                 .iter()

@@ -40,6 +40,9 @@ pub(super) struct UnitCache {
     /// `.wants/` directory of the configuration), until the next
     /// `daemon-reload`, as systemd keeps it with the unit.
     pub(super) file_states: std::cell::RefCell<std::collections::HashMap<String, String>>,
+    /// Each unit file's `UnitFilePreset=` (by the file's name), kept as
+    /// the states are.
+    pub(super) file_presets: std::cell::RefCell<std::collections::HashMap<String, String>>,
 }
 
 impl UnitCache {
@@ -60,11 +63,17 @@ impl UnitCache {
         if !fresh {
             self.cached = Some((UnitIndex::build(search), now));
             // A unit file added or gone: the states are worked out anew.
-            self.file_states.borrow_mut().clear();
+            self.forget_file_states();
         }
         self.checked = Some(std::time::Instant::now());
         let (index, _) = self.cached.as_ref().expect("just built");
         index
+    }
+
+    /// Drops the kept `UnitFileState=` and `UnitFilePreset=` answers.
+    pub(super) fn forget_file_states(&self) {
+        self.file_states.borrow_mut().clear();
+        self.file_presets.borrow_mut().clear();
     }
 
     /// Loads an instance for a connection: like [`UnitCache::load`], but

@@ -28,7 +28,12 @@ impl Manager {
     /// path, its configuration directories.
     pub(super) fn install_paths(&self) -> Result<LookupPaths, InstallError> {
         if self.search.user_mode {
-            LookupPaths::user()
+            // The user's configuration directories, flint's search path
+            // (`--unit-dir` trees too).
+            LookupPaths::user().map(|mut lp| {
+                lp.search_path.clone_from(&self.search.dirs);
+                lp
+            })
         } else {
             LookupPaths::system_from(None, &self.search)
         }
@@ -135,7 +140,7 @@ impl Manager {
         };
         if outcome.changes.iter().any(Change::is_modification) {
             // What `UnitFileState=` said may have changed.
-            self.units.file_states.borrow_mut().clear();
+            self.units.forget_file_states();
         }
         for w in &outcome.warnings {
             tracing::warn!("{w}");

@@ -558,6 +558,18 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 let _ = writeln!(out, "     Loaded: {load} (Reason: {reason})");
             } else if let Some(path) = u["fragment"].as_str() {
                 match u["file_state"].as_str().filter(|s| !s.is_empty()) {
+                    // The preset, except where it would only confuse
+                    // (systemctl's show_preset_for_state()).
+                    Some(state)
+                        if !matches!(state, "alias" | "static" | "generated" | "transient")
+                            && u["preset"].as_str().is_some_and(|p| !p.is_empty()) =>
+                    {
+                        let _ = writeln!(
+                            out,
+                            "     Loaded: loaded ({path}; {state}; preset: {})",
+                            u["preset"].as_str().unwrap_or("")
+                        );
+                    }
                     Some(state) => {
                         let _ = writeln!(out, "     Loaded: loaded ({path}; {state})");
                     }
@@ -625,6 +637,11 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                     };
                     let _ = writeln!(out, "             {glyph} {c} was not met");
                 }
+            }
+            // Its documentation, one a line.
+            for (i, d) in strs(&u["documentation"]).iter().enumerate() {
+                let label = if i == 0 { "Docs:" } else { "" };
+                let _ = writeln!(out, "   {label:>9} {d}");
             }
             // A socket's addresses, the label on the first only, then an
             // `Accept=yes` socket's counts ("Accepted: 5; Connected: 1;",
