@@ -1263,6 +1263,80 @@ impl Manager {
                 })
                 .unwrap_or(0);
             p.push(("OOMScoreAdjust", oom.to_string()));
+            // Time spans as systemctl prints them (the numbers go to the
+            // API as they are).
+            let oneshot = usable.is_some_and(|u| super::lifecycle::service_type(u) == "oneshot");
+            for (name, key, default) in [
+                (
+                    "TimeoutStartUSec",
+                    "TimeoutStartSec",
+                    if oneshot { u64::MAX } else { 90_000_000 },
+                ),
+                ("TimeoutStopUSec", "TimeoutStopSec", 90_000_000),
+                ("RestartUSec", "RestartSec", 100_000),
+                ("RuntimeMaxUSec", "RuntimeMaxSec", u64::MAX),
+                ("WatchdogUSec", "WatchdogSec", 0),
+            ] {
+                let usec = usable
+                    .and_then(|u| {
+                        u.get_usec("Service", key).or_else(|| {
+                            key.starts_with("Timeout")
+                                .then(|| u.get_usec("Service", "TimeoutSec"))
+                                .flatten()
+                        })
+                    })
+                    .unwrap_or(default);
+                p.push((
+                    name,
+                    if usec == u64::MAX {
+                        "infinity".to_string()
+                    } else {
+                        crate::unit::value::time::format_timespan(usec)
+                    },
+                ));
+                raw.push((name, usec));
+            }
+            let word = |key: &str, default: &str| {
+                usable
+                    .and_then(|u| u.get_str("Service", key))
+                    .unwrap_or(default)
+                    .to_string()
+            };
+            p.push((
+                "RemainAfterExit",
+                yes(usable.is_some_and(|u| u.get_bool("Service", "RemainAfterExit") == Some(true))),
+            ));
+            p.push(("KillMode", word("KillMode", "control-group")));
+            p.push((
+                "KillSignal",
+                match usable.and_then(|u| u.get("Service", "KillSignal")) {
+                    Some(crate::unit::load::Value::Signal(n)) => n.to_string(),
+                    _ => libc::SIGTERM.to_string(),
+                },
+            ));
+            p.push(("User", word("User", "")));
+            p.push(("Group", word("Group", "")));
+            p.push(("WorkingDirectory", word("WorkingDirectory", "")));
+            // `A=1 "B=two words"`, as systemctl prints a list.
+            let environment: Vec<String> = usable
+                .map(|u| {
+                    u.entries("Service", "Environment")
+                        .iter()
+                        .filter_map(|(v, _)| match v {
+                            crate::unit::load::Value::Env(k, v) => Some(format!("{k}={v}")),
+                            _ => None,
+                        })
+                        .map(|e| {
+                            if e.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
+                                format!("\"{}\"", e.replace('\\', "\\\\").replace('"', "\\\""))
+                            } else {
+                                e
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            p.push(("Environment", environment.join(" ")));
             // The last main process's end: 1 exited, 2 killed, 3 dumped
             // core (CLD_*).
             let last = text("main_exit");
@@ -1482,6 +1556,12 @@ impl Manager {
                 if !list.is_empty() {
                     p.push((name, list.join(" ")));
                 }
+            }
+        }
+        // What names it, as systemd keeps the inverse dependencies.
+        for (prop, list) in self.inverse_dependencies(&id) {
+            if !list.is_empty() {
+                p.push((prop, list.join(" ")));
             }
         }
         p.push(("UnitFileState", self.file_state(&id)));

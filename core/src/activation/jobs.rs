@@ -711,6 +711,46 @@ pub(super) fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
 struct ManagerGraph<'a>(&'a mut Manager);
 
 impl Manager {
+    /// The units flint holds that name `name` in their dependencies, as
+    /// systemd's inverse properties list them (`WantedBy=`, `RequiredBy=`,
+    /// `BoundBy=`, `ConsistsOf=` of what is `PartOf=` it, ...).
+    pub(super) fn inverse_dependencies(&mut self, name: &str) -> Vec<(&'static str, Vec<String>)> {
+        let mut out: Vec<(&'static str, Vec<String>)> = [
+            "RequiredBy",
+            "RequisiteOf",
+            "WantedBy",
+            "BoundBy",
+            "ConsistsOf",
+            "UpheldBy",
+            "ConflictedBy",
+        ]
+        .into_iter()
+        .map(|p| (p, Vec::new()))
+        .collect();
+        ManagerGraph(self).each(&mut |other, d| {
+            for (i, list) in [
+                &d.requires,
+                &d.requisite,
+                &d.wants,
+                &d.binds_to,
+                &d.part_of,
+                &d.upholds,
+                &d.conflicts,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if list.iter().any(|n| n == name) && !out[i].1.iter().any(|o| o == other) {
+                    out[i].1.push(other.to_string());
+                }
+            }
+        });
+        for (_, list) in &mut out {
+            list.sort();
+        }
+        out
+    }
+
     /// Whether a unit flint holds names `name` in its `Conflicts=` (its
     /// start then stops that unit: systemd's `ConflictedBy=`).
     pub(super) fn conflicted_by_any(&mut self, name: &str) -> bool {

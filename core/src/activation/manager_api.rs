@@ -1205,7 +1205,20 @@ fn typed(props: Vec<(String, String)>) -> Vec<(String, Value)> {
             }
             "Names" | "DropInPaths" | "Triggers" | "TriggeredBy" | "Documentation" | "Requires"
             | "Requisite" | "Wants" | "BindsTo" | "PartOf" | "Upholds" | "Conflicts" | "Before"
-            | "After" => Value::Strings(text.split_whitespace().map(str::to_string).collect()),
+            | "After" | "RequiredBy" | "RequisiteOf" | "WantedBy" | "BoundBy" | "ConsistsOf"
+            | "UpheldBy" | "ConflictedBy" => {
+                Value::Strings(text.split_whitespace().map(str::to_string).collect())
+            }
+            // Quoted where an assignment holds spaces.
+            "Environment" => Value::Strings(
+                crate::unit::value::words::extract_words(
+                    &text,
+                    crate::unit::value::words::ExtractFlags::UNQUOTE_CUNESCAPE,
+                )
+                .unwrap_or_default(),
+            ),
+            "RemainAfterExit" => Value::Bool(text == "yes"),
+            "KillSignal" => Value::I32(text.parse().unwrap_or(15)),
             "InvocationID" => Value::Bytes(
                 (0..text.len() / 2)
                     .filter_map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
