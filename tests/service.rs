@@ -2562,3 +2562,42 @@ fn a_runtime_directory_of_another_user_is_said_to_be_so() {
         flint.log()
     );
 }
+
+/// A system unit with `Group=` and no `User=` gets its directories as
+/// root's and that group's, as systemd gives them (Debian's squid has
+/// `Group=proxy` and a 0775 `RuntimeDirectory=` where its workers, in
+/// that group, bind their sockets).
+#[test]
+fn a_group_without_a_user_owns_the_units_directories() {
+    if !common::require_root("makes directories below /run for another group") {
+        return;
+    }
+    let Ok(Some(group)) = nix::unistd::Group::from_name("nogroup") else {
+        eprintln!("skipped: no group nogroup");
+        return;
+    };
+    let tree = Tree::new();
+    let (flint, control) = common::run_with_control(&tree);
+    let out = tree.path().join("out");
+    let dir = format!("flint-test-group-{}", std::process::id());
+    tree.write(
+        "grp.service",
+        &format!(
+            "[Service]\nType=oneshot\nGroup=nogroup\nRuntimeDirectory={dir}\nRuntimeDirectoryMode=0775\n\
+             ExecStart=/bin/sh -c 'stat -c \"%%u %%g %%a\" \"$RUNTIME_DIRECTORY\" > {}'\n",
+            out.display()
+        ),
+    );
+    let (code, text) = common::ctl(&control, &["start", "grp.service"]);
+    assert_eq!(code, 0, "{text}\n{}", flint.log());
+    let got = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out).ok()
+    })
+    .unwrap_or_else(|| panic!("grp.service wrote nothing\n{}", flint.log()));
+    assert_eq!(
+        got.trim(),
+        format!("0 {} 775", group.gid),
+        "{}",
+        flint.log()
+    );
+}

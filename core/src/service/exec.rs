@@ -1228,8 +1228,19 @@ pub fn prepare(
     let user = if privileged { None } else { unit_user.clone() };
     // `$USER` and friends come from `User=` also for `+`/`!` commands.
     let mut env = environment_with_pid_vars(unit, section, inputs, unit_user.as_ref())?;
-    // The directories belong to the unit's user, also for `+`/`!` commands.
-    let owner = owner_of(unit, section, unit_user.as_ref())?;
+    // The directories belong to the unit's user, also for `+`/`!` commands;
+    // a system unit with `Group=` but no `User=` gets them as root and that
+    // group (systemd's `setup_exec_directory()` takes only an unset id as
+    // 0): squid's `/run/squid`, 0775 for its workers' sockets.
+    let owner = match owner_of(unit, section, unit_user.as_ref())? {
+        None if !inputs.user_mode && !dynamic_user(unit, section) => {
+            match unit.get_str(section, "Group") {
+                Some(g) => Some((0, lookup_group(g)?)),
+                None => None,
+            }
+        }
+        owner => owner,
+    };
     setup_directories(unit, section, inputs.user_mode, owner, &mut env)?;
     if let Some(c) = &inputs.credentials {
         set_var(
