@@ -3353,7 +3353,18 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
         "{out}"
     );
     let (ok, out) = systemctl(&["get-default"]);
-    assert!(ok && out == "custom.target\n", "{out}\n{}", flint.log()); // Debian's systemd-run sends its transient unit the same way
+    assert!(ok && out == "custom.target\n", "{out}\n{}", flint.log());
+    // The environment calls change the system manager's block, which
+    // services get (not flint's own process environment).
+    let (ok, out) = systemctl(&["set-environment", "FROM_SYSTEMCTL=yes"]);
+    assert!(ok, "{out}\n{}", flint.log());
+    let (ok, out) = systemctl(&["show-environment"]);
+    assert!(
+        ok && out.contains("FROM_SYSTEMCTL=yes\n") && !out.contains("FLINT_LOG="),
+        "{out}\n{}",
+        flint.log()
+    );
+    // Debian's systemd-run sends its transient unit the same way
     // (StartTransientUnit): the service runs with what it was given.
     let (ok, out) = inside(
         &flint,
@@ -3369,7 +3380,7 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
             "Nice=7",
             "/bin/sh",
             "-c",
-            "echo \"$FOO $(cut -d' ' -f19 /proc/self/stat)\" > /run/hello.out",
+            "echo \"$FOO $(cut -d' ' -f19 /proc/self/stat) $FROM_SYSTEMCTL\" > /run/hello.out",
         ],
     );
     assert!(
@@ -3381,7 +3392,12 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
         let (ok, text) = inside(&flint, &["-m"], "cat", &["/run/hello.out"]);
         ok.then_some(text)
     });
-    assert_eq!(written.as_deref(), Some("bar baz 7\n"), "{}", flint.log());
+    assert_eq!(
+        written.as_deref(),
+        Some("bar baz 7 yes\n"),
+        "{}",
+        flint.log()
+    );
     // A timer with its service; what flint cannot run is refused with
     // the reason.
     let (ok, out) = inside(

@@ -196,7 +196,8 @@ impl Activator {
                                 changes,
                                 pending: &pending,
                             };
-                            if let Err(e) = super::private_socket::answer(&out, &m, user_mode, &api)
+                            if let Err(e) =
+                                super::private_socket::answer(&out, &m, user_mode, user_mode, &api)
                             {
                                 return gone(e);
                             }

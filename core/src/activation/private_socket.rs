@@ -136,7 +136,7 @@ pub(super) fn serve(user_mode: bool, control: Option<PathBuf>) -> Option<PathBuf
                         loop {
                             match peer.read() {
                                 Ok(msg) => {
-                                    if answer(&out, &msg, true, &api).is_err() {
+                                    if answer(&out, &msg, true, user_mode, &api).is_err() {
                                         break;
                                     }
                                 }
@@ -170,11 +170,13 @@ pub(super) fn serve(user_mode: bool, control: Option<PathBuf>) -> Option<PathBuf
 /// the user's bus (`dbus-update-activation-environment --systemd` calls
 /// the same methods there). `environment`: whether the environment calls
 /// are taken (on the system bus they are refused: any user may send them
-/// there, and systemd asks polkit first).
+/// there, and systemd asks polkit first); `user_mode`: whose environment
+/// they read and change, the user manager's or the system manager's.
 pub(super) fn answer(
     peer: &Sender,
     msg: &Message,
     environment: bool,
+    user_mode: bool,
     api: &super::manager_api::Api,
 ) -> Result<(), bus::BusError> {
     let h = &msg.header;
@@ -210,7 +212,7 @@ pub(super) fn answer(
             if !wants_reply {
                 return Ok(());
             }
-            let mut block: Vec<String> = crate::service::defaults::environment(true)
+            let mut block: Vec<String> = crate::service::defaults::environment(user_mode)
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
@@ -262,7 +264,7 @@ pub(super) fn answer(
             Ok(())
         };
     };
-    match crate::service::defaults::change_client_environment(true, &unset, &set) {
+    match crate::service::defaults::change_client_environment(user_mode, &unset, &set) {
         Ok(()) => {
             if wants_reply {
                 peer.reply(h, &[])
