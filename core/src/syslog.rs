@@ -76,6 +76,12 @@ impl DevLog {
     /// through an `O_PATH` fd (never by following a link), and moved into
     /// place.
     pub fn bind(path: &Path) -> Result<DevLog, SyslogError> {
+        Self::bind_following(path, 8)
+    }
+
+    /// [`DevLog::bind`], following at most `links` links that lead where
+    /// nothing is yet.
+    fn bind_following(path: &Path, links: u32) -> Result<DevLog, SyslogError> {
         use std::os::unix::fs::FileTypeExt;
         let bind_err = |source| SyslogError::Bind {
             path: path.to_path_buf(),
@@ -83,9 +89,21 @@ impl DevLog {
         };
         match std::fs::symlink_metadata(path) {
             Ok(meta) => {
-                let dead = UnixDatagram::unbound()
-                    .and_then(|s| s.connect(path))
-                    .is_err_and(|e| e.raw_os_error() == Some(libc::ECONNREFUSED));
+                let probe = UnixDatagram::unbound().and_then(|s| s.connect(path));
+                let errno = probe.as_ref().err().and_then(std::io::Error::raw_os_error);
+                // A link to where no logger listens yet (Debian's /dev/log
+                // leads to /run/systemd/journal/dev-log, absent on a fresh
+                // /run): flint listens at its target and the link stays,
+                // as journald binds the target.
+                if meta.file_type().is_symlink() && errno == Some(libc::ENOENT) && links > 0 {
+                    let target = std::fs::read_link(path).map_err(bind_err)?;
+                    let target = match path.parent() {
+                        Some(dir) if target.is_relative() => dir.join(target),
+                        _ => target,
+                    };
+                    return Self::bind_following(&target, links - 1);
+                }
+                let dead = errno == Some(libc::ECONNREFUSED);
                 let socket_like = meta.file_type().is_socket() || meta.file_type().is_symlink();
                 if !dead || !socket_like {
                     return Err(SyslogError::Taken(path.to_path_buf()));
@@ -453,6 +471,43 @@ mod tests {
         // Nothing to say.
         assert_eq!(parse(7, b"<13>Dec  5 14:21:43 tag: \n"), None);
         assert_eq!(parse(7, b""), None);
+    }
+
+    #[test]
+    fn a_link_to_nothing_yet_is_followed_and_kept() {
+        // Debian's /dev/log -> /run/systemd/journal/dev-log, on a /run
+        // where no journald made it.
+        let t = tempfile::tempdir().unwrap();
+        let link = t.path().join("log");
+        std::os::unix::fs::symlink("journal/dev-log", &link).unwrap();
+        let log = DevLog::bind(&link).unwrap();
+        let target = t.path().join("journal/dev-log");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            std::fs::symlink_metadata(&target)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let sender = UnixDatagram::unbound().unwrap();
+        sender
+            .send_to(b"<11>Dec  5 14:21:43 me[1]: via the link", &link)
+            .unwrap();
+        let mut got = None;
+        for _ in 0..100 {
+            if let Ok(Some(Some(r))) = log.recv_one() {
+                got = Some(r.text);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(got.as_deref(), Some("via the link"));
     }
 
     #[test]
