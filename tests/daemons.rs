@@ -3354,6 +3354,16 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
     );
     let (ok, out) = systemctl(&["get-default"]);
     assert!(ok && out == "custom.target\n", "{out}\n{}", flint.log());
+    // `systemctl status PID` (GetUnitByPID) finds the unit of a process.
+    let (ok, out) = systemctl(&["show", "-p", "MainPID", "--value", "keep.service"]);
+    assert!(ok, "{out}");
+    let (_, out) = systemctl(&["status", "--no-pager", out.trim()]);
+    assert!(out.contains("keep.service"), "{out}\n{}", flint.log());
+    let (ok, out) = systemctl(&["status", "--no-pager", "1"]);
+    assert!(
+        !ok && out.contains("does not belong to any loaded unit"),
+        "{out}"
+    );
     // The environment calls change the system manager's block, which
     // services get (not flint's own process environment).
     let (ok, out) = systemctl(&["set-environment", "FROM_SYSTEMCTL=yes"]);

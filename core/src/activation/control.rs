@@ -949,6 +949,27 @@ impl Manager {
         state
     }
 
+    /// The unit process `pid` belongs to: the service whose main process
+    /// it is, else the unit whose cgroup holds it (the innermost one flint
+    /// holds, on any hierarchy).
+    fn unit_of_pid(&self, pid: u64) -> Option<String> {
+        if pid == 0 {
+            return None;
+        }
+        if let Some(svc) = self.services.values().find(|s| {
+            s.main_pid
+                .is_some_and(|m| u64::try_from(m).ok() == Some(pid))
+        }) {
+            return Some(svc.unit.id.to_string());
+        }
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        text.lines()
+            .filter_map(|l| l.splitn(3, ':').nth(2))
+            .flat_map(|path| path.rsplit('/'))
+            .find(|c| self.find_service(c).is_some() || self.socket_index(c).is_some())
+            .map(str::to_string)
+    }
+
     /// `UnitFilePreset=` of `unit`: what the presets say of its file's
     /// name (`enabled` or `disabled`; empty without a file), as systemd's
     /// `unit_get_unit_file_preset()`.
@@ -2578,6 +2599,19 @@ impl Manager {
             }
             "transient" => self.write_transient(req),
             "unit-files" => self.unit_files_request(req),
+            // systemctl status PID (GetUnitByPID): the unit whose main
+            // process it is, else the one whose cgroup holds it.
+            "unit-of-pid" => {
+                let pid = req["pid"].as_u64().unwrap_or(0);
+                match self.unit_of_pid(pid) {
+                    Some(name) => {
+                        json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "unit": name})
+                    }
+                    None => {
+                        control::error(1, &format!("PID {pid} does not belong to any loaded unit."))
+                    }
+                }
+            }
             // `systemctl exit N`: the status flint ends with (systemd's
             // SetExitCode, before its start of exit.target).
             "set-exit-code" => match req["status"].as_u64().and_then(|s| u8::try_from(s).ok()) {

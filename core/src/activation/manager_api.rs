@@ -40,6 +40,7 @@ const METHODS: &[(&str, &str, &str)] = &[
     ("ReloadOrTryRestartUnit", "ss", "o"),
     ("StartTransientUnit", "ssa(sv)a(sa(sv))", "o"),
     ("GetUnit", "s", "o"),
+    ("GetUnitByPID", "u", "o"),
     ("LoadUnit", "s", "o"),
     ("KillUnit", "ssi", ""),
     ("ResetFailed", "", ""),
@@ -296,6 +297,7 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                     || matches!(
                         member,
                         "GetUnit"
+                            | "GetUnitByPID"
                             | "LoadUnit"
                             | "ListJobs"
                             | "GetDefaultTarget"
@@ -475,6 +477,20 @@ fn call(
                 json!({"status": code}),
             ))?;
             Ok(Some(Vec::new()))
+        }
+        "GetUnitByPID" => {
+            let Value::U32(pid) = args("u")?[0] else {
+                return Err((INVALID_ARGS, "no pid".into()));
+            };
+            let answer = request(control, "unit-of-pid", &[], json!({"pid": pid}))
+                .map_err(|e| (FAILED, e))?;
+            match answer["unit"].as_str() {
+                Some(unit) => Ok(Some(vec![Value::Path(unit_path(unit))])),
+                None => Err((
+                    "org.freedesktop.systemd1.NoUnitForPID",
+                    answer["error"].as_str().unwrap_or("no unit").to_string(),
+                )),
+            }
         }
         "Reload" => {
             args("")?;
