@@ -3354,6 +3354,43 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
     );
     let (ok, out) = systemctl(&["get-default"]);
     assert!(ok && out == "custom.target\n", "{out}\n{}", flint.log());
+    // A unit that is down shows no tasks or memory, also where its cgroup
+    // is made ahead of its socket's next start.
+    tree.write("sock.socket", "[Socket]\nListenStream=/run/sock.sock\n");
+    tree.write(
+        "sock.service",
+        "[Service]\nExecStart=/usr/bin/python3 -c 'import socket; \
+         socket.socket(fileno=3).accept()[0].close()'\n",
+    );
+    let (ok, out) = systemctl(&["start", "sock.socket"]);
+    assert!(ok, "{out}\n{}", flint.log());
+    let (ok, out) = inside(
+        &flint,
+        &["-m"],
+        "python3",
+        &[
+            "-c",
+            "import socket; socket.socket(socket.AF_UNIX).connect('/run/sock.sock')",
+        ],
+    );
+    assert!(ok, "{out}");
+    // It took the connection and ended.
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            (systemctl(&["show", "-p", "SubState", "sock.service"]).1 == "SubState=dead\n")
+                .then_some(())
+        })
+        .is_some(),
+        "{}",
+        flint.log()
+    );
+    let (_, out) = systemctl(&["show", "-p", "TasksCurrent,MemoryCurrent", "sock.service"]);
+    assert_eq!(
+        out,
+        "MemoryCurrent=[not set]\nTasksCurrent=[not set]\n",
+        "{}",
+        flint.log()
+    );
     // `systemctl status PID` (GetUnitByPID) finds the unit of a process.
     let (ok, out) = systemctl(&["show", "-p", "MainPID", "--value", "keep.service"]);
     assert!(ok, "{out}");

@@ -349,6 +349,10 @@ impl Manager {
         let (state, sub) = self.service_words(id);
         let cgroup = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc);
         let unit = svc.unit.id.as_str();
+        // A unit that is down has no tasks, memory or CPU time to show (its
+        // cgroup may be made ahead of its next start, empty), as systemd
+        // reports none.
+        let running = cgroup.filter(|_| !matches!(state, "inactive" | "failed"));
         json!({
             "name": svc.unit.id.to_string(),
             "type": "service",
@@ -359,9 +363,9 @@ impl Manager {
             "cgroup": cgroup.map(|cg| cg.dir(unit)),
             "tasks": cgroup.map(|cg| cg.pids(unit)),
             "tasks_max": cgroup.and_then(|cg| tasks_max(cg, svc)),
-            "tasks_current": cgroup.and_then(|cg| tasks_current(cg, unit)),
-            "memory": cgroup.and_then(|cg| memory(cg, unit)),
-            "cpu_usec": cgroup.and_then(|cg| cpu_usec(cg, unit)),
+            "tasks_current": running.and_then(|cg| tasks_current(cg, unit)),
+            "memory": running.and_then(|cg| memory(cg, unit)),
+            "cpu_usec": running.and_then(|cg| cpu_usec(cg, unit)),
             "status": svc.status_text,
             "result": svc.result,
             // How its last start job ended, when a unit it needs failed.
