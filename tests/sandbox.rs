@@ -1474,3 +1474,37 @@ fn keyring_mode_gives_each_service_a_session_keyring_of_its_users() {
     );
     assert!(inherit[0].ends_with("key none"), "{inherit:?}");
 }
+
+/// A private /tmp kept for a restart that never comes (flint stopped
+/// while the service waited for it) goes with flint.
+#[test]
+fn a_private_tmp_kept_for_a_restart_goes_when_flint_stops() {
+    if !ready("PrivateTmp= needs a mount namespace") {
+        return;
+    }
+    let tree = open_tree();
+    let unit = format!("waits-{}.service", std::process::id());
+    tree.write(
+        &unit,
+        "[Service]\nPrivateTmp=yes\nRestart=always\nRestartSec=1h\n\
+         ExecStart=/bin/sh -c 'echo x > /tmp/left; exit 1'\n",
+    );
+    let leftovers = || -> Vec<String> {
+        ["/tmp", "/var/tmp"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("systemd-private-") && n.contains(&unit))
+            .collect()
+    };
+    let mut flint = Flint::run(&tree, &[unit.as_str()]);
+    assert!(flint.wait_log("scheduling restart"), "{}", flint.log());
+    assert_eq!(
+        leftovers().len(),
+        2,
+        "kept for the restart\n{}",
+        flint.log()
+    );
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
+    assert_eq!(leftovers(), Vec::<String>::new(), "{}", flint.log());
+}

@@ -806,6 +806,14 @@ async fn run_async(
         mgr.stop_leftovers().await;
     }
     mgr.close_sockets().await;
+    // Private /tmp directories kept for a restart that will not come now
+    // (a service that died on its own and waited for its restart): gone
+    // with flint, as systemd removes them when the unit goes.
+    for svc in mgr.services.values_mut() {
+        if let Some(t) = svc.private_tmp.take() {
+            t.remove();
+        }
+    }
     control::answers_written().await;
     for path in control_node.into_iter().chain(private_node) {
         let _ = std::fs::remove_file(path);
