@@ -1039,6 +1039,10 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     let tree = hostnamed_tree(&units);
     tree.write("forged.service", "[Service]\nExecStart=/bin/true\n");
     tree.write("slow.service", "[Service]\nExecStart=/bin/sleep 2\n");
+    tree.write(
+        "long.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/sleep 30\n",
+    );
     tree.write("spare.socket", "[Socket]\nListenStream=/run/spare.sock\n");
     tree.write("spare.service", "[Service]\nExecStart=/bin/sleep 1000\n");
     tree.write(
@@ -1209,6 +1213,36 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
         !ok && (out.contains("flint changes units only") || out.contains("Access denied")),
         "{out}"
     );
+    // A job method answers with the job's number that ListJobs and the
+    // unit's Job show and CancelJob takes.
+    let manager = |args: &[&str]| {
+        let mut all = vec![
+            "call",
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+        ];
+        all.extend_from_slice(args);
+        busctl(&all)
+    };
+    let (ok, out) = manager(&["StartUnit", "ss", "long.service", "replace"]);
+    let id = out
+        .trim()
+        .strip_prefix("o \"/org/freedesktop/systemd1/job/")
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    assert!(ok, "{out}");
+    let (ok, out) = manager(&["ListJobs"]);
+    assert!(
+        ok && out.contains(&format!(" {id} \"long.service\" \"start\"")),
+        "{id}: {out}\n{}",
+        flint.log()
+    );
+    let (ok, out) = manager(&["CancelJob", "u", &id]);
+    assert!(ok, "{out}\n{}", flint.log());
+    let (ok, out) = manager(&["ListJobs"]);
+    assert!(ok && !out.contains("long.service"), "{out}");
     let (ok, out) = busctl(&[
         "call",
         "org.freedesktop.systemd1",

@@ -117,9 +117,9 @@ pub(super) fn serve(listener: std::os::unix::net::UnixListener, tx: mpsc::Unboun
                                 return;
                             }
                             if let Some(w) = on_queued
-                                && w.await.is_ok()
+                                && let Ok(job) = w.await
                             {
-                                let line = format!("{}\n", crate::control::QUEUED);
+                                let line = crate::control::queued_text(job);
                                 let _ = write.write_all(line.as_bytes()).await;
                             }
                             let answer = wait

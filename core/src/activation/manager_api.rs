@@ -359,8 +359,8 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
 enum Phase {
     /// flint has not said yet.
     Waiting,
-    /// The job is queued.
-    Queued,
+    /// The job is queued, with flint's number for it.
+    Queued(Option<u64>),
     /// Refused before any job, with flint's answer.
     Refused(Json),
     /// The job's path went out.
@@ -749,8 +749,16 @@ fn queue_job(
     command: &'static str,
     name: String,
 ) -> Result<Option<Vec<Value>>, CallError> {
-    let id = JOBS.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
-    let job = format!("{ROOT}/job/{id}");
+    // The job's number is flint's (what `ListJobs`, `Job` and `CancelJob`
+    // use); where flint gives none (a socket's start, no answer in time),
+    // one of the API's own, above flint's.
+    let fallback = 0x8000_0000 | (JOBS.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff);
+    let pick = move |serial: Option<u64>| {
+        serial
+            .and_then(|s| u32::try_from(s).ok())
+            .filter(|s| *s > 0 && *s < 0x8000_0000)
+            .unwrap_or(fallback)
+    };
     api.pending.fetch_add(1, Ordering::AcqRel);
     let (job_out, control, pending) = (out.clone(), control.to_path_buf(), api.pending.clone());
     let destination = h.sender.clone();
@@ -766,8 +774,7 @@ fn queue_job(
         std::sync::Condvar::new(),
     ));
     // And `JobRemoved` goes after that answer.
-    let (replied, on_replied) = std::sync::mpsc::channel::<()>();
-    let job_path = job.clone();
+    let (replied, on_replied) = std::sync::mpsc::channel::<u32>();
     let theirs = phase.clone();
     let spawned = std::thread::Builder::new()
         .name("flint-job".into())
@@ -786,8 +793,10 @@ fn queue_job(
             };
             let req = json!({"version": crate::control::PROTOCOL_VERSION,
                              "command": command, "units": [name]});
-            let answer = crate::control::call_queued(&control, &req, &mut || {
-                set(Phase::Queued);
+            let mut serial = None;
+            let answer = crate::control::call_queued(&control, &req, &mut |job| {
+                serial = job;
+                set(Phase::Queued(job));
             })
             .map_err(|e| e.to_string());
             // Still waiting when flint answered: refused before a job.
@@ -799,9 +808,13 @@ fn queue_job(
             }
             // (A control socket that failed: the path goes, then the
             // job's end as failed.)
-            set(Phase::Queued);
+            set(Phase::Queued(None));
             let result = settled_result(&control, command, &name, &answer);
-            let _ = on_replied.recv_timeout(std::time::Duration::from_secs(10));
+            // The number the call was answered with.
+            let id = on_replied
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| pick(serial));
+            let job = format!("{ROOT}/job/{id}");
             let _ = job_out.signal_values(
                 destination.as_deref(),
                 ROOT,
@@ -824,7 +837,7 @@ fn queue_job(
         api.pending.fetch_sub(1, Ordering::AcqRel);
         return Err((FAILED, "cannot start a thread for the job".into()));
     }
-    {
+    let id = {
         let (lock, cv) = &*phase;
         let p = lock
             .lock()
@@ -839,13 +852,20 @@ fn queue_job(
         }
         // Queued, or flint too busy to say within the bound: the
         // job's path; its end follows in any case.
+        let id = match *p {
+            Phase::Queued(serial) => pick(serial),
+            _ => fallback,
+        };
         *p = Phase::Replied;
-    }
-    if h.flags & 1 == 0 {
-        let sent = out.reply(h, &[Value::Path(job_path)]);
-        let _ = replied.send(());
-        sent.map_err(|e| (FAILED, e.to_string()))?;
-    }
+        id
+    };
+    let sent = if h.flags & 1 == 0 {
+        out.reply(h, &[Value::Path(format!("{ROOT}/job/{id}"))])
+    } else {
+        Ok(())
+    };
+    let _ = replied.send(id);
+    sent.map_err(|e| (FAILED, e.to_string()))?;
     Ok(None)
 }
 

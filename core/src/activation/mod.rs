@@ -190,7 +190,7 @@ enum Event {
         /// The fds passed with the request (`systemd-run --pipe`'s stdio).
         fds: Vec<OwnedFd>,
         /// Told once the request's jobs are queued (`"queued": true`).
-        queued: Option<tokio::sync::oneshot::Sender<()>>,
+        queued: Option<tokio::sync::oneshot::Sender<Option<u64>>>,
     },
     /// Watch the listeners of a socket again (after a switch changed them).
     Rewatch { socket: usize },
@@ -1433,7 +1433,14 @@ impl Manager {
                 if let Some(q) = queued
                     && answer["before_job"] != true
                 {
-                    let _ = q.send(());
+                    // The number of the first unit's job, which systemd's
+                    // API answers a job method with.
+                    let job = request["units"][0]
+                        .as_str()
+                        .and_then(|n| self.find_service(n).or_else(|| self.find_target(n)))
+                        .and_then(|id| self.jobs.get(&id))
+                        .map(|j| j.serial);
+                    let _ = q.send(job);
                 }
                 self.wait_for_jobs(jobs, sockets, kind, answer, reply);
             }

@@ -211,16 +211,17 @@ pub fn call_passing(
     request: &Json,
     fds: &[std::os::fd::RawFd],
 ) -> Result<Json, ControlError> {
-    exchange(path, request, fds, &mut || {})
+    exchange(path, request, fds, &mut |_| {})
 }
 
 /// [`call`] of a job command, with `"queued": true` added: `queued` runs
 /// once the running flint has queued the request's jobs (systemd's API
-/// answers a job method then), and the answer follows once they are done.
+/// answers a job method then), with the number of the first unit's job
+/// when it has one, and the answer follows once they are done.
 pub fn call_queued(
     path: &Path,
     request: &Json,
-    queued: &mut dyn FnMut(),
+    queued: &mut dyn FnMut(Option<u64>),
 ) -> Result<Json, ControlError> {
     let mut request = request.clone();
     request["queued"] = true.into();
@@ -231,7 +232,7 @@ fn exchange(
     path: &Path,
     request: &Json,
     fds: &[std::os::fd::RawFd],
-    queued: &mut dyn FnMut(),
+    queued: &mut dyn FnMut(Option<u64>),
 ) -> Result<Json, ControlError> {
     let mut stream = UnixStream::connect(path).map_err(|source| ControlError::Connect {
         path: path.to_path_buf(),
@@ -274,8 +275,8 @@ fn exchange(
             .read_line(&mut line)
             .map_err(|e| ControlError::Protocol(e.to_string()))?;
         // The line that says the jobs are queued comes before the answer.
-        if line.trim_end() == QUEUED {
-            queued();
+        if let Some(job) = queued_line(&line) {
+            queued(job);
             continue;
         }
         return serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()));
@@ -320,8 +321,22 @@ fn dropin_lines(dropins: &[&str]) -> String {
 }
 
 /// The line a running flint writes when the jobs of a request with
-/// `"queued": true` are queued, before its answer.
-pub const QUEUED: &str = r#"{"queued":true}"#;
+/// `"queued": true` are queued, before its answer: `{"queued":true}`,
+/// with `"job":N` for the first unit's job.
+pub fn queued_text(job: Option<u64>) -> String {
+    match job {
+        Some(n) => format!("{{\"queued\":true,\"job\":{n}}}\n"),
+        None => "{\"queued\":true}\n".to_string(),
+    }
+}
+
+/// `Some(job)` when `line` is the queued line of [`queued_text`].
+fn queued_line(line: &str) -> Option<Option<u64>> {
+    let v: Json = serde_json::from_str(line.trim_end())
+        .ok()
+        .filter(|v: &Json| v.as_object().is_some_and(|o| o.len() <= 2))?;
+    (v["queued"] == true).then(|| v["job"].as_u64())
+}
 
 /// A log entry as a line: UTC time, unit, pid, text.
 pub fn log_line(e: &Json) -> String {
