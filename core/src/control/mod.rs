@@ -275,7 +275,7 @@ fn exchange(
             .read_line(&mut line)
             .map_err(|e| ControlError::Protocol(e.to_string()))?;
         // The line that says the jobs are queued comes before the answer.
-        if let Some(job) = queued_line(&line) {
+        if let Queued::Yes(job) = queued_line(&line) {
             queued(job);
             continue;
         }
@@ -330,12 +330,21 @@ pub fn queued_text(job: Option<u64>) -> String {
     }
 }
 
-/// `Some(job)` when `line` is the queued line of [`queued_text`].
-fn queued_line(line: &str) -> Option<Option<u64>> {
-    let v: Json = serde_json::from_str(line.trim_end())
-        .ok()
-        .filter(|v: &Json| v.as_object().is_some_and(|o| o.len() <= 2))?;
-    (v["queued"] == true).then(|| v["job"].as_u64())
+/// What the queued line of [`queued_text`] says.
+enum Queued {
+    /// Not that line.
+    No,
+    /// Queued, with the first unit's job number when it has one.
+    Yes(Option<u64>),
+}
+
+fn queued_line(line: &str) -> Queued {
+    match serde_json::from_str::<Json>(line.trim_end()) {
+        Ok(v) if v["queued"] == true && v.as_object().is_some_and(|o| o.len() <= 2) => {
+            Queued::Yes(v["job"].as_u64())
+        }
+        _ => Queued::No,
+    }
 }
 
 /// A log entry as a line: UTC time, unit, pid, text.
