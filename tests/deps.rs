@@ -1877,4 +1877,27 @@ fn a_socket_started_by_hand_stops_the_units_that_conflict_with_it() {
         "{}",
         flint.log()
     );
+    // With RemoveOnStop=, the conflicting socket's node goes before the
+    // new one is made at that path, not after.
+    let other = tree.path().join("other.sock");
+    tree.write(
+        "ro-old.socket",
+        &format!(
+            "[Unit]\nConflicts=ro-new.socket\n[Socket]\nListenStream={}\nRemoveOnStop=yes\n",
+            other.display()
+        ),
+    );
+    tree.write("ro-old.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "ro-new.socket",
+        &format!("[Socket]\nListenStream={}\n", other.display()),
+    );
+    tree.write("ro-new.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    let (code, out) = ctl(&control, &["start", "ro-old.socket"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    let (code, out) = ctl(&control, &["start", "ro-new.socket"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    wait_state(&control, "ro-old.socket", "inactive");
+    let _other = std::os::unix::net::UnixStream::connect(&other).expect("connect");
+    wait_state(&control, "ro-new.service", "active");
 }

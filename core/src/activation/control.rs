@@ -313,6 +313,38 @@ impl Manager {
     /// already): what it `Requires=`, `BindsTo=` and `Wants=` starts too,
     /// as the start job of systemd's transaction pulls them in
     /// (`cockpit-wsinstance-https@x.socket` its `BindsTo=` service).
+    /// Before socket `name` opens by hand: the listening sockets it
+    /// conflicts with, either way, close first, as systemd's transaction
+    /// stops them before it starts the socket (they may listen on the same
+    /// port or path).
+    fn stop_conflicting_sockets(&mut self, name: &str) {
+        let own = self
+            .unit_of(name)
+            .map(|u| super::jobs::Deps::of(&u).conflicts)
+            .unwrap_or_default();
+        let clash: Vec<usize> = (0..self.sockets.len())
+            .filter(|&j| {
+                let s = &self.sockets[j];
+                s.name != name
+                    && !s.removed
+                    && !s.stopped
+                    && !s.failed
+                    && (own.contains(&s.name)
+                        || super::jobs::Deps::of(&s.unit)
+                            .conflicts
+                            .iter()
+                            .any(|c| c == name))
+            })
+            .collect();
+        for j in clash {
+            tracing::info!(
+                "{}: conflicts with {name}, which starts; stopping",
+                self.sockets[j].name
+            );
+            self.stop_socket(j);
+        }
+    }
+
     /// And the units that declare `Conflicts=` with it stop
     /// (`pipewire-pulse.socket` when `pulseaudio.socket` starts: both
     /// listen on one path).
@@ -2275,6 +2307,7 @@ impl Manager {
                             }
                             // A stopped or failed socket is opened again.
                             _ if self.sockets[i].failed && !command.starts_with("try") => {
+                                self.stop_conflicting_sockets(n);
                                 let opened = n
                                     .parse::<crate::unit::name::UnitName>()
                                     .is_ok_and(|name| self.reopen_socket(i, &name));
@@ -2311,6 +2344,7 @@ impl Manager {
                             }
                             continue;
                         }
+                        self.stop_conflicting_sockets(n);
                         if !self.add_socket(&name) {
                             return control::error(
                                 1,
