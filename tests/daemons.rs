@@ -3290,6 +3290,8 @@ fn roots_systemctl_reaches_a_system_flint_on_its_private_socket() {
 #[test]
 fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
     if !common::require("systemctl", "systemd: the client of the private socket")
+        || !common::require("systemd-run", "systemd: sends transient units")
+        || !common::require("python3", "a client of a socket")
         || !common::require("nsenter", "util-linux: joins flint's namespace")
     {
         return;

@@ -162,8 +162,15 @@ impl Activator {
                                     // on a bus): systemd then signals it
                                     // the unit's changes, which
                                     // `systemd-run --wait` waits for.
-                                    Some("Subscribe" | "StartTransientUnit") => {
-                                        peers.subscribed.insert(caller.clone());
+                                    // The first subscriber: the manager
+                                    // notes the units' states now, so that
+                                    // the next change is told.
+                                    Some("Subscribe" | "StartTransientUnit")
+                                        if peers.subscribed.insert(caller.clone())
+                                            && peers.subscribed.len() == 1 =>
+                                    {
+                                        subscribers.store(1, Ordering::Relaxed);
+                                        let _ = tx.send(Event::BusSubscribed);
                                     }
                                     Some("Unsubscribe") => {
                                         peers.subscribed.remove(&caller);

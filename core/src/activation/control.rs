@@ -998,11 +998,18 @@ impl Manager {
         }) {
             return Some(svc.unit.id.to_string());
         }
+        // A cgroup of flint's own subtree (`…/flint-PID-NS/unit/…`), not
+        // one of the same name elsewhere (a host manager's, a delegated
+        // tree's).
+        let subtree = crate::cgroup::subtree_name(crate::own_pid(), crate::cgroup::pid_namespace());
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         text.lines()
             .filter_map(|l| l.splitn(3, ':').nth(2))
-            .flat_map(|path| path.rsplit('/'))
-            .find(|c| self.find_service(c).is_some() || self.socket_index(c).is_some())
+            .find_map(|path| {
+                let mut parts = path.split('/');
+                parts.find(|c| *c == subtree)?;
+                parts.next().filter(|c| self.find_service(c).is_some())
+            })
             .map(str::to_string)
     }
 
@@ -1384,7 +1391,9 @@ impl Manager {
                             _ => None,
                         })
                         .map(|e| {
-                            if e.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
+                            if e.contains(|c: char| {
+                                c.is_whitespace() || matches!(c, '"' | '\'' | '\\')
+                            }) {
                                 format!("\"{}\"", e.replace('\\', "\\\\").replace('"', "\\\""))
                             } else {
                                 e

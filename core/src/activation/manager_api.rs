@@ -563,11 +563,11 @@ fn call(
         "ListUnits" | "ListUnitsFiltered" | "ListUnitsByPatterns" | "ListUnitsByNames" => {
             let (states, patterns) = match member {
                 "ListUnits" => (Vec::new(), Vec::new()),
-                "ListUnitsFiltered" => (strings(&args("as")?[0]), Vec::new()),
-                "ListUnitsByNames" => (Vec::new(), strings(&args("as")?[0])),
+                "ListUnitsFiltered" => (bounded(strings(&args("as")?[0]))?, Vec::new()),
+                "ListUnitsByNames" => (Vec::new(), bounded(strings(&args("as")?[0]))?),
                 _ => {
                     let a = args("asas")?;
-                    (strings(&a[0]), strings(&a[1]))
+                    (bounded(strings(&a[0]))?, bounded(strings(&a[1]))?)
                 }
             };
             let names: Vec<&str> = patterns.iter().map(String::as_str).collect();
@@ -627,7 +627,7 @@ fn call(
                 (Vec::new(), Vec::new())
             } else {
                 let a = args("asas")?;
-                (strings(&a[0]), strings(&a[1]))
+                (bounded(strings(&a[0]))?, bounded(strings(&a[1]))?)
             };
             let answer = unit_files(
                 control,
@@ -1004,6 +1004,19 @@ fn manager_properties(control: &Path) -> Result<Vec<(String, Value)>, CallError>
     Ok(out)
 }
 
+/// A list of names or patterns a reading call takes (any user may send
+/// them on the system bus, and flint matches them on its event loop): at
+/// most 128, each at most 256 bytes, far beyond any unit name.
+fn bounded(list: Vec<String>) -> Result<Vec<String>, CallError> {
+    if list.len() > 128 || list.iter().any(|p| p.len() > 256) {
+        return Err((
+            INVALID_ARGS,
+            "too many or too long names or patterns".into(),
+        ));
+    }
+    Ok(list)
+}
+
 fn strings(v: &Value) -> Vec<String> {
     match v {
         Value::Strings(s) => s.clone(),
@@ -1324,6 +1337,13 @@ fn list_row(u: &Json) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_a_reading_call_takes_are_bounded() {
+        assert!(bounded(vec!["*.service".into(); 128]).is_ok());
+        assert!(bounded(vec!["a".into(); 129]).is_err());
+        assert!(bounded(vec!["*[".repeat(129)]).is_err());
+    }
 
     #[test]
     fn unit_paths_are_escaped_as_systemd_does() {

@@ -164,6 +164,8 @@ enum Event {
     /// flint's connection as `org.freedesktop.systemd1` ended, or could
     /// not be made.
     BusActivatorGone { error: String },
+    /// A peer of the bus subscribed to the units' changes, the first one.
+    BusSubscribed,
     /// A timer unit's wait for its next elapse is over.
     TimerDue { timer: String, generation: u64 },
     /// The wall clock was set.
@@ -1405,6 +1407,7 @@ impl Manager {
             Event::BusActivation { unit } => self.bus_activate(&unit),
             Event::BusActivatorUp { activator } => self.on_activator_up(activator),
             Event::BusActivatorGone { error } => self.on_activator_gone(&error),
+            Event::BusSubscribed => self.tell_bus_other_units(),
             Event::TimerDue { timer, generation } => self.on_timer_due(&timer, generation),
             Event::ClockChanged => self.on_clock_changed(),
             Event::TimezoneChanged => self.on_timezone_changed(),

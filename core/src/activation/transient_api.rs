@@ -240,7 +240,9 @@ fn lines(
         }
         ("u", Any::Int(n)) if key.ends_with("Scale") => {
             let k = key[..key.len() - 5].to_string();
-            let percent = hundredths(*n * 10_000 / i128::from(u32::MAX));
+            // Rounded, as systemd's UINT32_SCALE_TO_PERMYRIAD().
+            let max = i128::from(u32::MAX);
+            let percent = hundredths((*n * 10_000 + max / 2) / max);
             return Ok(vec![(k, format!("{percent}%"))]);
         }
         ("y" | "n" | "q" | "i" | "u" | "x" | "t", Any::Int(n)) => number(*n),
@@ -394,6 +396,8 @@ mod tests {
                 prop("RuntimeMaxUSec", "t", Any::Int(90_000_000)),
                 prop("MemoryMax", "t", Any::Int(i128::from(u64::MAX))),
                 prop("CPUQuotaPerSecUSec", "t", Any::Int(250_000)),
+                // systemd-run -p MemoryHigh=33% (UINT32_SCALE_FROM_PERMYRIAD).
+                prop("MemoryHighScale", "u", Any::Int(1_417_339_208)),
                 prop("LimitNOFILE", "t", Any::Int(4096)),
                 prop("LimitNOFILESoft", "t", Any::Int(1024)),
                 prop("Environment", "as", strs(&["A=1", "B=two words"])),
@@ -440,6 +444,7 @@ mod tests {
             "RuntimeMaxSec=90000000us\n",
             "MemoryMax=infinity\n",
             "CPUQuota=25%\n",
+            "MemoryHigh=33%\n",
             "Environment=\"A=1\" \"B=two words\"\n",
             "ExecStart=\"/bin/echo\" \"100%%\" \"$HOME\"\n",
             "ExecStopPost=-+@\"/bin/busybox\" \"true\"\n",

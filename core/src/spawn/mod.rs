@@ -332,8 +332,11 @@ impl ExitStatus {
     pub fn systemd_words(self) -> String {
         match self {
             ExitStatus::Exited(code) => {
+                // systemctl names the libc and systemd statuses only (not
+                // the LSB or BSD ones: `status=3`, not `3/NOTIMPLEMENTED`).
                 let name = u8::try_from(code)
                     .ok()
+                    .filter(|c| *c <= 1 || *c >= 200)
                     .and_then(crate::unit::value::exit_status::exit_status_name);
                 match name {
                     Some(n) => format!("code=exited, status={code}/{n}"),

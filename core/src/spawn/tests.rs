@@ -926,6 +926,14 @@ fn ended_processes_are_described_as_systemctl_does() {
         ExitStatus::Exited(42).systemd_words(),
         "code=exited, status=42"
     );
+    assert_eq!(
+        ExitStatus::Exited(3).systemd_words(),
+        "code=exited, status=3"
+    );
+    assert_eq!(
+        ExitStatus::Exited(203).systemd_words(),
+        "code=exited, status=203/EXEC"
+    );
     let killed = ExitStatus::Signaled {
         signal: 1,
         core_dumped: false,
