@@ -2095,6 +2095,16 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
     );
     let (code, out, _) = systemctl(&["is-failed", "bad"]);
     assert_eq!((code, out.as_str()), (0, "failed\n"));
+    // Its command as systemctl prints one that ended (from ExecStart=).
+    let (_, status, _) = systemctl(&["status", "bad"]);
+    let pid = ok(&["show", "-p", "ExecMainPID", "--value", "bad"]);
+    assert!(
+        status.contains(&format!(
+            "Process: {} ExecStart=/bin/false (code=exited, status=1/FAILURE)\n",
+            pid.trim()
+        )),
+        "{status}"
+    );
     ok(&["reset-failed", "bad"]);
     let (code, out, _) = systemctl(&["is-failed", "bad"]);
     assert_eq!((code, out.as_str()), (1, "inactive\n"));

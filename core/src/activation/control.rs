@@ -409,6 +409,13 @@ impl Manager {
             // PID: 42 (code=exited, status=1/FAILURE)").
             "main_exit_pid": svc.main_pid.is_none().then_some(svc.main_exit_pid).flatten(),
             "main_exit_words": svc.main_status.map(crate::spawn::ExitStatus::systemd_words),
+            // How it ended as CLD_* and the status or signal.
+            "main_exit_code": svc.main_status.map(|s| match s {
+                crate::spawn::ExitStatus::Exited(c) => [1, c],
+                crate::spawn::ExitStatus::Signaled { signal, core_dumped } => {
+                    [if core_dumped { 3 } else { 2 }, signal]
+                }
+            }),
             "job": self.job_text(id),
             "job_id": self.jobs.get(&id).map(|j| j.serial),
             "since_usec": svc.times.since(state),
@@ -1268,6 +1275,8 @@ impl Manager {
         let mut p: Vec<(&str, String)> = Vec::new();
         // Numbers that `p` holds as text, as they are (systemd's API).
         let mut raw: Vec<(&str, u64)> = Vec::new();
+        // A service's commands, for systemd's API (typed there).
+        let mut exec = serde_json::Map::new();
         let id = unit
             .as_ref()
             .map_or_else(|| name.to_string(), |u| u.id.to_string());
@@ -1403,6 +1412,70 @@ impl Manager {
                 })
                 .unwrap_or_default();
             p.push(("Environment", environment.join(" ")));
+            // The commands, the main one with how it ended.
+            let (code, value) = match status["main_exit_code"].as_array() {
+                Some(a) => (a[0].as_i64().unwrap_or(0), a[1].as_i64().unwrap_or(0)),
+                None => (0, 0),
+            };
+            let main_pid = status["main_pid"]
+                .as_u64()
+                .or_else(|| status["main_exit_pid"].as_u64());
+            for key in [
+                "ExecCondition",
+                "ExecStartPre",
+                "ExecStart",
+                "ExecStartPost",
+                "ExecReload",
+                "ExecStop",
+                "ExecStopPost",
+            ] {
+                let Some(u) = usable else { break };
+                let commands = u.commands("Service", key);
+                if commands.is_empty() {
+                    continue;
+                }
+                let last = commands.len() - 1;
+                let rows: Vec<Json> = commands
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        // The main process is the (last) ExecStart= one.
+                        let main = key == "ExecStart" && i == last;
+                        let pid = if main { main_pid.unwrap_or(0) } else { 0 };
+                        let (code, value) = if main { (code, value) } else { (0, 0) };
+                        json!({"path": c.path, "argv": c.argv, "ignore": c.ignore_failure,
+                               "pid": pid, "code": code, "status": value})
+                    })
+                    .collect();
+                let text: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        let argv: Vec<&str> = r["argv"]
+                            .as_array()
+                            .map(Vec::as_slice)
+                            .unwrap_or_default()
+                            .iter()
+                            .filter_map(Json::as_str)
+                            .collect();
+                        format!(
+                            "{{ path={} ; argv[]={} ; ignore_errors={} ; start_time=[n/a] ; stop_time=[n/a] ; pid={} ; code={} ; status={} }}",
+                            r["path"].as_str().unwrap_or(""),
+                            argv.join(" "),
+                            yes(r["ignore"] == true),
+                            r["pid"],
+                            match r["code"].as_i64() {
+                                Some(1) => "exited",
+                                Some(2) => "killed",
+                                Some(3) => "dumped",
+                                _ => "(null)",
+                            },
+                            r["status"]
+                        )
+                    })
+                    .collect();
+                p.push((key, text.join(" ")));
+                exec.insert(key.to_string(), Json::Array(rows));
+            }
             // The last main process's end: 1 exited, 2 killed, 3 dumped
             // core (CLD_*).
             let last = text("main_exit");
@@ -1710,6 +1783,7 @@ impl Manager {
             "name": id,
             "properties": p.into_iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
             "times": times,
+            "exec": exec,
         })
     }
 

@@ -1206,7 +1206,7 @@ fn show(control: &Path, name: &str) -> Result<(Vec<(String, String)>, Json), Cal
         .iter()
         .filter_map(|p| Some((p[0].as_str()?.to_string(), p[1].as_str()?.to_string())))
         .collect();
-    Ok((props, unit["times"].clone()))
+    Ok((props, unit.clone()))
 }
 
 fn prop<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -1219,11 +1219,53 @@ fn prop<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// The properties of `name` with systemd's D-Bus types; the timestamps
 /// and a timer's times as numbers (µs, 0 for never).
 fn typed_properties(control: &Path, name: &str) -> Result<Vec<(String, Value)>, CallError> {
-    let (props, times) = show(control, name)?;
+    let (props, unit) = show(control, name)?;
+    let times = &unit["times"];
     let mut typed = typed(props);
     for (n, v) in &mut typed {
         if n.ends_with("Timestamp") || n.contains("USec") {
             *v = Value::U64(times[n.as_str()].as_u64().unwrap_or(0));
+        }
+    }
+    // A service's commands as systemd's `a(sasbttttuii)`: path, argv,
+    // ignore failure, start and exit times, pid, how it ended (CLD_*),
+    // its status; systemctl's status prints the ended ones as "Process:".
+    if let Some(exec) = unit["exec"].as_object() {
+        for (key, commands) in exec {
+            let rows = commands
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| {
+                    let n = |k: &str| c[k].as_i64().unwrap_or(0);
+                    Value::Struct(vec![
+                        Value::Str(c["path"].as_str().unwrap_or("").to_string()),
+                        Value::Strings(
+                            c["argv"]
+                                .as_array()
+                                .map(Vec::as_slice)
+                                .unwrap_or_default()
+                                .iter()
+                                .filter_map(|a| a.as_str().map(str::to_string))
+                                .collect(),
+                        ),
+                        Value::Bool(c["ignore"] == true),
+                        Value::U64(c["start"].as_u64().unwrap_or(0)),
+                        Value::U64(0),
+                        Value::U64(c["exit"].as_u64().unwrap_or(0)),
+                        Value::U64(0),
+                        Value::U32(u32::try_from(n("pid")).unwrap_or(0)),
+                        Value::I32(i32::try_from(n("code")).unwrap_or(0)),
+                        Value::I32(i32::try_from(n("status")).unwrap_or(0)),
+                    ])
+                })
+                .collect();
+            let value = Value::Array("(sasbttttuii)".into(), rows);
+            match typed.iter_mut().find(|(n, _)| n == key) {
+                Some((_, v)) => *v = value,
+                None => typed.push((key.clone(), value)),
+            }
         }
     }
     Ok(typed)
