@@ -3481,6 +3481,23 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
         "{}",
         flint.log()
     );
+    // Ended, it is collected (its file goes): told as transient, with no
+    // call for a daemon-reload.
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            (systemctl(&["show", "-p", "SubState", "hello.service"]).1 == "SubState=dead\n")
+                .then_some(())
+        })
+        .is_some(),
+        "{}",
+        flint.log()
+    );
+    let (_, status) = systemctl(&["status", "--no-pager", "hello.service"]);
+    assert!(
+        status.contains("Transient: yes") && !status.contains("changed on disk"),
+        "{status}\n{}",
+        flint.log()
+    );
     // A timer with its service; what flint cannot run is refused with
     // the reason.
     let (ok, out) = inside(

@@ -1716,10 +1716,28 @@ impl Manager {
                 .map(|u| documentation(u).join(" "))
                 .unwrap_or_default(),
         ));
+        // A transient unit collected (its file gone with it, its record
+        // kept a while for its result) needs no reload.
+        let collected = self
+            .find_service(&id)
+            .is_some_and(|sid| self.collected.iter().any(|(c, _)| *c == sid));
+        let transient = unit.as_ref().is_some_and(|u| {
+            u.fragment
+                .as_ref()
+                .and_then(|f| f.parent())
+                .and_then(std::path::Path::file_name)
+                == Some(std::ffi::OsStr::new("transient"))
+        });
+        p.push(("Transient", yes(transient)));
+        // Where a generated unit comes from (an init script), which
+        // systemctl shows on the Loaded: line.
+        if let Some(source) = usable.and_then(|u| u.get_str("Unit", "SourcePath")) {
+            p.push(("SourcePath", source.to_string()));
+        }
         let index = self.units.index(&self.search);
         p.push((
             "NeedDaemonReload",
-            yes(usable.is_some_and(|u| u.needs_reload_with(&|n| index.resolve(n)))),
+            yes(!collected && usable.is_some_and(|u| u.needs_reload_with(&|n| index.resolve(n)))),
         ));
         p.push(("CanStart", yes(loaded)));
         p.push(("CanStop", yes(loaded)));

@@ -1362,9 +1362,15 @@ pub(super) fn job_value(job: Option<u64>) -> Value {
 fn list_row(u: &Json) -> Value {
     let name = u["name"].as_str().unwrap_or("").to_string();
     let text = |k: &str, default: &str| Value::Str(u[k].as_str().unwrap_or(default).to_string());
+    // A unit without a description is described by its name, as systemd's.
+    let description = u["description"]
+        .as_str()
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&name)
+        .to_string();
     Value::Struct(vec![
         Value::Str(name.clone()),
-        text("description", ""),
+        Value::Str(description),
         text("load", "loaded"),
         text("state", "inactive"),
         text("sub", "dead"),
