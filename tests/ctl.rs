@@ -2193,6 +2193,12 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
         }),
         "{sockets}"
     );
+    // A timer's status says since when it is in its state.
+    let status = ok(&["status", "t.timer"]);
+    assert!(
+        status.contains("Active: active (waiting) since "),
+        "{status}"
+    );
     let timers = ok(&["list-timers"]);
     assert!(
         timers.contains("left") && timers.contains("t.timer t.service"),

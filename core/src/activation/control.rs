@@ -1765,6 +1765,21 @@ impl Manager {
         // As systemctl prints them (empty when never); the numbers go
         // along for systemd's API, which sends them as they are.
         let mut times = status["times"].as_object().cloned().unwrap_or_default();
+        // Timers and path units keep only when they last changed: that is
+        // the timestamp of the state they are in (systemctl's "since").
+        if times.is_empty()
+            && let Some(since) = status["since_usec"].as_u64()
+        {
+            let names: &[&str] = match status["state"].as_str().unwrap_or("") {
+                "active" | "reloading" => &["ActiveEnterTimestamp", "InactiveExitTimestamp"],
+                "activating" => &["InactiveExitTimestamp"],
+                "deactivating" => &["ActiveExitTimestamp"],
+                _ => &["InactiveEnterTimestamp"],
+            };
+            for n in names {
+                times.insert((*n).to_string(), since.into());
+            }
+        }
         // A timer's times, as numbers too (systemctl list-timers reads
         // them so on systemd's API).
         for (key, name) in [
