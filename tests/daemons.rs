@@ -132,6 +132,15 @@ fn own_sysfs(tree: &Tree, read_only: bool) -> String {
     )
 }
 
+/// Debian's `tool` (`systemctl`, `systemd-run`) with `args` in flint's
+/// mount namespace, where it takes flint for systemd (and in a UTF-8
+/// locale): whether it succeeded, and its output and errors.
+fn systemd_tool(flint: &Flint, tool: &str, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["SYSTEMD_IGNORE_CHROOT=1", "LANG=C.UTF-8", tool];
+    all.extend_from_slice(args);
+    inside(flint, &["-m"], "env", &all)
+}
+
 /// `program` in flint's namespaces (`nsenter` with `ns`: `-m`, `-n`),
 /// bounded by a timeout, its stdin empty and its output piped.
 fn nsenter(flint: &Flint, ns: &[&str], program: &str) -> Command {
@@ -1254,11 +1263,7 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     // Root's systemctl changes units through the bus (cockpit's
     // socket factory starts its sockets so), and `--wait` waits for the
     // unit's end, which flint signals to subscribers (PropertiesChanged).
-    let systemctl = |args: &[&str]| {
-        let mut all = vec!["SYSTEMD_IGNORE_CHROOT=1", "systemctl"];
-        all.extend_from_slice(args);
-        inside(&flint, &["-m"], "env", &all)
-    };
+    let systemctl = |args: &[&str]| systemd_tool(&flint, "systemctl", args);
     // Returned once the unit ended, not once it started.
     let (ok, out) = systemctl(&["start", "--wait", "slow.service"]);
     assert!(ok, "{out}\n{}", flint.log());
@@ -1272,13 +1277,10 @@ fn dbus_activation_starts_hostnamed_through_flint_as_through_systemd() {
     // service's start pins it (systemd's AddRef), its changes are
     // signalled to systemd-run, which reports the end and exits with the
     // service's status.
-    let (ok, out) = inside(
+    let (ok, out) = systemd_tool(
         &flint,
-        &["-m"],
-        "env",
+        "systemd-run",
         &[
-            "SYSTEMD_IGNORE_CHROOT=1",
-            "systemd-run",
             "--wait",
             "-p",
             "Environment=CODE=3",
@@ -3268,11 +3270,7 @@ fn roots_systemctl_reaches_a_system_flint_on_its_private_socket() {
         "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system",
         &["keep.service"],
     );
-    let systemctl = |args: &[&str]| {
-        let mut all = vec!["SYSTEMD_IGNORE_CHROOT=1", "systemctl"];
-        all.extend_from_slice(args);
-        inside(&flint, &["-m"], "env", &all)
-    };
+    let systemctl = |args: &[&str]| systemd_tool(&flint, "systemctl", args);
     let (ok, out) = systemctl(&["is-active", "keep.service"]);
     assert!(ok && out == "active\n", "{out}\n{}", flint.log());
     let (ok, out) = systemctl(&["start", "other.service"]);
@@ -3323,11 +3321,7 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
             common::flint_bin().display(),
         ));
     let flint = Flint::run_command_until(cmd, "unit(s) running");
-    let systemctl = |args: &[&str]| {
-        let mut all = vec!["SYSTEMD_IGNORE_CHROOT=1", "LANG=C.UTF-8", "systemctl"];
-        all.extend_from_slice(args);
-        inside(&flint, &["-m"], "env", &all)
-    };
+    let systemctl = |args: &[&str]| systemd_tool(&flint, "systemctl", args);
     let wants = tree.path().join("multi-user.target.wants/web.service");
     let (ok, out) = systemctl(&["is-enabled", "web.service"]);
     assert!(!ok && out == "disabled\n", "{out}\n{}", flint.log());
@@ -3449,13 +3443,10 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
     );
     // Debian's systemd-run sends its transient unit the same way
     // (StartTransientUnit): the service runs with what it was given.
-    let (ok, out) = inside(
+    let (ok, out) = systemd_tool(
         &flint,
-        &["-m"],
-        "env",
+        "systemd-run",
         &[
-            "SYSTEMD_IGNORE_CHROOT=1",
-            "systemd-run",
             "--unit=hello",
             "-E",
             "FOO=bar baz",
@@ -3500,17 +3491,10 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
     );
     // A timer with its service; what flint cannot run is refused with
     // the reason.
-    let (ok, out) = inside(
+    let (ok, out) = systemd_tool(
         &flint,
-        &["-m"],
-        "env",
-        &[
-            "SYSTEMD_IGNORE_CHROOT=1",
-            "systemd-run",
-            "--on-active=1h",
-            "--unit=later",
-            "/bin/true",
-        ],
+        "systemd-run",
+        &["--on-active=1h", "--unit=later", "/bin/true"],
     );
     assert!(
         ok && out.contains("Running timer as unit: later.timer"),
@@ -3518,16 +3502,6 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
     );
     let (ok, out) = systemctl(&["is-active", "later.timer"]);
     assert!(ok && out == "active\n", "{out}\n{}", flint.log());
-    let (ok, out) = inside(
-        &flint,
-        &["-m"],
-        "env",
-        &[
-            "SYSTEMD_IGNORE_CHROOT=1",
-            "systemd-run",
-            "--scope",
-            "/bin/true",
-        ],
-    );
+    let (ok, out) = systemd_tool(&flint, "systemd-run", &["--scope", "/bin/true"]);
     assert!(!ok && out.contains("not scope units"), "{out}");
 }

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 mod marshal;
-pub use marshal::{Any, Value, body as marshal_body, read_any, read_args};
+pub use marshal::{Any, Value, body as marshal_body, complete_types, read_any, read_args};
 
 /// Message types.
 pub const METHOD_CALL: u8 = 1;

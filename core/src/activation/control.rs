@@ -294,6 +294,16 @@ fn instance_description(svc: &super::lifecycle::ServiceRt) -> String {
     }
 }
 
+/// One word of a list as `systemctl show` prints it: in double quotes
+/// where it holds a space or a quote (an assignment of `Environment=`).
+fn list_word(word: &str) -> String {
+    if word.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\')) {
+        format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        word.to_string()
+    }
+}
+
 /// A unit's `Documentation=` addresses, each on its own (a line may hold
 /// several).
 fn documentation(unit: &crate::unit::load::Unit) -> Vec<String> {
@@ -408,14 +418,8 @@ impl Manager {
             // The main process that ended, as systemctl shows it ("Main
             // PID: 42 (code=exited, status=1/FAILURE)").
             "main_exit_pid": svc.main_pid.is_none().then_some(svc.main_exit_pid).flatten(),
-            "main_exit_words": svc.main_status.map(crate::spawn::ExitStatus::systemd_words),
             // How it ended as CLD_* and the status or signal.
-            "main_exit_code": svc.main_status.map(|s| match s {
-                crate::spawn::ExitStatus::Exited(c) => [1, c],
-                crate::spawn::ExitStatus::Signaled { signal, core_dumped } => {
-                    [if core_dumped { 3 } else { 2 }, signal]
-                }
-            }),
+            "main_exit_code": svc.main_status.map(crate::spawn::ExitStatus::cld),
             "job": self.job_text(id),
             "job_id": self.jobs.get(&id).map(|j| j.serial),
             "since_usec": svc.times.since(state),
@@ -1399,103 +1403,60 @@ impl Manager {
                             crate::unit::load::Value::Env(k, v) => Some(format!("{k}={v}")),
                             _ => None,
                         })
-                        .map(|e| {
-                            if e.contains(|c: char| {
-                                c.is_whitespace() || matches!(c, '"' | '\'' | '\\')
-                            }) {
-                                format!("\"{}\"", e.replace('\\', "\\\\").replace('"', "\\\""))
-                            } else {
-                                e
-                            }
-                        })
+                        .map(|e| list_word(&e))
                         .collect()
                 })
                 .unwrap_or_default();
             p.push(("Environment", environment.join(" ")));
-            // The commands, the main one with how it ended.
+            // How the last main process ended (CLD_*: 1 exited, 2 killed,
+            // 3 dumped core) and its status or signal; 0, 0 while none did.
             let (code, value) = match status["main_exit_code"].as_array() {
                 Some(a) => (a[0].as_i64().unwrap_or(0), a[1].as_i64().unwrap_or(0)),
                 None => (0, 0),
             };
+            p.push(("ExecMainCode", code.to_string()));
+            p.push(("ExecMainStatus", value.to_string()));
+            // The commands, the main one (the last `ExecStart=`) with its
+            // pid and how it ended.
             let main_pid = status["main_pid"]
                 .as_u64()
-                .or_else(|| status["main_exit_pid"].as_u64());
-            for key in [
-                "ExecCondition",
-                "ExecStartPre",
-                "ExecStart",
-                "ExecStartPost",
-                "ExecReload",
-                "ExecStop",
-                "ExecStopPost",
-            ] {
-                let Some(u) = usable else { break };
-                let commands = u.commands("Service", key);
-                if commands.is_empty() {
-                    continue;
-                }
-                let last = commands.len() - 1;
-                let rows: Vec<Json> = commands
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        // The main process is the (last) ExecStart= one.
-                        let main = key == "ExecStart" && i == last;
-                        let pid = if main { main_pid.unwrap_or(0) } else { 0 };
-                        let (code, value) = if main { (code, value) } else { (0, 0) };
+                .or_else(|| status["main_exit_pid"].as_u64())
+                .unwrap_or(0);
+            for key in crate::unit::verify::SERVICE_COMMANDS {
+                let commands = usable
+                    .map(|u| u.commands("Service", key))
+                    .unwrap_or_default();
+                let mut rows = Vec::new();
+                let mut text = Vec::new();
+                for (i, c) in commands.iter().enumerate() {
+                    let main = key == "ExecStart" && i + 1 == commands.len();
+                    let (pid, code, value) = if main {
+                        (main_pid, code, value)
+                    } else {
+                        (0, 0, 0)
+                    };
+                    let how = match code {
+                        1 => "exited",
+                        2 => "killed",
+                        3 => "dumped",
+                        _ => "(null)",
+                    };
+                    text.push(format!(
+                        "{{ path={} ; argv[]={} ; ignore_errors={} ; start_time=[n/a] ; stop_time=[n/a] ; pid={pid} ; code={how} ; status={value} }}",
+                        c.path,
+                        c.argv.join(" "),
+                        yes(c.ignore_failure),
+                    ));
+                    rows.push(
                         json!({"path": c.path, "argv": c.argv, "ignore": c.ignore_failure,
-                               "pid": pid, "code": code, "status": value})
-                    })
-                    .collect();
-                let text: Vec<String> = rows
-                    .iter()
-                    .map(|r| {
-                        let argv: Vec<&str> = r["argv"]
-                            .as_array()
-                            .map(Vec::as_slice)
-                            .unwrap_or_default()
-                            .iter()
-                            .filter_map(Json::as_str)
-                            .collect();
-                        format!(
-                            "{{ path={} ; argv[]={} ; ignore_errors={} ; start_time=[n/a] ; stop_time=[n/a] ; pid={} ; code={} ; status={} }}",
-                            r["path"].as_str().unwrap_or(""),
-                            argv.join(" "),
-                            yes(r["ignore"] == true),
-                            r["pid"],
-                            match r["code"].as_i64() {
-                                Some(1) => "exited",
-                                Some(2) => "killed",
-                                Some(3) => "dumped",
-                                _ => "(null)",
-                            },
-                            r["status"]
-                        )
-                    })
-                    .collect();
-                p.push((key, text.join(" ")));
-                exec.insert(key.to_string(), Json::Array(rows));
+                                     "pid": pid, "code": code, "status": value}),
+                    );
+                }
+                if !rows.is_empty() {
+                    p.push((key, text.join(" ")));
+                    exec.insert(key.to_string(), Json::Array(rows));
+                }
             }
-            // The last main process's end: 1 exited, 2 killed, 3 dumped
-            // core (CLD_*).
-            let last = text("main_exit");
-            let (code, value) = if let Some(n) = last.strip_prefix("exited with status ") {
-                ("1", n)
-            } else if let Some(n) = last
-                .strip_prefix("killed by signal ")
-                .and_then(|n| n.strip_suffix(" (core dumped)"))
-            {
-                ("3", n)
-            } else if let Some(n) = last.strip_prefix("killed by signal ") {
-                ("2", n)
-            } else {
-                ("0", "0")
-            };
-            p.push(("ExecMainCode", code.to_string()));
-            p.push((
-                "ExecMainStatus",
-                value.chars().take_while(char::is_ascii_digit).collect(),
-            ));
             p.push(("MemoryCurrent", set(status["memory"]["current"].as_u64())));
             p.push(("TasksCurrent", set(status["tasks_current"].as_u64())));
             p.push((
@@ -1845,16 +1806,9 @@ impl Manager {
         let machine = nix::sys::utsname::uname()
             .map(|u| u.machine().to_string_lossy().into_owned())
             .unwrap_or_default();
-        let quoted = |s: &str| {
-            if s.contains(char::is_whitespace) || s.contains('"') {
-                format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-            } else {
-                s.to_string()
-            }
-        };
         let environment: Vec<String> = crate::service::defaults::environment(self.search.user_mode)
             .iter()
-            .map(|(k, v)| quoted(&format!("{k}={v}")))
+            .map(|(k, v)| list_word(&format!("{k}={v}")))
             .collect();
         let limits = crate::service::defaults::limits();
         let limit = |pick: fn(&crate::service::defaults::Limits) -> (u64, u64), soft: bool| {

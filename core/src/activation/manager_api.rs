@@ -100,32 +100,8 @@ fn introspect(control: &Path, path: &str) -> Result<String, CallError> {
          <method name=\"GetAll\"><arg type=\"s\" direction=\"in\"/><arg type=\"a{sv}\" direction=\"out\"/></method>\n \
          </interface>\n";
     let args = |xml: &mut String, sig: &str, direction: &str| {
-        let bytes = sig.as_bytes();
-        let mut i = 0;
-        // One complete type at a time (no dictionaries in these).
-        while i < bytes.len() {
-            let start = i;
-            let mut depth = 0i32;
-            loop {
-                match bytes[i] {
-                    b'a' => {
-                        i += 1;
-                        continue;
-                    }
-                    b'(' => depth += 1,
-                    b')' => depth -= 1,
-                    _ => {}
-                }
-                i += 1;
-                if depth == 0 {
-                    break;
-                }
-            }
-            let _ = write!(
-                xml,
-                "<arg type=\"{}\" direction=\"{direction}\"/>",
-                &sig[start..i]
-            );
+        for one in crate::bus::complete_types(sig).unwrap_or_default() {
+            let _ = write!(xml, "<arg type=\"{one}\" direction=\"{direction}\"/>");
         }
     };
     if path == ROOT {

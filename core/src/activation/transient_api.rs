@@ -15,7 +15,7 @@
 //! property it does not know.
 
 use crate::bus::Any;
-use crate::control::systemd_run::{UNIT_SECTION, quote_word, setting_value};
+use crate::control::systemd_run::{in_unit_section, quote_word, setting_value};
 
 /// An error of the call: its D-Bus name and text.
 pub(super) type CallError = (&'static str, String);
@@ -108,10 +108,7 @@ fn unit_text(name: &str, properties: &Any) -> Result<String, CallError> {
             continue;
         }
         for (k, v) in lines(section, key, sig, value)? {
-            if UNIT_SECTION.contains(&k.as_str())
-                || k.starts_with("Condition")
-                || k.starts_with("Assert")
-            {
+            if in_unit_section(&k) {
                 unit.push(format!("{k}={v}"));
             } else {
                 own.push(format!("{k}={v}"));
@@ -286,7 +283,7 @@ fn lines(
 
 /// The section whose rules a key's value follows.
 fn section_for<'a>(section: &'a str, key: &str) -> &'a str {
-    if UNIT_SECTION.contains(&key) || key.starts_with("Condition") || key.starts_with("Assert") {
+    if in_unit_section(key) {
         "Unit"
     } else {
         section

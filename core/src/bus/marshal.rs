@@ -237,12 +237,22 @@ const MAX_DEPTH: usize = 64;
 /// Reads the arguments of a call of any `signature`; `None` when the body
 /// does not hold them or the signature is not one.
 pub fn read_any(signature: &str, body: &[u8]) -> Option<Vec<Any>> {
+    let mut at = 0usize;
+    complete_types(signature)?
+        .into_iter()
+        .map(|one| read_one(one.as_bytes(), body, &mut at, 0))
+        .collect()
+}
+
+/// The single complete types `signature` is made of (`"sa(sv)"`: `s`,
+/// `a(sv)`); `None` when it is not a signature.
+pub fn complete_types(signature: &str) -> Option<Vec<&str>> {
     let sig = signature.as_bytes();
-    let (mut s, mut at) = (0usize, 0usize);
     let mut out = Vec::new();
+    let mut s = 0;
     while s < sig.len() {
         let end = complete_type(sig, s, 0)?;
-        out.push(read_one(&sig[s..end], body, &mut at, 0)?);
+        out.push(&signature[s..end]);
         s = end;
     }
     Some(out)

@@ -689,11 +689,14 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 let _ = writeln!(out, "{line}");
             }
             // A main process that ended: its pid and how it ended.
+            let ended = u["main_exit_code"].as_array().and_then(|c| {
+                let n = |i: usize| c.get(i)?.as_i64().and_then(|v| i32::try_from(v).ok());
+                crate::spawn::ExitStatus::from_cld(n(0)?, n(1)?)
+            });
             if u["main_pid"].is_null()
-                && let (Some(pid), Some(words)) =
-                    (u["main_exit_pid"].as_u64(), u["main_exit_words"].as_str())
+                && let (Some(pid), Some(ended)) = (u["main_exit_pid"].as_u64(), ended)
             {
-                let _ = writeln!(out, "{:>11}: {pid} ({words})", "Main PID");
+                let _ = writeln!(out, "{:>11}: {pid} ({})", "Main PID", ended.systemd_words());
             }
             for (label, key) in [
                 ("Main PID", "main_pid"),

@@ -129,7 +129,7 @@ running flint.
 
 /// The settings of a unit file's `[Unit]` section; other `-p` settings go
 /// to `[Service]`.
-pub(crate) const UNIT_SECTION: &[&str] = &[
+const UNIT_SECTION: &[&str] = &[
     "Description",
     "Documentation",
     "Wants",
@@ -171,6 +171,12 @@ pub(crate) const UNIT_SECTION: &[&str] = &[
     "RebootArgument",
     "SourcePath",
 ];
+
+/// Whether `key` belongs in a unit file's `[Unit]` section (its settings,
+/// conditions and assertions), not in the unit type's own.
+pub(crate) fn in_unit_section(key: &str) -> bool {
+    UNIT_SECTION.contains(&key) || key.starts_with("Condition") || key.starts_with("Assert")
+}
 
 /// Options that take a value, by every name systemd-run gives them.
 fn option_with_value(name: &str) -> Option<&'static str> {
@@ -531,10 +537,7 @@ pub fn translate_for(
                 if k.is_empty() || k.contains(char::is_whitespace) {
                     return Err(RunError::BadProperty(v.clone()));
                 }
-                if UNIT_SECTION.contains(&k)
-                    || k.starts_with("Condition")
-                    || k.starts_with("Assert")
-                {
+                if in_unit_section(k) {
                     unit_lines.push(format!("{k}={}", setting_value("Unit", k, val)?));
                 } else {
                     service_lines.push(format!("{k}={}", setting_value("Service", k, val)?));

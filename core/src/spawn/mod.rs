@@ -326,6 +326,30 @@ impl ExitStatus {
 }
 
 impl ExitStatus {
+    /// How it ended as `CLD_*` (1 exited, 2 killed, 3 dumped core) and the
+    /// status or signal, as systemd's API gives it.
+    pub fn cld(self) -> [i32; 2] {
+        match self {
+            ExitStatus::Exited(c) => [1, c],
+            ExitStatus::Signaled {
+                signal,
+                core_dumped,
+            } => [if core_dumped { 3 } else { 2 }, signal],
+        }
+    }
+
+    /// The end [`ExitStatus::cld`] describes.
+    pub fn from_cld(code: i32, value: i32) -> Option<ExitStatus> {
+        match code {
+            1 => Some(ExitStatus::Exited(value)),
+            2 | 3 => Some(ExitStatus::Signaled {
+                signal: value,
+                core_dumped: code == 3,
+            }),
+            _ => None,
+        }
+    }
+
     /// As systemctl's `status` describes an ended process:
     /// `code=exited, status=1/FAILURE`, `code=killed, signal=HUP`,
     /// `code=dumped, signal=SEGV`.

@@ -944,4 +944,9 @@ fn ended_processes_are_described_as_systemctl_does() {
         core_dumped: true,
     };
     assert_eq!(dumped.systemd_words(), "code=dumped, signal=SEGV");
+    for s in [ExitStatus::Exited(3), killed, dumped] {
+        let [code, value] = s.cld();
+        assert_eq!(ExitStatus::from_cld(code, value), Some(s));
+    }
+    assert_eq!(ExitStatus::from_cld(0, 0), None);
 }

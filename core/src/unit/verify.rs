@@ -12,7 +12,7 @@ use super::name::{UnitName, UnitType};
 
 /// The commands of each unit type whose executables are checked, in
 /// systemd's order (`ExecStart=` and friends).
-const SERVICE_COMMANDS: [&str; 7] = [
+pub const SERVICE_COMMANDS: [&str; 7] = [
     "ExecCondition",
     "ExecStartPre",
     "ExecStart",
