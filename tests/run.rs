@@ -128,11 +128,17 @@ fn a_daemon_escaped_from_an_accept_yes_instance_does_not_outlive_flint() {
         "esc.socket",
         &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
     );
+    // The instance answers once the daemon is in its own session (a busy
+    // machine may not have run its setsid() yet when the instance ends,
+    // whose end takes its process group along).
+    let ready = tree.path().join("escaped");
     tree.write(
         "esc@.service",
         &format!(
             "[Service]\nStandardInput=socket\n\
-             ExecStart=/bin/sh -c 'setsid -f sleep {marker} </dev/null >/dev/null 2>&1; echo started'\n"
+             ExecStart=/bin/sh -c 'setsid -f sh -c \"touch {r}; exec sleep {marker}\" </dev/null >/dev/null 2>&1; \
+             while [ ! -e {r} ]; do sleep 0.01; done; echo started'\n",
+            r = ready.display()
         ),
     );
     let find = || -> Option<i32> {
