@@ -121,6 +121,7 @@ fn every_process_of_a_service_is_in_its_cgroup_and_a_stop_reaches_it() {
     let in_cgroup = std::fs::read_to_string(format!("/proc/{escaped}/cgroup")).unwrap();
     let (code, status) = ctl(&control, &["status", "e.service"]);
     assert_eq!(code, 0, "{status}");
+    let (_, shown) = ctl(&control, &["show", "-p", "ControlGroup", "e.service"]);
     let procs = std::fs::read_to_string(unit_cgroup.join("cgroup.procs")).unwrap_or_default();
     let outcome = || {
         assert!(
@@ -138,8 +139,14 @@ fn every_process_of_a_service_is_in_its_cgroup_and_a_stop_reaches_it() {
             "the escaped process is in the service's cgroup: {in_cgroup}"
         );
         assert_eq!(procs.lines().count(), 2, "main and escaped: {procs}");
+        // As the hierarchy names it (systemctl's "CGroup:" line).
+        let named = in_cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("?");
+        assert_eq!(shown.trim(), format!("ControlGroup={named}"));
         assert!(
-            status.contains(&format!("CGroup: {}", unit_cgroup.display()))
+            status.contains(&format!("CGroup: {named}\n"))
                 && status.contains("Tasks: 2")
                 && status.contains(&format!("{escaped} sleep 1000")),
             "{status}"
@@ -1100,4 +1107,72 @@ fn status_counts_the_threads_of_a_service_as_tasks() {
     );
     let (_, status) = ctl(&control, &["status", "t.service"]);
     assert!(status.contains("      Tasks: 4"), "{status}");
+}
+
+#[test]
+fn libsystemd_names_the_unit_of_a_service_process() {
+    // sd_pid_get_unit() takes the first component of a process's cgroup
+    // that is not a slice, below PID 1's cgroup: the service's, where
+    // flint's own cgroup is that of PID 1 (flint as a container's manager,
+    // or a machine's cgroup root).
+    let Some(parent) = cgroups_or_skip() else {
+        return;
+    };
+    let pid1 = std::fs::read_to_string("/proc/1/cgroup").unwrap_or_default();
+    let pid1 = pid1
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("?");
+    let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mine = mine
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("!");
+    if pid1 != mine {
+        eprintln!(
+            "SKIP: this test's cgroup ({mine}) is not PID 1's ({pid1}): libsystemd names the unit of that cgroup ({})",
+            parent.display()
+        );
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIP: python3 (which calls libsystemd here) is not installed");
+        return;
+    }
+    let tree = Tree::new();
+    let script = tree.write(
+        "unit.py",
+        "import ctypes, sys\n\
+         lib = ctypes.CDLL('libsystemd.so.0')\n\
+         p = ctypes.c_char_p()\n\
+         r = lib.sd_pid_get_unit(0, ctypes.byref(p))\n\
+         text = p.value.decode() if r >= 0 else 'error %d' % r\n\
+         open(sys.argv[1] + '.part', 'w').write(text)\n\
+         import os; os.rename(sys.argv[1] + '.part', sys.argv[1])\n",
+    );
+    tree.write("app-web.slice", "[Slice]\n");
+    let mut outs = Vec::new();
+    for (unit, slice) in [
+        ("who.service", ""),
+        ("web.service", "Slice=app-web.slice\n"),
+    ] {
+        let out = tree.path().join(format!("{unit}.out"));
+        tree.write(
+            unit,
+            &format!(
+                "[Service]\nType=oneshot\n{slice}ExecStart=/usr/bin/python3 {} {}\n",
+                script.display(),
+                out.display()
+            ),
+        );
+        outs.push((unit, out));
+    }
+    let flint = Flint::run(&tree, &["who.service", "web.service"]);
+    for (unit, out) in outs {
+        let text = wait_for(Duration::from_secs(20), || {
+            std::fs::read_to_string(&out).ok()
+        })
+        .unwrap_or_else(|| panic!("{unit} did not report; log:\n{}", flint.log()));
+        assert_eq!(text, unit, "sd_pid_get_unit() in {unit}");
+    }
 }

@@ -2635,6 +2635,45 @@ fn daemon_reload_reads_units_again_and_changes_nothing_that_runs() {
         err.contains("Unit nope.service could not be found."),
         "{err}"
     );
+    // A running unit masked (its file a link to /dev/null) and reloaded:
+    // masked, still running with what it loaded, as systemd shows it
+    // (once its reload above is over).
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            (systemctl(&tree, &control, &["is-active", "a"]).1 == "active\n").then_some(())
+        })
+        .is_some()
+    );
+    std::fs::remove_file(tree.path().join("a.service")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", tree.path().join("a.service")).unwrap();
+    let (code, _, err) = systemctl(&tree, &control, &["daemon-reload"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, shown) = ctl(
+        &control,
+        &["show", "-p", "LoadState,ActiveState", "a.service"],
+    );
+    assert_eq!(
+        shown.trim(),
+        "LoadState=masked\nActiveState=active",
+        "{shown}"
+    );
+    let (_, out, _) = systemctl(&tree, &control, &["status", "a"]);
+    assert!(
+        out.contains("Loaded: masked (Reason: Unit a.service is masked.)"),
+        "{out}"
+    );
+    let (code, out, err) = systemctl(
+        &tree,
+        &control,
+        &["list-units", "--state=masked", "--no-legend", "--plain"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..4]
+                == ["a.service", "masked", "active", "running"]),
+        "{out}"
+    );
 }
 
 /// `systemctl set-default` and `get-default`, as Dockerfiles use them:

@@ -3406,8 +3406,23 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
     // `systemctl status PID` (GetUnitByPID) finds the unit of a process.
     let (ok, out) = systemctl(&["show", "-p", "MainPID", "--value", "keep.service"]);
     assert!(ok, "{out}");
-    let (_, out) = systemctl(&["status", "--no-pager", out.trim()]);
+    let main = out.trim().to_string();
+    let (_, out) = systemctl(&["status", "--no-pager", &main]);
     assert!(out.contains("keep.service"), "{out}\n{}", flint.log());
+    // Where flint has cgroups, status draws the unit's processes under
+    // its "CGroup:" line (`ControlGroup=`, `GetUnitProcesses`).
+    let (_, group) = systemctl(&["show", "-p", "ControlGroup", "--value", "keep.service"]);
+    if group.trim().is_empty() {
+        eprintln!("(no cgroups for flint here: no CGroup: line to check)");
+    } else {
+        let (_, out) = systemctl(&["status", "--no-pager", "keep.service"]);
+        assert!(
+            out.contains(&format!("CGroup: {}\n", group.trim()))
+                && out.contains(&format!("└─{main} /bin/sleep 1000")),
+            "{out}\n{}",
+            flint.log()
+        );
+    }
     let (ok, out) = systemctl(&["status", "--no-pager", "1"]);
     assert!(
         !ok && out.contains("does not belong to any loaded unit"),

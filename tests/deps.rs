@@ -1900,4 +1900,35 @@ fn a_socket_started_by_hand_stops_the_units_that_conflict_with_it() {
     wait_state(&control, "ro-old.socket", "inactive");
     let _other = std::os::unix::net::UnixStream::connect(&other).expect("connect");
     wait_state(&control, "ro-new.service", "active");
+    // Two sockets on one TCP port: the new one binds once the old one's
+    // listeners have closed (they close a turn of the loop after its stop,
+    // and the bind met EADDRINUSE), started by hand or by a transaction
+    // (a target that wants it).
+    let port = common::free_port();
+    tree.write(
+        "tcp-old.socket",
+        &format!("[Unit]\nConflicts=tcp-new.socket\n[Socket]\nListenStream=127.0.0.1:{port}\n"),
+    );
+    tree.write(
+        "tcp-new.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\n"),
+    );
+    tree.write("tcp.target", "[Unit]\nWants=tcp-old.socket\n");
+    for service in ["tcp-old.service", "tcp-new.service"] {
+        tree.write(service, "[Service]\nExecStart=/bin/sleep 1000\n");
+    }
+    let (code, out) = ctl(&control, &["start", "tcp-old.socket"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    let (code, out) = ctl(&control, &["start", "tcp-new.socket"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    wait_state(&control, "tcp-old.socket", "inactive");
+    // (Failed, had its bind met EADDRINUSE.) No connection: the service
+    // that took it would hold the port too.
+    wait_state(&control, "tcp-new.socket", "active");
+    let (code, out) = ctl(&control, &["start", "tcp.target"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    wait_state(&control, "tcp-new.socket", "inactive");
+    wait_state(&control, "tcp-old.socket", "active");
+    let _tcp = common::connect(port);
+    wait_state(&control, "tcp-old.service", "active");
 }

@@ -4,7 +4,7 @@
 //! started", and systemd knows them by the service's cgroup. Where flint
 //! runs in a cgroup v2 directory it can write to (root in a container with
 //! its own cgroup namespace, a delegated subtree, a machine without
-//! systemd), it creates `flint-<pid>-<pid namespace>/` there and one
+//! systemd), it creates `flint-<pid>-<pid namespace>.slice/` there and one
 //! directory per service in it, named like the unit. A service's processes
 //! are created in it (`clone3` with `CLONE_INTO_CGROUP`; on kernels before
 //! 5.7 they move themselves in before anything else runs), so a daemon
@@ -72,11 +72,14 @@ pub enum Unavailable {
     NotDelegated(PathBuf),
 }
 
-/// flint's subtree of the cgroup v2 hierarchy, `<flint's cgroup>/flint-<pid>-<pidns>`
+/// flint's subtree of the cgroup v2 hierarchy, `<flint's cgroup>/flint-<pid>-<pidns>.slice`
 /// (see [`subtree_name`]). Dropping it removes the directories that are empty.
 #[derive(Debug)]
 pub struct Cgroups {
     root: PathBuf,
+    /// The subtree as the cgroup v2 hierarchy names it (`/proc/PID/cgroup`
+    /// of flint's services starts with it).
+    name: String,
     /// The controllers flint applies settings through, and where.
     controllers: Vec<(Controller, Hierarchy)>,
     /// v2 controllers enabled in the subtree so far (bit per controller).
@@ -144,7 +147,15 @@ impl Cgroups {
         if systemd_is_pid1() && !delegated(&dir) {
             return Err(Unavailable::NotDelegated(dir));
         }
-        let root = dir.join(subtree_name(std::process::id(), pid_namespace()));
+        let subtree = subtree_name(std::process::id(), pid_namespace());
+        let root = dir.join(&subtree);
+        let name = std::fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|own| unified_path(&own).map(str::to_string))
+            .map_or_else(
+                || format!("/{subtree}"),
+                |own| format!("{}/{subtree}", own.trim_end_matches('/')),
+            );
         match std::fs::create_dir(&root) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -157,6 +168,7 @@ impl Cgroups {
             .collect();
         Ok(Cgroups {
             root,
+            name,
             controllers,
             enabled: std::sync::atomic::AtomicU8::new(0),
             placed: std::sync::Mutex::default(),
@@ -275,6 +287,14 @@ impl Cgroups {
     /// path below the subtree (`a.slice/a-b.slice`) names a slice.
     pub fn dir(&self, unit: &str) -> PathBuf {
         self.root.join(self.relative(unit))
+    }
+
+    /// A unit's cgroup as the hierarchy names it (systemd's
+    /// `ControlGroup=`, what `/proc/PID/cgroup` of its processes says):
+    /// `/flint-1-4026531836.slice/x.service` for flint as a container's
+    /// manager.
+    pub fn control_group(&self, unit: &str) -> String {
+        format!("{}/{}", self.name, self.relative(unit))
     }
 
     /// A unit's cgroup below the subtree: in the slices it was placed in,
@@ -701,9 +721,13 @@ pub fn pid_namespace() -> u64 {
 /// `pidns`. The namespace is part of the name because a pid means
 /// something only there: flints in containers (or `flint run` as PID 1 of
 /// a namespace) may share a cgroup parent, and each must tell its own
-/// namespace's leftovers from the live subtrees of the others.
+/// namespace's leftovers from the live subtrees of the others. It is a
+/// slice's name (`flint-PID-NS.slice`), so that libsystemd's
+/// `sd_pid_get_unit()` (`cg_path_get_unit()`, which skips slices) finds a
+/// service's unit in its path as it does under systemd
+/// (`/flint-1-4026531836.slice/x.service` gives `x.service`).
 pub fn subtree_name(pid: u32, pidns: u64) -> String {
-    format!("flint-{pid}-{pidns}")
+    format!("flint-{pid}-{pidns}.slice")
 }
 
 /// Removes what a flint that is gone (killed with SIGKILL, so its
@@ -722,6 +746,8 @@ fn remove_stale(parent: &Path, own: &Path) {
             .file_name()
             .to_str()
             .and_then(|n| n.strip_prefix("flint-"))
+            // (Named without `.slice` before.)
+            .map(|n| n.strip_suffix(".slice").unwrap_or(n))
             .and_then(|rest| rest.split_once('-'))
             .filter(|(_, ns)| ns.parse::<u64>().ok() == Some(ours))
             .and_then(|(pid, _)| pid.parse::<u32>().ok())
@@ -904,7 +930,8 @@ mod tests {
             assert_eq!(cg_escape(name), dir, "{name}");
         }
         let cg = Cgroups {
-            root: PathBuf::from("/sys/fs/cgroup/flint"),
+            root: PathBuf::from("/sys/fs/cgroup/flint-1-2.slice"),
+            name: "/flint-1-2.slice".into(),
             controllers: Vec::new(),
             enabled: std::sync::atomic::AtomicU8::new(0),
             placed: std::sync::Mutex::default(),
@@ -912,24 +939,29 @@ mod tests {
         };
         assert_eq!(
             cg.dir("cpu.service"),
-            Path::new("/sys/fs/cgroup/flint/_cpu.service")
+            Path::new("/sys/fs/cgroup/flint-1-2.slice/_cpu.service")
         );
         let slices = slice_chain("io-x.slice").unwrap();
         let paths = cg.place("memory.service", &slices).unwrap();
         assert_eq!(paths, ["io.slice", "io.slice/io-x.slice"]);
         assert_eq!(
             cg.dir(&paths[0]),
-            Path::new("/sys/fs/cgroup/flint/_io.slice")
+            Path::new("/sys/fs/cgroup/flint-1-2.slice/_io.slice")
         );
         assert_eq!(
             cg.dir("memory.service"),
-            Path::new("/sys/fs/cgroup/flint/_io.slice/io-x.slice/_memory.service")
+            Path::new("/sys/fs/cgroup/flint-1-2.slice/_io.slice/io-x.slice/_memory.service")
+        );
+        // As the hierarchy names it.
+        assert_eq!(
+            cg.control_group("memory.service"),
+            "/flint-1-2.slice/_io.slice/io-x.slice/_memory.service"
         );
         // Back right in the subtree.
         cg.place("memory.service", &[]).unwrap();
         assert_eq!(
             cg.dir("memory.service"),
-            Path::new("/sys/fs/cgroup/flint/_memory.service")
+            Path::new("/sys/fs/cgroup/flint-1-2.slice/_memory.service")
         );
     }
 
@@ -942,6 +974,7 @@ mod tests {
         std::fs::create_dir_all(&tmp).unwrap();
         let cg = Cgroups {
             root: tmp.clone(),
+            name: "/x".into(),
             controllers: Vec::new(),
             enabled: std::sync::atomic::AtomicU8::new(0),
             placed: std::sync::Mutex::default(),

@@ -380,7 +380,7 @@ enum CtlCommand {
     },
     /// Print properties of units as `systemctl show` does (`Key=value`
     /// lines in systemd's order, a blank line between units, the empty ones
-    /// only when named): a service's Type, Restart, NotifyAccess, MainPID,
+    /// only when named): a service's Type, Restart, NotifyAccess, MainPID, ControlGroup,
     /// StatusText, Result, NRestarts, ExecMainCode, ExecMainStatus,
     /// MemoryCurrent, TasksCurrent, CPUUsageNSec; a socket's Accept,
     /// NConnections, NAccepted, NRefused; a timer's Unit,

@@ -403,6 +403,7 @@ impl Manager {
             "sub": sub,
             "main_pid": svc.main_pid,
             "cgroup": cgroup.map(|cg| cg.dir(unit)),
+            "control_group": running.map(|cg| cg.control_group(unit)),
             "tasks": cgroup.map(|cg| cg.pids(unit)),
             "tasks_max": cgroup.and_then(|cg| tasks_max(cg, svc)),
             "tasks_current": running.and_then(|cg| tasks_current(cg, unit)),
@@ -1009,9 +1010,9 @@ impl Manager {
         }) {
             return Some(svc.unit.id.to_string());
         }
-        // A cgroup of flint's own subtree (`…/flint-PID-NS/unit/…`), not
-        // one of the same name elsewhere (a host manager's, a delegated
-        // tree's).
+        // A cgroup of flint's own subtree (`…/flint-PID-NS.slice/unit/…`,
+        // below the slices of `Slice=`), not one of the same name
+        // elsewhere (a host manager's, a delegated tree's).
         let subtree = crate::cgroup::subtree_name(crate::own_pid(), crate::cgroup::pid_namespace());
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         text.lines()
@@ -1019,7 +1020,9 @@ impl Manager {
             .find_map(|path| {
                 let mut parts = path.split('/');
                 parts.find(|c| *c == subtree)?;
-                parts.next().filter(|c| self.find_service(c).is_some())
+                parts
+                    .find(|c| c.rsplit_once('.').is_none_or(|(_, kind)| kind != "slice"))
+                    .filter(|c| self.find_service(c).is_some())
             })
             .map(str::to_string)
     }
@@ -1182,7 +1185,7 @@ impl Manager {
     }
 
     /// The unit flint runs as `name`, or else the one on disk.
-    fn unit_of(&mut self, name: &str) -> Option<crate::unit::load::Unit> {
+    pub(super) fn unit_of(&mut self, name: &str) -> Option<crate::unit::load::Unit> {
         if let Some(id) = self.find_service(name) {
             return Some((*self.services[&id].unit).clone());
         }
@@ -1311,6 +1314,9 @@ impl Manager {
                     .to_string(),
             ));
             p.push(("MainPID", count("main_pid")));
+            // Where its processes are, as the hierarchy names it (empty
+            // while it is down), systemctl's "CGroup:" line.
+            p.push(("ControlGroup", text("control_group")));
             p.push((
                 "ExecMainPID",
                 status["main_pid"]
@@ -1609,9 +1615,16 @@ impl Manager {
                 .unwrap_or(&id)
                 .to_string(),
         ));
-        let load = unit
+        let mut load = unit
             .as_ref()
             .map_or(crate::unit::load::LoadState::NotFound, |u| u.load_state);
+        // Held, with its file masked since (see `list-units`).
+        if load == crate::unit::load::LoadState::Loaded
+            && !status.is_null()
+            && self.load_state(&id) == Some(crate::unit::load::LoadState::Masked)
+        {
+            load = crate::unit::load::LoadState::Masked;
+        }
         p.push(("LoadState", load.as_str().to_string()));
         let (active, sub) = if status.is_null() {
             ("inactive".to_string(), "dead".to_string())
@@ -1971,8 +1984,22 @@ impl Manager {
                         }
                     }
                 }
-                // `--state=` (an active or sub state, or `loaded`, which
-                // every unit flint holds is) and `--type=`.
+                // A unit flint holds whose file was masked since (`systemctl
+                // mask` of a running unit): `masked`, as systemd's after
+                // the reload, while it runs with what it loaded.
+                for u in &mut units {
+                    if let Some(name) = u["name"].as_str().map(str::to_string)
+                        && u["load"].is_null()
+                        && self.load_state(&name) == Some(crate::unit::load::LoadState::Masked)
+                    {
+                        u["load"] = "masked".into();
+                        u["load_reason"] =
+                            crate::unit::load::LoadState::Masked.reason(&name).into();
+                    }
+                }
+                // `--state=` (an active or sub state, or a load state:
+                // `loaded` for every unit flint holds but a masked one) and
+                // `--type=`.
                 let states = strings(req, "states");
                 let types = strings(req, "types");
                 // Listings leave out inactive units unless `--all` or a
@@ -1981,9 +2008,11 @@ impl Manager {
                 units.retain(|u| {
                     (all || u["state"] != "inactive")
                         && (states.is_empty()
-                            || states
-                                .iter()
-                                .any(|s| s == "loaded" || u["state"] == **s || u["sub"] == **s))
+                            || states.iter().any(|s| {
+                                u["load"].as_str().unwrap_or("loaded") == s
+                                    || u["state"] == **s
+                                    || u["sub"] == **s
+                            }))
                         && (types.is_empty() || types.iter().any(|t| u["type"] == **t))
                 });
                 if command == "status"
@@ -2378,6 +2407,11 @@ impl Manager {
                             // A stopped or failed socket is opened again.
                             _ if self.sockets[i].failed && !command.starts_with("try") => {
                                 self.stop_conflicting_sockets(n);
+                                if self.open_after_conflicts(n) {
+                                    self.pull_in_for_socket(n);
+                                    sockets_awaited.push(n.clone());
+                                    continue;
+                                }
                                 let opened = n
                                     .parse::<crate::unit::name::UnitName>()
                                     .is_ok_and(|name| self.reopen_socket(i, &name));
@@ -2415,6 +2449,11 @@ impl Manager {
                             continue;
                         }
                         self.stop_conflicting_sockets(n);
+                        if self.open_after_conflicts(n) {
+                            self.pull_in_for_socket(n);
+                            sockets_awaited.push(n.clone());
+                            continue;
+                        }
                         if !self.add_socket(&name) {
                             return control::error(
                                 1,

@@ -751,6 +751,45 @@ impl Manager {
         out
     }
 
+    /// Whether a socket that conflicts with socket `name` (either one
+    /// declares it) is on its way down but still holds its listeners: its
+    /// stop waits for the services ordered after it, runs its
+    /// `ExecStopPre=`, or its listeners close a turn of the loop later.
+    /// `name` opens after that, as systemd's transaction runs the stop job
+    /// before the start (two sockets on one TCP port: the new bind met
+    /// `EADDRINUSE`).
+    pub(super) fn conflicting_socket_closing(&mut self, name: &str) -> bool {
+        let own = self
+            .unit_of(name)
+            .map(|u| Deps::of(&u).conflicts)
+            .unwrap_or_default();
+        (0..self.sockets.len()).any(|j| {
+            let s = &self.sockets[j];
+            s.name != name
+                && !s.removed
+                && (own.contains(&s.name) || Deps::of(&s.unit).conflicts.iter().any(|c| c == name))
+                && (self.closing_sockets.contains(&j)
+                    || self.hooks.contains_key(&s.name)
+                    || self.socket_stops_new.contains(&j)
+                    || self.socket_stops.iter().any(|(k, _)| *k == j))
+        })
+    }
+
+    /// Opens socket `name` once [`Self::conflicting_socket_closing`] says
+    /// no more: returns whether it waits (it opens with the socket
+    /// restarts then).
+    pub(super) fn open_after_conflicts(&mut self, name: &str) -> bool {
+        if !self.conflicting_socket_closing(name) {
+            return false;
+        }
+        if !self.socket_restarts.iter().any(|(n, _)| n == name) {
+            tracing::info!("{name}: opens once the sockets it conflicts with have closed");
+            self.socket_restarts
+                .push((name.to_string(), super::control::SOCKET_ALONE));
+        }
+        true
+    }
+
     /// Whether a unit flint holds names `name` in its `Conflicts=` (its
     /// start then stops that unit: systemd's `ConflictedBy=`).
     pub(super) fn conflicted_by_any(&mut self, name: &str) -> bool {
@@ -1032,11 +1071,14 @@ impl Manager {
             );
         }
         // Sockets last: a socket's restart turns the restarts of the
-        // services it follows into stops (see `install`).
-        let (sockets, others): (Vec<_>, Vec<_>) = tr
+        // services it follows into stops (see `install`). Their stops
+        // before their starts: a socket that conflicts with one that stops
+        // opens after it ([`Self::open_after_conflicts`]).
+        let (mut sockets, others): (Vec<_>, Vec<_>) = tr
             .jobs
             .iter()
             .partition(|(unit, _)| unit.ends_with(".socket"));
+        sockets.sort_by_key(|(_, kind)| *kind != JobKind::Stop);
         for (unit, kind) in others.into_iter().chain(sockets) {
             self.install(unit, *kind, unit == name);
         }
@@ -1069,6 +1111,7 @@ impl Manager {
             (JobKind::Stop, Some(i)) if !self.sockets[i].failed => self.socket_stops_new.push(i),
             // A start replaces a stop that still waits, as a job does.
             (JobKind::Start, Some(i)) if !self.sockets[i].failed => self.cancel_socket_stop(i),
+            (JobKind::Start, _) if self.open_after_conflicts(name) => {}
             (JobKind::Start, None) => {
                 let opened = name.parse::<UnitName>().is_ok_and(|n| self.add_socket(&n));
                 if !opened {
@@ -1430,6 +1473,15 @@ impl Manager {
                 *id = super::control::SOCKET_ALONE;
             }
         }
+        let names: Vec<String> = self
+            .socket_restarts
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        let blocked: Vec<String> = names
+            .into_iter()
+            .filter(|n| self.conflicting_socket_closing(n))
+            .collect();
         let due: Vec<(String, u64)> = self
             .socket_restarts
             .iter()
@@ -1445,6 +1497,7 @@ impl Manager {
                     // to close (`Event::ListenersClosed`): it opens again
                     // after that.
                     && !self.hooks.contains_key(name)
+                    && !blocked.contains(name)
                     && !index.is_some_and(|i| {
                         self.closing_sockets.contains(&i)
                             || self.socket_stops.iter().any(|(s, _)| *s == i)

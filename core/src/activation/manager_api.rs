@@ -41,6 +41,7 @@ const METHODS: &[(&str, &str, &str)] = &[
     ("StartTransientUnit", "ssa(sv)a(sa(sv))", "o"),
     ("GetUnit", "s", "o"),
     ("GetUnitByPID", "u", "o"),
+    ("GetUnitProcesses", "s", "a(sus)"),
     ("LoadUnit", "s", "o"),
     ("KillUnit", "ssi", ""),
     ("ResetFailed", "", ""),
@@ -274,6 +275,7 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                         member,
                         "GetUnit"
                             | "GetUnitByPID"
+                            | "GetUnitProcesses"
                             | "LoadUnit"
                             | "ListJobs"
                             | "GetDefaultTarget"
@@ -467,6 +469,48 @@ fn call(
                     answer["error"].as_str().unwrap_or("no unit").to_string(),
                 )),
             }
+        }
+        // `systemctl status`'s process tree under its "CGroup:" line: each
+        // process of the unit's cgroup with its own cgroup and command
+        // line, as systemd's; where flint has no cgroup, the main process.
+        "GetUnitProcesses" => {
+            let name = string(&args("s")?[0]);
+            let answer =
+                request(control, "status", &[name.as_str()], json!({})).map_err(|e| (FAILED, e))?;
+            let Some(u) = answer["units"].get(0) else {
+                return Err((
+                    "org.freedesktop.systemd1.NoSuchUnit",
+                    format!("Unit {name} not loaded."),
+                ));
+            };
+            let mut pids: Vec<u64> = u["tasks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Json::as_u64)
+                .collect();
+            if let Some(main) = u["main_pid"].as_u64().filter(|m| !pids.contains(m)) {
+                pids.push(main);
+            }
+            let rows = pids
+                .into_iter()
+                .filter_map(|pid| {
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                        .ok()
+                        .and_then(|t| crate::cgroup::unified_path(&t).map(str::to_string))
+                        .unwrap_or_default();
+                    let cmdline = String::from_utf8_lossy(&cmdline)
+                        .trim_end_matches('\0')
+                        .replace('\0', " ");
+                    Some(Value::Struct(vec![
+                        Value::Str(cgroup),
+                        Value::U32(u32::try_from(pid).ok()?),
+                        Value::Str(cmdline),
+                    ]))
+                })
+                .collect();
+            Ok(Some(vec![Value::Array("(sus)".into(), rows)]))
         }
         "Reload" => {
             args("")?;

@@ -782,6 +782,8 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                         crate::unit::value::time::format_timespan_accuracy(usec, 1000)
                     );
                 }
+                // As the hierarchy names it, as systemctl shows it.
+                let cg = u["control_group"].as_str().unwrap_or(cg);
                 let _ = writeln!(out, "{:>11}: {cg}", "CGroup");
                 for (i, pid) in tasks.iter().enumerate() {
                     let branch = if i + 1 == tasks.len() {
