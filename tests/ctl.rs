@@ -1895,7 +1895,7 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
     );
     tree.write(
         "units/bad.service",
-        "[Service]\nType=oneshot\nExecStart=/bin/false\n",
+        "[Service]\nType=oneshot\nExecStartPre=-/bin/sh -c \"exit 3\"\nExecStartPre=/bin/true\nExecStart=/bin/false\n",
     );
     tree.write(
         "units/needs-missing.service",
@@ -2104,6 +2104,29 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
             pid.trim()
         )),
         "{status}"
+    );
+    // And the commands before it, in their order, each with its own pid.
+    let at = |needle: &str| {
+        status
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{status}"))
+    };
+    let pre_failed = at(" ExecStartPre=/bin/sh -c exit 3 (code=exited, status=3)\n");
+    let pre_ok = at(" ExecStartPre=/bin/true (code=exited, status=0/SUCCESS)\n");
+    assert!(
+        pre_failed < pre_ok && pre_ok < at(" ExecStart=/bin/false"),
+        "{status}"
+    );
+    let shown = ok(&["show", "-p", "ExecStartPre", "--value", "bad"]);
+    assert!(
+        shown.contains("code=exited ; status=3 }") && !shown.contains("pid=0 ;"),
+        "{shown}"
+    );
+    // flint's own status prints them as systemctl does.
+    let (_, own) = ctl(&control, &["status", "bad.service"]);
+    assert!(
+        own.contains(" ExecStartPre=/bin/true (code=exited, status=0/SUCCESS)\n"),
+        "{own}"
     );
     ok(&["reset-failed", "bad"]);
     let (code, out, _) = systemctl(&["is-failed", "bad"]);

@@ -314,6 +314,63 @@ fn documentation(unit: &crate::unit::load::Unit) -> Vec<String> {
         .collect()
 }
 
+/// The commands of a service that ran, in systemd's order of the
+/// command lists, each as `systemctl status` names it (`ExecStartPre=/usr/sbin/nginx -t`)
+/// with its pid, times and end (`[CLD_*, status]`, null while it runs):
+/// its other commands' last runs and the main process that ended.
+fn commands_json(svc: &super::lifecycle::ServiceRt) -> Json {
+    let line = |key: &str, index: usize| {
+        svc.unit
+            .commands("Service", key)
+            .get(index)
+            .map(|c| format!("{key}={}", c.argv.join(" ")))
+    };
+    let mut rows: Vec<(usize, usize, Json)> = svc
+        .command_runs
+        .iter()
+        .filter_map(|r| {
+            let order = crate::unit::verify::SERVICE_COMMANDS
+                .iter()
+                .position(|k| *k == r.key)?;
+            Some((
+                order,
+                r.index,
+                json!({
+                    "key": r.key,
+                    "index": r.index,
+                    "line": line(r.key, r.index)?,
+                    "pid": r.pid,
+                    "start_usec": r.start_usec,
+                    "exit_usec": r.exit_usec,
+                    "code": r.status.map(crate::spawn::ExitStatus::cld),
+                }),
+            ))
+        })
+        .collect();
+    let starts = svc.unit.commands("Service", "ExecStart").len();
+    if let (Some(pid), Some(status), Some(last)) = (
+        svc.main_pid
+            .is_none()
+            .then_some(svc.main_exit_pid)
+            .flatten(),
+        svc.main_status,
+        starts.checked_sub(1),
+    ) && let Some(order) = crate::unit::verify::SERVICE_COMMANDS
+        .iter()
+        .position(|k| *k == "ExecStart")
+        && let Some(text) = line("ExecStart", last)
+    {
+        rows.push((
+            order,
+            last,
+            json!({"key": "ExecStart", "index": last, "line": text, "pid": pid,
+                   "code": status.cld()}),
+        ));
+    }
+    rows.sort_by_key(|(order, index, _)| (*order, *index));
+    rows.into_iter().map(|(_, _, row)| row).collect()
+}
+
 /// The service of a socket restart that concerns the socket alone (no
 /// service id is this).
 pub(super) const SOCKET_ALONE: u64 = u64::MAX;
@@ -421,6 +478,7 @@ impl Manager {
             "main_exit_pid": svc.main_pid.is_none().then_some(svc.main_exit_pid).flatten(),
             // How it ended as CLD_* and the status or signal.
             "main_exit_code": svc.main_status.map(crate::spawn::ExitStatus::cld),
+            "commands": commands_json(svc),
             "job": self.job_text(id),
             "job_id": self.jobs.get(&id).map(|j| j.serial),
             "since_usec": svc.times.since(state),
@@ -1436,11 +1494,26 @@ impl Manager {
                 let mut text = Vec::new();
                 for (i, c) in commands.iter().enumerate() {
                     let main = key == "ExecStart" && i + 1 == commands.len();
+                    // A command other than the main one: its last run.
+                    let run = status["commands"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|r| r["key"] == key && r["index"] == i && !main);
                     let (pid, code, value) = if main {
                         (main_pid, code, value)
+                    } else if let Some(r) = run {
+                        let end = |n: usize| r["code"][n].as_i64().unwrap_or(0);
+                        (r["pid"].as_u64().unwrap_or(0), end(0), end(1))
                     } else {
                         (0, 0, 0)
                     };
+                    let (start, exit) = run.map_or((0, 0), |r| {
+                        (
+                            r["start_usec"].as_u64().unwrap_or(0),
+                            r["exit_usec"].as_u64().unwrap_or(0),
+                        )
+                    });
                     let how = match code {
                         1 => "exited",
                         2 => "killed",
@@ -1455,7 +1528,8 @@ impl Manager {
                     ));
                     rows.push(
                         json!({"path": c.path, "argv": c.argv, "ignore": c.ignore_failure,
-                                     "pid": pid, "code": code, "status": value}),
+                                     "pid": pid, "code": code, "status": value,
+                                     "start": start, "exit": exit}),
                     );
                 }
                 if !rows.is_empty() {

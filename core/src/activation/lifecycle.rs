@@ -59,6 +59,28 @@ pub(super) enum State {
     Failed,
 }
 
+/// The last run of one command of a service (not its main process).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CommandRun {
+    /// `ExecStartPre`, `ExecReload`, ...
+    pub key: &'static str,
+    /// Which of the key's commands.
+    pub index: usize,
+    pub pid: i32,
+    /// When it started and ended, µs since the epoch (0: not yet).
+    pub start_usec: u64,
+    pub exit_usec: u64,
+    /// How it ended, once it did.
+    pub status: Option<ExitStatus>,
+}
+
+/// Now, µs since the epoch.
+fn realtime_usec() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// One service (or one `Accept=yes` instance) at run time.
 #[derive(Debug)]
 pub(super) struct ServiceRt {
@@ -207,6 +229,10 @@ pub(super) struct ServiceRt {
     /// The pid of the main process that ended (systemd's `ExecMainPID=`,
     /// kept until the next start).
     pub main_exit_pid: Option<u32>,
+    /// Its commands other than the main process that ran, the last run of
+    /// each (systemd keeps an `ExecStatus` per command): `systemctl
+    /// status`'s `Process:` lines, `show`'s `ExecStartPre=` and the others.
+    pub command_runs: Vec<CommandRun>,
     /// The units this one names in `OnFailure=` and `OnSuccess=`.
     pub on_result: Vec<String>,
     /// `Type=dbus`: the thread asking the bus for `BusName=`, stopped when
@@ -324,6 +350,7 @@ impl ServiceRt {
             main_exited: false,
             main_status: None,
             main_exit_pid: None,
+            command_runs: Vec::new(),
             ran: false,
             on_result: ["OnFailure", "OnSuccess"]
                 .iter()
@@ -1381,6 +1408,18 @@ impl Manager {
         }
         tracing::debug!("{name}: running {path} (pid {pid})");
         svc.control_pid = Some(pid);
+        if let Some((key, index)) = step_key(state) {
+            svc.command_runs
+                .retain(|r| (r.key, r.index) != (key, index));
+            svc.command_runs.push(CommandRun {
+                key,
+                index,
+                pid,
+                start_usec: realtime_usec(),
+                exit_usec: 0,
+                status: None,
+            });
+        }
         svc.control_ignore = step_key(state).is_some_and(|(key, n)| {
             svc.unit
                 .commands("Service", key)
@@ -1964,6 +2003,14 @@ impl Manager {
         let Some(svc) = self.services.get_mut(&id) else {
             return;
         };
+        if let Some(run) = svc
+            .command_runs
+            .iter_mut()
+            .find(|r| r.pid == pid && r.status.is_none())
+        {
+            run.exit_usec = realtime_usec();
+            run.status = Some(status);
+        }
         if svc.main_pid == Some(pid) {
             svc.main_pid = None;
             self.on_main_exit(id, pid, status);

@@ -688,11 +688,28 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 }
                 let _ = writeln!(out, "{line}");
             }
-            // A main process that ended: its pid and how it ended.
-            let ended = u["main_exit_code"].as_array().and_then(|c| {
+            // How a process ended, from its `[CLD_*, status]`.
+            let end_of = |code: &Json| {
+                let c = code.as_array()?;
                 let n = |i: usize| c.get(i)?.as_i64().and_then(|v| i32::try_from(v).ok());
                 crate::spawn::ExitStatus::from_cld(n(0)?, n(1)?)
-            });
+            };
+            // The commands that ran and ended, as systemctl's "Process:"
+            // lines.
+            for c in u["commands"].as_array().into_iter().flatten() {
+                if let (Some(pid), Some(line), Some(end)) =
+                    (c["pid"].as_u64(), c["line"].as_str(), end_of(&c["code"]))
+                {
+                    let _ = writeln!(
+                        out,
+                        "{:>11}: {pid} {line} ({})",
+                        "Process",
+                        end.systemd_words()
+                    );
+                }
+            }
+            // A main process that ended: its pid and how it ended.
+            let ended = end_of(&u["main_exit_code"]);
             if u["main_pid"].is_null()
                 && let (Some(pid), Some(ended)) = (u["main_exit_pid"].as_u64(), ended)
             {
