@@ -336,7 +336,7 @@ fn the_init_selection_runs_the_sysv_generator_and_no_other_of_systemds() {
         &setup.path("low/systemd-sysv-generator"),
         &format!(
             "#!/bin/sh\n\
-             printf '[Unit]\\nSourcePath=/etc/init.d/legacy\\n[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/sh -c \"echo ran >> {t}/legacy\"\\n' > \"$3/legacy.service\"\n\
+             printf '[Unit]\\nSourcePath=/etc/init.d/legacy\\n[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/sh -c \"echo ran $${{SYSTEMCTL_SKIP_REDIRECT:-redirected}} >> {t}/legacy\"\\n' > \"$3/legacy.service\"\n\
              mkdir -p \"$3/main.service.wants\"\n\
              ln -s ../legacy.service \"$3/main.service.wants/legacy.service\"\n\
              echo made legacy.service\n"
@@ -346,12 +346,21 @@ fn the_init_selection_runs_the_sysv_generator_and_no_other_of_systemds() {
     assert!(started(&setup, "a b"), "{}", flint.log());
     assert!(
         wait_for(Duration::from_secs(10), || {
-            (read(&setup.path("legacy")) == "ran\n").then_some(())
+            // Told that Debian's LSB hook is not to send the script to
+            // systemctl (flint is not PID 1 here).
+            (read(&setup.path("legacy")) == "ran 1\n").then_some(())
         })
         .is_some(),
-        "{}",
+        "{:?}\n{}",
+        read(&setup.path("legacy")),
         flint.log()
     );
+    // The script it comes from, as systemctl's `Loaded:` line names it.
+    let (_, shown) = common::ctl(
+        &setup.control(),
+        &["show", "-p", "SourcePath", "legacy.service"],
+    );
+    assert_eq!(shown.trim(), "SourcePath=/etc/init.d/legacy");
     assert!(
         flint
             .log()
@@ -580,6 +589,103 @@ fn as_pid_1_flint_starts_an_init_script_through_systemds_sysv_generator() {
             read(&out).ends_with("stopped\n").then_some(())
         })
         .is_some(),
+        "{:?}\n{}",
+        read(&out),
+        flint.log()
+    );
+}
+
+/// A system flint that is not PID 1 (`--generators init` beside another
+/// init, `/run/systemd/system` present) runs an `/etc/init.d` script that
+/// sources Debian's `/lib/lsb/init-functions`: the LSB hook there sends a
+/// script whose parent is not PID 1 to `systemctl start` of its own unit,
+/// which would wait for the very job running the script; flint's script
+/// runs as under systemd, and so does its stop.
+#[test]
+fn an_init_script_of_a_flint_that_is_not_pid_1_is_not_sent_back_to_systemctl() {
+    let sysv = "/usr/lib/systemd/system-generators/systemd-sysv-generator";
+    let hook = "/lib/lsb/init-functions.d/40-systemd";
+    let missing = [sysv, hook, "/etc/init.d", "/etc/rc2.d"]
+        .into_iter()
+        .find(|p| !Path::new(p).exists());
+    if let Some(p) = missing {
+        eprintln!("SKIP: {p} is missing (systemd's SysV compatibility)");
+        return;
+    }
+    if !(require("unshare", "a mount namespace")
+        && require("systemctl", "the LSB hook asks it for the unit's state")
+        && require_root("mounts that hide the system's units and make /run/systemd/system"))
+    {
+        return;
+    }
+    let tree = Tree::new();
+    let out = tree.path().join("out");
+    let script = tree.write(
+        "legacy",
+        &format!(
+            "#!/bin/sh\n\
+             ### BEGIN INIT INFO\n\
+             # Provides:          legacy\n\
+             # Required-Start:    $local_fs\n\
+             # Required-Stop:     $local_fs\n\
+             # Default-Start:     2 3 4 5\n\
+             # Default-Stop:      0 1 6\n\
+             # Short-Description: a script that sources the LSB functions\n\
+             ### END INIT INFO\n\
+             . /lib/lsb/init-functions\n\
+             case \"$1\" in\n\
+               start) echo started > {out} ;;\n\
+               stop) echo stopped >> {out} ;;\n\
+             esac\n\
+             exit 0\n",
+            out = out.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let control = tree.path().join("control");
+    let inner = format!(
+        "set -e\n\
+         for d in /etc/flint/system /etc/systemd/system.control /run \
+                  /etc/systemd/system /etc/systemd/system.attached \
+                  /usr/local/lib/systemd/system /usr/lib/systemd/system \
+                  /lib/systemd/system /etc/init.d /etc/rc2.d /etc/rc3.d \
+                  /etc/rc4.d /etc/rc5.d; do\n\
+           if [ -d \"$d\" ] && ! mountpoint -q \"$d\"; then mount -t tmpfs tmpfs \"$d\"; fi\n\
+         done\n\
+         if [ -e /etc/rc.local ]; then mount --bind /dev/null /etc/rc.local; fi\n\
+         mkdir -p /run/systemd/system\n\
+         cp '{script}' /etc/init.d/legacy\n\
+         for n in 2 3 4 5; do\n\
+           if [ -d /etc/rc$n.d ]; then ln -s ../init.d/legacy /etc/rc$n.d/S01legacy; fi\n\
+         done\n\
+         exec '{flint}' run --generators init --control '{control}'\n",
+        script = script.display(),
+        flint = common::flint_bin().display(),
+        control = control.display(),
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &inner]);
+    for var in ["SYSTEMD_UNIT_PATH", "SYSTEMD_GENERATOR_PATH"] {
+        cmd.env_remove(var);
+    }
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            (read(&out) == "started\n").then_some(())
+        })
+        .is_some(),
+        "the script ran its start itself: {:?}\n{}",
+        read(&out),
+        flint.log()
+    );
+    assert!(
+        flint.wait_log("legacy.service: job start finished, result=Done"),
+        "{}",
+        flint.log()
+    );
+    assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
+    assert!(
+        read(&out).ends_with("stopped\n"),
         "{:?}\n{}",
         read(&out),
         flint.log()

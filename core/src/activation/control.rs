@@ -1779,8 +1779,8 @@ impl Manager {
         p.push(("Transient", yes(transient)));
         // Where a generated unit comes from (an init script), which
         // systemctl shows on the Loaded: line.
-        if let Some(source) = usable.and_then(|u| u.get_str("Unit", "SourcePath")) {
-            p.push(("SourcePath", source.to_string()));
+        if let Some(source) = usable.and_then(|u| u.get_path("Unit", "SourcePath")) {
+            p.push(("SourcePath", source.display().to_string()));
         }
         let index = self.units.index(&self.search);
         p.push((

@@ -1815,6 +1815,22 @@ impl Manager {
             svc.invocation_id.clone()
         };
         inputs.extra_env.push(("INVOCATION_ID".into(), invocation));
+        // An init script's unit (systemd-sysv-generator's `SourcePath=`):
+        // Debian's LSB hook (`/lib/lsb/init-functions.d/40-systemd`) sends
+        // a script run by anyone but PID 1 to `systemctl`, so under a flint
+        // that is not PID 1 its start would wait for its own job until the
+        // timeout. systemd runs it as PID 1; flint says the same thing the
+        // hook's way.
+        if crate::own_pid() != 1
+            && svc
+                .unit
+                .get_path("Unit", "SourcePath")
+                .is_some_and(|p| p.starts_with("/etc/init.d"))
+        {
+            inputs
+                .extra_env
+                .push(("SYSTEMCTL_SKIP_REDIRECT".into(), "1".into()));
+        }
         // `ExecStartPre=` and `ExecStart=` learn of the unit whose
         // `OnFailure=`/`OnSuccess=` names this one (systemd's
         // `EXEC_SETENV_MONITOR_RESULT`).

@@ -480,6 +480,14 @@ impl Unit {
         }
     }
 
+    /// A setting that names a path (`SourcePath=`, `PIDFile=`, ...).
+    pub fn get_path(&self, section: &str, key: &str) -> Option<&std::path::Path> {
+        match self.get(section, key) {
+            Some(Value::Path(p)) => Some(p),
+            _ => None,
+        }
+    }
+
     /// The text of every assignment of a list setting kept as text
     /// (`Str` or `Raw` values), in order.
     pub fn strings(&self, section: &str, key: &str) -> Vec<&str> {
