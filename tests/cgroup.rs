@@ -208,6 +208,21 @@ fn left_over_processes_in_a_cgroup_are_named_at_the_next_start_and_at_exit() {
     .expect("the service started its child");
     assert_eq!(ctl(&control, &["stop", "shim.service"]).0, 0);
     assert!(alive(left), "KillMode=process left the child running");
+    assert!(
+        flint.wait_log(&format!(
+            "shim.service: Unit process {left} (sleep) remains running after unit stopped."
+        )),
+        "{}",
+        flint.log()
+    );
+    // Its cgroup, as the hierarchy names it, still holds the child.
+    let named = std::fs::read_to_string(format!("/proc/{left}/cgroup")).unwrap_or_default();
+    let named = named
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("?");
+    let (_, status) = ctl(&control, &["status", "shim.service"]);
+    assert!(status.contains(&format!("CGroup: {named}\n")), "{status}");
     assert_eq!(ctl(&control, &["start", "shim.service"]).0, 0);
     let found = format!(
         "shim.service: Found left-over process {left} (sleep) in control group while starting unit. Ignoring."

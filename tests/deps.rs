@@ -1932,3 +1932,32 @@ fn a_socket_started_by_hand_stops_the_units_that_conflict_with_it() {
     let _tcp = common::connect(port);
     wait_state(&control, "tcp-old.service", "active");
 }
+
+/// A stop of a target nothing started reaches the units that are part of
+/// it, as systemd's (Debian's `stunnel@.service` instances are
+/// `PartOf=stunnel.target`, and `systemctl stop stunnel.target` stops
+/// every tunnel).
+#[test]
+fn stopping_a_target_nothing_started_stops_what_is_part_of_it() {
+    let tree = Tree::new();
+    let (flint, control) = common::run_with_control(&tree);
+    tree.write("tun.target", "[Unit]\nDescription=all tunnels\n");
+    tree.write(
+        "tun@.service",
+        "[Unit]\nPartOf=tun.target\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    tree.write("other.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    for unit in ["tun@a.service", "tun@b.service", "other.service"] {
+        let (code, out) = ctl(&control, &["start", unit]);
+        assert_eq!(code, 0, "{out}\n{}", flint.log());
+    }
+    assert_eq!(status(&control, "tun.target")["state"], "inactive");
+    let (code, out) = ctl(&control, &["stop", "tun.target"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    wait_state(&control, "tun@a.service", "inactive");
+    wait_state(&control, "tun@b.service", "inactive");
+    assert_eq!(status(&control, "other.service")["state"], "active");
+    // A target that nothing is part of: nothing to do.
+    let (code, out) = ctl(&control, &["stop", "tun.target"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+}

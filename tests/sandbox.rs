@@ -1508,3 +1508,86 @@ fn a_private_tmp_kept_for_a_restart_goes_when_flint_stops() {
     assert!(flint.stop().is_some_and(|s| s.success()), "{}", flint.log());
     assert_eq!(leftovers(), Vec::<String>::new(), "{}", flint.log());
 }
+
+/// `JoinsNamespaceOf=`, as the namespace example of
+/// systemd-socket-proxyd(8): a server with `PrivateNetwork=` listens on
+/// its own loopback, and the proxy a socket starts joins its network
+/// namespace (and its private /tmp) to reach it. A unit that the server's
+/// own `JoinsNamespaceOf=` names gets the same (the inverse is implied).
+#[test]
+fn joins_namespace_of_shares_the_network_and_tmp_of_a_running_unit() {
+    if !ready("network namespaces") || !common::require("python3", "the server") {
+        return;
+    }
+    let Some(proxyd) = [
+        "/usr/lib/systemd/systemd-socket-proxyd",
+        "/lib/systemd/systemd-socket-proxyd",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists()) else {
+        eprintln!("SKIP: systemd-socket-proxyd (package systemd) is not installed");
+        return;
+    };
+    let tree = open_tree();
+    let (inner, outer) = (free_port(), free_port());
+    tree.write(
+        "backend.service",
+        &format!(
+            "[Unit]\nJoinsNamespaceOf=checker.service\n\
+             [Service]\nPrivateNetwork=yes\nPrivateTmp=yes\n\
+             ExecStart=/usr/bin/python3 -c 'import socket; open(\"/tmp/marker\", \"w\").write(\"backend\"); \
+             s = socket.create_server((\"127.0.0.1\", {inner})); \
+             [(c.sendall(b\"hello from the backend\"), c.close()) for c, _ in iter(s.accept, None)]'\n"
+        ),
+    );
+    tree.write(
+        "proxy.socket",
+        &format!("[Socket]\nListenStream=127.0.0.1:{outer}\n"),
+    );
+    tree.write(
+        "proxy.service",
+        &format!(
+            "[Unit]\nRequires=backend.service\nAfter=backend.service\nJoinsNamespaceOf=backend.service\n\
+             [Service]\nPrivateNetwork=yes\nPrivateTmp=yes\nExecStart={proxyd} 127.0.0.1:{inner}\n"
+        ),
+    );
+    tree.write(
+        "checker.service",
+        "[Service]\nType=oneshot\nPrivateNetwork=yes\nPrivateTmp=yes\n\
+         ExecStart=/bin/sh -c 'echo seen $$(readlink /proc/self/ns/net) $$(cat /tmp/marker)'\n",
+    );
+    let control = tree.path().join("control");
+    let flint = Flint::run(
+        &tree,
+        &[
+            "--control",
+            control.to_str().unwrap(),
+            "proxy.socket",
+            "backend.service",
+        ],
+    );
+    let mut answer = String::new();
+    let served = wait_for(Duration::from_secs(15), || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", outer)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        answer.clear();
+        let _ = s.read_to_string(&mut answer);
+        answer.contains("hello from the backend").then_some(())
+    });
+    assert!(served.is_some(), "{answer:?}\n{}", flint.log());
+    let backend = common::main_pid(&control, "backend.service").expect("the backend runs");
+    let backend_net = std::fs::read_link(format!("/proc/{backend}/ns/net")).unwrap();
+    assert_ne!(
+        backend_net,
+        std::fs::read_link("/proc/self/ns/net").unwrap(),
+        "the backend has a network of its own"
+    );
+    let (code, out) = common::ctl(&control, &["start", "checker.service"]);
+    assert_eq!(code, 0, "{out}\n{}", flint.log());
+    let log = flint.log();
+    assert_eq!(
+        output(&log, "checker.service"),
+        [format!("seen {} backend", backend_net.display())],
+        "{log}"
+    );
+}

@@ -452,6 +452,11 @@ impl Manager {
         // cgroup may be made ahead of its next start, empty), as systemd
         // reports none.
         let running = cgroup.filter(|_| !matches!(state, "inactive" | "failed"));
+        let tasks = cgroup.map(|cg| cg.pids(unit));
+        // Its cgroup while it runs, or while processes are left in it.
+        let control_group = cgroup
+            .filter(|_| running.is_some() || tasks.as_ref().is_some_and(|t| !t.is_empty()))
+            .map(|cg| cg.control_group(unit));
         json!({
             "name": svc.unit.id.to_string(),
             "type": "service",
@@ -460,8 +465,8 @@ impl Manager {
             "sub": sub,
             "main_pid": svc.main_pid,
             "cgroup": cgroup.map(|cg| cg.dir(unit)),
-            "control_group": running.map(|cg| cg.control_group(unit)),
-            "tasks": cgroup.map(|cg| cg.pids(unit)),
+            "control_group": control_group,
+            "tasks": tasks,
             "tasks_max": cgroup.and_then(|cg| tasks_max(cg, svc)),
             "tasks_current": running.and_then(|cg| tasks_current(cg, unit)),
             "memory": running.and_then(|cg| memory(cg, unit)),
@@ -2353,7 +2358,16 @@ impl Manager {
                         && name.unit_type() == crate::unit::name::UnitType::Target
                     {
                         let id = if command == "stop" || command.starts_with("try") {
-                            self.find_target(n)
+                            // Not loaded, but units that are part of it
+                            // (bound to it, require it) run: loaded for its
+                            // stop, which reaches them, as systemd holds a
+                            // unit others name (`systemctl stop
+                            // stunnel.target` stops every tunnel).
+                            self.find_target(n).or_else(|| {
+                                (command == "stop" && self.stop_reaches_any(n))
+                                    .then(|| self.add_target(&name))
+                                    .flatten()
+                            })
                         } else {
                             self.add_target(&name)
                         };

@@ -790,6 +790,15 @@ impl Manager {
         true
     }
 
+    /// Whether a unit flint holds follows a stop of `name` (it is
+    /// `PartOf=`, `BindsTo=` or `Requires=` it: systemd's `ConsistsOf=`,
+    /// `BoundBy=`, `RequiredBy=`).
+    pub(super) fn stop_reaches_any(&mut self, name: &str) -> bool {
+        let mut any = false;
+        ManagerGraph(self).each(&mut |_, d| any |= d.follows_stop_of(name));
+        any
+    }
+
     /// Whether a unit flint holds names `name` in its `Conflicts=` (its
     /// start then stops that unit: systemd's `ConflictedBy=`).
     pub(super) fn conflicted_by_any(&mut self, name: &str) -> bool {

@@ -1504,6 +1504,60 @@ impl Manager {
         }
     }
 
+    /// The namespaces and private temporary directories of a running unit
+    /// that service `id` joins: one its `JoinsNamespaceOf=` names, or one
+    /// that names it (systemd implies the inverse), whichever runs with
+    /// them first. Each is taken only where both units ask for it
+    /// (`PrivateNetwork=`, `PrivateIPC=`, `PrivateTmp=`); the
+    /// systemd-socket-proxyd of a socket reaches a server in a private
+    /// network this way.
+    fn joined_namespaces(
+        &self,
+        id: u64,
+    ) -> (
+        Option<crate::service::sandbox::RunNamespaces>,
+        Option<crate::service::sandbox::PrivateTmp>,
+    ) {
+        let Some(svc) = self.services.get(&id) else {
+            return (None, None);
+        };
+        let named = |u: &Unit| -> Vec<String> {
+            u.entries("Unit", "JoinsNamespaceOf")
+                .iter()
+                .filter_map(|(v, _)| match v {
+                    Value::Unit(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let own = named(&svc.unit);
+        let me = svc.unit.id.as_str();
+        let mut others: Vec<&ServiceRt> = self
+            .services
+            .iter()
+            .filter(|(other, o)| {
+                **other != id
+                    && (own.iter().any(|n| n == o.unit.id.as_str())
+                        || named(&o.unit).iter().any(|n| n == me))
+            })
+            .map(|(_, o)| o)
+            .collect();
+        // Those it names first, in its order.
+        others.sort_by_key(|o| {
+            own.iter()
+                .position(|n| n == o.unit.id.as_str())
+                .unwrap_or(usize::MAX)
+        });
+        let ns = others.iter().find_map(|o| {
+            o.namespaces
+                .as_ref()
+                .filter(|n| n.network.is_some() || n.ipc.is_some())
+                .cloned()
+        });
+        let tmp = others.iter().find_map(|o| o.private_tmp.clone());
+        (ns, tmp)
+    }
+
     /// What a run keeps for its commands, made before the command about to
     /// spawn: the network and IPC namespaces its commands share
     /// (`PrivateNetwork=`, `PrivateIPC=`) and its private temporary
@@ -1512,6 +1566,7 @@ impl Manager {
     /// ([`Manager::credentials_due`]).
     fn prepare_run(&mut self, id: u64) -> Result<(), StartFailure> {
         use crate::service::sandbox;
+        let (join_ns, join_tmp) = self.joined_namespaces(id);
         let Some(svc) = self.services.get_mut(&id) else {
             return Ok(());
         };
@@ -1527,7 +1582,7 @@ impl Manager {
         }
         if svc.namespaces.is_none() && sandbox::can_make_namespaces() {
             let ids = exec::unit_owner(&svc.unit, "Service").ok().flatten();
-            match sandbox::RunNamespaces::create(&svc.unit, "Service", ids) {
+            match sandbox::RunNamespaces::create(&svc.unit, "Service", ids, join_ns.as_ref()) {
                 Ok(ns) => svc.namespaces = ns,
                 // A user namespace has no fallback: the start fails, as
                 // systemd's "Failed to set up user namespacing" (217/USER).
@@ -1548,6 +1603,10 @@ impl Manager {
             || !sandbox::wants_private_tmp(&svc.unit, "Service")
             || !sandbox::can_make_namespaces()
         {
+            return Ok(());
+        }
+        if let Some(shared) = join_tmp {
+            svc.private_tmp = Some(shared);
             return Ok(());
         }
         let made = sandbox::PrivateTmp::create(svc.unit.id.as_str()).map_err(|e| StartFailure {
@@ -3613,12 +3672,24 @@ impl Manager {
         let mut ahead = false;
         if !restarting && let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc)
         {
+            // What `KillMode=process` or `none` left running, named as
+            // systemd names it when a unit stops.
+            for pid in cg.pids(svc.unit.id.as_str()) {
+                tracing::info!(
+                    "{}: Unit process {pid} ({}) remains running after unit stopped.",
+                    svc.unit.id,
+                    comm_of(pid)
+                );
+            }
             cg.remove(svc.unit.id.as_str());
             ahead = !self.shutting_down && !svc.sockets.is_empty();
         }
-        if !restarting && let Some(t) = svc.private_tmp.take() {
-            t.remove_in_background();
-        }
+        // (Removed below, unless a unit that joined it still has it.)
+        let private_tmp = if restarting {
+            None
+        } else {
+            svc.private_tmp.take()
+        };
         if !restarting {
             svc.namespaces = None;
             if let Some(c) = svc.credentials.take() {
@@ -3662,6 +3733,14 @@ impl Manager {
             });
         }
         let accepted = svc.conn.is_some();
+        if let Some(t) = private_tmp
+            && !self
+                .services
+                .values()
+                .any(|o| o.private_tmp.as_ref() == Some(&t))
+        {
+            t.remove_in_background();
+        }
         if let Some(owner) = remove_ipc {
             self.remove_ipc_of(id, owner);
         }

@@ -204,10 +204,15 @@ impl RunNamespaces {
     /// The namespaces `unit` asks for, or `None` when it asks for none.
     /// `ids`: the service's user and group (`None`: root), which its user
     /// namespace maps.
+    ///
+    /// `join`: the namespaces of a unit it joins (`JoinsNamespaceOf=`): its
+    /// network and IPC namespaces are taken where both units ask for them,
+    /// instead of new ones (a user namespace is always its own).
     pub fn create(
         unit: &Unit,
         section: &str,
         ids: Option<(u32, u32)>,
+        join: Option<&RunNamespaces>,
     ) -> Result<Option<RunNamespaces>, SandboxError> {
         let (network, ipc, user) = (
             on(unit, section, "PrivateNetwork"),
@@ -222,8 +227,11 @@ impl RunNamespaces {
             path: PathBuf::from(unit.id.as_str()),
             source,
         };
-        let (net, ipc) = if network || ipc {
-            crate::spawn::make_run_namespaces(network, ipc)
+        let joined_net = join.and_then(|j| j.network.clone()).filter(|_| network);
+        let joined_ipc = join.and_then(|j| j.ipc.clone()).filter(|_| ipc);
+        let (make_net, make_ipc) = (network && joined_net.is_none(), ipc && joined_ipc.is_none());
+        let (net, ipc) = if make_net || make_ipc {
+            crate::spawn::make_run_namespaces(make_net, make_ipc)
                 .map_err(|e| fail("making the network and IPC namespaces for", e))?
         } else {
             (None, None)
@@ -237,8 +245,8 @@ impl RunNamespaces {
             None
         };
         Ok(Some(RunNamespaces {
-            network: net.map(std::sync::Arc::new),
-            ipc: ipc.map(std::sync::Arc::new),
+            network: joined_net.or_else(|| net.map(std::sync::Arc::new)),
+            ipc: joined_ipc.or_else(|| ipc.map(std::sync::Arc::new)),
             user: user.map(std::sync::Arc::new),
         }))
     }

@@ -310,7 +310,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "JoinsNamespaceOf",
         G::Units,
         K::ListNoReset,
-        N,
+        E,
         "UNIT [...]",
     ),
     d(
