@@ -759,20 +759,22 @@ fn private_devices_leave_the_pseudo_devices_and_a_working_pty() {
     tree.write(
         "devs.service",
         "[Service]\nType=oneshot\nPrivateDevices=yes\n\
-         ExecStart=/bin/sh -c 'echo $$(ls /dev); echo hi > /dev/null && echo null-ok; head -c 4 /dev/urandom | wc -c; test -w /dev/shm && echo shm-ok'\n\
+         ExecStart=/bin/sh -c 'echo $$(ls /dev); readlink /dev/char/1:3; echo hi > /dev/null && echo null-ok; head -c 4 /dev/urandom | wc -c; test -w /dev/shm && echo shm-ok'\n\
          ExecStart=/usr/bin/python3 -c 'import os; m, s = os.openpty(); print(\"pty\", os.ttyname(s).startswith(\"/dev/pts/\"))'\n",
     );
     let log = run_to_end(&tree, "devs.service");
     let out = output(&log, "devs.service");
-    assert_eq!(out.len(), 5, "{log}");
+    assert_eq!(out.len(), 6, "{log}");
     let listed: Vec<&str> = out[0].split_whitespace().collect();
+    // As systemd 252's `mount_private_dev()`: no /dev/net/tun, and the
+    // `/dev/char/MAJ:MIN` links of the nodes it keeps.
     let allowed = [
+        "char",
         "fd",
         "full",
         "hugepages",
         "log",
         "mqueue",
-        "net",
         "null",
         "ptmx",
         "pts",
@@ -786,15 +788,19 @@ fn private_devices_leave_the_pseudo_devices_and_a_working_pty() {
         "zero",
     ];
     for name in [
-        "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty",
-        "urandom", "zero",
+        "char", "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout",
+        "tty", "urandom", "zero",
     ] {
         assert!(listed.contains(&name), "/dev lacks {name}: {listed:?}");
     }
     for name in &listed {
         assert!(allowed.contains(name), "/dev has {name}: {listed:?}");
     }
-    assert_eq!(out[1..], ["null-ok", "4", "shm-ok", "pty True"], "{log}");
+    assert_eq!(
+        out[1..],
+        ["../null", "null-ok", "4", "shm-ok", "pty True"],
+        "{log}"
+    );
 }
 
 #[test]

@@ -969,9 +969,7 @@ const BIND_SLOTS_FROM: usize = 16;
 
 /// The device nodes a private /dev keeps of the host's (systemd's
 /// `mount_private_dev()`); `/dev/ptmx` too where it is a node.
-const DEV_NODES: &[&str] = &[
-    "null", "zero", "full", "random", "urandom", "tty", "net/tun",
-];
+const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// `PrivateDevices=`: a tmpfs on `dev` holding copies of the host's
 /// `/dev/pts`, `/dev/shm`, `/dev/mqueue` and `/dev/hugepages` mounts, bind
@@ -1030,9 +1028,27 @@ fn private_dev(
             keep(src, dev.join(sub), true, &mut after)?;
         }
     }
+    // Each kept node's `/dev/char/MAJ:MIN` (or `block`) link, as
+    // systemd's `clone_device_node()` makes them (`1:9` → `../urandom`).
+    let mut numbered: Vec<(&str, String, String)> = Vec::new();
+    let mut number = |src: &Path, name: &str| {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        if let Ok(m) = std::fs::metadata(src) {
+            let kind = if m.file_type().is_char_device() {
+                "char"
+            } else if m.file_type().is_block_device() {
+                "block"
+            } else {
+                return;
+            };
+            let (major, minor) = (libc::major(m.rdev()), libc::minor(m.rdev()));
+            numbered.push((kind, format!("{major}:{minor}"), name.to_string()));
+        }
+    };
     for node in DEV_NODES {
         let src = host.join(node);
         if std::fs::symlink_metadata(&src).is_ok() {
+            number(&src, node);
             keep(src, dev.join(node), false, &mut after)?;
         }
     }
@@ -1065,6 +1081,7 @@ fn private_dev(
         Ok(m) => {
             use std::os::unix::fs::{FileTypeExt, MetadataExt};
             if m.file_type().is_char_device() {
+                number(&host.join("ptmx"), "ptmx");
                 before.push(MountOp::Detach {
                     src: cstr(&host.join("ptmx"))?,
                     slot,
@@ -1081,6 +1098,21 @@ fn private_dev(
             }
         }
         Err(_) => {}
+    }
+    for kind in ["char", "block"] {
+        let mut made_dir = false;
+        for (_, number, name) in numbered.iter().filter(|(k, _, _)| *k == kind) {
+            if !std::mem::replace(&mut made_dir, true) {
+                after.push(MountOp::Create {
+                    path: cstr(&dev.join(kind))?,
+                    file: false,
+                });
+            }
+            after.push(MountOp::Symlink {
+                target: CString::new(format!("../{name}")).map_err(|_| SandboxError::Nul)?,
+                path: cstr(&dev.join(kind).join(number))?,
+            });
+        }
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
