@@ -622,6 +622,20 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 );
             }
             let _ = writeln!(out, "{active}");
+            // How long its last run was up, once it is down (systemctl's
+            // "Duration: 1min 2.003s").
+            let at = |k: &str| u["times"][k].as_u64().filter(|t| *t > 0);
+            if matches!(state, "inactive" | "failed")
+                && let (Some(enter), Some(exit)) =
+                    (at("ActiveEnterTimestamp"), at("ActiveExitTimestamp"))
+                && exit >= enter
+            {
+                let _ = writeln!(
+                    out,
+                    "   Duration: {}",
+                    crate::unit::value::time::format_timespan_accuracy(exit - enter, 1000)
+                );
+            }
             // As systemctl: "TriggeredBy: ● web.socket", one unit a line.
             let triggers: Vec<&Json> = u["triggered_by"].as_array().into_iter().flatten().collect();
             for (i, t) in triggers.iter().enumerate() {
@@ -1442,6 +1456,18 @@ mod tests {
         );
         let text = render("status", &unit("active", "running", "success"), false);
         assert!(text.contains("     Active: active (running)\n"), "{text}");
+        assert!(!text.contains("Duration:"), "{text}");
+        // A run that ended: how long it was up, as systemctl's.
+        let mut ended = unit("failed", "failed", "exit-code");
+        ended["units"][0]["times"] = json!({
+            "ActiveEnterTimestamp": 1_000_000_000u64,
+            "ActiveExitTimestamp": 1_062_003_000u64,
+        });
+        let text = render("status", &ended, false);
+        assert!(
+            text.contains("     Active: failed (Result: exit-code)\n   Duration: 1min 2.003s\n"),
+            "{text}"
+        );
         // Since when, its main process by name, its status text quoted.
         let mut since = unit("active", "running", "success");
         let ago = std::time::SystemTime::now()
