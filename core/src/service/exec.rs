@@ -1870,20 +1870,46 @@ const DIR_NOFOLLOW: nix::fcntl::OFlag = nix::fcntl::OFlag::O_DIRECTORY
     .union(nix::fcntl::OFlag::O_CLOEXEC)
     .union(nix::fcntl::OFlag::O_RDONLY);
 
-/// [`chown_tree`] of the directory open as `fd` and what is in it.
+/// Drops the POSIX ACLs of the file open as `fd` (any kind of descriptor,
+/// `O_PATH` too, through its `/proc/self/fd` link), as systemd's
+/// `chown_one()` does before it gives a file away: an ACL entry would
+/// leave the old owner (or another user) access the new owner does not
+/// expect.
+fn drop_acls(fd: &OwnedFd) {
+    let Ok(path) = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+        return;
+    };
+    for name in [c"system.posix_acl_access", c"system.posix_acl_default"] {
+        // SAFETY: both strings are NUL-terminated; an absent attribute or
+        // a file system without ACLs only fails the call.
+        unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) };
+    }
+}
+
+/// Sets the mode of the file open as `fd` (`O_PATH` too) to `mode`, as
+/// systemd's `fchmod_opath()`.
+fn chmod_fd(fd: &OwnedFd, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(
+        format!("/proc/self/fd/{}", fd.as_raw_fd()),
+        std::fs::Permissions::from_mode(mode),
+    );
+}
+
+/// [`chown_tree`] of the directory open as `fd` and what is in it. Each
+/// file loses its ACLs and keeps its mode (the kernel clears the set-id
+/// bits at a chown, also root's; systemd sets the mode again), but for a
+/// dynamic user the set-id bits go.
 fn chown_below(fd: &OwnedFd, uid: u32, gid: u32, dynamic: bool, depth: usize) {
     use nix::fcntl::{AtFlags, OFlag};
     use nix::sys::stat::{Mode, SFlag};
     use nix::unistd::{Gid, Uid};
     let (u, g) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
-    let strip = |f: &OwnedFd, mode: u32| {
-        if dynamic && mode & 0o6000 != 0 {
-            let _ = nix::sys::stat::fchmod(f, Mode::from_bits_truncate(mode & 0o1777));
-        }
-    };
-    let _ = nix::unistd::fchown(fd, u, g);
+    let mask = if dynamic { 0o1777 } else { 0o7777 };
     if let Ok(st) = nix::sys::stat::fstat(fd) {
-        strip(fd, st.st_mode);
+        drop_acls(fd);
+        let _ = nix::unistd::fchown(fd, u, g);
+        chmod_fd(fd, st.st_mode & mask);
     }
     if depth > 256 {
         return;
@@ -1905,21 +1931,24 @@ fn chown_below(fd: &OwnedFd, uid: u32, gid: u32, dynamic: bool, depth: usize) {
             }
             continue;
         }
-        let _ = nix::unistd::fchownat(fd, name.as_os_str(), u, g, AtFlags::AT_SYMLINK_NOFOLLOW);
-        // (Set-id bits only matter on regular files; opening anything else
-        // could have effects of its own.)
-        if kind == SFlag::S_IFREG
-            && dynamic
-            && st.st_mode & 0o6000 != 0
-            && let Ok(f) = nix::fcntl::openat(
-                fd,
-                name.as_os_str(),
-                OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY | OFlag::O_NONBLOCK,
-                Mode::empty(),
-            )
-        {
-            strip(&f, st.st_mode);
+        // A link is only chowned (it has no ACLs, and its mode means
+        // nothing); anything else through an `O_PATH` descriptor, which
+        // opens no device and no FIFO.
+        if kind == SFlag::S_IFLNK {
+            let _ = nix::unistd::fchownat(fd, name.as_os_str(), u, g, AtFlags::AT_SYMLINK_NOFOLLOW);
+            continue;
         }
+        let Ok(f) = nix::fcntl::openat(
+            fd,
+            name.as_os_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        drop_acls(&f);
+        let _ = nix::unistd::fchownat(&f, "", u, g, AtFlags::AT_EMPTY_PATH);
+        chmod_fd(&f, st.st_mode & mask);
     }
 }
 
@@ -2225,6 +2254,95 @@ const RLIMITS: &[(&str, i32)] = &[
 mod tests {
     use super::*;
     use crate::unit::loader::SearchPath;
+
+    /// A POSIX ACL that gives uid 4321 everything (the kernel's xattr
+    /// form: version 2, then tag, permissions and id per entry).
+    fn acl_for_4321() -> Vec<u8> {
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in [
+            (0x01u16, 7u16, u32::MAX),
+            (0x02, 7, 4321),
+            (0x04, 5, u32::MAX),
+            (0x10, 7, u32::MAX),
+            (0x20, 5, u32::MAX),
+        ] {
+            acl.extend(tag.to_le_bytes());
+            acl.extend(perm.to_le_bytes());
+            acl.extend(id.to_le_bytes());
+        }
+        acl
+    }
+
+    fn acl_of(path: &Path) -> Option<usize> {
+        let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let mut buf = [0u8; 256];
+        // SAFETY: the name is NUL-terminated and the buffer as long as said.
+        let n = unsafe {
+            libc::getxattr(
+                p.as_ptr(),
+                c"system.posix_acl_access".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        usize::try_from(n).ok()
+    }
+
+    #[test]
+    fn a_tree_given_away_loses_its_acls_and_keeps_its_modes() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: chown needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let tool = sub.join("tool");
+        std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        let acl = acl_for_4321();
+        for p in [&sub, &tool] {
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: NUL-terminated name and path, the value as long as said.
+            let r = unsafe {
+                libc::setxattr(
+                    c.as_ptr(),
+                    c"system.posix_acl_access".as_ptr(),
+                    acl.as_ptr().cast(),
+                    acl.len(),
+                    0,
+                )
+            };
+            if r != 0 {
+                eprintln!(
+                    "SKIP: no POSIX ACLs here: {}",
+                    std::io::Error::last_os_error()
+                );
+                return;
+            }
+        }
+        assert!(acl_of(&tool).is_some());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        // (The ACL's mask shows in the group bits: kept as systemd keeps
+        // the mode it found.)
+        let before = mode(&tool);
+        assert_eq!(before & 0o4000, 0o4000);
+        let open = |p: &Path| -> OwnedFd {
+            nix::fcntl::open(p, DIR_NOFOLLOW, nix::sys::stat::Mode::empty()).unwrap()
+        };
+        chown_tree(&open(dir.path()), 4242, 4243, false).unwrap();
+        for p in [&sub, &tool] {
+            let m = std::fs::metadata(p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4242, 4243), "{}", p.display());
+            assert_eq!(acl_of(p), None, "{} keeps its ACL", p.display());
+        }
+        // The set-user-ID bit the kernel clears at the chown is set again;
+        // a dynamic user's tree loses it.
+        assert_eq!(mode(&tool), before);
+        chown_tree(&open(dir.path()), 61200, 61200, true).unwrap();
+        assert_eq!(mode(&tool), before & 0o1777);
+    }
 
     #[test]
     fn invocation_ids_are_distinct_v4_uuids() {
