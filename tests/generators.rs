@@ -447,6 +447,63 @@ fn a_user_flint_runs_generators_in_its_runtime_directory() {
     );
 }
 
+/// The shell script that, in a mount namespace of the test's own, hides
+/// every directory of the system's search path, the init scripts and
+/// `/run` (a second tmpfs where `/lib` is `/usr/lib` is skipped), makes
+/// `/etc/rc.local` non-executable, runs `setup`, installs
+/// `/etc/init.d/legacy` (an LSB script that runs `prelude`, then `start`
+/// or `stop`) with its `/etc/rc[2-5].d` links, and becomes flint with
+/// `flint_args`.
+fn legacy_system(
+    tree: &Tree,
+    prelude: &str,
+    start: &str,
+    stop: &str,
+    setup: &str,
+    flint_args: &str,
+) -> String {
+    let script = tree.write(
+        "legacy",
+        &format!(
+            "#!/bin/sh\n\
+             ### BEGIN INIT INFO\n\
+             # Provides:          legacy\n\
+             # Required-Start:    $local_fs\n\
+             # Required-Stop:     $local_fs\n\
+             # Default-Start:     2 3 4 5\n\
+             # Default-Stop:      0 1 6\n\
+             # Short-Description: a script without a native unit\n\
+             ### END INIT INFO\n\
+             {prelude}\n\
+             case \"$1\" in\n\
+               start) {start} ;;\n\
+               stop) {stop} ;;\n\
+             esac\n\
+             exit 0\n"
+        ),
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "set -e\n\
+         for d in /etc/flint/system /etc/systemd/system.control /run \
+                  /etc/systemd/system /etc/systemd/system.attached \
+                  /usr/local/lib/systemd/system /usr/lib/systemd/system \
+                  /lib/systemd/system /etc/init.d /etc/rc2.d /etc/rc3.d \
+                  /etc/rc4.d /etc/rc5.d; do\n\
+           if [ -d \"$d\" ] && ! mountpoint -q \"$d\"; then mount -t tmpfs tmpfs \"$d\"; fi\n\
+         done\n\
+         if [ -e /etc/rc.local ]; then mount --bind /dev/null /etc/rc.local; fi\n\
+         {setup}\n\
+         cp '{script}' /etc/init.d/legacy\n\
+         for n in 2 3 4 5; do\n\
+           if [ -d /etc/rc$n.d ]; then ln -s ../init.d/legacy /etc/rc$n.d/S01legacy; fi\n\
+         done\n\
+         exec '{flint}' {flint_args}\n",
+        script = script.display(),
+        flint = common::flint_bin().display(),
+    )
+}
+
 /// flint as PID 1 (a container's init) runs systemd's own
 /// `systemd-sysv-generator` by default: an `/etc/init.d` script with
 /// `/etc/rc[2-5].d` links and no native unit starts, and is stopped with
@@ -473,49 +530,17 @@ fn as_pid_1_flint_starts_an_init_script_through_systemds_sysv_generator() {
     }
     let tree = Tree::new();
     let out = tree.path().join("out");
-    let script = tree.write(
-        "legacy",
-        &format!(
-            "#!/bin/sh\n\
-             ### BEGIN INIT INFO\n\
-             # Provides:          legacy\n\
-             # Required-Start:    $local_fs\n\
-             # Required-Stop:     $local_fs\n\
-             # Default-Start:     2 3 4 5\n\
-             # Default-Stop:      0 1 6\n\
-             # Short-Description: a script without a native unit\n\
-             ### END INIT INFO\n\
-             case \"$1\" in\n\
-               start) echo \"started by $(cat /proc/1/comm)\" > {out} ;;\n\
-               stop) echo stopped >> {out} ;;\n\
-             esac\n\
-             exit 0\n",
-            out = out.display()
-        ),
-    );
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let control = tree.path().join("control");
-    // Every directory of the system's search path, the init scripts and
-    // `/run` hidden (a second tmpfs where `/lib` is `/usr/lib` is skipped);
-    // an `/etc/rc.local` made non-executable.
-    let inner = format!(
-        "set -e\n\
-         for d in /etc/flint/system /etc/systemd/system.control /run \
-                  /etc/systemd/system /etc/systemd/system.attached \
-                  /usr/local/lib/systemd/system /usr/lib/systemd/system \
-                  /lib/systemd/system /etc/init.d /etc/rc2.d /etc/rc3.d \
-                  /etc/rc4.d /etc/rc5.d; do\n\
-           if [ -d \"$d\" ] && ! mountpoint -q \"$d\"; then mount -t tmpfs tmpfs \"$d\"; fi\n\
-         done\n\
-         if [ -e /etc/rc.local ]; then mount --bind /dev/null /etc/rc.local; fi\n\
-         cp '{script}' /etc/init.d/legacy\n\
-         for n in 2 3 4 5; do\n\
-           if [ -d /etc/rc$n.d ]; then ln -s ../init.d/legacy /etc/rc$n.d/S01legacy; fi\n\
-         done\n\
-         exec '{flint}' run --control '{control}'\n",
-        script = script.display(),
-        flint = common::flint_bin().display(),
-        control = control.display(),
+    let inner = legacy_system(
+        &tree,
+        "",
+        &format!(
+            "echo \"started by $(cat /proc/1/comm)\" > {}",
+            out.display()
+        ),
+        &format!("echo stopped >> {}", out.display()),
+        "",
+        &format!("run --control '{}'", control.display()),
     );
     let mut cmd = std::process::Command::new("unshare");
     cmd.args([
@@ -620,48 +645,14 @@ fn an_init_script_of_a_flint_that_is_not_pid_1_is_not_sent_back_to_systemctl() {
     }
     let tree = Tree::new();
     let out = tree.path().join("out");
-    let script = tree.write(
-        "legacy",
-        &format!(
-            "#!/bin/sh\n\
-             ### BEGIN INIT INFO\n\
-             # Provides:          legacy\n\
-             # Required-Start:    $local_fs\n\
-             # Required-Stop:     $local_fs\n\
-             # Default-Start:     2 3 4 5\n\
-             # Default-Stop:      0 1 6\n\
-             # Short-Description: a script that sources the LSB functions\n\
-             ### END INIT INFO\n\
-             . /lib/lsb/init-functions\n\
-             case \"$1\" in\n\
-               start) echo started > {out} ;;\n\
-               stop) echo stopped >> {out} ;;\n\
-             esac\n\
-             exit 0\n",
-            out = out.display()
-        ),
-    );
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let control = tree.path().join("control");
-    let inner = format!(
-        "set -e\n\
-         for d in /etc/flint/system /etc/systemd/system.control /run \
-                  /etc/systemd/system /etc/systemd/system.attached \
-                  /usr/local/lib/systemd/system /usr/lib/systemd/system \
-                  /lib/systemd/system /etc/init.d /etc/rc2.d /etc/rc3.d \
-                  /etc/rc4.d /etc/rc5.d; do\n\
-           if [ -d \"$d\" ] && ! mountpoint -q \"$d\"; then mount -t tmpfs tmpfs \"$d\"; fi\n\
-         done\n\
-         if [ -e /etc/rc.local ]; then mount --bind /dev/null /etc/rc.local; fi\n\
-         mkdir -p /run/systemd/system\n\
-         cp '{script}' /etc/init.d/legacy\n\
-         for n in 2 3 4 5; do\n\
-           if [ -d /etc/rc$n.d ]; then ln -s ../init.d/legacy /etc/rc$n.d/S01legacy; fi\n\
-         done\n\
-         exec '{flint}' run --generators init --control '{control}'\n",
-        script = script.display(),
-        flint = common::flint_bin().display(),
-        control = control.display(),
+    let inner = legacy_system(
+        &tree,
+        ". /lib/lsb/init-functions",
+        &format!("echo started > {}", out.display()),
+        &format!("echo stopped >> {}", out.display()),
+        "mkdir -p /run/systemd/system",
+        &format!("run --generators init --control '{}'", control.display()),
     );
     let mut cmd = std::process::Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c", &inner]);
