@@ -2680,6 +2680,9 @@ fn daemon_reload_reads_units_again_and_changes_nothing_that_runs() {
         "LoadState=masked\nActiveState=active",
         "{shown}"
     );
+    // `-P NAME`: its value only, as systemctl's.
+    let (_, shown) = ctl(&control, &["show", "-P", "LoadState", "a.service"]);
+    assert_eq!(shown, "masked\n");
     let (_, out, _) = systemctl(&tree, &control, &["status", "a"]);
     assert!(
         out.contains("Loaded: masked (Reason: Unit a.service is masked.)"),

@@ -400,6 +400,10 @@ enum CtlCommand {
         /// Print the values only.
         #[arg(long)]
         value: bool,
+        /// The value of this property only (`--value --property=NAME`, as
+        /// systemctl's `-P`; repeatable).
+        #[arg(short = 'P', value_name = "NAME")]
+        value_of: Vec<String>,
     },
     /// Print `running`, or `degraded` when a unit has failed (exit 1), as
     /// `systemctl is-system-running`.
@@ -1958,7 +1962,13 @@ fn ctl(
             units,
             property,
             value,
-        } => return show_properties(user, control, &typed(units), property, *value),
+            value_of,
+        } => {
+            let mut property = property.clone();
+            property.extend(value_of.iter().cloned());
+            let value = *value || !value_of.is_empty();
+            return show_properties(user, control, &typed(units), &property, value);
+        }
         CtlCommand::IsSystemRunning { quiet } => return system_running(user, control, *quiet),
         CtlCommand::Reload { units, .. } => ("reload", typed(units)),
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
