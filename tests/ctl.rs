@@ -2683,6 +2683,19 @@ fn daemon_reload_reads_units_again_and_changes_nothing_that_runs() {
     // `-P NAME`: its value only, as systemctl's.
     let (_, shown) = ctl(&control, &["show", "-P", "LoadState", "a.service"]);
     assert_eq!(shown, "masked\n");
+    // The reload that showed the mask is done: no warning to reload.
+    let (_, shown) = ctl(&control, &["show", "-P", "NeedDaemonReload", "a.service"]);
+    assert_eq!(shown, "no\n");
+    let (_, _, err) = systemctl(&tree, &control, &["status", "a"]);
+    assert!(!err.contains("changed on disk"), "{err}");
+    // A stopped unit whose file is gone (its package purged) is forgotten
+    // at the reload, as systemd collects it: not found.
+    std::fs::remove_file(tree.path().join("c.service")).unwrap();
+    let (code, _, err) = systemctl(&tree, &control, &["daemon-reload"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = systemctl(&tree, &control, &["status", "c"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("Unit c.service could not be found."), "{err}");
     let (_, out, _) = systemctl(&tree, &control, &["status", "a"]);
     assert!(
         out.contains("Loaded: masked (Reason: Unit a.service is masked.)"),

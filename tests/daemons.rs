@@ -3246,6 +3246,11 @@ fn roots_systemctl_reaches_a_system_flint_on_its_private_socket() {
     let tree = Tree::new();
     tree.write("keep.service", "[Service]\nExecStart=/bin/sleep 1000\n");
     tree.write("other.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    tree.write(
+        "sysinit.target",
+        "[Unit]\nDescription=System Initialization\n",
+    );
+    tree.write("shutdown.target", "[Unit]\nDescription=System Shutdown\n");
     let flint = flint_in_namespaces(
         &tree,
         &["-m"],
@@ -3259,6 +3264,11 @@ fn roots_systemctl_reaches_a_system_flint_on_its_private_socket() {
     assert!(ok, "{out}\n{}", flint.log());
     let (ok, out) = systemctl(&["is-active", "other.service"]);
     assert!(ok && out == "active\n", "{out}\n{}", flint.log());
+    // The early boot a running system has reached is active, as under
+    // systemd (Debian's invoke-rc.d asks where no runlevel is recorded);
+    // the shutdown is not.
+    let (ok, out) = systemctl(&["is-active", "sysinit.target", "shutdown.target"]);
+    assert!(ok && out == "active\ninactive\n", "{out}\n{}", flint.log());
 }
 
 /// Where a system flint runs (`/run/systemd/system` exists), Debian's
@@ -3501,4 +3511,63 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
     assert!(ok && out == "active\n", "{out}\n{}", flint.log());
     let (ok, out) = systemd_tool(&flint, "systemd-run", &["--scope", "/bin/true"]);
     assert!(!ok && out.contains("not scope units"), "{out}");
+}
+
+/// As a container's init (PID 1, `/run/systemd/system` present), Debian's
+/// `systemctl poweroff` (a start of `poweroff.target` over the private
+/// socket, logind being absent) stops flint's units in order and ends
+/// flint; `--force` (the manager's `PowerOff`) ends it without the stops.
+#[test]
+fn debians_systemctl_poweroff_ends_a_flint_that_is_a_containers_init() {
+    if !common::require("systemctl", "systemd: the client of the private socket")
+        || !common::require("nsenter", "util-linux: joins flint's namespace")
+        || !common::require("unshare", "util-linux: a PID namespace whose init flint is")
+    {
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: a PID namespace with its own /run needs root");
+        return;
+    }
+    for force in [false, true] {
+        let tree = Tree::new();
+        let stops = tree.path().join("stops");
+        tree.write(
+            "a.service",
+            &format!(
+                "[Service]\nExecStart=/bin/sleep 1000\nExecStop=/bin/sh -c 'echo stopped >> {}; kill $MAINPID'\n",
+                stops.display()
+            ),
+        );
+        let mut flint = flint_in_namespaces(
+            &tree,
+            &["--pid", "--fork", "--mount", "--mount-proc"],
+            "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system",
+            &["a.service"],
+        );
+        let args: &[&str] = if force {
+            &["--force", "poweroff"]
+        } else {
+            &["poweroff"]
+        };
+        let (ok, out) = systemd_tool(&flint, "systemctl", args);
+        let Some(status) = flint.wait_end() else {
+            panic!(
+                "flint did not end: systemctl {args:?}: {ok} {out}\n{}",
+                flint.log()
+            );
+        };
+        assert_eq!(status.code(), Some(0), "{out}\n{}", flint.log());
+        // (Without a bus it says "Failed to connect to bus" first, as
+        // against systemd in such a container, then takes the private
+        // socket.)
+        assert!(ok, "systemctl {args:?}: {out}\n{}", flint.log());
+        let stopped = std::fs::read_to_string(&stops).unwrap_or_default();
+        assert_eq!(
+            stopped,
+            if force { "" } else { "stopped\n" },
+            "force {force}: {}",
+            flint.log()
+        );
+    }
 }

@@ -375,7 +375,69 @@ fn commands_json(svc: &super::lifecycle::ServiceRt) -> Json {
 /// service id is this).
 pub(super) const SOCKET_ALONE: u64 = u64::MAX;
 
+/// The way flint ends that starting target `name` asks for: systemd's
+/// `poweroff.target`, `reboot.target` (and `ctrl-alt-del.target`, which is
+/// its alias), `halt.target`, `kexec.target` and `exit.target`, which
+/// logind's `PowerOff` and `systemctl poweroff` start.
+fn ending_target(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "poweroff.target" => "poweroff",
+        "reboot.target" | "ctrl-alt-del.target" => "reboot",
+        "halt.target" => "halt",
+        "kexec.target" => "kexec",
+        "exit.target" => "exit",
+        _ => return None,
+    })
+}
+
+/// The way flint ends that job `command` on `names` asks for: a start (or
+/// restart) of one of them that [`ending_target`] names.
+pub(super) fn ending_job(command: &str, names: &[String]) -> Option<&'static str> {
+    if !matches!(command, "start" | "restart" | "reload-or-restart") {
+        return None;
+    }
+    names.iter().find_map(|n| ending_target(n))
+}
+
 impl Manager {
+    /// Ends flint as `word` says (`exit`, `poweroff`, `halt`, `reboot`,
+    /// `kexec`): its units stop, then it exits, or as a container's or the
+    /// machine's init ends the system. Refused where flint is not the
+    /// system's init (all but `exit`), and `exit` where flint is the
+    /// machine's own init.
+    pub(super) fn end_request(&mut self, word: &str, force: bool, status: Option<u8>) -> Json {
+        if !["exit", "poweroff", "halt", "reboot", "kexec"].contains(&word) {
+            return control::error(1, &format!("unknown way to end: {word}"));
+        }
+        // As systemd's user manager takes only exit; flint ends the
+        // system only where it is the system's init, a container's.
+        if word != "exit" && (self.search.user_mode || crate::own_pid() != 1) {
+            return control::error(
+                1,
+                &format!(
+                    "Refusing to {word}: flint is not this system's init (it runs as PID {}). \
+                             `systemctl exit` stops flint and its units.",
+                    crate::own_pid()
+                ),
+            );
+        }
+        // As systemd refuses Exit outside a container: flint as the
+        // machine's own init would panic the kernel by ending.
+        if word == "exit"
+            && !self.search.user_mode
+            && crate::own_pid() == 1
+            && crate::in_initial_pid_namespace()
+        {
+            return control::error(
+                1,
+                "Refusing to exit: flint is this machine's init (PID 1 outside a container); \
+                         poweroff, reboot or halt end it.",
+            );
+        }
+        self.act(&super::lifecycle::Action::requested(word, force, status));
+        json!({"version": PROTOCOL_VERSION, "ok": true, "exit": 0, "units": []})
+    }
+
     /// A start of socket `name` by hand, the socket opened (or listening
     /// already): what it `Requires=`, `BindsTo=` and `Wants=` starts too,
     /// as the start job of systemd's transaction pulls them in
@@ -978,7 +1040,7 @@ impl Manager {
     /// A unit flint holds no state of, read from the search path as
     /// systemctl shows a unit it has loaded but not started; `None` when no
     /// unit file has the name.
-    fn unit_on_disk(&mut self, name: &str) -> Option<crate::unit::load::Unit> {
+    pub(super) fn unit_on_disk(&mut self, name: &str) -> Option<crate::unit::load::Unit> {
         let parsed: crate::unit::name::UnitName = name.parse().ok()?;
         let unit = self.units.load(&self.search, &parsed);
         (unit.load_state != crate::unit::load::LoadState::NotFound).then_some(unit)
@@ -1334,6 +1396,8 @@ impl Manager {
         } else if let Some(id) = self.find_target(name) {
             (self.target_json(id), Some(self.targets[&id].unit.clone()))
         } else if let Some(status) = self.unopened_socket_json(name) {
+            (status, self.unit_on_disk(name))
+        } else if let Some(status) = self.reached_boot_target_json(name) {
             (status, self.unit_on_disk(name))
         } else {
             (Json::Null, self.unit_on_disk(name))
@@ -1790,7 +1854,11 @@ impl Manager {
         let index = self.units.index(&self.search);
         p.push((
             "NeedDaemonReload",
-            yes(!collected && usable.is_some_and(|u| u.needs_reload_with(&|n| index.resolve(n)))),
+            // (A unit masked since it loaded keeps what it loaded until it
+            // stops; the reload that showed the mask is done.)
+            yes(!collected
+                && load != crate::unit::load::LoadState::Masked
+                && usable.is_some_and(|u| u.needs_reload_with(&|n| index.resolve(n)))),
         ));
         p.push(("CanStart", yes(loaded)));
         p.push(("CanStop", yes(loaded)));
@@ -2051,6 +2119,8 @@ impl Manager {
                         } else if let Some(status) = self.unopened_socket_json(n) {
                             // No listeners yet, or none it could open.
                             units.push(status);
+                        } else if let Some(status) = self.reached_boot_target_json(n) {
+                            units.push(status);
                         } else if !listing {
                             // On disk, never started: inactive (dead). One
                             // that is nowhere is named after the others, as
@@ -2226,9 +2296,12 @@ impl Manager {
                 }
                 // exit.target ends the manager, as systemd's does (its
                 // systemd-exit.service, after everything stopped through
-                // shutdown.target's conflicts): as `flint ctl exit`.
-                if command == "start" && names.iter().any(|n| n == "exit.target") {
-                    return self.control(&json!({"version": PROTOCOL_VERSION, "command": "exit"}));
+                // shutdown.target's conflicts): as `flint ctl exit`; and
+                // poweroff.target and the others that end the system
+                // (`systemctl poweroff`, logind's `PowerOff` start them)
+                // as `flint ctl poweroff` and the others.
+                if let Some(word) = ending_job(command, &names) {
+                    return self.end_request(word, false, None);
                 }
                 let kind = match command {
                     "start" => JobKind::Start,
@@ -2882,41 +2955,12 @@ impl Manager {
             }
             "exit" => {
                 let word = req.get("word").and_then(Json::as_str).unwrap_or("exit");
-                if !["exit", "poweroff", "halt", "reboot", "kexec"].contains(&word) {
-                    return control::error(1, &format!("unknown way to end: {word}"));
-                }
-                // As systemd's user manager takes only exit; flint ends the
-                // system only where it is the system's init, a container's.
-                if word != "exit" && (self.search.user_mode || crate::own_pid() != 1) {
-                    return control::error(
-                        1,
-                        &format!(
-                            "Refusing to {word}: flint is not this system's init (it runs as PID {}). \
-                             `systemctl exit` stops flint and its units.",
-                            crate::own_pid()
-                        ),
-                    );
-                }
-                // As systemd refuses Exit outside a container: flint as the
-                // machine's own init would panic the kernel by ending.
-                if word == "exit"
-                    && !self.search.user_mode
-                    && crate::own_pid() == 1
-                    && crate::in_initial_pid_namespace()
-                {
-                    return control::error(
-                        1,
-                        "Refusing to exit: flint is this machine's init (PID 1 outside a container); \
-                         poweroff, reboot or halt end it.",
-                    );
-                }
                 let force = req.get("force").and_then(Json::as_bool).unwrap_or(false);
                 let status = req
                     .get("status")
                     .and_then(Json::as_u64)
                     .and_then(|s| u8::try_from(s).ok());
-                self.act(&super::lifecycle::Action::requested(word, force, status));
-                ok(Vec::new(), 0)
+                self.end_request(word, force, status)
             }
             "switch" => {
                 let dir = req
@@ -2993,11 +3037,10 @@ fn change_environment(user_mode: bool, unset: &[String], set: &[String]) -> Json
     }
 }
 
-/// A number from a cgroup file.
 /// When this process started, in µs since the epoch: its start time in
 /// clock ticks after boot (`/proc/self/stat`) plus the boot time
 /// (`/proc/stat`).
-fn process_start_usec() -> Option<u64> {
+pub(super) fn process_start_usec() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The fields after the command, which may hold spaces and parentheses.
     let after = stat.rsplit_once(')')?.1;

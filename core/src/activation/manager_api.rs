@@ -58,6 +58,10 @@ const METHODS: &[(&str, &str, &str)] = &[
     ("Reload", "", ""),
     ("Reexecute", "", ""),
     ("Exit", "", ""),
+    ("PowerOff", "", ""),
+    ("Reboot", "", ""),
+    ("Halt", "", ""),
+    ("KExec", "", ""),
     ("SetExitCode", "y", ""),
     ("SetEnvironment", "as", ""),
     ("UnsetEnvironment", "as", ""),
@@ -231,6 +235,10 @@ pub(super) fn changes_units(member: &str) -> bool {
                 | "ResetFailed"
                 | "ResetFailedUnit"
                 | "Exit"
+                | "PowerOff"
+                | "Reboot"
+                | "Halt"
+                | "KExec"
                 | "StartTransientUnit"
                 | "CancelJob"
                 | "ClearJobs"
@@ -282,6 +290,10 @@ pub(super) fn answer(out: &Sender, msg: &Message, api: &Api) -> Result<bool, Bus
                             | "Subscribe"
                             | "Unsubscribe"
                             | "Exit"
+                            | "PowerOff"
+                            | "Reboot"
+                            | "Halt"
+                            | "KExec"
                             | "Reload"
                             | "KillUnit"
                             | "ResetFailed"
@@ -393,9 +405,10 @@ fn call(
         let name = string(&a[0]);
         job_mode(&string(&a[1]))?;
         valid_name(&name)?;
-        // exit.target ends the manager, found in the tree or not (flint's
-        // start of it is `flint ctl exit`).
-        if !(command == "start" && name == "exit.target") {
+        // exit.target ends the manager, poweroff.target and the others the
+        // system, found in the tree or not (flint's start of them is `flint
+        // ctl exit`, `poweroff`, ...).
+        if super::control::ending_job(command, std::slice::from_ref(&name)).is_none() {
             refuse_before_job(control, command, &name)?;
         }
         return queue_job(out, h, api, control, command, name);
@@ -521,6 +534,20 @@ fn call(
         "Exit" => {
             args("")?;
             checked(request(control, "exit", &[], json!({})))?;
+            Ok(Some(Vec::new()))
+        }
+        // `systemctl --force poweroff` and the like: the system ends at
+        // once, without the jobs of the target (flint's units still stop
+        // in order first).
+        "PowerOff" | "Reboot" | "Halt" | "KExec" => {
+            args("")?;
+            let word = member.to_ascii_lowercase();
+            checked(request(
+                control,
+                "exit",
+                &[],
+                json!({"word": word, "force": true}),
+            ))?;
             Ok(Some(Vec::new()))
         }
         "KillUnit" => {

@@ -2365,7 +2365,16 @@ pub fn plan_units(search: &SearchPath, names: &[UnitName]) -> Vec<UnitName> {
                     }),
             );
         }
-        queue.extend(deps);
+        // A unit that cannot start (masked, broken) pulls in nothing, as
+        // systemd's transaction refuses its job before it adds the jobs of
+        // its dependencies; a target with links but no file is flint's
+        // (see `target`).
+        let startable = unit.is_loaded()
+            || (name.unit_type() == UnitType::Target
+                && unit.load_state == load::LoadState::NotFound);
+        if startable {
+            queue.extend(deps);
+        }
         // A unit that only a dependency names and that the tree lacks is
         // left to the jobs: quiet for `Wants=`, a failure of what
         // `Requires=` it.
@@ -2731,5 +2740,41 @@ mod tests {
             plan,
             ["app.socket", "log.service", "db.service", "app.service"]
         );
+    }
+
+    /// A masked unit a target wants pulls in nothing of its own (its
+    /// `.wants/` links in a directory of lower priority, its `Wants=`).
+    #[test]
+    fn a_masked_unit_pulls_in_nothing() {
+        let (etc, run) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let w = |name: &str, text: &str| std::fs::write(run.path().join(name), text).unwrap();
+        w(
+            "p.service",
+            "[Unit]\nWants=q.service\n[Service]\nExecStart=/bin/true\n",
+        );
+        w("c.service", "[Service]\nExecStart=/bin/true\n");
+        w("q.service", "[Service]\nExecStart=/bin/true\n");
+        std::fs::create_dir(run.path().join("p.service.wants")).unwrap();
+        std::os::unix::fs::symlink("../c.service", run.path().join("p.service.wants/c.service"))
+            .unwrap();
+        std::fs::create_dir(run.path().join("multi-user.target.wants")).unwrap();
+        std::os::unix::fs::symlink(
+            "../p.service",
+            run.path().join("multi-user.target.wants/p.service"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/dev/null", etc.path().join("p.service")).unwrap();
+        let search = SearchPath::from_dirs(
+            vec![etc.path().to_path_buf(), run.path().to_path_buf()],
+            false,
+        );
+        let names = default_units(&search);
+        assert_eq!(names, ["p.service".parse::<UnitName>().unwrap()]);
+        let plan: Vec<String> = plan_units(&search, &names)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        // (The masked unit itself is refused at its start, quietly.)
+        assert_eq!(plan, ["p.service"]);
     }
 }

@@ -434,6 +434,7 @@ impl Manager {
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
+        let mut gone = Vec::new();
         for id in ids {
             let Some(name) = self.services.get(&id).map(|s| s.unit.name.clone()) else {
                 continue;
@@ -445,12 +446,26 @@ impl Manager {
             if unit.is_loaded() {
                 svc.unit = unit.into();
                 svc.deps = super::jobs::Deps::of(&svc.unit);
+            } else if matches!(
+                svc.state,
+                super::lifecycle::State::Dead | super::lifecycle::State::Failed
+            ) && !svc.spawning
+                && svc.sockets.is_empty()
+                && !self.jobs.contains_key(&id)
+            {
+                // Down, and its file gone (a package purged) or masked:
+                // forgotten, as systemd collects a unit that nothing
+                // holds; `status` then says it cannot be found.
+                gone.push(id);
             } else {
                 tracing::warn!(
                     "{name}: {} after the reload; it keeps its old definition",
                     unit.load_state.as_str()
                 );
             }
+        }
+        for id in gone {
+            self.drop_service(id);
         }
         self.reload_targets();
         self.refresh_names();

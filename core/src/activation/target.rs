@@ -77,6 +77,30 @@ pub(super) const BOOT_TARGETS: &[&str] = &[
     "usb-gadget.target",
 ];
 
+/// The [`BOOT_TARGETS`] a booted system has reached: `sysinit.target`,
+/// `basic.target` and what they are after. A system flint shows them
+/// active (their files loaded, since flint started), as systemd does once
+/// the system is up: Debian's `invoke-rc.d` asks `systemctl is-active
+/// sysinit.target` where no runlevel is recorded, and says "could not
+/// determine current runlevel" in every package's scripts otherwise.
+pub(super) const REACHED_BOOT_TARGETS: &[&str] = &[
+    "basic.target",
+    "sysinit.target",
+    "local-fs-pre.target",
+    "local-fs.target",
+    "remote-fs-pre.target",
+    "remote-fs.target",
+    "swap.target",
+    "cryptsetup-pre.target",
+    "cryptsetup.target",
+    "remote-cryptsetup.target",
+    "veritysetup-pre.target",
+    "veritysetup.target",
+    "remote-veritysetup.target",
+    "integritysetup-pre.target",
+    "integritysetup.target",
+];
+
 /// Whether `name` is one of [`BOOT_TARGETS`]. A user manager has no
 /// early boot: its `basic.target` is a target like another (it wants
 /// `sockets.target`, `timers.target` and `paths.target`, and
@@ -264,6 +288,26 @@ impl Manager {
     }
 
     /// A target's row for `status` and the listings.
+    /// `status` of one of the [`REACHED_BOOT_TARGETS`] in a system flint
+    /// (`None` for another name, or where its file does not load): active
+    /// since flint started.
+    pub(super) fn reached_boot_target_json(&mut self, name: &str) -> Option<serde_json::Value> {
+        if self.search.user_mode || !REACHED_BOOT_TARGETS.contains(&name) {
+            return None;
+        }
+        let unit = self.unit_on_disk(name).filter(Unit::is_loaded)?;
+        Some(serde_json::json!({
+            "name": name,
+            "type": "target",
+            "description": unit.get_str("Unit", "Description").unwrap_or(""),
+            "state": "active",
+            "sub": "active",
+            "load": "loaded",
+            "since_usec": super::control::process_start_usec(),
+            "log": [],
+        }))
+    }
+
     pub(super) fn target_json(&self, id: u64) -> serde_json::Value {
         let Some(t) = self.targets.get(&id) else {
             return serde_json::Value::Null;
