@@ -449,7 +449,8 @@ fn a_user_flint_runs_generators_in_its_runtime_directory() {
 
 /// The shell script that, in a mount namespace of the test's own, hides
 /// every directory of the system's search path, the init scripts and
-/// `/run` (a second tmpfs where `/lib` is `/usr/lib` is skipped), makes
+/// `/run` and the tmpfiles.d directories (a second tmpfs where `/lib` is
+/// `/usr/lib` is skipped), makes
 /// `/etc/rc.local` non-executable, runs `setup`, installs
 /// `/etc/init.d/legacy` (an LSB script that runs `prelude`, then `start`
 /// or `stop`) with its `/etc/rc[2-5].d` links, and becomes flint with
@@ -489,7 +490,8 @@ fn legacy_system(
                   /etc/systemd/system /etc/systemd/system.attached \
                   /usr/local/lib/systemd/system /usr/lib/systemd/system \
                   /lib/systemd/system /etc/init.d /etc/rc2.d /etc/rc3.d \
-                  /etc/rc4.d /etc/rc5.d; do\n\
+                  /etc/rc4.d /etc/rc5.d /etc/tmpfiles.d /usr/local/lib/tmpfiles.d \
+                  /usr/lib/tmpfiles.d /lib/tmpfiles.d; do\n\
            if [ -d \"$d\" ] && ! mountpoint -q \"$d\"; then mount -t tmpfs tmpfs \"$d\"; fi\n\
          done\n\
          if [ -e /etc/rc.local ]; then mount --bind /dev/null /etc/rc.local; fi\n\
@@ -531,15 +533,17 @@ fn as_pid_1_flint_starts_an_init_script_through_systemds_sysv_generator() {
     let tree = Tree::new();
     let out = tree.path().join("out");
     let control = tree.path().join("control");
+    // And a tmpfiles.d line, which flint as PID 1 on the system's search
+    // path carries out first, as systemd-tmpfiles-setup.service at boot.
     let inner = legacy_system(
         &tree,
         "",
         &format!(
-            "echo \"started by $(cat /proc/1/comm)\" > {}",
+            "echo \"started by $(cat /proc/1/comm)$(test -d /run/flint-made && echo ' with tmpfiles')\" > {}",
             out.display()
         ),
         &format!("echo stopped >> {}", out.display()),
-        "",
+        "echo 'd /run/flint-made 0755 root root -' > /etc/tmpfiles.d/flint.conf",
         &format!("run --control '{}'", control.display()),
     );
     let mut cmd = std::process::Command::new("unshare");
@@ -566,7 +570,7 @@ fn as_pid_1_flint_starts_an_init_script_through_systemds_sysv_generator() {
     );
     assert!(
         wait_for(Duration::from_secs(10), || {
-            (read(&out) == "started by flint\n").then_some(())
+            (read(&out) == "started by flint with tmpfiles\n").then_some(())
         })
         .is_some(),
         "{:?}\n{}",

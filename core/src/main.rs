@@ -651,8 +651,14 @@ enum Command {
         /// systemd-tmpfiles-setup.service does at boot (/dev left out): as
         /// `flint tmpfiles --create`, with `--boot` when flint is PID 1.
         /// Nothing is removed (`flint tmpfiles --remove --boot` does that).
-        #[arg(long)]
+        /// The default for a system flint that is PID 1 on the system's
+        /// search path (a container's init), as systemd runs it at every
+        /// boot.
+        #[arg(long, overrides_with = "no_tmpfiles")]
         tmpfiles: bool,
+        /// Leave tmpfiles.d alone, also as PID 1.
+        #[arg(long)]
+        no_tmpfiles: bool,
         /// Run the unit generators first (and again at every reload), as
         /// systemd does: `packages` (the default with the system's search
         /// path: every generator but systemd's own `systemd-*`, which
@@ -2905,11 +2911,13 @@ fn main() -> ExitCode {
             notify_fd,
             cgroups,
             tmpfiles,
+            no_tmpfiles,
             generators,
             dev_log,
         } => {
             flint::logs::capture_manager_lines();
-            if *tmpfiles {
+            let init = !tree.user && tree.unit_dirs.is_empty() && std::process::id() == 1;
+            if *tmpfiles || (init && !*no_tmpfiles) {
                 tmpfiles_at_start(tree.user);
             }
             run(
