@@ -3673,3 +3673,40 @@ fn status_says_which_condition_skipped_the_start() {
     let (_, status) = ctl(&control, &["status", "c.service"]);
     assert!(!status.contains("Condition:"), "{status}");
 }
+
+/// A socket whose service is an alias (`syslog.socket` starts
+/// `syslog.service`, the name rsyslog's `Alias=` links) triggers the unit
+/// itself, and that unit is triggered by it, as systemd shows them.
+#[test]
+fn a_socket_started_through_an_alias_triggers_the_unit_itself() {
+    let tree = Tree::new();
+    let sock = tree.path().join("log.sock");
+    tree.write(
+        "logs.socket",
+        &format!(
+            "[Socket]\nListenStream={}\nService=logger.service\n",
+            sock.display()
+        ),
+    );
+    tree.write("rlog.service", "[Service]\nExecStart=/bin/sleep 1000\n");
+    std::os::unix::fs::symlink("rlog.service", tree.path().join("logger.service")).unwrap();
+    let control = tree.path().join("control");
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "logs.socket"],
+    );
+    let _client = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            (ctl(&control, &["show", "-P", "ActiveState", "rlog.service"]).1 == "active\n")
+                .then_some(())
+        })
+        .is_some(),
+        "{}",
+        flint.log()
+    );
+    let (_, shown) = ctl(&control, &["show", "-P", "Triggers", "logs.socket"]);
+    assert_eq!(shown, "rlog.service\n", "{}", flint.log());
+    let (_, shown) = ctl(&control, &["show", "-P", "TriggeredBy", "rlog.service"]);
+    assert_eq!(shown, "logs.socket\n", "{}", flint.log());
+}

@@ -3432,6 +3432,15 @@ fn roots_systemctl_enables_and_disables_unit_files_through_a_system_flint() {
             "{out}\n{}",
             flint.log()
         );
+        // Without a unit: the machine's processes (the root slice's),
+        // flint's units' among them.
+        let (_, out) = systemctl(&["status", "--no-pager"]);
+        assert!(
+            !out.contains("Failed to dump process list")
+                && out.contains(&format!("{main} /bin/sleep 1000")),
+            "{out}\n{}",
+            flint.log()
+        );
     }
     let (ok, out) = systemctl(&["status", "--no-pager", "1"]);
     assert!(

@@ -565,6 +565,7 @@ impl Manager {
         for (i, s) in self.sockets.iter().enumerate().filter(|(_, s)| !s.removed) {
             let service = s.config.service.as_str();
             let mine = service == me
+                || svc.unit.aliases.iter().any(|a| a.as_str() == service)
                 || template.as_ref().is_some_and(|t| t.as_str() == service)
                 || listed.contains(&s.name.as_str());
             if mine {
@@ -639,7 +640,16 @@ impl Manager {
             },
             // An `Accept=yes` socket triggers no unit of its own (its
             // template is none), as systemd's lists it.
-            "triggers": if s.config.accept { String::new() } else { s.config.service.to_string() },
+            // A service named through an alias (`syslog.socket` starts
+            // `syslog.service`, rsyslog's alias) by its own name, once
+            // loaded.
+            "triggers": if s.config.accept {
+                String::new()
+            } else {
+                self.find_service(s.config.service.as_str())
+                    .and_then(|id| self.services.get(&id))
+                    .map_or_else(|| s.config.service.to_string(), |svc| svc.unit.id.to_string())
+            },
             "since_usec": s.times.since(state),
             "times": times_json(&s.times),
             "result": s.result,

@@ -488,22 +488,35 @@ fn call(
         // line, as systemd's; where flint has no cgroup, the main process.
         "GetUnitProcesses" => {
             let name = string(&args("s")?[0]);
-            let answer =
-                request(control, "status", &[name.as_str()], json!({})).map_err(|e| (FAILED, e))?;
-            let Some(u) = answer["units"].get(0) else {
+            // The root slice (`systemctl status` without a unit): flint
+            // and every process of its units.
+            let root = name == "-.slice";
+            let names: &[&str] = if root { &[] } else { &[name.as_str()] };
+            let answer = request(control, "status", names, json!({})).map_err(|e| (FAILED, e))?;
+            let units = answer["units"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if units.is_empty() && !root {
                 return Err((
                     "org.freedesktop.systemd1.NoSuchUnit",
                     format!("Unit {name} not loaded."),
                 ));
-            };
-            let mut pids: Vec<u64> = u["tasks"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Json::as_u64)
-                .collect();
-            if let Some(main) = u["main_pid"].as_u64().filter(|m| !pids.contains(m)) {
-                pids.push(main);
+            }
+            let mut pids: Vec<u64> = Vec::new();
+            if root {
+                pids.push(u64::from(std::process::id()));
+            }
+            for u in units {
+                let tasks = u["tasks"].as_array().into_iter().flatten();
+                for pid in tasks
+                    .chain(std::iter::once(&u["main_pid"]))
+                    .filter_map(Json::as_u64)
+                {
+                    if !pids.contains(&pid) {
+                        pids.push(pid);
+                    }
+                }
             }
             let rows = pids
                 .into_iter()
