@@ -1611,6 +1611,11 @@ impl Manager {
                 started += 1;
             } else if target::is_boot_target(t.as_str(), self.search.user_mode) {
                 tracing::info!("{t}: systemd's boot target, the host's to reach; nothing to start");
+            } else if self.units.load(&self.search, t).load_state
+                == crate::unit::load::LoadState::Masked
+            {
+                // As a masked service a target wants: quietly not started.
+                tracing::info!("{t}: masked; not starting it");
             } else {
                 tracing::error!(
                     "{t}: cannot be started: it has no file and no links, or does not load"
