@@ -2688,6 +2688,17 @@ fn daemon_reload_reads_units_again_and_changes_nothing_that_runs() {
     assert_eq!(shown, "no\n");
     let (_, _, err) = systemctl(&tree, &control, &["status", "a"]);
     assert!(!err.contains("changed on disk"), "{err}");
+    // A failed one whose file is gone stays failed until reset-failed, as
+    // systemd keeps it.
+    tree.write(
+        "f.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/false\n",
+    );
+    assert_eq!(systemctl(&tree, &control, &["start", "f"]).0, 1);
+    std::fs::remove_file(tree.path().join("f.service")).unwrap();
+    assert_eq!(systemctl(&tree, &control, &["daemon-reload"]).0, 0);
+    let (code, out, _) = systemctl(&tree, &control, &["is-failed", "f"]);
+    assert_eq!((code, out.as_str()), (0, "failed\n"));
     // A stopped unit whose file is gone (its package purged) is forgotten
     // at the reload, as systemd collects it: not found.
     std::fs::remove_file(tree.path().join("c.service")).unwrap();
@@ -3444,6 +3455,11 @@ fn exit_stops_the_units_and_ends_flint_with_its_code_and_poweroff_needs_pid_1() 
         "{out:?}"
     );
     assert_eq!(systemctl(&tree, &control, &["is-active", "a"]).0, 0);
+    // A masked ending target is refused as masked, as systemd refuses it.
+    std::os::unix::fs::symlink("/dev/null", tree.path().join("ctrl-alt-del.target")).unwrap();
+    let (code, _, err) = systemctl(&tree, &control, &["start", "ctrl-alt-del.target"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Unit ctrl-alt-del.target is masked."), "{err}");
     let (code, _, err) = systemctl(&tree, &control, &["exit", "7"]);
     assert_eq!(code, 0, "{err}");
     let status = flint.wait_end().expect("flint ended");

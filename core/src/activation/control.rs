@@ -2311,6 +2311,18 @@ impl Manager {
                 // (`systemctl poweroff`, logind's `PowerOff` start them)
                 // as `flint ctl poweroff` and the others.
                 if let Some(word) = ending_job(command, &names) {
+                    // (A masked one is refused, as systemd refuses it:
+                    // `ctrl-alt-del.target` masked against a stray
+                    // reboot.)
+                    if let Some(n) = names.iter().find(|n| {
+                        ending_job(command, std::slice::from_ref(*n)).is_some()
+                            && self.load_state(n) == Some(crate::unit::load::LoadState::Masked)
+                    }) {
+                        return control::error(
+                            1,
+                            &format!("Failed to {command} {n}: Unit {n} is masked."),
+                        );
+                    }
                     return self.end_request(word, false, None);
                 }
                 let kind = match command {
@@ -2326,6 +2338,12 @@ impl Manager {
                 let mut refused = None;
                 let mut sockets_awaited: Vec<String> = Vec::new();
                 for n in &names {
+                    // A stop cancels an open that waits for the sockets
+                    // it conflicts with to close.
+                    if command == "stop" {
+                        self.socket_restarts
+                            .retain(|(r, s)| !(r == n && *s == SOCKET_ALONE));
+                    }
                     // A template is no unit to act on, as systemd refuses
                     // its name.
                     if n.parse::<crate::unit::name::UnitName>()

@@ -638,6 +638,9 @@ impl Manager {
         svc.last_status = None;
         svc.main_status = None;
         svc.main_exit_pid = None;
+        // Each command's last run is of this start on (systemd's
+        // `service_start()` resets them).
+        svc.command_runs.clear();
         svc.status_text = None;
         let timeout = svc.timeout(
             "TimeoutStartSec",
@@ -1532,11 +1535,14 @@ impl Manager {
         };
         let own = named(&svc.unit);
         let me = svc.unit.id.as_str();
+        // (One that is down holds nothing to join: a run's namespaces and
+        // /tmp go with it, or wait for its restart.)
         let mut others: Vec<&ServiceRt> = self
             .services
             .iter()
             .filter(|(other, o)| {
                 **other != id
+                    && !matches!(o.state, State::Dead | State::Failed)
                     && (own.iter().any(|n| n == o.unit.id.as_str())
                         || named(&o.unit).iter().any(|n| n == me))
             })
@@ -1548,12 +1554,20 @@ impl Manager {
                 .position(|n| n == o.unit.id.as_str())
                 .unwrap_or(usize::MAX)
         });
-        let ns = others.iter().find_map(|o| {
-            o.namespaces
-                .as_ref()
-                .filter(|n| n.network.is_some() || n.ipc.is_some())
-                .cloned()
-        });
+        // The network and the IPC namespace each from the first that has
+        // one.
+        let network = others
+            .iter()
+            .find_map(|o| o.namespaces.as_ref()?.network.clone());
+        let ipc = others
+            .iter()
+            .find_map(|o| o.namespaces.as_ref()?.ipc.clone());
+        let ns =
+            (network.is_some() || ipc.is_some()).then(|| crate::service::sandbox::RunNamespaces {
+                network,
+                ipc,
+                user: None,
+            });
         let tmp = others.iter().find_map(|o| o.private_tmp.clone());
         (ns, tmp)
     }
@@ -4096,6 +4110,32 @@ impl Manager {
             if ended {
                 self.drop_service(id);
             }
+        }
+    }
+
+    /// What a service's run may still hold where its stop took a short way
+    /// (stopped while it waited to restart): its private `/tmp` (unless a
+    /// unit that joined it has it too), credentials, namespaces and empty
+    /// cgroup go, before its record is forgotten.
+    pub(super) fn release_run(&mut self, id: u64) {
+        let Some(svc) = self.services.get_mut(&id) else {
+            return;
+        };
+        let tmp = svc.private_tmp.take();
+        svc.namespaces = None;
+        if let Some(c) = svc.credentials.take() {
+            c.remove();
+        }
+        if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
+            cg.remove(svc.unit.id.as_str());
+        }
+        if let Some(t) = tmp
+            && !self
+                .services
+                .values()
+                .any(|o| o.private_tmp.as_ref() == Some(&t))
+        {
+            t.remove_in_background();
         }
     }
 

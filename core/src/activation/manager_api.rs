@@ -488,6 +488,7 @@ fn call(
         // line, as systemd's; where flint has no cgroup, the main process.
         "GetUnitProcesses" => {
             let name = string(&args("s")?[0]);
+            valid_name(&name)?;
             // The root slice (`systemctl status` without a unit): flint
             // and every process of its units.
             let root = name == "-.slice";

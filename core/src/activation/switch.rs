@@ -446,16 +446,19 @@ impl Manager {
             if unit.is_loaded() {
                 svc.unit = unit.into();
                 svc.deps = super::jobs::Deps::of(&svc.unit);
-            } else if matches!(
-                svc.state,
-                super::lifecycle::State::Dead | super::lifecycle::State::Failed
-            ) && !svc.spawning
+            } else if svc.state == super::lifecycle::State::Dead
+                && matches!(
+                    unit.load_state,
+                    crate::unit::load::LoadState::NotFound | crate::unit::load::LoadState::Masked
+                )
+                && !svc.spawning
                 && svc.sockets.is_empty()
                 && !self.jobs.contains_key(&id)
             {
-                // Down, and its file gone (a package purged) or masked:
-                // forgotten, as systemd collects a unit that nothing
-                // holds; `status` then says it cannot be found.
+                // Stopped (a failed one stays until reset-failed), and its
+                // file gone (a package purged) or masked: forgotten, as
+                // systemd collects a unit that nothing holds; `status`
+                // then says it cannot be found.
                 gone.push(id);
             } else {
                 tracing::warn!(
@@ -465,6 +468,7 @@ impl Manager {
             }
         }
         for id in gone {
+            self.release_run(id);
             self.drop_service(id);
         }
         self.reload_targets();

@@ -83,21 +83,16 @@ pub(super) const BOOT_TARGETS: &[&str] = &[
 /// the system is up: Debian's `invoke-rc.d` asks `systemctl is-active
 /// sysinit.target` where no runlevel is recorded, and says "could not
 /// determine current runlevel" in every package's scripts otherwise.
+/// (Not the passive `*-pre` targets, nor the remote setup targets only
+/// an initrd pulls in.)
 pub(super) const REACHED_BOOT_TARGETS: &[&str] = &[
     "basic.target",
     "sysinit.target",
-    "local-fs-pre.target",
     "local-fs.target",
-    "remote-fs-pre.target",
     "remote-fs.target",
     "swap.target",
-    "cryptsetup-pre.target",
     "cryptsetup.target",
-    "remote-cryptsetup.target",
-    "veritysetup-pre.target",
     "veritysetup.target",
-    "remote-veritysetup.target",
-    "integritysetup-pre.target",
     "integritysetup.target",
 ];
 

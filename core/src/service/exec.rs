@@ -1946,9 +1946,18 @@ fn chown_below(fd: &OwnedFd, uid: u32, gid: u32, dynamic: bool, depth: usize) {
         ) else {
             continue;
         };
-        drop_acls(&f);
+        // What was opened, not what the name held a moment before.
+        let Ok(st) = nix::sys::stat::fstat(&f) else {
+            continue;
+        };
+        let link = SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) == SFlag::S_IFLNK;
+        if !link {
+            drop_acls(&f);
+        }
         let _ = nix::unistd::fchownat(&f, "", u, g, AtFlags::AT_EMPTY_PATH);
-        chmod_fd(&f, st.st_mode & mask);
+        if !link {
+            chmod_fd(&f, st.st_mode & mask);
+        }
     }
 }
 
