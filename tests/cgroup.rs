@@ -1191,3 +1191,39 @@ fn libsystemd_names_the_unit_of_a_service_process() {
         assert_eq!(text, unit, "sd_pid_get_unit() in {unit}");
     }
 }
+
+#[test]
+fn the_unit_of_a_process_is_found_through_an_escaped_cgroup_name() {
+    // `cpu.service`'s cgroup is `_cpu.service` (the name of a controller's
+    // files); a process of it that is not its main one is still its.
+    if cgroups_or_skip().is_none() {
+        return;
+    }
+    let tree = Tree::new();
+    let pidfile = tree.path().join("child.pid");
+    tree.write(
+        "cpu.service",
+        &format!(
+            "[Service]\nExecStart=/bin/sh -c 'sleep 1000 & echo $! > {}; exec sleep 1001'\n",
+            pidfile.display()
+        ),
+    );
+    let control = tree.path().join("control");
+    let flint = Flint::run(
+        &tree,
+        &["--control", control.to_str().unwrap(), "cpu.service"],
+    );
+    let child = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+    })
+    .expect("the service started its child");
+    let answer = flint::control::call(
+        &control,
+        &serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "unit-of-pid", "pid": child}),
+    )
+    .expect("flint answers");
+    kill(child);
+    assert_eq!(answer["unit"], "cpu.service", "{answer}\n{}", flint.log());
+}

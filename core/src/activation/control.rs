@@ -1157,6 +1157,8 @@ impl Manager {
                 parts.find(|c| *c == subtree)?;
                 parts
                     .find(|c| c.rsplit_once('.').is_none_or(|(_, kind)| kind != "slice"))
+                    // Unescaped as systemd's `cg_unescape()` (`_cpu.service`).
+                    .map(|c| c.strip_prefix('_').unwrap_or(c))
                     .filter(|c| self.find_service(c).is_some())
             })
             .map(str::to_string)
