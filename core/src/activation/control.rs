@@ -447,23 +447,10 @@ impl Manager {
     /// stops them before it starts the socket (they may listen on the same
     /// port or path).
     fn stop_conflicting_sockets(&mut self, name: &str) {
-        let own = self
-            .unit_of(name)
-            .map(|u| super::jobs::Deps::of(&u).conflicts)
-            .unwrap_or_default();
-        let clash: Vec<usize> = (0..self.sockets.len())
-            .filter(|&j| {
-                let s = &self.sockets[j];
-                s.name != name
-                    && !s.removed
-                    && !s.stopped
-                    && !s.failed
-                    && (own.contains(&s.name)
-                        || super::jobs::Deps::of(&s.unit)
-                            .conflicts
-                            .iter()
-                            .any(|c| c == name))
-            })
+        let clash: Vec<usize> = self
+            .sockets_in_conflict_with(name)
+            .into_iter()
+            .filter(|&j| !self.sockets[j].stopped && !self.sockets[j].failed)
             .collect();
         for j in clash {
             tracing::info!(
@@ -1054,6 +1041,18 @@ impl Manager {
         let parsed: crate::unit::name::UnitName = name.parse().ok()?;
         let unit = self.units.load(&self.search, &parsed);
         (unit.load_state != crate::unit::load::LoadState::NotFound).then_some(unit)
+    }
+
+    /// Whether unit `name`'s file is masked now: a look at the search
+    /// path's cached index, without loading the unit (`list-units` asks it
+    /// of every unit it lists).
+    pub(super) fn masked_on_disk(&mut self, name: &str) -> bool {
+        name.parse::<crate::unit::name::UnitName>().is_ok_and(|n| {
+            self.units
+                .index(&self.search)
+                .resolve(&n)
+                .is_ok_and(|s| s.masked)
+        })
     }
 
     /// How unit `name` loads from disk (`None` for a name that is none).
@@ -1776,7 +1775,7 @@ impl Manager {
         // Held, with its file masked since (see `list-units`).
         if load == crate::unit::load::LoadState::Loaded
             && !status.is_null()
-            && self.load_state(&id) == Some(crate::unit::load::LoadState::Masked)
+            && self.masked_on_disk(&id)
         {
             load = crate::unit::load::LoadState::Masked;
         }
@@ -2151,7 +2150,7 @@ impl Manager {
                 for u in &mut units {
                     if let Some(name) = u["name"].as_str().map(str::to_string)
                         && u["load"].is_null()
-                        && self.load_state(&name) == Some(crate::unit::load::LoadState::Masked)
+                        && self.masked_on_disk(&name)
                     {
                         u["load"] = "masked".into();
                         u["load_reason"] =
@@ -2316,10 +2315,10 @@ impl Manager {
                     // (A masked one is refused, as systemd refuses it:
                     // `ctrl-alt-del.target` masked against a stray
                     // reboot.)
-                    if let Some(n) = names.iter().find(|n| {
-                        ending_job(command, std::slice::from_ref(*n)).is_some()
-                            && self.load_state(n) == Some(crate::unit::load::LoadState::Masked)
-                    }) {
+                    if let Some(n) = names
+                        .iter()
+                        .find(|n| ending_target(n).is_some() && self.masked_on_disk(n))
+                    {
                         return control::error(
                             1,
                             &format!("Failed to {command} {n}: Unit {n} is masked."),

@@ -759,20 +759,30 @@ impl Manager {
     /// before the start (two sockets on one TCP port: the new bind met
     /// `EADDRINUSE`).
     pub(super) fn conflicting_socket_closing(&mut self, name: &str) -> bool {
+        self.sockets_in_conflict_with(name).into_iter().any(|j| {
+            self.closing_sockets.contains(&j)
+                || self.hooks.contains_key(&self.sockets[j].name)
+                || self.socket_stops_new.contains(&j)
+                || self.socket_stops.iter().any(|(k, _)| *k == j)
+        })
+    }
+
+    /// The sockets flint holds (not removed) that conflict with socket
+    /// `name`, either one declaring it.
+    pub(super) fn sockets_in_conflict_with(&mut self, name: &str) -> Vec<usize> {
         let own = self
             .unit_of(name)
             .map(|u| Deps::of(&u).conflicts)
             .unwrap_or_default();
-        (0..self.sockets.len()).any(|j| {
-            let s = &self.sockets[j];
-            s.name != name
-                && !s.removed
-                && (own.contains(&s.name) || Deps::of(&s.unit).conflicts.iter().any(|c| c == name))
-                && (self.closing_sockets.contains(&j)
-                    || self.hooks.contains_key(&s.name)
-                    || self.socket_stops_new.contains(&j)
-                    || self.socket_stops.iter().any(|(k, _)| *k == j))
-        })
+        (0..self.sockets.len())
+            .filter(|&j| {
+                let s = &self.sockets[j];
+                s.name != name
+                    && !s.removed
+                    && (own.contains(&s.name)
+                        || Deps::of(&s.unit).conflicts.iter().any(|c| c == name))
+            })
+            .collect()
     }
 
     /// Opens socket `name` once [`Self::conflicting_socket_closing`] says

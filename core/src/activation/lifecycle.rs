@@ -3747,13 +3747,8 @@ impl Manager {
             });
         }
         let accepted = svc.conn.is_some();
-        if let Some(t) = private_tmp
-            && !self
-                .services
-                .values()
-                .any(|o| o.private_tmp.as_ref() == Some(&t))
-        {
-            t.remove_in_background();
+        if let Some(t) = private_tmp {
+            self.let_go_of_tmp(t);
         }
         if let Some(owner) = remove_ipc {
             self.remove_ipc_of(id, owner);
@@ -4129,11 +4124,18 @@ impl Manager {
         if let Some(cg) = cgroup_of(self.cgroups.as_ref(), self.options.cgroups, svc) {
             cg.remove(svc.unit.id.as_str());
         }
-        if let Some(t) = tmp
-            && !self
-                .services
-                .values()
-                .any(|o| o.private_tmp.as_ref() == Some(&t))
+        if let Some(t) = tmp {
+            self.let_go_of_tmp(t);
+        }
+    }
+
+    /// Removes a run's private `/tmp` unless a unit that joined it
+    /// (`JoinsNamespaceOf=`) still has it: the last one removes it.
+    fn let_go_of_tmp(&self, t: crate::service::sandbox::PrivateTmp) {
+        if !self
+            .services
+            .values()
+            .any(|o| o.private_tmp.as_ref() == Some(&t))
         {
             t.remove_in_background();
         }
