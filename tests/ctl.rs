@@ -3726,3 +3726,122 @@ fn a_socket_started_through_an_alias_triggers_the_unit_itself() {
     let (_, shown) = ctl(&control, &["show", "-P", "TriggeredBy", "rlog.service"]);
     assert_eq!(shown, "logs.socket\n", "{}", flint.log());
 }
+
+/// flint's start is `starting` until the jobs it began with are done, as
+/// systemd's boot: `is-system-running` says so, `--wait` (flint's, and
+/// Debian's systemctl, which waits for the manager's `StartupFinished`
+/// signal from `org.freedesktop.systemd1` on the private socket) returns
+/// once it is over, and `systemd-analyze` reads when it finished and how
+/// long each unit took.
+#[test]
+fn the_start_is_starting_until_its_jobs_are_done_and_systemd_analyze_times_it() {
+    use std::os::unix::fs::PermissionsExt;
+    if !common::require("systemctl", "systemd: the client of the private socket")
+        || !common::require("systemd-analyze", "systemd: reads the start's times")
+    {
+        return;
+    }
+    let tree = Tree::new();
+    let rt = tree.path().join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    tree.write(
+        "units/slow.service",
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 3\n",
+    );
+    tree.write(
+        "units/default.target",
+        "[Unit]\nWants=slow.service\nAfter=slow.service\n",
+    );
+    let units = tree.path().join("units");
+    let control = rt.join("ctl");
+    let mut flint = Flint::run_args(
+        &[
+            "run".as_ref(),
+            "--user".as_ref(),
+            "--unit-dir".as_ref(),
+            units.as_os_str(),
+            "--control".as_ref(),
+            control.as_os_str(),
+            "default.target".as_ref(),
+        ],
+        &[("XDG_RUNTIME_DIR", &rt), ("HOME", tree.path())],
+    );
+    let private = rt.join("systemd/private");
+    assert!(
+        wait_for(Duration::from_secs(10), || private.exists().then_some(())).is_some(),
+        "no private socket"
+    );
+    let (code, out) = ctl(&control, &["is-system-running"]);
+    assert_eq!((code, out.trim()), (1, "starting"), "{}", flint.log());
+    // systemctl asks only a manager of a machine booted with systemd
+    // (`/run/systemd/system`): in a mount namespace of its own, as root.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let waiter = root.then(|| {
+        Command::new("unshare")
+            .args(["--mount", "--", "sh", "-c"])
+            .arg(
+                "mount --make-rprivate / && mount -t tmpfs tmpfs /run && \
+                 mkdir -p /run/systemd/system && \
+                 exec timeout 30 systemctl --user is-system-running --wait",
+            )
+            .env("XDG_RUNTIME_DIR", &rt)
+            .env("SYSTEMD_IGNORE_CHROOT", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    });
+    let (code, out) = ctl(&control, &["is-system-running", "--wait"]);
+    assert_eq!((code, out.trim()), (0, "running"), "{}", flint.log());
+    if let Some(waiter) = waiter {
+        let out = waiter.wait_with_output().unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
+            (Some(0), "running"),
+            "systemctl is-system-running --wait: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            flint.log()
+        );
+    } else {
+        eprintln!("SKIP: systemctl's half needs root (a mount namespace with /run/systemd/system)");
+    }
+    assert!(
+        flint.log().contains("Startup finished in 3."),
+        "{}",
+        flint.log()
+    );
+    let analyze = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .args(["30", "systemd-analyze", "--user"])
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &rt)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "systemd-analyze {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let time = analyze(&["time"]);
+    assert!(time.starts_with("Startup finished in 3."), "{time}");
+    assert!(time.contains("(userspace)"), "{time}");
+    assert!(time.contains("default.target reached after 3."), "{time}");
+    // How long the oneshot took, from its monotonic timestamps.
+    let blame = analyze(&["blame"]);
+    let line = blame
+        .lines()
+        .find(|l| l.ends_with(" slow.service"))
+        .unwrap_or_else(|| panic!("{blame}"));
+    assert!(line.trim_start().starts_with("3.0"), "{blame}");
+    let chain = analyze(&["critical-chain"]);
+    assert!(chain.contains("└─slow.service @"), "{chain}");
+    flint.stop();
+}

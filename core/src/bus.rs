@@ -196,6 +196,9 @@ impl Message {
 pub struct Sender {
     writer: Arc<Mutex<UnixStream>>,
     serial: Arc<AtomicU32>,
+    /// The `SENDER` every message carries where no bus daemon sets it
+    /// (sd-bus's `sd_bus_set_sender()`: systemd's private socket).
+    name: Option<&'static str>,
 }
 
 /// Writes one whole message under the connection's lock.
@@ -212,7 +215,19 @@ impl Sender {
         Sender {
             writer: Arc::new(Mutex::new(stream)),
             serial: Arc::new(AtomicU32::new(0)),
+            name: None,
         }
+    }
+
+    /// This sender, its messages sent as from `name`: on a connection
+    /// without a bus daemon, where a peer matches signals by their sender
+    /// (systemctl's `is-system-running --wait` matches `StartupFinished`
+    /// of `org.freedesktop.systemd1`, as systemd's private socket names
+    /// itself).
+    #[must_use]
+    pub fn named(mut self, name: &'static str) -> Sender {
+        self.name = Some(name);
+        self
     }
 
     fn write(&self, msg: &[u8]) -> Result<(), BusError> {
@@ -242,7 +257,14 @@ impl Sender {
         args: &[Value],
     ) -> Result<(), BusError> {
         let serial = next_serial(&self.serial);
-        self.write(&signal(serial, destination, path, interface, member, args))
+        self.write(&signal(
+            serial,
+            (self.name, destination),
+            path,
+            interface,
+            member,
+            args,
+        ))
     }
 
     /// Answers the call `to` with `args`.
@@ -253,6 +275,9 @@ impl Sender {
         push_reply_fields(&mut fields, to);
         if !signature.is_empty() {
             push_field(&mut fields, 8, b'g', &signature);
+        }
+        if let Some(name) = self.name {
+            push_field(&mut fields, 7, b's', name);
         }
         self.write(&message(
             METHOD_RETURN,
@@ -269,7 +294,7 @@ impl Sender {
         self.write(&error_reply(
             serial,
             to.serial,
-            to.sender.as_deref(),
+            (self.name, to.sender.as_deref()),
             name,
             text,
         ))
@@ -434,6 +459,7 @@ impl Bus {
         Ok(Sender {
             writer: self.writer.clone(),
             serial: self.serial.clone(),
+            name: None,
         })
     }
 
@@ -613,9 +639,11 @@ fn method_call_body(serial: u32, member: &str, signature: &str, body: &[u8]) -> 
 }
 
 /// A signal (to `destination`, on a bus) with `args`.
+/// A signal; `(sender, destination)`: the fields a bus daemon sets or
+/// reads.
 fn signal(
     serial: u32,
-    destination: Option<&str>,
+    (sender, destination): (Option<&str>, Option<&str>),
     path: &str,
     interface: &str,
     member: &str,
@@ -629,6 +657,9 @@ fn signal(
     if let Some(d) = destination {
         push_field(&mut fields, 6, b's', d);
     }
+    if let Some(s) = sender {
+        push_field(&mut fields, 7, b's', s);
+    }
     if !signature.is_empty() {
         push_field(&mut fields, 8, b'g', &signature);
     }
@@ -640,7 +671,7 @@ fn signal(
 fn error_reply(
     serial: u32,
     reply_to: u32,
-    destination: Option<&str>,
+    (sender, destination): (Option<&str>, Option<&str>),
     name: &str,
     text: &str,
 ) -> Vec<u8> {
@@ -653,6 +684,9 @@ fn error_reply(
     fields.extend_from_slice(&reply_to.to_le_bytes());
     if let Some(d) = destination {
         push_field(&mut fields, 6, b's', d);
+    }
+    if let Some(s) = sender {
+        push_field(&mut fields, 7, b's', s);
     }
     push_field(&mut fields, 8, b'g', "s");
     message(ERROR, NO_REPLY_EXPECTED, serial, &fields, &body)
@@ -806,7 +840,7 @@ mod tests {
     fn signals_and_error_replies_carry_the_fields_a_bus_daemon_reads() {
         let m = signal(
             3,
-            Some("org.freedesktop.DBus"),
+            (None, Some("org.freedesktop.DBus")),
             "/org/freedesktop/systemd1",
             "org.freedesktop.systemd1.Activator",
             "ActivationFailure",
@@ -825,13 +859,14 @@ mod tests {
         );
         assert_eq!(h.member.as_deref(), Some("ActivationFailure"));
         assert_eq!(h.destination.as_deref(), Some("org.freedesktop.DBus"));
+        assert_eq!(h.sender, None);
         assert_eq!(h.signature.as_deref(), Some("sss"));
         let body_at = (16 + read_u32(&m, 12).unwrap() as usize + 7) & !7;
         assert_eq!(read_string(&m, body_at).as_deref(), Some("a.service"));
         let e = error_reply(
             4,
             9,
-            Some(":1.7"),
+            (Some("org.freedesktop.systemd1"), Some(":1.7")),
             "org.freedesktop.DBus.Error.UnknownMethod",
             "no",
         );
@@ -839,6 +874,7 @@ mod tests {
         let h = fields_of(&e);
         assert_eq!(h.reply_serial, Some(9));
         assert_eq!(h.destination.as_deref(), Some(":1.7"));
+        assert_eq!(h.sender.as_deref(), Some("org.freedesktop.systemd1"));
         assert_eq!(
             h.error_name.as_deref(),
             Some("org.freedesktop.DBus.Error.UnknownMethod")

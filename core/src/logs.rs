@@ -180,7 +180,7 @@ pub fn epoch_usec() -> u64 {
 }
 
 /// Microseconds of `CLOCK_MONOTONIC`, now.
-fn mono_usec() -> u64 {
+pub fn mono_usec() -> u64 {
     u64::try_from(uptime().as_micros()).unwrap_or(u64::MAX)
 }
 

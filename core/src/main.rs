@@ -405,12 +405,16 @@ enum CtlCommand {
         #[arg(short = 'P', value_name = "NAME")]
         value_of: Vec<String>,
     },
-    /// Print `running`, or `degraded` when a unit has failed (exit 1), as
-    /// `systemctl is-system-running`.
+    /// Print `running`; `starting` while the jobs of flint's start run,
+    /// `degraded` when a unit has failed, `stopping` (exit 1 for all
+    /// three); as `systemctl is-system-running`.
     IsSystemRunning {
         /// Print nothing; the exit code tells.
         #[arg(short, long)]
         quiet: bool,
+        /// While flint starts, wait until its start is finished.
+        #[arg(long)]
+        wait: bool,
     },
     /// Print each unit's state; exit 0 when one of them has failed, 1
     /// otherwise (as systemctl).
@@ -1975,7 +1979,9 @@ fn ctl(
             let value = *value || !value_of.is_empty();
             return show_properties(user, control, &typed(units), &property, value);
         }
-        CtlCommand::IsSystemRunning { quiet } => return system_running(user, control, *quiet),
+        CtlCommand::IsSystemRunning { quiet, wait } => {
+            return system_running(user, control, *quiet, *wait);
+        }
         CtlCommand::Reload { units, .. } => ("reload", typed(units)),
         CtlCommand::Switch { .. } => ("switch", Vec::new()),
         CtlCommand::DaemonReload => ("daemon-reload", Vec::new()),
@@ -2291,19 +2297,34 @@ fn show_properties(
     ExitCode::SUCCESS
 }
 
-/// `flint ctl is-system-running`: `running`, `degraded` with a failed
-/// unit, `offline` when no flint answers.
-fn system_running(user: bool, control: Option<&std::path::Path>, quiet: bool) -> ExitCode {
+/// `flint ctl is-system-running`: flint's `SystemState=` (`starting`,
+/// `running`, `degraded` with a failed unit, `stopping`), `offline` when
+/// no flint answers; with `wait`, asked again until flint's start is
+/// finished.
+fn system_running(
+    user: bool,
+    control: Option<&std::path::Path>,
+    quiet: bool,
+    wait: bool,
+) -> ExitCode {
     let path = control_path(user, control);
-    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "list-units", "units": []});
-    let state = match flint::control::call(&path, &request) {
-        Ok(answer) => {
-            let failed = answer["units"]
+    let request = serde_json::json!({"version": flint::control::PROTOCOL_VERSION, "command": "show", "units": []});
+    let state = loop {
+        let state = match flint::control::call(&path, &request) {
+            Ok(answer) => answer["units"][0]["properties"]
                 .as_array()
-                .is_some_and(|u| u.iter().any(|u| u["state"] == "failed"));
-            if failed { "degraded" } else { "running" }
+                .into_iter()
+                .flatten()
+                .find(|p| p[0] == "SystemState")
+                .and_then(|p| p[1].as_str())
+                .unwrap_or("unknown")
+                .to_string(),
+            Err(_) => "offline".to_string(),
+        };
+        if !(wait && state == "starting") {
+            break state;
         }
-        Err(_) => "offline",
+        std::thread::sleep(std::time::Duration::from_millis(100));
     };
     if !quiet {
         println!("{state}");

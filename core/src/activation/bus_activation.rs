@@ -258,6 +258,19 @@ impl Activator {
         }
     }
 
+    /// Sends the manager's signal `member` to the bus.
+    pub(super) fn manager_signal(&self, member: &str, args: &[crate::bus::Value]) {
+        if let Err(e) = self.sender.signal_values(
+            None,
+            "/org/freedesktop/systemd1",
+            super::manager_api::MANAGER,
+            member,
+            args,
+        ) {
+            tracing::debug!("flint: cannot send {member} on the bus: {e}");
+        }
+    }
+
     /// Whether any peer of the bus subscribed.
     pub(super) fn subscribed(&self) -> bool {
         self.subscribers.load(Ordering::Relaxed) > 0

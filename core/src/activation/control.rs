@@ -1908,8 +1908,10 @@ impl Manager {
                 "deactivating" => &["ActiveExitTimestamp"],
                 _ => &["InactiveEnterTimestamp"],
             };
+            let mono = monotonic_of(since);
             for n in names {
                 times.insert((*n).to_string(), since.into());
+                times.insert(format!("{n}Monotonic"), mono.into());
             }
         }
         // A timer's times, as numbers too (systemctl list-timers reads
@@ -1927,12 +1929,17 @@ impl Manager {
             times.insert(name.to_string(), value.into());
         }
         // The last of them: when it last changed state.
-        let changed = super::jobs::StateTimes::NAMES
-            .iter()
-            .filter_map(|n| times.get(*n).and_then(Json::as_u64))
-            .max()
-            .unwrap_or(0);
+        let last = |names: [&str; 4]| {
+            names
+                .iter()
+                .filter_map(|n| times.get(*n).and_then(Json::as_u64))
+                .max()
+                .unwrap_or(0)
+        };
+        let changed = last(super::jobs::StateTimes::NAMES);
+        let changed_mono = last(super::jobs::StateTimes::MONOTONIC_NAMES);
         times.insert("StateChangeTimestamp".into(), changed.into());
+        times.insert("StateChangeTimestampMonotonic".into(), changed_mono.into());
         for name in std::iter::once("StateChangeTimestamp").chain(super::jobs::StateTimes::NAMES) {
             let usec = times.get(name).and_then(Json::as_u64).unwrap_or(0);
             p.push((
@@ -1943,6 +1950,13 @@ impl Manager {
                     crate::control::timestamp(usec)
                 },
             ));
+        }
+        // The monotonic halves as numbers, as systemctl shows them.
+        for name in std::iter::once("StateChangeTimestampMonotonic")
+            .chain(super::jobs::StateTimes::MONOTONIC_NAMES)
+        {
+            let usec = times.get(name).and_then(Json::as_u64).unwrap_or(0);
+            p.push((name, usec.to_string()));
         }
         json!({
             "name": id,
@@ -1966,8 +1980,8 @@ impl Manager {
             + self.unopened_failures().len();
         let state = if self.shutting_down {
             "stopping"
-        } else if self.ready.is_some() {
-            // The sockets' ExecStartPre=/ExecStartPost= still run.
+        } else if !matches!(self.boot, super::Boot::Finished { .. }) {
+            // The start's sockets open or its jobs run.
             "starting"
         } else if failed > 0 {
             "degraded"
@@ -2036,15 +2050,42 @@ impl Manager {
             ("DefaultLimitMEMLOCKSoft", limit(|l| l.memlock, true)),
         ];
         let mut p = p;
-        // When flint started: what status says the machine runs "since".
-        let started = process_start_usec();
-        if let Some(usec) = started {
-            p.push(("UserspaceTimestamp", crate::control::timestamp(usec)));
-        }
+        // When flint started: what status says the machine runs "since";
+        // and when its start finished (systemd-analyze measures between
+        // the two).
+        let started = process_start_usec().unwrap_or(0);
+        let (finished, finished_mono) = match self.boot {
+            super::Boot::Finished {
+                realtime,
+                monotonic,
+            } => (realtime, monotonic),
+            _ => (0, 0),
+        };
+        let userspace_mono = if started == 0 {
+            0
+        } else {
+            userspace_monotonic()
+        };
+        let shown = |usec: u64| {
+            if usec == 0 {
+                String::new()
+            } else {
+                crate::control::timestamp(usec)
+            }
+        };
+        p.push(("UserspaceTimestamp", shown(started)));
+        p.push(("UserspaceTimestampMonotonic", userspace_mono.to_string()));
+        p.push(("FinishTimestamp", shown(finished)));
+        p.push(("FinishTimestampMonotonic", finished_mono.to_string()));
         json!({
             "name": "",
             "properties": p.into_iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-            "times": {"UserspaceTimestamp": started},
+            "times": {
+                "UserspaceTimestamp": started,
+                "UserspaceTimestampMonotonic": userspace_mono,
+                "FinishTimestamp": finished,
+                "FinishTimestampMonotonic": finished_mono,
+            },
         })
     }
 
@@ -3087,6 +3128,24 @@ pub(super) fn process_start_usec() -> Option<u64> {
         .and_then(|h| u64::try_from(h).ok())
         .filter(|h| *h > 0)?;
     Some(boot * 1_000_000 + ticks * 1_000_000 / hz)
+}
+
+/// When flint started on `CLOCK_MONOTONIC` (`UserspaceTimestampMonotonic=`),
+/// taken once.
+pub(super) fn userspace_monotonic() -> u64 {
+    static AT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| process_start_usec().map_or(0, monotonic_of))
+}
+
+/// The `CLOCK_MONOTONIC` time of `usec` since the epoch (0 stays 0), by
+/// the clocks' distance now: for the times flint keeps on the wall clock
+/// only (a timer's or a path unit's last change, flint's own start).
+pub(super) fn monotonic_of(usec: u64) -> u64 {
+    if usec == 0 {
+        return 0;
+    }
+    let (now, mono) = (crate::logs::epoch_usec(), crate::logs::mono_usec());
+    mono.saturating_sub(now.saturating_sub(usec)).max(1)
 }
 
 /// A unit's state timestamps by systemd's property names (µs, 0: never).

@@ -236,6 +236,9 @@ pub(super) struct StateTimes {
     pub active_enter: u64,
     pub active_exit: u64,
     pub inactive_enter: u64,
+    /// The same four on `CLOCK_MONOTONIC` (systemd's dual timestamps:
+    /// `systemd-analyze` measures with these, whatever the wall clock did).
+    monotonic: [u64; 4],
 }
 
 impl StateTimes {
@@ -243,17 +246,22 @@ impl StateTimes {
     pub fn note(&mut self, from: Class, to: Class) {
         let down = |c: Class| matches!(c, Class::Inactive | Class::Failed);
         let at = crate::logs::epoch_usec();
+        let mono = crate::logs::mono_usec();
         if down(from) && !down(to) {
             self.inactive_exit = at;
+            self.monotonic[0] = mono;
         }
         if from != Class::Active && to == Class::Active {
             self.active_enter = at;
+            self.monotonic[1] = mono;
         }
         if from == Class::Active && to != Class::Active {
             self.active_exit = at;
+            self.monotonic[2] = mono;
         }
         if !down(from) && down(to) {
             self.inactive_enter = at;
+            self.monotonic[3] = mono;
         }
     }
 
@@ -276,14 +284,29 @@ impl StateTimes {
         "InactiveEnterTimestamp",
     ];
 
-    /// As `show` lists them: systemd's names, µs since the epoch.
-    pub fn properties(&self) -> [(&'static str, u64); 4] {
+    /// The names of their monotonic halves, in the same order.
+    pub const MONOTONIC_NAMES: [&'static str; 4] = [
+        "InactiveExitTimestampMonotonic",
+        "ActiveEnterTimestampMonotonic",
+        "ActiveExitTimestampMonotonic",
+        "InactiveEnterTimestampMonotonic",
+    ];
+
+    /// As `show` lists them: systemd's names, µs since the epoch, then
+    /// the monotonic halves (µs since boot).
+    pub fn properties(&self) -> [(&'static str, u64); 8] {
         let [a, b, c, d] = Self::NAMES;
+        let [ma, mb, mc, md] = Self::MONOTONIC_NAMES;
+        let [m0, m1, m2, m3] = self.monotonic;
         [
             (a, self.inactive_exit),
             (b, self.active_enter),
             (c, self.active_exit),
             (d, self.inactive_enter),
+            (ma, m0),
+            (mb, m1),
+            (mc, m2),
+            (md, m3),
         ]
     }
 }
@@ -1463,6 +1486,41 @@ impl Manager {
             }
         }
         self.tell_bus_other_units();
+        self.check_startup_finished();
+    }
+
+    /// Once the start's sockets listen and no job is left, the start is
+    /// finished, once, as systemd's `manager_check_finished()`:
+    /// `SystemState=` leaves `starting`, `FinishTimestamp=` is set,
+    /// "Startup finished in …." is logged and `StartupFinished` goes to
+    /// every peer of the private socket and to the bus's subscribers
+    /// (`systemctl is-system-running --wait` waits for it).
+    pub(super) fn check_startup_finished(&mut self) {
+        if self.boot != super::Boot::Starting
+            || self.ready.is_some()
+            || !self.hooks.is_empty()
+            || !self.jobs.is_empty()
+            || self.shutting_down
+        {
+            return;
+        }
+        let (realtime, monotonic) = (crate::logs::epoch_usec(), crate::logs::mono_usec());
+        self.boot = super::Boot::Finished {
+            realtime,
+            monotonic,
+        };
+        let userspace = super::control::userspace_monotonic();
+        let total = monotonic.saturating_sub(userspace);
+        // To the millisecond, as systemd's.
+        let shown = crate::unit::value::time::format_timespan_accuracy(total, 1000);
+        tracing::info!("flint: Startup finished in {shown}.");
+        // firmware, loader, kernel, initrd, userspace, total: a container's
+        // and a user manager's have only the last two.
+        let args = [0, 0, 0, 0, total, total].map(crate::bus::Value::U64);
+        super::private_socket::startup_finished(&args);
+        if let Some(activator) = self.activator.as_ref().filter(|a| a.subscribed()) {
+            activator.manager_signal("StartupFinished", &args);
+        }
     }
 
     /// The second half of a socket restarted with the service that needs

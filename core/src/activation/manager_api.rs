@@ -118,7 +118,12 @@ fn introspect(control: &Path, path: &str) -> Result<String, CallError> {
             args(&mut xml, output, "out");
             xml.push_str("</method>\n");
         }
-        for signal in ["UnitFilesChanged", "Reloading", "JobRemoved"] {
+        for signal in [
+            "UnitFilesChanged",
+            "Reloading",
+            "JobRemoved",
+            "StartupFinished",
+        ] {
             let _ = writeln!(xml, "  <signal name=\"{signal}\"/>");
         }
         xml.push_str(" </interface>\n <node name=\"unit\"/>\n");
@@ -746,8 +751,9 @@ fn call(
             Ok(Some(vec![Value::Str(introspect(control, path)?)]))
         }
         // The bus's subscribers are counted where its messages are read
-        // (`bus_activation`); on the private socket flint sends no
-        // signals but `JobRemoved` to the caller of the job.
+        // (`bus_activation`); on the private socket flint sends
+        // `JobRemoved` to the caller of the job and `StartupFinished` to
+        // every peer.
         "Subscribe" | "Unsubscribe" => Ok(Some(Vec::new())),
         // Properties of the manager or of a unit: `GetAll` of every
         // interface ("") or of one is answered with all flint knows.
@@ -1055,7 +1061,10 @@ fn manager_properties(control: &Path) -> Result<Vec<(String, Value)>, CallError>
             }
             "ConfirmSpawn" | "ServiceWatchdogs" => Value::Bool(text == "yes"),
             "UnitPath" => Value::Strings(text.split_whitespace().map(str::to_string).collect()),
-            "UserspaceTimestamp" => Value::U64(times[name].as_u64().unwrap_or(0)),
+            "UserspaceTimestamp"
+            | "UserspaceTimestampMonotonic"
+            | "FinishTimestamp"
+            | "FinishTimestampMonotonic" => Value::U64(times[name].as_u64().unwrap_or(0)),
             // (Environment: `show-environment`'s, answered beside; the
             // rest are numbers shown as text here.)
             _ => continue,
@@ -1277,14 +1286,41 @@ fn prop<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The dependency lists of systemd's `org.freedesktop.systemd1.Unit`.
+const DEPENDENCIES: &[&str] = &[
+    "Requires",
+    "Requisite",
+    "Wants",
+    "BindsTo",
+    "PartOf",
+    "Upholds",
+    "RequiredBy",
+    "RequisiteOf",
+    "WantedBy",
+    "BoundBy",
+    "UpheldBy",
+    "ConsistsOf",
+    "Conflicts",
+    "ConflictedBy",
+    "Before",
+    "After",
+];
+
 /// The properties of `name` with systemd's D-Bus types; the timestamps
 /// and a timer's times as numbers (µs, 0 for never).
 fn typed_properties(control: &Path, name: &str) -> Result<Vec<(String, Value)>, CallError> {
     let (props, unit) = show(control, name)?;
     let times = &unit["times"];
     let mut typed = typed(props);
+    // Every unit has each dependency list, empty or not (`systemd-analyze
+    // critical-chain` asks each unit's `After`).
+    for dep in DEPENDENCIES {
+        if !typed.iter().any(|(n, _)| n == dep) {
+            typed.push(((*dep).to_string(), Value::Strings(Vec::new())));
+        }
+    }
     for (n, v) in &mut typed {
-        if n.ends_with("Timestamp") || n.contains("USec") {
+        if n.ends_with("Timestamp") || n.ends_with("TimestampMonotonic") || n.contains("USec") {
             *v = Value::U64(times[n.as_str()].as_u64().unwrap_or(0));
         }
     }
@@ -1355,10 +1391,10 @@ fn typed(props: Vec<(String, String)>) -> Vec<(String, Value)> {
             | "RemainAfterElapse" | "MakeDirectory" | "NeedDaemonReload" | "Transient" => {
                 Value::Bool(text == "yes")
             }
-            "Names" | "DropInPaths" | "Triggers" | "TriggeredBy" | "Documentation" | "Requires"
-            | "Requisite" | "Wants" | "BindsTo" | "PartOf" | "Upholds" | "Conflicts" | "Before"
-            | "After" | "RequiredBy" | "RequisiteOf" | "WantedBy" | "BoundBy" | "ConsistsOf"
-            | "UpheldBy" | "ConflictedBy" => {
+            "Names" | "DropInPaths" | "Triggers" | "TriggeredBy" | "Documentation" => {
+                Value::Strings(text.split_whitespace().map(str::to_string).collect())
+            }
+            _ if DEPENDENCIES.contains(&name.as_str()) => {
                 Value::Strings(text.split_whitespace().map(str::to_string).collect())
             }
             // Quoted where an assignment holds spaces.

@@ -243,6 +243,20 @@ struct PendingConnection {
 }
 
 /// The manager: owns every socket and service.
+/// How far the start of flint's units is, as systemd's boot: what
+/// `systemctl is-system-running` says (`starting` until the start's jobs
+/// are done) and when `systemd-analyze` says the start finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Boot {
+    /// The units are loaded and their jobs planned.
+    Loading,
+    /// The start's sockets open and its jobs run.
+    Starting,
+    /// Every job of the start was done, at this time: µs since the epoch
+    /// and of `CLOCK_MONOTONIC` (`FinishTimestamp=`).
+    Finished { realtime: u64, monotonic: u64 },
+}
+
 struct Manager {
     search: SearchPath,
     /// Main-process spawns running on blocking threads and waiting.
@@ -360,6 +374,8 @@ struct Manager {
     /// Until every planned socket listens: how many units `flint run`
     /// started, and its `--notify-fd`.
     ready: Option<(usize, Option<i32>)>,
+    /// How far the start of flint's units is (`SystemState=`).
+    boot: Boot,
     /// Every unit a loaded service names in `OnFailure=`/`OnSuccess=`: only
     /// their commands look for `MONITOR_*` (`lifecycle::monitor_env`).
     on_result_targets: std::collections::HashSet<String>,
@@ -673,6 +689,7 @@ async fn run_async(
         socket_failures: HashMap::new(),
         loose_hooks: Vec::new(),
         ready: None,
+        boot: Boot::Loading,
         on_result_targets: std::collections::HashSet::new(),
         ended: std::collections::VecDeque::new(),
         failed_instances: std::collections::VecDeque::new(),
@@ -753,6 +770,7 @@ async fn run_async(
     }
     // Ready once no socket's ExecStartPre=/ExecStartPost= runs.
     mgr.ready = Some((started, mgr.options.notify_fd));
+    mgr.boot = Boot::Starting;
     mgr.announce_ready();
     // What every spawn looks up is at hand before the first connection.
     crate::service::exec::warm_lookups(mgr.search.user_mode);

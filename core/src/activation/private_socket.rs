@@ -21,11 +21,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::bus::{self, Bus, Message, Sender, Value};
 
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+const ROOT: &str = "/org/freedesktop/systemd1";
 
 /// Peers served at once on the private socket, each on a thread of its
 /// own (a script's many `systemctl is-active` at once: 200 in parallel
@@ -35,6 +38,67 @@ const PEERS: usize = 512;
 /// Connections waiting to be accepted (std's 128 refused the 129th of a
 /// burst; systemd's sockets take 4096).
 const BACKLOG: i32 = 4096;
+
+/// The peers connected now: the manager's signals go to every one, as
+/// systemd sends them to every direct connection, subscribed or not.
+static PEERS_NOW: Mutex<Vec<Peer>> = Mutex::new(Vec::new());
+
+/// The number of the next peer.
+static NEXT_PEER: AtomicU64 = AtomicU64::new(1);
+
+/// Whether flint's start has finished (`StartupFinished` was sent).
+static STARTUP_FINISHED: AtomicBool = AtomicBool::new(false);
+
+/// A peer of the private socket, as the signals reach it.
+struct Peer {
+    id: u64,
+    out: Sender,
+    /// Its count of what it waits for: while flint starts, a silent peer
+    /// is kept (`systemctl is-system-running --wait` waits for
+    /// `StartupFinished` without a word).
+    pending: Arc<AtomicUsize>,
+    held: bool,
+}
+
+/// Notes a new peer; returns its number, for [`forget_peer`].
+fn note_peer(out: &Sender, pending: &Arc<AtomicUsize>) -> u64 {
+    let id = NEXT_PEER.fetch_add(1, Ordering::Relaxed);
+    let mut peers = PEERS_NOW.lock().unwrap_or_else(PoisonError::into_inner);
+    let held = !STARTUP_FINISHED.load(Ordering::Acquire);
+    if held {
+        pending.fetch_add(1, Ordering::AcqRel);
+    }
+    peers.push(Peer {
+        id,
+        out: out.clone(),
+        pending: pending.clone(),
+        held,
+    });
+    id
+}
+
+/// A peer that went.
+fn forget_peer(id: u64) {
+    PEERS_NOW
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|p| p.id != id);
+}
+
+/// flint's start is finished: `StartupFinished` with `args` (systemd's
+/// `tttttt`) to every peer, and the peers held for it may go idle again.
+pub(super) fn startup_finished(args: &[Value]) {
+    let mut peers = PEERS_NOW.lock().unwrap_or_else(PoisonError::into_inner);
+    STARTUP_FINISHED.store(true, Ordering::Release);
+    for p in peers.iter_mut() {
+        let _ = p
+            .out
+            .signal_values(None, ROOT, MANAGER, "StartupFinished", args);
+        if std::mem::take(&mut p.held) {
+            p.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
 
 /// Binds the private socket with [`BACKLOG`].
 fn bind_private(path: &std::path::Path) -> std::io::Result<UnixListener> {
@@ -92,8 +156,6 @@ pub(super) fn serve(user_mode: bool, control: Option<PathBuf>) -> Option<PathBuf
     let spawned = std::thread::Builder::new()
         .name("private-socket".into())
         .spawn(move || {
-            use std::sync::Arc;
-            use std::sync::atomic::{AtomicUsize, Ordering};
             // Each peer on a thread of its own, so one that holds its
             // connection open (or stalls in the handshake) keeps no other
             // waiting; at most PEERS at once, further ones are closed.
@@ -123,11 +185,15 @@ pub(super) fn serve(user_mode: bool, control: Option<PathBuf>) -> Option<PathBuf
                             count.fetch_sub(1, Ordering::AcqRel);
                             return;
                         };
-                        let Ok(out) = peer.sender() else {
+                        // As systemd's private socket: every message
+                        // from `org.freedesktop.systemd1`.
+                        let Ok(out) = peer.sender().map(|s| s.named(super::bus_activation::NAME))
+                        else {
                             count.fetch_sub(1, Ordering::AcqRel);
                             return;
                         };
                         let pending = Arc::new(AtomicUsize::new(0));
+                        let peer_id = note_peer(&out, &pending);
                         let api = super::manager_api::Api {
                             control: control.as_deref(),
                             changes: true,
@@ -151,6 +217,7 @@ pub(super) fn serve(user_mode: bool, control: Option<PathBuf>) -> Option<PathBuf
                                 Err(_) => break,
                             }
                         }
+                        forget_peer(peer_id);
                         count.fetch_sub(1, Ordering::AcqRel);
                     });
                 if served.is_err() {

@@ -605,6 +605,7 @@ impl Manager {
                 super::notify_ready_fd(fd);
             }
         }
+        self.check_startup_finished();
     }
 
     /// Whether a socket that service `id` starts after is still running

@@ -188,6 +188,7 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut no_reload = false;
     let mut stdin = false;
     let mut show_types = false;
+    let mut wait = false;
     let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut iter = args.iter();
     let mut only_words = false;
@@ -221,9 +222,11 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             "--no-reload" => no_reload = true,
             "--show-types" => show_types = true,
             "--stdin" => stdin = true,
+            // (What `--wait` asks of start and stop, flint's control
+            // requests do already.)
+            "--wait" => wait = true,
             "--no-pager"
             | "--no-ask-password"
-            | "--wait"
             | "--no-warn"
             | "--no-wall"
             | "-i"
@@ -479,6 +482,9 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             if quiet {
                 out.push("--quiet".into());
             }
+            if wait {
+                out.push("--wait".into());
+            }
         }
         "show" => {
             // Without units: the manager's properties.
@@ -726,6 +732,10 @@ mod tests {
         assert_eq!(
             flint("is-system-running --quiet"),
             words("ctl is-system-running --quiet")
+        );
+        assert_eq!(
+            flint("is-system-running --wait"),
+            words("ctl is-system-running --wait")
         );
     }
 
