@@ -3460,11 +3460,87 @@ fn exit_stops_the_units_and_ends_flint_with_its_code_and_poweroff_needs_pid_1() 
     let (code, _, err) = systemctl(&tree, &control, &["start", "ctrl-alt-del.target"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("Unit ctrl-alt-del.target is masked."), "{err}");
+    // As a dependency (`OnFailure=reboot.target`) too: refused, logged.
+    tree.write(
+        "boom.service",
+        "[Unit]\nOnFailure=reboot.target\n[Service]\nExecStart=/bin/false\n",
+    );
+    systemctl(&tree, &control, &["start", "boom"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            flint
+                .log()
+                .contains("reboot.target: start refused: Refusing to reboot: flint is not this system's init")
+                .then_some(())
+        })
+        .is_some(),
+        "{}",
+        flint.log()
+    );
+    assert_eq!(systemctl(&tree, &control, &["is-active", "a"]).0, 0);
     let (code, _, err) = systemctl(&tree, &control, &["exit", "7"]);
     assert_eq!(code, 0, "{err}");
     let status = flint.wait_end().expect("flint ended");
     assert_eq!(status.code(), Some(7), "{}", flint.log());
     assert_eq!(std::fs::read_to_string(&stops).unwrap(), "stopped\n");
+}
+
+/// A unit's `OnFailure=poweroff.target` ends a flint that is a
+/// container's init as `systemctl poweroff` does (its units stop first);
+/// a user flint's `OnSuccess=exit.target` ends it.
+#[test]
+fn a_failure_that_asks_for_poweroff_ends_a_container_and_exit_target_a_user_flint() {
+    if !common::require_root("a PID namespace whose init flint is")
+        || !common::require("unshare", "flint as PID 1 of a PID namespace (util-linux)")
+    {
+        return;
+    }
+    let tree = Tree::new();
+    let stops = tree.path().join("stops");
+    stoppable(&tree, &stops);
+    tree.write(
+        "boom.service",
+        "[Unit]\nOnFailure=poweroff.target\nAfter=a.service\n[Service]\nExecStart=/bin/sh -c 'sleep 1; exit 3'\n",
+    );
+    let control = tree.path().join("control");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount", "--mount-proc", "--"])
+        .arg(common::flint_bin())
+        .args(["run", "--unit-dir"])
+        .arg(tree.path())
+        .args([
+            "--control",
+            control.to_str().unwrap(),
+            "a.service",
+            "boom.service",
+        ]);
+    let mut flint = Flint::run_command_until(cmd, "unit(s) running");
+    let status = flint.wait_end().expect("flint ended");
+    assert_eq!(status.code(), Some(0), "{}", flint.log());
+    assert_eq!(
+        std::fs::read_to_string(&stops).unwrap_or_default(),
+        "stopped\n"
+    );
+    // A user flint: exit.target, with no unit file for it.
+    let tree = Tree::new();
+    tree.write(
+        "done.service",
+        "[Unit]\nOnSuccess=exit.target\n[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    );
+    let rt = tree.path().join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    let mut flint = Flint::run_args(
+        &[
+            "run".as_ref(),
+            "--user".as_ref(),
+            "--unit-dir".as_ref(),
+            tree.path().as_os_str(),
+            "done.service".as_ref(),
+        ],
+        &[("XDG_RUNTIME_DIR", &rt)],
+    );
+    let status = flint.wait_end().expect("flint ended");
+    assert_eq!(status.code(), Some(0), "{}", flint.log());
 }
 
 /// As a container's init (PID 1 of its PID namespace), `systemctl

@@ -379,7 +379,7 @@ pub(super) const SOCKET_ALONE: u64 = u64::MAX;
 /// `poweroff.target`, `reboot.target` (and `ctrl-alt-del.target`, which is
 /// its alias), `halt.target`, `kexec.target` and `exit.target`, which
 /// logind's `PowerOff` and `systemctl poweroff` start.
-fn ending_target(name: &str) -> Option<&'static str> {
+pub(super) fn ending_target(name: &str) -> Option<&'static str> {
     Some(match name {
         "poweroff.target" => "poweroff",
         "reboot.target" | "ctrl-alt-del.target" => "reboot",

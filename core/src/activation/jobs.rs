@@ -1066,6 +1066,24 @@ impl Manager {
         kind: JobKind,
         strict: bool,
     ) -> Result<Vec<String>, Refused> {
+        // A target that ends flint or the system (`OnFailure=reboot.target`,
+        // `OnSuccess=exit.target`, a unit that wants `poweroff.target`)
+        // ends it as a start by hand does, or is refused as one is.
+        if matches!(kind, JobKind::Start | JobKind::Restart)
+            && let Some(word) = super::control::ending_target(name)
+        {
+            let why = if self.masked_on_disk(name) {
+                format!("Unit {name} is masked.")
+            } else {
+                let answer = self.end_request(word, false, None);
+                if answer["ok"] == true {
+                    return Ok(Vec::new());
+                }
+                answer["error"].as_str().unwrap_or("refused").to_string()
+            };
+            tracing::error!("{name}: start refused: {why}");
+            return Err(Refused { exit: 1, why });
+        }
         let tr = transaction(&mut ManagerGraph(self), name, kind);
         if strict
             && kind != JobKind::Stop
