@@ -1118,7 +1118,7 @@ fn flint_called_systemctl_runs_systemctl_command_lines() {
     assert_eq!(out.trim(), tree.path().display().to_string());
     let (_, out, _) = systemctl(&tree, &control, &["show"]);
     for key in [
-        "Version=",
+        "Version=252 (flint ",
         "Environment=",
         "DefaultTimeoutStartUSec=1min 30s",
         "NNames=",

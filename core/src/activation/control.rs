@@ -2008,7 +2008,16 @@ impl Manager {
             })
         };
         let p: Vec<(&str, String)> = vec![
-            ("Version", env!("CARGO_PKG_VERSION").to_string()),
+            // The systemd whose interface flint answers first, as tools
+            // read the number there (cockpit gates features on it).
+            (
+                "Version",
+                format!(
+                    "{} (flint {})",
+                    crate::control::systemctl::SYSTEMD_VERSION,
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ),
             (
                 "Architecture",
                 crate::unit::specifier::architecture_from_machine(&machine),
