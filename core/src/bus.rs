@@ -638,9 +638,9 @@ fn method_call_body(serial: u32, member: &str, signature: &str, body: &[u8]) -> 
     message(METHOD_CALL, 0, serial, &fields, body)
 }
 
-/// A signal (to `destination`, on a bus) with `args`.
-/// A signal; `(sender, destination)`: the fields a bus daemon sets or
-/// reads.
+/// A signal with `args`; `(sender, destination)`: the fields a bus
+/// daemon sets or reads (a sender where there is no bus daemon, a
+/// destination on a bus).
 fn signal(
     serial: u32,
     (sender, destination): (Option<&str>, Option<&str>),

@@ -2324,7 +2324,7 @@ fn system_running(
         if !(wait && state == "starting") {
             break state;
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(250));
     };
     if !quiet {
         println!("{state}");

@@ -1908,7 +1908,9 @@ impl Manager {
                 "deactivating" => &["ActiveExitTimestamp"],
                 _ => &["InactiveEnterTimestamp"],
             };
-            let mono = monotonic_of(since);
+            let mono = status["since_monotonic_usec"]
+                .as_u64()
+                .unwrap_or_else(|| monotonic_of(since));
             for n in names {
                 times.insert((*n).to_string(), since.into());
                 times.insert(format!("{n}Monotonic"), mono.into());
@@ -1976,8 +1978,22 @@ impl Manager {
             .map(|i| self.socket_json(i))
             .chain(self.services.keys().map(|id| self.service_json(*id)))
             .collect();
+        // (Failed timers and path units too, as systemd counts every
+        // unit type.)
         let failed = units.iter().filter(|u| u["state"] == "failed").count()
-            + self.unopened_failures().len();
+            + self.unopened_failures().len()
+            + self
+                .timers
+                .map
+                .values()
+                .filter(|t| t.state == super::timer::TimerState::Failed)
+                .count()
+            + self
+                .path_units
+                .map
+                .values()
+                .filter(|p| p.state == super::path_unit::PathState::Failed)
+                .count();
         let state = if self.shutting_down {
             "stopping"
         } else if !matches!(self.boot, super::Boot::Finished { .. }) {
@@ -3116,45 +3132,67 @@ fn change_environment(user_mode: bool, unset: &[String], set: &[String]) -> Json
     }
 }
 
-/// When this process started, in µs since the epoch: its start time in
-/// clock ticks after boot (`/proc/self/stat`) plus the boot time
-/// (`/proc/stat`).
+/// When flint started (`UserspaceTimestamp=`, what status says the
+/// machine runs "since"), µs since the epoch.
 pub(super) fn process_start_usec() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command, which may hold spaces and parentheses.
-    let after = stat.rsplit_once(')')?.1;
-    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
-    let boot: u64 = std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .and_then(|h| u64::try_from(h).ok())
-        .filter(|h| *h > 0)?;
-    Some(boot * 1_000_000 + ticks * 1_000_000 / hz)
+    process_start().map(|(realtime, _)| realtime)
 }
 
-/// When flint started on `CLOCK_MONOTONIC` (`UserspaceTimestampMonotonic=`),
-/// taken once.
+/// When flint started on `CLOCK_MONOTONIC` (`UserspaceTimestampMonotonic=`;
+/// 0: not known).
 pub(super) fn userspace_monotonic() -> u64 {
-    static AT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *AT.get_or_init(|| process_start_usec().map_or(0, monotonic_of))
+    process_start().map_or(0, |(_, monotonic)| monotonic)
 }
 
-/// The `CLOCK_MONOTONIC` time of `usec` since the epoch (0 stays 0), by
-/// the clocks' distance now: for the times flint keeps on the wall clock
-/// only (a timer's or a path unit's last change, flint's own start).
+/// When flint's process started, on the wall clock and on
+/// `CLOCK_MONOTONIC` (µs): its start in clock ticks of `CLOCK_BOOTTIME`
+/// (`/proc/self/stat`) set against that clock and the two others, once
+/// (flint takes it as it starts, before the wall clock may be stepped).
+pub(super) fn process_start() -> Option<(u64, u64)> {
+    static AT: std::sync::OnceLock<Option<(u64, u64)>> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The fields after the command, which may hold spaces and
+        // parentheses.
+        let after = stat.rsplit_once(')')?.1;
+        let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .and_then(|h| u64::try_from(h).ok())
+            .filter(|h| *h > 0)?;
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec, which is ours.
+        if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) } != 0 {
+            return None;
+        }
+        let boottime =
+            u64::try_from(ts.tv_sec).ok()? * 1_000_000 + u64::try_from(ts.tv_nsec).ok()? / 1_000;
+        let ago = boottime.saturating_sub(ticks * 1_000_000 / hz);
+        Some((
+            crate::logs::epoch_usec().saturating_sub(ago),
+            crate::logs::mono_usec().saturating_sub(ago),
+        ))
+    })
+}
+
+/// The `CLOCK_MONOTONIC` time of `usec` since the epoch, by the clocks'
+/// distance now, as systemd's `map_clock_usec()`: for the times flint
+/// keeps on the wall clock only (a timer's or a path unit's last change).
+/// 0 (never), and a time before this boot, give 0.
 pub(super) fn monotonic_of(usec: u64) -> u64 {
     if usec == 0 {
         return 0;
     }
     let (now, mono) = (crate::logs::epoch_usec(), crate::logs::mono_usec());
-    mono.saturating_sub(now.saturating_sub(usec)).max(1)
+    if usec >= now {
+        mono.saturating_add(usec - now)
+    } else {
+        mono.saturating_sub(now - usec)
+    }
 }
 
 /// A unit's state timestamps by systemd's property names (µs, 0: never).

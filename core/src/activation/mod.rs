@@ -242,7 +242,6 @@ struct PendingConnection {
     unit: Unit,
 }
 
-/// The manager: owns every socket and service.
 /// How far the start of flint's units is, as systemd's boot: what
 /// `systemctl is-system-running` says (`starting` until the start's jobs
 /// are done) and when `systemd-analyze` says the start finished.
@@ -257,6 +256,7 @@ enum Boot {
     Finished { realtime: u64, monotonic: u64 },
 }
 
+/// The manager: owns every socket and service.
 struct Manager {
     search: SearchPath,
     /// Main-process spawns running on blocking threads and waiting.
@@ -457,6 +457,9 @@ pub struct RunOptions {
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_hours(24);
 
 pub fn run(search: SearchPath, names: Vec<UnitName>, options: RunOptions) -> Result<u8, RunError> {
+    // When flint started, taken now on every clock (`systemd-analyze`
+    // measures the start from it), before a clock may be stepped.
+    let _ = control::process_start();
     // Before any thread is made: they all inherit the blocked SIGCHLD.
     let child_signals = child_signal_fd()?;
     // What every service starts from: the default limits (flint's own

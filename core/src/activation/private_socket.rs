@@ -87,16 +87,36 @@ fn forget_peer(id: u64) {
 
 /// flint's start is finished: `StartupFinished` with `args` (systemd's
 /// `tttttt`) to every peer, and the peers held for it may go idle again.
+/// Written on a thread of its own: a peer that reads nothing (its socket
+/// full, each write bounded by the peer's 5 s timeout) holds up no one
+/// but the others' signals, never flint's event loop.
 pub(super) fn startup_finished(args: &[Value]) {
-    let mut peers = PEERS_NOW.lock().unwrap_or_else(PoisonError::into_inner);
-    STARTUP_FINISHED.store(true, Ordering::Release);
-    for p in peers.iter_mut() {
-        let _ = p
-            .out
-            .signal_values(None, ROOT, MANAGER, "StartupFinished", args);
-        if std::mem::take(&mut p.held) {
-            p.pending.fetch_sub(1, Ordering::AcqRel);
+    let mut to: Vec<(Sender, Option<Arc<AtomicUsize>>)> = Vec::new();
+    {
+        let mut peers = PEERS_NOW.lock().unwrap_or_else(PoisonError::into_inner);
+        STARTUP_FINISHED.store(true, Ordering::Release);
+        for p in peers.iter_mut() {
+            let held = std::mem::take(&mut p.held).then(|| p.pending.clone());
+            to.push((p.out.clone(), held));
         }
+    }
+    if to.is_empty() {
+        return;
+    }
+    let args = args.to_vec();
+    let send = move || {
+        for (out, held) in to {
+            let _ = out.signal_values(None, ROOT, MANAGER, "StartupFinished", &args);
+            if let Some(pending) = held {
+                pending.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("private-signals".into())
+        .spawn(send)
+    {
+        tracing::warn!("flint: cannot send StartupFinished to systemctl's peers: {e}");
     }
 }
 

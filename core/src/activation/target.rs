@@ -113,6 +113,8 @@ pub(super) struct TargetRt {
     pub active: bool,
     /// When it last became active or inactive (µs since the epoch).
     pub changed_usec: Option<u64>,
+    /// The same on `CLOCK_MONOTONIC` (0: never).
+    pub changed_monotonic: u64,
     /// How its last job ended.
     pub last_job: Option<JobResult>,
 }
@@ -176,6 +178,7 @@ impl Manager {
                 deps,
                 active: false,
                 changed_usec: None,
+                changed_monotonic: 0,
                 last_job: None,
             },
         );
@@ -269,10 +272,8 @@ impl Manager {
             return;
         }
         t.active = active;
-        t.changed_usec = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .and_then(|d| u64::try_from(d.as_micros()).ok());
+        t.changed_usec = Some(crate::logs::epoch_usec());
+        t.changed_monotonic = crate::logs::mono_usec();
         let name = t.unit.id.to_string();
         let description = super::jobs::description(&t.unit);
         if active {
@@ -299,6 +300,7 @@ impl Manager {
             "sub": "active",
             "load": "loaded",
             "since_usec": super::control::process_start_usec(),
+            "since_monotonic_usec": super::control::userspace_monotonic(),
             "log": [],
         }))
     }
@@ -321,6 +323,7 @@ impl Manager {
             "sub": sub,
             "load": "loaded",
             "since_usec": t.changed_usec,
+            "since_monotonic_usec": t.changed_monotonic,
             "job": self.job_text(id),
             "log": crate::logs::recent(&name, super::control::STATUS_LINES, 0),
         })
