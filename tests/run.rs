@@ -392,9 +392,11 @@ fn a_broken_unit_does_not_stop_the_others() {
     let port = free_port();
     let used = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = used.local_addr().unwrap().port();
+    // A key flint does not know is logged as it loads the unit (as
+    // systemd logs it), and changes nothing else.
     tree.write(
         "good.socket",
-        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n"),
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nNoSuchKey=1\n"),
     );
     tree.write(
         "good@.service",
@@ -419,6 +421,10 @@ fn a_broken_unit_does_not_stop_the_others() {
     assert!(
         log.contains(&format!("127.0.0.1:{busy}")),
         "the bind failure names the address:\n{log}"
+    );
+    assert!(
+        log.contains("good.socket:4: Unknown key 'NoSuchKey' in section [Socket], ignoring."),
+        "{log}"
     );
 }
 

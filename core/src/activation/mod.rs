@@ -1271,6 +1271,11 @@ impl Manager {
             tracing::error!("{name}: {why}");
             return None;
         }
+        // What its files hold that flint ignores or does not enforce
+        // (systemd logs unknown keys so as it loads a unit).
+        for d in &unit.diagnostics {
+            tracing::warn!("{d}");
+        }
         Some(unit)
     }
 

@@ -547,6 +547,24 @@ impl Unit {
     }
 }
 
+/// Whether `key` labels processes for a security module this kernel does
+/// not run: systemd skips the setting there (`mac_apparmor_use()`,
+/// `mac_selinux_use()`, `mac_smack_use()`), so flint, which applies none of
+/// them, does what systemd does (Debian's `tor@.service` has
+/// `AppArmorProfile=-system_tor`).
+fn security_module_absent(key: &str) -> bool {
+    let path = match key {
+        "AppArmorProfile" => {
+            return std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+                .map_or(true, |v| !v.trim().eq_ignore_ascii_case("y"));
+        }
+        "SELinuxContext" => "/sys/fs/selinux/enforce",
+        "SmackProcessLabel" => "/sys/fs/smackfs",
+        _ => return false,
+    };
+    !std::path::Path::new(path).exists()
+}
+
 /// Loads a unit by name from the search path. This scans the search path;
 /// to load many units, build a [`UnitIndex`] once and use [`load_indexed`].
 pub fn load(search: &SearchPath, name: &UnitName) -> Unit {
@@ -877,7 +895,8 @@ impl Parser<'_> {
             };
             // Slice= places a service's cgroup; a socket's own commands
             // stay where flint runs them.
-            let not_enforced = dir.support == Support::NotEnforced
+            let not_enforced = (dir.support == Support::NotEnforced
+                && !security_module_absent(dir.key))
                 || (a.section == "Socket" && dir.key == "Slice");
             if not_enforced
                 && !a.value.is_empty()
@@ -2479,6 +2498,25 @@ mod tests {
             "{:?}",
             unit.diagnostics
         );
+    }
+
+    #[test]
+    fn a_security_label_for_a_module_the_kernel_lacks_is_not_called_unenforced() {
+        let unit = load_text(
+            "t.service",
+            "[Service]\nExecStart=/bin/true\nAppArmorProfile=-system_tor\nSELinuxContext=-system_u:system_r:tor_t:s0\n",
+        );
+        let notice = unit
+            .diagnostics
+            .iter()
+            .find(|d| d.message.starts_with("accepted, not enforced"))
+            .map(|d| d.message.clone())
+            .unwrap_or_default();
+        let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.trim() == "Y");
+        let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+        assert_eq!(notice.contains("AppArmorProfile="), apparmor, "{notice}");
+        assert_eq!(notice.contains("SELinuxContext="), selinux, "{notice}");
     }
 
     #[test]
