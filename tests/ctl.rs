@@ -1913,6 +1913,10 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
     tree.write("units/e.service", "[Service]\nExecStart=/bin/sleep 1000\n");
     tree.write("units/t.timer", "[Timer]\nOnActiveSec=1h\n");
     tree.write("units/t.service", "[Service]\nExecStart=/bin/true\n");
+    tree.write(
+        "units/fork.service",
+        "[Service]\nType=forking\nPIDFile=%t/fork.pid\nExecStart=/bin/sh -c 'sleep 1000 & echo $! > %t/fork.pid'\n",
+    );
     let units = tree.path().join("units");
     let control = rt.join("ctl");
     let mut flint = Flint::run_args(
@@ -2117,6 +2121,27 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
         pre_failed < pre_ok && pre_ok < at(" ExecStart=/bin/false"),
         "{status}"
     );
+    // A forking service's ExecStart= is a command of its own, the daemon
+    // it leaves the main process, as systemctl shows them.
+    ok(&["start", "fork"]);
+    let (_, status, _) = systemctl(&["status", "fork"]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains(" ExecStart=/bin/sh -c sleep 1000 & echo")
+                && l.ends_with("(code=exited, status=0/SUCCESS)")),
+        "{status}"
+    );
+    assert!(
+        status.contains("Main PID: ") && status.contains(" (sleep)"),
+        "{status}"
+    );
+    let (_, flints) = ctl(&control, &["status", "fork.service"]);
+    assert!(
+        flints.contains(" ExecStart=/bin/sh -c sleep 1000 & echo") && !flints.contains("Last exit"),
+        "{flints}"
+    );
+    ok(&["stop", "fork"]);
     let shown = ok(&["show", "-p", "ExecStartPre", "--value", "bad"]);
     assert!(
         shown.contains("code=exited ; status=3 }") && !shown.contains("pid=0 ;"),

@@ -348,16 +348,20 @@ fn commands_json(svc: &super::lifecycle::ServiceRt) -> Json {
         })
         .collect();
     let starts = svc.unit.commands("Service", "ExecStart").len();
-    if let (Some(pid), Some(status), Some(last)) = (
-        svc.main_pid
-            .is_none()
-            .then_some(svc.main_exit_pid)
-            .flatten(),
-        svc.main_status,
-        starts.checked_sub(1),
-    ) && let Some(order) = crate::unit::verify::SERVICE_COMMANDS
-        .iter()
-        .position(|k| *k == "ExecStart")
+    // (A forking service's `ExecStart=` has its run above; its daemon's
+    // end is the "Main PID" line's.)
+    if svc.service_type() != "forking"
+        && let (Some(pid), Some(status), Some(last)) = (
+            svc.main_pid
+                .is_none()
+                .then_some(svc.main_exit_pid)
+                .flatten(),
+            svc.main_status,
+            starts.checked_sub(1),
+        )
+        && let Some(order) = crate::unit::verify::SERVICE_COMMANDS
+            .iter()
+            .position(|k| *k == "ExecStart")
         && let Some(text) = line("ExecStart", last)
     {
         rows.push((
@@ -1566,6 +1570,9 @@ impl Manager {
                 .as_u64()
                 .or_else(|| status["main_exit_pid"].as_u64())
                 .unwrap_or(0);
+            // (A forking service's `ExecStart=` is no main process: its
+            // own run is shown, as systemd's control process of the start.)
+            let forking = usable.is_some_and(|u| super::lifecycle::service_type(u) == "forking");
             for key in crate::unit::verify::SERVICE_COMMANDS {
                 let commands = usable
                     .map(|u| u.commands("Service", key))
@@ -1573,7 +1580,7 @@ impl Manager {
                 let mut rows = Vec::new();
                 let mut text = Vec::new();
                 for (i, c) in commands.iter().enumerate() {
-                    let main = key == "ExecStart" && i + 1 == commands.len();
+                    let main = key == "ExecStart" && i + 1 == commands.len() && !forking;
                     // A command other than the main one: its last run.
                     let run = status["commands"]
                         .as_array()

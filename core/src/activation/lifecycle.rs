@@ -1225,6 +1225,23 @@ impl Manager {
             .insert(pid, Waited::new(report, id, child, output));
         svc.main_pid = Some(pid);
         svc.main_pgid = Some(pid);
+        // A forking service's `ExecStart=` is a command of its own (systemd's
+        // control process of the start): its run is shown as the others'
+        // ("Process: 42 ExecStart=... (code=exited, status=0/SUCCESS)").
+        if let State::Start(index) = state
+            && svc.service_type() == "forking"
+        {
+            svc.command_runs
+                .retain(|r| (r.key, r.index) != ("ExecStart", index));
+            svc.command_runs.push(CommandRun {
+                key: "ExecStart",
+                index,
+                pid,
+                start_usec: realtime_usec(),
+                exit_usec: 0,
+                status: None,
+            });
+        }
         if !needs_connection_after_start(&svc.unit)
             && let Some((conn, _, _)) = &mut svc.conn
         {

@@ -733,7 +733,6 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
                 ("Main PID", "main_pid"),
                 ("Status", "status"),
                 ("Restarts", "restarts"),
-                ("Last exit", "last_exit"),
             ] {
                 match &u[key] {
                     Json::Null => {}
