@@ -956,3 +956,47 @@ fn a_timers_own_dependencies_pull_in_refuse_and_stop_it() {
     );
     assert_eq!(state("r.timer"), "ActiveState=inactive");
 }
+
+/// A timer may start a target, as systemd's: the target pulls in what it
+/// wants, the timer runs as long as the target is reached (it fires no
+/// more, as systemd's), and a timer whose unit is `exit.target` ends
+/// flint.
+#[test]
+fn a_timer_starts_a_target_and_one_for_exit_target_ends_flint() {
+    let tree = Tree::new();
+    let (a, b) = (tree.path().join("a"), tree.path().join("b"));
+    stamping_service(&tree, "a.service", &a);
+    stamping_service(&tree, "b.service", &b);
+    tree.write("work.target", "[Unit]\nWants=a.service b.service\n");
+    tree.write(
+        "work.timer",
+        "[Timer]\nOnActiveSec=300ms\nAccuracySec=1us\nUnit=work.target\n",
+    );
+    tree.write(
+        "bye.timer",
+        "[Timer]\nOnActiveSec=2s\nAccuracySec=1us\nUnit=exit.target\n",
+    );
+    let (mut flint, control) = run_with_control(&tree, &["work.timer", "bye.timer"]);
+    for out in [&a, &b] {
+        assert_eq!(
+            wait_runs(out, 1, Duration::from_secs(10)).len(),
+            1,
+            "{}",
+            flint.log()
+        );
+    }
+    let (_, status) = ctl(&control, &["status", "work.timer"]);
+    assert!(status.contains("active (running)"), "{status}");
+    let (_, target) = ctl(&control, &["is-active", "work.target"]);
+    assert_eq!(target.trim(), "active");
+    let status = flint.wait_end().expect("bye.timer ended flint");
+    assert_eq!(status.code(), Some(0), "{}", flint.log());
+    assert!(
+        flint
+            .log()
+            .contains("bye.timer: elapsed; starting exit.target"),
+        "{}",
+        flint.log()
+    );
+    assert_eq!(runs(&a).len(), 1, "the target's timer fired once");
+}

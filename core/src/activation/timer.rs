@@ -467,7 +467,8 @@ pub(super) enum Loaded {
     Ready {
         unit: Box<Unit>,
         target: String,
-        id: u64,
+        /// The service it triggers; `None` for a timer's target.
+        id: Option<u64>,
     },
     /// A condition of its own skipped it (it starts nothing, fails nothing).
     Skipped,
@@ -506,17 +507,41 @@ impl Manager {
             }
         }
         let target = target_of(&unit);
+        // A timer may start a target (`Unit=poweroff.target` at a set
+        // time, a target that pulls in several services), as systemd's.
+        if name.unit_type() == UnitType::Timer
+            && let Some(t) = target
+                .parse::<UnitName>()
+                .ok()
+                .filter(|n| n.unit_type() == UnitType::Target)
+        {
+            if super::control::ending_target(t.as_str()).is_none() && self.add_target(&t).is_none()
+            {
+                tracing::error!("{name}: Refusing to start, unit {target} to trigger not loaded.");
+                return Loaded::Failed;
+            }
+            return Loaded::Ready {
+                unit: Box::new(unit),
+                target,
+                id: None,
+            };
+        }
         let service = target
             .parse::<UnitName>()
             .ok()
             .filter(|n| n.unit_type() == UnitType::Service);
         let Some(service) = service else {
             tracing::error!(
-                "{name}: Refusing to start: flint's {}s start services, and {target} is not one.",
+                "{name}: Refusing to start: flint's {} start services{}, and {target} is not one.",
                 if name.unit_type() == UnitType::Timer {
-                    "timer"
+                    "timers"
                 } else {
-                    "path unit"
+                    "path units"
+                },
+                if name.unit_type() == UnitType::Timer {
+                    " and targets"
+                } else {
+                    ""
                 }
             );
             return Loaded::Failed;
@@ -528,7 +553,7 @@ impl Manager {
         Loaded::Ready {
             unit: Box::new(unit),
             target,
-            id,
+            id: Some(id),
         }
     }
 
@@ -581,9 +606,8 @@ impl Manager {
                 Err(e) => tracing::warn!("{key}: {}: {e}", path.display()),
             }
         }
-        let seen = self
-            .services
-            .get(&id)
+        let seen = id
+            .and_then(|id| self.services.get(&id))
             .map_or((0, 0), |s| (s.launches, s.downs));
         let needs_clock = on_clock_change
             || on_timezone_change
@@ -813,10 +837,18 @@ impl Manager {
         let Some(target) = self.timers.map.get(name).map(|t| t.target.clone()) else {
             return;
         };
+        if target.ends_with(".target") {
+            tracing::info!("{name}: elapsed; starting {target}");
+            // (A target that ends flint or the system does so here.)
+            let queued = self.try_enqueue_name(&target, JobKind::Start, true);
+            self.timer_triggered(name, &target, Dual::now(), queued.is_ok());
+            return;
+        }
         let id = self.find_service(&target).or_else(|| {
             target
                 .parse::<UnitName>()
                 .ok()
+                .filter(|n| n.unit_type() == UnitType::Service)
                 .and_then(|n| self.add_service(&n))
         });
         let Some(id) = id else {
@@ -850,7 +882,15 @@ impl Manager {
                 set("TRIGGER_TIMER_MONOTONIC_USEC", usec(uptime()).to_string()),
             ];
         }
-        if self.try_enqueue(id, JobKind::Start, true).is_err() {
+        let queued = self.try_enqueue(id, JobKind::Start, true).is_ok();
+        self.timer_triggered(name, &target, trigger, queued);
+    }
+
+    /// After the triggered unit's start was asked for at `trigger`: the
+    /// timer runs until the unit is down again, or, where the start was
+    /// refused, fails.
+    fn timer_triggered(&mut self, name: &str, target: &str, trigger: Dual, queued: bool) {
+        if !queued {
             // A requirement that cannot load: the start was refused
             // ("Failed to queue unit startup job"), and the timer fails.
             tracing::error!("{name}: Failed to queue unit startup job for {target}");
@@ -897,15 +937,23 @@ impl Manager {
             let Some(target) = self.timers.map.get(&name).map(|t| t.target.clone()) else {
                 continue;
             };
-            let Some(id) = self.find_service(&target) else {
+            let (counts, down, job) = if let Some(id) = self.find_service(&target)
+                && let Some(svc) = self.services.get(&id)
+            {
+                (
+                    (svc.launches, svc.downs),
+                    matches!(Class::of(svc.state), Class::Inactive | Class::Failed),
+                    self.jobs.contains_key(&id),
+                )
+            } else if let Some(id) = self.find_target(&target)
+                && let Some(t) = self.targets.get(&id)
+            {
+                // A target runs the timer until it is stopped (as in
+                // systemd, one that stays reached never fires it again).
+                ((0, 0), !t.active, self.jobs.contains_key(&id))
+            } else {
                 continue;
             };
-            let Some(svc) = self.services.get(&id) else {
-                continue;
-            };
-            let counts = (svc.launches, svc.downs);
-            let down = matches!(Class::of(svc.state), Class::Inactive | Class::Failed);
-            let job = self.jobs.contains_key(&id);
             let Some(t) = self.timers.map.get_mut(&name) else {
                 continue;
             };
