@@ -1066,9 +1066,11 @@ impl Manager {
         kind: JobKind,
         strict: bool,
     ) -> Result<Vec<String>, Refused> {
-        // A target that ends flint or the system (`OnFailure=reboot.target`,
-        // `OnSuccess=exit.target`, a unit that wants `poweroff.target`)
-        // ends it as a start by hand does, or is refused as one is.
+        // A target that ends flint or the system, asked for by name
+        // (`OnFailure=reboot.target`, `OnSuccess=exit.target`, a timer's
+        // `Unit=`), ends it as a start by hand does, or is refused as one
+        // is. (Pulled in through another unit's `Wants=`, it is the host's
+        // and does nothing.)
         if matches!(kind, JobKind::Start | JobKind::Restart)
             && let Some(word) = super::control::ending_target(name)
         {

@@ -1381,6 +1381,10 @@ impl Manager {
             Event::StartUnits { .. } if self.shutting_down => {}
             Event::StartUnits { by, key, units } => {
                 for u in units {
+                    // (One of them may have ended flint: the rest stay.)
+                    if self.shutting_down {
+                        break;
+                    }
                     tracing::info!("{by}: starting {u} ({key}=)");
                     self.enqueue_name(&u, jobs::JobKind::Start);
                 }

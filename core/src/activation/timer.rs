@@ -486,15 +486,10 @@ impl Manager {
         name: &UnitName,
         target_of: fn(&Unit) -> String,
     ) -> Loaded {
+        // (Its load logs the settings it ignores.)
         let Some(unit) = self.load_startable(name) else {
             return Loaded::Failed;
         };
-        // What systemd logs as it loads the unit: settings it ignores.
-        for d in &unit.diagnostics {
-            if d.severity == crate::unit::Severity::Warning {
-                tracing::warn!("{d}");
-            }
-        }
         match crate::service::condition::check(&unit) {
             crate::service::condition::ConditionOutcome::Pass => {}
             crate::service::condition::ConditionOutcome::Skip(why) => {
@@ -515,9 +510,21 @@ impl Manager {
                 .ok()
                 .filter(|n| n.unit_type() == UnitType::Target)
         {
+            if self.masked_on_disk(t.as_str()) {
+                tracing::error!("{name}: Refusing to start, unit {target} to trigger is masked.");
+                return Loaded::Failed;
+            }
             if super::control::ending_target(t.as_str()).is_none() && self.add_target(&t).is_none()
             {
-                tracing::error!("{name}: Refusing to start, unit {target} to trigger not loaded.");
+                if super::target::is_boot_target(t.as_str(), self.search.user_mode) {
+                    tracing::error!(
+                        "{name}: Refusing to start: {target} is one of systemd's own targets, which flint does not start."
+                    );
+                } else {
+                    tracing::error!(
+                        "{name}: Refusing to start, unit {target} to trigger not loaded."
+                    );
+                }
                 return Loaded::Failed;
             }
             return Loaded::Ready {
@@ -650,6 +657,21 @@ impl Manager {
         true
     }
 
+    /// When target `name` was last reached and last stopped (as a
+    /// service's `inactive_exit_at`/`inactive_enter_at`), from its last
+    /// change on `CLOCK_MONOTONIC`.
+    fn target_times(&self, name: &str) -> (Option<Instant>, Option<Instant>) {
+        let Some(t) = self.find_target(name).and_then(|id| self.targets.get(&id)) else {
+            return (None, None);
+        };
+        if t.changed_monotonic == 0 {
+            return (None, None);
+        }
+        let ago = crate::logs::mono_usec().saturating_sub(t.changed_monotonic);
+        let at = Instant::now().checked_sub(Duration::from_micros(ago));
+        if t.active { (at, None) } else { (None, at) }
+    }
+
     /// Stops a timer: it fires no more until started again.
     pub(super) fn stop_timer(&mut self, name: &str) {
         if let Some(t) = self.timers.map.get_mut(name) {
@@ -683,10 +705,15 @@ impl Manager {
         let Some(target) = self.timers.map.get(name).map(|t| t.target.clone()) else {
             return;
         };
-        let (unit_active, unit_inactive) = self
+        let (unit_active, unit_inactive) = if let Some(s) = self
             .find_service(&target)
             .and_then(|id| self.services.get(&id))
-            .map_or((None, None), |s| (s.inactive_exit_at, s.inactive_enter_at));
+        {
+            (s.inactive_exit_at, s.inactive_enter_at)
+        } else {
+            // A target: when it was last reached, or last stopped.
+            self.target_times(&target)
+        };
         let system = !self.search.user_mode;
         let tx = self.tx.clone();
         let Some(t) = self.timers.map.get_mut(name) else {
@@ -838,6 +865,21 @@ impl Manager {
             return;
         };
         if target.ends_with(".target") {
+            let known = super::control::ending_target(&target).is_some()
+                || self.find_target(&target).is_some()
+                || target
+                    .parse::<UnitName>()
+                    .ok()
+                    .is_some_and(|n| self.add_target(&n).is_some());
+            if !known {
+                tracing::error!("{name}: Unit to trigger vanished.");
+                if let Some(t) = self.timers.map.get_mut(name) {
+                    t.wake = None;
+                    t.state = TimerState::Failed;
+                    t.result = "resources";
+                }
+                return;
+            }
             tracing::info!("{name}: elapsed; starting {target}");
             // (A target that ends flint or the system does so here.)
             let queued = self.try_enqueue_name(&target, JobKind::Start, true);
@@ -949,8 +991,13 @@ impl Manager {
                 && let Some(t) = self.targets.get(&id)
             {
                 // A target runs the timer until it is stopped (as in
-                // systemd, one that stays reached never fires it again).
-                ((0, 0), !t.active, self.jobs.contains_key(&id))
+                // systemd, one that stays reached never fires it again);
+                // each change of it counts as a service's start or stop.
+                (
+                    (t.changed_monotonic, u64::from(t.active)),
+                    !t.active,
+                    self.jobs.contains_key(&id),
+                )
             } else {
                 continue;
             };

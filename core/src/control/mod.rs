@@ -710,10 +710,12 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             };
             // The commands that ran and ended, as systemctl's "Process:"
             // lines.
+            let mut ends_shown = false;
             for c in u["commands"].as_array().into_iter().flatten() {
                 if let (Some(pid), Some(line), Some(end)) =
                     (c["pid"].as_u64(), c["line"].as_str(), end_of(&c["code"]))
                 {
+                    ends_shown = true;
                     let _ = writeln!(
                         out,
                         "{:>11}: {pid} {line} ({})",
@@ -727,7 +729,14 @@ pub fn render(command: &str, answer: &Json, color: bool) -> String {
             if u["main_pid"].is_null()
                 && let (Some(pid), Some(ended)) = (u["main_exit_pid"].as_u64(), ended)
             {
+                ends_shown = true;
                 let _ = writeln!(out, "{:>11}: {pid} ({})", "Main PID", ended.systemd_words());
+            }
+            // A command that never ran (203/EXEC, 217/USER: flint found
+            // it could not be run before there was a process) has no line
+            // above: how it ended.
+            if !ends_shown && let Some(last) = u["last_exit"].as_str() {
+                let _ = writeln!(out, "{:>11}: {last}", "Last exit");
             }
             for (label, key) in [
                 ("Main PID", "main_pid"),

@@ -558,8 +558,10 @@ fn security_module_absent(key: &str) -> bool {
             return std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
                 .map_or(true, |v| !v.trim().eq_ignore_ascii_case("y"));
         }
-        "SELinuxContext" => "/sys/fs/selinux/enforce",
-        "SmackProcessLabel" => "/sys/fs/smackfs",
+        "SELinuxContext" | "SELinuxContextFromNet" => "/sys/fs/selinux/enforce",
+        "SmackProcessLabel" | "SmackLabel" | "SmackLabelIPIn" | "SmackLabelIPOut" => {
+            "/sys/fs/smackfs"
+        }
         _ => return false,
     };
     !std::path::Path::new(path).exists()
