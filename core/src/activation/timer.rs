@@ -873,11 +873,7 @@ impl Manager {
                     .is_some_and(|n| self.add_target(&n).is_some());
             if !known {
                 tracing::error!("{name}: Unit to trigger vanished.");
-                if let Some(t) = self.timers.map.get_mut(name) {
-                    t.wake = None;
-                    t.state = TimerState::Failed;
-                    t.result = "resources";
-                }
+                self.fail_timer(name);
                 return;
             }
             tracing::info!("{name}: elapsed; starting {target}");
@@ -895,11 +891,7 @@ impl Manager {
         });
         let Some(id) = id else {
             tracing::error!("{name}: Unit to trigger vanished.");
-            if let Some(t) = self.timers.map.get_mut(name) {
-                t.wake = None;
-                t.state = TimerState::Failed;
-                t.result = "resources";
-            }
+            self.fail_timer(name);
             return;
         };
         tracing::info!("{name}: elapsed; starting {target}");
@@ -928,6 +920,16 @@ impl Manager {
         self.timer_triggered(name, &target, trigger, queued);
     }
 
+    /// A timer that cannot start its unit fails (`resources`) and waits
+    /// no more.
+    fn fail_timer(&mut self, name: &str) {
+        if let Some(t) = self.timers.map.get_mut(name) {
+            t.wake = None;
+            t.state = TimerState::Failed;
+            t.result = "resources";
+        }
+    }
+
     /// After the triggered unit's start was asked for at `trigger`: the
     /// timer runs until the unit is down again, or, where the start was
     /// refused, fails.
@@ -936,11 +938,7 @@ impl Manager {
             // A requirement that cannot load: the start was refused
             // ("Failed to queue unit startup job"), and the timer fails.
             tracing::error!("{name}: Failed to queue unit startup job for {target}");
-            if let Some(t) = self.timers.map.get_mut(name) {
-                t.wake = None;
-                t.state = TimerState::Failed;
-                t.result = "resources";
-            }
+            self.fail_timer(name);
             return;
         }
         let Some(t) = self.timers.map.get_mut(name) else {
