@@ -400,7 +400,7 @@ fn a_broken_unit_does_not_stop_the_others() {
     );
     tree.write(
         "good@.service",
-        "[Service]\nStandardInput=socket\nExecStart=/bin/echo ok\n",
+        "[Service]\nStandardInput=socket\nExecStart=/bin/echo ok\nNoSuchKey=2\n",
     );
     tree.write(
         "busy.socket",
@@ -413,7 +413,15 @@ fn a_broken_unit_does_not_stop_the_others() {
     tree.write("bad.socket", "[Socket\nListenStream=1\n");
     let flint = Flint::run(&tree, &["bad.socket", "busy.socket", "good.socket"]);
     assert_eq!(exchange(port, b""), "ok\n");
+    assert_eq!(exchange(port, b""), "ok\n");
     let log = flint.log();
+    // The template's, once, at its first instance.
+    assert_eq!(
+        log.matches("good@.service:4: Unknown key 'NoSuchKey' in section [Service], ignoring.")
+            .count(),
+        1,
+        "{log}"
+    );
     assert!(
         log.contains("bad.socket:1:"),
         "the broken header is reported with file:line:\n{log}"

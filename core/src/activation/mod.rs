@@ -376,6 +376,8 @@ struct Manager {
     ready: Option<(usize, Option<i32>)>,
     /// How far the start of flint's units is (`SystemState=`).
     boot: Boot,
+    /// The `Accept=yes` templates (by file) whose warnings were logged.
+    warned_instances: std::collections::HashSet<Option<std::path::PathBuf>>,
     /// Every unit a loaded service names in `OnFailure=`/`OnSuccess=`: only
     /// their commands look for `MONITOR_*` (`lifecycle::monitor_env`).
     on_result_targets: std::collections::HashSet<String>,
@@ -693,6 +695,7 @@ async fn run_async(
         loose_hooks: Vec::new(),
         ready: None,
         boot: Boot::Loading,
+        warned_instances: std::collections::HashSet::new(),
         on_result_targets: std::collections::HashSet::new(),
         ended: std::collections::VecDeque::new(),
         failed_instances: std::collections::VecDeque::new(),
@@ -2168,6 +2171,13 @@ impl Manager {
             self.release(socket, peer.as_ref());
             self.fail_socket(socket, "resources");
             return;
+        }
+        // What its template's files hold that flint ignores, logged at its
+        // first instance (as for the units flint loads by name).
+        if !unit.diagnostics.is_empty() && self.warned_instances.insert(unit.fragment.clone()) {
+            for d in &unit.diagnostics {
+                tracing::warn!("{d}");
+            }
         }
         let id = self.new_id();
         let mut svc = ServiceRt::new(unit);
