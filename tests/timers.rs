@@ -989,6 +989,10 @@ fn a_timer_starts_a_target_and_one_for_exit_target_ends_flint() {
     assert!(status.contains("active (running)"), "{status}");
     let (_, target) = ctl(&control, &["is-active", "work.target"]);
     assert_eq!(target.trim(), "active");
+    let (_, status) = ctl(&control, &["status", "work.target"]);
+    assert!(status.contains("TriggeredBy: ● work.timer"), "{status}");
+    let (_, shown) = ctl(&control, &["show", "-p", "TriggeredBy", "work.target"]);
+    assert_eq!(shown.trim(), "TriggeredBy=work.timer");
     let status = flint.wait_end().expect("bye.timer ended flint");
     assert_eq!(status.code(), Some(0), "{}", flint.log());
     assert!(

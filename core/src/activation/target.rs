@@ -324,6 +324,14 @@ impl Manager {
             "load": "loaded",
             "since_usec": t.changed_usec,
             "since_monotonic_usec": t.changed_monotonic,
+            // The timers that start it, as systemctl's "TriggeredBy:".
+            "triggered_by": self
+                .timers
+                .map
+                .iter()
+                .filter(|(_, timer)| timer.target == name)
+                .map(|(n, timer)| serde_json::json!({"name": n, "state": timer.state.words().0}))
+                .collect::<Vec<_>>(),
             "job": self.job_text(id),
             "log": crate::logs::recent(&name, super::control::STATUS_LINES, 0),
         })
