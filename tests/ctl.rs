@@ -1671,6 +1671,34 @@ fn an_endless_request_is_cut_and_answered() {
     sender.join().unwrap();
 }
 
+/// A user flint on `tree`'s `units/` running `names`, with its runtime
+/// directory `rt` (0700) and its control socket `rt/ctl`: returned once
+/// systemd's private socket (`rt/systemd/private`) is there.
+fn user_flint(tree: &Tree, names: &[&str]) -> (Flint, std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = tree.path().join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let units = tree.path().join("units");
+    let control = rt.join("ctl");
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "run".as_ref(),
+        "--user".as_ref(),
+        "--unit-dir".as_ref(),
+        units.as_os_str(),
+        "--control".as_ref(),
+        control.as_os_str(),
+    ];
+    args.extend(names.iter().map(|n| std::ffi::OsStr::new(*n)));
+    let flint = Flint::run_args(&args, &[("XDG_RUNTIME_DIR", &rt), ("HOME", tree.path())]);
+    let private = rt.join("systemd/private");
+    assert!(
+        wait_for(Duration::from_secs(10), || private.exists().then_some(())).is_some(),
+        "no private socket"
+    );
+    (flint, rt, control)
+}
+
 /// `systemctl --user` reaches a user flint on `$XDG_RUNTIME_DIR/systemd/
 /// private` at once while other peers hold their connections there, idle
 /// after the handshake (each held the only server thread for its 5 s
@@ -1679,37 +1707,16 @@ fn an_endless_request_is_cut_and_answered() {
 fn peers_idling_on_the_private_socket_keep_no_one_waiting() {
     use std::fmt::Write as _;
     use std::io::{BufRead, Write};
-    use std::os::unix::fs::PermissionsExt;
     if !common::require("systemctl", "systemd: the client of the private socket") {
         return;
     }
     let tree = Tree::new();
-    let rt = tree.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
-    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
     tree.write(
         "units/keep.service",
         "[Service]\nExecStart=/bin/sleep 1000\n",
     );
-    let units = tree.path().join("units");
-    let control = rt.join("ctl");
-    let _flint = Flint::run_args(
-        &[
-            "run".as_ref(),
-            "--user".as_ref(),
-            "--unit-dir".as_ref(),
-            units.as_os_str(),
-            "--control".as_ref(),
-            control.as_os_str(),
-            "keep.service".as_ref(),
-        ],
-        &[("XDG_RUNTIME_DIR", &rt), ("HOME", tree.path())],
-    );
+    let (_flint, rt, _) = user_flint(&tree, &["keep.service"]);
     let private = rt.join("systemd/private");
-    assert!(
-        wait_for(Duration::from_secs(10), || private.exists().then_some(())).is_some(),
-        "no private socket"
-    );
     let mut uid = String::new();
     for b in nix::unistd::getuid().as_raw().to_string().bytes() {
         let _ = write!(uid, "{b:02x}");
@@ -1881,14 +1888,10 @@ while True: c, _ = s.accept(); c.sendall(str(os.getpid()).encode()); c.close()\n
 /// the environment calls").
 #[test]
 fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
-    use std::os::unix::fs::PermissionsExt;
     if !common::require("systemctl", "systemd: the client of the private socket") {
         return;
     }
     let tree = Tree::new();
-    let rt = tree.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
-    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
     tree.write(
         "units/demo.service",
         "[Unit]\nDescription=Demo service\nDocumentation=man:demo(8) https://example.org/demo\nWants=e.socket\nAfter=e.socket\n[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/true\n[Install]\nWantedBy=default.target\n",
@@ -1917,26 +1920,7 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
         "units/fork.service",
         "[Service]\nType=forking\nPIDFile=%t/fork.pid\nExecStart=/bin/sh -c 'sleep 1000 & echo $! > %t/fork.pid'\n",
     );
-    let units = tree.path().join("units");
-    let control = rt.join("ctl");
-    let mut flint = Flint::run_args(
-        &[
-            "run".as_ref(),
-            "--user".as_ref(),
-            "--unit-dir".as_ref(),
-            units.as_os_str(),
-            "--control".as_ref(),
-            control.as_os_str(),
-            "e.socket".as_ref(),
-            "t.timer".as_ref(),
-        ],
-        &[("XDG_RUNTIME_DIR", &rt), ("HOME", tree.path())],
-    );
-    let private = rt.join("systemd/private");
-    assert!(
-        wait_for(Duration::from_secs(10), || private.exists().then_some(())).is_some(),
-        "no private socket"
-    );
+    let (mut flint, rt, control) = user_flint(&tree, &["e.socket", "t.timer"]);
     let systemctl = |args: &[&str]| {
         let out = Command::new("timeout")
             .args(["60", "systemctl", "--user"])
@@ -3836,16 +3820,12 @@ fn a_socket_started_through_an_alias_triggers_the_unit_itself() {
 /// long each unit took.
 #[test]
 fn the_start_is_starting_until_its_jobs_are_done_and_systemd_analyze_times_it() {
-    use std::os::unix::fs::PermissionsExt;
     if !common::require("systemctl", "systemd: the client of the private socket")
         || !common::require("systemd-analyze", "systemd: reads the start's times")
     {
         return;
     }
     let tree = Tree::new();
-    let rt = tree.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
-    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
     tree.write(
         "units/slow.service",
         "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 3\n",
@@ -3854,25 +3834,7 @@ fn the_start_is_starting_until_its_jobs_are_done_and_systemd_analyze_times_it() 
         "units/default.target",
         "[Unit]\nWants=slow.service\nAfter=slow.service\n",
     );
-    let units = tree.path().join("units");
-    let control = rt.join("ctl");
-    let mut flint = Flint::run_args(
-        &[
-            "run".as_ref(),
-            "--user".as_ref(),
-            "--unit-dir".as_ref(),
-            units.as_os_str(),
-            "--control".as_ref(),
-            control.as_os_str(),
-            "default.target".as_ref(),
-        ],
-        &[("XDG_RUNTIME_DIR", &rt), ("HOME", tree.path())],
-    );
-    let private = rt.join("systemd/private");
-    assert!(
-        wait_for(Duration::from_secs(10), || private.exists().then_some(())).is_some(),
-        "no private socket"
-    );
+    let (mut flint, rt, control) = user_flint(&tree, &["default.target"]);
     let (code, out) = ctl(&control, &["is-system-running"]);
     assert_eq!((code, out.trim()), (1, "starting"), "{}", flint.log());
     // systemctl asks only a manager of a machine booted with systemd
