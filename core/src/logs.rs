@@ -186,12 +186,23 @@ pub fn mono_usec() -> u64 {
 
 /// The time since boot on `CLOCK_MONOTONIC`, which `Instant` counts on.
 pub fn uptime() -> std::time::Duration {
+    clock(libc::CLOCK_MONOTONIC)
+}
+
+/// Microseconds of `CLOCK_BOOTTIME` (the monotonic clock with the time
+/// suspended counted in: what `/proc/PID/stat` gives start times on).
+pub fn boottime_usec() -> u64 {
+    u64::try_from(clock(libc::CLOCK_BOOTTIME).as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The time on clock `id`.
+fn clock(id: libc::clockid_t) -> std::time::Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes into the timespec, which is ours.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    unsafe { libc::clock_gettime(id, &raw mut ts) };
     std::time::Duration::new(
         u64::try_from(ts.tv_sec).unwrap_or(0),
         u32::try_from(ts.tv_nsec).unwrap_or(0),

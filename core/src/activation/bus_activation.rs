@@ -262,7 +262,7 @@ impl Activator {
     pub(super) fn manager_signal(&self, member: &str, args: &[crate::bus::Value]) {
         if let Err(e) = self.sender.signal_values(
             None,
-            "/org/freedesktop/systemd1",
+            super::manager_api::ROOT,
             super::manager_api::MANAGER,
             member,
             args,

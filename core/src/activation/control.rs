@@ -2085,18 +2085,13 @@ impl Manager {
         // When flint started: what status says the machine runs "since";
         // and when its start finished (systemd-analyze measures between
         // the two).
-        let started = process_start_usec().unwrap_or(0);
+        let (started, userspace_mono) = process_start().unwrap_or((0, 0));
         let (finished, finished_mono) = match self.boot {
             super::Boot::Finished {
                 realtime,
                 monotonic,
             } => (realtime, monotonic),
             _ => (0, 0),
-        };
-        let userspace_mono = if started == 0 {
-            0
-        } else {
-            userspace_monotonic()
         };
         let shown = |usec: u64| {
             if usec == 0 {
@@ -3168,17 +3163,7 @@ pub(super) fn process_start() -> Option<(u64, u64)> {
             .flatten()
             .and_then(|h| u64::try_from(h).ok())
             .filter(|h| *h > 0)?;
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes into the timespec, which is ours.
-        if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) } != 0 {
-            return None;
-        }
-        let boottime =
-            u64::try_from(ts.tv_sec).ok()? * 1_000_000 + u64::try_from(ts.tv_nsec).ok()? / 1_000;
-        let ago = boottime.saturating_sub(ticks * 1_000_000 / hz);
+        let ago = crate::logs::boottime_usec().saturating_sub(ticks * 1_000_000 / hz);
         Some((
             crate::logs::epoch_usec().saturating_sub(ago),
             crate::logs::mono_usec().saturating_sub(ago),

@@ -23,7 +23,7 @@ use crate::bus::{BusError, Message, Sender, Value};
 
 pub(super) const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 pub(super) const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
-const ROOT: &str = "/org/freedesktop/systemd1";
+pub(super) const ROOT: &str = "/org/freedesktop/systemd1";
 const UNIT_PREFIX: &str = "/org/freedesktop/systemd1/unit/";
 const UNITS: &str = "/org/freedesktop/systemd1/unit";
 const INTROSPECTABLE: &str = "org.freedesktop.DBus.Introspectable";

@@ -2174,7 +2174,8 @@ impl Manager {
         }
         // What its template's files hold that flint ignores, logged at its
         // first instance (as for the units flint loads by name).
-        if !unit.diagnostics.is_empty() && self.warned_instances.insert(unit.fragment.clone()) {
+        if !unit.diagnostics.is_empty() && !self.warned_instances.contains(&unit.fragment) {
+            self.warned_instances.insert(unit.fragment.clone());
             for d in &unit.diagnostics {
                 tracing::warn!("{d}");
             }

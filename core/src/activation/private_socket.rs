@@ -27,8 +27,7 @@ use std::time::Duration;
 
 use crate::bus::{self, Bus, Message, Sender, Value};
 
-const MANAGER: &str = "org.freedesktop.systemd1.Manager";
-const ROOT: &str = "/org/freedesktop/systemd1";
+use super::manager_api::{MANAGER, ROOT};
 
 /// Peers served at once on the private socket, each on a thread of its
 /// own (a script's many `systemctl is-active` at once: 200 in parallel

@@ -514,8 +514,7 @@ impl Manager {
                 tracing::error!("{name}: Refusing to start, unit {target} to trigger is masked.");
                 return Loaded::Failed;
             }
-            if super::control::ending_target(t.as_str()).is_none() && self.add_target(&t).is_none()
-            {
+            if !self.timer_can_start(t.as_str()) {
                 if super::target::is_boot_target(t.as_str(), self.search.user_mode) {
                     tracing::error!(
                         "{name}: Refusing to start: {target} is one of systemd's own targets, which flint does not start."
@@ -538,18 +537,13 @@ impl Manager {
             .ok()
             .filter(|n| n.unit_type() == UnitType::Service);
         let Some(service) = service else {
+            let starts = if name.unit_type() == UnitType::Timer {
+                "timers start services and targets"
+            } else {
+                "path units start services"
+            };
             tracing::error!(
-                "{name}: Refusing to start: flint's {} start services{}, and {target} is not one.",
-                if name.unit_type() == UnitType::Timer {
-                    "timers"
-                } else {
-                    "path units"
-                },
-                if name.unit_type() == UnitType::Timer {
-                    " and targets"
-                } else {
-                    ""
-                }
+                "{name}: Refusing to start: flint's {starts}, and {target} is not one."
             );
             return Loaded::Failed;
         };
@@ -865,13 +859,7 @@ impl Manager {
             return;
         };
         if target.ends_with(".target") {
-            let known = super::control::ending_target(&target).is_some()
-                || self.find_target(&target).is_some()
-                || target
-                    .parse::<UnitName>()
-                    .ok()
-                    .is_some_and(|n| self.add_target(&n).is_some());
-            if !known {
+            if !self.timer_can_start(&target) {
                 tracing::error!("{name}: Unit to trigger vanished.");
                 self.fail_timer(name);
                 return;
@@ -918,6 +906,16 @@ impl Manager {
         }
         let queued = self.try_enqueue(id, JobKind::Start, true).is_ok();
         self.timer_triggered(name, &target, trigger, queued);
+    }
+
+    /// Whether a timer can start target `name`: one that ends flint or the
+    /// system, or one flint loads (not systemd's own boot targets).
+    fn timer_can_start(&mut self, name: &str) -> bool {
+        super::control::ending_target(name).is_some()
+            || name
+                .parse::<UnitName>()
+                .ok()
+                .is_some_and(|n| self.add_target(&n).is_some())
     }
 
     /// A timer that cannot start its unit fails (`resources`) and waits
