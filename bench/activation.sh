@@ -12,8 +12,8 @@
 #     service, flint run, flint socket-activate and systemd-socket-activate;
 #   - idle RSS of each server (flint without plugins, with demo-like units).
 # With --static, the static build (scripts/build-static.sh --release, or
-# FLINT_STATIC_BIN=PATH) runs beside the dynamic one in the Accept=yes and
-# memory measurements, in a column of its own.
+# FLINT_STATIC_BIN=PATH) runs beside the dynamic one in every measurement
+# (Accept=yes, Accept=no and memory), in a column of its own.
 # Every measurement runs --rounds times (interleaved across servers) and the
 # median is reported, with ratios flint / peer. Loopback only; every loop is
 # bounded by a count and a time; every process started here is stopped on
@@ -66,18 +66,7 @@ if [ "$static" -eq 1 ]; then
     flint_static=$FLINT_STATIC_BIN
   else
     [ "$build" -eq 1 ] && scripts/build-static.sh --release >&2
-    flint_static=$repo/target/static/flint
-    # target/static/flint is whatever build-static.sh built last (the test
-    # command builds the unoptimised profile): say so when it is not the
-    # release build.
-    release_static=""
-    for t in x86_64-unknown-linux-musl x86_64-unknown-linux-gnu; do
-      if [ -x "$repo/target/$t/release/flint" ] && cmp -s "$repo/target/$t/release/flint" "$flint_static"; then
-        release_static=yes
-      fi
-    done
-    [ -n "$release_static" ] || echo "activation.sh: warning: $flint_static is not the release static build" \
-      "(scripts/build-static.sh --release, or run without --no-build); its column measures that other build" >&2
+    flint_static=$repo/target/release-static/flint
   fi
   [ -x "$flint_static" ] || { echo "activation.sh: $flint_static is missing" >&2; exit 1; }
 fi
@@ -357,15 +346,19 @@ for s in "${servers[@]}"; do stop_pid "${pid_of[$s]}"; forget_pid "${pid_of[$s]}
 # Each round starts the activator afresh, makes the connection that starts
 # the service (cold), then connects to the running service (warm).
 for r in $(seq "$first_rounds"); do
-  case $((r % 3)) in
-    1) order="flint sa ssa" ;;
-    2) order="sa ssa flint" ;;
-    *) order="ssa flint sa" ;;
-  esac
+  # Each round starts with the next activator.
+  first_servers=(flint sa ssa)
+  [ -n "$flint_static" ] && first_servers=(flint static sa ssa)
+  n=${#first_servers[@]}
+  order=""
+  for i in $(seq 0 $((n - 1))); do order="$order ${first_servers[$(((i + r - 1) % n))]}"; done
   for s in $order; do
     if [ "$s" = flint ]; then
       port=$port_no_flint
       "$flint" run --unit-dir "$work/units-no" first.socket 2>>"$work/flint-no.log" &
+    elif [ "$s" = static ]; then
+      port=$port_no_flint
+      "$flint_static" run --unit-dir "$work/units-no" first.socket 2>>"$work/flint-static-no.log" &
     elif [ "$s" = sa ]; then
       port=$port_no_sa
       "$flint" socket-activate -l "127.0.0.1:$port" "$client" serve-fd3 2>>"$work/flint-sa-no.log" &
@@ -413,16 +406,16 @@ row() { # label metric
   x=$(value xinetd "$2"); a=$(value sa "$2")
   if [ -n "$flint_static" ]; then
     st=$(value static "$2")
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$st" "$a" "$s" "$t" "$x" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$st" "$a" "$s" "$t" "$x" \
       "$(ratio_of flint ssa "$2")" "$(ratio_of static ssa "$2")" "$(ratio_of flint tcpserver "$2")" \
-      "$(ratio_of flint xinetd "$2")" "$(ratio_of sa ssa "$2")" "$(ratio_of sa tcpserver "$2")"
+      "$(ratio_of static tcpserver "$2")" "$(ratio_of flint xinetd "$2")" "$(ratio_of sa ssa "$2")" "$(ratio_of sa tcpserver "$2")"
   else
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$f" "$a" "$s" "$t" "$x" \
       "$(ratio_of flint ssa "$2")" "$(ratio_of flint tcpserver "$2")" "$(ratio_of flint xinetd "$2")" \
       "$(ratio_of sa ssa "$2")" "$(ratio_of sa tcpserver "$2")"
   fi
 }
-for s in flint sa ssa; do
+for s in flint sa ssa ${flint_static:+static}; do
   # Overhead of the cold start: the medians' difference (per-round
   # differences would mix the noise of two connections).
   record "$s" first.overhead "$(awk -v c="$(median "$s" first.cold)" -v w="$(median "$s" first.warm)" 'BEGIN { print c - w }')"
@@ -438,8 +431,8 @@ echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average before the report
 echo "Accept=yes: handler $handler_desc, $rounds rounds of at most $conns connections / ${max_seconds} s each; Accept=no: $first_rounds cold starts; medians. Ratios: medians of the rounds' ratios where each round has a value (the rates, latencies, cold and warm connections), else of the values. Client errors: $total_errors."
 echo
 if [ -n "$flint_static" ]; then
-  echo "| measurement | flint | flint (static) | flint socket-activate | systemd-socket-activate | tcpserver | xinetd | flint/ssa | static/ssa | flint/tcpserver | flint/xinetd | sa/ssa | sa/tcpserver |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| measurement | flint | flint (static) | flint socket-activate | systemd-socket-activate | tcpserver | xinetd | flint/ssa | static/ssa | flint/tcpserver | static/tcpserver | flint/xinetd | sa/ssa | sa/tcpserver |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 else
   echo "| measurement | flint | flint socket-activate | systemd-socket-activate | tcpserver | xinetd | flint/ssa | flint/tcpserver | flint/xinetd | sa/ssa | sa/tcpserver |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

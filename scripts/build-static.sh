@@ -13,14 +13,17 @@
 # The functions are laid out in the order they first run
 # (scripts/order-functions.sh: builds, traces, relinks), so that an idle
 # flint maps less of its code.
-# The binary is copied to target/static/flint; its path and size are printed.
+# The binary is copied to target/static/flint (--release:
+# target/release-static/flint, what `make` installs); its path and size are
+# printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=static
+out=static
 model="-C relocation-model=static"
 for arg in "$@"; do
   case "$arg" in
-    --release) profile=release ;;
+    --release) profile=release; out=release-static ;;
     --pie) model="" ;;
     *) echo "usage: $0 [--release] [--pie]" >&2; exit 2 ;;
   esac
@@ -44,8 +47,8 @@ dir="${CARGO_TARGET_DIR:-target}"
 bin="$dir/$target/$profile/flint"
 # Functions laid out in the order they first run.
 scripts/order-functions.sh "$bin" -- \
-  cargo build --locked --profile "$profile" --target "$target" -p flint
-mkdir -p "$dir/static"
-cp "$bin" "$dir/static/flint"
-cp "$bin.order" "$dir/static/flint.order"
-echo "$bin ($target): $(stat -c %s "$bin") bytes; copied to $dir/static/flint"
+  "${CARGO:-cargo}" build --locked --profile "$profile" --target "$target" -p flint
+mkdir -p "$dir/$out"
+cp "$bin" "$dir/$out/flint"
+cp "$bin.order" "$dir/$out/flint.order"
+echo "$bin ($target): $(stat -c %s "$bin") bytes; copied to $dir/$out/flint"

@@ -565,23 +565,47 @@ fn make_builds_the_release_binary_locked() {
     // -n: print the commands only (the release build is too slow for the
     // suite). `all` builds with cargo even when a binary is there.
     let scratch = tempfile::tempdir().unwrap();
-    let out = stdout(
-        Command::new("make")
-            .args(["--no-print-directory", "-n", "-C"])
+    let make_n = |args: &[&str]| {
+        let mut make = Command::new("make");
+        make.args(["--no-print-directory", "-n", "-C"])
             .arg(repo())
             .arg("all")
             .arg(format!("GENDIR={}", scratch.path().display()))
-            .env_remove("MAKEFLAGS"),
-    );
-    assert!(
-        out.contains("cargo build --release --locked -p flint"),
-        "{out}"
-    );
-    assert!(out.contains("__generate man"), "{out}");
+            .args(args)
+            .env_remove("MAKEFLAGS");
+        make
+    };
+    // The default: the static, position-dependent build, installed from
+    // target/release-static.
+    let out = stdout(&mut make_n(&[]));
+    assert!(out.contains("scripts/build-static.sh --release"), "{out}");
+    assert!(!out.contains("--pie"), "{out}");
+    assert!(out.contains("release-static/flint __generate man"), "{out}");
     for shell in ["bash", "zsh", "fish"] {
         assert!(
             out.contains(&format!("__generate completions {shell}")),
             "{out}"
         );
     }
+    let out = stdout(&mut make_n(&["PIE=1"]));
+    assert!(
+        out.contains("scripts/build-static.sh --release --pie"),
+        "{out}"
+    );
+    // Linked against the system's glibc.
+    let out = stdout(&mut make_n(&["LINK=dynamic"]));
+    assert!(
+        out.contains("cargo build --release --locked -p flint"),
+        "{out}"
+    );
+    assert!(out.contains("release/flint __generate man"), "{out}");
+    assert!(!out.contains("build-static"), "{out}");
+    // Anything else is refused before anything is built.
+    let refused = make_n(&["LINK=shared"]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("LINK must be static or dynamic"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

@@ -17,6 +17,15 @@ use flint::unit::name::UnitName;
 #[derive(Debug, Parser)]
 #[command(name = "flint", version, about)]
 struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The options every command takes.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct LogArgs {
     /// How flint writes its log (and the lines services write to it):
     /// text lines, or one JSON object per line for log collectors.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -24,8 +33,57 @@ struct Cli {
     /// Where the log goes: stderr, or syslog (`/dev/log`, facility daemon).
     #[arg(long, global = true, value_enum, default_value_t = LogTarget::Stderr)]
     log_target: LogTarget,
+}
+
+/// `Cli` with only the commands that stay running: `flint run` and
+/// `flint socket-activate` parse their arguments with it. clap builds every
+/// command's arguments before it parses (`flint` has well over a hundred
+/// commands with `ctl`'s), about 200 KiB of code run once and the heap it
+/// fills, which would stay resident in an idle flint; the commands and
+/// their help are the same as in `Cli`, which includes them.
+#[derive(Debug, Parser)]
+#[command(name = "flint", version, about)]
+struct DaemonCli {
+    #[command(flatten)]
+    log: LogArgs,
     #[command(subcommand)]
-    command: Command,
+    command: Daemon,
+}
+
+impl DaemonCli {
+    /// Whether `args` (the program's name first) name a command of
+    /// `Daemon`: its name is the first word that is not a `LogArgs` option.
+    fn wanted(args: &[std::ffi::OsString]) -> bool {
+        let mut words = args.iter().skip(1);
+        while let Some(word) = words.next() {
+            let word = word.to_string_lossy();
+            if word == "--log-format" || word == "--log-target" {
+                words.next();
+            } else if word.starts_with("--log-format=") || word.starts_with("--log-target=") {
+            } else {
+                return Daemon::has_subcommand(&word);
+            }
+        }
+        false
+    }
+}
+
+/// Parses flint's command line, building only the commands that stay
+/// running when one of them is asked for (see `DaemonCli`).
+fn parse_cli<I, T>(args: I) -> Cli
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    if DaemonCli::wanted(&args) {
+        let daemon = DaemonCli::parse_from(args);
+        return Cli {
+            log: daemon.log,
+            command: Command::Daemon(daemon.command),
+        };
+    }
+    Cli::parse_from(args)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -520,6 +578,123 @@ enum CtlCommand {
     },
 }
 
+/// The commands that stay running (see `DaemonCli`).
+#[derive(Debug, Subcommand)]
+enum Daemon {
+    /// Hold the sockets of the units and start services on demand.
+    Run {
+        #[command(flatten)]
+        tree: TreeArgs,
+        /// Units to run; by default the units the tree enables, or every
+        /// socket unit in a tree without `.wants/` links.
+        #[arg(value_name = "UNIT")]
+        units: Vec<String>,
+        /// Refuse to start units that use directives flint accepts but does
+        /// not enforce (sandboxing and the like), instead of warning.
+        #[arg(long)]
+        refuse_unenforced: bool,
+        /// Where to listen for `flint ctl` (default: /run/flint/control, or
+        /// $XDG_RUNTIME_DIR/flint/control for --user or a non-root flint).
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+        /// Switch to the unit tree whenever it changes on disk (checked once
+        /// a second; a flipped profile symlink counts), as `flint ctl switch`
+        /// does. SIGHUP does the same once.
+        #[arg(long)]
+        watch: bool,
+        /// Write a newline to FD (and close it) once every unit is started:
+        /// the readiness notification of s6 (`notification-fd`) and of
+        /// other supervisors that read a pipe.
+        #[arg(long, value_name = "FD")]
+        notify_fd: Option<i32>,
+        /// Where flint's own cgroup v2 is writable, give every service a
+        /// cgroup of its own, so that stops reach every process it started:
+        /// `services` (Accept=yes instances are followed by session and
+        /// process group, which is faster per connection; a daemon that
+        /// leaves both is stopped when flint stops), `all` (instances too,
+        /// as systemd), or `off`.
+        #[arg(long, value_enum, default_value_t = Cgroups::Services)]
+        cgroups: Cgroups,
+        /// First create the files and directories tmpfiles.d asks for, as
+        /// systemd-tmpfiles-setup.service does at boot (/dev left out): as
+        /// `flint tmpfiles --create`, with `--boot` when flint is PID 1.
+        /// Nothing is removed (`flint tmpfiles --remove --boot` does that).
+        /// The default for a system flint that is PID 1 on the system's
+        /// search path (a container's init), as systemd runs it at every
+        /// boot.
+        #[arg(long, overrides_with = "no_tmpfiles")]
+        tmpfiles: bool,
+        /// Leave tmpfiles.d alone, also as PID 1.
+        #[arg(long)]
+        no_tmpfiles: bool,
+        /// Run the unit generators first (and again at every reload), as
+        /// systemd does: `packages` (the default with the system's search
+        /// path: every generator but systemd's own `systemd-*`, which
+        /// describe the boot flint does not do), `init` (the default for a
+        /// system flint that is PID 1: also `systemd-sysv-generator` and
+        /// `systemd-rc-local-generator`, which make units of
+        /// `/etc/init.d` scripts and `/etc/rc.local`), `all`, or `none`
+        /// (the default with `--unit-dir`). Their output goes to `generator*`
+        /// in flint's runtime directory (or `CONTROL.generator*` beside a
+        /// `--control` socket elsewhere), searched where systemd searches
+        /// its `/run/systemd/generator*`.
+        #[arg(long, value_enum, value_name = "WHICH")]
+        generators: Option<GeneratorsArg>,
+        /// Take the services' syslog messages (`syslog(3)`, `logger`) at
+        /// PATH (default /dev/log) and log each under the unit that sent
+        /// it, as journald does: for a container or system without a
+        /// syslog daemon. A socket another logger serves is left alone.
+        #[arg(
+            long,
+            value_name = "PATH",
+            num_args = 0..=1,
+            default_missing_value = "/dev/log",
+            require_equals = true
+        )]
+        dev_log: Option<PathBuf>,
+    },
+    /// Listen on sockets and start a command on the first connection, or
+    /// one per connection with --accept, as systemd-socket-activate does
+    /// (flint called by that name runs this). The command gets the fds at
+    /// 3, 4, ... with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, or with --inetd
+    /// the connection as its standard input and output.
+    #[command(name = "socket-activate")]
+    SocketActivate {
+        /// Listen at ADDR (the syntax of ListenStream=; repeatable).
+        #[arg(short = 'l', long = "listen", value_name = "ADDR")]
+        listen: Vec<String>,
+        /// Datagram sockets instead of stream sockets.
+        #[arg(short = 'd', long, conflicts_with = "seqpacket")]
+        datagram: bool,
+        /// SOCK_SEQPACKET sockets instead of stream sockets.
+        #[arg(long)]
+        seqpacket: bool,
+        /// Start a process of the command for each connection.
+        #[arg(short = 'a', long)]
+        accept: bool,
+        /// Pass NAME=VALUE (or NAME with this process's value) to the command.
+        #[arg(
+            short = 'E',
+            long = "setenv",
+            visible_alias = "environment",
+            value_name = "NAME[=VALUE]"
+        )]
+        setenv: Vec<String>,
+        /// Names for LISTEN_FDNAMES (one name stands for every fd).
+        #[arg(long = "fdname", value_name = "NAME[:NAME...]")]
+        fdname: Vec<String>,
+        /// Pass the fd as standard input and output, without LISTEN_*.
+        #[arg(long)]
+        inetd: bool,
+        /// Exec the command at once instead of waiting for traffic.
+        #[arg(long)]
+        now: bool,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Load units and report every problem, like `systemd-analyze verify`.
@@ -617,78 +792,8 @@ enum Command {
         #[arg(required = true, value_name = "SPEC")]
         specs: Vec<String>,
     },
-    /// Hold the sockets of the units and start services on demand.
-    Run {
-        #[command(flatten)]
-        tree: TreeArgs,
-        /// Units to run; by default the units the tree enables, or every
-        /// socket unit in a tree without `.wants/` links.
-        #[arg(value_name = "UNIT")]
-        units: Vec<String>,
-        /// Refuse to start units that use directives flint accepts but does
-        /// not enforce (sandboxing and the like), instead of warning.
-        #[arg(long)]
-        refuse_unenforced: bool,
-        /// Where to listen for `flint ctl` (default: /run/flint/control, or
-        /// $XDG_RUNTIME_DIR/flint/control for --user or a non-root flint).
-        #[arg(long, value_name = "PATH")]
-        control: Option<PathBuf>,
-        /// Switch to the unit tree whenever it changes on disk (checked once
-        /// a second; a flipped profile symlink counts), as `flint ctl switch`
-        /// does. SIGHUP does the same once.
-        #[arg(long)]
-        watch: bool,
-        /// Write a newline to FD (and close it) once every unit is started:
-        /// the readiness notification of s6 (`notification-fd`) and of
-        /// other supervisors that read a pipe.
-        #[arg(long, value_name = "FD")]
-        notify_fd: Option<i32>,
-        /// Where flint's own cgroup v2 is writable, give every service a
-        /// cgroup of its own, so that stops reach every process it started:
-        /// `services` (Accept=yes instances are followed by session and
-        /// process group, which is faster per connection; a daemon that
-        /// leaves both is stopped when flint stops), `all` (instances too,
-        /// as systemd), or `off`.
-        #[arg(long, value_enum, default_value_t = Cgroups::Services)]
-        cgroups: Cgroups,
-        /// First create the files and directories tmpfiles.d asks for, as
-        /// systemd-tmpfiles-setup.service does at boot (/dev left out): as
-        /// `flint tmpfiles --create`, with `--boot` when flint is PID 1.
-        /// Nothing is removed (`flint tmpfiles --remove --boot` does that).
-        /// The default for a system flint that is PID 1 on the system's
-        /// search path (a container's init), as systemd runs it at every
-        /// boot.
-        #[arg(long, overrides_with = "no_tmpfiles")]
-        tmpfiles: bool,
-        /// Leave tmpfiles.d alone, also as PID 1.
-        #[arg(long)]
-        no_tmpfiles: bool,
-        /// Run the unit generators first (and again at every reload), as
-        /// systemd does: `packages` (the default with the system's search
-        /// path: every generator but systemd's own `systemd-*`, which
-        /// describe the boot flint does not do), `init` (the default for a
-        /// system flint that is PID 1: also `systemd-sysv-generator` and
-        /// `systemd-rc-local-generator`, which make units of
-        /// `/etc/init.d` scripts and `/etc/rc.local`), `all`, or `none`
-        /// (the default with `--unit-dir`). Their output goes to `generator*`
-        /// in flint's runtime directory (or `CONTROL.generator*` beside a
-        /// `--control` socket elsewhere), searched where systemd searches
-        /// its `/run/systemd/generator*`.
-        #[arg(long, value_enum, value_name = "WHICH")]
-        generators: Option<GeneratorsArg>,
-        /// Take the services' syslog messages (`syslog(3)`, `logger`) at
-        /// PATH (default /dev/log) and log each under the unit that sent
-        /// it, as journald does: for a container or system without a
-        /// syslog daemon. A socket another logger serves is left alone.
-        #[arg(
-            long,
-            value_name = "PATH",
-            num_args = 0..=1,
-            default_missing_value = "/dev/log",
-            require_equals = true
-        )]
-        dev_log: Option<PathBuf>,
-    },
+    #[command(flatten)]
+    Daemon(Daemon),
     /// Create the files, directories and links tmpfiles.d configuration
     /// asks for, as `systemd-tmpfiles` does.
     ///
@@ -722,46 +827,6 @@ enum Command {
         /// Configuration files to read instead of the directories.
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
-    },
-    /// Listen on sockets and start a command on the first connection, or
-    /// one per connection with --accept, as systemd-socket-activate does
-    /// (flint called by that name runs this). The command gets the fds at
-    /// 3, 4, ... with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, or with --inetd
-    /// the connection as its standard input and output.
-    #[command(name = "socket-activate")]
-    SocketActivate {
-        /// Listen at ADDR (the syntax of ListenStream=; repeatable).
-        #[arg(short = 'l', long = "listen", value_name = "ADDR")]
-        listen: Vec<String>,
-        /// Datagram sockets instead of stream sockets.
-        #[arg(short = 'd', long, conflicts_with = "seqpacket")]
-        datagram: bool,
-        /// SOCK_SEQPACKET sockets instead of stream sockets.
-        #[arg(long)]
-        seqpacket: bool,
-        /// Start a process of the command for each connection.
-        #[arg(short = 'a', long)]
-        accept: bool,
-        /// Pass NAME=VALUE (or NAME with this process's value) to the command.
-        #[arg(
-            short = 'E',
-            long = "setenv",
-            visible_alias = "environment",
-            value_name = "NAME[=VALUE]"
-        )]
-        setenv: Vec<String>,
-        /// Names for LISTEN_FDNAMES (one name stands for every fd).
-        #[arg(long = "fdname", value_name = "NAME[:NAME...]")]
-        fdname: Vec<String>,
-        /// Pass the fd as standard input and output, without LISTEN_*.
-        #[arg(long)]
-        inetd: bool,
-        /// Exec the command at once instead of waiting for traffic.
-        #[arg(long)]
-        now: bool,
-        /// The command and its arguments.
-        #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
-        command: Vec<std::ffi::OsString>,
     },
     /// Talk to a running flint: status, list, start, stop, restart.
     Ctl {
@@ -2818,7 +2883,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             Ok(flint::control::systemctl::Systemctl::Flint(line)) => {
-                Cli::parse_from(std::iter::once("flint".to_string()).chain(line))
+                parse_cli(std::iter::once("flint".to_string()).chain(line))
             }
             Err(e) => {
                 eprintln!("systemctl (flint): {e}");
@@ -2852,18 +2917,18 @@ fn main() -> ExitCode {
         .and_then(std::path::Path::file_name)
         .is_some_and(|n| n == "systemd-socket-activate")
     {
-        Cli::parse_from(
+        parse_cli(
             ["flint".into(), "socket-activate".into()]
                 .into_iter()
                 .chain(std::env::args_os().skip(1)),
         )
     } else {
-        Cli::parse()
+        parse_cli(std::env::args_os())
     };
-    init_log(cli.log_format, cli.log_target);
+    init_log(cli.log.log_format, cli.log.log_target);
     let result = match &cli.command {
         Command::Check { tree, units } => Ok(check(tree, units)),
-        Command::SocketActivate {
+        Command::Daemon(Daemon::SocketActivate {
             listen,
             datagram,
             seqpacket,
@@ -2873,7 +2938,7 @@ fn main() -> ExitCode {
             inetd,
             now,
             command,
-        } => {
+        }) => {
             use flint::socket_activate::{Options, SocketType, run};
             let socket_type = if *datagram {
                 SocketType::Datagram
@@ -2923,7 +2988,7 @@ fn main() -> ExitCode {
             base_time,
             specs,
         } => calendar(*iterations, base_time.as_deref(), specs),
-        Command::Run {
+        Command::Daemon(Daemon::Run {
             tree,
             units,
             refuse_unenforced,
@@ -2935,7 +3000,7 @@ fn main() -> ExitCode {
             no_tmpfiles,
             generators,
             dev_log,
-        } => {
+        }) => {
             flint::logs::capture_manager_lines();
             let init = !tree.user && tree.unit_dirs.is_empty() && std::process::id() == 1;
             if *tmpfiles || (init && !*no_tmpfiles) {
@@ -3039,6 +3104,85 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("flint: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    fn argv(line: &str) -> Vec<std::ffi::OsString> {
+        line.split(' ').map(Into::into).collect()
+    }
+
+    #[test]
+    fn the_running_commands_are_told_apart_by_their_first_word() {
+        for line in [
+            "flint run",
+            "flint run --user sshd.socket",
+            "flint --log-format json run",
+            "flint --log-target=syslog --log-format json socket-activate -l 80 cat",
+            "flint socket-activate",
+        ] {
+            assert!(DaemonCli::wanted(&argv(line)), "{line}");
+        }
+        for line in [
+            "flint",
+            "flint ctl run",
+            "flint check run",
+            "flint help run",
+            "flint --log-format run",
+            "flint --help run",
+            "flint --version",
+        ] {
+            assert!(!DaemonCli::wanted(&argv(line)), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_running_commands_parse_as_in_the_whole_command_line() {
+        for line in [
+            "flint run",
+            "flint run --user --unit-dir /tmp/u a.socket b.service --watch",
+            "flint --log-format json run --cgroups all --dev-log --generators none",
+            "flint run --log-target syslog --notify-fd 5 --control /tmp/c",
+            "flint socket-activate -l 127.0.0.1:80 --accept --inetd -E A=1 cat -n",
+            "flint --log-format=json socket-activate -d -l 53 --fdname dns -- dig",
+        ] {
+            let whole = Cli::try_parse_from(argv(line)).unwrap();
+            assert_eq!(format!("{:?}", parse_cli(argv(line))), format!("{whole:?}"));
+        }
+        // Errors and help are those of the whole command line too.
+        for line in [
+            "flint run --no-such-option",
+            "flint run --cgroups sometimes",
+            "flint socket-activate -l 80",
+            "flint run --help",
+            "flint socket-activate --help",
+        ] {
+            let whole = Cli::try_parse_from(argv(line)).unwrap_err();
+            let daemon = DaemonCli::try_parse_from(argv(line)).unwrap_err();
+            assert_eq!(daemon.kind(), whole.kind(), "{line}");
+            assert_eq!(
+                daemon.render().to_string(),
+                whole.render().to_string(),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_whole_command_line_keeps_the_running_commands() {
+        let cli = Cli::command();
+        for name in ["run", "socket-activate"] {
+            let mut whole = cli.find_subcommand(name).unwrap().clone();
+            let mut daemon = DaemonCli::command().find_subcommand(name).unwrap().clone();
+            assert_eq!(
+                daemon.render_long_help().to_string(),
+                whole.render_long_help().to_string()
+            );
         }
     }
 }
