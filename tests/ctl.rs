@@ -1191,12 +1191,16 @@ fn flint_called_systemctl_runs_systemctl_command_lines() {
     assert_eq!(code, 0, "{err}");
 
     // What flint has no counterpart for is refused by name.
-    let (code, _, err) = systemctl(&tree, &control, &["isolate", "rescue.target"]);
+    let (code, _, err) = systemctl(&tree, &control, &["switch-root", "/sysroot"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("'isolate' is not a command flint runs as systemctl"),
+        err.contains("'switch-root' is not a command flint runs as systemctl"),
         "{err}"
     );
+    // isolate runs, and says why it leaves systemd's rescue.target alone.
+    let (code, _, err) = systemctl(&tree, &control, &["isolate", "rescue"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("flint does not isolate them"), "{err}");
     // The systemd version first, as scripts read it (deb-systemd-invoke:
     // `sed -n -r "s/systemd ([0-9]+) \(.*/\1/p"`), then flint's.
     let (code, out, _) = systemctl(&tree, &control, &["--version"]);
@@ -2236,6 +2240,29 @@ fn debians_systemctl_drives_a_user_flint_through_the_private_socket() {
         timers.contains("left") && timers.contains("t.timer t.service"),
         "{timers}"
     );
+    // `systemctl isolate`: a start in job mode isolate. The target starts,
+    // what runs and it does not want stops (demo.service, the timer), its
+    // socket stays; one without AllowIsolate=yes is refused.
+    tree.write("units/plain.target", "[Unit]\nWants=e.socket\n");
+    tree.write(
+        "units/quiet.target",
+        "[Unit]\nAllowIsolate=yes\nWants=e.socket\n",
+    );
+    ok(&["start", "demo"]);
+    let (code, out, err) = systemctl(&["isolate", "plain"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("Failed to start plain.target: Operation refused, unit may not be isolated."),
+        "{err}"
+    );
+    assert_eq!(ok(&["is-active", "demo"]), "active\n");
+    ok(&["isolate", "quiet"]);
+    assert_eq!(ok(&["is-active", "quiet.target"]), "active\n");
+    let stopped = common::wait_for(Duration::from_secs(10), || {
+        (systemctl(&["is-active", "demo", "t.timer"]).1 == "inactive\ninactive\n").then_some(())
+    });
+    assert!(stopped.is_some(), "{}", flint.log());
+    assert_eq!(ok(&["is-active", "e.socket"]), "active\n");
     // daemon-reexec: flint reads its units again.
     ok(&["daemon-reexec"]);
     // `systemctl --user exit 3`: every unit stops, then flint ends with

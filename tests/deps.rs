@@ -384,6 +384,86 @@ fn starting_a_unit_stops_the_one_it_conflicts_with() {
     wait_state(&control, "new.service", "inactive");
 }
 
+/// `flint ctl isolate` (and systemctl's `isolate`, a start in mode
+/// isolate): the target starts with what it wants, and every other unit
+/// that runs stops, as systemd's `transaction_add_isolate_jobs()`: not one
+/// with `IgnoreOnIsolate=yes`, not a service whose socket the target keeps.
+/// A target without `AllowIsolate=yes` is refused and nothing stops.
+#[test]
+fn isolate_starts_a_target_and_stops_what_it_does_not_keep() {
+    let tree = Tree::new();
+    let sleep = "[Service]\nExecStart=/bin/sleep 1000\n";
+    tree.write(
+        "maintenance.target",
+        "[Unit]\nAllowIsolate=yes\nWants=wanted.service kept.socket\n",
+    );
+    tree.write("plain.target", "[Unit]\nWants=wanted.service\n");
+    tree.write("wanted.service", sleep);
+    tree.write("other.service", sleep);
+    tree.write(
+        "ignored.service",
+        "[Unit]\nIgnoreOnIsolate=yes\n[Service]\nExecStart=/bin/sleep 1000\n",
+    );
+    let kept = tree.path().join("kept.sock");
+    tree.write(
+        "kept.socket",
+        &format!("[Socket]\nListenStream={}\n", kept.display()),
+    );
+    tree.write("kept.service", sleep);
+    let web = tree.path().join("web.sock");
+    tree.write(
+        "web.socket",
+        &format!("[Socket]\nListenStream={}\n", web.display()),
+    );
+    tree.write("web.service", sleep);
+    let (_flint, control) = run(
+        &tree,
+        &[
+            "other.service",
+            "ignored.service",
+            "kept.socket",
+            "web.socket",
+        ],
+    );
+    wait_state(&control, "other.service", "active");
+    // The kept socket's service, started by a connection.
+    let _peer = std::os::unix::net::UnixStream::connect(&kept).unwrap();
+    wait_state(&control, "kept.service", "active");
+
+    let (code, text) = ctl(&control, &["isolate", "plain"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("Failed to start plain.target: Operation refused, unit may not be isolated."),
+        "{text}"
+    );
+    let (code, text) = ctl(&control, &["isolate", "nowhere"]);
+    assert_eq!(code, 5, "{text}");
+    assert!(text.contains("Unit nowhere.target not found."), "{text}");
+    assert_eq!(status(&control, "other.service")["state"], "active");
+    assert_eq!(status(&control, "wanted.service")["state"], "inactive");
+
+    // systemd's rescue.target is the host's here: refused, not a silent
+    // start that stops nothing.
+    let (code, text) = ctl(&control, &["isolate", "rescue"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("flint does not isolate them"), "{text}");
+    assert_eq!(status(&control, "other.service")["state"], "active");
+
+    let (code, text) = ctl(&control, &["isolate", "maintenance"]);
+    assert_eq!(code, 0, "{text}");
+    wait_state(&control, "maintenance.target", "active");
+    wait_state(&control, "wanted.service", "active");
+    wait_state(&control, "other.service", "inactive");
+    wait_state(&control, "web.socket", "inactive");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&web).is_err(),
+        "web.socket still listens"
+    );
+    assert_eq!(status(&control, "ignored.service")["state"], "active");
+    assert_eq!(status(&control, "kept.socket")["state"], "active");
+    assert_eq!(status(&control, "kept.service")["state"], "active");
+}
+
 /// Units the tree enables that conflict: the one that declares
 /// `Conflicts=` starts and the one it names does not, whatever their
 /// order, as systemd fixes the conflicting jobs of the start (Debian's

@@ -377,6 +377,16 @@ enum CtlCommand {
         #[arg(long)]
         no_block: bool,
     },
+    /// Start a target and stop every unit that runs and that it neither
+    /// needs nor wants (unless `IgnoreOnIsolate=yes`), as `systemctl
+    /// isolate` does; the target needs `AllowIsolate=yes`. A name without a
+    /// type is a target's.
+    Isolate {
+        unit: String,
+        /// Answer at once instead of waiting for the target's job.
+        #[arg(long)]
+        no_block: bool,
+    },
     /// Stop services (or close sockets), and wait until they have (as systemctl).
     Stop {
         #[arg(required = true)]
@@ -2023,6 +2033,10 @@ fn ctl(
         CtlCommand::ResetFailed { units } => ("reset-failed", typed(units)),
         CtlCommand::Start { units, .. } => ("start", typed(units)),
         CtlCommand::Stop { units, .. } => ("stop", typed(units)),
+        CtlCommand::Isolate { unit, .. } => (
+            "isolate",
+            vec![flint::control::systemctl::target_name(unit)],
+        ),
         CtlCommand::Restart { units, .. } => ("restart", typed(units)),
         CtlCommand::TryRestart { units, .. } => ("try-restart", typed(units)),
         CtlCommand::ReloadOrRestart { units, .. } => ("reload-or-restart", typed(units)),
@@ -2143,6 +2157,7 @@ fn ctl(
         return follow_logs(&path, request, *lines, json);
     }
     if let CtlCommand::Start { no_block, .. }
+    | CtlCommand::Isolate { no_block, .. }
     | CtlCommand::Stop { no_block, .. }
     | CtlCommand::Restart { no_block, .. }
     | CtlCommand::TryRestart { no_block, .. }

@@ -1344,6 +1344,120 @@ impl Manager {
         self.unit_on_disk(name)
     }
 
+    /// `isolate TARGET`: the units to stop as `target` starts, as systemd's
+    /// `transaction_add_isolate_jobs()` finds them: every unit that runs
+    /// and that the target's start neither needs nor wants
+    /// ([`Manager::isolate_keeps`]), unless it has `IgnoreOnIsolate=yes`
+    /// or something that starts it stays (the socket of a service it
+    /// activated, a timer). Refused, as systemd refuses it, for a unit
+    /// without `AllowIsolate=yes`.
+    fn isolate_stops(&mut self, target: &str) -> Result<Vec<String>, Json> {
+        let allowed = self
+            .unit_of(target)
+            .filter(crate::unit::load::Unit::is_loaded)
+            .is_some_and(|u| u.get_bool("Unit", "AllowIsolate") == Some(true));
+        if !allowed {
+            let (exit, why) = match self.load_state(target) {
+                Some(crate::unit::load::LoadState::NotFound) | None => {
+                    (5, format!("Unit {target} not found."))
+                }
+                Some(state) if state != crate::unit::load::LoadState::Loaded => (
+                    1,
+                    state
+                        .reason(target)
+                        .unwrap_or_else(|| format!("Unit {target} failed to load properly.")),
+                ),
+                _ => (
+                    1,
+                    "Operation refused, unit may not be isolated.".to_string(),
+                ),
+            };
+            return Err(control::error(
+                exit,
+                &format!("Failed to start {target}: {why}"),
+            ));
+        }
+        let keep = self.isolate_keeps(target);
+        // What runs: listening sockets, services that are not down, timers
+        // and path units that wait, reached targets.
+        let mut running: Vec<String> = self
+            .sockets
+            .iter()
+            .filter(|s| !s.removed && !s.stopped && !s.failed)
+            .map(|s| s.name.clone())
+            .collect();
+        let mut ids: Vec<u64> = self.services.keys().copied().collect();
+        ids.sort_unstable();
+        running.extend(ids.iter().filter_map(|id| {
+            let svc = &self.services[id];
+            let down = matches!(
+                super::jobs::Class::of(svc.state),
+                super::jobs::Class::Inactive | super::jobs::Class::Failed
+            );
+            (!down).then(|| svc.unit.id.to_string())
+        }));
+        let waiting = |state: &str| !matches!(state, "inactive" | "failed");
+        running.extend(
+            self.timers
+                .map
+                .iter()
+                .filter(|(_, t)| waiting(t.state.words().0))
+                .map(|(n, _)| n.clone()),
+        );
+        running.extend(
+            self.path_units
+                .map
+                .iter()
+                .filter(|(_, p)| waiting(p.state.words().0))
+                .map(|(n, _)| n.clone()),
+        );
+        running.extend(
+            self.target_ids()
+                .into_iter()
+                .filter(|id| self.targets[id].active)
+                .map(|id| self.targets[&id].unit.id.to_string()),
+        );
+        let mut stops = Vec::new();
+        for name in running {
+            if self.stays_on_isolate(&name, &keep) {
+                continue;
+            }
+            stops.push(name);
+        }
+        Ok(stops)
+    }
+
+    /// Whether unit `name` stays as `isolate` stops what the target does
+    /// not keep (systemd's `shall_stop_on_isolate()`).
+    fn stays_on_isolate(&mut self, name: &str, keep: &std::collections::HashSet<String>) -> bool {
+        // systemd's boot targets are the host's (see `target`).
+        if keep.contains(name) || super::target::is_boot_target(name, self.search.user_mode) {
+            return true;
+        }
+        if self
+            .unit_of(name)
+            .is_some_and(|u| u.get_bool("Unit", "IgnoreOnIsolate") == Some(true))
+        {
+            return true;
+        }
+        // A service stays while what starts it stays (its sockets, timers
+        // and path units have no triggers of their own).
+        let Some(id) = self.find_service(name) else {
+            return false;
+        };
+        let triggers: Vec<String> = self
+            .triggered_by(&self.services[&id])
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect();
+        triggers.iter().any(|t| {
+            keep.contains(t)
+                || self
+                    .unit_of(t)
+                    .is_some_and(|u| u.get_bool("Unit", "IgnoreOnIsolate") == Some(true))
+        })
+    }
+
     /// `RefuseManualStart=`/`RefuseManualStop=`: systemd refuses a start,
     /// stop or restart asked for by hand (exit 4) of a unit that may only
     /// be pulled in by a dependency (`bus_unit_queue_job()`); a
@@ -2369,10 +2483,19 @@ impl Manager {
             | "restart"
             | "try-restart"
             | "reload-or-restart"
-            | "try-reload-or-restart" => {
+            | "try-reload-or-restart"
+            | "isolate" => {
                 if given.is_empty() {
                     return control::error(1, "Too few arguments.");
                 }
+                // `isolate`: a start of the target that also stops what
+                // runs and the target does not keep (see
+                // `isolate_stops`); systemctl says "start" of it.
+                let isolate = command == "isolate";
+                if isolate && names.len() != 1 {
+                    return control::error(1, "isolate takes one unit.");
+                }
+                let command = if isolate { "start" } else { command };
                 // exit.target ends the manager, as systemd's does (its
                 // systemd-exit.service, after everything stopped through
                 // shutdown.target's conflicts): as `flint ctl exit`; and
@@ -2394,6 +2517,41 @@ impl Manager {
                     }
                     return self.end_request(word, false, None);
                 }
+                let mut isolating = if isolate {
+                    // Refused before any job (the API answers the call
+                    // itself with the error).
+                    let before_job = |mut answer: Json| {
+                        answer["before_job"] = true.into();
+                        answer
+                    };
+                    let n = &names[0];
+                    if !n
+                        .parse::<crate::unit::name::UnitName>()
+                        .is_ok_and(|u| u.unit_type() == crate::unit::name::UnitType::Target)
+                    {
+                        return before_job(control::error(
+                            1,
+                            &format!("Failed to start {n}: flint isolates targets only."),
+                        ));
+                    }
+                    // (`rescue.target`, `emergency.target`: the host's
+                    // boot targets pull nothing in here, see `target`.)
+                    if super::target::is_boot_target(n, self.search.user_mode) {
+                        return before_job(control::error(
+                            1,
+                            &format!(
+                                "Failed to start {n}: {n} is one of systemd's boot targets, \
+                                 which are the host's; flint does not isolate them."
+                            ),
+                        ));
+                    }
+                    match self.isolate_stops(n) {
+                        Ok(stops) => Some(stops),
+                        Err(refused) => return before_job(refused),
+                    }
+                } else {
+                    None
+                };
                 let kind = match command {
                     "start" => JobKind::Start,
                     "stop" => JobKind::Stop,
@@ -2555,13 +2713,20 @@ impl Manager {
                             continue;
                         };
                         match self.try_enqueue_name(n, kind, true) {
-                            Ok(_) => waited.push(id),
+                            Ok(_) => {
+                                waited.push(id);
+                                for stop in isolating.take().unwrap_or_default() {
+                                    tracing::info!("{stop}: stopping, {n} is isolated");
+                                    self.enqueue_name(&stop, JobKind::Stop);
+                                }
+                            }
                             Err(e) => {
                                 refused.get_or_insert(transaction_refused(command, n, &e));
                             }
                         }
                         continue;
                     }
+
                     // `try-*`: a unit that does not run is left as it is;
                     // `*reload-or-restart`: reloaded where it runs and can
                     // be, restarted (or started) otherwise, as systemctl.

@@ -733,6 +733,34 @@ pub(super) fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
 /// sockets, targets from the unit tree.
 struct ManagerGraph<'a>(&'a mut Manager);
 
+/// A graph in which no job is redundant: a transaction on it holds every
+/// unit its anchor reaches, running or not, as systemd's holds them until
+/// `transaction_drop_redundant()`.
+struct Whole<'a>(&'a mut dyn Graph);
+
+impl Graph for Whole<'_> {
+    fn node(&mut self, name: &str) -> Node {
+        self.0.node(name)
+    }
+    fn each(&self, f: &mut dyn FnMut(&str, &Deps)) {
+        self.0.each(f);
+    }
+}
+
+impl Manager {
+    /// The units that `target`'s start reaches (what it requires and
+    /// wants, and theirs), running or not, with the target itself: what
+    /// `isolate` keeps (systemd's `transaction_add_isolate_jobs()` leaves
+    /// every unit with a job in the transaction).
+    pub(super) fn isolate_keeps(&mut self, target: &str) -> std::collections::HashSet<String> {
+        let mut graph = ManagerGraph(self);
+        let tr = transaction(&mut Whole(&mut graph), target, JobKind::Start);
+        std::iter::once(target.to_string())
+            .chain(tr.jobs.into_iter().map(|(unit, _)| unit))
+            .collect()
+    }
+}
+
 impl Manager {
     /// The units flint holds that name `name` in their dependencies, as
     /// systemd's inverse properties list them (`WantedBy=`, `RequiredBy=`,

@@ -408,8 +408,15 @@ fn call(
     if let Some(command) = job_command(member) {
         let a = args("ss")?;
         let name = string(&a[0]);
-        job_mode(&string(&a[1]))?;
+        let mode = string(&a[1]);
+        job_mode(&mode)?;
         valid_name(&name)?;
+        // `systemctl isolate`: a start in mode isolate.
+        let command = if command == "start" && mode == "isolate" {
+            "isolate"
+        } else {
+            command
+        };
         // exit.target ends the manager, poweroff.target and the others the
         // system, found in the tree or not (flint's start of them is `flint
         // ctl exit`, `poweroff`, ...).

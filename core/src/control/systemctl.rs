@@ -150,6 +150,19 @@ pub fn unit_name(name: &str) -> String {
     }
 }
 
+/// A unit name as `systemctl isolate` completes it: `.target` added to a
+/// name without a type.
+pub fn target_name(name: &str) -> String {
+    if name
+        .rsplit_once('.')
+        .is_some_and(|(_, suffix)| SUFFIXES.contains(&suffix))
+    {
+        name.to_string()
+    } else {
+        format!("{name}.target")
+    }
+}
+
 /// Options that take a value, by every name `systemctl` gives them.
 fn option_with_value(arg: &str) -> Option<&'static str> {
     Some(match arg {
@@ -582,6 +595,20 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             out.extend(raw_units.iter().cloned());
             return Ok(Systemctl::Flint(out));
         }
+        // A name without a type is a target's (systemctl's mangling for
+        // isolate).
+        "isolate" => {
+            let [target] = raw_units.as_slice() else {
+                return Err(SystemctlError::NoUnits { verb: verb.clone() });
+            };
+            ctl(&mut out, "isolate");
+            if no_block {
+                out.push("--no-block".into());
+            }
+            out.push("--".into());
+            out.push(target_name(target));
+            return Ok(Systemctl::Flint(out));
+        }
         "set-default" | "get-default" => {
             out.push(verb.clone());
             if let Some(root) = value("root") {
@@ -641,6 +668,21 @@ mod tests {
             words("ctl --user start foo.service")
         );
         assert_eq!(flint("condrestart a"), words("ctl try-restart a.service"));
+        // isolate completes a target's name.
+        assert_eq!(
+            flint("isolate rescue"),
+            words("ctl isolate -- rescue.target")
+        );
+        assert_eq!(
+            flint("--user --no-block isolate work.target"),
+            words("ctl --user isolate --no-block -- work.target")
+        );
+        assert_eq!(
+            translate(&words("isolate a b")),
+            Err(SystemctlError::NoUnits {
+                verb: "isolate".into()
+            })
+        );
         assert_eq!(
             flint("force-reload a"),
             words("ctl try-reload-or-restart a.service")
@@ -800,8 +842,8 @@ mod tests {
     #[test]
     fn what_flint_cannot_do_is_refused_by_name() {
         assert_eq!(
-            translate(&words("isolate rescue.target")),
-            Err(SystemctlError::UnknownVerb("isolate".into()))
+            translate(&words("switch-root /sysroot")),
+            Err(SystemctlError::UnknownVerb("switch-root".into()))
         );
         assert_eq!(
             translate(&words("--global daemon-reload")),
