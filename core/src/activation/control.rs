@@ -1417,27 +1417,20 @@ impl Manager {
                 .filter(|id| self.targets[id].active)
                 .map(|id| self.targets[&id].unit.id.to_string()),
         );
-        let mut stops = Vec::new();
-        for name in running {
-            if self.stays_on_isolate(&name, &keep) {
-                continue;
-            }
-            stops.push(name);
-        }
-        Ok(stops)
+        running.retain(|name| !self.stays_on_isolate(name, &keep));
+        Ok(running)
     }
 
     /// Whether unit `name` stays as `isolate` stops what the target does
     /// not keep (systemd's `shall_stop_on_isolate()`).
     fn stays_on_isolate(&mut self, name: &str, keep: &std::collections::HashSet<String>) -> bool {
+        let stays = |m: &mut Self, n: &str| {
+            keep.contains(n)
+                || m.unit_of(n)
+                    .is_some_and(|u| u.get_bool("Unit", "IgnoreOnIsolate") == Some(true))
+        };
         // systemd's boot targets are the host's (see `target`).
-        if keep.contains(name) || super::target::is_boot_target(name, self.search.user_mode) {
-            return true;
-        }
-        if self
-            .unit_of(name)
-            .is_some_and(|u| u.get_bool("Unit", "IgnoreOnIsolate") == Some(true))
-        {
+        if stays(self, name) || super::target::is_boot_target(name, self.search.user_mode) {
             return true;
         }
         // A service stays while what starts it stays (its sockets, timers
@@ -1450,12 +1443,7 @@ impl Manager {
             .iter()
             .filter_map(|t| t["name"].as_str().map(str::to_string))
             .collect();
-        triggers.iter().any(|t| {
-            keep.contains(t)
-                || self
-                    .unit_of(t)
-                    .is_some_and(|u| u.get_bool("Unit", "IgnoreOnIsolate") == Some(true))
-        })
+        triggers.iter().any(|t| stays(self, t))
     }
 
     /// `RefuseManualStart=`/`RefuseManualStop=`: systemd refuses a start,
