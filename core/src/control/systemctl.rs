@@ -202,6 +202,8 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
     let mut stdin = false;
     let mut show_types = false;
     let mut wait = false;
+    // `start --job-mode=isolate` is `isolate`.
+    let mut isolate_mode = false;
     let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut iter = args.iter();
     let mut only_words = false;
@@ -244,8 +246,10 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             | "--no-wall"
             | "-i"
             | "--ignore-inhibitors" => {}
-            // The job mode and inhibitor checks shape systemd's jobs only.
-            _ if arg.starts_with("--job-mode=") || arg.starts_with("--check-inhibitors=") => {}
+            // The other job modes and the inhibitor checks shape
+            // systemd's jobs only.
+            _ if arg.starts_with("--job-mode=") => isolate_mode = arg == "--job-mode=isolate",
+            _ if arg.starts_with("--check-inhibitors=") => {}
             // getopt's forms: a short option's value glued to it
             // (`-pActiveState`, `-n0`), and short flags together (`-qa`).
             _ if arg.len() > 2 && !arg.starts_with("--") => {
@@ -293,7 +297,10 @@ pub fn translate(args: &[String]) -> Result<Systemctl, SystemctlError> {
             .map(|(_, v)| v.clone())
     };
     let mut words = words.into_iter();
-    let verb = words.next().unwrap_or_else(|| "list-units".to_string());
+    let mut verb = words.next().unwrap_or_else(|| "list-units".to_string());
+    if isolate_mode && verb == "start" {
+        verb = "isolate".into();
+    }
     let raw_units: Vec<String> = words.collect();
     let units: Vec<String> = raw_units.iter().map(|w| unit_name(w)).collect();
     let needs_units = |units: &[String]| {
@@ -672,6 +679,14 @@ mod tests {
         assert_eq!(
             flint("isolate rescue"),
             words("ctl isolate -- rescue.target")
+        );
+        assert_eq!(
+            flint("start --job-mode=isolate work.target"),
+            words("ctl isolate -- work.target")
+        );
+        assert_eq!(
+            flint("start --job-mode=replace-irreversibly a"),
+            words("ctl start a.service")
         );
         assert_eq!(
             flint("--user --no-block isolate work.target"),
