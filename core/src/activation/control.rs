@@ -863,6 +863,27 @@ impl Manager {
         })
     }
 
+    /// The `ActiveState=` word of a unit flint holds (`inactive` for one it
+    /// does not).
+    fn active_word(&self, name: &str) -> &'static str {
+        if let Some(i) = self.socket_index(name) {
+            self.socket_state(i).0
+        } else if let Some(id) = self.find_service(name) {
+            self.service_words(id).0
+        } else if let Some(t) = self.timers.map.get(name) {
+            t.state.words().0
+        } else if let Some(p) = self.path_units.map.get(name) {
+            p.state.words().0
+        } else if self
+            .find_target(name)
+            .is_some_and(|id| self.targets[&id].active)
+        {
+            "active"
+        } else {
+            "inactive"
+        }
+    }
+
     /// The names of the units flint has loaded: its sockets, then its
     /// services (each in the order flint holds them).
     fn loaded_names(&self) -> Vec<String> {
@@ -1378,45 +1399,13 @@ impl Manager {
             ));
         }
         let keep = self.isolate_keeps(target);
-        // What runs: listening sockets, services that are not down, timers
-        // and path units that wait, reached targets.
+        // What runs (or starts, or stops): the units flint holds that are
+        // neither inactive nor failed.
         let mut running: Vec<String> = self
-            .sockets
-            .iter()
-            .filter(|s| !s.removed && !s.stopped && !s.failed)
-            .map(|s| s.name.clone())
+            .loaded_names()
+            .into_iter()
+            .filter(|n| !matches!(self.active_word(n), "inactive" | "failed"))
             .collect();
-        let mut ids: Vec<u64> = self.services.keys().copied().collect();
-        ids.sort_unstable();
-        running.extend(ids.iter().filter_map(|id| {
-            let svc = &self.services[id];
-            let down = matches!(
-                super::jobs::Class::of(svc.state),
-                super::jobs::Class::Inactive | super::jobs::Class::Failed
-            );
-            (!down).then(|| svc.unit.id.to_string())
-        }));
-        let waiting = |state: &str| !matches!(state, "inactive" | "failed");
-        running.extend(
-            self.timers
-                .map
-                .iter()
-                .filter(|(_, t)| waiting(t.state.words().0))
-                .map(|(n, _)| n.clone()),
-        );
-        running.extend(
-            self.path_units
-                .map
-                .iter()
-                .filter(|(_, p)| waiting(p.state.words().0))
-                .map(|(n, _)| n.clone()),
-        );
-        running.extend(
-            self.target_ids()
-                .into_iter()
-                .filter(|id| self.targets[id].active)
-                .map(|id| self.targets[&id].unit.id.to_string()),
-        );
         running.retain(|name| !self.stays_on_isolate(name, &keep));
         Ok(running)
     }
@@ -2714,7 +2703,6 @@ impl Manager {
                         }
                         continue;
                     }
-
                     // `try-*`: a unit that does not run is left as it is;
                     // `*reload-or-restart`: reloaded where it runs and can
                     // be, restarted (or started) otherwise, as systemctl.

@@ -139,27 +139,25 @@ const SUFFIXES: &[&str] = &[
 /// `foo` → `foo.service`, as `systemctl` completes a name without a type;
 /// a pattern (`foo@*`) is left as it is, to match loaded units.
 pub fn unit_name(name: &str) -> String {
-    let typed = crate::control::is_glob(name)
-        || name
-            .rsplit_once('.')
-            .is_some_and(|(_, suffix)| SUFFIXES.contains(&suffix));
-    if typed {
-        name.to_string()
-    } else {
-        format!("{name}.service")
-    }
+    completed(name, "service")
 }
 
 /// A unit name as `systemctl isolate` completes it: `.target` added to a
 /// name without a type.
 pub fn target_name(name: &str) -> String {
-    if name
-        .rsplit_once('.')
-        .is_some_and(|(_, suffix)| SUFFIXES.contains(&suffix))
-    {
+    completed(name, "target")
+}
+
+/// `name`, with `.SUFFIX` added where it has no type and is no pattern.
+fn completed(name: &str, suffix: &str) -> String {
+    let typed = crate::control::is_glob(name)
+        || name
+            .rsplit_once('.')
+            .is_some_and(|(_, s)| SUFFIXES.contains(&s));
+    if typed {
         name.to_string()
     } else {
-        format!("{name}.target")
+        format!("{name}.{suffix}")
     }
 }
 
